@@ -1,0 +1,361 @@
+//! The N-API addon: every function takes and returns tensor handles (u32) and plain values.
+//! Nothing here computes; it resolves handles, calls kiln-core, and turns errors and panics
+//! into JS exceptions.
+
+mod registry;
+
+use kiln_core::ops::{self, BinaryOp, ReduceOp, Sections, UnaryOp};
+use kiln_core::{DType, KilnError, Tensor};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+type Handle = u32;
+
+/// Runs `f`, turning a KilnError into a JS Error and a Rust panic into one too (never an abort).
+fn guard<T>(op: &str, f: impl FnOnce() -> kiln_core::Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::new(Status::InvalidArg, e.to_string())),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::new(Status::GenericFailure, format!("{op}: internal error in Kiln ({msg}); please report it")))
+        }
+    }
+}
+
+/// Resolves input handles, runs the op, registers the result.
+fn op1(name: &str, h: Handle, f: impl FnOnce(&Tensor) -> kiln_core::Result<Tensor>) -> Result<Handle> {
+    guard(name, || {
+        let out = registry::with(|r| r.get(h).and_then(f))?;
+        Ok(registry::with_mut(|r| r.insert(out)))
+    })
+}
+
+fn op2(name: &str, a: Handle, b: Handle, f: impl FnOnce(&Tensor, &Tensor) -> kiln_core::Result<Tensor>) -> Result<Handle> {
+    guard(name, || {
+        let out = registry::with(|r| f(r.get(a)?, r.get(b)?))?;
+        Ok(registry::with_mut(|r| r.insert(out)))
+    })
+}
+
+fn register(t: Tensor) -> Handle {
+    registry::with_mut(|r| r.insert(t))
+}
+
+fn dims(op: &str, shape: &[i64]) -> kiln_core::Result<Vec<usize>> {
+    shape
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| KilnError::new(op, format!("shape {shape:?} has a negative dimension"))))
+        .collect()
+}
+
+fn dtype(op: &str, name: &str) -> kiln_core::Result<DType> {
+    DType::from_name(name).ok_or_else(|| KilnError::new(op, format!("unknown dtype '{name}' (expected float32, int32 or bool)")))
+}
+
+fn axes(v: &[i64]) -> Vec<isize> {
+    v.iter().map(|&a| a as isize).collect()
+}
+
+fn unary_op(code: u32) -> kiln_core::Result<UnaryOp> {
+    UnaryOp::ALL.get(code as usize).copied().ok_or_else(|| KilnError::new("unary", format!("unknown op code {code}")))
+}
+
+// ---- introspection -------------------------------------------------------------------------
+
+/// The op names per family; a name's index is the code passed to unary/binary/reduce.
+#[napi(js_name = "opTable")]
+pub fn op_table() -> HashMap<String, Vec<String>> {
+    ops::op_table().into_iter().map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect())).collect()
+}
+
+#[napi(js_name = "simdLevel")]
+pub fn simd_level() -> String {
+    kiln_core::simd::level_name().to_string()
+}
+
+/// Forces a lower SIMD level ("scalar", "avx2+fma", "avx512"); returns the level in force.
+#[napi(js_name = "setSimdLevel")]
+pub fn set_simd_level(name: String) -> Result<String> {
+    use kiln_core::simd::{set_level, SimdLevel};
+    let level = match name.as_str() {
+        "scalar" => SimdLevel::Scalar,
+        "avx2+fma" => SimdLevel::Avx2Fma,
+        "avx512" => SimdLevel::Avx512,
+        _ => return Err(Error::new(Status::InvalidArg, format!("setSimdLevel: unknown level '{name}'"))),
+    };
+    set_level(level);
+    Ok(simd_level())
+}
+
+#[napi(js_name = "numThreads")]
+pub fn num_threads() -> u32 {
+    kiln_core::parallel::num_threads() as u32
+}
+
+#[napi(object)]
+pub struct MemoryInfo {
+    /// Live tensor handles.
+    pub tensors: u32,
+    /// Distinct live buffers (views share one).
+    pub buffers: u32,
+    /// Bytes held by live buffers.
+    pub bytes: f64,
+}
+
+#[napi]
+pub fn memory() -> MemoryInfo {
+    let (buffers, bytes) = kiln_core::storage::live_memory();
+    MemoryInfo { tensors: registry::with(|r| r.live()) as u32, buffers: buffers as u32, bytes: bytes as f64 }
+}
+
+// ---- data in and out -----------------------------------------------------------------------
+
+#[napi(js_name = "fromF32")]
+pub fn from_f32(data: Float32ArraySlice, shape: Vec<i64>) -> Result<Handle> {
+    guard("tensor", || Ok(register(Tensor::from_vec(data.as_ref().to_vec(), &dims("tensor", &shape)?)?)))
+}
+
+#[napi(js_name = "fromI32")]
+pub fn from_i32(data: Int32ArraySlice, shape: Vec<i64>) -> Result<Handle> {
+    guard("tensor", || Ok(register(Tensor::from_vec(data.as_ref().to_vec(), &dims("tensor", &shape)?)?)))
+}
+
+#[napi(js_name = "fromBool")]
+pub fn from_bool(data: Uint8ArraySlice, shape: Vec<i64>) -> Result<Handle> {
+    guard("tensor", || {
+        let v = data.as_ref().iter().map(|&b| (b != 0) as u8).collect();
+        Ok(register(Tensor::from_vec::<u8>(v, &dims("tensor", &shape)?)?))
+    })
+}
+
+#[napi]
+pub fn shape(h: Handle) -> Result<Vec<u32>> {
+    guard("shape", || registry::with(|r| Ok(r.get(h)?.shape().iter().map(|&d| d as u32).collect())))
+}
+
+#[napi]
+pub fn dtype_of(h: Handle) -> Result<String> {
+    guard("dtype", || registry::with(|r| Ok(r.get(h)?.dtype().name().to_string())))
+}
+
+#[napi(js_name = "readF32")]
+pub fn read_f32(h: Handle) -> Result<Float32Array> {
+    guard("data", || {
+        let t = registry::with(|r| r.get(h).cloned())?;
+        t.expect_dtype("data", DType::F32)?;
+        Ok(Float32Array::new(t.to_vec::<f32>().unwrap()))
+    })
+}
+
+#[napi(js_name = "readI32")]
+pub fn read_i32(h: Handle) -> Result<Int32Array> {
+    guard("data", || {
+        let t = registry::with(|r| r.get(h).cloned())?;
+        t.expect_dtype("data", DType::I32)?;
+        Ok(Int32Array::new(t.to_vec::<i32>().unwrap()))
+    })
+}
+
+#[napi(js_name = "readBool")]
+pub fn read_bool(h: Handle) -> Result<Uint8Array> {
+    guard("data", || {
+        let t = registry::with(|r| r.get(h).cloned())?;
+        t.expect_dtype("data", DType::Bool)?;
+        Ok(Uint8Array::new(t.to_vec::<u8>().unwrap()))
+    })
+}
+
+/// Frees a tensor's handle (its buffer is freed when no view of it remains). Returns false if
+/// the handle was not live.
+#[napi]
+pub fn dispose(h: Handle) -> bool {
+    registry::with_mut(|r| r.remove(h))
+}
+
+// ---- elementwise ---------------------------------------------------------------------------
+
+#[napi]
+pub fn unary(op: u32, x: Handle, alpha: f64) -> Result<Handle> {
+    op1("unary", x, |t| ops::unary(unary_op(op)?, t, alpha as f32))
+}
+
+#[napi]
+pub fn binary(op: u32, a: Handle, b: Handle) -> Result<Handle> {
+    op2("binary", a, b, |x, y| {
+        let op = BinaryOp::ALL.get(op as usize).copied().ok_or_else(|| KilnError::new("binary", format!("unknown op code {op}")))?;
+        ops::binary(op, x, y)
+    })
+}
+
+#[napi(js_name = "where")]
+pub fn where_(cond: Handle, a: Handle, b: Handle) -> Result<Handle> {
+    guard("where", || {
+        let out = registry::with(|r| ops::where_(r.get(cond)?, r.get(a)?, r.get(b)?))?;
+        Ok(register(out))
+    })
+}
+
+// ---- reductions, softmax, matmul -----------------------------------------------------------
+
+#[napi]
+pub fn reduce(op: u32, x: Handle, reduce_axes: Vec<i64>, keep_dims: bool, correction: u32) -> Result<Handle> {
+    op1("reduce", x, |t| {
+        let op = ReduceOp::ALL.get(op as usize).copied().ok_or_else(|| KilnError::new("reduce", format!("unknown op code {op}")))?;
+        ops::reduce(op, t, &axes(&reduce_axes), keep_dims, correction as usize)
+    })
+}
+
+#[napi]
+pub fn softmax(x: Handle, axis: i64, log: bool) -> Result<Handle> {
+    op1(if log { "logSoftmax" } else { "softmax" }, x, |t| ops::softmax(t, axis as isize, log))
+}
+
+#[napi]
+pub fn matmul(a: Handle, b: Handle, transpose_a: bool, transpose_b: bool) -> Result<Handle> {
+    op2("matmul", a, b, |x, y| ops::matmul(x, y, transpose_a, transpose_b))
+}
+
+// ---- views and shape ops -------------------------------------------------------------------
+
+#[napi]
+pub fn reshape(x: Handle, new_shape: Vec<i64>) -> Result<Handle> {
+    op1("reshape", x, |t| t.reshape(&axes(&new_shape)))
+}
+
+#[napi]
+pub fn permute(x: Handle, perm: Vec<i64>) -> Result<Handle> {
+    op1("permute", x, |t| t.permute(&axes(&perm)))
+}
+
+#[napi]
+pub fn slice(x: Handle, begin: Vec<i64>, size: Vec<i64>) -> Result<Handle> {
+    op1("slice", x, |t| t.slice(&axes(&begin), &axes(&size)))
+}
+
+#[napi]
+pub fn expand(x: Handle, new_shape: Vec<i64>) -> Result<Handle> {
+    op1("expand", x, |t| t.expand(&dims("expand", &new_shape)?))
+}
+
+#[napi]
+pub fn contiguous(x: Handle) -> Result<Handle> {
+    op1("contiguous", x, |t| Ok(t.contiguous()))
+}
+
+#[napi(js_name = "isContiguous")]
+pub fn is_contiguous(x: Handle) -> Result<bool> {
+    guard("isContiguous", || registry::with(|r| Ok(r.get(x)?.is_contiguous())))
+}
+
+#[napi]
+pub fn squeeze(x: Handle, squeeze_axes: Vec<i64>) -> Result<Handle> {
+    op1("squeeze", x, |t| t.squeeze(&axes(&squeeze_axes)))
+}
+
+#[napi]
+pub fn unsqueeze(x: Handle, axis: i64) -> Result<Handle> {
+    op1("unsqueeze", x, |t| t.unsqueeze(axis as isize))
+}
+
+#[napi]
+pub fn cast(x: Handle, to: String) -> Result<Handle> {
+    op1("cast", x, |t| ops::cast(t, dtype("cast", &to)?))
+}
+
+fn resolve_all(hs: &[Handle]) -> kiln_core::Result<Vec<Tensor>> {
+    registry::with(|r| hs.iter().map(|&h| r.get(h).cloned()).collect())
+}
+
+#[napi]
+pub fn concat(tensors: Vec<Handle>, axis: i64) -> Result<Handle> {
+    guard("concat", || Ok(register(ops::concat(&resolve_all(&tensors)?, axis as isize)?)))
+}
+
+#[napi]
+pub fn stack(tensors: Vec<Handle>, axis: i64) -> Result<Handle> {
+    guard("stack", || Ok(register(ops::stack(&resolve_all(&tensors)?, axis as isize)?)))
+}
+
+/// Splits into `count` equal parts when `sizes` is empty, else into parts of `sizes`.
+#[napi]
+pub fn split(x: Handle, sizes: Vec<i64>, count: u32, axis: i64) -> Result<Vec<Handle>> {
+    guard("split", || {
+        let sections = if sizes.is_empty() { Sections::Count(count as usize) } else { Sections::Sizes(dims("split", &sizes)?) };
+        let parts = registry::with(|r| ops::split(r.get(x)?, sections, axis as isize))?;
+        Ok(parts.into_iter().map(register).collect())
+    })
+}
+
+#[napi]
+pub fn gather(x: Handle, indices: Handle, axis: i64) -> Result<Handle> {
+    op2("gather", x, indices, |t, i| ops::gather(t, i, axis as isize))
+}
+
+#[napi(js_name = "scatterAdd")]
+pub fn scatter_add(base: Handle, indices: Handle, updates: Handle, axis: i64) -> Result<Handle> {
+    guard("scatterAdd", || {
+        let out = registry::with(|r| ops::scatter_add(r.get(base)?, r.get(indices)?, r.get(updates)?, axis as isize))?;
+        Ok(register(out))
+    })
+}
+
+#[napi(js_name = "oneHot")]
+pub fn one_hot(indices: Handle, depth: u32, on: f64, off: f64) -> Result<Handle> {
+    op1("oneHot", indices, |t| ops::one_hot(t, depth as usize, on as f32, off as f32))
+}
+
+/// `paddings` is flat: [before0, after0, before1, after1, ...].
+#[napi]
+pub fn pad(x: Handle, paddings: Vec<i64>, value: f64) -> Result<Handle> {
+    op1("pad", x, |t| {
+        let flat = dims("pad", &paddings)?;
+        if flat.len() % 2 != 0 {
+            return Err(KilnError::new("pad", format!("paddings must come in (before, after) pairs, got {paddings:?}")));
+        }
+        let pairs: Vec<(usize, usize)> = flat.chunks(2).map(|p| (p[0], p[1])).collect();
+        ops::pad(t, &pairs, value)
+    })
+}
+
+// ---- creation ------------------------------------------------------------------------------
+
+#[napi]
+pub fn full(new_shape: Vec<i64>, value: f64, dtype_name: String) -> Result<Handle> {
+    guard("full", || Ok(register(ops::full(&dims("full", &new_shape)?, value, dtype("full", &dtype_name)?)?)))
+}
+
+#[napi]
+pub fn arange(start: f64, stop: f64, step: f64, dtype_name: String) -> Result<Handle> {
+    guard("arange", || Ok(register(ops::arange(start, stop, step, dtype("arange", &dtype_name)?)?)))
+}
+
+#[napi]
+pub fn eye(rows: u32, cols: u32) -> Result<Handle> {
+    guard("eye", || Ok(register(ops::eye(rows as usize, cols as usize))))
+}
+
+fn seed_of(seed: Option<f64>) -> Option<u64> {
+    seed.map(|s| s as u64)
+}
+
+#[napi]
+pub fn randn(new_shape: Vec<i64>, mean: f64, std: f64, seed: Option<f64>) -> Result<Handle> {
+    guard("randn", || Ok(register(ops::randn(&dims("randn", &new_shape)?, mean as f32, std as f32, seed_of(seed))?)))
+}
+
+#[napi]
+pub fn randu(new_shape: Vec<i64>, low: f64, high: f64, seed: Option<f64>) -> Result<Handle> {
+    guard("randu", || Ok(register(ops::randu(&dims("randu", &new_shape)?, low as f32, high as f32, seed_of(seed))?)))
+}
+
+#[napi(js_name = "setSeed")]
+pub fn set_seed(seed: f64) {
+    kiln_core::random::set_seed(seed as u64);
+}

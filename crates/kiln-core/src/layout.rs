@@ -1,0 +1,219 @@
+//! Shapes, strides and strided iteration. Every kernel that accepts views walks memory through
+//! `for_each_row`: the innermost dimension is handed to the kernel as a (start, length, stride)
+//! run, so the hot loop is a plain slice loop the compiler can vectorize.
+
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::parallel;
+
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Row-major strides of a contiguous tensor.
+pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; shape.len()];
+    let mut acc = 1;
+    for i in (0..shape.len()).rev() {
+        strides[i] = acc;
+        acc *= shape[i];
+    }
+    strides
+}
+
+/// Resolves a possibly negative axis (`-1` is the last) against `rank`.
+pub fn normalize_axis(op: &str, axis: isize, rank: usize) -> Result<usize> {
+    // A scalar is treated as rank 1 here so that `softmax(scalar, -1)` means what it says.
+    let r = rank.max(1) as isize;
+    if axis < -r || axis >= r {
+        return Err(KilnError::new(op, format!("axis {axis} is out of range for a tensor of rank {rank}")));
+    }
+    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+}
+
+/// Resolves a list of axes; an empty list means "all axes". Duplicates are an error.
+pub fn normalize_axes(op: &str, axes: &[isize], rank: usize) -> Result<Vec<usize>> {
+    if axes.is_empty() {
+        return Ok((0..rank).collect());
+    }
+    let mut out = Vec::with_capacity(axes.len());
+    for &a in axes {
+        let r = rank as isize;
+        if a < -r || a >= r {
+            return Err(KilnError::new(op, format!("axis {a} is out of range for a tensor of rank {rank}")));
+        }
+        let a = if a < 0 { (a + r) as usize } else { a as usize };
+        if out.contains(&a) {
+            return Err(KilnError::new(op, format!("axis {a} appears twice in {axes:?}")));
+        }
+        out.push(a);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// NumPy broadcasting of two shapes.
+pub fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
+        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return Err(KilnError::new(
+                op,
+                format!("shapes {} and {} cannot be broadcast together (dimension {i}: {da} vs {db})", fmt_shape(a), fmt_shape(b)),
+            ));
+        };
+    }
+    Ok(out)
+}
+
+/// Strides that read a tensor of `shape`/`strides` as if it had the (broadcast) shape `target`:
+/// broadcast dimensions get stride 0.
+pub fn broadcast_strides(shape: &[usize], strides: &[usize], target: &[usize]) -> Vec<usize> {
+    let offset = target.len() - shape.len();
+    (0..target.len())
+        .map(|i| if i < offset || shape[i - offset] == 1 && target[i] != 1 { 0 } else { strides[i - offset] })
+        .collect()
+}
+
+/// Merges adjacent dimensions that every operand walks contiguously, so the innermost run is as
+/// long as possible. Size-1 dimensions are dropped.
+pub fn coalesce<const N: usize>(shape: &[usize], strides: [&[usize]; N]) -> (Vec<usize>, [Vec<usize>; N]) {
+    let mut out_shape: Vec<usize> = Vec::with_capacity(shape.len());
+    let mut out_strides: [Vec<usize>; N] = std::array::from_fn(|_| Vec::with_capacity(shape.len()));
+    for d in 0..shape.len() {
+        if shape[d] == 1 {
+            continue;
+        }
+        if let Some(&last) = out_shape.last() {
+            let mergeable = (0..N).all(|k| *out_strides[k].last().unwrap() == strides[k][d] * shape[d]);
+            if mergeable {
+                *out_shape.last_mut().unwrap() = last * shape[d];
+                for k in 0..N {
+                    *out_strides[k].last_mut().unwrap() = strides[k][d];
+                }
+                continue;
+            }
+        }
+        out_shape.push(shape[d]);
+        for k in 0..N {
+            out_strides[k].push(strides[k][d]);
+        }
+    }
+    (out_shape, out_strides)
+}
+
+/// One innermost run handed to a kernel: start offsets of each operand, run length, and each
+/// operand's stride along the run.
+pub type Row<const N: usize> = ([usize; N], usize, [usize; N]);
+
+/// Calls `f` for every innermost run of a (coalesced) iteration space, rows `start..end`.
+fn rows_in_range<const N: usize>(
+    shape: &[usize],
+    strides: &[Vec<usize>; N],
+    base: [usize; N],
+    start: usize,
+    end: usize,
+    f: &mut impl FnMut(Row<N>),
+) {
+    let rank = shape.len();
+    if rank == 0 {
+        if start == 0 && end > 0 {
+            f((base, 1, [0; N]));
+        }
+        return;
+    }
+    let inner_len = shape[rank - 1];
+    let inner_strides: [usize; N] = std::array::from_fn(|k| strides[k][rank - 1]);
+    let outer = &shape[..rank - 1];
+    // Multi-index of row `start`.
+    let mut index = vec![0usize; outer.len()];
+    let mut rem = start;
+    for d in (0..outer.len()).rev() {
+        index[d] = rem % outer[d];
+        rem /= outer[d];
+    }
+    let mut offsets: [usize; N] = std::array::from_fn(|k| base[k] + (0..outer.len()).map(|d| index[d] * strides[k][d]).sum::<usize>());
+    for _ in start..end {
+        f((offsets, inner_len, inner_strides));
+        // Advance the odometer.
+        for d in (0..outer.len()).rev() {
+            index[d] += 1;
+            for k in 0..N {
+                offsets[k] += strides[k][d];
+            }
+            if index[d] < outer[d] {
+                break;
+            }
+            for k in 0..N {
+                offsets[k] -= strides[k][d] * outer[d];
+            }
+            index[d] = 0;
+        }
+    }
+}
+
+/// Iterates every innermost run of `shape` for N operands, in parallel when the work is large.
+/// `f` must only touch memory that belongs to its own row (outputs are disjoint per row).
+pub fn for_each_row<const N: usize>(
+    shape: &[usize],
+    strides: [&[usize]; N],
+    base: [usize; N],
+    f: impl Fn(Row<N>) + Sync + Send,
+) {
+    if numel(shape) == 0 {
+        return;
+    }
+    let (shape, strides) = coalesce(shape, strides);
+    let rows: usize = shape.iter().rev().skip(1).product();
+    let inner = *shape.last().unwrap_or(&1);
+    let total = rows * inner;
+    if total < parallel::MIN_PARALLEL_ELEMENTS || rows < 2 {
+        rows_in_range(&shape, &strides, base, 0, rows, &mut |r| f(r));
+        return;
+    }
+    let chunks = parallel::chunk_count(total);
+    if rows >= chunks {
+        parallel::for_each_chunk(rows, chunks, |start, end| {
+            rows_in_range(&shape, &strides, base, start, end, &mut |r| f(r));
+        });
+        return;
+    }
+    // Few long rows (e.g. one contiguous run): cut each row into segments so every thread works.
+    let segments = chunks.div_ceil(rows);
+    parallel::for_each_chunk(rows * segments, rows * segments, |item, _| {
+        let (row, seg) = (item / segments, item % segments);
+        let (lo, hi) = (inner * seg / segments, inner * (seg + 1) / segments);
+        rows_in_range(&shape, &strides, base, row, row + 1, &mut |(offsets, _, inner_strides)| {
+            let start: [usize; N] = std::array::from_fn(|k| offsets[k] + lo * inner_strides[k]);
+            f((start, hi - lo, inner_strides));
+        });
+    });
+}
+
+/// Copies a strided view into a new contiguous Vec.
+pub fn gather_strided<T: Copy + Send + Sync>(src: &[T], shape: &[usize], strides: &[usize], offset: usize) -> Vec<T> {
+    let n = numel(shape);
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    let out_strides = contiguous_strides(shape);
+    let dst = parallel::SendPtr(out.as_mut_ptr());
+    for_each_row(shape, [strides, &out_strides], [offset, 0], |([s, d], len, [ss, _])| {
+        // SAFETY: rows write disjoint ranges of `out`, whose capacity is numel(shape).
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst.get().add(d), len) };
+        if ss == 1 {
+            dst.copy_from_slice(&src[s..s + len]);
+        } else {
+            for (i, o) in dst.iter_mut().enumerate() {
+                *o = src[s + i * ss];
+            }
+        }
+    });
+    // SAFETY: every element was written above.
+    unsafe { out.set_len(n) };
+    out
+}

@@ -1,0 +1,146 @@
+//! Elementwise binary ops with NumPy broadcasting: arithmetic (float32 -> float32), comparisons
+//! (float32 -> bool masks) and `where`. One table row per op, as in unary.rs.
+
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::layout::{self, contiguous_strides, numel};
+use crate::multiversion;
+use crate::parallel::SendPtr;
+use crate::storage::Element;
+use crate::tensor::Tensor;
+
+pub trait BinaryKernel {
+    type Out: Element + Default;
+    fn apply(a: f32, b: f32) -> Self::Out;
+}
+
+multiversion! {
+    /// One innermost run: `a` and `b` start at their run's first element and step by sa / sb.
+    fn zip_run<K: BinaryKernel>(a: &[f32], sa: usize, b: &[f32], sb: usize, out: &mut [K::Out]) {
+        let n = out.len();
+        match (sa, sb) {
+            (1, 1) => for ((o, &x), &y) in out.iter_mut().zip(&a[..n]).zip(&b[..n]) { *o = K::apply(x, y) },
+            (0, 1) => { let x = a[0]; for (o, &y) in out.iter_mut().zip(&b[..n]) { *o = K::apply(x, y) } }
+            (1, 0) => { let y = b[0]; for (o, &x) in out.iter_mut().zip(&a[..n]) { *o = K::apply(x, y) } }
+            _ => for (i, o) in out.iter_mut().enumerate() { *o = K::apply(a[i * sa], b[i * sb]) },
+        }
+    }
+}
+
+macro_rules! binary_ops {
+    ($($variant:ident $name:literal -> $out:ty |$a:ident, $b:ident| $body:expr;)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum BinaryOp { $($variant),* }
+
+        impl BinaryOp {
+            pub const ALL: &'static [BinaryOp] = &[$(BinaryOp::$variant),*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(BinaryOp::$variant => $name),* }
+            }
+
+            fn run(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+                match self {
+                    $(BinaryOp::$variant => {
+                        struct K;
+                        impl BinaryKernel for K {
+                            type Out = $out;
+                            #[inline(always)]
+                            fn apply($a: f32, $b: f32) -> $out { $body }
+                        }
+                        broadcast_binary::<K>($name, a, b)
+                    })*
+                }
+            }
+        }
+    };
+}
+
+binary_ops! {
+    Add "add" -> f32 |a, b| a + b;
+    Sub "sub" -> f32 |a, b| a - b;
+    Mul "mul" -> f32 |a, b| a * b;
+    Div "div" -> f32 |a, b| a / b;
+    Pow "pow" -> f32 |a, b| a.powf(b);
+    // Written as selects so that a NaN on either side propagates (f32::max would drop it).
+    Maximum "maximum" -> f32 |a, b| if a > b || a.is_nan() { a } else { b };
+    Minimum "minimum" -> f32 |a, b| if a < b || a.is_nan() { a } else { b };
+    Equal "equal" -> u8 |a, b| (a == b) as u8;
+    NotEqual "notEqual" -> u8 |a, b| (a != b) as u8;
+    Less "less" -> u8 |a, b| (a < b) as u8;
+    LessEqual "lessEqual" -> u8 |a, b| (a <= b) as u8;
+    Greater "greater" -> u8 |a, b| (a > b) as u8;
+    GreaterEqual "greaterEqual" -> u8 |a, b| (a >= b) as u8;
+}
+
+impl BinaryOp {
+    pub fn from_name(name: &str) -> Option<BinaryOp> {
+        BinaryOp::ALL.iter().copied().find(|op| op.name() == name)
+    }
+}
+
+/// `op(a, b)` with broadcasting: shapes broadcast (NumPy rules) -> the broadcast shape.
+pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    op.run(a, b)
+}
+
+fn expect_f32_pair(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
+        return Err(KilnError::new(
+            op,
+            format!(
+                "expected float32 tensors, got {} {} and {} {}",
+                a.dtype(), fmt_shape(a.shape()), b.dtype(), fmt_shape(b.shape())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn broadcast_binary<K: BinaryKernel>(op: &str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    expect_f32_pair(op, a, b)?;
+    let shape = layout::broadcast_shapes(op, a.shape(), b.shape())?;
+    let a_strides = layout::broadcast_strides(a.shape(), a.strides(), &shape);
+    let b_strides = layout::broadcast_strides(b.shape(), b.strides(), &shape);
+    let out_strides = contiguous_strides(&shape);
+    let (a_raw, b_raw) = (a.raw::<f32>().unwrap(), b.raw::<f32>().unwrap());
+    let mut out = vec![K::Out::default(); numel(&shape)];
+    let dst = SendPtr(out.as_mut_ptr());
+    layout::for_each_row(&shape, [&a_strides, &b_strides, &out_strides], [a.offset(), b.offset(), 0], |([ao, bo, oo], len, [sa, sb, _])| {
+        // SAFETY: each run writes its own disjoint range of `out`.
+        let run = unsafe { std::slice::from_raw_parts_mut(dst.get().add(oo), len) };
+        zip_run::<K>(&a_raw[ao..], sa, &b_raw[bo..], sb, run);
+    });
+    Tensor::from_vec(out, &shape)
+}
+
+/// `cond ? a : b` elementwise, all three broadcast together. cond: bool; a, b: float32.
+pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "where";
+    if cond.dtype() != DType::Bool {
+        return Err(KilnError::new(OP, format!("condition must be a bool tensor, got {} {}", cond.dtype(), fmt_shape(cond.shape()))));
+    }
+    expect_f32_pair(OP, a, b)?;
+    let shape = layout::broadcast_shapes(OP, a.shape(), b.shape())?;
+    let shape = layout::broadcast_shapes(OP, cond.shape(), &shape)?;
+    let c_strides = layout::broadcast_strides(cond.shape(), cond.strides(), &shape);
+    let a_strides = layout::broadcast_strides(a.shape(), a.strides(), &shape);
+    let b_strides = layout::broadcast_strides(b.shape(), b.strides(), &shape);
+    let out_strides = contiguous_strides(&shape);
+    let (c_raw, a_raw, b_raw) = (cond.raw::<u8>().unwrap(), a.raw::<f32>().unwrap(), b.raw::<f32>().unwrap());
+    let mut out = vec![0.0f32; numel(&shape)];
+    let dst = SendPtr(out.as_mut_ptr());
+    layout::for_each_row(
+        &shape,
+        [&c_strides, &a_strides, &b_strides, &out_strides],
+        [cond.offset(), a.offset(), b.offset(), 0],
+        |([co, ao, bo, oo], len, [sc, sa, sb, _])| {
+            // SAFETY: each run writes its own disjoint range of `out`.
+            let run = unsafe { std::slice::from_raw_parts_mut(dst.get().add(oo), len) };
+            for (i, o) in run.iter_mut().enumerate() {
+                *o = if c_raw[co + i * sc] != 0 { a_raw[ao + i * sa] } else { b_raw[bo + i * sb] };
+            }
+        },
+    );
+    Tensor::from_vec(out, &shape)
+}

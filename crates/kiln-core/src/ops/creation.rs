@@ -1,0 +1,72 @@
+//! Tensors made from nothing: constants, ranges, identity, random.
+
+use crate::dtype::DType;
+use crate::error::{KilnError, Result};
+use crate::layout::numel;
+use crate::random;
+use crate::storage::Buffer;
+use crate::tensor::Tensor;
+
+/// A tensor of `shape` filled with `value`, converted to `dtype`.
+pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+    let n = numel(shape);
+    let buffer = match dtype {
+        DType::F32 => Buffer::F32(vec![value as f32; n]),
+        DType::I32 => Buffer::I32(vec![value as i32; n]),
+        DType::Bool => Buffer::Bool(vec![(value != 0.0) as u8; n]),
+        other => return Err(KilnError::new("full", format!("dtype {other} is not supported yet (use float32, int32 or bool)"))),
+    };
+    Ok(Tensor::from_buffer(buffer, shape))
+}
+
+pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
+    full(shape, 0.0, dtype)
+}
+
+pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor> {
+    full(shape, 1.0, dtype)
+}
+
+/// start, start+step, ... up to but excluding stop: -> [ceil((stop-start)/step)].
+pub fn arange(start: f64, stop: f64, step: f64, dtype: DType) -> Result<Tensor> {
+    if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
+        return Err(KilnError::new("arange", format!("needs finite start/stop and a non-zero step, got start={start}, stop={stop}, step={step}")));
+    }
+    let count = ((stop - start) / step).ceil().max(0.0) as usize;
+    let values = (0..count).map(|i| start + i as f64 * step);
+    let buffer = match dtype {
+        DType::F32 => Buffer::F32(values.map(|v| v as f32).collect()),
+        DType::I32 => Buffer::I32(values.map(|v| v as i32).collect()),
+        other => return Err(KilnError::new("arange", format!("dtype {other} is not supported (use float32 or int32)"))),
+    };
+    Ok(Tensor::from_buffer(buffer, &[count]))
+}
+
+/// Identity matrix: [rows, cols] with ones on the main diagonal.
+pub fn eye(rows: usize, cols: usize) -> Tensor {
+    let mut data = vec![0.0f32; rows * cols];
+    for i in 0..rows.min(cols) {
+        data[i * cols + i] = 1.0;
+    }
+    Tensor::from_buffer(Buffer::F32(data), &[rows, cols])
+}
+
+/// Normal samples: -> `shape`, float32. Same seed, same numbers.
+pub fn randn(shape: &[usize], mean: f32, std: f32, seed: Option<u64>) -> Result<Tensor> {
+    if !(std >= 0.0) || !mean.is_finite() || !std.is_finite() {
+        return Err(KilnError::new("randn", format!("needs a finite mean and std >= 0, got mean={mean}, std={std}")));
+    }
+    let mut data = vec![0.0f32; numel(shape)];
+    random::with_rng(seed, |rng| rng.fill_normal(&mut data, mean, std));
+    Ok(Tensor::from_buffer(Buffer::F32(data), shape))
+}
+
+/// Uniform samples in [low, high): -> `shape`, float32. Same seed, same numbers.
+pub fn randu(shape: &[usize], low: f32, high: f32, seed: Option<u64>) -> Result<Tensor> {
+    if !(low <= high) || !low.is_finite() || !high.is_finite() {
+        return Err(KilnError::new("randu", format!("needs finite low <= high, got low={low}, high={high}")));
+    }
+    let mut data = vec![0.0f32; numel(shape)];
+    random::with_rng(seed, |rng| rng.fill_uniform(&mut data, low, high));
+    Ok(Tensor::from_buffer(Buffer::F32(data), shape))
+}

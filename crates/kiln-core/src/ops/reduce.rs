@@ -1,0 +1,193 @@
+//! Reductions over any set of axes, with keepDims. The reduced axes are moved last (a view, copied
+//! only if needed) so every reduction is a loop over contiguous rows.
+
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::layout;
+use crate::math;
+use crate::multiversion;
+use crate::parallel::{self, SendPtr};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    ArgMax,
+    ArgMin,
+    Variance,
+    LogSumExp,
+}
+
+impl ReduceOp {
+    pub const ALL: &'static [ReduceOp] = &[
+        ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min,
+        ReduceOp::ArgMax, ReduceOp::ArgMin, ReduceOp::Variance, ReduceOp::LogSumExp,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+            ReduceOp::ArgMax => "argmax",
+            ReduceOp::ArgMin => "argmin",
+            ReduceOp::Variance => "variance",
+            ReduceOp::LogSumExp => "logSumExp",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ReduceOp> {
+        ReduceOp::ALL.iter().copied().find(|op| op.name() == name)
+    }
+
+    fn is_arg(self) -> bool {
+        matches!(self, ReduceOp::ArgMax | ReduceOp::ArgMin)
+    }
+}
+
+multiversion! {
+    /// Sum with 16 independent accumulators: vectorizes, and is more accurate than one running sum.
+    fn sum_row(x: &[f32]) -> f32 {
+        let mut acc = [0.0f32; 16];
+        let chunks = x.chunks_exact(16);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for i in 0..16 {
+                acc[i] += c[i];
+            }
+        }
+        let mut s = 0.0;
+        for &v in tail {
+            s += v;
+        }
+        acc.iter().sum::<f32>() + s
+    }
+}
+
+multiversion! {
+    /// Sum of e^(x - shift), the inner loop of softmax and logSumExp.
+    fn sum_exp_shifted(x: &[f32], shift: f32) -> f32 {
+        let mut acc = [0.0f32; 8];
+        let chunks = x.chunks_exact(8);
+        let tail = chunks.remainder();
+        for c in chunks {
+            for i in 0..8 {
+                acc[i] += math::exp(c[i] - shift);
+            }
+        }
+        let mut s = 0.0;
+        for &v in tail {
+            s += math::exp(v - shift);
+        }
+        acc.iter().sum::<f32>() + s
+    }
+}
+
+/// Max of a row, NaN if any element is NaN.
+pub(crate) fn max_row(x: &[f32]) -> f32 {
+    x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m || v.is_nan() || m.is_nan() { if m.is_nan() { m } else { v } } else { m })
+}
+
+fn min_row(x: &[f32]) -> f32 {
+    x.iter().fold(f32::INFINITY, |m, &v| if v < m || v.is_nan() || m.is_nan() { if m.is_nan() { m } else { v } } else { m })
+}
+
+/// Index of the first maximum (first NaN wins, as in NumPy).
+fn arg_row(x: &[f32], better: impl Fn(f32, f32) -> bool) -> i32 {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v.is_nan() {
+            return i as i32;
+        }
+        if better(v, x[best]) {
+            best = i;
+        }
+    }
+    best as i32
+}
+
+pub(crate) fn log_sum_exp_row(x: &[f32]) -> f32 {
+    let m = max_row(x);
+    if !m.is_finite() {
+        // All -inf -> -inf; any +inf -> +inf; NaN -> NaN.
+        return m;
+    }
+    m + sum_exp_shifted(x, m).ln()
+}
+
+/// Reduces `x` over `axes` (empty: all axes). Sum/mean/max/min/variance/logSumExp give float32;
+/// argmax/argmin give int32 and take at most one axis (none: index into the flattened tensor).
+/// `correction` is the variance's delta degrees of freedom (0: population, 1: sample).
+pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correction: usize) -> Result<Tensor> {
+    let name = op.name();
+    x.expect_dtype(name, DType::F32)?;
+    if op.is_arg() && axes.len() > 1 {
+        return Err(KilnError::new(name, format!("takes one axis, got {axes:?} for shape {}", fmt_shape(x.shape()))));
+    }
+    let rank = x.rank();
+    let reduced = layout::normalize_axes(name, axes, rank)?;
+    let kept: Vec<usize> = (0..rank).filter(|d| !reduced.contains(d)).collect();
+    let row_len: usize = reduced.iter().map(|&d| x.shape()[d]).product();
+    let rows: usize = kept.iter().map(|&d| x.shape()[d]).product();
+    if row_len == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::ArgMax | ReduceOp::ArgMin) && rows > 0 {
+        return Err(KilnError::new(name, format!("cannot reduce an empty dimension of shape {} (no identity)", fmt_shape(x.shape()))));
+    }
+    let perm: Vec<isize> = kept.iter().chain(&reduced).map(|&d| d as isize).collect();
+    let moved = x.permute(&perm)?.contiguous();
+    let data = moved.contiguous_slice::<f32>().unwrap();
+
+    let out_shape: Vec<usize> = if keep_dims {
+        (0..rank).map(|d| if reduced.contains(&d) { 1 } else { x.shape()[d] }).collect()
+    } else {
+        kept.iter().map(|&d| x.shape()[d]).collect()
+    };
+
+    if op.is_arg() {
+        let mut out = vec![0i32; rows];
+        for_each_output_row(data, row_len, &mut out, |row| match op {
+            ReduceOp::ArgMax => arg_row(row, |a, b| a > b),
+            _ => arg_row(row, |a, b| a < b),
+        });
+        return Tensor::from_vec(out, &out_shape);
+    }
+    let mut out = vec![0.0f32; rows];
+    for_each_output_row(data, row_len, &mut out, |row| match op {
+        ReduceOp::Sum => sum_row(row),
+        ReduceOp::Mean => sum_row(row) / row.len() as f32,
+        ReduceOp::Max => max_row(row),
+        ReduceOp::Min => min_row(row),
+        ReduceOp::Variance => {
+            let mean = sum_row(row) / row.len() as f32;
+            let ss: f32 = row.iter().map(|&v| (v - mean) * (v - mean)).sum();
+            ss / (row.len() as f32 - correction as f32)
+        }
+        ReduceOp::LogSumExp => log_sum_exp_row(row),
+        ReduceOp::ArgMax | ReduceOp::ArgMin => unreachable!(),
+    });
+    Tensor::from_vec(out, &out_shape)
+}
+
+/// out[r] = f(row r of data), rows in parallel when the input is large.
+fn for_each_output_row<T: Send + Sync + Copy>(data: &[f32], row_len: usize, out: &mut [T], f: impl Fn(&[f32]) -> T + Sync + Send) {
+    let rows = out.len();
+    if rows == 0 {
+        return;
+    }
+    let dst = SendPtr(out.as_mut_ptr());
+    let work = |start: usize, end: usize| {
+        for r in start..end {
+            let v = f(&data[r * row_len..(r + 1) * row_len]);
+            // SAFETY: each row index is written by exactly one chunk.
+            unsafe { *dst.get().add(r) = v };
+        }
+    };
+    if data.len() < parallel::MIN_PARALLEL_ELEMENTS || rows == 1 {
+        work(0, rows);
+    } else {
+        parallel::for_each_chunk(rows, parallel::chunk_count(data.len()), work);
+    }
+}

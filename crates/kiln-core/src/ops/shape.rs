@@ -1,0 +1,262 @@
+//! Ops that move elements without arithmetic: concat, stack, split, gather (indexSelect),
+//! scatterAdd, oneHot, pad and cast. They work for every dtype unless noted.
+
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::layout::{self, contiguous_strides, numel};
+use crate::parallel::SendPtr;
+use crate::storage::{Buffer, Element};
+use crate::tensor::Tensor;
+
+/// Runs a generic body with `T` bound to the element type of `dtype`.
+macro_rules! with_element {
+    ($op:expr, $dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            DType::F32 => { type $T = f32; $body }
+            DType::I32 => { type $T = i32; $body }
+            DType::Bool => { type $T = u8; $body }
+            other => return Err(KilnError::new($op, format!("dtype {other} is not supported yet"))),
+        }
+    };
+}
+
+/// Copies `src` (any layout) into `dst` seen through `dst_strides` starting at `dst_offset`.
+fn copy_into<T: Element>(src: &Tensor, dst: &mut [T], dst_strides: &[usize], dst_offset: usize) {
+    let raw = src.raw::<T>().expect("dtype checked by caller");
+    let ptr = SendPtr(dst.as_mut_ptr());
+    let len = dst.len();
+    layout::for_each_row(src.shape(), [src.strides(), dst_strides], [src.offset(), dst_offset], |([s, d], n, [ss, ds])| {
+        assert!(n == 0 || d + (n - 1) * ds < len);
+        for i in 0..n {
+            // SAFETY: bounds asserted above; distinct rows write distinct elements.
+            unsafe { *ptr.get().add(d + i * ds) = raw[s + i * ss] };
+        }
+    });
+}
+
+/// Joins tensors along an existing axis: shapes equal except along `axis`.
+pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
+    const OP: &str = "concat";
+    let first = tensors.first().ok_or_else(|| KilnError::new(OP, "needs at least one tensor"))?;
+    let rank = first.rank();
+    if rank == 0 {
+        return Err(KilnError::new(OP, "cannot concatenate scalars (use stack)"));
+    }
+    let axis = layout::normalize_axis(OP, axis, rank)?;
+    let mut out_shape = first.shape().to_vec();
+    out_shape[axis] = 0;
+    for (i, t) in tensors.iter().enumerate() {
+        let compatible = t.rank() == rank && (0..rank).all(|d| d == axis || t.shape()[d] == first.shape()[d]);
+        if !compatible || t.dtype() != first.dtype() {
+            return Err(KilnError::new(OP, format!(
+                "tensor {i} ({} {}) does not match tensor 0 ({} {}) outside axis {axis}",
+                t.dtype(), fmt_shape(t.shape()), first.dtype(), fmt_shape(first.shape())
+            )));
+        }
+        out_shape[axis] += t.shape()[axis];
+    }
+    let out_strides = contiguous_strides(&out_shape);
+    with_element!(OP, first.dtype(), T => {
+        let mut out: Vec<T> = vec![unsafe { std::mem::zeroed() }; numel(&out_shape)];
+        let mut offset = 0;
+        for t in tensors {
+            copy_into::<T>(t, &mut out, &out_strides, offset * out_strides[axis]);
+            offset += t.shape()[axis];
+        }
+        Tensor::from_vec(out, &out_shape)
+    })
+}
+
+/// Joins tensors of one shape along a new axis: n x [...shape] -> [...shape with n inserted at axis].
+pub fn stack(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
+    let first = tensors.first().ok_or_else(|| KilnError::new("stack", "needs at least one tensor"))?;
+    for (i, t) in tensors.iter().enumerate() {
+        if t.shape() != first.shape() {
+            return Err(KilnError::new("stack", format!(
+                "tensor {i} has shape {} but tensor 0 has {}", fmt_shape(t.shape()), fmt_shape(first.shape())
+            )));
+        }
+    }
+    let axis = layout::normalize_axis("stack", axis, first.rank() + 1)? as isize;
+    let expanded: Vec<Tensor> = tensors.iter().map(|t| t.unsqueeze(axis)).collect::<Result<_>>()?;
+    concat(&expanded, axis).map_err(|e| KilnError::new("stack", e.message))
+}
+
+/// How to split: into `Count` equal parts, or into parts of the given sizes.
+pub enum Sections {
+    Count(usize),
+    Sizes(Vec<usize>),
+}
+
+/// Splits along `axis` into views.
+pub fn split(x: &Tensor, sections: Sections, axis: isize) -> Result<Vec<Tensor>> {
+    const OP: &str = "split";
+    let axis = layout::normalize_axis(OP, axis, x.rank())?;
+    let dim = x.shape()[axis];
+    let sizes = match sections {
+        Sections::Count(c) => {
+            if c == 0 || dim % c != 0 {
+                return Err(KilnError::new(OP, format!("cannot split dimension {axis} of shape {} into {c} equal parts", fmt_shape(x.shape()))));
+            }
+            vec![dim / c; c]
+        }
+        Sections::Sizes(s) => {
+            if s.iter().sum::<usize>() != dim {
+                return Err(KilnError::new(OP, format!("sizes {s:?} do not add up to dimension {axis} ({dim}) of shape {}", fmt_shape(x.shape()))));
+            }
+            s
+        }
+    };
+    let mut begin = vec![0isize; x.rank()];
+    let mut parts = Vec::with_capacity(sizes.len());
+    for s in sizes {
+        let mut size: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
+        size[axis] = s as isize;
+        parts.push(x.slice(&begin, &size)?);
+        begin[axis] += s as isize;
+    }
+    Ok(parts)
+}
+
+/// (outer, dim, inner) of `shape` around `axis`.
+fn around_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
+}
+
+fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis: usize) -> Result<Vec<i32>> {
+    indices.expect_dtype(op, DType::I32).map_err(|_| KilnError::new(op, format!(
+        "indices must be int32, got {} {}", indices.dtype(), fmt_shape(indices.shape())
+    )))?;
+    let idx = indices.to_vec::<i32>().unwrap();
+    if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= dim) {
+        return Err(KilnError::new(op, format!(
+            "index {bad} is out of range [0, {dim}) for axis {axis} of shape {}", fmt_shape(x_shape)
+        )));
+    }
+    Ok(idx)
+}
+
+/// Selects entries along `axis`: x [...pre, D, ...post], indices [...idx] (int32)
+/// -> [...pre, ...idx, ...post]. indexSelect in PyTorch, gather in tfjs.
+pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
+    const OP: &str = "gather";
+    let axis = layout::normalize_axis(OP, axis, x.rank())?;
+    if x.rank() == 0 {
+        return Err(KilnError::new(OP, "cannot gather from a scalar"));
+    }
+    let (outer, dim, inner) = around_axis(x.shape(), axis);
+    let idx = check_indices(OP, indices, dim, x.shape(), axis)?;
+    let mut out_shape = x.shape()[..axis].to_vec();
+    out_shape.extend_from_slice(indices.shape());
+    out_shape.extend_from_slice(&x.shape()[axis + 1..]);
+    let xc = x.contiguous();
+    with_element!(OP, x.dtype(), T => {
+        let src = xc.contiguous_slice::<T>().unwrap();
+        let mut out: Vec<T> = Vec::with_capacity(numel(&out_shape));
+        for o in 0..outer {
+            for &i in &idx {
+                let start = (o * dim + i as usize) * inner;
+                out.extend_from_slice(&src[start..start + inner]);
+            }
+        }
+        Tensor::from_vec(out, &out_shape)
+    })
+}
+
+/// The adjoint of gather: base [...pre, D, ...post] plus updates [...pre, ...idx, ...post] summed
+/// into the rows named by indices [...idx] along `axis` -> base's shape. Repeated indices add up.
+pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isize) -> Result<Tensor> {
+    const OP: &str = "scatterAdd";
+    if base.dtype() != DType::F32 || updates.dtype() != DType::F32 {
+        return Err(KilnError::new(OP, format!(
+            "base and updates must be float32, got {} {} and {} {}",
+            base.dtype(), fmt_shape(base.shape()), updates.dtype(), fmt_shape(updates.shape())
+        )));
+    }
+    let axis = layout::normalize_axis(OP, axis, base.rank())?;
+    let (outer, dim, inner) = around_axis(base.shape(), axis);
+    let idx = check_indices(OP, indices, dim, base.shape(), axis)?;
+    let mut want = base.shape()[..axis].to_vec();
+    want.extend_from_slice(indices.shape());
+    want.extend_from_slice(&base.shape()[axis + 1..]);
+    if updates.shape() != want.as_slice() {
+        return Err(KilnError::new(OP, format!(
+            "updates have shape {} but base {} with indices {} along axis {axis} needs {}",
+            fmt_shape(updates.shape()), fmt_shape(base.shape()), fmt_shape(indices.shape()), fmt_shape(&want)
+        )));
+    }
+    let mut out = base.to_vec::<f32>().unwrap();
+    let upd = updates.contiguous();
+    let upd = upd.contiguous_slice::<f32>().unwrap();
+    for o in 0..outer {
+        for (j, &i) in idx.iter().enumerate() {
+            let dst = (o * dim + i as usize) * inner;
+            let src = (o * idx.len() + j) * inner;
+            for (d, s) in out[dst..dst + inner].iter_mut().zip(&upd[src..src + inner]) {
+                *d += s;
+            }
+        }
+    }
+    Tensor::from_vec(out, base.shape())
+}
+
+/// indices [...] (int32, each in [0, depth)) -> [..., depth] float32 with `on` at the index, `off` elsewhere.
+pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tensor> {
+    const OP: &str = "oneHot";
+    let idx = check_indices(OP, indices, depth, &[depth], 0)
+        .map_err(|e| KilnError::new(OP, e.message.replace("for axis 0 of shape", "for depth")))?;
+    let mut out = vec![off; idx.len() * depth];
+    for (row, &i) in idx.iter().enumerate() {
+        out[row * depth + i as usize] = on;
+    }
+    let mut shape = indices.shape().to_vec();
+    shape.push(depth);
+    Tensor::from_vec(out, &shape)
+}
+
+/// Pads each dimension with `paddings[d] = (before, after)` elements of `value`.
+pub fn pad(x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor> {
+    const OP: &str = "pad";
+    if paddings.len() != x.rank() {
+        return Err(KilnError::new(OP, format!(
+            "needs one (before, after) pair per dimension of shape {}, got {}", fmt_shape(x.shape()), paddings.len()
+        )));
+    }
+    let out_shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (b, a))| d + b + a).collect();
+    let out_strides = contiguous_strides(&out_shape);
+    let offset: usize = paddings.iter().zip(&out_strides).map(|((b, _), s)| b * s).sum();
+    let fill = crate::ops::creation::full(&out_shape, value, x.dtype()).map_err(|e| KilnError::new(OP, e.message))?;
+    with_element!(OP, x.dtype(), T => {
+        let mut out = fill.to_vec::<T>().unwrap();
+        copy_into::<T>(x, &mut out, &out_strides, offset);
+        Tensor::from_vec(out, &out_shape)
+    })
+}
+
+/// Converts elements to `dtype`: float -> int truncates toward zero, anything -> bool is `!= 0`.
+pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    if x.dtype() == dtype {
+        return Ok(x.clone());
+    }
+    let buffer = match (x.to_row_major_buffer(), dtype) {
+        (Buffer::F32(v), DType::I32) => Buffer::I32(v.iter().map(|&a| a as i32).collect()),
+        (Buffer::F32(v), DType::Bool) => Buffer::Bool(v.iter().map(|&a| (a != 0.0) as u8).collect()),
+        (Buffer::I32(v), DType::F32) => Buffer::F32(v.iter().map(|&a| a as f32).collect()),
+        (Buffer::I32(v), DType::Bool) => Buffer::Bool(v.iter().map(|&a| (a != 0) as u8).collect()),
+        (Buffer::Bool(v), DType::F32) => Buffer::F32(v.iter().map(|&a| a as f32).collect()),
+        (Buffer::Bool(v), DType::I32) => Buffer::I32(v.iter().map(|&a| a as i32).collect()),
+        (_, other) => return Err(KilnError::new("cast", format!("cannot cast {} to {other} yet", x.dtype()))),
+    };
+    Ok(Tensor::from_buffer(buffer, x.shape()))
+}
+
+impl Tensor {
+    /// The elements in row-major order as a fresh Buffer of the same dtype.
+    fn to_row_major_buffer(&self) -> Buffer {
+        match self.dtype() {
+            DType::F32 => Buffer::F32(self.to_vec().unwrap()),
+            DType::I32 => Buffer::I32(self.to_vec().unwrap()),
+            _ => Buffer::Bool(self.to_vec().unwrap()),
+        }
+    }
+}

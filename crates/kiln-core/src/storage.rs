@@ -1,0 +1,90 @@
+//! Owned element buffers, shared between views through `Arc`. Live buffers and bytes are counted
+//! globally so that `kiln.memory()` can prove memory stays flat.
+
+use crate::dtype::DType;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+pub enum Buffer {
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+    /// Booleans as 0/1 bytes.
+    Bool(Vec<u8>),
+}
+
+pub struct Storage {
+    pub buffer: Buffer,
+}
+
+impl Buffer {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Buffer::F32(_) => DType::F32,
+            Buffer::I32(_) => DType::I32,
+            Buffer::Bool(_) => DType::Bool,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Buffer::F32(v) => v.len(),
+            Buffer::I32(v) => v.len(),
+            Buffer::Bool(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        self.len() * self.dtype().size_bytes()
+    }
+}
+
+impl Storage {
+    pub fn new(buffer: Buffer) -> Storage {
+        LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(buffer.size_bytes(), Ordering::Relaxed);
+        Storage { buffer }
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(self.buffer.size_bytes(), Ordering::Relaxed);
+    }
+}
+
+/// (live buffers, live bytes) over the whole process.
+pub fn live_memory() -> (usize, usize) {
+    (LIVE_BUFFERS.load(Ordering::Relaxed), LIVE_BYTES.load(Ordering::Relaxed))
+}
+
+/// Element types that can live in a Buffer; lets shape ops be written once for every dtype.
+pub trait Element: Copy + Send + Sync + 'static {
+    fn wrap(v: Vec<Self>) -> Buffer;
+    fn slice(b: &Buffer) -> Option<&[Self]>;
+}
+
+macro_rules! element {
+    ($t:ty, $variant:ident) => {
+        impl Element for $t {
+            fn wrap(v: Vec<Self>) -> Buffer {
+                Buffer::$variant(v)
+            }
+            fn slice(b: &Buffer) -> Option<&[Self]> {
+                match b {
+                    Buffer::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+element!(f32, F32);
+element!(i32, I32);
+element!(u8, Bool);

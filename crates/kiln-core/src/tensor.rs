@@ -1,0 +1,266 @@
+//! The Tensor: a shared buffer seen through a shape, strides and an offset. Reshape, permute,
+//! slice and expand make views (no copy) whenever the layout allows.
+
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::layout::{self, contiguous_strides, numel};
+use crate::storage::{Buffer, Element, Storage};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    shape: Vec<usize>,
+    strides: Vec<usize>,
+    offset: usize,
+}
+
+impl Tensor {
+    /// A contiguous tensor that owns `data`.
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
+        if data.len() != numel(shape) {
+            let dtype = T::wrap(Vec::new()).dtype();
+            return Err(KilnError::new(
+                "tensor",
+                format!("{} values cannot fill shape {} ({} elements, {dtype})", data.len(), fmt_shape(shape), numel(shape)),
+            ));
+        }
+        Ok(Tensor::from_buffer(T::wrap(data), shape))
+    }
+
+    pub(crate) fn from_buffer(buffer: Buffer, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(buffer.len(), numel(shape));
+        Tensor {
+            storage: Arc::new(Storage::new(buffer)),
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        }
+    }
+
+    pub fn scalar_f32(v: f32) -> Tensor {
+        Tensor::from_buffer(Buffer::F32(vec![v]), &[])
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn strides(&self) -> &[usize] {
+        &self.strides
+    }
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+    pub fn dtype(&self) -> DType {
+        self.storage.buffer.dtype()
+    }
+    pub fn buffer(&self) -> &Buffer {
+        &self.storage.buffer
+    }
+    /// Bytes held by the underlying buffer (shared by all views of it).
+    pub fn storage_bytes(&self) -> usize {
+        self.storage.buffer.size_bytes()
+    }
+    /// Whether two tensors view the same buffer.
+    pub fn shares_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// The raw element slice of the whole buffer (not only this view), if the dtype is T.
+    pub fn raw<T: Element>(&self) -> Option<&[T]> {
+        T::slice(&self.storage.buffer)
+    }
+
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1;
+        for i in (0..self.rank()).rev() {
+            if self.shape[i] != 1 && self.strides[i] != expected {
+                return false;
+            }
+            expected *= self.shape[i];
+        }
+        true
+    }
+
+    /// The elements of a contiguous view as a slice; None for other layouts or dtypes.
+    pub fn contiguous_slice<T: Element>(&self) -> Option<&[T]> {
+        if !self.is_contiguous() {
+            return None;
+        }
+        T::slice(&self.storage.buffer).map(|s| &s[self.offset..self.offset + self.numel()])
+    }
+
+    /// Requires dtype T, naming `op` in the error.
+    pub fn expect_dtype(&self, op: &str, dtype: DType) -> Result<()> {
+        if self.dtype() != dtype {
+            return Err(KilnError::new(
+                op,
+                format!("expected a {dtype} tensor, got {} with shape {}", self.dtype(), fmt_shape(&self.shape)),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The elements in row-major order (copies unless already contiguous and whole).
+    pub fn to_vec<T: Element>(&self) -> Option<Vec<T>> {
+        let raw = T::slice(&self.storage.buffer)?;
+        if self.is_contiguous() {
+            return Some(raw[self.offset..self.offset + self.numel()].to_vec());
+        }
+        Some(layout::gather_strided(raw, &self.shape, &self.strides, self.offset))
+    }
+
+    /// A contiguous tensor with the same elements; shares the buffer if already contiguous.
+    pub fn contiguous(&self) -> Tensor {
+        if self.is_contiguous() {
+            return self.clone();
+        }
+        let buffer = match &self.storage.buffer {
+            Buffer::F32(v) => Buffer::F32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)),
+            Buffer::I32(v) => Buffer::I32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)),
+            Buffer::Bool(v) => Buffer::Bool(layout::gather_strided(v, &self.shape, &self.strides, self.offset)),
+        };
+        Tensor::from_buffer(buffer, &self.shape)
+    }
+
+    fn view(&self, shape: Vec<usize>, strides: Vec<usize>, offset: usize) -> Tensor {
+        Tensor { storage: self.storage.clone(), shape, strides, offset }
+    }
+
+    /// New shape with the same elements; one entry may be -1 (inferred). A view when contiguous.
+    pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
+        let shape = infer_shape("reshape", shape, self.numel(), &self.shape)?;
+        let base = self.contiguous();
+        let strides = contiguous_strides(&shape);
+        Ok(base.view(shape, strides, base.offset))
+    }
+
+    /// Reorders dimensions; `perm[i]` is the source dimension of output dimension i. Always a view.
+    pub fn permute(&self, perm: &[isize]) -> Result<Tensor> {
+        if perm.len() != self.rank() {
+            return Err(KilnError::new(
+                "permute",
+                format!("perm {perm:?} has {} entries but the tensor has shape {} (rank {})", perm.len(), fmt_shape(&self.shape), self.rank()),
+            ));
+        }
+        let axes: Vec<usize> =
+            perm.iter().map(|&a| layout::normalize_axis("permute", a, self.rank())).collect::<Result<_>>()?;
+        let mut seen = vec![false; self.rank()];
+        for &a in &axes {
+            if seen[a] {
+                return Err(KilnError::new("permute", format!("perm {perm:?} is not a permutation of 0..{}", self.rank())));
+            }
+            seen[a] = true;
+        }
+        let shape = axes.iter().map(|&a| self.shape[a]).collect();
+        let strides = axes.iter().map(|&a| self.strides[a]).collect();
+        Ok(self.view(shape, strides, self.offset))
+    }
+
+    /// Swaps two dimensions (a view).
+    pub fn transpose(&self, dim0: isize, dim1: isize) -> Result<Tensor> {
+        let d0 = layout::normalize_axis("transpose", dim0, self.rank())?;
+        let d1 = layout::normalize_axis("transpose", dim1, self.rank())?;
+        let mut perm: Vec<isize> = (0..self.rank() as isize).collect();
+        perm.swap(d0, d1);
+        self.permute(&perm)
+    }
+
+    /// `size[i]` elements from `begin[i]` along each dimension (size -1: to the end). A view.
+    pub fn slice(&self, begin: &[isize], size: &[isize]) -> Result<Tensor> {
+        if begin.len() != self.rank() || size.len() != self.rank() {
+            return Err(KilnError::new(
+                "slice",
+                format!("begin {begin:?} and size {size:?} must each have one entry per dimension of shape {}", fmt_shape(&self.shape)),
+            ));
+        }
+        let mut shape = Vec::with_capacity(self.rank());
+        let mut offset = self.offset;
+        for d in 0..self.rank() {
+            let dim = self.shape[d] as isize;
+            let b = if begin[d] < 0 { begin[d] + dim } else { begin[d] };
+            let s = if size[d] < 0 { dim - b } else { size[d] };
+            if b < 0 || b > dim || s < 0 || b + s > dim {
+                return Err(KilnError::new(
+                    "slice",
+                    format!("begin {begin:?} with size {size:?} is out of bounds for shape {} (dimension {d})", fmt_shape(&self.shape)),
+                ));
+            }
+            shape.push(s as usize);
+            offset += b as usize * self.strides[d];
+        }
+        Ok(self.view(shape, self.strides.clone(), offset))
+    }
+
+    /// Broadcasts to `shape` (NumPy rules, only size-1 or missing dims grow). A view with stride 0.
+    pub fn expand(&self, shape: &[usize]) -> Result<Tensor> {
+        let target = layout::broadcast_shapes("expand", &self.shape, shape)?;
+        if target != shape {
+            return Err(KilnError::new(
+                "expand",
+                format!("shape {} cannot be broadcast to {}", fmt_shape(&self.shape), fmt_shape(shape)),
+            ));
+        }
+        let strides = layout::broadcast_strides(&self.shape, &self.strides, shape);
+        Ok(self.view(shape.to_vec(), strides, self.offset))
+    }
+
+    /// Inserts a size-1 dimension at `axis` (a view).
+    pub fn unsqueeze(&self, axis: isize) -> Result<Tensor> {
+        let axis = layout::normalize_axis("unsqueeze", axis, self.rank() + 1)?;
+        let mut shape = self.shape.clone();
+        let mut strides = self.strides.clone();
+        let stride = if axis < self.rank() { self.strides[axis] * self.shape[axis] } else { 1 };
+        shape.insert(axis, 1);
+        strides.insert(axis, stride);
+        Ok(self.view(shape, strides, self.offset))
+    }
+
+    /// Removes size-1 dimensions (the given ones, or all when `axes` is empty). A view.
+    pub fn squeeze(&self, axes: &[isize]) -> Result<Tensor> {
+        let drop: Vec<usize> = if axes.is_empty() {
+            (0..self.rank()).filter(|&d| self.shape[d] == 1).collect()
+        } else {
+            layout::normalize_axes("squeeze", axes, self.rank())?
+        };
+        for &d in &drop {
+            if self.shape[d] != 1 {
+                return Err(KilnError::new(
+                    "squeeze",
+                    format!("dimension {d} of shape {} has size {}, not 1", fmt_shape(&self.shape), self.shape[d]),
+                ));
+            }
+        }
+        let keep = (0..self.rank()).filter(|d| !drop.contains(d));
+        let (shape, strides) = keep.map(|d| (self.shape[d], self.strides[d])).unzip();
+        Ok(self.view(shape, strides, self.offset))
+    }
+}
+
+/// Resolves a requested shape that may contain one -1 against an element count.
+pub fn infer_shape(op: &str, shape: &[isize], count: usize, from: &[usize]) -> Result<Vec<usize>> {
+    let unknown = shape.iter().filter(|&&d| d == -1).count();
+    let bad = || KilnError::new(op, format!("cannot reshape {} ({count} elements) to {shape:?}", fmt_shape(from)));
+    if unknown > 1 || shape.iter().any(|&d| d < -1) {
+        return Err(bad());
+    }
+    let known: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let out: Vec<usize> = if unknown == 1 {
+        if known == 0 || count % known != 0 {
+            return Err(bad());
+        }
+        shape.iter().map(|&d| if d == -1 { count / known } else { d as usize }).collect()
+    } else {
+        shape.iter().map(|&d| d as usize).collect()
+    };
+    if numel(&out) != count {
+        return Err(bad());
+    }
+    Ok(out)
+}

@@ -1,0 +1,59 @@
+// First-run set-up, shared by `npm test`, `npm start` and `npm run bench`: installs the npm
+// dependencies, builds the native addon with cargo, and compiles the TypeScript. Each step is
+// skipped when its output is newer than its inputs. `--force` redoes everything.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CARGO_TARGET_DIR, ROOT, has, run, step } from './lib.mjs';
+
+const force = process.argv.includes('--force');
+
+/** Newest modification time under `paths` (files or directories, recursively). */
+function newest(paths) {
+  let t = 0;
+  const visit = (p) => {
+    if (!existsSync(p)) return;
+    const s = statSync(p);
+    if (s.isDirectory()) {
+      for (const e of readdirSync(p)) if (e !== 'node_modules' && e !== 'target') visit(join(p, e));
+    } else t = Math.max(t, s.mtimeMs);
+  };
+  paths.forEach((p) => visit(join(ROOT, p)));
+  return t;
+}
+
+function mtime(p) {
+  const full = join(ROOT, p);
+  return existsSync(full) ? statSync(full).mtimeMs : 0;
+}
+
+export function setup() {
+  // 1. npm dependencies.
+  if (force || mtime('node_modules/.package-lock.json') < mtime('package-lock.json')) {
+    step('installing npm dependencies (npm ci)');
+    run('npm', ['ci', '--no-audit', '--no-fund']);
+  }
+
+  // 2. The native addon.
+  const addon = 'bindings/node/kiln.node';
+  if (force || mtime(addon) < newest(['crates', 'bindings/node/src', 'bindings/node/Cargo.toml', 'Cargo.toml', 'Cargo.lock'])) {
+    if (!has('cargo')) {
+      console.error('[kiln] cargo is not installed. Install Rust (https://rustup.rs), then run this again.');
+      process.exit(1);
+    }
+    step(`building the native addon (cargo build --release, cache in ${CARGO_TARGET_DIR}); the first build takes a few minutes`);
+    run('cargo', ['build', '--release', '-p', 'kiln-node']);
+    mkdirSync(join(ROOT, 'bindings/node'), { recursive: true });
+    copyFileSync(join(CARGO_TARGET_DIR, 'release', 'libkiln_node.so'), join(ROOT, addon));
+  }
+
+  // 3. TypeScript -> dist/.
+  if (force || mtime('dist/index.js') < newest(['ts', 'tsconfig.json'])) {
+    step('compiling TypeScript (tsc)');
+    run('npx', ['tsc', '-p', 'tsconfig.json']);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  setup();
+  step('set-up complete');
+}

@@ -1,0 +1,82 @@
+/**
+ * The flat contract every backend implements (native addon, WASM module, later GPU). Tensors
+ * cross it as integer handles; data crosses as typed arrays. It mirrors the exports of
+ * bindings/node/src/lib.rs one to one, so a new op touches this file once.
+ */
+
+export type Handle = number;
+export type DType = 'float32' | 'int32' | 'bool';
+
+export interface MemoryInfo {
+  /** Live tensor handles. */
+  tensors: number;
+  /** Distinct live buffers (views share one). */
+  buffers: number;
+  /** Bytes held by live buffers. */
+  bytes: number;
+}
+
+export interface Backend {
+  opTable(): Record<string, string[]>;
+  simdLevel(): string;
+  setSimdLevel(level: string): string;
+  numThreads(): number;
+  memory(): MemoryInfo;
+
+  fromF32(data: Float32Array, shape: number[]): Handle;
+  fromI32(data: Int32Array, shape: number[]): Handle;
+  fromBool(data: Uint8Array, shape: number[]): Handle;
+  shape(h: Handle): number[];
+  dtypeOf(h: Handle): string;
+  readF32(h: Handle): Float32Array;
+  readI32(h: Handle): Int32Array;
+  readBool(h: Handle): Uint8Array;
+  dispose(h: Handle): boolean;
+
+  unary(op: number, x: Handle, alpha: number): Handle;
+  binary(op: number, a: Handle, b: Handle): Handle;
+  where(cond: Handle, a: Handle, b: Handle): Handle;
+  reduce(op: number, x: Handle, axes: number[], keepDims: boolean, correction: number): Handle;
+  softmax(x: Handle, axis: number, log: boolean): Handle;
+  matmul(a: Handle, b: Handle, transposeA: boolean, transposeB: boolean): Handle;
+
+  reshape(x: Handle, shape: number[]): Handle;
+  permute(x: Handle, perm: number[]): Handle;
+  slice(x: Handle, begin: number[], size: number[]): Handle;
+  expand(x: Handle, shape: number[]): Handle;
+  contiguous(x: Handle): Handle;
+  isContiguous(x: Handle): boolean;
+  squeeze(x: Handle, axes: number[]): Handle;
+  unsqueeze(x: Handle, axis: number): Handle;
+  cast(x: Handle, dtype: string): Handle;
+  concat(xs: Handle[], axis: number): Handle;
+  stack(xs: Handle[], axis: number): Handle;
+  split(x: Handle, sizes: number[], count: number, axis: number): Handle[];
+  gather(x: Handle, indices: Handle, axis: number): Handle;
+  scatterAdd(base: Handle, indices: Handle, updates: Handle, axis: number): Handle;
+  oneHot(indices: Handle, depth: number, on: number, off: number): Handle;
+  pad(x: Handle, paddings: number[], value: number): Handle;
+
+  full(shape: number[], value: number, dtype: string): Handle;
+  arange(start: number, stop: number, step: number, dtype: string): Handle;
+  eye(rows: number, cols: number): Handle;
+  randn(shape: number[], mean: number, std: number, seed?: number): Handle;
+  randu(shape: number[], low: number, high: number, seed?: number): Handle;
+  setSeed(seed: number): void;
+}
+
+/** A backend as the engine holds it: the contract plus its name and resolved op codes. */
+export interface LoadedBackend {
+  name: string;
+  impl: Backend;
+  /** family -> op name -> code, read once from the backend's own op table. */
+  codes: Record<string, Record<string, number>>;
+}
+
+export function loadBackend(name: string, impl: Backend): LoadedBackend {
+  const codes: Record<string, Record<string, number>> = {};
+  for (const [family, names] of Object.entries(impl.opTable())) {
+    codes[family] = Object.fromEntries(names.map((n, i) => [n, i]));
+  }
+  return { name, impl, codes };
+}

@@ -1,0 +1,137 @@
+/**
+ * The engine: which backend is active, and the tensor lifetime rules. Every tensor made by an op
+ * is recorded in the innermost `tidy` scope, which disposes it when the scope ends unless it is
+ * returned or kept. A FinalizationRegistry frees tensors the user forgot, as a safety net only:
+ * garbage collection is late and unpredictable, `dispose` and `tidy` are not.
+ */
+
+import { loadBackend, type LoadedBackend, type MemoryInfo } from './backends/backend.js';
+import { loadNative } from './backends/native.js';
+import type { Tensor } from './tensor.js';
+
+export type BackendName = 'native' | 'wasm' | 'gpu';
+
+let active: LoadedBackend | null = null;
+const loaded = new Map<string, LoadedBackend>();
+const collectors = new Map<LoadedBackend, FinalizationRegistry<number>>();
+
+function load(name: BackendName): LoadedBackend {
+  const existing = loaded.get(name);
+  if (existing) return existing;
+  if (name !== 'native') {
+    throw new Error(`setBackend: the '${name}' backend is not available in this build (available: native)`);
+  }
+  const b = loadBackend(name, loadNative());
+  loaded.set(name, b);
+  const impl = b.impl;
+  collectors.set(b, new FinalizationRegistry((h: number) => impl.dispose(h)));
+  return b;
+}
+
+/** The active backend, loading the default (native) on first use. */
+export function backend(): LoadedBackend {
+  return active ?? (active = load('native'));
+}
+
+/** Selects the backend for tensors created from now on: 'native' (default in Node). */
+export function setBackend(name: BackendName): void {
+  active = load(name);
+}
+
+/** The active backend's name. */
+export function getBackend(): BackendName {
+  return backend().name as BackendName;
+}
+
+// ---- lifetimes -----------------------------------------------------------------------------
+
+const scopes: Tensor[][] = [];
+
+/** Called for every new tensor: records it in the current tidy scope and the GC safety net. */
+export function track(t: Tensor, b: LoadedBackend): void {
+  collectors.get(b)!.register(t, t.handleUnchecked, t);
+  const scope = scopes[scopes.length - 1];
+  if (scope !== undefined) scope.push(t);
+}
+
+/** Called by Tensor.dispose: the GC must not free the handle a second time. */
+export function untrack(t: Tensor, b: LoadedBackend): void {
+  collectors.get(b)!.unregister(t);
+}
+
+/** Any structure of tensors a tidy function may return. */
+export type TensorContainer = Tensor | TensorContainer[] | { [key: string]: TensorContainer } | void | number | string | boolean | null | undefined;
+
+function collect(result: unknown, into: Set<Tensor>): void {
+  if (result === null || typeof result !== 'object') return;
+  if ((result as Tensor).isKilnTensor === true) {
+    into.add(result as Tensor);
+  } else if (Array.isArray(result)) {
+    for (const r of result) collect(r, into);
+  } else {
+    for (const r of Object.values(result)) collect(r, into);
+  }
+}
+
+/**
+ * Runs `fn` and disposes every tensor it created, except those it returns (a tensor, or arrays
+ * and objects of tensors) and those passed to `keep`. Returned tensors move to the enclosing scope.
+ * Throws what `fn` throws, after cleaning up.
+ */
+export function tidy<T extends TensorContainer>(fn: () => T): T {
+  if (typeof fn !== 'function') throw new Error('tidy: expected a function');
+  scopes.push([]);
+  let result: T;
+  let scope: Tensor[];
+  try {
+    result = fn();
+  } catch (e) {
+    scope = scopes.pop()!;
+    for (const t of scope) if (!t.kept) t.dispose();
+    throw e;
+  }
+  scope = scopes.pop()!;
+  if (result instanceof Promise) {
+    throw new Error('tidy: the function must be synchronous (it returned a Promise)');
+  }
+  const survivors = new Set<Tensor>();
+  collect(result, survivors);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (survivors.has(t) || t.kept) {
+      if (parent !== undefined && !t.isDisposed) parent.push(t);
+    } else {
+      t.dispose();
+    }
+  }
+  return result;
+}
+
+/** Marks a tensor so that no enclosing tidy disposes it. Returns it. */
+export function keep<T extends Tensor>(t: T): T {
+  t.kept = true;
+  return t;
+}
+
+/** Disposes every tensor in a tensor, array or object of tensors. */
+export function dispose(container: TensorContainer): void {
+  const all = new Set<Tensor>();
+  collect(container, all);
+  for (const t of all) t.dispose();
+}
+
+/** Live tensors and bytes on the active backend: `numTensors`, `numBuffers`, `numBytes`. */
+export function memory(): { numTensors: number; numBuffers: number; numBytes: number } {
+  const m: MemoryInfo = backend().impl.memory();
+  return { numTensors: m.tensors, numBuffers: m.buffers, numBytes: m.bytes };
+}
+
+/** The SIMD instruction set the CPU kernels chose at run time (e.g. 'avx512'). */
+export function simdLevel(): string {
+  return backend().impl.simdLevel();
+}
+
+/** Worker threads the CPU kernels use. */
+export function numThreads(): number {
+  return backend().impl.numThreads();
+}

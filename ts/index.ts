@@ -1,0 +1,15 @@
+/**
+ * Kiln: deep learning for TypeScript with Rust kernels.
+ *
+ *   import * as kiln from 'kiln';
+ *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).matmul(kiln.eye(2)).relu());
+ */
+
+export { Tensor, type TensorLike, type TypedArray } from './tensor.js';
+export type { DType } from './backends/backend.js';
+export { tidy, keep, dispose, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type TensorContainer } from './engine.js';
+export * from './ops/creation.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/matmul.js';
+export * from './ops/shape.js';

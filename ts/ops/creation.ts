@@ -1,0 +1,138 @@
+/** Creating tensors: from JS data, constants, ranges, identity and seeded random numbers. */
+
+import type { DType } from '../backends/backend.js';
+import { backend } from '../engine.js';
+import { Tensor, wrap } from '../tensor.js';
+import { checkShape } from './util.js';
+
+export type NestedArray = number | boolean | NestedArray[];
+export type TensorData = NestedArray | Float32Array | Int32Array | Uint8Array;
+
+function inferShape(values: NestedArray): number[] {
+  const shape: number[] = [];
+  let v: NestedArray = values;
+  while (Array.isArray(v)) {
+    shape.push(v.length);
+    v = v[0];
+  }
+  return shape;
+}
+
+function flatten(values: NestedArray, shape: number[], out: Array<number | boolean>, dim = 0): void {
+  if (dim === shape.length) {
+    if (Array.isArray(values)) throw new Error(`tensor: ragged nested array (expected shape [${shape.join(', ')}])`);
+    out.push(values);
+    return;
+  }
+  if (!Array.isArray(values) || values.length !== shape[dim]) {
+    throw new Error(`tensor: ragged nested array: dimension ${dim} should have ${shape[dim]} entries (shape [${shape.join(', ')}])`);
+  }
+  for (const v of values) flatten(v, shape, out, dim + 1);
+}
+
+/**
+ * A tensor from JS data. `values`: a number, nested arrays, or a typed array (then `shape` is
+ * needed unless it is 1-D). dtype defaults to float32, int32 for an Int32Array, bool for booleans.
+ * -> `shape` (inferred from nesting when omitted).
+ */
+export function tensor(values: TensorData, shape?: number[], dtype?: DType): Tensor {
+  let flat: ArrayLike<number | boolean>;
+  let inferred: number[];
+  if (ArrayBuffer.isView(values)) {
+    flat = values;
+    inferred = [values.length];
+    dtype ??= values instanceof Int32Array ? 'int32' : values instanceof Uint8Array ? 'bool' : 'float32';
+  } else {
+    inferred = inferShape(values);
+    const out: Array<number | boolean> = [];
+    flatten(values, inferred, out);
+    flat = out;
+    dtype ??= typeof out[0] === 'boolean' ? 'bool' : 'float32';
+  }
+  const finalShape = shape ? checkShape('tensor', shape) : inferred;
+  const b = backend();
+  switch (dtype) {
+    case 'float32': {
+      const data = flat instanceof Float32Array ? flat : Float32Array.from(flat as ArrayLike<number>, Number);
+      return wrap(b.impl.fromF32(data, finalShape), b);
+    }
+    case 'int32': {
+      const data = flat instanceof Int32Array ? flat : Int32Array.from(flat as ArrayLike<number>, Number);
+      return wrap(b.impl.fromI32(data, finalShape), b);
+    }
+    case 'bool': {
+      const data = flat instanceof Uint8Array ? flat : Uint8Array.from(flat as ArrayLike<number>, (v) => (v ? 1 : 0));
+      return wrap(b.impl.fromBool(data, finalShape), b);
+    }
+    default:
+      throw new Error(`tensor: unsupported dtype '${String(dtype)}' (expected float32, int32 or bool)`);
+  }
+}
+
+/** A rank-0 tensor. -> [] */
+export function scalar(value: number | boolean, dtype?: DType): Tensor {
+  return tensor(value, [], dtype);
+}
+
+/** A tensor of `shape` filled with `value`. -> shape */
+export function full(shape: number[], value: number, dtype: DType = 'float32'): Tensor {
+  const b = backend();
+  return wrap(b.impl.full(checkShape('full', shape), value, dtype), b);
+}
+
+/** Zeros. -> shape */
+export function zeros(shape: number[], dtype: DType = 'float32'): Tensor {
+  return full(shape, 0, dtype);
+}
+
+/** Ones. -> shape */
+export function ones(shape: number[], dtype: DType = 'float32'): Tensor {
+  return full(shape, 1, dtype);
+}
+
+/** Zeros with the shape and dtype of `x`. */
+export function zerosLike(x: Tensor): Tensor {
+  return full([...x.shape], 0, x.dtype);
+}
+
+/** Ones with the shape and dtype of `x`. */
+export function onesLike(x: Tensor): Tensor {
+  return full([...x.shape], 1, x.dtype);
+}
+
+/**
+ * Evenly spaced values in [start, stop). `arange(n)` is 0..n-1. -> [ceil((stop - start) / step)]
+ */
+export function arange(start: number, stop?: number, step = 1, dtype: DType = 'float32'): Tensor {
+  if (stop === undefined) [start, stop] = [0, start];
+  const b = backend();
+  return wrap(b.impl.arange(start, stop, step, dtype), b);
+}
+
+/** Identity matrix. -> [rows, cols ?? rows] */
+export function eye(rows: number, cols = rows): Tensor {
+  const b = backend();
+  return wrap(b.impl.eye(rows, cols), b);
+}
+
+export interface RandomOptions {
+  /** Same seed, same numbers. Without one, the global generator (see setSeed) is used. */
+  seed?: number;
+}
+
+/** Normal samples N(mean, std²). -> shape, float32 */
+export function randn(shape: number[], options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
+  const b = backend();
+  return wrap(b.impl.randn(checkShape('randn', shape), options.mean ?? 0, options.std ?? 1, options.seed), b);
+}
+
+/** Uniform samples in [low, high). -> shape, float32 */
+export function randu(shape: number[], options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
+  const b = backend();
+  return wrap(b.impl.randu(checkShape('randu', shape), options.low ?? 0, options.high ?? 1, options.seed), b);
+}
+
+/** Reseeds the global generator used by randn/randu calls without a seed. */
+export function setSeed(seed: number): void {
+  backend().impl.setSeed(seed);
+}

@@ -1,0 +1,58 @@
+/** Helpers shared by the op wrappers: resolving inputs to handles on the active backend. */
+
+import type { LoadedBackend } from '../backends/backend.js';
+import { backend } from '../engine.js';
+import { Tensor, wrap, type TensorLike } from '../tensor.js';
+
+/** The handle of `x` on backend `b`, with a clear error for foreign or non-tensor input. */
+export function handleOf(x: unknown, op: string, b: LoadedBackend, arg = 'x'): number {
+  if (!(x instanceof Tensor)) {
+    throw new Error(`${op}: argument '${arg}' must be a Tensor, got ${describe(x)}`);
+  }
+  if (x.backend !== b) {
+    throw new Error(`${op}: argument '${arg}' lives on the '${x.backend.name}' backend but the active backend is '${b.name}'`);
+  }
+  return x.handle;
+}
+
+/**
+ * Runs `fn` with handles for tensor-or-number inputs; numbers become float32 scalars that are
+ * freed right after the call. Returns the wrapped result.
+ */
+export function withOperands(op: string, inputs: TensorLike[], names: string[], fn: (handles: number[], b: LoadedBackend) => number): Tensor {
+  const b = backend();
+  const temps: number[] = [];
+  try {
+    const handles = inputs.map((x, i) => {
+      if (typeof x === 'number') {
+        const h = b.impl.fromF32(new Float32Array([x]), []);
+        temps.push(h);
+        return h;
+      }
+      return handleOf(x, op, b, names[i]);
+    });
+    return wrap(fn(handles, b), b);
+  } finally {
+    for (const h of temps) b.impl.dispose(h);
+  }
+}
+
+/** Normalizes an optional axis argument to a list (empty = all axes). */
+export function axisList(axis: number | number[] | undefined): number[] {
+  if (axis === undefined) return [];
+  return Array.isArray(axis) ? axis : [axis];
+}
+
+export function describe(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return `an array (wrap it with kiln.tensor)`;
+  return typeof x === 'object' ? (x.constructor?.name ?? 'object') : `${typeof x} ${String(x)}`;
+}
+
+/** Checks a shape argument: an array of non-negative integers. */
+export function checkShape(op: string, shape: unknown): number[] {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new Error(`${op}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  return shape as number[];
+}

@@ -1,0 +1,207 @@
+/**
+ * The Tensor: a handle to data owned by the active backend, plus lazily fetched shape and dtype.
+ * Every op is available as a function (`kiln.add(a, b)`) and as a method (`a.add(b)`); the
+ * methods below only forward to the functions in ops/.
+ */
+
+import type { DType, LoadedBackend } from './backends/backend.js';
+import { track, untrack } from './engine.js';
+import * as elementwise from './ops/elementwise.js';
+import * as reduction from './ops/reduce.js';
+import * as linalg from './ops/matmul.js';
+import * as shapeOps from './ops/shape.js';
+import type { NestedArray } from './ops/creation.js';
+
+export type TypedArray = Float32Array | Int32Array | Uint8Array;
+export type TensorLike = Tensor | number;
+
+export class Tensor {
+  #handle: number;
+  #shape: number[] | undefined;
+  #dtype: DType | undefined;
+  /** The backend that owns this tensor's data. */
+  readonly backend: LoadedBackend;
+  /** Set by `keep`: no tidy scope will dispose this tensor. */
+  kept = false;
+
+  /** Internal: wraps a backend handle. Users create tensors with `kiln.tensor` and the ops. */
+  constructor(handle: number, backend: LoadedBackend) {
+    this.#handle = handle;
+    this.backend = backend;
+    track(this, backend);
+  }
+
+  /** Duck-type tag, so containers can be searched for tensors cheaply. */
+  get isKilnTensor(): true {
+    return true;
+  }
+
+  /** The backend handle; throws if the tensor was disposed. */
+  get handle(): number {
+    if (this.#handle < 0) {
+      const what = this.#shape ? ` (${this.#dtype} [${this.#shape.join(', ')}])` : '';
+      throw new Error(`Tensor is disposed${what}: it was freed by dispose() or by the tidy() that created it`);
+    }
+    return this.#handle;
+  }
+
+  /** Internal: the handle without the disposed check. */
+  get handleUnchecked(): number {
+    return this.#handle;
+  }
+
+  get isDisposed(): boolean {
+    return this.#handle < 0;
+  }
+
+  /** Dimensions, outermost first. Do not mutate the returned array. */
+  get shape(): readonly number[] {
+    return (this.#shape ??= this.backend.impl.shape(this.handle));
+  }
+
+  get dtype(): DType {
+    return (this.#dtype ??= this.backend.impl.dtypeOf(this.handle) as DType);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    let n = 1;
+    for (const d of this.shape) n *= d;
+    return n;
+  }
+
+  /** Frees the tensor now. Calling it twice is harmless; using the tensor afterwards throws. */
+  dispose(): void {
+    if (this.#handle < 0) return;
+    this.backend.impl.dispose(this.#handle);
+    untrack(this, this.backend);
+    this.#handle = -1;
+  }
+
+  /** The elements in row-major order, as a new typed array (Float32Array, Int32Array or Uint8Array for bool). */
+  dataSync(): TypedArray {
+    const impl = this.backend.impl;
+    switch (this.dtype) {
+      case 'float32':
+        return impl.readF32(this.handle);
+      case 'int32':
+        return impl.readI32(this.handle);
+      default:
+        return impl.readBool(this.handle);
+    }
+  }
+
+  /** The elements, asynchronously (required on the GPU backend, where readback is async). */
+  async data(): Promise<TypedArray> {
+    return this.dataSync();
+  }
+
+  /** The elements as nested arrays matching the shape (a number for a scalar). */
+  arraySync(): NestedArray {
+    return nest(Array.from(this.dataSync()), this.shape);
+  }
+
+  /** The elements as nested arrays, asynchronously. */
+  async array(): Promise<NestedArray> {
+    return this.arraySync();
+  }
+
+  toString(): string {
+    if (this.isDisposed) return 'Tensor(disposed)';
+    return `Tensor(${this.dtype} [${this.shape.join(', ')}]) ${JSON.stringify(this.arraySync())}`;
+  }
+
+  // ---- elementwise ----
+  neg(): Tensor { return elementwise.neg(this); }
+  abs(): Tensor { return elementwise.abs(this); }
+  exp(): Tensor { return elementwise.exp(this); }
+  log(): Tensor { return elementwise.log(this); }
+  sqrt(): Tensor { return elementwise.sqrt(this); }
+  rsqrt(): Tensor { return elementwise.rsqrt(this); }
+  square(): Tensor { return elementwise.square(this); }
+  sin(): Tensor { return elementwise.sin(this); }
+  cos(): Tensor { return elementwise.cos(this); }
+  tanh(): Tensor { return elementwise.tanh(this); }
+  sigmoid(): Tensor { return elementwise.sigmoid(this); }
+  relu(): Tensor { return elementwise.relu(this); }
+  leakyRelu(alpha?: number): Tensor { return elementwise.leakyRelu(this, alpha); }
+  elu(alpha?: number): Tensor { return elementwise.elu(this, alpha); }
+  gelu(): Tensor { return elementwise.gelu(this); }
+  softplus(): Tensor { return elementwise.softplus(this); }
+  add(b: TensorLike): Tensor { return elementwise.add(this, b); }
+  sub(b: TensorLike): Tensor { return elementwise.sub(this, b); }
+  mul(b: TensorLike): Tensor { return elementwise.mul(this, b); }
+  div(b: TensorLike): Tensor { return elementwise.div(this, b); }
+  pow(b: TensorLike): Tensor { return elementwise.pow(this, b); }
+  maximum(b: TensorLike): Tensor { return elementwise.maximum(this, b); }
+  minimum(b: TensorLike): Tensor { return elementwise.minimum(this, b); }
+  equal(b: TensorLike): Tensor { return elementwise.equal(this, b); }
+  notEqual(b: TensorLike): Tensor { return elementwise.notEqual(this, b); }
+  less(b: TensorLike): Tensor { return elementwise.less(this, b); }
+  lessEqual(b: TensorLike): Tensor { return elementwise.lessEqual(this, b); }
+  greater(b: TensorLike): Tensor { return elementwise.greater(this, b); }
+  greaterEqual(b: TensorLike): Tensor { return elementwise.greaterEqual(this, b); }
+  /** `this ? a : b` elementwise, with this tensor as the bool condition. */
+  where(a: TensorLike, b: TensorLike): Tensor { return elementwise.where(this, a, b); }
+
+  // ---- reductions ----
+  sum(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.sum(this, axis, keepDims); }
+  mean(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.mean(this, axis, keepDims); }
+  max(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.max(this, axis, keepDims); }
+  min(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.min(this, axis, keepDims); }
+  argmax(axis?: number): Tensor { return reduction.argmax(this, axis); }
+  argmin(axis?: number): Tensor { return reduction.argmin(this, axis); }
+  variance(axis?: number | number[], keepDims?: boolean, correction?: number): Tensor {
+    return reduction.variance(this, axis, keepDims, correction);
+  }
+  logSumExp(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.logSumExp(this, axis, keepDims); }
+  softmax(axis?: number): Tensor { return reduction.softmax(this, axis); }
+  logSoftmax(axis?: number): Tensor { return reduction.logSoftmax(this, axis); }
+
+  // ---- linear algebra ----
+  matmul(b: Tensor, transposeA?: boolean, transposeB?: boolean): Tensor { return linalg.matmul(this, b, transposeA, transposeB); }
+
+  // ---- shape ----
+  reshape(shape: number[]): Tensor { return shapeOps.reshape(this, shape); }
+  flatten(): Tensor { return shapeOps.reshape(this, [-1]); }
+  transpose(perm?: number[]): Tensor { return shapeOps.transpose(this, perm); }
+  permute(perm: number[]): Tensor { return shapeOps.permute(this, perm); }
+  slice(begin: number[], size?: number[]): Tensor { return shapeOps.slice(this, begin, size); }
+  expand(shape: number[]): Tensor { return shapeOps.expand(this, shape); }
+  broadcastTo(shape: number[]): Tensor { return shapeOps.expand(this, shape); }
+  contiguous(): Tensor { return shapeOps.contiguous(this); }
+  squeeze(axis?: number | number[]): Tensor { return shapeOps.squeeze(this, axis); }
+  unsqueeze(axis: number): Tensor { return shapeOps.unsqueeze(this, axis); }
+  expandDims(axis = 0): Tensor { return shapeOps.unsqueeze(this, axis); }
+  cast(dtype: DType): Tensor { return shapeOps.cast(this, dtype); }
+  split(sizesOrCount: number | number[], axis?: number): Tensor[] { return shapeOps.split(this, sizesOrCount, axis); }
+  gather(indices: Tensor, axis?: number): Tensor { return shapeOps.gather(this, indices, axis); }
+  indexSelect(axis: number, indices: Tensor): Tensor { return shapeOps.gather(this, indices, axis); }
+  scatterAdd(indices: Tensor, updates: Tensor, axis?: number): Tensor { return shapeOps.scatterAdd(this, indices, updates, axis); }
+  oneHot(depth: number, onValue?: number, offValue?: number): Tensor { return shapeOps.oneHot(this, depth, onValue, offValue); }
+  pad(paddings: Array<[number, number]>, value?: number): Tensor { return shapeOps.pad(this, paddings, value); }
+  /** A new tensor with the same elements (a fresh handle; the buffer is shared, which is safe since tensors are immutable). */
+  clone(): Tensor { return shapeOps.reshape(this, [...this.shape]); }
+}
+
+/** Internal: wraps a fresh handle from `backend`. */
+export function wrap(handle: number, backend: LoadedBackend): Tensor {
+  return new Tensor(handle, backend);
+}
+
+function nest(flat: number[], shape: readonly number[]): NestedArray {
+  if (shape.length === 0) return flat[0];
+  const build = (offset: number, dim: number): NestedArray => {
+    const n = shape[dim];
+    if (dim === shape.length - 1) return flat.slice(offset, offset + n);
+    const stride = shape.slice(dim + 1).reduce((a, b) => a * b, 1);
+    const out: NestedArray[] = [];
+    for (let i = 0; i < n; i++) out.push(build(offset + i * stride, dim + 1));
+    return out;
+  };
+  return build(0, 0);
+}
