@@ -47,16 +47,23 @@ export function getBackend(): BackendName {
 
 const scopes: Tensor[][] = [];
 
+/**
+ * Backends set this bit in handles of tensors with large buffers (>= 4 KiB). Only those are
+ * registered with the FinalizationRegistry: registering costs ~200 ns, more than a whole small
+ * op, and a forgotten small tensor costs little. tidy/dispose remain the way to free memory.
+ */
+const LARGE_FLAG = 0x80000000;
+
 /** Called for every new tensor: records it in the current tidy scope and the GC safety net. */
 export function track(t: Tensor, b: LoadedBackend): void {
-  collectors.get(b)!.register(t, t.handleUnchecked, t);
+  if (t.handleUnchecked >= LARGE_FLAG) collectors.get(b)!.register(t, t.handleUnchecked, t);
   const scope = scopes[scopes.length - 1];
   if (scope !== undefined) scope.push(t);
 }
 
 /** Called by Tensor.dispose: the GC must not free the handle a second time. */
 export function untrack(t: Tensor, b: LoadedBackend): void {
-  collectors.get(b)!.unregister(t);
+  if (t.handleUnchecked >= LARGE_FLAG) collectors.get(b)!.unregister(t);
 }
 
 /** Any structure of tensors a tidy function may return. */

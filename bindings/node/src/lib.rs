@@ -2,9 +2,10 @@
 //! Nothing here computes; it resolves handles, calls kiln-core, and turns errors and panics
 //! into JS exceptions.
 
+mod fast;
 mod registry;
 
-use kiln_core::ops::{self, BinaryOp, ReduceOp, Sections, UnaryOp};
+use kiln_core::ops::{self, ReduceOp, Sections};
 use kiln_core::{DType, KilnError, Tensor};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -18,15 +19,18 @@ fn guard<T>(op: &str, f: impl FnOnce() -> kiln_core::Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::new(Status::InvalidArg, e.to_string())),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(Error::new(Status::GenericFailure, format!("{op}: internal error in Kiln ({msg}); please report it")))
-        }
+        Err(panic) => Err(Error::new(Status::GenericFailure, panic_message(op, panic))),
     }
+}
+
+/// The JS-facing message for a Rust panic: a bug in Kiln, reported instead of aborting Node.
+pub(crate) fn panic_message(op: &str, panic: Box<dyn std::any::Any + Send>) -> String {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("{op}: internal error in Kiln ({msg}); please report it")
 }
 
 /// Resolves input handles, runs the op, registers the result.
@@ -37,14 +41,7 @@ fn op1(name: &str, h: Handle, f: impl FnOnce(&Tensor) -> kiln_core::Result<Tenso
     })
 }
 
-fn op2(name: &str, a: Handle, b: Handle, f: impl FnOnce(&Tensor, &Tensor) -> kiln_core::Result<Tensor>) -> Result<Handle> {
-    guard(name, || {
-        let out = registry::with(|r| f(r.get(a)?, r.get(b)?))?;
-        Ok(registry::with_mut(|r| r.insert(out)))
-    })
-}
-
-fn register(t: Tensor) -> Handle {
+pub(crate) fn register(t: Tensor) -> Handle {
     registry::with_mut(|r| r.insert(t))
 }
 
@@ -61,10 +58,6 @@ fn dtype(op: &str, name: &str) -> kiln_core::Result<DType> {
 
 fn axes(v: &[i64]) -> Vec<isize> {
     v.iter().map(|&a| a as isize).collect()
-}
-
-fn unary_op(code: u32) -> kiln_core::Result<UnaryOp> {
-    UnaryOp::ALL.get(code as usize).copied().ok_or_else(|| KilnError::new("unary", format!("unknown op code {code}")))
 }
 
 // ---- introspection -------------------------------------------------------------------------
@@ -172,37 +165,11 @@ pub fn read_bool(h: Handle) -> Result<Uint8Array> {
     })
 }
 
-/// Frees a tensor's handle (its buffer is freed when no view of it remains). Returns false if
-/// the handle was not live.
-#[napi]
-pub fn dispose(h: Handle) -> bool {
-    registry::with_mut(|r| r.remove(h))
-}
 
-// ---- elementwise ---------------------------------------------------------------------------
 
-#[napi]
-pub fn unary(op: u32, x: Handle, alpha: f64) -> Result<Handle> {
-    op1("unary", x, |t| ops::unary(unary_op(op)?, t, alpha as f32))
-}
 
-#[napi]
-pub fn binary(op: u32, a: Handle, b: Handle) -> Result<Handle> {
-    op2("binary", a, b, |x, y| {
-        let op = BinaryOp::ALL.get(op as usize).copied().ok_or_else(|| KilnError::new("binary", format!("unknown op code {op}")))?;
-        ops::binary(op, x, y)
-    })
-}
 
-#[napi(js_name = "where")]
-pub fn where_(cond: Handle, a: Handle, b: Handle) -> Result<Handle> {
-    guard("where", || {
-        let out = registry::with(|r| ops::where_(r.get(cond)?, r.get(a)?, r.get(b)?))?;
-        Ok(register(out))
-    })
-}
-
-// ---- reductions, softmax, matmul -----------------------------------------------------------
+// ---- reductions ----------------------------------------------------------------------------
 
 #[napi]
 pub fn reduce(op: u32, x: Handle, reduce_axes: Vec<i64>, keep_dims: bool, correction: u32) -> Result<Handle> {
@@ -212,15 +179,7 @@ pub fn reduce(op: u32, x: Handle, reduce_axes: Vec<i64>, keep_dims: bool, correc
     })
 }
 
-#[napi]
-pub fn softmax(x: Handle, axis: i64, log: bool) -> Result<Handle> {
-    op1(if log { "logSoftmax" } else { "softmax" }, x, |t| ops::softmax(t, axis as isize, log))
-}
 
-#[napi]
-pub fn matmul(a: Handle, b: Handle, transpose_a: bool, transpose_b: bool) -> Result<Handle> {
-    op2("matmul", a, b, |x, y| ops::matmul(x, y, transpose_a, transpose_b))
-}
 
 // ---- views and shape ops -------------------------------------------------------------------
 
@@ -244,25 +203,13 @@ pub fn expand(x: Handle, new_shape: Vec<i64>) -> Result<Handle> {
     op1("expand", x, |t| t.expand(&dims("expand", &new_shape)?))
 }
 
-#[napi]
-pub fn contiguous(x: Handle) -> Result<Handle> {
-    op1("contiguous", x, |t| Ok(t.contiguous()))
-}
 
-#[napi(js_name = "isContiguous")]
-pub fn is_contiguous(x: Handle) -> Result<bool> {
-    guard("isContiguous", || registry::with(|r| Ok(r.get(x)?.is_contiguous())))
-}
 
 #[napi]
 pub fn squeeze(x: Handle, squeeze_axes: Vec<i64>) -> Result<Handle> {
     op1("squeeze", x, |t| t.squeeze(&axes(&squeeze_axes)))
 }
 
-#[napi]
-pub fn unsqueeze(x: Handle, axis: i64) -> Result<Handle> {
-    op1("unsqueeze", x, |t| t.unsqueeze(axis as isize))
-}
 
 #[napi]
 pub fn cast(x: Handle, to: String) -> Result<Handle> {
@@ -293,23 +240,8 @@ pub fn split(x: Handle, sizes: Vec<i64>, count: u32, axis: i64) -> Result<Vec<Ha
     })
 }
 
-#[napi]
-pub fn gather(x: Handle, indices: Handle, axis: i64) -> Result<Handle> {
-    op2("gather", x, indices, |t, i| ops::gather(t, i, axis as isize))
-}
 
-#[napi(js_name = "scatterAdd")]
-pub fn scatter_add(base: Handle, indices: Handle, updates: Handle, axis: i64) -> Result<Handle> {
-    guard("scatterAdd", || {
-        let out = registry::with(|r| ops::scatter_add(r.get(base)?, r.get(indices)?, r.get(updates)?, axis as isize))?;
-        Ok(register(out))
-    })
-}
 
-#[napi(js_name = "oneHot")]
-pub fn one_hot(indices: Handle, depth: u32, on: f64, off: f64) -> Result<Handle> {
-    op1("oneHot", indices, |t| ops::one_hot(t, depth as usize, on as f32, off as f32))
-}
 
 /// `paddings` is flat: [before0, after0, before1, after1, ...].
 #[napi]
@@ -336,10 +268,6 @@ pub fn arange(start: f64, stop: f64, step: f64, dtype_name: String) -> Result<Ha
     guard("arange", || Ok(register(ops::arange(start, stop, step, dtype("arange", &dtype_name)?)?)))
 }
 
-#[napi]
-pub fn eye(rows: u32, cols: u32) -> Result<Handle> {
-    guard("eye", || Ok(register(ops::eye(rows as usize, cols as usize))))
-}
 
 fn seed_of(seed: Option<f64>) -> Option<u64> {
     seed.map(|s| s as u64)
@@ -358,4 +286,12 @@ pub fn randu(new_shape: Vec<i64>, low: f64, high: f64, seed: Option<f64>) -> Res
 #[napi(js_name = "setSeed")]
 pub fn set_seed(seed: f64) {
     kiln_core::random::set_seed(seed as u64);
+}
+
+
+/// Installs the raw entry points of fast.rs next to the napi-rs ones.
+#[napi(module_exports)]
+pub fn init(exports: Object, env: Env) -> Result<()> {
+    // SAFETY: called once by napi-rs during module registration with a live env and exports object.
+    unsafe { fast::install(env.raw(), exports.raw()) }
 }

@@ -1,8 +1,15 @@
 //! Live tensors, addressed from JavaScript by small integer handles. The boundary stays flat
 //! (numbers in, numbers out), which keeps a call cheap; JS owns the lifetime and calls `dispose`.
+//!
+//! The high bit of a handle marks a tensor whose buffer is at least `LARGE_BYTES`: the engine
+//! registers only those with its FinalizationRegistry (the safety net for forgotten tensors),
+//! because registering costs ~200 ns, more than a whole small op.
 
 use kiln_core::{KilnError, Tensor};
 use std::cell::RefCell;
+
+pub const LARGE_FLAG: u32 = 1 << 31;
+const LARGE_BYTES: usize = 4096;
 
 #[derive(Default)]
 pub struct Registry {
@@ -19,14 +26,15 @@ thread_local! {
 impl Registry {
     pub fn get(&self, handle: u32) -> Result<&Tensor, KilnError> {
         self.slots
-            .get(handle as usize)
+            .get((handle & !LARGE_FLAG) as usize)
             .and_then(|s| s.as_ref())
             .ok_or_else(|| KilnError::new("kiln", format!("tensor handle {handle} is not live (was the tensor disposed?)")))
     }
 
     pub fn insert(&mut self, t: Tensor) -> u32 {
         self.live += 1;
-        match self.free.pop() {
+        let flag = if t.storage_bytes() >= LARGE_BYTES { LARGE_FLAG } else { 0 };
+        flag | match self.free.pop() {
             Some(h) => {
                 self.slots[h as usize] = Some(t);
                 h
@@ -39,6 +47,7 @@ impl Registry {
     }
 
     pub fn remove(&mut self, handle: u32) -> bool {
+        let handle = handle & !LARGE_FLAG;
         match self.slots.get_mut(handle as usize).and_then(|s| s.take()) {
             Some(_) => {
                 self.free.push(handle);

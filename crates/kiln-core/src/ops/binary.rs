@@ -99,6 +99,15 @@ fn expect_f32_pair(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
 
 fn broadcast_binary<K: BinaryKernel>(op: &str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     expect_f32_pair(op, a, b)?;
+    // Same shape, both contiguous: one flat run, none of the broadcasting machinery (this is
+    // most calls, and for small tensors the machinery would cost more than the arithmetic).
+    if a.shape() == b.shape() && a.numel() < crate::parallel::MIN_PARALLEL_ELEMENTS {
+        if let (Some(x), Some(y)) = (a.contiguous_slice::<f32>(), b.contiguous_slice::<f32>()) {
+            let mut out = vec![K::Out::default(); x.len()];
+            zip_run::<K>(x, 1, y, 1, &mut out);
+            return Tensor::from_vec(out, a.shape());
+        }
+    }
     let shape = layout::broadcast_shapes(op, a.shape(), b.shape())?;
     let a_strides = layout::broadcast_strides(a.shape(), a.strides(), &shape);
     let b_strides = layout::broadcast_strides(b.shape(), b.strides(), &shape);
