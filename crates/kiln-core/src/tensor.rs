@@ -248,6 +248,12 @@ impl Tensor {
     }
 }
 
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({} {})", self.dtype(), fmt_shape(&self.shape))
+    }
+}
+
 /// Resolves a requested shape that may contain one -1 against an element count.
 pub fn infer_shape(op: &str, shape: &[isize], count: usize, from: &[usize]) -> Result<Vec<usize>> {
     let unknown = shape.iter().filter(|&&d| d == -1).count();
