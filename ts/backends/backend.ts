@@ -63,6 +63,9 @@ export interface Backend {
   randn(shape: number[], mean: number, std: number, seed?: number): Handle;
   randu(shape: number[], low: number, high: number, seed?: number): Handle;
   setSeed(seed: number): void;
+
+  /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
+  debugPanic(inThreadPool: boolean): boolean;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

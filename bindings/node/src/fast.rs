@@ -166,7 +166,7 @@ raw_functions! {
     "matmul" => fn matmul(a: u32, b: u32, transpose_a: bool, transpose_b: bool) -> u32 {
         with_tensors([a, b], |[x, y]| ops::matmul(x, y, transpose_a, transpose_b))
     }
-    "contiguous" => fn contiguous(x: u32) -> u32 { with_tensors([x], |[t]| Ok(t.contiguous())) }
+    "contiguous" => fn contiguous(x: u32) -> u32 { with_tensors([x], |[t]| t.contiguous()) }
     "unsqueeze" => fn unsqueeze(x: u32, axis: i64) -> u32 { with_tensors([x], |[t]| t.unsqueeze(axis as isize)) }
     "gather" => fn gather(x: u32, indices: u32, axis: i64) -> u32 {
         with_tensors([x, indices], |[t, i]| ops::gather(t, i, axis as isize))
@@ -177,5 +177,14 @@ raw_functions! {
     "oneHot" => fn one_hot(indices: u32, depth: u32, on: f64, off: f64) -> u32 {
         with_tensors([indices], |[i]| ops::one_hot(i, depth as usize, on as f32, off as f32))
     }
-    "eye" => fn eye(rows: u32, cols: u32) -> u32 { Ok(register(ops::eye(rows as usize, cols as usize))) }
+    "eye" => fn eye(rows: u32, cols: u32) -> u32 { Ok(register(ops::eye(rows as usize, cols as usize)?)) }
+
+    // Panics on purpose, on the calling thread or inside the rayon pool, so a test can prove a
+    // Rust panic reaches JS as an Error and leaves the process running.
+    "debugPanic" => fn debug_panic(in_thread_pool: bool) -> bool {
+        if in_thread_pool {
+            kiln_core::parallel::for_each_chunk(4, 4, |_, _| panic!("deliberate panic in a worker thread"));
+        }
+        panic!("deliberate panic for tests")
+    }
 }

@@ -9,6 +9,14 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// Element count of a shape coming from user input, with overflow as an error.
+pub fn checked_numel(op: &str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| KilnError::new(op, format!("shape {} has too many elements to address", fmt_shape(shape))))
+}
+
 /// Row-major strides of a contiguous tensor.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![0; shape.len()];
@@ -197,9 +205,9 @@ pub fn for_each_row<const N: usize>(
 }
 
 /// Copies a strided view into a new contiguous Vec.
-pub fn gather_strided<T: Copy + Send + Sync>(src: &[T], shape: &[usize], strides: &[usize], offset: usize) -> Vec<T> {
+pub fn gather_strided<T: crate::storage::Element>(src: &[T], shape: &[usize], strides: &[usize], offset: usize) -> Result<Vec<T>> {
     let n = numel(shape);
-    let mut out: Vec<T> = Vec::with_capacity(n);
+    let mut out: Vec<T> = crate::storage::try_zeroed("contiguous", n)?;
     let out_strides = contiguous_strides(shape);
     let dst = parallel::SendPtr(out.as_mut_ptr());
     for_each_row(shape, [strides, &out_strides], [offset, 0], |([s, d], len, [ss, _])| {
@@ -213,7 +221,5 @@ pub fn gather_strided<T: Copy + Send + Sync>(src: &[T], shape: &[usize], strides
             }
         }
     });
-    // SAFETY: every element was written above.
-    unsafe { out.set_len(n) };
-    out
+    Ok(out)
 }

@@ -23,7 +23,7 @@ pub struct Tensor {
 impl Tensor {
     /// A contiguous tensor that owns `data`.
     pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Tensor> {
-        if data.len() != numel(shape) {
+        if Some(data.len()) != layout::checked_numel("tensor", shape).ok() {
             let dtype = T::wrap(Vec::new()).dtype();
             return Err(KilnError::new(
                 "tensor",
@@ -112,26 +112,28 @@ impl Tensor {
         Ok(())
     }
 
-    /// The elements in row-major order (copies unless already contiguous and whole).
+    /// The elements in row-major order (copies unless already contiguous and whole). None if
+    /// the dtype is not T or the copy cannot be allocated.
     pub fn to_vec<T: Element>(&self) -> Option<Vec<T>> {
         let raw = T::slice(&self.storage.buffer)?;
         if self.is_contiguous() {
             return Some(raw[self.offset..self.offset + self.numel()].to_vec());
         }
-        Some(layout::gather_strided(raw, &self.shape, &self.strides, self.offset))
+        layout::gather_strided(raw, &self.shape, &self.strides, self.offset).ok()
     }
 
     /// A contiguous tensor with the same elements; shares the buffer if already contiguous.
-    pub fn contiguous(&self) -> Tensor {
+    /// Fails only if the copy cannot be allocated (e.g. a huge expanded view).
+    pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
-            return self.clone();
+            return Ok(self.clone());
         }
         let buffer = match &self.storage.buffer {
-            Buffer::F32(v) => Buffer::F32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)),
-            Buffer::I32(v) => Buffer::I32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)),
-            Buffer::Bool(v) => Buffer::Bool(layout::gather_strided(v, &self.shape, &self.strides, self.offset)),
+            Buffer::F32(v) => Buffer::F32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
+            Buffer::I32(v) => Buffer::I32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
+            Buffer::Bool(v) => Buffer::Bool(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
         };
-        Tensor::from_buffer(buffer, &self.shape)
+        Ok(Tensor::from_buffer(buffer, &self.shape))
     }
 
     fn view(&self, shape: impl AsRef<[usize]>, strides: impl AsRef<[usize]>, offset: usize) -> Tensor {
@@ -141,7 +143,7 @@ impl Tensor {
     /// New shape with the same elements; one entry may be -1 (inferred). A view when contiguous.
     pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
         let shape = infer_shape("reshape", shape, self.numel(), &self.shape)?;
-        let base = self.contiguous();
+        let base = self.contiguous()?;
         let strides = contiguous_strides(&shape);
         Ok(base.view(shape, strides, base.offset))
     }
@@ -206,6 +208,7 @@ impl Tensor {
     /// Broadcasts to `shape` (NumPy rules, only size-1 or missing dims grow). A view with stride 0.
     pub fn expand(&self, shape: &[usize]) -> Result<Tensor> {
         let target = layout::broadcast_shapes("expand", &self.shape, shape)?;
+        layout::checked_numel("expand", shape)?;
         if target != shape {
             return Err(KilnError::new(
                 "expand",

@@ -30,8 +30,8 @@ fn matmul_matches_loops_for_all_transposes_and_sizes() {
         let a = rand(&[m, k], 1);
         let b = rand(&[k, n], 2);
         let want = naive_matmul(&a.to_vec().unwrap(), &b.to_vec().unwrap(), m, k, n);
-        let at = a.permute(&[1, 0]).unwrap().contiguous();
-        let bt = b.permute(&[1, 0]).unwrap().contiguous();
+        let at = a.permute(&[1, 0]).unwrap().contiguous().unwrap();
+        let bt = b.permute(&[1, 0]).unwrap().contiguous().unwrap();
         for (x, y, ta, tb) in [(&a, &b, false, false), (&at, &b, true, false), (&a, &bt, false, true), (&at, &bt, true, true)] {
             let got = ops::matmul(x, y, ta, tb).unwrap();
             assert_eq!(got.shape(), &[m, n]);

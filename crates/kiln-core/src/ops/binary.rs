@@ -3,7 +3,7 @@
 
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
-use crate::layout::{self, contiguous_strides, numel};
+use crate::layout::{self, contiguous_strides};
 use crate::multiversion;
 use crate::parallel::SendPtr;
 use crate::storage::Element;
@@ -113,7 +113,7 @@ fn broadcast_binary<K: BinaryKernel>(op: &str, a: &Tensor, b: &Tensor) -> Result
     let b_strides = layout::broadcast_strides(b.shape(), b.strides(), &shape);
     let out_strides = contiguous_strides(&shape);
     let (a_raw, b_raw) = (a.raw::<f32>().unwrap(), b.raw::<f32>().unwrap());
-    let mut out = vec![K::Out::default(); numel(&shape)];
+    let mut out: Vec<K::Out> = crate::storage::try_zeroed(op, layout::checked_numel(op, &shape)?)?;
     let dst = SendPtr(out.as_mut_ptr());
     layout::for_each_row(&shape, [&a_strides, &b_strides, &out_strides], [a.offset(), b.offset(), 0], |([ao, bo, oo], len, [sa, sb, _])| {
         // SAFETY: each run writes its own disjoint range of `out`.
@@ -137,7 +137,7 @@ pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let b_strides = layout::broadcast_strides(b.shape(), b.strides(), &shape);
     let out_strides = contiguous_strides(&shape);
     let (c_raw, a_raw, b_raw) = (cond.raw::<u8>().unwrap(), a.raw::<f32>().unwrap(), b.raw::<f32>().unwrap());
-    let mut out = vec![0.0f32; numel(&shape)];
+    let mut out = crate::storage::try_zeroed::<f32>(OP, layout::checked_numel(OP, &shape)?)?;
     let dst = SendPtr(out.as_mut_ptr());
     layout::for_each_row(
         &shape,

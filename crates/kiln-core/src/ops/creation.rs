@@ -2,18 +2,18 @@
 
 use crate::dtype::DType;
 use crate::error::{KilnError, Result};
-use crate::layout::numel;
+use crate::layout::checked_numel;
 use crate::random;
-use crate::storage::Buffer;
+use crate::storage::{try_filled, try_zeroed, Buffer};
 use crate::tensor::Tensor;
 
 /// A tensor of `shape` filled with `value`, converted to `dtype`.
 pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
-    let n = numel(shape);
+    let n = checked_numel("full", shape)?;
     let buffer = match dtype {
-        DType::F32 => Buffer::F32(vec![value as f32; n]),
-        DType::I32 => Buffer::I32(vec![value as i32; n]),
-        DType::Bool => Buffer::Bool(vec![(value != 0.0) as u8; n]),
+        DType::F32 => Buffer::F32(try_filled("full", n, value as f32)?),
+        DType::I32 => Buffer::I32(try_filled("full", n, value as i32)?),
+        DType::Bool => Buffer::Bool(try_filled("full", n, (value != 0.0) as u8)?),
         other => return Err(KilnError::new("full", format!("dtype {other} is not supported yet (use float32, int32 or bool)"))),
     };
     Ok(Tensor::from_buffer(buffer, shape))
@@ -33,22 +33,27 @@ pub fn arange(start: f64, stop: f64, step: f64, dtype: DType) -> Result<Tensor> 
         return Err(KilnError::new("arange", format!("needs finite start/stop and a non-zero step, got start={start}, stop={stop}, step={step}")));
     }
     let count = ((stop - start) / step).ceil().max(0.0) as usize;
-    let values = (0..count).map(|i| start + i as f64 * step);
+    let value = |i: usize| start + i as f64 * step;
     let buffer = match dtype {
-        DType::F32 => Buffer::F32(values.map(|v| v as f32).collect()),
-        DType::I32 => Buffer::I32(values.map(|v| v as i32).collect()),
+        DType::F32 => Buffer::F32(fill_with(try_zeroed("arange", count)?, |i| value(i) as f32)),
+        DType::I32 => Buffer::I32(fill_with(try_zeroed("arange", count)?, |i| value(i) as i32)),
         other => return Err(KilnError::new("arange", format!("dtype {other} is not supported (use float32 or int32)"))),
     };
     Ok(Tensor::from_buffer(buffer, &[count]))
 }
 
 /// Identity matrix: [rows, cols] with ones on the main diagonal.
-pub fn eye(rows: usize, cols: usize) -> Tensor {
-    let mut data = vec![0.0f32; rows * cols];
+pub fn eye(rows: usize, cols: usize) -> Result<Tensor> {
+    let mut data = try_zeroed::<f32>("eye", checked_numel("eye", &[rows, cols])?)?;
     for i in 0..rows.min(cols) {
         data[i * cols + i] = 1.0;
     }
-    Tensor::from_buffer(Buffer::F32(data), &[rows, cols])
+    Ok(Tensor::from_buffer(Buffer::F32(data), &[rows, cols]))
+}
+
+fn fill_with<T>(mut v: Vec<T>, f: impl Fn(usize) -> T) -> Vec<T> {
+    v.iter_mut().enumerate().for_each(|(i, x)| *x = f(i));
+    v
 }
 
 /// Normal samples: -> `shape`, float32. Same seed, same numbers.
@@ -56,7 +61,7 @@ pub fn randn(shape: &[usize], mean: f32, std: f32, seed: Option<u64>) -> Result<
     if !(std >= 0.0) || !mean.is_finite() || !std.is_finite() {
         return Err(KilnError::new("randn", format!("needs a finite mean and std >= 0, got mean={mean}, std={std}")));
     }
-    let mut data = vec![0.0f32; numel(shape)];
+    let mut data = try_zeroed::<f32>("randn", checked_numel("randn", shape)?)?;
     random::with_rng(seed, |rng| rng.fill_normal(&mut data, mean, std));
     Ok(Tensor::from_buffer(Buffer::F32(data), shape))
 }
@@ -66,7 +71,7 @@ pub fn randu(shape: &[usize], low: f32, high: f32, seed: Option<u64>) -> Result<
     if !(low <= high) || !low.is_finite() || !high.is_finite() {
         return Err(KilnError::new("randu", format!("needs finite low <= high, got low={low}, high={high}")));
     }
-    let mut data = vec![0.0f32; numel(shape)];
+    let mut data = try_zeroed::<f32>("randu", checked_numel("randu", shape)?)?;
     random::with_rng(seed, |rng| rng.fill_uniform(&mut data, low, high));
     Ok(Tensor::from_buffer(Buffer::F32(data), shape))
 }

@@ -59,7 +59,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
 
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
-    let mut out = vec![0.0f32; numel(&out_shape)];
+    let mut out = crate::storage::try_zeroed::<f32>(OP, layout::checked_numel(OP, &out_shape)?)?;
     let batches = numel(&batch);
 
     if k > 0 && m > 0 && n > 0 && batches > 0 {

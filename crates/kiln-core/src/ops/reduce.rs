@@ -137,7 +137,7 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
         return Err(KilnError::new(name, format!("cannot reduce an empty dimension of shape {} (no identity)", fmt_shape(x.shape()))));
     }
     let perm: Vec<isize> = kept.iter().chain(&reduced).map(|&d| d as isize).collect();
-    let moved = x.permute(&perm)?.contiguous();
+    let moved = x.permute(&perm)?.contiguous()?;
     let data = moved.contiguous_slice::<f32>().unwrap();
 
     let out_shape: Vec<usize> = if keep_dims {

@@ -57,7 +57,7 @@ pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
     }
     let out_strides = contiguous_strides(&out_shape);
     with_element!(OP, first.dtype(), T => {
-        let mut out: Vec<T> = vec![unsafe { std::mem::zeroed() }; numel(&out_shape)];
+        let mut out: Vec<T> = crate::storage::try_zeroed(OP, layout::checked_numel(OP, &out_shape)?)?;
         let mut offset = 0;
         for t in tensors {
             copy_into::<T>(t, &mut out, &out_strides, offset * out_strides[axis]);
@@ -149,15 +149,13 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
     let mut out_shape = x.shape()[..axis].to_vec();
     out_shape.extend_from_slice(indices.shape());
     out_shape.extend_from_slice(&x.shape()[axis + 1..]);
-    let xc = x.contiguous();
+    let xc = x.contiguous()?;
     with_element!(OP, x.dtype(), T => {
         let src = xc.contiguous_slice::<T>().unwrap();
-        let mut out: Vec<T> = Vec::with_capacity(numel(&out_shape));
-        for o in 0..outer {
-            for &i in &idx {
-                let start = (o * dim + i as usize) * inner;
-                out.extend_from_slice(&src[start..start + inner]);
-            }
+        let mut out: Vec<T> = crate::storage::try_zeroed(OP, layout::checked_numel(OP, &out_shape)?)?;
+        for (dst, (o, &i)) in out.chunks_mut(inner.max(1)).zip((0..outer).flat_map(|o| idx.iter().map(move |i| (o, i)))) {
+            let start = (o * dim + i as usize) * inner;
+            dst.copy_from_slice(&src[start..start + inner]);
         }
         Tensor::from_vec(out, &out_shape)
     })
@@ -186,7 +184,7 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
         )));
     }
     let mut out = base.to_vec::<f32>().unwrap();
-    let upd = updates.contiguous();
+    let upd = updates.contiguous()?;
     let upd = upd.contiguous_slice::<f32>().unwrap();
     for o in 0..outer {
         for (j, &i) in idx.iter().enumerate() {
@@ -205,7 +203,8 @@ pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tens
     const OP: &str = "oneHot";
     let idx = check_indices(OP, indices, depth, &[depth], 0)
         .map_err(|e| KilnError::new(OP, e.message.replace("for axis 0 of shape", "for depth")))?;
-    let mut out = vec![off; idx.len() * depth];
+    let total = idx.len().checked_mul(depth).ok_or_else(|| KilnError::new(OP, format!("depth {depth} is too large")))?;
+    let mut out = crate::storage::try_filled(OP, total, off)?;
     for (row, &i) in idx.iter().enumerate() {
         out[row * depth + i as usize] = on;
     }

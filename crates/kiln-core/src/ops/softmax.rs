@@ -58,10 +58,10 @@ pub fn softmax(x: &Tensor, axis: isize, log: bool) -> Result<Tensor> {
     // Move the axis last, work on contiguous rows, move it back.
     let mut perm: Vec<isize> = (0..rank as isize).filter(|&d| d != axis as isize).collect();
     perm.push(axis as isize);
-    let moved = x.permute(&perm)?.contiguous();
+    let moved = x.permute(&perm)?.contiguous()?;
     let data = moved.contiguous_slice::<f32>().unwrap();
     let row_len = x.shape()[axis];
-    let mut out = vec![0.0f32; data.len()];
+    let mut out = crate::storage::try_zeroed::<f32>(name, data.len())?;
     if row_len > 0 {
         let row_fn = if log { log_softmax_row } else { softmax_row };
         parallel::zip_chunks(data, &mut out, row_len, |src, dst| {
@@ -75,5 +75,5 @@ pub fn softmax(x: &Tensor, axis: isize, log: bool) -> Result<Tensor> {
     for (i, &p) in perm.iter().enumerate() {
         inverse[p as usize] = i as isize;
     }
-    Ok(result.permute(&inverse)?.contiguous())
+    result.permute(&inverse)?.contiguous()
 }

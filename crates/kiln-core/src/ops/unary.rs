@@ -80,9 +80,9 @@ impl UnaryOp {
 /// Applies `op` elementwise: any shape -> the same shape, float32 only.
 pub fn unary(op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
     x.expect_dtype(op.name(), DType::F32)?;
-    let x = x.contiguous();
+    let x = x.contiguous()?;
     let input = x.contiguous_slice::<f32>().expect("contiguous f32");
-    let mut out = vec![0.0f32; input.len()];
+    let mut out = crate::storage::try_zeroed::<f32>(op.name(), input.len())?;
     parallel::zip_chunks(input, &mut out, 1, |src, dst| op.map(src, dst, alpha));
     Tensor::from_vec(out, x.shape())
 }
