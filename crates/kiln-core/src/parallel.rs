@@ -18,6 +18,10 @@ pub fn chunk_count(total: usize) -> usize {
 pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync + Send) {
     use rayon::prelude::*;
     let chunks = chunks.max(1).min(n.max(1));
+    if chunks == 1 {
+        f(0, n);
+        return;
+    }
     (0..chunks).into_par_iter().for_each(|c| {
         let start = n * c / chunks;
         let end = n * (c + 1) / chunks;

@@ -1,6 +1,7 @@
 //! The Tensor: a shared buffer seen through a shape, strides and an offset. Reshape, permute,
 //! slice and expand make views (no copy) whenever the layout allows.
 
+use crate::autograd::{self, GradMeta};
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::layout::{self, contiguous_strides, numel};
@@ -12,12 +13,16 @@ use std::sync::Arc;
 /// second in a tight loop), and two fewer heap allocations per tensor is measurable there.
 type Dims = SmallVec<[usize; 6]>;
 
+/// Cloning a Tensor makes another reference to the same tensor (same data, same place in the
+/// autograd graph); views and op results are new tensors.
 #[derive(Clone)]
 pub struct Tensor {
     storage: Arc<Storage>,
     shape: Dims,
     strides: Dims,
     offset: usize,
+    /// Present when the tensor requires gradients: a leaf, or the output of a recorded op.
+    grad_meta: Option<Arc<GradMeta>>,
 }
 
 impl Tensor {
@@ -40,6 +45,7 @@ impl Tensor {
             shape: Dims::from_slice(shape),
             strides: contiguous_dims(shape),
             offset: 0,
+            grad_meta: None,
         }
     }
 
@@ -122,11 +128,21 @@ impl Tensor {
         layout::gather_strided(raw, &self.shape, &self.strides, self.offset).ok()
     }
 
-    /// A contiguous tensor with the same elements; shares the buffer if already contiguous.
-    /// Fails only if the copy cannot be allocated (e.g. a huge expanded view).
+    /// A contiguous tensor with the same elements (the same tensor if already contiguous);
+    /// gradients pass straight through.
     pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
             return Ok(self.clone());
+        }
+        let out = self.materialize()?;
+        Ok(autograd::record("contiguous", &[self], &[], out, |g, _| Ok(vec![Some(g.clone())])))
+    }
+
+    /// Kernels' internal copy to a contiguous layout: not recorded for autograd (the op that
+    /// calls it records itself). Fails only if the copy cannot be allocated.
+    pub(crate) fn materialize(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.detach());
         }
         let buffer = match &self.storage.buffer {
             Buffer::F32(v) => Buffer::F32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
@@ -137,15 +153,69 @@ impl Tensor {
     }
 
     fn view(&self, shape: impl AsRef<[usize]>, strides: impl AsRef<[usize]>, offset: usize) -> Tensor {
-        Tensor { storage: self.storage.clone(), shape: Dims::from_slice(shape.as_ref()), strides: Dims::from_slice(strides.as_ref()), offset }
+        Tensor {
+            storage: self.storage.clone(),
+            shape: Dims::from_slice(shape.as_ref()),
+            strides: Dims::from_slice(strides.as_ref()),
+            offset,
+            grad_meta: None,
+        }
+    }
+
+    // ---- autograd ----
+
+    pub fn requires_grad(&self) -> bool {
+        self.grad_meta.is_some()
+    }
+
+    pub fn grad_meta(&self) -> Option<&Arc<GradMeta>> {
+        self.grad_meta.as_ref()
+    }
+
+    pub(crate) fn with_grad_meta(mut self, meta: Option<Arc<GradMeta>>) -> Tensor {
+        self.grad_meta = meta;
+        self
+    }
+
+    /// The same data, cut off from the autograd graph.
+    pub fn detach(&self) -> Tensor {
+        Tensor { grad_meta: None, ..self.clone() }
+    }
+
+    /// Makes this tensor a leaf that accumulates gradients (true), or detaches it (false).
+    pub fn set_requires_grad(&self, requires: bool) -> Result<Tensor> {
+        if !requires {
+            return Ok(self.detach());
+        }
+        if self.dtype() != DType::F32 {
+            return Err(KilnError::new("requiresGrad", format!("only float32 tensors can require gradients, got {} {}", self.dtype(), fmt_shape(&self.shape))));
+        }
+        if self.requires_grad() {
+            return Ok(self.clone());
+        }
+        Ok(self.clone().with_grad_meta(Some(GradMeta::leaf())))
+    }
+
+    /// The accumulated gradient of a leaf (None if it has none yet or is not a leaf).
+    pub fn grad(&self) -> Option<Tensor> {
+        self.grad_meta.as_ref().and_then(|m| m.grad())
+    }
+
+    /// Clears a leaf's accumulated gradient.
+    pub fn zero_grad(&self) {
+        if let Some(m) = &self.grad_meta {
+            m.set_grad(None);
+        }
     }
 
     /// New shape with the same elements; one entry may be -1 (inferred). A view when contiguous.
     pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
         let shape = infer_shape("reshape", shape, self.numel(), &self.shape)?;
-        let base = self.contiguous()?;
+        let base = self.materialize()?;
         let strides = contiguous_strides(&shape);
-        Ok(base.view(shape, strides, base.offset))
+        let out = base.view(shape, strides, base.offset);
+        let from: Vec<isize> = self.shape.iter().map(|&d| d as isize).collect();
+        Ok(autograd::record("reshape", &[self], &[], out, move |g, _| Ok(vec![Some(g.reshape(&from)?)])))
     }
 
     /// Reorders dimensions; `perm[i]` is the source dimension of output dimension i. Always a view.
@@ -167,7 +237,12 @@ impl Tensor {
         }
         let shape: Dims = axes.iter().map(|&a| self.shape[a]).collect();
         let strides: Dims = axes.iter().map(|&a| self.strides[a]).collect();
-        Ok(self.view(shape, strides, self.offset))
+        let out = self.view(shape, strides, self.offset);
+        let mut inverse = vec![0isize; axes.len()];
+        for (i, &a) in axes.iter().enumerate() {
+            inverse[a] = i as isize;
+        }
+        Ok(autograd::record("permute", &[self], &[], out, move |g, _| Ok(vec![Some(g.permute(&inverse)?)])))
     }
 
     /// Swaps two dimensions (a view).
@@ -188,6 +263,7 @@ impl Tensor {
             ));
         }
         let mut shape = Vec::with_capacity(self.rank());
+        let mut starts = Vec::with_capacity(self.rank());
         let mut offset = self.offset;
         for d in 0..self.rank() {
             let dim = self.shape[d] as isize;
@@ -201,8 +277,12 @@ impl Tensor {
             }
             shape.push(s as usize);
             offset += b as usize * self.strides[d];
+            starts.push(b as usize);
         }
-        Ok(self.view(shape, &self.strides, offset))
+        let out = self.view(&shape, &self.strides, offset);
+        // The gradient of a slice is the incoming gradient padded with zeros back to full size.
+        let pads: Vec<(usize, usize)> = (0..self.rank()).map(|d| (starts[d], self.shape[d] - starts[d] - shape[d])).collect();
+        Ok(autograd::record("slice", &[self], &[], out, move |g, _| Ok(vec![Some(crate::ops::pad(g, &pads, 0.0)?)])))
     }
 
     /// Broadcasts to `shape` (NumPy rules, only size-1 or missing dims grow). A view with stride 0.
@@ -216,7 +296,9 @@ impl Tensor {
             ));
         }
         let strides = layout::broadcast_strides(&self.shape, &self.strides, shape);
-        Ok(self.view(shape, strides, self.offset))
+        let out = self.view(shape, strides, self.offset);
+        let from = self.shape.to_vec();
+        Ok(autograd::record("expand", &[self], &[], out, move |g, _| Ok(vec![Some(autograd::sum_to_shape(g, &from)?)])))
     }
 
     /// Inserts a size-1 dimension at `axis` (a view).
@@ -227,7 +309,8 @@ impl Tensor {
         let stride = if axis < self.rank() { self.strides[axis] * self.shape[axis] } else { 1 };
         shape.insert(axis, 1);
         strides.insert(axis, stride);
-        Ok(self.view(shape, strides, self.offset))
+        let out = self.view(shape, strides, self.offset);
+        Ok(autograd::record("unsqueeze", &[self], &[], out, move |g, _| Ok(vec![Some(g.squeeze(&[axis as isize])?)])))
     }
 
     /// Removes size-1 dimensions (the given ones, or all when `axes` is empty). A view.
@@ -247,7 +330,9 @@ impl Tensor {
         }
         let keep = (0..self.rank()).filter(|d| !drop.contains(d));
         let (shape, strides): (Vec<usize>, Vec<usize>) = keep.map(|d| (self.shape[d], self.strides[d])).unzip();
-        Ok(self.view(shape, strides, self.offset))
+        let out = self.view(shape, strides, self.offset);
+        let from: Vec<isize> = self.shape.iter().map(|&d| d as isize).collect();
+        Ok(autograd::record("squeeze", &[self], &[], out, move |g, _| Ok(vec![Some(g.reshape(&from)?)])))
     }
 }
 

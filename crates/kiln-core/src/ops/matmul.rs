@@ -25,6 +25,38 @@ struct MatView {
 /// where batch is batchA and batchB broadcast. `transpose_a` / `transpose_b` use the operand's
 /// last two dimensions swapped (a view, no copy).
 pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+    let tracked = a.requires_grad() || b.requires_grad();
+    if tracked && (a.rank() == 1 || b.rank() == 1) && a.rank() > 0 && b.rank() > 0 {
+        // Vectors: promote with recorded views, so only the matrix gradient rules are needed.
+        let a2 = if a.rank() == 1 { a.unsqueeze(0)? } else { a.clone() };
+        let b2 = if b.rank() == 1 { b.unsqueeze(1)? } else { b.clone() };
+        let out = matmul(&a2, &b2, transpose_a && a.rank() > 1, transpose_b && b.rank() > 1)?;
+        let out = if a.rank() == 1 { out.squeeze(&[-2])? } else { out };
+        return if b.rank() == 1 { out.squeeze(&[-1]) } else { Ok(out) };
+    }
+    let out = matmul_forward(a, b, transpose_a, transpose_b)?;
+    if !tracked {
+        return Ok(out);
+    }
+    Ok(crate::autograd::record("matmul", &[a, b], &[a, b], out, move |g, saved| {
+        let (a, b) = (&saved[0], &saved[1]);
+        let mm = matmul_forward;
+        // C = op(A) op(B); each case is the transpose-aware form of dA = dC Bᵀ, dB = Aᵀ dC, so
+        // no operand is ever copied to transpose it.
+        let (ga, gb) = match (transpose_a, transpose_b) {
+            (false, false) => (mm(g, b, false, true)?, mm(a, g, true, false)?),
+            (false, true) => (mm(g, b, false, false)?, mm(g, a, true, false)?),
+            (true, false) => (mm(b, g, false, true)?, mm(a, g, false, false)?),
+            (true, true) => (mm(b, g, true, true)?, mm(g, a, true, true)?),
+        };
+        Ok(vec![
+            Some(crate::autograd::sum_to_shape(&ga, a.shape())?),
+            Some(crate::autograd::sum_to_shape(&gb, b.shape())?),
+        ])
+    }))
+}
+
+fn matmul_forward(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
     const OP: &str = "matmul";
     if a.dtype() != DType::F32 || b.dtype() != DType::F32 {
         return Err(KilnError::new(OP, format!(

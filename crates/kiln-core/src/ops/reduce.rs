@@ -1,7 +1,9 @@
 //! Reductions over any set of axes, with keepDims. The reduced axes are moved last (a view, copied
 //! only if needed) so every reduction is a loop over contiguous rows.
 
+use crate::autograd;
 use crate::dtype::DType;
+use crate::ops::{self, BinaryOp};
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::layout;
 use crate::math;
@@ -137,7 +139,7 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
         return Err(KilnError::new(name, format!("cannot reduce an empty dimension of shape {} (no identity)", fmt_shape(x.shape()))));
     }
     let perm: Vec<isize> = kept.iter().chain(&reduced).map(|&d| d as isize).collect();
-    let moved = x.permute(&perm)?.contiguous()?;
+    let moved = x.permute(&perm)?.materialize()?;
     let data = moved.contiguous_slice::<f32>().unwrap();
 
     let out_shape: Vec<usize> = if keep_dims {
@@ -168,7 +170,43 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
         ReduceOp::LogSumExp => log_sum_exp_row(row),
         ReduceOp::ArgMax | ReduceOp::ArgMin => unreachable!(),
     });
-    Tensor::from_vec(out, &out_shape)
+    let y = Tensor::from_vec(out, &out_shape)?;
+    if !x.requires_grad() {
+        return Ok(y);
+    }
+    // The gradient in the shape with reduced dims kept as 1, so it broadcasts against x.
+    let kept_shape: Vec<isize> = (0..rank).map(|d| if reduced.contains(&d) { 1 } else { x.shape()[d] as isize }).collect();
+    let x_shape = x.shape().to_vec();
+    let reduced_axes: Vec<isize> = reduced.iter().map(|&d| d as isize).collect();
+    let y_saved = y.clone();
+    Ok(autograd::record(name, &[x], &[x, &y_saved], y, move |g, saved| {
+        let (x, y) = (&saved[0], &saved[1]);
+        let g = g.reshape(&kept_shape)?;
+        let y = y.reshape(&kept_shape)?;
+        let n = row_len as f32;
+        let gx = match op {
+            ReduceOp::Sum => g.expand(&x_shape)?,
+            ReduceOp::Mean => ops::binary(BinaryOp::Div, &g, &Tensor::scalar_f32(n))?.expand(&x_shape)?,
+            ReduceOp::Max | ReduceOp::Min => {
+                // Ties share the gradient evenly.
+                let hits = ops::cast(&ops::binary(BinaryOp::Equal, x, &y)?, DType::F32)?;
+                let count = reduce(ReduceOp::Sum, &hits, &reduced_axes, true, 0)?;
+                ops::binary(BinaryOp::Mul, &hits, &ops::binary(BinaryOp::Div, &g, &count)?)?
+            }
+            ReduceOp::Variance => {
+                let mean = reduce(ReduceOp::Mean, x, &reduced_axes, true, 0)?;
+                let centered = ops::binary(BinaryOp::Sub, x, &mean)?;
+                let scale = Tensor::scalar_f32(2.0 / (n - correction as f32));
+                ops::binary(BinaryOp::Mul, &centered, &ops::binary(BinaryOp::Mul, &g, &scale)?)?
+            }
+            ReduceOp::LogSumExp => {
+                let p = ops::unary(ops::UnaryOp::Exp, &ops::binary(BinaryOp::Sub, x, &y)?, 0.0)?;
+                ops::binary(BinaryOp::Mul, &p, &g)?
+            }
+            ReduceOp::ArgMax | ReduceOp::ArgMin => unreachable!("arg reductions record no gradient"),
+        };
+        Ok(vec![Some(gx)])
+    }))
 }
 
 /// out[r] = f(row r of data), rows in parallel when the input is large.

@@ -1,6 +1,7 @@
 //! Ops that move elements without arithmetic: concat, stack, split, gather (indexSelect),
 //! scatterAdd, oneHot, pad and cast. They work for every dtype unless noted.
 
+use crate::autograd;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::layout::{self, contiguous_strides, numel};
@@ -56,15 +57,20 @@ pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
         out_shape[axis] += t.shape()[axis];
     }
     let out_strides = contiguous_strides(&out_shape);
-    with_element!(OP, first.dtype(), T => {
+    let out = with_element!(OP, first.dtype(), T => {
         let mut out: Vec<T> = crate::storage::try_zeroed(OP, layout::checked_numel(OP, &out_shape)?)?;
         let mut offset = 0;
         for t in tensors {
             copy_into::<T>(t, &mut out, &out_strides, offset * out_strides[axis]);
             offset += t.shape()[axis];
         }
-        Tensor::from_vec(out, &out_shape)
-    })
+        Tensor::from_vec(out, &out_shape)?
+    });
+    let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[axis]).collect();
+    let inputs: Vec<&Tensor> = tensors.iter().collect();
+    Ok(autograd::record("concat", &inputs, &[], out, move |g, _| {
+        Ok(split(g, Sections::Sizes(sizes), axis as isize)?.into_iter().map(Some).collect())
+    }))
 }
 
 /// Joins tensors of one shape along a new axis: n x [...shape] -> [...shape with n inserted at axis].
@@ -149,16 +155,21 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
     let mut out_shape = x.shape()[..axis].to_vec();
     out_shape.extend_from_slice(indices.shape());
     out_shape.extend_from_slice(&x.shape()[axis + 1..]);
-    let xc = x.contiguous()?;
-    with_element!(OP, x.dtype(), T => {
+    let xc = x.materialize()?;
+    let out = with_element!(OP, x.dtype(), T => {
         let src = xc.contiguous_slice::<T>().unwrap();
         let mut out: Vec<T> = crate::storage::try_zeroed(OP, layout::checked_numel(OP, &out_shape)?)?;
         for (dst, (o, &i)) in out.chunks_mut(inner.max(1)).zip((0..outer).flat_map(|o| idx.iter().map(move |i| (o, i)))) {
             let start = (o * dim + i as usize) * inner;
             dst.copy_from_slice(&src[start..start + inner]);
         }
-        Tensor::from_vec(out, &out_shape)
-    })
+        Tensor::from_vec(out, &out_shape)?
+    });
+    let x_shape = x.shape().to_vec();
+    Ok(autograd::record("gather", &[x], &[indices], out, move |g, saved| {
+        let zeros = crate::ops::zeros(&x_shape, DType::F32)?;
+        Ok(vec![Some(scatter_add(&zeros, &saved[0], g, axis as isize)?)])
+    }))
 }
 
 /// The adjoint of gather: base [...pre, D, ...post] plus updates [...pre, ...idx, ...post] summed
@@ -184,7 +195,7 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
         )));
     }
     let mut out = base.to_vec::<f32>().unwrap();
-    let upd = updates.contiguous()?;
+    let upd = updates.materialize()?;
     let upd = upd.contiguous_slice::<f32>().unwrap();
     for o in 0..outer {
         for (j, &i) in idx.iter().enumerate() {
@@ -195,7 +206,10 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
             }
         }
     }
-    Tensor::from_vec(out, base.shape())
+    let out = Tensor::from_vec(out, base.shape())?;
+    Ok(autograd::record("scatterAdd", &[base, updates], &[indices], out, move |g, saved| {
+        Ok(vec![Some(g.clone()), Some(gather(g, &saved[0], axis as isize)?)])
+    }))
 }
 
 /// indices [...] (int32, each in [0, depth)) -> [..., depth] float32 with `on` at the index, `off` elsewhere.
@@ -225,11 +239,14 @@ pub fn pad(x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor
     let out_strides = contiguous_strides(&out_shape);
     let offset: usize = paddings.iter().zip(&out_strides).map(|((b, _), s)| b * s).sum();
     let fill = crate::ops::creation::full(&out_shape, value, x.dtype()).map_err(|e| KilnError::new(OP, e.message))?;
-    with_element!(OP, x.dtype(), T => {
+    let out = with_element!(OP, x.dtype(), T => {
         let mut out = fill.to_vec::<T>().unwrap();
         copy_into::<T>(x, &mut out, &out_strides, offset);
-        Tensor::from_vec(out, &out_shape)
-    })
+        Tensor::from_vec(out, &out_shape)?
+    });
+    let begin: Vec<isize> = paddings.iter().map(|&(b, _)| b as isize).collect();
+    let size: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
+    Ok(autograd::record("pad", &[x], &[], out, move |g, _| Ok(vec![Some(g.slice(&begin, &size)?)])))
 }
 
 /// Converts elements to `dtype`: float -> int truncates toward zero, anything -> bool is `!= 0`.

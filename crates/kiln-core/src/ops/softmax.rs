@@ -1,7 +1,9 @@
 //! softmax and logSoftmax along any axis, computed row by row with the max subtracted first so
 //! that large logits never overflow.
 
+use crate::autograd;
 use crate::dtype::DType;
+use crate::ops::{self, BinaryOp, ReduceOp, UnaryOp};
 use crate::error::Result;
 use crate::layout;
 use crate::math;
@@ -58,7 +60,7 @@ pub fn softmax(x: &Tensor, axis: isize, log: bool) -> Result<Tensor> {
     // Move the axis last, work on contiguous rows, move it back.
     let mut perm: Vec<isize> = (0..rank as isize).filter(|&d| d != axis as isize).collect();
     perm.push(axis as isize);
-    let moved = x.permute(&perm)?.contiguous()?;
+    let moved = x.permute(&perm)?.materialize()?;
     let data = moved.contiguous_slice::<f32>().unwrap();
     let row_len = x.shape()[axis];
     let mut out = crate::storage::try_zeroed::<f32>(name, data.len())?;
@@ -75,5 +77,22 @@ pub fn softmax(x: &Tensor, axis: isize, log: bool) -> Result<Tensor> {
     for (i, &p) in perm.iter().enumerate() {
         inverse[p as usize] = i as isize;
     }
-    result.permute(&inverse)?.contiguous()
+    let y = result.permute(&inverse)?.materialize()?;
+    let y_saved = y.clone();
+    let axis = axis as isize;
+    Ok(autograd::record(name, &[x], &[&y_saved], y, move |g, saved| {
+        let y = &saved[0];
+        let gx = if log {
+            // d logSoftmax: g - softmax(x) * sum(g)
+            let total = ops::reduce(ReduceOp::Sum, g, &[axis], true, 0)?;
+            let p = ops::unary(UnaryOp::Exp, y, 0.0)?;
+            ops::binary(BinaryOp::Sub, g, &ops::binary(BinaryOp::Mul, &p, &total)?)?
+        } else {
+            // d softmax: y * (g - sum(g * y))
+            let gy = ops::binary(BinaryOp::Mul, g, y)?;
+            let total = ops::reduce(ReduceOp::Sum, &gy, &[axis], true, 0)?;
+            ops::binary(BinaryOp::Mul, y, &ops::binary(BinaryOp::Sub, g, &total)?)?
+        };
+        Ok(vec![Some(gx)])
+    }))
 }

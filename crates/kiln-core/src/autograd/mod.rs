@@ -1,0 +1,182 @@
+//! Reverse-mode autograd. An op that has an input requiring gradients records a `Node` on its
+//! output: the op's name, edges to its inputs' gradient slots, and a backward closure. The closure
+//! receives only *detached* saved tensors (never the output itself), so the graph has no cycles and
+//! is freed with the last tensor that refers to it; `backward` consumes each closure (FnOnce), which
+//! frees the saved tensors as soon as the pass is done.
+
+pub mod reduce_to;
+
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::ops;
+use crate::tensor::Tensor;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use reduce_to::sum_to_shape;
+
+/// A backward closure: (gradient of the output, saved tensors) -> one gradient per input
+/// (None where the input needs none).
+pub type BackwardFn = Box<dyn FnOnce(&Tensor, &[Tensor]) -> Result<Vec<Option<Tensor>>> + Send>;
+
+/// The autograd state of one tensor.
+pub struct GradMeta {
+    /// The op that produced this tensor; None for a leaf (a parameter).
+    grad_fn: Option<Node>,
+    /// Accumulated gradient of a leaf.
+    grad: Mutex<Option<Tensor>>,
+}
+
+struct Node {
+    name: &'static str,
+    inputs: Vec<Option<Arc<GradMeta>>>,
+    /// Shapes of the inputs, to check the gradients a backward closure returns.
+    input_shapes: Vec<Vec<usize>>,
+    saved: Vec<Tensor>,
+    backward: Mutex<Option<BackwardFn>>,
+}
+
+thread_local! {
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops record gradients on this thread (false inside `noGrad`).
+pub fn is_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// Turns recording on or off; returns the previous setting.
+pub fn set_enabled(enabled: bool) -> bool {
+    GRAD_ENABLED.with(|g| g.replace(enabled))
+}
+
+impl GradMeta {
+    pub fn leaf() -> Arc<GradMeta> {
+        Arc::new(GradMeta { grad_fn: None, grad: Mutex::new(None) })
+    }
+
+    pub fn is_leaf(&self) -> bool {
+        self.grad_fn.is_none()
+    }
+
+    pub fn grad(&self) -> Option<Tensor> {
+        self.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_grad(&self, g: Option<Tensor>) {
+        *self.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
+    }
+}
+
+/// Attaches a gradient node to `output` if recording is on and any input requires gradients.
+/// `saved` are detached here; `backward` must capture only plain values (shapes, flags).
+pub fn record(
+    name: &'static str,
+    inputs: &[&Tensor],
+    saved: &[&Tensor],
+    output: Tensor,
+    backward: impl FnOnce(&Tensor, &[Tensor]) -> Result<Vec<Option<Tensor>>> + Send + 'static,
+) -> Tensor {
+    if !is_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+        return output;
+    }
+    let node = Node {
+        name,
+        inputs: inputs.iter().map(|t| t.grad_meta().cloned()).collect(),
+        input_shapes: inputs.iter().map(|t| t.shape().to_vec()).collect(),
+        saved: saved.iter().map(|t| t.detach()).collect(),
+        backward: Mutex::new(Some(Box::new(backward))),
+    };
+    output.with_grad_meta(Some(Arc::new(GradMeta { grad_fn: Some(node), grad: Mutex::new(None) })))
+}
+
+/// Back-propagates from `root`: accumulates d(root)/d(leaf) into every leaf's `grad`.
+/// `seed` is the gradient of root (default: 1 for a single-element root).
+pub fn backward(root: &Tensor, seed: Option<&Tensor>) -> Result<()> {
+    const OP: &str = "backward";
+    let root_meta = root.grad_meta().cloned().ok_or_else(|| {
+        KilnError::new(OP, "the tensor does not require gradients (no parameter with requiresGrad led to it, or it was made under noGrad)")
+    })?;
+    let seed = match seed {
+        Some(s) => {
+            if s.shape() != root.shape() {
+                return Err(KilnError::new(OP, format!("gradient shape {} does not match the tensor's shape {}", fmt_shape(s.shape()), fmt_shape(root.shape()))));
+            }
+            s.detach()
+        }
+        None if root.numel() == 1 => ops::full(root.shape(), 1.0, root.dtype())?,
+        None => {
+            return Err(KilnError::new(OP, format!(
+                "needs a gradient argument for a non-scalar tensor of shape {} (or reduce it to one element first)",
+                fmt_shape(root.shape())
+            )))
+        }
+    };
+    let previous = set_enabled(false);
+    let result = run_backward(root_meta, seed);
+    set_enabled(previous);
+    result
+}
+
+fn key(m: &Arc<GradMeta>) -> usize {
+    Arc::as_ptr(m) as usize
+}
+
+fn run_backward(root: Arc<GradMeta>, seed: Tensor) -> Result<()> {
+    // Topological order by iterative DFS (deep graphs, e.g. long unrolled RNNs, would overflow
+    // a recursive one).
+    let mut order: Vec<Arc<GradMeta>> = Vec::new();
+    let mut visited: HashMap<usize, ()> = HashMap::new();
+    let mut stack: Vec<(Arc<GradMeta>, bool)> = vec![(root.clone(), false)];
+    while let Some((meta, children_done)) = stack.pop() {
+        if children_done {
+            order.push(meta);
+            continue;
+        }
+        if visited.insert(key(&meta), ()).is_some() {
+            continue;
+        }
+        stack.push((meta.clone(), true));
+        if let Some(node) = &meta.grad_fn {
+            for input in node.inputs.iter().flatten() {
+                if !visited.contains_key(&key(input)) {
+                    stack.push((input.clone(), false));
+                }
+            }
+        }
+    }
+
+    let mut grads: HashMap<usize, Tensor> = HashMap::new();
+    grads.insert(key(&root), seed);
+    for meta in order.iter().rev() {
+        let Some(grad) = grads.remove(&key(meta)) else { continue };
+        let Some(node) = &meta.grad_fn else {
+            let total = match meta.grad() {
+                Some(existing) => ops::binary(ops::BinaryOp::Add, &existing, &grad)?,
+                None => grad,
+            };
+            meta.set_grad(Some(total));
+            continue;
+        };
+        let backward = node.backward.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| {
+            KilnError::new("backward", format!("the graph through '{}' was already used by an earlier backward(); run the forward pass again", node.name))
+        })?;
+        let input_grads = backward(&grad, &node.saved)?;
+        for ((input, g), shape) in node.inputs.iter().zip(input_grads).zip(&node.input_shapes) {
+            let (Some(input), Some(g)) = (input, g) else { continue };
+            if g.shape() != shape.as_slice() {
+                return Err(KilnError::new("backward", format!(
+                    "internal error: '{}' produced a gradient of shape {} for an input of shape {}",
+                    node.name, fmt_shape(g.shape()), fmt_shape(shape)
+                )));
+            }
+            let k = key(input);
+            let total = match grads.remove(&k) {
+                Some(existing) => ops::binary(ops::BinaryOp::Add, &existing, &g)?,
+                None => g,
+            };
+            grads.insert(k, total);
+        }
+    }
+    Ok(())
+}
