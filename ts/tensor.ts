@@ -10,6 +10,7 @@ import * as elementwise from './ops/elementwise.js';
 import * as reduction from './ops/reduce.js';
 import * as linalg from './ops/matmul.js';
 import * as shapeOps from './ops/shape.js';
+import * as autograd from './autograd.js';
 import type { NestedArray } from './ops/creation.js';
 
 export type TypedArray = Float32Array | Int32Array | Uint8Array;
@@ -114,6 +115,20 @@ export class Tensor {
     if (this.isDisposed) return 'Tensor(disposed)';
     return `Tensor(${this.dtype} [${this.shape.join(', ')}]) ${JSON.stringify(this.arraySync())}`;
   }
+
+  // ---- autograd ----
+  /** Whether this tensor requires gradients. */
+  get requiresGrad(): boolean { return autograd.requiresGrad(this); }
+  /** Makes this tensor a leaf that accumulates gradients (float32), in place. Returns this. */
+  setRequiresGrad(requires = true): this { return autograd.setRequiresGrad(this, requires); }
+  /** Back-propagates from this tensor (one element, or pass its gradient). */
+  backward(grad?: Tensor): void { autograd.backward(this, grad); }
+  /** The accumulated gradient, as a new tensor each access (tidy frees it); null if none. */
+  get grad(): Tensor | null { return autograd.gradOf(this); }
+  /** Clears the accumulated gradient. */
+  zeroGrad(): void { autograd.zeroGrad(this); }
+  /** The same data without gradient tracking. */
+  detach(): Tensor { return autograd.detach(this); }
 
   // ---- elementwise ----
   neg(): Tensor { return elementwise.neg(this); }

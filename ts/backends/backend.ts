@@ -64,6 +64,16 @@ export interface Backend {
   randu(shape: number[], low: number, high: number, seed?: number): Handle;
   setSeed(seed: number): void;
 
+  setRequiresGrad(x: Handle, requires: boolean): boolean;
+  requiresGrad(x: Handle): boolean;
+  /** seed: a handle, or -1 for the implicit 1 of a one-element tensor. */
+  backward(x: Handle, seed: number): boolean;
+  /** A new handle to the accumulated gradient, or -1. */
+  grad(x: Handle): number;
+  zeroGrad(x: Handle): boolean;
+  detach(x: Handle): Handle;
+  setGradEnabled(enabled: boolean): boolean;
+
   /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
   debugPanic(inThreadPool: boolean): boolean;
 }

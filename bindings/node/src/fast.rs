@@ -6,7 +6,7 @@
 
 use crate::{panic_message, register, registry};
 use kiln_core::ops::{self, BinaryOp, UnaryOp};
-use kiln_core::{KilnError, Result, Tensor};
+use kiln_core::{autograd, KilnError, Result, Tensor};
 use napi::sys;
 use std::ffi::CString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,6 +61,14 @@ impl ToJs for u32 {
     unsafe fn to_js(self, env: sys::napi_env) -> sys::napi_value {
         let mut v = ptr::null_mut();
         sys::napi_create_uint32(env, self, &mut v);
+        v
+    }
+}
+
+impl ToJs for f64 {
+    unsafe fn to_js(self, env: sys::napi_env) -> sys::napi_value {
+        let mut v = ptr::null_mut();
+        sys::napi_create_double(env, self, &mut v);
         v
     }
 }
@@ -178,6 +186,31 @@ raw_functions! {
         with_tensors([indices], |[i]| ops::one_hot(i, depth as usize, on as f32, off as f32))
     }
     "eye" => fn eye(rows: u32, cols: u32) -> u32 { Ok(register(ops::eye(rows as usize, cols as usize)?)) }
+
+    // ---- autograd ----
+    "setRequiresGrad" => fn set_requires_grad(x: u32, requires: bool) -> bool {
+        let t = registry::with(|r| r.get(x)?.set_requires_grad(requires))?;
+        registry::with_mut(|r| r.replace(x, t))?;
+        Ok(requires)
+    }
+    "requiresGrad" => fn requires_grad(x: u32) -> bool { registry::with(|r| Ok(r.get(x)?.requires_grad())) }
+    // `seed` is a handle, or -1 for the implicit 1 of a one-element tensor.
+    "backward" => fn backward(x: u32, seed: i64) -> bool {
+        registry::with(|r| {
+            let seed = if seed < 0 { None } else { Some(r.get(seed as u32)?.clone()) };
+            autograd::backward(r.get(x)?, seed.as_ref())
+        })?;
+        Ok(true)
+    }
+    // A new handle to the accumulated gradient, or -1 if there is none.
+    "grad" => fn grad(x: u32) -> f64 {
+        let g = registry::with(|r| Ok::<_, KilnError>(r.get(x)?.grad()))?;
+        Ok(g.map_or(-1.0, |g| register(g) as f64))
+    }
+    "zeroGrad" => fn zero_grad(x: u32) -> bool { registry::with(|r| r.get(x).map(|t| t.zero_grad()))?; Ok(true) }
+    "detach" => fn detach(x: u32) -> u32 { with_tensors([x], |[t]| Ok(t.detach())) }
+    // Turns gradient recording on or off; returns the previous setting.
+    "setGradEnabled" => fn set_grad_enabled(enabled: bool) -> bool { Ok(autograd::set_enabled(enabled)) }
 
     // Panics on purpose, on the calling thread or inside the rayon pool, so a test can prove a
     // Rust panic reaches JS as an Error and leaves the process running.

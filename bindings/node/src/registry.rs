@@ -31,6 +31,18 @@ impl Registry {
             .ok_or_else(|| KilnError::new("kiln", format!("tensor handle {handle} is not live (was the tensor disposed?)")))
     }
 
+    /// Replaces the tensor behind a live handle (used to turn on requiresGrad in place).
+    pub fn replace(&mut self, handle: u32, t: Tensor) -> Result<(), KilnError> {
+        let slot = self.slots.get_mut((handle & !LARGE_FLAG) as usize).and_then(|s| s.as_mut());
+        match slot {
+            Some(s) => {
+                *s = t;
+                Ok(())
+            }
+            None => Err(KilnError::new("kiln", format!("tensor handle {handle} is not live (was the tensor disposed?)"))),
+        }
+    }
+
     pub fn insert(&mut self, t: Tensor) -> u32 {
         self.live += 1;
         let flag = if t.storage_bytes() >= LARGE_BYTES { LARGE_FLAG } else { 0 };

@@ -32,7 +32,8 @@ struct Node {
     inputs: Vec<Option<Arc<GradMeta>>>,
     /// Shapes of the inputs, to check the gradients a backward closure returns.
     input_shapes: Vec<Vec<usize>>,
-    saved: Vec<Tensor>,
+    /// Taken (and so freed) together with the closure when backward runs.
+    saved: Mutex<Vec<Tensor>>,
     backward: Mutex<Option<BackwardFn>>,
 }
 
@@ -84,7 +85,7 @@ pub fn record(
         name,
         inputs: inputs.iter().map(|t| t.grad_meta().cloned()).collect(),
         input_shapes: inputs.iter().map(|t| t.shape().to_vec()).collect(),
-        saved: saved.iter().map(|t| t.detach()).collect(),
+        saved: Mutex::new(saved.iter().map(|t| t.detach()).collect()),
         backward: Mutex::new(Some(Box::new(backward))),
     };
     output.with_grad_meta(Some(Arc::new(GradMeta { grad_fn: Some(node), grad: Mutex::new(None) })))
@@ -161,7 +162,9 @@ fn run_backward(root: Arc<GradMeta>, seed: Tensor) -> Result<()> {
         let backward = node.backward.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| {
             KilnError::new("backward", format!("the graph through '{}' was already used by an earlier backward(); run the forward pass again", node.name))
         })?;
-        let input_grads = backward(&grad, &node.saved)?;
+        let saved = std::mem::take(&mut *node.saved.lock().unwrap_or_else(|e| e.into_inner()));
+        let input_grads = backward(&grad, &saved)?;
+        drop(saved);
         for ((input, g), shape) in node.inputs.iter().zip(input_grads).zip(&node.input_shapes) {
             let (Some(input), Some(g)) = (input, g) else { continue };
             if g.shape() != shape.as_slice() {
