@@ -36,5 +36,11 @@ if (hasNumpy()) {
 }
 
 // 4. The benchmarks.
-step('running bench/run.mjs');
-run(process.execPath, ['--expose-gc', join(BENCH, 'run.mjs'), ...process.argv.slice(2)]);
+step(`running bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim());
+const r = spawnSync(process.execPath, ['--expose-gc', join(BENCH, 'run.mjs'), ...process.argv.slice(2)], { stdio: 'inherit', cwd: ROOT });
+if (r.signal) {
+  // A SIGBUS/SIGSEGV here usually means kiln.node was rebuilt (overwritten) while the run was using it.
+  console.error(`[kiln] bench/run.mjs was killed by ${r.signal}${r.signal === 'SIGBUS' || r.signal === 'SIGSEGV' ? ' (was the native addon rebuilt during the run? run it again)' : ''}`);
+  process.exit(1);
+}
+if (r.status !== 0) process.exit(r.status ?? 1);

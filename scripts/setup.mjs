@@ -1,7 +1,7 @@
 // First-run set-up, shared by `npm test`, `npm start` and `npm run bench`: installs the npm
 // dependencies, builds the native addon with cargo, and compiles the TypeScript. Each step is
 // skipped when its output is newer than its inputs. `--force` redoes everything.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CARGO_TARGET_DIR, ROOT, has, run, step } from './lib.mjs';
 
@@ -43,7 +43,11 @@ export function setup() {
     step(`building the native addon (cargo build --release, cache in ${CARGO_TARGET_DIR}); the first build takes a few minutes`);
     run('cargo', ['build', '--release', '-p', 'kiln-node']);
     mkdirSync(join(ROOT, 'bindings/node'), { recursive: true });
-    copyFileSync(join(CARGO_TARGET_DIR, 'release', 'libkiln_node.so'), join(ROOT, addon));
+    // Copy then rename: overwriting the file in place would crash (SIGBUS) any running process
+    // that has the old addon mapped; a rename leaves their mapping intact.
+    const temp = join(ROOT, `${addon}.${process.pid}.tmp`);
+    copyFileSync(join(CARGO_TARGET_DIR, 'release', 'libkiln_node.so'), temp);
+    renameSync(temp, join(ROOT, addon));
   }
 
   // 3. TypeScript -> dist/.

@@ -1,0 +1,44 @@
+// Helpers shared by the peer modules.
+
+/** `n` samples of N(0, 1) as float32 (Box-Muller; seeded so every run feeds the same numbers). */
+export function randomNormal(n, seed = 1) {
+  let s = seed >>> 0 || 1;
+  const uniform = () => {
+    // xorshift32, mapped to (0, 1]
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return (s + 1) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(uniform()));
+    const t = 2 * Math.PI * uniform();
+    out[i] = r * Math.cos(t);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(t);
+  }
+  return out;
+}
+
+/** Reference row-major [m,k] @ [k,n] in float64, for correctness checks on small cases. */
+export function referenceMatmul(a, b, m, k, n) {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let p = 0; p < k; p++) {
+      const x = a[i * k + p];
+      for (let j = 0; j < n; j++) out[i * n + j] += x * b[p * n + j];
+    }
+  return out;
+}
+
+/** Throws unless `got` equals `want` elementwise within a float32-sized tolerance. */
+export function assertClose(what, got, want, tol = 1e-4) {
+  if (got.length !== want.length) throw new Error(`${what}: ${got.length} values, expected ${want.length}`);
+  for (let i = 0; i < want.length; i++) {
+    if (!(Math.abs(got[i] - want[i]) <= tol * (1 + Math.abs(want[i])))) {
+      throw new Error(`${what}: element ${i} is ${got[i]}, expected ${want[i]}`);
+    }
+  }
+}
