@@ -162,6 +162,24 @@ impl Tensor {
         }
     }
 
+    /// The elements of a whole, contiguous float32 tensor for in-place update (optimizers).
+    /// Copy-on-write: if another tensor shares the buffer, this tensor first gets its own copy,
+    /// so no one else ever sees the change.
+    pub fn data_mut_f32(&mut self, op: &str) -> Result<&mut [f32]> {
+        self.expect_dtype(op, DType::F32)?;
+        let whole = self.offset == 0 && self.is_contiguous() && self.numel() == self.storage.buffer.len();
+        if !whole || Arc::get_mut(&mut self.storage).is_none() {
+            let copy = self.to_vec::<f32>().ok_or_else(|| KilnError::new(op, "cannot copy the tensor for an in-place update"))?;
+            self.storage = Arc::new(Storage::new(Buffer::F32(copy)));
+            self.strides = contiguous_dims(&self.shape);
+            self.offset = 0;
+        }
+        match &mut Arc::get_mut(&mut self.storage).expect("unique after copy").buffer {
+            Buffer::F32(v) => Ok(v.as_mut_slice()),
+            _ => unreachable!("dtype checked above"),
+        }
+    }
+
     // ---- autograd ----
 
     pub fn requires_grad(&self) -> bool {

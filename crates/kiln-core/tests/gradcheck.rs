@@ -165,3 +165,28 @@ fn gradients_accumulate_and_graphs_free() {
     assert!(Tensor::from_vec(vec![1i32], &[1]).unwrap().set_requires_grad(true).is_err());
     let _ = DType::F32;
 }
+
+#[test]
+fn cross_entropy_gradients() {
+    let targets = Tensor::from_vec(vec![2i32, 0, 1, 2], &[4]).unwrap();
+    let weights = Tensor::from_vec(vec![0.5f32, 1.0, 2.0], &[3]).unwrap();
+    for smoothing in [0.0, 0.1] {
+        for weights in [None, Some(&weights)] {
+            for reduction in [ops::Reduction::Mean, ops::Reduction::Sum, ops::Reduction::None] {
+                check("crossEntropy", &[rand(&[4, 3], 50)], |t| ops::cross_entropy(&t[0], &targets, weights, smoothing, reduction).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_matches_log_softmax_composition() {
+    let x = rand(&[5, 4], 51);
+    let y = Tensor::from_vec(vec![0i32, 3, 1, 1, 2], &[5]).unwrap();
+    let fused = scalar(&ops::cross_entropy(&x, &y, None, 0.0, ops::Reduction::Mean).unwrap());
+    let logp = ops::softmax(&x, -1, true).unwrap().to_vec::<f32>().unwrap();
+    let want: f64 = -[0usize, 3, 1, 1, 2].iter().enumerate().map(|(i, &t)| logp[i * 4 + t] as f64).sum::<f64>() / 5.0;
+    assert!((fused - want).abs() < 1e-5, "{fused} vs {want}");
+    assert!(ops::cross_entropy(&x, &Tensor::from_vec(vec![0i32, 4, 1, 1, 2], &[5]).unwrap(), None, 0.0, ops::Reduction::Mean)
+        .unwrap_err().to_string().contains("out of range"));
+}

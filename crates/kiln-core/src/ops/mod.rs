@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod creation;
+pub mod loss;
 pub mod matmul;
 pub mod reduce;
 pub mod shape;
@@ -11,6 +12,7 @@ pub mod unary;
 
 pub use binary::{binary, where_, BinaryOp};
 pub use creation::{arange, eye, full, ones, randn, randu, zeros};
+pub use loss::{cross_entropy, Reduction};
 pub use matmul::matmul;
 pub use reduce::{reduce, ReduceOp};
 pub use shape::{cast, concat, gather, one_hot, pad, scatter_add, split, stack, Sections};

@@ -1,0 +1,106 @@
+//! Cross-entropy from logits, fused: log-softmax, the loss and (in backward) softmax - target
+//! computed row by row in one kernel, never materializing the log-probabilities.
+//! Other losses (BCE, MSE, Huber, KL) are compositions of ops, in TypeScript.
+
+use crate::autograd;
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::ops::reduce::{log_sum_exp_row, max_row};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    None,
+    Mean,
+    Sum,
+}
+
+impl Reduction {
+    pub fn from_code(code: u32) -> Result<Reduction> {
+        match code {
+            0 => Ok(Reduction::None),
+            1 => Ok(Reduction::Mean),
+            2 => Ok(Reduction::Sum),
+            _ => Err(KilnError::new("crossEntropy", format!("unknown reduction code {code} (0 none, 1 mean, 2 sum)"))),
+        }
+    }
+}
+
+/// loss_i = -sum_c w_c q_ic log softmax(x_i)_c with q = (1 - ε) onehot(y_i) + ε / C, as PyTorch's
+/// `cross_entropy(weight, label_smoothing)`; mean divides by sum_i w_{y_i}.
+/// logits [N, C] float32, targets [N] int32 in [0, C), weights [C] or None -> [] (mean/sum) or [N].
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction) -> Result<Tensor> {
+    const OP: &str = "crossEntropy";
+    if logits.dtype() != DType::F32 || logits.rank() != 2 {
+        return Err(KilnError::new(OP, format!("logits must be float32 [batch, classes], got {} {}", logits.dtype(), fmt_shape(logits.shape()))));
+    }
+    let (n, c) = (logits.shape()[0], logits.shape()[1]);
+    if targets.dtype() != DType::I32 || targets.shape() != [n] {
+        return Err(KilnError::new(OP, format!(
+            "targets must be int32 [{n}] (one class index per row of logits {}), got {} {}",
+            fmt_shape(logits.shape()), targets.dtype(), fmt_shape(targets.shape())
+        )));
+    }
+    if !(0.0..1.0).contains(&smoothing) {
+        return Err(KilnError::new(OP, format!("labelSmoothing must be in [0, 1), got {smoothing}")));
+    }
+    let y = targets.to_vec::<i32>().unwrap();
+    if let Some((i, &bad)) = y.iter().enumerate().find(|(_, &t)| t < 0 || t as usize >= c) {
+        return Err(KilnError::new(OP, format!("target {bad} at row {i} is out of range for {c} classes")));
+    }
+    let w: Vec<f32> = match weights {
+        Some(w) => {
+            if w.dtype() != DType::F32 || w.shape() != [c] {
+                return Err(KilnError::new(OP, format!("weights must be float32 [{c}], got {} {}", w.dtype(), fmt_shape(w.shape()))));
+            }
+            w.to_vec().unwrap()
+        }
+        None => vec![1.0; c],
+    };
+    let x = logits.materialize()?;
+    let xs = x.contiguous_slice::<f32>().unwrap();
+    let off = smoothing / c as f32;
+    let on = 1.0 - smoothing + off;
+    let w_sum_all: f32 = w.iter().sum();
+    let mut losses = vec![0.0f32; n];
+    for i in 0..n {
+        let row = &xs[i * c..(i + 1) * c];
+        let lse = log_sum_exp_row(row);
+        let t = y[i] as usize;
+        // -sum_c w_c q_c (x_c - lse) = lse * sum_c w_c q_c - sum_c w_c q_c x_c
+        let wq_sum = off * w_sum_all + (on - off) * w[t];
+        let wqx: f32 = off * row.iter().zip(&w).map(|(a, b)| a * b).sum::<f32>() + (on - off) * w[t] * row[t];
+        losses[i] = lse * wq_sum - wqx;
+    }
+    let denominator: f32 = match reduction {
+        Reduction::Mean => y.iter().map(|&t| w[t as usize]).sum(),
+        _ => 1.0,
+    };
+    let out = match reduction {
+        Reduction::None => Tensor::from_vec(losses, &[n])?,
+        _ => Tensor::from_vec(vec![losses.iter().sum::<f32>() / denominator], &[])?,
+    };
+    Ok(autograd::record(OP, &[logits], &[&x], out, move |g, saved| {
+        // d loss_i / d x_ic = p_ic * sum_k w_k q_ik - w_c q_ic, times the upstream gradient.
+        let g = g.to_vec::<f32>().unwrap();
+        let xs = saved[0].contiguous_slice::<f32>().unwrap();
+        let mut grad = vec![0.0f32; n * c];
+        for i in 0..n {
+            let row = &xs[i * c..(i + 1) * c];
+            let gi = match reduction {
+                Reduction::None => g[i],
+                _ => g[0] / denominator,
+            };
+            let t = y[i] as usize;
+            let m = max_row(row);
+            let sum: f32 = row.iter().map(|&v| (v - m).exp()).sum();
+            let wq_sum = off * w_sum_all + (on - off) * w[t];
+            for (k, out) in grad[i * c..(i + 1) * c].iter_mut().enumerate() {
+                let p = (row[k] - m).exp() / sum;
+                let q = if k == t { on } else { off };
+                *out = gi * (p * wq_sum - w[k] * q);
+            }
+        }
+        Ok(vec![Some(Tensor::from_vec(grad, &[n, c])?)])
+    }))
+}
