@@ -14,3 +14,6 @@ export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/matmul.js';
 export * from './ops/shape.js';
+export * as losses from './losses.js';
+export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
+export * as optim from './optim/index.js';

@@ -74,6 +74,14 @@ export interface Backend {
   detach(x: Handle): Handle;
   setGradEnabled(enabled: boolean): boolean;
 
+  /** Fused cross-entropy from logits; weights: handle or -1; reduction 0 none, 1 mean, 2 sum. */
+  crossEntropy(logits: Handle, targets: Handle, weights: number, labelSmoothing: number, reduction: number): Handle;
+  /** In-place optimizer updates of a parameter and its state tensors (see crates/kiln-core/src/optim.rs). */
+  sgdStep(param: Handle, grad: Handle, buffer: number, lr: number, momentum: number, dampening: number, nesterov: boolean, firstStep: boolean, scale: number, clipValue: number, weightDecay: number): boolean;
+  adamStep(param: Handle, grad: Handle, m: Handle, v: Handle, lr: number, beta1: number, beta2: number, eps: number, decoupledDecay: number, step: number, scale: number, clipValue: number, weightDecay: number): boolean;
+  rmspropStep(param: Handle, grad: Handle, squareAvg: Handle, lr: number, alpha: number, eps: number, scale: number, clipValue: number, weightDecay: number): boolean;
+  adagradStep(param: Handle, grad: Handle, sum: Handle, lr: number, eps: number, scale: number, clipValue: number, weightDecay: number): boolean;
+
   /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
   debugPanic(inThreadPool: boolean): boolean;
 }

@@ -43,6 +43,18 @@ impl Registry {
         }
     }
 
+    /// Moves a tensor out of its slot for in-place work; `put_back` must follow.
+    pub fn take(&mut self, handle: u32) -> Result<Tensor, KilnError> {
+        self.slots
+            .get_mut((handle & !LARGE_FLAG) as usize)
+            .and_then(|s| s.take())
+            .ok_or_else(|| KilnError::new("kiln", format!("tensor handle {handle} is not live (was the tensor disposed?)")))
+    }
+
+    pub fn put_back(&mut self, handle: u32, t: Tensor) {
+        self.slots[(handle & !LARGE_FLAG) as usize] = Some(t);
+    }
+
     pub fn insert(&mut self, t: Tensor) -> u32 {
         self.live += 1;
         let flag = if t.storage_bytes() >= LARGE_BYTES { LARGE_FLAG } else { 0 };

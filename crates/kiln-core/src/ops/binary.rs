@@ -82,6 +82,12 @@ impl BinaryOp {
 
 /// `op(a, b)` with broadcasting: shapes broadcast (NumPy rules) -> the broadcast shape.
 pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if op.is_comparison() && (a.dtype() == DType::I32 || b.dtype() == DType::I32) {
+        // Comparisons accept int32 (argmax against labels is the common case): both sides are
+        // compared as float32, exact for integers up to 2^24.
+        let promote = |t: &Tensor| if t.dtype() == DType::I32 { crate::ops::cast(t, DType::F32) } else { Ok(t.clone()) };
+        return op.run(&promote(a)?, &promote(b)?);
+    }
     let out = op.run(a, b)?;
     if op.is_comparison() || !(a.requires_grad() || b.requires_grad()) {
         return Ok(out);

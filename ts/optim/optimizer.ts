@@ -1,0 +1,160 @@
+/**
+ * The optimizer base: parameter groups, gradient clipping, weight decay and state. Each update is
+ * one fused Rust kernel per parameter that changes the parameter and its state in place, so the
+ * model's parameter tensors (and their place in the autograd graph) never change identity.
+ */
+
+import { backend, keep, tidy } from '../engine.js';
+import type { Tensor } from '../tensor.js';
+import { zeros } from '../ops/creation.js';
+import { square, sqrt } from '../ops/elementwise.js';
+import { sum } from '../ops/reduce.js';
+import { stack } from '../ops/shape.js';
+
+export interface OptimizerOptions {
+  /** Learning rate. */
+  lr: number;
+  /** L2 penalty added to the gradient (AdamW instead decays the weights directly). */
+  weightDecay?: number;
+  /** Scale all gradients so their global L2 norm is at most this. */
+  clipNorm?: number;
+  /** Clamp each gradient element to [-clipValue, clipValue]. */
+  clipValue?: number;
+}
+
+/** Parameters with their own learning rate / weight decay (e.g. a fine-tuned body and a new head). */
+export interface ParamGroup {
+  params: Tensor[];
+  lr?: number;
+  weightDecay?: number;
+}
+
+interface Group {
+  params: Tensor[];
+  /** This group's lr as a multiple of the optimizer's lr, so schedules keep the ratios. */
+  lrScale: number;
+  weightDecay: number;
+}
+
+/** What `state()` returns and `loadState()` takes: plain numbers plus state tensors per parameter. */
+export interface OptimizerState {
+  kind: string;
+  step: number;
+  lr: number;
+  /** slots[i] are the state tensors of parameter i (in `parameters` order). */
+  slots: Tensor[][];
+}
+
+export abstract class Optimizer {
+  /** The current base learning rate; schedules set it. */
+  lr: number;
+  /** Completed steps. */
+  stepCount = 0;
+  protected readonly options: OptimizerOptions;
+  private readonly groups: Group[];
+  private readonly slots = new Map<Tensor, Tensor[]>();
+
+  constructor(params: Tensor[] | ParamGroup[], options: OptimizerOptions) {
+    if (!(options.lr > 0)) throw new Error(`${new.target.name}: lr must be > 0, got ${options.lr}`);
+    this.options = options;
+    this.lr = options.lr;
+    const groups: ParamGroup[] = params.length > 0 && !('params' in (params[0] as object)) ? [{ params: params as Tensor[] }] : (params as ParamGroup[]);
+    this.groups = groups.map((g) => ({
+      params: g.params,
+      lrScale: (g.lr ?? options.lr) / options.lr,
+      weightDecay: g.weightDecay ?? options.weightDecay ?? 0,
+    }));
+    for (const p of this.parameters) {
+      if (p.dtype !== "float32") throw new Error(`${new.target.name}: parameters must be float32, got ${p.dtype} [${p.shape.join(', ')}]`);
+    }
+  }
+
+  /** 'sgd', 'adam', ... */
+  abstract get kind(): string;
+  /** State tensors per parameter (momentum buffer, moments, ...). */
+  protected abstract slotCount(): number;
+  /** One fused in-place update of parameter p. */
+  protected abstract update(p: Tensor, grad: Tensor, slots: Tensor[], lr: number, weightDecay: number, scale: number, clipValue: number): void;
+
+  /** Every parameter, in group order. */
+  get parameters(): Tensor[] {
+    return this.groups.flatMap((g) => g.params);
+  }
+
+  /** Clears every parameter's accumulated gradient. */
+  zeroGrad(): void {
+    for (const p of this.parameters) if (!p.isDisposed) p.zeroGrad();
+  }
+
+  /** Applies one update from the accumulated gradients (parameters without one are skipped). */
+  step(): void {
+    this.stepCount++;
+    tidy(() => {
+      const grads = this.parameters.map((p) => p.grad);
+      const scale = this.clipScale(grads);
+      const clipValue = this.options.clipValue ?? Infinity;
+      let i = 0;
+      for (const group of this.groups) {
+        for (const p of group.params) {
+          const g = grads[i++];
+          if (g === null) continue;
+          this.update(p, g, this.slotsFor(p), this.lr * group.lrScale, group.weightDecay, scale, clipValue);
+        }
+      }
+    });
+  }
+
+  /** Global-norm clipping factor: one readback for all parameters together. */
+  private clipScale(grads: Array<Tensor | null>): number {
+    const maxNorm = this.options.clipNorm;
+    if (maxNorm === undefined) return 1;
+    const present = grads.filter((g): g is Tensor => g !== null);
+    if (present.length === 0) return 1;
+    const norm = sqrt(sum(stack(present.map((g) => sum(square(g)))))).dataSync()[0];
+    if (!Number.isFinite(norm)) throw new Error(`${this.kind}: the gradient norm is ${norm} (NaN or Inf in the gradients) at step ${this.stepCount}`);
+    return norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+  }
+
+  private slotsFor(p: Tensor): Tensor[] {
+    let s = this.slots.get(p);
+    if (s === undefined) {
+      s = Array.from({ length: this.slotCount() }, () => keep(zeros([...p.shape])));
+      this.slots.set(p, s);
+    }
+    return s;
+  }
+
+  /** Step count, lr and state tensors (shared, not copied: save them, don't dispose them). */
+  state(): OptimizerState {
+    return { kind: this.kind, step: this.stepCount, lr: this.lr, slots: this.parameters.map((p) => this.slotsFor(p)) };
+  }
+
+  /** Restores what `state()` returned (e.g. from a checkpoint); tensors are copied in. */
+  loadState(state: OptimizerState): void {
+    if (state.kind !== this.kind) throw new Error(`${this.kind}.loadState: the state is from a '${state.kind}' optimizer`);
+    const params = this.parameters;
+    if (state.slots.length !== params.length) {
+      throw new Error(`${this.kind}.loadState: the state has ${state.slots.length} parameters, this optimizer has ${params.length}`);
+    }
+    params.forEach((p, i) => {
+      const incoming = state.slots[i];
+      if (incoming.length !== this.slotCount() || incoming.some((t) => t.shape.join() !== p.shape.join())) {
+        throw new Error(`${this.kind}.loadState: state of parameter ${i} does not match its shape [${p.shape.join(', ')}]`);
+      }
+      for (const old of this.slots.get(p) ?? []) old.dispose();
+      this.slots.set(p, incoming.map((t) => keep(t.add(0))));
+    });
+    this.stepCount = state.step;
+    this.lr = state.lr;
+  }
+
+  /** Frees the state tensors. */
+  dispose(): void {
+    for (const s of this.slots.values()) for (const t of s) t.dispose();
+    this.slots.clear();
+  }
+
+  protected get impl() {
+    return backend().impl;
+  }
+}

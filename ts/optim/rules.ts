@@ -1,0 +1,83 @@
+/** The optimizers: each a small subclass that picks its fused Rust update. */
+
+import type { Tensor } from '../tensor.js';
+import { Optimizer, type OptimizerOptions, type ParamGroup } from './optimizer.js';
+
+export interface SgdOptions extends OptimizerOptions {
+  momentum?: number;
+  dampening?: number;
+  nesterov?: boolean;
+}
+
+/** Stochastic gradient descent, with optional (Nesterov) momentum, as PyTorch's SGD. */
+export class SGD extends Optimizer {
+  constructor(params: Tensor[] | ParamGroup[], private readonly sgd: SgdOptions) {
+    super(params, sgd);
+    if (sgd.nesterov && !(sgd.momentum! > 0)) throw new Error('sgd: nesterov needs momentum > 0');
+  }
+  get kind(): string { return 'sgd'; }
+  protected slotCount(): number { return (this.sgd.momentum ?? 0) > 0 ? 1 : 0; }
+  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, scale: number, clip: number): void {
+    this.impl.sgdStep(p.handle, g.handle, slots.length ? slots[0].handle : -1, lr, this.sgd.momentum ?? 0, this.sgd.dampening ?? 0,
+      this.sgd.nesterov ?? false, this.stepCount === 1, scale, clip, wd);
+  }
+}
+
+export interface AdamOptions extends OptimizerOptions {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+}
+
+/** Adam (Kingma & Ba) with bias correction; weightDecay is an L2 term in the gradient. */
+export class Adam extends Optimizer {
+  constructor(params: Tensor[] | ParamGroup[], protected readonly adam: AdamOptions) {
+    super(params, adam);
+  }
+  get kind(): string { return 'adam'; }
+  protected slotCount(): number { return 2; }
+  protected decoupled(): boolean { return false; }
+  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, scale: number, clip: number): void {
+    const [l2, decay] = this.decoupled() ? [0, wd] : [wd, 0];
+    this.impl.adamStep(p.handle, g.handle, slots[0].handle, slots[1].handle, lr, this.adam.beta1 ?? 0.9, this.adam.beta2 ?? 0.999,
+      this.adam.eps ?? 1e-8, decay, this.stepCount, scale, clip, l2);
+  }
+}
+
+/** AdamW: Adam with decoupled weight decay (p ← p·(1 - lr·wd) before the Adam step); wd defaults to 0.01. */
+export class AdamW extends Adam {
+  constructor(params: Tensor[] | ParamGroup[], options: AdamOptions) {
+    super(params, { weightDecay: 0.01, ...options });
+  }
+  override get kind(): string { return 'adamw'; }
+  protected override decoupled(): boolean { return true; }
+}
+
+export interface RmsPropOptions extends OptimizerOptions {
+  alpha?: number;
+  eps?: number;
+}
+
+/** RMSProp: divides by a running RMS of the gradient (alpha 0.99, eps 1e-8, as PyTorch). */
+export class RMSProp extends Optimizer {
+  constructor(params: Tensor[] | ParamGroup[], private readonly rms: RmsPropOptions) {
+    super(params, rms);
+  }
+  get kind(): string { return 'rmsprop'; }
+  protected slotCount(): number { return 1; }
+  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, scale: number, clip: number): void {
+    this.impl.rmspropStep(p.handle, g.handle, slots[0].handle, lr, this.rms.alpha ?? 0.99, this.rms.eps ?? 1e-8, scale, clip, wd);
+  }
+}
+
+/** AdaGrad: divides by the root of the summed squared gradients (eps 1e-10, as PyTorch). */
+export class AdaGrad extends Optimizer {
+  constructor(params: Tensor[] | ParamGroup[], private readonly ada: OptimizerOptions & { eps?: number }) {
+    super(params, ada);
+  }
+  get kind(): string { return 'adagrad'; }
+  protected slotCount(): number { return 1; }
+  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, scale: number, clip: number): void {
+    this.impl.adagradStep(p.handle, g.handle, slots[0].handle, lr, this.ada.eps ?? 1e-10, scale, clip, wd);
+  }
+}
