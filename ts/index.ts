@@ -17,3 +17,5 @@ export * from './ops/shape.js';
 export * as losses from './losses.js';
 export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
 export * as optim from './optim/index.js';
+export * as train from './train/index.js';
+export { fit, evaluate, predict } from './train/index.js';

@@ -1,0 +1,127 @@
+/**
+ * Callbacks: hooks the training loop calls at epoch ends. Early stopping (with best-weights
+ * restore), LR schedules and a metrics logger live here; checkpointing is in io-aware code.
+ */
+
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Optimizer } from '../optim/optimizer.js';
+import type { Schedule } from '../optim/schedules.js';
+import { keep } from '../engine.js';
+import type { Tensor } from '../tensor.js';
+import type { Logs, TrainableModel } from './types.js';
+
+export interface TrainingContext {
+  model: TrainableModel;
+  optimizer: Optimizer;
+  /** Ends training after the current epoch. */
+  stopTraining(reason: string): void;
+}
+
+export interface Callback {
+  onTrainBegin?(ctx: TrainingContext): void | Promise<void>;
+  /** `epoch` counts from 1. */
+  onEpochEnd?(epoch: number, logs: Logs, ctx: TrainingContext): void | Promise<void>;
+  onTrainEnd?(ctx: TrainingContext): void | Promise<void>;
+}
+
+function isBetter(mode: 'min' | 'max', value: number, best: number, minDelta: number): boolean {
+  return mode === 'min' ? value < best - minDelta : value > best + minDelta;
+}
+
+/** Stops when `monitor` has not improved for `patience` epochs; can restore the best weights. */
+export class EarlyStopping implements Callback {
+  private best: number;
+  private wait = 0;
+  private bestWeights: Record<string, Tensor> | null = null;
+  bestEpoch = 0;
+  readonly monitor: string;
+  private readonly mode: 'min' | 'max';
+  private readonly patience: number;
+  private readonly minDelta: number;
+  private readonly restoreBestWeights: boolean;
+
+  constructor(options: { monitor?: string; patience?: number; minDelta?: number; mode?: 'min' | 'max'; restoreBestWeights?: boolean } = {}) {
+    this.monitor = options.monitor ?? 'valLoss';
+    this.mode = options.mode ?? (this.monitor.toLowerCase().includes('acc') ? 'max' : 'min');
+    this.patience = options.patience ?? 5;
+    this.minDelta = options.minDelta ?? 0;
+    this.restoreBestWeights = options.restoreBestWeights ?? true;
+    this.best = this.mode === 'min' ? Infinity : -Infinity;
+  }
+
+  onEpochEnd(epoch: number, logs: Logs, ctx: TrainingContext): void {
+    const value = logs[this.monitor];
+    if (value === undefined) throw new Error(`EarlyStopping: no '${this.monitor}' in the epoch logs (have: ${Object.keys(logs).join(', ')})`);
+    if (isBetter(this.mode, value, this.best, this.minDelta)) {
+      this.best = value;
+      this.bestEpoch = epoch;
+      this.wait = 0;
+      if (this.restoreBestWeights) this.snapshot(ctx.model);
+    } else if (++this.wait >= this.patience) {
+      ctx.stopTraining(`early stopping: ${this.monitor} has not improved for ${this.patience} epochs (best ${this.best.toFixed(4)} at epoch ${this.bestEpoch})`);
+    }
+  }
+
+  onTrainEnd(ctx: TrainingContext): void {
+    if (this.restoreBestWeights && this.bestWeights) {
+      ctx.model.loadStateDict(this.bestWeights);
+      console.log(`EarlyStopping: restored the weights of epoch ${this.bestEpoch} (${this.monitor} ${this.best.toFixed(4)})`);
+    }
+    this.dropSnapshot();
+  }
+
+  /**
+   * A snapshot shares buffers with the live weights (no copy): optimizer updates are
+   * copy-on-write, so the shared buffers keep the snapshot's values.
+   */
+  private snapshot(model: TrainableModel): void {
+    this.dropSnapshot();
+    this.bestWeights = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, keep(t.detach())]));
+  }
+
+  private dropSnapshot(): void {
+    if (this.bestWeights) for (const t of Object.values(this.bestWeights)) t.dispose();
+    this.bestWeights = null;
+  }
+}
+
+/** Steps an LR schedule once per epoch; ReduceLROnPlateau gets `monitor` (default valLoss). */
+export class LRScheduler implements Callback {
+  constructor(private readonly schedule: Schedule, private readonly monitor?: string) {}
+
+  onEpochEnd(_epoch: number, logs: Logs): void {
+    if (this.monitor === undefined) {
+      this.schedule.step();
+      return;
+    }
+    const value = logs[this.monitor];
+    if (value === undefined) throw new Error(`LRScheduler: no '${this.monitor}' in the epoch logs (have: ${Object.keys(logs).join(', ')})`);
+    this.schedule.step(value);
+  }
+}
+
+/** Appends each epoch's logs to a CSV or JSONL file (format from the extension). */
+export class MetricsLogger implements Callback {
+  private columns: string[] | null = null;
+  constructor(private readonly path: string) {}
+
+  onTrainBegin(): void {
+    mkdirSync(dirname(this.path), { recursive: true });
+    writeFileSync(this.path, '');
+    this.columns = null;
+  }
+
+  onEpochEnd(epoch: number, logs: Logs): void {
+    const row: Record<string, number> = { epoch, ...logs };
+    if (this.path.endsWith('.jsonl')) {
+      appendFileSync(this.path, `${JSON.stringify(row)}\n`);
+      return;
+    }
+    if (this.columns === null) {
+      this.columns = Object.keys(row);
+      appendFileSync(this.path, `${this.columns.join(',')}\n`);
+    }
+    appendFileSync(this.path, `${this.columns.map((c) => row[c] ?? '').join(',')}\n`);
+  }
+}

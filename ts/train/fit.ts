@@ -1,0 +1,170 @@
+/**
+ * The training loop: `fit` (epochs of forward, backward and one fused optimizer step per
+ * parameter, validation each epoch, callbacks), `evaluate` and `predict`. PyTorch users can keep
+ * their own loop; this one is the Keras-style shortcut with the same pieces.
+ */
+
+import { tidy } from '../engine.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import type { Tensor } from '../tensor.js';
+import { noGrad } from '../autograd.js';
+import { concat } from '../ops/shape.js';
+import type { Callback, TrainingContext } from './callbacks.js';
+import { EpochAccumulator, type MetricName } from './metrics.js';
+import { formatLogs, ProgressBar } from './progress.js';
+import type { Batch, BatchSource, Logs, TrainableModel } from './types.js';
+
+export type LossFn = (outputs: Tensor, targets: Tensor) => Tensor;
+
+export interface FitOptions {
+  epochs: number;
+  loss: LossFn;
+  optimizer: Optimizer;
+  validationData?: BatchSource;
+  callbacks?: Callback[];
+  metrics?: MetricName[];
+  /** 0: silent; 1: progress bar and epoch lines (default). */
+  verbose?: 0 | 1;
+  /** Epoch to start from (1-based) when resuming from a checkpoint. */
+  initialEpoch?: number;
+}
+
+export interface History {
+  /** Per epoch: loss, metrics, valLoss, val metrics, lr. */
+  epochs: Logs[];
+  stoppedEarly: boolean;
+  stopReason?: string;
+}
+
+async function* batches(source: BatchSource): AsyncGenerator<Batch> {
+  if (Symbol.asyncIterator in source) yield* source as AsyncIterable<Batch>;
+  else yield* source as Iterable<Batch>;
+}
+
+/** Trains `model` for `epochs` epochs; returns per-epoch logs. */
+export async function fit(model: TrainableModel, trainData: BatchSource, options: FitOptions): Promise<History> {
+  const { optimizer, loss: lossFn } = options;
+  if (!(options.epochs >= 1)) throw new Error(`fit: epochs must be >= 1, got ${options.epochs}`);
+  const metrics = options.metrics ?? [];
+  const callbacks = options.callbacks ?? [];
+  const verbose = options.verbose ?? 1;
+  const history: History = { epochs: [], stoppedEarly: false };
+  let stopReason: string | undefined;
+  const ctx: TrainingContext = { model, optimizer, stopTraining: (reason) => (stopReason = reason) };
+  for (const cb of callbacks) await cb.onTrainBegin?.(ctx);
+
+  for (let epoch = options.initialEpoch ?? 1; epoch <= options.epochs; epoch++) {
+    model.train();
+    const bar = verbose ? new ProgressBar(`epoch ${epoch}/${options.epochs}`, trainData.length) : null;
+    const acc = new EpochAccumulator(metrics);
+    let step = 0;
+    let samples = 0;
+    let running = 0;
+    const lr = optimizer.lr;
+    try {
+      for await (const { x, y } of batches(trainData)) {
+        step++;
+        const lossTensor = tidy(() => {
+          optimizer.zeroGrad();
+          const out = model.forward(x);
+          const loss = lossFn(out, y);
+          loss.backward();
+          optimizer.step();
+          acc.add(loss.detach(), out.detach(), y);
+          return loss;
+        });
+        // One readback per step: the progress bar's running loss doubles as the NaN guard.
+        const value = lossTensor.dataSync()[0];
+        lossTensor.dispose();
+        samples += y.shape[0] ?? 1;
+        x.dispose();
+        y.dispose();
+        if (!Number.isFinite(value)) {
+          throw new Error(`fit: the loss is ${value} at epoch ${epoch}, step ${step} (lr ${optimizer.lr}); training stopped. Check the data for NaN/Inf and try a lower learning rate.`);
+        }
+        running = step === 1 ? value : 0.98 * running + 0.02 * value;
+        bar?.update(step, samples, running);
+      }
+      if (step === 0) throw new Error('fit: the training data produced no batches');
+      const logs: Logs = acc.read();
+      if (options.validationData) Object.assign(logs, await evaluate(model, options.validationData, { loss: lossFn, metrics, prefix: 'val' }));
+      logs.lr = lr;
+      history.epochs.push(logs);
+      bar?.finish(formatLogs(logs));
+      for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs, ctx);
+    } finally {
+      acc.dispose();
+    }
+    if (stopReason !== undefined) {
+      history.stoppedEarly = true;
+      history.stopReason = stopReason;
+      if (verbose) console.log(stopReason);
+      break;
+    }
+  }
+  for (const cb of callbacks) await cb.onTrainEnd?.(ctx);
+  return history;
+}
+
+export interface EvaluateOptions {
+  loss: LossFn;
+  metrics?: MetricName[];
+  /** Prefix for the log keys ('val' -> valLoss, valAccuracy). */
+  prefix?: string;
+}
+
+const evaluatedTestSets = new WeakSet<object>();
+
+/**
+ * Marks data as the held-out test set: evaluating it a second time prints a loud warning,
+ * because a test set used to make decisions no longer gives an unbiased estimate.
+ */
+export function testSet<T extends BatchSource>(data: T): T & { isTestSet: true } {
+  return Object.assign(data, { isTestSet: true as const });
+}
+
+/** Mean loss and metrics over `data` in eval mode, without recording gradients. */
+export async function evaluate(model: TrainableModel, data: BatchSource, options: EvaluateOptions): Promise<Logs> {
+  if ((data as { isTestSet?: boolean }).isTestSet) {
+    if (evaluatedTestSets.has(data)) {
+      console.warn(
+        '\n!!! WARNING: this test set has already been evaluated. Evaluating it again (and choosing ' +
+          'models by it) makes the test score an optimistic, biased estimate. Use the validation ' +
+          'split for decisions and the test split exactly once. !!!\n',
+      );
+    }
+    evaluatedTestSets.add(data);
+  }
+  model.eval();
+  const acc = new EpochAccumulator(options.metrics ?? []);
+  try {
+    for await (const { x, y } of batches(data)) {
+      noGrad(() =>
+        tidy(() => {
+          const out = model.forward(x);
+          acc.add(options.loss(out, y), out, y);
+        }),
+      );
+      x.dispose();
+      y.dispose();
+    }
+    return acc.read(options.prefix);
+  } finally {
+    acc.dispose();
+  }
+}
+
+/** Model outputs for every batch of `data` (or one tensor), concatenated along axis 0. */
+export async function predict(model: TrainableModel, data: Tensor | BatchSource): Promise<Tensor> {
+  model.eval();
+  if ('isKilnTensor' in data) return noGrad(() => model.forward(data as Tensor));
+  const outs: Tensor[] = [];
+  for await (const { x, y } of batches(data as BatchSource)) {
+    outs.push(noGrad(() => model.forward(x)));
+    x.dispose();
+    y.dispose();
+  }
+  const all = concat(outs, 0);
+  for (const o of outs) o.dispose();
+  return all;
+}
