@@ -69,14 +69,16 @@ export function untrack(t: Tensor, b: LoadedBackend): void {
 /** Any structure of tensors a tidy function may return. */
 export type TensorContainer = Tensor | TensorContainer[] | { [key: string]: TensorContainer } | void | number | string | boolean | null | undefined;
 
-function collect(result: unknown, into: Set<Tensor>): void {
-  if (result === null || typeof result !== 'object') return;
+/** Finds the tensors in a returned structure; `seen` guards against cycles. */
+function collect(result: unknown, into: Set<Tensor>, seen = new Set<object>()): void {
+  if (result === null || typeof result !== 'object' || seen.has(result)) return;
+  seen.add(result);
   if ((result as Tensor).isKilnTensor === true) {
     into.add(result as Tensor);
   } else if (Array.isArray(result)) {
-    for (const r of result) collect(r, into);
+    for (const r of result) collect(r, into, seen);
   } else {
-    for (const r of Object.values(result)) collect(r, into);
+    for (const r of Object.values(result)) collect(r, into, seen);
   }
 }
 
@@ -99,6 +101,7 @@ export function tidy<T extends TensorContainer>(fn: () => T): T {
   }
   scope = scopes.pop()!;
   if (result instanceof Promise) {
+    for (const t of scope) if (!t.kept) t.dispose();
     throw new Error('tidy: the function must be synchronous (it returned a Promise)');
   }
   const survivors = new Set<Tensor>();

@@ -57,7 +57,8 @@ export interface Backend {
   oneHot(indices: Handle, depth: number, on: number, off: number): Handle;
   pad(x: Handle, paddings: number[], value: number): Handle;
 
-  full(shape: number[], value: number, dtype: string): Handle;
+  /** opName: the op to name in errors (zeros, ones, ...); defaults to full. */
+  full(shape: number[], value: number, dtype: string, opName?: string): Handle;
   arange(start: number, stop: number, step: number, dtype: string): Handle;
   eye(rows: number, cols: number): Handle;
   randn(shape: number[], mean: number, std: number, seed?: number): Handle;

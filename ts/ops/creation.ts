@@ -74,20 +74,24 @@ export function scalar(value: number | boolean, dtype?: DType): Tensor {
   return tensor(value, [], dtype);
 }
 
+function filled(op: string, shape: number[], value: number, dtype: DType): Tensor {
+  const b = backend();
+  return wrap(b.impl.full(checkShape(op, shape), value, dtype, op), b);
+}
+
 /** A tensor of `shape` filled with `value`. -> shape */
 export function full(shape: number[], value: number, dtype: DType = 'float32'): Tensor {
-  const b = backend();
-  return wrap(b.impl.full(checkShape('full', shape), value, dtype), b);
+  return filled('full', shape, value, dtype);
 }
 
 /** Zeros. -> shape */
 export function zeros(shape: number[], dtype: DType = 'float32'): Tensor {
-  return full(shape, 0, dtype);
+  return filled('zeros', shape, 0, dtype);
 }
 
 /** Ones. -> shape */
 export function ones(shape: number[], dtype: DType = 'float32'): Tensor {
-  return full(shape, 1, dtype);
+  return filled('ones', shape, 1, dtype);
 }
 
 /** Zeros with the shape and dtype of `x`. */

@@ -6,7 +6,7 @@ import { axisList, handleOf } from './util.js';
 
 function reduceOp(name: string, x: Tensor, axis: number | number[] | undefined, keepDims = false, correction = 0): Tensor {
   const b = backend();
-  return wrap(b.impl.reduce(b.codes.reduce[name], handleOf(x, name, b), axisList(axis), keepDims, correction), b);
+  return wrap(b.impl.reduce(b.codes.reduce[name], handleOf(x, name, b), axisList(axis, name), keepDims, correction), b);
 }
 
 /** Sum over `axis` (all axes when omitted). [..., d, ...] -> [..., ...] (or size 1 with keepDims) */

@@ -48,7 +48,7 @@ export function contiguous(x: Tensor): Tensor {
 
 /** Removes size-1 dims (the given ones, or all). A view. */
 export function squeeze(x: Tensor, axis?: number | number[]): Tensor {
-  return viewOp('squeeze', x, (h) => backend().impl.squeeze(h, axisList(axis)));
+  return viewOp('squeeze', x, (h) => backend().impl.squeeze(h, axisList(axis, 'squeeze')));
 }
 
 /** Inserts a size-1 dim at `axis`. A view. */

@@ -38,9 +38,13 @@ export function withOperands(op: string, inputs: TensorLike[], names: string[], 
 }
 
 /** Normalizes an optional axis argument to a list (empty = all axes). */
-export function axisList(axis: number | number[] | undefined): number[] {
+export function axisList(axis: number | number[] | undefined, op = 'axis'): number[] {
   if (axis === undefined) return [];
-  return Array.isArray(axis) ? axis : [axis];
+  const list = Array.isArray(axis) ? axis : [axis];
+  if (!list.every((a) => typeof a === 'number')) {
+    throw new Error(`${op}: axis must be an integer or an array of integers, got ${JSON.stringify(axis)}`);
+  }
+  return list;
 }
 
 export function describe(x: unknown): string {

@@ -45,10 +45,18 @@ pub(crate) fn register(t: Tensor) -> Handle {
     registry::with_mut(|r| r.insert(t))
 }
 
-fn dims(op: &str, shape: &[i64]) -> kiln_core::Result<Vec<usize>> {
+/// JS numbers arrive as f64: a shape must be whole, non-negative numbers (napi-rs would
+/// silently truncate 2.5 to 2).
+fn dims(op: &str, shape: &[f64]) -> kiln_core::Result<Vec<usize>> {
     shape
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| KilnError::new(op, format!("shape {shape:?} has a negative dimension"))))
+        .map(|&d| {
+            if d.fract() == 0.0 && d >= 0.0 && d <= usize::MAX as f64 {
+                Ok(d as usize)
+            } else {
+                Err(KilnError::new(op, format!("sizes must be non-negative integers, got {shape:?}")))
+            }
+        })
         .collect()
 }
 
@@ -56,8 +64,21 @@ fn dtype(op: &str, name: &str) -> kiln_core::Result<DType> {
     DType::from_name(name).ok_or_else(|| KilnError::new(op, format!("unknown dtype '{name}' (expected float32, int32 or bool)")))
 }
 
-fn axes(v: &[i64]) -> Vec<isize> {
-    v.iter().map(|&a| a as isize).collect()
+/// Axes, offsets or sizes that may be negative (-1 = last / to the end), as whole numbers.
+fn ints(op: &str, v: &[f64]) -> kiln_core::Result<Vec<isize>> {
+    v.iter()
+        .map(|&a| {
+            if a.fract() == 0.0 && a.abs() <= isize::MAX as f64 {
+                Ok(a as isize)
+            } else {
+                Err(KilnError::new(op, format!("expected integers, got {v:?}")))
+            }
+        })
+        .collect()
+}
+
+fn int(op: &str, a: f64) -> kiln_core::Result<isize> {
+    Ok(ints(op, &[a])?[0])
 }
 
 // ---- introspection -------------------------------------------------------------------------
@@ -111,17 +132,17 @@ pub fn memory() -> MemoryInfo {
 // ---- data in and out -----------------------------------------------------------------------
 
 #[napi(js_name = "fromF32")]
-pub fn from_f32(data: Float32ArraySlice, shape: Vec<i64>) -> Result<Handle> {
+pub fn from_f32(data: Float32ArraySlice, shape: Vec<f64>) -> Result<Handle> {
     guard("tensor", || Ok(register(Tensor::from_vec(data.as_ref().to_vec(), &dims("tensor", &shape)?)?)))
 }
 
 #[napi(js_name = "fromI32")]
-pub fn from_i32(data: Int32ArraySlice, shape: Vec<i64>) -> Result<Handle> {
+pub fn from_i32(data: Int32ArraySlice, shape: Vec<f64>) -> Result<Handle> {
     guard("tensor", || Ok(register(Tensor::from_vec(data.as_ref().to_vec(), &dims("tensor", &shape)?)?)))
 }
 
 #[napi(js_name = "fromBool")]
-pub fn from_bool(data: Uint8ArraySlice, shape: Vec<i64>) -> Result<Handle> {
+pub fn from_bool(data: Uint8ArraySlice, shape: Vec<f64>) -> Result<Handle> {
     guard("tensor", || {
         let v = data.as_ref().iter().map(|&b| (b != 0) as u8).collect();
         Ok(register(Tensor::from_vec::<u8>(v, &dims("tensor", &shape)?)?))
@@ -172,10 +193,10 @@ pub fn read_bool(h: Handle) -> Result<Uint8Array> {
 // ---- reductions ----------------------------------------------------------------------------
 
 #[napi]
-pub fn reduce(op: u32, x: Handle, reduce_axes: Vec<i64>, keep_dims: bool, correction: u32) -> Result<Handle> {
+pub fn reduce(op: u32, x: Handle, reduce_axes: Vec<f64>, keep_dims: bool, correction: u32) -> Result<Handle> {
     op1("reduce", x, |t| {
         let op = ReduceOp::ALL.get(op as usize).copied().ok_or_else(|| KilnError::new("reduce", format!("unknown op code {op}")))?;
-        ops::reduce(op, t, &axes(&reduce_axes), keep_dims, correction as usize)
+        ops::reduce(op, t, &ints(op.name(), &reduce_axes)?, keep_dims, correction as usize)
     })
 }
 
@@ -184,30 +205,30 @@ pub fn reduce(op: u32, x: Handle, reduce_axes: Vec<i64>, keep_dims: bool, correc
 // ---- views and shape ops -------------------------------------------------------------------
 
 #[napi]
-pub fn reshape(x: Handle, new_shape: Vec<i64>) -> Result<Handle> {
-    op1("reshape", x, |t| t.reshape(&axes(&new_shape)))
+pub fn reshape(x: Handle, new_shape: Vec<f64>) -> Result<Handle> {
+    op1("reshape", x, |t| t.reshape(&ints("reshape", &new_shape)?))
 }
 
 #[napi]
-pub fn permute(x: Handle, perm: Vec<i64>) -> Result<Handle> {
-    op1("permute", x, |t| t.permute(&axes(&perm)))
+pub fn permute(x: Handle, perm: Vec<f64>) -> Result<Handle> {
+    op1("permute", x, |t| t.permute(&ints("permute", &perm)?))
 }
 
 #[napi]
-pub fn slice(x: Handle, begin: Vec<i64>, size: Vec<i64>) -> Result<Handle> {
-    op1("slice", x, |t| t.slice(&axes(&begin), &axes(&size)))
+pub fn slice(x: Handle, begin: Vec<f64>, size: Vec<f64>) -> Result<Handle> {
+    op1("slice", x, |t| t.slice(&ints("slice", &begin)?, &ints("slice", &size)?))
 }
 
 #[napi]
-pub fn expand(x: Handle, new_shape: Vec<i64>) -> Result<Handle> {
+pub fn expand(x: Handle, new_shape: Vec<f64>) -> Result<Handle> {
     op1("expand", x, |t| t.expand(&dims("expand", &new_shape)?))
 }
 
 
 
 #[napi]
-pub fn squeeze(x: Handle, squeeze_axes: Vec<i64>) -> Result<Handle> {
-    op1("squeeze", x, |t| t.squeeze(&axes(&squeeze_axes)))
+pub fn squeeze(x: Handle, squeeze_axes: Vec<f64>) -> Result<Handle> {
+    op1("squeeze", x, |t| t.squeeze(&ints("squeeze", &squeeze_axes)?))
 }
 
 
@@ -221,21 +242,21 @@ fn resolve_all(hs: &[Handle]) -> kiln_core::Result<Vec<Tensor>> {
 }
 
 #[napi]
-pub fn concat(tensors: Vec<Handle>, axis: i64) -> Result<Handle> {
-    guard("concat", || Ok(register(ops::concat(&resolve_all(&tensors)?, axis as isize)?)))
+pub fn concat(tensors: Vec<Handle>, axis: f64) -> Result<Handle> {
+    guard("concat", || Ok(register(ops::concat(&resolve_all(&tensors)?, int("concat", axis)?)?)))
 }
 
 #[napi]
-pub fn stack(tensors: Vec<Handle>, axis: i64) -> Result<Handle> {
-    guard("stack", || Ok(register(ops::stack(&resolve_all(&tensors)?, axis as isize)?)))
+pub fn stack(tensors: Vec<Handle>, axis: f64) -> Result<Handle> {
+    guard("stack", || Ok(register(ops::stack(&resolve_all(&tensors)?, int("stack", axis)?)?)))
 }
 
 /// Splits into `count` equal parts when `sizes` is empty, else into parts of `sizes`.
 #[napi]
-pub fn split(x: Handle, sizes: Vec<i64>, count: u32, axis: i64) -> Result<Vec<Handle>> {
+pub fn split(x: Handle, sizes: Vec<f64>, count: u32, axis: f64) -> Result<Vec<Handle>> {
     guard("split", || {
         let sections = if sizes.is_empty() { Sections::Count(count as usize) } else { Sections::Sizes(dims("split", &sizes)?) };
-        let parts = registry::with(|r| ops::split(r.get(x)?, sections, axis as isize))?;
+        let parts = registry::with(|r| ops::split(r.get(x)?, sections, int("split", axis)?))?;
         Ok(parts.into_iter().map(register).collect())
     })
 }
@@ -245,7 +266,7 @@ pub fn split(x: Handle, sizes: Vec<i64>, count: u32, axis: i64) -> Result<Vec<Ha
 
 /// `paddings` is flat: [before0, after0, before1, after1, ...].
 #[napi]
-pub fn pad(x: Handle, paddings: Vec<i64>, value: f64) -> Result<Handle> {
+pub fn pad(x: Handle, paddings: Vec<f64>, value: f64) -> Result<Handle> {
     op1("pad", x, |t| {
         let flat = dims("pad", &paddings)?;
         if flat.len() % 2 != 0 {
@@ -259,8 +280,9 @@ pub fn pad(x: Handle, paddings: Vec<i64>, value: f64) -> Result<Handle> {
 // ---- creation ------------------------------------------------------------------------------
 
 #[napi]
-pub fn full(new_shape: Vec<i64>, value: f64, dtype_name: String) -> Result<Handle> {
-    guard("full", || Ok(register(ops::full(&dims("full", &new_shape)?, value, dtype("full", &dtype_name)?)?)))
+pub fn full(new_shape: Vec<f64>, value: f64, dtype_name: String, op_name: Option<String>) -> Result<Handle> {
+    let op = op_name.unwrap_or_else(|| "full".to_string());
+    guard(&op, || Ok(register(ops::creation::full_named(&op, &dims(&op, &new_shape)?, value, dtype(&op, &dtype_name)?)?)))
 }
 
 #[napi]
@@ -274,12 +296,12 @@ fn seed_of(seed: Option<f64>) -> Option<u64> {
 }
 
 #[napi]
-pub fn randn(new_shape: Vec<i64>, mean: f64, std: f64, seed: Option<f64>) -> Result<Handle> {
+pub fn randn(new_shape: Vec<f64>, mean: f64, std: f64, seed: Option<f64>) -> Result<Handle> {
     guard("randn", || Ok(register(ops::randn(&dims("randn", &new_shape)?, mean as f32, std as f32, seed_of(seed))?)))
 }
 
 #[napi]
-pub fn randu(new_shape: Vec<i64>, low: f64, high: f64, seed: Option<f64>) -> Result<Handle> {
+pub fn randu(new_shape: Vec<f64>, low: f64, high: f64, seed: Option<f64>) -> Result<Handle> {
     guard("randu", || Ok(register(ops::randu(&dims("randu", &new_shape)?, low as f32, high as f32, seed_of(seed))?)))
 }
 

@@ -61,7 +61,9 @@ pub fn erf(x: f32) -> f32 {
 /// GELU, the exact (erf) form used by PyTorch's default `nn.GELU()`.
 #[inline(always)]
 pub fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+    let y = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    // -inf · 0 would be NaN; the limit is 0.
+    if x == f32::NEG_INFINITY { 0.0 } else { y }
 }
 
 #[cfg(test)]

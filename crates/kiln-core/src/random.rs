@@ -58,9 +58,15 @@ impl Rng {
         }
     }
 
+    /// Uniform in [low, high): a draw that rounds up to `high` in f32 is redrawn.
     pub fn fill_uniform(&mut self, out: &mut [f32], low: f32, high: f32) {
         for v in out {
-            *v = low + (high - low) * self.uniform();
+            *v = loop {
+                let x = low + (high - low) * self.uniform();
+                if x < high || high <= low {
+                    break x.min(high);
+                }
+            };
         }
     }
 }

@@ -9,12 +9,17 @@ use crate::tensor::Tensor;
 
 /// A tensor of `shape` filled with `value`, converted to `dtype`.
 pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
-    let n = checked_numel("full", shape)?;
+    full_named("full", shape, value, dtype)
+}
+
+/// `full` reporting errors as `op` (zeros, ones, ...).
+pub fn full_named(op: &str, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+    let n = checked_numel(op, shape)?;
     let buffer = match dtype {
-        DType::F32 => Buffer::F32(try_filled("full", n, value as f32)?),
-        DType::I32 => Buffer::I32(try_filled("full", n, value as i32)?),
-        DType::Bool => Buffer::Bool(try_filled("full", n, (value != 0.0) as u8)?),
-        other => return Err(KilnError::new("full", format!("dtype {other} is not supported yet (use float32, int32 or bool)"))),
+        DType::F32 => Buffer::F32(try_filled(op, n, value as f32)?),
+        DType::I32 => Buffer::I32(try_filled(op, n, value as i32)?),
+        DType::Bool => Buffer::Bool(try_filled(op, n, (value != 0.0) as u8)?),
+        other => return Err(KilnError::new(op, format!("dtype {other} is not supported yet (use float32, int32 or bool)"))),
     };
     Ok(Tensor::from_buffer(buffer, shape))
 }
@@ -32,7 +37,11 @@ pub fn arange(start: f64, stop: f64, step: f64, dtype: DType) -> Result<Tensor> 
     if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
         return Err(KilnError::new("arange", format!("needs finite start/stop and a non-zero step, got start={start}, stop={stop}, step={step}")));
     }
-    let count = ((stop - start) / step).ceil().max(0.0) as usize;
+    let count = ((stop - start) / step).ceil().max(0.0);
+    if count > (isize::MAX as f64) / 4.0 {
+        return Err(KilnError::new("arange", format!("start={start}, stop={stop}, step={step} would make {count:e} elements, more than can be addressed")));
+    }
+    let count = count as usize;
     let value = |i: usize| start + i as f64 * step;
     let buffer = match dtype {
         DType::F32 => Buffer::F32(fill_with(try_zeroed("arange", count)?, |i| value(i) as f32)),

@@ -85,7 +85,12 @@ fn matmul_forward(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) 
     }
     let a_batch = &a2.shape()[..a2.rank() - 2];
     let b_batch = &b2.shape()[..b2.rank() - 2];
-    let batch = layout::broadcast_shapes(OP, a_batch, b_batch)?;
+    let batch = layout::broadcast_shapes(OP, a_batch, b_batch).map_err(|_| {
+        KilnError::new(OP, format!(
+            "batch dimensions of {} and {} cannot be broadcast together ({} vs {})",
+            fmt_shape(a.shape()), fmt_shape(b.shape()), fmt_shape(a_batch), fmt_shape(b_batch)
+        ))
+    })?;
     let a_bstrides = layout::broadcast_strides(a_batch, &a2.strides()[..a2.rank() - 2], &batch);
     let b_bstrides = layout::broadcast_strides(b_batch, &b2.strides()[..b2.rank() - 2], &batch);
 

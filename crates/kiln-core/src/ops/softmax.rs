@@ -54,8 +54,8 @@ pub fn softmax(x: &Tensor, axis: isize, log: bool) -> Result<Tensor> {
     let rank = x.rank();
     let axis = layout::normalize_axis(name, axis, rank)?;
     if rank == 0 {
-        let v = x.to_vec::<f32>().unwrap()[0];
-        return Ok(Tensor::scalar_f32(if log { v - v } else { v / v }));
+        // A scalar is a one-element row along its only "axis".
+        return softmax(&x.reshape(&[1])?, 0, log)?.reshape(&[]);
     }
     // Move the axis last, work on contiguous rows, move it back.
     let mut perm: Vec<isize> = (0..rank as isize).filter(|&d| d != axis as isize).collect();
