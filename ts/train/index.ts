@@ -2,3 +2,4 @@ export { fit, evaluate, predict, testSet, type FitOptions, type History, type Ev
 export { EarlyStopping, LRScheduler, MetricsLogger, type Callback, type TrainingContext } from './callbacks.js';
 export { correctCount, type MetricName } from './metrics.js';
 export type { TrainableModel, Batch, BatchSource, Logs } from './types.js';
+export { learningCurvesHtml, saveLearningCurves } from './plot.js';
