@@ -135,7 +135,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let out = self.materialize()?;
-        Ok(autograd::record("contiguous", &[self], &[], out, |g, _| Ok(vec![Some(g.clone())])))
+        Ok(autograd::record("contiguous", &[self], &[], out, |g, _, _| Ok(vec![Some(g.clone())])))
     }
 
     /// Kernels' internal copy to a contiguous layout: not recorded for autograd (the op that
@@ -233,7 +233,7 @@ impl Tensor {
         let strides = contiguous_strides(&shape);
         let out = base.view(shape, strides, base.offset);
         let from: Vec<isize> = self.shape.iter().map(|&d| d as isize).collect();
-        Ok(autograd::record("reshape", &[self], &[], out, move |g, _| Ok(vec![Some(g.reshape(&from)?)])))
+        Ok(autograd::record("reshape", &[self], &[], out, move |g, _, _| Ok(vec![Some(g.reshape(&from)?)])))
     }
 
     /// Reorders dimensions; `perm[i]` is the source dimension of output dimension i. Always a view.
@@ -260,7 +260,7 @@ impl Tensor {
         for (i, &a) in axes.iter().enumerate() {
             inverse[a] = i as isize;
         }
-        Ok(autograd::record("permute", &[self], &[], out, move |g, _| Ok(vec![Some(g.permute(&inverse)?)])))
+        Ok(autograd::record("permute", &[self], &[], out, move |g, _, _| Ok(vec![Some(g.permute(&inverse)?)])))
     }
 
     /// Swaps two dimensions (a view).
@@ -300,7 +300,7 @@ impl Tensor {
         let out = self.view(&shape, &self.strides, offset);
         // The gradient of a slice is the incoming gradient padded with zeros back to full size.
         let pads: Vec<(usize, usize)> = (0..self.rank()).map(|d| (starts[d], self.shape[d] - starts[d] - shape[d])).collect();
-        Ok(autograd::record("slice", &[self], &[], out, move |g, _| Ok(vec![Some(crate::ops::pad(g, &pads, 0.0)?)])))
+        Ok(autograd::record("slice", &[self], &[], out, move |g, _, _| Ok(vec![Some(crate::ops::pad(g, &pads, 0.0)?)])))
     }
 
     /// Broadcasts to `shape` (NumPy rules, only size-1 or missing dims grow). A view with stride 0.
@@ -316,7 +316,7 @@ impl Tensor {
         let strides = layout::broadcast_strides(&self.shape, &self.strides, shape);
         let out = self.view(shape, strides, self.offset);
         let from = self.shape.to_vec();
-        Ok(autograd::record("expand", &[self], &[], out, move |g, _| Ok(vec![Some(autograd::sum_to_shape(g, &from)?)])))
+        Ok(autograd::record("expand", &[self], &[], out, move |g, _, _| Ok(vec![Some(autograd::sum_to_shape(g, &from)?)])))
     }
 
     /// Inserts a size-1 dimension at `axis` (a view).
@@ -328,7 +328,7 @@ impl Tensor {
         shape.insert(axis, 1);
         strides.insert(axis, stride);
         let out = self.view(shape, strides, self.offset);
-        Ok(autograd::record("unsqueeze", &[self], &[], out, move |g, _| Ok(vec![Some(g.squeeze(&[axis as isize])?)])))
+        Ok(autograd::record("unsqueeze", &[self], &[], out, move |g, _, _| Ok(vec![Some(g.squeeze(&[axis as isize])?)])))
     }
 
     /// Removes size-1 dimensions (the given ones, or all when `axes` is empty). A view.
@@ -350,7 +350,7 @@ impl Tensor {
         let (shape, strides): (Vec<usize>, Vec<usize>) = keep.map(|d| (self.shape[d], self.strides[d])).unzip();
         let out = self.view(shape, strides, self.offset);
         let from: Vec<isize> = self.shape.iter().map(|&d| d as isize).collect();
-        Ok(autograd::record("squeeze", &[self], &[], out, move |g, _| Ok(vec![Some(g.reshape(&from)?)])))
+        Ok(autograd::record("squeeze", &[self], &[], out, move |g, _, _| Ok(vec![Some(g.reshape(&from)?)])))
     }
 }
 

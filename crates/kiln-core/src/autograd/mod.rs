@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 
 pub use reduce_to::sum_to_shape;
 
-/// A backward closure: (gradient of the output, saved tensors) -> one gradient per input
-/// (None where the input needs none).
-pub type BackwardFn = Box<dyn FnOnce(&Tensor, &[Tensor]) -> Result<Vec<Option<Tensor>>> + Send>;
+/// A backward closure: (gradient of the output, saved tensors, which inputs need a gradient)
+/// -> one gradient per input (None where the input needs none; closures may skip computing those).
+pub type BackwardFn = Box<dyn FnOnce(&Tensor, &[Tensor], &[bool]) -> Result<Vec<Option<Tensor>>> + Send>;
 
 /// The autograd state of one tensor.
 pub struct GradMeta {
@@ -76,7 +76,7 @@ pub fn record(
     inputs: &[&Tensor],
     saved: &[&Tensor],
     output: Tensor,
-    backward: impl FnOnce(&Tensor, &[Tensor]) -> Result<Vec<Option<Tensor>>> + Send + 'static,
+    backward: impl FnOnce(&Tensor, &[Tensor], &[bool]) -> Result<Vec<Option<Tensor>>> + Send + 'static,
 ) -> Tensor {
     if !is_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
         return output;
@@ -163,7 +163,8 @@ fn run_backward(root: Arc<GradMeta>, seed: Tensor) -> Result<()> {
             KilnError::new("backward", format!("the graph through '{}' was already used by an earlier backward(); run the forward pass again", node.name))
         })?;
         let saved = std::mem::take(&mut *node.saved.lock().unwrap_or_else(|e| e.into_inner()));
-        let input_grads = backward(&grad, &saved)?;
+        let needs: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
+        let input_grads = backward(&grad, &saved, &needs)?;
         drop(saved);
         for ((input, g), shape) in node.inputs.iter().zip(input_grads).zip(&node.input_shapes) {
             let (Some(input), Some(g)) = (input, g) else { continue };

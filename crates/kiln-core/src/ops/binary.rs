@@ -92,7 +92,7 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if op.is_comparison() || !(a.requires_grad() || b.requires_grad()) {
         return Ok(out);
     }
-    Ok(autograd::record(op.name(), &[a, b], &[a, b], out, move |g, saved| binary_backward(op, g, &saved[0], &saved[1])))
+    Ok(autograd::record(op.name(), &[a, b], &[a, b], out, move |g, saved, _needs| binary_backward(op, g, &saved[0], &saved[1])))
 }
 
 impl BinaryOp {
@@ -186,7 +186,7 @@ fn broadcast_binary<K: BinaryKernel>(op: &str, a: &Tensor, b: &Tensor) -> Result
 pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = where_forward(cond, a, b)?;
     let (a_shape, b_shape) = (a.shape().to_vec(), b.shape().to_vec());
-    Ok(autograd::record("where", &[cond, a, b], &[cond], out, move |g, saved| {
+    Ok(autograd::record("where", &[cond, a, b], &[cond], out, move |g, saved, _needs| {
         let (cond, zero) = (&saved[0], Tensor::scalar_f32(0.0));
         let ga = autograd::sum_to_shape(&where_forward(cond, g, &zero)?, &a_shape)?;
         let gb = autograd::sum_to_shape(&where_forward(cond, &zero, g)?, &b_shape)?;

@@ -80,7 +80,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>
         Reduction::None => Tensor::from_vec(losses, &[n])?,
         _ => Tensor::from_vec(vec![losses.iter().sum::<f32>() / denominator], &[])?,
     };
-    Ok(autograd::record(OP, &[logits], &[&x], out, move |g, saved| {
+    Ok(autograd::record(OP, &[logits], &[&x], out, move |g, saved, _needs| {
         // d loss_i / d x_ic = p_ic * sum_k w_k q_ik - w_c q_ic, times the upstream gradient.
         let g = g.to_vec::<f32>().unwrap();
         let xs = saved[0].contiguous_slice::<f32>().unwrap();

@@ -38,20 +38,29 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
     if !tracked {
         return Ok(out);
     }
-    Ok(crate::autograd::record("matmul", &[a, b], &[a, b], out, move |g, saved| {
+    Ok(crate::autograd::record("matmul", &[a, b], &[a, b], out, move |g, saved, needs| {
         let (a, b) = (&saved[0], &saved[1]);
         let mm = matmul_forward;
         // C = op(A) op(B); each case is the transpose-aware form of dA = dC Bᵀ, dB = Aᵀ dC, so
-        // no operand is ever copied to transpose it.
-        let (ga, gb) = match (transpose_a, transpose_b) {
-            (false, false) => (mm(g, b, false, true)?, mm(a, g, true, false)?),
-            (false, true) => (mm(g, b, false, false)?, mm(g, a, true, false)?),
-            (true, false) => (mm(b, g, false, true)?, mm(a, g, false, false)?),
-            (true, true) => (mm(b, g, true, true)?, mm(g, a, true, true)?),
+        // no operand is ever copied to transpose it. A gradient no input needs (the data
+        // batch of a first layer) is not computed: that GEMM is a third of a layer's backward.
+        let ga = match (needs[0], transpose_a, transpose_b) {
+            (false, _, _) => None,
+            (true, false, false) => Some(mm(g, b, false, true)?),
+            (true, false, true) => Some(mm(g, b, false, false)?),
+            (true, true, false) => Some(mm(b, g, false, true)?),
+            (true, true, true) => Some(mm(b, g, true, true)?),
+        };
+        let gb = match (needs[1], transpose_a, transpose_b) {
+            (false, _, _) => None,
+            (true, false, false) => Some(mm(a, g, true, false)?),
+            (true, false, true) => Some(mm(g, a, true, false)?),
+            (true, true, false) => Some(mm(a, g, false, false)?),
+            (true, true, true) => Some(mm(g, a, true, true)?),
         };
         Ok(vec![
-            Some(crate::autograd::sum_to_shape(&ga, a.shape())?),
-            Some(crate::autograd::sum_to_shape(&gb, b.shape())?),
+            ga.map(|t| crate::autograd::sum_to_shape(&t, a.shape())).transpose()?,
+            gb.map(|t| crate::autograd::sum_to_shape(&t, b.shape())).transpose()?,
         ])
     }))
 }

@@ -195,7 +195,7 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
     let x_shape = x.shape().to_vec();
     let reduced_axes: Vec<isize> = reduced.iter().map(|&d| d as isize).collect();
     let y_saved = y.clone();
-    Ok(autograd::record(name, &[x], &[x, &y_saved], y, move |g, saved| {
+    Ok(autograd::record(name, &[x], &[x, &y_saved], y, move |g, saved, _needs| {
         let (x, y) = (&saved[0], &saved[1]);
         let g = g.reshape(&kept_shape)?;
         let y = y.reshape(&kept_shape)?;

@@ -68,7 +68,7 @@ pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
     });
     let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[axis]).collect();
     let inputs: Vec<&Tensor> = tensors.iter().collect();
-    Ok(autograd::record("concat", &inputs, &[], out, move |g, _| {
+    Ok(autograd::record("concat", &inputs, &[], out, move |g, _, _| {
         Ok(split(g, Sections::Sizes(sizes), axis as isize)?.into_iter().map(Some).collect())
     }))
 }
@@ -166,7 +166,7 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
         Tensor::from_vec(out, &out_shape)?
     });
     let x_shape = x.shape().to_vec();
-    Ok(autograd::record("gather", &[x], &[indices], out, move |g, saved| {
+    Ok(autograd::record("gather", &[x], &[indices], out, move |g, saved, _needs| {
         let zeros = crate::ops::zeros(&x_shape, DType::F32)?;
         Ok(vec![Some(scatter_add(&zeros, &saved[0], g, axis as isize)?)])
     }))
@@ -207,7 +207,7 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
         }
     }
     let out = Tensor::from_vec(out, base.shape())?;
-    Ok(autograd::record("scatterAdd", &[base, updates], &[indices], out, move |g, saved| {
+    Ok(autograd::record("scatterAdd", &[base, updates], &[indices], out, move |g, saved, _needs| {
         Ok(vec![Some(g.clone()), Some(gather(g, &saved[0], axis as isize)?)])
     }))
 }
@@ -246,7 +246,7 @@ pub fn pad(x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor
     });
     let begin: Vec<isize> = paddings.iter().map(|&(b, _)| b as isize).collect();
     let size: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
-    Ok(autograd::record("pad", &[x], &[], out, move |g, _| Ok(vec![Some(g.slice(&begin, &size)?)])))
+    Ok(autograd::record("pad", &[x], &[], out, move |g, _, _| Ok(vec![Some(g.slice(&begin, &size)?)])))
 }
 
 /// Converts elements to `dtype`: float -> int truncates toward zero, anything -> bool is `!= 0`.

@@ -80,7 +80,7 @@ pub fn softmax(x: &Tensor, axis: isize, log: bool) -> Result<Tensor> {
     let y = result.permute(&inverse)?.materialize()?;
     let y_saved = y.clone();
     let axis = axis as isize;
-    Ok(autograd::record(name, &[x], &[&y_saved], y, move |g, saved| {
+    Ok(autograd::record(name, &[x], &[&y_saved], y, move |g, saved, _needs| {
         let y = &saved[0];
         let gx = if log {
             // d logSoftmax: g - softmax(x) * sum(g)

@@ -111,7 +111,7 @@ pub fn unary(op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
         return Ok(y);
     }
     let saved_y = y.clone();
-    Ok(autograd::record(op.name(), &[x], &[&xc, &saved_y], y, move |g, saved| {
+    Ok(autograd::record(op.name(), &[x], &[&xc, &saved_y], y, move |g, saved, _needs| {
         Ok(vec![Some(unary_backward(op, &saved[0], &saved[1], g, alpha)?)])
     }))
 }
