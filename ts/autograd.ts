@@ -49,6 +49,16 @@ export function detach(x: Tensor): Tensor {
   return wrap(b.impl.detach(handleOf(x, 'detach', b)), b);
 }
 
+/**
+ * Overwrites `target`'s values with `source`'s, in place: target keeps its identity (the same
+ * parameter for optimizers and autograd). Shapes must match; float32. Returns target.
+ */
+export function assign<T extends Tensor>(target: T, source: Tensor): T {
+  const b = backend();
+  b.impl.assign(handleOf(target, 'assign', b, 'target'), handleOf(source, 'assign', b, 'source'));
+  return target;
+}
+
 /** Runs fn with gradient recording off (inference, optimizer updates); restores it after. */
 export function noGrad<T>(fn: () => T): T {
   const b = backend();

@@ -8,7 +8,7 @@
 export { Tensor, type TensorLike, type TypedArray } from './tensor.js';
 export type { DType } from './backends/backend.js';
 export { tidy, keep, dispose, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type TensorContainer } from './engine.js';
-export { noGrad, backward, setRequiresGrad, detach } from './autograd.js';
+export { noGrad, backward, setRequiresGrad, detach, assign } from './autograd.js';
 export * from './ops/creation.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';

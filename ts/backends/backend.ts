@@ -65,6 +65,8 @@ export interface Backend {
   randu(shape: number[], low: number, high: number, seed?: number): Handle;
   setSeed(seed: number): void;
 
+  /** Overwrites target's values with source's in place (same shape, float32). */
+  assign(target: Handle, source: Handle): boolean;
   setRequiresGrad(x: Handle, requires: boolean): boolean;
   requiresGrad(x: Handle): boolean;
   /** seed: a handle, or -1 for the implicit 1 of a one-element tensor. */

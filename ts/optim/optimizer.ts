@@ -7,6 +7,7 @@
 import { backend, keep, tidy } from '../engine.js';
 import type { Tensor } from '../tensor.js';
 import { zeros } from '../ops/creation.js';
+import { assign } from '../autograd.js';
 import { square, sqrt } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
 import { stack } from '../ops/shape.js';
@@ -141,8 +142,8 @@ export abstract class Optimizer {
       if (incoming.length !== this.slotCount() || incoming.some((t) => t.shape.join() !== p.shape.join())) {
         throw new Error(`${this.kind}.loadState: state of parameter ${i} does not match its shape [${p.shape.join(', ')}]`);
       }
-      for (const old of this.slots.get(p) ?? []) old.dispose();
-      this.slots.set(p, incoming.map((t) => keep(t.add(0))));
+      const slots = this.slotsFor(p);
+      incoming.forEach((t, j) => assign(slots[j], t));
     });
     this.stepCount = state.step;
     this.lr = state.lr;

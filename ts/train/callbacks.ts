@@ -9,6 +9,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import type { Schedule } from '../optim/schedules.js';
 import { keep } from '../engine.js';
 import type { Tensor } from '../tensor.js';
+import { assign } from '../autograd.js';
 import type { Logs, TrainableModel } from './types.js';
 
 export interface TrainingContext {
@@ -65,7 +66,9 @@ export class EarlyStopping implements Callback {
 
   onTrainEnd(ctx: TrainingContext): void {
     if (this.restoreBestWeights && this.bestWeights) {
-      ctx.model.loadStateDict(this.bestWeights);
+      // Values are copied into the live tensors, so the optimizer's view of the parameters holds.
+      const live = ctx.model.stateDict();
+      for (const [name, t] of Object.entries(this.bestWeights)) if (live[name]) assign(live[name], t);
       console.log(`EarlyStopping: restored the weights of epoch ${this.bestEpoch} (${this.monitor} ${this.best.toFixed(4)})`);
     }
     this.dropSnapshot();

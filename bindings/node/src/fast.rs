@@ -220,6 +220,16 @@ raw_functions! {
     }
     "eye" => fn eye(rows: u32, cols: u32) -> u32 { Ok(register(ops::eye(rows as usize, cols as usize)?)) }
 
+    "assign" => fn assign(target: u32, source: u32) -> bool {
+        let src = registry::with(|r| r.get(source).cloned())?;
+        registry::with_mut(|r| {
+            let mut t = r.take(target)?;
+            let result = t.assign(&src);
+            r.put_back(target, t);
+            result.map(|_| true)
+        })
+    }
+
     // ---- autograd ----
     "setRequiresGrad" => fn set_requires_grad(x: u32, requires: bool) -> bool {
         let t = registry::with(|r| r.get(x)?.set_requires_grad(requires))?;

@@ -180,6 +180,22 @@ impl Tensor {
         }
     }
 
+    /// Overwrites this tensor's values with `source`'s (same shape, float32), in place and
+    /// copy-on-write: the tensor keeps its identity and autograd state (a parameter stays the same
+    /// leaf), and no other tensor sharing the old buffer sees the change.
+    pub fn assign(&mut self, source: &Tensor) -> Result<()> {
+        const OP: &str = "assign";
+        if source.shape() != self.shape() || source.dtype() != DType::F32 {
+            return Err(KilnError::new(OP, format!(
+                "cannot assign {} {} to a {} {} tensor (shapes and dtypes must match)",
+                source.dtype(), fmt_shape(source.shape()), self.dtype(), fmt_shape(&self.shape)
+            )));
+        }
+        let values = source.to_vec::<f32>().ok_or_else(|| KilnError::new(OP, "cannot read the source"))?;
+        self.data_mut_f32(OP)?.copy_from_slice(&values);
+        Ok(())
+    }
+
     // ---- autograd ----
 
     pub fn requires_grad(&self) -> bool {
