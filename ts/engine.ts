@@ -66,14 +66,23 @@ export function untrack(t: Tensor, b: LoadedBackend): void {
   if (t.handleUnchecked >= LARGE_FLAG) collectors.get(b)!.unregister(t);
 }
 
-/** Any structure of tensors a tidy function may return. */
-export type TensorContainer = Tensor | TensorContainer[] | { [key: string]: TensorContainer } | void | number | string | boolean | null | undefined;
+/**
+ * Any structure of tensors a tidy function may return: tensors inside arrays and plain objects
+ * (interfaces included) are found; other values pass through untouched.
+ */
+export type TensorContainer = Tensor | readonly TensorContainer[] | object | void | number | string | boolean | null | undefined;
 
 /** Finds the tensors in a returned structure; `seen` guards against cycles. */
 function collect(result: unknown, into: Set<Tensor>, seen = new Set<object>()): void {
   if (result === null || typeof result !== 'object' || seen.has(result)) return;
   seen.add(result);
-  if ((result as Tensor).isKilnTensor === true) {
+  let isTensor = false;
+  try {
+    isTensor = (result as Tensor).isKilnTensor === true;
+  } catch {
+    return; // an object whose property reads throw (e.g. a test assertion proxy) holds no tensors
+  }
+  if (isTensor) {
     into.add(result as Tensor);
   } else if (Array.isArray(result)) {
     for (const r of result) collect(r, into, seen);

@@ -19,3 +19,6 @@ export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl 
 export * as optim from './optim/index.js';
 export * as train from './train/index.js';
 export { fit, evaluate, predict } from './train/index.js';
+export * as nn from './nn/index.js';
+export * as io from './io/index.js';
+export { saveModel, loadModel, saveCheckpoint, loadCheckpoint } from './io/index.js';

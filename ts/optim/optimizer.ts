@@ -44,6 +44,8 @@ export interface OptimizerState {
   lr: number;
   /** slots[i] are the state tensors of parameter i (in `parameters` order). */
   slots: Tensor[][];
+  /** steps[i]: updates parameter i has received (its bias correction / first-step clock). */
+  steps: number[];
 }
 
 export abstract class Optimizer {
@@ -54,6 +56,11 @@ export abstract class Optimizer {
   protected readonly options: OptimizerOptions;
   private readonly groups: Group[];
   private readonly slots = new Map<Tensor, Tensor[]>();
+  /**
+   * Updates each parameter has received. Per parameter, as in PyTorch: one whose first gradient
+   * arrives late (a frozen layer unfrozen, a branch unused at first) starts its own clock then.
+   */
+  private readonly paramSteps = new Map<Tensor, number>();
 
   constructor(params: Tensor[] | ParamGroup[], options: OptimizerOptions) {
     if (!(options.lr > 0)) throw new Error(`${new.target.name}: lr must be > 0, got ${options.lr}`);
@@ -75,7 +82,8 @@ export abstract class Optimizer {
   /** State tensors per parameter (momentum buffer, moments, ...). */
   protected abstract slotCount(): number;
   /** One fused in-place update of parameter p. */
-  protected abstract update(p: Tensor, grad: Tensor, slots: Tensor[], lr: number, weightDecay: number, scale: number, clipValue: number): void;
+  /** One fused in-place update of parameter p; `step` is p's own update count, from 1. */
+  protected abstract update(p: Tensor, grad: Tensor, slots: Tensor[], lr: number, weightDecay: number, scale: number, clipValue: number, step: number): void;
 
   /** Every parameter, in group order. */
   get parameters(): Tensor[] {
@@ -99,7 +107,9 @@ export abstract class Optimizer {
         for (const p of group.params) {
           const g = grads[i++];
           if (g === null) continue;
-          this.update(p, g, this.slotsFor(p), this.lr * group.lrScale, group.weightDecay, scale, clipValue);
+          const step = (this.paramSteps.get(p) ?? 0) + 1;
+          this.paramSteps.set(p, step);
+          this.update(p, g, this.slotsFor(p), this.lr * group.lrScale, group.weightDecay, scale, clipValue, step);
         }
       }
     });
@@ -127,7 +137,8 @@ export abstract class Optimizer {
 
   /** Step count, lr and state tensors (shared, not copied: save them, don't dispose them). */
   state(): OptimizerState {
-    return { kind: this.kind, step: this.stepCount, lr: this.lr, slots: this.parameters.map((p) => this.slotsFor(p)) };
+    const params = this.parameters;
+    return { kind: this.kind, step: this.stepCount, lr: this.lr, slots: params.map((p) => this.slotsFor(p)), steps: params.map((p) => this.paramSteps.get(p) ?? 0) };
   }
 
   /** Restores what `state()` returned (e.g. from a checkpoint); tensors are copied in. */
@@ -145,6 +156,7 @@ export abstract class Optimizer {
       const slots = this.slotsFor(p);
       incoming.forEach((t, j) => assign(slots[j], t));
     });
+    params.forEach((p, i) => this.paramSteps.set(p, state.steps?.[i] ?? state.step));
     this.stepCount = state.step;
     this.lr = state.lr;
   }

@@ -43,7 +43,7 @@ export class WarmupCosine implements Schedule {
   }
   /** lr at step t (exported for tests and plots). */
   lrAt(t: number): number {
-    if (t < this.warmup) return (this.base * (t + 1)) / this.warmup;
+    if (t < this.warmup) return (this.base * t) / this.warmup;
     const progress = Math.min(1, (t - this.warmup) / (this.total - this.warmup));
     return this.minLr + 0.5 * (this.base - this.minLr) * (1 + Math.cos(Math.PI * progress));
   }

@@ -51,6 +51,14 @@ export class EarlyStopping implements Callback {
     this.best = this.mode === 'min' ? Infinity : -Infinity;
   }
 
+  /** A reused instance starts afresh for each fit (as Keras's does). */
+  onTrainBegin(): void {
+    this.best = this.mode === 'min' ? Infinity : -Infinity;
+    this.wait = 0;
+    this.bestEpoch = 0;
+    this.dropSnapshot();
+  }
+
   onEpochEnd(epoch: number, logs: Logs, ctx: TrainingContext): void {
     const value = logs[this.monitor];
     if (value === undefined) throw new Error(`EarlyStopping: no '${this.monitor}' in the epoch logs (have: ${Object.keys(logs).join(', ')})`);

@@ -100,6 +100,9 @@ pub fn backward(root: &Tensor, seed: Option<&Tensor>) -> Result<()> {
     })?;
     let seed = match seed {
         Some(s) => {
+            if s.dtype() != crate::DType::F32 {
+                return Err(KilnError::new(OP, format!("the gradient must be float32, got {} {}", s.dtype(), fmt_shape(s.shape()))));
+            }
             if s.shape() != root.shape() {
                 return Err(KilnError::new(OP, format!("gradient shape {} does not match the tensor's shape {}", fmt_shape(s.shape()), fmt_shape(root.shape()))));
             }

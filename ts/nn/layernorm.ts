@@ -1,0 +1,52 @@
+/**
+ * LayerNorm (Ba et al.): normalizes each sample over its last dims, (x − mean)/√(var + eps) with
+ * the biased variance, then applies a learned elementwise scale and shift, as PyTorch.
+ */
+
+import type { Tensor } from '../tensor.js';
+import { full } from '../ops/creation.js';
+import { Module } from './module.js';
+
+export interface LayerNormOptions {
+  /** Added to the variance (default 1e-5). */
+  eps?: number;
+  /** Learn weight (init 1) and bias (init 0) of shape normalizedShape (default true). */
+  elementwiseAffine?: boolean;
+}
+
+export class LayerNorm extends Module {
+  readonly normalizedShape: number[];
+  /** normalizedShape, or null without elementwiseAffine. */
+  readonly weight: Tensor | null;
+  /** normalizedShape, or null without elementwiseAffine. */
+  readonly bias: Tensor | null;
+  readonly eps: number;
+
+  /** normalizedShape: the trailing dims to normalize over, e.g. 512 or [seq, 512]. */
+  constructor(normalizedShape: number | number[], options: LayerNormOptions = {}) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
+    if (this.normalizedShape.length === 0 || !this.normalizedShape.every((d) => Number.isInteger(d) && d >= 1)) {
+      throw new Error(`LayerNorm: normalizedShape must be a positive integer or a non-empty array of them, got ${JSON.stringify(normalizedShape)}`);
+    }
+    this.eps = options.eps ?? 1e-5;
+    if (!(this.eps > 0)) throw new Error(`LayerNorm: eps must be > 0, got ${this.eps}`);
+    const affine = options.elementwiseAffine ?? true;
+    this.weight = affine ? this.registerParameter(full(this.normalizedShape, 1)) : null;
+    this.bias = affine ? this.registerParameter(full(this.normalizedShape, 0)) : null;
+  }
+
+  /** [..., ...normalizedShape] -> same shape */
+  forward(x: Tensor): Tensor {
+    const k = this.normalizedShape.length;
+    const trailing = x.shape.slice(x.rank - k);
+    if (x.rank < k || trailing.join() !== this.normalizedShape.join()) {
+      throw new Error(`LayerNorm([${this.normalizedShape.join(', ')}]): expected input [..., ${this.normalizedShape.join(', ')}], got ${x.dtype} [${x.shape.join(', ')}]`);
+    }
+    const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
+    const mean = x.mean(axes, true);
+    const normalized = x.sub(mean).mul(x.variance(axes, true).add(this.eps).rsqrt());
+    if (this.weight === null || this.bias === null) return normalized;
+    return normalized.mul(this.weight).add(this.bias);
+  }
+}
