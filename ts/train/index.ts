@@ -3,3 +3,4 @@ export { EarlyStopping, LRScheduler, MetricsLogger, type Callback, type Training
 export { correctCount, type MetricName } from './metrics.js';
 export type { TrainableModel, Batch, BatchSource, Logs } from './types.js';
 export { learningCurvesHtml, saveLearningCurves } from './plot.js';
+export { ModelCheckpoint, resume, type ModelCheckpointOptions } from './checkpointing.js';
