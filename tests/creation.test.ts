@@ -31,7 +31,9 @@ forEachBackend(() => {
     await expectTensor(kiln.tensor(new Float32Array([1, 2, 3])), { shape: [3], dtype: 'float32', values: [1, 2, 3], ...EXACT });
     await expectTensor(kiln.tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]), { shape: [2, 3], values: [1, 2, 3, 4, 5, 6], ...EXACT });
     await expectTensor(kiln.tensor(new Int32Array([-1, 2, 2147483647]), [3, 1]), { shape: [3, 1], dtype: 'int32', values: [-1, 2, 2147483647], ...EXACT });
-    await expectTensor(kiln.tensor(new Uint8Array([1, 0, 1, 1])), { shape: [4], dtype: 'bool', values: [1, 0, 1, 1], ...EXACT });
+    // Bytes default to int32 (labels and pixels, as in tfjs); bool needs booleans or dtype 'bool'.
+    await expectTensor(kiln.tensor(new Uint8Array([7, 0, 255])), { shape: [3], dtype: 'int32', values: [7, 0, 255], ...EXACT });
+    await expectTensor(kiln.tensor(new Uint8Array([1, 0, 1, 1]), undefined, 'bool'), { shape: [4], dtype: 'bool', values: [1, 0, 1, 1], ...EXACT });
     await expectTensor(kiln.tensor(new Float32Array([5]), []), { shape: [], values: [5], ...EXACT });
     // the tensor owns a copy: changing the source array afterwards does not change it
     const src = new Float32Array([1, 2, 3]);

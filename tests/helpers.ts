@@ -48,7 +48,7 @@ export function Ti(x: ND): Tensor {
 
 /** A bool Kiln tensor holding a reference array (non-zero = true). */
 export function Tb(x: ND): Tensor {
-  return kiln.tensor(Uint8Array.from(x.data, (v) => (v ? 1 : 0)), [...x.shape]);
+  return kiln.tensor(Uint8Array.from(x.data, (v) => (v ? 1 : 0)), [...x.shape], 'bool');
 }
 
 /** Reads a tensor back (asynchronously, so the suite also runs on backends with async readback). */

@@ -22,3 +22,4 @@ export { fit, evaluate, predict } from './train/index.js';
 export * as nn from './nn/index.js';
 export * as io from './io/index.js';
 export { saveModel, loadModel, saveCheckpoint, loadCheckpoint } from './io/index.js';
+export * as data from './data/index.js';

@@ -32,7 +32,8 @@ function flatten(values: NestedArray, shape: number[], out: Array<number | boole
 
 /**
  * A tensor from JS data. `values`: a number, nested arrays, or a typed array (then `shape` is
- * needed unless it is 1-D). dtype defaults to float32, int32 for an Int32Array, bool for booleans.
+ * needed unless it is 1-D). dtype defaults to float32; int32 for an Int32Array or Uint8Array
+ * (bytes are usually labels or pixels, as in tfjs); bool only for booleans or an explicit 'bool'.
  * -> `shape` (inferred from nesting when omitted).
  */
 export function tensor(values: TensorData, shape?: number[], dtype?: DType): Tensor {
@@ -41,7 +42,7 @@ export function tensor(values: TensorData, shape?: number[], dtype?: DType): Ten
   if (ArrayBuffer.isView(values)) {
     flat = values;
     inferred = [values.length];
-    dtype ??= values instanceof Int32Array ? 'int32' : values instanceof Uint8Array ? 'bool' : 'float32';
+    dtype ??= values instanceof Int32Array || values instanceof Uint8Array ? 'int32' : 'float32';
   } else {
     inferred = inferShape(values);
     const out: Array<number | boolean> = [];
@@ -61,7 +62,7 @@ export function tensor(values: TensorData, shape?: number[], dtype?: DType): Ten
       return wrap(b.impl.fromI32(data, finalShape), b);
     }
     case 'bool': {
-      const data = flat instanceof Uint8Array ? flat : Uint8Array.from(flat as ArrayLike<number>, (v) => (v ? 1 : 0));
+      const data = Uint8Array.from(flat as ArrayLike<number>, (v) => (v ? 1 : 0));
       return wrap(b.impl.fromBool(data, finalShape), b);
     }
     default:

@@ -1,0 +1,124 @@
+/**
+ * The IDX format (the one MNIST ships in): two zero bytes, a type byte, a dimension count, one
+ * big-endian uint32 size per dimension, then the elements row-major, big-endian. The reader checks
+ * every part of that layout and the exact file length, so a truncated download or a renamed file
+ * fails here with the file's name instead of producing garbage images later.
+ */
+
+import fs from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+
+/** Element types IDX defines, by their type byte. */
+export type IdxDType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
+
+export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
+
+export interface IdxArray {
+  dtype: IdxDType;
+  /** Dimensions, outermost first (for MNIST images: [count, rows, cols]). */
+  shape: number[];
+  /** The elements in row-major order, in native byte order. uint8 data is a view on the file bytes (no copy). */
+  data: IdxData;
+}
+
+const TYPES: Record<number, { dtype: IdxDType; bytes: number }> = {
+  0x08: { dtype: 'uint8', bytes: 1 },
+  0x09: { dtype: 'int8', bytes: 1 },
+  0x0b: { dtype: 'int16', bytes: 2 },
+  0x0c: { dtype: 'int32', bytes: 4 },
+  0x0d: { dtype: 'float32', bytes: 4 },
+  0x0e: { dtype: 'float64', bytes: 8 },
+};
+
+const hex = (v: number, width = 2) => `0x${v.toString(16).padStart(width, '0')}`;
+
+/**
+ * Decodes IDX bytes. `name` (a file name) is put in every error. Gzipped input (the form the
+ * files are usually downloaded in) is decompressed first.
+ * bytes -> { dtype, shape: [d0, ..., dk], data: [d0 * ... * dk] }
+ */
+export function parseIdx(bytes: Uint8Array, name = 'IDX data'): IdxArray {
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (e) {
+      throw new Error(`parseIdx: '${name}' is gzip-compressed but does not decompress (${(e as Error).message}); the download is probably truncated`, { cause: e });
+    }
+  }
+  const fail = (why: string): never => {
+    throw new Error(`parseIdx: '${name}' is not a valid IDX file: ${why}`);
+  };
+  if (bytes.length < 4) fail(`it has ${bytes.length} bytes, fewer than the 4-byte magic number`);
+  const magic = (bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3];
+  if (bytes[0] !== 0 || bytes[1] !== 0) {
+    fail(`the magic number is ${hex(magic >>> 0, 8)}; IDX files start with two zero bytes, a type byte and a dimension count (MNIST images: 0x00000803)`);
+  }
+  const type = TYPES[bytes[2]];
+  if (type === undefined) fail(`unknown type byte ${hex(bytes[2])} (expected 0x08 uint8, 0x09 int8, 0x0b int16, 0x0c int32, 0x0d float32 or 0x0e float64)`);
+  const rank = bytes[3];
+  if (rank === 0) fail('the dimension count is 0');
+  const headerBytes = 4 + 4 * rank;
+  if (bytes.length < headerBytes) fail(`it has ${bytes.length} bytes but its header declares ${rank} dimensions (${headerBytes} header bytes): the file is truncated`);
+
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const shape: number[] = [];
+  let count = 1;
+  for (let i = 0; i < rank; i++) {
+    const d = view.getUint32(4 + 4 * i, false);
+    shape.push(d);
+    count *= d;
+  }
+  const expected = headerBytes + count * type.bytes;
+  const what = `shape [${shape.join(', ')}] of ${type.dtype} needs ${expected} bytes (${headerBytes} header + ${count * type.bytes} data)`;
+  if (bytes.length < expected) fail(`it has ${bytes.length} bytes, but its ${what}: the file is truncated`);
+  if (bytes.length > expected) fail(`it has ${bytes.length} bytes, but its ${what}: ${bytes.length - expected} unexpected trailing bytes (corrupt, or not the file it is named as)`);
+
+  return { dtype: type.dtype, shape, data: decode(type.dtype, view, headerBytes, count) };
+}
+
+/** The elements after the header, converted from big-endian where they are wider than a byte. */
+function decode(dtype: IdxDType, view: DataView, offset: number, count: number): IdxData {
+  const at = view.byteOffset + offset;
+  switch (dtype) {
+    case 'uint8':
+      return new Uint8Array(view.buffer, at, count);
+    case 'int8':
+      return new Int8Array(view.buffer, at, count);
+    case 'int16': {
+      const out = new Int16Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getInt16(offset + 2 * i, false);
+      return out;
+    }
+    case 'int32': {
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getInt32(offset + 4 * i, false);
+      return out;
+    }
+    case 'float32': {
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getFloat32(offset + 4 * i, false);
+      return out;
+    }
+    case 'float64': {
+      const out = new Float64Array(count);
+      for (let i = 0; i < count; i++) out[i] = view.getFloat64(offset + 8 * i, false);
+      return out;
+    }
+  }
+}
+
+/**
+ * Reads and validates an IDX file (optionally gzipped). Throws an error naming the file if it is
+ * missing, truncated or not IDX. file -> { dtype, shape, data }
+ */
+export function readIdx(file: string): IdxArray {
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'the file does not exist' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
+    throw new Error(`readIdx: cannot read '${file}': ${why}`, { cause: e });
+  }
+  return parseIdx(bytes, file);
+}
