@@ -57,7 +57,8 @@ const optimizer = new optim.Adam(model.parameters(), { lr: 1e-3 });
 const plateau = new optim.ReduceLROnPlateau(optimizer, { patience: 1, factor: 0.5, minLr: 1e-5, verbose: true });
 const checkpointPath = `${OUT}/checkpoint.safetensors`;
 if (!args.includes('--resume')) rmSync(OUT, { recursive: true, force: true });
-const initialEpoch = train.resume(checkpointPath, model, optimizer, plateau);
+const earlyStopping = new train.EarlyStopping({ monitor: 'valAccuracy', patience: 4, restoreBestWeights: true });
+const initialEpoch = train.resume(checkpointPath, model, optimizer, plateau, earlyStopping);
 if (initialEpoch > 1) console.log(`resuming from ${checkpointPath} at epoch ${initialEpoch}`);
 trainLoader.epoch = initialEpoch - 1;
 
@@ -70,9 +71,9 @@ const history = await kiln.fit(model, trainLoader, {
   validationData: valLoader,
   callbacks: [
     new train.LRScheduler(plateau, 'valLoss'),
-    new train.EarlyStopping({ monitor: 'valAccuracy', patience: 4, restoreBestWeights: true }),
-    new train.ModelCheckpoint(checkpointPath, { schedule: plateau }),
-    new train.MetricsLogger(`${OUT}/metrics.csv`),
+    earlyStopping,
+    new train.ModelCheckpoint(checkpointPath, { schedule: plateau, earlyStopping }),
+    new train.MetricsLogger(`${OUT}/metrics.csv`, { append: initialEpoch > 1 }),
   ],
 });
 

@@ -3,7 +3,7 @@
  * restore), LR schedules and a metrics logger live here; checkpointing is in io-aware code.
  */
 
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Schedule } from '../optim/schedules.js';
@@ -35,6 +35,8 @@ export class EarlyStopping implements Callback {
   private best: number;
   private wait = 0;
   private bestWeights: Record<string, Tensor> | null = null;
+  /** Set by loadState: the next fit continues this state instead of starting afresh. */
+  private resumed = false;
   bestEpoch = 0;
   readonly monitor: string;
   private readonly mode: 'min' | 'max';
@@ -51,8 +53,14 @@ export class EarlyStopping implements Callback {
     this.best = this.mode === 'min' ? Infinity : -Infinity;
   }
 
-  /** A reused instance starts afresh for each fit (as Keras's does). */
-  onTrainBegin(): void {
+  /** A reused instance starts afresh for each fit (as Keras's does), unless it was just resumed. */
+  onTrainBegin(ctx: TrainingContext): void {
+    if (this.resumed) {
+      this.resumed = false;
+      // The run being resumed had already stopped: continuing would train past where it ended.
+      if (this.wait >= this.patience) ctx.stopTraining(`early stopping: the resumed run had already stopped (best ${this.monitor} ${this.best.toFixed(4)} at epoch ${this.bestEpoch})`);
+      return;
+    }
     this.best = this.mode === 'min' ? Infinity : -Infinity;
     this.wait = 0;
     this.bestEpoch = 0;
@@ -80,6 +88,21 @@ export class EarlyStopping implements Callback {
       console.log(`EarlyStopping: restored the weights of epoch ${this.bestEpoch} (${this.monitor} ${this.best.toFixed(4)})`);
     }
     this.dropSnapshot();
+  }
+
+  /** Progress and best-weights snapshot, for checkpoints (the snapshot tensors are shared, not copied). */
+  state(): { best: number; wait: number; bestEpoch: number; bestWeights: Record<string, Tensor> | null } {
+    return { best: this.best, wait: this.wait, bestEpoch: this.bestEpoch, bestWeights: this.bestWeights };
+  }
+
+  /** Restores `state()` (tensors are copied); the next fit continues from it. */
+  loadState(s: { best: number; wait: number; bestEpoch: number; bestWeights: Record<string, Tensor> | null }): void {
+    this.dropSnapshot();
+    this.best = s.best;
+    this.wait = s.wait;
+    this.bestEpoch = s.bestEpoch;
+    this.bestWeights = s.bestWeights && Object.fromEntries(Object.entries(s.bestWeights).map(([k, t]) => [k, keep(t.add(0))]));
+    this.resumed = true;
   }
 
   /**
@@ -112,15 +135,20 @@ export class LRScheduler implements Callback {
   }
 }
 
-/** Appends each epoch's logs to a CSV or JSONL file (format from the extension). */
+/**
+ * Appends each epoch's logs to a CSV or JSONL file (format from the extension). The file starts
+ * empty at train begin unless `append` is set (a resumed run continues its log).
+ */
 export class MetricsLogger implements Callback {
   private columns: string[] | null = null;
-  constructor(private readonly path: string) {}
+  constructor(private readonly path: string, private readonly options: { append?: boolean } = {}) {}
 
   onTrainBegin(): void {
     mkdirSync(dirname(this.path), { recursive: true });
-    writeFileSync(this.path, '');
-    this.columns = null;
+    const existing = this.options.append && existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
+    if (existing === '') writeFileSync(this.path, '');
+    // A CSV being continued keeps its header.
+    this.columns = existing && !this.path.endsWith('.jsonl') ? existing.split('\n')[0].split(',') : null;
   }
 
   onEpochEnd(epoch: number, logs: Logs): void {

@@ -5,15 +5,18 @@
 
 import { existsSync } from 'node:fs';
 import { assign } from '../autograd.js';
-import { checkCompatible, disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../io/index.js';
+import { checkCompatible, disposeCheckpoint, loadCheckpoint, loadTensors, saveCheckpoint, saveTensors } from '../io/index.js';
+import { dispose } from '../engine.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Schedule } from '../optim/schedules.js';
-import type { Callback, TrainingContext } from './callbacks.js';
+import type { Callback, EarlyStopping, TrainingContext } from './callbacks.js';
 import type { Logs, TrainableModel } from './types.js';
 
 export interface ModelCheckpointOptions {
   /** Saved with the checkpoint, so a resumed run continues the same schedule. */
   schedule?: Schedule;
+  /** Saved too (patience counter, best score, best-weights snapshot), so a resumed run stops where the uninterrupted one would. */
+  earlyStopping?: EarlyStopping;
   /** Only write when `monitor` improves (default: every epoch, which is what resuming needs). */
   saveBestOnly?: boolean;
   monitor?: string;
@@ -40,13 +43,22 @@ export class ModelCheckpoint implements Callback {
       if (!better) return;
       this.best = value;
     }
+    const es = this.options.earlyStopping?.state();
+    // The best-weights snapshot goes to its own file, written (atomically) before the checkpoint
+    // that refers to it, so a crash between the two never pairs a checkpoint with a stale snapshot.
+    if (es?.bestWeights) saveTensors(bestWeightsPath(this.path), es.bestWeights, { epoch: String(es.bestEpoch) });
     saveCheckpoint(this.path, {
       model: ctx.model.stateDict(),
       optimizer: ctx.optimizer.state(),
       schedule: this.options.schedule?.state(),
       epoch,
+      extra: es ? { earlyStopping: { best: es.best, wait: es.wait, bestEpoch: es.bestEpoch, hasWeights: es.bestWeights !== null } } : undefined,
     });
   }
+}
+
+function bestWeightsPath(checkpoint: string): string {
+  return checkpoint.replace(/(\.safetensors)?$/, '.best.safetensors');
 }
 
 /**
@@ -55,7 +67,7 @@ export class ModelCheckpoint implements Callback {
  * `initialEpoch`), or 1 when there is no checkpoint file yet. A checkpoint from a different
  * model is rejected, listing the mismatched keys.
  */
-export function resume(path: string, model: TrainableModel, optimizer: Optimizer, schedule?: Schedule): number {
+export function resume(path: string, model: TrainableModel, optimizer: Optimizer, schedule?: Schedule, earlyStopping?: EarlyStopping): number {
   if (!existsSync(path)) return 1;
   const ckpt = loadCheckpoint(path);
   try {
@@ -64,6 +76,12 @@ export function resume(path: string, model: TrainableModel, optimizer: Optimizer
     for (const [name, t] of Object.entries(ckpt.model)) assign(live[name], t);
     if (ckpt.optimizer) optimizer.loadState(ckpt.optimizer);
     if (ckpt.schedule && schedule) schedule.loadState(ckpt.schedule);
+    const es = (ckpt.extra as { earlyStopping?: { best: number; wait: number; bestEpoch: number; hasWeights: boolean } } | undefined)?.earlyStopping;
+    if (es && earlyStopping) {
+      const bestWeights = es.hasWeights ? loadTensors(bestWeightsPath(path)).tensors : null;
+      earlyStopping.loadState({ ...es, bestWeights });
+      if (bestWeights) dispose(bestWeights);
+    }
     return ckpt.epoch + 1;
   } finally {
     disposeCheckpoint(ckpt);

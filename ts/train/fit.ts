@@ -53,7 +53,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
   const ctx: TrainingContext = { model, optimizer, stopTraining: (reason) => (stopReason = reason) };
   for (const cb of callbacks) await cb.onTrainBegin?.(ctx);
 
-  for (let epoch = options.initialEpoch ?? 1; epoch <= options.epochs; epoch++) {
+  for (let epoch = options.initialEpoch ?? 1; epoch <= options.epochs && stopReason === undefined; epoch++) {
     model.train();
     const bar = verbose ? new ProgressBar(`epoch ${epoch}/${options.epochs}`, trainData.length) : null;
     const acc = new EpochAccumulator(metrics);
@@ -101,6 +101,11 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
       if (verbose) console.log(stopReason);
       break;
     }
+  }
+  if (stopReason !== undefined && !history.stoppedEarly) {
+    history.stoppedEarly = true;
+    history.stopReason = stopReason;
+    if (verbose) console.log(stopReason);
   }
   for (const cb of callbacks) await cb.onTrainEnd?.(ctx);
   return history;
