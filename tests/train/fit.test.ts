@@ -42,7 +42,8 @@ forEachBackend(() => {
     expect(history.epochs.length).toBe(30);
     expect(history.stoppedEarly).toBe(false);
     history.epochs.forEach((logs, i) => {
-      expect(Object.keys(logs).sort(), `epoch ${i + 1} log keys`).toEqual(['accuracy', 'loss', 'lr', 'valAccuracy', 'valLoss']);
+      expect(Object.keys(logs).sort(), `epoch ${i + 1} log keys`).toEqual(['accuracy', 'epoch', 'loss', 'lr', 'valAccuracy', 'valLoss']);
+      expect(logs.epoch).toBe(i + 1);
       for (const [k, v] of Object.entries(logs)) expect(Number.isFinite(v), `epoch ${i + 1} ${k} = ${v}`).toBe(true);
       expect(logs.lr).toBe(0.03);
     });

@@ -89,7 +89,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
       const logs: Logs = acc.read();
       if (options.validationData) Object.assign(logs, await evaluate(model, options.validationData, { loss: lossFn, metrics, prefix: 'val' }));
       logs.lr = lr;
-      history.epochs.push(logs);
+      history.epochs.push({ epoch, ...logs });
       bar?.finish(formatLogs(logs));
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs, ctx);
     } finally {

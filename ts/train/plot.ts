@@ -13,8 +13,8 @@ function escapeXml(s: string): string {
   return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 }
 
-/** One line chart: series name -> values per epoch. */
-function chart(title: string, series: Record<string, number[]>): string {
+/** One line chart: series name -> values per epoch; `epochs` labels the x axis. */
+function chart(title: string, series: Record<string, number[]>, epochNumbers: number[]): string {
   const [w, h, left, right, top, bottom] = [560, 320, 60, 130, 30, 40];
   const all = Object.values(series).flat().filter(Number.isFinite);
   if (all.length === 0) return '';
@@ -35,13 +35,13 @@ function chart(title: string, series: Record<string, number[]>): string {
     parts.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${v.toPrecision(3)}</text>`);
   }
   const step = Math.max(1, Math.ceil(epochs / 10));
-  for (let i = 0; i < epochs; i += step) parts.push(`<text x="${x(i)}" y="${h - bottom + 16}" text-anchor="middle">${i + 1}</text>`);
+  for (let i = 0; i < epochs; i += step) parts.push(`<text x="${x(i)}" y="${h - bottom + 16}" text-anchor="middle">${epochNumbers[i] ?? i + 1}</text>`);
   parts.push(`<text x="${(left + w - right) / 2}" y="${h - 6}" text-anchor="middle">epoch</text>`);
   Object.entries(series).forEach(([name, values], k) => {
     const color = COLORS[k % COLORS.length];
     const points = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points}"/>`);
-    values.forEach((v, i) => parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}"><title>${escapeXml(name)} epoch ${i + 1}: ${v.toFixed(4)}</title></circle>`));
+    values.forEach((v, i) => parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}"><title>${escapeXml(name)} epoch ${epochNumbers[i] ?? i + 1}: ${v.toFixed(4)}</title></circle>`));
     parts.push(`<rect x="${w - right + 12}" y="${top + k * 20}" width="12" height="12" fill="${color}"/>`);
     parts.push(`<text x="${w - right + 30}" y="${top + k * 20 + 10}">${escapeXml(name)}</text>`);
   });
@@ -54,14 +54,15 @@ export function learningCurvesHtml(history: History, title = 'Learning curves', 
   const keys = [...new Set(history.epochs.flatMap((e) => Object.keys(e)))];
   const pick = (filter: (k: string) => boolean) => Object.fromEntries(keys.filter(filter).map((k) => [k, history.epochs.map((e) => e[k])]));
   const losses = pick((k) => k.toLowerCase().endsWith('loss'));
-  const metrics = pick((k) => !k.toLowerCase().endsWith('loss') && k !== 'lr');
+  const metrics = pick((k) => !k.toLowerCase().endsWith('loss') && k !== 'lr' && k !== 'epoch');
   const lr = pick((k) => k === 'lr');
+  const epochNumbers = history.epochs.map((e, i) => e.epoch ?? i + 1);
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>${escapeXml(title)}</title>
 <style>body{font-family:sans-serif;margin:24px;color:#222} svg{margin:8px 16px 8px 0}</style></head>
 <body><h1>${escapeXml(title)}</h1>
 ${notes.map((n) => `<p>${escapeXml(n)}</p>`).join('\n')}
-<div>${chart('Loss', losses)}${chart('Metrics', metrics)}${chart('Learning rate', lr)}</div>
+<div>${chart('Loss', losses, epochNumbers)}${chart('Metrics', metrics, epochNumbers)}${chart('Learning rate', lr, epochNumbers)}</div>
 </body></html>
 `;
 }
