@@ -4,6 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CARGO_TARGET_DIR, ROOT, has, run, step } from './lib.mjs';
+import { buildWasm } from './build-wasm.mjs';
 
 const force = process.argv.includes('--force');
 
@@ -50,7 +51,10 @@ export function setup() {
     renameSync(temp, join(ROOT, addon));
   }
 
-  // 3. TypeScript -> dist/.
+  // 3. The WASM module (Debian's rustc-web + build-std; see scripts/build-wasm.mjs).
+  buildWasm({ force });
+
+  // 4. TypeScript -> dist/.
   if (force || mtime('dist/index.js') < newest(['ts', 'tsconfig.json'])) {
     step('compiling TypeScript (tsc)');
     run('npx', ['tsc', '-p', 'tsconfig.json']);

@@ -11,11 +11,14 @@ setup();
 step('Rust tests (cargo test -p kiln-core)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
 
-step('TypeScript tests (vitest)');
+// The shared suites run once per backend: the native addon and the WASM module.
+const backends = process.env.KILN_BACKENDS ?? 'native,wasm';
+step(`TypeScript tests (vitest) on: ${backends}`);
 const report = join(tmpdir(), `kiln-vitest-${process.pid}.json`);
 const r = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile=${report}`, ...process.argv.slice(2)], {
   stdio: 'inherit',
   cwd: ROOT,
+  env: { ...process.env, KILN_BACKENDS: backends },
 });
 if (existsSync(report)) {
   const { numPassedTests, numFailedTests } = JSON.parse(readFileSync(report, 'utf8'));

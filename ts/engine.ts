@@ -7,6 +7,7 @@
 
 import { loadBackend, type LoadedBackend, type MemoryInfo } from './backends/backend.js';
 import { loadNative } from './backends/native.js';
+import { loadWasm } from './backends/wasm.js';
 import type { Tensor } from './tensor.js';
 
 export type BackendName = 'native' | 'wasm' | 'gpu';
@@ -18,10 +19,10 @@ const collectors = new Map<LoadedBackend, FinalizationRegistry<number>>();
 function load(name: BackendName): LoadedBackend {
   const existing = loaded.get(name);
   if (existing) return existing;
-  if (name !== 'native') {
-    throw new Error(`setBackend: the '${name}' backend is not available in this build (available: native)`);
+  if (name !== 'native' && name !== 'wasm') {
+    throw new Error(`setBackend: the '${name}' backend is not available in this build (available: native, wasm)`);
   }
-  const b = loadBackend(name, loadNative());
+  const b = loadBackend(name, name === 'wasm' ? loadWasm() : loadNative());
   loaded.set(name, b);
   const impl = b.impl;
   collectors.set(b, new FinalizationRegistry((h: number) => impl.dispose(h)));
@@ -33,7 +34,7 @@ export function backend(): LoadedBackend {
   return active ?? (active = load('native'));
 }
 
-/** Selects the backend for tensors created from now on: 'native' (default in Node). */
+/** Selects the backend for tensors created from now on: 'native' (default in Node) or 'wasm'. */
 export function setBackend(name: BackendName): void {
   active = load(name);
 }

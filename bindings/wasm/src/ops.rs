@@ -1,0 +1,327 @@
+//! The op entry points of the contract (shape ops, math, autograd, training), mirroring
+//! bindings/node/src/lib.rs and fast.rs name for name.
+
+use crate::{dims, dtype, int, ints, whole, js_error, register, registry, resolve_all, with_tensors, Handle, Result};
+use kiln_core::ops::{self, BinaryOp, ReduceOp, Sections, UnaryOp};
+use kiln_core::{autograd, optim, KilnError};
+use wasm_bindgen::prelude::*;
+
+fn table_op<T: Copy>(family: &str, all: &[T], code: u32) -> kiln_core::Result<T> {
+    all.get(code as usize).copied().ok_or_else(|| KilnError::new(family, format!("unknown op code {code}")))
+}
+
+// ---- math ----------------------------------------------------------------------------------
+
+#[wasm_bindgen]
+pub fn unary(op: f64, x: Handle, alpha: f64) -> Result<Handle> {
+    with_tensors([x], |[t]| ops::unary(table_op("unary", UnaryOp::ALL, whole("unary", "op", op)?)?, t, alpha as f32))
+}
+
+#[wasm_bindgen]
+pub fn binary(op: f64, a: Handle, b: Handle) -> Result<Handle> {
+    with_tensors([a, b], |[x, y]| ops::binary(table_op("binary", BinaryOp::ALL, whole("binary", "op", op)?)?, x, y))
+}
+
+#[wasm_bindgen(js_name = "where")]
+pub fn where_(cond: Handle, a: Handle, b: Handle) -> Result<Handle> {
+    with_tensors([cond, a, b], |[c, x, y]| ops::where_(c, x, y))
+}
+
+#[wasm_bindgen]
+pub fn reduce(op: f64, x: Handle, reduce_axes: Vec<f64>, keep_dims: bool, correction: f64) -> Result<Handle> {
+    with_tensors([x], |[t]| {
+        let op = table_op("reduce", ReduceOp::ALL, whole("reduce", "op", op)?)?;
+        let correction = whole(op.name(), "correction", correction)?;
+        ops::reduce(op, t, &ints(op.name(), &reduce_axes)?, keep_dims, correction as usize)
+    })
+}
+
+#[wasm_bindgen]
+pub fn softmax(x: Handle, axis: f64, log: bool) -> Result<Handle> {
+    with_tensors([x], |[t]| ops::softmax(t, int("softmax", axis)?, log))
+}
+
+#[wasm_bindgen]
+pub fn matmul(a: Handle, b: Handle, transpose_a: bool, transpose_b: bool) -> Result<Handle> {
+    with_tensors([a, b], |[x, y]| ops::matmul(x, y, transpose_a, transpose_b))
+}
+
+// ---- views and shape ops -------------------------------------------------------------------
+
+#[wasm_bindgen]
+pub fn reshape(x: Handle, new_shape: Vec<f64>) -> Result<Handle> {
+    with_tensors([x], |[t]| t.reshape(&ints("reshape", &new_shape)?))
+}
+
+#[wasm_bindgen]
+pub fn permute(x: Handle, perm: Vec<f64>) -> Result<Handle> {
+    with_tensors([x], |[t]| t.permute(&ints("permute", &perm)?))
+}
+
+#[wasm_bindgen]
+pub fn slice(x: Handle, begin: Vec<f64>, size: Vec<f64>) -> Result<Handle> {
+    with_tensors([x], |[t]| t.slice(&ints("slice", &begin)?, &ints("slice", &size)?))
+}
+
+#[wasm_bindgen]
+pub fn expand(x: Handle, new_shape: Vec<f64>) -> Result<Handle> {
+    with_tensors([x], |[t]| t.expand(&dims("expand", &new_shape)?))
+}
+
+#[wasm_bindgen]
+pub fn contiguous(x: Handle) -> Result<Handle> {
+    with_tensors([x], |[t]| t.contiguous())
+}
+
+#[wasm_bindgen(js_name = "isContiguous")]
+pub fn is_contiguous(x: Handle) -> Result<bool> {
+    registry::with(|r| Ok(r.get(x)?.is_contiguous())).map_err(js_error)
+}
+
+#[wasm_bindgen]
+pub fn squeeze(x: Handle, squeeze_axes: Vec<f64>) -> Result<Handle> {
+    with_tensors([x], |[t]| t.squeeze(&ints("squeeze", &squeeze_axes)?))
+}
+
+#[wasm_bindgen]
+pub fn unsqueeze(x: Handle, axis: f64) -> Result<Handle> {
+    with_tensors([x], |[t]| t.unsqueeze(int("unsqueeze", axis)?))
+}
+
+#[wasm_bindgen]
+pub fn cast(x: Handle, to: String) -> Result<Handle> {
+    with_tensors([x], |[t]| ops::cast(t, dtype("cast", &to)?))
+}
+
+#[wasm_bindgen]
+pub fn concat(tensors: Vec<Handle>, axis: f64) -> Result<Handle> {
+    let out = (|| ops::concat(&resolve_all(&tensors)?, int("concat", axis)?))().map_err(js_error)?;
+    Ok(register(out))
+}
+
+#[wasm_bindgen]
+pub fn stack(tensors: Vec<Handle>, axis: f64) -> Result<Handle> {
+    let out = (|| ops::stack(&resolve_all(&tensors)?, int("stack", axis)?))().map_err(js_error)?;
+    Ok(register(out))
+}
+
+/// Splits into `count` equal parts when `sizes` is empty, else into parts of `sizes`.
+#[wasm_bindgen]
+pub fn split(x: Handle, sizes: Vec<f64>, count: f64, axis: f64) -> Result<js_sys::Array> {
+    let parts = (|| {
+        let sections = if sizes.is_empty() { Sections::Count(whole("split", "count", count)? as usize) } else { Sections::Sizes(dims("split", &sizes)?) };
+        registry::with(|r| ops::split(r.get(x)?, sections, int("split", axis)?))
+    })()
+    .map_err(js_error)?;
+    Ok(parts.into_iter().map(|t| JsValue::from_f64(register(t) as f64)).collect())
+}
+
+#[wasm_bindgen]
+pub fn gather(x: Handle, indices: Handle, axis: f64) -> Result<Handle> {
+    with_tensors([x, indices], |[t, i]| ops::gather(t, i, int("gather", axis)?))
+}
+
+#[wasm_bindgen(js_name = "scatterAdd")]
+pub fn scatter_add(base: Handle, indices: Handle, updates: Handle, axis: f64) -> Result<Handle> {
+    with_tensors([base, indices, updates], |[b, i, u]| ops::scatter_add(b, i, u, int("scatterAdd", axis)?))
+}
+
+#[wasm_bindgen(js_name = "oneHot")]
+pub fn one_hot(indices: Handle, depth: f64, on: f64, off: f64) -> Result<Handle> {
+    with_tensors([indices], |[i]| ops::one_hot(i, whole("oneHot", "depth", depth)? as usize, on as f32, off as f32))
+}
+
+/// `paddings` is flat: [before0, after0, before1, after1, ...].
+#[wasm_bindgen]
+pub fn pad(x: Handle, paddings: Vec<f64>, value: f64) -> Result<Handle> {
+    with_tensors([x], |[t]| {
+        let flat = dims("pad", &paddings)?;
+        if flat.len() % 2 != 0 {
+            return Err(KilnError::new("pad", format!("paddings must come in (before, after) pairs, got {paddings:?}")));
+        }
+        let pairs: Vec<(usize, usize)> = flat.chunks(2).map(|p| (p[0], p[1])).collect();
+        ops::pad(t, &pairs, value)
+    })
+}
+
+// ---- creation ------------------------------------------------------------------------------
+
+#[wasm_bindgen]
+pub fn full(new_shape: Vec<f64>, value: f64, dtype_name: String, op_name: Option<String>) -> Result<Handle> {
+    let op = op_name.unwrap_or_else(|| "full".to_string());
+    let t = (|| ops::creation::full_named(&op, &dims(&op, &new_shape)?, value, dtype(&op, &dtype_name)?))().map_err(js_error)?;
+    Ok(register(t))
+}
+
+#[wasm_bindgen]
+pub fn arange(start: f64, stop: f64, step: f64, dtype_name: String) -> Result<Handle> {
+    let t = (|| ops::arange(start, stop, step, dtype("arange", &dtype_name)?))().map_err(js_error)?;
+    Ok(register(t))
+}
+
+#[wasm_bindgen]
+pub fn eye(rows: f64, cols: f64) -> Result<Handle> {
+    let t = (|| ops::eye(whole("eye", "rows", rows)? as usize, whole("eye", "cols", cols)? as usize))().map_err(js_error)?;
+    Ok(register(t))
+}
+
+fn seed_of(seed: Option<f64>) -> Option<u64> {
+    seed.map(|s| s as u64)
+}
+
+#[wasm_bindgen]
+pub fn randn(new_shape: Vec<f64>, mean: f64, std: f64, seed: Option<f64>) -> Result<Handle> {
+    let t = (|| ops::randn(&dims("randn", &new_shape)?, mean as f32, std as f32, seed_of(seed)))().map_err(js_error)?;
+    Ok(register(t))
+}
+
+#[wasm_bindgen]
+pub fn randu(new_shape: Vec<f64>, low: f64, high: f64, seed: Option<f64>) -> Result<Handle> {
+    let t = (|| ops::randu(&dims("randu", &new_shape)?, low as f32, high as f32, seed_of(seed)))().map_err(js_error)?;
+    Ok(register(t))
+}
+
+#[wasm_bindgen(js_name = "setSeed")]
+pub fn set_seed(seed: f64) {
+    kiln_core::random::set_seed(seed as u64);
+}
+
+// ---- in place, autograd --------------------------------------------------------------------
+
+/// Overwrites target's values with source's in place.
+#[wasm_bindgen]
+pub fn assign(target: Handle, source: Handle) -> Result<bool> {
+    let src = registry::with(|r| r.get(source).cloned()).map_err(js_error)?;
+    registry::with_mut(|r| {
+        let mut t = r.take(target)?;
+        let result = t.assign(&src);
+        r.put_back(target, t);
+        result.map(|_| true)
+    })
+    .map_err(js_error)
+}
+
+#[wasm_bindgen(js_name = "setRequiresGrad")]
+pub fn set_requires_grad(x: Handle, requires: bool) -> Result<bool> {
+    let t = registry::with(|r| r.get(x)?.set_requires_grad(requires)).map_err(js_error)?;
+    registry::with_mut(|r| r.replace(x, t)).map_err(js_error)?;
+    Ok(requires)
+}
+
+#[wasm_bindgen(js_name = "requiresGrad")]
+pub fn requires_grad(x: Handle) -> Result<bool> {
+    registry::with(|r| Ok(r.get(x)?.requires_grad())).map_err(js_error)
+}
+
+/// `seed` is a handle, or -1 for the implicit 1 of a one-element tensor.
+#[wasm_bindgen]
+pub fn backward(x: Handle, seed: f64) -> Result<bool> {
+    registry::with(|r| {
+        let seed = if seed < 0.0 { None } else { Some(r.get(seed as u32)?.clone()) };
+        autograd::backward(r.get(x)?, seed.as_ref())
+    })
+    .map_err(js_error)?;
+    Ok(true)
+}
+
+/// A new handle to the accumulated gradient, or -1 if there is none.
+#[wasm_bindgen]
+pub fn grad(x: Handle) -> Result<f64> {
+    let g = registry::with(|r| Ok::<_, KilnError>(r.get(x)?.grad())).map_err(js_error)?;
+    Ok(g.map_or(-1.0, |g| register(g) as f64))
+}
+
+#[wasm_bindgen(js_name = "zeroGrad")]
+pub fn zero_grad(x: Handle) -> Result<bool> {
+    registry::with(|r| r.get(x).map(|t| t.zero_grad())).map_err(js_error)?;
+    Ok(true)
+}
+
+#[wasm_bindgen]
+pub fn detach(x: Handle) -> Result<Handle> {
+    with_tensors([x], |[t]| Ok(t.detach()))
+}
+
+/// Turns gradient recording on or off; returns the previous setting.
+#[wasm_bindgen(js_name = "setGradEnabled")]
+pub fn set_grad_enabled(enabled: bool) -> bool {
+    autograd::set_enabled(enabled)
+}
+
+// ---- training ------------------------------------------------------------------------------
+
+/// reduction: 0 none, 1 mean, 2 sum; weights: a handle or -1.
+#[wasm_bindgen(js_name = "crossEntropy")]
+pub fn cross_entropy(logits: Handle, targets: Handle, weights: f64, smoothing: f64, reduction: f64) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let reduction = ops::Reduction::from_code(whole("crossEntropy", "reduction", reduction)?)?;
+        let w = if weights < 0.0 { None } else { Some(r.get(weights as u32)?) };
+        ops::cross_entropy(r.get(logits)?, r.get(targets)?, w, smoothing as f32, reduction)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}
+
+/// Runs an in-place optimizer step on registry tensors: the parameter and its state are moved out
+/// of their slots for the update (so they can be borrowed mutably) and always put back.
+fn optimizer_step(rule: optim::Rule, transform: optim::GradTransform, param: Handle, grad: Handle, state: &[f64]) -> Result<bool> {
+    let state: Vec<u32> = state.iter().filter(|&&h| h >= 0.0).map(|&h| h as u32).collect();
+    let grad = registry::with(|r| r.get(grad).cloned()).map_err(js_error)?;
+    registry::with_mut(|r| {
+        let mut p = r.take(param)?;
+        let mut taken = Vec::with_capacity(state.len());
+        for &h in &state {
+            match r.take(h) {
+                Ok(t) => taken.push(t),
+                Err(e) => {
+                    for (&h, t) in state.iter().zip(taken) {
+                        r.put_back(h, t);
+                    }
+                    r.put_back(param, p);
+                    return Err(e);
+                }
+            }
+        }
+        let result = optim::step(rule, transform, &mut p, &grad, &mut taken);
+        for (&h, t) in state.iter().zip(taken) {
+            r.put_back(h, t);
+        }
+        r.put_back(param, p);
+        result.map(|_| true)
+    })
+    .map_err(js_error)
+}
+
+fn transform(scale: f64, clip_value: f64, weight_decay: f64) -> optim::GradTransform {
+    optim::GradTransform { scale: scale as f32, clip_value: clip_value as f32, weight_decay: weight_decay as f32 }
+}
+
+/// `buffer` is the momentum buffer handle, or -1 without momentum.
+#[wasm_bindgen(js_name = "sgdStep")]
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_step(param: Handle, grad: Handle, buffer: f64, lr: f64, momentum: f64, dampening: f64, nesterov: bool, first_step: bool, scale: f64, clip_value: f64, weight_decay: f64) -> Result<bool> {
+    let rule = optim::Rule::Sgd { lr: lr as f32, momentum: momentum as f32, dampening: dampening as f32, nesterov, first_step };
+    optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[buffer])
+}
+
+#[wasm_bindgen(js_name = "adamStep")]
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step(param: Handle, grad: Handle, m: Handle, v: Handle, lr: f64, beta1: f64, beta2: f64, eps: f64, decoupled_decay: f64, step: f64, scale: f64, clip_value: f64, weight_decay: f64) -> Result<bool> {
+    let step = whole("adamStep", "step", step).map_err(js_error)?;
+    let rule = optim::Rule::Adam { lr: lr as f32, beta1: beta1 as f32, beta2: beta2 as f32, eps: eps as f32, decoupled_decay: decoupled_decay as f32, step };
+    optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[m as f64, v as f64])
+}
+
+#[wasm_bindgen(js_name = "rmspropStep")]
+#[allow(clippy::too_many_arguments)]
+pub fn rmsprop_step(param: Handle, grad: Handle, square_avg: Handle, lr: f64, alpha: f64, eps: f64, scale: f64, clip_value: f64, weight_decay: f64) -> Result<bool> {
+    let rule = optim::Rule::RmsProp { lr: lr as f32, alpha: alpha as f32, eps: eps as f32 };
+    optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[square_avg as f64])
+}
+
+#[wasm_bindgen(js_name = "adagradStep")]
+#[allow(clippy::too_many_arguments)]
+pub fn adagrad_step(param: Handle, grad: Handle, sum: Handle, lr: f64, eps: f64, scale: f64, clip_value: f64, weight_decay: f64) -> Result<bool> {
+    let rule = optim::Rule::AdaGrad { lr: lr as f32, eps: eps as f32 };
+    optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[sum as f64])
+}

@@ -1,0 +1,120 @@
+// Builds the WASM backend: kiln-core + bindings/wasm for wasm32-unknown-unknown (SIMD128,
+// single-threaded), then wasm-bindgen into bindings/wasm/pkg-node/ (Node, CommonJS) and
+// bindings/wasm/pkg-web/ (browsers, ES module). Each step is skipped when its output is newer
+// than its inputs; `--force` redoes everything.
+//
+// Why not rustup + wasm-pack: `rustup target add wasm32-unknown-unknown` cannot reach its server
+// here, so Debian's rustc-web (rustc with the wasm32 std sources) builds std itself with
+// -Zbuild-std; wasm-pack expects a rustup target, so this script runs what wasm-pack runs
+// underneath (cargo build + wasm-bindgen). See /work/shared/toolchain.md.
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { ROOT, run, step } from './lib.mjs';
+
+/** The wasm-bindgen CLI must be exactly the version of the `wasm-bindgen` crate (bindings/wasm/Cargo.toml). */
+const WASM_BINDGEN_VERSION = '0.2.130';
+const CACHE = join(homedir(), '.cache', 'kiln');
+const WASM_TARGET_DIR = process.env.KILN_WASM_TARGET_DIR ?? join(CACHE, 'wasm-target');
+const WASM_BINDGEN = join(CACHE, 'bin', 'wasm-bindgen');
+const RUSTC = '/usr/bin/rustc';
+const CARGO = '/usr/bin/cargo';
+const RUST_SRC = '/usr/lib/rustlib/src/rust/library';
+const BUILT = join(WASM_TARGET_DIR, 'wasm32-unknown-unknown', 'release', 'kiln_wasm.wasm');
+
+function newest(paths) {
+  let t = 0;
+  const visit = (p) => {
+    if (!existsSync(p)) return;
+    const s = statSync(p);
+    if (s.isDirectory()) {
+      for (const e of readdirSync(p)) if (!['node_modules', 'target', 'pkg-node', 'pkg-web'].includes(e)) visit(join(p, e));
+    } else t = Math.max(t, s.mtimeMs);
+  };
+  paths.forEach((p) => visit(join(ROOT, p)));
+  return t;
+}
+
+function mtime(p) {
+  return existsSync(p) ? statSync(p).mtimeMs : 0;
+}
+
+function output(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/** rust-lld links wasm32; rustup's copy is there whenever the native build works, Debian's lld is the fallback. */
+function findLinker() {
+  const toolchains = join(homedir(), '.rustup', 'toolchains');
+  if (existsSync(toolchains)) {
+    for (const tc of readdirSync(toolchains)) {
+      const lld = join(toolchains, tc, 'lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld');
+      if (existsSync(lld)) return lld;
+    }
+  }
+  for (const lld of ['/usr/bin/rust-lld', '/usr/bin/wasm-ld', '/usr/bin/wasm-ld-16']) if (existsSync(lld)) return lld;
+  return null;
+}
+
+/** Debian's rustc-web ships the std sources -Zbuild-std compiles for wasm32; install it if missing. */
+function ensureRustWeb() {
+  if (existsSync(RUSTC) && existsSync(CARGO) && existsSync(RUST_SRC)) return;
+  step('installing Debian\'s rustc-web, cargo-web and rust-web-src (rustc with the std sources for wasm32)');
+  const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
+  const apt = (args) => run(sudo.length ? 'sudo' : 'apt-get', sudo.length ? ['apt-get', ...args] : args);
+  apt(['update']);
+  apt(['install', '-y', 'rustc-web', 'cargo-web', 'rust-web-src']);
+}
+
+function ensureWasmBindgen() {
+  const have = existsSync(WASM_BINDGEN) ? output(WASM_BINDGEN, ['--version']) : null;
+  if (have === `wasm-bindgen ${WASM_BINDGEN_VERSION}`) return;
+  step(`installing wasm-bindgen-cli ${WASM_BINDGEN_VERSION} into ${CACHE}/bin (cargo install; takes a few minutes, once)`);
+  // Not --locked: the CLI's lock file pins webpki-roots 1.0.11, which this registry mirror lacked.
+  run('cargo', ['install', 'wasm-bindgen-cli', '--version', WASM_BINDGEN_VERSION, '--root', CACHE]);
+}
+
+export function buildWasm({ force = false } = {}) {
+  const inputs = ['crates/kiln-core', 'bindings/wasm', 'bindings/node/src/registry.rs'];
+  if (force || mtime(BUILT) < newest(inputs)) {
+    ensureRustWeb();
+    const lld = findLinker();
+    if (!lld) {
+      console.error('[kiln] no wasm linker found (rust-lld from rustup, or Debian\'s lld). Install lld, then run this again.');
+      process.exit(1);
+    }
+    step(`building the WASM module (wasm32, simd128, single-threaded; cache in ${WASM_TARGET_DIR}); the first build compiles std and takes a few minutes`);
+    run(CARGO, ['build', '--release', '-Zbuild-std=std,panic_abort', '--target', 'wasm32-unknown-unknown'], {
+      cwd: join(ROOT, 'bindings/wasm'),
+      env: {
+        // Debian's rustc: rustup's (first on PATH) has no wasm32 std. RUSTC_BOOTSTRAP unlocks -Zbuild-std.
+        RUSTC,
+        RUSTC_BOOTSTRAP: '1',
+        CARGO_TARGET_DIR: WASM_TARGET_DIR,
+        RUSTFLAGS: `-C target-feature=+simd128 -C linker=${lld}`,
+      },
+    });
+  }
+
+  const targets = [
+    ['nodejs', 'bindings/wasm/pkg-node', 'commonjs'],
+    ['web', 'bindings/wasm/pkg-web', 'module'],
+  ];
+  for (const [target, dir, type] of targets) {
+    const out = join(ROOT, dir);
+    if (!force && mtime(join(out, 'kiln_wasm_bg.wasm')) >= mtime(BUILT)) continue;
+    ensureWasmBindgen();
+    step(`wasm-bindgen --target ${target} -> ${dir}/`);
+    run(WASM_BINDGEN, ['--target', target, '--out-dir', out, BUILT]);
+    // The root package.json says "type": "module"; the nodejs output is CommonJS.
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'package.json'), JSON.stringify({ type }, null, 2) + '\n');
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  buildWasm({ force: process.argv.includes('--force') });
+  step('WASM build complete');
+}
