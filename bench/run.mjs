@@ -4,6 +4,7 @@
 //
 // Prints a table (one row per workload, a column per library, then Kiln/peer ratios) and writes
 // bench/results/latest.json.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,7 +15,7 @@ import { selectWorkloads } from './workloads.mjs';
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** Peer modules in table order; Kiln first (the ratios are Kiln / peer). */
-const PEERS = ['kiln', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy'];
+const PEERS = ['kiln', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs'];
 
 function listArg(name) {
   const out = [];
@@ -64,6 +65,7 @@ for (const name of PEERS) {
   let peer;
   try {
     peer = (await import(`./peers/${name}.mjs`)).default;
+    peer.module = name; // for child.mjs
     peer.description = await peer.init();
     peers.push(peer);
     console.log(`  ${peer.id.padEnd(10)} ${peer.description}`);
@@ -81,24 +83,61 @@ const kiln = peers.find((p) => p.id === 'kiln');
 
 // ---- measurements --------------------------------------------------------------------------
 
+/** The table's rows: one per workload, or one per part of a workload with `parts`. */
+const lowerMark = ' (lower)';
+const rowsOf = (w) =>
+  w.parts
+    ? w.parts.map((p) => ({ id: `${w.id}-${p.id}`, part: p.id, label: `${p.label}${w.lowerIsBetter ? lowerMark : ''}`, w }))
+    : [{ id: w.id, label: `${w.label}${w.lowerIsBetter ? lowerMark : ''}`, w }];
+const tableRows = workloads.flatMap(rowsOf);
+
+/** Runs `kind` of one peer in a child process (child.mjs); returns its JSON report. */
+function runChild(peer, kind, params) {
+  const r = spawnSync(process.execPath, ['--expose-gc', join(HERE, 'child.mjs'), peer.module, kind, JSON.stringify(params)], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error((r.stderr || '').trim().split('\n').filter(Boolean).pop() || `child exited with ${r.status ?? r.signal}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
 console.log(`\nMeasuring (best of ${REPEATS} runs of ~${TARGET} s each, after a warm-up):`);
 const started = performance.now();
 const results = []; // { workload, library, value, unit }
+const childInfo = []; // { workload, library, peakRSS, loadedRSS, maxRSS, seconds } from child.mjs
 const errors = [];
 for (const w of workloads) {
   for (const peer of peers) {
-    const fn = peer.workloads[w.kind];
+    const fn = peer.workloads[w.child ?? w.kind];
     if (!fn) continue;
     const t0 = performance.now();
+    const took = () => `(${((performance.now() - t0) / 1000).toFixed(1)} s)`;
     try {
-      const seconds = await fn.call(peer, w.params);
-      const value = w.value(seconds);
-      results.push({ workload: w.id, library: peer.id, value, unit: w.unit });
-      console.log(`  ${w.label.padEnd(24)} ${peer.id.padEnd(10)} ${`${fmtNumber(value)} ${w.unit}`.padStart(16)}   (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      if (w.child) {
+        const report = runChild(peer, w.child, w.params);
+        childInfo.push({ workload: w.id, library: peer.id, ...report });
+        const value = w.value(report.peakRSS);
+        results.push({ workload: w.id, library: peer.id, value, unit: w.unit });
+        console.log(`  ${w.label.padEnd(30)} ${peer.id.padEnd(10)} ${`${fmtNumber(value)} ${w.unit}`.padStart(16)}   ${took()} child process`);
+      } else if (w.parts) {
+        const seconds = await fn.call(peer, w.params);
+        for (const row of rowsOf(w)) {
+          const value = w.value(seconds[row.part]);
+          results.push({ workload: row.id, library: peer.id, value, unit: w.unit });
+          console.log(`  ${row.label.padEnd(30)} ${peer.id.padEnd(10)} ${`${fmtNumber(value)} ${w.unit}`.padStart(16)}`);
+        }
+        console.log(`  ${''.padEnd(30)} ${peer.id.padEnd(10)} ${''.padStart(16)}   ${took()}`);
+      } else {
+        const seconds = await fn.call(peer, w.params);
+        const value = w.value(seconds);
+        results.push({ workload: w.id, library: peer.id, value, unit: w.unit });
+        console.log(`  ${w.label.padEnd(30)} ${peer.id.padEnd(10)} ${`${fmtNumber(value)} ${w.unit}`.padStart(16)}   ${took()}`);
+      }
     } catch (e) {
       const reason = e?.message?.split('\n')[0] ?? String(e);
-      errors.push({ workload: w.id, library: peer.id, reason });
-      console.log(`  ${w.label.padEnd(24)} ${peer.id.padEnd(10)} FAILED: ${reason}`);
+      for (const row of rowsOf(w)) errors.push({ workload: row.id, library: peer.id, reason });
+      console.log(`  ${w.label ?? w.id} ${peer.id.padEnd(10)} FAILED: ${reason}`);
     }
   }
 }
@@ -107,33 +146,46 @@ const elapsed = (performance.now() - started) / 1000;
 
 // ---- table ---------------------------------------------------------------------------------
 
-const get = (w, lib) => results.find((r) => r.workload === w.id && r.library === lib)?.value;
-const others = peers.filter((p) => p !== kiln);
-const header = ['workload', ...peers.map((p) => p.column), ...(kiln ? others.map((p) => `kiln/${p.id}`) : [])];
-const rows = workloads.map((w) => [
-  w.label,
-  ...peers.map((p) => {
-    const v = get(w, p.id);
-    if (v !== undefined) return `${p.notes?.[w.kind] ? '*' : ''}${fmtNumber(v)} ${w.unit}`;
-    return errors.some((e) => e.workload === w.id && e.library === p.id) ? 'failed' : '-';
+const getById = (id, lib) => results.find((r) => r.workload === id && r.library === lib)?.value;
+// Only libraries with at least one number in this run get a column.
+const shown = peers.filter((p) => results.some((r) => r.library === p.id) || errors.some((e) => e.library === p.id));
+const shownOthers = shown.filter((p) => p !== kiln);
+const header = ['workload', ...shown.map((p) => p.column), ...(kiln ? shownOthers.map((p) => `kiln/${p.id}`) : [])];
+const rows = tableRows.map((row) => [
+  row.label,
+  ...shown.map((p) => {
+    const v = getById(row.id, p.id);
+    if (v !== undefined) return `${p.notes?.[row.w.child ?? row.w.kind] ? '*' : ''}${fmtNumber(v)} ${row.w.unit}`;
+    return errors.some((e) => e.workload === row.id && e.library === p.id) ? 'failed' : '-';
   }),
   ...(kiln
-    ? others.map((p) => {
-        const k = get(w, 'kiln');
-        const v = get(w, p.id);
-        return k !== undefined && v !== undefined ? fmtRatio(k / v) : '-';
+    ? shownOthers.map((p) => {
+        const k = getById(row.id, 'kiln');
+        const v = getById(row.id, p.id);
+        if (k === undefined || v === undefined) return '-';
+        return fmtRatio(row.w.lowerIsBetter ? v / k : k / v);
       })
     : []),
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-console.log(`\nResults (higher is better; kiln/X > 1 means Kiln is faster), ${elapsed.toFixed(0)} s:\n`);
+console.log(`\nResults (higher is better, except rows marked${lowerMark}; kiln/X > 1 means Kiln is better), ${elapsed.toFixed(0)} s:\n`);
 console.log(line(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const r of rows) console.log(line(r));
 console.log('');
-for (const p of peers) console.log(`  ${p.column}: ${p.description}`);
-for (const p of peers) for (const [kind, note] of Object.entries(p.notes ?? {})) if (workloads.some((w) => w.kind === kind)) console.log(`  * ${note}`);
+const summaries = workloads.map((w) => w.note?.(getById)).filter(Boolean);
+for (const s of summaries) console.log(`  ${s}`);
+for (const w of workloads.filter((x) => x.child)) {
+  const info = childInfo.filter((c) => c.workload === w.id);
+  if (info.length) {
+    const mb = (kb) => (kb / 1024).toFixed(0);
+    console.log(`  ${w.label}: one child process per library (VmHWM); MB after loading the library -> peak: ${info.map((c) => `${c.library} ${mb(c.loadedRSS)} -> ${mb(c.peakRSS)}`).join(', ')}`);
+  }
+}
+if (summaries.length || childInfo.length) console.log('');
+for (const p of shown) console.log(`  ${p.column}: ${p.description}`);
+for (const p of shown) for (const [kind, note] of Object.entries(p.notes ?? {})) if (workloads.some((w) => (w.child ?? w.kind) === kind)) console.log(`  * ${note}`);
 for (const s of skipped) console.log(`  ${s.library}: skipped (${s.reason})`);
 for (const e of errors) console.log(`  ${e.library} on ${e.workload}: failed (${e.reason})`);
 
@@ -150,6 +202,10 @@ const out = {
     timing: `best of ${REPEATS} runs of ~${TARGET} s after a warm-up`,
     libraries: Object.fromEntries(peers.map((p) => [p.id, p.description])),
     notes: peers.flatMap((p) => Object.entries(p.notes ?? {}).map(([kind, note]) => ({ library: p.id, kind, note }))),
+    summaries,
+    // peakRSS: VmHWM at the end; maxRSS: process.resourceUsage().maxRSS, which on Linux includes the
+    // parent's RSS at the fork (see child.mjs), kept for reference.
+    childProcesses: childInfo.map((c) => ({ workload: c.workload, library: c.library, loadedRSSKiB: c.loadedRSS, peakRSSKiB: c.peakRSS, maxRSSKiB: c.maxRSS })),
     skipped,
     errors,
   },

@@ -4,6 +4,15 @@
 // (see peers/*.mjs). A peer without that function simply gets no entry for the workload. To add a
 // workload (an MLP training step, conv2d, LSTM, attention), add an entry here and a function of the
 // same kind to each peer that can run it.
+//
+// Optional fields:
+//   lowerIsBetter  the unit is a cost (ms, MB): the table's ratio becomes peer / kiln, so kiln/X > 1
+//                  still means Kiln is better.
+//   parts          the peer's function returns an object of seconds keyed by part id instead of one
+//                  number; each part is a row of its own ({ id, label }), converted with `value`.
+//   child          the kind of another workload: each peer that has it runs it in a child process of
+//                  its own (child.mjs), which reports its peak RSS (kilobytes) to `value`.
+//   note(get)      a line printed under the table; get(rowId, library) is a value of this run.
 
 const matmul = (n) => ({
   id: `matmul-${n}`,
@@ -14,6 +23,15 @@ const matmul = (n) => ({
   // 2*N^3 floating-point operations (a multiply and an add per inner step).
   value: (secondsPerCall) => (2 * n ** 3) / secondsPerCall / 1e9,
 });
+
+/** The MLP training step of issue 3 (peers/mlp.mjs builds the model and the batch). */
+export const MLP = { batch: 128, inputs: 784, hidden: 512, classes: 10, lr: 1e-3 };
+/**
+ * Nominal FLOPs of one step: each layer's weight takes part in 3 GEMM-shaped products (forward,
+ * dW, dX) of 2·batch·fanIn·fanOut each. (The first layer's dX is not needed and a library may skip
+ * it, as Kiln does; the nominal count keeps it, as the usual 6·batch·params convention does.)
+ */
+export const MLP_FLOPS = 6 * MLP.batch * (MLP.inputs * MLP.hidden + MLP.hidden * MLP.classes);
 
 export const workloads = [
   matmul(64),
@@ -27,6 +45,48 @@ export const workloads = [
     unit: 'calls/s',
     // One op call with a tiny input: measures per-call overhead, not arithmetic.
     value: (secondsPerCall) => 1 / secondsPerCall,
+  },
+  {
+    id: 'mlp-train',
+    kind: 'mlpTrain',
+    params: MLP,
+    label: 'mlp-train 784-512-10 b128',
+    unit: 'samples/s',
+    // One training step (forward, cross-entropy, backward, Adam update, loss read back) on a batch.
+    value: (secondsPerStep) => MLP.batch / secondsPerStep,
+    note(get) {
+      const step = get('mlp-train', 'kiln');
+      if (step === undefined) return undefined;
+      const gflops = (MLP_FLOPS * (step / MLP.batch)) / 1e9;
+      const matmul = get('matmul-1024', 'kiln');
+      const of = matmul === undefined ? " (no matmul-1024 row in this run to compare with)" : ` = ${((100 * gflops) / matmul).toFixed(0)}% of kiln's 1024 matmul GFLOP/s (${matmul.toFixed(0)})`;
+      return `kiln mlp step: ${gflops.toFixed(1)} GFLOP/s effective${of}; nominal ${(MLP_FLOPS / 1e6).toFixed(0)} MFLOP per step (6·batch·params)`;
+    },
+  },
+  {
+    id: 'mlp-train-breakdown',
+    kind: 'mlpTrainBreakdown',
+    params: MLP,
+    unit: 'ms',
+    lowerIsBetter: true,
+    // Average milliseconds of each phase of a step (peers/kiln.mjs and peers/tfjs.mjs say how).
+    parts: [
+      { id: 'forward', label: '  step: forward+loss' },
+      { id: 'backward', label: '  step: backward' },
+      { id: 'optimizer', label: '  step: optimizer' },
+    ],
+    value: (seconds) => seconds * 1000,
+  },
+  {
+    id: 'mlp-train-rss',
+    kind: 'mlpTrainRss',
+    child: 'mlpTrain',
+    params: MLP,
+    label: 'mlp-train peak RSS',
+    unit: 'MB',
+    lowerIsBetter: true,
+    // process.resourceUsage().maxRSS of a child process that loads one library and runs mlp-train.
+    value: (kilobytes) => kilobytes / 1024,
   },
 ];
 

@@ -1,8 +1,33 @@
 // Kiln, native backend (Rust kernels through the N-API addon), from the repository's dist/.
-import { timeSync } from '../timing.mjs';
+import { now, timePhasesSync, timeSync } from '../timing.mjs';
 import { assertClose, randomNormal, referenceMatmul } from './common.mjs';
+import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 
 let kiln;
+
+/**
+ * The MLP of the mlp-train workloads on raw tensors: parameters with requiresGrad, the batch, an
+ * Adam optimizer. `forward()` returns the loss tensor (call it inside a tidy).
+ */
+function mlp(params) {
+  const { batch, inputs, hidden, classes, lr } = params;
+  const d = mlpSetup(params);
+  const w1 = kiln.tensor(d.w1, [inputs, hidden]).setRequiresGrad();
+  const b1 = kiln.tensor(d.b1, [hidden]).setRequiresGrad();
+  const w2 = kiln.tensor(d.w2, [hidden, classes]).setRequiresGrad();
+  const b2 = kiln.tensor(d.b2, [classes]).setRequiresGrad();
+  const x = kiln.tensor(d.x, [batch, inputs]);
+  const y = kiln.tensor(d.labels, [batch], 'int32');
+  const opt = new kiln.optim.Adam([w1, b1, w2, b2], { lr });
+  return {
+    opt,
+    forward: () => kiln.crossEntropy(x.matmul(w1).add(b1).relu().matmul(w2).add(b2), y),
+    dispose() {
+      opt.dispose();
+      kiln.dispose([w1, b1, w2, b2, x, y]);
+    },
+  };
+}
 
 export default {
   id: 'kiln',
@@ -42,6 +67,52 @@ export default {
       } finally {
         a.dispose();
         b.dispose();
+      }
+    },
+    /** One training step as a training loop writes it, the loss read back for a progress bar. */
+    mlpTrain(params) {
+      const m = mlp(params);
+      const step = () =>
+        kiln.tidy(() => {
+          m.opt.zeroGrad();
+          const loss = m.forward();
+          loss.backward();
+          m.opt.step();
+          return loss.dataSync()[0];
+        });
+      try {
+        checkFirstLoss('kiln mlp check', step(), params);
+        return timeSync(step);
+      } finally {
+        m.dispose();
+      }
+    },
+    /**
+     * The same step with a clock read between its phases. Kiln's ops run synchronously (each call
+     * returns when its kernel is done), so the phase boundaries are real. forward+loss includes
+     * reading the loss back; optimizer is zeroGrad + step.
+     */
+    mlpTrainBreakdown(params) {
+      const m = mlp(params);
+      const step = () =>
+        kiln.tidy(() => {
+          const t0 = now();
+          m.opt.zeroGrad();
+          const t1 = now();
+          const loss = m.forward();
+          loss.dataSync();
+          const t2 = now();
+          loss.backward();
+          const t3 = now();
+          m.opt.step();
+          const t4 = now();
+          return [t2 - t1, t3 - t2, t1 - t0 + (t4 - t3)];
+        });
+      try {
+        const [forward, backward, optimizer] = timePhasesSync(step);
+        return { forward, backward, optimizer };
+      } finally {
+        m.dispose();
       }
     },
   },

@@ -1,15 +1,49 @@
 // TensorFlow.js (tfjs-core) on a given backend; tfjs-cpu.mjs and tfjs-wasm.mjs instantiate it.
 // Both share one tfjs-core, so every workload selects its backend first.
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradient functions in Node; tfjs-layers registers them all (as the
+// @tensorflow/tfjs bundle a training app would import does). Needed by the mlp-train workloads.
+import '@tensorflow/tfjs-layers';
 import { createRequire } from 'node:module';
-import { timeSync } from '../timing.mjs';
+import { now, timePhasesSync, timeSync } from '../timing.mjs';
 import { randomNormal } from './common.mjs';
+import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 
 // PROD: what a deployed app uses; also silences the "install tfjs-node" banner.
 tf.env().set('PROD', true);
 
 const require = createRequire(import.meta.url);
 const versionOf = (pkg) => require(`${pkg}/package.json`).version;
+
+/**
+ * The MLP of the mlp-train workloads: tf.variable parameters, the batch (labels one-hot once, as
+ * data preparation), tf.train.adam. `loss()` is the forward pass with the loss (functional ops:
+ * tfjs-core registers no chained ops like x.matMul without the full bundle).
+ */
+function mlp(params) {
+  const { batch, inputs, hidden, classes, lr } = params;
+  const d = mlpSetup(params);
+  // (tidy frees the initial-value tensors; the variables keep their data)
+  const variable = (values, shape) => tf.tidy(() => tf.variable(tf.tensor(values, shape)));
+  const w1 = variable(d.w1, [inputs, hidden]);
+  const b1 = variable(d.b1, [hidden]);
+  const w2 = variable(d.w2, [hidden, classes]);
+  const b2 = variable(d.b2, [classes]);
+  const x = tf.tensor2d(d.x, [batch, inputs]);
+  const y = tf.tensor2d(d.oneHot, [batch, classes]);
+  const vars = [w1, b1, w2, b2];
+  const opt = tf.train.adam(lr);
+  return {
+    vars,
+    opt,
+    // softmaxCrossEntropy's default reduction is the mean over the batch, as Kiln's.
+    loss: () => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, w1), b1)), w2), b2)),
+    dispose() {
+      opt.dispose();
+      tf.dispose([...vars, x, y]);
+    },
+  };
+}
 
 export function tfjsPeer({ id, column, backend, pkg, describe }) {
   const use = async () => {
@@ -48,6 +82,46 @@ export function tfjsPeer({ id, column, backend, pkg, describe }) {
           return timeSync(() => tf.add(a, b).dispose());
         } finally {
           tf.dispose([a, b]);
+        }
+      },
+      /** One step: optimizer.minimize (tf.variableGrads + applyGradients) and the loss read back. */
+      async mlpTrain(params) {
+        await use();
+        const m = mlp(params);
+        const step = () => tf.tidy(() => m.opt.minimize(m.loss, true, m.vars).dataSync()[0]);
+        try {
+          checkFirstLoss(`tfjs ${backend} mlp check`, step(), params);
+          return timeSync(step);
+        } finally {
+          m.dispose();
+        }
+      },
+      /**
+       * tfjs has no separate backward call: tf.variableGrads runs the forward pass (recording the
+       * tape) and the backward pass together. So: forward+loss = a forward-only pass timed on its
+       * own (loss read back); backward = (variableGrads with the loss read back) - forward;
+       * optimizer = applyGradients, timed inside the step. The cpu and wasm backends run their
+       * kernels synchronously, so the clock readings inside a step are real phase boundaries.
+       */
+      async mlpTrainBreakdown(params) {
+        await use();
+        const m = mlp(params);
+        try {
+          const forward = timeSync(() => tf.tidy(() => m.loss().dataSync()[0]));
+          const step = () =>
+            tf.tidy(() => {
+              const t0 = now();
+              const { value, grads } = tf.variableGrads(m.loss, m.vars);
+              value.dataSync();
+              const t1 = now();
+              m.opt.applyGradients(grads);
+              const t2 = now();
+              return [t1 - t0, t2 - t1];
+            });
+          const [forwardBackward, optimizer] = timePhasesSync(step);
+          return { forward, backward: forwardBackward - forward, optimizer };
+        } finally {
+          m.dispose();
         }
       },
     },

@@ -159,37 +159,6 @@ pub fn dtype_of(h: Handle) -> Result<String> {
     guard("dtype", || registry::with(|r| Ok(r.get(h)?.dtype().name().to_string())))
 }
 
-#[napi(js_name = "readF32")]
-pub fn read_f32(h: Handle) -> Result<Float32Array> {
-    guard("data", || {
-        let t = registry::with(|r| r.get(h).cloned())?;
-        t.expect_dtype("data", DType::F32)?;
-        Ok(Float32Array::new(t.to_vec::<f32>().unwrap()))
-    })
-}
-
-#[napi(js_name = "readI32")]
-pub fn read_i32(h: Handle) -> Result<Int32Array> {
-    guard("data", || {
-        let t = registry::with(|r| r.get(h).cloned())?;
-        t.expect_dtype("data", DType::I32)?;
-        Ok(Int32Array::new(t.to_vec::<i32>().unwrap()))
-    })
-}
-
-#[napi(js_name = "readBool")]
-pub fn read_bool(h: Handle) -> Result<Uint8Array> {
-    guard("data", || {
-        let t = registry::with(|r| r.get(h).cloned())?;
-        t.expect_dtype("data", DType::Bool)?;
-        Ok(Uint8Array::new(t.to_vec::<u8>().unwrap()))
-    })
-}
-
-
-
-
-
 // ---- reductions ----------------------------------------------------------------------------
 
 #[napi]
