@@ -7,11 +7,11 @@
 // here, so Debian's rustc-web (rustc with the wasm32 std sources) builds std itself with
 // -Zbuild-std; wasm-pack expects a rustup target, so this script runs what wasm-pack runs
 // underneath (cargo build + wasm-bindgen). See /work/shared/toolchain.md.
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ROOT, run, step } from './lib.mjs';
+import { ROOT, mtime, newest, run, step } from './lib.mjs';
 
 /** The wasm-bindgen CLI must be exactly the version of the `wasm-bindgen` crate (bindings/wasm/Cargo.toml). */
 const WASM_BINDGEN_VERSION = '0.2.130';
@@ -22,23 +22,6 @@ const RUSTC = '/usr/bin/rustc';
 const CARGO = '/usr/bin/cargo';
 const RUST_SRC = '/usr/lib/rustlib/src/rust/library';
 const BUILT = join(WASM_TARGET_DIR, 'wasm32-unknown-unknown', 'release', 'kiln_wasm.wasm');
-
-function newest(paths) {
-  let t = 0;
-  const visit = (p) => {
-    if (!existsSync(p)) return;
-    const s = statSync(p);
-    if (s.isDirectory()) {
-      for (const e of readdirSync(p)) if (!['node_modules', 'target', 'pkg-node', 'pkg-web'].includes(e)) visit(join(p, e));
-    } else t = Math.max(t, s.mtimeMs);
-  };
-  paths.forEach((p) => visit(join(ROOT, p)));
-  return t;
-}
-
-function mtime(p) {
-  return existsSync(p) ? statSync(p).mtimeMs : 0;
-}
 
 function output(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });

@@ -1,31 +1,12 @@
 // First-run set-up, shared by `npm test`, `npm start` and `npm run bench`: installs the npm
 // dependencies, builds the native addon with cargo, and compiles the TypeScript. Each step is
 // skipped when its output is newer than its inputs. `--force` redoes everything.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { CARGO_TARGET_DIR, ROOT, has, run, step } from './lib.mjs';
+import { CARGO_TARGET_DIR, ROOT, has, mtime, newest, run, step } from './lib.mjs';
 import { buildWasm } from './build-wasm.mjs';
 
 const force = process.argv.includes('--force');
-
-/** Newest modification time under `paths` (files or directories, recursively). */
-function newest(paths) {
-  let t = 0;
-  const visit = (p) => {
-    if (!existsSync(p)) return;
-    const s = statSync(p);
-    if (s.isDirectory()) {
-      for (const e of readdirSync(p)) if (e !== 'node_modules' && e !== 'target') visit(join(p, e));
-    } else t = Math.max(t, s.mtimeMs);
-  };
-  paths.forEach((p) => visit(join(ROOT, p)));
-  return t;
-}
-
-function mtime(p) {
-  const full = join(ROOT, p);
-  return existsSync(full) ? statSync(full).mtimeMs : 0;
-}
 
 export function setup() {
   // 1. npm dependencies.

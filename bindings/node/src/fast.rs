@@ -155,34 +155,6 @@ fn table_op<T: Copy>(family: &str, all: &[T], code: u32) -> Result<T> {
     all.get(code as usize).copied().ok_or_else(|| KilnError::new(family, format!("unknown op code {code}")))
 }
 
-/// Runs an in-place optimizer step on registry tensors: the parameter and its state are moved out
-/// of their slots for the update (so they can be borrowed mutably) and always put back.
-fn optimizer_step(rule: optim::Rule, transform: optim::GradTransform, param: u32, grad: u32, state: &[i64]) -> Result<bool> {
-    let state: Vec<u32> = state.iter().filter(|&&h| h >= 0).map(|&h| h as u32).collect();
-    let grad = registry::with(|r| r.get(grad).cloned())?;
-    registry::with_mut(|r| {
-        let mut p = r.take(param)?;
-        let mut taken = Vec::with_capacity(state.len());
-        for &h in &state {
-            match r.take(h) {
-                Ok(t) => taken.push(t),
-                Err(e) => {
-                    for (&h, t) in state.iter().zip(taken) {
-                        r.put_back(h, t);
-                    }
-                    r.put_back(param, p);
-                    return Err(e);
-                }
-            }
-        }
-        let result = optim::step(rule, transform, &mut p, &grad, &mut taken);
-        for (&h, t) in state.iter().zip(taken) {
-            r.put_back(h, t);
-        }
-        r.put_back(param, p);
-        result.map(|_| true)
-    })
-}
 
 fn transform(scale: f64, clip_value: f64, weight_decay: f64) -> optim::GradTransform {
     optim::GradTransform { scale: scale as f32, clip_value: clip_value as f32, weight_decay: weight_decay as f32 }
@@ -310,19 +282,19 @@ raw_functions! {
     // In-place updates; `buffer` is the momentum buffer handle or -1 without momentum.
     "sgdStep" => fn sgd_step(param: u32, grad: u32, buffer: i64, lr: f64, momentum: f64, dampening: f64, nesterov: bool, first_step: bool, scale: f64, clip_value: f64, weight_decay: f64) -> bool {
         let rule = optim::Rule::Sgd { lr: lr as f32, momentum: momentum as f32, dampening: dampening as f32, nesterov, first_step };
-        optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[buffer])
+        registry::optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[buffer as f64])
     }
     "adamStep" => fn adam_step(param: u32, grad: u32, m: u32, v: u32, lr: f64, beta1: f64, beta2: f64, eps: f64, decoupled_decay: f64, step: u32, scale: f64, clip_value: f64, weight_decay: f64) -> bool {
         let rule = optim::Rule::Adam { lr: lr as f32, beta1: beta1 as f32, beta2: beta2 as f32, eps: eps as f32, decoupled_decay: decoupled_decay as f32, step };
-        optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[m as i64, v as i64])
+        registry::optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[m as f64, v as f64])
     }
     "rmspropStep" => fn rmsprop_step(param: u32, grad: u32, square_avg: u32, lr: f64, alpha: f64, eps: f64, scale: f64, clip_value: f64, weight_decay: f64) -> bool {
         let rule = optim::Rule::RmsProp { lr: lr as f32, alpha: alpha as f32, eps: eps as f32 };
-        optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[square_avg as i64])
+        registry::optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[square_avg as f64])
     }
     "adagradStep" => fn adagrad_step(param: u32, grad: u32, sum: u32, lr: f64, eps: f64, scale: f64, clip_value: f64, weight_decay: f64) -> bool {
         let rule = optim::Rule::AdaGrad { lr: lr as f32, eps: eps as f32 };
-        optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[sum as i64])
+        registry::optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[sum as f64])
     }
 
     // Panics on purpose, on the calling thread or inside the rayon pool, so a test can prove a

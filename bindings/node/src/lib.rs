@@ -6,7 +6,8 @@ mod fast;
 mod registry;
 
 use kiln_core::ops::{self, ReduceOp, Sections};
-use kiln_core::{DType, KilnError, Tensor};
+use kiln_core::args::{dims, dtype, int, ints};
+use kiln_core::{KilnError, Tensor};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
@@ -45,41 +46,9 @@ pub(crate) fn register(t: Tensor) -> Handle {
     registry::with_mut(|r| r.insert(t))
 }
 
-/// JS numbers arrive as f64: a shape must be whole, non-negative numbers (napi-rs would
-/// silently truncate 2.5 to 2).
-fn dims(op: &str, shape: &[f64]) -> kiln_core::Result<Vec<usize>> {
-    shape
-        .iter()
-        .map(|&d| {
-            if d.fract() == 0.0 && d >= 0.0 && d <= usize::MAX as f64 {
-                Ok(d as usize)
-            } else {
-                Err(KilnError::new(op, format!("sizes must be non-negative integers, got {shape:?}")))
-            }
-        })
-        .collect()
-}
 
-fn dtype(op: &str, name: &str) -> kiln_core::Result<DType> {
-    DType::from_name(name).ok_or_else(|| KilnError::new(op, format!("unknown dtype '{name}' (expected float32, int32 or bool)")))
-}
 
-/// Axes, offsets or sizes that may be negative (-1 = last / to the end), as whole numbers.
-fn ints(op: &str, v: &[f64]) -> kiln_core::Result<Vec<isize>> {
-    v.iter()
-        .map(|&a| {
-            if a.fract() == 0.0 && a.abs() <= isize::MAX as f64 {
-                Ok(a as isize)
-            } else {
-                Err(KilnError::new(op, format!("expected integers, got {v:?}")))
-            }
-        })
-        .collect()
-}
 
-fn int(op: &str, a: f64) -> kiln_core::Result<isize> {
-    Ok(ints(op, &[a])?[0])
-}
 
 // ---- introspection -------------------------------------------------------------------------
 

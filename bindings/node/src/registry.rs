@@ -94,3 +94,33 @@ pub fn with<T>(f: impl FnOnce(&Registry) -> T) -> T {
 pub fn with_mut<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     REGISTRY.with(|r| f(&mut r.borrow_mut()))
 }
+
+/// Runs an in-place optimizer step on registry tensors: the parameter and its state are moved
+/// out of their slots for the update (so they can be borrowed mutably) and always put back.
+/// `state` holds the state handles (negative entries mean "none"). Shared by both bindings.
+pub fn optimizer_step(rule: kiln_core::optim::Rule, transform: kiln_core::optim::GradTransform, param: u32, grad: u32, state: &[f64]) -> Result<bool, KilnError> {
+    let state: Vec<u32> = state.iter().filter(|&&h| h >= 0.0).map(|&h| h as u32).collect();
+    let grad = with(|r| r.get(grad).cloned())?;
+    with_mut(|r| {
+        let mut p = r.take(param)?;
+        let mut taken = Vec::with_capacity(state.len());
+        for &h in &state {
+            match r.take(h) {
+                Ok(t) => taken.push(t),
+                Err(e) => {
+                    for (&h, t) in state.iter().zip(taken) {
+                        r.put_back(h, t);
+                    }
+                    r.put_back(param, p);
+                    return Err(e);
+                }
+            }
+        }
+        let result = kiln_core::optim::step(rule, transform, &mut p, &grad, &mut taken);
+        for (&h, t) in state.iter().zip(taken) {
+            r.put_back(h, t);
+        }
+        r.put_back(param, p);
+        result.map(|_| true)
+    })
+}

@@ -14,6 +14,7 @@ mod ops;
 #[path = "../../node/src/registry.rs"]
 mod registry;
 
+pub(crate) use kiln_core::args::{dims, dtype, int, ints};
 use kiln_core::{DType, KilnError, Tensor};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
@@ -76,36 +77,8 @@ pub(crate) fn resolve_all(hs: &[Handle]) -> kiln_core::Result<Vec<Tensor>> {
     registry::with(|r| hs.iter().map(|&h| r.get(h).cloned()).collect())
 }
 
-/// JS numbers arrive as f64: a shape must be whole, non-negative numbers.
-pub(crate) fn dims(op: &str, shape: &[f64]) -> kiln_core::Result<Vec<usize>> {
-    shape
-        .iter()
-        .map(|&d| {
-            if d.fract() == 0.0 && d >= 0.0 && d <= usize::MAX as f64 {
-                Ok(d as usize)
-            } else {
-                Err(KilnError::new(op, format!("sizes must be non-negative integers, got {shape:?}")))
-            }
-        })
-        .collect()
-}
 
-/// Axes, offsets or sizes that may be negative (-1 = last / to the end), as whole numbers.
-pub(crate) fn ints(op: &str, v: &[f64]) -> kiln_core::Result<Vec<isize>> {
-    v.iter()
-        .map(|&a| {
-            if a.fract() == 0.0 && a.abs() <= isize::MAX as f64 {
-                Ok(a as isize)
-            } else {
-                Err(KilnError::new(op, format!("expected integers, got {v:?}")))
-            }
-        })
-        .collect()
-}
 
-pub(crate) fn int(op: &str, a: f64) -> kiln_core::Result<isize> {
-    Ok(ints(op, &[a])?[0])
-}
 
 /// A count or code that must be a whole non-negative number (wasm-bindgen would silently
 /// truncate 2.5 to 2 for a u32 argument, so these arrive as f64 and are checked here).
@@ -117,9 +90,6 @@ pub(crate) fn whole(op: &str, arg: &str, v: f64) -> kiln_core::Result<u32> {
     }
 }
 
-pub(crate) fn dtype(op: &str, name: &str) -> kiln_core::Result<DType> {
-    DType::from_name(name).ok_or_else(|| KilnError::new(op, format!("unknown dtype '{name}' (expected float32, int32 or bool)")))
-}
 
 // ---- introspection -------------------------------------------------------------------------
 

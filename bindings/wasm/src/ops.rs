@@ -262,34 +262,9 @@ pub fn cross_entropy(logits: Handle, targets: Handle, weights: f64, smoothing: f
     Ok(register(out))
 }
 
-/// Runs an in-place optimizer step on registry tensors: the parameter and its state are moved out
-/// of their slots for the update (so they can be borrowed mutably) and always put back.
+/// The shared in-place optimizer step (registry.rs), with errors as JS errors.
 fn optimizer_step(rule: optim::Rule, transform: optim::GradTransform, param: Handle, grad: Handle, state: &[f64]) -> Result<bool> {
-    let state: Vec<u32> = state.iter().filter(|&&h| h >= 0.0).map(|&h| h as u32).collect();
-    let grad = registry::with(|r| r.get(grad).cloned()).map_err(js_error)?;
-    registry::with_mut(|r| {
-        let mut p = r.take(param)?;
-        let mut taken = Vec::with_capacity(state.len());
-        for &h in &state {
-            match r.take(h) {
-                Ok(t) => taken.push(t),
-                Err(e) => {
-                    for (&h, t) in state.iter().zip(taken) {
-                        r.put_back(h, t);
-                    }
-                    r.put_back(param, p);
-                    return Err(e);
-                }
-            }
-        }
-        let result = optim::step(rule, transform, &mut p, &grad, &mut taken);
-        for (&h, t) in state.iter().zip(taken) {
-            r.put_back(h, t);
-        }
-        r.put_back(param, p);
-        result.map(|_| true)
-    })
-    .map_err(js_error)
+    registry::optimizer_step(rule, transform, param, grad, state).map_err(js_error)
 }
 
 fn transform(scale: f64, clip_value: f64, weight_decay: f64) -> optim::GradTransform {

@@ -1,6 +1,7 @@
 //! kiln-core: tensors, the op set and the CPU kernels behind Kiln. The bindings (N-API, WASM)
 //! are thin layers over the functions re-exported here.
 
+pub mod args;
 pub mod autograd;
 pub mod dtype;
 pub mod error;
