@@ -1,6 +1,7 @@
-// A first look at Kiln: fit a linear model y = Xw + b by gradient descent, with the gradients
-// written out by hand in Kiln ops (autograd arrives with the training pipeline).
-// Run: npm start   (or: node examples/linear-regression.mjs after `npm run setup`)
+// A first look at Kiln's ops: fit a linear model y = Xw + b by gradient descent, with the
+// gradients written out by hand in Kiln ops, to show matmul's transpose flags and tidy at work.
+// (examples/mnist.mjs does the same kind of thing with autograd, nn and fit.)
+// Run: node examples/linear-regression.mjs   (after `npm run setup`)
 import * as kiln from '../dist/index.js';
 
 console.log(`Kiln on the '${kiln.getBackend()}' backend: ${kiln.simdLevel()} kernels, ${kiln.numThreads()} threads\n`);
