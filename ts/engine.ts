@@ -5,9 +5,7 @@
  * garbage collection is late and unpredictable, `dispose` and `tidy` are not.
  */
 
-import { loadBackend, type LoadedBackend, type MemoryInfo } from './backends/backend.js';
-import { loadNative } from './backends/native.js';
-import { loadWasm } from './backends/wasm.js';
+import { loadBackend, type Backend, type LoadedBackend, type MemoryInfo } from './backends/backend.js';
 import type { Tensor } from './tensor.js';
 
 export type BackendName = 'native' | 'wasm' | 'gpu';
@@ -16,25 +14,46 @@ let active: LoadedBackend | null = null;
 const loaded = new Map<string, LoadedBackend>();
 const collectors = new Map<LoadedBackend, FinalizationRegistry<number>>();
 
+/**
+ * Backend factories, registered by the entry point: the Node entry (index.ts, through
+ * backends/node.ts) registers 'native' and 'wasm' with 'native' as the default; the browser entry
+ * (browser.ts) registers only 'wasm'. The engine itself imports no platform module, so it bundles
+ * for browsers. A factory runs once, on first use of its backend.
+ */
+const factories = new Map<string, () => Backend>();
+let defaultName: BackendName | null = null;
+
+/** Internal: makes a backend available to `setBackend`; `isDefault` makes it the one used first. */
+export function registerBackend(name: BackendName, factory: () => Backend, isDefault = false): void {
+  factories.set(name, factory);
+  if (isDefault || defaultName === null) defaultName = name;
+}
+
 function load(name: BackendName): LoadedBackend {
   const existing = loaded.get(name);
   if (existing) return existing;
-  if (name !== 'native' && name !== 'wasm') {
-    throw new Error(`setBackend: the '${name}' backend is not available in this build (available: native, wasm)`);
+  const factory = factories.get(name);
+  if (factory === undefined) {
+    const available = [...factories.keys()].join(', ') || 'none: import Kiln through its entry point (index.js or the browser bundle)';
+    throw new Error(`setBackend: the '${name}' backend is not available in this build (available: ${available})`);
   }
-  const b = loadBackend(name, name === 'wasm' ? loadWasm() : loadNative());
+  const b = loadBackend(name, factory());
   loaded.set(name, b);
   const impl = b.impl;
   collectors.set(b, new FinalizationRegistry((h: number) => impl.dispose(h)));
   return b;
 }
 
-/** The active backend, loading the default (native) on first use. */
+/** The active backend, loading the default (native in Node, wasm in browsers) on first use. */
 export function backend(): LoadedBackend {
-  return active ?? (active = load('native'));
+  if (active !== null) return active;
+  if (defaultName === null) {
+    throw new Error('kiln: no backend is registered: import Kiln through its entry point (index.js in Node, the browser bundle in browsers)');
+  }
+  return (active = load(defaultName));
 }
 
-/** Selects the backend for tensors created from now on: 'native' (default in Node) or 'wasm'. */
+/** Selects the backend for tensors created from now on: 'native' (default in Node) or 'wasm' (default in browsers). */
 export function setBackend(name: BackendName): void {
   active = load(name);
 }

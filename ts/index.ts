@@ -5,6 +5,8 @@
  *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).matmul(kiln.eye(2)).relu());
  */
 
+import './backends/node.js'; // registers the native (default) and wasm backends
+
 export { Tensor, type TensorLike, type TypedArray } from './tensor.js';
 export type { DType } from './backends/backend.js';
 export { tidy, keep, dispose, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type TensorContainer } from './engine.js';

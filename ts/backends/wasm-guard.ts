@@ -1,0 +1,48 @@
+/**
+ * Trap handling shared by the Node (wasm.ts) and browser (wasm-web.ts) loaders of the WASM backend.
+ * No platform imports: this module is part of browser bundles.
+ */
+
+import type { Backend } from './backend.js';
+
+/** What the wasm-bindgen module exports (both the `nodejs` and the `web` builds). */
+export interface WasmExports extends Omit<Backend, 'memory'> {
+  /** The message of the panic that aborted the instance, '' if none. */
+  lastPanic(): string;
+  /** The contract's `memory()`, renamed: the module's linear memory owns the export name `memory`. */
+  liveMemory: Backend['memory'];
+}
+
+/** The trap error type (tsconfig's lib has no WebAssembly typings, so it is looked up at run time). */
+const RuntimeError = (globalThis as unknown as { WebAssembly: { RuntimeError: ErrorConstructor } }).WebAssembly.RuntimeError;
+
+/** Wraps every export so an abort surfaces as a clear Error and poisons the backend. */
+export function guardTraps(exports: WasmExports): Backend {
+  let aborted: string | null = null;
+  const guarded: Record<string, unknown> = {};
+  for (const [exportName, fn] of Object.entries(exports)) {
+    if (typeof fn !== 'function' || exportName === 'install_panic_hook') continue;
+    const name = exportName === 'liveMemory' ? 'memory' : exportName;
+    const f = fn as (...args: unknown[]) => unknown;
+    guarded[name] = (...args: unknown[]) => {
+      if (aborted !== null) throw new Error(`${name}: ${aborted}`);
+      try {
+        return f(...args);
+      } catch (e) {
+        if (!(e instanceof RuntimeError)) throw e;
+        // No panic message: a trap without a panic, e.g. an allocation past WASM's 4 GiB address space.
+        let panic = '';
+        try {
+          panic = exports.lastPanic();
+        } catch {
+          // the instance may be too broken to answer; the trap message below still says what happened
+        }
+        aborted =
+          `the WASM instance aborted after an internal error in Kiln during ${name} ` +
+          `(${panic || `WASM trap: ${e.message}`}); its tensors are lost: reload the module (restart the process); please report it`;
+        throw new Error(`${name}: internal error in Kiln (${panic || `WASM trap: ${e.message}`}); the WASM instance aborted, please report it`);
+      }
+    };
+  }
+  return guarded as unknown as Backend;
+}

@@ -1,0 +1,62 @@
+/**
+ * Kiln for browsers: the API of index.ts on the WASM backend, minus what needs a file system
+ * (io's files, saved models and checkpoints, the MNIST loaders, training callbacks that write files).
+ * Bundled by scripts/build-web.mjs into dist-web/kiln.js (an ES module) with kiln_wasm_bg.wasm beside it.
+ *
+ *   import * as kiln from './kiln.js';
+ *   await kiln.init();
+ *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).relu());
+ *
+ * Weights load from bytes: `kiln.io.decodeSafetensors(new Uint8Array(await (await fetch(url)).arrayBuffer()))`.
+ */
+
+import type { Backend } from './backends/backend.js';
+import { loadWasmWeb } from './backends/wasm-web.js';
+import { registerBackend } from './engine.js';
+
+let wasm: Backend | null = null;
+let loading: Promise<void> | null = null;
+
+registerBackend(
+  'wasm',
+  () => {
+    if (wasm === null) throw new Error('kiln: the WASM module is not loaded yet: `await kiln.init()` before creating tensors');
+    return wasm;
+  },
+  true,
+);
+
+/** Options of `init`. */
+export interface InitOptions {
+  /** Where kiln_wasm_bg.wasm is served (default: next to the bundle). */
+  wasmUrl?: string | URL;
+}
+
+/** Fetches and instantiates the WASM kernels. Call (and await) once before using tensors; later calls return at once. */
+export function init(options: InitOptions = {}): Promise<void> {
+  return (loading ??= loadWasmWeb(options.wasmUrl).then(
+    (b) => {
+      wasm = b;
+    },
+    (e: unknown) => {
+      loading = null;
+      throw e;
+    },
+  ));
+}
+
+export { Tensor, type TensorLike, type TypedArray } from './tensor.js';
+export type { DType } from './backends/backend.js';
+export { tidy, keep, dispose, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type TensorContainer } from './engine.js';
+export { noGrad, backward, setRequiresGrad, detach, assign } from './autograd.js';
+export * from './ops/creation.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/matmul.js';
+export * from './ops/shape.js';
+export * as losses from './losses.js';
+export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
+export * as optim from './optim/index.js';
+export { fit, evaluate, predict } from './train/fit.js';
+export * as nn from './nn/index.js';
+export * as io from './io/browser.js';
