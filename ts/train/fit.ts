@@ -162,10 +162,12 @@ export async function evaluate(model: TrainableModel, data: BatchSource, options
 /** Model outputs for every batch of `data` (or one tensor), concatenated along axis 0. */
 export async function predict(model: TrainableModel, data: Tensor | BatchSource): Promise<Tensor> {
   model.eval();
-  if ('isKilnTensor' in data) return noGrad(() => model.forward(data as Tensor));
+  // tidy frees the layers' intermediates; only the output survives.
+  const forward = (x: Tensor): Tensor => noGrad(() => tidy(() => model.forward(x)));
+  if ('isKilnTensor' in data) return forward(data as Tensor);
   const outs: Tensor[] = [];
   for await (const { x, y } of batches(data as BatchSource)) {
-    outs.push(noGrad(() => model.forward(x)));
+    outs.push(forward(x));
     x.dispose();
     y.dispose();
   }
