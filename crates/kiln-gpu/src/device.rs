@@ -1,0 +1,284 @@
+//! The GPU device: adapter, device and queue, the compiled-kernel cache, the buffer pool, and the
+//! one place where kernels are dispatched and buffers read back. Every wgpu call that can fail
+//! runs inside error scopes here, so failures come back as KilnError (wgpu's default would be to
+//! panic from its uncaptured-error handler, which would take Node down with it).
+
+use crate::error;
+use crate::pool::{BufferPool, Kind, PoolStats, PooledBuffer};
+use kiln_core::{KilnError, Result};
+use std::collections::HashMap;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// Threads per workgroup of the 1-D kernels (elementwise, Adam). 256 is a multiple of every
+/// vendor's SIMD width (32 NVIDIA, 32/64 AMD, 8-32 Intel) and within WebGPU's default limits.
+pub const WORKGROUP: u32 = 256;
+
+/// How long a readback may wait for the queue before it is reported as a hang rather than
+/// blocking forever. Generous: large matmuls on a software driver take seconds.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub struct GpuDevice {
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    /// Compiled kernels by name + specialization (op, dtypes, tile sizes...): WGSL compilation
+    /// costs milliseconds to a second per kernel, so each one is compiled once per device.
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    pool: BufferPool,
+    /// Set by the device-lost callback (or destroy()); every op checks it first.
+    lost: Arc<Mutex<Option<String>>>,
+    /// Errors wgpu raised outside our error scopes; reported by the next op instead of panicking.
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GpuDevice {
+    /// Opens the best adapter (high-performance preference). Backends follow WGPU_BACKEND when set
+    /// (e.g. `vulkan`), else every backend compiled in. No adapter -> an error saying what to install.
+    pub fn new() -> Result<GpuDevice> {
+        GpuDevice::with_backends(wgpu::InstanceDescriptor::new_without_display_handle_from_env().backends)
+    }
+
+    /// Opens the best adapter among `backends` (e.g. `wgpu::Backends::VULKAN`).
+    pub fn with_backends(backends: wgpu::Backends) -> Result<GpuDevice> {
+        let desc = wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle_from_env() };
+        let instance = wgpu::Instance::new(desc);
+        let options = wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
+        let adapter = pollster::block_on(instance.request_adapter(&options))
+            .map_err(|e| error::no_adapter(&format!("backends {backends:?}: {e}")))?;
+        let info = adapter.get_info();
+        // Ask for everything the adapter offers: the WebGPU defaults (128 MiB bindings, 16 KiB of
+        // workgroup memory) are lower than most hardware, and tensors hit the binding limit first.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("kiln"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| KilnError::new("gpu", format!("adapter '{}' refused a device: {e}", info.name)))?;
+
+        let lost = Arc::new(Mutex::new(None));
+        let lost_cb = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            lock(&lost_cb).get_or_insert(format!("{reason:?}: {message}"));
+        });
+        let uncaptured = Arc::new(Mutex::new(None));
+        let uncaptured_cb = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            lock(&uncaptured_cb).get_or_insert(e.to_string());
+        }));
+        let pool = BufferPool::new(device.clone());
+        Ok(GpuDevice { info, limits, device, queue, pipelines: Mutex::new(HashMap::new()), pool, lost, uncaptured })
+    }
+
+    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" for lavapipe.
+    pub fn adapter_name(&self) -> &str {
+        &self.info.name
+    }
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+    /// True for a CPU implementation (lavapipe, SwiftShader): timings mean nothing about GPUs.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+    /// Returns cached free buffers to the driver.
+    pub fn trim(&self) {
+        self.pool.trim()
+    }
+    /// Kernels compiled so far on this device.
+    pub fn pipeline_count(&self) -> usize {
+        lock(&self.pipelines).len()
+    }
+
+    /// Releases the device now; every later op fails with a device-lost error.
+    pub fn destroy(&self) {
+        lock(&self.lost).get_or_insert_with(|| "destroyed by the program".into());
+        self.device.destroy();
+    }
+
+    pub(crate) fn check_alive(&self, op: &str) -> Result<()> {
+        if let Some(reason) = lock(&self.lost).as_ref() {
+            return Err(error::device_lost(op, reason));
+        }
+        if let Some(message) = lock(&self.uncaptured).take() {
+            return Err(KilnError::new(op, format!("an earlier GPU operation failed: {message}")));
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of at least `bytes` bytes from the pool.
+    pub(crate) fn alloc(&self, op: &str, bytes: u64) -> Result<PooledBuffer> {
+        self.check_alive(op)?;
+        let max = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > max {
+            return Err(KilnError::new(op, format!(
+                "a tensor of {bytes} bytes exceeds this GPU's largest storage binding ({max} bytes, adapter '{}')",
+                self.info.name
+            )));
+        }
+        self.pool.acquire(op, Kind::Storage, bytes.max(4), max)
+    }
+
+    /// A storage buffer holding `data` (a kernel's u32 parameter block, or uploaded elements).
+    pub(crate) fn upload_bytes(&self, op: &str, data: &[u8]) -> Result<PooledBuffer> {
+        let buffer = self.alloc(op, data.len() as u64)?;
+        if !data.is_empty() {
+            self.queue.write_buffer(buffer.buffer(), 0, data);
+        }
+        Ok(buffer)
+    }
+
+    /// The compiled kernel for `key`, compiling `source()` on first use.
+    fn pipeline(&self, op: &str, key: &str, source: impl FnOnce() -> String) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = lock(&self.pipelines).get(key) {
+            return Ok(p.clone());
+        }
+        let wgsl = source();
+        let pipeline = self.scoped(op, || {
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(key),
+                source: wgpu::ShaderSource::Wgsl(wgsl.as_str().into()),
+            });
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(key),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })
+        .map_err(|e| KilnError::new(op, format!("internal error: kernel '{key}' did not compile: {}", e.message)))?;
+        let pipeline = Arc::new(pipeline);
+        lock(&self.pipelines).insert(key.to_string(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Runs `f` with validation and out-of-memory errors captured, and turns them into a KilnError.
+    fn scoped<T>(&self, op: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let errors = [pollster::block_on(validation.pop()), pollster::block_on(oom.pop())];
+        match errors.into_iter().flatten().next() {
+            Some(e) => Err(error::from_wgpu(op, &e)),
+            None => Ok(out),
+        }
+    }
+
+    /// Runs kernel `key` once over `groups` workgroups with `buffers` bound to @binding(0..) of
+    /// group 0, in binding order. Submits without waiting: results stay on the device.
+    pub(crate) fn dispatch(&self, op: &str, key: &str, source: impl FnOnce() -> String, buffers: &[&wgpu::Buffer], groups: [u32; 3]) -> Result<()> {
+        self.check_alive(op)?;
+        let pipeline = self.pipeline(op, key, source)?;
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(KilnError::new(op, format!("internal error: kernel '{key}' needs {groups:?} workgroups, above this GPU's {max} per dimension")));
+        }
+        self.scoped(op, || {
+            let entries: Vec<wgpu::BindGroupEntry> = buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+                .collect();
+            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(key),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(key) });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(key), timestamp_writes: None });
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            }
+            self.queue.submit([encoder.finish()]);
+        })?;
+        self.check_alive(op)
+    }
+
+    /// Workgroup counts covering `n` invocations of a 1-D kernel of WORKGROUP threads, folded
+    /// into two dimensions when one would pass the per-dimension limit (65535 on most devices).
+    /// Kernels rebuild the linear index as (wid.y * num_workgroups.x + wid.x) * WORKGROUP + lid.
+    pub(crate) fn groups_1d(&self, n: usize) -> [u32; 3] {
+        self.groups_for(n.div_ceil(WORKGROUP as usize))
+    }
+
+    /// `count` workgroups, folded into two dimensions like groups_1d; kernels rebuild the
+    /// workgroup's index as wid.y * num_workgroups.x + wid.x and skip indices >= count.
+    pub(crate) fn groups_for(&self, count: usize) -> [u32; 3] {
+        let groups = count as u64;
+        let max = self.limits.max_compute_workgroups_per_dimension as u64;
+        if groups <= max {
+            return [groups as u32, 1, 1];
+        }
+        let y = groups.div_ceil(max);
+        [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+
+    /// Copies `bytes` bytes from `src` at `offset` back to the host and waits for them.
+    pub(crate) fn read_bytes(&self, op: &str, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+        self.check_alive(op)?;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.pool.acquire(op, Kind::Staging, bytes, self.limits.max_buffer_size)?;
+        let (tx, rx) = mpsc::channel();
+        self.scoped(op, || {
+            let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln read") });
+            encoder.copy_buffer_to_buffer(src, offset, staging.buffer(), 0, bytes);
+            self.queue.submit([encoder.finish()]);
+            staging.buffer().slice(0..bytes).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        })?;
+        // Whichever thread polls fires the callbacks, so after our poll the callback may still be
+        // on its way from another thread's poll: wait for it, polling again now and then.
+        let started = std::time::Instant::now();
+        let mapped = loop {
+            let polled = self.device.poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(READ_TIMEOUT) });
+            if let Err(e) = polled {
+                staging.discard();
+                self.check_alive(op)?;
+                return Err(KilnError::new(op, format!("waiting for the GPU failed: {e}")));
+            }
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(result) => break result,
+                Err(_) if started.elapsed() < READ_TIMEOUT && self.check_alive(op).is_ok() => continue,
+                Err(_) => {
+                    // The map may still complete later: never hand this buffer out again.
+                    staging.discard();
+                    self.check_alive(op)?;
+                    return Err(KilnError::new(op, format!("reading the result back did not complete within {READ_TIMEOUT:?}")));
+                }
+            }
+        };
+        if let Err(e) = mapped {
+            staging.discard();
+            self.check_alive(op)?;
+            return Err(KilnError::new(op, format!("reading the result back failed: {e}")));
+        }
+        let data = {
+            let view = staging.buffer().get_mapped_range(0..bytes).map_err(|e| KilnError::new(op, format!("reading the result back failed: {e}")))?;
+            view.to_vec()
+        };
+        staging.buffer().unmap();
+        Ok(data)
+    }
+}

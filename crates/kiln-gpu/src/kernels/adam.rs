@@ -1,0 +1,75 @@
+//! The fused Adam / AdamW update: one kernel reads a parameter, its gradient and both moments
+//! once and writes the parameter and moments in place, with kiln-core's gradient transform
+//! (global-norm scale, clip by value, L2 decay) folded in. Same formula, same order of operations
+//! as kiln-core's optim.rs, so results agree to float rounding.
+
+use super::{check_u32_range, Params, ENTRY_ARGS_1D, LINEAR_INDEX};
+use crate::device::GpuDevice;
+use crate::tensor::GpuTensor;
+use kiln_core::error::fmt_shape;
+use kiln_core::optim::{GradTransform, Rule};
+use kiln_core::{DType, KilnError, Result};
+
+/// Updates `param` and `state` ([m, v]) in place from `grad` with `rule`, which must be
+/// Rule::Adam. Copy-on-write: a parameter or moment whose buffer another tensor shares gets its
+/// own copy first, so no other tensor sees the update.
+pub fn adam_step(dev: &GpuDevice, rule: Rule, transform: GradTransform, param: &mut GpuTensor, grad: &GpuTensor, state: &mut [GpuTensor]) -> Result<()> {
+    let Rule::Adam { lr, beta1, beta2, eps, decoupled_decay, step } = rule else {
+        return Err(KilnError::new(rule.name(), "has no GPU kernel yet (adam does)"));
+    };
+    const OP: &str = "adam";
+    if grad.shape() != param.shape() {
+        return Err(KilnError::new(OP, format!("gradient shape {} does not match parameter shape {}", fmt_shape(grad.shape()), fmt_shape(param.shape()))));
+    }
+    if state.len() != 2 || state.iter().any(|s| s.shape() != param.shape()) {
+        return Err(KilnError::new(OP, format!("expected 2 state tensors of shape {}", fmt_shape(param.shape()))));
+    }
+    for t in [&*param, grad, &state[0], &state[1]] {
+        t.expect_dtype(OP, DType::F32)?;
+    }
+    let g = grad.contiguous(dev)?;
+    param.make_unique(dev)?;
+    for s in state.iter_mut() {
+        s.make_unique(dev)?;
+    }
+    let n = param.numel();
+    check_u32_range(OP, g.end_index())?;
+    let c1 = 1.0 - beta1.powi(step as i32);
+    let c2 = 1.0 - beta2.powi(step as i32);
+    // WGSL may assume no infinities reach an op: "no clipping" is sent as the largest finite value.
+    let clip = transform.clip_value.min(f32::MAX);
+    let params = Params::default()
+        .u32(n)
+        .u32(g.offset())
+        .f32(lr).f32(beta1).f32(beta2).f32(eps).f32(decoupled_decay).f32(c1).f32(c2)
+        .f32(transform.scale).f32(clip).f32(transform.weight_decay)
+        .upload(dev, OP)?;
+    let source = || {
+        format!(
+            "@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> p: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+fn f(i: u32) -> f32 {{ return bitcast<f32>(params[i]); }}
+// params: [n, grad offset, lr, beta1, beta2, eps, decay, c1, c2, scale, clip, weight decay]
+@compute @workgroup_size(256)
+fn main({ENTRY_ARGS_1D}) {{
+  let i = {LINEAR_INDEX};
+  if (i >= params[0]) {{ return; }}
+  let pv = p[i];
+  let d = clamp(grad[params[1] + i] * f(9u), -f(10u), f(10u)) + f(11u) * pv;
+  let mv = f(3u) * m[i] + (1.0 - f(3u)) * d;
+  let vv = f(4u) * v[i] + (1.0 - f(4u)) * d * d;
+  m[i] = mv;
+  v[i] = vv;
+  let m_hat = mv / f(7u);
+  let v_hat = vv / f(8u);
+  p[i] = pv * (1.0 - f(2u) * f(6u)) - f(2u) * m_hat / (sqrt(v_hat) + f(5u));
+}}
+"
+        )
+    };
+    let buffers = [params.buffer(), g.buffer(), param.buffer(), state[0].buffer(), state[1].buffer()];
+    dev.dispatch(OP, "adam", source, &buffers, dev.groups_1d(n))
+}

@@ -1,0 +1,12 @@
+//! kiln-gpu's kernels against kiln-core's CPU results. One test binary (one device, one kernel
+//! cache) for speed; every test skips with a message when the machine has no GPU adapter.
+//! Run: `cargo test --release -p kiln-gpu` (lavapipe: `apt install mesa-vulkan-drivers libvulkan1`).
+
+mod common;
+
+mod adam;
+mod device;
+mod elementwise;
+mod matmul;
+mod reduce;
+mod softmax;
