@@ -232,6 +232,16 @@ impl GpuDevice {
         [groups.div_ceil(y) as u32, y as u32, 1]
     }
 
+    /// Waits until every kernel submitted so far has finished (for timing; reads wait by themselves).
+    pub fn synchronize(&self) -> Result<()> {
+        const OP: &str = "synchronize";
+        self.check_alive(OP)?;
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(READ_TIMEOUT) })
+            .map_err(|e| KilnError::new(OP, format!("waiting for the GPU failed: {e}")))?;
+        self.check_alive(OP)
+    }
+
     /// Copies `bytes` bytes from `src` at `offset` back to the host and waits for them.
     pub(crate) fn read_bytes(&self, op: &str, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         self.check_alive(op)?;

@@ -79,7 +79,7 @@ pub fn matmul(dev: &GpuDevice, a: &GpuTensor, b: &GpuTensor, transpose_a: bool, 
             .words(pad(&b_bs, 0))
             .upload(dev, OP)?;
         let groups = groups.map(|g| g as u32);
-        dev.dispatch(OP, "matmul:64x64x16", source, &[params.buffer(), a2.buffer(), b2.buffer(), out.buffer()], groups)?;
+        dev.dispatch(OP, "matmul:64x64x16:4x4", source, &[params.buffer(), a2.buffer(), b2.buffer(), out.buffer()], groups)?;
     }
     let mut shape = out_shape;
     if a_vec {
@@ -112,8 +112,30 @@ pub fn matmul_backward(dev: &GpuDevice, g: &GpuTensor, a: &GpuTensor, b: &GpuTen
     Ok((sum(dev, &ga, a.shape())?, sum(dev, &gb, b.shape())?))
 }
 
+/// The kernel's WGSL. The 4x4 register block is written out (16 named accumulators) rather than
+/// as an indexed local array: shader compilers keep named scalars in registers, while an indexed
+/// local array is only promoted to registers if every loop over it is unrolled.
 fn source() -> String {
-    String::from(
+    let acc_decl: String = (0..16).map(|e| format!("  var acc{e} = 0.0;\n")).collect();
+    let mut fmas = String::new();
+    for i in 0..4 {
+        fmas.push_str(&format!("      let a{i} = a_tile[kk * 64u + ty * 4u + {i}u];\n      let b{i} = b_tile[kk * 64u + tx * 4u + {i}u];\n"));
+    }
+    for i in 0..4 {
+        for j in 0..4 {
+            fmas.push_str(&format!("      acc{e} = fma(a{i}, b{j}, acc{e});\n", e = i * 4 + j));
+        }
+    }
+    let mut writes = String::new();
+    for i in 0..4 {
+        for j in 0..4 {
+            writes.push_str(&format!(
+                "  if (row0 + ty * 4u + {i}u < M && col0 + tx * 4u + {j}u < N) {{ c[c_base + (row0 + ty * 4u + {i}u) * N + col0 + tx * 4u + {j}u] = acc{e}; }}\n",
+                e = i * 4 + j
+            ));
+        }
+    }
+    format!(
         "@group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
@@ -124,7 +146,7 @@ var<workgroup> a_tile: array<f32, 1024>; // [16 k][64 rows]
 var<workgroup> b_tile: array<f32, 1024>; // [16 k][64 cols]
 
 @compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {{
   let M = params[0];
   let N = params[1];
   let K = params[2];
@@ -137,59 +159,39 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   var rem = wid.z;
   var a_base = params[5];
   var b_base = params[8];
-  for (var d = params[4]; d > 0u; d = d - 1u) {
+  for (var d = params[4]; d > 0u; d = d - 1u) {{
     let size = params[10u + d];
     let idx = rem % size;
     rem = rem / size;
     a_base = a_base + idx * params[16u + d];
     b_base = b_base + idx * params[22u + d];
-  }
+  }}
   let a_rs = params[6];
   let a_cs = params[7];
   let b_rs = params[9];
   let b_cs = params[10];
-  var acc: array<f32, 16>;
-  for (var i = 0u; i < 16u; i = i + 1u) { acc[i] = 0.0; }
-  for (var k0 = 0u; k0 < K; k0 = k0 + 16u) {
+{acc_decl}  for (var k0 = 0u; k0 < K; k0 = k0 + 16u) {{
     // Each thread stages 4 elements of each tile; zeros past the matrix edges.
-    for (var l = 0u; l < 4u; l = l + 1u) {
+    for (var l = 0u; l < 4u; l = l + 1u) {{
       let e = lid + l * 256u;
       let r = e / 16u;
       let kk = e % 16u;
       var v = 0.0;
-      if (row0 + r < M && k0 + kk < K) { v = a[a_base + (row0 + r) * a_rs + (k0 + kk) * a_cs]; }
+      if (row0 + r < M && k0 + kk < K) {{ v = a[a_base + (row0 + r) * a_rs + (k0 + kk) * a_cs]; }}
       a_tile[kk * 64u + r] = v;
       let kb = e / 64u;
       let cc = e % 64u;
       var w = 0.0;
-      if (k0 + kb < K && col0 + cc < N) { w = b[b_base + (k0 + kb) * b_rs + (col0 + cc) * b_cs]; }
+      if (k0 + kb < K && col0 + cc < N) {{ w = b[b_base + (k0 + kb) * b_rs + (col0 + cc) * b_cs]; }}
       b_tile[kb * 64u + cc] = w;
-    }
+    }}
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk = kk + 1u) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i = i + 1u) {
-        av[i] = a_tile[kk * 64u + ty * 4u + i];
-        bv[i] = b_tile[kk * 64u + tx * 4u + i];
-      }
-      for (var i = 0u; i < 4u; i = i + 1u) {
-        for (var j = 0u; j < 4u; j = j + 1u) {
-          acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
-        }
-      }
-    }
+    for (var kk = 0u; kk < 16u; kk = kk + 1u) {{
+{fmas}    }}
     workgroupBarrier();
-  }
+  }}
   let c_base = wid.z * M * N;
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let r = row0 + ty * 4u + i;
-    for (var j = 0u; j < 4u; j = j + 1u) {
-      let col = col0 + tx * 4u + j;
-      if (r < M && col < N) { c[c_base + r * N + col] = acc[i * 4u + j]; }
-    }
-  }
-}
-",
+{writes}}}
+"
     )
 }
