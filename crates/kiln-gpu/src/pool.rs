@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(size_class(1800), 2048);
         for bytes in (1..100_000u64).step_by(37) {
             let c = size_class(bytes);
-            assert!(c >= bytes && c % 4 == 0, "{bytes} -> {c}");
+            assert!(c >= bytes && c.is_multiple_of(4), "{bytes} -> {c}");
             assert!(bytes <= 256 || (c as f64) < bytes as f64 * 1.25 + 1.0, "{bytes} -> {c}");
         }
     }

@@ -59,7 +59,7 @@ fn unary_backward_matches_cpu_autograd() {
     for (i, &op) in UnaryOp::ALL.iter().enumerate() {
         let x = unary_input(op, 40 + i as u64);
         let g = randn(x.shape(), 70 + i as u64);
-        let want = &cpu_grads(&[x.clone()], &g, |t| ops::unary(op, &t[0], alpha(op)).unwrap())[0];
+        let want = &cpu_grads(std::slice::from_ref(&x), &g, |t| ops::unary(op, &t[0], alpha(op)).unwrap())[0];
         let (xg, gg) = (up(dev, &x), up(dev, &g));
         let y = ew::unary(dev, op, &xg, alpha(op)).unwrap();
         let got = down(dev, &ew::unary_backward(dev, op, &xg, &y, &gg, alpha(op)).unwrap());
