@@ -21,3 +21,5 @@ export { Sequential, Residual } from './containers.js';
 export { Graph, type WeightedEdges } from './graph.js';
 export { GCNConv, type GCNConvOptions } from './gcn.js';
 export { SAGEConv, type SAGEConvOptions } from './sage.js';
+// variational autoencoders
+export { VAE, reparameterize, type VAEOutput, type NegativeElbo } from './vae.js';
