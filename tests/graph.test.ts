@@ -119,6 +119,44 @@ forEachBackend(() => {
     });
   });
 
+  describe('SparseMatrix', () => {
+    const dense = randND([6, 5], 30).data.map((v, i) => (i % 3 === 0 ? v : 0)); // a third non-zero
+    it('fromDense keeps the non-zeros; matmul equals the dense product', async () => {
+      const m = kiln.SparseMatrix.fromDense(dense, [6, 5]);
+      expect(m.nnz).toBe(dense.filter((v) => v !== 0).length);
+      const [got, want] = kiln.tidy(() => {
+        const w = T(randND([5, 3], 31));
+        return [m.matmul(w), kiln.tensor(Float32Array.from(dense), [6, 5]).matmul(w)];
+      });
+      await expectTensor(got, { shape: [6, 3], values: await want.data(), atol: 1e-6 });
+      kiln.dispose([got, want]);
+      expectThrows(() => kiln.tidy(() => m.matmul(kiln.zeros([4, 3]))), 'SparseMatrix.matmul', '[6, 5] x [4, 3]', 'needs 5 rows');
+      m.dispose();
+      expectThrows(() => new kiln.SparseMatrix(Ti(nd([2], [0, 1])), Ti(nd([1], [0])), T(nd([2], [1, 2])), [2, 2]), 'SparseMatrix', 'cols must be int32 [2]');
+    });
+
+    it('gradients reach the dense matrix and the stored values', async () => {
+      const rows = Ti(nd([4], [0, 2, 2, 1]));
+      const cols = Ti(nd([4], [1, 0, 1, 1]));
+      await gradCheck('sparse x dense', [uniform([4], 32), uniform([2, 3], 33)], ([values, w]) => new kiln.SparseMatrix(rows, cols, values, [3, 2]).matmul(w));
+      kiln.dispose([rows, cols]);
+    });
+
+    it('dropout drops stored values at rate p, scales survivors, and leaves the matrix intact', () => {
+      const m = kiln.SparseMatrix.fromDense(Float32Array.from({ length: 4000 }, (_, i) => (i % 2 ? 1 : 0)), [40, 100]);
+      kiln.setSeed(3);
+      kiln.tidy(() => {
+        const d = m.dropout(0.25).values.dataSync();
+        const kept = d.filter((v) => v !== 0);
+        expect(kept.every((v) => Math.abs(v - 1 / 0.75) < 1e-6)).toBe(true);
+        expect(kept.length / d.length).toBeGreaterThan(0.72);
+        expect(kept.length / d.length).toBeLessThan(0.78);
+      });
+      expect(Array.from(m.values.dataSync()).every((v) => v === 1), 'the original values survive the view and the tidy').toBe(true);
+      m.dispose();
+    });
+  });
+
   it('frees everything it makes (forward and backward, in a loop)', () => {
     const before = kiln.memory().numTensors;
     for (let i = 0; i < 20; i++) {

@@ -18,3 +18,4 @@ export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
 // graph neural networks: message passing over an edge list
 export * from './ops/graph.js';
+export { SparseMatrix } from './ops/sparse.js';

@@ -156,6 +156,27 @@ forEachBackend(() => {
       g.dispose();
     });
 
+    it('take sparse features: the same outputs as from the dense matrix', () => {
+      const g = new nn.Graph(SRC, DST, N);
+      const xs = randND([N, 4], 13).data.map((v, i) => (i % 2 ? v : 0));
+      const sparse = kiln.SparseMatrix.fromDense(xs, [N, 4]);
+      for (const layer of [new nn.GCNConv(4, 3, { seed: 14 }), new nn.SAGEConv(4, 3, { seed: 15 }), new nn.SAGEConv(4, 3, { seed: 16, aggregator: 'sum' })]) {
+        kiln.tidy(() => {
+          const x = kiln.tensor(Float32Array.from(xs), [N, 4]);
+          assertClose(layer.forward(sparse, g).dataSync(), layer.forward(x, g).dataSync(), { atol: 1e-5 }, layer.constructor.name);
+        });
+        layer.dispose();
+      }
+      const max = new nn.SAGEConv(4, 3, { aggregator: 'max' });
+      expectThrows(() => max.forward(sparse, g), 'SAGEConv(4 -> 3)', 'max aggregator needs dense features');
+      const narrow = new nn.GCNConv(3, 2);
+      expectThrows(() => narrow.forward(sparse, g), 'GCNConv(3 -> 2)', 'got a SparseMatrix [5, 4]');
+      narrow.dispose();
+      max.dispose();
+      sparse.dispose();
+      g.dispose();
+    });
+
     it('gradients of input and every parameter match finite differences', () => {
       const g = new nn.Graph(SRC, DST, N);
       for (const layer of [

@@ -7,6 +7,7 @@
 import type { Tensor } from '../tensor.js';
 import { matmul } from '../ops/matmul.js';
 import { spmm } from '../ops/graph.js';
+import { SparseMatrix } from '../ops/sparse.js';
 import { deriveSeed, glorotUniform, resolveInit, zeros, type Initializer, type InitializerName } from './init.js';
 import { Module } from './module.js';
 import type { Graph } from './graph.js';
@@ -20,7 +21,7 @@ export interface GCNConvOptions {
   seed?: number;
 }
 
-export class GCNConv extends Module<[Tensor, Graph]> {
+export class GCNConv extends Module<[Tensor | SparseMatrix, Graph]> {
   /** [outFeatures, inFeatures], Linear's layout. */
   readonly weight: Tensor;
   /** [outFeatures] (zeros at start), or null. */
@@ -35,16 +36,21 @@ export class GCNConv extends Module<[Tensor, Graph]> {
     this.bias = (options.bias ?? true) ? this.registerParameter(zeros([outFeatures])) : null;
   }
 
-  /** x: [numNodes, inFeatures] -> [numNodes, outFeatures] */
-  forward(x: Tensor, graph: Graph): Tensor {
+  /**
+   * x: [numNodes, inFeatures] (dense, or a SparseMatrix such as bag-of-words features) ->
+   * [numNodes, outFeatures]
+   */
+  forward(x: Tensor | SparseMatrix, graph: Graph): Tensor {
     graph.checkFeatures(`GCNConv(${this.inFeatures} -> ${this.outFeatures})`, x, this.inFeatures);
     const { src, dst, weight } = graph.gcnNorm();
     const propagate = (h: Tensor) => spmm(h, src, dst, { weight, numOut: graph.numNodes });
     // The product is linear, so propagate the narrower side: transform first when it shrinks
     // the features (1433 -> 16 on Cora makes the spmm 90x cheaper), propagate first otherwise.
-    const y = this.outFeatures <= this.inFeatures
-      ? propagate(matmul(x, this.weight, false, true))
-      : matmul(propagate(x), this.weight, false, true);
+    // Sparse input is always transformed first (its product with W is the cheap one).
+    let y: Tensor;
+    if (x instanceof SparseMatrix) y = propagate(x.matmul(this.weight.transpose()));
+    else if (this.outFeatures <= this.inFeatures) y = propagate(matmul(x, this.weight, false, true));
+    else y = matmul(propagate(x), this.weight, false, true);
     return this.bias === null ? y : y.add(this.bias);
   }
 }

@@ -14,6 +14,7 @@ import type { Tensor } from '../tensor.js';
 import { tensor } from '../ops/creation.js';
 import { gather } from '../ops/shape.js';
 import { segmentReduce, spmm, type SegmentReducer } from '../ops/graph.js';
+import { SparseMatrix } from '../ops/sparse.js';
 
 /** An edge list with one weight per edge, as spmm takes it. All int32 / float32 [E]. */
 export interface WeightedEdges {
@@ -145,10 +146,11 @@ export class Graph {
   }
 
   /** Throws unless x is [numNodes, features], naming the layer: node features must match the graph. */
-  checkFeatures(layer: string, x: Tensor, features: number): void {
+  checkFeatures(layer: string, x: Tensor | SparseMatrix, features: number): void {
     this.check(layer);
     if (x.shape.length !== 2 || x.shape[0] !== this.numNodes || x.shape[1] !== features) {
-      throw new Error(`${layer}: expected x [${this.numNodes}, ${features}] (one row per node of the graph), got ${x.dtype} [${x.shape.join(', ')}]`);
+      const got = x instanceof SparseMatrix ? `a SparseMatrix [${x.shape.join(', ')}]` : `${x.dtype} [${x.shape.join(', ')}]`;
+      throw new Error(`${layer}: expected x [${this.numNodes}, ${features}] (one row per node of the graph), got ${got}`);
     }
   }
 

@@ -6,6 +6,8 @@
 
 import type { Tensor } from '../tensor.js';
 import type { SegmentReducer } from '../ops/graph.js';
+import { matmul } from '../ops/matmul.js';
+import { SparseMatrix } from '../ops/sparse.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import type { Graph } from './graph.js';
@@ -22,7 +24,12 @@ export interface SAGEConvOptions {
   seed?: number;
 }
 
-export class SAGEConv extends Module<[Tensor, Graph]> {
+/** x · Wᵀ for a Linear's weight, x dense or sparse. */
+function project(layer: Linear, x: Tensor | SparseMatrix): Tensor {
+  return x instanceof SparseMatrix ? x.matmul(layer.weight.transpose()) : matmul(x, layer.weight, false, true);
+}
+
+export class SAGEConv extends Module<[Tensor | SparseMatrix, Graph]> {
   /** Applied to the aggregated neighbours; holds the bias. */
   readonly neighbor: Linear;
   /** Applied to the node itself, or null without rootWeight. */
@@ -41,11 +48,23 @@ export class SAGEConv extends Module<[Tensor, Graph]> {
     this.normalize = options.normalize ?? false;
   }
 
-  /** x: [numNodes, inFeatures] -> [numNodes, outFeatures] */
-  forward(x: Tensor, graph: Graph): Tensor {
-    graph.checkFeatures(`SAGEConv(${this.inFeatures} -> ${this.outFeatures})`, x, this.inFeatures);
-    let y = this.neighbor.forward(graph.aggregate(x, this.aggregator));
-    if (this.root !== null) y = y.add(this.root.forward(x));
+  /**
+   * x: [numNodes, inFeatures] (dense, or a SparseMatrix with the sum or mean aggregator) ->
+   * [numNodes, outFeatures]
+   */
+  forward(x: Tensor | SparseMatrix, graph: Graph): Tensor {
+    const name = `SAGEConv(${this.inFeatures} -> ${this.outFeatures})`;
+    graph.checkFeatures(name, x, this.inFeatures);
+    let y: Tensor;
+    if (this.aggregator === 'max') {
+      if (x instanceof SparseMatrix) throw new Error(`${name}: the max aggregator needs dense features; the sum and mean aggregators take a SparseMatrix`);
+      y = project(this.neighbor, graph.aggregate(x, 'max'));
+    } else {
+      // Sum and mean are linear, so agg(x)·Wᵀ = agg(x·Wᵀ): project first, aggregate the narrower rows.
+      y = graph.aggregate(project(this.neighbor, x), this.aggregator);
+    }
+    if (this.neighbor.bias !== null) y = y.add(this.neighbor.bias);
+    if (this.root !== null) y = y.add(project(this.root, x));
     if (!this.normalize) return y;
     const norm = y.square().sum(-1, true).sqrt().maximum(1e-12);
     return y.div(norm);
