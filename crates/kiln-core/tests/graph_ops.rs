@@ -138,3 +138,18 @@ fn bad_edge_lists_are_errors_naming_the_op() {
     let e = err(ops::segment_reduce(&x, &ints(&[0, 1]), 4, SegmentReduce::Max));
     assert!(e.contains("segmentIds must be int32 [3]"), "{e}");
 }
+
+#[test]
+fn empty_feature_rows_and_huge_counts_do_not_abort() {
+    // [3, 0] values into 4e9 segments: an empty result, with no per-segment work.
+    let v = Tensor::from_vec(Vec::<f32>::new(), &[3, 0]).unwrap();
+    let out = ops::segment_reduce(&v, &ints(&[0, 1, 2]), 4_000_000_000, SegmentReduce::Mean).unwrap();
+    assert_eq!(out.shape(), [4_000_000_000, 0]);
+    // A real output that large is an error naming the op, not a crash.
+    let v = Tensor::from_vec(vec![1.0f32; 6], &[3, 2]).unwrap();
+    let e = ops::segment_reduce(&v, &ints(&[0, 1, 2]), 4_000_000_000, SegmentReduce::Sum).unwrap_err().to_string();
+    assert!(e.starts_with("segmentReduce:") && e.contains("allocate"), "{e}");
+    let x = Tensor::from_vec(vec![1.0f32; 4], &[2, 2]).unwrap();
+    let e = ops::spmm(&x, &ints(&[0]), &ints(&[0]), None, 4_000_000_000).unwrap_err().to_string();
+    assert!(e.starts_with("spmm:") && e.contains("allocate"), "{e}");
+}

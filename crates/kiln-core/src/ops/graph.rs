@@ -46,21 +46,29 @@ struct Grouped {
 }
 
 impl Grouped {
-    fn new(keys: &[i32], rows: usize) -> Grouped {
-        let mut offsets = vec![0usize; rows + 1];
+    /// Fails (rather than aborting the process) if `rows` offsets cannot be allocated.
+    fn new(op: &str, keys: &[i32], rows: usize) -> Result<Grouped> {
+        let mut offsets: Vec<usize> = Vec::new();
+        offsets.try_reserve_exact(rows + 1).map_err(|_| KilnError::new(op, format!("cannot allocate the offsets of {rows} output rows: out of memory")))?;
+        offsets.resize(rows + 1, 0);
         for &k in keys {
             offsets[k as usize + 1] += 1;
         }
         for r in 0..rows {
             offsets[r + 1] += offsets[r];
         }
-        let mut next = offsets.clone();
+        // Place each edge at its row's cursor (offsets[r] walks from the start of row r to the
+        // start of row r + 1), then shift the offsets back: no second array of `rows` entries.
         let mut edge = vec![0u32; keys.len()];
         for (e, &k) in keys.iter().enumerate() {
-            edge[next[k as usize]] = e as u32;
-            next[k as usize] += 1;
+            edge[offsets[k as usize]] = e as u32;
+            offsets[k as usize] += 1;
         }
-        Grouped { offsets, edge }
+        for r in (1..=rows).rev() {
+            offsets[r] = offsets[r - 1];
+        }
+        offsets[0] = 0;
+        Ok(Grouped { offsets, edge })
     }
 
     fn count(&self, row: usize) -> usize {
@@ -112,7 +120,7 @@ fn gather_rows(op: &str, x: &[f32], inner: usize, key: &[i32], other: &[i32], we
     if inner == 0 || rows == 0 {
         return Ok(out);
     }
-    let grouped = Grouped::new(key, rows);
+    let grouped = Grouped::new(op, key, rows)?;
     let dst = SendPtr(out.as_mut_ptr());
     parallel::for_each_chunk(rows, chunks_for(rows, key.len() * inner), |s, e| {
         // SAFETY: chunks cover disjoint row ranges of `out`.
@@ -273,11 +281,20 @@ pub fn segment_reduce(values: &Tensor, ids: &Tensor, num_segments: usize, op: Se
     let rows = values.shape()[0];
     let id_v = check_index(OP, "segmentIds", ids, rows, num_segments, &format!("numSegments is {num_segments}; values {} {}", values.dtype(), fmt_shape(values.shape())))?;
     let inner = numel(&values.shape()[1..]);
+    let mut out_shape = values.shape().to_vec();
+    out_shape[0] = num_segments;
+    let values_shape = values.shape().to_vec();
+    if inner == 0 {
+        // No elements per row: nothing to reduce, nor to group (numSegments alone may be huge).
+        let out = Tensor::from_vec(Vec::<f32>::new(), &out_shape)?;
+        return Ok(autograd::record(OP, &[values], &[], out, move |_, _, _| Ok(vec![Some(crate::ops::zeros(&values_shape, DType::F32)?)])));
+    }
     let total = num_segments.checked_mul(inner).ok_or_else(|| KilnError::new(OP, "output is too large"))?;
     let mut out = crate::storage::try_zeroed::<f32>(OP, total)?;
     let mut arg = if op == SegmentReduce::Max { crate::storage::try_zeroed::<i32>(OP, total)? } else { Vec::new() };
-    let grouped = Grouped::new(&id_v, num_segments);
-    if inner > 0 && num_segments > 0 {
+    // Allocated after the output, which is at least as large, so an impossible size fails there.
+    let grouped = Grouped::new(OP, &id_v, num_segments)?;
+    if num_segments > 0 {
         let vc = values.materialize()?;
         let vs = vc.contiguous_slice::<f32>().unwrap();
         let (out_ptr, arg_ptr) = (SendPtr(out.as_mut_ptr()), SendPtr(arg.as_mut_ptr()));
@@ -289,22 +306,18 @@ pub fn segment_reduce(values: &Tensor, ids: &Tensor, num_segments: usize, op: Se
             segment_kernel(vs, inner, &grouped, op, s, part, arg_part);
         });
     }
-    let mut out_shape = values.shape().to_vec();
-    out_shape[0] = num_segments;
     let out = Tensor::from_vec(out, &out_shape)?;
-    let values_shape = values.shape().to_vec();
-    let counts: Vec<usize> = if op == SegmentReduce::Mean { (0..num_segments).map(|s| grouped.count(s)).collect() } else { Vec::new() };
     Ok(autograd::record(OP, &[values], &[], out, move |g, _, _| {
         let gc = g.materialize()?;
         let gs = gc.contiguous_slice::<f32>().unwrap();
         let mut dv = crate::storage::try_zeroed::<f32>(OP, rows * inner)?;
-        for (e, row) in dv.chunks_exact_mut(inner.max(1)).enumerate().take(if inner == 0 { 0 } else { rows }) {
+        for (e, row) in dv.chunks_exact_mut(inner).enumerate() {
             let s = id_v[e] as usize;
             let gr = &gs[s * inner..][..inner];
             match op {
                 SegmentReduce::Sum => row.copy_from_slice(gr),
                 SegmentReduce::Mean => {
-                    let scale = 1.0 / counts[s] as f32;
+                    let scale = 1.0 / grouped.count(s) as f32;
                     row.iter_mut().zip(gr).for_each(|(d, &v)| *d = v * scale);
                 }
                 SegmentReduce::Max => {
