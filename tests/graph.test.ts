@@ -95,7 +95,7 @@ forEachBackend(() => {
         await expectTensor(out, { shape: [30, 6], values: segmentLoop(values, ids, 30, reducer), atol: 1e-5, rtol: 1e-5 }, reducer);
         out.dispose();
       }
-      const want = tfEval(() => tf.unsortedSegmentSum(tfT(values), tfTi(ids), 30));
+      const want = tfEval(() => tf.unsortedSegmentSum(tfT(values), tfTi(ids) as tf.Tensor1D, 30));
       const got = kiln.segmentReduce(T(values), Ti(ids), 30);
       await expectTensor(got, { values: want, atol: 1e-5, rtol: 1e-5 }, 'tfjs');
       got.dispose();

@@ -40,6 +40,9 @@ class ElboOf extends nn.Module {
   }
 }
 
+/** Loaded once for both backends (parsing 70,000 digits is the slow part of the learning test). */
+let mnist: kiln.data.Mnist | undefined;
+
 forEachBackend((backend) => {
   describe('reparameterize', () => {
     it('is mu + exp(logVar / 2) · eps, and its samples have mean mu and std exp(logVar / 2)', () => {
@@ -93,7 +96,7 @@ forEachBackend((backend) => {
   // Fast enough on both backends (~1 s native); real digits, so MNIST is loaded once here.
   it(`learns real digits: held-out ELBO far above the pixel-marginal model, with a used latent${backend === 'wasm' ? ' (wasm)' : ''}`, () => {
     const before = kiln.memory().numTensors;
-    const mnist = kiln.data.loadMnist();
+    mnist ??= kiln.data.loadMnist();
     const pick = (images: Uint8Array, from: number, n: number) => kiln.tidy(() => {
       kiln.setSeed(99);
       const p = kiln.tensor(kiln.data.scale(images.subarray(from * 784, (from + n) * 784), 1 / 255), [n, 784]);

@@ -64,19 +64,17 @@ export class Graph {
    */
   static undirected(a: ArrayLike<number>, b: ArrayLike<number>, numNodes: number): Graph {
     if (a.length !== b.length) throw new Error(`Graph.undirected: the endpoint lists have ${a.length} and ${b.length} entries; they must pair up`);
-    const seen = new Set<number>();
+    // Both directions of every pair, sorted by (src, dst) so repeats sit side by side.
+    const from = Float64Array.from({ length: 2 * a.length }, (_, i) => (i < a.length ? a[i] : b[i - a.length]));
+    const to = Float64Array.from({ length: 2 * a.length }, (_, i) => (i < a.length ? b[i] : a[i - a.length]));
+    const order = Array.from(from.keys()).sort((i, j) => from[i] - from[j] || to[i] - to[j]);
     const src: number[] = [];
     const dst: number[] = [];
-    const add = (s: number, d: number) => {
-      const key = s * numNodes + d;
-      if (seen.has(key)) return;
-      seen.add(key);
-      src.push(s);
-      dst.push(d);
-    };
-    for (let i = 0; i < a.length; i++) {
-      add(a[i], b[i]);
-      add(b[i], a[i]);
+    for (const i of order) {
+      const last = src.length - 1;
+      if (last >= 0 && src[last] === from[i] && dst[last] === to[i]) continue;
+      src.push(from[i]);
+      dst.push(to[i]);
     }
     return new Graph(src, dst, numNodes);
   }
