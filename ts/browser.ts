@@ -48,3 +48,5 @@ export function init(options: InitOptions = {}): Promise<void> {
 export * from './core-api.js';
 export { fit, evaluate, predict } from './train/fit.js';
 export * as io from './io/browser.js';
+// image output (PNG grids), without files
+export * as viz from './viz/browser.js';

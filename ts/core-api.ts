@@ -16,3 +16,6 @@ export * as losses from './losses.js';
 export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
+// graph neural networks: message passing over an edge list
+export * from './ops/graph.js';
+export { SparseMatrix } from './ops/sparse.js';

@@ -87,6 +87,12 @@ export interface Backend {
 
   /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
   debugPanic(inThreadPool: boolean): boolean;
+
+  // ---- graph neural networks: message passing over an edge list (crates/kiln-core/src/ops/graph.rs) ----
+  /** out[dst[e]] += weight[e] · x[src[e]]; weight: a handle or -1 (all ones). */
+  spmm(x: Handle, src: Handle, dst: Handle, weight: number, numOut: number): Handle;
+  /** op: a code of the segmentReduce family (sum, mean, max). */
+  segmentReduce(op: number, values: Handle, ids: Handle, numSegments: number): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

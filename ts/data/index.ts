@@ -14,3 +14,5 @@ export { randomFlipHorizontal, randomCropWithPadding, gaussianNoise, compose, ty
 export { Vocabulary, SPECIAL_TOKENS, PAD_ID, UNK_ID, BOS_ID, EOS_ID, MASK_ID, type VocabularyOptions } from './vocab.js';
 export { VocabTokenizer, type Tokenizer, type EncodeOptions, type DecodeOptions, type EncodedBatch, type UnknownPolicy } from './tokenizer.js';
 export { CharTokenizer, WordTokenizer, type TokenizerOptions, type WordTokenizerOptions, type TokenizerState } from './tokenize.js';
+// graph data: the Cora citation graph and the Planetoid split
+export { parseCora, loadCora, planetoidSplit, type Cora, type PlanetoidSplitOptions } from './cora.js';

@@ -17,3 +17,9 @@ export { LayerNorm, type LayerNormOptions } from './layernorm.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { Flatten } from './flatten.js';
 export { Sequential, Residual } from './containers.js';
+// graph neural networks
+export { Graph, type WeightedEdges } from './graph.js';
+export { GCNConv, type GCNConvOptions } from './gcn.js';
+export { SAGEConv, type SAGEConvOptions } from './sage.js';
+// variational autoencoders
+export { VAE, reparameterize, type VAEOutput, type NegativeElbo } from './vae.js';

@@ -305,4 +305,18 @@ raw_functions! {
         }
         panic!("deliberate panic for tests")
     }
+
+    // ---- graph neural networks: message passing over an edge list ----
+    // `weight` is a handle, or -1 for weight 1 on every edge.
+    "spmm" => fn spmm(x: u32, src: u32, dst: u32, weight: i64, num_out: u32) -> u32 {
+        let out = registry::with(|r| {
+            let w = if weight < 0 { None } else { Some(r.get(weight as u32)?) };
+            ops::spmm(r.get(x)?, r.get(src)?, r.get(dst)?, w, num_out as usize)
+        })?;
+        Ok(register(out))
+    }
+    "segmentReduce" => fn segment_reduce(op: u32, values: u32, ids: u32, num_segments: u32) -> u32 {
+        let op = table_op("segmentReduce", ops::SegmentReduce::ALL, op)?;
+        with_tensors([values, ids], |[v, i]| ops::segment_reduce(v, i, num_segments as usize, op))
+    }
 }

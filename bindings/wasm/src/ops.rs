@@ -300,3 +300,24 @@ pub fn adagrad_step(param: Handle, grad: Handle, sum: Handle, lr: f64, eps: f64,
     let rule = optim::Rule::AdaGrad { lr: lr as f32, eps: eps as f32 };
     optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[sum as f64])
 }
+
+// ---- graph neural networks: message passing over an edge list ----
+
+/// `weight` is a handle, or -1 for weight 1 on every edge.
+#[wasm_bindgen]
+pub fn spmm(x: Handle, src: Handle, dst: Handle, weight: f64, num_out: f64) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let w = if weight < 0.0 { None } else { Some(r.get(whole("spmm", "weight", weight)?)?) };
+        ops::spmm(r.get(x)?, r.get(src)?, r.get(dst)?, w, whole("spmm", "numOut", num_out)? as usize)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}
+
+#[wasm_bindgen(js_name = "segmentReduce")]
+pub fn segment_reduce(op: f64, values: Handle, ids: Handle, num_segments: f64) -> Result<Handle> {
+    with_tensors([values, ids], |[v, i]| {
+        let op = table_op("segmentReduce", ops::SegmentReduce::ALL, whole("segmentReduce", "op", op)?)?;
+        ops::segment_reduce(v, i, whole("segmentReduce", "numSegments", num_segments)? as usize, op)
+    })
+}

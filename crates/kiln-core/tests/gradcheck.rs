@@ -190,3 +190,19 @@ fn cross_entropy_matches_log_softmax_composition() {
     assert!(ops::cross_entropy(&x, &Tensor::from_vec(vec![0i32, 4, 1, 1, 2], &[5]).unwrap(), None, 0.0, ops::Reduction::Mean)
         .unwrap_err().to_string().contains("out of range"));
 }
+
+// ---- graph neural networks: message passing (ops/graph.rs) ----
+#[test]
+fn message_passing_gradients() {
+    // Repeated sources and destinations, a node with no in-edges (3), and a self loop (2 -> 2).
+    let src = Tensor::from_vec(vec![0i32, 1, 1, 2, 4, 0, 2], &[7]).unwrap();
+    let dst = Tensor::from_vec(vec![1i32, 0, 2, 2, 0, 1, 4], &[7]).unwrap();
+    check("spmm x and weight", &[rand(&[5, 3], 60), rand(&[7], 61)], |t| ops::spmm(&t[0], &src, &dst, Some(&t[1]), 5).unwrap());
+    check("spmm unweighted, trailing dims", &[rand(&[5, 2, 2], 62)], |t| ops::spmm(&t[0], &src, &dst, None, 6).unwrap());
+    check("spmm x only (weight constant)", &[rand(&[5, 3], 63)], |t| ops::spmm(&t[0], &src, &dst, Some(&rand(&[7], 64)), 5).unwrap());
+    for &op in ops::SegmentReduce::ALL {
+        // Values 0.1 apart, so no max is within a finite-difference step of another value.
+        let values = if op == ops::SegmentReduce::Max { separated(&[7, 3], 0.03) } else { rand(&[7, 3], 65) };
+        check(op.name(), &[values], |t| ops::segment_reduce(&t[0], &dst, 6, op).unwrap());
+    }
+}

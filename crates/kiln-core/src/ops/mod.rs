@@ -18,6 +18,9 @@ pub use reduce::{reduce, ReduceOp};
 pub use shape::{cast, concat, gather, one_hot, pad, scatter_add, split, stack, Sections};
 pub use softmax::softmax;
 pub use unary::{unary, UnaryOp};
+// graph neural networks: message passing over an edge list
+pub mod graph;
+pub use graph::{segment_reduce, spmm, SegmentReduce};
 
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
@@ -25,5 +28,7 @@ pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
         ("unary", UnaryOp::ALL.iter().map(|o| o.name()).collect()),
         ("binary", BinaryOp::ALL.iter().map(|o| o.name()).collect()),
         ("reduce", ReduceOp::ALL.iter().map(|o| o.name()).collect()),
+        // graph neural networks
+        ("segmentReduce", SegmentReduce::ALL.iter().map(|o| o.name()).collect()),
     ]
 }
