@@ -6,7 +6,7 @@
 export { Tensor, type TensorLike, type TypedArray } from './tensor.js';
 export type { DType } from './backends/backend.js';
 export { tidy, keep, dispose, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type TensorContainer } from './engine.js';
-export { noGrad, backward, setRequiresGrad, detach, assign } from './autograd.js';
+export { noGrad, backward, setRequiresGrad, detach, assign, gradients, grad, grads, valueAndGrad, valueAndGrads } from './autograd.js';
 export * from './ops/creation.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
@@ -16,3 +16,4 @@ export * as losses from './losses.js';
 export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
+export * as interpret from './interpret/index.js';
