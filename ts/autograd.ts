@@ -3,7 +3,7 @@
  * gradients reach TypeScript only when asked for with `t.grad`.
  */
 
-import { backend } from './engine.js';
+import { backend, tidy } from './engine.js';
 import { Tensor, wrap } from './tensor.js';
 import { handleOf } from './ops/util.js';
 
@@ -68,4 +68,96 @@ export function noGrad<T>(fn: () => T): T {
   } finally {
     b.impl.setGradEnabled(previous);
   }
+}
+
+/**
+ * d(y)/d(x) for each x in xs, returned as new tensors and NOT accumulated into any `grad`
+ * (PyTorch's `torch.autograd.grad`). Only the part of the graph that leads to xs is walked, so
+ * the gradient of a model's output with respect to its input does not compute (or disturb) the
+ * weights' gradients. Each x must require gradients (a leaf set so, or a tensor made from one).
+ * dy is the gradient of y (same shape); omitted, it is 1 for a one-element y and ones otherwise.
+ * An x that y does not depend on gets null. Like backward, this consumes the graph.
+ */
+export function gradients(y: Tensor, xs: Tensor[], dy?: Tensor): Array<Tensor | null> {
+  const b = backend();
+  if (!Array.isArray(xs)) throw new Error(`gradients: xs must be an array of Tensors, got ${typeof xs}`);
+  const handles = xs.map((x, i) => handleOf(x, 'gradients', b, `xs[${i}]`));
+  const root = handleOf(y, 'gradients', b, 'y');
+  let seed = dy === undefined ? -1 : handleOf(dy, 'gradients', b, 'dy');
+  let ownedSeed = -1;
+  if (dy === undefined && y.size !== 1) ownedSeed = seed = b.impl.full([...y.shape], 1, 'float32', 'gradients');
+  try {
+    return Array.from(b.impl.gradients(root, seed, handles), (h) => (h < 0 ? null : wrap(h, b)));
+  } finally {
+    if (ownedSeed >= 0) b.impl.dispose(ownedSeed);
+  }
+}
+
+/** Runs fn with gradient recording on, even inside noGrad; restores the setting after. */
+function withGrad<T>(fn: () => T): T {
+  const b = backend();
+  const previous = b.impl.setGradEnabled(true);
+  try {
+    return fn();
+  } finally {
+    b.impl.setGradEnabled(previous);
+  }
+}
+
+/**
+ * The gradients of f at xs (tfjs's `tf.grads` / `tf.valueAndGrads`): f is run on fresh leaves that
+ * share xs's data, so xs themselves need not require gradients and nothing is accumulated.
+ * The forward pass's intermediates are freed; value and gradients are returned.
+ */
+export function valueAndGrads(f: (...xs: Tensor[]) => Tensor): (xs: Tensor[], dy?: Tensor) => { value: Tensor; grads: Tensor[] } {
+  return (xs, dy) =>
+    tidy(() =>
+      withGrad(() => {
+        const leaves = xs.map((x, i) => setRequiresGrad(detach(checkTensor(x, `xs[${i}]`))));
+        const value = f(...leaves);
+        if (!(value instanceof Tensor)) throw new Error(`grads: f must return a Tensor, got ${typeof value}`);
+        const found = requiresGrad(value) ? gradients(value, leaves, dy) : leaves.map(() => null);
+        const grads = found.map((g, i) => {
+          if (g === null) {
+            throw new Error(`grads: f's output does not depend on input ${i}; make sure every op from that input to the output runs inside f`);
+          }
+          return g;
+        });
+        return { value: detach(value), grads };
+      }),
+    );
+}
+
+/** The gradients of f at xs (see valueAndGrads). */
+export function grads(f: (...xs: Tensor[]) => Tensor): (xs: Tensor[], dy?: Tensor) => Tensor[] {
+  const vg = valueAndGrads(f);
+  return (xs, dy) => {
+    const { value, grads } = vg(xs, dy);
+    value.dispose();
+    return grads;
+  };
+}
+
+/** The value and gradient of a one-input f at x (tfjs's `tf.valueAndGrad`). */
+export function valueAndGrad(f: (x: Tensor) => Tensor): (x: Tensor, dy?: Tensor) => { value: Tensor; grad: Tensor } {
+  const vg = valueAndGrads(f);
+  return (x, dy) => {
+    const { value, grads } = vg([x], dy);
+    return { value, grad: grads[0] };
+  };
+}
+
+/** The gradient of a one-input f at x (tfjs's `tf.grad`): grad(f)(x) has x's shape. */
+export function grad(f: (x: Tensor) => Tensor): (x: Tensor, dy?: Tensor) => Tensor {
+  const vg = valueAndGrads(f);
+  return (x, dy) => {
+    const { value, grads } = vg([x], dy);
+    value.dispose();
+    return grads[0];
+  };
+}
+
+function checkTensor(x: unknown, name: string): Tensor {
+  if (!(x instanceof Tensor)) throw new Error(`grads: ${name} must be a Tensor, got ${x === null ? 'null' : typeof x}`);
+  return x;
 }

@@ -6,16 +6,17 @@
 export { Tensor, type TensorLike, type TypedArray } from './tensor.js';
 export type { DType } from './backends/backend.js';
 export { tidy, keep, dispose, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type TensorContainer } from './engine.js';
-export { noGrad, backward, setRequiresGrad, detach, assign } from './autograd.js';
+export { noGrad, backward, setRequiresGrad, detach, assign, gradients, grad, grads, valueAndGrad, valueAndGrads } from './autograd.js';
 export * from './ops/creation.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/matmul.js';
 export * from './ops/shape.js';
 export * as losses from './losses.js';
-export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
+export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl, distillationLoss } from './losses.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
 // graph neural networks: message passing over an edge list
 export * from './ops/graph.js';
 export { SparseMatrix } from './ops/sparse.js';
+export * as interpret from './interpret/index.js';

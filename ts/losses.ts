@@ -8,7 +8,8 @@ import { wrap, type Tensor } from './tensor.js';
 import { handleOf } from './ops/util.js';
 import { tidy } from './engine.js';
 import * as k from './ops/elementwise.js';
-import { mean, sum } from './ops/reduce.js';
+import { mean, sum, softmax, logSoftmax } from './ops/reduce.js';
+import { detach } from './autograd.js';
 
 export type Reduction = 'none' | 'mean' | 'sum';
 
@@ -111,5 +112,33 @@ export function gaussianKl(mu: Tensor, logVar: Tensor): Tensor {
   return tidy(() => {
     const terms = k.sub(k.sub(k.add(logVar, 1), k.square(mu)), k.exp(logVar));
     return k.div(k.mul(sum(terms), -0.5), mu.shape[0] ?? 1);
+  });
+}
+
+export interface DistillationOptions {
+  /** Softens both distributions: softmax(logits / T). Hinton et al. use 2-20; default 4. */
+  temperature?: number;
+  /** Weight of the soft (teacher) term; 1 - alpha weighs the hard-label cross-entropy. Default 0.9. */
+  alpha?: number;
+}
+
+/**
+ * Knowledge distillation (Hinton, Vinyals & Dean 2015):
+ *   alpha · T² · KL(softmax(teacher / T) || softmax(student / T))  +  (1 - alpha) · CE(student, targets)
+ * The T² keeps the soft term's gradients on the scale of the hard term's as T changes. The KL is
+ * averaged over the batch; the teacher's logits are detached (no gradient reaches the teacher).
+ * studentLogits, teacherLogits: [batch, classes]; targets: [batch] int32 -> [].
+ */
+export function distillationLoss(studentLogits: Tensor, teacherLogits: Tensor, targets: Tensor, options: DistillationOptions = {}): Tensor {
+  const op = 'distillationLoss';
+  const temperature = options.temperature ?? 4;
+  const alpha = options.alpha ?? 0.9;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`${op}: temperature must be a positive number, got ${temperature}`);
+  if (!(alpha >= 0 && alpha <= 1)) throw new Error(`${op}: alpha must be in [0, 1], got ${alpha}`);
+  checkSameShape(op, studentLogits, teacherLogits);
+  return tidy(() => {
+    const soft = klDivergence(logSoftmax(k.div(studentLogits, temperature), -1), softmax(k.div(detach(teacherLogits), temperature), -1), { reduction: 'batchmean' });
+    const hard = crossEntropy(studentLogits, targets);
+    return k.add(k.mul(soft, alpha * temperature * temperature), k.mul(hard, 1 - alpha));
   });
 }

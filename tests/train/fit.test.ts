@@ -109,6 +109,36 @@ forEachBackend(() => {
     model.dispose();
   });
 
+  it('the step with a NaN loss never reaches the weights', async () => {
+    const model = new TinyMlp(2, 8, 2);
+    const opt = new optim.SGD(model.parameters(), { lr: 0.1 });
+    const data = batches(trainSet, 32, (epoch, step) => epoch === 1 && step === 1);
+    const before = await Promise.all(model.parameters().map((p) => read(p)));
+    await expect(kiln.fit(model, data, { epochs: 1, loss, optimizer: opt, verbose: 0 })).rejects.toThrow(/NaN at epoch 1, step 1.*before this step updated the weights/);
+    const after = await Promise.all(model.parameters().map((p) => read(p)));
+    expect(after).toEqual(before);
+    opt.dispose();
+    model.dispose();
+  });
+
+  it("onNonFiniteLoss: 'skip' drops poisoned batches, counts them, still learns, and leaks nothing", async () => {
+    const model = new TinyMlp(2, 16, 2, 3);
+    const opt = new optim.Adam(model.parameters(), { lr: 0.03 });
+    const start = kiln.memory();
+    const data = batches(trainSet, 32, (_epoch, step) => step % 4 === 0);
+    const history = await kiln.fit(model, data, { epochs: 30, loss, optimizer: opt, verbose: 0, onNonFiniteLoss: 'skip', metrics: ['accuracy'] });
+    expect(history.epochs.every((e) => e.skippedSteps === 2), 'steps 4 and 8 of each epoch are skipped').toBe(true);
+    expect(history.epochs.at(-1)!.accuracy).toBeGreaterThan(0.9);
+    expect(Number.isFinite(history.epochs.at(-1)!.loss)).toBe(true);
+    // An epoch where every batch is poisoned stops with a message instead of spinning.
+    const allBad = batches(trainSet, 32, () => true);
+    await expect(kiln.fit(model, allBad, { epochs: 1, loss, optimizer: opt, verbose: 0, onNonFiniteLoss: 'skip' })).rejects.toThrow(/every one of the 8 steps of epoch 1/);
+    opt.zeroGrad();
+    opt.dispose();
+    expect(kiln.memory().numTensors, 'only the optimizer state was added, and it is gone').toBe(start.numTensors);
+    model.dispose();
+  });
+
   it('fit rejects epochs < 1 and a source without batches', async () => {
     const model = new TinyMlp(2, 4, 2);
     const opt = new optim.SGD(model.parameters(), { lr: 0.1 });

@@ -76,6 +76,11 @@ export interface Backend {
   zeroGrad(x: Handle): boolean;
   detach(x: Handle): Handle;
   setGradEnabled(enabled: boolean): boolean;
+  /**
+   * d(root)/d(input) per input as new handles (-1 where root does not depend on the input);
+   * seed: a handle or -1. Returned, not accumulated: no leaf's grad changes.
+   */
+  gradients(root: Handle, seed: number, inputs: Handle[]): ArrayLike<number>;
 
   /** Fused cross-entropy from logits; weights: handle or -1; reduction 0 none, 1 mean, 2 sum. */
   crossEntropy(logits: Handle, targets: Handle, weights: number, labelSmoothing: number, reduction: number): Handle;

@@ -16,6 +16,21 @@ export interface WasmExports extends Omit<Backend, 'memory'> {
 /** The trap error type (tsconfig's lib has no WebAssembly typings, so it is looked up at run time). */
 const RuntimeError = (globalThis as unknown as { WebAssembly: { RuntimeError: ErrorConstructor } }).WebAssembly.RuntimeError;
 
+/**
+ * The string parameters of the exports (argument positions). wasm-bindgen's glue trusts its
+ * argument types, and a non-string passed where a Rust `String` is expected is written into the
+ * module's heap with the wrong length, corrupting it (found by tests/robustness/fuzz.test.ts). The
+ * native addon checks types itself; here they are checked before the call.
+ */
+const STRING_ARGS: Record<string, number[]> = { cast: [1], full: [2], arange: [3], setSimdLevel: [0] };
+const OPTIONAL_STRING_ARGS: Record<string, number[]> = { full: [3] };
+
+function checkStrings(name: string, args: unknown[]): void {
+  const bad = (i: number) => new Error(`${name}: argument ${i + 1} must be a string, got ${args[i] === null ? 'null' : typeof args[i]}`);
+  for (const i of STRING_ARGS[name] ?? []) if (typeof args[i] !== 'string') throw bad(i);
+  for (const i of OPTIONAL_STRING_ARGS[name] ?? []) if (args[i] !== undefined && typeof args[i] !== 'string') throw bad(i);
+}
+
 /** Wraps every export so an abort surfaces as a clear Error and poisons the backend. */
 export function guardTraps(exports: WasmExports): Backend {
   let aborted: string | null = null;
@@ -26,6 +41,7 @@ export function guardTraps(exports: WasmExports): Backend {
     const f = fn as (...args: unknown[]) => unknown;
     guarded[name] = (...args: unknown[]) => {
       if (aborted !== null) throw new Error(`${name}: ${aborted}`);
+      checkStrings(name, args);
       try {
         return f(...args);
       } catch (e) {

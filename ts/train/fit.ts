@@ -14,7 +14,14 @@ import { EpochAccumulator, type MetricName } from './metrics.js';
 import { formatLogs, ProgressBar } from './progress.js';
 import type { Batch, BatchSource, Logs, TrainableModel } from './types.js';
 
-export type LossFn = (outputs: Tensor, targets: Tensor) => Tensor;
+/**
+ * The loss of one batch. `inputs` is the batch's input, for losses that need more than the
+ * model's output (distillation runs the teacher on it).
+ */
+export type LossFn = (outputs: Tensor, targets: Tensor, inputs: Tensor) => Tensor;
+
+/** What fit does when a step's loss is NaN or ±Infinity. */
+export type NonFinitePolicy = 'stop' | 'skip';
 
 export interface FitOptions {
   epochs: number;
@@ -27,6 +34,12 @@ export interface FitOptions {
   verbose?: 0 | 1;
   /** Epoch to start from (1-based) when resuming from a checkpoint. */
   initialEpoch?: number;
+  /**
+   * A step whose loss is NaN or ±Infinity never updates the weights. 'stop' (default) ends
+   * training with an Error naming the epoch and step; 'skip' drops that batch, counts it in the
+   * epoch's logs (`skippedSteps`) and goes on, and stops only if a whole epoch is skipped.
+   */
+  onNonFiniteLoss?: NonFinitePolicy;
 }
 
 export interface History {
@@ -48,6 +61,8 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
   const metrics = options.metrics ?? [];
   const callbacks = options.callbacks ?? [];
   const verbose = options.verbose ?? 1;
+  const nonFinite = options.onNonFiniteLoss ?? 'stop';
+  if (nonFinite !== 'stop' && nonFinite !== 'skip') throw new Error(`fit: onNonFiniteLoss must be 'stop' or 'skip', got '${String(nonFinite)}'`);
   const history: History = { epochs: [], stoppedEarly: false };
   let stopReason: string | undefined;
   const ctx: TrainingContext = { model, optimizer, stopTraining: (reason) => (stopReason = reason) };
@@ -60,33 +75,49 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
     let step = 0;
     let samples = 0;
     let running = 0;
+    let skipped = 0;
     const lr = optimizer.lr;
     try {
       for await (const { x, y } of batches(trainData)) {
         step++;
-        const lossTensor = tidy(() => {
-          optimizer.zeroGrad();
-          const out = model.forward(x);
-          const loss = lossFn(out, y);
-          loss.backward();
-          optimizer.step();
-          acc.add(loss.detach(), out.detach(), y);
-          return loss;
-        });
-        // One readback per step: the progress bar's running loss doubles as the NaN guard.
-        const value = lossTensor.dataSync()[0];
-        lossTensor.dispose();
-        samples += y.shape[0] ?? 1;
-        x.dispose();
-        y.dispose();
-        if (!Number.isFinite(value)) {
-          throw new Error(`fit: the loss is ${value} at epoch ${epoch}, step ${step} (lr ${optimizer.lr}); training stopped. Check the data for NaN/Inf and try a lower learning rate.`);
+        let value = NaN;
+        try {
+          tidy(() => {
+            optimizer.zeroGrad();
+            const out = model.forward(x);
+            const loss = lossFn(out, y, x);
+            // One readback per step, before the update: the running loss doubles as the guard
+            // that keeps a non-finite loss away from the weights.
+            value = loss.dataSync()[0];
+            if (!Number.isFinite(value)) return;
+            loss.backward();
+            optimizer.step();
+            acc.add(loss.detach(), out.detach(), y);
+          });
+        } finally {
+          x.dispose();
+          y.dispose();
         }
-        running = step === 1 ? value : 0.98 * running + 0.02 * value;
+        if (!Number.isFinite(value)) {
+          if (nonFinite === 'stop') {
+            throw new Error(
+              `fit: the loss is ${value} at epoch ${epoch}, step ${step} (lr ${optimizer.lr}); training stopped before this step updated the weights. ` +
+                "Check the data for NaN/Inf and try a lower learning rate, or pass onNonFiniteLoss: 'skip' to drop such batches.",
+            );
+          }
+          skipped++;
+          continue;
+        }
+        samples += y.shape[0] ?? 1;
+        running = step - skipped === 1 ? value : 0.98 * running + 0.02 * value;
         bar?.update(step, samples, running);
       }
-      if (step === 0) throw new Error('fit: the training data produced no batches');
+      if (step === 0) throw new Error('fit: the training data produced no batches (is the dataset empty?)');
+      if (skipped === step) {
+        throw new Error(`fit: every one of the ${step} steps of epoch ${epoch} had a non-finite loss and was skipped; check the data for NaN/Inf`);
+      }
       const logs: Logs = acc.read();
+      if (skipped > 0) logs.skippedSteps = skipped;
       if (options.validationData) Object.assign(logs, await evaluate(model, options.validationData, { loss: lossFn, metrics, prefix: 'val' }));
       logs.lr = lr;
       history.epochs.push({ epoch, ...logs });
@@ -147,7 +178,7 @@ export async function evaluate(model: TrainableModel, data: BatchSource, options
       noGrad(() =>
         tidy(() => {
           const out = model.forward(x);
-          acc.add(options.loss(out, y), out, y);
+          acc.add(options.loss(out, y, x), out, y);
         }),
       );
       x.dispose();

@@ -255,3 +255,19 @@ pub fn init(exports: Object, env: Env) -> Result<()> {
     // SAFETY: called once by napi-rs during module registration with a live env and exports object.
     unsafe { fast::install(env.raw(), exports.raw()) }
 }
+
+// ---- autograd: gradients returned, not accumulated (interpretability) ----------------------
+
+/// d(root)/d(input) per input as new handles (-1 where root does not depend on the input);
+/// `seed` is a handle, or -1 for the implicit 1 of a one-element root. No leaf's grad changes.
+#[napi]
+pub fn gradients(root: Handle, seed: f64, inputs: Vec<Handle>) -> Result<Vec<f64>> {
+    guard("gradients", || {
+        let grads = registry::with(|r| {
+            let seed = if seed < 0.0 { None } else { Some(r.get(seed as u32)?.clone()) };
+            let inputs = resolve_all(&inputs)?;
+            kiln_core::autograd::gradients(r.get(root)?, seed.as_ref(), &inputs.iter().collect::<Vec<_>>())
+        })?;
+        Ok(grads.into_iter().map(|g| g.map_or(-1.0, |g| register(g) as f64)).collect())
+    })
+}

@@ -321,3 +321,16 @@ pub fn segment_reduce(op: f64, values: Handle, ids: Handle, num_segments: f64) -
         ops::segment_reduce(v, i, whole("segmentReduce", "numSegments", num_segments)? as usize, op)
     })
 }
+
+/// d(root)/d(input) per input as new handles (-1 where root does not depend on the input);
+/// `seed` is a handle, or -1 for the implicit 1 of a one-element root. No leaf's grad changes.
+#[wasm_bindgen]
+pub fn gradients(root: Handle, seed: f64, inputs: Vec<Handle>) -> Result<Vec<f64>> {
+    let grads = registry::with(|r| {
+        let seed = if seed < 0.0 { None } else { Some(r.get(seed as u32)?.clone()) };
+        let inputs = resolve_all(&inputs)?;
+        autograd::gradients(r.get(root)?, seed.as_ref(), &inputs.iter().collect::<Vec<_>>())
+    })
+    .map_err(js_error)?;
+    Ok(grads.into_iter().map(|g| g.map_or(-1.0, |g| register(g) as f64)).collect())
+}

@@ -10,14 +10,15 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops;
 use crate::tensor::Tensor;
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 pub use reduce_to::sum_to_shape;
 
 /// A backward closure: (gradient of the output, saved tensors, which inputs need a gradient)
 /// -> one gradient per input (None where the input needs none; closures may skip computing those).
-pub type BackwardFn = Box<dyn FnOnce(&Tensor, &[Tensor], &[bool]) -> Result<Vec<Option<Tensor>>> + Send>;
+pub type BackwardFn =
+    Box<dyn FnOnce(&Tensor, &[Tensor], &[bool]) -> Result<Vec<Option<Tensor>>> + Send>;
 
 /// The autograd state of one tensor.
 pub struct GradMeta {
@@ -53,7 +54,10 @@ pub fn set_enabled(enabled: bool) -> bool {
 
 impl GradMeta {
     pub fn leaf() -> Arc<GradMeta> {
-        Arc::new(GradMeta { grad_fn: None, grad: Mutex::new(None) })
+        Arc::new(GradMeta {
+            grad_fn: None,
+            grad: Mutex::new(None),
+        })
     }
 
     pub fn is_leaf(&self) -> bool {
@@ -88,45 +92,89 @@ pub fn record(
         saved: Mutex::new(saved.iter().map(|t| t.detach()).collect()),
         backward: Mutex::new(Some(Box::new(backward))),
     };
-    output.with_grad_meta(Some(Arc::new(GradMeta { grad_fn: Some(node), grad: Mutex::new(None) })))
+    output.with_grad_meta(Some(Arc::new(GradMeta {
+        grad_fn: Some(node),
+        grad: Mutex::new(None),
+    })))
 }
 
 /// Back-propagates from `root`: accumulates d(root)/d(leaf) into every leaf's `grad`.
 /// `seed` is the gradient of root (default: 1 for a single-element root).
 pub fn backward(root: &Tensor, seed: Option<&Tensor>) -> Result<()> {
-    const OP: &str = "backward";
+    let (root_meta, seed) = root_and_seed("backward", root, seed)?;
+    let previous = set_enabled(false);
+    let result = run_backward(root_meta, seed, None);
+    set_enabled(previous);
+    result.map(|_| ())
+}
+
+/// Checks the root and its seed gradient (default: 1 for a single-element root).
+fn root_and_seed(
+    op: &'static str,
+    root: &Tensor,
+    seed: Option<&Tensor>,
+) -> Result<(Arc<GradMeta>, Tensor)> {
     let root_meta = root.grad_meta().cloned().ok_or_else(|| {
-        KilnError::new(OP, "the tensor does not require gradients (no parameter with requiresGrad led to it, or it was made under noGrad)")
+        KilnError::new(op, "the tensor does not require gradients (no parameter with requiresGrad led to it, or it was made under noGrad)")
     })?;
     let seed = match seed {
         Some(s) => {
             if s.dtype() != crate::DType::F32 {
-                return Err(KilnError::new(OP, format!("the gradient must be float32, got {} {}", s.dtype(), fmt_shape(s.shape()))));
+                return Err(KilnError::new(op, format!("the gradient must be float32, got {} {}", s.dtype(), fmt_shape(s.shape()))));
             }
             if s.shape() != root.shape() {
-                return Err(KilnError::new(OP, format!("gradient shape {} does not match the tensor's shape {}", fmt_shape(s.shape()), fmt_shape(root.shape()))));
+                return Err(KilnError::new(op, format!("gradient shape {} does not match the tensor's shape {}", fmt_shape(s.shape()), fmt_shape(root.shape()))));
             }
             s.detach()
         }
         None if root.numel() == 1 => ops::full(root.shape(), 1.0, root.dtype())?,
         None => {
-            return Err(KilnError::new(OP, format!(
+            return Err(KilnError::new(op, format!(
                 "needs a gradient argument for a non-scalar tensor of shape {} (or reduce it to one element first)",
                 fmt_shape(root.shape())
             )))
         }
     };
+    Ok((root_meta, seed))
+}
+
+/// d(root)/d(input) for each of `inputs`, returned rather than accumulated (PyTorch's
+/// `torch.autograd.grad`): no leaf's `grad` changes, and only the part of the graph that leads
+/// to an input is walked, so asking for a saliency map does not compute the weights' gradients.
+/// An input the root does not depend on gets None. Inputs may be leaves or intermediate tensors.
+pub fn gradients(
+    root: &Tensor,
+    seed: Option<&Tensor>,
+    inputs: &[&Tensor],
+) -> Result<Vec<Option<Tensor>>> {
+    const OP: &str = "gradients";
+    let mut targets = Vec::with_capacity(inputs.len());
+    for (i, t) in inputs.iter().enumerate() {
+        let meta = t.grad_meta().ok_or_else(|| {
+            KilnError::new(OP, format!("input {i} ({} {}) does not require gradients: call setRequiresGrad() on it before the forward pass", t.dtype(), fmt_shape(t.shape())))
+        })?;
+        targets.push(key(meta));
+    }
+    let (root_meta, seed) = root_and_seed(OP, root, seed)?;
     let previous = set_enabled(false);
-    let result = run_backward(root_meta, seed);
+    let result = run_backward(root_meta, seed, Some(&targets));
     set_enabled(previous);
-    result
+    let mut found = result?;
+    Ok(targets.iter().map(|k| found.get(k).cloned()).collect())
 }
 
 fn key(m: &Arc<GradMeta>) -> usize {
     Arc::as_ptr(m) as usize
 }
 
-fn run_backward(root: Arc<GradMeta>, seed: Tensor) -> Result<()> {
+/// The walk. Without `targets`, leaves accumulate their gradients (backward). With `targets`
+/// (keys of GradMetas), nothing is accumulated: the targets' gradients are returned, and only
+/// nodes that lead to a target run (their other inputs are marked as not needing a gradient).
+fn run_backward(
+    root: Arc<GradMeta>,
+    seed: Tensor,
+    targets: Option<&[usize]>,
+) -> Result<HashMap<usize, Tensor>> {
     // Topological order by iterative DFS (deep graphs, e.g. long unrolled RNNs, would overflow
     // a recursive one).
     let mut order: Vec<Arc<GradMeta>> = Vec::new();
@@ -150,10 +198,40 @@ fn run_backward(root: Arc<GradMeta>, seed: Tensor) -> Result<()> {
         }
     }
 
+    // `order` lists inputs before the tensors made from them, so one forward pass over it finds
+    // every tensor from which a target can be reached.
+    let leads_to_target: Option<HashSet<usize>> = targets.map(|targets| {
+        let mut reach: HashSet<usize> = targets.iter().copied().collect();
+        for meta in &order {
+            let leads = meta.grad_fn.as_ref().is_some_and(|node| {
+                node.inputs
+                    .iter()
+                    .flatten()
+                    .any(|i| reach.contains(&key(i)))
+            });
+            if leads {
+                reach.insert(key(meta));
+            }
+        }
+        reach
+    });
+    let needed = |m: &Arc<GradMeta>| leads_to_target.as_ref().is_none_or(|r| r.contains(&key(m)));
+
+    let mut found: HashMap<usize, Tensor> = HashMap::new();
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     grads.insert(key(&root), seed);
     for meta in order.iter().rev() {
-        let Some(grad) = grads.remove(&key(meta)) else { continue };
+        let Some(grad) = grads.remove(&key(meta)) else {
+            continue;
+        };
+        if let Some(targets) = targets {
+            if targets.contains(&key(meta)) {
+                found.insert(key(meta), grad.clone());
+            }
+            if !needed(meta) || meta.grad_fn.is_none() {
+                continue;
+            }
+        }
         let Some(node) = &meta.grad_fn else {
             let total = match meta.grad() {
                 Some(existing) => ops::binary(ops::BinaryOp::Add, &existing, &grad)?,
@@ -166,16 +244,31 @@ fn run_backward(root: Arc<GradMeta>, seed: Tensor) -> Result<()> {
             KilnError::new("backward", format!("the graph through '{}' was already used by an earlier backward(); run the forward pass again", node.name))
         })?;
         let saved = std::mem::take(&mut *node.saved.lock().unwrap_or_else(|e| e.into_inner()));
-        let needs: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
+        let needs: Vec<bool> = node
+            .inputs
+            .iter()
+            .map(|i| i.as_ref().is_some_and(needed))
+            .collect();
         let input_grads = backward(&grad, &saved, &needs)?;
         drop(saved);
-        for ((input, g), shape) in node.inputs.iter().zip(input_grads).zip(&node.input_shapes) {
-            let (Some(input), Some(g)) = (input, g) else { continue };
+        for (((input, g), shape), &need) in node
+            .inputs
+            .iter()
+            .zip(input_grads)
+            .zip(&node.input_shapes)
+            .zip(&needs)
+        {
+            let (Some(input), Some(g), true) = (input, g, need) else {
+                continue;
+            };
             if g.shape() != shape.as_slice() {
-                return Err(KilnError::new("backward", format!(
+                return Err(KilnError::new(
+                    "backward",
+                    format!(
                     "internal error: '{}' produced a gradient of shape {} for an input of shape {}",
                     node.name, fmt_shape(g.shape()), fmt_shape(shape)
-                )));
+                ),
+                ));
             }
             let k = key(input);
             let total = match grads.remove(&k) {
@@ -185,5 +278,5 @@ fn run_backward(root: Arc<GradMeta>, seed: Tensor) -> Result<()> {
             grads.insert(k, total);
         }
     }
-    Ok(())
+    Ok(found)
 }

@@ -97,17 +97,22 @@ pub enum Sections {
 /// Splits along `axis` into views.
 pub fn split(x: &Tensor, sections: Sections, axis: isize) -> Result<Vec<Tensor>> {
     const OP: &str = "split";
+    if x.rank() == 0 {
+        return Err(KilnError::new(OP, "cannot split a scalar (reshape it to [1] first)"));
+    }
     let axis = layout::normalize_axis(OP, axis, x.rank())?;
     let dim = x.shape()[axis];
     let sizes = match sections {
         Sections::Count(c) => {
-            if c == 0 || dim % c != 0 {
+            // c > dim could only divide a zero-length dim, into c empty parts: refuse rather than
+            // allocate c handles for a count typed by mistake (found by fuzzing: 2^32 parts).
+            if c == 0 || c > dim.max(1) || dim % c != 0 {
                 return Err(KilnError::new(OP, format!("cannot split dimension {axis} of shape {} into {c} equal parts", fmt_shape(x.shape()))));
             }
             vec![dim / c; c]
         }
         Sections::Sizes(s) => {
-            if s.iter().sum::<usize>() != dim {
+            if s.iter().try_fold(0usize, |a, &b| a.checked_add(b)) != Some(dim) {
                 return Err(KilnError::new(OP, format!("sizes {s:?} do not add up to dimension {axis} ({dim}) of shape {}", fmt_shape(x.shape()))));
             }
             s
@@ -181,6 +186,9 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
             "base and updates must be float32, got {} {} and {} {}",
             base.dtype(), fmt_shape(base.shape()), updates.dtype(), fmt_shape(updates.shape())
         )));
+    }
+    if base.rank() == 0 {
+        return Err(KilnError::new(OP, "cannot scatter into a scalar base (reshape it to [1] first)"));
     }
     let axis = layout::normalize_axis(OP, axis, base.rank())?;
     let (outer, dim, inner) = around_axis(base.shape(), axis);

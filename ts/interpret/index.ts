@@ -1,0 +1,1 @@
+export { inputGradients, saliency, integratedGradients, type Scorer, type AttributionOptions, type IntegratedGradientsOptions } from './attribution.js';
