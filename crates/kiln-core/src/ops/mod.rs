@@ -9,6 +9,8 @@ pub mod reduce;
 pub mod shape;
 pub mod softmax;
 pub mod unary;
+// Recurrent layers (RNN, LSTM, GRU): one op per layer and direction over a whole sequence.
+pub mod recurrent;
 
 pub use binary::{binary, where_, BinaryOp};
 pub use creation::{arange, eye, full, ones, randn, randu, zeros};
@@ -18,6 +20,8 @@ pub use reduce::{reduce, ReduceOp};
 pub use shape::{cast, concat, gather, one_hot, pad, scatter_add, split, stack, Sections};
 pub use softmax::softmax;
 pub use unary::{unary, UnaryOp};
+// Recurrent layers.
+pub use recurrent::{recurrent, Cell, Weights};
 
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
@@ -25,5 +29,7 @@ pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
         ("unary", UnaryOp::ALL.iter().map(|o| o.name()).collect()),
         ("binary", BinaryOp::ALL.iter().map(|o| o.name()).collect()),
         ("reduce", ReduceOp::ALL.iter().map(|o| o.name()).collect()),
+        // Recurrent layers: the cell codes of `recurrent`.
+        ("recurrent", Cell::ALL.iter().map(|c| c.name()).collect()),
     ]
 }
