@@ -7,7 +7,10 @@
 //! weight-gradient GEMMs, so one buffer serves the whole step's life.
 //!
 //! Every kernel is compiled per instruction set (`multiversion!`) with branch-free math, so the
-//! inner loops over `hidden` vectorize.
+//! inner loops over `hidden` vectorize. Each batch row goes through a `*_row` function whose
+//! slices are separate arguments: that tells the compiler they do not alias (it keeps this
+//! through inlining). With the slices split inside one loop body it did not vectorize, and the
+//! LSTM step ran at ~45 ns per element instead of ~7.
 
 use crate::math::{sigmoid, tanh};
 use crate::multiversion;
@@ -45,6 +48,20 @@ multiversion! {
     }
 }
 
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lstm_forward_row(i: &mut [f32], f: &mut [f32], g: &mut [f32], o: &mut [f32], cp: &[f32], cn: &mut [f32], hn: &mut [f32]) {
+    let n = i.len();
+    let (f, g, o, cp, cn, hn) = (&mut f[..n], &mut g[..n], &mut o[..n], &cp[..n], &mut cn[..n], &mut hn[..n]);
+    for j in 0..n {
+        let (ig, fg, gg, og) = (sigmoid(i[j]), sigmoid(f[j]), tanh(g[j]), sigmoid(o[j]));
+        let cv = fg * cp[j] + ig * gg;
+        cn[j] = cv;
+        hn[j] = og * tanh(cv);
+        (i[j], f[j], g[j], o[j]) = (ig, fg, gg, og);
+    }
+}
+
 multiversion! {
     /// LSTM: i = σ, f = σ, g = tanh, o = σ of the pre-activations; c = f c_prev + i g,
     /// h = o tanh(c).
@@ -54,14 +71,26 @@ multiversion! {
             let (i, rest) = row.split_at_mut(hidden);
             let (f, rest) = rest.split_at_mut(hidden);
             let (g, o) = rest.split_at_mut(hidden);
-            for j in 0..hidden {
-                let (ig, fg, gg, og) = (sigmoid(i[j]), sigmoid(f[j]), tanh(g[j]), sigmoid(o[j]));
-                let cv = fg * cp[j] + ig * gg;
-                cn[j] = cv;
-                hn[j] = og * tanh(cv);
-                (i[j], f[j], g[j], o[j]) = (ig, fg, gg, og);
-            }
+            lstm_forward_row(i, f, g, o, cp, cn, hn);
         }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lstm_backward_row(i: &mut [f32], f: &mut [f32], g: &mut [f32], o: &mut [f32], cp: &[f32], cn: &[f32], dh: &[f32], dc: &mut [f32]) {
+    let n = i.len();
+    let (f, g, o, cp, cn, dh, dc) = (&mut f[..n], &mut g[..n], &mut o[..n], &cp[..n], &cn[..n], &dh[..n], &mut dc[..n]);
+    for j in 0..n {
+        let (ig, fg, gg, og) = (i[j], f[j], g[j], o[j]);
+        let tc = tanh(cn[j]);
+        // dL/dc of this step: from the next step's c, and through h = o tanh(c).
+        let dct = dc[j] + dh[j] * og * (1.0 - tc * tc);
+        i[j] = dct * gg * ig * (1.0 - ig);
+        f[j] = dct * cp[j] * fg * (1.0 - fg);
+        g[j] = dct * ig * (1.0 - gg * gg);
+        o[j] = dh[j] * tc * og * (1.0 - og);
+        dc[j] = dct * fg;
     }
 }
 
@@ -75,18 +104,24 @@ multiversion! {
             let (i, rest) = row.split_at_mut(hidden);
             let (f, rest) = rest.split_at_mut(hidden);
             let (g, o) = rest.split_at_mut(hidden);
-            for j in 0..hidden {
-                let (ig, fg, gg, og) = (i[j], f[j], g[j], o[j]);
-                let tc = tanh(cn[j]);
-                // dL/dc of this step: from the next step's c, and through h = o tanh(c).
-                let dct = dcr[j] + dhr[j] * og * (1.0 - tc * tc);
-                i[j] = dct * gg * ig * (1.0 - ig);
-                f[j] = dct * cp[j] * fg * (1.0 - fg);
-                g[j] = dct * ig * (1.0 - gg * gg);
-                o[j] = dhr[j] * tc * og * (1.0 - og);
-                dcr[j] = dct * fg;
-            }
+            lstm_backward_row(i, f, g, o, cp, cn, dhr, dcr);
         }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gru_forward_row(r: &mut [f32], z: &mut [f32], n: &mut [f32], hp_r: &[f32], hp_z: &[f32], hp_n: &[f32], b_hn: &[f32], hprev: &[f32], hn: &mut [f32], h: &mut [f32]) {
+    let len = r.len();
+    let (z, n, hp_r, hp_z, hp_n, b_hn, hprev, hn, h) = (&mut z[..len], &mut n[..len], &hp_r[..len], &hp_z[..len], &hp_n[..len], &b_hn[..len], &hprev[..len], &mut hn[..len], &mut h[..len]);
+    for j in 0..len {
+        let rg = sigmoid(r[j] + hp_r[j]);
+        let zg = sigmoid(z[j] + hp_z[j]);
+        let hnv = hp_n[j] + b_hn[j];
+        let ng = tanh(n[j] + rg * hnv);
+        h[j] = (1.0 - zg) * ng + zg * hprev[j];
+        (r[j], z[j], n[j]) = (rg, zg, ng);
+        hn[j] = hnv;
     }
 }
 
@@ -96,23 +131,30 @@ multiversion! {
     /// block of b_hh. Out: gates hold r, z, n; hn holds W_hn h_prev + b_hn (backward needs it,
     /// since r multiplies it); h = (1 - z) n + z h_prev.
     pub fn gru_forward(gates: &mut [f32], hproj: &[f32], b_hn: &[f32], h_prev: &[f32], hn: &mut [f32], h: &mut [f32], hidden: usize) {
-        let b_hn = &b_hn[..hidden];
         let rows = gates.chunks_exact_mut(3 * hidden).zip(hproj.chunks_exact(3 * hidden)).zip(h_prev.chunks_exact(hidden)).zip(hn.chunks_exact_mut(hidden)).zip(h.chunks_exact_mut(hidden));
         for ((((row, hp), hprev), hnr), hr) in rows {
             let (r, rest) = row.split_at_mut(hidden);
             let (z, n) = rest.split_at_mut(hidden);
             let (hp_r, rest) = hp.split_at(hidden);
             let (hp_z, hp_n) = rest.split_at(hidden);
-            for j in 0..hidden {
-                let rg = sigmoid(r[j] + hp_r[j]);
-                let zg = sigmoid(z[j] + hp_z[j]);
-                let hnv = hp_n[j] + b_hn[j];
-                let ng = tanh(n[j] + rg * hnv);
-                hr[j] = (1.0 - zg) * ng + zg * hprev[j];
-                (r[j], z[j], n[j]) = (rg, zg, ng);
-                hnr[j] = hnv;
-            }
+            gru_forward_row(r, z, n, hp_r, hp_z, hp_n, b_hn, hprev, hnr, hr);
         }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gru_backward_row(r: &mut [f32], z: &mut [f32], n: &mut [f32], hn: &mut [f32], hprev: &[f32], dh: &[f32], dh_prev: &mut [f32]) {
+    let len = r.len();
+    let (z, n, hn, hprev, dh, dh_prev) = (&mut z[..len], &mut n[..len], &mut hn[..len], &hprev[..len], &dh[..len], &mut dh_prev[..len]);
+    for j in 0..len {
+        let (rg, zg, ng, d) = (r[j], z[j], n[j], dh[j]);
+        let dan = d * (1.0 - zg) * (1.0 - ng * ng);
+        r[j] = dan * hn[j] * rg * (1.0 - rg);
+        z[j] = d * (hprev[j] - ng) * zg * (1.0 - zg);
+        n[j] = dan;
+        hn[j] = dan * rg;
+        dh_prev[j] = d * zg;
     }
 }
 
@@ -126,15 +168,7 @@ multiversion! {
         for ((((row, hnr), hprev), dhr), dpr) in rows {
             let (r, rest) = row.split_at_mut(hidden);
             let (z, n) = rest.split_at_mut(hidden);
-            for j in 0..hidden {
-                let (rg, zg, ng, d) = (r[j], z[j], n[j], dhr[j]);
-                let dan = d * (1.0 - zg) * (1.0 - ng * ng);
-                r[j] = dan * hnr[j] * rg * (1.0 - rg);
-                z[j] = d * (hprev[j] - ng) * zg * (1.0 - zg);
-                n[j] = dan;
-                hnr[j] = dan * rg;
-                dpr[j] = d * zg;
-            }
+            gru_backward_row(r, z, n, hnr, hprev, dhr, dpr);
         }
     }
 }

@@ -26,12 +26,16 @@ pub struct Dims {
     pub hidden: usize,
 }
 
-/// The weights as the kernels use them: contiguous, and the biases folded into one vector added
-/// to the input projection (b_ih + b_hh), except a GRU's n block of b_hh, which r multiplies and
-/// so stays apart (`b_hn`).
+/// The weights as the kernels use them: contiguous, also transposed, and the biases folded into
+/// one vector added to the input projection (b_ih + b_hh), except a GRU's n block of b_hh, which
+/// r multiplies and so stays apart (`b_hn`).
 pub struct Params {
     w_ih: Tensor,
     w_hh: Tensor,
+    /// [H, G·H]: the per-step GEMM's right operand row-major. The GEMM packs its right operand
+    /// on every call, and a row-major one packs faster: the per-step product measured 41 µs
+    /// instead of 65 µs with W_hh read through transposed strides (32x128 @ 128x512, 1 thread).
+    w_hh_t: Vec<f32>,
     bias: Vec<f32>,
     b_hn: Vec<f32>,
 }
@@ -45,7 +49,9 @@ impl Params {
         let folded_until = if cell == Cell::Gru { 2 * hidden } else { gh };
         let bias = (0..gh).map(|k| b_ih[k] + if k < folded_until { b_hh[k] } else { 0.0 }).collect();
         let b_hn = if cell == Cell::Gru { b_hh[2 * hidden..].to_vec() } else { Vec::new() };
-        Ok(Params { w_ih: w.w_ih.materialize()?, w_hh: w.w_hh.materialize()?, bias, b_hn })
+        let (w_ih, w_hh) = (w.w_ih.materialize()?, w.w_hh.materialize()?);
+        let w_hh_t = transposed(w_hh.contiguous_slice().unwrap(), gh);
+        Ok(Params { w_ih, w_hh, w_hh_t, bias, b_hn })
     }
 
     fn w_ih(&self) -> &[f32] {
@@ -55,6 +61,18 @@ impl Params {
     fn w_hh(&self) -> &[f32] {
         self.w_hh.contiguous_slice().unwrap()
     }
+}
+
+/// The transpose of a row-major matrix with `rows` rows.
+fn transposed(m: &[f32], rows: usize) -> Vec<f32> {
+    let cols = m.len() / rows;
+    let mut out = vec![0.0; m.len()];
+    for (r, row) in m.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+    out
 }
 
 /// What the forward pass keeps for backward, step-major. Tensors (not Vecs) so that
@@ -150,20 +168,20 @@ pub fn forward(cell: Cell, d: Dims, reverse: bool, x: &Tensor, h0: &Tensor, c0: 
         // The recurrent projection W_hh h_prev: added onto the gates (RNN, LSTM) or kept apart
         // (GRU, whose n block is multiplied by r).
         let h_mat = Mat::rows(0, b, h);
-        let w_hh_t = Mat::rows(0, gh, h).t();
+        let w_hh_t = Mat::rows(0, h, gh);
         match cell {
             Cell::RnnTanh | Cell::RnnRelu => {
-                gemm(g, Mat::rows(0, b, gh), h_prev, h_mat, p.w_hh(), w_hh_t, true);
+                gemm(g, Mat::rows(0, b, gh), h_prev, h_mat, &p.w_hh_t, w_hh_t, true);
                 cells::rnn_forward(g, h_next, cell == Cell::RnnRelu);
             }
             Cell::Lstm => {
-                gemm(g, Mat::rows(0, b, gh), h_prev, h_mat, p.w_hh(), w_hh_t, true);
+                gemm(g, Mat::rows(0, b, gh), h_prev, h_mat, &p.w_hh_t, w_hh_t, true);
                 let cs = cs.as_mut().unwrap();
                 let (done, rest) = cs.split_at_mut((s + 1) * bh);
                 cells::lstm_forward(g, &done[s * bh..], &mut rest[..bh], h_next, h);
             }
             Cell::Gru => {
-                gemm(&mut hproj, Mat::rows(0, b, gh), h_prev, h_mat, p.w_hh(), w_hh_t, false);
+                gemm(&mut hproj, Mat::rows(0, b, gh), h_prev, h_mat, &p.w_hh_t, w_hh_t, false);
                 let hn_s = &mut hn.as_mut().unwrap()[s * bh..(s + 1) * bh];
                 cells::gru_forward(g, &hproj, &p.b_hn, h_prev, hn_s, h_next, h);
             }
