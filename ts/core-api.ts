@@ -16,3 +16,5 @@ export * as losses from './losses.js';
 export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
+// Recurrent layers: the fused one-layer op under nn.RNN / nn.LSTM / nn.GRU.
+export { recurrent, type RecurrentCell, type RecurrentWeights, type RecurrentResult } from './ops/recurrent.js';

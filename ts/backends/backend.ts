@@ -87,6 +87,14 @@ export interface Backend {
 
   /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
   debugPanic(inThreadPool: boolean): boolean;
+
+  // Recurrent layers.
+  /**
+   * One RNN/LSTM/GRU layer and direction over a whole sequence (fused gates, BPTT in Rust).
+   * cell: code from opTable().recurrent; c0, bIh, bHh: handles or -1. Returns the packed
+   * [batch, steps + states, hidden] (output sequence, final h, and final c for an LSTM).
+   */
+  recurrent(cell: number, x: Handle, h0: Handle, c0: number, wIh: Handle, wHh: Handle, bIh: number, bHh: number, reverse: boolean): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

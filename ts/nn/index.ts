@@ -17,3 +17,5 @@ export { LayerNorm, type LayerNormOptions } from './layernorm.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { Flatten } from './flatten.js';
 export { Sequential, Residual } from './containers.js';
+// Recurrent layers.
+export { RNN, LSTM, GRU, type RecurrentOptions, type RNNOptions, type RecurrentConfig } from './recurrent.js';
