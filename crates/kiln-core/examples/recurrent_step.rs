@@ -9,7 +9,7 @@ fn rand(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn main() {
-    let (b, t, i, h) = (32, 32, 64, 128);
+    let (b, t, i, h) = std::env::var("DIMS").map(|d| { let v: Vec<usize> = d.split(',').map(|x| x.parse().unwrap()).collect(); (v[0], v[1], v[2], v[3]) }).unwrap_or((32, 32, 64, 128));
     for cell in [Cell::Lstm, Cell::Gru, Cell::RnnTanh] {
         let gh = cell.gates() * h;
         let x = rand(&[b, t, i], 1);
