@@ -191,7 +191,7 @@ fn gradients_only_where_needed_and_without_biases() {
 fn bad_inputs_are_errors_naming_the_op_and_shapes() {
     let c = case(Cell::Lstm, 2, 3, 4, 5, false, 60);
     let t = &c.tensors;
-    let err = |r: kiln_core::Result<Tensor>| r.err().expect("expected an error").to_string();
+    let err = |r: kiln_core::Result<Tensor>| r.expect_err("expected an error").to_string();
     let w = Weights { w_ih: &t[3], w_hh: &t[4], b_ih: Some(&t[5]), b_hh: Some(&t[6]) };
     // x of the wrong rank.
     let flat = t[0].reshape(&[6, 4]).unwrap();
