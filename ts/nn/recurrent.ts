@@ -74,6 +74,7 @@ abstract class Recurrent<State> extends Module<[Tensor, State?], [Tensor, State]
   readonly returnSequences: boolean;
 
   protected constructor(
+    private readonly type: RecurrentConfig['type'],
     private readonly cell: RecurrentCell,
     readonly inputSize: number,
     readonly hiddenSize: number,
@@ -129,13 +130,13 @@ abstract class Recurrent<State> extends Module<[Tensor, State?], [Tensor, State]
   }
 
   protected describe(): string {
-    return `${this.constructor.name}(${this.inputSize} -> ${this.hiddenSize})`;
+    return `${this.type}(${this.inputSize} -> ${this.hiddenSize})`;
   }
 
   /** The configuration as JSON, for saveModel; rebuild with `new nn.X(c.inputSize, c.hiddenSize, c)`. */
   config(): RecurrentConfig {
     return {
-      type: this.constructor.name as RecurrentConfig['type'],
+      type: this.type,
       inputSize: this.inputSize,
       hiddenSize: this.hiddenSize,
       numLayers: this.numLayers,
@@ -220,7 +221,7 @@ export class RNN extends Recurrent<Tensor> {
     if (nonlinearity !== 'tanh' && nonlinearity !== 'relu') {
       throw new Error(`RNN(${inputSize} -> ${hiddenSize}): nonlinearity must be 'tanh' or 'relu', got ${JSON.stringify(nonlinearity)}`);
     }
-    super(nonlinearity === 'relu' ? 'rnnRelu' : 'rnnTanh', inputSize, hiddenSize, options);
+    super('RNN', nonlinearity === 'relu' ? 'rnnRelu' : 'rnnTanh', inputSize, hiddenSize, options);
     this.nonlinearity = nonlinearity;
   }
 
@@ -243,7 +244,7 @@ export class RNN extends Recurrent<Tensor> {
  */
 export class LSTM extends Recurrent<[Tensor, Tensor]> {
   constructor(inputSize: number, hiddenSize: number, options: RecurrentOptions = {}) {
-    super('lstm', inputSize, hiddenSize, options);
+    super('LSTM', 'lstm', inputSize, hiddenSize, options);
   }
 
   protected unpackState(state: [Tensor, Tensor] | undefined): [Tensor | null, Tensor | null] {
@@ -265,7 +266,7 @@ export class LSTM extends Recurrent<[Tensor, Tensor]> {
  */
 export class GRU extends Recurrent<Tensor> {
   constructor(inputSize: number, hiddenSize: number, options: RecurrentOptions = {}) {
-    super('gru', inputSize, hiddenSize, options);
+    super('GRU', 'gru', inputSize, hiddenSize, options);
   }
 
   protected unpackState(state: Tensor | undefined): [Tensor | null, Tensor | null] {
