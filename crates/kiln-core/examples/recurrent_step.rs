@@ -1,5 +1,6 @@
 //! Times the recurrent op's forward and backward on the bench's LSTM shape (batch 32, 32 steps,
 //! input 64, hidden 128): `cargo run --release -p kiln-core --example recurrent_step`.
+//! Other sizes: `DIMS=batch,steps,input,hidden cargo run ...`.
 use kiln_core::ops::{self, Cell, Weights};
 use kiln_core::{autograd, Tensor};
 use std::time::Instant;
@@ -9,7 +10,8 @@ fn rand(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn main() {
-    let (b, t, i, h) = std::env::var("DIMS").map(|d| { let v: Vec<usize> = d.split(',').map(|x| x.parse().unwrap()).collect(); (v[0], v[1], v[2], v[3]) }).unwrap_or((32, 32, 64, 128));
+    let dims: Vec<usize> = std::env::var("DIMS").map(|d| d.split(',').map(|x| x.trim().parse().expect("DIMS: four integers")).collect()).unwrap_or_else(|_| vec![32, 32, 64, 128]);
+    let [b, t, i, h] = dims[..] else { panic!("DIMS: expected batch,steps,input,hidden") };
     for cell in [Cell::Lstm, Cell::Gru, Cell::RnnTanh] {
         let gh = cell.gates() * h;
         let x = rand(&[b, t, i], 1);
