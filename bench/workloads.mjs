@@ -33,6 +33,9 @@ export const MLP = { batch: 128, inputs: 784, hidden: 512, classes: 10, lr: 1e-3
  */
 export const MLP_FLOPS = 6 * MLP.batch * (MLP.inputs * MLP.hidden + MLP.hidden * MLP.classes);
 
+/** The LSTM training step (RNN family): batch 32, 32 steps, 64 inputs, 128 hidden, 10 classes. */
+export const LSTM = { batch: 32, steps: 32, inputs: 64, hidden: 128, classes: 10, lr: 1e-3 };
+
 export const workloads = [
   matmul(64),
   matmul(256),
@@ -87,6 +90,17 @@ export const workloads = [
     lowerIsBetter: true,
     // process.resourceUsage().maxRSS of a child process that loads one library and runs mlp-train.
     value: (kilobytes) => kilobytes / 1024,
+  },
+  // ---- recurrent layers (RNN family) ----
+  {
+    id: 'lstm-train',
+    kind: 'lstmTrain',
+    params: LSTM,
+    label: 'lstm-train b32 t32 64-128 ->10',
+    unit: 'samples/s',
+    // One training step (LSTM, last hidden state -> dense 10, cross-entropy, backward, Adam,
+    // loss read back); peers/lstm.mjs builds the model and the batch.
+    value: (secondsPerStep) => LSTM.batch / secondsPerStep,
   },
 ];
 

@@ -20,3 +20,5 @@ export * as nn from './nn/index.js';
 export * from './ops/graph.js';
 export { SparseMatrix } from './ops/sparse.js';
 export * as interpret from './interpret/index.js';
+// Recurrent layers: the fused one-layer op under nn.RNN / nn.LSTM / nn.GRU.
+export { recurrent, type RecurrentCell, type RecurrentWeights, type RecurrentResult } from './ops/recurrent.js';

@@ -33,6 +33,21 @@ export function referenceMatmul(a, b, m, k, n) {
   return out;
 }
 
+/** -log softmax(z)[label] in float64: one sample's cross-entropy, for the first-step loss checks. */
+export function crossEntropyOf(z, label) {
+  const max = Math.max(...z);
+  let sum = 0;
+  for (const v of z) sum += Math.exp(v - max);
+  return Math.log(sum) + max - z[label];
+}
+
+/** Throws unless `loss` (a library's loss on the first training step) matches `want`, the float64 reference. */
+export function checkFirstStepLoss(what, loss, want, model) {
+  if (!(Math.abs(loss - want) <= 1e-3 * (1 + Math.abs(want)))) {
+    throw new Error(`${what}: first-step loss ${loss}, expected ${want.toFixed(6)} (the same ${model} on the same batch)`);
+  }
+}
+
 /** Throws unless `got` equals `want` elementwise within a float32-sized tolerance. */
 export function assertClose(what, got, want, tol = 1e-4) {
   if (got.length !== want.length) throw new Error(`${what}: ${got.length} values, expected ${want.length}`);

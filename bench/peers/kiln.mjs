@@ -2,6 +2,7 @@
 import { now, timePhasesSync, timeSync } from '../timing.mjs';
 import { assertClose, randomNormal, referenceMatmul } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
+import { kilnLstmTrain } from './lstm.mjs';
 
 let kiln;
 
@@ -114,6 +115,10 @@ export default {
       } finally {
         m.dispose();
       }
+    },
+    // recurrent layers (RNN family)
+    lstmTrain(params) {
+      return kilnLstmTrain(kiln, params);
     },
   },
   /** Live tensors after the run: anything here is a leak in the benchmark or in Kiln. */

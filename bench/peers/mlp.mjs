@@ -6,10 +6,10 @@
 // the output layer (std sqrt(1 / 512)), zero biases. Weights are stored row-major as
 // w1 [inputs, hidden] and w2 [hidden, classes] (y = x·w1 + b1), as Kiln and tfjs take them; the
 // brain.js and convnetjs peers copy them into their per-neuron layouts.
-import { randomNormal } from './common.mjs';
+import { checkFirstStepLoss, crossEntropyOf, randomNormal } from './common.mjs';
 
 /** `n` integers uniform in [0, max) (xorshift32, seeded). */
-function randomInts(n, max, seed) {
+export function randomInts(n, max, seed) {
   let s = seed >>> 0 || 1;
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -77,10 +77,7 @@ export function referenceLoss(params) {
         const hj = h[j] > 0 ? h[j] : 0;
         for (let c = 0; c < classes; c++) z[c] += hj * w2[j * classes + c];
       }
-      const max = Math.max(...z);
-      let sum = 0;
-      for (let c = 0; c < classes; c++) sum += Math.exp(z[c] - max);
-      total += Math.log(sum) + max - z[labels[r]];
+      total += crossEntropyOf(z, labels[r]);
     }
     referenceLosses.set(key, total / batch);
   }
@@ -89,8 +86,5 @@ export function referenceLoss(params) {
 
 /** Throws unless `loss` (a library's loss on the first step) matches the float64 reference. */
 export function checkFirstLoss(what, loss, params) {
-  const want = referenceLoss(params);
-  if (!(Math.abs(loss - want) <= 1e-3 * (1 + Math.abs(want)))) {
-    throw new Error(`${what}: first-step loss ${loss}, expected ${want.toFixed(6)} (the same model on the same batch)`);
-  }
+  checkFirstStepLoss(what, loss, referenceLoss(params), 'model');
 }

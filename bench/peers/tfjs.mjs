@@ -8,6 +8,8 @@ import { createRequire } from 'node:module';
 import { now, timePhasesSync, timeSync } from '../timing.mjs';
 import { randomNormal } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
+import * as tfLayers from '@tensorflow/tfjs-layers';
+import { tfjsLstmTrain } from './lstm.mjs';
 
 // PROD: what a deployed app uses; also silences the "install tfjs-node" banner.
 tf.env().set('PROD', true);
@@ -123,6 +125,11 @@ export function tfjsPeer({ id, column, backend, pkg, describe }) {
         } finally {
           m.dispose();
         }
+      },
+      // recurrent layers (RNN family)
+      async lstmTrain(params) {
+        await use();
+        return tfjsLstmTrain(tf, tfLayers, params);
       },
     },
     close() {},

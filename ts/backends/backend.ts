@@ -98,6 +98,13 @@ export interface Backend {
   spmm(x: Handle, src: Handle, dst: Handle, weight: number, numOut: number): Handle;
   /** op: a code of the segmentReduce family (sum, mean, max). */
   segmentReduce(op: number, values: Handle, ids: Handle, numSegments: number): Handle;
+  // Recurrent layers.
+  /**
+   * One RNN/LSTM/GRU layer and direction over a whole sequence (fused gates, BPTT in Rust).
+   * cell: code from opTable().recurrent; c0, bIh, bHh: handles or -1. Returns the packed
+   * [batch, steps + states, hidden] (output sequence, final h, and final c for an LSTM).
+   */
+  recurrent(cell: number, x: Handle, h0: Handle, c0: number, wIh: Handle, wHh: Handle, bIh: number, bHh: number, reverse: boolean): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

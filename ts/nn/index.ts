@@ -23,3 +23,5 @@ export { GCNConv, type GCNConvOptions } from './gcn.js';
 export { SAGEConv, type SAGEConvOptions } from './sage.js';
 // variational autoencoders
 export { VAE, reparameterize, type VAEOutput, type NegativeElbo } from './vae.js';
+// Recurrent layers.
+export { RNN, LSTM, GRU, type RecurrentOptions, type RNNOptions, type RecurrentConfig } from './recurrent.js';

@@ -319,4 +319,15 @@ raw_functions! {
         let op = table_op("segmentReduce", ops::SegmentReduce::ALL, op)?;
         with_tensors([values, ids], |[v, i]| ops::segment_reduce(v, i, num_segments as usize, op))
     }
+    // ---- recurrent layers ----
+    // One layer and direction over a sequence (kiln-core ops/recurrent). cell: code in the op
+    // table's "recurrent" family; c0, b_ih, b_hh: handles or -1 when absent.
+    "recurrent" => fn recurrent(cell: u32, x: u32, h0: u32, c0: i64, w_ih: u32, w_hh: u32, b_ih: i64, b_hh: i64, reverse: bool) -> u32 {
+        let out = registry::with(|r| {
+            let optional = |h: i64| if h < 0 { Ok(None) } else { r.get(h as u32).map(Some) };
+            let w = ops::Weights { w_ih: r.get(w_ih)?, w_hh: r.get(w_hh)?, b_ih: optional(b_ih)?, b_hh: optional(b_hh)? };
+            ops::recurrent(ops::Cell::from_code(cell)?, r.get(x)?, r.get(h0)?, optional(c0)?, &w, reverse)
+        })?;
+        Ok(register(out))
+    }
 }

@@ -334,3 +334,20 @@ pub fn gradients(root: Handle, seed: f64, inputs: Vec<Handle>) -> Result<Vec<f64
     .map_err(js_error)?;
     Ok(grads.into_iter().map(|g| g.map_or(-1.0, |g| register(g) as f64)).collect())
 }
+
+// ---- recurrent layers ----------------------------------------------------------------------
+
+/// One layer and direction over a sequence (kiln-core ops/recurrent). cell: code in the op
+/// table's "recurrent" family; c0, b_ih, b_hh: handles or -1 when absent.
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
+pub fn recurrent(cell: f64, x: Handle, h0: Handle, c0: f64, w_ih: Handle, w_hh: Handle, b_ih: f64, b_hh: f64, reverse: bool) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let optional = |h: f64| if h < 0.0 { Ok(None) } else { r.get(h as u32).map(Some) };
+        let w = ops::Weights { w_ih: r.get(w_ih)?, w_hh: r.get(w_hh)?, b_ih: optional(b_ih)?, b_hh: optional(b_hh)? };
+        let cell = ops::Cell::from_code(whole("recurrent", "cell", cell)?)?;
+        ops::recurrent(cell, r.get(x)?, r.get(h0)?, optional(c0)?, &w, reverse)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}

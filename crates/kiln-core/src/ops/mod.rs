@@ -9,6 +9,8 @@ pub mod reduce;
 pub mod shape;
 pub mod softmax;
 pub mod unary;
+// Recurrent layers (RNN, LSTM, GRU): one op per layer and direction over a whole sequence.
+pub mod recurrent;
 
 pub use binary::{binary, where_, BinaryOp};
 pub use creation::{arange, eye, full, ones, randn, randu, zeros};
@@ -21,6 +23,8 @@ pub use unary::{unary, UnaryOp};
 // graph neural networks: message passing over an edge list
 pub mod graph;
 pub use graph::{segment_reduce, spmm, SegmentReduce};
+// Recurrent layers.
+pub use recurrent::{recurrent, Cell, Weights};
 
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
@@ -30,5 +34,7 @@ pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
         ("reduce", ReduceOp::ALL.iter().map(|o| o.name()).collect()),
         // graph neural networks
         ("segmentReduce", SegmentReduce::ALL.iter().map(|o| o.name()).collect()),
+        // Recurrent layers: the cell codes of `recurrent`.
+        ("recurrent", Cell::ALL.iter().map(|c| c.name()).collect()),
     ]
 }

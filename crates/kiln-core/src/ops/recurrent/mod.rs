@@ -1,0 +1,175 @@
+//! Recurrent layers (Elman RNN, LSTM, GRU) as one op per layer and direction over a whole
+//! sequence, in PyTorch's formulation and weight layout, so its state dicts load unchanged.
+//!
+//! Why one op per sequence and not one per time step: the input projection of every step is one
+//! big GEMM, each step is one small GEMM plus one fused pass over the gates, and the backward
+//! pass (full BPTT) runs in Rust as one autograd node: a training step crosses the JS boundary
+//! once per layer and direction instead of a dozen times per time step.
+//!
+//! The op has several results (the output sequence and the final states) but autograd nodes have
+//! one output, so they come packed in one tensor `[batch, steps + states, hidden]`: rows
+//! `0..steps` are the output sequence, row `steps` the final hidden state, and for an LSTM row
+//! `steps + 1` the final cell state. Callers take views of it (slices keep the gradient path).
+//!
+//! - `cells.rs`: the fused per-step gate kernels, forward and backward, per cell type.
+//! - `sequence.rs`: the time loop, the GEMMs and the buffers kept for backward.
+
+mod cells;
+mod sequence;
+
+use crate::autograd;
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::tensor::Tensor;
+use sequence::{Dims, Workspace};
+
+/// The cell run at every step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+    RnnTanh,
+    /// h' = relu(W_ih x + b_ih + W_hh h + b_hh)
+    RnnRelu,
+    /// Gates i, f, g, o (PyTorch's order); c' = f c + i g, h' = o tanh(c').
+    Lstm,
+    /// Gates r, z, n (PyTorch's order); n = tanh(W_in x + b_in + r (W_hn h + b_hn)),
+    /// h' = (1 - z) n + z h.
+    Gru,
+}
+
+impl Cell {
+    pub const ALL: &'static [Cell] = &[Cell::RnnTanh, Cell::RnnRelu, Cell::Lstm, Cell::Gru];
+
+    /// The name used in errors and in the op table (code = index in ALL).
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::RnnTanh => "rnnTanh",
+            Cell::RnnRelu => "rnnRelu",
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+        }
+    }
+
+    /// Gate blocks stacked in the weights: W_ih is [gates * hidden, input].
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::RnnTanh | Cell::RnnRelu => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+
+    /// State tensors carried between steps (h, and c for an LSTM).
+    pub fn states(self) -> usize {
+        if self == Cell::Lstm { 2 } else { 1 }
+    }
+
+    pub fn from_code(code: u32) -> Result<Cell> {
+        Cell::ALL.get(code as usize).copied().ok_or_else(|| {
+            KilnError::new("recurrent", format!("unknown cell code {code} (0 rnnTanh, 1 rnnRelu, 2 lstm, 3 gru)"))
+        })
+    }
+}
+
+/// One layer's parameters, PyTorch's layout: w_ih [G·H, I], w_hh [G·H, H], b_ih and b_hh [G·H]
+/// (G = cell.gates()).
+pub struct Weights<'a> {
+    pub w_ih: &'a Tensor,
+    pub w_hh: &'a Tensor,
+    pub b_ih: Option<&'a Tensor>,
+    pub b_hh: Option<&'a Tensor>,
+}
+
+/// Runs one layer in one direction over a whole sequence.
+///
+/// x [batch, steps, input] (batch first), h0 [batch, hidden], c0 [batch, hidden] (LSTM only,
+/// None otherwise) -> packed [batch, steps + states, hidden] (see the module comment). With
+/// `reverse` the steps run from the last time step to the first (the backward direction of a
+/// bidirectional layer); the output at time t is still in row t.
+pub fn recurrent(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<Tensor> {
+    let dims = validate(cell, x, h0, c0, weights)?;
+    // Every input, in the order the backward closure returns gradients.
+    let mut inputs: Vec<&Tensor> = vec![x, h0];
+    inputs.extend(c0);
+    inputs.extend([weights.w_ih, weights.w_hh]);
+    inputs.extend(weights.b_ih);
+    inputs.extend(weights.b_hh);
+    let tracked = autograd::is_enabled() && inputs.iter().any(|t| t.requires_grad());
+
+    let params = sequence::Params::new(cell, weights)?;
+    let (out, workspace) = sequence::forward(cell, dims, reverse, &x.materialize()?, &h0.materialize()?, c0.map(|c| c.materialize()).transpose()?.as_ref(), &params)?;
+    if !tracked {
+        return Ok(out);
+    }
+    let (has_c0, has_b_ih, has_b_hh) = (c0.is_some(), weights.b_ih.is_some(), weights.b_hh.is_some());
+    // The workspace (gate activations, states) moves into the closure rather than `saved`: the
+    // backward pass overwrites the activations with the gates' gradients in place, which needs
+    // ownership. It holds no autograd state, so the graph stays acyclic.
+    Ok(autograd::record(cell.name(), &inputs, &[], out, move |g, _saved, needs| {
+        let ws: Workspace = workspace;
+        let needs = sequence::Needs::from_inputs(needs, has_c0, has_b_ih, has_b_hh);
+        let grads = sequence::backward(cell, dims, reverse, ws, &g.materialize()?, &params, needs)?;
+        let mut out = vec![grads.x, grads.h0];
+        if has_c0 {
+            out.push(grads.c0);
+        }
+        out.extend([grads.w_ih, grads.w_hh]);
+        if has_b_ih {
+            out.push(grads.b_ih);
+        }
+        if has_b_hh {
+            out.push(grads.b_hh);
+        }
+        Ok(out)
+    }))
+}
+
+/// Checks dtypes and shapes against x and w_hh; returns the sizes. Every message names the cell,
+/// the tensor and the shape it expected.
+fn validate(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, w: &Weights) -> Result<Dims> {
+    let op = cell.name();
+    let named: Vec<(&str, &Tensor)> = [("x", Some(x)), ("h0", Some(h0)), ("c0", c0), ("wIh", Some(w.w_ih)), ("wHh", Some(w.w_hh)), ("bIh", w.b_ih), ("bHh", w.b_hh)]
+        .into_iter()
+        .filter_map(|(n, t)| t.map(|t| (n, t)))
+        .collect();
+    for (name, t) in &named {
+        if t.dtype() != DType::F32 {
+            return Err(KilnError::new(op, format!("{name} must be float32, got {} {}", t.dtype(), fmt_shape(t.shape()))));
+        }
+    }
+    if x.rank() != 3 {
+        return Err(KilnError::new(op, format!("x must be [batch, steps, inputSize], got {}", fmt_shape(x.shape()))));
+    }
+    let (batch, steps, input) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    if w.w_hh.rank() != 2 || w.w_hh.shape()[1] == 0 || w.w_hh.shape()[0] != cell.gates() * w.w_hh.shape()[1] {
+        return Err(KilnError::new(op, format!(
+            "wHh must be [{} * hiddenSize, hiddenSize] ({} gate blocks), got {}",
+            cell.gates(), cell.gates(), fmt_shape(w.w_hh.shape())
+        )));
+    }
+    let hidden = w.w_hh.shape()[1];
+    if batch == 0 || steps == 0 || input == 0 {
+        return Err(KilnError::new(op, format!("x [batch, steps, inputSize] must have no zero dimension, got {}", fmt_shape(x.shape()))));
+    }
+    let gh = cell.gates() * hidden;
+    let expect = |name: &str, t: Option<&Tensor>, want: &[usize]| -> Result<()> {
+        match t {
+            Some(t) if t.shape() != want => Err(KilnError::new(op, format!(
+                "{name} must be {} (x {}, hiddenSize {hidden}), got {}",
+                fmt_shape(want), fmt_shape(x.shape()), fmt_shape(t.shape())
+            ))),
+            _ => Ok(()),
+        }
+    };
+    expect("wIh", Some(w.w_ih), &[gh, input])?;
+    expect("bIh", w.b_ih, &[gh])?;
+    expect("bHh", w.b_hh, &[gh])?;
+    expect("h0", Some(h0), &[batch, hidden])?;
+    match (cell, c0) {
+        (Cell::Lstm, None) => return Err(KilnError::new(op, "an LSTM needs an initial cell state c0 [batch, hiddenSize]")),
+        (Cell::Lstm, c0) => expect("c0", c0, &[batch, hidden])?,
+        (_, Some(c)) => return Err(KilnError::new(op, format!("only an LSTM takes a cell state c0, got one of shape {}", fmt_shape(c.shape())))),
+        _ => {}
+    }
+    Ok(Dims { batch, steps, input, hidden })
+}
