@@ -190,3 +190,24 @@ fn cross_entropy_matches_log_softmax_composition() {
     assert!(ops::cross_entropy(&x, &Tensor::from_vec(vec![0i32, 4, 1, 1, 2], &[5]).unwrap(), None, 0.0, ops::Reduction::Mean)
         .unwrap_err().to_string().contains("out of range"));
 }
+
+// ---- convolution (CNN family) ----
+
+#[test]
+fn conv2d_gradients() {
+    use kiln_core::ops::ConvParams;
+    // stride 2, asymmetric padding, dilation 2 and groups 2 at once; then the pointwise shortcut.
+    let p = ConvParams { stride: [2, 2], padding: [1, 2, 2, 1], dilation: [2, 2], groups: 2 };
+    check("conv2d", &[rand(&[2, 4, 6, 5], 30), rand(&[4, 2, 3, 2], 31), rand(&[4], 32)], |t| ops::conv2d(&t[0], &t[1], Some(&t[2]), &p).unwrap());
+    let p = ConvParams::default();
+    check("conv2d 1x1", &[rand(&[2, 3, 3, 2], 33), rand(&[2, 3, 1, 1], 34)], |t| ops::conv2d(&t[0], &t[1], None, &p).unwrap());
+}
+
+#[test]
+fn conv_transpose2d_gradients() {
+    use kiln_core::ops::ConvParams;
+    let p = ConvParams { stride: [2, 2], padding: [1, 0, 0, 2], dilation: [2, 2], groups: 2 };
+    check("convTranspose2d", &[rand(&[2, 4, 3, 4], 35), rand(&[4, 2, 3, 2], 36), rand(&[4], 37)], |t| {
+        ops::conv_transpose2d(&t[0], &t[1], Some(&t[2]), &p, [1, 0]).unwrap()
+    });
+}

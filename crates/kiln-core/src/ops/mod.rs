@@ -9,6 +9,8 @@ pub mod reduce;
 pub mod shape;
 pub mod softmax;
 pub mod unary;
+// convolution (CNN family)
+pub mod conv;
 
 pub use binary::{binary, where_, BinaryOp};
 pub use creation::{arange, eye, full, ones, randn, randu, zeros};
@@ -18,6 +20,8 @@ pub use reduce::{reduce, ReduceOp};
 pub use shape::{cast, concat, gather, one_hot, pad, scatter_add, split, stack, Sections};
 pub use softmax::softmax;
 pub use unary::{unary, UnaryOp};
+// convolution (CNN family)
+pub use conv::{conv2d, conv_transpose2d, ConvParams};
 
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
