@@ -16,3 +16,5 @@ export * as losses from './losses.js';
 export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
+// convolution (CNN family)
+export { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions, type Padding2d } from './ops/conv.js';

@@ -87,6 +87,10 @@ export interface Backend {
 
   /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
   debugPanic(inThreadPool: boolean): boolean;
+
+  // ---- convolution (CNN family); bias: a handle or -1; padding per side ----
+  conv2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
+  convTranspose2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number, outputPaddingH: number, outputPaddingW: number): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

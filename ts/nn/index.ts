@@ -17,3 +17,5 @@ export { LayerNorm, type LayerNormOptions } from './layernorm.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { Flatten } from './flatten.js';
 export { Sequential, Residual } from './containers.js';
+// convolution (CNN family)
+export { Conv2d, ConvTranspose2d, type Conv2dLayerOptions, type ConvTranspose2dLayerOptions } from './conv.js';
