@@ -15,7 +15,7 @@ import { selectWorkloads } from './workloads.mjs';
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** Peer modules in table order; Kiln first (the ratios are Kiln / peer). */
-const PEERS = ['kiln', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs'];
+const PEERS = ['kiln', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs', 'kiln-wasm'];
 
 function listArg(name) {
   const out = [];
