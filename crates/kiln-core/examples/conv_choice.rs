@@ -3,6 +3,7 @@
 //! AVX2 / portable by `multiversion!`, images in parallel), and against the bare GEMM of the same
 //! size (the ceiling im2col + GEMM could reach). Also prints the backward passes.
 //! `cargo run --release -p kiln-core --example conv_choice`
+#![allow(clippy::too_many_arguments)] // kernel sizes passed plainly, as in the shipped kernels
 use kiln_core::ops::{self, ConvParams};
 use kiln_core::{autograd, Tensor};
 use rayon::prelude::*;
