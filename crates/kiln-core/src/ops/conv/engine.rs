@@ -20,6 +20,7 @@ use crate::parallel::{self, SendPtr};
 use crate::storage::try_zeroed;
 use gemm::Parallelism;
 use std::ops::Range;
+use std::sync::Mutex;
 
 /// Floats of one worker's im2col band: 1 MiB, so the band plus the GEMM's packed panels stay in
 /// a 2 MiB L2. Measured on 64-channel 32x32 images (examples/conv_choice.rs with this constant
@@ -125,26 +126,32 @@ impl Plan {
         }
     }
 
-    /// Runs `work(chunk, unit, scratch, gemm parallelism)` for every unit in 0..units, with a
-    /// scratch slice of `scratch_len` floats per chunk; chunks are cut by `chunks_for`, so
-    /// callers can size per-chunk accumulators with it.
-    fn run(&self, op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, usize, &mut [f32], Parallelism) + Sync + Send) -> Result<()> {
-        let (chunks, inner) = self.chunks_for(units);
-        let mut scratch = try_zeroed::<f32>(op, chunks * scratch_len)?;
-        let base = SendPtr(scratch.as_mut_ptr());
-        parallel::for_each_chunk(chunks, chunks, |c, _| {
-            // SAFETY: chunk c owns scratch[c·len .. (c+1)·len].
-            let mine = unsafe { std::slice::from_raw_parts_mut(base.get().add(c * scratch_len), scratch_len) };
-            for unit in units * c / chunks..units * (c + 1) / chunks {
-                work(c, unit, mine, inner);
+    /// Runs `work(unit, scratch, gemm parallelism)` for every unit in 0..units and returns the
+    /// scratch buffers (zeroed at first, `scratch_len` floats each), so per-worker accumulators
+    /// can be summed. Units are handed out one at a time (rayon's work stealing), not in fixed
+    /// shares: on a shared machine a descheduled worker then delays the call by one unit, not by
+    /// half the batch. A unit takes a buffer from a pool of one per thread and puts it back.
+    fn run(&self, op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Vec<f32>>> {
+        let (workers, inner) = Self::workers(units);
+        let pool = (0..workers).map(|_| try_zeroed::<f32>(op, scratch_len)).collect::<Result<Vec<_>>>()?;
+        let pool = Mutex::new(pool);
+        let chunks = if workers > 1 { units } else { 1 };
+        parallel::for_each_chunk(units, chunks, |start, end| {
+            let lock = || pool.lock().unwrap_or_else(|e| e.into_inner());
+            // A pool of one per thread cannot run dry unless a caller is itself a pool thread;
+            // then a fresh buffer (the size of one band) keeps the call going.
+            let mut scratch = lock().pop().unwrap_or_else(|| vec![0.0; scratch_len]);
+            for unit in start..end {
+                work(unit, &mut scratch, inner);
             }
+            lock().push(scratch);
         });
-        Ok(())
+        Ok(pool.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Parallel over units when there are enough of them; otherwise one chunk whose GEMMs use
-    /// all threads.
-    fn chunks_for(&self, units: usize) -> (usize, Parallelism) {
+    /// Parallel over units when there are at least as many as threads; otherwise the units run
+    /// one after another and each GEMM uses all threads.
+    fn workers(units: usize) -> (usize, Parallelism) {
         let threads = parallel::num_threads();
         if threads > 1 && units >= threads {
             (threads, Parallelism::None)
@@ -164,7 +171,7 @@ pub fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32
     let plan = Plan::new(&g);
     let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
     let dst = SendPtr(out.as_mut_ptr());
-    plan.run(op, g.batch * plan.bands, plan.col_len(), |_, unit, col, par| {
+    plan.run(op, g.batch * plan.bands, plan.col_len(), |unit, col, par| {
         let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
         let cols = rows.len() * ow;
         let image = &input[n * g.image_len()..(n + 1) * g.image_len()];
@@ -197,7 +204,7 @@ pub fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init: Option
     let in_plane = g.height * g.width;
     let dst = SendPtr(dx.as_mut_ptr());
     // Bands of one image overlap in the input rows they add to, so a unit is a whole image.
-    plan.run(op, g.batch, plan.col_len(), |_, n, col, par| {
+    plan.run(op, g.batch, plan.col_len(), |n, col, par| {
         // SAFETY: this unit alone writes dx[n].
         let image = unsafe { std::slice::from_raw_parts_mut(dst.get().add(n * g.image_len()), g.image_len()) };
         if let Some(init) = init {
@@ -234,33 +241,29 @@ pub fn weight_grad(geo: &Geometry, input: &[f32], grad_out: &[f32], op: &str) ->
     let g = *geo;
     let plan = Plan::new(&g);
     let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
-    let units = g.batch * plan.bands;
-    let (chunks, _) = plan.chunks_for(units);
-    let len = g.weight_len();
-    // One accumulator per chunk, summed at the end: chunks never write the same memory.
-    let mut partial = try_zeroed::<f32>(op, chunks * len)?;
-    let acc = SendPtr(partial.as_mut_ptr());
-    plan.run(op, units, plan.col_len(), |chunk, unit, col, par| {
+    let (col_len, len) = (plan.col_len(), g.weight_len());
+    // Each worker's scratch is its im2col band followed by its own accumulator, summed at the
+    // end: workers never write the same memory.
+    let scratches = plan.run(op, g.batch * plan.bands, col_len + len, |unit, scratch, par| {
+        let (col, dw) = scratch.split_at_mut(col_len);
         let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
         let cols = rows.len() * ow;
         let image = &input[n * g.image_len()..(n + 1) * g.image_len()];
         let matrix = plan.columns(image, rows.clone(), col);
         let col_stride = if g.is_pointwise() { g.height * g.width } else { cols };
         let dy = &grad_out[n * g.out_image_len() + rows.start * ow..];
-        // SAFETY: chunk `chunk` alone writes partial[chunk·len .. (chunk+1)·len].
-        let dw = unsafe { acc.get().add(chunk * len) };
         for grp in 0..g.groups {
             let y = Mat::new(&dy[grp * cout * plane..], cout, cols, plane);
             let x = Mat::new(&matrix[grp * patch * col_stride..], patch, cols, col_stride).t();
-            unsafe { gemm(dw.add(grp * cout * patch), patch, true, y, x, par) };
+            // SAFETY: dw is this worker's own accumulator, [out_channels, patch].
+            unsafe { gemm(dw.as_mut_ptr().add(grp * cout * patch), patch, true, y, x, par) };
         }
     })?;
-    let (first, rest) = partial.split_at_mut(len);
-    for other in rest.chunks(len) {
-        for (a, b) in first.iter_mut().zip(other) {
+    let mut total = try_zeroed::<f32>(op, len)?;
+    for scratch in &scratches {
+        for (a, b) in total.iter_mut().zip(&scratch[col_len..]) {
             *a += *b;
         }
     }
-    partial.truncate(len);
-    Ok(partial)
+    Ok(total)
 }
