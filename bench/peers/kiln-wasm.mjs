@@ -2,6 +2,7 @@
 // from the repository's dist/. Only the workloads the WASM build is compared on. Each workload
 // switches the backend to 'wasm' and back, so the native peer is never affected.
 import { kilnLstmTrain } from './lstm.mjs';
+import { kilnConv2d } from './kiln.mjs';
 
 let kiln;
 
@@ -28,6 +29,10 @@ export default {
     // recurrent layers (RNN family)
     lstmTrain(params) {
       return onWasm(() => kilnLstmTrain(kiln, params));
+    },
+    // convolution (CNN family)
+    conv2d(params) {
+      return onWasm(() => kilnConv2d(kiln, params));
     },
   },
   close() {},

@@ -105,6 +105,9 @@ export interface Backend {
    * [batch, steps + states, hidden] (output sequence, final h, and final c for an LSTM).
    */
   recurrent(cell: number, x: Handle, h0: Handle, c0: number, wIh: Handle, wHh: Handle, bIh: number, bHh: number, reverse: boolean): Handle;
+  // ---- convolution (CNN family); bias: a handle or -1; padding per side ----
+  conv2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
+  convTranspose2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number, outputPaddingH: number, outputPaddingW: number): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

@@ -25,3 +25,5 @@ export { SAGEConv, type SAGEConvOptions } from './sage.js';
 export { VAE, reparameterize, type VAEOutput, type NegativeElbo } from './vae.js';
 // Recurrent layers.
 export { RNN, LSTM, GRU, type RecurrentOptions, type RNNOptions, type RecurrentConfig } from './recurrent.js';
+// convolution (CNN family)
+export { Conv2d, ConvTranspose2d, type Conv2dLayerOptions, type ConvTranspose2dLayerOptions } from './conv.js';

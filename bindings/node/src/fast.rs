@@ -330,4 +330,27 @@ raw_functions! {
         })?;
         Ok(register(out))
     }
+    // ---- convolution (CNN family) ----
+    // `bias` is a handle or -1; padding is per side (the TypeScript layer resolves 'same').
+    "conv2d" => fn conv2d(x: u32, w: u32, bias: i64, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32) -> u32 {
+        let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::conv2d(r.get(x)?, r.get(w)?, b, &p)
+        })?;
+        Ok(register(out))
+    }
+    "convTranspose2d" => fn conv_transpose2d(x: u32, w: u32, bias: i64, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32, output_padding_h: u32, output_padding_w: u32) -> u32 {
+        let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::conv_transpose2d(r.get(x)?, r.get(w)?, b, &p, [output_padding_h as usize, output_padding_w as usize])
+        })?;
+        Ok(register(out))
+    }
+}
+
+// convolution (CNN family)
+fn conv_params(stride: [u32; 2], padding: [u32; 4], dilation: [u32; 2], groups: u32) -> ops::ConvParams {
+    ops::ConvParams { stride: stride.map(|v| v as usize), padding: padding.map(|v| v as usize), dilation: dilation.map(|v| v as usize), groups: groups as usize }
 }

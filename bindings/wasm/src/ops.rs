@@ -351,3 +351,43 @@ pub fn recurrent(cell: f64, x: Handle, h0: Handle, c0: f64, w_ih: Handle, w_hh: 
     .map_err(js_error)?;
     Ok(register(out))
 }
+
+// ---- convolution (CNN family) --------------------------------------------------------------
+
+/// The conv arguments as whole numbers (wasm-bindgen would truncate 1.5 silently).
+fn conv_params(op: &str, stride: [f64; 2], padding: [f64; 4], dilation: [f64; 2], groups: f64) -> kiln_core::Result<ops::ConvParams> {
+    let n = |name: &str, v: f64| whole(op, name, v).map(|v| v as usize);
+    Ok(ops::ConvParams {
+        stride: [n("strideH", stride[0])?, n("strideW", stride[1])?],
+        padding: [n("padTop", padding[0])?, n("padBottom", padding[1])?, n("padLeft", padding[2])?, n("padRight", padding[3])?],
+        dilation: [n("dilationH", dilation[0])?, n("dilationW", dilation[1])?],
+        groups: n("groups", groups)?,
+    })
+}
+
+/// `bias` is a handle or -1; padding is per side (the TypeScript layer resolves 'same').
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(x: Handle, w: Handle, bias: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64, groups: f64) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let p = conv_params("conv2d", [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups)?;
+        let b = if bias < 0.0 { None } else { Some(r.get(bias as u32)?) };
+        ops::conv2d(r.get(x)?, r.get(w)?, b, &p)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}
+
+#[wasm_bindgen(js_name = "convTranspose2d")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d(x: Handle, w: Handle, bias: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64, groups: f64, output_padding_h: f64, output_padding_w: f64) -> Result<Handle> {
+    const OP: &str = "convTranspose2d";
+    let out = registry::with(|r| {
+        let p = conv_params(OP, [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups)?;
+        let output_padding = [whole(OP, "outputPaddingH", output_padding_h)? as usize, whole(OP, "outputPaddingW", output_padding_w)? as usize];
+        let b = if bias < 0.0 { None } else { Some(r.get(bias as u32)?) };
+        ops::conv_transpose2d(r.get(x)?, r.get(w)?, b, &p, output_padding)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}

@@ -205,4 +205,28 @@ fn message_passing_gradients() {
         let values = if op == ops::SegmentReduce::Max { separated(&[7, 3], 0.03) } else { rand(&[7, 3], 65) };
         check(op.name(), &[values], |t| ops::segment_reduce(&t[0], &dst, 6, op).unwrap());
     }
+// ---- convolution (CNN family) ----
+
+#[test]
+fn conv2d_gradients() {
+    use kiln_core::ops::ConvParams;
+    // stride 2, asymmetric padding, dilation 2 and groups 2 at once; then the pointwise shortcut.
+    let p = ConvParams { stride: [2, 2], padding: [1, 2, 2, 1], dilation: [2, 2], groups: 2 };
+    check("conv2d", &[rand(&[2, 4, 6, 5], 30), rand(&[4, 2, 3, 2], 31), rand(&[4], 32)], |t| ops::conv2d(&t[0], &t[1], Some(&t[2]), &p).unwrap());
+    // Depthwise: one input channel per group, multiplier 2.
+    let p = ConvParams { stride: [2, 1], padding: [0, 1, 2, 0], dilation: [1, 2], groups: 3 };
+    check("conv2d depthwise", &[rand(&[2, 3, 5, 6], 38), rand(&[6, 1, 2, 3], 39), rand(&[6], 40)], |t| ops::conv2d(&t[0], &t[1], Some(&t[2]), &p).unwrap());
+    let p = ConvParams::default();
+    check("conv2d 1x1", &[rand(&[2, 3, 3, 2], 33), rand(&[2, 3, 1, 1], 34)], |t| ops::conv2d(&t[0], &t[1], None, &p).unwrap());
+}
+
+#[test]
+fn conv_transpose2d_gradients() {
+    use kiln_core::ops::ConvParams;
+    let p = ConvParams { stride: [2, 2], padding: [1, 0, 0, 2], dilation: [2, 2], groups: 2 };
+    check("convTranspose2d", &[rand(&[2, 4, 3, 4], 35), rand(&[4, 2, 3, 2], 36), rand(&[4], 37)], |t| {
+        ops::conv_transpose2d(&t[0], &t[1], Some(&t[2]), &p, [1, 0]).unwrap()
+    });
+    let p = ConvParams { stride: [2, 2], padding: [1, 1, 0, 1], dilation: [1, 1], groups: 2 };
+    check("convTranspose2d depthwise", &[rand(&[2, 2, 3, 3], 41), rand(&[2, 1, 3, 2], 42)], |t| ops::conv_transpose2d(&t[0], &t[1], None, &p, [0, 1]).unwrap());
 }
