@@ -16,3 +16,6 @@ export * as losses from './losses.js';
 export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
+// CNN: pooling and the fused batch normalization.
+export * from './ops/pool.js';
+export * from './ops/batch-norm.js';

@@ -87,6 +87,13 @@ export interface Backend {
 
   /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
   debugPanic(inThreadPool: boolean): boolean;
+
+  // ---- CNN pooling and batch normalization (crates/kiln-core/src/ops/pool.rs, batch_norm.rs) ----
+  /** x [N, C, H, W] -> [N, C, outH, outW]; padding is (top, bottom, left, right). */
+  maxPool2d(x: Handle, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number): Handle;
+  avgPool2d(x: Handle, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, countIncludePad: boolean): Handle;
+  /** x [N, C, ...] -> same; weight, bias, runningMean, runningVar: handles or -1. Updates the running statistics in place when training. */
+  batchNorm(x: Handle, weight: number, bias: number, runningMean: number, runningVar: number, training: boolean, momentum: number, eps: number): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

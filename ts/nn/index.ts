@@ -17,3 +17,6 @@ export { LayerNorm, type LayerNormOptions } from './layernorm.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { Flatten } from './flatten.js';
 export { Sequential, Residual } from './containers.js';
+// CNN: pooling layers and BatchNorm2d.
+export { BatchNorm2d } from './batchnorm.js';
+export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d } from './pooling.js';

@@ -19,6 +19,12 @@ pub use shape::{cast, concat, gather, one_hot, pad, scatter_add, split, stack, S
 pub use softmax::softmax;
 pub use unary::{unary, UnaryOp};
 
+// CNN pooling and batch normalization (pool.rs, batch_norm.rs).
+pub mod batch_norm;
+pub mod pool;
+pub use batch_norm::{batch_norm, BatchNorm};
+pub use pool::{avg_pool2d, max_pool2d, Pool2d};
+
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
