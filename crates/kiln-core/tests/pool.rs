@@ -65,7 +65,8 @@ const GEOMETRIES: &[([usize; 2], [usize; 2], [usize; 4], [usize; 2])] = &[
 fn max_and_avg_pool_match_the_definition() {
     // Large enough that the planes run in parallel (the threshold is 2^15 elements of work).
     for (i, &(k, s, p, d)) in GEOMETRIES.iter().enumerate() {
-        for shape in [[2, 3, 7, 9], [4, 16, 23, 19]] {
+        // Shapes: small; large enough for parallel planes; rows wider than one group of lanes.
+        for shape in [[2, 3, 7, 9], [4, 16, 23, 19], [1, 2, 5, 70]] {
             let x = rand(&shape, i as u64);
             let geo = pool(k, s, p, d);
             let what = format!("{geo:?} on {shape:?}");
@@ -99,10 +100,25 @@ fn max_pool_ties_go_to_the_first_maximum_and_nan_propagates() {
     assert_eq!(y.to_vec::<f32>().unwrap(), vec![5.0, 5.0]);
     autograd::backward(&ops::reduce(ReduceOp::Sum, &y, &[], false, 0).unwrap(), None).unwrap();
     assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![0.0, 2.0, 0.0, 0.0, 0.0, 0.0]);
-    // NaN wins its window and no other.
-    let x = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, 4.0, 0.0, 1.0, 2.0, 9.0], &[1, 1, 2, 4]).unwrap();
-    let y = ops::max_pool2d(&x, pool([2, 2], [2, 2], [0; 4], [1, 1])).unwrap().to_vec::<f32>().unwrap();
-    assert!(y[0].is_nan() && y[1] == 9.0, "{y:?}");
+    // Windows of -inf (and padding): the index of each window's first in-input tap, as PyTorch.
+    let x = Tensor::from_vec(vec![f32::NEG_INFINITY; 9], &[1, 1, 3, 3]).unwrap().set_requires_grad(true).unwrap();
+    let y = ops::max_pool2d(&x, pool([2, 2], [2, 2], [1, 1, 1, 1], [1, 1])).unwrap();
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![f32::NEG_INFINITY; 4]);
+    autograd::backward(&y, Some(&Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[1, 1, 2, 2]).unwrap())).unwrap();
+    assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0]);
+    // -0 and +0 tie (the first wins, whatever its sign); +inf wins over finite values.
+    let x = Tensor::from_vec(vec![-0.0f32, 0.0, 1.0, f32::INFINITY], &[1, 1, 1, 4]).unwrap().set_requires_grad(true).unwrap();
+    let y = ops::max_pool2d(&x, pool([1, 2], [1, 2], [0; 4], [1, 1])).unwrap();
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![0.0, f32::INFINITY]);
+    autograd::backward(&ops::reduce(ReduceOp::Sum, &y, &[], false, 0).unwrap(), None).unwrap();
+    assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![1.0, 0.0, 0.0, 1.0]);
+    // NaN wins its window and no other; the gradient goes to the first NaN.
+    let x = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, 4.0, f32::NAN, 1.0, 2.0, 9.0], &[1, 1, 2, 4]).unwrap().set_requires_grad(true).unwrap();
+    let y = ops::max_pool2d(&x, pool([2, 2], [2, 2], [0; 4], [1, 1])).unwrap();
+    let values = y.to_vec::<f32>().unwrap();
+    assert!(values[0].is_nan() && values[1] == 9.0, "{values:?}");
+    autograd::backward(&y, Some(&Tensor::from_vec(vec![1.0f32, 1.0], &[1, 1, 1, 2]).unwrap())).unwrap();
+    assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
 }
 
 #[test]
