@@ -227,11 +227,19 @@ impl Plan {
         let reach = |ax: &AxisPlan, outs: usize| (outs - 1) * ax.stride + (ax.kernel - 1) * ax.dilation + 1;
         let width = reach(c, self.lane_columns()).max(c.pad_before + c.len);
         let height = reach(r, r.out).max(r.pad_before + r.len);
-        buffer.clear();
+        // Every element is written once: the fill around, the (mapped) input inside.
         buffer.resize(width * height, fill);
-        for (y, row) in plane.chunks_exact(c.len).enumerate() {
-            let at = (r.pad_before + y) * width + c.pad_before;
-            buffer[at..at + c.len].iter_mut().zip(row).for_each(|(d, &v)| *d = map(v));
+        for (y, row) in buffer.chunks_exact_mut(width).enumerate() {
+            match y.checked_sub(r.pad_before).filter(|&iy| iy < r.len) {
+                Some(iy) => {
+                    let (before, rest) = row.split_at_mut(c.pad_before);
+                    let (inside, after) = rest.split_at_mut(c.len);
+                    before.fill(fill);
+                    inside.iter_mut().zip(&plane[iy * c.len..(iy + 1) * c.len]).for_each(|(d, &v)| *d = map(v));
+                    after.fill(fill);
+                }
+                None => row.fill(fill),
+            }
         }
         width
     }
