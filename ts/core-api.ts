@@ -24,3 +24,6 @@ export * as interpret from './interpret/index.js';
 export { recurrent, type RecurrentCell, type RecurrentWeights, type RecurrentResult } from './ops/recurrent.js';
 // convolution (CNN family)
 export { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions, type Padding2d } from './ops/conv.js';
+// CNN: pooling and the fused batch normalization.
+export * from './ops/pool.js';
+export * from './ops/batch-norm.js';

@@ -391,3 +391,49 @@ pub fn conv_transpose2d(x: Handle, w: Handle, bias: f64, stride_h: f64, stride_w
     .map_err(js_error)?;
     Ok(register(out))
 }
+
+// ---- CNN pooling and batch normalization (pool.rs, batch_norm.rs) ----
+
+/// The pooling window from JS numbers; padding is (top, bottom, left, right).
+fn pool2d(op: &str, sizes: [(&str, f64); 10]) -> kiln_core::Result<ops::Pool2d> {
+    let mut v = [1usize; 10];
+    for (slot, (name, value)) in v.iter_mut().zip(sizes) {
+        *slot = whole(op, name, value)? as usize;
+    }
+    Ok(ops::Pool2d { kernel: [v[0], v[1]], stride: [v[2], v[3]], padding: [v[4], v[5], v[6], v[7]], dilation: [v[8], v[9]] })
+}
+
+#[wasm_bindgen(js_name = "maxPool2d")]
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool2d(x: Handle, kernel_h: f64, kernel_w: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64) -> Result<Handle> {
+    with_tensors([x], |[t]| {
+        let pool = pool2d("maxPool2d", [
+            ("kernelH", kernel_h), ("kernelW", kernel_w), ("strideH", stride_h), ("strideW", stride_w),
+            ("padTop", pad_top), ("padBottom", pad_bottom), ("padLeft", pad_left), ("padRight", pad_right),
+            ("dilationH", dilation_h), ("dilationW", dilation_w),
+        ])?;
+        ops::max_pool2d(t, pool)
+    })
+}
+
+#[wasm_bindgen(js_name = "avgPool2d")]
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool2d(x: Handle, kernel_h: f64, kernel_w: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, count_include_pad: bool) -> Result<Handle> {
+    with_tensors([x], |[t]| {
+        let pool = pool2d("avgPool2d", [
+            ("kernelH", kernel_h), ("kernelW", kernel_w), ("strideH", stride_h), ("strideW", stride_w),
+            ("padTop", pad_top), ("padBottom", pad_bottom), ("padLeft", pad_left), ("padRight", pad_right),
+            ("dilationH", 1.0), ("dilationW", 1.0),
+        ])?;
+        ops::avg_pool2d(t, pool, count_include_pad)
+    })
+}
+
+/// weight, bias, runningMean, runningVar: handles or -1; the running statistics update in place.
+#[wasm_bindgen(js_name = "batchNorm")]
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(x: Handle, weight: f64, bias: f64, running_mean: f64, running_var: f64, training: bool, momentum: f64, eps: f64) -> Result<Handle> {
+    let options = ops::BatchNorm { training, momentum: momentum as f32, eps: eps as f32 };
+    let out = registry::batch_norm(x, weight, bias, running_mean, running_var, options).map_err(js_error)?;
+    Ok(register(out))
+}

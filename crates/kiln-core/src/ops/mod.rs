@@ -30,6 +30,12 @@ pub use recurrent::{recurrent, Cell, Weights};
 // convolution (CNN family)
 pub use conv::{conv2d, conv_transpose2d, ConvParams};
 
+// CNN pooling and batch normalization (pool.rs, batch_norm.rs).
+pub mod batch_norm;
+pub mod pool;
+pub use batch_norm::{batch_norm, BatchNorm};
+pub use pool::{avg_pool2d, max_pool2d, Pool2d};
+
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
