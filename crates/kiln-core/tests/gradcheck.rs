@@ -205,6 +205,8 @@ fn message_passing_gradients() {
         let values = if op == ops::SegmentReduce::Max { separated(&[7, 3], 0.03) } else { rand(&[7, 3], 65) };
         check(op.name(), &[values], |t| ops::segment_reduce(&t[0], &dst, 6, op).unwrap());
     }
+}
+
 // ---- convolution (CNN family) ----
 
 #[test]
