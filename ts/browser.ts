@@ -1,13 +1,15 @@
 /**
  * Kiln for browsers: the API of index.ts on the WASM backend, minus what needs a file system
  * (io's files, saved models and checkpoints, the MNIST loaders, training callbacks that write files).
- * Bundled by scripts/build-web.mjs into dist-web/kiln.js (an ES module) with kiln_wasm_bg.wasm beside it.
+ * Bundled by scripts/build-web.mjs into dist-web/kiln.js (an ES module; package.json's "browser"
+ * export) with the .wasm builds and the worker script beside it.
  *
- *   import * as kiln from './kiln.js';
- *   await kiln.init();
+ *   import * as kiln from 'kiln';          // a bundler, or './dist-web/kiln.js' in a plain page
+ *   await kiln.init();                     // threaded when the page is cross-origin isolated
  *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).relu());
  *
  * Weights load from bytes: `kiln.io.decodeSafetensors(new Uint8Array(await (await fetch(url)).arrayBuffer()))`.
+ * `fit` trains here too (its progress lines go to the console; `onStep` feeds a page's own bar).
  */
 
 import type { Backend } from './backends/backend.js';
