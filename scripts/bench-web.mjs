@@ -1,13 +1,16 @@
 // `npm run bench:web`: Kiln's WASM backend in Chromium (Debian's, driven by playwright-core):
 // examples/web/bench.html, served cross-origin isolated by scripts/serve-web.mjs, measures
 // matmul 1024 and the MLP training step with 1 thread and with all threads (the threaded build),
-// then the same page without isolation (the single-threaded build). Prints the figures.
+// then the same page without isolation (the single-threaded build). Prints the figures: the best
+// of `--rounds N` (default 5) alternating rounds, the least disturbed on a shared machine.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, step } from './lib.mjs';
 import { CHROMIUM, ensureChromium } from './chromium.mjs';
 import { serve } from './serve-web.mjs';
 
+const i = process.argv.indexOf('--rounds');
+const rounds = i >= 0 ? Number(process.argv[i + 1]) : 5;
 ensureChromium();
 const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { stdio: 'inherit' });
 if (built.status !== 0) process.exit(built.status ?? 1);
@@ -26,8 +29,8 @@ try {
       page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
       await page.goto(`${url}examples/web/bench.html`);
       await page.waitForFunction(() => window.kilnBench !== undefined);
-      step(`Chromium ${browser.version()}, page ${isolated ? 'cross-origin isolated' : 'not isolated'}`);
-      const r = await page.evaluate(() => window.kilnBench.run());
+      step(`Chromium ${browser.version()}, page ${isolated ? 'cross-origin isolated' : 'not isolated'}, best of ${rounds} rounds`);
+      const r = await page.evaluate((n) => window.kilnBench.run({ rounds: n }), rounds);
       console.log(`  Kiln ${r.variant} build (${r.simd}), threads available: ${r.threads}`);
       for (const row of r.rows) {
         console.log(`  ${String(row.threads).padStart(2)} thread(s): matmul 1024 ${row.matmul.toFixed(1).padStart(6)} GFLOP/s   MLP step ${String(Math.round(row.mlp)).padStart(6)} samples/s`);

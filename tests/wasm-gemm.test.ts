@@ -1,6 +1,6 @@
 /**
  * Kiln's own WASM GEMM (crates/kiln-core/src/gemm_simd128.rs) in both Node builds: the plain
- * SIMD128 one (3x12 micro-kernel) and the relaxed-SIMD one (4x8, fused multiply-add). The shared
+ * SIMD128 one (multiply, then add) and the relaxed-SIMD one (fused multiply-add). The shared
  * suite (matmul.test.ts) runs on whichever build the wasm backend loads; this file loads each
  * build itself and checks products whose sizes cross every blocking edge (MR, NR, KC = 256,
  * MC = 120, NC = 1024), with strided and transposed operands, against the native backend.

@@ -3,37 +3,33 @@
 //!
 //! Why not the `gemm` crate on wasm32: measured in Node and Chromium (1024x1024), its simd128 path
 //! reached the same speed as tfjs-backend-wasm's XNNPACK, and it has no relaxed-simd kernel.
-//! Two kernels, chosen at build time:
-//! - with `relaxed-simd` (scripts/build-wasm.mjs builds that variant; V8 lowers
-//!   `f32x4.relaxed_madd` to one FMA): 4 rows x 8 columns: 8 accumulators + 2 B vectors + 4
-//!   broadcasts = 14 of the 15 XMM registers V8 allocates (xmm15 is its scratch register);
-//! - plain SIMD128 (mul + add, which needs a temporary): 3 x 12, 9 + 3 + 1 + 1 = 14 registers.
-//! The count assumes the worst case, every broadcast of a k step loaded before the first
-//! multiply, because LLVM schedules them that way and V8 keeps its order: a 5 x 8 kernel then
-//! needs 17 registers, spills one accumulator through the stack, and runs at half speed (seen with
-//! `node --print-wasm-code`). Unrolling the k loop spills for the same reason.
+//!
+//! The micro-kernel: a 4 x 8 tile of C in 8 accumulators; per k step one 16-byte load of the
+//! packed A column (4 rows), whose lanes are splatted with shuffles (V8: one `vpshufd` each), two
+//! loads of B, and 8 multiply-adds: `f32x4.relaxed_madd` in the relaxed-simd build (V8 emits one
+//! `vfmadd231ps`), mul + add in the plain one. Measured in Node (CPU time, the tile in L1): 49
+//! GFLOP/s relaxed and 39 plain, against 28-34 for tiles fed by `v128.load32_splat` broadcasts
+//! (LLVM does not fold their constant offsets into the load, so each costs an extra address
+//! instruction, and V8 keeps LLVM's order of loading every broadcast first: 5 x 8 and wider
+//! tiles then spill an accumulator through the stack). Unrolling the k loop spills for the same
+//! reason. 8 accumulators + 2 B + 1 A + 1 splat (+1 product in the plain build) fit V8's 15
+//! allocatable XMM registers (xmm15 is its scratch register); read off `node --print-wasm-code`.
 //!
 //! Blocking: a KC x NC panel of B is packed into NR-wide strips (the strip in use, 8 KiB, stays
 //! in L1); an MC x KC block of A into MR-tall strips (L2). Edges are zero-padded in the packs and
-//! the kernel writes edge tiles through a small buffer. Threads (the threaded build) split the
-//! output into column or row ranges, each computed by one call of `gemm_single` on its own packs.
+//! the kernel writes edge tiles through a small buffer. Threads (the threaded build) share each
+//! packed B panel and take row blocks of C one at a time (`gemm`).
 
 use core::arch::wasm32::*;
 use std::cell::RefCell;
 
-#[cfg(target_feature = "relaxed-simd")]
+/// Rows of the micro-tile: one v128 of packed A.
 const MR: usize = 4;
-#[cfg(target_feature = "relaxed-simd")]
-const NV: usize = 2;
-#[cfg(not(target_feature = "relaxed-simd"))]
-const MR: usize = 3;
-#[cfg(not(target_feature = "relaxed-simd"))]
-const NV: usize = 3;
-/// Columns of the micro-tile: NV vectors of 4 lanes.
-const NR: usize = 4 * NV;
-/// Depth of a packed panel: a B strip (KC x NR floats) is 8-12 KiB, inside the 32+ KiB L1.
+/// Columns of the micro-tile: two vectors of 4 lanes.
+const NR: usize = 8;
+/// Depth of a packed panel: a B strip (KC x NR floats) is 8 KiB, inside the 32+ KiB L1.
 const KC: usize = 256;
-/// Rows of a packed A block (a multiple of both MRs): 120 x 256 floats = 120 KiB, inside L2.
+/// Rows of a packed A block (a multiple of MR): 120 x 256 floats = 120 KiB, inside L2.
 const MC: usize = 120;
 /// Columns of a packed B panel: 256 x 1024 floats = 1 MiB.
 const NC: usize = 1024;
@@ -71,25 +67,31 @@ fn madd(a: v128, b: v128, acc: v128) -> v128 {
 /// function, and the accumulators only stay in registers in a function this small.
 #[inline(never)]
 unsafe fn kernel(kc: usize, mut a: *const f32, mut b: *const f32, c: *mut f32, ldc: usize, accumulate: bool) {
-    let mut acc = [[f32x4_splat(0.0); NV]; MR];
+    let zero = f32x4_splat(0.0);
+    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21, mut c30, mut c31) = (zero, zero, zero, zero, zero, zero, zero, zero);
     for _ in 0..kc {
-        let mut bv = [f32x4_splat(0.0); NV];
-        for (j, v) in bv.iter_mut().enumerate() {
-            *v = v128_load(b.add(4 * j) as *const v128);
-        }
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = v128_load32_splat(a.add(r) as *const u32);
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = madd(av, bv[j], *v);
-            }
-        }
+        let b0 = v128_load(b as *const v128);
+        let b1 = v128_load(b.add(4) as *const v128);
+        let av = v128_load(a as *const v128);
+        let a0 = i32x4_shuffle::<0, 0, 0, 0>(av, av);
+        c00 = madd(a0, b0, c00);
+        c01 = madd(a0, b1, c01);
+        let a1 = i32x4_shuffle::<1, 1, 1, 1>(av, av);
+        c10 = madd(a1, b0, c10);
+        c11 = madd(a1, b1, c11);
+        let a2 = i32x4_shuffle::<2, 2, 2, 2>(av, av);
+        c20 = madd(a2, b0, c20);
+        c21 = madd(a2, b1, c21);
+        let a3 = i32x4_shuffle::<3, 3, 3, 3>(av, av);
+        c30 = madd(a3, b0, c30);
+        c31 = madd(a3, b1, c31);
         a = a.add(MR);
         b = b.add(NR);
     }
-    for (r, row) in acc.iter().enumerate() {
-        for (j, v) in row.iter().enumerate() {
+    for (r, [v0, v1]) in [[c00, c01], [c10, c11], [c20, c21], [c30, c31]].into_iter().enumerate() {
+        for (j, v) in [v0, v1].into_iter().enumerate() {
             let p = c.add(r * ldc + 4 * j) as *mut v128;
-            v128_store(p, if accumulate { f32x4_add(v128_load(p), *v) } else { *v });
+            v128_store(p, if accumulate { f32x4_add(v128_load(p), v) } else { v });
         }
     }
 }
@@ -102,7 +104,7 @@ unsafe fn pack_b(b: MatRef, p0: usize, kc: usize, j0: usize, nc: usize, dst: &mu
             let out = &mut strip[p * NR..(p + 1) * NR];
             let src = b.at(p0 + p, j0 + s);
             if b.cs == 1 && w == NR {
-                for j in 0..NV {
+                for j in 0..NR / 4 {
                     v128_store(out.as_mut_ptr().add(4 * j) as *mut v128, v128_load(src.add(4 * j) as *const v128));
                 }
             } else {
@@ -134,107 +136,99 @@ unsafe fn pack_a(a: MatRef, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mu
 }
 
 thread_local! {
-    /// Packing buffers, kept per thread between calls so a training loop allocates them once.
+    /// Packing buffers (A block, B panel), kept per thread between calls so a training loop
+    /// allocates them once. Workers use only their A buffer: the caller's B panel is shared.
     static PACKS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// `c[m, n] = a[m, k] @ b[k, n]` on the calling thread; `c` is row-major with row stride `ldc`.
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+/// One row block: `c[i0..i0+mc, j0..j0+nc] (+)= a[i0.., p0..p0+kc] @ packed B panel`, packing
+/// the A block into `ap`. `accumulate`: add to c (every K panel after the first).
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_block(a: MatRef, i0: usize, mc: usize, p0: usize, kc: usize, bp: *const f32, nc: usize, c: *mut f32, ldc: usize, accumulate: bool, ap: &mut Vec<f32>) {
+    grow(ap, mc.div_ceil(MR) * MR * kc);
+    pack_a(a, i0, mc, p0, kc, ap);
+    let mut edge = [0.0f32; MR * NR];
+    for jr in (0..nc).step_by(NR) {
+        let w = NR.min(nc - jr);
+        let b_strip = bp.add(jr * kc);
+        for ir in (0..mc).step_by(MR) {
+            let h = MR.min(mc - ir);
+            let a_strip = ap.as_ptr().add(ir * kc);
+            let tile = c.add((i0 + ir) * ldc + jr);
+            if h == MR && w == NR {
+                kernel(kc, a_strip, b_strip, tile, ldc, accumulate);
+            } else {
+                kernel(kc, a_strip, b_strip, edge.as_mut_ptr(), NR, false);
+                for r in 0..h {
+                    for j in 0..w {
+                        let d = tile.add(r * ldc + j);
+                        let v = edge[r * NR + j];
+                        *d = if accumulate { *d + v } else { v };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `c[m, n] = a[m, k] @ b[k, n]`, `c` row-major with row stride `n`, on up to `threads` threads.
+///
+/// Each KC x NC panel of B is packed once by the calling thread and shared; the rows of C are cut
+/// into blocks (at most MC, and small enough that there are two per thread: a thread that
+/// another process delays then costs less) that the threads take one at a time (parallel.rs),
+/// each packing its own A block.
 ///
 /// # Safety
 /// Every element of `a` (m x k) and `b` (k x n) addressed through their strides must be readable,
-/// and `c` must be valid for writes of `m` rows of `n` floats, `ldc` apart.
-pub unsafe fn gemm_single(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: *mut f32, ldc: usize) {
+/// and `c` must be valid for writes of `m * n` floats.
+pub unsafe fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: *mut f32, threads: usize) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        for i in 0..m {
-            std::ptr::write_bytes(c.add(i * ldc), 0, n);
-        }
+        std::ptr::write_bytes(c, 0, m * n);
         return;
     }
+    let block = if threads > 1 { m.div_ceil(2 * threads).div_ceil(MR) * MR } else { MC }.clamp(MR, MC);
+    let blocks = m.div_ceil(block);
     PACKS.with(|packs| {
         let mut packs = packs.borrow_mut();
         let (ap, bp) = &mut *packs;
-        let kc_max = KC.min(k);
-        let a_len = MC.min(m).div_ceil(MR) * MR * kc_max;
-        let b_len = NC.min(n).div_ceil(NR) * NR * kc_max;
-        if ap.len() < a_len {
-            ap.resize(a_len, 0.0);
-        }
-        if bp.len() < b_len {
-            bp.resize(b_len, 0.0);
-        }
-        let mut edge = [0.0f32; MR * NR];
+        grow(bp, NC.min(n).div_ceil(NR) * NR * KC.min(k));
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
-                let accumulate = p0 > 0;
                 pack_b(b, p0, kc, j0, nc, bp);
-                for i0 in (0..m).step_by(MC) {
-                    let mc = MC.min(m - i0);
-                    pack_a(a, i0, mc, p0, kc, ap);
-                    for jr in (0..nc).step_by(NR) {
-                        let w = NR.min(nc - jr);
-                        let b_strip = bp.as_ptr().add(jr * kc);
-                        for ir in (0..mc).step_by(MR) {
-                            let h = MR.min(mc - ir);
-                            let a_strip = ap.as_ptr().add(ir * kc);
-                            let tile = c.add((i0 + ir) * ldc + j0 + jr);
-                            if h == MR && w == NR {
-                                kernel(kc, a_strip, b_strip, tile, ldc, accumulate);
-                            } else {
-                                kernel(kc, a_strip, b_strip, edge.as_mut_ptr(), NR, false);
-                                for r in 0..h {
-                                    for j in 0..w {
-                                        let d = tile.add(r * ldc + j);
-                                        let v = edge[r * NR + j];
-                                        *d = if accumulate { *d + v } else { v };
-                                    }
-                                }
-                            }
-                        }
-                    }
+                // Raw pointers in wrappers that may cross threads (the closure below runs on workers).
+                let (panel, out, a_ref) = (crate::parallel::SendPtr(bp.as_mut_ptr()), crate::parallel::SendPtr(c.add(j0)), SendRef(a));
+                let run = |i: usize, ap: &mut Vec<f32>| {
+                    let i0 = i * block;
+                    row_block(a_ref.get(), i0, block.min(m - i0), p0, kc, panel.ptr(), nc, out.ptr(), n, p0 > 0, ap);
+                };
+                if threads <= 1 || blocks == 1 {
+                    (0..blocks).for_each(|i| run(i, ap));
+                } else {
+                    crate::parallel::for_each_chunk(blocks, blocks, |s, e| {
+                        // Each thread's own A buffer: the caller's is already borrowed above, so
+                        // the caller packs into a fresh one (kept for the next block it takes).
+                        CHUNK_PACK.with(|buf| (s..e).for_each(|i| run(i, &mut buf.borrow_mut())));
+                    });
                 }
             }
         }
     });
 }
 
-/// `c = a @ b` split over `threads` threads (parallel::for_each_chunk): by columns when the
-/// output is at least as wide as it is tall, else by rows. Each range is a multiple of the tile.
-///
-/// # Safety
-/// As `gemm_single`, with `ldc == n`.
-pub unsafe fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: *mut f32, threads: usize) {
-    let c = crate::parallel::SendPtr(c);
-    let by_cols = n >= m;
-    let (len, unit) = if by_cols { (n, NR) } else { (m, MR) };
-    let chunks = threads.min(len.div_ceil(unit)).max(1);
-    if chunks == 1 {
-        return gemm_single(m, n, k, a, b, c.get(), n);
-    }
-    let units = len.div_ceil(unit);
-    // Chunk boundaries in whole tiles so no tile is split between threads.
-    let bound = move |i: usize| (units * i / chunks * unit).min(len);
-    let (ap, bp) = (SendRef(a), SendRef(b));
-    crate::parallel::for_each_chunk(chunks, chunks, move |s, e| {
-        let (a, b) = (ap.get(), bp.get());
-        for i in s..e {
-            let (lo, hi) = (bound(i), bound(i + 1));
-            if lo >= hi {
-                continue;
-            }
-            if by_cols {
-                let b_part = MatRef { ptr: b.at(0, lo), ..b };
-                gemm_single(m, hi - lo, k, a, b_part, c.get().add(lo), n);
-            } else {
-                let a_part = MatRef { ptr: a.at(lo, 0), ..a };
-                gemm_single(hi - lo, n, k, a_part, b, c.get().add(lo * n), n);
-            }
-        }
-    });
+thread_local! {
+    /// The A block buffer of a parallel GEMM's chunks (PACKS is borrowed by the caller then).
+    static CHUNK_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A MatRef that may cross threads: the threads only read through it.
@@ -243,7 +237,8 @@ struct SendRef(MatRef);
 unsafe impl Send for SendRef {}
 unsafe impl Sync for SendRef {}
 impl SendRef {
-    fn get(self) -> MatRef {
+    /// Through a reference, so a closure captures the whole (Sync) wrapper.
+    fn get(&self) -> MatRef {
         self.0
     }
 }
