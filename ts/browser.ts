@@ -65,6 +65,14 @@ export function wasmMemoryBytes(): number {
   return loaded('wasmMemoryBytes').memory.buffer.byteLength;
 }
 
+/**
+ * Diagnostics of the threaded build: worker threads started, and the chunks of parallel kernels
+ * (GEMM row blocks, elementwise pieces) they have run so far. Both 0 in the single-threaded builds.
+ */
+export function wasmThreadStats(): { workers: number; workerChunks: number } {
+  return loaded('wasmThreadStats').threadStats();
+}
+
 /** Caps the threads the kernels use (1 = the page's thread only); returns the number in use. */
 export function setNumThreads(n: number): number {
   return loaded('setNumThreads').setNumThreads(n);

@@ -12,8 +12,8 @@
  *   tensors' memory is reused (allocating and disposing 4 MB tensors does not grow memory);
  * - fit() trains a small model in the page (progress lines on the console, onStep callback);
  * - on a cross-origin isolated page the threaded build runs with 2 threads and its GEMM and
- *   elementwise results equal the single-thread ones; without isolation the page runs the
- *   single-threaded build.
+ *   elementwise results equal the single-thread ones, and the workers do run chunks of them;
+ *   without isolation the page runs the single-threaded build.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -252,14 +252,36 @@ describe.skipIf(skip)('examples/web in chromium', () => {
       const multi = run();
       kiln.setNumThreads(1);
       const single = run();
+      // The workers take part: chunks they run while 2 threads are allowed, none with 1.
+      const c = kiln.randn([512, 512], { seed: 4 });
+      const chunks = () => kiln.wasmThreadStats().workerChunks;
+      const c0 = chunks();
+      for (let i = 0; i < 5; i++) kiln.matmul(c, c).dispose();
+      const withOne = chunks() - c0;
       kiln.setNumThreads(threads);
-      return { variant: kiln.wasmVariant(), isolated: (window as any).crossOriginIsolated, threads, same: JSON.stringify(multi) === JSON.stringify(single), sample: multi.mm.slice(0, 3) };
+      const c1 = chunks();
+      for (let i = 0; i < 20; i++) kiln.matmul(c, c).dispose();
+      const withAll = chunks() - c1;
+      kiln.dispose([a, b, x, c]);
+      return {
+        variant: kiln.wasmVariant(),
+        isolated: (window as any).crossOriginIsolated,
+        threads,
+        workers: kiln.wasmThreadStats().workers,
+        withOne,
+        withAll,
+        same: JSON.stringify(multi) === JSON.stringify(single),
+        sample: multi.mm.slice(0, 3),
+      };
     });
     const want = kiln.tidy(() => kiln.matmul(kiln.randn([300, 257], { seed: 1 }), kiln.randn([257, 310], { seed: 2 })).dataSync().slice(0, 3));
     console.log(`browser threads: ${JSON.stringify(threaded)}`);
     expect(threaded.isolated).toBe(true);
     expect(threaded.variant).toBe('threads');
     expect(threaded.threads).toBeGreaterThanOrEqual(2);
+    expect(threaded.workers).toBe(threaded.threads - 1);
+    expect(threaded.withOne).toBe(0);
+    expect(threaded.withAll).toBeGreaterThan(0);
     expect(threaded.same).toBe(true);
     threaded.sample.forEach((v: number, i: number) => expect(Math.abs(v - want[i]!)).toBeLessThan(1e-3 * (1 + Math.abs(want[i]!))));
     await isolated.page.close();

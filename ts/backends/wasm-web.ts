@@ -36,10 +36,12 @@ export interface WasmWeb {
   memory: { buffer: ArrayBufferLike };
   /** Caps the kernels' threads (1..threads started); returns the number in use. */
   setNumThreads(n: number): number;
+  /** Workers started, and chunks of parallel kernels they have run (diagnostics). */
+  threadStats(): { workers: number; workerChunks: number };
 }
 
 /** A wasm-bindgen module's exports: the Backend functions plus the pool's (threads.rs). */
-type Glue = Record<string, unknown> & { poolWorkers(): number; setNumThreads(n: number): number };
+type Glue = Record<string, unknown> & { poolWorkers(): number; poolWorkerChunks(): number; setNumThreads(n: number): number };
 type Init = typeof initSimd;
 
 const builds: Record<WasmVariant, [Init, Glue]> = {
@@ -105,5 +107,6 @@ export async function loadWasmWeb(options: WasmWebOptions = {}): Promise<WasmWeb
     variant,
     memory: instance.memory,
     setNumThreads: (n) => glue.setNumThreads(Math.max(1, Math.floor(n))),
+    threadStats: () => ({ workers: glue.poolWorkers(), workerChunks: glue.poolWorkerChunks() }),
   };
 }

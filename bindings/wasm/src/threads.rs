@@ -44,3 +44,12 @@ pub fn set_num_threads(n: u32) -> u32 {
     let _ = n;
     kiln_core::parallel::num_threads() as u32
 }
+
+/// Chunks of parallel kernels the workers have run since start-up (0 in the single-threaded build).
+#[wasm_bindgen(js_name = "poolWorkerChunks")]
+pub fn pool_worker_chunks() -> u32 {
+    #[cfg(target_feature = "atomics")]
+    return kiln_core::wasm_pool::worker_chunks() as u32;
+    #[cfg(not(target_feature = "atomics"))]
+    0
+}

@@ -31,6 +31,8 @@ static JOB_VTABLE: AtomicUsize = AtomicUsize::new(0);
 static BUSY: AtomicBool = AtomicBool::new(false);
 /// Set (through `worker_failed`) when a worker's instance trapped: the caller stops waiting.
 static FAILED: AtomicBool = AtomicBool::new(false);
+/// Chunks run by workers since start-up (a diagnostic: shows that the workers take part).
+static WORKER_CHUNKS: AtomicUsize = AtomicUsize::new(0);
 
 /// Threads available to a parallel loop: the caller plus the running workers, within the limit.
 pub fn num_threads() -> usize {
@@ -49,6 +51,11 @@ pub fn set_threads(n: usize) {
 /// Workers that have started.
 pub fn workers() -> usize {
     WORKERS.load(Relaxed)
+}
+
+/// Chunks the workers have run since start-up.
+pub fn worker_chunks() -> usize {
+    WORKER_CHUNKS.load(Relaxed)
 }
 
 /// Called by a worker's JavaScript when its instance trapped: the pool cannot finish a job.
@@ -78,7 +85,7 @@ pub fn run(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
     let wake = (threads - 1).min(chunks - 1) as u32;
     // SAFETY: EPOCH is a valid, aligned i32 in the shared memory.
     unsafe { memory_atomic_notify(EPOCH.as_ptr(), wake) };
-    take_chunks();
+    take_chunks(false);
     while DONE.load(Acquire) < chunks {
         if FAILED.load(Relaxed) {
             BUSY.store(false, Release);
@@ -92,7 +99,7 @@ pub fn run(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
 }
 
 /// Takes and runs chunks of the current job until none is left.
-fn take_chunks() {
+fn take_chunks(worker: bool) {
     loop {
         let word = NEXT.fetch_add(1, AcqRel);
         let (count, index) = ((word >> 32) as usize, (word & 0xffff_ffff) as usize);
@@ -104,6 +111,9 @@ fn take_chunks() {
         // outlives this call: `run` waits until DONE counts this chunk.
         let job: Job<'static> = unsafe { std::mem::transmute::<[usize; 2], Job<'static>>(parts) };
         job(index);
+        if worker {
+            WORKER_CHUNKS.fetch_add(1, Relaxed);
+        }
         DONE.fetch_add(1, Release);
     }
 }
@@ -116,6 +126,6 @@ pub fn worker_loop() -> ! {
         // SAFETY: EPOCH is a valid, aligned i32 in the shared memory; -1 = no timeout.
         unsafe { memory_atomic_wait32(EPOCH.as_ptr(), seen, -1) };
         seen = EPOCH.load(Acquire);
-        take_chunks();
+        take_chunks(true);
     }
 }
