@@ -17,8 +17,8 @@
 //!
 //! Blocking: a KC x NC panel of B is packed into NR-wide strips (the strip in use, 8 KiB, stays
 //! in L1); an MC x KC block of A into MR-tall strips (L2). Edges are zero-padded in the packs and
-//! the kernel writes edge tiles through a small buffer. Threads (the threaded build) share each
-//! packed B panel and take row blocks of C one at a time (`gemm`).
+//! the kernel writes edge tiles through a small buffer. Threads (the threaded build) share a
+//! packed column panel of B and take row blocks of C one at a time (`gemm`).
 
 use core::arch::wasm32::*;
 use std::cell::RefCell;
@@ -179,10 +179,13 @@ unsafe fn row_block(a: MatRef, i0: usize, mc: usize, p0: usize, kc: usize, bp: *
 
 /// `c[m, n] = a[m, k] @ b[k, n]`, `c` row-major with row stride `n`, on up to `threads` threads.
 ///
-/// Each KC x NC panel of B is packed once by the calling thread and shared; the rows of C are cut
-/// into blocks (at most MC, and small enough that there are two per thread: a thread that
-/// another process delays then costs less) that the threads take one at a time (parallel.rs),
-/// each packing its own A block.
+/// One thread: for each KC x NC panel of B (packed once, kept in L2), every MC row block of C.
+/// Several: the calling thread packs a whole column panel of B (all of K, NC wide) once, then the
+/// threads take row blocks of C one at a time (parallel.rs), each packing its own A blocks and
+/// running through all of K. One parallel job per column panel rather than per KC panel: each
+/// job ends with the caller waiting for the slowest thread, which on a busy machine (a worker
+/// that the OS has descheduled) costs milliseconds per job. Row blocks are small enough that
+/// there are two per thread, so a delayed thread holds back less work.
 ///
 /// # Safety
 /// Every element of `a` (m x k) and `b` (k x n) addressed through their strides must be readable,
@@ -200,28 +203,44 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: *mut f
     PACKS.with(|packs| {
         let mut packs = packs.borrow_mut();
         let (ap, bp) = &mut *packs;
-        grow(bp, NC.min(n).div_ceil(NR) * NR * KC.min(k));
-        for j0 in (0..n).step_by(NC) {
-            let nc = NC.min(n - j0);
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
-                pack_b(b, p0, kc, j0, nc, bp);
-                // Raw pointers in wrappers that may cross threads (the closure below runs on workers).
-                let (panel, out, a_ref) = (crate::parallel::SendPtr(bp.as_mut_ptr()), crate::parallel::SendPtr(c.add(j0)), SendRef(a));
-                let run = |i: usize, ap: &mut Vec<f32>| {
-                    let i0 = i * block;
-                    row_block(a_ref.get(), i0, block.min(m - i0), p0, kc, panel.ptr(), nc, out.ptr(), n, p0 > 0, ap);
-                };
-                if threads <= 1 || blocks == 1 {
-                    (0..blocks).for_each(|i| run(i, ap));
-                } else {
-                    crate::parallel::for_each_chunk(blocks, blocks, |s, e| {
-                        // Each thread's own A buffer: the caller's is already borrowed above, so
-                        // the caller packs into a fresh one (kept for the next block it takes).
-                        CHUNK_PACK.with(|buf| (s..e).for_each(|i| run(i, &mut buf.borrow_mut())));
-                    });
+        if threads <= 1 || blocks == 1 {
+            grow(bp, NC.min(n).div_ceil(NR) * NR * KC.min(k));
+            for j0 in (0..n).step_by(NC) {
+                let nc = NC.min(n - j0);
+                for p0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - p0);
+                    pack_b(b, p0, kc, j0, nc, bp);
+                    for i0 in (0..m).step_by(block) {
+                        row_block(a, i0, block.min(m - i0), p0, kc, bp.as_ptr(), nc, c.add(j0), n, p0 > 0, ap);
+                    }
                 }
             }
+            return;
+        }
+        let nc_max = NC.min(n).div_ceil(NR) * NR;
+        grow(bp, nc_max * k);
+        for j0 in (0..n).step_by(NC) {
+            let nc = NC.min(n - j0);
+            let nc_pad = nc.div_ceil(NR) * NR;
+            // The K panels of this column panel, one after another (panel p0 at p0 * nc_pad).
+            for p0 in (0..k).step_by(KC) {
+                pack_b(b, p0, KC.min(k - p0), j0, nc, &mut bp[p0 * nc_pad..]);
+            }
+            // Raw pointers in wrappers that may cross threads (the closure below runs on workers).
+            let (panels, out, a_ref) = (crate::parallel::SendPtr(bp.as_mut_ptr()), crate::parallel::SendPtr(c.add(j0)), SendRef(a));
+            crate::parallel::for_each_chunk(blocks, blocks, |s, e| {
+                // Each thread's own A buffer (the caller's PACKS is borrowed above).
+                CHUNK_PACK.with(|buf| {
+                    let ap = &mut buf.borrow_mut();
+                    for i in s..e {
+                        let i0 = i * block;
+                        for p0 in (0..k).step_by(KC) {
+                            let panel = panels.ptr().add(p0 * nc_pad);
+                            row_block(a_ref.get(), i0, block.min(m - i0), p0, KC.min(k - p0), panel, nc, out.ptr(), n, p0 > 0, ap);
+                        }
+                    }
+                });
+            });
         }
     });
 }
