@@ -9,6 +9,7 @@ pub mod args;
 pub mod autograd;
 pub mod dtype;
 pub mod error;
+pub mod gemm_call;
 #[cfg(target_arch = "wasm32")]
 pub mod gemm_simd128;
 pub mod layout;

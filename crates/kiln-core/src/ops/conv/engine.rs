@@ -18,7 +18,7 @@ use super::im2col::{col2im_add, im2col};
 use crate::error::Result;
 use crate::parallel::{self, SendPtr};
 use crate::storage::try_zeroed;
-use gemm::Parallelism;
+use crate::gemm_call::Parallelism;
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -72,12 +72,11 @@ unsafe fn gemm(dst: *mut f32, dst_stride: usize, accumulate: bool, a: Mat, b: Ma
         return;
     }
     let parallelism = if m * n * k >= MIN_PARALLEL_MACS { parallelism } else { Parallelism::None };
-    gemm::gemm(
+    crate::gemm_call::gemm(
         m, n, k,
-        dst, 1, dst_stride as isize, accumulate,
-        a.data.as_ptr(), a.col_stride as isize, a.row_stride as isize,
-        b.data.as_ptr(), b.col_stride as isize, b.row_stride as isize,
-        1.0, 1.0, false, false, false,
+        dst, dst_stride as isize, 1, accumulate,
+        a.data.as_ptr(), a.row_stride as isize, a.col_stride as isize,
+        b.data.as_ptr(), b.row_stride as isize, b.col_stride as isize,
         parallelism,
     );
 }
@@ -156,7 +155,7 @@ impl Plan {
         if threads > 1 && units >= threads {
             (threads, Parallelism::None)
         } else if threads > 1 {
-            (1, Parallelism::Rayon(0))
+            (1, Parallelism::Threads)
         } else {
             (1, Parallelism::None)
         }

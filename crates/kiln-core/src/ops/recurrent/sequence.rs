@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::parallel;
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
-use gemm::Parallelism;
+use crate::gemm_call::Parallelism;
 
 /// Below this many multiply-adds a GEMM runs on one thread (the per-step GEMMs of small layers):
 /// rayon's fork/join would cost more than the product.
@@ -389,16 +389,15 @@ fn gemm(dst: &mut [f32], dv: Mat, a: &[f32], av: Mat, b: &[f32], bv: Mat, accumu
     if m == 0 || n == 0 {
         return;
     }
-    let parallelism = if m * n * k >= MIN_PARALLEL_FLOPS && parallel::num_threads() > 1 { Parallelism::Rayon(0) } else { Parallelism::None };
+    let parallelism = if m * n * k >= MIN_PARALLEL_FLOPS && parallel::num_threads() > 1 { Parallelism::Threads } else { Parallelism::None };
     // SAFETY: the asserts above keep every strided access inside the three slices, and dst does
     // not alias a or b (distinct borrows).
     unsafe {
-        gemm::gemm(
+        crate::gemm_call::gemm(
             m, n, k,
-            dst.as_mut_ptr().add(dv.offset), dv.cs, dv.rs, accumulate,
-            a.as_ptr().add(av.offset), av.cs, av.rs,
-            b.as_ptr().add(bv.offset), bv.cs, bv.rs,
-            if accumulate { 1.0 } else { 0.0 }, 1.0, false, false, false,
+            dst.as_mut_ptr().add(dv.offset), dv.rs, dv.cs, accumulate,
+            a.as_ptr().add(av.offset), av.rs, av.cs,
+            b.as_ptr().add(bv.offset), bv.rs, bv.cs,
             parallelism,
         );
     }
