@@ -30,3 +30,6 @@ export { Conv2d, ConvTranspose2d, type Conv2dLayerOptions, type ConvTranspose2dL
 // CNN: pooling layers and BatchNorm2d.
 export { BatchNorm2d } from './batchnorm.js';
 export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d } from './pooling.js';
+// generative models: GAN objectives and DDPM diffusion
+export { discriminatorLoss, generatorLoss } from './gan.js';
+export { DDPMSchedule, timestepEmbedding, withTimestep, type LinearScheduleOptions, type NoisePredictor, type SampleOptions } from './diffusion.js';
