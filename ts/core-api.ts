@@ -22,3 +22,6 @@ export { SparseMatrix } from './ops/sparse.js';
 export * as interpret from './interpret/index.js';
 // Recurrent layers: the fused one-layer op under nn.RNN / nn.LSTM / nn.GRU.
 export { recurrent, type RecurrentCell, type RecurrentWeights, type RecurrentResult } from './ops/recurrent.js';
+// Weight-only quantization: the kernels, and kiln.quantize(model, { bits }) for whole models.
+export * from './ops/quant.js';
+export { quantize, quantizationConfig, type QuantizeOptions } from './nn/quantized.js';
