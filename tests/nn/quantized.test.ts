@@ -134,6 +134,8 @@ forEachBackend((backend) => {
       const x = T(randND([3, 20], 30));
       const y = await read(model.forward(x));
       kiln.io.saveModel(dir, { stateDict: model.stateDict(), config: { quantization: { ...kiln.quantizationConfig(model)! } } });
+      // The reported config is accepted back, int8 (block 0) included.
+      kiln.quantize(new nn.Linear(3, 3), kiln.quantizationConfig(kiln.quantize(new nn.Linear(3, 3), { bits: 8 }))!).dispose();
       const loaded = kiln.io.loadModel(dir);
       expect(loaded.stateDict['0.weight'].dtype).toBe('int8');
       const cfg = loaded.config.quantization as unknown as nn.QuantizationConfig;

@@ -36,9 +36,11 @@ export interface QuantizationConfig {
 function checkOptions(op: string, options: QuantizeOptions): QuantizationConfig {
   const bits = options?.bits;
   if (bits !== 8 && bits !== 4) throw new Error(`${op}: bits must be 8 or 4, got ${String(bits)}`);
+  // int8 has one scale per row, so block is ignored there (quantizationConfig reports it as 0).
+  if (bits === 8) return { bits, block: 0 };
   const block = options.block ?? INT4_BLOCK;
   if (!Number.isInteger(block) || block < 1) throw new Error(`${op}: block must be a positive integer, got ${block}`);
-  return { bits, block: bits === 8 ? 0 : block };
+  return { bits, block };
 }
 
 export class QuantizedLinear extends Module {

@@ -191,17 +191,21 @@ multiversion! {
 }
 
 multiversion! {
-    /// One int4 block: bytes hold (low, high) nibble pairs; `out` has the block's length.
-    fn dequantize_block_int4(bytes: &[i8], s: f32, out: &mut [f32]) {
-        let pairs = out.len() / 2;
-        for j in 0..pairs {
-            // Shifting left then arithmetic right sign-extends a nibble.
-            let b = bytes[j];
-            out[2 * j] = ((b << 4) >> 4) as f32 * s;
-            out[2 * j + 1] = (b >> 4) as f32 * s;
-        }
-        if out.len() % 2 == 1 {
-            out[2 * pairs] = ((bytes[pairs] << 4) >> 4) as f32 * s;
+    /// A whole int4 row with an even block length (each block is a run of whole bytes), in one
+    /// dispatch: called per block, the dispatch cost more than the block's work.
+    fn dequantize_row_int4(q: &[i8], scales: &[f32], block: usize, out: &mut [f32]) {
+        for (b, chunk) in out.chunks_mut(block).enumerate() {
+            let s = scales[b];
+            let bytes = &q[b * block / 2..];
+            let pairs = chunk.len() / 2;
+            for (pair, &byte) in chunk.chunks_exact_mut(2).zip(&bytes[..pairs]) {
+                // Shifting left then arithmetic right sign-extends a nibble.
+                pair[0] = ((byte << 4) >> 4) as f32 * s;
+                pair[1] = (byte >> 4) as f32 * s;
+            }
+            if chunk.len() % 2 == 1 {
+                chunk[2 * pairs] = ((bytes[pairs] << 4) >> 4) as f32 * s;
+            }
         }
     }
 }
@@ -210,13 +214,7 @@ multiversion! {
 fn dequantize_row(format: Format, q: &[i8], scales: &[f32], out: &mut [f32]) {
     match format {
         Format::Int8 => dequantize_row_int8(q, scales[0], out),
-        Format::Int4 { block } if block % 2 == 0 => {
-            // Even blocks start on a byte boundary, so each block is a run of whole bytes.
-            for (b, chunk) in out.chunks_mut(block).enumerate() {
-                let start = b * block / 2;
-                dequantize_block_int4(&q[start..start + chunk.len().div_ceil(2)], scales[b], chunk);
-            }
-        }
+        Format::Int4 { block } if block % 2 == 0 => dequantize_row_int4(q, scales, block, out),
         Format::Int4 { block } => {
             for (i, o) in out.iter_mut().enumerate() {
                 let byte = q[i / 2];
