@@ -313,12 +313,21 @@ fn linear_kernel(x: &[f32], n: usize, w: &RowSource, bias: Option<&[f32]>, out: 
         if n <= DOT_MAX_ROWS || k == 0 {
             let mut row = vec![0.0f32; k];
             for o in o0..o1 {
-                w.expand(o, &mut row);
                 let b = bias.map_or(0.0, |b| b[o]);
-                for s in 0..n {
+                let mut put = |s: usize, v: f32| {
                     let idx = s * o_dim + o;
                     assert!(idx < out_len);
-                    unsafe { *dst.get().add(idx) = dot(&x[s * k..(s + 1) * k], &row) + b };
+                    unsafe { *dst.get().add(idx) = v + b };
+                };
+                // Fused on x86: the bytes widen in registers and the row is read once (b1 784->512:
+                // 0.058 -> 0.033 ms). On wasm32 simd128 the widening loop measured 2.4x slower than
+                // dequantize-then-dot (0.235 vs 0.099 ms), so wasm keeps the two passes.
+                if w.format == Format::Int8 && !cfg!(target_arch = "wasm32") {
+                    let q = &w.q[o * k..(o + 1) * k];
+                    (0..n).for_each(|s| put(s, dot_i8(&x[s * k..(s + 1) * k], q) * w.scales[o]));
+                } else {
+                    w.expand(o, &mut row);
+                    (0..n).for_each(|s| put(s, dot(&x[s * k..(s + 1) * k], &row)));
                 }
             }
             return;
@@ -366,6 +375,25 @@ multiversion! {
         let mut s = 0.0;
         for (x, y) in ta.iter().zip(tb) {
             s += x * y;
+        }
+        acc.iter().sum::<f32>() + s
+    }
+}
+
+multiversion! {
+    /// Dot product of floats with int8 values (widened in registers), 16 accumulators.
+    fn dot_i8(a: &[f32], q: &[i8]) -> f32 {
+        let mut acc = [0.0f32; 16];
+        let (ca, cq) = (a.chunks_exact(16), q.chunks_exact(16));
+        let (ta, tq) = (ca.remainder(), cq.remainder());
+        for (x, y) in ca.zip(cq) {
+            for i in 0..16 {
+                acc[i] += x[i] * y[i] as f32;
+            }
+        }
+        let mut s = 0.0;
+        for (x, &y) in ta.iter().zip(tq) {
+            s += x * y as f32;
         }
         acc.iter().sum::<f32>() + s
     }
