@@ -12,7 +12,18 @@ const WARMUP = 0.15; // seconds of warm-up calls (at least one call)
 const CALIBRATE = 0.1; // a calibration batch grows until it takes this long
 const SLOW_REPEATS = 2; // single timed calls of a function slower than TARGET
 
-const now = () => performance.now() / 1000;
+/**
+ * Seconds on the wall clock; with KILN_BENCH_CLOCK=cpu, CPU seconds of this process instead, which
+ * leave out the time other processes take the core (a shared machine): meaningful for
+ * single-threaded libraries only (the WASM pair), since threads' CPU times add up.
+ */
+const now =
+  process.env.KILN_BENCH_CLOCK === 'cpu'
+    ? () => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1e6;
+      }
+    : () => performance.now() / 1000;
 const gc = () => globalThis.gc?.();
 
 /** Best seconds per call of a synchronous `fn`. */

@@ -24,6 +24,22 @@ const matmul = (n) => ({
   value: (secondsPerCall) => (2 * n ** 3) / secondsPerCall / 1e9,
 });
 
+/**
+ * conv2d forward, NCHW in Kiln (NHWC in tfjs, its native layout), 'same' padding, stride 1, no
+ * bias: 2·batch·size²·filters·channels·kernel² FLOPs per call.
+ */
+function conv2d(id, params) {
+  const { batch, channels, size, filters, kernel } = params;
+  return {
+    id,
+    kind: 'conv2d',
+    params,
+    label: `conv2d b${batch} ${size}x${size}x${channels}->${filters} ${kernel}x${kernel} same`,
+    unit: 'GFLOP/s',
+    value: (secondsPerCall) => (2 * batch * size * size * filters * channels * kernel * kernel) / secondsPerCall / 1e9,
+  };
+}
+
 /** The MLP training step of issue 3 (peers/mlp.mjs builds the model and the batch). */
 export const MLP = { batch: 128, inputs: 784, hidden: 512, classes: 10, lr: 1e-3 };
 /**
@@ -102,6 +118,9 @@ export const workloads = [
     // loss read back); peers/lstm.mjs builds the model and the batch.
     value: (secondsPerStep) => LSTM.batch / secondsPerStep,
   },
+  // ---- convolution (CNN family) ----
+  conv2d('conv2d-a', { batch: 32, channels: 1, size: 28, filters: 32, kernel: 3 }),
+  conv2d('conv2d-b', { batch: 8, channels: 64, size: 32, filters: 64, kernel: 3 }),
 ];
 
 /** Workloads whose id or kind contains one of the `--only` patterns (all if none). */

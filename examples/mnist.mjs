@@ -1,7 +1,8 @@
 // The main job (`npm start`): the seed's supervised pipeline on the real MNIST digits, end to end.
 // Load the 70,000 digits, split 70/15/15 stratified, scale /255, train the 784-512-10 MLP with
 // cross-entropy and Adam 1e-3 (batch 128, progress bar, validation each epoch, ReduceLROnPlateau,
-// early stopping), evaluate the held-out test set once, save the model, plot the learning curves.
+// early stopping), evaluate the held-out test set once, save the model, plot the learning curves,
+// and write saliency maps of a few test digits.
 //
 //   node examples/mnist.mjs [--epochs N] [--resume]     (after `npm run setup`)
 // --resume continues a run that was stopped, from out/mnist/checkpoint.safetensors.
@@ -86,6 +87,23 @@ kiln.saveModel(`${OUT}/model`, {
   stateDict: model.stateDict(),
   config: { architecture: 'mlp', layers: [pixels, 512, 10], activation: 'relu', input: 'pixels / 255' },
 });
+// 9. Interpretability: which pixels each prediction rests on, for the first 10 test digits (one
+// of each class). Rows: the digit, its saliency map |d score / d pixel|, and its integrated
+// gradients (positive evidence for the predicted class, from an all-black baseline).
+const picks = [];
+for (let digit = 0; digit < 10; digit++) picks.push(split.test.find((i) => labels[i] === digit));
+const examples = kiln.tensor(data.scale(data.gatherRows(images, pixels, Int32Array.from(picks)), 1 / 255), [10, pixels]);
+model.eval();
+const rows = kiln.tidy(() => {
+  const perImage = (t) => t.div(t.max(1, true).add(1e-12)); // each map scaled to [0, 1]
+  const saliency = perImage(kiln.interpret.saliency(model, examples));
+  const ig = perImage(kiln.interpret.integratedGradients(model, examples, { steps: 32 }).relu());
+  return kiln.concat([examples, saliency, ig], 0).reshape([30, 1, mnist.rows, mnist.cols]);
+});
+kiln.viz.saveImageGrid(`${OUT}/saliency.png`, rows, { cols: 10, scale: 3 });
+kiln.dispose([examples, rows]);
+console.log(`saved ${OUT}/saliency.png (digits, saliency maps, integrated gradients)`);
+
 const minutes = (performance.now() - started) / 60000;
 train.saveLearningCurves(`${OUT}/learning-curves.html`, history, 'Kiln: MNIST 784-512-10 MLP', [
   `Test accuracy (evaluated once): ${(100 * test.accuracy).toFixed(2)}%; ${history.epochs.length} epochs in ${minutes.toFixed(1)} min.`,

@@ -1,13 +1,19 @@
-// Builds the WASM backend: kiln-core + bindings/wasm for wasm32-unknown-unknown (SIMD128,
-// single-threaded), then wasm-bindgen into bindings/wasm/pkg-node/ (Node, CommonJS) and
-// bindings/wasm/pkg-web/ (browsers, ES module). Each step is skipped when its output is newer
-// than its inputs; `--force` redoes everything.
+// Builds the WASM backend: kiln-core + bindings/wasm for wasm32-unknown-unknown in three
+// variants, then wasm-bindgen into bindings/wasm/pkg-node/ (Node, CommonJS) and
+// bindings/wasm/pkg-web/ (browsers, ES module):
+//   kiln_wasm          SIMD128, single-threaded: runs on every engine with WASM SIMD
+//   kiln_wasm_relaxed  + relaxed-simd (fused multiply-add in the GEMM kernel): Chromium 114+,
+//                      Node 22+ (Node 20 behind a V8 flag that ts/backends/wasm.ts turns on)
+//   kiln_wasm_threads  + relaxed-simd, atomics, shared memory: Kiln's Web Worker pool, for pages
+//                      that are cross-origin isolated (browsers only)
+// The loaders pick the best variant the engine accepts. Each step is skipped when its output is
+// newer than its inputs; `--force` redoes everything.
 //
 // Why not rustup + wasm-pack: `rustup target add wasm32-unknown-unknown` cannot reach its server
 // here, so Debian's rustc-web (rustc with the wasm32 std sources) builds std itself with
 // -Zbuild-std; wasm-pack expects a rustup target, so this script runs what wasm-pack runs
 // underneath (cargo build + wasm-bindgen). See /work/shared/toolchain.md.
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -21,7 +27,39 @@ const WASM_BINDGEN = join(CACHE, 'bin', 'wasm-bindgen');
 const RUSTC = '/usr/bin/rustc';
 const CARGO = '/usr/bin/cargo';
 const RUST_SRC = '/usr/lib/rustlib/src/rust/library';
-const BUILT = join(WASM_TARGET_DIR, 'wasm32-unknown-unknown', 'release', 'kiln_wasm.wasm');
+/** Largest shared memory the threaded build may grow to (a shared memory must declare one). */
+const THREADS_MAX_MEMORY = 4 * 1024 ** 3 - 64 * 1024;
+
+/**
+ * The variants: name (output file stem), target features, extra linker flags, wasm-bindgen
+ * targets. Each has its own cargo target directory: different RUSTFLAGS rebuild everything.
+ */
+const VARIANTS = [
+  { name: 'kiln_wasm', dir: '', features: '+simd128', link: [], targets: ['nodejs', 'web'] },
+  { name: 'kiln_wasm_relaxed', dir: 'relaxed', features: '+simd128,+relaxed-simd', link: [], targets: ['nodejs', 'web'] },
+  {
+    name: 'kiln_wasm_threads',
+    dir: 'threads',
+    features: '+simd128,+relaxed-simd,+atomics,+bulk-memory,+mutable-globals',
+    // Shared memory, created by the JS glue and handed to every worker's instance; the TLS
+    // symbols let wasm-bindgen give each thread its own thread-local storage and stack.
+    link: [
+      '--shared-memory',
+      '--import-memory',
+      `--max-memory=${THREADS_MAX_MEMORY}`,
+      '--export=__wasm_init_tls',
+      '--export=__tls_size',
+      '--export=__tls_align',
+      '--export=__tls_base',
+    ],
+    targets: ['web'],
+  },
+];
+const builtPath = (v) => join(WASM_TARGET_DIR, v.dir, 'wasm32-unknown-unknown', 'release', 'kiln_wasm.wasm');
+/** The RUSTFLAGS a variant is built with; a stamp beside the output records them (a change rebuilds). */
+const rustflags = (v, lld) => [`-C target-feature=${v.features}`, `-C linker=${lld}`, ...v.link.map((a) => `-C link-arg=${a}`)].join(' ');
+const stampPath = (v) => `${builtPath(v)}.flags`;
+const flagsChanged = (v) => !existsSync(stampPath(v)) || readFileSync(stampPath(v), 'utf8') !== rustflags(v, findLinker());
 
 function output(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -61,39 +99,43 @@ function ensureWasmBindgen() {
 
 export function buildWasm({ force = false } = {}) {
   const inputs = ['crates/kiln-core', 'bindings/wasm', 'bindings/node/src/registry.rs'];
-  if (force || mtime(BUILT) < newest(inputs)) {
+  const stale = VARIANTS.filter((v) => force || mtime(builtPath(v)) < newest(inputs) || flagsChanged(v));
+  if (stale.length > 0) {
     ensureRustWeb();
     const lld = findLinker();
     if (!lld) {
       console.error('[kiln] no wasm linker found (rust-lld from rustup, or Debian\'s lld). Install lld, then run this again.');
       process.exit(1);
     }
-    step(`building the WASM module (wasm32, simd128, single-threaded; cache in ${WASM_TARGET_DIR}); the first build compiles std and takes a few minutes`);
-    run(CARGO, ['build', '--release', '-Zbuild-std=std,panic_abort', '--target', 'wasm32-unknown-unknown'], {
-      cwd: join(ROOT, 'bindings/wasm'),
-      env: {
-        // Debian's rustc: rustup's (first on PATH) has no wasm32 std. RUSTC_BOOTSTRAP unlocks -Zbuild-std.
-        RUSTC,
-        RUSTC_BOOTSTRAP: '1',
-        CARGO_TARGET_DIR: WASM_TARGET_DIR,
-        RUSTFLAGS: `-C target-feature=+simd128 -C linker=${lld}`,
-      },
-    });
+    for (const v of stale) {
+      step(`building the WASM module ${v.name} (${v.features}; cache in ${join(WASM_TARGET_DIR, v.dir)}); the first build compiles std and takes a few minutes`);
+      run(CARGO, ['build', '--release', '-Zbuild-std=std,panic_abort', '--target', 'wasm32-unknown-unknown'], {
+        cwd: join(ROOT, 'bindings/wasm'),
+        env: {
+          // Debian's rustc: rustup's (first on PATH) has no wasm32 std. RUSTC_BOOTSTRAP unlocks -Zbuild-std.
+          RUSTC,
+          RUSTC_BOOTSTRAP: '1',
+          CARGO_TARGET_DIR: join(WASM_TARGET_DIR, v.dir),
+          RUSTFLAGS: rustflags(v, lld),
+        },
+      });
+      writeFileSync(stampPath(v), rustflags(v, lld));
+    }
   }
 
-  const targets = [
-    ['nodejs', 'bindings/wasm/pkg-node', 'commonjs'],
-    ['web', 'bindings/wasm/pkg-web', 'module'],
-  ];
-  for (const [target, dir, type] of targets) {
-    const out = join(ROOT, dir);
-    if (!force && mtime(join(out, 'kiln_wasm_bg.wasm')) >= mtime(BUILT)) continue;
-    ensureWasmBindgen();
-    step(`wasm-bindgen --target ${target} -> ${dir}/`);
-    run(WASM_BINDGEN, ['--target', target, '--out-dir', out, BUILT]);
-    // The root package.json says "type": "module"; the nodejs output is CommonJS.
-    mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'package.json'), JSON.stringify({ type }, null, 2) + '\n');
+  const dirs = { nodejs: ['bindings/wasm/pkg-node', 'commonjs'], web: ['bindings/wasm/pkg-web', 'module'] };
+  for (const v of VARIANTS) {
+    for (const target of v.targets) {
+      const [dir, type] = dirs[target];
+      const out = join(ROOT, dir);
+      if (!force && mtime(join(out, `${v.name}_bg.wasm`)) >= mtime(builtPath(v))) continue;
+      ensureWasmBindgen();
+      step(`wasm-bindgen --target ${target} -> ${dir}/${v.name}.js`);
+      run(WASM_BINDGEN, ['--target', target, '--out-dir', out, '--out-name', v.name, builtPath(v)]);
+      // The root package.json says "type": "module"; the nodejs output is CommonJS.
+      mkdirSync(out, { recursive: true });
+      writeFileSync(join(out, 'package.json'), JSON.stringify({ type }, null, 2) + '\n');
+    }
   }
 }
 

@@ -1,9 +1,12 @@
 // Bundles Kiln for browsers: ts/browser.ts (the API on the WASM backend) into dist-web/kiln.js,
-// one ES module loadable by <script type="module">, with kiln_wasm_bg.wasm copied beside it.
-// Needs the wasm-bindgen `web` build (bindings/wasm/pkg-web/, from scripts/build-wasm.mjs, run
-// here when it is missing) and esbuild (in node_modules through vitest).
+// one ES module loadable by <script type="module"> or a bundler (package.json's "browser"
+// export), with beside it the three .wasm builds (kiln_wasm*_bg.wasm) and the threaded build's
+// worker, kiln-worker.js (ts/backends/wasm-worker.ts). The bundle finds them with
+// `new URL(file, import.meta.url)`, which bundlers such as Vite follow and emit as assets.
+// Needs the wasm-bindgen `web` builds (bindings/wasm/pkg-web/, from scripts/build-wasm.mjs, run
+// here when missing) and esbuild (in node_modules through vitest).
 //
-//   node scripts/build-web.mjs          # dist-web/kiln.js + dist-web/kiln_wasm_bg.wasm
+//   node scripts/build-web.mjs          # dist-web/
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -13,7 +16,8 @@ import { ROOT } from './lib.mjs';
 const PKG_WEB = join(ROOT, 'bindings', 'wasm', 'pkg-web');
 const OUT = join(ROOT, 'dist-web');
 
-if (!existsSync(join(PKG_WEB, 'kiln_wasm.js'))) {
+const BUILDS = ['kiln_wasm', 'kiln_wasm_relaxed', 'kiln_wasm_threads'];
+if (BUILDS.some((b) => !existsSync(join(PKG_WEB, `${b}.js`)))) {
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-wasm.mjs')], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
@@ -29,15 +33,19 @@ try {
 
 mkdirSync(OUT, { recursive: true });
 const result = await esbuild.build({
-  entryPoints: [join(ROOT, 'ts', 'browser.ts')],
-  outfile: join(OUT, 'kiln.js'),
+  entryPoints: { kiln: join(ROOT, 'ts', 'browser.ts'), 'kiln-worker': join(ROOT, 'ts', 'backends', 'wasm-worker.ts') },
+  outdir: OUT,
   bundle: true,
   format: 'esm',
   platform: 'browser',
   target: 'es2022',
   sourcemap: true,
-  // The `web` build is a build output, so browser.ts imports it by a bare name (ts/types/kiln-wasm-web.d.ts).
-  alias: { 'kiln-wasm-web': join(PKG_WEB, 'kiln_wasm.js') },
+  // The `web` builds are build outputs, so the sources import them by bare names (ts/types/kiln-wasm-web.d.ts).
+  alias: {
+    'kiln-wasm-web': join(PKG_WEB, 'kiln_wasm.js'),
+    'kiln-wasm-web-relaxed': join(PKG_WEB, 'kiln_wasm_relaxed.js'),
+    'kiln-wasm-web-threads': join(PKG_WEB, 'kiln_wasm_threads.js'),
+  },
   logLevel: 'warning',
   metafile: true,
 });
@@ -47,6 +55,6 @@ if (nodeOnly.length > 0) {
   console.error(`build-web: Node-only modules in the browser bundle: ${nodeOnly.join(', ')}`);
   process.exit(1);
 }
-copyFileSync(join(PKG_WEB, 'kiln_wasm_bg.wasm'), join(OUT, 'kiln_wasm_bg.wasm'));
-const kb = (f) => `${(statSync(join(OUT, f)).size / 1024).toFixed(0)} KiB`;
-console.log(`build-web: dist-web/kiln.js (${kb('kiln.js')}), dist-web/kiln_wasm_bg.wasm (${kb('kiln_wasm_bg.wasm')})`);
+for (const b of BUILDS) copyFileSync(join(PKG_WEB, `${b}_bg.wasm`), join(OUT, `${b}_bg.wasm`));
+const kb = (f) => `${f} (${(statSync(join(OUT, f)).size / 1024).toFixed(0)} KiB)`;
+console.log(`build-web: dist-web/: ${['kiln.js', 'kiln-worker.js', ...BUILDS.map((b) => `${b}_bg.wasm`)].map(kb).join(', ')}`);

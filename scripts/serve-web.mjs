@@ -1,9 +1,13 @@
 // A small static server for the browser demo: serves the repository on 127.0.0.1 (the page at
 // /examples/web/, the bundle at /dist-web/, the model at /out/mnist/model/), with the MIME types
-// browsers need (application/wasm for WebAssembly.instantiateStreaming, text/javascript for modules).
+// browsers need (application/wasm for WebAssembly.instantiateStreaming, text/javascript for modules)
+// and, unless --no-isolation, the two headers that make a page cross-origin isolated
+// (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp): only such
+// a page may share memory with workers, which Kiln's threaded WASM build needs.
 //
 //   npm run web                                  # builds dist-web/ and serves on http://127.0.0.1:8080/
 //   node scripts/serve-web.mjs --port 0 --no-build   # any free port; prints the URL
+//   node scripts/serve-web.mjs --no-isolation        # no COOP/COEP: Kiln runs single-threaded
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
@@ -25,8 +29,14 @@ const MIME = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-/** Starts the server; resolves to { server, url } once it listens. */
-export function serve({ port = 8080, host = '127.0.0.1', root = ROOT } = {}) {
+/** The headers that make a page cross-origin isolated (and allow SharedArrayBuffer). */
+const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+
+/**
+ * Starts the server; resolves to { server, url } once it listens. `mounts` maps URL prefixes
+ * ('/model/') to other directories; `isolated` sends COOP/COEP.
+ */
+export function serve({ port = 8080, host = '127.0.0.1', root = ROOT, isolated = true, mounts = {} } = {}) {
   const server = createServer((req, res) => {
     let path;
     try {
@@ -39,8 +49,10 @@ export function serve({ port = 8080, host = '127.0.0.1', root = ROOT } = {}) {
       res.writeHead(302, { location: '/examples/web/' }).end();
       return;
     }
-    let file = normalize(join(root, path));
-    if (file !== root && !file.startsWith(root + sep)) {
+    const mount = Object.keys(mounts).find((prefix) => path.startsWith(prefix));
+    const base = mount ? mounts[mount] : root;
+    let file = normalize(join(base, mount ? path.slice(mount.length) : path));
+    if (file !== base && !file.startsWith(base + sep)) {
       res.writeHead(403).end('forbidden');
       return;
     }
@@ -63,6 +75,7 @@ export function serve({ port = 8080, host = '127.0.0.1', root = ROOT } = {}) {
       'content-type': MIME[extname(file)] ?? 'application/octet-stream',
       'content-length': st.size,
       'cache-control': 'no-cache',
+      ...(isolated ? ISOLATION : {}),
     });
     if (req.method === 'HEAD') res.end();
     else createReadStream(file).pipe(res);
@@ -84,6 +97,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { stdio: 'inherit' });
     if (r.status !== 0) process.exit(r.status ?? 1);
   }
-  const { url } = await serve({ port });
+  const { url } = await serve({ port, isolated: !args.includes('--no-isolation') });
   console.log(`serving ${ROOT} at ${url} (the demo: ${url}examples/web/); Ctrl-C stops`);
 }

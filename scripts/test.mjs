@@ -6,8 +6,11 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { setup } from './setup.mjs';
 import { ROOT, run, step } from './lib.mjs';
+import { ensureChromium } from './chromium.mjs';
 
 setup();
+// tests/browser/ runs Kiln in a real browser; KILN_SKIP_BROWSER=1 skips it (and this install).
+if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 step('Rust tests (cargo test -p kiln-core)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
 

@@ -1,42 +1,47 @@
 /**
  * Kiln for browsers: the API of index.ts on the WASM backend, minus what needs a file system
  * (io's files, saved models and checkpoints, the MNIST loaders, training callbacks that write files).
- * Bundled by scripts/build-web.mjs into dist-web/kiln.js (an ES module) with kiln_wasm_bg.wasm beside it.
+ * Bundled by scripts/build-web.mjs into dist-web/kiln.js (an ES module; package.json's "browser"
+ * export) with the .wasm builds and the worker script beside it.
  *
- *   import * as kiln from './kiln.js';
- *   await kiln.init();
+ *   import * as kiln from 'kiln';          // a bundler, or './dist-web/kiln.js' in a plain page
+ *   await kiln.init();                     // threaded when the page is cross-origin isolated
  *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).relu());
  *
  * Weights load from bytes: `kiln.io.decodeSafetensors(new Uint8Array(await (await fetch(url)).arrayBuffer()))`.
+ * `fit` trains here too (its progress lines go to the console; `onStep` feeds a page's own bar).
  */
 
 import type { Backend } from './backends/backend.js';
-import { loadWasmWeb } from './backends/wasm-web.js';
+import { loadWasmWeb, type WasmWeb, type WasmWebOptions } from './backends/wasm-web.js';
 import { registerBackend } from './engine.js';
 
-let wasm: Backend | null = null;
+let wasm: WasmWeb | null = null;
 let loading: Promise<void> | null = null;
 
 registerBackend(
   'wasm',
-  () => {
+  (): Backend => {
     if (wasm === null) throw new Error('kiln: the WASM module is not loaded yet: `await kiln.init()` before creating tensors');
-    return wasm;
+    return wasm.backend;
   },
   true,
 );
 
-/** Options of `init`. */
-export interface InitOptions {
-  /** Where kiln_wasm_bg.wasm is served (default: next to the bundle). */
-  wasmUrl?: string | URL;
-}
+/**
+ * Options of `init`: `wasmDir` (where the kiln_wasm*_bg.wasm files are served; default next to
+ * the bundle), `threads` ('auto' or a count; threads need a cross-origin isolated page), `variant`.
+ */
+export type InitOptions = WasmWebOptions;
 
-/** Fetches and instantiates the WASM kernels. Call (and await) once before using tensors; later calls return at once. */
+/**
+ * Fetches and instantiates the WASM kernels (and, on a cross-origin isolated page, starts the
+ * worker threads). Call (and await) once before using tensors; later calls return at once.
+ */
 export function init(options: InitOptions = {}): Promise<void> {
-  return (loading ??= loadWasmWeb(options.wasmUrl).then(
-    (b) => {
-      wasm = b;
+  return (loading ??= loadWasmWeb(options).then(
+    (w) => {
+      wasm = w;
     },
     (e: unknown) => {
       loading = null;
@@ -45,8 +50,36 @@ export function init(options: InitOptions = {}): Promise<void> {
   ));
 }
 
+function loaded(what: string): WasmWeb {
+  if (wasm === null) throw new Error(`kiln.${what}: the WASM module is not loaded yet: \`await kiln.init()\` first`);
+  return wasm;
+}
+
+/** The WASM build in use: 'threads', 'relaxed' (relaxed SIMD) or 'simd' (plain SIMD128). */
+export function wasmVariant(): string {
+  return loaded('wasmVariant').variant;
+}
+
+/** Bytes of WASM linear memory (grows when the allocator needs more, never shrinks). */
+export function wasmMemoryBytes(): number {
+  return loaded('wasmMemoryBytes').memory.buffer.byteLength;
+}
+
+/**
+ * Diagnostics of the threaded build: worker threads started, and the chunks of parallel kernels
+ * (GEMM row blocks, elementwise pieces) they have run so far. Both 0 in the single-threaded builds.
+ */
+export function wasmThreadStats(): { workers: number; workerChunks: number } {
+  return loaded('wasmThreadStats').threadStats();
+}
+
+/** Caps the threads the kernels use (1 = the page's thread only); returns the number in use. */
+export function setNumThreads(n: number): number {
+  return loaded('setNumThreads').setNumThreads(n);
+}
+
 export * from './core-api.js';
-export { fit, evaluate, predict } from './train/fit.js';
+export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type History } from './train/fit.js';
 export * as io from './io/browser.js';
 // image output (PNG grids), without files
 export * as viz from './viz/browser.js';

@@ -25,3 +25,8 @@ export { recurrent, type RecurrentCell, type RecurrentWeights, type RecurrentRes
 // Weight-only quantization: the kernels, and kiln.quantize(model, { bits }) for whole models.
 export * from './ops/quant.js';
 export { quantize, quantizationConfig, type QuantizeOptions } from './nn/quantized.js';
+// convolution (CNN family)
+export { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions, type Padding2d } from './ops/conv.js';
+// CNN: pooling and the fused batch normalization.
+export * from './ops/pool.js';
+export * from './ops/batch-norm.js';

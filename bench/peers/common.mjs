@@ -57,3 +57,35 @@ export function assertClose(what, got, want, tol = 1e-4) {
     }
   }
 }
+
+/**
+ * Reference conv2d in float64, stride 1, 'same' padding (odd kernel), no bias: x [n, c, h, w],
+ * w [o, c, k, k] (NCHW, OIHW) -> [n, o, h, w]. For the correctness checks of the conv2d workloads.
+ */
+export function referenceConv2dSame(x, w, n, c, h, wd, o, k) {
+  const out = new Float64Array(n * o * h * wd);
+  const p = (k - 1) / 2;
+  for (let b = 0; b < n; b++)
+    for (let oc = 0; oc < o; oc++)
+      for (let y = 0; y < h; y++)
+        for (let xq = 0; xq < wd; xq++) {
+          let s = 0;
+          for (let ic = 0; ic < c; ic++)
+            for (let i = 0; i < k; i++)
+              for (let j = 0; j < k; j++) {
+                const iy = y + i - p;
+                const ix = xq + j - p;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < wd) s += x[((b * c + ic) * h + iy) * wd + ix] * w[((oc * c + ic) * k + i) * k + j];
+              }
+          out[((b * o + oc) * h + y) * wd + xq] = s;
+        }
+  return out;
+}
+
+/** The small case every conv2d peer is checked on before timing: [n, c, h, w, o, k] and its data. */
+export function conv2dCheckCase() {
+  const [n, c, h, wd, o, k] = [2, 3, 6, 5, 4, 3];
+  const x = randomNormal(n * c * h * wd, 11);
+  const w = randomNormal(o * c * k * k, 12);
+  return { dims: [n, c, h, wd, o, k], x, w, want: referenceConv2dSame(x, w, n, c, h, wd, o, k) };
+}

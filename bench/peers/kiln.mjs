@@ -1,6 +1,6 @@
 // Kiln, native backend (Rust kernels through the N-API addon), from the repository's dist/.
 import { now, timePhasesSync, timeSync } from '../timing.mjs';
-import { assertClose, randomNormal, referenceMatmul } from './common.mjs';
+import { assertClose, conv2dCheckCase, randomNormal, referenceMatmul } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import { kilnLstmTrain } from './lstm.mjs';
 
@@ -28,6 +28,27 @@ function mlp(params) {
       kiln.dispose([w1, b1, w2, b2, x, y]);
     },
   };
+}
+
+/**
+ * The conv2d workload on Kiln's active backend (kiln-wasm.mjs reuses it): checked against the
+ * reference on a small case, then timed on random inputs. Returns seconds per call.
+ */
+export function kilnConv2d(k, { batch, channels, size, filters, kernel }) {
+  const check = conv2dCheckCase();
+  const [n, c, h, wd, o, kk] = check.dims;
+  const cx = k.tensor(check.x, [n, c, h, wd]);
+  const cw = k.tensor(check.w, [o, c, kk, kk]);
+  const cy = k.conv2d(cx, cw, { padding: 'same' });
+  assertClose(`kiln (${k.getBackend()}) conv2d check`, cy.dataSync(), check.want);
+  k.dispose([cx, cw, cy]);
+  const x = k.tensor(randomNormal(batch * channels * size * size, 7), [batch, channels, size, size]);
+  const w = k.tensor(randomNormal(filters * channels * kernel * kernel, 8), [filters, channels, kernel, kernel]);
+  try {
+    return timeSync(() => k.conv2d(x, w, { padding: 'same' }).dispose());
+  } finally {
+    k.dispose([x, w]);
+  }
 }
 
 export default {
@@ -69,6 +90,10 @@ export default {
         a.dispose();
         b.dispose();
       }
+    },
+    // convolution (CNN family)
+    conv2d(params) {
+      return kilnConv2d(kiln, params);
     },
     /** One training step as a training loop writes it, the loss read back for a progress bar. */
     mlpTrain(params) {

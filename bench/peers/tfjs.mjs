@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { createRequire } from 'node:module';
 import { now, timePhasesSync, timeSync } from '../timing.mjs';
-import { randomNormal } from './common.mjs';
+import { assertClose, conv2dCheckCase, randomNormal } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import * as tfLayers from '@tensorflow/tfjs-layers';
 import { tfjsLstmTrain } from './lstm.mjs';
@@ -84,6 +84,25 @@ export function tfjsPeer({ id, column, backend, pkg, describe }) {
           return timeSync(() => tf.add(a, b).dispose());
         } finally {
           tf.dispose([a, b]);
+        }
+      },
+      /** conv2d in tfjs's layout: NHWC input, [k, k, in, out] filter, 'same'; checked on a small case first. */
+      async conv2d({ batch, channels, size, filters, kernel }) {
+        await use();
+        const check = conv2dCheckCase();
+        const [n, c, h, wd, o, k] = check.dims;
+        const got = tf.tidy(() => {
+          const x = tf.transpose(tf.tensor4d(check.x, [n, c, h, wd]), [0, 2, 3, 1]);
+          const w = tf.transpose(tf.tensor4d(check.w, [o, c, k, k]), [2, 3, 1, 0]);
+          return tf.transpose(tf.conv2d(x, w, 1, 'same'), [0, 3, 1, 2]).dataSync();
+        });
+        assertClose(`tfjs ${backend} conv2d check`, got, check.want);
+        const x = tf.tensor4d(randomNormal(batch * size * size * channels, 7), [batch, size, size, channels]);
+        const w = tf.tensor4d(randomNormal(kernel * kernel * channels * filters, 8), [kernel, kernel, channels, filters]);
+        try {
+          return timeSync(() => tf.conv2d(x, w, 1, 'same').dispose());
+        } finally {
+          tf.dispose([x, w]);
         }
       },
       /** One step: optimizer.minimize (tf.variableGrads + applyGradients) and the loss read back. */

@@ -1,10 +1,12 @@
-// Kiln in the browser: the MNIST MLP trained by `npm start` (out/mnist/model/), run on the WASM
-// backend from the bundle dist-web/kiln.js (`npm run web` builds it and serves the repository).
+// Kiln in the browser: the MNIST MLP trained by `npm start` (out/mnist/model/; `?model=<url>` loads
+// another saved model directory), run on the WASM backend from the bundle dist-web/kiln.js
+// (`npm run web` builds it and serves the repository, cross-origin isolated, so Kiln runs threaded).
 // Draw a digit; the 280x280 drawing becomes a 28x28 input like MNIST's (digit scaled into a 20x20
 // box, centered on its center of mass, pixels / 255) and the page shows the 10 class probabilities.
 import * as kiln from '../../dist-web/kiln.js';
 
-const MODEL_DIR = new URL('../../out/mnist/model/', import.meta.url);
+const params = new URLSearchParams(location.search);
+const MODEL_DIR = new URL(params.get('model') ?? '../../out/mnist/model/', params.has('model') ? location.href : import.meta.url);
 const $ = (id) => document.getElementById(id);
 const status = $('status');
 const pad = $('pad');
@@ -186,12 +188,15 @@ function predict() {
   return result;
 }
 
-window.kilnDemo = { ready: false, last: null, stroke, clear: clearPad, predict };
+// kiln: the module, for tests and the console.
+window.kilnDemo = { ready: false, last: null, stroke, clear: clearPad, predict, kiln };
 
 try {
-  await kiln.init();
+  await kiln.init({ threads: params.has('threads') ? Number(params.get('threads')) : 'auto' });
   net = await loadModel();
-  status.textContent = `model ${net.layers.join('-')} loaded on the ${kiln.getBackend()} backend; draw a digit with the mouse`;
+  status.textContent =
+    `model ${net.layers.join('-')} loaded on the ${kiln.getBackend()} backend ` +
+    `(${kiln.wasmVariant()} build, ${kiln.numThreads()} thread${kiln.numThreads() > 1 ? 's' : ''}); draw a digit with the mouse`;
   window.kilnDemo.ready = true;
 } catch (e) {
   status.textContent = `error: ${e.message}`;

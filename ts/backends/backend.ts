@@ -119,6 +119,15 @@ export interface Backend {
   linearQ8(x: Handle, q: Handle, scales: Handle, bias: number): Handle;
   /** x·Wᵀ + b on packed int4 weights; bias: a handle or -1. Inference-only. */
   linearQ4(x: Handle, packed: Handle, scales: Handle, bias: number, block: number): Handle;
+  // ---- convolution (CNN family); bias: a handle or -1; padding per side ----
+  conv2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
+  convTranspose2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number, outputPaddingH: number, outputPaddingW: number): Handle;
+  // ---- CNN pooling and batch normalization (crates/kiln-core/src/ops/pool.rs, batch_norm.rs) ----
+  /** x [N, C, H, W] -> [N, C, outH, outW]; padding is (top, bottom, left, right). */
+  maxPool2d(x: Handle, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number): Handle;
+  avgPool2d(x: Handle, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, countIncludePad: boolean): Handle;
+  /** x [N, C, ...] -> same; weight, bias, runningMean, runningVar: handles or -1. Updates the running statistics in place when training. */
+  batchNorm(x: Handle, weight: number, bias: number, runningMean: number, runningVar: number, training: boolean, momentum: number, eps: number): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

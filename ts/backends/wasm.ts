@@ -1,7 +1,9 @@
 /**
- * The WASM backend: kiln-core compiled to wasm32 (SIMD128, single-threaded) behind the same
- * `Backend` contract as the native addon. In Node it loads the wasm-bindgen `nodejs` output
- * that scripts/build-wasm.mjs writes to bindings/wasm/pkg-node/.
+ * The WASM backend in Node: kiln-core compiled to wasm32 behind the same `Backend` contract as
+ * the native addon. It loads the wasm-bindgen `nodejs` output that scripts/build-wasm.mjs writes
+ * to bindings/wasm/pkg-node/: the relaxed-SIMD build when the engine accepts it (Node 22+; on
+ * Node 20 after turning on V8's flag for it, see below), else the plain SIMD128 build.
+ * `KILN_WASM_VARIANT=simd|relaxed` forces one. (Threads are for browsers: wasm-web.ts.)
  *
  * A Rust panic cannot be caught inside WASM (wasm32 has no unwinding): it aborts the instance
  * with a `WebAssembly.RuntimeError`, and every tensor it held is gone. Each entry point here
@@ -12,20 +14,51 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import type { Backend } from './backend.js';
 import { guardTraps, type WasmExports } from './wasm-guard.js';
+import { parseVariant, relaxedSimdSupported, VARIANT_FILES, type WasmVariant } from './wasm-features.js';
 
-/** Where scripts/build-wasm.mjs puts the module (same relative path from ts/ and dist/). */
-const MODULE_PATH = fileURLToPath(new URL('../../bindings/wasm/pkg-node/kiln_wasm.js', import.meta.url));
+/** Where scripts/build-wasm.mjs puts the modules (same relative path from ts/ and dist/). */
+const modulePath = (variant: WasmVariant): string =>
+  fileURLToPath(new URL(`../../bindings/wasm/pkg-node/${VARIANT_FILES[variant]}.js`, import.meta.url));
+
+/**
+ * Relaxed SIMD is a finished WebAssembly standard, on by default from V8 11.4 (Node 22); Node 20's
+ * V8 has it behind this flag. Turning a V8 flag on after start-up is allowed for flags that only
+ * gate what the WASM compiler accepts, as this one does, and it must happen before compiling.
+ */
+function enableRelaxedSimd(): boolean {
+  if (relaxedSimdSupported()) return true;
+  try {
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    return false;
+  }
+  return relaxedSimdSupported();
+}
+
+/** The variant this process uses. */
+export function wasmVariant(): WasmVariant {
+  const forced = process.env.KILN_WASM_VARIANT;
+  if (forced) {
+    const v = parseVariant(forced, 'KILN_WASM_VARIANT');
+    if (v === 'threads') throw new Error("kiln: KILN_WASM_VARIANT=threads: the threaded WASM build runs in browsers only (Node has the native backend's threads)");
+    if (v === 'relaxed' && !enableRelaxedSimd()) throw new Error('kiln: KILN_WASM_VARIANT=relaxed, but this Node cannot compile relaxed SIMD');
+    return v;
+  }
+  return existsSync(modulePath('relaxed')) && enableRelaxedSimd() ? 'relaxed' : 'simd';
+}
 
 export function loadWasm(): Backend {
-  if (!existsSync(MODULE_PATH)) {
+  const path = modulePath(wasmVariant());
+  if (!existsSync(path)) {
     throw new Error(
-      `kiln: the WASM module is not built (${MODULE_PATH} is missing). ` +
+      `kiln: the WASM module is not built (${path} is missing). ` +
         'Run `node scripts/build-wasm.mjs` (it needs cargo and Debian\'s rustc-web; see the README).',
     );
   }
   const require = createRequire(import.meta.url);
-  const exports = require(MODULE_PATH) as WasmExports;
+  const exports = require(path) as WasmExports;
   return guardTraps(exports);
 }

@@ -1,14 +1,14 @@
 /**
- * BatchNorm1d (Ioffe & Szegedy), with PyTorch's conventions: training normalizes with the batch
- * statistics (biased variance) and folds them into running statistics with
+ * BatchNorm1d and BatchNorm2d (Ioffe & Szegedy), with PyTorch's conventions: training normalizes
+ * with the batch statistics (biased variance) and folds them into running statistics with
  * running ← (1 − momentum)·running + momentum·batch, using the unbiased variance for runningVar;
- * eval normalizes with the running statistics.
+ * eval normalizes with the running statistics. Both run the fused batchNorm kernel
+ * (ts/ops/batch-norm.ts), which also updates the running statistics in place.
  */
 
 import type { Tensor } from '../tensor.js';
-import { noGrad } from '../autograd.js';
 import { full } from '../ops/creation.js';
-import { assign } from '../autograd.js';
+import { batchNorm } from '../ops/batch-norm.js';
 import { Module } from './module.js';
 
 export interface BatchNormOptions {
@@ -20,7 +20,8 @@ export interface BatchNormOptions {
   affine?: boolean;
 }
 
-export class BatchNorm1d extends Module {
+/** What BatchNorm1d and BatchNorm2d share: parameters, buffers and the forward pass. */
+abstract class BatchNorm extends Module {
   /** [features], or null without affine. */
   readonly weight: Tensor | null;
   /** [features], or null without affine. */
@@ -32,14 +33,14 @@ export class BatchNorm1d extends Module {
   readonly momentum: number;
   readonly eps: number;
 
-  /** Normalizes numFeatures channels (dim 1 of the input). */
-  constructor(readonly numFeatures: number, options: BatchNormOptions = {}) {
+  constructor(readonly numFeatures: number, options: BatchNormOptions) {
     super();
-    if (!Number.isInteger(numFeatures) || numFeatures < 1) throw new Error(`BatchNorm1d: numFeatures must be a positive integer, got ${numFeatures}`);
+    const name = this.constructor.name;
+    if (!Number.isInteger(numFeatures) || numFeatures < 1) throw new Error(`${name}: numFeatures must be a positive integer, got ${numFeatures}`);
     this.momentum = options.momentum ?? 0.1;
     this.eps = options.eps ?? 1e-5;
-    if (!(this.momentum >= 0 && this.momentum <= 1)) throw new Error(`BatchNorm1d: momentum must be in [0, 1], got ${this.momentum}`);
-    if (!(this.eps > 0)) throw new Error(`BatchNorm1d: eps must be > 0, got ${this.eps}`);
+    if (!(this.momentum >= 0 && this.momentum <= 1)) throw new Error(`${name}: momentum must be in [0, 1], got ${this.momentum}`);
+    if (!(this.eps > 0)) throw new Error(`${name}: eps must be > 0, got ${this.eps}`);
     const affine = options.affine ?? true;
     this.weight = affine ? this.registerParameter(full([numFeatures], 1)) : null;
     this.bias = affine ? this.registerParameter(full([numFeatures], 0)) : null;
@@ -47,34 +48,59 @@ export class BatchNorm1d extends Module {
     this.runningVar = this.registerBuffer(full([numFeatures], 1));
   }
 
-  /** [batch, features] -> same, or [batch, features, length] -> same (statistics over batch and length). */
+  /** Throws (naming the layer and the shapes it takes) unless `x` is an input this layer accepts. */
+  protected abstract checkInput(x: Tensor): void;
+
+  /** Word for the normalized axis in messages ('feature', 'channel'). */
+  protected abstract readonly unit: string;
+
   forward(x: Tensor): Tensor {
-    const shape = x.shape;
+    this.checkInput(x);
+    if (this.training && x.size / this.numFeatures < 2) {
+      throw new Error(`${this.constructor.name}(${this.numFeatures}): training needs more than one value per ${this.unit}, got input [${x.shape.join(', ')}]`);
+    }
+    return batchNorm(x, {
+      weight: this.weight,
+      bias: this.bias,
+      runningMean: this.runningMean,
+      runningVar: this.runningVar,
+      training: this.training,
+      momentum: this.momentum,
+      eps: this.eps,
+    });
+  }
+}
+
+/** [batch, features] -> same, or [batch, features, length] -> same (statistics over batch and length). */
+export class BatchNorm1d extends BatchNorm {
+  protected readonly unit = 'feature';
+
+  /** Normalizes numFeatures channels (dim 1 of the input). */
+  constructor(numFeatures: number, options: BatchNormOptions = {}) {
+    super(numFeatures, options);
+  }
+
+  protected checkInput(x: Tensor): void {
     const c = this.numFeatures;
-    if ((shape.length !== 2 && shape.length !== 3) || shape[1] !== c) {
-      throw new Error(`BatchNorm1d(${c}): expected input [batch, ${c}] or [batch, ${c}, length], got ${x.dtype} [${shape.join(', ')}]`);
+    if ((x.rank !== 2 && x.rank !== 3) || x.shape[1] !== c) {
+      throw new Error(`BatchNorm1d(${c}): expected input [batch, ${c}] or [batch, ${c}, length], got ${x.dtype} [${x.shape.join(', ')}]`);
     }
-    const axes = shape.length === 2 ? [0] : [0, 2];
-    // Per-feature vectors broadcast against [batch, C] as [C] and against [batch, C, L] as [C, 1].
-    const perFeature = shape.length === 2 ? [c] : [c, 1];
-    let normalized: Tensor;
-    if (this.training) {
-      const n = shape.length === 2 ? shape[0] : shape[0] * shape[2];
-      if (n < 2) throw new Error(`BatchNorm1d(${c}): training needs more than one value per feature, got input [${shape.join(', ')}]`);
-      const mean = x.mean(axes, true);
-      const variance = x.variance(axes, true);
-      normalized = x.sub(mean).mul(variance.add(this.eps).rsqrt());
-      noGrad(() => {
-        // running ← (1 - momentum)·running + momentum·batch, in place (PyTorch's convention;
-        // the running variance uses the unbiased batch variance).
-        const m = this.momentum;
-        assign(this.runningMean, this.runningMean.mul(1 - m).add(mean.reshape([c]).mul(m)));
-        assign(this.runningVar, this.runningVar.mul(1 - m).add(variance.reshape([c]).mul((m * n) / (n - 1))));
-      });
-    } else {
-      normalized = x.sub(this.runningMean.reshape(perFeature)).mul(this.runningVar.add(this.eps).rsqrt().reshape(perFeature));
+  }
+}
+
+/** [batch, channels, height, width] -> same (statistics per channel over batch, height and width). */
+export class BatchNorm2d extends BatchNorm {
+  protected readonly unit = 'channel';
+
+  /** Normalizes numFeatures channels of images (dim 1 of [batch, channels, height, width]). */
+  constructor(numFeatures: number, options: BatchNormOptions = {}) {
+    super(numFeatures, options);
+  }
+
+  protected checkInput(x: Tensor): void {
+    const c = this.numFeatures;
+    if (x.rank !== 4 || x.shape[1] !== c) {
+      throw new Error(`BatchNorm2d(${c}): expected input [batch, ${c}, height, width], got ${x.dtype} [${x.shape.join(', ')}]`);
     }
-    if (this.weight === null || this.bias === null) return normalized;
-    return normalized.mul(this.weight.reshape(perFeature)).add(this.bias.reshape(perFeature));
   }
 }

@@ -27,3 +27,8 @@ export { VAE, reparameterize, type VAEOutput, type NegativeElbo } from './vae.js
 export { RNN, LSTM, GRU, type RecurrentOptions, type RNNOptions, type RecurrentConfig } from './recurrent.js';
 // Weight-only quantization for inference.
 export { QuantizedLinear, quantize, quantizationConfig, type QuantizeOptions, type QuantizeBits, type QuantizationConfig } from './quantized.js';
+// convolution (CNN family)
+export { Conv2d, ConvTranspose2d, type Conv2dLayerOptions, type ConvTranspose2dLayerOptions } from './conv.js';
+// CNN: pooling layers and BatchNorm2d.
+export { BatchNorm2d } from './batchnorm.js';
+export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d } from './pooling.js';

@@ -40,6 +40,23 @@ export interface FitOptions {
    * epoch's logs (`skippedSteps`) and goes on, and stops only if a whole epoch is skipped.
    */
   onNonFiniteLoss?: NonFinitePolicy;
+  /**
+   * Called after every training step (e.g. to draw a progress bar in a web page, where there is
+   * no terminal): the epoch, the step, the steps per epoch if known, and the running loss.
+   */
+  onStep?: (info: StepInfo) => void;
+}
+
+/** What `onStep` receives. */
+export interface StepInfo {
+  epoch: number;
+  epochs: number;
+  step: number;
+  /** Batches per epoch (the data's `length`), if known. */
+  steps?: number;
+  samples: number;
+  /** Exponential moving average of the step losses of this epoch. */
+  loss: number;
 }
 
 export interface History {
@@ -111,6 +128,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
         samples += y.shape[0] ?? 1;
         running = step - skipped === 1 ? value : 0.98 * running + 0.02 * value;
         bar?.update(step, samples, running);
+        options.onStep?.({ epoch, epochs: options.epochs, step, steps: trainData.length, samples, loss: running });
       }
       if (step === 0) throw new Error('fit: the training data produced no batches (is the dataset empty?)');
       if (skipped === step) {

@@ -350,4 +350,47 @@ raw_functions! {
         })?;
         Ok(register(out))
     }
+    // ---- convolution (CNN family) ----
+    // `bias` is a handle or -1; padding is per side (the TypeScript layer resolves 'same').
+    "conv2d" => fn conv2d(x: u32, w: u32, bias: i64, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32) -> u32 {
+        let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::conv2d(r.get(x)?, r.get(w)?, b, &p)
+        })?;
+        Ok(register(out))
+    }
+    "convTranspose2d" => fn conv_transpose2d(x: u32, w: u32, bias: i64, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32, output_padding_h: u32, output_padding_w: u32) -> u32 {
+        let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::conv_transpose2d(r.get(x)?, r.get(w)?, b, &p, [output_padding_h as usize, output_padding_w as usize])
+        })?;
+        Ok(register(out))
+    }
+    // ---- CNN pooling and batch normalization (pool.rs, batch_norm.rs) ----
+    // Padding is (top, bottom, left, right).
+    "maxPool2d" => fn max_pool2d(x: u32, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32) -> u32 {
+        let pool = pool2d([kernel_h, kernel_w], [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w]);
+        with_tensors([x], |[t]| ops::max_pool2d(t, pool))
+    }
+    "avgPool2d" => fn avg_pool2d(x: u32, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, count_include_pad: bool) -> u32 {
+        let pool = pool2d([kernel_h, kernel_w], [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [1, 1]);
+        with_tensors([x], |[t]| ops::avg_pool2d(t, pool, count_include_pad))
+    }
+    // weight, bias, runningMean, runningVar: handles or -1; the running statistics update in place.
+    "batchNorm" => fn batch_norm(x: u32, weight: f64, bias: f64, running_mean: f64, running_var: f64, training: bool, momentum: f64, eps: f64) -> u32 {
+        let options = ops::BatchNorm { training, momentum: momentum as f32, eps: eps as f32 };
+        Ok(register(registry::batch_norm(x, weight, bias, running_mean, running_var, options)?))
+    }
+}
+
+// convolution (CNN family)
+fn conv_params(stride: [u32; 2], padding: [u32; 4], dilation: [u32; 2], groups: u32) -> ops::ConvParams {
+    ops::ConvParams { stride: stride.map(|v| v as usize), padding: padding.map(|v| v as usize), dilation: dilation.map(|v| v as usize), groups: groups as usize }
+}
+
+// CNN pooling
+fn pool2d(kernel: [u32; 2], stride: [u32; 2], padding: [u32; 4], dilation: [u32; 2]) -> ops::Pool2d {
+    ops::Pool2d { kernel: kernel.map(|v| v as usize), stride: stride.map(|v| v as usize), padding: padding.map(|v| v as usize), dilation: dilation.map(|v| v as usize) }
 }

@@ -124,3 +124,39 @@ pub fn optimizer_step(rule: kiln_core::optim::Rule, transform: kiln_core::optim:
         result.map(|_| true)
     })
 }
+
+// ---- CNN: batch normalization with in-place running statistics (batch_norm.rs) ----
+
+/// Batch normalization on registry tensors. `weight`, `bias`, `running_mean`, `running_var` are
+/// handles or negative for "none"; the running statistics are moved out of their slots for the
+/// in-place update (like optimizer_step) and always put back. Shared by both bindings.
+pub fn batch_norm(x: u32, weight: f64, bias: f64, running_mean: f64, running_var: f64, options: kiln_core::ops::BatchNorm) -> Result<Tensor, KilnError> {
+    const OP: &str = "batchNorm";
+    let optional = |h: f64| if h < 0.0 { Ok(None) } else { with(|r| r.get(h as u32).cloned()).map(Some) };
+    let x = with(|r| r.get(x).cloned())?;
+    let (weight, bias) = (optional(weight)?, optional(bias)?);
+    match (running_mean >= 0.0, running_var >= 0.0) {
+        (false, false) => kiln_core::ops::batch_norm(&x, weight.as_ref(), bias.as_ref(), None, options),
+        (true, true) => {
+            let (m, v) = (running_mean as u32, running_var as u32);
+            if m & !LARGE_FLAG == v & !LARGE_FLAG {
+                return Err(KilnError::new(OP, "runningMean and runningVar must be two different tensors"));
+            }
+            with_mut(|r| {
+                let mut mean = r.take(m)?;
+                let mut var = match r.take(v) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        r.put_back(m, mean);
+                        return Err(e);
+                    }
+                };
+                let result = kiln_core::ops::batch_norm(&x, weight.as_ref(), bias.as_ref(), Some((&mut mean, &mut var)), options);
+                r.put_back(m, mean);
+                r.put_back(v, var);
+                result
+            })
+        }
+        _ => Err(KilnError::new(OP, "runningMean and runningVar must be given together (or neither)")),
+    }
+}

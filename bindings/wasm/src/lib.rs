@@ -11,6 +11,7 @@
 //! a KilnError, never a panic.
 
 mod ops;
+mod threads;
 #[path = "../../node/src/registry.rs"]
 mod registry;
 
@@ -114,7 +115,7 @@ pub fn simd_level() -> String {
 #[wasm_bindgen(js_name = "setSimdLevel")]
 pub fn set_simd_level(name: String) -> Result<String> {
     match name.as_str() {
-        "scalar" | "avx2+fma" | "avx512" | "wasm-simd128" => Ok(simd_level()),
+        "scalar" | "avx2+fma" | "avx512" | "wasm-simd128" | "wasm-relaxed-simd" => Ok(simd_level()),
         _ => Err(JsError::new(&format!("setSimdLevel: unknown level '{name}'"))),
     }
 }

@@ -399,6 +399,27 @@ pub fn linear_q8(x: Handle, q: Handle, scales: Handle, bias: f64) -> Result<Hand
     let out = registry::with(|r| {
         let b = if bias < 0.0 { None } else { Some(r.get(whole("linearQ8", "bias", bias)?)?) };
         ops::linear_q8(r.get(x)?, r.get(q)?, r.get(scales)?, b)
+// ---- convolution (CNN family) --------------------------------------------------------------
+
+/// The conv arguments as whole numbers (wasm-bindgen would truncate 1.5 silently).
+fn conv_params(op: &str, stride: [f64; 2], padding: [f64; 4], dilation: [f64; 2], groups: f64) -> kiln_core::Result<ops::ConvParams> {
+    let n = |name: &str, v: f64| whole(op, name, v).map(|v| v as usize);
+    Ok(ops::ConvParams {
+        stride: [n("strideH", stride[0])?, n("strideW", stride[1])?],
+        padding: [n("padTop", padding[0])?, n("padBottom", padding[1])?, n("padLeft", padding[2])?, n("padRight", padding[3])?],
+        dilation: [n("dilationH", dilation[0])?, n("dilationW", dilation[1])?],
+        groups: n("groups", groups)?,
+    })
+}
+
+/// `bias` is a handle or -1; padding is per side (the TypeScript layer resolves 'same').
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(x: Handle, w: Handle, bias: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64, groups: f64) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let p = conv_params("conv2d", [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups)?;
+        let b = if bias < 0.0 { None } else { Some(r.get(bias as u32)?) };
+        ops::conv2d(r.get(x)?, r.get(w)?, b, &p)
     })
     .map_err(js_error)?;
     Ok(register(out))
@@ -409,7 +430,62 @@ pub fn linear_q4(x: Handle, packed: Handle, scales: Handle, bias: f64, block: f6
     let out = registry::with(|r| {
         let b = if bias < 0.0 { None } else { Some(r.get(whole("linearQ4", "bias", bias)?)?) };
         ops::linear_q4(r.get(x)?, r.get(packed)?, r.get(scales)?, b, whole("linearQ4", "block", block)? as usize)
+#[wasm_bindgen(js_name = "convTranspose2d")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d(x: Handle, w: Handle, bias: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64, groups: f64, output_padding_h: f64, output_padding_w: f64) -> Result<Handle> {
+    const OP: &str = "convTranspose2d";
+    let out = registry::with(|r| {
+        let p = conv_params(OP, [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups)?;
+        let output_padding = [whole(OP, "outputPaddingH", output_padding_h)? as usize, whole(OP, "outputPaddingW", output_padding_w)? as usize];
+        let b = if bias < 0.0 { None } else { Some(r.get(bias as u32)?) };
+        ops::conv_transpose2d(r.get(x)?, r.get(w)?, b, &p, output_padding)
     })
     .map_err(js_error)?;
+    Ok(register(out))
+}
+
+// ---- CNN pooling and batch normalization (pool.rs, batch_norm.rs) ----
+
+/// The pooling window from JS numbers; padding is (top, bottom, left, right).
+fn pool2d(op: &str, sizes: [(&str, f64); 10]) -> kiln_core::Result<ops::Pool2d> {
+    let mut v = [1usize; 10];
+    for (slot, (name, value)) in v.iter_mut().zip(sizes) {
+        *slot = whole(op, name, value)? as usize;
+    }
+    Ok(ops::Pool2d { kernel: [v[0], v[1]], stride: [v[2], v[3]], padding: [v[4], v[5], v[6], v[7]], dilation: [v[8], v[9]] })
+}
+
+#[wasm_bindgen(js_name = "maxPool2d")]
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool2d(x: Handle, kernel_h: f64, kernel_w: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64) -> Result<Handle> {
+    with_tensors([x], |[t]| {
+        let pool = pool2d("maxPool2d", [
+            ("kernelH", kernel_h), ("kernelW", kernel_w), ("strideH", stride_h), ("strideW", stride_w),
+            ("padTop", pad_top), ("padBottom", pad_bottom), ("padLeft", pad_left), ("padRight", pad_right),
+            ("dilationH", dilation_h), ("dilationW", dilation_w),
+        ])?;
+        ops::max_pool2d(t, pool)
+    })
+}
+
+#[wasm_bindgen(js_name = "avgPool2d")]
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool2d(x: Handle, kernel_h: f64, kernel_w: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, count_include_pad: bool) -> Result<Handle> {
+    with_tensors([x], |[t]| {
+        let pool = pool2d("avgPool2d", [
+            ("kernelH", kernel_h), ("kernelW", kernel_w), ("strideH", stride_h), ("strideW", stride_w),
+            ("padTop", pad_top), ("padBottom", pad_bottom), ("padLeft", pad_left), ("padRight", pad_right),
+            ("dilationH", 1.0), ("dilationW", 1.0),
+        ])?;
+        ops::avg_pool2d(t, pool, count_include_pad)
+    })
+}
+
+/// weight, bias, runningMean, runningVar: handles or -1; the running statistics update in place.
+#[wasm_bindgen(js_name = "batchNorm")]
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(x: Handle, weight: f64, bias: f64, running_mean: f64, running_var: f64, training: bool, momentum: f64, eps: f64) -> Result<Handle> {
+    let options = ops::BatchNorm { training, momentum: momentum as f32, eps: eps as f32 };
+    let out = registry::batch_norm(x, weight, bias, running_mean, running_var, options).map_err(js_error)?;
     Ok(register(out))
 }

@@ -1,10 +1,16 @@
 //! kiln-core: tensors, the op set and the CPU kernels behind Kiln. The bindings (N-API, WASM)
 //! are thin layers over the functions re-exported here.
 
+// The threaded WASM build's pool sleeps and wakes with memory.atomic.wait32/notify (wasm_pool.rs);
+// their intrinsics are unstable (the build sets RUSTC_BOOTSTRAP for -Zbuild-std anyway).
+#![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
+
 pub mod args;
 pub mod autograd;
 pub mod dtype;
 pub mod error;
+#[cfg(target_arch = "wasm32")]
+pub mod gemm_simd128;
 pub mod layout;
 pub mod math;
 pub mod optim;
@@ -14,6 +20,8 @@ pub mod random;
 pub mod simd;
 pub mod storage;
 pub mod tensor;
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub mod wasm_pool;
 
 pub use dtype::DType;
 pub use error::{KilnError, Result};

@@ -1,6 +1,7 @@
-//! Thread-level parallelism. All of kiln-core's threading goes through here, so a build without
-//! threads (single-threaded WASM) only has to change this file: on wasm32 there is no rayon pool
-//! (spawning one would fail at run time), and every helper runs its work inline on the caller.
+//! Thread-level parallelism. All of kiln-core's threading goes through here, so each build only
+//! changes this file: native builds use rayon; the single-threaded WASM build has no pool
+//! (spawning one would fail at run time) and runs every helper inline on the caller; the threaded
+//! WASM build (target feature `atomics`) runs chunks on Kiln's Web Worker pool (wasm_pool.rs).
 
 /// Below this many elements a kernel runs on the calling thread: measured, rayon's fork/join
 /// costs a few microseconds, which is more than a small elementwise op takes.
@@ -11,19 +12,24 @@ pub fn num_threads() -> usize {
     rayon::current_num_threads()
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 pub fn num_threads() -> usize {
     1
 }
 
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub fn num_threads() -> usize {
+    crate::wasm_pool::num_threads()
+}
+
 /// How many chunks to cut `total` elements into: a few per thread for load balance.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 pub fn chunk_count(total: usize) -> usize {
     (total / MIN_PARALLEL_ELEMENTS).clamp(1, num_threads() * 4)
 }
 
 /// One thread: one chunk, so kernels take their single-piece path.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 pub fn chunk_count(_total: usize) -> usize {
     1
 }
@@ -46,9 +52,26 @@ pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync +
     });
 }
 
+/// Threaded WASM: the same pieces, run on the worker pool and the calling thread.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync + Send) {
+    let chunks = chunks.max(1).min(n.max(1));
+    if chunks == 1 {
+        f(0, n);
+        return;
+    }
+    crate::wasm_pool::run(chunks, &|c| {
+        let start = n * c / chunks;
+        let end = n * (c + 1) / chunks;
+        if start < end {
+            f(start, end);
+        }
+    });
+}
+
 /// Single-threaded: the same pieces, one after another. The pieces must stay the same as in the
 /// parallel version: some callers pass `chunks == n` and treat `start` as an item index.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync + Send) {
     let chunks = chunks.max(1).min(n.max(1));
     for c in 0..chunks {
@@ -69,6 +92,12 @@ impl<T> SendPtr<T> {
     pub fn get(self) -> *mut T {
         self.0
     }
+
+    /// The pointer, through a reference: a closure calling this captures the whole (Sync)
+    /// SendPtr, where `.0` would capture only the raw pointer field, which is not Sync.
+    pub fn ptr(&self) -> *mut T {
+        self.0
+    }
 }
 
 /// Runs `f` over matching chunks of `src` and `dst` (equal lengths), in parallel when large.
@@ -86,8 +115,31 @@ pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: i
     src.par_chunks(chunk).zip(dst.par_chunks_mut(chunk)).for_each(|(s, d)| f(s, d));
 }
 
+/// Threaded WASM: row-aligned pieces of both slices on the worker pool.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
+    debug_assert_eq!(src.len(), dst.len());
+    if src.len() < MIN_PARALLEL_ELEMENTS || num_threads() == 1 {
+        f(src, dst);
+        return;
+    }
+    let align = align.max(1);
+    let len = src.len();
+    let chunk = len.div_ceil(chunk_count(len)).div_ceil(align) * align;
+    let (src_ptr, dst_ptr) = (SendPtr(src.as_ptr() as *mut A), SendPtr(dst.as_mut_ptr()));
+    crate::wasm_pool::run(len.div_ceil(chunk), &|c| {
+        let start = c * chunk;
+        let end = (start + chunk).min(len);
+        // SAFETY: chunk c owns [start, end) of both slices; the ranges are disjoint.
+        let (s, d) = unsafe {
+            (std::slice::from_raw_parts(src_ptr.ptr().add(start) as *const A, end - start), std::slice::from_raw_parts_mut(dst_ptr.ptr().add(start), end - start))
+        };
+        f(s, d);
+    });
+}
+
 /// Single-threaded: the whole slices in one call.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], _align: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
     debug_assert_eq!(src.len(), dst.len());
     f(src, dst);

@@ -51,6 +51,7 @@ pub fn level_name() -> &'static str {
     match level() {
         SimdLevel::Avx512 => "avx512",
         SimdLevel::Avx2Fma => "avx2+fma",
+        SimdLevel::Scalar if cfg!(target_feature = "relaxed-simd") => "wasm-relaxed-simd",
         SimdLevel::Scalar if cfg!(target_feature = "simd128") => "wasm-simd128",
         SimdLevel::Scalar => "scalar",
     }

@@ -206,3 +206,68 @@ fn message_passing_gradients() {
         check(op.name(), &[values], |t| ops::segment_reduce(&t[0], &dst, 6, op).unwrap());
     }
 }
+
+// ---- convolution (CNN family) ----
+
+#[test]
+fn conv2d_gradients() {
+    use kiln_core::ops::ConvParams;
+    // stride 2, asymmetric padding, dilation 2 and groups 2 at once; then the pointwise shortcut.
+    let p = ConvParams { stride: [2, 2], padding: [1, 2, 2, 1], dilation: [2, 2], groups: 2 };
+    check("conv2d", &[rand(&[2, 4, 6, 5], 30), rand(&[4, 2, 3, 2], 31), rand(&[4], 32)], |t| ops::conv2d(&t[0], &t[1], Some(&t[2]), &p).unwrap());
+    // Depthwise: one input channel per group, multiplier 2.
+    let p = ConvParams { stride: [2, 1], padding: [0, 1, 2, 0], dilation: [1, 2], groups: 3 };
+    check("conv2d depthwise", &[rand(&[2, 3, 5, 6], 38), rand(&[6, 1, 2, 3], 39), rand(&[6], 40)], |t| ops::conv2d(&t[0], &t[1], Some(&t[2]), &p).unwrap());
+    let p = ConvParams::default();
+    check("conv2d 1x1", &[rand(&[2, 3, 3, 2], 33), rand(&[2, 3, 1, 1], 34)], |t| ops::conv2d(&t[0], &t[1], None, &p).unwrap());
+}
+
+#[test]
+fn conv_transpose2d_gradients() {
+    use kiln_core::ops::ConvParams;
+    let p = ConvParams { stride: [2, 2], padding: [1, 0, 0, 2], dilation: [2, 2], groups: 2 };
+    check("convTranspose2d", &[rand(&[2, 4, 3, 4], 35), rand(&[4, 2, 3, 2], 36), rand(&[4], 37)], |t| {
+        ops::conv_transpose2d(&t[0], &t[1], Some(&t[2]), &p, [1, 0]).unwrap()
+    });
+    let p = ConvParams { stride: [2, 2], padding: [1, 1, 0, 1], dilation: [1, 1], groups: 2 };
+    check("convTranspose2d depthwise", &[rand(&[2, 2, 3, 3], 41), rand(&[2, 1, 3, 2], 42)], |t| ops::conv_transpose2d(&t[0], &t[1], None, &p, [0, 1]).unwrap());
+}
+
+// ---- CNN pooling and batch normalization (pool.rs, batch_norm.rs) ----
+
+#[test]
+fn pooling_gradients() {
+    use ops::Pool2d;
+    // Distinct values (0.1 apart): no window's maximum changes under a 1e-2 perturbation.
+    let x = separated(&[2, 2, 5, 6], 0.0);
+    for (kernel, stride, padding, dilation) in [
+        ([2, 2], [2, 2], [0, 0, 0, 0], [1, 1]),
+        ([3, 3], [2, 1], [1, 1, 1, 0], [1, 1]),
+        ([2, 3], [1, 2], [0, 1, 1, 1], [2, 1]),
+    ] {
+        let p = Pool2d { kernel, stride, padding, dilation };
+        check("maxPool2d", &[x.clone()], |t| ops::max_pool2d(&t[0], p).unwrap());
+        for include in [true, false] {
+            check("avgPool2d", &[rand(&[2, 2, 5, 6], 60)], |t| ops::avg_pool2d(&t[0], p, include).unwrap());
+        }
+    }
+}
+
+#[test]
+fn batch_norm_gradients() {
+    use ops::BatchNorm;
+    let x = rand(&[3, 2, 2, 3], 70);
+    let gamma = Tensor::from_vec(vec![1.5f32, -0.7], &[2]).unwrap();
+    let beta = Tensor::from_vec(vec![0.2f32, -0.1], &[2]).unwrap();
+    let train = BatchNorm { training: true, momentum: 0.1, eps: 1e-5 };
+    let eval = BatchNorm { training: false, ..train };
+    check("batchNorm train", &[x.clone(), gamma.clone(), beta.clone()], |t| ops::batch_norm(&t[0], Some(&t[1]), Some(&t[2]), None, train).unwrap());
+    check("batchNorm train, no affine", &[x.clone()], |t| ops::batch_norm(&t[0], None, None, None, train).unwrap());
+    check("batchNorm [N, C]", &[rand(&[5, 3], 71)], |t| ops::batch_norm(&t[0], None, None, None, train).unwrap());
+    // Eval with running statistics: they are constants.
+    let stats = || (Tensor::from_vec(vec![0.3f32, -0.2], &[2]).unwrap(), Tensor::from_vec(vec![0.5f32, 2.0], &[2]).unwrap());
+    check("batchNorm eval", &[x, gamma, beta], |t| {
+        let (mut m, mut v) = stats();
+        ops::batch_norm(&t[0], Some(&t[1]), Some(&t[2]), Some((&mut m, &mut v)), eval).unwrap()
+    });
+}

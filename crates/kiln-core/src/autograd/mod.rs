@@ -159,7 +159,7 @@ pub fn gradients(
     let previous = set_enabled(false);
     let result = run_backward(root_meta, seed, Some(&targets));
     set_enabled(previous);
-    let mut found = result?;
+    let found = result?;
     Ok(targets.iter().map(|k| found.get(k).cloned()).collect())
 }
 

@@ -7,6 +7,7 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::layout::{self, numel};
 use crate::parallel::{self, SendPtr};
 use crate::tensor::Tensor;
+#[cfg(not(target_arch = "wasm32"))]
 use gemm::Parallelism;
 
 /// Below this many multiply-adds a single GEMM runs on one thread: thread start-up would cost
@@ -183,15 +184,34 @@ fn batch_offsets(batch: &[usize], a_strides: &[usize], b_strides: &[usize], a0: 
 /// dst[m, n] (contiguous) = a[m, k] @ b[k, n], with a and b given by strides.
 #[allow(clippy::too_many_arguments)]
 fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: &mut [f32], m: usize, n: usize, k: usize) {
+    // Bounds of the strided reads, checked once here so the unsafe calls below cannot overrun.
+    let last = |v: MatView, rows: usize, cols: usize| v.offset as isize + (rows as isize - 1) * v.row_stride + (cols as isize - 1) * v.col_stride;
+    assert!(last(av, m, k) < a.len() as isize && last(bv, k, n) < b.len() as isize && dst.len() >= m * n);
+    #[cfg(target_arch = "wasm32")]
+    {
+        // Kiln's own SIMD128 GEMM on WASM (gemm_simd128.rs says why).
+        use crate::gemm_simd128::{gemm, MatRef};
+        let threads = if m * n * k >= MIN_PARALLEL_FLOPS { parallel::num_threads() } else { 1 };
+        // SAFETY: the assert above keeps every strided access inside the buffers.
+        unsafe {
+            let view = |x: &[f32], v: MatView| MatRef { ptr: x.as_ptr().add(v.offset), rs: v.row_stride, cs: v.col_stride };
+            gemm(m, n, k, view(a, av), view(b, bv), dst.as_mut_ptr(), threads);
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    gemm_crate_into(a, av, b, bv, dst, m, n, k);
+}
+
+/// The native path: the `gemm` crate (AVX-512 / AVX2 kernels, rayon threads).
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+fn gemm_crate_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: &mut [f32], m: usize, n: usize, k: usize) {
     let parallelism = if m * n * k >= MIN_PARALLEL_FLOPS && parallel::num_threads() > 1 {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None
     };
-    // Bounds of the strided reads, checked once here so the unsafe call below cannot overrun.
-    let last = |v: MatView, rows: usize, cols: usize| v.offset as isize + (rows as isize - 1) * v.row_stride + (cols as isize - 1) * v.col_stride;
-    assert!(last(av, m, k) < a.len() as isize && last(bv, k, n) < b.len() as isize && dst.len() >= m * n);
-    // SAFETY: the asserts above keep every strided access inside the buffers.
+    // SAFETY: gemm_into's assert keeps every strided access inside the buffers.
     unsafe {
         gemm::gemm(
             m, n, k,

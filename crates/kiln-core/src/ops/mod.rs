@@ -11,6 +11,8 @@ pub mod softmax;
 pub mod unary;
 // Recurrent layers (RNN, LSTM, GRU): one op per layer and direction over a whole sequence.
 pub mod recurrent;
+// convolution (CNN family)
+pub mod conv;
 
 pub use binary::{binary, where_, BinaryOp};
 pub use creation::{arange, eye, full, ones, randn, randu, zeros};
@@ -25,6 +27,14 @@ pub mod graph;
 pub use graph::{segment_reduce, spmm, SegmentReduce};
 // Recurrent layers.
 pub use recurrent::{recurrent, Cell, Weights};
+// convolution (CNN family)
+pub use conv::{conv2d, conv_transpose2d, ConvParams};
+
+// CNN pooling and batch normalization (pool.rs, batch_norm.rs).
+pub mod batch_norm;
+pub mod pool;
+pub use batch_norm::{batch_norm, BatchNorm};
+pub use pool::{avg_pool2d, max_pool2d, Pool2d};
 
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {

@@ -1,0 +1,269 @@
+//! The three passes every convolution op is made of, each im2col + GEMM per band of output rows:
+//!
+//! - `forward`:      out[n]  = W · im2col(x[n])                (+ bias)
+//! - `input_grad`:   dx[n]   = col2im(Wᵀ · dy[n])             (+ bias: conv-transpose's forward)
+//! - `weight_grad`:  dW      = Σₙ dy[n] · im2col(x[n])ᵀ
+//!
+//! A conv-transpose is the input gradient of the convolution it transposes, so conv2d and
+//! convTranspose2d both run on these three (see conv.rs). Why im2col + GEMM and not a direct
+//! kernel: `cargo run --release -p kiln-core --example conv_choice` measures both.
+//!
+//! Memory stays bounded: the im2col matrix is built per band of output rows, at most
+//! `BAND_FLOATS` per worker (one output row more if a single row is larger), never per batch.
+//! Work is split over (image, band) units across threads; with fewer units than threads, the
+//! units run one after another and each GEMM uses every thread instead.
+
+use super::geometry::Geometry;
+use super::im2col::{col2im_add, im2col};
+use crate::error::Result;
+use crate::parallel::{self, SendPtr};
+use crate::storage::try_zeroed;
+use gemm::Parallelism;
+use std::ops::Range;
+use std::sync::Mutex;
+
+/// Floats of one worker's im2col band: 1 MiB, so the band plus the GEMM's packed panels stay in
+/// a 2 MiB L2. Measured on 64-channel 32x32 images (examples/conv_choice.rs with this constant
+/// changed): 1 << 16 ran the same, 1 << 20 (a whole image per band) halved the weight gradient.
+const BAND_FLOATS: usize = 1 << 18;
+
+/// Below this many multiply-adds a GEMM stays on one thread (as in matmul.rs).
+const MIN_PARALLEL_MACS: usize = 96 * 96 * 96;
+
+/// A read-only strided matrix inside a slice.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Mat<'a> {
+        Mat { data, rows, cols, row_stride, col_stride: 1 }
+    }
+    /// The transpose, as swapped strides (no copy).
+    fn t(self) -> Mat<'a> {
+        Mat { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+    fn fits(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// dst = a · b, or dst += a · b with `accumulate`. dst has a.rows rows of b.cols at row stride
+/// `dst_stride`, unit column stride.
+///
+/// SAFETY: dst must be valid for those writes, and no one else may touch them during the call.
+unsafe fn gemm(dst: *mut f32, dst_stride: usize, accumulate: bool, a: Mat, b: Mat, parallelism: Parallelism) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    assert!(b.rows == k && a.fits() && b.fits(), "conv: GEMM operands out of bounds");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                std::slice::from_raw_parts_mut(dst.add(r * dst_stride), n).fill(0.0);
+            }
+        }
+        return;
+    }
+    let parallelism = if m * n * k >= MIN_PARALLEL_MACS { parallelism } else { Parallelism::None };
+    gemm::gemm(
+        m, n, k,
+        dst, 1, dst_stride as isize, accumulate,
+        a.data.as_ptr(), a.col_stride as isize, a.row_stride as isize,
+        b.data.as_ptr(), b.col_stride as isize, b.row_stride as isize,
+        1.0, 1.0, false, false, false,
+        parallelism,
+    );
+}
+
+/// How a pass is cut: each image's output rows in `bands` bands of about equal height.
+struct Plan {
+    geo: Geometry,
+    band: usize,
+    bands: usize,
+}
+
+impl Plan {
+    fn new(geo: &Geometry) -> Plan {
+        let g = *geo;
+        let per_row = g.channels * g.kernel[0] * g.kernel[1] * g.out_width;
+        let bands = if g.is_pointwise() || g.out_height == 0 {
+            1
+        } else {
+            (g.out_height * per_row).div_ceil(BAND_FLOATS).clamp(1, g.out_height)
+        };
+        Plan { geo: g, band: g.out_height.div_ceil(bands).max(1), bands }
+    }
+
+    fn rows(&self, band: usize) -> Range<usize> {
+        band * self.band..((band + 1) * self.band).min(self.geo.out_height)
+    }
+
+    /// Floats of one im2col band (none for pointwise convolutions, which read the image).
+    fn col_len(&self) -> usize {
+        let g = &self.geo;
+        if g.is_pointwise() {
+            0
+        } else {
+            g.channels * g.kernel[0] * g.kernel[1] * self.band * g.out_width
+        }
+    }
+
+    /// The im2col matrix of `rows` of image `image` ([channels·kh·kw, rows·out_width]), built in
+    /// `col`; for a pointwise convolution, the image itself.
+    fn columns<'a>(&self, image: &'a [f32], rows: Range<usize>, col: &'a mut [f32]) -> &'a [f32] {
+        if self.geo.is_pointwise() {
+            image
+        } else {
+            im2col(&self.geo, image, rows, col);
+            col
+        }
+    }
+
+    /// Runs `work(unit, scratch, gemm parallelism)` for every unit in 0..units and returns the
+    /// scratch buffers (zeroed at first, `scratch_len` floats each), so per-worker accumulators
+    /// can be summed. Units are handed out one at a time (rayon's work stealing), not in fixed
+    /// shares: on a shared machine a descheduled worker then delays the call by one unit, not by
+    /// half the batch. A unit takes a buffer from a pool of one per thread and puts it back.
+    fn run(&self, op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Vec<f32>>> {
+        let (workers, inner) = Self::workers(units);
+        let pool = (0..workers).map(|_| try_zeroed::<f32>(op, scratch_len)).collect::<Result<Vec<_>>>()?;
+        let pool = Mutex::new(pool);
+        let chunks = if workers > 1 { units } else { 1 };
+        parallel::for_each_chunk(units, chunks, |start, end| {
+            let lock = || pool.lock().unwrap_or_else(|e| e.into_inner());
+            // A pool of one per thread cannot run dry unless a caller is itself a pool thread;
+            // then a fresh buffer (the size of one band) keeps the call going.
+            let mut scratch = lock().pop().unwrap_or_else(|| vec![0.0; scratch_len]);
+            for unit in start..end {
+                work(unit, &mut scratch, inner);
+            }
+            lock().push(scratch);
+        });
+        Ok(pool.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Parallel over units when there are at least as many as threads; otherwise the units run
+    /// one after another and each GEMM uses all threads.
+    fn workers(units: usize) -> (usize, Parallelism) {
+        let threads = parallel::num_threads();
+        if threads > 1 && units >= threads {
+            (threads, Parallelism::None)
+        } else if threads > 1 {
+            (1, Parallelism::Rayon(0))
+        } else {
+            (1, Parallelism::None)
+        }
+    }
+}
+
+/// Output [batch, out_channels, out_height, out_width] of the convolution of `input`
+/// [batch, channels, height, width] with `weight` [out_channels, channels/groups, kh, kw].
+pub fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    let g = *geo;
+    let mut out = try_zeroed::<f32>(op, g.batch * g.out_image_len())?;
+    let plan = Plan::new(&g);
+    let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
+    let dst = SendPtr(out.as_mut_ptr());
+    plan.run(op, g.batch * plan.bands, plan.col_len(), |unit, col, par| {
+        let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
+        let cols = rows.len() * ow;
+        let image = &input[n * g.image_len()..(n + 1) * g.image_len()];
+        let matrix = plan.columns(image, rows.clone(), col);
+        let col_stride = if g.is_pointwise() { g.height * g.width } else { cols };
+        // SAFETY: this unit alone writes out[n, :, rows, :]: a band of every channel plane.
+        let band = unsafe { dst.get().add(n * g.out_image_len() + rows.start * ow) };
+        if let Some(bias) = bias {
+            for (o, &b) in bias.iter().enumerate() {
+                unsafe { std::slice::from_raw_parts_mut(band.add(o * plane), cols) }.fill(b);
+            }
+        }
+        for grp in 0..g.groups {
+            let w = Mat::new(&weight[grp * cout * patch..], cout, patch, patch);
+            let x = Mat::new(&matrix[grp * patch * col_stride..], patch, cols, col_stride);
+            unsafe { gemm(band.add(grp * cout * plane), plane, bias.is_some(), w, x, par) };
+        }
+    })?;
+    Ok(out)
+}
+
+/// Gradient [batch, channels, height, width] of the input from `grad_out` [batch, out_channels,
+/// out_height, out_width]; `init` (per input channel) is added to every position, which makes
+/// this the forward pass of a conv-transpose with bias.
+pub fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    let g = *geo;
+    let mut dx = try_zeroed::<f32>(op, g.batch * g.image_len())?;
+    let plan = Plan::new(&g);
+    let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
+    let in_plane = g.height * g.width;
+    let dst = SendPtr(dx.as_mut_ptr());
+    // Bands of one image overlap in the input rows they add to, so a unit is a whole image.
+    plan.run(op, g.batch, plan.col_len(), |n, col, par| {
+        // SAFETY: this unit alone writes dx[n].
+        let image = unsafe { std::slice::from_raw_parts_mut(dst.get().add(n * g.image_len()), g.image_len()) };
+        if let Some(init) = init {
+            for (c, &v) in init.iter().enumerate() {
+                image[c * in_plane..(c + 1) * in_plane].fill(v);
+            }
+        }
+        let dy = &grad_out[n * g.out_image_len()..(n + 1) * g.out_image_len()];
+        if g.is_pointwise() {
+            // im2col is the identity: the GEMM writes the gradient in place.
+            for grp in 0..g.groups {
+                let w = Mat::new(&weight[grp * cout * patch..], cout, patch, patch).t();
+                let y = Mat::new(&dy[grp * cout * plane..], cout, plane, plane);
+                unsafe { gemm(image.as_mut_ptr().add(grp * patch * in_plane), in_plane, init.is_some(), w, y, par) };
+            }
+            return;
+        }
+        for band in 0..plan.bands {
+            let rows = plan.rows(band);
+            let cols = rows.len() * ow;
+            for grp in 0..g.groups {
+                let w = Mat::new(&weight[grp * cout * patch..], cout, patch, patch).t();
+                let y = Mat::new(&dy[grp * cout * plane + rows.start * ow..], cout, cols, plane);
+                unsafe { gemm(col.as_mut_ptr().add(grp * patch * cols), cols, false, w, y, par) };
+            }
+            col2im_add(&g, col, rows, image);
+        }
+    })?;
+    Ok(dx)
+}
+
+/// Gradient [out_channels, channels/groups, kh, kw] of the weight, summed over the batch.
+pub fn weight_grad(geo: &Geometry, input: &[f32], grad_out: &[f32], op: &str) -> Result<Vec<f32>> {
+    let g = *geo;
+    let plan = Plan::new(&g);
+    let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
+    let (col_len, len) = (plan.col_len(), g.weight_len());
+    // Each worker's scratch is its im2col band followed by its own accumulator, summed at the
+    // end: workers never write the same memory.
+    let scratches = plan.run(op, g.batch * plan.bands, col_len + len, |unit, scratch, par| {
+        let (col, dw) = scratch.split_at_mut(col_len);
+        let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
+        let cols = rows.len() * ow;
+        let image = &input[n * g.image_len()..(n + 1) * g.image_len()];
+        let matrix = plan.columns(image, rows.clone(), col);
+        let col_stride = if g.is_pointwise() { g.height * g.width } else { cols };
+        let dy = &grad_out[n * g.out_image_len() + rows.start * ow..];
+        for grp in 0..g.groups {
+            let y = Mat::new(&dy[grp * cout * plane..], cout, cols, plane);
+            let x = Mat::new(&matrix[grp * patch * col_stride..], patch, cols, col_stride).t();
+            // SAFETY: dw is this worker's own accumulator, [out_channels, patch].
+            unsafe { gemm(dw.as_mut_ptr().add(grp * cout * patch), patch, true, y, x, par) };
+        }
+    })?;
+    let mut total = try_zeroed::<f32>(op, len)?;
+    for scratch in &scratches {
+        for (a, b) in total.iter_mut().zip(&scratch[col_len..]) {
+            *a += *b;
+        }
+    }
+    Ok(total)
+}

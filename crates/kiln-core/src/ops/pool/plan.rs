@@ -1,0 +1,171 @@
+//! The geometry of a 2-D pooling call, checked once (Plan), and the parallel loop over planes.
+
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::parallel::{self, SendPtr};
+use crate::tensor::Tensor;
+
+/// The window of a 2-D pooling: sizes are (height, width); padding is (top, bottom, left, right),
+/// so TensorFlow's asymmetric "same" padding is expressible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2d {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 4],
+    pub dilation: [usize; 2],
+}
+
+/// Where one axis's windows fall on the input: window `o` starts at `o * stride - pad_before`;
+/// `taps(o)` says which of its taps are inside the input.
+pub(super) struct AxisPlan {
+    pub(super) len: usize,
+    pub(super) out: usize,
+    pub(super) stride: usize,
+    pub(super) dilation: usize,
+    pub(super) pad_before: usize,
+    pub(super) kernel: usize,
+}
+
+impl AxisPlan {
+    /// Taps of window `o` that land inside the input: j in [lo, hi).
+    pub(super) fn taps(&self, o: usize) -> (usize, usize) {
+        let start = (o * self.stride) as isize - self.pad_before as isize;
+        let d = self.dilation as isize;
+        let lo = if start < 0 { (-start + d - 1) / d } else { 0 };
+        let last = self.len as isize - 1 - start; // taps at offset <= last are inside
+        let hi = if last < 0 { 0 } else { (last / d + 1).min(self.kernel as isize) };
+        (lo as usize, hi.max(lo) as usize)
+    }
+
+    /// Output positions whose tap `j` lands inside the input: o in [lo, hi).
+    pub(super) fn outputs_for_tap(&self, j: usize) -> (usize, usize) {
+        // input index = o * stride + j * dilation - pad_before, must be in [0, len).
+        let shift = (j * self.dilation) as isize - self.pad_before as isize;
+        let s = self.stride as isize;
+        let lo = if shift < 0 { (-shift + s - 1) / s } else { 0 };
+        let last = self.len as isize - 1 - shift;
+        let hi = if last < 0 { 0 } else { (last / s + 1).min(self.out as isize) };
+        (lo as usize, hi.max(lo) as usize)
+    }
+}
+
+/// The checked geometry of one pooling call.
+pub(super) struct Plan {
+    pub(super) planes: usize,
+    pub(super) rows: AxisPlan,
+    pub(super) cols: AxisPlan,
+}
+
+impl Plan {
+    pub(super) fn new(op: &str, x: &Tensor, p: &Pool2d) -> Result<Plan> {
+        let describe = || format!("{} {}", x.dtype(), fmt_shape(x.shape()));
+        if x.dtype() != DType::F32 || x.rank() != 4 {
+            return Err(KilnError::new(op, format!("expected a float32 [batch, channels, height, width] tensor, got {}", describe())));
+        }
+        let window = format!(
+            "kernel {}x{}, stride {}x{}, padding (top {}, bottom {}, left {}, right {}), dilation {}x{}",
+            p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.padding[2], p.padding[3], p.dilation[0], p.dilation[1]
+        );
+        if p.kernel.contains(&0) || p.stride.contains(&0) || p.dilation.contains(&0) {
+            return Err(KilnError::new(op, format!("kernel, stride and dilation must be >= 1, got {window}")));
+        }
+        let s = x.shape();
+        let axis = |a: usize| -> Result<AxisPlan> {
+            let len = s[2 + a];
+            let (before, after) = (p.padding[2 * a], p.padding[2 * a + 1]);
+            let extent = p.dilation[a].checked_mul(p.kernel[a] - 1).and_then(|e| e.checked_add(1));
+            let padded = len.checked_add(before).and_then(|l| l.checked_add(after));
+            let (Some(extent), Some(padded)) = (extent, padded) else {
+                return Err(KilnError::new(op, format!("{window} overflows for input {}", describe())));
+            };
+            if extent > padded {
+                return Err(KilnError::new(op, format!(
+                    "the window ({window}) spans {extent} {} but the padded input {} has only {padded}",
+                    if a == 0 { "rows" } else { "columns" }, describe()
+                )));
+            }
+            Ok(AxisPlan { len, out: (padded - extent) / p.stride[a] + 1, stride: p.stride[a], dilation: p.dilation[a], pad_before: before, kernel: p.kernel[a] })
+        };
+        let plan = Plan { planes: s[0] * s[1], rows: axis(0)?, cols: axis(1)? };
+        // A window that sees only padding has no maximum and no average of real values.
+        for (a, ax) in [&plan.rows, &plan.cols].into_iter().enumerate() {
+            if let Some(o) = (0..ax.out).find(|&o| { let (lo, hi) = ax.taps(o); lo >= hi }) {
+                return Err(KilnError::new(op, format!(
+                    "output {} {o} of input {} covers only padding ({window}); reduce the padding",
+                    if a == 0 { "row" } else { "column" }, describe()
+                )));
+            }
+        }
+        Ok(plan)
+    }
+
+    pub(super) fn in_plane(&self) -> usize {
+        self.rows.len * self.cols.len
+    }
+
+    pub(super) fn out_plane(&self) -> usize {
+        self.rows.out * self.cols.out
+    }
+
+    pub(super) fn out_shape(&self, x: &Tensor) -> [usize; 4] {
+        [x.shape()[0], x.shape()[1], self.rows.out, self.cols.out]
+    }
+
+    /// For every kernel column that reads the input: (first output column, output columns, first
+    /// input column), in kernel-column order (the tie rule of max pooling depends on it).
+    pub(super) fn column_runs(&self) -> Vec<(usize, usize, usize)> {
+        (0..self.cols.kernel)
+            .map(|kx| {
+                let (lo, hi) = self.cols.outputs_for_tap(kx);
+                (lo, hi - lo, (lo * self.cols.stride + kx * self.cols.dilation).saturating_sub(self.cols.pad_before))
+            })
+            .filter(|&(_, n, _)| n > 0)
+            .collect()
+    }
+
+    /// For an output row: the input rows its window reads.
+    pub(super) fn input_rows(&self, oy: usize) -> impl Iterator<Item = usize> + '_ {
+        let (lo, hi) = self.rows.taps(oy);
+        (lo..hi).map(move |ky| oy * self.rows.stride + ky * self.rows.dilation - self.rows.pad_before)
+    }
+}
+
+/// Runs `f(plane index, output plane, index plane)` over every plane, in parallel when the work
+/// (`work_per_plane` elements touched per plane) is large. `out` holds `out_len` values per plane;
+/// `idx` is empty or holds as many. Shared with batch_norm.rs, whose planes are (batch, channel) rows.
+pub(crate) fn for_each_plane<T: Send + Copy>(planes: usize, work_per_plane: usize, out_len: usize, out: &mut [T], idx: &mut [i32], f: impl Fn(usize, &mut [T], &mut [i32]) + Sync + Send) {
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let idx_ptr = SendPtr(idx.as_mut_ptr());
+    let idx_len = if idx.is_empty() { 0 } else { out_len };
+    let run = |start: usize, end: usize| {
+        for p in start..end {
+            // SAFETY: plane p owns out[p*out_len..][..out_len] (and the same range of idx); no
+            // other chunk touches it.
+            let (o, i) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(out_ptr.get().add(p * out_len), out_len),
+                    std::slice::from_raw_parts_mut(idx_ptr.get().add(p * idx_len), idx_len),
+                )
+            };
+            f(p, o, i);
+        }
+    };
+    let total = planes.saturating_mul(work_per_plane);
+    if total < parallel::MIN_PARALLEL_ELEMENTS {
+        run(0, planes);
+    } else {
+        parallel::for_each_chunk(planes, parallel::chunk_count(total), run);
+    }
+}
+
+/// 1 / divisor for every output position of a plane.
+pub(super) fn divisors(plan: &Plan, count_include_pad: bool) -> Vec<f32> {
+    let count = |ax: &AxisPlan, o: usize| if count_include_pad { ax.kernel } else { let (lo, hi) = ax.taps(o); hi - lo };
+    let mut out = Vec::with_capacity(plan.out_plane());
+    for oy in 0..plan.rows.out {
+        for ox in 0..plan.cols.out {
+            out.push(1.0 / (count(&plan.rows, oy) * count(&plan.cols, ox)) as f32);
+        }
+    }
+    out
+}

@@ -1,0 +1,45 @@
+// `npm run bench:web`: Kiln's WASM backend in Chromium (Debian's, driven by playwright-core):
+// examples/web/bench.html, served cross-origin isolated by scripts/serve-web.mjs, measures
+// matmul 1024 and the MLP training step with 1 thread and with all threads (the threaded build),
+// then the same page without isolation (the single-threaded build). Prints the figures: the best
+// of `--rounds N` (default 5) alternating rounds, the least disturbed on a shared machine.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT, step } from './lib.mjs';
+import { CHROMIUM, ensureChromium } from './chromium.mjs';
+import { serve } from './serve-web.mjs';
+
+const i = process.argv.indexOf('--rounds');
+const rounds = i >= 0 ? Number(process.argv[i + 1]) : 5;
+ensureChromium();
+const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { stdio: 'inherit' });
+if (built.status !== 0) process.exit(built.status ?? 1);
+
+const { chromium } = await import('playwright-core');
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  for (const isolated of [true, false]) {
+    const { server, url } = await serve({ port: 0, isolated });
+    try {
+      const page = await browser.newPage();
+      page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+      await page.goto(`${url}examples/web/bench.html`);
+      await page.waitForFunction(() => window.kilnBench !== undefined);
+      step(`Chromium ${browser.version()}, page ${isolated ? 'cross-origin isolated' : 'not isolated'}, best of ${rounds} rounds`);
+      const r = await page.evaluate((n) => window.kilnBench.run({ rounds: n }), rounds);
+      console.log(`  Kiln ${r.variant} build (${r.simd}), threads available: ${r.threads}`);
+      for (const row of r.rows) {
+        console.log(`  ${String(row.threads).padStart(2)} thread(s): matmul 1024 ${row.matmul.toFixed(1).padStart(6)} GFLOP/s   MLP step ${String(Math.round(row.mlp)).padStart(6)} samples/s`);
+      }
+      await page.close();
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }
+} finally {
+  await browser.close();
+}

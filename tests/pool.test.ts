@@ -1,0 +1,137 @@
+/**
+ * maxPool2d and avgPool2d (NCHW) against tfjs-backend-cpu's maxPool / avgPool / pool (NHWC, so the
+ * inputs and results are transposed), their gradients against finite differences, and bad input.
+ */
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import * as kiln from '../ts/index.js';
+import type { Padding2d } from '../ts/index.js';
+import { forEachBackend } from './backends.js';
+import { gradCheck, separated, uniform } from './gradcheck.js';
+import { T, assertClose, expectThrows, randND, read } from './helpers.js';
+import type { ND } from './reference.js';
+import { tf, tfEval, tfT } from './tf.js';
+
+/** tfjs on an NCHW array: transposed to NHWC, pooled, transposed back. */
+function tfPool(x: ND, fn: (nhwc: tf.Tensor4D) => tf.Tensor4D) {
+  return tfEval(() => tf.transpose(fn(tf.transpose(tfT(x), [0, 2, 3, 1]) as tf.Tensor4D), [0, 3, 1, 2]));
+}
+
+type TfPad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+interface Case {
+  name: string;
+  shape: number[];
+  kernel: [number, number];
+  stride: [number, number];
+  /** Kiln's padding and the same padding for tfjs. */
+  padding: Padding2d;
+  tfPad: TfPad;
+}
+
+const CASES: Case[] = [
+  { name: '2x2 stride 2, valid', shape: [2, 3, 8, 8], kernel: [2, 2], stride: [2, 2], padding: 'valid', tfPad: 'valid' },
+  { name: '3x3 stride 2, same (odd input)', shape: [2, 2, 7, 9], kernel: [3, 3], stride: [2, 2], padding: 'same', tfPad: 'same' },
+  { name: '3x3 stride 1, padding 1', shape: [1, 3, 6, 5], kernel: [3, 3], stride: [1, 1], padding: 1, tfPad: 1 },
+  { name: '2x3 stride (1, 2), explicit [1, 0, 2, 1]', shape: [2, 2, 6, 7], kernel: [2, 3], stride: [1, 2], padding: [1, 0, 2, 1], tfPad: [[0, 0], [1, 0], [2, 1], [0, 0]] },
+  { name: 'stride > kernel: 2x2 stride 3', shape: [1, 2, 10, 11], kernel: [2, 2], stride: [3, 3], padding: 0, tfPad: 'valid' },
+  { name: 'rows wider than a vector group, same', shape: [1, 2, 5, 41], kernel: [2, 2], stride: [1, 1], padding: 'same', tfPad: 'same' },
+];
+
+forEachBackend(() => {
+  let start: number;
+  beforeEach(() => {
+    start = kiln.memory().numTensors;
+  });
+  afterEach(() => {
+    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
+  });
+
+  it('maxPool2d matches tfjs maxPool (stride != kernel, same/explicit padding)', async () => {
+    for (const [i, c] of CASES.entries()) {
+      const x = randND(c.shape, 100 + i);
+      const want = tfPool(x, (t) => tf.maxPool(t, c.kernel, c.stride, c.tfPad as never));
+      const y = kiln.tidy(() => kiln.maxPool2d(T(x), c.kernel, { stride: c.stride, padding: c.padding }));
+      expect([...y.shape], c.name).toEqual(want.shape);
+      assertClose(await read(y), want.data, { atol: 0, rtol: 0 }, `maxPool2d ${c.name}`);
+      y.dispose();
+    }
+  });
+
+  it('avgPool2d matches tfjs avgPool (which divides by the taps inside the input: countIncludePad false)', async () => {
+    for (const [i, c] of CASES.entries()) {
+      const x = randND(c.shape, 200 + i);
+      const want = tfPool(x, (t) => tf.avgPool(t, c.kernel, c.stride, c.tfPad as never));
+      const y = kiln.tidy(() => kiln.avgPool2d(T(x), c.kernel, { stride: c.stride, padding: c.padding, countIncludePad: false }));
+      expect([...y.shape], c.name).toEqual(want.shape);
+      assertClose(await read(y), want.data, { atol: 1e-6, rtol: 1e-5 }, `avgPool2d ${c.name}`);
+      y.dispose();
+    }
+  });
+
+  it('avgPool2d countIncludePad (the default) divides border windows by the whole kernel', async () => {
+    // Padding 1 around a 2x2 plane of ones, kernel 2 stride 1: every window holds one, two or four
+    // ones out of four taps.
+    const ones = kiln.ones([1, 1, 2, 2]);
+    const y = kiln.avgPool2d(ones, 2, { stride: 1, padding: 1 });
+    assertClose(await read(y), [0.25, 0.5, 0.25, 0.5, 1, 0.5, 0.25, 0.5, 0.25]);
+    const z = kiln.avgPool2d(ones, 2, { stride: 1, padding: 1, countIncludePad: false });
+    assertClose(await read(z), new Array(9).fill(1));
+    kiln.dispose([ones, y, z]);
+  });
+
+  it('dilation matches tfjs pool (dilated max pooling)', async () => {
+    // 'valid' only: tfjs pads dilated pooling with zeros (space-to-batch), which then win over
+    // negative values; dilation with padding is checked against the definition in Rust (tests/pool.rs).
+    const x = randND([1, 2, 9, 10], 300);
+    const want = tfPool(x, (t) => tf.pool(t, [3, 2], 'max', 'valid', [2, 3], 1));
+    const y = kiln.tidy(() => kiln.maxPool2d(T(x), [3, 2], { stride: 1, dilation: [2, 3] }));
+    expect([...y.shape]).toEqual(want.shape);
+    assertClose(await read(y), want.data, { atol: 0, rtol: 0 }, 'dilation [2, 3]');
+    y.dispose();
+  });
+
+  it('gradients match finite differences', async () => {
+    // Distinct values 0.1 apart: no window's maximum changes under the finite-difference step.
+    const x = separated([2, 2, 5, 6]);
+    const windows: Array<[number | [number, number], kiln.MaxPool2dOptions]> = [
+      [2, {}],
+      [3, { stride: 2, padding: 1 }],
+      [[2, 3], { stride: [1, 2], padding: [0, 1, 1, 1] }],
+      [2, { stride: 1, dilation: 2 }],
+    ];
+    for (const [kernel, options] of windows) {
+      const name = `kernel ${JSON.stringify(kernel)} ${JSON.stringify(options)}`;
+      await gradCheck(`maxPool2d ${name}`, [x], ([t]) => kiln.maxPool2d(t, kernel, options));
+      for (const countIncludePad of [true, false]) {
+        const avgOptions = { stride: options.stride, padding: options.padding, countIncludePad };
+        await gradCheck(`avgPool2d ${name} countIncludePad ${countIncludePad}`, [uniform([2, 2, 5, 6], 7)], ([t]) => kiln.avgPool2d(t, kernel, avgOptions));
+      }
+    }
+  });
+
+  it('maxPool2d: a tie sends the whole gradient to the first maximum (PyTorch)', async () => {
+    const x = kiln.tensor([[[[1, 3], [3, 2]]]]).setRequiresGrad();
+    kiln.tidy(() => kiln.maxPool2d(x, 2).sum().backward());
+    const g = x.grad!;
+    expect(await read(g)).toEqual([0, 1, 0, 0]);
+    kiln.dispose([g, x]);
+  });
+
+  it('rejects bad input with the op, shapes and dtypes in the message', () => {
+    kiln.tidy(() => {
+      const x = kiln.zeros([1, 2, 4, 4]);
+      expectThrows(() => kiln.maxPool2d(kiln.zeros([2, 4, 4]), 2), 'maxPool2d', 'expected a float32 [batch, channels, height, width] tensor', 'float32 [2, 4, 4]');
+      expectThrows(() => kiln.avgPool2d(kiln.zeros([1, 1, 4, 4], 'int32'), 2), 'avgPool2d', 'int32 [1, 1, 4, 4]');
+      expectThrows(() => kiln.maxPool2d(x, 0), 'maxPool2d: kernelSize must be a positive integer or [height, width]', '0');
+      expectThrows(() => kiln.maxPool2d(x, 2.5), 'maxPool2d: kernelSize must be a positive integer');
+      expectThrows(() => kiln.maxPool2d(x, [2, 2, 2] as never), 'maxPool2d: kernelSize');
+      expectThrows(() => kiln.avgPool2d(x, 2, { stride: 0 }), 'avgPool2d: stride must be a positive integer');
+      expectThrows(() => kiln.maxPool2d(x, 2, { padding: -1 }), 'maxPool2d: padding must be');
+      expectThrows(() => kiln.maxPool2d(x, 2, { padding: 'full' as never }), 'maxPool2d: padding must be', '"full"');
+      expectThrows(() => kiln.avgPool2d(x, 2, { countIncludePad: 1 as never }), 'avgPool2d: countIncludePad must be a boolean');
+      expectThrows(() => kiln.maxPool2d(x, 5), 'maxPool2d', 'spans 5 rows but the padded input float32 [1, 2, 4, 4] has only 4');
+      expectThrows(() => kiln.maxPool2d(x, 2, { padding: [0, 0, 2, 0] }), 'maxPool2d', 'output column 0', 'covers only padding');
+      expectThrows(() => kiln.maxPool2d([1, 2] as never, 2), "maxPool2d: argument 'x' must be a Tensor");
+    });
+  });
+});

@@ -1,0 +1,146 @@
+/**
+ * 2-D convolution and transposed convolution (NCHW, PyTorch's weight layouts). The kernels and
+ * both backward passes are in Rust (crates/kiln-core/src/ops/conv.rs); this file resolves the
+ * options (stride, 'same' padding, ...) into the per-side numbers the kernel takes.
+ */
+
+import { backend } from '../engine.js';
+import { wrap, type Tensor } from '../tensor.js';
+import { handleOf } from './util.js';
+
+/**
+ * Padding of a convolution: one number for all sides, [height, width] (each on both sides),
+ * [top, bottom, left, right], 'valid' (none) or 'same' (as TensorFlow: the output is
+ * ceil(input / stride), with the odd pixel of padding at the bottom/right when the total is odd).
+ */
+export type Padding2d = number | [number, number] | [number, number, number, number] | 'same' | 'valid';
+
+export interface Conv2dOptions {
+  /** Step between output positions: one number or [height, width] (default 1). */
+  stride?: number | [number, number];
+  /** Default 0 ('valid'). */
+  padding?: Padding2d;
+  /** Spacing between kernel taps: one number or [height, width] (default 1). */
+  dilation?: number | [number, number];
+  /** Channels split into this many independent groups (default 1; groups = channels is depthwise). */
+  groups?: number;
+  /** Added per output channel: [outChannels]. */
+  bias?: Tensor | null;
+}
+
+export interface ConvTranspose2dOptions extends Omit<Conv2dOptions, 'padding'> {
+  /**
+   * Rows/columns cropped from the full output: as conv2d's padding. 'same' makes the output
+   * input · stride (TensorFlow's conv2dTranspose 'same'); 'valid' is 0.
+   */
+  padding?: Padding2d;
+  /** Extra rows/columns at the bottom/right, to pick among the output sizes a strided conv maps from (default 0; must be < stride or < dilation). */
+  outputPadding?: number | [number, number];
+}
+
+/** A pair from one number or [h, w], each a whole number >= min; `what` names it in the error. */
+export function pair(op: string, what: string, v: number | [number, number] | undefined, fallback: number, min: number): [number, number] {
+  const p: unknown[] = v === undefined ? [fallback, fallback] : Array.isArray(v) ? v : [v, v];
+  if (p.length !== 2 || !p.every((d) => Number.isInteger(d) && (d as number) >= min)) {
+    throw new Error(`${op}: ${what} must be an integer >= ${min} or a pair [height, width] of them, got ${JSON.stringify(v)}`);
+  }
+  return p as [number, number];
+}
+
+function checkGroups(op: string, groups: unknown): number {
+  if (!(Number.isInteger(groups) && (groups as number) >= 1)) throw new Error(`${op}: groups must be an integer >= 1, got ${JSON.stringify(groups)}`);
+  return groups as number;
+}
+
+/** Explicit padding [top, bottom, left, right] from a number or an array. */
+function explicitPadding(op: string, padding: unknown): [number, number, number, number] {
+  const list: unknown[] = typeof padding === 'number' ? [padding, padding] : Array.isArray(padding) ? padding : [];
+  const ok = (list.length === 2 || list.length === 4) && list.every((d) => Number.isInteger(d) && (d as number) >= 0);
+  if (!ok) {
+    throw new Error(`${op}: padding must be 'same', 'valid', an integer >= 0, [height, width] or [top, bottom, left, right], got ${JSON.stringify(padding)}`);
+  }
+  const p = list as number[];
+  return p.length === 2 ? [p[0], p[0], p[1], p[1]] : [p[0], p[1], p[2], p[3]];
+}
+
+/** Splits a total padding as TensorFlow does: the odd pixel goes after (bottom/right). */
+function split(total: number): [number, number] {
+  const before = Math.floor(total / 2);
+  return [before, total - before];
+}
+
+/**
+ * conv2d's padding per side. 'same' needs the input size (dims 2, 3 of x) and the kernel size
+ * (dims 2, 3 of the weight): total = max((ceil(in / stride) - 1)·stride + dilation·(k - 1) + 1 - in, 0).
+ */
+export function conv2dPadding(op: string, padding: Padding2d | undefined, input: readonly number[], kernel: readonly number[], stride: [number, number], dilation: [number, number]): [number, number, number, number] {
+  if (padding === undefined || padding === 'valid') return [0, 0, 0, 0];
+  if (padding !== 'same') return explicitPadding(op, padding);
+  if (input.length !== 4 || kernel.length !== 4) return [0, 0, 0, 0]; // the kernel reports the rank error
+  const total = (axis: 0 | 1): number => {
+    const size = input[axis + 2];
+    const extent = dilation[axis] * (kernel[axis + 2] - 1) + 1;
+    return Math.max((Math.ceil(size / stride[axis]) - 1) * stride[axis] + extent - size, 0);
+  };
+  return [...split(total(0)), ...split(total(1))] as [number, number, number, number];
+}
+
+/**
+ * convTranspose2d's padding per side and output padding. 'same' crops what the conv with 'same'
+ * padding from an output of input·stride pads, and adds output padding where the kernel is
+ * shorter than the stride, so the output is exactly input·stride.
+ */
+export function convTranspose2dPadding(op: string, padding: Padding2d | undefined, outputPadding: number | [number, number] | undefined, kernel: readonly number[], stride: [number, number], dilation: [number, number]): { padding: [number, number, number, number]; outputPadding: [number, number] } {
+  const extra = pair(op, 'outputPadding', outputPadding, 0, 0);
+  if (padding !== 'same') return { padding: padding === undefined || padding === 'valid' ? [0, 0, 0, 0] : explicitPadding(op, padding), outputPadding: extra };
+  if (outputPadding !== undefined && (extra[0] !== 0 || extra[1] !== 0)) {
+    throw new Error(`${op}: padding 'same' sets the output size to input · stride itself; outputPadding ${JSON.stringify(outputPadding)} cannot be combined with it`);
+  }
+  if (kernel.length !== 4) return { padding: [0, 0, 0, 0], outputPadding: [0, 0] };
+  const extent = (axis: 0 | 1): number => dilation[axis] * (kernel[axis + 2] - 1) + 1;
+  const total = (axis: 0 | 1): number => Math.max(extent(axis) - stride[axis], 0);
+  return {
+    padding: [...split(total(0)), ...split(total(1))] as [number, number, number, number],
+    outputPadding: [Math.max(stride[0] - extent(0), 0), Math.max(stride[1] - extent(1), 0)],
+  };
+}
+
+/**
+ * 2-D convolution (cross-correlation, as PyTorch's conv2d).
+ * x: [batch, inChannels, height, width], w: [outChannels, inChannels / groups, kh, kw],
+ * bias: [outChannels] -> [batch, outChannels, outHeight, outWidth] with
+ * outHeight = (height + padTop + padBottom - dilation·(kh - 1) - 1) / stride + 1 (rounded down).
+ */
+export function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Tensor {
+  const op = 'conv2d';
+  const be = backend();
+  const xh = handleOf(x, op, be, 'x');
+  const wh = handleOf(w, op, be, 'w');
+  const bias = options.bias == null ? -1 : handleOf(options.bias, op, be, 'bias');
+  const stride = pair(op, 'stride', options.stride, 1, 1);
+  const dilation = pair(op, 'dilation', options.dilation, 1, 1);
+  const groups = checkGroups(op, options.groups ?? 1);
+  const [top, bottom, left, right] = conv2dPadding(op, options.padding, x.shape, w.shape, stride, dilation);
+  return wrap(be.impl.conv2d(xh, wh, bias, stride[0], stride[1], top, bottom, left, right, dilation[0], dilation[1], groups), be);
+}
+
+/**
+ * Transposed convolution (PyTorch's conv_transpose2d): the gradient of conv2d with respect to its
+ * input, used to upsample. x: [batch, inChannels, height, width],
+ * w: [inChannels, outChannels / groups, kh, kw], bias: [outChannels] ->
+ * [batch, outChannels, outHeight, outWidth] with
+ * outHeight = (height - 1)·stride - padTop - padBottom + dilation·(kh - 1) + outputPadding + 1.
+ */
+export function convTranspose2d(x: Tensor, w: Tensor, options: ConvTranspose2dOptions = {}): Tensor {
+  const op = 'convTranspose2d';
+  const be = backend();
+  const xh = handleOf(x, op, be, 'x');
+  const wh = handleOf(w, op, be, 'w');
+  const bias = options.bias == null ? -1 : handleOf(options.bias, op, be, 'bias');
+  const stride = pair(op, 'stride', options.stride, 1, 1);
+  const dilation = pair(op, 'dilation', options.dilation, 1, 1);
+  const groups = checkGroups(op, options.groups ?? 1);
+  const { padding, outputPadding } = convTranspose2dPadding(op, options.padding, options.outputPadding, w.shape, stride, dilation);
+  const [top, bottom, left, right] = padding;
+  return wrap(be.impl.convTranspose2d(xh, wh, bias, stride[0], stride[1], top, bottom, left, right, dilation[0], dilation[1], groups, outputPadding[0], outputPadding[1]), be);
+}
