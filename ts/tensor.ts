@@ -13,7 +13,7 @@ import * as shapeOps from './ops/shape.js';
 import * as autograd from './autograd.js';
 import type { NestedArray } from './ops/creation.js';
 
-export type TypedArray = Float32Array | Int32Array | Uint8Array;
+export type TypedArray = Float32Array | Int32Array | Uint8Array | Int8Array;
 export type TensorLike = Tensor | number;
 
 export class Tensor {
@@ -83,7 +83,7 @@ export class Tensor {
     this.#handle = -1;
   }
 
-  /** The elements in row-major order, as a new typed array (Float32Array, Int32Array or Uint8Array for bool). */
+  /** The elements in row-major order, as a new typed array (Float32Array, Int32Array, Int8Array, or Uint8Array for bool). */
   dataSync(): TypedArray {
     const impl = this.backend.impl;
     switch (this.dtype) {
@@ -91,6 +91,8 @@ export class Tensor {
         return impl.readF32(this.handle);
       case 'int32':
         return impl.readI32(this.handle);
+      case 'int8':
+        return impl.readI8(this.handle);
       default:
         return impl.readBool(this.handle);
     }

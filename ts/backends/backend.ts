@@ -5,7 +5,8 @@
  */
 
 export type Handle = number;
-export type DType = 'float32' | 'int32' | 'bool';
+/** int8 holds quantized weights (ops/quant.ts); it has no arithmetic of its own. */
+export type DType = 'float32' | 'int32' | 'bool' | 'int8';
 
 export interface MemoryInfo {
   /** Live tensor handles. */
@@ -105,6 +106,19 @@ export interface Backend {
    * [batch, steps + states, hidden] (output sequence, final h, and final c for an LSTM).
    */
   recurrent(cell: number, x: Handle, h0: Handle, c0: number, wIh: Handle, wHh: Handle, bIh: number, bHh: number, reverse: boolean): Handle;
+  // ---- weight-only quantization (crates/kiln-core/src/ops/quant.rs) ----
+  fromI8(data: Int8Array, shape: number[]): Handle;
+  readI8(h: Handle): Int8Array;
+  /** [q int8 [O, I], scales float32 [O]] */
+  quantizeInt8(w: Handle): ArrayLike<number>;
+  /** [packed int8 [O, ceil(I/2)], scales float32 [O, ceil(I/block)]] */
+  quantizeInt4(w: Handle, block: number): ArrayLike<number>;
+  dequantizeInt8(q: Handle, scales: Handle): Handle;
+  dequantizeInt4(packed: Handle, scales: Handle, inFeatures: number, block: number): Handle;
+  /** x·Wᵀ + b on int8 weights; bias: a handle or -1. Inference-only. */
+  linearQ8(x: Handle, q: Handle, scales: Handle, bias: number): Handle;
+  /** x·Wᵀ + b on packed int4 weights; bias: a handle or -1. Inference-only. */
+  linearQ4(x: Handle, packed: Handle, scales: Handle, bias: number, block: number): Handle;
   // ---- convolution (CNN family); bias: a handle or -1; padding per side ----
   conv2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
   convTranspose2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number, outputPaddingH: number, outputPaddingW: number): Handle;

@@ -20,16 +20,18 @@ import { findDuplicateKey } from './json.js';
  * following it makes Kiln's files byte-identical to the reference writer's.
  */
 export const TO_SAFETENSORS: Record<DType, { name: string; bytes: number; rank: number }> = {
-  float32: { name: 'F32', bytes: 4, rank: 2 },
-  int32: { name: 'I32', bytes: 4, rank: 1 },
+  float32: { name: 'F32', bytes: 4, rank: 3 },
+  int32: { name: 'I32', bytes: 4, rank: 2 },
+  // Quantized weights (nn/quantized.ts); the reference enum puts I8 between BOOL and I32.
+  int8: { name: 'I8', bytes: 1, rank: 1 },
   bool: { name: 'BOOL', bytes: 1, rank: 0 },
 };
 
-const FROM_SAFETENSORS: Record<string, DType> = { F32: 'float32', I32: 'int32', BOOL: 'bool' };
+const FROM_SAFETENSORS: Record<string, DType> = { F32: 'float32', I32: 'int32', I8: 'int8', BOOL: 'bool' };
 
 /** Dtypes the format defines that Kiln cannot hold yet (so the message can say "convert it", not "corrupt"). */
 const OTHER_SAFETENSORS_DTYPES = new Set([
-  'F64', 'F16', 'BF16', 'I64', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'C64',
+  'F64', 'F16', 'BF16', 'I64', 'I16', 'U64', 'U32', 'U16', 'U8', 'C64',
   'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4',
 ]);
 
@@ -124,9 +126,9 @@ function readEntry(name: string, info: unknown, dataLength: number, fail: Fail):
   const dtype = FROM_SAFETENSORS[st];
   if (dtype === undefined) {
     if (OTHER_SAFETENSORS_DTYPES.has(st)) {
-      fail(`${t} has dtype ${st}, which Kiln cannot load (it reads F32, I32 and BOOL); convert it first, e.g. in numpy with .astype(np.float32)`);
+      fail(`${t} has dtype ${st}, which Kiln cannot load (it reads F32, I32, I8 and BOOL); convert it first, e.g. in numpy with .astype(np.float32)`);
     }
-    fail(`${t} has unknown dtype '${st}' (Kiln reads F32, I32 and BOOL)`);
+    fail(`${t} has unknown dtype '${st}' (Kiln reads F32, I32, I8 and BOOL)`);
   }
   if (!Array.isArray(shape) || !shape.every(isCount)) fail(`${t}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {

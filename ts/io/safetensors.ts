@@ -3,7 +3,7 @@
  * here load with the Python `safetensors` package (numpy, torch) and vice versa. No file system
  * access, so this module also works in browsers; files.ts adds the disk side.
  *
- * Layout choice: tensors are placed by dtype (F32, then I32, then BOOL), then by name, exactly as
+ * Layout choice: tensors are placed by dtype (F32, then I32, I8, BOOL), then by name, exactly as
  * the reference writer does, so the bytes match it and do not depend on the key order of `tensors`.
  * Wider types first, with the header padded to a multiple of 8, puts every tensor at an offset that
  * is a multiple of its element size, so readers (this one included) can view the data in place
@@ -90,7 +90,7 @@ function compareCodePoints(a: string, b: string): number {
 
 /** Copies elements into `out` at `at`, little-endian whatever the host. */
 function writeElements(out: Uint8Array, at: number, data: TypedArray): void {
-  if (HOST_IS_LITTLE_ENDIAN || data instanceof Uint8Array) {
+  if (HOST_IS_LITTLE_ENDIAN || data instanceof Uint8Array || data instanceof Int8Array) {
     out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
     return;
   }
@@ -100,7 +100,7 @@ function writeElements(out: Uint8Array, at: number, data: TypedArray): void {
 }
 
 /**
- * Serializes named tensors (float32, int32, bool; any shape, including scalars and size 0) and
+ * Serializes named tensors (float32, int32, int8, bool; any shape, including scalars and size 0) and
  * optional string metadata to the bytes of a safetensors file.
  */
 export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
@@ -110,6 +110,10 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Re
 /** The elements of one entry as a typed array: a view when aligned and little-endian, else a copy. */
 function readElements(bytes: Uint8Array, at: number, entry: TensorEntry, fail: Fail): TypedArray {
   const byteLength = entry.end - entry.begin;
+  if (entry.dtype === 'int8') {
+    // Bytes need no alignment or byte order: a view (creating the tensor copies it).
+    return new Int8Array(bytes.buffer, bytes.byteOffset + at, byteLength);
+  }
   if (entry.dtype === 'bool') {
     const data = bytes.subarray(at, at + byteLength);
     const bad = data.findIndex((v) => v > 1);
@@ -153,7 +157,7 @@ export function decodeWith(context: string, bytes: Uint8Array): DecodedSafetenso
 }
 
 /**
- * Reads the bytes of a safetensors file (F32, I32 and BOOL tensors). Checks the whole file first
+ * Reads the bytes of a safetensors file (F32, I32, I8 and BOOL tensors). Checks the whole file first
  * and throws a clear error, naming the tensor at fault, if it is truncated, corrupt or uses a dtype
  * Kiln cannot hold; no tensors are left behind when it throws. The caller owns (and disposes) the
  * returned tensors.

@@ -6,7 +6,7 @@ import { Tensor, wrap } from '../tensor.js';
 import { checkShape } from './util.js';
 
 export type NestedArray = number | boolean | NestedArray[];
-export type TensorData = NestedArray | Float32Array | Int32Array | Uint8Array;
+export type TensorData = NestedArray | Float32Array | Int32Array | Uint8Array | Int8Array;
 
 function inferShape(values: NestedArray): number[] {
   const shape: number[] = [];
@@ -33,7 +33,7 @@ function flatten(values: NestedArray, shape: number[], out: Array<number | boole
 /**
  * A tensor from JS data. `values`: a number, nested arrays, or a typed array (then `shape` is
  * needed unless it is 1-D). dtype defaults to float32; int32 for an Int32Array or Uint8Array
- * (bytes are usually labels or pixels, as in tfjs); bool only for booleans or an explicit 'bool'.
+ * (bytes are usually labels or pixels, as in tfjs), int8 for an Int8Array; bool only for booleans or an explicit 'bool'.
  * -> `shape` (inferred from nesting when omitted).
  */
 export function tensor(values: TensorData, shape?: number[], dtype?: DType): Tensor {
@@ -42,7 +42,7 @@ export function tensor(values: TensorData, shape?: number[], dtype?: DType): Ten
   if (ArrayBuffer.isView(values)) {
     flat = values;
     inferred = [values.length];
-    dtype ??= values instanceof Int32Array || values instanceof Uint8Array ? 'int32' : 'float32';
+    dtype ??= values instanceof Int8Array ? 'int8' : values instanceof Int32Array || values instanceof Uint8Array ? 'int32' : 'float32';
   } else {
     inferred = inferShape(values);
     const out: Array<number | boolean> = [];
@@ -65,8 +65,12 @@ export function tensor(values: TensorData, shape?: number[], dtype?: DType): Ten
       const data = Uint8Array.from(flat as ArrayLike<number>, (v) => (v ? 1 : 0));
       return wrap(b.impl.fromBool(data, finalShape), b);
     }
+    case 'int8': {
+      const data = flat instanceof Int8Array ? flat : Int8Array.from(flat as ArrayLike<number>, Number);
+      return wrap(b.impl.fromI8(data, finalShape), b);
+    }
     default:
-      throw new Error(`tensor: unsupported dtype '${String(dtype)}' (expected float32, int32 or bool)`);
+      throw new Error(`tensor: unsupported dtype '${String(dtype)}' (expected float32, int32, int8 or bool)`);
   }
 }
 

@@ -88,6 +88,7 @@ enum Readback {
     F32(Vec<f32>),
     I32(Vec<i32>),
     Bool(Vec<u8>),
+    I8(Vec<i8>),
 }
 
 impl ToJs for Readback {
@@ -96,6 +97,7 @@ impl ToJs for Readback {
             Readback::F32(v) => (std::slice::from_raw_parts(v.as_ptr().cast(), v.len() * 4), v.len(), sys::TypedarrayType::float32_array),
             Readback::I32(v) => (std::slice::from_raw_parts(v.as_ptr().cast(), v.len() * 4), v.len(), sys::TypedarrayType::int32_array),
             Readback::Bool(v) => (v.as_slice(), v.len(), sys::TypedarrayType::uint8_array),
+            Readback::I8(v) => (std::slice::from_raw_parts(v.as_ptr().cast(), v.len()), v.len(), sys::TypedarrayType::int8_array),
         };
         let (mut data, mut buffer, mut array) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
         if sys::napi_create_arraybuffer(env, bytes.len(), &mut data, &mut buffer) != sys::Status::napi_ok {
@@ -116,6 +118,7 @@ fn read(h: u32, dtype: kiln_core::DType) -> Result<Readback> {
     Ok(match dtype {
         kiln_core::DType::F32 => Readback::F32(t.to_vec().ok_or_else(fail)?),
         kiln_core::DType::I32 => Readback::I32(t.to_vec().ok_or_else(fail)?),
+        kiln_core::DType::I8 => Readback::I8(t.to_vec().ok_or_else(fail)?),
         _ => Readback::Bool(t.to_vec().ok_or_else(fail)?),
     })
 }
@@ -327,6 +330,23 @@ raw_functions! {
             let optional = |h: i64| if h < 0 { Ok(None) } else { r.get(h as u32).map(Some) };
             let w = ops::Weights { w_ih: r.get(w_ih)?, w_hh: r.get(w_hh)?, b_ih: optional(b_ih)?, b_hh: optional(b_hh)? };
             ops::recurrent(ops::Cell::from_code(cell)?, r.get(x)?, r.get(h0)?, optional(c0)?, &w, reverse)
+        })?;
+        Ok(register(out))
+    }
+    // ---- weight-only quantization (kiln-core ops/quant.rs) ----
+    "readI8" => fn read_i8(h: u32) -> Readback { read(h, kiln_core::DType::I8) }
+    // `bias` is a handle, or -1 without bias.
+    "linearQ8" => fn linear_q8(x: u32, q: u32, scales: u32, bias: i64) -> u32 {
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::linear_q8(r.get(x)?, r.get(q)?, r.get(scales)?, b)
+        })?;
+        Ok(register(out))
+    }
+    "linearQ4" => fn linear_q4(x: u32, packed: u32, scales: u32, bias: i64, block: u32) -> u32 {
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::linear_q4(r.get(x)?, r.get(packed)?, r.get(scales)?, b, block as usize)
         })?;
         Ok(register(out))
     }

@@ -4,6 +4,8 @@
 
 mod fast;
 mod registry;
+// Weight-only quantization (int8 tensors in and out, quantize/dequantize).
+mod quant;
 
 use kiln_core::ops::{self, ReduceOp, Sections};
 use kiln_core::args::{dims, dtype, int, ints};

@@ -12,6 +12,8 @@ pub enum Buffer {
     I32(Vec<i32>),
     /// Booleans as 0/1 bytes.
     Bool(Vec<u8>),
+    /// Signed bytes: quantized weights (ops/quant.rs), two int4 values per byte when packed.
+    I8(Vec<i8>),
 }
 
 pub struct Storage {
@@ -24,6 +26,7 @@ impl Buffer {
             Buffer::F32(_) => DType::F32,
             Buffer::I32(_) => DType::I32,
             Buffer::Bool(_) => DType::Bool,
+            Buffer::I8(_) => DType::I8,
         }
     }
 
@@ -32,6 +35,7 @@ impl Buffer {
             Buffer::F32(v) => v.len(),
             Buffer::I32(v) => v.len(),
             Buffer::Bool(v) => v.len(),
+            Buffer::I8(v) => v.len(),
         }
     }
 
@@ -76,7 +80,7 @@ pub fn try_zeroed<T: Element>(op: &str, n: usize) -> crate::error::Result<Vec<T>
         return Ok(Vec::new());
     }
     let layout = std::alloc::Layout::array::<T>(n).map_err(|_| fail())?;
-    // SAFETY: layout has non-zero size; all-zero bits are a valid f32, i32 and u8 (the only
+    // SAFETY: layout has non-zero size; all-zero bits are a valid f32, i32, u8 and i8 (the only
     // Element types), and the allocation matches what Vec<T> would make for capacity n.
     unsafe {
         let ptr = std::alloc::alloc_zeroed(layout) as *mut T;
@@ -120,3 +124,4 @@ macro_rules! element {
 element!(f32, F32);
 element!(i32, I32);
 element!(u8, Bool);
+element!(i8, I8);

@@ -148,6 +148,7 @@ impl Tensor {
             Buffer::F32(v) => Buffer::F32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
             Buffer::I32(v) => Buffer::I32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
             Buffer::Bool(v) => Buffer::Bool(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
+            Buffer::I8(v) => Buffer::I8(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
         };
         Ok(Tensor::from_buffer(buffer, &self.shape))
     }

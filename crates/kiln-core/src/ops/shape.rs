@@ -16,6 +16,7 @@ macro_rules! with_element {
             DType::F32 => { type $T = f32; $body }
             DType::I32 => { type $T = i32; $body }
             DType::Bool => { type $T = u8; $body }
+            DType::I8 => { type $T = i8; $body }
             other => return Err(KilnError::new($op, format!("dtype {other} is not supported yet"))),
         }
     };
@@ -269,6 +270,8 @@ pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
         (Buffer::I32(v), DType::Bool) => Buffer::Bool(v.iter().map(|&a| (a != 0) as u8).collect()),
         (Buffer::Bool(v), DType::F32) => Buffer::F32(v.iter().map(|&a| a as f32).collect()),
         (Buffer::Bool(v), DType::I32) => Buffer::I32(v.iter().map(|&a| a as i32).collect()),
+        (Buffer::I8(v), DType::F32) => Buffer::F32(v.iter().map(|&a| a as f32).collect()),
+        (Buffer::I8(v), DType::I32) => Buffer::I32(v.iter().map(|&a| a as i32).collect()),
         (_, other) => return Err(KilnError::new("cast", format!("cannot cast {} to {other} yet", x.dtype()))),
     };
     Ok(Tensor::from_buffer(buffer, x.shape()))
@@ -280,6 +283,7 @@ impl Tensor {
         match self.dtype() {
             DType::F32 => Buffer::F32(self.to_vec().unwrap()),
             DType::I32 => Buffer::I32(self.to_vec().unwrap()),
+            DType::I8 => Buffer::I8(self.to_vec().unwrap()),
             _ => Buffer::Bool(self.to_vec().unwrap()),
         }
     }

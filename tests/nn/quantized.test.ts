@@ -1,0 +1,215 @@
+/**
+ * Weight-only quantization on every backend: round-trip error bounds against the definition,
+ * linear kernels against matmul with the dequantized weights, kiln.quantize on Sequential and
+ * custom modules, save/load through safetensors, errors, and the accuracy of a small MNIST MLP
+ * after int8 and int4 quantization.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import * as kiln from '../../ts/index.js';
+import { nn, type Tensor } from '../../ts/index.js';
+import { forEachBackend } from '../backends.js';
+import { T, assertClose, expectThrows, randND, read } from '../helpers.js';
+
+/** Largest |w| of each group of `size` consecutive elements of each row of an [O, I] array. */
+function groupMax(w: Float32Array, rows: number, cols: number, size: number): number[][] {
+  return Array.from({ length: rows }, (_, o) =>
+    Array.from({ length: Math.ceil(cols / size) }, (_, g) => {
+      let m = 0;
+      for (let i = g * size; i < Math.min(cols, (g + 1) * size); i++) m = Math.max(m, Math.abs(w[o * cols + i]));
+      return m;
+    }),
+  );
+}
+
+/** The reference the quantized linear must match: x·Wᵀ + b with W dequantized, through matmul. */
+function reference(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+  const y = kiln.matmul(x, w, false, true);
+  return b === null ? y : y.add(b);
+}
+
+let mnist: kiln.data.Mnist;
+const TRAIN = 4000;
+const TEST = 2000;
+
+beforeAll(() => {
+  mnist = kiln.data.loadMnist();
+});
+
+forEachBackend((backend) => {
+  it('int8 round trip: per-row scale max|w|/127, error <= scale/2 per element', async () => {
+    const [o, i] = [19, 45];
+    const w = randND([o, i], 1, -3, 3);
+    const { q, scales } = kiln.quantizeInt8(T(w));
+    expect([q.dtype, q.shape, scales.shape]).toEqual(['int8', [o, i], [o]]);
+    const d = await read(kiln.dequantizeInt8(q, scales));
+    const s = await read(scales);
+    const max = groupMax(w.data, o, i, i);
+    for (let r = 0; r < o; r++) {
+      expect(s[r]).toBeCloseTo(max[r][0] / 127, 6);
+      for (let c = 0; c < i; c++) expect(Math.abs(d[r * i + c] - w.data[r * i + c])).toBeLessThanOrEqual((s[r] / 2) * (1 + 1e-5));
+    }
+    const qs = Array.from(q.dataSync());
+    expect(Math.min(...qs)).toBeGreaterThanOrEqual(-127);
+    expect(Math.max(...qs.map(Math.abs))).toBe(127);
+  });
+
+  it('int4 round trip: per-block scale max|block|/7, error <= scale/2, two values per byte', async () => {
+    for (const [i, block] of [[70, 32], [33, 8]]) {
+      const o = 6;
+      const w = randND([o, i], 2 + i, -1, 1);
+      const { q, scales } = kiln.quantizeInt4(T(w), block);
+      const blocks = Math.ceil(i / block);
+      expect([q.dtype, q.shape, scales.shape]).toEqual(['int8', [o, Math.ceil(i / 2)], [o, blocks]]);
+      const d = await read(kiln.dequantizeInt4(q, scales, i, block));
+      const s = await read(scales);
+      const max = groupMax(w.data, o, i, block);
+      for (let r = 0; r < o; r++) {
+        for (let c = 0; c < i; c++) {
+          const scale = s[r * blocks + Math.floor(c / block)];
+          expect(scale).toBeCloseTo(max[r][Math.floor(c / block)] / 7, 6);
+          expect(Math.abs(d[r * i + c] - w.data[r * i + c])).toBeLessThanOrEqual((scale / 2) * (1 + 1e-5));
+        }
+      }
+    }
+    // Layout: element 2j is the low nibble of byte j (two's complement), 2j+1 the high one.
+    const { q } = kiln.quantizeInt4(T({ data: new Float32Array([1, -2, 7, -7, 3]), shape: [1, 5] }), 8);
+    expect(Array.from(q.dataSync(), (b) => b & 0xff)).toEqual([0xe1, 0x97, 0x03]);
+  });
+
+  it('linearQ8 / linearQ4 match matmul with the dequantized weights (few rows and many)', async () => {
+    for (const [n, i, o] of [[1, 100, 37], [3, 64, 130], [50, 96, 70]]) {
+      const x = T(randND([n, i], 10 + n));
+      const w = T(randND([o, i], 11 + o));
+      const b = T(randND([o], 12));
+      const q8 = kiln.quantizeInt8(w);
+      assertClose(await read(kiln.linearQ8(x, q8.q, q8.scales, b)), await read(reference(x, kiln.dequantizeInt8(q8.q, q8.scales), b)), { atol: 1e-4, rtol: 1e-4 });
+      assertClose(await read(kiln.linearQ8(x, q8.q, q8.scales)), await read(reference(x, kiln.dequantizeInt8(q8.q, q8.scales), null)), { atol: 1e-4, rtol: 1e-4 });
+      const q4 = kiln.quantizeInt4(w);
+      assertClose(await read(kiln.linearQ4(x, q4.q, q4.scales, b)), await read(reference(x, kiln.dequantizeInt4(q4.q, q4.scales, i), b)), { atol: 1e-4, rtol: 1e-4 });
+    }
+  });
+
+  it('quantize replaces Linears in Sequential and custom modules; forward matches the dequantized model', async () => {
+    class Net extends nn.Module {
+      readonly stem = new nn.Sequential(new nn.Linear(12, 16, { seed: 1 }), new nn.ReLU());
+      readonly heads = [new nn.Linear(16, 3, { seed: 2 }), new nn.Linear(16, 3, { seed: 3, bias: false })];
+      forward(x: Tensor): Tensor {
+        const h = this.stem.forward(x);
+        return this.heads[0].forward(h).add(this.heads[1].forward(h));
+      }
+    }
+    for (const bits of [8, 4] as const) {
+      const net = new Net();
+      const x = T(randND([5, 12], 20));
+      // The float model with each weight replaced by its dequantized value is the reference.
+      const expected = kiln.noGrad(() => {
+        for (const [name, p] of net.namedParameters()) {
+          if (!name.endsWith('weight')) continue;
+          const { q, scales } = bits === 8 ? kiln.quantizeInt8(p) : kiln.quantizeInt4(p);
+          net.loadStateDict({ [name]: bits === 8 ? kiln.dequantizeInt8(q, scales) : kiln.dequantizeInt4(q, scales, p.shape[1]) }, { strict: false });
+        }
+        return net.forward(x);
+      });
+      const before = net.heads[0];
+      kiln.quantize(net, { bits });
+      expect(net.stem.layers[0]).toBeInstanceOf(nn.QuantizedLinear);
+      expect(net.heads[1]).toBeInstanceOf(nn.QuantizedLinear);
+      expect(before.weight.isDisposed, 'the replaced Linear is freed').toBe(true);
+      expect(net.parameters()).toHaveLength(0);
+      expect(kiln.quantizationConfig(net)).toEqual({ bits, block: bits === 8 ? 0 : 32 });
+      // Quantizing the dequantized weights again gives the same integers, so outputs agree to rounding.
+      assertClose(await read(kiln.noGrad(() => net.forward(x))), await read(expected), { atol: 1e-4, rtol: 1e-4 });
+      net.dispose();
+    }
+  });
+
+  it('a quantized model saves to safetensors (int8 tensors) and loads into a freshly quantized one', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kiln-quant-${backend}-`));
+    try {
+      const build = () => new nn.Sequential(new nn.Linear(20, 9, { seed: 5 }), new nn.Tanh(), new nn.Linear(9, 4, { seed: 6 }));
+      const model = kiln.quantize(build(), { bits: 4 }) as nn.Sequential;
+      const x = T(randND([3, 20], 30));
+      const y = await read(model.forward(x));
+      kiln.io.saveModel(dir, { stateDict: model.stateDict(), config: { quantization: { ...kiln.quantizationConfig(model)! } } });
+      // The reported config is accepted back, int8 (block 0) included.
+      kiln.quantize(new nn.Linear(3, 3), kiln.quantizationConfig(kiln.quantize(new nn.Linear(3, 3), { bits: 8 }))!).dispose();
+      const loaded = kiln.io.loadModel(dir);
+      expect(loaded.stateDict['0.weight'].dtype).toBe('int8');
+      const cfg = loaded.config.quantization as unknown as nn.QuantizationConfig;
+      const fresh = kiln.quantize(new nn.Sequential(new nn.Linear(20, 9, { seed: 99 }), new nn.Tanh(), new nn.Linear(9, 4, { seed: 98 })), cfg) as nn.Sequential;
+      expect(await read(fresh.forward(x))).not.toEqual(y);
+      fresh.loadStateDict(loaded.stateDict);
+      expect(await read(fresh.forward(x))).toEqual(y);
+      kiln.dispose(loaded.stateDict);
+      model.dispose();
+      fresh.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('errors name the op, shapes and dtypes; gradients are refused, not dropped', () => {
+    const w = T(randND([4, 8], 40));
+    const { q, scales } = kiln.quantizeInt8(w);
+    expectThrows(() => kiln.linearQ8(T(randND([2, 7], 41)), q, scales), 'linearQ8', '[4, 8]', '[2, 7]');
+    expectThrows(() => kiln.linearQ8(T(randND([2, 8], 41)), w, scales), 'linearQ8', 'int8', 'float32 [4, 8]');
+    expectThrows(() => kiln.linearQ4(T(randND([2, 8], 41)), q, scales), 'linearQ4', 'packed');
+    expectThrows(() => kiln.quantizeInt8(q), 'quantizeInt8', 'int8 [4, 8]');
+    expectThrows(() => kiln.quantizeInt4(w, 0), 'quantizeInt4', 'block');
+    expectThrows(() => kiln.quantizeInt8(T({ data: new Float32Array([1, NaN]), shape: [1, 2] })), 'quantizeInt8', 'non-finite');
+    expectThrows(() => kiln.quantize(new nn.Linear(2, 2), { bits: 3 as 8 }), 'quantize', 'bits must be 8 or 4');
+    const x = T(randND([2, 8], 42)).setRequiresGrad();
+    expectThrows(() => kiln.linearQ8(x, q, scales), 'linearQ8', 'inference-only', 'noGrad');
+    expect(kiln.noGrad(() => kiln.linearQ8(x, q, scales)).requiresGrad).toBe(false);
+  });
+
+  it('a small MNIST MLP keeps its accuracy: int8 within 0.5 points, int4 within 2', async () => {
+    const pixels = (images: Uint8Array, n: number) => kiln.tensor(Float32Array.from(images.subarray(0, n * 784), (v) => v / 255), [n, 784]);
+    const xTrain = pixels(mnist.trainImages, TRAIN);
+    const yTrain = kiln.tensor(Int32Array.from(mnist.trainLabels.subarray(0, TRAIN)));
+    const xTest = pixels(mnist.testImages, TEST);
+    const labels = mnist.testLabels.subarray(0, TEST);
+    const make = () => new nn.Sequential(new nn.Linear(784, 128, { seed: 1 }), new nn.ReLU(), new nn.Linear(128, 10, { seed: 2 }));
+    const model = make();
+    const optimizer = new kiln.optim.Adam(model.parameters(), { lr: 2e-3 });
+    for (let epoch = 0; epoch < 5; epoch++) {
+      for (let start = 0; start < TRAIN; start += 100) {
+        kiln.tidy(() => {
+          const loss = kiln.crossEntropy(model.forward(xTrain.slice([start, 0], [100, -1])), yTrain.slice([start], [100]));
+          optimizer.zeroGrad();
+          loss.backward();
+          optimizer.step();
+        });
+      }
+    }
+    const accuracy = (m: nn.Module) =>
+      kiln.noGrad(() => kiln.tidy(() => {
+        const predicted = m.forward(xTest).argmax(-1).dataSync();
+        return (100 * predicted.reduce((hits, p, i) => hits + (p === labels[i] ? 1 : 0), 0)) / TEST;
+      }));
+    const f32 = accuracy(model);
+    expect(f32, 'the float model learned').toBeGreaterThan(85);
+    // Copies of the trained model through its state dict, quantized in place.
+    const copy = (bits: 8 | 4) => {
+      const m = make();
+      m.loadStateDict(model.stateDict());
+      return kiln.quantize(m, { bits });
+    };
+    const q8 = copy(8);
+    const q4 = copy(4);
+    const [a8, a4] = [accuracy(q8), accuracy(q4)];
+    console.log(`[${backend}] MNIST MLP accuracy: f32 ${f32}, int8 ${a8}, int4 ${a4}`);
+    expect(Math.abs(a8 - f32), `int8 ${a8} vs f32 ${f32}`).toBeLessThanOrEqual(0.5);
+    expect(Math.abs(a4 - f32), `int4 ${a4} vs f32 ${f32}`).toBeLessThanOrEqual(2);
+    optimizer.dispose();
+    for (const m of [model, q8, q4]) m.dispose();
+    kiln.dispose([xTrain, yTrain, xTest]);
+  }, 60_000);
+});
+
+afterAll(() => {
+  mnist = undefined as unknown as kiln.data.Mnist;
+});

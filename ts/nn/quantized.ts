@@ -1,0 +1,131 @@
+/**
+ * Weight-only quantization of a model for inference: `quantize(model, { bits: 8 | 4 })` replaces
+ * every nn.Linear with a QuantizedLinear holding int8 (or packed int4) weights, float32 scales and
+ * the float32 bias. Activations stay float32; the kernels dequantize weights on the fly
+ * (ops/quant.ts), so a model is about 4x (int8) or 7x (int4) smaller and never holds its f32 weights.
+ *
+ * Quantized layers have no parameters, only buffers: they are inference-only. Their state dict
+ * ('0.weight' int8, '0.scales', '0.bias') saves to safetensors like any other; to load, rebuild the
+ * float architecture, `quantize` it with the same options, then `loadStateDict`:
+ *
+ *   const q = kiln.quantize(model, { bits: 4 });
+ *   saveModel('out/q', { stateDict: q.stateDict(), config: { layers, quantization: quantizationConfig(q) } });
+ */
+
+import type { Tensor } from '../tensor.js';
+import { noGrad } from '../autograd.js';
+import { INT4_BLOCK, linearQ4, linearQ8, quantizeInt4, quantizeInt8 } from '../ops/quant.js';
+import { Linear } from './linear.js';
+import { Module, type AnyModule } from './module.js';
+
+export type QuantizeBits = 8 | 4;
+
+export interface QuantizeOptions {
+  /** 8: int8 per output channel; 4: int4 per block of a row. */
+  bits: QuantizeBits;
+  /** int4 only: weights per scale along a row (default 32). */
+  block?: number;
+}
+
+/** What to store in a saved model's config so the same layers can be rebuilt before loading. */
+export interface QuantizationConfig {
+  bits: QuantizeBits;
+  block: number;
+}
+
+function checkOptions(op: string, options: QuantizeOptions): QuantizationConfig {
+  const bits = options?.bits;
+  if (bits !== 8 && bits !== 4) throw new Error(`${op}: bits must be 8 or 4, got ${String(bits)}`);
+  // int8 has one scale per row, so block is ignored there (quantizationConfig reports it as 0).
+  if (bits === 8) return { bits, block: 0 };
+  const block = options.block ?? INT4_BLOCK;
+  if (!Number.isInteger(block) || block < 1) throw new Error(`${op}: block must be a positive integer, got ${block}`);
+  return { bits, block };
+}
+
+export class QuantizedLinear extends Module {
+  /** int8 [outFeatures, inFeatures] (bits 8), or packed int8 [outFeatures, ceil(inFeatures/2)] (bits 4). */
+  readonly weight: Tensor;
+  /** float32 [outFeatures] (bits 8) or [outFeatures, ceil(inFeatures/block)] (bits 4). */
+  readonly scales: Tensor;
+  /** float32 [outFeatures], or null without bias. */
+  readonly bias: Tensor | null;
+  readonly bits: QuantizeBits;
+  /** Weights per scale (int4); 0 for int8, whose scale covers a whole row. */
+  readonly block: number;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+
+  /** Quantizes `linear`'s weight (the Linear itself is left as it is). */
+  constructor(linear: Linear, options: QuantizeOptions) {
+    super();
+    if (!(linear instanceof Linear)) throw new Error('QuantizedLinear: expected an nn.Linear to quantize');
+    const { bits, block } = checkOptions('QuantizedLinear', options);
+    this.bits = bits;
+    this.block = block;
+    this.inFeatures = linear.inFeatures;
+    this.outFeatures = linear.outFeatures;
+    const { q, scales } = noGrad(() => (bits === 8 ? quantizeInt8(linear.weight) : quantizeInt4(linear.weight, block)));
+    this.weight = this.registerBuffer(q);
+    this.scales = this.registerBuffer(scales);
+    // detach shares the bias's buffer (no copy) and cuts it from the training graph.
+    this.bias = linear.bias === null ? null : this.registerBuffer(linear.bias.detach());
+  }
+
+  /** [..., inFeatures] -> [..., outFeatures]. Inference-only (see ops/quant.ts). */
+  forward(x: Tensor): Tensor {
+    const shape = x.shape;
+    if (shape.length === 0 || shape[shape.length - 1] !== this.inFeatures) {
+      throw new Error(`QuantizedLinear(${this.inFeatures} -> ${this.outFeatures}, int${this.bits}): expected input [..., ${this.inFeatures}], got ${x.dtype} [${shape.join(', ')}]`);
+    }
+    return this.bits === 8 ? linearQ8(x, this.weight, this.scales, this.bias) : linearQ4(x, this.weight, this.scales, this.bias, this.block);
+  }
+}
+
+/**
+ * Replaces every nn.Linear inside `model` (direct properties, arrays of modules such as
+ * Sequential's layers, at any depth) by a QuantizedLinear, IN PLACE, and returns `model` (or the
+ * new layer when `model` is itself a Linear). The replaced Linears are disposed. A Linear shared
+ * by two places becomes one shared QuantizedLinear.
+ */
+export function quantize<M extends AnyModule>(model: M, options: QuantizeOptions): M | QuantizedLinear {
+  const op = 'quantize';
+  if (!(model instanceof Module)) throw new Error(`${op}: expected an nn.Module, got ${model === null ? 'null' : typeof model}`);
+  checkOptions(op, options);
+  if (model instanceof Linear) {
+    const q = new QuantizedLinear(model, options);
+    model.dispose();
+    return q;
+  }
+  const replaced = new Map<Linear, QuantizedLinear>();
+  const swap = (m: Linear): QuantizedLinear => {
+    let q = replaced.get(m);
+    if (q === undefined) replaced.set(m, (q = new QuantizedLinear(m, options)));
+    return q;
+  };
+  for (const [, parent] of model.namedModules()) {
+    const props = parent as unknown as Record<string, unknown>;
+    for (const [key, value] of Object.entries(props)) {
+      if (value instanceof Linear) props[key] = swap(value);
+      else if (Array.isArray(value)) value.forEach((v, i) => v instanceof Linear && (value[i] = swap(v)));
+    }
+  }
+  for (const linear of replaced.keys()) linear.dispose();
+  return model;
+}
+
+/**
+ * The options the quantized layers of `model` were made with (to save in a model's config), or
+ * null if it has none. Throws if its layers were quantized with different options.
+ */
+export function quantizationConfig(model: AnyModule): QuantizationConfig | null {
+  let found: QuantizationConfig | null = null;
+  for (const [name, m] of model.namedModules()) {
+    if (!(m instanceof QuantizedLinear)) continue;
+    if (found !== null && (found.bits !== m.bits || found.block !== m.block)) {
+      throw new Error(`quantizationConfig: layers differ ('${name}' is int${m.bits} block ${m.block}, an earlier one int${found.bits} block ${found.block})`);
+    }
+    found = { bits: m.bits, block: m.block };
+  }
+  return found;
+}

@@ -1,0 +1,83 @@
+/**
+ * Weight-only quantization kernels (crates/kiln-core/src/ops/quant.rs). Weights are stored the way
+ * nn.Linear stores them, [outFeatures, inFeatures]:
+ *
+ * - int8: per output channel, symmetric: q int8 [O, I] in [-127, 127], scales float32 [O],
+ *   w ≈ q · scale of its row.
+ * - int4: per block of `block` (default 32) consecutive weights of a row, symmetric: q in [-8, 7],
+ *   two per byte (element 2j in the low nibble of byte j, 2j+1 in the high one), packed int8
+ *   [O, ceil(I/2)], scales float32 [O, ceil(I/block)].
+ *
+ * The linear kernels compute x·Wᵀ + b directly from the packed weights. They are inference-only:
+ * with gradients enabled, an input that requires gradients is an error (run under `noGrad`).
+ */
+
+import { backend } from '../engine.js';
+import { wrap, type Tensor } from '../tensor.js';
+import { handleOf } from './util.js';
+
+/** The int4 block length unless chosen otherwise. */
+export const INT4_BLOCK = 32;
+
+/** A quantized weight: the integers (int8 tensor; packed for int4) and their float32 scales. */
+export interface QuantizedWeight {
+  q: Tensor;
+  scales: Tensor;
+}
+
+function positiveInt(op: string, what: string, n: number): number {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${op}: ${what} must be a positive integer, got ${n}`);
+  return n;
+}
+
+function pair(handles: ArrayLike<number>, b: ReturnType<typeof backend>): QuantizedWeight {
+  return { q: wrap(handles[0], b), scales: wrap(handles[1], b) };
+}
+
+/** Symmetric int8 per output channel. w: float32 [O, I] -> { q: int8 [O, I], scales: float32 [O] } */
+export function quantizeInt8(w: Tensor): QuantizedWeight {
+  const b = backend();
+  return pair(b.impl.quantizeInt8(handleOf(w, 'quantizeInt8', b, 'w')), b);
+}
+
+/**
+ * Symmetric int4 per block of `block` weights of a row, packed two per byte.
+ * w: float32 [O, I] -> { q: int8 [O, ceil(I/2)], scales: float32 [O, ceil(I/block)] }
+ */
+export function quantizeInt4(w: Tensor, block = INT4_BLOCK): QuantizedWeight {
+  const b = backend();
+  return pair(b.impl.quantizeInt4(handleOf(w, 'quantizeInt4', b, 'w'), positiveInt('quantizeInt4', 'block', block)), b);
+}
+
+/** The float32 weight an int8 quantization stands for. q int8 [O, I], scales [O] -> [O, I] */
+export function dequantizeInt8(q: Tensor, scales: Tensor): Tensor {
+  const b = backend();
+  return wrap(b.impl.dequantizeInt8(handleOf(q, 'dequantizeInt8', b, 'q'), handleOf(scales, 'dequantizeInt8', b, 'scales')), b);
+}
+
+/** The float32 weight an int4 quantization stands for. packed [O, ceil(I/2)], scales [O, ceil(I/block)] -> [O, inFeatures] */
+export function dequantizeInt4(packed: Tensor, scales: Tensor, inFeatures: number, block = INT4_BLOCK): Tensor {
+  const b = backend();
+  const op = 'dequantizeInt4';
+  if (!Number.isInteger(inFeatures) || inFeatures < 0) throw new Error(`${op}: inFeatures must be a non-negative integer, got ${inFeatures}`);
+  return wrap(b.impl.dequantizeInt4(handleOf(packed, op, b, 'packed'), handleOf(scales, op, b, 'scales'), inFeatures, positiveInt(op, 'block', block)), b);
+}
+
+/** x·Wᵀ + b with int8 weights. x float32 [..., I], q int8 [O, I], scales [O], bias [O] -> [..., O] */
+export function linearQ8(x: Tensor, q: Tensor, scales: Tensor, bias?: Tensor | null): Tensor {
+  const b = backend();
+  const op = 'linearQ8';
+  const bh = bias == null ? -1 : handleOf(bias, op, b, 'bias');
+  return wrap(b.impl.linearQ8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bh), b);
+}
+
+/**
+ * x·Wᵀ + b with int4 weights. x float32 [..., I], packed int8 [O, ceil(I/2)],
+ * scales [O, ceil(I/block)], bias [O] -> [..., O]
+ */
+export function linearQ4(x: Tensor, packed: Tensor, scales: Tensor, bias?: Tensor | null, block = INT4_BLOCK): Tensor {
+  const b = backend();
+  const op = 'linearQ4';
+  const bh = bias == null ? -1 : handleOf(bias, op, b, 'bias');
+  return wrap(b.impl.linearQ4(handleOf(x, op, b, 'x'), handleOf(packed, op, b, 'packed'), handleOf(scales, op, b, 'scales'), bh, positiveInt(op, 'block', block)), b);
+}
