@@ -352,53 +352,6 @@ pub fn recurrent(cell: f64, x: Handle, h0: Handle, c0: f64, w_ih: Handle, w_hh: 
     Ok(register(out))
 }
 
-// ---- weight-only quantization (kiln-core ops/quant.rs) --------------------------------------
-
-#[wasm_bindgen(js_name = "fromI8")]
-pub fn from_i8(data: Vec<i8>, shape: Vec<f64>) -> Result<Handle> {
-    let t = kiln_core::Tensor::from_vec(data, &dims("tensor", &shape).map_err(js_error)?).map_err(js_error)?;
-    Ok(register(t))
-}
-
-#[wasm_bindgen(js_name = "readI8")]
-pub fn read_i8(h: Handle) -> Result<Vec<i8>> {
-    let t = registry::with(|r| r.get(h).cloned()).map_err(js_error)?;
-    t.expect_dtype("data", kiln_core::DType::I8).map_err(js_error)?;
-    Ok(t.to_vec::<i8>().expect("dtype checked above"))
-}
-
-/// [q, scales] for an int8 per-channel quantization of w [O, I].
-#[wasm_bindgen(js_name = "quantizeInt8")]
-pub fn quantize_int8(w: Handle) -> Result<Vec<Handle>> {
-    let (q, s) = registry::with(|r| ops::quantize_int8(r.get(w)?)).map_err(js_error)?;
-    Ok(vec![register(q), register(s)])
-}
-
-/// [packed, scales] for an int4 per-block quantization of w [O, I].
-#[wasm_bindgen(js_name = "quantizeInt4")]
-pub fn quantize_int4(w: Handle, block: f64) -> Result<Vec<Handle>> {
-    let (q, s) = registry::with(|r| ops::quantize_int4(r.get(w)?, whole("quantizeInt4", "block", block)? as usize)).map_err(js_error)?;
-    Ok(vec![register(q), register(s)])
-}
-
-#[wasm_bindgen(js_name = "dequantizeInt8")]
-pub fn dequantize_int8(q: Handle, scales: Handle) -> Result<Handle> {
-    with_tensors([q, scales], |[q, s]| ops::dequantize_int8(q, s))
-}
-
-#[wasm_bindgen(js_name = "dequantizeInt4")]
-pub fn dequantize_int4(packed: Handle, scales: Handle, in_features: f64, block: f64) -> Result<Handle> {
-    with_tensors([packed, scales], |[p, s]| {
-        ops::dequantize_int4(p, s, whole("dequantizeInt4", "inFeatures", in_features)? as usize, whole("dequantizeInt4", "block", block)? as usize)
-    })
-}
-
-/// `bias` is a handle, or -1 without bias.
-#[wasm_bindgen(js_name = "linearQ8")]
-pub fn linear_q8(x: Handle, q: Handle, scales: Handle, bias: f64) -> Result<Handle> {
-    let out = registry::with(|r| {
-        let b = if bias < 0.0 { None } else { Some(r.get(whole("linearQ8", "bias", bias)?)?) };
-        ops::linear_q8(r.get(x)?, r.get(q)?, r.get(scales)?, b)
 // ---- convolution (CNN family) --------------------------------------------------------------
 
 /// The conv arguments as whole numbers (wasm-bindgen would truncate 1.5 silently).
@@ -425,11 +378,6 @@ pub fn conv2d(x: Handle, w: Handle, bias: f64, stride_h: f64, stride_w: f64, pad
     Ok(register(out))
 }
 
-#[wasm_bindgen(js_name = "linearQ4")]
-pub fn linear_q4(x: Handle, packed: Handle, scales: Handle, bias: f64, block: f64) -> Result<Handle> {
-    let out = registry::with(|r| {
-        let b = if bias < 0.0 { None } else { Some(r.get(whole("linearQ4", "bias", bias)?)?) };
-        ops::linear_q4(r.get(x)?, r.get(packed)?, r.get(scales)?, b, whole("linearQ4", "block", block)? as usize)
 #[wasm_bindgen(js_name = "convTranspose2d")]
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d(x: Handle, w: Handle, bias: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64, groups: f64, output_padding_h: f64, output_padding_w: f64) -> Result<Handle> {
@@ -487,5 +435,67 @@ pub fn avg_pool2d(x: Handle, kernel_h: f64, kernel_w: f64, stride_h: f64, stride
 pub fn batch_norm(x: Handle, weight: f64, bias: f64, running_mean: f64, running_var: f64, training: bool, momentum: f64, eps: f64) -> Result<Handle> {
     let options = ops::BatchNorm { training, momentum: momentum as f32, eps: eps as f32 };
     let out = registry::batch_norm(x, weight, bias, running_mean, running_var, options).map_err(js_error)?;
+    Ok(register(out))
+}
+
+// ---- weight-only quantization (kiln-core ops/quant.rs) --------------------------------------
+
+#[wasm_bindgen(js_name = "fromI8")]
+pub fn from_i8(data: Vec<i8>, shape: Vec<f64>) -> Result<Handle> {
+    let t = kiln_core::Tensor::from_vec(data, &dims("tensor", &shape).map_err(js_error)?).map_err(js_error)?;
+    Ok(register(t))
+}
+
+#[wasm_bindgen(js_name = "readI8")]
+pub fn read_i8(h: Handle) -> Result<Vec<i8>> {
+    let t = registry::with(|r| r.get(h).cloned()).map_err(js_error)?;
+    t.expect_dtype("data", kiln_core::DType::I8).map_err(js_error)?;
+    Ok(t.to_vec::<i8>().expect("dtype checked above"))
+}
+
+/// [q, scales] for an int8 per-channel quantization of w [O, I].
+#[wasm_bindgen(js_name = "quantizeInt8")]
+pub fn quantize_int8(w: Handle) -> Result<Vec<Handle>> {
+    let (q, s) = registry::with(|r| ops::quantize_int8(r.get(w)?)).map_err(js_error)?;
+    Ok(vec![register(q), register(s)])
+}
+
+/// [packed, scales] for an int4 per-block quantization of w [O, I].
+#[wasm_bindgen(js_name = "quantizeInt4")]
+pub fn quantize_int4(w: Handle, block: f64) -> Result<Vec<Handle>> {
+    let (q, s) = registry::with(|r| ops::quantize_int4(r.get(w)?, whole("quantizeInt4", "block", block)? as usize)).map_err(js_error)?;
+    Ok(vec![register(q), register(s)])
+}
+
+#[wasm_bindgen(js_name = "dequantizeInt8")]
+pub fn dequantize_int8(q: Handle, scales: Handle) -> Result<Handle> {
+    with_tensors([q, scales], |[q, s]| ops::dequantize_int8(q, s))
+}
+
+#[wasm_bindgen(js_name = "dequantizeInt4")]
+pub fn dequantize_int4(packed: Handle, scales: Handle, in_features: f64, block: f64) -> Result<Handle> {
+    with_tensors([packed, scales], |[p, s]| {
+        ops::dequantize_int4(p, s, whole("dequantizeInt4", "inFeatures", in_features)? as usize, whole("dequantizeInt4", "block", block)? as usize)
+    })
+}
+
+/// `bias` is a handle, or -1 without bias.
+#[wasm_bindgen(js_name = "linearQ8")]
+pub fn linear_q8(x: Handle, q: Handle, scales: Handle, bias: f64) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let b = if bias < 0.0 { None } else { Some(r.get(whole("linearQ8", "bias", bias)?)?) };
+        ops::linear_q8(r.get(x)?, r.get(q)?, r.get(scales)?, b)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}
+
+#[wasm_bindgen(js_name = "linearQ4")]
+pub fn linear_q4(x: Handle, packed: Handle, scales: Handle, bias: f64, block: f64) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let b = if bias < 0.0 { None } else { Some(r.get(whole("linearQ4", "bias", bias)?)?) };
+        ops::linear_q4(r.get(x)?, r.get(packed)?, r.get(scales)?, b, whole("linearQ4", "block", block)? as usize)
+    })
+    .map_err(js_error)?;
     Ok(register(out))
 }

@@ -313,7 +313,7 @@ fn linear_kernel(x: &[f32], n: usize, w: &RowSource, bias: Option<&[f32]>, out: 
             let mut row = vec![0.0f32; k];
             for o in o0..o1 {
                 let b = bias.map_or(0.0, |b| b[o]);
-                let mut put = |s: usize, v: f32| {
+                let put = |s: usize, v: f32| {
                     let idx = s * o_dim + o;
                     assert!(idx < out_len);
                     unsafe { *dst.get().add(idx) = v + b };
@@ -332,7 +332,6 @@ fn linear_kernel(x: &[f32], n: usize, w: &RowSource, bias: Option<&[f32]>, out: 
             return;
         }
         let mut tile = vec![0.0f32; TILE_ROWS.min(o1 - o0) * k];
-        let mut staging = Vec::new();
         for t0 in (o0..o1).step_by(TILE_ROWS) {
             let width = TILE_ROWS.min(o1 - t0);
             for (r, row) in tile.chunks_mut(k).take(width).enumerate() {
@@ -340,7 +339,7 @@ fn linear_kernel(x: &[f32], n: usize, w: &RowSource, bias: Option<&[f32]>, out: 
             }
             assert!((n - 1) * o_dim + t0 + width <= out_len && x.len() >= n * k && tile.len() >= width * k);
             // out[:, t0..t0+width] = x [n, k] @ tileᵀ [k, width]; tileᵀ is read through strides.
-            unsafe { tile_gemm(n, width, k, x, &tile, dst.get().add(t0), o_dim, &mut staging) };
+            unsafe { tile_gemm(n, width, k, x, &tile, dst.get().add(t0), o_dim) };
             if let Some(b) = bias {
                 for s in 0..n {
                     for j in 0..width {
@@ -352,36 +351,19 @@ fn linear_kernel(x: &[f32], n: usize, w: &RowSource, bias: Option<&[f32]>, out: 
     });
 }
 
-/// dst[s * dst_stride + j] = Σ_i x[s, i] · tile[j, i] for s < n, j < width.
+/// dst[s * dst_stride + j] = Σ_i x[s, i] · tile[j, i] for s < n, j < width (through gemm_call, so
+/// the same code runs natively and on wasm32).
 ///
 /// # Safety
 /// `dst` must be valid for writes at every `s * dst_stride + j`; x holds n·k and tile width·k floats.
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_gemm(n: usize, width: usize, k: usize, x: &[f32], tile: &[f32], dst: *mut f32, dst_stride: usize, _staging: &mut Vec<f32>) {
-    gemm::gemm(
+unsafe fn tile_gemm(n: usize, width: usize, k: usize, x: &[f32], tile: &[f32], dst: *mut f32, dst_stride: usize) {
+    crate::gemm_call::gemm(
         n, width, k,
-        dst, 1, dst_stride as isize, false,
-        x.as_ptr(), 1, k as isize,
-        tile.as_ptr(), k as isize, 1,
-        0.0, 1.0, false, false, false,
-        gemm::Parallelism::None,
+        dst, dst_stride as isize, 1, false,
+        x.as_ptr(), k as isize, 1,
+        tile.as_ptr(), 1, k as isize,
+        crate::gemm_call::Parallelism::None,
     );
-}
-
-/// On wasm32 Kiln's own GEMM (gemm_simd128.rs) writes a contiguous block: it goes to `staging`
-/// and is copied into the output's columns.
-#[cfg(target_arch = "wasm32")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_gemm(n: usize, width: usize, k: usize, x: &[f32], tile: &[f32], dst: *mut f32, dst_stride: usize, staging: &mut Vec<f32>) {
-    use crate::gemm_simd128::{gemm, MatRef};
-    staging.resize(n * width, 0.0);
-    let a = MatRef { ptr: x.as_ptr(), rs: k as isize, cs: 1 };
-    let b = MatRef { ptr: tile.as_ptr(), rs: 1, cs: k as isize };
-    gemm(n, width, k, a, b, staging.as_mut_ptr(), 1);
-    for s in 0..n {
-        std::ptr::copy_nonoverlapping(staging.as_ptr().add(s * width), dst.add(s * dst_stride), width);
-    }
 }
 
 multiversion! {
