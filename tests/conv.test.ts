@@ -156,6 +156,14 @@ forEachBackend(() => {
     expectThrows(() => kiln.conv2d(x, w, { padding: [1, 2, 3] as never }), 'conv2d', 'padding must be');
     expectThrows(() => kiln.conv2d(x, w, { groups: 0 }), 'conv2d', 'groups must be an integer >= 1');
     expectThrows(() => kiln.conv2d(x, [1, 2] as never), 'conv2d', "argument 'w' must be a Tensor");
+    expectThrows(() => kiln.conv2d(x, T(randND([6, 4, 1, 1], 1)), { padding: 4e9 }), 'conv2d', /too many elements|is too large/);
+    // 5 + 2·2³¹ rows wraps a 32-bit size (WASM): an error there; on 64-bit, 3 valid output rows.
+    try {
+      const y = kiln.conv2d(x, T(randND([6, 4, 1, 1], 1)), { padding: [2 ** 31, 2 ** 31, 0, 0], stride: [2 ** 31, 1] });
+      expect(y.shape).toEqual([2, 6, 3, 5]);
+    } catch (e) {
+      expect((e as Error).message).toContain('conv2d: padding [2147483648, 2147483648, 0, 0] (top, bottom, left, right) is too large');
+    }
     expectThrows(() => kiln.convTranspose2d(x, T(randND([3, 2, 3, 3], 1))), 'convTranspose2d', 'has 3 input channels, the input has 4');
     expectThrows(() => kiln.convTranspose2d(x, T(randND([4, 2, 3, 3], 1)), { stride: 2, outputPadding: 2 }), 'convTranspose2d', 'outputPadding [2, 2] must be smaller');
     expectThrows(() => kiln.convTranspose2d(x, T(randND([4, 2, 3, 3], 1)), { padding: 'same', outputPadding: 1 }), 'convTranspose2d', 'cannot be combined');

@@ -95,6 +95,16 @@ forEachBackend(() => {
     conv.dispose();
   });
 
+  it('summary() lists conv layers with their output shapes and parameter counts', () => {
+    const before = kiln.memory().numTensors;
+    const model = new nn.Sequential(new nn.Conv2d(1, 8, 3, { stride: 2, padding: 'same' }), new nn.ReLU(), new nn.ConvTranspose2d(8, 4, 2, { stride: 2 }));
+    const text = model.summary([1, 28, 28], { print: false });
+    expect(text).toMatch(/0 \(Conv2d\)\s+\[1, 8, 14, 14\]\s+80$/m);
+    expect(text).toMatch(/2 \(ConvTranspose2d\)\s+\[1, 4, 28, 28\]\s+132$/m);
+    model.dispose();
+    expect(kiln.memory().numTensors).toBe(before);
+  });
+
   it('a model with Conv2d and ConvTranspose2d saves and loads through kiln.saveModel', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-conv-model-'));
     const before = kiln.memory().numTensors;

@@ -114,8 +114,8 @@ fn direct(x: &[f32], w: &[f32], n: usize, c: usize, h: usize, wd: usize, o: usiz
 
 fn main() {
     println!("threads: {}, SIMD: {}", rayon::current_num_threads(), kiln_core::simd::level_name());
-    println!("GFLOP/s of wall-clock time with all threads, except the last column: GFLOP per on-CPU second of one thread.");
-    println!("{:<32} {:>12} {:>8} {:>10} {:>11} {:>12} {:>18}", "conv2d 3x3 'same'", "im2col+GEMM", "direct", "bare GEMM", "fwd+dInput", "fwd+dWeight", "im2col+GEMM 1 core");
+    println!("GFLOP/s of wall-clock time with all threads, except the last two columns: GFLOP per on-CPU second of one thread.");
+    println!("{:<32} {:>12} {:>8} {:>10} {:>11} {:>12} {:>19} {:>14}", "conv2d 3x3 'same'", "im2col+GEMM", "direct", "bare GEMM", "fwd+dInput", "fwd+dWeight", "im2col+GEMM 1 core", "direct 1 core");
     for (name, n, c, h, o) in [("(a) 32 x 28x28x1 -> 32", 32, 1, 28, 32), ("(b) 8 x 32x32x64 -> 64", 8, 64, 32, 64), ("8 x 16x16x128 -> 128", 8, 128, 16, 128)] {
         let k = 3;
         let flops = 2.0 * (n * o * h * h * c * k * k) as f64;
@@ -148,9 +148,10 @@ fn main() {
         };
         let input_grad = seconds(|| backward(&xg, &w));
         let weight_grad = seconds(|| backward(&x, &wg));
-        let core = cpu_seconds_one_thread(|| drop(ops::conv2d(&x, &w, None, &p).unwrap()));
         let g = |s: f64| flops / s / 1e9;
-        let core = core.map_or("n/a".to_string(), |s| format!("{:.1}", g(s)));
-        println!("{name:<32} {:>12.1} {:>8.1} {:>10.1} {:>11.1} {:>12.1} {core:>18}", g(kiln), g(direct_s), g(bare), 2.0 * g(input_grad), 2.0 * g(weight_grad));
+        let per_core = |s: Option<f64>| s.map_or("n/a".to_string(), |s| format!("{:.1}", g(s)));
+        let core = per_core(cpu_seconds_one_thread(|| drop(ops::conv2d(&x, &w, None, &p).unwrap())));
+        let direct_core = per_core(cpu_seconds_one_thread(|| drop(direct(&xv, &wv, n, c, h, h, o, k))));
+        println!("{name:<32} {:>12.1} {:>8.1} {:>10.1} {:>11.1} {:>12.1} {core:>19} {direct_core:>14}", g(kiln), g(direct_s), g(bare), 2.0 * g(input_grad), 2.0 * g(weight_grad));
     }
 }

@@ -167,6 +167,9 @@ fn cases() -> Vec<(&'static str, [usize; 4], [usize; 4], ConvParams)> {
         ("batch 1 (GEMM-parallel path)", [1, 16, 20, 20], [32, 16, 3, 3], params(1, [1; 4], 1, 1)),
         ("many bands per image", [3, 16, 64, 64], [8, 16, 3, 3], params(1, [1; 4], 1, 1)),
         ("many bands, stride 2, dilation 2, groups 2", [2, 16, 66, 70], [8, 8, 3, 3], params(2, [2, 1, 2, 3], 2, 2)),
+        // 5 output rows of 64·9·300 im2col floats make 4 bands by size: the rows must be cut
+        // into 3 bands of 2 (4 bands of 2 would leave the last one empty, past the image).
+        ("one output channel, 5 rows in uneven bands", [1, 64, 5, 300], [1, 64, 3, 3], params(1, [1; 4], 1, 1)),
         ("empty batch", [0, 3, 5, 5], [2, 3, 3, 3], params(1, [1; 4], 1, 1)),
     ]
 }
@@ -280,6 +283,15 @@ fn bad_input_gives_errors_naming_op_and_shapes() {
     assert!(e.contains("bias must be float32 [6]") && e.contains("[5]"), "{e}");
     let e = error(ops::conv2d(&x, &rand(&[6, 4, 0, 3], 2), None, &p));
     assert!(e.contains("at least 1x1"), "{e}");
+
+    // Sizes that overflow: an error, never a wrapped size.
+    let huge = 4_000_000_000;
+    let e = error(ops::conv2d(&x, &rand(&[6, 4, 1, 1], 2), None, &ConvParams { padding: [huge; 4], ..p }));
+    assert!(e.contains("too many elements"), "{e}");
+    let e = error(ops::conv_transpose2d(&x, &rand(&[4, 2, 1, 1], 2), None, &ConvParams { stride: [huge, huge], ..p }, [0, 0]));
+    assert!(e.contains("too many elements") || e.contains("cannot allocate"), "{e}");
+    let e = error(ops::conv2d(&x, &rand(&[6, 4, 3, 3], 2), None, &ConvParams { dilation: [usize::MAX / 2, 1], ..p }));
+    assert!(e.contains("larger than the padded input"), "{e}");
 
     let e = error(ops::conv_transpose2d(&x, &rand(&[3, 2, 3, 3], 2), None, &p, [0, 0]));
     assert!(e.starts_with("convTranspose2d: weight [in, out/groups, kh, kw] has 3 input channels, the input has 4"), "{e}");

@@ -12,6 +12,7 @@ pub use geometry::Geometry;
 use crate::autograd;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
+use crate::layout;
 use crate::ops::{reduce, ReduceOp};
 use crate::tensor::Tensor;
 
@@ -131,8 +132,18 @@ fn check_common(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>
 }
 
 /// dilation·(k - 1) + 1: the extent of a dilated kernel.
+/// Saturates instead of overflowing: absurd sizes then fail the size checks with a message.
 fn extent(kernel: usize, dilation: usize) -> usize {
-    dilation * (kernel - 1) + 1
+    dilation.saturating_mul(kernel - 1).saturating_add(1)
+}
+
+/// Rejects a geometry whose output or im2col band would not fit in memory's address space, so
+/// no size computed from it later can overflow (the kernels index with these products).
+fn check_sizes(op: &str, g: Geometry) -> Result<Geometry> {
+    layout::checked_numel(op, &[g.batch, g.out_channels, g.out_height, g.out_width])?;
+    layout::checked_numel(op, &[g.batch, g.channels, g.height, g.width])?;
+    layout::checked_numel(op, &[g.channels, g.kernel[0], g.kernel[1], g.out_height, g.out_width])?;
+    Ok(g)
 }
 
 fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Geometry> {
@@ -155,14 +166,17 @@ fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tens
     }
     let [top, bottom, left, right] = p.padding;
     let (eh, ew) = (extent(kh, p.dilation[0]), extent(kw, p.dilation[1]));
-    let (ph, pw) = (h + top + bottom, w + left + right);
+    // Checked: on wasm32 (32-bit sizes) a padding near u32::MAX would otherwise wrap around.
+    let (Some(ph), Some(pw)) = (h.checked_add(top).and_then(|v| v.checked_add(bottom)), w.checked_add(left).and_then(|v| v.checked_add(right))) else {
+        return Err(KilnError::new(op, format!("padding {:?} (top, bottom, left, right) is too large for input {}", p.padding, fmt_shape(input.shape()))));
+    };
     if eh > ph || ew > pw {
         return Err(KilnError::new(op, format!(
             "the kernel ({kh}x{kw}, dilation {:?}: {eh}x{ew}) is larger than the padded input ({ph}x{pw}: {h}x{w} with padding top {top}, bottom {bottom}, left {left}, right {right}) ({})",
             p.dilation, describe(input, weight)
         )));
     }
-    Ok(Geometry {
+    check_sizes(op, Geometry {
         batch: n,
         channels: c,
         height: h,
@@ -182,7 +196,7 @@ fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tens
 /// conv-transpose's output and vice versa.
 fn conv_transpose2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, output_padding: [usize; 2]) -> Result<Geometry> {
     let groups = p.groups.max(1);
-    let out_channels = weight.shape().get(1).map_or(0, |&d| d * groups);
+    let out_channels = weight.shape().get(1).map_or(0, |&d| d.saturating_mul(groups));
     check_common(op, input, weight, bias, p, out_channels)?;
     let &[n, c, h, w] = input.shape() else { unreachable!() };
     let &[wc, og, kh, kw] = weight.shape() else { unreachable!() };
@@ -205,7 +219,7 @@ fn conv_transpose2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Op
     }
     let [top, bottom, left, right] = p.padding;
     let size = |len: usize, axis: usize, k: usize, before: usize, after: usize| -> Option<usize> {
-        let full = len.checked_sub(1)? * p.stride[axis] + extent(k, p.dilation[axis]) + output_padding[axis];
+        let full = len.checked_sub(1)?.saturating_mul(p.stride[axis]).saturating_add(extent(k, p.dilation[axis])).saturating_add(output_padding[axis]);
         full.checked_sub(before + after).filter(|&s| s > 0)
     };
     let (Some(oh), Some(ow)) = (size(h, 0, kh, top, bottom), size(w, 1, kw, left, right)) else {
@@ -214,9 +228,9 @@ fn conv_transpose2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Op
             p.stride, p.dilation, output_padding, describe(input, weight)
         )));
     };
-    Ok(Geometry {
+    check_sizes(op, Geometry {
         batch: n,
-        channels: og * groups,
+        channels: og.saturating_mul(groups),
         height: oh,
         width: ow,
         out_channels: c,

@@ -97,7 +97,9 @@ impl Plan {
         } else {
             (g.out_height * per_row).div_ceil(BAND_FLOATS).clamp(1, g.out_height)
         };
-        Plan { geo: g, band: g.out_height.div_ceil(bands).max(1), bands }
+        // Recount after rounding the height up, so no band is empty (5 rows in 4 bands of 2 is 3).
+        let band = g.out_height.div_ceil(bands).max(1);
+        Plan { geo: g, band, bands: g.out_height.div_ceil(band).max(1) }
     }
 
     fn rows(&self, band: usize) -> Range<usize> {
