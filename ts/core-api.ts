@@ -16,3 +16,6 @@ export * as losses from './losses.js';
 export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl } from './losses.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
+// attention (Transformer family)
+export { attention, type AttentionOptions } from './ops/attention.js';
+export { peakMemory, resetPeakMemory } from './engine.js';

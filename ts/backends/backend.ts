@@ -87,6 +87,15 @@ export interface Backend {
 
   /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
   debugPanic(inThreadPool: boolean): boolean;
+
+  // attention (Transformer family)
+  /**
+   * Fused scaled dot-product attention (crates/kiln-core/src/ops/attention.rs). mask: a handle or
+   * -1; scale: NaN for 1/sqrt(D); dropout in [0, 1); seed: negative to use the global generator.
+   */
+  attention(q: Handle, k: Handle, v: Handle, mask: number, causal: boolean, scale: number, dropout: number, seed: number): Handle;
+  /** The most bytes live at once (tensors and kernel scratch) since the last reset; `reset` starts a new measurement. */
+  peakBytes(reset: boolean): number;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

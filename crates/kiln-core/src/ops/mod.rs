@@ -18,6 +18,9 @@ pub use reduce::{reduce, ReduceOp};
 pub use shape::{cast, concat, gather, one_hot, pad, scatter_add, split, stack, Sections};
 pub use softmax::softmax;
 pub use unary::{unary, UnaryOp};
+// attention (Transformer family)
+pub mod attention;
+pub use attention::{attention, scaled_dot_product_attention, AttentionOptions};
 
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
