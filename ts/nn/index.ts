@@ -17,3 +17,7 @@ export { LayerNorm, type LayerNormOptions } from './layernorm.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { Flatten } from './flatten.js';
 export { Sequential, Residual } from './containers.js';
+// attention (Transformer family)
+export { MultiHeadAttention, type MultiHeadAttentionOptions, type AttentionMasks } from './attention.js';
+export { SinusoidalPositionalEncoding, LearnedPositionalEmbedding, type LearnedPositionalEmbeddingOptions } from './positional.js';
+export { TransformerEncoderLayer, TransformerDecoderLayer, type TransformerLayerOptions, type DecoderMasks } from './transformer.js';
