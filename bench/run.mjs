@@ -15,7 +15,7 @@ import { selectWorkloads } from './workloads.mjs';
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** Peer modules in table order; Kiln first (the ratios are Kiln / peer). */
-const PEERS = ['kiln', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs'];
+const PEERS = ['kiln', 'kiln-wasm', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs'];
 
 function listArg(name) {
   const out = [];
@@ -150,7 +150,9 @@ const getById = (id, lib) => results.find((r) => r.workload === id && r.library 
 // Only libraries with at least one number in this run get a column.
 const shown = peers.filter((p) => results.some((r) => r.library === p.id) || errors.some((e) => e.library === p.id));
 const shownOthers = shown.filter((p) => p !== kiln);
-const header = ['workload', ...shown.map((p) => p.column), ...(kiln ? shownOthers.map((p) => `kiln/${p.id}`) : [])];
+// Extra ratio columns a peer asks for (`ratioWith`): e.g. kiln-wasm/tfjs-wasm, the WASM pair.
+const extraRatios = shown.flatMap((p) => (p.ratioWith ?? []).filter((o) => shown.some((q) => q.id === o)).map((o) => [p.id, o]));
+const header = ['workload', ...shown.map((p) => p.column), ...(kiln ? shownOthers.map((p) => `kiln/${p.id}`) : []), ...extraRatios.map(([a, b]) => `${a}/${b}`)];
 const rows = tableRows.map((row) => [
   row.label,
   ...shown.map((p) => {
@@ -166,6 +168,12 @@ const rows = tableRows.map((row) => [
         return fmtRatio(row.w.lowerIsBetter ? v / k : k / v);
       })
     : []),
+  ...extraRatios.map(([a, b]) => {
+    const x = getById(row.id, a);
+    const v = getById(row.id, b);
+    if (x === undefined || v === undefined) return '-';
+    return fmtRatio(row.w.lowerIsBetter ? v / x : x / v);
+  }),
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');

@@ -88,6 +88,24 @@ export const workloads = [
     // process.resourceUsage().maxRSS of a child process that loads one library and runs mlp-train.
     value: (kilobytes) => kilobytes / 1024,
   },
+  // attention (Transformer family): multi-head self-attention forward, batch 1, d 256, 4 heads.
+  ...[128, 512].map((seq) => ({
+    id: `attention-${seq}`,
+    kind: 'selfAttention',
+    params: { seq, dModel: 256, heads: 4 },
+    label: `self-attention fwd T=${seq} d256 h4`,
+    unit: 'tokens/s',
+    // One forward pass of the layer over `seq` tokens (projections, attention, output projection).
+    value: (secondsPerCall) => seq / secondsPerCall,
+    note:
+      seq === 512
+        ? (get) => {
+            const [kiln, tfWasm] = [get('attention-512', 'kiln'), get('attention-512', 'tfjs-wasm')];
+            if (kiln === undefined || tfWasm === undefined) return undefined;
+            return `self-attention T=512: kiln ${(kiln / tfWasm).toFixed(1)}x tfjs-wasm (target >= 5x)`;
+          }
+        : undefined,
+  })),
 ];
 
 /** Workloads whose id or kind contains one of the `--only` patterns (all if none). */

