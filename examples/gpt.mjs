@@ -7,18 +7,12 @@
 // Characters, not words: ~90 symbols, so the model spends its capacity on spelling, words and
 // punctuation, and a few minutes of training on 2 cores give text that reads like English.
 import * as kiln from '../dist/index.js';
-import { elapsed, flat, loadMobyDick, windowBatches } from './lib/moby-dick.mjs';
+import { elapsed, flat, loadMobyDick, startRun, trainingPlan, windowBatches } from './lib/moby-dick.mjs';
 
-const { data, nn, optim, train } = kiln;
-const args = process.argv.slice(2);
-const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-if (option('--backend', 'native') === 'wasm') kiln.setBackend('wasm');
-const STEPS = Number(option('--steps', 1000));
+const { data, nn, train } = kiln;
 const OUT = 'out/gpt';
 const SEED = 7;
-const started = performance.now();
-kiln.setSeed(SEED);
-console.log(`Kiln ${kiln.getBackend()} backend: ${kiln.simdLevel()} kernels, ${kiln.numThreads()} threads\n`);
+const { steps: STEPS, started } = startRun({ seed: SEED, steps: 1000 });
 
 // 1. Data: the book's chapters, the last 14 held out; characters as tokens.
 const book = loadMobyDick();
@@ -29,7 +23,8 @@ console.log(`Moby-Dick: ${book.sections} sections, ${trainIds.length.toLocaleStr
 
 // 2. The model: token + learned position embeddings, 4 causal pre-norm blocks, a final norm and
 // a linear head over the vocabulary.
-const CONFIG = { vocabSize: tokenizer.vocabSize, context: 128, dModel: 128, numHeads: 4, layers: 4, dropout: 0.1 };
+// No dropout: a few minutes of training underfit this much text; dropout would only slow learning.
+const CONFIG = { vocabSize: tokenizer.vocabSize, context: 128, dModel: 128, numHeads: 4, layers: 4, dropout: 0 };
 
 class GPT extends nn.Module {
   constructor(c) {
@@ -55,10 +50,7 @@ model.summary([CONFIG.context], { dtype: 'int32' });
 
 // 3. Next-character prediction on random windows: x = chars t..t+T-1, y = chars t+1..t+T.
 const BATCH = 16;
-const STEPS_PER_EPOCH = 100;
-const EPOCHS = Math.ceil(STEPS / STEPS_PER_EPOCH);
-const optimizer = new optim.AdamW(model.parameters(), { lr: 2e-3, weightDecay: 0.01, clipNorm: 1 });
-const schedule = new optim.WarmupCosine(optimizer, Math.min(100, STEPS_PER_EPOCH * EPOCHS / 10), EPOCHS * STEPS_PER_EPOCH, 1e-4);
+const { optimizer, epochs: EPOCHS, stepsPerEpoch: STEPS_PER_EPOCH, onStep } = trainingPlan(model, { lr: 3e-3, steps: STEPS });
 const window = CONFIG.context + 1;
 const nextToken = (rows) => {
   const ids = flat(rows);
@@ -66,7 +58,7 @@ const nextToken = (rows) => {
   const y = kiln.tensor(Int32Array.from({ length: rows.length * CONFIG.context }, (_, i) => ids[Math.floor(i / CONFIG.context) * window + (i % CONFIG.context) + 1]), [rows.length * CONFIG.context]);
   return { x, y };
 };
-const trainData = windowBatches({ ids: trainIds, window, batchSize: BATCH, steps: STEPS_PER_EPOCH, seed: SEED, make: nextToken, onStep: () => schedule.step() });
+const trainData = windowBatches({ ids: trainIds, window, batchSize: BATCH, steps: STEPS_PER_EPOCH, seed: SEED, make: nextToken, onStep });
 const valData = windowBatches({ ids: valIds, window, batchSize: 64, steps: 4, seed: SEED + 1, make: nextToken, fixed: true });
 const loss = (logits, y) => kiln.crossEntropy(logits.reshape([-1, CONFIG.vocabSize]), y);
 

@@ -49,3 +49,29 @@ export function flat(rows) {
 
 /** Seconds since `start` (performance.now()), formatted. */
 export const elapsed = (start) => `${((performance.now() - start) / 1000).toFixed(0)} s`;
+
+/**
+ * The common start of the Transformer examples: `--backend wasm` and `--steps N` from the command
+ * line, the seed, a banner. Returns { steps, started }.
+ */
+export function startRun({ seed, steps }) {
+  const args = process.argv.slice(2);
+  const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+  if (option('--backend', 'native') === 'wasm') kiln.setBackend('wasm');
+  kiln.setSeed(seed);
+  console.log(`Kiln ${kiln.getBackend()} backend: ${kiln.simdLevel()} kernels, ${kiln.numThreads()} threads\n`);
+  return { steps: Number(option('--steps', steps)), started: performance.now() };
+}
+
+/**
+ * AdamW (weight decay 0.01, gradient norm clipped at 1) with linear warm-up and cosine decay over
+ * `steps` batches, in epochs of up to 100 batches (fit's progress bar and validation run per epoch).
+ * `onStep` steps the schedule: give it to windowBatches (LRScheduler would step once per epoch).
+ */
+export function trainingPlan(model, { lr, steps }) {
+  const stepsPerEpoch = Math.min(100, steps);
+  const epochs = Math.ceil(steps / stepsPerEpoch);
+  const optimizer = new kiln.optim.AdamW(model.parameters(), { lr, weightDecay: 0.01, clipNorm: 1 });
+  const schedule = new kiln.optim.WarmupCosine(optimizer, Math.min(100, (epochs * stepsPerEpoch) / 10), epochs * stepsPerEpoch, lr / 20);
+  return { optimizer, epochs, stepsPerEpoch, onStep: () => schedule.step() };
+}
