@@ -25,7 +25,9 @@ const V = tokenizer.vocabSize;
 console.log(`Moby-Dick: ${trainIds.length.toLocaleString('en-US')} training and ${valIds.length.toLocaleString('en-US')} validation words (14 held-out chapters), vocabulary ${V}`);
 
 // 2. The model: token + learned position embeddings, 4 bidirectional pre-norm encoder layers, and
-// a prediction head (LayerNorm + Linear over the vocabulary) applied only at the chosen positions.
+// BERT's prediction head (Linear + GELU + LayerNorm, then scores against the token embeddings
+// themselves: tied weights, so every word's output vector is trained whenever it is an input too),
+// applied only at the chosen positions.
 // No dropout: a few minutes of training underfit this much text; dropout would only slow learning.
 const CONFIG = { vocabSize: V, length: 64, dModel: 128, numHeads: 4, layers: 4, dropout: 0 };
 
@@ -36,7 +38,9 @@ class Bert extends nn.Module {
     this.positions = new nn.LearnedPositionalEmbedding(c.length, c.dModel, { seed: SEED + 1 });
     this.layers = Array.from({ length: c.layers }, (_, i) => new nn.TransformerEncoderLayer(c.dModel, c.numHeads, { dropout: c.dropout, seed: SEED + 2 + i }));
     this.norm = new nn.LayerNorm(c.dModel);
-    this.head = new nn.Linear(c.dModel, c.vocabSize, { seed: SEED + 100 });
+    this.transform = new nn.Linear(c.dModel, c.dModel, { seed: SEED + 100 });
+    this.headNorm = new nn.LayerNorm(c.dModel);
+    this.outputBias = this.registerParameter(kiln.zeros([c.vocabSize]));
   }
 
   /** ids int32 [B, T] (0 = <pad>) -> contextual vectors [B, T, dModel]; padding is masked out of attention. */
@@ -49,7 +53,8 @@ class Bert extends nn.Module {
 
   /** Vocabulary logits at flat positions (int32 [M], into B·T) of forward's output -> [M, vocab]. */
   predict(hidden, positions) {
-    return this.head.forward(hidden.reshape([-1, CONFIG.dModel]).gather(positions, 0));
+    const h = this.headNorm.forward(this.transform.forward(hidden.reshape([-1, CONFIG.dModel]).gather(positions, 0)).gelu());
+    return h.matmul(this.tokens.weight, false, true).add(this.outputBias);
   }
 }
 
@@ -92,7 +97,7 @@ function mlmLoss(hidden, y) {
 
 // 3. Training: AdamW with warm-up and cosine decay, stepped per batch (lib/moby-dick.mjs).
 const BATCH = 32;
-const { optimizer, epochs: EPOCHS, stepsPerEpoch: STEPS_PER_EPOCH, onStep } = trainingPlan(model, { lr: 2e-3, steps: STEPS });
+const { optimizer, epochs: EPOCHS, stepsPerEpoch: STEPS_PER_EPOCH, onStep } = trainingPlan(model, { lr: 3e-3, steps: STEPS });
 const trainRand = new data.Random(SEED);
 const trainData = windowBatches({ ids: trainIds, window: CONFIG.length, batchSize: BATCH, steps: STEPS_PER_EPOCH, seed: SEED, make: (rows) => maskBatch(rows, trainRand), onStep });
 // Validation: fixed windows with a fixed masking (the same random choices every epoch).
@@ -130,15 +135,15 @@ const accuracy = correct / total;
 console.log(`\nmasked-word accuracy on ${total} held-out masked words: ${(100 * accuracy).toFixed(1)}%`);
 console.log(`unigram baseline (always "${tokenizer.decode([mostFrequent])}"): ${((100 * baseline) / total).toFixed(1)}%`);
 
-// Fill in the blanks of a sentence from the held-out chapters.
-const sentence = tokenizer.decode(valIds.subarray(200, 224));
-const ids = tokenizer.encode(sentence);
-const blanks = [3, 8, 14, 19].filter((i) => i < ids.length);
-const masked = Int32Array.from(ids, (id, i) => (blanks.includes(i) ? data.MASK_ID : id));
+// Fill in the blanks of a passage from the held-out chapters.
+const ids = valIds.slice(200, 224);
+const blanks = [3, 8, 14, 19];
+const masked = ids.map((id, i) => (blanks.includes(i) ? data.MASK_ID : id));
 const guesses = kiln.noGrad(() => kiln.tidy(() => model.predict(model.forward(kiln.tensor(masked, [1, masked.length])), kiln.tensor(Int32Array.from(blanks))).argmax(1).dataSync()));
-console.log(`\nheld-out text: ${sentence}`);
-console.log(`masked:        ${tokenizer.decode(masked, { skipSpecial: false })}`);
-console.log(`filled in:     ${tokenizer.decode(Int32Array.from(ids, (id, i) => (blanks.includes(i) ? guesses[blanks.indexOf(i)] : id)))}`);
+const show = (words) => tokenizer.decode(words, { skipSpecial: false });
+console.log(`\nheld-out text: ${show(ids)}`);
+console.log(`masked:        ${show(masked)}`);
+console.log(`filled in:     ${show(ids.map((id, i) => (blanks.includes(i) ? guesses[blanks.indexOf(i)] : id)))}`);
 
 // 5. Save: weights + config (architecture and vocabulary).
 kiln.saveModel(`${OUT}/model`, { stateDict: model.stateDict(), config: { model: CONFIG, tokenizer: tokenizer.toJSON() } });

@@ -47,8 +47,14 @@ export function flat(rows) {
   return out;
 }
 
-/** Seconds since `start` (performance.now()), formatted. */
-export const elapsed = (start) => `${((performance.now() - start) / 1000).toFixed(0)} s`;
+/**
+ * Wall seconds since `start` (performance.now()) and the process's CPU seconds, formatted: on a
+ * busy shared machine the CPU time (divided by the cores) says what an idle machine would take.
+ */
+export function elapsed(start) {
+  const { user, system } = process.cpuUsage();
+  return `${((performance.now() - start) / 1000).toFixed(0)} s (${((user + system) / 1e6).toFixed(0)} CPU-seconds)`;
+}
 
 /**
  * The common start of the Transformer examples: `--backend wasm` and `--steps N` from the command
