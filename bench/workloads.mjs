@@ -121,6 +121,24 @@ export const workloads = [
   // ---- convolution (CNN family) ----
   conv2d('conv2d-a', { batch: 32, channels: 1, size: 28, filters: 32, kernel: 3 }),
   conv2d('conv2d-b', { batch: 8, channels: 64, size: 32, filters: 64, kernel: 3 }),
+  // attention (Transformer family): multi-head self-attention forward, batch 1, d 256, 4 heads.
+  ...[128, 512].map((seq) => ({
+    id: `attention-${seq}`,
+    kind: 'selfAttention',
+    params: { seq, dModel: 256, heads: 4 },
+    label: `self-attention fwd T=${seq} d256 h4`,
+    unit: 'tokens/s',
+    // One forward pass of the layer over `seq` tokens (projections, attention, output projection).
+    value: (secondsPerCall) => seq / secondsPerCall,
+    note:
+      seq === 512
+        ? (get) => {
+            const [kiln, tfWasm] = [get('attention-512', 'kiln'), get('attention-512', 'tfjs-wasm')];
+            if (kiln === undefined || tfWasm === undefined) return undefined;
+            return `self-attention T=512: kiln ${(kiln / tfWasm).toFixed(1)}x tfjs-wasm (target >= 5x)`;
+          }
+        : undefined,
+  })),
 ];
 
 /** Workloads whose id or kind contains one of the `--only` patterns (all if none). */

@@ -30,3 +30,6 @@ export { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOption
 // CNN: pooling and the fused batch normalization.
 export * from './ops/pool.js';
 export * from './ops/batch-norm.js';
+// attention (Transformer family)
+export { attention, type AttentionOptions } from './ops/attention.js';
+export { peakMemory, resetPeakMemory } from './engine.js';

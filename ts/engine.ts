@@ -174,3 +174,18 @@ export function simdLevel(): string {
 export function numThreads(): number {
   return backend().impl.numThreads();
 }
+
+// attention (Transformer family): working-memory measurement
+/**
+ * The most bytes that were live at once on the active backend (tensor buffers and the kernels'
+ * scratch memory) since the last `resetPeakMemory()`: how to see an op's working memory, which
+ * `memory()` after the op cannot.
+ */
+export function peakMemory(): { numBytes: number } {
+  return { numBytes: backend().impl.peakBytes(false) };
+}
+
+/** Starts a new peak measurement for `peakMemory()` from the bytes live now. */
+export function resetPeakMemory(): void {
+  backend().impl.peakBytes(true);
+}

@@ -3,6 +3,7 @@ import { now, timePhasesSync, timeSync } from '../timing.mjs';
 import { assertClose, conv2dCheckCase, randomNormal, referenceMatmul } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import { kilnLstmTrain } from './lstm.mjs';
+import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
 
 let kiln;
 
@@ -144,6 +145,30 @@ export default {
     // recurrent layers (RNN family)
     lstmTrain(params) {
       return kilnLstmTrain(kiln, params);
+    },
+    /**
+     * Multi-head self-attention forward (bench/peers/attention.mjs): projections as matmuls, heads
+     * split and merged by views, and the fused attention kernel (kiln.attention).
+     */
+    selfAttention(params) {
+      const { seq, dModel, heads } = params;
+      const d = attentionSetup(params);
+      const x = kiln.tensor(d.x, [1, seq, dModel]);
+      const [wq, wk, wv, wo] = [d.wq, d.wk, d.wv, d.wo].map((w) => kiln.tensor(w, [dModel, dModel]));
+      const split = (t) => t.reshape([1, seq, heads, dModel / heads]).transpose([0, 2, 1, 3]);
+      const forward = () =>
+        kiln.tidy(() => {
+          const o = kiln.attention(split(x.matmul(wq)), split(x.matmul(wk)), split(x.matmul(wv)));
+          return o.transpose([0, 2, 1, 3]).reshape([1, seq, dModel]).matmul(wo);
+        });
+      try {
+        const out = forward();
+        assertClose('kiln self-attention check', out.dataSync().slice(0, CHECK_ROWS * dModel), referenceAttention(params, CHECK_ROWS), 1e-3);
+        out.dispose();
+        return timeSync(() => forward().dispose());
+      } finally {
+        kiln.dispose([x, wq, wk, wv, wo]);
+      }
     },
   },
   /** Live tensors after the run: anything here is a leak in the benchmark or in Kiln. */

@@ -10,6 +10,8 @@ import { assertClose, conv2dCheckCase, randomNormal } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import * as tfLayers from '@tensorflow/tfjs-layers';
 import { tfjsLstmTrain } from './lstm.mjs';
+import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
+import { assertClose } from './common.mjs';
 
 // PROD: what a deployed app uses; also silences the "install tfjs-node" banner.
 tf.env().set('PROD', true);
@@ -149,6 +151,35 @@ export function tfjsPeer({ id, column, backend, pkg, describe }) {
       async lstmTrain(params) {
         await use();
         return tfjsLstmTrain(tf, tfLayers, params);
+      },
+      /**
+       * Multi-head self-attention forward composed from tfjs ops (tfjs has no fused attention):
+       * matMul projections, reshape/transpose into heads, matMul (transposeB) for the scores,
+       * softmax, matMul with v, merge, output matMul.
+       */
+      async selfAttention(params) {
+        await use();
+        const { seq, dModel, heads } = params;
+        const d = attentionSetup(params);
+        const dh = dModel / heads;
+        const x = tf.tensor2d(d.x, [seq, dModel]);
+        const [wq, wk, wv, wo] = [d.wq, d.wk, d.wv, d.wo].map((w) => tf.tensor2d(w, [dModel, dModel]));
+        const split = (t) => tf.transpose(tf.reshape(t, [1, seq, heads, dh]), [0, 2, 1, 3]);
+        const forward = () =>
+          tf.tidy(() => {
+            const [q, k, v] = [wq, wk, wv].map((w) => split(tf.matMul(x, w)));
+            const weights = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)));
+            const merged = tf.reshape(tf.transpose(tf.matMul(weights, v), [0, 2, 1, 3]), [seq, dModel]);
+            return tf.matMul(merged, wo);
+          });
+        try {
+          const out = forward();
+          assertClose(`tfjs ${backend} self-attention check`, out.dataSync().slice(0, CHECK_ROWS * dModel), referenceAttention(params, CHECK_ROWS), 1e-3);
+          out.dispose();
+          return timeSync(() => forward().dispose());
+        } finally {
+          tf.dispose([x, wq, wk, wv, wo]);
+        }
       },
     },
     close() {},

@@ -128,6 +128,14 @@ export interface Backend {
   avgPool2d(x: Handle, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, countIncludePad: boolean): Handle;
   /** x [N, C, ...] -> same; weight, bias, runningMean, runningVar: handles or -1. Updates the running statistics in place when training. */
   batchNorm(x: Handle, weight: number, bias: number, runningMean: number, runningVar: number, training: boolean, momentum: number, eps: number): Handle;
+  // attention (Transformer family)
+  /**
+   * Fused scaled dot-product attention (crates/kiln-core/src/ops/attention.rs). mask: a handle or
+   * -1; scale: NaN for 1/sqrt(D); dropout in [0, 1); seed: negative to use the global generator.
+   */
+  attention(q: Handle, k: Handle, v: Handle, mask: number, causal: boolean, scale: number, dropout: number, seed: number): Handle;
+  /** The most bytes live at once (tensors and kernel scratch) since the last reset; `reset` starts a new measurement. */
+  peakBytes(reset: boolean): number;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

@@ -35,3 +35,7 @@ export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d } from './pool
 // generative models: GAN objectives and DDPM diffusion
 export { discriminatorLoss, generatorLoss } from './gan.js';
 export { DDPMSchedule, timestepEmbedding, withTimestep, type LinearScheduleOptions, type NoisePredictor, type SampleOptions } from './diffusion.js';
+// attention (Transformer family)
+export { MultiHeadAttention, type MultiHeadAttentionOptions, type AttentionMasks } from './attention.js';
+export { SinusoidalPositionalEncoding, LearnedPositionalEmbedding, type LearnedPositionalEmbeddingOptions } from './positional.js';
+export { TransformerEncoderLayer, TransformerDecoderLayer, type TransformerLayerOptions, type DecoderMasks } from './transformer.js';

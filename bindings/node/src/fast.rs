@@ -383,6 +383,23 @@ raw_functions! {
         let options = ops::BatchNorm { training, momentum: momentum as f32, eps: eps as f32 };
         Ok(register(registry::batch_norm(x, weight, bias, running_mean, running_var, options)?))
     }
+    // ---- attention (Transformer family) ----
+    // mask: a handle or -1; scale: NaN for 1/sqrt(D); seed: negative to draw from the global generator.
+    "attention" => fn attention(q: u32, k: u32, v: u32, mask: i64, causal: bool, scale: f64, dropout: f64, seed: f64) -> u32 {
+        let out = registry::with(|r| {
+            let m = if mask < 0 { None } else { Some(r.get(mask as u32)?) };
+            ops::attention(r.get(q)?, r.get(k)?, r.get(v)?, m, &ops::AttentionOptions::from_flat(causal, scale, dropout, seed))
+        })?;
+        Ok(register(out))
+    }
+    // The most bytes live at once since the last reset (tensors and kernel scratch); `reset` starts anew.
+    "peakBytes" => fn peak_bytes(reset: bool) -> f64 {
+        let peak = kiln_core::storage::peak_bytes() as f64;
+        if reset {
+            kiln_core::storage::reset_peak_bytes();
+        }
+        Ok(peak)
+    }
 }
 
 // convolution (CNN family)

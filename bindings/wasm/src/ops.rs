@@ -499,3 +499,27 @@ pub fn linear_q4(x: Handle, packed: Handle, scales: Handle, bias: f64, block: f6
     .map_err(js_error)?;
     Ok(register(out))
 }
+
+// ---- attention (Transformer family) --------------------------------------------------------
+
+/// mask: a handle or -1; scale: NaN for 1/sqrt(D); seed: negative to draw from the global generator.
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
+pub fn attention(q: Handle, k: Handle, v: Handle, mask: f64, causal: bool, scale: f64, dropout: f64, seed: f64) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let m = if mask < 0.0 { None } else { Some(r.get(whole("attention", "mask", mask)?)?) };
+        ops::attention(r.get(q)?, r.get(k)?, r.get(v)?, m, &ops::AttentionOptions::from_flat(causal, scale, dropout, seed))
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}
+
+/// The most bytes live at once since the last reset (tensors and kernel scratch); `reset` starts anew.
+#[wasm_bindgen(js_name = "peakBytes")]
+pub fn peak_bytes(reset: bool) -> f64 {
+    let peak = kiln_core::storage::peak_bytes() as f64;
+    if reset {
+        kiln_core::storage::reset_peak_bytes();
+    }
+    peak
+}

@@ -6,29 +6,43 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
-/// e^x with ~1 ulp error; overflow gives inf, underflow 0, NaN stays NaN.
+/// e^xc as (er, n) with e^xc = er · 2ⁿ: Cody-Waite reduction to r in [-ln2/2, ln2/2] and the
+/// Cephes expf minimax polynomial. xc must already be clamped to the caller's range.
 #[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    let xc = x.clamp(-87.336_55, 88.722_83);
+fn exp_parts(xc: f32) -> (f32, i32) {
     let n = (xc * LOG2E + 0.5).floor();
     let r = xc - n * LN2_HI - n * LN2_LO;
-    // Cephes expf minimax polynomial on [-ln2/2, ln2/2].
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
-    let er = p * r * r + r + 1.0;
+    (p * r * r + r + 1.0, n as i32)
+}
+
+/// e^x with ~1 ulp error; overflow gives inf, underflow 0, NaN stays NaN.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let (er, n) = exp_parts(x.clamp(-87.336_55, 88.722_83));
     // 2^n applied in two halves: near the top of the range n is 128, one past the largest
     // exponent, though the product itself is finite.
-    let n = n as i32;
     let half = n >> 1;
     let scale1 = f32::from_bits(((half + 127) << 23) as u32);
     let scale2 = f32::from_bits(((n - half + 127) << 23) as u32);
     let y = er * scale1 * scale2;
     let y = if x > 88.722_83 { f32::INFINITY } else { y };
     if x < -87.336_55 { 0.0 } else { y }
+}
+
+/// e^x for the x <= 0 of a softmax shifted by its maximum (fine up to x < 88): `exp` without the
+/// overflow path, one 2ⁿ scale instead of two, and a compare-select clamp (f32::max's IEEE maxNum
+/// has no single SIMD instruction on x86 or WASM). Below −87 (and for −inf) 0; NaN stays NaN.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    let (er, n) = exp_parts(if x > -87.0 { x } else { -87.0 });
+    let y = er * f32::from_bits(((n + 127) << 23) as u32); // n >= -126: one normal float
+    if x < -87.0 { 0.0 } else if x.is_nan() { x } else { y }
 }
 
 /// 1 / (1 + e^-x), saturating cleanly at both ends.
@@ -85,6 +99,18 @@ mod tests {
         assert_eq!(exp(f32::INFINITY), f32::INFINITY);
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert!(exp(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn exp_nonpositive_matches_std() {
+        let mut x = -100.0f32;
+        while x < 1.0 {
+            let (got, want) = (exp_nonpositive(x), x.exp());
+            assert!(rel_err(got, want) < 3e-7 || want < 1.7e-38, "exp_nonpositive({x}) = {got}, want {want}");
+            x += 0.0137;
+        }
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert!(exp_nonpositive(f32::NAN).is_nan());
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// High-water mark of LIVE_BYTES since the last `reset_peak_bytes`.
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 pub enum Buffer {
     F32(Vec<f32>),
@@ -51,7 +53,7 @@ impl Buffer {
 impl Storage {
     pub fn new(buffer: Buffer) -> Storage {
         LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(buffer.size_bytes(), Ordering::Relaxed);
+        add_live_bytes(buffer.size_bytes());
         Storage { buffer }
     }
 }
@@ -66,6 +68,60 @@ impl Drop for Storage {
 /// (live buffers, live bytes) over the whole process.
 pub fn live_memory() -> (usize, usize) {
     (LIVE_BUFFERS.load(Ordering::Relaxed), LIVE_BYTES.load(Ordering::Relaxed))
+}
+
+/// Counts `n` more live bytes and raises the peak if needed. The peak is only written when it
+/// grows (a plain load otherwise), so the common path costs one atomic add, as before.
+fn add_live_bytes(n: usize) {
+    let now = LIVE_BYTES.fetch_add(n, Ordering::Relaxed) + n;
+    if now > PEAK_BYTES.load(Ordering::Relaxed) {
+        PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+/// The most bytes live at once (tensor buffers and kernel scratch) since the last reset: how a
+/// test shows an op's working memory, which `live_memory` after the op cannot see.
+pub fn peak_bytes() -> usize {
+    PEAK_BYTES.load(Ordering::Relaxed).max(LIVE_BYTES.load(Ordering::Relaxed))
+}
+
+/// Starts a new peak measurement from the bytes live now.
+pub fn reset_peak_bytes() {
+    PEAK_BYTES.store(LIVE_BYTES.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// Working memory of a kernel (float32, zeroed): not a tensor, but counted in the live bytes (and
+/// so in the peak) while it exists, so memory tests see a kernel's whole working set.
+pub struct Scratch {
+    data: Vec<f32>,
+}
+
+impl Scratch {
+    /// `n` zeros, or an error naming `op` if the memory cannot be had.
+    pub fn zeroed(op: &str, n: usize) -> crate::error::Result<Scratch> {
+        let data = try_zeroed::<f32>(op, n)?;
+        add_live_bytes(n * 4);
+        Ok(Scratch { data })
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        LIVE_BYTES.fetch_sub(self.data.len() * 4, Ordering::Relaxed);
+    }
 }
 
 /// A zero-filled Vec of `n` elements, or an error naming `op` if the memory cannot be had.

@@ -35,6 +35,9 @@ pub mod batch_norm;
 pub mod pool;
 pub use batch_norm::{batch_norm, BatchNorm};
 pub use pool::{avg_pool2d, max_pool2d, Pool2d};
+// attention (Transformer family)
+pub mod attention;
+pub use attention::{attention, scaled_dot_product_attention, AttentionOptions};
 
 /// Names of the table-driven ops per family, in code order (code = index).
 pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
