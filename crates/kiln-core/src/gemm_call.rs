@@ -24,6 +24,22 @@ pub unsafe fn gemm(
     b: *const f32, b_rs: isize, b_cs: isize,
     parallelism: Parallelism,
 ) {
+    gemm_scaled(m, n, k, dst, dst_rs, dst_cs, accumulate, a, a_rs, a_cs, b, b_rs, b_cs, 1.0, parallelism);
+}
+
+/// As `gemm`, with the product scaled: `dst (+)= scale · a · b`.
+///
+/// # Safety
+/// As `gemm`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_scaled(
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool,
+    a: *const f32, a_rs: isize, a_cs: isize,
+    b: *const f32, b_rs: isize, b_cs: isize,
+    scale: f32,
+    parallelism: Parallelism,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -33,14 +49,14 @@ pub unsafe fn gemm(
             Parallelism::Threads if crate::parallel::num_threads() > 1 => gemm::Parallelism::Rayon(0),
             _ => gemm::Parallelism::None,
         };
-        gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, if accumulate { 1.0 } else { 0.0 }, 1.0, false, false, false, par);
+        gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, if accumulate { 1.0 } else { 0.0 }, scale, false, false, false, par);
     }
     #[cfg(target_arch = "wasm32")]
     {
         use crate::gemm_simd128::{gemm, MatRef};
         let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
         let (ar, br) = (MatRef { ptr: a, rs: a_rs, cs: a_cs }, MatRef { ptr: b, rs: b_rs, cs: b_cs });
-        if !accumulate && dst_cs == 1 && dst_rs == n as isize {
+        if !accumulate && scale == 1.0 && dst_cs == 1 && dst_rs == n as isize {
             gemm(m, n, k, ar, br, dst, threads);
             return;
         }
@@ -50,7 +66,8 @@ pub unsafe fn gemm(
         for i in 0..m {
             for j in 0..n {
                 let d = dst.offset(i as isize * dst_rs + j as isize * dst_cs);
-                *d = if accumulate { *d + scratch[i * n + j] } else { scratch[i * n + j] };
+                let v = scale * scratch[i * n + j];
+                *d = if accumulate { *d + v } else { v };
             }
         }
     }

@@ -7,7 +7,6 @@ use crate::math;
 use crate::multiversion;
 use crate::parallel::{self, SendPtr};
 use crate::tensor::Tensor;
-use gemm::Parallelism;
 use std::sync::Mutex;
 
 /// A float32 [B, H, T, D] operand read in place through its strides: heads split by a permuted
@@ -83,13 +82,13 @@ pub(super) fn gemm_block(dst: &mut [f32], dst_stride: usize, m: usize, n: usize,
     b.check(k, n);
     // SAFETY: the checks above keep every strided read and write inside the slices.
     unsafe {
-        gemm::gemm(
+        crate::gemm_call::gemm_scaled(
             m, n, k,
-            dst.as_mut_ptr(), 1, dst_stride as isize, accumulate,
-            a.data.as_ptr().add(a.offset), a.col_stride as isize, a.row_stride as isize,
-            b.data.as_ptr().add(b.offset), b.col_stride as isize, b.row_stride as isize,
-            1.0, alpha, false, false, false,
-            Parallelism::None,
+            dst.as_mut_ptr(), dst_stride as isize, 1, accumulate,
+            a.data.as_ptr().add(a.offset), a.row_stride as isize, a.col_stride as isize,
+            b.data.as_ptr().add(b.offset), b.row_stride as isize, b.col_stride as isize,
+            alpha,
+            crate::gemm_call::Parallelism::None,
         );
     }
 }
