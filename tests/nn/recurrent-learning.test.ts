@@ -45,8 +45,9 @@ forEachBackend(() => {
   it('LSTM remembers the sign of the first of 12 inputs (> 95% on held-out sequences)', () => {
     // Only x_0 decides the label, and the loss sees only the last step: the signal must cross 11
     // recurrent steps forward and its gradient 11 steps back. Measured: 98-99% with BPTT, 62%
-    // with it cut at each step. (Over 20 steps the model learns it from most seeds, less
-    // reliably within 200 steps.)
+    // with it cut at each step. 500 Adam steps at lr 0.01: at 200 steps and lr 0.02 the run was
+    // chaotic enough that float rounding (the WASM GEMM vs the native one) decided between 98%
+    // and 66%. (Over 20 steps the model learns it from most seeds, less reliably.)
     const steps = 12;
     const make = (n: number, seed: number) => {
       const { x, values } = sequences(n, steps, seed);
@@ -57,7 +58,7 @@ forEachBackend(() => {
     const lstm = new nn.LSTM(1, 16, { seed: 1 });
     const head = new nn.Linear(16, 2, { seed: 2 });
     const logits = (x: Tensor) => head.forward(lastStep(lstm.forward(x)[0]));
-    const loss = train([...lstm.parameters(), ...head.parameters()], 200, 0.02, () => kiln.crossEntropy(logits(data.x), data.y));
+    const loss = train([...lstm.parameters(), ...head.parameters()], 500, 0.01, () => kiln.crossEntropy(logits(data.x), data.y));
     const accuracy = kiln.noGrad(() => kiln.tidy(() => logits(test.x).argmax(1).equal(test.y).cast('float32').mean().dataSync()[0]));
     expect(accuracy, `held-out accuracy (final training loss ${loss})`).toBeGreaterThan(0.95);
     lstm.dispose();
