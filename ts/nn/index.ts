@@ -30,3 +30,5 @@ export { Conv2d, ConvTranspose2d, type Conv2dLayerOptions, type ConvTranspose2dL
 // CNN: pooling layers and BatchNorm2d.
 export { BatchNorm2d } from './batchnorm.js';
 export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d } from './pooling.js';
+// CNN: residual blocks (ResNet BasicBlock).
+export { BasicBlock, type BasicBlockOptions } from './resnet.js';
