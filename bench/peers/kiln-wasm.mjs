@@ -3,6 +3,7 @@
 // switches the backend to 'wasm' and back, so the native peer is never affected.
 import { kilnLstmTrain } from './lstm.mjs';
 import { kilnConv2d } from './kiln.mjs';
+import { kilnCnnTrain } from './cnn.mjs';
 
 let kiln;
 
@@ -33,6 +34,9 @@ export default {
     // convolution (CNN family)
     conv2d(params) {
       return onWasm(() => kilnConv2d(kiln, params));
+    },
+    cnnTrain(params) {
+      return onWasm(() => kilnCnnTrain(kiln, params));
     },
   },
   close() {},

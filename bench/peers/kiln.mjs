@@ -3,6 +3,7 @@ import { now, timePhasesSync, timeSync } from '../timing.mjs';
 import { assertClose, conv2dCheckCase, randomNormal, referenceMatmul } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import { kilnLstmTrain } from './lstm.mjs';
+import { kilnCnnTrain } from './cnn.mjs';
 
 let kiln;
 
@@ -144,6 +145,10 @@ export default {
     // recurrent layers (RNN family)
     lstmTrain(params) {
       return kilnLstmTrain(kiln, params);
+    },
+    // CNN training step
+    cnnTrain(params) {
+      return kilnCnnTrain(kiln, params);
     },
   },
   /** Live tensors after the run: anything here is a leak in the benchmark or in Kiln. */

@@ -10,6 +10,7 @@ import { assertClose, conv2dCheckCase, randomNormal } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import * as tfLayers from '@tensorflow/tfjs-layers';
 import { tfjsLstmTrain } from './lstm.mjs';
+import { tfjsCnnTrain } from './cnn.mjs';
 
 // PROD: what a deployed app uses; also silences the "install tfjs-node" banner.
 tf.env().set('PROD', true);
@@ -149,6 +150,11 @@ export function tfjsPeer({ id, column, backend, pkg, describe }) {
       async lstmTrain(params) {
         await use();
         return tfjsLstmTrain(tf, tfLayers, params);
+      },
+      // CNN training step
+      async cnnTrain(params) {
+        await use();
+        return tfjsCnnTrain(tf, tfLayers, params);
       },
     },
     close() {},
