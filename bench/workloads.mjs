@@ -52,6 +52,9 @@ export const MLP_FLOPS = 6 * MLP.batch * (MLP.inputs * MLP.hidden + MLP.hidden *
 /** The LSTM training step (RNN family): batch 32, 32 steps, 64 inputs, 128 hidden, 10 classes. */
 export const LSTM = { batch: 32, steps: 32, inputs: 64, hidden: 128, classes: 10, lr: 1e-3 };
 
+/** The CNN training step (CNN family): 28x28x1, batch 64 (peers/cnn.mjs builds the model and the batch). */
+export const CNN = { batch: 64, size: 28, classes: 10, lr: 1e-3 };
+
 export const workloads = [
   matmul(64),
   matmul(256),
@@ -139,6 +142,16 @@ export const workloads = [
           }
         : undefined,
   })),
+  {
+    id: 'cnn-train',
+    kind: 'cnnTrain',
+    params: CNN,
+    label: 'cnn-train c32-p-c64-p-d128-d10 b64',
+    unit: 'samples/s',
+    // One training step (conv 3x3x32 relu, maxpool 2, conv 3x3x64 relu, maxpool 2, dense 128 relu,
+    // dense 10, cross-entropy, backward, Adam, loss read back) on 28x28x1 inputs.
+    value: (secondsPerStep) => CNN.batch / secondsPerStep,
+  },
 ];
 
 /** Workloads whose id or kind contains one of the `--only` patterns (all if none). */

@@ -14,6 +14,7 @@
 import { createRequire } from 'node:module';
 import { timeSync } from '../timing.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
+import { checkCnnFirstLoss, cnnSetup, hwcIndex } from './cnn.mjs';
 
 const require = createRequire(import.meta.url);
 let convnetjs;
@@ -32,6 +33,7 @@ export default {
     return `convnetjs ${version} (plain JS, Float64; trains one sample at a time, batch_size 128)`;
   },
   notes: {
+    cnnTrain: "convnetjs: 64 per-sample forward/backward passes, one update per batch; 'adadelta' (no Adam); see peers/convnetjs.mjs",
     mlpTrain: "convnetjs: 128 per-sample forward/backward passes, one update per batch; 'adadelta', as convnetjs 0.3.0 has no Adam; see peers/convnetjs.mjs",
   },
   workloads: {
@@ -70,6 +72,59 @@ export default {
         return loss / batch;
       };
       checkFirstLoss('convnetjs mlp check', step(), params);
+      return timeSync(step);
+    },
+    /**
+     * The CNN step of peers/cnn.mjs: conv 3x3x32 relu, pool 2, conv 3x3x64 relu, pool 2, fc 128
+     * relu, fc 10 softmax, the same weights copied into convnetjs's depth-last volumes, batch_size 64.
+     */
+    cnnTrain(params) {
+      const { batch, size, classes } = params;
+      const d = cnnSetup(params);
+      const net = new convnetjs.Net();
+      net.makeLayers([
+        { type: 'input', out_sx: size, out_sy: size, out_depth: 1 },
+        { type: 'conv', sx: 3, filters: 32, stride: 1, pad: 0, activation: 'relu' },
+        { type: 'pool', sx: 2, stride: 2 },
+        { type: 'conv', sx: 3, filters: 64, stride: 1, pad: 0, activation: 'relu' },
+        { type: 'pool', sx: 2, stride: 2 },
+        { type: 'fc', num_neurons: 128, activation: 'relu' },
+        { type: 'softmax', num_classes: classes },
+      ]);
+      // A conv filter is a Vol (3, 3, inChannels) indexed ((3·y)+x)·depth + c; our weight is
+      // [out, in, 3, 3]. The first fc layer sees the 5x5x64 map in (y, x, c) order.
+      const convs = net.layers.filter((l) => l.layer_type === 'conv');
+      const copyConv = (layer, w, b, inC) => {
+        layer.filters.forEach((f, o) => {
+          for (let c = 0; c < inC; c++) for (let k = 0; k < 9; k++) f.w[k * inC + c] = w[(o * inC + c) * 9 + k];
+          layer.biases.w[o] = b[o];
+        });
+      };
+      copyConv(convs[0], d.c1w, d.c1b, 1);
+      copyConv(convs[1], d.c2w, d.c2b, 32);
+      const fcs = net.layers.filter((l) => l.layer_type === 'fc');
+      const flat = 64 * 25;
+      fcs[0].filters.forEach((f, o) => {
+        for (let c = 0; c < 64; c++) for (let i = 0; i < 25; i++) f.w[hwcIndex(c, Math.floor(i / 5), i % 5)] = d.f1w[o * flat + c * 25 + i];
+        fcs[0].biases.w[o] = d.f1b[o];
+      });
+      fcs[1].filters.forEach((f, o) => {
+        for (let i = 0; i < 128; i++) f.w[i] = d.f2w[o * 128 + i];
+        fcs[1].biases.w[o] = d.f2b[o];
+      });
+      const xs = [];
+      for (let r = 0; r < batch; r++) {
+        const v = new convnetjs.Vol(size, size, 1, 0);
+        v.w.set(d.x.subarray(r * size * size, (r + 1) * size * size));
+        xs.push(v);
+      }
+      const trainer = new convnetjs.Trainer(net, { method: 'adadelta', batch_size: batch, l2_decay: 0 });
+      const step = () => {
+        let loss = 0;
+        for (let r = 0; r < batch; r++) loss += trainer.train(xs[r], d.labels[r]).loss;
+        return loss / batch;
+      };
+      checkCnnFirstLoss('convnetjs cnn check', step(), params);
       return timeSync(step);
     },
   },

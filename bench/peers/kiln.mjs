@@ -4,6 +4,7 @@ import { assertClose, conv2dCheckCase, randomNormal, referenceMatmul } from './c
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import { kilnLstmTrain } from './lstm.mjs';
 import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
+import { kilnCnnTrain } from './cnn.mjs';
 
 let kiln;
 
@@ -169,6 +170,10 @@ export default {
       } finally {
         kiln.dispose([x, wq, wk, wv, wo]);
       }
+    },
+    // CNN training step
+    cnnTrain(params) {
+      return kilnCnnTrain(kiln, params);
     },
   },
   /** Live tensors after the run: anything here is a leak in the benchmark or in Kiln. */

@@ -12,6 +12,7 @@ import * as tfLayers from '@tensorflow/tfjs-layers';
 import { tfjsLstmTrain } from './lstm.mjs';
 import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
 import { assertClose } from './common.mjs';
+import { tfjsCnnTrain } from './cnn.mjs';
 
 // PROD: what a deployed app uses; also silences the "install tfjs-node" banner.
 tf.env().set('PROD', true);
@@ -180,6 +181,11 @@ export function tfjsPeer({ id, column, backend, pkg, describe }) {
         } finally {
           tf.dispose([x, wq, wk, wv, wo]);
         }
+      },
+      // CNN training step
+      async cnnTrain(params) {
+        await use();
+        return tfjsCnnTrain(tf, tfLayers, params);
       },
     },
     close() {},

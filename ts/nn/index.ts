@@ -39,3 +39,5 @@ export { DDPMSchedule, timestepEmbedding, withTimestep, type LinearScheduleOptio
 export { MultiHeadAttention, type MultiHeadAttentionOptions, type AttentionMasks } from './attention.js';
 export { SinusoidalPositionalEncoding, LearnedPositionalEmbedding, type LearnedPositionalEmbeddingOptions } from './positional.js';
 export { TransformerEncoderLayer, TransformerDecoderLayer, type TransformerLayerOptions, type DecoderMasks } from './transformer.js';
+// CNN: residual blocks (ResNet BasicBlock).
+export { BasicBlock, type BasicBlockOptions } from './resnet.js';
