@@ -11,7 +11,6 @@ import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import * as tfLayers from '@tensorflow/tfjs-layers';
 import { tfjsLstmTrain } from './lstm.mjs';
 import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
-import { assertClose } from './common.mjs';
 import { tfjsCnnTrain } from './cnn.mjs';
 
 // PROD: what a deployed app uses; also silences the "install tfjs-node" banner.
