@@ -2,8 +2,11 @@
 // int8 (per output channel) and int4 (per block of 32) models, on the native and WASM backends.
 //
 //   node examples/quantize-mnist.mjs [--model DIR] [--epochs N]     (after `npm run setup`)
+//   node examples/quantize-mnist.mjs --cnn [--epochs N]
 // Uses the model `npm start` saved (out/mnist/model, or --model DIR) if present, else trains one for
-// --epochs (default 2). Accuracy is on the same held-out 15% test split as examples/mnist.mjs.
+// --epochs (default 2). With --cnn: the CNN of the bench (conv3x3x32-pool-conv3x3x64-pool-dense128-
+// dense10), trained here for --epochs (default 1). Accuracy is on the same held-out 15% test split
+// as examples/mnist.mjs.
 import { existsSync, statSync } from 'node:fs';
 import * as kiln from '../dist/index.js';
 
@@ -13,10 +16,11 @@ const option = (name, fallback) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : fallback;
 };
+const CNN = args.includes('--cnn');
 const MODEL_DIR = option('--model', 'out/mnist/model');
-const EPOCHS = Number(option('--epochs', 2));
+const EPOCHS = Number(option('--epochs', CNN ? 1 : 2));
 const SEED = 42;
-const OUT = 'out/quantize-mnist';
+const OUT = CNN ? 'out/quantize-cnn' : 'out/quantize-mnist';
 const started = performance.now();
 
 // The data and split of examples/mnist.mjs (same seed, so its test digits were never trained on).
@@ -37,20 +41,30 @@ const rows = (indices) => {
 const testX = rows(split.test);
 const testY = data.gatherLabels(labels, split.test);
 
-const build = () => new nn.Sequential(new nn.Linear(pixels, 512, { seed: SEED }), new nn.ReLU(), new nn.Linear(512, 10, { seed: SEED + 1 }));
+/** One input row's shape: flat pixels for the MLP, [1, 28, 28] for the CNN. */
+const ROW = CNN ? [1, mnist.rows, mnist.cols] : [pixels];
+const LAYERS = CNN ? 'conv3x3x32-pool-conv3x3x64-pool-dense128-dense10' : [pixels, 512, 10];
+const build = () =>
+  CNN
+    ? new nn.Sequential(
+        new nn.Conv2d(1, 32, 3, { padding: 'same', seed: SEED }), new nn.ReLU(), new nn.MaxPool2d(2),
+        new nn.Conv2d(32, 64, 3, { padding: 'same', seed: SEED + 1 }), new nn.ReLU(), new nn.MaxPool2d(2),
+        new nn.Flatten(), new nn.Linear(64 * 7 * 7, 128, { seed: SEED + 2 }), new nn.ReLU(), new nn.Linear(128, 10, { seed: SEED + 3 }),
+      )
+    : new nn.Sequential(new nn.Linear(pixels, 512, { seed: SEED }), new nn.ReLU(), new nn.Linear(512, 10, { seed: SEED + 1 }));
 
 /** The float model: loaded from `npm start`'s save, or trained here. */
 async function floatModel() {
   const model = build();
-  if (existsSync(`${MODEL_DIR}/model.safetensors`)) {
+  if (!CNN && existsSync(`${MODEL_DIR}/model.safetensors`)) {
     const { stateDict } = kiln.loadModel(MODEL_DIR);
     model.loadStateDict(stateDict);
     kiln.dispose(stateDict);
     console.log(`loaded the float model from ${MODEL_DIR}`);
     return model;
   }
-  console.log(`no model at ${MODEL_DIR} (run \`npm start\` for the full one); training ${EPOCHS} epochs here`);
-  const trainSet = new data.TensorDataset(rows(split.train), [pixels], data.gatherLabels(labels, split.train));
+  console.log(CNN ? `training the CNN for ${EPOCHS} epoch(s)` : `no model at ${MODEL_DIR} (run \`npm start\` for the full one); training ${EPOCHS} epochs here`);
+  const trainSet = new data.TensorDataset(rows(split.train), ROW, data.gatherLabels(labels, split.train));
   const loader = new data.DataLoader(trainSet, { batchSize: 128, shuffle: true, seed: SEED });
   const optimizer = new kiln.optim.Adam(model.parameters(), { lr: 1e-3 });
   await kiln.fit(model, loader, { epochs: EPOCHS, loss: (o, t) => kiln.crossEntropy(o, t), optimizer });
@@ -70,7 +84,7 @@ for (const v of VARIANTS) {
   const m = build();
   m.loadStateDict(model.stateDict());
   if (v.bits !== null) kiln.quantize(m, { bits: v.bits });
-  const config = { layers: [pixels, 512, 10], quantization: kiln.quantizationConfig(m) };
+  const config = { layers: LAYERS, quantization: kiln.quantizationConfig(m) };
   kiln.saveModel(`${OUT}/${v.name}`, { stateDict: m.stateDict(), config });
   v.bytes = statSync(`${OUT}/${v.name}/model.safetensors`).size;
   m.dispose();
@@ -93,7 +107,7 @@ function accuracy(m) {
   for (let start = 0; start < n; start += 1024) {
     const count = Math.min(1024, n - start);
     kiln.tidy(() => {
-      const x = kiln.tensor(testX.subarray(start * pixels, (start + count) * pixels), [count, pixels]);
+      const x = kiln.tensor(testX.subarray(start * pixels, (start + count) * pixels), [count, ...ROW]);
       const predicted = kiln.noGrad(() => m.forward(x)).argmax(-1).dataSync();
       for (let i = 0; i < count; i++) hits += predicted[i] === testY[start + i] ? 1 : 0;
     });
@@ -103,7 +117,7 @@ function accuracy(m) {
 
 /** Median ms per forward pass of a batch (readback included), after a warm-up. */
 function msPerBatch(m, batch) {
-  const x = kiln.tensor(testX.subarray(0, batch * pixels), [batch, pixels]);
+  const x = kiln.tensor(testX.subarray(0, batch * pixels), [batch, ...ROW]);
   const once = () => kiln.tidy(() => kiln.noGrad(() => m.forward(x)).dataSync());
   const reps = batch === 1 ? 300 : 30;
   for (let i = 0; i < Math.min(20, reps); i++) once();

@@ -166,6 +166,47 @@ forEachBackend((backend) => {
     expect(kiln.noGrad(() => kiln.linearQ8(x, q, scales)).requiresGrad).toBe(false);
   });
 
+  it('QuantizedConv2d equals conv2d with the dequantized weights (stride, padding, groups), int8 and int4', async () => {
+    const conv = new nn.Conv2d(4, 6, 3, { stride: 2, padding: 'same', groups: 2, seed: 3 });
+    const x = kiln.randn([2, 4, 9, 7], { seed: 4 });
+    for (const bits of [8, 4] as const) {
+      const q = new nn.QuantizedConv2d(conv, { bits, block: 8 });
+      const rows = bits === 8 ? kiln.dequantizeInt8(q.weight, q.scales) : kiln.dequantizeInt4(q.weight, q.scales, 18, 8);
+      const want = kiln.conv2d(x, rows.reshape([6, 2, 3, 3]), { stride: 2, padding: 'same', groups: 2, bias: conv.bias! });
+      const got = q.forward(x);
+      expect(got.shape).toEqual(want.shape);
+      assertClose(await read(got), await read(want), { atol: 1e-6, rtol: 1e-6 }, `int${bits}`);
+      // The quantized weights are close to the float ones: error <= half a step of each row's scale.
+      const w = await read(conv.weight);
+      const dq = await read(rows);
+      const worst = Math.max(...w.map((v, i) => Math.abs(v - dq[i])));
+      const scaleMax = Math.max(...(await read(q.scales)));
+      expect(worst).toBeLessThanOrEqual(scaleMax / 2 + 1e-7);
+      kiln.dispose([rows, want, got]);
+      q.dispose();
+    }
+    expectThrows(() => new nn.QuantizedConv2d(conv, { bits: 8 }).forward(kiln.zeros([1, 3, 5, 5])), 'QuantizedConv2d', '[1, 3, 5, 5]');
+    kiln.dispose([x]);
+    conv.dispose();
+  });
+
+  it('quantize swaps the Conv2d and Linear layers of a CNN; it saves and loads', async () => {
+    const make = () =>
+      new nn.Sequential(new nn.Conv2d(1, 4, 3, { padding: 1, seed: 1 }), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(4 * 4 * 4, 3, { seed: 2 }));
+    const model = kiln.quantize(make(), { bits: 8 }) as nn.Sequential;
+    expect(model.layers[0]).toBeInstanceOf(nn.QuantizedConv2d);
+    expect(model.layers[4]).toBeInstanceOf(nn.QuantizedLinear);
+    expect(kiln.quantizationConfig(model)).toEqual({ bits: 8, block: 0 });
+    const x = kiln.randn([2, 1, 8, 8], { seed: 5 });
+    const before = await read(model.forward(x));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-qcnn-'));
+    kiln.saveModel(dir, { stateDict: model.stateDict(), config: { quantization: kiln.quantizationConfig(model) } });
+    const loaded = kiln.quantize(make(), { bits: 8 });
+    loaded.loadStateDict(kiln.loadModel(dir).stateDict);
+    expect(await read(loaded.forward(x))).toEqual(before);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('a small MNIST MLP keeps its accuracy: int8 within 0.5 points, int4 within 2', async () => {
     const pixels = (images: Uint8Array, n: number) => kiln.tensor(Float32Array.from(images.subarray(0, n * 784), (v) => v / 255), [n, 784]);
     const xTrain = pixels(mnist.trainImages, TRAIN);

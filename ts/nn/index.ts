@@ -26,7 +26,7 @@ export { VAE, reparameterize, type VAEOutput, type NegativeElbo } from './vae.js
 // Recurrent layers.
 export { RNN, LSTM, GRU, type RecurrentOptions, type RNNOptions, type RecurrentConfig } from './recurrent.js';
 // Weight-only quantization for inference.
-export { QuantizedLinear, quantize, quantizationConfig, type QuantizeOptions, type QuantizeBits, type QuantizationConfig } from './quantized.js';
+export { QuantizedLinear, QuantizedConv2d, quantize, quantizationConfig, type QuantizeOptions, type QuantizeBits, type QuantizationConfig } from './quantized.js';
 // convolution (CNN family)
 export { Conv2d, ConvTranspose2d, type Conv2dLayerOptions, type ConvTranspose2dLayerOptions } from './conv.js';
 // CNN: pooling layers and BatchNorm2d.

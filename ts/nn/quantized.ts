@@ -1,7 +1,7 @@
 /**
  * Weight-only quantization of a model for inference: `quantize(model, { bits: 8 | 4 })` replaces
- * every nn.Linear with a QuantizedLinear holding int8 (or packed int4) weights, float32 scales and
- * the float32 bias. Activations stay float32; the kernels dequantize weights on the fly
+ * every nn.Linear with a QuantizedLinear and every nn.Conv2d with a QuantizedConv2d, holding int8
+ * (or packed int4) weights, float32 scales and the float32 bias. Activations stay float32; the kernels dequantize weights on the fly
  * (ops/quant.ts), so a model is about 4x (int8) or 7x (int4) smaller and never holds its f32 weights.
  *
  * Quantized layers have no parameters, only buffers: they are inference-only. Their state dict
@@ -14,7 +14,10 @@
 
 import type { Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
-import { INT4_BLOCK, linearQ4, linearQ8, quantizeInt4, quantizeInt8 } from '../ops/quant.js';
+import { tidy } from '../engine.js';
+import { conv2d, type Padding2d } from '../ops/conv.js';
+import { INT4_BLOCK, dequantizeInt4, dequantizeInt8, linearQ4, linearQ8, quantizeInt4, quantizeInt8 } from '../ops/quant.js';
+import { Conv2d } from './conv.js';
 import { Linear } from './linear.js';
 import { Module, type AnyModule } from './module.js';
 
@@ -83,34 +86,96 @@ export class QuantizedLinear extends Module {
 }
 
 /**
- * Replaces every nn.Linear inside `model` (direct properties, arrays of modules such as
- * Sequential's layers, at any depth) by a QuantizedLinear, IN PLACE, and returns `model` (or the
- * new layer when `model` is itself a Linear). The replaced Linears are disposed. A Linear shared
- * by two places becomes one shared QuantizedLinear.
+ * A Conv2d with int8 (per output channel) or int4 (blocks along the flattened
+ * inChannels/groups · kh · kw of each filter) weights. Each call expands the packed weights into a
+ * float32 scratch tensor (Rust dequantize kernels) and runs the conv kernel: a conv's weights are
+ * small next to its activations, so the expansion costs little, and the layer still stores and
+ * saves only the packed weights.
  */
-export function quantize<M extends AnyModule>(model: M, options: QuantizeOptions): M | QuantizedLinear {
+export class QuantizedConv2d extends Module {
+  /** int8 [out, in/groups·kh·kw] (bits 8), or packed int8 [out, ceil(in/groups·kh·kw / 2)] (bits 4). */
+  readonly weight: Tensor;
+  readonly scales: Tensor;
+  readonly bias: Tensor | null;
+  readonly bits: QuantizeBits;
+  readonly block: number;
+  readonly inChannels: number;
+  readonly outChannels: number;
+  /** The float weight's shape [out, in/groups, kh, kw]. */
+  readonly weightShape: number[];
+  readonly stride: [number, number];
+  readonly padding: Padding2d;
+  readonly dilation: [number, number];
+  readonly groups: number;
+
+  constructor(conv: Conv2d, options: QuantizeOptions) {
+    super();
+    if (!(conv instanceof Conv2d)) throw new Error('QuantizedConv2d: expected an nn.Conv2d to quantize');
+    const { bits, block } = checkOptions('QuantizedConv2d', options);
+    this.bits = bits;
+    this.block = block;
+    this.inChannels = conv.inChannels;
+    this.outChannels = conv.outChannels;
+    this.weightShape = [...conv.weight.shape];
+    this.stride = conv.stride;
+    this.padding = conv.padding;
+    this.dilation = conv.dilation;
+    this.groups = conv.groups;
+    const rows = noGrad(() => conv.weight.reshape([this.weightShape[0], this.rowLength]));
+    const { q, scales } = noGrad(() => (bits === 8 ? quantizeInt8(rows) : quantizeInt4(rows, block)));
+    rows.dispose();
+    this.weight = this.registerBuffer(q);
+    this.scales = this.registerBuffer(scales);
+    this.bias = conv.bias === null ? null : this.registerBuffer(conv.bias.detach());
+  }
+
+  private get rowLength(): number {
+    return this.weightShape[1] * this.weightShape[2] * this.weightShape[3];
+  }
+
+  /** [batch, inChannels, height, width] -> [batch, outChannels, outHeight, outWidth]. Inference-only. */
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
+      throw new Error(`QuantizedConv2d(${this.inChannels} -> ${this.outChannels}, int${this.bits}): expected input [batch, ${this.inChannels}, height, width], got ${x.dtype} [${x.shape.join(', ')}]`);
+    }
+    return tidy(() => {
+      const rows = this.bits === 8 ? dequantizeInt8(this.weight, this.scales) : dequantizeInt4(this.weight, this.scales, this.rowLength, this.block);
+      const w = rows.reshape(this.weightShape);
+      return conv2d(x, w, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups, bias: this.bias ?? undefined });
+    });
+  }
+}
+
+/**
+ * Replaces every nn.Linear and nn.Conv2d inside `model` (direct properties, arrays of modules
+ * such as Sequential's layers, at any depth) by a QuantizedLinear / QuantizedConv2d, IN PLACE,
+ * and returns `model` (or the new layer when `model` is itself one). The replaced layers are
+ * disposed. A layer shared by two places becomes one shared quantized layer.
+ */
+export function quantize<M extends AnyModule>(model: M, options: QuantizeOptions): M | QuantizedLinear | QuantizedConv2d {
   const op = 'quantize';
   if (!(model instanceof Module)) throw new Error(`${op}: expected an nn.Module, got ${model === null ? 'null' : typeof model}`);
   checkOptions(op, options);
-  if (model instanceof Linear) {
-    const q = new QuantizedLinear(model, options);
+  if (model instanceof Linear || model instanceof Conv2d) {
+    const q = model instanceof Linear ? new QuantizedLinear(model, options) : new QuantizedConv2d(model, options);
     model.dispose();
     return q;
   }
-  const replaced = new Map<Linear, QuantizedLinear>();
-  const swap = (m: Linear): QuantizedLinear => {
+  const replaced = new Map<Linear | Conv2d, QuantizedLinear | QuantizedConv2d>();
+  const quantizable = (v: unknown): v is Linear | Conv2d => v instanceof Linear || v instanceof Conv2d;
+  const swap = (m: Linear | Conv2d): QuantizedLinear | QuantizedConv2d => {
     let q = replaced.get(m);
-    if (q === undefined) replaced.set(m, (q = new QuantizedLinear(m, options)));
+    if (q === undefined) replaced.set(m, (q = m instanceof Linear ? new QuantizedLinear(m, options) : new QuantizedConv2d(m, options)));
     return q;
   };
   for (const [, parent] of model.namedModules()) {
     const props = parent as unknown as Record<string, unknown>;
     for (const [key, value] of Object.entries(props)) {
-      if (value instanceof Linear) props[key] = swap(value);
-      else if (Array.isArray(value)) value.forEach((v, i) => v instanceof Linear && (value[i] = swap(v)));
+      if (quantizable(value)) props[key] = swap(value);
+      else if (Array.isArray(value)) value.forEach((v, i) => quantizable(v) && (value[i] = swap(v)));
     }
   }
-  for (const linear of replaced.keys()) linear.dispose();
+  for (const layer of replaced.keys()) layer.dispose();
   return model;
 }
 
@@ -121,7 +186,7 @@ export function quantize<M extends AnyModule>(model: M, options: QuantizeOptions
 export function quantizationConfig(model: AnyModule): QuantizationConfig | null {
   let found: QuantizationConfig | null = null;
   for (const [name, m] of model.namedModules()) {
-    if (!(m instanceof QuantizedLinear)) continue;
+    if (!(m instanceof QuantizedLinear || m instanceof QuantizedConv2d)) continue;
     if (found !== null && (found.bits !== m.bits || found.block !== m.block)) {
       throw new Error(`quantizationConfig: layers differ ('${name}' is int${m.bits} block ${m.block}, an earlier one int${found.bits} block ${found.block})`);
     }
