@@ -9,6 +9,7 @@
 // as examples/mnist.mjs.
 import { existsSync, statSync } from 'node:fs';
 import * as kiln from '../dist/index.js';
+import { allDigits } from './lib/mnist.mjs';
 
 const { data, nn } = kiln;
 const args = process.argv.slice(2);
@@ -24,14 +25,7 @@ const OUT = CNN ? 'out/quantize-cnn' : 'out/quantize-mnist';
 const started = performance.now();
 
 // The data and split of examples/mnist.mjs (same seed, so its test digits were never trained on).
-const mnist = data.loadMnist();
-const pixels = mnist.rows * mnist.cols;
-const images = new Uint8Array(mnist.trainImages.length + mnist.testImages.length);
-images.set(mnist.trainImages);
-images.set(mnist.testImages, mnist.trainImages.length);
-const labels = new Uint8Array(mnist.trainLabels.length + mnist.testLabels.length);
-labels.set(mnist.trainLabels);
-labels.set(mnist.testLabels, mnist.trainLabels.length);
+const { mnist, pixels, images, labels } = allDigits();
 const split = data.trainValTestSplit(labels, { ratios: [0.7, 0.15, 0.15], stratify: true, seed: SEED });
 const rows = (indices) => {
   const x = data.gatherRows(images, pixels, indices);

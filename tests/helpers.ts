@@ -2,7 +2,7 @@
  * Shared test helpers: a seeded PRNG for inputs, conversions between Kiln tensors and reference
  * arrays, and closeness assertions whose failure messages say where and by how much.
  */
-import { expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import * as kiln from '../ts/index.js';
 import type { Tensor } from '../ts/index.js';
 import { type ND, sizeOf, unravel } from './reference.js';
@@ -187,3 +187,17 @@ export const SPECIALS: number[] = [
   0, -0, 1e-30, -1e-30, 1e-7, -1e-7, 0.5, -0.5, 1, -1, 3, -3, 10, -10, 20, -20, 44, -44, 87, -87, 88, -88, 88.5, -88.5, 88.7, -88.7,
   100, -100, 1000, -1000, 1e30, -1e30, Infinity, -Infinity, NaN,
 ].map(Math.fround);
+
+/**
+ * Call inside a describe/forEachBackend body: after every test, kiln.memory() must hold as many
+ * tensors as before it (each test frees what it makes).
+ */
+export function expectEveryTestToFreeItsTensors(): void {
+  let start = 0;
+  beforeEach(() => {
+    start = kiln.memory().numTensors;
+  });
+  afterEach(() => {
+    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
+  });
+}

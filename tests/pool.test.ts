@@ -2,12 +2,12 @@
  * maxPool2d and avgPool2d (NCHW) against tfjs-backend-cpu's maxPool / avgPool / pool (NHWC, so the
  * inputs and results are transposed), their gradients against finite differences, and bad input.
  */
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import * as kiln from '../ts/index.js';
 import type { Padding2d } from '../ts/index.js';
 import { forEachBackend } from './backends.js';
 import { gradCheck, separated, uniform } from './gradcheck.js';
-import { T, assertClose, expectThrows, randND, read } from './helpers.js';
+import { T, assertClose, expectThrows, expectEveryTestToFreeItsTensors, randND, read } from './helpers.js';
 import type { ND } from './reference.js';
 import { tf, tfEval, tfT } from './tf.js';
 
@@ -38,13 +38,7 @@ const CASES: Case[] = [
 ];
 
 forEachBackend(() => {
-  let start: number;
-  beforeEach(() => {
-    start = kiln.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
-  });
+  expectEveryTestToFreeItsTensors();
 
   it('maxPool2d matches tfjs maxPool (stride != kernel, same/explicit padding)', async () => {
     for (const [i, c] of CASES.entries()) {

@@ -4,20 +4,25 @@ import * as kiln from '../../dist/index.js';
 
 const { data } = kiln;
 
-/**
- * Returns { pixels, train, val, test } where each split is { x: Float32Array, y: Int32Array, n }.
- * `digits` keeps only those classes, relabelled 0..k-1 in the order given; `perClass` keeps the
- * first `perClass` training examples of each class (a small-data task).
- */
-export function mnistSplits({ seed = 42, digits, perClass } = {}) {
+/** All 70,000 digits in one array (MNIST's training file, then its test file), as the main job does. */
+export function allDigits() {
   const mnist = data.loadMnist();
-  const pixels = mnist.rows * mnist.cols;
   const images = new Uint8Array(mnist.trainImages.length + mnist.testImages.length);
   images.set(mnist.trainImages);
   images.set(mnist.testImages, mnist.trainImages.length);
   const labels = new Uint8Array(mnist.trainLabels.length + mnist.testLabels.length);
   labels.set(mnist.trainLabels);
   labels.set(mnist.testLabels, mnist.trainLabels.length);
+  return { mnist, pixels: mnist.rows * mnist.cols, images, labels };
+}
+
+/**
+ * Returns { pixels, train, val, test } where each split is { x: Float32Array, y: Int32Array, n }.
+ * `digits` keeps only those classes, relabelled 0..k-1 in the order given; `perClass` keeps the
+ * first `perClass` training examples of each class (a small-data task).
+ */
+export function mnistSplits({ seed = 42, digits, perClass } = {}) {
+  const { pixels, images, labels } = allDigits();
   const split = data.trainValTestSplit(labels, { ratios: [0.7, 0.15, 0.15], stratify: true, seed });
   const relabel = digits ? new Map(digits.map((d, i) => [d, i])) : null;
   const take = (indices, limit) => {

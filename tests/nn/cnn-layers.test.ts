@@ -10,12 +10,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import type { Tensor } from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectThrows, randND, read, T } from '../helpers.js';
+import { assertClose, expectThrows, randND, read, T, expectEveryTestToFreeItsTensors } from '../helpers.js';
 import type { ND } from '../reference.js';
 import { gradCheck } from './gradcheck.js';
 
@@ -51,13 +51,7 @@ function setParams(m: nn.Module, values: Record<string, number[]>): void {
 }
 
 forEachBackend(() => {
-  let start: number;
-  beforeEach(() => {
-    start = kiln.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
-  });
+  expectEveryTestToFreeItsTensors();
 
   describe('BatchNorm2d', () => {
     const gamma = [1.5, -0.5, 2];

@@ -3,12 +3,12 @@
  * even from optimizers that would move a parameter without one (momentum carried over, decoupled
  * weight decay), and per-group learning rates scale each group's update.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import type { Tensor } from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose } from '../helpers.js';
+import { assertClose, expectEveryTestToFreeItsTensors } from '../helpers.js';
 
 class Net extends nn.Module {
   readonly body = new nn.Sequential(new nn.Conv2d(1, 3, 3, { seed: 1 }), new nn.ReLU(), new nn.Flatten());
@@ -21,13 +21,7 @@ class Net extends nn.Module {
 const snapshot = (ps: Tensor[]) => ps.map((p) => Array.from(p.dataSync()));
 
 forEachBackend(() => {
-  let start: number;
-  beforeEach(() => {
-    start = kiln.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
-  });
+  expectEveryTestToFreeItsTensors();
 
   describe('fine-tuning: freeze and parameter groups', () => {
     const x = () => kiln.randn([4, 1, 4, 4], { seed: 3 });

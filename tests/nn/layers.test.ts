@@ -1,19 +1,13 @@
 /** Dropout, Embedding, the activation modules, Flatten, Sequential and Residual. */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectThrows, randND, read, T } from '../helpers.js';
+import { assertClose, expectThrows, randND, read, T, expectEveryTestToFreeItsTensors } from '../helpers.js';
 
 forEachBackend(() => {
-  let start: number;
-  beforeEach(() => {
-    start = kiln.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
-  });
+  expectEveryTestToFreeItsTensors();
 
   describe('Dropout', () => {
     it('is the identity in eval mode (the same tensor, no copy) and for p = 0', () => {

@@ -1,19 +1,13 @@
 /** Linear: forward against a hand computation, gradients (hand and finite differences), shapes, init. */
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectThrows, randND, read } from '../helpers.js';
+import { assertClose, expectThrows, randND, read, expectEveryTestToFreeItsTensors } from '../helpers.js';
 import { gradCheck } from './gradcheck.js';
 
 forEachBackend(() => {
-  let start: number;
-  beforeEach(() => {
-    start = kiln.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
-  });
+  expectEveryTestToFreeItsTensors();
 
   /** A Linear(3 -> 4) with known weights (stored [out, in]) and bias. */
   const W = [[1, 2, 3], [-1, 0, 1], [0.5, 0.5, 0.5], [2, -2, 0]];

@@ -5,11 +5,11 @@
  *   eval:  y = (x − running_mean)/√(running_var + eps)·γ + β
  *   LayerNorm: per sample over the trailing dims, biased variance.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectThrows, randND, read, T } from '../helpers.js';
+import { assertClose, expectThrows, randND, read, T, expectEveryTestToFreeItsTensors } from '../helpers.js';
 import { gradCheck } from './gradcheck.js';
 
 /** Per-column mean and biased variance of rows. */
@@ -21,13 +21,7 @@ function columnStats(rows: number[][]): { mean: number[]; variance: number[] } {
 }
 
 forEachBackend(() => {
-  let start: number;
-  beforeEach(() => {
-    start = kiln.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
-  });
+  expectEveryTestToFreeItsTensors();
 
   describe('BatchNorm1d', () => {
     const X = [[1, 2, -1], [3, 0, 0], [-2, 4, 5], [6, 2, 1]];

@@ -3,12 +3,12 @@
  * with kiln.conv2d and BatchNorm from primitive ops, torchvision's parameter names, the identity
  * and projection shortcuts, finite-difference gradients, and input validation.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import type { Tensor } from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectThrows, randND, T } from '../helpers.js';
+import { assertClose, expectThrows, randND, T, expectEveryTestToFreeItsTensors } from '../helpers.js';
 import { gradCheck } from './gradcheck.js';
 
 /** Training-mode batch norm from primitive ops: per-channel batch mean and biased variance. */
@@ -21,13 +21,7 @@ function batchNormPrimitive(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5):
 }
 
 forEachBackend(() => {
-  let start: number;
-  beforeEach(() => {
-    start = kiln.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
-  });
+  expectEveryTestToFreeItsTensors();
 
   describe('BasicBlock', () => {
     it('torchvision parameter names; projection only when stride or channels change', () => {

@@ -6,12 +6,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectThrows, randND, read, T } from '../helpers.js';
+import { assertClose, expectThrows, randND, read, T, expectEveryTestToFreeItsTensors } from '../helpers.js';
 import { gradCheck } from './gradcheck.js';
 
 /** y = x·Wᵀ + b, from a Linear's parameters. */
@@ -56,13 +56,7 @@ class TinySeq2Seq extends nn.Module {
 }
 
 forEachBackend(() => {
-  let start: number;
-  beforeEach(() => {
-    start = kiln.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(kiln.memory().numTensors, 'every test frees what it makes').toBe(start);
-  });
+  expectEveryTestToFreeItsTensors();
 
   describe('MultiHeadAttention', () => {
     it('equals the computation written from its weights: self-attention, causal and padded', async () => {

@@ -105,6 +105,20 @@ export function convTranspose2dPadding(op: string, padding: Padding2d | undefine
   };
 }
 
+/** The arguments both convolutions share, resolved and checked (bias: a handle or -1). */
+function convArgs(op: string, x: Tensor, w: Tensor, options: Conv2dOptions) {
+  const be = backend();
+  return {
+    be,
+    xh: handleOf(x, op, be, 'x'),
+    wh: handleOf(w, op, be, 'w'),
+    bias: options.bias == null ? -1 : handleOf(options.bias, op, be, 'bias'),
+    stride: pair(op, 'stride', options.stride, 1, 1),
+    dilation: pair(op, 'dilation', options.dilation, 1, 1),
+    groups: checkGroups(op, options.groups ?? 1),
+  };
+}
+
 /**
  * 2-D convolution (cross-correlation, as PyTorch's conv2d).
  * x: [batch, inChannels, height, width], w: [outChannels, inChannels / groups, kh, kw],
@@ -113,13 +127,7 @@ export function convTranspose2dPadding(op: string, padding: Padding2d | undefine
  */
 export function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
-  const be = backend();
-  const xh = handleOf(x, op, be, 'x');
-  const wh = handleOf(w, op, be, 'w');
-  const bias = options.bias == null ? -1 : handleOf(options.bias, op, be, 'bias');
-  const stride = pair(op, 'stride', options.stride, 1, 1);
-  const dilation = pair(op, 'dilation', options.dilation, 1, 1);
-  const groups = checkGroups(op, options.groups ?? 1);
+  const { be, xh, wh, bias, stride, dilation, groups } = convArgs(op, x, w, options);
   const [top, bottom, left, right] = conv2dPadding(op, options.padding, x.shape, w.shape, stride, dilation);
   return wrap(be.impl.conv2d(xh, wh, bias, stride[0], stride[1], top, bottom, left, right, dilation[0], dilation[1], groups), be);
 }
@@ -133,13 +141,7 @@ export function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Tenso
  */
 export function convTranspose2d(x: Tensor, w: Tensor, options: ConvTranspose2dOptions = {}): Tensor {
   const op = 'convTranspose2d';
-  const be = backend();
-  const xh = handleOf(x, op, be, 'x');
-  const wh = handleOf(w, op, be, 'w');
-  const bias = options.bias == null ? -1 : handleOf(options.bias, op, be, 'bias');
-  const stride = pair(op, 'stride', options.stride, 1, 1);
-  const dilation = pair(op, 'dilation', options.dilation, 1, 1);
-  const groups = checkGroups(op, options.groups ?? 1);
+  const { be, xh, wh, bias, stride, dilation, groups } = convArgs(op, x, w, options);
   const { padding, outputPadding } = convTranspose2dPadding(op, options.padding, options.outputPadding, w.shape, stride, dilation);
   const [top, bottom, left, right] = padding;
   return wrap(be.impl.convTranspose2d(xh, wh, bias, stride[0], stride[1], top, bottom, left, right, dilation[0], dilation[1], groups, outputPadding[0], outputPadding[1]), be);
