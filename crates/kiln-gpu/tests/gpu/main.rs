@@ -5,6 +5,7 @@
 mod common;
 
 mod adam;
+mod backend;
 mod device;
 mod elementwise;
 mod matmul;
