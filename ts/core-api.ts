@@ -34,5 +34,5 @@ export * from './ops/batch-norm.js';
 export { attention, type AttentionOptions } from './ops/attention.js';
 export { peakMemory, resetPeakMemory } from './engine.js';
 // The GPU backend (kiln-gpu through the native addon).
-export { gpuInfo, type GpuInfo } from './engine.js';
+export { gpuInfo, synchronize, type GpuInfo } from './engine.js';
 export type { Device } from './tensor.js';

@@ -236,3 +236,11 @@ export function gpuInfo(): GpuInfo {
   const impl = load('gpu').impl;
   return JSON.parse(impl.gpuInfo!()) as GpuInfo;
 }
+
+/**
+ * Waits until the GPU has finished every op submitted so far (GPU ops return as soon as they are
+ * queued). For timing; reading a result (`await t.data()`) waits by itself. No-op without a GPU.
+ */
+export function synchronize(): void {
+  loaded.get('gpu')?.impl.gpuSynchronize?.();
+}
