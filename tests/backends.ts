@@ -31,9 +31,22 @@ function gpuUnavailable(): string {
   return gpuMissing;
 }
 
+export interface BackendOptions {
+  /**
+   * Backends this file does not run on, each with the reason (printed as a skipped test). For
+   * features a backend does not have by design, never for a failure to be fixed.
+   */
+  except?: Partial<Record<BackendName, string>>;
+}
+
 /** Runs `fn` (which declares tests) once per backend, inside `describe('[name]')`. */
-export function forEachBackend(fn: (name: BackendName) => void): void {
+export function forEachBackend(fn: (name: BackendName) => void, options: BackendOptions = {}): void {
   for (const name of BACKENDS) {
+    const excepted = options.except?.[name];
+    if (excepted !== undefined) {
+      describe(`[${name}]`, () => it.skip(`not on this backend: ${excepted}`, () => {}));
+      continue;
+    }
     if (name === 'gpu' && gpuUnavailable() !== '') {
       describe('[gpu]', () => it.skip(`skipped: no GPU adapter (${gpuUnavailable()})`, () => {}));
       continue;
