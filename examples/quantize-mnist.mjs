@@ -148,6 +148,10 @@ console.log(`\n${lines.join('\n')}\n`);
 for (const v of VARIANTS) {
   if (Math.abs(v.native.accuracy - v.wasm.accuracy) > 0.02) console.log(`note: ${v.name} accuracy differs between backends (native ${v.native.accuracy}, wasm ${v.wasm.accuracy})`);
 }
-const drop = (v) => f(VARIANTS[0].native.accuracy - v.native.accuracy, 2);
-console.log(`int8: ${f(VARIANTS[0].bytes / VARIANTS[1].bytes, 2)}x smaller, accuracy -${drop(VARIANTS[1])} points; int4: ${f(VARIANTS[0].bytes / VARIANTS[2].bytes, 2)}x smaller, -${drop(VARIANTS[2])} points (test split of ${testY.length} digits)`);
+/** Accuracy change against float32, signed ('+0.06', '-0.14'). */
+const drop = (v) => {
+  const d = v.native.accuracy - VARIANTS[0].native.accuracy;
+  return `${d >= 0 ? '+' : '-'}${f(Math.abs(d), 2)}`;
+};
+console.log(`int8: ${f(VARIANTS[0].bytes / VARIANTS[1].bytes, 2)}x smaller, accuracy ${drop(VARIANTS[1])} points; int4: ${f(VARIANTS[0].bytes / VARIANTS[2].bytes, 2)}x smaller, ${drop(VARIANTS[2])} points (test split of ${testY.length} digits)`);
 console.log(`saved ${OUT}/{float32,int8,int4}/ in ${((performance.now() - started) / 1000).toFixed(1)} s`);

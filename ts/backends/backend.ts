@@ -147,6 +147,11 @@ export interface Backend {
   gpuSynchronize?(): boolean;
   /** Reads a tensor on a worker thread (the GPU readback without blocking JS). */
   readAsync?(h: Handle): Promise<Float32Array | Int32Array | Uint8Array | Int8Array>;
+  // ---- quantized convolutions (crates/kiln-core/src/ops/quant/conv.rs); bias: a handle or -1 ----
+  /** conv2d on int8 filter rows q [O, C/groups·kh·kw], scales [O]. Inference-only. */
+  conv2dQ8(x: Handle, q: Handle, scales: Handle, bias: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
+  /** conv2d on packed int4 filter rows [O, ceil(patch/2)], scales [O, ceil(patch/block)]. Inference-only. */
+  conv2dQ4(x: Handle, packed: Handle, scales: Handle, bias: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number, block: number): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

@@ -1,8 +1,9 @@
 /**
  * Weight-only quantization of a model for inference: `quantize(model, { bits: 8 | 4 })` replaces
  * every nn.Linear with a QuantizedLinear and every nn.Conv2d with a QuantizedConv2d, holding int8
- * (or packed int4) weights, float32 scales and the float32 bias. Activations stay float32; the kernels dequantize weights on the fly
- * (ops/quant.ts), so a model is about 4x (int8) or 7x (int4) smaller and never holds its f32 weights.
+ * (or packed int4) weights, float32 scales and the float32 bias. Activations stay float32; the
+ * kernels dequantize weights on the fly, a tile at a time (ops/quant.ts), so a model is about 4x
+ * (int8) or 7x (int4) smaller and never holds its f32 weights.
  *
  * Quantized layers have no parameters, only buffers: they are inference-only. Their state dict
  * ('0.weight' int8, '0.scales', '0.bias') saves to safetensors like any other; to load, rebuild the
@@ -14,9 +15,8 @@
 
 import type { Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
-import { tidy } from '../engine.js';
-import { conv2d, type Padding2d } from '../ops/conv.js';
-import { INT4_BLOCK, dequantizeInt4, dequantizeInt8, linearQ4, linearQ8, quantizeInt4, quantizeInt8 } from '../ops/quant.js';
+import type { Padding2d } from '../ops/conv.js';
+import { INT4_BLOCK, conv2dQ4, conv2dQ8, linearQ4, linearQ8, quantizeInt4, quantizeInt8 } from '../ops/quant.js';
 import { Conv2d } from './conv.js';
 import { Linear } from './linear.js';
 import { Module, type AnyModule } from './module.js';
@@ -87,10 +87,9 @@ export class QuantizedLinear extends Module {
 
 /**
  * A Conv2d with int8 (per output channel) or int4 (blocks along the flattened
- * inChannels/groups · kh · kw of each filter) weights. Each call expands the packed weights into a
- * float32 scratch tensor (Rust dequantize kernels) and runs the conv kernel: a conv's weights are
- * small next to its activations, so the expansion costs little, and the layer still stores and
- * saves only the packed weights.
+ * inChannels/groups · kh · kw of each filter) weights. The Rust kernels (conv2dQ8 / conv2dQ4)
+ * convolve with the packed filters directly, expanding at most 64 filters at a time next to the
+ * im2col band, so the float32 weight never exists, not even per call.
  */
 export class QuantizedConv2d extends Module {
   /** int8 [out, in/groups·kh·kw] (bits 8), or packed int8 [out, ceil(in/groups·kh·kw / 2)] (bits 4). */
@@ -138,11 +137,11 @@ export class QuantizedConv2d extends Module {
     if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
       throw new Error(`QuantizedConv2d(${this.inChannels} -> ${this.outChannels}, int${this.bits}): expected input [batch, ${this.inChannels}, height, width], got ${x.dtype} [${x.shape.join(', ')}]`);
     }
-    return tidy(() => {
-      const rows = this.bits === 8 ? dequantizeInt8(this.weight, this.scales) : dequantizeInt4(this.weight, this.scales, this.rowLength, this.block);
-      const w = rows.reshape(this.weightShape);
-      return conv2d(x, w, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups, bias: this.bias ?? undefined });
-    });
+    const kernel: [number, number] = [this.weightShape[2], this.weightShape[3]];
+    const options = { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups, bias: this.bias };
+    return this.bits === 8
+      ? conv2dQ8(x, this.weight, this.scales, kernel, options)
+      : conv2dQ4(x, this.weight, this.scales, kernel, { ...options, block: this.block });
   }
 }
 

@@ -8,12 +8,16 @@
  *   two per byte (element 2j in the low nibble of byte j, 2j+1 in the high one), packed int8
  *   [O, ceil(I/2)], scales float32 [O, ceil(I/block)].
  *
- * The linear kernels compute x·Wᵀ + b directly from the packed weights. They are inference-only:
- * with gradients enabled, an input that requires gradients is an error (run under `noGrad`).
+ * A conv filter [inChannels/groups, kh, kw] is quantized as one row of inChannels/groups·kh·kw.
+ *
+ * The linear and conv kernels compute directly from the packed weights (a tile of at most 64
+ * rows is expanded at a time, never the whole float32 weight). They are inference-only: with
+ * gradients enabled, an input that requires gradients is an error (run under `noGrad`).
  */
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
+import { conv2dPadding, pair as sizePair, type Conv2dOptions } from './conv.js';
 import { handleOf } from './util.js';
 
 /** The int4 block length unless chosen otherwise. */
@@ -80,4 +84,42 @@ export function linearQ4(x: Tensor, packed: Tensor, scales: Tensor, bias?: Tenso
   const op = 'linearQ4';
   const bh = bias == null ? -1 : handleOf(bias, op, b, 'bias');
   return wrap(b.impl.linearQ4(handleOf(x, op, b, 'x'), handleOf(packed, op, b, 'packed'), handleOf(scales, op, b, 'scales'), bh, positiveInt(op, 'block', block)), b);
+}
+
+/** What both quantized convolutions pass to the kernel after x, the weights and the scales. */
+function convArgs(op: string, x: Tensor, kernel: number | [number, number], options: Conv2dOptions): number[] {
+  const b = backend();
+  const [kh, kw] = sizePair(op, 'kernel', kernel, 1, 1);
+  const stride = sizePair(op, 'stride', options.stride, 1, 1);
+  const dilation = sizePair(op, 'dilation', options.dilation, 1, 1);
+  const groups = positiveInt(op, 'groups', options.groups ?? 1);
+  const padding = conv2dPadding(op, options.padding, x.shape, [0, 0, kh, kw], stride, dilation);
+  const bias = options.bias == null ? -1 : handleOf(options.bias, op, b, 'bias');
+  return [bias, kh, kw, ...stride, ...padding, ...dilation, groups];
+}
+
+/**
+ * conv2d (as `kiln.conv2d`, same options) with int8 filters: each of the O filters
+ * [inChannels/groups, kh, kw] is a row of q. x float32 [batch, inChannels, height, width],
+ * q int8 [O, inChannels/groups·kh·kw], scales [O], kernel kh or [kh, kw] ->
+ * [batch, O, outHeight, outWidth]. Inference-only.
+ */
+export function conv2dQ8(x: Tensor, q: Tensor, scales: Tensor, kernel: number | [number, number], options: Conv2dOptions = {}): Tensor {
+  const b = backend();
+  const op = 'conv2dQ8';
+  const [bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g] = convArgs(op, x, kernel, options);
+  return wrap(b.impl.conv2dQ8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g), b);
+}
+
+/**
+ * conv2d with int4 filters in blocks of `block` (default 32) along each row. packed int8
+ * [O, ceil(patch/2)], scales [O, ceil(patch/block)] with patch = inChannels/groups·kh·kw;
+ * otherwise as `conv2dQ8`. Inference-only.
+ */
+export function conv2dQ4(x: Tensor, packed: Tensor, scales: Tensor, kernel: number | [number, number], options: Conv2dOptions & { block?: number } = {}): Tensor {
+  const b = backend();
+  const op = 'conv2dQ4';
+  const block = positiveInt(op, 'block', options.block ?? INT4_BLOCK);
+  const [bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g] = convArgs(op, x, kernel, options);
+  return wrap(b.impl.conv2dQ4(handleOf(x, op, b, 'x'), handleOf(packed, op, b, 'packed'), handleOf(scales, op, b, 'scales'), bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g, block), b);
 }

@@ -421,6 +421,25 @@ raw_functions! {
         }
         Ok(peak)
     }
+    // ---- quantized convolutions (kiln-core ops/quant/conv.rs) ----
+    // `bias` is a handle or -1; the kernel size [kh, kw] comes first (the rows do not record it),
+    // then conv2d's stride, per-side padding, dilation and groups.
+    "conv2dQ8" => fn conv2d_q8(x: u32, q: u32, scales: u32, bias: i64, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32) -> u32 {
+        let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::conv2d_q8(r.get(x)?, r.get(q)?, r.get(scales)?, b, [kernel_h as usize, kernel_w as usize], &p)
+        })?;
+        Ok(register(out))
+    }
+    "conv2dQ4" => fn conv2d_q4(x: u32, packed: u32, scales: u32, bias: i64, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32, block: u32) -> u32 {
+        let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::conv2d_q4(r.get(x)?, r.get(packed)?, r.get(scales)?, b, [kernel_h as usize, kernel_w as usize], &p, block as usize)
+        })?;
+        Ok(register(out))
+    }
 }
 
 // convolution (CNN family)

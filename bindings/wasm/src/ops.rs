@@ -523,3 +523,35 @@ pub fn peak_bytes(reset: bool) -> f64 {
     }
     peak
 }
+
+// ---- quantized convolutions (kiln-core ops/quant/conv.rs) ----------------------------------
+
+/// `bias` is a handle or -1; the kernel size [kh, kw] comes first (the rows do not record it),
+/// then conv2d's stride, per-side padding, dilation and groups.
+#[wasm_bindgen(js_name = "conv2dQ8")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_q8(x: Handle, q: Handle, scales: Handle, bias: f64, kernel_h: f64, kernel_w: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64, groups: f64) -> Result<Handle> {
+    const OP: &str = "conv2dQ8";
+    let out = registry::with(|r| {
+        let p = conv_params(OP, [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups)?;
+        let kernel = [whole(OP, "kernelH", kernel_h)? as usize, whole(OP, "kernelW", kernel_w)? as usize];
+        let b = if bias < 0.0 { None } else { Some(r.get(whole(OP, "bias", bias)?)?) };
+        ops::conv2d_q8(r.get(x)?, r.get(q)?, r.get(scales)?, b, kernel, &p)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}
+
+#[wasm_bindgen(js_name = "conv2dQ4")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_q4(x: Handle, packed: Handle, scales: Handle, bias: f64, kernel_h: f64, kernel_w: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64, groups: f64, block: f64) -> Result<Handle> {
+    const OP: &str = "conv2dQ4";
+    let out = registry::with(|r| {
+        let p = conv_params(OP, [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups)?;
+        let kernel = [whole(OP, "kernelH", kernel_h)? as usize, whole(OP, "kernelW", kernel_w)? as usize];
+        let b = if bias < 0.0 { None } else { Some(r.get(whole(OP, "bias", bias)?)?) };
+        ops::conv2d_q4(r.get(x)?, r.get(packed)?, r.get(scales)?, b, kernel, &p, whole(OP, "block", block)? as usize)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}

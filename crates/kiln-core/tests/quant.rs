@@ -148,3 +148,16 @@ fn gradients_are_refused_not_dropped() {
     autograd::set_enabled(previous);
     assert!(!y.unwrap().requires_grad());
 }
+
+#[test]
+fn int4_few_row_path_matches_for_every_block_shape() {
+    // The fused int4 dot (blocks of a multiple of 16) and the expand-then-dot path (others), with
+    // rows ending mid-block and on an odd element.
+    for &(block, i) in &[(16usize, 95usize), (48, 100), (64, 64), (32, 31), (6, 45), (7, 29)] {
+        let x = rand(&[2, i], 70 + block as u64);
+        let w = rand(&[9, i], 80 + i as u64);
+        let (p, s) = ops::quantize_int4(&w, block).unwrap();
+        let d = ops::dequantize_int4(&p, &s, i, block).unwrap();
+        assert_close(&vals(&ops::linear_q4(&x, &p, &s, None, block).unwrap()), &reference(&x, &d, None), &format!("q4 block {block} in {i}"));
+    }
+}

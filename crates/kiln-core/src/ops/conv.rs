@@ -3,7 +3,7 @@
 //! convolution's input gradient and its input gradient is a convolution's forward, so each op's
 //! backward is the other's forward and no kernel is written twice.
 
-mod engine;
+pub(crate) mod engine;
 mod geometry;
 mod im2col;
 
@@ -42,7 +42,7 @@ pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvPa
     let geo = conv2d_geometry(OP, input, weight, bias, p)?;
     let (x, w) = (input.materialize()?, weight.materialize()?);
     let b = bias.map(|b| b.to_vec::<f32>().unwrap());
-    let out = engine::forward(&geo, slice(&x), slice(&w), b.as_deref(), OP)?;
+    let out = engine::forward(&geo, slice(&x), &engine::Dense(slice(&w)), b.as_deref(), OP)?;
     let out = Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])?;
     Ok(record(OP, input, weight, bias, &x, &w, out, move |g, x, w, needs| {
         Ok([
@@ -65,7 +65,7 @@ pub fn conv_transpose2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
     let out = Tensor::from_vec(out, &[geo.batch, geo.channels, geo.height, geo.width])?;
     Ok(record(OP, input, weight, bias, &x, &w, out, move |g, x, w, needs| {
         Ok([
-            needs[0].then(|| engine::forward(&geo, g, w, None, OP)).transpose()?,
+            needs[0].then(|| engine::forward(&geo, g, &engine::Dense(w), None, OP)).transpose()?,
             needs[1].then(|| engine::weight_grad(&geo, g, x, OP)).transpose()?,
         ])
     }))
@@ -107,27 +107,50 @@ fn record(
 
 // ---- validation ------------------------------------------------------------------------------
 
-fn describe(input: &Tensor, weight: &Tensor) -> String {
-    format!("input {} {}, weight {} {}", input.dtype(), fmt_shape(input.shape()), weight.dtype(), fmt_shape(weight.shape()))
+/// The weight as messages name it: a tensor's dtype and shape, or what a quantized op holds.
+pub(crate) fn describe_weight(weight: &Tensor) -> String {
+    format!("weight {} {}", weight.dtype(), fmt_shape(weight.shape()))
 }
 
-/// Checks what both ops share: float32 rank-4 input and weight, positive stride/dilation/groups,
-/// a kernel of at least 1x1, and a float32 bias of `out_channels`.
-fn check_common(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, out_channels: usize) -> Result<()> {
-    for (name, t, layout) in [("input", input, "[batch, channels, height, width]"), ("weight", weight, "a 4-D weight")] {
-        if t.dtype() != DType::F32 || t.rank() != 4 {
-            return Err(KilnError::new(op, format!("{name} must be float32 {layout}, got {} {} ({})", t.dtype(), fmt_shape(t.shape()), describe(input, weight))));
-        }
+fn describe(input: &Tensor, weight: &str) -> String {
+    format!("input {} {}, {weight}", input.dtype(), fmt_shape(input.shape()))
+}
+
+/// The input must be float32 [batch, channels, height, width].
+pub(crate) fn check_input(op: &str, input: &Tensor, weight: &str) -> Result<()> {
+    if input.dtype() != DType::F32 || input.rank() != 4 {
+        return Err(KilnError::new(op, format!(
+            "input must be float32 [batch, channels, height, width], got {} {} ({})",
+            input.dtype(), fmt_shape(input.shape()), describe(input, weight)
+        )));
     }
+    Ok(())
+}
+
+/// Checks a float32 weight tensor is 4-D; returns its shape.
+fn weight_shape(op: &str, input: &Tensor, weight: &Tensor) -> Result<[usize; 4]> {
+    check_input(op, input, &describe_weight(weight))?;
+    match (weight.dtype(), weight.shape()) {
+        (DType::F32, &[a, b, c, d]) => Ok([a, b, c, d]),
+        _ => Err(KilnError::new(op, format!(
+            "weight must be float32 a 4-D weight, got {} {} ({})",
+            weight.dtype(), fmt_shape(weight.shape()), describe(input, &describe_weight(weight))
+        ))),
+    }
+}
+
+/// Checks what both ops share: positive stride/dilation/groups, a kernel of at least 1x1, and a
+/// float32 bias of `out_channels` (the input and weight dtypes and ranks are checked already).
+fn check_common(op: &str, input: &Tensor, weight: [usize; 4], what: &str, bias: Option<&Tensor>, p: &ConvParams, out_channels: usize) -> Result<()> {
     if p.stride.contains(&0) || p.dilation.contains(&0) || p.groups == 0 {
         return Err(KilnError::new(op, format!("stride, dilation and groups must be >= 1, got stride {:?}, dilation {:?}, groups {}", p.stride, p.dilation, p.groups)));
     }
-    if weight.shape()[2] == 0 || weight.shape()[3] == 0 {
-        return Err(KilnError::new(op, format!("the kernel must be at least 1x1, got weight {}", fmt_shape(weight.shape()))));
+    if weight[2] == 0 || weight[3] == 0 {
+        return Err(KilnError::new(op, format!("the kernel must be at least 1x1, got {what}")));
     }
     if let Some(b) = bias {
         if b.dtype() != DType::F32 || b.shape() != [out_channels] {
-            return Err(KilnError::new(op, format!("bias must be float32 [{out_channels}] (one per output channel), got {} {} ({})", b.dtype(), fmt_shape(b.shape()), describe(input, weight))));
+            return Err(KilnError::new(op, format!("bias must be float32 [{out_channels}] (one per output channel), got {} {} ({})", b.dtype(), fmt_shape(b.shape()), describe(input, what))));
         }
     }
     Ok(())
@@ -149,10 +172,17 @@ fn check_sizes(op: &str, g: Geometry) -> Result<Geometry> {
 }
 
 fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Geometry> {
-    let out_channels = weight.shape().first().copied().unwrap_or(0);
-    check_common(op, input, weight, bias, p, out_channels)?;
+    let shape = weight_shape(op, input, weight)?;
+    conv2d_geometry_of(op, input, shape, &describe_weight(weight), bias, p)
+}
+
+/// conv2d's geometry for a checked float32 input and a weight of `shape` [out, in/groups, kh,
+/// kw] that `what` names in messages (the quantized convolutions hold no 4-D weight tensor).
+pub(crate) fn conv2d_geometry_of(op: &str, input: &Tensor, shape: [usize; 4], what: &str, bias: Option<&Tensor>, p: &ConvParams) -> Result<Geometry> {
+    let weight = what;
+    check_common(op, input, shape, what, bias, p, shape[0])?;
     let &[n, c, h, w] = input.shape() else { unreachable!() };
-    let &[o, cg, kh, kw] = weight.shape() else { unreachable!() };
+    let [o, cg, kh, kw] = shape;
     let groups = p.groups;
     if c % groups != 0 || o % groups != 0 {
         return Err(KilnError::new(op, format!(
@@ -198,10 +228,11 @@ fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tens
 /// conv-transpose's output and vice versa.
 fn conv_transpose2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, output_padding: [usize; 2]) -> Result<Geometry> {
     let groups = p.groups.max(1);
-    let out_channels = weight.shape().get(1).map_or(0, |&d| d.saturating_mul(groups));
-    check_common(op, input, weight, bias, p, out_channels)?;
+    let shape = weight_shape(op, input, weight)?;
+    let weight = &describe_weight(weight);
+    check_common(op, input, shape, weight, bias, p, shape[1].saturating_mul(groups))?;
     let &[n, c, h, w] = input.shape() else { unreachable!() };
-    let &[wc, og, kh, kw] = weight.shape() else { unreachable!() };
+    let [wc, og, kh, kw] = shape;
     if wc != c {
         return Err(KilnError::new(op, format!(
             "weight [in, out/groups, kh, kw] has {wc} input channels, the input has {c} ({})",

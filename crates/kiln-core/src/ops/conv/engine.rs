@@ -15,9 +15,9 @@
 
 use super::geometry::Geometry;
 use super::im2col::{col2im_add, im2col};
-use crate::error::Result;
+use crate::error::{KilnError, Result};
 use crate::parallel::{self, SendPtr};
-use crate::storage::try_zeroed;
+use crate::storage::{try_zeroed, Scratch};
 use crate::gemm_call::Parallelism;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -32,7 +32,7 @@ const MIN_PARALLEL_MACS: usize = 96 * 96 * 96;
 
 /// A read-only strided matrix inside a slice.
 #[derive(Clone, Copy)]
-struct Mat<'a> {
+pub(crate) struct Mat<'a> {
     data: &'a [f32],
     rows: usize,
     cols: usize,
@@ -41,7 +41,7 @@ struct Mat<'a> {
 }
 
 impl<'a> Mat<'a> {
-    fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Mat<'a> {
+    pub(crate) fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Mat<'a> {
         Mat { data, rows, cols, row_stride, col_stride: 1 }
     }
     /// The transpose, as swapped strides (no copy).
@@ -57,7 +57,7 @@ impl<'a> Mat<'a> {
 /// `dst_stride`, unit column stride.
 ///
 /// SAFETY: dst must be valid for those writes, and no one else may touch them during the call.
-unsafe fn gemm(dst: *mut f32, dst_stride: usize, accumulate: bool, a: Mat, b: Mat, parallelism: Parallelism) {
+pub(crate) unsafe fn gemm(dst: *mut f32, dst_stride: usize, accumulate: bool, a: Mat, b: Mat, parallelism: Parallelism) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     assert!(b.rows == k && a.fits() && b.fits(), "conv: GEMM operands out of bounds");
     if m == 0 || n == 0 {
@@ -132,21 +132,33 @@ impl Plan {
     /// can be summed. Units are handed out one at a time (rayon's work stealing), not in fixed
     /// shares: on a shared machine a descheduled worker then delays the call by one unit, not by
     /// half the batch. A unit takes a buffer from a pool of one per thread and puts it back.
-    fn run(&self, op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Vec<f32>>> {
+    /// The buffers are `Scratch`, so `kiln.peakMemory()` sees a convolution's working memory.
+    fn run(&self, op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
         let (workers, inner) = Self::workers(units);
-        let pool = (0..workers).map(|_| try_zeroed::<f32>(op, scratch_len)).collect::<Result<Vec<_>>>()?;
+        let pool = (0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?;
         let pool = Mutex::new(pool);
+        let failed = Mutex::new(None::<KilnError>);
         let chunks = if workers > 1 { units } else { 1 };
         parallel::for_each_chunk(units, chunks, |start, end| {
             let lock = || pool.lock().unwrap_or_else(|e| e.into_inner());
             // A pool of one per thread cannot run dry unless a caller is itself a pool thread;
             // then a fresh buffer (the size of one band) keeps the call going.
-            let mut scratch = lock().pop().unwrap_or_else(|| vec![0.0; scratch_len]);
+            let popped = lock().pop();
+            let mut scratch = match popped.map_or_else(|| Scratch::zeroed(op, scratch_len), Ok) {
+                Ok(s) => s,
+                Err(e) => {
+                    *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    return;
+                }
+            };
             for unit in start..end {
                 work(unit, &mut scratch, inner);
             }
             lock().push(scratch);
         });
+        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
         Ok(pool.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -164,15 +176,43 @@ impl Plan {
     }
 }
 
+/// Where `forward` reads a group's filters from: a float32 weight (`Dense`), or quantized rows
+/// expanded a tile at a time (ops/quant/conv.rs).
+pub(crate) trait Filters: Sync {
+    /// Floats of scratch one worker needs next to its im2col band.
+    fn scratch_len(&self, geo: &Geometry) -> usize;
+    /// dst[r, :] = filter r of group `grp` · x (+= with `accumulate`) for the group's
+    /// out_channels/groups filters r; dst rows `dst_stride` apart.
+    ///
+    /// SAFETY: as `gemm`: dst must be valid for those writes and no one else may touch them.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn apply(&self, geo: &Geometry, grp: usize, x: Mat, dst: *mut f32, dst_stride: usize, accumulate: bool, scratch: &mut [f32], par: Parallelism);
+}
+
+/// A float32 weight [out_channels, channels/groups, kh, kw].
+pub struct Dense<'a>(pub &'a [f32]);
+
+impl Filters for Dense<'_> {
+    fn scratch_len(&self, _: &Geometry) -> usize {
+        0
+    }
+    unsafe fn apply(&self, geo: &Geometry, grp: usize, x: Mat, dst: *mut f32, dst_stride: usize, accumulate: bool, _: &mut [f32], par: Parallelism) {
+        let (patch, cout) = (geo.patch(), geo.group_out_channels());
+        gemm(dst, dst_stride, accumulate, Mat::new(&self.0[grp * cout * patch..], cout, patch, patch), x, par);
+    }
+}
+
 /// Output [batch, out_channels, out_height, out_width] of the convolution of `input`
-/// [batch, channels, height, width] with `weight` [out_channels, channels/groups, kh, kw].
-pub fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+/// [batch, channels, height, width] with the filters [out_channels, channels/groups, kh, kw].
+pub(crate) fn forward(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
     let g = *geo;
     let mut out = try_zeroed::<f32>(op, g.batch * g.out_image_len())?;
     let plan = Plan::new(&g);
     let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
     let dst = SendPtr(out.as_mut_ptr());
-    plan.run(op, g.batch * plan.bands, plan.col_len(), |unit, col, par| {
+    let col_len = plan.col_len();
+    plan.run(op, g.batch * plan.bands, col_len + filters.scratch_len(&g), |unit, scratch, par| {
+        let (col, own) = scratch.split_at_mut(col_len);
         let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
         let cols = rows.len() * ow;
         let image = &input[n * g.image_len()..(n + 1) * g.image_len()];
@@ -186,9 +226,8 @@ pub fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32
             }
         }
         for grp in 0..g.groups {
-            let w = Mat::new(&weight[grp * cout * patch..], cout, patch, patch);
             let x = Mat::new(&matrix[grp * patch * col_stride..], patch, cols, col_stride);
-            unsafe { gemm(band.add(grp * cout * plane), plane, bias.is_some(), w, x, par) };
+            unsafe { filters.apply(&g, grp, x, band.add(grp * cout * plane), plane, bias.is_some(), own, par) };
         }
     })?;
     Ok(out)

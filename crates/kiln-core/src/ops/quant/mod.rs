@@ -1,0 +1,99 @@
+//! Weight-only quantization for inference: int8 per output channel, int4 per block of a row.
+//!
+//! Formats (weights [O, I], PyTorch's Linear layout; a conv filter is the row of its
+//! in/groups · kh · kw weights):
+//! - int8: q [O, I] int8, scales [O] float32; w[o, i] ≈ q[o, i] · scales[o], q in [-127, 127]
+//!   (symmetric, scale = max|w[o, :]| / 127; -128 is never used so the range is symmetric).
+//! - int4: packed [O, ceil(I/2)] int8, scales [O, ceil(I/block)]; w[o, i] ≈ q · scales[o, i / block]
+//!   with q in [-8, 7] (scale = max|block| / 7). Element 2j of a row is the low nibble of byte j,
+//!   element 2j+1 the high nibble (two's complement); an odd row ends with a zero high nibble.
+//!
+//! The compute ops (`linear_q8`/`linear_q4` in linear.rs, `conv2d_q8`/`conv2d_q4` in conv.rs)
+//! never hold the whole f32 weight: rows are expanded into a bounded tile (rows.rs) that feeds
+//! the GEMM. They are inference-only: there is no backward, and asking for one is an error.
+
+mod codec;
+mod conv;
+mod linear;
+mod rows;
+
+pub use codec::{dequantize_int4, dequantize_int8, quantize_int4, quantize_int8};
+pub use conv::{conv2d_q4, conv2d_q8};
+pub use linear::{linear_q4, linear_q8};
+
+use crate::autograd;
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::tensor::Tensor;
+
+/// The block length of int4 quantization unless the caller chooses another.
+pub const INT4_BLOCK: usize = 32;
+
+/// How a row of quantized weights is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Int8,
+    Int4 { block: usize },
+}
+
+impl Format {
+    /// The int4 format, or an error naming `op` for a zero block.
+    fn int4(op: &str, block: usize) -> Result<Format> {
+        if block == 0 {
+            return Err(KilnError::new(op, "block must be at least 1, got 0"));
+        }
+        Ok(Format::Int4 { block })
+    }
+
+    /// Bytes per stored row and scales per row for `in_features` weights.
+    fn row_sizes(self, in_features: usize) -> (usize, usize) {
+        match self {
+            Format::Int8 => (in_features, 1),
+            Format::Int4 { block } => (in_features.div_ceil(2), in_features.div_ceil(block)),
+        }
+    }
+}
+
+/// Checks a (weights, scales) pair against `format` and `in_features`; returns both contiguous.
+fn checked_weights(op: &str, q: &Tensor, scales: &Tensor, format: Format, in_features: usize) -> Result<(Tensor, Tensor)> {
+    let rows = q.shape().first().copied().unwrap_or(0);
+    let (row_bytes, row_scales) = format.row_sizes(in_features);
+    let want_scales: Vec<usize> = if format == Format::Int8 { vec![rows] } else { vec![rows, row_scales] };
+    let ok = q.dtype() == DType::I8
+        && q.rank() == 2
+        && q.shape()[1] == row_bytes
+        && scales.dtype() == DType::F32
+        && scales.shape() == want_scales.as_slice();
+    if !ok {
+        let what = match format {
+            Format::Int8 => format!("weights int8 [outFeatures, {in_features}] and scales float32 [outFeatures]"),
+            Format::Int4 { block } => format!(
+                "packed weights int8 [outFeatures, {row_bytes}] and scales float32 [outFeatures, {row_scales}] (inFeatures {in_features}, block {block})"
+            ),
+        };
+        return Err(KilnError::new(op, format!(
+            "expected {what}, got weights {} {} and scales {} {}",
+            q.dtype(), fmt_shape(q.shape()), scales.dtype(), fmt_shape(scales.shape())
+        )));
+    }
+    Ok((q.materialize()?, scales.materialize()?))
+}
+
+/// The error for a call that would need a gradient: the quantized ops have no backward, and a
+/// silently missing gradient would be worse than a refusal.
+fn refuse_gradients(op: &str, input: &Tensor, others: &[Option<&Tensor>]) -> Result<()> {
+    let tracked = input.requires_grad() || others.iter().flatten().any(|t| t.requires_grad());
+    if tracked && autograd::is_enabled() {
+        return Err(KilnError::new(op, format!(
+            "is inference-only (no gradient through quantized weights), but an input requires gradients \
+             (input {} {}); run it under noGrad or detach the input",
+            input.dtype(), fmt_shape(input.shape())
+        )));
+    }
+    Ok(())
+}
+
+/// The bias as a vector (checked by the caller to be float32 [out]).
+fn bias_values(op: &str, bias: Option<&Tensor>) -> Result<Option<Vec<f32>>> {
+    bias.map(|b| b.to_vec::<f32>().ok_or_else(|| KilnError::new(op, "cannot read the bias"))).transpose()
+}
