@@ -146,7 +146,8 @@ fn check_sizes(op: &str, g: Geometry) -> Result<Geometry> {
     Ok(g)
 }
 
-fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Geometry> {
+/// The checked geometry of `conv2d(input, weight, bias, p)` (shared with device kernels).
+pub fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Geometry> {
     let out_channels = weight.shape().first().copied().unwrap_or(0);
     check_common(op, input, weight, bias, p, out_channels)?;
     let &[n, c, h, w] = input.shape() else { unreachable!() };
@@ -194,7 +195,7 @@ fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tens
 
 /// The geometry of the convolution this conv-transpose is the input gradient of: its input is the
 /// conv-transpose's output and vice versa.
-fn conv_transpose2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, output_padding: [usize; 2]) -> Result<Geometry> {
+pub fn conv_transpose2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, output_padding: [usize; 2]) -> Result<Geometry> {
     let groups = p.groups.max(1);
     let out_channels = weight.shape().get(1).map_or(0, |&d| d.saturating_mul(groups));
     check_common(op, input, weight, bias, p, out_channels)?;

@@ -10,14 +10,14 @@ mod kernels;
 mod plan;
 
 pub(crate) use plan::for_each_plane;
-pub use plan::Pool2d;
+pub use plan::{AxisPlan, Plan, Pool2d};
 
 use crate::autograd;
 use crate::error::{KilnError, Result};
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
 use kernels::{avg_plane_backward, avg_pool_plane, max_pool_plane};
-use plan::{divisors, Plan};
+use plan::divisors;
 
 /// Max pooling. x: [N, C, H, W] float32 -> [N, C, outH, outW] with
 /// out = (in + padBefore + padAfter - dilation·(kernel - 1) - 1) / stride + 1 (floor).
