@@ -5,6 +5,7 @@
 mod common;
 
 mod adam;
+mod cnn;
 mod device;
 mod elementwise;
 mod matmul;
