@@ -5,9 +5,11 @@
 mod common;
 
 mod adam;
-mod cnn;
+mod backend;
 mod device;
 mod elementwise;
 mod matmul;
 mod reduce;
 mod softmax;
+// CNN family (conv, pooling, batch norm)
+mod cnn;
