@@ -13,3 +13,4 @@ mod reduce;
 mod softmax;
 // CNN family (conv, pooling, batch norm)
 mod cnn;
+mod backend_cnn;

@@ -25,13 +25,23 @@ use plan::divisors;
 pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
     const OP: &str = "maxPool2d";
     let plan = Plan::new(OP, x, &pool)?;
-    let xs = x.materialize()?;
-    let data = xs.contiguous_slice::<f32>().unwrap();
     let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());
     if in_plane > i32::MAX as usize {
         return Err(KilnError::new(OP, format!("planes of {} elements are too large (at most 2^31 - 1)", in_plane)));
     }
     let tracked = x.requires_grad() && autograd::is_enabled();
+    if let Some(dev) = crate::device::device_of(OP, &[x])? {
+        let (y, indices) = dev.max_pool2d(&plan, x)?;
+        if !tracked {
+            return Ok(y);
+        }
+        let in_shape = x.shape().to_vec();
+        return Ok(autograd::record(OP, &[x], &[&indices], y, move |g, saved, _needs| {
+            Ok(vec![Some(dev.max_pool2d_backward(&plan, g, &saved[0], &in_shape)?)])
+        }));
+    }
+    let xs = x.materialize()?;
+    let data = xs.contiguous_slice::<f32>().unwrap();
     let total = plan.planes * out_plane;
     let mut out = try_zeroed::<f32>(OP, total)?;
     let mut idx = if tracked { try_zeroed::<i32>(OP, total)? } else { Vec::new() };
@@ -69,6 +79,16 @@ pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
 pub fn avg_pool2d(x: &Tensor, pool: Pool2d, count_include_pad: bool) -> Result<Tensor> {
     const OP: &str = "avgPool2d";
     let plan = Plan::new(OP, x, &pool)?;
+    if let Some(dev) = crate::device::device_of(OP, &[x])? {
+        let y = dev.avg_pool2d(&plan, x, count_include_pad)?;
+        if !(x.requires_grad() && autograd::is_enabled()) {
+            return Ok(y);
+        }
+        let in_shape = x.shape().to_vec();
+        return Ok(autograd::record(OP, &[x], &[], y, move |g, _saved, _needs| {
+            Ok(vec![Some(dev.avg_pool2d_backward(&plan, g, &in_shape, count_include_pad)?)])
+        }));
+    }
     let xs = x.materialize()?;
     let data = xs.contiguous_slice::<f32>().unwrap();
     let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());

@@ -25,6 +25,23 @@ const OP: &str = "batchNorm";
 /// the batch's statistics, and in training folds them into `running` (made unique first, as
 /// kiln-core's copy-on-write); otherwise the running statistics are used.
 pub fn batch_norm(dev: &GpuDevice, x: &GpuTensor, weight: Option<&GpuTensor>, bias: Option<&GpuTensor>, running: Option<(&mut GpuTensor, &mut GpuTensor)>, options: BatchNorm) -> Result<(GpuTensor, GpuTensor)> {
+    let running = match running {
+        Some((rm, rv)) => {
+            if options.training {
+                rm.make_unique(dev)?;
+                rv.make_unique(dev)?;
+            }
+            Some((&*rm, &*rv))
+        }
+        None => None,
+    };
+    batch_norm_in_place(dev, x, weight, bias, running, options)
+}
+
+/// batch_norm, writing the running statistics in place when training: the caller has made each
+/// the sole owner of a whole contiguous buffer (GpuTensor::make_unique, or the backend's
+/// copy-on-write for kiln-core tensors).
+pub(crate) fn batch_norm_in_place(dev: &GpuDevice, x: &GpuTensor, weight: Option<&GpuTensor>, bias: Option<&GpuTensor>, running: Option<(&GpuTensor, &GpuTensor)>, options: BatchNorm) -> Result<(GpuTensor, GpuTensor)> {
     let (x, c, spatial) = input(dev, x)?;
     let n = x.shape()[0];
     let vector = |what: &str, t: Option<&GpuTensor>| -> Result<Option<GpuTensor>> {
@@ -37,26 +54,19 @@ pub fn batch_norm(dev: &GpuDevice, x: &GpuTensor, weight: Option<&GpuTensor>, bi
         .transpose()
     };
     let (weight, bias) = (vector("weight", weight)?, vector("bias", bias)?);
-    let count = n * spatial;
-    let batch_stats = options.training || running.is_none();
+    if let Some((rm, rv)) = running {
+        vector("runningMean", Some(rm))?;
+        vector("runningVar", Some(rv))?;
+    }
     let stats = GpuTensor::empty(dev, OP, &[2, c], DType::F32)?;
     match running {
-        Some((rm, rv)) if !batch_stats => {
-            let (rm, rv) = (vector("runningMean", Some(&*rm))?.unwrap(), vector("runningVar", Some(&*rv))?.unwrap());
-            running_stats(dev, &rm, &rv, &stats, c, options.eps)?;
-        }
+        Some((rm, rv)) if !options.training => running_stats(dev, &operand(dev, OP, rm)?, &operand(dev, OP, rv)?, &stats, c, options.eps)?,
         running => {
-            let running = match running {
-                Some((rm, rv)) => {
-                    vector("runningMean", Some(&*rm))?;
-                    vector("runningVar", Some(&*rv))?;
-                    rm.make_unique(dev)?;
-                    rv.make_unique(dev)?;
-                    Some((&*rm, &*rv))
-                }
-                None => None,
-            };
-            batch_stats_kernel(dev, &x, &stats, running, [n, c, spatial], options, count)?;
+            let updated = running.filter(|_| options.training);
+            if updated.is_some_and(|(rm, rv)| rm.offset() != 0 || rv.offset() != 0 || !rm.is_contiguous() || !rv.is_contiguous()) {
+                return Err(KilnError::new(OP, "internal error: running statistics updated in place must be whole contiguous buffers"));
+            }
+            batch_stats_kernel(dev, &x, &stats, updated, [n, c, spatial], options, n * spatial)?;
         }
     }
     let y = GpuTensor::empty(dev, OP, x.shape(), DType::F32)?;
