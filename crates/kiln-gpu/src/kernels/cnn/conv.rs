@@ -39,15 +39,17 @@ pub fn forward(dev: &GpuDevice, geo: &Geometry, x: &GpuTensor, w: &GpuTensor, bi
     let (x, w) = (input(dev, op, &g, x)?, weight(dev, op, &g, w)?);
     let bias = bias.map(|b| expect(op, "bias", b, &[g.out_channels]).and_then(|_| operand(dev, op, b))).transpose()?;
     let out_shape = [g.batch, g.out_channels, g.out_height, g.out_width];
-    let out = GpuTensor::empty(dev, op, &out_shape, DType::F32)?;
     let chunk = chunk_images(dev, &g);
+    if chunk >= g.batch && bias.is_none() {
+        // One chunk and nothing to add: the product is the output.
+        let col = im2col(dev, op, &g, &x, 0, g.batch, false)?;
+        return matmul(dev, &w, &col, false, false)?.reshape(dev, &out_shape.map(|d| d as isize));
+    }
+    let out = GpuTensor::empty(dev, op, &out_shape, DType::F32)?;
     for n0 in (0..g.batch).step_by(chunk) {
         let nc = chunk.min(g.batch - n0);
         let col = im2col(dev, op, &g, &x, n0, nc, false)?;
         let product = matmul(dev, &w, &col, false, false)?; // [nc, groups, out/groups, positions]
-        if nc == g.batch && bias.is_none() {
-            return product.reshape(dev, &out_shape.map(|d| d as isize));
-        }
         add_bias_into(dev, op, &g, &product, bias.as_ref(), &out, n0, nc)?;
     }
     Ok(out)
