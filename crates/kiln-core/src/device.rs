@@ -11,6 +11,7 @@
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::ops::{conv::Geometry, pool::Plan, BatchNorm};
 use crate::optim::{GradTransform, Rule};
 use crate::tensor::Tensor;
 use std::any::Any;
@@ -97,6 +98,52 @@ pub trait Device: Send + Sync {
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
         let _ = (transform, param, grad, state);
         Err(no_kernel(self.name(), rule.name()))
+    }
+
+    // CNN family (conv, pooling, batch norm): the passes of kiln-core's CPU kernels, same parameters.
+    /// Convolution forward on `geo` (conv/engine.rs `forward`): [N, O, OH, OW], plus `bias` [O].
+    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: &str) -> Result<Tensor> {
+        let _ = (geo, x, w, bias);
+        Err(no_kernel(self.name(), op))
+    }
+    /// The convolution's input gradient from `dy` (engine `input_grad`), plus `init` [C]
+    /// per channel: also a conv-transpose's forward.
+    fn conv2d_input_grad(&self, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>, op: &str) -> Result<Tensor> {
+        let _ = (geo, dy, w, init);
+        Err(no_kernel(self.name(), op))
+    }
+    /// The convolution's weight gradient (engine `weight_grad`): [O, C/groups, kh, kw].
+    fn conv2d_weight_grad(&self, geo: &Geometry, x: &Tensor, dy: &Tensor, op: &str) -> Result<Tensor> {
+        let _ = (geo, x, dy);
+        Err(no_kernel(self.name(), op))
+    }
+    /// (maxima, first argmax per window as int32 indices into its input plane).
+    fn max_pool2d(&self, plan: &Plan, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let _ = (plan, x);
+        Err(no_kernel(self.name(), "maxPool2d"))
+    }
+    fn max_pool2d_backward(&self, plan: &Plan, g: &Tensor, indices: &Tensor, in_shape: &[usize]) -> Result<Tensor> {
+        let _ = (plan, g, indices, in_shape);
+        Err(no_kernel(self.name(), "maxPool2d"))
+    }
+    fn avg_pool2d(&self, plan: &Plan, x: &Tensor, count_include_pad: bool) -> Result<Tensor> {
+        let _ = (plan, x, count_include_pad);
+        Err(no_kernel(self.name(), "avgPool2d"))
+    }
+    fn avg_pool2d_backward(&self, plan: &Plan, g: &Tensor, in_shape: &[usize], count_include_pad: bool) -> Result<Tensor> {
+        let _ = (plan, g, in_shape, count_include_pad);
+        Err(no_kernel(self.name(), "avgPool2d"))
+    }
+    /// (y, saved statistics [2, C]: mean and 1/sqrt(var + eps)); in training the running
+    /// statistics are updated in place (copy-on-write).
+    fn batch_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, running: Option<(&mut Tensor, &mut Tensor)>, options: BatchNorm) -> Result<(Tensor, Tensor)> {
+        let _ = (x, weight, bias, running, options);
+        Err(no_kernel(self.name(), "batchNorm"))
+    }
+    /// (dx when `need_input`, dweight = sum g*xhat [C], dbias = sum g [C]).
+    fn batch_norm_backward(&self, g: &Tensor, x: &Tensor, stats: &Tensor, weight: Option<&Tensor>, batch_stats: bool, need_input: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+        let _ = (g, x, stats, weight, batch_stats, need_input);
+        Err(no_kernel(self.name(), "batchNorm"))
     }
 }
 

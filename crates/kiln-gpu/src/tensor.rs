@@ -219,6 +219,16 @@ impl GpuTensor {
         strides.remove(axis);
         self.view(shape, strides, self.offset)
     }
+
+    /// Elements `start..start + len` along `axis` (a view), e.g. a chunk of a batch.
+    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<GpuTensor> {
+        if axis >= self.rank() || start.checked_add(len).is_none_or(|end| end > self.shape[axis]) {
+            return Err(KilnError::new("narrow", format!("elements {start}..{} of axis {axis} are outside shape {}", start.saturating_add(len), fmt_shape(&self.shape))));
+        }
+        let mut shape = self.shape.clone();
+        shape[axis] = len;
+        Ok(self.view(shape, self.strides.clone(), self.offset + start * self.strides[axis]))
+    }
 }
 
 impl std::fmt::Debug for GpuTensor {

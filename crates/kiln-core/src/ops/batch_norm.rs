@@ -127,7 +127,6 @@ pub fn batch_norm(
     options: BatchNorm,
 ) -> Result<Tensor> {
     const OP: &str = "batchNorm";
-    crate::device::cpu_only(OP, &[Some(x), weight, bias, running.as_ref().map(|(m, _)| &**m), running.as_ref().map(|(_, v)| &**v)])?;
     if x.dtype() != DType::F32 || x.rank() < 2 {
         return Err(KilnError::new(OP, format!("expected a float32 [batch, channels, ...] tensor, got {} {}", x.dtype(), fmt_shape(x.shape()))));
     }
@@ -153,6 +152,19 @@ pub fn batch_norm(
     let batch_stats = training || running.is_none();
     if training && count < 2 {
         return Err(KilnError::new(OP, format!("training needs more than one value per channel, got input {}", fmt_shape(x.shape()))));
+    }
+
+    let tracked = autograd::is_enabled() && (x.requires_grad() || weight.is_some_and(|w| w.requires_grad()) || bias.is_some_and(|b| b.requires_grad()));
+    let mut on_device: Vec<&Tensor> = [Some(x), weight, bias].into_iter().flatten().collect();
+    if let Some((m, v)) = &running {
+        on_device.extend([&**m, &**v]);
+    }
+    if let Some(dev) = crate::device::device_of(OP, &on_device)? {
+        let (y, stats) = dev.batch_norm(x, weight, bias, running, options)?;
+        if !tracked {
+            return Ok(y);
+        }
+        return Ok(record_device(dev, x, weight, bias, y, stats, batch_stats));
     }
 
     let xs = x.materialize()?;
@@ -194,7 +206,6 @@ pub fn batch_norm(
     }
 
     let y = Tensor::from_vec(out, x.shape())?;
-    let tracked = autograd::is_enabled() && (x.requires_grad() || weight.is_some_and(|w| w.requires_grad()) || bias.is_some_and(|b| b.requires_grad()));
     if !tracked {
         return Ok(y);
     }
@@ -263,4 +274,26 @@ pub fn batch_norm(
         }
         Ok(grads)
     }))
+}
+
+/// The node of a batch_norm run on `dev`: saves x, the statistics and the weight, as the CPU
+/// path does, and runs the fused backward on the device.
+fn record_device(dev: std::sync::Arc<dyn crate::device::Device>, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, y: Tensor, stats: Tensor, batch_stats: bool) -> Tensor {
+    let mut inputs = vec![x];
+    let mut saved = vec![x, &stats];
+    inputs.extend(weight);
+    saved.extend(weight);
+    inputs.extend(bias);
+    let (has_weight, has_bias) = (weight.is_some(), bias.is_some());
+    autograd::record("batchNorm", &inputs, &saved, y, move |g, saved, needs| {
+        let (dx, dw, db) = dev.batch_norm_backward(g, &saved[0], &saved[1], saved.get(2), batch_stats, needs[0])?;
+        let mut grads = vec![dx];
+        if has_weight {
+            grads.push(needs[1].then_some(dw));
+        }
+        if has_bias {
+            grads.push(needs[1 + has_weight as usize].then_some(db));
+        }
+        Ok(grads)
+    })
 }

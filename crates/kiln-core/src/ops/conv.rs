@@ -37,17 +37,13 @@ impl Default for ConvParams {
 /// Cross-correlation as PyTorch's conv2d. input [N, C, H, W], weight [O, C/groups, KH, KW],
 /// bias [O] -> [N, O, OH, OW] with OH = (H + top + bottom - dilation·(KH-1) - 1) / stride + 1.
 pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Tensor> {
-    crate::device::cpu_only("conv2d", &[Some(input), Some(weight), bias])?;
     const OP: &str = "conv2d";
     let geo = conv2d_geometry(OP, input, weight, bias, p)?;
-    let (x, w) = (input.materialize()?, weight.materialize()?);
-    let b = bias.map(|b| b.to_vec::<f32>().unwrap());
-    let out = engine::forward(&geo, slice(&x), &engine::Dense(slice(&w)), b.as_deref(), OP)?;
-    let out = Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])?;
-    Ok(record(OP, input, weight, bias, &x, &w, out, move |g, x, w, needs| {
+    let out = forward(OP, &geo, input, weight, bias)?;
+    Ok(record(OP, input, weight, bias, out, move |g, x, w, needs| {
         Ok([
-            needs[0].then(|| engine::input_grad(&geo, g, w, None, OP)).transpose()?,
-            needs[1].then(|| engine::weight_grad(&geo, x, g, OP)).transpose()?,
+            needs[0].then(|| input_grad(OP, &geo, g, w, None)).transpose()?,
+            needs[1].then(|| weight_grad(OP, &geo, x, g)).transpose()?,
         ])
     }))
 }
@@ -56,50 +52,78 @@ pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvPa
 /// its input. input [N, C, H, W], weight [C, O/groups, KH, KW], bias [O] -> [N, O, OH, OW] with
 /// OH = (H - 1)·stride - top - bottom + dilation·(KH-1) + outputPadding + 1.
 pub fn conv_transpose2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, output_padding: [usize; 2]) -> Result<Tensor> {
-    crate::device::cpu_only("convTranspose2d", &[Some(input), Some(weight), bias])?;
     const OP: &str = "convTranspose2d";
     let geo = conv_transpose2d_geometry(OP, input, weight, bias, p, output_padding)?;
-    let (x, w) = (input.materialize()?, weight.materialize()?);
-    let b = bias.map(|b| b.to_vec::<f32>().unwrap());
-    let out = engine::input_grad(&geo, slice(&x), slice(&w), b.as_deref(), OP)?;
-    let out = Tensor::from_vec(out, &[geo.batch, geo.channels, geo.height, geo.width])?;
-    Ok(record(OP, input, weight, bias, &x, &w, out, move |g, x, w, needs| {
+    let out = input_grad(OP, &geo, input, weight, bias)?;
+    Ok(record(OP, input, weight, bias, out, move |g, x, w, needs| {
         Ok([
-            needs[0].then(|| engine::forward(&geo, g, &engine::Dense(w), None, OP)).transpose()?,
-            needs[1].then(|| engine::weight_grad(&geo, g, x, OP)).transpose()?,
+            needs[0].then(|| forward(OP, &geo, g, w, None)).transpose()?,
+            needs[1].then(|| weight_grad(OP, &geo, g, x)).transpose()?,
         ])
     }))
 }
+
+// ---- the three passes on tensors: on the inputs' device when they live on one ----------------
 
 fn slice(t: &Tensor) -> &[f32] {
     t.contiguous_slice::<f32>().expect("materialized float32")
 }
 
-/// Records the op's node: `grads(dy, x, w, needs)` gives the input and weight gradients as flat
-/// vectors; the bias gradient (dy summed over batch and space) is the same for both ops.
-#[allow(clippy::too_many_arguments)]
+/// engine::forward: [N, O, OH, OW].
+fn forward(op: &str, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(dev) = crate::device::device_of(op, &with_bias(&[x, w], bias))? {
+        return dev.conv2d_forward(geo, x, w, bias, op);
+    }
+    let (x, w) = (x.materialize()?, w.materialize()?);
+    let b = bias.map(|b| b.to_vec::<f32>().unwrap());
+    let out = engine::forward(geo, slice(&x), &engine::Dense(slice(&w)), b.as_deref(), op)?;
+    Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
+}
+
+/// engine::input_grad: [N, C, H, W], plus `init` per channel.
+fn input_grad(op: &str, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(dev) = crate::device::device_of(op, &with_bias(&[dy, w], init))? {
+        return dev.conv2d_input_grad(geo, dy, w, init, op);
+    }
+    let (dy, w) = (dy.materialize()?, w.materialize()?);
+    let init = init.map(|b| b.to_vec::<f32>().unwrap());
+    let dx = engine::input_grad(geo, slice(&dy), slice(&w), init.as_deref(), op)?;
+    Tensor::from_vec(dx, &[geo.batch, geo.channels, geo.height, geo.width])
+}
+
+/// engine::weight_grad: [O, C/groups, KH, KW].
+fn weight_grad(op: &str, geo: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    if let Some(dev) = crate::device::device_of(op, &[x, dy])? {
+        return dev.conv2d_weight_grad(geo, x, dy, op);
+    }
+    let (x, dy) = (x.materialize()?, dy.materialize()?);
+    let dw = engine::weight_grad(geo, slice(&x), slice(&dy), op)?;
+    Tensor::from_vec(dw, &[geo.out_channels, geo.group_channels(), geo.kernel[0], geo.kernel[1]])
+}
+
+fn with_bias<'a>(ts: &[&'a Tensor], bias: Option<&'a Tensor>) -> Vec<&'a Tensor> {
+    ts.iter().copied().chain(bias).collect()
+}
+
+/// Records the op's node: `grads(dy, x, w, needs)` gives the input and weight gradients; the
+/// bias gradient (dy summed over batch and space) is the same for both ops.
 fn record(
     op: &'static str,
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
-    x: &Tensor,
-    w: &Tensor,
     out: Tensor,
-    grads: impl FnOnce(&[f32], &[f32], &[f32], &[bool]) -> Result<[Option<Vec<f32>>; 2]> + Send + 'static,
+    grads: impl FnOnce(&Tensor, &Tensor, &Tensor, &[bool]) -> Result<[Option<Tensor>; 2]> + Send + 'static,
 ) -> Tensor {
     let mut inputs = vec![input, weight];
     inputs.extend(bias);
-    autograd::record(op, &inputs, &[x, w], out, move |g, saved, needs| {
-        let (x, w) = (&saved[0], &saved[1]);
-        let dy = g.materialize()?;
-        let [dx, dw] = grads(slice(&dy), slice(x), slice(w), needs)?;
-        let mut result = vec![
-            dx.map(|v| Tensor::from_vec(v, x.shape())).transpose()?,
-            dw.map(|v| Tensor::from_vec(v, w.shape())).transpose()?,
-        ];
+    // Saved detached: the passes materialize what they read (a no-op for contiguous tensors).
+    let (x, w) = (input.detach(), weight.detach());
+    autograd::record(op, &inputs, &[&x, &w], out, move |g, saved, needs| {
+        let [dx, dw] = grads(g, &saved[0], &saved[1], needs)?;
+        let mut result = vec![dx, dw];
         if needs.len() == 3 {
-            result.push(needs[2].then(|| reduce(ReduceOp::Sum, &dy, &[0, 2, 3], false, 0)).transpose()?);
+            result.push(needs[2].then(|| reduce(ReduceOp::Sum, g, &[0, 2, 3], false, 0)).transpose()?);
         }
         Ok(result)
     })
@@ -171,7 +195,8 @@ fn check_sizes(op: &str, g: Geometry) -> Result<Geometry> {
     Ok(g)
 }
 
-fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Geometry> {
+/// The checked geometry of `conv2d(input, weight, bias, p)` (shared with device kernels).
+pub fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Geometry> {
     let shape = weight_shape(op, input, weight)?;
     conv2d_geometry_of(op, input, shape, &describe_weight(weight), bias, p)
 }
@@ -226,7 +251,7 @@ pub(crate) fn conv2d_geometry_of(op: &str, input: &Tensor, shape: [usize; 4], wh
 
 /// The geometry of the convolution this conv-transpose is the input gradient of: its input is the
 /// conv-transpose's output and vice versa.
-fn conv_transpose2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, output_padding: [usize; 2]) -> Result<Geometry> {
+pub fn conv_transpose2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, output_padding: [usize; 2]) -> Result<Geometry> {
     let groups = p.groups.max(1);
     let shape = weight_shape(op, input, weight)?;
     let weight = &describe_weight(weight);

@@ -4,6 +4,8 @@
 //! the result back. Kernel families are wired in their own files next to this one.
 
 mod core_ops;
+// CNN family (conv, pooling, batch norm)
+mod cnn;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;
@@ -12,6 +14,7 @@ use kiln_core::device::{Device, DeviceBuffer};
 use kiln_core::error::fmt_shape;
 use kiln_core::ops::{BinaryOp, ReduceOp, UnaryOp};
 use kiln_core::optim::{GradTransform, Rule};
+use kiln_core::ops::{conv::Geometry, pool::Plan, BatchNorm};
 use kiln_core::{DType, KilnError, Result, Tensor};
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,5 +166,34 @@ impl Device for GpuBackend {
     }
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
         core_ops::optim_step(self, rule, transform, param, grad, state)
+    }
+
+    // CNN family (cnn.rs): conv2d / convTranspose2d passes, pooling, batch normalization.
+    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: &str) -> Result<Tensor> {
+        cnn::conv2d_forward(self, geo, x, w, bias, op)
+    }
+    fn conv2d_input_grad(&self, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>, op: &str) -> Result<Tensor> {
+        cnn::conv2d_input_grad(self, geo, dy, w, init, op)
+    }
+    fn conv2d_weight_grad(&self, geo: &Geometry, x: &Tensor, dy: &Tensor, op: &str) -> Result<Tensor> {
+        cnn::conv2d_weight_grad(self, geo, x, dy, op)
+    }
+    fn max_pool2d(&self, plan: &Plan, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        cnn::max_pool2d(self, plan, x)
+    }
+    fn max_pool2d_backward(&self, plan: &Plan, g: &Tensor, indices: &Tensor, in_shape: &[usize]) -> Result<Tensor> {
+        cnn::max_pool2d_backward(self, plan, g, indices, in_shape)
+    }
+    fn avg_pool2d(&self, plan: &Plan, x: &Tensor, count_include_pad: bool) -> Result<Tensor> {
+        cnn::avg_pool2d(self, plan, x, count_include_pad)
+    }
+    fn avg_pool2d_backward(&self, plan: &Plan, g: &Tensor, in_shape: &[usize], count_include_pad: bool) -> Result<Tensor> {
+        cnn::avg_pool2d_backward(self, plan, g, in_shape, count_include_pad)
+    }
+    fn batch_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, running: Option<(&mut Tensor, &mut Tensor)>, options: BatchNorm) -> Result<(Tensor, Tensor)> {
+        cnn::batch_norm(self, x, weight, bias, running, options)
+    }
+    fn batch_norm_backward(&self, g: &Tensor, x: &Tensor, stats: &Tensor, weight: Option<&Tensor>, batch_stats: bool, need_input: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+        cnn::batch_norm_backward(self, g, x, stats, weight, batch_stats, need_input)
     }
 }

@@ -10,6 +10,8 @@ pub mod matmul;
 pub mod reduce;
 pub mod softmax;
 pub mod table;
+// CNN family: conv2d / convTranspose2d passes, pooling, batch normalization (issue 6).
+pub mod cnn;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;

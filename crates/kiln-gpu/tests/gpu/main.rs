@@ -11,3 +11,6 @@ mod elementwise;
 mod matmul;
 mod reduce;
 mod softmax;
+// CNN family (conv, pooling, batch norm)
+mod cnn;
+mod backend_cnn;

@@ -10,29 +10,38 @@ mod kernels;
 mod plan;
 
 pub(crate) use plan::for_each_plane;
-pub use plan::Pool2d;
+pub use plan::{AxisPlan, Plan, Pool2d};
 
 use crate::autograd;
 use crate::error::{KilnError, Result};
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
 use kernels::{avg_plane_backward, avg_pool_plane, max_pool_plane};
-use plan::{divisors, Plan};
+use plan::divisors;
 
 /// Max pooling. x: [N, C, H, W] float32 -> [N, C, outH, outW] with
 /// out = (in + padBefore + padAfter - dilation·(kernel - 1) - 1) / stride + 1 (floor).
 /// Padding never wins (it acts as -inf). The gradient goes to the first maximum of each window.
 pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
-    crate::device::cpu_only("maxPool2d", &[Some(x)])?;
     const OP: &str = "maxPool2d";
     let plan = Plan::new(OP, x, &pool)?;
-    let xs = x.materialize()?;
-    let data = xs.contiguous_slice::<f32>().unwrap();
     let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());
     if in_plane > i32::MAX as usize {
         return Err(KilnError::new(OP, format!("planes of {} elements are too large (at most 2^31 - 1)", in_plane)));
     }
     let tracked = x.requires_grad() && autograd::is_enabled();
+    if let Some(dev) = crate::device::device_of(OP, &[x])? {
+        let (y, indices) = dev.max_pool2d(&plan, x)?;
+        if !tracked {
+            return Ok(y);
+        }
+        let in_shape = x.shape().to_vec();
+        return Ok(autograd::record(OP, &[x], &[&indices], y, move |g, saved, _needs| {
+            Ok(vec![Some(dev.max_pool2d_backward(&plan, g, &saved[0], &in_shape)?)])
+        }));
+    }
+    let xs = x.materialize()?;
+    let data = xs.contiguous_slice::<f32>().unwrap();
     let total = plan.planes * out_plane;
     let mut out = try_zeroed::<f32>(OP, total)?;
     let mut idx = if tracked { try_zeroed::<i32>(OP, total)? } else { Vec::new() };
@@ -68,9 +77,18 @@ pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
 /// `count_include_pad` every window divides by kernelH·kernelW (PyTorch's default); without, by
 /// the number of its taps inside the input (TensorFlow's "same" padding).
 pub fn avg_pool2d(x: &Tensor, pool: Pool2d, count_include_pad: bool) -> Result<Tensor> {
-    crate::device::cpu_only("avgPool2d", &[Some(x)])?;
     const OP: &str = "avgPool2d";
     let plan = Plan::new(OP, x, &pool)?;
+    if let Some(dev) = crate::device::device_of(OP, &[x])? {
+        let y = dev.avg_pool2d(&plan, x, count_include_pad)?;
+        if !(x.requires_grad() && autograd::is_enabled()) {
+            return Ok(y);
+        }
+        let in_shape = x.shape().to_vec();
+        return Ok(autograd::record(OP, &[x], &[], y, move |g, _saved, _needs| {
+            Ok(vec![Some(dev.avg_pool2d_backward(&plan, g, &in_shape, count_include_pad)?)])
+        }));
+    }
     let xs = x.materialize()?;
     let data = xs.contiguous_slice::<f32>().unwrap();
     let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());

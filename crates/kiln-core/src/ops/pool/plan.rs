@@ -17,18 +17,19 @@ pub struct Pool2d {
 
 /// Where one axis's windows fall on the input: window `o` starts at `o * stride - pad_before`;
 /// `taps(o)` says which of its taps are inside the input.
-pub(super) struct AxisPlan {
-    pub(super) len: usize,
-    pub(super) out: usize,
-    pub(super) stride: usize,
-    pub(super) dilation: usize,
-    pub(super) pad_before: usize,
-    pub(super) kernel: usize,
+#[derive(Clone, Debug)]
+pub struct AxisPlan {
+    pub len: usize,
+    pub out: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub pad_before: usize,
+    pub kernel: usize,
 }
 
 impl AxisPlan {
     /// Taps of window `o` that land inside the input: j in [lo, hi).
-    pub(super) fn taps(&self, o: usize) -> (usize, usize) {
+    pub fn taps(&self, o: usize) -> (usize, usize) {
         let start = (o * self.stride) as isize - self.pad_before as isize;
         let d = self.dilation as isize;
         let lo = if start < 0 { (-start + d - 1) / d } else { 0 };
@@ -38,7 +39,7 @@ impl AxisPlan {
     }
 
     /// Output positions whose tap `j` lands inside the input: o in [lo, hi).
-    pub(super) fn outputs_for_tap(&self, j: usize) -> (usize, usize) {
+    pub fn outputs_for_tap(&self, j: usize) -> (usize, usize) {
         // input index = o * stride + j * dilation - pad_before, must be in [0, len).
         let shift = (j * self.dilation) as isize - self.pad_before as isize;
         let s = self.stride as isize;
@@ -49,15 +50,16 @@ impl AxisPlan {
     }
 }
 
-/// The checked geometry of one pooling call.
-pub(super) struct Plan {
-    pub(super) planes: usize,
-    pub(super) rows: AxisPlan,
-    pub(super) cols: AxisPlan,
+/// The checked geometry of one pooling call (shared with device kernels).
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub planes: usize,
+    pub rows: AxisPlan,
+    pub cols: AxisPlan,
 }
 
 impl Plan {
-    pub(super) fn new(op: &str, x: &Tensor, p: &Pool2d) -> Result<Plan> {
+    pub fn new(op: &str, x: &Tensor, p: &Pool2d) -> Result<Plan> {
         let describe = || format!("{} {}", x.dtype(), fmt_shape(x.shape()));
         if x.dtype() != DType::F32 || x.rank() != 4 {
             return Err(KilnError::new(op, format!("expected a float32 [batch, channels, height, width] tensor, got {}", describe())));
@@ -99,21 +101,21 @@ impl Plan {
         Ok(plan)
     }
 
-    pub(super) fn in_plane(&self) -> usize {
+    pub fn in_plane(&self) -> usize {
         self.rows.len * self.cols.len
     }
 
-    pub(super) fn out_plane(&self) -> usize {
+    pub fn out_plane(&self) -> usize {
         self.rows.out * self.cols.out
     }
 
-    pub(super) fn out_shape(&self, x: &Tensor) -> [usize; 4] {
+    pub fn out_shape(&self, x: &Tensor) -> [usize; 4] {
         [x.shape()[0], x.shape()[1], self.rows.out, self.cols.out]
     }
 
     /// For every kernel column that reads the input: (first output column, output columns, first
     /// input column), in kernel-column order (the tie rule of max pooling depends on it).
-    pub(super) fn column_runs(&self) -> Vec<(usize, usize, usize)> {
+    pub fn column_runs(&self) -> Vec<(usize, usize, usize)> {
         (0..self.cols.kernel)
             .map(|kx| {
                 let (lo, hi) = self.cols.outputs_for_tap(kx);
@@ -124,7 +126,7 @@ impl Plan {
     }
 
     /// For an output row: the input rows its window reads.
-    pub(super) fn input_rows(&self, oy: usize) -> impl Iterator<Item = usize> + '_ {
+    pub fn input_rows(&self, oy: usize) -> impl Iterator<Item = usize> + '_ {
         let (lo, hi) = self.rows.taps(oy);
         (lo..hi).map(move |ky| oy * self.rows.stride + ky * self.rows.dilation - self.rows.pad_before)
     }
