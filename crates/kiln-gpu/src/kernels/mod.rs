@@ -10,6 +10,8 @@ pub mod matmul;
 pub mod reduce;
 pub mod softmax;
 pub mod table;
+// Transformer and RNN family (helper gseq): fused attention and recurrent cells.
+pub mod attention;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;

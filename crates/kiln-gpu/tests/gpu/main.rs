@@ -11,3 +11,5 @@ mod elementwise;
 mod matmul;
 mod reduce;
 mod softmax;
+// Transformer and RNN family (helper gseq).
+mod attention;
