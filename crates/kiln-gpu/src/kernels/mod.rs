@@ -12,6 +12,7 @@ pub mod softmax;
 pub mod table;
 // Transformer and RNN family (helper gseq): fused attention and recurrent cells.
 pub mod attention;
+pub mod recurrent;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;

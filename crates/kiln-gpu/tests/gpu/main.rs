@@ -13,3 +13,4 @@ mod reduce;
 mod softmax;
 // Transformer and RNN family (helper gseq).
 mod attention;
+mod recurrent;
