@@ -4,6 +4,8 @@
 //! the result back. Kernel families are wired in their own files next to this one.
 
 mod core_ops;
+// Transformer and RNN family (helper gseq).
+mod sequence_ops;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;
@@ -11,6 +13,7 @@ use crate::tensor::GpuTensor;
 use kiln_core::device::{Device, DeviceBuffer};
 use kiln_core::error::fmt_shape;
 use kiln_core::ops::{BinaryOp, ReduceOp, UnaryOp};
+use kiln_core::ops::{AttentionOptions, Cell, Weights};
 use kiln_core::optim::{GradTransform, Rule};
 use kiln_core::{DType, KilnError, Result, Tensor};
 use std::any::Any;
@@ -163,5 +166,19 @@ impl Device for GpuBackend {
     }
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
         core_ops::optim_step(self, rule, transform, param, grad, state)
+    }
+
+    // Transformer and RNN family (sequence_ops.rs): fused attention and recurrent layers.
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, options: &AttentionOptions) -> Result<(Tensor, Tensor)> {
+        sequence_ops::attention(self, q, k, v, mask, options)
+    }
+    fn attention_backward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, out: &Tensor, lse: &Tensor, g: &Tensor, options: &AttentionOptions) -> Result<[Tensor; 3]> {
+        sequence_ops::attention_backward(self, q, k, v, mask, out, lse, g, options)
+    }
+    fn recurrent(&self, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<(Tensor, Vec<Tensor>)> {
+        sequence_ops::recurrent(self, cell, x, h0, c0, weights, reverse)
+    }
+    fn recurrent_backward(&self, cell: Cell, x: &Tensor, weights: &Weights, workspace: &[Tensor], g: &Tensor, reverse: bool) -> Result<Vec<Tensor>> {
+        sequence_ops::recurrent_backward(self, cell, x, weights, workspace, g, reverse)
     }
 }

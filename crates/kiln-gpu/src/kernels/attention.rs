@@ -327,6 +327,7 @@ fn block_dot(a: &str, b: &str, oa: u32, ob: u32, len_word: u32) -> String {
 /// thread's features (lane, lane + 16, ...), B's rows staged through workgroup memory. W is the
 /// workgroup array `weights` read as [wrow][x], or as [x][wrow] when `transposed` (dK and dV sum
 /// over query rows). Every thread must call it (barriers); `dst_ok` masks the write.
+#[allow(clippy::too_many_arguments)]
 fn block_accumulate(name: &str, b: &str, ob: u32, dst: &str, od: u32, weights: &str, transposed: bool, len_word: u32) -> String {
     let weight = if transposed { format!("{weights}[x * 16u + wrow]") } else { format!("{weights}[wrow * 16u + x]") };
     format!(

@@ -35,9 +35,9 @@ pub struct GpuWeights<'a> {
 
 /// What forward keeps for backward (see the module comment for the layouts).
 pub struct Workspace {
-    gates: GpuTensor,
-    hs: GpuTensor,
-    cs: Option<GpuTensor>,
+    pub gates: GpuTensor,
+    pub hs: GpuTensor,
+    pub cs: Option<GpuTensor>,
 }
 
 /// The gradient of every input; biases only when the layer has them.

@@ -14,3 +14,4 @@ mod softmax;
 // Transformer and RNN family (helper gseq).
 mod attention;
 mod recurrent;
+mod backend_sequence;

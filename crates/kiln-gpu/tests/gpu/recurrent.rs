@@ -16,6 +16,7 @@ use kiln_gpu::GpuDevice;
 const ATOL: f32 = 1e-5;
 const RTOL: f32 = 1e-4;
 
+#[allow(clippy::too_many_arguments)]
 fn check(dev: &GpuDevice, cell: Cell, batch: usize, steps: usize, input: usize, hidden: usize, biases: bool, reverse: bool, seed: u64) {
     let what = format!("{} B{batch} T{steps} I{input} H{hidden} biases {biases} reverse {reverse}", cell.name());
     let gh = cell.gates() * hidden;

@@ -15,6 +15,7 @@
 //! - `sequence.rs`: the time loop, the GEMMs and the buffers kept for backward.
 
 mod cells;
+mod device;
 mod sequence;
 
 use crate::autograd;
@@ -94,6 +95,9 @@ pub fn recurrent(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weigh
     inputs.extend([weights.w_ih, weights.w_hh]);
     inputs.extend(weights.b_ih);
     inputs.extend(weights.b_hh);
+    if let Some(dev) = crate::device::device_of(cell.name(), &inputs)? {
+        return device::recurrent(dev, cell, x, h0, c0, weights, reverse, &inputs);
+    }
     let tracked = autograd::is_enabled() && inputs.iter().any(|t| t.requires_grad());
 
     let params = sequence::Params::new(cell, weights)?;
