@@ -12,6 +12,7 @@ use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use crate::ops::{conv::Geometry, pool::Plan, BatchNorm};
+use crate::ops::{AttentionOptions, Cell, Weights};
 use crate::optim::{GradTransform, Rule};
 use crate::tensor::Tensor;
 use std::any::Any;
@@ -144,6 +145,34 @@ pub trait Device: Send + Sync {
     fn batch_norm_backward(&self, g: &Tensor, x: &Tensor, stats: &Tensor, weight: Option<&Tensor>, batch_stats: bool, need_input: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         let _ = (g, x, stats, weight, batch_stats, need_input);
         Err(no_kernel(self.name(), "batchNorm"))
+    }
+
+    // Transformer and RNN family (helper gseq): fused attention and recurrent layers.
+    /// Fused attention forward (see ops::attention): q, k, v [B, H, T, D] (any strides), the raw
+    /// key padding mask (bool or float32 [B, Tk]) and options with the dropout seed resolved.
+    /// Returns the output [B, H, Tq, Dv] and the row log-normalizers lse [B, H, Tq].
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, options: &AttentionOptions) -> Result<(Tensor, Tensor)> {
+        let _ = (q, k, v, mask, options);
+        Err(no_kernel(self.name(), "attention"))
+    }
+    /// The gradients of q, k and v from the forward's inputs, its `out` and `lse`, and the output gradient `g`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, out: &Tensor, lse: &Tensor, g: &Tensor, options: &AttentionOptions) -> Result<[Tensor; 3]> {
+        let _ = (q, k, v, mask, out, lse, g, options);
+        Err(no_kernel(self.name(), "attention"))
+    }
+    /// One recurrent layer and direction over a sequence (see ops::recurrent): the packed output
+    /// and the device's workspace for backward (tensors, so memory() counts them).
+    fn recurrent(&self, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<(Tensor, Vec<Tensor>)> {
+        let _ = (x, h0, c0, weights, reverse);
+        Err(no_kernel(self.name(), cell.name()))
+    }
+    /// BPTT: the gradients of x, h0, [c0], w_ih, w_hh, [b_ih], [b_hh] (the op's input order)
+    /// from the forward's x, weights and workspace and the packed output's gradient `g`.
+    #[allow(clippy::too_many_arguments)]
+    fn recurrent_backward(&self, cell: Cell, x: &Tensor, weights: &Weights, workspace: &[Tensor], g: &Tensor, reverse: bool) -> Result<Vec<Tensor>> {
+        let _ = (x, weights, workspace, g, reverse);
+        Err(no_kernel(self.name(), cell.name()))
     }
 }
 

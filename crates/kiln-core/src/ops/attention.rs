@@ -10,6 +10,7 @@
 //! their input's layout the same way.
 
 mod backward;
+mod device;
 mod forward;
 mod tile;
 
@@ -70,8 +71,12 @@ impl AttentionOptions {
 /// sees, as PyTorch's key_padding_mask) or float32 (added to the scores: 0 keeps, −inf masks).
 /// A query that sees no key at all (every key masked) gets output 0 and gradient 0, never NaN.
 pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool, key_padding_mask: Option<&Tensor>, scale: Option<f32>) -> Result<Tensor> {
-    crate::device::cpu_only("attention", &[Some(q), Some(k), Some(v), key_padding_mask])?;
     attention(q, k, v, key_padding_mask, &AttentionOptions { causal, scale, ..Default::default() })
+}
+
+/// The dropout seed: the given one, else one drawn from the global generator.
+fn seed_of(options: &AttentionOptions) -> u64 {
+    options.seed.unwrap_or_else(|| random::with_rng(None, |r| ((r.next_u32() as u64) << 32) | r.next_u32() as u64))
 }
 
 /// The sizes of a checked problem.
@@ -194,16 +199,15 @@ impl Layout {
 
 /// The fused attention with every option: see `scaled_dot_product_attention` for the shapes.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, key_padding_mask: Option<&Tensor>, options: &AttentionOptions) -> Result<Tensor> {
-    crate::device::cpu_only("attention", &[Some(q), Some(k), Some(v), key_padding_mask])?;
     let dims = check(q, k, v, key_padding_mask, options)?;
+    let mut operands = vec![q, k, v];
+    operands.extend(key_padding_mask);
+    if let Some(dev) = crate::device::device_of(OP, &operands)? {
+        return device::attention(dev, q, k, v, key_padding_mask, options);
+    }
     let bias = key_padding_mask.map(padding_bias).transpose()?;
     let scale = options.scale.unwrap_or(if dims.d == 0 { 1.0 } else { 1.0 / (dims.d as f32).sqrt() });
-    let dropout = if options.dropout > 0.0 {
-        let seed = options.seed.unwrap_or_else(|| random::with_rng(None, |r| ((r.next_u32() as u64) << 32) | r.next_u32() as u64));
-        Some(DropoutMask::new(options.dropout, seed))
-    } else {
-        None
-    };
+    let dropout = if options.dropout > 0.0 { Some(DropoutMask::new(options.dropout, seed_of(options))) } else { None };
     let (causal, tiles) = (options.causal, options.tiles);
 
     let out_layout = Layout::like(q, dims.tq, dims.dv);

@@ -6,6 +6,8 @@
 mod core_ops;
 // CNN family (conv, pooling, batch norm)
 mod cnn;
+// Transformer and RNN family (helper gseq).
+mod sequence_ops;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;
@@ -13,6 +15,7 @@ use crate::tensor::GpuTensor;
 use kiln_core::device::{Device, DeviceBuffer};
 use kiln_core::error::fmt_shape;
 use kiln_core::ops::{BinaryOp, ReduceOp, UnaryOp};
+use kiln_core::ops::{AttentionOptions, Cell, Weights};
 use kiln_core::optim::{GradTransform, Rule};
 use kiln_core::ops::{conv::Geometry, pool::Plan, BatchNorm};
 use kiln_core::{DType, KilnError, Result, Tensor};
@@ -195,5 +198,19 @@ impl Device for GpuBackend {
     }
     fn batch_norm_backward(&self, g: &Tensor, x: &Tensor, stats: &Tensor, weight: Option<&Tensor>, batch_stats: bool, need_input: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         cnn::batch_norm_backward(self, g, x, stats, weight, batch_stats, need_input)
+    }
+
+    // Transformer and RNN family (sequence_ops.rs): fused attention and recurrent layers.
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, options: &AttentionOptions) -> Result<(Tensor, Tensor)> {
+        sequence_ops::attention(self, q, k, v, mask, options)
+    }
+    fn attention_backward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, out: &Tensor, lse: &Tensor, g: &Tensor, options: &AttentionOptions) -> Result<[Tensor; 3]> {
+        sequence_ops::attention_backward(self, q, k, v, mask, out, lse, g, options)
+    }
+    fn recurrent(&self, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<(Tensor, Vec<Tensor>)> {
+        sequence_ops::recurrent(self, cell, x, h0, c0, weights, reverse)
+    }
+    fn recurrent_backward(&self, cell: Cell, x: &Tensor, weights: &Weights, workspace: &[Tensor], g: &Tensor, reverse: bool) -> Result<Vec<Tensor>> {
+        sequence_ops::recurrent_backward(self, cell, x, weights, workspace, g, reverse)
     }
 }

@@ -12,6 +12,9 @@ pub mod softmax;
 pub mod table;
 // CNN family: conv2d / convTranspose2d passes, pooling, batch normalization (issue 6).
 pub mod cnn;
+// Transformer and RNN family (helper gseq): fused attention and recurrent cells.
+pub mod attention;
+pub mod recurrent;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;

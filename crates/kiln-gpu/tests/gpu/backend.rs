@@ -10,20 +10,20 @@ use kiln_core::{autograd, Tensor};
 use kiln_gpu::GpuBackend;
 use std::sync::{Arc, OnceLock};
 
-fn backend() -> Option<Arc<dyn Device>> {
+pub(crate) fn backend() -> Option<Arc<dyn Device>> {
     static B: OnceLock<Option<Arc<GpuBackend>>> = OnceLock::new();
     B.get_or_init(|| GpuBackend::open().ok()).clone().map(|b| b as Arc<dyn Device>)
 }
 
 /// The readback counter is per device: these tests take turns so one's downloads do not land
 /// in another's count.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// `gpu_backend!(dev);` declares `dev` (and holds this module's turn), or skips the test.
 macro_rules! gpu_backend {
     ($dev:ident) => {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let $dev = match backend() {
+        let _turn = crate::backend::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let $dev = match crate::backend::backend() {
             Some(b) => b,
             None => {
                 eprintln!("skipped: no GPU adapter");
@@ -32,6 +32,7 @@ macro_rules! gpu_backend {
         };
     };
 }
+pub(crate) use gpu_backend;
 
 fn down(t: &Tensor) -> Vec<f32> {
     vals(&to_device(t, None).unwrap())

@@ -14,3 +14,7 @@ mod softmax;
 // CNN family (conv, pooling, batch norm)
 mod cnn;
 mod backend_cnn;
+// Transformer and RNN family (helper gseq).
+mod attention;
+mod recurrent;
+mod backend_sequence;

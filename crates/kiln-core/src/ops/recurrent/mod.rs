@@ -15,6 +15,7 @@
 //! - `sequence.rs`: the time loop, the GEMMs and the buffers kept for backward.
 
 mod cells;
+mod device;
 mod sequence;
 
 use crate::autograd;
@@ -87,7 +88,6 @@ pub struct Weights<'a> {
 /// `reverse` the steps run from the last time step to the first (the backward direction of a
 /// bidirectional layer); the output at time t is still in row t.
 pub fn recurrent(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<Tensor> {
-    crate::device::cpu_only("recurrent", &[Some(x), Some(h0), c0])?;
     let dims = validate(cell, x, h0, c0, weights)?;
     // Every input, in the order the backward closure returns gradients.
     let mut inputs: Vec<&Tensor> = vec![x, h0];
@@ -95,6 +95,9 @@ pub fn recurrent(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weigh
     inputs.extend([weights.w_ih, weights.w_hh]);
     inputs.extend(weights.b_ih);
     inputs.extend(weights.b_hh);
+    if let Some(dev) = crate::device::device_of(cell.name(), &inputs)? {
+        return device::recurrent(dev, cell, x, h0, c0, weights, reverse, &inputs);
+    }
     let tracked = autograd::is_enabled() && inputs.iter().any(|t| t.requires_grad());
 
     let params = sequence::Params::new(cell, weights)?;

@@ -1,0 +1,22 @@
+//! attention on a device (the GPU): the same checks and the same one autograd node as on the
+//! CPU; the device runs the fused forward and backward kernels. The padding mask goes to the
+//! device as it is (the device turns it into its additive bias), and the dropout seed is drawn
+//! here, so forward and backward regenerate the same mask.
+
+use super::{seed_of, AttentionOptions, OP};
+use crate::autograd;
+use crate::device::Device;
+use crate::error::Result;
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+pub(super) fn attention(dev: Arc<dyn Device>, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, options: &AttentionOptions) -> Result<Tensor> {
+    let options = AttentionOptions { seed: if options.dropout > 0.0 { Some(seed_of(options)) } else { None }, ..*options };
+    let (out, lse) = dev.attention(q, k, v, mask, &options)?;
+    let mut saved = vec![q, k, v, &out, &lse];
+    saved.extend(mask);
+    Ok(autograd::record(OP, &[q, k, v], &saved, out.clone(), move |g, saved, needs| {
+        let grads = dev.attention_backward(&saved[0], &saved[1], &saved[2], saved.get(5), &saved[3], &saved[4], g, &options)?;
+        Ok(grads.into_iter().zip(needs).map(|(t, &need)| need.then_some(t)).collect())
+    }))
+}
