@@ -6,6 +6,7 @@
 //! Nothing here is wired into kiln-core's Tensor or the bindings yet: see /work/helpers/gpu-notes.md
 //! (the design note) for how device-resident tensors join the shared op suite.
 
+pub(crate) mod checks;
 pub mod device;
 pub mod error;
 pub mod kernels;

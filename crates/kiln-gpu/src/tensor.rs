@@ -201,6 +201,16 @@ impl GpuTensor {
         self.view(shape, strides, self.offset)
     }
 
+    /// Elements [start, start + len) of dimension `axis` (a view), e.g. one part of a split.
+    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<GpuTensor> {
+        if axis >= self.rank() || start + len > self.shape[axis] {
+            return Err(KilnError::new("slice", format!("[{start}, {}) along axis {axis} is outside shape {}", start + len, fmt_shape(&self.shape))));
+        }
+        let mut shape = self.shape.clone();
+        shape[axis] = len;
+        Ok(self.view(shape, self.strides.clone(), self.offset + start * self.strides[axis]))
+    }
+
     /// Removes dimension `axis`, which must have size 1 (a view).
     pub fn squeeze(&self, axis: usize) -> GpuTensor {
         debug_assert_eq!(self.shape[axis], 1);

@@ -10,6 +10,11 @@ pub mod matmul;
 pub mod reduce;
 pub mod softmax;
 pub mod table;
+// Indexing, creation, losses, optimizers and graph ops (helper gidx, issue 6).
+pub mod creation;
+pub mod index;
+pub mod join;
+pub(crate) mod launch;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;

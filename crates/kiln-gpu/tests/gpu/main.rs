@@ -7,6 +7,8 @@ mod common;
 mod adam;
 mod device;
 mod elementwise;
+// Indexing, creation, losses, optimizers and graph ops (helper gidx).
+mod index;
 mod matmul;
 mod reduce;
 mod softmax;
