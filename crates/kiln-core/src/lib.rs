@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod autograd;
+pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod gemm_call;

@@ -106,6 +106,11 @@ pub fn step(rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Ten
     if state.len() != rule.state_count() || state.iter().any(|s| s.shape() != param.shape()) {
         return Err(KilnError::new(op, format!("expected {} state tensors of shape {}", rule.state_count(), fmt_shape(param.shape()))));
     }
+    if let Some(dev) = crate::device::device_of(op, &[param, grad])? {
+        let states: Vec<&Tensor> = state.iter().collect();
+        crate::device::device_of(op, &states)?;
+        return dev.optim_step(rule, transform, param, grad, state);
+    }
     let g = grad.materialize()?;
     let g = g.contiguous_slice::<f32>().ok_or_else(|| KilnError::new(op, "gradient must be float32"))?;
     let p = param.data_mut_f32(op)?;

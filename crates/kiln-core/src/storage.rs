@@ -16,6 +16,8 @@ pub enum Buffer {
     Bool(Vec<u8>),
     /// Signed bytes: quantized weights (ops/quant.rs), two int4 values per byte when packed.
     I8(Vec<i8>),
+    /// Memory on another device (the GPU): only that device's kernels read it (device.rs).
+    Device(Box<dyn crate::device::DeviceBuffer>),
 }
 
 pub struct Storage {
@@ -29,6 +31,7 @@ impl Buffer {
             Buffer::I32(_) => DType::I32,
             Buffer::Bool(_) => DType::Bool,
             Buffer::I8(_) => DType::I8,
+            Buffer::Device(b) => b.dtype(),
         }
     }
 
@@ -38,6 +41,7 @@ impl Buffer {
             Buffer::I32(v) => v.len(),
             Buffer::Bool(v) => v.len(),
             Buffer::I8(v) => v.len(),
+            Buffer::Device(b) => b.len(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! slice and expand make views (no copy) whenever the layout allows.
 
 use crate::autograd::{self, GradMeta};
+use crate::device::{Device, DeviceBuffer};
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::layout::{self, contiguous_strides, numel};
@@ -46,6 +47,33 @@ impl Tensor {
             strides: contiguous_dims(shape),
             offset: 0,
             grad_meta: None,
+        }
+    }
+
+    /// A tensor over a device's buffer (kiln-gpu makes these), seen through shape, strides, offset.
+    pub fn from_device(buffer: Box<dyn DeviceBuffer>, shape: &[usize], strides: &[usize], offset: usize) -> Tensor {
+        Tensor {
+            storage: Arc::new(Storage::new(Buffer::Device(buffer))),
+            shape: Dims::from_slice(shape),
+            strides: Dims::from_slice(strides),
+            offset,
+            grad_meta: None,
+        }
+    }
+
+    /// The device the tensor lives on; None for the CPU.
+    pub fn device(&self) -> Option<Arc<dyn Device>> {
+        match &self.storage.buffer {
+            Buffer::Device(b) => Some(b.device()),
+            _ => None,
+        }
+    }
+
+    /// The device buffer of a tensor on a device (for that device's kernels).
+    pub fn device_buffer(&self) -> Option<&dyn DeviceBuffer> {
+        match &self.storage.buffer {
+            Buffer::Device(b) => Some(b.as_ref()),
+            _ => None,
         }
     }
 
@@ -144,11 +172,15 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.detach());
         }
+        if let Some(device) = self.device() {
+            return device.copy(&self.detach());
+        }
         let buffer = match &self.storage.buffer {
             Buffer::F32(v) => Buffer::F32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
             Buffer::I32(v) => Buffer::I32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
             Buffer::Bool(v) => Buffer::Bool(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
             Buffer::I8(v) => Buffer::I8(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
+            Buffer::Device(_) => unreachable!("device tensors are copied by their device above"),
         };
         Ok(Tensor::from_buffer(buffer, &self.shape))
     }
@@ -168,6 +200,9 @@ impl Tensor {
     /// so no one else ever sees the change.
     pub fn data_mut_f32(&mut self, op: &str) -> Result<&mut [f32]> {
         self.expect_dtype(op, DType::F32)?;
+        if let Some(device) = self.device() {
+            return Err(KilnError::new(op, format!("the tensor lives on the {} device: its values cannot be changed from the CPU", device.name())));
+        }
         let whole = self.offset == 0 && self.is_contiguous() && self.numel() == self.storage.buffer.len();
         if !whole || Arc::get_mut(&mut self.storage).is_none() {
             let copy = self.to_vec::<f32>().ok_or_else(|| KilnError::new(op, "cannot copy the tensor for an in-place update"))?;
@@ -192,9 +227,34 @@ impl Tensor {
                 source.dtype(), fmt_shape(source.shape()), self.dtype(), fmt_shape(&self.shape)
             )));
         }
+        if self.device().is_some() || source.device().is_some() {
+            // New contents on this tensor's device; the old buffer is left to whoever shares it.
+            let moved = crate::device::to_device(&source.detach(), self.device().as_ref())?;
+            let copy = match moved.device() {
+                Some(d) => d.copy(&moved)?,
+                None => moved.materialize()?,
+            };
+            self.replace_data(copy);
+            return Ok(());
+        }
         let values = source.to_vec::<f32>().ok_or_else(|| KilnError::new(OP, "cannot read the source"))?;
         self.data_mut_f32(OP)?.copy_from_slice(&values);
         Ok(())
+    }
+
+    /// Whether this tensor alone holds its buffer and views all of it, contiguously: an
+    /// in-place update of it can change no other tensor.
+    pub fn owns_whole_buffer(&self) -> bool {
+        Arc::strong_count(&self.storage) == 1 && self.offset == 0 && self.is_contiguous() && self.numel() == self.storage.buffer.len()
+    }
+
+    /// Makes this tensor show `data`'s buffer and layout (same shape), keeping its own identity
+    /// and autograd state: how in-place updates on a device (optimizer steps) land in a parameter.
+    pub fn replace_data(&mut self, data: Tensor) {
+        debug_assert_eq!(data.shape(), self.shape());
+        self.storage = data.storage;
+        self.strides = data.strides;
+        self.offset = data.offset;
     }
 
     // ---- autograd ----

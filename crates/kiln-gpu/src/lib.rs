@@ -3,9 +3,10 @@
 //! kiln-core's results in tests/gpu/.
 //!
 //! Development runs on lavapipe (Mesa's CPU Vulkan driver), which proves correctness, not speed.
-//! Nothing here is wired into kiln-core's Tensor or the bindings yet: see /work/helpers/gpu-notes.md
-//! (the design note) for how device-resident tensors join the shared op suite.
+//! `GpuBackend` (backend/) is how kiln-core's tensors reach these kernels: it implements
+//! kiln-core's `Device` trait (see docs/gpu.md).
 
+pub mod backend;
 pub(crate) mod checks;
 pub mod device;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod kernels;
 pub mod pool;
 pub mod tensor;
 
+pub use backend::GpuBackend;
 pub use device::GpuDevice;
 /// The wgpu version kiln-gpu is built on, for callers that name its types (backends, limits).
 pub use wgpu;

@@ -45,6 +45,16 @@ impl GpuTensor {
         GpuTensor { buffer: Arc::new(buffer), shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0, dtype }
     }
 
+    /// A view over an existing buffer (the backend's view of a kiln-core tensor).
+    pub(crate) fn from_parts(buffer: Arc<PooledBuffer>, shape: &[usize], strides: &[usize], offset: usize, dtype: DType) -> GpuTensor {
+        GpuTensor { buffer, shape: shape.to_vec(), strides: strides.to_vec(), offset, dtype }
+    }
+
+    /// The shared buffer (the backend wraps it into a kiln-core tensor).
+    pub(crate) fn buffer_arc(&self) -> Arc<PooledBuffer> {
+        self.buffer.clone()
+    }
+
     /// Copies a kiln-core tensor (any layout; float32, int32 or bool) to the device.
     pub fn upload(dev: &GpuDevice, t: &Tensor) -> Result<GpuTensor> {
         const OP: &str = "upload";

@@ -127,7 +127,8 @@ fn root_and_seed(
             }
             s.detach()
         }
-        None if root.numel() == 1 => ops::full(root.shape(), 1.0, root.dtype())?,
+        // The implicit seed 1 is made where the root lives.
+        None if root.numel() == 1 => crate::device::to_device(&ops::full(root.shape(), 1.0, root.dtype())?, root.device().as_ref())?,
         None => {
             return Err(KilnError::new(op, format!(
                 "needs a gradient argument for a non-scalar tensor of shape {} (or reduce it to one element first)",

@@ -2,6 +2,7 @@
 //! (float32 -> bool masks) and `where`. One table row per op, as in unary.rs.
 
 use crate::autograd;
+use crate::device;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::layout::{self, contiguous_strides};
@@ -41,6 +42,11 @@ macro_rules! binary_ops {
             }
 
             fn run(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+                if let Some(dev) = device::device_of(self.name(), &[a, b])? {
+                    expect_f32_pair(self.name(), a, b)?;
+                    layout::broadcast_shapes(self.name(), a.shape(), b.shape())?;
+                    return dev.binary(self, a, b);
+                }
                 match self {
                     $(BinaryOp::$variant => {
                         struct K;
@@ -202,6 +208,9 @@ fn where_forward(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     expect_f32_pair(OP, a, b)?;
     let shape = layout::broadcast_shapes(OP, a.shape(), b.shape())?;
     let shape = layout::broadcast_shapes(OP, cond.shape(), &shape)?;
+    if let Some(dev) = device::device_of(OP, &[cond, a, b])? {
+        return dev.where_(cond, a, b);
+    }
     let c_strides = layout::broadcast_strides(cond.shape(), cond.strides(), &shape);
     let a_strides = layout::broadcast_strides(a.shape(), a.strides(), &shape);
     let b_strides = layout::broadcast_strides(b.shape(), b.strides(), &shape);

@@ -106,6 +106,19 @@ fn matmul_forward(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) 
 
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
+    if let Some(dev) = crate::device::device_of(OP, &[a, b])? {
+        // The device gets the operands as views (transposes and vector promotion done above).
+        let y = dev.matmul(&a2, &b2, false, false)?;
+        let mut shape = out_shape.clone();
+        if a_vec {
+            shape.remove(shape.len() - 2);
+        }
+        if b_vec {
+            shape.pop();
+        }
+        let dims: Vec<isize> = shape.iter().map(|&d| d as isize).collect();
+        return y.reshape(&dims);
+    }
     let mut out = crate::storage::try_zeroed::<f32>(OP, layout::checked_numel(OP, &out_shape)?)?;
     let batches = numel(&batch);
 

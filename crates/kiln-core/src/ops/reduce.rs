@@ -2,6 +2,7 @@
 //! only if needed) so every reduction is a loop over contiguous rows.
 
 use crate::autograd;
+use crate::device;
 use crate::dtype::DType;
 use crate::ops::{self, BinaryOp};
 use crate::error::{fmt_shape, KilnError, Result};
@@ -153,15 +154,18 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
     if row_len == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::ArgMax | ReduceOp::ArgMin) && rows > 0 {
         return Err(KilnError::new(name, format!("cannot reduce an empty dimension of shape {} (no identity)", fmt_shape(x.shape()))));
     }
-    let perm: Vec<isize> = kept.iter().chain(&reduced).map(|&d| d as isize).collect();
-    let moved = x.permute(&perm)?.materialize()?;
-    let data = moved.contiguous_slice::<f32>().unwrap();
-
     let out_shape: Vec<usize> = if keep_dims {
         (0..rank).map(|d| if reduced.contains(&d) { 1 } else { x.shape()[d] }).collect()
     } else {
         kept.iter().map(|&d| x.shape()[d]).collect()
     };
+    if let Some(dev) = device::device_of(name, &[x])? {
+        let y = dev.reduce(op, x, &reduced, keep_dims, correction)?;
+        return if op.is_arg() { Ok(y) } else { Ok(record_reduce(op, x, y, &reduced, row_len, correction)) };
+    }
+    let perm: Vec<isize> = kept.iter().chain(&reduced).map(|&d| d as isize).collect();
+    let moved = x.permute(&perm)?.materialize()?;
+    let data = moved.contiguous_slice::<f32>().unwrap();
 
     if op.is_arg() {
         let mut out = vec![0i32; rows];
@@ -187,15 +191,21 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
         ReduceOp::ArgMax | ReduceOp::ArgMin => unreachable!(),
     });
     let y = Tensor::from_vec(out, &out_shape)?;
+    Ok(record_reduce(op, x, y, &reduced, row_len, correction))
+}
+
+/// Records the gradient of a (non-arg) reduction of x to y over the `reduced` axes.
+fn record_reduce(op: ReduceOp, x: &Tensor, y: Tensor, reduced: &[usize], row_len: usize, correction: usize) -> Tensor {
     if !x.requires_grad() {
-        return Ok(y);
+        return y;
     }
+    let (name, rank) = (op.name(), x.rank());
     // The gradient in the shape with reduced dims kept as 1, so it broadcasts against x.
     let kept_shape: Vec<isize> = (0..rank).map(|d| if reduced.contains(&d) { 1 } else { x.shape()[d] as isize }).collect();
     let x_shape = x.shape().to_vec();
     let reduced_axes: Vec<isize> = reduced.iter().map(|&d| d as isize).collect();
     let y_saved = y.clone();
-    Ok(autograd::record(name, &[x], &[x, &y_saved], y, move |g, saved, _needs| {
+    autograd::record(name, &[x], &[x, &y_saved], y, move |g, saved, _needs| {
         let (x, y) = (&saved[0], &saved[1]);
         let g = g.reshape(&kept_shape)?;
         let y = y.reshape(&kept_shape)?;
@@ -222,7 +232,7 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
             ReduceOp::ArgMax | ReduceOp::ArgMin => unreachable!("arg reductions record no gradient"),
         };
         Ok(vec![Some(gx)])
-    }))
+    })
 }
 
 /// out[r] = f(row r of data), rows in parallel when the input is large.

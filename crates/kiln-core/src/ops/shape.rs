@@ -263,6 +263,9 @@ pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     if x.dtype() == dtype {
         return Ok(x.clone());
     }
+    if let Some(dev) = crate::device::device_of("cast", &[x])? {
+        return dev.cast(x, dtype);
+    }
     let buffer = match (x.to_row_major_buffer(), dtype) {
         (Buffer::F32(v), DType::I32) => Buffer::I32(v.iter().map(|&a| a as i32).collect()),
         (Buffer::F32(v), DType::Bool) => Buffer::Bool(v.iter().map(|&a| (a != 0.0) as u8).collect()),

@@ -2,6 +2,7 @@
 //! that large logits never overflow.
 
 use crate::autograd;
+use crate::device;
 use crate::dtype::DType;
 use crate::ops::{self, BinaryOp, ReduceOp, UnaryOp};
 use crate::error::Result;
@@ -57,6 +58,31 @@ pub fn softmax(x: &Tensor, axis: isize, log: bool) -> Result<Tensor> {
         // A scalar is a one-element row along its only "axis".
         return softmax(&x.reshape(&[1])?, 0, log)?.reshape(&[]);
     }
+    let y = match device::device_of(name, &[x])? {
+        Some(dev) => dev.softmax(x, axis, log)?,
+        None => softmax_cpu(name, x, axis, log)?,
+    };
+    let y_saved = y.clone();
+    let axis = axis as isize;
+    Ok(autograd::record(name, &[x], &[&y_saved], y, move |g, saved, _needs| {
+        let y = &saved[0];
+        let gx = if log {
+            // d logSoftmax: g - softmax(x) * sum(g)
+            let total = ops::reduce(ReduceOp::Sum, g, &[axis], true, 0)?;
+            let p = ops::unary(UnaryOp::Exp, y, 0.0)?;
+            ops::binary(BinaryOp::Sub, g, &ops::binary(BinaryOp::Mul, &p, &total)?)?
+        } else {
+            // d softmax: y * (g - sum(g * y))
+            let gy = ops::binary(BinaryOp::Mul, g, y)?;
+            let total = ops::reduce(ReduceOp::Sum, &gy, &[axis], true, 0)?;
+            ops::binary(BinaryOp::Mul, y, &ops::binary(BinaryOp::Sub, g, &total)?)?
+        };
+        Ok(vec![Some(gx)])
+    }))
+}
+
+fn softmax_cpu(name: &str, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
+    let rank = x.rank();
     // Move the axis last, work on contiguous rows, move it back.
     let mut perm: Vec<isize> = (0..rank as isize).filter(|&d| d != axis as isize).collect();
     perm.push(axis as isize);
@@ -77,22 +103,6 @@ pub fn softmax(x: &Tensor, axis: isize, log: bool) -> Result<Tensor> {
     for (i, &p) in perm.iter().enumerate() {
         inverse[p as usize] = i as isize;
     }
-    let y = result.permute(&inverse)?.materialize()?;
-    let y_saved = y.clone();
-    let axis = axis as isize;
-    Ok(autograd::record(name, &[x], &[&y_saved], y, move |g, saved, _needs| {
-        let y = &saved[0];
-        let gx = if log {
-            // d logSoftmax: g - softmax(x) * sum(g)
-            let total = ops::reduce(ReduceOp::Sum, g, &[axis], true, 0)?;
-            let p = ops::unary(UnaryOp::Exp, y, 0.0)?;
-            ops::binary(BinaryOp::Sub, g, &ops::binary(BinaryOp::Mul, &p, &total)?)?
-        } else {
-            // d softmax: y * (g - sum(g * y))
-            let gy = ops::binary(BinaryOp::Mul, g, y)?;
-            let total = ops::reduce(ReduceOp::Sum, &gy, &[axis], true, 0)?;
-            ops::binary(BinaryOp::Mul, y, &ops::binary(BinaryOp::Sub, g, &total)?)?
-        };
-        Ok(vec![Some(gx)])
-    }))
+    // Detached: this is the kernel's result; `softmax` records the op.
+    Ok(result.permute(&inverse)?.materialize()?.detach())
 }

@@ -3,6 +3,7 @@
 //! loops per instruction set (see `simd::multiversion!`); backward is one fused pass, g * dy/dx.
 
 use crate::autograd;
+use crate::device;
 use crate::error::Result;
 use crate::math;
 use crate::multiversion;
@@ -103,10 +104,15 @@ impl UnaryOp {
 pub fn unary(op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
     x.expect_dtype(op.name(), DType::F32)?;
     let xc = x.materialize()?;
-    let input = xc.contiguous_slice::<f32>().expect("contiguous f32");
-    let mut out = crate::storage::try_zeroed::<f32>(op.name(), input.len())?;
-    parallel::zip_chunks(input, &mut out, 1, |src, dst| op.run(src, None, dst, alpha));
-    let y = Tensor::from_vec(out, x.shape())?;
+    let y = match device::device_of(op.name(), &[x])? {
+        Some(dev) => dev.unary(op, &xc, alpha)?,
+        None => {
+            let input = xc.contiguous_slice::<f32>().expect("contiguous f32");
+            let mut out = crate::storage::try_zeroed::<f32>(op.name(), input.len())?;
+            parallel::zip_chunks(input, &mut out, 1, |src, dst| op.run(src, None, dst, alpha));
+            Tensor::from_vec(out, x.shape())?
+        }
+    };
     if !x.requires_grad() {
         return Ok(y);
     }
@@ -118,6 +124,9 @@ pub fn unary(op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
 
 /// g * dy/dx for y = op(x), in one pass. x, y contiguous; g any layout.
 fn unary_backward(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor, alpha: f32) -> Result<Tensor> {
+    if let Some(dev) = device::device_of(op.name(), &[x, y, g])? {
+        return dev.unary_backward(op, x, y, g, alpha);
+    }
     let gc = g.materialize()?;
     let (xs, ys, gs) = (x.contiguous_slice::<f32>().unwrap(), y.contiguous_slice::<f32>().unwrap(), gc.contiguous_slice::<f32>().unwrap());
     let mut out = crate::storage::try_zeroed::<f32>(op.name(), xs.len())?;

@@ -14,7 +14,7 @@ use kiln_core::{DType, KilnError, Result};
 /// Rule::Adam. Copy-on-write: a parameter or moment whose buffer another tensor shares gets its
 /// own copy first, so no other tensor sees the update.
 pub fn adam_step(dev: &GpuDevice, rule: Rule, transform: GradTransform, param: &mut GpuTensor, grad: &GpuTensor, state: &mut [GpuTensor]) -> Result<()> {
-    let Rule::Adam { lr, beta1, beta2, eps, decoupled_decay, step } = rule else {
+    let Rule::Adam { .. } = rule else {
         return Err(KilnError::new(rule.name(), "has no GPU kernel yet (adam does)"));
     };
     const OP: &str = "adam";
@@ -27,11 +27,22 @@ pub fn adam_step(dev: &GpuDevice, rule: Rule, transform: GradTransform, param: &
     for t in [&*param, grad, &state[0], &state[1]] {
         t.expect_dtype(OP, DType::F32)?;
     }
-    let g = grad.contiguous(dev)?;
     param.make_unique(dev)?;
     for s in state.iter_mut() {
         s.make_unique(dev)?;
     }
+    adam_in_place(dev, rule, transform, param, grad, state)
+}
+
+/// The update itself, writing `param` and `state` in place: the caller has made each of them
+/// the sole owner of a whole contiguous buffer (GpuTensor::make_unique, or the backend's
+/// copy-on-write for kiln-core tensors).
+pub(crate) fn adam_in_place(dev: &GpuDevice, rule: Rule, transform: GradTransform, param: &GpuTensor, grad: &GpuTensor, state: &[GpuTensor]) -> Result<()> {
+    let Rule::Adam { lr, beta1, beta2, eps, decoupled_decay, step } = rule else {
+        return Err(KilnError::new(rule.name(), "has no GPU kernel yet (adam does)"));
+    };
+    const OP: &str = "adam";
+    let g = grad.contiguous(dev)?;
     let n = param.numel();
     check_u32_range(OP, g.end_index())?;
     let c1 = 1.0 - beta1.powi(step as i32);

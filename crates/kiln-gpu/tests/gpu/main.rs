@@ -5,6 +5,7 @@
 mod common;
 
 mod adam;
+mod backend;
 mod device;
 mod elementwise;
 // Indexing, creation, losses, optimizers and graph ops (helper gidx).

@@ -1,0 +1,149 @@
+//! Devices other than the CPU (the GPU, through kiln-gpu). A tensor on a device holds a
+//! `Buffer::Device`: an opaque buffer that knows its device. Every public op checks its inputs'
+//! device first (`device_of`) and, when they live on a device, hands the work to that device's
+//! kernel through the `Device` trait; validation, autograd recording and the backward closures
+//! stay where they are. Backward closures are written in ops, so once those ops dispatch, every
+//! gradient rule runs on the device unchanged.
+//!
+//! kiln-core knows nothing of wgpu: kiln-gpu implements `Device` and the bindings hand its
+//! instance to the ops through the tensors they upload (`to_device`).
+
+use crate::dtype::DType;
+use crate::error::{fmt_shape, KilnError, Result};
+use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
+use crate::optim::{GradTransform, Rule};
+use crate::tensor::Tensor;
+use std::any::Any;
+use std::sync::Arc;
+
+/// A device's buffer, owned by a Storage like a CPU Vec. Dropping it returns the memory to the
+/// device (kiln-gpu's pool).
+pub trait DeviceBuffer: Send + Sync {
+    fn dtype(&self) -> DType;
+    fn len(&self) -> usize;
+    fn device(&self) -> Arc<dyn Device>;
+    /// For the device's own kernels, to reach their concrete buffer type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The error of a kernel a device does not have (yet): clear, never a panic.
+pub fn no_kernel(device: &str, op: &str) -> KilnError {
+    KilnError::new(op, format!("has no kernel on the {device} device yet; move the tensors to the CPU with .to('cpu') for this op"))
+}
+
+/// The kernels a device runs, one method per kernel family. Inputs have been validated by the
+/// op (shapes, dtypes); they are on this device, except 1-element CPU tensors (constants inside
+/// backward closures), which the device uploads itself. Results are on this device. Each
+/// method has a default that reports a missing kernel.
+pub trait Device: Send + Sync {
+    /// Short name used in messages and by the bindings ("gpu").
+    fn name(&self) -> &str;
+    /// What the device is, for `gpuInfo()` (adapter, driver, limits), as JSON.
+    fn describe(&self) -> String;
+
+    /// Copies a CPU tensor (any layout) to this device: a contiguous device tensor.
+    fn upload(&self, t: &Tensor) -> Result<Tensor>;
+    /// Copies a device tensor back: a contiguous CPU tensor. Waits for pending kernels; this
+    /// is the only place a device's results reach the host (the bindings count these).
+    fn download(&self, t: &Tensor) -> Result<Tensor>;
+    /// A contiguous copy on the device (kernels' `materialize`).
+    fn copy(&self, t: &Tensor) -> Result<Tensor>;
+    /// Readbacks (downloads) so far: tests show a training step makes none.
+    fn readbacks(&self) -> u64;
+    /// Waits until every submitted kernel has finished (and reports a failure if one did).
+    fn synchronize(&self) -> Result<()>;
+
+    fn unary(&self, op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
+        let _ = (x, alpha);
+        Err(no_kernel(self.name(), op.name()))
+    }
+    /// g * dy/dx for y = op(x).
+    fn unary_backward(&self, op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor, alpha: f32) -> Result<Tensor> {
+        let _ = (x, y, g, alpha);
+        Err(no_kernel(self.name(), op.name()))
+    }
+    /// Broadcasting `op(a, b)`; float32 inputs (comparisons give bool).
+    fn binary(&self, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let _ = (a, b);
+        Err(no_kernel(self.name(), op.name()))
+    }
+    fn where_(&self, cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let _ = (cond, a, b);
+        Err(no_kernel(self.name(), "where"))
+    }
+    fn cast(&self, x: &Tensor, dtype: DType) -> Result<Tensor> {
+        let _ = (x, dtype);
+        Err(no_kernel(self.name(), "cast"))
+    }
+    /// `axes` are normalized (sorted, distinct); argmax/argmin get at most one.
+    fn reduce(&self, op: ReduceOp, x: &Tensor, axes: &[usize], keep_dims: bool, correction: usize) -> Result<Tensor> {
+        let _ = (x, axes, keep_dims, correction);
+        Err(no_kernel(self.name(), op.name()))
+    }
+    fn softmax(&self, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
+        let _ = (x, axis);
+        Err(no_kernel(self.name(), if log { "logSoftmax" } else { "softmax" }))
+    }
+    fn softmax_backward(&self, y: &Tensor, g: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
+        let _ = (y, g, axis);
+        Err(no_kernel(self.name(), if log { "logSoftmax" } else { "softmax" }))
+    }
+    /// Batched matmul with broadcast batch dims; shapes checked by the op.
+    fn matmul(&self, a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+        let _ = (a, b, transpose_a, transpose_b);
+        Err(no_kernel(self.name(), "matmul"))
+    }
+    /// An optimizer update in place (copy-on-write): `param` and `state` get new contents.
+    fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
+        let _ = (transform, param, grad, state);
+        Err(no_kernel(self.name(), rule.name()))
+    }
+}
+
+/// The device all of `inputs` live on, or None when they are all on the CPU. Mixing devices is
+/// an error naming the op, except for 1-element CPU tensors (constants), which the device
+/// uploads itself.
+pub fn device_of(op: &str, inputs: &[&Tensor]) -> Result<Option<Arc<dyn Device>>> {
+    let mut found: Option<Arc<dyn Device>> = None;
+    for t in inputs {
+        if let Some(d) = t.device() {
+            match &found {
+                Some(f) if !Arc::ptr_eq(f, &d) => {
+                    return Err(KilnError::new(op, "inputs live on two different devices"));
+                }
+                _ => found = Some(d),
+            }
+        }
+    }
+    if found.is_some() {
+        if let Some(t) = inputs.iter().find(|t| t.device().is_none() && t.numel() > 1) {
+            let name = found.as_ref().unwrap().name().to_string();
+            return Err(KilnError::new(op, format!(
+                "mixes a CPU tensor ({} {}) with tensors on the {name} device: move it first with .to('{name}')",
+                t.dtype(), fmt_shape(t.shape())
+            )));
+        }
+    }
+    Ok(found)
+}
+
+/// Moves `x` to `device` (None: the CPU). Gradients flow back to where x was. A tensor already
+/// there is returned as it is.
+pub fn to_device(x: &Tensor, device: Option<&Arc<dyn Device>>) -> Result<Tensor> {
+    let from = x.device();
+    let same = match (&from, device) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+    if same {
+        return Ok(x.clone());
+    }
+    let out = match (&from, device) {
+        (Some(src), None) => src.download(x)?,
+        (None, Some(dst)) => dst.upload(x)?,
+        (Some(src), Some(dst)) => dst.upload(&src.download(x)?)?,
+        (None, None) => unreachable!("handled above"),
+    };
+    Ok(crate::autograd::record("to", &[x], &[], out, move |g, _, _| Ok(vec![Some(to_device(g, from.as_ref())?)])))
+}

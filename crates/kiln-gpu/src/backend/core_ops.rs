@@ -1,0 +1,67 @@
+//! The core op families on the GPU: each function views its inputs as GpuTensors, runs the kernel
+//! from kernels/ and wraps the result (see mod.rs).
+
+use super::GpuBackend;
+use crate::kernels::{adam, elementwise, matmul as mm, reduce as red, softmax as sm};
+use kiln_core::device::no_kernel;
+use kiln_core::ops::{BinaryOp, ReduceOp, UnaryOp};
+use kiln_core::optim::{GradTransform, Rule};
+use kiln_core::{DType, Result, Tensor};
+
+pub fn unary(b: &GpuBackend, op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
+    Ok(b.wrap(elementwise::unary(b.device(), op, &b.gpu(x)?, alpha)?))
+}
+
+pub fn unary_backward(b: &GpuBackend, op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor, alpha: f32) -> Result<Tensor> {
+    Ok(b.wrap(elementwise::unary_backward(b.device(), op, &b.gpu(x)?, &b.gpu(y)?, &b.gpu(g)?, alpha)?))
+}
+
+pub fn binary(b: &GpuBackend, op: BinaryOp, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    Ok(b.wrap(elementwise::binary(b.device(), op, &b.gpu(x)?, &b.gpu(y)?)?))
+}
+
+pub fn where_(b: &GpuBackend, cond: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    Ok(b.wrap(elementwise::where_(b.device(), &b.gpu(cond)?, &b.gpu(x)?, &b.gpu(y)?)?))
+}
+
+pub fn cast(b: &GpuBackend, x: &Tensor, dtype: DType) -> Result<Tensor> {
+    Ok(b.wrap(elementwise::cast(b.device(), &b.gpu(x)?, dtype)?))
+}
+
+pub fn reduce(b: &GpuBackend, op: ReduceOp, x: &Tensor, axes: &[usize], keep_dims: bool, correction: usize) -> Result<Tensor> {
+    let _ = correction; // only the variance uses it
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => {
+            let axes: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+            Ok(b.wrap(red::reduce(b.device(), op, &b.gpu(x)?, &axes, keep_dims)?))
+        }
+        _ => Err(no_kernel("gpu", op.name())),
+    }
+}
+
+pub fn softmax(b: &GpuBackend, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
+    Ok(b.wrap(sm::softmax(b.device(), &b.gpu(x)?, axis as isize, log)?))
+}
+
+pub fn softmax_backward(b: &GpuBackend, y: &Tensor, g: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
+    Ok(b.wrap(sm::softmax_backward(b.device(), &b.gpu(y)?, &b.gpu(g)?, axis as isize, log)?))
+}
+
+pub fn matmul(b: &GpuBackend, x: &Tensor, y: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+    Ok(b.wrap(mm::matmul(b.device(), &b.gpu(x)?, &b.gpu(y)?, transpose_a, transpose_b)?))
+}
+
+/// Updates the parameter and its state in place on the device: each gets a buffer of its own
+/// first (copy-on-write, as on the CPU), then one fused kernel writes them all.
+pub fn optim_step(b: &GpuBackend, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
+    b.make_unique(param)?;
+    for s in state.iter_mut() {
+        b.make_unique(s)?;
+    }
+    let p = b.gpu(param)?;
+    let s: Vec<_> = state.iter().map(|t| b.gpu(t)).collect::<Result<_>>()?;
+    match rule {
+        Rule::Adam { .. } => adam::adam_in_place(b.device(), rule, transform, &p, &b.gpu(grad)?, &s),
+        _ => Err(no_kernel("gpu", rule.name())),
+    }
+}

@@ -1,0 +1,167 @@
+//! kiln-gpu as a kiln-core `Device`: how kiln-core's tensors (and so the whole op set, autograd and
+//! the bindings) reach the kernels. A kiln-core tensor on the GPU holds a `GpuStorage` (a pooled
+//! buffer); each trait method views its inputs as GpuTensors (no copy), runs a kernel and wraps
+//! the result back. Kernel families are wired in their own files next to this one.
+
+mod core_ops;
+
+use crate::device::GpuDevice;
+use crate::pool::PooledBuffer;
+use crate::tensor::GpuTensor;
+use kiln_core::device::{Device, DeviceBuffer};
+use kiln_core::error::fmt_shape;
+use kiln_core::ops::{BinaryOp, ReduceOp, UnaryOp};
+use kiln_core::optim::{GradTransform, Rule};
+use kiln_core::{DType, KilnError, Result, Tensor};
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+/// The GPU as a kiln-core device. Made once per process by the bindings (`GpuBackend::open`).
+pub struct GpuBackend {
+    dev: GpuDevice,
+    readbacks: AtomicU64,
+    /// Handed to every buffer made here, so a tensor knows its device.
+    me: Weak<GpuBackend>,
+}
+
+/// A kiln-core Storage's view of a device buffer.
+struct GpuStorage {
+    buffer: Arc<PooledBuffer>,
+    dtype: DType,
+    len: usize,
+    backend: Arc<GpuBackend>,
+}
+
+impl DeviceBuffer for GpuStorage {
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn device(&self) -> Arc<dyn Device> {
+        self.backend.clone()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl GpuBackend {
+    /// Opens the best adapter (see GpuDevice::new); the error says what to install when none exists.
+    pub fn open() -> Result<Arc<GpuBackend>> {
+        let dev = GpuDevice::new()?;
+        Ok(Arc::new_cyclic(|me| GpuBackend { dev, readbacks: AtomicU64::new(0), me: me.clone() }))
+    }
+
+    pub fn device(&self) -> &GpuDevice {
+        &self.dev
+    }
+
+    /// Views a kiln-core tensor as a GpuTensor: a tensor on this device without a copy; a CPU
+    /// tensor (the 1-element constants of backward closures) is uploaded.
+    pub fn gpu(&self, t: &Tensor) -> Result<GpuTensor> {
+        match t.device_buffer() {
+            Some(b) => {
+                let s = b.as_any().downcast_ref::<GpuStorage>().ok_or_else(|| KilnError::new("gpu", "the tensor lives on another device"))?;
+                Ok(GpuTensor::from_parts(s.buffer.clone(), t.shape(), t.strides(), t.offset(), s.dtype))
+            }
+            None => GpuTensor::upload(&self.dev, t),
+        }
+    }
+
+    /// Wraps a kernel's result as a kiln-core tensor on this device.
+    pub fn wrap(&self, g: GpuTensor) -> Tensor {
+        let backend = self.me.upgrade().expect("the backend outlives its tensors' creation");
+        let storage = GpuStorage { buffer: g.buffer_arc(), dtype: g.dtype(), len: g.end_index(), backend };
+        Tensor::from_device(Box::new(storage), g.shape(), g.strides(), g.offset())
+    }
+
+    /// Makes `t` the sole owner of a whole, contiguous buffer (copying on the device if another
+    /// tensor shares it), so an in-place kernel changes no one else: copy-on-write.
+    pub(crate) fn make_unique(&self, t: &mut Tensor) -> Result<()> {
+        if !t.owns_whole_buffer() {
+            let copy = crate::kernels::elementwise::copy(&self.dev, &self.gpu(t)?)?;
+            t.replace_data(self.wrap(copy));
+        }
+        Ok(())
+    }
+}
+
+impl Device for GpuBackend {
+    fn name(&self) -> &str {
+        "gpu"
+    }
+
+    fn describe(&self) -> String {
+        let (info, l) = (self.dev.adapter_info(), self.dev.limits());
+        let s = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+        format!(
+            concat!(
+                "{{\"adapter\":\"{}\",\"backend\":\"{:?}\",\"deviceType\":\"{:?}\",\"driver\":\"{}\",\"driverInfo\":\"{}\",",
+                "\"software\":{},\"limits\":{{\"maxBufferSize\":{},\"maxStorageBufferBindingSize\":{},",
+                "\"maxComputeWorkgroupStorageSize\":{},\"maxComputeInvocationsPerWorkgroup\":{},\"maxComputeWorkgroupsPerDimension\":{}}}}}"
+            ),
+            s(&info.name), info.backend, info.device_type, s(&info.driver), s(&info.driver_info), self.dev.is_software(),
+            l.max_buffer_size, l.max_storage_buffer_binding_size, l.max_compute_workgroup_storage_size,
+            l.max_compute_invocations_per_workgroup, l.max_compute_workgroups_per_dimension
+        )
+    }
+
+    fn upload(&self, t: &Tensor) -> Result<Tensor> {
+        if t.device().is_some() {
+            return Err(KilnError::new("to", format!("the {} {} tensor is not on the CPU", t.dtype(), fmt_shape(t.shape()))));
+        }
+        Ok(self.wrap(GpuTensor::upload(&self.dev, t)?))
+    }
+
+    fn download(&self, t: &Tensor) -> Result<Tensor> {
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
+        self.gpu(t)?.download(&self.dev)
+    }
+
+    fn copy(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(self.wrap(crate::kernels::elementwise::copy(&self.dev, &self.gpu(t)?)?))
+    }
+
+    fn readbacks(&self) -> u64 {
+        self.readbacks.load(Ordering::Relaxed)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.dev.synchronize()
+    }
+
+    // Core ops (core_ops.rs): elementwise, reductions, softmax, matmul, optimizer updates.
+    fn unary(&self, op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
+        core_ops::unary(self, op, x, alpha)
+    }
+    fn unary_backward(&self, op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor, alpha: f32) -> Result<Tensor> {
+        core_ops::unary_backward(self, op, x, y, g, alpha)
+    }
+    fn binary(&self, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        core_ops::binary(self, op, a, b)
+    }
+    fn where_(&self, cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        core_ops::where_(self, cond, a, b)
+    }
+    fn cast(&self, x: &Tensor, dtype: DType) -> Result<Tensor> {
+        core_ops::cast(self, x, dtype)
+    }
+    fn reduce(&self, op: ReduceOp, x: &Tensor, axes: &[usize], keep_dims: bool, correction: usize) -> Result<Tensor> {
+        core_ops::reduce(self, op, x, axes, keep_dims, correction)
+    }
+    fn softmax(&self, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
+        core_ops::softmax(self, x, axis, log)
+    }
+    fn softmax_backward(&self, y: &Tensor, g: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
+        core_ops::softmax_backward(self, y, g, axis, log)
+    }
+    fn matmul(&self, a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+        core_ops::matmul(self, a, b, transpose_a, transpose_b)
+    }
+    fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
+        core_ops::optim_step(self, rule, transform, param, grad, state)
+    }
+}
