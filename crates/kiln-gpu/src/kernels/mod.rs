@@ -15,6 +15,7 @@ pub mod creation;
 pub mod index;
 pub mod join;
 pub(crate) mod launch;
+pub mod optim;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;
