@@ -15,7 +15,9 @@ pub mod creation;
 pub mod index;
 pub mod join;
 pub(crate) mod launch;
+pub mod loss;
 pub mod optim;
+pub mod reduce_more;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;

@@ -10,6 +10,7 @@ mod device;
 mod elementwise;
 // Indexing, creation, losses, optimizers and graph ops (helper gidx).
 mod index;
+mod loss;
 mod optim;
 mod matmul;
 mod reduce;
