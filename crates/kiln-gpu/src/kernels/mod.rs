@@ -12,6 +12,7 @@ pub mod softmax;
 pub mod table;
 // Indexing, creation, losses, optimizers and graph ops (helper gidx, issue 6).
 pub mod creation;
+pub mod graph;
 pub mod index;
 pub mod join;
 pub(crate) mod launch;

@@ -8,10 +8,11 @@ mod adam;
 mod backend;
 mod device;
 mod elementwise;
-// Indexing, creation, losses, optimizers and graph ops (helper gidx).
-mod index;
-mod loss;
-mod optim;
 mod matmul;
 mod reduce;
 mod softmax;
+// Indexing, creation, losses, optimizers and graph ops (helper gidx, issue 6).
+mod graph;
+mod index;
+mod loss;
+mod optim;
