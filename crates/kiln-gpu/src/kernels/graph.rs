@@ -89,13 +89,16 @@ pub fn spmm(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuTensor, we
 }
 
 /// Gradients of spmm for x (Aᵀ g: spmm over the reversed edges) and, when there are weights,
-/// for the weights (dw[e] = <g[dst[e]], x[src[e]]>).
+/// for the weights.
 pub fn spmm_backward(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuTensor, weight: Option<&GpuTensor>, g: &GpuTensor) -> Result<(GpuTensor, Option<GpuTensor>)> {
-    const OP: &str = "spmm";
     let dx = spmm(dev, g, dst, src, weight, x.shape()[0])?;
-    if weight.is_none() {
-        return Ok((dx, None));
-    }
+    let dw = weight.map(|_| spmm_weight_grad(dev, x, src, dst, g)).transpose()?;
+    Ok((dx, dw))
+}
+
+/// spmm's weight gradient: dw[e] = <g[dst[e]], x[src[e]]>, one invocation per edge.
+pub fn spmm_weight_grad(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuTensor, g: &GpuTensor) -> Result<GpuTensor> {
+    const OP: &str = "spmm";
     let edges = src.numel();
     let inner = numel(&x.shape()[1..]);
     let dw = GpuTensor::empty(dev, OP, &[edges], DType::F32)?;
@@ -115,7 +118,7 @@ pub fn spmm_backward(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuT
   dw[i] = acc;";
     let check = Some(format!("edge {{position}} has index {{value}}, out of range (src must be in [0, {}), dst in [0, {}))", x.shape()[0], g.shape()[0]));
     run_1d(dev, Kernel { op: OP, key: "spmm_weight_grad", decls, body, check }, edges, params, &[xc.buffer(), gc.buffer(), sc.buffer(), dc.buffer(), dw.buffer()])?;
-    Ok((dx, Some(dw)))
+    Ok(dw)
 }
 
 /// What segment_reduce keeps for its backward pass: the rows per segment (mean, float32

@@ -16,3 +16,4 @@ mod graph;
 mod index;
 mod loss;
 mod optim;
+mod backend_indexing;
