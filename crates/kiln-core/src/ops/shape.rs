@@ -58,21 +58,27 @@ pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
         out_shape[axis] += t.shape()[axis];
     }
     let inputs: Vec<&Tensor> = tensors.iter().collect();
-    let out_strides = contiguous_strides(&out_shape);
-    let out = if let Some(dev) = crate::device::device_of(OP, &inputs)? {
-        dev.concat(tensors, axis)?
-    } else { with_element!(OP, first.dtype(), T => {
-        let mut out: Vec<T> = crate::storage::try_zeroed(OP, layout::checked_numel(OP, &out_shape)?)?;
+    let out = match crate::device::device_of(OP, &inputs)? {
+        Some(dev) => dev.concat(tensors, axis)?,
+        None => concat_cpu(tensors, axis, &out_shape)?,
+    };
+    let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[axis]).collect();
+    Ok(autograd::record("concat", &inputs, &[], out, move |g, _, _| {
+        Ok(split(g, Sections::Sizes(sizes), axis as isize)?.into_iter().map(Some).collect())
+    }))
+}
+
+fn concat_cpu(tensors: &[Tensor], axis: usize, out_shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "concat";
+    let out_strides = contiguous_strides(out_shape);
+    Ok(with_element!(OP, tensors[0].dtype(), T => {
+        let mut out: Vec<T> = crate::storage::try_zeroed(OP, layout::checked_numel(OP, out_shape)?)?;
         let mut offset = 0;
         for t in tensors {
             copy_into::<T>(t, &mut out, &out_strides, offset * out_strides[axis]);
             offset += t.shape()[axis];
         }
-        Tensor::from_vec(out, &out_shape)?
-    }) };
-    let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[axis]).collect();
-    Ok(autograd::record("concat", &inputs, &[], out, move |g, _, _| {
-        Ok(split(g, Sections::Sizes(sizes), axis as isize)?.into_iter().map(Some).collect())
+        Tensor::from_vec(out, out_shape)?
     }))
 }
 
@@ -268,19 +274,25 @@ pub fn pad(x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor
         )));
     }
     let out_shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (b, a))| d + b + a).collect();
-    let out_strides = contiguous_strides(&out_shape);
-    let offset: usize = paddings.iter().zip(&out_strides).map(|((b, _), s)| b * s).sum();
-    let out = if let Some(dev) = crate::device::device_of(OP, &[x])? {
-        dev.pad(x, paddings, value)?
-    } else { let fill = crate::ops::creation::full(&out_shape, value, x.dtype()).map_err(|e| KilnError::new(OP, e.message))?;
-    with_element!(OP, x.dtype(), T => {
-        let mut out = fill.to_vec::<T>().unwrap();
-        copy_into::<T>(x, &mut out, &out_strides, offset);
-        Tensor::from_vec(out, &out_shape)?
-    }) };
+    let out = match crate::device::device_of(OP, &[x])? {
+        Some(dev) => dev.pad(x, paddings, value)?,
+        None => pad_cpu(x, paddings, value, &out_shape)?,
+    };
     let begin: Vec<isize> = paddings.iter().map(|&(b, _)| b as isize).collect();
     let size: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
     Ok(autograd::record("pad", &[x], &[], out, move |g, _, _| Ok(vec![Some(g.slice(&begin, &size)?)])))
+}
+
+fn pad_cpu(x: &Tensor, paddings: &[(usize, usize)], value: f64, out_shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "pad";
+    let out_strides = contiguous_strides(out_shape);
+    let offset: usize = paddings.iter().zip(&out_strides).map(|((b, _), s)| b * s).sum();
+    let fill = crate::ops::creation::full(out_shape, value, x.dtype()).map_err(|e| KilnError::new(OP, e.message))?;
+    Ok(with_element!(OP, x.dtype(), T => {
+        let mut out = fill.to_vec::<T>().unwrap();
+        copy_into::<T>(x, &mut out, &out_strides, offset);
+        Tensor::from_vec(out, out_shape)?
+    }))
 }
 
 /// Converts elements to `dtype`: float -> int truncates toward zero, anything -> bool is `!= 0`.
