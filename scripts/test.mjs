@@ -7,12 +7,16 @@ import { spawnSync } from 'node:child_process';
 import { setup } from './setup.mjs';
 import { ROOT, run, step } from './lib.mjs';
 import { ensureChromium } from './chromium.mjs';
+import { ensureVulkanDriver, quietVulkanEnv } from './vulkan.mjs';
 
 setup();
 // tests/browser/ runs Kiln in a real browser; KILN_SKIP_BROWSER=1 skips it (and this install).
 if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
-step('Rust tests (cargo test -p kiln-core)');
+// The 'gpu' backend runs on lavapipe (Mesa's CPU Vulkan) when the machine has no GPU driver.
+ensureVulkanDriver();
+step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
+run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });
 
 // The shared suites run once per backend: the native addon and the WASM module.
 const backends = process.env.KILN_BACKENDS ?? 'native,wasm';
@@ -21,7 +25,7 @@ const report = join(tmpdir(), `kiln-vitest-${process.pid}.json`);
 const r = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile=${report}`, ...process.argv.slice(2)], {
   stdio: 'inherit',
   cwd: ROOT,
-  env: { ...process.env, KILN_BACKENDS: backends },
+  env: { ...process.env, ...quietVulkanEnv(), KILN_BACKENDS: backends },
 });
 if (existsSync(report)) {
   const { numPassedTests, numFailedTests } = JSON.parse(readFileSync(report, 'utf8'));

@@ -60,7 +60,8 @@ forEachBackend(() => {
     expect(x.isDisposed).toBe(true);
     expect(y.isDisposed).toBe(true);
     expect(z.isDisposed).toBe(false);
-    expect(await read(z)).toEqual([1, 1, 1, 1].map((v) => Math.fround(Math.E + v)));
+    // Close, not exact: the GPU's exp differs from the CPU's in the last bits.
+    for (const v of await read(z)) expect(v).toBeCloseTo(Math.E + 1, 5);
     expect(delta(before, kiln.memory())).toEqual({ numTensors: 1, numBuffers: 1, numBytes: 16 });
     z.dispose();
   });

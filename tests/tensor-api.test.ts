@@ -145,7 +145,7 @@ forEachBackend((name) => {
       ['pad', (t) => t.pad([[1, 1], [0, 2]], 5), (t) => kiln.pad(t, [[1, 1], [0, 2]], 5)],
     ];
     // every public op method of Tensor is covered above (data access and autograd are tested elsewhere)
-    const notOps = ['constructor', 'dispose', 'dataSync', 'data', 'arraySync', 'array', 'toString', 'clone'];
+    const notOps = ['constructor', 'dispose', 'dataSync', 'data', 'arraySync', 'array', 'toString', 'clone', 'to', 'moveTo']; // to/moveTo: tests/gpu/device.test.ts
     const autograd = ['setRequiresGrad', 'backward', 'zeroGrad', 'detach'];
     const methods = Object.getOwnPropertyNames(Tensor.prototype).filter(
       (m) => !notOps.includes(m) && !autograd.includes(m) &&

@@ -33,3 +33,6 @@ export * from './ops/batch-norm.js';
 // attention (Transformer family)
 export { attention, type AttentionOptions } from './ops/attention.js';
 export { peakMemory, resetPeakMemory } from './engine.js';
+// The GPU backend (kiln-gpu through the native addon).
+export { gpuInfo, synchronize, type GpuInfo } from './engine.js';
+export type { Device } from './tensor.js';

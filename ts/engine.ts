@@ -20,12 +20,15 @@ const collectors = new Map<LoadedBackend, FinalizationRegistry<number>>();
  * (browser.ts) registers only 'wasm'. The engine itself imports no platform module, so it bundles
  * for browsers. A factory runs once, on first use of its backend.
  */
-const factories = new Map<string, () => Backend>();
+const factories = new Map<string, { make: () => Backend; handles: string }>();
 let defaultName: BackendName | null = null;
 
-/** Internal: makes a backend available to `setBackend`; `isDefault` makes it the one used first. */
-export function registerBackend(name: BackendName, factory: () => Backend, isDefault = false): void {
-  factories.set(name, factory);
+/**
+ * Internal: makes a backend available to `setBackend`; `isDefault` makes it the one used first.
+ * `handles`: the backend whose tensor handles this one shares (the GPU backend is the native addon).
+ */
+export function registerBackend(name: BackendName, factory: () => Backend, isDefault = false, handles: string = name): void {
+  factories.set(name, { make: factory, handles });
   if (isDefault || defaultName === null) defaultName = name;
 }
 
@@ -37,11 +40,16 @@ function load(name: BackendName): LoadedBackend {
     const available = [...factories.keys()].join(', ') || 'none: import Kiln through its entry point (index.js or the browser bundle)';
     throw new Error(`setBackend: the '${name}' backend is not available in this build (available: ${available})`);
   }
-  const b = loadBackend(name, factory());
+  const b = loadBackend(name, factory.make(), factory.handles);
   loaded.set(name, b);
   const impl = b.impl;
   collectors.set(b, new FinalizationRegistry((h: number) => impl.dispose(h)));
   return b;
+}
+
+/** Internal: the backend called `name`, loaded on first use (Tensor.to). */
+export function backendNamed(name: BackendName): LoadedBackend {
+  return load(name);
 }
 
 /** The active backend, loading the default (native in Node, wasm in browsers) on first use. */
@@ -53,7 +61,11 @@ export function backend(): LoadedBackend {
   return (active = load(defaultName));
 }
 
-/** Selects the backend for tensors created from now on: 'native' (default in Node) or 'wasm' (default in browsers). */
+/**
+ * Selects the backend for tensors created from now on: 'native' (default in Node), 'wasm'
+ * (default in browsers) or 'gpu' (Node: the addon with kiln-gpu; throws, saying what to install,
+ * when the machine has no GPU driver).
+ */
 export function setBackend(name: BackendName): void {
   active = load(name);
 }
@@ -79,6 +91,12 @@ export function track(t: Tensor, b: LoadedBackend): void {
   if (t.handleUnchecked >= LARGE_FLAG) collectors.get(b)!.register(t, t.handleUnchecked, t);
   const scope = scopes[scopes.length - 1];
   if (scope !== undefined) scope.push(t);
+}
+
+/** Called when a tensor's data moves to another backend (Tensor.moveTo): the GC safety net follows it. */
+export function retrack(t: Tensor, from: LoadedBackend, to: LoadedBackend, newHandle: number): void {
+  untrack(t, from);
+  if (newHandle >= LARGE_FLAG) collectors.get(to)!.register(t, newHandle, t);
 }
 
 /** Called by Tensor.dispose: the GC must not free the handle a second time. */
@@ -188,4 +206,41 @@ export function peakMemory(): { numBytes: number } {
 /** Starts a new peak measurement for `peakMemory()` from the bytes live now. */
 export function resetPeakMemory(): void {
   backend().impl.peakBytes(true);
+}
+
+/** What `gpuInfo()` returns. */
+export interface GpuInfo {
+  /** The adapter's name, e.g. 'llvmpipe (LLVM 15.0.6, 256 bits)' for the CPU driver lavapipe. */
+  adapter: string;
+  /** The graphics API wgpu runs on: 'Vulkan', 'Metal' or 'Dx12'. */
+  backend: string;
+  /** 'DiscreteGpu', 'IntegratedGpu', 'Cpu' (a software driver), ... */
+  deviceType: string;
+  driver: string;
+  driverInfo: string;
+  /** True for a CPU implementation: timings then say nothing about GPUs. */
+  software: boolean;
+  limits: {
+    maxBufferSize: number;
+    maxStorageBufferBindingSize: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupsPerDimension: number;
+  };
+  /** Device-to-host copies so far (each `data()`/`dataSync()` of a GPU tensor is one). */
+  readbacks: number;
+}
+
+/** The GPU Kiln uses (opening it if needed): adapter, limits, readbacks. Throws when there is none, saying what to install. */
+export function gpuInfo(): GpuInfo {
+  const impl = load('gpu').impl;
+  return JSON.parse(impl.gpuInfo!()) as GpuInfo;
+}
+
+/**
+ * Waits until the GPU has finished every op submitted so far (GPU ops return as soon as they are
+ * queued). For timing; reading a result (`await t.data()`) waits by itself. No-op without a GPU.
+ */
+export function synchronize(): void {
+  loaded.get('gpu')?.impl.gpuSynchronize?.();
 }

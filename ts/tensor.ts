@@ -5,7 +5,10 @@
  */
 
 import type { DType, LoadedBackend } from './backends/backend.js';
-import { track, untrack } from './engine.js';
+
+/** Where a tensor's data lives. */
+export type Device = 'cpu' | 'gpu';
+import { backendNamed, retrack, track, untrack } from './engine.js';
 import * as elementwise from './ops/elementwise.js';
 import * as reduction from './ops/reduce.js';
 import * as linalg from './ops/matmul.js';
@@ -20,16 +23,67 @@ export class Tensor {
   #handle: number;
   #shape: number[] | undefined;
   #dtype: DType | undefined;
-  /** The backend that owns this tensor's data. */
-  readonly backend: LoadedBackend;
+  #backend: LoadedBackend;
+  #device: Device | undefined;
   /** Set by `keep`: no tidy scope will dispose this tensor. */
   kept = false;
 
   /** Internal: wraps a backend handle. Users create tensors with `kiln.tensor` and the ops. */
   constructor(handle: number, backend: LoadedBackend) {
     this.#handle = handle;
-    this.backend = backend;
+    this.#backend = backend;
     track(this, backend);
+  }
+
+  /** The backend that owns this tensor's data. */
+  get backend(): LoadedBackend {
+    return this.#backend;
+  }
+
+  /**
+   * Where the data lives: 'gpu' or 'cpu'. Ops run where their inputs live (a GPU tensor's ops
+   * run on the GPU whichever backend is active); the active backend decides where new tensors
+   * are made.
+   */
+  get device(): Device {
+    return (this.#device ??= (this.#backend.impl.deviceOf?.(this.handle) ?? 'cpu') as Device);
+  }
+
+  /**
+   * This tensor on `device` ('cpu' or 'gpu'): the tensor itself when it is already there, else a
+   * copy on the 'gpu' or 'native' backend. Gradients flow back across the move (native <-> gpu).
+   * From the WASM backend, the values are copied (not differentiable).
+   */
+  to(device: Device): Tensor {
+    if (device !== 'cpu' && device !== 'gpu') throw new Error(`to: unknown device '${String(device)}' (expected 'cpu' or 'gpu')`);
+    if (this.device === device) return this;
+    const impl = this.#backend.impl;
+    if (impl.toDevice !== undefined) {
+      const target = device === 'gpu' ? backendNamed('gpu') : this.#backend.name === 'gpu' ? backendNamed('native') : this.#backend;
+      return wrap(impl.toDevice(this.handle, device), target);
+    }
+    const target = backendNamed('gpu');
+    // Another addon (WASM): through the host.
+    return wrap(copyInto(target, this), target);
+  }
+
+  /**
+   * Internal (Module.to, Optimizer.to): moves the data to `device` keeping this Tensor object, so
+   * whatever refers to it (a module, an optimizer's state) sees the move. A parameter stays a leaf
+   * with the same requiresGrad; its accumulated gradient is dropped.
+   */
+  moveTo(device: Device): void {
+    if (this.device === device) return;
+    const requires = this.requiresGrad;
+    const moved = this.to(device);
+    const leaf = moved.backend.impl.detach(moved.handle);
+    moved.dispose();
+    if (requires) moved.backend.impl.setRequiresGrad(leaf, true);
+    this.#backend.impl.dispose(this.#handle);
+    retrack(this, this.#backend, moved.backend, leaf);
+    this.#handle = leaf;
+    this.#backend = moved.backend;
+    this.#device = device;
   }
 
   /** Duck-type tag, so containers can be searched for tensors cheaply. */
@@ -98,8 +152,15 @@ export class Tensor {
     }
   }
 
-  /** The elements, asynchronously (required on the GPU backend, where readback is async). */
+  /**
+   * The elements, asynchronously. On the GPU backend the readback waits on a worker thread, so
+   * the JS thread stays free while the device finishes; elsewhere it is dataSync().
+   */
   async data(): Promise<TypedArray> {
+    const impl = this.#backend.impl;
+    if (impl.readAsync !== undefined && this.device === 'gpu') {
+      return impl.readAsync(this.handle);
+    }
     return this.dataSync();
   }
 
@@ -203,6 +264,22 @@ export class Tensor {
   pad(paddings: Array<[number, number]>, value?: number): Tensor { return shapeOps.pad(this, paddings, value); }
   /** A new tensor with the same elements (a fresh handle; the buffer is shared, which is safe since tensors are immutable). */
   clone(): Tensor { return shapeOps.reshape(this, [...this.shape]); }
+}
+
+/** A handle on `target` holding `t`'s values (copied through the host). */
+function copyInto(target: LoadedBackend, t: Tensor): number {
+  const data = t.dataSync();
+  const shape = [...t.shape];
+  switch (t.dtype) {
+    case 'float32':
+      return target.impl.fromF32(data as Float32Array, shape);
+    case 'int32':
+      return target.impl.fromI32(data as Int32Array, shape);
+    case 'bool':
+      return target.impl.fromBool(data as Uint8Array, shape);
+    default:
+      throw new Error(`to: ${t.dtype} tensors cannot move to the '${target.name}' backend`);
+  }
 }
 
 /** Internal: wraps a fresh handle from `backend`. */

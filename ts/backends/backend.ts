@@ -136,20 +136,37 @@ export interface Backend {
   attention(q: Handle, k: Handle, v: Handle, mask: number, causal: boolean, scale: number, dropout: number, seed: number): Handle;
   /** The most bytes live at once (tensors and kernel scratch) since the last reset; `reset` starts a new measurement. */
   peakBytes(reset: boolean): number;
+  // ---- devices (the native addon only: bindings/node/src/gpu.rs) ----
+  /** Opens the GPU if needed; JSON: adapter, driver, limits, readbacks. Throws with an install hint without one. */
+  gpuInfo?(): string;
+  /** A new handle to the tensor on 'cpu' or 'gpu' (differentiable). */
+  toDevice?(h: Handle, device: string): Handle;
+  /** 'cpu' or 'gpu'. */
+  deviceOf?(h: Handle): string;
+  /** Waits for every kernel submitted to the GPU. */
+  gpuSynchronize?(): boolean;
+  /** Reads a tensor on a worker thread (the GPU readback without blocking JS). */
+  readAsync?(h: Handle): Promise<Float32Array | Int32Array | Uint8Array | Int8Array>;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */
 export interface LoadedBackend {
   name: string;
   impl: Backend;
+  /**
+   * Whose tensor handles `impl` uses: 'native' for both the native and the GPU backend (one
+   * addon; kiln-core runs each op where its inputs live), 'wasm' for WASM. Ops accept tensors from
+   * any backend with the same `handles`.
+   */
+  handles: string;
   /** family -> op name -> code, read once from the backend's own op table. */
   codes: Record<string, Record<string, number>>;
 }
 
-export function loadBackend(name: string, impl: Backend): LoadedBackend {
+export function loadBackend(name: string, impl: Backend, handles = name): LoadedBackend {
   const codes: Record<string, Record<string, number>> = {};
   for (const [family, names] of Object.entries(impl.opTable())) {
     codes[family] = Object.fromEntries(names.map((n, i) => [n, i]));
   }
-  return { name, impl, codes };
+  return { name, impl, codes, handles };
 }

@@ -21,7 +21,7 @@
  */
 
 import { keep } from '../engine.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, type Device } from '../tensor.js';
 import { assign } from '../autograd.js';
 import { summarize, type SummaryOptions } from './summary.js';
 
@@ -190,6 +190,16 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   /** Makes every parameter trainable again. Returns this. */
   unfreeze(): this {
     for (const p of this.parameters()) p.setRequiresGrad(true);
+    return this;
+  }
+
+  /**
+   * Moves every parameter and buffer to `device` ('gpu' or 'cpu') in place: the same Tensor
+   * objects, so an optimizer built on them keeps working (its state follows, see Optimizer.to).
+   * Run the model with the matching backend active (`kiln.setBackend('gpu')`). Returns this.
+   */
+  to(device: Device): this {
+    for (const t of [...this.parameters(), ...this.buffers()]) t.moveTo(device);
     return this;
   }
 

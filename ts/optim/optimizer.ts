@@ -5,7 +5,7 @@
  */
 
 import { backend, keep, tidy } from '../engine.js';
-import type { Tensor } from '../tensor.js';
+import type { Device, Tensor } from '../tensor.js';
 import { zeros } from '../ops/creation.js';
 import { assign } from '../autograd.js';
 import { square, sqrt } from '../ops/elementwise.js';
@@ -129,7 +129,12 @@ export abstract class Optimizer {
   private slotsFor(p: Tensor): Tensor[] {
     let s = this.slots.get(p);
     if (s === undefined) {
-      s = Array.from({ length: this.slotCount() }, () => keep(zeros([...p.shape])));
+      // State lives where its parameter lives (a model moved with model.to('gpu') included).
+      s = Array.from({ length: this.slotCount() }, () => {
+        const z = keep(zeros([...p.shape]));
+        z.moveTo(p.device);
+        return z;
+      });
       this.slots.set(p, s);
     }
     return s;
@@ -159,6 +164,12 @@ export abstract class Optimizer {
     params.forEach((p, i) => this.paramSteps.set(p, state.steps?.[i] ?? state.step));
     this.stepCount = state.step;
     this.lr = state.lr;
+  }
+
+  /** Moves the state tensors to `device` (model.to moves the parameters). Returns this. */
+  to(device: Device): this {
+    for (const s of this.slots.values()) for (const t of s) t.moveTo(device);
+    return this;
   }
 
   /** Frees the state tensors. */

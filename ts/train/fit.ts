@@ -6,7 +6,7 @@
 
 import { tidy } from '../engine.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import type { Tensor } from '../tensor.js';
+import type { Device, Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { concat } from '../ops/shape.js';
 import type { Callback, TrainingContext } from './callbacks.js';
@@ -66,9 +66,20 @@ export interface History {
   stopReason?: string;
 }
 
-async function* batches(source: BatchSource): AsyncGenerator<Batch> {
-  if (Symbol.asyncIterator in source) yield* source as AsyncIterable<Batch>;
-  else yield* source as Iterable<Batch>;
+async function* batches(source: BatchSource, model: TrainableModel): AsyncGenerator<Batch> {
+  const iterable = Symbol.asyncIterator in source ? (source as AsyncIterable<Batch>) : (source as Iterable<Batch>);
+  // Batches go where the model is (PyTorch's `x.to(device)` in every loop, done here): data stays
+  // on the CPU, and a model moved with model.to('gpu') gets its batches uploaded.
+  const device = model.parameters()[0]?.device ?? 'cpu';
+  for await (const batch of iterable) yield device === 'cpu' ? batch : { x: moved(batch.x, device), y: moved(batch.y, device) };
+}
+
+/** `t` on `device`; the original is disposed when a copy was made (the batch owns its tensors). */
+function moved(t: Tensor, device: Device): Tensor {
+  if (t.device === device) return t;
+  const m = t.to(device);
+  t.dispose();
+  return m;
 }
 
 /** Trains `model` for `epochs` epochs; returns per-epoch logs. */
@@ -95,7 +106,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
     let skipped = 0;
     const lr = optimizer.lr;
     try {
-      for await (const { x, y } of batches(trainData)) {
+      for await (const { x, y } of batches(trainData, model)) {
         step++;
         let value = NaN;
         try {
@@ -192,7 +203,7 @@ export async function evaluate(model: TrainableModel, data: BatchSource, options
   model.eval();
   const acc = new EpochAccumulator(options.metrics ?? []);
   try {
-    for await (const { x, y } of batches(data)) {
+    for await (const { x, y } of batches(data, model)) {
       noGrad(() =>
         tidy(() => {
           const out = model.forward(x);
@@ -213,9 +224,20 @@ export async function predict(model: TrainableModel, data: Tensor | BatchSource)
   model.eval();
   // tidy frees the layers' intermediates; only the output survives.
   const forward = (x: Tensor): Tensor => noGrad(() => tidy(() => model.forward(x)));
-  if ('isKilnTensor' in data) return forward(data as Tensor);
+  if ('isKilnTensor' in data) {
+    // A tensor on the CPU for a model on the GPU is moved for the call (the caller keeps theirs).
+    const device = model.parameters()[0]?.device ?? 'cpu';
+    const x = data as Tensor;
+    if (x.device === device) return forward(x);
+    const onDevice = x.to(device);
+    try {
+      return forward(onDevice);
+    } finally {
+      onDevice.dispose();
+    }
+  }
   const outs: Tensor[] = [];
-  for await (const { x, y } of batches(data as BatchSource)) {
+  for await (const { x, y } of batches(data as BatchSource, model)) {
     outs.push(forward(x));
     x.dispose();
     y.dispose();

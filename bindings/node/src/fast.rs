@@ -84,11 +84,18 @@ impl ToJs for bool {
 /// Tensor contents read back to JS. Copied into an ArrayBuffer that V8 owns: an external buffer
 /// (napi-rs's Float32Array::new) is only freed by a finalizer that runs when the event loop
 /// turns, so a synchronous loop of reads grew without bound (5,000 reads of 256 KB: 1.3 GB).
-enum Readback {
+pub enum Readback {
     F32(Vec<f32>),
     I32(Vec<i32>),
     Bool(Vec<u8>),
     I8(Vec<i8>),
+}
+
+impl Readback {
+    /// Copies the elements into a new JS typed array (null after throwing if that fails).
+    pub(crate) unsafe fn into_js(self, env: sys::napi_env) -> sys::napi_value {
+        self.to_js(env)
+    }
 }
 
 impl ToJs for Readback {
@@ -114,6 +121,20 @@ impl ToJs for Readback {
 fn read(h: u32, dtype: kiln_core::DType) -> Result<Readback> {
     let t = registry::with(|r| r.get(h).cloned())?;
     t.expect_dtype("data", dtype)?;
+    readback(&t)
+}
+
+/// A tensor's elements for JS; a tensor on a device is downloaded first (and waits for it).
+pub(crate) fn readback(t: &Tensor) -> Result<Readback> {
+    let dtype = t.dtype();
+    let downloaded;
+    let t = match t.device() {
+        Some(device) => {
+            downloaded = device.download(t)?;
+            &downloaded
+        }
+        None => t,
+    };
     let fail = || KilnError::new("data", "cannot copy the tensor for reading");
     Ok(match dtype {
         kiln_core::DType::F32 => Readback::F32(t.to_vec().ok_or_else(fail)?),

@@ -6,6 +6,8 @@ mod fast;
 mod registry;
 // Weight-only quantization (int8 tensors in and out, quantize/dequantize).
 mod quant;
+// The GPU device (kiln-gpu): opening it, moving tensors, async readback.
+mod gpu;
 
 use kiln_core::ops::{self, ReduceOp, Sections};
 use kiln_core::args::{dims, dtype, int, ints};

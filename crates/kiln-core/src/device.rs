@@ -206,3 +206,13 @@ pub fn to_device(x: &Tensor, device: Option<&Arc<dyn Device>>) -> Result<Tensor>
     };
     Ok(crate::autograd::record("to", &[x], &[], out, move |g, _, _| Ok(vec![Some(to_device(g, from.as_ref())?)])))
 }
+
+/// The guard of an op that has no device kernel yet: a clear error naming the op when an input
+/// lives on a device, instead of a CPU kernel finding no host memory there.
+pub fn cpu_only(op: &str, inputs: &[Option<&Tensor>]) -> Result<()> {
+    let present: Vec<&Tensor> = inputs.iter().flatten().copied().collect();
+    match device_of(op, &present)? {
+        Some(d) => Err(no_kernel(d.name(), op)),
+        None => Ok(()),
+    }
+}

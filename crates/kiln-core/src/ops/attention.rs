@@ -70,6 +70,7 @@ impl AttentionOptions {
 /// sees, as PyTorch's key_padding_mask) or float32 (added to the scores: 0 keeps, −inf masks).
 /// A query that sees no key at all (every key masked) gets output 0 and gradient 0, never NaN.
 pub fn scaled_dot_product_attention(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool, key_padding_mask: Option<&Tensor>, scale: Option<f32>) -> Result<Tensor> {
+    crate::device::cpu_only("attention", &[Some(q), Some(k), Some(v), key_padding_mask])?;
     attention(q, k, v, key_padding_mask, &AttentionOptions { causal, scale, ..Default::default() })
 }
 
@@ -193,6 +194,7 @@ impl Layout {
 
 /// The fused attention with every option: see `scaled_dot_product_attention` for the shapes.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, key_padding_mask: Option<&Tensor>, options: &AttentionOptions) -> Result<Tensor> {
+    crate::device::cpu_only("attention", &[Some(q), Some(k), Some(v), key_padding_mask])?;
     let dims = check(q, k, v, key_padding_mask, options)?;
     let bias = key_padding_mask.map(padding_bias).transpose()?;
     let scale = options.scale.unwrap_or(if dims.d == 0 { 1.0 } else { 1.0 / (dims.d as f32).sqrt() });

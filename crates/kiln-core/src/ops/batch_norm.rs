@@ -127,6 +127,7 @@ pub fn batch_norm(
     options: BatchNorm,
 ) -> Result<Tensor> {
     const OP: &str = "batchNorm";
+    crate::device::cpu_only(OP, &[Some(x), weight, bias, running.as_ref().map(|(m, _)| &**m), running.as_ref().map(|(_, v)| &**v)])?;
     if x.dtype() != DType::F32 || x.rank() < 2 {
         return Err(KilnError::new(OP, format!("expected a float32 [batch, channels, ...] tensor, got {} {}", x.dtype(), fmt_shape(x.shape()))));
     }

@@ -37,6 +37,7 @@ impl Default for ConvParams {
 /// Cross-correlation as PyTorch's conv2d. input [N, C, H, W], weight [O, C/groups, KH, KW],
 /// bias [O] -> [N, O, OH, OW] with OH = (H + top + bottom - dilation·(KH-1) - 1) / stride + 1.
 pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Tensor> {
+    crate::device::cpu_only("conv2d", &[Some(input), Some(weight), bias])?;
     const OP: &str = "conv2d";
     let geo = conv2d_geometry(OP, input, weight, bias, p)?;
     let (x, w) = (input.materialize()?, weight.materialize()?);
@@ -55,6 +56,7 @@ pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvPa
 /// its input. input [N, C, H, W], weight [C, O/groups, KH, KW], bias [O] -> [N, O, OH, OW] with
 /// OH = (H - 1)·stride - top - bottom + dilation·(KH-1) + outputPadding + 1.
 pub fn conv_transpose2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, output_padding: [usize; 2]) -> Result<Tensor> {
+    crate::device::cpu_only("convTranspose2d", &[Some(input), Some(weight), bias])?;
     const OP: &str = "convTranspose2d";
     let geo = conv_transpose2d_geometry(OP, input, weight, bias, p, output_padding)?;
     let (x, w) = (input.materialize()?, weight.materialize()?);

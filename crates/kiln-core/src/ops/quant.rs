@@ -60,12 +60,14 @@ impl Format {
 
 /// Symmetric int8 per output channel. w [O, I] float32 -> (q [O, I] int8, scales [O] float32).
 pub fn quantize_int8(w: &Tensor) -> Result<(Tensor, Tensor)> {
+    crate::device::cpu_only("quantizeInt8", &[Some(w)])?;
     quantize(w, Format::Int8, "quantizeInt8")
 }
 
 /// Symmetric int4 per block of `block` consecutive weights of a row, two values per byte.
 /// w [O, I] float32 -> (packed [O, ceil(I/2)] int8, scales [O, ceil(I/block)] float32).
 pub fn quantize_int4(w: &Tensor, block: usize) -> Result<(Tensor, Tensor)> {
+    crate::device::cpu_only("quantizeInt4", &[Some(w)])?;
     if block == 0 {
         return Err(KilnError::new("quantizeInt4", format!("block must be at least 1, got 0 (weight {} {})", w.dtype(), fmt_shape(w.shape()))));
     }
@@ -128,6 +130,7 @@ fn quantize_group(values: &[f32], levels: f32, mut put: impl FnMut(usize, i8)) -
 
 /// The float32 weight an int8 quantization stands for. q [O, I] int8, scales [O] -> [O, I].
 pub fn dequantize_int8(q: &Tensor, scales: &Tensor) -> Result<Tensor> {
+    crate::device::cpu_only("dequantizeInt8", &[Some(q), Some(scales)])?;
     let in_features = q.shape().get(1).copied().unwrap_or(0);
     dequantize(q, scales, Format::Int8, in_features, "dequantizeInt8")
 }
@@ -135,6 +138,7 @@ pub fn dequantize_int8(q: &Tensor, scales: &Tensor) -> Result<Tensor> {
 /// The float32 weight an int4 quantization stands for.
 /// packed [O, ceil(I/2)] int8, scales [O, ceil(I/block)] -> [O, in_features].
 pub fn dequantize_int4(packed: &Tensor, scales: &Tensor, in_features: usize, block: usize) -> Result<Tensor> {
+    crate::device::cpu_only("dequantizeInt4", &[Some(packed), Some(scales)])?;
     if block == 0 {
         return Err(KilnError::new("dequantizeInt4", "block must be at least 1, got 0"));
     }
@@ -229,12 +233,14 @@ fn dequantize_row(format: Format, q: &[i8], scales: &[f32], out: &mut [f32]) {
 /// x · Wᵀ + b with int8 weights. x [..., I] float32, q [O, I] int8, scales [O], bias [O] or
 /// None -> [..., O]. Inference-only: errors if a gradient would be needed (see module comment).
 pub fn linear_q8(x: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    crate::device::cpu_only("linearQ8", &[Some(x), Some(q), Some(scales), bias])?;
     linear(x, q, scales, bias, Format::Int8)
 }
 
 /// x · Wᵀ + b with int4 weights. x [..., I] float32, packed [O, ceil(I/2)] int8,
 /// scales [O, ceil(I/block)], bias [O] or None -> [..., O]. Inference-only.
 pub fn linear_q4(x: &Tensor, packed: &Tensor, scales: &Tensor, bias: Option<&Tensor>, block: usize) -> Result<Tensor> {
+    crate::device::cpu_only("linearQ4", &[Some(x), Some(packed), Some(scales), bias])?;
     if block == 0 {
         return Err(KilnError::new("linearQ4", "block must be at least 1, got 0"));
     }

@@ -94,7 +94,7 @@ pub fn cast(dev: &GpuDevice, x: &GpuTensor, dtype: DType) -> Result<GpuTensor> {
     let expr = match (x.dtype(), dtype) {
         (DType::F32, DType::I32) | (DType::Bool, DType::I32) => "i32(x)",
         (DType::I32, DType::F32) | (DType::Bool, DType::F32) => "f32(x)",
-        (DType::F32, DType::Bool) => "select(0u, 1u, x != 0.0)",
+        (DType::F32, DType::Bool) => "select(0u, 1u, x != 0.0 || kiln_isnan(x))",
         (DType::I32, DType::Bool) => "select(0u, 1u, x != 0)",
         (from, to) => return Err(KilnError::new("cast", format!("cannot cast {from} to {to} on the GPU"))),
     };

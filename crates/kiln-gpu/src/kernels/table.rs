@@ -19,6 +19,20 @@ use kiln_core::DType;
 pub const PRELUDE: &str = r#"
 fn kiln_inf() -> f32 { return bitcast<f32>(0x7f800000u); }
 fn kiln_nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
+// NaN tested on the bits: a float comparison (x != x) may be folded away, since WGSL lets
+// compilers assume no NaN reaches an op.
+fn kiln_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+// e^x to a few ulp over the whole range: the builtin's error grows with |x| (3 + 2|x| ulp), so
+// x is split as k ln2 + r (Cody-Waite, ln2 in two parts) and e^r (|r| <= ln2/2) scaled by 2^k.
+fn kiln_exp(x: f32) -> f32 {
+  if (x > 88.72284) { return kiln_inf(); }
+  if (x < -103.97208) { return 0.0; }
+  let k = round(x * 1.442695);
+  let r = (x - k * 0.6933594) + k * 2.1219444e-4;
+  // In two halves: one ldexp of 2^128 would step outside the exponents WGSL defines.
+  let half = i32(k) / 2;
+  return ldexp(ldexp(exp(r), half), i32(k) - half);
+}
 // Builtin sin/cos are specified only on [-pi, pi] (2^-11 absolute error there): reduce first,
 // subtracting k*2pi in two parts (6.28125 is exact in f32, so k*6.28125 is exact for |k| < 2^16).
 fn kiln_angle(x: f32) -> f32 {
@@ -42,11 +56,15 @@ fn kiln_erf(x: f32) -> f32 {
   let p = t * (0.2548296 + t * (-0.28449674 + t * (1.4214137 + t * (-1.4531521 + t * 1.0614054))));
   return sign(x) * (1.0 - p * exp(-ax * ax));
 }
-fn kiln_gelu(x: f32) -> f32 { return 0.5 * x * (1.0 + kiln_erf(x * 0.70710678)); }
-// log(1 + t) keeping small t: log(u) * t / (u - 1) cancels the rounding of u = 1 + t.
+// x Φ(x) underflows to 0 below -15 (and -inf * 0 would be NaN).
+fn kiln_gelu(x: f32) -> f32 { return select(0.5 * x * (1.0 + kiln_erf(x * 0.70710678)), 0.0, x < -15.0); }
+// log(1 + t) keeping small t. The builtin log is only accurate to 2^-21 absolute near 1, so small
+// t take the series (4 terms: 1e-9 relative for |t| < 0.01); others log(u) t / (u - 1), which
+// cancels the rounding of u = 1 + t.
 fn kiln_log1p(t: f32) -> f32 {
+  if (abs(t) < 0.01) { return t * (1.0 - t * (0.5 - t * (0.33333334 - t * 0.25))); }
   let u = 1.0 + t;
-  return select(log(u) * (t / (u - 1.0)), t, u == 1.0);
+  return log(u) * (t / (u - 1.0));
 }
 // a^b with powf's rules: b = 0 gives 1, 0^b is 0 or inf, a negative base needs an integer
 // exponent (odd keeps the sign), anything else is NaN.
@@ -77,7 +95,7 @@ pub fn unary(op: UnaryOp) -> Option<UnaryWgsl> {
         Neg => ("-x", "-1.0"),
         // sign(0) = 0: the derivative of |x| at 0 is taken as 0, as on the CPU.
         Abs => ("abs(x)", "sign(x)"),
-        Exp => ("exp(x)", "y"),
+        Exp => ("kiln_exp(x)", "y"),
         Log => ("log(x)", "1.0 / x"),
         Sqrt => ("sqrt(x)", "0.5 / y"),
         Rsqrt => ("inverseSqrt(x)", "-0.5 * y * y * y"),
@@ -86,7 +104,8 @@ pub fn unary(op: UnaryOp) -> Option<UnaryWgsl> {
         Cos => ("cos(kiln_angle(x))", "-sin(kiln_angle(x))"),
         Tanh => ("kiln_tanh(x)", "1.0 - y * y"),
         Sigmoid => ("kiln_sigmoid(x)", "y * (1.0 - y)"),
-        Relu => ("select(0.0, x, x > 0.0)", "select(0.0, 1.0, x > 0.0)"),
+        // NaN stays NaN, as on the CPU.
+        Relu => ("select(0.0, x, x > 0.0 || kiln_isnan(x))", "select(0.0, 1.0, x > 0.0)"),
         LeakyRelu => ("select(alpha * x, x, x > 0.0)", "select(alpha, 1.0, x > 0.0)"),
         // For x <= 0, y = alpha(e^x - 1), so dy/dx = alpha e^x = y + alpha.
         Elu => ("select(alpha * (exp(x) - 1.0), x, x > 0.0)", "select(y + alpha, 1.0, x > 0.0)"),
@@ -124,14 +143,16 @@ pub fn binary(op: BinaryOp) -> Option<BinaryWgsl> {
         // d(a^b)/db = a^b ln a, taken as 0 where a^b = 0 (a = 0), as on the CPU.
         Pow => arith("kiln_pow(a, b)", "g * b * kiln_pow(a, b - 1.0)", "select(g * y * log(a), 0.0, y == 0.0)"),
         // The gradient goes to the larger (smaller) input; ties split it evenly.
-        Maximum => arith("select(b, a, a > b)", "g * (select(0.0, 1.0, a > b) + select(0.0, 0.5, a == b))", "g * (select(0.0, 1.0, b > a) + select(0.0, 0.5, a == b))"),
-        Minimum => arith("select(b, a, a < b)", "g * (select(0.0, 1.0, a < b) + select(0.0, 0.5, a == b))", "g * (select(0.0, 1.0, b < a) + select(0.0, 0.5, a == b))"),
-        Equal => compare("select(0u, 1u, a == b)"),
-        NotEqual => compare("select(0u, 1u, a != b)"),
-        Less => compare("select(0u, 1u, a < b)"),
-        LessEqual => compare("select(0u, 1u, a <= b)"),
-        Greater => compare("select(0u, 1u, a > b)"),
-        GreaterEqual => compare("select(0u, 1u, a >= b)"),
+        // A NaN on either side wins, as on the CPU (a is kept when a > b or a is NaN).
+        Maximum => arith("select(b, a, a > b || kiln_isnan(a))", "g * (select(0.0, 1.0, a > b) + select(0.0, 0.5, a == b))", "g * (select(0.0, 1.0, b > a) + select(0.0, 0.5, a == b))"),
+        Minimum => arith("select(b, a, a < b || kiln_isnan(a))", "g * (select(0.0, 1.0, a < b) + select(0.0, 0.5, a == b))", "g * (select(0.0, 1.0, b < a) + select(0.0, 0.5, a == b))"),
+        // IEEE: every comparison with a NaN is false except notEqual (checked on the bits).
+        Equal => compare("select(0u, 1u, a == b && !(kiln_isnan(a) || kiln_isnan(b)))"),
+        NotEqual => compare("select(0u, 1u, a != b || kiln_isnan(a) || kiln_isnan(b))"),
+        Less => compare("select(0u, 1u, a < b && !(kiln_isnan(a) || kiln_isnan(b)))"),
+        LessEqual => compare("select(0u, 1u, a <= b && !(kiln_isnan(a) || kiln_isnan(b)))"),
+        Greater => compare("select(0u, 1u, a > b && !(kiln_isnan(a) || kiln_isnan(b)))"),
+        GreaterEqual => compare("select(0u, 1u, a >= b && !(kiln_isnan(a) || kiln_isnan(b)))"),
         _ => return None,
     })
 }

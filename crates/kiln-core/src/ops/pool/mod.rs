@@ -23,6 +23,7 @@ use plan::{divisors, Plan};
 /// out = (in + padBefore + padAfter - dilation·(kernel - 1) - 1) / stride + 1 (floor).
 /// Padding never wins (it acts as -inf). The gradient goes to the first maximum of each window.
 pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
+    crate::device::cpu_only("maxPool2d", &[Some(x)])?;
     const OP: &str = "maxPool2d";
     let plan = Plan::new(OP, x, &pool)?;
     let xs = x.materialize()?;
@@ -67,6 +68,7 @@ pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
 /// `count_include_pad` every window divides by kernelH·kernelW (PyTorch's default); without, by
 /// the number of its taps inside the input (TensorFlow's "same" padding).
 pub fn avg_pool2d(x: &Tensor, pool: Pool2d, count_include_pad: bool) -> Result<Tensor> {
+    crate::device::cpu_only("avgPool2d", &[Some(x)])?;
     const OP: &str = "avgPool2d";
     let plan = Plan::new(OP, x, &pool)?;
     let xs = x.materialize()?;

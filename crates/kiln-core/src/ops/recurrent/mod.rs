@@ -87,6 +87,7 @@ pub struct Weights<'a> {
 /// `reverse` the steps run from the last time step to the first (the backward direction of a
 /// bidirectional layer); the output at time t is still in row t.
 pub fn recurrent(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<Tensor> {
+    crate::device::cpu_only("recurrent", &[Some(x), Some(h0), c0])?;
     let dims = validate(cell, x, h0, c0, weights)?;
     // Every input, in the order the backward closure returns gradients.
     let mut inputs: Vec<&Tensor> = vec![x, h0];
