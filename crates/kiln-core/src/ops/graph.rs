@@ -180,7 +180,6 @@ fn edge_dot(g: &[f32], x: &[f32], inner: usize, src: &[i32], dst: &[i32]) -> Vec
 /// weight: float32 [E] -> [num_out, ...f]. With A[d, s] = Σ weight over edges s -> d, this is A·x.
 /// Gradients: x gets Aᵀ·g (the same kernel, edges reversed), weight gets <g[dst[e]], x[src[e]]>.
 pub fn spmm(x: &Tensor, src: &Tensor, dst: &Tensor, weight: Option<&Tensor>, num_out: usize) -> Result<Tensor> {
-    crate::device::cpu_only("spmm", &[Some(x), Some(src), Some(dst), weight])?;
     const OP: &str = "spmm";
     if x.dtype() != DType::F32 || x.rank() == 0 {
         return Err(KilnError::new(OP, format!("x must be float32 [nodes, ...features], got {} {}", x.dtype(), fmt_shape(x.shape()))));
@@ -303,7 +302,6 @@ multiversion! {
 /// first row holding the maximum); a segment with no rows gives 0. tfjs's unsortedSegmentSum
 /// for `Sum`; PyG's scatter(reduce=...) for all three.
 pub fn segment_reduce(values: &Tensor, ids: &Tensor, num_segments: usize, op: SegmentReduce) -> Result<Tensor> {
-    crate::device::cpu_only("segmentReduce", &[Some(values), Some(ids)])?;
     const OP: &str = "segmentReduce";
     if values.dtype() != DType::F32 || values.rank() == 0 {
         return Err(KilnError::new(OP, format!("values must be float32 [rows, ...features], got {} {}", values.dtype(), fmt_shape(values.shape()))));

@@ -38,7 +38,6 @@ fn copy_into<T: Element>(src: &Tensor, dst: &mut [T], dst_strides: &[usize], dst
 
 /// Joins tensors along an existing axis: shapes equal except along `axis`.
 pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-    crate::device::cpu_only("concat", &tensors.iter().map(Some).collect::<Vec<_>>())?;
     const OP: &str = "concat";
     let first = tensors.first().ok_or_else(|| KilnError::new(OP, "needs at least one tensor"))?;
     let rank = first.rank();
@@ -106,7 +105,6 @@ pub enum Sections {
 
 /// Splits along `axis` into views.
 pub fn split(x: &Tensor, sections: Sections, axis: isize) -> Result<Vec<Tensor>> {
-    crate::device::cpu_only("split", &[Some(x)])?;
     const OP: &str = "split";
     if x.rank() == 0 {
         return Err(KilnError::new(OP, "cannot split a scalar (reshape it to [1] first)"));
@@ -165,7 +163,6 @@ fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis
 /// Selects entries along `axis`: x [...pre, D, ...post], indices [...idx] (int32)
 /// -> [...pre, ...idx, ...post]. indexSelect in PyTorch, gather in tfjs.
 pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
-    crate::device::cpu_only("gather", &[Some(x), Some(indices)])?;
     const OP: &str = "gather";
     let axis = layout::normalize_axis(OP, axis, x.rank())?;
     if x.rank() == 0 {
@@ -205,7 +202,6 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
 /// The adjoint of gather: base [...pre, D, ...post] plus updates [...pre, ...idx, ...post] summed
 /// into the rows named by indices [...idx] along `axis` -> base's shape. Repeated indices add up.
 pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isize) -> Result<Tensor> {
-    crate::device::cpu_only("scatterAdd", &[Some(base), Some(indices), Some(updates)])?;
     const OP: &str = "scatterAdd";
     if base.dtype() != DType::F32 || updates.dtype() != DType::F32 {
         return Err(KilnError::new(OP, format!(
@@ -252,7 +248,6 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
 
 /// indices [...] (int32, each in [0, depth)) -> [..., depth] float32 with `on` at the index, `off` elsewhere.
 pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tensor> {
-    crate::device::cpu_only("oneHot", &[Some(indices)])?;
     const OP: &str = "oneHot";
     if let Some(dev) = crate::device::device_of(OP, &[indices])? {
         expect_int_indices(OP, indices)?;
@@ -272,7 +267,6 @@ pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tens
 
 /// Pads each dimension with `paddings[d] = (before, after)` elements of `value`.
 pub fn pad(x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor> {
-    crate::device::cpu_only("pad", &[Some(x)])?;
     const OP: &str = "pad";
     if paddings.len() != x.rank() {
         return Err(KilnError::new(OP, format!(
