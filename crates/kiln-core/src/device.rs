@@ -174,6 +174,65 @@ pub trait Device: Send + Sync {
         let _ = (x, weights, workspace, g, reverse);
         Err(no_kernel(self.name(), cell.name()))
     }
+
+    // Indexing, creation, losses and graph ops (helper gidx, issue 6). Indices are checked by the
+    // device without a readback: a bad one is reported by the next download or synchronize.
+    /// A tensor of `shape` filled with `value` (creation, and zeros inside backward closures).
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        let _ = (shape, value, dtype);
+        Err(no_kernel(self.name(), "full"))
+    }
+    /// gather along a normalized axis; indices int32.
+    fn gather(&self, x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor> {
+        let _ = (x, indices, axis);
+        Err(no_kernel(self.name(), "gather"))
+    }
+    /// base + updates added at indices along a normalized axis (a new tensor).
+    fn scatter_add(&self, base: &Tensor, indices: &Tensor, updates: &Tensor, axis: usize) -> Result<Tensor> {
+        let _ = (base, indices, updates, axis);
+        Err(no_kernel(self.name(), "scatterAdd"))
+    }
+    fn one_hot(&self, indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tensor> {
+        let _ = (indices, depth, on, off);
+        Err(no_kernel(self.name(), "oneHot"))
+    }
+    /// concat along a normalized axis; shapes and dtypes checked by the op.
+    fn concat(&self, tensors: &[Tensor], axis: usize) -> Result<Tensor> {
+        let _ = (tensors, axis);
+        Err(no_kernel(self.name(), "concat"))
+    }
+    fn pad(&self, x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor> {
+        let _ = (x, paddings, value);
+        Err(no_kernel(self.name(), "pad"))
+    }
+    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: crate::ops::Reduction) -> Result<Tensor> {
+        let _ = (logits, targets, weights, smoothing, reduction);
+        Err(no_kernel(self.name(), "crossEntropy"))
+    }
+    /// The logits' gradient from the loss's gradient `g`.
+    fn cross_entropy_backward(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: crate::ops::Reduction, g: &Tensor) -> Result<Tensor> {
+        let _ = (logits, targets, weights, smoothing, reduction, g);
+        Err(no_kernel(self.name(), "crossEntropy"))
+    }
+    /// out[dst[e]] += weight[e] x[src[e]] -> [num_out, ...].
+    fn spmm(&self, x: &Tensor, src: &Tensor, dst: &Tensor, weight: Option<&Tensor>, num_out: usize) -> Result<Tensor> {
+        let _ = (x, src, dst, weight, num_out);
+        Err(no_kernel(self.name(), "spmm"))
+    }
+    /// spmm's weight gradient: dw[e] = <g[dst[e]], x[src[e]]>.
+    fn spmm_weight_grad(&self, x: &Tensor, src: &Tensor, dst: &Tensor, g: &Tensor) -> Result<Tensor> {
+        let _ = (x, src, dst, g);
+        Err(no_kernel(self.name(), "spmm"))
+    }
+    /// segment_reduce, and what its backward needs (mean: rows per segment; max: winning rows).
+    fn segment_reduce(&self, values: &Tensor, ids: &Tensor, num_segments: usize, op: crate::ops::SegmentReduce) -> Result<(Tensor, Option<Tensor>)> {
+        let _ = (values, ids, num_segments);
+        Err(no_kernel(self.name(), op.name()))
+    }
+    fn segment_reduce_backward(&self, g: &Tensor, ids: &Tensor, saved: Option<&Tensor>, op: crate::ops::SegmentReduce, values_shape: &[usize]) -> Result<Tensor> {
+        let _ = (g, ids, saved, values_shape);
+        Err(no_kernel(self.name(), op.name()))
+    }
 }
 
 /// The device all of `inputs` live on, or None when they are all on the CPU. Mixing devices is

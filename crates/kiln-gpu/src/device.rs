@@ -3,6 +3,7 @@
 //! runs inside error scopes here, so failures come back as KilnError (wgpu's default would be to
 //! panic from its uncaptured-error handler, which would take Node down with it).
 
+use crate::checks::{IndexChecks, ERROR_BYTES};
 use crate::error;
 use crate::pool::{BufferPool, Kind, PoolStats, PooledBuffer};
 use kiln_core::{KilnError, Result};
@@ -31,6 +32,8 @@ pub struct GpuDevice {
     lost: Arc<Mutex<Option<String>>>,
     /// Errors wgpu raised outside our error scopes; reported by the next op instead of panicking.
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Out-of-range indices found by kernels, reported at the next readback (checks.rs).
+    checks: IndexChecks,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -73,7 +76,8 @@ impl GpuDevice {
             lock(&uncaptured_cb).get_or_insert(e.to_string());
         }));
         let pool = BufferPool::new(device.clone());
-        Ok(GpuDevice { info, limits, device, queue, pipelines: Mutex::new(HashMap::new()), pool, lost, uncaptured })
+        let checks = IndexChecks::new(&device);
+        Ok(GpuDevice { info, limits, device, queue, pipelines: Mutex::new(HashMap::new()), pool, lost, uncaptured, checks })
     }
 
     /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" for lavapipe.
@@ -232,29 +236,54 @@ impl GpuDevice {
         [groups.div_ceil(y) as u32, y as u32, 1]
     }
 
-    /// Waits until every kernel submitted so far has finished (for timing; reads wait by themselves).
+    /// Runs `submit` (a dispatch whose kernel checks indices, checks.rs) with the check's id and
+    /// the error buffer to bind. `template` is the message, with `{value}` and `{position}`
+    /// standing for the bad index and where it was.
+    pub(crate) fn with_index_check(&self, op: &str, template: String, submit: impl FnOnce(u32, &wgpu::Buffer) -> Result<()>) -> Result<()> {
+        let seq = self.checks.register(op, template);
+        let result = submit(seq as u32, self.checks.buffer());
+        self.checks.finish(seq, result.is_ok());
+        result
+    }
+
+    /// Waits until every kernel submitted so far has finished (for timing; reads wait by
+    /// themselves), and reports an out-of-range index any of them found.
     pub fn synchronize(&self) -> Result<()> {
         const OP: &str = "synchronize";
         self.check_alive(OP)?;
         self.device
             .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(READ_TIMEOUT) })
             .map_err(|e| KilnError::new(OP, format!("waiting for the GPU failed: {e}")))?;
+        if self.checks.submitted().is_some() {
+            self.read_bytes(OP, self.checks.buffer(), 0, 0)?;
+        }
         self.check_alive(OP)
     }
 
-    /// Copies `bytes` bytes from `src` at `offset` back to the host and waits for them.
+    /// Copies `bytes` bytes from `src` at `offset` back to the host and waits for them. When
+    /// index checks are pending, the error buffer comes back in the same copy, and a reported
+    /// bad index becomes this read's error.
     pub(crate) fn read_bytes(&self, op: &str, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         self.check_alive(op)?;
-        if bytes == 0 {
+        let covered_checks = self.checks.submitted();
+        if bytes == 0 && covered_checks.is_none() {
             return Ok(Vec::new());
         }
-        let staging = self.pool.acquire(op, Kind::Staging, bytes, self.limits.max_buffer_size)?;
+        // The error words go after the data, at an offset buffer mapping accepts (8-aligned).
+        let flag_at = bytes.next_multiple_of(8);
+        let total = if covered_checks.is_some() { flag_at + ERROR_BYTES } else { bytes };
+        let staging = self.pool.acquire(op, Kind::Staging, total, self.limits.max_buffer_size)?;
         let (tx, rx) = mpsc::channel();
         self.scoped(op, || {
             let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln read") });
-            encoder.copy_buffer_to_buffer(src, offset, staging.buffer(), 0, bytes);
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(src, offset, staging.buffer(), 0, bytes);
+            }
+            if covered_checks.is_some() {
+                encoder.copy_buffer_to_buffer(self.checks.buffer(), 0, staging.buffer(), flag_at, ERROR_BYTES);
+            }
             self.queue.submit([encoder.finish()]);
-            staging.buffer().slice(0..bytes).map_async(wgpu::MapMode::Read, move |r| {
+            staging.buffer().slice(0..total).map_async(wgpu::MapMode::Read, move |r| {
                 let _ = tx.send(r);
             });
         })?;
@@ -284,11 +313,25 @@ impl GpuDevice {
             self.check_alive(op)?;
             return Err(KilnError::new(op, format!("reading the result back failed: {e}")));
         }
-        let data = {
-            let view = staging.buffer().get_mapped_range(0..bytes).map_err(|e| KilnError::new(op, format!("reading the result back failed: {e}")))?;
-            view.to_vec()
+        let (data, words) = {
+            let view = staging.buffer().get_mapped_range(0..total).map_err(|e| KilnError::new(op, format!("reading the result back failed: {e}")))?;
+            let mut words = [0u32; 4];
+            if covered_checks.is_some() {
+                for (k, w) in words.iter_mut().enumerate() {
+                    let at = flag_at as usize + 4 * k;
+                    *w = u32::from_le_bytes([view[at], view[at + 1], view[at + 2], view[at + 3]]);
+                }
+            }
+            (view[..bytes as usize].to_vec(), words)
         };
         staging.buffer().unmap();
+        if let Some(covered) = covered_checks {
+            if let Some(err) = self.checks.resolve(&covered, words) {
+                // Clear the flag so the next bad index is reported in its turn.
+                self.queue.write_buffer(self.checks.buffer(), 0, &[0u8; ERROR_BYTES as usize]);
+                return Err(err);
+            }
+        }
         Ok(data)
     }
 }

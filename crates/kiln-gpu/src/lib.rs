@@ -7,6 +7,7 @@
 //! kiln-core's `Device` trait (see docs/gpu.md).
 
 pub mod backend;
+pub(crate) mod checks;
 pub mod device;
 pub mod error;
 pub mod kernels;

@@ -220,7 +220,7 @@ impl GpuTensor {
         self.view(shape, strides, self.offset)
     }
 
-    /// Elements `start..start + len` along `axis` (a view), e.g. a chunk of a batch.
+    /// Elements `start..start + len` along `axis` (a view): a chunk of a batch, a part of a split.
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<GpuTensor> {
         if axis >= self.rank() || start.checked_add(len).is_none_or(|end| end > self.shape[axis]) {
             return Err(KilnError::new("narrow", format!("elements {start}..{} of axis {axis} are outside shape {}", start.saturating_add(len), fmt_shape(&self.shape))));

@@ -76,11 +76,17 @@ impl Grouped {
     }
 }
 
-/// An int32 [E] index tensor whose values all lie in [0, bound), as a Vec.
-fn check_index(op: &str, what: &str, t: &Tensor, edges: usize, bound: usize, bound_what: &str) -> Result<Vec<i32>> {
+/// Checks that `t` is an int32 [E] index tensor (its values are checked where they live).
+fn expect_index(op: &str, what: &str, t: &Tensor, edges: usize) -> Result<()> {
     if t.dtype() != DType::I32 || t.shape() != [edges] {
         return Err(KilnError::new(op, format!("{what} must be int32 [{edges}], got {} {}", t.dtype(), fmt_shape(t.shape()))));
     }
+    Ok(())
+}
+
+/// An int32 [E] index tensor whose values all lie in [0, bound), as a Vec.
+fn check_index(op: &str, what: &str, t: &Tensor, edges: usize, bound: usize, bound_what: &str) -> Result<Vec<i32>> {
+    expect_index(op, what, t, edges)?;
     let v = t.to_vec::<i32>().unwrap();
     if let Some((e, &bad)) = v.iter().enumerate().find(|(_, &i)| i < 0 || i as usize >= bound) {
         return Err(KilnError::new(op, format!("{what} index {bad} at position {e} is out of range [0, {bound}) ({bound_what})")));
@@ -174,21 +180,42 @@ fn edge_dot(g: &[f32], x: &[f32], inner: usize, src: &[i32], dst: &[i32]) -> Vec
 /// weight: float32 [E] -> [num_out, ...f]. With A[d, s] = Σ weight over edges s -> d, this is A·x.
 /// Gradients: x gets Aᵀ·g (the same kernel, edges reversed), weight gets <g[dst[e]], x[src[e]]>.
 pub fn spmm(x: &Tensor, src: &Tensor, dst: &Tensor, weight: Option<&Tensor>, num_out: usize) -> Result<Tensor> {
-    crate::device::cpu_only("spmm", &[Some(x), Some(src), Some(dst), weight])?;
     const OP: &str = "spmm";
     if x.dtype() != DType::F32 || x.rank() == 0 {
         return Err(KilnError::new(OP, format!("x must be float32 [nodes, ...features], got {} {}", x.dtype(), fmt_shape(x.shape()))));
     }
     let n_in = x.shape()[0];
     let edges = src.shape().first().copied().unwrap_or(0);
-    let what = format!("x has {n_in} rows, x {} {}", x.dtype(), fmt_shape(x.shape()));
-    let src_v = check_index(OP, "src", src, edges, n_in, &what)?;
-    let dst_v = check_index(OP, "dst", dst, edges, num_out, &format!("numOut is {num_out}"))?;
+    expect_index(OP, "src", src, edges)?;
+    expect_index(OP, "dst", dst, edges)?;
     if let Some(w) = weight {
         if w.dtype() != DType::F32 || w.shape() != [edges] {
             return Err(KilnError::new(OP, format!("weight must be float32 [{edges}] (one per edge), got {} {}", w.dtype(), fmt_shape(w.shape()))));
         }
     }
+    let mut on_device = vec![x, src, dst];
+    on_device.extend(weight);
+    if let Some(dev) = crate::device::device_of(OP, &on_device)? {
+        // Edge indices are checked by the device (reported at the next readback).
+        let out = dev.spmm(x, src, dst, weight, num_out)?;
+        let mut inputs = vec![x];
+        inputs.extend(weight);
+        let n_in = x.shape()[0];
+        return Ok(autograd::record(OP, &inputs, &on_device, out, move |g, saved, needs| {
+            let (x, src, dst, w) = (&saved[0], &saved[1], &saved[2], saved.get(3));
+            let dev = crate::device::device_of(OP, &[x, g])?.ok_or_else(|| KilnError::new(OP, "internal error: the saved inputs left the device"))?;
+            // x's gradient is Aᵀ g: the same product over the reversed edges.
+            let dx = if needs[0] { Some(dev.spmm(g, dst, src, w, n_in)?) } else { None };
+            let mut grads = vec![dx];
+            if w.is_some() {
+                grads.push(if needs[1] { Some(dev.spmm_weight_grad(x, src, dst, g)?) } else { None });
+            }
+            Ok(grads)
+        }));
+    }
+    let what = format!("x has {n_in} rows, x {} {}", x.dtype(), fmt_shape(x.shape()));
+    let src_v = check_index(OP, "src", src, edges, n_in, &what)?;
+    let dst_v = check_index(OP, "dst", dst, edges, num_out, &format!("numOut is {num_out}"))?;
     let inner = numel(&x.shape()[1..]);
     let xc = x.materialize()?;
     let wc = weight.map(|w| w.materialize()).transpose()?;
@@ -275,12 +302,22 @@ multiversion! {
 /// first row holding the maximum); a segment with no rows gives 0. tfjs's unsortedSegmentSum
 /// for `Sum`; PyG's scatter(reduce=...) for all three.
 pub fn segment_reduce(values: &Tensor, ids: &Tensor, num_segments: usize, op: SegmentReduce) -> Result<Tensor> {
-    crate::device::cpu_only("segmentReduce", &[Some(values), Some(ids)])?;
     const OP: &str = "segmentReduce";
     if values.dtype() != DType::F32 || values.rank() == 0 {
         return Err(KilnError::new(OP, format!("values must be float32 [rows, ...features], got {} {}", values.dtype(), fmt_shape(values.shape()))));
     }
     let rows = values.shape()[0];
+    if let Some(dev) = crate::device::device_of(OP, &[values, ids])? {
+        expect_index(OP, "segmentIds", ids, rows)?;
+        let (out, aux) = dev.segment_reduce(values, ids, num_segments, op)?;
+        let values_shape = values.shape().to_vec();
+        let mut saved = vec![ids];
+        saved.extend(aux.as_ref());
+        return Ok(autograd::record(OP, &[values], &saved, out, move |g, saved, _| {
+            let dev = crate::device::device_of(OP, &[&saved[0], g])?.ok_or_else(|| KilnError::new(OP, "internal error: the saved ids left the device"))?;
+            Ok(vec![Some(dev.segment_reduce_backward(g, &saved[0], saved.get(1), op, &values_shape)?)])
+        }));
+    }
     let id_v = check_index(OP, "segmentIds", ids, rows, num_segments, &format!("numSegments is {num_segments}; values {} {}", values.dtype(), fmt_shape(values.shape())))?;
     let inner = numel(&values.shape()[1..]);
     let mut out_shape = values.shape().to_vec();

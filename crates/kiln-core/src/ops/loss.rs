@@ -30,7 +30,6 @@ impl Reduction {
 /// `cross_entropy(weight, label_smoothing)`; mean divides by sum_i w_{y_i}.
 /// logits [N, C] float32, targets [N] int32 in [0, C), weights [C] or None -> [] (mean/sum) or [N].
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction) -> Result<Tensor> {
-    crate::device::cpu_only("crossEntropy", &[Some(logits), Some(targets), weights])?;
     const OP: &str = "crossEntropy";
     if logits.dtype() != DType::F32 || logits.rank() != 2 {
         return Err(KilnError::new(OP, format!("logits must be float32 [batch, classes], got {} {}", logits.dtype(), fmt_shape(logits.shape()))));
@@ -45,17 +44,30 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>
     if !(0.0..1.0).contains(&smoothing) {
         return Err(KilnError::new(OP, format!("labelSmoothing must be in [0, 1), got {smoothing}")));
     }
+    if let Some(w) = weights {
+        if w.dtype() != DType::F32 || w.shape() != [c] {
+            return Err(KilnError::new(OP, format!("weights must be float32 [{c}], got {} {}", w.dtype(), fmt_shape(w.shape()))));
+        }
+    }
+    let mut inputs = vec![logits, targets];
+    inputs.extend(weights);
+    if let Some(dev) = crate::device::device_of(OP, &inputs)? {
+        // Targets are checked by the device (reported at the next readback); the backward pass
+        // reads the inputs again there.
+        let out = dev.cross_entropy(logits, targets, weights, smoothing, reduction)?;
+        let has_weights = weights.is_some();
+        return Ok(autograd::record(OP, &[logits], &inputs, out, move |g, saved, _needs| {
+            let weights = if has_weights { Some(&saved[2]) } else { None };
+            let dev = crate::device::device_of(OP, &[&saved[0], g])?.ok_or_else(|| KilnError::new(OP, "internal error: the saved logits left the device"))?;
+            Ok(vec![Some(dev.cross_entropy_backward(&saved[0], &saved[1], weights, smoothing, reduction, g)?)])
+        }));
+    }
     let y = targets.to_vec::<i32>().unwrap();
     if let Some((i, &bad)) = y.iter().enumerate().find(|(_, &t)| t < 0 || t as usize >= c) {
         return Err(KilnError::new(OP, format!("target {bad} at row {i} is out of range for {c} classes")));
     }
     let w: Vec<f32> = match weights {
-        Some(w) => {
-            if w.dtype() != DType::F32 || w.shape() != [c] {
-                return Err(KilnError::new(OP, format!("weights must be float32 [{c}], got {} {}", w.dtype(), fmt_shape(w.shape()))));
-            }
-            w.to_vec().unwrap()
-        }
+        Some(w) => w.to_vec().unwrap(),
         None => vec![1.0; c],
     };
     let x = logits.materialize()?;

@@ -38,7 +38,6 @@ fn copy_into<T: Element>(src: &Tensor, dst: &mut [T], dst_strides: &[usize], dst
 
 /// Joins tensors along an existing axis: shapes equal except along `axis`.
 pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-    crate::device::cpu_only("concat", &tensors.iter().map(Some).collect::<Vec<_>>())?;
     const OP: &str = "concat";
     let first = tensors.first().ok_or_else(|| KilnError::new(OP, "needs at least one tensor"))?;
     let rank = first.rank();
@@ -58,20 +57,28 @@ pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
         }
         out_shape[axis] += t.shape()[axis];
     }
-    let out_strides = contiguous_strides(&out_shape);
-    let out = with_element!(OP, first.dtype(), T => {
-        let mut out: Vec<T> = crate::storage::try_zeroed(OP, layout::checked_numel(OP, &out_shape)?)?;
+    let inputs: Vec<&Tensor> = tensors.iter().collect();
+    let out = match crate::device::device_of(OP, &inputs)? {
+        Some(dev) => dev.concat(tensors, axis)?,
+        None => concat_cpu(tensors, axis, &out_shape)?,
+    };
+    let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[axis]).collect();
+    Ok(autograd::record("concat", &inputs, &[], out, move |g, _, _| {
+        Ok(split(g, Sections::Sizes(sizes), axis as isize)?.into_iter().map(Some).collect())
+    }))
+}
+
+fn concat_cpu(tensors: &[Tensor], axis: usize, out_shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "concat";
+    let out_strides = contiguous_strides(out_shape);
+    Ok(with_element!(OP, tensors[0].dtype(), T => {
+        let mut out: Vec<T> = crate::storage::try_zeroed(OP, layout::checked_numel(OP, out_shape)?)?;
         let mut offset = 0;
         for t in tensors {
             copy_into::<T>(t, &mut out, &out_strides, offset * out_strides[axis]);
             offset += t.shape()[axis];
         }
-        Tensor::from_vec(out, &out_shape)?
-    });
-    let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[axis]).collect();
-    let inputs: Vec<&Tensor> = tensors.iter().collect();
-    Ok(autograd::record("concat", &inputs, &[], out, move |g, _, _| {
-        Ok(split(g, Sections::Sizes(sizes), axis as isize)?.into_iter().map(Some).collect())
+        Tensor::from_vec(out, out_shape)?
     }))
 }
 
@@ -98,7 +105,6 @@ pub enum Sections {
 
 /// Splits along `axis` into views.
 pub fn split(x: &Tensor, sections: Sections, axis: isize) -> Result<Vec<Tensor>> {
-    crate::device::cpu_only("split", &[Some(x)])?;
     const OP: &str = "split";
     if x.rank() == 0 {
         return Err(KilnError::new(OP, "cannot split a scalar (reshape it to [1] first)"));
@@ -137,10 +143,14 @@ fn around_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
 }
 
-fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis: usize) -> Result<Vec<i32>> {
+fn expect_int_indices(op: &str, indices: &Tensor) -> Result<()> {
     indices.expect_dtype(op, DType::I32).map_err(|_| KilnError::new(op, format!(
         "indices must be int32, got {} {}", indices.dtype(), fmt_shape(indices.shape())
-    )))?;
+    )))
+}
+
+fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis: usize) -> Result<Vec<i32>> {
+    expect_int_indices(op, indices)?;
     let idx = indices.to_vec::<i32>().unwrap();
     if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= dim) {
         return Err(KilnError::new(op, format!(
@@ -153,13 +163,25 @@ fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis
 /// Selects entries along `axis`: x [...pre, D, ...post], indices [...idx] (int32)
 /// -> [...pre, ...idx, ...post]. indexSelect in PyTorch, gather in tfjs.
 pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
-    crate::device::cpu_only("gather", &[Some(x), Some(indices)])?;
     const OP: &str = "gather";
     let axis = layout::normalize_axis(OP, axis, x.rank())?;
     if x.rank() == 0 {
         return Err(KilnError::new(OP, "cannot gather from a scalar"));
     }
     let (outer, dim, inner) = around_axis(x.shape(), axis);
+    let x_shape = x.shape().to_vec();
+    let record = move |out: Tensor| autograd::record("gather", &[x], &[indices], out, move |g, saved, _needs| {
+        // Zeros on g's device, so the scatter runs where the gradient lives.
+        let zeros = match crate::device::device_of("gather", &[g])? {
+            Some(dev) => dev.full(&x_shape, 0.0, DType::F32)?,
+            None => crate::ops::zeros(&x_shape, DType::F32)?,
+        };
+        Ok(vec![Some(scatter_add(&zeros, &saved[0], g, axis as isize)?)])
+    });
+    if let Some(dev) = crate::device::device_of(OP, &[x, indices])? {
+        expect_int_indices(OP, indices)?;
+        return Ok(record(dev.gather(x, indices, axis)?));
+    }
     let idx = check_indices(OP, indices, dim, x.shape(), axis)?;
     let mut out_shape = x.shape()[..axis].to_vec();
     out_shape.extend_from_slice(indices.shape());
@@ -174,17 +196,12 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
         }
         Tensor::from_vec(out, &out_shape)?
     });
-    let x_shape = x.shape().to_vec();
-    Ok(autograd::record("gather", &[x], &[indices], out, move |g, saved, _needs| {
-        let zeros = crate::ops::zeros(&x_shape, DType::F32)?;
-        Ok(vec![Some(scatter_add(&zeros, &saved[0], g, axis as isize)?)])
-    }))
+    Ok(record(out))
 }
 
 /// The adjoint of gather: base [...pre, D, ...post] plus updates [...pre, ...idx, ...post] summed
 /// into the rows named by indices [...idx] along `axis` -> base's shape. Repeated indices add up.
 pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isize) -> Result<Tensor> {
-    crate::device::cpu_only("scatterAdd", &[Some(base), Some(indices), Some(updates)])?;
     const OP: &str = "scatterAdd";
     if base.dtype() != DType::F32 || updates.dtype() != DType::F32 {
         return Err(KilnError::new(OP, format!(
@@ -197,7 +214,7 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
     }
     let axis = layout::normalize_axis(OP, axis, base.rank())?;
     let (outer, dim, inner) = around_axis(base.shape(), axis);
-    let idx = check_indices(OP, indices, dim, base.shape(), axis)?;
+    expect_int_indices(OP, indices)?;
     let mut want = base.shape()[..axis].to_vec();
     want.extend_from_slice(indices.shape());
     want.extend_from_slice(&base.shape()[axis + 1..]);
@@ -207,6 +224,13 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
             fmt_shape(updates.shape()), fmt_shape(base.shape()), fmt_shape(indices.shape()), fmt_shape(&want)
         )));
     }
+    let record = move |out: Tensor| autograd::record("scatterAdd", &[base, updates], &[indices], out, move |g, saved, _needs| {
+        Ok(vec![Some(g.clone()), Some(gather(g, &saved[0], axis as isize)?)])
+    });
+    if let Some(dev) = crate::device::device_of(OP, &[base, indices, updates])? {
+        return Ok(record(dev.scatter_add(base, indices, updates, axis)?));
+    }
+    let idx = check_indices(OP, indices, dim, base.shape(), axis)?;
     let mut out = base.to_vec::<f32>().unwrap();
     let upd = updates.materialize()?;
     let upd = upd.contiguous_slice::<f32>().unwrap();
@@ -219,16 +243,16 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
             }
         }
     }
-    let out = Tensor::from_vec(out, base.shape())?;
-    Ok(autograd::record("scatterAdd", &[base, updates], &[indices], out, move |g, saved, _needs| {
-        Ok(vec![Some(g.clone()), Some(gather(g, &saved[0], axis as isize)?)])
-    }))
+    Ok(record(Tensor::from_vec(out, base.shape())?))
 }
 
 /// indices [...] (int32, each in [0, depth)) -> [..., depth] float32 with `on` at the index, `off` elsewhere.
 pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tensor> {
-    crate::device::cpu_only("oneHot", &[Some(indices)])?;
     const OP: &str = "oneHot";
+    if let Some(dev) = crate::device::device_of(OP, &[indices])? {
+        expect_int_indices(OP, indices)?;
+        return dev.one_hot(indices, depth, on, off);
+    }
     let idx = check_indices(OP, indices, depth, &[depth], 0)
         .map_err(|e| KilnError::new(OP, e.message.replace("for axis 0 of shape", "for depth")))?;
     let total = idx.len().checked_mul(depth).ok_or_else(|| KilnError::new(OP, format!("depth {depth} is too large")))?;
@@ -243,7 +267,6 @@ pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tens
 
 /// Pads each dimension with `paddings[d] = (before, after)` elements of `value`.
 pub fn pad(x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor> {
-    crate::device::cpu_only("pad", &[Some(x)])?;
     const OP: &str = "pad";
     if paddings.len() != x.rank() {
         return Err(KilnError::new(OP, format!(
@@ -251,17 +274,25 @@ pub fn pad(x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor
         )));
     }
     let out_shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (b, a))| d + b + a).collect();
-    let out_strides = contiguous_strides(&out_shape);
-    let offset: usize = paddings.iter().zip(&out_strides).map(|((b, _), s)| b * s).sum();
-    let fill = crate::ops::creation::full(&out_shape, value, x.dtype()).map_err(|e| KilnError::new(OP, e.message))?;
-    let out = with_element!(OP, x.dtype(), T => {
-        let mut out = fill.to_vec::<T>().unwrap();
-        copy_into::<T>(x, &mut out, &out_strides, offset);
-        Tensor::from_vec(out, &out_shape)?
-    });
+    let out = match crate::device::device_of(OP, &[x])? {
+        Some(dev) => dev.pad(x, paddings, value)?,
+        None => pad_cpu(x, paddings, value, &out_shape)?,
+    };
     let begin: Vec<isize> = paddings.iter().map(|&(b, _)| b as isize).collect();
     let size: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
     Ok(autograd::record("pad", &[x], &[], out, move |g, _, _| Ok(vec![Some(g.slice(&begin, &size)?)])))
+}
+
+fn pad_cpu(x: &Tensor, paddings: &[(usize, usize)], value: f64, out_shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "pad";
+    let out_strides = contiguous_strides(out_shape);
+    let offset: usize = paddings.iter().zip(&out_strides).map(|((b, _), s)| b * s).sum();
+    let fill = crate::ops::creation::full(out_shape, value, x.dtype()).map_err(|e| KilnError::new(OP, e.message))?;
+    Ok(with_element!(OP, x.dtype(), T => {
+        let mut out = fill.to_vec::<T>().unwrap();
+        copy_into::<T>(x, &mut out, &out_strides, offset);
+        Tensor::from_vec(out, out_shape)?
+    }))
 }
 
 /// Converts elements to `dtype`: float -> int truncates toward zero, anything -> bool is `!= 0`.

@@ -2,8 +2,7 @@
 //! from kernels/ and wraps the result (see mod.rs).
 
 use super::GpuBackend;
-use crate::kernels::{adam, elementwise, matmul as mm, reduce as red, softmax as sm};
-use kiln_core::device::no_kernel;
+use crate::kernels::{elementwise, matmul as mm, softmax as sm};
 use kiln_core::ops::{BinaryOp, ReduceOp, UnaryOp};
 use kiln_core::optim::{GradTransform, Rule};
 use kiln_core::{DType, Result, Tensor};
@@ -29,14 +28,8 @@ pub fn cast(b: &GpuBackend, x: &Tensor, dtype: DType) -> Result<Tensor> {
 }
 
 pub fn reduce(b: &GpuBackend, op: ReduceOp, x: &Tensor, axes: &[usize], keep_dims: bool, correction: usize) -> Result<Tensor> {
-    let _ = correction; // only the variance uses it
-    match op {
-        ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => {
-            let axes: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
-            Ok(b.wrap(red::reduce(b.device(), op, &b.gpu(x)?, &axes, keep_dims)?))
-        }
-        _ => Err(no_kernel("gpu", op.name())),
-    }
+    let axes: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+    Ok(b.wrap(crate::kernels::reduce_more::reduce_any(b.device(), op, &b.gpu(x)?, &axes, keep_dims, correction)?))
 }
 
 pub fn softmax(b: &GpuBackend, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
@@ -60,8 +53,5 @@ pub fn optim_step(b: &GpuBackend, rule: Rule, transform: GradTransform, param: &
     }
     let p = b.gpu(param)?;
     let s: Vec<_> = state.iter().map(|t| b.gpu(t)).collect::<Result<_>>()?;
-    match rule {
-        Rule::Adam { .. } => adam::adam_in_place(b.device(), rule, transform, &p, &b.gpu(grad)?, &s),
-        _ => Err(no_kernel("gpu", rule.name())),
-    }
+    crate::kernels::optim::optim_in_place(b.device(), rule, transform, &p, &b.gpu(grad)?, &s)
 }

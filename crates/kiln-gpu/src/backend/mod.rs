@@ -8,16 +8,17 @@ mod core_ops;
 mod cnn;
 // Transformer and RNN family (helper gseq).
 mod sequence_ops;
+// Indexing, creation, losses and graph ops (helper gidx, issue 6).
+mod indexing;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;
 use crate::tensor::GpuTensor;
 use kiln_core::device::{Device, DeviceBuffer};
 use kiln_core::error::fmt_shape;
-use kiln_core::ops::{BinaryOp, ReduceOp, UnaryOp};
-use kiln_core::ops::{AttentionOptions, Cell, Weights};
+use kiln_core::ops::{conv::Geometry, pool::Plan, AttentionOptions, BatchNorm, Cell, Weights};
+use kiln_core::ops::{BinaryOp, ReduceOp, Reduction, SegmentReduce, UnaryOp};
 use kiln_core::optim::{GradTransform, Rule};
-use kiln_core::ops::{conv::Geometry, pool::Plan, BatchNorm};
 use kiln_core::{DType, KilnError, Result, Tensor};
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,5 +213,43 @@ impl Device for GpuBackend {
     }
     fn recurrent_backward(&self, cell: Cell, x: &Tensor, weights: &Weights, workspace: &[Tensor], g: &Tensor, reverse: bool) -> Result<Vec<Tensor>> {
         sequence_ops::recurrent_backward(self, cell, x, weights, workspace, g, reverse)
+    }
+
+    // Indexing, creation, losses and graph ops (helper gidx, issue 6): backend/indexing.rs.
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        indexing::full(self, shape, value, dtype)
+    }
+    fn gather(&self, x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor> {
+        indexing::gather(self, x, indices, axis)
+    }
+    fn scatter_add(&self, base: &Tensor, indices: &Tensor, updates: &Tensor, axis: usize) -> Result<Tensor> {
+        indexing::scatter_add(self, base, indices, updates, axis)
+    }
+    fn one_hot(&self, indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tensor> {
+        indexing::one_hot(self, indices, depth, on, off)
+    }
+    fn concat(&self, tensors: &[Tensor], axis: usize) -> Result<Tensor> {
+        indexing::concat(self, tensors, axis)
+    }
+    fn pad(&self, x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor> {
+        indexing::pad(self, x, paddings, value)
+    }
+    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction) -> Result<Tensor> {
+        indexing::cross_entropy(self, logits, targets, weights, smoothing, reduction)
+    }
+    fn cross_entropy_backward(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction, g: &Tensor) -> Result<Tensor> {
+        indexing::cross_entropy_backward(self, logits, targets, weights, smoothing, reduction, g)
+    }
+    fn spmm(&self, x: &Tensor, src: &Tensor, dst: &Tensor, weight: Option<&Tensor>, num_out: usize) -> Result<Tensor> {
+        indexing::spmm(self, x, src, dst, weight, num_out)
+    }
+    fn spmm_weight_grad(&self, x: &Tensor, src: &Tensor, dst: &Tensor, g: &Tensor) -> Result<Tensor> {
+        indexing::spmm_weight_grad(self, x, src, dst, g)
+    }
+    fn segment_reduce(&self, values: &Tensor, ids: &Tensor, num_segments: usize, op: SegmentReduce) -> Result<(Tensor, Option<Tensor>)> {
+        indexing::segment_reduce(self, values, ids, num_segments, op)
+    }
+    fn segment_reduce_backward(&self, g: &Tensor, ids: &Tensor, saved: Option<&Tensor>, op: SegmentReduce, values_shape: &[usize]) -> Result<Tensor> {
+        indexing::segment_reduce_backward(self, g, ids, saved, op, values_shape)
     }
 }

@@ -15,6 +15,15 @@ pub mod cnn;
 // Transformer and RNN family (helper gseq): fused attention and recurrent cells.
 pub mod attention;
 pub mod recurrent;
+// Indexing, creation, losses, optimizers and graph ops (helper gidx, issue 6).
+pub mod creation;
+pub mod graph;
+pub mod index;
+pub mod join;
+pub(crate) mod launch;
+pub mod loss;
+pub mod optim;
+pub mod reduce_more;
 
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;

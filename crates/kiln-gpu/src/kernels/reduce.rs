@@ -58,6 +58,41 @@ pub fn reduce(dev: &GpuDevice, op: ReduceOp, x: &GpuTensor, axes: &[isize], keep
     if parts(op).is_none() {
         return Err(KilnError::new(name, "has no GPU kernel yet (sum, mean, max and min do)"));
     }
+    let pl = plan(name, x, axes, keep_dims)?;
+    let (rows, len, out_shape) = (pl.rows, pl.len, &pl.out_shape);
+    if len == 0 && rows > 0 {
+        return match op {
+            // An empty sum is 0 and an empty mean 0/0, as on the CPU.
+            ReduceOp::Sum | ReduceOp::Mean => {
+                let fill = if op == ReduceOp::Sum { 0.0 } else { f32::NAN };
+                GpuTensor::from_f32(dev, &vec![fill; rows], out_shape)
+            }
+            _ => Err(KilnError::new(name, format!("cannot reduce an empty dimension of shape {} (no identity)", fmt_shape(x.shape())))),
+        };
+    }
+    let moved = pl.rows(dev, x)?;
+    let out = reduce_rows(dev, op, &moved, rows, len)?;
+    out.reshape(dev, &out_shape.iter().map(|&d| d as isize).collect::<Vec<_>>())
+}
+
+/// How a reduction of x over some axes is laid out: the reduced axes moved last make `rows`
+/// contiguous rows of `len` elements; the result has `out_shape`.
+pub(crate) struct ReducePlan {
+    pub rows: usize,
+    pub len: usize,
+    pub out_shape: Vec<usize>,
+    perm: Vec<usize>,
+}
+
+impl ReducePlan {
+    /// x with the reduced axes moved last, contiguous (a copy only when needed), as [rows, len].
+    pub fn rows(&self, dev: &GpuDevice, x: &GpuTensor) -> Result<GpuTensor> {
+        x.permute(&self.perm)?.contiguous(dev)?.reshape(dev, &[self.rows as isize, self.len as isize])
+    }
+}
+
+/// The plan of reducing `x` over `axes` (empty: all), as kiln-core lays it out.
+pub(crate) fn plan(name: &str, x: &GpuTensor, axes: &[isize], keep_dims: bool) -> Result<ReducePlan> {
     let rank = x.rank();
     let reduced = layout::normalize_axes(name, axes, rank)?;
     let kept: Vec<usize> = (0..rank).filter(|d| !reduced.contains(d)).collect();
@@ -68,20 +103,8 @@ pub fn reduce(dev: &GpuDevice, op: ReduceOp, x: &GpuTensor, axes: &[isize], keep
     } else {
         kept.iter().map(|&d| x.shape()[d]).collect()
     };
-    if len == 0 && rows > 0 {
-        return match op {
-            // An empty sum is 0 and an empty mean 0/0, as on the CPU.
-            ReduceOp::Sum | ReduceOp::Mean => {
-                let fill = if op == ReduceOp::Sum { 0.0 } else { f32::NAN };
-                GpuTensor::from_f32(dev, &vec![fill; rows], &out_shape)
-            }
-            _ => Err(KilnError::new(name, format!("cannot reduce an empty dimension of shape {} (no identity)", fmt_shape(x.shape())))),
-        };
-    }
     let perm: Vec<usize> = kept.iter().chain(&reduced).copied().collect();
-    let moved = x.permute(&perm)?.contiguous(dev)?;
-    let out = reduce_rows(dev, op, &moved, rows, len)?;
-    out.reshape(dev, &out_shape.iter().map(|&d| d as isize).collect::<Vec<_>>())
+    Ok(ReducePlan { rows, len, out_shape, perm })
 }
 
 /// Reduces each of `rows` contiguous rows of `len` elements of `x` -> [rows].

@@ -18,3 +18,9 @@ mod backend_cnn;
 mod attention;
 mod recurrent;
 mod backend_sequence;
+// Indexing, creation, losses, optimizers and graph ops (helper gidx, issue 6).
+mod graph;
+mod index;
+mod loss;
+mod optim;
+mod backend_indexing;

@@ -1,0 +1,153 @@
+//! gather (indexSelect), scatterAdd and oneHot: kiln-core's ops/shape.rs semantics on the device.
+//! gather's gradient is scatterAdd into zeros and scatterAdd's gradient (for updates) is gather,
+//! so these two kernels are the whole family, forward and backward.
+//!
+//! Indices are checked on the device (checks.rs): a bad index is clamped and reported at the next
+//! readback, with kiln-core's message. scatterAdd adds with a compare-exchange loop on the output
+//! bits, so repeated indices add up in an unspecified order (float rounding may differ from the
+//! CPU's sequential order by an ulp per add).
+
+use super::creation::full;
+use super::launch::{atomic_add_f32, run_1d, Kernel};
+use super::Params;
+use crate::device::GpuDevice;
+use crate::tensor::GpuTensor;
+use kiln_core::error::fmt_shape;
+use kiln_core::layout::{self, numel};
+use kiln_core::{DType, KilnError, Result};
+
+/// (outer, dim, inner) of `shape` around `axis`.
+fn around_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
+}
+
+fn expect_indices(op: &str, indices: &GpuTensor) -> Result<()> {
+    if indices.dtype() != DType::I32 {
+        return Err(KilnError::new(op, format!("indices must be int32, got {} {}", indices.dtype(), fmt_shape(indices.shape()))));
+    }
+    Ok(())
+}
+
+/// kiln-core's out-of-range message for indices into dimension `axis` of `shape`.
+fn range_message(shape: &[usize], axis: usize) -> String {
+    format!("index {{value}} is out of range [0, {}) for axis {axis} of shape {}", shape[axis], fmt_shape(shape))
+}
+
+/// x [...pre, D, ...post] (any dtype), indices [...idx] int32 -> [...pre, ...idx, ...post].
+pub fn gather(dev: &GpuDevice, x: &GpuTensor, indices: &GpuTensor, axis: isize) -> Result<GpuTensor> {
+    const OP: &str = "gather";
+    let axis = layout::normalize_axis(OP, axis, x.rank())?;
+    if x.rank() == 0 {
+        return Err(KilnError::new(OP, "cannot gather from a scalar"));
+    }
+    expect_indices(OP, indices)?;
+    let (_, dim, inner) = around_axis(x.shape(), axis);
+    let mut out_shape = x.shape()[..axis].to_vec();
+    out_shape.extend_from_slice(indices.shape());
+    out_shape.extend_from_slice(&x.shape()[axis + 1..]);
+    let out = GpuTensor::empty(dev, OP, &out_shape, x.dtype())?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    let (xc, ic) = (x.contiguous(dev)?, indices.contiguous(dev)?);
+    super::check_u32_range(OP, xc.end_index().max(ic.end_index()))?;
+    let params = Params::default().u32(n).u32(inner).u32(ic.numel()).u32(dim).u32(xc.offset()).u32(ic.offset());
+    let decls = "@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read> idx: array<i32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;";
+    // params: [n, inner, index count, dim, x offset, index offset]
+    let body = "  let k = i % p(1u); let t = i / p(1u); let j = t % p(2u); let o = t / p(2u);
+  let r = checked(idx[p(5u) + j], p(3u), j);
+  out[i] = x[p(4u) + (o * p(3u) + r) * p(1u) + k];";
+    let kernel = Kernel { op: OP, key: "gather", decls, body, check: Some(range_message(x.shape(), axis)) };
+    run_1d(dev, kernel, n, params, &[xc.buffer(), ic.buffer(), out.buffer()])?;
+    Ok(out)
+}
+
+/// base [...pre, D, ...post] plus updates [...pre, ...idx, ...post] added into the rows named by
+/// indices [...idx] along `axis` -> a new tensor of base's shape. float32.
+pub fn scatter_add(dev: &GpuDevice, base: &GpuTensor, indices: &GpuTensor, updates: &GpuTensor, axis: isize) -> Result<GpuTensor> {
+    const OP: &str = "scatterAdd";
+    if base.dtype() != DType::F32 || updates.dtype() != DType::F32 {
+        return Err(KilnError::new(OP, format!(
+            "base and updates must be float32, got {} {} and {} {}",
+            base.dtype(), fmt_shape(base.shape()), updates.dtype(), fmt_shape(updates.shape())
+        )));
+    }
+    if base.rank() == 0 {
+        return Err(KilnError::new(OP, "cannot scatter into a scalar base (reshape it to [1] first)"));
+    }
+    let axis = layout::normalize_axis(OP, axis, base.rank())?;
+    expect_indices(OP, indices)?;
+    let (_, dim, inner) = around_axis(base.shape(), axis);
+    let mut want = base.shape()[..axis].to_vec();
+    want.extend_from_slice(indices.shape());
+    want.extend_from_slice(&base.shape()[axis + 1..]);
+    if updates.shape() != want.as_slice() {
+        return Err(KilnError::new(OP, format!(
+            "updates have shape {} but base {} with indices {} along axis {axis} needs {}",
+            fmt_shape(updates.shape()), fmt_shape(base.shape()), fmt_shape(indices.shape()), fmt_shape(&want)
+        )));
+    }
+    // A fresh copy of base receives the adds (copy always allocates).
+    let out = super::elementwise::copy(dev, base)?;
+    add_rows(dev, OP, &out, indices, updates, axis, dim, inner)?;
+    Ok(out)
+}
+
+/// The gradient of gather for x: scatterAdd of `g` into zeros of `x_shape` (float32).
+pub fn gather_backward(dev: &GpuDevice, x_shape: &[usize], indices: &GpuTensor, g: &GpuTensor, axis: isize) -> Result<GpuTensor> {
+    let zeros = full(dev, x_shape, 0.0, DType::F32)?;
+    scatter_add(dev, &zeros, indices, g, axis)
+}
+
+/// out[o, idx[j], k] += updates[o, j, k] with a float compare-exchange add, out contiguous.
+#[allow(clippy::too_many_arguments)]
+fn add_rows(dev: &GpuDevice, op: &str, out: &GpuTensor, indices: &GpuTensor, updates: &GpuTensor, axis: usize, dim: usize, inner: usize) -> Result<()> {
+    let n = updates.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let (uc, ic) = (updates.contiguous(dev)?, indices.contiguous(dev)?);
+    super::check_u32_range(op, out.numel().max(uc.end_index()).max(ic.end_index()))?;
+    let params = Params::default().u32(n).u32(inner).u32(ic.numel()).u32(dim).u32(uc.offset()).u32(ic.offset());
+    let decls = format!(
+        "@group(0) @binding(1) var<storage, read> upd: array<f32>;
+@group(0) @binding(2) var<storage, read> idx: array<i32>;
+@group(0) @binding(3) var<storage, read_write> out: array<atomic<u32>>;
+{}",
+        atomic_add_f32("out")
+    );
+    // params: [n, inner, index count, dim, updates offset, index offset]
+    let body = "  let k = i % p(1u); let t = i / p(1u); let j = t % p(2u); let o = t / p(2u);
+  let r = checked(idx[p(5u) + j], p(3u), j);
+  add_out((o * p(3u) + r) * p(1u) + k, upd[p(4u) + i]);";
+    let kernel = Kernel { op, key: "scatter_add", decls: &decls, body, check: Some(range_message(out.shape(), axis)) };
+    run_1d(dev, kernel, n, params, &[uc.buffer(), ic.buffer(), out.buffer()])
+}
+
+/// indices [...] int32 in [0, depth) -> [..., depth] float32: `on` at the index, `off` elsewhere.
+pub fn one_hot(dev: &GpuDevice, indices: &GpuTensor, depth: usize, on: f32, off: f32) -> Result<GpuTensor> {
+    const OP: &str = "oneHot";
+    expect_indices(OP, indices)?;
+    let mut shape = indices.shape().to_vec();
+    shape.push(depth);
+    let out = GpuTensor::empty(dev, OP, &shape, DType::F32)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    let ic = indices.contiguous(dev)?;
+    super::check_u32_range(OP, n.max(ic.end_index()))?;
+    let params = Params::default().u32(n).u32(depth).u32(ic.offset()).f32(on).f32(off);
+    let decls = "@group(0) @binding(1) var<storage, read> idx: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;";
+    // params: [n, depth, index offset, on, off]
+    let body = "  let row = i / p(1u);
+  let hot = checked(idx[p(2u) + row], p(1u), row);
+  out[i] = select(pf(4u), pf(3u), i % p(1u) == hot);";
+    let check = Some(format!("index {{value}} is out of range [0, {depth}) for depth [{depth}]"));
+    run_1d(dev, Kernel { op: OP, key: "one_hot", decls, body, check }, n, params, &[ic.buffer(), out.buffer()])?;
+    Ok(out)
+}

@@ -1,0 +1,143 @@
+//! concat, stack, split and pad on the device (kiln-core's ops/shape.rs semantics, any dtype).
+//! Each is a strided copy into an output at an offset; split is views (no copy), as on the CPU.
+//! Backward: concat's gradient is split (views), pad's is the inner slice (pad_backward).
+
+use super::creation::full_named;
+use super::launch::{run_1d, Kernel};
+use super::Params;
+use crate::device::GpuDevice;
+use crate::tensor::GpuTensor;
+use kiln_core::error::fmt_shape;
+use kiln_core::layout::{self, contiguous_strides};
+use kiln_core::ops::Sections;
+use kiln_core::{KilnError, Result};
+
+/// Dimensions the copy kernel walks after merging (layout::coalesce).
+const MAX_RANK: usize = 8;
+
+/// Copies `src` (any layout) into `dst`'s buffer seen through `dst_strides` (over src's shape)
+/// starting at element `dst_offset`: kiln-core's copy_into.
+fn copy_into(dev: &GpuDevice, op: &str, src: &GpuTensor, dst: &GpuTensor, dst_strides: &[usize], dst_offset: usize) -> Result<()> {
+    let n = src.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    super::check_u32_range(op, src.end_index().max(dst.end_index()))?;
+    let (dims, [ss, ds]) = layout::coalesce(src.shape(), [src.strides(), dst_strides]);
+    if dims.len() > MAX_RANK {
+        return Err(KilnError::new(op, format!("a strided input of rank {} (after merging) exceeds the GPU kernel's {MAX_RANK}", dims.len())));
+    }
+    let pad = |v: &[usize]| (0..MAX_RANK).map(|d| v.get(d).copied().unwrap_or(1)).collect::<Vec<_>>();
+    let params = Params::default().u32(n).u32(dims.len()).u32(src.offset()).u32(dst_offset).words(pad(&dims)).words(pad(&ss)).words(pad(&ds));
+    let decls = "@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;";
+    // params: [n, rank, src offset, dst offset, dims[8], src strides[8], dst strides[8]];
+    // the index is peeled innermost dimension first.
+    let body = "  var rem = i; var s = p(2u); var d = p(3u);
+  for (var k = p(1u); k > 0u; k = k - 1u) {
+    let size = p(3u + k); let ix = rem % size; rem = rem / size;
+    s = s + ix * p(11u + k); d = d + ix * p(19u + k);
+  }
+  out[d] = x[s];";
+    run_1d(dev, Kernel { op, key: "copy_into", decls, body, check: None }, n, params, &[src.buffer(), dst.buffer()])
+}
+
+/// Joins tensors along an existing axis: shapes equal except along `axis`, one dtype.
+pub fn concat(dev: &GpuDevice, tensors: &[GpuTensor], axis: isize) -> Result<GpuTensor> {
+    const OP: &str = "concat";
+    let first = tensors.first().ok_or_else(|| KilnError::new(OP, "needs at least one tensor"))?;
+    let rank = first.rank();
+    if rank == 0 {
+        return Err(KilnError::new(OP, "cannot concatenate scalars (use stack)"));
+    }
+    let axis = layout::normalize_axis(OP, axis, rank)?;
+    let mut out_shape = first.shape().to_vec();
+    out_shape[axis] = 0;
+    for (i, t) in tensors.iter().enumerate() {
+        let compatible = t.rank() == rank && (0..rank).all(|d| d == axis || t.shape()[d] == first.shape()[d]);
+        if !compatible || t.dtype() != first.dtype() {
+            return Err(KilnError::new(OP, format!(
+                "tensor {i} ({} {}) does not match tensor 0 ({} {}) outside axis {axis}",
+                t.dtype(), fmt_shape(t.shape()), first.dtype(), fmt_shape(first.shape())
+            )));
+        }
+        out_shape[axis] += t.shape()[axis];
+    }
+    let out = GpuTensor::empty(dev, OP, &out_shape, first.dtype())?;
+    let strides = contiguous_strides(&out_shape);
+    let mut offset = 0;
+    for t in tensors {
+        copy_into(dev, OP, t, &out, &strides, offset * strides[axis])?;
+        offset += t.shape()[axis];
+    }
+    Ok(out)
+}
+
+/// Joins tensors of one shape along a new axis.
+pub fn stack(dev: &GpuDevice, tensors: &[GpuTensor], axis: isize) -> Result<GpuTensor> {
+    let first = tensors.first().ok_or_else(|| KilnError::new("stack", "needs at least one tensor"))?;
+    for (i, t) in tensors.iter().enumerate() {
+        if t.shape() != first.shape() {
+            return Err(KilnError::new("stack", format!("tensor {i} has shape {} but tensor 0 has {}", fmt_shape(t.shape()), fmt_shape(first.shape()))));
+        }
+    }
+    let axis = layout::normalize_axis("stack", axis, first.rank() + 1)?;
+    let expanded: Vec<GpuTensor> = tensors.iter().map(|t| t.unsqueeze(axis)).collect();
+    concat(dev, &expanded, axis as isize).map_err(|e| KilnError::new("stack", e.message))
+}
+
+/// Splits along `axis` into views: `Count` equal parts or parts of the given sizes.
+pub fn split(x: &GpuTensor, sections: Sections, axis: isize) -> Result<Vec<GpuTensor>> {
+    const OP: &str = "split";
+    if x.rank() == 0 {
+        return Err(KilnError::new(OP, "cannot split a scalar (reshape it to [1] first)"));
+    }
+    let axis = layout::normalize_axis(OP, axis, x.rank())?;
+    let dim = x.shape()[axis];
+    let sizes = match sections {
+        Sections::Count(c) => {
+            if c == 0 || c > dim.max(1) || dim % c != 0 {
+                return Err(KilnError::new(OP, format!("cannot split dimension {axis} of shape {} into {c} equal parts", fmt_shape(x.shape()))));
+            }
+            vec![dim / c; c]
+        }
+        Sections::Sizes(s) => {
+            if s.iter().try_fold(0usize, |a, &b| a.checked_add(b)) != Some(dim) {
+                return Err(KilnError::new(OP, format!("sizes {s:?} do not add up to dimension {axis} ({dim}) of shape {}", fmt_shape(x.shape()))));
+            }
+            s
+        }
+    };
+    let mut start = 0;
+    sizes
+        .into_iter()
+        .map(|s| {
+            start += s;
+            x.narrow(axis, start - s, s)
+        })
+        .collect()
+}
+
+/// Pads dimension d with paddings[d] = (before, after) elements of `value` (converted to x's dtype).
+pub fn pad(dev: &GpuDevice, x: &GpuTensor, paddings: &[(usize, usize)], value: f64) -> Result<GpuTensor> {
+    const OP: &str = "pad";
+    if paddings.len() != x.rank() {
+        return Err(KilnError::new(OP, format!("needs one (before, after) pair per dimension of shape {}, got {}", fmt_shape(x.shape()), paddings.len())));
+    }
+    let out_shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (b, a))| d + b + a).collect();
+    let strides = contiguous_strides(&out_shape);
+    let offset: usize = paddings.iter().zip(&strides).map(|((b, _), s)| b * s).sum();
+    let out = full_named(dev, OP, &out_shape, value, x.dtype())?;
+    copy_into(dev, OP, x, &out, &strides, offset)?;
+    Ok(out)
+}
+
+/// The gradient of pad: the unpadded interior of `g`, contiguous.
+pub fn pad_backward(dev: &GpuDevice, g: &GpuTensor, paddings: &[(usize, usize)]) -> Result<GpuTensor> {
+    let mut inner = g.clone();
+    for (axis, &(before, after)) in paddings.iter().enumerate() {
+        let len = g.shape()[axis].checked_sub(before + after).ok_or_else(|| KilnError::new("pad", format!("gradient {} is smaller than the padding", fmt_shape(g.shape()))))?;
+        inner = inner.narrow(axis, before, len)?;
+    }
+    inner.contiguous(dev)
+}
