@@ -18,8 +18,9 @@ step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
 run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });
 
-// The shared suites run once per backend: the native addon and the WASM module.
-const backends = process.env.KILN_BACKENDS ?? 'native,wasm';
+// The shared suites run once per backend: the native addon, the WASM module and the GPU (wgpu
+// through the addon; on lavapipe here, where the heavy learning runs are skipped: tests/backends.ts).
+const backends = process.env.KILN_BACKENDS ?? 'native,wasm,gpu';
 step(`TypeScript tests (vitest) on: ${backends}`);
 const report = join(tmpdir(), `kiln-vitest-${process.pid}.json`);
 const r = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile=${report}`, ...process.argv.slice(2)], {

@@ -5,10 +5,10 @@
  *   KILN_BACKENDS=native,wasm,gpu npx vitest run
  *
  * 'gpu' runs when the machine has a GPU adapter (lavapipe counts: `npm test` installs it); without
- * one its tests are skipped with the reason. Tests whose subject the GPU does not promise (see
- * GPU_EXCLUSIONS) are skipped there by name.
+ * one its tests are skipped with the reason. A file whose subject a backend does not have by design
+ * says so with `forEachBackend(fn, { except })`; long learning runs use `heavyIt` (below).
  */
-import { beforeAll, describe, it } from 'vitest';
+import { beforeAll, describe, it, type TestFunction } from 'vitest';
 import * as kiln from '../ts/index.js';
 import type { BackendName } from '../ts/index.js';
 
@@ -58,4 +58,25 @@ export function forEachBackend(fn: (name: BackendName) => void, options: Backend
       fn(name);
     });
   }
+}
+
+/** Why the quantization tests do not run on the GPU backend. */
+export const QUANTIZED_ON_CPU_ONLY = 'quantized layers are a CPU (native and WASM) inference feature; kiln.quantize refuses a GPU model (tests/gpu/device.test.ts)';
+
+/** KILN_GPU_FULL=1 also runs the heavy tests on a software GPU adapter (see heavyIt). */
+const GPU_FULL = process.env.KILN_GPU_FULL === '1';
+
+/**
+ * `it` for a long learning run (thousands of training steps). On a software GPU adapter
+ * (lavapipe, which emulates the GPU on the CPU: each kernel runs ~100x slower than the CPU
+ * backend) it is skipped unless KILN_GPU_FULL=1, and then gets 10x the time. What it trains is
+ * still checked on the GPU in npm test by the same layers' forward and gradient parity tests and
+ * by the MNIST MLP learning test (tests/gpu/device.test.ts).
+ */
+export function heavyIt(backend: BackendName): (title: string, fn: TestFunction, timeout?: number) => void {
+  if (backend !== 'gpu') return (title, fn, timeout) => it(title, fn, timeout);
+  if (kiln.gpuInfo().software && !GPU_FULL) {
+    return (title) => it.skip(`${title} (heavy: skipped on a software GPU adapter; KILN_GPU_FULL=1 runs it)`, () => {});
+  }
+  return (title, fn, timeout) => it(title, fn, (timeout ?? 60_000) * 10);
 }

@@ -165,7 +165,7 @@ export async function expectTensor(t: Tensor, exp: Expectation, label = ''): Pro
 export function expectThrows(fn: () => unknown, ...fragments: Array<string | RegExp>): Error {
   let err: unknown;
   try {
-    fn();
+    surfaced(fn)();
   } catch (e) {
     err = e;
   }
@@ -178,6 +178,20 @@ export function expectThrows(fn: () => unknown, ...fragments: Array<string | Reg
     else expect(msg, `message should match ${f}`).toMatch(f);
   }
   return err as Error;
+}
+
+/**
+ * `fn` as it fails on the active backend. The GPU checks indices inside its kernels (a readback
+ * per op would stall it) and reports a bad one at the next read or kiln.synchronize(), as
+ * PyTorch's CUDA device asserts do; there `fn` runs in a tidy followed by a synchronize.
+ */
+export function surfaced(fn: () => unknown): () => unknown {
+  if (kiln.getBackend() !== 'gpu') return fn;
+  return () =>
+    kiln.tidy(() => {
+      fn();
+      kiln.synchronize();
+    });
 }
 
 // ---- special values ----------------------------------------------------------------------------

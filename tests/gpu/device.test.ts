@@ -117,6 +117,65 @@ onGpu('[gpu] device', () => {
       m.opt.dispose();
     }
   });
+
+  it('the MNIST MLP trains on the GPU to the accuracy it reaches on the CPU, reading back only the losses', () => {
+    const TRAIN = 4000;
+    const TEST = 2000;
+    const mnist = kiln.data.loadMnist();
+    kiln.setBackend('native');
+    const pixels = (images: Uint8Array, n: number) => kiln.tensor(Float32Array.from(images.subarray(0, n * 784), (v) => v / 255), [n, 784]);
+    const xTrain = pixels(mnist.trainImages, TRAIN);
+    const yTrain = kiln.tensor(Int32Array.from(mnist.trainLabels.subarray(0, TRAIN)));
+    const xTest = pixels(mnist.testImages, TEST);
+    const labels = mnist.testLabels.subarray(0, TEST);
+    const train = (device: 'cpu' | 'gpu') => {
+      const model = new kiln.nn.Sequential(new kiln.nn.Linear(784, 128, { seed: 1 }), new kiln.nn.ReLU(), new kiln.nn.Linear(128, 10, { seed: 2 })).to(device);
+      const optimizer = new kiln.optim.Adam(model.parameters(), { lr: 2e-3 });
+      const [x, y, xt] = [xTrain.to(device), yTrain.to(device), xTest.to(device)];
+      const readsBefore = kiln.gpuInfo().readbacks;
+      const losses: number[] = [];
+      for (let epoch = 0; epoch < 5; epoch++) {
+        for (let start = 0; start < TRAIN; start += 100) {
+          const loss = kiln.tidy(() => {
+            const l = kiln.crossEntropy(model.forward(x.slice([start, 0], [100, -1])), y.slice([start], [100]));
+            optimizer.zeroGrad();
+            l.backward();
+            optimizer.step();
+            return l;
+          });
+          // Read one loss per epoch, as a progress line would.
+          if (start === 0) losses.push(loss.dataSync()[0]);
+          loss.dispose();
+        }
+      }
+      const reads = kiln.gpuInfo().readbacks - readsBefore;
+      const predicted = kiln.noGrad(() => kiln.tidy(() => model.forward(xt).argmax(-1).dataSync()));
+      const accuracy = (100 * predicted.reduce((hits, p, i) => hits + (p === labels[i] ? 1 : 0), 0)) / TEST;
+      expect(model.parameters().every((p) => p.device === device)).toBe(true);
+      model.dispose();
+      optimizer.dispose();
+      if (device === 'gpu') kiln.dispose([x, y, xt]);
+      return { accuracy, losses, reads };
+    };
+    const cpu = train('cpu');
+    const gpu = train('gpu');
+    console.log(`[gpu] MNIST MLP (${TRAIN} digits, 5 epochs): test accuracy cpu ${cpu.accuracy}%, gpu ${gpu.accuracy}% on '${kiln.gpuInfo().adapter}'`);
+    expect(cpu.reads).toBe(0);
+    expect(gpu.reads, 'one readback per loss read (5); the training steps read nothing').toBe(5);
+    expect(gpu.losses[4]).toBeLessThan(gpu.losses[0] / 3);
+    expect(gpu.accuracy).toBeGreaterThan(85);
+    expect(Math.abs(gpu.accuracy - cpu.accuracy), `gpu ${gpu.accuracy}% vs cpu ${cpu.accuracy}%`).toBeLessThanOrEqual(0.5);
+    kiln.dispose([xTrain, yTrain, xTest]);
+  }, 300_000);
+
+  it('kiln.quantize refuses a model on the GPU, saying to move it to the CPU', () => {
+    kiln.setBackend('native');
+    const model = new kiln.nn.Sequential(new kiln.nn.Linear(4, 3, { seed: 1 })).to('gpu');
+    expect(() => kiln.quantize(model, { bits: 8 })).toThrow(/quantize: quantized layers run on the CPU backends .* call model\.to\('cpu'\) first/);
+    model.to('cpu');
+    expect(kiln.quantize(model, { bits: 8 }).forward(kiln.ones([1, 4])).shape).toEqual([1, 3]);
+    model.dispose();
+  });
 });
 
 describe('gpu without an adapter', () => {

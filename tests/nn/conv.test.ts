@@ -11,7 +11,7 @@ import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
 import { loadMnist, type Mnist } from '../../ts/data/index.js';
-import { forEachBackend } from '../backends.js';
+import { forEachBackend, heavyIt } from '../backends.js';
 import { T, assertClose, expectThrows, randND, read } from '../helpers.js';
 
 let mnist: Mnist;
@@ -46,7 +46,8 @@ class TinyCnn extends nn.Module {
   }
 }
 
-forEachBackend(() => {
+forEachBackend((backend) => {
+  const heavy = heavyIt(backend);
   it('Conv2d: parameter layout, init bounds, output shapes, forward = kiln.conv2d', async () => {
     const conv = new nn.Conv2d(4, 6, [3, 2], { stride: 2, padding: 'same', groups: 2, seed: 7 });
     expect(conv.weight.shape).toEqual([6, 2, 3, 2]);
@@ -134,7 +135,7 @@ forEachBackend(() => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a tiny CNN learns MNIST 3 vs 8 through its convolutions (> 92% held out; frozen convolutions stay < 80%)', () => {
+  heavy('a tiny CNN learns MNIST 3 vs 8 through its convolutions (> 92% held out; frozen convolutions stay < 80%)', () => {
     const before = kiln.memory().numTensors;
     const train = digits(mnist.trainImages, mnist.trainLabels, 3, 8, 400);
     const test = digits(mnist.testImages, mnist.testLabels, 3, 8, 400);

@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { nn, type Tensor } from '../../ts/index.js';
 import type { Conv2dOptions } from '../../ts/ops/conv.js';
-import { forEachBackend } from '../backends.js';
+import { forEachBackend, QUANTIZED_ON_CPU_ONLY } from '../backends.js';
 import { assertClose, expectEveryTestToFreeItsTensors, expectThrows, read } from '../helpers.js';
 
 interface Case {
@@ -112,4 +112,4 @@ forEachBackend(() => {
     kiln.dispose([x, rows, q8.q, q8.scales]);
     conv.dispose();
   });
-});
+}, { except: { gpu: QUANTIZED_ON_CPU_ONLY } });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { nn, type Tensor } from '../../ts/index.js';
-import { forEachBackend } from '../backends.js';
+import { forEachBackend, QUANTIZED_ON_CPU_ONLY } from '../backends.js';
 import { T, assertClose, expectThrows, randND, read } from '../helpers.js';
 
 /** Largest |w| of each group of `size` consecutive elements of each row of an [O, I] array. */
@@ -249,7 +249,7 @@ forEachBackend((backend) => {
     for (const m of [model, q8, q4]) m.dispose();
     kiln.dispose([xTrain, yTrain, xTest]);
   }, 60_000);
-});
+}, { except: { gpu: QUANTIZED_ON_CPU_ONLY } });
 
 afterAll(() => {
   mnist = undefined as unknown as kiln.data.Mnist;

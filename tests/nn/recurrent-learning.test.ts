@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
-import { forEachBackend } from '../backends.js';
+import { forEachBackend, heavyIt } from '../backends.js';
 import { prng } from '../helpers.js';
 
 /** n sequences of `steps` values uniform in [-1, 1]: [n, steps, 1]. */
@@ -41,8 +41,9 @@ function train(params: Tensor[], steps: number, lr: number, loss: () => Tensor):
   return last;
 }
 
-forEachBackend(() => {
-  it('LSTM remembers the sign of the first of 12 inputs (> 95% on held-out sequences)', () => {
+forEachBackend((backend) => {
+  const heavy = heavyIt(backend);
+  heavy('LSTM remembers the sign of the first of 12 inputs (> 95% on held-out sequences)', () => {
     // Only x_0 decides the label, and the loss sees only the last step: the signal must cross 11
     // recurrent steps forward and its gradient 11 steps back. Measured: 98-99% with BPTT, 62%
     // with it cut at each step. 500 Adam steps at lr 0.01: at 200 steps and lr 0.02 the run was
@@ -66,7 +67,7 @@ forEachBackend(() => {
     kiln.dispose([data.x, data.y, test.x, test.y]);
   });
 
-  it('GRU learns the sum of a sequence (MSE < 0.006, 0.2% of the target variance)', () => {
+  heavy('GRU learns the sum of a sequence (MSE < 0.006, 0.2% of the target variance)', () => {
     // Target: the sum of 12 inputs (variance 4), read at the last step. Measured held-out MSE:
     // 0.0008 with BPTT, 0.032 with it cut at each step.
     const steps = 12;
@@ -88,7 +89,7 @@ forEachBackend(() => {
     kiln.dispose([data.x, data.y, test.x, test.y]);
   });
 
-  it('bidirectional tanh RNN echoes its input 3 steps late and 3 steps early (sequence to sequence)', () => {
+  heavy('bidirectional tanh RNN echoes its input 3 steps late and 3 steps early (sequence to sequence)', () => {
     // Output at t: [x_{t-3}, x_{t+3}] (0 past the ends). The delay needs the forward direction's
     // memory, the look-ahead the backward direction's; the loss is taken at every step.
     // Measured held-out MSE: 0.0003 with BPTT, 0.003 with it cut at each step.

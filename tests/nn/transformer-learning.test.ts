@@ -7,7 +7,7 @@ import { expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
-import { forEachBackend } from '../backends.js';
+import { forEachBackend, heavyIt } from '../backends.js';
 import { prng } from '../helpers.js';
 
 const [VOCAB, LENGTH, D_MODEL] = [10, 8, 32];
@@ -35,8 +35,9 @@ function tokenAccuracy(model: Reverser, x: Tensor, y: Tensor): number {
   return kiln.noGrad(() => kiln.tidy(() => model.forward(x).argmax(2).equal(y).cast('float32').mean().dataSync()[0]));
 }
 
-forEachBackend(() => {
-  it('a one-layer Transformer learns to reverse digit sequences (> 95% of held-out tokens)', () => {
+forEachBackend((backend) => {
+  const heavy = heavyIt(backend);
+  heavy('a one-layer Transformer learns to reverse digit sequences (> 95% of held-out tokens)', () => {
     const before = kiln.memory().numTensors;
     const rand = prng(5);
     const model = new Reverser();

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
-import { forEachBackend } from '../backends.js';
+import { forEachBackend, heavyIt } from '../backends.js';
 import { assertClose, expectThrows, randND, T } from '../helpers.js';
 import { gradCheck as opGradCheck, uniform } from '../gradcheck.js';
 import { gradCheck } from './gradcheck.js';
@@ -44,6 +44,7 @@ class ElboOf extends nn.Module {
 let mnist: kiln.data.Mnist | undefined;
 
 forEachBackend((backend) => {
+  const heavy = heavyIt(backend);
   describe('reparameterize', () => {
     it('is mu + exp(logVar / 2) · eps, and its samples have mean mu and std exp(logVar / 2)', () => {
       kiln.tidy(() => {
@@ -94,7 +95,7 @@ forEachBackend((backend) => {
   });
 
   // Fast enough on both backends (~1 s native); real digits, so MNIST is loaded once here.
-  it(`learns real digits: held-out ELBO far above the pixel-marginal model, with a used latent${backend === 'wasm' ? ' (wasm)' : ''}`, () => {
+  heavy(`learns real digits: held-out ELBO far above the pixel-marginal model, with a used latent${backend === 'wasm' ? ' (wasm)' : ''}`, () => {
     const before = kiln.memory().numTensors;
     mnist ??= kiln.data.loadMnist();
     const pick = (images: Uint8Array, from: number, n: number) => kiln.tidy(() => {

@@ -7,13 +7,14 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { forEachBackend } from '../backends.js';
+import { forEachBackend, heavyIt } from '../backends.js';
 
 const SOAK = fileURLToPath(new URL('../fixtures/soak.ts', import.meta.url));
 const VITE_NODE = fileURLToPath(new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url));
 
 forEachBackend((backend) => {
-  it('6,000 training steps: kiln.memory() exactly flat, RSS flat within 8 MB', async () => {
+  const heavy = heavyIt(backend);
+  heavy('6,000 training steps: kiln.memory() exactly flat, RSS flat within 8 MB', async () => {
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile(process.execPath, ['--expose-gc', VITE_NODE, SOAK, backend, '6000'], { timeout: 300_000 }, (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out))),
     );

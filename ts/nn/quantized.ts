@@ -155,6 +155,10 @@ export function quantize<M extends AnyModule>(model: M, options: QuantizeOptions
   const op = 'quantize';
   if (!(model instanceof Module)) throw new Error(`${op}: expected an nn.Module, got ${model === null ? 'null' : typeof model}`);
   checkOptions(op, options);
+  if (model.parameters().some((p) => p.device === 'gpu')) {
+    // The packed-weight kernels are CPU (native and WASM) inference kernels; the GPU has none.
+    throw new Error(`${op}: quantized layers run on the CPU backends (native and WASM), and this model has parameters on the GPU: call model.to('cpu') first`);
+  }
   if (model instanceof Linear || model instanceof Conv2d) {
     const q = model instanceof Linear ? new QuantizedLinear(model, options) : new QuantizedConv2d(model, options);
     model.dispose();

@@ -15,6 +15,10 @@ use std::sync::Mutex;
 /// Size of the error buffer: [flag, check id, bad value (as i32 bits), position].
 pub(crate) const ERROR_BYTES: u64 = 16;
 
+/// Separates a check's two messages when one kernel checks two index lists (spmm's src and
+/// dst): the kernel sets bit 31 of the position it reports (`SECOND` in WGSL) to pick the second.
+pub(crate) const OR_SECOND: &str = "\u{1f}";
+
 /// The message of one checked dispatch: `template` with `{value}` and `{position}` replaced by
 /// what the kernel reported. `submitted` once its kernel is on the queue: only then does a later
 /// readback see its result, and only then may that readback retire it.
@@ -86,13 +90,13 @@ impl IndexChecks {
         let report = (words[0] != 0).then(|| {
             let found = p.1.iter().find(|c| c.seq as u32 == words[1]);
             match found {
-                Some(c) => KilnError::new(
-                    &c.op,
-                    format!(
-                        "{} (found on the GPU; reported at the next read)",
-                        c.template.replace("{value}", &(words[2] as i32).to_string()).replace("{position}", &words[3].to_string())
-                    ),
-                ),
+                Some(c) => {
+                    let second = words[3] >> 31 == 1;
+                    let template = c.template.split(OR_SECOND).nth(second as usize).unwrap_or(&c.template);
+                    let position = (words[3] & 0x7fff_ffff).to_string();
+                    let message = template.replace("{value}", &(words[2] as i32).to_string()).replace("{position}", &position);
+                    KilnError::new(&c.op, format!("{message} (found on the GPU; reported at the next read)"))
+                }
                 None => KilnError::new("gpu", format!("an index {} was out of range in an earlier GPU op", words[2] as i32)),
             }
         });
@@ -107,6 +111,7 @@ impl IndexChecks {
 pub(crate) fn wgsl(binding: u32, id_word: usize) -> String {
     format!(
         "@group(0) @binding({binding}) var<storage, read_write> index_error: array<atomic<u32>>;
+const SECOND: u32 = 0x80000000u;
 fn report(value: i32, position: u32) {{
   loop {{
     let r = atomicCompareExchangeWeak(&index_error[0], 0u, 1u);

@@ -34,7 +34,15 @@ pub struct GpuDevice {
     uncaptured: Arc<Mutex<Option<String>>>,
     /// Out-of-range indices found by kernels, reported at the next readback (checks.rs).
     checks: IndexChecks,
+    /// Kernels recorded but not yet submitted, and how many. A submit per kernel costs more than
+    /// a small kernel runs (on lavapipe ~1 ms), so kernels go to the queue in batches: when
+    /// MAX_BATCH are recorded, and before anything that must see their results (a read, a
+    /// synchronize).
+    batch: Mutex<Option<(wgpu::CommandEncoder, usize)>>,
 }
+
+/// Kernels per submitted batch: bounds the buffers held back by the pool meanwhile.
+const MAX_BATCH: usize = 64;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -77,7 +85,7 @@ impl GpuDevice {
         }));
         let pool = BufferPool::new(device.clone());
         let checks = IndexChecks::new(&device);
-        Ok(GpuDevice { info, limits, device, queue, pipelines: Mutex::new(HashMap::new()), pool, lost, uncaptured, checks })
+        Ok(GpuDevice { info, limits, device, queue, pipelines: Mutex::new(HashMap::new()), pool, lost, uncaptured, checks, batch: Mutex::new(None) })
     }
 
     /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" for lavapipe.
@@ -205,16 +213,35 @@ impl GpuDevice {
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
-            let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(key) });
+            let mut batch = lock(&self.batch);
+            if batch.is_none() {
+                self.pool.recording();
+            }
+            let (encoder, count) = batch.get_or_insert_with(|| (self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln batch") }), 0));
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(key), timestamp_writes: None });
                 pass.set_pipeline(&pipeline);
                 pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
             }
-            self.queue.submit([encoder.finish()]);
+            *count += 1;
+            if *count >= MAX_BATCH {
+                self.submit_batch(&mut batch);
+            }
         })?;
         self.check_alive(op)
+    }
+
+    /// Submits the recorded kernels, if any (before a read or a wait that must see them).
+    fn flush(&self, op: &str) -> Result<()> {
+        self.scoped(op, || self.submit_batch(&mut lock(&self.batch)))
+    }
+
+    fn submit_batch(&self, batch: &mut Option<(wgpu::CommandEncoder, usize)>) {
+        if let Some((encoder, _)) = batch.take() {
+            self.queue.submit([encoder.finish()]);
+            self.pool.submitted();
+        }
     }
 
     /// Workgroup counts covering `n` invocations of a 1-D kernel of WORKGROUP threads, folded
@@ -251,6 +278,7 @@ impl GpuDevice {
     pub fn synchronize(&self) -> Result<()> {
         const OP: &str = "synchronize";
         self.check_alive(OP)?;
+        self.flush(OP)?;
         self.device
             .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(READ_TIMEOUT) })
             .map_err(|e| KilnError::new(OP, format!("waiting for the GPU failed: {e}")))?;
@@ -265,6 +293,7 @@ impl GpuDevice {
     /// bad index becomes this read's error.
     pub(crate) fn read_bytes(&self, op: &str, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         self.check_alive(op)?;
+        self.flush(op)?;
         let covered_checks = self.checks.submitted();
         if bytes == 0 && covered_checks.is_none() {
             return Ok(Vec::new());

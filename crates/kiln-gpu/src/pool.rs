@@ -5,7 +5,10 @@
 //!
 //! Reuse needs no fence: every kernel and every `queue.write_buffer` goes through one queue, which
 //! runs them in submission order, so a recycled buffer is only written after earlier work that
-//! read it has been recorded before it.
+//! read it. One catch: kernels are recorded into a command encoder that is submitted in batches
+//! (device.rs), while a `write_buffer` takes effect at the next submit, before that batch. So a
+//! buffer dropped while a batch is being recorded is held back (`held`) until the batch is
+//! submitted; otherwise an upload into it could overwrite what a recorded kernel still reads.
 
 use kiln_core::{KilnError, Result};
 use std::collections::HashMap;
@@ -55,9 +58,18 @@ pub struct PoolStats {
     pub created: usize,
 }
 
+/// Free buffers by (kind, class), and whether a batch is being recorded.
+#[derive(Default)]
+struct FreeLists {
+    ready: HashMap<(Kind, u64), Vec<wgpu::Buffer>>,
+    /// Dropped while `recording`: free for reuse once the batch is submitted.
+    held: Vec<(Kind, u64, wgpu::Buffer)>,
+    recording: bool,
+}
+
 pub(crate) struct PoolInner {
     device: wgpu::Device,
-    free: Mutex<HashMap<(Kind, u64), Vec<wgpu::Buffer>>>,
+    free: Mutex<FreeLists>,
     stats: Mutex<PoolStats>,
 }
 
@@ -101,7 +113,12 @@ impl Drop for PooledBuffer {
         stats.free_buffers += 1;
         stats.free_bytes += self.class;
         drop(stats);
-        lock(&self.pool.free).entry((self.kind, self.class)).or_default().push(buffer);
+        let mut free = lock(&self.pool.free);
+        if free.recording {
+            free.held.push((self.kind, self.class, buffer));
+        } else {
+            free.ready.entry((self.kind, self.class)).or_default().push(buffer);
+        }
     }
 }
 
@@ -118,7 +135,21 @@ pub struct BufferPool {
 
 impl BufferPool {
     pub fn new(device: wgpu::Device) -> BufferPool {
-        BufferPool { inner: Arc::new(PoolInner { device, free: Mutex::new(HashMap::new()), stats: Mutex::new(PoolStats::default()) }) }
+        BufferPool { inner: Arc::new(PoolInner { device, free: Mutex::new(FreeLists::default()), stats: Mutex::new(PoolStats::default()) }) }
+    }
+
+    /// A batch of kernels is being recorded: buffers dropped from now on are held back.
+    pub(crate) fn recording(&self) {
+        lock(&self.inner.free).recording = true;
+    }
+
+    /// The batch was submitted: the held buffers may be reused (write_buffer now lands after it).
+    pub(crate) fn submitted(&self) {
+        let mut free = lock(&self.inner.free);
+        free.recording = false;
+        for (kind, class, buffer) in std::mem::take(&mut free.held) {
+            free.ready.entry((kind, class)).or_default().push(buffer);
+        }
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -127,10 +158,12 @@ impl BufferPool {
 
     /// Releases every free buffer to the driver (live ones are untouched).
     pub fn trim(&self) {
-        let drained: Vec<wgpu::Buffer> = lock(&self.inner.free).drain().flat_map(|(_, v)| v).collect();
+        let drained: Vec<wgpu::Buffer> = lock(&self.inner.free).ready.drain().flat_map(|(_, v)| v).collect();
         let mut stats = lock(&self.inner.stats);
-        stats.free_buffers = 0;
-        stats.free_bytes = 0;
+        for b in &drained {
+            stats.free_buffers -= 1;
+            stats.free_bytes -= b.size();
+        }
         drop(stats);
         drained.iter().for_each(wgpu::Buffer::destroy);
     }
@@ -139,7 +172,7 @@ impl BufferPool {
     /// `max_bytes` is the device's limit for this kind; a class above it is cut down to it.
     pub fn acquire(&self, op: &str, kind: Kind, bytes: u64, max_bytes: u64) -> Result<PooledBuffer> {
         let class = size_class(bytes).min(max_bytes / 4 * 4).max(bytes.next_multiple_of(4));
-        let recycled = lock(&self.inner.free).get_mut(&(kind, class)).and_then(Vec::pop);
+        let recycled = lock(&self.inner.free).ready.get_mut(&(kind, class)).and_then(Vec::pop);
         let buffer = match recycled {
             Some(b) => {
                 let mut stats = lock(&self.inner.stats);

@@ -28,8 +28,16 @@ pub fn cast(b: &GpuBackend, x: &Tensor, dtype: DType) -> Result<Tensor> {
 }
 
 pub fn reduce(b: &GpuBackend, op: ReduceOp, x: &Tensor, axes: &[usize], keep_dims: bool, correction: usize) -> Result<Tensor> {
+    let x = b.gpu(x)?;
+    if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) && axes.len() > 1 {
+        // kiln-core passes every axis when none was given: an index into the flattened tensor.
+        let flat = x.reshape(b.device(), &[-1])?;
+        let y = crate::kernels::reduce_more::reduce_any(b.device(), op, &flat, &[0], false, 0)?;
+        let shape: Vec<isize> = if keep_dims { vec![1; x.rank()] } else { vec![] };
+        return Ok(b.wrap(y.reshape(b.device(), &shape)?));
+    }
     let axes: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
-    Ok(b.wrap(crate::kernels::reduce_more::reduce_any(b.device(), op, &b.gpu(x)?, &axes, keep_dims, correction)?))
+    Ok(b.wrap(crate::kernels::reduce_more::reduce_any(b.device(), op, &x, &axes, keep_dims, correction)?))
 }
 
 pub fn softmax(b: &GpuBackend, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {

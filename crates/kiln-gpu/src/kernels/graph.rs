@@ -15,6 +15,7 @@ use super::creation::{full, zeros};
 use super::index::gather;
 use super::launch::{atomic_add_f32, run_1d, Kernel};
 use super::Params;
+use crate::checks::OR_SECOND;
 use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
@@ -75,17 +76,26 @@ pub fn spmm(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuTensor, we
     let body = format!(
         "  let k = i % p(1u); let e = i / p(1u);
   let s = checked(src[p(5u) + e], p(2u), e);
-  let d = checked(dst[p(6u) + e], p(3u), e);
+  let d = checked(dst[p(6u) + e], p(3u), e | SECOND);
   add_out(d * p(1u) + k, {w_expr} * x[p(4u) + s * p(1u) + k]);"
     );
     let key = format!("spmm:{}", if wc.is_some() { "weighted" } else { "plain" });
-    let check = Some(format!("edge {{position}} has index {{value}}, out of range (src must be in [0, {n_in}), dst in [0, {num_out}))"));
+    let check = Some(edge_check(x, n_in, num_out));
     let mut buffers = vec![xc.buffer(), sc.buffer(), dc.buffer(), out.buffer()];
     if let Some(w) = &wc {
         buffers.push(w.buffer());
     }
     run_1d(dev, Kernel { op: OP, key: &key, decls: &decls, body: &body, check }, n, params, &buffers)?;
     Ok(out)
+}
+
+/// spmm's messages for a bad src or dst index, as kiln-core words them.
+fn edge_check(x: &GpuTensor, n_in: usize, num_out: usize) -> String {
+    format!(
+        "src index {{value}} at position {{position}} is out of range [0, {n_in}) (x has {n_in} rows, x {} {}){OR_SECOND}dst index {{value}} at position {{position}} is out of range [0, {num_out}) (numOut is {num_out})",
+        x.dtype(),
+        fmt_shape(x.shape())
+    )
 }
 
 /// Gradients of spmm for x (Aᵀ g: spmm over the reversed edges) and, when there are weights,
@@ -112,11 +122,11 @@ pub fn spmm_weight_grad(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &G
 @group(0) @binding(5) var<storage, read_write> dw: array<f32>;";
     // params: [edges, inner, x rows, g rows, x offset, g offset, src offset, dst offset]
     let body = "  let s = checked(src[p(6u) + i], p(2u), i);
-  let d = checked(dst[p(7u) + i], p(3u), i);
+  let d = checked(dst[p(7u) + i], p(3u), i | SECOND);
   var acc = 0.0;
   for (var k = 0u; k < p(1u); k = k + 1u) { acc = acc + g[p(5u) + d * p(1u) + k] * x[p(4u) + s * p(1u) + k]; }
   dw[i] = acc;";
-    let check = Some(format!("edge {{position}} has index {{value}}, out of range (src must be in [0, {}), dst in [0, {}))", x.shape()[0], g.shape()[0]));
+    let check = Some(edge_check(x, x.shape()[0], g.shape()[0]));
     run_1d(dev, Kernel { op: OP, key: "spmm_weight_grad", decls, body, check }, edges, params, &[xc.buffer(), gc.buffer(), sc.buffer(), dc.buffer(), dw.buffer()])?;
     Ok(dw)
 }

@@ -21,8 +21,16 @@ const FEW_ROWS: usize = 256;
 /// WGSL: `var<workgroup> partial` and `fn tree_<name>(lid, v) -> f32`, which combines the 256
 /// threads' values and returns the result to every thread. Called from uniform control flow only.
 pub(crate) fn tree_functions() -> String {
-    let mut s = String::from("var<workgroup> partial: array<f32, 256>;\n");
-    for (name, combine) in [("sum", "a + b"), ("max", "max(a, b)"), ("min", "min(a, b)")] {
+    // max/min propagate NaN as on the CPU: the builtins may drop it (WGSL lets compilers assume
+    // no NaN), so it is tested on the bits.
+    let mut s = String::from(
+        "var<workgroup> partial: array<f32, 256>;
+fn nan_in(a: f32, b: f32) -> bool { return (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u; }
+fn nan_max(a: f32, b: f32) -> f32 { return select(max(a, b), bitcast<f32>(0x7fc00000u), nan_in(a, b)); }
+fn nan_min(a: f32, b: f32) -> f32 { return select(min(a, b), bitcast<f32>(0x7fc00000u), nan_in(a, b)); }
+",
+    );
+    for (name, combine) in [("sum", "a + b"), ("max", "nan_max(a, b)"), ("min", "nan_min(a, b)")] {
         s.push_str(&format!(
             "fn tree_{name}(lid: u32, v: f32) -> f32 {{
   partial[lid] = v;
@@ -45,8 +53,8 @@ pub(crate) fn tree_functions() -> String {
 fn parts(op: ReduceOp) -> Option<(&'static str, &'static str, &'static str)> {
     Some(match op {
         ReduceOp::Sum | ReduceOp::Mean => ("sum", "0.0", "acc + v"),
-        ReduceOp::Max => ("max", "-bitcast<f32>(0x7f800000u)", "max(acc, v)"),
-        ReduceOp::Min => ("min", "bitcast<f32>(0x7f800000u)", "min(acc, v)"),
+        ReduceOp::Max => ("max", "-bitcast<f32>(0x7f800000u)", "nan_max(acc, v)"),
+        ReduceOp::Min => ("min", "bitcast<f32>(0x7f800000u)", "nan_min(acc, v)"),
         _ => return None,
     })
 }

@@ -6,8 +6,8 @@
 //! records (reduce, sub, mul, exp), so they need no kernel of their own.
 //!
 //! Differences from the CPU: variance accumulates in f32 (the CPU uses f64), so it agrees to
-//! ~1e-6 relative; NaN inputs are not promised to propagate (WGSL may assume none), which for
-//! argmax means "the first NaN wins" is not guaranteed.
+//! ~1e-6 relative; NaN propagates through logSumExp (tested on the bits), but argmax/argmin are
+//! not promised to pick the first NaN as the CPU does.
 
 use super::reduce::{plan, reduce, tree_functions};
 use super::Params;
@@ -90,12 +90,14 @@ const VARIANCE: &str = "
 
 const LOG_SUM_EXP: &str = "
   var mx = -bitcast<f32>(0x7f800000u);
-  for (var j = lid; j < len; j = j + 256u) { mx = max(mx, x[xb + j]); }
+  for (var j = lid; j < len; j = j + 256u) { mx = nan_max(mx, x[xb + j]); }
   let m = tree_max(lid, mx);
   var s = 0.0;
   for (var j = lid; j < len; j = j + 256u) { s = s + exp(x[xb + j] - m); }
   let total = tree_sum(lid, s);
-  if (lid == 0u) { out[row] = m + log(total); }
+  // An infinite maximum is the answer (as on the CPU): e^(x - m) would be NaN there.
+  let m_inf = (bitcast<u32>(m) & 0x7fffffffu) == 0x7f800000u;
+  if (lid == 0u) { out[row] = select(m + log(total), m, m_inf); }
 ";
 
 /// Each thread keeps its best (value, first index); the tree keeps the better value, and the

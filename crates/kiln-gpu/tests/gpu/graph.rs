@@ -75,7 +75,11 @@ fn bad_edges_are_reported() {
     let x = up(dev, &randn(&[4, 2], 1));
     let y = spmm(dev, &x, &up(dev, &ints(vec![0, 1, 7])), &up(dev, &ints(vec![0, 0, 1])), None, 2).unwrap();
     let e = y.download(dev).unwrap_err().to_string();
-    assert!(e.starts_with("spmm: edge 2 has index 7, out of range (src must be in [0, 4), dst in [0, 2))"), "{e}");
+    assert!(e.starts_with("spmm: src index 7 at position 2 is out of range [0, 4) (x has 4 rows, x float32 [4, 2])"), "{e}");
+    // A bad dst picks the second message.
+    let y = spmm(dev, &x, &up(dev, &ints(vec![0, 1, 2])), &up(dev, &ints(vec![0, 5, 1])), None, 2).unwrap();
+    let e = y.download(dev).unwrap_err().to_string();
+    assert!(e.starts_with("spmm: dst index 5 at position 1 is out of range [0, 2) (numOut is 2)"), "{e}");
     segment_reduce(dev, &x, &up(dev, &ints(vec![0, 1, 2, 3])), 3, SegmentReduce::Max).unwrap();
     let e = dev.synchronize().unwrap_err().to_string();
     assert!(e.starts_with("segmentReduce: segmentIds index 3 at position 3 is out of range [0, 3)"), "{e}");
