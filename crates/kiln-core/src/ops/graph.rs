@@ -76,17 +76,18 @@ impl Grouped {
     }
 }
 
-/// Checks that `t` is an int32 [E] index tensor (its values are checked where they live).
-fn expect_index(op: &str, what: &str, t: &Tensor, edges: usize) -> Result<()> {
-    if t.dtype() != DType::I32 || t.shape() != [edges] {
-        return Err(KilnError::new(op, format!("{what} must be int32 [{edges}], got {} {}", t.dtype(), fmt_shape(t.shape()))));
+/// Checks that `t` (shape, dtype) is an int32 [E] index tensor; the GPU kernels share it.
+pub fn expect_index(op: &str, what: &str, t: (&[usize], DType), edges: usize) -> Result<()> {
+    let (shape, dtype) = t;
+    if dtype != DType::I32 || shape != [edges] {
+        return Err(KilnError::new(op, format!("{what} must be int32 [{edges}], got {} {}", dtype, fmt_shape(shape))));
     }
     Ok(())
 }
 
 /// An int32 [E] index tensor whose values all lie in [0, bound), as a Vec.
 fn check_index(op: &str, what: &str, t: &Tensor, edges: usize, bound: usize, bound_what: &str) -> Result<Vec<i32>> {
-    expect_index(op, what, t, edges)?;
+    expect_index(op, what, (t.shape(), t.dtype()), edges)?;
     let v = t.to_vec::<i32>().unwrap();
     if let Some((e, &bad)) = v.iter().enumerate().find(|(_, &i)| i < 0 || i as usize >= bound) {
         return Err(KilnError::new(op, format!("{what} index {bad} at position {e} is out of range [0, {bound}) ({bound_what})")));
@@ -175,24 +176,37 @@ fn edge_dot(g: &[f32], x: &[f32], inner: usize, src: &[i32], dst: &[i32]) -> Vec
     dw
 }
 
+/// spmm's checks on (shape, dtype) of x, src, dst, weight -> edges; the GPU kernels share it.
+pub fn spmm_edges(x: (&[usize], DType), src: (&[usize], DType), dst: (&[usize], DType), weight: Option<(&[usize], DType)>) -> Result<usize> {
+    const OP: &str = "spmm";
+    let (x_shape, x_dtype) = x;
+    if x_dtype != DType::F32 || x_shape.is_empty() {
+        return Err(KilnError::new(OP, format!("x must be float32 [nodes, ...features], got {} {}", x_dtype, fmt_shape(x_shape))));
+    }
+    let edges = src.0.first().copied().unwrap_or(0);
+    expect_index(OP, "src", src, edges)?;
+    expect_index(OP, "dst", dst, edges)?;
+    if let Some((w_shape, w_dtype)) = weight {
+        if w_dtype != DType::F32 || w_shape != [edges] {
+            return Err(KilnError::new(OP, format!("weight must be float32 [{edges}] (one per edge), got {} {}", w_dtype, fmt_shape(w_shape))));
+        }
+    }
+    Ok(edges)
+}
+
 /// Sparse-dense product over an edge list: out[dst[e]] += weight[e] · x[src[e]] (weight 1 when
 /// None). x: float32 [N, ...f], src, dst: int32 [E] (src in [0, N), dst in [0, num_out)),
 /// weight: float32 [E] -> [num_out, ...f]. With A[d, s] = Σ weight over edges s -> d, this is A·x.
 /// Gradients: x gets Aᵀ·g (the same kernel, edges reversed), weight gets <g[dst[e]], x[src[e]]>.
 pub fn spmm(x: &Tensor, src: &Tensor, dst: &Tensor, weight: Option<&Tensor>, num_out: usize) -> Result<Tensor> {
     const OP: &str = "spmm";
-    if x.dtype() != DType::F32 || x.rank() == 0 {
-        return Err(KilnError::new(OP, format!("x must be float32 [nodes, ...features], got {} {}", x.dtype(), fmt_shape(x.shape()))));
-    }
+    let edges = spmm_edges(
+        (x.shape(), x.dtype()),
+        (src.shape(), src.dtype()),
+        (dst.shape(), dst.dtype()),
+        weight.map(|w| (w.shape(), w.dtype())),
+    )?;
     let n_in = x.shape()[0];
-    let edges = src.shape().first().copied().unwrap_or(0);
-    expect_index(OP, "src", src, edges)?;
-    expect_index(OP, "dst", dst, edges)?;
-    if let Some(w) = weight {
-        if w.dtype() != DType::F32 || w.shape() != [edges] {
-            return Err(KilnError::new(OP, format!("weight must be float32 [{edges}] (one per edge), got {} {}", w.dtype(), fmt_shape(w.shape()))));
-        }
-    }
     let mut on_device = vec![x, src, dst];
     on_device.extend(weight);
     if let Some(dev) = crate::device::device_of(OP, &on_device)? {
@@ -297,18 +311,23 @@ multiversion! {
     }
 }
 
+/// segmentReduce's check on the values -> rows (ids: expect_index); the GPU kernels share it.
+pub fn segment_reduce_rows(values_shape: &[usize], values_dtype: DType) -> Result<usize> {
+    if values_dtype != DType::F32 || values_shape.is_empty() {
+        return Err(KilnError::new("segmentReduce", format!("values must be float32 [rows, ...features], got {} {}", values_dtype, fmt_shape(values_shape))));
+    }
+    Ok(values_shape[0])
+}
+
 /// Reduces the rows of values [E, ...f] that share a segment id: ids int32 [E] in
 /// [0, num_segments), in any order -> [num_segments, ...f]. Sum, mean, or max (gradient to the
 /// first row holding the maximum); a segment with no rows gives 0. tfjs's unsortedSegmentSum
 /// for `Sum`; PyG's scatter(reduce=...) for all three.
 pub fn segment_reduce(values: &Tensor, ids: &Tensor, num_segments: usize, op: SegmentReduce) -> Result<Tensor> {
     const OP: &str = "segmentReduce";
-    if values.dtype() != DType::F32 || values.rank() == 0 {
-        return Err(KilnError::new(OP, format!("values must be float32 [rows, ...features], got {} {}", values.dtype(), fmt_shape(values.shape()))));
-    }
-    let rows = values.shape()[0];
+    let rows = segment_reduce_rows(values.shape(), values.dtype())?;
     if let Some(dev) = crate::device::device_of(OP, &[values, ids])? {
-        expect_index(OP, "segmentIds", ids, rows)?;
+        expect_index(OP, "segmentIds", (ids.shape(), ids.dtype()), rows)?;
         let (out, aux) = dev.segment_reduce(values, ids, num_segments, op)?;
         let values_shape = values.shape().to_vec();
         let mut saved = vec![ids];

@@ -36,27 +36,35 @@ fn copy_into<T: Element>(src: &Tensor, dst: &mut [T], dst_strides: &[usize], dst
     });
 }
 
-/// Joins tensors along an existing axis: shapes equal except along `axis`.
-pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
+/// concat's checks on the inputs' (shape, dtype) -> (axis, output shape); the GPU kernels share it.
+pub fn concat_shape(inputs: &[(&[usize], DType)], axis: isize) -> Result<(usize, Vec<usize>)> {
     const OP: &str = "concat";
-    let first = tensors.first().ok_or_else(|| KilnError::new(OP, "needs at least one tensor"))?;
-    let rank = first.rank();
+    let &(first, first_dtype) = inputs.first().ok_or_else(|| KilnError::new(OP, "needs at least one tensor"))?;
+    let rank = first.len();
     if rank == 0 {
         return Err(KilnError::new(OP, "cannot concatenate scalars (use stack)"));
     }
     let axis = layout::normalize_axis(OP, axis, rank)?;
-    let mut out_shape = first.shape().to_vec();
+    let mut out_shape = first.to_vec();
     out_shape[axis] = 0;
-    for (i, t) in tensors.iter().enumerate() {
-        let compatible = t.rank() == rank && (0..rank).all(|d| d == axis || t.shape()[d] == first.shape()[d]);
-        if !compatible || t.dtype() != first.dtype() {
+    for (i, &(shape, dtype)) in inputs.iter().enumerate() {
+        let compatible = shape.len() == rank && (0..rank).all(|d| d == axis || shape[d] == first[d]);
+        if !compatible || dtype != first_dtype {
             return Err(KilnError::new(OP, format!(
                 "tensor {i} ({} {}) does not match tensor 0 ({} {}) outside axis {axis}",
-                t.dtype(), fmt_shape(t.shape()), first.dtype(), fmt_shape(first.shape())
+                dtype, fmt_shape(shape), first_dtype, fmt_shape(first)
             )));
         }
-        out_shape[axis] += t.shape()[axis];
+        out_shape[axis] += shape[axis];
     }
+    Ok((axis, out_shape))
+}
+
+/// Joins tensors along an existing axis: shapes equal except along `axis`.
+pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
+    const OP: &str = "concat";
+    let metas: Vec<(&[usize], DType)> = tensors.iter().map(|t| (t.shape(), t.dtype())).collect();
+    let (axis, out_shape) = concat_shape(&metas, axis)?;
     let inputs: Vec<&Tensor> = tensors.iter().collect();
     let out = match crate::device::device_of(OP, &inputs)? {
         Some(dev) => dev.concat(tensors, axis)?,
@@ -82,17 +90,23 @@ fn concat_cpu(tensors: &[Tensor], axis: usize, out_shape: &[usize]) -> Result<Te
     }))
 }
 
-/// Joins tensors of one shape along a new axis: n x [...shape] -> [...shape with n inserted at axis].
-pub fn stack(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-    let first = tensors.first().ok_or_else(|| KilnError::new("stack", "needs at least one tensor"))?;
-    for (i, t) in tensors.iter().enumerate() {
-        if t.shape() != first.shape() {
+/// stack's checks on the inputs' shapes -> the new axis; the GPU kernels share it.
+pub fn stack_axis(shapes: &[&[usize]], axis: isize) -> Result<usize> {
+    let first = *shapes.first().ok_or_else(|| KilnError::new("stack", "needs at least one tensor"))?;
+    for (i, &shape) in shapes.iter().enumerate() {
+        if shape != first {
             return Err(KilnError::new("stack", format!(
-                "tensor {i} has shape {} but tensor 0 has {}", fmt_shape(t.shape()), fmt_shape(first.shape())
+                "tensor {i} has shape {} but tensor 0 has {}", fmt_shape(shape), fmt_shape(first)
             )));
         }
     }
-    let axis = layout::normalize_axis("stack", axis, first.rank() + 1)? as isize;
+    layout::normalize_axis("stack", axis, first.len() + 1)
+}
+
+/// Joins tensors of one shape along a new axis: n x [...shape] -> [...shape with n inserted at axis].
+pub fn stack(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
+    let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+    let axis = stack_axis(&shapes, axis)? as isize;
     let expanded: Vec<Tensor> = tensors.iter().map(|t| t.unsqueeze(axis)).collect::<Result<_>>()?;
     concat(&expanded, axis).map_err(|e| KilnError::new("stack", e.message))
 }
@@ -103,30 +117,36 @@ pub enum Sections {
     Sizes(Vec<usize>),
 }
 
-/// Splits along `axis` into views.
-pub fn split(x: &Tensor, sections: Sections, axis: isize) -> Result<Vec<Tensor>> {
+/// split's checks on the input's shape -> (axis, part sizes); the GPU kernels share it.
+pub fn split_sizes(shape: &[usize], sections: Sections, axis: isize) -> Result<(usize, Vec<usize>)> {
     const OP: &str = "split";
-    if x.rank() == 0 {
+    if shape.is_empty() {
         return Err(KilnError::new(OP, "cannot split a scalar (reshape it to [1] first)"));
     }
-    let axis = layout::normalize_axis(OP, axis, x.rank())?;
-    let dim = x.shape()[axis];
+    let axis = layout::normalize_axis(OP, axis, shape.len())?;
+    let dim = shape[axis];
     let sizes = match sections {
         Sections::Count(c) => {
             // c > dim could only divide a zero-length dim, into c empty parts: refuse rather than
             // allocate c handles for a count typed by mistake (found by fuzzing: 2^32 parts).
             if c == 0 || c > dim.max(1) || dim % c != 0 {
-                return Err(KilnError::new(OP, format!("cannot split dimension {axis} of shape {} into {c} equal parts", fmt_shape(x.shape()))));
+                return Err(KilnError::new(OP, format!("cannot split dimension {axis} of shape {} into {c} equal parts", fmt_shape(shape))));
             }
             vec![dim / c; c]
         }
         Sections::Sizes(s) => {
             if s.iter().try_fold(0usize, |a, &b| a.checked_add(b)) != Some(dim) {
-                return Err(KilnError::new(OP, format!("sizes {s:?} do not add up to dimension {axis} ({dim}) of shape {}", fmt_shape(x.shape()))));
+                return Err(KilnError::new(OP, format!("sizes {s:?} do not add up to dimension {axis} ({dim}) of shape {}", fmt_shape(shape))));
             }
             s
         }
     };
+    Ok((axis, sizes))
+}
+
+/// Splits along `axis` into views.
+pub fn split(x: &Tensor, sections: Sections, axis: isize) -> Result<Vec<Tensor>> {
+    let (axis, sizes) = split_sizes(x.shape(), sections, axis)?;
     let mut begin = vec![0isize; x.rank()];
     let mut parts = Vec::with_capacity(sizes.len());
     for s in sizes {
@@ -143,14 +163,16 @@ fn around_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
 }
 
-fn expect_int_indices(op: &str, indices: &Tensor) -> Result<()> {
-    indices.expect_dtype(op, DType::I32).map_err(|_| KilnError::new(op, format!(
-        "indices must be int32, got {} {}", indices.dtype(), fmt_shape(indices.shape())
-    )))
+/// Checks that gather's, scatterAdd's or oneHot's indices are int32; the GPU kernels share it.
+pub fn expect_int_indices(op: &str, shape: &[usize], dtype: DType) -> Result<()> {
+    if dtype != DType::I32 {
+        return Err(KilnError::new(op, format!("indices must be int32, got {dtype} {}", fmt_shape(shape))));
+    }
+    Ok(())
 }
 
 fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis: usize) -> Result<Vec<i32>> {
-    expect_int_indices(op, indices)?;
+    expect_int_indices(op, indices.shape(), indices.dtype())?;
     let idx = indices.to_vec::<i32>().unwrap();
     if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= dim) {
         return Err(KilnError::new(op, format!(
@@ -160,14 +182,29 @@ fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis
     Ok(idx)
 }
 
+/// gather's check on x's shape -> the axis (indices: expect_int_indices); the GPU kernels share it.
+pub fn gather_axis(x_shape: &[usize], axis: isize) -> Result<usize> {
+    const OP: &str = "gather";
+    let axis = layout::normalize_axis(OP, axis, x_shape.len())?;
+    if x_shape.is_empty() {
+        return Err(KilnError::new(OP, "cannot gather from a scalar"));
+    }
+    Ok(axis)
+}
+
+/// gather's output (scatterAdd's updates) shape: [...pre, ...idx, ...post]; the GPU kernels share it.
+pub fn gather_shape(x_shape: &[usize], indices_shape: &[usize], axis: usize) -> Vec<usize> {
+    let mut out_shape = x_shape[..axis].to_vec();
+    out_shape.extend_from_slice(indices_shape);
+    out_shape.extend_from_slice(&x_shape[axis + 1..]);
+    out_shape
+}
+
 /// Selects entries along `axis`: x [...pre, D, ...post], indices [...idx] (int32)
 /// -> [...pre, ...idx, ...post]. indexSelect in PyTorch, gather in tfjs.
 pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
     const OP: &str = "gather";
-    let axis = layout::normalize_axis(OP, axis, x.rank())?;
-    if x.rank() == 0 {
-        return Err(KilnError::new(OP, "cannot gather from a scalar"));
-    }
+    let axis = gather_axis(x.shape(), axis)?;
     let (outer, dim, inner) = around_axis(x.shape(), axis);
     let x_shape = x.shape().to_vec();
     let record = move |out: Tensor| autograd::record("gather", &[x], &[indices], out, move |g, saved, _needs| {
@@ -179,13 +216,11 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
         Ok(vec![Some(scatter_add(&zeros, &saved[0], g, axis as isize)?)])
     });
     if let Some(dev) = crate::device::device_of(OP, &[x, indices])? {
-        expect_int_indices(OP, indices)?;
+        expect_int_indices(OP, indices.shape(), indices.dtype())?;
         return Ok(record(dev.gather(x, indices, axis)?));
     }
     let idx = check_indices(OP, indices, dim, x.shape(), axis)?;
-    let mut out_shape = x.shape()[..axis].to_vec();
-    out_shape.extend_from_slice(indices.shape());
-    out_shape.extend_from_slice(&x.shape()[axis + 1..]);
+    let out_shape = gather_shape(x.shape(), indices.shape(), axis);
     let xc = x.materialize()?;
     let out = with_element!(OP, x.dtype(), T => {
         let src = xc.contiguous_slice::<T>().unwrap();
@@ -199,31 +234,37 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: isize) -> Result<Tensor> {
     Ok(record(out))
 }
 
+/// scatterAdd's checks on (shape, dtype) of base, indices, updates -> axis; the GPU kernels share it.
+pub fn scatter_add_axis(base: (&[usize], DType), indices: (&[usize], DType), updates: (&[usize], DType), axis: isize) -> Result<usize> {
+    const OP: &str = "scatterAdd";
+    let ((base_shape, base_dtype), (updates_shape, updates_dtype)) = (base, updates);
+    if base_dtype != DType::F32 || updates_dtype != DType::F32 {
+        return Err(KilnError::new(OP, format!(
+            "base and updates must be float32, got {} {} and {} {}",
+            base_dtype, fmt_shape(base_shape), updates_dtype, fmt_shape(updates_shape)
+        )));
+    }
+    if base_shape.is_empty() {
+        return Err(KilnError::new(OP, "cannot scatter into a scalar base (reshape it to [1] first)"));
+    }
+    let axis = layout::normalize_axis(OP, axis, base_shape.len())?;
+    expect_int_indices(OP, indices.0, indices.1)?;
+    let want = gather_shape(base_shape, indices.0, axis);
+    if updates_shape != want.as_slice() {
+        return Err(KilnError::new(OP, format!(
+            "updates have shape {} but base {} with indices {} along axis {axis} needs {}",
+            fmt_shape(updates_shape), fmt_shape(base_shape), fmt_shape(indices.0), fmt_shape(&want)
+        )));
+    }
+    Ok(axis)
+}
+
 /// The adjoint of gather: base [...pre, D, ...post] plus updates [...pre, ...idx, ...post] summed
 /// into the rows named by indices [...idx] along `axis` -> base's shape. Repeated indices add up.
 pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isize) -> Result<Tensor> {
     const OP: &str = "scatterAdd";
-    if base.dtype() != DType::F32 || updates.dtype() != DType::F32 {
-        return Err(KilnError::new(OP, format!(
-            "base and updates must be float32, got {} {} and {} {}",
-            base.dtype(), fmt_shape(base.shape()), updates.dtype(), fmt_shape(updates.shape())
-        )));
-    }
-    if base.rank() == 0 {
-        return Err(KilnError::new(OP, "cannot scatter into a scalar base (reshape it to [1] first)"));
-    }
-    let axis = layout::normalize_axis(OP, axis, base.rank())?;
+    let axis = scatter_add_axis((base.shape(), base.dtype()), (indices.shape(), indices.dtype()), (updates.shape(), updates.dtype()), axis)?;
     let (outer, dim, inner) = around_axis(base.shape(), axis);
-    expect_int_indices(OP, indices)?;
-    let mut want = base.shape()[..axis].to_vec();
-    want.extend_from_slice(indices.shape());
-    want.extend_from_slice(&base.shape()[axis + 1..]);
-    if updates.shape() != want.as_slice() {
-        return Err(KilnError::new(OP, format!(
-            "updates have shape {} but base {} with indices {} along axis {axis} needs {}",
-            fmt_shape(updates.shape()), fmt_shape(base.shape()), fmt_shape(indices.shape()), fmt_shape(&want)
-        )));
-    }
     let record = move |out: Tensor| autograd::record("scatterAdd", &[base, updates], &[indices], out, move |g, saved, _needs| {
         Ok(vec![Some(g.clone()), Some(gather(g, &saved[0], axis as isize)?)])
     });
@@ -250,7 +291,7 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
 pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tensor> {
     const OP: &str = "oneHot";
     if let Some(dev) = crate::device::device_of(OP, &[indices])? {
-        expect_int_indices(OP, indices)?;
+        expect_int_indices(OP, indices.shape(), indices.dtype())?;
         return dev.one_hot(indices, depth, on, off);
     }
     let idx = check_indices(OP, indices, depth, &[depth], 0)
@@ -265,15 +306,20 @@ pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tens
     Tensor::from_vec(out, &shape)
 }
 
+/// pad's check on the input's shape -> the padded shape; the GPU kernels share it.
+pub fn pad_shape(shape: &[usize], paddings: &[(usize, usize)]) -> Result<Vec<usize>> {
+    if paddings.len() != shape.len() {
+        return Err(KilnError::new("pad", format!(
+            "needs one (before, after) pair per dimension of shape {}, got {}", fmt_shape(shape), paddings.len()
+        )));
+    }
+    Ok(shape.iter().zip(paddings).map(|(d, (b, a))| d + b + a).collect())
+}
+
 /// Pads each dimension with `paddings[d] = (before, after)` elements of `value`.
 pub fn pad(x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor> {
     const OP: &str = "pad";
-    if paddings.len() != x.rank() {
-        return Err(KilnError::new(OP, format!(
-            "needs one (before, after) pair per dimension of shape {}, got {}", fmt_shape(x.shape()), paddings.len()
-        )));
-    }
-    let out_shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (b, a))| d + b + a).collect();
+    let out_shape = pad_shape(x.shape(), paddings)?;
     let out = match crate::device::device_of(OP, &[x])? {
         Some(dev) => dev.pad(x, paddings, value)?,
         None => pad_cpu(x, paddings, value, &out_shape)?,

@@ -20,31 +20,15 @@ use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
 use kiln_core::layout::numel;
+use kiln_core::ops::graph::{expect_index, segment_reduce_rows, spmm_edges};
 use kiln_core::ops::SegmentReduce;
-use kiln_core::{DType, KilnError, Result};
-
-fn check_index(op: &str, what: &str, t: &GpuTensor, edges: usize) -> Result<()> {
-    if t.dtype() != DType::I32 || t.shape() != [edges] {
-        return Err(KilnError::new(op, format!("{what} must be int32 [{edges}], got {} {}", t.dtype(), fmt_shape(t.shape()))));
-    }
-    Ok(())
-}
+use kiln_core::{DType, Result};
 
 /// Sparse-dense product over an edge list: x float32 [N, ...f], src/dst int32 [E] (src in
 /// [0, N), dst in [0, num_out)), weight float32 [E] or None (1) -> [num_out, ...f].
 pub fn spmm(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuTensor, weight: Option<&GpuTensor>, num_out: usize) -> Result<GpuTensor> {
     const OP: &str = "spmm";
-    if x.dtype() != DType::F32 || x.rank() == 0 {
-        return Err(KilnError::new(OP, format!("x must be float32 [nodes, ...features], got {} {}", x.dtype(), fmt_shape(x.shape()))));
-    }
-    let edges = src.shape().first().copied().unwrap_or(0);
-    check_index(OP, "src", src, edges)?;
-    check_index(OP, "dst", dst, edges)?;
-    if let Some(w) = weight {
-        if w.dtype() != DType::F32 || w.shape() != [edges] {
-            return Err(KilnError::new(OP, format!("weight must be float32 [{edges}] (one per edge), got {} {}", w.dtype(), fmt_shape(w.shape()))));
-        }
-    }
+    let edges = spmm_edges((x.shape(), x.dtype()), (src.shape(), src.dtype()), (dst.shape(), dst.dtype()), weight.map(|w| (w.shape(), w.dtype())))?;
     let mut out_shape = x.shape().to_vec();
     out_shape[0] = num_out;
     let out = zeros(dev, &out_shape, DType::F32)?;
@@ -143,11 +127,8 @@ pub enum SegmentSaved {
 /// [num_segments, ...f]; an empty segment gives 0. Also returns what the backward pass needs.
 pub fn segment_reduce(dev: &GpuDevice, values: &GpuTensor, ids: &GpuTensor, num_segments: usize, op: SegmentReduce) -> Result<(GpuTensor, SegmentSaved)> {
     const OP: &str = "segmentReduce";
-    if values.dtype() != DType::F32 || values.rank() == 0 {
-        return Err(KilnError::new(OP, format!("values must be float32 [rows, ...features], got {} {}", values.dtype(), fmt_shape(values.shape()))));
-    }
-    let rows = values.shape()[0];
-    check_index(OP, "segmentIds", ids, rows)?;
+    let rows = segment_reduce_rows(values.shape(), values.dtype())?;
+    expect_index(OP, "segmentIds", (ids.shape(), ids.dtype()), rows)?;
     let inner = numel(&values.shape()[1..]);
     let mut out_shape = values.shape().to_vec();
     out_shape[0] = num_segments;

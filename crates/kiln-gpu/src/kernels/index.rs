@@ -13,19 +13,13 @@ use super::Params;
 use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
-use kiln_core::layout::{self, numel};
-use kiln_core::{DType, KilnError, Result};
+use kiln_core::layout::numel;
+use kiln_core::ops::shape::{expect_int_indices, gather_axis, gather_shape, scatter_add_axis};
+use kiln_core::{DType, Result};
 
 /// (outer, dim, inner) of `shape` around `axis`.
 fn around_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
-}
-
-fn expect_indices(op: &str, indices: &GpuTensor) -> Result<()> {
-    if indices.dtype() != DType::I32 {
-        return Err(KilnError::new(op, format!("indices must be int32, got {} {}", indices.dtype(), fmt_shape(indices.shape()))));
-    }
-    Ok(())
 }
 
 /// kiln-core's out-of-range message for indices into dimension `axis` of `shape`.
@@ -36,15 +30,10 @@ fn range_message(shape: &[usize], axis: usize) -> String {
 /// x [...pre, D, ...post] (any dtype), indices [...idx] int32 -> [...pre, ...idx, ...post].
 pub fn gather(dev: &GpuDevice, x: &GpuTensor, indices: &GpuTensor, axis: isize) -> Result<GpuTensor> {
     const OP: &str = "gather";
-    let axis = layout::normalize_axis(OP, axis, x.rank())?;
-    if x.rank() == 0 {
-        return Err(KilnError::new(OP, "cannot gather from a scalar"));
-    }
-    expect_indices(OP, indices)?;
+    let axis = gather_axis(x.shape(), axis)?;
+    expect_int_indices(OP, indices.shape(), indices.dtype())?;
     let (_, dim, inner) = around_axis(x.shape(), axis);
-    let mut out_shape = x.shape()[..axis].to_vec();
-    out_shape.extend_from_slice(indices.shape());
-    out_shape.extend_from_slice(&x.shape()[axis + 1..]);
+    let out_shape = gather_shape(x.shape(), indices.shape(), axis);
     let out = GpuTensor::empty(dev, OP, &out_shape, x.dtype())?;
     let n = out.numel();
     if n == 0 {
@@ -69,27 +58,8 @@ pub fn gather(dev: &GpuDevice, x: &GpuTensor, indices: &GpuTensor, axis: isize) 
 /// indices [...idx] along `axis` -> a new tensor of base's shape. float32.
 pub fn scatter_add(dev: &GpuDevice, base: &GpuTensor, indices: &GpuTensor, updates: &GpuTensor, axis: isize) -> Result<GpuTensor> {
     const OP: &str = "scatterAdd";
-    if base.dtype() != DType::F32 || updates.dtype() != DType::F32 {
-        return Err(KilnError::new(OP, format!(
-            "base and updates must be float32, got {} {} and {} {}",
-            base.dtype(), fmt_shape(base.shape()), updates.dtype(), fmt_shape(updates.shape())
-        )));
-    }
-    if base.rank() == 0 {
-        return Err(KilnError::new(OP, "cannot scatter into a scalar base (reshape it to [1] first)"));
-    }
-    let axis = layout::normalize_axis(OP, axis, base.rank())?;
-    expect_indices(OP, indices)?;
+    let axis = scatter_add_axis((base.shape(), base.dtype()), (indices.shape(), indices.dtype()), (updates.shape(), updates.dtype()), axis)?;
     let (_, dim, inner) = around_axis(base.shape(), axis);
-    let mut want = base.shape()[..axis].to_vec();
-    want.extend_from_slice(indices.shape());
-    want.extend_from_slice(&base.shape()[axis + 1..]);
-    if updates.shape() != want.as_slice() {
-        return Err(KilnError::new(OP, format!(
-            "updates have shape {} but base {} with indices {} along axis {axis} needs {}",
-            fmt_shape(updates.shape()), fmt_shape(base.shape()), fmt_shape(indices.shape()), fmt_shape(&want)
-        )));
-    }
     // A fresh copy of base receives the adds (copy always allocates).
     let out = super::elementwise::copy(dev, base)?;
     add_rows(dev, OP, &out, indices, updates, axis, dim, inner)?;
@@ -130,7 +100,7 @@ fn add_rows(dev: &GpuDevice, op: &str, out: &GpuTensor, indices: &GpuTensor, upd
 /// indices [...] int32 in [0, depth) -> [..., depth] float32: `on` at the index, `off` elsewhere.
 pub fn one_hot(dev: &GpuDevice, indices: &GpuTensor, depth: usize, on: f32, off: f32) -> Result<GpuTensor> {
     const OP: &str = "oneHot";
-    expect_indices(OP, indices)?;
+    expect_int_indices(OP, indices.shape(), indices.dtype())?;
     let mut shape = indices.shape().to_vec();
     shape.push(depth);
     let out = GpuTensor::empty(dev, OP, &shape, DType::F32)?;

@@ -9,8 +9,9 @@ use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
 use kiln_core::layout::{self, contiguous_strides};
+use kiln_core::ops::shape::{concat_shape, pad_shape, split_sizes, stack_axis};
 use kiln_core::ops::Sections;
-use kiln_core::{KilnError, Result};
+use kiln_core::{DType, KilnError, Result};
 
 /// Dimensions the copy kernel walks after merging (layout::coalesce).
 const MAX_RANK: usize = 8;
@@ -45,25 +46,9 @@ fn copy_into(dev: &GpuDevice, op: &str, src: &GpuTensor, dst: &GpuTensor, dst_st
 /// Joins tensors along an existing axis: shapes equal except along `axis`, one dtype.
 pub fn concat(dev: &GpuDevice, tensors: &[GpuTensor], axis: isize) -> Result<GpuTensor> {
     const OP: &str = "concat";
-    let first = tensors.first().ok_or_else(|| KilnError::new(OP, "needs at least one tensor"))?;
-    let rank = first.rank();
-    if rank == 0 {
-        return Err(KilnError::new(OP, "cannot concatenate scalars (use stack)"));
-    }
-    let axis = layout::normalize_axis(OP, axis, rank)?;
-    let mut out_shape = first.shape().to_vec();
-    out_shape[axis] = 0;
-    for (i, t) in tensors.iter().enumerate() {
-        let compatible = t.rank() == rank && (0..rank).all(|d| d == axis || t.shape()[d] == first.shape()[d]);
-        if !compatible || t.dtype() != first.dtype() {
-            return Err(KilnError::new(OP, format!(
-                "tensor {i} ({} {}) does not match tensor 0 ({} {}) outside axis {axis}",
-                t.dtype(), fmt_shape(t.shape()), first.dtype(), fmt_shape(first.shape())
-            )));
-        }
-        out_shape[axis] += t.shape()[axis];
-    }
-    let out = GpuTensor::empty(dev, OP, &out_shape, first.dtype())?;
+    let metas: Vec<(&[usize], DType)> = tensors.iter().map(|t| (t.shape(), t.dtype())).collect();
+    let (axis, out_shape) = concat_shape(&metas, axis)?;
+    let out = GpuTensor::empty(dev, OP, &out_shape, tensors[0].dtype())?;
     let strides = contiguous_strides(&out_shape);
     let mut offset = 0;
     for t in tensors {
@@ -75,39 +60,15 @@ pub fn concat(dev: &GpuDevice, tensors: &[GpuTensor], axis: isize) -> Result<Gpu
 
 /// Joins tensors of one shape along a new axis.
 pub fn stack(dev: &GpuDevice, tensors: &[GpuTensor], axis: isize) -> Result<GpuTensor> {
-    let first = tensors.first().ok_or_else(|| KilnError::new("stack", "needs at least one tensor"))?;
-    for (i, t) in tensors.iter().enumerate() {
-        if t.shape() != first.shape() {
-            return Err(KilnError::new("stack", format!("tensor {i} has shape {} but tensor 0 has {}", fmt_shape(t.shape()), fmt_shape(first.shape()))));
-        }
-    }
-    let axis = layout::normalize_axis("stack", axis, first.rank() + 1)?;
+    let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+    let axis = stack_axis(&shapes, axis)?;
     let expanded: Vec<GpuTensor> = tensors.iter().map(|t| t.unsqueeze(axis)).collect();
     concat(dev, &expanded, axis as isize).map_err(|e| KilnError::new("stack", e.message))
 }
 
 /// Splits along `axis` into views: `Count` equal parts or parts of the given sizes.
 pub fn split(x: &GpuTensor, sections: Sections, axis: isize) -> Result<Vec<GpuTensor>> {
-    const OP: &str = "split";
-    if x.rank() == 0 {
-        return Err(KilnError::new(OP, "cannot split a scalar (reshape it to [1] first)"));
-    }
-    let axis = layout::normalize_axis(OP, axis, x.rank())?;
-    let dim = x.shape()[axis];
-    let sizes = match sections {
-        Sections::Count(c) => {
-            if c == 0 || c > dim.max(1) || dim % c != 0 {
-                return Err(KilnError::new(OP, format!("cannot split dimension {axis} of shape {} into {c} equal parts", fmt_shape(x.shape()))));
-            }
-            vec![dim / c; c]
-        }
-        Sections::Sizes(s) => {
-            if s.iter().try_fold(0usize, |a, &b| a.checked_add(b)) != Some(dim) {
-                return Err(KilnError::new(OP, format!("sizes {s:?} do not add up to dimension {axis} ({dim}) of shape {}", fmt_shape(x.shape()))));
-            }
-            s
-        }
-    };
+    let (axis, sizes) = split_sizes(x.shape(), sections, axis)?;
     let mut start = 0;
     sizes
         .into_iter()
@@ -121,10 +82,7 @@ pub fn split(x: &GpuTensor, sections: Sections, axis: isize) -> Result<Vec<GpuTe
 /// Pads dimension d with paddings[d] = (before, after) elements of `value` (converted to x's dtype).
 pub fn pad(dev: &GpuDevice, x: &GpuTensor, paddings: &[(usize, usize)], value: f64) -> Result<GpuTensor> {
     const OP: &str = "pad";
-    if paddings.len() != x.rank() {
-        return Err(KilnError::new(OP, format!("needs one (before, after) pair per dimension of shape {}, got {}", fmt_shape(x.shape()), paddings.len())));
-    }
-    let out_shape: Vec<usize> = x.shape().iter().zip(paddings).map(|(d, (b, a))| d + b + a).collect();
+    let out_shape = pad_shape(x.shape(), paddings)?;
     let strides = contiguous_strides(&out_shape);
     let offset: usize = paddings.iter().zip(&strides).map(|((b, _), s)| b * s).sum();
     let out = full_named(dev, OP, &out_shape, value, x.dtype())?;

@@ -14,32 +14,15 @@ use crate::checks;
 use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
+use kiln_core::ops::loss::cross_entropy_shape;
 use kiln_core::ops::{BinaryOp, ReduceOp, Reduction};
 use kiln_core::{DType, KilnError, Result};
 
 const OP: &str = "crossEntropy";
 
-/// Checks the arguments as kiln-core does; returns (rows, classes).
+/// kiln-core's checks (cross_entropy_shape) on the GPU tensors; returns (rows, classes).
 fn validate(logits: &GpuTensor, targets: &GpuTensor, weights: Option<&GpuTensor>, smoothing: f32) -> Result<(usize, usize)> {
-    if logits.dtype() != DType::F32 || logits.rank() != 2 {
-        return Err(KilnError::new(OP, format!("logits must be float32 [batch, classes], got {} {}", logits.dtype(), fmt_shape(logits.shape()))));
-    }
-    let (n, c) = (logits.shape()[0], logits.shape()[1]);
-    if targets.dtype() != DType::I32 || targets.shape() != [n] {
-        return Err(KilnError::new(OP, format!(
-            "targets must be int32 [{n}] (one class index per row of logits {}), got {} {}",
-            fmt_shape(logits.shape()), targets.dtype(), fmt_shape(targets.shape())
-        )));
-    }
-    if !(0.0..1.0).contains(&smoothing) {
-        return Err(KilnError::new(OP, format!("labelSmoothing must be in [0, 1), got {smoothing}")));
-    }
-    if let Some(w) = weights {
-        if w.dtype() != DType::F32 || w.shape() != [c] {
-            return Err(KilnError::new(OP, format!("weights must be float32 [{c}], got {} {}", w.dtype(), fmt_shape(w.shape()))));
-        }
-    }
-    Ok((n, c))
+    cross_entropy_shape((logits.shape(), logits.dtype()), (targets.shape(), targets.dtype()), weights.map(|w| (w.shape(), w.dtype())), smoothing)
 }
 
 /// The loss: [N] for Reduction::None, else a scalar (mean divides by the sum of the targets'
