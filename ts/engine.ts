@@ -227,11 +227,16 @@ export interface GpuInfo {
     maxComputeInvocationsPerWorkgroup: number;
     maxComputeWorkgroupsPerDimension: number;
   };
+  /**
+   * The device's buffer pool: buffers held by tensors, buffers freed and waiting for reuse, and
+   * buffers ever created (flat over a training loop once it has warmed up: freed buffers are reused).
+   */
+  pool: { liveBuffers: number; liveBytes: number; freeBuffers: number; freeBytes: number; created: number };
   /** Device-to-host copies so far (each `data()`/`dataSync()` of a GPU tensor is one). */
   readbacks: number;
 }
 
-/** The GPU Kiln uses (opening it if needed): adapter, limits, readbacks. Throws when there is none, saying what to install. */
+/** The GPU Kiln uses (opening it if needed): adapter, limits, buffer pool, readbacks. Throws when there is none, saying what to install. */
 export function gpuInfo(): GpuInfo {
   const impl = load('gpu').impl;
   return JSON.parse(impl.gpuInfo!()) as GpuInfo;

@@ -49,6 +49,8 @@ onGpu('[gpu] device', () => {
     expect(info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
     expect(typeof info.software).toBe('boolean');
     expect(info.readbacks).toBeGreaterThanOrEqual(0);
+    expect(info.pool.liveBuffers).toBeGreaterThanOrEqual(0);
+    expect(info.pool.created).toBeGreaterThanOrEqual(info.pool.liveBuffers);
   });
 
   it('setBackend(gpu) makes tensors on the device; to() moves them both ways, differentiably', async () => {
@@ -134,6 +136,7 @@ onGpu('[gpu] device', () => {
       const [x, y, xt] = [xTrain.to(device), yTrain.to(device), xTest.to(device)];
       const readsBefore = kiln.gpuInfo().readbacks;
       const losses: number[] = [];
+      const created: number[] = []; // GPU buffers ever created, after each epoch
       for (let epoch = 0; epoch < 5; epoch++) {
         for (let start = 0; start < TRAIN; start += 100) {
           const loss = kiln.tidy(() => {
@@ -147,6 +150,7 @@ onGpu('[gpu] device', () => {
           if (start === 0) losses.push(loss.dataSync()[0]);
           loss.dispose();
         }
+        created.push(kiln.gpuInfo().pool.created);
       }
       const reads = kiln.gpuInfo().readbacks - readsBefore;
       const predicted = kiln.noGrad(() => kiln.tidy(() => model.forward(xt).argmax(-1).dataSync()));
@@ -155,7 +159,7 @@ onGpu('[gpu] device', () => {
       model.dispose();
       optimizer.dispose();
       if (device === 'gpu') kiln.dispose([x, y, xt]);
-      return { accuracy, losses, reads };
+      return { accuracy, losses, reads, created };
     };
     const cpu = train('cpu');
     const gpu = train('gpu');
@@ -163,6 +167,8 @@ onGpu('[gpu] device', () => {
     expect(cpu.reads).toBe(0);
     expect(gpu.reads, 'one readback per loss read (5); the training steps read nothing').toBe(5);
     expect(gpu.losses[4]).toBeLessThan(gpu.losses[0] / 3);
+    // The buffer pool reuses freed buffers: after the first epoch, training creates none.
+    expect(gpu.created.slice(1), `buffers created after each epoch: ${gpu.created}`).toEqual(gpu.created.slice(1).map(() => gpu.created[0]));
     expect(gpu.accuracy).toBeGreaterThan(85);
     expect(Math.abs(gpu.accuracy - cpu.accuracy), `gpu ${gpu.accuracy}% vs cpu ${cpu.accuracy}%`).toBeLessThanOrEqual(0.5);
     kiln.dispose([xTrain, yTrain, xTest]);

@@ -147,7 +147,7 @@ pub trait Device: Send + Sync {
         Err(no_kernel(self.name(), "batchNorm"))
     }
 
-    // Transformer and RNN family (helper gseq): fused attention and recurrent layers.
+    // Transformer and RNN family: fused attention and recurrent layers.
     /// Fused attention forward (see ops::attention): q, k, v [B, H, T, D] (any strides), the raw
     /// key padding mask (bool or float32 [B, Tk]) and options with the dropout seed resolved.
     /// Returns the output [B, H, Tq, Dv] and the row log-normalizers lse [B, H, Tq].
@@ -175,7 +175,7 @@ pub trait Device: Send + Sync {
         Err(no_kernel(self.name(), cell.name()))
     }
 
-    // Indexing, creation, losses and graph ops (helper gidx, issue 6). Indices are checked by the
+    // Indexing, creation, losses and graph ops. Indices are checked by the
     // device without a readback: a bad one is reported by the next download or synchronize.
     /// A tensor of `shape` filled with `value` (creation, and zeros inside backward closures).
     fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {

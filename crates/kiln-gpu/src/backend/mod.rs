@@ -6,9 +6,9 @@
 mod core_ops;
 // CNN family (conv, pooling, batch norm)
 mod cnn;
-// Transformer and RNN family (helper gseq).
+// Transformer and RNN family.
 mod sequence_ops;
-// Indexing, creation, losses and graph ops (helper gidx, issue 6).
+// Indexing, creation, losses and graph ops.
 mod indexing;
 
 use crate::device::GpuDevice;
@@ -102,17 +102,19 @@ impl Device for GpuBackend {
     }
 
     fn describe(&self) -> String {
-        let (info, l) = (self.dev.adapter_info(), self.dev.limits());
+        let (info, l, pool) = (self.dev.adapter_info(), self.dev.limits(), self.dev.pool_stats());
         let s = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
         format!(
             concat!(
                 "{{\"adapter\":\"{}\",\"backend\":\"{:?}\",\"deviceType\":\"{:?}\",\"driver\":\"{}\",\"driverInfo\":\"{}\",",
                 "\"software\":{},\"limits\":{{\"maxBufferSize\":{},\"maxStorageBufferBindingSize\":{},",
-                "\"maxComputeWorkgroupStorageSize\":{},\"maxComputeInvocationsPerWorkgroup\":{},\"maxComputeWorkgroupsPerDimension\":{}}}}}"
+                "\"maxComputeWorkgroupStorageSize\":{},\"maxComputeInvocationsPerWorkgroup\":{},\"maxComputeWorkgroupsPerDimension\":{}}},",
+                "\"pool\":{{\"liveBuffers\":{},\"liveBytes\":{},\"freeBuffers\":{},\"freeBytes\":{},\"created\":{}}}}}"
             ),
             s(&info.name), info.backend, info.device_type, s(&info.driver), s(&info.driver_info), self.dev.is_software(),
             l.max_buffer_size, l.max_storage_buffer_binding_size, l.max_compute_workgroup_storage_size,
-            l.max_compute_invocations_per_workgroup, l.max_compute_workgroups_per_dimension
+            l.max_compute_invocations_per_workgroup, l.max_compute_workgroups_per_dimension,
+            pool.live_buffers, pool.live_bytes, pool.free_buffers, pool.free_bytes, pool.created
         )
     }
 
@@ -215,7 +217,7 @@ impl Device for GpuBackend {
         sequence_ops::recurrent_backward(self, cell, x, weights, workspace, g, reverse)
     }
 
-    // Indexing, creation, losses and graph ops (helper gidx, issue 6): backend/indexing.rs.
+    // Indexing, creation, losses and graph ops: backend/indexing.rs.
     fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         indexing::full(self, shape, value, dtype)
     }

@@ -12,10 +12,10 @@ pub mod softmax;
 pub mod table;
 // CNN family: conv2d / convTranspose2d passes, pooling, batch normalization (issue 6).
 pub mod cnn;
-// Transformer and RNN family (helper gseq): fused attention and recurrent cells.
+// Transformer and RNN family: fused attention and recurrent cells.
 pub mod attention;
 pub mod recurrent;
-// Indexing, creation, losses, optimizers and graph ops (helper gidx, issue 6).
+// Indexing, creation, losses, optimizers and graph ops.
 pub mod creation;
 pub mod graph;
 pub mod index;

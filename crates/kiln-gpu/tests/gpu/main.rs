@@ -14,11 +14,11 @@ mod softmax;
 // CNN family (conv, pooling, batch norm)
 mod cnn;
 mod backend_cnn;
-// Transformer and RNN family (helper gseq).
+// Transformer and RNN family.
 mod attention;
 mod recurrent;
 mod backend_sequence;
-// Indexing, creation, losses, optimizers and graph ops (helper gidx, issue 6).
+// Indexing, creation, losses, optimizers and graph ops.
 mod graph;
 mod index;
 mod loss;
