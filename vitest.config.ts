@@ -7,6 +7,10 @@ export default defineConfig({
     // (live-buffer counters behind memory(), the SIMD level, the seeded generator), so files must
     // not share a process, and an abort inside the addon fails one file instead of the whole run.
     pool: 'forks',
+    // gc() between backends (tests/backends.ts): the native and GPU backends share one tensor
+    // registry, so garbage one backend's tests left to the FinalizationRegistry must be freed
+    // before the next backend's tests count tensors.
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

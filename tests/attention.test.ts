@@ -138,20 +138,28 @@ forEachBackend(() => {
   it('dropout: seeded, drops about p of the weights, scales survivors by 1/(1 - p), off at p = 0', async () => {
     const q = T(randND([1, 2, 32, 8], 31));
     const k = T(randND([1, 2, 32, 8], 32));
-    const eye = kiln.eye(32).reshape([1, 1, 32, 32]).expand([1, 2, 32, 32]); // output rows = the weights
-    const weights = await read(kiln.attention(q, k, eye));
-    const a = await read(kiln.attention(q, k, eye, { dropout: 0.2, seed: 7 }));
-    expect(await read(kiln.attention(q, k, eye, { dropout: 0.2, seed: 7 }))).toEqual(a);
-    expect(await read(kiln.attention(q, k, eye, { dropout: 0.2, seed: 8 }))).not.toEqual(a);
-    expect(await read(kiln.attention(q, k, eye, { dropout: 0, seed: 7 }))).toEqual(weights);
+    const eye = kiln.tidy(() => kiln.eye(32).reshape([1, 1, 32, 32]).expand([1, 2, 32, 32])); // output rows = the weights
+    // Each output read and freed at once: garbage left to the GC would be freed in a later test
+    // and upset its tensor count.
+    const attend = async (options?: { dropout: number; seed?: number }) => {
+      const out = kiln.attention(q, k, eye, options);
+      const values = await read(out);
+      out.dispose();
+      return values;
+    };
+    const weights = await attend();
+    const a = await attend({ dropout: 0.2, seed: 7 });
+    expect(await attend({ dropout: 0.2, seed: 7 })).toEqual(a);
+    expect(await attend({ dropout: 0.2, seed: 8 })).not.toEqual(a);
+    expect(await attend({ dropout: 0, seed: 7 })).toEqual(weights);
     const dropped = a.filter((x) => x === 0).length / a.length;
     expect(Math.abs(dropped - 0.2), `dropped fraction ${dropped}`).toBeLessThan(0.03);
     const kept = a.map((x, i) => (x === 0 ? 0 : weights[i] / 0.8));
     assertClose(a, kept, { atol: 1e-6, rtol: 1e-5 }, 'kept weights scaled by 1/(1 - p)');
     kiln.setSeed(3);
-    const first = await read(kiln.attention(q, k, eye, { dropout: 0.2 }));
+    const first = await attend({ dropout: 0.2 });
     kiln.setSeed(3);
-    expect(await read(kiln.attention(q, k, eye, { dropout: 0.2 })), 'the global seed makes the mask reproducible').toEqual(first);
+    expect(await attend({ dropout: 0.2 }), 'the global seed makes the mask reproducible').toEqual(first);
     kiln.dispose([q, k, eye]);
   });
 

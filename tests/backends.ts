@@ -39,6 +39,18 @@ export interface BackendOptions {
   except?: Partial<Record<BackendName, string>>;
 }
 
+/**
+ * Collects garbage and lets the FinalizationRegistry free the tensors it held (node runs with
+ * --expose-gc: vitest.config.ts), so a backend's tests start without the previous one's garbage.
+ */
+async function settleGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return;
+  gc();
+  // Finalization callbacks run as tasks after the collection.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 /** Runs `fn` (which declares tests) once per backend, inside `describe('[name]')`. */
 export function forEachBackend(fn: (name: BackendName) => void, options: BackendOptions = {}): void {
   for (const name of BACKENDS) {
@@ -53,6 +65,7 @@ export function forEachBackend(fn: (name: BackendName) => void, options: Backend
     }
     describe(`[${name}]`, () => {
       beforeAll(async () => {
+        await settleGarbage();
         await kiln.setBackend(name);
       });
       fn(name);
