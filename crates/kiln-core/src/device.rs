@@ -23,6 +23,9 @@ use std::sync::Arc;
 pub trait DeviceBuffer: Send + Sync {
     fn dtype(&self) -> DType;
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     fn device(&self) -> Arc<dyn Device>;
     /// For the device's own kernels, to reach their concrete buffer type.
     fn as_any(&self) -> &dyn Any;
@@ -250,9 +253,9 @@ pub fn device_of(op: &str, inputs: &[&Tensor]) -> Result<Option<Arc<dyn Device>>
             }
         }
     }
-    if found.is_some() {
+    if let Some(dev) = &found {
         if let Some(t) = inputs.iter().find(|t| t.device().is_none() && t.numel() > 1) {
-            let name = found.as_ref().unwrap().name().to_string();
+            let name = dev.name().to_string();
             return Err(KilnError::new(op, format!(
                 "mixes a CPU tensor ({} {}) with tensors on the {name} device: move it first with .to('{name}')",
                 t.dtype(), fmt_shape(t.shape())

@@ -90,9 +90,16 @@ fn check_index(op: &str, what: &str, t: &Tensor, edges: usize, bound: usize, bou
     expect_index(op, what, (t.shape(), t.dtype()), edges)?;
     let v = t.to_vec::<i32>().unwrap();
     if let Some((e, &bad)) = v.iter().enumerate().find(|(_, &i)| i < 0 || i as usize >= bound) {
-        return Err(KilnError::new(op, format!("{what} index {bad} at position {e} is out of range [0, {bound}) ({bound_what})")));
+        return Err(KilnError::new(op, list_index_out_of_range(what, &bad.to_string(), &e.to_string(), bound, bound_what)));
     }
     Ok(v)
+}
+
+/// The message for a bad entry `bad` at `position` of the index list `what` (src, dst,
+/// segmentIds). The GPU kernels find bad entries on the device and fill in "{value}" and
+/// "{position}" later, so both are text.
+pub fn list_index_out_of_range(what: &str, bad: &str, position: &str, bound: usize, bound_what: &str) -> String {
+    format!("{what} index {bad} at position {position} is out of range [0, {bound}) ({bound_what})")
 }
 
 /// Work (multiply-adds) below which a kernel stays on the calling thread.

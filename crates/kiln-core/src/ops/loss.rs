@@ -51,6 +51,12 @@ pub fn cross_entropy_shape(logits: (&[usize], DType), targets: (&[usize], DType)
     Ok((n, c))
 }
 
+/// crossEntropy's message for a target outside [0, classes) at `row` (text: the GPU kernels fill
+/// in "{value}" and "{position}" when they find one).
+pub fn target_out_of_range(bad: &str, row: &str, classes: usize) -> String {
+    format!("target {bad} at row {row} is out of range for {classes} classes")
+}
+
 /// loss_i = -sum_c w_c q_ic log softmax(x_i)_c with q = (1 - ε) onehot(y_i) + ε / C, as PyTorch's
 /// `cross_entropy(weight, label_smoothing)`; mean divides by sum_i w_{y_i}.
 /// logits [N, C] float32, targets [N] int32 in [0, C), weights [C] or None -> [] (mean/sum) or [N].
@@ -77,7 +83,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>
     }
     let y = targets.to_vec::<i32>().unwrap();
     if let Some((i, &bad)) = y.iter().enumerate().find(|(_, &t)| t < 0 || t as usize >= c) {
-        return Err(KilnError::new(OP, format!("target {bad} at row {i} is out of range for {c} classes")));
+        return Err(KilnError::new(OP, target_out_of_range(&bad.to_string(), &i.to_string(), c)));
     }
     let w: Vec<f32> = match weights {
         Some(w) => w.to_vec().unwrap(),

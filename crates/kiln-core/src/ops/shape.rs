@@ -129,7 +129,7 @@ pub fn split_sizes(shape: &[usize], sections: Sections, axis: isize) -> Result<(
         Sections::Count(c) => {
             // c > dim could only divide a zero-length dim, into c empty parts: refuse rather than
             // allocate c handles for a count typed by mistake (found by fuzzing: 2^32 parts).
-            if c == 0 || c > dim.max(1) || dim % c != 0 {
+            if c == 0 || c > dim.max(1) || !dim.is_multiple_of(c) {
                 return Err(KilnError::new(OP, format!("cannot split dimension {axis} of shape {} into {c} equal parts", fmt_shape(shape))));
             }
             vec![dim / c; c]
@@ -175,11 +175,20 @@ fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis
     expect_int_indices(op, indices.shape(), indices.dtype())?;
     let idx = indices.to_vec::<i32>().unwrap();
     if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= dim) {
-        return Err(KilnError::new(op, format!(
-            "index {bad} is out of range [0, {dim}) for axis {axis} of shape {}", fmt_shape(x_shape)
-        )));
+        return Err(KilnError::new(op, index_out_of_range(&bad.to_string(), x_shape, axis)));
     }
     Ok(idx)
+}
+
+/// oneHot's message for an index outside [0, depth) (text, as index_out_of_range).
+pub fn one_hot_out_of_range(bad: &str, depth: usize) -> String {
+    format!("index {bad} is out of range [0, {depth}) for depth [{depth}]")
+}
+
+/// The message for a bad gather/scatterAdd index `bad` along `axis` of `shape`. The GPU kernels
+/// find bad indices on the device and fill in "{value}" later, so it takes the index as text.
+pub fn index_out_of_range(bad: &str, shape: &[usize], axis: usize) -> String {
+    format!("index {bad} is out of range [0, {}) for axis {axis} of shape {}", shape[axis], fmt_shape(shape))
 }
 
 /// gather's check on x's shape -> the axis (indices: expect_int_indices); the GPU kernels share it.
@@ -294,8 +303,11 @@ pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tens
         expect_int_indices(OP, indices.shape(), indices.dtype())?;
         return dev.one_hot(indices, depth, on, off);
     }
-    let idx = check_indices(OP, indices, depth, &[depth], 0)
-        .map_err(|e| KilnError::new(OP, e.message.replace("for axis 0 of shape", "for depth")))?;
+    expect_int_indices(OP, indices.shape(), indices.dtype())?;
+    let idx = indices.to_vec::<i32>().unwrap();
+    if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= depth) {
+        return Err(KilnError::new(OP, one_hot_out_of_range(&bad.to_string(), depth)));
+    }
     let total = idx.len().checked_mul(depth).ok_or_else(|| KilnError::new(OP, format!("depth {depth} is too large")))?;
     let mut out = crate::storage::try_filled(OP, total, off)?;
     for (row, &i) in idx.iter().enumerate() {

@@ -20,7 +20,7 @@ use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
 use kiln_core::layout::numel;
-use kiln_core::ops::graph::{expect_index, segment_reduce_rows, spmm_edges};
+use kiln_core::ops::graph::{expect_index, list_index_out_of_range, segment_reduce_rows, spmm_edges};
 use kiln_core::ops::SegmentReduce;
 use kiln_core::{DType, Result};
 
@@ -75,11 +75,14 @@ pub fn spmm(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuTensor, we
 
 /// spmm's messages for a bad src or dst index, as kiln-core words them.
 fn edge_check(x: &GpuTensor, n_in: usize, num_out: usize) -> String {
-    format!(
-        "src index {{value}} at position {{position}} is out of range [0, {n_in}) (x has {n_in} rows, x {} {}){OR_SECOND}dst index {{value}} at position {{position}} is out of range [0, {num_out}) (numOut is {num_out})",
-        x.dtype(),
-        fmt_shape(x.shape())
-    )
+    let src = list_index_out_of_range("src", "{value}", "{position}", n_in, &format!("x has {n_in} rows, x {} {}", x.dtype(), fmt_shape(x.shape())));
+    let dst = list_index_out_of_range("dst", "{value}", "{position}", num_out, &format!("numOut is {num_out}"));
+    format!("{src}{OR_SECOND}{dst}")
+}
+
+/// segmentReduce's message for a bad segment id.
+fn segment_check(segments: usize, bound_what: &str) -> String {
+    list_index_out_of_range("segmentIds", "{value}", "{position}", segments, bound_what)
 }
 
 /// Gradients of spmm for x (Aᵀ g: spmm over the reversed edges) and, when there are weights,
@@ -134,10 +137,7 @@ pub fn segment_reduce(dev: &GpuDevice, values: &GpuTensor, ids: &GpuTensor, num_
     out_shape[0] = num_segments;
     let (vc, ic) = (values.contiguous(dev)?, ids.contiguous(dev)?);
     super::check_u32_range(OP, vc.end_index().max(num_segments.saturating_mul(inner)))?;
-    let check = || Some(format!(
-        "segmentIds index {{value}} at position {{position}} is out of range [0, {num_segments}) (numSegments is {num_segments}; values {} {})",
-        values.dtype(), fmt_shape(values.shape())
-    ));
+    let check = || Some(segment_check(num_segments, &format!("numSegments is {num_segments}; values {} {}", values.dtype(), fmt_shape(values.shape()))));
     let n = rows * inner;
     // params: [n, inner, segments, values offset, ids offset]
     let params = || Params::default().u32(n).u32(inner).u32(num_segments).u32(vc.offset()).u32(ic.offset());
@@ -238,7 +238,7 @@ pub fn segment_reduce_backward(dev: &GpuDevice, g: &GpuTensor, ids: &GpuTensor, 
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;"
     );
     let body = format!("  let k = i % p(1u); let e = i / p(1u);\n  let s = checked(ids[p(4u) + e], p(2u), e);\n  let at = s * p(1u) + k;\n  out[i] = {expr};");
-    let check = Some(format!("segmentIds index {{value}} at position {{position}} is out of range [0, {segments})"));
+    let check = Some(segment_check(segments, &format!("numSegments is {segments}")));
     run_1d(dev, Kernel { op: OP, key, decls: &decls, body: &body, check }, n, params, &[gc.buffer(), ic.buffer(), aux.buffer(), out.buffer()])?;
     Ok(out)
 }

@@ -12,9 +12,8 @@ use super::launch::{atomic_add_f32, run_1d, Kernel};
 use super::Params;
 use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
-use kiln_core::error::fmt_shape;
 use kiln_core::layout::numel;
-use kiln_core::ops::shape::{expect_int_indices, gather_axis, gather_shape, scatter_add_axis};
+use kiln_core::ops::shape::{expect_int_indices, gather_axis, gather_shape, index_out_of_range, one_hot_out_of_range, scatter_add_axis};
 use kiln_core::{DType, Result};
 
 /// (outer, dim, inner) of `shape` around `axis`.
@@ -22,9 +21,9 @@ fn around_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
 }
 
-/// kiln-core's out-of-range message for indices into dimension `axis` of `shape`.
+/// kiln-core's out-of-range message, its "{value}" filled in from what the kernel reports.
 fn range_message(shape: &[usize], axis: usize) -> String {
-    format!("index {{value}} is out of range [0, {}) for axis {axis} of shape {}", shape[axis], fmt_shape(shape))
+    index_out_of_range("{value}", shape, axis)
 }
 
 /// x [...pre, D, ...post] (any dtype), indices [...idx] int32 -> [...pre, ...idx, ...post].
@@ -117,7 +116,7 @@ pub fn one_hot(dev: &GpuDevice, indices: &GpuTensor, depth: usize, on: f32, off:
     let body = "  let row = i / p(1u);
   let hot = checked(idx[p(2u) + row], p(1u), row);
   out[i] = select(pf(4u), pf(3u), i % p(1u) == hot);";
-    let check = Some(format!("index {{value}} is out of range [0, {depth}) for depth [{depth}]"));
+    let check = Some(one_hot_out_of_range("{value}", depth));
     run_1d(dev, Kernel { op: OP, key: "one_hot", decls, body, check }, n, params, &[ic.buffer(), out.buffer()])?;
     Ok(out)
 }

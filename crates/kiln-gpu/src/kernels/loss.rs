@@ -14,7 +14,7 @@ use crate::checks;
 use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
-use kiln_core::ops::loss::cross_entropy_shape;
+use kiln_core::ops::loss::{cross_entropy_shape, target_out_of_range};
 use kiln_core::ops::{BinaryOp, ReduceOp, Reduction};
 use kiln_core::{DType, KilnError, Result};
 
@@ -116,7 +116,7 @@ fn run_rows(dev: &GpuDevice, key: &str, logits: &GpuTensor, targets: &GpuTensor,
         }
     }
     decls.push_str(if w.is_some() { "fn w(k: u32) -> f32 { return wts[p(5u) + k]; }\n" } else { "fn w(k: u32) -> f32 { return 1.0; }\n" });
-    let template = format!("target {{value}} at row {{position}} is out of range for {c} classes");
+    let template = target_out_of_range("{value}", "{position}", c);
     let key = format!("{key}:{}", if w.is_some() { "weighted" } else { "plain" });
     dev.with_index_check(OP, template, |id, errors| {
         let checks = checks::wgsl(buffers.len() as u32 + 1, 8);

@@ -56,7 +56,7 @@ pub(crate) fn optim_in_place(dev: &GpuDevice, rule: Rule, transform: GradTransfo
     // params: [n, grad offset, scale, clip, weight decay, then the rule's own words from 5]
     let params = Params::default().u32(n).u32(g.offset()).f32(transform.scale).f32(clip).f32(transform.weight_decay);
     let (key, params, update) = match rule {
-        Rule::Sgd { lr, momentum, .. } if momentum == 0.0 => ("sgd", params.f32(lr), "  param[i] = pv - pf(5u) * d;"),
+        Rule::Sgd { lr, momentum: 0.0, .. } => ("sgd", params.f32(lr), "  param[i] = pv - pf(5u) * d;"),
         Rule::Sgd { lr, momentum, dampening, nesterov, first_step } => (
             "sgd_momentum",
             params.f32(lr).f32(momentum).f32(dampening).u32(nesterov as usize).u32(first_step as usize),
