@@ -26,7 +26,7 @@ pub fn reduce_any(dev: &GpuDevice, op: ReduceOp, x: &GpuTensor, axes: &[isize], 
     let body = match op {
         ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => return reduce(dev, op, x, axes, keep_dims),
         ReduceOp::Variance => VARIANCE,
-        ReduceOp::LogSumExp => LOG_SUM_EXP,
+        ReduceOp::LogSumExp => &format!("{}{LOG_SUM_EXP_TAIL}", super::softmax::FORWARD),
         ReduceOp::ArgMax => &ARG.replace("BETTER", ">"),
         ReduceOp::ArgMin => &ARG.replace("BETTER", "<"),
     };
@@ -88,13 +88,8 @@ const VARIANCE: &str = "
   if (lid == 0u) { out[row] = total / bitcast<f32>(params[3]); }
 ";
 
-const LOG_SUM_EXP: &str = "
-  var mx = -bitcast<f32>(0x7f800000u);
-  for (var j = lid; j < len; j = j + 256u) { mx = nan_max(mx, x[xb + j]); }
-  let m = tree_max(lid, mx);
-  var s = 0.0;
-  for (var j = lid; j < len; j = j + 256u) { s = s + exp(x[xb + j] - m); }
-  let total = tree_sum(lid, s);
+/// After softmax's row body (m, total): log(total) + m.
+const LOG_SUM_EXP_TAIL: &str = "
   // An infinite maximum is the answer (as on the CPU): e^(x - m) would be NaN there.
   let m_inf = (bitcast<u32>(m) & 0x7fffffffu) == 0x7f800000u;
   if (lid == 0u) { out[row] = select(m + log(total), m, m_inf); }
