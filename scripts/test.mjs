@@ -8,12 +8,15 @@ import { setup } from './setup.mjs';
 import { ROOT, run, step } from './lib.mjs';
 import { ensureChromium } from './chromium.mjs';
 import { ensureVulkanDriver, quietVulkanEnv } from './vulkan.mjs';
+import { ensurePython } from './python.mjs';
 
 setup();
 // tests/browser/ runs Kiln in a real browser; KILN_SKIP_BROWSER=1 skips it (and this install).
 if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 // The 'gpu' backend runs on lavapipe (Mesa's CPU Vulkan) when the machine has no GPU driver.
 ensureVulkanDriver();
+// Python references for the interop tests (a venv in ~/.cache/kiln/venv; scripts/python.mjs).
+const python = ensurePython(['numpy', 'safetensors']);
 step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
 run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });
@@ -26,7 +29,7 @@ const report = join(tmpdir(), `kiln-vitest-${process.pid}.json`);
 const r = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile=${report}`, ...process.argv.slice(2)], {
   stdio: 'inherit',
   cwd: ROOT,
-  env: { ...process.env, ...quietVulkanEnv(), KILN_BACKENDS: backends },
+  env: { ...process.env, ...quietVulkanEnv(), KILN_BACKENDS: backends, KILN_PYTHON: python },
 });
 if (existsSync(report)) {
   const { numPassedTests, numFailedTests } = JSON.parse(readFileSync(report, 'utf8'));

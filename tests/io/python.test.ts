@@ -3,8 +3,8 @@
  * writes load in Python with identical elements, files Python writes load in Kiln, and the
  * reference writer produces the very same bytes as Kiln for the same tensors.
  *
- * Skipped, with a note, when python3 cannot import safetensors and numpy
- * (install them with `python3 -m pip install safetensors numpy`).
+ * `npm test` installs numpy and safetensors into Kiln's Python environment (scripts/python.mjs) and
+ * passes its interpreter as KILN_PYTHON; without them this file fails, saying how to get them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,11 +18,7 @@ import { forEachBackend } from '../backends.js';
 import { expectNoLeaks, rawBytes, sampleTensors, useTempDirs } from './io-helpers.js';
 
 const script = fileURLToPath(new URL('./fixtures/interop.py', import.meta.url));
-const probe = spawnSync('python3', ['-c', 'import safetensors.numpy, numpy'], { encoding: 'utf8' });
-const havePython = probe.status === 0;
-if (!havePython) {
-  console.warn('tests/io/python.test.ts: skipped, python3 with safetensors and numpy is not importable (python3 -m pip install safetensors numpy)');
-}
+const pythonBin = process.env.KILN_PYTHON ?? 'python3';
 
 interface Described {
   tensors: Record<string, { dtype: string; shape: number[]; hex: string }>;
@@ -30,8 +26,8 @@ interface Described {
 }
 
 function python(...args: string[]): string {
-  const r = spawnSync('python3', [script, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`python3 interop.py ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr}`);
+  const r = spawnSync(pythonBin, [script, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${pythonBin} interop.py ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr}`);
   return r.stdout;
 }
 
@@ -46,7 +42,12 @@ const tempDir = useTempDirs();
 forEachBackend(() => {
   expectNoLeaks();
 
-  describe.skipIf(!havePython)('Python safetensors interop', () => {
+  describe('Python safetensors interop', () => {
+    it('has a Python with numpy and safetensors (npm test installs them; scripts/python.mjs)', () => {
+      const probe = spawnSync(pythonBin, ['-c', 'import safetensors.numpy, numpy'], { encoding: 'utf8' });
+      expect(probe.status, `${pythonBin} cannot import safetensors and numpy: ${probe.stderr}`).toBe(0);
+    });
+
     it('a file written by Kiln loads in Python with the same dtypes, shapes, elements and metadata', () => {
       const tensors = sampleTensors();
       const file = path.join(tempDir(), 'from-kiln.safetensors');
