@@ -9,6 +9,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Tensor } from '../tensor.js';
 import { decodeWith, encodeWith, type DecodedSafetensors } from './safetensors.js';
+import type { StorageOptions } from './safetensors-dtypes.js';
 
 /** Flushes a directory entry (the rename) to disk; not possible on every platform, so best effort. */
 function syncDirectory(dir: string): void {
@@ -65,13 +66,16 @@ export function readFileOrThrow(op: string, file: string): Uint8Array {
 /**
  * Saves named tensors (and optional string metadata) as a safetensors file at `file`, atomically.
  * The file loads with `loadTensors` and with Python's `safetensors.numpy.load_file`.
+ * `options.dtype: 'F16' | 'BF16' | 'F64'` stores the float32 tensors narrower or wider, and
+ * `options.dtypes` per tensor name (docs/weights.md).
  */
-export function saveTensors(file: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): void {
-  writeFileAtomic(file, encodeWith('saveTensors', tensors, metadata));
+export function saveTensors(file: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>, options?: StorageOptions): void {
+  writeFileAtomic(file, encodeWith('saveTensors', tensors, metadata, options));
 }
 
 /**
- * Loads a safetensors file (F32, I32, BOOL). Throws a message naming the file and the problem if it
+ * Loads a safetensors file of any dtype in docs/weights.md's table (F16, BF16, F64 become float32;
+ * I64 and the other integers int32). Throws a message naming the file and the problem if it
  * is missing, truncated or corrupt. The caller owns the tensors: `kiln.dispose(result.tensors)`.
  */
 export function loadTensors(file: string): DecodedSafetensors {

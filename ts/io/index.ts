@@ -7,6 +7,7 @@
  */
 
 export { encodeSafetensors, decodeSafetensors, type DecodedSafetensors } from './safetensors.js';
+export type { SafetensorsDtype, FloatStorage, StorageOptions } from './safetensors-dtypes.js';
 export { writeFileAtomic, saveTensors, loadTensors } from './files.js';
 export { saveModel, loadModel, MODEL_FORMAT_VERSION, WEIGHTS_FILE, CONFIG_FILE, type SavedModel } from './model.js';
 export { saveCheckpoint, loadCheckpoint, disposeCheckpoint, CHECKPOINT_FORMAT_VERSION, type Checkpoint } from './checkpoint.js';

@@ -13,27 +13,7 @@
 
 import type { DType } from '../backends/backend.js';
 import { findDuplicateKey } from './json.js';
-
-/**
- * Safetensors dtype names for Kiln's dtypes, with element sizes in bytes. `rank` is the dtype's place
- * in the reference writer's layout order (it sorts by its dtype enum, descending, then by name):
- * following it makes Kiln's files byte-identical to the reference writer's.
- */
-export const TO_SAFETENSORS: Record<DType, { name: string; bytes: number; rank: number }> = {
-  float32: { name: 'F32', bytes: 4, rank: 3 },
-  int32: { name: 'I32', bytes: 4, rank: 2 },
-  // Quantized weights (nn/quantized.ts); the reference enum puts I8 between BOOL and I32.
-  int8: { name: 'I8', bytes: 1, rank: 1 },
-  bool: { name: 'BOOL', bytes: 1, rank: 0 },
-};
-
-const FROM_SAFETENSORS: Record<string, DType> = { F32: 'float32', I32: 'int32', I8: 'int8', BOOL: 'bool' };
-
-/** Dtypes the format defines that Kiln cannot hold yet (so the message can say "convert it", not "corrupt"). */
-const OTHER_SAFETENSORS_DTYPES = new Set([
-  'F64', 'F16', 'BF16', 'I64', 'I16', 'U64', 'U32', 'U16', 'U8', 'C64',
-  'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4',
-]);
+import { READABLE_LIST, STORAGE, UNSUPPORTED_STORAGE, isSafetensorsDtype, type SafetensorsDtype } from './safetensors-dtypes.js';
 
 /** The same header size limit as the reference implementation: refuse to parse 100 MB of JSON. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -43,7 +23,10 @@ export const METADATA_KEY = '__metadata__';
 /** One tensor's header entry, checked; offsets are relative to the data section. */
 export interface TensorEntry {
   name: string;
+  /** The Kiln dtype it loads as. */
   dtype: DType;
+  /** The dtype in the file. */
+  stored: SafetensorsDtype;
   shape: number[];
   begin: number;
   end: number;
@@ -123,13 +106,12 @@ function readEntry(name: string, info: unknown, dataLength: number, fail: Fail):
   if (!isObject(info)) fail(`${t}: its header entry must be an object with dtype, shape and data_offsets`);
   const { dtype: st, shape, data_offsets: offsets } = info;
   if (typeof st !== 'string') fail(`${t}: dtype must be a string, got ${JSON.stringify(st)}`);
-  const dtype = FROM_SAFETENSORS[st];
-  if (dtype === undefined) {
-    if (OTHER_SAFETENSORS_DTYPES.has(st)) {
-      fail(`${t} has dtype ${st}, which Kiln cannot load (it reads F32, I32, I8 and BOOL); convert it first, e.g. in numpy with .astype(np.float32)`);
-    }
-    fail(`${t} has unknown dtype '${st}' (Kiln reads F32, I32, I8 and BOOL)`);
+  if (!isSafetensorsDtype(st)) {
+    if (UNSUPPORTED_STORAGE.has(st)) fail(`${t} has dtype ${st}, which Kiln cannot load (it reads ${READABLE_LIST}); convert it first, e.g. to F32`);
+    fail(`${t} has unknown dtype '${st}' (Kiln reads ${READABLE_LIST})`);
   }
+  const stored: SafetensorsDtype = st;
+  const dtype = STORAGE[stored].loadsAs;
   if (!Array.isArray(shape) || !shape.every(isCount)) fail(`${t}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
     fail(`${t}: data_offsets must be [begin, end] with non-negative integers, got ${JSON.stringify(offsets)}`);
@@ -137,7 +119,7 @@ function readEntry(name: string, info: unknown, dataLength: number, fail: Fail):
   const [begin, end] = offsets as [number, number];
   if (end < begin) fail(`${t}: data_offsets [${begin}, ${end}] end before they begin`);
   const size = shape.reduce((a: number, d: number) => a * d, 1);
-  const need = size * TO_SAFETENSORS[dtype].bytes;
+  const need = size * STORAGE[stored].bytes;
   if (!Number.isSafeInteger(need)) fail(`${t}: shape [${shape.join(', ')}] is impossibly large`);
   if (end - begin !== need) {
     fail(`${t}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${st} [${shape.join(', ')}] needs ${need}`);
@@ -145,7 +127,7 @@ function readEntry(name: string, info: unknown, dataLength: number, fail: Fail):
   if (end > dataLength) {
     fail(`${t}: data_offsets [${begin}, ${end}] reach past the end of the data section (${dataLength} bytes): the file is truncated`);
   }
-  return { name, dtype, shape: shape as number[], begin, end };
+  return { name, dtype, stored, shape: shape as number[], begin, end };
 }
 
 /** The tensors must tile the data section exactly, as the reference implementation requires. */

@@ -12,7 +12,8 @@
 
 import { tensor as makeTensor } from '../ops/creation.js';
 import { Tensor, type TypedArray } from '../tensor.js';
-import { METADATA_KEY, TO_SAFETENSORS, parseHeader, type Fail, type TensorEntry } from './safetensors-header.js';
+import { METADATA_KEY, parseHeader, type Fail, type TensorEntry } from './safetensors-header.js';
+import { STORAGE, checkStorageOptions, convertFromStorage, convertToStorage, isNativeStorage, storageFor, type StorageOptions } from './safetensors-dtypes.js';
 
 /** What `decodeSafetensors` returns. */
 export interface DecodedSafetensors {
@@ -29,7 +30,7 @@ function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
 }
 
 /** Internal: `encodeSafetensors` with the calling function's name in error messages. */
-export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>, options: StorageOptions = {}): Uint8Array {
   if (typeof tensors !== 'object' || tensors === null) throw new Error(`${op}: expected an object mapping names to tensors, got ${tensors}`);
   if (metadata !== undefined) {
     if (typeof metadata !== 'object' || metadata === null) throw new Error(`${op}: metadata must be an object of strings, got ${metadata}`);
@@ -42,10 +43,11 @@ export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata
     if (name === METADATA_KEY) throw new Error(`${op}: '${METADATA_KEY}' is reserved by the format and cannot name a tensor`);
     if (!(t instanceof Tensor)) throw new Error(`${op}: '${name}' is not a Tensor (got ${t === null ? 'null' : typeof t})`);
     if (t.isDisposed) throw new Error(`${op}: tensor '${name}' is disposed; save it before disposing it`);
-    const info = TO_SAFETENSORS[t.dtype];
-    if (info === undefined) throw new Error(`${op}: tensor '${name}' has dtype ${t.dtype}, which safetensors files from Kiln cannot hold`);
-    return { name, shape: [...t.shape], info, data: t.dataSync() };
+    const storage = storageFor(op, name, t.dtype, options);
+    const data = isNativeStorage(storage) ? t.dataSync() : convertToStorage(t.dataSync(), storage, name, (p) => { throw new Error(`${op}: ${p}`); });
+    return { name, shape: [...t.shape], info: { name: storage, ...STORAGE[storage] }, data };
   });
+  checkStorageOptions(op, items.map((i) => i.name), options);
   items.sort((a, b) => b.info.rank - a.info.rank || compareCodePoints(a.name, b.name));
 
   // Built by hand, not with JSON.stringify on an object: JS objects put integer-like keys ('0', '10')
@@ -55,7 +57,7 @@ export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata
   let offset = 0;
   const placed = items.map((item) => {
     const begin = offset;
-    offset += item.data.length * item.info.bytes;
+    offset += item.data.byteLength;
     parts.push(`${JSON.stringify(item.name)}:{"dtype":"${item.info.name}","shape":[${item.shape.join(',')}],"data_offsets":[${begin},${offset}]}`);
     return { ...item, begin };
   });
@@ -101,10 +103,12 @@ function writeElements(out: Uint8Array, at: number, data: TypedArray): void {
 
 /**
  * Serializes named tensors (float32, int32, int8, bool; any shape, including scalars and size 0) and
- * optional string metadata to the bytes of a safetensors file.
+ * optional string metadata to the bytes of a safetensors file. `options.dtype` stores float32
+ * tensors as F16, BF16 (round to nearest even) or F64 instead of F32; `options.dtypes` sets the
+ * storage per tensor name (e.g. int32 as I64). See docs/weights.md.
  */
-export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
-  return encodeWith('encodeSafetensors', tensors, metadata);
+export function encodeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>, options?: StorageOptions): Uint8Array {
+  return encodeWith('encodeSafetensors', tensors, metadata, options);
 }
 
 /** The elements of one entry as a typed array: a view when aligned and little-endian, else a copy. */
@@ -145,7 +149,9 @@ export function decodeWith(context: string, bytes: Uint8Array): DecodedSafetenso
   try {
     // Creating a tensor copies the elements into the backend, so the views above never outlive this call.
     for (const e of entries) {
-      const t = makeTensor(readElements(bytes, dataStart + e.begin, e, fail), e.shape, e.dtype);
+      const at = dataStart + e.begin;
+      const elements = isNativeStorage(e.stored) ? readElements(bytes, at, e, fail) : convertFromStorage(bytes, at, (e.end - e.begin) / STORAGE[e.stored].bytes, e.stored, e.name, fail);
+      const t = makeTensor(elements, e.shape, e.dtype);
       made.push(t);
       setOwn(tensors, e.name, t);
     }
@@ -157,7 +163,9 @@ export function decodeWith(context: string, bytes: Uint8Array): DecodedSafetenso
 }
 
 /**
- * Reads the bytes of a safetensors file (F32, I32, I8 and BOOL tensors). Checks the whole file first
+ * Reads the bytes of a safetensors file. F32, F16, BF16 and F64 tensors load as float32; I32, I64,
+ * U64, U32, I16, U16 and U8 as int32 (values outside int32 are an error, never wrapped); I8 as int8;
+ * BOOL as bool (docs/weights.md has the table). Checks the whole file first
  * and throws a clear error, naming the tensor at fault, if it is truncated, corrupt or uses a dtype
  * Kiln cannot hold; no tensors are left behind when it throws. The caller owns (and disposes) the
  * returned tensors.
