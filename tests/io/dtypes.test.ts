@@ -5,7 +5,8 @@
  * Kiln writes equal numpy's (and ml_dtypes') own round-to-nearest-even conversions.
  */
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
@@ -16,10 +17,13 @@ import { expectNoLeaks, rawBytes, useTempDirs } from './io-helpers.js';
 const script = fileURLToPath(new URL('./fixtures/dtypes.py', import.meta.url));
 const pythonBin = process.env.KILN_PYTHON ?? 'python3';
 
-function python(...args: string[]): string {
-  const r = spawnSync(pythonBin, [script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${pythonBin} dtypes.py ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr}`);
-  return r.stdout;
+/** Runs the reference script without blocking the test worker (numpy's start-up is slow on a loaded machine). */
+async function python(...args: string[]): Promise<string> {
+  try {
+    return (await promisify(execFile)(pythonBin, [script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 })).stdout;
+  } catch (e) {
+    throw new Error(`${pythonBin} dtypes.py ${args.join(' ')} failed:\n${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
+  }
 }
 
 /** Equal bit for bit, except that a NaN matches any NaN (hardware conversions may quiet a NaN). */
@@ -56,14 +60,16 @@ function floatCases(): Float32Array {
 }
 
 const tempDir = useTempDirs();
+/** The out-of-range files, written once for the whole file. */
+let outOfRangeDir: Promise<string> | undefined;
 
 forEachBackend(() => {
   expectNoLeaks();
 
   describe('safetensors dtypes written by numpy', () => {
-    it('every dtype loads with the documented conversion: all 65,536 F16 and BF16 patterns, F64, integer edges', () => {
+    it('every dtype loads with the documented conversion: all 65,536 F16 and BF16 patterns, F64, integer edges', async () => {
       const file = path.join(tempDir(), 'dtypes.safetensors');
-      const want = JSON.parse(python('write', file)) as Record<string, { dtype: string; shape: number[]; hex: string }>;
+      const want = JSON.parse(await python('write', file)) as Record<string, { dtype: string; shape: number[]; hex: string }>;
       const { tensors } = loadTensors(file);
       expect(Object.keys(tensors).sort()).toEqual(Object.keys(want).sort());
       for (const [name, w] of Object.entries(want)) {
@@ -81,9 +87,12 @@ forEachBackend(() => {
       kiln.dispose(tensors);
     });
 
-    it.each(['too_big_i64', 'too_small_i64', 'too_big_u64', 'too_big_u32', 'too_big_f64'])('%s is an error naming the tensor, never a wrapped value', (name) => {
-      const dir = tempDir();
-      python('out-of-range', dir);
+    it.each(['too_big_i64', 'too_small_i64', 'too_big_u64', 'too_big_u32', 'too_big_f64'])('%s is an error naming the tensor, never a wrapped value', async (name) => {
+      const dir = await (outOfRangeDir ??= (async () => {
+        const d = tempDir();
+        await python('out-of-range', d);
+        return d;
+      })());
       const file = path.join(dir, `${name}.safetensors`);
       expect(() => loadTensors(file)).toThrow(new RegExp(`loadTensors: '.*${name}.safetensors'.*tensor '${name}' is [IUF]\\d+ and element \\d+ is -?\\d`));
     });
@@ -98,7 +107,7 @@ forEachBackend(() => {
   });
 
   describe('writing F16, BF16, F64 and I64', () => {
-    it('F16, BF16 and F64 files equal numpy\'s own conversions of the same float32 values (ties to even, subnormals, NaN, ±0, ±Inf)', () => {
+    it('F16, BF16 and F64 files equal numpy\'s own conversions of the same float32 values (ties to even, subnormals, NaN, ±0, ±Inf)', async () => {
       const all = floatCases();
       // Values F16/BF16 cannot hold (they round to Infinity) are errors; the error cases are tested below.
       const fitsHalf = all.filter((v) => !Number.isFinite(v) || Math.abs(v) < 65520);
@@ -107,7 +116,7 @@ forEachBackend(() => {
       const dir = tempDir();
       saveTensors(path.join(dir, 'source.safetensors'), source);
       saveTensors(path.join(dir, 'narrow.safetensors'), source, undefined, { dtypes: { half: 'F16', bf16: 'BF16', wide: 'F64' } });
-      const report = JSON.parse(python('check', path.join(dir, 'source.safetensors'), path.join(dir, 'narrow.safetensors')));
+      const report = JSON.parse(await python('check', path.join(dir, 'source.safetensors'), path.join(dir, 'narrow.safetensors')));
       expect(report).toEqual({
         half: { dtype: 'F16', shape: [fitsHalf.length], mismatches: 0, examples: [] },
         bf16: { dtype: 'BF16', shape: [fitsBf16.length], mismatches: 0, examples: [] },
@@ -122,12 +131,12 @@ forEachBackend(() => {
       kiln.dispose([tensors, reread, source]);
     });
 
-    it('int32 stored as I64 reads back in numpy as the same integers', () => {
+    it('int32 stored as I64 reads back in numpy as the same integers', async () => {
       const ids = kiln.tensor(Int32Array.from([-2147483648, 2147483647, 0, -1, 42]), [5], 'int32');
       const dir = tempDir();
       saveTensors(path.join(dir, 'source.safetensors'), { ids });
       saveTensors(path.join(dir, 'narrow.safetensors'), { ids }, undefined, { dtypes: { ids: 'I64' } });
-      expect(JSON.parse(python('check', path.join(dir, 'source.safetensors'), path.join(dir, 'narrow.safetensors')))).toEqual({
+      expect(JSON.parse(await python('check', path.join(dir, 'source.safetensors'), path.join(dir, 'narrow.safetensors')))).toEqual({
         ids: { dtype: 'I64', shape: [5], mismatches: 0, examples: [] },
       });
       const { tensors } = loadTensors(path.join(dir, 'narrow.safetensors'));

@@ -33,7 +33,8 @@ export function compareStateDicts(stateDict: Record<string, Tensor>, checkpointM
   return diff;
 }
 
-function listed(title: string, lines: string[], limit = 12): string {
+/** A titled, indented list for error messages, cut after `limit` lines. */
+export function listed(title: string, lines: string[], limit = 12): string {
   if (lines.length === 0) return '';
   const shown = lines.slice(0, limit).map((l) => `\n    ${l}`).join('');
   const more = lines.length > limit ? `\n    ... and ${lines.length - limit} more` : '';

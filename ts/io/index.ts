@@ -11,5 +11,7 @@ export type { SafetensorsDtype, FloatStorage, StorageOptions } from './safetenso
 export { writeFileAtomic, saveTensors, loadTensors } from './files.js';
 export { saveModel, loadModel, MODEL_FORMAT_VERSION, WEIGHTS_FILE, CONFIG_FILE, type SavedModel } from './model.js';
 export { saveCheckpoint, loadCheckpoint, disposeCheckpoint, CHECKPOINT_FORMAT_VERSION, type Checkpoint } from './checkpoint.js';
+export { pytorchStateDict, loadPyTorchStateDict, type LoadPyTorchOptions } from './pytorch.js';
+export { loadPyTorchWeights, savePyTorchWeights, loadShardedTensors, saveShardedTensors, HF_INDEX_FILE, HF_WEIGHTS_FILE, type LoadPyTorchWeightsOptions } from './hf-checkpoint.js';
 export { checkCompatible, compareStateDicts, type StateDictDiff } from './compat.js';
 export type { JsonValue, JsonObject } from './json.js';

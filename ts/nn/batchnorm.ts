@@ -32,6 +32,11 @@ abstract class BatchNorm extends Module {
   readonly runningVar: Tensor;
   readonly momentum: number;
   readonly eps: number;
+  /**
+   * Training-mode forward passes so far: PyTorch's `num_batches_tracked`, kept so that PyTorch
+   * checkpoints round-trip (io/pytorch.ts). Not part of Kiln's own state dict.
+   */
+  numBatchesTracked = 0;
 
   constructor(readonly numFeatures: number, options: BatchNormOptions) {
     super();
@@ -59,6 +64,7 @@ abstract class BatchNorm extends Module {
     if (this.training && x.size / this.numFeatures < 2) {
       throw new Error(`${this.constructor.name}(${this.numFeatures}): training needs more than one value per ${this.unit}, got input [${x.shape.join(', ')}]`);
     }
+    if (this.training) this.numBatchesTracked++;
     return batchNorm(x, {
       weight: this.weight,
       bias: this.bias,
