@@ -128,7 +128,8 @@ export function saveShardedTensors(dir: string, tensors: Record<string, Tensor>,
   });
   const weightMap: Record<string, string> = {};
   shards.forEach((items, i) => items.forEach((item) => (weightMap[item.name] = files[i])));
-  const totalSize = encoded.reduce((sum, b) => sum + b.length, 0);
+  // As Hugging Face's writers: total_size counts the tensors' bytes, not the files' headers.
+  const totalSize = sized.reduce((sum, item) => sum + item.bytes, 0);
   const index = { metadata: { total_size: totalSize }, weight_map: weightMap };
   fs.mkdirSync(dir, { recursive: true });
   encoded.forEach((bytes, i) => writeFileAtomic(path.join(dir, files[i]), bytes));
