@@ -5,26 +5,13 @@
  * Kiln writes equal numpy's (and ml_dtypes') own round-to-nearest-even conversions.
  */
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { decodeSafetensors, encodeSafetensors, loadTensors, saveTensors } from '../../ts/io/index.js';
 import { forEachBackend } from '../backends.js';
-import { expectNoLeaks, rawBytes, useTempDirs } from './io-helpers.js';
+import { expectNoLeaks, rawBytes, useTempDirs, pythonScript } from './io-helpers.js';
 
-const script = fileURLToPath(new URL('./fixtures/dtypes.py', import.meta.url));
-const pythonBin = process.env.KILN_PYTHON ?? 'python3';
-
-/** Runs the reference script without blocking the test worker (numpy's start-up is slow on a loaded machine). */
-async function python(...args: string[]): Promise<string> {
-  try {
-    return (await promisify(execFile)(pythonBin, [script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 })).stdout;
-  } catch (e) {
-    throw new Error(`${pythonBin} dtypes.py ${args.join(' ')} failed:\n${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
-  }
-}
+const python = pythonScript('dtypes.py');
 
 /** Equal bit for bit, except that a NaN matches any NaN (hardware conversions may quiet a NaN). */
 function expectSameFloatBits(actual: Uint8Array, expected: Uint8Array, what: string): void {

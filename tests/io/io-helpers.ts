@@ -5,6 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, expect } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import type { Tensor } from '../../ts/index.js';
@@ -68,4 +71,21 @@ export function expectSameTensors(actual: Record<string, Tensor>, expected: Reco
     expect([...a.shape], `${name} shape`).toEqual([...t.shape]);
     expect(rawBytes(a), `${name} elements`).toEqual(rawBytes(t));
   }
+}
+
+/**
+ * A runner for the Python reference script `fixtures/<name>` with Kiln's Python (KILN_PYTHON, set by
+ * npm test): resolves to its stdout, rejects with its stderr. Asynchronous, so a slow numpy
+ * start-up on a loaded machine never blocks the test worker.
+ */
+export function pythonScript(name: string): (...args: string[]) => Promise<string> {
+  const script = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+  const python = process.env.KILN_PYTHON ?? 'python3';
+  return async (...args) => {
+    try {
+      return (await promisify(execFile)(python, [script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 })).stdout;
+    } catch (e) {
+      throw new Error(`${python} ${name} ${args.join(' ')} failed:\n${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
+    }
+  };
 }

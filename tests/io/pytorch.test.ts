@@ -10,27 +10,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { nn, type Tensor } from '../../ts/index.js';
 import { loadPyTorchStateDict, loadPyTorchWeights, loadTensors, pytorchStateDict, savePyTorchWeights, saveTensors } from '../../ts/io/index.js';
 import { forEachBackend } from '../backends.js';
-import { expectNoLeaks, expectSameTensors, useTempDirs } from './io-helpers.js';
+import { expectNoLeaks, expectSameTensors, useTempDirs, pythonScript } from './io-helpers.js';
 
-const script = fileURLToPath(new URL('./fixtures/torch_reference.py', import.meta.url));
-const pythonBin = process.env.KILN_PYTHON ?? 'python3';
-
-/** Runs the reference script without blocking the test worker (numpy's start-up is slow on a loaded machine). */
-async function python(...args: string[]): Promise<string> {
-  try {
-    return (await promisify(execFile)(pythonBin, [script, ...args], { encoding: 'utf8' })).stdout;
-  } catch (e) {
-    throw new Error(`${pythonBin} torch_reference.py ${args.join(' ')} failed:\n${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
-  }
-}
+const python = pythonScript('torch_reference.py');
 
 type Config = Record<string, any>;
 

@@ -6,26 +6,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { nn } from '../../ts/index.js';
 import { HF_INDEX_FILE, loadPyTorchWeights, loadShardedTensors, loadTensors, saveShardedTensors } from '../../ts/io/index.js';
 import { forEachBackend } from '../backends.js';
-import { expectNoLeaks, expectSameTensors, rawBytes, sampleTensors, useTempDirs } from './io-helpers.js';
+import { expectNoLeaks, expectSameTensors, rawBytes, sampleTensors, useTempDirs, pythonScript } from './io-helpers.js';
 
-const script = fileURLToPath(new URL('./fixtures/sharded.py', import.meta.url));
-const pythonBin = process.env.KILN_PYTHON ?? 'python3';
-
-async function python(...args: string[]): Promise<string> {
-  try {
-    return (await promisify(execFile)(pythonBin, [script, ...args], { encoding: 'utf8' })).stdout;
-  } catch (e) {
-    throw new Error(`${pythonBin} sharded.py ${args.join(' ')} failed:\n${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
-  }
-}
+const python = pythonScript('sharded.py');
 
 const tempDir = useTempDirs();
 /** Python's checkpoint, written once for the file: <dir>/sharded/ and <dir>/single.safetensors. */
