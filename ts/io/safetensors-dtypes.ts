@@ -193,12 +193,13 @@ export function convertFromStorage(bytes: Uint8Array, at: number, count: number,
       const src = new Int32Array(buffer, offset, count * 2);
       const [lo, hi] = HOST_IS_LITTLE_ENDIAN ? [0, 1] : [1, 0];
       const out = new Int32Array(count);
+      const signed = storage === 'I64';
       for (let i = 0; i < count; i++) {
         const low = src[2 * i + lo];
         const high = src[2 * i + hi];
-        if (storage === 'I64' ? high !== low >> 31 : high !== 0 || low < 0) {
+        if (signed ? high !== low >> 31 : high !== 0 || low < 0) {
           const big = new DataView(buffer, offset + 8 * i, 8);
-          outOfInt32(i, String(storage === 'I64' ? big.getBigInt64(0, HOST_IS_LITTLE_ENDIAN) : big.getBigUint64(0, HOST_IS_LITTLE_ENDIAN)));
+          outOfInt32(i, String(signed ? big.getBigInt64(0, HOST_IS_LITTLE_ENDIAN) : big.getBigUint64(0, HOST_IS_LITTLE_ENDIAN)));
         }
         out[i] = low;
       }
@@ -256,19 +257,24 @@ export function convertToStorage(data: TypedArray, storage: SafetensorsDtype, na
   const out = new ArrayBuffer(count * STORAGE[storage].bytes);
   const src32 = new Uint32Array(data.buffer, data.byteOffset, data instanceof Float32Array || data instanceof Int32Array ? count : 0);
   switch (storage) {
-    case 'F16':
+    case 'F16': {
+      const f = data as Float32Array;
+      const dst = new Uint16Array(out);
+      for (let i = 0; i < count; i++) {
+        const h = floatBitsToHalf(src32[i], f[i]);
+        if ((h & 0x7fff) === 0x7c00 && Number.isFinite(f[i])) fail(overflowMessage('F16', name, i, f[i], '65504'));
+        dst[i] = h;
+      }
+      break;
+    }
     case 'BF16': {
       const f = data as Float32Array;
       const dst = new Uint16Array(out);
       for (let i = 0; i < count; i++) {
         const x = src32[i];
-        let h: number;
-        if (storage === 'F16') h = floatBitsToHalf(x, f[i]);
-        else if ((x & 0x7fffffff) > 0x7f800000) h = (x >>> 16) | 0x40; // NaN: keep it NaN (quiet) whatever the low bits
-        else h = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-        if ((h & 0x7fff) === (storage === 'F16' ? 0x7c00 : 0x7f80) && Number.isFinite(f[i])) {
-          fail(overflowMessage(storage, name, i, f[i], storage === 'F16' ? '65504' : '3.3895314e38'));
-        }
+        // NaN keeps its top bits and is made quiet, so dropping the low half cannot turn it into Inf.
+        const h = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+        if ((h & 0x7fff) === 0x7f80 && Number.isFinite(f[i])) fail(overflowMessage('BF16', name, i, f[i], '3.3895314e38'));
         dst[i] = h;
       }
       break;
