@@ -35,6 +35,7 @@ const BUILD: Record<string, (c: Config) => nn.Module<any, any>> = {
   gru: (c) => new nn.GRU(c.inp, c.hidden, { numLayers: c.layers, bidirectional: c.bidirectional, seed: 7 }),
   rnn: (c) => new nn.RNN(c.inp, c.hidden, { numLayers: c.layers, bidirectional: c.bidirectional, seed: 8 }),
   mha: (c) => new nn.MultiHeadAttention(c.d, c.heads, { seed: 9 }),
+  transformer_encoder: (c) => new nn.TransformerEncoderLayer(c.d, c.heads, { dimFeedforward: c.ff, seed: 12 }),
   sequential: (c) => new nn.Sequential(new nn.Linear(c.sizes[0], c.sizes[1], { seed: 10 }), new nn.ReLU(), new nn.Linear(c.sizes[1], c.sizes[2], { seed: 11 })),
 };
 const KINDS = Object.keys(BUILD);
