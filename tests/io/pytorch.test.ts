@@ -36,13 +36,14 @@ const BUILD: Record<string, (c: Config) => nn.Module<any, any>> = {
   rnn: (c) => new nn.RNN(c.inp, c.hidden, { numLayers: c.layers, bidirectional: c.bidirectional, seed: 8 }),
   mha: (c) => new nn.MultiHeadAttention(c.d, c.heads, { seed: 9 }),
   transformer_encoder: (c) => new nn.TransformerEncoderLayer(c.d, c.heads, { dimFeedforward: c.ff, seed: 12 }),
+  transformer_decoder: (c) => new nn.TransformerDecoderLayer(c.d, c.heads, { dimFeedforward: c.ff, seed: 13 }),
   sequential: (c) => new nn.Sequential(new nn.Linear(c.sizes[0], c.sizes[1], { seed: 10 }), new nn.ReLU(), new nn.Linear(c.sizes[1], c.sizes[2], { seed: 11 })),
 };
 const KINDS = Object.keys(BUILD);
 
-/** The layer's main output (recurrent layers return [output, state]); call inside tidy. */
-function run(m: nn.Module<any, any>, x: Tensor): Tensor {
-  const y = m.forward(x);
+/** The layer's main output (recurrent layers return [output, state]) for io's x (and memory); call inside tidy. */
+function run(m: nn.Module<any, any>, io: Record<string, Tensor>): Tensor {
+  const y = io.memory === undefined ? m.forward(io.x) : m.forward(io.x, io.memory);
   return (Array.isArray(y) ? y[0] : y) as Tensor;
 }
 
@@ -81,7 +82,7 @@ forEachBackend(() => {
       const model = BUILD[kind](configs[kind]).eval();
       loadPyTorchWeights(model, path.join(dir, kind, 'weights.safetensors'));
       const { tensors: io } = loadTensors(path.join(dir, kind, 'io.safetensors'));
-      const y = kiln.tidy(() => kiln.noGrad(() => run(model, io.x)));
+      const y = kiln.tidy(() => kiln.noGrad(() => run(model, io)));
       expectClose(y, io.y, `${kind} (${dtype} weights)`);
       if (isBatchNorm(model)) expect(model.numBatchesTracked).toBe(7);
       kiln.dispose([y, io]);
@@ -131,7 +132,7 @@ forEachBackend(() => {
       const model = models.get(kind)!;
       const { tensors: io } = loadTensors(path.join(root, kind, 'io.safetensors'));
       const { tensors: out } = loadTensors(path.join(root, kind, 'out.safetensors'));
-      const y = kiln.tidy(() => kiln.noGrad(() => run(model, io.x)));
+      const y = kiln.tidy(() => kiln.noGrad(() => run(model, io)));
       expectClose(y, out.y, kind);
       const again = BUILD[kind](configs[kind]);
       loadPyTorchWeights(again, path.join(root, kind, 'out.safetensors.weights.safetensors'));
@@ -149,7 +150,7 @@ forEachBackend(() => {
       loadPyTorchWeights(rounded, path.join(rootBf16, kind, 'kiln.safetensors'));
       const { tensors: io } = loadTensors(path.join(rootBf16, kind, 'io.safetensors'));
       const { tensors: out } = loadTensors(path.join(rootBf16, kind, 'out.safetensors'));
-      const y = kiln.tidy(() => kiln.noGrad(() => run(rounded, io.x)));
+      const y = kiln.tidy(() => kiln.noGrad(() => run(rounded, io)));
       expectClose(y, out.y, `${kind} BF16`);
       kiln.dispose([y, io, out]);
       rounded.dispose();
