@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { nn } from '../../ts/index.js';
-import { HF_INDEX_FILE, loadPyTorchWeights, loadShardedTensors, loadTensors, saveShardedTensors } from '../../ts/io/index.js';
+import { HF_INDEX_FILE, loadPyTorchWeights, loadShardedTensors, loadTensors, savePyTorchWeights, saveShardedTensors } from '../../ts/io/index.js';
 import { forEachBackend } from '../backends.js';
 import { expectNoLeaks, expectSameTensors, rawBytes, sampleTensors, useTempDirs, pythonScript } from './io-helpers.js';
 
@@ -81,6 +81,27 @@ forEachBackend(() => {
       const back = loadShardedTensors(path.join(dir, HF_INDEX_FILE));
       expectSameTensors(back.tensors, tensors);
       kiln.dispose([tensors, back.tensors]);
+    });
+
+    it('savePyTorchWeights with maxShardBytes writes a sharded PyTorch checkpoint that Python checks and Kiln loads back', async () => {
+      const model = new nn.Sequential(new nn.Linear(4, 8), new nn.BatchNorm1d(8), new nn.Linear(8, 2));
+      const dir = path.join(tempDir(), 'pt');
+      savePyTorchWeights(dir, model, { maxShardBytes: 64, dtype: 'F16' });
+      const seen = JSON.parse(await python('read', dir)) as Record<string, [string, number[], string]>;
+      expect(seen['1.num_batches_tracked'].slice(0, 2)).toEqual(['I64', []]);
+      expect(seen['0.weight'].slice(0, 2)).toEqual(['F16', [8, 4]]);
+      expect(fs.readdirSync(dir).length).toBeGreaterThan(3);
+      const again = new nn.Sequential(new nn.Linear(4, 8), new nn.BatchNorm1d(8), new nn.Linear(8, 2));
+      loadPyTorchWeights(again, dir);
+      // F16 rounding is the only difference: every weight within F16's relative step (2^-11).
+      const a = again.stateDict();
+      for (const [name, t] of Object.entries(model.stateDict())) {
+        const x = t.dataSync();
+        const y = a[name].dataSync();
+        x.forEach((v, i) => expect(Math.abs(y[i] - v), name).toBeLessThanOrEqual(Math.abs(v) * 2 ** -11 + 1e-7));
+      }
+      model.dispose();
+      again.dispose();
     });
 
     it('a shard outside the index\'s directory, a missing shard, or a tensor in the wrong shard is a clear error', async () => {

@@ -190,13 +190,16 @@ export function loadPyTorchWeights(module: AnyModule, source: string, options: L
  * Saves `module`'s weights under PyTorch's names and layouts (`pytorchStateDict`) as a safetensors
  * file that `safetensors.torch.load_file` + `model.load_state_dict` read. `dtype` stores the
  * float32 tensors as 'F16', 'BF16' (round to nearest even) or 'F64' instead of 'F32';
- * num_batches_tracked is written as int64, as PyTorch has it. Atomic.
+ * num_batches_tracked is written as int64, as PyTorch has it. With `maxShardBytes`, `target` is a
+ * directory and the weights are written as a sharded checkpoint (see saveShardedTensors). Atomic
+ * per file.
  */
-export function savePyTorchWeights(file: string, module: AnyModule, options: { dtype?: FloatStorage; metadata?: Record<string, string> } = {}): void {
+export function savePyTorchWeights(target: string, module: AnyModule, options: { dtype?: FloatStorage; metadata?: Record<string, string>; maxShardBytes?: number } = {}): void {
   const state = pytorchStateDict(module);
   try {
     const dtypes: Record<string, SafetensorsDtype> = Object.fromEntries(counterNames(module).map((n) => [n, 'I64']));
-    writeFileAtomic(file, encodeWith('savePyTorchWeights', state, { format: 'pt', ...options.metadata }, { dtype: options.dtype, dtypes }));
+    if (options.maxShardBytes !== undefined) saveShardedTensors(target, state, { ...options, dtypes });
+    else writeFileAtomic(target, encodeWith('savePyTorchWeights', state, { format: 'pt', ...options.metadata }, { dtype: options.dtype, dtypes }));
   } finally {
     dispose(state);
   }
