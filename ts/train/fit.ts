@@ -95,6 +95,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
   let stopReason: string | undefined;
   const ctx: TrainingContext = { model, optimizer, stopTraining: (reason) => (stopReason = reason) };
   for (const cb of callbacks) await cb.onTrainBegin?.(ctx);
+  let globalStep = 0;
 
   for (let epoch = options.initialEpoch ?? 1; epoch <= options.epochs && stopReason === undefined; epoch++) {
     model.train();
@@ -105,9 +106,12 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
     let running = 0;
     let skipped = 0;
     const lr = optimizer.lr;
+    for (const cb of callbacks) await cb.onEpochBegin?.(epoch, ctx);
     try {
       for await (const { x, y } of batches(trainData, model)) {
         step++;
+        globalStep++;
+        for (const cb of callbacks) await cb.onBatchBegin?.(step, { epoch, globalStep, lr: optimizer.lr }, ctx);
         let value = NaN;
         try {
           tidy(() => {
@@ -126,6 +130,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
           x.dispose();
           y.dispose();
         }
+        for (const cb of callbacks) await cb.onBatchEnd?.(step, { epoch, globalStep, lr: optimizer.lr, loss: value }, ctx);
         if (!Number.isFinite(value)) {
           if (nonFinite === 'stop') {
             throw new Error(

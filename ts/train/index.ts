@@ -1,5 +1,5 @@
 export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type History, type EvaluateOptions, type LossFn, type NonFinitePolicy } from './fit.js';
-export { EarlyStopping, LRScheduler, MetricsLogger, type Callback, type TrainingContext } from './callbacks.js';
+export { EarlyStopping, LRScheduler, MetricsLogger, type Callback, type BatchLogs, type TrainingContext } from './callbacks.js';
 export { correctCount, type MetricName } from './metrics.js';
 export type { TrainableModel, Batch, BatchSource, Logs } from './types.js';
 export { learningCurvesHtml, saveLearningCurves } from './plot.js';
