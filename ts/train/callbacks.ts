@@ -14,7 +14,10 @@ import type { Logs, TrainableModel } from './types.js';
 
 export interface TrainingContext {
   model: TrainableModel;
+  /** The first (or only) optimizer given to fit; checkpoints save its state. */
   optimizer: Optimizer;
+  /** Every optimizer given to fit. */
+  optimizers: Optimizer[];
   /** Ends training after the current epoch. */
   stopTraining(reason: string): void;
 }
