@@ -57,15 +57,15 @@ export interface LoopBatch<B> {
 /**
  * Iterates one epoch of `source`, moving each batch to `device` (PyTorch's `x.to(device)` in
  * every loop, done here: data stays on the CPU, a model moved with model.to('gpu') gets its
- * batches uploaded).
+ * batches uploaded). `device` undefined (a model without parameters) leaves them where they are.
  */
-export async function* epochBatches<B>(source: BatchSource<B>, device: Device): AsyncGenerator<LoopBatch<B>> {
+export async function* epochBatches<B>(source: BatchSource<B>, device: Device | undefined): AsyncGenerator<LoopBatch<B>> {
   const callerOwned = Array.isArray(source);
   const iterable = Symbol.asyncIterator in source ? (source as AsyncIterable<B>) : (source as Iterable<B>);
   for await (const original of iterable) {
     const copies: Tensor[] = [];
     const batch = mapTensors(original, (t) => {
-      if (t.device === device) return t;
+      if (device === undefined || t.device === device) return t;
       const moved = t.to(device);
       copies.push(moved);
       return moved;

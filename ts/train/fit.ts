@@ -97,6 +97,11 @@ export interface History {
   stopReason?: string;
 }
 
+/** Where the model's parameters live; undefined for a model without parameters (its batches stay where they are). */
+function modelDevice(model: TrainableModel): Device | undefined {
+  return model.parameters()[0]?.device;
+}
+
 function checkPolicy(name: string, value: unknown): NonFinitePolicy {
   if (value !== 'stop' && value !== 'skip') throw new Error(`fit: ${name} must be 'stop' or 'skip', got '${String(value)}'`);
   return value;
@@ -167,7 +172,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
   const onGradients = checkPolicy('onNonFiniteGradients', options.onNonFiniteGradients ?? onLoss);
   const data = sources(trainData, options);
   if (data.validation !== undefined && validationStep === undefined) throw new Error('fit: validation with manualOptimization needs a validationStep (or a loss for batches { x, y })');
-  const device: Device = model.parameters()[0]?.device ?? 'cpu';
+  const device = modelDevice(model);
   const steps = data.train.length;
   const history: History = { epochs: [], details: [], stoppedEarly: false };
   let stopReason: string | undefined;
@@ -347,7 +352,7 @@ export async function evaluate(model: TrainableModel, data: BatchSource<unknown>
 async function evaluateWith(model: TrainableModel, data: BatchSource<unknown>, step: TrainStep, metrics: Metric[], prefix: string, op: string): Promise<{ logs: Logs; details: Record<string, unknown> }> {
   model.eval();
   const epochLogs = new EpochLogs(metrics);
-  const device: Device = model.parameters()[0]?.device ?? 'cpu';
+  const device = modelDevice(model);
   const optimizers: Optimizer[] = [];
   let batchIndex = 0;
   try {
@@ -389,10 +394,10 @@ export async function predict(model: TrainableModel, data: Tensor | BatchSource<
   model.eval();
   // tidy frees the layers' intermediates; only the output survives.
   const forward = (x: Tensor | Tensor[] | Record<string, Tensor>): Tensor => noGrad(() => tidy(() => callModel(model, x) as Tensor));
-  const device: Device = model.parameters()[0]?.device ?? 'cpu';
+  const device = modelDevice(model);
   if (isTensor(data)) {
     // A tensor on the CPU for a model on the GPU is moved for the call (the caller keeps theirs).
-    if (data.device === device) return forward(data);
+    if (device === undefined || data.device === device) return forward(data);
     const onDevice = data.to(device);
     try {
       return forward(onDevice);
