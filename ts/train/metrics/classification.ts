@@ -8,27 +8,15 @@ import { equal, greater, mul } from '../../ops/elementwise.js';
 import { matmul } from '../../ops/matmul.js';
 import { argmax, sum } from '../../ops/reduce.js';
 import { cast, oneHot, reshape } from '../../ops/shape.js';
-import { checkClassScores, RunningSum, type Metric } from './metric.js';
+import { checkClassScores, MeanMetric, RunningSum, type Metric } from './metric.js';
 
 /** Fraction of predictions whose highest score is the target class. */
-export class Accuracy implements Metric {
+export class Accuracy extends MeanMetric {
   readonly name: string = 'accuracy';
-  private readonly correct = new RunningSum();
-  private count = 0;
 
-  update(outputs: Tensor, targets: Tensor): void {
+  protected batchSum(outputs: Tensor, targets: Tensor): Tensor {
     checkClassScores(this.name, outputs, targets);
-    this.count += targets.size;
-    this.correct.add(() => sum(cast(equal(argmax(outputs, -1), targets), 'float32')));
-  }
-
-  compute(): number {
-    return (this.correct.read()?.[0] ?? NaN) / this.count;
-  }
-
-  reset(): void {
-    this.correct.reset();
-    this.count = 0;
+    return sum(cast(equal(argmax(outputs, -1), targets), 'float32'));
   }
 }
 
@@ -36,34 +24,21 @@ export class Accuracy implements Metric {
  * Fraction of predictions whose target class is among the k highest scores. A target tied with
  * the k-th score counts as found (only strictly higher scores push it out).
  */
-export class TopKAccuracy implements Metric {
+export class TopKAccuracy extends MeanMetric {
   readonly name: string;
-  private readonly correct = new RunningSum();
-  private count = 0;
 
   constructor(readonly k: number) {
+    super();
     if (!Number.isInteger(k) || k < 1) throw new Error(`TopKAccuracy: k must be a positive integer, got ${k}`);
     this.name = `top${k}Accuracy`;
   }
 
-  update(outputs: Tensor, targets: Tensor): void {
+  protected batchSum(outputs: Tensor, targets: Tensor): Tensor {
     const classes = checkClassScores(this.name, outputs, targets);
-    this.count += targets.size;
-    this.correct.add(() => {
-      // The target's rank is the number of classes scoring strictly higher than it.
-      const targetScore = sum(mul(outputs, oneHot(targets, classes)), -1, true);
-      const rank = sum(cast(greater(outputs, targetScore), 'float32'), -1);
-      return sum(cast(greater(this.k - 0.5, rank), 'float32'));
-    });
-  }
-
-  compute(): number {
-    return (this.correct.read()?.[0] ?? NaN) / this.count;
-  }
-
-  reset(): void {
-    this.correct.reset();
-    this.count = 0;
+    // The target's rank is the number of classes scoring strictly higher than it.
+    const targetScore = sum(mul(outputs, oneHot(targets, classes)), -1, true);
+    const rank = sum(cast(greater(outputs, targetScore), 'float32'), -1);
+    return sum(cast(greater(this.k - 0.5, rank), 'float32'));
   }
 }
 

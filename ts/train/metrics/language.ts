@@ -7,32 +7,25 @@
 import type { Tensor } from '../../tensor.js';
 import { crossEntropy } from '../../losses.js';
 import { detach } from '../../autograd.js';
-import { checkClassScores, RunningSum, type Metric } from './metric.js';
+import { checkClassScores, MeanMetric } from './metric.js';
 
 /** Perplexity ('perplexity') or bits per character ('bitsPerChar') over every token of the epoch. */
-export class TokenCrossEntropy implements Metric {
+export class TokenCrossEntropy extends MeanMetric {
   readonly name: string;
-  private readonly nats = new RunningSum();
-  private tokens = 0;
 
   constructor(readonly unit: 'perplexity' | 'bitsPerChar') {
+    super();
     if (unit !== 'perplexity' && unit !== 'bitsPerChar') throw new Error(`TokenCrossEntropy: unit must be 'perplexity' or 'bitsPerChar', got '${String(unit)}'`);
     this.name = unit;
   }
 
-  update(outputs: Tensor, targets: Tensor): void {
+  protected batchSum(outputs: Tensor, targets: Tensor): Tensor {
     checkClassScores(this.name, outputs, targets);
-    this.tokens += targets.size;
-    this.nats.add(() => crossEntropy(detach(outputs), targets, { reduction: 'sum' }));
+    return crossEntropy(detach(outputs), targets, { reduction: 'sum' });
   }
 
-  compute(): number {
-    const perToken = (this.nats.read()?.[0] ?? NaN) / this.tokens;
+  /** From nats per token. */
+  protected override finish(perToken: number): number {
     return this.unit === 'perplexity' ? Math.exp(perToken) : perToken / Math.LN2;
-  }
-
-  reset(): void {
-    this.nats.reset();
-    this.tokens = 0;
   }
 }

@@ -66,6 +66,38 @@ export class RunningSum {
   }
 }
 
+/**
+ * A mean over the elements of the targets of everything seen: subclasses say what each batch adds
+ * to the sum (on the device) and how the mean becomes the value.
+ */
+export abstract class MeanMetric implements Metric {
+  abstract readonly name: string;
+  private readonly total = new RunningSum();
+  private count = 0;
+
+  /** Checks the batch, then returns the sum it adds, a tensor []. */
+  protected abstract batchSum(outputs: Tensor, targets: Tensor): Tensor;
+
+  /** The value from the mean (identity by default). */
+  protected finish(mean: number): number {
+    return mean;
+  }
+
+  update(outputs: Tensor, targets: Tensor): void {
+    this.total.add(() => this.batchSum(outputs, targets));
+    this.count += targets.size;
+  }
+
+  compute(): number {
+    return this.finish((this.total.read()?.[0] ?? NaN) / this.count);
+  }
+
+  reset(): void {
+    this.total.reset();
+    this.count = 0;
+  }
+}
+
 /** "logits float32 [4, 3] and targets int32 [4]" for error messages. */
 export function describePair(outputs: Tensor, targets: Tensor, outputName = 'outputs'): string {
   return `${outputName} ${outputs.dtype} [${outputs.shape.join(', ')}] and targets ${targets.dtype} [${targets.shape.join(', ')}]`;

@@ -10,7 +10,7 @@ import { abs, square, sub } from '../../ops/elementwise.js';
 import { mean, sum } from '../../ops/reduce.js';
 import { reshape, stack } from '../../ops/shape.js';
 import { detach } from '../../autograd.js';
-import { describePair, RunningSum, type Metric } from './metric.js';
+import { describePair, MeanMetric, RunningSum, type Metric } from './metric.js';
 
 function checkSameShape(metric: string, outputs: Tensor, targets: Tensor): void {
   if (outputs.shape.length !== targets.shape.length || outputs.shape.some((d, i) => d !== targets.shape[i]) || targets.dtype !== 'float32') {
@@ -19,33 +19,23 @@ function checkSameShape(metric: string, outputs: Tensor, targets: Tensor): void 
 }
 
 /** Mean absolute error, mean squared error or its root, over all elements. */
-export class ErrorMetric implements Metric {
+export class ErrorMetric extends MeanMetric {
   readonly name: string;
-  private readonly total = new RunningSum();
-  private count = 0;
 
   constructor(readonly kind: 'mae' | 'mse' | 'rmse') {
+    super();
     if (!['mae', 'mse', 'rmse'].includes(kind)) throw new Error(`ErrorMetric: kind must be 'mae', 'mse' or 'rmse', got '${String(kind)}'`);
     this.name = kind;
   }
 
-  update(outputs: Tensor, targets: Tensor): void {
+  protected batchSum(outputs: Tensor, targets: Tensor): Tensor {
     checkSameShape(this.name, outputs, targets);
-    this.count += targets.size;
-    this.total.add(() => {
-      const e = sub(outputs, targets);
-      return sum(this.kind === 'mae' ? abs(e) : square(e));
-    });
+    const e = sub(outputs, targets);
+    return sum(this.kind === 'mae' ? abs(e) : square(e));
   }
 
-  compute(): number {
-    const m = (this.total.read()?.[0] ?? NaN) / this.count;
-    return this.kind === 'rmse' ? Math.sqrt(m) : m;
-  }
-
-  reset(): void {
-    this.total.reset();
-    this.count = 0;
+  protected override finish(mean: number): number {
+    return this.kind === 'rmse' ? Math.sqrt(mean) : mean;
   }
 }
 
