@@ -184,6 +184,12 @@ forEachBackend(() => {
     const optPlain = new optim.SGD(plain.parameters(), { lr: 0.2, momentum: 0.9 });
     await kiln.fit(plain, batches(data, 16), { epochs: 3, loss, optimizer: optPlain, verbose: 0 });
     expect(optPlain.stepCount).toBe(15);
+    // without a known length, the last window of each epoch (batch 5) still makes its update
+    const unsized = { *[Symbol.iterator]() { yield* batches(data, 16) as Iterable<Batch>; } };
+    const optUnsized = new optim.SGD(plain.parameters(), { lr: 0.2 });
+    await kiln.fit(plain, unsized, { epochs: 2, loss, optimizer: optUnsized, accumulateSteps: 2, verbose: 0 });
+    expect(optUnsized.stepCount).toBe(6);
+    optUnsized.dispose();
     [optBig, optSmall, optPlain, big, small, plain].forEach((o) => o.dispose());
   });
 

@@ -48,7 +48,7 @@ export interface FitOptions {
    * Gradient accumulation: the gradients of this many consecutive batches (each loss divided by
    * the window's size, so the update equals one on their union) make one optimizer update. The
    * last window of an epoch may be shorter; it is averaged over its own size when the data's
-   * length is known. Default 1.
+   * length is known (else over accumulateSteps: a proportionally smaller update). Default 1.
    */
   accumulateSteps?: number;
   callbacks?: Callback[];
@@ -253,7 +253,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
               return;
             }
             if (closesWindow) for (const o of optimizers) o.step();
-            inWindow = closesWindow ? 0 : inWindow + 1;
+            if (!manual) inWindow = closesWindow ? 0 : inWindow + 1;
             if (metrics.length > 0) {
               if (!isTensor(result.outputs) || !isTensor(result.targets)) throw new Error('fit: metrics need the step to return { loss, outputs, targets }');
               epochLogs.updateMetrics(result.outputs.detach(), result.targets);
@@ -280,6 +280,17 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
         running = step - skipped === 1 ? loss : 0.98 * running + 0.02 * loss;
         bar?.update(step, samples, running);
         options.onStep?.({ epoch, epochs: options.epochs, step, steps, samples, loss: running });
+      }
+      if (inWindow > 0) {
+        // An epoch of unknown length ended inside a window: its batches still make an update
+        // (each of their losses was divided by accumulateSteps, so it is a proportionally smaller one).
+        const finite = tidy(() => {
+          const flag = gradientFinitenessFlag(allParams);
+          return flag === null || !Number.isNaN(flag.dataSync()[0]);
+        });
+        if (finite) for (const o of optimizers) o.step();
+        else if (onGradients === 'stop') throw new Error(badGradients(allParams, epoch, step));
+        else skipped++;
       }
       if (step === 0) throw new Error('fit: the training data produced no batches (is the dataset empty?)');
       if (skipped === step) {
