@@ -30,6 +30,14 @@ class TwoInputMlp extends TinyMlp {
   }
 }
 
+/** The same with named inputs, forward({ a, b }). */
+class NamedInputMlp extends TinyMlp {
+  override forward(x: Tensor | { a: Tensor; b: Tensor }): Tensor {
+    const { a, b } = x as { a: Tensor; b: Tensor };
+    return kiln.tidy(() => super.forward(kiln.concat([a, b], 1)));
+  }
+}
+
 /** One weight w [1], output x·w: at w = 0 and y = 0 the fit is exact, where sqrt(mse) has an infinite derivative. */
 function exactFitModel(): TrainableModel & { w: Tensor } {
   const w = kiln.keep(kiln.zeros([1, 1]).setRequiresGrad());
@@ -102,8 +110,20 @@ forEachBackend(() => {
     await kiln.fit(one, batches(trainSet, 64), { epochs: 3, loss, optimizer: optOne, verbose: 0 });
     await kiln.fit(two, split, { epochs: 3, loss, optimizer: optTwo, verbose: 0 });
     expect(await two.weights()).toEqual(await one.weights());
+    // tuples [x, y], and named inputs { a, b } passed as one object; in-memory validation data
+    const named = new NamedInputMlp(2, 8, 2, 4);
+    const optNamed = new optim.SGD(named.parameters(), { lr: 0.1 });
+    const tuples = split.map(({ x, y }) => [{ a: x[0], b: x[1] }, y!] as [Record<string, Tensor>, Tensor]);
+    const valX = kiln.tensor(valSet.x, [valSet.n, 2]);
+    const valInputs = { a: kiln.slice(valX, [0, 0], [-1, 1]), b: kiln.slice(valX, [0, 1], [-1, 1]) };
+    const valY = kiln.tensor(valSet.y, [valSet.n]);
+    const history = await kiln.fit(named, tuples, { epochs: 3, loss, optimizer: optNamed, validationData: { x: valInputs, y: valY }, metrics: ['accuracy'], verbose: 0 });
+    expect(await named.weights()).toEqual(await one.weights());
+    const logits = await kiln.predict(one, valX);
+    expect(history.epochs[2].valAccuracy).toBeCloseTo(await accuracyOf(logits, valSet.y), 6);
+    kiln.dispose([logits, valX, valInputs.a, valInputs.b, valY]);
     kiln.dispose(split.flatMap((b) => [...b.x, b.y!]));
-    [optOne, optTwo, one, two].forEach((o) => o.dispose());
+    [optOne, optTwo, optNamed, one, two, named].forEach((o) => o.dispose());
   });
 
   it('trainStep returning the loss trains exactly as the default step; ctx.log scalars reach batch and epoch logs; validation runs the step without gradients', async () => {
