@@ -215,7 +215,8 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
         const extras: Array<[string, number | Tensor]> = [];
         const n = sampleCount(batch);
         let loss = NaN;
-        let failure: string | undefined;
+        /** Why this step must not update, and the policy that decides what happens then. */
+        let failure: { message: string; policy: NonFinitePolicy } | undefined;
         let skippedByStep = false;
         const stepCtx: StepContext = {
           model, optimizer, optimizers, epoch, batch: step, globalStep, training: true,
@@ -245,11 +246,11 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
             loss = values[0];
             tensorExtras.forEach((e, i) => (e[1] = values[i + 1]));
             if (!Number.isFinite(loss)) {
-              failure = nonFiniteMessage(`the loss is ${loss}`, epoch, step, optimizer.lr, 'onNonFiniteLoss', manual);
+              failure = { message: nonFiniteMessage(`the loss is ${loss}`, epoch, step, optimizer.lr, 'onNonFiniteLoss', manual), policy: onLoss };
               return;
             }
             if (flag && Number.isNaN(values[values.length - 1])) {
-              failure = badGradients(allParams, epoch, step, loss);
+              failure = { message: badGradients(allParams, epoch, step, loss), policy: onGradients };
               return;
             }
             if (closesWindow) for (const o of optimizers) o.step();
@@ -266,8 +267,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
         for (const [name, value] of extras) batchLogs[name] = value as number;
         for (const cb of callbacks) await cb.onBatchEnd?.(step, batchLogs, ctx);
         if (failure !== undefined) {
-          const policy = failure.includes('onNonFiniteLoss') ? onLoss : onGradients;
-          if (policy === 'stop') throw new Error(failure);
+          if (failure.policy === 'stop') throw new Error(failure.message);
           // The window's gradients are spoiled: the next batch starts a new one.
           inWindow = 0;
           skipped++;
