@@ -31,6 +31,28 @@ console.log(`Kiln ${kiln.getBackend()} backend: ${kiln.simdLevel()} kernels, ${k
 const schedule = nn.DDPMSchedule.linear(T);
 console.log(`DDPM: T = ${T}, linear beta ${schedule.betas[0].toExponential(1)}..${schedule.betas[T - 1].toFixed(2)}, alphaBar_T = ${schedule.alphaBars[T - 1].toExponential(2)}\n`);
 
+/**
+ * Trains `model` with kiln.fit for `steps` batches of clean examples (`makeBatch()` -> x0) with
+ * the DDPM objective: noise x0 at a random step t, predict the noise, MSE. The data is drawn
+ * fresh for every batch, so one "epoch" of fit is the whole run; a batch callback collects the
+ * loss curve (and `onBatch` may report progress). Returns the per-step losses.
+ */
+async function trainDenoiser(model, optimizer, steps, makeBatch, onBatch) {
+  const history = [];
+  const fresh = { length: steps, *[Symbol.iterator]() { for (let i = 0; i < steps; i++) yield { x: makeBatch() }; } };
+  await kiln.fit(model, fresh, {
+    epochs: 1,
+    optimizer,
+    verbose: 0,
+    trainStep: ({ x }, ctx) => {
+      const { steps: t, noise, xt } = schedule.noisyBatch(x);
+      return losses.mse(ctx.model.forward(xt, t), noise);
+    },
+    callbacks: [{ onBatchEnd: (batch, logs) => { history.push(logs.loss); onBatch?.(batch, history); } }],
+  });
+  return history;
+}
+
 /** Prints the loss averaged over windows of `every` steps, as a curve. */
 function lossCurve(name, history, every) {
   const points = [];
@@ -65,7 +87,7 @@ function meanNearest(a, b) {
   return total / (a.length / 2);
 }
 
-function partTwoMoons() {
+async function partTwoMoons() {
   console.log('== Part 1: two moons, MLP denoiser ==');
   const t0 = performance.now();
   const rng = new data.Random(SEED);
@@ -79,17 +101,12 @@ function partTwoMoons() {
   const predict = (xt, steps) => denoiser.forward(nn.withTimestep(xt, steps, EMBED));
   const optimizer = new optim.Adam(denoiser.parameters(), { lr: 2e-3 });
   const STEPS = 3000;
-  const history = [];
-  for (let step = 0; step < STEPS; step++) {
-    history.push(kiln.tidy(() => {
-      optimizer.zeroGrad();
-      const { steps, noise, xt } = schedule.noisyBatch(kiln.tensor(twoMoons(256, rng), [256, 2]));
-      const loss = losses.mse(predict(xt, steps), noise);
-      loss.backward();
-      optimizer.step();
-      return loss.dataSync()[0];
-    }));
-  }
+  // The MLP takes the timestep as extra input columns; wrapped in a module, fit sees its parameters and the step calls forward(xt, t).
+  const model = new (class extends nn.Module {
+    constructor() { super(); this.denoiser = denoiser; }
+    forward(xt, steps) { return predict(xt, steps); }
+  })();
+  const history = await trainDenoiser(model, optimizer, STEPS, () => kiln.tensor(twoMoons(256, rng), [256, 2]));
   lossCurve('2-D', history, 300);
   const generated = kiln.tidy(() => schedule.sample(predict, [1000, 2]).dataSync());
   const real = twoMoons(1000, rng);
@@ -166,7 +183,7 @@ class UNet extends nn.Module {
   }
 }
 
-function partMnist() {
+async function partMnist() {
   console.log(`== Part 2: MNIST 14x14, U-Net denoiser, ${MNIST_STEPS} steps ==`);
   const t0 = performance.now();
   const mnist = data.loadMnist();
@@ -180,20 +197,14 @@ function partMnist() {
   const unet = new UNet(16, SEED);
   const optimizer = new optim.Adam(unet.parameters(), { lr: 1e-3 });
   const BATCH = 64;
-  const history = [];
-  for (let step = 0; step < MNIST_STEPS; step++) {
-    history.push(kiln.tidy(() => {
-      optimizer.zeroGrad();
-      const rows = Int32Array.from({ length: BATCH }, () => rng.int(N));
-      const x0 = kiln.tensor(data.gatherRows(train, 196, rows), [BATCH, 1, 14, 14]).mul(2).sub(1);
-      const { steps, noise, xt } = schedule.noisyBatch(x0);
-      const loss = losses.mse(unet.forward(xt, steps), noise);
-      loss.backward();
-      optimizer.step();
-      return loss.dataSync()[0];
-    }));
-    if ((step + 1) % 250 === 0) console.log(`  step ${step + 1}/${MNIST_STEPS}: loss (last 250) ${(history.slice(-250).reduce((a, b) => a + b, 0) / 250).toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  }
+  const digits = () => {
+    const rows = Int32Array.from({ length: BATCH }, () => rng.int(N));
+    return kiln.tidy(() => kiln.tensor(data.gatherRows(train, 196, rows), [BATCH, 1, 14, 14]).mul(2).sub(1));
+  };
+  const report = (step, history) => {
+    if (step % 250 === 0) console.log(`  step ${step}/${MNIST_STEPS}: loss (last 250) ${(history.slice(-250).reduce((a, b) => a + b, 0) / 250).toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  };
+  const history = await trainDenoiser(unet, optimizer, MNIST_STEPS, digits, report);
   lossCurve('U-Net', history, Math.max(1, Math.floor(MNIST_STEPS / 10)));
   const ts = performance.now();
   const predict = (xt, steps) => unet.forward(xt, steps);
@@ -216,6 +227,6 @@ function partMnist() {
   console.log(`saved ${OUT}/samples.png (64 samples, 14x14 shown 4x); part 2 took ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 
-if (PART === '2d' || PART === 'both') partTwoMoons();
-if (PART === 'mnist' || PART === 'both') partMnist();
+if (PART === '2d' || PART === 'both') await partTwoMoons();
+if (PART === 'mnist' || PART === 'both') await partMnist();
 console.log(`total wall time ${((performance.now() - started) / 60000).toFixed(1)} min`);

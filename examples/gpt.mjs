@@ -55,15 +55,16 @@ const window = CONFIG.context + 1;
 const nextToken = (rows) => {
   const ids = flat(rows);
   const x = kiln.tensor(Int32Array.from({ length: rows.length * CONFIG.context }, (_, i) => ids[Math.floor(i / CONFIG.context) * window + (i % CONFIG.context)]), [rows.length, CONFIG.context]);
-  const y = kiln.tensor(Int32Array.from({ length: rows.length * CONFIG.context }, (_, i) => ids[Math.floor(i / CONFIG.context) * window + (i % CONFIG.context) + 1]), [rows.length * CONFIG.context]);
+  const y = kiln.tensor(Int32Array.from({ length: rows.length * CONFIG.context }, (_, i) => ids[Math.floor(i / CONFIG.context) * window + (i % CONFIG.context) + 1]), [rows.length, CONFIG.context]);
   return { x, y };
 };
 const trainData = windowBatches({ ids: trainIds, window, batchSize: BATCH, steps: STEPS_PER_EPOCH, seed: SEED, make: nextToken, onStep });
 const valData = windowBatches({ ids: valIds, window, batchSize: 64, steps: 4, seed: SEED + 1, make: nextToken, fixed: true });
-const loss = (logits, y) => kiln.crossEntropy(logits.reshape([-1, CONFIG.vocabSize]), y);
+// crossEntropy takes the logits [B, T, vocab] with the targets [B, T] as they are.
+const loss = (logits, y) => kiln.crossEntropy(logits, y);
 
 console.log(`\ntraining ${EPOCHS * STEPS_PER_EPOCH} steps of ${BATCH} windows of ${CONFIG.context} characters (an "epoch" here is ${STEPS_PER_EPOCH} steps)`);
-const history = await kiln.fit(model, trainData, { epochs: EPOCHS, loss, optimizer, validationData: valData });
+const history = await kiln.fit(model, trainData, { epochs: EPOCHS, loss, optimizer, validationData: valData, metrics: ['perplexity', 'bitsPerChar'] });
 
 // 4. The figure: per-character validation loss, perplexity, bits per character, against the
 // unigram model (character frequencies of the training text), which knows no context.
@@ -74,7 +75,7 @@ const total = counts.reduce((a, b) => a + b, 0);
 let unigram = 0;
 for (const id of valIds) unigram -= Math.log(counts[id] / total);
 unigram /= valIds.length;
-console.log(`\nvalidation (14 unseen chapters): loss ${last.valLoss.toFixed(3)} nats/char, perplexity ${Math.exp(last.valLoss).toFixed(2)}, ${(last.valLoss / Math.LN2).toFixed(2)} bits/char`);
+console.log(`\nvalidation (14 unseen chapters): loss ${last.valLoss.toFixed(3)} nats/char, perplexity ${last.valPerplexity.toFixed(2)}, ${last.valBitsPerChar.toFixed(2)} bits/char`);
 console.log(`unigram baseline: loss ${unigram.toFixed(3)} nats/char, perplexity ${Math.exp(unigram).toFixed(2)}`);
 
 // 5. Sampling: feed the last `context` characters, sample the next from softmax(logits / 0.8).

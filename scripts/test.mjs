@@ -15,9 +15,10 @@ setup();
 if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 // The 'gpu' backend runs on lavapipe (Mesa's CPU Vulkan) when the machine has no GPU driver.
 ensureVulkanDriver();
-// Python references for the interop tests (a venv in ~/.cache/kiln/venv; scripts/python.mjs);
-// ml_dtypes gives numpy the bfloat16 the safetensors dtype tests compare against.
-const python = ensurePython(['numpy', 'safetensors', 'ml_dtypes']);
+// Python references in a venv in ~/.cache/kiln/venv (scripts/python.mjs): numpy + safetensors for
+// the interop tests, ml_dtypes for the bfloat16 the dtype tests compare against, scikit-learn for
+// the metrics.
+const python = ensurePython(['numpy', 'safetensors', 'ml_dtypes', 'scikit-learn']);
 step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
 run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });

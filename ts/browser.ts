@@ -80,6 +80,9 @@ export function setNumThreads(n: number): number {
 
 export * from './core-api.js';
 export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type History } from './train/fit.js';
+export type { TrainStep, StepContext, StepResult, LossFn } from './train/step.js';
+// metric functions and the streaming Metric interface (fit takes their names everywhere)
+export * as metrics from './train/metrics/index.js';
 export * as io from './io/browser.js';
 // image output (PNG grids), without files
 export * as viz from './viz/browser.js';

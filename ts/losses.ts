@@ -37,8 +37,10 @@ export interface CrossEntropyOptions {
 }
 
 /**
- * Cross-entropy from logits. logits: [batch, classes] float32, targets: [batch] int32 class
- * indices -> [] (mean/sum) or [batch] (none).
+ * Cross-entropy from logits. logits: [..., classes] float32, targets: [...] int32 class indices
+ * (the same leading shape: [batch, classes] with [batch], or a sequence model's
+ * [batch, time, classes] with [batch, time]) -> [] (mean/sum over every position) or [...]
+ * (none).
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const b = backend();
@@ -46,7 +48,23 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   const code = REDUCTION_CODE[reduction];
   if (code === undefined) throw new Error(`crossEntropy: reduction must be 'none', 'mean' or 'sum', got '${String(reduction)}'`);
   const weights = options.weights === undefined ? -1 : handleOf(options.weights, 'crossEntropy', b, 'weights');
-  return wrap(b.impl.crossEntropy(handleOf(logits, 'crossEntropy', b, 'logits'), handleOf(targets, 'crossEntropy', b, 'targets'), weights, options.labelSmoothing ?? 0, code), b);
+  const call = (l: Tensor, t: Tensor) =>
+    wrap(b.impl.crossEntropy(handleOf(l, 'crossEntropy', b, 'logits'), handleOf(t, 'crossEntropy', b, 'targets'), weights, options.labelSmoothing ?? 0, code), b);
+  handleOf(logits, 'crossEntropy', b, 'logits');
+  handleOf(targets, 'crossEntropy', b, 'targets');
+  if (logits.shape.length <= 2) return call(logits, targets);
+  // More leading axes: every position is one example of the fused [rows, classes] kernel.
+  const lead = logits.shape.slice(0, -1);
+  if (targets.shape.length !== lead.length || lead.some((d, i) => d !== targets.shape[i])) {
+    throw new Error(
+      `crossEntropy: logits ${logits.dtype} [${logits.shape.join(', ')}] need targets of shape [${lead.join(', ')}] (one class index per position), got ${targets.dtype} [${targets.shape.join(', ')}]`,
+    );
+  }
+  const classes = logits.shape[logits.shape.length - 1];
+  return tidy(() => {
+    const loss = call(logits.reshape([-1, classes]), targets.reshape([-1]));
+    return reduction === 'none' ? loss.reshape(lead) : loss;
+  });
 }
 
 function checkSameShape(op: string, a: Tensor, b: Tensor): void {

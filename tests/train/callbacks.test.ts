@@ -11,7 +11,7 @@ import * as kiln from '../../ts/index.js';
 import { optim, train } from '../../ts/index.js';
 import type { Callback } from '../../ts/train/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertEqual } from '../helpers.js';
+import { assertEqual, read } from '../helpers.js';
 import { plateauLrs } from '../optim/reference.js';
 import { TinyMlp, batches, flipped, xorData } from './fixtures.js';
 
@@ -189,6 +189,45 @@ forEachBackend(() => {
     const second = await kiln.fit(model, batches(trainSet, 128), { epochs: 5, loss, optimizer: opt, callbacks: [new ScriptedMetric('score', [3, 2, 1.5, 1.2, 1.1]), stopper], verbose: 0 });
     expect(second.stoppedEarly, second.stopReason).toBe(false);
     expect(second.epochs.length).toBe(5);
+    opt.dispose();
+    model.dispose();
+  });
+  it('batch callbacks see every batch in order, with its loss (equal to the loss of those weights on it) and the global step', async () => {
+    const model = new TinyMlp(2, 8, 2, 11);
+    const opt = new optim.SGD(model.parameters(), { lr: 0.1 });
+    const events: string[] = [];
+    const losses: number[] = [];
+    // the loss reported for batch 1 of epoch 1 is the loss of the initial weights on that batch
+    const x0 = kiln.tensor(trainSet.x.slice(0, 128), [64, 2]);
+    const y0 = kiln.tensor(trainSet.y.slice(0, 64), [64]);
+    const expected = (await read(kiln.noGrad(() => loss(model.forward(x0), y0))))[0];
+    kiln.dispose([x0, y0]);
+    const history = await kiln.fit(model, batches(trainSet, 64), {
+      epochs: 2,
+      loss,
+      optimizer: opt,
+      verbose: 0,
+      callbacks: [
+        {
+          onEpochBegin: (epoch) => void events.push(`epoch ${epoch}`),
+          onBatchBegin: (batch, logs) => void events.push(`begin ${logs.epoch}.${batch} #${logs.globalStep}`),
+          onBatchEnd: (batch, logs) => {
+            events.push(`end ${logs.epoch}.${batch} #${logs.globalStep}`);
+            losses.push(logs.loss!);
+            expect(logs.lr).toBe(0.1);
+          },
+        },
+      ],
+    });
+    const want: string[] = [];
+    for (let e = 1; e <= 2; e++) {
+      want.push(`epoch ${e}`);
+      for (let b = 1; b <= 4; b++) want.push(`begin ${e}.${b} #${(e - 1) * 4 + b}`, `end ${e}.${b} #${(e - 1) * 4 + b}`);
+    }
+    expect(events).toEqual(want);
+    expect(losses[0]).toBeCloseTo(expected, 5);
+    // the epoch loss is the sample-weighted mean of the batch losses (all batches have 64 samples)
+    expect(history.epochs[0].loss).toBeCloseTo(losses.slice(0, 4).reduce((a, b) => a + b) / 4, 5);
     opt.dispose();
     model.dispose();
   });

@@ -19,8 +19,11 @@ forEachBackend((backend) => {
     const train = xorData(256, 1);
     const val = xorData(128, 2);
 
-    /** Runs fit up to `epochs` (resuming from `ckpt` if it exists); returns final weights and logs. */
-    async function run(ckpt: string, epochs: number): Promise<{ weights: Record<string, number[]>; logs: string }> {
+    /**
+     * Runs fit up to `epochs` (resuming from `ckpt` if it exists); returns final weights and logs.
+     * `customStep`: the same objective through a trainStep that also logs a scalar.
+     */
+    async function run(ckpt: string, epochs: number, customStep = false): Promise<{ weights: Record<string, number[]>; logs: string }> {
       const model = new TinyMlp(2, 16, 2, 7);
       const optimizer = new kiln.optim.Adam(model.parameters(), { lr: 0.01 });
       const plateau = new kiln.optim.ReduceLROnPlateau(optimizer, { patience: 1, factor: 0.5 });
@@ -34,7 +37,16 @@ forEachBackend((backend) => {
         epochs,
         initialEpoch,
         verbose: 0,
-        loss: (o, y) => kiln.crossEntropy(o, y),
+        ...(customStep
+          ? {
+              trainStep: ({ x, y }: kiln.train.Batch, ctx: kiln.train.StepContext) => {
+                const outputs = ctx.model.forward(x);
+                const loss = kiln.crossEntropy(outputs, y!);
+                ctx.log('meanLogit', outputs.mean());
+                return { loss, outputs, targets: y };
+              },
+            }
+          : { loss: (o: kiln.Tensor, y: kiln.Tensor) => kiln.crossEntropy(o, y) }),
         optimizer,
         metrics: ['accuracy'],
         validationData: valLoader,
@@ -61,6 +73,19 @@ forEachBackend((backend) => {
       expect(resumed.logs.split("\n")).toEqual(whole.logs.split("\n"));
       expect(resumed.weights).toEqual(whole.weights);
       expect(kiln.memory().numTensors).toBe(before);
+    });
+
+    it('with a custom trainStep too: early stopping, the schedule, checkpoints and resume work unchanged', async () => {
+      const whole = await run(join(dir, `${backend}-custom-whole.safetensors`), 12, true);
+      const split = join(dir, `${backend}-custom-split.safetensors`);
+      await run(split, 5, true);
+      const resumed = await run(split, 12, true);
+      expect(whole.logs.split('\n')[0]).toContain('meanLogit');
+      expect(resumed.logs.split('\n')).toEqual(whole.logs.split('\n'));
+      expect(resumed.weights).toEqual(whole.weights);
+      // and the custom step trains exactly as the default one
+      const plain = await run(join(dir, `${backend}-plain.safetensors`), 12);
+      expect(whole.weights).toEqual(plain.weights);
     });
 
     it('a checkpoint from a different model is rejected, naming the keys', async () => {

@@ -12,8 +12,8 @@ export type Labels = Int32Array | Uint8Array | Float32Array;
 export interface HostBatch {
   /** [batch * rowSize] */
   x: Float32Array;
-  /** [batch * labelSize] */
-  y: Int32Array | Float32Array;
+  /** [batch * labelSize]; absent for a data set without labels. */
+  y?: Int32Array | Float32Array;
 }
 
 /**
@@ -44,6 +44,7 @@ function checkShape(what: string, shape: unknown): number[] {
  * Pairs features with labels, sample by sample.
  *
  *   const ds = new TensorDataset(scale(images, 1 / 255), [1, 28, 28], labels);
+ *   const unlabeled = new TensorDataset(scale(images, 1 / 255), [1, 28, 28]);   // batches { x } only
  *
  * features: Float32Array [n * prod(rowShape)]; labels: [n * prod(labelShape)] (labelShape default
  * [], one label per sample). A batch is x [batch, ...rowShape] float32, y [batch, ...labelShape]
@@ -51,7 +52,8 @@ function checkShape(what: string, shape: unknown): number[] {
  */
 export class TensorDataset implements Dataset {
   readonly features: Float32Array;
-  readonly labels: Labels;
+  /** null for an unlabeled data set (self-supervised or generative training): its batches have no y. */
+  readonly labels: Labels | null;
   readonly rowShape: readonly number[];
   readonly labelShape: readonly number[];
   /** Elements per sample: prod(rowShape). */
@@ -60,13 +62,13 @@ export class TensorDataset implements Dataset {
   /** Number of samples. */
   readonly length: number;
 
-  constructor(features: Float32Array, rowShape: number[], labels: Labels, labelShape: number[] = []) {
+  constructor(features: Float32Array, rowShape: number[], labels: Labels | null = null, labelShape: number[] = []) {
     if (!(features instanceof Float32Array)) {
       const got = features === null || typeof features !== 'object' ? String(features) : (features as object).constructor.name;
       throw new Error(`TensorDataset: features must be a Float32Array, got ${got} (convert pixels with scale(images, 1 / 255))`);
     }
-    if (!(labels instanceof Int32Array || labels instanceof Uint8Array || labels instanceof Float32Array)) {
-      throw new Error('TensorDataset: labels must be an Int32Array or Uint8Array (classes) or a Float32Array (regression targets)');
+    if (labels !== null && !(labels instanceof Int32Array || labels instanceof Uint8Array || labels instanceof Float32Array)) {
+      throw new Error('TensorDataset: labels must be an Int32Array or Uint8Array (classes), a Float32Array (regression targets), or omitted (no labels)');
     }
     this.rowShape = checkShape('rowShape', rowShape);
     this.labelShape = checkShape('labelShape', labelShape);
@@ -76,7 +78,7 @@ export class TensorDataset implements Dataset {
     if (!Number.isInteger(n)) {
       throw new Error(`TensorDataset: ${features.length} feature values do not divide into rows of shape [${rowShape.join(', ')}] (${this.rowSize} values each)`);
     }
-    if (labels.length !== n * this.labelSize) {
+    if (labels !== null && labels.length !== n * this.labelSize) {
       throw new Error(`TensorDataset: ${n} rows of features but ${labels.length} label values (expected ${n * this.labelSize} for label shape [${labelShape.join(', ')}])`);
     }
     this.features = features;
@@ -89,9 +91,11 @@ export class TensorDataset implements Dataset {
     return this.labels instanceof Float32Array ? 'float32' : 'int32';
   }
 
-  /** Copies the samples `indices` names into new arrays. indices [k] -> x [k * rowSize], y [k * labelSize] */
+  /** Copies the samples `indices` names into new arrays. indices [k] -> x [k * rowSize], y [k * labelSize] (no y without labels) */
   gather(indices: ArrayLike<number>): HostBatch {
+    const x = gatherRows(this.features, this.rowSize, indices);
+    if (this.labels === null) return { x };
     const y = this.labels instanceof Float32Array ? gatherLabels(this.labels, indices, this.labelSize) : gatherLabels(this.labels, indices, this.labelSize);
-    return { x: gatherRows(this.features, this.rowSize, indices), y };
+    return { x, y };
   }
 }

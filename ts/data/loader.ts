@@ -35,8 +35,8 @@ export interface DataLoaderOptions {
 export interface TensorBatch {
   /** float32 [batch, ...rowShape] */
   x: Tensor;
-  /** int32 (class labels) or float32 (targets) [batch, ...labelShape] */
-  y: Tensor;
+  /** int32 (class labels) or float32 (targets) [batch, ...labelShape]; absent when the data set has no labels. */
+  y?: Tensor;
 }
 
 interface Scheduled {
@@ -153,6 +153,7 @@ export class DataLoader implements AsyncIterable<TensorBatch> {
 
   #toTensors(host: HostBatch, k: number): TensorBatch {
     const x = tensor(host.x, [k, ...this.dataset.rowShape]);
+    if (host.y === undefined) return { x };
     try {
       return { x, y: tensor(host.y, [k, ...this.dataset.labelShape]) };
     } catch (e) {

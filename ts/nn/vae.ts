@@ -49,10 +49,23 @@ export interface NegativeElbo {
   kl: Tensor;
 }
 
+export interface VAEOptions {
+  /**
+   * What `forward` decodes in eval mode: 'sample' (default) a reparameterized sample as in
+   * training, 'mean' the posterior mean (deterministic reconstructions and embeddings). The
+   * negative ELBO always samples, so it stays a bound.
+   */
+  evalLatent?: 'sample' | 'mean';
+}
+
 export class VAE extends Module<[Tensor], VAEOutput> {
-  constructor(readonly encoder: Module, readonly decoder: Module, readonly latent: number) {
+  readonly evalLatent: 'sample' | 'mean';
+
+  constructor(readonly encoder: Module, readonly decoder: Module, readonly latent: number, options: VAEOptions = {}) {
     super();
     if (!Number.isInteger(latent) || latent < 1) throw new Error(`VAE: latent must be a positive integer, got ${latent}`);
+    this.evalLatent = options.evalLatent ?? 'sample';
+    if (this.evalLatent !== 'sample' && this.evalLatent !== 'mean') throw new Error(`VAE: evalLatent must be 'sample' or 'mean', got '${String(options.evalLatent)}'`);
   }
 
   /** Posterior parameters: x [batch, ...] -> { mu, logVar } each [batch, latent]. */
@@ -65,10 +78,18 @@ export class VAE extends Module<[Tensor], VAEOutput> {
     return { mu, logVar };
   }
 
-  /** x -> posterior, one reparameterized sample z, decoder logits (eps: optional fixed noise [batch, latent]). */
+  /**
+   * x -> posterior, one reparameterized sample z (the posterior mean in eval mode with
+   * evalLatent 'mean'), decoder logits (eps: optional fixed noise [batch, latent], always sampled).
+   */
   forward(x: Tensor, eps?: Tensor): VAEOutput {
+    const useMean = eps === undefined && !this.training && this.evalLatent === 'mean';
+    return this.decode(x, useMean, eps);
+  }
+
+  private decode(x: Tensor, useMean: boolean, eps?: Tensor): VAEOutput {
     const { mu, logVar } = this.encode(x);
-    const z = reparameterize(mu, logVar, eps);
+    const z = useMean ? mu : reparameterize(mu, logVar, eps);
     return { logits: this.decoder.forward(z), mu, logVar, z };
   }
 
@@ -77,7 +98,7 @@ export class VAE extends Module<[Tensor], VAEOutput> {
    * batch. x: [batch, ...] in [0, 1] (binary for a true likelihood) -> scalars, nats per example.
    */
   negativeElbo(x: Tensor, eps?: Tensor): NegativeElbo {
-    const { logits, mu, logVar } = this.forward(x, eps);
+    const { logits, mu, logVar } = this.decode(x, false, eps);
     const reconstruction = binaryCrossEntropy(logits, x, { reduction: 'sum' }).div(x.shape[0]);
     const kl = gaussianKl(mu, logVar);
     return { loss: reconstruction.add(kl), reconstruction, kl };

@@ -13,8 +13,8 @@ import { sum } from '../ops/reduce.js';
 import { stack } from '../ops/shape.js';
 
 export interface OptimizerOptions {
-  /** Learning rate. */
-  lr: number;
+  /** Learning rate; each optimizer defaults to PyTorch's (1e-3 for SGD, Adam, AdamW; 1e-2 for RMSProp, AdaGrad). */
+  lr?: number;
   /** L2 penalty added to the gradient (AdamW instead decays the weights directly). */
   weightDecay?: number;
   /** Scale all gradients so their global L2 norm is at most this. */
@@ -62,14 +62,19 @@ export abstract class Optimizer {
    */
   private readonly paramSteps = new Map<Tensor, number>();
 
-  constructor(params: Tensor[] | ParamGroup[], options: OptimizerOptions) {
-    if (!(options.lr > 0)) throw new Error(`${new.target.name}: lr must be > 0, got ${options.lr}`);
+  /** `defaultLr`: the subclass's lr when options has none (PyTorch's default for that optimizer). */
+  constructor(params: Tensor[] | ParamGroup[], options: OptimizerOptions, defaultLr: number) {
+    if (options === null || typeof options !== 'object') throw new Error(`${new.target.name}: options must be an object (or omitted), got ${String(options)}`);
+    if (!Array.isArray(params)) throw new Error(`${new.target.name}: params must be an array of tensors or parameter groups (e.g. model.parameters()), got ${typeof params}`);
+    const lr = options.lr ?? defaultLr;
+    if (!(lr > 0)) throw new Error(`${new.target.name}: lr must be > 0, got ${options.lr}`);
+    options = { ...options, lr };
     this.options = options;
-    this.lr = options.lr;
+    this.lr = lr;
     const groups: ParamGroup[] = params.length > 0 && !('params' in (params[0] as object)) ? [{ params: params as Tensor[] }] : (params as ParamGroup[]);
     this.groups = groups.map((g) => ({
       params: g.params,
-      lrScale: (g.lr ?? options.lr) / options.lr,
+      lrScale: (g.lr ?? lr) / lr,
       weightDecay: g.weightDecay ?? options.weightDecay ?? 0,
     }));
     for (const p of this.parameters) {

@@ -9,10 +9,10 @@ export interface SgdOptions extends OptimizerOptions {
   nesterov?: boolean;
 }
 
-/** Stochastic gradient descent, with optional (Nesterov) momentum, as PyTorch's SGD. */
+/** Stochastic gradient descent, with optional (Nesterov) momentum, as PyTorch's SGD (lr 1e-3, no momentum by default). */
 export class SGD extends Optimizer {
-  constructor(params: Tensor[] | ParamGroup[], private readonly sgd: SgdOptions) {
-    super(params, sgd);
+  constructor(params: Tensor[] | ParamGroup[], private readonly sgd: SgdOptions = {}) {
+    super(params, sgd, 1e-3);
     if (sgd.nesterov && !(sgd.momentum! > 0)) throw new Error('sgd: nesterov needs momentum > 0');
   }
   get kind(): string { return 'sgd'; }
@@ -29,10 +29,10 @@ export interface AdamOptions extends OptimizerOptions {
   eps?: number;
 }
 
-/** Adam (Kingma & Ba) with bias correction; weightDecay is an L2 term in the gradient. */
+/** Adam (Kingma & Ba) with bias correction; weightDecay is an L2 term in the gradient. PyTorch's defaults: lr 1e-3, betas 0.9/0.999, eps 1e-8. */
 export class Adam extends Optimizer {
-  constructor(params: Tensor[] | ParamGroup[], protected readonly adam: AdamOptions) {
-    super(params, adam);
+  constructor(params: Tensor[] | ParamGroup[], protected readonly adam: AdamOptions = {}) {
+    super(params, adam, 1e-3);
   }
   get kind(): string { return 'adam'; }
   protected slotCount(): number { return 2; }
@@ -46,7 +46,7 @@ export class Adam extends Optimizer {
 
 /** AdamW: Adam with decoupled weight decay (p ← p·(1 - lr·wd) before the Adam step); wd defaults to 0.01. */
 export class AdamW extends Adam {
-  constructor(params: Tensor[] | ParamGroup[], options: AdamOptions) {
+  constructor(params: Tensor[] | ParamGroup[], options: AdamOptions = {}) {
     super(params, { weightDecay: 0.01, ...options });
   }
   override get kind(): string { return 'adamw'; }
@@ -58,10 +58,10 @@ export interface RmsPropOptions extends OptimizerOptions {
   eps?: number;
 }
 
-/** RMSProp: divides by a running RMS of the gradient (alpha 0.99, eps 1e-8, as PyTorch). */
+/** RMSProp: divides by a running RMS of the gradient (lr 1e-2, alpha 0.99, eps 1e-8, as PyTorch). */
 export class RMSProp extends Optimizer {
-  constructor(params: Tensor[] | ParamGroup[], private readonly rms: RmsPropOptions) {
-    super(params, rms);
+  constructor(params: Tensor[] | ParamGroup[], private readonly rms: RmsPropOptions = {}) {
+    super(params, rms, 1e-2);
   }
   get kind(): string { return 'rmsprop'; }
   protected slotCount(): number { return 1; }
@@ -70,10 +70,10 @@ export class RMSProp extends Optimizer {
   }
 }
 
-/** AdaGrad: divides by the root of the summed squared gradients (eps 1e-10, as PyTorch). */
+/** AdaGrad: divides by the root of the summed squared gradients (lr 1e-2, eps 1e-10, as PyTorch). */
 export class AdaGrad extends Optimizer {
-  constructor(params: Tensor[] | ParamGroup[], private readonly ada: OptimizerOptions & { eps?: number }) {
-    super(params, ada);
+  constructor(params: Tensor[] | ParamGroup[], private readonly ada: OptimizerOptions & { eps?: number } = {}) {
+    super(params, ada, 1e-2);
   }
   get kind(): string { return 'adagrad'; }
   protected slotCount(): number { return 1; }

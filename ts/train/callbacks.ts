@@ -14,14 +14,40 @@ import type { Logs, TrainableModel } from './types.js';
 
 export interface TrainingContext {
   model: TrainableModel;
+  /** The first (or only) optimizer given to fit; checkpoints save its state. */
   optimizer: Optimizer;
+  /** Every optimizer given to fit. */
+  optimizers: Optimizer[];
   /** Ends training after the current epoch. */
   stopTraining(reason: string): void;
 }
 
+/**
+ * What batch-level callbacks receive besides the batch index: the epoch, the global step
+ * (counting every training batch since this fit began, for per-step charts), the learning rate,
+ * and in `onBatchEnd` the batch's loss plus any scalars a custom step logged.
+ */
+export interface BatchLogs {
+  epoch: number;
+  /** Training batches seen by this fit so far, this one included (from 1). */
+  globalStep: number;
+  lr: number;
+  /** The batch's loss (onBatchEnd only; NaN/±Infinity for a batch that was skipped). */
+  loss?: number;
+  [name: string]: number | undefined;
+}
+
+/**
+ * Hooks the training loop calls. Epochs and batches count from 1. Every hook may be async; the
+ * loop awaits it (keep per-batch hooks cheap: they run on every step).
+ */
 export interface Callback {
   onTrainBegin?(ctx: TrainingContext): void | Promise<void>;
-  /** `epoch` counts from 1. */
+  onEpochBegin?(epoch: number, ctx: TrainingContext): void | Promise<void>;
+  /** Before batch `batch` (1-based, within the epoch) of the current epoch is trained on. */
+  onBatchBegin?(batch: number, logs: BatchLogs, ctx: TrainingContext): void | Promise<void>;
+  /** After batch `batch` was trained on (or skipped): `logs.loss` is its loss. */
+  onBatchEnd?(batch: number, logs: BatchLogs, ctx: TrainingContext): void | Promise<void>;
   onEpochEnd?(epoch: number, logs: Logs, ctx: TrainingContext): void | Promise<void>;
   onTrainEnd?(ctx: TrainingContext): void | Promise<void>;
 }

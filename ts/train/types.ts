@@ -3,7 +3,13 @@
 import type { Tensor } from '../tensor.js';
 
 export interface TrainableModel {
-  forward(x: Tensor): Tensor;
+  /**
+   * The model's forward pass. The default step calls `forward(x)` for a tensor or an object of
+   * inputs and `forward(...x)` for an array of inputs (a GCN's `forward(features, graph)`); a
+   * custom `trainStep` calls whatever it needs.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- models take and return any structure
+  forward(...inputs: any[]): any;
   parameters(): Tensor[];
   train(): unknown;
   eval(): unknown;
@@ -11,14 +17,24 @@ export interface TrainableModel {
   loadStateDict(state: Record<string, Tensor>): unknown;
 }
 
-/** One batch. The loop disposes x and y after using them. */
+/** A model's inputs: one tensor, several as an array (passed as separate arguments), or named ones in an object. */
+export type Inputs = Tensor | Tensor[] | { [name: string]: Tensor };
+
+/**
+ * One batch for the default step: inputs `x` and targets `y` (also accepted as a tuple
+ * `[x, y]`). Batches of any other structure of tensors go to a custom `trainStep`.
+ */
 export interface Batch {
-  x: Tensor;
-  y: Tensor;
+  x: Inputs;
+  y?: Tensor;
 }
 
-/** A DataLoader or any (async) iterable of batches; `length` (batches per epoch) drives the progress bar. */
-export type BatchSource = (AsyncIterable<Batch> | Iterable<Batch>) & { length?: number };
+/**
+ * An (async) iterable of batches; `length` (batches per epoch) drives the progress bar. An array
+ * is the caller's and may be iterated for any number of epochs; the batches of any other iterable
+ * (a DataLoader, a generator) are freed by the loop after their step.
+ */
+export type BatchSource<B = Batch> = (AsyncIterable<B> | Iterable<B>) & { length?: number };
 
 /** Per-epoch numbers: loss, metrics, their val* twins, lr. */
 export type Logs = Record<string, number>;

@@ -1,0 +1,38 @@
+/**
+ * The non-finite gradient guard: a finite loss can still have a NaN or infinite gradient
+ * (`sqrt(mse(p, y))` at an exact fit, `log` or a fractional `pow` at 0), and one such update
+ * poisons every weight it reaches. The guard looks at all gradients before the update.
+ *
+ * Why `sum(g · 0)`: the product is 0 for every finite element and NaN for NaN and ±Infinity, so
+ * the sum is NaN exactly when some element is not finite. Unlike `sum(g)` it cannot overflow to
+ * Infinity on large finite gradients, so it never cries wolf. All parameters reduce into one
+ * scalar on the device and are read back together with the step's loss: one readback per step,
+ * however many parameters. Only when it trips are the parameters checked one by one, to name them.
+ */
+
+import { tidy } from '../engine.js';
+import type { Tensor } from '../tensor.js';
+import { mul } from '../ops/elementwise.js';
+import { sum } from '../ops/reduce.js';
+import { stack } from '../ops/shape.js';
+
+/** A scalar [] that is 0 when every gradient of `params` is finite and NaN otherwise (or null when no parameter has a gradient). */
+export function gradientFinitenessFlag(params: readonly Tensor[]): Tensor | null {
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+  if (grads.length === 0) return null;
+  return tidy(() => sum(stack(grads.map((g) => sum(mul(g, 0))))));
+}
+
+/** The parameters among `params` whose gradient holds NaN or ±Infinity (one readback each: the slow path, for the message). */
+export function nonFiniteGradients(params: readonly Tensor[]): Tensor[] {
+  return params.filter((p) => {
+    const g = p.grad;
+    return g !== null && tidy(() => Number.isNaN(sum(mul(g, 0)).dataSync()[0]));
+  });
+}
+
+/** "w1 [2, 16], b1 [16]": names from the model's state dict where it has them, else the position in the optimizer. */
+export function describeParameters(bad: readonly Tensor[], all: readonly Tensor[], names: ReadonlyMap<Tensor, string>): string {
+  const shown = bad.slice(0, 8).map((p) => `${names.get(p) ?? `parameter ${all.indexOf(p)}`} [${p.shape.join(', ')}]`);
+  return shown.join(', ') + (bad.length > 8 ? ` and ${bad.length - 8} more` : '');
+}
