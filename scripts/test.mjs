@@ -15,8 +15,9 @@ setup();
 if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 // The 'gpu' backend runs on lavapipe (Mesa's CPU Vulkan) when the machine has no GPU driver.
 ensureVulkanDriver();
-// Python references for the interop tests (a venv in ~/.cache/kiln/venv; scripts/python.mjs).
-const python = ensurePython(['numpy', 'safetensors']);
+// Python references for the interop tests (a venv in ~/.cache/kiln/venv; scripts/python.mjs);
+// tensorboard and pillow read back the TensorBoard event files (tests/train/tensorboard.test.ts).
+const python = ensurePython(['numpy', 'safetensors', 'tensorboard', 'pillow']);
 step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
 run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });

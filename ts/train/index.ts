@@ -4,3 +4,5 @@ export { correctCount, type MetricName } from './metrics.js';
 export type { TrainableModel, Batch, BatchSource, Logs } from './types.js';
 export { learningCurvesHtml, saveLearningCurves } from './plot.js';
 export { ModelCheckpoint, resume, type ModelCheckpointOptions } from './checkpointing.js';
+export { TensorBoard, SummaryWriter, type TensorBoardOptions } from './tensorboard/index.js';
+export type { SampleFn } from './samples.js';
