@@ -15,6 +15,8 @@
 import type { Backend } from './backends/backend.js';
 import { loadWasmWeb, type WasmWeb, type WasmWebOptions } from './backends/wasm-web.js';
 import { registerBackend } from './engine.js';
+import { registerDashboard } from './train/dashboard/hook.js';
+import { PageDashboard } from './train/dashboard/in-page.js';
 
 let wasm: WasmWeb | null = null;
 let loading: Promise<void> | null = null;
@@ -80,6 +82,10 @@ export function setNumThreads(n: number): number {
 
 export * from './core-api.js';
 export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type History } from './train/fit.js';
+// The live training view in the page: fit's `dashboard: true`, or mounted by hand.
+export { PageDashboard, type PageDashboardOptions } from './train/dashboard/in-page.js';
+export { mountDashboard, type DashboardView } from './train/dashboard/view.js';
+registerDashboard((options) => new PageDashboard(options));
 export * as io from './io/browser.js';
 // image output (PNG grids), without files
 export * as viz from './viz/browser.js';

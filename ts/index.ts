@@ -6,6 +6,11 @@
  */
 
 import './backends/node.js'; // registers the native (default) and wasm backends
+import { registerDashboard } from './train/dashboard/hook.js';
+import { Dashboard } from './train/dashboard/server.js';
+
+// fit's `dashboard: true` serves the live view over HTTP in Node.
+registerDashboard((options) => new Dashboard(options));
 
 export * from './core-api.js';
 export * as train from './train/index.js';

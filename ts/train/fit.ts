@@ -10,6 +10,8 @@ import type { Device, Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { concat } from '../ops/shape.js';
 import type { Callback, TrainingContext } from './callbacks.js';
+import type { DashboardOptions } from './dashboard/callback.js';
+import { createDashboard } from './dashboard/hook.js';
 import { EpochAccumulator, type MetricName } from './metrics.js';
 import { formatLogs, ProgressBar } from './progress.js';
 import type { Batch, BatchSource, Logs, TrainableModel } from './types.js';
@@ -45,6 +47,11 @@ export interface FitOptions {
    * no terminal): the epoch, the step, the steps per epoch if known, and the running loss.
    */
   onStep?: (info: StepInfo) => void;
+  /**
+   * A live view of the run: in Node a page served on 127.0.0.1 (its URL is printed; see
+   * train.Dashboard for the port and keeping it open), in a browser charts appended to the page.
+   */
+  dashboard?: boolean | DashboardOptions;
 }
 
 /** What `onStep` receives. */
@@ -87,7 +94,8 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
   const { optimizer, loss: lossFn } = options;
   if (!(options.epochs >= 1)) throw new Error(`fit: epochs must be >= 1, got ${options.epochs}`);
   const metrics = options.metrics ?? [];
-  const callbacks = options.callbacks ?? [];
+  const callbacks = [...(options.callbacks ?? [])];
+  if (options.dashboard) callbacks.push(createDashboard(options.dashboard === true ? {} : options.dashboard));
   const verbose = options.verbose ?? 1;
   const nonFinite = options.onNonFiniteLoss ?? 'stop';
   if (nonFinite !== 'stop' && nonFinite !== 'skip') throw new Error(`fit: onNonFiniteLoss must be 'stop' or 'skip', got '${String(nonFinite)}'`);

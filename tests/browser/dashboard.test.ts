@@ -1,0 +1,190 @@
+/**
+ * The live training view in Chromium (playwright-core with Debian's chromium):
+ * - `fit(..., { dashboard: true })` prints a 127.0.0.1 URL; the page, opened while the fit runs,
+ *   shows the epoch losses, metrics and learning rate, and shows more of them when read again
+ *   later in the same run; the values are the fit's own logs; the server is gone when fit ends;
+ * - a Dashboard fed per batch (fit's onStep reports the steps until the loop calls onBatchEnd)
+ *   charts every step's loss and lr, shows the generated samples, and with keepOpen keeps serving
+ *   after fit until close().
+ * The run pauses in a callback (which fit awaits) while the page is read, so "during the run" is
+ * certain rather than a race.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import * as kiln from '../../ts/index.js';
+import { optim, train } from '../../ts/index.js';
+import type { Callback } from '../../ts/train/index.js';
+import { TinyMlp, batches, xorData } from '../train/fixtures.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
+const skip = process.env.KILN_SKIP_BROWSER === '1';
+if (skip) console.warn('browser test skipped: KILN_SKIP_BROWSER=1');
+
+interface ChartData { x: number[]; series: Record<string, (number | null)[]> }
+type Charts = Record<'batch' | 'epochLoss' | 'epochMetrics' | 'lr', ChartData>;
+
+/** Runs `read` at the end of the listed epochs, while fit waits for it. */
+class PauseAt implements Callback {
+  constructor(private readonly epochs: number[], private readonly read: (epoch: number) => Promise<void>) {}
+  async onEpochEnd(epoch: number): Promise<void> {
+    if (this.epochs.includes(epoch)) await this.read(epoch);
+  }
+}
+
+describe.skipIf(skip)('the live training dashboard in chromium', () => {
+  let browser: any;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: \`npm test\` installs Debian's chromium (KILN_CHROMIUM=<path> for another)`);
+    // The page loads the compiled view from dist/: compile when it is older than its source.
+    const built = join(ROOT, 'dist', 'train', 'dashboard', 'view.js');
+    if (!existsSync(built) || statSync(built).mtimeMs < statSync(join(ROOT, 'ts', 'train', 'dashboard', 'view.ts')).mtimeMs) {
+      const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`tsc failed:\n${r.stdout}${r.stderr}`);
+    }
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  /** Opens the page and waits until it has drawn `events` events. */
+  async function open(url: string): Promise<{ page: any; errors: string[] }> {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e: Error) => errors.push(e.message));
+    await page.goto(url);
+    return { page, errors };
+  }
+
+  const chartsOf = (page: any): Promise<Charts> => page.evaluate(() => (window as any).kilnDashboard.chartData());
+  const waitForEvents = (page: any, n: number) => page.waitForFunction((k: number) => (window as any).kilnDashboard?.events >= k, n, { timeout: 20_000 });
+
+  it('fit({ dashboard: true }) prints its URL and the page updates while training runs', async () => {
+    const printed: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void printed.push(a.join(' ')));
+    const model = new TinyMlp(2, 8, 2, 9);
+    const opt = new optim.Adam(model.parameters(), { lr: 0.02 });
+    const schedule = new optim.StepDecay(opt, 2, 0.5);
+    let page: any;
+    let errors: string[] = [];
+    const seen: Record<number, Charts> = {};
+    let url = '';
+    // fit adds the dashboard after the given callbacks, so when this pauses at epoch e's end
+    // the page has the logs of epochs 1 .. e - 1
+    const reader = new PauseAt([3, 5], async (epoch) => {
+      if (!page) {
+        url = printed.map((l) => /Dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(l)?.[1]).find(Boolean) ?? '';
+        expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+        ({ page, errors } = await open(url));
+      }
+      await waitForEvents(page, epoch);
+      seen[epoch - 1] = await chartsOf(page);
+    });
+    try {
+      const history = await kiln.fit(model, batches(xorData(64, 1), 16), {
+        epochs: 5,
+        loss: (out, y) => kiln.crossEntropy(out, y),
+        optimizer: opt,
+        metrics: ['accuracy'],
+        validationData: batches(xorData(32, 2), 16),
+        callbacks: [new train.LRScheduler(schedule), reader],
+        dashboard: true,
+        verbose: 0,
+      });
+      // read twice during the run: 2 epochs, then 4, each equal to the fit's own logs
+      for (const [epoch, charts] of Object.entries(seen).map(([e, c]) => [Number(e), c] as const)) {
+        const logs = history.epochs.slice(0, epoch);
+        expect(charts.epochLoss.x).toEqual(logs.map((e) => e.epoch));
+        expect(charts.epochLoss.series.loss).toEqual(logs.map((e) => e.loss));
+        expect(charts.epochLoss.series.valLoss).toEqual(logs.map((e) => e.valLoss));
+        expect(charts.epochMetrics.series.accuracy).toEqual(logs.map((e) => e.accuracy));
+        expect(charts.epochMetrics.series.valAccuracy).toEqual(logs.map((e) => e.valAccuracy));
+        expect(charts.lr.series.lr).toEqual(logs.map((e) => e.lr));
+      }
+      expect(seen[2]!.epochLoss.x).toEqual([1, 2]);
+      expect(seen[4]!.epochLoss.x).toEqual([1, 2, 3, 4]);
+      // the charts were drawn (uPlot made its canvases)
+      expect(await page.locator('.kiln-dash-chart canvas').count()).toBeGreaterThanOrEqual(3);
+      expect(errors).toEqual([]);
+      // the server stopped with fit
+      await expect(fetch(url)).rejects.toThrow();
+    } finally {
+      log.mockRestore();
+      await page?.close();
+      opt.dispose();
+      model.dispose();
+    }
+  }, 60_000);
+
+  it('a Dashboard fed per batch charts every step’s loss and lr, shows samples, and stays open with keepOpen', async () => {
+    const model = new TinyMlp(2, 8, 2, 11);
+    const opt = new optim.SGD(model.parameters(), { lr: 0.1 });
+    const schedule = new optim.StepDecay(opt, 1, 0.5);
+    const steps: { loss: number; lr: number }[] = [];
+    const dashboard = new train.Dashboard({
+      title: 'XOR, per batch',
+      keepOpen: true,
+      printUrl: false,
+      samples: (epoch) => kiln.full([4, 6, 6], epoch / 4),
+    });
+    let page: any;
+    let errors: string[] = [];
+    const seen: Charts[] = [];
+    const reader = new PauseAt([1, 3], async (epoch) => {
+      if (!page) ({ page, errors } = await open(dashboard.url));
+      // begin, 4 batches + epoch + samples per epoch
+      await waitForEvents(page, 1 + 6 * epoch);
+      seen.push(await chartsOf(page));
+    });
+    try {
+      await kiln.fit(model, batches(xorData(64, 3), 16), {
+        epochs: 3,
+        loss: (out, y) => kiln.crossEntropy(out, y),
+        optimizer: opt,
+        callbacks: [new train.LRScheduler(schedule), dashboard, reader],
+        // Until fit calls onBatchEnd itself, onStep reports each batch.
+        onStep: (info) => {
+          steps.push({ loss: info.loss, lr: opt.lr });
+          dashboard.onBatchEnd(info.step, { loss: info.loss, lr: opt.lr });
+        },
+        verbose: 0,
+      });
+      expect(seen[0]!.batch.x).toEqual([1, 2, 3, 4]);
+      expect(seen[1]!.batch.x).toEqual([...Array(12).keys()].map((i) => i + 1));
+      expect(seen[1]!.batch.series.loss).toEqual(steps.map((s) => s.loss));
+      expect(seen[1]!.lr.series.lr).toEqual(steps.map((s) => s.lr));
+      expect(new Set(seen[1]!.lr.series.lr)).toEqual(new Set([0.1, 0.05, 0.025]));
+      // the samples image of the last epoch: 4 tiles 6x6, scale 2, 2 columns -> 2*12 + 3*2 = 30 px square
+      const img = await page.evaluate(() => {
+        const el = document.querySelector('.kiln-dash-samples img') as HTMLImageElement;
+        return { w: el.naturalWidth, h: el.naturalHeight, caption: el.alt };
+      });
+      expect(img).toEqual({ w: 30, h: 30, caption: 'samples, epoch 3' });
+      // still serving after fit (keepOpen), until close()
+      expect((await fetch(dashboard.url)).status).toBe(200);
+      await dashboard.close();
+      await expect(fetch(dashboard.url)).rejects.toThrow();
+      expect(errors).toEqual([]);
+    } finally {
+      await page?.close();
+      await dashboard.close();
+      opt.dispose();
+      model.dispose();
+    }
+  }, 60_000);
+
+  it('rejects a bad port, naming Dashboard', () => {
+    expect(() => new train.Dashboard({ port: -1 })).toThrow(/Dashboard: port must be/);
+  });
+});
