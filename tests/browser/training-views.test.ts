@@ -1,5 +1,11 @@
 /**
- * The live training view in Chromium (playwright-core with Debian's chromium):
+ * Training pages in Chromium (playwright-core with Debian's chromium).
+ *
+ * The static learning-curve page (train.learningCurvesHtml): every axis label lies inside its
+ * chart, measured from the rendered text boxes, also for learning rates down to 1e-5 (whose
+ * labels were once cut off at the left edge).
+ *
+ * The live training view:
  * - `fit(..., { dashboard: true })` prints a 127.0.0.1 URL; the page, opened while the fit runs,
  *   shows the epoch losses, metrics and learning rate, and shows more of them when read again
  *   later in the same run; the values are the fit's own logs; the server is gone when fit ends;
@@ -35,7 +41,7 @@ class PauseAt implements Callback {
   }
 }
 
-describe.skipIf(skip)('the live training dashboard in chromium', () => {
+describe.skipIf(skip)('training pages in chromium', () => {
   let browser: any;
 
   beforeAll(async () => {
@@ -183,6 +189,33 @@ describe.skipIf(skip)('the live training dashboard in chromium', () => {
       model.dispose();
     }
   }, 60_000);
+
+  it('the learning-curve page draws every axis label inside its chart, small learning rates included', async () => {
+    const epochs = [...Array(8).keys()].map((i) => ({ epoch: i + 1, loss: 1 / (i + 1), valLoss: 1.1 / (i + 1), accuracy: 1 - 0.5 / (i + 1), lr: Math.max(1e-5, 1e-3 * 0.5 ** i) }));
+    const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+    try {
+      await page.setContent(train.learningCurvesHtml({ epochs, stoppedEarly: false }, 'small learning rates'));
+      const boxes: { svg: number; text: string; x: number; right: number; width: number }[] = await page.evaluate(() =>
+        [...document.querySelectorAll('svg')].flatMap((svg, i) =>
+          [...svg.querySelectorAll('text')].map((t) => {
+            const b = (t as SVGTextElement).getBBox();
+            return { svg: i, text: t.textContent ?? '', x: b.x, right: b.x + b.width, width: Number(svg.getAttribute('width')) };
+          }),
+        ),
+      );
+      expect(boxes.length).toBeGreaterThan(20);
+      for (const b of boxes) {
+        expect(b.x, `label "${b.text}" starts left of its chart`).toBeGreaterThanOrEqual(0);
+        expect(b.right, `label "${b.text}" ends right of its chart`).toBeLessThanOrEqual(b.width);
+      }
+      // the lr axis reads in exponent form: 1.00e-3 at the top, 1.00e-5 at the bottom
+      const lrLabels = boxes.filter((b) => b.svg === 2).map((b) => b.text);
+      expect(lrLabels).toContain('1.00e-3');
+      expect(lrLabels).toContain('1.00e-5');
+    } finally {
+      await page.close();
+    }
+  });
 
   it('rejects a bad port, naming Dashboard', () => {
     expect(() => new train.Dashboard({ port: -1 })).toThrow(/Dashboard: port must be/);
