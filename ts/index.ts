@@ -18,5 +18,7 @@ export { fit, evaluate, predict } from './train/index.js';
 export * as io from './io/index.js';
 export { saveModel, loadModel, saveCheckpoint, loadCheckpoint } from './io/index.js';
 export * as data from './data/index.js';
+// self-supervised learning: contrastive (SimCLR) and masked-autoencoder pre-training, linear probes
+export * as ssl from './ssl/index.js';
 // image output (PNG grids); the browser entry gets the part without files
 export * as viz from './viz/index.js';
