@@ -24,9 +24,10 @@ import * as kiln from '../../ts/index.js';
 import { optim, train } from '../../ts/index.js';
 import type { Callback } from '../../ts/train/index.js';
 import { TinyMlp, batches, xorData } from '../train/fixtures.js';
+// @ts-expect-error: a plain .mjs script without type declarations
+import { CHROMIUM, CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const skip = process.env.KILN_SKIP_BROWSER === '1';
 if (skip) console.warn('browser test skipped: KILN_SKIP_BROWSER=1');
 
@@ -53,11 +54,7 @@ describe.skipIf(skip)('training pages in chromium', () => {
       if (r.status !== 0) throw new Error(`tsc failed:\n${r.stdout}${r.stderr}`);
     }
     const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   }, 120_000);
 
   afterAll(async () => {

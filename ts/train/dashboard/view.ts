@@ -22,6 +22,11 @@ function formatTick(v: number | null, log: boolean): string {
   return String(+v.toPrecision(4));
 }
 
+/** Logs as text for the status line (the learning rate in exponent form). */
+function describeLogs(logs: Record<string, number>): string {
+  return Object.entries(logs).map(([k, v]) => `${k} ${k === 'lr' ? v.toExponential(2) : v.toPrecision(4)}`).join(', ');
+}
+
 /** One chart whose series appear as their keys first arrive; redraws at most once per frame. */
 class LiveChart {
   readonly x: number[] = [];
@@ -81,7 +86,8 @@ class LiveChart {
         height: 260,
         scales: { x: { time: false }, y: this.log ? { distr: 3 } : {} },
         // A wide label gutter: learning rates like 1.0e-4 must not be clipped.
-        axes: [{ label: this.xLabel }, { size: 70, values: (_u, ticks) => ticks.map((v) => formatTick(v, this.log)) }],
+        // x counts steps or epochs: whole-number ticks only
+        axes: [{ label: this.xLabel, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000] }, { size: 70, values: (_u, ticks) => ticks.map((v) => formatTick(v, this.log)) }],
         series: [{ label: this.xLabel }, ...[...this.series.keys()].map((k, i) => this.seriesOptions(k, i))],
       },
       data,
@@ -159,7 +165,7 @@ export function mountDashboard(container: HTMLElement, options: { title?: string
           lrPerBatch = true;
           charts.lr.push(event.step, { lr });
         }
-        status.textContent = `epoch ${event.epoch}${epochs ? `/${epochs}` : ''}, step ${event.step}: ${Object.entries(event.logs).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ')}`;
+        status.textContent = `epoch ${event.epoch}${epochs ? `/${epochs}` : ''}, step ${event.step}: ${describeLogs(event.logs)}`;
         break;
       }
       case 'epoch': {
@@ -170,7 +176,7 @@ export function mountDashboard(container: HTMLElement, options: { title?: string
         if (metrics.length > 0) charts.epochMetrics.push(event.epoch, Object.fromEntries(metrics));
         // Without per-batch reports the learning rate is charted per epoch.
         if (lr !== undefined && !lrPerBatch) charts.lr.push(event.epoch, { lr });
-        status.textContent = `epoch ${event.epoch}${epochs ? `/${epochs}` : ''} done: ${Object.entries(event.logs).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ')}`;
+        status.textContent = `epoch ${event.epoch}${epochs ? `/${epochs}` : ''} done: ${describeLogs(event.logs)}`;
         break;
       }
       case 'samples': {
