@@ -6,4 +6,4 @@
 
 export { contrastiveBatches, contrastiveLoss, type ContrastiveBatchesOptions } from './views.js';
 export { embed, linearProbe, type Encoder, type LinearProbeData, type LinearProbeOptions } from './probe.js';
-export { MaskedAutoencoder, patchify, randomPatchMask, maskedPatchError, type MaskedAutoencoderOptions, type PatchMask } from './mae.js';
+export { MaskedAutoencoder, patchify, patchPositions, randomPatchMask, maskedPatchError, type MaskedAutoencoderOptions, type PatchMask } from './mae.js';

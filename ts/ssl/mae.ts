@@ -11,10 +11,11 @@ import { Module } from '../nn/module.js';
 import { Linear } from '../nn/linear.js';
 import { LayerNorm } from '../nn/layernorm.js';
 import { TransformerEncoderLayer } from '../nn/transformer.js';
+import { SinusoidalPositionalEncoding } from '../nn/positional.js';
 import { randn, tensor, zeros } from '../ops/creation.js';
 import { mul, square, sub } from '../ops/elementwise.js';
 import { mean, sum } from '../ops/reduce.js';
-import { gather, permute, reshape, scatterAdd } from '../ops/shape.js';
+import { concat, gather, permute, reshape, scatterAdd } from '../ops/shape.js';
 import type { Tensor } from '../tensor.js';
 import { Random } from '../data/random.js';
 
@@ -29,6 +30,20 @@ export function patchify(images: Tensor, patch: number): Tensor {
   }
   const [gh, gw] = [h / patch, w / patch];
   return tidy(() => reshape(permute(reshape(images, [b, c, gh, patch, gw, patch]), [0, 2, 4, 3, 5, 1]), [b, gh * gw, patch * patch * c]));
+}
+
+/**
+ * MAE's fixed 2-D sin-cos position embedding: the first half of the features encode a patch's
+ * row, the second half its column. A grid of rows x cols patches, row by row -> [rows·cols, dim]
+ */
+export function patchPositions(rows: number, cols: number, dim: number): Tensor {
+  if (dim % 2 !== 0) throw new Error(`patchPositions: dim must be even (half for rows, half for columns), got ${dim}`);
+  return tidy(() => {
+    const half = new SinusoidalPositionalEncoding(dim / 2);
+    const rowOf = tensor(Int32Array.from({ length: rows * cols }, (_, k) => Math.floor(k / cols)), [rows * cols]);
+    const colOf = tensor(Int32Array.from({ length: rows * cols }, (_, k) => k % cols), [rows * cols]);
+    return concat([gather(half.table(rows), rowOf, 0), gather(half.table(cols), colOf, 0)], 1);
+  });
 }
 
 /** Which patches each image hides: indices into the flattened [B · L] patch rows. */
@@ -98,12 +113,13 @@ export class MaskedAutoencoder extends Module {
     const seed = options.seed ?? 0;
     const layer = (d: number, i: number) => new TransformerEncoderLayer(d, options.heads ?? 4, { dimFeedforward: 2 * d, dropout: 0, seed: seed + 10 + i });
     this.patchEmbed = new Linear(this.patchSize, dim, { seed });
-    this.position = this.registerParameter(randn([this.patches, dim], { std: 0.02, seed: seed + 1 }));
+    // Fixed, not learned (as in MAE): every patch knows where it is from the first step.
+    this.position = this.registerBuffer(patchPositions(h / this.patch, w / this.patch, dim));
     this.encoderLayers = Array.from({ length: options.depth ?? 2 }, (_, i) => layer(dim, i));
     this.encoderNorm = new LayerNorm(dim);
     this.decoderEmbed = new Linear(dim, decoderDim, { seed: seed + 2 });
     this.maskToken = this.registerParameter(randn([decoderDim], { std: 0.02, seed: seed + 3 }));
-    this.decoderPosition = this.registerParameter(randn([this.patches, decoderDim], { std: 0.02, seed: seed + 4 }));
+    this.decoderPosition = this.registerBuffer(patchPositions(h / this.patch, w / this.patch, decoderDim));
     this.decoderLayers = Array.from({ length: options.decoderDepth ?? 1 }, (_, i) => layer(decoderDim, 100 + i));
     this.decoderNorm = new LayerNorm(decoderDim);
     this.head = new Linear(decoderDim, this.patchSize, { seed: seed + 5 });
