@@ -12,6 +12,8 @@
  * - a Dashboard fed per batch (fit's onStep reports the steps until the loop calls onBatchEnd)
  *   charts every step's loss and lr, shows the generated samples, and with keepOpen keeps serving
  *   after fit until close().
+ * - in a page, with the browser bundle (dist-web/kiln.js), `fit(..., { dashboard: true })` appends
+ *   the same view to the page and it updates during the in-page run.
  * The run pauses in a callback (which fit awaits) while the page is read, so "during the run" is
  * certain rather than a race.
  */
@@ -213,6 +215,52 @@ describe.skipIf(skip)('training pages in chromium', () => {
       await page.close();
     }
   });
+
+  it('in a page, fit({ dashboard: true }) appends the same view and it updates while the page trains', async () => {
+    const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`build-web failed:\n${built.stdout}${built.stderr}`);
+    // @ts-expect-error: a plain .mjs script without type declarations
+    const { serve } = await import('../../scripts/serve-web.mjs');
+    const { server, url } = await serve({ port: 0, isolated: false });
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e: Error) => errors.push(e.message));
+    try {
+      await page.goto(`${url}package.json`);
+      await page.addScriptTag({ type: 'module', content: "import * as kiln from '/dist-web/kiln.js'; await kiln.init(); window.kiln = kiln;" });
+      await page.waitForFunction(() => (window as any).kiln !== undefined, null, { timeout: 30_000 });
+      const result = await page.evaluate(async () => {
+        const kiln = (window as any).kiln;
+        const xs = new Float32Array(64 * 2).map((_, i) => Math.sin(i * 1.7));
+        const ys = Int32Array.from({ length: 64 }, (_, i) => (xs[2 * i]! * xs[2 * i + 1]! > 0 ? 1 : 0));
+        const batches = () => [0, 32].map((b) => ({ x: kiln.tensor(xs.subarray(2 * b, 2 * (b + 32)), [32, 2]), y: kiln.tensor(ys.subarray(b, b + 32), [32], 'int32') }));
+        const model = new kiln.nn.Sequential(new kiln.nn.Linear(2, 16, { seed: 1 }), new kiln.nn.ReLU(), new kiln.nn.Linear(16, 2, { seed: 2 }));
+        const optimizer = new kiln.optim.Adam(model.parameters(), { lr: 0.02 });
+        const seen: number[] = [];
+        // reads the charts the page shows at the end of epochs 2 and 4 (the dashboard runs after this)
+        const reader = {
+          onEpochEnd: (epoch: number) => {
+            if (epoch === 2 || epoch === 4) seen.push(document.querySelectorAll('.kiln-dash-chart canvas').length, Number(/epoch (\d+)/.exec(document.querySelector('.kiln-dash-status')?.textContent ?? '')?.[1] ?? 0));
+          },
+        };
+        const history = await kiln.fit(model, { [Symbol.iterator]: () => batches()[Symbol.iterator](), length: 2 }, {
+          epochs: 4, loss: (o: any, t: any) => kiln.crossEntropy(o, t), optimizer, verbose: 0, callbacks: [reader], dashboard: { title: 'in the page' },
+        });
+        await new Promise((r) => requestAnimationFrame(r));
+        return { seen, heading: document.querySelector('.kiln-dash h2')?.textContent, status: document.querySelector('.kiln-dash-status')?.textContent, epochs: history.epochs.length };
+      });
+      // at epoch 2's end the page showed epoch 1 done, at epoch 4's end epoch 3 done: it updated during the run
+      expect(result.seen[1]).toBe(1);
+      expect(result.seen[3]).toBe(3);
+      expect(result.seen[2]).toBeGreaterThanOrEqual(2); // charts drawn (uPlot canvases) by then
+      expect(result.heading).toBe('in the page');
+      expect(result.status).toMatch(/^finished; epoch 4\/?\d* done: loss /);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+      await new Promise((r) => server.close(r));
+    }
+  }, 120_000);
 
   it('rejects a bad port, naming Dashboard', () => {
     expect(() => new train.Dashboard({ port: -1 })).toThrow(/Dashboard: port must be/);

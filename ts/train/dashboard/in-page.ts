@@ -6,6 +6,8 @@
  *   await kiln.fit(model, data, { ..., dashboard: true });   // appends the view to document.body
  */
 
+import type { TrainingContext } from '../callbacks.js';
+import type { Logs } from '../types.js';
 import { DashboardCallback, type DashboardOptions } from './callback.js';
 import type { DashboardEvent } from './events.js';
 import { mountDashboard, type DashboardView } from './view.js';
@@ -29,7 +31,30 @@ export class PageDashboard extends DashboardCallback {
     this.view = mountDashboard(element, { title: options.title });
   }
 
+  private lastPaint = 0;
+
   protected publish(event: DashboardEvent): void {
     this.view.handle(event);
+  }
+
+  /** Also lets the page paint (at most every 100 ms), as a loop awaiting its callbacks allows. */
+  override onBatchEnd(batch: number, logs: Logs, ctx?: TrainingContext): Promise<void> | void {
+    super.onBatchEnd(batch, logs, ctx);
+    if (performance.now() - this.lastPaint >= 100) return this.nextFrame();
+  }
+
+  /** Lets the page paint the epoch's charts before the next epoch starts. */
+  override onEpochEnd(epoch: number, logs: Logs, ctx: TrainingContext): Promise<void> {
+    super.onEpochEnd(epoch, logs, ctx);
+    return this.nextFrame();
+  }
+
+  /**
+   * Training in a page runs on the page's own thread, which paints only when the loop yields:
+   * resolving on the next animation frame gives the charts (drawn in animation frames) their turn.
+   */
+  private nextFrame(): Promise<void> {
+    this.lastPaint = performance.now();
+    return new Promise((resolve) => requestAnimationFrame(() => resolve()));
   }
 }
