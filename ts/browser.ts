@@ -87,5 +87,7 @@ export { PageDashboard, type PageDashboardOptions } from './train/dashboard/in-p
 export { mountDashboard, type DashboardView } from './train/dashboard/view.js';
 registerDashboard((options) => new PageDashboard(options));
 export * as io from './io/browser.js';
+// self-supervised pre-training (contrastive, masked autoencoder) and linear probes
+export * as ssl from './ssl/index.js';
 // image output (PNG grids), without files
 export * as viz from './viz/browser.js';
