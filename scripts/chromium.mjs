@@ -6,6 +6,9 @@ import { run, step } from './lib.mjs';
 
 export const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 
+/** Launch flags that work here as root, headless, with nothing reaching out to the network. */
+export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
 /** Installs Debian's chromium with apt-get when it is missing (as root, or through sudo). */
 export function ensureChromium() {
   if (existsSync(CHROMIUM)) return;

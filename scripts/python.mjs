@@ -17,7 +17,7 @@ export function pythonPath() {
 }
 
 /** Import names differ from some PyPI names; `pip` is told the PyPI name, the probe imports the module. */
-const IMPORT_NAME = { 'onnxruntime': 'onnxruntime', 'safetensors': 'safetensors', 'tensorboard': 'tensorboard', 'scikit-learn': 'sklearn' };
+const IMPORT_NAME = { 'onnxruntime': 'onnxruntime', 'safetensors': 'safetensors', 'tensorboard': 'tensorboard', 'scikit-learn': 'sklearn', 'pillow': 'PIL' };
 
 function importable(python, pkg) {
   const name = pkg.split(/[=<>~!\[]/)[0];

@@ -15,6 +15,8 @@
 import type { Backend } from './backends/backend.js';
 import { loadWasmWeb, type WasmWeb, type WasmWebOptions } from './backends/wasm-web.js';
 import { registerBackend } from './engine.js';
+import { registerDashboard } from './train/dashboard/hook.js';
+import { PageDashboard } from './train/dashboard/in-page.js';
 
 let wasm: WasmWeb | null = null;
 let loading: Promise<void> | null = null;
@@ -83,6 +85,12 @@ export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type H
 export type { TrainStep, StepContext, StepResult, LossFn } from './train/step.js';
 // metric functions and the streaming Metric interface (fit takes their names everywhere)
 export * as metrics from './train/metrics/index.js';
+// The live training view in the page: fit's `dashboard: true`, or mounted by hand.
+export { PageDashboard, type PageDashboardOptions } from './train/dashboard/in-page.js';
+export { mountDashboard, type DashboardView } from './train/dashboard/view.js';
+registerDashboard((options) => new PageDashboard(options));
 export * as io from './io/browser.js';
+// self-supervised pre-training (contrastive, masked autoencoder) and linear probes
+export * as ssl from './ssl/index.js';
 // image output (PNG grids), without files
 export * as viz from './viz/browser.js';

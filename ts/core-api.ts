@@ -13,7 +13,7 @@ export * from './ops/reduce.js';
 export * from './ops/matmul.js';
 export * from './ops/shape.js';
 export * as losses from './losses.js';
-export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl, distillationLoss } from './losses.js';
+export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl, distillationLoss, ntXent } from './losses.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
 // graph neural networks: message passing over an edge list

@@ -6,6 +6,11 @@
  */
 
 import './backends/node.js'; // registers the native (default) and wasm backends
+import { registerDashboard } from './train/dashboard/hook.js';
+import { Dashboard } from './train/dashboard/server.js';
+
+// fit's `dashboard: true` serves the live view over HTTP in Node.
+registerDashboard((options) => new Dashboard(options));
 
 export * from './core-api.js';
 export * as train from './train/index.js';
@@ -13,5 +18,7 @@ export { fit, evaluate, predict } from './train/index.js';
 export * as io from './io/index.js';
 export { saveModel, loadModel, saveCheckpoint, loadCheckpoint } from './io/index.js';
 export * as data from './data/index.js';
+// self-supervised learning: contrastive (SimCLR) and masked-autoencoder pre-training, linear probes
+export * as ssl from './ssl/index.js';
 // image output (PNG grids); the browser entry gets the part without files
 export * as viz from './viz/index.js';

@@ -160,3 +160,5 @@ export function distillationLoss(studentLogits: Tensor, teacherLogits: Tensor, t
     return k.add(k.mul(soft, alpha * temperature * temperature), k.mul(hard, 1 - alpha));
   });
 }
+
+export { ntXent, type NtXentOptions } from './contrastive.js';

@@ -22,9 +22,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
+// @ts-expect-error: a plain .mjs script without type declarations
+import { CHROMIUM, CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 const skip = process.env.KILN_SKIP_BROWSER === '1';
 if (skip) console.warn('browser test skipped: KILN_SKIP_BROWSER=1');
 const HIDDEN = 64;
@@ -92,11 +93,7 @@ describe.skipIf(skip)('examples/web in chromium', () => {
     servers = [isolated.server, plain.server];
     [isolatedUrl, plainUrl] = [isolated.url, plain.url];
     // playwright gives each launch a fresh temporary profile (it refuses --user-data-dir here).
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   }, 120_000);
 
   afterAll(async () => {

@@ -37,6 +37,9 @@ export interface BatchLogs {
   [name: string]: number | undefined;
 }
 
+/** BatchLogs keys that count batches rather than measure them (not plotted as scalars). */
+export const BATCH_COUNTERS: ReadonlySet<string> = new Set(['epoch', 'globalStep', 'batch', 'size']);
+
 /**
  * Hooks the training loop calls. Epochs and batches count from 1. Every hook may be async; the
  * loop awaits it (keep per-batch hooks cheap: they run on every step).

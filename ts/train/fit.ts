@@ -11,6 +11,8 @@ import type { Device, Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { concat, stack } from '../ops/shape.js';
 import type { BatchLogs, Callback, TrainingContext } from './callbacks.js';
+import type { DashboardOptions } from './dashboard/callback.js';
+import { createDashboard } from './dashboard/hook.js';
 import { resolveMetric, type Metric, type MetricSpec } from './metrics/index.js';
 import { formatLogs, ProgressBar } from './progress.js';
 import { describeValue, epochBatches, inMemoryBatches, isInMemoryData, isTensor, rowCount, sampleCount, type InMemoryData } from './batches.js';
@@ -74,6 +76,11 @@ export interface FitOptions {
    * no terminal): the epoch, the step, the steps per epoch if known, and the running loss.
    */
   onStep?: (info: StepInfo) => void;
+  /**
+   * A live view of the run: in Node a page served on 127.0.0.1 (its URL is printed; see
+   * train.Dashboard for the port and keeping it open), in a browser charts appended to the page.
+   */
+  dashboard?: boolean | DashboardOptions;
 }
 
 /** What `onStep` receives. */
@@ -166,7 +173,8 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
   if (!Number.isInteger(accumulate) || accumulate < 1) throw new Error(`fit: accumulateSteps must be a positive integer, got ${accumulate}`);
   if (manual && accumulate > 1) throw new Error('fit: accumulateSteps applies to automatic optimization; with manualOptimization the trainStep decides when to update');
   const metrics = (options.metrics ?? []).map((m) => resolveMetric('fit', m));
-  const callbacks = options.callbacks ?? [];
+  const callbacks = [...(options.callbacks ?? [])];
+  if (options.dashboard) callbacks.push(createDashboard(options.dashboard === true ? {} : options.dashboard));
   const verbose = options.verbose ?? 1;
   const onLoss = checkPolicy('onNonFiniteLoss', options.onNonFiniteLoss ?? 'stop');
   const onGradients = checkPolicy('onNonFiniteGradients', options.onNonFiniteGradients ?? onLoss);

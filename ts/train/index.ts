@@ -7,3 +7,8 @@ export type { TrainableModel, Batch, BatchSource, Inputs, Logs } from './types.j
 export type { InMemoryData } from './batches.js';
 export { learningCurvesHtml, saveLearningCurves } from './plot.js';
 export { ModelCheckpoint, resume, type ModelCheckpointOptions } from './checkpointing.js';
+export { TensorBoard, SummaryWriter, type TensorBoardOptions } from './tensorboard/index.js';
+export type { SampleFn } from './samples.js';
+export { Dashboard, type ServedDashboardOptions } from './dashboard/server.js';
+export type { DashboardOptions } from './dashboard/callback.js';
+export type { DashboardEvent } from './dashboard/events.js';

@@ -14,13 +14,30 @@ function escapeXml(s: string): string {
 }
 
 /** One line chart: series name -> values per epoch; `epochs` labels the x axis. */
+/**
+ * A y-axis label: 3 significant digits, in exponent form for small or large magnitudes, so a
+ * learning rate of 1e-5 reads "1.00e-5" rather than "0.0000100".
+ */
+function formatTick(v: number): string {
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-2 || a >= 1e5)) return v.toExponential(2);
+  return v.toPrecision(3);
+}
+
+/** Pixels a label takes at font-size 12 in a sans-serif face (digits ~6.7 px; rounded up). */
+const labelWidth = (text: string) => Math.ceil(text.length * 7);
+
 function chart(title: string, series: Record<string, number[]>, epochNumbers: number[]): string {
-  const [w, h, left, right, top, bottom] = [560, 320, 60, 130, 30, 40];
   const all = Object.values(series).flat().filter(Number.isFinite);
   if (all.length === 0) return '';
   const epochs = Math.max(...Object.values(series).map((v) => v.length));
   let [lo, hi] = [Math.min(...all), Math.max(...all)];
   if (hi - lo < 1e-12) [lo, hi] = [lo - 0.5, hi + 0.5];
+  const ticks = [0, 1, 2, 3, 4].map((t) => lo + ((hi - lo) * t) / 4);
+  const labels = ticks.map(formatTick);
+  // The plot starts right of the widest y label, so no label is cut at the SVG's left edge.
+  const left = Math.max(60, 12 + Math.max(...labels.map(labelWidth)));
+  const [w, h, right, top, bottom] = [500 + left, 320, 130, 30, 40];
   const x = (i: number) => left + (epochs <= 1 ? 0 : (i / (epochs - 1)) * (w - left - right));
   const y = (v: number) => top + (1 - (v - lo) / (hi - lo)) * (h - top - bottom);
   const parts: string[] = [
@@ -29,11 +46,10 @@ function chart(title: string, series: Record<string, number[]>, epochNumbers: nu
     `<line x1="${left}" y1="${h - bottom}" x2="${w - right}" y2="${h - bottom}" stroke="#333"/>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${h - bottom}" stroke="#333"/>`,
   ];
-  for (let t = 0; t <= 4; t++) {
-    const v = lo + ((hi - lo) * t) / 4;
+  ticks.forEach((v, t) => {
     parts.push(`<line x1="${left - 4}" y1="${y(v)}" x2="${w - right}" y2="${y(v)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${v.toPrecision(3)}</text>`);
-  }
+    parts.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${labels[t]}</text>`);
+  });
   const step = Math.max(1, Math.ceil(epochs / 10));
   for (let i = 0; i < epochs; i += step) parts.push(`<text x="${x(i)}" y="${h - bottom + 16}" text-anchor="middle">${epochNumbers[i] ?? i + 1}</text>`);
   parts.push(`<text x="${(left + w - right) / 2}" y="${h - 6}" text-anchor="middle">epoch</text>`);
