@@ -1,6 +1,8 @@
 /**
  * Kiln for browsers: the API of index.ts on the WASM backend, minus what needs a file system
- * (io's files, saved models and checkpoints, the MNIST loaders, training callbacks that write files).
+ * (io's files and checkpoints, the MNIST and Cora loaders, training callbacks that write files:
+ * the list is in docs/browser.md, and tests/browser/exports.test.ts holds the two entries to it).
+ * Saved models go to IndexedDB or a download and load from IndexedDB or a URL.
  * Bundled by scripts/build-web.mjs into dist-web/kiln.js (an ES module; package.json's "browser"
  * export) with the .wasm builds and the worker script beside it.
  *
@@ -8,7 +10,9 @@
  *   await kiln.init();                     // threaded when the page is cross-origin isolated
  *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).relu());
  *
- * Weights load from bytes: `kiln.io.decodeSafetensors(new Uint8Array(await (await fetch(url)).arrayBuffer()))`.
+ *   await kiln.saveModel('indexeddb://mlp', { stateDict: model.stateDict(), config });
+ *   const { stateDict } = await kiln.loadModel('/models/mlp/');   // a directory saved by Node
+ *
  * `fit` trains here too (its progress lines go to the console; `onStep` feeds a page's own bar).
  */
 
@@ -79,7 +83,10 @@ export function setNumThreads(n: number): number {
 }
 
 export * from './core-api.js';
-export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type History } from './train/fit.js';
+export * as train from './train/browser.js';
+export { fit, evaluate, predict } from './train/browser.js';
 export * as io from './io/browser.js';
+export { saveModel, loadModel } from './io/browser.js';
+export * as data from './data/browser.js';
 // image output (PNG grids), without files
 export * as viz from './viz/browser.js';

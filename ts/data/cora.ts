@@ -5,8 +5,6 @@
  * <citing id>"), plus the Planetoid-style split used to benchmark graph networks on it.
  */
 
-import fs from 'node:fs';
-import path from 'node:path';
 import { Random, resolveSeed, type Seed } from './random.js';
 
 export interface Cora {
@@ -63,16 +61,6 @@ export function parseCora(content: string, cites: string): Cora {
     citing[i] = from;
   });
   return { numNodes, numFeatures, features, labels, classes, paperIds, citing, cited };
-}
-
-/** Reads cora.content and cora.cites from `root` (a directory of the LINQS release). */
-export function loadCora(root: string): Cora {
-  const read = (name: string) => {
-    const file = path.join(root, name);
-    if (!fs.existsSync(file)) throw new Error(`loadCora: ${file} is missing; root must hold cora.content and cora.cites`);
-    return fs.readFileSync(file, 'utf8');
-  };
-  return parseCora(read('cora.content'), read('cora.cites'));
 }
 
 export interface PlanetoidSplitOptions {

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { readIdx, type IdxArray } from './idx.js';
+import type { IdxArray } from './idx.js';
+import { readIdx } from './idx-file.js';
 
 export interface MnistOptions {
   /**

@@ -1,6 +1,6 @@
-export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type History, type EvaluateOptions, type LossFn, type NonFinitePolicy } from './fit.js';
-export { EarlyStopping, LRScheduler, MetricsLogger, type Callback, type TrainingContext } from './callbacks.js';
-export { correctCount, type MetricName } from './metrics.js';
-export type { TrainableModel, Batch, BatchSource, Logs } from './types.js';
-export { learningCurvesHtml, saveLearningCurves } from './plot.js';
+/** Training: browser.ts's file-free part, plus the callbacks and plots that write files. */
+
+export * from './browser.js';
+export { MetricsLogger } from './metrics-logger.js';
+export { saveLearningCurves } from './plot-file.js';
 export { ModelCheckpoint, resume, type ModelCheckpointOptions } from './checkpointing.js';
