@@ -17,7 +17,7 @@
  */
 
 import type { Backend } from './backends/backend.js';
-import { loadWasmWeb, type WasmWeb, type WasmWebOptions } from './backends/wasm-web.js';
+import { loadWasmWeb, type WasmWeb, type WasmWebOptions as InitOptions } from './backends/wasm-web.js';
 import { registerBackend } from './engine.js';
 
 let wasm: WasmWeb | null = null;
@@ -32,11 +32,7 @@ registerBackend(
   true,
 );
 
-/**
- * Options of `init`: `wasmDir` (where the kiln_wasm*_bg.wasm files are served; default next to
- * the bundle), `threads` ('auto' or a count; threads need a cross-origin isolated page), `variant`.
- */
-export type InitOptions = WasmWebOptions;
+export type { WasmWebOptions as InitOptions } from './backends/wasm-web.js';
 
 /**
  * Fetches and instantiates the WASM kernels (and, on a cross-origin isolated page, starts the

@@ -7,6 +7,7 @@
 
 import { Random, resolveSeed, type Seed } from './random.js';
 
+/** The Cora citation graph as typed arrays: node features and labels, and the citation edge list. */
 export interface Cora {
   numNodes: number;
   numFeatures: number;
@@ -63,6 +64,7 @@ export function parseCora(content: string, cites: string): Cora {
   return { numNodes, numFeatures, features, labels, classes, paperIds, citing, cited };
 }
 
+/** Options of `planetoidSplit` (the split of Yang et al. 2016 that graph-network papers report on). */
 export interface PlanetoidSplitOptions {
   /** Labelled training nodes per class (default 20). */
   perClass?: number;

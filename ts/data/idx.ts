@@ -9,8 +9,10 @@
 /** Element types IDX defines, by their type byte. */
 export type IdxDType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
 
+/** The typed array an IDX file's elements decode to, one per IDX element type. */
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
 
+/** A decoded IDX file: element type, shape and elements. */
 export interface IdxArray {
   dtype: IdxDType;
   /** Dimensions, outermost first (for MNIST images: [count, rows, cols]). */

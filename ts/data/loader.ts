@@ -19,6 +19,7 @@ import type { BatchTransform } from './augment.js';
 import { deriveSeed, Random, resolveSeed, type Seed } from './random.js';
 import { onNextTurn } from './next-turn.js';
 
+/** Options of `DataLoader`: batch size, shuffling, augmentation and seeding. */
 export interface DataLoaderOptions {
   /** Samples per batch. Default 32. */
   batchSize?: number;
@@ -93,6 +94,7 @@ export class DataLoader implements AsyncIterable<TensorBatch> {
     return this.#epoch;
   }
 
+  /** Sets the epoch counter (e.g. when resuming), which picks the next epoch's shuffle order. */
   set epoch(value: number) {
     if (!Number.isInteger(value) || value < 0) throw new Error(`DataLoader: epoch must be a non-negative integer, got ${value}`);
     this.#epoch = value;

@@ -11,6 +11,7 @@ import type { Tensor } from '../tensor.js';
 import { assign } from '../autograd.js';
 import type { Logs, TrainableModel } from './types.js';
 
+/** What a callback can reach during `fit`: the model, the optimizer, and a way to stop. */
 export interface TrainingContext {
   model: TrainableModel;
   optimizer: Optimizer;
@@ -18,10 +19,13 @@ export interface TrainingContext {
   stopTraining(reason: string): void;
 }
 
+/** Hooks `fit` calls at the start, at each epoch's end and at the end of training (each may be async). */
 export interface Callback {
+  /** Before the first epoch. */
   onTrainBegin?(ctx: TrainingContext): void | Promise<void>;
   /** `epoch` counts from 1. */
   onEpochEnd?(epoch: number, logs: Logs, ctx: TrainingContext): void | Promise<void>;
+  /** After the last epoch (also when a callback stopped training). */
   onTrainEnd?(ctx: TrainingContext): void | Promise<void>;
 }
 
@@ -79,6 +83,7 @@ export class EarlyStopping implements Callback {
     }
   }
 
+  /** Restores the best epoch's weights (if asked) and frees the snapshot. */
   onTrainEnd(ctx: TrainingContext): void {
     if (this.restoreBestWeights && this.bestWeights) {
       // Values are copied into the live tensors, so the optimizer's view of the parameters holds.

@@ -13,6 +13,7 @@ export class MetricsLogger implements Callback {
   private columns: string[] | null = null;
   constructor(private readonly path: string, private readonly options: { append?: boolean } = {}) {}
 
+  /** Creates the file (empty, or continued when `append` is set). */
   onTrainBegin(): void {
     mkdirSync(dirname(this.path), { recursive: true });
     const existing = this.options.append && existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';

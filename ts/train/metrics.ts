@@ -10,6 +10,7 @@ import { add, equal, mul } from '../ops/elementwise.js';
 import { argmax, sum } from '../ops/reduce.js';
 import { cast, stack } from '../ops/shape.js';
 
+/** Metrics `fit` and `evaluate` can compute besides the loss: 'accuracy' (argmax of the output against int32 targets). */
 export type MetricName = 'accuracy';
 
 /** Number of rows whose argmax over the last axis equals the int32 label. outputs [batch, classes], labels [batch] -> [] */

@@ -2,12 +2,19 @@
 
 import type { Tensor } from '../tensor.js';
 
+/** What `fit`, `evaluate` and `predict` need from a model; every `nn.Module` has it. */
 export interface TrainableModel {
+  /** The model's output for a batch: [batch, ...] -> [batch, ...]. */
   forward(x: Tensor): Tensor;
+  /** The trainable tensors, in a fixed order. */
   parameters(): Tensor[];
+  /** Switches to training mode (dropout on, batch norm on batch statistics). */
   train(): unknown;
+  /** Switches to evaluation mode. */
   eval(): unknown;
+  /** Parameters and buffers by name. */
   stateDict(): Record<string, Tensor>;
+  /** Copies the values of `state` into the model's tensors. */
   loadStateDict(state: Record<string, Tensor>): unknown;
 }
 
