@@ -7,11 +7,9 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+import { buildWeb, ROOT } from './chromium.js';
 
 /** Node-entry names that read or write files (`namespace.name` inside a namespace). */
 const FILE_SYSTEM_ONLY = [
@@ -40,8 +38,7 @@ describe('the browser entry', () => {
   let browserNames: string[] = [];
 
   beforeAll(() => {
-    const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { encoding: 'utf8' });
-    if (built.status !== 0) throw new Error(`build-web failed:\n${built.stdout}${built.stderr}`);
+    buildWeb();
     // A separate Node process: the bundle carries its own engine, which must not meet this one's.
     const script = `const m = await import(${JSON.stringify(join(ROOT, 'dist-web', 'kiln.js'))});
       const names = [];

@@ -9,18 +9,12 @@
  * - `downloads://` hands the user two files that Node's loadModel reads back with the page's weights;
  * - bad sources and destinations give errors that name loadModel/saveModel and the source.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
-const skip = process.env.KILN_SKIP_BROWSER === '1';
-if (skip) console.warn('browser test skipped: KILN_SKIP_BROWSER=1');
+import { buildWeb, launchChromium, skipBrowser } from './chromium.js';
 
 /** 16 probe inputs of 4 features, the same in Node and in the pages. */
 const PROBE = Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * 2);
@@ -30,18 +24,14 @@ function nodeModel(layers: number[]): kiln.nn.Sequential {
   return new kiln.nn.Sequential(new kiln.nn.Linear(layers[0]!, layers[1]!, { seed: 3 }), new kiln.nn.Tanh(), new kiln.nn.Linear(layers[1]!, layers[2]!, { seed: 4 }));
 }
 
-describe.skipIf(skip)('saveModel / loadModel in chromium', () => {
+describe.skipIf(skipBrowser)('saveModel / loadModel in chromium', () => {
   let browser: any;
   let server: any;
   let base = '';
   let work = '';
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: \`npm test\` installs Debian's chromium (or: apt-get install chromium; KILN_CHROMIUM=<path> for another)`);
-    }
-    const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { encoding: 'utf8' });
-    if (built.status !== 0) throw new Error(`build-web failed:\n${built.stdout}${built.stderr}`);
+    buildWeb();
     work = mkdtempSync(join(tmpdir(), 'kiln-web-save-'));
     // A page on the server's origin that loads the bundle as window.kiln.
     mkdirSync(join(work, 'page'));
@@ -61,12 +51,7 @@ describe.skipIf(skip)('saveModel / loadModel in chromium', () => {
     // @ts-expect-error: a plain .mjs script without type declarations
     const { serve } = await import('../../scripts/serve-web.mjs');
     ({ server, url: base } = await serve({ port: 0, isolated: false, mounts: { '/work/': work } }));
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
