@@ -9,12 +9,12 @@
  * - `downloads://` hands the user two files that Node's loadModel reads back with the page's weights;
  * - bad sources and destinations give errors that name loadModel/saveModel and the source.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
-import { buildWeb, launchChromium, skipBrowser } from './chromium.js';
+import { buildWeb, launchChromium, ROOT, skipBrowser } from './chromium.js';
 
 /** 16 probe inputs of 4 features, the same in Node and in the pages. */
 const PROBE = Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * 2);
@@ -171,6 +171,9 @@ describe.skipIf(skipBrowser)('saveModel / loadModel in chromium', () => {
     mkdirSync(dir);
     for (const d of downloads) await d.saveAs(join(dir, d.suggestedFilename()));
     expect(downloads.map((d) => d.suggestedFilename()).sort()).toEqual(['config.json', 'model.safetensors']);
+    // The bundle records the package's version (build-web writes it in; a page has no package.json).
+    const written = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(written.kilnVersion).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
     const { stateDict, config } = kiln.loadModel(dir);
     expect(config).toEqual({ layers: [3, 5, 2], note: 'from a page' });
     expect(Object.keys(stateDict).sort()).toEqual(Object.keys(weights).sort());
