@@ -67,6 +67,8 @@ async function withStore<T>(op: string, mode: 'readonly' | 'readwrite', body: (s
   try {
     const tx = db.transaction(STORE, mode);
     const result = settle(body(tx.objectStore(STORE)), op);
+    // A failed request also fails the transaction, whose error is the one reported below.
+    result.catch(() => {});
     await new Promise<void>((resolve, reject) => {
       tx.oncomplete = () => resolve();
       tx.onerror = tx.onabort = () => reject(new Error(`${op}: IndexedDB transaction failed: ${tx.error?.message ?? 'aborted'}`));
