@@ -7,7 +7,7 @@
 // here when missing) and esbuild (in node_modules through vitest).
 //
 //   node scripts/build-web.mjs          # dist-web/
-import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -46,11 +46,14 @@ const result = await esbuild.build({
     'kiln-wasm-web-relaxed': join(PKG_WEB, 'kiln_wasm_relaxed.js'),
     'kiln-wasm-web-threads': join(PKG_WEB, 'kiln_wasm_threads.js'),
   },
+  // Saved models record the Kiln version; a page cannot read package.json (ts/io/version-web.ts).
+  define: { __KILN_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version) },
   logLevel: 'warning',
   metafile: true,
 });
 // No Node module may reach the bundle: platform 'browser' fails on node: imports, and this checks the inputs.
-const nodeOnly = Object.keys(result.metafile.inputs).filter((f) => /backends\/(native|wasm)\.ts$|io\/(files|model)\.ts$/.test(f));
+const NODE_ONLY = /backends\/(native|wasm|node)\.ts$|io\/(files|model|checkpoint|version)\.ts$|data\/(idx-file|mnist|cora-file)\.ts$|train\/(metrics-logger|plot-file|checkpointing)\.ts$|viz\/files\.ts$/;
+const nodeOnly = Object.keys(result.metafile.inputs).filter((f) => NODE_ONLY.test(f));
 if (nodeOnly.length > 0) {
   console.error(`build-web: Node-only modules in the browser bundle: ${nodeOnly.join(', ')}`);
   process.exit(1);

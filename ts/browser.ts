@@ -1,6 +1,8 @@
 /**
  * Kiln for browsers: the API of index.ts on the WASM backend, minus what needs a file system
- * (io's files, saved models and checkpoints, the MNIST loaders, training callbacks that write files).
+ * (io's files and checkpoints, the MNIST and Cora loaders, training callbacks that write files:
+ * the list is in docs/browser.md, and tests/browser/exports.test.ts holds the two entries to it).
+ * Saved models go to IndexedDB or a download and load from IndexedDB or a URL.
  * Bundled by scripts/build-web.mjs into dist-web/kiln.js (an ES module; package.json's "browser"
  * export) with the .wasm builds and the worker script beside it.
  *
@@ -8,12 +10,14 @@
  *   await kiln.init();                     // threaded when the page is cross-origin isolated
  *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).relu());
  *
- * Weights load from bytes: `kiln.io.decodeSafetensors(new Uint8Array(await (await fetch(url)).arrayBuffer()))`.
+ *   await kiln.saveModel('indexeddb://mlp', { stateDict: model.stateDict(), config });
+ *   const { stateDict } = await kiln.loadModel('/models/mlp/');   // a directory saved by Node
+ *
  * `fit` trains here too (its progress lines go to the console; `onStep` feeds a page's own bar).
  */
 
 import type { Backend } from './backends/backend.js';
-import { loadWasmWeb, type WasmWeb, type WasmWebOptions } from './backends/wasm-web.js';
+import { loadWasmWeb, type WasmWeb, type WasmWebOptions as InitOptions } from './backends/wasm-web.js';
 import { registerBackend } from './engine.js';
 import { registerDashboard } from './train/dashboard/hook.js';
 import { PageDashboard } from './train/dashboard/in-page.js';
@@ -30,11 +34,7 @@ registerBackend(
   true,
 );
 
-/**
- * Options of `init`: `wasmDir` (where the kiln_wasm*_bg.wasm files are served; default next to
- * the bundle), `threads` ('auto' or a count; threads need a cross-origin isolated page), `variant`.
- */
-export type InitOptions = WasmWebOptions;
+export type { WasmWebOptions as InitOptions } from './backends/wasm-web.js';
 
 /**
  * Fetches and instantiates the WASM kernels (and, on a cross-origin isolated page, starts the
@@ -81,15 +81,15 @@ export function setNumThreads(n: number): number {
 }
 
 export * from './core-api.js';
-export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type History } from './train/fit.js';
-export type { TrainStep, StepContext, StepResult, LossFn } from './train/step.js';
-// metric functions and the streaming Metric interface (fit takes their names everywhere)
-export * as metrics from './train/metrics/index.js';
+export * as train from './train/browser.js';
+export { fit, evaluate, predict } from './train/browser.js';
 // The live training view in the page: fit's `dashboard: true`, or mounted by hand.
 export { PageDashboard, type PageDashboardOptions } from './train/dashboard/in-page.js';
 export { mountDashboard, type DashboardView } from './train/dashboard/view.js';
 registerDashboard((options) => new PageDashboard(options));
 export * as io from './io/browser.js';
+export { saveModel, loadModel } from './io/browser.js';
+export * as data from './data/browser.js';
 // self-supervised pre-training (contrastive, masked autoencoder) and linear probes
 export * as ssl from './ssl/index.js';
 // image output (PNG grids), without files

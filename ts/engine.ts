@@ -8,6 +8,7 @@
 import { loadBackend, type Backend, type LoadedBackend, type MemoryInfo } from './backends/backend.js';
 import type { Tensor } from './tensor.js';
 
+/** The backends: 'native' (the Rust addon, the default in Node), 'wasm' (the WASM module, the default in browsers) and 'gpu' (wgpu through the addon). */
 export type BackendName = 'native' | 'wasm' | 'gpu';
 
 let active: LoadedBackend | null = null;

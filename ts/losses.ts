@@ -11,6 +11,7 @@ import * as k from './ops/elementwise.js';
 import { mean, sum, softmax, logSoftmax } from './ops/reduce.js';
 import { detach } from './autograd.js';
 
+/** How a loss combines the per-example values: 'mean' (default), 'sum', or 'none' (one value per example). */
 export type Reduction = 'none' | 'mean' | 'sum';
 
 const REDUCTION_CODE: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
@@ -28,11 +29,13 @@ function reduce(loss: Tensor, reduction: Reduction, op: string): Tensor {
   }
 }
 
+/** Options of `crossEntropy`: class weights, label smoothing and the reduction. */
 export interface CrossEntropyOptions {
   /** Per-class weights [classes]; 'mean' then divides by the summed weights of the targets (as PyTorch). */
   weights?: Tensor;
   /** Mixes the one-hot target with the uniform distribution: (1 - ε) onehot + ε / classes. */
   labelSmoothing?: number;
+  /** How the per-example losses combine (default 'mean'). */
   reduction?: Reduction;
 }
 
@@ -133,6 +136,7 @@ export function gaussianKl(mu: Tensor, logVar: Tensor): Tensor {
   });
 }
 
+/** Options of `distillationLoss` (Hinton et al. 2015): temperature and the soft/hard mix. */
 export interface DistillationOptions {
   /** Softens both distributions: softmax(logits / T). Hinton et al. use 2-20; default 4. */
   temperature?: number;

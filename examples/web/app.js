@@ -26,9 +26,10 @@ for (let d = 0; d < 10; d++) {
 
 // ---- the model -----------------------------------------------------------------------------
 async function loadModel() {
-  const [configRes, weightsRes] = await Promise.all([fetch(new URL('config.json', MODEL_DIR)), fetch(new URL('model.safetensors', MODEL_DIR))]);
-  if (!configRes.ok || !weightsRes.ok) throw new Error(`cannot fetch ${MODEL_DIR.pathname}: train it first with \`npm start\``);
-  const saved = await configRes.json();
+  // The directory Node's kiln.saveModel wrote (config.json and model.safetensors), over HTTP.
+  const saved = await kiln.loadModel(MODEL_DIR.href).catch((e) => {
+    throw new Error(`${e.message} (train the model first with \`npm start\`)`);
+  });
   const { architecture, layers } = saved.config;
   if (architecture !== 'mlp') throw new Error(`unsupported architecture '${architecture}'`);
   const modules = [];
@@ -37,9 +38,8 @@ async function loadModel() {
     modules.push(new kiln.nn.Linear(layers[i], layers[i + 1]));
   }
   const model = new kiln.nn.Sequential(...modules);
-  const { tensors } = kiln.io.decodeSafetensors(new Uint8Array(await weightsRes.arrayBuffer()));
-  model.loadStateDict(tensors);
-  kiln.dispose(tensors);
+  model.loadStateDict(saved.stateDict);
+  kiln.dispose(saved.stateDict);
   model.eval();
   return { model, layers };
 }

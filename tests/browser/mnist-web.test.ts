@@ -15,19 +15,12 @@
  *   elementwise results equal the single-thread ones, and the workers do run chunks of them;
  *   without isolation the page runs the single-threaded build.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
-// @ts-expect-error: a plain .mjs script without type declarations
-import { CHROMIUM, CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const skip = process.env.KILN_SKIP_BROWSER === '1';
-if (skip) console.warn('browser test skipped: KILN_SKIP_BROWSER=1');
+import { buildWeb, launchChromium, skipBrowser } from './chromium.js';
 const HIDDEN = 64;
 
 /** The same network as the page builds from config.json: Linear, ReLU, Linear. */
@@ -68,7 +61,7 @@ interface DemoResult {
   ms: number;
 }
 
-describe.skipIf(skip)('examples/web in chromium', () => {
+describe.skipIf(skipBrowser)('examples/web in chromium', () => {
   let browser: any;
   let servers: any[] = [];
   let isolatedUrl = '';
@@ -78,12 +71,7 @@ describe.skipIf(skip)('examples/web in chromium', () => {
   let mnist: kiln.data.Mnist;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: \`npm test\` installs Debian's chromium (or: apt-get install chromium; KILN_CHROMIUM=<path> for another)`);
-    }
-    const { chromium } = await import('playwright-core');
-    const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { encoding: 'utf8' });
-    if (built.status !== 0) throw new Error(`build-web failed:\n${built.stdout}${built.stderr}`);
+    buildWeb();
     modelDir = mkdtempSync(join(tmpdir(), 'kiln-web-model-'));
     ({ model, mnist } = await trainSmallMnist(modelDir));
     // @ts-expect-error: a plain .mjs script without type declarations
@@ -92,8 +80,7 @@ describe.skipIf(skip)('examples/web in chromium', () => {
     const plain = await serve({ port: 0, isolated: false, mounts: { '/model/': modelDir } });
     servers = [isolated.server, plain.server];
     [isolatedUrl, plainUrl] = [isolated.url, plain.url];
-    // playwright gives each launch a fresh temporary profile (it refuses --user-data-dir here).
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

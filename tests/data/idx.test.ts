@@ -5,6 +5,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseIdx, readIdx } from '../../ts/data/index.js';
+import { parseIdx as parseIdxInBrowser } from '../../ts/data/browser.js';
 import { expectThrows } from '../helpers.js';
 
 /** An IDX file: header for `typeByte` and `shape`, then `body` as given (already big-endian). */
@@ -60,6 +61,12 @@ describe('parseIdx', () => {
     const r = parseIdx(gzipSync(idx(0x08, [2], Uint8Array.from([7, 9]))), 'labels.gz');
     expect(r.shape).toEqual([2]);
     expect(Array.from(r.data)).toEqual([7, 9]);
+  });
+
+  it("the browser entry's parseIdx reads plain bytes and says how to decompress gzipped ones", () => {
+    const plain = idx(0x08, [2], Uint8Array.from([7, 9]));
+    expect(Array.from(parseIdxInBrowser(plain, 'labels').data)).toEqual([7, 9]);
+    expectThrows(() => parseIdxInBrowser(gzipSync(plain), 'labels.gz'), "parseIdx: 'labels.gz' is gzip-compressed", 'DecompressionStream');
   });
 
   it('rejects broken files with the name and the reason', () => {

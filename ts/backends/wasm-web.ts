@@ -16,6 +16,10 @@ import { guardTraps, type WasmExports } from './wasm-guard.js';
 import { parseVariant, relaxedSimdSupported, VARIANT_FILES, type WasmVariant } from './wasm-features.js';
 import { startWorkers } from './wasm-threads.js';
 
+/**
+ * Options of the browser entry's `init` (exported there as InitOptions): where the .wasm files
+ * are served, how many threads, and (for tests) which build.
+ */
 export interface WasmWebOptions {
   /** Directory (URL) the kiln_wasm*_bg.wasm files are served from (default: next to the bundle). */
   wasmDir?: string | URL;

@@ -12,6 +12,7 @@ import { Random, resolveSeed, type Seed } from './random.js';
 /** A batch transform: x [batch * C * H * W] with its shape [batch, C, H, W] -> a new Float32Array, same shape. */
 export type BatchTransform = (x: Float32Array, shape: readonly number[]) => Float32Array;
 
+/** Options shared by the random augmentations. */
 export interface AugmentOptions {
   /** Same seed, same sequence of random choices. Omitted: random. */
   seed?: Seed;
@@ -57,6 +58,7 @@ export function randomFlipHorizontal(p = 0.5, options: AugmentOptions = {}): Bat
   };
 }
 
+/** Options of `randomCropWithPadding`. */
 export interface CropOptions extends AugmentOptions {
   /** Value of the padding that shifts in at the borders. Default 0. */
   fill?: number;

@@ -5,10 +5,9 @@
  * <citing id>"), plus the Planetoid-style split used to benchmark graph networks on it.
  */
 
-import fs from 'node:fs';
-import path from 'node:path';
 import { Random, resolveSeed, type Seed } from './random.js';
 
+/** The Cora citation graph as typed arrays: node features and labels, and the citation edge list. */
 export interface Cora {
   numNodes: number;
   numFeatures: number;
@@ -65,16 +64,7 @@ export function parseCora(content: string, cites: string): Cora {
   return { numNodes, numFeatures, features, labels, classes, paperIds, citing, cited };
 }
 
-/** Reads cora.content and cora.cites from `root` (a directory of the LINQS release). */
-export function loadCora(root: string): Cora {
-  const read = (name: string) => {
-    const file = path.join(root, name);
-    if (!fs.existsSync(file)) throw new Error(`loadCora: ${file} is missing; root must hold cora.content and cora.cites`);
-    return fs.readFileSync(file, 'utf8');
-  };
-  return parseCora(read('cora.content'), read('cora.cites'));
-}
-
+/** Options of `planetoidSplit` (the split of Yang et al. 2016 that graph-network papers report on). */
 export interface PlanetoidSplitOptions {
   /** Labelled training nodes per class (default 20). */
   perClass?: number;

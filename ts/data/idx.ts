@@ -5,14 +5,14 @@
  * fails here with the file's name instead of producing garbage images later.
  */
 
-import fs from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 
 /** Element types IDX defines, by their type byte. */
 export type IdxDType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
 
+/** The typed array an IDX file's elements decode to, one per IDX element type. */
 export type IdxData = Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
 
+/** A decoded IDX file: element type, shape and elements. */
 export interface IdxArray {
   dtype: IdxDType;
   /** Dimensions, outermost first (for MNIST images: [count, rows, cols]). */
@@ -33,14 +33,26 @@ const TYPES: Record<number, { dtype: IdxDType; bytes: number }> = {
 const hex = (v: number, width = 2) => `0x${v.toString(16).padStart(width, '0')}`;
 
 /**
- * Decodes IDX bytes. `name` (a file name) is put in every error. Gzipped input (the form the
- * files are usually downloaded in) is decompressed first.
- * bytes -> { dtype, shape: [d0, ..., dk], data: [d0 * ... * dk] }
+ * Decompresses gzip bytes synchronously. Node has one (zlib's gunzipSync, passed by idx-file.ts);
+ * browsers only have the asynchronous DecompressionStream, so there the caller decompresses first.
  */
-export function parseIdx(bytes: Uint8Array, name = 'IDX data'): IdxArray {
+export type Gunzip = (bytes: Uint8Array) => Uint8Array;
+
+/**
+ * Decodes IDX bytes; `name` (a file name) is put in every error. Gzipped input (the form the
+ * files are usually downloaded in) goes through `gunzip` first, or is refused with the way out
+ * when there is none (in a browser).
+ */
+export function decodeIdx(bytes: Uint8Array, name: string, gunzip: Gunzip | null): IdxArray {
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    if (gunzip === null) {
+      throw new Error(
+        `parseIdx: '${name}' is gzip-compressed; in a browser decompress it first, e.g. ` +
+          "new Uint8Array(await new Response(blob.stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer())",
+      );
+    }
     try {
-      bytes = gunzipSync(bytes);
+      bytes = gunzip(bytes);
     } catch (e) {
       throw new Error(`parseIdx: '${name}' is gzip-compressed but does not decompress (${(e as Error).message}); the download is probably truncated`, { cause: e });
     }
@@ -108,17 +120,10 @@ function decode(dtype: IdxDType, view: DataView, offset: number, count: number):
 }
 
 /**
- * Reads and validates an IDX file (optionally gzipped). Throws an error naming the file if it is
- * missing, truncated or not IDX. file -> { dtype, shape, data }
+ * Decodes IDX bytes (the browser's version: gzipped bytes must be decompressed first; the Node
+ * entry's parseIdx also takes them gzipped). `name` (a file name) is put in every error.
+ * bytes -> { dtype, shape: [d0, ..., dk], data: [d0 * ... * dk] }
  */
-export function readIdx(file: string): IdxArray {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'the file does not exist' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
-    throw new Error(`readIdx: cannot read '${file}': ${why}`, { cause: e });
-  }
-  return parseIdx(bytes, file);
+export function parseIdx(bytes: Uint8Array, name = 'IDX data'): IdxArray {
+  return decodeIdx(bytes, name, null);
 }

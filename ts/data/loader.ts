@@ -17,7 +17,9 @@ import { tensor } from '../ops/creation.js';
 import type { Dataset, HostBatch } from './dataset.js';
 import type { BatchTransform } from './augment.js';
 import { deriveSeed, Random, resolveSeed, type Seed } from './random.js';
+import { onNextTurn } from './next-turn.js';
 
+/** Options of `DataLoader`: batch size, shuffling, augmentation and seeding. */
 export interface DataLoaderOptions {
   /** Samples per batch. Default 32. */
   batchSize?: number;
@@ -92,6 +94,7 @@ export class DataLoader implements AsyncIterable<TensorBatch> {
     return this.#epoch;
   }
 
+  /** Sets the epoch counter (e.g. when resuming), which picks the next epoch's shuffle order. */
   set epoch(value: number) {
     if (!Number.isInteger(value) || value < 0) throw new Error(`DataLoader: epoch must be a non-negative integer, got ${value}`);
     this.#epoch = value;
@@ -128,16 +131,15 @@ export class DataLoader implements AsyncIterable<TensorBatch> {
 
   /** Assembles batch `b` on a later turn of the event loop; the promise settles with it. */
   #schedule(order: Int32Array, b: number): Scheduled {
-    let timer: ReturnType<typeof setImmediate> | undefined;
+    let cancel = (): void => {};
     const promise = new Promise<HostBatch>((resolve, reject) => {
-      timer = setImmediate(() => {
-        timer = undefined;
+      cancel = onNextTurn(() => {
         this.#assemble(order.subarray(b * this.batchSize, (b + 1) * this.batchSize)).then(resolve, reject);
       });
     });
     // A failure surfaces when the batch is awaited; until then (or if never) it is not "unhandled".
     promise.catch(() => {});
-    return { promise, cancel: () => timer !== undefined && clearImmediate(timer) };
+    return { promise, cancel };
   }
 
   async #assemble(indices: Int32Array): Promise<HostBatch> {

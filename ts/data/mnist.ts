@@ -6,8 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { readIdx, type IdxArray } from './idx.js';
+import type { IdxArray } from './idx.js';
+import { readIdx } from './idx-file.js';
 
+/** Options of `loadMnist`. */
 export interface MnistOptions {
   /**
    * A directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte
@@ -17,6 +19,7 @@ export interface MnistOptions {
   root?: string;
 }
 
+/** MNIST's four arrays: 60,000 training and 10,000 test digits with their labels. */
 export interface Mnist {
   /** Pixels 0..255, image after image, row-major. [60000 * 28 * 28] */
   trainImages: Uint8Array;

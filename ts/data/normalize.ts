@@ -17,6 +17,7 @@ export function scale(data: ArrayLike<number>, factor: number, out?: Float32Arra
   return out;
 }
 
+/** Options of `Standardizer`. */
 export interface StandardizerOptions {
   /**
    * Features whose training std is below this are only centred, not divided (their scale is 1).
@@ -26,6 +27,7 @@ export interface StandardizerOptions {
   minStd?: number;
 }
 
+/** A fitted Standardizer's per-feature mean and std, as plain JSON (`toJSON()` / `Standardizer.fromJSON`). */
 export interface StandardizerState {
   mean: number[];
   std: number[];
@@ -91,6 +93,7 @@ export class Standardizer {
     return Float32Array.from(this.#fitted('std').std);
   }
 
+  /** The number of features the standardizer was fitted on. */
   get featureDim(): number {
     return this.#fitted('featureDim').mean.length;
   }

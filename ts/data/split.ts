@@ -5,6 +5,7 @@
 
 import { Random, resolveSeed, type Seed } from './random.js';
 
+/** Options of `trainValTestSplit`. */
 export interface SplitOptions {
   /** Fractions for train, validation and test; they must sum to 1. Default [0.7, 0.15, 0.15]. */
   ratios?: readonly [number, number, number];
@@ -17,6 +18,7 @@ export interface SplitOptions {
   seed?: Seed;
 }
 
+/** The three index sets `trainValTestSplit` returns. */
 export interface Split {
   /** Sample indices, ascending. The three sets are disjoint and together cover 0..n-1. */
   train: Int32Array;

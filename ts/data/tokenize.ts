@@ -10,6 +10,7 @@
 import { countPieces, VocabTokenizer, type UnknownPolicy } from './tokenizer.js';
 import { SPECIAL_TOKENS, Vocabulary, type VocabularyOptions } from './vocab.js';
 
+/** Options of the CharTokenizer and WordTokenizer constructors: the vocabulary's, plus what to do with unknown pieces. */
 export interface TokenizerOptions extends VocabularyOptions {
   /** Pieces missing from the vocabulary become <unk> ('unk', default), are dropped ('skip'), or throw ('error'). */
   unknown?: UnknownPolicy;
@@ -71,6 +72,7 @@ export class CharTokenizer extends VocabTokenizer {
   }
 }
 
+/** Options of the WordTokenizer constructor. */
 export interface WordTokenizerOptions extends TokenizerOptions {
   /** Lowercase text before splitting (so 'The' and 'the' are one token). Default true. */
   lowercase?: boolean;

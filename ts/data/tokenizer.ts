@@ -7,6 +7,7 @@
 
 import { BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID, Vocabulary } from './vocab.js';
 
+/** Options of a tokenizer's `encode` and `encodeBatch`. */
 export interface EncodeOptions {
   /** Prepend <bos>. Default false. */
   bos?: boolean;
@@ -19,6 +20,7 @@ export interface EncodeOptions {
   length?: number;
 }
 
+/** Options of a tokenizer's `decode`. */
 export interface DecodeOptions {
   /** Drop <pad>, <bos>, <eos> and <mask> (default true). <unk> is always shown, as '<unk>'. */
   skipSpecial?: boolean;

@@ -6,12 +6,18 @@
 
 /** Special tokens, by id: <pad> 0, <unk> 1, <bos> 2, <eos> 3, <mask> 4. */
 export const SPECIAL_TOKENS = ['<pad>', '<unk>', '<bos>', '<eos>', '<mask>'] as const;
+/** The id of <pad>, the padding token. */
 export const PAD_ID = 0;
+/** The id of <unk>, which stands for pieces missing from the vocabulary. */
 export const UNK_ID = 1;
+/** The id of <bos>, the beginning-of-sequence token. */
 export const BOS_ID = 2;
+/** The id of <eos>, the end-of-sequence token. */
 export const EOS_ID = 3;
+/** The id of <mask>, for masked-token training. */
 export const MASK_ID = 4;
 
+/** Options of `Vocabulary.fromCounts`: frequency cut-off and size limit. */
 export interface VocabularyOptions {
   /** Keep tokens seen at least this often. Default 1. */
   minCount?: number;

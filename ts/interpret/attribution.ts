@@ -20,8 +20,14 @@ import * as sh from '../ops/shape.js';
 const k = { ...ew, ...red, ...cr, ...sh };
 
 /** A model: a Module (anything with forward) or a function from inputs [N, ...] to scores [N, C]. */
-export type Scorer = ((x: Tensor) => Tensor) | { forward(x: Tensor): Tensor };
+export type Scorer =
+  | ((x: Tensor) => Tensor)
+  | {
+      /** Scores of a batch: [N, ...] -> [N, C]. */
+      forward(x: Tensor): Tensor;
+    };
 
+/** Options of the gradient attributions: which class to explain. */
 export interface AttributionOptions {
   /**
    * The class to explain per example: a number (the same class for all), an int32 [N] tensor or
@@ -76,6 +82,7 @@ export function saliency(model: Scorer, x: Tensor, options: AttributionOptions =
   return tidy(() => k.abs(inputGradients(model, x, options)));
 }
 
+/** Options of `integratedGradients`: the baseline and the number of steps along the path. */
 export interface IntegratedGradientsOptions extends AttributionOptions {
   /** The reference input, shaped like one example (x.shape without the batch axis); default all zeros. */
   baseline?: Tensor;

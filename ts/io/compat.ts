@@ -6,6 +6,7 @@
 
 import type { Tensor } from '../tensor.js';
 
+/** How two state dicts differ (`compareStateDicts`): missing and unexpected keys, and shape or dtype mismatches. */
 export interface StateDictDiff {
   /** In the model, not in the checkpoint. */
   missing: string[];

@@ -1,49 +1,22 @@
 /**
- * A saved model is a directory: `model.safetensors` holds the weights (loadable by any safetensors
- * reader) and `config.json` holds the caller's description of the architecture, wrapped with the
- * file format version and the Kiln version that wrote it.
+ * A saved model on disk: a directory holding the two files of model-format.ts
+ * (`model.safetensors` and `config.json`).
  *
  *   saveModel('out/mlp', { stateDict: model.stateDict(), config: { layers: [784, 512, 10] } });
  *   const { stateDict, config } = loadModel('out/mlp');
  *
- * The two files are written one after the other, each atomically. Both carry the same random save
- * id, so a pair from two different saves (a save interrupted between the files) is detected on load
- * instead of silently mixing new weights with an old architecture.
+ * The two files are written one after the other, each atomically; their shared save id catches a
+ * pair from two different saves.
  */
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Tensor } from '../tensor.js';
-import { dispose } from '../engine.js';
-import { encodeWith, decodeWith } from './safetensors.js';
 import { readFileOrThrow, writeFileAtomic } from './files.js';
-import { checkJsonable, type JsonObject } from './json.js';
+import { CONFIG_FILE, WEIGHTS_FILE, decodeWeights, encodeModel, parseConfig, type ConfigFile, type SavedModel } from './model-format.js';
 import { kilnVersion } from './version.js';
 
-export const WEIGHTS_FILE = 'model.safetensors';
-export const CONFIG_FILE = 'config.json';
-/** Bumped when the layout of a saved model changes; loadModel refuses versions it does not know. */
-export const MODEL_FORMAT_VERSION = 1;
-const FORMAT_NAME = 'kiln-model';
-const SAVE_ID_KEY = 'kiln.save_id';
-
-/** What saveModel takes and loadModel returns. */
-export interface SavedModel {
-  /** Parameter (and buffer) tensors by name, e.g. from `module.stateDict()`. */
-  stateDict: Record<string, Tensor>;
-  /** Plain JSON describing the architecture, enough to rebuild the model before loading weights. */
-  config: JsonObject;
-}
-
-/** The contents of config.json. */
-interface ConfigFile {
-  format: string;
-  formatVersion: number;
-  kilnVersion: string;
-  saveId: string;
-  config: JsonObject;
-}
+export { CONFIG_FILE, MODEL_FORMAT_VERSION, WEIGHTS_FILE, type SavedModel } from './model-format.js';
 
 /**
  * Saves a model to directory `dir` (created if needed): `model.safetensors` with the state dict and
@@ -53,20 +26,11 @@ interface ConfigFile {
  */
 export function saveModel(dir: string, model: { stateDict: Record<string, Tensor>; config: object }): void {
   const op = 'saveModel';
-  const { stateDict, config } = model ?? {};
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new Error(`${op}: config must be a JSON object describing the architecture, got ${Array.isArray(config) ? 'an array' : String(config)}`);
-  }
-  checkJsonable(config, op, 'config');
-  const saveId = randomBytes(8).toString('hex');
-  // Encode and serialize both before touching the disk, so bad input never leaves half a save.
-  const weights = encodeWith(op, stateDict, { 'kiln.format': FORMAT_NAME, [SAVE_ID_KEY]: saveId });
-  const file: ConfigFile = { format: FORMAT_NAME, formatVersion: MODEL_FORMAT_VERSION, kilnVersion: kilnVersion(), saveId, config: config as JsonObject };
-  const configBytes = new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`);
+  const files = encodeModel(op, model, kilnVersion());
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new Error(`${op}: '${dir}' exists and is not a directory`);
   fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, WEIGHTS_FILE), weights);
-  writeFileAtomic(path.join(dir, CONFIG_FILE), configBytes);
+  writeFileAtomic(path.join(dir, WEIGHTS_FILE), files.weights);
+  writeFileAtomic(path.join(dir, CONFIG_FILE), files.config);
 }
 
 /** Reads and checks config.json; every problem names the file. */
@@ -75,27 +39,7 @@ function readConfig(op: string, dir: string): ConfigFile {
   if (!fs.existsSync(file)) {
     throw new Error(`${op}: '${dir}' has no ${CONFIG_FILE} (a saved model directory holds ${CONFIG_FILE} and ${WEIGHTS_FILE}, as written by saveModel)`);
   }
-  const bad = (problem: string): never => {
-    throw new Error(`${op}: '${file}' is corrupt or not from saveModel: ${problem}`);
-  };
-  const bytes = readFileOrThrow(op, file);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (e) {
-    bad(`it is not valid UTF-8 JSON (${(e as Error).message})`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return bad('it is not a JSON object');
-  const c = parsed as Partial<ConfigFile>;
-  if (c.format !== FORMAT_NAME) bad(`"format" should be "${FORMAT_NAME}", got ${JSON.stringify(c.format)}`);
-  if (typeof c.formatVersion !== 'number' || !Number.isInteger(c.formatVersion) || c.formatVersion < 1) {
-    bad(`"formatVersion" should be a positive integer, got ${JSON.stringify(c.formatVersion)}`);
-  }
-  if (c.formatVersion! > MODEL_FORMAT_VERSION) {
-    throw new Error(`${op}: '${file}' has format version ${c.formatVersion} (written by Kiln ${c.kilnVersion}); this Kiln (${kilnVersion()}) reads up to version ${MODEL_FORMAT_VERSION}: upgrade Kiln`);
-  }
-  if (typeof c.config !== 'object' || c.config === null || Array.isArray(c.config)) bad(`"config" should be a JSON object, got ${JSON.stringify(c.config)}`);
-  return c as ConfigFile;
+  return parseConfig(op, readFileOrThrow(op, file), file, kilnVersion());
 }
 
 /**
@@ -110,12 +54,5 @@ export function loadModel(dir: string): SavedModel {
   const config = readConfig(op, dir);
   const weightsFile = path.join(dir, WEIGHTS_FILE);
   if (!fs.existsSync(weightsFile)) throw new Error(`${op}: '${dir}' has ${CONFIG_FILE} but no ${WEIGHTS_FILE}; the weights are missing`);
-  const { tensors, metadata } = decodeWith(`${op}: '${weightsFile}'`, readFileOrThrow(op, weightsFile));
-  const weightsId = metadata[SAVE_ID_KEY];
-  // Weights rewritten by another tool carry no save id; only a conflicting id proves a mixed pair.
-  if (weightsId !== undefined && typeof config.saveId === 'string' && weightsId !== config.saveId) {
-    dispose(tensors);
-    throw new Error(`${op}: ${WEIGHTS_FILE} and ${CONFIG_FILE} in '${dir}' come from different saves (save ids ${weightsId} and ${config.saveId}); was a save interrupted between the two files?`);
-  }
-  return { stateDict: tensors, config: config.config };
+  return decodeWeights(op, config, readFileOrThrow(op, weightsFile), weightsFile, dir);
 }

@@ -16,6 +16,7 @@ import { Module } from './module.js';
 import { deriveSeed } from './init.js';
 import type { JsonObject } from '../io/json.js';
 
+/** Options of `nn.MultiHeadAttention`. */
 export interface MultiHeadAttentionOptions {
   /** Dropout on the attention weights in training (default 0), inside the fused kernel. */
   dropout?: number;
@@ -33,7 +34,7 @@ export interface MultiHeadAttentionOptions {
 export interface AttentionMasks {
   /** Each query sees only keys at or before its position (aligned at the end when Tq < Tk). */
   causal?: boolean;
-  /** [batch, Tk]: bool with true at padding keys (ignored), or float32 added to the scores (0 / -Infinity). */
+  /** `[batch, Tk]`: bool with true at padding keys (ignored), or float32 added to the scores (0 / -Infinity). */
   keyPaddingMask?: Tensor;
 }
 

@@ -11,6 +11,7 @@ import { full } from '../ops/creation.js';
 import { batchNorm } from '../ops/batch-norm.js';
 import { Module } from './module.js';
 
+/** Options of `nn.BatchNorm1d` and `nn.BatchNorm2d`. */
 export interface BatchNormOptions {
   /** Weight of the new batch in the running statistics (default 0.1). */
   momentum?: number;

@@ -9,6 +9,7 @@ import { conv2d, conv2dPadding, convTranspose2d, pair, type Padding2d } from '..
 import { deriveSeed, fanInUniform, resolveInit, type Initializer, type InitializerName } from './init.js';
 import { Module } from './module.js';
 
+/** Options of `nn.Conv2d`: stride, padding, dilation, groups, bias, initializer and seed. */
 export interface Conv2dLayerOptions {
   /** One number or [height, width] (default 1). */
   stride?: number | [number, number];
@@ -28,6 +29,7 @@ export interface Conv2dLayerOptions {
   seed?: number;
 }
 
+/** Options of `nn.ConvTranspose2d`: those of Conv2d plus the output padding. */
 export interface ConvTranspose2dLayerOptions extends Conv2dLayerOptions {
   /** Extra rows/columns at the bottom/right of the output (default 0; < stride or < dilation). */
   outputPadding?: number | [number, number];

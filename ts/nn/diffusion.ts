@@ -19,6 +19,7 @@ import { tensor, randn, randu } from '../ops/creation.js';
 import { concat } from '../ops/shape.js';
 import { noGrad } from '../autograd.js';
 
+/** Options of `DDPMSchedule.linear`: the first and last β. */
 export interface LinearScheduleOptions {
   /** β of the first step (default 1e-4 · 1000 / steps, Ho et al.'s 1e-4 for 1000 steps). */
   betaStart?: number;
@@ -29,6 +30,7 @@ export interface LinearScheduleOptions {
 /** The noise predictor ancestral sampling calls: x_t [batch, ...], steps (one per example) -> predicted noise, x_t's shape. */
 export type NoisePredictor = (xt: Tensor, steps: Int32Array) => Tensor;
 
+/** Options of `DDPMSchedule.sample`. */
 export interface SampleOptions {
   /** Clamp the predicted x_0 to [low, high] before the posterior step (images in [-1, 1]). */
   clip?: [number, number];
@@ -36,6 +38,7 @@ export interface SampleOptions {
   onStep?: (t: number, x: Tensor) => void;
 }
 
+/** A DDPM noise schedule (β, α, ᾱ per step, in float64) with the forward noising, the posterior and ancestral sampling. */
 export class DDPMSchedule {
   readonly steps: number;
   readonly betas: Float64Array;

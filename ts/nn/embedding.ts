@@ -5,6 +5,7 @@ import { gather } from '../ops/shape.js';
 import { deriveSeed, normal, resolveInit, type Initializer, type InitializerName } from './init.js';
 import { Module } from './module.js';
 
+/** Options of `nn.Embedding`. */
 export interface EmbeddingOptions {
   /** Initializer of the table (default normal: N(0, 1), as PyTorch). */
   init?: InitializerName | Initializer;

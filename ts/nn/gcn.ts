@@ -12,6 +12,7 @@ import { deriveSeed, glorotUniform, resolveInit, zeros, type Initializer, type I
 import { Module } from './module.js';
 import type { Graph } from './graph.js';
 
+/** Options of `nn.GCNConv`. */
 export interface GCNConvOptions {
   /** Learn an additive bias, added after propagation (default true). */
   bias?: boolean;

@@ -35,6 +35,7 @@ function toInt32(name: string, v: ArrayLike<number>, numNodes: number): Int32Arr
   return out;
 }
 
+/** A graph's edge list for the message-passing layers, with the normalizations they need cached (dispose it when done). */
 export class Graph {
   /** int32 [E]: the node each edge leaves. */
   readonly src: Tensor;

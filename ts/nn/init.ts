@@ -8,6 +8,7 @@
 import type { Tensor } from '../tensor.js';
 import { full, randn, randu } from '../ops/creation.js';
 
+/** Options of the random initializers: seed and gain. */
 export interface InitOptions {
   /** Same seed, same values. Without one, the global generator (kiln.setSeed) is used. */
   seed?: number;
@@ -92,9 +93,13 @@ export const zeros: Initializer = (shape) => full(shape, 0);
 /** All ones. shape -> shape */
 export const ones: Initializer = (shape) => full(shape, 1);
 
+/** PyTorch's name for glorotUniform. */
 export const xavierUniform = glorotUniform;
+/** PyTorch's name for glorotNormal. */
 export const xavierNormal = glorotNormal;
+/** PyTorch's name for heUniform. */
 export const kaimingUniform = heUniform;
+/** PyTorch's name for heNormal. */
 export const kaimingNormal = heNormal;
 
 /** The initializers by name, for configs: `new Linear(4, 8, { init: 'heNormal' })`. */
@@ -113,6 +118,7 @@ export const initializers = {
   ones,
 } satisfies Record<string, Initializer>;
 
+/** The name of a built-in initializer (a key of `initializers`), as layer options and configs take it. */
 export type InitializerName = keyof typeof initializers;
 
 /** An initializer given by name or as a function; `op` names the caller in the error. */

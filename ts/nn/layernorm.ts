@@ -7,6 +7,7 @@ import type { Tensor } from '../tensor.js';
 import { full } from '../ops/creation.js';
 import { Module } from './module.js';
 
+/** Options of `nn.LayerNorm`. */
 export interface LayerNormOptions {
   /** Added to the variance (default 1e-5). */
   eps?: number;

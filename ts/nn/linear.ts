@@ -10,6 +10,7 @@ import { matmul } from '../ops/matmul.js';
 import { deriveSeed, fanInUniform, resolveInit, type Initializer, type InitializerName } from './init.js';
 import { Module } from './module.js';
 
+/** Options of `nn.Linear`: bias, initializer and seed. */
 export interface LinearOptions {
   /** Learn an additive bias (default true). */
   bias?: boolean;

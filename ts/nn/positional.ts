@@ -45,15 +45,18 @@ export class SinusoidalPositionalEncoding extends Module<[Tensor, number?]> {
     return tidy(() => x.add(this.table(x.shape[1], offset)));
   }
 
+  /** The constructor arguments, as JSON for a saved model's config. */
   config(): JsonObject {
     return { dModel: this.dModel };
   }
 
+  /** Rebuilds the module from `config()`. */
   static fromConfig(c: JsonObject): SinusoidalPositionalEncoding {
     return new SinusoidalPositionalEncoding(c.dModel as number);
   }
 }
 
+/** Options of `nn.LearnedPositionalEmbedding`. */
 export interface LearnedPositionalEmbeddingOptions {
   /** Initializer of the table (default N(0, 0.02²), as GPT-2 and BERT). */
   init?: Initializer;
@@ -83,10 +86,12 @@ export class LearnedPositionalEmbedding extends Module<[Tensor, number?]> {
     return tidy(() => x.add(this.embedding.forward(arange(offset, offset + length, 1, 'int32'))));
   }
 
+  /** The constructor arguments, as JSON for a saved model's config. */
   config(): JsonObject {
     return { maxLength: this.maxLength, dModel: this.dModel };
   }
 
+  /** Rebuilds the module from `config()` (fresh weights; load the saved ones after). */
   static fromConfig(c: JsonObject): LearnedPositionalEmbedding {
     return new LearnedPositionalEmbedding(c.maxLength as number, c.dModel as number);
   }

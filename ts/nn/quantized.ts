@@ -21,8 +21,10 @@ import { Conv2d } from './conv.js';
 import { Linear } from './linear.js';
 import { Module, type AnyModule } from './module.js';
 
+/** Weight bits of a quantized layer: 8 (int8 per output channel) or 4 (int4 per block of a row). */
 export type QuantizeBits = 8 | 4;
 
+/** Options of `kiln.quantize`: the bit width and, for int4, the block size. */
 export interface QuantizeOptions {
   /** 8: int8 per output channel; 4: int4 per block of a row. */
   bits: QuantizeBits;

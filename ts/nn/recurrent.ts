@@ -28,6 +28,7 @@ import { Tensor } from '../tensor.js';
 import { deriveSeed, fanInUniform } from './init.js';
 import { Module } from './module.js';
 
+/** Options of `nn.RNN`, `nn.LSTM` and `nn.GRU`: layers, bias, batch layout, direction, dropout, output and seed. */
 export interface RecurrentOptions {
   /** Stacked layers; layer k > 0 reads layer k - 1's output sequence (default 1). */
   numLayers?: number;
@@ -45,6 +46,7 @@ export interface RecurrentOptions {
   seed?: number;
 }
 
+/** Options of `nn.RNN`: the recurrent options plus the activation. */
 export interface RNNOptions extends RecurrentOptions {
   /** The RNN's activation (default 'tanh'). */
   nonlinearity?: 'tanh' | 'relu';

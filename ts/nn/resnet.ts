@@ -16,6 +16,7 @@ import { Conv2d } from './conv.js';
 import { deriveSeed } from './init.js';
 import { Module } from './module.js';
 
+/** Options of `nn.BasicBlock` (ResNet's two-convolution block). */
 export interface BasicBlockOptions {
   /** Stride of the first 3x3 convolution and of the projection shortcut (default 1; 2 halves H and W). */
   stride?: number;

@@ -12,6 +12,7 @@ import { Linear } from './linear.js';
 import { Module } from './module.js';
 import type { Graph } from './graph.js';
 
+/** Options of `nn.SAGEConv`. */
 export interface SAGEConvOptions {
   /** How neighbours' features combine (default 'mean'). */
   aggregator?: SegmentReducer;

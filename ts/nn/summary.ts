@@ -11,6 +11,7 @@ import { zeros } from '../ops/creation.js';
 import { Tensor } from '../tensor.js';
 import type { AnyModule } from './module.js';
 
+/** Options of `module.summary(inputShape, options)`: the probe input's dtype and batch size. */
 export interface SummaryOptions {
   /** dtype of the zeros fed in: 'int32' for models that start with an Embedding (default float32). */
   dtype?: DType;

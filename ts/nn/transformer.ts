@@ -17,6 +17,7 @@ import { Linear } from './linear.js';
 import { MultiHeadAttention, type AttentionMasks } from './attention.js';
 import { Module } from './module.js';
 
+/** Options of the Transformer encoder and decoder layers. */
 export interface TransformerLayerOptions {
   /** Hidden size of the feed-forward block (default 4·dModel). */
   dimFeedforward?: number;
@@ -90,6 +91,7 @@ abstract class TransformerLayer<In extends unknown[]> extends Module<In> {
   }
 }
 
+/** A pre-norm Transformer encoder layer: self-attention and a feed-forward block, each behind a LayerNorm and a residual. [batch, T, dModel] -> [batch, T, dModel] */
 export class TransformerEncoderLayer extends TransformerLayer<[Tensor, AttentionMasks?]> {
   readonly selfAttn: MultiHeadAttention;
   readonly norm1: LayerNorm;
@@ -119,6 +121,7 @@ export class TransformerEncoderLayer extends TransformerLayer<[Tensor, Attention
     return h.add(this.dropout2.forward(this.feedForward.forward(this.norm2.forward(h))));
   }
 
+  /** Rebuilds the layer from `config()` (fresh weights; load the saved ones after). */
   static fromConfig(c: JsonObject): TransformerEncoderLayer {
     return new TransformerEncoderLayer(c.dModel as number, c.numHeads as number, c as TransformerLayerOptions);
   }
@@ -134,6 +137,7 @@ export interface DecoderMasks {
   memoryKeyPaddingMask?: Tensor;
 }
 
+/** A pre-norm Transformer decoder layer: causal self-attention, cross-attention over the encoder output (memory) and a feed-forward block. x [batch, T, dModel], memory [batch, S, dModel] -> [batch, T, dModel] */
 export class TransformerDecoderLayer extends TransformerLayer<[Tensor, Tensor, DecoderMasks?]> {
   readonly selfAttn: MultiHeadAttention;
   readonly crossAttn: MultiHeadAttention;
@@ -169,6 +173,7 @@ export class TransformerDecoderLayer extends TransformerLayer<[Tensor, Tensor, D
     return h2.add(this.dropout3.forward(this.feedForward.forward(this.norm3.forward(h2))));
   }
 
+  /** Rebuilds the layer from `config()` (fresh weights; load the saved ones after). */
   static fromConfig(c: JsonObject): TransformerDecoderLayer {
     return new TransformerDecoderLayer(c.dModel as number, c.numHeads as number, c as TransformerLayerOptions);
   }

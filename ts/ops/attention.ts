@@ -4,6 +4,7 @@ import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { handleOf } from './util.js';
 
+/** Options of `attention`: causal masking, padding masks, scale and dropout. */
 export interface AttentionOptions {
   /**
    * Causal mask: query i sees keys j <= i + (Tk - Tq), i.e. aligned bottom-right as in

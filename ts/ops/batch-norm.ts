@@ -8,6 +8,7 @@ import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { handleOf } from './util.js';
 
+/** The per-channel tensors of `batchNorm`: scale, shift and the running statistics. */
 export interface BatchNormInputs {
   /** Per-channel scale γ [channels] (none: 1). */
   weight?: Tensor | null;

@@ -15,6 +15,7 @@ import { handleOf } from './util.js';
  */
 export type Padding2d = number | [number, number] | [number, number, number, number] | 'same' | 'valid';
 
+/** Options of `conv2d`: stride, padding, dilation, groups and bias. */
 export interface Conv2dOptions {
   /** Step between output positions: one number or [height, width] (default 1). */
   stride?: number | [number, number];
@@ -28,6 +29,7 @@ export interface Conv2dOptions {
   bias?: Tensor | null;
 }
 
+/** Options of `convTranspose2d`: those of conv2d, with padding cropped from the output and an output padding. */
 export interface ConvTranspose2dOptions extends Omit<Conv2dOptions, 'padding'> {
   /**
    * Rows/columns cropped from the full output: as conv2d's padding. 'same' makes the output

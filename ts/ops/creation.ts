@@ -5,7 +5,9 @@ import { backend } from '../engine.js';
 import { Tensor, wrap } from '../tensor.js';
 import { checkShape } from './util.js';
 
+/** Numbers or booleans nested in arrays, one level per axis (`[[1, 2], [3, 4]]`). */
 export type NestedArray = number | boolean | NestedArray[];
+/** What `tensor` accepts: nested arrays, or a flat typed array with a shape. */
 export type TensorData = NestedArray | Float32Array | Int32Array | Uint8Array | Int8Array;
 
 function inferShape(values: NestedArray): number[] {
@@ -124,6 +126,7 @@ export function eye(rows: number, cols = rows): Tensor {
   return wrap(b.impl.eye(rows, cols), b);
 }
 
+/** Options of the random creation functions (randn, randu, ...). */
 export interface RandomOptions {
   /** Same seed, same numbers. Without one, the global generator (see setSeed) is used. */
   seed?: number;

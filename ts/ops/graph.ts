@@ -11,6 +11,7 @@ import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { handleOf } from './util.js';
 
+/** Options of `spmm`: edge weights and the output's row count. */
 export interface SpmmOptions {
   /** float32 [E]: the weight of each edge (default 1). Receives a gradient if it requires one. */
   weight?: Tensor;

@@ -6,19 +6,14 @@
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { handleOf } from './util.js';
+// Pooling pads as convolution does (one type, documented in conv.ts).
+import type { Padding2d } from './conv.js';
 
 /** A size per spatial axis: one number for both, or [height, width]. */
 export type Size2d = number | [number, number];
 
-/**
- * Padding of the two spatial axes:
- * - a number p: p on every side; [ph, pw]: ph above and below, pw left and right (PyTorch);
- * - [top, bottom, left, right]: each side on its own;
- * - 'valid': none; 'same': TensorFlow's, output size ceil(input / stride), the extra row or
- *   column (when the total is odd) at the bottom or right.
- */
-export type Padding2d = number | [number, number] | [number, number, number, number] | 'valid' | 'same';
 
+/** Options of `maxPool2d`. */
 export interface MaxPool2dOptions {
   /** Step between windows (default: the kernel size, so windows tile the input). */
   stride?: Size2d;
@@ -28,6 +23,7 @@ export interface MaxPool2dOptions {
   dilation?: Size2d;
 }
 
+/** Options of `avgPool2d`. */
 export interface AvgPool2dOptions {
   /** Step between windows (default: the kernel size). */
   stride?: Size2d;

@@ -29,11 +29,11 @@ export interface RecurrentWeights {
 
 /** What `recurrent` returns: views of one packed result, so gradients flow from any of them. */
 export interface RecurrentResult {
-  /** [batch, steps, H]: the hidden state at each time step (row t is time t, also when reversed). */
+  /** `[batch, steps, H]`: the hidden state at each time step (row t is time t, also when reversed). */
   output: Tensor;
-  /** [batch, H]: the hidden state after the last step run (time 0 when reversed). */
+  /** `[batch, H]`: the hidden state after the last step run (time 0 when reversed). */
   h: Tensor;
-  /** [batch, H]: the LSTM's final cell state; undefined for other cells. */
+  /** `[batch, H]`: the LSTM's final cell state; undefined for other cells. */
   c?: Tensor;
 }
 

@@ -13,6 +13,7 @@ import type { Tensor } from '../tensor.js';
 import { randu, tensor } from './creation.js';
 import { spmm } from './graph.js';
 
+/** A sparse 2-D matrix in COO form (row, column, value), multiplied with dense matrices by the fused spmm kernel: [rows, cols] x [cols, n] -> [rows, n]. */
 export class SparseMatrix {
   /** The number of stored entries. */
   readonly nnz: number;

@@ -12,6 +12,7 @@ import { square, sqrt } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
 import { stack } from '../ops/shape.js';
 
+/** Options every optimizer takes: learning rate, weight decay and gradient clipping. */
 export interface OptimizerOptions {
   /** Learning rate; each optimizer defaults to PyTorch's (1e-3 for SGD, Adam, AdamW; 1e-2 for RMSProp, AdaGrad). */
   lr?: number;
@@ -48,6 +49,7 @@ export interface OptimizerState {
   steps: number[];
 }
 
+/** The base of the optimizers: parameter groups, the step count and learning rate, state for checkpoints, and one fused update kernel per parameter. */
 export abstract class Optimizer {
   /** The current base learning rate; schedules set it. */
   lr: number;

@@ -3,6 +3,7 @@
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type OptimizerOptions, type ParamGroup } from './optimizer.js';
 
+/** Options of `optim.SGD`: momentum, dampening and Nesterov momentum, as in PyTorch. */
 export interface SgdOptions extends OptimizerOptions {
   momentum?: number;
   dampening?: number;
@@ -23,6 +24,7 @@ export class SGD extends Optimizer {
   }
 }
 
+/** Options of `optim.Adam` and `optim.AdamW`: the moment decay rates and epsilon. */
 export interface AdamOptions extends OptimizerOptions {
   beta1?: number;
   beta2?: number;
@@ -53,6 +55,7 @@ export class AdamW extends Adam {
   protected override decoupled(): boolean { return true; }
 }
 
+/** Options of `optim.RMSProp`: the squared-gradient decay rate and epsilon. */
 export interface RmsPropOptions extends OptimizerOptions {
   alpha?: number;
   eps?: number;

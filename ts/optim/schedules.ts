@@ -5,11 +5,13 @@
 
 import type { Optimizer } from './optimizer.js';
 
+/** A learning-rate schedule: it sets its optimizer's `lr` at each `step`. */
 export interface Schedule {
   /** Called once per epoch (or step) with the validation metric if the schedule uses one. */
   step(metric?: number): void;
   /** For checkpoints. */
   state(): Record<string, number>;
+  /** Restores what `state()` returned (resuming from a checkpoint). */
   loadState(state: Record<string, number>): void;
 }
 

@@ -1,10 +1,9 @@
 /**
  * Callbacks: hooks the training loop calls at epoch ends. Early stopping (with best-weights
- * restore), LR schedules and a metrics logger live here; checkpointing is in io-aware code.
+ * restore) and LR schedules live here, without a file system; the callbacks that write files
+ * (MetricsLogger, ModelCheckpoint) are in metrics-logger.ts and checkpointing.ts.
  */
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Schedule } from '../optim/schedules.js';
 import { keep } from '../engine.js';
@@ -12,6 +11,7 @@ import type { Tensor } from '../tensor.js';
 import { assign } from '../autograd.js';
 import type { Logs, TrainableModel } from './types.js';
 
+/** What a callback can reach during `fit`: the model, the optimizer, and a way to stop. */
 export interface TrainingContext {
   model: TrainableModel;
   /** The first (or only) optimizer given to fit; checkpoints save its state. */
@@ -45,6 +45,7 @@ export const BATCH_COUNTERS: ReadonlySet<string> = new Set(['epoch', 'globalStep
  * loop awaits it (keep per-batch hooks cheap: they run on every step).
  */
 export interface Callback {
+  /** Before the first epoch. */
   onTrainBegin?(ctx: TrainingContext): void | Promise<void>;
   onEpochBegin?(epoch: number, ctx: TrainingContext): void | Promise<void>;
   /** Before batch `batch` (1-based, within the epoch) of the current epoch is trained on. */
@@ -52,6 +53,7 @@ export interface Callback {
   /** After batch `batch` was trained on (or skipped): `logs.loss` is its loss. */
   onBatchEnd?(batch: number, logs: BatchLogs, ctx: TrainingContext): void | Promise<void>;
   onEpochEnd?(epoch: number, logs: Logs, ctx: TrainingContext): void | Promise<void>;
+  /** After the last epoch (also when a callback stopped training). */
   onTrainEnd?(ctx: TrainingContext): void | Promise<void>;
 }
 
@@ -109,6 +111,7 @@ export class EarlyStopping implements Callback {
     }
   }
 
+  /** Restores the best epoch's weights (if asked) and frees the snapshot. */
   onTrainEnd(ctx: TrainingContext): void {
     if (this.restoreBestWeights && this.bestWeights) {
       // Values are copied into the live tensors, so the optimizer's view of the parameters holds.
@@ -161,35 +164,5 @@ export class LRScheduler implements Callback {
     const value = logs[this.monitor];
     if (value === undefined) throw new Error(`LRScheduler: no '${this.monitor}' in the epoch logs (have: ${Object.keys(logs).join(', ')})`);
     this.schedule.step(value);
-  }
-}
-
-/**
- * Appends each epoch's logs to a CSV or JSONL file (format from the extension). The file starts
- * empty at train begin unless `append` is set (a resumed run continues its log).
- */
-export class MetricsLogger implements Callback {
-  private columns: string[] | null = null;
-  constructor(private readonly path: string, private readonly options: { append?: boolean } = {}) {}
-
-  onTrainBegin(): void {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const existing = this.options.append && existsSync(this.path) ? readFileSync(this.path, 'utf8') : '';
-    if (existing === '') writeFileSync(this.path, '');
-    // A CSV being continued keeps its header.
-    this.columns = existing && !this.path.endsWith('.jsonl') ? existing.split('\n')[0].split(',') : null;
-  }
-
-  onEpochEnd(epoch: number, logs: Logs): void {
-    const row: Record<string, number> = { epoch, ...logs };
-    if (this.path.endsWith('.jsonl')) {
-      appendFileSync(this.path, `${JSON.stringify(row)}\n`);
-      return;
-    }
-    if (this.columns === null) {
-      this.columns = Object.keys(row);
-      appendFileSync(this.path, `${this.columns.join(',')}\n`);
-    }
-    appendFileSync(this.path, `${this.columns.map((c) => row[c] ?? '').join(',')}\n`);
   }
 }

@@ -12,6 +12,7 @@ import type { Schedule } from '../optim/schedules.js';
 import type { Callback, EarlyStopping, TrainingContext } from './callbacks.js';
 import type { Logs, TrainableModel } from './types.js';
 
+/** Options of `ModelCheckpoint`: what else to save with the model, and when. */
 export interface ModelCheckpointOptions {
   /** Saved with the checkpoint, so a resumed run continues the same schedule. */
   schedule?: Schedule;
@@ -19,7 +20,9 @@ export interface ModelCheckpointOptions {
   earlyStopping?: EarlyStopping;
   /** Only write when `monitor` improves (default: every epoch, which is what resuming needs). */
   saveBestOnly?: boolean;
+  /** The epoch log that saveBestOnly watches (default 'valLoss'). */
   monitor?: string;
+  /** Whether lower or higher `monitor` is better (default: 'max' for accuracies, else 'min'). */
   mode?: 'min' | 'max';
 }
 

@@ -1,14 +1,8 @@
-export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type History, type EvaluateOptions, type NonFinitePolicy } from './fit.js';
-export { type LossFn, type StepContext, type StepResult, type TrainStep } from './step.js';
-export { EarlyStopping, LRScheduler, MetricsLogger, type Callback, type BatchLogs, type TrainingContext } from './callbacks.js';
-export * as metrics from './metrics/index.js';
-export { metricNames, type Metric, type MetricSpec } from './metrics/index.js';
-export type { TrainableModel, Batch, BatchSource, Inputs, Logs } from './types.js';
-export type { InMemoryData } from './batches.js';
-export { learningCurvesHtml, saveLearningCurves } from './plot.js';
+/** Training: browser.ts's file-free part, plus the callbacks and plots that write files or serve pages. */
+
+export * from './browser.js';
+export { MetricsLogger } from './metrics-logger.js';
+export { saveLearningCurves } from './plot-file.js';
 export { ModelCheckpoint, resume, type ModelCheckpointOptions } from './checkpointing.js';
 export { TensorBoard, SummaryWriter, type TensorBoardOptions } from './tensorboard/index.js';
-export type { SampleFn } from './samples.js';
 export { Dashboard, type ServedDashboardOptions } from './dashboard/server.js';
-export type { DashboardOptions } from './dashboard/callback.js';
-export type { DashboardEvent } from './dashboard/events.js';

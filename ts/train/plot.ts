@@ -1,10 +1,9 @@
 /**
  * Learning curves as a self-contained HTML page (inline SVG, no scripts, no network): one chart
- * for the losses and one for the other metrics, train and validation side by side.
+ * for the losses and one for the other metrics, train and validation side by side. Writing it to
+ * a file is plot-file.ts's job (Node only); in a page, show the string in an iframe or a Blob URL.
  */
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { History } from './fit.js';
 
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
@@ -81,10 +80,4 @@ ${notes.map((n) => `<p>${escapeXml(n)}</p>`).join('\n')}
 <div>${chart('Loss', losses, epochNumbers)}${chart('Metrics', metrics, epochNumbers)}${chart('Learning rate', lr, epochNumbers)}</div>
 </body></html>
 `;
-}
-
-/** Writes the learning curves to `path` (an .html file the user can open). */
-export function saveLearningCurves(path: string, history: History, title?: string, notes?: string[]): void {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, learningCurvesHtml(history, title, notes));
 }

@@ -2,6 +2,7 @@
 
 import type { Tensor } from '../tensor.js';
 
+/** What `fit`, `evaluate` and `predict` need from a model; every `nn.Module` has it. */
 export interface TrainableModel {
   /**
    * The model's forward pass. The default step calls `forward(x)` for a tensor or an object of
@@ -10,10 +11,15 @@ export interface TrainableModel {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- models take and return any structure
   forward(...inputs: any[]): any;
+  /** The trainable tensors, in a fixed order. */
   parameters(): Tensor[];
+  /** Switches to training mode (dropout on, batch norm on batch statistics). */
   train(): unknown;
+  /** Switches to evaluation mode. */
   eval(): unknown;
+  /** Parameters and buffers by name. */
   stateDict(): Record<string, Tensor>;
+  /** Copies the values of `state` into the model's tensors. */
   loadStateDict(state: Record<string, Tensor>): unknown;
 }
 

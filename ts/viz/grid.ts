@@ -7,6 +7,7 @@
 import type { Tensor } from '../tensor.js';
 import type { Image } from './png.js';
 
+/** Options of `imageGrid`: layout, padding, scale and value range. */
 export interface GridOptions {
   /** Tiles per row (default ceil(sqrt(N))). */
   cols?: number;
@@ -40,6 +41,7 @@ function positiveInt(name: string, v: number, min: number): number {
   return v;
 }
 
+/** Lays images out in one grid image, ready for `encodePng`: [N, H, W], [N, 1, H, W] or [N, 3, H, W] (or one [H, W]) -> an RGB or grey Image. */
 export function imageGrid(images: Tensor | HostImages, options: GridOptions = {}): Image {
   const shape = images.shape;
   const [n, c, h, w] = layout(shape);

@@ -1,0 +1,34 @@
+/**
+ * What the browser tests share: building dist-web/ and starting Debian's chromium through
+ * playwright-core (`npm test` installs chromium when it is missing; KILN_SKIP_BROWSER=1 skips).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
+
+/** True when KILN_SKIP_BROWSER=1 asks to skip the Chromium tests (it says so once). */
+export const skipBrowser = process.env.KILN_SKIP_BROWSER === '1';
+if (skipBrowser) console.warn('browser test skipped: KILN_SKIP_BROWSER=1');
+
+/** Builds the browser bundle (scripts/build-web.mjs); throws with its output if that fails. */
+export function buildWeb(): void {
+  const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`build-web failed:\n${built.stdout}${built.stderr}`);
+}
+
+/** A headless chromium with the flags that work here as root (playwright gives it a fresh profile). */
+export async function launchChromium(): Promise<any> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: \`npm test\` installs Debian's chromium (or: apt-get install chromium; KILN_CHROMIUM=<path> for another)`);
+  }
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
