@@ -15,3 +15,4 @@ export { saveModel, loadModel, saveCheckpoint, loadCheckpoint } from './io/index
 export * as data from './data/index.js';
 // image output (PNG grids); the browser entry gets the part without files
 export * as viz from './viz/index.js';
+export * as onnx from './onnx/index.js';

@@ -1,0 +1,90 @@
+/**
+ * kiln.onnx: ONNX models in and out.
+ *
+ *   const model = kiln.onnx.load('squeezenet.onnx');      // an nn.Module
+ *   const logits = model.forward(images);                  // [batch, 3, 224, 224] -> [batch, 1000]
+ *   kiln.fit(model.train(), data, { ... });                // it fine-tunes like any module
+ */
+
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
+import { OnnxModel, valueInfo, type OnnxValueInfo } from './model.js';
+import { decodeModel } from './proto.js';
+import { OPS } from './ops/index.js';
+import type { ExternalReader } from './tensors.js';
+
+export { OnnxModel, type OnnxValueInfo } from './model.js';
+export { supportedOps } from './ops/index.js';
+export { decodeTensor } from './proto.js';
+export { tensorFromProto } from './tensors.js';
+
+export interface LoadOptions {
+  /**
+   * Where external data files (tensors stored beside the model, for models over 2 GB) are read
+   * from: defaults to the model file's directory; required when loading from bytes.
+   */
+  externalDataDir?: string;
+}
+
+/** Reads external data files, refusing locations that leave `dir` (a crafted file must not read /etc/passwd). */
+function externalReader(dir: string): ExternalReader {
+  return (location, offset, length) => {
+    const path = normalize(join(dir, location));
+    if (isAbsolute(location) || !path.startsWith(normalize(dir))) {
+      throw new Error(`onnx.load: external data location '${location}' is outside the model's directory`);
+    }
+    const bytes = readFileSync(path);
+    const end = length === undefined ? bytes.byteLength : offset + length;
+    if (offset < 0 || end > bytes.byteLength) {
+      throw new Error(`onnx.load: external data '${location}' has ${bytes.byteLength} bytes; the model asks for [${offset}, ${end})`);
+    }
+    return bytes.subarray(offset, end);
+  };
+}
+
+/** What `check` reports about a model file. */
+export interface OnnxCheck {
+  /** The default-domain opset the model imports. */
+  opset: number;
+  /** Every op type the graph uses, sorted. */
+  opTypes: string[];
+  /** The op types Kiln cannot import (empty when `load` will accept the model). */
+  unsupported: string[];
+  /** The graph's inputs (initializers excluded), with dtypes and shapes. */
+  inputs: OnnxValueInfo[];
+}
+
+/** Reads a model's op types without building it: which ops it uses and which of them Kiln lacks. */
+export function check(source: string | Uint8Array): OnnxCheck {
+  const model = decodeModel(typeof source === 'string' ? readFileSync(source) : source);
+  const opset = Number(model.opsetImport?.find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx')?.version ?? 1);
+  const opTypes = [...new Set((model.graph?.node ?? []).map((n) => n.opType ?? ''))].sort();
+  const initializers = new Set((model.graph?.initializer ?? []).map((t) => t.name));
+  const inputs = (model.graph?.input ?? []).filter((v) => !initializers.has(v.name)).map(valueInfo);
+  return { opset, opTypes, unsupported: opTypes.filter((t) => !Object.hasOwn(OPS, t)), inputs };
+}
+
+/**
+ * Loads an ONNX model (a path to a .onnx file, or its bytes) as an nn.Module on the active
+ * backend. Every node's op is checked first: unsupported ops are all listed in one Error naming
+ * each op, its node and the model's opset. The model starts in eval mode.
+ */
+export function load(source: string | Uint8Array, options: LoadOptions = {}): OnnxModel {
+  let bytes: Uint8Array;
+  let dir = options.externalDataDir;
+  if (typeof source === 'string') {
+    try {
+      bytes = readFileSync(source);
+    } catch (e) {
+      throw new Error(`onnx.load: cannot read '${source}': ${(e as Error).message}`);
+    }
+    dir ??= dirname(source);
+  } else if (source instanceof Uint8Array) {
+    bytes = source;
+  } else {
+    throw new Error(`onnx.load: expected a file path or a Uint8Array of the model's bytes, got ${source === null ? 'null' : typeof source}`);
+  }
+  const model = decodeModel(bytes);
+  if (model.graph === undefined) throw new Error('onnx.load: the file holds no graph (is it an ONNX model?)');
+  return new OnnxModel(model, dir === undefined ? undefined : externalReader(dir));
+}

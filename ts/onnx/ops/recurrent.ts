@@ -1,0 +1,2 @@
+import type { OpImpl } from "../node.js";
+export const recurrentOps: Record<string, OpImpl> = {};

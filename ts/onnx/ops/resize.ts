@@ -1,0 +1,2 @@
+import type { OpImpl } from "../node.js";
+export const resizeOps: Record<string, OpImpl> = {};
