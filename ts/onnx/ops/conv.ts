@@ -8,14 +8,16 @@ import { conv2d, convTranspose2d } from '../../ops/conv.js';
 import { squeeze, unsqueeze } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import { input, type OnnxNode, type OpImpl } from '../node.js';
+import { conv3d } from './volume.js';
 
 /** Per spatial axis: [begin, end] padding. */
-type Pads = Array<[number, number]>;
+export type Pads = Array<[number, number]>;
 
-/** The spatial rank (1 or 2) of a convolution input, or a clear error. */
-export function spatialRank(x: Tensor, node: OnnxNode): number {
+/** The spatial rank (1, 2, or 3 where `volumes`) of a window op's input, or a clear error. */
+export function spatialRank(x: Tensor, node: OnnxNode, volumes = true): number {
   const rank = x.rank - 2;
-  if (rank !== 1 && rank !== 2) node.fail(`Kiln runs 1-D and 2-D ${node.opType} (inputs [N, C, L] or [N, C, H, W]), got [${x.shape.join(', ')}]`);
+  const max = volumes ? 3 : 2;
+  if (!(rank >= 1 && rank <= max)) node.fail(`Kiln runs ${volumes ? '1-D, 2-D and 3-D' : '1-D and 2-D'} ${node.opType} (inputs [N, C, L], [N, C, H, W]${volumes ? ' or [N, C, D, H, W]' : ''}), got [${x.shape.join(', ')}]`);
   return rank;
 }
 
@@ -66,6 +68,7 @@ function convOp(inputs: Array<Tensor | undefined>, node: OnnxNode): Tensor[] {
   const stride = perAxis(node, 'strides', rank, 1);
   const dilation = perAxis(node, 'dilations', rank, 1);
   const pads = windowPads(node, x.shape.slice(2), kernel, stride, dilation);
+  if (rank === 3) return [conv3d(x, w, inputs[2], node.int('group', 1), { kernel, stride, dilation, pads })];
   const y = conv2d(to2d(x, rank), to2d(w, rank), {
     stride: hw(stride),
     dilation: hw(dilation),
@@ -79,7 +82,7 @@ function convOp(inputs: Array<Tensor | undefined>, node: OnnxNode): Tensor[] {
 function convTransposeOp(inputs: Array<Tensor | undefined>, node: OnnxNode): Tensor[] {
   const x = input(inputs, 0, node);
   const w = input(inputs, 1, node);
-  const rank = spatialRank(x, node);
+  const rank = spatialRank(x, node, false);
   if (w.rank !== rank + 2) node.fail(`weight [${w.shape.join(', ')}] does not match the ${rank}-D input [${x.shape.join(', ')}]`);
   const kernel = w.shape.slice(2);
   const inSize = x.shape.slice(2);

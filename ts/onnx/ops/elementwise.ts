@@ -4,7 +4,7 @@
  */
 
 import { abs, add, cos, div, elu, equal, exp, gelu, greater, greaterEqual, leakyRelu, less, lessEqual, log, maximum, minimum, mul, neg, notEqual, pow, relu, sigmoid, sin, softplus, sqrt, sub, tanh, where } from '../../ops/elementwise.js';
-import { cast } from '../../ops/shape.js';
+import { cast, reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import { input, type Inputs, type OnnxNode, type OpImpl } from '../node.js';
 import { asFloat, inFloat } from './numeric.js';
@@ -163,7 +163,12 @@ export const elementwiseOps: Record<string, OpImpl> = {
   }),
   PRelu: (inputs, node) => {
     const x = input(inputs, 0, node);
-    return [where(less(x, 0), mul(x, input(inputs, 1, node)), x)];
+    let slope = input(inputs, 1, node);
+    // Before opset 7 a 1-D slope of C entries applies per channel (axis 1), not to the last axis.
+    if (slope.rank === 1 && x.rank > 2 && slope.shape[0] === x.shape[1] && slope.shape[0] !== x.shape[x.rank - 1]) {
+      slope = reshape(slope, [slope.shape[0], ...Array(x.rank - 2).fill(1)]);
+    }
+    return [where(less(x, 0), mul(x, slope), x)];
   },
   ThresholdedRelu: unary((x, n) => where(greater(x, n.float('alpha', 1)), x, 0)),
   HardSigmoid: unary((x, n) => hardSigmoid(x, n.float('alpha', 0.2), n.float('beta', 0.5))),

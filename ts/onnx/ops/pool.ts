@@ -10,6 +10,7 @@ import { max, mean } from '../../ops/reduce.js';
 import { reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import { input, type OnnxNode, type OpImpl } from '../node.js';
+import { pool3d } from './volume.js';
 import { from2d, hw, perAxis, sides, spatialRank, to2d, windowPads } from './conv.js';
 
 /** The window of a pooling node, with ceil_mode turned into extra padding at the end. */
@@ -31,21 +32,23 @@ function poolWindow(x: Tensor, node: OnnxNode) {
       p[1] += Math.max((out - 1) * stride[i] + extent - (size[i] + p[0] + p[1]), 0);
     });
   }
-  return { rank, kernel: hw(kernel), stride: hw(stride), dilation: hw(dilation), padding: sides(pads) };
+  return { rank, kernel: hw(kernel), stride: hw(stride), dilation: hw(dilation), padding: rank === 3 ? [0, 0, 0, 0] as [number, number, number, number] : sides(pads), volume: { kernel, stride, dilation, pads } };
 }
 
 const maxPoolOp: OpImpl = (inputs, node) => {
   const x = input(inputs, 0, node);
   if ((node.outputs[1] ?? '') !== '') node.fail('the Indices output is not supported');
   const w = poolWindow(x, node);
+  if (w.rank === 3) return [pool3d('max', x, w.volume, false, node)];
   return [from2d(maxPool2d(to2d(x, w.rank), w.kernel, { stride: w.stride, padding: w.padding, dilation: w.dilation }), w.rank)];
 };
 
 const averagePoolOp: OpImpl = (inputs, node) => {
   const x = input(inputs, 0, node);
   const w = poolWindow(x, node);
-  if (w.dilation[0] !== 1 || w.dilation[1] !== 1) node.fail('dilations other than 1 are not supported for AveragePool');
   const countIncludePad = node.int('count_include_pad', 0) === 1;
+  if (w.rank === 3) return [pool3d('avg', x, w.volume, countIncludePad, node)];
+  if (w.dilation[0] !== 1 || w.dilation[1] !== 1) node.fail('dilations other than 1 are not supported for AveragePool');
   return [from2d(avgPool2d(to2d(x, w.rank), w.kernel, { stride: w.stride, padding: w.padding, countIncludePad }), w.rank)];
 };
 
