@@ -2,7 +2,7 @@
 // pytorch-converted, pytorch-operator, light) and the per-node tests (generated once into
 // ~/.cache/kiln/onnx-node-data) on Kiln, and prints per set: passed / failed / unsupported with
 // the ops involved, then a per-op table of the node tests. Options: --backend=native|wasm|gpu,
-// --sets=light,simple (a subset), --markdown=FILE (writes the tables for docs/onnx.md).
+// --sets=light,simple (a subset), --filter=REGEX (case names), --markdown=FILE (writes the tables for docs/onnx.md).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './lib.mjs';
@@ -31,10 +31,11 @@ for (const set of sets) {
   const started = Date.now();
   const results = [];
   const cases = set === 'light' ? lightModels(join(data, 'light')) : set === 'node' ? casesIn(ensureNodeData(python, join(ROOT, 'scripts'))) : casesIn(join(data, set));
-  for (const c of cases) {
+  const filter = arg('filter') === undefined ? undefined : new RegExp(arg('filter'));
+  for (const c of cases.filter((c) => filter === undefined || filter.test(c.split('/').pop()))) {
     const r = set === 'light' ? runLight(kiln, c) : runCase(kiln, c);
     results.push(r);
-    if (set !== 'node') console.log(`  ${set}/${r.name}: ${r.status}${r.message ? ` (${r.message})` : ''}`);
+    if (set !== 'node' || filter !== undefined) console.log(`  ${set}/${r.name}: ${r.status}${r.message ? ` (${r.message})` : ''}`);
   }
   if (set === 'node') nodeResults = results;
   const count = (s) => results.filter((r) => r.status === s).length;
