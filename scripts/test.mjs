@@ -16,7 +16,7 @@ if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 // The 'gpu' backend runs on lavapipe (Mesa's CPU Vulkan) when the machine has no GPU driver.
 ensureVulkanDriver();
 // Python references for the interop tests (a venv in ~/.cache/kiln/venv; scripts/python.mjs).
-const python = ensurePython(['numpy', 'safetensors']);
+const python = ensurePython(['numpy', 'safetensors', 'onnx', 'onnxruntime']);
 step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
 run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });

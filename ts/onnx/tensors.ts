@@ -18,7 +18,10 @@ export const ONNX_TYPE = {
   FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, BFLOAT16: 16,
 } as const;
 
-const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ONNX_TYPE).map(([k, v]) => [v, k.toLowerCase()]));
+const TYPE_NAMES: Record<number, string> = {
+  ...Object.fromEntries(Object.entries(ONNX_TYPE).map(([k, v]) => [v, k.toLowerCase()])),
+  14: 'complex64', 15: 'complex128', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2', 20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4', 23: 'float4e2m1',
+};
 
 /** The ONNX type's name ('int64'), for messages. */
 export function onnxTypeName(type: number | undefined): string {

@@ -6,6 +6,8 @@
 import { abs, add, cos, div, elu, equal, exp, gelu, greater, greaterEqual, leakyRelu, less, lessEqual, log, maximum, minimum, mul, neg, notEqual, pow, relu, sigmoid, sin, softplus, sqrt, sub, tanh, where } from '../../ops/elementwise.js';
 import { cast, reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
+import { tensor } from '../../ops/creation.js';
+import { ONNX_TYPE } from '../tensors.js';
 import { input, type Inputs, type OnnxNode, type OpImpl } from '../node.js';
 import { asFloat, inFloat } from './numeric.js';
 
@@ -103,7 +105,37 @@ function castOp(inputs: Inputs, node: OnnxNode, to: number | undefined): Tensor[
   if (to === undefined) node.fail('needs the attribute "to"');
   const target = to === 9 ? 'bool' : [1, 10, 11, 16].includes(to) ? 'float32' : [2, 3, 4, 5, 6, 7, 12, 13].includes(to) ? 'int32' : undefined;
   if (target === undefined) node.fail(`cannot cast to ONNX type ${to} (Kiln has float32, int32 and bool)`);
-  return [x.dtype === target ? x : cast(x, target)];
+  const y = x.dtype === target ? x : cast(x, target);
+  // float16 / bfloat16 have no Kiln dtype: the values are rounded to that precision and kept in
+  // float32 (on the host, so this cast does not pass gradients).
+  if (to === ONNX_TYPE.FLOAT16 || to === ONNX_TYPE.BFLOAT16) {
+    const round = to === ONNX_TYPE.FLOAT16 ? roundToHalf : roundToBfloat16;
+    return [tensor(Float32Array.from(y.dataSync(), round), [...y.shape])];
+  }
+  return [y];
+}
+
+/** Nearest-even rounding of `x` to a multiple of `quantum`. */
+function roundEven(x: number, quantum: number): number {
+  const r = x / quantum;
+  const f = Math.floor(r);
+  const d = r - f;
+  return (d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f) * quantum;
+}
+
+/** x rounded to the nearest float16 (IEEE binary16: 10 fraction bits, subnormals from 2^-24). */
+function roundToHalf(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const exponent = Math.max(Math.floor(Math.log2(Math.abs(x))), -14);
+  const y = roundEven(x, 2 ** (exponent - 10));
+  return Math.abs(y) >= 65520 ? Math.sign(y) * Infinity : y;
+}
+
+/** x rounded to the nearest bfloat16 (float32's exponent, 7 fraction bits). */
+function roundToBfloat16(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const exponent = Math.max(Math.floor(Math.log2(Math.abs(x))), -126);
+  return Math.fround(roundEven(x, 2 ** (exponent - 7)));
 }
 
 export const elementwiseOps: Record<string, OpImpl> = {
