@@ -12,6 +12,11 @@ import { OnnxModel, valueInfo, type OnnxValueInfo } from './model.js';
 import { decodeModel } from './proto.js';
 import { OPS } from './ops/index.js';
 import type { ExternalReader } from './tensors.js';
+import { toOnnxBytes, type ExportableModel, type SaveOptions } from './export/save.js';
+import { writeFileAtomic } from '../io/files.js';
+import type { Tensor } from '../tensor.js';
+
+export type { ExportableModel, SaveOptions } from './export/save.js';
 
 export { OnnxModel, type OnnxValueInfo } from './model.js';
 export { supportedOps } from './ops/index.js';
@@ -87,4 +92,15 @@ export function load(source: string | Uint8Array, options: LoadOptions = {}): On
   const model = decodeModel(bytes);
   if (model.graph === undefined) throw new Error('onnx.load: the file holds no graph (is it an ONNX model?)');
   return new OnnxModel(model, dir === undefined ? undefined : externalReader(dir));
+}
+
+/**
+ * Exports `model` to an ONNX file at `path` by tracing `model.forward(...exampleInputs)` in eval
+ * mode (see export/save.ts); returns the bytes. The graph has the example inputs' shapes.
+ * Opset 17: onnxruntime and onnxruntime-web load it.
+ */
+export function save(model: ExportableModel, exampleInputs: Tensor | Tensor[], path?: string, options: SaveOptions = {}): Uint8Array {
+  const bytes = toOnnxBytes(model, exampleInputs, options);
+  if (path !== undefined) writeFileAtomic(path, bytes);
+  return bytes;
 }
