@@ -6,6 +6,7 @@
  */
 
 import { Module } from '../nn/module.js';
+import { keep } from '../engine.js';
 import type { Tensor } from '../tensor.js';
 import type { DType } from '../backends/backend.js';
 import { OnnxNode, type Inputs } from './node.js';
@@ -57,6 +58,10 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   readonly #initializers = new Map<string, string>();
   /** How many nodes consume each value, for freeing intermediates as soon as they are spent. */
   readonly #consumers = new Map<string, number>();
+  /** Values computed once at load from constants alone (see #foldConstants), by name. */
+  readonly #folded = new Map<string, Tensor>();
+  /** The nodes left to run on every call (those not folded). */
+  #live: OnnxNode[] = [];
 
   /** Internal: use `kiln.onnx.load`. Checks every node's op before anything runs. */
   constructor(model: ModelProto, readExternal?: ExternalReader) {
@@ -85,10 +90,57 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
       props[key] = t.dtype === 'float32' && !statistics.has(name) ? this.registerParameter(t) : this.registerBuffer(t);
       this.#initializers.set(name, key);
     }
-    for (const node of this.#nodes) for (const name of node.inputs) if (name !== '') this.#consumers.set(name, (this.#consumers.get(name) ?? 0) + 1);
+    this.#foldConstants(statistics);
+    for (const node of this.#live) for (const name of node.inputs) if (name !== '') this.#consumers.set(name, (this.#consumers.get(name) ?? 0) + 1);
     // An imported model starts in evaluation mode (BatchNormalization uses its running statistics,
     // Dropout is off), as the exporter traced it; fit switches to training mode itself.
     this.eval();
+  }
+
+  /**
+   * Runs once, at load, every node whose inputs are all constants: Constant nodes, non-float
+   * initializers (shapes, indices) and what is computed from them alone — e.g. exporters'
+   * Shape-free ConstantOfShape weights or index arithmetic. Trainable parameters are never folded
+   * (their values change when fine-tuning), nor random ops.
+   */
+  #foldConstants(statistics: Set<string>): void {
+    const props = this as unknown as Record<string, Tensor>;
+    const constant = new Set<string>();
+    for (const [name, key] of this.#initializers) if (props[key].dtype !== 'float32' && !statistics.has(name)) constant.add(name);
+    const random = new Set(['Dropout', 'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'Bernoulli', 'Multinomial']);
+    const values = new Map<string, Tensor>();
+    const valueOf = (name: string): Tensor => values.get(name) ?? props[this.#initializers.get(name)!];
+    for (const node of this.#nodes) {
+      const foldable = !random.has(node.opType) && node.inputs.every((n) => n === '' || constant.has(n));
+      if (!foldable) {
+        this.#live.push(node);
+        continue;
+      }
+      const results = OPS[node.opType](node.inputs.map((n) => (n === '' ? undefined : valueOf(n))), node, { training: false });
+      node.outputs.forEach((name, i) => {
+        if (name === '' || results[i] === undefined) return;
+        constant.add(name);
+        values.set(name, results[i]);
+      });
+    }
+    // Keep only what a live node or a graph output reads; the rest were steps on the way.
+    const needed = new Set([...this.#live.flatMap((n) => n.inputs), ...this.outputNames]);
+    const keptTensors = new Set<Tensor>();
+    for (const [name, t] of values) {
+      if (needed.has(name)) {
+        this.#folded.set(name, keep(t));
+        keptTensors.add(t);
+      }
+    }
+    const parameters = new Set<Tensor>(Object.values(this.stateDict()));
+    for (const t of values.values()) if (!keptTensors.has(t) && !parameters.has(t)) t.dispose();
+  }
+
+  /** Frees the parameters, buffers and folded constants. */
+  override dispose(): void {
+    for (const t of this.#folded.values()) t.dispose();
+    this.#folded.clear();
+    super.dispose();
   }
 
   /** Every node whose op Kiln lacks, listed together, before anything runs. */
@@ -128,6 +180,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   run(feeds: Record<string, Tensor>): Record<string, Tensor> {
     const values = new Map<string, Tensor>();
     for (const [name, key] of this.#initializers) values.set(name, (this as unknown as Record<string, Tensor>)[key]);
+    for (const [name, t] of this.#folded) values.set(name, t);
     for (const info of this.inputs) values.set(info.name, this.#checkInput(info, feeds[info.name]));
     const unknown = Object.keys(feeds).filter((k) => !this.inputNames.includes(k));
     if (unknown.length > 0) throw new Error(`OnnxModel.run: unknown input(s) ${unknown.join(', ')} (the model's inputs: ${this.inputNames.join(', ')})`);
@@ -138,7 +191,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     const context = { training: this.training };
     const created: Tensor[] = [];
     try {
-      for (const node of this.#nodes) {
+      for (const node of this.#live) {
         const args: Inputs = node.inputs.map((name) => {
           if (name === '') return undefined;
           const t = values.get(name);
