@@ -6,6 +6,7 @@
 import type { OpImpl } from '../node.js';
 import { convOps } from './conv.js';
 import { elementwiseOps } from './elementwise.js';
+import { extraOps } from './extra.js';
 import { linearOps } from './linear.js';
 import { normalizationOps } from './normalization.js';
 import { poolOps } from './pool.js';
@@ -24,6 +25,7 @@ export const OPS: Readonly<Record<string, OpImpl>> = {
   ...shapeOps,
   ...recurrentOps,
   ...resizeOps,
+  ...extraOps,
 };
 
 /** The op types Kiln imports, sorted (for docs and messages). */
