@@ -20,7 +20,7 @@ export const ONNX_TYPE = {
 
 const TYPE_NAMES: Record<number, string> = {
   ...Object.fromEntries(Object.entries(ONNX_TYPE).map(([k, v]) => [v, k.toLowerCase()])),
-  14: 'complex64', 15: 'complex128', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2', 20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4', 23: 'float4e2m1',
+  14: 'complex64', 15: 'complex128', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2', 20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4', 23: 'float4e2m1', 24: 'float8e8m0', 25: 'uint2', 26: 'int2',
 };
 
 /** The ONNX type's name ('int64'), for messages. */

@@ -7,7 +7,7 @@
  */
 
 import { tensor } from '../../ops/creation.js';
-import { add, div, exp, log, mul, neg, rsqrt, sigmoid, sqrt, sub } from '../../ops/elementwise.js';
+import { add, div, equal, exp, log, mul, neg, rsqrt, sigmoid, sqrt, sub, where } from '../../ops/elementwise.js';
 import { matmul } from '../../ops/matmul.js';
 import { argmax, logSoftmax, mean, sum, variance } from '../../ops/reduce.js';
 import { gather, oneHot, permute, reshape } from '../../ops/shape.js';
@@ -139,7 +139,8 @@ export const extraOps: Record<string, OpImpl> = {
     const axis = axisOf(node.int('axis', -1), x.rank, node);
     const p = node.int('p', 2);
     const norm = p === 1 ? sum(x.abs(), [axis], true) : sqrt(sum(mul(x, x), [axis], true));
-    return [div(x, norm)];
+    // A zero vector stays zero (0/0 would be NaN).
+    return [div(x, where(equal(norm, 0), 1, norm))];
   },
   Sinh: (inputs, node) => {
     const x = input(inputs, 0, node);

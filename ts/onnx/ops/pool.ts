@@ -11,6 +11,7 @@ import { reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import { input, type OnnxNode, type OpImpl } from '../node.js';
 import { pool3d } from './volume.js';
+import { inFloat } from './numeric.js';
 import { from2d, hw, perAxis, sides, spatialRank, to2d, windowPads } from './conv.js';
 
 /** The window of a pooling node, with ceil_mode turned into extra padding at the end. */
@@ -39,8 +40,8 @@ const maxPoolOp: OpImpl = (inputs, node) => {
   const x = input(inputs, 0, node);
   if ((node.outputs[1] ?? '') !== '') node.fail('the Indices output is not supported');
   const w = poolWindow(x, node);
-  if (w.rank === 3) return [pool3d('max', x, w.volume, false, node)];
-  return [from2d(maxPool2d(to2d(x, w.rank), w.kernel, { stride: w.stride, padding: w.padding, dilation: w.dilation }), w.rank)];
+  if (w.rank === 3) return [inFloat([x], (f) => pool3d('max', f, w.volume, false, node))];
+  return [inFloat([x], (f) => from2d(maxPool2d(to2d(f, w.rank), w.kernel, { stride: w.stride, padding: w.padding, dilation: w.dilation }), w.rank))];
 };
 
 const averagePoolOp: OpImpl = (inputs, node) => {

@@ -153,6 +153,7 @@ function paddedIndices(size: number, before: number, after: number, mode: string
   const out: number[] = [];
   for (let i = -before; i < size + after; i++) {
     if (mode === 'edge') out.push(Math.min(Math.max(i, 0), size - 1));
+    else if (mode === 'wrap') out.push(((i % size) + size) % size);
     else {
       // reflect: mirror without repeating the edge; period 2(size - 1).
       const period = 2 * (size - 1);
@@ -175,7 +176,7 @@ function padOp(inputs: Inputs, node: OnnxNode): Tensor[] {
   axes.forEach((a, i) => (pairs[a] = [pads[i], pads[i + axes.length]]));
   if (pairs.some(([b, e]) => b < 0 || e < 0)) node.fail(`negative pads (cropping) are not supported: ${JSON.stringify(pads)}`);
   if (mode === 'constant') return [inFloat([x], (f) => pad(f, pairs, value))];
-  if (mode !== 'reflect' && mode !== 'edge') node.fail(`unknown mode '${mode}' (constant, reflect, edge)`);
+  if (mode !== 'reflect' && mode !== 'edge' && mode !== 'wrap') node.fail(`unknown mode '${mode}' (constant, reflect, edge, wrap)`);
   pairs.forEach(([b, e], axis) => {
     if (b > 0 || e > 0) x = gather(x, ints(paddedIndices(x.shape[axis], b, e, mode)), axis);
   });
@@ -199,8 +200,10 @@ function oneHotOp(inputs: Inputs, node: OnnxNode): Tensor[] {
   const indices = input(inputs, 0, node);
   const depth = Number(input(inputs, 1, node).dataSync()[0]);
   const [off, on] = Array.from(input(inputs, 2, node).dataSync(), Number);
-  const fixed = tensor(Int32Array.from(indices.dataSync(), (v) => (v < 0 ? v + depth : v)), [...indices.shape], 'int32');
-  let y = oneHot(fixed, depth, on, off);
+  // Out-of-range indices give a row of `off` values: they select an extra column that is cut off.
+  const fixed = tensor(Int32Array.from(indices.dataSync(), (v) => (v < 0 ? v + depth : v)).map((v) => (v < 0 || v >= depth ? depth : v)), [...indices.shape], 'int32');
+  const wide = oneHot(fixed, depth + 1, on, off);
+  let y = slice(wide, wide.shape.map(() => 0), [...wide.shape.slice(0, -1), depth]);
   const axis = axisOf(node.int('axis', -1), y.rank, node);
   if (axis !== y.rank - 1) {
     const perm = [...Array(y.rank - 1).keys()];
@@ -226,7 +229,9 @@ function spaceToDepthOp(inputs: Inputs, node: OnnxNode): Tensor[] {
   const b = node.int('blocksize') ?? node.fail('needs blocksize');
   const [n, c, h, w] = x.shape;
   const parts = reshape(x, [n, c, h / b, b, w / b, b]);
-  return [reshape(permute(parts, [0, 3, 5, 1, 2, 4]), [n, c * b * b, h / b, w / b])];
+  // DCR (the default) puts the block offsets before the channels, CRD after.
+  const crd = node.string('mode', 'DCR') === 'CRD';
+  return [reshape(permute(parts, crd ? [0, 1, 3, 5, 2, 4] : [0, 3, 5, 1, 2, 4]), [n, c * b * b, h / b, w / b])];
 }
 
 /** The identity at inference; inverted dropout in training mode (opset 12's training_mode input, or the model's mode). */
