@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
-import { forEachBackend } from '../backends.js';
+import { forEachBackend, heavyIt } from '../backends.js';
 import { pythonBin } from './python.js';
 // @ts-expect-error: a plain .mjs helper shared with scripts/onnx-conformance.mjs
 import { casesIn, ensureNodeData, lightModels, runCase, runLight, wheelDataDir } from '../../scripts/onnx-conformance-lib.mjs';
@@ -28,12 +28,21 @@ function expectAllPassed(results: CaseResult[]): void {
   expect(results.length).toBeGreaterThan(0);
 }
 
-forEachBackend(() => {
+forEachBackend((backend) => {
   describe('onnx conformance', () => {
-    it('runs every light model of the onnx wheel and matches its reference output', () => {
+    heavyIt(backend)('runs every light model of the onnx wheel and matches its reference output', () => {
       const models: string[] = lightModels(join(data, 'light'));
       expect(models.length).toBe(9);
-      expectAllPassed(models.map((m) => runLight(kiln, m)));
+      const results: CaseResult[] = models.map((m) => runLight(kiln, m));
+      if (backend === 'gpu') {
+        // AlexNet's, VGG-19's and ZFNet's first fully connected weights (144 to 392 MB) exceed a
+        // software adapter's largest storage binding (128 MB on lavapipe): a clear error, not a crash.
+        const tooLarge = results.filter((r) => /exceeds this GPU's largest storage binding/.test(r.message));
+        expect(tooLarge.map((r) => r.name).every((n) => /alexnet|vgg19|zfnet/.test(n))).toBe(true);
+        expectAllPassed(results.filter((r) => !tooLarge.includes(r)));
+      } else {
+        expectAllPassed(results);
+      }
     }, 300_000);
 
     it('passes every pytorch-operator and pytorch-converted model', () => {

@@ -119,6 +119,16 @@ forEachBackend((backend) => {
       vi.restoreAllMocks();
     }, 300_000);
 
+    it('frees every intermediate as it goes: runs outside tidy leave memory() flat', () => {
+      const model = kiln.onnx.load(cnnPath);
+      const x = kiln.zeros([2, 1, 28, 28]);
+      const before = kiln.memory().numTensors;
+      for (let i = 0; i < 5; i++) model.forward(x).dispose();
+      expect(kiln.memory().numTensors).toBe(before);
+      kiln.dispose(x);
+      model.dispose();
+    });
+
     it('lists every unsupported op with its node and the opset before running', () => {
       const bytes = modelBytes({
         nodes: [

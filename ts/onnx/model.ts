@@ -6,7 +6,7 @@
  */
 
 import { Module } from '../nn/module.js';
-import { keep } from '../engine.js';
+import { keep, tidy } from '../engine.js';
 import type { Tensor } from '../tensor.js';
 import type { DType } from '../backends/backend.js';
 import { OnnxNode, type Inputs } from './node.js';
@@ -116,7 +116,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
         this.#live.push(node);
         continue;
       }
-      const results = OPS[node.opType](node.inputs.map((n) => (n === '' ? undefined : valueOf(n))), node, { training: false });
+      const results = tidy(() => OPS[node.opType](node.inputs.map((n) => (n === '' ? undefined : valueOf(n))), node, { training: false }));
       node.outputs.forEach((name, i) => {
         if (name === '' || results[i] === undefined) return;
         constant.add(name);
@@ -181,7 +181,14 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     const values = new Map<string, Tensor>();
     for (const [name, key] of this.#initializers) values.set(name, (this as unknown as Record<string, Tensor>)[key]);
     for (const [name, t] of this.#folded) values.set(name, t);
-    for (const info of this.inputs) values.set(info.name, this.#checkInput(info, feeds[info.name]));
+    // Inputs converted to the declared dtype are this run's to free (unless returned).
+    const converted: Tensor[] = [];
+    for (const info of this.inputs) {
+      const given = feeds[info.name];
+      const t = this.#checkInput(info, given);
+      if (t !== given) converted.push(t);
+      values.set(info.name, t);
+    }
     const unknown = Object.keys(feeds).filter((k) => !this.inputNames.includes(k));
     if (unknown.length > 0) throw new Error(`OnnxModel.run: unknown input(s) ${unknown.join(', ')} (the model's inputs: ${this.inputNames.join(', ')})`);
 
@@ -200,7 +207,9 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
         });
         let results: Tensor[];
         try {
-          results = OPS[node.opType](args, node, context);
+          // tidy frees what an op composes on the way (Gemm's product before the bias); the
+          // autograd record keeps what backward needs.
+          results = tidy(() => OPS[node.opType](args, node, context));
         } catch (e) {
           const message = (e as Error).message;
           if (message.startsWith('onnx: ')) throw e;
@@ -237,6 +246,8 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
       if (t === undefined) throw new Error(`OnnxModel.run: the graph output '${name}' was never produced`);
       result[name] = t;
     }
+    const returned = new Set(Object.values(result));
+    for (const t of converted) if (!returned.has(t)) t.dispose();
     return result;
   }
 
