@@ -4,6 +4,7 @@
  */
 
 import type { OpImpl } from '../node.js';
+import { attentionOps } from './attention.js';
 import { convOps } from './conv.js';
 import { elementwiseOps } from './elementwise.js';
 import { extraOps } from './extra.js';
@@ -26,6 +27,7 @@ export const OPS: Readonly<Record<string, OpImpl>> = {
   ...recurrentOps,
   ...resizeOps,
   ...extraOps,
+  ...attentionOps,
 };
 
 /** The op types Kiln imports, sorted (for docs and messages). */
