@@ -153,6 +153,32 @@ forEachBackend((backend) => {
       model.dispose();
     });
 
+    it('runs dynamic batch and sequence dims at any size (a Shape -> Gather -> Reshape chain included)', () => {
+      // y = reshape(x @ w, [batch, seq * 2]): the target shape is computed from x's runtime shape.
+      const bytes = modelBytes({
+        nodes: [
+          { opType: 'MatMul', input: ['x', 'w'], output: ['h'], name: 'proj' },
+          { opType: 'Shape', input: ['x'], output: ['s'], name: 'shape' },
+          { opType: 'Gather', input: ['s', 'zero'], output: ['b'], name: 'batch', attribute: [{ name: 'axis', type: 2, i: 0 }] },
+          { opType: 'Unsqueeze', input: ['b', 'zero1'], output: ['b1'], name: 'b1' },
+          { opType: 'Concat', input: ['b1', 'minus1'], output: ['target'], name: 'target', attribute: [{ name: 'axis', type: 2, i: 0 }] },
+          { opType: 'Reshape', input: ['h', 'target'], output: ['y'], name: 'flat' },
+        ],
+        inputs: [['x', ['batch', 'seq', 3]]],
+        outputs: ['y'],
+        initializers: { w: kiln.tensor([[1, 0], [0, 1], [1, 1]]), zero: kiln.tensor(new Int32Array([0]), [], 'int32'), zero1: kiln.tensor(new Int32Array([0]), [1], 'int32'), minus1: kiln.tensor(new Int32Array([-1]), [1], 'int32') },
+      });
+      const model = kiln.onnx.load(bytes);
+      expect(model.inputs[0].shape).toEqual(['batch', 'seq', 3]);
+      for (const [batch, seq] of [[1, 1], [2, 5], [3, 7]]) {
+        const y = kiln.tidy(() => model.forward(kiln.ones([batch, seq, 3])));
+        expect(y.shape).toEqual([batch, seq * 2]);
+        expect(Array.from(y.dataSync()).every((v) => v === 2)).toBe(true); // ones @ w: each column sums to 2
+        y.dispose();
+      }
+      model.dispose();
+    });
+
     it('names the node and the input shapes when an op fails at run time', () => {
       const bytes = modelBytes({ nodes: [{ opType: 'MatMul', input: ['a', 'b'], output: ['y'], name: 'proj' }], inputs: [['a', ['n', 'k']], ['b', ['k2', 'm']]], outputs: ['y'] });
       const model = kiln.onnx.load(bytes);
