@@ -83,3 +83,5 @@ export { fit, evaluate, predict, testSet, type FitOptions, type StepInfo, type H
 export * as io from './io/browser.js';
 // image output (PNG grids), without files
 export * as viz from './viz/browser.js';
+// ONNX models from bytes and to bytes (no external data files without a file system)
+export * as onnx from './onnx/browser.js';

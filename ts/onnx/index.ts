@@ -8,20 +8,12 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
-import { OnnxModel, valueInfo, type OnnxValueInfo } from './model.js';
-import { decodeModel } from './proto.js';
-import { OPS } from './ops/index.js';
+import { checkBytes, loadBytes, toOnnxBytes, type ExportableModel, type OnnxCheck, type OnnxModel, type SaveOptions } from './core.js';
 import type { ExternalReader } from './tensors.js';
-import { toOnnxBytes, type ExportableModel, type SaveOptions } from './export/save.js';
 import { writeFileAtomic } from '../io/files.js';
 import type { Tensor } from '../tensor.js';
 
-export type { ExportableModel, SaveOptions } from './export/save.js';
-
-export { OnnxModel, type OnnxValueInfo } from './model.js';
-export { supportedOps } from './ops/index.js';
-export { decodeTensor } from './proto.js';
-export { tensorFromProto } from './tensors.js';
+export { OnnxModel, supportedOps, decodeTensor, tensorFromProto, type OnnxValueInfo, type OnnxCheck, type ExportableModel, type SaveOptions } from './core.js';
 
 export interface LoadOptions {
   /**
@@ -47,26 +39,9 @@ function externalReader(dir: string): ExternalReader {
   };
 }
 
-/** What `check` reports about a model file. */
-export interface OnnxCheck {
-  /** The default-domain opset the model imports. */
-  opset: number;
-  /** Every op type the graph uses, sorted. */
-  opTypes: string[];
-  /** The op types Kiln cannot import (empty when `load` will accept the model). */
-  unsupported: string[];
-  /** The graph's inputs (initializers excluded), with dtypes and shapes. */
-  inputs: OnnxValueInfo[];
-}
-
-/** Reads a model's op types without building it: which ops it uses and which of them Kiln lacks. */
+/** Reads a model's op types without building it (a path or the bytes): which ops it uses and which Kiln lacks. */
 export function check(source: string | Uint8Array): OnnxCheck {
-  const model = decodeModel(typeof source === 'string' ? readFileSync(source) : source);
-  const opset = Number(model.opsetImport?.find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx')?.version ?? 1);
-  const opTypes = [...new Set((model.graph?.node ?? []).map((n) => n.opType ?? ''))].sort();
-  const initializers = new Set((model.graph?.initializer ?? []).map((t) => t.name));
-  const inputs = (model.graph?.input ?? []).filter((v) => !initializers.has(v.name)).map(valueInfo);
-  return { opset, opTypes, unsupported: opTypes.filter((t) => !Object.hasOwn(OPS, t)), inputs };
+  return checkBytes(typeof source === 'string' ? readFileSync(source) : source);
 }
 
 /**
@@ -84,14 +59,10 @@ export function load(source: string | Uint8Array, options: LoadOptions = {}): On
       throw new Error(`onnx.load: cannot read '${source}': ${(e as Error).message}`);
     }
     dir ??= dirname(source);
-  } else if (source instanceof Uint8Array) {
-    bytes = source;
   } else {
-    throw new Error(`onnx.load: expected a file path or a Uint8Array of the model's bytes, got ${source === null ? 'null' : typeof source}`);
+    bytes = source;
   }
-  const model = decodeModel(bytes);
-  if (model.graph === undefined) throw new Error('onnx.load: the file holds no graph (is it an ONNX model?)');
-  return new OnnxModel(model, dir === undefined ? undefined : externalReader(dir));
+  return loadBytes(bytes, dir === undefined ? undefined : externalReader(dir));
 }
 
 /**
