@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, run, step } from './lib.mjs';
+import { ensurePython } from './python.mjs';
 import { setup } from './setup.mjs';
 
 const BENCH = join(ROOT, 'bench');
@@ -35,12 +36,17 @@ if (hasNumpy()) {
   }
 }
 
-// 4. The benchmarks.
-step(`running bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim());
-const r = spawnSync(process.execPath, ['--expose-gc', join(BENCH, 'run.mjs'), ...process.argv.slice(2)], { stdio: 'inherit', cwd: ROOT });
+// 4. The benchmarks: bench/run.mjs, or with --onnx the ONNX model latencies (bench/onnx-models.mjs,
+//    which needs the onnx wheel of Kiln's Python environment).
+const onnx = process.argv.includes('--onnx');
+if (onnx) ensurePython(['numpy', 'onnx']);
+const script = onnx ? 'onnx-models.mjs' : 'run.mjs';
+const args = process.argv.slice(2).filter((a) => a !== '--onnx');
+step(`running bench/${script} ${args.join(' ')}`.trim());
+const r = spawnSync(process.execPath, ['--expose-gc', join(BENCH, script), ...args], { stdio: 'inherit', cwd: ROOT });
 if (r.signal) {
   // A SIGBUS/SIGSEGV here usually means kiln.node was rebuilt (overwritten) while the run was using it.
-  console.error(`[kiln] bench/run.mjs was killed by ${r.signal}${r.signal === 'SIGBUS' || r.signal === 'SIGSEGV' ? ' (was the native addon rebuilt during the run? run it again)' : ''}`);
+  console.error(`[kiln] bench/${script} was killed by ${r.signal}${r.signal === 'SIGBUS' || r.signal === 'SIGSEGV' ? ' (was the native addon rebuilt during the run? run it again)' : ''}`);
   process.exit(1);
 }
 if (r.status !== 0) process.exit(r.status ?? 1);

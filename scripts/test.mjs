@@ -17,8 +17,9 @@ if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 ensureVulkanDriver();
 // Python references in a venv in ~/.cache/kiln/venv (scripts/python.mjs): numpy + safetensors for
 // the interop tests, ml_dtypes for the bfloat16 the dtype tests compare against, scikit-learn for
-// the metrics, tensorboard and pillow to read back TensorBoard event files.
-const python = ensurePython(['numpy', 'safetensors', 'ml_dtypes', 'scikit-learn', 'tensorboard', 'pillow']);
+// the metrics, tensorboard and pillow to read back TensorBoard event files, onnx and onnxruntime
+// for the ONNX conformance data and reference outputs.
+const python = ensurePython(['numpy', 'safetensors', 'ml_dtypes', 'scikit-learn', 'tensorboard', 'pillow', 'onnx', 'onnxruntime']);
 step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
 run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });

@@ -94,3 +94,5 @@ export * as data from './data/browser.js';
 export * as ssl from './ssl/index.js';
 // image output (PNG grids), without files
 export * as viz from './viz/browser.js';
+// ONNX models from bytes and to bytes (no external data files without a file system)
+export * as onnx from './onnx/browser.js';

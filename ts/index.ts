@@ -22,3 +22,4 @@ export * as data from './data/index.js';
 export * as ssl from './ssl/index.js';
 // image output (PNG grids); the browser entry gets the part without files
 export * as viz from './viz/index.js';
+export * as onnx from './onnx/index.js';

@@ -182,6 +182,37 @@ describe.skipIf(skipBrowser)('examples/web in chromium', () => {
     await page.close();
   }, 60_000);
 
+  it('imports an ONNX file from bytes in the page and exports one there (kiln.onnx)', async () => {
+    // Node exports a small CNN; the page loads the bytes, runs them on WASM and must match Node's
+    // output, then exports its own model and loads that back.
+    const cnn = new kiln.nn.Sequential(new kiln.nn.Conv2d(1, 4, 3, { padding: 1 }), new kiln.nn.ReLU(), new kiln.nn.GlobalAvgPool2d(), new kiln.nn.Flatten(), new kiln.nn.Linear(4, 3));
+    const x = kiln.randn([2, 1, 6, 6], { seed: 5 });
+    const bytes = kiln.onnx.save(cnn, [x]);
+    const expected = kiln.tidy(() => Array.from(cnn.eval().forward(x).dataSync()));
+    const input = Array.from(x.dataSync());
+    cnn.dispose();
+    x.dispose();
+    const { page } = await openDemo(isolatedUrl);
+    const result = await page.evaluate(async ({ bytes, input }: { bytes: number[]; input: number[] }) => {
+      const kiln = (window as any).kilnDemo.kiln;
+      const model = kiln.onnx.load(new Uint8Array(bytes));
+      const got = kiln.tidy(() => Array.from(model.forward(kiln.tensor(new Float32Array(input), [2, 1, 6, 6])).dataSync()));
+      const mlp = new kiln.nn.Sequential(new kiln.nn.Linear(3, 2), new kiln.nn.Tanh());
+      const exported = kiln.onnx.save(mlp, [kiln.ones([1, 3])]);
+      const again = kiln.onnx.load(exported);
+      const same = kiln.tidy(() => {
+        const a = mlp.forward(kiln.ones([1, 3])).dataSync();
+        const b = again.forward(kiln.ones([1, 3])).dataSync();
+        return Math.max(...Array.from(a, (v: number, i: number) => Math.abs(v - b[i])));
+      });
+      return { got, same, params: model.namedParameters().map(([n]: [string]) => n) };
+    }, { bytes: Array.from(bytes), input });
+    result.got.forEach((v: number, i: number) => expect(Math.abs(v - expected[i]!)).toBeLessThan(1e-4));
+    expect(result.same).toBeLessThan(1e-6);
+    expect(result.params).toEqual(['0.weight', '0.bias', '4.weight', '4.bias']);
+    await page.close();
+  }, 120_000);
+
   it('trains a small model with fit() in the page', async () => {
     const { page, logs } = await openDemo(isolatedUrl);
     const result = await page.evaluate(async () => {

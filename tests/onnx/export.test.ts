@@ -1,0 +1,145 @@
+/**
+ * kiln.onnx.save: a traced Kiln model loads in onnxruntime (the `onnxruntime` wheel of Kiln's
+ * venv, the reference) and its outputs match Kiln's, for each family ONNX can express: MLP,
+ * CNN with a ResNet block and BatchNorm, LSTM and bidirectional GRU, Transformer encoder and
+ * decoder layers. The exported file also imports back into Kiln. A model using an op ONNX export
+ * lacks fails naming it.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as kiln from '../../ts/index.js';
+import { nn, type Tensor } from '../../ts/index.js';
+import { forEachBackend } from '../backends.js';
+import { expectThrows } from '../helpers.js';
+import { pythonBin } from './python.js';
+
+const runner = fileURLToPath(new URL('./fixtures/run_onnxruntime.py', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'kiln-onnx-export-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** onnxruntime's outputs for `inputs` (by graph input name). */
+function onnxruntime(path: string, inputs: Record<string, Tensor>): Record<string, { shape: number[]; data: number[] }> {
+  const feeds = Object.fromEntries(Object.entries(inputs).map(([n, t]) => [n, { shape: [...t.shape], data: Array.from(t.dataSync(), Number), dtype: t.dtype }]));
+  writeFileSync(`${path}.inputs.json`, JSON.stringify(feeds));
+  const r = spawnSync(pythonBin, [runner, path, `${path}.inputs.json`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`onnxruntime failed on ${path} (npm test installs onnxruntime into the venv):\n${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+function expectClose(got: Tensor, want: { shape: number[]; data: number[] }, tolerance = 1e-4): void {
+  expect([...got.shape]).toEqual(want.shape);
+  const g = got.dataSync();
+  let worst = 0;
+  want.data.forEach((w, i) => (worst = Math.max(worst, Math.abs(g[i] - w) / (1 + Math.abs(w)))));
+  expect(worst).toBeLessThan(tolerance);
+}
+
+/** Exports `model`, runs it in onnxruntime and in Kiln (the model, and the file imported back), and compares. */
+function roundTrip(name: string, model: nn.Module<any, any>, inputs: Tensor[]): void {
+  const path = join(dir, `${name}.onnx`);
+  model.eval();
+  kiln.onnx.save(model, inputs, path);
+  const expected = kiln.tidy(() => {
+    const out = kiln.noGrad(() => model.forward(...inputs));
+    return Array.isArray(out) ? out : [out];
+  });
+  const reference = onnxruntime(path, Object.fromEntries(inputs.map((t, i) => [`input_${i}`, t])));
+  expected.forEach((t: Tensor, i: number) => expectClose(t, reference[`output_${i}`]));
+  const imported = kiln.onnx.load(path);
+  const again = kiln.tidy(() => imported.run(Object.fromEntries(inputs.map((t, i) => [`input_${i}`, t]))));
+  expected.forEach((t: Tensor, i: number) => expectClose(again[`output_${i}`], { shape: [...t.shape], data: Array.from(t.dataSync()) }, 1e-5));
+  kiln.dispose([...expected, ...Object.values(again)]);
+  imported.dispose();
+}
+
+class LstmHead extends nn.Module<[Tensor], Tensor> {
+  readonly lstm = new nn.LSTM(6, 8, { numLayers: 2 });
+  readonly head = new nn.Linear(8, 3);
+  forward(x: Tensor): Tensor {
+    return this.head.forward(this.lstm.forward(x)[0]);
+  }
+}
+
+class BiGru extends nn.Module<[Tensor], Tensor> {
+  readonly gru = new nn.GRU(5, 7, { bidirectional: true });
+  forward(x: Tensor): Tensor {
+    return this.gru.forward(x)[0];
+  }
+}
+
+class Encoder extends nn.Module<[Tensor, Tensor], Tensor> {
+  readonly layer = new nn.TransformerEncoderLayer(16, 4, { dimFeedforward: 32, seed: 3 });
+  forward(x: Tensor, padding: Tensor): Tensor {
+    return this.layer.forward(x, { keyPaddingMask: padding });
+  }
+}
+
+class Decoder extends nn.Module<[Tensor, Tensor], Tensor> {
+  readonly layer = new nn.TransformerDecoderLayer(16, 2, { dimFeedforward: 24, seed: 4 });
+  forward(x: Tensor, memory: Tensor): Tensor {
+    return this.layer.forward(x, memory);
+  }
+}
+
+forEachBackend(() => {
+  describe('onnx.save', () => {
+    it('exports an MLP that onnxruntime runs with the same outputs', () => {
+      const model = new nn.Sequential(new nn.Linear(8, 16), new nn.GELU(), new nn.Linear(16, 4), new nn.LogSoftmax());
+      roundTrip('mlp', model, [kiln.randn([5, 8], { seed: 1 })]);
+      model.dispose();
+    });
+
+    it('exports a CNN with a ResNet block, BatchNorm (running statistics) and pooling', () => {
+      const model = new nn.Sequential(
+        new nn.Conv2d(3, 8, 3, { padding: 1 }),
+        new nn.BatchNorm2d(8),
+        new nn.ReLU(),
+        new nn.BasicBlock(8, 16, { stride: 2 }),
+        new nn.MaxPool2d(2),
+        new nn.GlobalAvgPool2d(),
+        new nn.Flatten(),
+        new nn.Linear(16, 5),
+      );
+      // A few training-mode passes move the running statistics away from 0 and 1.
+      model.train();
+      for (let i = 0; i < 3; i++) kiln.tidy(() => kiln.noGrad(() => model.forward(kiln.randn([4, 3, 12, 12], { seed: 10 + i, mean: 1, std: 2 }))));
+      roundTrip('cnn', model, [kiln.randn([2, 3, 12, 12], { seed: 2 })]);
+      model.dispose();
+    });
+
+    it('exports a 2-layer LSTM and a bidirectional GRU', () => {
+      const lstm = new LstmHead();
+      roundTrip('lstm', lstm, [kiln.randn([3, 7, 6], { seed: 3 })]);
+      const gru = new BiGru();
+      roundTrip('gru', gru, [kiln.randn([2, 4, 5], { seed: 4 })]);
+      lstm.dispose();
+      gru.dispose();
+    });
+
+    it('exports Transformer encoder (with key padding) and decoder (causal, cross-attention) layers', () => {
+      const encoder = new Encoder();
+      const padding = kiln.tensor([[false, false, false, true, true], [false, false, false, false, false]]);
+      roundTrip('encoder', encoder, [kiln.randn([2, 5, 16], { seed: 5 }), padding]);
+      const decoder = new Decoder();
+      roundTrip('decoder', decoder, [kiln.randn([2, 4, 16], { seed: 6 }), kiln.randn([2, 6, 16], { seed: 7 })]);
+      encoder.dispose();
+      decoder.dispose();
+    });
+
+    it('names the op when a model uses one without an ONNX form, and leaves the backend untouched', () => {
+      class Scatter extends nn.Module<[Tensor], Tensor> {
+        forward(x: Tensor): Tensor {
+          return x.scatterAdd(kiln.tensor(new Int32Array([0, 0]), [2], 'int32'), kiln.ones([2, 3]));
+        }
+      }
+      expectThrows(() => kiln.onnx.save(new Scatter(), kiln.zeros([4, 3])), 'onnx.save', 'scatterAdd');
+      const y = kiln.tidy(() => kiln.ones([2]).add(1));
+      expect(Array.from(y.dataSync())).toEqual([2, 2]);
+      y.dispose();
+    });
+  });
+});

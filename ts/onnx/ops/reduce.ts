@@ -1,0 +1,83 @@
+/**
+ * ONNX reductions (axes as an attribute before opset 18 — 13 for ReduceSum — and as an input
+ * since), ArgMax/ArgMin, Softmax and LogSoftmax (with the flatten-to-2-D rule of opsets < 13).
+ */
+
+import { abs, log, mul, sqrt } from '../../ops/elementwise.js';
+import { argmax, argmin, logSoftmax, logSumExp, max, mean, min, softmax, sum } from '../../ops/reduce.js';
+import { reshape, unsqueeze } from '../../ops/shape.js';
+import { tensor } from '../../ops/creation.js';
+import type { Tensor } from '../../tensor.js';
+import { axisOf, input, intValues, type Inputs, type OnnxNode, type OpImpl } from '../node.js';
+import { inFloat } from './numeric.js';
+
+/** Product over axes: Kiln has no product kernel; computed on the host (not differentiable). */
+function prod(x: Tensor, axes: number[], keepDims: boolean): Tensor {
+  const data = x.dataSync();
+  const shape = [...x.shape];
+  const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const out = new Float32Array(outShape.reduce((a, b) => a * b, 1)).fill(1);
+  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const outStrides = outShape.map((_, i) => outShape.slice(i + 1).reduce((a, b) => a * b, 1));
+  for (let flat = 0; flat < data.length; flat++) {
+    let o = 0;
+    for (let d = 0; d < shape.length; d++) if (!axes.includes(d)) o += Math.floor(flat / strides[d]) % shape[d] * outStrides[d];
+    out[o] *= data[flat];
+  }
+  const result = tensor(out, outShape);
+  return keepDims ? result : reshape(result, shape.filter((_, i) => !axes.includes(i)));
+}
+
+type Reducer = (x: Tensor, axes: number[], keepDims: boolean) => Tensor;
+
+function reduction(fn: Reducer, axesInputSince: number): OpImpl {
+  return (inputs: Inputs, node: OnnxNode) => {
+    const x = input(inputs, 0, node);
+    const given = node.opset >= axesInputSince ? (inputs[1] === undefined ? undefined : intValues(inputs[1])) : node.ints('axes');
+    const keepDims = node.int('keepdims', 1) === 1;
+    if (given === undefined || given.length === 0) {
+      if (node.int('noop_with_empty_axes', 0) === 1) return [x];
+    }
+    const axes = given === undefined || given.length === 0 ? [...x.shape.keys()] : given.map((a) => axisOf(a, x.rank, node));
+    if (x.rank === 0) return [x];
+    return [inFloat([x], (f) => fn(f, axes, keepDims))];
+  };
+}
+
+function argReduction(fn: (x: Tensor, axis: number) => Tensor): OpImpl {
+  return (inputs, node) => {
+    const x = input(inputs, 0, node);
+    if (node.int('select_last_index', 0) === 1) node.fail('select_last_index = 1 is not supported (Kiln returns the first extreme)');
+    const axis = axisOf(node.int('axis', 0), x.rank, node);
+    const r = fn(x.dtype === 'float32' ? x : x.cast('float32'), axis);
+    return [node.int('keepdims', 1) === 1 ? unsqueeze(r, axis) : r];
+  };
+}
+
+/** Softmax-like ops: opsets < 13 flatten to [prod(dims < axis), prod(dims >= axis)] (default axis 1). */
+function softmaxLike(fn: (x: Tensor, axis: number) => Tensor): OpImpl {
+  return (inputs, node) => {
+    const x = input(inputs, 0, node);
+    if (node.opset >= 13) return [fn(x, axisOf(node.int('axis', -1), x.rank, node))];
+    const axis = axisOf(node.int('axis', 1), x.rank, node);
+    const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+    return [reshape(fn(reshape(x, [outer, -1]), 1), [...x.shape])];
+  };
+}
+
+export const reduceOps: Record<string, OpImpl> = {
+  ReduceSum: reduction(sum, 13),
+  ReduceMean: reduction(mean, 18),
+  ReduceMax: reduction(max, 18),
+  ReduceMin: reduction(min, 18),
+  ReduceProd: reduction(prod, 18),
+  ReduceL1: reduction((x, a, k) => sum(abs(x), a, k), 18),
+  ReduceL2: reduction((x, a, k) => sqrt(sum(mul(x, x), a, k)), 18),
+  ReduceSumSquare: reduction((x, a, k) => sum(mul(x, x), a, k), 18),
+  ReduceLogSum: reduction((x, a, k) => log(sum(x, a, k)), 18),
+  ReduceLogSumExp: reduction(logSumExp, 18),
+  ArgMax: argReduction(argmax),
+  ArgMin: argReduction(argmin),
+  Softmax: softmaxLike(softmax),
+  LogSoftmax: softmaxLike(logSoftmax),
+};
