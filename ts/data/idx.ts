@@ -5,8 +5,8 @@
  * fails here with the file's name instead of producing garbage images later.
  */
 
-import fs from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
+import { MAX_FILE_BYTES, readRegularFile } from '../io/read-file.js';
 
 /** Element types IDX defines, by their type byte. */
 export type IdxDType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -32,22 +32,20 @@ const TYPES: Record<number, { dtype: IdxDType; bytes: number }> = {
 
 const hex = (v: number, width = 2) => `0x${v.toString(16).padStart(width, '0')}`;
 
-/**
- * Decodes IDX bytes. `name` (a file name) is put in every error. Gzipped input (the form the
- * files are usually downloaded in) is decompressed first.
- * bytes -> { dtype, shape: [d0, ..., dk], data: [d0 * ... * dk] }
- */
-export function parseIdx(bytes: Uint8Array, name = 'IDX data'): IdxArray {
-  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new Error(`parseIdx: '${name}' is gzip-compressed but does not decompress (${(e as Error).message}); the download is probably truncated`, { cause: e });
-    }
-  }
-  const fail = (why: string): never => {
-    throw new Error(`parseIdx: '${name}' is not a valid IDX file: ${why}`);
-  };
+/** The largest IDX content Kiln inflates or reads: what one Node buffer can hold everywhere. */
+const MAX_IDX_BYTES = MAX_FILE_BYTES;
+
+interface IdxHeader {
+  type: { dtype: IdxDType; bytes: number };
+  shape: number[];
+  count: number;
+  headerBytes: number;
+  /** The exact length of a file with this header: header plus elements. */
+  expected: number;
+}
+
+/** Reads the magic number and dimensions; `bytes` may be just the start of the file. */
+function readHeader(bytes: Uint8Array, fail: (why: string) => never): IdxHeader {
   if (bytes.length < 4) fail(`it has ${bytes.length} bytes, fewer than the 4-byte magic number`);
   const magic = (bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3];
   if (bytes[0] !== 0 || bytes[1] !== 0) {
@@ -59,7 +57,6 @@ export function parseIdx(bytes: Uint8Array, name = 'IDX data'): IdxArray {
   if (rank === 0) fail('the dimension count is 0');
   const headerBytes = 4 + 4 * rank;
   if (bytes.length < headerBytes) fail(`it has ${bytes.length} bytes but its header declares ${rank} dimensions (${headerBytes} header bytes): the file is truncated`);
-
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const shape: number[] = [];
   let count = 1;
@@ -68,11 +65,76 @@ export function parseIdx(bytes: Uint8Array, name = 'IDX data'): IdxArray {
     shape.push(d);
     count *= d;
   }
-  const expected = headerBytes + count * type.bytes;
+  return { type, shape, count, headerBytes, expected: headerBytes + count * type.bytes };
+}
+
+/**
+ * Inflates gzipped IDX without trusting it: first only the start, to read the header's declared
+ * size, then the whole with that size as the output limit. A gzip bomb (a few KB inflating to GBs)
+ * is rejected as soon as it inflates past what its header declares, not after filling memory.
+ */
+function gunzipBounded(bytes: Uint8Array, name: string): Uint8Array {
+  const undecodable = (e: unknown): never => {
+    throw new Error(`parseIdx: '${name}' is gzip-compressed but does not decompress (${(e as Error).message}); the download is probably truncated`, { cause: e });
+  };
+  const fail = (why: string): never => {
+    throw new Error(`parseIdx: '${name}' is not a valid IDX file: ${why}`);
+  };
+  // The header is at most 1024 bytes; a few KB of compressed input yield it (unless the gzip header
+  // carries a long file name or comment, hence the larger retries). Each prefix inflates to at most
+  // about 1000 times its size, so this step stays small even for a bomb.
+  let header: IdxHeader | undefined;
+  for (const prefix of [4096, 65536, 1 << 20]) {
+    let head: Uint8Array;
+    try {
+      head = gunzipSync(bytes.subarray(0, prefix), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    } catch (e) {
+      return undecodable(e);
+    }
+    if (head.length >= 4 + 4 * (head[3] ?? 0)) {
+      header = readHeader(head, fail);
+      break;
+    }
+    if (prefix >= bytes.length) {
+      // All of the input inflated to less than a header. A strict inflate says why (a truncated
+      // stream); it cannot grow larger than what just inflated.
+      try {
+        header = readHeader(gunzipSync(bytes), fail);
+      } catch (e) {
+        if ((e as Error).message.startsWith('parseIdx:')) throw e;
+        undecodable(e);
+      }
+      break;
+    }
+  }
+  if (header === undefined) fail('its header does not inflate from the first 1 MB of compressed data');
+  const { expected, shape, type } = header!;
+  if (expected > MAX_IDX_BYTES) fail(`its header declares shape [${shape.join(', ')}] of ${type.dtype}, ${expected} bytes, more than the ${MAX_IDX_BYTES}-byte limit`);
+  try {
+    return gunzipSync(bytes, { maxOutputLength: expected + 1 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      fail(`it inflates to more than the ${expected} bytes its header declares (shape [${shape.join(', ')}] of ${type.dtype}); refusing to inflate further (a gzip bomb, or corrupt)`);
+    }
+    return undecodable(e);
+  }
+}
+
+/**
+ * Decodes IDX bytes. `name` (a file name) is put in every error. Gzipped input (the form the
+ * files are usually downloaded in) is decompressed first, never past the size its header declares.
+ * bytes -> { dtype, shape: [d0, ..., dk], data: [d0 * ... * dk] }
+ */
+export function parseIdx(bytes: Uint8Array, name = 'IDX data'): IdxArray {
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipBounded(bytes, name);
+  const fail = (why: string): never => {
+    throw new Error(`parseIdx: '${name}' is not a valid IDX file: ${why}`);
+  };
+  const { type, shape, count, headerBytes, expected } = readHeader(bytes, fail);
   const what = `shape [${shape.join(', ')}] of ${type.dtype} needs ${expected} bytes (${headerBytes} header + ${count * type.bytes} data)`;
   if (bytes.length < expected) fail(`it has ${bytes.length} bytes, but its ${what}: the file is truncated`);
   if (bytes.length > expected) fail(`it has ${bytes.length} bytes, but its ${what}: ${bytes.length - expected} unexpected trailing bytes (corrupt, or not the file it is named as)`);
-
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return { dtype: type.dtype, shape, data: decode(type.dtype, view, headerBytes, count) };
 }
 
@@ -112,13 +174,5 @@ function decode(dtype: IdxDType, view: DataView, offset: number, count: number):
  * missing, truncated or not IDX. file -> { dtype, shape, data }
  */
 export function readIdx(file: string): IdxArray {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'the file does not exist' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
-    throw new Error(`readIdx: cannot read '${file}': ${why}`, { cause: e });
-  }
-  return parseIdx(bytes, file);
+  return parseIdx(readRegularFile('readIdx', file), file);
 }

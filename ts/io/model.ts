@@ -6,9 +6,11 @@
  *   saveModel('out/mlp', { stateDict: model.stateDict(), config: { layers: [784, 512, 10] } });
  *   const { stateDict, config } = loadModel('out/mlp');
  *
- * The two files are written one after the other, each atomically. Both carry the same random save
- * id, so a pair from two different saves (a save interrupted between the files) is detected on load
- * instead of silently mixing new weights with an old architecture.
+ * The two files are written as one unit (commit.ts): a save killed at any moment leaves the
+ * complete old model or the complete new one, and the next save cleans up what the crash left. Both
+ * files also carry the same random save id, so a pair mixed by hand or by another tool is detected
+ * on load instead of silently combining new weights with an old architecture; and the weights carry
+ * a CRC-32 of their data, so a damaged copy is detected instead of loaded.
  */
 
 import fs from 'node:fs';
@@ -17,7 +19,8 @@ import { randomBytes } from 'node:crypto';
 import type { Tensor } from '../tensor.js';
 import { dispose } from '../engine.js';
 import { encodeWith, decodeWith } from './safetensors.js';
-import { readFileOrThrow, writeFileAtomic } from './files.js';
+import { readFileOrThrow } from './files.js';
+import { existsCommitted, readCommitted, writeFilesAsUnit } from './commit.js';
 import { checkJsonable, type JsonObject } from './json.js';
 import { kilnVersion } from './version.js';
 
@@ -27,6 +30,8 @@ export const CONFIG_FILE = 'config.json';
 export const MODEL_FORMAT_VERSION = 1;
 const FORMAT_NAME = 'kiln-model';
 const SAVE_ID_KEY = 'kiln.save_id';
+/** config.json is a description, not data: anything larger is not one saveModel wrote. */
+const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
 
 /** What saveModel takes and loadModel returns. */
 export interface SavedModel {
@@ -48,8 +53,8 @@ interface ConfigFile {
 /**
  * Saves a model to directory `dir` (created if needed): `model.safetensors` with the state dict and
  * `config.json` with `config` (plain JSON: objects, arrays, strings, finite numbers, booleans, null).
- * Replaces an earlier save in the same directory; until each file is renamed into place the old one
- * stays intact.
+ * Replaces an earlier save in the same directory as a unit: if the process dies during the save,
+ * loadModel finds the complete old model or the complete new one, never a mix or neither.
  */
 export function saveModel(dir: string, model: { stateDict: Record<string, Tensor>; config: object }): void {
   const op = 'saveModel';
@@ -60,25 +65,24 @@ export function saveModel(dir: string, model: { stateDict: Record<string, Tensor
   checkJsonable(config, op, 'config');
   const saveId = randomBytes(8).toString('hex');
   // Encode and serialize both before touching the disk, so bad input never leaves half a save.
-  const weights = encodeWith(op, stateDict, { 'kiln.format': FORMAT_NAME, [SAVE_ID_KEY]: saveId });
+  const weights = encodeWith(op, stateDict, { 'kiln.format': FORMAT_NAME, [SAVE_ID_KEY]: saveId }, true);
   const file: ConfigFile = { format: FORMAT_NAME, formatVersion: MODEL_FORMAT_VERSION, kilnVersion: kilnVersion(), saveId, config: config as JsonObject };
   const configBytes = new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`);
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new Error(`${op}: '${dir}' exists and is not a directory`);
   fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, WEIGHTS_FILE), weights);
-  writeFileAtomic(path.join(dir, CONFIG_FILE), configBytes);
+  writeFilesAsUnit(op, dir, { [WEIGHTS_FILE]: weights, [CONFIG_FILE]: configBytes });
 }
 
 /** Reads and checks config.json; every problem names the file. */
 function readConfig(op: string, dir: string): ConfigFile {
   const file = path.join(dir, CONFIG_FILE);
-  if (!fs.existsSync(file)) {
+  if (!existsCommitted(dir, CONFIG_FILE)) {
     throw new Error(`${op}: '${dir}' has no ${CONFIG_FILE} (a saved model directory holds ${CONFIG_FILE} and ${WEIGHTS_FILE}, as written by saveModel)`);
   }
   const bad = (problem: string): never => {
     throw new Error(`${op}: '${file}' is corrupt or not from saveModel: ${problem}`);
   };
-  const bytes = readFileOrThrow(op, file);
+  const bytes = readCommitted(dir, CONFIG_FILE, (f) => readFileOrThrow(op, f, MAX_CONFIG_BYTES));
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -109,13 +113,13 @@ export function loadModel(dir: string): SavedModel {
   if (!fs.statSync(dir).isDirectory()) throw new Error(`${op}: '${dir}' is not a directory (saveModel writes a directory with ${CONFIG_FILE} and ${WEIGHTS_FILE})`);
   const config = readConfig(op, dir);
   const weightsFile = path.join(dir, WEIGHTS_FILE);
-  if (!fs.existsSync(weightsFile)) throw new Error(`${op}: '${dir}' has ${CONFIG_FILE} but no ${WEIGHTS_FILE}; the weights are missing`);
-  const { tensors, metadata } = decodeWith(`${op}: '${weightsFile}'`, readFileOrThrow(op, weightsFile));
+  if (!existsCommitted(dir, WEIGHTS_FILE)) throw new Error(`${op}: '${dir}' has ${CONFIG_FILE} but no ${WEIGHTS_FILE}; the weights are missing`);
+  const { tensors, metadata } = decodeWith(`${op}: '${weightsFile}'`, readCommitted(dir, WEIGHTS_FILE, (f) => readFileOrThrow(op, f)));
   const weightsId = metadata[SAVE_ID_KEY];
   // Weights rewritten by another tool carry no save id; only a conflicting id proves a mixed pair.
   if (weightsId !== undefined && typeof config.saveId === 'string' && weightsId !== config.saveId) {
     dispose(tensors);
-    throw new Error(`${op}: ${WEIGHTS_FILE} and ${CONFIG_FILE} in '${dir}' come from different saves (save ids ${weightsId} and ${config.saveId}); was a save interrupted between the two files?`);
+    throw new Error(`${op}: ${WEIGHTS_FILE} and ${CONFIG_FILE} in '${dir}' come from different saves (save ids ${weightsId} and ${config.saveId}); were the files copied or replaced separately?`);
   }
   return { stateDict: tensors, config: config.config };
 }
