@@ -57,14 +57,15 @@ export const MAX_LEARNING_RATE = 1e6;
 
 /** Returns a problem with an optimizer state's numbers ({kind, step, lr, steps?}), or null. */
 function optimizerNumbersProblem(o: { kind?: unknown; step?: unknown; lr?: unknown; steps?: unknown }): string | null {
+  const show = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
   if (typeof o.kind !== 'string' || o.kind.length === 0 || o.kind.length > 100) return `kind should be the optimizer's name, got ${JSON.stringify(o.kind)}`;
   const isStep = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_CHECKPOINT_STEPS;
-  if (!isStep(o.step)) return `step should be an integer from 0 to 2^40, got ${JSON.stringify(o.step)}`;
-  if (typeof o.lr !== 'number' || !(o.lr >= 0 && o.lr <= MAX_LEARNING_RATE)) return `lr should be a number from 0 to ${MAX_LEARNING_RATE}, got ${JSON.stringify(o.lr)}`;
+  if (!isStep(o.step)) return `step should be an integer from 0 to 2^40, got ${show(o.step)}`;
+  if (typeof o.lr !== 'number' || !(o.lr >= 0 && o.lr <= MAX_LEARNING_RATE)) return `lr should be a number from 0 to ${MAX_LEARNING_RATE}, got ${show(o.lr)}`;
   if (o.steps !== undefined) {
     if (!Array.isArray(o.steps)) return `steps should be an array of per-parameter step counts, got ${JSON.stringify(o.steps)}`;
     const i = o.steps.findIndex((v) => !isStep(v));
-    if (i >= 0) return `steps[${i}] should be an integer from 0 to 2^40, got ${JSON.stringify(o.steps[i])}`;
+    if (i >= 0) return `steps[${i}] should be an integer from 0 to 2^40, got ${show(o.steps[i])}`;
   }
   return null;
 }
