@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { loadCheckpoint, loadModel, loadTensors, saveCheckpoint, saveModel, saveTensors } from '../../ts/io/index.js';
 import { readRegularFile } from '../../ts/io/read-file.js';
-import { crc32 } from '../../ts/io/crc32.js';
+import { crc32 } from '../../ts/checksum.js';
 import { parseIdx, readIdx } from '../../ts/data/idx.js';
 import { forEachBackend } from '../backends.js';
 import { expectThrows, prng } from '../helpers.js';
@@ -127,7 +127,7 @@ forEachBackend(() => {
       const rand = prng(5);
       const bytes = Uint8Array.from({ length: 10_000 }, () => Math.floor(rand() * 256));
       expect(crc32(bytes)).toBe(zlibCrc32(bytes));
-      expect(crc32(bytes.subarray(3000), crc32(bytes.subarray(0, 3000)))).toBe(zlibCrc32(bytes));
+      expect(crc32(bytes.subarray(0, 3000), bytes.subarray(3000))).toBe(zlibCrc32(bytes));
       expect(crc32(new Uint8Array(0))).toBe(0);
     });
 

@@ -12,7 +12,7 @@
 
 import { tensor as makeTensor } from '../ops/creation.js';
 import { Tensor, type TypedArray } from '../tensor.js';
-import { crc32, crc32Hex } from './crc32.js';
+import { crc32Hex } from '../checksum.js';
 import { METADATA_KEY, TO_SAFETENSORS, parseHeader, type Fail, type TensorEntry } from './safetensors-header.js';
 
 /** What `decodeSafetensors` returns. */
@@ -65,8 +65,7 @@ export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata
     return { ...item, begin, end: offset };
   });
   if (checksum) {
-    const crc = placed.reduce((c, item) => crc32(littleEndianBytes(item.data), c), 0);
-    metadata = { ...metadata, [CHECKSUM_KEY]: crc.toString(16).padStart(8, '0') };
+    metadata = { ...metadata, [CHECKSUM_KEY]: crc32Hex(...placed.map((item) => littleEndianBytes(item.data))) };
   }
 
   // Built by hand, not with JSON.stringify on an object: JS objects put integer-like keys ('0', '10')
