@@ -154,7 +154,7 @@ export interface RandomOptions {
  * A seed is a non-negative integer up to 2^53. Fractions, negatives and NaN would otherwise be
  * converted silently (1.5 and 1 giving the same numbers, -1 and 0 too). undefined passes through.
  */
-export function checkSeed(op: string, seed: number | undefined): number | undefined {
+function checkSeed(op: string, seed: number | undefined): number | undefined {
   if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0)) {
     throw new Error(`${op}: seed must be a non-negative integer (at most 2^53), got ${String(seed)}`);
   }
