@@ -149,7 +149,9 @@ forEachBackend((backendName) => {
     const live = kiln.ones([2, 2]);
     t.dispose();
     expectThrows(() => kiln.exp(t), 'disposed');
-    expectThrows(() => kiln.add(live, t), 'disposed');
+    // The op and the argument are named too (issue 13, class 8).
+    expectThrows(() => kiln.exp(t), /^exp: argument 'x': Tensor is disposed/);
+    expectThrows(() => kiln.add(live, t), /^add: argument 'b': Tensor is disposed/);
     expectThrows(() => kiln.add(t, 1), 'disposed');
     expectThrows(() => kiln.matmul(live, t), 'disposed');
     expectThrows(() => kiln.concat([live, t]), 'disposed');

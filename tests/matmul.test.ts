@@ -136,6 +136,9 @@ forEachBackend(() => {
       ['sliced batch cols (K) ', Z.slice([0, 0, 2], [3, 6, 5]), ref.slice(z, [0, 0, 2], [3, 6, 5]), Y.slice([1, 0], [5, 6]), ref.slice(y, [1, 0], [5, 6])],
       ['strided vectors', X.slice([0, 3], [6, 1]).squeeze([1]), ref.slice(x, [0, 3], [6, 1]), X.transpose().slice([3, 0], [1, 6]).squeeze(), ref.slice(x, [0, 3], [6, 1])],
       ['column vector view', Y.transpose().slice([0, 0], [1, 8]).squeeze([0]), ref.slice(ref.transpose(y), [0, 0], [1, 8]), Y, y],
+      // Found by the fuzzer: rows of one element whose size-1 dims carry arbitrary strides (a
+      // permuted [3, 1, 8, 1] view) were stacked into one GEMM with the wrong row stride.
+      ['size-1 rows with odd strides', Z.slice([0, 0, 0], [3, 1, 8]).reshape([3, 1, 8, 1]).permute([0, 1, 3, 2]), ref.slice(z, [0, 0, 0], [3, 1, 8]), Y, y],
     ];
     for (const [label, a, ar, b, br] of cases) {
       const arr = { shape: [...a.shape], data: ar.data };

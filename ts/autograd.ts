@@ -59,15 +59,28 @@ export function assign<T extends Tensor>(target: T, source: Tensor): T {
   return target;
 }
 
-/** Runs fn with gradient recording off (inference, optimizer updates); restores it after. */
+/**
+ * Runs fn with gradient recording off (inference, optimizer updates); restores it after. fn must
+ * be synchronous: an async fn would run without gradients only until its first await and record
+ * again after it (recording is one switch for the whole process, so it cannot follow one async
+ * function), which is an Error here, as it is a silent bug in PyTorch's no_grad.
+ */
 export function noGrad<T>(fn: () => T): T {
   const b = backend();
   const previous = b.impl.setGradEnabled(false);
+  let result: T;
   try {
-    return fn();
+    result = fn();
   } finally {
     b.impl.setGradEnabled(previous);
   }
+  if (typeof (result as { then?: unknown } | null)?.then === 'function') {
+    // The async function runs on regardless; keep a later rejection of it from going unhandled
+    // (which would end the process) now that this error reports the mistake.
+    (result as PromiseLike<unknown>).then(undefined, () => {});
+    throw new Error('noGrad: fn returned a Promise (an async function?); noGrad only covers synchronous code, so everything after the first await would record gradients. Call noGrad around the synchronous parts instead (e.g. const y = noGrad(() => model.forward(x)); await ...)');
+  }
+  return result;
 }
 
 /**

@@ -10,6 +10,7 @@ import { tidy } from './engine.js';
 import * as k from './ops/elementwise.js';
 import { mean, sum, softmax, logSoftmax } from './ops/reduce.js';
 import { detach } from './autograd.js';
+import { asCalled } from './named-errors.js';
 
 /** How a loss combines the per-example values: 'mean' (default), 'sum', or 'none' (one value per example). */
 export type Reduction = 'none' | 'mean' | 'sum';
@@ -81,14 +82,18 @@ function checkSameShape(op: string, a: Tensor, b: Tensor): void {
  * logits and targets (in [0, 1]) of the same shape -> [] or that shape.
  */
 export function binaryCrossEntropy(logits: Tensor, targets: Tensor, options: { reduction?: Reduction } = {}): Tensor {
-  checkSameShape('binaryCrossEntropy', logits, targets);
-  return tidy(() => reduce(k.sub(k.softplus(logits), k.mul(logits, targets)), options.reduction ?? 'mean', 'binaryCrossEntropy'));
+  return asCalled('binaryCrossEntropy', 'function', () => {
+    checkSameShape('binaryCrossEntropy', logits, targets);
+    return tidy(() => reduce(k.sub(k.softplus(logits), k.mul(logits, targets)), options.reduction ?? 'mean', 'binaryCrossEntropy'));
+  });
 }
 
 /** Mean squared error. predictions and targets of one shape -> [] or that shape. */
 export function mse(predictions: Tensor, targets: Tensor, options: { reduction?: Reduction } = {}): Tensor {
-  checkSameShape('mse', predictions, targets);
-  return tidy(() => reduce(k.square(k.sub(predictions, targets)), options.reduction ?? 'mean', 'mse'));
+  return asCalled('mse', 'function', () => {
+    checkSameShape('mse', predictions, targets);
+    return tidy(() => reduce(k.square(k.sub(predictions, targets)), options.reduction ?? 'mean', 'mse'));
+  });
 }
 
 /**
@@ -96,14 +101,16 @@ export function mse(predictions: Tensor, targets: Tensor, options: { reduction?:
  * predictions and targets of one shape -> [] or that shape.
  */
 export function huber(predictions: Tensor, targets: Tensor, options: { delta?: number; reduction?: Reduction } = {}): Tensor {
-  checkSameShape('huber', predictions, targets);
-  const delta = options.delta ?? 1;
-  if (!(delta > 0)) throw new Error(`huber: delta must be > 0, got ${delta}`);
-  return tidy(() => {
-    const d = k.abs(k.sub(predictions, targets));
-    const quadratic = k.mul(k.square(d), 0.5);
-    const linear = k.mul(k.sub(d, 0.5 * delta), delta);
-    return reduce(k.where(k.lessEqual(d, delta), quadratic, linear), options.reduction ?? 'mean', 'huber');
+  return asCalled('huber', 'function', () => {
+    checkSameShape('huber', predictions, targets);
+    const delta = options.delta ?? 1;
+    if (!(delta > 0)) throw new Error(`huber: delta must be > 0, got ${delta}`);
+    return tidy(() => {
+      const d = k.abs(k.sub(predictions, targets));
+      const quadratic = k.mul(k.square(d), 0.5);
+      const linear = k.mul(k.sub(d, 0.5 * delta), delta);
+      return reduce(k.where(k.lessEqual(d, delta), quadratic, linear), options.reduction ?? 'mean', 'huber');
+    });
   });
 }
 
@@ -113,14 +120,16 @@ export function huber(predictions: Tensor, targets: Tensor, options: { delta?: n
  * 'batchmean' divides the sum by the batch size (the mathematically correct mean for a batch).
  */
 export function klDivergence(logQ: Tensor, p: Tensor, options: { reduction?: Reduction | 'batchmean' } = {}): Tensor {
-  checkSameShape('klDivergence', logQ, p);
-  const reduction = options.reduction ?? 'batchmean';
-  return tidy(() => {
-    const positive = k.greater(p, 0);
-    const logP = k.where(positive, k.log(k.maximum(p, 1e-38)), 0);
-    const terms = k.where(positive, k.mul(p, k.sub(logP, logQ)), 0);
-    if (reduction === 'batchmean') return k.div(sum(terms), logQ.shape[0] ?? 1);
-    return reduce(terms, reduction, 'klDivergence');
+  return asCalled('klDivergence', 'function', () => {
+    checkSameShape('klDivergence', logQ, p);
+    const reduction = options.reduction ?? 'batchmean';
+    return tidy(() => {
+      const positive = k.greater(p, 0);
+      const logP = k.where(positive, k.log(k.maximum(p, 1e-38)), 0);
+      const terms = k.where(positive, k.mul(p, k.sub(logP, logQ)), 0);
+      if (reduction === 'batchmean') return k.div(sum(terms), logQ.shape[0] ?? 1);
+      return reduce(terms, reduction, 'klDivergence');
+    });
   });
 }
 
@@ -129,10 +138,12 @@ export function klDivergence(logQ: Tensor, p: Tensor, options: { reduction?: Red
  * VAE regularizer. mu, logVar: [batch, latent] -> []
  */
 export function gaussianKl(mu: Tensor, logVar: Tensor): Tensor {
-  checkSameShape('gaussianKl', mu, logVar);
-  return tidy(() => {
-    const terms = k.sub(k.sub(k.add(logVar, 1), k.square(mu)), k.exp(logVar));
-    return k.div(k.mul(sum(terms), -0.5), mu.shape[0] ?? 1);
+  return asCalled('gaussianKl', 'function', () => {
+    checkSameShape('gaussianKl', mu, logVar);
+    return tidy(() => {
+      const terms = k.sub(k.sub(k.add(logVar, 1), k.square(mu)), k.exp(logVar));
+      return k.div(k.mul(sum(terms), -0.5), mu.shape[0] ?? 1);
+    });
   });
 }
 
@@ -152,16 +163,18 @@ export interface DistillationOptions {
  * studentLogits, teacherLogits: [batch, classes]; targets: [batch] int32 -> [].
  */
 export function distillationLoss(studentLogits: Tensor, teacherLogits: Tensor, targets: Tensor, options: DistillationOptions = {}): Tensor {
-  const op = 'distillationLoss';
-  const temperature = options.temperature ?? 4;
-  const alpha = options.alpha ?? 0.9;
-  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`${op}: temperature must be a positive number, got ${temperature}`);
-  if (!(alpha >= 0 && alpha <= 1)) throw new Error(`${op}: alpha must be in [0, 1], got ${alpha}`);
-  checkSameShape(op, studentLogits, teacherLogits);
-  return tidy(() => {
-    const soft = klDivergence(logSoftmax(k.div(studentLogits, temperature), -1), softmax(k.div(detach(teacherLogits), temperature), -1), { reduction: 'batchmean' });
-    const hard = crossEntropy(studentLogits, targets);
-    return k.add(k.mul(soft, alpha * temperature * temperature), k.mul(hard, 1 - alpha));
+  return asCalled('distillationLoss', 'function', () => {
+    const op = 'distillationLoss';
+    const temperature = options.temperature ?? 4;
+    const alpha = options.alpha ?? 0.9;
+    if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`${op}: temperature must be a positive number, got ${temperature}`);
+    if (!(alpha >= 0 && alpha <= 1)) throw new Error(`${op}: alpha must be in [0, 1], got ${alpha}`);
+    checkSameShape(op, studentLogits, teacherLogits);
+    return tidy(() => {
+      const soft = klDivergence(logSoftmax(k.div(studentLogits, temperature), -1), softmax(k.div(detach(teacherLogits), temperature), -1), { reduction: 'batchmean' });
+      const hard = crossEntropy(studentLogits, targets);
+      return k.add(k.mul(soft, alpha * temperature * temperature), k.mul(hard, 1 - alpha));
+    });
   });
 }
 

@@ -126,6 +126,8 @@ forEachBackend(() => {
         epoch: '2',
         optimizer: '{"kind":"adam","step":1,"lr":0.001,"steps":[1,1],"slots":[2,2]}',
         schedule: '{"best":"Infinity","badEpochs":0,"cooldownLeft":0}',
+        // The CRC-32 of the data section, checked on load (corrupt.test.ts).
+        'kiln.data_crc32': expect.stringMatching(/^[0-9a-f]{8}$/),
       });
       kiln.dispose(tensors);
       s.dispose();

@@ -1,8 +1,11 @@
 /**
- * Fuzzing the boundary: tens of thousands of calls with random arguments (see
- * tests/fixtures/boundary-fuzz.ts), each run in a child process so that a crash is seen as one.
- * Every call must return or throw an Error; none may panic inside Kiln (a caught panic is still a
- * bug), abort the WASM instance, or kill the process; the library must work afterwards.
+ * The property-based fuzzer (tests/fixtures/boundary-fuzz.ts, fast-check): batches of cases, each
+ * batch in a child process so that a crash is seen as one. Random calls to every addon export and
+ * every public function and layer must return or throw an Error (no panic, no crash, the library
+ * usable after); valid random inputs must give the results the documented rules say.
+ *
+ * Budget: KILN_FUZZ_SCALE multiplies the cases (1 in `npm test`; `npm run fuzz` runs 20 times as
+ * many, on several seeds: see docs/deployment.md). KILN_FUZZ_SEED picks the first seed.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,44 +14,55 @@ import { forEachBackend } from '../backends.js';
 
 const FUZZER = fileURLToPath(new URL('../fixtures/boundary-fuzz.ts', import.meta.url));
 const VITE_NODE = fileURLToPath(new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url));
+const SCALE = Number(process.env.KILN_FUZZ_SCALE ?? 1);
+const FIRST_SEED = Number(process.env.KILN_FUZZ_SEED ?? 1);
+/** Batches per surface: each a child process with its own seed. */
+const BATCHES = SCALE > 1 ? 4 : 2;
+const CASES = { raw: 15000, api: 15000, rules: 3000 };
 
 interface Summary {
   calls: number;
-  returned: number;
-  threw: number;
+  returned?: number;
+  functions?: number;
+  layers?: number;
+  failures: string[];
   stillWorks: boolean;
-  functions: number;
-  badThrows: string[];
-  internal: string[];
-  unnamedCount: number;
+  /** Functions whose errors did not start with their own name (reported, not failed: see the catalogue). */
+  unnamed?: Record<string, string>;
 }
 
-function fuzz(backend: string, mode: 'raw' | 'api', seed: number, calls: number): Promise<Summary> {
+function fuzz(backend: string, mode: string, seed: number, cases: number): Promise<Summary & { seconds: number }> {
+  const started = performance.now();
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [VITE_NODE, FUZZER, backend, mode, String(seed), String(calls)], { timeout: 120_000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [VITE_NODE, FUZZER, backend, mode, String(seed), String(cases)], { timeout: 600_000 * SCALE, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
       const line = stdout.split('\n').find((l) => l.startsWith('FUZZ '));
       if (!line) {
         const how = error ? `exit ${(error as { code?: number }).code ?? '?'}, signal ${(error as { signal?: string }).signal ?? 'none'}` : 'no summary';
-        reject(new Error(`the fuzzed process died (${how}); replay with FUZZ_TRACE=1 vite-node tests/fixtures/boundary-fuzz.ts ${backend} ${mode} ${seed} ${calls}\n${stderr.split('\n').slice(-8).join('\n')}`));
+        reject(new Error(`the fuzzed process died (${how}); replay with FUZZ_TRACE=1 vite-node tests/fixtures/boundary-fuzz.ts ${backend} ${mode} ${seed} ${cases}\n${stderr.split('\n').slice(-8).join('\n')}`));
         return;
       }
-      resolve(JSON.parse(line.slice(5)) as Summary);
+      resolve({ ...(JSON.parse(line.slice(5)) as Summary), seconds: (performance.now() - started) / 1000 });
     });
   });
 }
 
 forEachBackend((backend) => {
-  const surfaces: Array<'raw' | 'api'> = backend === 'native' ? ['raw', 'api'] : ['api'];
-  for (const mode of surfaces) {
-    it(`${mode === 'raw' ? 'every addon export' : 'every public API function'}: 2 x 15,000 random calls, no crash, no panic, only Errors`, async () => {
-      for (const seed of [1, 2]) {
-        const s = await fuzz(backend, mode, seed, 15_000);
-        expect(s.functions, 'the fuzzer found the functions').toBeGreaterThan(40);
-        expect(s.returned, 'some calls were valid enough to run').toBeGreaterThan(500);
-        expect(s.badThrows, 'thrown values that are not Errors with a message').toEqual([]);
-        expect(s.internal, 'panics caught at the boundary (bugs)').toEqual([]);
+  const modes = backend === 'native' ? (['raw', 'api', 'rules'] as const) : (['api', 'rules'] as const);
+  for (const mode of modes) {
+    const what = { raw: 'every addon export', api: 'every public function and layer', rules: 'the documented rules of ops and layers' }[mode];
+    it(`${what}: ${BATCHES} batches of ${CASES[mode] * SCALE} cases`, async () => {
+      for (let b = 0; b < BATCHES; b++) {
+        const seed = FIRST_SEED + b;
+        const s = await fuzz(backend, mode, seed, CASES[mode] * SCALE);
+        const unnamed = Object.keys(s.unnamed ?? {});
+        console.log(`fuzz ${backend} ${mode} seed ${seed}: ${s.calls} cases in ${s.seconds.toFixed(1)} s${mode === 'api' ? `; errors not naming the function called: ${unnamed.length} functions (${unnamed.slice(0, 12).join(', ')}${unnamed.length > 12 ? ', ...' : ''})` : ''}`);
+        expect(s.failures, `failures (replay: vite-node tests/fixtures/boundary-fuzz.ts ${backend} ${mode} ${seed} ${CASES[mode] * SCALE})`).toEqual([]);
         expect(s.stillWorks, 'the library works after the run').toBe(true);
+        if (mode !== 'rules') {
+          expect(s.functions, 'the fuzzer found the functions').toBeGreaterThan(40);
+          expect(s.returned, 'some calls were valid enough to run').toBeGreaterThan(CASES[mode] * SCALE * 0.03);
+        }
       }
-    }, 240_000);
+    }, 900_000 * SCALE);
   }
 });

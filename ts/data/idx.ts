@@ -5,7 +5,6 @@
  * fails here with the file's name instead of producing garbage images later.
  */
 
-
 /** Element types IDX defines, by their type byte. */
 export type IdxDType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
 
@@ -32,11 +31,46 @@ const TYPES: Record<number, { dtype: IdxDType; bytes: number }> = {
 
 const hex = (v: number, width = 2) => `0x${v.toString(16).padStart(width, '0')}`;
 
+/** What an IDX header declares (element type, shape, sizes). */
+export interface IdxHeader {
+  type: { dtype: IdxDType; bytes: number };
+  shape: number[];
+  count: number;
+  headerBytes: number;
+  /** The exact length of a file with this header: header plus elements. */
+  expected: number;
+}
+
+/** Reads the magic number and dimensions; `bytes` may be just the start of the file. */
+export function readHeader(bytes: Uint8Array, fail: (why: string) => never): IdxHeader {
+  if (bytes.length < 4) fail(`it has ${bytes.length} bytes, fewer than the 4-byte magic number`);
+  const magic = (bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3];
+  if (bytes[0] !== 0 || bytes[1] !== 0) {
+    fail(`the magic number is ${hex(magic >>> 0, 8)}; IDX files start with two zero bytes, a type byte and a dimension count (MNIST images: 0x00000803)`);
+  }
+  const type = TYPES[bytes[2]];
+  if (type === undefined) fail(`unknown type byte ${hex(bytes[2])} (expected 0x08 uint8, 0x09 int8, 0x0b int16, 0x0c int32, 0x0d float32 or 0x0e float64)`);
+  const rank = bytes[3];
+  if (rank === 0) fail('the dimension count is 0');
+  const headerBytes = 4 + 4 * rank;
+  if (bytes.length < headerBytes) fail(`it has ${bytes.length} bytes but its header declares ${rank} dimensions (${headerBytes} header bytes): the file is truncated`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const shape: number[] = [];
+  let count = 1;
+  for (let i = 0; i < rank; i++) {
+    const d = view.getUint32(4 + 4 * i, false);
+    shape.push(d);
+    count *= d;
+  }
+  return { type, shape, count, headerBytes, expected: headerBytes + count * type.bytes };
+}
+
 /**
- * Decompresses gzip bytes synchronously. Node has one (zlib's gunzipSync, passed by idx-file.ts);
- * browsers only have the asynchronous DecompressionStream, so there the caller decompresses first.
+ * Decompresses gzipped IDX bytes synchronously. Node has one (idx-file.ts: zlib, bounded by the
+ * size the header declares); browsers only have the asynchronous DecompressionStream, so there the
+ * caller decompresses first. `name` goes into its errors.
  */
-export type Gunzip = (bytes: Uint8Array) => Uint8Array;
+export type Gunzip = (bytes: Uint8Array, name: string) => Uint8Array;
 
 /**
  * Decodes IDX bytes; `name` (a file name) is put in every error. Gzipped input (the form the
@@ -51,40 +85,16 @@ export function decodeIdx(bytes: Uint8Array, name: string, gunzip: Gunzip | null
           "new Uint8Array(await new Response(blob.stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer())",
       );
     }
-    try {
-      bytes = gunzip(bytes);
-    } catch (e) {
-      throw new Error(`parseIdx: '${name}' is gzip-compressed but does not decompress (${(e as Error).message}); the download is probably truncated`, { cause: e });
-    }
+    bytes = gunzip(bytes, name);
   }
   const fail = (why: string): never => {
     throw new Error(`parseIdx: '${name}' is not a valid IDX file: ${why}`);
   };
-  if (bytes.length < 4) fail(`it has ${bytes.length} bytes, fewer than the 4-byte magic number`);
-  const magic = (bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3];
-  if (bytes[0] !== 0 || bytes[1] !== 0) {
-    fail(`the magic number is ${hex(magic >>> 0, 8)}; IDX files start with two zero bytes, a type byte and a dimension count (MNIST images: 0x00000803)`);
-  }
-  const type = TYPES[bytes[2]];
-  if (type === undefined) fail(`unknown type byte ${hex(bytes[2])} (expected 0x08 uint8, 0x09 int8, 0x0b int16, 0x0c int32, 0x0d float32 or 0x0e float64)`);
-  const rank = bytes[3];
-  if (rank === 0) fail('the dimension count is 0');
-  const headerBytes = 4 + 4 * rank;
-  if (bytes.length < headerBytes) fail(`it has ${bytes.length} bytes but its header declares ${rank} dimensions (${headerBytes} header bytes): the file is truncated`);
-
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const shape: number[] = [];
-  let count = 1;
-  for (let i = 0; i < rank; i++) {
-    const d = view.getUint32(4 + 4 * i, false);
-    shape.push(d);
-    count *= d;
-  }
-  const expected = headerBytes + count * type.bytes;
+  const { type, shape, count, headerBytes, expected } = readHeader(bytes, fail);
   const what = `shape [${shape.join(', ')}] of ${type.dtype} needs ${expected} bytes (${headerBytes} header + ${count * type.bytes} data)`;
   if (bytes.length < expected) fail(`it has ${bytes.length} bytes, but its ${what}: the file is truncated`);
   if (bytes.length > expected) fail(`it has ${bytes.length} bytes, but its ${what}: ${bytes.length - expected} unexpected trailing bytes (corrupt, or not the file it is named as)`);
-
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return { dtype: type.dtype, shape, data: decode(type.dtype, view, headerBytes, count) };
 }
 

@@ -1,6 +1,8 @@
 /**
  * Training checkpoints: everything needed to resume a run, in one safetensors file written
- * atomically (an interrupted save keeps the previous checkpoint).
+ * atomically (an interrupted save keeps the previous checkpoint, and the next save removes the
+ * temporary file it left). The data section carries a CRC-32, so corrupted weights are detected;
+ * the metadata is checked as strictly as the tensors (bounded step counts and learning rate).
  *
  * Layout: model tensors are stored as 'model.<name>', the optimizer's state tensors as
  * 'optimizer.<parameter>.<slot>'; everything else is JSON in the file's string metadata:
@@ -45,6 +47,29 @@ export interface Checkpoint {
   extra?: unknown;
 }
 
+/**
+ * Bounds for the numbers of a checkpoint, to catch corrupt or forged metadata before it reaches an
+ * optimizer. 2^40 steps is a trillion updates, far past any real run; a learning rate above 10^6
+ * is garbage for every optimizer Kiln has (and 0 is allowed: a schedule may end there).
+ */
+export const MAX_CHECKPOINT_STEPS = 2 ** 40;
+export const MAX_LEARNING_RATE = 1e6;
+
+/** Returns a problem with an optimizer state's numbers ({kind, step, lr, steps?}), or null. */
+function optimizerNumbersProblem(o: { kind?: unknown; step?: unknown; lr?: unknown; steps?: unknown }): string | null {
+  const show = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+  if (typeof o.kind !== 'string' || o.kind.length === 0 || o.kind.length > 100) return `kind should be the optimizer's name, got ${JSON.stringify(o.kind)}`;
+  const isStep = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_CHECKPOINT_STEPS;
+  if (!isStep(o.step)) return `step should be an integer from 0 to 2^40, got ${show(o.step)}`;
+  if (typeof o.lr !== 'number' || !(o.lr >= 0 && o.lr <= MAX_LEARNING_RATE)) return `lr should be a number from 0 to ${MAX_LEARNING_RATE}, got ${show(o.lr)}`;
+  if (o.steps !== undefined) {
+    if (!Array.isArray(o.steps)) return `steps should be an array of per-parameter step counts, got ${JSON.stringify(o.steps)}`;
+    const i = o.steps.findIndex((v) => !isStep(v));
+    if (i >= 0) return `steps[${i}] should be an integer from 0 to 2^40, got ${show(o.steps[i])}`;
+  }
+  return null;
+}
+
 /** JSON has no Infinity or NaN, but a schedule's state can hold them (ReduceLROnPlateau's first best). */
 function encodeNumbers(values: Record<string, number>, op: string): Record<string, number | string> {
   const out: Record<string, number | string> = {};
@@ -58,13 +83,16 @@ function encodeNumbers(values: Record<string, number>, op: string): Record<strin
 function checkInput(op: string, c: Checkpoint): void {
   if (typeof c !== 'object' || c === null) throw new Error(`${op}: expected { model, optimizer?, schedule?, epoch, extra? }, got ${c}`);
   if (!Number.isSafeInteger(c.epoch) || c.epoch < 0) throw new Error(`${op}: epoch must be a non-negative integer, got ${c.epoch}`);
+  if (c.epoch > MAX_CHECKPOINT_STEPS) throw new Error(`${op}: epoch ${c.epoch} is absurd (more than 2^40)`);
   if (typeof c.model !== 'object' || c.model === null) throw new Error(`${op}: model must be a state dict (names to tensors), got ${c.model}`);
   if (c.extra !== undefined) checkJsonable(c.extra, op, 'extra');
   const o = c.optimizer;
   if (o === undefined) return;
-  if (typeof o.kind !== 'string' || !Number.isSafeInteger(o.step) || !Number.isFinite(o.lr) || !Array.isArray(o.slots)) {
+  if (typeof o !== 'object' || o === null || !Array.isArray(o.slots)) {
     throw new Error(`${op}: optimizer must be an OptimizerState { kind, step, lr, slots } from optimizer.state()`);
   }
+  const problem = optimizerNumbersProblem(o);
+  if (problem !== null) throw new Error(`${op}: optimizer.${problem}`);
   o.slots.forEach((s, i) => {
     if (!Array.isArray(s) || !s.every((t) => t instanceof Tensor)) throw new Error(`${op}: optimizer.slots[${i}] must be an array of tensors`);
   });
@@ -95,7 +123,7 @@ export function saveCheckpoint(file: string, checkpoint: Checkpoint): void {
   }
   if (schedule !== undefined) metadata.schedule = JSON.stringify(encodeNumbers(schedule, op));
   if (extra !== undefined) metadata.extra = JSON.stringify(extra);
-  writeFileAtomic(file, encodeWith(op, tensors, metadata));
+  writeFileAtomic(file, encodeWith(op, tensors, metadata, { checksum: true }));
 }
 
 /** Parses one JSON metadata entry; `bad` reports which key is wrong. */
@@ -109,18 +137,24 @@ function parseEntry(metadata: Record<string, string>, key: string, bad: (problem
 
 function readOptimizer(meta: unknown, tensors: Record<string, Tensor>, taken: Set<string>, bad: (p: string) => never): OptimizerState {
   const m = meta as { kind?: unknown; step?: unknown; lr?: unknown; slots?: unknown };
-  if (typeof m !== 'object' || m === null || typeof m.kind !== 'string' || !Number.isSafeInteger(m.step) || typeof m.lr !== 'number' || !Array.isArray(m.slots)) {
-    bad(`metadata 'optimizer' should be {kind, step, lr, slots}, got ${JSON.stringify(meta)}`);
+  if (typeof m !== 'object' || m === null || Array.isArray(m) || !Array.isArray(m.slots)) {
+    bad(`metadata 'optimizer' should be {kind, step, lr, slots}, got ${JSON.stringify(meta)?.slice(0, 200)}`);
   }
+  const problem = optimizerNumbersProblem(m);
+  if (problem !== null) bad(`metadata 'optimizer': ${problem}`);
   const { slots: counts, ...numbers } = m as { slots: unknown[] };
+  // A forged count (10^15) must not become an array of that length: the loop stops at the first
+  // missing tensor, so it runs at most as often as the file has tensors.
   const slots = counts.map((n, i) => {
     if (!Number.isSafeInteger(n) || (n as number) < 0) bad(`metadata 'optimizer': slots[${i}] should be a count, got ${JSON.stringify(n)}`);
-    return Array.from({ length: n as number }, (_, j) => {
+    const state: Tensor[] = [];
+    for (let j = 0; j < (n as number); j++) {
       const name = `optimizer.${i}.${j}`;
-      if (!Object.prototype.hasOwnProperty.call(tensors, name)) bad(`the optimizer state tensor '${name}' is missing`);
+      if (!Object.prototype.hasOwnProperty.call(tensors, name)) bad(`the optimizer state tensor '${name}' is missing (metadata 'optimizer' says parameter ${i} has ${n})`);
       taken.add(name);
-      return tensors[name];
-    });
+      state.push(tensors[name]);
+    }
+    return state;
   });
   return { ...(numbers as Omit<OptimizerState, 'slots'>), slots };
 }
@@ -165,6 +199,7 @@ export function loadCheckpoint(file: string): Checkpoint {
     if (metadata.epoch === undefined) bad("metadata 'epoch' is missing");
     const epoch = parseEntry(metadata, 'epoch', bad);
     if (!Number.isSafeInteger(epoch) || (epoch as number) < 0) bad(`metadata 'epoch' should be a non-negative integer, got ${metadata.epoch}`);
+    if ((epoch as number) > MAX_CHECKPOINT_STEPS) bad(`metadata 'epoch' is ${metadata.epoch}, an absurd count (more than 2^40)`);
 
     const out: Checkpoint = { model: {}, epoch: epoch as number };
     const taken = new Set<string>();

@@ -1,7 +1,8 @@
 /**
  * Safetensors on disk (Node only). Every write is atomic: the bytes go to a temporary file in the
  * target's directory, are flushed to disk, and only then renamed over the target. A crash or a full
- * disk mid-write leaves the previous file untouched, never a half-written one.
+ * disk mid-write leaves the previous file untouched, never a half-written one; the temporary file a
+ * crash leaves behind is removed by the next write of the same target (see stale.ts).
  */
 
 import fs from 'node:fs';
@@ -10,9 +11,11 @@ import { randomBytes } from 'node:crypto';
 import type { Tensor } from '../tensor.js';
 import { decodeWith, encodeWith, type DecodedSafetensors } from './safetensors.js';
 import type { StorageOptions } from './safetensors-dtypes.js';
+import { readRegularFile } from './read-file.js';
+import { removeStaleTemporaries, temporaryName } from './stale.js';
 
 /** Flushes a directory entry (the rename) to disk; not possible on every platform, so best effort. */
-function syncDirectory(dir: string): void {
+export function syncDirectory(dir: string): void {
   let fd: number | undefined;
   try {
     fd = fs.openSync(dir, 'r');
@@ -33,7 +36,8 @@ export function writeFileAtomic(target: string, bytes: Uint8Array): void {
   const dir = path.dirname(path.resolve(target));
   if (!fs.existsSync(dir)) throw new Error(`writeFileAtomic: cannot write '${target}': the directory '${dir}' does not exist`);
   // The random part keeps two writers (processes or calls) from sharing a temporary file.
-  const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = path.join(dir, temporaryName(path.basename(target), randomBytes(6).toString('hex')));
+  removeStaleTemporaries(dir, path.basename(target));
   let fd: number | undefined;
   try {
     fd = fs.openSync(temp, 'wx');
@@ -52,15 +56,9 @@ export function writeFileAtomic(target: string, bytes: Uint8Array): void {
   syncDirectory(dir);
 }
 
-/** Reads a whole file, with a message that says which file and why not. */
-export function readFileOrThrow(op: string, file: string): Uint8Array {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'the file does not exist' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw new Error(`${op}: cannot read '${file}': ${why}`, { cause: e });
-  }
+/** Reads a whole regular file of bounded size, with a message that says which file and why not. */
+export function readFileOrThrow(op: string, file: string, maxBytes?: number): Uint8Array {
+  return readRegularFile(op, file, maxBytes);
 }
 
 /**

@@ -62,7 +62,7 @@ export function encodeModel(op: string, model: { stateDict: Record<string, Tenso
   }
   checkJsonable(config, op, 'config');
   const saveId = randomSaveId();
-  const weights = encodeWith(op, stateDict, { 'kiln.format': FORMAT_NAME, [SAVE_ID_KEY]: saveId });
+  const weights = encodeWith(op, stateDict, { 'kiln.format': FORMAT_NAME, [SAVE_ID_KEY]: saveId }, { checksum: true });
   const file: ConfigFile = { format: FORMAT_NAME, formatVersion: MODEL_FORMAT_VERSION, kilnVersion: version, saveId, config: config as JsonObject };
   return { config: new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`), weights };
 }
@@ -101,7 +101,7 @@ export function decodeWeights(op: string, config: ConfigFile, bytes: Uint8Array,
   // Weights rewritten by another tool carry no save id; only a conflicting id proves a mixed pair.
   if (weightsId !== undefined && typeof config.saveId === 'string' && weightsId !== config.saveId) {
     dispose(tensors);
-    throw new Error(`${op}: ${WEIGHTS_FILE} and ${CONFIG_FILE} in '${modelWhere}' come from different saves (save ids ${weightsId} and ${config.saveId}); was a save interrupted between the two files?`);
+    throw new Error(`${op}: ${WEIGHTS_FILE} and ${CONFIG_FILE} in '${modelWhere}' come from different saves (save ids ${weightsId} and ${config.saveId}); were the files copied or replaced separately?`);
   }
   return { stateDict: tensors, config: config.config };
 }

@@ -12,6 +12,7 @@
 
 import { tensor as makeTensor } from '../ops/creation.js';
 import { Tensor, type TypedArray } from '../tensor.js';
+import { crc32Hex } from '../checksum.js';
 import { METADATA_KEY, parseHeader, type Fail, type TensorEntry } from './safetensors-header.js';
 import { STORAGE, checkStorageOptions, convertFromStorage, convertToStorage, isNativeStorage, storageFor, type StorageOptions } from './safetensors-dtypes.js';
 
@@ -29,8 +30,19 @@ function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
+/**
+ * The metadata key under which Kiln's own formats (saved models, checkpoints) keep the CRC-32 of the
+ * data section, so that corrupted weights are detected on load. Files without it load unchecked.
+ */
+export const CHECKSUM_KEY = 'kiln.data_crc32';
+
+/** How `encodeWith` stores tensors, and whether it records the data section's CRC-32 under CHECKSUM_KEY. */
+export interface EncodeOptions extends StorageOptions {
+  checksum?: boolean;
+}
+
 /** Internal: `encodeSafetensors` with the calling function's name in error messages. */
-export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>, options: StorageOptions = {}): Uint8Array {
+export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>, options: EncodeOptions = {}): Uint8Array {
   if (typeof tensors !== 'object' || tensors === null) throw new Error(`${op}: expected an object mapping names to tensors, got ${tensors}`);
   if (metadata !== undefined) {
     if (typeof metadata !== 'object' || metadata === null) throw new Error(`${op}: metadata must be an object of strings, got ${metadata}`);
@@ -50,17 +62,23 @@ export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata
   checkStorageOptions(op, items.map((i) => i.name), options);
   items.sort((a, b) => b.info.rank - a.info.rank || compareCodePoints(a.name, b.name));
 
-  // Built by hand, not with JSON.stringify on an object: JS objects put integer-like keys ('0', '10')
-  // first, and the header should list tensors in the order their data is laid out.
-  const parts: string[] = [];
-  if (metadata !== undefined && Object.keys(metadata).length > 0) parts.push(`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`);
   let offset = 0;
   const placed = items.map((item) => {
     const begin = offset;
     offset += item.data.byteLength;
-    parts.push(`${JSON.stringify(item.name)}:{"dtype":"${item.info.name}","shape":[${item.shape.join(',')}],"data_offsets":[${begin},${offset}]}`);
-    return { ...item, begin };
+    return { ...item, begin, end: offset };
   });
+  if (options.checksum) {
+    metadata = { ...metadata, [CHECKSUM_KEY]: crc32Hex(...placed.map((item) => littleEndianBytes(item.data))) };
+  }
+
+  // Built by hand, not with JSON.stringify on an object: JS objects put integer-like keys ('0', '10')
+  // first, and the header should list tensors in the order their data is laid out.
+  const parts: string[] = [];
+  if (metadata !== undefined && Object.keys(metadata).length > 0) parts.push(`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`);
+  for (const item of placed) {
+    parts.push(`${JSON.stringify(item.name)}:{"dtype":"${item.info.name}","shape":[${item.shape.join(',')}],"data_offsets":[${item.begin},${item.end}]}`);
+  }
   const json = new TextEncoder().encode(`{${parts.join(',')}}`);
   const headerSize = Math.ceil(json.length / 8) * 8;
 
@@ -68,8 +86,7 @@ export function encodeWith(op: string, tensors: Record<string, Tensor>, metadata
   new DataView(out.buffer).setBigUint64(0, BigInt(headerSize), true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + headerSize); // the format pads the header with spaces
-  const dataStart = 8 + headerSize;
-  for (const item of placed) writeElements(out, dataStart + item.begin, item.data);
+  for (const item of placed) out.set(littleEndianBytes(item.data), 8 + headerSize + item.begin);
   return out;
 }
 
@@ -90,15 +107,18 @@ function compareCodePoints(a: string, b: string): number {
   }
 }
 
-/** Copies elements into `out` at `at`, little-endian whatever the host. */
-function writeElements(out: Uint8Array, at: number, data: TypedArray): void {
-  if (HOST_IS_LITTLE_ENDIAN || data instanceof Uint8Array || data instanceof Int8Array) {
-    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
-    return;
-  }
-  const view = new DataView(out.buffer, out.byteOffset + at, data.byteLength);
+/** The bytes of `data` in little-endian order, whatever the host: a view where possible, else a copy. */
+function littleEndianBytes(data: ArrayBufferView): Uint8Array {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (HOST_IS_LITTLE_ENDIAN || data instanceof Uint8Array || data instanceof Int8Array) return bytes;
+  const out = new Uint8Array(data.byteLength);
+  const view = new DataView(out.buffer);
   if (data instanceof Float32Array) data.forEach((v, i) => view.setFloat32(i * 4, v, true));
-  else data.forEach((v, i) => view.setInt32(i * 4, v, true));
+  else if (data instanceof Float64Array) data.forEach((v, i) => view.setFloat64(i * 8, v, true));
+  else if (data instanceof Uint16Array) data.forEach((v, i) => view.setUint16(i * 2, v, true));
+  else if (data instanceof BigInt64Array) data.forEach((v, i) => view.setBigInt64(i * 8, v, true));
+  else (data as Int32Array).forEach((v, i) => view.setInt32(i * 4, v, true));
+  return out;
 }
 
 /**
@@ -129,7 +149,11 @@ function readElements(bytes: Uint8Array, at: number, entry: TensorEntry, fail: F
   const absolute = bytes.byteOffset + at;
   if (HOST_IS_LITTLE_ENDIAN) {
     if (absolute % 4 === 0) return new Ctor(bytes.buffer as ArrayBuffer, absolute, n);
-    return new Ctor(bytes.slice(at, at + byteLength).buffer);
+    // The format does not require aligned offsets: copy into a fresh (aligned) buffer. Not
+    // bytes.slice(): on a Node Buffer that is a view into the same, still unaligned, memory.
+    const copy = new Uint8Array(byteLength);
+    copy.set(bytes.subarray(at, at + byteLength));
+    return new Ctor(copy.buffer);
   }
   const view = new DataView(bytes.buffer, absolute, byteLength);
   const out = new Ctor(n);
@@ -144,6 +168,13 @@ export function decodeWith(context: string, bytes: Uint8Array): DecodedSafetenso
   };
   if (!(bytes instanceof Uint8Array)) throw new Error(`${context}: expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`);
   const { entries, metadata, dataStart } = parseHeader(bytes, fail);
+  const expected = metadata[CHECKSUM_KEY];
+  if (expected !== undefined) {
+    const actual = crc32Hex(bytes.subarray(dataStart));
+    if (actual !== expected.toLowerCase()) {
+      fail(`the data section's CRC-32 is ${actual} but the file's metadata records ${expected}: the weights are corrupted (a damaged copy or disk)`);
+    }
+  }
   const tensors: Record<string, Tensor> = {};
   const made: Tensor[] = [];
   try {

@@ -137,6 +137,7 @@ export function resolveInit(init: InitializerName | Initializer, op: string): In
  */
 export function deriveSeed(seed: number | undefined, k: number): number | undefined {
   if (seed === undefined) return undefined;
+  if (!(Number.isSafeInteger(seed) && seed >= 0)) throw new Error(`nn: a layer's seed must be a non-negative integer, got ${String(seed)}`);
   let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(k + 1, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
   h = Math.imul(h ^ (h >>> 15), 0x846ca68b);

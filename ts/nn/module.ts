@@ -24,6 +24,7 @@ import { keep } from '../engine.js';
 import { Tensor, type Device } from '../tensor.js';
 import { assign } from '../autograd.js';
 import { summarize, type SummaryOptions } from './summary.js';
+import { asCalled } from '../named-errors.js';
 
 /** Tensors registered as trainable parameters / as buffers. The walk finds properties holding them. */
 const PARAMETERS = new WeakSet<Tensor>();
@@ -58,6 +59,22 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
 
   /** The computation. Subclasses document their shapes, e.g. [batch, in] -> [batch, out]. */
   abstract forward(...inputs: In): Out;
+
+  constructor() {
+    // Errors raised inside forward by the ops a layer is built from ("gather: ...") come out named
+    // after the layer ("Embedding: ... (raised by gather)"): see named-errors.ts. Installed on the
+    // instance, so every subclass's forward is covered without each one opting in; not enumerable,
+    // so the walk over a module's properties (parameters, children) does not see it.
+    const forward = this.forward as (...inputs: In) => Out;
+    if (typeof forward !== 'function') return;
+    const name = new.target.name;
+    Object.defineProperty(this, 'forward', {
+      value: (...inputs: In): Out => asCalled(name, 'layer', () => forward.apply(this, inputs)),
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
 
   // ---- registration ----
 

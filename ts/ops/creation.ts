@@ -32,10 +32,31 @@ function flatten(values: NestedArray, shape: number[], out: Array<number | boole
   for (const v of values) flatten(v, shape, out, dim + 1);
 }
 
+const INTEGER_RANGE = { int32: [-(2 ** 31), 2 ** 31 - 1], int8: [-128, 127] } as const;
+
+/**
+ * Integer tensors take integers in their dtype's range; anything else is an error rather than a
+ * silent truncation or wrap-around (1.5 -> 1, 2^31 -> -2^31, NaN -> 0). PyTorch's torch.tensor
+ * also refuses out-of-range values; it truncates fractions, but in JS, where every number is a
+ * double, a fraction bound for an int32 tensor is almost always a bug. `cast` converts on purpose.
+ */
+function checkIntegers(values: ArrayLike<number | boolean>, dtype: 'int32' | 'int8'): ArrayLike<number | boolean> {
+  const [lo, hi] = INTEGER_RANGE[dtype];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (typeof v === 'boolean') continue;
+    if (!Number.isInteger(v) || v < lo || v > hi) {
+      throw new Error(`tensor: ${dtype} values must be integers from ${lo} to ${hi}, but element ${i} is ${v}; round it first (Math.round) or make a float32 tensor and cast it`);
+    }
+  }
+  return values;
+}
+
 /**
  * A tensor from JS data. `values`: a number, nested arrays, or a typed array (then `shape` is
  * needed unless it is 1-D). dtype defaults to float32; int32 for an Int32Array or Uint8Array
  * (bytes are usually labels or pixels, as in tfjs), int8 for an Int8Array; bool only for booleans or an explicit 'bool'.
+ * Values for an int32 or int8 tensor must be integers in the dtype's range (else an Error).
  * -> `shape` (inferred from nesting when omitted).
  */
 export function tensor(values: TensorData, shape?: number[], dtype?: DType): Tensor {
@@ -60,7 +81,7 @@ export function tensor(values: TensorData, shape?: number[], dtype?: DType): Ten
       return wrap(b.impl.fromF32(data, finalShape), b);
     }
     case 'int32': {
-      const data = flat instanceof Int32Array ? flat : Int32Array.from(flat as ArrayLike<number>, Number);
+      const data = flat instanceof Int32Array || flat instanceof Uint8Array ? Int32Array.from(flat) : Int32Array.from(checkIntegers(flat, 'int32'), Number);
       return wrap(b.impl.fromI32(data, finalShape), b);
     }
     case 'bool': {
@@ -68,7 +89,7 @@ export function tensor(values: TensorData, shape?: number[], dtype?: DType): Ten
       return wrap(b.impl.fromBool(data, finalShape), b);
     }
     case 'int8': {
-      const data = flat instanceof Int8Array ? flat : Int8Array.from(flat as ArrayLike<number>, Number);
+      const data = flat instanceof Int8Array ? flat : Int8Array.from(checkIntegers(flat, 'int8'), Number);
       return wrap(b.impl.fromI8(data, finalShape), b);
     }
     default:
@@ -132,19 +153,30 @@ export interface RandomOptions {
   seed?: number;
 }
 
+/**
+ * A seed is a non-negative integer up to 2^53. Fractions, negatives and NaN would otherwise be
+ * converted silently (1.5 and 1 giving the same numbers, -1 and 0 too). undefined passes through.
+ */
+function checkSeed(op: string, seed: number | undefined): number | undefined {
+  if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0)) {
+    throw new Error(`${op}: seed must be a non-negative integer (at most 2^53), got ${String(seed)}`);
+  }
+  return seed;
+}
+
 /** Normal samples N(mean, std²). -> shape, float32 */
 export function randn(shape: number[], options: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
   const b = backend();
-  return wrap(b.impl.randn(checkShape('randn', shape), options.mean ?? 0, options.std ?? 1, options.seed), b);
+  return wrap(b.impl.randn(checkShape('randn', shape), options.mean ?? 0, options.std ?? 1, checkSeed('randn', options.seed)), b);
 }
 
 /** Uniform samples in [low, high). -> shape, float32 */
 export function randu(shape: number[], options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
   const b = backend();
-  return wrap(b.impl.randu(checkShape('randu', shape), options.low ?? 0, options.high ?? 1, options.seed), b);
+  return wrap(b.impl.randu(checkShape('randu', shape), options.low ?? 0, options.high ?? 1, checkSeed('randu', options.seed)), b);
 }
 
-/** Reseeds the global generator used by randn/randu calls without a seed. */
+/** Reseeds the global generator used by randn/randu calls without a seed (a non-negative integer). */
 export function setSeed(seed: number): void {
-  backend().impl.setSeed(seed);
+  backend().impl.setSeed(checkSeed('setSeed', seed)!);
 }

@@ -15,8 +15,9 @@ function unaryOp(name: string, x: Tensor, alpha = 0): Tensor {
 function binaryOp(name: string, x: TensorLike, y: TensorLike): Tensor {
   const b = backend();
   const code = b.codes.binary[name];
-  // The common case (two tensors on the active backend) avoids every allocation but the result.
-  if (x instanceof Tensor && y instanceof Tensor && x.backend === b && y.backend === b) {
+  // The common case (two live tensors on the active backend) avoids every allocation but the
+  // result; anything else goes through withOperands, whose errors name the op and the argument.
+  if (x instanceof Tensor && y instanceof Tensor && x.backend === b && y.backend === b && !x.isDisposed && !y.isDisposed) {
     return wrap(b.impl.binary(code, x.handle, y.handle), b);
   }
   return withOperands(name, [x, y], ['a', 'b'], ([hx, hy]) => b.impl.binary(code, hx, hy));

@@ -25,8 +25,11 @@ export const argmin = (x: Tensor, axis?: number): Tensor => reduceOp('argmin', x
  * Variance over `axis`: sum((x - mean)²) / (n - correction). correction 0 (default) is the
  * population variance (NumPy, tfjs.moments); 1 is the sample variance (torch.var's default).
  */
-export const variance = (x: Tensor, axis?: number | number[], keepDims = false, correction = 0): Tensor =>
-  reduceOp('variance', x, axis, keepDims, correction);
+export function variance(x: Tensor, axis?: number | number[], keepDims = false, correction = 0): Tensor {
+  // A correction above the count reduced is refused by kiln-core (it knows the count).
+  if (!(Number.isSafeInteger(correction) && correction >= 0)) throw new Error(`variance: correction must be a non-negative integer, got ${String(correction)}`);
+  return reduceOp('variance', x, axis, keepDims, correction);
+}
 /** log(sum(e^x)) over `axis`, computed stably. [..., d, ...] -> [..., ...] */
 export const logSumExp = (x: Tensor, axis?: number | number[], keepDims = false): Tensor => reduceOp('logSumExp', x, axis, keepDims);
 

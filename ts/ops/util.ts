@@ -12,6 +12,17 @@ export function handleOf(x: unknown, op: string, b: LoadedBackend, arg = 'x'): n
   if (x.backend !== b && x.backend.handles !== b.handles) {
     throw new Error(`${op}: argument '${arg}' lives on the '${x.backend.name}' backend but the active backend is '${b.name}'`);
   }
+  if (x.isDisposed) {
+    // The tensor's own message says which tensor it was (dtype and shape when known); this one
+    // adds the op and the argument the user passed it as.
+    let detail = 'Tensor is disposed';
+    try {
+      void x.handle;
+    } catch (e) {
+      detail = (e as Error).message;
+    }
+    throw new Error(`${op}: argument '${arg}': ${detail}`);
+  }
   return x.handle;
 }
 

@@ -79,6 +79,16 @@ export abstract class Optimizer {
       lrScale: (g.lr ?? lr) / lr,
       weightDecay: g.weightDecay ?? options.weightDecay ?? 0,
     }));
+    // A parameter listed twice would be updated twice per step (twice the learning rate, one
+    // moment buffer fed twice). PyTorch refuses it across groups and warns within one; here it is
+    // always an error, which names both places.
+    const seen = new Map<Tensor, string>();
+    this.groups.forEach((g, gi) => g.params.forEach((p, pi) => {
+      const where = this.groups.length > 1 ? `group ${gi}, parameter ${pi}` : `parameter ${pi}`;
+      const first = seen.get(p);
+      if (first !== undefined) throw new Error(`${new.target.name}: the same parameter (${p.dtype} [${p.shape.join(', ')}]) is listed twice, as ${first} and as ${where}; each parameter may appear once`);
+      seen.set(p, where);
+    }));
     for (const p of this.parameters) {
       if (p.dtype !== "float32") throw new Error(`${new.target.name}: parameters must be float32, got ${p.dtype} [${p.shape.join(', ')}]`);
     }

@@ -5,6 +5,8 @@
  * (browsers included) at the cost of file size.
  */
 
+import { crc32 } from '../checksum.js';
+
 /** Pixels, row-major, channels interleaved (RGBRGB...), one byte per sample. */
 export interface Image {
   width: number;
@@ -18,22 +20,8 @@ export interface Image {
 /** Bytes in -> a zlib stream (RFC 1950) out. */
 export type ZlibCompress = (data: Uint8Array) => Uint8Array;
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 (ISO 3309, as PNG chunks use) of the given byte ranges, in order. */
-export function crc32(...parts: Uint8Array[]): number {
-  let c = 0xffffffff;
-  for (const bytes of parts) for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+// CRC-32 is shared with the safetensors checksum; re-exported for the viz entry points.
+export { crc32 } from '../checksum.js';
 
 /**
  * A zlib stream holding `data` in stored (uncompressed) deflate blocks of at most 65,535 bytes,

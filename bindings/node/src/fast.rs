@@ -184,6 +184,27 @@ fn transform(scale: f64, clip_value: f64, weight_decay: f64) -> optim::GradTrans
     optim::GradTransform { scale: scale as f32, clip_value: clip_value as f32, weight_decay: weight_decay as f32 }
 }
 
+/// A rejected argument as the error shows it: a number as Rust prints an f64, which is how the
+/// WASM module's checks (bindings/wasm `whole`) show it, so both backends word the error alike.
+unsafe fn describe_js(env: sys::napi_env, v: sys::napi_value) -> String {
+    let mut x = 0.0;
+    if sys::napi_get_value_double(env, v, &mut x) == sys::Status::napi_ok {
+        return format!("{x}");
+    }
+    let mut kind = 0;
+    sys::napi_typeof(env, v, &mut kind);
+    match kind {
+        sys::ValueType::napi_undefined => "undefined",
+        sys::ValueType::napi_null => "null",
+        sys::ValueType::napi_boolean => "a boolean",
+        sys::ValueType::napi_string => "a string",
+        sys::ValueType::napi_object => "an object",
+        sys::ValueType::napi_function => "a function",
+        _ => "a value of another type",
+    }
+    .to_string()
+}
+
 /// Declares raw entry points: `"jsName" => fn name(arg: type, ...) -> type { body }`.
 macro_rules! raw_functions {
     ($($js:literal => fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block)*) => {
@@ -200,7 +221,7 @@ macro_rules! raw_functions {
                 $(
                     let $arg: $ty = match <$ty as FromJs>::from_js(env, argv[_index]) {
                         Some(v) => v,
-                        None => return throw(env, true, format!("{}: argument '{}' must be {}", $js, stringify!($arg), <$ty as FromJs>::EXPECTED)),
+                        None => return throw(env, true, format!("{}: argument '{}' must be {}, got {}", $js, stringify!($arg), <$ty as FromJs>::EXPECTED, describe_js(env, argv[_index]))),
                     };
                     _index += 1;
                 )*

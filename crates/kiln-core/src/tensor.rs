@@ -357,6 +357,14 @@ impl Tensor {
                 format!("begin {begin:?} and size {size:?} must each have one entry per dimension of shape {}", fmt_shape(&self.shape)),
             ));
         }
+        // -1 is the one negative size with a meaning (as in tfjs); any other is a mistake that
+        // would otherwise also read "to the end". (PyTorch's narrow refuses negative lengths.)
+        if let Some(d) = size.iter().position(|&s| s < -1) {
+            return Err(KilnError::new(
+                "slice",
+                format!("size {size:?} has {} at dimension {d}; sizes are non-negative, or -1 for 'to the end' (shape {})", size[d], fmt_shape(&self.shape)),
+            ));
+        }
         let mut shape = Vec::with_capacity(self.rank());
         let mut starts = Vec::with_capacity(self.rank());
         let mut offset = self.offset;

@@ -101,8 +101,12 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>
         let t = y[i] as usize;
         // -sum_c w_c q_c (x_c - lse) = lse * sum_c w_c q_c - sum_c w_c q_c x_c
         let wq_sum = off * w_sum_all + (on - off) * w[t];
-        let wqx: f32 = off * row.iter().zip(&w).map(|(a, b)| a * b).sum::<f32>() + (on - off) * w[t] * row[t];
-        losses[i] = lse * wq_sum - wqx;
+        // Terms whose factor is zero are skipped rather than multiplied: a -Inf logit times a zero
+        // weight (or no smoothing) would give 0 * -Inf = NaN where the loss is +Inf or finite, as
+        // in PyTorch. The GPU kernel (kiln-gpu kernels/loss.rs) makes the same choice.
+        let smoothed = if off != 0.0 { off * row.iter().zip(&w).filter(|(_, &w)| w != 0.0).map(|(a, b)| a * b).sum::<f32>() } else { 0.0 };
+        let target = if w[t] != 0.0 { (on - off) * w[t] * row[t] } else { 0.0 };
+        losses[i] = lse * wq_sum - (smoothed + target);
     }
     let denominator: f32 = match reduction {
         Reduction::Mean => y.iter().map(|&t| w[t as usize]).sum(),

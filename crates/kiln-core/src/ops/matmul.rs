@@ -131,10 +131,18 @@ fn matmul_forward(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) 
         // When b is shared by every batch and a's batches stack into one tall matrix, one big
         // GEMM beats many small ones (the Linear layer on [batch, seq, features] input).
         let b_shared = b_bstrides.iter().all(|&s| s == 0);
-        let a_stackable = (0..batch.len()).all(|d| {
-            let inner = if d + 1 < batch.len() { a_bstrides[d + 1] * batch[d + 1] } else { ar as usize * m };
-            a_bstrides[d] == inner || batch[d] == 1
-        });
+        // Stackable: walking out from the rows, each batch dim of size > 1 steps exactly over the
+        // block inside it. Size-1 dims are skipped, and never used as the step: their strides are
+        // arbitrary (a permuted view has any stride there), which once stacked a [2, 1, 1, 3] view
+        // with its batches 3 apart as if they were 1 apart (found by the fuzzer's matmul rule).
+        let a_stackable = {
+            let mut block = ar as usize * m;
+            (0..batch.len()).rev().filter(|&d| batch[d] > 1).all(|d| {
+                let fits = a_bstrides[d] == block;
+                block = a_bstrides[d] * batch[d];
+                fits
+            })
+        };
         if batches > 1 && b_shared && a_stackable {
             let av = MatView { offset: a2.offset(), row_stride: ar, col_stride: ac };
             let bv = MatView { offset: b2.offset(), row_stride: br, col_stride: bc };

@@ -151,6 +151,15 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
     let kept: Vec<usize> = (0..rank).filter(|d| !reduced.contains(d)).collect();
     let row_len: usize = reduced.iter().map(|&d| x.shape()[d]).product();
     let rows: usize = kept.iter().map(|&d| x.shape()[d]).product();
+    // torch.var clamps n - correction at 0 and returns Inf/NaN with a warning; a correction above
+    // the count is a mistake (a negative divisor), so it is an error here. correction == n stays
+    // allowed (n = 1 with the sample variance gives NaN, as in PyTorch).
+    if op == ReduceOp::Variance && correction > row_len && rows > 0 {
+        return Err(KilnError::new(name, format!(
+            "correction {correction} is larger than the {row_len} elements reduced per result (shape {}, axes {axes:?}); the divisor n - correction would be negative",
+            fmt_shape(x.shape())
+        )));
+    }
     if row_len == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::ArgMax | ReduceOp::ArgMin) && rows > 0 {
         return Err(KilnError::new(name, format!("cannot reduce an empty dimension of shape {} (no identity)", fmt_shape(x.shape()))));
     }

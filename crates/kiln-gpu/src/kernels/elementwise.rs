@@ -85,14 +85,16 @@ pub fn sum_to_shape(dev: &GpuDevice, g: &GpuTensor, shape: &[usize]) -> Result<G
     summed.reshape(dev, &shape.iter().map(|&d| d as isize).collect::<Vec<_>>())
 }
 
-/// Converts between float32, int32 and bool with the CPU's rules (float -> int truncates;
-/// nonzero -> true).
+/// Converts between float32, int32 and bool with the CPU's rules (float -> int truncates and
+/// saturates, NaN -> 0, as Rust's `as`; nonzero -> true). WGSL's own i32(x) clamps to the largest
+/// float below 2^31 (2147483520) and leaves NaN undefined, hence the selects.
 pub fn cast(dev: &GpuDevice, x: &GpuTensor, dtype: DType) -> Result<GpuTensor> {
     if x.dtype() == dtype {
         return Ok(x.clone());
     }
     let expr = match (x.dtype(), dtype) {
-        (DType::F32, DType::I32) | (DType::Bool, DType::I32) => "i32(x)",
+        (DType::F32, DType::I32) => "select(select(i32(x), 2147483647, x >= 2147483648.0), 0, kiln_isnan(x))",
+        (DType::Bool, DType::I32) => "i32(x)",
         (DType::I32, DType::F32) | (DType::Bool, DType::F32) => "f32(x)",
         (DType::F32, DType::Bool) => "select(0u, 1u, x != 0.0 || kiln_isnan(x))",
         (DType::I32, DType::Bool) => "select(0u, 1u, x != 0)",

@@ -34,7 +34,8 @@ pub fn cross_entropy(dev: &GpuDevice, logits: &GpuTensor, targets: &GpuTensor, w
     let target_w = GpuTensor::empty(dev, OP, &[n], DType::F32)?;
     let write = "
   if (lid == 0u) {
-    out[row] = lse * wq_sum - (off * wx + (on - off) * w_t * x[xb + t]);
+    // Zero factors are skipped, not multiplied: 0 * -Inf would be NaN (as in kiln-core's loss.rs).
+    out[row] = lse * wq_sum - (select(0.0, off * wx, off != 0.0) + select(0.0, (on - off) * w_t * x[xb + t], w_t != 0.0));
     out2[row] = w_t;
   }";
     run_rows(dev, "cross_entropy", logits, targets, weights, None, &[&losses, &target_w], smoothing, c, write)?;
@@ -138,7 +139,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var mx = -bitcast<f32>(0x7f800000u);
   var ws = 0.0;
   var wxs = 0.0;
-  for (var j = lid; j < len; j = j + 256u) {{ let v = x[xb + j]; mx = max(mx, v); ws = ws + w(j); wxs = wxs + w(j) * v; }}
+  for (var j = lid; j < len; j = j + 256u) {{ let v = x[xb + j]; mx = max(mx, v); ws = ws + w(j); wxs = wxs + select(0.0, w(j) * v, w(j) != 0.0); }}
   let m = tree_max(lid, mx);
   let wsum = tree_sum(lid, ws);
   let wx = tree_sum(lid, wxs);
