@@ -15,6 +15,7 @@ import { sum } from './ops/reduce.js';
 import { concat } from './ops/shape.js';
 import { crossEntropy } from './losses.js';
 
+/** Options of the NT-Xent contrastive loss: how sharply the softmax separates positives from negatives. */
 export interface NtXentOptions {
   /** Divides the cosine similarities before the softmax (SimCLR: 0.1-0.5; default 0.5). */
   temperature?: number;

@@ -20,6 +20,10 @@ import { counterNames, loadPyTorchWith, pytorchStateDict, type LoadPyTorchOption
 
 /** The file names Hugging Face uses for a single-file and a sharded checkpoint. */
 export const HF_WEIGHTS_FILE = 'model.safetensors';
+/**
+ * The index file of a sharded Hugging Face checkpoint: JSON mapping each tensor name to the
+ * shard file holding it. In a directory it takes precedence over model.safetensors.
+ */
 export const HF_INDEX_FILE = 'model.safetensors.index.json';
 
 function isObject(v: unknown): v is Record<string, unknown> {

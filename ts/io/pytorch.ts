@@ -19,6 +19,7 @@ import type { AnyModule, LoadStateDictResult } from '../nn/module.js';
 import { torchPlan, type TorchEntry } from './pytorch-names.js';
 import { listed } from './compat.js';
 
+/** How strictly a PyTorch state dict must match the module when it is loaded into it. */
 export interface LoadPyTorchOptions {
   /**
    * Throw when a key is missing from the state dict or unknown to the module (default true). A key

@@ -22,7 +22,7 @@ export { Graph, type WeightedEdges } from './graph.js';
 export { GCNConv, type GCNConvOptions } from './gcn.js';
 export { SAGEConv, type SAGEConvOptions } from './sage.js';
 // variational autoencoders
-export { VAE, reparameterize, type VAEOutput, type NegativeElbo } from './vae.js';
+export { VAE, reparameterize, type VAEOutput, type VAEOptions, type NegativeElbo } from './vae.js';
 // Recurrent layers.
 export { RNN, LSTM, GRU, type RecurrentOptions, type RNNOptions, type RecurrentConfig } from './recurrent.js';
 // Weight-only quantization for inference.

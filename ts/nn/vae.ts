@@ -49,6 +49,7 @@ export interface NegativeElbo {
   kl: Tensor;
 }
 
+/** Options of {@link VAE}: what its forward pass decodes in eval mode. */
 export interface VAEOptions {
   /**
    * What `forward` decodes in eval mode: 'sample' (default) a reparameterized sample as in

@@ -8,7 +8,7 @@
 import { checkBytes, loadBytes, toOnnxBytes, type ExportableModel, type OnnxCheck, type OnnxModel, type SaveOptions } from './core.js';
 import type { Tensor } from '../tensor.js';
 
-export { OnnxModel, supportedOps, decodeTensor, tensorFromProto, type OnnxValueInfo, type OnnxCheck, type ExportableModel, type SaveOptions } from './core.js';
+export { OnnxModel, supportedOps, decodeTensor, tensorFromProto, type OnnxValueInfo, type OnnxCheck, type ExportableModel, type SaveOptions, type TensorProto, type ExternalReader } from './core.js';
 
 /** Loads an ONNX model from its bytes as an nn.Module on the WASM backend (see the Node entry's load). */
 export function load(bytes: Uint8Array): OnnxModel {

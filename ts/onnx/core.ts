@@ -11,8 +11,8 @@ import type { ExternalReader } from './tensors.js';
 
 export { OnnxModel, type OnnxValueInfo } from './model.js';
 export { supportedOps } from './ops/index.js';
-export { decodeTensor } from './proto.js';
-export { tensorFromProto } from './tensors.js';
+export { decodeTensor, type TensorProto } from './proto.js';
+export { tensorFromProto, type ExternalReader } from './tensors.js';
 export { toOnnxBytes, type ExportableModel, type SaveOptions } from './export/save.js';
 
 /** What `check` reports about a model file. */

@@ -13,8 +13,9 @@ import type { ExternalReader } from './tensors.js';
 import { writeFileAtomic } from '../io/files.js';
 import type { Tensor } from '../tensor.js';
 
-export { OnnxModel, supportedOps, decodeTensor, tensorFromProto, type OnnxValueInfo, type OnnxCheck, type ExportableModel, type SaveOptions } from './core.js';
+export { OnnxModel, supportedOps, decodeTensor, tensorFromProto, type OnnxValueInfo, type OnnxCheck, type ExportableModel, type SaveOptions, type TensorProto, type ExternalReader } from './core.js';
 
+/** Options of {@link load}: where the tensors of a model stored with external data are read from. */
 export interface LoadOptions {
   /**
    * Where external data files (tensors stored beside the model, for models over 2 GB) are read

@@ -71,6 +71,7 @@ export function randomPatchMask(batch: number, patches: number, ratio: number, r
   return { visible: tensor(visible, [batch * visibleCount]), hidden: tensor(hidden, [batch, patches, 1]), visibleCount };
 }
 
+/** The size of a {@link MaskedAutoencoder}: image shape, patch size, and encoder and decoder transformer widths and depths. */
 export interface MaskedAutoencoderOptions {
   /** Image [channels, height, width] (default MNIST's [1, 28, 28]). */
   imageShape?: [number, number, number];

@@ -17,7 +17,9 @@ import { Random } from '../data/random.js';
 
 /** What the probe needs from an encoder: images [B, ...imageShape] -> features [B, dim]. */
 export interface Encoder {
+  /** Maps a batch of images [batch, ...imageShape] to one feature vector each: [batch, dim]. */
   forward(x: Tensor): Tensor;
+  /** Switches to inference mode (dropout off, batch norm on running statistics) before embedding. */
   eval(): unknown;
 }
 
@@ -48,6 +50,7 @@ export function embed(encoder: Encoder, images: Float32Array, imageShape: number
   return { features, dim };
 }
 
+/** Frozen-encoder features and labels to probe, flattened row-major as {@link embed} returns them. */
 export interface LinearProbeData {
   /** [N · dim] training features and their labels [N]. */
   trainFeatures: Float32Array;
@@ -59,12 +62,15 @@ export interface LinearProbeData {
   classes: number;
 }
 
+/** How the probe's linear classifier is trained: epochs, Adam's learning rate, batch size, seed. */
 export interface LinearProbeOptions {
   /** Passes over the training features (default 100). */
   epochs?: number;
   /** Adam's learning rate (default 1e-2). */
   lr?: number;
+  /** Feature rows per Adam step (default 256). */
   batchSize?: number;
+  /** Seeds the classifier's initial weights and the shuffling of the rows (default 0). */
   seed?: number;
 }
 

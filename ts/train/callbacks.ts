@@ -47,11 +47,16 @@ export const BATCH_COUNTERS: ReadonlySet<string> = new Set(['epoch', 'globalStep
 export interface Callback {
   /** Before the first epoch. */
   onTrainBegin?(ctx: TrainingContext): void | Promise<void>;
+  /** Before epoch `epoch` (1-based, counting from `initialEpoch` when resuming) starts its first batch. */
   onEpochBegin?(epoch: number, ctx: TrainingContext): void | Promise<void>;
   /** Before batch `batch` (1-based, within the epoch) of the current epoch is trained on. */
   onBatchBegin?(batch: number, logs: BatchLogs, ctx: TrainingContext): void | Promise<void>;
   /** After batch `batch` was trained on (or skipped): `logs.loss` is its loss. */
   onBatchEnd?(batch: number, logs: BatchLogs, ctx: TrainingContext): void | Promise<void>;
+  /**
+   * After epoch `epoch` finished, validation included: `logs` holds the epoch's mean loss, its
+   * metrics, the `val`-prefixed validation values and `lr`. fit awaits it before the next epoch.
+   */
   onEpochEnd?(epoch: number, logs: Logs, ctx: TrainingContext): void | Promise<void>;
   /** After the last epoch (also when a callback stopped training). */
   onTrainEnd?(ctx: TrainingContext): void | Promise<void>;
@@ -98,6 +103,11 @@ export class EarlyStopping implements Callback {
     this.dropSnapshot();
   }
 
+  /**
+   * Compares `logs[monitor]` with the best so far (by more than `minDelta`): an improvement
+   * records the epoch (and snapshots the weights); otherwise, after `patience` epochs without one,
+   * stops training. Throws if the epoch logs lack `monitor`.
+   */
   onEpochEnd(epoch: number, logs: Logs, ctx: TrainingContext): void {
     const value = logs[this.monitor];
     if (value === undefined) throw new Error(`EarlyStopping: no '${this.monitor}' in the epoch logs (have: ${Object.keys(logs).join(', ')})`);
@@ -156,6 +166,7 @@ export class EarlyStopping implements Callback {
 export class LRScheduler implements Callback {
   constructor(private readonly schedule: Schedule, private readonly monitor?: string) {}
 
+  /** Steps the schedule, passing `logs[monitor]` when a monitor was given (throws if it is missing). */
   onEpochEnd(_epoch: number, logs: Logs): void {
     if (this.monitor === undefined) {
       this.schedule.step();

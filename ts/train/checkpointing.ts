@@ -38,6 +38,10 @@ export class ModelCheckpoint implements Callback {
     this.best = this.mode === 'min' ? Infinity : -Infinity;
   }
 
+  /**
+   * Writes the checkpoint (model, optimizer, schedule, epoch and EarlyStopping progress) to the
+   * path, replacing the last one; with `saveBestOnly`, only when `logs[monitor]` beat the best so far.
+   */
   onEpochEnd(epoch: number, logs: Logs, ctx: TrainingContext): void {
     if (this.options.saveBestOnly) {
       const value = logs[this.monitor];

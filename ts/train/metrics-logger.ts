@@ -22,6 +22,10 @@ export class MetricsLogger implements Callback {
     this.columns = existing && !this.path.endsWith('.jsonl') ? existing.split('\n')[0].split(',') : null;
   }
 
+  /**
+   * Appends one row: `epoch` and the epoch's logs. A CSV's columns are fixed by its first row
+   * (or the header of a continued file), so keys that appear later are not written.
+   */
   onEpochEnd(epoch: number, logs: Logs): void {
     const row: Record<string, number> = { epoch, ...logs };
     if (this.path.endsWith('.jsonl')) {

@@ -18,13 +18,25 @@ import { GraphBuilder, valueInfoOf } from './graph-builder.js';
 
 /** What save needs of a model: a forward pass, and named parameters/buffers if it is an nn.Module. */
 export interface ExportableModel {
+  /** The computation to export: traced once on the example inputs, returning one output or several. */
   forward(...inputs: Tensor[]): Tensor | Tensor[];
+  /**
+   * Parameters by name: each becomes a graph initializer under its name (so the exported weights
+   * keep the module's stateDict names); other tensors the trace reads are stored as constants.
+   */
   namedParameters?(): Array<[string, Tensor]>;
+  /** Buffers by name (batch-norm running statistics, ...), exported as named initializers like parameters. */
   namedBuffers?(): Array<[string, Tensor]>;
+  /** Whether the model is in training mode: read before tracing so the mode can be restored afterwards. */
   training?: boolean;
+  /**
+   * Sets training mode: save calls `train(false)` so dropout and batch norm trace their inference
+   * behaviour, then restores the previous `training` value.
+   */
   train?(mode?: boolean): unknown;
 }
 
+/** Names given to the exported graph's inputs and outputs (what onnxruntime's `session.run` feeds and returns by). */
 export interface SaveOptions {
   /** Names of the graph inputs (default input_0, input_1, ...). */
   inputNames?: string[];

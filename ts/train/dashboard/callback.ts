@@ -10,6 +10,7 @@ import { drawSamples, type SampleFn } from '../samples.js';
 import type { Logs } from '../types.js';
 import type { DashboardEvent } from './events.js';
 
+/** What the live dashboard shows, shared by Node's served Dashboard and the in-page PageDashboard. */
 export interface DashboardOptions {
   /** Heading of the page (default 'Kiln training'). */
   title?: string;
@@ -35,6 +36,7 @@ export abstract class DashboardCallback implements Callback {
   /** Delivers one event to the view. */
   protected abstract publish(event: DashboardEvent): void;
 
+  /** Resets the step and epoch counters and tells the view a new run (with its title) has begun. */
   onTrainBegin(_ctx?: TrainingContext): void | Promise<void> {
     this.step = 0;
     this.epoch = 1;
@@ -50,6 +52,10 @@ export abstract class DashboardCallback implements Callback {
     this.publish({ type: 'batch', step: this.step, epoch: this.epoch, logs: values });
   }
 
+  /**
+   * Sends the epoch's logs (loss, validation and metric values) to the epoch charts and, when
+   * `samples` is set, renders that epoch's samples to a PNG grid for the view.
+   */
   onEpochEnd(epoch: number, logs: Logs, ctx: TrainingContext): void {
     this.epoch = epoch + 1;
     this.publish({ type: 'epoch', epoch, logs: { ...logs } });
@@ -59,6 +65,7 @@ export abstract class DashboardCallback implements Callback {
     }
   }
 
+  /** Tells the view the run is over. */
   onTrainEnd(_ctx?: TrainingContext): void | Promise<void> {
     this.publish({ type: 'end' });
   }

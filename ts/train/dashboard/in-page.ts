@@ -12,15 +12,23 @@ import { DashboardCallback, type DashboardOptions } from './callback.js';
 import type { DashboardEvent } from './events.js';
 import { mountDashboard, type DashboardView } from './view.js';
 
+/** Options of {@link PageDashboard}: the shared dashboard options plus the page element it draws into. */
 export interface PageDashboardOptions extends DashboardOptions {
   /** Where the view goes (default: a new div at the end of document.body). */
   element?: HTMLElement;
 }
 
+/**
+ * A training callback that draws the live dashboard (loss per batch and epoch, metrics, learning
+ * rate, samples) into an element of the current web page, with no server. Because training runs
+ * on the page's thread, it waits for an animation frame (at most every 100 ms of batches, and at
+ * each epoch end) so the charts actually repaint.
+ */
 export class PageDashboard extends DashboardCallback {
   /** The mounted view (charts and samples). */
   readonly view: DashboardView;
 
+  /** Mounts the view into `options.element` (or a new div appended to document.body) right away. */
   constructor(options: PageDashboardOptions = {}) {
     super(options);
     let element = options.element;

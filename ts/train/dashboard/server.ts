@@ -19,6 +19,7 @@ import type { TrainingContext } from '../callbacks.js';
 import { DashboardCallback, type DashboardOptions } from './callback.js';
 import type { DashboardEvent } from './events.js';
 
+/** Options of Node's {@link Dashboard}: the shared dashboard options plus where and how long the page is served. */
 export interface ServedDashboardOptions extends DashboardOptions {
   /** Port on 127.0.0.1 (default 0: a random free port). */
   port?: number;
@@ -63,6 +64,11 @@ source.onmessage = (m) => {
 `;
 }
 
+/**
+ * A training callback for Node that serves the live dashboard on http://127.0.0.1 while `fit`
+ * runs and prints its URL. Pages receive the run's events over Server-Sent Events; a page opened
+ * late is first sent everything so far. The server stops when training ends unless `keepOpen`.
+ */
 export class Dashboard extends DashboardCallback {
   private server: Server | null = null;
   private readonly clients = new Set<ServerResponse>();
@@ -70,6 +76,7 @@ export class Dashboard extends DashboardCallback {
   /** The page's address once training has begun (http://127.0.0.1:PORT/). */
   url = '';
 
+  /** Validates the port (an integer in [0, 65535]); the server itself starts in `onTrainBegin`. */
   constructor(private readonly served: ServedDashboardOptions = {}) {
     super(served, (raw) => deflateSync(raw));
     const port = served.port ?? 0;
@@ -84,6 +91,7 @@ export class Dashboard extends DashboardCallback {
     super.onTrainBegin(ctx);
   }
 
+  /** Sends the end event, then stops the server unless `keepOpen` was set. */
   override async onTrainEnd(ctx?: TrainingContext): Promise<void> {
     super.onTrainEnd(ctx);
     if (!this.served.keepOpen) await this.close();

@@ -60,6 +60,7 @@ export class RunningSum {
     return this.total ? (this.total.dataSync() as Float32Array | Int32Array) : null;
   }
 
+  /** Frees the running total; the next `add` starts a new sum and `read()` returns null until then. */
   reset(): void {
     this.total?.dispose();
     this.total = null;

@@ -19,6 +19,7 @@ import { drawSamples, type SampleFn } from '../samples.js';
 import type { Logs } from '../types.js';
 import { SummaryWriter } from './writer.js';
 
+/** What the {@link TensorBoard} callback records beyond the epoch scalars, and how often. */
 export interface TensorBoardOptions {
   /** Write weight and gradient histograms every this many epochs (0: never; default 1). */
   histogramFreq?: number;
@@ -32,6 +33,11 @@ export interface TensorBoardOptions {
   batchScalars?: boolean;
 }
 
+/**
+ * A training callback that writes TensorBoard event files to `logDir`: per-step and per-epoch
+ * scalars, weight and gradient histograms and, optionally, generated samples as an image.
+ * View them with `tensorboard --logdir <logDir or its parent>`.
+ */
 export class TensorBoard implements Callback {
   /** The writer of the current (or last) run; null before training begins. */
   writer: SummaryWriter | null = null;
@@ -61,6 +67,10 @@ export class TensorBoard implements Callback {
     this.writer.addScalars(scalars, this.step);
   }
 
+  /**
+   * Writes every epoch log as `epoch/<name>` at step `epoch`, the weight and gradient histograms
+   * every `histogramFreq` epochs, and the `samples` image when a sample function was given.
+   */
   onEpochEnd(epoch: number, logs: Logs, ctx: TrainingContext): void {
     const writer = this.writer;
     if (!writer) return;
@@ -70,6 +80,7 @@ export class TensorBoard implements Callback {
     if (this.options.samples) writer.addImage('samples', drawSamples(this.options.samples, epoch, ctx, this.options.sampleGrid), epoch);
   }
 
+  /** Closes the event file. */
   onTrainEnd(): void {
     this.writer?.close();
   }

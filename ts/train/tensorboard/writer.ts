@@ -15,11 +15,17 @@ import { tfRecord } from './tfrecord.js';
 
 let filesOpened = 0;
 
+/**
+ * Writes TensorBoard events (scalars, histograms, PNG images) to a new event file in a log
+ * directory, like PyTorch's `torch.utils.tensorboard.SummaryWriter` (Node only). Each write is a
+ * synchronous append, so a run that crashes keeps everything written before the crash.
+ */
 export class SummaryWriter {
   /** The event file being written (`<logDir>/events.out.tfevents.<seconds>.<host>.<pid>.<n>`). */
   readonly file: string;
   private fd: number | null;
 
+  /** Creates `logDir` if needed and opens a new, uniquely named event file in it. */
   constructor(readonly logDir: string) {
     mkdirSync(logDir, { recursive: true });
     // TensorBoard finds event files by the "tfevents" in their name and orders them by it.
