@@ -13,7 +13,7 @@ import * as kiln from '../../ts/index.js';
 import { loadCheckpoint, loadModel, loadTensors, saveCheckpoint, saveModel, saveTensors } from '../../ts/io/index.js';
 import { readRegularFile } from '../../ts/io/read-file.js';
 import { crc32 } from '../../ts/checksum.js';
-import { parseIdx, readIdx } from '../../ts/data/idx.js';
+import { parseIdx, readIdx } from '../../ts/data/idx-file.js';
 import { forEachBackend } from '../backends.js';
 import { expectThrows, prng } from '../helpers.js';
 import { expectNoLeaks, useTempDirs } from './io-helpers.js';
