@@ -13,5 +13,7 @@ export { fit, evaluate, predict } from './train/index.js';
 export * as io from './io/index.js';
 export { saveModel, loadModel, saveCheckpoint, loadCheckpoint } from './io/index.js';
 export * as data from './data/index.js';
+// MPI collectives and data parallelism (needs the kiln-mpi.node build; docs/distributed.md)
+export * as distributed from './distributed/index.js';
 // image output (PNG grids); the browser entry gets the part without files
 export * as viz from './viz/index.js';
