@@ -224,47 +224,83 @@ fn resolve(h: u32) -> std::result::Result<Tensor, KilnError> {
     registry::with(|r| r.get(h).cloned())
 }
 
+/// The element types collectives move: float32 and int32 (header dtype codes 0 and 1).
+trait Wire: Equivalence + kiln_core::storage::Element + Default {
+    /// Divides in place by the world size, for op "mean" (int32 rounds toward zero).
+    fn divide(values: &mut [Self], n: usize);
+}
+impl Wire for f32 {
+    fn divide(values: &mut [f32], n: usize) {
+        values.iter_mut().for_each(|v| *v /= n as f32);
+    }
+}
+impl Wire for i32 {
+    fn divide(values: &mut [i32], n: usize) {
+        values.iter_mut().for_each(|v| *v /= n as i32);
+    }
+}
+
+fn values<T: Wire>(t: &Tensor) -> Vec<T> {
+    t.to_vec::<T>().expect("dtype agreed in the header")
+}
+
+/// Runs `f::<f32>` or `f::<i32>` by the agreed header's dtype code.
+macro_rules! by_dtype {
+    ($header:expr, $f:ident ( $($arg:expr),* )) => {
+        if $header[0] == 0 { $f::<f32>($($arg),*) } else { $f::<i32>($($arg),*) }
+    };
+}
+
+/// Checks a reduction name on this rank: "sum", "mean", "max" or "min".
+fn reduction(op_name: &str, world: &impl Communicator, op: &str) -> std::result::Result<SystemOperation, KilnError> {
+    match op {
+        "sum" | "mean" => Ok(SystemOperation::sum()),
+        "max" => Ok(SystemOperation::max()),
+        "min" => Ok(SystemOperation::min()),
+        _ => Err(KilnError::new(&who(op_name, world), format!("op must be 'sum', 'mean', 'max' or 'min', got '{op}'"))),
+    }
+}
+
+/// Resolves `x`, runs this rank's own checks, then agrees on dtype and shape with every rank
+/// (so a failure anywhere fails every rank). Returns the tensor and the agreed header.
+fn prepare(
+    op: &str,
+    world: &impl Communicator,
+    x: u32,
+    check: impl FnOnce(&Tensor) -> std::result::Result<(), KilnError>,
+) -> std::result::Result<(Tensor, [i64; HEADER]), KilnError> {
+    let local = resolve(x).and_then(|t| check(&t).map(|_| t));
+    let agreed = agree(op, world, local.as_ref().map_err(|e| e.clone()).and_then(|t| header(op, world, t)))?;
+    Ok((local?, agreed))
+}
+
+fn all_reduce_typed<T: Wire>(world: &impl Communicator, t: &Tensor, op: SystemOperation, mean: bool) -> kiln_core::Result<Tensor> {
+    let send = values::<T>(t);
+    let mut recv = vec![T::default(); send.len()];
+    world.all_reduce_into(&send[..], &mut recv[..], op);
+    if mean {
+        T::divide(&mut recv, world.size() as usize);
+    }
+    Tensor::from_vec(recv, t.shape())
+}
+
 /// Element-wise reduction of equal-shaped tensors across ranks: "sum", "mean", "max" or "min".
 /// Every rank gets the result as a new tensor (the input is unchanged).
 #[napi(js_name = "distAllReduce")]
 pub fn dist_all_reduce(x: u32, op: String) -> Result<u32> {
     const OP: &str = "allReduce";
     with_world(OP, |world| {
-        let local = resolve(x).and_then(|t| {
-            if !["sum", "mean", "max", "min"].contains(&op.as_str()) {
-                return Err(KilnError::new(&who(OP, world), format!("op must be 'sum', 'mean', 'max' or 'min', got '{op}'")));
-            }
-            Ok(t)
-        });
-        let header = agree(OP, world, local.as_ref().map_err(|e| e.clone()).and_then(|t| header(OP, world, t)))?;
-        let t = local?;
-        let system_op = match op.as_str() {
-            "max" => SystemOperation::max(),
-            "min" => SystemOperation::min(),
-            _ => SystemOperation::sum(),
-        };
-        let out = if header[0] == 0 {
-            let send = t.to_vec::<f32>().expect("float32 checked by header");
-            let mut recv = vec![0f32; send.len()];
-            world.all_reduce_into(&send[..], &mut recv[..], system_op);
-            if op == "mean" {
-                let n = world.size() as f32;
-                recv.iter_mut().for_each(|v| *v /= n);
-            }
-            Tensor::from_vec(recv, t.shape())?
-        } else {
-            let send = t.to_vec::<i32>().expect("int32 checked by header");
-            let mut recv = vec![0i32; send.len()];
-            world.all_reduce_into(&send[..], &mut recv[..], system_op);
-            if op == "mean" {
-                // Integer mean rounds toward zero, like integer division.
-                let n = world.size();
-                recv.iter_mut().for_each(|v| *v /= n);
-            }
-            Tensor::from_vec(recv, t.shape())?
-        };
+        let (t, header) = prepare(OP, world, x, |_| reduction(OP, world, &op).map(|_| ()))?;
+        let system_op = reduction(OP, world, &op)?;
+        let out = by_dtype!(header, all_reduce_typed(world, &t, system_op, op == "mean"))?;
         Ok(registry::with_mut(|r| r.insert(out)))
     })
+}
+
+fn broadcast_typed<T: Wire>(world: &impl Communicator, t: &Tensor, root: i32) -> kiln_core::Result<Tensor> {
+    let mut buf = values::<T>(t);
+    world.process_at_rank(root).broadcast_into(&mut buf[..]);
+    Tensor::from_vec(buf, t.shape())
 }
 
 /// Every rank gets `root`'s tensor (all ranks pass a tensor of the same dtype and shape).
@@ -272,26 +308,22 @@ pub fn dist_all_reduce(x: u32, op: String) -> Result<u32> {
 pub fn dist_broadcast(x: u32, root: i32) -> Result<u32> {
     const OP: &str = "broadcast";
     with_world(OP, |world| {
-        let local = resolve(x).and_then(|t| {
+        let (t, header) = prepare(OP, world, x, |_| {
             if root < 0 || root >= world.size() {
                 return Err(KilnError::new(&who(OP, world), format!("root must be a rank in [0, {}), got {root}", world.size())));
             }
-            Ok(t)
-        });
-        let header = agree(OP, world, local.as_ref().map_err(|e| e.clone()).and_then(|t| header(OP, world, t)))?;
-        let t = local?;
-        let process = world.process_at_rank(root);
-        let out = if header[0] == 0 {
-            let mut buf = t.to_vec::<f32>().expect("float32 checked by header");
-            process.broadcast_into(&mut buf[..]);
-            Tensor::from_vec(buf, t.shape())?
-        } else {
-            let mut buf = t.to_vec::<i32>().expect("int32 checked by header");
-            process.broadcast_into(&mut buf[..]);
-            Tensor::from_vec(buf, t.shape())?
-        };
+            Ok(())
+        })?;
+        let out = by_dtype!(header, broadcast_typed(world, &t, root))?;
         Ok(registry::with_mut(|r| r.insert(out)))
     })
+}
+
+fn all_gather_typed<T: Wire>(world: &impl Communicator, t: &Tensor, shape: &[usize]) -> kiln_core::Result<Tensor> {
+    let send = values::<T>(t);
+    let mut recv = vec![T::default(); send.len() * world.size() as usize];
+    world.all_gather_into(&send[..], &mut recv[..]);
+    Tensor::from_vec(recv, shape)
 }
 
 /// Concatenates every rank's tensor along axis 0, in rank order: [d0, ...] -> [worldSize * d0, ...].
@@ -300,28 +332,29 @@ pub fn dist_broadcast(x: u32, root: i32) -> Result<u32> {
 pub fn dist_all_gather(x: u32) -> Result<u32> {
     const OP: &str = "allGather";
     with_world(OP, |world| {
-        let local = resolve(x);
-        let header = agree(OP, world, local.as_ref().map_err(|e| e.clone()).and_then(|t| header(OP, world, t)))?;
-        let t = local?;
+        let (t, header) = prepare(OP, world, x, |_| Ok(()))?;
         let size = world.size() as usize;
         let mut shape = t.shape().to_vec();
         match shape.first_mut() {
             Some(d0) => *d0 *= size,
             None => shape.push(size),
         }
-        let out = if header[0] == 0 {
-            let send = t.to_vec::<f32>().expect("float32 checked by header");
-            let mut recv = vec![0f32; send.len() * size];
-            world.all_gather_into(&send[..], &mut recv[..]);
-            Tensor::from_vec(recv, &shape)?
-        } else {
-            let send = t.to_vec::<i32>().expect("int32 checked by header");
-            let mut recv = vec![0i32; send.len() * size];
-            world.all_gather_into(&send[..], &mut recv[..]);
-            Tensor::from_vec(recv, &shape)?
-        };
+        let out = by_dtype!(header, all_gather_typed(world, &t, &shape))?;
         Ok(registry::with_mut(|r| r.insert(out)))
     })
+}
+
+fn reduce_scatter_typed<T: Wire>(world: &impl Communicator, t: &Tensor, op: SystemOperation, mean: bool) -> kiln_core::Result<Tensor> {
+    let size = world.size() as usize;
+    let send = values::<T>(t);
+    let mut recv = vec![T::default(); send.len() / size];
+    world.reduce_scatter_block_into(&send[..], &mut recv[..], op);
+    if mean {
+        T::divide(&mut recv, size);
+    }
+    let mut shape = t.shape().to_vec();
+    shape[0] /= size;
+    Tensor::from_vec(recv, &shape)
 }
 
 /// Reduces equal-shaped tensors across ranks ("sum", "mean", "max", "min") and gives rank r the
@@ -331,44 +364,15 @@ pub fn dist_reduce_scatter(x: u32, op: String) -> Result<u32> {
     const OP: &str = "reduceScatter";
     with_world(OP, |world| {
         let size = world.size() as usize;
-        let local = resolve(x).and_then(|t| {
-            if !["sum", "mean", "max", "min"].contains(&op.as_str()) {
-                return Err(KilnError::new(&who(OP, world), format!("op must be 'sum', 'mean', 'max' or 'min', got '{op}'")));
-            }
+        let (t, header) = prepare(OP, world, x, |t| {
+            reduction(OP, world, &op)?;
             match t.shape().first() {
-                Some(&d0) if d0 % size == 0 => Ok(t),
-                _ => Err(KilnError::new(
-                    &who(OP, world),
-                    format!("axis 0 must divide evenly by the world size {size}, got shape {:?}", t.shape()),
-                )),
+                Some(&d0) if d0 % size == 0 => Ok(()),
+                _ => Err(KilnError::new(&who(OP, world), format!("axis 0 must divide evenly by the world size {size}, got shape {:?}", t.shape()))),
             }
-        });
-        let header = agree(OP, world, local.as_ref().map_err(|e| e.clone()).and_then(|t| header(OP, world, t)))?;
-        let t = local?;
-        let system_op = match op.as_str() {
-            "max" => SystemOperation::max(),
-            "min" => SystemOperation::min(),
-            _ => SystemOperation::sum(),
-        };
-        let mut shape = t.shape().to_vec();
-        shape[0] /= size;
-        let out = if header[0] == 0 {
-            let send = t.to_vec::<f32>().expect("float32 checked by header");
-            let mut recv = vec![0f32; send.len() / size];
-            world.reduce_scatter_block_into(&send[..], &mut recv[..], system_op);
-            if op == "mean" {
-                recv.iter_mut().for_each(|v| *v /= size as f32);
-            }
-            Tensor::from_vec(recv, &shape)?
-        } else {
-            let send = t.to_vec::<i32>().expect("int32 checked by header");
-            let mut recv = vec![0i32; send.len() / size];
-            world.reduce_scatter_block_into(&send[..], &mut recv[..], system_op);
-            if op == "mean" {
-                recv.iter_mut().for_each(|v| *v /= size as i32);
-            }
-            Tensor::from_vec(recv, &shape)?
-        };
+        })?;
+        let system_op = reduction(OP, world, &op)?;
+        let out = by_dtype!(header, reduce_scatter_typed(world, &t, system_op, op == "mean"))?;
         Ok(registry::with_mut(|r| r.insert(out)))
     })
 }
