@@ -15,7 +15,8 @@ import { Module, type AnyModule } from '../nn/module.js';
 import { noGrad } from '../autograd.js';
 import { dispose } from '../engine.js';
 import type { Tensor } from '../tensor.js';
-import { broadcast, mpiAddon, rank, worldSize } from './collectives.js';
+import { tensor } from '../ops/creation.js';
+import { allReduce, broadcast, mpiAddon, rank, worldSize } from './collectives.js';
 
 export interface DistributedDataParallelOptions {
   /**
@@ -54,6 +55,27 @@ export class DistributedDataParallel<M extends AnyModule> extends Module<Paramet
     const params = this.module.parameters().filter((p) => p.requiresGrad);
     if (worldSize() === 1) return 0;
     return mpiAddon('DistributedDataParallel.syncGradients').distAllReduceGrads(params.map((p) => p.handle), this.bucketBytes);
+  }
+
+  /** Whether this rank shows progress and logs (rank 0), for fit({ distributed: true }). */
+  get isLoggingRank(): boolean {
+    return rank() === 0;
+  }
+
+  /** The mean of a number across ranks (fit's loss guard: all ranks skip or stop together). */
+  meanAcrossRanks(value: number): number {
+    return this.meanLogsAcrossRanks({ value }).value;
+  }
+
+  /** Each numeric entry of `logs` replaced by its mean across ranks (one all-reduce). */
+  meanLogsAcrossRanks<L extends Record<string, number>>(logs: L): L {
+    const keys = Object.keys(logs).sort();
+    if (worldSize() === 1 || keys.length === 0) return logs;
+    const local = tensor(keys.map((k) => logs[k]), [keys.length]);
+    const mean = allReduce(local, 'mean');
+    const values = mean.dataSync();
+    dispose([local, mean]);
+    return Object.fromEntries(keys.map((k, i) => [k, values[i]])) as L;
   }
 
   /**

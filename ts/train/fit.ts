@@ -45,6 +45,32 @@ export interface FitOptions {
    * no terminal): the epoch, the step, the steps per epoch if known, and the running loss.
    */
   onStep?: (info: StepInfo) => void;
+  /**
+   * Data-parallel training over MPI (docs/distributed.md): `model` must be a
+   * `kiln.distributed.DistributedDataParallel` and the data a `DistributedDataLoader`. Each step
+   * averages the gradients across ranks; the loss guard, the epoch's loss and metrics and the
+   * validation results are averaged across ranks, so every rank sees the same logs (and makes
+   * the same early-stopping decisions); only rank 0 shows progress.
+   */
+  distributed?: boolean;
+}
+
+/** What fit needs of a data-parallel model (DistributedDataParallel provides it). */
+interface DataParallel {
+  syncGradients(): number;
+  /** The mean across ranks of a one-element loss. */
+  meanAcrossRanks(value: number): number;
+  /** Each numeric entry replaced by its mean across ranks. */
+  meanLogsAcrossRanks(logs: Logs): Logs;
+  readonly isLoggingRank: boolean;
+}
+
+function dataParallel(model: TrainableModel): DataParallel {
+  const m = model as unknown as Partial<DataParallel>;
+  if (typeof m.syncGradients !== 'function' || typeof m.meanAcrossRanks !== 'function' || typeof m.meanLogsAcrossRanks !== 'function') {
+    throw new Error('fit: distributed: true needs the model wrapped in kiln.distributed.DistributedDataParallel (after kiln.distributed.init())');
+  }
+  return m as DataParallel;
 }
 
 /** What `onStep` receives. */
@@ -88,7 +114,8 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
   if (!(options.epochs >= 1)) throw new Error(`fit: epochs must be >= 1, got ${options.epochs}`);
   const metrics = options.metrics ?? [];
   const callbacks = options.callbacks ?? [];
-  const verbose = options.verbose ?? 1;
+  const parallel = options.distributed ? dataParallel(model) : null;
+  const verbose = parallel && !parallel.isLoggingRank ? 0 : (options.verbose ?? 1);
   const nonFinite = options.onNonFiniteLoss ?? 'stop';
   if (nonFinite !== 'stop' && nonFinite !== 'skip') throw new Error(`fit: onNonFiniteLoss must be 'stop' or 'skip', got '${String(nonFinite)}'`);
   const history: History = { epochs: [], stoppedEarly: false };
@@ -116,9 +143,11 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
             const loss = lossFn(out, y, x);
             // One readback per step, before the update: the running loss doubles as the guard
             // that keeps a non-finite loss away from the weights.
-            value = loss.dataSync()[0];
+            // Distributed: every rank must skip (or stop) together, so the guard reads the global loss.
+            value = parallel ? parallel.meanAcrossRanks(loss.dataSync()[0]) : loss.dataSync()[0];
             if (!Number.isFinite(value)) return;
             loss.backward();
+            parallel?.syncGradients();
             optimizer.step();
             acc.add(loss.detach(), out.detach(), y);
           });
@@ -145,9 +174,10 @@ export async function fit(model: TrainableModel, trainData: BatchSource, options
       if (skipped === step) {
         throw new Error(`fit: every one of the ${step} steps of epoch ${epoch} had a non-finite loss and was skipped; check the data for NaN/Inf`);
       }
-      const logs: Logs = acc.read();
+      let logs: Logs = acc.read();
       if (skipped > 0) logs.skippedSteps = skipped;
       if (options.validationData) Object.assign(logs, await evaluate(model, options.validationData, { loss: lossFn, metrics, prefix: 'val' }));
+      if (parallel) logs = parallel.meanLogsAcrossRanks(logs);
       logs.lr = lr;
       history.epochs.push({ epoch, ...logs });
       bar?.finish(formatLogs(logs));
