@@ -40,8 +40,11 @@ export function mpirun(ranks: number, script: string, args: string[] = [], timeo
   });
 }
 
-/** The JSON lines the ranks printed, ordered by their `rank` field. */
+/**
+ * The JSON lines the ranks printed (each starts with {"rank"), ordered by rank. mpirun merges the
+ * ranks' stdout, so a line may follow another rank's unterminated output (a progress bar's \r).
+ */
 export function byRank<T extends { rank: number }>(run: MpiRun): T[] {
-  const lines = run.stdout.split('\n').filter((l) => l.startsWith('{'));
+  const lines = run.stdout.split('\n').map((l) => l.slice(Math.max(0, l.indexOf('{"rank"')))).filter((l) => l.startsWith('{"rank"'));
   return lines.map((l) => JSON.parse(l) as T).sort((a, b) => a.rank - b.rank);
 }
