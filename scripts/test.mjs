@@ -9,12 +9,17 @@ import { ROOT, run, step } from './lib.mjs';
 import { ensureChromium } from './chromium.mjs';
 import { ensureVulkanDriver, quietVulkanEnv } from './vulkan.mjs';
 import { ensurePython } from './python.mjs';
+import { buildMpiAddon, ensureMpi } from './build-mpi.mjs';
 
 setup();
 // tests/browser/ runs Kiln in a real browser; KILN_SKIP_BROWSER=1 skips it (and this install).
 if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 // The 'gpu' backend runs on lavapipe (Mesa's CPU Vulkan) when the machine has no GPU driver.
 ensureVulkanDriver();
+// tests/distributed/ runs ranks under mpirun: Open MPI from apt, then the MPI build of the addon
+// (kiln-mpi.node; scripts/build-mpi.mjs). The default install and `npm start` never need them.
+ensureMpi();
+buildMpiAddon();
 // Python references in a venv in ~/.cache/kiln/venv (scripts/python.mjs): numpy + safetensors for
 // the interop tests, ml_dtypes for the bfloat16 the dtype tests compare against, scikit-learn for
 // the metrics, tensorboard and pillow to read back TensorBoard event files, onnx and onnxruntime

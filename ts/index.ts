@@ -20,6 +20,8 @@ export { saveModel, loadModel, saveCheckpoint, loadCheckpoint } from './io/index
 export * as data from './data/index.js';
 // self-supervised learning: contrastive (SimCLR) and masked-autoencoder pre-training, linear probes
 export * as ssl from './ssl/index.js';
+// MPI collectives and data parallelism (needs the kiln-mpi.node build; docs/distributed.md)
+export * as distributed from './distributed/index.js';
 // image output (PNG grids); the browser entry gets the part without files
 export * as viz from './viz/index.js';
 export * as onnx from './onnx/index.js';

@@ -81,6 +81,32 @@ export interface FitOptions {
    * train.Dashboard for the port and keeping it open), in a browser charts appended to the page.
    */
   dashboard?: boolean | DashboardOptions;
+  /**
+   * Data-parallel training over MPI (docs/distributed.md): `model` must be a
+   * `kiln.distributed.DistributedDataParallel` and the data a `DistributedDataLoader`. Each step
+   * averages the gradients across ranks; the loss guard, the epoch's loss and metrics and the
+   * validation results are averaged across ranks, so every rank sees the same logs (and makes
+   * the same early-stopping decisions); only rank 0 shows progress.
+   */
+  distributed?: boolean;
+}
+
+/** What fit needs of a data-parallel model (DistributedDataParallel provides it). */
+interface DataParallel {
+  syncGradients(): number;
+  /** The mean across ranks of a one-element loss. */
+  meanAcrossRanks(value: number): number;
+  /** Each numeric entry replaced by its mean across ranks. */
+  meanLogsAcrossRanks(logs: Logs): Logs;
+  readonly isLoggingRank: boolean;
+}
+
+function dataParallel(model: TrainableModel): DataParallel {
+  const m = model as unknown as Partial<DataParallel>;
+  if (typeof m.syncGradients !== 'function' || typeof m.meanAcrossRanks !== 'function' || typeof m.meanLogsAcrossRanks !== 'function') {
+    throw new Error('fit: distributed: true needs the model wrapped in kiln.distributed.DistributedDataParallel (after kiln.distributed.init())');
+  }
+  return m as DataParallel;
 }
 
 /** What `onStep` receives. */
@@ -175,7 +201,9 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
   const metrics = (options.metrics ?? []).map((m) => resolveMetric('fit', m));
   const callbacks = [...(options.callbacks ?? [])];
   if (options.dashboard) callbacks.push(createDashboard(options.dashboard === true ? {} : options.dashboard));
-  const verbose = options.verbose ?? 1;
+  const parallel = options.distributed ? dataParallel(model) : null;
+  if (parallel && manual) throw new Error('fit: distributed: true averages gradients in the automatic step; with manualOptimization call model.syncGradients() in your trainStep instead');
+  const verbose = parallel && !parallel.isLoggingRank ? 0 : (options.verbose ?? 1);
   const onLoss = checkPolicy('onNonFiniteLoss', options.onNonFiniteLoss ?? 'stop');
   const onGradients = checkPolicy('onNonFiniteGradients', options.onNonFiniteGradients ?? onLoss);
   const data = sources(trainData, options);
@@ -247,11 +275,15 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
             if (manual || inWindow === 0) for (const o of optimizers) o.zeroGrad();
             const result = stepResult('fit', trainStep(batch, stepCtx));
             if (!manual) (windowSize > 1 ? result.loss.div(windowSize) : result.loss).backward();
+            // Distributed: the gradients are averaged across ranks before they are checked, so a
+            // non-finite gradient on any rank trips the guard on every rank alike.
+            if (parallel && closesWindow) parallel.syncGradients();
             const flag = closesWindow ? gradientFinitenessFlag(allParams) : null;
             // One readback per step: the loss, the logged tensors and the gradient flag together.
             const tensorExtras = extras.filter((e) => isTensor(e[1]));
             const values = stack([result.loss.detach(), ...tensorExtras.map(([, t]) => (t as Tensor).detach().reshape([])), ...(flag ? [flag] : [])]).dataSync();
-            loss = values[0];
+            // Distributed: every rank must skip (or stop) together, so the guard reads the global loss.
+            loss = parallel ? parallel.meanAcrossRanks(values[0]) : values[0];
             tensorExtras.forEach((e, i) => (e[1] = values[i + 1]));
             if (!Number.isFinite(loss)) {
               failure = { message: nonFiniteMessage(`the loss is ${loss}`, epoch, step, optimizer.lr, 'onNonFiniteLoss', manual), policy: onLoss };
@@ -304,13 +336,16 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
       if (skipped === step) {
         throw new Error(`fit: every one of the ${step} steps of epoch ${epoch} had a non-finite loss or gradient and was skipped; check the data for NaN/Inf`);
       }
-      const { logs, details } = epochLogs.read();
+      const read = epochLogs.read();
+      let logs = read.logs;
+      const details = read.details;
       if (skipped > 0) logs.skippedSteps = skipped;
       if (data.validation) {
         const val = await evaluateWith(model, data.validation, validationStep!, metrics, 'val', 'fit');
         Object.assign(logs, val.logs);
         Object.assign(details, val.details);
       }
+      if (parallel) logs = parallel.meanLogsAcrossRanks(logs);
       logs.lr = lr;
       history.epochs.push({ epoch, ...logs });
       history.details.push(details);

@@ -8,6 +8,9 @@ mod registry;
 mod quant;
 // The GPU device (kiln-gpu): opening it, moving tensors, async readback.
 mod gpu;
+// MPI collectives (rsmpi), only in the `mpi` build: kiln-mpi.node.
+#[cfg(feature = "mpi")]
+mod distributed;
 
 use kiln_core::ops::{self, ReduceOp, Sections};
 use kiln_core::args::{dims, dtype, int, ints};

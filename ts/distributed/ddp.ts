@@ -1,0 +1,96 @@
+/**
+ * DistributedDataParallel: the same model on every rank, each rank on its own shard of every
+ * batch. At construction it copies rank 0's parameters and buffers to every rank; after each
+ * backward, `syncGradients()` averages the gradients across ranks in buckets (one MPI all-reduce
+ * per bucket), so every rank's optimizer takes the same step and the replicas stay identical.
+ *
+ *   kiln.distributed.init();
+ *   const model = new kiln.distributed.DistributedDataParallel(makeModel());
+ *   loss.backward(); model.syncGradients(); optimizer.step();
+ *
+ * With equal shards and a mean loss, N ranks x batch B follow 1 rank x batch N*B step for step.
+ */
+
+import { Module, type AnyModule } from '../nn/module.js';
+import { noGrad } from '../autograd.js';
+import { dispose } from '../engine.js';
+import type { Tensor } from '../tensor.js';
+import { tensor } from '../ops/creation.js';
+import { allReduce, broadcast, mpiAddon, rank, worldSize } from './collectives.js';
+
+export interface DistributedDataParallelOptions {
+  /**
+   * Gradients are packed into buckets of about this many bytes, one all-reduce each (default
+   * 25 MiB, PyTorch's default): fewer, larger messages amortize MPI's per-call latency.
+   */
+  bucketBytes?: number;
+}
+
+export class DistributedDataParallel<M extends AnyModule> extends Module<Parameters<M['forward']>, ReturnType<M['forward']>> {
+  /** The wrapped model (its state dict keys gain the prefix 'module.', as in PyTorch). */
+  readonly module: M;
+  readonly bucketBytes: number;
+
+  /** Wraps `module` and copies rank 0's parameters and buffers into every rank's replica. */
+  constructor(module: M, options: DistributedDataParallelOptions = {}) {
+    super();
+    if (!(module instanceof Module)) throw new Error(`DistributedDataParallel: expected an nn.Module, got ${typeof module}`);
+    this.bucketBytes = options.bucketBytes ?? 25 * 1024 * 1024;
+    if (!(this.bucketBytes > 0)) throw new Error(`DistributedDataParallel: bucketBytes must be positive, got ${options.bucketBytes}`);
+    rank(); // throws, naming the op, when init() was not called
+    this.module = module;
+    this.syncState('all');
+  }
+
+  /** Runs the wrapped model on this rank's shard of the batch. */
+  forward(...inputs: Parameters<M['forward']>): ReturnType<M['forward']> {
+    return this.module.forward(...inputs);
+  }
+
+  /**
+   * Averages every parameter's gradient across ranks (call after backward, before the
+   * optimizer step). Returns the number of all-reduce calls (buckets) it made.
+   */
+  syncGradients(): number {
+    const params = this.module.parameters().filter((p) => p.requiresGrad);
+    if (worldSize() === 1) return 0;
+    return mpiAddon('DistributedDataParallel.syncGradients').distAllReduceGrads(params.map((p) => p.handle), this.bucketBytes);
+  }
+
+  /** Whether this rank shows progress and logs (rank 0), for fit({ distributed: true }). */
+  get isLoggingRank(): boolean {
+    return rank() === 0;
+  }
+
+  /** The mean of a number across ranks (fit's loss guard: all ranks skip or stop together). */
+  meanAcrossRanks(value: number): number {
+    return this.meanLogsAcrossRanks({ value }).value;
+  }
+
+  /** Each numeric entry of `logs` replaced by its mean across ranks (one all-reduce). */
+  meanLogsAcrossRanks<L extends Record<string, number>>(logs: L): L {
+    const keys = Object.keys(logs).sort();
+    if (worldSize() === 1 || keys.length === 0) return logs;
+    const local = tensor(keys.map((k) => logs[k]), [keys.length]);
+    const mean = allReduce(local, 'mean');
+    const values = mean.dataSync();
+    dispose([local, mean]);
+    return Object.fromEntries(keys.map((k, i) => [k, values[i]])) as L;
+  }
+
+  /**
+   * Copies rank 0's buffers (BatchNorm running statistics), or parameters and buffers
+   * ('all'), to every rank, in place.
+   */
+  syncState(what: 'buffers' | 'all' = 'buffers'): void {
+    const own = what === 'all' ? this.module.stateDict() : Object.fromEntries(this.module.namedBuffers());
+    if (worldSize() === 1 || Object.keys(own).length === 0) return;
+    const fromRoot: Record<string, Tensor> = {};
+    try {
+      for (const [name, t] of Object.entries(own)) fromRoot[name] = broadcast(t.detach(), 0);
+      noGrad(() => this.module.loadStateDict(fromRoot, { strict: false }));
+    } finally {
+      dispose(Object.values(fromRoot));
+    }
+  }
+}
