@@ -35,16 +35,33 @@ export function registerBackend(name: BackendName, factory: () => Backend, isDef
 
 function load(name: BackendName): LoadedBackend {
   const existing = loaded.get(name);
-  if (existing) return existing;
+  // A backend whose instance faulted (a WASM trap) is replaced by a fresh one; the old one keeps
+  // answering its own tensors with an Error that explains they were lost.
+  if (existing && existing.impl.faulted?.() == null) return existing;
   const factory = factories.get(name);
   if (factory === undefined) {
     const available = [...factories.keys()].join(', ') || 'none: import Kiln through its entry point (index.js or the browser bundle)';
     throw new Error(`setBackend: the '${name}' backend is not available in this build (available: ${available})`);
   }
-  const b = loadBackend(name, factory.make(), factory.handles);
+  const made = factory.make();
+  // A platform that cannot make a second instance (the browser build: the page must reload) keeps
+  // the faulted one, whose every call explains what happened.
+  if (existing && made.faulted?.() != null) return existing;
+  const b = loadBackend(name, made, factory.handles);
   loaded.set(name, b);
   const impl = b.impl;
-  collectors.set(b, new FinalizationRegistry((h: number) => impl.dispose(h)));
+  // A finalizer that throws exits Node with an uncaught exception, so the safety net never does:
+  // a handle it cannot free (its WASM instance is gone) is already freed with that instance.
+  collectors.set(
+    b,
+    new FinalizationRegistry((h: number) => {
+      try {
+        impl.dispose(h);
+      } catch {
+        // nothing left to free
+      }
+    }),
+  );
   return b;
 }
 
@@ -55,6 +72,8 @@ export function backendNamed(name: BackendName): LoadedBackend {
 
 /** The active backend, loading the default (native in Node, wasm in browsers) on first use. */
 export function backend(): LoadedBackend {
+  // After a fault, new tensors go to a fresh instance of the same backend.
+  if (active !== null && active.impl.faulted?.() != null) active = load(active.name as BackendName);
   if (active !== null) return active;
   if (defaultName === null) {
     throw new Error('kiln: no backend is registered: import Kiln through its entry point (index.js in Node, the browser bundle in browsers)');
@@ -144,25 +163,44 @@ export function tidy<T extends TensorContainer>(fn: () => T): T {
     result = fn();
   } catch (e) {
     scope = scopes.pop()!;
-    for (const t of scope) if (!t.kept) t.dispose();
+    disposeEach(scope.filter((t) => !t.kept));
     throw e;
   }
   scope = scopes.pop()!;
   if (result instanceof Promise) {
-    for (const t of scope) if (!t.kept) t.dispose();
+    disposeEach(scope.filter((t) => !t.kept));
     throw new Error('tidy: the function must be synchronous (it returned a Promise)');
   }
   const survivors = new Set<Tensor>();
   collect(result, survivors);
   const parent = scopes[scopes.length - 1];
+  const doomed: Tensor[] = [];
   for (const t of scope) {
     if (survivors.has(t) || t.kept) {
       if (parent !== undefined && !t.isDisposed) parent.push(t);
     } else {
-      t.dispose();
+      doomed.push(t);
     }
   }
+  const failure = disposeEach(doomed);
+  if (failure !== undefined) throw failure;
   return result;
+}
+
+/**
+ * Disposes every tensor even when some cannot be freed (one from a faulted WASM instance must not
+ * leak the rest of a tidy scope); returns the first error, if any.
+ */
+function disposeEach(tensors: Tensor[]): unknown {
+  let first: unknown;
+  for (const t of tensors) {
+    try {
+      t.dispose();
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  return first;
 }
 
 /** Marks a tensor so that no enclosing tidy disposes it. Returns it. */

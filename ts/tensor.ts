@@ -135,9 +135,12 @@ export class Tensor {
   /** Frees the tensor now. Calling it twice is harmless; using the tensor afterwards throws. */
   dispose(): void {
     if (this.#handle < 0) return;
-    this.backend.impl.dispose(this.#handle);
+    const handle = this.#handle;
+    // Marked disposed before the backend call, so a backend that throws (a faulted WASM instance)
+    // never leaves a tensor that tidy or the GC would try to free again.
     untrack(this, this.backend);
     this.#handle = -1;
+    this.backend.impl.dispose(handle);
   }
 
   /** The elements in row-major order, as a new typed array (Float32Array, Int32Array, Int8Array, or Uint8Array for bool). */

@@ -91,6 +91,12 @@ export interface Backend {
   rmspropStep(param: Handle, grad: Handle, squareAvg: Handle, lr: number, alpha: number, eps: number, scale: number, clipValue: number, weightDecay: number): boolean;
   adagradStep(param: Handle, grad: Handle, sum: Handle, lr: number, eps: number, scale: number, clipValue: number, weightDecay: number): boolean;
 
+  /**
+   * Why this instance can no longer run (a WASM trap), or null while it works. The engine then
+   * loads a fresh instance for new tensors (engine.ts); backends that cannot fault omit it.
+   */
+  faulted?(): string | null;
+
   /** Test hook: panics inside Rust (optionally in a worker thread); must surface as an Error. */
   debugPanic(inThreadPool: boolean): boolean;
 

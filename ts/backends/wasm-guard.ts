@@ -31,16 +31,24 @@ function checkStrings(name: string, args: unknown[]): void {
   for (const i of OPTIONAL_STRING_ARGS[name] ?? []) if (args[i] !== undefined && typeof args[i] !== 'string') throw bad(i);
 }
 
-/** Wraps every export so an abort surfaces as a clear Error and poisons the backend. */
+/**
+ * Wraps every export so an abort surfaces as a clear Error and marks the instance faulted: later
+ * calls fail fast with the explanation, `faulted()` tells the engine to load a fresh instance,
+ * and `dispose` becomes a no-op (the tensor's memory went with the instance), so tidy scopes and
+ * GC finalizers holding such tensors never throw.
+ */
 export function guardTraps(exports: WasmExports): Backend {
   let aborted: string | null = null;
-  const guarded: Record<string, unknown> = {};
+  const guarded: Record<string, unknown> = { faulted: () => aborted };
   for (const [exportName, fn] of Object.entries(exports)) {
     if (typeof fn !== 'function' || exportName === 'install_panic_hook') continue;
     const name = exportName === 'liveMemory' ? 'memory' : exportName;
     const f = fn as (...args: unknown[]) => unknown;
     guarded[name] = (...args: unknown[]) => {
-      if (aborted !== null) throw new Error(`${name}: ${aborted}`);
+      if (aborted !== null) {
+        if (name === 'dispose') return false;
+        throw new Error(`${name}: ${aborted}`);
+      }
       checkStrings(name, args);
       try {
         return f(...args);
@@ -55,8 +63,12 @@ export function guardTraps(exports: WasmExports): Backend {
         }
         aborted =
           `the WASM instance aborted after an internal error in Kiln during ${name} ` +
-          `(${panic || `WASM trap: ${e.message}`}); its tensors are lost: reload the module (restart the process); please report it`;
-        throw new Error(`${name}: internal error in Kiln (${panic || `WASM trap: ${e.message}`}); the WASM instance aborted, please report it`);
+          `(${panic || `WASM trap: ${e.message}`}); its tensors are lost. New tensors go to a fresh instance ` +
+          `(in Node automatically, or after setBackend('wasm'); in a browser, reload the page); please report it`;
+        throw new Error(
+          `${name}: internal error in Kiln (${panic || `WASM trap: ${e.message}`}); the WASM instance aborted and its tensors are lost ` +
+            `(new tensors go to a fresh instance); please report it`,
+        );
       }
     };
   }

@@ -7,8 +7,9 @@
  *
  * A Rust panic cannot be caught inside WASM (wasm32 has no unwinding): it aborts the instance
  * with a `WebAssembly.RuntimeError`, and every tensor it held is gone. Each entry point here
- * turns that trap into an Error naming the op and the panic message, and every later call
- * fails fast with the same explanation instead of running on a broken instance.
+ * turns that trap into an Error naming the op and the panic message, every later call on that
+ * instance fails fast with the same explanation, and new tensors go to a fresh instance
+ * (wasm-guard.ts, engine.ts).
  */
 
 import { createRequire } from 'node:module';
@@ -59,6 +60,9 @@ export function loadWasm(): Backend {
     );
   }
   const require = createRequire(import.meta.url);
+  // The glue instantiates the module when it is first required; dropping it from the cache makes
+  // each load a fresh instance (after a fault, engine.ts loads again).
+  delete require.cache[require.resolve(path)];
   const exports = require(path) as WasmExports;
   return guardTraps(exports);
 }

@@ -9,8 +9,13 @@ export function handleOf(x: unknown, op: string, b: LoadedBackend, arg = 'x'): n
   if (!(x instanceof Tensor)) {
     throw new Error(`${op}: argument '${arg}' must be a Tensor, got ${describe(x)}`);
   }
-  if (x.backend !== b && x.backend.handles !== b.handles) {
-    throw new Error(`${op}: argument '${arg}' lives on the '${x.backend.name}' backend but the active backend is '${b.name}'`);
+  if (x.backend !== b) {
+    if (x.backend.handles !== b.handles) {
+      throw new Error(`${op}: argument '${arg}' lives on the '${x.backend.name}' backend but the active backend is '${b.name}'`);
+    }
+    // Its handle would name some other tensor in the fresh instance that replaced a faulted one.
+    const lost = x.backend.impl.faulted?.();
+    if (lost != null) throw new Error(`${op}: argument '${arg}' was lost: ${lost}`);
   }
   if (x.isDisposed) {
     // The tensor's own message says which tensor it was (dtype and shape when known); this one

@@ -126,8 +126,9 @@ pub fn from_bool(data: Uint8ArraySlice, shape: Vec<f64>) -> Result<Handle> {
 }
 
 #[napi]
-pub fn shape(h: Handle) -> Result<Vec<u32>> {
-    guard("shape", || registry::with(|r| Ok(r.get(h)?.shape().iter().map(|&d| d as u32).collect())))
+pub fn shape(h: Handle) -> Result<Vec<f64>> {
+    // f64, not u32: a dimension of 2^32 or more must come back whole (dims() caps them at 2^53 - 1).
+    guard("shape", || registry::with(|r| Ok(r.get(h)?.shape().iter().map(|&d| d as f64).collect())))
 }
 
 #[napi]

@@ -174,7 +174,8 @@ pub fn dtype_of(h: Handle) -> Result<String> {
 fn read<T: kiln_core::storage::Element>(h: Handle, want: DType) -> Result<Vec<T>> {
     let t = registry::with(|r| r.get(h).cloned()).map_err(js_error)?;
     t.expect_dtype("data", want).map_err(js_error)?;
-    Ok(t.to_vec::<T>().expect("dtype checked above"))
+    // Fallible: an expanded view may stand for more elements than WASM's memory holds.
+    t.elements::<T>("data").map_err(js_error)
 }
 
 #[wasm_bindgen(js_name = "readF32")]

@@ -450,7 +450,7 @@ pub fn from_i8(data: Vec<i8>, shape: Vec<f64>) -> Result<Handle> {
 pub fn read_i8(h: Handle) -> Result<Vec<i8>> {
     let t = registry::with(|r| r.get(h).cloned()).map_err(js_error)?;
     t.expect_dtype("data", kiln_core::DType::I8).map_err(js_error)?;
-    Ok(t.to_vec::<i8>().expect("dtype checked above"))
+    t.elements::<i8>("data").map_err(js_error)
 }
 
 /// [q, scales] for an int8 per-channel quantization of w [O, I].

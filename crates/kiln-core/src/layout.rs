@@ -205,9 +205,9 @@ pub fn for_each_row<const N: usize>(
 }
 
 /// Copies a strided view into a new contiguous Vec.
-pub fn gather_strided<T: crate::storage::Element>(src: &[T], shape: &[usize], strides: &[usize], offset: usize) -> Result<Vec<T>> {
-    let n = numel(shape);
-    let mut out: Vec<T> = crate::storage::try_zeroed("contiguous", n)?;
+pub fn gather_strided<T: crate::storage::Element>(op: &str, src: &[T], shape: &[usize], strides: &[usize], offset: usize) -> Result<Vec<T>> {
+    let n = checked_numel(op, shape)?;
+    let mut out: Vec<T> = crate::storage::try_zeroed(op, n)?;
     let out_strides = contiguous_strides(shape);
     let dst = parallel::SendPtr(out.as_mut_ptr());
     for_each_row(shape, [strides, &out_strides], [offset, 0], |([s, d], len, [ss, _])| {

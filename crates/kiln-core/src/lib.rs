@@ -5,6 +5,7 @@
 // their intrinsics are unstable (the build sets RUSTC_BOOTSTRAP for -Zbuild-std anyway).
 #![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
 
+pub mod alloc;
 pub mod args;
 pub mod autograd;
 pub mod device;

@@ -128,37 +128,9 @@ impl Drop for Scratch {
     }
 }
 
-/// A zero-filled Vec of `n` elements, or an error naming `op` if the memory cannot be had.
-/// Every buffer whose size comes from user input is allocated here: Rust's infallible
-/// allocation would abort the whole process (a crash of Node) on failure. Zeroed memory comes from
-/// calloc, so large outputs cost no extra pass over memory before the kernel writes them.
-pub fn try_zeroed<T: Element>(op: &str, n: usize) -> crate::error::Result<Vec<T>> {
-    let fail = || {
-        crate::error::KilnError::new(op, format!("cannot allocate {n} elements ({:.3} GB): out of memory", n as f64 * std::mem::size_of::<T>() as f64 / 1e9))
-    };
-    if n == 0 || std::mem::size_of::<T>() == 0 {
-        return Ok(Vec::new());
-    }
-    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| fail())?;
-    // SAFETY: layout has non-zero size; all-zero bits are a valid f32, i32, u8 and i8 (the only
-    // Element types), and the allocation matches what Vec<T> would make for capacity n.
-    unsafe {
-        let ptr = std::alloc::alloc_zeroed(layout) as *mut T;
-        if ptr.is_null() {
-            return Err(fail());
-        }
-        Ok(Vec::from_raw_parts(ptr, n, n))
-    }
-}
-
-/// `n` copies of `value`, allocated fallibly (see try_zeroed).
-pub fn try_filled<T: Element + PartialEq + Default>(op: &str, n: usize, value: T) -> crate::error::Result<Vec<T>> {
-    let mut v = try_zeroed(op, n)?;
-    if value != T::default() {
-        v.iter_mut().for_each(|x| *x = value);
-    }
-    Ok(v)
-}
+// Fallible allocation lives in alloc.rs (one rule for every user-sized buffer); these names
+// stay here for the kernels that import them from storage.
+pub use crate::alloc::{try_filled, try_zeroed};
 
 /// Element types that can live in a Buffer; lets shape ops be written once for every dtype.
 pub trait Element: Copy + Send + Sync + 'static {

@@ -149,11 +149,21 @@ impl Tensor {
     /// The elements in row-major order (copies unless already contiguous and whole). None if
     /// the dtype is not T or the copy cannot be allocated.
     pub fn to_vec<T: Element>(&self) -> Option<Vec<T>> {
-        let raw = T::slice(&self.storage.buffer)?;
+        self.elements("to_vec").ok()
+    }
+
+    /// The elements in row-major order, for a kernel of `op`: an Error naming `op` if the dtype is
+    /// not T or the copy cannot be allocated (an expanded view may stand for far more elements
+    /// than its buffer holds).
+    pub fn elements<T: Element>(&self, op: &str) -> Result<Vec<T>> {
+        let raw = T::slice(&self.storage.buffer).ok_or_else(|| {
+            let want = T::wrap(Vec::new()).dtype();
+            KilnError::new(op, format!("expected a {want} tensor, got {} with shape {}", self.dtype(), fmt_shape(&self.shape)))
+        })?;
         if self.is_contiguous() {
-            return Some(raw[self.offset..self.offset + self.numel()].to_vec());
+            return crate::alloc::try_copy(op, &raw[self.offset..self.offset + self.numel()]);
         }
-        layout::gather_strided(raw, &self.shape, &self.strides, self.offset).ok()
+        layout::gather_strided(op, raw, &self.shape, &self.strides, self.offset)
     }
 
     /// A contiguous tensor with the same elements (the same tensor if already contiguous);
@@ -176,10 +186,10 @@ impl Tensor {
             return device.copy(&self.detach());
         }
         let buffer = match &self.storage.buffer {
-            Buffer::F32(v) => Buffer::F32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
-            Buffer::I32(v) => Buffer::I32(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
-            Buffer::Bool(v) => Buffer::Bool(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
-            Buffer::I8(v) => Buffer::I8(layout::gather_strided(v, &self.shape, &self.strides, self.offset)?),
+            Buffer::F32(v) => Buffer::F32(layout::gather_strided("contiguous", v, &self.shape, &self.strides, self.offset)?),
+            Buffer::I32(v) => Buffer::I32(layout::gather_strided("contiguous", v, &self.shape, &self.strides, self.offset)?),
+            Buffer::Bool(v) => Buffer::Bool(layout::gather_strided("contiguous", v, &self.shape, &self.strides, self.offset)?),
+            Buffer::I8(v) => Buffer::I8(layout::gather_strided("contiguous", v, &self.shape, &self.strides, self.offset)?),
             Buffer::Device(_) => unreachable!("device tensors are copied by their device above"),
         };
         Ok(Tensor::from_buffer(buffer, &self.shape))
@@ -452,7 +462,13 @@ pub fn infer_shape(op: &str, shape: &[isize], count: usize, from: &[usize]) -> R
     if unknown > 1 || shape.iter().any(|&d| d < -1) {
         return Err(bad());
     }
-    let known: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    // Checked: a wrapping product let [2^32+1, 2^32-1, 2^32+1, 2^32-1] (product 2^128 - ...,
+    // which wraps to 1) pass as a view of one element.
+    let known = shape
+        .iter()
+        .filter(|&&d| d >= 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .ok_or_else(|| KilnError::new(op, format!("cannot reshape {} ({count} elements) to {shape:?}: that shape has more elements than can be addressed", fmt_shape(from))))?;
     let out: Vec<usize> = if unknown == 1 {
         if known == 0 || count % known != 0 {
             return Err(bad());
@@ -461,7 +477,7 @@ pub fn infer_shape(op: &str, shape: &[isize], count: usize, from: &[usize]) -> R
     } else {
         shape.iter().map(|&d| d as usize).collect()
     };
-    if numel(&out) != count {
+    if layout::checked_numel(op, &out)? != count {
         return Err(bad());
     }
     Ok(out)

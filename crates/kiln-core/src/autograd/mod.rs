@@ -2,9 +2,11 @@
 //! output: the op's name, edges to its inputs' gradient slots, and a backward closure. The closure
 //! receives only *detached* saved tensors (never the output itself), so the graph has no cycles and
 //! is freed with the last tensor that refers to it; `backward` consumes each closure (FnOnce), which
-//! frees the saved tensors as soon as the pass is done.
+//! frees the saved tensors as soon as the pass is done. Both the walk (`run_backward`) and the
+//! freeing (`teardown.rs`) are iterative, so a graph of any depth is safe.
 
 pub mod reduce_to;
+mod teardown;
 
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops;

@@ -142,9 +142,9 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, options: &At
 /// (NaN or +inf there would silently poison whole rows, so they are rejected).
 fn padding_bias(mask: &Tensor) -> Result<Tensor> {
     let bias: Vec<f32> = match mask.dtype() {
-        DType::Bool => mask.to_vec::<u8>().expect("bool").into_iter().map(|pad| if pad != 0 { f32::NEG_INFINITY } else { 0.0 }).collect(),
+        DType::Bool => mask.elements::<u8>(OP)?.into_iter().map(|pad| if pad != 0 { f32::NEG_INFINITY } else { 0.0 }).collect(),
         _ => {
-            let values = mask.to_vec::<f32>().expect("float32");
+            let values = mask.elements::<f32>(OP)?;
             if let Some(i) = values.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
                 let tk = mask.shape()[1];
                 return Err(KilnError::new(OP, format!(

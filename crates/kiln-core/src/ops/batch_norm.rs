@@ -16,6 +16,8 @@ use crate::ops::reduce::sum_row;
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
 
+const OP: &str = "batchNorm";
+
 /// Elements summed in f32 before joining an f64 total (as reduce.rs's SUM_BLOCK).
 const BLOCK: usize = 1024;
 
@@ -82,21 +84,22 @@ multiversion! {
 }
 
 /// Σ over rows of one channel, from per-row values.
-fn per_channel(rows: &[f64], channels: usize) -> Vec<f64> {
-    let mut out = vec![0.0f64; channels];
+/// Fallible: an empty input ([N, C, 0]) may declare more channels or rows than memory holds.
+fn per_channel(rows: &[f64], channels: usize) -> Result<Vec<f64>> {
+    let mut out = crate::alloc::try_vec(OP, channels, 0.0f64)?;
     for (r, v) in rows.iter().enumerate() {
         out[r % channels] += v;
     }
-    out
+    Ok(out)
 }
 
 /// f(row index, row) for every row, in parallel when large; the results per row.
-fn map_rows(data: &[f32], row_len: usize, rows: usize, f: impl Fn(usize, &[f32]) -> f64 + Sync + Send) -> Vec<f64> {
-    let mut out = vec![0.0f64; rows];
+fn map_rows(data: &[f32], row_len: usize, rows: usize, f: impl Fn(usize, &[f32]) -> f64 + Sync + Send) -> Result<Vec<f64>> {
+    let mut out = crate::alloc::try_vec(OP, rows, 0.0f64)?;
     for_each_plane(rows, row_len, 1, &mut out, &mut [], |r, o, _| {
         o[0] = f(r, &data[r * row_len..(r + 1) * row_len]);
     });
-    out
+    Ok(out)
 }
 
 fn blocked(row: &[f32], f: impl Fn(&[f32]) -> f32) -> f64 {
@@ -126,7 +129,6 @@ pub fn batch_norm(
     running: Option<(&mut Tensor, &mut Tensor)>,
     options: BatchNorm,
 ) -> Result<Tensor> {
-    const OP: &str = "batchNorm";
     if x.dtype() != DType::F32 || x.rank() < 2 {
         return Err(KilnError::new(OP, format!("expected a float32 [batch, channels, ...] tensor, got {} {}", x.dtype(), fmt_shape(x.shape()))));
     }
@@ -171,19 +173,19 @@ pub fn batch_norm(
     let data = xs.contiguous_slice::<f32>().unwrap();
     let rows = n * c;
     let (mean, var): (Vec<f64>, Vec<f64>) = if batch_stats {
-        let sums = per_channel(&map_rows(data, spatial, rows, |_, row| sum_row(row) as f64), c);
+        let sums = per_channel(&map_rows(data, spatial, rows, |_, row| sum_row(row) as f64)?, c)?;
         let mean: Vec<f64> = sums.iter().map(|s| s / count as f64).collect();
         // Second pass on centered values: E[x²] − E[x]² cancels badly when |mean| ≫ std.
-        let squares = map_rows(data, spatial, rows, |r, row| blocked(row, |b| centered_squares_block(b, mean[r % c] as f32)));
-        let var = per_channel(&squares, c).iter().map(|s| s / count as f64).collect();
+        let squares = map_rows(data, spatial, rows, |r, row| blocked(row, |b| centered_squares_block(b, mean[r % c] as f32)))?;
+        let var = per_channel(&squares, c)?.iter().map(|s| s / count as f64).collect();
         (mean, var)
     } else {
         let (m, v) = running.as_ref().unwrap();
-        (m.to_vec::<f32>().unwrap().iter().map(|&v| v as f64).collect(), v.to_vec::<f32>().unwrap().iter().map(|&v| v as f64).collect())
+        (m.elements::<f32>(OP)?.iter().map(|&v| v as f64).collect(), v.elements::<f32>(OP)?.iter().map(|&v| v as f64).collect())
     };
     let inv_std: Vec<f32> = var.iter().map(|&v| (1.0 / (v + eps as f64).sqrt()) as f32).collect();
-    let gamma = weight.map(|w| w.to_vec::<f32>().unwrap());
-    let beta = bias.map(|b| b.to_vec::<f32>().unwrap());
+    let gamma = weight.map(|w| w.elements::<f32>(OP)).transpose()?;
+    let beta = bias.map(|b| b.elements::<f32>(OP)).transpose()?;
     // y = x·scale + shift per channel.
     let scale: Vec<f32> = (0..c).map(|ch| inv_std[ch] * gamma.as_ref().map_or(1.0, |g| g[ch])).collect();
     let shift: Vec<f32> = (0..c).map(|ch| beta.as_ref().map_or(0.0, |b| b[ch]) - mean[ch] as f32 * scale[ch]).collect();
@@ -229,14 +231,14 @@ pub fn batch_norm(
         let xs = saved[0].contiguous_slice::<f32>().unwrap();
         let stats = saved[1].contiguous_slice::<f32>().unwrap();
         let (mean, inv_std) = stats.split_at(c);
-        let gamma: Vec<f32> = if has_weight { saved[2].to_vec().unwrap() } else { vec![1.0; c] };
-        let sum_g = per_channel(&map_rows(gs, spatial, rows, |_, row| sum_row(row) as f64), c);
+        let gamma: Vec<f32> = if has_weight { saved[2].elements(OP)? } else { crate::alloc::try_filled(OP, c, 1.0)? };
+        let sum_g = per_channel(&map_rows(gs, spatial, rows, |_, row| sum_row(row) as f64)?, c)?;
         // Σ g·x̂ = (1/std)·Σ g·(x − μ)
         let dots = map_rows(gs, spatial, rows, |r, gr| {
             let xr = &xs[r * spatial..(r + 1) * spatial];
             gr.chunks(BLOCK).zip(xr.chunks(BLOCK)).map(|(gb, xb)| centered_dot_block(gb, xb, mean[r % c]) as f64).sum()
-        });
-        let sum_g_xhat: Vec<f64> = per_channel(&dots, c).iter().zip(inv_std).map(|(d, &s)| d * s as f64).collect();
+        })?;
+        let sum_g_xhat: Vec<f64> = per_channel(&dots, c)?.iter().zip(inv_std).map(|(d, &s)| d * s as f64).collect();
 
         let mut grads: Vec<Option<Tensor>> = Vec::with_capacity(3);
         grads.push(if needs[0] {

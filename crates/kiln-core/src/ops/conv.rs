@@ -75,7 +75,7 @@ fn forward(op: &str, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tenso
         return dev.conv2d_forward(geo, x, w, bias, op);
     }
     let (x, w) = (x.materialize()?, w.materialize()?);
-    let b = bias.map(|b| b.to_vec::<f32>().unwrap());
+    let b = bias.map(|b| b.elements::<f32>(op)).transpose()?;
     let out = engine::forward(geo, slice(&x), &engine::Dense(slice(&w)), b.as_deref(), op)?;
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
 }
@@ -86,7 +86,7 @@ fn input_grad(op: &str, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&T
         return dev.conv2d_input_grad(geo, dy, w, init, op);
     }
     let (dy, w) = (dy.materialize()?, w.materialize()?);
-    let init = init.map(|b| b.to_vec::<f32>().unwrap());
+    let init = init.map(|b| b.elements::<f32>(op)).transpose()?;
     let dx = engine::input_grad(geo, slice(&dy), slice(&w), init.as_deref(), op)?;
     Tensor::from_vec(dx, &[geo.batch, geo.channels, geo.height, geo.width])
 }

@@ -88,7 +88,7 @@ pub fn expect_index(op: &str, what: &str, t: (&[usize], DType), edges: usize) ->
 /// An int32 [E] index tensor whose values all lie in [0, bound), as a Vec.
 fn check_index(op: &str, what: &str, t: &Tensor, edges: usize, bound: usize, bound_what: &str) -> Result<Vec<i32>> {
     expect_index(op, what, (t.shape(), t.dtype()), edges)?;
-    let v = t.to_vec::<i32>().unwrap();
+    let v = t.elements::<i32>(op)?;
     if let Some((e, &bad)) = v.iter().enumerate().find(|(_, &i)| i < 0 || i as usize >= bound) {
         return Err(KilnError::new(op, list_index_out_of_range(what, &bad.to_string(), &e.to_string(), bound, bound_what)));
     }

@@ -81,20 +81,20 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>
             Ok(vec![Some(dev.cross_entropy_backward(&saved[0], &saved[1], weights, smoothing, reduction, g)?)])
         }));
     }
-    let y = targets.to_vec::<i32>().unwrap();
+    let y = targets.elements::<i32>(OP)?;
     if let Some((i, &bad)) = y.iter().enumerate().find(|(_, &t)| t < 0 || t as usize >= c) {
         return Err(KilnError::new(OP, target_out_of_range(&bad.to_string(), &i.to_string(), c)));
     }
     let w: Vec<f32> = match weights {
-        Some(w) => w.to_vec().unwrap(),
-        None => vec![1.0; c],
+        Some(w) => w.elements(OP)?,
+        None => crate::alloc::try_filled(OP, c, 1.0)?,
     };
     let x = logits.materialize()?;
     let xs = x.contiguous_slice::<f32>().unwrap();
     let off = smoothing / c as f32;
     let on = 1.0 - smoothing + off;
     let w_sum_all: f32 = w.iter().sum();
-    let mut losses = vec![0.0f32; n];
+    let mut losses = crate::alloc::try_zeroed::<f32>(OP, n)?;
     for i in 0..n {
         let row = &xs[i * c..(i + 1) * c];
         let lse = log_sum_exp_row(row);
@@ -118,9 +118,9 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>
     };
     Ok(autograd::record(OP, &[logits], &[&x], out, move |g, saved, _needs| {
         // d loss_i / d x_ic = p_ic * sum_k w_k q_ik - w_c q_ic, times the upstream gradient.
-        let g = g.to_vec::<f32>().unwrap();
+        let g = g.elements::<f32>(OP)?;
         let xs = saved[0].contiguous_slice::<f32>().unwrap();
-        let mut grad = vec![0.0f32; n * c];
+        let mut grad = crate::alloc::try_zeroed::<f32>(OP, n * c)?;
         for i in 0..n {
             let row = &xs[i * c..(i + 1) * c];
             let gi = match reduction {

@@ -177,14 +177,14 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[isize], keep_dims: bool, correct
     let data = moved.contiguous_slice::<f32>().unwrap();
 
     if op.is_arg() {
-        let mut out = vec![0i32; rows];
+        let mut out = crate::alloc::try_zeroed::<i32>(name, rows)?;
         for_each_output_row(data, row_len, &mut out, |row| match op {
             ReduceOp::ArgMax => arg_row(row, |a, b| a > b),
             _ => arg_row(row, |a, b| a < b),
         });
         return Tensor::from_vec(out, &out_shape);
     }
-    let mut out = vec![0.0f32; rows];
+    let mut out = crate::alloc::try_zeroed::<f32>(name, rows)?;
     for_each_output_row(data, row_len, &mut out, |row| match op {
         ReduceOp::Sum => sum_row(row),
         ReduceOp::Mean => sum_row(row) / row.len() as f32,

@@ -173,7 +173,7 @@ pub fn expect_int_indices(op: &str, shape: &[usize], dtype: DType) -> Result<()>
 
 fn check_indices(op: &str, indices: &Tensor, dim: usize, x_shape: &[usize], axis: usize) -> Result<Vec<i32>> {
     expect_int_indices(op, indices.shape(), indices.dtype())?;
-    let idx = indices.to_vec::<i32>().unwrap();
+    let idx = indices.elements::<i32>(op)?;
     if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= dim) {
         return Err(KilnError::new(op, index_out_of_range(&bad.to_string(), x_shape, axis)));
     }
@@ -281,7 +281,7 @@ pub fn scatter_add(base: &Tensor, indices: &Tensor, updates: &Tensor, axis: isiz
         return Ok(record(dev.scatter_add(base, indices, updates, axis)?));
     }
     let idx = check_indices(OP, indices, dim, base.shape(), axis)?;
-    let mut out = base.to_vec::<f32>().unwrap();
+    let mut out = base.elements::<f32>(OP)?;
     let upd = updates.materialize()?;
     let upd = upd.contiguous_slice::<f32>().unwrap();
     for o in 0..outer {
@@ -304,7 +304,7 @@ pub fn one_hot(indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tens
         return dev.one_hot(indices, depth, on, off);
     }
     expect_int_indices(OP, indices.shape(), indices.dtype())?;
-    let idx = indices.to_vec::<i32>().unwrap();
+    let idx = indices.elements::<i32>(OP)?;
     if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= depth) {
         return Err(KilnError::new(OP, one_hot_out_of_range(&bad.to_string(), depth)));
     }
@@ -347,7 +347,7 @@ fn pad_cpu(x: &Tensor, paddings: &[(usize, usize)], value: f64, out_shape: &[usi
     let offset: usize = paddings.iter().zip(&out_strides).map(|((b, _), s)| b * s).sum();
     let fill = crate::ops::creation::full(out_shape, value, x.dtype()).map_err(|e| KilnError::new(OP, e.message))?;
     Ok(with_element!(OP, x.dtype(), T => {
-        let mut out = fill.to_vec::<T>().unwrap();
+        let mut out = fill.elements::<T>(OP)?;
         copy_into::<T>(x, &mut out, &out_strides, offset);
         Tensor::from_vec(out, out_shape)?
     }))
@@ -361,15 +361,17 @@ pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     if let Some(dev) = crate::device::device_of("cast", &[x])? {
         return dev.cast(x, dtype);
     }
-    let buffer = match (x.to_row_major_buffer(), dtype) {
-        (Buffer::F32(v), DType::I32) => Buffer::I32(v.iter().map(|&a| a as i32).collect()),
-        (Buffer::F32(v), DType::Bool) => Buffer::Bool(v.iter().map(|&a| (a != 0.0) as u8).collect()),
-        (Buffer::I32(v), DType::F32) => Buffer::F32(v.iter().map(|&a| a as f32).collect()),
-        (Buffer::I32(v), DType::Bool) => Buffer::Bool(v.iter().map(|&a| (a != 0) as u8).collect()),
-        (Buffer::Bool(v), DType::F32) => Buffer::F32(v.iter().map(|&a| a as f32).collect()),
-        (Buffer::Bool(v), DType::I32) => Buffer::I32(v.iter().map(|&a| a as i32).collect()),
-        (Buffer::I8(v), DType::F32) => Buffer::F32(v.iter().map(|&a| a as f32).collect()),
-        (Buffer::I8(v), DType::I32) => Buffer::I32(v.iter().map(|&a| a as i32).collect()),
+    const OP: &str = "cast";
+    use crate::alloc::try_map;
+    let buffer = match (x.to_row_major_buffer(OP)?, dtype) {
+        (Buffer::F32(v), DType::I32) => Buffer::I32(try_map(OP, &v, |a| a as i32)?),
+        (Buffer::F32(v), DType::Bool) => Buffer::Bool(try_map(OP, &v, |a| (a != 0.0) as u8)?),
+        (Buffer::I32(v), DType::F32) => Buffer::F32(try_map(OP, &v, |a| a as f32)?),
+        (Buffer::I32(v), DType::Bool) => Buffer::Bool(try_map(OP, &v, |a| (a != 0) as u8)?),
+        (Buffer::Bool(v), DType::F32) => Buffer::F32(try_map(OP, &v, |a| a as f32)?),
+        (Buffer::Bool(v), DType::I32) => Buffer::I32(try_map(OP, &v, |a| a as i32)?),
+        (Buffer::I8(v), DType::F32) => Buffer::F32(try_map(OP, &v, |a| a as f32)?),
+        (Buffer::I8(v), DType::I32) => Buffer::I32(try_map(OP, &v, |a| a as i32)?),
         (_, other) => return Err(KilnError::new("cast", format!("cannot cast {} to {other} yet", x.dtype()))),
     };
     Ok(Tensor::from_buffer(buffer, x.shape()))
@@ -377,12 +379,12 @@ pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
 
 impl Tensor {
     /// The elements in row-major order as a fresh Buffer of the same dtype.
-    fn to_row_major_buffer(&self) -> Buffer {
-        match self.dtype() {
-            DType::F32 => Buffer::F32(self.to_vec().unwrap()),
-            DType::I32 => Buffer::I32(self.to_vec().unwrap()),
-            DType::I8 => Buffer::I8(self.to_vec().unwrap()),
-            _ => Buffer::Bool(self.to_vec().unwrap()),
-        }
+    fn to_row_major_buffer(&self, op: &str) -> Result<Buffer> {
+        Ok(match self.dtype() {
+            DType::F32 => Buffer::F32(self.elements(op)?),
+            DType::I32 => Buffer::I32(self.elements(op)?),
+            DType::I8 => Buffer::I8(self.elements(op)?),
+            _ => Buffer::Bool(self.elements(op)?),
+        })
     }
 }

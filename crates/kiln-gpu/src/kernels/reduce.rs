@@ -73,7 +73,8 @@ pub fn reduce(dev: &GpuDevice, op: ReduceOp, x: &GpuTensor, axes: &[isize], keep
             // An empty sum is 0 and an empty mean 0/0, as on the CPU.
             ReduceOp::Sum | ReduceOp::Mean => {
                 let fill = if op == ReduceOp::Sum { 0.0 } else { f32::NAN };
-                GpuTensor::from_f32(dev, &vec![fill; rows], out_shape)
+                // Filled by kiln-core's fallible allocation: `rows` may be far more than memory holds.
+                GpuTensor::upload(dev, &kiln_core::ops::creation::full_named(name, out_shape, fill as f64, DType::F32)?)
             }
             _ => Err(KilnError::new(name, format!("cannot reduce an empty dimension of shape {} (no identity)", fmt_shape(x.shape())))),
         };

@@ -44,8 +44,8 @@ impl Params {
     pub fn new(cell: Cell, w: &Weights) -> Result<Params> {
         let hidden = w.w_hh.shape()[1];
         let gh = cell.gates() * hidden;
-        let read = |t: Option<&Tensor>| t.map(|t| t.to_vec::<f32>().unwrap()).unwrap_or_else(|| vec![0.0; gh]);
-        let (b_ih, b_hh) = (read(w.b_ih), read(w.b_hh));
+        let read = |t: Option<&Tensor>| t.map_or_else(|| Ok(vec![0.0; gh]), |t| t.elements::<f32>("recurrent"));
+        let (b_ih, b_hh) = (read(w.b_ih)?, read(w.b_hh)?);
         let folded_until = if cell == Cell::Gru { 2 * hidden } else { gh };
         let bias = (0..gh).map(|k| b_ih[k] + if k < folded_until { b_hh[k] } else { 0.0 }).collect();
         let b_hn = if cell == Cell::Gru { b_hh[2 * hidden..].to_vec() } else { Vec::new() };
