@@ -10,7 +10,7 @@ import { ensureChromium } from './chromium.mjs';
 import { ensureVulkanDriver, quietVulkanEnv } from './vulkan.mjs';
 import { ensurePython } from './python.mjs';
 
-setup();
+setup({ wasm: true });
 // tests/browser/ runs Kiln in a real browser; KILN_SKIP_BROWSER=1 skips it (and this install).
 if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 // The 'gpu' backend runs on lavapipe (Mesa's CPU Vulkan) when the machine has no GPU driver.

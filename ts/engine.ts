@@ -32,6 +32,16 @@ export function registerBackend(name: BackendName, factory: () => Backend, isDef
   if (isDefault || defaultName === null) defaultName = name;
 }
 
+let chooseDefault: (() => BackendName) | null = null;
+
+/**
+ * Internal: decides the default backend on first use instead of at registration (the Node entry
+ * picks native when its binary loads, else WASM). Overrides `isDefault`.
+ */
+export function registerDefaultBackend(choose: () => BackendName): void {
+  chooseDefault = choose;
+}
+
 function load(name: BackendName): LoadedBackend {
   const existing = loaded.get(name);
   if (existing) return existing;
@@ -55,6 +65,7 @@ export function backendNamed(name: BackendName): LoadedBackend {
 /** The active backend, loading the default (native in Node, wasm in browsers) on first use. */
 export function backend(): LoadedBackend {
   if (active !== null) return active;
+  if (chooseDefault !== null) return (active = load(chooseDefault()));
   if (defaultName === null) {
     throw new Error('kiln: no backend is registered: import Kiln through its entry point (index.js in Node, the browser bundle in browsers)');
   }

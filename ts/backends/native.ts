@@ -1,20 +1,18 @@
-/** The native backend: kiln-core through the N-API addon built from bindings/node. */
+/** The native backend: kiln-core through the N-API addon (the platform package; see native-binary.ts). */
 
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Backend } from './backend.js';
+import { describeFailure, loadNativeBinary, type NativeResult } from './native-binary.js';
 
-/** Where scripts/build-native.mjs puts the addon (same relative path from ts/ and dist/). */
-const ADDON_PATH = fileURLToPath(new URL('../../bindings/node/kiln.node', import.meta.url));
+let result: NativeResult | undefined;
 
+/** The addon load, tried once per process (a failed dlopen does not get better on a retry). */
+export function nativeLoadResult(): NativeResult {
+  return (result ??= loadNativeBinary());
+}
+
+/** The native backend; throws, saying where Kiln looked and what to install, when no binary loads. */
 export function loadNative(): Backend {
-  if (!existsSync(ADDON_PATH)) {
-    throw new Error(
-      `kiln: the native addon is not built (${ADDON_PATH} is missing). ` +
-        'Run `npm run build` (it needs cargo; `npm test` and `npm start` do this for you).',
-    );
-  }
-  const require = createRequire(import.meta.url);
-  return require(ADDON_PATH) as Backend;
+  const r = nativeLoadResult();
+  if (!r.ok) throw new Error(`kiln: ${describeFailure(r)}`);
+  return r.addon as Backend;
 }

@@ -1,0 +1,83 @@
+// Builds the native addon with napi-rs's CLI (`napi build`) into npm/<platform>/kiln.<platform>.node,
+// the folder the platform package `kiln-ml-<platform>` is packed from (package.json's `napi`
+// section; `napi create-npm-dirs` laid the folders out). Stripped: the symbols are a fifth of the file.
+//
+//   node scripts/build-addon.mjs                    # this machine's platform (what npm run build does)
+//   node scripts/build-addon.mjs --target aarch64-unknown-linux-gnu
+//
+// Cross builds (docs/packaging.md): rustup here has only the host's std, so a foreign target builds
+// its std from the Rust sources Debian ships (rust-web-src, as scripts/build-wasm.mjs does for
+// wasm32) with `-Zbuild-std`, and links with Debian's cross linkers. CROSS_TARGETS says which.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, run, step } from './lib.mjs';
+
+/** The host's Rust target and napi-rs platform tag (the only native build this machine needs). */
+const HOST = {
+  'linux-x64': ['x86_64-unknown-linux-gnu', 'linux-x64-gnu'],
+  'linux-arm64': ['aarch64-unknown-linux-gnu', 'linux-arm64-gnu'],
+  'darwin-x64': ['x86_64-apple-darwin', 'darwin-x64'],
+  'darwin-arm64': ['aarch64-apple-darwin', 'darwin-arm64'],
+  'win32-x64': ['x86_64-pc-windows-msvc', 'win32-x64-msvc'],
+}[`${process.platform}-${process.arch}`] ?? [null, null];
+export const HOST_TRIPLE = HOST[0];
+export const HOST_TAG = HOST[1];
+
+/**
+ * Targets built here from an x86-64 Debian host: the Rust target, napi-rs's tag, the C cross linker
+ * (Debian package in `apt`), and the qemu-user runner for tests (none: runs natively).
+ */
+export const CROSS_TARGETS = {
+  'aarch64-unknown-linux-gnu': { tag: 'linux-arm64-gnu', linker: 'aarch64-linux-gnu-gcc', apt: 'gcc-aarch64-linux-gnu', runner: 'qemu-aarch64-static -L /usr/aarch64-linux-gnu' },
+  'x86_64-unknown-linux-musl': { tag: 'linux-x64-musl', linker: 'musl-gcc', apt: 'musl-tools', runner: null },
+};
+
+const DEBIAN_RUSTC = '/usr/bin/rustc';
+const DEBIAN_CARGO = '/usr/bin/cargo';
+const RUST_SRC = '/usr/lib/rustlib/src/rust/library';
+
+/** Where the addon for `tag` lands (ts/backends/native-binary.ts looks there first in a checkout). */
+export function addonPath(tag = HOST_TAG) {
+  return join(ROOT, 'npm', tag, `kiln.${tag}.node`);
+}
+
+/** Cargo's environment variable naming a target's linker: CARGO_TARGET_<TRIPLE>_LINKER. */
+const linkerVar = (triple) => `CARGO_TARGET_${triple.toUpperCase().replace(/-/g, '_')}_LINKER`;
+
+/**
+ * The environment and extra cargo arguments a cross build needs: Debian's rustc and cargo (rustup's
+ * have no std for the target), -Zbuild-std (RUSTC_BOOTSTRAP unlocks it on a stable compiler).
+ */
+export function crossBuildEnv(triple) {
+  const cross = CROSS_TARGETS[triple];
+  if (!cross) throw new Error(`build-addon: no cross build is set up for ${triple} (known: ${Object.keys(CROSS_TARGETS).join(', ')})`);
+  for (const [path, pkg] of [[DEBIAN_RUSTC, 'rustc-web'], [DEBIAN_CARGO, 'cargo-web'], [RUST_SRC, 'rust-web-src']]) {
+    if (!existsSync(path)) throw new Error(`build-addon: ${path} is missing: apt-get install rustc-web cargo-web rust-web-src ${cross.apt}`);
+  }
+  return {
+    env: { RUSTC: DEBIAN_RUSTC, CARGO: DEBIAN_CARGO, RUSTC_BOOTSTRAP: '1', [linkerVar(triple)]: cross.linker },
+    // panic_unwind: the addon catches panics at the boundary (Cargo.toml's release profile).
+    cargoArgs: ['-Zbuild-std=std,panic_unwind'],
+  };
+}
+
+/** Builds the addon for `triple` (default: this machine) with `napi build --release --strip`. */
+export function buildAddon({ triple = HOST_TRIPLE } = {}) {
+  if (!triple) throw new Error(`build-addon: no native target is known for ${process.platform}-${process.arch}; build one with --target`);
+  const tag = triple === HOST_TRIPLE ? HOST_TAG : CROSS_TARGETS[triple]?.tag;
+  const { env, cargoArgs } = triple === HOST_TRIPLE ? { env: {}, cargoArgs: [] } : crossBuildEnv(triple);
+  const napi = join(ROOT, 'node_modules', '.bin', 'napi');
+  const args = ['build', '--release', '--platform', '--strip', '--no-js', '--target', triple];
+  args.push('--package', 'kiln-node', '--manifest-path', 'bindings/node/Cargo.toml', '--output-dir', `npm/${tag}`);
+  // napi also writes its TypeScript declarations (index.d.ts) beside the binary: not shipped (the
+  // platform package's `files` is the binary alone) and not committed; Kiln's contract is ts/backends/backend.ts.
+  run(napi, [...args, ...(cargoArgs.length ? ['--', ...cargoArgs] : [])], { env });
+  return addonPath(tag);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const i = process.argv.indexOf('--target');
+  const triple = i > 0 ? process.argv[i + 1] : HOST_TRIPLE;
+  step(`napi build --target ${triple}`);
+  console.log(buildAddon({ triple }));
+}
