@@ -8,7 +8,8 @@
 // Cross builds (docs/packaging.md): rustup here has only the host's std, so a foreign target builds
 // its std from the Rust sources Debian ships (rust-web-src, as scripts/build-wasm.mjs does for
 // wasm32) with `-Zbuild-std`, and links with Debian's cross linkers. CROSS_TARGETS says which.
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, run, step } from './lib.mjs';
 
@@ -25,11 +26,12 @@ export const HOST_TAG = HOST[1];
 
 /**
  * Targets built here from an x86-64 Debian host: the Rust target, napi-rs's tag, the C cross linker
- * (Debian package in `apt`), and the qemu-user runner for tests (none: runs natively).
+ * and binutils' strip for it (Debian package in `apt`), and the qemu-user runner for tests (none:
+ * runs natively).
  */
 export const CROSS_TARGETS = {
-  'aarch64-unknown-linux-gnu': { tag: 'linux-arm64-gnu', linker: 'aarch64-linux-gnu-gcc', apt: 'gcc-aarch64-linux-gnu', runner: 'qemu-aarch64-static -L /usr/aarch64-linux-gnu' },
-  'x86_64-unknown-linux-musl': { tag: 'linux-x64-musl', linker: 'musl-gcc', apt: 'musl-tools', runner: null },
+  'aarch64-unknown-linux-gnu': { tag: 'linux-arm64-gnu', linker: 'aarch64-linux-gnu-gcc', strip: 'aarch64-linux-gnu-strip', apt: 'gcc-aarch64-linux-gnu', runner: 'qemu-aarch64-static -L /usr/aarch64-linux-gnu' },
+  'x86_64-unknown-linux-musl': { tag: 'linux-x64-musl', linker: 'musl-gcc', strip: 'strip', apt: 'musl-tools', runner: null },
 };
 
 const DEBIAN_RUSTC = '/usr/bin/rustc';
@@ -61,6 +63,13 @@ export function crossBuildEnv(triple) {
   };
 }
 
+/**
+ * Cargo arguments and environment that make `cargo test` share compiled dependencies with the
+ * addon's build: napi passes --target explicitly (a separate target directory) and --strip adds
+ * RUSTFLAGS (which rebuild everything when they differ), so the tests say the same.
+ */
+export const HOST_CARGO = HOST_TRIPLE ? { args: ['--target', HOST_TRIPLE], env: { RUSTFLAGS: '-C link-arg=-s' } } : { args: [], env: {} };
+
 /** Builds the addon for `triple` (default: this machine) with `napi build --release --strip`. */
 export function buildAddon({ triple = HOST_TRIPLE } = {}) {
   if (!triple) throw new Error(`build-addon: no native target is known for ${process.platform}-${process.arch}; build one with --target`);
@@ -72,7 +81,23 @@ export function buildAddon({ triple = HOST_TRIPLE } = {}) {
   // napi also writes its TypeScript declarations (index.d.ts) beside the binary: not shipped (the
   // platform package's `files` is the binary alone) and not committed; Kiln's contract is ts/backends/backend.ts.
   run(napi, [...args, ...(cargoArgs.length ? ['--', ...cargoArgs] : [])], { env });
+  if (triple.includes('-linux-')) stripSymbols(addonPath(tag), CROSS_TARGETS[triple]?.strip ?? 'strip');
   return addonPath(tag);
+}
+
+/**
+ * `--strip` (the linker's -s) leaves .symtab in place with Rust's default linker here, so the
+ * symbols go with binutils' strip too (Linux targets). Into a new file, then renamed over the old:
+ * rewriting the file in place would crash (SIGBUS) a process that has it mapped.
+ */
+function stripSymbols(file, strip) {
+  if (spawnSync(strip, ['--version'], { stdio: 'ignore' }).status !== 0) {
+    console.warn(`[kiln] ${strip} not found: ${file} keeps its symbol table (apt-get install binutils)`);
+    return;
+  }
+  const temp = `${file}.${process.pid}.stripped`;
+  run(strip, ['--strip-all', '-o', temp, file]);
+  renameSync(temp, file);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,6 +1,6 @@
 // Builds the WASM backend: kiln-core + bindings/wasm for wasm32-unknown-unknown in three
-// variants, then wasm-bindgen into bindings/wasm/pkg-node/ (Node, CommonJS) and
-// bindings/wasm/pkg-web/ (browsers, ES module):
+// variants, then wasm-bindgen `--target web` into bindings/wasm/pkg-web/ (an ES module that Node
+// loads too: ts/backends/wasm.ts) and wasm-opt -O3 on each module:
 //   kiln_wasm          SIMD128, single-threaded: runs on every engine with WASM SIMD
 //   kiln_wasm_relaxed  + relaxed-simd (fused multiply-add in the GEMM kernel): Chromium 114+,
 //                      Node 22+ (Node 20 behind a V8 flag that ts/backends/wasm.ts turns on)
@@ -15,7 +15,7 @@
 // with -Zbuild-std, the route on machines where rustup cannot reach its server. wasm-pack expects a
 // rustup target, so this script runs what wasm-pack runs underneath (cargo build + wasm-bindgen),
 // then wasm-opt (npm package binaryen) on each module. See docs/packaging.md.
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -26,6 +26,8 @@ const WASM_BINDGEN_VERSION = '0.2.130';
 const CACHE = join(homedir(), '.cache', 'kiln');
 const WASM_TARGET_DIR = process.env.KILN_WASM_TARGET_DIR ?? join(CACHE, 'wasm-target');
 const WASM_BINDGEN = join(CACHE, 'bin', 'wasm-bindgen');
+/** binaryen's optimizer, from npm (devDependency `binaryen`). */
+const WASM_OPT = join(ROOT, 'node_modules', '.bin', 'wasm-opt');
 const DEBIAN_RUSTC = '/usr/bin/rustc';
 const DEBIAN_CARGO = '/usr/bin/cargo';
 const DEBIAN_RUST_SRC = '/usr/lib/rustlib/src/rust/library';
@@ -33,12 +35,12 @@ const DEBIAN_RUST_SRC = '/usr/lib/rustlib/src/rust/library';
 const THREADS_MAX_MEMORY = 4 * 1024 ** 3 - 64 * 1024;
 
 /**
- * The variants: name (output file stem), target features, extra linker flags, wasm-bindgen
- * targets. Each has its own cargo target directory: different RUSTFLAGS rebuild everything.
+ * The variants: name (output file stem), target features, extra linker flags. Each has its own
+ * cargo target directory: different RUSTFLAGS rebuild everything.
  */
 const VARIANTS = [
-  { name: 'kiln_wasm', dir: '', features: '+simd128', link: [], targets: ['nodejs', 'web'] },
-  { name: 'kiln_wasm_relaxed', dir: 'relaxed', features: '+simd128,+relaxed-simd', link: [], targets: ['nodejs', 'web'] },
+  { name: 'kiln_wasm', dir: '', features: '+simd128', link: [] },
+  { name: 'kiln_wasm_relaxed', dir: 'relaxed', features: '+simd128,+relaxed-simd', link: [] },
   {
     name: 'kiln_wasm_threads',
     dir: 'threads',
@@ -54,7 +56,6 @@ const VARIANTS = [
       '--export=__tls_align',
       '--export=__tls_base',
     ],
-    targets: ['web'],
     // Shared memory needs a std compiled with atomics: no prebuilt std has them.
     buildStd: true,
   },
@@ -147,19 +148,16 @@ export function buildWasm({ force = false } = {}) {
     }
   }
 
-  const dirs = { nodejs: ['bindings/wasm/pkg-node', 'commonjs'], web: ['bindings/wasm/pkg-web', 'module'] };
+  const out = join(ROOT, 'bindings/wasm/pkg-web');
   for (const v of VARIANTS) {
-    for (const target of v.targets) {
-      const [dir, type] = dirs[target];
-      const out = join(ROOT, dir);
-      if (!force && mtime(join(out, `${v.name}_bg.wasm`)) >= mtime(builtPath(v))) continue;
-      ensureWasmBindgen();
-      step(`wasm-bindgen --target ${target} -> ${dir}/${v.name}.js`);
-      run(WASM_BINDGEN, ['--target', target, '--out-dir', out, '--out-name', v.name, builtPath(v)]);
-      // The root package.json says "type": "module"; the nodejs output is CommonJS.
-      mkdirSync(out, { recursive: true });
-      writeFileSync(join(out, 'package.json'), JSON.stringify({ type }, null, 2) + '\n');
-    }
+    const wasm = join(out, `${v.name}_bg.wasm`);
+    if (!force && mtime(wasm) >= mtime(builtPath(v))) continue;
+    ensureWasmBindgen();
+    step(`wasm-bindgen --target web -> bindings/wasm/pkg-web/${v.name}.js, then wasm-opt -O3`);
+    run(WASM_BINDGEN, ['--target', 'web', '--out-dir', out, '--out-name', v.name, builtPath(v)]);
+    // wasm-opt reads the module's target_features section, so it keeps to the variant's features.
+    run(WASM_OPT, ['-O3', wasm, '-o', wasm]);
+    writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module' }, null, 2) + '\n');
   }
 }
 

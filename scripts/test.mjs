@@ -9,6 +9,7 @@ import { ROOT, run, step } from './lib.mjs';
 import { ensureChromium } from './chromium.mjs';
 import { ensureVulkanDriver, quietVulkanEnv } from './vulkan.mjs';
 import { ensurePython } from './python.mjs';
+import { HOST_CARGO } from './build-addon.mjs';
 
 setup({ wasm: true });
 // tests/browser/ runs Kiln in a real browser; KILN_SKIP_BROWSER=1 skips it (and this install).
@@ -18,8 +19,8 @@ ensureVulkanDriver();
 // Python references for the interop tests (a venv in ~/.cache/kiln/venv; scripts/python.mjs).
 const python = ensurePython(['numpy', 'safetensors']);
 step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
-run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
-run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });
+run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet', ...HOST_CARGO.args], { env: HOST_CARGO.env });
+run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet', ...HOST_CARGO.args], { env: { ...quietVulkanEnv(), ...HOST_CARGO.env } });
 
 // The shared suites run once per backend: the native addon, the WASM module and the GPU (wgpu
 // through the addon; on lavapipe here, where the heavy learning runs are skipped: tests/backends.ts).

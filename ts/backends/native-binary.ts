@@ -96,19 +96,26 @@ export function loadNativeBinary(platform: PlatformInfo = currentPlatform()): Na
 const inCheckout = (): boolean => existsSync(fileURLToPath(new URL('../../Cargo.toml', import.meta.url)));
 
 /** The advice for getting the native backend, given why it did not load. */
-export function nativeAdvice(tag: string): string {
+export function nativeAdvice(tag: string, attempts: BinaryAttempt[] = []): string {
   const pkg = `${PACKAGE_NAME}-${tag}`;
   if (inCheckout()) return 'build it: `npm run build` (needs Rust; docs/packaging.md)';
-  return (PUBLISHED_PLATFORMS as readonly string[]).includes(tag)
-    ? `install ${pkg} (npm installs it with ${PACKAGE_NAME} unless optional dependencies are omitted: ` +
-        `drop --omit=optional / --no-optional, or run \`npm install ${pkg}\`)`
-    : `no prebuilt binary exists for ${tag}; build one from source (docs/packaging.md, "Building a target")`;
+  if (!(PUBLISHED_PLATFORMS as readonly string[]).includes(tag)) {
+    return `no prebuilt binary exists for ${tag}; build one from source (docs/packaging.md, "Targets")`;
+  }
+  if (attempts.some((a) => a.where === pkg && a.error !== 'not installed')) {
+    // Installed but unloadable: node_modules copied from another machine, or a damaged file.
+    return `reinstall the dependencies on this machine (\`rm -rf node_modules && npm install\`): the installed ${pkg} does not load here`;
+  }
+  return (
+    `install ${pkg} (npm installs it with ${PACKAGE_NAME} unless optional dependencies are omitted: ` +
+    `drop --omit=optional / --no-optional, or run \`npm install ${pkg}\`)`
+  );
 }
 
 /** The one-paragraph explanation of a failed load: where Kiln looked, what went wrong, what to do. */
 export function describeFailure(result: Extract<NativeResult, { ok: false }>): string {
   const tried = result.attempts.map((a) => `${a.where}: ${a.error}`).join('; ');
-  return `no native binary loaded for ${result.tag} (${tried}). To get the native backend, ${nativeAdvice(result.tag)}.`;
+  return `no native binary loaded for ${result.tag} (${tried}). To get the native backend, ${nativeAdvice(result.tag, result.attempts)}.`;
 }
 
 /** An error's first line: dlopen messages name the file and the reason (wrong ELF class, missing GLIBC_x.y). */

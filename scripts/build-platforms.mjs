@@ -1,0 +1,53 @@
+// `npm run build:platforms`: builds the native addon for every target this machine can build
+// (docs/packaging.md has the table) into npm/<platform>/, then runs what it built:
+//   - kiln-core's unit tests, cross-compiled for each target and run under qemu-user
+//     (aarch64) or directly (x86-64 musl: a static test binary runs on any x86-64 Linux);
+//   - each addon checked for the N-API entry point Node looks up (napi_register_module_v1).
+// Slow (each target compiles wgpu and std from source; tens of minutes on 2 busy cores), so it is
+// not part of `npm test`. `--target T` builds one; `--no-test` skips the test runs.
+//
+// Needs: Debian's rustc-web, cargo-web, rust-web-src (the std sources), gcc-aarch64-linux-gnu,
+// musl-tools and qemu-user-static (apt), installed here when missing.
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { CARGO_TARGET_DIR, run, step } from './lib.mjs';
+import { CROSS_TARGETS, HOST_TRIPLE, addonPath, buildAddon, crossBuildEnv } from './build-addon.mjs';
+
+const APT = ['rustc-web', 'cargo-web', 'rust-web-src', 'qemu-user-static', ...new Set(Object.values(CROSS_TARGETS).map((t) => t.apt))];
+const i = process.argv.indexOf('--target');
+const targets = i > 0 ? [process.argv[i + 1]] : Object.keys(CROSS_TARGETS);
+const test = !process.argv.includes('--no-test');
+
+function ensureApt() {
+  const missing = APT.filter((p) => spawnSync('dpkg', ['-s', p], { stdio: 'ignore' }).status !== 0);
+  if (missing.length === 0) return;
+  step(`installing ${missing.join(', ')} (apt)`);
+  const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
+  run(sudo[0] ?? 'apt-get', [...(sudo.length ? ['apt-get'] : []), '-o', 'DPkg::Lock::Timeout=900', 'install', '-y', ...missing]);
+}
+
+/** Cargo's environment variable naming a target's test runner: CARGO_TARGET_<TRIPLE>_RUNNER. */
+const runnerVar = (triple) => `CARGO_TARGET_${triple.toUpperCase().replace(/-/g, '_')}_RUNNER`;
+
+ensureApt();
+const results = [];
+for (const triple of targets) {
+  const { tag, runner } = CROSS_TARGETS[triple] ?? {};
+  if (!tag) throw new Error(`build-platforms: ${triple} is not a cross target here (${Object.keys(CROSS_TARGETS).join(', ')}); ${HOST_TRIPLE} is built by npm run build`);
+  step(`${triple}: napi build (-Zbuild-std; cache in ${CARGO_TARGET_DIR})`);
+  buildAddon({ triple });
+  const symbols = spawnSync('readelf', ['--dyn-syms', '--wide', addonPath(tag)], { encoding: 'utf8' }).stdout ?? '';
+  if (!symbols.includes('napi_register_module_v1')) throw new Error(`build-platforms: ${addonPath(tag)} does not export napi_register_module_v1`);
+  results.push(`${tag}: built ${addonPath(tag)} (exports napi_register_module_v1)`);
+  if (test) {
+    const { env, cargoArgs } = crossBuildEnv(triple);
+    step(`${triple}: kiln-core's tests${runner ? ` under ${runner.split(' ')[0]}` : ' (static binary, run directly)'}`);
+    run(env.CARGO, ['test', '--release', '-p', 'kiln-core', '--target', triple, ...cargoArgs], {
+      env: { ...env, ...(runner ? { [runnerVar(triple)]: runner } : {}) },
+    });
+    results.push(`${tag}: kiln-core tests passed${runner ? ` under ${runner.split(' ')[0]}` : ''}`);
+  }
+}
+step('build:platforms done');
+for (const r of results) console.log(`  ${r}`);
+if (!existsSync(addonPath())) console.log('  (this machine\'s own addon: npm run build)');
