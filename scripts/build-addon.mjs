@@ -68,7 +68,15 @@ export function crossBuildEnv(triple) {
  * addon's build: napi passes --target explicitly (a separate target directory) and --strip adds
  * RUSTFLAGS (which rebuild everything when they differ), so the tests say the same.
  */
-export const HOST_CARGO = HOST_TRIPLE ? { args: ['--target', HOST_TRIPLE], env: { RUSTFLAGS: '-C link-arg=-s' } } : { args: [], env: {} };
+export const HOST_CARGO = HOST_TRIPLE ? { args: ['--target', HOST_TRIPLE], env: { RUSTFLAGS: napiRustflags(HOST_TRIPLE) } } : { args: [], env: {} };
+
+/**
+ * The RUSTFLAGS `napi build --strip` sets for a target (musl: libc linked dynamically, as a Node
+ * on Alpine loads addons), for cargo commands that should reuse the addon build's std and crates.
+ */
+export function napiRustflags(triple) {
+  return [...(triple.includes('musl') ? ['-C target-feature=-crt-static'] : []), '-C link-arg=-s'].join(' ');
+}
 
 /** Builds the addon for `triple` (default: this machine) with `napi build --release --strip`. */
 export function buildAddon({ triple = HOST_TRIPLE } = {}) {

@@ -1,7 +1,8 @@
 // `npm run build:platforms`: builds the native addon for every target this machine can build
 // (docs/packaging.md has the table) into npm/<platform>/, then runs what it built:
-//   - kiln-core's unit tests, cross-compiled for each target and run under qemu-user
-//     (aarch64) or directly (x86-64 musl: a static test binary runs on any x86-64 Linux);
+//   - kiln-core's unit tests, cross-compiled for each target (with the addon's RUSTFLAGS, so
+//     they reuse its std and crates) and run under qemu-user (aarch64) or directly (x86-64
+//     musl, through the musl loader Debian's musl package installs);
 //   - each addon checked for the N-API entry point Node looks up (napi_register_module_v1).
 // Slow (each target compiles wgpu and std from source; tens of minutes on 2 busy cores), so it is
 // not part of `npm test`. `--target T` builds one; `--no-test` skips the test runs.
@@ -11,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { CARGO_TARGET_DIR, run, step } from './lib.mjs';
-import { CROSS_TARGETS, HOST_TRIPLE, addonPath, buildAddon, crossBuildEnv } from './build-addon.mjs';
+import { CROSS_TARGETS, HOST_TRIPLE, addonPath, buildAddon, crossBuildEnv, napiRustflags } from './build-addon.mjs';
 
 const APT = ['rustc-web', 'cargo-web', 'rust-web-src', 'qemu-user-static', ...new Set(Object.values(CROSS_TARGETS).map((t) => t.apt))];
 const i = process.argv.indexOf('--target');
@@ -43,7 +44,7 @@ for (const triple of targets) {
     const { env, cargoArgs } = crossBuildEnv(triple);
     step(`${triple}: kiln-core's tests${runner ? ` under ${runner.split(' ')[0]}` : ' (static binary, run directly)'}`);
     run(env.CARGO, ['test', '--release', '-p', 'kiln-core', '--target', triple, ...cargoArgs], {
-      env: { ...env, ...(runner ? { [runnerVar(triple)]: runner } : {}) },
+      env: { ...env, RUSTFLAGS: napiRustflags(triple), ...(runner ? { [runnerVar(triple)]: runner } : {}) },
     });
     results.push(`${tag}: kiln-core tests passed${runner ? ` under ${runner.split(' ')[0]}` : ''}`);
   }

@@ -3,19 +3,20 @@
 // what the tarballs hold, installs both into an empty project, and runs every file the section
 // shows: app.mjs and app.cjs (their output must equal the comment on their console.log line),
 // app.ts under `strict` (plus its `require` twin), src/main.js built by Vite and the plain page,
-// both loaded in Chromium. Then it breaks the installed binary (corrupt, missing, and a foreign
-// architecture's build when `npm run build:platforms` made one) and checks that `import` still
+// both loaded in Chromium. Then it breaks the installed binary (corrupt, missing, and other
+// platforms' builds when `npm run build:platforms` made them) and checks that `import` still
 // works on the WASM backend with exactly one warning that says why.
 //
 //   node scripts/check-install.mjs               # all of it (`npm run check:install`)
 //   node scripts/check-install.mjs --no-browser  # no Vite, no Chromium, no prepack (npm test's form:
 //                                                # it packs what npm test's set-up built)
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ROOT, step } from './lib.mjs';
 import { HOST_TAG, addonPath } from './build-addon.mjs';
+import { platformDependencies } from './platform-manifest.mjs';
 
 const browser = !process.argv.includes('--no-browser');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
@@ -79,6 +80,19 @@ try {
   const wasmNames = files.filter((f) => f.endsWith('.wasm')).map((f) => f.split('/').pop());
   check(new Set(wasmNames).size === wasmNames.length, `each .wasm shipped once (${wasmNames.join(', ')})`);
   check(!files.some((f) => /^dist\/.*\.map$/.test(f) || f.startsWith('ts/')), 'no source maps under dist/ and no sources');
+  if (browser) {
+    // prepack compiled dist/ without maps; a leftover sourceMappingURL would point at nothing.
+    const unpacked = join(work, 'unpacked');
+    mkdirSync(unpacked);
+    must('tar', ['-xzf', mainTgz, '-C', unpacked], ROOT);
+    const dangling = files.filter((f) => /^dist\/.*\.c?js$/.test(f) && readFileSync(join(unpacked, 'package', f), 'utf8').includes('sourceMappingURL'));
+    check(dangling.length === 0, 'no source map comments under dist/ (prepack compiled without maps)', dangling.join(', '));
+    const shipped = JSON.parse(readFileSync(join(unpacked, 'package', 'package.json'), 'utf8'));
+    const wantDeps = JSON.stringify(platformDependencies());
+    check(JSON.stringify(shipped.optionalDependencies) === wantDeps, `the packed package.json lists every platform package: ${wantDeps}`, JSON.stringify(shipped.optionalDependencies));
+    check(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).optionalDependencies === undefined, 'postpack restored package.json');
+  }
+  for (const tgz of [mainTgz, platformTgz]) console.log(`     ${tgz.split('/').pop()}: ${(statSync(tgz).size / 1e6).toFixed(2)} MB`);
   const platformFiles = tarList(platformTgz);
   check(platformFiles.sort().join() === ['README.md', 'package.json', `kiln.${HOST_TAG}.node`].sort().join(), `${platformPkg} tarball: ${platformFiles.join(', ')}`);
   if (process.platform === 'linux') {
@@ -141,13 +155,14 @@ try {
   damaged.fill(0, 0, 64); // the ELF header gone, as in a damaged download
   writeFileSync(installed, damaged);
   fallback('corrupt binary', new RegExp(`${platformPkg}: .*invalid ELF header.*reinstall the dependencies`));
-  const foreign = Object.keys(pkg.optionalDependencies).map((p) => p.slice(pkg.name.length + 1)).find((t) => t !== HOST_TAG && t.startsWith(`${process.platform}-`) && !t.includes(process.arch) && existsSync(addonPath(t)));
-  if (foreign) {
-    copyFileSync(addonPath(foreign), installed);
-    fallback(`${foreign} binary in ${platformPkg}`, new RegExp(`${platformPkg}: .*(wrong ELF class|ELF file's machine|cannot open shared object|machine type).*reinstall the dependencies`));
-  } else {
-    console.log(`(no foreign-architecture build in npm/: run \`npm run build:platforms\` to also check a wrong-architecture binary)`);
+  // Other platforms' builds (npm run build:platforms) in this platform's slot: another
+  // architecture (wrong ELF machine) or another C library (musl's loader is missing here).
+  const others = Object.keys(platformDependencies()).map((p) => p.slice(pkg.name.length + 1)).filter((t) => t !== HOST_TAG && existsSync(addonPath(t)));
+  for (const other of others) {
+    copyFileSync(addonPath(other), installed);
+    fallback(`${other} binary in ${platformPkg}`, new RegExp(`${platformPkg}: .*(wrong ELF class|ELF file's machine|machine type|cannot open shared object|symbol not found|undefined symbol).*reinstall the dependencies`));
   }
+  if (others.length === 0) console.log('(no other platform\'s build in npm/: `npm run build:platforms` adds wrong-architecture and wrong-libc cases)');
   rmSync(join(app, 'node_modules', platformPkg), { recursive: true });
   fallback('platform package not installed', new RegExp(`${platformPkg}: not installed\\).*npm install ${platformPkg}`));
 } catch (e) {

@@ -2,7 +2,7 @@
 // WASM with a broken or missing binary in an installed copy is tests/package/install.test.ts.
 import { describe, expect, it } from 'vitest';
 import { currentPlatform, describeFailure, loadNativeBinary, platformTag, PUBLISHED_PLATFORMS } from '../../ts/backends/native-binary.js';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 describe('native binary selection', () => {
   it('names platforms as napi-rs does', () => {
@@ -12,13 +12,16 @@ describe('native binary selection', () => {
     expect(platformTag({ platform: 'win32', arch: 'x64' })).toBe('win32-x64-msvc');
   });
 
-  it('publishes exactly the platform packages package.json lists', () => {
+  it('has a platform package for each napi target, at kiln-ml\'s version', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    expect(Object.keys(pkg.optionalDependencies).sort()).toEqual(PUBLISHED_PLATFORMS.map((t) => `${pkg.name}-${t}`).sort());
-    for (const dep of Object.values(pkg.optionalDependencies)) expect(dep).toBe(pkg.version);
+    // The repository lists no optionalDependencies (prepack adds them: scripts/platform-manifest.mjs).
+    expect(pkg.optionalDependencies).toBeUndefined();
+    expect(pkg.napi.targets).toHaveLength(PUBLISHED_PLATFORMS.length);
+    expect(readdirSync(new URL('../../npm', import.meta.url)).sort()).toEqual([...PUBLISHED_PLATFORMS].sort());
     for (const tag of PUBLISHED_PLATFORMS) {
       const sub = JSON.parse(readFileSync(new URL(`../../npm/${tag}/package.json`, import.meta.url), 'utf8'));
       expect(sub).toMatchObject({ name: `${pkg.name}-${tag}`, version: pkg.version, main: `kiln.${tag}.node`, files: [`kiln.${tag}.node`] });
+      expect(sub.os).toEqual([tag.split('-')[0]]);
     }
   });
 
