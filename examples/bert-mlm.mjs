@@ -8,7 +8,7 @@
 //
 // Examples are word windows of random length (8..32) padded to 32, so the attention's key padding
 // mask does real work: padding must not influence the words.
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { elapsed, loadMobyDick, startRun, trainingPlan, windowBatches } from './lib/moby-dick.mjs';
 
 const { data, nn, train } = kiln;

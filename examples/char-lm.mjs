@@ -8,7 +8,7 @@
 //   node examples/char-lm.mjs [--epochs N] [--hidden H]      (after `npm run setup`)
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const { data, nn, optim, train } = kiln;
 const args = process.argv.slice(2);

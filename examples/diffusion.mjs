@@ -9,7 +9,7 @@
 //
 //   node examples/diffusion.mjs [--part 2d|mnist|both] [--mnist-steps N]     (after `npm run setup`)
 import { rmSync, mkdirSync, writeFileSync } from 'node:fs';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { trainDigitClassifier, classifierScore, formatScore } from './lib/digit-score.mjs';
 
 const { data, nn, optim, viz, losses } = kiln;

@@ -4,7 +4,7 @@
 //
 //   node examples/distillation.mjs [--epochs N] [--reuse-teacher]      (after `npm run setup`)
 // The teacher is saved to out/distillation/teacher/; --reuse-teacher loads it instead of training.
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { loader, mnistSplits } from './lib/mnist.mjs';
 
 const { nn, optim } = kiln;

@@ -7,7 +7,7 @@
 // Exits non-zero if fine-tuning does not beat scratch at every size.
 //
 //   node examples/finetune.mjs [--per-class N]      (after `npm run setup`; default: 5,10,20,50)
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { loader, mnistSplits } from './lib/mnist.mjs';
 
 const { nn, optim } = kiln;

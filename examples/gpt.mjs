@@ -6,7 +6,7 @@
 //
 // Characters, not words: ~90 symbols, so the model spends its capacity on spelling, words and
 // punctuation, and a few minutes of training on 2 cores give text that reads like English.
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { elapsed, flat, loadMobyDick, startRun, trainingPlan, windowBatches } from './lib/moby-dick.mjs';
 
 const { data, nn, train } = kiln;

@@ -2,7 +2,7 @@
 // gradients written out by hand in Kiln ops, to show matmul's transpose flags and tidy at work.
 // (examples/mnist.mjs does the same kind of thing with autograd, nn and fit.)
 // Run: node examples/linear-regression.mjs   (after `npm run setup`)
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 console.log(`Kiln on the '${kiln.getBackend()}' backend: ${kiln.simdLevel()} kernels, ${kiln.numThreads()} threads\n`);
 

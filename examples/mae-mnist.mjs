@@ -8,7 +8,7 @@
 // the untrained encoder. Writes test digits, their masked inputs and reconstructions as a PNG grid.
 //
 //   node examples/mae-mnist.mjs [--epochs N] [--images N] [--patch 4|7] [--mask 0.75] [--lr 2e-3]   (after `npm run setup`)
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const { data, optim, ssl, viz } = kiln;
 const args = process.argv.slice(2);

@@ -4,7 +4,7 @@
 // the test accuracy is reduced across ranks, and only rank 0 logs and saves the model.
 //
 //   mpirun -np 2 node examples/mnist-distributed.mjs [--epochs N]     (after `npm run build:mpi`)
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const { data, nn, optim, distributed } = kiln;
 const args = process.argv.slice(2);

@@ -8,7 +8,7 @@
 // --resume continues a run that was stopped, from out/mnist/checkpoint.safetensors.
 // --gpu trains on the GPU backend (model.to('gpu'); fit moves each batch there).
 import { rmSync } from 'node:fs';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const { data, nn, optim, train } = kiln;
 const args = process.argv.slice(2);

@@ -6,7 +6,7 @@
 //   node examples/onnx-finetune.mjs [--backend wasm]      (after `npm run setup`)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { ensurePython } from '../scripts/python.mjs';
 
 const backend = process.argv.includes('--backend') ? process.argv[process.argv.indexOf('--backend') + 1] : 'native';

@@ -8,7 +8,7 @@
 // dense10), trained here for --epochs (default 1). Accuracy is on the same held-out 15% test split
 // as examples/mnist.mjs.
 import { existsSync, statSync } from 'node:fs';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { allDigits } from './lib/mnist.mjs';
 
 const { data, nn } = kiln;

@@ -10,7 +10,7 @@
 //
 // Defaults: 8 epochs on 10,000 training digits, depth 20 (+ 2 stem convolutions), Adam 1e-3.
 // Writes out/residual-vs-plain/curves.html (both models' training loss and validation accuracy).
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { mnistSplits } from './lib/mnist.mjs';
 
 const { nn, optim, data, train } = kiln;

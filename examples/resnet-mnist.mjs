@@ -6,7 +6,7 @@
 //   node examples/resnet-mnist.mjs [--epochs N] [--train N]      (after `npm run setup`)
 //
 // Defaults: 3 epochs on the full 70/15/15 split's training part (49,000 digits).
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 import { mnistSplits } from './lib/mnist.mjs';
 
 const { nn, optim, data, train } = kiln;

@@ -11,7 +11,7 @@
 //
 //   node examples/simclr-mnist.mjs [--epochs N] [--images N] [--dashboard]   (after `npm run setup`)
 import { rmSync } from 'node:fs';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const { data, nn, optim, ssl, train } = kiln;
 const args = process.argv.slice(2);

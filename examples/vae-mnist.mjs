@@ -8,7 +8,7 @@
 //
 //   node examples/vae-mnist.mjs [--epochs N]     (after `npm run setup`)
 import { rmSync } from 'node:fs';
-import * as kiln from '../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const { data, nn, optim, viz } = kiln;
 const args = process.argv.slice(2);

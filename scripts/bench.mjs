@@ -12,7 +12,7 @@ const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 
 // 1. Kiln itself (npm deps, native addon, dist/).
 step('building Kiln (skipped when up to date)');
-setup();
+setup({ wasm: true });
 
 // 2. The peer libraries, installed in bench/ only. onnxruntime-node's install script would fetch
 //    CUDA libraries; ONNXRUNTIME_NODE_INSTALL=skip keeps its bundled CPU binaries only.

@@ -1,6 +1,7 @@
 // Builds the WASM backend: kiln-core + bindings/wasm for wasm32-unknown-unknown in three
-// variants, then wasm-bindgen into bindings/wasm/pkg-node/ (Node, CommonJS) and
-// bindings/wasm/pkg-web/ (browsers, ES module):
+// variants, then wasm-bindgen into bindings/wasm/pkg-node/ (Node, CommonJS: a module Node can load
+// afresh after a fault, ts/backends/wasm.ts) and bindings/wasm/pkg-web/ (browsers, ES module), and
+// wasm-opt -O3 on each module:
 //   kiln_wasm          SIMD128, single-threaded: runs on every engine with WASM SIMD
 //   kiln_wasm_relaxed  + relaxed-simd (fused multiply-add in the GEMM kernel): Chromium 114+,
 //                      Node 22+ (Node 20 behind a V8 flag that ts/backends/wasm.ts turns on)
@@ -9,11 +10,13 @@
 // The loaders pick the best variant the engine accepts. Each step is skipped when its output is
 // newer than its inputs; `--force` redoes everything.
 //
-// Why not rustup + wasm-pack: `rustup target add wasm32-unknown-unknown` cannot reach its server
-// here, so Debian's rustc-web (rustc with the wasm32 std sources) builds std itself with
-// -Zbuild-std; wasm-pack expects a rustup target, so this script runs what wasm-pack runs
-// underneath (cargo build + wasm-bindgen). See /work/shared/toolchain.md.
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+// The compiler: rustup's, when its wasm32-unknown-unknown target is installed (`rustup target add
+// wasm32-unknown-unknown`); the threaded build rebuilds std with atomics, so it also needs rustup's
+// rust-src component. Otherwise Debian's rustc-web (rustc with the std sources) builds std itself
+// with -Zbuild-std, the route on machines where rustup cannot reach its server. wasm-pack expects a
+// rustup target, so this script runs what wasm-pack runs underneath (cargo build + wasm-bindgen),
+// then wasm-opt (npm package binaryen) on each module. See docs/packaging.md.
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -24,15 +27,17 @@ const WASM_BINDGEN_VERSION = '0.2.130';
 const CACHE = join(homedir(), '.cache', 'kiln');
 const WASM_TARGET_DIR = process.env.KILN_WASM_TARGET_DIR ?? join(CACHE, 'wasm-target');
 const WASM_BINDGEN = join(CACHE, 'bin', 'wasm-bindgen');
-const RUSTC = '/usr/bin/rustc';
-const CARGO = '/usr/bin/cargo';
-const RUST_SRC = '/usr/lib/rustlib/src/rust/library';
+/** binaryen's optimizer, from npm (devDependency `binaryen`). */
+const WASM_OPT = join(ROOT, 'node_modules', '.bin', 'wasm-opt');
+const DEBIAN_RUSTC = '/usr/bin/rustc';
+const DEBIAN_CARGO = '/usr/bin/cargo';
+const DEBIAN_RUST_SRC = '/usr/lib/rustlib/src/rust/library';
 /** Largest shared memory the threaded build may grow to (a shared memory must declare one). */
 const THREADS_MAX_MEMORY = 4 * 1024 ** 3 - 64 * 1024;
 
 /**
- * The variants: name (output file stem), target features, extra linker flags, wasm-bindgen
- * targets. Each has its own cargo target directory: different RUSTFLAGS rebuild everything.
+ * The variants: name (output file stem), target features, extra linker flags. Each has its own
+ * cargo target directory: different RUSTFLAGS rebuild everything.
  */
 const VARIANTS = [
   { name: 'kiln_wasm', dir: '', features: '+simd128', link: [], targets: ['nodejs', 'web'] },
@@ -52,6 +57,8 @@ const VARIANTS = [
       '--export=__tls_align',
       '--export=__tls_base',
     ],
+    // Shared memory needs a std compiled with atomics: no prebuilt std has them.
+    buildStd: true,
     targets: ['web'],
   },
 ];
@@ -79,9 +86,29 @@ function findLinker() {
   return null;
 }
 
+/** rustup's components for the default toolchain: whether it has wasm32's std and the std sources. */
+function rustupWasm() {
+  const targets = output('rustup', ['target', 'list', '--installed'])?.split('\n') ?? [];
+  const components = output('rustup', ['component', 'list', '--installed'])?.split('\n') ?? [];
+  return { target: targets.includes('wasm32-unknown-unknown'), src: components.some((c) => c.startsWith('rust-src')) };
+}
+
+/**
+ * How to compile a variant: rustup's cargo and rustc when they can (the prebuilt wasm32 std, or
+ * rust-src for a variant that rebuilds std), else Debian's rustc-web with -Zbuild-std.
+ */
+function compilerFor(v, rustup) {
+  const buildStd = ['-Zbuild-std=std,panic_abort'];
+  if (rustup.target && !v.buildStd) return { route: 'rustup', cargo: 'cargo', env: {}, args: [] };
+  if (rustup.target && rustup.src) return { route: 'rustup', cargo: 'cargo', env: { RUSTC_BOOTSTRAP: '1' }, args: buildStd };
+  ensureRustWeb();
+  // Debian's rustc: rustup's (first on PATH) has no wasm32 std. RUSTC_BOOTSTRAP unlocks -Zbuild-std.
+  return { route: 'Debian rustc-web', cargo: DEBIAN_CARGO, env: { RUSTC: DEBIAN_RUSTC, RUSTC_BOOTSTRAP: '1' }, args: buildStd };
+}
+
 /** Debian's rustc-web ships the std sources -Zbuild-std compiles for wasm32; install it if missing. */
 function ensureRustWeb() {
-  if (existsSync(RUSTC) && existsSync(CARGO) && existsSync(RUST_SRC)) return;
+  if (existsSync(DEBIAN_RUSTC) && existsSync(DEBIAN_CARGO) && existsSync(DEBIAN_RUST_SRC)) return;
   step('installing Debian\'s rustc-web, cargo-web and rust-web-src (rustc with the std sources for wasm32)');
   const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
   const apt = (args) => run(sudo.length ? 'sudo' : 'apt-get', sudo.length ? ['apt-get', ...args] : args);
@@ -107,14 +134,14 @@ export function buildWasm({ force = false } = {}) {
       console.error('[kiln] no wasm linker found (rust-lld from rustup, or Debian\'s lld). Install lld, then run this again.');
       process.exit(1);
     }
+    const rustup = rustupWasm();
     for (const v of stale) {
-      step(`building the WASM module ${v.name} (${v.features}; cache in ${join(WASM_TARGET_DIR, v.dir)}); the first build compiles std and takes a few minutes`);
-      run(CARGO, ['build', '--release', '-Zbuild-std=std,panic_abort', '--target', 'wasm32-unknown-unknown'], {
+      const compiler = compilerFor(v, rustup);
+      step(`building the WASM module ${v.name} (${v.features}; ${compiler.route}; cache in ${join(WASM_TARGET_DIR, v.dir)}); the first build takes a few minutes`);
+      run(compiler.cargo, ['build', '--release', ...compiler.args, '--target', 'wasm32-unknown-unknown'], {
         cwd: join(ROOT, 'bindings/wasm'),
         env: {
-          // Debian's rustc: rustup's (first on PATH) has no wasm32 std. RUSTC_BOOTSTRAP unlocks -Zbuild-std.
-          RUSTC,
-          RUSTC_BOOTSTRAP: '1',
+          ...compiler.env,
           CARGO_TARGET_DIR: join(WASM_TARGET_DIR, v.dir),
           RUSTFLAGS: rustflags(v, lld),
         },
@@ -128,12 +155,14 @@ export function buildWasm({ force = false } = {}) {
     for (const target of v.targets) {
       const [dir, type] = dirs[target];
       const out = join(ROOT, dir);
-      if (!force && mtime(join(out, `${v.name}_bg.wasm`)) >= mtime(builtPath(v))) continue;
+      const wasm = join(out, `${v.name}_bg.wasm`);
+      if (!force && mtime(wasm) >= mtime(builtPath(v))) continue;
       ensureWasmBindgen();
-      step(`wasm-bindgen --target ${target} -> ${dir}/${v.name}.js`);
+      step(`wasm-bindgen --target ${target} -> ${dir}/${v.name}.js, then wasm-opt -O3`);
       run(WASM_BINDGEN, ['--target', target, '--out-dir', out, '--out-name', v.name, builtPath(v)]);
+      // wasm-opt reads the module's target_features section, so it keeps to the variant's features.
+      run(WASM_OPT, ['-O3', wasm, '-o', wasm]);
       // The root package.json says "type": "module"; the nodejs output is CommonJS.
-      mkdirSync(out, { recursive: true });
       writeFileSync(join(out, 'package.json'), JSON.stringify({ type }, null, 2) + '\n');
     }
   }

@@ -1,6 +1,6 @@
 // `npm run check:vite`: checks that the browser bundle works through a bundler. In a temporary
-// directory it installs vite (from the npm registry) and this repository as the package `kiln`,
-// builds a one-file app (`import * as kiln from 'kiln'`: package.json's "browser" export), then
+// directory it installs vite (from the npm registry) and this repository as the package `kiln-ml`,
+// builds a one-file app (`import * as kiln from 'kiln-ml'`: package.json's "browser" export), then
 // loads the built app in Chromium twice: cross-origin isolated (the threaded build, with the
 // worker Vite emitted) and not (the single-threaded build), and checks a matmul in each.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ try {
   writeFileSync(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><title>kiln + vite</title><script type="module" src="/src/main.js"></script>\n');
   writeFileSync(
     join(dir, 'src', 'main.js'),
-    `import * as kiln from 'kiln';
+    `import * as kiln from 'kiln-ml';
 try {
   await kiln.init();
   const y = kiln.tidy(() => kiln.matmul(kiln.tensor([[1, 2], [3, 4]]), kiln.tensor([[5, 6], [7, 8]])).dataSync());

@@ -7,7 +7,7 @@ import { setup } from './setup.mjs';
 import { ROOT, step } from './lib.mjs';
 import { quietVulkanEnv } from './vulkan.mjs';
 
-setup();
+setup({ wasm: true });
 const scale = process.env.KILN_FUZZ_SCALE ?? '20';
 const backends = process.env.KILN_BACKENDS ?? 'native,wasm';
 step(`fuzzer: ${scale}x the npm test budget on ${backends}`);

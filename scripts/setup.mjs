@@ -1,14 +1,16 @@
 // First-run set-up, shared by `npm test`, `npm start` and `npm run bench`: installs the npm
-// dependencies, builds the native addon with cargo, and compiles the TypeScript. Each step is
-// skipped when its output is newer than its inputs. `--force` redoes everything.
-import { copyFileSync, mkdirSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
-import { CARGO_TARGET_DIR, ROOT, has, mtime, newest, run, step } from './lib.mjs';
+// dependencies, builds the native addon (napi-rs's CLI, into npm/<platform>/ where the platform
+// package is packed from), and compiles the TypeScript. The WASM modules are built only for those
+// who need them (`setup({ wasm: true })`: npm test, the bench; npm start's MNIST run does not).
+// Each step is skipped when its output is newer than its inputs. `--force` redoes everything.
+import { CARGO_TARGET_DIR, has, mtime, newest, run, step } from './lib.mjs';
 import { buildWasm } from './build-wasm.mjs';
+import { addonPath, buildAddon } from './build-addon.mjs';
 
 const force = process.argv.includes('--force');
 
-export function setup() {
+/** `wasm`: also build the WASM modules (Node's and the browsers'). */
+export function setup({ wasm = false } = {}) {
   // 1. npm dependencies.
   if (force || mtime('node_modules/.package-lock.json') < mtime('package-lock.json')) {
     step('installing npm dependencies (npm ci)');
@@ -16,24 +18,17 @@ export function setup() {
   }
 
   // 2. The native addon.
-  const addon = 'bindings/node/kiln.node';
-  if (force || mtime(addon) < newest(['crates', 'bindings/node/src', 'bindings/node/Cargo.toml', 'Cargo.toml', 'Cargo.lock'])) {
+  if (force || mtime(addonPath()) < newest(['crates', 'bindings/node/src', 'bindings/node/Cargo.toml', 'Cargo.toml', 'Cargo.lock'])) {
     if (!has('cargo')) {
       console.error('[kiln] cargo is not installed. Install Rust (https://rustup.rs), then run this again.');
       process.exit(1);
     }
-    step(`building the native addon (cargo build --release, cache in ${CARGO_TARGET_DIR}); the first build takes a few minutes`);
-    run('cargo', ['build', '--release', '-p', 'kiln-node']);
-    mkdirSync(join(ROOT, 'bindings/node'), { recursive: true });
-    // Copy then rename: overwriting the file in place would crash (SIGBUS) any running process
-    // that has the old addon mapped; a rename leaves their mapping intact.
-    const temp = join(ROOT, `${addon}.${process.pid}.tmp`);
-    copyFileSync(join(CARGO_TARGET_DIR, 'release', 'libkiln_node.so'), temp);
-    renameSync(temp, join(ROOT, addon));
+    step(`building the native addon (napi build --release, cache in ${CARGO_TARGET_DIR}); the first build takes a few minutes`);
+    buildAddon();
   }
 
-  // 3. The WASM module (Debian's rustc-web + build-std; see scripts/build-wasm.mjs).
-  buildWasm({ force });
+  // 3. The WASM modules (rustup's wasm32 target, or Debian's rustc-web + build-std; scripts/build-wasm.mjs).
+  if (wasm) buildWasm({ force });
 
   // 4. TypeScript -> dist/.
   if (force || mtime('dist/index.js') < newest(['ts', 'tsconfig.json'])) {
@@ -43,6 +38,6 @@ export function setup() {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  setup();
+  setup({ wasm: !process.argv.includes('--no-wasm') });
   step('set-up complete');
 }

@@ -10,8 +10,9 @@ import { ensureChromium } from './chromium.mjs';
 import { ensureVulkanDriver, quietVulkanEnv } from './vulkan.mjs';
 import { ensurePython } from './python.mjs';
 import { buildMpiAddon, ensureMpi } from './build-mpi.mjs';
+import { HOST_CARGO } from './build-addon.mjs';
 
-setup();
+setup({ wasm: true });
 // tests/browser/ runs Kiln in a real browser; KILN_SKIP_BROWSER=1 skips it (and this install).
 if (process.env.KILN_SKIP_BROWSER !== '1') ensureChromium();
 // The 'gpu' backend runs on lavapipe (Mesa's CPU Vulkan) when the machine has no GPU driver.
@@ -26,8 +27,8 @@ buildMpiAddon();
 // for the ONNX conformance data and reference outputs.
 const python = ensurePython(['numpy', 'safetensors', 'ml_dtypes', 'scikit-learn', 'tensorboard', 'pillow', 'onnx', 'onnxruntime']);
 step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
-run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet']);
-run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet'], { env: quietVulkanEnv() });
+run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet', ...HOST_CARGO.args], { env: HOST_CARGO.env });
+run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet', ...HOST_CARGO.args], { env: { ...quietVulkanEnv(), ...HOST_CARGO.env } });
 
 // The shared suites run once per backend: the native addon, the WASM module and the GPU (wgpu
 // through the addon; on lavapipe here, where the heavy learning runs are skipped: tests/backends.ts).

@@ -6,7 +6,7 @@
  * Bundled by scripts/build-web.mjs into dist-web/kiln.js (an ES module; package.json's "browser"
  * export) with the .wasm builds and the worker script beside it.
  *
- *   import * as kiln from 'kiln';          // a bundler, or './dist-web/kiln.js' in a plain page
+ *   import * as kiln from 'kiln-ml';          // a bundler, or './dist-web/kiln.js' in a plain page
  *   await kiln.init();                     // threaded when the page is cross-origin isolated
  *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).relu());
  *

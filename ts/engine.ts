@@ -33,6 +33,16 @@ export function registerBackend(name: BackendName, factory: () => Backend, isDef
   if (isDefault || defaultName === null) defaultName = name;
 }
 
+let chooseDefault: (() => BackendName) | null = null;
+
+/**
+ * Internal: decides the default backend on first use instead of at registration (the Node entry
+ * picks native when its binary loads, else WASM). Overrides `isDefault`.
+ */
+export function registerDefaultBackend(choose: () => BackendName): void {
+  chooseDefault = choose;
+}
+
 function load(name: BackendName): LoadedBackend {
   const existing = loaded.get(name);
   // A backend whose instance faulted (a WASM trap) is replaced by a fresh one; the old one keeps
@@ -75,6 +85,7 @@ export function backend(): LoadedBackend {
   // After a fault, new tensors go to a fresh instance of the same backend.
   if (active !== null && active.impl.faulted?.() != null) active = load(active.name as BackendName);
   if (active !== null) return active;
+  if (chooseDefault !== null) return (active = load(chooseDefault()));
   if (defaultName === null) {
     throw new Error('kiln: no backend is registered: import Kiln through its entry point (index.js in Node, the browser bundle in browsers)');
   }

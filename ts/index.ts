@@ -1,7 +1,7 @@
 /**
  * Kiln: deep learning for TypeScript with Rust kernels.
  *
- *   import * as kiln from 'kiln';
+ *   import * as kiln from 'kiln-ml';
  *   const y = kiln.tidy(() => kiln.tensor([[1, 2], [3, 4]]).matmul(kiln.eye(2)).relu());
  */
 

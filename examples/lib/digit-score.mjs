@@ -1,7 +1,7 @@
 // A quick judge of generated digits: an MLP classifier trained on real MNIST in seconds, and a
 // "classifier score" of a set of images from its predictions (a poor man's Inception score).
 // Recognizable, varied digits get confident predictions spread over all ten classes; noise does not.
-import * as kiln from '../../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const { nn, optim, data, losses } = kiln;
 

@@ -1,6 +1,6 @@
 // The MNIST set-up shared by the smaller examples: all 70,000 digits, the same stratified 70/15/15
 // split as the main job (examples/mnist.mjs, which spells each step out), pixels scaled /255.
-import * as kiln from '../../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const { data } = kiln;
 

