@@ -5,6 +5,7 @@
 import { copyFileSync, existsSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { CARGO_TARGET_DIR, ROOT, has, mtime, newest, run, step } from './lib.mjs';
+import { HOST_CARGO, HOST_TRIPLE } from './build-addon.mjs';
 
 export const MPI_ADDON = 'bindings/node/kiln-mpi.node';
 // mpirun (openmpi-bin), the headers and libmpi for rsmpi's build (libopenmpi-dev) and libclang
@@ -41,10 +42,11 @@ export function ensureMpi() {
 export function buildMpiAddon({ force = false } = {}) {
   if (!force && mtime(MPI_ADDON) >= newest(['crates', 'bindings/node/src', 'bindings/node/Cargo.toml', 'Cargo.toml', 'Cargo.lock'])) return;
   step('building the MPI addon (cargo build --release -p kiln-node --features mpi)');
-  run('cargo', ['build', '--release', '-p', 'kiln-node', '--features', 'mpi']);
+  // The addon build's target and flags (build-addon.mjs), so the dependencies it compiled are reused.
+  run('cargo', ['build', '--release', '-p', 'kiln-node', '--features', 'mpi', ...HOST_CARGO.args], { env: HOST_CARGO.env });
   // Copy then rename, like setup.mjs: a running process keeps its mapping of the old file.
   const temp = join(ROOT, `${MPI_ADDON}.${process.pid}.tmp`);
-  copyFileSync(join(CARGO_TARGET_DIR, 'release', 'libkiln_node.so'), temp);
+  copyFileSync(join(CARGO_TARGET_DIR, ...(HOST_TRIPLE ? [HOST_TRIPLE] : []), 'release', 'libkiln_node.so'), temp);
   renameSync(temp, join(ROOT, MPI_ADDON));
 }
 
