@@ -18,6 +18,7 @@ import type { Tensor } from '../tensor.js';
 import { tensor } from '../ops/creation.js';
 import { allReduce, broadcast, mpiAddon, rank, worldSize } from './collectives.js';
 
+/** How DistributedDataParallel groups gradients for the all-reduce. */
 export interface DistributedDataParallelOptions {
   /**
    * Gradients are packed into buckets of about this many bytes, one all-reduce each (default
