@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, step } from './lib.mjs';
-import { CHROMIUM, ensureChromium } from './chromium.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, ensureChromium } from './chromium.mjs';
 import { serve } from './serve-web.mjs';
 
 const i = process.argv.indexOf('--rounds');
@@ -19,7 +19,7 @@ const { chromium } = await import('playwright-core');
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: CHROMIUM_ARGS,
 });
 try {
   for (const isolated of [true, false]) {

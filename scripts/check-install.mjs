@@ -178,7 +178,7 @@ process.exitCode = failures === 0 ? 0 : 1;
 
 /** Builds src/main.js with Vite and serves the plain page; both must show what their comment says. */
 async function checkBrowsers(app, snippets) {
-  const { CHROMIUM, ensureChromium } = await import('./chromium.mjs');
+  const { CHROMIUM, CHROMIUM_ARGS, ensureChromium } = await import('./chromium.mjs');
   const { serve } = await import('./serve-web.mjs');
   ensureChromium();
   step('vite build of src/main.js');
@@ -189,7 +189,7 @@ async function checkBrowsers(app, snippets) {
   cpSync(join(app, 'node_modules', 'kiln-ml', 'dist-web'), join(app, 'page', 'kiln'), { recursive: true });
 
   const { chromium } = await import('playwright-core');
-  const b = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'] });
+  const b = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   try {
     for (const [what, root, source] of [
       ['Vite build', join(app, 'dist'), snippets['src/main.js']],

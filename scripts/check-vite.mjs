@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, run, step } from './lib.mjs';
-import { CHROMIUM, ensureChromium } from './chromium.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, ensureChromium } from './chromium.mjs';
 import { serve } from './serve-web.mjs';
 
 ensureChromium();
@@ -36,7 +36,7 @@ try {
   run('npx', ['vite', 'build'], { cwd: dir });
 
   const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'] });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   let failed = false;
   try {
     for (const [isolated, want] of [

@@ -7,8 +7,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// @ts-expect-error: a plain .mjs script without type declarations
+import { CHROMIUM, CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
+
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.KILN_CHROMIUM ?? '/usr/bin/chromium';
 
 /** True when KILN_SKIP_BROWSER=1 asks to skip the Chromium tests (it says so once). */
 export const skipBrowser = process.env.KILN_SKIP_BROWSER === '1';
@@ -29,6 +31,6 @@ export async function launchChromium(): Promise<any> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: CHROMIUM_ARGS,
   });
 }

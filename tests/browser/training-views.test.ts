@@ -20,18 +20,12 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { optim, train } from '../../ts/index.js';
 import type { Callback } from '../../ts/train/index.js';
 import { TinyMlp, batches, xorData } from '../train/fixtures.js';
-// @ts-expect-error: a plain .mjs script without type declarations
-import { CHROMIUM, CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const skip = process.env.KILN_SKIP_BROWSER === '1';
-if (skip) console.warn('browser test skipped: KILN_SKIP_BROWSER=1');
+import { buildWeb, launchChromium, ROOT, skipBrowser } from './chromium.js';
 
 interface ChartData { x: number[]; series: Record<string, (number | null)[]> }
 type Charts = Record<'batch' | 'epochLoss' | 'epochMetrics' | 'lr', ChartData>;
@@ -44,19 +38,17 @@ class PauseAt implements Callback {
   }
 }
 
-describe.skipIf(skip)('training pages in chromium', () => {
+describe.skipIf(skipBrowser)('training pages in chromium', () => {
   let browser: any;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: \`npm test\` installs Debian's chromium (KILN_CHROMIUM=<path> for another)`);
     // The page loads the compiled view from dist/: compile when it is older than its source.
     const built = join(ROOT, 'dist', 'train', 'dashboard', 'view.js');
     if (!existsSync(built) || statSync(built).mtimeMs < statSync(join(ROOT, 'ts', 'train', 'dashboard', 'view.ts')).mtimeMs) {
       const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`tsc failed:\n${r.stdout}${r.stderr}`);
     }
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
@@ -214,8 +206,7 @@ describe.skipIf(skip)('training pages in chromium', () => {
   });
 
   it('in a page, fit({ dashboard: true }) appends the same view and it updates while the page trains', async () => {
-    const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { encoding: 'utf8' });
-    if (built.status !== 0) throw new Error(`build-web failed:\n${built.stdout}${built.stderr}`);
+    buildWeb();
     // @ts-expect-error: a plain .mjs script without type declarations
     const { serve } = await import('../../scripts/serve-web.mjs');
     const { server, url } = await serve({ port: 0, isolated: false });
