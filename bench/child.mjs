@@ -26,9 +26,13 @@ function peakKb() {
 const [peerName, kind, paramsJson] = process.argv.slice(2);
 const peer = (await import(`./peers/${peerName}.mjs`)).default;
 await peer.init();
-const loadedRSS = peakKb();
+// A peer that computes in a process of its own (PyTorch's Python server) reports that process's
+// peak (`peakRSS()`, kilobytes); this Node process only drives it.
+const peakOfPeer = async () => (peer.peakRSS ? await peer.peakRSS() : peakKb());
+const loadedRSS = await peakOfPeer();
 const fn = peer.workloads[kind];
 if (!fn) throw new Error(`${peerName} has no workload '${kind}'`);
 const seconds = await fn.call(peer, JSON.parse(paramsJson));
+const peakRSS = await peakOfPeer();
 await peer.close?.();
-console.log(JSON.stringify({ peakRSS: peakKb(), loadedRSS, maxRSS: process.resourceUsage().maxRSS, seconds }));
+console.log(JSON.stringify({ peakRSS, loadedRSS, maxRSS: process.resourceUsage().maxRSS, seconds }));

@@ -9,13 +9,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPEATS, TARGET } from './timing.mjs';
+import { REPEATS, STEP_RUNS, TARGET } from './timing.mjs';
 import { selectWorkloads } from './workloads.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
 /** Peer modules in table order; Kiln first (the ratios are Kiln / peer). */
-const PEERS = ['kiln', 'kiln-wasm', 'kiln-gpu', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs'];
+const PEERS = ['kiln', 'kiln-wasm', 'kiln-gpu', 'pytorch', 'tfjs-cpu', 'tfjs-wasm', 'onnxruntime', 'numpy', 'brain', 'convnetjs'];
 
 function listArg(name) {
   const out = [];
@@ -53,6 +53,7 @@ const fmtNumber = (v) => {
   if (a >= 100) return v.toFixed(0);
   return v.toPrecision(3);
 };
+const fmtPercent = (f) => `${(100 * f).toFixed(0)}%`;
 const fmtRatio = (r) => (r >= 10 ? `${r.toFixed(0)}x` : r >= 0.1 ? `${r.toFixed(2).replace(/0$/, '')}x` : `${r.toPrecision(2)}x`);
 
 // ---- peers -----------------------------------------------------------------------------------
@@ -91,6 +92,20 @@ const rowsOf = (w) =>
     : [{ id: w.id, label: `${w.label}${w.lowerIsBetter ? lowerMark : ''}`, w }];
 const tableRows = workloads.flatMap(rowsOf);
 
+/**
+ * A peer function's result as the table's value: seconds per call, or `{ runs }` (a training
+ * step's seconds in each measurement, timing.mjs timeStepRuns), reported as the median with the
+ * min, max and spread = (max - min) / median of the converted values.
+ */
+function measured(w, result) {
+  if (typeof result === 'number') return { value: w.value(result) };
+  const values = result.runs.map((s) => w.value(s)).sort((a, b) => a - b);
+  const mid = values.length >> 1;
+  const median = values.length % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+  const [min, max] = [values[0], values[values.length - 1]];
+  return { value: median, runs: { min, median, max, spread: (max - min) / median, count: values.length } };
+}
+
 /** Runs `kind` of one peer in a child process (child.mjs); returns its JSON report. */
 function runChild(peer, kind, params) {
   const r = spawnSync(process.execPath, ['--expose-gc', join(HERE, 'child.mjs'), peer.module, kind, JSON.stringify(params)], {
@@ -102,7 +117,7 @@ function runChild(peer, kind, params) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
-console.log(`\nMeasuring (best of ${REPEATS} runs of ~${TARGET} s each, after a warm-up):`);
+console.log(`\nMeasuring (best of ${REPEATS} runs of ~${TARGET} s each, after a warm-up; training steps: median of ${STEP_RUNS} runs):`);
 const started = performance.now();
 const results = []; // { workload, library, value, unit }
 const childInfo = []; // { workload, library, peakRSS, loadedRSS, maxRSS, seconds } from child.mjs
@@ -129,10 +144,10 @@ for (const w of workloads) {
         }
         console.log(`  ${''.padEnd(30)} ${peer.id.padEnd(10)} ${''.padStart(16)}   ${took()}`);
       } else {
-        const seconds = await fn.call(peer, w.params);
-        const value = w.value(seconds);
-        results.push({ workload: w.id, library: peer.id, value, unit: w.unit });
-        console.log(`  ${w.label.padEnd(30)} ${peer.id.padEnd(10)} ${`${fmtNumber(value)} ${w.unit}`.padStart(16)}   ${took()}`);
+        const { value, runs } = measured(w, await fn.call(peer, w.params));
+        results.push({ workload: w.id, library: peer.id, value, unit: w.unit, ...(runs ? { runs } : {}) });
+        const range = runs ? `   min ${fmtNumber(runs.min)} max ${fmtNumber(runs.max)} (spread ${fmtPercent(runs.spread)} over ${runs.count})` : '';
+        console.log(`  ${w.label.padEnd(30)} ${peer.id.padEnd(10)} ${`${fmtNumber(value)} ${w.unit}`.padStart(16)}   ${took()}${range}`);
       }
     } catch (e) {
       const reason = e?.message?.split('\n')[0] ?? String(e);
@@ -182,6 +197,18 @@ console.log(line(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const r of rows) console.log(line(r));
 console.log('');
+// Rows timed as several runs (training steps): the median is in the table, the range here.
+const ranged = tableRows.filter((row) => results.some((r) => r.workload === row.id && r.runs));
+if (ranged.length) {
+  console.log(`Training steps: min / median / max over ${STEP_RUNS} runs (fewer for a library slower than ${TARGET} s a step), spread = (max - min) / median (issue 18's target: <= 15%):`);
+  for (const row of ranged) {
+    const cells = results
+      .filter((r) => r.workload === row.id && r.runs)
+      .map(({ library, runs: s }) => `${library} ${fmtNumber(s.min)} / ${fmtNumber(s.median)} / ${fmtNumber(s.max)} (${fmtPercent(s.spread)}${s.count === STEP_RUNS ? '' : `, ${s.count} runs`})`);
+    console.log(`  ${row.label}: ${cells.join('; ')}`);
+  }
+  console.log('');
+}
 const summaries = workloads.map((w) => w.note?.(getById)).filter(Boolean);
 for (const s of summaries) console.log(`  ${s}`);
 for (const w of workloads.filter((x) => x.child)) {
@@ -207,7 +234,7 @@ const out = {
     node: process.version,
     kilnSimdLevel: kiln?.info?.simdLevel ?? null,
     kilnThreads: kiln?.info?.numThreads ?? null,
-    timing: `best of ${REPEATS} runs of ~${TARGET} s after a warm-up`,
+    timing: `best of ${REPEATS} runs of ~${TARGET} s after a warm-up; training steps: median of ${STEP_RUNS} runs (runs: min / median / max / spread)`,
     libraries: Object.fromEntries(peers.map((p) => [p.id, p.description])),
     notes: peers.flatMap((p) => Object.entries(p.notes ?? {}).map(([kind, note]) => ({ library: p.id, kind, note }))),
     summaries,
@@ -217,7 +244,7 @@ const out = {
     skipped,
     errors,
   },
-  results: results.map((r) => ({ ...r, value: Number(r.value.toPrecision(4)) })),
+  results: results.map((r) => ({ ...r, value: Number(r.value.toPrecision(4)) })), // runs: min/median/max/spread of a training step
 };
 const file = join(HERE, 'results', 'latest.json');
 mkdirSync(dirname(file), { recursive: true });

@@ -1,6 +1,7 @@
 // The timing policy shared by every in-process peer (numpy_bench.py follows the same one):
 // warm up, calibrate a batch size so one measurement takes about TARGET seconds, then report the
-// best (smallest) time per call over REPEATS measurements.
+// best (smallest) time per call over REPEATS measurements; a training step reports all STEP_RUNS
+// measurements instead (timeStepRuns).
 //
 // A call slower than TARGET (a training step of a plain-JavaScript library takes seconds) skips the
 // calibration: after the warm-up call, the best of SLOW_REPEATS single calls. This keeps the whole
@@ -11,6 +12,8 @@ export const REPEATS = 3;
 const WARMUP = 0.15; // seconds of warm-up calls (at least one call)
 const CALIBRATE = 0.1; // a calibration batch grows until it takes this long
 const SLOW_REPEATS = 2; // single timed calls of a function slower than TARGET
+export const STEP_RUNS = 5; // measurements of a training step (min / median / max are reported)
+const SLOW_STEP_RUNS = 3; // single timed steps of a library slower than TARGET (brain.js, convnetjs)
 
 /**
  * Seconds on the wall clock; with KILN_BENCH_CLOCK=cpu, CPU seconds of this process instead, which
@@ -26,8 +29,11 @@ const now =
     : () => performance.now() / 1000;
 const gc = () => globalThis.gc?.();
 
-/** Best seconds per call of a synchronous `fn`. */
-export function timeSync(fn) {
+/**
+ * Seconds per call of a synchronous `fn` in each of `repeats` measurements of about TARGET seconds
+ * (after a warm-up and a calibration); a call slower than TARGET gets `slowRepeats` single calls.
+ */
+function measureSync(fn, repeats, slowRepeats) {
   gc();
   let t0 = now();
   let calls = 0;
@@ -35,15 +41,15 @@ export function timeSync(fn) {
     fn();
     calls++;
   } while (now() - t0 < WARMUP);
+  const runs = [];
   if ((now() - t0) / calls > TARGET) {
-    let best = Infinity;
-    for (let r = 0; r < SLOW_REPEATS; r++) {
+    for (let r = 0; r < slowRepeats; r++) {
       gc();
       t0 = now();
       fn();
-      best = Math.min(best, now() - t0);
+      runs.push(now() - t0);
     }
-    return best;
+    return runs;
   }
   let n = 1;
   let t;
@@ -55,14 +61,28 @@ export function timeSync(fn) {
     n *= 2;
   }
   const iters = Math.max(1, Math.ceil((TARGET * n) / t));
-  let best = Infinity;
-  for (let r = 0; r < REPEATS; r++) {
+  for (let r = 0; r < repeats; r++) {
     gc();
     t0 = now();
     for (let i = 0; i < iters; i++) fn();
-    best = Math.min(best, (now() - t0) / iters);
+    runs.push((now() - t0) / iters);
   }
-  return best;
+  return runs;
+}
+
+/** Best seconds per call of a synchronous `fn`. */
+export function timeSync(fn) {
+  return Math.min(...measureSync(fn, REPEATS, SLOW_REPEATS));
+}
+
+/**
+ * A training step's seconds in each of STEP_RUNS measurements (SLOW_STEP_RUNS single steps when a
+ * step is slower than TARGET): `{ runs }`, which run.mjs reports as min / median / max and whose
+ * median the ratio columns use. A step's time moves from run to run more than a kernel's (the
+ * allocator, thread scheduling), so the best of a few would flatter it and hide instability.
+ */
+export function timeStepRuns(step) {
+  return { runs: measureSync(step, STEP_RUNS, SLOW_STEP_RUNS) };
 }
 
 /** Best seconds per call of an async `fn` (each call awaited before the next). */

@@ -56,9 +56,28 @@ export const LSTM = { batch: 32, steps: 32, inputs: 64, hidden: 128, classes: 10
 export const CNN = { batch: 64, size: 28, classes: 10, lr: 1e-3 };
 
 export const workloads = [
+  {
+    id: 'fma-peak',
+    kind: 'fmaPeak',
+    params: {},
+    label: 'f32 FMA peak (probe, machine)',
+    unit: 'GFLOP/s',
+    // Not a library's figure: bench/flops-probe (independent FMAs in registers on all threads,
+    // AVX-512 or AVX2 by run-time detection), shown in the kiln column; the GEMM ceiling.
+    value: (gflops) => gflops,
+  },
   matmul(64),
   matmul(256),
-  matmul(1024),
+  {
+    ...matmul(1024),
+    note(get) {
+      const peak = get('fma-peak', 'kiln');
+      if (peak === undefined) return undefined;
+      const libraries = ['kiln', 'numpy', 'pytorch', 'onnxruntime'].filter((lib) => get('matmul-1024', lib) !== undefined);
+      const parts = libraries.map((lib) => `${lib} ${((100 * get('matmul-1024', lib)) / peak).toFixed(0)}%`);
+      return `matmul 1024 as a fraction of the f32 FMA peak (${peak.toFixed(0)} GFLOP/s): ${parts.join(', ')} (issue 18's target: kiln >= 90%)`;
+    },
+  },
   {
     id: 'add-4',
     kind: 'add',

@@ -11,7 +11,7 @@
 // softmax / cross-entropy), so the model differs in its head. Weights start from the same values as
 // the other libraries' (copied into brain.js's per-neuron arrays).
 import { createRequire } from 'node:module';
-import { timeSync } from '../timing.mjs';
+import { timeStepRuns } from '../timing.mjs';
 import { mlpSetup } from './mlp.mjs';
 
 const require = createRequire(import.meta.url);
@@ -59,7 +59,7 @@ export default {
         if (iterations !== 1 || !Number.isFinite(error)) throw new Error(`brain.js train gave error ${error} after ${iterations} iterations`);
         return error;
       };
-      return timeSync(step);
+      return timeStepRuns(step);
     },
   },
   close() {},

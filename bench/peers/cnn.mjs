@@ -8,7 +8,7 @@
 // flattened input in (channel, y, x) order, as NCHW flattens). tfjs (NHWC) and convnetjs (depth
 // last) flatten in (y, x, channel) order and take conv filters as [kh, kw, in, out] / per-filter
 // (y, x, depth) volumes, so they get the same numbers permuted.
-import { timeSync } from '../timing.mjs';
+import { timeStepRuns } from '../timing.mjs';
 import { checkFirstStepLoss, crossEntropyOf, randomNormal } from './common.mjs';
 import { randomInts } from './mlp.mjs';
 
@@ -180,7 +180,7 @@ export function kilnCnnTrain(k, params) {
     });
   try {
     checkCnnFirstLoss(`kiln (${k.getBackend()}) cnn check`, step(), params);
-    return timeSync(step);
+    return timeStepRuns(step);
   } finally {
     opt.dispose();
     model.dispose();
@@ -219,7 +219,7 @@ export function tfjsCnnTrain(tf, tfl, params) {
   const step = () => tf.tidy(() => opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x)), true, vars).dataSync()[0]);
   try {
     checkCnnFirstLoss(`tfjs ${tf.getBackend()} cnn check`, step(), params);
-    return timeSync(step);
+    return timeStepRuns(step);
   } finally {
     opt.dispose();
     model.dispose();

@@ -12,7 +12,7 @@
 // square root and a division per update). The update runs once per 128 samples, so it is a small
 // part of the step either way.
 import { createRequire } from 'node:module';
-import { timeSync } from '../timing.mjs';
+import { timeStepRuns } from '../timing.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import { checkCnnFirstLoss, cnnSetup, hwcIndex } from './cnn.mjs';
 
@@ -72,7 +72,7 @@ export default {
         return loss / batch;
       };
       checkFirstLoss('convnetjs mlp check', step(), params);
-      return timeSync(step);
+      return timeStepRuns(step);
     },
     /**
      * The CNN step of peers/cnn.mjs: conv 3x3x32 relu, pool 2, conv 3x3x64 relu, pool 2, fc 128
@@ -125,7 +125,7 @@ export default {
         return loss / batch;
       };
       checkCnnFirstLoss('convnetjs cnn check', step(), params);
-      return timeSync(step);
+      return timeStepRuns(step);
     },
   },
   close() {},

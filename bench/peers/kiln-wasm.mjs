@@ -43,7 +43,8 @@ export default {
     }
     return `Kiln WASM backend in Node (wasm-bindgen, ${this.info.simdLevel}, ${this.info.numThreads} thread)`;
   },
-  workloads: Object.fromEntries(Object.entries(kilnNative.workloads).map(([kind, fn]) => [kind, onWasm(fn)])),
+  // fmaPeak is the machine's figure (bench/flops-probe), listed once, in the native column.
+  workloads: Object.fromEntries(Object.entries(kilnNative.workloads).filter(([kind]) => kind !== 'fmaPeak').map(([kind, fn]) => [kind, onWasm(fn)])),
   close() {
     kiln.setBackend('wasm');
     try {

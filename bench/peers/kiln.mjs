@@ -1,10 +1,11 @@
 // Kiln, native backend (Rust kernels through the N-API addon), from the repository's dist/.
-import { now, timePhasesSync, timeSync } from '../timing.mjs';
+import { now, timePhasesSync, timeStepRuns, timeSync } from '../timing.mjs';
 import { assertClose, conv2dCheckCase, randomNormal, referenceMatmul } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import { kilnLstmTrain } from './lstm.mjs';
 import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
 import { kilnCnnTrain } from './cnn.mjs';
+import { runFlopsProbe } from '../flops-probe.mjs';
 
 let kiln;
 
@@ -72,7 +73,13 @@ export default {
     this.info = { simdLevel: kiln.simdLevel(), numThreads: kiln.numThreads() };
     return `Kiln native (N-API), SIMD ${this.info.simdLevel}, ${this.info.numThreads} threads`;
   },
+  /** Shown under the table: the fma-peak row is the machine's, listed in Kiln's column. */
+  notes: { fmaPeak: 'fma-peak: bench/flops-probe, a separate Rust binary (not Kiln): independent f32 FMAs in registers on all threads; in the kiln column only' },
   workloads: {
+    /** The machine's FMA ceiling in GFLOP/s (a value, not seconds: the workload's value() passes it through). */
+    fmaPeak() {
+      return runFlopsProbe().best.gflops;
+    },
     matmul({ n }) {
       const a = kiln.randn([n, n]);
       const b = kiln.randn([n, n]);
@@ -110,7 +117,7 @@ export default {
         });
       try {
         checkFirstLoss('kiln mlp check', step(), params);
-        return timeSync(step);
+        return timeStepRuns(step);
       } finally {
         m.dispose();
       }

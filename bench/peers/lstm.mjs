@@ -6,7 +6,7 @@
 // bias, b_hh = 0) with the spread of PyTorch's init U(±1/√H); tfjs takes them transposed (kernel [I, 4H],
 // recurrentKernel [H, 4H], gates i, f, c, o: the same order) with recurrentActivation 'sigmoid'
 // (its default is hardSigmoid, a different model).
-import { timeSync } from '../timing.mjs';
+import { timeStepRuns } from '../timing.mjs';
 import { checkFirstStepLoss, crossEntropyOf, randomNormal } from './common.mjs';
 import { randomInts } from './mlp.mjs';
 
@@ -130,7 +130,7 @@ export function kilnLstmTrain(k, params) {
     });
   try {
     checkLstmFirstLoss(`kiln (${k.getBackend()}) lstm check`, step(), params);
-    return timeSync(step);
+    return timeStepRuns(step);
   } finally {
     opt.dispose();
     lstm.dispose();
@@ -164,7 +164,7 @@ export function tfjsLstmTrain(tf, tfl, params) {
   const step = () => tf.tidy(() => opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x)), true, vars).dataSync()[0]);
   try {
     checkLstmFirstLoss(`tfjs ${tf.getBackend()} lstm check`, step(), params);
-    return timeSync(step);
+    return timeStepRuns(step);
   } finally {
     opt.dispose();
     model.dispose();

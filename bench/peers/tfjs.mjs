@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // @tensorflow/tfjs bundle a training app would import does). Needed by the mlp-train workloads.
 import '@tensorflow/tfjs-layers';
 import { createRequire } from 'node:module';
-import { now, timePhasesSync, timeSync } from '../timing.mjs';
+import { now, timePhasesSync, timeStepRuns, timeSync } from '../timing.mjs';
 import { assertClose, conv2dCheckCase, randomNormal } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import * as tfLayers from '@tensorflow/tfjs-layers';
@@ -114,7 +114,7 @@ export function tfjsPeer({ id, column, backend, pkg, describe }) {
         const step = () => tf.tidy(() => m.opt.minimize(m.loss, true, m.vars).dataSync()[0]);
         try {
           checkFirstLoss(`tfjs ${backend} mlp check`, step(), params);
-          return timeSync(step);
+          return timeStepRuns(step);
         } finally {
           m.dispose();
         }

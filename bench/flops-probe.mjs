@@ -1,0 +1,32 @@
+// The machine's f32 FMA ceiling, measured by bench/flops-probe (a tiny Rust binary, not part of
+// Kiln: no addon boundary in the figure). `npm run bench` builds it (buildFlopsProbe); the
+// `fma-peak` row runs it (runFlopsProbe) and the matmul-1024 row is reported as a fraction of it.
+import { spawnSync } from 'node:child_process';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const MANIFEST = join(HERE, 'flops-probe', 'Cargo.toml');
+// Kiln's cargo cache (scripts/lib.mjs); the probe's package name keeps its binary apart.
+const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'kiln', 'target');
+const BINARY = join(TARGET_DIR, 'release', 'kiln-flops-probe');
+
+/** `cargo build --release` of the probe (seconds the first time, a no-op after). Throws on failure. */
+export function buildFlopsProbe() {
+  const r = spawnSync('cargo', ['build', '--release', '--quiet', '--manifest-path', MANIFEST], { stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: TARGET_DIR } });
+  if (r.error || r.status !== 0) throw new Error(`could not build bench/flops-probe (cargo exited with ${r.status ?? r.error?.message})`);
+}
+
+/**
+ * Runs the probe: { threads, best: { isa, gflops }, isas: [{ isa, gflops }] }, GFLOP/s of
+ * independent f32 FMAs on all threads with each vector ISA the CPU has (best of 5 runs of ~0.3 s).
+ */
+export function runFlopsProbe() {
+  const r = spawnSync(BINARY, [], { encoding: 'utf8', timeout: 120_000 });
+  if (r.error) throw new Error(`could not run ${BINARY} (npm run bench builds it): ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${BINARY} exited with ${r.status}: ${(r.stderr || '').trim()}`);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop());
+  if (out.error) throw new Error(out.error);
+  return out;
+}
