@@ -24,9 +24,44 @@ fn wide_bytes<T>(n: usize) -> u128 {
     n as u128 * std::mem::size_of::<T>() as u128
 }
 
+/// glibc's malloc serves a large request with a fresh mmap and unmaps it on free, and gives the
+/// top of its heaps back to the kernel when the free space there passes a threshold; both
+/// thresholds move at run time with the order of frees. A training step frees and reallocates the
+/// same few-megabyte buffers every step, so whether they come back from the heap or as fresh pages
+/// depends on that history: measured on the cnn-train step (bench/cnn-stability.mjs), 8,300 minor
+/// page faults per step (34 MB of pages the kernel maps and zeroes, both threads contending for the
+/// process's memory map), 56 ms of CPU per step (p10-p90 47-75 ms); with fixed thresholds 0 faults
+/// and 41 ms (38-46 ms). So the thresholds are fixed, once, before Kiln's first allocation:
+/// buffers under 256 MiB are reused from the heap, and up to 256 MiB of free heap stays mapped.
+/// GLIBC_TUNABLES with glibc.malloc settings, when set, win (the user chose).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_buffers_mapped() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.")) {
+            return;
+        }
+        extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+        const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+        const THRESHOLD: std::ffi::c_int = 256 << 20;
+        // SAFETY: mallopt only sets malloc's parameters; a refused value leaves them unchanged.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, THRESHOLD);
+            mallopt(M_TRIM_THRESHOLD, THRESHOLD);
+        }
+    });
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_buffers_mapped() {}
+
 /// The byte size of `n` elements of T, or the Error for a size that does not fit in memory at
 /// all; large sizes are also checked against what the process can get.
 pub fn checked_bytes<T>(op: &str, n: usize) -> Result<usize> {
+    keep_buffers_mapped();
     let elem = std::mem::size_of::<T>();
     let bytes = n
         .checked_mul(elem)
