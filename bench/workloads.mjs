@@ -173,6 +173,22 @@ export const workloads = [
   },
 ];
 
+/** The ResNet-18-sized CNN step (bench/peers/large.mjs): CIFAR layout on 32x32x3, batch 64. */
+export const RESNET18 = { batch: 64, size: 32, classes: 10, lr: 1e-3 };
+/** The Transformer encoder step (bench/peers/large.mjs): 6 layers, d 512, 8 heads, FFN 2048, batch 8, T 256; Adam 1e-4 (at 1e-3, without warm-up, the loss on one batch jumps up within 5 steps). */
+export const TRANSFORMER = { batch: 8, seq: 256, dModel: 512, heads: 8, ffn: 2048, layers: 6, classes: 10, lr: 1e-4 };
+
+// ---- training at larger scale (issue 18): samples/s, and peak RSS of a child process per library ----
+for (const [id, kind, params, label] of [
+  ['resnet18-train', 'resnet18Train', RESNET18, 'resnet18-train cifar 32x32x3 b64'],
+  ['transformer-train', 'transformerTrain', TRANSFORMER, 'transformer-train 6x d512 h8 b8 T256'],
+]) {
+  workloads.push(
+    { id, kind, params, label, unit: 'samples/s', value: (secondsPerStep) => params.batch / secondsPerStep },
+    { id: `${id}-rss`, kind: `${kind}Rss`, child: kind, params, label: `${id} peak RSS`, unit: 'MB', lowerIsBetter: true, value: (kilobytes) => kilobytes / 1024 },
+  );
+}
+
 /** Workloads whose id or kind contains one of the `--only` patterns (all if none). */
 export function selectWorkloads(only) {
   if (only.length === 0) return workloads;

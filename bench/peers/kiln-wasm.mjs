@@ -7,6 +7,12 @@ import kilnNative from './kiln.mjs';
 
 let kiln;
 
+/**
+ * The native peer's workloads left out here: fmaPeak is the machine's figure (bench/flops-probe),
+ * listed once; the large-model steps would take minutes per step on one WASM thread.
+ */
+const NATIVE_ONLY = ['fmaPeak', 'resnet18Train', 'transformerTrain'];
+
 /** Runs `fn` with the WASM backend selected, then restores the native one (after it settles). */
 function onWasm(fn) {
   return function (params) {
@@ -43,8 +49,7 @@ export default {
     }
     return `Kiln WASM backend in Node (wasm-bindgen, ${this.info.simdLevel}, ${this.info.numThreads} thread)`;
   },
-  // fmaPeak is the machine's figure (bench/flops-probe), listed once, in the native column.
-  workloads: Object.fromEntries(Object.entries(kilnNative.workloads).filter(([kind]) => kind !== 'fmaPeak').map(([kind, fn]) => [kind, onWasm(fn)])),
+  workloads: Object.fromEntries(Object.entries(kilnNative.workloads).filter(([kind]) => !NATIVE_ONLY.includes(kind)).map(([kind, fn]) => [kind, onWasm(fn)])),
   close() {
     kiln.setBackend('wasm');
     try {

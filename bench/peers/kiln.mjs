@@ -6,6 +6,7 @@ import { kilnLstmTrain } from './lstm.mjs';
 import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
 import { kilnCnnTrain } from './cnn.mjs';
 import { runFlopsProbe } from '../flops-probe.mjs';
+import { kilnResnet18Train, kilnTransformerTrain } from './large.mjs';
 
 let kiln;
 
@@ -181,6 +182,13 @@ export default {
     // CNN training step
     cnnTrain(params) {
       return kilnCnnTrain(kiln, params);
+    },
+    // training at larger scale (bench/peers/large.mjs)
+    resnet18Train(params) {
+      return kilnResnet18Train(kiln, params);
+    },
+    transformerTrain(params) {
+      return kilnTransformerTrain(kiln, params);
     },
   },
   /** Live tensors after the run: anything here is a leak in the benchmark or in Kiln. */

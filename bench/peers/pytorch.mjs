@@ -15,6 +15,7 @@ import { checkCnnFirstLoss, cnnSetup } from './cnn.mjs';
 import { assertClose, conv2dCheckCase, randomNormal, referenceMatmul } from './common.mjs';
 import { checkLstmFirstLoss, lstmSetup } from './lstm.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
+import { largeBatch, resnetInput, transformerInput } from './large.mjs';
 
 export const TORCH_VENV = process.env.KILN_TORCH_VENV ?? join(homedir(), '.cache', 'kiln', 'torch-venv');
 const PYTHON = join(TORCH_VENV, 'bin', 'python');
@@ -118,6 +119,13 @@ export default {
     lstmTrain(params) {
       const { x, labels, wIh, wHh, bias, wOut, bOut } = lstmSetup(params);
       return trainStep('lstmTrain', params, { x, labels, wIh, wHh, bias, wOut, bOut }, checkLstmFirstLoss);
+    },
+    // training at larger scale (peers/large.mjs): the same batch, PyTorch's own init, checked in Python
+    async resnet18Train(params) {
+      return { runs: (await request('resnet18Train', params, largeBatch(resnetInput(params), params.classes))).runs };
+    },
+    async transformerTrain(params) {
+      return { runs: (await request('transformerTrain', params, largeBatch(transformerInput(params), params.classes))).runs };
     },
   },
   close() {

@@ -184,7 +184,86 @@ def lstm_train(p, inp, timing):
     return fit(model, inp.t("x", [b, t, i]), inp.t("labels", [b]), p["lr"], timing)
 
 
+def check_training(what, first, last, classes):
+    """As checkTraining in bench/peers/large.mjs: a fresh model's loss, then a lower one."""
+    fresh = np.log(classes)
+    if not (np.isfinite(first) and fresh / 2 < first < fresh * 2):
+        raise ValueError(f"{what}: first-step loss {first}, expected about ln({classes}) = {fresh:.3f} for a fresh model")
+    if not last < first:
+        raise ValueError(f"{what}: the loss did not go down over the timed steps on one batch ({first} -> {last})")
+
+
+def fit_large(what, model, x, y, p, timing):
+    """A large-model step (bench/peers/large.mjs): PyTorch's own init; the loss must go down."""
+    opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    first = step()
+    runs = measure(step, timing["target"], timing["stepRuns"], timing["slowStepRuns"])
+    check_training(what, first, step(), p["classes"])
+    return {"runs": runs}
+
+
+class BasicBlock(nn.Module):
+    """ResNet's two-convolution block with a projection shortcut when the shape changes (as Kiln's nn.BasicBlock)."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        project = stride != 1 or cin != cout
+        self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) if project else nn.Identity()
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(y + self.downsample(x))
+
+
+def resnet18_train(p, inp, timing):
+    blocks, cin = [], 64
+    for i, width in enumerate([64, 128, 256, 512]):
+        blocks += [BasicBlock(cin, width, 1 if i == 0 else 2), BasicBlock(width, width)]
+        cin = width
+    model = nn.Sequential(
+        nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        *blocks,
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, p["classes"]),
+    )
+    x = inp.t("x", [p["batch"], 3, p["size"], p["size"]])
+    return fit_large("pytorch resnet18", model, x, inp.t("labels", [p["batch"]]), p, timing)
+
+
+class Encoder(nn.Module):
+    """Pre-norm encoder layers with GELU and no dropout (as Kiln's), mean over T, a linear head."""
+
+    def __init__(self, p):
+        super().__init__()
+        layer = lambda: nn.TransformerEncoderLayer(p["dModel"], p["heads"], p["ffn"], dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.layers = nn.ModuleList(layer() for _ in range(p["layers"]))
+        self.head = nn.Linear(p["dModel"], p["classes"])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x.mean(1))
+
+
+def transformer_train(p, inp, timing):
+    x = inp.t("x", [p["batch"], p["seq"], p["dModel"]])
+    return fit_large("pytorch transformer", Encoder(p), x, inp.t("labels", [p["batch"]]), p, timing)
+
+
 WORKLOADS = {
+    "resnet18Train": resnet18_train,
+    "transformerTrain": transformer_train,
     "matmul": matmul,
     "conv2d": conv2d,
     "selfAttention": self_attention,
