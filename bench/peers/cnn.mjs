@@ -9,7 +9,7 @@
 // last) flatten in (y, x, channel) order and take conv filters as [kh, kw, in, out] / per-filter
 // (y, x, depth) volumes, so they get the same numbers permuted.
 import { timeStepRuns } from '../timing.mjs';
-import { checkFirstStepLoss, crossEntropyOf, randomNormal } from './common.mjs';
+import { checkFirstStepLoss, crossEntropyOf, kilnStep, randomNormal } from './common.mjs';
 import { randomInts } from './mlp.mjs';
 
 /** `n` values N(0, 2 / fanIn): He normal, for layers followed by ReLU. */
@@ -170,14 +170,7 @@ export function kilnCnnTrain(k, params) {
   const x = k.tensor(d.x, [batch, 1, size, size]);
   const y = k.tensor(d.labels, [batch], 'int32');
   const opt = new k.optim.Adam(model.parameters(), { lr });
-  const step = () =>
-    k.tidy(() => {
-      opt.zeroGrad();
-      const loss = k.crossEntropy(model.forward(x), y);
-      loss.backward();
-      opt.step();
-      return loss.dataSync()[0];
-    });
+  const step = kilnStep(k, opt, () => model.forward(x), y);
   try {
     checkCnnFirstLoss(`kiln (${k.getBackend()}) cnn check`, step(), params);
     return timeStepRuns(step);

@@ -89,3 +89,20 @@ export function conv2dCheckCase() {
   const w = randomNormal(o * c * k * k, 12);
   return { dims: [n, c, h, wd, o, k], x, w, want: referenceConv2dSame(x, w, n, c, h, wd, o, k) };
 }
+
+/**
+ * One Kiln training step as a training loop writes it, for the cnn, lstm and large-model
+ * workloads: in a tidy, `opt.zeroGrad()`, cross-entropy of `forward()` (logits [batch, classes])
+ * against the int32 labels `y`, backward, `opt.step()`, the loss read back (a progress bar's).
+ * Returns a function that runs one step and returns the loss.
+ */
+export function kilnStep(k, opt, forward, y) {
+  return () =>
+    k.tidy(() => {
+      opt.zeroGrad();
+      const loss = k.crossEntropy(forward(), y);
+      loss.backward();
+      opt.step();
+      return loss.dataSync()[0];
+    });
+}

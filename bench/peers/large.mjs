@@ -11,7 +11,7 @@
 // the check is that training happens: the first loss is finite and near ln(10) (He / Xavier-style
 // init on N(0, 1) inputs) and the loss after the timed steps on the same batch is lower.
 import { timeStepRuns } from '../timing.mjs';
-import { randomNormal } from './common.mjs';
+import { kilnStep, randomNormal } from './common.mjs';
 import { randomInts } from './mlp.mjs';
 
 /** The batch of a large row: x (Float32Array) of `shape`, labels (Int32Array). Seeded, shared. */
@@ -71,14 +71,7 @@ function kilnTrain(k, what, model, shape, params) {
   const x = k.tensor(xs, shape);
   const y = k.tensor(labels, [shape[0]], 'int32');
   const opt = new k.optim.Adam(model.parameters(), { lr: params.lr });
-  const step = () =>
-    k.tidy(() => {
-      opt.zeroGrad();
-      const loss = k.crossEntropy(model.forward(x), y);
-      loss.backward();
-      opt.step();
-      return loss.dataSync()[0];
-    });
+  const step = kilnStep(k, opt, () => model.forward(x), y);
   try {
     const first = step();
     const result = timeStepRuns(step);

@@ -7,7 +7,7 @@
 // recurrentKernel [H, 4H], gates i, f, c, o: the same order) with recurrentActivation 'sigmoid'
 // (its default is hardSigmoid, a different model).
 import { timeStepRuns } from '../timing.mjs';
-import { checkFirstStepLoss, crossEntropyOf, randomNormal } from './common.mjs';
+import { checkFirstStepLoss, crossEntropyOf, kilnStep, randomNormal } from './common.mjs';
 import { randomInts } from './mlp.mjs';
 
 /** `n` values N(0, (bound/√3)²): the spread of PyTorch's U(±bound) init, from the shared seeded normal generator. */
@@ -120,14 +120,7 @@ export function kilnLstmTrain(k, params) {
   const x = k.tensor(d.x, [batch, steps, inputs]);
   const y = k.tensor(d.labels, [batch], 'int32');
   const opt = new k.optim.Adam([...lstm.parameters(), ...head.parameters()], { lr });
-  const step = () =>
-    k.tidy(() => {
-      opt.zeroGrad();
-      const loss = k.crossEntropy(head.forward(lstm.forward(x)[0]), y);
-      loss.backward();
-      opt.step();
-      return loss.dataSync()[0];
-    });
+  const step = kilnStep(k, opt, () => head.forward(lstm.forward(x)[0]), y);
   try {
     checkLstmFirstLoss(`kiln (${k.getBackend()}) lstm check`, step(), params);
     return timeStepRuns(step);

@@ -7,37 +7,13 @@ BLAS threads are set by the caller (OPENBLAS_NUM_THREADS etc. in the environment
 """
 import json
 import sys
-import time
 
 import numpy as np
-
-WARMUP = 0.15
-CALIBRATE = 0.1
-
+from bench_timing import measure
 
 def time_call(fn, target, repeats):
-    now = time.perf_counter
-    t0 = now()
-    fn()
-    while now() - t0 < WARMUP:
-        fn()
-    n = 1
-    while True:
-        t0 = now()
-        for _ in range(n):
-            fn()
-        t = now() - t0
-        if t >= CALIBRATE:
-            break
-        n *= 2
-    iters = max(1, int(-(-target * n // t)))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = now()
-        for _ in range(iters):
-            fn()
-        best = min(best, (now() - t0) / iters)
-    return best
+    """Best seconds per call (bench_timing.measure; numpy's calls are never slower than target)."""
+    return min(measure(fn, target, repeats, 1))
 
 
 def matmul(params):

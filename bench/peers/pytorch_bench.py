@@ -11,52 +11,14 @@ Timing follows bench/timing.mjs (warm-up, calibration to ~target seconds per mea
 """
 import json
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bench_timing import measure
 from torch import nn
 
 torch.set_num_threads(2)
-WARMUP = 0.15
-CALIBRATE = 0.1
-
-
-def measure(fn, target, repeats, slow_repeats):
-    """Seconds per call in each measurement (see bench/timing.mjs measureSync)."""
-    now = time.perf_counter
-    t0 = now()
-    calls = 0
-    while True:
-        fn()
-        calls += 1
-        if now() - t0 >= WARMUP:
-            break
-    if (now() - t0) / calls > target:
-        runs = []
-        for _ in range(slow_repeats):
-            t0 = now()
-            fn()
-            runs.append(now() - t0)
-        return runs
-    n = 1
-    while True:
-        t0 = now()
-        for _ in range(n):
-            fn()
-        t = now() - t0
-        if t >= CALIBRATE:
-            break
-        n *= 2
-    iters = max(1, int(-(-target * n // t)))
-    runs = []
-    for _ in range(repeats):
-        t0 = now()
-        for _ in range(iters):
-            fn()
-        runs.append((now() - t0) / iters)
-    return runs
 
 
 class Inputs:
@@ -122,7 +84,7 @@ def self_attention(p, inp, timing):
         return {**best(forward, timing), "check": check}
 
 
-def fit(model, x, y, lr, timing):
+def adam_step(model, x, y, lr):
     """Adam on a model's parameters; one step = zero_grad, forward, cross-entropy, backward, step, loss read back."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
@@ -133,7 +95,12 @@ def fit(model, x, y, lr, timing):
         opt.step()
         return loss.item()
 
-    return train(model, step, timing)
+    return step
+
+
+def fit(model, x, y, lr, timing):
+    """The first step's loss (the caller checks it against its float64 reference) and the timed runs."""
+    return train(model, adam_step(model, x, y, lr), timing)
 
 
 def mlp_train(p, inp, timing):
@@ -195,15 +162,7 @@ def check_training(what, first, last, classes):
 
 def fit_large(what, model, x, y, p, timing):
     """A large-model step (bench/peers/large.mjs): PyTorch's own init; the loss must go down."""
-    opt = torch.optim.Adam(model.parameters(), lr=p["lr"])
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
+    step = adam_step(model, x, y, p["lr"])
     first = step()
     runs = measure(step, timing["target"], timing["stepRuns"], timing["slowStepRuns"])
     check_training(what, first, step(), p["classes"])
