@@ -1,8 +1,8 @@
-//! Convolutions in which every output channel reads a single input channel (`channels / groups
-//! == 1`): depthwise convolutions (groups = channels, any channel multiplier) and convolutions of
-//! a one-channel image (MNIST's first layer, bench conv2d-a). im2col + GEMM fits them badly: the
-//! GEMM's inner dimension is only kh·kw (9 for 3x3), so it streams 9-long panels, and im2col
-//! copies the image kh·kw times to get them (issue 18 measured depthwise at ~5 GFLOP/s per core).
+//! Depthwise convolutions: every output channel reads a single input channel (`channels / groups
+//! == 1`, any channel multiplier). im2col + GEMM fits them badly: the GEMM's inner dimension is
+//! only kh·kw (9 for 3x3), so it streams 9-long panels, and im2col copies the image kh·kw times to
+//! get them (issue 18 measured depthwise at ~5 GFLOP/s per core). The kernels also compute a
+//! one-channel image with many filters correctly, but `applies` leaves that case to the GEMM.
 //!
 //! Here each plane is convolved directly. A zero-padded copy of the input plane (`PaddedPlane`)
 //! sits in L1, and a block of ROWS output rows x LANES columns accumulates every kernel tap in
