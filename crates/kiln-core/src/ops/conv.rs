@@ -3,6 +3,7 @@
 //! convolution's input gradient and its input gradient is a convolution's forward, so each op's
 //! backward is the other's forward and no kernel is written twice.
 
+mod depthwise;
 pub(crate) mod engine;
 mod geometry;
 mod im2col;
@@ -76,7 +77,11 @@ fn forward(op: &str, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tenso
     }
     let (x, w) = (x.materialize()?, w.materialize()?);
     let b = bias.map(|b| b.elements::<f32>(op)).transpose()?;
-    let out = engine::forward(geo, slice(&x), &engine::Dense(slice(&w)), b.as_deref(), op)?;
+    let out = if depthwise::applies(geo) {
+        depthwise::forward(geo, slice(&x), slice(&w), b.as_deref(), op)?
+    } else {
+        engine::forward(geo, slice(&x), &engine::Dense(slice(&w)), b.as_deref(), op)?
+    };
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
 }
 
@@ -87,7 +92,11 @@ fn input_grad(op: &str, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&T
     }
     let (dy, w) = (dy.materialize()?, w.materialize()?);
     let init = init.map(|b| b.elements::<f32>(op)).transpose()?;
-    let dx = engine::input_grad(geo, slice(&dy), slice(&w), init.as_deref(), op)?;
+    let dx = if depthwise::applies(geo) {
+        depthwise::input_grad(geo, slice(&dy), slice(&w), init.as_deref(), op)?
+    } else {
+        engine::input_grad(geo, slice(&dy), slice(&w), init.as_deref(), op)?
+    };
     Tensor::from_vec(dx, &[geo.batch, geo.channels, geo.height, geo.width])
 }
 
@@ -97,7 +106,11 @@ fn weight_grad(op: &str, geo: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tens
         return dev.conv2d_weight_grad(geo, x, dy, op);
     }
     let (x, dy) = (x.materialize()?, dy.materialize()?);
-    let dw = engine::weight_grad(geo, slice(&x), slice(&dy), op)?;
+    let dw = if depthwise::applies(geo) {
+        depthwise::weight_grad(geo, slice(&x), slice(&dy), op)?
+    } else {
+        engine::weight_grad(geo, slice(&x), slice(&dy), op)?
+    };
     Tensor::from_vec(dw, &[geo.out_channels, geo.group_channels(), geo.kernel[0], geo.kernel[1]])
 }
 

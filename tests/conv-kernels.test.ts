@@ -1,0 +1,84 @@
+/**
+ * The direct convolution kernels beside im2col + GEMM (crates/kiln-core/src/ops/conv/): the one
+ * for depthwise convolutions (a single input channel per group, any channel multiplier). Each pass -- forward, input gradient, weight
+ * gradient -- is checked against the same convolution routed through im2col + GEMM, and against
+ * finite differences, on odd shapes: strides, asymmetric padding, dilation, batch 1, channel
+ * counts and widths that are not whole SIMD vectors.
+ */
+import { it } from 'vitest';
+import * as kiln from '../ts/index.js';
+import type { Tensor } from '../ts/index.js';
+import { forEachBackend } from './backends.js';
+import { T, assertClose, randND, read } from './helpers.js';
+import { gradCheck, uniform } from './gradcheck.js';
+
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+
+/** The mask [C·mult, C, 1, 1] that spreads a depthwise weight [C·mult, 1, kh, kw] over all C
+ * input channels, zero except where filter o reads channel floor(o / mult). */
+function depthwiseMask(channels: number, mult: number): Tensor {
+  const mask = new Float32Array(channels * mult * channels);
+  for (let o = 0; o < channels * mult; o++) mask[o * channels + Math.floor(o / mult)] = 1;
+  return kiln.tensor(mask, [channels * mult, channels, 1, 1]);
+}
+
+/** The same convolution as one group of all C input channels, so it runs on im2col + GEMM: the
+ * depthwise weight spread over every channel, zeros elsewhere. */
+function throughIm2col(x: Tensor, w: Tensor, opts: kiln.Conv2dOptions): Tensor {
+  const c = x.shape[1];
+  return kiln.conv2d(x, kiln.mul(w, depthwiseMask(c, w.shape[0] / c)), { ...opts, groups: 1 });
+}
+
+forEachBackend(() => {
+  it('depthwise: forward, input, weight and bias gradients equal im2col + GEMM on odd shapes', async () => {
+    // [input NCHW, channel multiplier, kernel, options]
+    const cases: Array<[number[], number, [number, number], kiln.Conv2dOptions]> = [
+      [[2, 5, 9, 21], 1, [3, 3], { padding: 'same' }],
+      [[1, 3, 8, 7], 2, [3, 3], { stride: 2, padding: [1, 0, 1, 1] }],
+      [[2, 4, 11, 17], 1, [3, 2], { stride: [1, 2], padding: [2, 1, 0, 3], dilation: [2, 1] }],
+      [[1, 2, 6, 40], 3, [1, 3], { stride: [3, 1], padding: [0, 0, 4, 4], dilation: [1, 3] }],
+      [[2, 17, 5, 5], 1, [3, 3], { padding: 'valid' }],
+      [[3, 2, 13, 13], 6, [5, 5], { padding: 2 }],
+      [[2, 3, 28, 28], 4, [3, 3], { padding: 'same', stride: 2 }],
+    ];
+    let seed = 300;
+    for (const [xs, mult, [kh, kw], base] of cases) {
+      const c = xs[1];
+      const opts = { ...base, groups: c };
+      const label = `x [${xs}] multiplier ${mult} kernel ${kh}x${kw} ${JSON.stringify(base)}`;
+      const x = T(randND(xs, seed++));
+      const w = T(randND([c * mult, 1, kh, kw], seed++));
+      const b = T(randND([c * mult], seed++));
+      const direct = kiln.grads((xv: Tensor, wv: Tensor, bv: Tensor) => kiln.conv2d(xv, wv, { ...opts, bias: bv }));
+      const reference = kiln.grads((xv: Tensor, wv: Tensor, bv: Tensor) => throughIm2col(xv, wv, { ...opts, bias: bv }));
+      const y = kiln.conv2d(x, w, { ...opts, bias: b });
+      const dy = T(randND([...y.shape], seed++));
+      assertClose(await read(y), await read(kiln.noGrad(() => throughIm2col(x, w, { ...opts, bias: b }))), TOL, `forward of ${label}`);
+      const got = direct([x, w, b], dy);
+      const want = reference([x, w, b], dy);
+      for (const [i, pass] of ['input gradient', 'weight gradient', 'bias gradient'].entries()) {
+        assertClose(await read(got[i]), await read(want[i]), TOL, `${pass} of ${label}`);
+      }
+    }
+  });
+
+  it('depthwise convTranspose2d (one output channel per group) equals im2col + GEMM', async () => {
+    const x = T(randND([2, 6, 5, 7], 320));
+    const w = T(randND([6, 1, 3, 3], 321));
+    const opts = { stride: 2, padding: 1, outputPadding: 1, groups: 6 } as const;
+    // The same transposed convolution with each input channel's filter spread over the 6 outputs.
+    const dense = kiln.mul(w.reshape([6, 1, 1, 3, 3]), kiln.eye(6).reshape([6, 6, 1, 1, 1])).reshape([6, 6, 3, 3]);
+    const want = kiln.convTranspose2d(x, dense, { stride: 2, padding: 1, outputPadding: 1 });
+    assertClose(await read(kiln.convTranspose2d(x, w, opts)), await read(want), TOL, 'depthwise convTranspose2d');
+  });
+
+  it('depthwise: gradients match finite differences', async () => {
+    await gradCheck('depthwise conv2d, stride 2, dilation, multiplier 2', [uniform([1, 3, 6, 7], 330), uniform([6, 1, 3, 3], 331), uniform([6], 332)], ([x, w, b]) =>
+      kiln.conv2d(x, w, { stride: 2, padding: [1, 2, 0, 1], dilation: [1, 2], groups: 3, bias: b }),
+    );
+    await gradCheck('depthwise conv2d, multiplier 4, even kernel', [uniform([2, 2, 5, 6], 333), uniform([8, 1, 3, 2], 334)], ([x, w]) => kiln.conv2d(x, w, { padding: 'same', groups: 2 }));
+    await gradCheck('depthwise convTranspose2d', [uniform([1, 4, 3, 4], 335), uniform([4, 1, 3, 3], 336)], ([x, w]) =>
+      kiln.convTranspose2d(x, w, { stride: 2, padding: [1, 0, 0, 2], groups: 4 }),
+    );
+  });
+});
