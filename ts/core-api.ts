@@ -4,6 +4,9 @@
  */
 
 export { Tensor, type TensorLike, type TypedArray } from './tensor.js';
+// Attaches the op methods (x.add(b), x.matmul(w), ...) to Tensor: tensor.ts cannot import the ops
+// that import it (docs/architecture.md, "TypeScript").
+import './tensor-methods/index.js';
 export type { DType } from './backends/backend.js';
 export { tidy, keep, dispose, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type TensorContainer } from './engine.js';
 export { noGrad, backward, setRequiresGrad, detach, assign, gradients, grad, grads, valueAndGrad, valueAndGrads } from './autograd.js';
@@ -12,8 +15,9 @@ export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/matmul.js';
 export * from './ops/shape.js';
-export * as losses from './losses.js';
-export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl, distillationLoss, ntXent } from './losses.js';
+export * as losses from './losses-namespace.js';
+export { crossEntropy, binaryCrossEntropy, mse, huber, klDivergence, gaussianKl, distillationLoss } from './losses.js';
+export { ntXent } from './contrastive.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
 // graph neural networks: message passing over an edge list

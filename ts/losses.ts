@@ -177,5 +177,3 @@ export function distillationLoss(studentLogits: Tensor, teacherLogits: Tensor, t
     });
   });
 }
-
-export { ntXent, type NtXentOptions } from './contrastive.js';

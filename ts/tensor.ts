@@ -1,7 +1,9 @@
 /**
  * The Tensor: a handle to data owned by the active backend, plus lazily fetched shape and dtype.
- * Every op is available as a function (`kiln.add(a, b)`) and as a method (`a.add(b)`); the
- * methods below only forward to the functions in ops/.
+ * Every op is available as a function (`kiln.add(a, b)`) and as a method (`a.add(b)`). This file
+ * holds only what a tensor is (handle, shape, dtype, device, lifetime, readback); the op methods
+ * are declared and attached by tensor-methods/*, so that ops/* can import `Tensor` without
+ * `Tensor` importing them back (docs/architecture.md, "TypeScript").
  */
 
 import type { DType, LoadedBackend } from './backends/backend.js';
@@ -9,13 +11,9 @@ import type { DType, LoadedBackend } from './backends/backend.js';
 /** Where a tensor's data lives. */
 export type Device = 'cpu' | 'gpu';
 import { backendNamed, retrack, track, untrack } from './engine.js';
-import * as elementwise from './ops/elementwise.js';
-import * as reduction from './ops/reduce.js';
-import * as linalg from './ops/matmul.js';
-import * as shapeOps from './ops/shape.js';
-import * as autograd from './autograd.js';
-import type { NestedArray } from './ops/creation.js';
 
+/** Numbers or booleans nested in arrays, one level per axis (`[[1, 2], [3, 4]]`). */
+export type NestedArray = number | boolean | NestedArray[];
 export type TypedArray = Float32Array | Int32Array | Uint8Array | Int8Array;
 export type TensorLike = Tensor | number;
 
@@ -186,149 +184,6 @@ export class Tensor {
     return `Tensor(${this.dtype} [${this.shape.join(', ')}]) ${JSON.stringify(this.arraySync())}`;
   }
 
-  // ---- autograd ----
-  /** Whether this tensor requires gradients. */
-  get requiresGrad(): boolean { return autograd.requiresGrad(this); }
-  /** Makes this tensor a leaf that accumulates gradients (float32), in place. Returns this. */
-  setRequiresGrad(requires = true): this { return autograd.setRequiresGrad(this, requires); }
-  /** Back-propagates from this tensor (one element, or pass its gradient). */
-  backward(grad?: Tensor): void { autograd.backward(this, grad); }
-  /** The accumulated gradient, as a new tensor each access (tidy frees it); null if none. */
-  get grad(): Tensor | null { return autograd.gradOf(this); }
-  /** Clears the accumulated gradient. */
-  zeroGrad(): void { autograd.zeroGrad(this); }
-  /** The same data without gradient tracking. */
-  detach(): Tensor { return autograd.detach(this); }
-
-  // ---- elementwise ----
-  /** Elementwise -x (the same shape). */
-  neg(): Tensor { return elementwise.neg(this); }
-  /** Elementwise |x|. */
-  abs(): Tensor { return elementwise.abs(this); }
-  /** Elementwise e^x. */
-  exp(): Tensor { return elementwise.exp(this); }
-  /** Elementwise natural logarithm (-Infinity at 0, NaN below). */
-  log(): Tensor { return elementwise.log(this); }
-  /** Elementwise square root. */
-  sqrt(): Tensor { return elementwise.sqrt(this); }
-  /** Elementwise 1 / sqrt(x). */
-  rsqrt(): Tensor { return elementwise.rsqrt(this); }
-  /** Elementwise x². */
-  square(): Tensor { return elementwise.square(this); }
-  /** Elementwise sine (radians). */
-  sin(): Tensor { return elementwise.sin(this); }
-  /** Elementwise cosine (radians). */
-  cos(): Tensor { return elementwise.cos(this); }
-  /** Elementwise hyperbolic tangent. */
-  tanh(): Tensor { return elementwise.tanh(this); }
-  /** Elementwise logistic function 1 / (1 + e^-x). */
-  sigmoid(): Tensor { return elementwise.sigmoid(this); }
-  /** Elementwise max(x, 0). */
-  relu(): Tensor { return elementwise.relu(this); }
-  /** Elementwise x for x > 0, else alpha * x (alpha default 0.01). */
-  leakyRelu(alpha?: number): Tensor { return elementwise.leakyRelu(this, alpha); }
-  /** Elementwise x for x > 0, else alpha * (e^x - 1) (alpha default 1). */
-  elu(alpha?: number): Tensor { return elementwise.elu(this, alpha); }
-  /** Elementwise GELU, x * Φ(x), in the exact erf form (PyTorch's default). */
-  gelu(): Tensor { return elementwise.gelu(this); }
-  /** Elementwise log(1 + e^x), computed without overflow. */
-  softplus(): Tensor { return elementwise.softplus(this); }
-  /** this + b, broadcasting both shapes (NumPy rules); b may be a number. */
-  add(b: TensorLike): Tensor { return elementwise.add(this, b); }
-  /** this - b, broadcasting. */
-  sub(b: TensorLike): Tensor { return elementwise.sub(this, b); }
-  /** this * b elementwise, broadcasting. */
-  mul(b: TensorLike): Tensor { return elementwise.mul(this, b); }
-  /** this / b elementwise, broadcasting. */
-  div(b: TensorLike): Tensor { return elementwise.div(this, b); }
-  /** this ** b elementwise, broadcasting. */
-  pow(b: TensorLike): Tensor { return elementwise.pow(this, b); }
-  /** The larger of this and b elementwise, broadcasting. */
-  maximum(b: TensorLike): Tensor { return elementwise.maximum(this, b); }
-  /** The smaller of this and b elementwise, broadcasting. */
-  minimum(b: TensorLike): Tensor { return elementwise.minimum(this, b); }
-  /** this == b elementwise, broadcasting: a bool tensor. */
-  equal(b: TensorLike): Tensor { return elementwise.equal(this, b); }
-  /** this != b elementwise, broadcasting: a bool tensor. */
-  notEqual(b: TensorLike): Tensor { return elementwise.notEqual(this, b); }
-  /** this < b elementwise, broadcasting: a bool tensor. */
-  less(b: TensorLike): Tensor { return elementwise.less(this, b); }
-  /** this <= b elementwise, broadcasting: a bool tensor. */
-  lessEqual(b: TensorLike): Tensor { return elementwise.lessEqual(this, b); }
-  /** this > b elementwise, broadcasting: a bool tensor. */
-  greater(b: TensorLike): Tensor { return elementwise.greater(this, b); }
-  /** this >= b elementwise, broadcasting: a bool tensor. */
-  greaterEqual(b: TensorLike): Tensor { return elementwise.greaterEqual(this, b); }
-  /** `this ? a : b` elementwise, with this tensor as the bool condition. */
-  where(a: TensorLike, b: TensorLike): Tensor { return elementwise.where(this, a, b); }
-
-  // ---- reductions ----
-  /** Sum over `axis` (one, several, or all when omitted); `keepDims` keeps the reduced axes as size 1. */
-  sum(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.sum(this, axis, keepDims); }
-  /** Mean over `axis` (all when omitted); `keepDims` keeps the reduced axes as size 1. */
-  mean(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.mean(this, axis, keepDims); }
-  /** Maximum over `axis` (all when omitted); NaN propagates. */
-  max(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.max(this, axis, keepDims); }
-  /** Minimum over `axis` (all when omitted); NaN propagates. */
-  min(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.min(this, axis, keepDims); }
-  /** int32 index of the maximum along `axis` (of the flattened tensor when omitted). */
-  argmax(axis?: number): Tensor { return reduction.argmax(this, axis); }
-  /** int32 index of the minimum along `axis` (of the flattened tensor when omitted). */
-  argmin(axis?: number): Tensor { return reduction.argmin(this, axis); }
-  /** Variance over `axis` (all when omitted), divided by N - `correction` (default 0: the population variance). */
-  variance(axis?: number | number[], keepDims?: boolean, correction?: number): Tensor {
-    return reduction.variance(this, axis, keepDims, correction);
-  }
-  /** log(sum(exp(x))) over `axis`, computed stably (the row maximum is subtracted first). */
-  logSumExp(axis?: number | number[], keepDims?: boolean): Tensor { return reduction.logSumExp(this, axis, keepDims); }
-  /** Softmax along `axis` (default the last): [..., n] -> [..., n], rows summing to 1. */
-  softmax(axis?: number): Tensor { return reduction.softmax(this, axis); }
-  /** log(softmax(x)) along `axis` (default the last), computed stably. */
-  logSoftmax(axis?: number): Tensor { return reduction.logSoftmax(this, axis); }
-
-  // ---- linear algebra ----
-  /** Matrix product: [..., m, k] x [..., k, n] -> [..., m, n] (batch axes broadcast); the flags transpose the last two axes of either side first. */
-  matmul(b: Tensor, transposeA?: boolean, transposeB?: boolean): Tensor { return linalg.matmul(this, b, transposeA, transposeB); }
-
-  // ---- shape ----
-  /** The same elements in `shape` (one entry may be -1, inferred); shares the buffer when it can. */
-  reshape(shape: number[]): Tensor { return shapeOps.reshape(this, shape); }
-  /** The elements as one axis: [d0, ..., dk] -> [d0 * ... * dk]. */
-  flatten(): Tensor { return shapeOps.reshape(this, [-1]); }
-  /** Permutes the axes by `perm` (default: reversed, so a matrix is transposed). */
-  transpose(perm?: number[]): Tensor { return shapeOps.transpose(this, perm); }
-  /** Permutes the axes: output axis i is input axis perm[i]. */
-  permute(perm: number[]): Tensor { return shapeOps.permute(this, perm); }
-  /** The block starting at `begin` with `size` elements per axis (-1 or omitted: to the end). */
-  slice(begin: number[], size?: number[]): Tensor { return shapeOps.slice(this, begin, size); }
-  /** Broadcasts size-1 axes to `shape` without copying (a view). */
-  expand(shape: number[]): Tensor { return shapeOps.expand(this, shape); }
-  /** The same as `expand`: broadcasts size-1 axes to `shape` without copying. */
-  broadcastTo(shape: number[]): Tensor { return shapeOps.expand(this, shape); }
-  /** A row-major copy of a view (itself if it already is one). */
-  contiguous(): Tensor { return shapeOps.contiguous(this); }
-  /** Removes size-1 axes (`axis`, or all of them when omitted). */
-  squeeze(axis?: number | number[]): Tensor { return shapeOps.squeeze(this, axis); }
-  /** Inserts a size-1 axis at `axis`. */
-  unsqueeze(axis: number): Tensor { return shapeOps.unsqueeze(this, axis); }
-  /** Inserts a size-1 axis at `axis` (default 0), as tf.expandDims. */
-  expandDims(axis = 0): Tensor { return shapeOps.unsqueeze(this, axis); }
-  /** Converts to `dtype` ('float32', 'int32', 'int8', 'bool'); float to int truncates toward zero. */
-  cast(dtype: DType): Tensor { return shapeOps.cast(this, dtype); }
-  /** Splits along `axis` (default 0) into `count` equal parts or parts of the given sizes. */
-  split(sizesOrCount: number | number[], axis?: number): Tensor[] { return shapeOps.split(this, sizesOrCount, axis); }
-  /** Rows picked by the int32 `indices` along `axis` (default 0): [n, ...] with indices [m] -> [m, ...]. */
-  gather(indices: Tensor, axis?: number): Tensor { return shapeOps.gather(this, indices, axis); }
-  /** PyTorch's spelling of `gather`: rows picked by `indices` along `axis`. */
-  indexSelect(axis: number, indices: Tensor): Tensor { return shapeOps.gather(this, indices, axis); }
-  /** A copy with `updates` added at `indices` along `axis` (default 0); repeated indices accumulate. */
-  scatterAdd(indices: Tensor, updates: Tensor, axis?: number): Tensor { return shapeOps.scatterAdd(this, indices, updates, axis); }
-  /** int32 class ids [n] -> [n, depth], `onValue` (1) at each id and `offValue` (0) elsewhere. */
-  oneHot(depth: number, onValue?: number, offValue?: number): Tensor { return shapeOps.oneHot(this, depth, onValue, offValue); }
-  /** Pads each axis by [before, after] elements of `value` (default 0). */
-  pad(paddings: Array<[number, number]>, value?: number): Tensor { return shapeOps.pad(this, paddings, value); }
-  /** A new tensor with the same elements (a fresh handle; the buffer is shared, which is safe since tensors are immutable). */
-  clone(): Tensor { return shapeOps.reshape(this, [...this.shape]); }
 }
 
 /** A handle on `target` holding `t`'s values (copied through the host). */

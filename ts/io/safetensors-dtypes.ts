@@ -18,7 +18,9 @@
 
 import type { DType } from '../backends/backend.js';
 import type { TypedArray } from '../tensor.js';
-import type { Fail } from './safetensors-header.js';
+
+/** Thrown-message builder: `fail('...')` reports a problem with the file. */
+export type Fail = (problem: string) => never;
 
 /** The safetensors dtype names Kiln handles. */
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'U64' | 'I32' | 'U32' | 'I16' | 'U16' | 'I8' | 'U8' | 'BOOL';

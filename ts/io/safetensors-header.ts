@@ -13,7 +13,7 @@
 
 import type { DType } from '../backends/backend.js';
 import { findDuplicateKey } from './json.js';
-import { READABLE_LIST, STORAGE, UNSUPPORTED_STORAGE, isSafetensorsDtype, type SafetensorsDtype } from './safetensors-dtypes.js';
+import { READABLE_LIST, STORAGE, UNSUPPORTED_STORAGE, isSafetensorsDtype, type Fail, type SafetensorsDtype } from './safetensors-dtypes.js';
 
 /** The same header size limit as the reference implementation: refuse to parse 100 MB of JSON. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -40,8 +40,7 @@ export interface ParsedHeader {
   dataStart: number;
 }
 
-/** Thrown-message builder: `fail('...')` reports a problem with the file. */
-export type Fail = (problem: string) => never;
+export type { Fail };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

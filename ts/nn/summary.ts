@@ -9,7 +9,20 @@ import { noGrad } from '../autograd.js';
 import { tidy } from '../engine.js';
 import { zeros } from '../ops/creation.js';
 import { Tensor } from '../tensor.js';
-import type { AnyModule } from './module.js';
+
+/**
+ * The part of a Module that summarize reads and patches. Structural, so this file need not import
+ * module.ts, which imports summarize (docs/architecture.md: no import circles, types included).
+ */
+interface AnyModule {
+  training: boolean;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any layer's forward, whatever it takes
+  forward(...args: any[]): unknown;
+  namedChildren(): Array<[string, AnyModule]>;
+  numParameters(options?: { trainableOnly?: boolean }): number;
+  buffers(): Tensor[];
+  eval(): unknown;
+}
 
 /** Options of `module.summary(inputShape, options)`: the probe input's dtype and batch size. */
 export interface SummaryOptions {

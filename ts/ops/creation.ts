@@ -2,11 +2,10 @@
 
 import type { DType } from '../backends/backend.js';
 import { backend } from '../engine.js';
-import { Tensor, wrap } from '../tensor.js';
+import { Tensor, wrap, type NestedArray } from '../tensor.js';
 import { checkShape } from './util.js';
 
-/** Numbers or booleans nested in arrays, one level per axis (`[[1, 2], [3, 4]]`). */
-export type NestedArray = number | boolean | NestedArray[];
+export type { NestedArray };
 /** What `tensor` accepts: nested arrays, or a flat typed array with a shape. */
 export type TensorData = NestedArray | Float32Array | Int32Array | Uint8Array | Int8Array;
 

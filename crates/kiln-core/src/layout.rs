@@ -89,6 +89,48 @@ pub fn broadcast_strides(shape: &[usize], strides: &[usize], target: &[usize]) -
         .collect()
 }
 
+/// Whether a view walks its buffer in row-major order with no gaps (size-1 dims may have any
+/// stride): what a kernel that reads a plain slice needs.
+pub fn is_contiguous(shape: &[usize], strides: &[usize]) -> bool {
+    let mut expected = 1;
+    for i in (0..shape.len()).rev() {
+        if shape[i] != 1 && strides[i] != expected {
+            return false;
+        }
+        expected *= shape[i];
+    }
+    true
+}
+
+/// One past the largest buffer index a view reads (`offset` when it has no elements): how much
+/// of a buffer the view needs.
+pub fn view_end(shape: &[usize], strides: &[usize], offset: usize) -> usize {
+    if shape.contains(&0) {
+        return offset;
+    }
+    offset + 1 + shape.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>()
+}
+
+/// Shape and strides of a view with its dimensions reordered (`perm[i]` is the source of output
+/// dimension i), or an error naming `op` when `perm` is not a permutation of the dimensions.
+pub fn permuted(op: &str, shape: &[usize], strides: &[usize], perm: &[usize]) -> Result<(Vec<usize>, Vec<usize>)> {
+    let mut seen = vec![false; shape.len()];
+    if perm.len() != shape.len() || perm.iter().any(|&p| p >= shape.len() || std::mem::replace(&mut seen[p], true)) {
+        return Err(KilnError::new(op, format!("perm {perm:?} is not a permutation of the dimensions of shape {}", fmt_shape(shape))));
+    }
+    Ok((perm.iter().map(|&p| shape[p]).collect(), perm.iter().map(|&p| strides[p]).collect()))
+}
+
+/// Shape and strides of a view with a size-1 dimension inserted at `axis` (0..=rank); its stride
+/// is the one a contiguous tensor would have there, so contiguity is preserved.
+pub fn unsqueezed(shape: &[usize], strides: &[usize], axis: usize) -> (Vec<usize>, Vec<usize>) {
+    let (mut shape_out, mut strides_out) = (shape.to_vec(), strides.to_vec());
+    let stride = if axis < shape.len() { strides[axis] * shape[axis] } else { 1 };
+    shape_out.insert(axis, 1);
+    strides_out.insert(axis, stride);
+    (shape_out, strides_out)
+}
+
 /// Merges adjacent dimensions that every operand walks contiguously, so the innermost run is as
 /// long as possible. Size-1 dimensions are dropped.
 pub fn coalesce<const N: usize>(shape: &[usize], strides: [&[usize]; N]) -> (Vec<usize>, [Vec<usize>; N]) {
@@ -222,4 +264,41 @@ pub fn gather_strided<T: crate::storage::Element>(op: &str, src: &[T], shape: &[
         }
     });
     Ok(out)
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    #[test]
+    fn contiguity_ignores_size_one_strides() {
+        assert!(is_contiguous(&[2, 3], &[3, 1]));
+        assert!(is_contiguous(&[2, 1, 3], &[3, 99, 1]));
+        assert!(!is_contiguous(&[3, 2], &[1, 3]), "a transpose");
+        assert!(!is_contiguous(&[2, 3], &[0, 1]), "a broadcast");
+        assert!(is_contiguous(&[], &[]));
+    }
+
+    #[test]
+    fn view_end_is_one_past_the_last_element_read() {
+        assert_eq!(view_end(&[2, 3], &[3, 1], 0), 6);
+        assert_eq!(view_end(&[3, 2], &[1, 3], 4), 10, "transposed, at an offset");
+        assert_eq!(view_end(&[4, 5], &[0, 1], 2), 7, "broadcast rows share one row");
+        assert_eq!(view_end(&[0, 5], &[5, 1], 3), 3, "empty");
+        assert_eq!(view_end(&[], &[], 7), 8, "a scalar");
+    }
+
+    #[test]
+    fn permuted_and_unsqueezed_match_a_strided_walk() {
+        let (shape, strides) = permuted("permute", &[2, 3, 4], &[12, 4, 1], &[2, 0, 1]).unwrap();
+        assert_eq!((shape, strides), (vec![4, 2, 3], vec![1, 12, 4]));
+        for bad in [&[0, 0, 1][..], &[0, 1], &[0, 1, 3]] {
+            let e = permuted("permute", &[2, 3, 4], &[12, 4, 1], bad).unwrap_err().to_string();
+            assert!(e.starts_with("permute:") && e.contains("[2, 3, 4]"), "{e}");
+        }
+        assert_eq!(unsqueezed(&[2, 3], &[3, 1], 0), (vec![1, 2, 3], vec![6, 3, 1]));
+        assert_eq!(unsqueezed(&[2, 3], &[3, 1], 2), (vec![2, 3, 1], vec![3, 1, 1]));
+        let (s, st) = unsqueezed(&[3, 2], &[1, 3], 1);
+        assert_eq!((s.as_slice(), st.as_slice()), (&[3, 1, 2][..], &[1, 6, 3][..]));
+    }
 }

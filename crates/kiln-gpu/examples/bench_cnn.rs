@@ -82,7 +82,7 @@ fn main() -> kiln_core::Result<()> {
     let options = BatchNorm { training: true, momentum: 0.1, eps: 1e-5 };
     let cpu = time(10, || drop(ops::batch_norm(&x, None, None, None, options).unwrap()));
     let gpu = time(10, || {
-        drop(bn::batch_norm(&dev, &xg, None, None, None, options).unwrap());
+        drop(bn::batch_norm_in_place(&dev, &xg, None, None, None, options).unwrap());
         sync();
     });
     row("batchNorm train [32,32,16,16]", cpu, gpu, None);

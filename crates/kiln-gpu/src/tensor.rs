@@ -114,10 +114,7 @@ impl GpuTensor {
     }
     /// One past the largest buffer index the view reads (kernels index with u32).
     pub(crate) fn end_index(&self) -> usize {
-        if self.numel() == 0 {
-            return self.offset;
-        }
-        self.offset + 1 + self.shape.iter().zip(&self.strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>()
+        layout::view_end(&self.shape, &self.strides, self.offset)
     }
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
         self.buffer.buffer()
@@ -128,14 +125,7 @@ impl GpuTensor {
     }
 
     pub fn is_contiguous(&self) -> bool {
-        let mut expected = 1;
-        for i in (0..self.rank()).rev() {
-            if self.shape[i] != 1 && self.strides[i] != expected {
-                return false;
-            }
-            expected *= self.shape[i];
-        }
-        true
+        layout::is_contiguous(&self.shape, &self.strides)
     }
 
     pub fn expect_dtype(&self, op: &str, dtype: DType) -> Result<()> {
@@ -157,16 +147,6 @@ impl GpuTensor {
         GpuTensor { buffer: self.buffer.clone(), shape, strides, offset, dtype: self.dtype }
     }
 
-    /// Makes this tensor the sole owner of a contiguous buffer that starts at its first element,
-    /// copying if the buffer is shared or the layout is not plain, so an in-place kernel (the
-    /// optimizer update) changes no other tensor: copy-on-write, as kiln-core's data_mut_f32.
-    pub(crate) fn make_unique(&mut self, dev: &GpuDevice) -> Result<()> {
-        if self.offset != 0 || !self.is_contiguous() || Arc::get_mut(&mut self.buffer).is_none() {
-            *self = crate::kernels::elementwise::copy(dev, self)?;
-        }
-        Ok(())
-    }
-
     /// New shape, same elements (one entry may be -1). A view when contiguous, else a copy.
     pub fn reshape(&self, dev: &GpuDevice, shape: &[isize]) -> Result<GpuTensor> {
         let shape = kiln_core::tensor::infer_shape("reshape", shape, self.numel(), &self.shape)?;
@@ -177,11 +157,8 @@ impl GpuTensor {
 
     /// Reorders dimensions (`perm[i]` is the source of output dimension i). Always a view.
     pub fn permute(&self, perm: &[usize]) -> Result<GpuTensor> {
-        let mut seen = vec![false; self.rank()];
-        if perm.len() != self.rank() || perm.iter().any(|&p| p >= self.rank() || std::mem::replace(&mut seen[p], true)) {
-            return Err(KilnError::new("permute", format!("perm {perm:?} is not a permutation of the dimensions of shape {}", fmt_shape(&self.shape))));
-        }
-        Ok(self.view(perm.iter().map(|&p| self.shape[p]).collect(), perm.iter().map(|&p| self.strides[p]).collect(), self.offset))
+        let (shape, strides) = layout::permuted("permute", &self.shape, &self.strides, perm)?;
+        Ok(self.view(shape, strides, self.offset))
     }
 
     /// Swaps the last two dimensions (a view).
@@ -205,18 +182,7 @@ impl GpuTensor {
 
     /// Inserts a size-1 dimension at `axis` (a view).
     pub fn unsqueeze(&self, axis: usize) -> GpuTensor {
-        let (mut shape, mut strides) = (self.shape.clone(), self.strides.clone());
-        shape.insert(axis, 1);
-        strides.insert(axis, if axis < self.rank() { self.strides[axis] * self.shape[axis] } else { 1 });
-        self.view(shape, strides, self.offset)
-    }
-
-    /// Removes dimension `axis`, which must have size 1 (a view).
-    pub fn squeeze(&self, axis: usize) -> GpuTensor {
-        debug_assert_eq!(self.shape[axis], 1);
-        let (mut shape, mut strides) = (self.shape.clone(), self.strides.clone());
-        shape.remove(axis);
-        strides.remove(axis);
+        let (shape, strides) = layout::unsqueezed(&self.shape, &self.strides, axis);
         self.view(shape, strides, self.offset)
     }
 

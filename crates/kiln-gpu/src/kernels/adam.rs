@@ -6,37 +6,11 @@
 use super::{check_u32_range, Params, ENTRY_ARGS_1D, LINEAR_INDEX};
 use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
-use kiln_core::error::fmt_shape;
 use kiln_core::optim::{GradTransform, Rule};
-use kiln_core::{DType, KilnError, Result};
-
-/// Updates `param` and `state` ([m, v]) in place from `grad` with `rule`, which must be
-/// Rule::Adam. Copy-on-write: a parameter or moment whose buffer another tensor shares gets its
-/// own copy first, so no other tensor sees the update.
-pub fn adam_step(dev: &GpuDevice, rule: Rule, transform: GradTransform, param: &mut GpuTensor, grad: &GpuTensor, state: &mut [GpuTensor]) -> Result<()> {
-    let Rule::Adam { .. } = rule else {
-        return Err(KilnError::new(rule.name(), "has no GPU kernel yet (adam does)"));
-    };
-    const OP: &str = "adam";
-    if grad.shape() != param.shape() {
-        return Err(KilnError::new(OP, format!("gradient shape {} does not match parameter shape {}", fmt_shape(grad.shape()), fmt_shape(param.shape()))));
-    }
-    if state.len() != 2 || state.iter().any(|s| s.shape() != param.shape()) {
-        return Err(KilnError::new(OP, format!("expected 2 state tensors of shape {}", fmt_shape(param.shape()))));
-    }
-    for t in [&*param, grad, &state[0], &state[1]] {
-        t.expect_dtype(OP, DType::F32)?;
-    }
-    param.make_unique(dev)?;
-    for s in state.iter_mut() {
-        s.make_unique(dev)?;
-    }
-    adam_in_place(dev, rule, transform, param, grad, state)
-}
+use kiln_core::{KilnError, Result};
 
 /// The update itself, writing `param` and `state` in place: the caller has made each of them
-/// the sole owner of a whole contiguous buffer (GpuTensor::make_unique, or the backend's
-/// copy-on-write for kiln-core tensors).
+/// the sole owner of a whole contiguous buffer (the backend's copy-on-write for kiln-core tensors).
 pub(crate) fn adam_in_place(dev: &GpuDevice, rule: Rule, transform: GradTransform, param: &GpuTensor, grad: &GpuTensor, state: &[GpuTensor]) -> Result<()> {
     let Rule::Adam { lr, beta1, beta2, eps, decoupled_decay, step } = rule else {
         return Err(KilnError::new(rule.name(), "has no GPU kernel yet (adam does)"));

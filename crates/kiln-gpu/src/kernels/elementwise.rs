@@ -1,13 +1,12 @@
-//! Elementwise ops on the device, forward and backward: each is one map.rs kernel whose
-//! expression comes from table.rs. Validation mirrors kiln-core's (same op names, same rules).
+//! Elementwise ops on the device, and the unary ops' backward: each is one map.rs kernel whose
+//! expression comes from table.rs (binary gradients are composed by kiln-core's autograd). Validation mirrors kiln-core's (same op names, same rules).
 
 use super::map::{self, Map};
-use super::reduce;
 use super::table;
 use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
-use kiln_core::ops::{BinaryOp, ReduceOp, UnaryOp};
+use kiln_core::ops::{BinaryOp, UnaryOp};
 use kiln_core::{DType, KilnError, Result};
 
 fn no_kernel(op: &str) -> KilnError {
@@ -50,39 +49,6 @@ pub fn binary(dev: &GpuDevice, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> Re
     let row = table::binary(op).ok_or_else(|| no_kernel(op.name()))?;
     let kernel = format!("binary:{}", op.name());
     map::run(dev, Map { op: op.name(), kernel: &kernel, inputs: &[("a", a), ("b", b)], out_dtype: row.out, body: "", expr: row.forward, alpha: 0.0 })
-}
-
-/// Gradients of `op(a, b)` given the output gradient g (in the broadcast shape), each summed
-/// back to its input's shape.
-pub fn binary_backward(dev: &GpuDevice, op: BinaryOp, g: &GpuTensor, a: &GpuTensor, b: &GpuTensor) -> Result<(GpuTensor, GpuTensor)> {
-    expect_f32(op.name(), &[g, a, b])?;
-    let row = table::binary(op).ok_or_else(|| no_kernel(op.name()))?;
-    let (Some(grad_a), Some(grad_b)) = (row.grad_a, row.grad_b) else {
-        return Err(KilnError::new(op.name(), "comparisons have no gradient"));
-    };
-    let body = format!("let y = {};", row.forward);
-    let side = |which: &str, expr: &str, shape: &[usize]| -> Result<GpuTensor> {
-        let kernel = format!("binary_backward_{which}:{}", op.name());
-        let inputs = [("g", g), ("a", a), ("b", b)];
-        let full = map::run(dev, Map { op: op.name(), kernel: &kernel, inputs: &inputs, out_dtype: DType::F32, body: &body, expr, alpha: 0.0 })?;
-        sum_to_shape(dev, &full, shape)
-    };
-    Ok((side("a", grad_a, a.shape())?, side("b", grad_b, b.shape())?))
-}
-
-/// Sums a broadcast-shaped gradient back to `shape`: over leading dims the input lacked and
-/// dims where it had size 1 (kiln-core's autograd::sum_to_shape).
-pub fn sum_to_shape(dev: &GpuDevice, g: &GpuTensor, shape: &[usize]) -> Result<GpuTensor> {
-    if g.shape() == shape {
-        return Ok(g.clone());
-    }
-    let extra = g.rank() - shape.len();
-    let axes: Vec<isize> = (0..g.rank())
-        .filter(|&d| d < extra || (shape[d - extra] == 1 && g.shape()[d] != 1))
-        .map(|d| d as isize)
-        .collect();
-    let summed = if axes.is_empty() { g.clone() } else { reduce::reduce(dev, ReduceOp::Sum, g, &axes, true)? };
-    summed.reshape(dev, &shape.iter().map(|&d| d as isize).collect::<Vec<_>>())
 }
 
 /// Converts between float32, int32 and bool with the CPU's rules (float -> int truncates and

@@ -85,14 +85,6 @@ fn segment_check(segments: usize, bound_what: &str) -> String {
     list_index_out_of_range("segmentIds", "{value}", "{position}", segments, bound_what)
 }
 
-/// Gradients of spmm for x (Aᵀ g: spmm over the reversed edges) and, when there are weights,
-/// for the weights.
-pub fn spmm_backward(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuTensor, weight: Option<&GpuTensor>, g: &GpuTensor) -> Result<(GpuTensor, Option<GpuTensor>)> {
-    let dx = spmm(dev, g, dst, src, weight, x.shape()[0])?;
-    let dw = weight.map(|_| spmm_weight_grad(dev, x, src, dst, g)).transpose()?;
-    Ok((dx, dw))
-}
-
 /// spmm's weight gradient: dw[e] = <g[dst[e]], x[src[e]]>, one invocation per edge.
 pub fn spmm_weight_grad(dev: &GpuDevice, x: &GpuTensor, src: &GpuTensor, dst: &GpuTensor, g: &GpuTensor) -> Result<GpuTensor> {
     const OP: &str = "spmm";

@@ -1,13 +1,12 @@
 //! gather (indexSelect), scatterAdd and oneHot: kiln-core's ops/shape.rs semantics on the device.
-//! gather's gradient is scatterAdd into zeros and scatterAdd's gradient (for updates) is gather,
-//! so these two kernels are the whole family, forward and backward.
+//! gather's gradient is scatterAdd into zeros and scatterAdd's gradient (for updates) is gather
+//! (kiln-core's autograd composes them), so these two kernels are the whole family.
 //!
 //! Indices are checked on the device (checks.rs): a bad index is clamped and reported at the next
 //! readback, with kiln-core's message. scatterAdd adds with a compare-exchange loop on the output
 //! bits, so repeated indices add up in an unspecified order (float rounding may differ from the
 //! CPU's sequential order by an ulp per add).
 
-use super::creation::full;
 use super::launch::{atomic_add_f32, run_1d, Kernel};
 use super::Params;
 use crate::device::GpuDevice;
@@ -63,12 +62,6 @@ pub fn scatter_add(dev: &GpuDevice, base: &GpuTensor, indices: &GpuTensor, updat
     let out = super::elementwise::copy(dev, base)?;
     add_rows(dev, OP, &out, indices, updates, axis, dim, inner)?;
     Ok(out)
-}
-
-/// The gradient of gather for x: scatterAdd of `g` into zeros of `x_shape` (float32).
-pub fn gather_backward(dev: &GpuDevice, x_shape: &[usize], indices: &GpuTensor, g: &GpuTensor, axis: isize) -> Result<GpuTensor> {
-    let zeros = full(dev, x_shape, 0.0, DType::F32)?;
-    scatter_add(dev, &zeros, indices, g, axis)
 }
 
 /// out[o, idx[j], k] += updates[o, j, k] with a float compare-exchange add, out contiguous.

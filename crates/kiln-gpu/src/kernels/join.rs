@@ -1,16 +1,14 @@
-//! concat, stack, split and pad on the device (kiln-core's ops/shape.rs semantics, any dtype).
-//! Each is a strided copy into an output at an offset; split is views (no copy), as on the CPU.
-//! Backward: concat's gradient is split (views), pad's is the inner slice (pad_backward).
+//! concat and pad on the device (kiln-core's ops/shape.rs semantics, any dtype): each is a
+//! strided copy into an output at an offset. stack, split and the backward passes (splits and
+//! slices) are views and concats that kiln-core composes from these.
 
 use super::creation::full_named;
 use super::launch::{run_1d, Kernel};
 use super::Params;
 use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
-use kiln_core::error::fmt_shape;
 use kiln_core::layout::{self, contiguous_strides};
-use kiln_core::ops::shape::{concat_shape, pad_shape, split_sizes, stack_axis};
-use kiln_core::ops::Sections;
+use kiln_core::ops::shape::{concat_shape, pad_shape};
 use kiln_core::{DType, KilnError, Result};
 
 /// Dimensions the copy kernel walks after merging (layout::coalesce).
@@ -58,27 +56,6 @@ pub fn concat(dev: &GpuDevice, tensors: &[GpuTensor], axis: isize) -> Result<Gpu
     Ok(out)
 }
 
-/// Joins tensors of one shape along a new axis.
-pub fn stack(dev: &GpuDevice, tensors: &[GpuTensor], axis: isize) -> Result<GpuTensor> {
-    let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
-    let axis = stack_axis(&shapes, axis)?;
-    let expanded: Vec<GpuTensor> = tensors.iter().map(|t| t.unsqueeze(axis)).collect();
-    concat(dev, &expanded, axis as isize).map_err(|e| KilnError::new("stack", e.message))
-}
-
-/// Splits along `axis` into views: `Count` equal parts or parts of the given sizes.
-pub fn split(x: &GpuTensor, sections: Sections, axis: isize) -> Result<Vec<GpuTensor>> {
-    let (axis, sizes) = split_sizes(x.shape(), sections, axis)?;
-    let mut start = 0;
-    sizes
-        .into_iter()
-        .map(|s| {
-            start += s;
-            x.narrow(axis, start - s, s)
-        })
-        .collect()
-}
-
 /// Pads dimension d with paddings[d] = (before, after) elements of `value` (converted to x's dtype).
 pub fn pad(dev: &GpuDevice, x: &GpuTensor, paddings: &[(usize, usize)], value: f64) -> Result<GpuTensor> {
     const OP: &str = "pad";
@@ -90,12 +67,3 @@ pub fn pad(dev: &GpuDevice, x: &GpuTensor, paddings: &[(usize, usize)], value: f
     Ok(out)
 }
 
-/// The gradient of pad: the unpadded interior of `g`, contiguous.
-pub fn pad_backward(dev: &GpuDevice, g: &GpuTensor, paddings: &[(usize, usize)]) -> Result<GpuTensor> {
-    let mut inner = g.clone();
-    for (axis, &(before, after)) in paddings.iter().enumerate() {
-        let len = g.shape()[axis].checked_sub(before + after).ok_or_else(|| KilnError::new("pad", format!("gradient {} is smaller than the padding", fmt_shape(g.shape()))))?;
-        inner = inner.narrow(axis, before, len)?;
-    }
-    inner.contiguous(dev)
-}

@@ -91,27 +91,6 @@ pub fn matmul(dev: &GpuDevice, a: &GpuTensor, b: &GpuTensor, transpose_a: bool, 
     out.reshape(dev, &shape.iter().map(|&d| d as isize).collect::<Vec<_>>())
 }
 
-/// The gradients of `matmul(a, b, transpose_a, transpose_b)` from the output gradient `g`, as
-/// kiln-core computes them: transpose-aware products (no copies), summed over broadcast batches.
-/// Matrix operands only (rank >= 2); kiln-core promotes vectors with recorded views first.
-pub fn matmul_backward(dev: &GpuDevice, g: &GpuTensor, a: &GpuTensor, b: &GpuTensor, transpose_a: bool, transpose_b: bool) -> Result<(GpuTensor, GpuTensor)> {
-    let mm = |x: &GpuTensor, y: &GpuTensor, tx: bool, ty: bool| matmul(dev, x, y, tx, ty);
-    let ga = match (transpose_a, transpose_b) {
-        (false, false) => mm(g, b, false, true)?,
-        (false, true) => mm(g, b, false, false)?,
-        (true, false) => mm(b, g, false, true)?,
-        (true, true) => mm(b, g, true, true)?,
-    };
-    let gb = match (transpose_a, transpose_b) {
-        (false, false) => mm(a, g, true, false)?,
-        (false, true) => mm(g, a, true, false)?,
-        (true, false) => mm(a, g, false, false)?,
-        (true, true) => mm(g, a, true, true)?,
-    };
-    let sum = super::elementwise::sum_to_shape;
-    Ok((sum(dev, &ga, a.shape())?, sum(dev, &gb, b.shape())?))
-}
-
 /// The kernel's WGSL. The 4x4 register block is written out (16 named accumulators) rather than
 /// as an indexed local array: shader compilers keep named scalars in registers, while an indexed
 /// local array is only promoted to registers if every loop over it is unrolled.

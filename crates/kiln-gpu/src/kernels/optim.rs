@@ -11,21 +11,6 @@ use kiln_core::error::fmt_shape;
 use kiln_core::optim::{GradTransform, Rule};
 use kiln_core::{DType, KilnError, Result};
 
-/// Updates `param` and `state` (rule.state_count() tensors of the parameter's shape) in place
-/// from `grad`, for every rule. Copy-on-write: a parameter or state tensor whose buffer another
-/// tensor shares gets its own copy first.
-pub fn optim_step(dev: &GpuDevice, rule: Rule, transform: GradTransform, param: &mut GpuTensor, grad: &GpuTensor, state: &mut [GpuTensor]) -> Result<()> {
-    if let Rule::Adam { .. } = rule {
-        return adam::adam_step(dev, rule, transform, param, grad, state);
-    }
-    validate(rule, param, grad, state)?;
-    param.make_unique(dev)?;
-    for s in state.iter_mut() {
-        s.make_unique(dev)?;
-    }
-    optim_in_place(dev, rule, transform, param, grad, state)
-}
-
 fn validate(rule: Rule, param: &GpuTensor, grad: &GpuTensor, state: &[GpuTensor]) -> Result<()> {
     let op = rule.name();
     if grad.shape() != param.shape() {
@@ -41,7 +26,7 @@ fn validate(rule: Rule, param: &GpuTensor, grad: &GpuTensor, state: &[GpuTensor]
 }
 
 /// The update itself, writing `param` and `state` in place: the caller has made each the sole
-/// owner of a whole contiguous buffer (GpuTensor::make_unique, or the backend's copy-on-write).
+/// owner of a whole contiguous buffer (the backend's copy-on-write).
 pub(crate) fn optim_in_place(dev: &GpuDevice, rule: Rule, transform: GradTransform, param: &GpuTensor, grad: &GpuTensor, state: &[GpuTensor]) -> Result<()> {
     if let Rule::Adam { .. } = rule {
         return adam::adam_in_place(dev, rule, transform, param, grad, state);

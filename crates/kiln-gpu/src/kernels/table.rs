@@ -1,9 +1,9 @@
 //! The elementwise op table of the GPU: for each of kiln-core's UnaryOp and BinaryOp, the WGSL
-//! expression of its forward value and of its derivatives, written beside each other as in
-//! kiln-core's unary.rs / binary.rs. map.rs turns a row into a kernel.
+//! expression of its forward value, and for unary ops its derivative beside it, as in kiln-core's
+//! unary.rs. map.rs turns a row into a kernel.
 //!
 //! Names in the expressions: unary `x` (input), `y` (output, in derivatives), `alpha`;
-//! binary `a`, `b`, `g` (incoming gradient) and `y` (the forward value, in derivatives).
+//! binary `a`, `b`.
 //!
 //! WGSL leaves several builtins loose where kiln-core is exact, so the prelude replaces them:
 //! `pow` is undefined for negative bases and 0^0; `sin`/`cos` are only specified on [-pi, pi];
@@ -118,34 +118,29 @@ pub fn unary(op: UnaryOp) -> Option<UnaryWgsl> {
     Some(UnaryWgsl { forward, derivative })
 }
 
-/// A binary op's WGSL: forward value of `a`, `b` with its dtype, and (arithmetic ops only) the
-/// gradient reaching each input from `g`, `a`, `b`, `y`, before summing over broadcast dims.
+/// A binary op's WGSL: the value of `a`, `b` and its dtype. Gradients need no rows here:
+/// kiln-core's autograd builds them from forward ops, which run on the device.
 #[derive(Clone, Copy, Debug)]
 pub struct BinaryWgsl {
     pub forward: &'static str,
     pub out: DType,
-    pub grad_a: Option<&'static str>,
-    pub grad_b: Option<&'static str>,
 }
 
 /// The row of `op`; None for an op this table does not know yet (see `unary`).
 #[allow(unreachable_patterns)]
 pub fn binary(op: BinaryOp) -> Option<BinaryWgsl> {
     use BinaryOp::*;
-    let arith = |forward, ga, gb| BinaryWgsl { forward, out: DType::F32, grad_a: Some(ga), grad_b: Some(gb) };
-    let compare = |forward| BinaryWgsl { forward, out: DType::Bool, grad_a: None, grad_b: None };
+    let arith = |forward| BinaryWgsl { forward, out: DType::F32 };
+    let compare = |forward| BinaryWgsl { forward, out: DType::Bool };
     Some(match op {
-        Add => arith("a + b", "g", "g"),
-        Sub => arith("a - b", "g", "-g"),
-        Mul => arith("a * b", "g * b", "g * a"),
-        // d(a/b)/db = -(a/b)/b, in the CPU's order of operations.
-        Div => arith("a / b", "g / b", "-((g / b) * a) / b"),
-        // d(a^b)/db = a^b ln a, taken as 0 where a^b = 0 (a = 0), as on the CPU.
-        Pow => arith("kiln_pow(a, b)", "g * b * kiln_pow(a, b - 1.0)", "select(g * y * log(a), 0.0, y == 0.0)"),
-        // The gradient goes to the larger (smaller) input; ties split it evenly.
+        Add => arith("a + b"),
+        Sub => arith("a - b"),
+        Mul => arith("a * b"),
+        Div => arith("a / b"),
+        Pow => arith("kiln_pow(a, b)"),
         // A NaN on either side wins, as on the CPU (a is kept when a > b or a is NaN).
-        Maximum => arith("select(b, a, a > b || kiln_isnan(a))", "g * (select(0.0, 1.0, a > b) + select(0.0, 0.5, a == b))", "g * (select(0.0, 1.0, b > a) + select(0.0, 0.5, a == b))"),
-        Minimum => arith("select(b, a, a < b || kiln_isnan(a))", "g * (select(0.0, 1.0, a < b) + select(0.0, 0.5, a == b))", "g * (select(0.0, 1.0, b < a) + select(0.0, 0.5, a == b))"),
+        Maximum => arith("select(b, a, a > b || kiln_isnan(a))"),
+        Minimum => arith("select(b, a, a < b || kiln_isnan(a))"),
         // IEEE: every comparison with a NaN is false except notEqual (checked on the bits).
         Equal => compare("select(0u, 1u, a == b && !(kiln_isnan(a) || kiln_isnan(b)))"),
         NotEqual => compare("select(0u, 1u, a != b || kiln_isnan(a) || kiln_isnan(b))"),

@@ -11,9 +11,15 @@ use kiln_core::ops::pool::Plan;
 use kiln_core::ops::{self, BatchNorm, ConvParams, Pool2d};
 use kiln_core::Tensor;
 use kiln_gpu::kernels::cnn::{batch_norm, conv, pool};
+use kiln_gpu::kernels::reduce_more::reduce_any;
 use kiln_gpu::{GpuDevice, GpuTensor};
 
 const CONV_TOL: (f32, f32) = (1e-4, 1e-4);
+
+/// The bias gradient as kiln-core builds it on the GPU: dy summed over batch and positions.
+fn bias_grad(dev: &GpuDevice, dy: &GpuTensor) -> GpuTensor {
+    reduce_any(dev, ops::ReduceOp::Sum, dy, &[0, 2, 3], false, 0).unwrap()
+}
 
 /// (input shape, weight shape, params, with bias)
 fn conv_cases() -> Vec<([usize; 4], [usize; 4], ConvParams, bool)> {
@@ -54,7 +60,7 @@ fn conv_check(dev: &GpuDevice, (xs, ws, p, with_bias): ([usize; 4], [usize; 4], 
     close(&format!("{what} input grad"), &conv::input_grad(dev, &geo, &gg, &gw, None, "conv2d").unwrap(), &cpu[0], dev, CONV_TOL);
     close(&format!("{what} weight grad"), &conv::weight_grad(dev, &geo, &gx, &gg, "conv2d").unwrap(), &cpu[1], dev, CONV_TOL);
     if with_bias {
-        close(&format!("{what} bias grad"), &conv::bias_grad(dev, &gg).unwrap(), &cpu[2], dev, CONV_TOL);
+        close(&format!("{what} bias grad"), &bias_grad(dev, &gg), &cpu[2], dev, CONV_TOL);
     }
 }
 
@@ -101,7 +107,7 @@ fn conv_transpose2d_runs_on_the_conv_passes() {
         let gg = up(dev, &g);
         close(&format!("{what} input grad"), &conv::forward(dev, &geo, &gg, &gw, None, "convTranspose2d").unwrap(), &cpu[0], dev, CONV_TOL);
         close(&format!("{what} weight grad"), &conv::weight_grad(dev, &geo, &gg, &gx, "convTranspose2d").unwrap(), &cpu[1], dev, CONV_TOL);
-        close(&format!("{what} bias grad"), &conv::bias_grad(dev, &gg).unwrap(), &cpu[2], dev, CONV_TOL);
+        close(&format!("{what} bias grad"), &bias_grad(dev, &gg), &cpu[2], dev, CONV_TOL);
     }
 }
 
@@ -173,9 +179,10 @@ fn bn_check(dev: &GpuDevice, shape: &[usize], affine: bool, running: bool, train
     let want = ops::batch_norm(&x, affine.then_some(&w), affine.then_some(&b), running.then_some((&mut rm, &mut rv)), options).unwrap();
 
     let (gw, gb) = (up(dev, &w), up(dev, &b));
-    let (mut grm, mut grv) = (up(dev, &rm0), up(dev, &rv0));
+    // Fresh uploads own their buffers, as the in-place update requires.
+    let (grm, grv) = (up(dev, &rm0), up(dev, &rv0));
     let gx = up(dev, &x);
-    let (y, stats) = batch_norm::batch_norm(dev, &gx, affine.then_some(&gw), affine.then_some(&gb), running.then_some((&mut grm, &mut grv)), options).unwrap();
+    let (y, stats) = batch_norm::batch_norm_in_place(dev, &gx, affine.then_some(&gw), affine.then_some(&gb), running.then_some((&grm, &grv)), options).unwrap();
     close(&format!("{what} forward"), &y, &vals(&want), dev, BN_TOL);
     if running {
         close(&format!("{what} running mean"), &grm, &vals(&rm), dev, BN_TOL);

@@ -1,16 +1,23 @@
 //! SGD (plain, momentum, dampening, Nesterov), RMSProp and AdaGrad against kiln-core's
 //! optim::step over several steps, with and without the gradient transform (global-norm scale,
-//! clip by value, L2 decay). Tolerance 1e-6 absolute + 1e-5 relative.
+//! clip by value, L2 decay). The GPU side is the same call on tensors that live on the GPU (the
+//! backend's path). Tolerance 1e-6 absolute + 1e-5 relative.
 
+use crate::backend::gpu_backend;
 use crate::common::*;
+use kiln_core::device::to_device;
 use kiln_core::ops;
 use kiln_core::optim::{self, GradTransform, Rule};
-use kiln_core::DType;
-use kiln_gpu::kernels::optim::optim_step;
+use kiln_core::{DType, Tensor};
+
+fn host(t: &Tensor) -> Vec<f32> {
+    vals(&to_device(t, None).unwrap())
+}
 
 #[test]
 fn optimizers_match_cpu_over_steps() {
-    let dev = gpu!();
+    gpu_backend!(dev);
+    let on = |t: &Tensor| to_device(t, Some(&dev)).unwrap();
     let shape = [29, 13];
     let plain = GradTransform { scale: 1.0, clip_value: f32::INFINITY, weight_decay: 0.0 };
     let clipped = GradTransform { scale: 0.8, clip_value: 0.6, weight_decay: 0.02 };
@@ -29,21 +36,21 @@ fn optimizers_match_cpu_over_steps() {
             let mut p = randn(&shape, 1);
             let count = rule(1).state_count();
             let mut state: Vec<_> = (0..count).map(|_| ops::zeros(&shape, DType::F32).unwrap()).collect();
-            let mut pg = up(dev, &p);
-            let mut sg: Vec<_> = state.iter().map(|s| up(dev, s)).collect();
+            let mut pg = on(&p);
+            let mut sg: Vec<Tensor> = state.iter().map(on).collect();
             for step in 1..=3 {
                 let grad = randn(&shape, 10 + step as u64);
                 optim::step(rule(step), transform, &mut p, &grad, &mut state).unwrap();
-                optim_step(dev, rule(step), transform, &mut pg, &up(dev, &grad), &mut sg).unwrap();
+                optim::step(rule(step), transform, &mut pg, &on(&grad), &mut sg).unwrap();
             }
             let what = format!("{name} {transform:?}");
-            assert_close(&format!("{what}: param"), &down(dev, &pg), &vals(&p), 1e-6, 1e-5);
+            assert_close(&format!("{what}: param"), &host(&pg), &vals(&p), 1e-6, 1e-5);
             for (k, (g, c)) in sg.iter().zip(&state).enumerate() {
-                assert_close(&format!("{what}: state {k}"), &down(dev, g), &vals(c), 1e-7, 1e-5);
+                assert_close(&format!("{what}: state {k}"), &host(g), &vals(c), 1e-7, 1e-5);
             }
         }
     }
-    let mut pg = up(dev, &randn(&[4], 1));
-    let e = optim_step(dev, Rule::AdaGrad { lr: 0.1, eps: 1e-10 }, plain, &mut pg, &up(dev, &randn(&[4], 2)), &mut []).unwrap_err().to_string();
+    let mut pg = on(&randn(&[4], 1));
+    let e = optim::step(Rule::AdaGrad { lr: 0.1, eps: 1e-10 }, plain, &mut pg, &on(&randn(&[4], 2)), &mut []).unwrap_err().to_string();
     assert!(e.starts_with("adagrad: expected 1 state tensors of shape [4]"), "{e}");
 }

@@ -22,26 +22,10 @@ use kiln_core::{DType, KilnError, Result};
 const OP: &str = "batchNorm";
 
 /// Forward: (y, saved statistics [2, C]). Training (or no running statistics) normalizes with
-/// the batch's statistics, and in training folds them into `running` (made unique first, as
-/// kiln-core's copy-on-write); otherwise the running statistics are used.
-pub fn batch_norm(dev: &GpuDevice, x: &GpuTensor, weight: Option<&GpuTensor>, bias: Option<&GpuTensor>, running: Option<(&mut GpuTensor, &mut GpuTensor)>, options: BatchNorm) -> Result<(GpuTensor, GpuTensor)> {
-    let running = match running {
-        Some((rm, rv)) => {
-            if options.training {
-                rm.make_unique(dev)?;
-                rv.make_unique(dev)?;
-            }
-            Some((&*rm, &*rv))
-        }
-        None => None,
-    };
-    batch_norm_in_place(dev, x, weight, bias, running, options)
-}
-
-/// batch_norm, writing the running statistics in place when training: the caller has made each
-/// the sole owner of a whole contiguous buffer (GpuTensor::make_unique, or the backend's
-/// copy-on-write for kiln-core tensors).
-pub(crate) fn batch_norm_in_place(dev: &GpuDevice, x: &GpuTensor, weight: Option<&GpuTensor>, bias: Option<&GpuTensor>, running: Option<(&GpuTensor, &GpuTensor)>, options: BatchNorm) -> Result<(GpuTensor, GpuTensor)> {
+/// the batch's statistics, and in training folds them into `running` in place: the caller has
+/// made each the sole owner of a whole contiguous buffer (the backend's copy-on-write);
+/// otherwise the running statistics are used.
+pub fn batch_norm_in_place(dev: &GpuDevice, x: &GpuTensor, weight: Option<&GpuTensor>, bias: Option<&GpuTensor>, running: Option<(&GpuTensor, &GpuTensor)>, options: BatchNorm) -> Result<(GpuTensor, GpuTensor)> {
     let (x, c, spatial) = input(dev, x)?;
     let n = x.shape()[0];
     let vector = |what: &str, t: Option<&GpuTensor>| -> Result<Option<GpuTensor>> {

@@ -17,11 +17,10 @@ use super::{expect, kernel_1d, operand, outputs_reading};
 use crate::device::GpuDevice;
 use crate::kernels::elementwise;
 use crate::kernels::matmul::matmul;
-use crate::kernels::reduce::reduce;
 use crate::kernels::Params;
 use crate::tensor::GpuTensor;
 use kiln_core::ops::conv::Geometry;
-use kiln_core::ops::{BinaryOp, ReduceOp};
+use kiln_core::ops::BinaryOp;
 use kiln_core::{DType, Result};
 
 /// Floats of one chunk's im2col matrix (64 MiB); smaller if the device's bindings are.
@@ -100,11 +99,6 @@ pub fn weight_grad(dev: &GpuDevice, geo: &Geometry, x: &GpuTensor, dy: &GpuTenso
     }
     let shape = [g.out_channels, g.group_channels(), g.kernel[0], g.kernel[1]].map(|d| d as isize);
     total.expect("at least one chunk").reshape(dev, &shape)
-}
-
-/// Gradient [out_channels] of the bias: dy summed over batch and positions.
-pub fn bias_grad(dev: &GpuDevice, dy: &GpuTensor) -> Result<GpuTensor> {
-    reduce(dev, ReduceOp::Sum, dy, &[0, 2, 3], false)
 }
 
 // ---- operands --------------------------------------------------------------------------------
