@@ -14,6 +14,10 @@
 //! where the target has FMA; on WASM and FMA-less CPUs it would call a software fma, so those keep
 //! the general GEMM (on WASM, Kiln's own SIMD128 GEMM).
 
+// The kernels below exist only for x86-64; elsewhere `PackedWeight::new` returns None and the
+// rest is never called.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 /// Columns per panel: one AVX-512 register, two AVX2 registers.
 const NR: usize = 16;
 
