@@ -78,6 +78,33 @@ forEachBackend(() => {
     }
   });
 
+  // The native CPU runs each step's product from W_hh packed once per sequence in panels of 16
+  // columns, 8 (AVX-512) or 4 (AVX2) batch rows at a time: these sizes leave a partial panel
+  // (hidden not a multiple of 8 or 16), a single batch row, a single step, and rows past the
+  // last full block.
+  it('backward matches finite differences on odd sizes (batch 1, one step, hidden not a multiple of 8)', async () => {
+    let seed = 900;
+    for (const cell of ['lstm', 'gru', 'rnnTanh'] as RecurrentCell[]) {
+      for (const [b, t, i, h] of [[1, 1, 3, 5], [1, 3, 2, 7], [5, 1, 2, 9], [9, 2, 1, 3]]) {
+        const inputs = layerInputs(cell, b, t, i, h, (seed += 10));
+        await gradCheck(`${cell} [${b},${t},${i}]->${h}`, inputs, (ts) => packed(callWith(kiln.recurrent, cell, ts, false)), { atol: 3e-3, rtol: 3e-3 });
+      }
+    }
+  });
+
+  // Large enough that the native CPU splits the batch over threads for the whole sequence
+  // (19 rows: parts of 9 and 10, neither a multiple of the kernels' row blocks).
+  it('a batch split over threads gives the same forward and gradients as the primitive cells', async () => {
+    let seed = 1000;
+    for (const cell of CELLS) {
+      const reverse = cell === 'lstm' || cell === 'rnnRelu';
+      const inputs = layerInputs(cell, 19, 24, 5, 53, (seed += 10));
+      const fused = await valuesAndGrads(kiln.recurrent, cell, inputs, reverse);
+      const reference = await valuesAndGrads(recurrentFromPrimitives, cell, inputs, reverse);
+      fused.forEach((got, k) => assertClose(got, reference[k], { atol: 5e-5, rtol: 2e-4 }, `${cell} reverse=${reverse} [19,24,5]->53: result ${k}`));
+    }
+  });
+
   it('works without biases and with frozen inputs; gradients go only where needed', async () => {
     const inputs = layerInputs('gru', 2, 4, 3, 5, 700);
     const [x, h0, wIh, wHh] = inputs.map(T);

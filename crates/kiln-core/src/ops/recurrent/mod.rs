@@ -13,10 +13,12 @@
 //!
 //! - `cells.rs`: the fused per-step gate kernels, forward and backward, per cell type.
 //! - `sequence.rs`: the time loop, the GEMMs and the buffers kept for backward.
+//! - `step_gemm.rs`: the per-step recurrent product with W_hh packed once per sequence.
 
 mod cells;
 mod device;
 mod sequence;
+mod step_gemm;
 
 use crate::autograd;
 use crate::dtype::DType;

@@ -5,11 +5,24 @@
 //! reads and writes plain matrices, and the weight gradients are single GEMMs over all steps
 //! (dW_ih = dGatesᵀ · x, dW_hh = dGatesᵀ · h_prev). x is copied into that order once and dx back
 //! out of it once; both copies are small next to the GEMMs.
+//!
+//! The fast path, and why:
+//! - The input projection of all steps is one GEMM ([steps·batch, I] · W_ihᵀ), before the loop.
+//! - Each step's recurrent product reads W_hh packed once per sequence (step_gemm.rs; forward
+//!   W_hhᵀ, BPTT W_hh), where the general GEMM repacked it at every step.
+//! - The time loop is split over the threads by batch rows, once per sequence (`batch_parts`):
+//!   rows are independent through the whole recurrence, so each thread runs every step's product
+//!   AND fused cell on its rows with no synchronization until the end. Threading each step's small
+//!   product instead cost a fork/join per step (64 per LSTM training step) and left the cells on
+//!   one thread. Small sequences stay on one thread.
+//! - The weight gradients are single GEMMs over all steps after BPTT, not one per step.
+//! - Per-step scratch (dh, dc, GRU's h projection) is allocated once per part, not per step.
 
 use super::cells;
+use super::step_gemm::PackedWeight;
 use super::{Cell, Weights};
 use crate::error::Result;
-use crate::parallel;
+use crate::parallel::{self, SendPtr};
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
 use crate::gemm_call::Parallelism;
@@ -32,9 +45,12 @@ pub struct Dims {
 pub struct Params {
     w_ih: Tensor,
     w_hh: Tensor,
-    /// [H, G·H]: the per-step GEMM's right operand row-major. The GEMM packs its right operand
-    /// on every call, and a row-major one packs faster: the per-step product measured 41 µs
-    /// instead of 65 µs with W_hh read through transposed strides (32x128 @ 128x512, 1 thread).
+    /// The forward per-step product's right operand W_hhᵀ [H, G·H], packed once for every step
+    /// (step_gemm.rs) where the CPU runs the packed kernel.
+    w_hh_packed: Option<PackedWeight>,
+    /// Elsewhere W_hhᵀ row-major for the general GEMM, which packs its right operand on every
+    /// call, and a row-major one packs faster: the per-step product measured 41 µs instead of
+    /// 65 µs with W_hh read through transposed strides (32x128 @ 128x512, 1 thread).
     w_hh_t: Vec<f32>,
     bias: Vec<f32>,
     b_hn: Vec<f32>,
@@ -50,8 +66,10 @@ impl Params {
         let bias = (0..gh).map(|k| b_ih[k] + if k < folded_until { b_hh[k] } else { 0.0 }).collect();
         let b_hn = if cell == Cell::Gru { b_hh[2 * hidden..].to_vec() } else { Vec::new() };
         let (w_ih, w_hh) = (w.w_ih.materialize()?, w.w_hh.materialize()?);
-        let w_hh_t = transposed(w_hh.contiguous_slice().unwrap(), gh);
-        Ok(Params { w_ih, w_hh, w_hh_t, bias, b_hn })
+        let w_hh_data = w_hh.contiguous_slice().unwrap();
+        let w_hh_packed = PackedWeight::new(w_hh_data, hidden, gh, 1, hidden);
+        let w_hh_t = if w_hh_packed.is_some() { Vec::new() } else { transposed(w_hh_data, gh) };
+        Ok(Params { w_ih, w_hh, w_hh_packed, w_hh_t, bias, b_hn })
     }
 
     fn w_ih(&self) -> &[f32] {
@@ -60,6 +78,42 @@ impl Params {
 
     fn w_hh(&self) -> &[f32] {
         self.w_hh.contiguous_slice().unwrap()
+    }
+
+    /// One step's recurrent projection: dst [batch, G·H] (+)= h_prev [batch, H] · W_hhᵀ.
+    fn project_hidden(&self, dst: &mut [f32], h_prev: &[f32], batch: usize, accumulate: bool) {
+        let (h, gh) = (self.w_hh.shape()[1], self.w_hh.shape()[0]);
+        match &self.w_hh_packed {
+            Some(w) => w.mul(dst, gh, h_prev, h, batch, 0..h, accumulate),
+            None => gemm_on(Parallelism::None, dst, Mat::rows(0, batch, gh), h_prev, Mat::rows(0, batch, h), &self.w_hh_t, Mat::rows(0, h, gh), accumulate),
+        }
+    }
+}
+
+/// BPTT's per-step product dh_prev (+)= dgates · W_hh[rows], with W_hh [G·H, H] packed once
+/// for all steps where the CPU runs the packed kernel.
+struct HiddenGradient<'a> {
+    w_hh: &'a [f32],
+    hidden: usize,
+    packed: Option<PackedWeight>,
+}
+
+impl<'a> HiddenGradient<'a> {
+    fn new(w_hh: &'a [f32], hidden: usize) -> Self {
+        let gh = w_hh.len() / hidden;
+        HiddenGradient { w_hh, hidden, packed: PackedWeight::new(w_hh, gh, hidden, hidden, 1) }
+    }
+
+    /// dst [batch, H] (+)= a · W_hh[rows, :], a being [batch, rows.len()] with row stride a_rs.
+    fn mul(&self, dst: &mut [f32], a: &[f32], a_rs: usize, batch: usize, rows: std::ops::Range<usize>, accumulate: bool) {
+        let h = self.hidden;
+        match &self.packed {
+            Some(w) => w.mul(dst, h, a, a_rs, batch, rows.clone(), accumulate),
+            None => {
+                let a_view = Mat { offset: 0, rows: batch, cols: rows.len(), rs: a_rs as isize, cs: 1 };
+                gemm_on(Parallelism::None, dst, Mat::rows(0, batch, h), a, a_view, self.w_hh, Mat::rows(rows.start * h, rows.len(), h), accumulate)
+            }
+        }
     }
 }
 
@@ -159,33 +213,19 @@ pub fn forward(cell: Cell, d: Dims, reverse: bool, x: &Tensor, h0: &Tensor, c0: 
         None => None,
     };
     let mut hn = if cell == Cell::Gru { Some(try_zeroed::<f32>(op, t_len * bh)?) } else { None };
-    let mut hproj = if cell == Cell::Gru { try_zeroed::<f32>(op, b * gh)? } else { Vec::new() };
 
-    for s in 0..t_len {
-        let (done, rest) = hs.split_at_mut((s + 1) * bh);
-        let (h_prev, h_next) = (&done[s * bh..], &mut rest[..bh]);
-        let g = &mut gates[s * b * gh..(s + 1) * b * gh];
-        // The recurrent projection W_hh h_prev: added onto the gates (RNN, LSTM) or kept apart
-        // (GRU, whose n block is multiplied by r).
-        let h_mat = Mat::rows(0, b, h);
-        let w_hh_t = Mat::rows(0, h, gh);
-        match cell {
-            Cell::RnnTanh | Cell::RnnRelu => {
-                gemm(g, Mat::rows(0, b, gh), h_prev, h_mat, &p.w_hh_t, w_hh_t, true);
-                cells::rnn_forward(g, h_next, cell == Cell::RnnRelu);
-            }
-            Cell::Lstm => {
-                gemm(g, Mat::rows(0, b, gh), h_prev, h_mat, &p.w_hh_t, w_hh_t, true);
-                let cs = cs.as_mut().unwrap();
-                let (done, rest) = cs.split_at_mut((s + 1) * bh);
-                cells::lstm_forward(g, &done[s * bh..], &mut rest[..bh], h_next, h);
-            }
-            Cell::Gru => {
-                gemm(&mut hproj, Mat::rows(0, b, gh), h_prev, h_mat, &p.w_hh_t, w_hh_t, false);
-                let hn_s = &mut hn.as_mut().unwrap()[s * bh..(s + 1) * bh];
-                cells::gru_forward(g, &hproj, &p.b_hn, h_prev, hn_s, h_next, h);
-            }
+    // The recurrence, each thread on its own rows of the batch for the whole sequence.
+    let bufs = StepBuffers { gates: SendPtr(gates.as_mut_ptr()), hs: SendPtr(hs.as_mut_ptr()), cs: cs.as_mut().map(|c| SendPtr(c.as_mut_ptr())), hn: hn.as_mut().map(|v| SendPtr(v.as_mut_ptr())) };
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    parallel::for_each_chunk(b, batch_parts(cell, d), |b0, b1| {
+        // SAFETY: the buffers have the sizes allocated above, and the row ranges of the parts
+        // are disjoint, so no two threads touch the same element.
+        if unsafe { forward_rows(cell, d, p, &bufs, b0, b1) }.is_err() {
+            failed.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+    });
+    if failed.into_inner() {
+        return Err(crate::error::KilnError::new(op, "out of memory for the recurrence's scratch buffer"));
     }
 
     let out = pack_output(cell, d, reverse, &hs, cs.as_deref())?;
@@ -197,6 +237,68 @@ pub fn forward(cell: Cell, d: Dims, reverse: bool, x: &Tensor, h0: &Tensor, c0: 
         hn: hn.map(|v| Tensor::from_vec(v, &[t_len * b, h])).transpose()?,
     };
     Ok((out, ws))
+}
+
+/// Raw views of the step-major buffers that the batch parts share (each part writes only its rows).
+struct StepBuffers {
+    gates: SendPtr<f32>,
+    hs: SendPtr<f32>,
+    cs: Option<SendPtr<f32>>,
+    hn: Option<SendPtr<f32>>,
+}
+
+/// `len` elements at `start` of a shared buffer.
+///
+/// # Safety
+/// The range is inside the buffer, and no other live reference covers it mutably.
+unsafe fn part<'a>(buf: &SendPtr<f32>, start: usize, len: usize) -> &'a mut [f32] {
+    std::slice::from_raw_parts_mut(buf.ptr().add(start), len)
+}
+
+/// How many parts of the batch run the recurrence at once. The steps of one sequence depend on
+/// each other, but batch rows do not: splitting the batch once per sequence keeps every thread
+/// busy for the whole loop with one fork/join, where threading each step's small product paid a
+/// fork/join per step (64 per LSTM training step). A part keeps at least 8 rows (one AVX-512 row
+/// block of the packed kernel), and a small sequence runs on one thread.
+fn batch_parts(cell: Cell, d: Dims) -> usize {
+    let macs = d.steps * d.batch * cell.gates() * d.hidden * d.hidden;
+    if macs < MIN_PARALLEL_FLOPS { 1 } else { parallel::num_threads().min(d.batch / 8).max(1) }
+}
+
+/// The forward recurrence for batch rows b0..b1 (the input projection already in the gates).
+///
+/// # Safety
+/// `bufs` point to the buffers `forward` allocated for `d`; no other part covers rows b0..b1.
+unsafe fn forward_rows(cell: Cell, d: Dims, p: &Params, bufs: &StepBuffers, b0: usize, b1: usize) -> Result<()> {
+    let Dims { batch: b, steps: t_len, hidden: h, .. } = d;
+    let (gh, rows) = (cell.gates() * h, b1 - b0);
+    let mut hproj = if cell == Cell::Gru { try_zeroed::<f32>(cell.name(), rows * gh)? } else { Vec::new() };
+    // Element offsets of this part's rows at step s in a [*, width] step-major buffer.
+    let at = |s: usize, width: usize| (s * b + b0) * width;
+    for s in 0..t_len {
+        let h_prev: &[f32] = part(&bufs.hs, at(s, h), rows * h);
+        let h_next = part(&bufs.hs, at(s + 1, h), rows * h);
+        let g = part(&bufs.gates, at(s, gh), rows * gh);
+        // The recurrent projection W_hh h_prev: added onto the gates (RNN, LSTM) or kept apart
+        // (GRU, whose n block is multiplied by r).
+        match cell {
+            Cell::RnnTanh | Cell::RnnRelu => {
+                p.project_hidden(g, h_prev, rows, true);
+                cells::rnn_forward(g, h_next, cell == Cell::RnnRelu);
+            }
+            Cell::Lstm => {
+                p.project_hidden(g, h_prev, rows, true);
+                let cs = bufs.cs.as_ref().unwrap();
+                cells::lstm_forward(g, part(cs, at(s, h), rows * h), part(cs, at(s + 1, h), rows * h), h_next, h);
+            }
+            Cell::Gru => {
+                p.project_hidden(&mut hproj, h_prev, rows, false);
+                let hn_s = part(bufs.hn.as_ref().unwrap(), at(s, h), rows * h);
+                cells::gru_forward(g, &hproj, &p.b_hn, h_prev, hn_s, h_next, h);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// [batch, steps + states, hidden]: h at each time, then the final h (and c).
@@ -224,59 +326,41 @@ pub fn backward(cell: Cell, d: Dims, reverse: bool, ws: Workspace, g: &Tensor, p
     let op = cell.name();
     let Dims { batch: b, steps: t_len, input: i, hidden: h } = d;
     let (gh, bh) = (cell.gates() * h, b * h);
-    let rows = t_len + cell.states();
     let g = g.contiguous_slice::<f32>().unwrap();
     let Workspace { x: x_steps, mut gates, hs, cs, mut hn } = ws;
     let hs = hs.contiguous_slice::<f32>().unwrap();
     let cs = cs.as_ref().map(|c| c.contiguous_slice::<f32>().unwrap());
 
-    // dL/dh and dL/dc flowing into the current step, seeded by the final states' gradients.
-    let mut dh = try_zeroed::<f32>(op, bh)?;
-    let mut dh_prev = try_zeroed::<f32>(op, bh)?;
-    let mut dc = if cell == Cell::Lstm { try_zeroed::<f32>(op, bh)? } else { Vec::new() };
-    for bi in 0..b {
-        dh[bi * h..(bi + 1) * h].copy_from_slice(&g[(bi * rows + t_len) * h..][..h]);
-        if cell == Cell::Lstm {
-            dc[bi * h..(bi + 1) * h].copy_from_slice(&g[(bi * rows + t_len + 1) * h..][..h]);
-        }
-    }
-
-    let ga = gates.data_mut_f32(op)?;
+    // dL/dh0 and dL/dc0, each part writing its rows.
+    let mut dh0 = try_zeroed::<f32>(op, bh)?;
+    let mut dc0 = if cell == Cell::Lstm { try_zeroed::<f32>(op, bh)? } else { Vec::new() };
+    let ga_buf = gates.data_mut_f32(op)?;
     let mut hn_data = match hn.as_mut() {
         Some(t) => Some(t.data_mut_f32(op)?),
         None => None,
     };
-    let w_hh = p.w_hh();
-    for s in (0..t_len).rev() {
-        let t = time_of(s, t_len, reverse);
-        for bi in 0..b {
-            let up = &g[(bi * rows + t) * h..][..h];
-            for (a, &u) in dh[bi * h..(bi + 1) * h].iter_mut().zip(up) {
-                *a += u;
-            }
+    let hidden_gradient = HiddenGradient::new(p.w_hh(), h);
+    let bufs = BackwardBuffers {
+        gates: SendPtr(ga_buf.as_mut_ptr()),
+        hn: hn_data.as_mut().map(|v| SendPtr(v.as_mut_ptr())),
+        dh0: SendPtr(dh0.as_mut_ptr()),
+        dc0: SendPtr(dc0.as_mut_ptr()),
+        hs,
+        cs,
+        g,
+    };
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    parallel::for_each_chunk(b, batch_parts(cell, d), |b0, b1| {
+        // SAFETY: as in forward: buffers of the sizes above, disjoint row ranges per part.
+        if unsafe { backward_rows(cell, d, reverse, &hidden_gradient, &bufs, b0, b1) }.is_err() {
+            failed.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let a = &mut ga[s * b * gh..(s + 1) * b * gh];
-        let a_mat = Mat::rows(0, b, gh);
-        match cell {
-            Cell::RnnTanh | Cell::RnnRelu => {
-                cells::rnn_backward(a, &dh, cell == Cell::RnnRelu);
-                gemm(&mut dh_prev, Mat::rows(0, b, h), a, a_mat, w_hh, Mat::rows(0, gh, h), false);
-            }
-            Cell::Lstm => {
-                let cs = cs.unwrap();
-                cells::lstm_backward(a, &cs[s * bh..(s + 1) * bh], &cs[(s + 1) * bh..(s + 2) * bh], &dh, &mut dc, h);
-                gemm(&mut dh_prev, Mat::rows(0, b, h), a, a_mat, w_hh, Mat::rows(0, gh, h), false);
-            }
-            Cell::Gru => {
-                let hn_s = &mut hn_data.as_mut().unwrap()[s * bh..(s + 1) * bh];
-                cells::gru_backward(a, hn_s, &hs[s * bh..(s + 1) * bh], &dh, &mut dh_prev, h);
-                // dh_prev += [da_r | da_z] · W_hh[r, z blocks] + dhn · W_hh[n block]
-                gemm(&mut dh_prev, Mat::rows(0, b, h), a, Mat { cols: 2 * h, ..a_mat }, w_hh, Mat::rows(0, 2 * h, h), true);
-                gemm(&mut dh_prev, Mat::rows(0, b, h), &*hn_s, Mat::rows(0, b, h), w_hh, Mat::rows(2 * h * h, h, h), true);
-            }
-        }
-        std::mem::swap(&mut dh, &mut dh_prev);
+    });
+    if failed.into_inner() {
+        return Err(crate::error::KilnError::new(op, "out of memory for BPTT's scratch buffers"));
     }
+    let (dh, dc) = (dh0, dc0);
+    let ga = &mut *ga_buf;
 
     let ga: &[f32] = ga;
     let all = t_len * b;
@@ -325,6 +409,79 @@ pub fn backward(cell: Cell, d: Dims, reverse: bool, ws: Workspace, g: &Tensor, p
         }
     }
     Ok(grads)
+}
+
+/// What the batch parts of BPTT share: the gates and GRU's hn (overwritten with their gradients,
+/// each part its rows), dh0 and dc0 (written), and read-only views.
+struct BackwardBuffers<'a> {
+    gates: SendPtr<f32>,
+    hn: Option<SendPtr<f32>>,
+    dh0: SendPtr<f32>,
+    dc0: SendPtr<f32>,
+    hs: &'a [f32],
+    cs: Option<&'a [f32]>,
+    /// The packed output's gradient [batch, steps + states, hidden].
+    g: &'a [f32],
+}
+
+/// BPTT for batch rows b0..b1: turns their gate activations into gate gradients step by step
+/// and writes their dL/dh0 (and dL/dc0).
+///
+/// # Safety
+/// `bufs` point to the buffers `backward` holds for `d`; no other part covers rows b0..b1.
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_rows(cell: Cell, d: Dims, reverse: bool, hidden_gradient: &HiddenGradient, bufs: &BackwardBuffers, b0: usize, b1: usize) -> Result<()> {
+    let op = cell.name();
+    let Dims { batch: b, steps: t_len, hidden: h, .. } = d;
+    let (gh, rows, packed_rows) = (cell.gates() * h, b1 - b0, t_len + cell.states());
+    let (g, hs) = (bufs.g, bufs.hs);
+    let at = |s: usize, width: usize| (s * b + b0) * width;
+
+    // dL/dh and dL/dc flowing into the current step, seeded by the final states' gradients.
+    let mut dh = try_zeroed::<f32>(op, rows * h)?;
+    let mut dh_prev = try_zeroed::<f32>(op, rows * h)?;
+    let mut dc = if cell == Cell::Lstm { try_zeroed::<f32>(op, rows * h)? } else { Vec::new() };
+    for r in 0..rows {
+        let packed = (b0 + r) * packed_rows;
+        dh[r * h..(r + 1) * h].copy_from_slice(&g[(packed + t_len) * h..][..h]);
+        if cell == Cell::Lstm {
+            dc[r * h..(r + 1) * h].copy_from_slice(&g[(packed + t_len + 1) * h..][..h]);
+        }
+    }
+    for s in (0..t_len).rev() {
+        let t = time_of(s, t_len, reverse);
+        for r in 0..rows {
+            let up = &g[((b0 + r) * packed_rows + t) * h..][..h];
+            for (a, &u) in dh[r * h..(r + 1) * h].iter_mut().zip(up) {
+                *a += u;
+            }
+        }
+        let a = part(&bufs.gates, at(s, gh), rows * gh);
+        match cell {
+            Cell::RnnTanh | Cell::RnnRelu => {
+                cells::rnn_backward(a, &dh, cell == Cell::RnnRelu);
+                hidden_gradient.mul(&mut dh_prev, a, gh, rows, 0..gh, false);
+            }
+            Cell::Lstm => {
+                let cs = bufs.cs.unwrap();
+                cells::lstm_backward(a, &cs[at(s, h)..][..rows * h], &cs[at(s + 1, h)..][..rows * h], &dh, &mut dc, h);
+                hidden_gradient.mul(&mut dh_prev, a, gh, rows, 0..gh, false);
+            }
+            Cell::Gru => {
+                let hn_s = part(bufs.hn.as_ref().unwrap(), at(s, h), rows * h);
+                cells::gru_backward(a, hn_s, &hs[at(s, h)..][..rows * h], &dh, &mut dh_prev, h);
+                // dh_prev += [da_r | da_z] · W_hh[r, z blocks] + dhn · W_hh[n block]
+                hidden_gradient.mul(&mut dh_prev, a, gh, rows, 0..2 * h, true);
+                hidden_gradient.mul(&mut dh_prev, hn_s, h, rows, 2 * h..gh, true);
+            }
+        }
+        std::mem::swap(&mut dh, &mut dh_prev);
+    }
+    part(&bufs.dh0, b0 * h, rows * h).copy_from_slice(&dh);
+    if cell == Cell::Lstm {
+        part(&bufs.dc0, b0 * h, rows * h).copy_from_slice(&dc);
+    }
+    Ok(())
 }
 
 /// Sums of each column of a row-major matrix with `cols` columns.
@@ -381,7 +538,15 @@ impl Mat {
 }
 
 /// dst (+)= a · b, each a strided view; `accumulate` adds to dst instead of overwriting it.
+/// Threaded when large (the whole-sequence GEMMs).
 fn gemm(dst: &mut [f32], dv: Mat, a: &[f32], av: Mat, b: &[f32], bv: Mat, accumulate: bool) {
+    gemm_on(Parallelism::Threads, dst, dv, a, av, b, bv, accumulate)
+}
+
+/// As `gemm`; `Parallelism::None` keeps it on the calling thread (the per-step products, which
+/// already run inside one thread's part of the batch).
+#[allow(clippy::too_many_arguments)]
+fn gemm_on(allowed: Parallelism, dst: &mut [f32], dv: Mat, a: &[f32], av: Mat, b: &[f32], bv: Mat, accumulate: bool) {
     let (m, n, k) = (dv.rows, dv.cols, av.cols);
     // Shapes come from validated dimensions; a mismatch here is a bug in this module.
     assert!(av.rows == m && bv.rows == k && bv.cols == n && k > 0, "recurrent gemm: shape mismatch");
@@ -389,7 +554,7 @@ fn gemm(dst: &mut [f32], dv: Mat, a: &[f32], av: Mat, b: &[f32], bv: Mat, accumu
     if m == 0 || n == 0 {
         return;
     }
-    let parallelism = if m * n * k >= MIN_PARALLEL_FLOPS && parallel::num_threads() > 1 { Parallelism::Threads } else { Parallelism::None };
+    let parallelism = if allowed == Parallelism::Threads && m * n * k >= MIN_PARALLEL_FLOPS && parallel::num_threads() > 1 { Parallelism::Threads } else { Parallelism::None };
     // SAFETY: the asserts above keep every strided access inside the three slices, and dst does
     // not alias a or b (distinct borrows).
     unsafe {
