@@ -86,7 +86,22 @@ impl Int8Rows<'_> {
 /// by 128. Needed only on that path (see `Int8Path`).
 pub fn weight_sums(w: Int8Rows) -> Vec<i32> {
     w.check("weights");
-    (0..w.rows).map(|j| w.data[j * w.stride..j * w.stride + w.k].iter().map(|&v| v as i32).sum()).collect()
+    (0..w.rows).map(|j| row_sum(&w.data[j * w.stride..j * w.stride + w.k])).collect()
+}
+
+crate::multiversion! {
+    /// Σ v as i32 (vectorizes: i8 -> i32 widening adds).
+    fn row_sum(v: &[i8]) -> i32 {
+        let mut acc = [0i32; 16];
+        let chunks = v.chunks_exact(16);
+        let tail: i32 = chunks.remainder().iter().map(|&x| x as i32).sum();
+        for c in chunks {
+            for i in 0..16 {
+                acc[i] += c[i] as i32;
+            }
+        }
+        acc.iter().sum::<i32>() + tail
+    }
 }
 
 /// Calls `store(i, j, Σ_k a[i, k] · w[j, k])` for every i < a.rows, j in `cols`, exactly, on
@@ -156,13 +171,19 @@ mod x86 {
     /// The CPU must have avx512f, avx512bw and avx512vnni; every pointer starts k readable bytes.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
     pub(super) unsafe fn tile_vnni(a: [*const i8; 4], w: [*const i8; 4], k: usize) -> [[i32; 4]; 4] {
+        // No closures here: a closure would not get this function's target features, and its
+        // intrinsics would turn into calls.
         let flip = _mm512_set1_epi8(-128);
-        let mut acc = [[_mm512_setzero_si512(); 4]; 4];
+        let zero = _mm512_setzero_si512();
+        let mut acc = [[zero; 4]; 4];
         let mut k0 = 0;
         while k0 < k {
             let left = k - k0;
             let mask: __mmask64 = if left >= 64 { !0 } else { (1u64 << left) - 1 };
-            let wv = w.map(|p| _mm512_maskz_loadu_epi8(mask, p.add(k0)));
+            let mut wv = [zero; 4];
+            for c in 0..4 {
+                wv[c] = _mm512_maskz_loadu_epi8(mask, w[c].add(k0));
+            }
             for r in 0..4 {
                 // a + 128 as u8 is a with its top bit flipped; masked-off bytes become 128 but
                 // meet zero weights.
@@ -173,10 +194,15 @@ mod x86 {
             }
             k0 += 64;
         }
-        acc.map(|row| {
-            let halves = row.map(|v| _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v)));
-            to_array(hsum4(halves))
-        })
+        let mut out = [[0i32; 4]; 4];
+        for r in 0..4 {
+            let mut halves = [_mm256_setzero_si256(); 4];
+            for c in 0..4 {
+                halves[c] = _mm256_add_epi32(_mm512_castsi512_si256(acc[r][c]), _mm512_extracti64x4_epi64::<1>(acc[r][c]));
+            }
+            out[r] = hsum4(halves);
+        }
+        out
     }
 
     /// Exact Σ a·w for a 4x4 tile: 16 bytes of k per step, widened to i16 and multiplied with
@@ -186,11 +212,15 @@ mod x86 {
     /// The CPU must have avx2; every pointer starts k readable bytes.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn tile_avx2(a: [*const i8; 4], w: [*const i8; 4], k: usize) -> [[i32; 4]; 4] {
-        let mut acc = [[_mm256_setzero_si256(); 4]; 4];
+        let zero = _mm256_setzero_si256();
+        let mut acc = [[zero; 4]; 4];
         let whole = k / 16 * 16;
         let mut k0 = 0;
         while k0 < whole {
-            let wv = w.map(|p| _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(k0) as *const __m128i)));
+            let mut wv = [zero; 4];
+            for c in 0..4 {
+                wv[c] = _mm256_cvtepi8_epi16(_mm_loadu_si128(w[c].add(k0) as *const __m128i));
+            }
             for r in 0..4 {
                 let av = _mm256_cvtepi8_epi16(_mm_loadu_si128(a[r].add(k0) as *const __m128i));
                 for c in 0..4 {
@@ -199,58 +229,99 @@ mod x86 {
             }
             k0 += 16;
         }
-        let mut out = acc.map(|row| to_array(hsum4(row)));
-        for (r, row) in out.iter_mut().enumerate() {
-            for (c, v) in row.iter_mut().enumerate() {
+        let mut out = [[0i32; 4]; 4];
+        for r in 0..4 {
+            out[r] = hsum4(acc[r]);
+            for c in 0..4 {
                 for i in whole..k {
-                    *v += *a[r].add(i) as i32 * *w[c].add(i) as i32;
+                    out[r][c] += *a[r].add(i) as i32 * *w[c].add(i) as i32;
                 }
             }
         }
         out
     }
 
-    /// The four horizontal sums of four 8-lane vectors, as one 4-lane vector [Σv0, Σv1, Σv2, Σv3].
-    #[inline(always)]
-    unsafe fn hsum4(v: [__m256i; 4]) -> __m128i {
+    /// The four horizontal sums of four 8-lane vectors [Σv0, Σv1, Σv2, Σv3].
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn hsum4(v: [__m256i; 4]) -> [i32; 4] {
         let ab = _mm256_hadd_epi32(v[0], v[1]);
         let cd = _mm256_hadd_epi32(v[2], v[3]);
         let abcd = _mm256_hadd_epi32(ab, cd);
-        _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256::<1>(abcd))
-    }
-
-    #[inline(always)]
-    unsafe fn to_array(v: __m128i) -> [i32; 4] {
+        let sum = _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256::<1>(abcd));
         let mut out = [0i32; 4];
-        _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, v);
+        _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, sum);
         out
     }
 }
 
-/// Quantizes `rows` float vectors to int8 with one scale each (max|x| / 127, symmetric), the
-/// per-call dynamic scale of W8A8. `get(i, k)` reads element k of vector i; returns the int8
-/// rows (k apart) and scales. A vector holding NaN or ±inf gets a NaN scale, so its outputs are
-/// NaN rather than silently finite; an all-zero vector gets scale 0 (its values are all 0).
-pub fn quantize_vectors(rows: usize, k: usize, get: impl Fn(usize, usize) -> f32, q: &mut [i8], scales: &mut [f32]) {
-    for i in 0..rows {
-        let mut max = 0.0f32;
-        let mut finite = true;
-        for kk in 0..k {
-            let v = get(i, kk);
-            finite &= v.is_finite();
-            max = max.max(v.abs());
+/// The scale of a vector whose largest magnitude is `max` (`nan` true if it held NaN or ±inf),
+/// and the factor that maps it to [-127, 127]. A non-finite vector gets a NaN scale, so its
+/// outputs are NaN rather than silently finite; an all-zero vector gets scale 0 (its values are 0).
+fn scale_of(max: f32, nan: bool) -> (f32, f32) {
+    if nan {
+        (f32::NAN, 0.0)
+    } else if max == 0.0 {
+        (0.0, 0.0)
+    } else {
+        (max / 127.0, 127.0 / max)
+    }
+}
+
+crate::multiversion! {
+    /// Per-call dynamic quantization of `rows` contiguous float vectors of `k` (x [rows, k]) to
+    /// int8 q [rows, k] with one scale each: max|x| / 127, symmetric, rounding half to even (one
+    /// instruction, `vrndscaleps`; `f32::round`'s half-away-from-zero became a libm call per value).
+    pub fn quantize_rows(x: &[f32], rows: usize, k: usize, q: &mut [i8], scales: &mut [f32]) {
+        for i in 0..rows {
+            let row = &x[i * k..(i + 1) * k];
+            let (mut max, mut poison) = ([0.0f32; 16], [0.0f32; 16]);
+            let chunks = row.chunks_exact(16);
+            for &v in chunks.remainder() {
+                max[0] = max[0].max(v.abs());
+                poison[0] += v - v; // 0, or NaN for NaN and ±inf
+            }
+            for c in chunks {
+                for l in 0..16 {
+                    max[l] = max[l].max(c[l].abs());
+                    poison[l] += c[l] - c[l];
+                }
+            }
+            let (scale, inv) = scale_of(max.iter().fold(0.0f32, |m, &v| m.max(v)), poison.iter().sum::<f32>().is_nan());
+            scales[i] = scale;
+            for (d, &v) in q[i * k..(i + 1) * k].iter_mut().zip(row) {
+                *d = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i32 as i8;
+            }
         }
-        let row = &mut q[i * k..(i + 1) * k];
-        if !finite || max == 0.0 {
-            row.fill(0);
-            scales[i] = if finite { 0.0 } else { f32::NAN };
-            continue;
+    }
+}
+
+crate::multiversion! {
+    /// As `quantize_rows` for the columns of x [rows, cols] (rows `row_stride` apart): vector c is
+    /// column c, written as row c of q [cols, rows]. The passes run along x's rows so they
+    /// vectorize; only the transposed stores are scattered.
+    pub fn quantize_columns(x: &[f32], rows: usize, cols: usize, row_stride: usize, q: &mut [i8], scales: &mut [f32], inv: &mut [f32]) {
+        let (max, poison) = (&mut scales[..cols], &mut inv[..cols]);
+        max.fill(0.0);
+        poison.fill(0.0);
+        for r in 0..rows {
+            let row = &x[r * row_stride..r * row_stride + cols];
+            for ((m, p), &v) in max.iter_mut().zip(poison.iter_mut()).zip(row) {
+                *m = m.max(v.abs());
+                *p += v - v;
+            }
         }
-        let inv = 127.0 / max;
-        for (kk, dst) in row.iter_mut().enumerate() {
-            *dst = (get(i, kk) * inv).round().clamp(-127.0, 127.0) as i8;
+        for (m, p) in scales[..cols].iter_mut().zip(inv[..cols].iter_mut()) {
+            let (scale, factor) = scale_of(*m, p.is_nan());
+            *m = scale;
+            *p = factor;
         }
-        scales[i] = max / 127.0;
+        for r in 0..rows {
+            let row = &x[r * row_stride..r * row_stride + cols];
+            for (c, (&v, &f)) in row.iter().zip(&inv[..cols]).enumerate() {
+                q[c * rows + r] = (v * f).round_ties_even().clamp(-127.0, 127.0) as i32 as i8;
+            }
+        }
     }
 }
 
@@ -345,13 +416,20 @@ mod tests {
     }
 
     #[test]
-    fn quantize_vectors_scales_by_max_abs_and_flags_non_finite() {
+    fn quantization_scales_by_max_abs_and_flags_non_finite() {
         let x = [0.5f32, -1.0, 0.25, 0.0, 0.0, 0.0, 1.0, f32::NAN, 2.0];
         let (mut q, mut s) = (vec![0i8; 9], vec![0f32; 3]);
-        quantize_vectors(3, 3, |i, k| x[i * 3 + k], &mut q, &mut s);
+        quantize_rows(&x, 3, 3, &mut q, &mut s);
         assert_eq!(&q[..3], &[64, -127, 32]);
         assert_eq!(s[0], 1.0 / 127.0);
         assert_eq!((&q[3..6], s[1]), (&[0i8, 0, 0][..], 0.0));
         assert!(s[2].is_nan());
+        // The same vectors as the columns of xᵀ [3, 3] (row stride 4): the same integers.
+        let xt: Vec<f32> = (0..3).flat_map(|r| (0..4).map(move |c| if c < 3 { x[c * 3 + r] } else { 9.0 })).collect();
+        let (mut qt, mut st, mut inv) = (vec![0i8; 9], vec![0f32; 3], vec![0f32; 3]);
+        quantize_columns(&xt, 3, 3, 4, &mut qt, &mut st, &mut inv);
+        assert_eq!(&qt[..6], &q[..6]);
+        assert_eq!(&st[..2], &s[..2]);
+        assert!(st[2].is_nan());
     }
 }

@@ -23,7 +23,14 @@ pub(super) fn linear(x: &[f32], n: usize, k: usize, q: &[i8], scales: &[f32], bi
     let path = Int8Path::current();
     let mut xq = vec![0i8; n * k];
     let mut xs = vec![0f32; n];
-    int8_gemm::quantize_vectors(n, k, |i, kk| x[i * k + kk], &mut xq, &mut xs);
+    // Quantizing is O(n·k) against the product's O(n·k·o): split over threads only when large.
+    let row_chunks = if n * k >= 1 << 16 { parallel::num_threads().min(n) } else { 1 };
+    let (q_ptr, s_ptr) = (SendPtr(xq.as_mut_ptr()), SendPtr(xs.as_mut_ptr()));
+    parallel::for_each_chunk(n, row_chunks, |r0, r1| {
+        // SAFETY: chunks own disjoint rows r0..r1 of xq [n, k] and xs [n].
+        let (q, s) = unsafe { (std::slice::from_raw_parts_mut(q_ptr.get().add(r0 * k), (r1 - r0) * k), std::slice::from_raw_parts_mut(s_ptr.get().add(r0), r1 - r0)) };
+        int8_gemm::quantize_rows(&x[r0 * k..r1 * k], r1 - r0, k, q, s);
+    });
     let a = Int8Rows { data: &xq, rows: n, k, stride: k };
     let w = Int8Rows { data: q, rows: o_dim, k, stride: k };
     let sums = if path == Int8Path::Vnni { int8_gemm::weight_sums(w) } else { Vec::new() };
@@ -73,8 +80,8 @@ impl Filters for Int8Filters<'_> {
         assert!(rows == patch && (rows == 0 || cols == 0 || (rows - 1) * row_stride + cols <= data.len()));
         // The band's columns become int8 rows (one per output position, `patch` long).
         let mut xq = vec![0i8; cols * patch];
-        let mut xs = vec![0f32; cols];
-        int8_gemm::quantize_vectors(cols, patch, |c, r| data[r * row_stride + c], &mut xq, &mut xs);
+        let (mut xs, mut inv) = (vec![0f32; cols], vec![0f32; cols]);
+        int8_gemm::quantize_columns(data, rows, cols, row_stride, &mut xq, &mut xs, &mut inv);
         let first = grp * cout;
         let a = Int8Rows { data: &xq, rows: cols, k: patch, stride: patch };
         let w = Int8Rows { data: &self.q[first * patch..], rows: cout, k: patch, stride: patch };
