@@ -28,7 +28,7 @@ export * as interpret from './interpret/index.js';
 export { recurrent, type RecurrentCell, type RecurrentWeights, type RecurrentResult } from './ops/recurrent.js';
 // Weight-only quantization: the kernels, and kiln.quantize(model, { bits }) for whole models.
 export * from './ops/quant.js';
-export { quantize, quantizationConfig, type QuantizeOptions } from './nn/quantized.js';
+export { quantize, quantizationConfig, type QuantizeOptions, type QuantizedActivations } from './nn/quantized.js';
 // convolution (CNN family)
 export { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions, type Padding2d } from './ops/conv.js';
 // CNN: pooling and the fused batch normalization.

@@ -12,6 +12,7 @@ import * as kiln from '../../ts/index.js';
 import { nn, type Tensor } from '../../ts/index.js';
 import { forEachBackend, QUANTIZED_ON_CPU_ONLY } from '../backends.js';
 import { T, assertClose, expectThrows, randND, read } from '../helpers.js';
+import { trainMnistMlp } from './mnist-mlp.js';
 
 /** Largest |w| of each group of `size` consecutive elements of each row of an [O, I] array. */
 function groupMax(w: Float32Array, rows: number, cols: number, size: number): number[][] {
@@ -31,8 +32,6 @@ function reference(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
 }
 
 let mnist: kiln.data.Mnist;
-const TRAIN = 4000;
-const TEST = 2000;
 
 beforeAll(() => {
   mnist = kiln.data.loadMnist();
@@ -114,12 +113,13 @@ forEachBackend((backend) => {
         return net.forward(x);
       });
       const before = net.heads[0];
-      kiln.quantize(net, { bits });
+      // Weight-only (float activations): the int8 default also rounds the input (quantized-w8a8.test.ts).
+      kiln.quantize(net, { bits, activations: 'float32' });
       expect(net.stem.layers[0]).toBeInstanceOf(nn.QuantizedLinear);
       expect(net.heads[1]).toBeInstanceOf(nn.QuantizedLinear);
       expect(before.weight.isDisposed, 'the replaced Linear is freed').toBe(true);
       expect(net.parameters()).toHaveLength(0);
-      expect(kiln.quantizationConfig(net)).toEqual({ bits, block: bits === 8 ? 0 : 32 });
+      expect(kiln.quantizationConfig(net)).toEqual({ bits, block: bits === 8 ? 0 : 32, activations: 'float32' });
       // Quantizing the dequantized weights again gives the same integers, so outputs agree to rounding.
       assertClose(await read(kiln.noGrad(() => net.forward(x))), await read(expected), { atol: 1e-4, rtol: 1e-4 });
       net.dispose();
@@ -170,7 +170,7 @@ forEachBackend((backend) => {
     const conv = new nn.Conv2d(4, 6, 3, { stride: 2, padding: 'same', groups: 2, seed: 3 });
     const x = kiln.randn([2, 4, 9, 7], { seed: 4 });
     for (const bits of [8, 4] as const) {
-      const q = new nn.QuantizedConv2d(conv, { bits, block: 8 });
+      const q = new nn.QuantizedConv2d(conv, { bits, block: 8, activations: 'float32' });
       const rows = bits === 8 ? kiln.dequantizeInt8(q.weight, q.scales) : kiln.dequantizeInt4(q.weight, q.scales, 18, 8);
       const want = kiln.conv2d(x, rows.reshape([6, 2, 3, 3]), { stride: 2, padding: 'same', groups: 2, bias: conv.bias! });
       const got = q.forward(x);
@@ -196,7 +196,7 @@ forEachBackend((backend) => {
     const model = kiln.quantize(make(), { bits: 8 }) as nn.Sequential;
     expect(model.layers[0]).toBeInstanceOf(nn.QuantizedConv2d);
     expect(model.layers[4]).toBeInstanceOf(nn.QuantizedLinear);
-    expect(kiln.quantizationConfig(model)).toEqual({ bits: 8, block: 0 });
+    expect(kiln.quantizationConfig(model)).toEqual({ bits: 8, block: 0, activations: 'int8' });
     const x = kiln.randn([2, 1, 8, 8], { seed: 5 });
     const before = await read(model.forward(x));
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-qcnn-'));
@@ -208,29 +208,7 @@ forEachBackend((backend) => {
   });
 
   it('a small MNIST MLP keeps its accuracy: int8 within 0.5 points, int4 within 2', async () => {
-    const pixels = (images: Uint8Array, n: number) => kiln.tensor(Float32Array.from(images.subarray(0, n * 784), (v) => v / 255), [n, 784]);
-    const xTrain = pixels(mnist.trainImages, TRAIN);
-    const yTrain = kiln.tensor(Int32Array.from(mnist.trainLabels.subarray(0, TRAIN)));
-    const xTest = pixels(mnist.testImages, TEST);
-    const labels = mnist.testLabels.subarray(0, TEST);
-    const make = () => new nn.Sequential(new nn.Linear(784, 128, { seed: 1 }), new nn.ReLU(), new nn.Linear(128, 10, { seed: 2 }));
-    const model = make();
-    const optimizer = new kiln.optim.Adam(model.parameters(), { lr: 2e-3 });
-    for (let epoch = 0; epoch < 5; epoch++) {
-      for (let start = 0; start < TRAIN; start += 100) {
-        kiln.tidy(() => {
-          const loss = kiln.crossEntropy(model.forward(xTrain.slice([start, 0], [100, -1])), yTrain.slice([start], [100]));
-          optimizer.zeroGrad();
-          loss.backward();
-          optimizer.step();
-        });
-      }
-    }
-    const accuracy = (m: nn.Module) =>
-      kiln.noGrad(() => kiln.tidy(() => {
-        const predicted = m.forward(xTest).argmax(-1).dataSync();
-        return (100 * predicted.reduce((hits, p, i) => hits + (p === labels[i] ? 1 : 0), 0)) / TEST;
-      }));
+    const { model, make, accuracy, dispose } = trainMnistMlp(mnist, [1, 2]);
     const f32 = accuracy(model);
     expect(f32, 'the float model learned').toBeGreaterThan(85);
     // Copies of the trained model through its state dict, quantized in place.
@@ -245,9 +223,8 @@ forEachBackend((backend) => {
     console.log(`[${backend}] MNIST MLP accuracy: f32 ${f32}, int8 ${a8}, int4 ${a4}`);
     expect(Math.abs(a8 - f32), `int8 ${a8} vs f32 ${f32}`).toBeLessThanOrEqual(0.5);
     expect(Math.abs(a4 - f32), `int4 ${a4} vs f32 ${f32}`).toBeLessThanOrEqual(2);
-    optimizer.dispose();
-    for (const m of [model, q8, q4]) m.dispose();
-    kiln.dispose([xTrain, yTrain, xTest]);
+    for (const m of [q8, q4]) m.dispose();
+    dispose();
   }, 60_000);
 }, { except: { gpu: QUANTIZED_ON_CPU_ONLY } });
 

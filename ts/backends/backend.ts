@@ -123,6 +123,8 @@ export interface Backend {
   dequantizeInt4(packed: Handle, scales: Handle, inFeatures: number, block: number): Handle;
   /** x·Wᵀ + b on int8 weights; bias: a handle or -1. Inference-only. */
   linearQ8(x: Handle, q: Handle, scales: Handle, bias: number): Handle;
+  /** As linearQ8 with the input quantized to int8 per row too (int8 x int8 -> i32). Inference-only. */
+  linearW8A8(x: Handle, q: Handle, scales: Handle, bias: number): Handle;
   /** x·Wᵀ + b on packed int4 weights; bias: a handle or -1. Inference-only. */
   linearQ4(x: Handle, packed: Handle, scales: Handle, bias: number, block: number): Handle;
   // ---- convolution (CNN family); bias: a handle or -1; padding per side ----
@@ -156,6 +158,8 @@ export interface Backend {
   // ---- quantized convolutions (crates/kiln-core/src/ops/quant/conv.rs); bias: a handle or -1 ----
   /** conv2d on int8 filter rows q [O, C/groups·kh·kw], scales [O]. Inference-only. */
   conv2dQ8(x: Handle, q: Handle, scales: Handle, bias: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
+  /** As conv2dQ8 with the input quantized to int8 per output position too (int8 x int8 -> i32). Inference-only. */
+  conv2dW8A8(x: Handle, q: Handle, scales: Handle, bias: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
   /** conv2d on packed int4 filter rows [O, ceil(patch/2)], scales [O, ceil(patch/block)]. Inference-only. */
   conv2dQ4(x: Handle, packed: Handle, scales: Handle, bias: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number, block: number): Handle;
 }

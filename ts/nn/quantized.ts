@@ -1,9 +1,14 @@
 /**
- * Weight-only quantization of a model for inference: `quantize(model, { bits: 8 | 4 })` replaces
+ * Quantization of a model for inference: `quantize(model, { bits: 8 | 4 })` replaces
  * every nn.Linear with a QuantizedLinear and every nn.Conv2d with a QuantizedConv2d, holding int8
- * (or packed int4) weights, float32 scales and the float32 bias. Activations stay float32; the
- * kernels dequantize weights on the fly, a tile at a time (ops/quant.ts), so a model is about 4x
- * (int8) or 7x (int4) smaller and never holds its f32 weights.
+ * (or packed int4) weights, float32 scales and the float32 bias, so a model is about 4x (int8) or
+ * 7x (int4) smaller and never holds its f32 weights.
+ *
+ * With int8 weights the layers also quantize their input per call (W8A8: one dynamic scale per
+ * input row or output position) and multiply int8 by int8 (linearW8A8 / conv2dW8A8), which is
+ * faster than float; `activations: 'float32'` keeps the input float and dequantizes the weights
+ * on the fly instead (linearQ8 / conv2dQ8: slower, one rounding fewer). int4 layers always take
+ * float32 activations.
  *
  * Quantized layers have no parameters, only buffers: they are inference-only. Their state dict
  * ('0.weight' int8, '0.scales', '0.bias') saves to safetensors like any other; to load, rebuild the
@@ -16,7 +21,7 @@
 import type { Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import type { Padding2d } from '../ops/conv.js';
-import { INT4_BLOCK, conv2dQ4, conv2dQ8, linearQ4, linearQ8, quantizeInt4, quantizeInt8 } from '../ops/quant.js';
+import { INT4_BLOCK, conv2dQ4, conv2dQ8, conv2dW8A8, linearQ4, linearQ8, linearW8A8, quantizeInt4, quantizeInt8 } from '../ops/quant.js';
 import { Conv2d } from './conv.js';
 import { Linear } from './linear.js';
 import { Module, type AnyModule } from './module.js';
@@ -30,22 +35,41 @@ export interface QuantizeOptions {
   bits: QuantizeBits;
   /** int4 only: weights per scale along a row (default 32). */
   block?: number;
+  /**
+   * int8 only: 'int8' (the default) quantizes each layer's input per call and multiplies int8 by
+   * int8 (faster); 'float32' keeps the input float (weight-only quantization).
+   */
+  activations?: QuantizedActivations;
+}
+
+/** How an int8 layer takes its input: quantized to int8 per call, or as float32. */
+export type QuantizedActivations = 'int8' | 'float32';
+
+/** The activations option checked: 'int8' unless 'float32' is asked for (int4 layers: 'float32'). */
+function activationsOf(op: string, options: QuantizeOptions, bits: QuantizeBits): QuantizedActivations {
+  const a = options?.activations ?? (bits === 8 ? 'int8' : 'float32');
+  if (a !== 'int8' && a !== 'float32') throw new Error(`${op}: activations must be 'int8' or 'float32', got ${String(a)}`);
+  if (a === 'int8' && bits !== 8) throw new Error(`${op}: int8 activations need bits 8 (int4 layers take float32 activations), got bits ${bits}`);
+  return a;
 }
 
 /** What to store in a saved model's config so the same layers can be rebuilt before loading. */
 export interface QuantizationConfig {
   bits: QuantizeBits;
   block: number;
+  /** How the layers take their input ('int8' only with bits 8). */
+  activations: QuantizedActivations;
 }
 
 function checkOptions(op: string, options: QuantizeOptions): QuantizationConfig {
   const bits = options?.bits;
   if (bits !== 8 && bits !== 4) throw new Error(`${op}: bits must be 8 or 4, got ${String(bits)}`);
+  const activations = activationsOf(op, options, bits);
   // int8 has one scale per row, so block is ignored there (quantizationConfig reports it as 0).
-  if (bits === 8) return { bits, block: 0 };
+  if (bits === 8) return { bits, block: 0, activations };
   const block = options.block ?? INT4_BLOCK;
   if (!Number.isInteger(block) || block < 1) throw new Error(`${op}: block must be a positive integer, got ${block}`);
-  return { bits, block };
+  return { bits, block, activations };
 }
 
 export class QuantizedLinear extends Module {
@@ -58,6 +82,8 @@ export class QuantizedLinear extends Module {
   readonly bits: QuantizeBits;
   /** Weights per scale (int4); 0 for int8, whose scale covers a whole row. */
   readonly block: number;
+  /** 'int8': the input is quantized per row each call (linearW8A8); 'float32': it is not (linearQ8 / linearQ4). */
+  readonly activations: QuantizedActivations;
   readonly inFeatures: number;
   readonly outFeatures: number;
 
@@ -65,7 +91,8 @@ export class QuantizedLinear extends Module {
   constructor(linear: Linear, options: QuantizeOptions) {
     super();
     if (!(linear instanceof Linear)) throw new Error('QuantizedLinear: expected an nn.Linear to quantize');
-    const { bits, block } = checkOptions('QuantizedLinear', options);
+    const { bits, block, activations } = checkOptions('QuantizedLinear', options);
+    this.activations = activations;
     this.bits = bits;
     this.block = block;
     this.inFeatures = linear.inFeatures;
@@ -83,7 +110,8 @@ export class QuantizedLinear extends Module {
     if (shape.length === 0 || shape[shape.length - 1] !== this.inFeatures) {
       throw new Error(`QuantizedLinear(${this.inFeatures} -> ${this.outFeatures}, int${this.bits}): expected input [..., ${this.inFeatures}], got ${x.dtype} [${shape.join(', ')}]`);
     }
-    return this.bits === 8 ? linearQ8(x, this.weight, this.scales, this.bias) : linearQ4(x, this.weight, this.scales, this.bias, this.block);
+    if (this.bits === 4) return linearQ4(x, this.weight, this.scales, this.bias, this.block);
+    return this.activations === 'int8' ? linearW8A8(x, this.weight, this.scales, this.bias) : linearQ8(x, this.weight, this.scales, this.bias);
   }
 }
 
@@ -100,6 +128,8 @@ export class QuantizedConv2d extends Module {
   readonly bias: Tensor | null;
   readonly bits: QuantizeBits;
   readonly block: number;
+  /** 'int8': the input is quantized per output position each call (conv2dW8A8); 'float32': it is not. */
+  readonly activations: QuantizedActivations;
   readonly inChannels: number;
   readonly outChannels: number;
   /** The float weight's shape [out, in/groups, kh, kw]. */
@@ -112,7 +142,8 @@ export class QuantizedConv2d extends Module {
   constructor(conv: Conv2d, options: QuantizeOptions) {
     super();
     if (!(conv instanceof Conv2d)) throw new Error('QuantizedConv2d: expected an nn.Conv2d to quantize');
-    const { bits, block } = checkOptions('QuantizedConv2d', options);
+    const { bits, block, activations } = checkOptions('QuantizedConv2d', options);
+    this.activations = activations;
     this.bits = bits;
     this.block = block;
     this.inChannels = conv.inChannels;
@@ -141,9 +172,8 @@ export class QuantizedConv2d extends Module {
     }
     const kernel: [number, number] = [this.weightShape[2], this.weightShape[3]];
     const options = { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups, bias: this.bias };
-    return this.bits === 8
-      ? conv2dQ8(x, this.weight, this.scales, kernel, options)
-      : conv2dQ4(x, this.weight, this.scales, kernel, { ...options, block: this.block });
+    if (this.bits === 4) return conv2dQ4(x, this.weight, this.scales, kernel, { ...options, block: this.block });
+    return this.activations === 'int8' ? conv2dW8A8(x, this.weight, this.scales, kernel, options) : conv2dQ8(x, this.weight, this.scales, kernel, options);
   }
 }
 
@@ -192,10 +222,13 @@ export function quantizationConfig(model: AnyModule): QuantizationConfig | null 
   let found: QuantizationConfig | null = null;
   for (const [name, m] of model.namedModules()) {
     if (!(m instanceof QuantizedLinear || m instanceof QuantizedConv2d)) continue;
-    if (found !== null && (found.bits !== m.bits || found.block !== m.block)) {
-      throw new Error(`quantizationConfig: layers differ ('${name}' is int${m.bits} block ${m.block}, an earlier one int${found.bits} block ${found.block})`);
+    if (found !== null && (found.bits !== m.bits || found.block !== m.block || found.activations !== m.activations)) {
+      throw new Error(
+        `quantizationConfig: layers differ ('${name}' is int${m.bits} block ${m.block} with ${m.activations} activations, ` +
+          `an earlier one int${found.bits} block ${found.block} with ${found.activations} activations)`,
+      );
     }
-    found = { bits: m.bits, block: m.block };
+    found = { bits: m.bits, block: m.block, activations: m.activations };
   }
   return found;
 }

@@ -76,6 +76,21 @@ export function linearQ8(x: Tensor, q: Tensor, scales: Tensor, bias?: Tensor | n
 }
 
 /**
+ * x·Wᵀ + b with int8 weights AND int8 activations (W8A8): each row of x is quantized per call to
+ * int8 with scale max|row| / 127, the products are summed exactly in i32 (AVX-512 VNNI, AVX2 or
+ * scalar, chosen at run time; `KILN_INT8_PATH=scalar|avx2` forces a lesser path), and
+ * out = acc · rowScale · scales[o] + bias[o]. Faster than `linearQ8`; each row also carries its
+ * own rounding (at most half of max|row| / 127 per element). A row holding NaN or ±inf gives NaN.
+ * x float32 [..., I], q int8 [O, I], scales [O], bias [O] -> [..., O]. Inference-only.
+ */
+export function linearW8A8(x: Tensor, q: Tensor, scales: Tensor, bias?: Tensor | null): Tensor {
+  const b = backend();
+  const op = 'linearW8A8';
+  const bh = bias == null ? -1 : handleOf(bias, op, b, 'bias');
+  return wrap(b.impl.linearW8A8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bh), b);
+}
+
+/**
  * x·Wᵀ + b with int4 weights. x float32 [..., I], packed int8 [O, ceil(I/2)],
  * scales [O, ceil(I/block)], bias [O] -> [..., O]
  */
@@ -109,6 +124,20 @@ export function conv2dQ8(x: Tensor, q: Tensor, scales: Tensor, kernel: number | 
   const op = 'conv2dQ8';
   const [bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g] = convArgs(op, x, kernel, options);
   return wrap(b.impl.conv2dQ8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g), b);
+}
+
+/**
+ * conv2dQ8 with int8 activations too (W8A8, as `linearW8A8`): each output position's input patch
+ * (its im2col column, inChannels/groups·kh·kw values) is quantized to int8 with scale
+ * max|patch| / 127 and the filters multiply it in i32. Same arguments and shapes as `conv2dQ8`:
+ * x float32 [batch, inChannels, height, width], q int8 [O, inChannels/groups·kh·kw], scales [O]
+ * -> [batch, O, outHeight, outWidth]. Inference-only.
+ */
+export function conv2dW8A8(x: Tensor, q: Tensor, scales: Tensor, kernel: number | [number, number], options: Conv2dOptions = {}): Tensor {
+  const b = backend();
+  const op = 'conv2dW8A8';
+  const [bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g] = convArgs(op, x, kernel, options);
+  return wrap(b.impl.conv2dW8A8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g), b);
 }
 
 /**

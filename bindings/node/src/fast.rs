@@ -385,6 +385,14 @@ raw_functions! {
         })?;
         Ok(register(out))
     }
+    // As linearQ8, with the input quantized to int8 too (int8 x int8 -> i32; ops/quant/w8a8.rs).
+    "linearW8A8" => fn linear_w8a8(x: u32, q: u32, scales: u32, bias: i64) -> u32 {
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::linear_w8a8(r.get(x)?, r.get(q)?, r.get(scales)?, b)
+        })?;
+        Ok(register(out))
+    }
     "linearQ4" => fn linear_q4(x: u32, packed: u32, scales: u32, bias: i64, block: u32) -> u32 {
         let out = registry::with(|r| {
             let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
@@ -450,6 +458,14 @@ raw_functions! {
         let out = registry::with(|r| {
             let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
             ops::conv2d_q8(r.get(x)?, r.get(q)?, r.get(scales)?, b, [kernel_h as usize, kernel_w as usize], &p)
+        })?;
+        Ok(register(out))
+    }
+    "conv2dW8A8" => fn conv2d_w8a8(x: u32, q: u32, scales: u32, bias: i64, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32) -> u32 {
+        let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
+        let out = registry::with(|r| {
+            let b = if bias < 0 { None } else { Some(r.get(bias as u32)?) };
+            ops::conv2d_w8a8(r.get(x)?, r.get(q)?, r.get(scales)?, b, [kernel_h as usize, kernel_w as usize], &p)
         })?;
         Ok(register(out))
     }

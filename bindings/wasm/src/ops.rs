@@ -490,6 +490,17 @@ pub fn linear_q8(x: Handle, q: Handle, scales: Handle, bias: f64) -> Result<Hand
     Ok(register(out))
 }
 
+/// As linearQ8, with the input quantized to int8 too (int8 x int8 -> i32).
+#[wasm_bindgen(js_name = "linearW8A8")]
+pub fn linear_w8a8(x: Handle, q: Handle, scales: Handle, bias: f64) -> Result<Handle> {
+    let out = registry::with(|r| {
+        let b = if bias < 0.0 { None } else { Some(r.get(whole("linearW8A8", "bias", bias)?)?) };
+        ops::linear_w8a8(r.get(x)?, r.get(q)?, r.get(scales)?, b)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}
+
 #[wasm_bindgen(js_name = "linearQ4")]
 pub fn linear_q4(x: Handle, packed: Handle, scales: Handle, bias: f64, block: f64) -> Result<Handle> {
     let out = registry::with(|r| {
@@ -537,6 +548,21 @@ pub fn conv2d_q8(x: Handle, q: Handle, scales: Handle, bias: f64, kernel_h: f64,
         let kernel = [whole(OP, "kernelH", kernel_h)? as usize, whole(OP, "kernelW", kernel_w)? as usize];
         let b = if bias < 0.0 { None } else { Some(r.get(whole(OP, "bias", bias)?)?) };
         ops::conv2d_q8(r.get(x)?, r.get(q)?, r.get(scales)?, b, kernel, &p)
+    })
+    .map_err(js_error)?;
+    Ok(register(out))
+}
+
+/// As conv2dQ8, with the input quantized to int8 too (int8 x int8 -> i32).
+#[wasm_bindgen(js_name = "conv2dW8A8")]
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_w8a8(x: Handle, q: Handle, scales: Handle, bias: f64, kernel_h: f64, kernel_w: f64, stride_h: f64, stride_w: f64, pad_top: f64, pad_bottom: f64, pad_left: f64, pad_right: f64, dilation_h: f64, dilation_w: f64, groups: f64) -> Result<Handle> {
+    const OP: &str = "conv2dW8A8";
+    let out = registry::with(|r| {
+        let p = conv_params(OP, [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups)?;
+        let kernel = [whole(OP, "kernelH", kernel_h)? as usize, whole(OP, "kernelW", kernel_w)? as usize];
+        let b = if bias < 0.0 { None } else { Some(r.get(whole(OP, "bias", bias)?)?) };
+        ops::conv2d_w8a8(r.get(x)?, r.get(q)?, r.get(scales)?, b, kernel, &p)
     })
     .map_err(js_error)?;
     Ok(register(out))

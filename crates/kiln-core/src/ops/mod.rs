@@ -53,4 +53,4 @@ pub fn op_table() -> Vec<(&'static str, Vec<&'static str>)> {
 }
 // Weight-only quantization (int8 per channel, int4 per block) and linear and conv layers on it.
 pub mod quant;
-pub use quant::{conv2d_q4, conv2d_q8, dequantize_int4, dequantize_int8, linear_q4, linear_q8, quantize_int4, quantize_int8, INT4_BLOCK};
+pub use quant::{conv2d_q4, conv2d_q8, conv2d_w8a8, dequantize_int4, dequantize_int8, linear_q4, linear_q8, linear_w8a8, quantize_int4, quantize_int8, INT4_BLOCK};

@@ -8,6 +8,7 @@
 //! output positions, and it keeps the memory bound independent of the layer's size.
 
 use super::rows::RowSource;
+use super::w8a8::Int8Filters;
 use super::{bias_values, checked_weights, refuse_gradients, Format};
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::gemm_call::Parallelism;
@@ -21,18 +22,30 @@ use crate::tensor::Tensor;
 /// Inference-only: errors if a gradient would be needed.
 pub fn conv2d_q8(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kernel: [usize; 2], p: &ConvParams) -> Result<Tensor> {
     crate::device::cpu_only("conv2dQ8", &[Some(input), Some(q), Some(scales), bias])?;
-    conv(input, q, scales, bias, kernel, p, Format::Int8)
+    conv(input, q, scales, bias, kernel, p, Format::Int8, false)
+}
+
+/// As `conv2d_q8`, with the input quantized too: each output position's im2col column to int8
+/// with scale max|column| / 127, products summed exactly in i32 (w8a8.rs). Inference-only.
+pub fn conv2d_w8a8(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kernel: [usize; 2], p: &ConvParams) -> Result<Tensor> {
+    crate::device::cpu_only("conv2dW8A8", &[Some(input), Some(q), Some(scales), bias])?;
+    conv(input, q, scales, bias, kernel, p, Format::Int8, true)
 }
 
 /// conv2d with int4 filters in blocks of `block` along each row. packed [O, ceil(patch/2)] int8,
 /// scales [O, ceil(patch/block)] with patch = C/groups · kh · kw; otherwise as `conv2d_q8`.
 pub fn conv2d_q4(input: &Tensor, packed: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kernel: [usize; 2], p: &ConvParams, block: usize) -> Result<Tensor> {
     crate::device::cpu_only("conv2dQ4", &[Some(input), Some(packed), Some(scales), bias])?;
-    conv(input, packed, scales, bias, kernel, p, Format::int4("conv2dQ4", block)?)
+    conv(input, packed, scales, bias, kernel, p, Format::int4("conv2dQ4", block)?, false)
 }
 
-fn conv(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kernel: [usize; 2], p: &ConvParams, format: Format) -> Result<Tensor> {
-    let op = if format == Format::Int8 { "conv2dQ8" } else { "conv2dQ4" };
+#[allow(clippy::too_many_arguments)]
+fn conv(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kernel: [usize; 2], p: &ConvParams, format: Format, int8_input: bool) -> Result<Tensor> {
+    let op = match (format, int8_input) {
+        (_, true) => "conv2dW8A8",
+        (Format::Int8, false) => "conv2dQ8",
+        _ => "conv2dQ4",
+    };
     let [kh, kw] = kernel;
     let what = format!("weights {} {} and scales {} {} for a {kh}x{kw} kernel", q.dtype(), fmt_shape(q.shape()), scales.dtype(), fmt_shape(scales.shape()));
     check_input(op, input, &what)?;
@@ -52,10 +65,13 @@ fn conv(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kern
     refuse_gradients(op, input, &[Some(&scales), bias])?;
     let bias = bias_values(op, bias)?;
     let x = input.materialize()?;
-    let filters = Packed {
-        rows: RowSource { format, q: q.contiguous_slice::<i8>().unwrap(), scales: scales.contiguous_slice::<f32>().unwrap(), in_features: patch },
+    let (q, scales) = (q.contiguous_slice::<i8>().unwrap(), scales.contiguous_slice::<f32>().unwrap());
+    let x = x.contiguous_slice::<f32>().expect("materialized float32");
+    let out = if int8_input {
+        engine::forward(&geo, x, &Int8Filters::new(q, scales, patch), bias.as_deref(), op)?
+    } else {
+        engine::forward(&geo, x, &Packed { rows: RowSource { format, q, scales, in_features: patch } }, bias.as_deref(), op)?
     };
-    let out = engine::forward(&geo, x.contiguous_slice::<f32>().expect("materialized float32"), &filters, bias.as_deref(), op)?;
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
 }
 

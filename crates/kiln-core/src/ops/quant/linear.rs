@@ -22,18 +22,30 @@ const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 /// None -> [..., O]. Inference-only: errors if a gradient would be needed (see module comment).
 pub fn linear_q8(x: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     crate::device::cpu_only("linearQ8", &[Some(x), Some(q), Some(scales), bias])?;
-    linear(x, q, scales, bias, Format::Int8)
+    linear(x, q, scales, bias, Format::Int8, false)
+}
+
+/// As `linear_q8`, with the input quantized too: each row of x to int8 with scale max|row| / 127,
+/// products summed exactly in i32 (w8a8.rs). Faster than float; the result carries the input's
+/// rounding as well as the weights'.
+pub fn linear_w8a8(x: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    crate::device::cpu_only("linearW8A8", &[Some(x), Some(q), Some(scales), bias])?;
+    linear(x, q, scales, bias, Format::Int8, true)
 }
 
 /// x · Wᵀ + b with int4 weights. x [..., I] float32, packed [O, ceil(I/2)] int8,
 /// scales [O, ceil(I/block)], bias [O] or None -> [..., O]. Inference-only.
 pub fn linear_q4(x: &Tensor, packed: &Tensor, scales: &Tensor, bias: Option<&Tensor>, block: usize) -> Result<Tensor> {
     crate::device::cpu_only("linearQ4", &[Some(x), Some(packed), Some(scales), bias])?;
-    linear(x, packed, scales, bias, Format::int4("linearQ4", block)?)
+    linear(x, packed, scales, bias, Format::int4("linearQ4", block)?, false)
 }
 
-fn linear(x: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, format: Format) -> Result<Tensor> {
-    let op = if format == Format::Int8 { "linearQ8" } else { "linearQ4" };
+fn linear(x: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, format: Format, int8_input: bool) -> Result<Tensor> {
+    let op = match (format, int8_input) {
+        (_, true) => "linearW8A8",
+        (Format::Int8, false) => "linearQ8",
+        _ => "linearQ4",
+    };
     if x.dtype() != DType::F32 || x.rank() == 0 {
         return Err(KilnError::new(op, format!("expected a float32 input [..., inFeatures], got {} {}", x.dtype(), fmt_shape(x.shape()))));
     }
@@ -59,7 +71,9 @@ fn linear(x: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, format
         scales: scales.contiguous_slice::<f32>().unwrap(),
         in_features,
     };
-    if rows > 0 && out_features > 0 {
+    if rows > 0 && out_features > 0 && int8_input {
+        super::w8a8::linear(x.contiguous_slice::<f32>().unwrap(), rows, in_features, weights.q, weights.scales, bias.as_deref(), &mut out);
+    } else if rows > 0 && out_features > 0 {
         linear_kernel(x.contiguous_slice::<f32>().unwrap(), rows, &weights, bias.as_deref(), &mut out, out_features);
     }
     Ok(Tensor::from_buffer(Buffer::F32(out), &out_shape))

@@ -11,15 +11,21 @@
 //! The compute ops (`linear_q8`/`linear_q4` in linear.rs, `conv2d_q8`/`conv2d_q4` in conv.rs)
 //! never hold the whole f32 weight: rows are expanded into a bounded tile (rows.rs) that feeds
 //! the GEMM. They are inference-only: there is no backward, and asking for one is an error.
+//!
+//! `linear_w8a8` / `conv2d_w8a8` take the same int8 weights but also quantize the activations
+//! (per vector, per call) and multiply int8 by int8 into i32 (w8a8.rs, int8_gemm.rs): faster
+//! than float, at the cost of the activations' rounding (one part in 254 of each vector's max).
 
 mod codec;
 mod conv;
+pub mod int8_gemm;
 mod linear;
 mod rows;
+mod w8a8;
 
 pub use codec::{dequantize_int4, dequantize_int8, quantize_int4, quantize_int8};
-pub use conv::{conv2d_q4, conv2d_q8};
-pub use linear::{linear_q4, linear_q8};
+pub use conv::{conv2d_q4, conv2d_q8, conv2d_w8a8};
+pub use linear::{linear_q4, linear_q8, linear_w8a8};
 
 use crate::autograd;
 use crate::dtype::DType;
