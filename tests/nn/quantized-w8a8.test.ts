@@ -190,9 +190,9 @@ forEachBackend((backend) => {
         expect(Array.from(await read(got)), `case ${i} path ${path ?? 'best'}`).toEqual(Array.from(want.data));
         got.dispose();
       }
-      // The layer with default options runs the same op.
+      // The layer with int8 activations runs the same op.
       const conv = new nn.Conv2d(c.shape[1], c.out, c.kernel, { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups, seed: 60 + i });
-      const layer = new nn.QuantizedConv2d(conv, { bits: 8 });
+      const layer = new nn.QuantizedConv2d(conv, { bits: 8, activations: 'int8' });
       expect(layer.activations).toBe('int8');
       const direct = kiln.conv2dW8A8(x, layer.weight, layer.scales, c.kernel, { ...options, bias: layer.bias });
       expect(Array.from(await read(kiln.noGrad(() => layer.forward(x))))).toEqual(Array.from(await read(direct)));
@@ -224,7 +224,7 @@ forEachBackend((backend) => {
     expect(f32, 'the float model learned').toBeGreaterThan(85);
     const quantized = make();
     quantized.loadStateDict(model.stateDict());
-    kiln.quantize(quantized, { bits: 8 });
+    kiln.quantize(quantized, { bits: 8, activations: 'int8' });
     expect(kiln.quantizationConfig(quantized)?.activations).toBe('int8');
     const a8 = accuracy(quantized);
     console.log(`[${backend}] MNIST MLP accuracy: f32 ${f32}, W8A8 ${a8}`);

@@ -4,11 +4,12 @@
  * (or packed int4) weights, float32 scales and the float32 bias, so a model is about 4x (int8) or
  * 7x (int4) smaller and never holds its f32 weights.
  *
- * With int8 weights the layers also quantize their input per call (W8A8: one dynamic scale per
- * input row or output position) and multiply int8 by int8 (linearW8A8 / conv2dW8A8), which is
- * faster than float; `activations: 'float32'` keeps the input float and dequantizes the weights
- * on the fly instead (linearQ8 / conv2dQ8: slower, one rounding fewer). int4 layers always take
- * float32 activations.
+ * By default the layers keep their input float and dequantize the weights on the fly (linearQ8 /
+ * conv2dQ8: weight-only quantization). With int8 weights, `activations: 'int8'` also quantizes the
+ * input per call (W8A8: one dynamic scale per input row or output position) and multiplies int8 by
+ * int8 (linearW8A8 / conv2dW8A8): faster than float for Linear layers on x86 CPUs with AVX2 or
+ * VNNI, but not yet for convolutions or on WASM (docs/deployment.md has the figures), which is
+ * why it is not the default. int4 layers always take float32 activations.
  *
  * Quantized layers have no parameters, only buffers: they are inference-only. Their state dict
  * ('0.weight' int8, '0.scales', '0.bias') saves to safetensors like any other; to load, rebuild the
@@ -36,8 +37,9 @@ export interface QuantizeOptions {
   /** int4 only: weights per scale along a row (default 32). */
   block?: number;
   /**
-   * int8 only: 'int8' (the default) quantizes each layer's input per call and multiplies int8 by
-   * int8 (faster); 'float32' keeps the input float (weight-only quantization).
+   * 'float32' (the default) keeps each layer's input float (weight-only quantization); 'int8'
+   * (bits 8 only) quantizes the input per call and multiplies int8 by int8 (W8A8: faster for
+   * Linear layers on x86 CPUs, slower for convolutions and on WASM for now).
    */
   activations?: QuantizedActivations;
 }
@@ -45,9 +47,9 @@ export interface QuantizeOptions {
 /** How an int8 layer takes its input: quantized to int8 per call, or as float32. */
 export type QuantizedActivations = 'int8' | 'float32';
 
-/** The activations option checked: 'int8' unless 'float32' is asked for (int4 layers: 'float32'). */
+/** The activations option checked: 'float32' unless 'int8' is asked for (and only with bits 8). */
 function activationsOf(op: string, options: QuantizeOptions, bits: QuantizeBits): QuantizedActivations {
-  const a = options?.activations ?? (bits === 8 ? 'int8' : 'float32');
+  const a = options?.activations ?? 'float32';
   if (a !== 'int8' && a !== 'float32') throw new Error(`${op}: activations must be 'int8' or 'float32', got ${String(a)}`);
   if (a === 'int8' && bits !== 8) throw new Error(`${op}: int8 activations need bits 8 (int4 layers take float32 activations), got bits ${bits}`);
   return a;
