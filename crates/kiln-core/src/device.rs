@@ -10,10 +10,17 @@
 
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
-use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
-use crate::ops::{conv::Geometry, pool::Plan, BatchNorm};
-use crate::ops::{AttentionOptions, Cell, Weights};
-use crate::optim::{GradTransform, Rule};
+use crate::params::attention::AttentionOptions;
+use crate::params::batch_norm::BatchNorm;
+use crate::params::binary::BinaryOp;
+use crate::params::conv::Geometry;
+use crate::params::graph::SegmentReduce;
+use crate::params::loss::Reduction;
+use crate::params::optim::{GradTransform, Rule};
+use crate::params::pool::Plan;
+use crate::params::recurrent::{Cell, Weights};
+use crate::params::reduce::ReduceOp;
+use crate::params::unary::UnaryOp;
 use crate::tensor::Tensor;
 use std::any::Any;
 use std::sync::Arc;
@@ -208,12 +215,12 @@ pub trait Device: Send + Sync {
         let _ = (x, paddings, value);
         Err(no_kernel(self.name(), "pad"))
     }
-    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: crate::ops::Reduction) -> Result<Tensor> {
+    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction) -> Result<Tensor> {
         let _ = (logits, targets, weights, smoothing, reduction);
         Err(no_kernel(self.name(), "crossEntropy"))
     }
     /// The logits' gradient from the loss's gradient `g`.
-    fn cross_entropy_backward(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: crate::ops::Reduction, g: &Tensor) -> Result<Tensor> {
+    fn cross_entropy_backward(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction, g: &Tensor) -> Result<Tensor> {
         let _ = (logits, targets, weights, smoothing, reduction, g);
         Err(no_kernel(self.name(), "crossEntropy"))
     }
@@ -228,11 +235,11 @@ pub trait Device: Send + Sync {
         Err(no_kernel(self.name(), "spmm"))
     }
     /// segment_reduce, and what its backward needs (mean: rows per segment; max: winning rows).
-    fn segment_reduce(&self, values: &Tensor, ids: &Tensor, num_segments: usize, op: crate::ops::SegmentReduce) -> Result<(Tensor, Option<Tensor>)> {
+    fn segment_reduce(&self, values: &Tensor, ids: &Tensor, num_segments: usize, op: SegmentReduce) -> Result<(Tensor, Option<Tensor>)> {
         let _ = (values, ids, num_segments);
         Err(no_kernel(self.name(), op.name()))
     }
-    fn segment_reduce_backward(&self, g: &Tensor, ids: &Tensor, saved: Option<&Tensor>, op: crate::ops::SegmentReduce, values_shape: &[usize]) -> Result<Tensor> {
+    fn segment_reduce_backward(&self, g: &Tensor, ids: &Tensor, saved: Option<&Tensor>, op: SegmentReduce, values_shape: &[usize]) -> Result<Tensor> {
         let _ = (g, ids, saved, values_shape);
         Err(no_kernel(self.name(), op.name()))
     }

@@ -17,6 +17,7 @@ pub mod gemm_simd128;
 pub mod layout;
 pub mod math;
 pub mod optim;
+pub mod params;
 pub mod ops;
 pub mod parallel;
 pub mod random;

@@ -4,10 +4,9 @@
 //! backward is the other's forward and no kernel is written twice.
 
 pub(crate) mod engine;
-mod geometry;
 mod im2col;
 
-pub use geometry::Geometry;
+pub use crate::params::conv::Geometry;
 
 use crate::autograd;
 use crate::dtype::DType;

@@ -13,7 +13,7 @@
 //! Work is split over (image, band) units across threads; with fewer units than threads, the
 //! units run one after another and each GEMM uses every thread instead.
 
-use super::geometry::Geometry;
+use crate::params::conv::Geometry;
 use super::im2col::{col2im_add, im2col};
 use crate::error::{KilnError, Result};
 use crate::parallel::{self, SendPtr};

@@ -2,7 +2,7 @@
 //! and the backward of average pooling. (Max pooling's backward is a scatter by the saved
 //! indices, in mod.rs.)
 
-use super::plan::{AxisPlan, Plan};
+use super::{AxisPlan, Plan};
 use crate::multiversion;
 
 // ---- forward: windows in vector lanes over a padded copy of the plane ----

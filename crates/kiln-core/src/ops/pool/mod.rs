@@ -1,23 +1,23 @@
 //! 2-D max and average pooling over [batch, channels, height, width] (NCHW, PyTorch's layout).
 //!
 //! Every (batch, channel) plane is independent, so planes are the unit of parallel work
-//! (plan.rs); inside a plane, the windows of an output row are computed in vector lanes over a
+//! (planes.rs); inside a plane, the windows of an output row are computed in vector lanes over a
 //! padded copy of the plane (kernels.rs). Max pooling saves the index of each window's first
 //! maximum (PyTorch's tie rule) for its backward, a scatter; average pooling's backward spreads
 //! each output's gradient over its window.
 
 mod kernels;
-mod plan;
+mod planes;
 
-pub(crate) use plan::for_each_plane;
-pub use plan::{AxisPlan, Plan, Pool2d};
+pub(crate) use planes::for_each_plane;
+pub use crate::params::pool::{AxisPlan, Plan, Pool2d};
 
 use crate::autograd;
 use crate::error::{KilnError, Result};
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
 use kernels::{avg_plane_backward, avg_pool_plane, max_pool_plane};
-use plan::divisors;
+use planes::divisors;
 
 /// Max pooling. x: [N, C, H, W] float32 -> [N, C, outH, outW] with
 /// out = (in + padBefore + padAfter - dilation·(kernel - 1) - 1) / stride + 1 (floor).
