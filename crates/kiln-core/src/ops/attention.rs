@@ -13,7 +13,6 @@ mod backward;
 mod device;
 mod forward;
 mod layout;
-mod tile;
 
 use crate::autograd;
 use crate::dtype::DType;
@@ -22,7 +21,7 @@ use crate::random;
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
 use layout::Layout;
-use tile::{DropoutMask, Operand, Problem};
+use crate::device::cpu::attention::tile::{DropoutMask, Operand, Problem};
 
 pub use crate::params::attention::{AttentionOptions, Tiles};
 

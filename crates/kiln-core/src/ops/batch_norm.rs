@@ -11,7 +11,7 @@ use crate::autograd;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::multiversion;
-use crate::ops::pool::for_each_plane;
+use crate::device::cpu::pool::for_each_plane;
 use crate::ops::reduce::sum_row;
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;

@@ -13,6 +13,7 @@ pub mod graph;
 pub mod loss;
 pub mod optim;
 pub mod pool;
+pub mod quant;
 pub mod recurrent;
 pub mod reduce;
 pub mod unary;

@@ -14,7 +14,6 @@
 //! - `cells.rs`: the fused per-step gate kernels, forward and backward, per cell type.
 //! - `sequence.rs`: the time loop, the GEMMs and the buffers kept for backward.
 
-mod cells;
 mod device;
 mod sequence;
 

@@ -6,13 +6,13 @@
 //! (dW_ih = dGatesᵀ · x, dW_hh = dGatesᵀ · h_prev). x is copied into that order once and dx back
 //! out of it once; both copies are small next to the GEMMs.
 
-use super::cells;
+use crate::device::cpu::recurrent::cells;
 use super::{Cell, Weights};
 use crate::error::Result;
 use crate::parallel;
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
-use crate::gemm_call::Parallelism;
+use crate::device::cpu::gemm_call::Parallelism;
 
 /// Below this many multiply-adds a GEMM runs on one thread (the per-step GEMMs of small layers):
 /// rayon's fork/join would cost more than the product.
@@ -393,7 +393,7 @@ fn gemm(dst: &mut [f32], dv: Mat, a: &[f32], av: Mat, b: &[f32], bv: Mat, accumu
     // SAFETY: the asserts above keep every strided access inside the three slices, and dst does
     // not alias a or b (distinct borrows).
     unsafe {
-        crate::gemm_call::gemm(
+        crate::device::cpu::gemm_call::gemm(
             m, n, k,
             dst.as_mut_ptr().add(dv.offset), dv.rs, dv.cs, accumulate,
             a.as_ptr().add(av.offset), av.rs, av.cs,

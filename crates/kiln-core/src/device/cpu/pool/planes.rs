@@ -1,6 +1,6 @@
 //! The parallel loop over the planes of a pooling (or batch-norm) call, and average pooling's divisors.
 
-use super::{AxisPlan, Plan};
+use crate::params::pool::{AxisPlan, Plan};
 use crate::parallel::{self, SendPtr};
 
 /// Runs `f(plane index, output plane, index plane)` over every plane, in parallel when the work
