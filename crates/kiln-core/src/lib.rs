@@ -11,12 +11,10 @@ pub mod autograd;
 pub mod device;
 pub mod dtype;
 pub mod error;
-pub mod gemm_call;
-#[cfg(target_arch = "wasm32")]
-pub mod gemm_simd128;
 pub mod layout;
 pub mod math;
 pub mod optim;
+pub mod params;
 pub mod ops;
 pub mod parallel;
 pub mod random;
@@ -25,6 +23,11 @@ pub mod storage;
 pub mod tensor;
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 pub mod wasm_pool;
+
+// The GEMM entry points kept at their old paths (examples and benches call them).
+pub use device::cpu::gemm_call;
+#[cfg(target_arch = "wasm32")]
+pub use device::cpu::gemm_simd128;
 
 pub use dtype::DType;
 pub use error::{KilnError, Result};

@@ -135,6 +135,16 @@ impl Tensor {
         T::slice(&self.storage.buffer).map(|s| &s[self.offset..self.offset + self.numel()])
     }
 
+    /// The elements of a contiguous CPU tensor, for the CPU device's kernels (which materialize
+    /// their inputs first): an error naming `op`, never a panic, for anything else.
+    pub fn cpu_slice<T: Element>(&self, op: &str) -> Result<&[T]> {
+        self.contiguous_slice::<T>().ok_or_else(|| {
+            let want = T::wrap(Vec::new()).dtype();
+            let place = if self.device().is_some() { "a device's" } else if self.is_contiguous() { "another dtype's" } else { "strided" };
+            KilnError::new(op, format!("internal error: a CPU kernel expected contiguous {want} host memory, got {place} {} {}", self.dtype(), fmt_shape(&self.shape)))
+        })
+    }
+
     /// Requires dtype T, naming `op` in the error.
     pub fn expect_dtype(&self, op: &str, dtype: DType) -> Result<()> {
         if self.dtype() != dtype {

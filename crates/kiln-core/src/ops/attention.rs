@@ -12,7 +12,7 @@
 mod backward;
 mod device;
 mod forward;
-mod tile;
+mod layout;
 
 use crate::autograd;
 use crate::dtype::DType;
@@ -20,51 +20,14 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::random;
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
-use tile::{DropoutMask, Operand, Problem};
+use layout::Layout;
+use crate::device::cpu::attention::tile::{DropoutMask, Operand, Problem};
+
+pub use crate::params::attention::{AttentionOptions, Tiles};
 
 const OP: &str = "attention";
 
-/// Block sizes of the kernels (queries × keys per block). Exposed so tests can force many small
-/// blocks; the defaults were measured (see bench/ and the kiln-core example attention_tiles).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tiles {
-    pub query: usize,
-    pub key: usize,
-}
 
-impl Default for Tiles {
-    fn default() -> Tiles {
-        Tiles { query: 128, key: 64 }
-    }
-}
-
-/// Options of `attention`. `Default` is plain, unmasked attention with scale 1/√D.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AttentionOptions {
-    /// Query i sees keys j <= i + Tk − Tq (bottom-right aligned; for Tq = Tk the usual j <= i).
-    pub causal: bool,
-    /// Multiplies QKᵀ; None for 1/√D.
-    pub scale: Option<f32>,
-    /// Probability of dropping each attention weight (training); survivors are scaled by 1/(1 − p).
-    pub dropout: f32,
-    /// Seed of the dropout mask; None draws one from the global generator (`random::set_seed`).
-    pub seed: Option<u64>,
-    pub tiles: Tiles,
-}
-
-impl AttentionOptions {
-    /// The options as the bindings receive them from JavaScript: scale NaN for the default, seed
-    /// negative to draw one from the global generator. Values are checked by `attention`.
-    pub fn from_flat(causal: bool, scale: f64, dropout: f64, seed: f64) -> AttentionOptions {
-        AttentionOptions {
-            causal,
-            scale: if scale.is_nan() { None } else { Some(scale as f32) },
-            dropout: dropout as f32,
-            seed: if seed >= 0.0 { Some(seed as u64) } else { None },
-            tiles: Tiles::default(),
-        }
-    }
-}
 
 /// softmax(q·kᵀ·scale + masks)·v. q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv] float32 ->
 /// [B, H, Tq, Dv]. `key_padding_mask` [B, Tk]: bool (true marks a padding key, which no query
@@ -158,52 +121,15 @@ fn padding_bias(mask: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(bias, mask.shape())
 }
 
-/// Where the rows of a [B, H, T, D] result live in its buffer.
-#[derive(Clone, Copy)]
-struct Layout {
-    /// Buffer strides of b, h and t (d is contiguous).
-    strides: [usize; 3],
-    /// [B, T, H, D] memory order (heads interleaved per position) rather than [B, H, T, D].
-    heads_inner: bool,
-}
-
-impl Layout {
-    /// The layout of a result shaped like `like`: head-major when `like` is contiguous, else
-    /// position-major (the memory order of a projection split into heads).
-    fn like(like: &Tensor, t: usize, d: usize) -> Layout {
-        let heads = like.shape()[1];
-        if like.is_contiguous() {
-            Layout { strides: [heads * t * d, t * d, d], heads_inner: false }
-        } else {
-            Layout { strides: [t * heads * d, d, heads * d], heads_inner: true }
-        }
-    }
-
-    fn row_offset(&self, b: usize, h: usize, t: usize) -> usize {
-        b * self.strides[0] + h * self.strides[1] + t * self.strides[2]
-    }
-
-    /// A zeroed result of logical shape [B, H, T, D] in this layout, and its buffer to fill.
-    /// Made as a tensor first so its bytes count in memory() while the kernel runs.
-    fn allocate(&self, shape: [usize; 4]) -> Result<Tensor> {
-        let [b, h, t, d] = shape;
-        let physical = if self.heads_inner { [b, t, h, d] } else { shape };
-        Tensor::from_vec(try_zeroed::<f32>(OP, b * h * t * d)?, &physical)
-    }
-
-    /// The filled buffer seen in the logical [B, H, T, D] order.
-    fn finish(&self, physical: Tensor) -> Result<Tensor> {
-        if self.heads_inner { physical.permute(&[0, 2, 1, 3]) } else { Ok(physical) }
-    }
-}
-
 /// The fused attention with every option: see `scaled_dot_product_attention` for the shapes.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, key_padding_mask: Option<&Tensor>, options: &AttentionOptions) -> Result<Tensor> {
     let dims = check(q, k, v, key_padding_mask, options)?;
     let mut operands = vec![q, k, v];
     operands.extend(key_padding_mask);
     if let Some(dev) = crate::device::device_of(OP, &operands)? {
-        return device::attention(dev, q, k, v, key_padding_mask, options);
+        // The dropout seed is drawn here, so forward and backward regenerate the same mask.
+        let options = AttentionOptions { seed: if options.dropout > 0.0 { Some(seed_of(options)) } else { None }, ..*options };
+        return device::attention(dev, q, k, v, key_padding_mask, &options);
     }
     let bias = key_padding_mask.map(padding_bias).transpose()?;
     let scale = options.scale.unwrap_or(if dims.d == 0 { 1.0 } else { 1.0 / (dims.d as f32).sqrt() });

@@ -11,27 +11,18 @@ use crate::autograd;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::multiversion;
-use crate::ops::pool::for_each_plane;
+use crate::device::cpu::pool::for_each_plane;
 use crate::ops::reduce::sum_row;
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
+
+pub use crate::params::batch_norm::BatchNorm;
 
 const OP: &str = "batchNorm";
 
 /// Elements summed in f32 before joining an f64 total (as reduce.rs's SUM_BLOCK).
 const BLOCK: usize = 1024;
 
-/// How a batch_norm call normalizes; PyTorch's `F.batch_norm(training, momentum, eps)`.
-#[derive(Clone, Copy, Debug)]
-pub struct BatchNorm {
-    /// Normalize with the batch's statistics and fold them into the running ones; otherwise use
-    /// the running statistics (or the batch's, when there are none).
-    pub training: bool,
-    /// running ← (1 − momentum)·running + momentum·batch.
-    pub momentum: f32,
-    /// Added to the variance before the square root.
-    pub eps: f32,
-}
 
 multiversion! {
     /// Σ (x − mean)² over a block, 16 accumulators.

@@ -8,13 +8,9 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::layout::{self, contiguous_strides};
 use crate::multiversion;
 use crate::parallel::SendPtr;
-use crate::storage::Element;
 use crate::tensor::Tensor;
 
-pub trait BinaryKernel {
-    type Out: Element + Default;
-    fn apply(a: f32, b: f32) -> Self::Out;
-}
+pub use crate::params::binary::{BinaryKernel, BinaryOp, BinaryVisitor};
 
 multiversion! {
     /// One innermost run: `a` and `b` start at their run's first element and step by sa / sb.
@@ -29,61 +25,25 @@ multiversion! {
     }
 }
 
-macro_rules! binary_ops {
-    ($($variant:ident $name:literal -> $out:ty |$a:ident, $b:ident| $body:expr;)*) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum BinaryOp { $($variant),* }
-
-        impl BinaryOp {
-            pub const ALL: &'static [BinaryOp] = &[$(BinaryOp::$variant),*];
-
-            pub fn name(self) -> &'static str {
-                match self { $(BinaryOp::$variant => $name),* }
-            }
-
-            fn run(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-                if let Some(dev) = device::device_of(self.name(), &[a, b])? {
-                    expect_f32_pair(self.name(), a, b)?;
-                    layout::broadcast_shapes(self.name(), a.shape(), b.shape())?;
-                    return dev.binary(self, a, b);
-                }
-                match self {
-                    $(BinaryOp::$variant => {
-                        struct K;
-                        impl BinaryKernel for K {
-                            type Out = $out;
-                            #[inline(always)]
-                            fn apply($a: f32, $b: f32) -> $out { $body }
-                        }
-                        broadcast_binary::<K>($name, a, b)
-                    })*
-                }
-            }
-        }
-    };
-}
-
-binary_ops! {
-    Add "add" -> f32 |a, b| a + b;
-    Sub "sub" -> f32 |a, b| a - b;
-    Mul "mul" -> f32 |a, b| a * b;
-    Div "div" -> f32 |a, b| a / b;
-    Pow "pow" -> f32 |a, b| a.powf(b);
-    // Written as selects so that a NaN on either side propagates (f32::max would drop it).
-    Maximum "maximum" -> f32 |a, b| if a > b || a.is_nan() { a } else { b };
-    Minimum "minimum" -> f32 |a, b| if a < b || a.is_nan() { a } else { b };
-    Equal "equal" -> u8 |a, b| (a == b) as u8;
-    NotEqual "notEqual" -> u8 |a, b| (a != b) as u8;
-    Less "less" -> u8 |a, b| (a < b) as u8;
-    LessEqual "lessEqual" -> u8 |a, b| (a <= b) as u8;
-    Greater "greater" -> u8 |a, b| (a > b) as u8;
-    GreaterEqual "greaterEqual" -> u8 |a, b| (a >= b) as u8;
-}
-
-impl BinaryOp {
-    pub fn from_name(name: &str) -> Option<BinaryOp> {
-        BinaryOp::ALL.iter().copied().find(|op| op.name() == name)
+/// `op(a, b)` without autograd: the device's kernel, or the CPU's broadcasting loop.
+fn run(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if let Some(dev) = device::device_of(op.name(), &[a, b])? {
+        expect_f32_pair(op.name(), a, b)?;
+        layout::broadcast_shapes(op.name(), a.shape(), b.shape())?;
+        return dev.binary(op, a, b);
     }
+    struct Broadcast<'a> {
+        name: &'static str,
+        a: &'a Tensor,
+        b: &'a Tensor,
+    }
+    impl BinaryVisitor for Broadcast<'_> {
+        type Out = Result<Tensor>;
+        fn visit<K: BinaryKernel>(self) -> Result<Tensor> {
+            broadcast_binary::<K>(self.name, self.a, self.b)
+        }
+    }
+    op.visit(Broadcast { name: op.name(), a, b })
 }
 
 /// `op(a, b)` with broadcasting: shapes broadcast (NumPy rules) -> the broadcast shape.
@@ -92,20 +52,13 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         // Comparisons accept int32 (argmax against labels is the common case): both sides are
         // compared as float32, exact for integers up to 2^24.
         let promote = |t: &Tensor| if t.dtype() == DType::I32 { crate::ops::cast(t, DType::F32) } else { Ok(t.clone()) };
-        return op.run(&promote(a)?, &promote(b)?);
+        return run(op, &promote(a)?, &promote(b)?);
     }
-    let out = op.run(a, b)?;
+    let out = run(op, a, b)?;
     if op.is_comparison() || !(a.requires_grad() || b.requires_grad()) {
         return Ok(out);
     }
     Ok(autograd::record(op.name(), &[a, b], &[a, b], out, move |g, saved, _needs| binary_backward(op, g, &saved[0], &saved[1])))
-}
-
-impl BinaryOp {
-    pub fn is_comparison(self) -> bool {
-        use BinaryOp::*;
-        matches!(self, Equal | NotEqual | Less | LessEqual | Greater | GreaterEqual)
-    }
 }
 
 fn scalar(v: f32) -> Tensor {
@@ -115,7 +68,7 @@ fn scalar(v: f32) -> Tensor {
 /// Gradients of the arithmetic ops, each summed back to its input's shape.
 fn binary_backward(op: BinaryOp, g: &Tensor, a: &Tensor, b: &Tensor) -> Result<Vec<Option<Tensor>>> {
     use BinaryOp::*;
-    let f = |op: BinaryOp, x: &Tensor, y: &Tensor| op.run(x, y);
+    let f = |op: BinaryOp, x: &Tensor, y: &Tensor| run(op, x, y);
     let (ga, gb) = match op {
         Add => (g.clone(), g.clone()),
         Sub => (g.clone(), f(Mul, g, &scalar(-1.0))?),

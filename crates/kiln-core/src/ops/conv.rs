@@ -3,14 +3,11 @@
 //! convolution's input gradient and its input gradient is a convolution's forward, so each op's
 //! backward is the other's forward and no kernel is written twice.
 
-mod depthwise;
-pub(crate) mod engine;
-mod geometry;
-mod im2col;
 
-pub use geometry::Geometry;
+pub use crate::params::conv::Geometry;
 
 use crate::autograd;
+use crate::device;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::layout;
@@ -64,54 +61,21 @@ pub fn conv_transpose2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
     }))
 }
 
-// ---- the three passes on tensors: on the inputs' device when they live on one ----------------
+// ---- the three passes, each run by the inputs' device (the CPU's: device/cpu/conv) ----------
 
-fn slice(t: &Tensor) -> &[f32] {
-    t.contiguous_slice::<f32>().expect("materialized float32")
-}
-
-/// engine::forward: [N, O, OH, OW].
+/// [N, O, OH, OW], plus `bias` [O].
 fn forward(op: &str, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if let Some(dev) = crate::device::device_of(op, &with_bias(&[x, w], bias))? {
-        return dev.conv2d_forward(geo, x, w, bias, op);
-    }
-    let (x, w) = (x.materialize()?, w.materialize()?);
-    let b = bias.map(|b| b.elements::<f32>(op)).transpose()?;
-    let out = if depthwise::applies(geo) {
-        depthwise::forward(geo, slice(&x), slice(&w), b.as_deref(), op)?
-    } else {
-        engine::forward(geo, slice(&x), &engine::Dense(slice(&w)), b.as_deref(), op)?
-    };
-    Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
+    device::dispatch(op, &with_bias(&[x, w], bias))?.conv2d_forward(geo, x, w, bias, op)
 }
 
-/// engine::input_grad: [N, C, H, W], plus `init` per channel.
+/// [N, C, H, W], plus `init` per channel.
 fn input_grad(op: &str, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>) -> Result<Tensor> {
-    if let Some(dev) = crate::device::device_of(op, &with_bias(&[dy, w], init))? {
-        return dev.conv2d_input_grad(geo, dy, w, init, op);
-    }
-    let (dy, w) = (dy.materialize()?, w.materialize()?);
-    let init = init.map(|b| b.elements::<f32>(op)).transpose()?;
-    let dx = if depthwise::applies(geo) {
-        depthwise::input_grad(geo, slice(&dy), slice(&w), init.as_deref(), op)?
-    } else {
-        engine::input_grad(geo, slice(&dy), slice(&w), init.as_deref(), op)?
-    };
-    Tensor::from_vec(dx, &[geo.batch, geo.channels, geo.height, geo.width])
+    device::dispatch(op, &with_bias(&[dy, w], init))?.conv2d_input_grad(geo, dy, w, init, op)
 }
 
-/// engine::weight_grad: [O, C/groups, KH, KW].
+/// [O, C/groups, KH, KW].
 fn weight_grad(op: &str, geo: &Geometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    if let Some(dev) = crate::device::device_of(op, &[x, dy])? {
-        return dev.conv2d_weight_grad(geo, x, dy, op);
-    }
-    let (x, dy) = (x.materialize()?, dy.materialize()?);
-    let dw = if depthwise::applies(geo) {
-        depthwise::weight_grad(geo, slice(&x), slice(&dy), op)?
-    } else {
-        engine::weight_grad(geo, slice(&x), slice(&dy), op)?
-    };
-    Tensor::from_vec(dw, &[geo.out_channels, geo.group_channels(), geo.kernel[0], geo.kernel[1]])
+    device::dispatch(op, &[x, dy])?.conv2d_weight_grad(geo, x, dy, op)
 }
 
 fn with_bias<'a>(ts: &[&'a Tensor], bias: Option<&'a Tensor>) -> Vec<&'a Tensor> {

@@ -18,25 +18,8 @@ use crate::multiversion;
 use crate::parallel::{self, SendPtr};
 use crate::tensor::Tensor;
 
-/// How `segment_reduce` combines the rows of one segment. An empty segment gives 0 for each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SegmentReduce {
-    Sum,
-    Mean,
-    Max,
-}
+pub use crate::params::graph::SegmentReduce;
 
-impl SegmentReduce {
-    pub const ALL: &'static [SegmentReduce] = &[SegmentReduce::Sum, SegmentReduce::Mean, SegmentReduce::Max];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SegmentReduce::Sum => "sum",
-            SegmentReduce::Mean => "mean",
-            SegmentReduce::Max => "max",
-        }
-    }
-}
 
 /// Edges grouped by one endpoint: the edges of row r are `edge[offsets[r]..offsets[r + 1]]`, in
 /// their original order (the counting sort is stable).

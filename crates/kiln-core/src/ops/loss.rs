@@ -8,23 +8,8 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops::reduce::{log_sum_exp_row, max_row};
 use crate::tensor::Tensor;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reduction {
-    None,
-    Mean,
-    Sum,
-}
+pub use crate::params::loss::Reduction;
 
-impl Reduction {
-    pub fn from_code(code: u32) -> Result<Reduction> {
-        match code {
-            0 => Ok(Reduction::None),
-            1 => Ok(Reduction::Mean),
-            2 => Ok(Reduction::Sum),
-            _ => Err(KilnError::new("crossEntropy", format!("unknown reduction code {code} (0 none, 1 mean, 2 sum)"))),
-        }
-    }
-}
 
 /// crossEntropy's argument checks on (shape, dtype) -> (rows, classes); the GPU kernels share it.
 pub fn cross_entropy_shape(logits: (&[usize], DType), targets: (&[usize], DType), weights: Option<(&[usize], DType)>, smoothing: f32) -> Result<(usize, usize)> {

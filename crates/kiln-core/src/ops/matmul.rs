@@ -211,7 +211,7 @@ fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: &mut [f32], m:
     #[cfg(target_arch = "wasm32")]
     {
         // Kiln's own SIMD128 GEMM on WASM (gemm_simd128.rs says why).
-        use crate::gemm_simd128::{gemm, MatRef};
+        use crate::device::cpu::gemm_simd128::{gemm, MatRef};
         let threads = if m * n * k >= MIN_PARALLEL_FLOPS { parallel::num_threads() } else { 1 };
         // SAFETY: the assert above keeps every strided access inside the buffers.
         unsafe {

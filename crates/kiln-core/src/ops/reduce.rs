@@ -12,45 +12,8 @@ use crate::multiversion;
 use crate::parallel::{self, SendPtr};
 use crate::tensor::Tensor;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    Sum,
-    Mean,
-    Max,
-    Min,
-    ArgMax,
-    ArgMin,
-    Variance,
-    LogSumExp,
-}
+pub use crate::params::reduce::ReduceOp;
 
-impl ReduceOp {
-    pub const ALL: &'static [ReduceOp] = &[
-        ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min,
-        ReduceOp::ArgMax, ReduceOp::ArgMin, ReduceOp::Variance, ReduceOp::LogSumExp,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ReduceOp::Sum => "sum",
-            ReduceOp::Mean => "mean",
-            ReduceOp::Max => "max",
-            ReduceOp::Min => "min",
-            ReduceOp::ArgMax => "argmax",
-            ReduceOp::ArgMin => "argmin",
-            ReduceOp::Variance => "variance",
-            ReduceOp::LogSumExp => "logSumExp",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<ReduceOp> {
-        ReduceOp::ALL.iter().copied().find(|op| op.name() == name)
-    }
-
-    fn is_arg(self) -> bool {
-        matches!(self, ReduceOp::ArgMax | ReduceOp::ArgMin)
-    }
-}
 
 /// Elements summed in f32 before the partial sum joins an f64 total: long enough to keep the
 /// SIMD loop busy, short enough that f32 rounding stays negligible (a running f32 sum of 10^6

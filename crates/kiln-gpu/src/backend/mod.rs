@@ -184,7 +184,7 @@ impl Device for GpuBackend {
     fn conv2d_weight_grad(&self, geo: &Geometry, x: &Tensor, dy: &Tensor, op: &str) -> Result<Tensor> {
         cnn::conv2d_weight_grad(self, geo, x, dy, op)
     }
-    fn max_pool2d(&self, plan: &Plan, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn max_pool2d(&self, plan: &Plan, x: &Tensor, _need_indices: bool) -> Result<(Tensor, Tensor)> {
         cnn::max_pool2d(self, plan, x)
     }
     fn max_pool2d_backward(&self, plan: &Plan, g: &Tensor, indices: &Tensor, in_shape: &[usize]) -> Result<Tensor> {

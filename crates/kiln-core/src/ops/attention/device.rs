@@ -1,17 +1,19 @@
 //! attention on a device (the GPU): the same checks and the same one autograd node as on the
 //! CPU; the device runs the fused forward and backward kernels. The padding mask goes to the
-//! device as it is (the device turns it into its additive bias), and the dropout seed is drawn
-//! here, so forward and backward regenerate the same mask.
+//! device as it is (the device turns it into its additive bias); `options` carries the dropout
+//! seed drawn by the op, so forward and backward regenerate the same mask.
 
-use super::{seed_of, AttentionOptions, OP};
+use crate::params::attention::AttentionOptions;
 use crate::autograd;
 use crate::device::Device;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
+const OP: &str = "attention";
+
 pub(super) fn attention(dev: Arc<dyn Device>, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, options: &AttentionOptions) -> Result<Tensor> {
-    let options = AttentionOptions { seed: if options.dropout > 0.0 { Some(seed_of(options)) } else { None }, ..*options };
+    let options = *options;
     let (out, lse) = dev.attention(q, k, v, mask, &options)?;
     let mut saved = vec![q, k, v, &out, &lse];
     saved.extend(mask);

@@ -1,7 +1,7 @@
 //! Quantizing a float32 weight [O, I] into the formats of mod.rs, and expanding it back (for
 //! inspection and tests; the compute ops never expand a whole weight).
 
-use super::rows::dequantize_row;
+use crate::device::cpu::quant::rows::dequantize_row;
 use super::{checked_weights, Format};
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};

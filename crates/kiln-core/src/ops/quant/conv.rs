@@ -7,12 +7,12 @@
 //! unit against the GEMM's O(out_channels · patch · band columns), under 2% for bands of 64+
 //! output positions, and it keeps the memory bound independent of the layer's size.
 
-use super::rows::RowSource;
+use crate::device::cpu::quant::rows::RowSource;
 use super::w8a8::Int8Filters;
 use super::{bias_values, checked_weights, refuse_gradients, Format};
 use crate::error::{fmt_shape, KilnError, Result};
-use crate::gemm_call::Parallelism;
-use crate::ops::conv::engine::{self, gemm, Filters, Mat};
+use crate::device::cpu::gemm_call::Parallelism;
+use crate::device::cpu::conv::engine::{self, gemm, Filters, Mat};
 use crate::ops::conv::{check_input, conv2d_geometry_of, ConvParams, Geometry};
 use crate::tensor::Tensor;
 

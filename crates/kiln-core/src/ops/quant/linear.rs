@@ -1,7 +1,7 @@
 //! x · Wᵀ + b on quantized weights: per-row dots for a few input rows, tiles of expanded rows
 //! through the GEMM for many.
 
-use super::rows::RowSource;
+use crate::device::cpu::quant::rows::RowSource;
 use super::{bias_values, checked_weights, refuse_gradients, Format};
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
@@ -140,12 +140,12 @@ fn linear_kernel(x: &[f32], n: usize, w: &RowSource, bias: Option<&[f32]>, out: 
 /// # Safety
 /// `dst` must be valid for writes at every `s * dst_stride + j`; x holds n·k and tile width·k floats.
 unsafe fn tile_gemm(n: usize, width: usize, k: usize, x: &[f32], tile: &[f32], dst: *mut f32, dst_stride: usize) {
-    crate::gemm_call::gemm(
+    crate::device::cpu::gemm_call::gemm(
         n, width, k,
         dst, dst_stride as isize, 1, false,
         x.as_ptr(), k as isize, 1,
         tile.as_ptr(), 1, k as isize,
-        crate::gemm_call::Parallelism::None,
+        crate::device::cpu::gemm_call::Parallelism::None,
     );
 }
 

@@ -20,7 +20,6 @@ mod codec;
 mod conv;
 pub mod int8_gemm;
 mod linear;
-mod rows;
 mod w8a8;
 
 pub use codec::{dequantize_int4, dequantize_int8, quantize_int4, quantize_int8};
@@ -32,33 +31,10 @@ use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::tensor::Tensor;
 
+pub(crate) use crate::params::quant::Format;
+
 /// The block length of int4 quantization unless the caller chooses another.
 pub const INT4_BLOCK: usize = 32;
-
-/// How a row of quantized weights is laid out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Int8,
-    Int4 { block: usize },
-}
-
-impl Format {
-    /// The int4 format, or an error naming `op` for a zero block.
-    fn int4(op: &str, block: usize) -> Result<Format> {
-        if block == 0 {
-            return Err(KilnError::new(op, "block must be at least 1, got 0"));
-        }
-        Ok(Format::Int4 { block })
-    }
-
-    /// Bytes per stored row and scales per row for `in_features` weights.
-    fn row_sizes(self, in_features: usize) -> (usize, usize) {
-        match self {
-            Format::Int8 => (in_features, 1),
-            Format::Int4 { block } => (in_features.div_ceil(2), in_features.div_ceil(block)),
-        }
-    }
-}
 
 /// Checks a (weights, scales) pair against `format` and `in_features`; returns both contiguous.
 fn checked_weights(op: &str, q: &Tensor, scales: &Tensor, format: Format, in_features: usize) -> Result<(Tensor, Tensor)> {

@@ -8,8 +8,8 @@
 //! sample's result does not depend on what else is in its batch.
 
 use super::int8_gemm::{self, Int8Path, Int8Rows};
-use crate::gemm_call::Parallelism;
-use crate::ops::conv::engine::{Filters, Mat};
+use crate::device::cpu::gemm_call::Parallelism;
+use crate::device::cpu::conv::engine::{Filters, Mat};
 use crate::ops::conv::Geometry;
 use crate::parallel::{self, SendPtr};
 

@@ -18,14 +18,14 @@
 //! - The weight gradients are single GEMMs over all steps after BPTT, not one per step.
 //! - Per-step scratch (dh, dc, GRU's h projection) is allocated once per part, not per step.
 
-use super::cells;
+use crate::device::cpu::recurrent::cells;
 use super::step_gemm::PackedWeight;
 use super::{Cell, Weights};
 use crate::error::Result;
 use crate::parallel::{self, SendPtr};
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
-use crate::gemm_call::Parallelism;
+use crate::device::cpu::gemm_call::Parallelism;
 
 /// Below this many multiply-adds a GEMM runs on one thread (the per-step GEMMs of small layers):
 /// rayon's fork/join would cost more than the product.
@@ -558,7 +558,7 @@ fn gemm_on(allowed: Parallelism, dst: &mut [f32], dv: Mat, a: &[f32], av: Mat, b
     // SAFETY: the asserts above keep every strided access inside the three slices, and dst does
     // not alias a or b (distinct borrows).
     unsafe {
-        crate::gemm_call::gemm(
+        crate::device::cpu::gemm_call::gemm(
             m, n, k,
             dst.as_mut_ptr().add(dv.offset), dv.rs, dv.cs, accumulate,
             a.as_ptr().add(av.offset), av.rs, av.cs,

@@ -1,13 +1,13 @@
 //! Expanding quantized rows into float32, one row or a bounded tile of rows at a time: the one
 //! place the linear and conv kernels get their weights from.
 
-use super::Format;
+use crate::params::quant::Format;
 use crate::multiversion;
 use std::ops::Range;
 
 /// Weight rows expanded per GEMM call: 64 rows of 784 floats (200 KB) stay in L2, and a conv's
 /// 64 filters of 3·3·64 taps (147 KB) too.
-pub(super) const TILE_ROWS: usize = 64;
+pub(crate) const TILE_ROWS: usize = 64;
 
 multiversion! {
     /// out[i] = q[i] · s: the int8 -> f32 widening vectorizes.
@@ -39,7 +39,7 @@ multiversion! {
 }
 
 /// Expands one stored row into `out` (in_features floats).
-pub(super) fn dequantize_row(format: Format, q: &[i8], scales: &[f32], out: &mut [f32]) {
+pub(crate) fn dequantize_row(format: Format, q: &[i8], scales: &[f32], out: &mut [f32]) {
     match format {
         Format::Int8 => dequantize_row_int8(q, scales[0], out),
         Format::Int4 { block } if block % 2 == 0 => dequantize_row_int4(q, scales, block, out),
@@ -55,7 +55,7 @@ pub(super) fn dequantize_row(format: Format, q: &[i8], scales: &[f32], out: &mut
 
 
 /// Quantized weight rows, expanded on demand.
-pub(super) struct RowSource<'a> {
+pub(crate) struct RowSource<'a> {
     pub format: Format,
     pub q: &'a [i8],
     pub scales: &'a [f32],

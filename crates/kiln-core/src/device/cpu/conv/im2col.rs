@@ -6,7 +6,7 @@
 //! (row, output row) is one contiguous copy of an input row with zero borders, which is why the
 //! copy costs little next to the GEMM that follows.
 
-use super::geometry::Geometry;
+use crate::params::conv::Geometry;
 use std::ops::Range;
 
 /// Output columns `lo..hi` whose input column `ow·stride + kj·dilation - pad_left` is inside the

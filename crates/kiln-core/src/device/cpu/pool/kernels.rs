@@ -2,7 +2,7 @@
 //! and the backward of average pooling. (Max pooling's backward is a scatter by the saved
 //! indices, in mod.rs.)
 
-use super::plan::{AxisPlan, Plan};
+use crate::params::pool::{AxisPlan, Plan};
 use crate::multiversion;
 
 // ---- forward: windows in vector lanes over a padded copy of the plane ----
@@ -207,7 +207,7 @@ multiversion! {
 
 multiversion! {
     /// The input gradient of avg_plane: each output's gradient, scaled, spread over its window.
-    pub(super) fn avg_plane_backward(plan: &Plan, runs: &[(usize, usize, usize)], scale: &[f32], g: &[f32], dst: &mut [f32]) {
+    pub(crate) fn avg_plane_backward(plan: &Plan, runs: &[(usize, usize, usize)], scale: &[f32], g: &[f32], dst: &mut [f32]) {
         let (w, ow, sx) = (plan.cols.len, plan.cols.out, plan.cols.stride);
         let mut scaled = vec![0.0f32; ow];
         for oy in 0..plan.rows.out {
@@ -235,7 +235,7 @@ fn scatter_add_run<const S: usize>(g: &[f32], stride: usize, dst: &mut [f32]) {
 }
 
 /// Max pooling of one plane: `out` gets the maxima, `idx` (empty when untracked) the first argmaxes.
-pub(super) fn max_pool_plane(plan: &Plan, plane: &[f32], out: &mut [f32], idx: &mut [i32]) {
+pub(crate) fn max_pool_plane(plan: &Plan, plane: &[f32], out: &mut [f32], idx: &mut [i32]) {
     PADDED_KEYS.with(|buffer| {
         let mut buffer = buffer.borrow_mut();
         let width = plan.pad_into(&mut buffer, plane, PAD_KEY, max_key);
@@ -244,7 +244,7 @@ pub(super) fn max_pool_plane(plan: &Plan, plane: &[f32], out: &mut [f32], idx: &
 }
 
 /// Average pooling of one plane; `scale` holds 1 / divisor per output.
-pub(super) fn avg_pool_plane(plan: &Plan, scale: &[f32], plane: &[f32], out: &mut [f32]) {
+pub(crate) fn avg_pool_plane(plan: &Plan, scale: &[f32], plane: &[f32], out: &mut [f32]) {
     PADDED_VALUES.with(|buffer| {
         let mut buffer = buffer.borrow_mut();
         let width = plan.pad_into(&mut buffer, plane, 0.0, |v| v);

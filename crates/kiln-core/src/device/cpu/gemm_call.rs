@@ -53,7 +53,7 @@ pub unsafe fn gemm_scaled(
     }
     #[cfg(target_arch = "wasm32")]
     {
-        use crate::gemm_simd128::{gemm, MatRef};
+        use crate::device::cpu::gemm_simd128::{gemm, MatRef};
         let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
         let (ar, br) = (MatRef { ptr: a, rs: a_rs, cs: a_cs }, MatRef { ptr: b, rs: b_rs, cs: b_cs });
         if !accumulate && scale == 1.0 && dst_cs == 1 && dst_rs == n as isize {

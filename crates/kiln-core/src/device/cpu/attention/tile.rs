@@ -12,7 +12,7 @@ use std::sync::Mutex;
 /// A float32 [B, H, T, D] operand read in place through its strides: heads split by a permuted
 /// view ([B, T, H, D] memory), expanded batch or heads, all without a copy.
 #[derive(Clone, Copy)]
-pub(super) struct Operand<'a> {
+pub(crate) struct Operand<'a> {
     data: &'a [f32],
     offset: usize,
     strides: [usize; 4],
@@ -34,7 +34,7 @@ impl<'a> Operand<'a> {
 
 /// A strided matrix inside a slice (non-negative strides; a transpose swaps them).
 #[derive(Clone, Copy)]
-pub(super) struct Mat<'a> {
+pub(crate) struct Mat<'a> {
     data: &'a [f32],
     offset: usize,
     row_stride: usize,
@@ -65,7 +65,7 @@ impl<'a> Mat<'a> {
 /// dst[m×n] (rows `dst_stride` apart, columns contiguous) = (accumulate ? dst : 0) + alpha·a·b,
 /// with a [m×k] and b [k×n]. Single-threaded: the kernels parallelize over blocks instead.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_block(dst: &mut [f32], dst_stride: usize, m: usize, n: usize, k: usize, a: Mat, b: Mat, alpha: f32, accumulate: bool) {
+pub(crate) fn gemm_block(dst: &mut [f32], dst_stride: usize, m: usize, n: usize, k: usize, a: Mat, b: Mat, alpha: f32, accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }
@@ -82,13 +82,13 @@ pub(super) fn gemm_block(dst: &mut [f32], dst_stride: usize, m: usize, n: usize,
     b.check(k, n);
     // SAFETY: the checks above keep every strided read and write inside the slices.
     unsafe {
-        crate::gemm_call::gemm_scaled(
+        crate::device::cpu::gemm_call::gemm_scaled(
             m, n, k,
             dst.as_mut_ptr(), dst_stride as isize, 1, accumulate,
             a.data.as_ptr().add(a.offset), a.row_stride as isize, a.col_stride as isize,
             b.data.as_ptr().add(b.offset), b.row_stride as isize, b.col_stride as isize,
             alpha,
-            crate::gemm_call::Parallelism::None,
+            crate::device::cpu::gemm_call::Parallelism::None,
         );
     }
 }
@@ -97,7 +97,7 @@ pub(super) fn gemm_block(dst: &mut [f32], dst_stride: usize, m: usize, n: usize,
 /// the global position, so the backward pass regenerates the forward's mask without storing it,
 /// and the mask does not depend on the tile sizes.
 #[derive(Clone, Copy)]
-pub(super) struct DropoutMask {
+pub(crate) struct DropoutMask {
     pub seed: u64,
     /// Keep when the hash's top 24 bits are below this: keep probability · 2²⁴.
     pub threshold: u32,
@@ -144,7 +144,7 @@ multiversion! {
 
 multiversion! {
     /// The largest value of a row; NaN is skipped here (it propagates through exp later).
-    pub(super) fn row_max(x: &[f32]) -> f32 {
+    pub(crate) fn row_max(x: &[f32]) -> f32 {
         let mut lanes = [f32::NEG_INFINITY; 16];
         let mut chunks = x.chunks_exact(16);
         for c in &mut chunks {
@@ -165,7 +165,7 @@ multiversion! {
     /// was a fifth of the forward kernel's time, hence math::exp_nonpositive. x − shift is
     /// <= 0 (shift is the row maximum, or the row's log-normalizer in the backward pass, which a
     /// recomputed score may exceed by a rounding error; fine below 88).
-    pub(super) fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
+    pub(crate) fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
         let mut lanes = [0.0f32; 16];
         let mut chunks = x.chunks_exact_mut(16);
         for c in &mut chunks {
@@ -185,7 +185,7 @@ multiversion! {
 
 multiversion! {
     /// x ← x·factor.
-    pub(super) fn scale_row(x: &mut [f32], factor: f32) {
+    pub(crate) fn scale_row(x: &mut [f32], factor: f32) {
         for v in x {
             *v *= factor;
         }
@@ -194,7 +194,7 @@ multiversion! {
 
 multiversion! {
     /// The softmax gradient of one row: dp ← p·(dp − delta).
-    pub(super) fn softmax_grad_row(p: &[f32], dp: &mut [f32], delta: f32) {
+    pub(crate) fn softmax_grad_row(p: &[f32], dp: &mut [f32], delta: f32) {
         for (d, &pv) in dp.iter_mut().zip(p) {
             *d = pv * (*d - delta);
         }
@@ -202,7 +202,7 @@ multiversion! {
 }
 
 /// One attention problem: the operands, the masks and the scale, shared by forward and backward.
-pub(super) struct Problem<'a> {
+pub(crate) struct Problem<'a> {
     pub q: Operand<'a>,
     pub k: Operand<'a>,
     pub v: Operand<'a>,
@@ -217,7 +217,7 @@ pub(super) struct Problem<'a> {
     pub tk: usize,
     pub d: usize,
     pub dv: usize,
-    pub tiles: super::Tiles,
+    pub tiles: crate::params::attention::Tiles,
 }
 
 impl Problem<'_> {
@@ -278,7 +278,7 @@ impl Problem<'_> {
 }
 
 /// Runs `task(i)` for i in 0..n, in parallel, and returns the first error any task reported.
-pub(super) fn run_tasks(n: usize, task: impl Fn(usize) -> Result<()> + Sync + Send) -> Result<()> {
+pub(crate) fn run_tasks(n: usize, task: impl Fn(usize) -> Result<()> + Sync + Send) -> Result<()> {
     let failure: Mutex<Option<KilnError>> = Mutex::new(None);
     parallel::for_each_chunk(n, n, |start, end| {
         for i in start..end {
@@ -295,7 +295,7 @@ pub(super) fn run_tasks(n: usize, task: impl Fn(usize) -> Result<()> + Sync + Se
 
 /// A result buffer that parallel tasks fill in disjoint pieces.
 #[derive(Clone, Copy)]
-pub(super) struct SharedOut {
+pub(crate) struct SharedOut {
     ptr: SendPtr<f32>,
     len: usize,
 }

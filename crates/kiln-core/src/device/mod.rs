@@ -1,21 +1,29 @@
-//! Devices other than the CPU (the GPU, through kiln-gpu). A tensor on a device holds a
-//! `Buffer::Device`: an opaque buffer that knows its device. Every public op checks its inputs'
-//! device first (`device_of`) and, when they live on a device, hands the work to that device's
-//! kernel through the `Device` trait; validation, autograd recording and the backward closures
-//! stay where they are. Backward closures are written in ops, so once those ops dispatch, every
-//! gradient rule runs on the device unchanged.
+//! Devices: the CPU (cpu/, its kernels) and the GPU (kiln-gpu implements `Device`). A tensor on
+//! the GPU holds a `Buffer::Device`: an opaque buffer that knows its device; a CPU tensor holds a
+//! host buffer. An op validates its inputs, makes one call on `dispatch(..)` (the inputs' device,
+//! the CPU for host tensors) and records autograd; backward closures dispatch the same way, so
+//! every gradient rule runs on the device its tensors live on. See docs/architecture.md.
 //!
 //! kiln-core knows nothing of wgpu: kiln-gpu implements `Device` and the bindings hand its
 //! instance to the ops through the tensors they upload (`to_device`).
 
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
-use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
-use crate::ops::{conv::Geometry, pool::Plan, BatchNorm};
-use crate::ops::{AttentionOptions, Cell, Weights};
-use crate::optim::{GradTransform, Rule};
+use crate::params::attention::AttentionOptions;
+use crate::params::batch_norm::BatchNorm;
+use crate::params::binary::BinaryOp;
+use crate::params::conv::Geometry;
+use crate::params::graph::SegmentReduce;
+use crate::params::loss::Reduction;
+use crate::params::optim::{GradTransform, Rule};
+use crate::params::pool::Plan;
+use crate::params::recurrent::{Cell, Weights};
+use crate::params::reduce::ReduceOp;
+use crate::params::unary::UnaryOp;
 use crate::tensor::Tensor;
 use std::any::Any;
+
+pub mod cpu;
 use std::sync::Arc;
 
 /// A device's buffer, owned by a Storage like a CPU Vec. Dropping it returns the memory to the
@@ -121,9 +129,10 @@ pub trait Device: Send + Sync {
         let _ = (geo, x, dy);
         Err(no_kernel(self.name(), op))
     }
-    /// (maxima, first argmax per window as int32 indices into its input plane).
-    fn max_pool2d(&self, plan: &Plan, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let _ = (plan, x);
+    /// (maxima, first argmax per window as int32 indices into its input plane). Without
+    /// `need_indices` (no gradient wanted) a device may return an empty index tensor.
+    fn max_pool2d(&self, plan: &Plan, x: &Tensor, need_indices: bool) -> Result<(Tensor, Tensor)> {
+        let _ = (plan, x, need_indices);
         Err(no_kernel(self.name(), "maxPool2d"))
     }
     fn max_pool2d_backward(&self, plan: &Plan, g: &Tensor, indices: &Tensor, in_shape: &[usize]) -> Result<Tensor> {
@@ -208,12 +217,12 @@ pub trait Device: Send + Sync {
         let _ = (x, paddings, value);
         Err(no_kernel(self.name(), "pad"))
     }
-    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: crate::ops::Reduction) -> Result<Tensor> {
+    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction) -> Result<Tensor> {
         let _ = (logits, targets, weights, smoothing, reduction);
         Err(no_kernel(self.name(), "crossEntropy"))
     }
     /// The logits' gradient from the loss's gradient `g`.
-    fn cross_entropy_backward(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: crate::ops::Reduction, g: &Tensor) -> Result<Tensor> {
+    fn cross_entropy_backward(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction, g: &Tensor) -> Result<Tensor> {
         let _ = (logits, targets, weights, smoothing, reduction, g);
         Err(no_kernel(self.name(), "crossEntropy"))
     }
@@ -228,14 +237,20 @@ pub trait Device: Send + Sync {
         Err(no_kernel(self.name(), "spmm"))
     }
     /// segment_reduce, and what its backward needs (mean: rows per segment; max: winning rows).
-    fn segment_reduce(&self, values: &Tensor, ids: &Tensor, num_segments: usize, op: crate::ops::SegmentReduce) -> Result<(Tensor, Option<Tensor>)> {
+    fn segment_reduce(&self, values: &Tensor, ids: &Tensor, num_segments: usize, op: SegmentReduce) -> Result<(Tensor, Option<Tensor>)> {
         let _ = (values, ids, num_segments);
         Err(no_kernel(self.name(), op.name()))
     }
-    fn segment_reduce_backward(&self, g: &Tensor, ids: &Tensor, saved: Option<&Tensor>, op: crate::ops::SegmentReduce, values_shape: &[usize]) -> Result<Tensor> {
+    fn segment_reduce_backward(&self, g: &Tensor, ids: &Tensor, saved: Option<&Tensor>, op: SegmentReduce, values_shape: &[usize]) -> Result<Tensor> {
         let _ = (g, ids, saved, values_shape);
         Err(no_kernel(self.name(), op.name()))
     }
+}
+
+/// The device that runs an op on `inputs`: the one they live on, or the CPU device when they all
+/// live on the CPU. This is an op's one dispatch; mixing devices is an error naming the op.
+pub fn dispatch(op: &str, inputs: &[&Tensor]) -> Result<Arc<dyn Device>> {
+    Ok(device_of(op, inputs)?.unwrap_or_else(cpu::device))
 }
 
 /// The device all of `inputs` live on, or None when they are all on the CPU. Mixing devices is

@@ -13,12 +13,12 @@
 //! Work is split over (image, band) units across threads; with fewer units than threads, the
 //! units run one after another and each GEMM uses every thread instead.
 
-use super::geometry::Geometry;
+use crate::params::conv::Geometry;
 use super::im2col::{col2im_add, im2col};
 use crate::error::{KilnError, Result};
 use crate::parallel::{self, SendPtr};
 use crate::storage::{try_zeroed, Scratch};
-use crate::gemm_call::Parallelism;
+use crate::device::cpu::gemm_call::Parallelism;
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -78,7 +78,7 @@ pub(crate) unsafe fn gemm(dst: *mut f32, dst_stride: usize, accumulate: bool, a:
         return;
     }
     let parallelism = if m * n * k >= MIN_PARALLEL_MACS { parallelism } else { Parallelism::None };
-    crate::gemm_call::gemm(
+    crate::device::cpu::gemm_call::gemm(
         m, n, k,
         dst, dst_stride as isize, 1, accumulate,
         a.data.as_ptr(), a.row_stride as isize, a.col_stride as isize,

@@ -12,7 +12,7 @@
 //!   values) and shifted, which turns the transposed convolution's scatter into a gather;
 //! - weight gradient: dw[tap] = Σ dy · (x shifted by the tap), summed over the batch.
 
-use super::geometry::Geometry;
+use crate::params::conv::Geometry;
 use crate::error::Result;
 use crate::multiversion;
 use crate::parallel::{self, SendPtr};

@@ -1,0 +1,3 @@
+//! Fused attention's CPU tiles (flash-attention style blocks, see tile.rs).
+
+pub(crate) mod tile;

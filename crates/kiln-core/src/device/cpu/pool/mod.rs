@@ -1,0 +1,84 @@
+//! 2-D max and average pooling on the CPU. Every (batch, channel) plane is independent, so planes
+//! are the unit of parallel work (planes.rs); inside a plane, the windows of an output row are
+//! computed in vector lanes over a padded copy of the plane (kernels.rs). The op (ops/pool) has
+//! checked the geometry into a `Plan` and records autograd.
+
+pub(crate) mod kernels;
+mod planes;
+
+pub(crate) use planes::for_each_plane;
+
+use crate::error::Result;
+use crate::params::pool::Plan;
+use crate::storage::try_zeroed;
+use crate::tensor::Tensor;
+use kernels::{avg_plane_backward, avg_pool_plane, max_pool_plane};
+use planes::divisors;
+
+/// (maxima, first argmax per window as int32 indices into its plane); the indices are empty
+/// (shape [0]) unless `need_indices` (inference skips them).
+pub(crate) fn max_pool2d(plan: &Plan, x: &Tensor, need_indices: bool) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "maxPool2d";
+    let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());
+    let xs = x.materialize()?;
+    let data = xs.cpu_slice::<f32>(OP)?;
+    let total = plan.planes * out_plane;
+    let mut out = try_zeroed::<f32>(OP, total)?;
+    let mut idx = if need_indices { try_zeroed::<i32>(OP, total)? } else { Vec::new() };
+    let work = out_plane * plan.rows.kernel * plan.cols.kernel;
+    for_each_plane(plan.planes, work, out_plane, &mut out, &mut idx, |p, out, idx| {
+        max_pool_plane(plan, &data[p * in_plane..(p + 1) * in_plane], out, idx);
+    });
+    let out_shape = plan.out_shape(x);
+    let indices = if need_indices { Tensor::from_vec(idx, &out_shape)? } else { Tensor::from_vec(idx, &[0])? };
+    Ok((Tensor::from_vec(out, &out_shape)?, indices))
+}
+
+/// Scatters each output's gradient to its window's first maximum.
+pub(crate) fn max_pool2d_backward(plan: &Plan, g: &Tensor, indices: &Tensor, in_shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "maxPool2d";
+    let (in_plane, out_plane, planes) = (plan.in_plane(), plan.out_plane(), plan.planes);
+    let g = g.materialize()?;
+    let gs = g.cpu_slice::<f32>(OP)?;
+    let indices = indices.materialize()?;
+    let idx = indices.cpu_slice::<i32>(OP)?;
+    let mut gx = try_zeroed::<f32>(OP, planes * in_plane)?;
+    // Each plane's gradient is written only by that plane's outputs, so planes run in parallel.
+    for_each_plane(planes, out_plane, in_plane, &mut gx, &mut [], |p, dst, _| {
+        let range = p * out_plane..(p + 1) * out_plane;
+        for (&i, &v) in idx[range.clone()].iter().zip(&gs[range]) {
+            dst[i as usize] += v;
+        }
+    });
+    Tensor::from_vec(gx, in_shape)
+}
+
+pub(crate) fn avg_pool2d(plan: &Plan, x: &Tensor, count_include_pad: bool) -> Result<Tensor> {
+    const OP: &str = "avgPool2d";
+    let xs = x.materialize()?;
+    let data = xs.cpu_slice::<f32>(OP)?;
+    let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());
+    let scale = divisors(plan, count_include_pad);
+    let mut out = try_zeroed::<f32>(OP, plan.planes * out_plane)?;
+    let work = out_plane * plan.rows.kernel * plan.cols.kernel;
+    for_each_plane(plan.planes, work, out_plane, &mut out, &mut [], |p, out, _| {
+        avg_pool_plane(plan, &scale, &data[p * in_plane..(p + 1) * in_plane], out);
+    });
+    Tensor::from_vec(out, &plan.out_shape(x))
+}
+
+/// Spreads each output's gradient over its window.
+pub(crate) fn avg_pool2d_backward(plan: &Plan, g: &Tensor, in_shape: &[usize], count_include_pad: bool) -> Result<Tensor> {
+    const OP: &str = "avgPool2d";
+    let (in_plane, out_plane) = (plan.in_plane(), plan.out_plane());
+    let scale = divisors(plan, count_include_pad);
+    let runs = plan.column_runs();
+    let work = out_plane * plan.rows.kernel * plan.cols.kernel;
+    let g = g.materialize()?;
+    let gs = g.cpu_slice::<f32>(OP)?;
+    let mut gx = try_zeroed::<f32>(OP, plan.planes * in_plane)?;
+    for_each_plane(plan.planes, work, in_plane, &mut gx, &mut [], |p, dst, _| {
+        avg_plane_backward(plan, &runs, &scale, &gs[p * out_plane..(p + 1) * out_plane], dst);
+    });
+    Tensor::from_vec(gx, in_shape)
+}

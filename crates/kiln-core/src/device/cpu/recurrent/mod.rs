@@ -1,0 +1,3 @@
+//! The recurrent cells' per-step gate math.
+
+pub(crate) mod cells;

@@ -1,0 +1,69 @@
+//! The unary ops on the CPU: each row of params/unary.rs compiled into SIMD loops per
+//! instruction set (see `simd::multiversion!`); backward is one fused pass, g * dy/dx.
+
+use crate::error::Result;
+use crate::multiversion;
+use crate::parallel;
+use crate::params::unary::{UnaryKernel, UnaryOp, UnaryVisitor};
+use crate::tensor::Tensor;
+
+multiversion! {
+    fn map_slice<K: UnaryKernel>(x: &[f32], out: &mut [f32], alpha: f32) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = K::apply(v, alpha);
+        }
+    }
+}
+
+multiversion! {
+    fn backward_slice<K: UnaryKernel>(x: &[f32], y: &[f32], g: &[f32], out: &mut [f32], alpha: f32) {
+        for (((o, &xv), &yv), &gv) in out.iter_mut().zip(x).zip(y).zip(g) {
+            *o = gv * K::derivative(xv, yv, alpha);
+        }
+    }
+}
+
+/// Forward (`grad` None) or backward (`grad` = (y, g)) of `op` over contiguous slices.
+fn run(op: UnaryOp, x: &[f32], grad: Option<(&[f32], &[f32])>, out: &mut [f32], alpha: f32) {
+    struct Pass<'a> {
+        x: &'a [f32],
+        grad: Option<(&'a [f32], &'a [f32])>,
+        out: &'a mut [f32],
+        alpha: f32,
+    }
+    impl UnaryVisitor for Pass<'_> {
+        type Out = ();
+        fn visit<K: UnaryKernel>(self) {
+            match self.grad {
+                None => map_slice::<K>(self.x, self.out, self.alpha),
+                Some((y, g)) => backward_slice::<K>(self.x, y, g, self.out, self.alpha),
+            }
+        }
+    }
+    op.visit(Pass { x, grad, out, alpha })
+}
+
+/// y = op(x) for a contiguous float32 x.
+pub(crate) fn forward(op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
+    let input = x.cpu_slice::<f32>(op.name())?;
+    let mut out = crate::storage::try_zeroed::<f32>(op.name(), input.len())?;
+    parallel::zip_chunks(input, &mut out, 1, |src, dst| run(op, src, None, dst, alpha));
+    Tensor::from_vec(out, x.shape())
+}
+
+/// g * dy/dx for y = op(x), in one pass. x, y contiguous; g any layout.
+pub(crate) fn backward(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor, alpha: f32) -> Result<Tensor> {
+    let gc = g.materialize()?;
+    let (xs, ys, gs) = (x.cpu_slice::<f32>(op.name())?, y.cpu_slice::<f32>(op.name())?, gc.cpu_slice::<f32>(op.name())?);
+    let mut out = crate::storage::try_zeroed::<f32>(op.name(), xs.len())?;
+    // Chunked by offset so all four slices stay aligned.
+    let chunk = xs.len().div_ceil(parallel::chunk_count(xs.len())).max(1);
+    let dst = parallel::SendPtr(out.as_mut_ptr());
+    parallel::for_each_chunk(xs.len().div_ceil(chunk), xs.len().div_ceil(chunk), |c, _| {
+        let (s, e) = (c * chunk, ((c + 1) * chunk).min(xs.len()));
+        // SAFETY: chunks are disjoint ranges of `out`.
+        let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(s), e - s) };
+        run(op, &xs[s..e], Some((&ys[s..e], &gs[s..e])), o, alpha);
+    });
+    Tensor::from_vec(out, x.shape())
+}

@@ -1,0 +1,28 @@
+//! How a row of quantized weights is laid out (int8 per channel, int4 per block); see ops/quant.
+
+use crate::error::{KilnError, Result};
+
+/// How a row of quantized weights is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Int8,
+    Int4 { block: usize },
+}
+
+impl Format {
+    /// The int4 format, or an error naming `op` for a zero block.
+    pub fn int4(op: &str, block: usize) -> Result<Format> {
+        if block == 0 {
+            return Err(KilnError::new(op, "block must be at least 1, got 0"));
+        }
+        Ok(Format::Int4 { block })
+    }
+
+    /// Bytes per stored row and scales per row for `in_features` weights.
+    pub fn row_sizes(self, in_features: usize) -> (usize, usize) {
+        match self {
+            Format::Int8 => (in_features, 1),
+            Format::Int4 { block } => (in_features.div_ceil(2), in_features.div_ceil(block)),
+        }
+    }
+}
