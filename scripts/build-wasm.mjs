@@ -125,7 +125,7 @@ function ensureWasmBindgen() {
 }
 
 export function buildWasm({ force = false } = {}) {
-  const inputs = ['crates/kiln-core', 'bindings/wasm', 'bindings/node/src/registry.rs'];
+  const inputs = ['crates/kiln-core', 'crates/kiln-registry', 'crates/kiln-boundary', 'bindings/wasm'];
   const stale = VARIANTS.filter((v) => force || mtime(builtPath(v)) < newest(inputs) || flagsChanged(v));
   if (stale.length > 0) {
     ensureRustWeb();

@@ -26,8 +26,8 @@ buildMpiAddon();
 // the metrics, tensorboard and pillow to read back TensorBoard event files, onnx and onnxruntime
 // for the ONNX conformance data and reference outputs.
 const python = ensurePython(['numpy', 'safetensors', 'ml_dtypes', 'scikit-learn', 'tensorboard', 'pillow', 'onnx', 'onnxruntime']);
-step('Rust tests (cargo test -p kiln-core, cargo test -p kiln-gpu)');
-run('cargo', ['test', '--release', '-p', 'kiln-core', '--quiet', ...HOST_CARGO.args], { env: HOST_CARGO.env });
+step('Rust tests (cargo test -p kiln-core -p kiln-registry -p kiln-boundary, cargo test -p kiln-gpu)');
+run('cargo', ['test', '--release', '-p', 'kiln-core', '-p', 'kiln-registry', '-p', 'kiln-boundary', '--quiet', ...HOST_CARGO.args], { env: HOST_CARGO.env });
 run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet', ...HOST_CARGO.args], { env: { ...quietVulkanEnv(), ...HOST_CARGO.env } });
 
 // The shared suites run once per backend: the native addon, the WASM module and the GPU (wgpu

@@ -160,6 +160,12 @@ export function softplus(x: number): number {
   return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
 }
 
+/** x / (1 + |x|), ±1 at ±inf. */
+export function softsign(x: number): number {
+  if (!Number.isFinite(x) && !Number.isNaN(x)) return Math.sign(x);
+  return x / (1 + Math.abs(x));
+}
+
 export const relu = (x: number): number => (Number.isNaN(x) ? NaN : x > 0 ? x : 0);
 export const leakyRelu = (x: number, alpha: number): number => (x > 0 ? x : alpha * x);
 export const elu = (x: number, alpha: number): number => (x > 0 ? x : alpha * Math.expm1(x));

@@ -46,6 +46,7 @@ const CASES: UnaryCase[] = [
   // The exact erf form; Kiln's erf approximation is good to a few 1e-7 absolute.
   { name: 'gelu', fn: kiln.gelu, ref: ref.gelu, domain: [-8, 8], tol: { atol: 1e-6, rtol: 1e-5 }, specialTol: { atol: 1e-6, rtol: 1e-5 } },
   { name: 'softplus', fn: kiln.softplus, ref: ref.softplus, tf: tf.softplus, domain: [-30, 30] },
+  { name: 'softsign', fn: kiln.softsign, ref: ref.softsign, domain: [-50, 50] },
 ];
 
 const RANDOM_TOL: Tol = { atol: 1e-6, rtol: 1e-5 };

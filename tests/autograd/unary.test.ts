@@ -37,6 +37,8 @@ const CASES: UnaryCase[] = [
   { name: 'elu(alpha 0.5)', fn: (x) => kiln.elu(x, 0.5), input: signed(SHAPE, 16) },
   { name: 'gelu', fn: kiln.gelu, input: uniform(SHAPE, 17, -3, 3) },
   { name: 'softplus', fn: kiln.softplus, input: uniform(SHAPE, 18, -4, 4) },
+  // Kept away from 0, where |x| has a kink (the derivative is continuous there, the second is not).
+  { name: 'softsign', fn: kiln.softsign, input: signed(SHAPE, 19) },
 ];
 
 forEachBackend(() => {

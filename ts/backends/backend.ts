@@ -1,7 +1,10 @@
 /**
- * The flat contract every backend implements (native addon, WASM module, later GPU). Tensors
- * cross it as integer handles; data crosses as typed arrays. It mirrors the exports of
- * bindings/node/src/lib.rs one to one, so a new op touches this file once.
+ * The flat contract every backend implements (native addon, WASM module; the GPU backend is the
+ * native addon). Tensors cross it as integer handles; data crosses as typed arrays. Most entries
+ * are declared once in Rust (crates/kiln-boundary, `for_each_entry!`), and
+ * tests/boundary/contract.test.ts fails when a method here disagrees with that table in name,
+ * arity, argument kind or result; the rest mirror bindings/node/src/lib.rs and
+ * bindings/wasm/src/ops.rs. See docs/architecture.md, "The boundary".
  */
 
 export type Handle = number;
@@ -23,6 +26,8 @@ export interface Backend {
   setSimdLevel(level: string): string;
   numThreads(): number;
   memory(): MemoryInfo;
+  /** The Rust entry table as JSON: [{ name, args: [[name, 'Handle' | 'number' | 'boolean']], returns }]. */
+  boundaryManifest(): string;
 
   fromF32(data: Float32Array, shape: number[]): Handle;
   fromI32(data: Int32Array, shape: number[]): Handle;

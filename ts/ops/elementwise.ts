@@ -55,6 +55,8 @@ export const elu = (x: Tensor, alpha = 1): Tensor => unaryOp('elu', x, alpha);
 export const gelu = (x: Tensor): Tensor => unaryOp('gelu', x);
 /** log(1 + e^x), computed without overflow. any shape -> same shape */
 export const softplus = (x: Tensor): Tensor => unaryOp('softplus', x);
+/** x / (1 + |x|): a bounded squashing in (-1, 1), ±1 at ±inf; gradient 1 / (1 + |x|)². any shape -> same shape */
+export const softsign = (x: Tensor): Tensor => unaryOp('softsign', x);
 
 /** a + b. shapes broadcast -> broadcast shape */
 export const add = (a: TensorLike, b: TensorLike): Tensor => binaryOp('add', a, b);

@@ -266,10 +266,11 @@ fn reduction(op_name: &str, world: &impl Communicator, op: &str) -> std::result:
 fn prepare(
     op: &str,
     world: &impl Communicator,
-    x: u32,
+    x: f64,
     check: impl FnOnce(&Tensor) -> std::result::Result<(), KilnError>,
 ) -> std::result::Result<(Tensor, [i64; HEADER]), KilnError> {
-    let local = resolve(x).and_then(|t| check(&t).map(|_| t));
+    // x crosses as an f64 and is checked: napi-rs's u32 would wrap 2^32 + 1 to the handle 1.
+    let local = registry::handle(op, "x", x).and_then(resolve).and_then(|t| check(&t).map(|_| t));
     let agreed = agree(op, world, local.as_ref().map_err(|e| e.clone()).and_then(|t| header(op, world, t)))?;
     Ok((local?, agreed))
 }
@@ -287,7 +288,7 @@ fn all_reduce_typed<T: Wire>(world: &impl Communicator, t: &Tensor, op: SystemOp
 /// Element-wise reduction of equal-shaped tensors across ranks: "sum", "mean", "max" or "min".
 /// Every rank gets the result as a new tensor (the input is unchanged).
 #[napi(js_name = "distAllReduce")]
-pub fn dist_all_reduce(x: u32, op: String) -> Result<u32> {
+pub fn dist_all_reduce(x: f64, op: String) -> Result<u32> {
     const OP: &str = "allReduce";
     with_world(OP, |world| {
         let (t, header) = prepare(OP, world, x, |_| reduction(OP, world, &op).map(|_| ()))?;
@@ -305,7 +306,7 @@ fn broadcast_typed<T: Wire>(world: &impl Communicator, t: &Tensor, root: i32) ->
 
 /// Every rank gets `root`'s tensor (all ranks pass a tensor of the same dtype and shape).
 #[napi(js_name = "distBroadcast")]
-pub fn dist_broadcast(x: u32, root: i32) -> Result<u32> {
+pub fn dist_broadcast(x: f64, root: i32) -> Result<u32> {
     const OP: &str = "broadcast";
     with_world(OP, |world| {
         let (t, header) = prepare(OP, world, x, |_| {
@@ -329,7 +330,7 @@ fn all_gather_typed<T: Wire>(world: &impl Communicator, t: &Tensor, shape: &[usi
 /// Concatenates every rank's tensor along axis 0, in rank order: [d0, ...] -> [worldSize * d0, ...].
 /// A scalar becomes a vector of worldSize values.
 #[napi(js_name = "distAllGather")]
-pub fn dist_all_gather(x: u32) -> Result<u32> {
+pub fn dist_all_gather(x: f64) -> Result<u32> {
     const OP: &str = "allGather";
     with_world(OP, |world| {
         let (t, header) = prepare(OP, world, x, |_| Ok(()))?;
@@ -360,7 +361,7 @@ fn reduce_scatter_typed<T: Wire>(world: &impl Communicator, t: &Tensor, op: Syst
 /// Reduces equal-shaped tensors across ranks ("sum", "mean", "max", "min") and gives rank r the
 /// r-th of worldSize equal blocks along axis 0: [d0, ...] -> [d0 / worldSize, ...].
 #[napi(js_name = "distReduceScatter")]
-pub fn dist_reduce_scatter(x: u32, op: String) -> Result<u32> {
+pub fn dist_reduce_scatter(x: f64, op: String) -> Result<u32> {
     const OP: &str = "reduceScatter";
     with_world(OP, |world| {
         let size = world.size() as usize;

@@ -4,7 +4,7 @@
 //! `await t.data()` never blocks the JS thread while the GPU finishes.
 
 use crate::fast::{readback, Readback};
-use crate::{guard, register, registry, Handle};
+use crate::{guard, handle, register, registry, Handle};
 use kiln_core::device::{to_device as move_to, Device};
 use kiln_core::{KilnError, Tensor};
 use kiln_gpu::GpuBackend;
@@ -42,8 +42,9 @@ pub fn gpu_info() -> Result<String> {
 
 /// A new handle to `h`'s tensor on `device` ('cpu' or 'gpu'); gradients flow back across it.
 #[napi(js_name = "toDevice")]
-pub fn to_device(h: Handle, device: String) -> Result<Handle> {
+pub fn to_device(h: Handle, device: String) -> Result<u32> {
     guard("to", || {
+        let h = handle("to", "h", h)?;
         let target = device_named("to", &device)?;
         let out = registry::with(|r| r.get(h).and_then(|t| move_to(t, target.as_ref())))?;
         Ok(register(out))
@@ -53,7 +54,7 @@ pub fn to_device(h: Handle, device: String) -> Result<Handle> {
 /// 'cpu' or the device's name.
 #[napi(js_name = "deviceOf")]
 pub fn device_of(h: Handle) -> Result<String> {
-    guard("device", || Ok(registry::with(|r| r.get(h).map(|t| t.device().map_or("cpu".to_string(), |d| d.name().to_string())))?))
+    guard("device", || registry::with(|r| r.get(handle("device", "h", h)?).map(|t| t.device().map_or("cpu".to_string(), |d| d.name().to_string()))))
 }
 
 /// Waits for every kernel submitted so far (and reports a failure if one did).
@@ -65,7 +66,7 @@ pub fn gpu_synchronize() -> Result<bool> {
 /// Reads a tensor's elements on a worker thread: the promise resolves with a typed array.
 #[napi(js_name = "readAsync")]
 pub fn read_async(h: Handle) -> Result<AsyncTask<ReadTask>> {
-    let tensor = guard("data", || registry::with(|r| r.get(h).cloned()))?;
+    let tensor = guard("data", || registry::with(|r| r.get(handle("data", "h", h)?).cloned()))?;
     Ok(AsyncTask::new(ReadTask { tensor: Some(tensor) }))
 }
 

@@ -10,17 +10,24 @@
 //! refuses further calls on the dead instance. Panics are bugs in Kiln: bad user input returns
 //! a KilnError, never a panic.
 
+mod entries;
 mod ops;
 mod threads;
-#[path = "../../node/src/registry.rs"]
-mod registry;
+use kiln_registry as registry;
 
 pub(crate) use kiln_core::args::{dims, dtype, int, ints};
 use kiln_core::{DType, KilnError, Tensor};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
-pub(crate) type Handle = u32;
+/// A tensor handle as it crosses: an f64, checked by `handle` (wasm-bindgen's u32 would wrap
+/// 2^32 + 1 to the live handle 1, and cut 1.5 to 1).
+pub(crate) type Handle = f64;
+
+/// `v` as a live-table handle, or an error naming `entry` and `arg` (kiln-registry's check).
+pub(crate) fn handle(entry: &str, arg: &str, v: Handle) -> kiln_core::Result<u32> {
+    registry::handle(entry, arg, v)
+}
 pub(crate) type Result<T> = std::result::Result<T, JsError>;
 
 pub(crate) fn js_error(e: KilnError) -> JsError {
@@ -57,29 +64,16 @@ pub fn last_panic() -> String {
     LAST_PANIC.with(|p| p.try_borrow().map(|p| p.clone()).unwrap_or_default())
 }
 
-pub(crate) fn register(t: Tensor) -> Handle {
-    registry::with_mut(|r| r.insert(t))
+pub(crate) use registry::register;
+
+/// Resolves `x` (checked), runs the op, registers the result; errors name `entry`.
+pub(crate) fn op1(entry: &str, x: Handle, f: impl FnOnce(&Tensor) -> kiln_core::Result<Tensor>) -> Result<u32> {
+    let run = || {
+        let x = handle(entry, "x", x)?;
+        registry::with_tensors([x], |[t]| f(t))
+    };
+    run().map_err(|e| js_error(registry::name_entry(e, entry)))
 }
-
-/// Resolves input handles, runs the op, registers the result.
-pub(crate) fn with_tensors<const N: usize>(handles: [Handle; N], f: impl FnOnce([&Tensor; N]) -> kiln_core::Result<Tensor>) -> Result<Handle> {
-    let out = registry::with(|r| {
-        let mut ts: [Option<&Tensor>; N] = [None; N];
-        for (slot, &h) in ts.iter_mut().zip(&handles) {
-            *slot = Some(r.get(h)?);
-        }
-        f(ts.map(|t| t.unwrap()))
-    })
-    .map_err(js_error)?;
-    Ok(register(out))
-}
-
-pub(crate) fn resolve_all(hs: &[Handle]) -> kiln_core::Result<Vec<Tensor>> {
-    registry::with(|r| hs.iter().map(|&h| r.get(h).cloned()).collect())
-}
-
-
-
 
 /// A count or code that must be a whole non-negative number (wasm-bindgen would silently
 /// truncate 2.5 to 2 for a u32 argument, so these arrive as f64 and are checked here).
@@ -143,19 +137,19 @@ pub fn memory() -> js_sys::Object {
 // Vec<T> arguments are copied once into WASM memory and then owned by the tensor (no second copy).
 
 #[wasm_bindgen(js_name = "fromF32")]
-pub fn from_f32(data: Vec<f32>, shape: Vec<f64>) -> Result<Handle> {
+pub fn from_f32(data: Vec<f32>, shape: Vec<f64>) -> Result<u32> {
     let t = Tensor::from_vec(data, &dims("tensor", &shape).map_err(js_error)?).map_err(js_error)?;
     Ok(register(t))
 }
 
 #[wasm_bindgen(js_name = "fromI32")]
-pub fn from_i32(data: Vec<i32>, shape: Vec<f64>) -> Result<Handle> {
+pub fn from_i32(data: Vec<i32>, shape: Vec<f64>) -> Result<u32> {
     let t = Tensor::from_vec(data, &dims("tensor", &shape).map_err(js_error)?).map_err(js_error)?;
     Ok(register(t))
 }
 
 #[wasm_bindgen(js_name = "fromBool")]
-pub fn from_bool(mut data: Vec<u8>, shape: Vec<f64>) -> Result<Handle> {
+pub fn from_bool(mut data: Vec<u8>, shape: Vec<f64>) -> Result<u32> {
     data.iter_mut().for_each(|b| *b = (*b != 0) as u8);
     let t = Tensor::from_vec::<u8>(data, &dims("tensor", &shape).map_err(js_error)?).map_err(js_error)?;
     Ok(register(t))
@@ -163,19 +157,24 @@ pub fn from_bool(mut data: Vec<u8>, shape: Vec<f64>) -> Result<Handle> {
 
 #[wasm_bindgen]
 pub fn shape(h: Handle) -> Result<js_sys::Array> {
-    registry::with(|r| Ok(r.get(h)?.shape().iter().map(|&d| JsValue::from_f64(d as f64)).collect())).map_err(js_error)
+    let run = || registry::with(|r| Ok(r.get(handle("shape", "h", h)?)?.shape().iter().map(|&d| JsValue::from_f64(d as f64)).collect()));
+    run().map_err(|e| js_error(registry::name_entry(e, "shape")))
 }
 
 #[wasm_bindgen(js_name = "dtypeOf")]
 pub fn dtype_of(h: Handle) -> Result<String> {
-    registry::with(|r| Ok(r.get(h)?.dtype().name().to_string())).map_err(js_error)
+    let run = || registry::with(|r| Ok(r.get(handle("dtype", "h", h)?)?.dtype().name().to_string()));
+    run().map_err(|e| js_error(registry::name_entry(e, "dtype")))
 }
 
-fn read<T: kiln_core::storage::Element>(h: Handle, want: DType) -> Result<Vec<T>> {
-    let t = registry::with(|r| r.get(h).cloned()).map_err(js_error)?;
-    t.expect_dtype("data", want).map_err(js_error)?;
-    // Fallible: an expanded view may stand for more elements than WASM's memory holds.
-    t.elements::<T>("data").map_err(js_error)
+pub(crate) fn read<T: kiln_core::storage::Element>(h: Handle, want: DType) -> Result<Vec<T>> {
+    let run = || {
+        let t = registry::with(|r| r.get(handle("data", "h", h)?).cloned())?;
+        t.expect_dtype("data", want)?;
+        // Fallible: an expanded view may stand for more elements than WASM's memory holds.
+        t.elements::<T>("data")
+    };
+    run().map_err(|e| js_error(registry::name_entry(e, "data")))
 }
 
 #[wasm_bindgen(js_name = "readF32")]
@@ -191,11 +190,6 @@ pub fn read_i32(h: Handle) -> Result<Vec<i32>> {
 #[wasm_bindgen(js_name = "readBool")]
 pub fn read_bool(h: Handle) -> Result<Vec<u8>> {
     read(h, DType::Bool)
-}
-
-#[wasm_bindgen]
-pub fn dispose(h: Handle) -> bool {
-    registry::with_mut(|r| r.remove(h))
 }
 
 /// Test hook. On WASM a panic aborts the instance (see the module comment): this exists so the

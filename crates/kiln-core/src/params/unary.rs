@@ -73,6 +73,9 @@ unary_ops! {
         d |x, y, a| 0.5 * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2)) + x * 0.398_942_3 * math::exp(-0.5 * x * x);
     // log(1 + e^x) written as max(x, 0) + log1p(e^-|x|) so it neither overflows nor loses small values.
     Softplus "softplus" |x, a| x.max(0.0) + math::exp(-x.abs()).ln_1p(), d |x, y, a| math::sigmoid(x);
+    // x / (1 + |x|), a cheap bounded squashing; at ±inf the quotient is inf/inf, so ±1 is picked there.
+    Softsign "softsign" |x, a| if x.abs() == f32::INFINITY { x.signum() } else { x / (1.0 + x.abs()) },
+        d |x, y, a| 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs()));
 }
 
 impl UnaryOp {

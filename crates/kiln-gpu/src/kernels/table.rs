@@ -113,6 +113,8 @@ pub fn unary(op: UnaryOp) -> Option<UnaryWgsl> {
         Gelu => ("kiln_gelu(x)", "0.5 * (1.0 + kiln_erf(x * 0.70710678)) + x * 0.3989423 * exp(-0.5 * x * x)"),
         // log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, small values kept.
         Softplus => ("max(x, 0.0) + kiln_log1p(exp(-abs(x)))", "kiln_sigmoid(x)"),
+        // x / (1 + |x|), with ±1 at ±inf (where the quotient is inf/inf), as on the CPU.
+        Softsign => ("select(x / (1.0 + abs(x)), sign(x), abs(x) > 3.4e38)", "1.0 / ((1.0 + abs(x)) * (1.0 + abs(x)))"),
         _ => return None,
     };
     Some(UnaryWgsl { forward, derivative })

@@ -1,0 +1,124 @@
+//! Kiln's JavaScript boundary, declared once. Each line of the table in `for_each_entry!` is
+//! one entry: its JS name, its Rust body (a function in entries.rs), the kind of each argument
+//! (kinds.rs) and the Rust type it returns. Three places expand the same table:
+//!
+//! - bindings/node/src/fast.rs: raw N-API functions (napi-rs's generated wrappers cost ~100 ns a
+//!   call, which dominated small ops), each argument checked by its kind;
+//! - bindings/wasm/src/entries.rs: wasm-bindgen exports, every argument crossing as an f64 that
+//!   its kind checks (wasm-bindgen would otherwise wrap 2^32 + 1 to the handle 1 and cut 2.5 to 2);
+//! - `MANIFEST` below: the list that tests/boundary/manifest.test.ts compares with the TypeScript
+//!   `Backend` interface (ts/backends/backend.ts), so a mismatch in name, arity or kind fails
+//!   `npm test`. Both bindings export it as `boundaryManifest()`.
+//!
+//! A new entry is one function in entries.rs and one line here; see docs/architecture.md.
+
+pub mod entries;
+pub mod kinds;
+
+pub use kiln_registry as registry;
+
+/// Calls `$expand! { "jsName" => body_fn(arg: Kind, ...) -> RustType; ... }` with every entry.
+#[macro_export]
+macro_rules! for_each_entry {
+    ($expand:ident) => {
+        $expand! {
+            "dispose" => dispose(h: Handle) -> bool;
+            "isContiguous" => is_contiguous(x: Handle) -> bool;
+
+            "unary" => unary(op: Count, x: Handle, alpha: Number) -> u32;
+            "binary" => binary(op: Count, a: Handle, b: Handle) -> u32;
+            "where" => where_(cond: Handle, a: Handle, b: Handle) -> u32;
+            "softmax" => softmax(x: Handle, axis: Int, log: Flag) -> u32;
+            "matmul" => matmul(a: Handle, b: Handle, transpose_a: Flag, transpose_b: Flag) -> u32;
+
+            "contiguous" => contiguous(x: Handle) -> u32;
+            "unsqueeze" => unsqueeze(x: Handle, axis: Int) -> u32;
+            "gather" => gather(x: Handle, indices: Handle, axis: Int) -> u32;
+            "scatterAdd" => scatter_add(base: Handle, indices: Handle, updates: Handle, axis: Int) -> u32;
+            "oneHot" => one_hot(indices: Handle, depth: Count, on: Number, off: Number) -> u32;
+            "eye" => eye(rows: Count, cols: Count) -> u32;
+            "assign" => assign(target: Handle, source: Handle) -> bool;
+
+            "setRequiresGrad" => set_requires_grad(x: Handle, requires: Flag) -> bool;
+            "requiresGrad" => requires_grad(x: Handle) -> bool;
+            "backward" => backward(x: Handle, seed: MaybeHandle) -> bool;
+            "grad" => grad(x: Handle) -> f64;
+            "zeroGrad" => zero_grad(x: Handle) -> bool;
+            "detach" => detach(x: Handle) -> u32;
+            "setGradEnabled" => set_grad_enabled(enabled: Flag) -> bool;
+
+            "crossEntropy" => cross_entropy(logits: Handle, targets: Handle, weights: MaybeHandle, smoothing: Number, reduction: Count) -> u32;
+            "sgdStep" => sgd_step(param: Handle, grad: Handle, buffer: MaybeHandle, lr: Number, momentum: Number, dampening: Number, nesterov: Flag, first_step: Flag, scale: Number, clip_value: Number, weight_decay: Number) -> bool;
+            "adamStep" => adam_step(param: Handle, grad: Handle, m: Handle, v: Handle, lr: Number, beta1: Number, beta2: Number, eps: Number, decoupled_decay: Number, step: Count, scale: Number, clip_value: Number, weight_decay: Number) -> bool;
+            "rmspropStep" => rmsprop_step(param: Handle, grad: Handle, square_avg: Handle, lr: Number, alpha: Number, eps: Number, scale: Number, clip_value: Number, weight_decay: Number) -> bool;
+            "adagradStep" => adagrad_step(param: Handle, grad: Handle, sum: Handle, lr: Number, eps: Number, scale: Number, clip_value: Number, weight_decay: Number) -> bool;
+            "peakBytes" => peak_bytes(reset: Flag) -> f64;
+
+            "spmm" => spmm(x: Handle, src: Handle, dst: Handle, weight: MaybeHandle, num_out: Count) -> u32;
+            "segmentReduce" => segment_reduce(op: Count, values: Handle, ids: Handle, num_segments: Count) -> u32;
+            "recurrent" => recurrent(cell: Count, x: Handle, h0: Handle, c0: MaybeHandle, w_ih: Handle, w_hh: Handle, b_ih: MaybeHandle, b_hh: MaybeHandle, reverse: Flag) -> u32;
+
+            "dequantizeInt8" => dequantize_int8(q: Handle, scales: Handle) -> u32;
+            "dequantizeInt4" => dequantize_int4(packed: Handle, scales: Handle, in_features: Count, block: Count) -> u32;
+            "linearQ8" => linear_q8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle) -> u32;
+            "linearW8A8" => linear_w8a8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle) -> u32;
+            "linearQ4" => linear_q4(x: Handle, packed: Handle, scales: Handle, bias: MaybeHandle, block: Count) -> u32;
+
+            "conv2d" => conv2d(x: Handle, w: Handle, bias: MaybeHandle, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count) -> u32;
+            "convTranspose2d" => conv_transpose2d(x: Handle, w: Handle, bias: MaybeHandle, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count, output_padding_h: Count, output_padding_w: Count) -> u32;
+            "maxPool2d" => max_pool2d(x: Handle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count) -> u32;
+            "avgPool2d" => avg_pool2d(x: Handle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, count_include_pad: Flag) -> u32;
+            "batchNorm" => batch_norm(x: Handle, weight: MaybeHandle, bias: MaybeHandle, running_mean: MaybeHandle, running_var: MaybeHandle, training: Flag, momentum: Number, eps: Number) -> u32;
+            "attention" => attention(q: Handle, k: Handle, v: Handle, mask: MaybeHandle, causal: Flag, scale: Number, dropout: Number, seed: Number) -> u32;
+            "conv2dQ8" => conv2d_q8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count) -> u32;
+            "conv2dW8A8" => conv2d_w8a8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count) -> u32;
+            "conv2dQ4" => conv2d_q4(x: Handle, packed: Handle, scales: Handle, bias: MaybeHandle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count, block: Count) -> u32;
+        }
+    };
+}
+
+/// One entry as the TypeScript check sees it.
+pub struct Entry {
+    pub js: &'static str,
+    /// (Rust argument name, kind, TypeScript type) per argument.
+    pub args: &'static [(&'static str, &'static str, &'static str)],
+    pub returns: &'static str,
+}
+
+macro_rules! manifest {
+    ($($js:literal => $name:ident($($arg:ident: $kind:ident),*) -> $ret:ty;)*) => {
+        /// Every entry of the table, in order.
+        pub const MANIFEST: &[Entry] = &[$(Entry {
+            js: $js,
+            args: &[$((stringify!($arg), stringify!($kind), <kinds::$kind as kinds::Kind>::TS)),*],
+            returns: <$ret as kinds::Returned>::TS,
+        }),*];
+    };
+}
+for_each_entry!(manifest);
+
+/// The manifest as JSON, `[{"name":"unary","args":[["op","number","Count"],...],"returns":"Handle"},...]`
+/// (per argument: its JS name, TypeScript type and kind). Both bindings export it as `boundaryManifest()`.
+pub fn manifest_json() -> String {
+    let entries: Vec<String> = MANIFEST
+        .iter()
+        .map(|e| {
+            let args: Vec<String> = e.args.iter().map(|(name, kind, ts)| format!("[\"{}\",\"{ts}\",\"{kind}\"]", kinds::js_name(name))).collect();
+            format!("{{\"name\":\"{}\",\"args\":[{}],\"returns\":\"{}\"}}", e.js, args.join(","), e.returns)
+        })
+        .collect();
+    format!("[{}]", entries.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_manifest_lists_each_entry_once() {
+        let mut names: Vec<&str> = super::MANIFEST.iter().map(|e| e.js).collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "an entry is declared twice");
+        assert!(super::manifest_json().contains(r#"{"name":"matmul","args":[["a","Handle","Handle"],["b","Handle","Handle"],["transposeA","boolean","Flag"],["transposeB","boolean","Flag"]],"returns":"Handle"}"#));
+    }
+}
