@@ -37,6 +37,8 @@ declare module '../tensor.js' {
     gelu(): Tensor;
     /** Elementwise log(1 + e^x), computed without overflow. */
     softplus(): Tensor;
+    /** Elementwise x / (1 + |x|). */
+    softsign(): Tensor;
     /** this + b, broadcasting both shapes (NumPy rules); b may be a number. */
     add(b: TensorLike): Tensor;
     /** this - b, broadcasting. */
@@ -85,6 +87,7 @@ attachMethods({
   elu(alpha) { return elementwise.elu(this, alpha); },
   gelu() { return elementwise.gelu(this); },
   softplus() { return elementwise.softplus(this); },
+  softsign() { return elementwise.softsign(this); },
   add(b) { return elementwise.add(this, b); },
   sub(b) { return elementwise.sub(this, b); },
   mul(b) { return elementwise.mul(this, b); },
