@@ -3,6 +3,7 @@
 // section; `napi create-npm-dirs` laid the folders out). Stripped: the symbols are a fifth of the file.
 //
 //   node scripts/build-addon.mjs                    # this machine's platform (what npm run build does)
+//   node scripts/build-addon.mjs --portable         # x86-64 glibc: linked for glibc 2.17 (what prepack ships)
 //   node scripts/build-addon.mjs --target aarch64-unknown-linux-gnu
 //
 // Cross builds (docs/packaging.md): rustup here has only the host's std, so a foreign target builds
@@ -11,7 +12,8 @@
 import { existsSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT, run, step } from './lib.mjs';
+import { CARGO_TARGET_DIR, ROOT, run, step } from './lib.mjs';
+import { ensureNapiCrossToolchain } from './napi-cross.mjs';
 
 /** The host's Rust target and napi-rs platform tag (the only native build this machine needs). */
 const HOST = {
@@ -86,14 +88,26 @@ export function napiRustflags(triple) {
   return [...(triple.includes('musl') ? ['-C target-feature=-crt-static'] : []), '-C link-arg=-s'].join(' ');
 }
 
-/** Builds the addon for `triple` (default: this machine) with `napi build --release --strip`. */
-export function buildAddon({ triple = HOST_TRIPLE } = {}) {
+/**
+ * Builds the addon for `triple` (default: this machine) with `napi build --release --strip`.
+ * `portable`: link the x86-64 glibc build against napi-rs's glibc 2.17 sysroot (`--use-napi-cross`,
+ * what prepack ships) instead of this machine's glibc, which would make it need glibc 2.35.
+ */
+export function buildAddon({ triple = HOST_TRIPLE, portable = false } = {}) {
   if (!triple) throw new Error(`build-addon: no native target is known for ${process.platform}-${process.arch}; build one with --target`);
   const tag = triple === HOST_TRIPLE ? HOST_TAG : CROSS_TARGETS[triple]?.tag;
-  const { env, cargoArgs } = triple === HOST_TRIPLE ? { env: {}, cargoArgs: [] } : crossBuildEnv(triple);
+  const { env: crossEnv, cargoArgs } = triple === HOST_TRIPLE ? { env: {}, cargoArgs: [] } : crossBuildEnv(triple);
   const napi = join(ROOT, 'node_modules', '.bin', 'napi');
   const args = ['build', '--release', '--platform', '--strip', '--no-js', '--target', triple];
   args.push('--package', 'kiln-node', '--manifest-path', 'bindings/node/Cargo.toml', '--output-dir', `npm/${tag}`);
+  const env = { ...crossEnv };
+  if (portable && triple === 'x86_64-unknown-linux-gnu') {
+    ensureNapiCrossToolchain(triple);
+    args.push('--use-napi-cross');
+    // A cache of its own: cargo's fingerprints include the linker, so sharing one with the
+    // development build would rebuild every crate at each switch between the two.
+    env.CARGO_TARGET_DIR = join(CARGO_TARGET_DIR, 'glibc-2.17');
+  }
   // napi also writes its TypeScript declarations (index.d.ts) beside the binary: not shipped (the
   // platform package's `files` is the binary alone) and not committed; Kiln's contract is ts/backends/backend.ts.
   run(napi, [...args, ...(cargoArgs.length ? ['--', ...cargoArgs] : [])], { env });
@@ -119,6 +133,7 @@ function stripSymbols(file, strip) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const i = process.argv.indexOf('--target');
   const triple = i > 0 ? process.argv[i + 1] : HOST_TRIPLE;
-  step(`napi build --target ${triple}`);
-  console.log(buildAddon({ triple }));
+  const portable = process.argv.includes('--portable');
+  step(`napi build --target ${triple}${portable ? ' --use-napi-cross (glibc 2.17)' : ''}`);
+  console.log(buildAddon({ triple, portable }));
 }

@@ -4,8 +4,10 @@
 //     they reuse its std and crates) and run under qemu-user (aarch64) or directly (x86-64
 //     musl, through the musl loader Debian's musl package installs);
 //   - each addon checked for the N-API entry point Node looks up (napi_register_module_v1);
-//   - linux-arm64-gnu: kiln-ml itself on the official arm64 Node (from the npm registry) under
-//     qemu, which must pick the native backend and agree with this machine's result.
+//   - kiln-ml itself on the target's Node, which must pick the target's binary, run native and
+//     agree with this machine's result: linux-arm64-gnu on the official arm64 Node (npm registry)
+//     under qemu; linux-x64-musl on a Node built on Alpine, chrooted into a musl-only root
+//     (scripts/musl-root.mjs; needs root).
 // Slow (each target compiles wgpu and std from source; tens of minutes on 2 busy cores), so it is
 // not part of `npm test`. `--target T` builds one; `--no-test` skips kiln-core's tests;
 // `--no-build` checks binaries built earlier.
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CARGO_TARGET_DIR, ROOT, run, step } from './lib.mjs';
 import { CROSS_TARGETS, HOST_TRIPLE, addonPath, buildAddon, crossBuildEnv, napiRustflags } from './build-addon.mjs';
+import { runInMuslRoot } from './musl-root.mjs';
 
 const APT = ['rustc-web', 'cargo-web', 'rust-web-src', 'qemu-user-static', ...new Set(Object.values(CROSS_TARGETS).map((t) => t.apt))];
 const i = process.argv.indexOf('--target');
@@ -37,12 +40,46 @@ function ensureApt() {
 const runnerVar = (triple) => `CARGO_TARGET_${triple.toUpperCase().replace(/-/g, '_')}_RUNNER`;
 
 /**
- * The same small job on this machine's Node and on the target's Node under qemu, each through
- * kiln-ml's own loader (the checkout's npm/<platform>/ binary): the target's must run native and
- * agree. The target's Node comes from the npm registry (`npm pack`), cached in ~/.cache/kiln/node.
+ * The small job each foreign build must run: kiln-ml from the checkout at `root` (through its own
+ * loader, so the checkout's npm/<platform>/ binary), printing which platform the loader saw, which
+ * binary it loaded, the backend and one result to compare with this machine's.
+ */
+function smokeJob(root) {
+  return [
+    `const kiln = await import('${root}/dist/index.js');`,
+    `const { currentPlatform, loadNativeBinary } = await import('${root}/dist/backends/native-binary.js');`,
+    'const loaded = loadNativeBinary();',
+    'const a = kiln.randn([64, 64], { seed: 3 });',
+    'const y = kiln.tidy(() => a.matmul(a.transpose()).relu().sum());',
+    'console.log(JSON.stringify({ ...currentPlatform(), binary: loaded.ok ? loaded.where : loaded.attempts, backend: kiln.getBackend(), simd: kiln.simdLevel(), value: y.dataSync()[0] }));',
+  ].join('\n');
+}
+
+/** Parses the job's last line of output; a failed run throws with everything it printed. */
+function smokeResult(r, where) {
+  if (r.status !== 0) throw new Error(`build-platforms: the smoke job failed ${where}:\n${r.stdout}${r.stderr}${r.error ?? ''}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+/** The job on this machine's Node, for the foreign runs to agree with. */
+const hostSmoke = () => smokeResult(spawnSync(process.execPath, ['--input-type=module', '-e', smokeJob(ROOT)], { encoding: 'utf8' }), 'on this machine');
+
+/** The foreign run must load `tag`'s binary, run native and agree with this machine's value. */
+function checkSmoke(tag, target, host, where) {
+  const agree = Math.abs(target.value - host.value) <= 1e-5 * Math.abs(host.value);
+  const binaryOk = typeof target.binary === 'string' && target.binary.endsWith(`kiln.${tag}.node`);
+  if (target.backend !== 'native' || !binaryOk || !agree) {
+    throw new Error(`build-platforms: ${where} ${JSON.stringify(target)}, on this machine ${JSON.stringify(host)}`);
+  }
+  return `${where}: ${JSON.stringify(target)} (this machine: ${host.value})`;
+}
+
+/**
+ * linux-arm64-gnu: the official arm64 Node under qemu. It comes from the npm registry (`npm pack`),
+ * cached in ~/.cache/kiln/node.
  */
 function smokeUnderQemu(triple) {
-  const { node: spec, runner } = CROSS_TARGETS[triple];
+  const { node: spec, runner, tag } = CROSS_TARGETS[triple];
   const dir = join(homedir(), '.cache', 'kiln', 'node', spec.replace('@', '-'));
   const node = join(dir, 'package', 'bin', 'node');
   if (!existsSync(node)) {
@@ -51,27 +88,27 @@ function smokeUnderQemu(triple) {
     run('npm', ['pack', spec, '--pack-destination', dir, '--silent']);
     run('tar', ['-xzf', join(dir, `${spec.replace('@', '-')}.tgz`), '-C', dir, 'package/bin/node']);
   }
-  const job = [
-    "import * as kiln from 'kiln-ml';",
-    'const a = kiln.randn([64, 64], { seed: 3 });',
-    'const y = kiln.tidy(() => a.matmul(a.transpose()).relu().sum());',
-    'console.log(JSON.stringify({ arch: process.arch, backend: kiln.getBackend(), simd: kiln.simdLevel(), value: y.dataSync()[0] }));',
-  ].join('\n');
-  const runJob = (cmd, args) => {
-    const r = spawnSync(cmd, [...args, '--input-type=module', '-e', job], { cwd: ROOT, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`build-platforms: the smoke job failed under ${cmd}:\n${r.stdout}${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split('\n').pop());
-  };
   step(`${triple}: kiln-ml on ${spec} under ${runner.split(' ')[0]}`);
-  const host = runJob(process.execPath, []);
   const [qemu, ...qemuArgs] = runner.split(' ');
-  const target = runJob(qemu, [...qemuArgs, node]);
-  const agree = Math.abs(target.value - host.value) <= 1e-5 * Math.abs(host.value);
-  if (target.backend !== 'native' || !agree) {
-    throw new Error(`build-platforms: under qemu ${JSON.stringify(target)}, on this machine ${JSON.stringify(host)}`);
-  }
-  return `loaded by Node ${spec.split('@')[1]} under qemu: ${JSON.stringify(target)} (this machine: ${host.value})`;
+  const target = smokeResult(spawnSync(qemu, [...qemuArgs, node, '--input-type=module', '-e', smokeJob(ROOT)], { encoding: 'utf8' }), 'under qemu');
+  return checkSmoke(tag, target, hostSmoke(), `loaded by Node ${spec.split('@')[1]} under qemu`);
 }
+
+/**
+ * linux-x64-musl: Node built on Alpine, in a root with musl's loader and no glibc
+ * (scripts/musl-root.mjs), the checkout mounted at /kiln. The loader must see musl and pick the
+ * musl binary.
+ */
+function smokeInMuslRoot(triple) {
+  const { tag } = CROSS_TARGETS[triple];
+  step(`${triple}: kiln-ml on Alpine's Node in a musl-only root (chroot)`);
+  const target = smokeResult(runInMuslRoot(ROOT, ['--input-type=module', '-e', smokeJob('/kiln')]), 'in the musl root');
+  if (target.libc !== 'musl') throw new Error(`build-platforms: the loader saw ${JSON.stringify(target)} in the musl root, not musl`);
+  return checkSmoke(tag, target, hostSmoke(), 'loaded by Node for musl in a musl-only root');
+}
+
+/** How each cross target's build is run for real (kiln-core's tests aside). */
+const SMOKE = { 'aarch64-unknown-linux-gnu': smokeUnderQemu, 'x86_64-unknown-linux-musl': smokeInMuslRoot };
 
 ensureApt();
 const results = [];
@@ -95,7 +132,7 @@ for (const triple of targets) {
     });
     results.push(`${tag}: kiln-core tests passed${runner ? ` under ${runner.split(' ')[0]}` : ''}`);
   }
-  if (CROSS_TARGETS[triple].node) results.push(`${tag}: ${smokeUnderQemu(triple)}`);
+  if (SMOKE[triple]) results.push(`${tag}: ${SMOKE[triple](triple)}`);
 }
 step('build:platforms done');
 for (const r of results) console.log(`  ${r}`);

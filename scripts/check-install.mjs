@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { ROOT, step } from './lib.mjs';
 import { HOST_TAG, addonPath } from './build-addon.mjs';
 import { platformDependencies } from './platform-manifest.mjs';
+import { GLIBC_FLOOR, compareVersions, glibcRequirements } from './glibc-floor.mjs';
 
 const browser = !process.argv.includes('--no-browser');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
@@ -102,6 +103,7 @@ try {
     const sections = must('readelf', ['-S', '--wide', addonPath()], ROOT).stdout;
     check(!sections.includes('.symtab'), `${platformPkg}'s binary is stripped (no .symtab)`);
   }
+  if (HOST_TAG.endsWith('-gnu')) checkGlibcFloor();
 
   // 3. An empty project that installs both tarballs (the README's `npm install kiln-ml`: the
   // platform package is an optional dependency that the registry would supply).
@@ -143,6 +145,10 @@ try {
   // 6. Browsers: the Vite build and the plain page, in Chromium.
   if (browser) await checkBrowsers(app, snippets);
 
+  // 6b. Alpine: the same project on a musl-only system picks kiln-ml-linux-x64-musl (when
+  // `npm run build:platforms` built it; needs root for the chroot).
+  if (browser && HOST_TAG === 'linux-x64-gnu' && existsSync(addonPath('linux-x64-musl'))) await checkMusl(app, snippets, work);
+
   // 7. The WASM fallback, with the installed binary broken three ways.
   const installed = join(app, 'node_modules', platformPkg, `kiln.${HOST_TAG}.node`);
   const fallback = (how, reason) => {
@@ -175,6 +181,43 @@ try {
 }
 console.log(failures === 0 ? 'install check: all passed' : `install check: ${failures} failed`);
 process.exitCode = failures === 0 ? 0 : 1;
+
+/**
+ * The packed glibc binary must load on the glibc the docs promise (GLIBC_FLOOR): prepack links it
+ * against napi-rs's glibc 2.17 sysroot. npm test's form packs the development build, linked
+ * against this machine's glibc, so there the floor is only reported.
+ */
+function checkGlibcFloor() {
+  const [highest] = glibcRequirements(addonPath());
+  const needs = highest ? `glibc ${highest.version} (e.g. ${highest.symbol})` : 'no versioned glibc symbol';
+  if (!browser) {
+    console.log(`     ${platformPkg}'s binary needs ${needs}: a development build; \`npm run check:install\` checks prepack's against glibc ${GLIBC_FLOOR}`);
+    return;
+  }
+  check(highest !== undefined && compareVersions(highest.version, GLIBC_FLOOR) <= 0, `${platformPkg}'s binary needs glibc ${GLIBC_FLOOR} or older: it needs ${needs}`);
+}
+
+/**
+ * Runs app.mjs in a musl-only root (scripts/musl-root.mjs: Alpine's Node, musl's loader, no glibc)
+ * with the project mounted at /kiln. On Alpine npm would install kiln-ml-linux-x64-musl for the
+ * `libc: musl` in its manifest; here (a glibc machine, where npm skips it) its tarball is unpacked
+ * into node_modules beside the gnu one, and the loader must choose it by itself.
+ */
+async function checkMusl(app, snippets, work) {
+  const { runInMuslRoot } = await import('./musl-root.mjs');
+  const muslPkg = `${pkg.name}-linux-x64-musl`;
+  step(`${muslPkg} on musl: app.mjs in a musl-only root`);
+  const tgz = join(work, must('npm', ['pack', '--pack-destination', work, join(ROOT, 'npm', 'linux-x64-musl')], ROOT).stdout.trim().split('\n').pop());
+  const dest = join(app, 'node_modules', muslPkg);
+  mkdirSync(dest, { recursive: true });
+  must('tar', ['-xzf', tgz, '-C', dest, '--strip-components=1'], ROOT);
+  // "native" with no warning can only come from the musl binary: the gnu one needs libc.so.6,
+  // which the root does not have.
+  const r = runInMuslRoot(app, ['/kiln/app.mjs']);
+  const want = expectedOutput(snippets['app.mjs'], 'console.log');
+  check(r.status === 0 && r.stdout.trim() === want && r.stderr.trim() === '', `musl root: node app.mjs prints "${want}" (native, from ${muslPkg})`, `got: ${r.stdout}${r.stderr}${r.error ?? ''}`);
+  rmSync(dest, { recursive: true });
+}
 
 /** Builds src/main.js with Vite and serves the plain page; both must show what their comment says. */
 async function checkBrowsers(app, snippets) {

@@ -5,12 +5,17 @@
 // Each step is skipped when its output is newer than its inputs. `--force` redoes everything.
 import { CARGO_TARGET_DIR, has, mtime, newest, run, step } from './lib.mjs';
 import { buildWasm } from './build-wasm.mjs';
-import { addonPath, buildAddon } from './build-addon.mjs';
+import { HOST_TRIPLE, addonPath, buildAddon } from './build-addon.mjs';
+import { GLIBC_FLOOR, compareVersions, glibcFloor } from './glibc-floor.mjs';
 
 const force = process.argv.includes('--force');
 
-/** `wasm`: also build the WASM modules (Node's and the browsers'). */
-export function setup({ wasm = false } = {}) {
+/**
+ * `wasm`: also build the WASM modules (Node's and the browsers').
+ * `portable`: the x86-64 glibc addon must be the one linked for glibc 2.17, as published
+ * (prepack); a development build linked against this machine's glibc is rebuilt.
+ */
+export function setup({ wasm = false, portable = false } = {}) {
   // 1. npm dependencies.
   if (force || mtime('node_modules/.package-lock.json') < mtime('package-lock.json')) {
     step('installing npm dependencies (npm ci)');
@@ -18,13 +23,15 @@ export function setup({ wasm = false } = {}) {
   }
 
   // 2. The native addon.
-  if (force || mtime(addonPath()) < newest(['crates', 'bindings/node/src', 'bindings/node/Cargo.toml', 'Cargo.toml', 'Cargo.lock'])) {
+  const stale = mtime(addonPath()) < newest(['crates', 'bindings/node/src', 'bindings/node/Cargo.toml', 'Cargo.toml', 'Cargo.lock']);
+  const wantPortable = portable && HOST_TRIPLE === 'x86_64-unknown-linux-gnu';
+  if (force || stale || (wantPortable && compareVersions(glibcFloor(addonPath()) ?? '99', GLIBC_FLOOR) > 0)) {
     if (!has('cargo')) {
       console.error('[kiln] cargo is not installed. Install Rust (https://rustup.rs), then run this again.');
       process.exit(1);
     }
     step(`building the native addon (napi build --release, cache in ${CARGO_TARGET_DIR}); the first build takes a few minutes`);
-    buildAddon();
+    buildAddon({ portable: wantPortable });
   }
 
   // 3. The WASM modules (rustup's wasm32 target, or Debian's rustc-web + build-std; scripts/build-wasm.mjs).
