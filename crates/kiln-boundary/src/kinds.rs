@@ -60,6 +60,7 @@ impl Kind for Handle {
     type Value = u32;
     const TS: &'static str = "Handle";
     const EXPECTED: &'static str = "a tensor handle (an integer from 0 to 2^32 - 1)";
+    #[inline]
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<u32> {
         // The message is built only on failure: this runs on every call of every hot entry.
         kiln_registry::handle(entry, arg, v).map_err(|_| wrong_kind::<Self>(entry, arg, &v.to_string()))
@@ -72,6 +73,7 @@ impl Kind for MaybeHandle {
     type Value = Option<u32>;
     const TS: &'static str = "number";
     const EXPECTED: &'static str = "a tensor handle or -1 for none";
+    #[inline]
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<Option<u32>> {
         kiln_registry::optional_handle(entry, arg, v).map_err(|_| wrong_kind::<Self>(entry, arg, &v.to_string()))
     }
@@ -83,6 +85,7 @@ impl Kind for Count {
     type Value = u32;
     const TS: &'static str = "number";
     const EXPECTED: &'static str = "a non-negative integer";
+    #[inline]
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<u32> {
         integer_in::<Self>(entry, arg, v, 0.0..=u32::MAX as f64).map(|v| v as u32)
     }

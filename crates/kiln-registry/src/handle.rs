@@ -8,6 +8,7 @@ use kiln_core::KilnError;
 pub const UNNAMED: &str = "kiln";
 
 /// `v` as a handle, or an error naming `entry` and `arg` when it is not an integer in 0..2^32.
+#[inline]
 pub fn handle(entry: &str, arg: &str, v: f64) -> Result<u32, KilnError> {
     if v.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&v) {
         Ok(v as u32)
@@ -17,6 +18,7 @@ pub fn handle(entry: &str, arg: &str, v: f64) -> Result<u32, KilnError> {
 }
 
 /// A handle or "none": a negative integer (the bindings pass -1) means no tensor.
+#[inline]
 pub fn optional_handle(entry: &str, arg: &str, v: f64) -> Result<Option<u32>, KilnError> {
     if v.fract() == 0.0 && v < 0.0 {
         return Ok(None);

@@ -40,7 +40,10 @@ fn not_live(handle: u32) -> KilnError {
     KilnError::new(UNNAMED, format!("tensor handle {handle} is not live (was the tensor disposed?)"))
 }
 
+// #[inline] on the per-call functions: the bindings call them from other crates, where a small
+// non-generic function is not inlined without it (the add-4 bench row measures this path).
 impl Registry {
+    #[inline]
     pub fn get(&self, handle: u32) -> Result<&Tensor, KilnError> {
         self.slots.get((handle & !LARGE_FLAG) as usize).and_then(|s| s.as_ref()).ok_or_else(|| not_live(handle))
     }
@@ -66,6 +69,7 @@ impl Registry {
         self.slots[(handle & !LARGE_FLAG) as usize] = Some(t);
     }
 
+    #[inline]
     pub fn insert(&mut self, t: Tensor) -> u32 {
         self.live += 1;
         let flag = if t.storage_bytes() >= LARGE_BYTES { LARGE_FLAG } else { 0 };
@@ -81,6 +85,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     pub fn remove(&mut self, handle: u32) -> bool {
         let handle = handle & !LARGE_FLAG;
         match self.slots.get_mut(handle as usize).and_then(|s| s.take()) {
@@ -98,15 +103,18 @@ impl Registry {
     }
 }
 
+#[inline]
 pub fn with<T>(f: impl FnOnce(&Registry) -> T) -> T {
     REGISTRY.with(|r| f(&r.borrow()))
 }
 
+#[inline]
 pub fn with_mut<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     REGISTRY.with(|r| f(&mut r.borrow_mut()))
 }
 
 /// Registers a tensor and returns its new handle.
+#[inline]
 pub fn register(t: Tensor) -> u32 {
     with_mut(|r| r.insert(t))
 }
@@ -117,6 +125,7 @@ pub fn resolve_all(handles: &[u32]) -> Result<Vec<Tensor>, KilnError> {
 }
 
 /// Resolves handles, runs `f`, registers its result.
+#[inline]
 pub fn with_tensors<const N: usize>(handles: [u32; N], f: impl FnOnce([&Tensor; N]) -> Result<Tensor, KilnError>) -> Result<u32, KilnError> {
     let out = with(|r| {
         let mut ts: [Option<&Tensor>; N] = [None; N];
