@@ -31,6 +31,39 @@ try {
   process.exit(1);
 }
 
+/** The glue file of each bare name the sources import (ts/types/kiln-wasm-web.d.ts). */
+const GLUE = { 'kiln-wasm-web': 'kiln_wasm.js', 'kiln-wasm-web-relaxed': 'kiln_wasm_relaxed.js', 'kiln-wasm-web-threads': 'kiln_wasm_threads.js' };
+
+/**
+ * Each `kiln-wasm-web*` import becomes a module exporting `createGlue()`, which returns a fresh copy
+ * of that build's wasm-bindgen glue. The glue keeps its instance in a module-level variable and
+ * answers every later init with it, so one copy can never hold a second instance; a page whose
+ * instance faulted (a Rust panic aborts a wasm32 instance) gets a fresh one from a new copy
+ * (ts/backends/wasm-web.ts). The copy is the glue bundled as an IIFE inside a function; its
+ * `import.meta.url` becomes the bundle's own (the .wasm files sit beside it).
+ */
+const glueFactories = {
+  name: 'kiln-wasm-glue-factories',
+  setup(build) {
+    build.onResolve({ filter: /^kiln-wasm-web(-relaxed|-threads)?$/ }, (args) => ({ path: args.path, namespace: 'kiln-glue' }));
+    build.onLoad({ filter: /.*/, namespace: 'kiln-glue' }, async (args) => {
+      const glue = await esbuild.build({
+        entryPoints: [join(PKG_WEB, GLUE[args.path])],
+        bundle: true,
+        write: false,
+        format: 'iife',
+        globalName: 'glue',
+        platform: 'browser',
+        target: 'es2022',
+        define: { 'import.meta.url': 'glueBaseUrl' },
+        logLevel: 'warning',
+      });
+      const body = glue.outputFiles[0].text;
+      return { contents: `const glueBaseUrl = import.meta.url;\nexport function createGlue() {\n${body}\nreturn glue;\n}\n`, loader: 'js', resolveDir: PKG_WEB };
+    });
+  },
+};
+
 mkdirSync(OUT, { recursive: true });
 const result = await esbuild.build({
   entryPoints: { kiln: join(ROOT, 'ts', 'browser.ts'), 'kiln-worker': join(ROOT, 'ts', 'backends', 'wasm-worker.ts') },
@@ -40,12 +73,7 @@ const result = await esbuild.build({
   platform: 'browser',
   target: 'es2022',
   sourcemap: true,
-  // The `web` builds are build outputs, so the sources import them by bare names (ts/types/kiln-wasm-web.d.ts).
-  alias: {
-    'kiln-wasm-web': join(PKG_WEB, 'kiln_wasm.js'),
-    'kiln-wasm-web-relaxed': join(PKG_WEB, 'kiln_wasm_relaxed.js'),
-    'kiln-wasm-web-threads': join(PKG_WEB, 'kiln_wasm_threads.js'),
-  },
+  plugins: [glueFactories],
   // Saved models record the Kiln version; a page cannot read package.json (ts/io/version-web.ts).
   define: { __KILN_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version) },
   logLevel: 'warning',

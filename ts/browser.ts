@@ -29,6 +29,8 @@ registerBackend(
   'wasm',
   (): Backend => {
     if (wasm === null) throw new Error('kiln: the WASM module is not loaded yet: `await kiln.init()` before creating tensors');
+    // Called again by the engine when the instance faulted: new tensors go to a fresh one.
+    if (wasm.backend.faulted?.() != null) wasm = wasm.restart();
     return wasm.backend;
   },
   true,

@@ -4,8 +4,9 @@
  * No Node imports: part of the browser bundle.
  */
 
-interface WorkerLike {
+export interface WorkerLike {
   postMessage(message: unknown): void;
+  terminate(): void;
   addEventListener(type: string, listener: (event: { data?: unknown; message?: string }) => void): void;
 }
 type WorkerConstructor = new (url: URL, options: { type: 'module'; name?: string }) => WorkerLike;
@@ -14,10 +15,12 @@ type WorkerConstructor = new (url: URL, options: { type: 'module'; name?: string
 const START_TIMEOUT_MS = 20_000;
 
 /**
- * Starts `count` workers and resolves once they are all in the pool loop (poolWorkers() says so),
- * or with fewer after START_TIMEOUT_MS: kernels use the workers that started.
+ * Starts `count` workers, pushing each to `workers` (so that its instance's owner can terminate
+ * them), and resolves once they are all in the pool loop (poolWorkers() says so), or with fewer
+ * after START_TIMEOUT_MS: kernels use the workers that started. A worker joining while a kernel
+ * runs waits for the next one (wasm_pool.rs), so kernels may run before this resolves.
  */
-export async function startWorkers(count: number, module: unknown, memory: unknown, poolWorkers: () => number): Promise<number> {
+export async function startWorkers(count: number, module: unknown, memory: unknown, poolWorkers: () => number, workers: WorkerLike[]): Promise<number> {
   const Worker = (globalThis as unknown as { Worker: WorkerConstructor }).Worker;
   const failures: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -29,6 +32,7 @@ export async function startWorkers(count: number, module: unknown, memory: unkno
     });
     worker.addEventListener('error', (e) => failures.push(e.message ?? 'worker error'));
     worker.postMessage({ module, memory });
+    workers.push(worker);
   }
   const start = Date.now();
   while (poolWorkers() < count && failures.length === 0 && Date.now() - start < START_TIMEOUT_MS) {

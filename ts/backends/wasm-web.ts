@@ -6,15 +6,20 @@
  * Three builds (wasm-features.ts): the threaded one when the page is cross-origin isolated (only
  * then do browsers allow the SharedArrayBuffer its memory is), with one Web Worker per extra
  * thread (wasm-threads.ts); else relaxed SIMD if the engine has it; else plain SIMD128.
+ *
+ * After a fault (a Rust panic aborts a wasm32 instance: wasm-guard.ts) `restart()` makes a fresh
+ * instance of the same compiled module, synchronously, from a fresh copy of the glue (one copy
+ * holds one instance: scripts/build-web.mjs), so the engine moves new tensors to it on the next
+ * call, as in Node. The threaded build's workers are restarted too, in the background.
  */
 
-import initSimd, * as simdModule from 'kiln-wasm-web';
-import initRelaxed, * as relaxedModule from 'kiln-wasm-web-relaxed';
-import initThreads, * as threadsModule from 'kiln-wasm-web-threads';
+import { createGlue as simdGlue } from 'kiln-wasm-web';
+import { createGlue as relaxedGlue } from 'kiln-wasm-web-relaxed';
+import { createGlue as threadsGlue } from 'kiln-wasm-web-threads';
 import type { Backend } from './backend.js';
 import { guardTraps, type WasmExports } from './wasm-guard.js';
 import { parseVariant, relaxedSimdSupported, VARIANT_FILES, type WasmVariant } from './wasm-features.js';
-import { startWorkers } from './wasm-threads.js';
+import { startWorkers, type WorkerLike } from './wasm-threads.js';
 
 /**
  * Options of the browser entry's `init` (exported there as InitOptions): where the .wasm files
@@ -42,16 +47,30 @@ export interface WasmWeb {
   setNumThreads(n: number): number;
   /** Workers started, and chunks of parallel kernels they have run (diagnostics). */
   threadStats(): { workers: number; workerChunks: number };
+  /**
+   * A fresh instance of the same build, for when this one faulted: this one's workers are
+   * terminated (its memory is freed with it) and the fresh one's start in the background.
+   */
+  restart(): WasmWeb;
 }
 
-/** A wasm-bindgen module's exports: the Backend functions plus the pool's (threads.rs). */
-type Glue = Record<string, unknown> & { poolWorkers(): number; poolWorkerChunks(): number; setNumThreads(n: number): number };
-type Init = typeof initSimd;
+/** A copy of a build's glue: the Backend functions plus the pool's (threads.rs). */
+type Glue = ReturnType<typeof simdGlue> & { poolWorkers(): number; poolWorkerChunks(): number; setNumThreads(n: number): number };
 
-const builds: Record<WasmVariant, [Init, Glue]> = {
-  simd: [initSimd, simdModule as unknown as Glue],
-  relaxed: [initRelaxed, relaxedModule as unknown as Glue],
-  threads: [initThreads, threadsModule as unknown as Glue],
+const glues: Record<WasmVariant, () => Glue> = {
+  simd: simdGlue as () => Glue,
+  relaxed: relaxedGlue as () => Glue,
+  threads: threadsGlue as () => Glue,
+};
+
+/**
+ * Each build's .wasm beside the bundle, each URL written out in full so that bundlers (Vite,
+ * webpack) find the file and emit it.
+ */
+const defaultUrls: Record<WasmVariant, () => URL> = {
+  simd: () => new URL('./kiln_wasm_bg.wasm', import.meta.url),
+  relaxed: () => new URL('./kiln_wasm_relaxed_bg.wasm', import.meta.url),
+  threads: () => new URL('./kiln_wasm_threads_bg.wasm', import.meta.url),
 };
 
 interface BrowserGlobals {
@@ -93,24 +112,44 @@ export async function loadWasmWeb(options: WasmWebOptions = {}): Promise<WasmWeb
   const threads = availableThreads(options.threads ?? 'auto');
   const variant =
     options.variant !== undefined ? parseVariant(options.variant, 'init({ variant })') : threads > 1 ? 'threads' : relaxedSimdSupported() ? 'relaxed' : 'simd';
-  const [init, glue] = builds[variant];
-  const url = options.wasmDir === undefined ? undefined : new URL(`${VARIANT_FILES[variant]}_bg.wasm`, options.wasmDir);
-  let instance;
-  if (variant === 'threads') {
-    // Compiled here, not by the glue, because every worker instantiates the same compiled module.
-    // The URL is written out so bundlers emit the file (the glue's own default is not used).
-    const module = await compile(url ?? new URL('./kiln_wasm_threads_bg.wasm', import.meta.url));
-    instance = await init({ module_or_path: module });
-    if (threads > 1) await startWorkers(threads - 1, module, instance.memory, () => glue.poolWorkers());
-  } else {
-    instance = await init(url === undefined ? undefined : { module_or_path: url });
-  }
-  const backend = guardTraps(glue as unknown as WasmExports);
-  return {
-    backend,
+  const url = options.wasmDir === undefined ? defaultUrls[variant]() : new URL(`${VARIANT_FILES[variant]}_bg.wasm`, options.wasmDir);
+  // Compiled here, not by the glue: every worker and every fresh instance after a fault
+  // instantiates the same compiled module.
+  const module = await compile(url);
+  const glue = glues[variant]();
+  const instance = await glue.default({ module_or_path: module });
+  const loaded = wrap({ variant, module, threads, glue, memory: instance.memory });
+  if (variant === 'threads' && threads > 1) await loaded.workersStarted;
+  return loaded.web;
+}
+
+interface Instance {
+  variant: WasmVariant;
+  module: unknown;
+  /** Threads wanted, the page's included. */
+  threads: number;
+  glue: Glue;
+  memory: { buffer: ArrayBufferLike };
+}
+
+/** The WasmWeb of one instance; its workers (threaded build) start now. */
+function wrap(instance: Instance): { web: WasmWeb; workersStarted: Promise<number> } {
+  const { variant, module, threads, glue, memory } = instance;
+  const workers: WorkerLike[] = [];
+  const workersStarted =
+    variant === 'threads' && threads > 1 ? startWorkers(threads - 1, module, memory, () => glue.poolWorkers(), workers) : Promise.resolve(0);
+  const web: WasmWeb = {
+    backend: guardTraps(glue as unknown as WasmExports),
     variant,
-    memory: instance.memory,
+    memory,
     setNumThreads: (n) => glue.setNumThreads(Math.max(1, Math.floor(n))),
     threadStats: () => ({ workers: glue.poolWorkers(), workerChunks: glue.poolWorkerChunks() }),
+    restart() {
+      for (const worker of workers) worker.terminate();
+      const fresh = glues[variant]();
+      const { memory: freshMemory } = fresh.initSync({ module });
+      return wrap({ ...instance, glue: fresh, memory: freshMemory }).web;
+    },
   };
+  return { web, workersStarted };
 }

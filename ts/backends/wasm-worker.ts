@@ -5,20 +5,21 @@
  * thread stops waiting for its chunk and reports the error.
  */
 
-import init, * as glue from 'kiln-wasm-web-threads';
+import { createGlue } from 'kiln-wasm-web-threads';
 
 interface WorkerScope {
   addEventListener(type: 'message', listener: (event: { data: { module: unknown; memory: unknown } }) => void, options?: { once: boolean }): void;
   postMessage(message: unknown): void;
 }
 const scope = globalThis as unknown as WorkerScope;
+const glue = createGlue();
 const pool = glue as unknown as { poolWorkerLoop(): void; poolWorkerFailed(): void };
 
 scope.addEventListener(
   'message',
   async ({ data }) => {
     try {
-      await init({ module_or_path: data.module, memory: data.memory });
+      await glue.default({ module_or_path: data.module, memory: data.memory });
     } catch (e) {
       scope.postMessage({ error: `instantiating the module: ${String(e)}` });
       return;
