@@ -12,7 +12,7 @@ use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::multiversion;
 use crate::device::cpu::pool::for_each_plane;
-use crate::ops::reduce::sum_row;
+use crate::device::cpu::reduce::sum_row;
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
 

@@ -5,7 +5,7 @@
 use crate::autograd;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
-use crate::ops::reduce::{log_sum_exp_row, max_row};
+use crate::device::cpu::reduce::{log_sum_exp_row, max_row};
 use crate::tensor::Tensor;
 
 pub use crate::params::loss::Reduction;

@@ -4,7 +4,7 @@
 //! makes one call on `device::dispatch(..)`, which is this device for CPU tensors. A kernel
 //! file here knows slices and parameter structs (params/), never the ops.
 //!
-//! Families not moved here yet (binary, reduce, softmax, matmul, shape, graph, loss,
+//! Families not moved here yet (binary, matmul, shape, graph, loss,
 //! batch norm, attention, recurrent, optimizers, quantized layers) still run their CPU code inline in
 //! their op files after a `device_of` check; their trait methods here report `no_kernel`, and
 //! the ops never call them for CPU tensors.
@@ -18,12 +18,15 @@ pub(crate) mod conv;
 pub(crate) mod pool;
 pub(crate) mod quant;
 pub(crate) mod recurrent;
+pub(crate) mod reduce;
+pub(crate) mod softmax;
 pub(crate) mod unary;
 
 use super::Device;
 use crate::error::Result;
 use crate::params::conv::Geometry;
 use crate::params::pool::Plan;
+use crate::params::reduce::ReduceOp;
 use crate::params::unary::UnaryOp;
 use crate::tensor::Tensor;
 use std::sync::{Arc, OnceLock};
@@ -67,6 +70,13 @@ impl Device for Cpu {
     }
     fn unary_backward(&self, op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor, alpha: f32) -> Result<Tensor> {
         unary::backward(op, x, y, g, alpha)
+    }
+
+    fn reduce(&self, op: ReduceOp, x: &Tensor, axes: &[usize], keep_dims: bool, correction: usize) -> Result<Tensor> {
+        reduce::forward(op, x, axes, keep_dims, correction)
+    }
+    fn softmax(&self, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
+        softmax::forward(x, axis, log)
     }
 
     fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: &str) -> Result<Tensor> {
