@@ -27,6 +27,8 @@ interface MpiAddon {
   distAllGather(x: number): number;
   distReduceScatter(x: number, op: string): number;
   distAllReduceGrads(params: number[], bucketBytes: number): number;
+  distReducerCreate(params: number[], bucketBytes: number): number;
+  distReducerFinish(reducer: number, params: number[]): { buckets: number; overlapped: boolean; launchedInBackward: number; communicationMs: number; waitMs: number };
 }
 
 let info: { rank: number; worldSize: number } | null = null;
@@ -122,7 +124,9 @@ function handleOf(op: string, x: unknown): number {
 /**
  * Combines a float32 or int32 tensor element-wise across ranks; every rank gets the result
  * (a new tensor, same shape). `op`: 'sum' (default), 'mean', 'max' or 'min'.
- * x: any shape, the same on every rank.
+ * x: any shape, the same on every rank. 'sum' and 'mean' are differentiable: backward
+ * all-reduces the output's gradient the same way (every rank must then run backward through it,
+ * as every rank ran the forward); 'max' and 'min' results carry no gradient.
  */
 export function allReduce(x: Tensor, op: ReduceOp = 'sum'): Tensor {
   const mpi = started('allReduce');
