@@ -68,6 +68,7 @@ export class DistributedDataParallel<M extends AnyModule> extends Module<Paramet
     if (!(this.bucketBytes > 0)) throw new Error(`DistributedDataParallel: bucketBytes must be positive, got ${options.bucketBytes}`);
     rank(); // throws, naming the op, when init() was not called
     this.overlap = options.overlap ?? true;
+    if (typeof this.overlap !== 'boolean') throw new Error(`DistributedDataParallel: overlap must be true or false, got ${JSON.stringify(options.overlap)}`);
     this.module = module;
     this.syncState('all');
     if (this.overlap && worldSize() > 1) {

@@ -154,6 +154,8 @@ pub fn dist_initialized() -> bool {
 /// Calls MPI_Finalize. Collectives fail afterwards; MPI cannot be initialised again.
 #[napi(js_name = "distFinalize")]
 pub fn dist_finalize() {
+    // Gradient buckets still being all-reduced (a backward without syncGradients) finish first.
+    crate::grad_reducer::wait_idle();
     if let Some(universe) = UNIVERSE.with(|u| u.borrow_mut().take()) {
         drop(ManuallyDrop::into_inner(universe));
     }
