@@ -18,21 +18,23 @@ const TOLERANCE: Record<string, number> = { weightGrad: 1e-4, biasGrad: 1e-4 };
 interface DdpOut { rank: number; losses: number[]; digest: string; buckets: number; launched: number[]; overlapped: boolean[] }
 
 describe('SyncBatchNorm', () => {
-  it('inside DDP with overlap: its all-reduces in backward take turns with the bucket all-reduces, bit-identical to after-backward', async () => {
-    const [overlap, after] = await Promise.all(['overlap', 'after'].map((m) => mpirun(2, worker('ddp-syncbn.mjs'), [m, '5'], 300_000)));
-    expect(overlap.code, overlap.stderr).toBe(0);
-    expect(after.code, after.stderr).toBe(0);
-    const [a, b] = [byRank<DdpOut>(overlap), byRank<DdpOut>(after)];
-    expect(a).toHaveLength(2);
-    for (let r = 0; r < 2; r++) {
-      expect(a[r].losses).toEqual(b[r].losses);
-      expect(a[r].digest).toBe(b[r].digest);
-      expect(a[r].digest).toBe(a[0].digest);
-      expect(a[r].buckets).toBeGreaterThan(1);
-      // Every bucket was started by the hooks, i.e. during backward.
-      expect(a[r].launched).toEqual(Array(5).fill(a[r].buckets));
-    }
-  }, 600_000);
+  for (const ranks of [2, 4]) {
+    it(`inside DDP with overlap on ${ranks} ranks: its all-reduces in backward take turns with the bucket all-reduces, bit-identical to after-backward`, async () => {
+      const [overlap, after] = await Promise.all(['overlap', 'after'].map((m) => mpirun(ranks, worker('ddp-syncbn.mjs'), [m, '5'], 300_000)));
+      expect(overlap.code, overlap.stderr).toBe(0);
+      expect(after.code, after.stderr).toBe(0);
+      const [a, b] = [byRank<DdpOut>(overlap), byRank<DdpOut>(after)];
+      expect(a).toHaveLength(ranks);
+      for (let r = 0; r < ranks; r++) {
+        expect(a[r].losses).toEqual(b[r].losses);
+        expect(a[r].digest).toBe(b[r].digest);
+        expect(a[r].digest).toBe(a[0].digest);
+        expect(a[r].buckets).toBeGreaterThan(1);
+        // Every bucket was started by the hooks, i.e. during backward.
+        expect(a[r].launched).toEqual(Array(5).fill(a[r].buckets));
+      }
+    }, 600_000);
+  }
 
   it('two backward passes before syncGradients (accumulation): the overlapped reducer falls back, same result', async () => {
     const [overlap, after] = await Promise.all(['overlap', 'after'].map((m) => mpirun(2, worker('ddp-syncbn.mjs'), [m, '3', '2'], 300_000)));
