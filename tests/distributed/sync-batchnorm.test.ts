@@ -15,7 +15,7 @@ interface Out {
 // Parameter gradients are sums over 1,024 values per channel: float32 rounding of order 1e-5.
 const TOLERANCE: Record<string, number> = { weightGrad: 1e-4, biasGrad: 1e-4 };
 
-interface DdpOut { rank: number; losses: number[]; digest: string; buckets: number; launched: number[]; overlapped: boolean[] }
+interface DdpOut { rank: number; losses: number[]; digest: string; buckets: number; launched: number[]; overlapped: boolean[]; afterDispose: string }
 
 describe('SyncBatchNorm', () => {
   for (const ranks of [2, 4]) {
@@ -32,6 +32,7 @@ describe('SyncBatchNorm', () => {
         expect(a[r].buckets).toBeGreaterThan(1);
         // Every bucket was started by the hooks, i.e. during backward.
         expect(a[r].launched).toEqual(Array(5).fill(a[r].buckets));
+        expect(a[r].afterDispose).toMatch(/^DistributedDataParallel\.syncGradients: the model's parameters were disposed/);
       }
     }, 600_000);
   }

@@ -27,6 +27,7 @@ export interface MpiAddon {
   distReduceScatter(x: number, op: string): number;
   distAllReduceGrads(params: number[], bucketBytes: number): number;
   distReducerCreate(params: number[], bucketBytes: number): number;
+  distReducerFree(reducer: number): void;
   distReducerFinish(reducer: number, params: number[]): { buckets: number; overlapped: boolean; launchedInBackward: number; communicationMs: number; waitMs: number };
 }
 

@@ -72,12 +72,14 @@ export class DistributedDataParallel<M extends AnyModule> extends Module<Paramet
     this.module = module;
     this.syncState('all');
     if (this.overlap && worldSize() > 1) {
-      this.reducer = mpiAddon('DistributedDataParallel').distReducerCreate(this.gradientHandles(), this.bucketBytes);
+      this.reducer = mpiAddon('DistributedDataParallel').distReducerCreate(this.gradientHandles('DistributedDataParallel'), this.bucketBytes);
     }
   }
 
-  private gradientHandles(): number[] {
-    return this.module.parameters().filter((p) => p.requiresGrad).map((p) => p.handle);
+  private gradientHandles(caller: string): number[] {
+    const params = this.module.parameters();
+    if (params.some((p) => p.isDisposed)) throw new Error(`${caller}: the model's parameters were disposed (DistributedDataParallel.dispose() or module.dispose())`);
+    return params.filter((p) => p.requiresGrad).map((p) => p.handle);
   }
 
   /** Runs the wrapped model on this rank's shard of the batch. */
@@ -93,7 +95,7 @@ export class DistributedDataParallel<M extends AnyModule> extends Module<Paramet
   syncGradients(): number {
     if (worldSize() === 1) return 0;
     const mpi = mpiAddon('DistributedDataParallel.syncGradients');
-    const handles = this.gradientHandles();
+    const handles = this.gradientHandles('DistributedDataParallel.syncGradients');
     if (this.reducer !== null) {
       this.lastSync = mpi.distReducerFinish(this.reducer, handles);
     } else {
@@ -103,6 +105,12 @@ export class DistributedDataParallel<M extends AnyModule> extends Module<Paramet
       this.lastSync = { buckets, overlapped: false, launchedInBackward: 0, communicationMs: ms, waitMs: ms };
     }
     return this.lastSync.buckets;
+  }
+
+  /** Frees the wrapped model's tensors and the gradient hooks and buffers of the overlap. */
+  override dispose(): void {
+    if (this.reducer !== null) mpiAddon('DistributedDataParallel.dispose').distReducerFree(this.reducer);
+    super.dispose();
   }
 
   /** Whether this rank shows progress and logs (rank 0), for fit({ distributed: true }). */

@@ -262,10 +262,13 @@ struct Reducer {
     reply_to: Sender<Done>,
     bucket_bytes: f64,
     world_size: usize,
+    /// The hooks it set, so that dropping it removes them only where no newer reducer replaced them.
+    hooks: Vec<GradReadyHook>,
 }
 
 thread_local! {
-    static REDUCERS: RefCell<Vec<Reducer>> = const { RefCell::new(Vec::new()) };
+    // Indexed by reducer id; a freed reducer leaves None (ids are not reused).
+    static REDUCERS: RefCell<Vec<Option<Reducer>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Reducer {
@@ -281,10 +284,11 @@ impl Reducer {
         }
         let (reply_to, replies) = channel();
         let round = Arc::new(Mutex::new(Round::new(&plan, leaves.len(), reply_to.clone())));
-        for (i, leaf) in leaves.iter().enumerate() {
-            leaf.grad_meta().expect("checked leaf").set_grad_ready_hook(Some(hook(i, slots[i], leaf.numel(), &round, &plan)));
+        let hooks: Vec<GradReadyHook> = (0..leaves.len()).map(|i| hook(i, slots[i], leaves[i].numel(), &round, &plan)).collect();
+        for (leaf, hook) in leaves.iter().zip(&hooks) {
+            leaf.grad_meta().expect("checked leaf").set_grad_ready_hook(Some(hook.clone()));
         }
-        Reducer { leaves, plan, slots, round, replies, reply_to, bucket_bytes, world_size }
+        Reducer { leaves, plan, slots, round, replies, reply_to, bucket_bytes, world_size, hooks }
     }
 
     /// Whether `leaves` (this step's parameters, bucket order) are the ones the hooks watch.
@@ -335,6 +339,19 @@ impl Reducer {
             unpack(&self.leaves[range.clone()], &summed.expect("every bucket was launched"), self.world_size)?;
         }
         Ok(Some(SyncStats { buckets: self.plan.ranges.len() as u32, overlapped: true, launched_in_backward: in_backward as u32, communication_ms: communication * 1e3, wait_ms: wait * 1e3 }))
+    }
+}
+
+impl Drop for Reducer {
+    /// Removes its hooks (where they are still its own), so the parameters and the bucket
+    /// buffers the hooks hold are freed with the model.
+    fn drop(&mut self) {
+        for (leaf, ours) in self.leaves.iter().zip(&self.hooks) {
+            let meta = leaf.grad_meta().expect("checked leaf");
+            if meta.grad_ready_hook().is_some_and(|h| Arc::ptr_eq(&h, ours)) {
+                meta.set_grad_ready_hook(None);
+            }
+        }
     }
 }
 
@@ -394,7 +411,7 @@ pub fn dist_reducer_create(params: Vec<u32>, bucket_bytes: f64) -> Result<u32> {
         let reducer = Reducer::new(leaves, bucket_bytes, world.size() as usize);
         Ok(REDUCERS.with(|r| {
             let mut r = r.borrow_mut();
-            r.push(reducer);
+            r.push(Some(reducer));
             (r.len() - 1) as u32
         }))
     })
@@ -412,7 +429,7 @@ pub fn dist_reducer_finish(id: u32, params: Vec<u32>) -> Result<SyncStats> {
         let current = leaves_in_bucket_order(OP, world, &params)?;
         REDUCERS.with(|r| {
             let mut reducers = r.borrow_mut();
-            let reducer = reducers.get_mut(id as usize).ok_or_else(|| KilnError::new(OP, format!("no reducer {id}")))?;
+            let reducer = reducers.get_mut(id as usize).and_then(Option::as_mut).ok_or_else(|| KilnError::new(OP, format!("no reducer {id} (the model was disposed)")))?;
             let same = reducer.watches(&current);
             if let Some(stats) = reducer.finish(!same, called)? {
                 return Ok(stats);
@@ -425,4 +442,15 @@ pub fn dist_reducer_finish(id: u32, params: Vec<u32>) -> Result<SyncStats> {
             Ok(SyncStats { buckets, overlapped: false, launched_in_backward: 0, communication_ms, wait_ms: communication_ms })
         })
     })
+}
+
+/// Frees reducer `id` (DistributedDataParallel.dispose): waits for its buckets still being
+/// all-reduced, discards them, and removes its hooks. Freeing twice does nothing.
+#[napi(js_name = "distReducerFree")]
+pub fn dist_reducer_free(id: u32) -> Result<()> {
+    let taken = REDUCERS.with(|r| r.borrow_mut().get_mut(id as usize).and_then(Option::take));
+    if let Some(mut reducer) = taken {
+        reducer.finish(true, Instant::now()).map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+    }
+    Ok(())
 }

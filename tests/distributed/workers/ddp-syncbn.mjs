@@ -47,5 +47,14 @@ for (let s = 0; s < steps; s++) {
 }
 const digest = createHash('sha256');
 for (const [, t] of Object.entries(model.stateDict())) digest.update(t.dataSync());
-console.log(JSON.stringify({ rank, losses, digest: digest.digest('hex'), buckets: net.lastSync.buckets, launched, overlapped }));
+const buckets = net.lastSync.buckets;
+// Disposing frees the model and the reducer (its hooks); a sync afterwards names the problem.
+net.dispose();
+let afterDispose = '';
+try {
+  net.syncGradients();
+} catch (e) {
+  afterDispose = e.message;
+}
+console.log(JSON.stringify({ rank, losses, digest: digest.digest('hex'), buckets, launched, overlapped, afterDispose }));
 kiln.distributed.finalize();

@@ -89,6 +89,12 @@ impl GradMeta {
         *self.on_grad_ready.lock().unwrap_or_else(|e| e.into_inner()) = hook;
     }
 
+    /// The hook set by `set_grad_ready_hook`, if any (its owner checks it is still its own
+    /// before removing it).
+    pub fn grad_ready_hook(&self) -> Option<GradReadyHook> {
+        self.on_grad_ready.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Adds `grad` to the accumulated gradient, then tells the hook the leaf is final.
     fn accumulate_final(&self, grad: Tensor) -> Result<()> {
         let total = match self.grad() {
@@ -96,8 +102,7 @@ impl GradMeta {
             None => grad,
         };
         self.set_grad(Some(total.clone()));
-        let hook = self.on_grad_ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(hook) = hook {
+        if let Some(hook) = self.grad_ready_hook() {
             hook(&total);
         }
         Ok(())
