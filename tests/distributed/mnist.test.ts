@@ -3,11 +3,11 @@
 // accuracy within 0.3 points, and a checkpoint written by the 2-rank job resumes on 1 rank
 // (a different world size) where the uninterrupted runs went.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { byRank, mpirun, type MpiRun } from './mpirun.js';
 
 interface Epoch { epoch: number; loss: number; accuracy: number }
@@ -15,6 +15,7 @@ interface Out { rank: number; worldSize: number; epochs: Epoch[] }
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/mnist-distributed.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kiln-mnist-mpi-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** One process (a world of one, no mpirun), in `dir` so its saved model lands there. */
 function single(args: string[]): Promise<MpiRun> {
