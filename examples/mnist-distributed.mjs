@@ -4,11 +4,21 @@
 // the test accuracy is reduced across ranks, and only rank 0 logs and saves the model.
 //
 //   mpirun -np 2 node examples/mnist-distributed.mjs [--epochs N]     (after `npm run build:mpi`)
+//     --checkpoints DIR   rank 0 writes DIR/epoch-<n>.safetensors after each epoch (model,
+//                         optimizer, epoch), atomically
+//     --resume FILE       continue from such a checkpoint, on any number of ranks: the global
+//                         batch stays 128 and the loader replays the same epoch orders
+//     --json              rank 0 also prints {"rank":0,"epochs":[{epoch,loss,accuracy}]}
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import * as kiln from 'kiln-ml';
 
 const { data, nn, optim, distributed } = kiln;
 const args = process.argv.slice(2);
-const EPOCHS = args.includes('--epochs') ? Number(args[args.indexOf('--epochs') + 1]) : 5;
+const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const EPOCHS = Number(option('--epochs') ?? 5);
+const CHECKPOINTS = option('--checkpoints');
+const RESUME = option('--resume');
 const SEED = 42;
 const GLOBAL_BATCH = 128;
 const OUT = 'out/mnist-distributed';
@@ -29,6 +39,21 @@ const model = new distributed.DistributedDataParallel(
 );
 const trainLoader = new distributed.DistributedDataLoader(trainSet, { batchSize: GLOBAL_BATCH / worldSize, shuffle: true, seed: SEED });
 const optimizer = new optim.Adam(model.parameters(), { lr: 1e-3 });
+
+// Resume: every rank loads the same checkpoint (rank 0's weights and Adam state), whatever the
+// world size that wrote it, and the loader continues with the next epoch's shuffle order.
+let firstEpoch = 1;
+if (RESUME) {
+  const checkpoint = kiln.loadCheckpoint(RESUME);
+  kiln.io.checkCompatible(model.module.stateDict(), checkpoint.model);
+  model.module.loadStateDict(checkpoint.model);
+  optimizer.loadState(checkpoint.optimizer);
+  trainLoader.epoch = checkpoint.epoch;
+  firstEpoch = checkpoint.epoch + 1;
+  kiln.io.disposeCheckpoint(checkpoint);
+  log(`resumed from ${RESUME} after epoch ${checkpoint.epoch}`);
+}
+const history = [];
 
 /** Test accuracy over the whole test set: each rank counts its shard, the counts are summed. */
 function testAccuracy() {
@@ -52,7 +77,7 @@ function testAccuracy() {
   return correct / seen;
 }
 
-for (let epoch = 1; epoch <= EPOCHS; epoch++) {
+for (let epoch = firstEpoch; epoch <= EPOCHS; epoch++) {
   model.train();
   const started = performance.now();
   let lossSum = 0;
@@ -74,9 +99,16 @@ for (let epoch = 1; epoch <= EPOCHS; epoch++) {
   const globalLoss = distributed.allReduce(meanLoss, 'mean');
   model.eval();
   const accuracy = kiln.noGrad(testAccuracy);
-  log(`epoch ${epoch}: train loss ${globalLoss.dataSync()[0].toFixed(4)}, test accuracy ${(100 * accuracy).toFixed(2)}% (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  const loss = globalLoss.dataSync()[0];
+  log(`epoch ${epoch}: train loss ${loss.toFixed(4)}, test accuracy ${(100 * accuracy).toFixed(2)}% (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  history.push({ epoch, loss, accuracy });
   kiln.dispose([meanLoss, globalLoss]);
+  if (CHECKPOINTS && rank === 0) {
+    mkdirSync(CHECKPOINTS, { recursive: true });
+    kiln.saveCheckpoint(join(CHECKPOINTS, `epoch-${epoch}.safetensors`), { model: model.module.stateDict(), optimizer: optimizer.state(), epoch });
+  }
 }
+if (args.includes('--json') && rank === 0) console.log(JSON.stringify({ rank, worldSize, epochs: history }));
 
 // Only rank 0 writes (saveModel writes each file atomically: a job killed mid-write keeps the
 // previous complete model).

@@ -8,7 +8,6 @@
  */
 
 import { backendNamed } from '../engine.js';
-import { requestMpiAddon } from '../backends/native.js';
 import { Tensor, wrap } from '../tensor.js';
 import type { LoadedBackend } from '../backends/backend.js';
 
@@ -16,7 +15,7 @@ import type { LoadedBackend } from '../backends/backend.js';
 export type ReduceOp = 'sum' | 'mean' | 'max' | 'min';
 
 /** The MPI exports of kiln-mpi.node (absent from the plain addon). */
-interface MpiAddon {
+export interface MpiAddon {
   distInit(): { rank: number; worldSize: number };
   distInitialized(): boolean;
   distFinalize(): void;
@@ -27,41 +26,22 @@ interface MpiAddon {
   distAllGather(x: number): number;
   distReduceScatter(x: number, op: string): number;
   distAllReduceGrads(params: number[], bucketBytes: number): number;
+  distReducerCreate(params: number[], bucketBytes: number): number;
+  distReducerFree(reducer: number): void;
+  distReducerFinish(reducer: number, params: number[]): { buckets: number; overlapped: boolean; launchedInBackward: number; communicationMs: number; waitMs: number };
 }
 
 let info: { rank: number; worldSize: number } | null = null;
 
-function native(): { backend: LoadedBackend; mpi: MpiAddon } {
-  const backend = backendNamed('native');
-  return { backend, mpi: backend.impl as unknown as MpiAddon };
+/** Internal (init.ts): records what MPI_Init returned; the collectives work from then on. */
+export function setStarted(started: { rank: number; worldSize: number }): void {
+  info = started;
 }
 
-/**
- * Starts MPI and returns this process's rank and the world size (read from the launcher:
- * `mpirun -np N node train.mjs`). Without a launcher it is a world of one. Call it before
- * creating tensors unless the process runs under mpirun (then any time). Calling it again
- * returns the same values.
- */
-export function init(): { rank: number; worldSize: number } {
-  if (info !== null) return info;
-  if (!requestMpiAddon()) {
-    throw new Error(
-      'distributed.init: tensors were created before init() with the addon built without MPI; ' +
-        'call kiln.distributed.init() before creating any tensor, or launch the program with mpirun',
-    );
-  }
-  const { mpi } = native();
-  if (typeof mpi.distInit !== 'function') {
-    throw new Error('distributed.init: the loaded native addon has no MPI support; rebuild it with `npm run build:mpi`');
-  }
-  info = mpi.distInit();
-  // A clean exit finalizes MPI for the user. A failing exit must not: MPI_Finalize waits for the
-  // other ranks, which may be blocked in a collective this rank will never join; exiting without
-  // it makes mpirun end the whole job instead (docs/distributed.md, Failure).
-  process.on('exit', (code) => {
-    if (code === 0) finalize();
-  });
-  return info;
+/** Internal: the native backend and its MPI exports (which may be absent: init.ts checks). */
+export function native(): { backend: LoadedBackend; mpi: MpiAddon } {
+  const backend = backendNamed('native');
+  return { backend, mpi: backend.impl as unknown as MpiAddon };
 }
 
 function started(op: string): MpiAddon {
@@ -122,7 +102,9 @@ function handleOf(op: string, x: unknown): number {
 /**
  * Combines a float32 or int32 tensor element-wise across ranks; every rank gets the result
  * (a new tensor, same shape). `op`: 'sum' (default), 'mean', 'max' or 'min'.
- * x: any shape, the same on every rank.
+ * x: any shape, the same on every rank. 'sum' and 'mean' are differentiable: backward
+ * all-reduces the output's gradient the same way (every rank must then run backward through it,
+ * as every rank ran the forward); 'max' and 'min' results carry no gradient.
  */
 export function allReduce(x: Tensor, op: ReduceOp = 'sum'): Tensor {
   const mpi = started('allReduce');

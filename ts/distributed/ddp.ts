@@ -1,8 +1,11 @@
 /**
  * DistributedDataParallel: the same model on every rank, each rank on its own shard of every
- * batch. At construction it copies rank 0's parameters and buffers to every rank; after each
- * backward, `syncGradients()` averages the gradients across ranks in buckets (one MPI all-reduce
- * per bucket), so every rank's optimizer takes the same step and the replicas stay identical.
+ * batch. At construction it copies rank 0's parameters and buffers to every rank. Gradients are
+ * averaged across ranks in buckets (one MPI all-reduce per bucket, reverse parameter order):
+ * each bucket is all-reduced by a communication thread as soon as backward has finished its
+ * gradients, while backward computes the rest (overlap, bindings/node/src/grad_reducer.rs);
+ * `syncGradients()` waits for the last buckets. Every rank's optimizer takes the same step and
+ * the replicas stay identical.
  *
  *   kiln.distributed.init();
  *   const model = new kiln.distributed.DistributedDataParallel(makeModel());
@@ -25,12 +28,37 @@ export interface DistributedDataParallelOptions {
    * 25 MiB, PyTorch's default): fewer, larger messages amortize MPI's per-call latency.
    */
   bucketBytes?: number;
+  /**
+   * All-reduce each bucket during backward, as soon as its gradients are final (default true).
+   * false: all buckets after backward, in syncGradients (the same result, bit for bit; for
+   * measuring what the overlap hides).
+   */
+  overlap?: boolean;
+}
+
+/** How the last syncGradients went (times in milliseconds on this rank). */
+export interface GradientSyncStats {
+  /** All-reduce calls (buckets). */
+  buckets: number;
+  /** Whether the buckets ran during backward (false: after it, e.g. after two backward passes). */
+  overlapped: boolean;
+  /** Buckets whose all-reduce started during backward, before syncGradients was called. */
+  launchedInBackward: number;
+  /** Time spent in the all-reduces. */
+  communicationMs: number;
+  /** How long syncGradients blocked for them (communicationMs - waitMs was hidden behind backward). */
+  waitMs: number;
 }
 
 export class DistributedDataParallel<M extends AnyModule> extends Module<Parameters<M['forward']>, ReturnType<M['forward']>> {
   /** The wrapped model (its state dict keys gain the prefix 'module.', as in PyTorch). */
   readonly module: M;
   readonly bucketBytes: number;
+  readonly overlap: boolean;
+  /** Statistics of the last syncGradients (null before the first, and in a world of one). */
+  lastSync: GradientSyncStats | null = null;
+  /** The addon's reducer that holds the gradient-ready hooks (null without overlap). */
+  private readonly reducer: number | null = null;
 
   /** Wraps `module` and copies rank 0's parameters and buffers into every rank's replica. */
   constructor(module: M, options: DistributedDataParallelOptions = {}) {
@@ -39,8 +67,19 @@ export class DistributedDataParallel<M extends AnyModule> extends Module<Paramet
     this.bucketBytes = options.bucketBytes ?? 25 * 1024 * 1024;
     if (!(this.bucketBytes > 0)) throw new Error(`DistributedDataParallel: bucketBytes must be positive, got ${options.bucketBytes}`);
     rank(); // throws, naming the op, when init() was not called
+    this.overlap = options.overlap ?? true;
+    if (typeof this.overlap !== 'boolean') throw new Error(`DistributedDataParallel: overlap must be true or false, got ${JSON.stringify(options.overlap)}`);
     this.module = module;
     this.syncState('all');
+    if (this.overlap && worldSize() > 1) {
+      this.reducer = mpiAddon('DistributedDataParallel').distReducerCreate(this.gradientHandles('DistributedDataParallel'), this.bucketBytes);
+    }
+  }
+
+  private gradientHandles(caller: string): number[] {
+    const params = this.module.parameters();
+    if (params.some((p) => p.isDisposed)) throw new Error(`${caller}: the model's parameters were disposed (DistributedDataParallel.dispose() or module.dispose())`);
+    return params.filter((p) => p.requiresGrad).map((p) => p.handle);
   }
 
   /** Runs the wrapped model on this rank's shard of the batch. */
@@ -49,13 +88,29 @@ export class DistributedDataParallel<M extends AnyModule> extends Module<Paramet
   }
 
   /**
-   * Averages every parameter's gradient across ranks (call after backward, before the
-   * optimizer step). Returns the number of all-reduce calls (buckets) it made.
+   * Makes every parameter's gradient its mean across ranks (call after backward, before the
+   * optimizer step): waits for the buckets backward started and all-reduces the rest. Returns
+   * the number of all-reduce calls (buckets); `lastSync` has the timings.
    */
   syncGradients(): number {
-    const params = this.module.parameters().filter((p) => p.requiresGrad);
     if (worldSize() === 1) return 0;
-    return mpiAddon('DistributedDataParallel.syncGradients').distAllReduceGrads(params.map((p) => p.handle), this.bucketBytes);
+    const mpi = mpiAddon('DistributedDataParallel.syncGradients');
+    const handles = this.gradientHandles('DistributedDataParallel.syncGradients');
+    if (this.reducer !== null) {
+      this.lastSync = mpi.distReducerFinish(this.reducer, handles);
+    } else {
+      const start = performance.now();
+      const buckets = mpi.distAllReduceGrads(handles, this.bucketBytes);
+      const ms = performance.now() - start;
+      this.lastSync = { buckets, overlapped: false, launchedInBackward: 0, communicationMs: ms, waitMs: ms };
+    }
+    return this.lastSync.buckets;
+  }
+
+  /** Frees the wrapped model's tensors and the gradient hooks and buffers of the overlap. */
+  override dispose(): void {
+    if (this.reducer !== null) mpiAddon('DistributedDataParallel.dispose').distReducerFree(this.reducer);
+    super.dispose();
   }
 
   /** Whether this rank shows progress and logs (rank 0), for fit({ distributed: true }). */

@@ -21,8 +21,8 @@ export interface BatchNormOptions {
   affine?: boolean;
 }
 
-/** What BatchNorm1d and BatchNorm2d share: parameters, buffers and the forward pass. */
-abstract class BatchNorm extends Module {
+/** What BatchNorm1d, BatchNorm2d and SyncBatchNorm share: parameters, buffers and the forward pass. */
+export abstract class BatchNorm extends Module {
   /** [features], or null without affine. */
   readonly weight: Tensor | null;
   /** [features], or null without affine. */
@@ -39,7 +39,7 @@ abstract class BatchNorm extends Module {
    */
   numBatchesTracked = 0;
 
-  constructor(readonly numFeatures: number, options: BatchNormOptions) {
+  constructor(readonly numFeatures: number, options: BatchNormOptions = {}) {
     super();
     const name = this.constructor.name;
     if (!Number.isInteger(numFeatures) || numFeatures < 1) throw new Error(`${name}: numFeatures must be a positive integer, got ${numFeatures}`);

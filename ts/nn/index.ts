@@ -31,6 +31,8 @@ export { QuantizedLinear, QuantizedConv2d, quantize, quantizationConfig, type Qu
 export { Conv2d, ConvTranspose2d, type Conv2dLayerOptions, type ConvTranspose2dLayerOptions } from './conv.js';
 // CNN: pooling layers and BatchNorm2d.
 export { BatchNorm2d } from './batchnorm.js';
+// Batch statistics over every rank of a data-parallel job (docs/distributed.md).
+export { SyncBatchNorm, convertSyncBatchNorm } from './sync-batchnorm.js';
 export { MaxPool2d, AvgPool2d, GlobalAvgPool2d, AdaptiveAvgPool2d } from './pooling.js';
 // generative models: GAN objectives and DDPM diffusion
 export { discriminatorLoss, generatorLoss } from './gan.js';

@@ -2,8 +2,9 @@
 //! the `mpi` feature (`kiln-mpi.node`). They work on the same registry tensors as every other op,
 //! so a gradient or a parameter made by the addon can be all-reduced without leaving Rust.
 //!
-//! Every collective is called from the JS thread (MPI is initialised with `Funneled`: the rayon
-//! workers never call MPI). Before moving data, each collective all-gathers a small header
+//! Every collective is called from the JS thread, except the gradient all-reduces that
+//! DistributedDataParallel overlaps with backward on its communication thread (grad_reducer.rs).
+//! MPI is initialised with `Serialized`: the two threads never call MPI at the same time. Before moving data, each collective all-gathers a small header
 //! (dtype, rank of the tensor, shape) so that a mismatch between ranks becomes an Error naming
 //! the op and the ranks involved on *every* rank, instead of undefined behaviour inside MPI.
 //!
@@ -21,7 +22,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::cell::RefCell;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,12 +38,15 @@ thread_local! {
 static DEADLINE_MS: AtomicU64 = AtomicU64::new(0);
 /// How long one collective may wait, in milliseconds.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(300_000);
+/// Whether the MPI library granted MPI_THREAD_SERIALIZED (the overlapped gradient all-reduce's
+/// communication thread needs it).
+pub(crate) static THREADS_SERIALIZED: AtomicBool = AtomicBool::new(false);
 /// The op the watchdog names when it fires.
 static RUNNING_OP: Mutex<String> = Mutex::new(String::new());
 
 /// Most dimensions a tensor in a collective may have (the shape header is fixed-size).
 const MAX_DIMS: usize = 8;
-const HEADER: usize = 2 + MAX_DIMS;
+pub(crate) const HEADER: usize = 2 + MAX_DIMS;
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -53,12 +57,15 @@ fn to_js(e: KilnError) -> Error {
 }
 
 /// Runs `f` with the world communicator, or fails with a message naming `op` if init was not called.
-fn with_world<T>(op: &str, f: impl FnOnce(&mpi::topology::SimpleCommunicator) -> std::result::Result<T, KilnError>) -> Result<T> {
+pub(crate) fn with_world<T>(op: &str, f: impl FnOnce(&mpi::topology::SimpleCommunicator) -> std::result::Result<T, KilnError>) -> Result<T> {
     UNIVERSE.with(|u| {
         let u = u.borrow();
         let universe = u.as_ref().ok_or_else(|| {
             Error::new(Status::GenericFailure, format!("distributed.{op}: MPI is not initialised; call kiln.distributed.init() first"))
         })?;
+        // The communication thread may be all-reducing gradients (grad_reducer.rs): MPI runs
+        // with MPI_THREAD_SERIALIZED, so wait until it is idle before calling MPI here.
+        crate::grad_reducer::wait_idle();
         let world = universe.world();
         // The whole collective, the header exchange included, runs under the watchdog.
         let _watch = Watch::start(op, &world);
@@ -71,14 +78,14 @@ fn with_world<T>(op: &str, f: impl FnOnce(&mpi::topology::SimpleCommunicator) ->
 }
 
 /// "allReduce (rank 1 of 4)": the prefix of every error, so a log from many ranks says who failed.
-fn who(op: &str, world: &impl Communicator) -> String {
+pub(crate) fn who(op: &str, world: &impl Communicator) -> String {
     format!("distributed.{op} (rank {} of {})", world.rank(), world.size())
 }
 
 /// Arms the watchdog for the duration of one collective.
-struct Watch;
+pub(crate) struct Watch;
 impl Watch {
-    fn start(op: &str, world: &impl Communicator) -> Watch {
+    pub(crate) fn start(op: &str, world: &impl Communicator) -> Watch {
         *RUNNING_OP.lock().unwrap_or_else(|e| e.into_inner()) = who(op, world);
         DEADLINE_MS.store(now_ms() + TIMEOUT_MS.load(Ordering::Relaxed), Ordering::SeqCst);
         Watch
@@ -86,7 +93,7 @@ impl Watch {
 }
 impl Watch {
     /// Re-arms the deadline without disarming it on drop (the enclosing Watch disarms it).
-    fn keep_armed(self) {
+    pub(crate) fn keep_armed(self) {
         std::mem::forget(self);
     }
 }
@@ -127,8 +134,9 @@ pub fn dist_init() -> Result<DistInfo> {
     UNIVERSE.with(|u| {
         let mut u = u.borrow_mut();
         if u.is_none() {
-            let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)
+            let (universe, provided) = mpi::initialize_with_threading(mpi::Threading::Serialized)
                 .ok_or_else(|| Error::new(Status::GenericFailure, "distributed.init: MPI was already initialised and finalised in this process"))?;
+            THREADS_SERIALIZED.store(matches!(provided, mpi::Threading::Serialized | mpi::Threading::Multiple), Ordering::Relaxed);
             *u = Some(ManuallyDrop::new(universe));
             spawn_watchdog();
         }
@@ -146,6 +154,8 @@ pub fn dist_initialized() -> bool {
 /// Calls MPI_Finalize. Collectives fail afterwards; MPI cannot be initialised again.
 #[napi(js_name = "distFinalize")]
 pub fn dist_finalize() {
+    // Gradient buckets still being all-reduced (a backward without syncGradients) finish first.
+    crate::grad_reducer::wait_idle();
     if let Some(universe) = UNIVERSE.with(|u| u.borrow_mut().take()) {
         drop(ManuallyDrop::into_inner(universe));
     }
@@ -198,7 +208,7 @@ fn describe(h: &[i64]) -> String {
 
 /// Gathers every rank's header (a local error becomes code -1, so the others fail too instead of
 /// waiting in the next collective) and checks that they all equal this rank's.
-fn agree(op: &str, world: &impl Communicator, local: std::result::Result<[i64; HEADER], KilnError>) -> std::result::Result<[i64; HEADER], KilnError> {
+pub(crate) fn agree(op: &str, world: &impl Communicator, local: std::result::Result<[i64; HEADER], KilnError>) -> std::result::Result<[i64; HEADER], KilnError> {
     let mine = match &local {
         Ok(h) => *h,
         Err(_) => [-1; HEADER],
@@ -220,7 +230,7 @@ fn agree(op: &str, world: &impl Communicator, local: std::result::Result<[i64; H
     Ok(mine)
 }
 
-fn resolve(h: u32) -> std::result::Result<Tensor, KilnError> {
+pub(crate) fn resolve(h: u32) -> std::result::Result<Tensor, KilnError> {
     registry::with(|r| r.get(h).cloned())
 }
 
@@ -293,8 +303,31 @@ pub fn dist_all_reduce(x: f64, op: String) -> Result<u32> {
     with_world(OP, |world| {
         let (t, header) = prepare(OP, world, x, |_| reduction(OP, world, &op).map(|_| ()))?;
         let system_op = reduction(OP, world, &op)?;
-        let out = by_dtype!(header, all_reduce_typed(world, &t, system_op, op == "mean"))?;
+        let mean = op == "mean";
+        let out = by_dtype!(header, all_reduce_typed(world, &t, system_op, mean))?;
+        // Sum and mean are differentiable (torch.distributed.nn's all_reduce): every rank's
+        // output depends on every rank's input, so the gradient is the same all-reduce of the
+        // output gradients. SyncBatchNorm's batch statistics flow back through this.
+        let out = match op.as_str() {
+            "sum" | "mean" => kiln_core::autograd::record("allReduce", &[&t], &[], out, move |g, _, _| Ok(vec![Some(all_reduce_in_backward(g, mean)?)])),
+            _ => out,
+        };
         Ok(registry::with_mut(|r| r.insert(out)))
+    })
+}
+
+/// allReduce's backward: the sum (or mean) over ranks of the output gradients. It runs inside
+/// backward on the JS thread; every rank's backward reaches it in the same order, as its forward
+/// did, so the shapes agree without a header.
+fn all_reduce_in_backward(g: &Tensor, mean: bool) -> kiln_core::Result<Tensor> {
+    const OP: &str = "allReduce (backward)";
+    UNIVERSE.with(|u| {
+        let u = u.borrow();
+        let universe = u.as_ref().ok_or_else(|| KilnError::new(&format!("distributed.{OP}"), "MPI was finalised before backward"))?;
+        crate::grad_reducer::wait_idle();
+        let world = universe.world();
+        let _watch = Watch::start(OP, &world);
+        all_reduce_typed::<f32>(&world, g, SystemOperation::sum(), mean)
     })
 }
 
@@ -375,70 +408,5 @@ pub fn dist_reduce_scatter(x: f64, op: String) -> Result<u32> {
         let system_op = reduction(OP, world, &op)?;
         let out = by_dtype!(header, reduce_scatter_typed(world, &t, system_op, op == "mean"))?;
         Ok(registry::with_mut(|r| r.insert(out)))
-    })
-}
-
-/// Averages the accumulated gradients of `params` (leaf handles, the same model on every rank)
-/// across ranks, in buckets of about `bucket_bytes`: each bucket's gradients are packed into one
-/// buffer, all-reduced with one MPI call, divided by the world size and set back as the leaves'
-/// gradients. A parameter without a gradient on this rank counts as zeros (another rank may have
-/// one). Returns how many MPI all-reduce calls were made.
-#[napi(js_name = "distAllReduceGrads")]
-pub fn dist_all_reduce_grads(params: Vec<u32>, bucket_bytes: f64) -> Result<u32> {
-    const OP: &str = "allReduceGradients";
-    with_world(OP, |world| {
-        let leaves: std::result::Result<Vec<Tensor>, KilnError> = params.iter().map(|&h| resolve(h)).collect();
-        let local = leaves.and_then(|ts| {
-            for (i, t) in ts.iter().enumerate() {
-                if t.dtype() != DType::F32 || t.device().is_some() || t.grad_meta().is_none() {
-                    return Err(KilnError::new(&who(OP, world), format!("parameter {i} must be a float32 CPU tensor that requires gradients, got {} {:?}", t.dtype().name(), t.shape())));
-                }
-            }
-            Ok(ts)
-        });
-        // Every rank must hold the same model: agree on the parameter count and total size.
-        let signature = local.as_ref().map_err(|e| e.clone()).map(|ts| {
-            let mut h = [0i64; HEADER];
-            h[1] = 2;
-            h[2] = ts.len() as i64;
-            h[3] = ts.iter().map(|t| t.numel() as i64).sum();
-            h
-        });
-        agree(OP, world, signature)?;
-        let leaves = local?;
-        let per_bucket = ((bucket_bytes.max(4.0) as usize) / 4).max(1);
-        let n = world.size() as f32;
-        let mut calls = 0u32;
-        let mut start = 0;
-        while start < leaves.len() {
-            // Fill a bucket with whole parameters (at least one, even if it alone is larger).
-            let mut end = start;
-            let mut len = 0;
-            while end < leaves.len() && (end == start || len + leaves[end].numel() <= per_bucket) {
-                len += leaves[end].numel();
-                end += 1;
-            }
-            let mut send = Vec::with_capacity(len);
-            for t in &leaves[start..end] {
-                match t.grad() {
-                    Some(g) => send.extend(g.to_vec::<f32>().ok_or_else(|| KilnError::new(&who(OP, world), "cannot read a gradient"))?),
-                    None => send.resize(send.len() + t.numel(), 0.0),
-                }
-            }
-            let mut recv = vec![0f32; len];
-            // Each bucket gets the full timeout (a large model's sync may take long in total).
-            Watch::start(OP, world).keep_armed();
-            world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
-            calls += 1;
-            let mut offset = 0;
-            for t in &leaves[start..end] {
-                let values: Vec<f32> = recv[offset..offset + t.numel()].iter().map(|v| v / n).collect();
-                offset += t.numel();
-                let meta = t.grad_meta().expect("checked above");
-                meta.set_grad(Some(Tensor::from_vec(values, t.shape())?));
-            }
-            start = end;
-        }
-        Ok(calls)
     })
 }

@@ -11,6 +11,9 @@ mod gpu;
 // MPI collectives (rsmpi), only in the `mpi` build: kiln-mpi.node.
 #[cfg(feature = "mpi")]
 mod distributed;
+// DistributedDataParallel's gradient all-reduce, overlapped with backward (same `mpi` build).
+#[cfg(feature = "mpi")]
+mod grad_reducer;
 
 use kiln_core::ops::{self, ReduceOp, Sections};
 use kiln_core::args::{dims, dtype, int, ints};

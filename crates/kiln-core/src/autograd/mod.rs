@@ -22,12 +22,19 @@ pub use reduce_to::sum_to_shape;
 pub type BackwardFn =
     Box<dyn FnOnce(&Tensor, &[Tensor], &[bool]) -> Result<Vec<Option<Tensor>>> + Send>;
 
+/// Called with a leaf's accumulated gradient as soon as `backward` has added the leaf's last
+/// contribution (PyTorch's post-accumulate-grad hook), while the rest of the graph is still being
+/// walked: data-parallel training starts a bucket's all-reduce from it (overlap with backward).
+pub type GradReadyHook = Arc<dyn Fn(&Tensor) + Send + Sync>;
+
 /// The autograd state of one tensor.
 pub struct GradMeta {
     /// The op that produced this tensor; None for a leaf (a parameter).
     grad_fn: Option<Node>,
     /// Accumulated gradient of a leaf.
     grad: Mutex<Option<Tensor>>,
+    /// A leaf's gradient-ready hook (one slot: its owner, e.g. a DDP reducer, replaces it).
+    on_grad_ready: Mutex<Option<GradReadyHook>>,
 }
 
 struct Node {
@@ -59,6 +66,7 @@ impl GradMeta {
         Arc::new(GradMeta {
             grad_fn: None,
             grad: Mutex::new(None),
+            on_grad_ready: Mutex::new(None),
         })
     }
 
@@ -72,6 +80,32 @@ impl GradMeta {
 
     pub fn set_grad(&self, g: Option<Tensor>) {
         *self.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
+    }
+
+    /// Sets (or with None removes) the hook `backward` calls once this leaf's gradient is final
+    /// in that pass. It runs on the thread that runs backward; the gradient it gets is the
+    /// accumulated one (what `grad()` returns from then on).
+    pub fn set_grad_ready_hook(&self, hook: Option<GradReadyHook>) {
+        *self.on_grad_ready.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    /// The hook set by `set_grad_ready_hook`, if any (its owner checks it is still its own
+    /// before removing it).
+    pub fn grad_ready_hook(&self) -> Option<GradReadyHook> {
+        self.on_grad_ready.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds `grad` to the accumulated gradient, then tells the hook the leaf is final.
+    fn accumulate_final(&self, grad: Tensor) -> Result<()> {
+        let total = match self.grad() {
+            Some(existing) => ops::binary(ops::BinaryOp::Add, &existing, &grad)?,
+            None => grad,
+        };
+        self.set_grad(Some(total.clone()));
+        if let Some(hook) = self.grad_ready_hook() {
+            hook(&total);
+        }
+        Ok(())
     }
 }
 
@@ -97,6 +131,7 @@ pub fn record(
     output.with_grad_meta(Some(Arc::new(GradMeta {
         grad_fn: Some(node),
         grad: Mutex::new(None),
+        on_grad_ready: Mutex::new(None),
     })))
 }
 
@@ -220,11 +255,27 @@ fn run_backward(
     });
     let needed = |m: &Arc<GradMeta>| leads_to_target.as_ref().is_none_or(|r| r.contains(&key(m)));
 
+    // How many graph edges still lead into each leaf: at 0 its gradient is final and is
+    // accumulated at once (not when the walk reaches the leaf itself, which a depth-first order
+    // may put long after its last consumer), so a gradient-ready hook can start work on it while
+    // the rest of the graph is walked. Only backward (no targets) accumulates into leaves.
+    let mut pending_edges: HashMap<usize, usize> = HashMap::new();
+    if targets.is_none() {
+        for meta in &order {
+            for input in meta.grad_fn.iter().flat_map(|n| n.inputs.iter().flatten()) {
+                if input.is_leaf() {
+                    *pending_edges.entry(key(input)).or_default() += 1;
+                }
+            }
+        }
+    }
+
     let mut found: HashMap<usize, Tensor> = HashMap::new();
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     grads.insert(key(&root), seed);
     for meta in order.iter().rev() {
         let Some(grad) = grads.remove(&key(meta)) else {
+            release_leaves(meta, &mut pending_edges, &mut grads)?;
             continue;
         };
         if let Some(targets) = targets {
@@ -236,11 +287,8 @@ fn run_backward(
             }
         }
         let Some(node) = &meta.grad_fn else {
-            let total = match meta.grad() {
-                Some(existing) => ops::binary(ops::BinaryOp::Add, &existing, &grad)?,
-                None => grad,
-            };
-            meta.set_grad(Some(total));
+            // Only a leaf that is the root itself (nothing leads into it) still has a gradient here.
+            meta.accumulate_final(grad)?;
             continue;
         };
         let backward = node.backward.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| {
@@ -280,6 +328,28 @@ fn run_backward(
             };
             grads.insert(k, total);
         }
+        release_leaves(meta, &mut pending_edges, &mut grads)?;
     }
     Ok(found)
+}
+
+/// Counts `meta`'s edges into leaves as done (its backward ran, or it got no gradient) and
+/// accumulates every leaf that has no edge left: its gradient can no longer change in this pass.
+fn release_leaves(
+    meta: &GradMeta,
+    pending_edges: &mut HashMap<usize, usize>,
+    grads: &mut HashMap<usize, Tensor>,
+) -> Result<()> {
+    for input in meta.grad_fn.iter().flat_map(|n| n.inputs.iter().flatten()) {
+        let Some(left) = pending_edges.get_mut(&key(input)) else {
+            continue;
+        };
+        *left -= 1;
+        if *left == 0 {
+            if let Some(grad) = grads.remove(&key(input)) {
+                input.accumulate_final(grad)?;
+            }
+        }
+    }
+    Ok(())
 }
