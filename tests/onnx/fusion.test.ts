@@ -99,6 +99,35 @@ forEachBackend(() => {
       x.dispose();
     });
 
+    it('fuses the BERT-style spelling (Div by √D, a [B, 1, 1, Tk] additive mask), as onnxruntime computes it', () => {
+      const [b, h, t, d] = [2, 3, 5, 4];
+      const path = join(dir, 'bert-attention.onnx');
+      writeFileSync(path, modelBytes({
+        nodes: [
+          { opType: 'Transpose', input: ['k'], output: ['kt'], name: 'kt', attribute: [{ name: 'perm', type: 7, ints: [0, 1, 3, 2] }] },
+          { opType: 'MatMul', input: ['q', 'kt'], output: ['s'], name: 'scores' },
+          { opType: 'Div', input: ['s', 'root'], output: ['sd'], name: 'scale' },
+          { opType: 'Add', input: ['sd', 'mask'], output: ['sm'], name: 'mask' },
+          { opType: 'Softmax', input: ['sm'], output: ['w'], name: 'softmax', attribute: [{ name: 'axis', type: 2, i: -1 }] },
+          { opType: 'MatMul', input: ['w', 'v'], output: ['y'], name: 'context' },
+        ],
+        inputs: [['q', [b, h, t, d]], ['k', [b, h, t, d]], ['v', [b, h, t, d]], ['mask', [b, 1, 1, t]]],
+        outputs: ['y'],
+        initializers: { root: kiln.tensor([Math.sqrt(d)], []) },
+      }));
+      const [q, k, v] = [12, 13, 14].map((seed) => kiln.randn([b, h, t, d], { seed }));
+      const mask = kiln.tensor([0, 0, 0, -10000, -10000, 0, 0, 0, 0, 0], [b, 1, 1, t]);
+      const imported = kiln.onnx.load(path);
+      expect(imported.fusions).toEqual([{ pattern: 'Attention', nodes: ['kt', 'scores', 'scale', 'mask', 'softmax', 'context'] }]);
+      const kernel = vi.spyOn(backend().impl, 'attention');
+      const got = kiln.tidy(() => imported.forward(q, k, v, mask));
+      expect(kernel).toHaveBeenCalledTimes(1);
+      kernel.mockRestore();
+      expectClose(got, onnxruntime(path, { q, k, v, mask }).y, 1e-5);
+      kiln.dispose([got, q, k, v, mask]);
+      imported.dispose();
+    });
+
     it('trains through the original nodes: gradients reach the scalar initializers of the patterns', () => {
       const model = new Encoder(5);
       const x = kiln.randn([2, 6, 16], { seed: 11 });
