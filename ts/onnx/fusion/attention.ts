@@ -79,7 +79,7 @@ export function fuseAttention(node: OnnxNode, graph: GraphIndex): FusedNode | un
     const d = q.shape[rank - 1];
     const tk = k.shape[rank - 2];
     if (k.shape[rank - 1] !== d || v.shape[rank - 2] !== tk) return undefined;
-    const factor = scalarValue(scaleTensor);
+    const factor = scaleTensor.rank <= rank ? scalarValue(scaleTensor) : undefined;
     if (factor === undefined || !Number.isFinite(factor) || factor === 0) return undefined;
     const scale = divide ? 1 / factor : factor;
     const batch = q.shape[0];

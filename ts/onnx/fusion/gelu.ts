@@ -49,6 +49,8 @@ function geluNode(replaced: OnnxNode[], inputs: string[], scaleOp: string, outpu
   return new FusedNode('Gelu', replaced, inputs, output, (args: Inputs) => {
     const [x, scale, one, half] = args as Array<Tensor | undefined>;
     if (x === undefined || x.dtype !== 'float32') return undefined;
+    // A constant of higher rank than x would broadcast the result to its rank.
+    if ([scale, one, half].some((c) => c !== undefined && c.rank > x.rank)) return undefined;
     const scaleFits = scaleOp === 'Div' ? isScalar(scale, Math.SQRT2) : isScalar(scale, Math.SQRT1_2);
     if (!scaleFits || !isScalar(one, 1) || !isScalar(half, 0.5)) return undefined;
     return [gelu(x)];
