@@ -1,8 +1,8 @@
 /**
  * Load-time fusion (ts/onnx/fusion/): exported attention and GELU patterns run as Kiln's fused
  * attention and gelu kernels, with onnxruntime's outputs; patterns whose fast path does not apply
- * (a causal mask, other constants, training mode) run their original nodes, still matching
- * onnxruntime, and in training mode gradients reach every parameter of the pattern.
+ * (a per-query mask other than causal, other constants, training mode) run their original nodes,
+ * still matching onnxruntime, and in training mode gradients reach every parameter of the pattern.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,7 +64,7 @@ forEachBackend(() => {
       model.dispose();
     });
 
-    it('runs the original nodes where the fused kernel does not apply (causal masks), as onnxruntime does', () => {
+    it('runs an exported Transformer decoder layer (causal self-attention, cross-attention) on the kernel, as onnxruntime does', () => {
       const model = new Decoder(6);
       const x = kiln.randn([2, 5, 16], { seed: 8 });
       const memory = kiln.randn([2, 7, 16], { seed: 9 });
@@ -73,10 +73,11 @@ forEachBackend(() => {
       // Self-attention (causal), cross-attention and the feed-forward GELU are all recognised.
       expect(imported.fusions.filter((f) => f.pattern === 'Attention').length).toBe(2);
       const reference = onnxruntime(path, { input_0: x, input_1: memory });
-      // Only the cross-attention (no mask) reaches the kernel; the causal one runs its nodes.
+      // The causal self-attention (its exported -1e9 mask read as the kernel's causal option) and
+      // the cross-attention (no mask) both reach the kernel.
       const kernel = vi.spyOn(backend().impl, 'attention');
       const got = kiln.tidy(() => imported.forward(x, memory));
-      expect(kernel).toHaveBeenCalledTimes(1);
+      expect(kernel).toHaveBeenCalledTimes(2);
       kernel.mockRestore();
       expectClose(got, reference.output_0);
       kiln.dispose([got, x, memory]);
@@ -104,7 +105,7 @@ forEachBackend(() => {
       x.dispose();
     });
 
-    it('fuses the BERT-style spelling (Div by √D, a [B, 1, 1, Tk] additive mask), as onnxruntime computes it', () => {
+    it('fuses the BERT-style spelling (Div by √D, an additive mask): key masks and causal masks on the kernel, others on the nodes', () => {
       const [b, h, t, d] = [2, 3, 5, 4];
       const path = join(dir, 'bert-attention.onnx');
       writeFileSync(path, modelBytes({
@@ -116,20 +117,28 @@ forEachBackend(() => {
           { opType: 'Softmax', input: ['sm'], output: ['w'], name: 'softmax', attribute: [{ name: 'axis', type: 2, i: -1 }] },
           { opType: 'MatMul', input: ['w', 'v'], output: ['y'], name: 'context' },
         ],
-        inputs: [['q', [b, h, t, d]], ['k', [b, h, t, d]], ['v', [b, h, t, d]], ['mask', [b, 1, 1, t]]],
+        inputs: [['q', [b, h, t, d]], ['k', [b, h, t, d]], ['v', [b, h, t, d]], ['mask', ['mb', 'mh', 'mq', 'mk']]],
         outputs: ['y'],
         initializers: { root: kiln.tensor([Math.sqrt(d)], []) },
       }));
       const [q, k, v] = [12, 13, 14].map((seed) => kiln.randn([b, h, t, d], { seed }));
-      const mask = kiln.tensor([0, 0, 0, -10000, -10000, 0, 0, 0, 0, 0], [b, 1, 1, t]);
+      const grid = (f: (i: number, j: number) => number): number[] => Array.from({ length: t * t }, (_, n) => f(Math.floor(n / t), n % t));
+      const masks: Array<[string, Tensor, number]> = [
+        ['key padding', kiln.tensor([0, 0, 0, -10000, -10000, 0, 0, 0, 0, 0], [b, 1, 1, t]), 1],
+        ['causal', kiln.tensor(grid((i, j) => (j <= i ? 0 : -1e9)), [1, 1, t, t]), 1],
+        ['anti-causal', kiln.tensor(grid((i, j) => (j >= i ? 0 : -1e9)), [1, 1, t, t]), 0],
+      ];
       const imported = kiln.onnx.load(path);
       expect(imported.fusions).toEqual([{ pattern: 'Attention', nodes: ['kt', 'scores', 'scale', 'mask', 'softmax', 'context'] }]);
-      const kernel = vi.spyOn(backend().impl, 'attention');
-      const got = kiln.tidy(() => imported.forward(q, k, v, mask));
-      expect(kernel).toHaveBeenCalledTimes(1);
-      kernel.mockRestore();
-      expectClose(got, onnxruntime(path, { q, k, v, mask }).y, 1e-5);
-      kiln.dispose([got, q, k, v, mask]);
+      for (const [what, mask, kernelCalls] of masks) {
+        const kernel = vi.spyOn(backend().impl, 'attention');
+        const got = kiln.tidy(() => imported.forward(q, k, v, mask));
+        expect(kernel, what).toHaveBeenCalledTimes(kernelCalls);
+        kernel.mockRestore();
+        expectClose(got, onnxruntime(path, { q, k, v, mask }).y, 1e-5);
+        kiln.dispose([got, mask]);
+      }
+      kiln.dispose([q, k, v]);
       imported.dispose();
     });
 

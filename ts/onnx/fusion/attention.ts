@@ -3,11 +3,11 @@
  *
  *   Y = MatMul(Softmax(Add?(Mul|Div(MatMul(Q, Transpose?(K)), scale), mask)), V)
  *
- * (kiln.onnx.save writes exactly this; torch.onnx's scaled_dot_product_attention has the same
- * shape). The fused kernel computes it block by block with an online softmax, without the
- * [Tq, Tk] score and weight tensors the five nodes store. Q, K, V: [B, H, T, D] or [B·H, T, D];
- * the mask may vary over the batch and the key only ([B, 1, 1, Tk], as padding masks are);
- * anything else (a causal or per-query mask, broadcast heads) runs the original nodes.
+ * (kiln.onnx.save and BERT-style exports write it so). The fused kernel computes it block by
+ * block with an online softmax, without the [Tq, Tk] score and weight tensors the five nodes
+ * store. Q, K, V: [B, H, T, D] or [B·H, T, D]; the mask may vary over the batch and the key only
+ * ([B, 1, 1, Tk], as padding masks are) or be a constant causal mask ([Tq, Tk]); anything else
+ * (other per-query masks, broadcast heads) runs the original nodes.
  */
 
 import { attention } from '../../ops/attention.js';
@@ -26,15 +26,39 @@ function swapsLastTwo(perm: number[] | undefined): boolean {
   return perm.every((p, i) => (i < r - 2 ? p === i : i === r - 2 ? p === r - 1 : p === r - 2));
 }
 
-/** The mask as the kernel's [B, Tk] key mask, or undefined when it varies along another axis. */
-function keyMask(mask: Tensor, rank: number, batch: number, tk: number): Tensor | undefined {
+/** Additive values at or below this mask a key as -Infinity would (exp underflows to 0 either way). */
+const MASKED = -1e9;
+
+/** Whether `values` ([tq, tk], row-major) is a causal mask aligned bottom-right: 0 where j <= i + tk - tq, masked elsewhere. */
+function isCausal(values: Float32Array, tq: number, tk: number): boolean {
+  for (let i = 0; i < tq; i++) {
+    for (let j = 0; j < tk; j++) {
+      const v = values[i * tk + j];
+      if (j <= i + tk - tq ? v !== 0 : !(v <= MASKED)) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The mask as the kernel's options: a key mask ([B, Tk], from a mask that varies over batch and
+ * key only) or `causal` (a constant [Tq, Tk] causal mask, as decoders export it, read at every
+ * run since it may be a parameter); undefined for any other mask.
+ */
+function maskOptions(mask: Tensor, rank: number, batch: number, tq: number, tk: number): { keyPaddingMask?: Tensor; causal?: boolean } | undefined {
   if (mask.dtype !== 'float32' || mask.rank > rank) return undefined;
   const dims = [...Array(rank - mask.rank).fill(1), ...mask.shape];
-  const [b, last] = [dims[0], dims[rank - 1]];
-  if (dims.slice(1, rank - 1).some((d) => d !== 1) || (b !== 1 && b !== batch) || (last !== 1 && last !== tk)) return undefined;
-  // Exporters build the mask from float initializers (Where(pad, -1e9, 0)), which Kiln makes
-  // parameters; the kernel takes no gradient for it, and in evaluation mode none is wanted.
-  return expand(reshape(detach(mask), [b, last]), [batch, tk]);
+  const [b, rows, last] = [dims[0], dims[rank - 2], dims[rank - 1]];
+  if (dims.slice(1, rank - 2).some((d) => d !== 1) || (b !== 1 && b !== batch) || (last !== 1 && last !== tk)) return undefined;
+  if (rows === 1) {
+    // Exporters build the mask from float initializers (Where(pad, -1e9, 0)), which Kiln makes
+    // parameters; the kernel takes no gradient for it, and in evaluation mode none is wanted.
+    return { keyPaddingMask: expand(reshape(detach(mask), [b, last]), [batch, tk]) };
+  }
+  // A query that sees no key gets the mean of the values from the graph but 0 from the kernel:
+  // only masks where every query sees a key (tk >= tq) are taken.
+  if (b !== 1 || rows !== tq || last !== tk || tk < tq) return undefined;
+  return isCausal(mask.dataSync() as Float32Array, tq, tk) ? { causal: true } : undefined;
 }
 
 /** Matches the pattern ending at `node` (the MatMul with V). */
@@ -83,14 +107,11 @@ export function fuseAttention(node: OnnxNode, graph: GraphIndex): FusedNode | un
     if (factor === undefined || !Number.isFinite(factor) || factor === 0) return undefined;
     const scale = divide ? 1 / factor : factor;
     const batch = q.shape[0];
-    let keyPaddingMask: Tensor | undefined;
-    if (mask !== undefined) {
-      keyPaddingMask = keyMask(mask, rank, batch, tk);
-      if (keyPaddingMask === undefined) return undefined;
-    }
+    const masking = mask === undefined ? {} : maskOptions(mask, rank, batch, q.shape[rank - 2], tk);
+    if (masking === undefined) return undefined;
     // [B·H, T, D] runs as B·H batches of one head.
     const as4d = (t: Tensor): Tensor => (rank === 3 ? unsqueeze(t, 1) : t);
-    const y = attention(as4d(q), as4d(k), as4d(v), { scale, keyPaddingMask });
+    const y = attention(as4d(q), as4d(k), as4d(v), { scale, ...masking });
     return [rank === 3 ? squeeze(y, 1) : y];
   });
 }
