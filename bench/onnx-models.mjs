@@ -1,18 +1,26 @@
 // ONNX inference latency, Kiln against onnxruntime on the same files in one run:
 //   - Kiln native (kiln.onnx.load on the native addon) vs onnxruntime-node, the same thread count;
-//   - Kiln WASM (one thread) vs onnxruntime-web's WASM backend in Node (one thread).
+//   - Kiln WASM (one thread) vs onnxruntime-web's WASM backend in Node (one thread);
+//   - onnxruntime-web's threaded WASM in Node (a child process, bench/onnx-ort-web-threads.mjs):
+//     Kiln has no threaded WASM in Node (its threaded build needs Web Workers; Node's threads are
+//     the native addon's), so this column has no Kiln peer and no ratio;
+//   - in Chromium (bench/onnx-chromium.mjs, a cross-origin isolated page): Kiln's threaded WASM
+//     build vs onnxruntime-web's threaded WASM backend, the same thread count.
 // Models: the onnx wheel's `light` ResNet-50 and SqueezeNet (bench/onnx_models.py makes their
 // batch dynamic) and a 4-layer Transformer encoder (d 256, 4 heads, feed-forward 1024, 128 tokens)
-// that Kiln exports with kiln.onnx.save. Batch 1 and 8; the median of a few runs after a warm-up;
-// outputs are checked against each other before timing.
+// that Kiln exports with kiln.onnx.save. Batch 1 and 8; Kiln and its peer run in alternation (a
+// burst of load on the shared machine falls on both), the median of 3 to 5 runs each after a
+// warm-up; outputs are checked against each other.
 //
-//   npm run bench:onnx [-- --only resnet50 --batches 1]
+//   npm run bench:onnx [-- --only=resnet50 --batches=1 --no-chromium --no-threads]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chromiumRows } from './onnx-chromium.mjs';
+import { alternate, benchInput, maxDifference, outputSummary } from './onnx-timing.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const kiln = await import(join(ROOT, 'dist/index.js'));
@@ -53,50 +61,43 @@ for (const name of only) {
   }
 }
 
-// 2. Timing: median milliseconds of up to 5 runs (at least 3, at most ~6 s) after one warm-up.
-async function median(fn) {
-  await fn();
-  const times = [];
-  const start = performance.now();
-  while (times.length < 3 || (times.length < 5 && performance.now() - start < 6000)) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
-
-function maxDifference(a, b) {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
-  return worst;
-}
-
-async function kilnRow(backend, c, input) {
+/** Kiln on `backend` with the model loaded: run() returns the output (the backend is switched per call, so peers can alternate). */
+function kilnRunner(backend, c, input) {
   kiln.setBackend(backend);
   const model = kiln.onnx.load(c.path);
   const x = kiln.tensor(input, c.shape);
-  const run = () => kiln.tidy(() => model.forward(x).dataSync());
-  const out = run();
-  const ms = await median(async () => run());
-  x.dispose();
-  model.dispose();
   kiln.setBackend('native');
-  return { ms, out };
+  const run = async () => {
+    kiln.setBackend(backend);
+    try {
+      return kiln.tidy(() => model.forward(x).dataSync());
+    } finally {
+      kiln.setBackend('native');
+    }
+  };
+  const dispose = () => {
+    kiln.setBackend(backend);
+    x.dispose();
+    model.dispose();
+    kiln.setBackend('native');
+  };
+  return { run, dispose };
 }
 
-async function ortRow(ort, options, c, input) {
+/** An onnxruntime session on the file: run() returns the first output. */
+async function ortRunner(ort, options, c, input) {
   const session = await ort.InferenceSession.create(readFileSync(c.path), options);
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', input, c.shape) };
-  const run = async () => {
-    const result = await session.run(feeds);
-    return result[session.outputNames[0]].data;
-  };
-  const out = await run();
-  const ms = await median(run);
-  await session.release();
-  return { ms, out };
+  const run = async () => (await session.run(feeds))[session.outputNames[0]].data;
+  return { run, dispose: () => session.release() };
+}
+
+/** Kiln and its onnxruntime peer timed in alternation: { kiln: { ms, out }, ort: { ms, out } }. */
+async function pair(kilnPeer, ortPeer) {
+  const { ms, outputs } = await alternate([kilnPeer.run, ortPeer.run]);
+  kilnPeer.dispose();
+  await ortPeer.dispose();
+  return { kiln: { ms: ms[0], out: outputs[0] }, ort: { ms: ms[1], out: outputs[1] } };
 }
 
 const threads = kiln.numThreads();
@@ -104,21 +105,54 @@ ortWeb.env.wasm.numThreads = 1;
 const nodeOptions = { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
 const webOptions = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
 
+const withThreads = !process.argv.includes('--no-threads');
+const withChromium = withThreads && !process.argv.includes('--no-chromium');
 console.log(`ONNX inference, median ms (lower is better); Kiln native ${threads} threads (SIMD ${kiln.simdLevel()}) vs onnxruntime-node intraOpNumThreads ${threads}; Kiln WASM vs onnxruntime-web WASM, 1 thread each`);
 const rows = [];
 for (const c of cases) {
-  const n = c.shape.reduce((a, b) => a * b, 1);
-  const input = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37));
-  const native = await kilnRow('native', c, input);
-  const ortN = await ortRow(ortNode, nodeOptions, c, input);
-  const wasm = await kilnRow('wasm', c, input);
-  const ortW = await ortRow(ortWeb, webOptions, c, input);
+  const input = benchInput(c.shape);
+  const { kiln: native, ort: ortN } = await pair(kilnRunner('native', c, input), await ortRunner(ortNode, nodeOptions, c, input));
+  const { kiln: wasm, ort: ortW } = await pair(kilnRunner('wasm', c, input), await ortRunner(ortWeb, webOptions, c, input));
   const agree = Math.max(maxDifference(native.out, ortN.out), maxDifference(wasm.out, ortW.out));
   if (!(agree < 1e-3)) throw new Error(`${c.name} batch ${c.batch}: Kiln and onnxruntime disagree (max relative difference ${agree})`);
-  const row = { model: c.name, batch: c.batch, kilnNative: native.ms, ortNode: ortN.ms, kilnWasm: wasm.ms, ortWeb: ortW.ms };
+  const row = { model: c.name, batch: c.batch, kilnNative: native.ms, ortNode: ortN.ms, kilnWasm: wasm.ms, ortWeb: ortW.ms, wasmSummary: outputSummary(wasm.out) };
   rows.push(row);
   console.log(`${c.name.padEnd(12)} batch ${String(c.batch).padEnd(2)} | kiln ${native.ms.toFixed(1).padStart(8)}  ort-node ${ortN.ms.toFixed(1).padStart(8)}  ratio ${(ortN.ms / native.ms).toFixed(2)} | kiln-wasm ${wasm.ms.toFixed(1).padStart(8)}  ort-web ${ortW.ms.toFixed(1).padStart(8)}  ratio ${(ortW.ms / wasm.ms).toFixed(2)}`);
 }
-console.log('ratio = onnxruntime ms / Kiln ms: above 1, Kiln is faster.');
+
+// 3. onnxruntime-web with threads in Node (a child process: its thread count is fixed at start).
+if (withThreads) {
+  const child = spawnSync(process.execPath, [join(ROOT, 'bench/onnx-ort-web-threads.mjs'), String(threads), JSON.stringify(cases)], { encoding: 'utf8', cwd: join(ROOT, 'bench'), maxBuffer: 1 << 26 });
+  if (child.status !== 0) throw new Error(`bench/onnx-ort-web-threads.mjs failed:\n${child.stderr}`);
+  const threaded = JSON.parse(child.stdout.trim().split('\n').pop());
+  for (const [i, r] of threaded.entries()) {
+    const agree = maxDifference(Float32Array.from(r.summary.head), Float32Array.from(rows[i].wasmSummary.head));
+    if (!(agree < 1e-3)) throw new Error(`${r.name} batch ${r.batch}: onnxruntime-web with ${threads} threads disagrees with Kiln WASM (${agree})`);
+    rows[i].ortWebThreadsNode = r.ms;
+    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | ort-web ${threads} threads in Node ${r.ms.toFixed(1).padStart(8)} (Kiln has no threaded WASM in Node)`);
+  }
+}
+
+// 4. Chromium: Kiln's threaded WASM build vs onnxruntime-web's, same thread count.
+if (withChromium) {
+  const page = await chromiumRows(cases, { threads, modelDir: CACHE });
+  if (!page.isolated || page.kilnVariant !== 'threads') throw new Error(`the Chromium page did not run Kiln's threaded build (variant ${page.kilnVariant}, isolated ${page.isolated})`);
+  for (const [i, r] of page.rows.entries()) {
+    if (!(r.agree < 1e-3)) throw new Error(`${r.name} batch ${r.batch}: Kiln and onnxruntime-web disagree in Chromium (max relative difference ${r.agree})`);
+    Object.assign(rows[i], { kilnChromium: r.kiln, ortChromium: r.ort });
+    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | Chromium, ${page.threads} threads: kiln-wasm ${r.kiln.toFixed(1).padStart(8)}  ort-web ${r.ort.toFixed(1).padStart(8)}  ratio ${(r.ort / r.kiln).toFixed(2)}`);
+  }
+}
+
+// 5. One table (markdown, as docs/onnx.md shows it).
+const fmt = (ms) => (ms === undefined ? '-' : ms.toFixed(1));
+const ratio = (ort, k) => (ort === undefined || k === undefined ? '-' : (ort / k).toFixed(2));
+console.log(`\n| model | batch | Kiln native | ort-node | ratio | Kiln WASM 1t | ort-web 1t | ratio | ort-web ${threads}t (Node) | Kiln WASM ${threads}t (Chromium) | ort-web ${threads}t (Chromium) | ratio |`);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.model} | ${r.batch} | ${fmt(r.kilnNative)} | ${fmt(r.ortNode)} | ${ratio(r.ortNode, r.kilnNative)} | ${fmt(r.kilnWasm)} | ${fmt(r.ortWeb)} | ${ratio(r.ortWeb, r.kilnWasm)} | ${fmt(r.ortWebThreadsNode)} | ${fmt(r.kilnChromium)} | ${fmt(r.ortChromium)} | ${ratio(r.ortChromium, r.kilnChromium)} |`);
+}
+console.log('ms are medians; ratio = onnxruntime ms / Kiln ms: above 1, Kiln is faster.');
+for (const r of rows) delete r.wasmSummary;
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
 writeFileSync(join(ROOT, 'bench/results/onnx-latest.json'), JSON.stringify({ date: new Date().toISOString(), threads, simd: kiln.simdLevel(), rows }, null, 1));

@@ -5,38 +5,18 @@
  * decoder layers. The exported file also imports back into Kiln. A model using an op ONNX export
  * lacks fails naming it.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { nn, type Tensor } from '../../ts/index.js';
 import { forEachBackend } from '../backends.js';
 import { expectThrows } from '../helpers.js';
-import { pythonBin } from './python.js';
+import { Decoder, Encoder, expectClose, onnxruntime } from './graphs.js';
 
-const runner = fileURLToPath(new URL('./fixtures/run_onnxruntime.py', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kiln-onnx-export-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** onnxruntime's outputs for `inputs` (by graph input name). */
-function onnxruntime(path: string, inputs: Record<string, Tensor>): Record<string, { shape: number[]; data: number[] }> {
-  const feeds = Object.fromEntries(Object.entries(inputs).map(([n, t]) => [n, { shape: [...t.shape], data: Array.from(t.dataSync(), Number), dtype: t.dtype }]));
-  writeFileSync(`${path}.inputs.json`, JSON.stringify(feeds));
-  const r = spawnSync(pythonBin, [runner, path, `${path}.inputs.json`], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`onnxruntime failed on ${path} (npm test installs onnxruntime into the venv):\n${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-function expectClose(got: Tensor, want: { shape: number[]; data: number[] }, tolerance = 1e-4): void {
-  expect([...got.shape]).toEqual(want.shape);
-  const g = got.dataSync();
-  let worst = 0;
-  want.data.forEach((w, i) => (worst = Math.max(worst, Math.abs(g[i] - w) / (1 + Math.abs(w)))));
-  expect(worst).toBeLessThan(tolerance);
-}
 
 /** Exports `model`, runs it in onnxruntime and in Kiln (the model, and the file imported back), and compares. */
 function roundTrip(name: string, model: nn.Module<any, any>, inputs: Tensor[]): void {
@@ -68,20 +48,6 @@ class BiGru extends nn.Module<[Tensor], Tensor> {
   readonly gru = new nn.GRU(5, 7, { bidirectional: true });
   forward(x: Tensor): Tensor {
     return this.gru.forward(x)[0];
-  }
-}
-
-class Encoder extends nn.Module<[Tensor, Tensor], Tensor> {
-  readonly layer = new nn.TransformerEncoderLayer(16, 4, { dimFeedforward: 32, seed: 3 });
-  forward(x: Tensor, padding: Tensor): Tensor {
-    return this.layer.forward(x, { keyPaddingMask: padding });
-  }
-}
-
-class Decoder extends nn.Module<[Tensor, Tensor], Tensor> {
-  readonly layer = new nn.TransformerDecoderLayer(16, 2, { dimFeedforward: 24, seed: 4 });
-  forward(x: Tensor, memory: Tensor): Tensor {
-    return this.layer.forward(x, memory);
   }
 }
 
@@ -121,10 +87,10 @@ forEachBackend(() => {
     });
 
     it('exports Transformer encoder (with key padding) and decoder (causal, cross-attention) layers', () => {
-      const encoder = new Encoder();
+      const encoder = new Encoder(3);
       const padding = kiln.tensor([[false, false, false, true, true], [false, false, false, false, false]]);
       roundTrip('encoder', encoder, [kiln.randn([2, 5, 16], { seed: 5 }), padding]);
-      const decoder = new Decoder();
+      const decoder = new Decoder(4);
       roundTrip('decoder', decoder, [kiln.randn([2, 4, 16], { seed: 6 }), kiln.randn([2, 6, 16], { seed: 7 })]);
       encoder.dispose();
       decoder.dispose();

@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as kiln from '../../ts/index.js';
-import { encodeModel, type NodeProto } from '../../ts/onnx/proto.js';
+import { encodeModel } from '../../ts/onnx/proto.js';
 import { tensorToProto } from '../../ts/onnx/tensors.js';
 import { forEachBackend, heavyIt } from '../backends.js';
 import { expectThrows } from '../helpers.js';
+import { modelBytes } from './graphs.js';
 import { pythonBin } from './python.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/small_cnn.py', import.meta.url));
@@ -31,25 +32,6 @@ beforeAll(() => {
   reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A one-graph model from nodes and float32 initializers (built with Kiln's own encoder). */
-function modelBytes(graph: { nodes: NodeProto[]; inputs: Array<[string, Array<number | string>]>; outputs: string[]; initializers?: Record<string, kiln.Tensor> }, opset = 17): Uint8Array {
-  const valueInfo = (name: string, dims?: Array<number | string>) => ({
-    name,
-    type: { tensorType: { elemType: 1, shape: dims === undefined ? undefined : { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  });
-  return encodeModel({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: opset }],
-    graph: {
-      name: 'test',
-      node: graph.nodes,
-      input: graph.inputs.map(([n, d]) => valueInfo(n, d)),
-      output: graph.outputs.map((n) => valueInfo(n)),
-      initializer: Object.entries(graph.initializers ?? {}).map(([n, t]) => tensorToProto(t, n)),
-    },
-  });
-}
 
 /** MNIST images [n, 1, 28, 28] scaled to [0, 1] and labels, from `offset`. */
 function mnistSlice(images: Uint8Array, labels: Uint8Array, offset: number, n: number): { x: Float32Array; y: Int32Array } {

@@ -11,6 +11,7 @@ import type { Tensor } from '../tensor.js';
 import type { DType } from '../backends/backend.js';
 import { OnnxNode, type Inputs } from './node.js';
 import { OPS } from './ops/index.js';
+import { FusedNode, fuseGraph } from './fusion/index.js';
 import type { GraphProto, ModelProto, ValueInfoProto } from './proto.js';
 import { kilnDType, onnxTypeName, tensorFromProto, type ExternalReader } from './tensors.js';
 
@@ -38,7 +39,7 @@ export function valueInfo(v: ValueInfoProto): OnnxValueInfo {
 }
 
 /** Property names a Module already uses: an initializer with such a name is stored under 'onnx:' + name. */
-const RESERVED = new Set(['training', 'inputNames', 'outputNames', 'inputs', 'outputs', 'opset', 'producer']);
+const RESERVED = new Set(['training', 'inputNames', 'outputNames', 'inputs', 'outputs', 'opset', 'producer', 'fusions']);
 
 export class OnnxModel extends Module<Tensor[], Tensor> {
   /** Names of the graph's inputs (initializers excluded), in order: forward's positional arguments. */
@@ -60,7 +61,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   readonly #consumers = new Map<string, number>();
   /** Values computed once at load from constants alone (see #foldConstants), by name. */
   readonly #folded = new Map<string, Tensor>();
-  /** The nodes left to run on every call (those not folded). */
+  /** The nodes left to run on every call: those not folded, with recognised patterns fused (fusion/). */
   #live: OnnxNode[] = [];
 
   /** Internal: use `kiln.onnx.load`. Checks every node's op before anything runs. */
@@ -91,6 +92,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
       this.#initializers.set(name, key);
     }
     this.#foldConstants(statistics);
+    this.#live = fuseGraph(this.#live, this.outputNames);
     for (const node of this.#live) for (const name of node.inputs) if (name !== '') this.#consumers.set(name, (this.#consumers.get(name) ?? 0) + 1);
     // An imported model starts in evaluation mode (BatchNormalization uses its running statistics,
     // Dropout is off), as the exporter traced it; fit switches to training mode itself.
@@ -134,6 +136,14 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     }
     const parameters = new Set<Tensor>(Object.values(this.stateDict()));
     for (const t of values.values()) if (!keptTensors.has(t) && !parameters.has(t)) t.dispose();
+  }
+
+  /**
+   * The patterns recognised at load and run as one Kiln op each (fusion/): e.g.
+   * { pattern: 'Attention', nodes: ['MatMul_3', 'Mul_4', 'Softmax_5', 'MatMul_6'] }.
+   */
+  get fusions(): Array<{ pattern: string; nodes: string[] }> {
+    return this.#live.filter((n): n is FusedNode => n instanceof FusedNode).map((n) => ({ pattern: n.pattern, nodes: n.replaced.map((r) => r.name) }));
   }
 
   /** Frees the parameters, buffers and folded constants. */
@@ -209,7 +219,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
         try {
           // tidy frees what an op composes on the way (Gemm's product before the bias); the
           // autograd record keeps what backward needs.
-          results = tidy(() => OPS[node.opType](args, node, context));
+          results = tidy(() => (node instanceof FusedNode ? node.run(args, context) : OPS[node.opType](args, node, context)));
         } catch (e) {
           const message = (e as Error).message;
           if (message.startsWith('onnx: ')) throw e;

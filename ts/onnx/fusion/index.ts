@@ -1,0 +1,37 @@
+/**
+ * Load-time fusion of an imported graph: patterns that exporters spell as several ONNX nodes and
+ * Kiln runs as one op (attention.ts, gelu.ts). Each fused node keeps the nodes it replaces and
+ * runs them instead whenever its fast path does not apply (fused-node.ts), so results never
+ * depend on fusion beyond float rounding. Fusion is for inference: in training mode the original
+ * nodes run, so gradients reach every parameter as the graph defines them.
+ */
+
+import type { OnnxNode } from '../node.js';
+import { fuseAttention } from './attention.js';
+import type { FusedNode } from './fused-node.js';
+import { fuseGelu } from './gelu.js';
+import { GraphIndex } from './graph.js';
+
+export { FusedNode } from './fused-node.js';
+
+type Fuser = (node: OnnxNode, graph: GraphIndex) => FusedNode | undefined;
+const FUSERS: Fuser[] = [fuseAttention, fuseGelu];
+
+/** `nodes` (in graph order) with each recognised pattern replaced by one fused node, placed where its output was produced. */
+export function fuseGraph(nodes: OnnxNode[], graphOutputs: string[]): OnnxNode[] {
+  let current = nodes;
+  for (const fuser of FUSERS) {
+    const graph = new GraphIndex(current, graphOutputs);
+    const swallowed = new Set<OnnxNode>();
+    const fusedAt = new Map<OnnxNode, FusedNode>();
+    for (const node of current) {
+      if (swallowed.has(node)) continue;
+      const fused = fuser(node, graph);
+      if (fused === undefined || fused.replaced.some((n) => swallowed.has(n))) continue;
+      for (const n of fused.replaced) swallowed.add(n);
+      fusedAt.set(current.find((n) => n.outputs.includes(fused.outputs[0]))!, fused);
+    }
+    current = current.flatMap((n) => (fusedAt.has(n) ? [fusedAt.get(n)!] : swallowed.has(n) ? [] : [n]));
+  }
+  return current;
+}
