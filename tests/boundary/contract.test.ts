@@ -53,6 +53,28 @@ describe('the Backend interface and the Rust entry table', () => {
     ]);
   });
 
+  it('the check catches a group field renamed, retyped, missing or extra', () => {
+    const stride = '  stride: [number, number];\n  padding: [number, number, number, number];\n  dilation: [number, number];\n  groups: number;';
+    expect(BACKEND_TS).toContain(stride);
+    const mutate = (to: string) => contractMismatches(manifest, BACKEND_TS.replace(stride, to));
+    expect(mutate(stride.replace('stride:', 'strides:'))).toEqual([
+      "ConvGeometry: field 'stride' of the Rust table is missing in backend.ts",
+      "ConvGeometry: field 'strides' of backend.ts is not in the Rust table",
+    ]);
+    expect(mutate(stride.replace('groups: number', 'groups: boolean'))).toEqual(["ConvGeometry: field 'groups' is boolean in backend.ts, number in the Rust table"]);
+    expect(mutate(`${stride}\n  bias: number;`)).toEqual(["ConvGeometry: field 'bias' of backend.ts is not in the Rust table"]);
+    expect(contractMismatches(manifest, BACKEND_TS.replace('export interface ConvGeometry {', 'export interface ConvShape {'))).toEqual([
+      'ConvGeometry: a group of the Rust table but not an interface in backend.ts',
+    ]);
+  });
+
+  it('the table covers the entries that cross lists, strings, typed arrays and groups', () => {
+    const kinds = new Set(manifest.flatMap((e) => e.args.map(([, , kind]) => kind)));
+    for (const kind of ['Dims', 'Ints', 'Handles', 'DTypeName', 'MaybeSeed', 'F32Data', 'ConvGeometry', 'AdamStepOptions']) expect(kinds).toContain(kind);
+    const names = new Set(manifest.map((e) => e.name));
+    for (const name of ['fromF32', 'readF32', 'shape', 'reshape', 'concat', 'split', 'full', 'randn', 'gradients', 'quantizeInt4', 'conv2dQ4']) expect(names).toContain(name);
+  });
+
   it('the check catches an entry added to the table but not to backend.ts', () => {
     const added: ManifestEntry = { name: 'softsignX', args: [['x', 'Handle', 'Handle']], returns: 'Handle' };
     expect(contractMismatches([...manifest, added], BACKEND_TS)).toEqual([

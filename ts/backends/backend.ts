@@ -20,6 +20,78 @@ export interface MemoryInfo {
   bytes: number;
 }
 
+// ---- argument groups: each crosses as one object (crates/kiln-boundary/src/kinds/groups.rs);
+// tests/boundary/contract.test.ts checks these interfaces field by field against the Rust table.
+
+/** A 2-D convolution's geometry; padding is (top, bottom, left, right). */
+export interface ConvGeometry {
+  stride: [number, number];
+  padding: [number, number, number, number];
+  dilation: [number, number];
+  groups: number;
+}
+
+/** A max-pooling window; padding is (top, bottom, left, right). */
+export interface MaxPoolWindow {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number, number, number];
+  dilation: [number, number];
+}
+
+/** An average-pooling window; countIncludePad counts the padding in each average. */
+export interface AvgPoolWindow {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number, number, number];
+  countIncludePad: boolean;
+}
+
+/** Applied to every gradient before the optimizer's rule: scale, clip to ±clipValue (Infinity: off), + weightDecay·param. */
+export interface GradTransform {
+  scale: number;
+  clipValue: number;
+  weightDecay: number;
+}
+
+/** firstStep: the momentum buffer starts as the gradient. */
+export interface SgdStepOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  firstStep: boolean;
+}
+
+/** decoupledDecay > 0 is AdamW; step counts from 1. */
+export interface AdamStepOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  decoupledDecay: number;
+  step: number;
+}
+
+export interface RmspropStepOptions {
+  lr: number;
+  alpha: number;
+  eps: number;
+}
+
+export interface AdagradStepOptions {
+  lr: number;
+  eps: number;
+}
+
+/** scale: NaN for 1/sqrt(D); dropout in [0, 1); seed: negative to use the global generator. */
+export interface FusedAttentionOptions {
+  causal: boolean;
+  scale: number;
+  dropout: number;
+  seed: number;
+}
+
 export interface Backend {
   opTable(): Record<string, string[]>;
   simdLevel(): string;
@@ -86,15 +158,15 @@ export interface Backend {
    * d(root)/d(input) per input as new handles (-1 where root does not depend on the input);
    * seed: a handle or -1. Returned, not accumulated: no leaf's grad changes.
    */
-  gradients(root: Handle, seed: number, inputs: Handle[]): ArrayLike<number>;
+  gradients(root: Handle, seed: number, inputs: Handle[]): number[];
 
   /** Fused cross-entropy from logits; weights: handle or -1; reduction 0 none, 1 mean, 2 sum. */
   crossEntropy(logits: Handle, targets: Handle, weights: number, labelSmoothing: number, reduction: number): Handle;
   /** In-place optimizer updates of a parameter and its state tensors (see crates/kiln-core/src/optim.rs). */
-  sgdStep(param: Handle, grad: Handle, buffer: number, lr: number, momentum: number, dampening: number, nesterov: boolean, firstStep: boolean, scale: number, clipValue: number, weightDecay: number): boolean;
-  adamStep(param: Handle, grad: Handle, m: Handle, v: Handle, lr: number, beta1: number, beta2: number, eps: number, decoupledDecay: number, step: number, scale: number, clipValue: number, weightDecay: number): boolean;
-  rmspropStep(param: Handle, grad: Handle, squareAvg: Handle, lr: number, alpha: number, eps: number, scale: number, clipValue: number, weightDecay: number): boolean;
-  adagradStep(param: Handle, grad: Handle, sum: Handle, lr: number, eps: number, scale: number, clipValue: number, weightDecay: number): boolean;
+  sgdStep(param: Handle, grad: Handle, buffer: number, options: SgdStepOptions, transform: GradTransform): boolean;
+  adamStep(param: Handle, grad: Handle, m: Handle, v: Handle, options: AdamStepOptions, transform: GradTransform): boolean;
+  rmspropStep(param: Handle, grad: Handle, squareAvg: Handle, options: RmspropStepOptions, transform: GradTransform): boolean;
+  adagradStep(param: Handle, grad: Handle, sum: Handle, options: AdagradStepOptions, transform: GradTransform): boolean;
 
   /**
    * Why this instance can no longer run (a WASM trap), or null while it works. The engine then
@@ -121,9 +193,9 @@ export interface Backend {
   fromI8(data: Int8Array, shape: number[]): Handle;
   readI8(h: Handle): Int8Array;
   /** [q int8 [O, I], scales float32 [O]] */
-  quantizeInt8(w: Handle): ArrayLike<number>;
+  quantizeInt8(w: Handle): Handle[];
   /** [packed int8 [O, ceil(I/2)], scales float32 [O, ceil(I/block)]] */
-  quantizeInt4(w: Handle, block: number): ArrayLike<number>;
+  quantizeInt4(w: Handle, block: number): Handle[];
   dequantizeInt8(q: Handle, scales: Handle): Handle;
   dequantizeInt4(packed: Handle, scales: Handle, inFeatures: number, block: number): Handle;
   /** x·Wᵀ + b on int8 weights; bias: a handle or -1. Inference-only. */
@@ -133,20 +205,17 @@ export interface Backend {
   /** x·Wᵀ + b on packed int4 weights; bias: a handle or -1. Inference-only. */
   linearQ4(x: Handle, packed: Handle, scales: Handle, bias: number, block: number): Handle;
   // ---- convolution (CNN family); bias: a handle or -1; padding per side ----
-  conv2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
-  convTranspose2d(x: Handle, w: Handle, bias: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number, outputPaddingH: number, outputPaddingW: number): Handle;
+  conv2d(x: Handle, w: Handle, bias: number, geometry: ConvGeometry): Handle;
+  convTranspose2d(x: Handle, w: Handle, bias: number, geometry: ConvGeometry, outputPadding: [number, number]): Handle;
   // ---- CNN pooling and batch normalization (crates/kiln-core/src/ops/pool.rs, batch_norm.rs) ----
   /** x [N, C, H, W] -> [N, C, outH, outW]; padding is (top, bottom, left, right). */
-  maxPool2d(x: Handle, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number): Handle;
-  avgPool2d(x: Handle, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, countIncludePad: boolean): Handle;
+  maxPool2d(x: Handle, window: MaxPoolWindow): Handle;
+  avgPool2d(x: Handle, window: AvgPoolWindow): Handle;
   /** x [N, C, ...] -> same; weight, bias, runningMean, runningVar: handles or -1. Updates the running statistics in place when training. */
   batchNorm(x: Handle, weight: number, bias: number, runningMean: number, runningVar: number, training: boolean, momentum: number, eps: number): Handle;
   // attention (Transformer family)
-  /**
-   * Fused scaled dot-product attention (crates/kiln-core/src/ops/attention.rs). mask: a handle or
-   * -1; scale: NaN for 1/sqrt(D); dropout in [0, 1); seed: negative to use the global generator.
-   */
-  attention(q: Handle, k: Handle, v: Handle, mask: number, causal: boolean, scale: number, dropout: number, seed: number): Handle;
+  /** Fused scaled dot-product attention (crates/kiln-core/src/ops/attention.rs); mask: a handle or -1. */
+  attention(q: Handle, k: Handle, v: Handle, mask: number, options: FusedAttentionOptions): Handle;
   /** The most bytes live at once (tensors and kernel scratch) since the last reset; `reset` starts a new measurement. */
   peakBytes(reset: boolean): number;
   // ---- devices (the native addon only: bindings/node/src/gpu.rs) ----
@@ -162,11 +231,11 @@ export interface Backend {
   readAsync?(h: Handle): Promise<Float32Array | Int32Array | Uint8Array | Int8Array>;
   // ---- quantized convolutions (crates/kiln-core/src/ops/quant/conv.rs); bias: a handle or -1 ----
   /** conv2d on int8 filter rows q [O, C/groups·kh·kw], scales [O]. Inference-only. */
-  conv2dQ8(x: Handle, q: Handle, scales: Handle, bias: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
+  conv2dQ8(x: Handle, q: Handle, scales: Handle, bias: number, kernel: [number, number], geometry: ConvGeometry): Handle;
   /** As conv2dQ8 with the input quantized to int8 per output position too (int8 x int8 -> i32). Inference-only. */
-  conv2dW8A8(x: Handle, q: Handle, scales: Handle, bias: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number): Handle;
+  conv2dW8A8(x: Handle, q: Handle, scales: Handle, bias: number, kernel: [number, number], geometry: ConvGeometry): Handle;
   /** conv2d on packed int4 filter rows [O, ceil(patch/2)], scales [O, ceil(patch/block)]. Inference-only. */
-  conv2dQ4(x: Handle, packed: Handle, scales: Handle, bias: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padTop: number, padBottom: number, padLeft: number, padRight: number, dilationH: number, dilationW: number, groups: number, block: number): Handle;
+  conv2dQ4(x: Handle, packed: Handle, scales: Handle, bias: number, kernel: [number, number], geometry: ConvGeometry, block: number): Handle;
 }
 
 /** A backend as the engine holds it: the contract plus its name and resolved op codes. */

@@ -42,7 +42,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   if (typeof dropout !== 'number') throw new Error(`attention: dropout must be a number in [0, 1), got ${String(dropout)}`);
   const mask = options.keyPaddingMask === undefined ? -1 : handleOf(options.keyPaddingMask, 'attention', b, 'keyPaddingMask');
   return wrap(
-    b.impl.attention(handleOf(q, 'attention', b, 'q'), handleOf(k, 'attention', b, 'k'), handleOf(v, 'attention', b, 'v'), mask, causal === true, scale ?? NaN, dropout, seed ?? -1),
+    b.impl.attention(handleOf(q, 'attention', b, 'q'), handleOf(k, 'attention', b, 'k'), handleOf(v, 'attention', b, 'v'), mask, {
+      causal: causal === true,
+      scale: scale ?? NaN,
+      dropout,
+      seed: seed ?? -1,
+    }),
     b,
   );
 }

@@ -130,8 +130,8 @@ function convArgs(op: string, x: Tensor, w: Tensor, options: Conv2dOptions) {
 export function conv2d(x: Tensor, w: Tensor, options: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
   const { be, xh, wh, bias, stride, dilation, groups } = convArgs(op, x, w, options);
-  const [top, bottom, left, right] = conv2dPadding(op, options.padding, x.shape, w.shape, stride, dilation);
-  return wrap(be.impl.conv2d(xh, wh, bias, stride[0], stride[1], top, bottom, left, right, dilation[0], dilation[1], groups), be);
+  const padding = conv2dPadding(op, options.padding, x.shape, w.shape, stride, dilation);
+  return wrap(be.impl.conv2d(xh, wh, bias, { stride, padding, dilation, groups }), be);
 }
 
 /**
@@ -145,6 +145,5 @@ export function convTranspose2d(x: Tensor, w: Tensor, options: ConvTranspose2dOp
   const op = 'convTranspose2d';
   const { be, xh, wh, bias, stride, dilation, groups } = convArgs(op, x, w, options);
   const { padding, outputPadding } = convTranspose2dPadding(op, options.padding, options.outputPadding, w.shape, stride, dilation);
-  const [top, bottom, left, right] = padding;
-  return wrap(be.impl.convTranspose2d(xh, wh, bias, stride[0], stride[1], top, bottom, left, right, dilation[0], dilation[1], groups, outputPadding[0], outputPadding[1]), be);
+  return wrap(be.impl.convTranspose2d(xh, wh, bias, { stride, padding, dilation, groups }, outputPadding), be);
 }

@@ -46,7 +46,10 @@ function pair(op: string, what: string, v: Size2d): [number, number] {
 }
 
 /** [top, bottom, left, right] for an input of spatial size [h, w]. */
-function paddingOf(op: string, padding: Padding2d, x: Tensor, kernel: [number, number], stride: [number, number], dilation: [number, number]): number[] {
+/** (top, bottom, left, right). */
+type Padding4 = [number, number, number, number];
+
+function paddingOf(op: string, padding: Padding2d, x: Tensor, kernel: [number, number], stride: [number, number], dilation: [number, number]): Padding4 {
   if (padding === 'valid') return [0, 0, 0, 0];
   if (padding === 'same') {
     // Inputs of the wrong rank get no padding here; the kernel then reports the shape.
@@ -56,7 +59,7 @@ function paddingOf(op: string, padding: Padding2d, x: Tensor, kernel: [number, n
       const extent = (kernel[a] - 1) * dilation[a] + 1;
       const total = Math.max((Math.ceil(size / stride[a]) - 1) * stride[a] + extent - size, 0);
       return [Math.floor(total / 2), total - Math.floor(total / 2)];
-    });
+    }) as Padding4;
   }
   const list = typeof padding === 'number' ? [padding, padding, padding, padding]
     : Array.isArray(padding) && padding.length === 2 ? [padding[0], padding[0], padding[1], padding[1]]
@@ -65,7 +68,7 @@ function paddingOf(op: string, padding: Padding2d, x: Tensor, kernel: [number, n
   if (!list.every((p) => Number.isInteger(p) && p >= 0)) {
     throw new Error(`${op}: padding must be a non-negative integer, [padH, padW], [top, bottom, left, right], 'valid' or 'same', got ${JSON.stringify(padding)}`);
   }
-  return list;
+  return list as Padding4;
 }
 
 /** The window arguments both kernels take: kernel, stride, padding (4 sides), dilation. */
@@ -85,8 +88,8 @@ function windowOf(op: string, x: Tensor, kernelSize: Size2d, options: { stride?:
 export function maxPool2d(x: Tensor, kernelSize: Size2d, options: MaxPool2dOptions = {}): Tensor {
   const b = backend();
   const h = handleOf(x, 'maxPool2d', b);
-  const { kernel, stride, padding: p, dilation } = windowOf('maxPool2d', x, kernelSize, options);
-  return wrap(b.impl.maxPool2d(h, kernel[0], kernel[1], stride[0], stride[1], p[0], p[1], p[2], p[3], dilation[0], dilation[1]), b);
+  const { kernel, stride, padding, dilation } = windowOf('maxPool2d', x, kernelSize, options);
+  return wrap(b.impl.maxPool2d(h, { kernel, stride, padding, dilation }), b);
 }
 
 /**
@@ -96,8 +99,8 @@ export function maxPool2d(x: Tensor, kernelSize: Size2d, options: MaxPool2dOptio
 export function avgPool2d(x: Tensor, kernelSize: Size2d, options: AvgPool2dOptions = {}): Tensor {
   const b = backend();
   const h = handleOf(x, 'avgPool2d', b);
-  const { kernel, stride, padding: p } = windowOf('avgPool2d', x, kernelSize, options);
+  const { kernel, stride, padding } = windowOf('avgPool2d', x, kernelSize, options);
   const countIncludePad = options.countIncludePad ?? true;
   if (typeof countIncludePad !== 'boolean') throw new Error(`avgPool2d: countIncludePad must be a boolean, got ${JSON.stringify(countIncludePad)}`);
-  return wrap(b.impl.avgPool2d(h, kernel[0], kernel[1], stride[0], stride[1], p[0], p[1], p[2], p[3], countIncludePad), b);
+  return wrap(b.impl.avgPool2d(h, { kernel, stride, padding, countIncludePad }), b);
 }

@@ -16,6 +16,7 @@
  */
 
 import { backend } from '../engine.js';
+import type { ConvGeometry } from '../backends/backend.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { conv2dPadding, pair as sizePair, type Conv2dOptions } from './conv.js';
 import { handleOf } from './util.js';
@@ -101,8 +102,8 @@ export function linearQ4(x: Tensor, packed: Tensor, scales: Tensor, bias?: Tenso
   return wrap(b.impl.linearQ4(handleOf(x, op, b, 'x'), handleOf(packed, op, b, 'packed'), handleOf(scales, op, b, 'scales'), bh, positiveInt(op, 'block', block)), b);
 }
 
-/** What both quantized convolutions pass to the kernel after x, the weights and the scales. */
-function convArgs(op: string, x: Tensor, kernel: number | [number, number], options: Conv2dOptions): number[] {
+/** What the quantized convolutions pass to the kernel after x, the weights and the scales. */
+function convArgs(op: string, x: Tensor, kernel: number | [number, number], options: Conv2dOptions): { bias: number; kernel: [number, number]; geometry: ConvGeometry } {
   const b = backend();
   const [kh, kw] = sizePair(op, 'kernel', kernel, 1, 1);
   const stride = sizePair(op, 'stride', options.stride, 1, 1);
@@ -110,7 +111,7 @@ function convArgs(op: string, x: Tensor, kernel: number | [number, number], opti
   const groups = positiveInt(op, 'groups', options.groups ?? 1);
   const padding = conv2dPadding(op, options.padding, x.shape, [0, 0, kh, kw], stride, dilation);
   const bias = options.bias == null ? -1 : handleOf(options.bias, op, b, 'bias');
-  return [bias, kh, kw, ...stride, ...padding, ...dilation, groups];
+  return { bias, kernel: [kh, kw], geometry: { stride, padding, dilation, groups } };
 }
 
 /**
@@ -122,8 +123,8 @@ function convArgs(op: string, x: Tensor, kernel: number | [number, number], opti
 export function conv2dQ8(x: Tensor, q: Tensor, scales: Tensor, kernel: number | [number, number], options: Conv2dOptions = {}): Tensor {
   const b = backend();
   const op = 'conv2dQ8';
-  const [bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g] = convArgs(op, x, kernel, options);
-  return wrap(b.impl.conv2dQ8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g), b);
+  const c = convArgs(op, x, kernel, options);
+  return wrap(b.impl.conv2dQ8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), c.bias, c.kernel, c.geometry), b);
 }
 
 /**
@@ -136,8 +137,8 @@ export function conv2dQ8(x: Tensor, q: Tensor, scales: Tensor, kernel: number | 
 export function conv2dW8A8(x: Tensor, q: Tensor, scales: Tensor, kernel: number | [number, number], options: Conv2dOptions = {}): Tensor {
   const b = backend();
   const op = 'conv2dW8A8';
-  const [bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g] = convArgs(op, x, kernel, options);
-  return wrap(b.impl.conv2dW8A8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g), b);
+  const c = convArgs(op, x, kernel, options);
+  return wrap(b.impl.conv2dW8A8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), c.bias, c.kernel, c.geometry), b);
 }
 
 /**
@@ -149,6 +150,6 @@ export function conv2dQ4(x: Tensor, packed: Tensor, scales: Tensor, kernel: numb
   const b = backend();
   const op = 'conv2dQ4';
   const block = positiveInt(op, 'block', options.block ?? INT4_BLOCK);
-  const [bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g] = convArgs(op, x, kernel, options);
-  return wrap(b.impl.conv2dQ4(handleOf(x, op, b, 'x'), handleOf(packed, op, b, 'packed'), handleOf(scales, op, b, 'scales'), bias, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g, block), b);
+  const c = convArgs(op, x, kernel, options);
+  return wrap(b.impl.conv2dQ4(handleOf(x, op, b, 'x'), handleOf(packed, op, b, 'packed'), handleOf(scales, op, b, 'scales'), c.bias, c.kernel, c.geometry, block), b);
 }

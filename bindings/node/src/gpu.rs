@@ -3,10 +3,11 @@
 //! `toDevice`, and `readAsync` reads a tensor back on a libuv worker thread so that
 //! `await t.data()` never blocks the JS thread while the GPU finishes.
 
-use crate::fast::{readback, Readback};
+use crate::napi_value::ToJs;
 use crate::{guard, handle, register, registry, Handle};
+use kiln_boundary::kinds::Place;
 use kiln_core::device::{to_device as move_to, Device};
-use kiln_core::{KilnError, Tensor};
+use kiln_core::{DType, KilnError, Tensor};
 use kiln_gpu::GpuBackend;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -21,46 +22,33 @@ fn gpu() -> kiln_core::Result<Arc<dyn Device>> {
     }
 }
 
-fn device_named(op: &str, name: &str) -> kiln_core::Result<Option<Arc<dyn Device>>> {
-    match name {
-        "cpu" => Ok(None),
-        "gpu" => gpu().map(Some),
-        other => Err(KilnError::new(op, format!("unknown device '{other}' (expected 'cpu' or 'gpu')"))),
-    }
-}
-
 /// Opens the GPU (if not yet open) and describes it as JSON: adapter, driver, limits, readbacks
 /// so far. Throws the no-adapter error, which says how to install a Vulkan driver.
-#[napi(js_name = "gpuInfo")]
-pub fn gpu_info() -> Result<String> {
-    guard("gpuInfo", || {
-        let g = gpu()?;
-        let described = g.describe();
-        Ok(format!("{},\"readbacks\":{}}}", &described[..described.len() - 1], g.readbacks()))
-    })
+pub fn info() -> kiln_core::Result<String> {
+    let g = gpu()?;
+    let described = g.describe();
+    Ok(format!("{},\"readbacks\":{}}}", &described[..described.len() - 1], g.readbacks()))
 }
 
-/// A new handle to `h`'s tensor on `device` ('cpu' or 'gpu'); gradients flow back across it.
-#[napi(js_name = "toDevice")]
-pub fn to_device(h: Handle, device: String) -> Result<u32> {
-    guard("to", || {
-        let h = handle("to", "h", h)?;
-        let target = device_named("to", &device)?;
-        let out = registry::with(|r| r.get(h).and_then(|t| move_to(t, target.as_ref())))?;
-        Ok(register(out))
-    })
+/// A new handle to `h`'s tensor on `place`; gradients flow back across it. Errors name `to`,
+/// the Tensor method the user called.
+pub fn to_device(h: u32, place: Place) -> kiln_core::Result<u32> {
+    let target = match place {
+        Place::Cpu => None,
+        Place::Gpu => Some(gpu()?),
+    };
+    let out = registry::with(|r| r.get(h).and_then(|t| move_to(t, target.as_ref()))).map_err(|e| registry::name_entry(e, "to"))?;
+    Ok(register(out))
 }
 
 /// 'cpu' or the device's name.
-#[napi(js_name = "deviceOf")]
-pub fn device_of(h: Handle) -> Result<String> {
-    guard("device", || registry::with(|r| r.get(handle("device", "h", h)?).map(|t| t.device().map_or("cpu".to_string(), |d| d.name().to_string()))))
+pub fn device_of(h: u32) -> kiln_core::Result<String> {
+    registry::with(|r| r.get(h).map(|t| t.device().map_or("cpu".to_string(), |d| d.name().to_string()))).map_err(|e| registry::name_entry(e, "device"))
 }
 
 /// Waits for every kernel submitted so far (and reports a failure if one did).
-#[napi(js_name = "gpuSynchronize")]
-pub fn gpu_synchronize() -> Result<bool> {
-    guard("synchronize", || gpu()?.synchronize().map(|_| true))
+pub fn synchronize() -> kiln_core::Result<bool> {
+    gpu()?.synchronize().map(|_| true).map_err(|e| registry::name_entry(e, "synchronize"))
 }
 
 /// Reads a tensor's elements on a worker thread: the promise resolves with a typed array.
@@ -72,6 +60,32 @@ pub fn read_async(h: Handle) -> Result<AsyncTask<ReadTask>> {
 
 pub struct ReadTask {
     tensor: Option<Tensor>,
+}
+
+/// Tensor contents read on a worker thread.
+pub enum Readback {
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+    Bool(Vec<u8>),
+    I8(Vec<i8>),
+}
+
+/// A tensor's elements; a tensor on a device is downloaded first (the worker thread waits).
+fn readback(t: &Tensor) -> kiln_core::Result<Readback> {
+    let downloaded;
+    let t = match t.device() {
+        Some(device) => {
+            downloaded = device.download(t)?;
+            &downloaded
+        }
+        None => t,
+    };
+    Ok(match t.dtype() {
+        DType::F32 => Readback::F32(t.elements("data")?),
+        DType::I32 => Readback::I32(t.elements("data")?),
+        DType::I8 => Readback::I8(t.elements("data")?),
+        _ => Readback::Bool(t.elements("data")?),
+    })
 }
 
 /// A readback on its way to JS (converted on the JS thread).
@@ -88,7 +102,12 @@ impl TypeName for JsReadback {
 
 impl ToNapiValue for JsReadback {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
-        let v = val.0.into_js(env);
+        let v = match val.0 {
+            Readback::F32(v) => v.to_js(env),
+            Readback::I32(v) => v.to_js(env),
+            Readback::Bool(v) => v.to_js(env),
+            Readback::I8(v) => v.to_js(env),
+        };
         if v.is_null() {
             return Err(Error::new(Status::PendingException, "data: the readback could not be copied to JS"));
         }

@@ -2,8 +2,16 @@
 //! N-API addon and the WASM module. Arguments arrive already checked by their kinds (kinds.rs);
 //! a body resolves handles, calls kiln-core and registers what it returns.
 
-use kiln_core::ops::{self, BinaryOp, UnaryOp};
+mod creation;
+mod data;
+mod shape;
+pub use creation::*;
+pub use data::*;
+pub use shape::*;
+
+use kiln_core::ops::{self, BinaryOp, ReduceOp, UnaryOp};
 use kiln_core::{autograd, optim, KilnError, Result, Tensor};
+use crate::kinds;
 use kiln_registry::{self as registry, register, with_tensors};
 
 type H = u32;
@@ -17,8 +25,8 @@ fn optional(r: &registry::Registry, h: Option<H>) -> Result<Option<&Tensor>> {
     h.map(|h| r.get(h)).transpose()
 }
 
-fn transform(scale: f64, clip_value: f64, weight_decay: f64) -> optim::GradTransform {
-    optim::GradTransform { scale: scale as f32, clip_value: clip_value as f32, weight_decay: weight_decay as f32 }
+fn transform(t: kinds::GradTransform) -> optim::GradTransform {
+    optim::GradTransform { scale: t.scale as f32, clip_value: t.clip_value as f32, weight_decay: t.weight_decay as f32 }
 }
 
 // ---- handles --------------------------------------------------------------------------------
@@ -43,6 +51,15 @@ pub fn binary(op: u32, a: H, b: H) -> Result<H> {
 
 pub fn where_(cond: H, a: H, b: H) -> Result<H> {
     with_tensors([cond, a, b], |[c, x, y]| ops::where_(c, x, y))
+}
+
+/// Named after the reduction (sum, mean, ...), which is what the user called: the axes and the
+/// correction are checked here rather than by their kinds.
+pub fn reduce(op: u32, x: H, axes: Vec<f64>, keep_dims: bool, correction: f64) -> Result<H> {
+    let op = table_op("reduce", ReduceOp::ALL, op)?;
+    let correction = <crate::kinds::Count as crate::kinds::Scalar>::from_number(op.name(), "correction", correction)?;
+    let axes = kiln_core::args::ints(op.name(), &axes)?;
+    with_tensors([x], |[t]| ops::reduce(op, t, &axes, keep_dims, correction as usize))
 }
 
 pub fn softmax(x: H, axis: isize, log: bool) -> Result<H> {
@@ -123,6 +140,14 @@ pub fn detach(x: H) -> Result<H> {
     with_tensors([x], |[t]| Ok(t.detach()))
 }
 
+/// d(root)/d(input) per input as new handles (-1 where root does not depend on the input); `seed`
+/// None: the implicit 1 of a one-element root. Returned, not accumulated: no leaf's grad changes.
+pub fn gradients(root: H, seed: Option<H>, inputs: Vec<H>) -> Result<Vec<f64>> {
+    let inputs = registry::resolve_all(&inputs)?;
+    let grads = registry::with(|r| autograd::gradients(r.get(root)?, optional(r, seed)?, &inputs.iter().collect::<Vec<_>>()))?;
+    Ok(grads.into_iter().map(|g| g.map_or(-1.0, |g| register(g) as f64)).collect())
+}
+
 /// Turns gradient recording on or off; returns the previous setting.
 pub fn set_grad_enabled(enabled: bool) -> Result<bool> {
     Ok(autograd::set_enabled(enabled))
@@ -137,29 +162,25 @@ pub fn cross_entropy(logits: H, targets: H, weights: Option<H>, smoothing: f64, 
     Ok(register(out))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn sgd_step(param: H, grad: H, buffer: Option<H>, lr: f64, momentum: f64, dampening: f64, nesterov: bool, first_step: bool, scale: f64, clip_value: f64, weight_decay: f64) -> Result<bool> {
-    let rule = optim::Rule::Sgd { lr: lr as f32, momentum: momentum as f32, dampening: dampening as f32, nesterov, first_step };
+pub fn sgd_step(param: H, grad: H, buffer: Option<H>, o: kinds::SgdStepOptions, t: kinds::GradTransform) -> Result<bool> {
+    let rule = optim::Rule::Sgd { lr: o.lr as f32, momentum: o.momentum as f32, dampening: o.dampening as f32, nesterov: o.nesterov, first_step: o.first_step };
     let state: Vec<H> = buffer.into_iter().collect();
-    registry::optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &state)
+    registry::optimizer_step(rule, transform(t), param, grad, &state)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn adam_step(param: H, grad: H, m: H, v: H, lr: f64, beta1: f64, beta2: f64, eps: f64, decoupled_decay: f64, step: u32, scale: f64, clip_value: f64, weight_decay: f64) -> Result<bool> {
-    let rule = optim::Rule::Adam { lr: lr as f32, beta1: beta1 as f32, beta2: beta2 as f32, eps: eps as f32, decoupled_decay: decoupled_decay as f32, step };
-    registry::optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[m, v])
+pub fn adam_step(param: H, grad: H, m: H, v: H, o: kinds::AdamStepOptions, t: kinds::GradTransform) -> Result<bool> {
+    let rule = optim::Rule::Adam { lr: o.lr as f32, beta1: o.beta1 as f32, beta2: o.beta2 as f32, eps: o.eps as f32, decoupled_decay: o.decoupled_decay as f32, step: o.step };
+    registry::optimizer_step(rule, transform(t), param, grad, &[m, v])
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn rmsprop_step(param: H, grad: H, square_avg: H, lr: f64, alpha: f64, eps: f64, scale: f64, clip_value: f64, weight_decay: f64) -> Result<bool> {
-    let rule = optim::Rule::RmsProp { lr: lr as f32, alpha: alpha as f32, eps: eps as f32 };
-    registry::optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[square_avg])
+pub fn rmsprop_step(param: H, grad: H, square_avg: H, o: kinds::RmspropStepOptions, t: kinds::GradTransform) -> Result<bool> {
+    let rule = optim::Rule::RmsProp { lr: o.lr as f32, alpha: o.alpha as f32, eps: o.eps as f32 };
+    registry::optimizer_step(rule, transform(t), param, grad, &[square_avg])
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn adagrad_step(param: H, grad: H, sum: H, lr: f64, eps: f64, scale: f64, clip_value: f64, weight_decay: f64) -> Result<bool> {
-    let rule = optim::Rule::AdaGrad { lr: lr as f32, eps: eps as f32 };
-    registry::optimizer_step(rule, transform(scale, clip_value, weight_decay), param, grad, &[sum])
+pub fn adagrad_step(param: H, grad: H, sum: H, o: kinds::AdagradStepOptions, t: kinds::GradTransform) -> Result<bool> {
+    let rule = optim::Rule::AdaGrad { lr: o.lr as f32, eps: o.eps as f32 };
+    registry::optimizer_step(rule, transform(t), param, grad, &[sum])
 }
 
 /// The most bytes live at once since the last reset (tensors and kernel scratch); `reset` starts anew.
@@ -199,6 +220,18 @@ pub fn recurrent(cell: u32, x: H, h0: H, c0: Option<H>, w_ih: H, w_hh: H, b_ih: 
 
 // ---- weight-only quantization (kiln-core ops/quant) -----------------------------------------
 
+/// [q, scales] for an int8 per-channel quantization of w [O, I].
+pub fn quantize_int8(w: H) -> Result<Vec<H>> {
+    let (q, s) = registry::with(|r| ops::quantize_int8(r.get(w)?))?;
+    Ok(vec![register(q), register(s)])
+}
+
+/// [packed, scales] for an int4 per-block quantization of w [O, I].
+pub fn quantize_int4(w: H, block: u32) -> Result<Vec<H>> {
+    let (q, s) = registry::with(|r| ops::quantize_int4(r.get(w)?, block as usize))?;
+    Ok(vec![register(q), register(s)])
+}
+
 pub fn dequantize_int8(q: H, scales: H) -> Result<H> {
     with_tensors([q, scales], |[q, s]| ops::dequantize_int8(q, s))
 }
@@ -225,39 +258,28 @@ pub fn linear_q4(x: H, packed: H, scales: H, bias: Option<H>, block: u32) -> Res
 
 // ---- convolution and pooling (CNN family); padding is per side (top, bottom, left, right) ----
 
-fn conv_params(stride: [u32; 2], padding: [u32; 4], dilation: [u32; 2], groups: u32) -> ops::ConvParams {
-    ops::ConvParams { stride: stride.map(|v| v as usize), padding: padding.map(|v| v as usize), dilation: dilation.map(|v| v as usize), groups: groups as usize }
+fn conv_params(g: kinds::ConvGeometry) -> ops::ConvParams {
+    ops::ConvParams { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups as usize }
 }
 
-fn pool2d(kernel: [u32; 2], stride: [u32; 2], padding: [u32; 4], dilation: [u32; 2]) -> ops::Pool2d {
-    ops::Pool2d { kernel: kernel.map(|v| v as usize), stride: stride.map(|v| v as usize), padding: padding.map(|v| v as usize), dilation: dilation.map(|v| v as usize) }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d(x: H, w: H, bias: Option<H>, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32) -> Result<H> {
-    let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
-    let out = registry::with(|r| ops::conv2d(r.get(x)?, r.get(w)?, optional(r, bias)?, &p))?;
+pub fn conv2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeometry) -> Result<H> {
+    let out = registry::with(|r| ops::conv2d(r.get(x)?, r.get(w)?, optional(r, bias)?, &conv_params(geometry)))?;
     Ok(register(out))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn conv_transpose2d(x: H, w: H, bias: Option<H>, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32, output_padding_h: u32, output_padding_w: u32) -> Result<H> {
-    let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
-    let output_padding = [output_padding_h as usize, output_padding_w as usize];
-    let out = registry::with(|r| ops::conv_transpose2d(r.get(x)?, r.get(w)?, optional(r, bias)?, &p, output_padding))?;
+pub fn conv_transpose2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeometry, output_padding: [usize; 2]) -> Result<H> {
+    let out = registry::with(|r| ops::conv_transpose2d(r.get(x)?, r.get(w)?, optional(r, bias)?, &conv_params(geometry), output_padding))?;
     Ok(register(out))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn max_pool2d(x: H, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32) -> Result<H> {
-    let pool = pool2d([kernel_h, kernel_w], [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w]);
+pub fn max_pool2d(x: H, w: kinds::MaxPoolWindow) -> Result<H> {
+    let pool = ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation };
     with_tensors([x], |[t]| ops::max_pool2d(t, pool))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn avg_pool2d(x: H, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, count_include_pad: bool) -> Result<H> {
-    let pool = pool2d([kernel_h, kernel_w], [stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [1, 1]);
-    with_tensors([x], |[t]| ops::avg_pool2d(t, pool, count_include_pad))
+pub fn avg_pool2d(x: H, w: kinds::AvgPoolWindow) -> Result<H> {
+    let pool = ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: [1, 1] };
+    with_tensors([x], |[t]| ops::avg_pool2d(t, pool, w.count_include_pad))
 }
 
 /// The running statistics update in place when training (kiln-registry's in_place.rs).
@@ -269,38 +291,27 @@ pub fn batch_norm(x: H, weight: Option<H>, bias: Option<H>, running_mean: Option
 
 // ---- attention (Transformer family) ---------------------------------------------------------
 
-/// scale: NaN for 1/sqrt(D); seed: negative to draw from the global generator.
-#[allow(clippy::too_many_arguments)]
-pub fn attention(q: H, k: H, v: H, mask: Option<H>, causal: bool, scale: f64, dropout: f64, seed: f64) -> Result<H> {
-    let options = ops::AttentionOptions::from_flat(causal, scale, dropout, seed);
+pub fn attention(q: H, k: H, v: H, mask: Option<H>, o: kinds::FusedAttentionOptions) -> Result<H> {
+    let options = ops::AttentionOptions::from_flat(o.causal, o.scale, o.dropout, o.seed);
     let out = registry::with(|r| ops::attention(r.get(q)?, r.get(k)?, r.get(v)?, optional(r, mask)?, &options))?;
     Ok(register(out))
 }
 
 // ---- quantized convolutions (kiln-core ops/quant/conv.rs) -----------------------------------
-// The kernel size [kh, kw] comes first (the filter rows do not record it).
+// The kernel size [kh, kw] comes apart from the geometry: the filter rows do not record it.
 
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_q8(x: H, q: H, scales: H, bias: Option<H>, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32) -> Result<H> {
-    let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
-    let kernel = [kernel_h as usize, kernel_w as usize];
-    let out = registry::with(|r| ops::conv2d_q8(r.get(x)?, r.get(q)?, r.get(scales)?, optional(r, bias)?, kernel, &p))?;
+pub fn conv2d_q8(x: H, q: H, scales: H, bias: Option<H>, kernel: [usize; 2], geometry: kinds::ConvGeometry) -> Result<H> {
+    let out = registry::with(|r| ops::conv2d_q8(r.get(x)?, r.get(q)?, r.get(scales)?, optional(r, bias)?, kernel, &conv_params(geometry)))?;
     Ok(register(out))
 }
 
 /// As conv2d_q8, with the input quantized to int8 too (int8 x int8 -> i32; ops/quant/w8a8.rs).
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_w8a8(x: H, q: H, scales: H, bias: Option<H>, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32) -> Result<H> {
-    let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
-    let kernel = [kernel_h as usize, kernel_w as usize];
-    let out = registry::with(|r| ops::conv2d_w8a8(r.get(x)?, r.get(q)?, r.get(scales)?, optional(r, bias)?, kernel, &p))?;
+pub fn conv2d_w8a8(x: H, q: H, scales: H, bias: Option<H>, kernel: [usize; 2], geometry: kinds::ConvGeometry) -> Result<H> {
+    let out = registry::with(|r| ops::conv2d_w8a8(r.get(x)?, r.get(q)?, r.get(scales)?, optional(r, bias)?, kernel, &conv_params(geometry)))?;
     Ok(register(out))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_q4(x: H, packed: H, scales: H, bias: Option<H>, kernel_h: u32, kernel_w: u32, stride_h: u32, stride_w: u32, pad_top: u32, pad_bottom: u32, pad_left: u32, pad_right: u32, dilation_h: u32, dilation_w: u32, groups: u32, block: u32) -> Result<H> {
-    let p = conv_params([stride_h, stride_w], [pad_top, pad_bottom, pad_left, pad_right], [dilation_h, dilation_w], groups);
-    let kernel = [kernel_h as usize, kernel_w as usize];
-    let out = registry::with(|r| ops::conv2d_q4(r.get(x)?, r.get(packed)?, r.get(scales)?, optional(r, bias)?, kernel, &p, block as usize))?;
+pub fn conv2d_q4(x: H, packed: H, scales: H, bias: Option<H>, kernel: [usize; 2], geometry: kinds::ConvGeometry, block: u32) -> Result<H> {
+    let out = registry::with(|r| ops::conv2d_q4(r.get(x)?, r.get(packed)?, r.get(scales)?, optional(r, bias)?, kernel, &conv_params(geometry), block as usize))?;
     Ok(register(out))
 }

@@ -5,7 +5,17 @@
 //! Each kind also names its TypeScript type, which the test of ts/backends/backend.ts compares
 //! with the `Backend` interface (tests/boundary/manifest.test.ts).
 
+use crate::js::JsArg;
 use kiln_core::{KilnError, Result};
+
+mod data;
+mod groups;
+mod lists;
+mod names;
+pub use data::*;
+pub use groups::*;
+pub use lists::*;
+pub use names::*;
 
 /// How a JS value becomes a Rust argument.
 pub trait Kind {
@@ -14,13 +24,38 @@ pub trait Kind {
     const TS: &'static str;
     /// What the error says the argument must be.
     const EXPECTED: &'static str;
-    /// True when JS passes a boolean (read as one natively; as 0/1 through wasm-bindgen's f64).
-    const IS_FLAG: bool = false;
+    /// May be left out (JS `undefined`): only trailing arguments are.
+    const OPTIONAL: bool = false;
+    /// For a group (groups.rs): its fields as (JS name, TypeScript type), which the contract test
+    /// compares with the interface of that name in backend.ts.
+    const FIELDS: &'static [(&'static str, &'static str)] = &[];
+    /// Reads and checks the argument; the error names the entry and the argument.
+    fn read<V: JsArg>(entry: &str, arg: &str, v: &V) -> Result<Self::Value>;
+}
+
+/// A kind that crosses as one number. Through wasm-bindgen these arguments are f64 parameters
+/// (cheaper than a `JsValue` on every call of the hot entries), so the check takes the number.
+pub trait Scalar: Kind {
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<Self::Value>;
-    /// Only flags take a boolean.
-    fn from_bool(entry: &str, arg: &str, _v: bool) -> Result<Self::Value> {
-        Err(wrong_kind::<Self>(entry, arg, "a boolean"))
+}
+
+/// A scalar kind read from a JS value: a number, then the kind's check.
+#[inline]
+fn read_number<K: Scalar, V: JsArg>(entry: &str, arg: &str, v: &V) -> Result<K::Value> {
+    match v.number() {
+        Some(x) => K::from_number(entry, arg, x),
+        None => Err(wrong_kind::<K>(entry, arg, &v.describe())),
     }
+}
+
+/// Implements `Kind::read` of scalar kinds through `read_number`.
+macro_rules! scalar_read {
+    () => {
+        #[inline]
+        fn read<V: JsArg>(entry: &str, arg: &str, v: &V) -> Result<Self::Value> {
+            read_number::<Self, V>(entry, arg, v)
+        }
+    };
 }
 
 /// "unary: argument 'x' must be a tensor handle ..., got a string".
@@ -60,6 +95,9 @@ impl Kind for Handle {
     type Value = u32;
     const TS: &'static str = "Handle";
     const EXPECTED: &'static str = "a tensor handle (an integer from 0 to 2^32 - 1)";
+    scalar_read!();
+}
+impl Scalar for Handle {
     #[inline]
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<u32> {
         // The message is built only on failure: this runs on every call of every hot entry.
@@ -73,6 +111,9 @@ impl Kind for MaybeHandle {
     type Value = Option<u32>;
     const TS: &'static str = "number";
     const EXPECTED: &'static str = "a tensor handle or -1 for none";
+    scalar_read!();
+}
+impl Scalar for MaybeHandle {
     #[inline]
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<Option<u32>> {
         kiln_registry::optional_handle(entry, arg, v).map_err(|_| wrong_kind::<Self>(entry, arg, &v.to_string()))
@@ -85,6 +126,9 @@ impl Kind for Count {
     type Value = u32;
     const TS: &'static str = "number";
     const EXPECTED: &'static str = "a non-negative integer";
+    scalar_read!();
+}
+impl Scalar for Count {
     #[inline]
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<u32> {
         integer_in::<Self>(entry, arg, v, 0.0..=u32::MAX as f64).map(|v| v as u32)
@@ -97,6 +141,9 @@ impl Kind for Int {
     type Value = isize;
     const TS: &'static str = "number";
     const EXPECTED: &'static str = "an integer";
+    scalar_read!();
+}
+impl Scalar for Int {
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<isize> {
         // 2^53: beyond it f64 no longer holds every integer, and no axis or size is that large.
         const MAX: f64 = 9007199254740991.0;
@@ -110,8 +157,43 @@ impl Kind for Number {
     type Value = f64;
     const TS: &'static str = "number";
     const EXPECTED: &'static str = "a number";
+    scalar_read!();
+}
+impl Scalar for Number {
     fn from_number(_entry: &str, _arg: &str, v: f64) -> Result<f64> {
         Ok(v)
+    }
+}
+
+/// A seed for the random generators: an integer from 0 to 2^53 - 1 (never cut to an integer).
+pub struct Seed;
+impl Kind for Seed {
+    type Value = u64;
+    const TS: &'static str = "number";
+    const EXPECTED: &'static str = "a seed (an integer from 0 to 2^53 - 1)";
+    scalar_read!();
+}
+impl Scalar for Seed {
+    fn from_number(entry: &str, arg: &str, v: f64) -> Result<u64> {
+        integer_in::<Self>(entry, arg, v, 0.0..=9007199254740991.0).map(|v| v as u64)
+    }
+}
+
+/// A seed, or `undefined` for "draw from the global generator".
+pub struct MaybeSeed;
+impl Kind for MaybeSeed {
+    type Value = Option<u64>;
+    const TS: &'static str = "number | undefined";
+    const EXPECTED: &'static str = "a seed (an integer from 0 to 2^53 - 1) or undefined";
+    const OPTIONAL: bool = true;
+    fn read<V: JsArg>(entry: &str, arg: &str, v: &V) -> Result<Option<u64>> {
+        if v.is_nullish() {
+            return Ok(None);
+        }
+        match v.number() {
+            Some(x) => integer_in::<Self>(entry, arg, x, 0.0..=9007199254740991.0).map(|x| Some(x as u64)),
+            None => Err(wrong_kind::<Self>(entry, arg, &v.describe())),
+        }
     }
 }
 
@@ -121,7 +203,12 @@ impl Kind for Flag {
     type Value = bool;
     const TS: &'static str = "boolean";
     const EXPECTED: &'static str = "a boolean";
-    const IS_FLAG: bool = true;
+    #[inline]
+    fn read<V: JsArg>(entry: &str, arg: &str, v: &V) -> Result<bool> {
+        v.boolean().ok_or_else(|| wrong_kind::<Self>(entry, arg, &v.describe()))
+    }
+}
+impl Scalar for Flag {
     /// Through wasm-bindgen a boolean arrives as the number JS makes of it (true -> 1).
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<bool> {
         match v {
@@ -130,23 +217,6 @@ impl Kind for Flag {
             _ => Err(wrong_kind::<Self>(entry, arg, &v.to_string())),
         }
     }
-    fn from_bool(_entry: &str, _arg: &str, v: bool) -> Result<bool> {
-        Ok(v)
-    }
-}
-
-/// The TypeScript type of a result, by the Rust type an entry returns.
-pub trait Returned {
-    const TS: &'static str;
-}
-impl Returned for u32 {
-    const TS: &'static str = "Handle";
-}
-impl Returned for f64 {
-    const TS: &'static str = "number";
-}
-impl Returned for bool {
-    const TS: &'static str = "boolean";
 }
 
 #[cfg(test)]
@@ -171,11 +241,12 @@ mod tests {
 
     #[test]
     fn flags_take_booleans_or_zero_and_one() {
-        assert!(Flag::from_bool("matmul", "transpose_a", true).unwrap());
+        use crate::js::Fake;
+        assert!(Flag::read("matmul", "transpose_a", &Fake::Bool(true)).unwrap());
         assert!(!Flag::from_number("matmul", "transpose_a", 0.0).unwrap());
         let e = Flag::from_number("matmul", "transpose_a", f64::NAN).unwrap_err().to_string();
         assert_eq!(e, "matmul: argument 'transposeA' must be a boolean, got NaN");
-        let e = Handle::from_bool("matmul", "a", true).unwrap_err().to_string();
+        let e = Handle::read("matmul", "a", &Fake::Bool(true)).unwrap_err().to_string();
         assert!(e.starts_with("matmul: argument 'a' must be a tensor handle"), "{e}");
     }
 }

@@ -13,7 +13,9 @@
 //! A new entry is one function in entries.rs and one line here; see docs/architecture.md.
 
 pub mod entries;
+pub mod js;
 pub mod kinds;
+pub mod returns;
 
 pub use kiln_registry as registry;
 
@@ -22,21 +24,47 @@ pub use kiln_registry as registry;
 macro_rules! for_each_entry {
     ($expand:ident) => {
         $expand! {
+            "fromF32" => from_f32(data: F32Data, shape: Dims) -> u32;
+            "fromI32" => from_i32(data: I32Data, shape: Dims) -> u32;
+            "fromBool" => from_bool(data: BoolData, shape: Dims) -> u32;
+            "fromI8" => from_i8(data: I8Data, shape: Dims) -> u32;
+            "readF32" => read_f32(h: Handle) -> Vec<f32>;
+            "readI32" => read_i32(h: Handle) -> Vec<i32>;
+            "readBool" => read_bool(h: Handle) -> Vec<u8>;
+            "readI8" => read_i8(h: Handle) -> Vec<i8>;
+            "shape" => shape(h: Handle) -> Vec<f64>;
+            "dtypeOf" => dtype_of(h: Handle) -> String;
             "dispose" => dispose(h: Handle) -> bool;
             "isContiguous" => is_contiguous(x: Handle) -> bool;
 
             "unary" => unary(op: Count, x: Handle, alpha: Number) -> u32;
             "binary" => binary(op: Count, a: Handle, b: Handle) -> u32;
             "where" => where_(cond: Handle, a: Handle, b: Handle) -> u32;
+            "reduce" => reduce(op: Count, x: Handle, axes: Numbers, keep_dims: Flag, correction: Number) -> u32;
             "softmax" => softmax(x: Handle, axis: Int, log: Flag) -> u32;
             "matmul" => matmul(a: Handle, b: Handle, transpose_a: Flag, transpose_b: Flag) -> u32;
 
+            "reshape" => reshape(x: Handle, shape: Ints) -> u32;
+            "permute" => permute(x: Handle, perm: Ints) -> u32;
+            "slice" => slice(x: Handle, begin: Ints, size: Ints) -> u32;
+            "expand" => expand(x: Handle, shape: Dims) -> u32;
+            "squeeze" => squeeze(x: Handle, axes: Ints) -> u32;
+            "cast" => cast(x: Handle, dtype: DTypeName) -> u32;
+            "concat" => concat(xs: Handles, axis: Int) -> u32;
+            "stack" => stack(xs: Handles, axis: Int) -> u32;
+            "split" => split(x: Handle, sizes: Dims, count: Count, axis: Int) -> Vec<u32>;
+            "pad" => pad(x: Handle, paddings: Dims, value: Number) -> u32;
             "contiguous" => contiguous(x: Handle) -> u32;
             "unsqueeze" => unsqueeze(x: Handle, axis: Int) -> u32;
             "gather" => gather(x: Handle, indices: Handle, axis: Int) -> u32;
             "scatterAdd" => scatter_add(base: Handle, indices: Handle, updates: Handle, axis: Int) -> u32;
             "oneHot" => one_hot(indices: Handle, depth: Count, on: Number, off: Number) -> u32;
             "eye" => eye(rows: Count, cols: Count) -> u32;
+            "full" => full(shape: Numbers, value: Number, dtype: Text, op_name: MaybeText) -> u32;
+            "arange" => arange(start: Number, stop: Number, step: Number, dtype: DTypeName) -> u32;
+            "randn" => randn(shape: Dims, mean: Number, std: Number, seed: MaybeSeed) -> u32;
+            "randu" => randu(shape: Dims, low: Number, high: Number, seed: MaybeSeed) -> u32;
+            "setSeed" => set_seed(seed: Seed) -> ();
             "assign" => assign(target: Handle, source: Handle) -> bool;
 
             "setRequiresGrad" => set_requires_grad(x: Handle, requires: Flag) -> bool;
@@ -45,34 +73,37 @@ macro_rules! for_each_entry {
             "grad" => grad(x: Handle) -> f64;
             "zeroGrad" => zero_grad(x: Handle) -> bool;
             "detach" => detach(x: Handle) -> u32;
+            "gradients" => gradients(root: Handle, seed: MaybeHandle, inputs: Handles) -> Vec<f64>;
             "setGradEnabled" => set_grad_enabled(enabled: Flag) -> bool;
 
             "crossEntropy" => cross_entropy(logits: Handle, targets: Handle, weights: MaybeHandle, smoothing: Number, reduction: Count) -> u32;
-            "sgdStep" => sgd_step(param: Handle, grad: Handle, buffer: MaybeHandle, lr: Number, momentum: Number, dampening: Number, nesterov: Flag, first_step: Flag, scale: Number, clip_value: Number, weight_decay: Number) -> bool;
-            "adamStep" => adam_step(param: Handle, grad: Handle, m: Handle, v: Handle, lr: Number, beta1: Number, beta2: Number, eps: Number, decoupled_decay: Number, step: Count, scale: Number, clip_value: Number, weight_decay: Number) -> bool;
-            "rmspropStep" => rmsprop_step(param: Handle, grad: Handle, square_avg: Handle, lr: Number, alpha: Number, eps: Number, scale: Number, clip_value: Number, weight_decay: Number) -> bool;
-            "adagradStep" => adagrad_step(param: Handle, grad: Handle, sum: Handle, lr: Number, eps: Number, scale: Number, clip_value: Number, weight_decay: Number) -> bool;
+            "sgdStep" => sgd_step(param: Handle, grad: Handle, buffer: MaybeHandle, options: SgdStepOptions, transform: GradTransform) -> bool;
+            "adamStep" => adam_step(param: Handle, grad: Handle, m: Handle, v: Handle, options: AdamStepOptions, transform: GradTransform) -> bool;
+            "rmspropStep" => rmsprop_step(param: Handle, grad: Handle, square_avg: Handle, options: RmspropStepOptions, transform: GradTransform) -> bool;
+            "adagradStep" => adagrad_step(param: Handle, grad: Handle, sum: Handle, options: AdagradStepOptions, transform: GradTransform) -> bool;
             "peakBytes" => peak_bytes(reset: Flag) -> f64;
 
             "spmm" => spmm(x: Handle, src: Handle, dst: Handle, weight: MaybeHandle, num_out: Count) -> u32;
             "segmentReduce" => segment_reduce(op: Count, values: Handle, ids: Handle, num_segments: Count) -> u32;
             "recurrent" => recurrent(cell: Count, x: Handle, h0: Handle, c0: MaybeHandle, w_ih: Handle, w_hh: Handle, b_ih: MaybeHandle, b_hh: MaybeHandle, reverse: Flag) -> u32;
 
+            "quantizeInt8" => quantize_int8(w: Handle) -> Vec<u32>;
+            "quantizeInt4" => quantize_int4(w: Handle, block: Count) -> Vec<u32>;
             "dequantizeInt8" => dequantize_int8(q: Handle, scales: Handle) -> u32;
             "dequantizeInt4" => dequantize_int4(packed: Handle, scales: Handle, in_features: Count, block: Count) -> u32;
             "linearQ8" => linear_q8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle) -> u32;
             "linearW8A8" => linear_w8a8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle) -> u32;
             "linearQ4" => linear_q4(x: Handle, packed: Handle, scales: Handle, bias: MaybeHandle, block: Count) -> u32;
 
-            "conv2d" => conv2d(x: Handle, w: Handle, bias: MaybeHandle, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count) -> u32;
-            "convTranspose2d" => conv_transpose2d(x: Handle, w: Handle, bias: MaybeHandle, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count, output_padding_h: Count, output_padding_w: Count) -> u32;
-            "maxPool2d" => max_pool2d(x: Handle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count) -> u32;
-            "avgPool2d" => avg_pool2d(x: Handle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, count_include_pad: Flag) -> u32;
+            "conv2d" => conv2d(x: Handle, w: Handle, bias: MaybeHandle, geometry: ConvGeometry) -> u32;
+            "convTranspose2d" => conv_transpose2d(x: Handle, w: Handle, bias: MaybeHandle, geometry: ConvGeometry, output_padding: Pair) -> u32;
+            "maxPool2d" => max_pool2d(x: Handle, window: MaxPoolWindow) -> u32;
+            "avgPool2d" => avg_pool2d(x: Handle, window: AvgPoolWindow) -> u32;
             "batchNorm" => batch_norm(x: Handle, weight: MaybeHandle, bias: MaybeHandle, running_mean: MaybeHandle, running_var: MaybeHandle, training: Flag, momentum: Number, eps: Number) -> u32;
-            "attention" => attention(q: Handle, k: Handle, v: Handle, mask: MaybeHandle, causal: Flag, scale: Number, dropout: Number, seed: Number) -> u32;
-            "conv2dQ8" => conv2d_q8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count) -> u32;
-            "conv2dW8A8" => conv2d_w8a8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count) -> u32;
-            "conv2dQ4" => conv2d_q4(x: Handle, packed: Handle, scales: Handle, bias: MaybeHandle, kernel_h: Count, kernel_w: Count, stride_h: Count, stride_w: Count, pad_top: Count, pad_bottom: Count, pad_left: Count, pad_right: Count, dilation_h: Count, dilation_w: Count, groups: Count, block: Count) -> u32;
+            "attention" => attention(q: Handle, k: Handle, v: Handle, mask: MaybeHandle, options: FusedAttentionOptions) -> u32;
+            "conv2dQ8" => conv2d_q8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle, kernel: Pair, geometry: ConvGeometry) -> u32;
+            "conv2dW8A8" => conv2d_w8a8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle, kernel: Pair, geometry: ConvGeometry) -> u32;
+            "conv2dQ4" => conv2d_q4(x: Handle, packed: Handle, scales: Handle, bias: MaybeHandle, kernel: Pair, geometry: ConvGeometry, block: Count) -> u32;
         }
     };
 }
@@ -80,8 +111,8 @@ macro_rules! for_each_entry {
 /// One entry as the TypeScript check sees it.
 pub struct Entry {
     pub js: &'static str,
-    /// (Rust argument name, kind, TypeScript type) per argument.
-    pub args: &'static [(&'static str, &'static str, &'static str)],
+    /// (Rust argument name, kind, TypeScript type, fields of a group) per argument.
+    pub args: &'static [(&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)])],
     pub returns: &'static str,
 }
 
@@ -90,20 +121,28 @@ macro_rules! manifest {
         /// Every entry of the table, in order.
         pub const MANIFEST: &[Entry] = &[$(Entry {
             js: $js,
-            args: &[$((stringify!($arg), stringify!($kind), <kinds::$kind as kinds::Kind>::TS)),*],
-            returns: <$ret as kinds::Returned>::TS,
+            args: &[$((stringify!($arg), stringify!($kind), <kinds::$kind as kinds::Kind>::TS, <kinds::$kind as kinds::Kind>::FIELDS)),*],
+            returns: <$ret as returns::Returned>::TS,
         }),*];
     };
 }
 for_each_entry!(manifest);
 
 /// The manifest as JSON, `[{"name":"unary","args":[["op","number","Count"],...],"returns":"Handle"},...]`
-/// (per argument: its JS name, TypeScript type and kind). Both bindings export it as `boundaryManifest()`.
+/// (per argument: its JS name, TypeScript type and kind; a group adds its fields as
+/// `[["stride","[number, number]"],...]`). Both bindings export it as `boundaryManifest()`.
 pub fn manifest_json() -> String {
     let entries: Vec<String> = MANIFEST
         .iter()
         .map(|e| {
-            let args: Vec<String> = e.args.iter().map(|(name, kind, ts)| format!("[\"{}\",\"{ts}\",\"{kind}\"]", kinds::js_name(name))).collect();
+            let args: Vec<String> = e.args.iter().map(|(name, kind, ts, fields)| {
+                if fields.is_empty() {
+                    format!("[\"{}\",\"{ts}\",\"{kind}\"]", kinds::js_name(name))
+                } else {
+                    let fields: Vec<String> = fields.iter().map(|(f, t)| format!("[\"{f}\",\"{t}\"]")).collect();
+                    format!("[\"{}\",\"{ts}\",\"{kind}\",[{}]]", kinds::js_name(name), fields.join(","))
+                }
+            }).collect();
             format!("{{\"name\":\"{}\",\"args\":[{}],\"returns\":\"{}\"}}", e.js, args.join(","), e.returns)
         })
         .collect();
