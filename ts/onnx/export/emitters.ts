@@ -7,6 +7,7 @@
 
 import { ONNX_TYPE } from '../tensors.js';
 import type { AttributeValue, GraphBuilder } from './graph-builder.js';
+import type { ConvGeometry } from '../../backends/backend.js';
 
 /** What an emitter may use: the graph, the ONNX name of a handle, and traced shapes. */
 export interface EmitContext {
@@ -124,6 +125,14 @@ function recurrentNodes(c: EmitContext, [cell, x, h0, c0, wIh, wHh, bIh, bHh, re
   c.set(r, g.op('Concat', [y, ...states], { axis: 1 }));
 }
 
+/** Kiln's (top, bottom, left, right) padding as ONNX's pads (begins, then ends: top, left, bottom, right). */
+const onnxPads = ([top, bottom, left, right]: number[]): number[] => [top, left, bottom, right];
+
+/** A convolution's geometry group (ts/backends/backend.ts ConvGeometry) as ONNX attributes. */
+function convAttributes({ stride, padding, dilation, groups }: ConvGeometry): Record<string, AttributeValue> {
+  return { strides: stride, pads: onnxPads(padding), dilations: dilation, group: groups };
+}
+
 /** softmax(q·kᵀ·scale + masks)·v with the masks as additive -1e9 (fully masked rows differ from Kiln's zeros). */
 function attentionNodes(c: EmitContext, [q, k, v, mask, causal, scale]: any[], r: number): void {
   const g = c.g;
@@ -194,20 +203,18 @@ export const EMITTERS: Record<string, Emitter> = {
     const after = paddings.filter((_: number, i: number) => i % 2 === 1);
     c.set(r, c.g.op('Pad', [c.name(x), c.g.ints([...before, ...after]), c.g.floats([value], [])]));
   },
-  conv2d: (c, [x, w, bias, sh, sw, pt, pb, pl, pr, dh, dw, groups], r) => {
+  conv2d: (c, [x, w, bias, geometry], r) => {
     const inputs = [c.name(x), c.name(w), ...(bias >= 0 ? [c.name(bias)] : [])];
-    const kernel = c.shape(w).slice(2);
-    c.set(r, c.g.op('Conv', inputs, { kernel_shape: kernel, strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw], group: groups }));
+    c.set(r, c.g.op('Conv', inputs, { kernel_shape: c.shape(w).slice(2), ...convAttributes(geometry) }));
   },
-  convTranspose2d: (c, [x, w, bias, sh, sw, pt, pb, pl, pr, dh, dw, groups, oph, opw], r) => {
+  convTranspose2d: (c, [x, w, bias, geometry, outputPadding], r) => {
     const inputs = [c.name(x), c.name(w), ...(bias >= 0 ? [c.name(bias)] : [])];
-    const kernel = c.shape(w).slice(2);
-    c.set(r, c.g.op('ConvTranspose', inputs, { kernel_shape: kernel, strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw], group: groups, output_padding: [oph, opw] }));
+    c.set(r, c.g.op('ConvTranspose', inputs, { kernel_shape: c.shape(w).slice(2), ...convAttributes(geometry), output_padding: outputPadding }));
   },
-  maxPool2d: (c, [x, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw], r) =>
-    c.set(r, c.g.op('MaxPool', [c.name(x)], { kernel_shape: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] })),
-  avgPool2d: (c, [x, kh, kw, sh, sw, pt, pb, pl, pr, includePad], r) =>
-    c.set(r, c.g.op('AveragePool', [c.name(x)], { kernel_shape: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], count_include_pad: includePad ? 1 : 0 })),
+  maxPool2d: (c, [x, { kernel, stride, padding, dilation }], r) =>
+    c.set(r, c.g.op('MaxPool', [c.name(x)], { kernel_shape: kernel, strides: stride, pads: onnxPads(padding), dilations: dilation })),
+  avgPool2d: (c, [x, { kernel, stride, padding, countIncludePad }], r) =>
+    c.set(r, c.g.op('AveragePool', [c.name(x)], { kernel_shape: kernel, strides: stride, pads: onnxPads(padding), count_include_pad: countIncludePad ? 1 : 0 })),
   batchNorm: (c, [x, weight, bias, mean, variance, training, , eps], r) => {
     if (training) throw new Error('onnx.save: batchNorm ran in training mode; export traces the model in eval mode (call model.eval())');
     if (mean < 0 || variance < 0) throw new Error('onnx.save: batchNorm without running statistics normalizes with batch statistics, which ONNX inference cannot express');
@@ -217,8 +224,8 @@ export const EMITTERS: Record<string, Emitter> = {
     c.set(r, c.g.op('BatchNormalization', [c.name(x), weightName, biasName, c.name(mean), c.name(variance)], { epsilon: { float: eps } }));
   },
   recurrent: (c, args, r) => recurrentNodes(c, args, r),
-  attention: (c, args, r) => {
-    if (args[6] > 0) throw new Error('onnx.save: attention with dropout cannot be exported (trace in eval mode)');
-    attentionNodes(c, args, r);
+  attention: (c, [q, k, v, mask, options], r) => {
+    if (options.dropout > 0) throw new Error('onnx.save: attention with dropout cannot be exported (trace in eval mode)');
+    attentionNodes(c, [q, k, v, mask, options.causal, options.scale], r);
   },
 };
