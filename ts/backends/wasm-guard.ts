@@ -22,7 +22,7 @@ const RuntimeError = (globalThis as unknown as { WebAssembly: { RuntimeError: Er
  * module's heap with the wrong length, corrupting it (found by tests/robustness/fuzz.test.ts). The
  * native addon checks types itself; here they are checked before the call.
  */
-const STRING_ARGS: Record<string, number[]> = { cast: [1], full: [2], arange: [3], setSimdLevel: [0] };
+const STRING_ARGS: Record<string, number[]> = { cast: [1], full: [2], arange: [3], setSimdLevel: [0], toDevice: [1] };
 const OPTIONAL_STRING_ARGS: Record<string, number[]> = { full: [3] };
 
 function checkStrings(name: string, args: unknown[]): void {

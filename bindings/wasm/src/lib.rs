@@ -11,6 +11,8 @@
 //! a KilnError, never a panic.
 
 mod entries;
+#[cfg(feature = "gpu")]
+mod gpu;
 mod ops;
 mod threads;
 use kiln_registry as registry;
@@ -171,6 +173,12 @@ pub(crate) fn read<T: kiln_core::storage::Element>(h: Handle, want: DType) -> Re
     let run = || {
         let t = registry::with(|r| r.get(handle("data", "h", h)?).cloned())?;
         t.expect_dtype("data", want)?;
+        // A GPU tensor (the GPU module) is downloaded first; in a browser that is the error
+        // naming `await t.data()`, since a page cannot wait for the GPU.
+        let t = match t.device() {
+            Some(device) => kiln_core::device::Device::download(device.as_ref(), &t)?,
+            None => t,
+        };
         // Fallible: an expanded view may stand for more elements than WASM's memory holds.
         t.elements::<T>("data")
     };
