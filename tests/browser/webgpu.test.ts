@@ -145,7 +145,7 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
 
   it('the MNIST MLP trains in the page on WebGPU to the accuracy it reaches on WASM from the same seeds', async () => {
     const mnist = kiln.data.loadMnist();
-    const [TRAIN, TEST] = [3000, 1000];
+    const [TRAIN, TEST] = [2000, 1000];
     const digits = {
       train: Array.from(mnist.trainImages.subarray(0, TRAIN * 784)),
       trainLabels: Array.from(mnist.trainLabels.subarray(0, TRAIN)),
@@ -191,7 +191,7 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
     console.log(`[webgpu] MNIST MLP (${TRAIN} digits, 4 epochs) in chromium: test accuracy wasm ${r.wasm.accuracy}%, webgpu ${r.gpu.accuracy}%`);
     expect(r.gpu.reads, 'one readback per loss read (4); the training steps read nothing').toBe(4);
     expect(r.gpu.losses[3]).toBeLessThan(r.gpu.losses[0] / 3);
-    expect(r.wasm.accuracy).toBeGreaterThan(85);
+    expect(r.wasm.accuracy).toBeGreaterThan(80);
     expect(Math.abs(r.gpu.accuracy - r.wasm.accuracy), `webgpu ${r.gpu.accuracy}% vs wasm ${r.wasm.accuracy}%`).toBeLessThanOrEqual(0.5);
     await page.close();
   }, 300_000);
