@@ -11,8 +11,12 @@
  * - the MNIST MLP trains in the page on WebGPU to WASM's test accuracy from the same seeds;
  * - a synchronous read of a GPU tensor is an Error naming `await t.data()`; an out-of-range
  *   index found by a kernel is reported by the next read (deferred, as natively);
+ * - the draw-a-digit demo (examples/web) runs on WebGPU, says so, and predicts as native does;
  * - without WebGPU, `setBackend('gpu')` warns why and WASM stays in use.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { buildWeb, launchChromium, skipBrowser, WEBGPU_ARGS } from './chromium.js';
@@ -22,12 +26,21 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
   let withoutGpu: any;
   let server: any;
   let url = '';
+  let modelDir = '';
+  let demoModel: kiln.nn.Sequential;
 
   beforeAll(async () => {
     buildWeb();
+    // An untrained 784-16-10 MLP for the demo page: the test compares its predictions there with
+    // the native backend's, which needs no training.
+    modelDir = mkdtempSync(join(tmpdir(), 'kiln-webgpu-model-'));
+    kiln.setBackend('native');
+    demoModel = new kiln.nn.Sequential(new kiln.nn.Linear(784, 16, { seed: 3 }), new kiln.nn.ReLU(), new kiln.nn.Linear(16, 10, { seed: 4 }));
+    demoModel.eval();
+    kiln.saveModel(modelDir, { stateDict: demoModel.stateDict(), config: { architecture: 'mlp', layers: [784, 16, 10], activation: 'relu', input: 'pixels / 255' } });
     // @ts-expect-error: a plain .mjs script without type declarations
     const { serve } = await import('../../scripts/serve-web.mjs');
-    ({ server, url } = await serve({ port: 0, isolated: false }));
+    ({ server, url } = await serve({ port: 0, isolated: false, mounts: { '/model/': modelDir } }));
     withGpu = await launchChromium(WEBGPU_ARGS);
     withoutGpu = await launchChromium();
   }, 600_000);
@@ -36,6 +49,8 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
     await withGpu?.close();
     await withoutGpu?.close();
     server?.close();
+    demoModel?.dispose();
+    if (modelDir) rmSync(modelDir, { recursive: true, force: true });
   });
 
   /** A page of the server with kiln loaded (the WASM backend initialized) as `window.kiln`. */
@@ -223,6 +238,28 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
     expect(r.deferred).toMatch(/gather/);
     expect(r.deferred).toMatch(/7/);
     expect(r.after).toEqual([2, 2, 2, 2, 2, 2]);
+    await page.close();
+  }, 120_000);
+
+  it('the draw-a-digit demo picks WebGPU, says so, and predicts as the native backend does', async () => {
+    const page = await withGpu.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e: Error) => errors.push(e.message));
+    await page.goto(`${url}examples/web/?model=/model/`);
+    await page.waitForFunction(() => (window as any).kilnDemo?.ready === true || (window as any).kilnDemo?.error, null, { timeout: 60_000 });
+    expect(await page.evaluate(() => (window as any).kilnDemo.error ?? null)).toBeNull();
+    expect(await page.evaluate(() => (window as any).kilnDemo.backend)).toBe('gpu');
+    expect(await page.locator('#status').textContent()).toMatch(/on the gpu backend \(WebGPU, adapter google swiftshader\)/);
+    const drawn = await page.evaluate(async () => {
+      const ctx = (document.getElementById('pad') as HTMLCanvasElement).getContext('2d')!;
+      ctx.fillStyle = '#fff';
+      ctx.fillRect(120, 40, 40, 200);
+      return (window as any).kilnDemo.predict();
+    });
+    expect(await page.locator('#time').textContent()).toMatch(/WebGPU/);
+    const native = Array.from(kiln.tidy(() => kiln.softmax(demoModel.forward(kiln.tensor(drawn.input, [1, 784])), -1).dataSync()));
+    drawn.probs.forEach((p: number, d: number) => expect(p).toBeCloseTo(native[d]!, 4));
+    expect(errors).toEqual([]);
     await page.close();
   }, 120_000);
 
