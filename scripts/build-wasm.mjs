@@ -7,6 +7,9 @@
 //                      Node 22+ (Node 20 behind a V8 flag that ts/backends/wasm.ts turns on)
 //   kiln_wasm_threads  + relaxed-simd, atomics, shared memory: Kiln's Web Worker pool, for pages
 //                      that are cross-origin isolated (browsers only)
+//   kiln_wasm_gpu      SIMD128 + kiln-gpu on WebGPU (cargo feature `gpu`): the GPU backend of a
+//                      page, loaded only by `setBackend('gpu')` (browsers only; no atomics, as
+//                      wgpu's `fragile-send-sync-non-atomic-wasm` requires)
 // The loaders pick the best variant the engine accepts. Each step is skipped when its output is
 // newer than its inputs; `--force` redoes everything.
 //
@@ -61,6 +64,7 @@ const VARIANTS = [
     buildStd: true,
     targets: ['web'],
   },
+  { name: 'kiln_wasm_gpu', dir: 'gpu', features: '+simd128', link: [], cargoFeatures: ['gpu'], targets: ['web'] },
 ];
 const builtPath = (v) => join(WASM_TARGET_DIR, v.dir, 'wasm32-unknown-unknown', 'release', 'kiln_wasm.wasm');
 /** The RUSTFLAGS a variant is built with; a stamp beside the output records them (a change rebuilds). */
@@ -125,8 +129,8 @@ function ensureWasmBindgen() {
 }
 
 export function buildWasm({ force = false } = {}) {
-  const inputs = ['crates/kiln-core', 'crates/kiln-registry', 'crates/kiln-boundary', 'bindings/wasm'];
-  const stale = VARIANTS.filter((v) => force || mtime(builtPath(v)) < newest(inputs) || flagsChanged(v));
+  const inputs = (v) => ['crates/kiln-core', 'crates/kiln-registry', 'crates/kiln-boundary', 'bindings/wasm', ...(v.cargoFeatures?.includes('gpu') ? ['crates/kiln-gpu'] : [])];
+  const stale = VARIANTS.filter((v) => force || mtime(builtPath(v)) < newest(inputs(v)) || flagsChanged(v));
   if (stale.length > 0) {
     ensureRustWeb();
     const lld = findLinker();
@@ -138,7 +142,8 @@ export function buildWasm({ force = false } = {}) {
     for (const v of stale) {
       const compiler = compilerFor(v, rustup);
       step(`building the WASM module ${v.name} (${v.features}; ${compiler.route}; cache in ${join(WASM_TARGET_DIR, v.dir)}); the first build takes a few minutes`);
-      run(compiler.cargo, ['build', '--release', ...compiler.args, '--target', 'wasm32-unknown-unknown'], {
+      const features = v.cargoFeatures ? ['--features', v.cargoFeatures.join(',')] : [];
+      run(compiler.cargo, ['build', '--release', ...compiler.args, ...features, '--target', 'wasm32-unknown-unknown'], {
         cwd: join(ROOT, 'bindings/wasm'),
         env: {
           ...compiler.env,

@@ -7,16 +7,17 @@
 // here when missing) and esbuild (in node_modules through vitest).
 //
 //   node scripts/build-web.mjs          # dist-web/
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { gzipSync } from 'node:zlib';
 import { ROOT } from './lib.mjs';
 
 const PKG_WEB = join(ROOT, 'bindings', 'wasm', 'pkg-web');
 const OUT = join(ROOT, 'dist-web');
 
-const BUILDS = ['kiln_wasm', 'kiln_wasm_relaxed', 'kiln_wasm_threads'];
+const BUILDS = ['kiln_wasm', 'kiln_wasm_relaxed', 'kiln_wasm_threads', 'kiln_wasm_gpu'];
 if (BUILDS.some((b) => !existsSync(join(PKG_WEB, `${b}.js`)))) {
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-wasm.mjs')], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
@@ -73,7 +74,17 @@ const result = await esbuild.build({
   platform: 'browser',
   target: 'es2022',
   sourcemap: true,
-  plugins: [glueFactories],
+  plugins: [
+    glueFactories,
+    // The GPU module stays a file of its own (kiln_wasm_gpu.js, copied below), imported on demand by
+    // setBackend('gpu'), so pages on WASM alone never download it.
+    {
+      name: 'kiln-gpu-module',
+      setup(build) {
+        build.onResolve({ filter: /^kiln-wasm-web-gpu$/ }, () => ({ path: './kiln_wasm_gpu.js', external: true }));
+      },
+    },
+  ],
   // Saved models record the Kiln version; a page cannot read package.json (ts/io/version-web.ts).
   define: { __KILN_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version) },
   logLevel: 'warning',
@@ -87,5 +98,10 @@ if (nodeOnly.length > 0) {
   process.exit(1);
 }
 for (const b of BUILDS) copyFileSync(join(PKG_WEB, `${b}_bg.wasm`), join(OUT, `${b}_bg.wasm`));
-const kb = (f) => `${f} (${(statSync(join(OUT, f)).size / 1024).toFixed(0)} KiB)`;
-console.log(`build-web: dist-web/: ${['kiln.js', 'kiln-worker.js', ...BUILDS.map((b) => `${b}_bg.wasm`)].map(kb).join(', ')}`);
+copyFileSync(join(PKG_WEB, 'kiln_wasm_gpu.js'), join(OUT, 'kiln_wasm_gpu.js'));
+// Gzipped too: what a page downloads from a server that compresses (issue 20 asks for both modules).
+const kb = (f) => {
+  const bytes = readFileSync(join(OUT, f));
+  return `${f} (${(bytes.length / 1024).toFixed(0)} KiB, gzipped ${(gzipSync(bytes, { level: 9 }).length / 1024).toFixed(0)} KiB)`;
+};
+console.log(`build-web: dist-web/: ${['kiln.js', 'kiln-worker.js', 'kiln_wasm_gpu.js', ...BUILDS.map((b) => `${b}_bg.wasm`)].map(kb).join(', ')}`);

@@ -81,7 +81,7 @@ try {
   // The single-threaded modules ship twice on purpose: once for Node's CommonJS glue, which can make
   // a fresh instance after a WASM fault, and once in the browser bundle (docs/packaging.md).
   const wasmFiles = files.filter((f) => f.endsWith('.wasm'));
-  const expectedWasm = ['bindings/wasm/pkg-node/kiln_wasm_bg.wasm', 'bindings/wasm/pkg-node/kiln_wasm_relaxed_bg.wasm', 'dist-web/kiln_wasm_bg.wasm', 'dist-web/kiln_wasm_relaxed_bg.wasm', 'dist-web/kiln_wasm_threads_bg.wasm'];
+  const expectedWasm = ['bindings/wasm/pkg-node/kiln_wasm_bg.wasm', 'bindings/wasm/pkg-node/kiln_wasm_relaxed_bg.wasm', 'dist-web/kiln_wasm_bg.wasm', 'dist-web/kiln_wasm_gpu_bg.wasm', 'dist-web/kiln_wasm_relaxed_bg.wasm', 'dist-web/kiln_wasm_threads_bg.wasm'];
   check(JSON.stringify([...wasmFiles].sort()) === JSON.stringify(expectedWasm), `the .wasm files are the Node and browser builds, nothing more (${wasmFiles.join(', ')})`);
   check(!files.some((f) => /^dist\/.*\.map$/.test(f) || f.startsWith('ts/')), 'no source maps under dist/ and no sources');
   if (browser) {

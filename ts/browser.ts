@@ -17,8 +17,9 @@
  */
 
 import type { Backend } from './backends/backend.js';
+import { loadGpuWeb } from './backends/gpu-web.js';
 import { loadWasmWeb, type WasmWeb, type WasmWebOptions as InitOptions } from './backends/wasm-web.js';
-import { registerBackend } from './engine.js';
+import { registerBackend, setBackend as selectBackend, type BackendName } from './engine.js';
 import { registerDashboard } from './train/dashboard/hook.js';
 import { PageDashboard } from './train/dashboard/in-page.js';
 
@@ -36,13 +37,50 @@ registerBackend(
   true,
 );
 
+let gpu: Backend | null = null;
+
+registerBackend('gpu', (): Backend => {
+  if (gpu === null) throw new Error("kiln: the GPU is not open: `await kiln.setBackend('gpu')` first (it loads the GPU module and opens WebGPU)");
+  return gpu;
+});
+
 export type { WasmWebOptions as InitOptions } from './backends/wasm-web.js';
+
+/** Where init() was told the .wasm files are (the GPU module is looked for there too). */
+let wasmDir: string | URL | undefined;
+
+/**
+ * Selects the backend for tensors created from now on: 'wasm' (the default) or 'gpu' (WebGPU).
+ * 'gpu' loads the GPU module on first use and opens WebGPU's adapter; where the browser has none
+ * it warns why and WASM stays in use. Resolves to the backend now in use:
+ *
+ *   const used = await kiln.setBackend('gpu');   // 'gpu', or 'wasm' without WebGPU
+ *   console.log(used, used === 'gpu' ? kiln.gpuInfo().adapter : kiln.wasmVariant());
+ */
+export async function setBackend(name: BackendName): Promise<BackendName> {
+  if (name !== 'gpu') {
+    selectBackend(name);
+    return name;
+  }
+  if (gpu === null) {
+    try {
+      gpu = await loadGpuWeb(wasmDir);
+    } catch (e) {
+      console.warn(`kiln: ${(e as Error).message}; staying on WASM`);
+      selectBackend('wasm');
+      return 'wasm';
+    }
+  }
+  selectBackend('gpu');
+  return 'gpu';
+}
 
 /**
  * Fetches and instantiates the WASM kernels (and, on a cross-origin isolated page, starts the
  * worker threads). Call (and await) once before using tensors; later calls return at once.
  */
 export function init(options: InitOptions = {}): Promise<void> {
+  wasmDir = options.wasmDir;
   return (loading ??= loadWasmWeb(options).then(
     (w) => {
       wasm = w;

@@ -262,12 +262,15 @@ export function resetPeakMemory(): void {
 export interface GpuInfo {
   /** The adapter's name, e.g. 'llvmpipe (LLVM 15.0.6, 256 bits)' for the CPU driver lavapipe. */
   adapter: string;
-  /** The graphics API wgpu runs on: 'Vulkan', 'Metal' or 'Dx12'. */
+  /** The graphics API wgpu runs on: 'Vulkan', 'Metal', 'Dx12', or 'BrowserWebGpu' in a page. */
   backend: string;
   /** 'DiscreteGpu', 'IntegratedGpu', 'Cpu' (a software driver), ... */
   deviceType: string;
   driver: string;
   driverInfo: string;
+  /** In a browser: the adapter's vendor and architecture as WebGPU reports them (e.g. 'google', 'swiftshader'). */
+  vendor?: string;
+  architecture?: string;
   /** True for a CPU implementation: timings then say nothing about GPUs. */
   software: boolean;
   limits: {
@@ -295,7 +298,9 @@ export function gpuInfo(): GpuInfo {
 /**
  * Waits until the GPU has finished every op submitted so far (GPU ops return as soon as they are
  * queued). For timing; reading a result (`await t.data()`) waits by itself. No-op without a GPU.
+ * In a browser a page cannot block: there it returns a Promise (`await kiln.synchronize()`).
  */
-export function synchronize(): void {
-  loaded.get('gpu')?.impl.gpuSynchronize?.();
+export function synchronize(): void | Promise<void> {
+  const done = loaded.get('gpu')?.impl.gpuSynchronize?.();
+  return done instanceof Promise ? done.then(() => undefined) : undefined;
 }

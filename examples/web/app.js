@@ -1,6 +1,7 @@
 // Kiln in the browser: the MNIST MLP trained by `npm start` (out/mnist/model/; `?model=<url>` loads
-// another saved model directory), run on the WASM backend from the bundle dist-web/kiln.js
-// (`npm run web` builds it and serves the repository, cross-origin isolated, so Kiln runs threaded).
+// another saved model directory), run from the bundle dist-web/kiln.js on WebGPU when the browser
+// has it, else on the WASM backend (`?backend=wasm` forces WASM; `npm run web` builds the bundle and
+// serves the repository, cross-origin isolated, so WASM runs threaded).
 // Draw a digit; the 280x280 drawing becomes a 28x28 input like MNIST's (digit scaled into a 20x20
 // box, centered on its center of mass, pixels / 255) and the page shows the 10 class probabilities.
 import * as kiln from '../../dist-web/kiln.js';
@@ -152,12 +153,14 @@ function schedule() {
   pending = true;
   requestAnimationFrame(() => {
     pending = false;
-    predict();
+    predict().catch((e) => {
+      status.textContent = `error: ${e.message}`;
+    });
   });
 }
 
-/** Runs the model on the current drawing; returns { input, probs, label, ms } (also on window.kilnDemo.last). */
-function predict() {
+/** Runs the model on the current drawing; resolves to { input, probs, label, ms } (also on window.kilnDemo.last). */
+async function predict() {
   if (net === null) return null;
   const input = toInput();
   if (input === null) {
@@ -172,7 +175,10 @@ function predict() {
     return null;
   }
   const t0 = performance.now();
-  const probs = kiln.tidy(() => kiln.softmax(net.model.forward(kiln.tensor(input, [1, 784])), -1).dataSync());
+  // Read with await: on WebGPU a page cannot wait for the GPU synchronously.
+  const out = kiln.tidy(() => kiln.softmax(net.model.forward(kiln.tensor(input, [1, 784])), -1));
+  const probs = await out.data();
+  out.dispose();
   const ms = performance.now() - t0;
   let label = 0;
   for (let d = 1; d < 10; d++) if (probs[d] > probs[label]) label = d;
@@ -182,7 +188,7 @@ function predict() {
     row.classList.toggle('top', d === label);
   });
   $('prediction').textContent = String(label);
-  $('time').textContent = `${ms.toFixed(2)} ms (WASM, ${kiln.simdLevel()})`;
+  $('time').textContent = `${ms.toFixed(2)} ms (${kiln.getBackend() === 'gpu' ? 'WebGPU' : `WASM, ${kiln.simdLevel()}`})`;
   const result = { input: Array.from(input), probs: Array.from(probs), label, ms };
   window.kilnDemo.last = result;
   return result;
@@ -193,10 +199,15 @@ window.kilnDemo = { ready: false, last: null, stroke, clear: clearPad, predict, 
 
 try {
   await kiln.init({ threads: params.has('threads') ? Number(params.get('threads')) : 'auto' });
+  // WebGPU when the browser gives an adapter; otherwise setBackend warns why and WASM stays.
+  const backend = await kiln.setBackend(params.get('backend') === 'wasm' ? 'wasm' : 'gpu');
   net = await loadModel();
-  status.textContent =
-    `model ${net.layers.join('-')} loaded on the ${kiln.getBackend()} backend ` +
-    `(${kiln.wasmVariant()} build, ${kiln.numThreads()} thread${kiln.numThreads() > 1 ? 's' : ''}); draw a digit with the mouse`;
+  const where =
+    backend === 'gpu'
+      ? `WebGPU, adapter ${[kiln.gpuInfo().vendor, kiln.gpuInfo().architecture].filter(Boolean).join(' ') || kiln.gpuInfo().adapter}`
+      : `${kiln.wasmVariant()} build, ${kiln.numThreads()} thread${kiln.numThreads() > 1 ? 's' : ''}`;
+  status.textContent = `model ${net.layers.join('-')} loaded on the ${backend} backend (${where}); draw a digit with the mouse`;
+  window.kilnDemo.backend = backend;
   window.kilnDemo.ready = true;
 } catch (e) {
   status.textContent = `error: ${e.message}`;

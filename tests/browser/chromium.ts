@@ -22,8 +22,14 @@ export function buildWeb(): void {
   if (built.status !== 0) throw new Error(`build-web failed:\n${built.stdout}${built.stderr}`);
 }
 
-/** A headless chromium with the flags that work here as root (playwright gives it a fresh profile). */
-export async function launchChromium(): Promise<any> {
+/** Chromium's WebGPU on a localhost page here: SwiftShader, a CPU implementation (docs/browser.md). */
+export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan'];
+
+/**
+ * A headless chromium with the flags that work here as root (playwright gives it a fresh profile),
+ * plus `extraArgs` (WEBGPU_ARGS for the WebGPU tests).
+ */
+export async function launchChromium(extraArgs: string[] = []): Promise<any> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: \`npm test\` installs Debian's chromium (or: apt-get install chromium; KILN_CHROMIUM=<path> for another)`);
   }
@@ -31,6 +37,6 @@ export async function launchChromium(): Promise<any> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }

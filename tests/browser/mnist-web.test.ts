@@ -160,10 +160,10 @@ describe.skipIf(skipBrowser)('examples/web in chromium', () => {
       ctx.fillStyle = '#fff';
       ctx.fillRect(120, 40, 40, 200);
       const snapshot = () => ({ wasmBytes: kiln.wasmMemoryBytes(), ...kiln.memory() });
-      for (let i = 0; i < 100; i++) demo.predict(); // warm-up
+      for (let i = 0; i < 100; i++) await demo.predict(); // warm-up
       const afterWarmup = snapshot();
       const labels = new Set<number>();
-      for (let i = 0; i < 2000; i++) labels.add(demo.predict().label);
+      for (let i = 0; i < 2000; i++) labels.add((await demo.predict()).label);
       const afterLoop = snapshot();
       // Reuse: 4 MB tensors created and disposed (directly and through tidy) 300 times.
       const big = () => kiln.full([1024, 1024], 1.5);

@@ -218,16 +218,16 @@ export interface Backend {
   attention(q: Handle, k: Handle, v: Handle, mask: number, options: FusedAttentionOptions): Handle;
   /** The most bytes live at once (tensors and kernel scratch) since the last reset; `reset` starts a new measurement. */
   peakBytes(reset: boolean): number;
-  // ---- devices (the native addon only: bindings/node/src/gpu.rs) ----
-  /** Opens the GPU if needed; JSON: adapter, driver, limits, readbacks. Throws with an install hint without one. */
+  // ---- devices (the native addon, bindings/node/src/gpu.rs; in browsers the GPU module, bindings/wasm/src/gpu.rs) ----
+  /** Opens the GPU if needed (in a browser: describes the GPU opened by setBackend); JSON: adapter, driver, limits, readbacks. Throws with an install hint without one. */
   gpuInfo?(): string;
   /** A new handle to the tensor on 'cpu' or 'gpu' (differentiable). */
   toDevice?(h: Handle, device: string): Handle;
   /** 'cpu' or 'gpu'. */
   deviceOf?(h: Handle): string;
-  /** Waits for every kernel submitted to the GPU. */
-  gpuSynchronize?(): boolean;
-  /** Reads a tensor on a worker thread (the GPU readback without blocking JS). */
+  /** Waits for every kernel submitted to the GPU (in a browser, which cannot block: a Promise). */
+  gpuSynchronize?(): boolean | Promise<boolean>;
+  /** Reads a tensor without blocking JS (Node: on a worker thread; a browser: WebGPU's mapAsync). */
   readAsync?(h: Handle): Promise<Float32Array | Int32Array | Uint8Array | Int8Array>;
   // ---- quantized convolutions (crates/kiln-core/src/ops/quant/conv.rs); bias: a handle or -1 ----
   /** conv2d on int8 filter rows q [O, C/groups·kh·kw], scales [O]. Inference-only. */

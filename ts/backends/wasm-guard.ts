@@ -21,9 +21,10 @@ const RuntimeError = (globalThis as unknown as { WebAssembly: { RuntimeError: Er
  * trusts its argument types, and a non-string passed where a Rust `String` is expected is written
  * into the module's heap with the wrong length, corrupting it (found by tests/robustness/fuzz.test.ts).
  * The entries of the shared table take such arguments as a `JsValue` and check them in Rust
- * (crates/kiln-boundary's kinds); only setSimdLevel is left here.
+ * (crates/kiln-boundary's kinds); only setSimdLevel and the GPU module's toDevice are left here.
  */
-const STRING_ARGS: Record<string, number[]> = { setSimdLevel: [0] };
+// toDevice: the GPU module's hand-written export (bindings/wasm/src/gpu.rs).
+const STRING_ARGS: Record<string, number[]> = { setSimdLevel: [0], toDevice: [1] };
 
 function checkStrings(name: string, args: unknown[]): void {
   const bad = (i: number) => new Error(`${name}: argument ${i + 1} must be a string, got ${args[i] === null ? 'null' : typeof args[i]}`);

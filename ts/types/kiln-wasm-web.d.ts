@@ -41,3 +41,7 @@ declare module 'kiln-wasm-web-threads' {
   /** As kiln-wasm-web-relaxed, with atomics and shared memory (kiln_wasm_threads_bg.wasm). */
   export function createGlue(): KilnWasmGlue;
 }
+declare module 'kiln-wasm-web-gpu' {
+  /** SIMD128 with kiln-gpu on WebGPU (kiln_wasm_gpu_bg.wasm), imported on demand by setBackend('gpu'). */
+  export default function init(options?: KilnWasmInitOptions): Promise<KilnWasmInitOutput>;
+}

@@ -11,6 +11,8 @@
 //! a KilnError, never a panic.
 
 mod entries;
+#[cfg(feature = "gpu")]
+mod gpu;
 mod js_value;
 mod threads;
 use kiln_registry as registry;

@@ -5,19 +5,15 @@
 
 use crate::checks::{IndexChecks, ERROR_BYTES};
 use crate::error;
+use crate::platform::{self, record_late, LateError};
 use crate::pool::{BufferPool, Kind, PoolStats, PooledBuffer};
 use kiln_core::{KilnError, Result};
 use std::collections::HashMap;
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 /// Threads per workgroup of the 1-D kernels (elementwise, Adam). 256 is a multiple of every
 /// vendor's SIMD width (32 NVIDIA, 32/64 AMD, 8-32 Intel) and within WebGPU's default limits.
 pub const WORKGROUP: u32 = 256;
-
-/// How long a readback may wait for the queue before it is reported as a hang rather than
-/// blocking forever. Generous: large matmuls on a software driver take seconds.
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct GpuDevice {
     info: wgpu::AdapterInfo,
@@ -29,9 +25,10 @@ pub struct GpuDevice {
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     pool: BufferPool,
     /// Set by the device-lost callback (or destroy()); every op checks it first.
-    lost: Arc<Mutex<Option<String>>>,
-    /// Errors wgpu raised outside our error scopes; reported by the next op instead of panicking.
-    uncaptured: Arc<Mutex<Option<String>>>,
+    lost: LateError,
+    /// Errors wgpu raised outside our error scopes (and, on WebGPU, those our scopes caught after
+    /// the op returned); reported by the next op instead of panicking.
+    uncaptured: LateError,
     /// Out-of-range indices found by kernels, reported at the next readback (checks.rs).
     checks: IndexChecks,
     /// Kernels recorded but not yet submitted, and how many. A submit per kernel costs more than
@@ -49,41 +46,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl GpuDevice {
-    /// Opens the best adapter (high-performance preference). Backends follow WGPU_BACKEND when set
-    /// (e.g. `vulkan`), else every backend compiled in. No adapter -> an error saying what to install.
+    /// Opens the best adapter (high-performance preference), blocking (native only; a browser
+    /// uses `open`). Backends follow WGPU_BACKEND when set (e.g. `vulkan`), else every backend
+    /// compiled in. No adapter -> an error saying what to install.
     pub fn new() -> Result<GpuDevice> {
         GpuDevice::with_backends(wgpu::InstanceDescriptor::new_without_display_handle_from_env().backends)
     }
 
-    /// Opens the best adapter among `backends` (e.g. `wgpu::Backends::VULKAN`).
+    /// Opens the best adapter among `backends` (e.g. `wgpu::Backends::VULKAN`), blocking.
     pub fn with_backends(backends: wgpu::Backends) -> Result<GpuDevice> {
+        platform::block_on("gpu", GpuDevice::open(backends))
+    }
+
+    /// Opens the best adapter among `backends`: the form a browser awaits (WebGPU hands out its
+    /// adapter and device asynchronously).
+    pub async fn open(backends: wgpu::Backends) -> Result<GpuDevice> {
         let desc = wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle_from_env() };
         let instance = wgpu::Instance::new(desc);
         let options = wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
-        let adapter = pollster::block_on(instance.request_adapter(&options))
-            .map_err(|e| error::no_adapter(&format!("backends {backends:?}: {e}")))?;
+        let adapter = instance.request_adapter(&options).await.map_err(|e| error::no_adapter(&format!("backends {backends:?}: {e}")))?;
         let info = adapter.get_info();
         // Ask for everything the adapter offers: the WebGPU defaults (128 MiB bindings, 16 KiB of
         // workgroup memory) are lower than most hardware, and tensors hit the binding limit first.
         let limits = adapter.limits();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("kiln"),
-            required_limits: limits.clone(),
-            ..Default::default()
-        }))
-        .map_err(|e| KilnError::new("gpu", format!("adapter '{}' refused a device: {e}", info.name)))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor { label: Some("kiln"), required_limits: limits.clone(), ..Default::default() })
+            .await
+            .map_err(|e| KilnError::new("gpu", format!("adapter '{}' refused a device: {e}", info.name)))?;
 
-        let lost = Arc::new(Mutex::new(None));
+        let lost = LateError::default();
         let lost_cb = lost.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            lock(&lost_cb).get_or_insert(format!("{reason:?}: {message}"));
-        });
-        let uncaptured = Arc::new(Mutex::new(None));
+        device.set_device_lost_callback(move |reason, message| record_late(&lost_cb, format!("{reason:?}: {message}")));
+        let uncaptured = LateError::default();
         let uncaptured_cb = uncaptured.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            lock(&uncaptured_cb).get_or_insert(e.to_string());
-        }));
-        let pool = BufferPool::new(device.clone());
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| record_late(&uncaptured_cb, e.to_string())));
+        let pool = BufferPool::new(device.clone(), uncaptured.clone());
         let checks = IndexChecks::new(&device);
         Ok(GpuDevice { info, limits, device, queue, pipelines: Mutex::new(HashMap::new()), pool, lost, uncaptured, checks, batch: Mutex::new(None) })
     }
@@ -183,8 +180,7 @@ impl GpuDevice {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
-        let errors = [pollster::block_on(validation.pop()), pollster::block_on(oom.pop())];
-        match errors.into_iter().flatten().next() {
+        match platform::pop_scopes(op, [oom, validation], &self.uncaptured) {
             Some(e) => Err(error::from_wgpu(op, &e)),
             None => Ok(out),
         }
@@ -274,16 +270,19 @@ impl GpuDevice {
     }
 
     /// Waits until every kernel submitted so far has finished (for timing; reads wait by
-    /// themselves), and reports an out-of-range index any of them found.
+    /// themselves), and reports an out-of-range index any of them found. Blocking: native only.
     pub fn synchronize(&self) -> Result<()> {
+        platform::block_on("synchronize", self.synchronize_async())
+    }
+
+    /// `synchronize`, awaited (the form a browser uses).
+    pub async fn synchronize_async(&self) -> Result<()> {
         const OP: &str = "synchronize";
         self.check_alive(OP)?;
         self.flush(OP)?;
-        self.device
-            .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(READ_TIMEOUT) })
-            .map_err(|e| KilnError::new(OP, format!("waiting for the GPU failed: {e}")))?;
+        platform::wait_idle(OP, &self.device, &self.queue).await?;
         if self.checks.submitted().is_some() {
-            self.read_bytes(OP, self.checks.buffer(), 0, 0)?;
+            self.read_bytes_async(OP, self.checks.buffer(), 0, 0).await?;
         }
         self.check_alive(OP)
     }
@@ -291,7 +290,7 @@ impl GpuDevice {
     /// Copies `bytes` bytes from `src` at `offset` back to the host and waits for them. When
     /// index checks are pending, the error buffer comes back in the same copy, and a reported
     /// bad index becomes this read's error.
-    pub(crate) fn read_bytes(&self, op: &str, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+    pub(crate) async fn read_bytes_async(&self, op: &str, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         self.check_alive(op)?;
         self.flush(op)?;
         let covered_checks = self.checks.submitted();
@@ -302,7 +301,7 @@ impl GpuDevice {
         let flag_at = bytes.next_multiple_of(8);
         let total = if covered_checks.is_some() { flag_at + ERROR_BYTES } else { bytes };
         let staging = self.pool.acquire(op, Kind::Staging, total, self.limits.max_buffer_size)?;
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         self.scoped(op, || {
             let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln read") });
             if bytes > 0 {
@@ -316,31 +315,16 @@ impl GpuDevice {
                 let _ = tx.send(r);
             });
         })?;
-        // Whichever thread polls fires the callbacks, so after our poll the callback may still be
-        // on its way from another thread's poll: wait for it, polling again now and then.
-        let started = std::time::Instant::now();
-        let mapped = loop {
-            let polled = self.device.poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(READ_TIMEOUT) });
-            if let Err(e) = polled {
-                staging.discard();
-                self.check_alive(op)?;
-                return Err(KilnError::new(op, format!("waiting for the GPU failed: {e}")));
-            }
-            match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(result) => break result,
-                Err(_) if started.elapsed() < READ_TIMEOUT && self.check_alive(op).is_ok() => continue,
-                Err(_) => {
-                    // The map may still complete later: never hand this buffer out again.
-                    staging.discard();
-                    self.check_alive(op)?;
-                    return Err(KilnError::new(op, format!("reading the result back did not complete within {READ_TIMEOUT:?}")));
-                }
-            }
+        let mapped = match platform::wait_for_map(op, &self.device, rx, || self.check_alive(op)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(KilnError::new(op, format!("reading the result back failed: {e}"))),
+            Err(e) => Err(e),
         };
         if let Err(e) = mapped {
+            // The map may still complete later: never hand this buffer out again.
             staging.discard();
             self.check_alive(op)?;
-            return Err(KilnError::new(op, format!("reading the result back failed: {e}")));
+            return Err(e);
         }
         let (data, words) = {
             let view = staging.buffer().get_mapped_range(0..total).map_err(|e| KilnError::new(op, format!("reading the result back failed: {e}")))?;

@@ -11,6 +11,7 @@ pub(crate) mod checks;
 pub mod device;
 pub mod error;
 pub mod kernels;
+pub mod platform;
 pub mod pool;
 pub mod tensor;
 

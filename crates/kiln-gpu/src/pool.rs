@@ -10,6 +10,7 @@
 //! buffer dropped while a batch is being recorded is held back (`held`) until the batch is
 //! submitted; otherwise an upload into it could overwrite what a recorded kernel still reads.
 
+use crate::platform::{self, LateError};
 use kiln_core::{KilnError, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,8 @@ struct FreeLists {
 
 pub(crate) struct PoolInner {
     device: wgpu::Device,
+    /// Where an allocation failure WebGPU reports late goes (the device's, see platform.rs).
+    late: LateError,
     free: Mutex<FreeLists>,
     stats: Mutex<PoolStats>,
 }
@@ -134,8 +137,8 @@ pub struct BufferPool {
 }
 
 impl BufferPool {
-    pub fn new(device: wgpu::Device) -> BufferPool {
-        BufferPool { inner: Arc::new(PoolInner { device, free: Mutex::new(FreeLists::default()), stats: Mutex::new(PoolStats::default()) }) }
+    pub fn new(device: wgpu::Device, late: LateError) -> BufferPool {
+        BufferPool { inner: Arc::new(PoolInner { device, late, free: Mutex::new(FreeLists::default()), stats: Mutex::new(PoolStats::default()) }) }
     }
 
     /// A batch of kernels is being recorded: buffers dropped from now on are held back.
@@ -197,14 +200,14 @@ impl BufferPool {
         Ok(PooledBuffer { buffer: Some(buffer), kind, class, pool: self.inner.clone() })
     }
 
-    /// Creates a buffer, with driver failures (out of memory) caught as an error, not a panic.
+    /// Creates a buffer, with driver failures (out of memory) caught as an error, not a panic
+    /// (on WebGPU the error arrives after this returns, and the next op reports it).
     fn create(&self, kind: Kind, size: u64) -> std::result::Result<wgpu::Buffer, String> {
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let buffer = device.create_buffer(&wgpu::BufferDescriptor { label: Some("kiln"), size, usage: kind.usage(), mapped_at_creation: false });
-        let errors = [pollster::block_on(validation.pop()), pollster::block_on(oom.pop())];
-        if let Some(e) = errors.into_iter().flatten().next() {
+        if let Some(e) = platform::pop_scopes("allocate", [oom, validation], &self.inner.late) {
             buffer.destroy();
             return Err(e.to_string());
         }

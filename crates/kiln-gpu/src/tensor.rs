@@ -75,10 +75,16 @@ impl GpuTensor {
     }
 
     /// Copies the tensor back into a contiguous kiln-core tensor, waiting for pending kernels.
+    /// Blocking: native only (a browser awaits `download_async`).
     pub fn download(&self, dev: &GpuDevice) -> Result<Tensor> {
+        crate::platform::block_on("download", self.download_async(dev))
+    }
+
+    /// `download`, awaited.
+    pub async fn download_async(&self, dev: &GpuDevice) -> Result<Tensor> {
         const OP: &str = "download";
         let t = self.contiguous(dev)?;
-        let bytes = dev.read_bytes(OP, t.buffer(), t.offset as u64 * ELEMENT_BYTES, t.numel() as u64 * ELEMENT_BYTES)?;
+        let bytes = dev.read_bytes_async(OP, t.buffer(), t.offset as u64 * ELEMENT_BYTES, t.numel() as u64 * ELEMENT_BYTES).await?;
         let words = bytes.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]);
         match self.dtype {
             DType::F32 => Tensor::from_vec(words.map(f32::from_le_bytes).collect::<Vec<_>>(), &self.shape),

@@ -57,9 +57,25 @@ impl DeviceBuffer for GpuStorage {
 
 impl GpuBackend {
     /// Opens the best adapter (see GpuDevice::new); the error says what to install when none exists.
+    /// Blocking: native only.
     pub fn open() -> Result<Arc<GpuBackend>> {
-        let dev = GpuDevice::new()?;
-        Ok(Arc::new_cyclic(|me| GpuBackend { dev, readbacks: AtomicU64::new(0), me: me.clone() }))
+        Ok(GpuBackend::around(GpuDevice::new()?))
+    }
+
+    /// Opens the best adapter, awaited: how a browser opens WebGPU.
+    pub async fn open_async() -> Result<Arc<GpuBackend>> {
+        let backends = wgpu::InstanceDescriptor::new_without_display_handle_from_env().backends;
+        Ok(GpuBackend::around(GpuDevice::open(backends).await?))
+    }
+
+    fn around(dev: GpuDevice) -> Arc<GpuBackend> {
+        Arc::new_cyclic(|me| GpuBackend { dev, readbacks: AtomicU64::new(0), me: me.clone() })
+    }
+
+    /// Device::download, awaited (a browser cannot block for a read).
+    pub async fn download_async(&self, t: &Tensor) -> Result<Tensor> {
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
+        self.gpu(t)?.download_async(&self.dev).await
     }
 
     pub fn device(&self) -> &GpuDevice {

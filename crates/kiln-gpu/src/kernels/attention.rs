@@ -253,6 +253,8 @@ fn at(o: u32, b: u32, h: u32, t: u32, d: u32) -> u32 {{
 }}
 fn scale() -> f32 {{ return bitcast<f32>(params[8]); }}
 fn is_neg_inf(x: f32) -> bool {{ return bitcast<u32>(x) == 0xff800000u; }}
+// Through a parameter: a constant expression evaluating to -inf fails WGSL shader creation.
+fn from_bits(bits: u32) -> f32 {{ return bitcast<f32>(bits); }}
 // Keys query i sees: 0..key_limit(i); causal masks are aligned bottom-right (query i sees keys
 // up to i + Tk - Tq), as kiln-core's Problem::key_limit.
 fn key_limit(i: u32) -> u32 {{
@@ -442,7 +444,7 @@ fn forward_source() -> String {
       let o = at({OUT1}u, bb, h, i, d);
       out[o] = select(0.0, out[o] / l, l > 0.0);
     }}
-    if (c == 0u) {{ lse[bh * tq + i] = select(bitcast<f32>(0xff800000u), m + log(l), l > 0.0); }}
+    if (c == 0u) {{ lse[bh * tq + i] = select(from_bits(0xff800000u), m + log(l), l > 0.0); }}
   }}
 }}
 ",

@@ -136,7 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let xb = p(2u) + row * len;
   let off = pf(6u);
   let on = pf(7u);
-  var mx = -bitcast<f32>(0x7f800000u);
+  var mx = -from_bits(0x7f800000u);
   var ws = 0.0;
   var wxs = 0.0;
   for (var j = lid; j < len; j = j + 256u) {{ let v = x[xb + j]; mx = max(mx, v); ws = ws + w(j); wxs = wxs + select(0.0, w(j) * v, w(j) != 0.0); }}

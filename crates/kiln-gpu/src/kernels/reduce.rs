@@ -25,9 +25,11 @@ pub(crate) fn tree_functions() -> String {
     // no NaN), so it is tested on the bits.
     let mut s = String::from(
         "var<workgroup> partial: array<f32, 256>;
+// Through a parameter: a constant expression evaluating to inf or NaN fails WGSL shader creation.
+fn from_bits(bits: u32) -> f32 { return bitcast<f32>(bits); }
 fn nan_in(a: f32, b: f32) -> bool { return (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u; }
-fn nan_max(a: f32, b: f32) -> f32 { return select(max(a, b), bitcast<f32>(0x7fc00000u), nan_in(a, b)); }
-fn nan_min(a: f32, b: f32) -> f32 { return select(min(a, b), bitcast<f32>(0x7fc00000u), nan_in(a, b)); }
+fn nan_max(a: f32, b: f32) -> f32 { return select(max(a, b), from_bits(0x7fc00000u), nan_in(a, b)); }
+fn nan_min(a: f32, b: f32) -> f32 { return select(min(a, b), from_bits(0x7fc00000u), nan_in(a, b)); }
 ",
     );
     for (name, combine) in [("sum", "a + b"), ("max", "nan_max(a, b)"), ("min", "nan_min(a, b)")] {
@@ -53,8 +55,8 @@ fn nan_min(a: f32, b: f32) -> f32 { return select(min(a, b), bitcast<f32>(0x7fc0
 fn parts(op: ReduceOp) -> Option<(&'static str, &'static str, &'static str)> {
     Some(match op {
         ReduceOp::Sum | ReduceOp::Mean => ("sum", "0.0", "acc + v"),
-        ReduceOp::Max => ("max", "-bitcast<f32>(0x7f800000u)", "nan_max(acc, v)"),
-        ReduceOp::Min => ("min", "bitcast<f32>(0x7f800000u)", "nan_min(acc, v)"),
+        ReduceOp::Max => ("max", "-from_bits(0x7f800000u)", "nan_max(acc, v)"),
+        ReduceOp::Min => ("min", "from_bits(0x7f800000u)", "nan_min(acc, v)"),
         _ => return None,
     })
 }

@@ -47,7 +47,7 @@ pub fn softmax_backward(dev: &GpuDevice, y: &GpuTensor, g: &GpuTensor, axis: isi
 /// Row body of the forward kernel: m (row max, NaN if the row has one) and total (sum of
 /// e^(x - m)). logSumExp (reduce_more.rs) starts with the same body.
 pub(crate) const FORWARD: &str = "
-  var mx = -bitcast<f32>(0x7f800000u);
+  var mx = -from_bits(0x7f800000u);
   for (var j = lid; j < len; j = j + 256u) { mx = nan_max(mx, x[xb + j]); }
   let m = tree_max(lid, mx);
   var s = 0.0;

@@ -17,8 +17,11 @@ use kiln_core::DType;
 
 /// WGSL helpers every elementwise kernel may call.
 pub const PRELUDE: &str = r#"
-fn kiln_inf() -> f32 { return bitcast<f32>(0x7f800000u); }
-fn kiln_nan() -> f32 { return bitcast<f32>(0x7fc00000u); }
+// Infinity and NaN from their bits through a parameter: a constant expression that evaluates to
+// inf or NaN is a shader-creation error in WGSL (Chromium's Tint enforces it; naga does not).
+fn kiln_from_bits(bits: u32) -> f32 { return bitcast<f32>(bits); }
+fn kiln_inf() -> f32 { return kiln_from_bits(0x7f800000u); }
+fn kiln_nan() -> f32 { return kiln_from_bits(0x7fc00000u); }
 // NaN tested on the bits: a float comparison (x != x) may be folded away, since WGSL lets
 // compilers assume no NaN reaches an op.
 fn kiln_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }

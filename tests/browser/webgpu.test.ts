@@ -1,0 +1,279 @@
+/**
+ * Kiln's GPU backend in a page: kiln-gpu on WebGPU (the GPU WASM module, bindings/wasm's `gpu`
+ * feature), in Debian's chromium with WebGPU on (SwiftShader here: a CPU implementation, so this
+ * checks correctness, not speed).
+ *
+ * - `await setBackend('gpu')` loads the GPU module on demand and opens WebGPU; gpuInfo() names
+ *   the adapter (vendor 'google', architecture 'swiftshader');
+ * - ops and gradients on WebGPU agree with the WASM backend in the same page;
+ * - training steps read nothing back (readbacks stay flat until `await loss.data()`), the
+ *   losses equal WASM's from the same seeds, and the buffer pool stops creating buffers;
+ * - the MNIST MLP trains in the page on WebGPU to WASM's test accuracy from the same seeds;
+ * - a synchronous read of a GPU tensor is an Error naming `await t.data()`; an out-of-range
+ *   index found by a kernel is reported by the next read (deferred, as natively);
+ * - the draw-a-digit demo (examples/web) runs on WebGPU, says so, and predicts as native does;
+ * - without WebGPU, `setBackend('gpu')` warns why and WASM stays in use.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as kiln from '../../ts/index.js';
+import { buildWeb, launchChromium, skipBrowser, WEBGPU_ARGS } from './chromium.js';
+
+describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
+  let withGpu: any;
+  let withoutGpu: any;
+  let server: any;
+  let url = '';
+  let modelDir = '';
+  let demoModel: kiln.nn.Sequential;
+
+  beforeAll(async () => {
+    buildWeb();
+    // An untrained 784-16-10 MLP for the demo page: the test compares its predictions there with
+    // the native backend's, which needs no training.
+    modelDir = mkdtempSync(join(tmpdir(), 'kiln-webgpu-model-'));
+    kiln.setBackend('native');
+    demoModel = new kiln.nn.Sequential(new kiln.nn.Linear(784, 16, { seed: 3 }), new kiln.nn.ReLU(), new kiln.nn.Linear(16, 10, { seed: 4 }));
+    demoModel.eval();
+    kiln.saveModel(modelDir, { stateDict: demoModel.stateDict(), config: { architecture: 'mlp', layers: [784, 16, 10], activation: 'relu', input: 'pixels / 255' } });
+    // @ts-expect-error: a plain .mjs script without type declarations
+    const { serve } = await import('../../scripts/serve-web.mjs');
+    ({ server, url } = await serve({ port: 0, isolated: false, mounts: { '/model/': modelDir } }));
+    withGpu = await launchChromium(WEBGPU_ARGS);
+    withoutGpu = await launchChromium();
+  }, 600_000);
+
+  afterAll(async () => {
+    await withGpu?.close();
+    await withoutGpu?.close();
+    server?.close();
+    demoModel?.dispose();
+    if (modelDir) rmSync(modelDir, { recursive: true, force: true });
+  });
+
+  /** A page of the server with kiln loaded (the WASM backend initialized) as `window.kiln`. */
+  async function pageOf(browser: any): Promise<any> {
+    const page = await browser.newPage();
+    const logs: string[] = [];
+    page.on('console', (m: any) => logs.push(m.text()));
+    // Any page of the server (a secure context: localhost); this one is a 404 with no script.
+    await page.goto(`${url}webgpu-test-page`);
+    // A module script, not an import() inside evaluate (vitest would rewrite that import).
+    await page.addScriptTag({ type: 'module', content: "import * as kiln from '/dist-web/kiln.js'; await kiln.init(); globalThis.kiln = kiln;" });
+    await page.waitForFunction(() => (globalThis as any).kiln !== undefined);
+    page.logs = logs;
+    return page;
+  }
+
+  it('setBackend(gpu) opens WebGPU and gpuInfo names the adapter', async () => {
+    const page = await pageOf(withGpu);
+    const r = await page.evaluate(async () => {
+      const kiln = (globalThis as any).kiln;
+      const used = await kiln.setBackend('gpu');
+      return { used, backend: kiln.getBackend(), info: kiln.gpuInfo() };
+    });
+    expect(r.used).toBe('gpu');
+    expect(r.backend).toBe('gpu');
+    expect(r.info.backend).toBe('BrowserWebGpu');
+    expect(r.info.vendor).toBe('google');
+    expect(r.info.architecture).toBe('swiftshader');
+    expect(r.info.software).toBe(true);
+    expect(r.info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
+    await page.close();
+  }, 120_000);
+
+  it('ops and gradients on WebGPU equal the WASM backend in the same page', async () => {
+    const page = await pageOf(withGpu);
+    const r = await page.evaluate(async () => {
+      const kiln = (globalThis as any).kiln;
+      /** The same computation on the active backend: values and gradients, read asynchronously. */
+      const run = async () => {
+        const a = kiln.randn([33, 47], { seed: 3 }).setRequiresGrad();
+        const b = kiln.randn([47, 29], { seed: 4 }).setRequiresGrad();
+        const y = kiln.matmul(a, b).relu().softmax(-1).mul(kiln.randn([33, 29], { seed: 5 })).sum();
+        y.backward();
+        const [ga, gb] = [a.grad, b.grad];
+        const out = { device: a.device, y: Array.from(await y.data()), ga: Array.from(await ga.data()), gb: Array.from(await gb.data()) };
+        kiln.dispose([a, b, y, ga, gb]);
+        return out;
+      };
+      await kiln.setBackend('wasm');
+      const wasm = await run();
+      await kiln.setBackend('gpu');
+      const gpu = await run();
+      return { wasm, gpu };
+    });
+    expect(r.gpu.device).toBe('gpu');
+    expect(r.wasm.device).toBe('cpu');
+    expect(r.gpu.y[0]).toBeCloseTo(r.wasm.y[0], 3);
+    const worst = (x: number[], y: number[]) => Math.max(...x.map((v, i) => Math.abs(v - y[i]!)));
+    expect(worst(r.gpu.ga, r.wasm.ga)).toBeLessThan(1e-4);
+    expect(worst(r.gpu.gb, r.wasm.gb)).toBeLessThan(1e-4);
+    await page.close();
+  }, 120_000);
+
+  it('training steps read nothing back, pool their buffers and match WASM from the same seeds', async () => {
+    const page = await pageOf(withGpu);
+    const r = await page.evaluate(async () => {
+      const kiln = (globalThis as any).kiln;
+      const train = async (name: string) => {
+        await kiln.setBackend(name);
+        const x = kiln.randn([64, 20], { seed: 11 });
+        const y = kiln.tensor(Int32Array.from({ length: 64 }, (_, i) => i % 5));
+        const model = new kiln.nn.Sequential(new kiln.nn.Linear(20, 32, { seed: 1 }), new kiln.nn.ReLU(), new kiln.nn.Linear(32, 5, { seed: 2 }));
+        const opt = new kiln.optim.Adam(model.parameters(), { lr: 1e-2 });
+        const losses: number[] = [];
+        const reads: number[] = [];
+        const created: number[] = [];
+        for (let step = 0; step < 8; step++) {
+          const before = name === 'gpu' ? kiln.gpuInfo().readbacks : 0;
+          const loss = kiln.tidy(() => {
+            const l = kiln.crossEntropy(model.forward(x), y);
+            opt.zeroGrad();
+            l.backward();
+            opt.step();
+            return l;
+          });
+          if (name === 'gpu') reads.push(kiln.gpuInfo().readbacks - before);
+          losses.push((await loss.data())[0]);
+          loss.dispose();
+          if (name === 'gpu') created.push(kiln.gpuInfo().pool.created);
+        }
+        const onGpu = model.parameters().every((p: any) => p.device === 'gpu');
+        model.dispose();
+        opt.dispose();
+        kiln.dispose([x, y]);
+        return { losses, reads, created, onGpu };
+      };
+      return { wasm: await train('wasm'), gpu: await train('gpu') };
+    });
+    expect(r.gpu.onGpu).toBe(true);
+    expect(r.gpu.reads, 'a training step reads nothing back').toEqual(r.gpu.reads.map(() => 0));
+    expect(r.gpu.losses[7]).toBeLessThan(r.gpu.losses[0]);
+    for (let i = 0; i < 8; i++) expect(r.gpu.losses[i]).toBeCloseTo(r.wasm.losses[i], 4);
+    // After the first step every buffer comes from the pool.
+    expect(r.gpu.created.slice(2), `buffers created after each step: ${r.gpu.created}`).toEqual(r.gpu.created.slice(2).map(() => r.gpu.created[1]));
+    await page.close();
+  }, 180_000);
+
+  it('the MNIST MLP trains in the page on WebGPU to the accuracy it reaches on WASM from the same seeds', async () => {
+    const mnist = kiln.data.loadMnist();
+    const [TRAIN, TEST] = [2000, 1000];
+    const digits = {
+      train: Array.from(mnist.trainImages.subarray(0, TRAIN * 784)),
+      trainLabels: Array.from(mnist.trainLabels.subarray(0, TRAIN)),
+      test: Array.from(mnist.testImages.subarray(0, TEST * 784)),
+      testLabels: Array.from(mnist.testLabels.subarray(0, TEST)),
+    };
+    const page = await pageOf(withGpu);
+    const r = await page.evaluate(async (d: typeof digits) => {
+      const kiln = (globalThis as any).kiln;
+      const train = async (name: string) => {
+        await kiln.setBackend(name);
+        const pixels = (v: number[], n: number) => kiln.tensor(Float32Array.from(v, (p) => p / 255), [n, 784]);
+        const [x, y, xt] = [pixels(d.train, d.trainLabels.length), kiln.tensor(Int32Array.from(d.trainLabels)), pixels(d.test, d.testLabels.length)];
+        const model = new kiln.nn.Sequential(new kiln.nn.Linear(784, 64, { seed: 1 }), new kiln.nn.ReLU(), new kiln.nn.Linear(64, 10, { seed: 2 }));
+        const opt = new kiln.optim.Adam(model.parameters(), { lr: 2e-3 });
+        const readsBefore = name === 'gpu' ? kiln.gpuInfo().readbacks : 0;
+        const losses: number[] = [];
+        for (let epoch = 0; epoch < 4; epoch++) {
+          for (let start = 0; start < d.trainLabels.length; start += 100) {
+            const loss = kiln.tidy(() => {
+              const l = kiln.crossEntropy(model.forward(x.slice([start, 0], [100, -1])), y.slice([start], [100]));
+              opt.zeroGrad();
+              l.backward();
+              opt.step();
+              return l;
+            });
+            if (start === 0) losses.push((await loss.data())[0]);
+            loss.dispose();
+          }
+        }
+        const reads = name === 'gpu' ? kiln.gpuInfo().readbacks - readsBefore : 0;
+        const logits = kiln.noGrad(() => model.forward(xt));
+        const predicted = kiln.argmax(logits, -1);
+        const p = await predicted.data();
+        const accuracy = (100 * d.testLabels.reduce((hits: number, label: number, i: number) => hits + (p[i] === label ? 1 : 0), 0)) / d.testLabels.length;
+        kiln.dispose([x, y, xt, logits, predicted]);
+        model.dispose();
+        opt.dispose();
+        return { accuracy, losses, reads };
+      };
+      return { wasm: await train('wasm'), gpu: await train('gpu') };
+    }, digits);
+    console.log(`[webgpu] MNIST MLP (${TRAIN} digits, 4 epochs) in chromium: test accuracy wasm ${r.wasm.accuracy}%, webgpu ${r.gpu.accuracy}%`);
+    expect(r.gpu.reads, 'one readback per loss read (4); the training steps read nothing').toBe(4);
+    expect(r.gpu.losses[3]).toBeLessThan(r.gpu.losses[0] / 3);
+    expect(r.wasm.accuracy).toBeGreaterThan(80);
+    expect(Math.abs(r.gpu.accuracy - r.wasm.accuracy), `webgpu ${r.gpu.accuracy}% vs wasm ${r.wasm.accuracy}%`).toBeLessThanOrEqual(0.5);
+    await page.close();
+  }, 300_000);
+
+  it('dataSync of a GPU tensor says to await data(); a bad index is reported by the next read', async () => {
+    const page = await pageOf(withGpu);
+    const r = await page.evaluate(async () => {
+      const kiln = (globalThis as any).kiln;
+      await kiln.setBackend('gpu');
+      const x = kiln.ones([3, 2]);
+      let sync = '';
+      try {
+        x.dataSync();
+      } catch (e) {
+        sync = (e as Error).message;
+      }
+      const g = kiln.gather(x, kiln.tensor(Int32Array.from([0, 7])));
+      let deferred = '';
+      try {
+        await g.data();
+      } catch (e) {
+        deferred = (e as Error).message;
+      }
+      // The device is still usable after the reported error.
+      const after = Array.from(await x.add(1).data());
+      return { sync, deferred, after };
+    });
+    expect(r.sync).toMatch(/await t\.data\(\)/);
+    expect(r.deferred).toMatch(/gather/);
+    expect(r.deferred).toMatch(/7/);
+    expect(r.after).toEqual([2, 2, 2, 2, 2, 2]);
+    await page.close();
+  }, 120_000);
+
+  it('the draw-a-digit demo picks WebGPU, says so, and predicts as the native backend does', async () => {
+    const page = await withGpu.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e: Error) => errors.push(e.message));
+    await page.goto(`${url}examples/web/?model=/model/`);
+    await page.waitForFunction(() => (window as any).kilnDemo?.ready === true || (window as any).kilnDemo?.error, null, { timeout: 60_000 });
+    expect(await page.evaluate(() => (window as any).kilnDemo.error ?? null)).toBeNull();
+    expect(await page.evaluate(() => (window as any).kilnDemo.backend)).toBe('gpu');
+    expect(await page.locator('#status').textContent()).toMatch(/on the gpu backend \(WebGPU, adapter google swiftshader\)/);
+    const drawn = await page.evaluate(async () => {
+      const ctx = (document.getElementById('pad') as HTMLCanvasElement).getContext('2d')!;
+      ctx.fillStyle = '#fff';
+      ctx.fillRect(120, 40, 40, 200);
+      return (window as any).kilnDemo.predict();
+    });
+    expect(await page.locator('#time').textContent()).toMatch(/WebGPU/);
+    const native = Array.from(kiln.tidy(() => kiln.softmax(demoModel.forward(kiln.tensor(drawn.input, [1, 784])), -1).dataSync()));
+    drawn.probs.forEach((p: number, d: number) => expect(p).toBeCloseTo(native[d]!, 4));
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+
+  it('without WebGPU, setBackend(gpu) warns why and WASM stays', async () => {
+    const page = await pageOf(withoutGpu);
+    const r = await page.evaluate(async () => {
+      const kiln = (globalThis as any).kiln;
+      const used = await kiln.setBackend('gpu');
+      return { used, backend: kiln.getBackend(), sum: Array.from(kiln.tensor([1, 2, 3]).sum().dataSync()) };
+    });
+    expect(r.used).toBe('wasm');
+    expect(r.backend).toBe('wasm');
+    expect(r.sum).toEqual([6]);
+    expect(page.logs.join('\n')).toMatch(/kiln: setBackend\('gpu'\): .*staying on WASM/);
+    await page.close();
+  }, 120_000);
+});
