@@ -9,7 +9,7 @@
 // Cross builds (docs/packaging.md): rustup here has only the host's std, so a foreign target builds
 // its std from the Rust sources Debian ships (rust-web-src, as scripts/build-wasm.mjs does for
 // wasm32) with `-Zbuild-std`, and links with Debian's cross linkers. CROSS_TARGETS says which.
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -115,7 +115,7 @@ export function napiRustflags(triple) {
  * `portable`: link the x86-64 glibc build against napi-rs's glibc 2.17 sysroot (`--use-napi-cross`,
  * what prepack ships) instead of this machine's glibc, which would make it need glibc 2.35.
  */
-export function buildAddon({ triple = HOST_TRIPLE, portable = false } = {}) {
+export function buildAddon({ triple = HOST_TRIPLE, portable = false, gpu = true } = {}) {
   if (!triple) throw new Error(`build-addon: no native target is known for ${process.platform}-${process.arch}; build one with --target`);
   const tag = triple === HOST_TRIPLE ? HOST_TAG : CROSS_TARGETS[triple]?.tag;
   const { env: crossEnv, cargoArgs } = triple === HOST_TRIPLE ? { env: {}, cargoArgs: [] } : crossBuildEnv(triple);
@@ -123,6 +123,12 @@ export function buildAddon({ triple = HOST_TRIPLE, portable = false } = {}) {
   const args = ['build', '--release', '--platform', '--strip', '--no-js', '--target', triple];
   args.push('--package', 'kiln-node', '--manifest-path', 'bindings/node/Cargo.toml', '--output-dir', `npm/${tag}`);
   const env = { ...crossEnv };
+  if (!gpu) {
+    // `npm start`'s CPU-only addon: no wgpu, naga, ash (bindings/node's `gpu` feature). A cache of
+    // its own, so that switching between it and the full build rebuilds neither.
+    args.push('--no-default-features');
+    env.CARGO_TARGET_DIR = join(CARGO_TARGET_DIR, 'no-gpu');
+  }
   if (portable && triple === 'x86_64-unknown-linux-gnu') {
     ensureNapiCrossToolchain(triple);
     args.push('--use-napi-cross');
@@ -134,7 +140,20 @@ export function buildAddon({ triple = HOST_TRIPLE, portable = false } = {}) {
   // platform package's `files` is the binary alone) and not committed; Kiln's contract is ts/backends/backend.ts.
   run(napi, [...args, ...(cargoArgs.length ? ['--', ...cargoArgs] : [])], { env });
   if (triple.includes('-linux-')) stripSymbols(addonPath(tag), CROSS_TARGETS[triple]?.strip ?? 'strip');
+  writeFileSync(featuresPath(tag), `${JSON.stringify({ gpu })}\n`);
   return addonPath(tag);
+}
+
+/** Beside the binary (not packed: the platform package ships the binary alone): what it was built with. */
+const featuresPath = (tag) => join(ROOT, 'npm', tag, `kiln.${tag}.build.json`);
+
+/** Whether the addon for `tag` was built with the GPU backend (true for builds that predate the record). */
+export function addonHasGpu(tag = HOST_TAG) {
+  try {
+    return JSON.parse(readFileSync(featuresPath(tag), 'utf8')).gpu !== false;
+  } catch {
+    return true;
+  }
 }
 
 /**

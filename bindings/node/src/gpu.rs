@@ -8,18 +8,29 @@ use crate::{guard, handle, register, registry, Handle};
 use kiln_boundary::kinds::Place;
 use kiln_core::device::{to_device as move_to, Device};
 use kiln_core::{DType, KilnError, Tensor};
-use kiln_gpu::GpuBackend;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// The process's GPU, opened once; the error (no adapter, with the install hint) is kept too.
+#[cfg(feature = "gpu")]
 fn gpu() -> kiln_core::Result<Arc<dyn Device>> {
+    use kiln_gpu::GpuBackend;
+    use std::sync::OnceLock;
     static GPU: OnceLock<std::result::Result<Arc<GpuBackend>, String>> = OnceLock::new();
     match GPU.get_or_init(|| GpuBackend::open().map_err(|e| e.message)) {
         Ok(b) => Ok(b.clone() as Arc<dyn Device>),
         Err(message) => Err(KilnError::new("gpu", message.clone())),
     }
+}
+
+/// The addon `npm start` builds leaves the GPU out to build quickly (bindings/node's `gpu` feature).
+#[cfg(not(feature = "gpu"))]
+fn gpu() -> kiln_core::Result<Arc<dyn Device>> {
+    Err(KilnError::new(
+        "gpu",
+        "this native addon was built without the GPU backend (`npm start` builds a CPU-only addon to start quickly); `npm run build` builds the full one",
+    ))
 }
 
 /// Opens the GPU (if not yet open) and describes it as JSON: adapter, driver, limits, readbacks
