@@ -109,25 +109,3 @@ export function namedFunctions<M extends object>(module: M): M {
   }
   return out as M;
 }
-
-/**
- * The layer class `layer` whose constructor names it in its errors, as its forward does
- * (nn/module.ts): `new nn.LearnedPositionalEmbedding(0, 4)` says "LearnedPositionalEmbedding:
- * ... (raised by Embedding)". A Proxy, so `new`, `extends`, `instanceof` and statics behave as
- * with the class itself; applied once, where kiln.nn exports its layers (nn/index.ts).
- */
-export function namedLayer<C extends abstract new (...args: never[]) => unknown>(layer: C): C {
-  const name = layer.name;
-  return new Proxy(layer, {
-    construct(target, args, newTarget) {
-      open.push('layer');
-      try {
-        return Reflect.construct(target, args, newTarget) as object;
-      } catch (e) {
-        throw leaving(e, name, 'layer');
-      } finally {
-        open.pop();
-      }
-    },
-  });
-}
