@@ -1,7 +1,7 @@
 /**
- * Errors name what the user called (issue 13, class 8): a composite function or a layer renames
- * errors raised by the ops it is built from (ts/named-errors.ts), keeping the op that raised it
- * and the original error as `cause`. And the same bad call is worded identically on every backend.
+ * Errors name what the user called (issue 13, class 8): every public function, Tensor method and
+ * layer's forward renames errors raised by the ops it is built from
+ * (ts/named-errors.ts), keeping the op that raised it and the original error as `cause`. And the same bad call is worded identically on every backend.
  */
 import { describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
@@ -62,10 +62,38 @@ forEachBackend(() => {
       const a = kiln.ones([2]);
       const b = kiln.ones([3]);
       expectThrows(() => kiln.mse(a, b), /^mse: predictions \[2\] and targets \[3\] must have the same shape$/);
-      const e = expectThrows(() => lin.forward(kiln.tensor([1, 2])), /^Linear: /);
-      expect(e.message).not.toMatch(/^Linear: Linear:/);
+      expectThrows(() => lin.forward(kiln.tensor([1, 2])), /^Linear\(3 -> 2\): expected input \[\.\.\., 3\], got float32 \[2\]$/);
       lin.dispose();
       kiln.dispose([a, b]);
+    });
+
+    it('transpose names itself, not the permute it forwards to', () => {
+      const e = expectThrows(() => kiln.transpose(0.5 as unknown as kiln.Tensor, [0]), /^transpose: argument 'x' must be a Tensor, got number 0\.5 \(raised by permute\)$/);
+      expect((e.cause as Error).message).toMatch(/^permute: /);
+      const x = kiln.ones([2, 3]);
+      expectThrows(() => kiln.transpose(x, [0]), /^transpose: .*\(raised by permute\)$/);
+      expectThrows(() => kiln.permute(x, [0]), /^permute: /);
+      x.dispose();
+    });
+
+    it('a Tensor method names the method, and errors from the JavaScript engine are named too', () => {
+      const x = kiln.ones([2, 3]);
+      expectThrows(() => x.transpose([0]), /^transpose: .*\(raised by permute\)$/);
+      const e = expectThrows(() => x.expandDims(9), /^expandDims: axis 9 is out of range for a tensor of rank 3 \(raised by unsqueeze\)$/);
+      expect((e.cause as Error).message).toMatch(/^unsqueeze: /);
+      expectThrows(() => kiln.concat(3 as unknown as kiln.Tensor[]), /^concat: /);
+      x.dispose();
+    });
+
+    it('in a layer built from layers the innermost names it, as written ("LayerNorm([4]): ..."); kiln.losses is the same function', () => {
+      const block = new kiln.nn.TransformerEncoderLayer(4, 2, { seed: 1 });
+      expectThrows(() => block.forward(kiln.ones([2, 3, 5])), /^LayerNorm\(\[4\]\): expected input \[\.\.\., 4\], got float32 \[2, 3, 5\]$/);
+      expect(kiln.losses.mse).toBe(kiln.mse);
+      block.dispose();
+    });
+
+    it('callbacks keep their own errors: tidy and grad do not rename what the user wrote', () => {
+      expectThrows(() => kiln.tidy(() => kiln.mul(kiln.ones([2]), kiln.ones([2], 'int32'))), /^mul: expected float32 tensors/);
     });
 
     it('errors outside any composite are unchanged, and a layer works normally after an error', () => {

@@ -7,14 +7,17 @@
  */
 
 import { Tensor } from '../tensor.js';
+import { namedFunction } from '../named-errors.js';
 
 /**
  * Installs `methods` (plain methods and getters) on `Tensor.prototype` as a class body would:
- * not enumerable, so `{ ...tensor }` and `for...in` still see no methods. The type ties each body
+ * not enumerable, so `{ ...tensor }` and `for...in` still see no methods; errors name the method. The type ties each body
  * to the declaration merged into `Tensor`, so a signature that drifts fails to compile.
  */
 export function attachMethods<K extends keyof Tensor>(methods: Pick<Tensor, K> & ThisType<Tensor>): void {
   for (const [name, descriptor] of Object.entries(Object.getOwnPropertyDescriptors(methods))) {
+    // `x.transpose()` names transpose in its errors, not the op it forwards to (named-errors.ts).
+    if (typeof descriptor.value === 'function') descriptor.value = namedFunction(name, descriptor.value as () => unknown);
     Object.defineProperty(Tensor.prototype, name, { ...descriptor, enumerable: false });
   }
 }
