@@ -1,8 +1,8 @@
 // `npm run build:platforms`: builds the native addon for every target this machine can build
 // (docs/packaging.md has the table) into npm/<platform>/, then runs what it built:
 //   - kiln-core's unit tests, cross-compiled for each target (with the addon's RUSTFLAGS, so
-//     they reuse its std and crates) and run under qemu-user (aarch64) or directly (x86-64
-//     musl, through the musl loader Debian's musl package installs);
+//     they reuse its std and crates) and run under qemu-user (aarch64) or through the musl
+//     root's loader (x86-64 musl, with that root's libgcc_s: scripts/musl-root.mjs);
 //   - each addon checked for the N-API entry point Node looks up (napi_register_module_v1);
 //   - kiln-ml itself on the target's Node, which must pick the target's binary, run native and
 //     agree with this machine's result: linux-arm64-gnu on the official arm64 Node (npm registry)
@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CARGO_TARGET_DIR, ROOT, run, step } from './lib.mjs';
 import { CROSS_TARGETS, HOST_TRIPLE, addonPath, buildAddon, crossBuildEnv, napiRustflags } from './build-addon.mjs';
-import { runInMuslRoot } from './musl-root.mjs';
+import { muslTestRunner, runInMuslRoot } from './musl-root.mjs';
 
 const APT = ['rustc-web', 'cargo-web', 'rust-web-src', 'qemu-user-static', ...new Set(Object.values(CROSS_TARGETS).map((t) => t.apt))];
 const i = process.argv.indexOf('--target');
@@ -113,7 +113,9 @@ const SMOKE = { 'aarch64-unknown-linux-gnu': smokeUnderQemu, 'x86_64-unknown-lin
 ensureApt();
 const results = [];
 for (const triple of targets) {
-  const { tag, runner } = CROSS_TARGETS[triple] ?? {};
+  const { tag } = CROSS_TARGETS[triple] ?? {};
+  // aarch64 under qemu-user; musl through the musl root's loader (its libgcc_s is on the path).
+  const runner = CROSS_TARGETS[triple]?.runner ?? (triple.includes('musl') ? muslTestRunner() : null);
   if (!tag) throw new Error(`build-platforms: ${triple} is not a cross target here (${Object.keys(CROSS_TARGETS).join(', ')}); ${HOST_TRIPLE} is built by npm run build`);
   if (build) {
     step(`${triple}: napi build (-Zbuild-std; cache in ${CARGO_TARGET_DIR})`);
@@ -124,7 +126,7 @@ for (const triple of targets) {
   results.push(`${tag}: built ${addonPath(tag)} (exports napi_register_module_v1)`);
   if (test) {
     const { env, cargoArgs } = crossBuildEnv(triple);
-    step(`${triple}: kiln-core's tests${runner ? ` under ${runner.split(' ')[0]}` : ' (run directly, through the musl loader)'}`);
+    step(`${triple}: kiln-core's tests${runner ? ` under ${runner.split(' ')[0]}` : ''}`);
     // --lib --tests: the doctests would need Debian's rustdoc to match its rustc, and add nothing
     // platform-specific.
     run(env.CARGO, ['test', '--release', '-p', 'kiln-core', '--lib', '--tests', '--target', triple, ...cargoArgs], {

@@ -12,7 +12,7 @@
 // (chroot, and a mount namespace from `unshare` for /proc, /dev and the bind-mounted checkout).
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { run, step } from './lib.mjs';
 import { ensurePython } from './python.mjs';
@@ -86,6 +86,19 @@ function addLibgcc(root) {
   mkdirSync(join(root, 'usr', 'lib'), { recursive: true });
   copyFileSync(join(libs, bundled), target);
   return root;
+}
+
+/**
+ * A cargo test runner for x86_64-unknown-linux-musl binaries on this (glibc) machine: the root's
+ * musl loader, run as a program, with the root's libgcc_s (Rust's unwinder needs it; Debian has
+ * no musl build of it) on LD_LIBRARY_PATH. Returns the runner script's path.
+ */
+export function muslTestRunner() {
+  const root = ensureMuslRoot();
+  const runner = join(root, '..', 'musl-link', 'run-musl');
+  mkdirSync(dirname(runner), { recursive: true });
+  writeFileSync(runner, `#!/bin/sh\nLD_LIBRARY_PATH='${join(root, 'usr', 'lib')}' exec '${join(root, 'lib', 'ld-musl-x86_64.so.1')}' "$@"\n`, { mode: 0o755 });
+  return runner;
 }
 
 /**
