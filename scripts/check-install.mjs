@@ -165,11 +165,12 @@ try {
   writeFileSync(installed, damaged);
   fallback('corrupt binary', new RegExp(`${platformPkg}: .*invalid ELF header.*reinstall the dependencies`));
   // Other platforms' builds (npm run build:platforms) in this platform's slot: another
-  // architecture (wrong ELF machine) or another C library (musl's loader is missing here).
+  // architecture (wrong ELF machine) or another C library: the musl build needs `libc.so` (musl's
+  // soname), and glibc's loader finds Debian's libc.so, a linker script ("invalid ELF header").
   const others = Object.keys(platformDependencies()).map((p) => p.slice(pkg.name.length + 1)).filter((t) => t !== HOST_TAG && existsSync(addonPath(t)));
   for (const other of others) {
     copyFileSync(addonPath(other), installed);
-    fallback(`${other} binary in ${platformPkg}`, new RegExp(`${platformPkg}: .*(wrong ELF class|ELF file's machine|machine type|cannot open shared object|symbol not found|undefined symbol).*reinstall the dependencies`));
+    fallback(`${other} binary in ${platformPkg}`, new RegExp(`${platformPkg}: .*(wrong ELF class|ELF file's machine|machine type|cannot open shared object|symbol not found|undefined symbol|libc\\.so: invalid ELF header).*reinstall the dependencies`));
   }
   if (others.length === 0) console.log('(no other platform\'s build in npm/: `npm run build:platforms` adds wrong-architecture and wrong-libc cases)');
   rmSync(join(app, 'node_modules', platformPkg), { recursive: true });
