@@ -50,11 +50,16 @@ export class EpochLogs {
     for (const m of this.metrics) m.update(outputs, targets);
   }
 
-  /** The epoch's logs (loss, extras, metrics; names prefixed) and the metrics' non-scalar details. */
-  read(prefix = ''): { logs: Logs; details: Record<string, unknown> } {
+  /**
+   * The epoch's logs (loss, extras, metrics; names prefixed) and the metrics' non-scalar details.
+   * Every device sum is read with `await t.data()` (all at once), never with a synchronous read:
+   * on WebGPU in a page that is the only read there is.
+   */
+  async read(prefix = ''): Promise<{ logs: Logs; details: Record<string, unknown> }> {
     const logs: Logs = {};
     const details: Record<string, unknown> = {};
     if (this.samples === 0) return { logs, details };
+    await Promise.all([this.lossOnDevice.fetch(), ...[...this.extras.values()].map((e) => e.onDevice.fetch()), ...this.metrics.map((m) => m.ready?.())]);
     logs[prefixed(prefix, 'loss')] = (this.lossTotal + (this.lossOnDevice.read()?.[0] ?? 0)) / this.samples;
     for (const [name, e] of this.extras) logs[prefixed(prefix, name)] = (e.total + (e.onDevice.read()?.[0] ?? 0)) / e.count;
     for (const m of this.metrics) {

@@ -16,7 +16,7 @@ import { createDashboard } from './dashboard/hook.js';
 import { resolveMetric, type Metric, type MetricSpec } from './metrics/index.js';
 import { formatLogs, ProgressBar } from './progress.js';
 import { describeValue, epochBatches, inMemoryBatches, isInMemoryData, isTensor, rowCount, sampleCount, type InMemoryData } from './batches.js';
-import { describeParameters, gradientFinitenessFlag, nonFiniteGradients } from './gradient-guard.js';
+import { describeParameters, gradientFinitenessFlag, nonFiniteGradients, nonFiniteGradientsAsync } from './gradient-guard.js';
 import { EpochLogs } from './epoch-logs.js';
 import { callModel, defaultStep, splitBatch, stepResult, type LossFn, type StepContext, type TrainStep } from './step.js';
 import type { BatchSource, Logs, TrainableModel } from './types.js';
@@ -216,8 +216,8 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
   const allParams = [...new Set(optimizers.flatMap((o) => o.parameters))];
   const names = new Map(Object.entries(model.stateDict()).map(([name, t]) => [t, name] as [Tensor, string]));
   /** `loss`: the step's loss when known (automatic optimization), else undefined. */
-  const badGradients = (params: readonly Tensor[], epoch: number, step: number, loss?: number) => {
-    const which = describeParameters(nonFiniteGradients(params), allParams, names);
+  const badGradients = (bad: readonly Tensor[], epoch: number, step: number, loss?: number) => {
+    const which = describeParameters(bad, allParams, names);
     const lead = loss === undefined ? 'the gradients' : `the loss is finite (${loss}) but the gradients`;
     return nonFiniteMessage(
       `${lead} of ${which} hold NaN or ±Infinity (an op with an infinite derivative where it was evaluated, such as sqrt or log at 0?)`,
@@ -261,7 +261,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
             if (!manual) throw new Error('fit: ctx.optimizerStep is for manualOptimization; with automatic optimization fit updates after the step');
             const flag = gradientFinitenessFlag(opt.parameters);
             if (flag !== null && Number.isNaN(flag.dataSync()[0])) {
-              const message = badGradients(opt.parameters, epoch, step);
+              const message = badGradients(nonFiniteGradients(opt.parameters), epoch, step);
               if (onGradients === 'stop') throw new Error(message);
               skippedByStep = true;
               return false;
@@ -270,8 +270,12 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
             return true;
           },
         };
+        /** What the step keeps until its values are read: the values to read, and the metrics' inputs. */
+        let kept: { values: Tensor; outputs?: Tensor; targets?: Tensor } | undefined;
+        /** Whether the values end with the gradient flag (the step closes an accumulation window). */
+        let hasFlag = false;
         try {
-          tidy(() => {
+          kept = tidy(() => {
             if (manual || inWindow === 0) for (const o of optimizers) o.zeroGrad();
             const result = stepResult('fit', trainStep(batch, stepCtx));
             if (!manual) (windowSize > 1 ? result.loss.div(windowSize) : result.loss).backward();
@@ -279,28 +283,34 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
             // non-finite gradient on any rank trips the guard on every rank alike.
             if (parallel && closesWindow) parallel.syncGradients();
             const flag = closesWindow ? gradientFinitenessFlag(allParams) : null;
+            hasFlag = flag !== null;
             // One readback per step: the loss, the logged tensors and the gradient flag together.
             const tensorExtras = extras.filter((e) => isTensor(e[1]));
-            const values = stack([result.loss.detach(), ...tensorExtras.map(([, t]) => (t as Tensor).detach().reshape([])), ...(flag ? [flag] : [])]).dataSync();
-            // Distributed: every rank must skip (or stop) together, so the guard reads the global loss.
-            loss = parallel ? parallel.meanAcrossRanks(values[0]) : values[0];
-            tensorExtras.forEach((e, i) => (e[1] = values[i + 1]));
-            if (!Number.isFinite(loss)) {
-              failure = { message: nonFiniteMessage(`the loss is ${loss}`, epoch, step, optimizer.lr, 'onNonFiniteLoss', manual), policy: onLoss };
-              return;
-            }
-            if (flag && Number.isNaN(values[values.length - 1])) {
-              failure = { message: badGradients(allParams, epoch, step, loss), policy: onGradients };
-              return;
-            }
-            if (closesWindow) for (const o of optimizers) o.step();
-            if (!manual) inWindow = closesWindow ? 0 : inWindow + 1;
-            if (metrics.length > 0) {
-              if (!isTensor(result.outputs) || !isTensor(result.targets)) throw new Error('fit: metrics need the step to return { loss, outputs, targets }');
-              epochLogs.updateMetrics(result.outputs.detach(), result.targets);
-            }
+            const values = stack([result.loss.detach(), ...tensorExtras.map(([, t]) => (t as Tensor).detach().reshape([])), ...(flag ? [flag] : [])]);
+            if (metrics.length === 0) return { values };
+            if (!isTensor(result.outputs) || !isTensor(result.targets)) throw new Error('fit: metrics need the step to return { loss, outputs, targets }');
+            return { values, outputs: result.outputs.detach(), targets: result.targets.detach() };
           });
+          // Read asynchronously (the one read of the step): on WebGPU in a page there is no
+          // synchronous read, and elsewhere `await data()` costs the same as dataSync.
+          const values = await kept.values.data();
+          // Distributed: every rank must skip (or stop) together, so the guard reads the global loss.
+          loss = parallel ? parallel.meanAcrossRanks(values[0]) : values[0];
+          extras.filter((e) => isTensor(e[1])).forEach((e, i) => (e[1] = values[i + 1]));
+          if (!Number.isFinite(loss)) {
+            failure = { message: nonFiniteMessage(`the loss is ${loss}`, epoch, step, optimizer.lr, 'onNonFiniteLoss', manual), policy: onLoss };
+          } else if (hasFlag && Number.isNaN(values[values.length - 1])) {
+            failure = { message: badGradients(await nonFiniteGradientsAsync(allParams), epoch, step, loss), policy: onGradients };
+          } else {
+            const { outputs, targets } = kept;
+            tidy(() => {
+              if (closesWindow) for (const o of optimizers) o.step();
+              if (outputs !== undefined && targets !== undefined) epochLogs.updateMetrics(outputs, targets);
+            });
+            if (!manual) inWindow = closesWindow ? 0 : inWindow + 1;
+          }
         } finally {
+          if (kept !== undefined) for (const t of Object.values(kept)) t?.dispose();
           release();
         }
         const batchLogs: BatchLogs = { epoch, globalStep, lr: optimizer.lr, loss };
@@ -324,19 +334,18 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
       if (inWindow > 0) {
         // An epoch of unknown length ended inside a window: its batches still make an update
         // (each of their losses was divided by accumulateSteps, so it is a proportionally smaller one).
-        const finite = tidy(() => {
-          const flag = gradientFinitenessFlag(allParams);
-          return flag === null || !Number.isNaN(flag.dataSync()[0]);
-        });
-        if (finite) for (const o of optimizers) o.step();
-        else if (onGradients === 'stop') throw new Error(badGradients(allParams, epoch, step));
+        const flag = gradientFinitenessFlag(allParams);
+        const finite = flag === null || !Number.isNaN((await flag.data())[0]);
+        flag?.dispose();
+        if (finite) tidy(() => optimizers.forEach((o) => o.step()));
+        else if (onGradients === 'stop') throw new Error(badGradients(await nonFiniteGradientsAsync(allParams), epoch, step));
         else skipped++;
       }
       if (step === 0) throw new Error('fit: the training data produced no batches (is the dataset empty?)');
       if (skipped === step) {
         throw new Error(`fit: every one of the ${step} steps of epoch ${epoch} had a non-finite loss or gradient and was skipped; check the data for NaN/Inf`);
       }
-      const read = epochLogs.read();
+      const read = await epochLogs.read();
       let logs = read.logs;
       const details = read.details;
       if (skipped > 0) logs.skippedSteps = skipped;
@@ -434,7 +443,7 @@ async function evaluateWith(model: TrainableModel, data: BatchSource<unknown>, s
         release();
       }
     }
-    return epochLogs.read(prefix);
+    return await epochLogs.read(prefix);
   } finally {
     epochLogs.dispose();
   }

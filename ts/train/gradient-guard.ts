@@ -23,12 +23,30 @@ export function gradientFinitenessFlag(params: readonly Tensor[]): Tensor | null
   return tidy(() => sum(stack(grads.map((g) => sum(mul(g, 0))))));
 }
 
+/** A scalar [] per parameter with a gradient: NaN where that gradient is not finite (see the top of the file). */
+function perParameterFlags(params: readonly Tensor[]): Array<[Tensor, Tensor]> {
+  return params.filter((p) => p.grad !== null).map((p) => [p, tidy(() => sum(mul(p.grad!, 0)))]);
+}
+
 /** The parameters among `params` whose gradient holds NaN or ±Infinity (one readback each: the slow path, for the message). */
 export function nonFiniteGradients(params: readonly Tensor[]): Tensor[] {
-  return params.filter((p) => {
-    const g = p.grad;
-    return g !== null && tidy(() => Number.isNaN(sum(mul(g, 0)).dataSync()[0]));
-  });
+  const flags = perParameterFlags(params);
+  try {
+    return flags.filter(([, f]) => Number.isNaN(f.dataSync()[0])).map(([p]) => p);
+  } finally {
+    for (const [, f] of flags) f.dispose();
+  }
+}
+
+/** nonFiniteGradients read with `await t.data()` (fit's automatic step: it also runs on WebGPU in a page). */
+export async function nonFiniteGradientsAsync(params: readonly Tensor[]): Promise<Tensor[]> {
+  const flags = perParameterFlags(params);
+  try {
+    const values = await Promise.all(flags.map(([, f]) => f.data()));
+    return flags.filter((_, i) => Number.isNaN(values[i][0])).map(([p]) => p);
+  } finally {
+    for (const [, f] of flags) f.dispose();
+  }
 }
 
 /** "w1 [2, 16], b1 [16]": names from the model's state dict where it has them, else the position in the optimizer. */

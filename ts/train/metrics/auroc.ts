@@ -51,8 +51,11 @@ export class Auroc implements Metric {
   private scores: Tensor[] = [];
   private targets: Tensor[] = [];
   private classes = 0;
+  /** The scores and labels as `ready` read them; dropped by the next `update` or `reset`. */
+  private fetched: { scores: number[]; labels: number[] } | null = null;
 
   update(outputs: Tensor, targets: Tensor): void {
+    this.fetched = null;
     const rows = targets.shape[0];
     const shape = outputs.shape;
     const valid = targets.shape.length === 1 && shape[0] === rows && (shape.length === 1 || (shape.length === 2 && shape[1] >= 1));
@@ -70,10 +73,17 @@ export class Auroc implements Metric {
     this.targets.push(keep(kept.target));
   }
 
+  async ready(): Promise<void> {
+    const all = async (ts: Tensor[]) => (await Promise.all(ts.map((t) => t.data()))).flatMap((d) => Array.from(d));
+    this.fetched = { scores: await all(this.scores), labels: await all(this.targets) };
+  }
+
   compute(): number {
     if (this.scores.length === 0) return NaN;
-    const scores = this.scores.flatMap((t) => Array.from(t.dataSync()));
-    const labels = this.targets.flatMap((t) => Array.from(t.dataSync()));
+    const { scores, labels } = this.fetched ?? {
+      scores: this.scores.flatMap((t) => Array.from(t.dataSync())),
+      labels: this.targets.flatMap((t) => Array.from(t.dataSync())),
+    };
     if (this.classes === 2) return binaryAuroc(scores, labels);
     const c = this.classes;
     const areas: number[] = [];
@@ -86,6 +96,7 @@ export class Auroc implements Metric {
   }
 
   reset(): void {
+    this.fetched = null;
     for (const t of [...this.scores, ...this.targets]) t.dispose();
     this.scores = [];
     this.targets = [];

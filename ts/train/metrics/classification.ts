@@ -66,6 +66,10 @@ export class ConfusionMatrix implements Metric {
     return Array.from({ length: c }, (_, t) => Array.from({ length: c }, (_, p) => (flat ? Math.round(flat[t * c + p]) : 0)));
   }
 
+  ready(): Promise<void> {
+    return this.counts.fetch();
+  }
+
   /** A confusion matrix is not one number: it goes to `History.details`, not to the logs. */
   compute(): Record<string, number> {
     return {};
@@ -128,6 +132,10 @@ export class PrecisionRecallF1 implements Metric {
 
   update(outputs: Tensor, targets: Tensor): void {
     this.confusion.update(outputs, targets);
+  }
+
+  ready(): Promise<void> {
+    return this.confusion.ready();
   }
 
   compute(): number | Record<string, number> {

@@ -23,7 +23,9 @@ import { add } from '../../ops/elementwise.js';
  *
  * fit calls `reset()` before each epoch and before validation, `update()` after each step (inside
  * the step's `tidy`: a tensor kept across batches must be passed to `kiln.keep`, and freed in
- * `reset`), and `compute()` at the epoch's end. A built-in metric reads nothing back in `update`.
+ * `reset`), then `await ready()` and `compute()` at the epoch's end. A built-in metric reads
+ * nothing back in `update`, and reads its sums in `ready` with `await t.data()`, so that `compute`
+ * also works where a synchronous read cannot (the GPU backend in a page: WebGPU).
  */
 export interface Metric {
   /** The log key: 'accuracy' logs `accuracy` for training and `valAccuracy` for validation. */
@@ -32,6 +34,12 @@ export interface Metric {
   update(outputs: Tensor, targets: Tensor): void;
   /** The value so far: one number (logged under `name`) or several named numbers (logged under their names). */
   compute(): number | Record<string, number>;
+  /**
+   * Reads back, asynchronously, what `compute` needs; fit and evaluate await it before `compute`.
+   * Optional: without it `compute` reads synchronously (dataSync), which is fine everywhere but
+   * on WebGPU in a page, where only `await t.data()` can read a GPU tensor.
+   */
+  ready?(): Promise<void>;
   /** Forgets everything seen (and frees what it keeps). */
   reset(): void;
   /** A value that is not a number (a confusion matrix), kept in `History.details` per epoch. */
@@ -44,6 +52,8 @@ export interface Metric {
  */
 export class RunningSum {
   private total: Tensor | null = null;
+  /** The total as `fetch` read it; dropped by the next `add` or `reset`. */
+  private fetched: Float32Array | Int32Array | null = null;
 
   /** Adds `value` (made inside a tidy of its own, so the batch's temporaries are freed). */
   add(value: () => Tensor): void {
@@ -53,10 +63,17 @@ export class RunningSum {
     });
     this.total?.dispose();
     this.total = keep(next);
+    this.fetched = null;
   }
 
-  /** The total as numbers (null before the first add). */
+  /** Reads the total with `await t.data()`, so that `read()` needs no synchronous readback. */
+  async fetch(): Promise<void> {
+    this.fetched = this.total ? ((await this.total.data()) as Float32Array | Int32Array) : null;
+  }
+
+  /** The total as numbers (null before the first add): what `fetch` read, else read now. */
   read(): Float32Array | Int32Array | null {
+    if (this.fetched !== null) return this.fetched;
     return this.total ? (this.total.dataSync() as Float32Array | Int32Array) : null;
   }
 
@@ -64,6 +81,7 @@ export class RunningSum {
   reset(): void {
     this.total?.dispose();
     this.total = null;
+    this.fetched = null;
   }
 }
 
@@ -87,6 +105,10 @@ export abstract class MeanMetric implements Metric {
   update(outputs: Tensor, targets: Tensor): void {
     this.total.add(() => this.batchSum(outputs, targets));
     this.count += targets.size;
+  }
+
+  ready(): Promise<void> {
+    return this.total.fetch();
   }
 
   compute(): number {

@@ -64,6 +64,10 @@ export class R2 implements Metric {
     });
   }
 
+  ready(): Promise<void> {
+    return this.sums.fetch();
+  }
+
   compute(): number {
     const s = this.sums.read();
     if (!s) return NaN;
