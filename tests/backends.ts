@@ -8,9 +8,10 @@
  * one its tests are skipped with the reason. A file whose subject a backend does not have by design
  * says so with `forEachBackend(fn, { except })`; long learning runs use `heavyIt` (below).
  */
-import { beforeAll, describe, it, type TestFunction } from 'vitest';
+import { afterEach, beforeAll, describe, it, type TestFunction } from 'vitest';
 import * as kiln from '../ts/index.js';
 import type { BackendName } from '../ts/index.js';
+import { settleDeferredChecks } from './helpers.js';
 
 export const BACKENDS: BackendName[] = (process.env.KILN_BACKENDS ?? 'native')
   .split(',')
@@ -68,6 +69,8 @@ export function forEachBackend(fn: (name: BackendName) => void, options: Backend
         await settleGarbage();
         await kiln.setBackend(name);
       });
+      // The error checks that could only be made asynchronously (helpers.ts: expectThrows).
+      afterEach(settleDeferredChecks);
       fn(name);
     });
   }

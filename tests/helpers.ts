@@ -56,6 +56,16 @@ export async function read(t: Tensor): Promise<number[]> {
   return Array.from(await t.data());
 }
 
+/** The values of the tensor `fn` makes (its temporaries freed by a tidy), read asynchronously. */
+export async function readOf(fn: () => Tensor): Promise<number[]> {
+  const t = kiln.tidy(fn);
+  try {
+    return await read(t);
+  } finally {
+    t.dispose();
+  }
+}
+
 /** A tensor as a reference array. */
 export async function toND(t: Tensor): Promise<ND> {
   return { shape: [...t.shape], data: await read(t) };
@@ -158,17 +168,8 @@ export async function expectTensor(t: Tensor, exp: Expectation, label = ''): Pro
 
 // ---- errors ------------------------------------------------------------------------------------
 
-/**
- * Asserts that `fn` throws an Error (not a crash, not an internal panic) whose message contains
- * every fragment (strings case-sensitively, or regexps).
- */
-export function expectThrows(fn: () => unknown, ...fragments: Array<string | RegExp>): Error {
-  let err: unknown;
-  try {
-    surfaced(fn)();
-  } catch (e) {
-    err = e;
-  }
+/** Checks that `err` is a proper Error (not a crash, not an internal panic) naming every fragment. */
+function checkThrown(err: unknown, fragments: Array<string | RegExp>): Error {
   expect(err, 'expected the call to throw').toBeDefined();
   expect(err).toBeInstanceOf(Error);
   const msg = (err as Error).message;
@@ -181,17 +182,54 @@ export function expectThrows(fn: () => unknown, ...fragments: Array<string | Reg
 }
 
 /**
+ * Checks `expectThrows` could not make at once: on the GPU in a page an error a kernel finds
+ * arrives with the next read, asynchronously. tests/backends.ts awaits them after every test
+ * (settleDeferredChecks), so a deferred check that fails fails its test.
+ */
+const deferredChecks: Array<Promise<unknown>> = [];
+
+/** Awaits (and clears) the checks `expectThrows` deferred; rejects with the first that failed. */
+export async function settleDeferredChecks(): Promise<void> {
+  await Promise.all(deferredChecks.splice(0));
+}
+
+/**
+ * Asserts that `fn` throws an Error (not a crash, not an internal panic) whose message contains
+ * every fragment (strings case-sensitively, or regexps). Where the error can only arrive
+ * asynchronously (the GPU in a page: see `surfaced`), the check runs when it arrives, before the
+ * test ends, and the Error returned is a placeholder saying so.
+ */
+export function expectThrows(fn: () => unknown, ...fragments: Array<string | RegExp>): Error {
+  let err: unknown;
+  let later: unknown;
+  try {
+    later = surfaced(fn)();
+  } catch (e) {
+    err = e;
+  }
+  if (err === undefined && later instanceof Promise) {
+    deferredChecks.push(later.then(() => checkThrown(undefined, fragments), (e) => checkThrown(e, fragments)));
+    return new Error('expectThrows: the error arrives asynchronously (the GPU in a page); it is checked before the test ends');
+  }
+  return checkThrown(err, fragments);
+}
+
+/**
  * `fn` as it fails on the active backend. The GPU checks indices inside its kernels (a readback
  * per op would stall it) and reports a bad one at the next read or kiln.synchronize(), as
- * PyTorch's CUDA device asserts do; there `fn` runs in a tidy followed by a synchronize.
+ * PyTorch's CUDA device asserts do; there `fn` runs in a tidy followed by a synchronize. In a
+ * page (WebGPU) synchronize is asynchronous: the function then returns its Promise.
  */
 export function surfaced(fn: () => unknown): () => unknown {
   if (kiln.getBackend() !== 'gpu') return fn;
-  return () =>
+  return () => {
+    let sync: unknown;
     kiln.tidy(() => {
       fn();
-      kiln.synchronize();
+      sync = kiln.synchronize();
     });
+    return sync;
+  };
 }
 
 // ---- special values ----------------------------------------------------------------------------

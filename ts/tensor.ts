@@ -173,9 +173,9 @@ export class Tensor {
     return nest(Array.from(this.dataSync()), this.shape);
   }
 
-  /** The elements as nested arrays, asynchronously. */
+  /** The elements as nested arrays, asynchronously (read with `data()`: on WebGPU in a page, the only read). */
   async array(): Promise<NestedArray> {
-    return this.arraySync();
+    return nest(Array.from(await this.data()), this.shape);
   }
 
   /** The dtype, shape and values, e.g. 'Tensor(float32 [2]) [1,2]' ('Tensor(disposed)' once freed). */

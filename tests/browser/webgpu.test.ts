@@ -8,7 +8,8 @@
  * - ops and gradients on WebGPU agree with the WASM backend in the same page;
  * - training steps read nothing back (readbacks stay flat until `await loss.data()`), the
  *   losses equal WASM's from the same seeds, and the buffer pool stops creating buffers;
- * - the MNIST MLP trains in the page on WebGPU to WASM's test accuracy from the same seeds;
+ * - the MNIST MLP trains in the page on WebGPU to WASM's test accuracy from the same seeds, with a
+ *   hand-written loop and with `fit` (metrics, validation, callbacks and the in-page dashboard);
  * - a synchronous read of a GPU tensor is an Error naming `await t.data()`; an out-of-range
  *   index found by a kernel is reported by the next read (deferred, as natively);
  * - the draw-a-digit demo (examples/web) runs on WebGPU, says so, and predicts as native does;
@@ -20,6 +21,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
 import { buildWeb, launchChromium, skipBrowser, WEBGPU_ARGS } from './chromium.js';
+
+/** The first 2,000 MNIST training digits and 1,000 test digits, as plain arrays for page.evaluate. */
+function mnistDigits() {
+  const mnist = kiln.data.loadMnist();
+  const [TRAIN, TEST] = [2000, 1000];
+  return {
+    train: Array.from(mnist.trainImages.subarray(0, TRAIN * 784)),
+    trainLabels: Array.from(mnist.trainLabels.subarray(0, TRAIN)),
+    test: Array.from(mnist.testImages.subarray(0, TEST * 784)),
+    testLabels: Array.from(mnist.testLabels.subarray(0, TEST)),
+  };
+}
 
 describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
   let withGpu: any;
@@ -159,14 +172,7 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
   }, 180_000);
 
   it('the MNIST MLP trains in the page on WebGPU to the accuracy it reaches on WASM from the same seeds', async () => {
-    const mnist = kiln.data.loadMnist();
-    const [TRAIN, TEST] = [2000, 1000];
-    const digits = {
-      train: Array.from(mnist.trainImages.subarray(0, TRAIN * 784)),
-      trainLabels: Array.from(mnist.trainLabels.subarray(0, TRAIN)),
-      test: Array.from(mnist.testImages.subarray(0, TEST * 784)),
-      testLabels: Array.from(mnist.testLabels.subarray(0, TEST)),
-    };
+    const digits = mnistDigits();
     const page = await pageOf(withGpu);
     const r = await page.evaluate(async (d: typeof digits) => {
       const kiln = (globalThis as any).kiln;
@@ -203,13 +209,65 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
       };
       return { wasm: await train('wasm'), gpu: await train('gpu') };
     }, digits);
-    console.log(`[webgpu] MNIST MLP (${TRAIN} digits, 4 epochs) in chromium: test accuracy wasm ${r.wasm.accuracy}%, webgpu ${r.gpu.accuracy}%`);
+    console.log(`[webgpu] MNIST MLP (${digits.trainLabels.length} digits, 4 epochs) in chromium: test accuracy wasm ${r.wasm.accuracy}%, webgpu ${r.gpu.accuracy}%`);
     expect(r.gpu.reads, 'one readback per loss read (4); the training steps read nothing').toBe(4);
     expect(r.gpu.losses[3]).toBeLessThan(r.gpu.losses[0] / 3);
     expect(r.wasm.accuracy).toBeGreaterThan(80);
     expect(Math.abs(r.gpu.accuracy - r.wasm.accuracy), `webgpu ${r.gpu.accuracy}% vs wasm ${r.wasm.accuracy}%`).toBeLessThanOrEqual(0.5);
     await page.close();
   }, 300_000);
+
+  it('fit trains the MNIST MLP on WebGPU in the page to the accuracy fit reaches on WASM, with callbacks and the dashboard', async () => {
+    const digits = mnistDigits();
+    const page = await pageOf(withGpu);
+    const r = await page.evaluate(async (d: typeof digits) => {
+      const kiln = (globalThis as any).kiln;
+      const train = async (name: string) => {
+        await kiln.setBackend(name);
+        const pixels = (v: number[], n: number) => kiln.tensor(Float32Array.from(v, (p) => p / 255), [n, 784]);
+        const data = { x: pixels(d.train, d.trainLabels.length), y: kiln.tensor(Int32Array.from(d.trainLabels)) };
+        const test = { x: pixels(d.test, d.testLabels.length), y: kiln.tensor(Int32Array.from(d.testLabels)) };
+        const model = new kiln.nn.Sequential(new kiln.nn.Linear(784, 64, { seed: 1 }), new kiln.nn.ReLU(), new kiln.nn.Linear(64, 10, { seed: 2 }));
+        const optimizer = new kiln.optim.Adam(model.parameters(), { lr: 2e-3 });
+        const batchLosses: number[] = [];
+        const epochEnds: number[] = [];
+        let steps = 0;
+        // The dashboard runs after this callback: at epoch 4's end it has drawn epochs 1-3.
+        const reader = { onBatchEnd: (_b: number, logs: any) => void batchLosses.push(logs.loss), onEpochEnd: (epoch: number) => void epochEnds.push(epoch) };
+        const history = await kiln.train.fit(model, data, {
+          epochs: 4, batchSize: 100, shuffle: true, seed: 5, loss: (o: any, t: any) => kiln.crossEntropy(o, t), optimizer,
+          metrics: ['accuracy'], validationData: test, verbose: 0, callbacks: [reader], dashboard: { title: `fit on ${name}` },
+          onStep: () => void steps++,
+        });
+        const onDevice = model.parameters().every((p: any) => p.device === (name === 'gpu' ? 'gpu' : 'cpu'));
+        const dash = document.querySelector('.kiln-dash-status')?.textContent ?? '';
+        document.querySelectorAll('.kiln-dash').forEach((e) => e.remove());
+        kiln.dispose([data.x, data.y, test.x, test.y]);
+        model.dispose();
+        optimizer.dispose();
+        return { epochs: history.epochs, batchLosses, epochEnds, steps, onDevice, dash };
+      };
+      return { wasm: await train('wasm'), gpu: await train('gpu') };
+    }, digits);
+    const last = (h: any) => h.epochs[h.epochs.length - 1];
+    console.log(`[webgpu] fit: MNIST MLP (${digits.trainLabels.length} digits, 4 epochs) val accuracy wasm ${last(r.wasm).valAccuracy}, webgpu ${last(r.gpu).valAccuracy}`);
+    expect(r.gpu.onDevice).toBe(true);
+    expect(r.gpu.epochs.map((e: any) => e.epoch)).toEqual([1, 2, 3, 4]);
+    expect(r.gpu.epochEnds).toEqual([1, 2, 3, 4]);
+    expect(r.gpu.steps).toBe(80);
+    expect(r.gpu.batchLosses).toHaveLength(80);
+    expect(r.gpu.batchLosses.every((l: number) => Number.isFinite(l))).toBe(true);
+    expect(r.gpu.dash).toMatch(/finished; epoch 4 done/);
+    // Per-step losses and epoch logs follow WASM's from the same seeds (float32 on different
+    // kernels: the same trajectory to a few decimals).
+    for (let i = 0; i < 80; i++) expect(r.gpu.batchLosses[i]).toBeCloseTo(r.wasm.batchLosses[i], 2);
+    for (const key of ['loss', 'accuracy', 'valLoss', 'valAccuracy']) {
+      r.gpu.epochs.forEach((e: any, i: number) => expect(e[key], `${key} of epoch ${i + 1}`).toBeCloseTo(r.wasm.epochs[i][key], 2));
+    }
+    expect(last(r.wasm).valAccuracy).toBeGreaterThan(0.8);
+    expect(Math.abs(last(r.gpu).valAccuracy - last(r.wasm).valAccuracy)).toBeLessThanOrEqual(0.005);
+    await page.close();
+  }, 600_000);
 
   it('dataSync of a GPU tensor says to await data(); a bad index is reported by the next read', async () => {
     const page = await pageOf(withGpu);

@@ -8,7 +8,7 @@ import * as kiln from '../../ts/index.js';
 import type { Tensor } from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectEveryTestToFreeItsTensors } from '../helpers.js';
+import { assertClose, expectEveryTestToFreeItsTensors, read } from '../helpers.js';
 
 class Net extends nn.Module {
   readonly body = new nn.Sequential(new nn.Conv2d(1, 3, 3, { seed: 1 }), new nn.ReLU(), new nn.Flatten());
@@ -18,7 +18,18 @@ class Net extends nn.Module {
   }
 }
 
-const snapshot = (ps: Tensor[]) => ps.map((p) => Array.from(p.dataSync()));
+/** The values of `ps`, read asynchronously (the suites also run on WebGPU in a page). */
+const snapshot = (ps: Tensor[]) => Promise.all(ps.map((p) => read(p)));
+
+/** The parameters' gradients, read asynchronously (each `p.grad` is a new handle: freed here, as a tidy would). */
+async function gradients(ps: Tensor[]): Promise<number[][]> {
+  const grads = ps.map((p) => p.grad!);
+  try {
+    return await snapshot(grads);
+  } finally {
+    kiln.dispose(grads);
+  }
+}
 
 forEachBackend(() => {
   expectEveryTestToFreeItsTensors();
@@ -33,7 +44,7 @@ forEachBackend(() => {
       ['AdamW weightDecay 0.1', (ps) => new kiln.optim.AdamW(ps, { lr: 0.1, weightDecay: 0.1 })],
     ];
     for (const [name, make] of optimizers) {
-      it(`frozen parameters get no gradient and no update (${name}), then train once unfrozen`, () => {
+      it(`frozen parameters get no gradient and no update (${name}), then train once unfrozen`, async () => {
         const model = new Net();
         const [xs, ys] = [x(), y()];
         const opt = make(model.parameters());
@@ -47,18 +58,18 @@ forEachBackend(() => {
         step();
         // ... then frozen: neither that state nor weight decay may move the body.
         model.body.freeze();
-        const body = snapshot(model.body.parameters());
-        const head = snapshot(model.head.parameters());
+        const body = await snapshot(model.body.parameters());
+        const head = await snapshot(model.head.parameters());
         for (let i = 0; i < 3; i++) step();
         for (const p of model.body.parameters()) {
           expect(p.requiresGrad).toBe(false);
           expect(p.grad).toBeNull();
         }
-        expect(snapshot(model.body.parameters())).toEqual(body);
-        expect(snapshot(model.head.parameters())).not.toEqual(head);
+        expect(await snapshot(model.body.parameters())).toEqual(body);
+        expect(await snapshot(model.head.parameters())).not.toEqual(head);
         model.body.unfreeze();
         step();
-        expect(snapshot(model.body.parameters())).not.toEqual(body);
+        expect(await snapshot(model.body.parameters())).not.toEqual(body);
         opt.dispose();
         model.dispose();
         kiln.dispose([xs, ys]);
@@ -73,28 +84,28 @@ forEachBackend(() => {
         { params: model.head.parameters(), lr: 0.5 },
       ];
       const opt = new kiln.optim.SGD(groups, { lr: 0.1 });
-      const before = snapshot(model.parameters());
+      const before = await snapshot(model.parameters());
       kiln.tidy(() => {
         opt.zeroGrad();
         kiln.crossEntropy(model.forward(xs), ys).backward();
       });
-      const grads = kiln.tidy(() => model.parameters().map((p) => Array.from(p.grad!.dataSync())));
+      const grads = await gradients(model.parameters());
       opt.step();
-      const after = snapshot(model.parameters());
+      const after = await snapshot(model.parameters());
       const lrs = [...groups[0].params.map(() => 0.01), ...groups[1].params.map(() => 0.5)];
       after.forEach((a, i) => {
         assertClose(a, before[i].map((v, j) => v - lrs[i] * grads[i][j]), { atol: 1e-6, rtol: 1e-5 });
       });
       // A schedule changing the base lr keeps the groups' ratio (0.01 / 0.1 and 0.5 / 0.1).
       opt.lr = 0.2;
-      const before2 = snapshot(model.parameters());
+      const before2 = await snapshot(model.parameters());
       kiln.tidy(() => {
         opt.zeroGrad();
         kiln.crossEntropy(model.forward(xs), ys).backward();
       });
-      const grads2 = kiln.tidy(() => model.parameters().map((p) => Array.from(p.grad!.dataSync())));
+      const grads2 = await gradients(model.parameters());
       opt.step();
-      snapshot(model.parameters()).forEach((a, i) => {
+      (await snapshot(model.parameters())).forEach((a, i) => {
         assertClose(a, before2[i].map((v, j) => v - 2 * lrs[i] * grads2[i][j]), { atol: 1e-6, rtol: 1e-5 });
       });
       opt.zeroGrad();

@@ -9,7 +9,7 @@ import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose } from '../helpers.js';
+import { assertClose, readOf } from '../helpers.js';
 
 const softplus = (v: number) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)));
 const TARGET_MEAN = 3;
@@ -43,19 +43,16 @@ function trainGan(generatorObjective: (fakeLogits: Tensor) => Tensor): { mean: n
 
 forEachBackend((backend) => {
   describe('GAN losses', () => {
-    it('discriminatorLoss = mean softplus(-real) + mean softplus(fake); generatorLoss = mean softplus(-fake)', () => {
-      kiln.tidy(() => {
-        const real = [2.5, -1, 0.3, 40];
-        const fake = [-3, 0.7, -50];
-        const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-        const d = nn.discriminatorLoss(kiln.tensor(real, [4, 1]), kiln.tensor(fake, [3, 1]));
-        assertClose(d.dataSync(), [mean(real.map((v) => softplus(-v))) + mean(fake.map(softplus))], { atol: 1e-5, rtol: 1e-5 });
-        assertClose(nn.generatorLoss(kiln.tensor(fake, [3, 1])).dataSync(), [mean(fake.map((v) => softplus(-v)))], { atol: 1e-5, rtol: 1e-5 });
-        // Non-saturating: where D confidently rejects a fake (logit -50) the gradient stays ~ -1/batch.
-        const logits = kiln.tensor(fake, [3, 1]);
-        const grad = kiln.grad((l: Tensor) => nn.generatorLoss(l))(logits);
-        expect(grad.dataSync()[2]).toBeCloseTo(-1 / 3, 5);
-      });
+    it('discriminatorLoss = mean softplus(-real) + mean softplus(fake); generatorLoss = mean softplus(-fake)', async () => {
+      const real = [2.5, -1, 0.3, 40];
+      const fake = [-3, 0.7, -50];
+      const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+      const d = await readOf(() => nn.discriminatorLoss(kiln.tensor(real, [4, 1]), kiln.tensor(fake, [3, 1])));
+      assertClose(d, [mean(real.map((v) => softplus(-v))) + mean(fake.map(softplus))], { atol: 1e-5, rtol: 1e-5 });
+      assertClose(await readOf(() => nn.generatorLoss(kiln.tensor(fake, [3, 1]))), [mean(fake.map((v) => softplus(-v)))], { atol: 1e-5, rtol: 1e-5 });
+      // Non-saturating: where D confidently rejects a fake (logit -50) the gradient stays ~ -1/batch.
+      const grad = await readOf(() => kiln.grad((l: Tensor) => nn.generatorLoss(l))(kiln.tensor(fake, [3, 1])));
+      expect(grad[2]).toBeCloseTo(-1 / 3, 5);
     });
   });
 

@@ -81,7 +81,7 @@ mod imp {
     /// A browser's thread cannot wait for the GPU: the synchronous form of an async call is an
     /// error that names the async one.
     pub fn block_on<T>(op: &str, _future: impl Future<Output = Result<T>>) -> Result<T> {
-        Err(KilnError::new(op, "a synchronous GPU read is not possible on WebGPU in a browser (the page's thread cannot wait for the GPU): use `await t.data()` or `await kiln.gpuSynchronize()` instead of dataSync()/arraySync()"))
+        Err(KilnError::new(op, "a synchronous GPU read is not possible on WebGPU in a browser (the page's thread cannot wait for the GPU): use `await t.data()` or `await kiln.synchronize()` instead of dataSync()/arraySync()"))
     }
 
     /// WebGPU resolves error scopes asynchronously: the op returns first, and an error its

@@ -242,7 +242,9 @@ const OUT2: u32 = 44;
 fn common(with_grad: bool) -> String {
     format!(
         "@group(0) @binding(0) var<storage, read> params: array<u32>;
-const NEG: f32 = -3.4028235e38; // the running max before any key was seen
+// The running max before any key was seen: -f32::MAX written exactly. Chromium's WGSL compiler
+// (Tint) rejects a literal beyond f32::MAX, such as -3.4028235e38, where naga rounds it.
+const NEG: f32 = -340282346638528859811704183484516925440.0;
 var<workgroup> ta: array<f32, 1024>; // [16 rows][64 features] of the left operand
 var<workgroup> tb: array<f32, 1024>; // [16 rows][64 features] of the right operand
 var<workgroup> w: array<f32, 256>;   // a block of weights [16 queries][16 keys]
