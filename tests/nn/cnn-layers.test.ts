@@ -110,15 +110,15 @@ forEachBackend(() => {
       bn.dispose();
     });
 
-    it('gradients match finite differences in training and eval mode', () => {
+    it('gradients match finite differences in training and eval mode', async () => {
       const bn = new nn.BatchNorm2d(2);
       setParams(bn, { weight: [1.5, -0.7], bias: [0.2, -0.1] });
-      gradCheck(bn, randND([3, 2, 2, 3], 30), { atol: 5e-3, rtol: 3e-2 });
+      await gradCheck(bn, randND([3, 2, 2, 3], 30), { atol: 5e-3, rtol: 3e-2 });
       kiln.tidy(() => {
         bn.loadStateDict({ ...bn.stateDict(), runningMean: kiln.tensor([0.3, -0.2]), runningVar: kiln.tensor([0.5, 2]) });
       });
       bn.eval();
-      gradCheck(bn, randND([2, 2, 2, 2], 31), { atol: 5e-3, rtol: 3e-2 });
+      await gradCheck(bn, randND([2, 2, 2, 2], 31), { atol: 5e-3, rtol: 3e-2 });
       bn.dispose();
     });
 
@@ -215,7 +215,7 @@ forEachBackend(() => {
         assertClose(await read(y), want, { atol: 1e-6, rtol: 1e-5 }, `outputSize ${JSON.stringify(size)}`);
         y.dispose();
       }
-      gradCheck(new nn.AdaptiveAvgPool2d([3, 2]), randND([1, 2, 5, 4], 43));
+      await gradCheck(new nn.AdaptiveAvgPool2d([3, 2]), randND([1, 2, 5, 4], 43));
       expectThrows(() => new nn.AdaptiveAvgPool2d(0), 'AdaptiveAvgPool2d: outputSize must be a positive integer');
     });
   });

@@ -48,13 +48,13 @@ forEachBackend(() => {
     lin.dispose();
   });
 
-  it('gradients match finite differences (with and without bias)', () => {
+  it('gradients match finite differences (with and without bias)', async () => {
     const lin = new nn.Linear(4, 3, { seed: 7 });
-    gradCheck(lin, randND([5, 4], 1));
+    await gradCheck(lin, randND([5, 4], 1));
     lin.dispose();
     const noBias = new nn.Linear(4, 3, { seed: 8, bias: false });
     expect(noBias.namedParameters().map(([n]) => n)).toEqual(['weight']);
-    gradCheck(noBias, randND([2, 4], 2));
+    await gradCheck(noBias, randND([2, 4], 2));
     noBias.dispose();
   });
 

@@ -87,7 +87,7 @@ forEachBackend(() => {
       m.dispose();
     });
 
-    it('gradients match finite differences (input and every projection)', () => {
+    it('gradients match finite differences (input and every projection)', async () => {
       const m = new nn.MultiHeadAttention(6, 2, { seed: 7 });
       const mask = kiln.tensor(Uint8Array.from([0, 0, 0, 1, 0, 0, 0, 0]), [2, 4], 'bool');
       const wrapped = new (class extends nn.Module {
@@ -96,7 +96,7 @@ forEachBackend(() => {
           return this.mha.forward(x, x, x, { causal: true, keyPaddingMask: mask });
         }
       })();
-      gradCheck(wrapped, randND([2, 4, 6], 8));
+      await gradCheck(wrapped, randND([2, 4, 6], 8));
       mask.dispose();
       m.dispose();
     });
@@ -189,9 +189,9 @@ forEachBackend(() => {
       layer.dispose();
     });
 
-    it('encoder and decoder layers: gradients match finite differences', () => {
+    it('encoder and decoder layers: gradients match finite differences', async () => {
       const model = new TinySeq2Seq(16);
-      gradCheck(model, randND([1, 3, 8], 17), { eps: 5e-3, atol: 3e-3, rtol: 3e-2 });
+      await gradCheck(model, randND([1, 3, 8], 17), { eps: 5e-3, atol: 3e-3, rtol: 3e-2 });
       model.dispose();
     });
 

@@ -88,7 +88,7 @@ forEachBackend((backend) => {
       );
       const vae = tinyVae(4, 3, 2, 30);
       const module = new ElboOf(vae, T(randND([2, 2], 31)));
-      gradCheck(module, { shape: [2, 4], data: [1, 0, 1, 1, 0, 0, 1, 0] });
+      await gradCheck(module, { shape: [2, 4], data: [1, 0, 1, 1, 0, 0, 1, 0] });
       module.dispose();
       kiln.dispose([x, eps]);
     });
