@@ -11,23 +11,25 @@ import { uniform } from '../gradcheck.js';
 import { nd } from '../reference.js';
 
 forEachBackend(() => {
-  it('1,000 forward+backward iterations in tidy keep memory() flat (zeroGrad each iteration)', () => {
+  it('1,000 forward+backward iterations in tidy keep memory() flat (zeroGrad each iteration)', async () => {
     const params = [T(uniform([4, 8], 1)), T(uniform([8], 2)), T(uniform([8, 3], 3))].map((p) => p.setRequiresGrad());
     const x = T(uniform([16, 4], 4));
     const y = Ti(nd([16], Array.from({ length: 16 }, (_, i) => i % 3)));
     const start = kiln.memory();
     let afterFirst = start;
     for (let i = 0; i < 1000; i++) {
-      kiln.tidy(() => {
+      const sums = kiln.tidy(() => {
         for (const p of params) p.zeroGrad();
         const [w1, b1, w2] = params;
         const h = x.matmul(w1).add(b1).relu();
         const logits = h.matmul(w2).slice([0, 0], [16, 3]).reshape([16, 3]);
         const loss = kiln.add(kiln.crossEntropy(logits, y, { labelSmoothing: 0.1 }), kiln.mse(h.mean(1), kiln.zeros([16])));
         loss.backward();
-        // reading the gradients makes new tensors; tidy frees them
-        for (const p of params) p.grad!.sum().dataSync();
+        // reading the gradients makes new tensors; tidy frees the handles, dispose the sums
+        return params.map((p) => p.grad!.sum());
       });
+      await Promise.all(sums.map((t) => t.data()));
+      kiln.dispose(sums);
       if (i === 0) afterFirst = kiln.memory();
       else if (i % 100 === 99) expect(kiln.memory(), `memory after iteration ${i + 1}`).toEqual(afterFirst);
     }
