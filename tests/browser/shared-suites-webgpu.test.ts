@@ -10,7 +10,7 @@
  *
  * A file that needs Node (it imports node: modules or a Node-only Kiln function: reference data on
  * disk, MNIST files, Python) cannot run in a page and is listed, with the reason, as skipped.
- * The files are split between `PAGES` pages running at the same time (each its own WebGPU device).
+ * The files are split between `PAGES` pages running at the same time, each in its own Chromium.
  * Opt-in for now: KILN_WEBGPU_SUITES=all (or =<substrings> for only the matching files).
  */
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -95,7 +95,7 @@ if (REQUESTED === undefined) {
 }
 
 describe.skipIf(skipBrowser || REQUESTED === undefined)('the shared op, gradient and nn suites on WebGPU in chromium', () => {
-  let browser: any;
+  let browsers: any[] = [];
   let server: any;
   let dir = '';
   const results = new Map<string, TestRow[]>();
@@ -109,13 +109,14 @@ describe.skipIf(skipBrowser || REQUESTED === undefined)('the shared op, gradient
     const { serve } = await import('../../scripts/serve-web.mjs');
     let url = '';
     ({ server, url } = await serve({ port: 0, isolated: false, mounts: { '/suites/': dir } }));
-    browser = await launchChromium(WEBGPU_ARGS);
-    // Round-robin over the pages, so long files spread.
+    // Round-robin over the pages, so long files spread. One browser per page: the pages of one
+    // Chromium share its GPU process, which runs their WebGPU work one command buffer at a time.
     const shards = Array.from({ length: PAGES }, (_, p) => RUNNABLE.filter((_, i) => i % PAGES === p));
+    browsers = await Promise.all(shards.map(() => launchChromium(WEBGPU_ARGS)));
     const t0 = Date.now();
     await Promise.all(
       shards.map(async (files, p) => {
-        const page = await browser.newPage();
+        const page = await browsers[p].newPage();
         page.on('pageerror', (e: Error) => failures.push(`page ${p}: ${e.message}`));
         page.on('console', (m: any) => m.type() === 'error' && process.env.KILN_WEBGPU_VERBOSE && console.error(`page ${p}: ${m.text()}`));
         await page.exposeFunction('kilnProgress', (line: string) => console.log(`[webgpu suites, page ${p}] ${line}`));
@@ -131,7 +132,7 @@ describe.skipIf(skipBrowser || REQUESTED === undefined)('the shared op, gradient
   }, 3_600_000);
 
   afterAll(async () => {
-    await browser?.close();
+    await Promise.all(browsers.map((b) => b.close()));
     server?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
