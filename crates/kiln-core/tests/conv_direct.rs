@@ -1,9 +1,10 @@
 //! The three convolution passes on random data against a float64 reference, with a documented
 //! error bound, on both CPU paths: the direct kernels (device/cpu/conv/direct.rs, unit stride,
-//! one group, AVX-512) and im2col + GEMM (`KILN_CONV_PATH=im2col`). Shapes: bench's conv2d-a and
-//! conv2d-b, and shapes that hit every remainder of the direct kernels' blocking (output channels
-//! not a multiple of 8 or 4, taps not a multiple of 6, rows not a multiple of 16 positions,
-//! asymmetric padding, dilation, a kernel wider than the padded input).
+//! one group, >= 8 input channels, AVX-512) and im2col + GEMM (`KILN_CONV_PATH=im2col`). Shapes:
+//! bench's conv2d-a (GEMM on both: one channel) and conv2d-b, and shapes that hit every remainder
+//! of the direct kernels' blocking (output channels not a multiple of 8 or 16, fewer than 8,
+//! 40 = 2.5 vectors; taps not a multiple of 6; rows not a multiple of 16 positions; asymmetric
+//! padding, dilation, a kernel wider than the padded input).
 //!
 //! Bound: each output is a sum of n products in float32 (fused or not); in any order its error
 //! is at most about n·u·Σ|products| with u = 2⁻²⁴ (Higham, "Accuracy and Stability of Numerical
@@ -98,19 +99,19 @@ fn both_cpu_paths_stay_within_the_float32_summation_bound() {
     let cases: Vec<(&str, [usize; 4], [usize; 4], ConvParams)> = vec![
         ("conv2d-a", [32, 1, 28, 28], [32, 1, 3, 3], same(3)),
         ("conv2d-b", [8, 64, 32, 32], [64, 64, 3, 3], same(3)),
-        ("13 filters, 5 channels, 5x3 kernel, asymmetric padding", [3, 5, 17, 37], [13, 5, 5, 3], ConvParams {
+        ("13 filters, 9 channels, 5x3 kernel, asymmetric padding", [3, 9, 17, 37], [13, 9, 5, 3], ConvParams {
             stride: [1, 1],
             padding: [2, 1, 0, 2],
             dilation: [1, 1],
             groups: 1,
         }),
-        ("dilation 2, valid padding, batch 1", [1, 7, 19, 21], [9, 7, 3, 3], ConvParams {
+        ("dilation 2, valid padding, batch 1, 3 filters", [1, 8, 19, 21], [3, 8, 3, 3], ConvParams {
             stride: [1, 1],
             padding: [0; 4],
             dilation: [2, 2],
             groups: 1,
         }),
-        ("kernel wider than the padded input", [2, 3, 3, 4], [5, 3, 5, 5], ConvParams {
+        ("kernel wider than the padded input, 40 filters", [2, 10, 3, 4], [40, 10, 5, 5], ConvParams {
             stride: [1, 1],
             padding: [1, 1, 2, 1],
             dilation: [1, 1],

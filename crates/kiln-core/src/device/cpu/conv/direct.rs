@@ -37,17 +37,23 @@ const TILE_FLOATS: usize = ACC * 16;
 /// Positions of one forward work unit (whole tiles): a unit's slice of every input channel stays
 /// in L2 while it runs through all the filter blocks.
 const UNIT_POSITIONS: usize = 384;
+/// Input channels below which im2col + GEMM stays: with few taps per output (conv2d-a: one
+/// channel, 9 taps) the passes are bound by memory and per-tile costs, not FMAs, and measured
+/// slower here (bench/conv-passes.mjs, loaded machine, GFLOP per CPU-second direct vs im2col:
+/// forward 28.8 vs 39.0, dX 21.3 vs 57.3, dW 6.7 vs 18.0), while conv2d-b (64 channels) gains.
+const MIN_CHANNELS: usize = 8;
 /// Positions of one weight-gradient block: its dy rows stay in L1 while every tap block reads them.
 const DW_POSITIONS: usize = 128;
 
 /// Whether the direct kernels serve this convolution: AVX-512 (the kernels are written for it;
 /// other CPUs keep im2col + GEMM), unit stride, one group, not pointwise (a 1x1 convolution's
-/// im2col is the image itself, so its GEMM has nothing to save), unless `KILN_CONV_PATH=im2col`
-/// asks for the GEMM path (read per call, so a bench or test can compare both in one process).
-/// Empty convolutions (no image, channel or output) stay on the GEMM path, which handles them.
+/// im2col is the image itself, so its GEMM has nothing to save), at least MIN_CHANNELS input
+/// channels, unless `KILN_CONV_PATH=im2col` asks for the GEMM path (read per call, so a bench or
+/// test can compare both in one process). Empty convolutions stay on the GEMM path too.
 pub(crate) fn applies(g: &Geometry) -> bool {
     crate::simd::level() == crate::simd::SimdLevel::Avx512
         && g.macs() > 0
+        && g.channels >= MIN_CHANNELS
         && g.stride == [1, 1]
         && g.groups == 1
         && !g.is_pointwise()
