@@ -46,8 +46,20 @@ function cpuSecondsPerCall(fn) {
   return best;
 }
 
-/** CPU seconds per call of each pass of workload `w` on `backend`. */
+/**
+ * CPU seconds per call of each pass of workload `w` on `backend`. `native-im2col` is the native
+ * backend with its direct convolution kernels switched off (KILN_CONV_PATH=im2col, read per call):
+ * the im2col + GEMM path they replaced, measured in the same run for the ratio.
+ */
 function passes(w, backend) {
+  if (backend === 'native-im2col') {
+    process.env.KILN_CONV_PATH = 'im2col';
+    try {
+      return passes(w, 'native');
+    } finally {
+      delete process.env.KILN_CONV_PATH;
+    }
+  }
   kiln.setBackend(backend);
   const { batch, channels, size, filters, kernel, groups, stride = 1 } = w;
   const opts = { padding: 'same', stride, groups };
@@ -74,16 +86,16 @@ function passes(w, backend) {
 console.log(`GFLOP per CPU-second of each convolution pass (Kiln native: ${kiln.numThreads()} threads, wasm: 1 thread).`);
 console.log('dW = (forward + dW) - forward, derived. CPU seconds: other processes on the machine barely move these.');
 const cols = ['forward', 'dX', 'fwd+dW', 'dW'];
-console.log(`${'workload'.padEnd(44)} ${'backend'.padEnd(8)} ${cols.map((c) => c.padStart(9)).join(' ')}`);
+console.log(`${'workload'.padEnd(44)} ${'backend'.padEnd(13)} ${cols.map((c) => c.padStart(9)).join(' ')}`);
 for (const w of workloads) {
   if (only && !only.some((word) => w.id.includes(word))) continue;
   const out = Math.ceil(w.size / (w.stride ?? 1));
   const flops = 2 * w.batch * out * out * w.filters * (w.channels / w.groups) * w.kernel * w.kernel;
   const label = `${w.id} b${w.batch} ${w.size}x${w.size}x${w.channels}->${w.filters} ${w.kernel}x${w.kernel}${w.groups > 1 ? ` g${w.groups}` : ''}${w.stride ? ` s${w.stride}` : ''}`;
-  for (const backend of (process.env.CONV_BACKENDS ?? "native,wasm").split(",")) {
+  for (const backend of (process.env.CONV_BACKENDS ?? "native,native-im2col,wasm").split(",")) {
     const t = passes(w, backend);
     const rate = (seconds, f = flops) => (f / seconds / 1e9).toFixed(1).padStart(9);
     const weightOnly = t.forwardAndWeightGrad - t.forward;
-    console.log(`${label.padEnd(44)} ${backend.padEnd(8)} ${rate(t.forward)} ${rate(t.inputGrad)} ${rate(t.forwardAndWeightGrad, 2 * flops)} ${weightOnly > 0 ? rate(weightOnly) : '        -'}`);
+    console.log(`${label.padEnd(44)} ${backend.padEnd(13)} ${rate(t.forward)} ${rate(t.inputGrad)} ${rate(t.forwardAndWeightGrad, 2 * flops)} ${weightOnly > 0 ? rate(weightOnly) : '        -'}`);
   }
 }

@@ -132,53 +132,53 @@ impl Plan {
             col
         }
     }
+}
 
-    /// Runs `work(unit, scratch, gemm parallelism)` for every unit in 0..units and returns the
-    /// scratch buffers (zeroed at first, `scratch_len` floats each), so per-worker accumulators
-    /// can be summed. Units are handed out one at a time (rayon's work stealing), not in fixed
-    /// shares: on a shared machine a descheduled worker then delays the call by one unit, not by
-    /// half the batch. A unit takes a buffer from a pool of one per thread and puts it back.
-    /// The buffers are `Scratch`, so `kiln.peakMemory()` sees a convolution's working memory.
-    fn run(&self, op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
-        let (workers, inner) = Self::workers(units);
-        let pool = (0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?;
-        let pool = Mutex::new(pool);
-        let failed = Mutex::new(None::<KilnError>);
-        let chunks = if workers > 1 { units } else { 1 };
-        parallel::for_each_chunk(units, chunks, |start, end| {
-            let lock = || pool.lock().unwrap_or_else(|e| e.into_inner());
-            // A pool of one per thread cannot run dry unless a caller is itself a pool thread;
-            // then a fresh buffer (the size of one band) keeps the call going.
-            let popped = lock().pop();
-            let mut scratch = match popped.map_or_else(|| Scratch::zeroed(op, scratch_len), Ok) {
-                Ok(s) => s,
-                Err(e) => {
-                    *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-                    return;
-                }
-            };
-            for unit in start..end {
-                work(unit, &mut scratch, inner);
+/// Runs `work(unit, scratch, gemm parallelism)` for every unit in 0..units and returns the
+/// scratch buffers (zeroed at first, `scratch_len` floats each), so per-worker accumulators
+/// can be summed. Units are handed out one at a time (rayon's work stealing), not in fixed
+/// shares: on a shared machine a descheduled worker then delays the call by one unit, not by
+/// half the batch. A unit takes a buffer from a pool of one per thread and puts it back.
+/// The buffers are `Scratch`, so `kiln.peakMemory()` sees a convolution's working memory.
+pub(super) fn run_units(op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
+    let (workers, inner) = workers(units);
+    let pool = (0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?;
+    let pool = Mutex::new(pool);
+    let failed = Mutex::new(None::<KilnError>);
+    let chunks = if workers > 1 { units } else { 1 };
+    parallel::for_each_chunk(units, chunks, |start, end| {
+        let lock = || pool.lock().unwrap_or_else(|e| e.into_inner());
+        // A pool of one per thread cannot run dry unless a caller is itself a pool thread;
+        // then a fresh buffer (the size of one band) keeps the call going.
+        let popped = lock().pop();
+        let mut scratch = match popped.map_or_else(|| Scratch::zeroed(op, scratch_len), Ok) {
+            Ok(s) => s,
+            Err(e) => {
+                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                return;
             }
-            lock().push(scratch);
-        });
-        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(e);
+        };
+        for unit in start..end {
+            work(unit, &mut scratch, inner);
         }
-        Ok(pool.into_inner().unwrap_or_else(|e| e.into_inner()))
+        lock().push(scratch);
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
     }
+    Ok(pool.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
 
-    /// Parallel over units when there are at least as many as threads; otherwise the units run
-    /// one after another and each GEMM uses all threads.
-    fn workers(units: usize) -> (usize, Parallelism) {
-        let threads = parallel::num_threads();
-        if threads > 1 && units >= threads {
-            (threads, Parallelism::None)
-        } else if threads > 1 {
-            (1, Parallelism::Threads)
-        } else {
-            (1, Parallelism::None)
-        }
+/// Parallel over units when there are at least as many as threads; otherwise the units run
+/// one after another and each GEMM uses all threads.
+fn workers(units: usize) -> (usize, Parallelism) {
+    let threads = parallel::num_threads();
+    if threads > 1 && units >= threads {
+        (threads, Parallelism::None)
+    } else if threads > 1 {
+        (1, Parallelism::Threads)
+    } else {
+        (1, Parallelism::None)
     }
 }
 
@@ -217,7 +217,7 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], filters: &impl Filters, bia
     let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
     let dst = SendPtr(out.as_mut_ptr());
     let col_len = plan.col_len();
-    plan.run(op, g.batch * plan.bands, col_len + filters.scratch_len(&g), |unit, scratch, par| {
+    run_units(op, g.batch * plan.bands, col_len + filters.scratch_len(&g), |unit, scratch, par| {
         let (col, own) = scratch.split_at_mut(col_len);
         let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
         let cols = rows.len() * ow;
@@ -250,7 +250,7 @@ pub fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init: Option
     let in_plane = g.height * g.width;
     let dst = SendPtr(dx.as_mut_ptr());
     // Bands of one image overlap in the input rows they add to, so a unit is a whole image.
-    plan.run(op, g.batch, plan.col_len(), |n, col, par| {
+    run_units(op, g.batch, plan.col_len(), |n, col, par| {
         // SAFETY: this unit alone writes dx[n].
         let image = unsafe { std::slice::from_raw_parts_mut(dst.get().add(n * g.image_len()), g.image_len()) };
         if let Some(init) = init {
@@ -290,7 +290,7 @@ pub fn weight_grad(geo: &Geometry, input: &[f32], grad_out: &[f32], op: &str) ->
     let (col_len, len) = (plan.col_len(), g.weight_len());
     // Each worker's scratch is its im2col band followed by its own accumulator, summed at the
     // end: workers never write the same memory.
-    let scratches = plan.run(op, g.batch * plan.bands, col_len + len, |unit, scratch, par| {
+    let scratches = run_units(op, g.batch * plan.bands, col_len + len, |unit, scratch, par| {
         let (col, dw) = scratch.split_at_mut(col_len);
         let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
         let cols = rows.len() * ow;

@@ -1,0 +1,461 @@
+//! A direct convolution for unit stride and one group (any kernel size, padding and dilation),
+//! with AVX-512 register-blocked micro-kernels; issue 18 measured it against im2col + GEMM
+//! (bench/conv-passes.mjs, `KILN_CONV_PATH=im2col` runs the old path for the comparison).
+//!
+//! The trick that makes it one kernel for every kernel size: each input channel is copied once,
+//! zero-padded, into a plane of `out_height + (kh-1)·dh` rows of `padded_width = out_width +
+//! (kw-1)·dw` floats. Output (oh, ow) then reads tap (ki, kj) at flat index `p + ki·dh·padded_width
+//! + kj·dw` with `p = oh·padded_width + ow`: consecutive outputs read consecutive inputs, so a
+//! vector of 16 outputs is one unaligned load per tap, with no bound test and no im2col copy.
+//! Positions `ow >= out_width` (the last `(kw-1)·dw` of each padded row) are computed and thrown
+//! away: 2 of 34 columns on a 32-wide 3x3.
+//!
+//! - forward:        a tile of MR output channels x 16·NV positions accumulates every tap in 24
+//!   registers (`forward_tile`; 8 channels by 48 positions, fewer channels by more positions
+//!   for convolutions with few outputs), then `store_tile` copies its valid outputs out while the
+//!   tile is in L1: that copy is where a fused epilogue (bias, activation) runs.
+//! - input gradient: for unit stride it is the forward of dy with the filters flipped and
+//!   transposed and padding `(k-1)·d - pad`, so it runs the same kernel.
+//! - weight gradient: dW[o, tap] = Σ_p dy[o, p] · x[p + offset(tap)] over the padded positions,
+//!   with dy transposed to [position, output channel] (zeros in the thrown-away columns): 16·OV
+//!   output channels (vectors) x NT taps (broadcast inputs) accumulate in 24 registers
+//!   (`weight_tile`), so no horizontal sums. A first version kept dy as [channel, position] and
+//!   summed 4x6 dot products: LLVM spilled its accumulators and it ran at half im2col's speed.
+
+use super::engine::run_units;
+use crate::error::Result;
+use crate::params::conv::Geometry;
+use crate::parallel::SendPtr;
+use crate::storage::try_zeroed;
+use std::arch::x86_64::*;
+
+/// Accumulator registers of every micro-kernel: 24 of the 32 AVX-512 registers, the rest hold
+/// the loaded operands.
+const ACC: usize = 24;
+/// Floats of one forward tile: MR output channels x NV·16 positions, MR·NV = ACC.
+const TILE_FLOATS: usize = ACC * 16;
+/// Positions of one forward work unit (whole tiles): a unit's slice of every input channel stays
+/// in L2 while it runs through all the filter blocks.
+const UNIT_POSITIONS: usize = 384;
+/// Input channels below which im2col + GEMM stays: with few taps per output (conv2d-a: one
+/// channel, 9 taps) the passes are bound by memory and per-tile costs, not FMAs, and measured
+/// slower here (bench/conv-passes.mjs, loaded machine, GFLOP per CPU-second direct vs im2col:
+/// forward 28.8 vs 39.0, dX 21.3 vs 57.3, dW 6.7 vs 18.0), while conv2d-b (64 channels) gains.
+const MIN_CHANNELS: usize = 8;
+/// Positions of one weight-gradient block: its dy rows stay in L1 while every tap block reads them.
+const DW_POSITIONS: usize = 128;
+
+/// Whether the direct kernels serve this convolution: AVX-512 (the kernels are written for it;
+/// other CPUs keep im2col + GEMM), unit stride, one group, not pointwise (a 1x1 convolution's
+/// im2col is the image itself, so its GEMM has nothing to save), at least MIN_CHANNELS input
+/// channels, unless `KILN_CONV_PATH=im2col` asks for the GEMM path (read per call, so a bench or
+/// test can compare both in one process). Empty convolutions stay on the GEMM path too.
+pub(crate) fn applies(g: &Geometry) -> bool {
+    crate::simd::level() == crate::simd::SimdLevel::Avx512
+        && g.macs() > 0
+        && g.channels >= MIN_CHANNELS
+        && g.stride == [1, 1]
+        && g.groups == 1
+        && !g.is_pointwise()
+        && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col")
+}
+
+/// The input gradient also needs the flipped convolution's padding `(k-1)·d - pad` to be >= 0
+/// (a padding larger than the dilated kernel leaves output borders no tap reaches).
+pub(crate) fn applies_to_input_grad(g: &Geometry) -> bool {
+    applies(g) && (0..2).all(|i| g.pad[i] <= (g.kernel[i] - 1) * g.dilation[i])
+}
+
+/// One unit-stride correlation: `channels` planes of height x width in, `out_channels` planes
+/// of out_height x out_width out; output (oh, ow) reads input (oh + ki·dh - pad_top, ow + kj·dw -
+/// pad_left) through tap (ki, kj).
+#[derive(Clone, Copy)]
+struct Shape {
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    out_channels: usize,
+    out_height: usize,
+    out_width: usize,
+    kernel: [usize; 2],
+    dilation: [usize; 2],
+    pad: [usize; 2],
+}
+
+impl Shape {
+    fn of_forward(g: &Geometry) -> Shape {
+        Shape {
+            batch: g.batch,
+            channels: g.channels,
+            height: g.height,
+            width: g.width,
+            out_channels: g.out_channels,
+            out_height: g.out_height,
+            out_width: g.out_width,
+            kernel: g.kernel,
+            dilation: g.dilation,
+            pad: g.pad,
+        }
+    }
+
+    /// The input gradient as a forward: dy in, dx out, padding `(k-1)·d - pad`.
+    fn of_input_grad(g: &Geometry) -> Shape {
+        let flipped = |i: usize| (g.kernel[i] - 1) * g.dilation[i] - g.pad[i];
+        Shape {
+            batch: g.batch,
+            channels: g.out_channels,
+            height: g.out_height,
+            width: g.out_width,
+            out_channels: g.channels,
+            out_height: g.height,
+            out_width: g.width,
+            kernel: g.kernel,
+            dilation: g.dilation,
+            pad: [flipped(0), flipped(1)],
+        }
+    }
+
+    fn padded_width(&self) -> usize {
+        self.out_width + (self.kernel[1] - 1) * self.dilation[1]
+    }
+    fn padded_height(&self) -> usize {
+        self.out_height + (self.kernel[0] - 1) * self.dilation[0]
+    }
+    /// Positions of the padded output grid (out_height rows of padded_width).
+    fn positions(&self) -> usize {
+        self.out_height * self.padded_width()
+    }
+    /// Floats between two padded planes of a whole image (the weight gradient's copy): its reads
+    /// stop before offset + positions, inside the plane but for the last tap's (kw-1)·dw.
+    fn plane_stride(&self) -> usize {
+        self.padded_height() * self.padded_width() + (self.kernel[1] - 1) * self.dilation[1]
+    }
+    /// Padded rows a forward unit of `unit` positions copies: it starts inside its first row, and
+    /// its last tile reads (kh-1)·dh rows and (kw-1)·dw < padded_width columns further.
+    fn band_rows(&self, unit: usize) -> usize {
+        unit.div_ceil(self.padded_width()) + 2 + (self.kernel[0] - 1) * self.dilation[0]
+    }
+    fn taps(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+    /// Offset of each tap (channel, ki, kj), in weight order, from a position in padded planes
+    /// `stride` floats apart.
+    fn tap_offsets(&self, stride: usize) -> Vec<usize> {
+        let (wp, [kh, kw], [dh, dw]) = (self.padded_width(), self.kernel, self.dilation);
+        let mut offsets = Vec::with_capacity(self.taps());
+        for c in 0..self.channels {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    offsets.push(c * stride + ki * dh * wp + kj * dw);
+                }
+            }
+        }
+        offsets
+    }
+}
+
+/// Padded rows `rows` (of 0..padded_height) of every channel of `image` ([channels, height,
+/// width]) into `dst`, planes `stride` floats apart from local row 0, every float of those rows
+/// written (the buffer is a worker's, reused: padding must be written, not assumed).
+fn pad_rows(s: &Shape, image: &[f32], rows: std::ops::Range<usize>, dst: &mut [f32], stride: usize) {
+    let (wp, plane) = (s.padded_width(), s.height * s.width);
+    // Padded column `col` holds input column `col - pad_left`; likewise for rows.
+    let cols = s.pad[1].min(wp)..(s.pad[1] + s.width).min(wp);
+    for c in 0..s.channels {
+        let src = &image[c * plane..(c + 1) * plane];
+        for (local, r) in rows.clone().enumerate() {
+            let out = &mut dst[c * stride + local * wp..c * stride + (local + 1) * wp];
+            match r.checked_sub(s.pad[0]).filter(|&ih| ih < s.height) {
+                Some(ih) => {
+                    out[..cols.start].fill(0.0);
+                    out[cols.end..].fill(0.0);
+                    out[cols.clone()].copy_from_slice(&src[ih * s.width + cols.start - s.pad[1]..ih * s.width + cols.end - s.pad[1]]);
+                }
+                None => out.fill(0.0),
+            }
+        }
+    }
+}
+
+/// Filters in forward-tile order: block of `mr` output channels, then tap, then the `mr`
+/// channels (zeros past out_channels). `weight(o, tap)` reads filter o's tap in
+/// `Shape::tap_offsets` order.
+fn pack_filters(s: &Shape, mr: usize, weight: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let (taps, blocks) = (s.taps(), s.out_channels.div_ceil(mr));
+    let mut packed = vec![0.0; blocks * taps * mr];
+    for o in 0..s.out_channels {
+        let block = &mut packed[(o / mr) * taps * mr..];
+        for t in 0..taps {
+            block[t * mr + o % mr] = weight(o, t);
+        }
+    }
+    packed
+}
+
+/// Output channels of one forward tile: 8 (by 48 positions), or fewer for convolutions with
+/// fewer outputs (an input gradient with one input channel: then 1 by 384 positions), so no
+/// tile computes rows it throws away.
+fn tile_rows(out_channels: usize) -> usize {
+    match out_channels {
+        8.. => 8,
+        4..=7 => 4,
+        2..=3 => 2,
+        _ => 1,
+    }
+}
+
+/// out = correlate(input, weight) (+ bias per output channel), out [batch, out_channels,
+/// out_height, out_width], all written. `weight(o, tap)` as in `pack_filters`.
+fn correlate(s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: &mut [f32], op: &str) -> Result<()> {
+    match tile_rows(s.out_channels) {
+        8 => correlate_tiles::<8, 3>(s, input, weight, bias, out, op),
+        4 => correlate_tiles::<4, 6>(s, input, weight, bias, out, op),
+        2 => correlate_tiles::<2, 12>(s, input, weight, bias, out, op),
+        _ => correlate_tiles::<1, 24>(s, input, weight, bias, out, op),
+    }
+}
+
+fn correlate_tiles<const MR: usize, const NV: usize>(
+    s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: &mut [f32], op: &str,
+) -> Result<()> {
+    let filters = pack_filters(s, MR, weight);
+    let (taps, blocks, tile_len) = (s.taps(), s.out_channels.div_ceil(MR), NV * 16);
+    let tiles = s.positions().div_ceil(tile_len);
+    let per_unit = (UNIT_POSITIONS / tile_len).max(1);
+    let chunks = tiles.div_ceil(per_unit);
+    // Each unit pads the rows its tiles read into its worker's band (cache-hot, reused), not a
+    // padded copy of the whole batch.
+    let (band_rows, wp, hp) = (s.band_rows(per_unit * tile_len), s.padded_width(), s.padded_height());
+    let stride = band_rows * wp;
+    let offsets = s.tap_offsets(stride);
+    let out_plane = s.out_height * s.out_width;
+    let dst = SendPtr(out.as_mut_ptr());
+    let image_len = s.channels * s.height * s.width;
+    run_units(op, s.batch * chunks, s.channels * stride, |unit, band, _| {
+        let (n, chunk) = (unit / chunks, unit % chunks);
+        let first = chunk * per_unit * tile_len;
+        let row0 = first / wp;
+        pad_rows(s, &input[n * image_len..(n + 1) * image_len], row0..(row0 + band_rows).min(hp), band, stride);
+        let mut tile = [0.0f32; TILE_FLOATS];
+        for block in 0..blocks {
+            let w = &filters[block * taps * MR..(block + 1) * taps * MR];
+            let rows = MR.min(s.out_channels - block * MR);
+            for t in chunk * per_unit..((chunk + 1) * per_unit).min(tiles) {
+                // SAFETY: AVX-512 is present (`applies`); every load stays inside `band`: the
+                // farthest is the last channel's last tap + the unit's end, within band_rows.
+                unsafe { forward_tile::<MR, NV>(band.as_ptr().add(t * tile_len - row0 * wp), &offsets, w.as_ptr(), &mut tile) };
+                // SAFETY: this unit alone writes image n's positions of tiles in its chunk.
+                let image_out = unsafe { dst.ptr().add((n * s.out_channels + block * MR) * out_plane) };
+                store_tile(s, &tile[..MR * tile_len], tile_len, rows, t * tile_len, bias.map(|b| &b[block * MR..block * MR + rows]), image_out);
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Copies the valid outputs of a tile (padded positions p0..p0+tile_len of `rows` output
+/// channels, rows tile_len apart) into their planes at `out` (out_plane floats apart), adding the
+/// bias. The tile is in L1 here: a fused epilogue (activation) belongs in this copy.
+fn store_tile(s: &Shape, tile: &[f32], tile_len: usize, rows: usize, p0: usize, bias: Option<&[f32]>, out: *mut f32) {
+    let (wp, ow, plane) = (s.padded_width(), s.out_width, s.out_height * s.out_width);
+    let end = (p0 + tile_len).min(s.positions());
+    let mut p = p0;
+    while p < end {
+        let (oh, col) = (p / wp, p % wp);
+        let run_end = (p - col + ow).min(end);
+        if col < ow {
+            for r in 0..rows {
+                let src = &tile[r * tile_len + p - p0..r * tile_len + run_end - p0];
+                // SAFETY: AVX-512 is present (`applies`); (oh, col..) is inside plane r, and the
+                // caller owns these positions.
+                unsafe { copy_run(src, out.add(r * plane + oh * ow + col), bias.map(|b| b[r])) };
+            }
+        }
+        p = p - col + wp;
+    }
+}
+
+/// dst[..src.len()] = src (+ bias), 16 floats at a time with a masked last step: runs are an
+/// output row or less, so a memcpy call per run cost more than the copy (conv2d-a's 3x3 taps
+/// of one channel spend 216 FMAs per 384 outputs).
+///
+/// SAFETY: needs AVX-512F; dst valid for src.len() writes.
+#[target_feature(enable = "avx512f")]
+unsafe fn copy_run(src: &[f32], dst: *mut f32, bias: Option<f32>) {
+    let add = _mm512_set1_ps(bias.unwrap_or(0.0));
+    for start in (0..src.len()).step_by(16) {
+        let n = (src.len() - start).min(16);
+        let mask: __mmask16 = if n == 16 { !0 } else { (1u16 << n) - 1 };
+        let mut v = _mm512_maskz_loadu_ps(mask, src.as_ptr().add(start));
+        if bias.is_some() {
+            v = _mm512_add_ps(v, add);
+        }
+        _mm512_mask_storeu_ps(dst.add(start), mask, v);
+    }
+}
+
+/// tile[r·16·NV + 0..16·NV] = Σ_taps filters[tap, r] · x[offset(tap) + 0..16·NV], for MR rows r.
+///
+/// SAFETY: needs AVX-512F; x + offset + 16·NV must stay inside x's buffer for every offset,
+/// filters must hold offsets.len() x MR floats and MR·NV <= ACC.
+#[target_feature(enable = "avx512f")]
+unsafe fn forward_tile<const MR: usize, const NV: usize>(x: *const f32, offsets: &[usize], filters: *const f32, tile: &mut [f32; TILE_FLOATS]) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    for (t, &off) in offsets.iter().enumerate() {
+        let src = x.add(off);
+        let mut v = [_mm512_setzero_ps(); NV];
+        for (j, v) in v.iter_mut().enumerate() {
+            *v = _mm512_loadu_ps(src.add(16 * j));
+        }
+        let w = filters.add(t * MR);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let b = _mm512_set1_ps(*w.add(r));
+            for j in 0..NV {
+                acc[j] = _mm512_fmadd_ps(b, v[j], acc[j]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        for (j, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(tile.as_mut_ptr().add((r * NV + j) * 16), *a);
+        }
+    }
+}
+
+/// Output [batch, out_channels, out_height, out_width] of the convolution of `input` with
+/// `weight` [out_channels, channels, kh, kw] (+ bias). Needs `applies(geo)`.
+pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    let s = Shape::of_forward(geo);
+    let taps = s.taps();
+    let mut out = try_zeroed::<f32>(op, geo.batch * geo.out_image_len())?;
+    correlate(&s, input, |o, t| weight[o * taps + t], bias, &mut out, op)?;
+    Ok(out)
+}
+
+/// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input
+/// channel: the forward of grad_out with each filter flipped and in/out channels swapped.
+/// Needs `applies_to_input_grad(geo)`.
+pub(crate) fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    let s = Shape::of_input_grad(geo);
+    let [kh, kw] = geo.kernel;
+    let (patch, kk) = (geo.patch(), kh * kw);
+    // Flipped filter c, tap (o, ki, kj) is weight[o, c, kh-1-ki, kw-1-kj].
+    let flipped = |c: usize, t: usize| {
+        let (o, k) = (t / kk, t % kk);
+        weight[o * patch + c * kk + (kk - 1 - k)]
+    };
+    let mut dx = try_zeroed::<f32>(op, geo.batch * geo.image_len())?;
+    correlate(&s, grad_out, flipped, init, &mut dx, op)?;
+    Ok(dx)
+}
+
+/// Gradient [out_channels, channels, kh, kw] of the weight, summed over the batch. Needs
+/// `applies(geo)`.
+pub(crate) fn weight_grad(geo: &Geometry, input: &[f32], grad_out: &[f32], op: &str) -> Result<Vec<f32>> {
+    let s = Shape::of_forward(geo);
+    match s.out_channels.div_ceil(16) {
+        1 => weight_grad_blocks::<1, 24>(&s, input, grad_out, op),
+        2 => weight_grad_blocks::<2, 12>(&s, input, grad_out, op),
+        3 => weight_grad_blocks::<3, 8>(&s, input, grad_out, op),
+        _ => weight_grad_blocks::<4, 6>(&s, input, grad_out, op),
+    }
+}
+
+/// dW in blocks of OV·16 output channels x NT taps (OV·NT = ACC), over blocks of DW_POSITIONS
+/// positions of each image; units are images, each worker sums into its own dWᵀ [taps, out].
+fn weight_grad_blocks<const OV: usize, const NT: usize>(s: &Shape, input: &[f32], grad_out: &[f32], op: &str) -> Result<Vec<f32>> {
+    let (taps, stride, positions) = (s.taps(), s.plane_stride(), s.positions());
+    let (outs, tap_blocks) = (padded_outs(s), taps.div_ceil(NT));
+    let mut offsets = s.tap_offsets(stride);
+    // The last tap block repeats offset 0; its extra sums land in rows past `taps`, dropped.
+    offsets.resize(tap_blocks * NT, 0);
+    let o_blocks = outs.div_ceil(16 * OV);
+    // A worker's scratch: its dWᵀ accumulator, then image n padded and dy[n] transposed, both
+    // rebuilt per image in the same (cache-hot) memory.
+    let (dw_len, image_len, dy_len) = (tap_blocks * NT * outs, s.channels * s.height * s.width, positions * outs);
+    let scratches = run_units(op, s.batch, dw_len + s.channels * stride + dy_len, |n, scratch, _| {
+        let (dwt, rest) = scratch.split_at_mut(dw_len);
+        let (image, dy) = rest.split_at_mut(s.channels * stride);
+        pad_rows(s, &input[n * image_len..(n + 1) * image_len], 0..s.padded_height(), image, stride);
+        transpose_grad_out(s, &grad_out[n * s.out_channels * s.out_height * s.out_width..], dy);
+        for p0 in (0..positions).step_by(DW_POSITIONS) {
+            let len = DW_POSITIONS.min(positions - p0);
+            for (tb, offs) in offsets.chunks_exact(NT).enumerate() {
+                let offs: &[usize; NT] = offs.try_into().expect("chunks_exact");
+                for ob in 0..o_blocks {
+                    // Blocks of OV vectors; a last, narrower block (outs not a multiple of
+                    // 16·OV) reads and writes only its own vectors.
+                    let o0 = ob * 16 * OV;
+                    // SAFETY: AVX-512 is present (`applies`); dy rows p0..p0+len hold `outs`
+                    // floats from o0; each x read is below offset + positions <= the planes;
+                    // dwt holds tap_blocks·NT rows of `outs`.
+                    unsafe {
+                        let (dy, x, out) = (dy.as_ptr().add(p0 * outs + o0), image.as_ptr().add(p0), dwt.as_mut_ptr().add(tb * NT * outs + o0));
+                        match ((outs - o0) / 16).min(OV) {
+                            1 => weight_tile::<1, NT>(dy, outs, x, offs, len, out),
+                            2 => weight_tile::<2, NT>(dy, outs, x, offs, len, out),
+                            3 => weight_tile::<3, NT>(dy, outs, x, offs, len, out),
+                            _ => weight_tile::<OV, NT>(dy, outs, x, offs, len, out),
+                        }
+                    }
+                }
+            }
+        }
+    })?;
+    let mut total = try_zeroed::<f32>(op, s.out_channels * taps)?;
+    for scratch in &scratches {
+        for (t, row) in scratch[..dw_len].chunks_exact(outs).take(taps).enumerate() {
+            for (o, &v) in row[..s.out_channels].iter().enumerate() {
+                total[o * taps + t] += v;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Output channels rounded up to whole vectors: the width of a dyᵀ row.
+fn padded_outs(s: &Shape) -> usize {
+    s.out_channels.next_multiple_of(16)
+}
+
+/// One image of grad_out [out_channels, out_height, out_width] as dyᵀ [padded position,
+/// padded_outs] in `t`: a row of every output channel per position of the padded grid, zeros in
+/// the thrown-away columns and past out_channels (all written: the buffer is reused).
+fn transpose_grad_out(s: &Shape, grad_out: &[f32], t: &mut [f32]) {
+    let (outs, wp, ow, plane) = (padded_outs(s), s.padded_width(), s.out_width, s.out_height * s.out_width);
+    t.fill(0.0);
+    for o in 0..s.out_channels {
+        for (i, &v) in grad_out[o * plane..(o + 1) * plane].iter().enumerate() {
+            t[((i / ow) * wp + i % ow) * outs + o] = v;
+        }
+    }
+}
+
+/// out[j·outs + 16·v + lane] += Σ_{p < len} dy[p·outs + 16·v + lane] · x[offsets[j] + p], for NT
+/// taps j and OV vectors v of output channels.
+///
+/// SAFETY: needs AVX-512F; dy holds len rows of `outs` floats (16·OV read from each), x is valid
+/// up to max(offsets) + len, out holds NT rows of `outs` (16·OV written in each); OV·NT <= ACC.
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_tile<const OV: usize, const NT: usize>(dy: *const f32, outs: usize, x: *const f32, offsets: &[usize; NT], len: usize, out: *mut f32) {
+    let mut acc = [[_mm512_setzero_ps(); OV]; NT];
+    for p in 0..len {
+        let mut d = [_mm512_setzero_ps(); OV];
+        for (v, d) in d.iter_mut().enumerate() {
+            *d = _mm512_loadu_ps(dy.add(p * outs + 16 * v));
+        }
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let b = _mm512_set1_ps(*x.add(offsets[j] + p));
+            for v in 0..OV {
+                acc[v] = _mm512_fmadd_ps(b, d[v], acc[v]);
+            }
+        }
+    }
+    for (j, acc) in acc.iter().enumerate() {
+        for (v, a) in acc.iter().enumerate() {
+            let o = out.add(j * outs + 16 * v);
+            _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), *a));
+        }
+    }
+}

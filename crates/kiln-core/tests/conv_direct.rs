@@ -1,0 +1,139 @@
+//! The three convolution passes on random data against a float64 reference, with a documented
+//! error bound, on both CPU paths: the direct kernels (device/cpu/conv/direct.rs, unit stride,
+//! one group, >= 8 input channels, AVX-512) and im2col + GEMM (`KILN_CONV_PATH=im2col`). Shapes:
+//! bench's conv2d-a (GEMM on both: one channel) and conv2d-b, and shapes that hit every remainder
+//! of the direct kernels' blocking (output channels not a multiple of 8 or 16, fewer than 8,
+//! 40 = 2.5 vectors; taps not a multiple of 6; rows not a multiple of 16 positions; asymmetric
+//! padding, dilation, a kernel wider than the padded input).
+//!
+//! Bound: each output is a sum of n products in float32 (fused or not); in any order its error
+//! is at most about n·u·Σ|products| with u = 2⁻²⁴ (Higham, "Accuracy and Stability of Numerical
+//! Algorithms", §3.1; one more u for rounding the product when not fused, and one for the
+//! comparison's own rounding). Asserted: |got - exact| <= (n + 2)·u·Σ|products|.
+use kiln_core::ops::{self, ConvParams};
+use kiln_core::Tensor;
+
+fn rand(shape: &[usize], seed: u64) -> Tensor {
+    ops::randn(shape, 0.0, 1.0, Some(seed)).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.to_vec::<f32>().unwrap()
+}
+
+/// Exact (float64) value, Σ|products| and number of products of every element of y, dx and dw.
+struct Reference {
+    y: Vec<(f64, f64, usize)>,
+    dx: Vec<(f64, f64, usize)>,
+    dw: Vec<(f64, f64, usize)>,
+}
+
+/// The definition of the convolution (stride 1, one group) and of its two gradients for upstream
+/// gradient dy: every product x·w of the forward sum sends dy·w to x and dy·x to w.
+fn reference(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], dy: &[f32], p: &ConvParams) -> Reference {
+    let ([n, c, h, wd], [o, _, kh, kw]) = (xs, ws);
+    let [pt, pb, pl, pr] = p.padding;
+    let (dh, dw_) = (p.dilation[0], p.dilation[1]);
+    let oh = h + pt + pb - dh * (kh - 1);
+    let ow = wd + pl + pr - dw_ * (kw - 1);
+    let zero = (0.0, 0.0, 0);
+    let mut r = Reference { y: vec![zero; n * o * oh * ow], dx: vec![zero; x.len()], dw: vec![zero; w.len()] };
+    let add = |e: &mut (f64, f64, usize), v: f64| {
+        e.0 += v;
+        e.1 += v.abs();
+        e.2 += 1;
+    };
+    for ni in 0..n {
+        for oi in 0..o {
+            for y in 0..oh {
+                for q in 0..ow {
+                    let yi = ((ni * o + oi) * oh + y) * ow + q;
+                    for ci in 0..c {
+                        for ki in 0..kh {
+                            for kj in 0..kw {
+                                let iy = (y + ki * dh) as isize - pt as isize;
+                                let ix = (q + kj * dw_) as isize - pl as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                let xi = ((ni * c + ci) * h + iy as usize) * wd + ix as usize;
+                                let wi = ((oi * c + ci) * kh + ki) * kw + kj;
+                                let (xv, wv, g) = (x[xi] as f64, w[wi] as f64, dy[yi] as f64);
+                                add(&mut r.y[yi], xv * wv);
+                                add(&mut r.dx[xi], g * wv);
+                                add(&mut r.dw[wi], g * xv);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+fn assert_within_bound(what: &str, got: &[f32], want: &[(f64, f64, usize)]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let u = (2.0f64).powi(-24);
+    for (i, (&g, &(exact, magnitude, terms))) in got.iter().zip(want).enumerate() {
+        let bound = (terms + 2) as f64 * u * magnitude;
+        let err = (g as f64 - exact).abs();
+        assert!(err <= bound, "{what}: element {i}: {g} vs exact {exact}: error {err:e} > bound {bound:e}");
+    }
+}
+
+/// Forward, dx and dw of one case through autograd, on the current path.
+fn passes(x: &Tensor, w: &Tensor, dy: &Tensor, p: &ConvParams) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let x = x.detach().set_requires_grad(true).unwrap();
+    let w = w.detach().set_requires_grad(true).unwrap();
+    let y = ops::conv2d(&x, &w, None, p).unwrap();
+    assert_eq!(y.shape(), dy.shape());
+    let loss = ops::reduce(ops::ReduceOp::Sum, &ops::binary(ops::BinaryOp::Mul, &y, dy).unwrap(), &[], false, 0).unwrap();
+    kiln_core::autograd::backward(&loss, None).unwrap();
+    (values(&y), values(&x.grad().unwrap()), values(&w.grad().unwrap()))
+}
+
+#[test]
+fn both_cpu_paths_stay_within_the_float32_summation_bound() {
+    let same = |k: usize| ConvParams { stride: [1, 1], padding: [k / 2; 4], dilation: [1, 1], groups: 1 };
+    let cases: Vec<(&str, [usize; 4], [usize; 4], ConvParams)> = vec![
+        ("conv2d-a", [32, 1, 28, 28], [32, 1, 3, 3], same(3)),
+        ("conv2d-b", [8, 64, 32, 32], [64, 64, 3, 3], same(3)),
+        ("13 filters, 9 channels, 5x3 kernel, asymmetric padding", [3, 9, 17, 37], [13, 9, 5, 3], ConvParams {
+            stride: [1, 1],
+            padding: [2, 1, 0, 2],
+            dilation: [1, 1],
+            groups: 1,
+        }),
+        ("dilation 2, valid padding, batch 1, 3 filters", [1, 8, 19, 21], [3, 8, 3, 3], ConvParams {
+            stride: [1, 1],
+            padding: [0; 4],
+            dilation: [2, 2],
+            groups: 1,
+        }),
+        ("kernel wider than the padded input, 40 filters", [2, 10, 3, 4], [40, 10, 5, 5], ConvParams {
+            stride: [1, 1],
+            padding: [1, 1, 2, 1],
+            dilation: [1, 1],
+            groups: 1,
+        }),
+    ];
+    for (i, (name, xs, ws, p)) in cases.into_iter().enumerate() {
+        let seed = 1000 + 10 * i as u64;
+        let (x, w) = (rand(&xs, seed), rand(&ws, seed + 1));
+        let y_shape = ops::conv2d(&x, &w, None, &p).unwrap().shape().to_vec();
+        let dy = rand(&y_shape, seed + 2);
+        let want = reference(&values(&x), xs, &values(&w), ws, &values(&dy), &p);
+        for path in ["direct", "im2col"] {
+            // Read per call by the CPU backend: "im2col" forces the GEMM path; anything else lets
+            // the direct kernels run where they apply. Both paths are correct, so other tests
+            // running meanwhile are unaffected by the switch.
+            std::env::set_var("KILN_CONV_PATH", path);
+            let (y, dx, dw) = passes(&x, &w, &dy, &p);
+            assert_within_bound(&format!("{name} ({path}) forward"), &y, &want.y);
+            assert_within_bound(&format!("{name} ({path}) dx"), &dx, &want.dx);
+            assert_within_bound(&format!("{name} ({path}) dw"), &dw, &want.dw);
+        }
+        std::env::remove_var("KILN_CONV_PATH");
+    }
+}
