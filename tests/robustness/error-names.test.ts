@@ -121,7 +121,7 @@ const BAD_OPTIONS: Array<[string, () => unknown, string]> = [
   ['BatchNorm2d', () => new nn.BatchNorm2d(4, { momentum: '0.1' as unknown as number }), "BatchNorm2d: momentum must be in [0, 1], got '0.1'"],
   ['LayerNorm', () => new nn.LayerNorm(4, null as unknown as object), 'LayerNorm: options must be an object, got null'],
   ['RNN', () => new nn.RNN(4, 8, { nonlinearity: 'sigmoid' as 'tanh' }), "RNN: nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"],
-  ['GRU', () => new nn.GRU(4, 8, { seed: 0.5 }), 'GRU: seed must be an integer from 0 to 2^53 - 1, got 0.5'],
+  ['GRU', () => new nn.GRU(4, 8, { seed: 0.5 }), 'GRU: seed must be a non-negative integer (at most 2^53), got 0.5'],
   ['LSTM', () => new nn.LSTM(4, 8, null as unknown as object), 'LSTM: options must be an object, got null'],
   ['GCNConv', () => new nn.GCNConv(4, 2, { init: 7 as unknown as nn.InitializerName }), /^GCNConv: init must be an initializer function or the name of one \(glorotUniform, .*\), got 7$/],
   ['ConvTranspose2d', () => new nn.ConvTranspose2d(2, 2, 3, { outputPadding: -1 }), 'ConvTranspose2d: outputPadding must be an integer >= 0 or a pair [height, width] of them, got -1'],

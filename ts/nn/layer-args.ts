@@ -83,9 +83,9 @@ export class LayerArgs {
     return v;
   }
 
-  /** A seed (an integer from 0 to 2^53 - 1) or undefined (draw from the global generator). */
+  /** A seed (a non-negative safe integer, as the random ops take) or undefined (draw from the global generator). */
   seed(value: unknown, option = 'seed'): number | undefined {
-    if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= 0)) this.fail(option, 'an integer from 0 to 2^53 - 1', value);
+    if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= 0)) this.fail(option, 'a non-negative integer (at most 2^53)', value);
     return value as number | undefined;
   }
 
