@@ -152,13 +152,9 @@ impl Scalar for Int {
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<isize> {
         // 2^53: beyond it f64 no longer holds every integer, and no axis or size is that large.
         const MAX: f64 = 9007199254740991.0;
-        let v = integer_in::<Self>(entry, arg, v, -MAX..=MAX)?;
-        // On a 32-bit build (WASM) `as isize` would saturate 2^40 to 2^31 - 1, and the op would
-        // report an axis the caller never passed: refuse it, as the list kinds refuse such values.
-        if v > isize::MAX as f64 || v < isize::MIN as f64 {
-            return Err(KilnError::new(entry, format!("{v} is larger than this backend can address (at most {} on a {}-bit build)", isize::MAX, usize::BITS)));
-        }
-        Ok(v as isize)
+        // args::int refuses, on a 32-bit build (WASM), what isize cannot hold (`as isize` would
+        // saturate 2^40 to 2^31 - 1, and the op report an axis the caller never passed).
+        kiln_core::args::int(entry, integer_in::<Self>(entry, arg, v, -MAX..=MAX)?)
     }
 }
 
