@@ -49,9 +49,6 @@ forEachBackend(
       let checked = 0;
       for (const entry of manifest) {
         entry.args.forEach(([arg, , kind], i) => {
-          // Through wasm-bindgen a plain number argument is converted by JS itself (ToNumber: a
-          // string becomes NaN, which a number argument may legitimately be); see docs/architecture.md.
-          if (name === 'wasm' && kind === 'Number') return;
           const args = valid(entry);
           args[i] = wrongValue(kind);
           const message = thrown(() => raw[entry.name](...args));
@@ -60,7 +57,7 @@ forEachBackend(
         });
       }
       expect(problems, problems.join('\n')).toEqual([]);
-      expect(checked).toBeGreaterThan(name === 'wasm' ? 160 : 200);
+      expect(checked).toBeGreaterThan(200);
     });
 
     it('the valid arguments pass every kind check (so the test above tests the argument it names)', () => {
@@ -189,6 +186,15 @@ function wrongValue(kind: string): unknown {
 /** The kinds that cross WASM as an f64 (bindings/wasm/src/entries.rs `crossing!`). */
 const SCALAR_KINDS = ['Handle', 'MaybeHandle', 'Count', 'Int', 'Number', 'Flag', 'Seed'];
 
+/**
+ * Values JS itself would convert on the way into an f64 parameter (ToNumber: '2' -> 2, true -> 1,
+ * null -> 0, 'x' -> NaN, [] -> 0): WASM once took them, or worded them as the number they became,
+ * where the native addon refuses them as what they are.
+ */
+function convertibleValues(kind: string): unknown[] {
+  return kind === 'Flag' ? [1, 0, 'true', null, undefined] : ['2', 'x', true, false, null, undefined, [], [1], {}];
+}
+
 describe('native and WASM word every wrong-kind error alike', () => {
   it('the same message from both, entry by entry, argument by argument', async () => {
     const impls: Record<string, Backend> = {};
@@ -202,7 +208,6 @@ describe('native and WASM word every wrong-kind error alike', () => {
     let compared = 0;
     for (const entry of manifest) {
       entry.args.forEach(([arg, , kind], i) => {
-        if (kind === 'Number') return; // JS's ToNumber on WASM (see above)
         const messages = (['native', 'wasm'] as const).map((name) => {
           const args = validArguments(entry, lives[name]);
           args[i] = wrongValue(kind);
@@ -210,9 +215,6 @@ describe('native and WASM word every wrong-kind error alike', () => {
           return thrown(() => (impls[name] as unknown as Raw)[entry.name](...args)).replaceAll(String(lives[name]), '<live>');
         });
         compared++;
-        // A scalar kind crosses WASM as an f64, so JS has already made NaN of the string: the
-        // words agree up to "got" (docs/architecture.md, "The boundary").
-        if (SCALAR_KINDS.includes(kind)) messages.forEach((m, j) => (messages[j] = m.replace(/, got .*$/, ', got <value>')));
         if (messages[0] !== messages[1]) differences.push(`${entry.name}(${arg}): native "${messages[0]}", wasm "${messages[1]}"`);
       });
     }
@@ -220,5 +222,38 @@ describe('native and WASM word every wrong-kind error alike', () => {
     impls.wasm.dispose(lives.wasm);
     expect(differences, differences.join('\n')).toEqual([]);
     expect(compared).toBeGreaterThan(200);
+  });
+
+  it('a scalar given a value JS would convert (a string, a boolean, null) is refused by both, in the same words', async () => {
+    const impls: Record<string, Backend> = {};
+    for (const name of ['native', 'wasm'] as const) {
+      await kiln.setBackend(name);
+      impls[name] = backend().impl;
+    }
+    const manifest = JSON.parse(impls.native.boundaryManifest()) as ManifestEntry[];
+    const lives = { native: impls.native.fromF32(new Float32Array([1, 2, 3, 4]), [2, 2]), wasm: impls.wasm.fromF32(new Float32Array([1, 2, 3, 4]), [2, 2]) };
+    const problems: string[] = [];
+    let compared = 0;
+    for (const entry of manifest) {
+      entry.args.forEach(([arg, , kind], i) => {
+        if (!SCALAR_KINDS.includes(kind)) return;
+        for (const value of convertibleValues(kind)) {
+          const messages = (['native', 'wasm'] as const).map((name) => {
+            const args = validArguments(entry, lives[name]);
+            args[i] = value;
+            return thrown(() => (impls[name] as unknown as Raw)[entry.name](...args));
+          });
+          compared++;
+          const shown = `${entry.name}(${arg}: ${kind} = ${JSON.stringify(value) ?? 'undefined'})`;
+          if (!messages[0].startsWith(`${entry.name}: argument '${arg}' must be `)) problems.push(`${shown}: native "${messages[0]}"`);
+          // The values are refused before any handle is read, so the messages match word for word.
+          if (messages[0] !== messages[1]) problems.push(`${shown}: native "${messages[0]}", wasm "${messages[1]}"`);
+        }
+      });
+    }
+    impls.native.dispose(lives.native);
+    impls.wasm.dispose(lives.wasm);
+    expect(problems, problems.join('\n')).toEqual([]);
+    expect(compared).toBeGreaterThan(500);
   });
 });

@@ -114,7 +114,7 @@ forEachBackend(() => {
     });
 
     it('rejects bad configurations and inputs with the shapes involved', () => {
-      expectThrows(() => new nn.MultiHeadAttention(10, 3), 'MultiHeadAttention(10, 3)', 'divisible');
+      expectThrows(() => new nn.MultiHeadAttention(10, 3), 'MultiHeadAttention: dModel must be divisible by numHeads (10 / 3 is not whole)');
       expectThrows(() => new nn.MultiHeadAttention(8, 2, { dropout: 1 }), 'dropout must be in [0, 1)');
       const m = new nn.MultiHeadAttention(8, 2);
       kiln.tidy(() => {

@@ -109,6 +109,79 @@ forEachBackend(() => {
   });
 });
 
+/**
+ * Layer constructors name themselves: each checks its own arguments before it builds anything
+ * (ts/nn/layer-args.ts), so the message names the layer, the option, the value and what is
+ * allowed, never the op or inner layer that would have tripped over it ("full: ...", "randu: ...",
+ * "Linear: inFeatures must be ...") and never a raw TypeError.
+ */
+const nn = kiln.nn;
+const BAD_OPTIONS: Array<[string, () => unknown, string]> = [
+  ['BatchNorm1d', () => new nn.BatchNorm1d(4, { affine: 'yes' as unknown as boolean }), "BatchNorm1d: affine must be true or false, got 'yes'"],
+  ['BatchNorm2d', () => new nn.BatchNorm2d(4, { momentum: '0.1' as unknown as number }), "BatchNorm2d: momentum must be in [0, 1], got '0.1'"],
+  ['LayerNorm', () => new nn.LayerNorm(4, null as unknown as object), 'LayerNorm: options must be an object, got null'],
+  ['RNN', () => new nn.RNN(4, 8, { nonlinearity: 'sigmoid' as 'tanh' }), "RNN: nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"],
+  ['GRU', () => new nn.GRU(4, 8, { seed: 0.5 }), 'GRU: seed must be a non-negative integer (at most 2^53), got 0.5'],
+  ['LSTM', () => new nn.LSTM(4, 8, null as unknown as object), 'LSTM: options must be an object, got null'],
+  ['GCNConv', () => new nn.GCNConv(4, 2, { init: 7 as unknown as nn.InitializerName }), /^GCNConv: init must be an initializer function or the name of one \(glorotUniform, .*\), got 7$/],
+  ['ConvTranspose2d', () => new nn.ConvTranspose2d(2, 2, 3, { outputPadding: -1 }), 'ConvTranspose2d: outputPadding must be an integer >= 0 or a pair [height, width] of them, got -1'],
+  ['MultiHeadAttention', () => new nn.MultiHeadAttention(8, 2, { kDim: 0 }), 'MultiHeadAttention: kDim must be a positive integer, got 0'],
+  ['SAGEConv', () => new nn.SAGEConv(undefined as unknown as number, 2), 'SAGEConv: inFeatures must be a positive integer, got undefined'],
+  ['BasicBlock', () => new nn.BasicBlock(3, 0), 'BasicBlock: outChannels must be a positive integer, got 0'],
+  ['LearnedPositionalEmbedding', () => new nn.LearnedPositionalEmbedding(0, 4), 'LearnedPositionalEmbedding: maxLength must be a positive integer, got 0'],
+  ['TransformerEncoderLayer', () => new nn.TransformerEncoderLayer(6, 4), 'TransformerEncoderLayer: dModel must be divisible by numHeads (6 / 4 is not whole)'],
+  ['TransformerDecoderLayer', () => new nn.TransformerDecoderLayer(8, 2, { dimFeedforward: -1 }), 'TransformerDecoderLayer: dimFeedforward must be a positive integer, got -1'],
+  ['Graph', () => new nn.Graph(kiln.tensor([0], [1], 'int32') as unknown as number[], [0], 2), 'Graph: src must be an array or a typed array of node indices, got an int32 Tensor [1]'],
+  ['DDPMSchedule', () => new nn.DDPMSchedule(undefined as unknown as number[]), 'DDPMSchedule: betas must be an array or a typed array of numbers in (0, 1), got undefined'],
+];
+
+/** Argument lists no layer accepts whole (each class must refuse them naming itself, or accept them). */
+const BAD_ARGUMENT_LISTS: unknown[][] = [[], [undefined, undefined], [-1, -1, -1], [NaN, 2, 2], [2.5, 2, 2], ['4', '4', '4'], [4, 4, 4, null], [4, 4, 4, 7], [4, 4, { seed: -1, dropout: 2, bias: 'no' }], [2 ** 53, 2 ** 53, 2 ** 53], [[4], [4], [4]]];
+
+forEachBackend(() => {
+  describe('a layer constructor names the layer, the option, the value and what is allowed', () => {
+    it.each(BAD_OPTIONS)('%s', (_name, make, message) => {
+      kiln.tidy(() => {
+        const e = expectThrows(make);
+        if (typeof message === 'string') expect(e.message).toBe(message);
+        else expect(e.message).toMatch(message);
+        expect(e).not.toBeInstanceOf(TypeError);
+      });
+    });
+
+    it('weights too large to allocate are refused naming the layer (and the op that found it)', () => {
+      // 2^44 floats: no machine grants 64 TiB, whatever the argument checks allow.
+      expectThrows(() => new nn.Linear(2 ** 22, 2 ** 22), /^Linear: .*\(raised by randu/);
+      expectThrows(() => new nn.BatchNorm2d(2 ** 44), /^BatchNorm2d: .*\(raised by full/);
+      // Built from inner layers: the layer the user called names it, the trail says where.
+      expectThrows(() => new nn.TransformerEncoderLayer(2 ** 22, 2), /^TransformerEncoderLayer: .*\(raised by randu inside /);
+      expectThrows(() => new nn.BasicBlock(2 ** 21, 2 ** 21), /^BasicBlock: .*\(raised by randu inside Conv2d\)$/);
+    });
+
+    it('every class of kiln.nn, found by enumerating the namespace, names itself for bad arguments', () => {
+      const classes = Object.entries(nn).filter(([k, v]) => /^[A-Z]/.test(k) && typeof v === 'function' && k !== 'Module') as Array<[string, new (...a: unknown[]) => { dispose?(): void }]>;
+      expect(classes.length).toBeGreaterThanOrEqual(40);
+      const problems: string[] = [];
+      let refused = 0;
+      for (const [name, Layer] of classes) {
+        for (const args of BAD_ARGUMENT_LISTS) {
+          kiln.tidy(() => {
+            try {
+              new Layer(...args).dispose?.();
+            } catch (e) {
+              refused++;
+              const message = (e as Error).message;
+              if (!(e instanceof Error) || !new RegExp(`^${name}[:.( ]`).test(message)) problems.push(`new nn.${name}(${args.map((a) => JSON.stringify(a)).join(', ')}): ${message}`);
+            }
+          });
+        }
+      }
+      expect(problems, problems.join('\n')).toEqual([]);
+      expect(refused, 'most of these argument lists are refused').toBeGreaterThan(classes.length * 5);
+    });
+  });
+});
+
 /** Bad calls whose messages must read the same on every backend. */
 const BAD_CALLS: Record<string, () => unknown> = {
   'mul int32 and float32': () => kiln.mul(kiln.ones([2]), kiln.ones([2], 'int32')),
@@ -124,6 +197,14 @@ const BAD_CALLS: Record<string, () => unknown> = {
   'conv2d with a rank-3 input': () => kiln.conv2d(kiln.ones([1, 3, 3]), kiln.ones([1, 1, 2, 2])),
   'variance correction above the count': () => kiln.variance(kiln.ones([2]), 0, false, 5),
   'eye(-1)': () => kiln.eye(-1),
+  // Scalars cross WASM as f64, where JS converts the value itself (1 for true, 2 for '2', NaN for
+  // 'x'); ts/backends/wasm-guard.ts checks their JS type so WASM refuses what native refuses.
+  'sum with a number for keepDims': () => kiln.sum(kiln.ones([2, 3]), 0, 1 as unknown as boolean),
+  'softmax with a string axis': () => kiln.softmax(kiln.ones([2, 3]), '1' as unknown as number),
+  'oneHot with a string depth': () => kiln.oneHot(kiln.tensor([0, 1], [2], 'int32'), 'x' as unknown as number),
+  'matmul with a number for transposeB': () => kiln.matmul(kiln.ones([2, 2]), kiln.ones([2, 2]), false, 0 as unknown as boolean),
+  'leakyRelu with a boolean alpha': () => kiln.leakyRelu(kiln.ones([2]), true as unknown as number),
+  'randn with a string std': () => kiln.randn([2], { std: '2' as unknown as number }),
 };
 
 describe.runIf(BACKENDS.includes('native') && BACKENDS.includes('wasm'))('native and WASM word the same error identically', () => {

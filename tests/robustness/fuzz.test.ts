@@ -2,15 +2,16 @@
  * The property-based fuzzer (tests/fixtures/boundary-fuzz.ts, fast-check): batches of cases, each
  * batch in a child process so that a crash is seen as one. Random calls to every addon export and
  * every public function and layer must return or throw an Error (no panic, no crash, the library
- * usable after); valid random inputs must give the results the documented rules say.
+ * usable after); valid random inputs must give the results the documented rules say; the same
+ * random call must end the same way on the native and the WASM backend.
  *
  * Budget: KILN_FUZZ_SCALE multiplies the cases (1 in `npm test`; `npm run fuzz` runs 20 times as
  * many, on several seeds: see docs/deployment.md). KILN_FUZZ_SEED picks the first seed.
  */
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { expect, it } from 'vitest';
-import { forEachBackend } from '../backends.js';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS, forEachBackend } from '../backends.js';
 
 const FUZZER = fileURLToPath(new URL('../fixtures/boundary-fuzz.ts', import.meta.url));
 const VITE_NODE = fileURLToPath(new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url));
@@ -18,7 +19,7 @@ const SCALE = Number(process.env.KILN_FUZZ_SCALE ?? 1);
 const FIRST_SEED = Number(process.env.KILN_FUZZ_SEED ?? 1);
 /** Batches per surface: each a child process with its own seed. */
 const BATCHES = SCALE > 1 ? 4 : 2;
-const CASES = { raw: 15000, api: 15000, rules: 3000 };
+const CASES = { raw: 15000, api: 15000, rules: 3000, parity: 5000 };
 
 interface Summary {
   calls: number;
@@ -27,10 +28,10 @@ interface Summary {
   layers?: number;
   failures: string[];
   stillWorks: boolean;
-  /** A function whose error did not start with its own name (also a failure: issue 13, class 8). */
+  /** A function or layer (its forward or its constructor) whose error did not start with its own name (a failure: issue 13, class 8). */
   unnamed?: Record<string, string>;
-  /** kiln.nn constructors whose errors did not name the class (reported: see boundary-fuzz.ts). */
-  unnamedConstructors?: Record<string, string>;
+  /** kiln.nn classes the run never constructed (it must reach every one). */
+  layersNeverConstructed?: string[];
 }
 
 function fuzz(backend: string, mode: string, seed: number, cases: number): Promise<Summary & { seconds: number }> {
@@ -58,8 +59,7 @@ forEachBackend((backend) => {
       for (let b = 0; b < BATCHES; b++) {
         const seed = FIRST_SEED + b;
         const s = await fuzz(backend, mode, seed, CASES[mode] * SCALE);
-        const ctors = Object.keys(s.unnamedConstructors ?? {});
-        console.log(`fuzz ${backend} ${mode} seed ${seed}: ${s.calls} cases in ${s.seconds.toFixed(1)} s${mode === 'api' ? `; layer constructors whose errors do not name the layer: ${ctors.length} (${ctors.join(', ')})` : ''}`);
+        console.log(`fuzz ${backend} ${mode} seed ${seed}: ${s.calls} cases in ${s.seconds.toFixed(1)} s${mode === 'api' ? ` over ${s.functions} functions and ${s.layers} kiln.nn classes` : ''}`);
         expect(s.unnamed ?? {}, 'errors that do not name the function or layer called').toEqual({});
         expect(s.failures, `failures (replay: vite-node tests/fixtures/boundary-fuzz.ts ${backend} ${mode} ${seed} ${CASES[mode] * SCALE})`).toEqual([]);
         expect(s.stillWorks, 'the library works after the run').toBe(true);
@@ -67,7 +67,24 @@ forEachBackend((backend) => {
           expect(s.functions, 'the fuzzer found the functions').toBeGreaterThan(40);
           expect(s.returned, 'some calls were valid enough to run').toBeGreaterThan(CASES[mode] * SCALE * 0.03);
         }
+        if (mode === 'api') {
+          expect(s.layers, 'the fuzzer found the kiln.nn classes').toBeGreaterThanOrEqual(40);
+          expect(s.layersNeverConstructed, 'kiln.nn classes the run never constructed').toEqual([]);
+        }
       }
     }, 900_000 * SCALE);
   }
+});
+
+describe.runIf(BACKENDS.includes('native') && BACKENDS.includes('wasm'))('native and WASM', () => {
+  it(`the same random call ends the same way on both (both return, or the same message): ${BATCHES} batches of ${CASES.parity * SCALE} cases`, async () => {
+    for (let b = 0; b < BATCHES; b++) {
+      const seed = FIRST_SEED + b;
+      const s = await fuzz('native', 'parity', seed, CASES.parity * SCALE);
+      console.log(`fuzz native-vs-wasm parity seed ${seed}: ${s.calls} cases in ${s.seconds.toFixed(1)} s`);
+      expect(s.failures, `calls that end differently (replay: vite-node tests/fixtures/boundary-fuzz.ts native parity ${seed} ${CASES.parity * SCALE})`).toEqual([]);
+      expect(s.stillWorks, 'the library works after the run').toBe(true);
+      expect(s.calls).toBe(CASES.parity * SCALE);
+    }
+  }, 900_000 * SCALE);
 });

@@ -54,7 +54,7 @@ forEachBackend(() => {
       expectThrows(() => kiln.randn([2], { seed: 1.5 }), 'randn: seed must be a non-negative integer (at most 2^53), got 1.5');
       expectThrows(() => kiln.randu([2], { seed: -1 }), 'randu: seed must be a non-negative integer');
       expectThrows(() => kiln.setSeed(NaN), 'setSeed: seed must be a non-negative integer', 'got NaN');
-      expectThrows(() => new kiln.nn.Linear(2, 2, { seed: 0.5 }), "a layer's seed must be a non-negative integer, got 0.5");
+      expectThrows(() => new kiln.nn.Linear(2, 2, { seed: 0.5 }), 'Linear: seed must be a non-negative integer (at most 2^53), got 0.5');
     });
 
     it('integer seeds still reproduce their numbers', () => {

@@ -11,6 +11,7 @@
 import type { Tensor } from '../tensor.js';
 import { attention } from '../ops/attention.js';
 import { glorotUniform, zeros } from './init.js';
+import { layerArgs, type LayerArgs } from './layer-args.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import { deriveSeed } from './init.js';
@@ -42,6 +43,15 @@ function shapeOf(t: Tensor): string {
   return `${t.dtype} [${t.shape.join(', ')}]`;
 }
 
+/** The checks of dModel and numHeads that MultiHeadAttention and the Transformer layers share. */
+export function checkAttentionArgs(layer: string, dModel: number, numHeads: number): LayerArgs {
+  const args = layerArgs(layer);
+  args.positiveInt('dModel', dModel);
+  args.positiveInt('numHeads', numHeads);
+  if (dModel % numHeads !== 0) throw new Error(`${layer}: dModel must be divisible by numHeads (${dModel} / ${numHeads} is not whole)`);
+  return args;
+}
+
 export class MultiHeadAttention extends Module<[Tensor, Tensor?, Tensor?, AttentionMasks?]> {
   readonly qProj: Linear;
   readonly kProj: Linear;
@@ -57,24 +67,18 @@ export class MultiHeadAttention extends Module<[Tensor, Tensor?, Tensor?, Attent
   /** Attention over dModel features split into numHeads heads (dModel must be divisible by numHeads). */
   constructor(readonly dModel: number, readonly numHeads: number, options: MultiHeadAttentionOptions = {}) {
     super();
-    const name = `MultiHeadAttention(${dModel}, ${numHeads})`;
-    for (const [what, n] of [['dModel', dModel], ['numHeads', numHeads], ['kDim', options.kDim ?? 1], ['vDim', options.vDim ?? 1]] as const) {
-      if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: ${what} must be a positive integer, got ${n}`);
-    }
-    if (dModel % numHeads !== 0) throw new Error(`${name}: dModel must be divisible by numHeads (${dModel} / ${numHeads} is not whole)`);
-    this.dropout = options.dropout ?? 0;
-    if (!(typeof this.dropout === 'number' && this.dropout >= 0 && this.dropout < 1)) throw new Error(`${name}: dropout must be in [0, 1), got ${this.dropout}`);
+    const args = checkAttentionArgs('MultiHeadAttention', dModel, numHeads);
+    const o = args.options(options);
+    this.kDim = args.positiveInt('kDim', o.kDim, dModel);
+    this.vDim = args.positiveInt('vDim', o.vDim, this.kDim);
+    this.dropout = args.dropout('dropout', o.dropout, 0);
+    this.bias = args.flag('bias', o.bias, true);
+    const seed = args.seed(o.seed);
     this.headDim = dModel / numHeads;
-    this.bias = options.bias ?? true;
-    this.kDim = options.kDim ?? dModel;
-    this.vDim = options.vDim ?? this.kDim;
     // Glorot-uniform weights and zero biases, as PyTorch's nn.MultiheadAttention.
     const projection = (inFeatures: number, k: number) =>
-      new Linear(inFeatures, dModel, { bias: this.bias, init: glorotUniform, biasInit: zeros, seed: deriveSeed(options.seed, k) });
-    this.qProj = projection(dModel, 0);
-    this.kProj = projection(this.kDim, 1);
-    this.vProj = projection(this.vDim, 2);
-    this.outProj = projection(dModel, 3);
+      new Linear(inFeatures, dModel, { bias: this.bias, init: glorotUniform, biasInit: zeros, seed: deriveSeed(seed, k) });
+    [this.qProj, this.kProj, this.vProj, this.outProj] = args.build(() => [projection(dModel, 0), projection(this.kDim, 1), projection(this.vDim, 2), projection(dModel, 3)]);
   }
 
   /**

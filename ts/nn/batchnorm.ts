@@ -9,6 +9,7 @@
 import type { Tensor } from '../tensor.js';
 import { full } from '../ops/creation.js';
 import { batchNorm } from '../ops/batch-norm.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /** Options of `nn.BatchNorm1d` and `nn.BatchNorm2d`. */
@@ -41,17 +42,18 @@ export abstract class BatchNorm extends Module {
 
   constructor(readonly numFeatures: number, options: BatchNormOptions = {}) {
     super();
-    const name = this.constructor.name;
-    if (!Number.isInteger(numFeatures) || numFeatures < 1) throw new Error(`${name}: numFeatures must be a positive integer, got ${numFeatures}`);
-    this.momentum = options.momentum ?? 0.1;
-    this.eps = options.eps ?? 1e-5;
-    if (!(this.momentum >= 0 && this.momentum <= 1)) throw new Error(`${name}: momentum must be in [0, 1], got ${this.momentum}`);
-    if (!(this.eps > 0)) throw new Error(`${name}: eps must be > 0, got ${this.eps}`);
-    const affine = options.affine ?? true;
-    this.weight = affine ? this.registerParameter(full([numFeatures], 1)) : null;
-    this.bias = affine ? this.registerParameter(full([numFeatures], 0)) : null;
-    this.runningMean = this.registerBuffer(full([numFeatures], 0));
-    this.runningVar = this.registerBuffer(full([numFeatures], 1));
+    const args = layerArgs(this.constructor.name);
+    args.positiveInt('numFeatures', numFeatures);
+    const o = args.options(options);
+    this.momentum = args.inRange('momentum', o.momentum, 0.1, 0, 1);
+    this.eps = args.positive('eps', o.eps, 1e-5);
+    const affine = args.flag('affine', o.affine, true);
+    [this.weight, this.bias, this.runningMean, this.runningVar] = args.build(() => [
+      affine ? this.registerParameter(full([numFeatures], 1)) : null,
+      affine ? this.registerParameter(full([numFeatures], 0)) : null,
+      this.registerBuffer(full([numFeatures], 0)),
+      this.registerBuffer(full([numFeatures], 1)),
+    ]);
   }
 
   /** Throws (naming the layer and the shapes it takes) unless `x` is an input this layer accepts. */

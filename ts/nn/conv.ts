@@ -6,7 +6,8 @@
 
 import type { Tensor } from '../tensor.js';
 import { conv2d, conv2dPadding, convTranspose2d, pair, type Padding2d } from '../ops/conv.js';
-import { deriveSeed, fanInUniform, resolveInit, type Initializer, type InitializerName } from './init.js';
+import { deriveSeed, fanInUniform, type Initializer, type InitializerName } from './init.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /** Options of `nn.Conv2d`: stride, padding, dilation, groups, bias, initializer and seed. */
@@ -49,26 +50,29 @@ abstract class ConvBase extends Module {
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: number | [number, number], options: Conv2dLayerOptions, weightShape: (k: [number, number], groups: number) => number[]) {
     super();
     const name = this.constructor.name;
-    for (const [what, n] of [['inChannels', inChannels], ['outChannels', outChannels]] as const) {
-      if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: ${what} must be a positive integer, got ${n}`);
-    }
+    const args = layerArgs(name);
+    args.positiveInt('inChannels', inChannels);
+    args.positiveInt('outChannels', outChannels);
+    const o = args.options(options);
     this.kernelSize = pair(name, 'kernelSize', kernelSize, 1, 1);
-    this.stride = pair(name, 'stride', options.stride, 1, 1);
-    this.dilation = pair(name, 'dilation', options.dilation, 1, 1);
-    this.padding = options.padding ?? 0;
+    this.stride = pair(name, 'stride', o.stride, 1, 1);
+    this.dilation = pair(name, 'dilation', o.dilation, 1, 1);
+    this.padding = o.padding ?? 0;
     conv2dPadding(name, this.padding, [], [], this.stride, this.dilation); // rejects a malformed padding now, not at the first forward
-    this.groups = options.groups ?? 1;
+    this.groups = o.groups ?? 1;
     if (!Number.isInteger(this.groups) || this.groups < 1 || inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
       throw new Error(`${name}: groups must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels}), got ${this.groups}`);
     }
     const shape = weightShape(this.kernelSize, this.groups);
-    const init = resolveInit(options.init ?? fanInUniform, name);
-    const biasInit = resolveInit(options.biasInit ?? fanInUniform, name);
-    this.weight = this.registerParameter(init(shape, { seed: deriveSeed(options.seed, 0) }));
+    const init = args.init('init', o.init, fanInUniform);
+    const biasInit = args.init('biasInit', o.biasInit, fanInUniform);
+    const bias = args.flag('bias', o.bias, true);
+    const seed = args.seed(o.seed);
     const fanIn = shape[1] * shape[2] * shape[3];
-    this.bias = (options.bias ?? true)
-      ? this.registerParameter(biasInit([outChannels], { seed: deriveSeed(options.seed, 1), fanIn, fanOut: shape[0] * shape[2] * shape[3] }))
-      : null;
+    [this.weight, this.bias] = args.build(() => [
+      this.registerParameter(init(shape, { seed: deriveSeed(seed, 0) })),
+      bias ? this.registerParameter(biasInit([outChannels], { seed: deriveSeed(seed, 1), fanIn, fanOut: shape[0] * shape[2] * shape[3] })) : null,
+    ]);
   }
 
   /** Throws unless x is [batch, inChannels, height, width]. */
@@ -98,11 +102,14 @@ export class ConvTranspose2d extends ConvBase {
   readonly outputPadding: [number, number];
 
   constructor(inChannels: number, outChannels: number, kernelSize: number | [number, number], options: ConvTranspose2dLayerOptions = {}) {
-    super(inChannels, outChannels, kernelSize, options, ([kh, kw], groups) => [inChannels, outChannels / groups, kh, kw]);
-    this.outputPadding = pair('ConvTranspose2d', 'outputPadding', options.outputPadding, 0, 0);
-    if (this.padding === 'same' && (this.outputPadding[0] !== 0 || this.outputPadding[1] !== 0)) {
-      throw new Error(`ConvTranspose2d: padding 'same' sets the output size to input · stride itself; outputPadding ${JSON.stringify(options.outputPadding)} cannot be combined with it`);
+    // Checked before the base class builds the weights, so a bad outputPadding is not reported as something else.
+    const o = layerArgs('ConvTranspose2d').options(options);
+    const outputPadding = pair('ConvTranspose2d', 'outputPadding', o.outputPadding, 0, 0);
+    if (o.padding === 'same' && (outputPadding[0] !== 0 || outputPadding[1] !== 0)) {
+      throw new Error(`ConvTranspose2d: padding 'same' sets the output size to input · stride itself; outputPadding ${JSON.stringify(o.outputPadding)} cannot be combined with it`);
     }
+    super(inChannels, outChannels, kernelSize, o, ([kh, kw], groups) => [inChannels, outChannels / groups, kh, kw]);
+    this.outputPadding = outputPadding;
   }
 
   /** [batch, inChannels, height, width] -> [batch, outChannels, outHeight, outWidth] (see kiln.convTranspose2d). */

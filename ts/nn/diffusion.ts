@@ -18,6 +18,7 @@ import { tidy, keep } from '../engine.js';
 import { tensor, randn, randu } from '../ops/creation.js';
 import { concat } from '../ops/shape.js';
 import { noGrad } from '../autograd.js';
+import { layerArgs } from './layer-args.js';
 
 /** Options of `DDPMSchedule.linear`: the first and last β. */
 export interface LinearScheduleOptions {
@@ -48,6 +49,8 @@ export class DDPMSchedule {
 
   /** A schedule from explicit β_0..β_{T-1}, each in (0, 1). */
   constructor(betas: ArrayLike<number>) {
+    const args = layerArgs('DDPMSchedule');
+    args.numbers('betas', betas, 'numbers in (0, 1)');
     if (betas.length < 1) throw new Error('DDPMSchedule: needs at least one step');
     this.steps = betas.length;
     this.betas = Float64Array.from(betas);

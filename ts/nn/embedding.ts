@@ -2,7 +2,8 @@
 
 import type { Tensor } from '../tensor.js';
 import { gather } from '../ops/shape.js';
-import { deriveSeed, normal, resolveInit, type Initializer, type InitializerName } from './init.js';
+import { deriveSeed, normal, type Initializer, type InitializerName } from './init.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /** Options of `nn.Embedding`. */
@@ -19,11 +20,13 @@ export class Embedding extends Module {
   /** A table of numEmbeddings vectors of size embeddingDim. */
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, options: EmbeddingOptions = {}) {
     super();
-    for (const [what, n] of [['numEmbeddings', numEmbeddings], ['embeddingDim', embeddingDim]] as const) {
-      if (!Number.isInteger(n) || n < 1) throw new Error(`Embedding: ${what} must be a positive integer, got ${n}`);
-    }
-    const init = resolveInit(options.init ?? normal, 'Embedding');
-    this.weight = this.registerParameter(init([numEmbeddings, embeddingDim], { seed: deriveSeed(options.seed, 0) }));
+    const args = layerArgs('Embedding');
+    args.positiveInt('numEmbeddings', numEmbeddings);
+    args.positiveInt('embeddingDim', embeddingDim);
+    const o = args.options(options);
+    const init = args.init('init', o.init, normal);
+    const seed = args.seed(o.seed);
+    this.weight = args.build(() => this.registerParameter(init([numEmbeddings, embeddingDim], { seed: deriveSeed(seed, 0) })));
   }
 
   /**

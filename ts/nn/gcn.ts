@@ -8,7 +8,8 @@ import type { Tensor } from '../tensor.js';
 import { matmul } from '../ops/matmul.js';
 import { spmm } from '../ops/graph.js';
 import { SparseMatrix } from '../ops/sparse.js';
-import { deriveSeed, glorotUniform, resolveInit, zeros, type Initializer, type InitializerName } from './init.js';
+import { deriveSeed, glorotUniform, zeros, type Initializer, type InitializerName } from './init.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 import type { Graph } from './graph.js';
 
@@ -30,11 +31,17 @@ export class GCNConv extends Module<[Tensor | SparseMatrix, Graph]> {
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, options: GCNConvOptions = {}) {
     super();
-    for (const [what, n] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
-      if (!Number.isInteger(n) || n < 1) throw new Error(`GCNConv: ${what} must be a positive integer, got ${n}`);
-    }
-    this.weight = this.registerParameter(resolveInit(options.init ?? glorotUniform, 'GCNConv')([outFeatures, inFeatures], { seed: deriveSeed(options.seed, 0) }));
-    this.bias = (options.bias ?? true) ? this.registerParameter(zeros([outFeatures])) : null;
+    const args = layerArgs('GCNConv');
+    args.positiveInt('inFeatures', inFeatures);
+    args.positiveInt('outFeatures', outFeatures);
+    const o = args.options(options);
+    const init = args.init('init', o.init, glorotUniform);
+    const bias = args.flag('bias', o.bias, true);
+    const seed = args.seed(o.seed);
+    [this.weight, this.bias] = args.build(() => [
+      this.registerParameter(init([outFeatures, inFeatures], { seed: deriveSeed(seed, 0) })),
+      bias ? this.registerParameter(zeros([outFeatures])) : null,
+    ]);
   }
 
   /**

@@ -15,6 +15,7 @@ import { tensor } from '../ops/creation.js';
 import { gather } from '../ops/shape.js';
 import { segmentReduce, spmm, type SegmentReducer } from '../ops/graph.js';
 import { SparseMatrix } from '../ops/sparse.js';
+import { layerArgs } from './layer-args.js';
 
 /** An edge list with one weight per edge, as spmm takes it. All int32 / float32 [E]. */
 export interface WeightedEdges {
@@ -50,7 +51,11 @@ export class Graph {
 
   /** Directed edges src[e] -> dst[e] between nodes 0..numNodes-1. */
   constructor(src: ArrayLike<number>, dst: ArrayLike<number>, readonly numNodes: number) {
-    if (!Number.isInteger(numNodes) || numNodes < 0) throw new Error(`Graph: numNodes must be a non-negative integer, got ${numNodes}`);
+    const args = layerArgs('Graph');
+    // Node indices cross as int32.
+    if (!Number.isInteger(numNodes) || numNodes < 0 || numNodes > 2 ** 31) args.fail('numNodes', 'an integer from 0 to 2^31', numNodes);
+    args.numbers('src', src, 'node indices');
+    args.numbers('dst', dst, 'node indices');
     if (src.length !== dst.length) throw new Error(`Graph: src has ${src.length} entries but dst has ${dst.length}; they must pair up, one per edge`);
     this.hostSrc = toInt32('src', src, numNodes);
     this.hostDst = toInt32('dst', dst, numNodes);

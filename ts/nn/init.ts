@@ -124,7 +124,8 @@ export type InitializerName = keyof typeof initializers;
 /** An initializer given by name or as a function; `op` names the caller in the error. */
 export function resolveInit(init: InitializerName | Initializer, op: string): Initializer {
   if (typeof init === 'function') return init;
-  const found = (initializers as Record<string, Initializer>)[init];
+  // Own keys only: 'toString' is not an initializer.
+  const found = Object.hasOwn(initializers, init) ? (initializers as Record<string, Initializer>)[init] : undefined;
   if (found === undefined) {
     throw new Error(`${op}: unknown initializer '${String(init)}' (known: ${Object.keys(initializers).join(', ')})`);
   }

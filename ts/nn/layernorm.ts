@@ -5,6 +5,7 @@
 
 import type { Tensor } from '../tensor.js';
 import { full } from '../ops/creation.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /** Options of `nn.LayerNorm`. */
@@ -26,15 +27,19 @@ export class LayerNorm extends Module {
   /** normalizedShape: the trailing dims to normalize over, e.g. 512 or [seq, 512]. */
   constructor(normalizedShape: number | number[], options: LayerNormOptions = {}) {
     super();
-    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
-    if (this.normalizedShape.length === 0 || !this.normalizedShape.every((d) => Number.isInteger(d) && d >= 1)) {
-      throw new Error(`LayerNorm: normalizedShape must be a positive integer or a non-empty array of them, got ${JSON.stringify(normalizedShape)}`);
+    const args = layerArgs('LayerNorm');
+    const dims = typeof normalizedShape === 'number' ? [normalizedShape] : Array.isArray(normalizedShape) ? [...normalizedShape] : [];
+    if (dims.length === 0 || !dims.every((d) => Number.isSafeInteger(d) && d >= 1)) {
+      args.fail('normalizedShape', 'a positive integer or a non-empty array of them', normalizedShape);
     }
-    this.eps = options.eps ?? 1e-5;
-    if (!(this.eps > 0)) throw new Error(`LayerNorm: eps must be > 0, got ${this.eps}`);
-    const affine = options.elementwiseAffine ?? true;
-    this.weight = affine ? this.registerParameter(full(this.normalizedShape, 1)) : null;
-    this.bias = affine ? this.registerParameter(full(this.normalizedShape, 0)) : null;
+    this.normalizedShape = dims;
+    const o = args.options(options);
+    this.eps = args.positive('eps', o.eps, 1e-5);
+    const affine = args.flag('elementwiseAffine', o.elementwiseAffine, true);
+    [this.weight, this.bias] = args.build(() => [
+      affine ? this.registerParameter(full(dims, 1)) : null,
+      affine ? this.registerParameter(full(dims, 0)) : null,
+    ]);
   }
 
   /** [..., ...normalizedShape] -> same shape */

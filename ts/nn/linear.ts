@@ -7,7 +7,8 @@
 
 import type { Tensor } from '../tensor.js';
 import { matmul } from '../ops/matmul.js';
-import { deriveSeed, fanInUniform, resolveInit, type Initializer, type InitializerName } from './init.js';
+import { deriveSeed, fanInUniform, type Initializer, type InitializerName } from './init.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /** Options of `nn.Linear`: bias, initializer and seed. */
@@ -31,15 +32,18 @@ export class Linear extends Module {
   /** A layer mapping [..., inFeatures] to [..., outFeatures]. */
   constructor(readonly inFeatures: number, readonly outFeatures: number, options: LinearOptions = {}) {
     super();
-    for (const [what, n] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
-      if (!Number.isInteger(n) || n < 1) throw new Error(`Linear: ${what} must be a positive integer, got ${n}`);
-    }
-    const init = resolveInit(options.init ?? fanInUniform, 'Linear');
-    const biasInit = resolveInit(options.biasInit ?? fanInUniform, 'Linear');
-    this.weight = this.registerParameter(init([outFeatures, inFeatures], { seed: deriveSeed(options.seed, 0) }));
-    this.bias = (options.bias ?? true)
-      ? this.registerParameter(biasInit([outFeatures], { seed: deriveSeed(options.seed, 1), fanIn: inFeatures, fanOut: outFeatures }))
-      : null;
+    const args = layerArgs('Linear');
+    args.positiveInt('inFeatures', inFeatures);
+    args.positiveInt('outFeatures', outFeatures);
+    const o = args.options(options);
+    const init = args.init('init', o.init, fanInUniform);
+    const biasInit = args.init('biasInit', o.biasInit, fanInUniform);
+    const bias = args.flag('bias', o.bias, true);
+    const seed = args.seed(o.seed);
+    [this.weight, this.bias] = args.build(() => [
+      this.registerParameter(init([outFeatures, inFeatures], { seed: deriveSeed(seed, 0) })),
+      bias ? this.registerParameter(biasInit([outFeatures], { seed: deriveSeed(seed, 1), fanIn: inFeatures, fanOut: outFeatures })) : null,
+    ]);
   }
 
   /** [..., inFeatures] -> [..., outFeatures] (also [inFeatures] -> [outFeatures]). */

@@ -11,6 +11,7 @@ import { stack } from '../ops/shape.js';
 import type { JsonObject } from '../io/json.js';
 import { Embedding } from './embedding.js';
 import { deriveSeed, normal, type Initializer } from './init.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 function checkInput(name: string, x: Tensor, dModel: number, offset: number): void {
@@ -22,7 +23,7 @@ export class SinusoidalPositionalEncoding extends Module<[Tensor, number?]> {
   /** Adds sin/cos waves of geometric wavelengths: even features sin(p·ω_i), odd ones cos(p·ω_i), ω_i = 10000^(−2i/dModel). */
   constructor(readonly dModel: number) {
     super();
-    if (!Number.isInteger(dModel) || dModel < 1) throw new Error(`SinusoidalPositionalEncoding: dModel must be a positive integer, got ${dModel}`);
+    layerArgs('SinusoidalPositionalEncoding').positiveInt('dModel', dModel);
   }
 
   /**
@@ -72,7 +73,13 @@ export class LearnedPositionalEmbedding extends Module<[Tensor, number?]> {
   /** Positions 0 .. maxLength − 1 of dModel features. */
   constructor(readonly maxLength: number, readonly dModel: number, options: LearnedPositionalEmbeddingOptions = {}) {
     super();
-    this.embedding = new Embedding(maxLength, dModel, { init: options.init ?? smallNormal, seed: deriveSeed(options.seed, 0) });
+    const args = layerArgs('LearnedPositionalEmbedding');
+    args.positiveInt('maxLength', maxLength);
+    args.positiveInt('dModel', dModel);
+    const o = args.options(options);
+    const init = args.init('init', o.init, smallNormal);
+    const seed = args.seed(o.seed);
+    this.embedding = args.build(() => new Embedding(maxLength, dModel, { init, seed: deriveSeed(seed, 0) }));
   }
 
   /** x + the vectors of positions offset .. offset + T − 1 (at most maxLength). [B, T, dModel] -> same */

@@ -26,6 +26,7 @@ import { recurrent, GATES, type RecurrentCell, type RecurrentWeights } from '../
 import { concat, stack } from '../ops/shape.js';
 import { Tensor } from '../tensor.js';
 import { deriveSeed, fanInUniform } from './init.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /** Options of `nn.RNN`, `nn.LSTM` and `nn.GRU`: layers, bias, batch layout, direction, dropout, output and seed. */
@@ -83,22 +84,21 @@ abstract class Recurrent<State> extends Module<[Tensor, State?], [Tensor, State]
     options: RecurrentOptions,
   ) {
     super();
-    const what = this.describe();
-    for (const [name, n] of [['inputSize', inputSize], ['hiddenSize', hiddenSize], ['numLayers', options.numLayers ?? 1]] as const) {
-      if (!Number.isInteger(n) || n < 1) throw new Error(`${what}: ${name} must be a positive integer, got ${n}`);
-    }
-    const dropout = options.dropout ?? 0;
-    if (!(typeof dropout === 'number' && dropout >= 0 && dropout < 1)) throw new Error(`${what}: dropout must be in [0, 1), got ${dropout}`);
-    this.numLayers = options.numLayers ?? 1;
-    this.bias = options.bias ?? true;
-    this.batchFirst = options.batchFirst ?? true;
-    this.bidirectional = options.bidirectional ?? false;
-    this.dropout = dropout;
-    this.returnSequences = options.returnSequences ?? true;
+    const args = layerArgs(type);
+    args.positiveInt('inputSize', inputSize);
+    args.positiveInt('hiddenSize', hiddenSize);
+    const o = args.options(options);
+    this.numLayers = args.positiveInt('numLayers', o.numLayers, 1);
+    this.bias = args.flag('bias', o.bias, true);
+    this.batchFirst = args.flag('batchFirst', o.batchFirst, true);
+    this.bidirectional = args.flag('bidirectional', o.bidirectional, false);
+    this.dropout = args.dropout('dropout', o.dropout, 0);
+    this.returnSequences = args.flag('returnSequences', o.returnSequences, true);
+    const seed = args.seed(o.seed);
 
     // PyTorch's parameter order: layer by layer, direction by direction, w_ih, w_hh, b_ih, b_hh.
     const gh = GATES[cell] * hiddenSize;
-    const init = (shape: number[], k: number) => fanInUniform(shape, { fanIn: hiddenSize, seed: deriveSeed(options.seed, k) });
+    const init = (shape: number[], k: number) => args.build(() => fanInUniform(shape, { fanIn: hiddenSize, seed: deriveSeed(seed, k) }));
     let k = 0;
     for (let layer = 0; layer < this.numLayers; layer++) {
       const layerInput = layer === 0 ? inputSize : this.directions * hiddenSize;
@@ -219,10 +219,8 @@ export class RNN extends Recurrent<Tensor> {
   readonly nonlinearity: 'tanh' | 'relu';
 
   constructor(inputSize: number, hiddenSize: number, options: RNNOptions = {}) {
-    const nonlinearity = options.nonlinearity ?? 'tanh';
-    if (nonlinearity !== 'tanh' && nonlinearity !== 'relu') {
-      throw new Error(`RNN(${inputSize} -> ${hiddenSize}): nonlinearity must be 'tanh' or 'relu', got ${JSON.stringify(nonlinearity)}`);
-    }
+    const args = layerArgs('RNN');
+    const nonlinearity = args.oneOf('nonlinearity', args.options(options).nonlinearity, ['tanh', 'relu'], 'tanh');
     super('RNN', nonlinearity === 'relu' ? 'rnnRelu' : 'rnnTanh', inputSize, hiddenSize, options);
     this.nonlinearity = nonlinearity;
   }

@@ -14,6 +14,7 @@ import { BatchNorm2d } from './batchnorm.js';
 import { Sequential } from './containers.js';
 import { Conv2d } from './conv.js';
 import { deriveSeed } from './init.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /** Options of `nn.BasicBlock` (ResNet's two-convolution block). */
@@ -37,18 +38,24 @@ export class BasicBlock extends Module {
   /** inChannels -> outChannels; a projection shortcut is made when the stride or channel count changes. */
   constructor(readonly inChannels: number, readonly outChannels: number, options: BasicBlockOptions = {}) {
     super();
-    const stride = options.stride ?? 1;
-    if (!Number.isInteger(stride) || stride < 1) throw new Error(`BasicBlock: stride must be a positive integer, got ${stride}`);
-    const bn = options.batchNorm ?? true;
+    const args = layerArgs('BasicBlock');
+    args.positiveInt('inChannels', inChannels);
+    args.positiveInt('outChannels', outChannels);
+    const o = args.options(options);
+    const stride = args.positiveInt('stride', o.stride, 1);
+    const bn = args.flag('batchNorm', o.batchNorm, true);
+    const seed = args.seed(o.seed);
     // A bias before BatchNorm is cancelled by its mean subtraction, so it is left out (as torchvision).
     const conv = (cin: number, k: number, s: number, i: number) =>
-      new Conv2d(cin, outChannels, k, { stride: s, padding: k === 3 ? 1 : 0, bias: !bn, seed: deriveSeed(options.seed, i) });
-    this.conv1 = conv(inChannels, 3, stride, 0);
-    this.bn1 = bn ? new BatchNorm2d(outChannels) : null;
-    this.conv2 = conv(outChannels, 3, 1, 1);
-    this.bn2 = bn ? new BatchNorm2d(outChannels) : null;
+      new Conv2d(cin, outChannels, k, { stride: s, padding: k === 3 ? 1 : 0, bias: !bn, seed: deriveSeed(seed, i) });
     const project = stride !== 1 || inChannels !== outChannels;
-    this.downsample = project ? new Sequential(...[conv(inChannels, 1, stride, 2), ...(bn ? [new BatchNorm2d(outChannels)] : [])]) : null;
+    [this.conv1, this.bn1, this.conv2, this.bn2, this.downsample] = args.build(() => [
+      conv(inChannels, 3, stride, 0),
+      bn ? new BatchNorm2d(outChannels) : null,
+      conv(outChannels, 3, 1, 1),
+      bn ? new BatchNorm2d(outChannels) : null,
+      project ? new Sequential(...[conv(inChannels, 1, stride, 2), ...(bn ? [new BatchNorm2d(outChannels)] : [])]) : null,
+    ]);
   }
 
   /** [batch, inChannels, H, W] -> [batch, outChannels, ceil(H / stride), ceil(W / stride)] */

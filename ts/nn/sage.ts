@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor.js';
 import type { SegmentReducer } from '../ops/graph.js';
 import { matmul } from '../ops/matmul.js';
 import { SparseMatrix } from '../ops/sparse.js';
+import { layerArgs } from './layer-args.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import type { Graph } from './graph.js';
@@ -40,13 +41,19 @@ export class SAGEConv extends Module<[Tensor | SparseMatrix, Graph]> {
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, options: SAGEConvOptions = {}) {
     super();
-    this.aggregator = options.aggregator ?? 'mean';
-    if (!['sum', 'mean', 'max'].includes(this.aggregator)) {
-      throw new Error(`SAGEConv: aggregator must be 'sum', 'mean' or 'max', got '${String(options.aggregator)}'`);
-    }
-    this.neighbor = new Linear(inFeatures, outFeatures, { bias: options.bias ?? true, seed: options.seed });
-    this.root = (options.rootWeight ?? true) ? new Linear(inFeatures, outFeatures, { bias: false, seed: options.seed === undefined ? undefined : options.seed + 1 }) : null;
-    this.normalize = options.normalize ?? false;
+    const args = layerArgs('SAGEConv');
+    args.positiveInt('inFeatures', inFeatures);
+    args.positiveInt('outFeatures', outFeatures);
+    const o = args.options(options);
+    this.aggregator = args.oneOf('aggregator', o.aggregator, ['sum', 'mean', 'max'], 'mean');
+    const rootWeight = args.flag('rootWeight', o.rootWeight, true);
+    const bias = args.flag('bias', o.bias, true);
+    this.normalize = args.flag('normalize', o.normalize, false);
+    const seed = args.seed(o.seed);
+    [this.neighbor, this.root] = args.build(() => [
+      new Linear(inFeatures, outFeatures, { bias, seed }),
+      rootWeight ? new Linear(inFeatures, outFeatures, { bias: false, seed: seed === undefined ? undefined : seed + 1 }) : null,
+    ]);
   }
 
   /**

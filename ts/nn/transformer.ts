@@ -14,7 +14,8 @@ import { Dropout } from './dropout.js';
 import { deriveSeed } from './init.js';
 import { LayerNorm } from './layernorm.js';
 import { Linear } from './linear.js';
-import { MultiHeadAttention, type AttentionMasks } from './attention.js';
+import { checkAttentionArgs, MultiHeadAttention, type AttentionMasks } from './attention.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /** Options of the Transformer encoder and decoder layers. */
@@ -61,14 +62,20 @@ abstract class TransformerLayer<In extends unknown[]> extends Module<In> {
 
   constructor(readonly dModel: number, readonly numHeads: number, options: TransformerLayerOptions) {
     super();
-    this.seed = options.seed;
-    this.dimFeedforward = options.dimFeedforward ?? 4 * dModel;
-    if (!Number.isInteger(this.dimFeedforward) || this.dimFeedforward < 1) {
-      throw new Error(`${this.constructor.name}: dimFeedforward must be a positive integer, got ${this.dimFeedforward}`);
-    }
-    this.dropout = options.dropout ?? 0.1;
-    this.layerNormEps = options.layerNormEps ?? 1e-5;
-    this.bias = options.bias ?? true;
+    // Every option is checked here, before the subclass builds its sub-layers, so an error names
+    // this layer and its option (dimFeedforward), not the inner Linear's (inFeatures).
+    const args = checkAttentionArgs(this.constructor.name, dModel, numHeads);
+    const o = args.options(options);
+    this.dimFeedforward = args.positiveInt('dimFeedforward', o.dimFeedforward, 4 * dModel);
+    this.dropout = args.dropout('dropout', o.dropout, 0.1);
+    this.layerNormEps = args.positive('layerNormEps', o.layerNormEps, 1e-5);
+    this.bias = args.flag('bias', o.bias, true);
+    this.seed = args.seed(o.seed);
+  }
+
+  /** Builds sub-layers so that what fails there (memory) names this layer. */
+  protected buildSubLayers<T>(make: () => T): T {
+    return layerArgs(this.constructor.name).build(make);
   }
 
   /** The k-th attention sub-layer. */
@@ -103,11 +110,8 @@ export class TransformerEncoderLayer extends TransformerLayer<[Tensor, Attention
   /** Self-attention then a feed-forward block, each as x + sublayer(norm(x)). */
   constructor(dModel: number, numHeads: number, options: TransformerLayerOptions = {}) {
     super(dModel, numHeads, options);
-    this.selfAttn = this.makeAttention(0);
-    this.norm1 = this.makeNorm();
+    [this.selfAttn, this.norm1, this.norm2, this.feedForward] = this.buildSubLayers(() => [this.makeAttention(0), this.makeNorm(), this.makeNorm(), this.makeFeedForward(1)]);
     this.dropout1 = new Dropout(this.dropout);
-    this.norm2 = this.makeNorm();
-    this.feedForward = this.makeFeedForward(1);
     this.dropout2 = new Dropout(this.dropout);
   }
 
@@ -152,15 +156,11 @@ export class TransformerDecoderLayer extends TransformerLayer<[Tensor, Tensor, D
   /** Causal self-attention, attention to the encoder output, a feed-forward block; each x + sublayer(norm(x)). */
   constructor(dModel: number, numHeads: number, options: TransformerLayerOptions = {}) {
     super(dModel, numHeads, options);
-    this.selfAttn = this.makeAttention(0);
-    this.crossAttn = this.makeAttention(1);
-    this.norm1 = this.makeNorm();
-    this.norm2 = this.makeNorm();
-    this.norm3 = this.makeNorm();
+    [this.selfAttn, this.crossAttn, this.norm1, this.norm2, this.norm3] = this.buildSubLayers(() => [this.makeAttention(0), this.makeAttention(1), this.makeNorm(), this.makeNorm(), this.makeNorm()]);
     this.dropout1 = new Dropout(this.dropout);
     this.dropout2 = new Dropout(this.dropout);
     this.dropout3 = new Dropout(this.dropout);
-    this.feedForward = this.makeFeedForward(2);
+    this.feedForward = this.buildSubLayers(() => this.makeFeedForward(2));
   }
 
   /** x [B, T, dModel] (decoder input), memory [B, S, dModel] (encoder output) -> [B, T, dModel]. */

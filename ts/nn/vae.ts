@@ -14,6 +14,7 @@ import { randn } from '../ops/creation.js';
 import { split } from '../ops/shape.js';
 import { exp } from '../ops/elementwise.js';
 import { binaryCrossEntropy, gaussianKl } from '../losses.js';
+import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
 /**
@@ -64,9 +65,11 @@ export class VAE extends Module<[Tensor], VAEOutput> {
 
   constructor(readonly encoder: Module, readonly decoder: Module, readonly latent: number, options: VAEOptions = {}) {
     super();
-    if (!Number.isInteger(latent) || latent < 1) throw new Error(`VAE: latent must be a positive integer, got ${latent}`);
-    this.evalLatent = options.evalLatent ?? 'sample';
-    if (this.evalLatent !== 'sample' && this.evalLatent !== 'mean') throw new Error(`VAE: evalLatent must be 'sample' or 'mean', got '${String(options.evalLatent)}'`);
+    const args = layerArgs('VAE');
+    if (!(encoder instanceof Module)) args.fail('encoder', 'an nn.Module', encoder);
+    if (!(decoder instanceof Module)) args.fail('decoder', 'an nn.Module', decoder);
+    args.positiveInt('latent', latent);
+    this.evalLatent = args.oneOf('evalLatent', args.options(options).evalLatent, ['sample', 'mean'], 'sample');
   }
 
   /** Posterior parameters: x [batch, ...] -> { mu, logVar } each [batch, latent]. */

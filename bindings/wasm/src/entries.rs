@@ -102,3 +102,12 @@ kiln_boundary::for_each_entry!(wasm_entries);
 pub fn boundary_manifest() -> String {
     kiln_boundary::manifest_json()
 }
+
+/// The error for an argument of a table entry given a value of the wrong JavaScript type (see
+/// `kiln_boundary::wrong_type`), '' if the entry has no argument `index`. Scalars cross as f64,
+/// where JS has already made 2 of "2" and 1 of true, so ts/backends/wasm-guard.ts checks their
+/// `typeof` and calls this only when one is wrong: the words are the native addon's.
+#[wasm_bindgen(js_name = "wrongType")]
+pub fn wrong_type(entry: &str, index: u32, value: JsValue) -> String {
+    kiln_boundary::wrong_type(entry, index as usize, &crate::js_value::Js(value)).map_or_else(String::new, |e| e.to_string())
+}

@@ -60,7 +60,12 @@ macro_rules! scalar_read {
 
 /// "unary: argument 'x' must be a tensor handle ..., got a string".
 pub fn wrong_kind<K: Kind + ?Sized>(entry: &str, arg: &str, got: &str) -> KilnError {
-    KilnError::new(entry, format!("argument '{}' must be {}, got {got}", js_name(arg), K::EXPECTED))
+    wrong_value(entry, arg, K::EXPECTED, got)
+}
+
+/// `wrong_kind` with the kind's expectation given as text (for `crate::wrong_type`).
+pub fn wrong_value(entry: &str, arg: &str, expected: &str, got: &str) -> KilnError {
+    KilnError::new(entry, format!("argument '{}' must be {expected}, got {got}", js_name(arg)))
 }
 
 /// The JS spelling of a Rust argument name (`transpose_a` -> `transposeA`), for messages.
@@ -147,7 +152,9 @@ impl Scalar for Int {
     fn from_number(entry: &str, arg: &str, v: f64) -> Result<isize> {
         // 2^53: beyond it f64 no longer holds every integer, and no axis or size is that large.
         const MAX: f64 = 9007199254740991.0;
-        integer_in::<Self>(entry, arg, v, -MAX..=MAX).map(|v| v as isize)
+        // args::int refuses, on a 32-bit build (WASM), what isize cannot hold (`as isize` would
+        // saturate 2^40 to 2^31 - 1, and the op report an axis the caller never passed).
+        kiln_core::args::int(entry, integer_in::<Self>(entry, arg, v, -MAX..=MAX)?)
     }
 }
 

@@ -113,6 +113,8 @@ pub struct Entry {
     pub js: &'static str,
     /// (Rust argument name, kind, TypeScript type, fields of a group) per argument.
     pub args: &'static [(&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)])],
+    /// What each argument must be, as its kind's errors say it (`Kind::EXPECTED`).
+    pub expected: &'static [&'static str],
     pub returns: &'static str,
 }
 
@@ -122,6 +124,7 @@ macro_rules! manifest {
         pub const MANIFEST: &[Entry] = &[$(Entry {
             js: $js,
             args: &[$((stringify!($arg), stringify!($kind), <kinds::$kind as kinds::Kind>::TS, <kinds::$kind as kinds::Kind>::FIELDS)),*],
+            expected: &[$(<kinds::$kind as kinds::Kind>::EXPECTED),*],
             returns: <$ret as returns::Returned>::TS,
         }),*];
     };
@@ -149,8 +152,31 @@ pub fn manifest_json() -> String {
     format!("[{}]", entries.join(","))
 }
 
+/// The error of argument `index` of `entry` when its value `v` has the wrong JavaScript type,
+/// worded as the argument's kind words it. For the WASM module, whose scalar arguments cross as
+/// f64 (JS has already turned "2" into 2 and true into 1 there): its TypeScript guard checks each
+/// scalar's `typeof` and, only when one is wrong, asks for this message, so both bindings refuse
+/// the same values with the same words. None if `entry` has no such argument.
+pub fn wrong_type<V: js::JsArg>(entry: &str, index: usize, v: &V) -> Option<kiln_core::KilnError> {
+    let e = MANIFEST.iter().find(|e| e.js == entry)?;
+    let (arg, ..) = e.args.get(index)?;
+    Some(kinds::wrong_value(entry, arg, e.expected[index], &v.describe()))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_wrong_type_is_worded_as_the_kind_words_it() {
+        use crate::js::Fake;
+        use crate::kinds::{Flag, Kind};
+        let by_kind = Flag::read("reduce", "keep_dims", &Fake::Num(1.0)).unwrap_err().to_string();
+        let by_index = super::wrong_type("reduce", 3, &Fake::Num(1.0)).unwrap().to_string();
+        assert_eq!(by_index, "reduce: argument 'keepDims' must be a boolean, got 1");
+        assert_eq!(by_index, by_kind);
+        assert!(super::wrong_type("reduce", 9, &Fake::Num(1.0)).is_none());
+        assert!(super::wrong_type("noSuchEntry", 0, &Fake::Num(1.0)).is_none());
+    }
+
     #[test]
     fn the_manifest_lists_each_entry_once() {
         let mut names: Vec<&str> = super::MANIFEST.iter().map(|e| e.js).collect();

@@ -41,14 +41,17 @@ fn fmt_numbers(v: &[f64]) -> String {
 
 /// Axes, offsets or sizes that may be negative (-1 = last / to the end), as whole numbers.
 pub fn ints(op: &str, v: &[f64]) -> Result<Vec<isize>> {
+    // isize, not usize: on a 32-bit build (WASM) `as isize` would saturate 2^31 to 2^31 - 1, and
+    // the op would report a value the caller never passed.
+    let max = MAX_SAFE_INTEGER.min(isize::MAX as f64);
     v.iter()
         .map(|&a| {
             if a.fract() != 0.0 || a.is_nan() {
                 Err(KilnError::new(op, format!("expected integers, got {}", fmt_numbers(v))))
-            } else if a.abs() > max_dim() {
+            } else if a.abs() > max {
                 Err(KilnError::new(op, format!(
-                    "{a} in {} is larger than this backend can address (at most {} on a {}-bit build)",
-                    fmt_numbers(v), max_dim(), usize::BITS
+                    "{a} in {} is larger than this backend can address (at most {max} on a {}-bit build)",
+                    fmt_numbers(v), usize::BITS
                 )))
             } else {
                 Ok(a as isize)
