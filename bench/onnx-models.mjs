@@ -70,7 +70,8 @@ function kilnRunner(backend, c, input) {
   const run = async () => {
     kiln.setBackend(backend);
     try {
-      return kiln.tidy(() => model.forward(x).dataSync());
+      // Inference as users run it (PyTorch's no_grad): no autograd record, fused Conv+BN on.
+      return kiln.noGrad(() => kiln.tidy(() => model.forward(x).dataSync()));
     } finally {
       kiln.setBackend('native');
     }

@@ -4,21 +4,27 @@
 
 mod depthwise;
 pub(crate) mod engine;
+mod epilogue;
 mod im2col;
 
 use crate::error::Result;
-use crate::params::conv::Geometry;
+use crate::params::conv::{Activation, Geometry};
 use crate::tensor::Tensor;
 
-/// engine::forward: [N, O, OH, OW].
-pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: &str) -> Result<Tensor> {
+/// engine::forward: [N, O, OH, OW], then `activation` (epilogue.rs).
+pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {
     let (x, w) = (x.materialize()?, w.materialize()?);
     let b = bias.map(|b| b.elements::<f32>(op)).transpose()?;
     let (xs, ws) = (x.cpu_slice(op)?, w.cpu_slice(op)?);
     let out = if depthwise::applies(geo) {
-        depthwise::forward(geo, xs, ws, b.as_deref(), op)?
+        let mut out = depthwise::forward(geo, xs, ws, b.as_deref(), op)?;
+        // The depthwise kernel's output is one band: the whole batch as [N·O, OH·OW].
+        let plane = geo.out_plane();
+        // SAFETY: `out` is this call's own [N·O, OH·OW] vector.
+        unsafe { epilogue::apply_to_band(activation, out.as_mut_ptr(), geo.batch * geo.out_channels, plane, plane) };
+        out
     } else {
-        engine::forward(geo, xs, &engine::Dense(ws), b.as_deref(), op)?
+        engine::forward_activated(geo, xs, &engine::Dense(ws), b.as_deref(), activation, op)?
     };
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
 }
