@@ -1,9 +1,8 @@
 // ONNX inference latency, Kiln against onnxruntime on the same files in one run:
 //   - Kiln native (kiln.onnx.load on the native addon) vs onnxruntime-node, the same thread count;
 //   - Kiln WASM (one thread) vs onnxruntime-web's WASM backend in Node (one thread);
-//   - onnxruntime-web's threaded WASM in Node (a child process, bench/onnx-ort-web-threads.mjs):
-//     Kiln has no threaded WASM in Node (its threaded build needs Web Workers; Node's threads are
-//     the native addon's), so this column has no Kiln peer and no ratio;
+//   - Kiln's threaded WASM build in Node (worker_threads) vs onnxruntime-web's threaded WASM, the
+//     same thread count (a child process, bench/onnx-ort-web-threads.mjs);
 //   - in Chromium (bench/onnx-chromium.mjs, a cross-origin isolated page): Kiln's threaded WASM
 //     build vs onnxruntime-web's threaded WASM backend, the same thread count.
 // Models: the onnx wheel's `light` ResNet-50 and SqueezeNet (bench/onnx_models.py makes their
@@ -12,7 +11,7 @@
 // burst of load on the shared machine falls on both), the median of 3 to 5 runs each after a
 // warm-up; outputs are checked against each other.
 //
-//   npm run bench:onnx [-- --only=resnet50 --batches=1 --no-chromium --no-threads]
+//   npm run bench:onnx [-- --only=resnet50 --batches=1 --no-chromium --no-threads --no-wasm]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -70,7 +69,8 @@ function kilnRunner(backend, c, input) {
   const run = async () => {
     kiln.setBackend(backend);
     try {
-      return kiln.tidy(() => model.forward(x).dataSync());
+      // Inference as users run it (PyTorch's no_grad): no autograd record, fused Conv+BN on.
+      return kiln.noGrad(() => kiln.tidy(() => model.forward(x).dataSync()));
     } finally {
       kiln.setBackend('native');
     }
@@ -105,14 +105,15 @@ ortWeb.env.wasm.numThreads = 1;
 const nodeOptions = { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
 const webOptions = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
 
-const withThreads = !process.argv.includes('--no-threads');
+const withWasm = !process.argv.includes('--no-wasm');
+const withThreads = withWasm && !process.argv.includes('--no-threads');
 const withChromium = withThreads && !process.argv.includes('--no-chromium');
 console.log(`ONNX inference, median ms (lower is better); Kiln native ${threads} threads (SIMD ${kiln.simdLevel()}) vs onnxruntime-node intraOpNumThreads ${threads}; Kiln WASM vs onnxruntime-web WASM, 1 thread each`);
 const rows = [];
 for (const c of cases) {
   const input = benchInput(c.shape);
   const { kiln: native, ort: ortN } = await pair(kilnRunner('native', c, input), await ortRunner(ortNode, nodeOptions, c, input));
-  const { kiln: wasm, ort: ortW } = await pair(kilnRunner('wasm', c, input), await ortRunner(ortWeb, webOptions, c, input));
+  const { kiln: wasm, ort: ortW } = withWasm ? await pair(kilnRunner('wasm', c, input), await ortRunner(ortWeb, webOptions, c, input)) : { kiln: { ms: NaN, out: native.out }, ort: { ms: NaN, out: ortN.out } };
   const agree = Math.max(maxDifference(native.out, ortN.out), maxDifference(wasm.out, ortW.out));
   if (!(agree < 1e-3)) throw new Error(`${c.name} batch ${c.batch}: Kiln and onnxruntime disagree (max relative difference ${agree})`);
   const row = { model: c.name, batch: c.batch, kilnNative: native.ms, ortNode: ortN.ms, kilnWasm: wasm.ms, ortWeb: ortW.ms, wasmSummary: outputSummary(wasm.out) };
@@ -122,14 +123,15 @@ for (const c of cases) {
 
 // 3. onnxruntime-web with threads in Node (a child process: its thread count is fixed at start).
 if (withThreads) {
-  const child = spawnSync(process.execPath, [join(ROOT, 'bench/onnx-ort-web-threads.mjs'), String(threads), JSON.stringify(cases)], { encoding: 'utf8', cwd: join(ROOT, 'bench'), maxBuffer: 1 << 26 });
+  const env = { ...process.env, KILN_WASM_VARIANT: 'threads', KILN_WASM_THREADS: String(threads) };
+  const child = spawnSync(process.execPath, [join(ROOT, 'bench/onnx-ort-web-threads.mjs'), String(threads), JSON.stringify(cases)], { encoding: 'utf8', cwd: join(ROOT, 'bench'), env, maxBuffer: 1 << 26 });
   if (child.status !== 0) throw new Error(`bench/onnx-ort-web-threads.mjs failed:\n${child.stderr}`);
   const threaded = JSON.parse(child.stdout.trim().split('\n').pop());
   for (const [i, r] of threaded.entries()) {
     const agree = maxDifference(Float32Array.from(r.summary.head), Float32Array.from(rows[i].wasmSummary.head));
-    if (!(agree < 1e-3)) throw new Error(`${r.name} batch ${r.batch}: onnxruntime-web with ${threads} threads disagrees with Kiln WASM (${agree})`);
-    rows[i].ortWebThreadsNode = r.ms;
-    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | ort-web ${threads} threads in Node ${r.ms.toFixed(1).padStart(8)} (Kiln has no threaded WASM in Node)`);
+    if (!(agree < 1e-3) || !(r.agree < 1e-3)) throw new Error(`${r.name} batch ${r.batch}: onnxruntime-web with ${threads} threads disagrees with Kiln WASM (${agree}, threaded: ${r.agree})`);
+    Object.assign(rows[i], { ortWebThreadsNode: r.ms, kilnWasmThreadsNode: r.kilnMs });
+    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | Node, ${threads} threads: kiln-wasm ${r.kilnMs.toFixed(1).padStart(8)}  ort-web ${r.ms.toFixed(1).padStart(8)}  ratio ${(r.ms / r.kilnMs).toFixed(2)}`);
   }
 }
 
@@ -145,12 +147,12 @@ if (withChromium) {
 }
 
 // 5. One table (markdown, as docs/onnx.md shows it).
-const fmt = (ms) => (ms === undefined ? '-' : ms.toFixed(1));
-const ratio = (ort, k) => (ort === undefined || k === undefined ? '-' : (ort / k).toFixed(2));
-console.log(`\n| model | batch | Kiln native | ort-node | ratio | Kiln WASM 1t | ort-web 1t | ratio | ort-web ${threads}t (Node) | Kiln WASM ${threads}t (Chromium) | ort-web ${threads}t (Chromium) | ratio |`);
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+const fmt = (ms) => (ms === undefined || Number.isNaN(ms) ? '-' : ms.toFixed(1));
+const ratio = (ort, k) => (ort === undefined || k === undefined || Number.isNaN(ort / k) ? '-' : (ort / k).toFixed(2));
+console.log(`\n| model | batch | Kiln native | ort-node | ratio | Kiln WASM 1t | ort-web 1t | ratio | Kiln WASM ${threads}t (Node) | ort-web ${threads}t (Node) | ratio | Kiln WASM ${threads}t (Chromium) | ort-web ${threads}t (Chromium) | ratio |`);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.model} | ${r.batch} | ${fmt(r.kilnNative)} | ${fmt(r.ortNode)} | ${ratio(r.ortNode, r.kilnNative)} | ${fmt(r.kilnWasm)} | ${fmt(r.ortWeb)} | ${ratio(r.ortWeb, r.kilnWasm)} | ${fmt(r.ortWebThreadsNode)} | ${fmt(r.kilnChromium)} | ${fmt(r.ortChromium)} | ${ratio(r.ortChromium, r.kilnChromium)} |`);
+  console.log(`| ${r.model} | ${r.batch} | ${fmt(r.kilnNative)} | ${fmt(r.ortNode)} | ${ratio(r.ortNode, r.kilnNative)} | ${fmt(r.kilnWasm)} | ${fmt(r.ortWeb)} | ${ratio(r.ortWeb, r.kilnWasm)} | ${fmt(r.kilnWasmThreadsNode)} | ${fmt(r.ortWebThreadsNode)} | ${ratio(r.ortWebThreadsNode, r.kilnWasmThreadsNode)} | ${fmt(r.kilnChromium)} | ${fmt(r.ortChromium)} | ${ratio(r.ortChromium, r.kilnChromium)} |`);
 }
 console.log('ms are medians; ratio = onnxruntime ms / Kiln ms: above 1, Kiln is faster.');
 for (const r of rows) delete r.wasmSummary;

@@ -1,26 +1,41 @@
-// A child of bench/onnx-models.mjs: onnxruntime-web's WASM backend in Node with N threads (it
-// starts worker_threads). onnxruntime-web reads env.wasm.numThreads once, when its WASM starts, so
-// the threaded rows need a process of their own. Prints one JSON line:
-// [{ name, batch, ms, summary }] (summary: bench/onnx-timing.mjs's outputSummary).
+// A child of bench/onnx-models.mjs: the threaded WASM rows in Node, N threads each, in
+// alternation: Kiln's threaded WASM build on worker_threads (the parent sets
+// KILN_WASM_VARIANT=threads and KILN_WASM_THREADS=N; ts/backends/wasm-node-threads.ts) and
+// onnxruntime-web's WASM backend (it starts worker_threads too). onnxruntime-web reads
+// env.wasm.numThreads once, when its WASM starts, and Kiln picks its build when its WASM loads,
+// so these rows need a process of their own. Prints one JSON line:
+// [{ name, batch, ms, kilnMs, summary, agree }] (summary: bench/onnx-timing.mjs's outputSummary
+// of onnxruntime-web's output; agree: the largest relative difference from Kiln's).
 //
 //   node bench/onnx-ort-web-threads.mjs THREADS CASES_JSON
 import { readFileSync } from 'node:fs';
-import { benchInput, median, outputSummary } from './onnx-timing.mjs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { alternate, benchInput, maxDifference, outputSummary } from './onnx-timing.mjs';
 
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const kiln = await import(join(ROOT, 'dist/index.js'));
 const ort = await import('onnxruntime-web');
 const threads = Number(process.argv[2]);
 const cases = JSON.parse(process.argv[3]);
 ort.env.wasm.numThreads = threads;
+kiln.setBackend('wasm');
+if (kiln.numThreads() !== threads) throw new Error(`Kiln's WASM runs on ${kiln.numThreads()} thread(s), not ${threads} (is KILN_WASM_VARIANT=threads set?)`);
 
 const rows = [];
 for (const c of cases) {
+  const input = benchInput(c.shape);
   const session = await ort.InferenceSession.create(readFileSync(c.path), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
-  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', benchInput(c.shape), c.shape) };
-  const run = async () => (await session.run(feeds))[session.outputNames[0]].data;
-  const output = await run();
-  const ms = await median(run);
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', input, c.shape) };
+  const model = kiln.onnx.load(c.path);
+  const x = kiln.tensor(input, c.shape);
+  const runKiln = async () => kiln.noGrad(() => kiln.tidy(() => model.forward(x).dataSync()));
+  const runOrt = async () => (await session.run(feeds))[session.outputNames[0]].data;
+  const { ms, outputs } = await alternate([runKiln, runOrt]);
   await session.release();
-  rows.push({ name: c.name, batch: c.batch, ms, summary: outputSummary(output) });
+  x.dispose();
+  model.dispose();
+  rows.push({ name: c.name, batch: c.batch, ms: ms[1], kilnMs: ms[0], summary: outputSummary(outputs[1]), agree: maxDifference(outputs[0], outputs[1]) });
 }
 console.log(JSON.stringify(rows));
 process.exit(0); // ort-web's worker threads would keep the process alive

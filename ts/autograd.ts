@@ -106,6 +106,14 @@ export function gradients(y: Tensor, xs: Tensor[], dy?: Tensor): Array<Tensor | 
   }
 }
 
+/** Whether ops record gradients now (false inside noGrad). */
+export function isGradEnabled(): boolean {
+  const impl = backend().impl;
+  const enabled = impl.setGradEnabled(true);
+  impl.setGradEnabled(enabled);
+  return enabled;
+}
+
 /** Runs fn with gradient recording on, even inside noGrad; restores the setting after. */
 function withGrad<T>(fn: () => T): T {
   const b = backend();

@@ -29,7 +29,7 @@ export { type RecurrentCell, type RecurrentWeights, type RecurrentResult } from 
 export * from './ops/quant.js';
 export { type QuantizeOptions, type QuantizedActivations } from './nn/quantized.js';
 // convolution (CNN family)
-export { type Conv2dOptions, type ConvTranspose2dOptions, type Padding2d } from './ops/conv.js';
+export { type Conv2dActivationOptions, type Conv2dOptions, type ConvActivation, type ConvTranspose2dOptions, type Padding2d } from './ops/conv.js';
 // CNN: pooling and the fused batch normalization.
 export * from './ops/pool.js';
 export * from './ops/batch-norm.js';

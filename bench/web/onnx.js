@@ -16,7 +16,8 @@ function kilnPeer(bytes, shape, input) {
     x.dispose();
     model.dispose();
   };
-  return { run: async () => kiln.tidy(() => model.forward(x).dataSync()), dispose };
+  // Inference as users run it (no autograd record), as in bench/onnx-models.mjs.
+  return { run: async () => kiln.noGrad(() => kiln.tidy(() => model.forward(x).dataSync())), dispose };
 }
 
 async function ortPeer(bytes, shape, input) {

@@ -3,7 +3,8 @@
  * the native addon. It loads the wasm-bindgen `nodejs` output that scripts/build-wasm.mjs writes
  * to bindings/wasm/pkg-node/: the relaxed-SIMD build when the engine accepts it (Node 22+; on
  * Node 20 after turning on V8's flag for it, see below), else the plain SIMD128 build.
- * `KILN_WASM_VARIANT=simd|relaxed` forces one. (Threads are for browsers: wasm-web.ts.)
+ * `KILN_WASM_VARIANT=simd|relaxed` forces one; `KILN_WASM_VARIANT=threads` runs the threaded build
+ * on worker_threads (wasm-node-threads.ts), as pages run it on Web Workers.
  *
  * A Rust panic cannot be caught inside WASM (wasm32 has no unwinding): it aborts the instance
  * with a `WebAssembly.RuntimeError`, and every tensor it held is gone. Each entry point here
@@ -18,11 +19,15 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import type { Backend } from './backend.js';
 import { guardTraps, type WasmExports } from './wasm-guard.js';
+import { loadThreadedWasm } from './wasm-node-threads.js';
 import { parseVariant, relaxedSimdSupported, VARIANT_FILES, type WasmVariant } from './wasm-features.js';
 
 /** Where scripts/build-wasm.mjs puts the modules (same relative path from ts/ and dist/). */
 const modulePath = (variant: WasmVariant): string =>
   fileURLToPath(new URL(`../../bindings/wasm/pkg-node/${VARIANT_FILES[variant]}.js`, import.meta.url));
+
+/** A file of the threaded build's web glue ('.js' or '_bg.wasm'). */
+const threadsFile = (suffix: string): URL => new URL(`../../bindings/wasm/pkg-web/${VARIANT_FILES.threads}${suffix}`, import.meta.url);
 
 /**
  * Relaxed SIMD is a finished WebAssembly standard, on by default from V8 11.4 (Node 22); Node 20's
@@ -44,21 +49,23 @@ export function wasmVariant(): WasmVariant {
   const forced = process.env.KILN_WASM_VARIANT;
   if (forced) {
     const v = parseVariant(forced, 'KILN_WASM_VARIANT');
-    if (v === 'threads') throw new Error("kiln: KILN_WASM_VARIANT=threads: the threaded WASM build runs in browsers only (Node has the native backend's threads)");
-    if (v === 'relaxed' && !enableRelaxedSimd()) throw new Error('kiln: KILN_WASM_VARIANT=relaxed, but this Node cannot compile relaxed SIMD');
+    if ((v === 'relaxed' || v === 'threads') && !enableRelaxedSimd()) throw new Error(`kiln: KILN_WASM_VARIANT=${v}, but this Node cannot compile relaxed SIMD`);
     return v;
   }
   return existsSync(modulePath('relaxed')) && enableRelaxedSimd() ? 'relaxed' : 'simd';
 }
 
 export function loadWasm(): Backend {
-  const path = modulePath(wasmVariant());
+  const variant = wasmVariant();
+  // The threaded build has wasm-bindgen's web glue only (scripts/build-wasm.mjs): pkg-web/.
+  const path = variant === 'threads' ? fileURLToPath(threadsFile('.js')) : modulePath(variant);
   if (!existsSync(path)) {
     throw new Error(
       `kiln: the WASM module is not built (${path} is missing). ` +
         'Run `node scripts/build-wasm.mjs` (it needs cargo and Debian\'s rustc-web; see the README).',
     );
   }
+  if (variant === 'threads') return guardTraps(loadThreadedWasm(threadsFile('.js'), threadsFile('_bg.wasm')));
   const require = createRequire(import.meta.url);
   // The glue instantiates the module when it is first required; dropping it from the cache makes
   // each load a fresh instance (after a fault, engine.ts loads again).

@@ -150,7 +150,28 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   override dispose(): void {
     for (const t of this.#folded.values()) t.dispose();
     this.#folded.clear();
+    this.#forgetFusions();
     super.dispose();
+  }
+
+  /**
+   * Sets training mode, and drops what fused nodes keep derived from the parameters (the
+   * BatchNormalization folded into each Conv): weights change between train() and eval()
+   * (fit calls both), so the next inference run folds them again.
+   */
+  override train(mode = true): this {
+    this.#forgetFusions();
+    return super.train(mode);
+  }
+
+  /** Loads parameters and buffers (see Module.loadStateDict); fused nodes fold them again. */
+  override loadStateDict(...args: Parameters<Module['loadStateDict']>): ReturnType<Module['loadStateDict']> {
+    this.#forgetFusions();
+    return super.loadStateDict(...args);
+  }
+
+  #forgetFusions(): void {
+    for (const node of this.#live) if (node instanceof FusedNode) node.forget();
   }
 
   /** Every node whose op Kiln lacks, listed together, before anything runs. */

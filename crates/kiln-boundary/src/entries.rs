@@ -262,8 +262,11 @@ fn conv_params(g: kinds::ConvGeometry) -> ops::ConvParams {
     ops::ConvParams { stride: g.stride, padding: g.padding, dilation: g.dilation, groups: g.groups as usize }
 }
 
-pub fn conv2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeometry) -> Result<H> {
-    let out = registry::with(|r| ops::conv2d(r.get(x)?, r.get(w)?, optional(r, bias)?, &conv_params(geometry)))?;
+/// `activation` ('relu', ...; alpha: leakyRelu's slope, elu's scale) is applied as the
+/// convolution writes its output (kiln-core params::conv::Activation).
+pub fn conv2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeometry, alpha: f64, activation: Option<String>) -> Result<H> {
+    let activation = activation.map(|name| ops::Activation::new("conv2d", &name, alpha as f32)).transpose()?;
+    let out = registry::with(|r| ops::conv2d_activated(r.get(x)?, r.get(w)?, optional(r, bias)?, &conv_params(geometry), activation))?;
     Ok(register(out))
 }
 

@@ -183,6 +183,25 @@ fn conv2d_matches_the_definition() {
     }
 }
 
+/// The fused activation (device/cpu/conv/epilogue.rs, applied band by band in every case's
+/// scheduling path, many-band images and the depthwise kernel included) is the activation of the
+/// definition's output.
+#[test]
+fn conv2d_activated_is_the_activation_of_the_definition() {
+    let relu = ops::Activation::new("conv2d", "relu", 0.0).unwrap();
+    let leaky = ops::Activation::new("conv2d", "leakyRelu", 0.3).unwrap();
+    for (i, (name, xs, ws, p)) in cases().into_iter().enumerate() {
+        let (x, w, b) = (rand(&xs, 10 + i as u64), rand(&ws, 40 + i as u64), rand(&[ws[0]], 70 + i as u64));
+        let (want, shape) = naive_conv2d(&x, &w, Some(&b), &p);
+        for (a, f) in [(relu, (|v: f32| v.max(0.0)) as fn(f32) -> f32), (leaky, |v: f32| if v > 0.0 { v } else { 0.3 * v })] {
+            let got = ops::conv2d_activated(&x, &w, Some(&b), &p, Some(a)).unwrap();
+            assert_close(&format!("{name} {}", a.op.name()), &got, &(want.iter().map(|&v| f(v)).collect(), shape.clone()));
+        }
+    }
+    let e = ops::Activation::new("conv2d", "gelu", 0.0).unwrap_err().to_string();
+    assert!(e.starts_with("conv2d: activation must be one of relu, leakyRelu, elu, sigmoid, tanh"), "{e}");
+}
+
 #[test]
 fn conv_transpose2d_matches_the_definition() {
     for (i, (name, xs, ws, p)) in cases().into_iter().enumerate() {

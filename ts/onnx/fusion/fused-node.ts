@@ -21,6 +21,8 @@ export class FusedNode extends OnnxNode {
     inputs: string[],
     output: string,
     readonly fastPath: FastPath,
+    /** Drops what the fast path keeps between runs (conv.ts's folded filters): the parameters may have changed. */
+    readonly forget: () => void = () => {},
   ) {
     const last = replaced[replaced.length - 1];
     super({ opType: `${pattern} (fused ${replaced.map((n) => n.opType).join(', ')})`, name: replaced.map((n) => n.name).join('+'), input: inputs, output: [output] }, 0, last.opset);

@@ -1,6 +1,6 @@
 /**
  * Load-time fusion of an imported graph: patterns that exporters spell as several ONNX nodes and
- * Kiln runs as one op (attention.ts, gelu.ts). Each fused node keeps the nodes it replaces and
+ * Kiln runs as one op (attention.ts, gelu.ts, conv.ts). Each fused node keeps the nodes it replaces and
  * runs them instead whenever its fast path does not apply (fused-node.ts), so results never
  * depend on fusion beyond float rounding. Fusion is for inference: in training mode the original
  * nodes run, so gradients reach every parameter as the graph defines them.
@@ -8,6 +8,7 @@
 
 import type { OnnxNode } from '../node.js';
 import { fuseAttention } from './attention.js';
+import { fuseConv } from './conv.js';
 import type { FusedNode } from './fused-node.js';
 import { fuseGelu } from './gelu.js';
 import { GraphIndex } from './graph.js';
@@ -15,7 +16,7 @@ import { GraphIndex } from './graph.js';
 export { FusedNode } from './fused-node.js';
 
 type Fuser = (node: OnnxNode, graph: GraphIndex) => FusedNode | undefined;
-const FUSERS: Fuser[] = [fuseAttention, fuseGelu];
+const FUSERS: Fuser[] = [fuseAttention, fuseGelu, fuseConv];
 
 /** `nodes` (in graph order) with each recognised pattern replaced by one fused node, placed where its output was produced. */
 export function fuseGraph(nodes: OnnxNode[], graphOutputs: string[]): OnnxNode[] {

@@ -4,7 +4,7 @@
  * are resolved here into Kiln's per-side padding.
  */
 
-import { conv2d, convTranspose2d } from '../../ops/conv.js';
+import { conv2d, convTranspose2d, type Conv2dOptions } from '../../ops/conv.js';
 import { squeeze, unsqueeze } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import { input, type OnnxNode, type OpImpl } from '../node.js';
@@ -59,24 +59,34 @@ export const to2d = (x: Tensor, rank: number): Tensor => (rank === 1 ? unsqueeze
 /** Undoes to2d on a result. */
 export const from2d = (y: Tensor, rank: number): Tensor => (rank === 1 ? squeeze(y, 2) : y);
 
-function convOp(inputs: Array<Tensor | undefined>, node: OnnxNode): Tensor[] {
-  const x = input(inputs, 0, node);
-  const w = input(inputs, 1, node);
+/** A Conv node's window on x and w: spatial rank, kernel, strides, dilations and pads. */
+function convWindow(x: Tensor, w: Tensor, node: OnnxNode) {
   const rank = spatialRank(x, node);
   if (w.rank !== rank + 2) node.fail(`weight [${w.shape.join(', ')}] does not match the ${rank}-D input [${x.shape.join(', ')}]`);
   const kernel = w.shape.slice(2);
   const stride = perAxis(node, 'strides', rank, 1);
   const dilation = perAxis(node, 'dilations', rank, 1);
-  const pads = windowPads(node, x.shape.slice(2), kernel, stride, dilation);
+  return { rank, kernel, stride, dilation, pads: windowPads(node, x.shape.slice(2), kernel, stride, dilation) };
+}
+
+/** Kiln conv2d's stride, dilation, padding and groups for a 1-D or 2-D Conv node's window. */
+const geometry2d = ({ stride, dilation, pads }: ReturnType<typeof convWindow>, node: OnnxNode): Conv2dOptions => ({
+  stride: hw(stride),
+  dilation: hw(dilation),
+  padding: sides(pads),
+  groups: node.int('group', 1),
+});
+
+/** Kiln conv2d's geometry (stride, dilation, padding, groups) for a 2-D Conv node on x and w. */
+export const conv2dGeometry = (x: Tensor, w: Tensor, node: OnnxNode): Conv2dOptions => geometry2d(convWindow(x, w, node), node);
+
+function convOp(inputs: Array<Tensor | undefined>, node: OnnxNode): Tensor[] {
+  const x = input(inputs, 0, node);
+  const w = input(inputs, 1, node);
+  const window = convWindow(x, w, node);
+  const { rank, kernel, stride, dilation, pads } = window;
   if (rank === 3) return [conv3d(x, w, inputs[2], node.int('group', 1), { kernel, stride, dilation, pads })];
-  const y = conv2d(to2d(x, rank), to2d(w, rank), {
-    stride: hw(stride),
-    dilation: hw(dilation),
-    padding: sides(pads),
-    groups: node.int('group', 1),
-    bias: inputs[2] ?? null,
-  });
-  return [from2d(y, rank)];
+  return [from2d(conv2d(to2d(x, rank), to2d(w, rank), { ...geometry2d(window, node), bias: inputs[2] ?? null }), rank)];
 }
 
 function convTransposeOp(inputs: Array<Tensor | undefined>, node: OnnxNode): Tensor[] {

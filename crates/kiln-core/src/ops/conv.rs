@@ -3,8 +3,7 @@
 //! convolution's input gradient and its input gradient is a convolution's forward, so each op's
 //! backward is the other's forward and no kernel is written twice.
 
-
-pub use crate::params::conv::Geometry;
+pub use crate::params::conv::{Activation, Geometry};
 
 use crate::autograd;
 use crate::device;
@@ -35,10 +34,17 @@ impl Default for ConvParams {
 /// Cross-correlation as PyTorch's conv2d. input [N, C, H, W], weight [O, C/groups, KH, KW],
 /// bias [O] -> [N, O, OH, OW] with OH = (H + top + bottom - dilation·(KH-1) - 1) / stride + 1.
 pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Tensor> {
+    conv2d_activated(input, weight, bias, p, None)
+}
+
+/// conv2d followed by `activation` (relu, ...), applied by the device as the convolution writes
+/// its output (see params::conv::Activation). The gradient is exact: the activation's derivative
+/// is read from the saved output, then the convolution's backward runs as conv2d's.
+pub fn conv2d_activated(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, activation: Option<Activation>) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let geo = conv2d_geometry(OP, input, weight, bias, p)?;
-    let out = forward(OP, &geo, input, weight, bias)?;
-    Ok(record(OP, input, weight, bias, out, move |g, x, w, needs| {
+    let out = forward(OP, &geo, input, weight, bias, activation)?;
+    Ok(record(OP, input, weight, bias, out, activation, move |g, x, w, needs| {
         Ok([
             needs[0].then(|| input_grad(OP, &geo, g, w, None)).transpose()?,
             needs[1].then(|| weight_grad(OP, &geo, x, g)).transpose()?,
@@ -53,9 +59,9 @@ pub fn conv_transpose2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
     const OP: &str = "convTranspose2d";
     let geo = conv_transpose2d_geometry(OP, input, weight, bias, p, output_padding)?;
     let out = input_grad(OP, &geo, input, weight, bias)?;
-    Ok(record(OP, input, weight, bias, out, move |g, x, w, needs| {
+    Ok(record(OP, input, weight, bias, out, None, move |g, x, w, needs| {
         Ok([
-            needs[0].then(|| forward(OP, &geo, g, w, None)).transpose()?,
+            needs[0].then(|| forward(OP, &geo, g, w, None, None)).transpose()?,
             needs[1].then(|| weight_grad(OP, &geo, g, x)).transpose()?,
         ])
     }))
@@ -63,9 +69,9 @@ pub fn conv_transpose2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
 
 // ---- the three passes, each run by the inputs' device (the CPU's: device/cpu/conv) ----------
 
-/// [N, O, OH, OW], plus `bias` [O].
-fn forward(op: &str, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    device::dispatch(op, &with_bias(&[x, w], bias))?.conv2d_forward(geo, x, w, bias, op)
+/// [N, O, OH, OW], plus `bias` [O], then `activation`.
+fn forward(op: &str, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>) -> Result<Tensor> {
+    device::dispatch(op, &with_bias(&[x, w], bias))?.conv2d_forward(geo, x, w, bias, activation, op)
 }
 
 /// [N, C, H, W], plus `init` per channel.
@@ -83,20 +89,28 @@ fn with_bias<'a>(ts: &[&'a Tensor], bias: Option<&'a Tensor>) -> Vec<&'a Tensor>
 }
 
 /// Records the op's node: `grads(dy, x, w, needs)` gives the input and weight gradients; the
-/// bias gradient (dy summed over batch and space) is the same for both ops.
+/// bias gradient (dy summed over batch and space) is the same for both ops. With a fused
+/// `activation`, dy is first taken back through it (its derivative read from the output).
 fn record(
     op: &'static str,
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     out: Tensor,
+    activation: Option<Activation>,
     grads: impl FnOnce(&Tensor, &Tensor, &Tensor, &[bool]) -> Result<[Option<Tensor>; 2]> + Send + 'static,
 ) -> Tensor {
     let mut inputs = vec![input, weight];
     inputs.extend(bias);
     // Saved detached: the passes materialize what they read (a no-op for contiguous tensors).
     let (x, w) = (input.detach(), weight.detach());
+    let activated = activation.map(|a| (a, out.detach()));
     autograd::record(op, &inputs, &[&x, &w], out, move |g, saved, needs| {
+        let pre = match &activated {
+            Some((a, y)) => Some(device::dispatch(op, &[y, g])?.unary_backward(a.op, y, y, g, a.alpha)?),
+            None => None,
+        };
+        let g = pre.as_ref().unwrap_or(g);
         let [dx, dw] = grads(g, &saved[0], &saved[1], needs)?;
         let mut result = vec![dx, dw];
         if needs.len() == 3 {

@@ -16,7 +16,7 @@ use crate::pool::PooledBuffer;
 use crate::tensor::GpuTensor;
 use kiln_core::device::{Device, DeviceBuffer};
 use kiln_core::error::fmt_shape;
-use kiln_core::ops::{conv::Geometry, pool::Plan, AttentionOptions, BatchNorm, Cell, Weights};
+use kiln_core::ops::{conv::{Activation, Geometry}, pool::Plan, AttentionOptions, BatchNorm, Cell, Weights};
 use kiln_core::ops::{BinaryOp, ReduceOp, Reduction, SegmentReduce, UnaryOp};
 use kiln_core::optim::{GradTransform, Rule};
 use kiln_core::{DType, KilnError, Result, Tensor};
@@ -191,8 +191,8 @@ impl Device for GpuBackend {
     }
 
     // CNN family (cnn.rs): conv2d / convTranspose2d passes, pooling, batch normalization.
-    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: &str) -> Result<Tensor> {
-        cnn::conv2d_forward(self, geo, x, w, bias, op)
+    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {
+        cnn::conv2d_forward(self, geo, x, w, bias, activation, op)
     }
     fn conv2d_input_grad(&self, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>, op: &str) -> Result<Tensor> {
         cnn::conv2d_input_grad(self, geo, dy, w, init, op)

@@ -24,7 +24,7 @@ pub(crate) mod unary;
 
 use super::Device;
 use crate::error::Result;
-use crate::params::conv::Geometry;
+use crate::params::conv::{Activation, Geometry};
 use crate::params::pool::Plan;
 use crate::params::reduce::ReduceOp;
 use crate::params::unary::UnaryOp;
@@ -79,8 +79,8 @@ impl Device for Cpu {
         softmax::forward(x, axis, log)
     }
 
-    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: &str) -> Result<Tensor> {
-        conv::forward(geo, x, w, bias, op)
+    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {
+        conv::forward(geo, x, w, bias, activation, op)
     }
     fn conv2d_input_grad(&self, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>, op: &str) -> Result<Tensor> {
         conv::input_grad(geo, dy, w, init, op)

@@ -16,6 +16,14 @@ multiversion! {
 }
 
 multiversion! {
+    fn map_in_place<K: UnaryKernel>(data: &mut [f32], alpha: f32) {
+        for v in data.iter_mut() {
+            *v = K::apply(*v, alpha);
+        }
+    }
+}
+
+multiversion! {
     fn backward_slice<K: UnaryKernel>(x: &[f32], y: &[f32], g: &[f32], out: &mut [f32], alpha: f32) {
         for (((o, &xv), &yv), &gv) in out.iter_mut().zip(x).zip(y).zip(g) {
             *o = gv * K::derivative(xv, yv, alpha);
@@ -41,6 +49,19 @@ fn run(op: UnaryOp, x: &[f32], grad: Option<(&[f32], &[f32])>, out: &mut [f32], 
         }
     }
     op.visit(Pass { x, grad, out, alpha })
+}
+
+/// data = op(data), on the calling thread: for a kernel's epilogue on a block it just wrote
+/// (conv/epilogue.rs), where the block is still in cache.
+pub(crate) fn apply_in_place(op: UnaryOp, data: &mut [f32], alpha: f32) {
+    struct InPlace<'a>(&'a mut [f32], f32);
+    impl UnaryVisitor for InPlace<'_> {
+        type Out = ();
+        fn visit<K: UnaryKernel>(self) {
+            map_in_place::<K>(self.0, self.1)
+        }
+    }
+    op.visit(InPlace(data, alpha))
 }
 
 /// y = op(x) for a contiguous float32 x.

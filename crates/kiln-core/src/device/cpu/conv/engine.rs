@@ -13,7 +13,8 @@
 //! Work is split over (image, band) units across threads; with fewer units than threads, the
 //! units run one after another and each GEMM uses every thread instead.
 
-use crate::params::conv::Geometry;
+use crate::params::conv::{Activation, Geometry};
+use super::epilogue;
 use super::im2col::{col2im_add, im2col};
 use crate::error::{KilnError, Result};
 use crate::parallel::{self, SendPtr};
@@ -211,6 +212,11 @@ impl Filters for Dense<'_> {
 /// Output [batch, out_channels, out_height, out_width] of the convolution of `input`
 /// [batch, channels, height, width] with the filters [out_channels, channels/groups, kh, kw].
 pub(crate) fn forward(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    forward_activated(geo, input, filters, bias, None, op)
+}
+
+/// `forward`, with `activation` applied to each band of output rows as soon as it is written.
+pub(crate) fn forward_activated(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, activation: Option<Activation>, op: &str) -> Result<Vec<f32>> {
     let g = *geo;
     let mut out = try_zeroed::<f32>(op, g.batch * g.out_image_len())?;
     let plan = Plan::new(&g);
@@ -235,6 +241,8 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], filters: &impl Filters, bia
             let x = Mat::new(&matrix[grp * patch * col_stride..], patch, cols, col_stride);
             unsafe { filters.apply(&g, grp, x, band.add(grp * cout * plane), plane, bias.is_some(), own, par) };
         }
+        // SAFETY: as above, this unit's band of every channel plane.
+        unsafe { epilogue::apply_to_band(activation, band, g.out_channels, plane, cols) };
     })?;
     Ok(out)
 }

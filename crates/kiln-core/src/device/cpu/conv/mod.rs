@@ -7,25 +7,40 @@ mod depthwise;
 #[cfg(target_arch = "x86_64")]
 mod direct;
 pub(crate) mod engine;
+mod epilogue;
 mod im2col;
 
 use crate::error::Result;
-use crate::params::conv::Geometry;
+use crate::params::conv::{Activation, Geometry};
 use crate::tensor::Tensor;
 
-/// engine::forward: [N, O, OH, OW].
-pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, op: &str) -> Result<Tensor> {
+/// engine::forward: [N, O, OH, OW], then `activation` (epilogue.rs).
+pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {
     let (x, w) = (x.materialize()?, w.materialize()?);
     let b = bias.map(|b| b.elements::<f32>(op)).transpose()?;
     let (xs, ws) = (x.cpu_slice(op)?, w.cpu_slice(op)?);
     let out = if depthwise::applies(geo) {
-        depthwise::forward(geo, xs, ws, b.as_deref(), op)?
+        let mut out = depthwise::forward(geo, xs, ws, b.as_deref(), op)?;
+        activate_whole_output(geo, activation, &mut out);
+        out
     } else if direct_applies(geo) {
-        direct_forward(geo, xs, ws, b.as_deref(), op)?
+        // The direct kernels write tiles, not bands: the activation runs over the finished
+        // output (a fused per-tile epilogue in direct.rs's store_tile is the next step).
+        let mut out = direct_forward(geo, xs, ws, b.as_deref(), op)?;
+        activate_whole_output(geo, activation, &mut out);
+        out
     } else {
-        engine::forward(geo, xs, &engine::Dense(ws), b.as_deref(), op)?
+        engine::forward_activated(geo, xs, &engine::Dense(ws), b.as_deref(), activation, op)?
     };
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
+}
+
+/// The epilogue over a whole [N·O, OH·OW] output, for the kernels that do not run it per band.
+fn activate_whole_output(geo: &Geometry, activation: Option<Activation>, out: &mut [f32]) {
+    let plane = geo.out_plane();
+    debug_assert_eq!(out.len(), geo.batch * geo.out_channels * plane);
+    // SAFETY: `out` is this call's own [N·O, OH·OW] vector, borrowed mutably.
+    unsafe { epilogue::apply_to_band(activation, out.as_mut_ptr(), geo.batch * geo.out_channels, plane, plane) };
 }
 
 /// engine::input_grad: [N, C, H, W], plus `init` per channel.

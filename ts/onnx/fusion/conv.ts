@@ -1,0 +1,124 @@
+/**
+ * A 2-D Conv followed by BatchNormalization and/or an activation, as exported CNNs spell them
+ * (ResNet: Conv, BatchNormalization, Relu; SqueezeNet: Conv, Relu), run as one Kiln conv2d: the
+ * normalization folded into the filters and bias, the activation applied by the kernel to each
+ * band of output rows as it is written (kiln-core's params::conv::Activation). Without fusion
+ * each BatchNormalization and Relu is a pass of its own over the activations (ResNet-50 batch 8:
+ * a third of its time), which onnxruntime folds into its convolution at load.
+ *
+ * Folding, per output channel o, with s = scale / √(var + ε):
+ *   W'[o] = W[o] · s[o],   b'[o] = (b[o] − mean[o]) · s[o] + B[o]
+ * is computed at the first inference run and kept (computing it on every run made ResNet-50
+ * batch 1 twice as slow). The kept fold is dropped whenever the model's mode is set (train(),
+ * eval(): fit calls both) or a state dict is loaded (OnnxModel), so a fine-tuned model infers
+ * with its new weights. Whenever gradients could reach the folded parameters (recording on and
+ * one of them requires gradients) the original nodes run instead, so fine-tuning in eval mode
+ * (frozen BatchNorm statistics) trains the filters, scale and B as the graph defines them. A
+ * Conv with an activation and no BatchNormalization folds nothing and always runs fused in eval
+ * mode: the fused op's gradient is exact.
+ */
+
+import { isGradEnabled, noGrad } from '../../autograd.js';
+import { keep, tidy } from '../../engine.js';
+import { conv2d, type ConvActivation } from '../../ops/conv.js';
+import { add, mul, rsqrt, sub } from '../../ops/elementwise.js';
+import { reshape } from '../../ops/shape.js';
+import type { Tensor } from '../../tensor.js';
+import type { Inputs, OnnxNode } from '../node.js';
+import { conv2dGeometry } from '../ops/conv.js';
+import { FusedNode } from './fused-node.js';
+import type { GraphIndex } from './graph.js';
+
+/** ONNX activations the convolution applies itself, with Kiln's name and alpha (ONNX's defaults). */
+const ACTIVATIONS: Record<string, (node: OnnxNode) => { activation: ConvActivation; alpha: number }> = {
+  Relu: () => ({ activation: 'relu', alpha: 0 }),
+  LeakyRelu: (node) => ({ activation: 'leakyRelu', alpha: node.float('alpha', 0.01) }),
+  Elu: (node) => ({ activation: 'elu', alpha: node.float('alpha', 1) }),
+  Sigmoid: () => ({ activation: 'sigmoid', alpha: 0 }),
+  Tanh: () => ({ activation: 'tanh', alpha: 0 }),
+};
+
+/** The node reading `value` alone if it is one of the fusable activations. */
+function activationAfter(value: string, graph: GraphIndex): OnnxNode | undefined {
+  for (const opType of Object.keys(ACTIVATIONS)) {
+    const node = graph.soleReader(value, opType);
+    if (node !== undefined) return node;
+  }
+  return undefined;
+}
+
+/** Matches Conv -> BatchNormalization? -> activation? (at least one of the two) from `conv`. */
+export function fuseConv(conv: OnnxNode, graph: GraphIndex): FusedNode | undefined {
+  if (conv.opType !== 'Conv' || conv.outputs.length !== 1) return undefined;
+  const bn = graph.soleReader(conv.outputs[0], 'BatchNormalization');
+  // Only a BatchNormalization normalizing the conv's output, with no training outputs.
+  const norm = bn !== undefined && bn.inputs[0] === conv.outputs[0] && bn.outputs.filter((o) => o !== '').length === 1 ? bn : undefined;
+  const last = norm ?? conv;
+  const act = activationAfter(last.outputs[0], graph);
+  if (norm === undefined && act === undefined) return undefined;
+  const replaced = [conv, norm, act].filter((n): n is OnnxNode => n !== undefined);
+  const inputs = [conv.inputs[0], conv.inputs[1], conv.inputs[2] ?? '', ...(norm?.inputs.slice(1, 5) ?? [])];
+  const pattern = replaced.map((n) => n.opType).join('+');
+  const { activation, alpha } = act === undefined ? { activation: null, alpha: 0 } : ACTIVATIONS[act.opType](act);
+  const fold = norm === undefined ? undefined : new BatchNormFold(norm.float('epsilon', 1e-5));
+  return new FusedNode(
+    pattern,
+    replaced,
+    inputs,
+    (act ?? last).outputs[0],
+    (args: Inputs) => {
+      const [x, w, bias, ...statistics] = args;
+      if (x === undefined || w === undefined || x.rank !== 4 || w.rank !== 4 || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
+      if (bias !== undefined && bias.dtype !== 'float32') return undefined;
+      const filters = fold === undefined ? { w, bias } : fold.get(w, bias, statistics);
+      if (filters === undefined) return undefined;
+      return [conv2d(x, filters.w, { ...conv2dGeometry(x, w, conv), bias: filters.bias ?? null, activation, alpha })];
+    },
+    () => fold?.forget(),
+  );
+}
+
+/** BatchNormalization folded into a convolution's filters and bias, computed once and kept. */
+class BatchNormFold {
+  #sources: Tensor[] = [];
+  #folded: { w: Tensor; bias: Tensor } | undefined;
+
+  constructor(readonly eps: number) {}
+
+  /**
+   * The folded filters and bias for these parameters: the kept ones if they were folded from
+   * the same tensors, else folded now. Undefined (run the original nodes) when gradients could
+   * reach a parameter, or the statistics are not float32 [out_channels].
+   */
+  get(w: Tensor, bias: Tensor | undefined, statistics: Array<Tensor | undefined>): { w: Tensor; bias: Tensor } | undefined {
+    const [scale, shift, mean, variance] = statistics;
+    if (scale === undefined || shift === undefined || mean === undefined || variance === undefined) return undefined;
+    const sources = [w, bias, scale, shift, mean, variance].filter((t): t is Tensor => t !== undefined);
+    const channels = w.shape[0];
+    if (statistics.some((t) => t!.dtype !== 'float32' || t!.rank !== 1 || t!.shape[0] !== channels)) return undefined;
+    if (isGradEnabled() && sources.some((t) => t.requiresGrad)) return undefined;
+    const same = this.#folded !== undefined && sources.length === this.#sources.length && sources.every((t, i) => t === this.#sources[i]);
+    if (!same) {
+      this.forget();
+      this.#folded = noGrad(() =>
+        tidy(() => {
+          const s = mul(scale, rsqrt(add(variance, this.eps)));
+          const folded = { w: mul(w, reshape(s, [channels, 1, 1, 1])), bias: add(mul(bias === undefined ? mul(mean, -1) : sub(bias, mean), s), shift) };
+          keep(folded.w);
+          keep(folded.bias);
+          return folded;
+        }),
+      );
+      this.#sources = sources;
+    }
+    return this.#folded;
+  }
+
+  /** Drops the kept fold (the parameters may have changed); the next run folds again. */
+  forget(): void {
+    this.#folded?.w.dispose();
+    this.#folded?.bias.dispose();
+    this.#folded = undefined;
+    this.#sources = [];
+  }
+}
