@@ -72,7 +72,7 @@ fn linear(x: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, format
         in_features,
     };
     if rows > 0 && out_features > 0 && int8_input {
-        super::w8a8::linear(x.contiguous_slice::<f32>().unwrap(), rows, in_features, weights.q, weights.scales, bias.as_deref(), &mut out);
+        crate::device::cpu::quant::w8a8::linear(x.contiguous_slice::<f32>().unwrap(), rows, in_features, weights.q, weights.scales, bias.as_deref(), &mut out);
     } else if rows > 0 && out_features > 0 {
         linear_kernel(x.contiguous_slice::<f32>().unwrap(), rows, &weights, bias.as_deref(), &mut out, out_features);
     }
