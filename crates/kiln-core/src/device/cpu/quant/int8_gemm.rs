@@ -271,27 +271,34 @@ fn scale_of(max: f32, nan: bool) -> (f32, f32) {
 
 crate::multiversion! {
     /// Per-call dynamic quantization of `rows` contiguous float vectors of `k` (x [rows, k]) to
-    /// int8 q [rows, k] with one scale each: max|x| / 127, symmetric, rounding half to even (one
-    /// instruction, `vrndscaleps`; `f32::round`'s half-away-from-zero became a libm call per value).
+    /// int8 q [rows, k] with one scale each: max|x| / 127, symmetric, rounding half to even.
+    /// Both passes are plain lane-wise arithmetic so they vectorize on every target: the max is a
+    /// compare-and-select (`f32::max` adds NaN fix-ups), and the rounding adds 1.5 · 2^23, which
+    /// leaves the integer, rounded half to even by the FPU, in the low mantissa bits (|v| <= 127
+    /// here, far inside the trick's 2^22 range).
     pub fn quantize_rows(x: &[f32], rows: usize, k: usize, q: &mut [i8], scales: &mut [f32]) {
+        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
         for i in 0..rows {
             let row = &x[i * k..(i + 1) * k];
             let (mut max, mut poison) = ([0.0f32; 16], [0.0f32; 16]);
             let chunks = row.chunks_exact(16);
             for &v in chunks.remainder() {
-                max[0] = max[0].max(v.abs());
+                max[0] = if v.abs() > max[0] { v.abs() } else { max[0] };
                 poison[0] += v - v; // 0, or NaN for NaN and ±inf
             }
             for c in chunks {
                 for l in 0..16 {
-                    max[l] = max[l].max(c[l].abs());
+                    let a = c[l].abs();
+                    max[l] = if a > max[l] { a } else { max[l] };
                     poison[l] += c[l] - c[l];
                 }
             }
             let (scale, inv) = scale_of(max.iter().fold(0.0f32, |m, &v| m.max(v)), poison.iter().sum::<f32>().is_nan());
             scales[i] = scale;
             for (d, &v) in q[i * k..(i + 1) * k].iter_mut().zip(row) {
-                *d = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i32 as i8;
+                // A NaN row (inv 0 times inf or NaN) lands anywhere in range; its scale is NaN.
+                let r = ((v * inv + MAGIC).to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+                *d = r.clamp(-127, 127) as i8;
             }
         }
     }
