@@ -23,6 +23,7 @@ fn ms(mut f: impl FnMut()) -> f64 {
 fn main() {
     parts();
     conv();
+    int4();
     let (k, o) = (784, 512);
     let w = Tensor::from_vec((0..o * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect::<Vec<_>>(), &[o, k]).unwrap();
     let (q, s) = ops::quantize_int8(&w).unwrap();
@@ -79,4 +80,18 @@ fn conv() {
         }
         println!("conv batch {n:3} float {f:8.3} ms, w8a8 {i8:8.3} ms ({:.2}x float)", f / i8);
     }
+}
+
+/// linear_q4 (block 32) against float matmul at batch 1, the row-dot path.
+fn int4() {
+    let (k, o) = (784, 512);
+    let w = Tensor::from_vec((0..o * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect::<Vec<_>>(), &[o, k]).unwrap();
+    let (q, s) = ops::quantize_int4(&w, ops::INT4_BLOCK).unwrap();
+    let x = Tensor::from_vec((0..k).map(|i| ((i * 13 % 97) as f32 - 48.0) / 48.0).collect::<Vec<_>>(), &[1, k]).unwrap();
+    let (mut f, mut i4) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        f = f.min(ms(|| drop(ops::matmul(&x, &w, false, true).unwrap())));
+        i4 = i4.min(ms(|| drop(ops::linear_q4(&x, &q, &s, None, ops::INT4_BLOCK).unwrap())));
+    }
+    println!("int4 batch   1 float {f:8.3} ms, linear_q4 {i4:8.3} ms ({:.2}x float)", f / i4);
 }
