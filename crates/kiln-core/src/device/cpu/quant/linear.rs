@@ -15,7 +15,7 @@ const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 /// The row-dot path (a few input rows) splits over threads from this many weights: it unpacks
 /// every weight for a handful of multiply-adds, so a batch-1 784 -> 512 (401k weights) already
 /// pays for the fork.
-pub(crate) const DOT_PARALLEL_WEIGHTS: usize = 1 << 17;
+const DOT_PARALLEL_WEIGHTS: usize = 1 << 17;
 
 /// out[n, o] = x[n, :] · W[o, :] + bias[o], output rows O split across threads.
 pub(crate) fn forward(x: &[f32], n: usize, w: &RowSource, bias: Option<&[f32]>, out: &mut [f32], o_dim: usize) {
