@@ -2,7 +2,7 @@
 // a Linear 784 -> 512 (the MNIST MLP's first layer) and a Conv2d 32 -> 64 3x3 'same' on 14x14
 // (the MNIST CNN's second conv), at batch 1 and a large batch. Variants: float32 (nn.Linear /
 // nn.Conv2d), int8 weights with float activations (activations: 'float32', the weight-only
-// kernels), W8A8 (int8 x int8, the default of kiln.quantize bits 8) on the best instruction path and
+// kernels), W8A8 (int8 x int8, activations: 'int8') on the best instruction path and
 // forced to AVX2 and scalar (KILN_INT8_PATH), and int4.
 //
 // Variants are timed in alternating rounds (every variant once per round, ROUNDS rounds) so a load
@@ -59,7 +59,7 @@ function variants(layer, x) {
     return kiln.quantize(source, options);
   };
   const run = (m) => () => kiln.noGrad(() => m.forward(x)).dispose();
-  const w8a8 = quantized({ bits: 8 });
+  const w8a8 = quantized({ bits: 8, activations: 'int8' });
   return {
     float32: run(layer),
     'int8 weights, f32 activations': run(quantized({ bits: 8, activations: 'float32' })),

@@ -1,7 +1,7 @@
 // Quantization of the MNIST MLP (784-512-10): size, accuracy and speed of the float32, int8 W8A8
 // (int8 weights per output channel x int8 activations per row, `activations: 'int8'`), int8 with
-// float32 activations (weight-only, the default of bits 8) and int4 (per block of 32) models, on the
-// native and WASM backends.
+// float32 activations (weight-only, `activations: 'float32'`; the default of bits 8 on WASM) and
+// int4 (per block of 32) models, on the native and WASM backends.
 //
 //   node examples/quantize-mnist.mjs [--model DIR] [--epochs N]     (after `npm run setup`)
 //   node examples/quantize-mnist.mjs --cnn [--epochs N]

@@ -1,8 +1,8 @@
 /**
  * W8A8 (int8 weights x int8 activations) on every CPU backend: linearW8A8 and conv2dW8A8 equal,
- * bit for bit, an independent JavaScript model of the same arithmetic (per-vector scale
- * max|v| / 127, round half to even, exact integer sums, float32 output scaling), on every
- * native instruction path (KILN_INT8_PATH forces scalar and AVX2; unset takes the best, VNNI
+ * bit for bit, an independent JavaScript model of the same arithmetic (dynamic scale
+ * max|v| / 127 per Linear input row and per conv input image, round half to even, exact integer
+ * sums, float32 output scaling), on every native instruction path (KILN_INT8_PATH forces scalar and AVX2; unset takes the best, VNNI
  * here); integer inputs whose scales are exactly 1 check the integer sums alone; errors, NaN, and
  * the accuracy of a small MNIST MLP quantized to W8A8 (within 0.3 points of float32).
  */
@@ -63,7 +63,7 @@ interface ConvCase {
   groups: number;
 }
 
-/** conv2dW8A8's result: each (image, group, output position) patch quantized on its own. */
+/** conv2dW8A8's result: each image quantized on its own (one scale), then exact patch sums. */
 function convReference(x: Float32Array, c: ConvCase, q: Int8Array, scales: Float32Array, bias: Float32Array | null): { data: Float32Array; shape: number[] } {
   const [n, ch, h, w] = c.shape;
   const [kh, kw] = c.kernel;
@@ -74,21 +74,21 @@ function convReference(x: Float32Array, c: ConvCase, q: Int8Array, scales: Float
   const patch = gc * kh * kw;
   const out = new Float32Array(n * c.out * oh * ow);
   for (let b = 0; b < n; b++) {
+    const [image, s] = quantizeVector(x.subarray(b * ch * h * w, (b + 1) * ch * h * w));
     for (let g = 0; g < c.groups; g++) {
       for (let y = 0; y < oh; y++) {
         for (let xx = 0; xx < ow; xx++) {
-          const p: number[] = [];
+          const a: number[] = [];
           for (let ci = 0; ci < gc; ci++) {
             for (let ky = 0; ky < kh; ky++) {
               for (let kx = 0; kx < kw; kx++) {
                 const iy = y * c.stride[0] - c.padding[0] + ky * c.dilation[0];
                 const ix = xx * c.stride[1] - c.padding[1] + kx * c.dilation[1];
                 const inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-                p.push(inside ? x[((b * ch + g * gc + ci) * h + iy) * w + ix] : 0);
+                a.push(inside ? image[((g * gc + ci) * h + iy) * w + ix] : 0);
               }
             }
           }
-          const [a, s] = quantizeVector(p);
           for (let oc = g * gout; oc < (g + 1) * gout; oc++) {
             out[((b * c.out + oc) * oh + y) * ow + xx] = output(dotInt(a, q, oc * patch), s, scales[oc], bias?.[oc] ?? 0);
           }
@@ -169,7 +169,7 @@ forEachBackend((backend) => {
     kiln.dispose([x, q, scales]);
   });
 
-  it('conv2dW8A8 and QuantizedConv2d equal the reference per-patch arithmetic (stride, padding, dilation, groups)', async () => {
+  it('conv2dW8A8 and QuantizedConv2d equal the reference per-image arithmetic (stride, padding, dilation, groups)', async () => {
     const cases: ConvCase[] = [
       { shape: [2, 3, 9, 8], out: 5, kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 },
       { shape: [1, 4, 10, 7], out: 6, kernel: [3, 2], stride: [2, 1], padding: [0, 1], dilation: [1, 2], groups: 2 },

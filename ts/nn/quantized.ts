@@ -4,12 +4,13 @@
  * (or packed int4) weights, float32 scales and the float32 bias, so a model is about 4x (int8) or
  * 7x (int4) smaller and never holds its f32 weights.
  *
- * By default the layers keep their input float and dequantize the weights on the fly (linearQ8 /
- * conv2dQ8: weight-only quantization). With int8 weights, `activations: 'int8'` also quantizes the
- * input per call (W8A8: one dynamic scale per input row or output position) and multiplies int8 by
- * int8 (linearW8A8 / conv2dW8A8): faster than float for Linear layers on x86 CPUs with AVX2 or
- * VNNI, but not yet for convolutions or on WASM (docs/deployment.md has the figures), which is
- * why it is not the default. int4 layers always take float32 activations.
+ * With int8 weights on the native backend the layers also quantize their input per call (W8A8,
+ * `activations: 'int8'`: one dynamic scale per Linear input row and per conv input image) and
+ * multiply int8 by int8 (linearW8A8 / conv2dW8A8), which is faster than float for Linear and
+ * Conv2d layers there. On WASM the default stays `activations: 'float32'` (weight-only: the input
+ * stays float and the weights are dequantized on the fly, linearQ8 / conv2dQ8), because the int8
+ * product is not yet faster than Kiln's WASM float GEMM (docs/deployment.md has the figures).
+ * int4 layers always take float32 activations.
  *
  * Quantized layers have no parameters, only buffers: they are inference-only. Their state dict
  * ('0.weight' int8, '0.scales', '0.bias') saves to safetensors like any other; to load, rebuild the
@@ -21,6 +22,7 @@
 
 import type { Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
+import { getBackend } from '../engine.js';
 import type { Padding2d } from '../ops/conv.js';
 import { INT4_BLOCK, conv2dQ4, conv2dQ8, conv2dW8A8, linearQ4, linearQ8, linearW8A8, quantizeInt4, quantizeInt8 } from '../ops/quant.js';
 import { Conv2d } from './conv.js';
@@ -37,9 +39,10 @@ export interface QuantizeOptions {
   /** int4 only: weights per scale along a row (default 32). */
   block?: number;
   /**
-   * 'float32' (the default) keeps each layer's input float (weight-only quantization); 'int8'
-   * (bits 8 only) quantizes the input per call and multiplies int8 by int8 (W8A8: faster for
-   * Linear layers on x86 CPUs, slower for convolutions and on WASM for now).
+   * 'int8' (bits 8 only; the default of bits 8 on the native backend) quantizes the input per call
+   * and multiplies int8 by int8 (W8A8: faster than float natively); 'float32' (the default of
+   * bits 4, and of bits 8 on WASM, where W8A8 is slower for now) keeps each layer's input float
+   * (weight-only quantization).
    */
   activations?: QuantizedActivations;
 }
@@ -47,9 +50,12 @@ export interface QuantizeOptions {
 /** How an int8 layer takes its input: quantized to int8 per call, or as float32. */
 export type QuantizedActivations = 'int8' | 'float32';
 
-/** The activations option checked: 'float32' unless 'int8' is asked for (and only with bits 8). */
+/**
+ * The activations option checked; unset, 'int8' for bits 8 on the native backend (where W8A8 is
+ * the faster choice) and 'float32' otherwise.
+ */
 function activationsOf(op: string, options: QuantizeOptions, bits: QuantizeBits): QuantizedActivations {
-  const a = options?.activations ?? 'float32';
+  const a = options?.activations ?? (bits === 8 && getBackend() === 'native' ? 'int8' : 'float32');
   if (a !== 'int8' && a !== 'float32') throw new Error(`${op}: activations must be 'int8' or 'float32', got ${String(a)}`);
   if (a === 'int8' && bits !== 8) throw new Error(`${op}: int8 activations need bits 8 (int4 layers take float32 activations), got bits ${bits}`);
   return a;

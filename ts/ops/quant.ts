@@ -128,9 +128,9 @@ export function conv2dQ8(x: Tensor, q: Tensor, scales: Tensor, kernel: number | 
 }
 
 /**
- * conv2dQ8 with int8 activations too (W8A8, as `linearW8A8`): each output position's input patch
- * (its im2col column, inChannels/groups·kh·kw values) is quantized to int8 with scale
- * max|patch| / 127 and the filters multiply it in i32. Same arguments and shapes as `conv2dQ8`:
+ * conv2dQ8 with int8 activations too (W8A8, as `linearW8A8`): each input image is quantized to
+ * int8 with one scale, max|image| / 127 (each pixel once), and the filters multiply its patches
+ * in i32. Same arguments and shapes as `conv2dQ8`:
  * x float32 [batch, inChannels, height, width], q int8 [O, inChannels/groups·kh·kw], scales [O]
  * -> [batch, O, outHeight, outWidth]. Inference-only.
  */

@@ -1,5 +1,6 @@
 //! Times linear_w8a8 (each int8 path) against float matmul and linear_q8 for a Linear 784 -> 512,
-//! alternating the variants each round (for a loaded machine); the fastest call of all rounds.
+//! and conv2d_w8a8 against conv2d for a 32 -> 64 3x3 'same' conv on 14x14, alternating the
+//! variants each round (for a loaded machine); the fastest call of all rounds.
 //! `cargo run --release -p kiln-core --example int8_probe`
 use kiln_core::ops;
 use kiln_core::Tensor;
@@ -21,6 +22,8 @@ fn ms(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     parts();
+    conv();
+    int4();
     let (k, o) = (784, 512);
     let w = Tensor::from_vec((0..o * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect::<Vec<_>>(), &[o, k]).unwrap();
     let (q, s) = ops::quantize_int8(&w).unwrap();
@@ -60,4 +63,35 @@ pub fn parts() {
     for path in [Int8Path::Vnni, Int8Path::Avx2] {
         println!("gemm {:10} {:8.3} ms (one thread)", path.name(), ms(|| int8_gemm::gemm(path, a, wr, 0..o, &sums, |i, j, v| out[i * o + j] = v)));
     }
+}
+
+/// conv2d_w8a8 (best path) against float conv2d, batch 1 and 64.
+fn conv() {
+    let (c, o, hw) = (32, 64, 14);
+    let w = Tensor::from_vec((0..o * c * 9).map(|i| ((i * 37 % 101) as f32 - 50.0) / 500.0).collect::<Vec<_>>(), &[o, c, 3, 3]).unwrap();
+    let (q, s) = ops::quantize_int8(&w.reshape(&[o as isize, (c * 9) as isize]).unwrap()).unwrap();
+    let p = ops::ConvParams { padding: [1; 4], ..Default::default() };
+    for n in [1usize, 64] {
+        let x = Tensor::from_vec((0..n * c * hw * hw).map(|i| ((i * 13 % 97) as f32 - 48.0) / 48.0).collect::<Vec<_>>(), &[n, c, hw, hw]).unwrap();
+        let (mut f, mut i8) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..3 {
+            f = f.min(ms(|| drop(ops::conv2d(&x, &w, None, &p).unwrap())));
+            i8 = i8.min(ms(|| drop(ops::conv2d_w8a8(&x, &q, &s, None, [3, 3], &p).unwrap())));
+        }
+        println!("conv batch {n:3} float {f:8.3} ms, w8a8 {i8:8.3} ms ({:.2}x float)", f / i8);
+    }
+}
+
+/// linear_q4 (block 32) against float matmul at batch 1, the row-dot path.
+fn int4() {
+    let (k, o) = (784, 512);
+    let w = Tensor::from_vec((0..o * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect::<Vec<_>>(), &[o, k]).unwrap();
+    let (q, s) = ops::quantize_int4(&w, ops::INT4_BLOCK).unwrap();
+    let x = Tensor::from_vec((0..k).map(|i| ((i * 13 % 97) as f32 - 48.0) / 48.0).collect::<Vec<_>>(), &[1, k]).unwrap();
+    let (mut f, mut i4) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        f = f.min(ms(|| drop(ops::matmul(&x, &w, false, true).unwrap())));
+        i4 = i4.min(ms(|| drop(ops::linear_q4(&x, &q, &s, None, ops::INT4_BLOCK).unwrap())));
+    }
+    println!("int4 batch   1 float {f:8.3} ms, linear_q4 {i4:8.3} ms ({:.2}x float)", f / i4);
 }

@@ -8,7 +8,6 @@
 //! output positions, and it keeps the memory bound independent of the layer's size.
 
 use crate::device::cpu::quant::rows::RowSource;
-use super::w8a8::Int8Filters;
 use super::{bias_values, checked_weights, refuse_gradients, Format};
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::device::cpu::gemm_call::Parallelism;
@@ -25,8 +24,8 @@ pub fn conv2d_q8(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tens
     conv(input, q, scales, bias, kernel, p, Format::Int8, false)
 }
 
-/// As `conv2d_q8`, with the input quantized too: each output position's im2col column to int8
-/// with scale max|column| / 127, products summed exactly in i32 (w8a8.rs). Inference-only.
+/// As `conv2d_q8`, with the input quantized too: each input image to int8 with scale
+/// max|image| / 127, products summed exactly in i32 (device/cpu/quant/w8a8.rs). Inference-only.
 pub fn conv2d_w8a8(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kernel: [usize; 2], p: &ConvParams) -> Result<Tensor> {
     crate::device::cpu_only("conv2dW8A8", &[Some(input), Some(q), Some(scales), bias])?;
     conv(input, q, scales, bias, kernel, p, Format::Int8, true)
@@ -68,7 +67,7 @@ fn conv(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kern
     let (q, scales) = (q.contiguous_slice::<i8>().unwrap(), scales.contiguous_slice::<f32>().unwrap());
     let x = x.contiguous_slice::<f32>().expect("materialized float32");
     let out = if int8_input {
-        engine::forward(&geo, x, &Int8Filters::new(q, scales, patch), bias.as_deref(), op)?
+        crate::device::cpu::quant::w8a8::conv(&geo, x, q, scales, bias.as_deref(), op)?
     } else {
         engine::forward(&geo, x, &Packed { rows: RowSource { format, q, scales, in_features: patch } }, bias.as_deref(), op)?
     };

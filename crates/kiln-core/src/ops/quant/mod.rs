@@ -13,14 +13,15 @@
 //! the GEMM. They are inference-only: there is no backward, and asking for one is an error.
 //!
 //! `linear_w8a8` / `conv2d_w8a8` take the same int8 weights but also quantize the activations
-//! (per vector, per call) and multiply int8 by int8 into i32 (w8a8.rs, int8_gemm.rs): faster
-//! than float, at the cost of the activations' rounding (one part in 254 of each vector's max).
+//! (per call) and multiply int8 by int8 into i32 (device/cpu/quant/w8a8.rs): faster
+//! than float, at the cost of the activations' rounding (one part in 254 of each input row's max
+//! for a Linear, of each input image's max for a conv).
 
 mod codec;
 mod conv;
-pub mod int8_gemm;
 mod linear;
-mod w8a8;
+
+pub use crate::device::cpu::quant::int8_gemm;
 
 pub use codec::{dequantize_int4, dequantize_int8, quantize_int4, quantize_int8};
 pub use conv::{conv2d_q4, conv2d_q8, conv2d_w8a8};

@@ -45,12 +45,6 @@ impl<'a> Mat<'a> {
     pub(crate) fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Mat<'a> {
         Mat { data, rows, cols, row_stride, col_stride: 1 }
     }
-    /// (data, rows, cols, row stride) of a matrix with unit column stride, for kernels that read
-    /// it themselves (ops/quant/w8a8.rs).
-    pub(crate) fn parts(&self) -> (&'a [f32], usize, usize, usize) {
-        assert_eq!(self.col_stride, 1, "conv: Mat::parts needs unit column stride");
-        (self.data, self.rows, self.cols, self.row_stride)
-    }
     /// The transpose, as swapped strides (no copy).
     fn t(self) -> Mat<'a> {
         Mat { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }

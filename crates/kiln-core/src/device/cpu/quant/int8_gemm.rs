@@ -1,10 +1,11 @@
-//! int8 x int8 -> i32 products for W8A8 inference (ops/quant/w8a8.rs): activations quantized per
-//! call, weights as stored by `quantize_int8`, exact i32 accumulation.
+//! int8 x int8 -> i32 row-dot tiles for W8A8 inference below a panel's worth of vectors (w8a8.rs
+//! uses them for a Linear of fewer than 16 rows; panels.rs does the rest), the instruction path
+//! choice shared by both, and the per-call activation quantization.
 //!
-//! Both operands are row-major along the reduction axis k: `a` rows are activation vectors (an
-//! input row of a Linear, an output position's im2col column of a conv), `w` rows are the weight
-//! rows. Keeping the weights in their stored layout means no per-call packing, which matters at
-//! batch 1 where packing would cost as much as the product itself.
+//! Both operands are row-major along the reduction axis k: `a` rows are activation vectors (a
+//! Linear's input rows), `w` rows are the weight rows. Keeping the weights in their stored layout
+//! means no per-call packing, which matters at batch 1 where packing would cost as much as the
+//! product itself.
 //!
 //! Three paths, chosen at run time (`Int8Path::current`), all giving the same integers:
 //! - VNNI (AVX-512 `vpdpbusd`): multiplies u8 by s8, four pairs per i32 lane. Activations are
@@ -270,67 +271,45 @@ fn scale_of(max: f32, nan: bool) -> (f32, f32) {
 
 crate::multiversion! {
     /// Per-call dynamic quantization of `rows` contiguous float vectors of `k` (x [rows, k]) to
-    /// int8 q [rows, k] with one scale each: max|x| / 127, symmetric, rounding half to even (one
-    /// instruction, `vrndscaleps`; `f32::round`'s half-away-from-zero became a libm call per value).
+    /// int8 q [rows, k] with one scale each: max|x| / 127, symmetric, rounding half to even.
+    /// Both passes are plain lane-wise arithmetic so they vectorize on every target: the max is a
+    /// compare-and-select (`f32::max` adds NaN fix-ups), and the rounding adds 1.5 · 2^23, which
+    /// leaves the integer, rounded half to even by the FPU, in the low mantissa bits (|v| <= 127
+    /// here, far inside the trick's 2^22 range).
     pub fn quantize_rows(x: &[f32], rows: usize, k: usize, q: &mut [i8], scales: &mut [f32]) {
+        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
         for i in 0..rows {
             let row = &x[i * k..(i + 1) * k];
             let (mut max, mut poison) = ([0.0f32; 16], [0.0f32; 16]);
             let chunks = row.chunks_exact(16);
             for &v in chunks.remainder() {
-                max[0] = max[0].max(v.abs());
+                max[0] = if v.abs() > max[0] { v.abs() } else { max[0] };
                 poison[0] += v - v; // 0, or NaN for NaN and ±inf
             }
             for c in chunks {
                 for l in 0..16 {
-                    max[l] = max[l].max(c[l].abs());
+                    let a = c[l].abs();
+                    max[l] = if a > max[l] { a } else { max[l] };
                     poison[l] += c[l] - c[l];
                 }
             }
             let (scale, inv) = scale_of(max.iter().fold(0.0f32, |m, &v| m.max(v)), poison.iter().sum::<f32>().is_nan());
             scales[i] = scale;
             for (d, &v) in q[i * k..(i + 1) * k].iter_mut().zip(row) {
-                *d = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i32 as i8;
-            }
-        }
-    }
-}
-
-crate::multiversion! {
-    /// As `quantize_rows` for the columns of x [rows, cols] (rows `row_stride` apart): vector c is
-    /// column c, written as row c of q [cols, rows]. The passes run along x's rows so they
-    /// vectorize; only the transposed stores are scattered.
-    pub fn quantize_columns(x: &[f32], rows: usize, cols: usize, row_stride: usize, q: &mut [i8], scales: &mut [f32], inv: &mut [f32]) {
-        let (max, poison) = (&mut scales[..cols], &mut inv[..cols]);
-        max.fill(0.0);
-        poison.fill(0.0);
-        for r in 0..rows {
-            let row = &x[r * row_stride..r * row_stride + cols];
-            for ((m, p), &v) in max.iter_mut().zip(poison.iter_mut()).zip(row) {
-                *m = m.max(v.abs());
-                *p += v - v;
-            }
-        }
-        for (m, p) in scales[..cols].iter_mut().zip(inv[..cols].iter_mut()) {
-            let (scale, factor) = scale_of(*m, p.is_nan());
-            *m = scale;
-            *p = factor;
-        }
-        for r in 0..rows {
-            let row = &x[r * row_stride..r * row_stride + cols];
-            for (c, (&v, &f)) in row.iter().zip(&inv[..cols]).enumerate() {
-                q[c * rows + r] = (v * f).round_ties_even().clamp(-127.0, 127.0) as i32 as i8;
+                // A NaN row (inv 0 times inf or NaN) lands anywhere in range; its scale is NaN.
+                let r = ((v * inv + MAGIC).to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+                *d = r.clamp(-127, 127) as i8;
             }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A small deterministic generator (xorshift), so failures reproduce.
-    fn bytes(n: usize, seed: u64, lo: i32, hi: i32) -> Vec<i8> {
+    pub(crate) fn bytes(n: usize, seed: u64, lo: i32, hi: i32) -> Vec<i8> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {
@@ -342,7 +321,8 @@ mod tests {
             .collect()
     }
 
-    fn paths() -> Vec<Int8Path> {
+    /// Every path this CPU has, the scalar fallback included.
+    pub(crate) fn paths() -> Vec<Int8Path> {
         let best = Int8Path::detected();
         [Int8Path::Scalar, Int8Path::Avx2, Int8Path::Vnni].into_iter().filter(|p| (*p as u8) <= (best as u8)).collect()
     }
@@ -424,12 +404,5 @@ mod tests {
         assert_eq!(s[0], 1.0 / 127.0);
         assert_eq!((&q[3..6], s[1]), (&[0i8, 0, 0][..], 0.0));
         assert!(s[2].is_nan());
-        // The same vectors as the columns of xᵀ [3, 3] (row stride 4): the same integers.
-        let xt: Vec<f32> = (0..3).flat_map(|r| (0..4).map(move |c| if c < 3 { x[c * 3 + r] } else { 9.0 })).collect();
-        let (mut qt, mut st, mut inv) = (vec![0i8; 9], vec![0f32; 3], vec![0f32; 3]);
-        quantize_columns(&xt, 3, 3, 4, &mut qt, &mut st, &mut inv);
-        assert_eq!(&qt[..6], &q[..6]);
-        assert_eq!(&st[..2], &s[..2]);
-        assert!(st[2].is_nan());
     }
 }
