@@ -1,10 +1,13 @@
 //! The three convolution passes on the CPU (engine.rs, over im2col.rs's patch copies; depthwise.rs
-//! for one input channel per group): a conv-transpose's forward is a convolution's input
-//! gradient, so ops/conv.rs runs both ops on these three.
+//! for one input channel per group; winograd.rs for the forward pass of 3x3 stride-1 convolutions
+//! on wasm32): a conv-transpose's forward is a convolution's input gradient, so ops/conv.rs runs
+//! both ops on these three.
 
 mod depthwise;
 pub(crate) mod engine;
 mod im2col;
+mod lanes;
+mod winograd;
 
 use crate::error::Result;
 use crate::params::conv::Geometry;
@@ -17,6 +20,8 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tens
     let (xs, ws) = (x.cpu_slice(op)?, w.cpu_slice(op)?);
     let out = if depthwise::applies(geo) {
         depthwise::forward(geo, xs, ws, b.as_deref(), op)?
+    } else if winograd::applies(geo) {
+        winograd::forward(geo, xs, ws, b.as_deref(), op)?
     } else {
         engine::forward(geo, xs, &engine::Dense(ws), b.as_deref(), op)?
     };
