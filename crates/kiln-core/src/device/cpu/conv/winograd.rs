@@ -38,6 +38,11 @@ const XI: usize = 16;
 /// Tiles per unit of work at most (the GEMMs' n): V for 64 channels is then 16 x 64 x 256 floats
 /// = 1 MiB.
 const BAND_TILES: usize = 256;
+/// Floats between the 16 matrices of V (and of M) beyond their size: with 64 channels and 256
+/// tiles each matrix is 64 KiB, so without a skew the 16 streams a transform reads or writes
+/// (one per point ξ) all map to the same L1 cache set and evict each other (L1 is 12-way).
+/// One cache line of skew puts them in 16 different sets.
+const SKEW: usize = 16;
 /// Below this many input channels the GEMMs' inner dimension is too short to pay for the
 /// transforms (a 1-channel image, conv2d-a, stays on im2col + GEMM).
 const MIN_CHANNELS: usize = 8;
@@ -79,7 +84,7 @@ impl Tiles {
     /// rows with B applied (4 floats per tile each).
     fn scratch_len(&self, g: &Geometry) -> usize {
         let tiles = self.band * self.per_row;
-        XI * (g.channels + g.out_channels) * tiles + (2 * self.band + 2) * (self.padded_width + 4 * self.per_row)
+        XI * (g.channels * tiles + SKEW + g.out_channels * tiles + SKEW) + (2 * self.band + 2) * (self.padded_width + 4 * self.per_row)
     }
 }
 
@@ -116,7 +121,8 @@ fn at(m0: F4, m1: F4, m2: F4, m3: F4) -> [F4; 2] {
     [m0 + m1 + m2, m1 - m2 - m3]
 }
 
-/// V (16 x channels x tiles, tiles = band rows · per_row) of tile rows `rows` of `image`.
+/// V (16 x channels x tiles, tiles = band rows · per_row; matrix ξ at ξ · (channels · tiles +
+/// SKEW)) of tile rows `rows` of `image`.
 ///
 /// In two passes per channel, each with few vectors live (V8 spills beyond 15): B along every
 /// padded input row once (`rows_b`: each row serves two tile rows), then Bᵀ down each tile's 4
@@ -127,7 +133,8 @@ fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range
     let tiles = rows.len() * t.per_row;
     let in_rows = 2 * rows.len() + 2;
     let groups = t.per_row / 4;
-    assert!(padded.len() >= in_rows * pw && rows_b.len() >= in_rows * t.per_row * 4 && v.len() >= XI * g.channels * tiles);
+    assert!(padded.len() >= in_rows * pw && rows_b.len() >= in_rows * t.per_row * 4 && v.len() >= XI * (g.channels * tiles + SKEW));
+    let xi_stride = g.channels * tiles + SKEW;
     for c in 0..g.channels {
         // The input rows these tiles read, zero-padded: padded column q is input column q - pad_left.
         let channel = &image[c * plane..(c + 1) * plane];
@@ -163,7 +170,7 @@ fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range
                         let p = src.add((grp * 4 + j) * 4);
                         let vals = bt(F4::load(p), F4::load(p.add(row_len)), F4::load(p.add(2 * row_len)), F4::load(p.add(3 * row_len)));
                         for (i, val) in vals.into_iter().enumerate() {
-                            val.store(v.as_mut_ptr().add(((i * 4 + j) * g.channels + c) * tiles + at_tile));
+                            val.store(v.as_mut_ptr().add((i * 4 + j) * xi_stride + c * tiles + at_tile));
                         }
                     }
                 }
@@ -176,8 +183,8 @@ fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range
 fn transform_output(g: &Geometry, t: &Tiles, m: &[f32], rows: std::ops::Range<usize>, bias: Option<&[f32]>, out: *mut f32) {
     let (oh, ow, plane) = (g.out_height, g.out_width, g.out_plane());
     let tiles = rows.len() * t.per_row;
-    assert!(m.len() >= XI * g.out_channels * tiles);
-    let xi_stride = g.out_channels * tiles;
+    let xi_stride = g.out_channels * tiles + SKEW;
+    assert!(m.len() >= XI * xi_stride);
     for o in 0..g.out_channels {
         let b = F4::splat(bias.map_or(0.0, |b| b[o]));
         for (r, ty) in rows.clone().enumerate() {
@@ -247,17 +254,18 @@ pub(crate) fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<
             let (n, band) = (unit / t.bands, unit % t.bands);
             let rows = band * t.band..((band + 1) * t.band).min(t.rows);
             let tiles = rows.len() * t.per_row;
-            let (v, rest) = scratch.split_at_mut(XI * g.channels * tiles);
-            let (m, rest) = rest.split_at_mut(XI * g.out_channels * tiles);
+            let (v_stride, m_stride) = (g.channels * tiles + SKEW, g.out_channels * tiles + SKEW);
+            let (v, rest) = scratch.split_at_mut(XI * v_stride);
+            let (m, rest) = rest.split_at_mut(XI * m_stride);
             let (padded, rows_b) = rest.split_at_mut((2 * t.band + 2) * t.padded_width);
             transform_input(g, &t, &input[n * g.image_len()..(n + 1) * g.image_len()], rows.clone(), padded, rows_b, v);
             for xi in 0..XI {
-                let (a, b) = (&u[xi * g.out_channels * g.channels..], &v[xi * g.channels * tiles..]);
+                let (a, b) = (&u[xi * g.out_channels * g.channels..], &v[xi * v_stride..]);
                 // SAFETY: M[xi] is out_channels x tiles inside m; U[xi] and V[xi] are in bounds.
                 unsafe {
                     gemm(
                         g.out_channels, tiles, g.channels,
-                        m.as_mut_ptr().add(xi * g.out_channels * tiles), tiles as isize, 1, false,
+                        m.as_mut_ptr().add(xi * m_stride), tiles as isize, 1, false,
                         a.as_ptr(), g.channels as isize, 1,
                         b.as_ptr(), tiles as isize, 1,
                         par,
