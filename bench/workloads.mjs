@@ -40,6 +40,22 @@ function conv2d(id, params) {
   };
 }
 
+/**
+ * 2-D max or average pooling forward, NCHW in Kiln (NHWC in tfjs), no padding: input values per
+ * second (each is read once or more; windows overlap when stride < kernel), in G/s.
+ */
+function pool2d(id, params) {
+  const { op, batch, channels, size, kernel, stride } = params;
+  return {
+    id,
+    kind: 'pool2d',
+    params,
+    label: `${op}Pool2d b${batch} ${size}x${size}x${channels} ${kernel}x${kernel} s${stride}`,
+    unit: 'Gvalues/s',
+    value: (secondsPerCall) => (batch * channels * size * size) / secondsPerCall / 1e9,
+  };
+}
+
 /** The MLP training step of issue 3 (peers/mlp.mjs builds the model and the batch). */
 export const MLP = { batch: 128, inputs: 784, hidden: 512, classes: 10, lr: 1e-3 };
 /**
@@ -143,6 +159,10 @@ export const workloads = [
   // ---- convolution (CNN family) ----
   conv2d('conv2d-a', { batch: 32, channels: 1, size: 28, filters: 32, kernel: 3 }),
   conv2d('conv2d-b', { batch: 8, channels: 64, size: 32, filters: 64, kernel: 3 }),
+  // pooling (CNN family): the layers after conv2d-b's, as a VGG (2x2) and a ResNet stem (3x3 s2) pool
+  pool2d('pool-max-2', { op: 'max', batch: 8, channels: 64, size: 32, kernel: 2, stride: 2 }),
+  pool2d('pool-avg-2', { op: 'avg', batch: 8, channels: 64, size: 32, kernel: 2, stride: 2 }),
+  pool2d('pool-max-3s2', { op: 'max', batch: 8, channels: 64, size: 33, kernel: 3, stride: 2 }),
   // attention (Transformer family): multi-head self-attention forward, batch 1, d 256, 4 heads.
   ...[128, 512].map((seq) => ({
     id: `attention-${seq}`,

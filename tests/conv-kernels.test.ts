@@ -1,6 +1,7 @@
 /**
  * The direct convolution kernels beside im2col + GEMM (crates/kiln-core/src/ops/conv/): the one
- * for depthwise convolutions (a single input channel per group, any channel multiplier). Each pass -- forward, input gradient, weight
+ * for depthwise convolutions (a single input channel per group, any channel multiplier), and on
+ * WASM Winograd F(2x2, 3x3) for the forward pass of 3x3 stride-1 convolutions (8+ channels). Each pass -- forward, input gradient, weight
  * gradient -- is checked against the same convolution routed through im2col + GEMM, and against
  * finite differences, on odd shapes: strides, asymmetric padding, dilation, batch 1, channel
  * counts and widths that are not whole SIMD vectors.
@@ -29,7 +30,49 @@ function throughIm2col(x: Tensor, w: Tensor, opts: kiln.Conv2dOptions): Tensor {
   return kiln.conv2d(x, kiln.mul(w, depthwiseMask(c, w.shape[0] / c)), { ...opts, groups: 1 });
 }
 
+/** Float64 conv2d, stride 1, no dilation, padding `pad` on every side: x [n, c, h, w], w [o, c, k, k]. */
+function referenceConv2d(x: Float32Array, [n, c, h, wd]: number[], w: Float32Array, o: number, k: number, pad: number, bias: Float32Array): Float64Array {
+  const [oh, ow] = [h + 2 * pad - k + 1, wd + 2 * pad - k + 1];
+  const out = new Float64Array(n * o * oh * ow);
+  for (let b = 0; b < n; b++)
+    for (let oc = 0; oc < o; oc++)
+      for (let y = 0; y < oh; y++)
+        for (let xq = 0; xq < ow; xq++) {
+          let s = bias[oc];
+          for (let ic = 0; ic < c; ic++)
+            for (let i = 0; i < k; i++)
+              for (let j = 0; j < k; j++) {
+                const [iy, ix] = [y + i - pad, xq + j - pad];
+                if (iy >= 0 && iy < h && ix >= 0 && ix < wd) s += x[((b * c + ic) * h + iy) * wd + ix] * w[((oc * c + ic) * k + i) * k + j];
+              }
+          out[((b * o + oc) * oh + y) * ow + xq] = s;
+        }
+  return out;
+}
+
 forEachBackend(() => {
+  it('3x3 stride-1 forward (Winograd F(2x2, 3x3) on WASM) equals a float64 reference on odd shapes', async () => {
+    // [input NCHW, filters, padding]: partial tiles (odd sizes), padding 0 to 2, several bands of
+    // tile rows per image (40 rows), conv2d-b's 64 channels.
+    const cases: Array<[number[], number, number]> = [
+      [[2, 8, 9, 21], 5, 1],
+      [[1, 16, 7, 7], 3, 0],
+      [[3, 9, 5, 6], 4, 2],
+      [[1, 8, 40, 37], 2, 1],
+      [[2, 64, 16, 16], 16, 1],
+    ];
+    let seed = 400;
+    for (const [xs, o, pad] of cases) {
+      const [x, w, b] = [randND(xs, seed++), randND([o, xs[1], 3, 3], seed++), randND([o], seed++)];
+      const got = kiln.tidy(() => kiln.conv2d(T(x), T(w), { padding: pad, bias: T(b) }));
+      const want = referenceConv2d(Float32Array.from(x.data), xs, Float32Array.from(w.data), o, 3, pad, Float32Array.from(b.data));
+      // Sums of 9·channels products of values in [-1, 1]: float32 rounding grows with their count.
+      const tol = 1e-6 * 9 * xs[1];
+      assertClose(await read(got), want, { atol: tol, rtol: tol }, `conv2d x [${xs}] -> ${o} filters, padding ${pad}`);
+      got.dispose();
+    }
+  });
+
   it('depthwise: forward, input, weight and bias gradients equal im2col + GEMM on odd shapes', async () => {
     // [input NCHW, channel multiplier, kernel, options]
     const cases: Array<[number[], number, [number, number], kiln.Conv2dOptions]> = [

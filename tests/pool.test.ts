@@ -35,6 +35,12 @@ const CASES: Case[] = [
   { name: '2x3 stride (1, 2), explicit [1, 0, 2, 1]', shape: [2, 2, 6, 7], kernel: [2, 3], stride: [1, 2], padding: [1, 0, 2, 1], tfPad: [[0, 0], [1, 0], [2, 1], [0, 0]] },
   { name: 'stride > kernel: 2x2 stride 3', shape: [1, 2, 10, 11], kernel: [2, 2], stride: [3, 3], padding: 0, tfPad: 'valid' },
   { name: 'rows wider than a vector group, same', shape: [1, 2, 5, 41], kernel: [2, 2], stride: [1, 1], padding: 'same', tfPad: 'same' },
+  // No left/right padding: WASM's SIMD128 path (whole vector groups of windows, then a tail).
+  { name: '2x2 stride 2, wide rows', shape: [2, 3, 6, 38], kernel: [2, 2], stride: [2, 2], padding: 'valid', tfPad: 'valid' },
+  { name: '3x3 stride 2, wide rows', shape: [1, 3, 9, 35], kernel: [3, 3], stride: [2, 2], padding: 'valid', tfPad: 'valid' },
+  { name: '3x3 stride 1, wide rows', shape: [1, 2, 5, 23], kernel: [3, 3], stride: [1, 1], padding: 'valid', tfPad: 'valid' },
+  { name: '2x2 stride 3, wide rows', shape: [1, 2, 7, 40], kernel: [2, 2], stride: [3, 3], padding: 'valid', tfPad: 'valid' },
+  { name: '3x3 stride 2, rows padded only [1, 1, 0, 0]', shape: [1, 2, 9, 21], kernel: [3, 3], stride: [2, 2], padding: [1, 1, 0, 0], tfPad: [[0, 0], [1, 1], [0, 0], [0, 0]] },
 ];
 
 forEachBackend(() => {
@@ -99,6 +105,28 @@ forEachBackend(() => {
       for (const countIncludePad of [true, false]) {
         const avgOptions = { stride: options.stride, padding: options.padding, countIncludePad };
         await gradCheck(`avgPool2d ${name} countIncludePad ${countIncludePad}`, [uniform([2, 2, 5, 6], 7)], ([t]) => kiln.avgPool2d(t, kernel, avgOptions));
+      }
+    }
+  });
+
+  it('maxPool2d: a NaN wins every window it is in; -0 and +0 give +0', async () => {
+    // Wide rows, so that the NaN and the zeros land in whole vector groups of windows on WASM.
+    const [h, w] = [4, 20];
+    const x = new Float32Array(h * w).map((_, i) => (i % 7) - 3);
+    x[1 * w + 5] = NaN; // in window (0, 2) of the 2x2 stride-2 pooling
+    x.fill(-0, 2 * w + 8, 2 * w + 10);
+    x.fill(-0, 3 * w + 8, 3 * w + 10); // window (1, 4): all -0
+    x[2 * w + 12] = 0; // window (1, 6): +0 and three -0
+    x.fill(-0, 2 * w + 13, 2 * w + 14);
+    x.fill(-0, 3 * w + 12, 3 * w + 14);
+    const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, 1, h, w]), 2));
+    const got = await read(y);
+    y.dispose();
+    for (let oy = 0; oy < h / 2; oy++) {
+      for (let ox = 0; ox < w / 2; ox++) {
+        const win = [0, 1].flatMap((i) => [0, 1].map((j) => x[(2 * oy + i) * w + 2 * ox + j]));
+        const want = win.some(Number.isNaN) ? NaN : Math.max(...win) + 0;
+        expect(Object.is(got[oy * (w / 2) + ox], want), `window (${oy}, ${ox}): ${got[oy * (w / 2) + ox]} vs ${want}`).toBe(true);
       }
     }
   });

@@ -91,6 +91,34 @@ export function conv2dCheckCase() {
 }
 
 /**
+ * Reference 2-D pooling in float64, no padding: x [n, c, h, w] (NCHW) -> [n, c, oh, ow] with
+ * oh = floor((h - k) / s) + 1; `op` 'max' or 'avg'. For the checks of the pool2d workloads.
+ */
+export function referencePool2d(op, x, n, c, h, w, k, s) {
+  const [oh, ow] = [Math.floor((h - k) / s) + 1, Math.floor((w - k) / s) + 1];
+  const out = new Float64Array(n * c * oh * ow);
+  for (let p = 0; p < n * c; p++)
+    for (let y = 0; y < oh; y++)
+      for (let xq = 0; xq < ow; xq++) {
+        let acc = op === 'max' ? -Infinity : 0;
+        for (let i = 0; i < k; i++)
+          for (let j = 0; j < k; j++) {
+            const v = x[(p * h + y * s + i) * w + xq * s + j];
+            acc = op === 'max' ? Math.max(acc, v) : acc + v;
+          }
+        out[(p * oh + y) * ow + xq] = op === 'max' ? acc : acc / (k * k);
+      }
+  return out;
+}
+
+/** The small case every pool2d peer is checked on before timing: [n, c, h, w] and its data. */
+export function pool2dCheckCase(op, kernel, stride) {
+  const [n, c, h, w] = [2, 5, 9, 11];
+  const x = randomNormal(n * c * h * w, 13);
+  return { dims: [n, c, h, w], x, want: referencePool2d(op, x, n, c, h, w, kernel, stride) };
+}
+
+/**
  * One Kiln training step as a training loop writes it, for the cnn, lstm and large-model
  * workloads: in a tidy, `opt.zeroGrad()`, cross-entropy of `forward()` (logits [batch, classes])
  * against the int32 labels `y`, backward, `opt.step()`, the loss read back (a progress bar's).

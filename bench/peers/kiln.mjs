@@ -1,6 +1,6 @@
 // Kiln, native backend (Rust kernels through the N-API addon), from the repository's dist/.
 import { now, timePhasesSync, timeStepRuns, timeSync } from '../timing.mjs';
-import { assertClose, conv2dCheckCase, randomNormal, referenceMatmul } from './common.mjs';
+import { assertClose, conv2dCheckCase, pool2dCheckCase, randomNormal, referenceMatmul } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import { kilnLstmTrain } from './lstm.mjs';
 import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
@@ -104,6 +104,21 @@ export default {
     // convolution (CNN family)
     conv2d(params) {
       return kilnConv2d(kiln, params);
+    },
+    /** maxPool2d / avgPool2d forward (no padding), checked on a small case first. */
+    pool2d({ op, batch, channels, size, kernel, stride }) {
+      const pool = op === 'max' ? kiln.maxPool2d : kiln.avgPool2d;
+      const check = pool2dCheckCase(op, kernel, stride);
+      const cx = kiln.tensor(check.x, check.dims);
+      const cy = pool(cx, kernel, { stride });
+      assertClose(`kiln (${kiln.getBackend()}) ${op}Pool2d check`, cy.dataSync(), check.want);
+      kiln.dispose([cx, cy]);
+      const x = kiln.tensor(randomNormal(batch * channels * size * size, 7), [batch, channels, size, size]);
+      try {
+        return timeSync(() => pool(x, kernel, { stride }).dispose());
+      } finally {
+        x.dispose();
+      }
     },
     /** One training step as a training loop writes it, the loss read back for a progress bar. */
     mlpTrain(params) {

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { createRequire } from 'node:module';
 import { now, timePhasesSync, timeStepRuns, timeSync } from '../timing.mjs';
-import { assertClose, conv2dCheckCase, randomNormal } from './common.mjs';
+import { assertClose, conv2dCheckCase, pool2dCheckCase, randomNormal } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import * as tfLayers from '@tensorflow/tfjs-layers';
 import { tfjsLstmTrain } from './lstm.mjs';
@@ -105,6 +105,23 @@ export function tfjsPeer({ id, column, backend, pkg, describe }) {
           return timeSync(() => tf.conv2d(x, w, 1, 'same').dispose());
         } finally {
           tf.dispose([x, w]);
+        }
+      },
+      /** maxPool / avgPool in tfjs's layout (NHWC), 'valid'; checked on a small case first. */
+      async pool2d({ op, batch, channels, size, kernel, stride }) {
+        await use();
+        const pool = op === 'max' ? tf.maxPool : tf.avgPool;
+        const check = pool2dCheckCase(op, kernel, stride);
+        const got = tf.tidy(() => {
+          const x = tf.transpose(tf.tensor4d(check.x, check.dims), [0, 2, 3, 1]);
+          return tf.transpose(pool(x, kernel, stride, 'valid'), [0, 3, 1, 2]).dataSync();
+        });
+        assertClose(`tfjs ${backend} ${op}Pool check`, got, check.want);
+        const x = tf.tensor4d(randomNormal(batch * size * size * channels, 7), [batch, size, size, channels]);
+        try {
+          return timeSync(() => pool(x, kernel, stride, 'valid').dispose());
+        } finally {
+          x.dispose();
         }
       },
       /** One step: optimizer.minimize (tf.variableGrads + applyGradients) and the loss read back. */

@@ -1,7 +1,7 @@
 //! The three convolution passes on the CPU (engine.rs, over im2col.rs's patch copies; depthwise.rs
-//! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512): a
-//! conv-transpose's forward is a convolution's input gradient, so ops/conv.rs runs both ops on
-//! these three.
+//! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512;
+//! winograd.rs for the forward pass of 3x3 stride-1 convolutions on wasm32): a conv-transpose's
+//! forward is a convolution's input gradient, so ops/conv.rs runs both ops on these three.
 
 mod depthwise;
 #[cfg(target_arch = "x86_64")]
@@ -9,6 +9,8 @@ mod direct;
 pub(crate) mod engine;
 mod epilogue;
 mod im2col;
+mod lanes;
+mod winograd;
 
 use crate::error::Result;
 use crate::params::conv::{Activation, Geometry};
@@ -27,6 +29,10 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tens
         // The direct kernels write tiles, not bands: the activation runs over the finished
         // output (a fused per-tile epilogue in direct.rs's store_tile is the next step).
         let mut out = direct_forward(geo, xs, ws, b.as_deref(), op)?;
+        activate_whole_output(geo, activation, &mut out);
+        out
+    } else if winograd::applies(geo) {
+        let mut out = winograd::forward(geo, xs, ws, b.as_deref(), op)?;
         activate_whole_output(geo, activation, &mut out);
         out
     } else {

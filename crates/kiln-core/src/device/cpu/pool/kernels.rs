@@ -236,6 +236,10 @@ fn scatter_add_run<const S: usize>(g: &[f32], stride: usize, dst: &mut [f32]) {
 
 /// Max pooling of one plane: `out` gets the maxima, `idx` (empty when untracked) the first argmaxes.
 pub(crate) fn max_pool_plane(plan: &Plan, plane: &[f32], out: &mut [f32], idx: &mut [i32]) {
+    #[cfg(target_arch = "wasm32")]
+    if idx.is_empty() && super::simd128::applies(plan) {
+        return super::simd128::max_plane(plan, plane, out);
+    }
     PADDED_KEYS.with(|buffer| {
         let mut buffer = buffer.borrow_mut();
         let width = plan.pad_into(&mut buffer, plane, PAD_KEY, max_key);
@@ -245,6 +249,10 @@ pub(crate) fn max_pool_plane(plan: &Plan, plane: &[f32], out: &mut [f32], idx: &
 
 /// Average pooling of one plane; `scale` holds 1 / divisor per output.
 pub(crate) fn avg_pool_plane(plan: &Plan, scale: &[f32], plane: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "wasm32")]
+    if super::simd128::applies(plan) {
+        return super::simd128::avg_plane(plan, scale, plane, out);
+    }
     PADDED_VALUES.with(|buffer| {
         let mut buffer = buffer.borrow_mut();
         let width = plan.pad_into(&mut buffer, plane, 0.0, |v| v);

@@ -1,10 +1,13 @@
 //! 2-D max and average pooling on the CPU. Every (batch, channel) plane is independent, so planes
 //! are the unit of parallel work (planes.rs); inside a plane, the windows of an output row are
-//! computed in vector lanes over a padded copy of the plane (kernels.rs). The op (ops/pool) has
+//! computed in vector lanes over a padded copy of the plane (kernels.rs; on wasm32, SIMD128 loads
+//! straight from the plane when no window crosses a row's ends, simd128.rs). The op (ops/pool) has
 //! checked the geometry into a `Plan` and records autograd.
 
 pub(crate) mod kernels;
 mod planes;
+#[cfg(target_arch = "wasm32")]
+mod simd128;
 
 pub(crate) use planes::for_each_plane;
 

@@ -1,0 +1,224 @@
+//! Forward max and average pooling of one plane on wasm32, with SIMD128: 4 adjacent windows of
+//! an output row in the 4 lanes of a vector, read straight from the plane.
+//!
+//! Why not kernels.rs's path on wasm32: it copies every plane into a padded buffer (as integer
+//! keys for max pooling) and reads LANES windows with strided scalar loads, which SIMD128 cannot
+//! gather; measured slower than tfjs-backend-wasm's XNNPACK. Here a window's taps are whole
+//! vector loads: contiguous for stride 1, and for stride 2 two loads whose even lanes are the 4
+//! windows' values (one shuffle). Rows outside the input (top and bottom padding) are skipped,
+//! so no copy is needed; `applies` leaves left and right padding to kernels.rs.
+//!
+//! Max pooling uses `f32x4.pmax` (one `maxps`), and redoes a plane in which it read a NaN with
+//! `f32x4.max`, which returns NaN if either operand is NaN: NaN wins, as on the key path. It adds +0 at the end so that a window of -0s gives +0, as the key
+//! path's ordering of -0 with +0 does. Only the values: the argmax indices (training) stay on keys.
+
+use crate::params::pool::Plan;
+use core::arch::wasm32::*;
+
+/// Whether this plan's windows all lie inside their rows (no left or right padding): the case
+/// handled here.
+pub(crate) fn applies(plan: &Plan) -> bool {
+    let c = &plan.cols;
+    c.pad_before == 0 && c.out > 0 && (c.out - 1) * c.stride + (c.kernel - 1) * c.dilation < c.len
+}
+
+/// How windows combine: the lane-wise and scalar reductions, their start, and the last step.
+trait Reduce {
+    const INIT: f32;
+    /// Whether `pool_plane` should report a NaN among the values read (`lanes` would drop it).
+    const PROBES_NAN: bool = false;
+    fn lanes(a: v128, b: v128) -> v128;
+    fn scalar(a: f32, b: f32) -> f32;
+    /// The output from the reduced window and its scale (1 / divisor for averages).
+    fn finish(acc: v128, scale: v128) -> v128;
+}
+
+/// Max with NaN propagation: `f32x4.max` (V8 lowers it to about 8 instructions, to get NaN and
+/// -0 right), for planes that hold a NaN.
+struct Max;
+impl Reduce for Max {
+    const INIT: f32 = f32::NEG_INFINITY;
+    fn lanes(a: v128, b: v128) -> v128 {
+        f32x4_max(a, b)
+    }
+    fn scalar(a: f32, b: f32) -> f32 {
+        if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) }
+    }
+    fn finish(acc: v128, _: v128) -> v128 {
+        f32x4_add(acc, f32x4_splat(0.0))
+    }
+}
+
+/// Max of NaN-free values: `f32x4.pmax` (`a < b ? b : a`, one `maxps`), which would drop a NaN:
+/// `pool_plane` reports one, and the plane is redone with `Max`. Measured 2x faster than
+/// `f32x4.max` in the 2x2 pool.
+struct MaxOfNumbers;
+impl Reduce for MaxOfNumbers {
+    const INIT: f32 = f32::NEG_INFINITY;
+    const PROBES_NAN: bool = true;
+    fn lanes(a: v128, b: v128) -> v128 {
+        f32x4_pmax(a, b)
+    }
+    fn scalar(a: f32, b: f32) -> f32 {
+        a.max(b)
+    }
+    fn finish(acc: v128, _: v128) -> v128 {
+        f32x4_add(acc, f32x4_splat(0.0))
+    }
+}
+
+struct Sum;
+impl Reduce for Sum {
+    const INIT: f32 = 0.0;
+    fn lanes(a: v128, b: v128) -> v128 {
+        f32x4_add(a, b)
+    }
+    fn scalar(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    fn finish(acc: v128, scale: v128) -> v128 {
+        f32x4_mul(acc, scale)
+    }
+}
+
+/// Values `p[0], p[S], p[2S], p[3S]`: one load for S = 1, two loads and a shuffle for S = 2,
+/// four scalar loads otherwise (S = 0: the run-time `stride`).
+///
+/// SAFETY: p must be valid for reading p[0..4S] (p[0..8] for S = 2; p[0..3·stride + 1] for S = 0).
+#[inline(always)]
+unsafe fn gather<const S: usize>(p: *const f32, stride: usize) -> v128 {
+    match S {
+        1 => v128_load(p as *const v128),
+        2 => i32x4_shuffle::<0, 2, 4, 6>(v128_load(p as *const v128), v128_load(p.add(4) as *const v128)),
+        _ => f32x4(*p, *p.add(stride), *p.add(2 * stride), *p.add(3 * stride)),
+    }
+}
+
+/// Every output of one plane. Returns whether a NaN was read, for `R::PROBES_NAN` (else false):
+/// the loaded vectors of a group are summed and the sum tested, so a NaN (or +inf meeting -inf,
+/// which only costs a needless exact rerun) shows up for 2 instructions per group.
+#[inline(always)]
+fn pool_plane<R: Reduce, const S: usize>(plan: &Plan, plane: &[f32], scale: &[f32], out: &mut [f32]) -> bool {
+    let (r, c) = (&plan.rows, &plan.cols);
+    let (s, d, kw, w) = (c.stride, c.dilation, c.kernel, c.len);
+    // Stride 2 with every tap within 2 columns of the window's start (2x2, 3x3): the pair path.
+    let pairs = S == 2 && (kw - 1) * d <= 2;
+    // The highest float a vector group reads, from its first window's start.
+    let reach = match (pairs, S) {
+        (true, _) if (kw - 1) * d == 2 => 11,
+        (true, _) => 7,
+        (_, 2) => 6 + (kw - 1) * d + 1,
+        _ => 3 * s + (kw - 1) * d,
+    };
+    let mut nan = f32x4_splat(0.0);
+    let mut nan_scalar = false;
+    for oy in 0..r.out {
+        let (ky0, ky1) = r.taps(oy);
+        let taps_y = ky1 - ky0;
+        // Input rows of this output row, top padding skipped.
+        let first_row = (oy * r.stride + ky0 * r.dilation).saturating_sub(r.pad_before);
+        let row_at = |ky: usize| (first_row + ky * r.dilation) * w;
+        let out_row = &mut out[oy * c.out..(oy + 1) * c.out];
+        let scale_row = if scale.is_empty() { scale } else { &scale[oy * c.out..(oy + 1) * c.out] };
+        // Whether the group of windows ox..ox+4 reads only inside the plane (the last row's last
+        // group may not).
+        let fits = |ox: usize| ox + 4 <= c.out && row_at(taps_y.saturating_sub(1)) + ox * s + reach < plane.len();
+        // The 4 outputs from ox, and the sum of the vectors read.
+        let group = |ox: usize| -> (v128, v128) {
+            let mut probe = f32x4_splat(0.0);
+            let mut acc = f32x4_splat(R::INIT);
+            // SAFETY (every load): `fits(ox)` holds, so the highest read is inside the plane.
+            let load = |at: usize, probe: &mut v128| {
+                let v = unsafe { v128_load(plane.as_ptr().add(at) as *const v128) };
+                if R::PROBES_NAN {
+                    *probe = f32x4_add(*probe, v);
+                }
+                v
+            };
+            if pairs && taps_y > 0 {
+                // Stride 2, taps at column offsets 0..=2: combine the rows' loads first, then
+                // take the taps' lanes out of the combined vectors with shuffles.
+                let p = row_at(0) + 2 * ox;
+                let (mut a, mut b) = (load(p, &mut probe), load(p + 4, &mut probe));
+                let mut c8 = if reach > 7 { load(p + 8, &mut probe) } else { acc };
+                for ky in 1..taps_y {
+                    let p = row_at(ky) + 2 * ox;
+                    a = R::lanes(a, load(p, &mut probe));
+                    b = R::lanes(b, load(p + 4, &mut probe));
+                    if reach > 7 {
+                        c8 = R::lanes(c8, load(p + 8, &mut probe));
+                    }
+                }
+                let even = i32x4_shuffle::<0, 2, 4, 6>(a, b);
+                acc = even;
+                for kx in 1..kw {
+                    acc = R::lanes(acc, if kx * d == 1 { i32x4_shuffle::<1, 3, 5, 7>(a, b) } else { i32x4_shuffle::<1, 2, 3, 4>(even, c8) });
+                }
+            } else {
+                for ky in 0..taps_y {
+                    let row = row_at(ky) + ox * s;
+                    for kx in 0..kw {
+                        let v = unsafe { gather::<S>(plane.as_ptr().add(row + kx * d), s) };
+                        if R::PROBES_NAN {
+                            probe = f32x4_add(probe, v);
+                        }
+                        acc = R::lanes(acc, v);
+                    }
+                }
+            }
+            let sc = if scale_row.is_empty() { f32x4_splat(1.0) } else { unsafe { v128_load(scale_row.as_ptr().add(ox) as *const v128) } };
+            (R::finish(acc, sc), probe)
+        };
+        let mut ox = 0;
+        while fits(ox) {
+            let (v, probe) = group(ox);
+            // SAFETY: ox + 4 <= out_row.len().
+            unsafe { v128_store(out_row.as_mut_ptr().add(ox) as *mut v128, v) };
+            nan = v128_or(nan, f32x4_ne(probe, probe));
+            ox += 4;
+        }
+        // A partial last group: the 4 windows ending at the row's end (recomputing a few).
+        if ox < c.out && c.out >= 4 && fits(c.out - 4) {
+            let (v, probe) = group(c.out - 4);
+            unsafe { v128_store(out_row.as_mut_ptr().add(c.out - 4) as *mut v128, v) };
+            nan = v128_or(nan, f32x4_ne(probe, probe));
+            ox = c.out;
+        }
+        for (o, dst) in out_row.iter_mut().enumerate().skip(ox) {
+            let mut acc = R::INIT;
+            for ky in 0..taps_y {
+                let row = &plane[row_at(ky)..];
+                for kx in 0..kw {
+                    let v = row[o * s + kx * d];
+                    nan_scalar |= v.is_nan();
+                    acc = R::scalar(acc, v);
+                }
+            }
+            let sc = if scale_row.is_empty() { 1.0 } else { scale_row[o] };
+            *dst = f32x4_extract_lane::<0>(R::finish(f32x4_splat(acc), f32x4_splat(sc)));
+        }
+    }
+    R::PROBES_NAN && (v128_any_true(nan) || nan_scalar)
+}
+
+/// Runs `pool_plane::<R, S>` with S the column stride as a constant when it is 1 or 2, else 0.
+fn by_stride<R: Reduce>(plan: &Plan, plane: &[f32], scale: &[f32], out: &mut [f32]) -> bool {
+    match plan.cols.stride {
+        1 => pool_plane::<R, 1>(plan, plane, scale, out),
+        2 => pool_plane::<R, 2>(plan, plane, scale, out),
+        _ => pool_plane::<R, 0>(plan, plane, scale, out),
+    }
+}
+
+/// The maxima of every window of one plane (no indices).
+pub(crate) fn max_plane(plan: &Plan, plane: &[f32], out: &mut [f32]) {
+    // Optimistic: NaN-free planes (nearly all) are done in one pass; the others are redone.
+    if by_stride::<MaxOfNumbers>(plan, plane, &[], out) {
+        by_stride::<Max>(plan, plane, &[], out);
+    }
+}
+
+/// The window averages of one plane; `scale` holds 1 / divisor per output.
+pub(crate) fn avg_plane(plan: &Plan, scale: &[f32], plane: &[f32], out: &mut [f32]) {
+    by_stride::<Sum>(plan, plane, scale, out);
+}
