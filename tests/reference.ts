@@ -166,6 +166,12 @@ export function softsign(x: number): number {
   return x / (1 + Math.abs(x));
 }
 
+/** x·tanh(softplus(x)) in double precision, 0 at -inf (the limit). */
+export function mish(x: number): number {
+  if (x === -Infinity) return 0;
+  return x * Math.tanh(softplus(x));
+}
+
 export const relu = (x: number): number => (Number.isNaN(x) ? NaN : x > 0 ? x : 0);
 export const leakyRelu = (x: number, alpha: number): number => (x > 0 ? x : alpha * x);
 export const elu = (x: number, alpha: number): number => (x > 0 ? x : alpha * Math.expm1(x));

@@ -107,7 +107,7 @@ forEachBackend((name) => {
     const idx = kiln.tensor(new Int32Array([2, 0]));
     const mask = x.greater(1);
     const calls: Array<[string, (t: Tensor) => Tensor | Tensor[], (t: Tensor) => Tensor | Tensor[]]> = [
-      ...(['neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'square', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'softplus', 'softsign'] as const).map(
+      ...(['neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'square', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'softplus', 'softsign', 'mish'] as const).map(
         (m) => [m, (t: Tensor) => t[m](), (t: Tensor) => kiln[m](t)] as [string, (t: Tensor) => Tensor, (t: Tensor) => Tensor],
       ),
       ['leakyRelu', (t) => t.leakyRelu(0.3), (t) => kiln.leakyRelu(t, 0.3)],

@@ -47,6 +47,8 @@ const CASES: UnaryCase[] = [
   { name: 'gelu', fn: kiln.gelu, ref: ref.gelu, domain: [-8, 8], tol: { atol: 1e-6, rtol: 1e-5 }, specialTol: { atol: 1e-6, rtol: 1e-5 } },
   { name: 'softplus', fn: kiln.softplus, ref: ref.softplus, tf: tf.softplus, domain: [-30, 30] },
   { name: 'softsign', fn: kiln.softsign, ref: ref.softsign, domain: [-50, 50] },
+  // No tfjs peer (tfjs has no mish): against the float64 formula only.
+  { name: 'mish', fn: kiln.mish, ref: ref.mish, domain: [-30, 30], tol: { atol: 1e-6, rtol: 1e-5 }, specialTol: { atol: 1e-6, rtol: 1e-5 } },
 ];
 
 const RANDOM_TOL: Tol = { atol: 1e-6, rtol: 1e-5 };

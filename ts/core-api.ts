@@ -98,6 +98,7 @@ const elementwiseOpsNamed = namedFunctions(elementwiseOps);
 /** @function */ export const neg = elementwiseOpsNamed.neg;
 /** @function */ export const notEqual = elementwiseOpsNamed.notEqual;
 /** @function */ export const pow = elementwiseOpsNamed.pow;
+/** @function */ export const mish = elementwiseOpsNamed.mish;
 /** @function */ export const relu = elementwiseOpsNamed.relu;
 /** @function */ export const rsqrt = elementwiseOpsNamed.rsqrt;
 /** @function */ export const sigmoid = elementwiseOpsNamed.sigmoid;

@@ -39,6 +39,7 @@ const CASES: UnaryCase[] = [
   { name: 'softplus', fn: kiln.softplus, input: uniform(SHAPE, 18, -4, 4) },
   // Kept away from 0, where |x| has a kink (the derivative is continuous there, the second is not).
   { name: 'softsign', fn: kiln.softsign, input: signed(SHAPE, 19) },
+  { name: 'mish', fn: kiln.mish, input: uniform(SHAPE, 20, -4, 4) },
 ];
 
 forEachBackend(() => {

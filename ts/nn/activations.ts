@@ -66,6 +66,13 @@ export class Tanh extends Module {
   }
 }
 
+export class Mish extends Module {
+  /** x·tanh(softplus(x)), fused (PyTorch's nn.Mish). [...] -> [...] */
+  forward(x: Tensor): Tensor {
+    return ops.mish(x);
+  }
+}
+
 export class Softplus extends Module {
   /** beta sharpens the curve: softplus(beta·x) / beta (default 1). */
   constructor(readonly beta = 1) {

@@ -10,7 +10,7 @@ export { type SummaryOptions } from './summary.js';
 export * as init from './init.js';
 export type { Initializer, InitializerName, InitOptions } from './init.js';
 export { Linear, type LinearOptions } from './linear.js';
-export { ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus, Softmax, LogSoftmax } from './activations.js';
+export { ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Mish, Softplus, Softmax, LogSoftmax } from './activations.js';
 export { Dropout } from './dropout.js';
 export { BatchNorm1d, type BatchNormOptions } from './batchnorm.js';
 export { LayerNorm, type LayerNormOptions } from './layernorm.js';

@@ -57,6 +57,8 @@ export const gelu = (x: Tensor): Tensor => unaryOp('gelu', x);
 export const softplus = (x: Tensor): Tensor => unaryOp('softplus', x);
 /** x / (1 + |x|): a bounded squashing in (-1, 1), ±1 at ±inf; gradient 1 / (1 + |x|)². any shape -> same shape */
 export const softsign = (x: Tensor): Tensor => unaryOp('softsign', x);
+/** Mish, x·tanh(softplus(x)) (Misra 2019; PyTorch's `mish`), fused in one pass; 0 at -inf. any shape -> same shape */
+export const mish = (x: Tensor): Tensor => unaryOp('mish', x);
 
 /** a + b. shapes broadcast -> broadcast shape */
 export const add = (a: TensorLike, b: TensorLike): Tensor => binaryOp('add', a, b);

@@ -39,6 +39,8 @@ declare module '../tensor.js' {
     softplus(): Tensor;
     /** Elementwise x / (1 + |x|). */
     softsign(): Tensor;
+    /** Elementwise Mish, x * tanh(softplus(x)). */
+    mish(): Tensor;
     /** this + b, broadcasting both shapes (NumPy rules); b may be a number. */
     add(b: TensorLike): Tensor;
     /** this - b, broadcasting. */
@@ -88,6 +90,7 @@ attachMethods({
   gelu() { return elementwise.gelu(this); },
   softplus() { return elementwise.softplus(this); },
   softsign() { return elementwise.softsign(this); },
+  mish() { return elementwise.mish(this); },
   add(b) { return elementwise.add(this, b); },
   sub(b) { return elementwise.sub(this, b); },
   mul(b) { return elementwise.mul(this, b); },

@@ -145,6 +145,16 @@ impl Tensor {
         })
     }
 
+    /// The whole host buffer under a CPU tensor of dtype T (strided kernels read it through the
+    /// view's offset and strides): an error naming `op`, never a panic, for anything else.
+    pub fn cpu_raw<T: Element>(&self, op: &str) -> Result<&[T]> {
+        self.raw::<T>().ok_or_else(|| {
+            let want = T::wrap(Vec::new()).dtype();
+            let place = if self.device().is_some() { "a device's" } else { "another dtype's" };
+            KilnError::new(op, format!("internal error: a CPU kernel expected {want} host memory, got {place} {} {}", self.dtype(), fmt_shape(&self.shape)))
+        })
+    }
+
     /// Requires dtype T, naming `op` in the error.
     pub fn expect_dtype(&self, op: &str, dtype: DType) -> Result<()> {
         if self.dtype() != dtype {

@@ -4,7 +4,7 @@ use crate::dtype::DType;
 use crate::error::{KilnError, Result};
 use crate::layout::checked_numel;
 use crate::random;
-use crate::storage::{try_filled, try_zeroed, Buffer};
+use crate::storage::{try_zeroed, Buffer};
 use crate::tensor::Tensor;
 
 /// A tensor of `shape` filled with `value`, converted to `dtype`.
@@ -12,16 +12,10 @@ pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
     full_named("full", shape, value, dtype)
 }
 
-/// `full` reporting errors as `op` (zeros, ones, ...).
+/// `full` reporting errors as `op` (zeros, ones, ...). A creation op has no input to dispatch
+/// on: it makes a CPU tensor (`Tensor.to(device)` moves it).
 pub fn full_named(op: &str, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
-    let n = checked_numel(op, shape)?;
-    let buffer = match dtype {
-        DType::F32 => Buffer::F32(try_filled(op, n, value as f32)?),
-        DType::I32 => Buffer::I32(try_filled(op, n, value as i32)?),
-        DType::Bool => Buffer::Bool(try_filled(op, n, (value != 0.0) as u8)?),
-        other => return Err(KilnError::new(op, format!("dtype {other} is not supported yet (use float32, int32 or bool)"))),
-    };
-    Ok(Tensor::from_buffer(buffer, shape))
+    crate::device::cpu::creation::full(op, shape, value, dtype)
 }
 
 pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {

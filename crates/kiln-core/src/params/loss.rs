@@ -19,3 +19,9 @@ impl Reduction {
         }
     }
 }
+
+/// crossEntropy's message for a target outside [0, classes) at `row` (text: the GPU kernels fill
+/// in "{value}" and "{position}" when they find one).
+pub fn target_out_of_range(bad: &str, row: &str, classes: usize) -> String {
+    format!("target {bad} at row {row} is out of range for {classes} classes")
+}

@@ -16,4 +16,5 @@ pub mod pool;
 pub mod quant;
 pub mod recurrent;
 pub mod reduce;
+pub mod shape;
 pub mod unary;

@@ -76,6 +76,13 @@ unary_ops! {
     // x / (1 + |x|), a cheap bounded squashing; at ±inf the quotient is inf/inf, so ±1 is picked there.
     Softsign "softsign" |x, a| if x.abs() == f32::INFINITY { x.signum() } else { x / (1.0 + x.abs()) },
         d |x, y, a| 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs()));
+    // x·tanh(softplus(x)) (Misra 2019); d/dx = t + x·(1 − t²)·σ(x) with t = tanh(softplus(x)).
+    // At −inf the product is −inf·0: the limit, 0, is taken (for y and for dy/dx).
+    Mish "mish" |x, a| if x == f32::NEG_INFINITY { -0.0 } else { x * math::tanh(x.max(0.0) + math::exp(-x.abs()).ln_1p()) },
+        d |x, y, a| if x == f32::NEG_INFINITY { 0.0 } else {
+            let t = math::tanh(x.max(0.0) + math::exp(-x.abs()).ln_1p());
+            t + x * (1.0 - t * t) * math::sigmoid(x)
+        };
 }
 
 impl UnaryOp {

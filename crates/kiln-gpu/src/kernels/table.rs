@@ -69,6 +69,8 @@ fn kiln_log1p(t: f32) -> f32 {
   let u = 1.0 + t;
   return log(u) * (t / (u - 1.0));
 }
+// tanh(softplus(x)), mish's gate.
+fn kiln_mish_gate(x: f32) -> f32 { return kiln_tanh(max(x, 0.0) + kiln_log1p(exp(-abs(x)))); }
 // a^b with powf's rules: b = 0 gives 1, 0^b is 0 or inf, a negative base needs an integer
 // exponent (odd keeps the sign), anything else is NaN.
 fn kiln_pow(a: f32, b: f32) -> f32 {
@@ -118,6 +120,11 @@ pub fn unary(op: UnaryOp) -> Option<UnaryWgsl> {
         Softplus => ("max(x, 0.0) + kiln_log1p(exp(-abs(x)))", "kiln_sigmoid(x)"),
         // x / (1 + |x|), with ±1 at ±inf (where the quotient is inf/inf), as on the CPU.
         Softsign => ("select(x / (1.0 + abs(x)), sign(x), abs(x) > 3.4e38)", "1.0 / ((1.0 + abs(x)) * (1.0 + abs(x)))"),
+        // x·tanh(softplus(x)); at −inf the limit 0 (−inf·0 would be NaN), as on the CPU.
+        Mish => (
+            "select(x * kiln_mish_gate(x), 0.0, x < -3.4e38)",
+            "select(kiln_mish_gate(x) + x * (1.0 - kiln_mish_gate(x) * kiln_mish_gate(x)) * kiln_sigmoid(x), 0.0, x < -3.4e38)",
+        ),
         _ => return None,
     };
     Some(UnaryWgsl { forward, derivative })

@@ -4,27 +4,42 @@
 //! makes one call on `device::dispatch(..)`, which is this device for CPU tensors. A kernel
 //! file here knows slices and parameter structs (params/), never the ops.
 //!
-//! Families not moved here yet (binary, matmul, shape, graph, loss,
-//! batch norm, attention, recurrent, optimizers, quantized layers) still run their CPU code inline in
-//! their op files after a `device_of` check; their trait methods here report `no_kernel`, and
-//! the ops never call them for CPU tensors.
+//! Every family runs here except two: the recurrent layers (ops/recurrent/, whose CPU
+//! workspace is owned and overwritten by BPTT, which the trait's `&[Tensor]` workspace does not
+//! allow yet) and the quantized layers (ops/quant/, being rewritten); they still check
+//! `device_of` in their op files, and their trait methods here report `no_kernel`.
 
 pub mod gemm_call;
 #[cfg(target_arch = "wasm32")]
 pub mod gemm_simd128;
 
 pub(crate) mod attention;
+pub(crate) mod batch_norm;
+pub(crate) mod binary;
 pub(crate) mod conv;
+pub(crate) mod creation;
+pub(crate) mod graph;
+pub(crate) mod loss;
+pub(crate) mod matmul;
+pub(crate) mod optim;
 pub(crate) mod pool;
 pub(crate) mod quant;
 pub(crate) mod recurrent;
 pub(crate) mod reduce;
+pub(crate) mod shape;
 pub(crate) mod softmax;
 pub(crate) mod unary;
 
 use super::Device;
+use crate::dtype::DType;
 use crate::error::Result;
+use crate::params::attention::AttentionOptions;
+use crate::params::batch_norm::BatchNorm;
+use crate::params::binary::BinaryOp;
 use crate::params::conv::{Activation, Geometry};
+use crate::params::graph::SegmentReduce;
+use crate::params::loss::Reduction;
+use crate::params::optim::{GradTransform, Rule};
 use crate::params::pool::Plan;
 use crate::params::reduce::ReduceOp;
 use crate::params::unary::UnaryOp;
@@ -72,11 +87,82 @@ impl Device for Cpu {
         unary::backward(op, x, y, g, alpha)
     }
 
+    fn binary(&self, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        binary::binary(op, a, b)
+    }
+    fn where_(&self, cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        binary::where_(cond, a, b)
+    }
+
+    fn matmul(&self, a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+        matmul::matmul(a, b, transpose_a, transpose_b)
+    }
+
+    fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
+        optim::step(rule, transform, param, grad, state)
+    }
+
     fn reduce(&self, op: ReduceOp, x: &Tensor, axes: &[usize], keep_dims: bool, correction: usize) -> Result<Tensor> {
         reduce::forward(op, x, axes, keep_dims, correction)
     }
     fn softmax(&self, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
         softmax::forward(x, axis, log)
+    }
+
+    fn cast(&self, x: &Tensor, dtype: DType) -> Result<Tensor> {
+        shape::cast(x, dtype)
+    }
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        creation::full("full", shape, value, dtype)
+    }
+    fn gather(&self, x: &Tensor, indices: &Tensor, axis: usize) -> Result<Tensor> {
+        shape::gather(x, indices, axis)
+    }
+    fn scatter_add(&self, base: &Tensor, indices: &Tensor, updates: &Tensor, axis: usize) -> Result<Tensor> {
+        shape::scatter_add(base, indices, updates, axis)
+    }
+    fn one_hot(&self, indices: &Tensor, depth: usize, on: f32, off: f32) -> Result<Tensor> {
+        shape::one_hot(indices, depth, on, off)
+    }
+    fn concat(&self, tensors: &[Tensor], axis: usize) -> Result<Tensor> {
+        shape::concat(tensors, axis)
+    }
+    fn pad(&self, x: &Tensor, paddings: &[(usize, usize)], value: f64) -> Result<Tensor> {
+        shape::pad(x, paddings, value)
+    }
+
+    fn batch_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, running: Option<(&mut Tensor, &mut Tensor)>, options: BatchNorm) -> Result<(Tensor, Tensor)> {
+        batch_norm::forward(x, weight, bias, running, options)
+    }
+    fn batch_norm_backward(&self, g: &Tensor, x: &Tensor, stats: &Tensor, weight: Option<&Tensor>, batch_stats: bool, need_input: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+        batch_norm::backward(g, x, stats, weight, batch_stats, need_input)
+    }
+
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, options: &AttentionOptions) -> Result<(Tensor, Tensor)> {
+        attention::forward(q, k, v, mask, options)
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, out: &Tensor, lse: &Tensor, g: &Tensor, options: &AttentionOptions) -> Result<[Tensor; 3]> {
+        attention::backward(q, k, v, mask, out, lse, g, options)
+    }
+
+    fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction) -> Result<Tensor> {
+        loss::forward(logits, targets, weights, smoothing, reduction)
+    }
+    fn cross_entropy_backward(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction, g: &Tensor) -> Result<Tensor> {
+        loss::backward(logits, targets, weights, smoothing, reduction, g)
+    }
+    fn spmm(&self, x: &Tensor, src: &Tensor, dst: &Tensor, weight: Option<&Tensor>, num_out: usize) -> Result<Tensor> {
+        graph::spmm(x, src, dst, weight, num_out)
+    }
+    fn spmm_weight_grad(&self, x: &Tensor, src: &Tensor, dst: &Tensor, g: &Tensor) -> Result<Tensor> {
+        graph::spmm_weight_grad(x, src, dst, g)
+    }
+    fn segment_reduce(&self, values: &Tensor, ids: &Tensor, num_segments: usize, op: SegmentReduce) -> Result<(Tensor, Option<Tensor>)> {
+        graph::segment_reduce(values, ids, num_segments, op)
+    }
+    fn segment_reduce_backward(&self, g: &Tensor, ids: &Tensor, saved: Option<&Tensor>, op: SegmentReduce, values_shape: &[usize]) -> Result<Tensor> {
+        graph::segment_reduce_backward(g, ids, saved, op, values_shape)
     }
 
     fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {

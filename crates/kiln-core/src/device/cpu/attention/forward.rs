@@ -2,7 +2,7 @@
 //! it in blocks, keeping a running row maximum m, a running normalizer l and an unnormalized
 //! output (the online softmax), so no score matrix larger than one block ever exists.
 
-use crate::device::cpu::attention::tile::{gemm_block, exp_shifted, row_max, run_tasks, scale_row, Mat, Problem, SharedOut};
+use super::tile::{gemm_block, exp_shifted, row_max, run_tasks, scale_row, Mat, Problem, SharedOut};
 use super::Layout;
 use crate::error::Result;
 use crate::storage::Scratch;

@@ -9,7 +9,7 @@
 //! per query block for dQ. dQ's pass recomputes the scores once more; that costs 3 block products
 //! on top of the 4 of the dK/dV pass.
 
-use crate::device::cpu::attention::tile::{exp_shifted, gemm_block, run_tasks, softmax_grad_row, Mat, Operand, Problem, SharedOut};
+use super::tile::{exp_shifted, gemm_block, run_tasks, softmax_grad_row, Mat, Operand, Problem, SharedOut};
 use super::Layout;
 use crate::error::Result;
 use crate::storage::Scratch;
