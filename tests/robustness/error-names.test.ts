@@ -127,6 +127,8 @@ const BAD_OPTIONS: Array<[string, () => unknown, string]> = [
   ['ConvTranspose2d', () => new nn.ConvTranspose2d(2, 2, 3, { outputPadding: -1 }), 'ConvTranspose2d: outputPadding must be an integer >= 0 or a pair [height, width] of them, got -1'],
   ['MultiHeadAttention', () => new nn.MultiHeadAttention(8, 2, { kDim: 0 }), 'MultiHeadAttention: kDim must be a positive integer, got 0'],
   ['SAGEConv', () => new nn.SAGEConv(undefined as unknown as number, 2), 'SAGEConv: inFeatures must be a positive integer, got undefined'],
+  // null falls back like undefined where an option has a default; without one, the error shows the null the user wrote.
+  ['LSTM', () => new nn.LSTM(null as unknown as number, 8), 'LSTM: inputSize must be a positive integer, got null'],
   ['BasicBlock', () => new nn.BasicBlock(3, 0), 'BasicBlock: outChannels must be a positive integer, got 0'],
   ['LearnedPositionalEmbedding', () => new nn.LearnedPositionalEmbedding(0, 4), 'LearnedPositionalEmbedding: maxLength must be a positive integer, got 0'],
   ['TransformerEncoderLayer', () => new nn.TransformerEncoderLayer(6, 4), 'TransformerEncoderLayer: dModel must be divisible by numHeads (6 / 4 is not whole)'],

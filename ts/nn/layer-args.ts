@@ -32,6 +32,14 @@ function showValue(value: unknown): string {
   return typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype ? 'an object' : `a ${(value as object).constructor?.name ?? 'value'}`;
 }
 
+/**
+ * The value an error shows: what the user passed, unless it was left out and the default was
+ * used (`null` falls back to the default like `undefined`, but "got null" is what they wrote).
+ */
+function passed(value: unknown, used: unknown): unknown {
+  return used === undefined ? value : used;
+}
+
 /** The checks of one layer's constructor; each returns the value (or its default) when allowed. */
 export class LayerArgs {
   /** `layer`: the name errors start with, the class the user called ('LSTM', 'BatchNorm2d'). */
@@ -53,14 +61,14 @@ export class LayerArgs {
   /** A size or count: an integer from 1 up (`fallback` when left out). */
   positiveInt(option: string, value: unknown, fallback?: number): number {
     const v = value ?? fallback;
-    if (!Number.isSafeInteger(v) || (v as number) < 1) this.fail(option, 'a positive integer', v);
+    if (!Number.isSafeInteger(v) || (v as number) < 1) this.fail(option, 'a positive integer', passed(value, v));
     return v as number;
   }
 
   /** A number in [low, high] (or [low, high) with `highOpen`), e.g. a probability or a momentum. */
   inRange(option: string, value: unknown, fallback: number, low: number, high: number, highOpen = false): number {
     const v = value ?? fallback;
-    if (typeof v !== 'number' || !(v >= low && (highOpen ? v < high : v <= high))) this.fail(option, `in [${low}, ${high}${highOpen ? ')' : ']'}`, v);
+    if (typeof v !== 'number' || !(v >= low && (highOpen ? v < high : v <= high))) this.fail(option, `in [${low}, ${high}${highOpen ? ')' : ']'}`, passed(value, v));
     return v;
   }
 
@@ -72,14 +80,14 @@ export class LayerArgs {
   /** A finite number above 0, such as an epsilon. */
   positive(option: string, value: unknown, fallback: number): number {
     const v = value ?? fallback;
-    if (typeof v !== 'number' || !(v > 0 && v < Infinity)) this.fail(option, '> 0 and finite', v);
+    if (typeof v !== 'number' || !(v > 0 && v < Infinity)) this.fail(option, '> 0 and finite', passed(value, v));
     return v;
   }
 
   /** true or false (`fallback` when left out). */
   flag(option: string, value: unknown, fallback: boolean): boolean {
     const v = value ?? fallback;
-    if (typeof v !== 'boolean') this.fail(option, 'true or false', v);
+    if (typeof v !== 'boolean') this.fail(option, 'true or false', passed(value, v));
     return v;
   }
 
@@ -92,7 +100,7 @@ export class LayerArgs {
   /** One of `allowed` (`fallback` when left out). */
   oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[], fallback: T): T {
     const v = value ?? fallback;
-    if (!allowed.includes(v as T)) this.fail(option, allowed.map((a) => `'${a}'`).join(', ').replace(/, ([^,]*)$/, ' or $1'), v);
+    if (!allowed.includes(v as T)) this.fail(option, allowed.map((a) => `'${a}'`).join(', ').replace(/, ([^,]*)$/, ' or $1'), passed(value, v));
     return v as T;
   }
 
