@@ -30,12 +30,17 @@ pub fn max_pool2d(dev: &GpuDevice, plan: &Plan, x: &GpuTensor) -> Result<(GpuTen
   var m = 0.0;
   var best = -1;
 {taps}
-  out[i] = m;
+  // +0 for a window of zeros, whatever their signs (as on the CPU).
+  out[i] = select(m, 0.0, m == 0.0);
   idx[i] = best;",
+            // A NaN wins its window, as on the CPU: tested on the bits, since WGSL leaves float
+            // comparisons with NaN to the implementation.
             taps = window_taps(
                 "      let at = iy * i32(W) + ix;
       let v = x[p(13u) + plane * H * W + u32(at)];
-      if (best < 0 || v > m) { m = v; best = at; }"
+      let v_nan = (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+      let m_nan = (bitcast<u32>(m) & 0x7fffffffu) > 0x7f800000u;
+      if (best < 0 || (!m_nan && (v_nan || v > m))) { m = v; best = at; }"
             )
         );
         kernel_1d(&[("read", "x: array<f32>"), ("read_write", "out: array<f32>"), ("read_write", "idx: array<i32>")], &body)
