@@ -195,15 +195,21 @@ function convertibleValues(kind: string): unknown[] {
   return kind === 'Flag' ? [1, 0, 'true', null, undefined] : ['2', 'x', true, false, null, undefined, [], [1], {}];
 }
 
+/** Both backends' raw entries, the boundary manifest, and one live 2x2 tensor on each (the caller frees them). */
+async function bothBackends() {
+  const impls: Record<string, Backend> = {};
+  for (const name of ['native', 'wasm'] as const) {
+    await kiln.setBackend(name);
+    impls[name] = backend().impl;
+  }
+  const manifest = JSON.parse(impls.native.boundaryManifest()) as ManifestEntry[];
+  const lives = { native: impls.native.fromF32(new Float32Array([1, 2, 3, 4]), [2, 2]), wasm: impls.wasm.fromF32(new Float32Array([1, 2, 3, 4]), [2, 2]) };
+  return { impls, manifest, lives };
+}
+
 describe('native and WASM word every wrong-kind error alike', () => {
   it('the same message from both, entry by entry, argument by argument', async () => {
-    const impls: Record<string, Backend> = {};
-    for (const name of ['native', 'wasm'] as const) {
-      await kiln.setBackend(name);
-      impls[name] = backend().impl;
-    }
-    const manifest = JSON.parse(impls.native.boundaryManifest()) as ManifestEntry[];
-    const lives = { native: impls.native.fromF32(new Float32Array([1, 2, 3, 4]), [2, 2]), wasm: impls.wasm.fromF32(new Float32Array([1, 2, 3, 4]), [2, 2]) };
+    const { impls, manifest, lives } = await bothBackends();
     const differences: string[] = [];
     let compared = 0;
     for (const entry of manifest) {
@@ -225,13 +231,7 @@ describe('native and WASM word every wrong-kind error alike', () => {
   });
 
   it('a scalar given a value JS would convert (a string, a boolean, null) is refused by both, in the same words', async () => {
-    const impls: Record<string, Backend> = {};
-    for (const name of ['native', 'wasm'] as const) {
-      await kiln.setBackend(name);
-      impls[name] = backend().impl;
-    }
-    const manifest = JSON.parse(impls.native.boundaryManifest()) as ManifestEntry[];
-    const lives = { native: impls.native.fromF32(new Float32Array([1, 2, 3, 4]), [2, 2]), wasm: impls.wasm.fromF32(new Float32Array([1, 2, 3, 4]), [2, 2]) };
+    const { impls, manifest, lives } = await bothBackends();
     const problems: string[] = [];
     let compared = 0;
     for (const entry of manifest) {
