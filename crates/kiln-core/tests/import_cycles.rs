@@ -458,7 +458,10 @@ fn in_tensor_core(file: &str) -> bool {
 /// The source tree to check: kiln-core's own, or KILN_IMPORT_CYCLES_SRC (to measure another
 /// checkout, e.g. `git archive main crates/kiln-core/src`).
 fn src_dir() -> PathBuf {
-    std::env::var_os("KILN_IMPORT_CYCLES_SRC").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+    // CARGO_MANIFEST_DIR as cargo sets it when it runs the test, not as it was at compile time: a
+    // shared target directory can hold a test binary compiled in another checkout of the crate.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    std::env::var_os("KILN_IMPORT_CYCLES_SRC").map(PathBuf::from).unwrap_or_else(|| manifest_dir.join("src"))
 }
 
 fn display(c: &Crate, module: &str) -> String {
