@@ -267,7 +267,7 @@ forEachBackend(() => {
     expect(after.numBuffers).toBe(before.numBuffers);
     expect(Number.isFinite(last)).toBe(true);
     kiln.dispose([x, w, bias, idx]);
-  });
+  }, 180_000); // ~200,000 kernel launches: about 50 s on a software GPU adapter (lavapipe)
 
   it('memory stays flat with explicit dispose instead of tidy', () => {
     const a = kiln.ones([32, 32]);
