@@ -233,3 +233,22 @@ fn long_sequences_backpropagate() {
         assert!(leaves.iter().all(|l| l.grad().unwrap().to_vec::<f32>().unwrap().iter().all(|v| v.is_finite())));
     }
 }
+
+#[test]
+fn the_cpu_device_keeps_a_workspace_only_when_asked_and_refuses_a_foreign_one() {
+    use kiln_core::device::cpu;
+    use kiln_core::params::recurrent::{Needs, Present};
+    let c = case(Cell::Gru, 2, 3, 4, 5, false, 70);
+    let t = &c.tensors;
+    let w = Weights { w_ih: &t[2], w_hh: &t[3], b_ih: None, b_hh: None };
+    let dev = cpu::device();
+    let (inference, none) = dev.recurrent(Cell::Gru, &t[0], &t[1], None, &w, false, false).unwrap();
+    let (training, kept) = dev.recurrent(Cell::Gru, &t[0], &t[1], None, &w, false, true).unwrap();
+    assert!(none.is_none() && kept.is_some());
+    assert_eq!(values(&inference), values(&training), "keeping the workspace changes no value");
+    // BPTT given a value its forward did not make is an Error naming the cell, not a panic.
+    let g = rand(training.shape(), 1, 1.0);
+    let needs = Needs::all(Present { c0: false, b_ih: false, b_hh: false });
+    let m = dev.recurrent_backward(Cell::Gru, Box::new(7u32), &g, false, needs).err().expect("an error").to_string();
+    assert!(m.starts_with("gru:") && m.contains("workspace"), "{m}");
+}

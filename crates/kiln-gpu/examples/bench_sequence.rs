@@ -7,6 +7,7 @@
 //! backward, so at small sizes its GPU time is mostly launch overhead.
 
 use kiln_core::ops::{self, AttentionOptions, Cell, Weights};
+use kiln_core::params::recurrent::{Needs, Present};
 use kiln_core::{autograd, Tensor};
 use kiln_gpu::kernels::attention as att;
 use kiln_gpu::kernels::recurrent::{self as rec, GpuWeights};
@@ -65,7 +66,8 @@ fn main() -> kiln_core::Result<()> {
     let gpu = time(10, || {
         let w = GpuWeights { w_ih: &gx[3], w_hh: &gx[4], b_ih: Some(&gx[5]), b_hh: Some(&gx[6]) };
         let (_, ws) = rec::recurrent(&dev, Cell::Lstm, &gx[0], &gx[1], Some(&gx[2]), &w, false).unwrap();
-        drop(rec::recurrent_backward(&dev, Cell::Lstm, &gx[0], &w, &ws, &ggout, false).unwrap());
+        let needs = Needs::all(Present { c0: true, b_ih: true, b_hh: true });
+        drop(rec::recurrent_backward(&dev, Cell::Lstm, &gx[0], &w, &ws, &ggout, false, needs).unwrap());
         dev.synchronize().unwrap();
     });
     row(&format!("LSTM fwd+BPTT B{b} T{t} I{i} H{hd}"), cpu, gpu);

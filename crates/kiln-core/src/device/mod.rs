@@ -17,7 +17,8 @@ use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
 use crate::params::pool::Plan;
-use crate::params::recurrent::{Cell, Weights};
+use crate::params::quant::{Format, QuantWeights};
+use crate::params::recurrent::{Cell, Grads, Needs, Weights};
 use crate::params::reduce::ReduceOp;
 use crate::params::unary::UnaryOp;
 use crate::tensor::Tensor;
@@ -38,6 +39,13 @@ pub trait DeviceBuffer: Send + Sync {
     /// For the device's own kernels, to reach their concrete buffer type.
     fn as_any(&self) -> &dyn Any;
 }
+
+/// What a device's recurrent forward keeps for its BPTT (x and the weights in the layout its
+/// kernels read, gate activations, states): only that device knows the type. The op's autograd
+/// node owns it and hands it back by value to the same device's `recurrent_backward`, so the
+/// CPU may overwrite it in place and the GPU may keep buffers, each without the other's layout.
+/// Its tensors are ordinary tensors, so `kiln.memory()` counts them while a graph holds them.
+pub type RecurrentWorkspace = Box<dyn Any + Send>;
 
 /// The error of a kernel a device does not have (yet): clear, never a panic.
 pub fn no_kernel(device: &str, op: &str) -> KilnError {
@@ -174,18 +182,43 @@ pub trait Device: Send + Sync {
         let _ = (q, k, v, mask, out, lse, g, options);
         Err(no_kernel(self.name(), "attention"))
     }
-    /// One recurrent layer and direction over a sequence (see ops::recurrent): the packed output
-    /// and the device's workspace for backward (tensors, so memory() counts them).
-    fn recurrent(&self, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<(Tensor, Vec<Tensor>)> {
-        let _ = (x, h0, c0, weights, reverse);
+    /// One recurrent layer and direction over a sequence (see ops::recurrent): the packed
+    /// output, and with `keep` (a gradient will be asked for) what this device's BPTT needs.
+    #[allow(clippy::too_many_arguments)]
+    fn recurrent(&self, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool, keep: bool) -> Result<(Tensor, Option<RecurrentWorkspace>)> {
+        let _ = (x, h0, c0, weights, reverse, keep);
         Err(no_kernel(self.name(), cell.name()))
     }
-    /// BPTT: the gradients of x, h0, [c0], w_ih, w_hh, [b_ih], [b_hh] (the op's input order)
-    /// from the forward's x, weights and workspace and the packed output's gradient `g`.
-    #[allow(clippy::too_many_arguments)]
-    fn recurrent_backward(&self, cell: Cell, x: &Tensor, weights: &Weights, workspace: &[Tensor], g: &Tensor, reverse: bool) -> Result<Vec<Tensor>> {
-        let _ = (x, weights, workspace, g, reverse);
+    /// BPTT from the workspace this device's `recurrent` kept (consumed: the CPU overwrites
+    /// its activations with their gradients in place) and the packed output's gradient `g`;
+    /// only the gradients `needs` asks for.
+    fn recurrent_backward(&self, cell: Cell, workspace: RecurrentWorkspace, g: &Tensor, reverse: bool, needs: Needs) -> Result<Grads> {
+        let _ = (workspace, g, reverse, needs);
         Err(no_kernel(self.name(), cell.name()))
+    }
+
+    // Quantized layers (inference only; see ops::quant for the formats).
+    /// x [..., I] · Wᵀ + bias -> [..., O] on quantized weights; with `int8_activations` each
+    /// input row is quantized to int8 too (W8A8). `op` names the entry the user called.
+    fn quantized_linear(&self, x: &Tensor, weights: &QuantWeights, bias: Option<&Tensor>, int8_activations: bool, op: &str) -> Result<Tensor> {
+        let _ = (x, weights, bias, int8_activations);
+        Err(no_kernel(self.name(), op))
+    }
+    /// Convolution on `geo` with quantized filters (one row of `weights` per output channel):
+    /// [N, O, OH, OW]; with `int8_activations` each input image is quantized to int8 too.
+    fn quantized_conv2d(&self, geo: &Geometry, x: &Tensor, weights: &QuantWeights, bias: Option<&Tensor>, int8_activations: bool, op: &str) -> Result<Tensor> {
+        let _ = (geo, x, weights, bias, int8_activations);
+        Err(no_kernel(self.name(), op))
+    }
+    /// A float32 weight [O, I] quantized to `format`: (q, scales); non-finite weights are refused.
+    fn quantize(&self, w: &Tensor, format: Format, op: &str) -> Result<(Tensor, Tensor)> {
+        let _ = (w, format);
+        Err(no_kernel(self.name(), op))
+    }
+    /// The float32 weight [O, in_features] quantized `weights` stand for.
+    fn dequantize(&self, weights: &QuantWeights, op: &str) -> Result<Tensor> {
+        let _ = weights;
+        Err(no_kernel(self.name(), op))
     }
 
     // Indexing, creation, losses and graph ops. Indices are checked by the
@@ -249,15 +282,10 @@ pub trait Device: Send + Sync {
 }
 
 /// The device that runs an op on `inputs`: the one they live on, or the CPU device when they all
-/// live on the CPU. This is an op's one dispatch; mixing devices is an error naming the op.
+/// live on the CPU. This is an op's one dispatch, and the only place that asks where tensors
+/// live. Mixing devices is an error naming the op, except for 1-element CPU tensors
+/// (constants), which the device uploads itself.
 pub fn dispatch(op: &str, inputs: &[&Tensor]) -> Result<Arc<dyn Device>> {
-    Ok(device_of(op, inputs)?.unwrap_or_else(cpu::device))
-}
-
-/// The device all of `inputs` live on, or None when they are all on the CPU. Mixing devices is
-/// an error naming the op, except for 1-element CPU tensors (constants), which the device
-/// uploads itself.
-pub fn device_of(op: &str, inputs: &[&Tensor]) -> Result<Option<Arc<dyn Device>>> {
     let mut found: Option<Arc<dyn Device>> = None;
     for t in inputs {
         if let Some(d) = t.device() {
@@ -269,16 +297,15 @@ pub fn device_of(op: &str, inputs: &[&Tensor]) -> Result<Option<Arc<dyn Device>>
             }
         }
     }
-    if let Some(dev) = &found {
-        if let Some(t) = inputs.iter().find(|t| t.device().is_none() && t.numel() > 1) {
-            let name = dev.name().to_string();
-            return Err(KilnError::new(op, format!(
-                "mixes a CPU tensor ({} {}) with tensors on the {name} device: move it first with .to('{name}')",
-                t.dtype(), fmt_shape(t.shape())
-            )));
-        }
+    let Some(dev) = found else { return Ok(cpu::device()) };
+    if let Some(t) = inputs.iter().find(|t| t.device().is_none() && t.numel() > 1) {
+        let name = dev.name().to_string();
+        return Err(KilnError::new(op, format!(
+            "mixes a CPU tensor ({} {}) with tensors on the {name} device: move it first with .to('{name}')",
+            t.dtype(), fmt_shape(t.shape())
+        )));
     }
-    Ok(found)
+    Ok(dev)
 }
 
 /// Moves `x` to `device` (None: the CPU). Gradients flow back to where x was. A tensor already
@@ -300,14 +327,4 @@ pub fn to_device(x: &Tensor, device: Option<&Arc<dyn Device>>) -> Result<Tensor>
         (None, None) => unreachable!("handled above"),
     };
     Ok(crate::autograd::record("to", &[x], &[], out, move |g, _, _| Ok(vec![Some(to_device(g, from.as_ref())?)])))
-}
-
-/// The guard of an op that has no device kernel yet: a clear error naming the op when an input
-/// lives on a device, instead of a CPU kernel finding no host memory there.
-pub fn cpu_only(op: &str, inputs: &[Option<&Tensor>]) -> Result<()> {
-    let present: Vec<&Tensor> = inputs.iter().flatten().copied().collect();
-    match device_of(op, &present)? {
-        Some(d) => Err(no_kernel(d.name(), op)),
-        None => Ok(()),
-    }
 }

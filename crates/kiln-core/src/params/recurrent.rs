@@ -59,3 +59,72 @@ pub struct Weights<'a> {
     pub b_ih: Option<&'a Tensor>,
     pub b_hh: Option<&'a Tensor>,
 }
+
+/// Which gradients a BPTT computes: autograd asks only for those of inputs that require one (the
+/// first layer's x needs none, which saves a GEMM; frozen weights save two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs {
+    pub x: bool,
+    pub h0: bool,
+    pub c0: bool,
+    pub w_ih: bool,
+    pub w_hh: bool,
+    pub b_ih: bool,
+    pub b_hh: bool,
+}
+
+/// Which optional inputs a layer has (c0, b_ih, b_hh): they set the positions of the op's
+/// inputs and of their gradients, x, h0, [c0], w_ih, w_hh, [b_ih], [b_hh].
+#[derive(Clone, Copy, Debug)]
+pub struct Present {
+    pub c0: bool,
+    pub b_ih: bool,
+    pub b_hh: bool,
+}
+
+impl Needs {
+    /// Every gradient the layer has.
+    pub fn all(present: Present) -> Needs {
+        Needs { x: true, h0: true, c0: present.c0, w_ih: true, w_hh: true, b_ih: present.b_ih, b_hh: present.b_hh }
+    }
+
+    /// From autograd's per-input flags, in the op's input order.
+    pub fn from_inputs(flags: &[bool], present: Present) -> Needs {
+        let mut next = flags.iter().copied();
+        let mut take = |has: bool| has && next.next().unwrap_or(false);
+        let (x, h0, c0) = (take(true), take(true), take(present.c0));
+        let (w_ih, w_hh) = (take(true), take(true));
+        let (b_ih, b_hh) = (take(present.b_ih), take(present.b_hh));
+        Needs { x, h0, c0, w_ih, w_hh, b_ih, b_hh }
+    }
+}
+
+/// BPTT's gradients, one per input; None where not needed or the input is absent.
+#[derive(Default)]
+pub struct Grads {
+    pub x: Option<Tensor>,
+    pub h0: Option<Tensor>,
+    pub c0: Option<Tensor>,
+    pub w_ih: Option<Tensor>,
+    pub w_hh: Option<Tensor>,
+    pub b_ih: Option<Tensor>,
+    pub b_hh: Option<Tensor>,
+}
+
+impl Grads {
+    /// In the op's input order (absent inputs leave no slot), as autograd returns them.
+    pub fn in_input_order(self, present: Present) -> Vec<Option<Tensor>> {
+        let mut out = vec![self.x, self.h0];
+        if present.c0 {
+            out.push(self.c0);
+        }
+        out.extend([self.w_ih, self.w_hh]);
+        if present.b_ih {
+            out.push(self.b_ih);
+        }
+        if present.b_hh {
+            out.push(self.b_hh);
+        }
+        out
+    }
+}

@@ -14,7 +14,8 @@ mod indexing;
 use crate::device::GpuDevice;
 use crate::pool::PooledBuffer;
 use crate::tensor::GpuTensor;
-use kiln_core::device::{Device, DeviceBuffer};
+use kiln_core::device::{Device, DeviceBuffer, RecurrentWorkspace};
+use kiln_core::params::recurrent::{Grads, Needs};
 use kiln_core::error::fmt_shape;
 use kiln_core::ops::{conv::{Activation, Geometry}, pool::Plan, AttentionOptions, BatchNorm, Cell, Weights};
 use kiln_core::ops::{BinaryOp, ReduceOp, Reduction, SegmentReduce, UnaryOp};
@@ -226,12 +227,15 @@ impl Device for GpuBackend {
     fn attention_backward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, out: &Tensor, lse: &Tensor, g: &Tensor, options: &AttentionOptions) -> Result<[Tensor; 3]> {
         sequence_ops::attention_backward(self, q, k, v, mask, out, lse, g, options)
     }
-    fn recurrent(&self, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<(Tensor, Vec<Tensor>)> {
-        sequence_ops::recurrent(self, cell, x, h0, c0, weights, reverse)
+    #[allow(clippy::too_many_arguments)]
+    fn recurrent(&self, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool, keep: bool) -> Result<(Tensor, Option<RecurrentWorkspace>)> {
+        sequence_ops::recurrent(self, cell, x, h0, c0, weights, reverse, keep)
     }
-    fn recurrent_backward(&self, cell: Cell, x: &Tensor, weights: &Weights, workspace: &[Tensor], g: &Tensor, reverse: bool) -> Result<Vec<Tensor>> {
-        sequence_ops::recurrent_backward(self, cell, x, weights, workspace, g, reverse)
+    fn recurrent_backward(&self, cell: Cell, workspace: RecurrentWorkspace, g: &Tensor, reverse: bool, needs: Needs) -> Result<Grads> {
+        sequence_ops::recurrent_backward(self, cell, workspace, g, reverse, needs)
     }
+    // The quantized layers (quantized_linear, quantized_conv2d, quantize, dequantize) have no
+    // GPU kernels: the trait's defaults refuse them with an error naming the op and this device.
 
     // Indexing, creation, losses and graph ops: backend/indexing.rs.
     fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {

@@ -5,7 +5,9 @@ use super::GpuBackend;
 use crate::kernels::attention as att;
 use crate::kernels::recurrent::{self as rec, GpuWeights, Workspace};
 use crate::tensor::GpuTensor;
+use kiln_core::device::RecurrentWorkspace;
 use kiln_core::ops::{AttentionOptions, Cell, Weights};
+use kiln_core::params::recurrent::{Grads, Needs};
 use kiln_core::{KilnError, Result, Tensor};
 
 /// The padding mask as the kernels' additive bias.
@@ -23,6 +25,19 @@ pub fn attention_backward(b: &GpuBackend, q: &Tensor, k: &Tensor, v: &Tensor, ma
     let saved = att::AttentionForward { out: b.gpu(out)?, lse: b.gpu(lse)? };
     let grads = att::attention_backward(b.device(), &b.gpu(q)?, &b.gpu(k)?, &b.gpu(v)?, bias(b, mask)?.as_ref(), &saved, &b.gpu(g)?, options)?;
     Ok([b.wrap(grads.q), b.wrap(grads.k), b.wrap(grads.v)])
+}
+
+/// What the GPU's recurrent forward keeps for BPTT: the forward's inputs (detached views, no
+/// copy) and the kernels' workspace (gates, hs, cs), as tensors so that memory() counts them.
+struct Saved {
+    x: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Option<Tensor>,
+    b_hh: Option<Tensor>,
+    gates: Tensor,
+    hs: Tensor,
+    cs: Option<Tensor>,
 }
 
 /// The weights as GpuTensors (owned views; GpuWeights borrows them).
@@ -44,26 +59,35 @@ impl Held {
     }
 }
 
-pub fn recurrent(b: &GpuBackend, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, w: &Weights, reverse: bool) -> Result<(Tensor, Vec<Tensor>)> {
+#[allow(clippy::too_many_arguments)]
+pub fn recurrent(b: &GpuBackend, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, w: &Weights, reverse: bool, keep: bool) -> Result<(Tensor, Option<RecurrentWorkspace>)> {
     let held = Held::new(b, w)?;
     let c0 = c0.map(|c| b.gpu(c)).transpose()?;
     let (out, ws) = rec::recurrent(b.device(), cell, &b.gpu(x)?, &b.gpu(h0)?, c0.as_ref(), &held.weights(), reverse)?;
-    let mut workspace = vec![b.wrap(ws.gates), b.wrap(ws.hs)];
-    workspace.extend(ws.cs.map(|c| b.wrap(c)));
-    Ok((b.wrap(out), workspace))
+    let saved = keep.then(|| {
+        let detach = |t: Option<&Tensor>| t.map(Tensor::detach);
+        Box::new(Saved {
+            x: x.detach(),
+            w_ih: w.w_ih.detach(),
+            w_hh: w.w_hh.detach(),
+            b_ih: detach(w.b_ih),
+            b_hh: detach(w.b_hh),
+            gates: b.wrap(ws.gates),
+            hs: b.wrap(ws.hs),
+            cs: ws.cs.map(|c| b.wrap(c)),
+        }) as RecurrentWorkspace
+    });
+    Ok((b.wrap(out), saved))
 }
 
-pub fn recurrent_backward(b: &GpuBackend, cell: Cell, x: &Tensor, w: &Weights, workspace: &[Tensor], g: &Tensor, reverse: bool) -> Result<Vec<Tensor>> {
-    let held = Held::new(b, w)?;
-    let ws = match workspace {
-        [gates, hs, rest @ ..] if rest.len() <= 1 => Workspace { gates: b.gpu(gates)?, hs: b.gpu(hs)?, cs: rest.first().map(|c| b.gpu(c)).transpose()? },
-        _ => return Err(KilnError::new(cell.name(), "internal error: not a GPU recurrent workspace")),
-    };
-    let grads = rec::recurrent_backward(b.device(), cell, &b.gpu(x)?, &held.weights(), &ws, &b.gpu(g)?, reverse)?;
-    let mut out = vec![b.wrap(grads.x), b.wrap(grads.h0)];
-    out.extend(grads.c0.map(|t| b.wrap(t)));
-    out.extend([b.wrap(grads.w_ih), b.wrap(grads.w_hh)]);
-    out.extend(grads.b_ih.map(|t| b.wrap(t)));
-    out.extend(grads.b_hh.map(|t| b.wrap(t)));
-    Ok(out)
+pub fn recurrent_backward(b: &GpuBackend, cell: Cell, workspace: RecurrentWorkspace, g: &Tensor, reverse: bool, needs: Needs) -> Result<Grads> {
+    let saved = workspace
+        .downcast::<Saved>()
+        .map_err(|_| KilnError::new(cell.name(), "internal error: BPTT on the GPU got another device's workspace"))?;
+    let weights = Weights { w_ih: &saved.w_ih, w_hh: &saved.w_hh, b_ih: saved.b_ih.as_ref(), b_hh: saved.b_hh.as_ref() };
+    let held = Held::new(b, &weights)?;
+    let ws = Workspace { gates: b.gpu(&saved.gates)?, hs: b.gpu(&saved.hs)?, cs: saved.cs.as_ref().map(|c| b.gpu(c)).transpose()? };
+    let grads = rec::recurrent_backward(b.device(), cell, &b.gpu(&saved.x)?, &held.weights(), &ws, &b.gpu(g)?, reverse, needs)?;
+    let wrap = |t: Option<GpuTensor>| t.map(|t| b.wrap(t));
+    Ok(Grads { x: wrap(grads.x), h0: wrap(grads.h0), c0: wrap(grads.c0), w_ih: wrap(grads.w_ih), w_hh: wrap(grads.w_hh), b_ih: wrap(grads.b_ih), b_hh: wrap(grads.b_hh) })
 }

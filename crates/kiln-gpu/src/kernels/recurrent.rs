@@ -22,6 +22,7 @@ use crate::device::GpuDevice;
 use crate::tensor::GpuTensor;
 use kiln_core::error::fmt_shape;
 use kiln_core::ops::{BinaryOp, Cell, ReduceOp};
+use kiln_core::params::recurrent::Needs;
 use kiln_core::{DType, KilnError, Result};
 
 /// One layer's parameters on the device, PyTorch's layout (as kiln-core's `Weights`): w_ih
@@ -40,13 +41,13 @@ pub struct Workspace {
     pub cs: Option<GpuTensor>,
 }
 
-/// The gradient of every input; biases only when the layer has them.
+/// The gradients `needs` asked for (None for the others, and for inputs the layer lacks).
 pub struct RecurrentGrads {
-    pub x: GpuTensor,
-    pub h0: GpuTensor,
+    pub x: Option<GpuTensor>,
+    pub h0: Option<GpuTensor>,
     pub c0: Option<GpuTensor>,
-    pub w_ih: GpuTensor,
-    pub w_hh: GpuTensor,
+    pub w_ih: Option<GpuTensor>,
+    pub w_hh: Option<GpuTensor>,
     pub b_ih: Option<GpuTensor>,
     pub b_hh: Option<GpuTensor>,
 }
@@ -181,8 +182,10 @@ fn place(dev: &GpuDevice, op: &str, src: &GpuTensor, dst: &GpuTensor, at: usize)
 }
 
 /// Full BPTT from the gradient `g` of the packed output [B, T + states, H]. `x` and the weights
-/// are the forward's.
-pub fn recurrent_backward(dev: &GpuDevice, cell: Cell, x: &GpuTensor, w: &GpuWeights, ws: &Workspace, g: &GpuTensor, reverse: bool) -> Result<RecurrentGrads> {
+/// are the forward's. The time loop runs whatever `needs` asks; the matmuls and sums after it
+/// run only for the gradients it asks for (a first layer's x needs none).
+#[allow(clippy::too_many_arguments)]
+pub fn recurrent_backward(dev: &GpuDevice, cell: Cell, x: &GpuTensor, w: &GpuWeights, ws: &Workspace, g: &GpuTensor, reverse: bool, needs: Needs) -> Result<RecurrentGrads> {
     let op = cell.name();
     let (b, t_len, h) = (x.shape()[0], x.shape()[1], w.w_hh.shape()[1]);
     let d = Dims { batch: b, steps: t_len, hidden: h };
@@ -225,22 +228,27 @@ pub fn recurrent_backward(dev: &GpuDevice, cell: Cell, x: &GpuTensor, w: &GpuWei
         dev.dispatch(op, kernel, source, &buffers, dev.groups_1d(b * h))?;
         mm = Some(matmul(dev, &row(&dgates_h, t), w.w_hh, false, false)?);
     }
-    let h0 = elementwise::binary(dev, BinaryOp::Add, &carry, &mm.expect("at least one step"))?;
+    let mm = mm.expect("at least one step");
+    let h0 = if needs.h0 { Some(elementwise::binary(dev, BinaryOp::Add, &carry, &mm)?) } else { None };
 
     let all = (b * t_len) as isize;
     let input = x.shape()[2];
     let dg2 = dgates.reshape(dev, &[all, gh as isize])?;
     let dgh2 = dgates_h.reshape(dev, &[all, gh as isize])?;
-    let x2 = x.contiguous(dev)?.reshape(dev, &[all, input as isize])?;
-    let dx = matmul(dev, &dg2, w.w_ih, false, false)?.reshape(dev, &[b as isize, t_len as isize, input as isize])?;
-    let w_ih = matmul(dev, &dg2, &x2, true, false)?;
-    // The state before each time, in time order: one strided view of hs, copied contiguous.
-    let h_prev = rows(&ws.hs, if reverse { 2 } else { 0 }, t_len).contiguous(dev)?.reshape(dev, &[all, h as isize])?;
-    let w_hh = matmul(dev, &dgh2, &h_prev, true, false)?;
+    let dx = if needs.x { Some(matmul(dev, &dg2, w.w_ih, false, false)?.reshape(dev, &[b as isize, t_len as isize, input as isize])?) } else { None };
+    let w_ih = if needs.w_ih { Some(matmul(dev, &dg2, &x.contiguous(dev)?.reshape(dev, &[all, input as isize])?, true, false)?) } else { None };
+    let w_hh = if needs.w_hh {
+        // The state before each time, in time order: one strided view of hs, copied contiguous.
+        let h_prev = rows(&ws.hs, if reverse { 2 } else { 0 }, t_len).contiguous(dev)?.reshape(dev, &[all, h as isize])?;
+        Some(matmul(dev, &dgh2, &h_prev, true, false)?)
+    } else {
+        None
+    };
     let sum_rows = |m: &GpuTensor| reduce::reduce(dev, ReduceOp::Sum, m, &[0], false);
-    let b_ih = if w.b_ih.is_some() { Some(sum_rows(&dg2)?) } else { None };
-    let b_hh = if w.b_hh.is_some() { Some(sum_rows(&dgh2)?) } else { None };
-    Ok(RecurrentGrads { x: dx, h0, c0: dc, w_ih, w_hh, b_ih, b_hh })
+    let b_ih = if needs.b_ih && w.b_ih.is_some() { Some(sum_rows(&dg2)?) } else { None };
+    let b_hh = if needs.b_hh && w.b_hh.is_some() { Some(sum_rows(&dgh2)?) } else { None };
+    let c0 = dc.filter(|_| needs.c0);
+    Ok(RecurrentGrads { x: dx, h0, c0, w_ih, w_hh, b_ih, b_hh })
 }
 
 // ---- WGSL ---------------------------------------------------------------------------------------

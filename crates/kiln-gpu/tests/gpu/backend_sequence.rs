@@ -81,3 +81,33 @@ fn recurrent_on_device_matches_cpu() {
         compare(&dev, &format!("{} reverse {reverse}", cell.name()), &inputs, &[b, t + cell.states(), h], &f);
     }
 }
+
+/// With x, h0 and the biases frozen, BPTT on the GPU computes only the weights' gradients (the
+/// op passes autograd's flags to the device): the weights' gradients match the CPU's, and the
+/// frozen inputs get none.
+#[test]
+fn recurrent_on_device_gives_only_the_gradients_asked_for() {
+    gpu_backend!(dev);
+    let (b, t, i, h) = (2, 5, 3, 6);
+    for (cell, reverse) in [(Cell::Lstm, false), (Cell::Gru, true)] {
+        let gh = cell.gates() * h;
+        let lstm = cell == Cell::Lstm;
+        let small = |shape: &[usize], s: u64| ops::binary(BinaryOp::Mul, &randn(shape, s), &Tensor::scalar_f32(0.3)).unwrap();
+        let frozen = [randn(&[b, t, i], 20), small(&[b, h], 21), small(&[b, h], 22), small(&[gh], 23), small(&[gh], 24)];
+        let weights = [small(&[gh, i], 25), small(&[gh, h], 26)];
+        let seed = randn(&[b, t + cell.states(), h], 27);
+        let grads_on = |on: Option<&Arc<dyn Device>>| {
+            let [x, h0, c0, b_ih, b_hh] = frozen.clone().map(|f| to_device(&f, on).unwrap());
+            let [w_ih, w_hh] = weights.clone().map(|w| to_device(&w, on).unwrap().set_requires_grad(true).unwrap());
+            let w = Weights { w_ih: &w_ih, w_hh: &w_hh, b_ih: Some(&b_ih), b_hh: Some(&b_hh) };
+            let out = ops::recurrent(cell, &x, &h0, lstm.then_some(&c0), &w, reverse).unwrap();
+            autograd::backward(&out, Some(&to_device(&seed, on).unwrap())).unwrap();
+            assert!(x.grad().is_none() && h0.grad().is_none() && b_ih.grad().is_none(), "{}: a frozen input got a gradient", cell.name());
+            [down(&w_ih.grad().unwrap()), down(&w_hh.grad().unwrap())]
+        };
+        let (cpu, gpu) = (grads_on(None), grads_on(Some(&dev)));
+        for (name, (g, c)) in ["wIh", "wHh"].iter().zip(gpu.iter().zip(&cpu)) {
+            assert_close(&format!("{} reverse {reverse}: d{name}", cell.name()), g, c, 2e-5, 1e-4);
+        }
+    }
+}

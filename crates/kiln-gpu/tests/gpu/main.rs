@@ -24,3 +24,5 @@ mod index;
 mod loss;
 mod optim;
 mod backend_indexing;
+// Quantized layers (no GPU kernels: refused).
+mod backend_quant;

@@ -4,10 +4,9 @@
 //! makes one call on `device::dispatch(..)`, which is this device for CPU tensors. A kernel
 //! file here knows slices and parameter structs (params/), never the ops.
 //!
-//! Every family runs here except two: the recurrent layers (ops/recurrent/, whose CPU
-//! workspace is owned and overwritten by BPTT, which the trait's `&[Tensor]` workspace does not
-//! allow yet) and the quantized layers (ops/quant/, being rewritten); they still check
-//! `device_of` in their op files, and their trait methods here report `no_kernel`.
+//! Every op family runs here, the recurrent layers (whose BPTT takes back the workspace its
+//! forward kept, `device::RecurrentWorkspace`) and the quantized layers (the CPU is their only
+//! device) included.
 
 pub mod gemm_call;
 #[cfg(target_arch = "wasm32")]
@@ -30,7 +29,7 @@ pub(crate) mod shape;
 pub(crate) mod softmax;
 pub(crate) mod unary;
 
-use super::Device;
+use super::{Device, RecurrentWorkspace};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::params::attention::AttentionOptions;
@@ -41,6 +40,8 @@ use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
 use crate::params::pool::Plan;
+use crate::params::quant::{Format, QuantWeights};
+use crate::params::recurrent::{Cell, Grads, Needs, Weights};
 use crate::params::reduce::ReduceOp;
 use crate::params::unary::UnaryOp;
 use crate::tensor::Tensor;
@@ -144,6 +145,27 @@ impl Device for Cpu {
     #[allow(clippy::too_many_arguments)]
     fn attention_backward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, out: &Tensor, lse: &Tensor, g: &Tensor, options: &AttentionOptions) -> Result<[Tensor; 3]> {
         attention::backward(q, k, v, mask, out, lse, g, options)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn recurrent(&self, cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool, keep: bool) -> Result<(Tensor, Option<RecurrentWorkspace>)> {
+        recurrent::forward(cell, x, h0, c0, weights, reverse, keep)
+    }
+    fn recurrent_backward(&self, cell: Cell, workspace: RecurrentWorkspace, g: &Tensor, reverse: bool, needs: Needs) -> Result<Grads> {
+        recurrent::backward(cell, workspace, g, reverse, needs)
+    }
+
+    fn quantized_linear(&self, x: &Tensor, weights: &QuantWeights, bias: Option<&Tensor>, int8_activations: bool, op: &str) -> Result<Tensor> {
+        quant::layers::linear(x, weights, bias, int8_activations, op)
+    }
+    fn quantized_conv2d(&self, geo: &Geometry, x: &Tensor, weights: &QuantWeights, bias: Option<&Tensor>, int8_activations: bool, op: &str) -> Result<Tensor> {
+        quant::layers::conv2d(geo, x, weights, bias, int8_activations, op)
+    }
+    fn quantize(&self, w: &Tensor, format: Format, op: &str) -> Result<(Tensor, Tensor)> {
+        quant::codec::quantize(w, format, op)
+    }
+    fn dequantize(&self, weights: &QuantWeights, op: &str) -> Result<Tensor> {
+        quant::codec::dequantize(weights, op)
     }
 
     fn cross_entropy(&self, logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>, smoothing: f32, reduction: Reduction) -> Result<Tensor> {

@@ -109,7 +109,7 @@ pub(crate) fn forward(op: ReduceOp, x: &Tensor, reduced: &[usize], keep_dims: bo
     };
     let perm: Vec<isize> = kept.iter().chain(reduced).map(|&d| d as isize).collect();
     let moved = x.permute(&perm)?.materialize()?;
-    let data = moved.contiguous_slice::<f32>().unwrap();
+    let data = moved.cpu_slice::<f32>(name)?;
 
     if op.is_arg() {
         let mut out = crate::alloc::try_zeroed::<i32>(name, rows)?;

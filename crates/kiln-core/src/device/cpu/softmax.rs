@@ -51,7 +51,7 @@ pub(crate) fn forward(x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
     let mut perm: Vec<isize> = (0..rank as isize).filter(|&d| d != axis as isize).collect();
     perm.push(axis as isize);
     let moved = x.permute(&perm)?.materialize()?;
-    let data = moved.contiguous_slice::<f32>().unwrap();
+    let data = moved.cpu_slice::<f32>(name)?;
     let row_len = x.shape()[axis];
     let mut out = crate::storage::try_zeroed::<f32>(name, data.len())?;
     if row_len > 0 {

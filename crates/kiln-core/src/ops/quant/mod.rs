@@ -9,13 +9,19 @@
 //!   element 2j+1 the high nibble (two's complement); an odd row ends with a zero high nibble.
 //!
 //! The compute ops (`linear_q8`/`linear_q4` in linear.rs, `conv2d_q8`/`conv2d_q4` in conv.rs)
-//! never hold the whole f32 weight: rows are expanded into a bounded tile (rows.rs) that feeds
-//! the GEMM. They are inference-only: there is no backward, and asking for one is an error.
+//! never hold the whole f32 weight: rows are expanded into a bounded tile
+//! (device/cpu/quant/rows.rs) that feeds the GEMM. They are inference-only: there is no
+//! backward, and asking for one is an error.
 //!
 //! `linear_w8a8` / `conv2d_w8a8` take the same int8 weights but also quantize the activations
 //! (per call) and multiply int8 by int8 into i32 (device/cpu/quant/w8a8.rs): faster
 //! than float, at the cost of the activations' rounding (one part in 254 of each input row's max
 //! for a Linear, of each input image's max for a conv).
+//!
+//! The files here validate and shape; the kernels run on the inputs' device through the
+//! `Device` trait (`quantized_linear`, `quantized_conv2d`, `quantize`, `dequantize`). Only the
+//! CPU has them: on the GPU the trait's default refuses with an error naming the op and the
+//! device ("linearQ8 has no kernel on the gpu device yet; move the tensors to the CPU ...").
 
 mod codec;
 mod conv;
@@ -32,13 +38,13 @@ use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::tensor::Tensor;
 
-pub(crate) use crate::params::quant::Format;
+pub(crate) use crate::params::quant::{Format, QuantWeights};
 
 /// The block length of int4 quantization unless the caller chooses another.
 pub const INT4_BLOCK: usize = 32;
 
-/// Checks a (weights, scales) pair against `format` and `in_features`; returns both contiguous.
-fn checked_weights(op: &str, q: &Tensor, scales: &Tensor, format: Format, in_features: usize) -> Result<(Tensor, Tensor)> {
+/// Checks a (weights, scales) pair against `format` and `in_features`.
+fn checked_weights<'a>(op: &str, q: &'a Tensor, scales: &'a Tensor, format: Format, in_features: usize) -> Result<QuantWeights<'a>> {
     let rows = q.shape().first().copied().unwrap_or(0);
     let (row_bytes, row_scales) = format.row_sizes(in_features);
     let want_scales: Vec<usize> = if format == Format::Int8 { vec![rows] } else { vec![rows, row_scales] };
@@ -59,7 +65,7 @@ fn checked_weights(op: &str, q: &Tensor, scales: &Tensor, format: Format, in_fea
             q.dtype(), fmt_shape(q.shape()), scales.dtype(), fmt_shape(scales.shape())
         )));
     }
-    Ok((q.materialize()?, scales.materialize()?))
+    Ok(QuantWeights { q, scales, format, in_features })
 }
 
 /// The error for a call that would need a gradient: the quantized ops have no backward, and a
@@ -76,7 +82,10 @@ fn refuse_gradients(op: &str, input: &Tensor, others: &[Option<&Tensor>]) -> Res
     Ok(())
 }
 
-/// The bias as a vector (checked by the caller to be float32 [out]).
-fn bias_values(op: &str, bias: Option<&Tensor>) -> Result<Option<Vec<f32>>> {
-    bias.map(|b| b.to_vec::<f32>().ok_or_else(|| KilnError::new(op, "cannot read the bias"))).transpose()
+/// The tensors that pick a quantized layer's device: the input, the scales and the bias. Not the
+/// int8 weights: no device but the CPU holds int8 (the GPU's buffers are float32, int32 and
+/// bool), so an input on the GPU must get that device's refusal by name ("has no kernel on the
+/// gpu device yet; move the tensors to the CPU"), not advice to move int8 weights to the GPU.
+fn operands<'a>(x: &'a Tensor, w: &QuantWeights<'a>, bias: Option<&'a Tensor>) -> Vec<&'a Tensor> {
+    [x, w.scales].into_iter().chain(bias).collect()
 }

@@ -11,23 +11,20 @@
 //! `0..steps` are the output sequence, row `steps` the final hidden state, and for an LSTM row
 //! `steps + 1` the final cell state. Callers take views of it (slices keep the gradient path).
 //!
-//! - `cells.rs`: the fused per-step gate kernels, forward and backward, per cell type.
-//! - `sequence.rs`: the time loop, the GEMMs and the buffers kept for backward.
-//! - `step_gemm.rs`: the per-step recurrent product with W_hh packed once per sequence.
-
-mod device;
-mod sequence;
-mod step_gemm;
+//! This file validates, dispatches once and records the autograd node. The kernels live under
+//! the device: on the CPU device/cpu/recurrent/ (the time loop, the per-step product with W_hh
+//! packed once per sequence, the fused gate math), on the GPU kiln-gpu's kernels/recurrent.rs.
+//! What forward keeps for BPTT is the device's own value (`device::RecurrentWorkspace`), owned
+//! by the autograd node until backward consumes it.
 
 use crate::autograd;
+use crate::device;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
+use crate::params::recurrent::{Needs, Present};
 use crate::tensor::Tensor;
-use sequence::{Dims, Workspace};
 
 pub use crate::params::recurrent::{Cell, Weights};
-
-
 
 /// Runs one layer in one direction over a whole sequence.
 ///
@@ -36,49 +33,33 @@ pub use crate::params::recurrent::{Cell, Weights};
 /// `reverse` the steps run from the last time step to the first (the backward direction of a
 /// bidirectional layer); the output at time t is still in row t.
 pub fn recurrent(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, weights: &Weights, reverse: bool) -> Result<Tensor> {
-    let dims = validate(cell, x, h0, c0, weights)?;
+    validate(cell, x, h0, c0, weights)?;
     // Every input, in the order the backward closure returns gradients.
     let mut inputs: Vec<&Tensor> = vec![x, h0];
     inputs.extend(c0);
     inputs.extend([weights.w_ih, weights.w_hh]);
     inputs.extend(weights.b_ih);
     inputs.extend(weights.b_hh);
-    if let Some(dev) = crate::device::device_of(cell.name(), &inputs)? {
-        return device::recurrent(dev, cell, x, h0, c0, weights, reverse, &inputs);
-    }
+    let dev = device::dispatch(cell.name(), &inputs)?;
     let tracked = autograd::is_enabled() && inputs.iter().any(|t| t.requires_grad());
-
-    let params = sequence::Params::new(cell, weights)?;
-    let (out, workspace) = sequence::forward(cell, dims, reverse, &x.materialize()?, &h0.materialize()?, c0.map(|c| c.materialize()).transpose()?.as_ref(), &params)?;
+    let (out, workspace) = dev.recurrent(cell, x, h0, c0, weights, reverse, tracked)?;
     if !tracked {
         return Ok(out);
     }
-    let (has_c0, has_b_ih, has_b_hh) = (c0.is_some(), weights.b_ih.is_some(), weights.b_hh.is_some());
-    // The workspace (gate activations, states) moves into the closure rather than `saved`: the
-    // backward pass overwrites the activations with the gates' gradients in place, which needs
-    // ownership. It holds no autograd state, so the graph stays acyclic.
+    // A missing workspace would be a silently missing gradient: refuse instead.
+    let workspace = workspace.ok_or_else(|| KilnError::new(cell.name(), format!("internal error: the {} device kept no workspace for BPTT", dev.name())))?;
+    let present = Present { c0: c0.is_some(), b_ih: weights.b_ih.is_some(), b_hh: weights.b_hh.is_some() };
+    // The workspace moves into the closure rather than `saved`: BPTT may overwrite it in place
+    // (the CPU does), which needs ownership. It holds no autograd state, so the graph stays acyclic.
     Ok(autograd::record(cell.name(), &inputs, &[], out, move |g, _saved, needs| {
-        let ws: Workspace = workspace;
-        let needs = sequence::Needs::from_inputs(needs, has_c0, has_b_ih, has_b_hh);
-        let grads = sequence::backward(cell, dims, reverse, ws, &g.materialize()?, &params, needs)?;
-        let mut out = vec![grads.x, grads.h0];
-        if has_c0 {
-            out.push(grads.c0);
-        }
-        out.extend([grads.w_ih, grads.w_hh]);
-        if has_b_ih {
-            out.push(grads.b_ih);
-        }
-        if has_b_hh {
-            out.push(grads.b_hh);
-        }
-        Ok(out)
+        let grads = dev.recurrent_backward(cell, workspace, g, reverse, Needs::from_inputs(needs, present))?;
+        Ok(grads.in_input_order(present))
     }))
 }
 
-/// Checks dtypes and shapes against x and w_hh; returns the sizes. Every message names the cell,
-/// the tensor and the shape it expected.
-fn validate(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, w: &Weights) -> Result<Dims> {
+/// Checks dtypes and shapes against x and w_hh. Every message names the cell, the tensor and
+/// the shape it expected.
+fn validate(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, w: &Weights) -> Result<()> {
     let op = cell.name();
     let named: Vec<(&str, &Tensor)> = [("x", Some(x)), ("h0", Some(h0)), ("c0", c0), ("wIh", Some(w.w_ih)), ("wHh", Some(w.w_hh)), ("bIh", w.b_ih), ("bHh", w.b_hh)]
         .into_iter()
@@ -123,5 +104,5 @@ fn validate(cell: Cell, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>, w: &Weight
         (_, Some(c)) => return Err(KilnError::new(op, format!("only an LSTM takes a cell state c0, got one of shape {}", fmt_shape(c.shape())))),
         _ => {}
     }
-    Ok(Dims { batch, steps, input, hidden })
+    Ok(())
 }

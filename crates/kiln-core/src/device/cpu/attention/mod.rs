@@ -100,9 +100,9 @@ pub(crate) fn backward(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>
 #[allow(clippy::too_many_arguments)]
 fn make_problem<'a>(q: &'a Tensor, k: &'a Tensor, v: &'a Tensor, bias: Option<&'a Tensor>, dims: &Dims, causal: bool, scale: f32, dropout: Option<DropoutMask>, tiles: Tiles) -> Result<Problem<'a>> {
     Ok(Problem {
-        q: Operand::of(q),
-        k: Operand::of(k),
-        v: Operand::of(v),
+        q: Operand::of(q, OP)?,
+        k: Operand::of(k, OP)?,
+        v: Operand::of(v, OP)?,
         bias: bias.map(|b| b.cpu_slice::<f32>(OP)).transpose()?,
         causal,
         dropout,
@@ -119,7 +119,7 @@ fn make_problem<'a>(q: &'a Tensor, k: &'a Tensor, v: &'a Tensor, bias: Option<&'
 
 /// The gradients of q, k and v that `needs` asks for.
 fn backward_pass(p: &Problem, dims: &Dims, out: &Tensor, lse: &[f32], g: &Tensor, inputs: [&Tensor; 3], needs: &[bool]) -> Result<[Option<Tensor>; 3]> {
-    let saved = backward::Saved { out: Operand::of(out), lse, grad: Operand::of(g) };
+    let saved = backward::Saved { out: Operand::of(out, OP)?, lse, grad: Operand::of(g, OP)? };
     let delta = backward::row_deltas(p, &saved)?;
     let [q, k, v] = inputs;
     let mut grads: [Option<Tensor>; 3] = [None, None, None];

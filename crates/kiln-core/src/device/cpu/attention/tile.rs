@@ -19,10 +19,11 @@ pub(crate) struct Operand<'a> {
 }
 
 impl<'a> Operand<'a> {
-    /// The caller has checked that `t` is a rank-4 float32 tensor.
-    pub fn of(t: &'a Tensor) -> Operand<'a> {
+    /// The caller has checked that `t` is a rank-4 float32 tensor; `op` names it in the error of
+    /// a tensor with no host memory.
+    pub fn of(t: &'a Tensor, op: &str) -> Result<Operand<'a>> {
         let s = t.strides();
-        Operand { data: t.raw::<f32>().expect("attention operands are float32"), offset: t.offset(), strides: [s[0], s[1], s[2], s[3]] }
+        Ok(Operand { data: t.cpu_raw::<f32>(op)?, offset: t.offset(), strides: [s[0], s[1], s[2], s[3]] })
     }
 
     /// Positions t0.. of head (b, h) as a matrix: a row per position, a column per feature.

@@ -18,10 +18,10 @@
 //! - The weight gradients are single GEMMs over all steps after BPTT, not one per step.
 //! - Per-step scratch (dh, dc, GRU's h projection) is allocated once per part, not per step.
 
-use crate::device::cpu::recurrent::cells;
+use super::cells;
 use super::step_gemm::PackedWeight;
-use super::{Cell, Weights};
 use crate::error::Result;
+use crate::params::recurrent::{Cell, Grads, Needs, Weights};
 use crate::parallel::{self, SendPtr};
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
@@ -66,18 +66,18 @@ impl Params {
         let bias = (0..gh).map(|k| b_ih[k] + if k < folded_until { b_hh[k] } else { 0.0 }).collect();
         let b_hn = if cell == Cell::Gru { b_hh[2 * hidden..].to_vec() } else { Vec::new() };
         let (w_ih, w_hh) = (w.w_ih.materialize()?, w.w_hh.materialize()?);
-        let w_hh_data = w_hh.contiguous_slice().unwrap();
+        let w_hh_data = w_hh.cpu_slice(cell.name())?;
         let w_hh_packed = PackedWeight::new(w_hh_data, hidden, gh, 1, hidden);
         let w_hh_t = if w_hh_packed.is_some() { Vec::new() } else { transposed(w_hh_data, gh) };
         Ok(Params { w_ih, w_hh, w_hh_packed, w_hh_t, bias, b_hn })
     }
 
-    fn w_ih(&self) -> &[f32] {
-        self.w_ih.contiguous_slice().unwrap()
+    fn w_ih(&self, op: &str) -> Result<&[f32]> {
+        self.w_ih.cpu_slice(op)
     }
 
-    fn w_hh(&self) -> &[f32] {
-        self.w_hh.contiguous_slice().unwrap()
+    fn w_hh(&self, op: &str) -> Result<&[f32]> {
+        self.w_hh.cpu_slice(op)
     }
 
     /// One step's recurrent projection: dst [batch, G·H] (+)= h_prev [batch, H] · W_hhᵀ.
@@ -145,41 +145,6 @@ pub struct Workspace {
     hn: Option<Tensor>,
 }
 
-/// Which gradients the caller needs (an input that requires none is skipped; for the first
-/// layer's x that saves a GEMM).
-#[derive(Clone, Copy)]
-pub struct Needs {
-    x: bool,
-    h0: bool,
-    c0: bool,
-    weights: bool,
-    b_ih: bool,
-    b_hh: bool,
-}
-
-impl Needs {
-    /// From autograd's per-input flags, in the op's input order (x, h0, [c0], w_ih, w_hh, [b_ih], [b_hh]).
-    pub fn from_inputs(flags: &[bool], has_c0: bool, has_b_ih: bool, has_b_hh: bool) -> Needs {
-        let mut next = flags.iter().copied();
-        let mut take = |present: bool| present && next.next().unwrap_or(false);
-        let (x, h0, c0) = (take(true), take(true), take(has_c0));
-        let (w_ih, w_hh) = (take(true), take(true));
-        let (b_ih, b_hh) = (take(has_b_ih), take(has_b_hh));
-        Needs { x, h0, c0, weights: w_ih || w_hh, b_ih, b_hh }
-    }
-}
-
-/// One gradient per input (None where not needed; absent inputs get None and are dropped by the caller).
-pub struct Grads {
-    pub x: Option<Tensor>,
-    pub h0: Option<Tensor>,
-    pub c0: Option<Tensor>,
-    pub w_ih: Option<Tensor>,
-    pub w_hh: Option<Tensor>,
-    pub b_ih: Option<Tensor>,
-    pub b_hh: Option<Tensor>,
-}
-
 /// The time index of step s.
 fn time_of(s: usize, steps: usize, reverse: bool) -> usize {
     if reverse { steps - 1 - s } else { s }
@@ -195,19 +160,19 @@ pub fn forward(cell: Cell, d: Dims, reverse: bool, x: &Tensor, h0: &Tensor, c0: 
 
     // x in step order, then the input projection of every step in one GEMM (biases pre-filled).
     let mut x_steps = try_zeroed::<f32>(op, t_len * b * i)?;
-    reorder(x.contiguous_slice().unwrap(), &mut x_steps, d, i, reverse, true);
+    reorder(x.cpu_slice(op)?, &mut x_steps, d, i, reverse, true);
     let mut gates = try_zeroed::<f32>(op, t_len * b * gh)?;
     for row in gates.chunks_exact_mut(gh) {
         row.copy_from_slice(&p.bias);
     }
-    gemm(&mut gates, Mat::rows(0, t_len * b, gh), &x_steps, Mat::rows(0, t_len * b, i), p.w_ih(), Mat::rows(0, gh, i).t(), true);
+    gemm(&mut gates, Mat::rows(0, t_len * b, gh), &x_steps, Mat::rows(0, t_len * b, i), p.w_ih(op)?, Mat::rows(0, gh, i).t(), true);
 
     let mut hs = try_zeroed::<f32>(op, (t_len + 1) * bh)?;
-    hs[..bh].copy_from_slice(h0.contiguous_slice().unwrap());
+    hs[..bh].copy_from_slice(h0.cpu_slice(op)?);
     let mut cs = match c0 {
         Some(c0) => {
             let mut cs = try_zeroed::<f32>(op, (t_len + 1) * bh)?;
-            cs[..bh].copy_from_slice(c0.contiguous_slice().unwrap());
+            cs[..bh].copy_from_slice(c0.cpu_slice(op)?);
             Some(cs)
         }
         None => None,
@@ -288,12 +253,12 @@ unsafe fn forward_rows(cell: Cell, d: Dims, p: &Params, bufs: &StepBuffers, b0: 
             }
             Cell::Lstm => {
                 p.project_hidden(g, h_prev, rows, true);
-                let cs = bufs.cs.as_ref().unwrap();
+                let cs = bufs.cs.as_ref().expect("an LSTM allocates cs");
                 cells::lstm_forward(g, part(cs, at(s, h), rows * h), part(cs, at(s + 1, h), rows * h), h_next, h);
             }
             Cell::Gru => {
                 p.project_hidden(&mut hproj, h_prev, rows, false);
-                let hn_s = part(bufs.hn.as_ref().unwrap(), at(s, h), rows * h);
+                let hn_s = part(bufs.hn.as_ref().expect("a GRU keeps hn"), at(s, h), rows * h);
                 cells::gru_forward(g, &hproj, &p.b_hn, h_prev, hn_s, h_next, h);
             }
         }
@@ -326,10 +291,10 @@ pub fn backward(cell: Cell, d: Dims, reverse: bool, ws: Workspace, g: &Tensor, p
     let op = cell.name();
     let Dims { batch: b, steps: t_len, input: i, hidden: h } = d;
     let (gh, bh) = (cell.gates() * h, b * h);
-    let g = g.contiguous_slice::<f32>().unwrap();
+    let g = g.cpu_slice::<f32>(op)?;
     let Workspace { x: x_steps, mut gates, hs, cs, mut hn } = ws;
-    let hs = hs.contiguous_slice::<f32>().unwrap();
-    let cs = cs.as_ref().map(|c| c.contiguous_slice::<f32>().unwrap());
+    let hs = hs.cpu_slice::<f32>(op)?;
+    let cs = cs.as_ref().map(|c| c.cpu_slice::<f32>(op)).transpose()?;
 
     // dL/dh0 and dL/dc0, each part writing its rows.
     let mut dh0 = try_zeroed::<f32>(op, bh)?;
@@ -339,7 +304,7 @@ pub fn backward(cell: Cell, d: Dims, reverse: bool, ws: Workspace, g: &Tensor, p
         Some(t) => Some(t.data_mut_f32(op)?),
         None => None,
     };
-    let hidden_gradient = HiddenGradient::new(p.w_hh(), h);
+    let hidden_gradient = HiddenGradient::new(p.w_hh(op)?, h);
     let bufs = BackwardBuffers {
         gates: SendPtr(ga_buf.as_mut_ptr()),
         hn: hn_data.as_mut().map(|v| SendPtr(v.as_mut_ptr())),
@@ -364,9 +329,9 @@ pub fn backward(cell: Cell, d: Dims, reverse: bool, ws: Workspace, g: &Tensor, p
 
     let ga: &[f32] = ga;
     let all = t_len * b;
-    let x_steps = x_steps.contiguous_slice::<f32>().unwrap();
+    let x_steps = x_steps.cpu_slice::<f32>(op)?;
     let h_prevs = &hs[..all * h];
-    let mut grads = Grads { x: None, h0: None, c0: None, w_ih: None, w_hh: None, b_ih: None, b_hh: None };
+    let mut grads = Grads::default();
     if needs.h0 {
         grads.h0 = Some(Tensor::from_vec(dh, &[b, h])?);
     }
@@ -375,15 +340,17 @@ pub fn backward(cell: Cell, d: Dims, reverse: bool, ws: Workspace, g: &Tensor, p
     }
     if needs.x {
         let mut dx_steps = try_zeroed::<f32>(op, all * i)?;
-        gemm(&mut dx_steps, Mat::rows(0, all, i), ga, Mat::rows(0, all, gh), p.w_ih(), Mat::rows(0, gh, i), false);
+        gemm(&mut dx_steps, Mat::rows(0, all, i), ga, Mat::rows(0, all, gh), p.w_ih(op)?, Mat::rows(0, gh, i), false);
         let mut dx = try_zeroed::<f32>(op, all * i)?;
         reorder(&dx_steps, &mut dx, d, i, reverse, false);
         grads.x = Some(Tensor::from_vec(dx, &[b, t_len, i])?);
     }
-    if needs.weights {
+    if needs.w_ih {
         let mut dw_ih = try_zeroed::<f32>(op, gh * i)?;
         gemm(&mut dw_ih, Mat::rows(0, gh, i), ga, Mat::rows(0, all, gh).t(), x_steps, Mat::rows(0, all, i), false);
         grads.w_ih = Some(Tensor::from_vec(dw_ih, &[gh, i])?);
+    }
+    if needs.w_hh {
         let mut dw_hh = try_zeroed::<f32>(op, gh * h)?;
         match hn_data.as_deref() {
             // GRU: the hidden side's gradient is [da_r | da_z] from the gates and dhn apart.
@@ -463,12 +430,12 @@ unsafe fn backward_rows(cell: Cell, d: Dims, reverse: bool, hidden_gradient: &Hi
                 hidden_gradient.mul(&mut dh_prev, a, gh, rows, 0..gh, false);
             }
             Cell::Lstm => {
-                let cs = bufs.cs.unwrap();
+                let cs = bufs.cs.expect("an LSTM keeps cs");
                 cells::lstm_backward(a, &cs[at(s, h)..][..rows * h], &cs[at(s + 1, h)..][..rows * h], &dh, &mut dc, h);
                 hidden_gradient.mul(&mut dh_prev, a, gh, rows, 0..gh, false);
             }
             Cell::Gru => {
-                let hn_s = part(bufs.hn.as_ref().unwrap(), at(s, h), rows * h);
+                let hn_s = part(bufs.hn.as_ref().expect("a GRU keeps hn"), at(s, h), rows * h);
                 cells::gru_backward(a, hn_s, &hs[at(s, h)..][..rows * h], &dh, &mut dh_prev, h);
                 // dh_prev += [da_r | da_z] · W_hh[r, z blocks] + dhn · W_hh[n block]
                 hidden_gradient.mul(&mut dh_prev, a, gh, rows, 0..2 * h, true);
