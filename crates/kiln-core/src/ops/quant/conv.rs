@@ -64,12 +64,13 @@ fn conv(input: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, kern
     refuse_gradients(op, input, &[Some(&scales), bias])?;
     let bias = bias_values(op, bias)?;
     let x = input.materialize()?;
+    let filters = if int8_input { Some(crate::device::cpu::quant::w8a8::conv_filters(&geo, &q)?) } else { None };
     let (q, scales) = (q.contiguous_slice::<i8>().unwrap(), scales.contiguous_slice::<f32>().unwrap());
     let x = x.contiguous_slice::<f32>().expect("materialized float32");
-    let out = if int8_input {
-        crate::device::cpu::quant::w8a8::conv(&geo, x, q, scales, bias.as_deref(), op)?
+    let out = if let Some(filters) = filters {
+        crate::device::cpu::quant::w8a8::conv(&geo, x, &filters, scales, bias.as_deref(), op)?
     } else {
-        engine::forward(&geo, x, &Packed { rows: RowSource { format, q, scales, in_features: patch } }, bias.as_deref(), op)?
+        engine::forward(&geo, x, &Packed { rows: RowSource { format, q, scales, in_features: patch, int4_runs: None } }, bias.as_deref(), op)?
     };
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
 }

@@ -1,7 +1,7 @@
 //! x · Wᵀ + b on quantized weights: validation, shapes and the call into the CPU kernels
 //! (device/cpu/quant/linear.rs for weight-only, w8a8.rs for int8 activations).
 
-use crate::device::cpu::quant::rows::RowSource;
+use crate::device::cpu::quant::{nibbles, packed::Int8Weights, rows::RowSource};
 use super::{bias_values, checked_weights, refuse_gradients, Format};
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
@@ -56,14 +56,22 @@ fn linear(x: &Tensor, q: &Tensor, scales: &Tensor, bias: Option<&Tensor>, format
     out_shape.push(out_features);
     let mut out = try_zeroed::<f32>(op, checked_numel(op, &out_shape)?)?;
     let bias = bias_values(op, bias)?;
+    // The int4 re-layout serves the few-row dots only: a model run only on large batches never
+    // builds it.
+    let int4_runs = match format {
+        Format::Int4 { block } if rows <= crate::device::cpu::quant::linear::DOT_MAX_ROWS => nibbles::of(&q, out_features, in_features, block)?,
+        _ => None,
+    };
     let weights = RowSource {
         format,
         q: q.contiguous_slice::<i8>().unwrap(),
         scales: scales.contiguous_slice::<f32>().unwrap(),
         in_features,
+        int4_runs: int4_runs.as_deref(),
     };
     if rows > 0 && out_features > 0 && int8_input {
-        crate::device::cpu::quant::w8a8::linear(x.contiguous_slice::<f32>().unwrap(), rows, in_features, weights.q, weights.scales, bias.as_deref(), &mut out);
+        let packed = Int8Weights::of_linear(&q, out_features, in_features)?;
+        crate::device::cpu::quant::w8a8::linear(x.contiguous_slice::<f32>().unwrap(), rows, in_features, weights.q, &packed, weights.scales, bias.as_deref(), &mut out);
     } else if rows > 0 && out_features > 0 {
         crate::device::cpu::quant::linear::forward(x.contiguous_slice::<f32>().unwrap(), rows, &weights, bias.as_deref(), &mut out, out_features);
     }
