@@ -2,7 +2,9 @@
 //! globally so that `kiln.memory()` can prove memory stays flat.
 
 use crate::dtype::DType;
+use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
@@ -22,6 +24,25 @@ pub enum Buffer {
 
 pub struct Storage {
     pub buffer: Buffer,
+    /// Forms computed from the buffer once and kept beside it (a quantized weight's kernel
+    /// layout): freed with the buffer, and dropped by `buffer_mut` before any in-place write.
+    derived: Mutex<Vec<Derived>>,
+}
+
+/// One derived form: which kind, of which view, and the bytes it holds (counted as live).
+struct Derived {
+    key: DerivedKey,
+    value: Arc<dyn Any + Send + Sync>,
+    bytes: usize,
+}
+
+/// What a derived form was made from: its type, the view (offset, shape, strides), and the
+/// maker's own parameters (`tag`: a format, a kernel size).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DerivedKey {
+    pub kind: TypeId,
+    pub view: Vec<usize>,
+    pub tag: Vec<usize>,
 }
 
 impl Buffer {
@@ -58,12 +79,45 @@ impl Storage {
     pub fn new(buffer: Buffer) -> Storage {
         LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
         add_live_bytes(buffer.size_bytes());
-        Storage { buffer }
+        Storage { buffer, derived: Mutex::new(Vec::new()) }
+    }
+
+    /// The buffer for an in-place write: derived forms of the old values are dropped first.
+    pub fn buffer_mut(&mut self) -> &mut Buffer {
+        self.clear_derived();
+        &mut self.buffer
+    }
+
+    /// The form stored under `key`, or `make()`'s (value, bytes it holds), stored for next time.
+    /// `make` runs without the lock held (it may use the thread pool); if two threads race, both
+    /// compute and the first stored form wins.
+    pub fn derived<T: Any + Send + Sync, E>(&self, key: DerivedKey, make: impl FnOnce() -> Result<(T, usize), E>) -> Result<Arc<T>, E> {
+        let find = |list: &Vec<Derived>| list.iter().find(|d| d.key == key).and_then(|d| d.value.clone().downcast::<T>().ok());
+        if let Some(found) = find(&*self.derived.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(found);
+        }
+        let (value, bytes) = make()?;
+        let mut list = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = find(&*list) {
+            return Ok(found);
+        }
+        let value = Arc::new(value);
+        add_live_bytes(bytes);
+        list.push(Derived { key, value: value.clone(), bytes });
+        Ok(value)
+    }
+
+    fn clear_derived(&mut self) {
+        let list = self.derived.get_mut().unwrap_or_else(|e| e.into_inner());
+        for d in list.drain(..) {
+            LIVE_BYTES.fetch_sub(d.bytes, Ordering::Relaxed);
+        }
     }
 }
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        self.clear_derived();
         LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
         LIVE_BYTES.fetch_sub(self.buffer.size_bytes(), Ordering::Relaxed);
     }
@@ -157,3 +211,35 @@ element!(f32, F32);
 element!(i32, I32);
 element!(u8, Bool);
 element!(i8, I8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn key(tag: usize) -> DerivedKey {
+        DerivedKey { kind: TypeId::of::<Vec<u8>>(), view: vec![0, 4, 1], tag: vec![tag] }
+    }
+
+    #[test]
+    fn a_derived_form_is_made_once_per_key_and_dropped_by_an_in_place_write() {
+        let mut s = Storage::new(Buffer::F32(vec![1.0; 4]));
+        let made = Cell::new(0);
+        let make = |v: u8| {
+            made.set(made.get() + 1);
+            Ok::<_, ()>((vec![v; 3], 3))
+        };
+        let a = s.derived(key(1), || make(7)).unwrap();
+        let b = s.derived(key(1), || make(8)).unwrap();
+        assert_eq!((made.get(), &*a, Arc::ptr_eq(&a, &b)), (1, &vec![7u8; 3], true));
+        assert_eq!(*s.derived(key(2), || make(9)).unwrap(), vec![9u8; 3], "another tag is another form");
+        assert_eq!(made.get(), 2);
+        assert_eq!(s.derived::<Vec<u8>, ()>(key(1), || Err(())), Ok(a.clone()), "found without making");
+        s.buffer_mut();
+        assert_eq!(*s.derived(key(1), || make(5)).unwrap(), vec![5u8; 3], "remade after a write");
+        assert_eq!(made.get(), 3);
+        // A failed make stores nothing.
+        assert!(s.derived::<Vec<u8>, ()>(key(3), || Err(())).is_err());
+        assert_eq!(*s.derived(key(3), || make(6)).unwrap(), vec![6u8; 3]);
+    }
+}

@@ -111,6 +111,17 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    /// A form derived from this view's values by `make` (returning the form and the bytes it
+    /// holds), made on the first call and kept with the buffer: later calls with the same type
+    /// and `tag` on the same view get it back. For kernels that lay a constant operand out their
+    /// own way (quantized weights): the layout is built once, not per call, and freed with the
+    /// tensor. Buffers are never written in place while shared, and an in-place write drops it.
+    pub fn derived<T: std::any::Any + Send + Sync>(&self, tag: &[usize], make: impl FnOnce() -> Result<(T, usize)>) -> Result<Arc<T>> {
+        let view = [self.offset].into_iter().chain(self.shape.iter().copied()).chain(self.strides.iter().copied()).collect();
+        let key = crate::storage::DerivedKey { kind: std::any::TypeId::of::<T>(), view, tag: tag.to_vec() };
+        self.storage.derived(key, make)
+    }
+
     /// The raw element slice of the whole buffer (not only this view), if the dtype is T.
     pub fn raw<T: Element>(&self) -> Option<&[T]> {
         T::slice(&self.storage.buffer)
@@ -240,7 +251,7 @@ impl Tensor {
             self.strides = contiguous_dims(&self.shape);
             self.offset = 0;
         }
-        match &mut Arc::get_mut(&mut self.storage).expect("unique after copy").buffer {
+        match Arc::get_mut(&mut self.storage).expect("unique after copy").buffer_mut() {
             Buffer::F32(v) => Ok(v.as_mut_slice()),
             _ => unreachable!("dtype checked above"),
         }

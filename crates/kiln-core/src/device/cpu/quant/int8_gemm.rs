@@ -16,7 +16,9 @@
 //! - scalar: plain i32 loops (also what wasm32 runs; LLVM vectorizes it with simd128).
 //!
 //! A 4x4 tile (four activation rows by four weight rows) is the unit of work: each loaded vector
-//! feeds four multiply-adds. Edge tiles repeat the last row and drop the extra results.
+//! feeds four multiply-adds. The last tile of activation rows has only the rows left (1 to 4:
+//! a batch-1 product is a GEMV, not 4 copies of one row); edge tiles of weight rows repeat the
+//! last row and drop the extra results.
 
 /// Which instruction set the int8 product runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,34 +118,46 @@ pub fn gemm(path: Int8Path, a: Int8Rows, w: Int8Rows, cols: std::ops::Range<usiz
     if a.rows == 0 || cols.is_empty() {
         return;
     }
-    let (mut i0, k) = (0, a.k);
+    let mut i0 = 0;
     while i0 < a.rows {
-        let a_rows: [usize; 4] = std::array::from_fn(|r| (i0 + r).min(a.rows - 1));
-        let a_ptrs = a_rows.map(|i| a.data[i * a.stride..].as_ptr());
-        let mut j0 = cols.start;
-        while j0 < cols.end {
-            let w_rows: [usize; 4] = std::array::from_fn(|c| (j0 + c).min(cols.end - 1));
-            let w_ptrs = w_rows.map(|j| w.data[j * w.stride..].as_ptr());
-            // SAFETY: every pointer starts a row with k readable values (checked above), and
-            // each path is taken only when the CPU reports its features (Int8Path::current).
-            let tile = unsafe {
-                match path {
-                    #[cfg(target_arch = "x86_64")]
-                    Int8Path::Vnni => x86::tile_vnni(a_ptrs, w_ptrs, k),
-                    #[cfg(target_arch = "x86_64")]
-                    Int8Path::Avx2 => x86::tile_avx2(a_ptrs, w_ptrs, k),
-                    _ => tile_scalar(a_ptrs, w_ptrs, k),
-                }
-            };
-            for r in 0..4.min(a.rows - i0) {
-                for c in 0..4.min(cols.end - j0) {
-                    let shift = if path == Int8Path::Vnni { 128 * sums[j0 + c] } else { 0 };
-                    store(i0 + r, j0 + c, tile[r][c] - shift);
-                }
-            }
-            j0 += 4;
+        // Tiles of up to 4 activation rows: a batch-1 product runs 1-row tiles (a GEMV) rather
+        // than 4 copies of its one row.
+        match a.rows - i0 {
+            1 => row_tiles::<1>(path, a, w, i0, cols.clone(), sums, &mut store),
+            2 => row_tiles::<2>(path, a, w, i0, cols.clone(), sums, &mut store),
+            3 => row_tiles::<3>(path, a, w, i0, cols.clone(), sums, &mut store),
+            _ => row_tiles::<4>(path, a, w, i0, cols.clone(), sums, &mut store),
         }
         i0 += 4;
+    }
+}
+
+/// Activation rows i0..i0+R against weight rows `cols`, 4 at a time (`gemm`'s contract).
+fn row_tiles<const R: usize>(path: Int8Path, a: Int8Rows, w: Int8Rows, i0: usize, cols: std::ops::Range<usize>, sums: &[i32], store: &mut impl FnMut(usize, usize, i32)) {
+    let k = a.k;
+    let a_ptrs: [*const i8; R] = std::array::from_fn(|r| a.data[(i0 + r) * a.stride..].as_ptr());
+    let mut j0 = cols.start;
+    while j0 < cols.end {
+        let w_rows: [usize; 4] = std::array::from_fn(|c| (j0 + c).min(cols.end - 1));
+        let w_ptrs = w_rows.map(|j| w.data[j * w.stride..].as_ptr());
+        // SAFETY: every pointer starts a row with k readable values (checked by `gemm`), and
+        // each path is taken only when the CPU reports its features (Int8Path::current).
+        let tile = unsafe {
+            match path {
+                #[cfg(target_arch = "x86_64")]
+                Int8Path::Vnni => x86::tile_vnni(a_ptrs, w_ptrs, k),
+                #[cfg(target_arch = "x86_64")]
+                Int8Path::Avx2 => x86::tile_avx2(a_ptrs, w_ptrs, k),
+                _ => tile_scalar(a_ptrs, w_ptrs, k),
+            }
+        };
+        for (r, row) in tile.iter().enumerate() {
+            for c in 0..4.min(cols.end - j0) {
+                let shift = if path == Int8Path::Vnni { 128 * sums[j0 + c] } else { 0 };
+                store(i0 + r, j0 + c, row[c] - shift);
+            }
+        }
+        j0 += 4;
     }
 }
 
@@ -151,7 +165,7 @@ pub fn gemm(path: Int8Path, a: Int8Rows, w: Int8Rows, cols: std::ops::Range<usiz
 ///
 /// # Safety
 /// Every pointer must start k readable values.
-unsafe fn tile_scalar(a: [*const i8; 4], w: [*const i8; 4], k: usize) -> [[i32; 4]; 4] {
+unsafe fn tile_scalar<const R: usize>(a: [*const i8; R], w: [*const i8; 4], k: usize) -> [[i32; 4]; R] {
     let a = a.map(|p| std::slice::from_raw_parts(p, k));
     let w = w.map(|p| std::slice::from_raw_parts(p, k));
     std::array::from_fn(|r| std::array::from_fn(|c| dot(a[r], w[c])))
@@ -165,18 +179,18 @@ fn dot(a: &[i8], w: &[i8]) -> i32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// Σ (a + 128)·w for a 4x4 tile with `vpdpbusd`, 64 bytes of k per step; the last partial
+    /// Σ (a + 128)·w for an R x 4 tile with `vpdpbusd`, 64 bytes of k per step; the last partial
     /// step loads through a mask, so rows need no padding (masked-off bytes read as 0).
     ///
     /// # Safety
     /// The CPU must have avx512f, avx512bw and avx512vnni; every pointer starts k readable bytes.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
-    pub(super) unsafe fn tile_vnni(a: [*const i8; 4], w: [*const i8; 4], k: usize) -> [[i32; 4]; 4] {
+    pub(super) unsafe fn tile_vnni<const R: usize>(a: [*const i8; R], w: [*const i8; 4], k: usize) -> [[i32; 4]; R] {
         // No closures here: a closure would not get this function's target features, and its
         // intrinsics would turn into calls.
         let flip = _mm512_set1_epi8(-128);
         let zero = _mm512_setzero_si512();
-        let mut acc = [[zero; 4]; 4];
+        let mut acc = [[zero; 4]; R];
         let mut k0 = 0;
         while k0 < k {
             let left = k - k0;
@@ -185,7 +199,7 @@ mod x86 {
             for c in 0..4 {
                 wv[c] = _mm512_maskz_loadu_epi8(mask, w[c].add(k0));
             }
-            for r in 0..4 {
+            for r in 0..R {
                 // a + 128 as u8 is a with its top bit flipped; masked-off bytes become 128 but
                 // meet zero weights.
                 let av = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, a[r].add(k0)), flip);
@@ -195,8 +209,8 @@ mod x86 {
             }
             k0 += 64;
         }
-        let mut out = [[0i32; 4]; 4];
-        for r in 0..4 {
+        let mut out = [[0i32; 4]; R];
+        for r in 0..R {
             let mut halves = [_mm256_setzero_si256(); 4];
             for c in 0..4 {
                 halves[c] = _mm256_add_epi32(_mm512_castsi512_si256(acc[r][c]), _mm512_extracti64x4_epi64::<1>(acc[r][c]));
@@ -206,15 +220,15 @@ mod x86 {
         out
     }
 
-    /// Exact Σ a·w for a 4x4 tile: 16 bytes of k per step, widened to i16 and multiplied with
+    /// Exact Σ a·w for an R x 4 tile: 16 bytes of k per step, widened to i16 and multiplied with
     /// `vpmaddwd` (i16·i16 pairs summed into i32); the last k % 16 values in scalar code.
     ///
     /// # Safety
     /// The CPU must have avx2; every pointer starts k readable bytes.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn tile_avx2(a: [*const i8; 4], w: [*const i8; 4], k: usize) -> [[i32; 4]; 4] {
+    pub(super) unsafe fn tile_avx2<const R: usize>(a: [*const i8; R], w: [*const i8; 4], k: usize) -> [[i32; 4]; R] {
         let zero = _mm256_setzero_si256();
-        let mut acc = [[zero; 4]; 4];
+        let mut acc = [[zero; 4]; R];
         let whole = k / 16 * 16;
         let mut k0 = 0;
         while k0 < whole {
@@ -222,7 +236,7 @@ mod x86 {
             for c in 0..4 {
                 wv[c] = _mm256_cvtepi8_epi16(_mm_loadu_si128(w[c].add(k0) as *const __m128i));
             }
-            for r in 0..4 {
+            for r in 0..R {
                 let av = _mm256_cvtepi8_epi16(_mm_loadu_si128(a[r].add(k0) as *const __m128i));
                 for c in 0..4 {
                     acc[r][c] = _mm256_add_epi32(acc[r][c], _mm256_madd_epi16(av, wv[c]));
@@ -230,8 +244,8 @@ mod x86 {
             }
             k0 += 16;
         }
-        let mut out = [[0i32; 4]; 4];
-        for r in 0..4 {
+        let mut out = [[0i32; 4]; R];
+        for r in 0..R {
             out[r] = hsum4(acc[r]);
             for c in 0..4 {
                 for i in whole..k {

@@ -9,13 +9,14 @@
 //! the GEMM's O(out_channels · patch · band columns), under 2% for bands of 64+ output
 //! positions, and it keeps the memory bound independent of the layer's size.
 
+use super::packed::Int8Weights;
 use super::rows::RowSource;
 use crate::device::cpu::conv::engine::{self, gemm, Filters, Mat};
 use crate::device::cpu::gemm_call::Parallelism;
 use crate::error::Result;
 use crate::layout::checked_numel;
 use crate::params::conv::Geometry;
-use crate::params::quant::QuantWeights;
+use crate::params::quant::{Format, QuantWeights};
 use crate::storage::{try_zeroed, Buffer};
 use crate::tensor::Tensor;
 
@@ -31,9 +32,17 @@ pub(crate) fn linear(x: &Tensor, w: &QuantWeights, bias: Option<&Tensor>, int8_a
     let (xs, qs, ss) = (x.cpu_slice::<f32>(op)?, q.cpu_slice::<i8>(op)?, scales.cpu_slice::<f32>(op)?);
     if rows > 0 && out_features > 0 {
         if int8_activations {
-            super::w8a8::linear(xs, rows, in_features, qs, ss, bias.as_deref(), &mut out);
+            // Packed once per weight and kept with it (packed.rs): no per-call packing.
+            let packed = Int8Weights::of_linear(&q, out_features, in_features)?;
+            super::w8a8::linear(xs, rows, in_features, qs, &packed, ss, bias.as_deref(), &mut out);
         } else {
-            let weights = RowSource { format: w.format, q: qs, scales: ss, in_features };
+            // The int4 re-layout serves the few-row dots only: a model run only on large batches
+            // never builds it.
+            let int4_runs = match w.format {
+                Format::Int4 { block } if rows <= super::linear::DOT_MAX_ROWS => super::nibbles::of(&q, out_features, in_features, block)?,
+                _ => None,
+            };
+            let weights = RowSource { format: w.format, q: qs, scales: ss, in_features, int4_runs: int4_runs.as_deref() };
             super::linear::forward(xs, rows, &weights, bias.as_deref(), &mut out, out_features);
         }
     }
@@ -47,9 +56,10 @@ pub(crate) fn conv2d(geo: &Geometry, x: &Tensor, w: &QuantWeights, bias: Option<
     let bias = bias.map(|b| b.elements::<f32>(op)).transpose()?;
     let (xs, qs, ss) = (x.cpu_slice::<f32>(op)?, q.cpu_slice::<i8>(op)?, scales.cpu_slice::<f32>(op)?);
     let out = if int8_activations {
-        super::w8a8::conv(geo, xs, qs, ss, bias.as_deref(), op)?
+        let filters = super::w8a8::conv_filters(geo, &q)?;
+        super::w8a8::conv(geo, xs, &filters, ss, bias.as_deref(), op)?
     } else {
-        let filters = Tiles { rows: RowSource { format: w.format, q: qs, scales: ss, in_features: w.in_features } };
+        let filters = Tiles { rows: RowSource { format: w.format, q: qs, scales: ss, in_features: w.in_features, int4_runs: None } };
         engine::forward(geo, xs, &filters, bias.as_deref(), op)?
     };
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])

@@ -73,23 +73,9 @@ impl WeightRows<'_> {
     }
 }
 
-/// `weights` [rows, k] with each row padded to a multiple of 4 bytes: borrowed when k already is,
-/// else copied with zero tails (small next to the product: rows · k bytes once per call).
-pub fn padded_weights(q: &[i8], rows: usize, k: usize) -> std::borrow::Cow<'_, [i8]> {
-    let kp = WeightRows::padded_k(k);
-    if kp == k {
-        return std::borrow::Cow::Borrowed(&q[..rows * k]);
-    }
-    let mut out = vec![0i8; rows * kp];
-    for (dst, src) in out.chunks_exact_mut(kp).zip(q.chunks_exact(k.max(1))) {
-        dst[..k].copy_from_slice(src);
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Calls `store(o, first lane, sums)` with the exact Σ_k a[lane, k] · w[o, k] of 16 lanes from
 /// `first lane` (lanes at or past `lanes` are padding: ignore them), for every weight row o in
-/// `rows` and every block of the panels. `shift[o]` is `128 · Σ_k w[o, k]` (`weight_sums`).
+/// `rows` and every block of the panels. `shift[o]` is `128 · Σ_k w[o, k]` (`Int8Weights::shifts`).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(path: Int8Path, panels: &[u8], lanes: usize, w: WeightRows, rows: Range<usize>, shift: &[i32], mut store: impl FnMut(usize, usize, &[i32; LANES])) {
     let k4 = w.k.div_ceil(4);
@@ -227,15 +213,10 @@ mod x86 {
     }
 }
 
-/// `128 · Σ_k w[o, k]` per weight row: what the u8 shift of the activations adds to each sum.
-pub fn weight_shifts(w: WeightRows) -> Vec<i32> {
-    let rows = super::int8_gemm::Int8Rows { data: w.data, rows: w.rows, k: w.k, stride: w.stride };
-    super::int8_gemm::weight_sums(rows).into_iter().map(|s| 128 * s).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::int8_gemm::tests::{bytes, paths};
+    use super::super::packed::Int8Weights;
     use super::*;
 
     /// Every path against an i64 reference, for a [m, k] activations and w [n, k] weights, with
@@ -243,12 +224,11 @@ mod tests {
     fn check(a: &[i8], w: &[i8], m: usize, n: usize, k: usize, rows: Range<usize>, label: &str) {
         let mut panels = vec![0u8; panel_len(m, k)];
         pack_rows(a, m, k, &mut panels);
-        let wp = padded_weights(w, n, k);
-        let wr = WeightRows { data: &wp, rows: n, k, stride: WeightRows::padded_k(k) };
-        let shift = weight_shifts(wr);
+        let packed = Int8Weights::new(w, n, k);
+        let (wr, shift) = (packed.panel_rows(w), &packed.shifts);
         for path in paths() {
             let mut got = vec![None; m * n];
-            gemm(path, &panels, m, wr, rows.clone(), &shift, |o, l0, sums| {
+            gemm(path, &panels, m, wr, rows.clone(), shift, |o, l0, sums| {
                 assert!(rows.contains(&o), "{label} {path:?}: row {o} outside {rows:?}");
                 for (l, &v) in sums.iter().enumerate().filter(|(l, _)| l0 + l < m) {
                     assert!(got[(l0 + l) * n + o].replace(v).is_none(), "{label} {path:?}: ({}, {o}) stored twice", l0 + l);

@@ -42,6 +42,9 @@ multiversion! {
 pub(crate) fn dequantize_row(format: Format, q: &[i8], scales: &[f32], out: &mut [f32]) {
     match format {
         Format::Int8 => dequantize_row_int8(q, scales[0], out),
+        // SAFETY: the level is only ever what the CPU reports.
+        #[cfg(target_arch = "x86_64")]
+        Format::Int4 { block } if block % 16 == 0 && crate::simd::level() == crate::simd::SimdLevel::Avx512 => unsafe { x86::dequantize_int4(q, scales, block, out) },
         Format::Int4 { block } if block % 2 == 0 => dequantize_row_int4(q, scales, block, out),
         Format::Int4 { block } => {
             for (i, o) in out.iter_mut().enumerate() {
@@ -53,6 +56,50 @@ pub(crate) fn dequantize_row(format: Format, q: &[i8], scales: &[f32], out: &mut
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// The int4 row expansion with AVX-512, 16 weights (8 bytes) per step: each byte widened
+    /// into two lanes, the odd lanes shifted right by 4, so every lane's low 4 bits are its
+    /// nibble; `vpermps` (which reads only those bits) looks them up in the block's table of
+    /// q · scale for q = 0..7, -8..-1, the values the scalar expansion computes.
+    ///
+    /// # Safety
+    /// avx512f; block % 16 == 0; q holds ceil(out.len() / 2) bytes, scales ceil(out.len() / block).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dequantize_int4(q: &[i8], scales: &[f32], block: usize, out: &mut [f32]) {
+        let k = out.len();
+        if k == 0 {
+            return;
+        }
+        assert!(block % 16 == 0 && q.len() >= k.div_ceil(2) && scales.len() >= k.div_ceil(block), "int4 expand: row out of bounds");
+        let base = _mm512_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0);
+        let odd_lanes = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+        // The block is tracked by counting down (a division per step would cost more than it).
+        let (mut b, mut left) = (0usize, block);
+        let mut table = _mm512_mul_ps(base, _mm512_set1_ps(scales[0]));
+        let whole = k / 16 * 16;
+        let mut i = 0;
+        while i < whole {
+            if left == 0 {
+                b += 1;
+                left = block;
+                table = _mm512_mul_ps(base, _mm512_set1_ps(scales[b]));
+            }
+            left -= 16;
+            let bytes = _mm_loadl_epi64(q.as_ptr().add(i / 2) as *const __m128i);
+            let lanes = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(bytes, bytes)), odd_lanes);
+            _mm512_storeu_ps(out.as_mut_ptr().add(i), _mm512_permutexvar_ps(lanes, table));
+            i += 16;
+        }
+        for (i, o) in out.iter_mut().enumerate().skip(whole) {
+            let byte = q[i / 2];
+            let v = if i % 2 == 0 { (byte << 4) >> 4 } else { byte >> 4 };
+            *o = v as f32 * scales[i / block];
+        }
+    }
+}
 
 /// Quantized weight rows, expanded on demand.
 pub(crate) struct RowSource<'a> {
@@ -60,6 +107,8 @@ pub(crate) struct RowSource<'a> {
     pub q: &'a [i8],
     pub scales: &'a [f32],
     pub in_features: usize,
+    /// The same int4 rows re-laid for the x86 kernels (nibbles.rs), when built.
+    pub int4_runs: Option<&'a super::nibbles::Int4Runs>,
 }
 
 impl RowSource<'_> {
@@ -88,5 +137,33 @@ impl RowSource<'_> {
             }
             f(t0, width, &tile[..width * k]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{level, set_level, SimdLevel};
+
+    /// Every level's expansion against the format's definition, one weight at a time.
+    #[test]
+    fn int4_expansion_matches_the_format_on_every_level() {
+        let best = level();
+        for forced in [SimdLevel::Avx512, SimdLevel::Avx2Fma, SimdLevel::Scalar] {
+            set_level(forced);
+            for &(k, block) in &[(784usize, 32usize), (100, 16), (33, 16), (15, 16), (70, 64), (45, 6), (29, 7)] {
+                let q: Vec<i8> = (0..k.div_ceil(2)).map(|j| (j as u32).wrapping_mul(2_654_435_761).rotate_right(13) as i8).collect();
+                let scales: Vec<f32> = (0..k.div_ceil(block)).map(|b| 0.25 + b as f32 * 0.125).collect();
+                let mut got = vec![f32::NAN; k];
+                dequantize_row(Format::Int4 { block }, &q, &scales, &mut got);
+                for (i, &v) in got.iter().enumerate() {
+                    let byte = q[i / 2] as u8;
+                    let nibble = if i % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+                    let value = if nibble >= 8 { nibble as i32 - 16 } else { nibble as i32 };
+                    assert_eq!(v, value as f32 * scales[i / block], "{forced:?} k {k} block {block} at {i}");
+                }
+            }
+        }
+        set_level(best);
     }
 }

@@ -9,15 +9,19 @@
 //!
 //! Products: from 16 vectors up (a Linear of 16+ rows, every conv) the panel kernel of
 //! panels.rs; below that a Linear uses the row-dot tiles of int8_gemm.rs, which read the stored
-//! weights as they are (no per-call packing, which would cost as much as a batch-1 product).
+//! weights as they are. What the weights need beyond their stored bytes (row sums, k padded to
+//! 4, a conv's tap-major filters) is built once per weight tensor (packed.rs), not per call.
 
 use super::int8_gemm::{self, Int8Path, Int8Rows};
-use super::panels::{self, WeightRows, LANES};
+use super::packed::Int8Weights;
+use super::panels::{self, LANES};
 use crate::error::Result;
 use crate::params::conv::Geometry;
 use crate::parallel::{self, SendPtr};
 use crate::storage::try_zeroed;
+use crate::tensor::Tensor;
 use std::cell::RefCell;
+use std::sync::Arc;
 
 /// Below this many multiply-adds the linear runs on one thread (as linear.rs).
 const MIN_PARALLEL_MACS: usize = 96 * 96 * 96;
@@ -44,10 +48,12 @@ fn with_panels<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
 }
 
 /// out[n, o] = x[n, :] · W[o, :] + bias[o] with x quantized per row. x [n, k] float32, q [o_dim, k]
-/// int8 with `scales` [o_dim]; out [n, o_dim].
-pub(crate) fn linear(x: &[f32], n: usize, k: usize, q: &[i8], scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+/// int8 with `scales` [o_dim] and `packed` its kernel view (`Int8Weights::of_linear`); out [n, o_dim].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear(x: &[f32], n: usize, k: usize, q: &[i8], packed: &Int8Weights, scales: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let o_dim = scales.len();
     assert!(out.len() >= n * o_dim && x.len() >= n * k && q.len() >= o_dim * k);
+    assert!(packed.rows == o_dim && packed.k == k, "linearW8A8: packed weights of another shape");
     let path = Int8Path::current();
     let mut xq = vec![0i8; n * k];
     let mut xs = vec![0f32; n];
@@ -68,22 +74,21 @@ pub(crate) fn linear(x: &[f32], n: usize, k: usize, q: &[i8], scales: &[f32], bi
     if n < PANEL_MIN_ROWS {
         let a = Int8Rows { data: &xq, rows: n, k, stride: k };
         let w = Int8Rows { data: q, rows: o_dim, k, stride: k };
-        let sums = if path == Int8Path::Vnni { int8_gemm::weight_sums(w) } else { Vec::new() };
+        let sums = &packed.sums;
         // Column chunks of whole 4-row tiles, two per thread so a descheduled thread delays less.
         let tiles = o_dim.div_ceil(4);
-        parallel::for_each_chunk(tiles, (threads * 2).min(tiles), |t0, t1| {
-            int8_gemm::gemm(path, a, w, t0 * 4..(t1 * 4).min(o_dim), &sums, |i, j, acc| {
+        parallel::for_each_chunk(tiles, if threads > 1 { (threads * 2).min(tiles) } else { 1 }, |t0, t1| {
+            int8_gemm::gemm(path, a, w, t0 * 4..(t1 * 4).min(o_dim), sums, |i, j, acc| {
                 // SAFETY: i < n and j < o_dim (gemm's contract), and chunks own disjoint columns.
                 unsafe { *dst.get().add(i * o_dim + j) = value(i, j, acc) };
             });
         });
         return;
     }
-    let mut packed = vec![0u8; panels::panel_len(n, k)];
-    panels::pack_rows(&xq, n, k, &mut packed);
-    let wp = panels::padded_weights(q, o_dim, k);
-    let w = WeightRows { data: &wp, rows: o_dim, k, stride: WeightRows::padded_k(k) };
-    let shift = panels::weight_shifts(w);
+    let mut panel_bytes = vec![0u8; panels::panel_len(n, k)];
+    panels::pack_rows(&xq, n, k, &mut panel_bytes);
+    let w = packed.panel_rows(q);
+    let shift = &packed.shifts;
     // Units: 64-lane groups of rows times slices of the output features, about two per thread.
     let groups = n.div_ceil(TILE_LANES);
     let slices = (threads * 2).div_ceil(groups).clamp(1, o_dim.div_ceil(4));
@@ -93,7 +98,7 @@ pub(crate) fn linear(x: &[f32], n: usize, k: usize, q: &[i8], scales: &[f32], bi
             let (g, s) = (unit / slices, unit % slices);
             let lanes = TILE_LANES.min(n - g * TILE_LANES);
             let rows = o_dim * s / slices..o_dim * (s + 1) / slices;
-            panels::gemm(path, &packed[g * group_bytes..], lanes, w, rows, &shift, |o, l0, sums| {
+            panels::gemm(path, &panel_bytes[g * group_bytes..], lanes, w, rows, shift, |o, l0, sums| {
                 for (l, &acc) in sums.iter().enumerate().take(lanes.saturating_sub(l0)) {
                     let i = g * TILE_LANES + l0 + l;
                     // SAFETY: i < n, o < o_dim; units own disjoint (row group, feature slice) pairs.
@@ -157,6 +162,13 @@ impl ByteImages {
     }
 }
 
+/// A conv's int8 filters `q` [out_channels, patch] in the panels' k order (`tap_major_filters`),
+/// built on first use and kept with the tensor.
+pub(crate) fn conv_filters(geo: &Geometry, q: &Tensor) -> Result<Arc<Int8Weights>> {
+    let k = geo.kernel[0] * geo.kernel[1] * padded_channels(geo);
+    Int8Weights::of_filters(q, geo.out_channels, k, geo.kernel, |q| tap_major_filters(geo, q))
+}
+
 /// The filters in the panels' k order: [out_channels, kh, kw, channels per group rounded up to
 /// 4], zero in the padding channels. The sums are order-free integers, so reordering k in both
 /// operands alike changes nothing but the memory access.
@@ -174,8 +186,8 @@ fn tap_major_filters(g: &Geometry, q: &[i8]) -> Vec<i8> {
 }
 
 /// conv2d_w8a8's output [batch, out_channels, out_height, out_width] for `input` [batch,
-/// channels, height, width] and int8 filters q [out_channels, patch] with `scales`.
-pub(crate) fn conv(geo: &Geometry, input: &[f32], q: &[i8], scales: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+/// channels, height, width] and int8 filters (`conv_filters`) with `scales`.
+pub(crate) fn conv(geo: &Geometry, input: &[f32], filters: &Int8Weights, scales: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
     let g = *geo;
     let mut out = try_zeroed::<f32>(op, g.batch * g.out_image_len())?;
     let (plane, cout, cp) = (g.out_plane(), g.group_out_channels(), padded_channels(&g));
@@ -185,9 +197,9 @@ pub(crate) fn conv(geo: &Geometry, input: &[f32], q: &[i8], scales: &[f32], bias
     let path = Int8Path::current();
     let images = ByteImages::new(&g, input, op)?;
     let k = g.kernel[0] * g.kernel[1] * cp;
-    let wq = tap_major_filters(&g, q);
-    let w = WeightRows { data: &wq, rows: g.out_channels, k, stride: k };
-    let shift = panels::weight_shifts(w);
+    assert!(filters.rows == g.out_channels && filters.k == k, "{op}: packed filters of another shape");
+    let w = filters.panel_rows(&[]);
+    let shift = &filters.shifts;
     // Where each k-step (4 channels of one tap) of group 0 reads, from a position's corner.
     let (wp, pixel) = (images.wp, images.pixel);
     let steps: Vec<usize> = (0..g.kernel[0] * g.kernel[1])
@@ -220,7 +232,7 @@ pub(crate) fn conv(geo: &Geometry, input: &[f32], q: &[i8], scales: &[f32], bias
                 for grp in 0..g.groups {
                     gather(&image[grp * cp..], &corner, &steps, buf);
                     let rows = grp * cout..(grp + 1) * cout;
-                    panels::gemm(path, buf, lanes, w, rows, &shift, |oc, l0, sums| {
+                    panels::gemm(path, buf, lanes, w, rows, shift, |oc, l0, sums| {
                         let (s, b) = (images.scales[n], bias.map(|b| b[oc]));
                         let at = (n * g.out_channels + oc) * plane + p0 + l0;
                         for (l, &acc) in sums.iter().enumerate().take(lanes.saturating_sub(l0)) {
