@@ -9,6 +9,8 @@
 //! allow yet) and the quantized layers (ops/quant/, being rewritten); they still check
 //! `device_of` in their op files, and their trait methods here report `no_kernel`.
 
+#[cfg(target_arch = "x86_64")]
+pub mod gemm_avx512;
 pub mod gemm_call;
 #[cfg(target_arch = "wasm32")]
 pub mod gemm_simd128;

@@ -1,0 +1,364 @@
+//! Direct kernels for the three passes of convolutions with few input channels (1 to 7:
+//! a network's first layer; bench conv2d-a has one), unit stride, one group, on AVX-512. With so
+//! few channels each output sums only C·kh·kw products (9 for conv2d-a), so im2col + GEMM spends
+//! its time copying patches and filling a GEMM of depth 9, and direct.rs's padded-grid tiles
+//! spend theirs on tile copies; here every vector of 16 outputs goes straight to the output from
+//! the registers that summed it.
+//!
+//! - forward: a tile is OB output channels x S vectors of 16 outputs (OB·S = 24 accumulators), the
+//!   vectors taken in raster order over output rows, each read from the unit's zero-padded copy
+//!   of its input rows (cheap: few channels) at `row·padded_width + 16·v + tap offset`, and
+//!   stored with a lane mask at the row's end. Lanes past the row read the padded row's tail or
+//!   the next row and are never stored.
+//! - weight gradient: dW[o, tap] = Σ dy[o, p] · x[p + offset(tap)] over output positions p, 8
+//!   output channels x 3 taps accumulating 24 vectors over a band of rows (11 loads per 24
+//!   FMAs); the vectors are added into the worker's [o, tap, 16] accumulator after each band and
+//!   summed across lanes once at the end. Loads past a row's end are masked to zero on both
+//!   factors (an Inf beyond the row must not turn a zero product into NaN).
+//!
+//! - input gradient (dilation 1, kernel height 3, 5 or 7): dx[c, h, w] = Σ_o Σ_taps w[o, c, ki,
+//!   kj] · dy[o, h + pad_top - ki, w + pad_left - kj]. A tile is R rows x VT vectors of one dx
+//!   plane in registers; for each (o, kj) every dy row the tile touches is loaded once (masked at
+//!   the plane's edges: no padded copy of dy, which is the large tensor here) and feeds the KH
+//!   tile rows it reaches, so R+KH-1 loads serve KH·R FMAs per vector column.
+
+use super::direct::{pack_filters, pad_rows, tile_rows, Shape, MIN_CHANNELS};
+use super::engine::run_units;
+use crate::alloc::try_written;
+use crate::error::Result;
+use crate::params::conv::Geometry;
+use crate::parallel::{self, SendPtr};
+use crate::storage::try_zeroed;
+use std::arch::x86_64::*;
+
+/// Output channels x taps of one weight-gradient tile (8 x 3 = 24 accumulators).
+const DW_OUTS: usize = 8;
+const DW_TAPS: usize = 3;
+/// Floats of dy (every output channel) per weight-gradient band: 64 KiB, so a band's dy stays in
+/// L2 while every (channel block, tap block) pass reads it again.
+const DW_BAND_FLOATS: usize = 1 << 14;
+
+/// Whether these kernels serve this convolution's forward and weight gradient: AVX-512, 1 to 7
+/// input channels, unit stride, one group, not pointwise, unless `KILN_CONV_PATH=im2col`.
+/// `applies_to_input_grad` says when the input gradient runs here too.
+pub(crate) fn applies(g: &Geometry) -> bool {
+    crate::simd::level() == crate::simd::SimdLevel::Avx512
+        && g.macs() > 0
+        && g.channels < MIN_CHANNELS
+        && g.stride == [1, 1]
+        && g.groups == 1
+        && !g.is_pointwise()
+        && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col")
+}
+
+/// The input-gradient kernel also needs dilation 1 and a kernel height it is built for.
+pub(crate) fn applies_to_input_grad(g: &Geometry) -> bool {
+    applies(g) && g.dilation == [1, 1] && matches!(g.kernel[0], 3 | 5 | 7)
+}
+
+/// Lanes 0..n of a vector (all for n >= 16).
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        !0
+    } else {
+        ((1u32 << n) - 1) as __mmask16
+    }
+}
+
+/// Rows of an image that one work unit covers, and how many units an image has: enough units for
+/// every thread to get several (a batch of 1 is cut into row bands), bands of at most `max_rows`.
+fn bands(batch: usize, out_height: usize, max_rows: usize) -> (usize, usize) {
+    let wanted = (4 * parallel::num_threads()).div_ceil(batch.max(1));
+    let height = out_height.div_ceil(wanted).clamp(1, max_rows.max(1));
+    (height, out_height.div_ceil(height))
+}
+
+/// Output [batch, out_channels, out_height, out_width] (+ bias per channel). Needs `applies`.
+pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    let s = Shape::of_forward(geo);
+    // SAFETY: forward_tiles writes every output element.
+    unsafe {
+        try_written(op, geo.batch * geo.out_image_len(), |out| match tile_rows(s.out_channels) {
+            8 => forward_tiles::<8, 3>(&s, input, weight, bias, out, op),
+            4 => forward_tiles::<4, 6>(&s, input, weight, bias, out, op),
+            2 => forward_tiles::<2, 12>(&s, input, weight, bias, out, op),
+            _ => forward_tiles::<1, 24>(&s, input, weight, bias, out, op),
+        })
+    }
+}
+
+/// One output vector of a tile: where it reads (at tap offset 0), where it goes, which lanes.
+#[derive(Clone, Copy)]
+struct Slot {
+    src: *const f32,
+    dst: *mut f32,
+    mask: __mmask16,
+}
+
+/// SAFETY: out must be valid for writes of the whole output; every element is written.
+unsafe fn forward_tiles<const OB: usize, const S: usize>(s: &Shape, input: &[f32], weight: &[f32], bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
+    let taps = s.taps();
+    let filters = pack_filters(s, OB, |o, t| weight[o * taps + t]);
+    let (wp, ow, oh, outs) = (s.padded_width(), s.out_width, s.out_height, s.out_channels);
+    let vr = ow.div_ceil(16);
+    let (band_h, bands) = bands(s.batch, oh, oh);
+    let stride = (band_h + (s.kernel[0] - 1) * s.dilation[0]) * wp;
+    let offsets = s.tap_offsets(stride);
+    let (image_len, plane) = (s.channels * s.height * s.width, oh * ow);
+    let dst = SendPtr(out);
+    // 16 floats of slack after the last plane: the last vector of a row reads up to 15 past it.
+    run_units(op, s.batch * bands, s.channels * stride + 16, |unit, buf, _| {
+        let (n, rows) = (unit / bands, (unit % bands) * band_h..((unit % bands + 1) * band_h).min(oh));
+        pad_rows(s, &input[n * image_len..(n + 1) * image_len], rows.start..rows.end + (s.kernel[0] - 1) * s.dilation[0], buf, stride);
+        let vectors = rows.len() * vr;
+        for (block, w) in filters.chunks_exact(taps * OB).enumerate() {
+            let valid = OB.min(outs - block * OB);
+            // SAFETY: this unit alone writes rows `rows` of image n's planes.
+            let out_block = unsafe { dst.ptr().add((n * outs + block * OB) * plane) };
+            for first in (0..vectors).step_by(S) {
+                // Slots past the unit's last vector read the band's start and store nothing.
+                let mut slots = [Slot { src: buf.as_ptr(), dst: out_block, mask: 0 }; S];
+                for (slot, idx) in slots.iter_mut().zip(first..vectors) {
+                    let (r, v) = (idx / vr, idx % vr);
+                    // SAFETY: inside the band (local row r) and inside the output plane.
+                    *slot = unsafe { Slot { src: buf.as_ptr().add(r * wp + 16 * v), dst: out_block.add((rows.start + r) * ow + 16 * v), mask: lanes(ow - 16 * v) } };
+                }
+                // SAFETY: AVX-512 (`applies`); every read is below the band's last plane + 16
+                // floats (the slack), every store is a valid lane of this unit's outputs.
+                unsafe { forward_tile::<OB, S>(&slots, &offsets, w.as_ptr(), plane, valid, bias.map(|b| &b[block * OB..block * OB + valid])) };
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// out[ob][slot] = Σ_taps filters[tap, ob] · src_slot[offset(tap) + 0..16] (+ bias), for the
+/// first `valid` of OB channels, planes `plane` apart.
+///
+/// SAFETY: needs AVX-512F; as forward_tiles says.
+#[target_feature(enable = "avx512f")]
+unsafe fn forward_tile<const OB: usize, const S: usize>(slots: &[Slot; S], offsets: &[usize], filters: *const f32, plane: usize, valid: usize, bias: Option<&[f32]>) {
+    let mut acc = [[_mm512_setzero_ps(); S]; OB];
+    let src = (*slots).map(|s| s.src);
+    for (t, &off) in offsets.iter().enumerate() {
+        let mut v = [_mm512_setzero_ps(); S];
+        for (v, src) in v.iter_mut().zip(src) {
+            *v = _mm512_loadu_ps(src.add(off));
+        }
+        let w = filters.add(t * OB);
+        for (ob, acc) in acc.iter_mut().enumerate() {
+            let b = _mm512_set1_ps(*w.add(ob));
+            for (a, v) in acc.iter_mut().zip(v) {
+                *a = _mm512_fmadd_ps(b, v, *a);
+            }
+        }
+    }
+    for (ob, acc) in acc.iter().enumerate().take(valid) {
+        let add = _mm512_set1_ps(bias.map_or(0.0, |b| b[ob]));
+        for (slot, a) in slots.iter().zip(acc) {
+            _mm512_mask_storeu_ps(slot.dst.add(ob * plane), slot.mask, _mm512_add_ps(*a, add));
+        }
+    }
+}
+
+/// Gradient [out_channels, channels, kh, kw] of the weight, summed over the batch. Needs `applies`.
+pub(crate) fn weight_grad(geo: &Geometry, input: &[f32], grad_out: &[f32], op: &str) -> Result<Vec<f32>> {
+    let s = Shape::of_forward(geo);
+    let (taps, outs) = (s.taps(), s.out_channels);
+    let (wp, ow, oh) = (s.padded_width(), s.out_width, s.out_height);
+    let (tap_blocks, o_blocks) = (taps.div_ceil(DW_TAPS), outs.div_ceil(DW_OUTS));
+    let (band_h, bands) = bands(s.batch, oh, DW_BAND_FLOATS / (outs * ow).max(1));
+    let stride = (band_h + (s.kernel[0] - 1) * s.dilation[0]) * wp;
+    let mut offsets = s.tap_offsets(stride);
+    // The last tap block repeats offset 0; its sums land in accumulator rows past `taps`, dropped.
+    offsets.resize(tap_blocks * DW_TAPS, 0);
+    // A worker's [o, tap, 16] vector sums (o and tap padded to whole blocks), then its band.
+    let row = tap_blocks * DW_TAPS * 16;
+    let acc_len = o_blocks * DW_OUTS * row;
+    let (image_len, plane) = (s.channels * s.height * s.width, oh * ow);
+    let scratches = run_units(op, s.batch * bands, acc_len + s.channels * stride + 16, |unit, scratch, _| {
+        let (acc, buf) = scratch.split_at_mut(acc_len);
+        let (n, rows) = (unit / bands, (unit % bands) * band_h..((unit % bands + 1) * band_h).min(oh));
+        pad_rows(&s, &input[n * image_len..(n + 1) * image_len], rows.start..rows.end + (s.kernel[0] - 1) * s.dilation[0], buf, stride);
+        let dy = &grad_out[(n * outs) * plane + rows.start * ow..];
+        for ob in 0..o_blocks {
+            let valid = DW_OUTS.min(outs - ob * DW_OUTS);
+            for (tb, offs) in offsets.chunks_exact(DW_TAPS).enumerate() {
+                let offs: &[usize; DW_TAPS] = offs.try_into().expect("chunks_exact");
+                let band = Band { rows: rows.len(), ow, wp, plane };
+                // SAFETY: AVX-512 (`applies`); dy rows of the `valid` channels are inside
+                // grad_out, x reads stay below the band's planes + 16 floats of slack, and the
+                // accumulator block is inside `acc`.
+                unsafe { weight_tile(&band, dy.as_ptr().add(ob * DW_OUTS * plane), valid, buf.as_ptr(), offs, acc.as_mut_ptr().add(ob * DW_OUTS * row + tb * DW_TAPS * 16), row) };
+            }
+        }
+    })?;
+    let mut total = try_zeroed::<f32>(op, outs * taps)?;
+    for scratch in &scratches {
+        for (o, sums) in scratch[..acc_len].chunks_exact(row).take(outs).enumerate() {
+            for (t, lanes) in sums.chunks_exact(16).take(taps).enumerate() {
+                total[o * taps + t] += lanes.iter().sum::<f32>();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The geometry of one weight-gradient band: `rows` output rows of `ow`, input rows `wp` apart in
+/// the padded band, dy planes `plane` apart.
+struct Band {
+    rows: usize,
+    ow: usize,
+    wp: usize,
+    plane: usize,
+}
+
+/// acc[ob·acc_stride + t·16 + lane] += Σ over the band's outputs p of dy[ob, p] · x[p + offs[t]]
+/// (lane-wise partial sums), for `valid` of DW_OUTS channels and DW_TAPS taps.
+///
+/// SAFETY: needs AVX-512F; as weight_grad says.
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_tile(b: &Band, dy: *const f32, valid: usize, x: *const f32, offs: &[usize; DW_TAPS], acc_out: *mut f32, acc_stride: usize) {
+    let mut acc = [[_mm512_setzero_ps(); DW_TAPS]; DW_OUTS];
+    for r in 0..b.rows {
+        for v0 in (0..b.ow).step_by(16) {
+            let m = lanes(b.ow - v0);
+            let mut d = [_mm512_setzero_ps(); DW_OUTS];
+            for (ob, d) in d.iter_mut().enumerate().take(valid) {
+                *d = _mm512_maskz_loadu_ps(m, dy.add(ob * b.plane + r * b.ow + v0));
+            }
+            let xr = x.add(r * b.wp + v0);
+            for (t, &off) in offs.iter().enumerate() {
+                let xv = _mm512_maskz_loadu_ps(m, xr.add(off));
+                for (acc, d) in acc.iter_mut().zip(d) {
+                    acc[t] = _mm512_fmadd_ps(d, xv, acc[t]);
+                }
+            }
+        }
+    }
+    for (ob, acc) in acc.iter().enumerate() {
+        for (t, a) in acc.iter().enumerate() {
+            let p = acc_out.add(ob * acc_stride + t * 16);
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *a));
+        }
+    }
+}
+
+/// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input
+/// channel (a conv-transpose's bias). Needs `applies_to_input_grad`.
+pub(crate) fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    let wide = geo.width > 16;
+    // Tile rows: the candidate that wastes the fewest computed rows (28 rows: 4 x 7, not 3 x 12).
+    let candidates: [usize; 2] = if wide { [12, 7] } else { [24, 14] };
+    let r = *candidates.iter().min_by_key(|&&r| (geo.height.div_ceil(r) * r, usize::MAX - r)).expect("two candidates");
+    // SAFETY: each variant writes every element of dx.
+    unsafe {
+        try_written(op, geo.batch * geo.image_len(), |dx| {
+            macro_rules! run {
+                ($r:literal, $vt:literal) => {
+                    match geo.kernel[0] {
+                        3 => input_grad_tiles::<$r, $vt, 3>(geo, grad_out, weight, init, dx),
+                        5 => input_grad_tiles::<$r, $vt, 5>(geo, grad_out, weight, init, dx),
+                        _ => input_grad_tiles::<$r, $vt, 7>(geo, grad_out, weight, init, dx),
+                    }
+                };
+            }
+            match (wide, r) {
+                (true, 12) => run!(12, 2),
+                (true, _) => run!(7, 2),
+                (false, 24) => run!(24, 1),
+                (false, _) => run!(14, 1),
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Where a dx tile's dy rows and columns are: image n's dy planes, the dy row feeding tile row 0
+/// through the last kernel row, the dy column of each vector's lane 0 through kernel column 0.
+struct DxTile<const VT: usize> {
+    dy: *const f32,
+    y0: isize,
+    x0: [isize; VT],
+}
+
+/// SAFETY: dx must be valid for writes of the whole input gradient; every element is written.
+unsafe fn input_grad_tiles<const R: usize, const VT: usize, const KH: usize>(g: &Geometry, grad_out: &[f32], weight: &[f32], init: Option<&[f32]>, dx: *mut f32) {
+    let (h, w, oh, ow) = (g.height, g.width, g.out_height, g.out_width);
+    let (row_tiles, col_tiles) = (h.div_ceil(R), w.div_ceil(16 * VT));
+    let dst = SendPtr(dx);
+    let units = g.batch * row_tiles;
+    parallel::for_each_chunk(units, units.min(parallel::num_threads() * 8), |start, end| {
+        for unit in start..end {
+            let (n, h0) = (unit / row_tiles, (unit % row_tiles) * R);
+            let rows = R.min(h - h0);
+            let dy = grad_out[n * g.out_channels * oh * ow..].as_ptr();
+            for c in 0..g.channels {
+                for ct in 0..col_tiles {
+                    let w0 = ct * 16 * VT;
+                    let x0 = std::array::from_fn(|v| (w0 + 16 * v + g.pad[1]) as isize);
+                    let stores = std::array::from_fn(|v| lanes(w.saturating_sub(w0 + 16 * v)));
+                    let tile = DxTile { dy, y0: (h0 + g.pad[0]) as isize - (KH as isize - 1), x0 };
+                    // SAFETY: this unit alone writes rows h0..h0+rows of dx[n, c]; dy reads are
+                    // masked to dy's planes; AVX-512 (`applies`).
+                    unsafe {
+                        let out = dst.ptr().add(((n * g.channels + c) * h + h0) * w + w0);
+                        input_grad_tile::<R, VT, KH>(g, &tile, weight.as_ptr().add(c * KH * g.kernel[1]), out, rows, stores, init.map_or(0.0, |b| b[c]));
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// dx tile (rows x VT vectors at `out`, rows g.width apart) = init + Σ_o Σ_(ki, kj) w[o, ki, kj] ·
+/// dy[o, y0 + (KH-1) + r - ki, x0 + lane - kj]; dy outside its planes counts as zero.
+///
+/// SAFETY: needs AVX-512F; `w` points at filter channel c of output channel 0 (weights
+/// [out, channels, KH, kw]), `out` valid for the `stores` lanes of `rows` rows.
+#[target_feature(enable = "avx512f")]
+unsafe fn input_grad_tile<const R: usize, const VT: usize, const KH: usize>(g: &Geometry, t: &DxTile<VT>, w: *const f32, out: *mut f32, rows: usize, stores: [__mmask16; VT], init: f32) {
+    let (oh, ow, kw, patch) = (g.out_height as isize, g.out_width as isize, g.kernel[1], g.patch());
+    let mut acc = [[_mm512_setzero_ps(); VT]; R];
+    // Row yl of the tile's dy window exists (all lanes) or not (none).
+    let row_ok: [__mmask16; 24 + 6] = std::array::from_fn(|yl| if (0..oh).contains(&(t.y0 + yl as isize)) { !0 } else { 0 });
+    for o in 0..g.out_channels {
+        let plane = t.dy.wrapping_add(o * (oh * ow) as usize);
+        let wo = w.add(o * patch);
+        for kj in 0..kw {
+            let wk: [__m512; KH] = std::array::from_fn(|ki| _mm512_set1_ps(*wo.add(ki * kw + kj)));
+            let mut cols = [0isize; VT];
+            let mut valid = [0 as __mmask16; VT];
+            for v in 0..VT {
+                // Lanes whose dy column x0 + lane - kj lies in 0..ow.
+                let x = t.x0[v] - kj as isize;
+                let lo = (-x).clamp(0, 16) as u32;
+                let hi = (ow - x).clamp(0, 16) as u32;
+                valid[v] = (lanes(hi as usize) & !lanes(lo as usize)) as __mmask16;
+                cols[v] = x;
+            }
+            for yl in 0..R + KH - 1 {
+                let row = plane.wrapping_offset((t.y0 + yl as isize) * ow);
+                let mut d = [_mm512_setzero_ps(); VT];
+                for v in 0..VT {
+                    d[v] = _mm512_maskz_loadu_ps(valid[v] & row_ok[yl], row.wrapping_offset(cols[v]));
+                }
+                for (ki, wk) in wk.iter().enumerate() {
+                    // Tile row r = yl + ki - (KH-1) receives this dy row through kernel row ki.
+                    let r = yl + ki;
+                    if r >= KH - 1 && r - (KH - 1) < R {
+                        for v in 0..VT {
+                            acc[r - (KH - 1)][v] = _mm512_fmadd_ps(*wk, d[v], acc[r - (KH - 1)][v]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let add = _mm512_set1_ps(init);
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        for v in 0..VT {
+            _mm512_mask_storeu_ps(out.add(r * g.width + 16 * v), stores[v], _mm512_add_ps(acc[v], add));
+        }
+    }
+}
