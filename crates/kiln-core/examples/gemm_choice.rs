@@ -1,5 +1,5 @@
-//! Which GEMM Kiln's native matmul runs: times Kiln's AVX-512 GEMM (gemm_avx512.rs, on AVX-512
-//! CPUs), the `gemm` crate (every other native CPU, and thin products) and `matrixmultiply`
+//! Which GEMM Kiln's native matmul runs: times Kiln's AVX-512 GEMM (gemm_avx512.rs, opt-in with
+//! KILN_GEMM=kiln), the `gemm` crate (the default) and `matrixmultiply`
 //! (ndarray's GEMM) on square f32 products, all with every thread, into a preallocated
 //! destination (no allocation in the figure), plus Kiln's AVX-512 GEMM on the transposed layouts
 //! matmul's backward pass uses. `cargo run --release -p kiln-core --example gemm_choice`
@@ -33,7 +33,7 @@ fn gflops(n: usize, mut f: impl FnMut()) -> (f64, f64) {
 
 fn main() {
     let threads = rayon::current_num_threads();
-    let kiln = gemm_avx512::available();
+    let kiln = gemm_avx512::cpu_supports();
     println!("{threads} threads; GFLOP/s of wall time | GFLOP per CPU-second (best of 5 each){}", if kiln { "" } else { "; no AVX-512 here: no kiln columns" });
     println!("{:>6} {:>16} {:>16} {:>16} {:>16} {:>16} {:>16}", "N", "kiln NN", "kiln NT", "kiln TN", "gemm crate NN", "crate NT", "matrixmult. NN");
     let show = |(w, c): (f64, f64)| format!("{w:>7.1} | {c:>6.1}");

@@ -1,7 +1,9 @@
-//! Kiln's own f32 GEMM for AVX-512 CPUs (x86-64 only; other CPUs and wasm32 keep the `gemm`
-//! crate / gemm_simd128.rs): `dst (+)= scale · a · b` with a row-major destination, any operand
-//! strides. Issue 18 asked for matmul-1024 within 10% of the FMA peak; the `gemm` crate stopped at
-//! 84% on 2 threads, and this file's measured reasons for doing better are in docs/families.md.
+//! Kiln's own f32 GEMM for AVX-512 CPUs (x86-64 only), opt-in with KILN_GEMM=kiln while it is
+//! measured against the `gemm` crate (the default): `dst (+)= scale · a · b` with a row-major
+//! destination, any operand strides. Issue 18 asks for matmul-1024 within 10% of the FMA peak; the
+//! crate stopped at 84% on 2 threads (quiet machine). The inner loop compiles to the intended
+//! 2 loads + 14 broadcasts + 28 FMAs with no spills; whether the whole beats the crate could not
+//! be told on the loaded machine of its first session (docs/families.md, "Native GEMM").
 //!
 //! Shape of the computation (BLIS's loops, turned for a row-major destination):
 //! - the register tile is MR = 14 rows x NR = 32 columns: 28 accumulators + 2 vectors of b, 30 of
@@ -17,7 +19,7 @@
 //!   narrow products), each packing its own operands: one fork/join per call, no barrier. The
 //!   `gemm` crate forks and joins four times per 1024 product (packing and compute per k block).
 //! - the first k block of a non-accumulating call stores without reading dst, so the caller can
-//!   hand over uninitialized memory (matmul.rs no longer zero-fills its 4 MiB output).
+//!   hand over uninitialized memory (matmul.rs then skips its output's 4 MiB zero fill).
 
 use crate::parallel::{self, SendPtr};
 use std::arch::x86_64::*;
@@ -43,11 +45,19 @@ pub struct MatRef {
     pub cs: isize,
 }
 
-/// Whether this file's GEMM runs here: an AVX-512 CPU, unless `KILN_GEMM=crate` (read once)
-/// asks for the `gemm` crate, the path it replaced, so that a bench can compare the two.
+/// Whether this file's GEMM runs: on an AVX-512 CPU when `KILN_GEMM=kiln` (read once) asks for
+/// it. Off by default: on the loaded 2-core machine it has not yet measured faster than the
+/// `gemm` crate (docs/families.md, "Native GEMM"), and thin products (conv2d-a's input gradient,
+/// 9 x 32 x 784) ran at half the crate's speed through it. `gemm_choice` compares the two.
 pub fn available() -> bool {
-    static CRATE_ASKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    crate::simd::level() == crate::simd::SimdLevel::Avx512 && !*CRATE_ASKED.get_or_init(|| std::env::var_os("KILN_GEMM").is_some_and(|v| v == "crate"))
+    static ASKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    cpu_supports() && *ASKED.get_or_init(|| std::env::var_os("KILN_GEMM").is_some_and(|v| v == "kiln"))
+}
+
+/// Whether the CPU can run this file's GEMM (what `gemm` itself needs; tests and gemm_choice
+/// call it directly).
+pub fn cpu_supports() -> bool {
+    crate::simd::level() == crate::simd::SimdLevel::Avx512
 }
 
 /// Whether a product is big enough in every direction for 14 x 32 register tiles: thinner ones
@@ -62,7 +72,7 @@ pub fn suits(m: usize, n: usize, k: usize) -> bool {
 /// threads to use (1 = the calling thread only).
 ///
 /// # Safety
-/// `available()` must be true; every element addressed through a and b must be readable, dst
+/// `cpu_supports()` must be true; every element addressed through a and b must be readable, dst
 /// valid for writes of its m x n elements (it may be uninitialized when !accumulate), and dst
 /// must not overlap a or b.
 #[allow(clippy::too_many_arguments)]
@@ -354,7 +364,7 @@ mod tests {
     /// threads, overwrite / accumulate / scale, a destination with a wider row stride.
     #[test]
     fn matches_the_definition() {
-        if !available() {
+        if !cpu_supports() {
             return;
         }
         for &(m, n, k) in &[(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64)] {
@@ -383,7 +393,7 @@ mod tests {
 
     #[test]
     fn empty_k_zeroes_or_keeps() {
-        if !available() {
+        if !cpu_supports() {
             return;
         }
         let mut dst = vec![3.0f32; 6];

@@ -1,7 +1,7 @@
 //! The one strided GEMM entry for kernels that call a GEMM directly (conv, recurrent layers,
-//! attention): Kiln's AVX-512 GEMM (gemm_avx512.rs) on AVX-512 CPUs for row-major destinations
-//! and products that fill its tiles, the `gemm` crate on other native targets and thin
-//! products, Kiln's own SIMD128 GEMM (gemm_simd128.rs) on wasm32, where the crate is not built. matmul.rs has its own call because it needs no strided
+//! attention): the `gemm` crate on native targets (Kiln's AVX-512 GEMM, gemm_avx512.rs, for
+//! row-major destinations when KILN_GEMM=kiln asks for it), Kiln's own SIMD128 GEMM
+//! (gemm_simd128.rs) on wasm32, where the crate is not built. matmul.rs has its own call because it needs no strided
 //! or accumulating destination.
 
 /// Whether one GEMM call may use the thread pool.

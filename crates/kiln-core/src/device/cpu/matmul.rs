@@ -1,8 +1,8 @@
 //! The CPU's matmul: batched GEMMs with broadcast batch dimensions, each operand read through
-//! its strides (a transposed operand is a stride swap, never a copy). AVX-512 CPUs run Kiln's
-//! own GEMM (gemm_avx512.rs) for every product that fills its register tiles; other native
-//! CPUs and thin products run the `gemm` crate (it measured faster than matrixmultiply here,
-//! see examples/gemm_choice.rs); WASM runs Kiln's SIMD128 GEMM (gemm_simd128.rs).
+//! its strides (a transposed operand is a stride swap, never a copy). Native builds run the
+//! `gemm` crate (it measured faster than matrixmultiply here, see examples/gemm_choice.rs), or
+//! Kiln's own AVX-512 GEMM (gemm_avx512.rs) when KILN_GEMM=kiln asks for it; WASM runs Kiln's
+//! SIMD128 GEMM (gemm_simd128.rs).
 
 use crate::error::Result;
 use crate::layout::{self, numel};
@@ -41,8 +41,7 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: boo
     let len = layout::checked_numel(OP, &out_shape)?;
     let batches = numel(&batch);
     // Kiln's AVX-512 GEMM writes every element of a product with k > 0 without reading it, so
-    // its output needs no zero fill (4 MiB at 1024, measured in docs/families.md); the other
-    // paths start from zeros.
+    // its output needs no zero fill (4 MiB at 1024); the other paths start from zeros.
     let writes_all = k > 0 && native_gemm_suits(m, n, k);
     let mut out = if writes_all { crate::alloc::try_with_capacity::<f32>(OP, len)? } else { crate::storage::try_zeroed::<f32>(OP, len)? };
     let out_ptr = SendPtr(out.as_mut_ptr());
@@ -155,8 +154,7 @@ unsafe fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f3
     gemm_crate_into(a, av, b, bv, dst, m, n, k, threads);
 }
 
-/// The native path on CPUs without AVX-512 (and for thin products): the `gemm` crate (AVX2
-/// kernels, rayon threads).
+/// The native default: the `gemm` crate (AVX-512 / AVX2 kernels, rayon threads).
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_crate_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f32, m: usize, n: usize, k: usize, threads: usize) {

@@ -1,4 +1,4 @@
-//! Direct kernels for the three passes of convolutions with few input channels (1 to 7:
+//! Direct forward and weight-gradient kernels for convolutions with few input channels (1 to 7:
 //! a network's first layer; bench conv2d-a has one), unit stride, one group, on AVX-512. With so
 //! few channels each output sums only C·kh·kw products (9 for conv2d-a), so im2col + GEMM spends
 //! its time copying patches and filling a GEMM of depth 9, and direct.rs's padded-grid tiles
@@ -16,11 +16,12 @@
 //!   summed across lanes once at the end. Loads past a row's end are masked to zero on both
 //!   factors (an Inf beyond the row must not turn a zero product into NaN).
 //!
-//! - input gradient (dilation 1, kernel height 3, 5 or 7): dx[c, h, w] = Σ_o Σ_taps w[o, c, ki,
-//!   kj] · dy[o, h + pad_top - ki, w + pad_left - kj]. A tile is R rows x VT vectors of one dx
-//!   plane in registers; for each (o, kj) every dy row the tile touches is loaded once (masked at
-//!   the plane's edges: no padded copy of dy, which is the large tensor here) and feeds the KH
-//!   tile rows it reaches, so R+KH-1 loads serve KH·R FMAs per vector column.
+//!
+//! The input gradient stays on im2col + GEMM (engine.rs): a direct kernel for it (dx tiles of R
+//! rows x 2 vectors in registers, dy read through masked loads, no padded copy) measured no
+//! faster (bench conv2d-a, GFLOP per CPU-second, loaded machine: 46.6-48.7 vs 47.8-52.9): the
+//! per-load mask arithmetic for the plane's edges cost as much as the FMAs. Hoisting the masks
+//! out of the output-channel loop is the next thing to try.
 
 use super::direct::{pack_filters, pad_rows, tile_rows, Shape, MIN_CHANNELS};
 use super::engine::run_units;
@@ -40,7 +41,6 @@ const DW_BAND_FLOATS: usize = 1 << 14;
 
 /// Whether these kernels serve this convolution's forward and weight gradient: AVX-512, 1 to 7
 /// input channels, unit stride, one group, not pointwise, unless `KILN_CONV_PATH=im2col`.
-/// `applies_to_input_grad` says when the input gradient runs here too.
 pub(crate) fn applies(g: &Geometry) -> bool {
     crate::simd::level() == crate::simd::SimdLevel::Avx512
         && g.macs() > 0
@@ -49,11 +49,6 @@ pub(crate) fn applies(g: &Geometry) -> bool {
         && g.groups == 1
         && !g.is_pointwise()
         && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col")
-}
-
-/// The input-gradient kernel also needs dilation 1 and a kernel height it is built for.
-pub(crate) fn applies_to_input_grad(g: &Geometry) -> bool {
-    applies(g) && g.dilation == [1, 1] && matches!(g.kernel[0], 3 | 5 | 7)
 }
 
 /// Lanes 0..n of a vector (all for n >= 16).
@@ -244,121 +239,3 @@ unsafe fn weight_tile(b: &Band, dy: *const f32, valid: usize, x: *const f32, off
     }
 }
 
-/// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input
-/// channel (a conv-transpose's bias). Needs `applies_to_input_grad`.
-pub(crate) fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
-    let wide = geo.width > 16;
-    // Tile rows: the candidate that wastes the fewest computed rows (28 rows: 4 x 7, not 3 x 12).
-    let candidates: [usize; 2] = if wide { [12, 7] } else { [24, 14] };
-    let r = *candidates.iter().min_by_key(|&&r| (geo.height.div_ceil(r) * r, usize::MAX - r)).expect("two candidates");
-    // SAFETY: each variant writes every element of dx.
-    unsafe {
-        try_written(op, geo.batch * geo.image_len(), |dx| {
-            macro_rules! run {
-                ($r:literal, $vt:literal) => {
-                    match geo.kernel[0] {
-                        3 => input_grad_tiles::<$r, $vt, 3>(geo, grad_out, weight, init, dx),
-                        5 => input_grad_tiles::<$r, $vt, 5>(geo, grad_out, weight, init, dx),
-                        _ => input_grad_tiles::<$r, $vt, 7>(geo, grad_out, weight, init, dx),
-                    }
-                };
-            }
-            match (wide, r) {
-                (true, 12) => run!(12, 2),
-                (true, _) => run!(7, 2),
-                (false, 24) => run!(24, 1),
-                (false, _) => run!(14, 1),
-            }
-            Ok(())
-        })
-    }
-}
-
-/// Where a dx tile's dy rows and columns are: image n's dy planes, the dy row feeding tile row 0
-/// through the last kernel row, the dy column of each vector's lane 0 through kernel column 0.
-struct DxTile<const VT: usize> {
-    dy: *const f32,
-    y0: isize,
-    x0: [isize; VT],
-}
-
-/// SAFETY: dx must be valid for writes of the whole input gradient; every element is written.
-unsafe fn input_grad_tiles<const R: usize, const VT: usize, const KH: usize>(g: &Geometry, grad_out: &[f32], weight: &[f32], init: Option<&[f32]>, dx: *mut f32) {
-    let (h, w, oh, ow) = (g.height, g.width, g.out_height, g.out_width);
-    let (row_tiles, col_tiles) = (h.div_ceil(R), w.div_ceil(16 * VT));
-    let dst = SendPtr(dx);
-    let units = g.batch * row_tiles;
-    parallel::for_each_chunk(units, units.min(parallel::num_threads() * 8), |start, end| {
-        for unit in start..end {
-            let (n, h0) = (unit / row_tiles, (unit % row_tiles) * R);
-            let rows = R.min(h - h0);
-            let dy = grad_out[n * g.out_channels * oh * ow..].as_ptr();
-            for c in 0..g.channels {
-                for ct in 0..col_tiles {
-                    let w0 = ct * 16 * VT;
-                    let x0 = std::array::from_fn(|v| (w0 + 16 * v + g.pad[1]) as isize);
-                    let stores = std::array::from_fn(|v| lanes(w.saturating_sub(w0 + 16 * v)));
-                    let tile = DxTile { dy, y0: (h0 + g.pad[0]) as isize - (KH as isize - 1), x0 };
-                    // SAFETY: this unit alone writes rows h0..h0+rows of dx[n, c]; dy reads are
-                    // masked to dy's planes; AVX-512 (`applies`).
-                    unsafe {
-                        let out = dst.ptr().add(((n * g.channels + c) * h + h0) * w + w0);
-                        input_grad_tile::<R, VT, KH>(g, &tile, weight.as_ptr().add(c * KH * g.kernel[1]), out, rows, stores, init.map_or(0.0, |b| b[c]));
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// dx tile (rows x VT vectors at `out`, rows g.width apart) = init + Σ_o Σ_(ki, kj) w[o, ki, kj] ·
-/// dy[o, y0 + (KH-1) + r - ki, x0 + lane - kj]; dy outside its planes counts as zero.
-///
-/// SAFETY: needs AVX-512F; `w` points at filter channel c of output channel 0 (weights
-/// [out, channels, KH, kw]), `out` valid for the `stores` lanes of `rows` rows.
-#[target_feature(enable = "avx512f")]
-unsafe fn input_grad_tile<const R: usize, const VT: usize, const KH: usize>(g: &Geometry, t: &DxTile<VT>, w: *const f32, out: *mut f32, rows: usize, stores: [__mmask16; VT], init: f32) {
-    let (oh, ow, kw, patch) = (g.out_height as isize, g.out_width as isize, g.kernel[1], g.patch());
-    let mut acc = [[_mm512_setzero_ps(); VT]; R];
-    // Row yl of the tile's dy window exists (all lanes) or not (none).
-    let row_ok: [__mmask16; 24 + 6] = std::array::from_fn(|yl| if (0..oh).contains(&(t.y0 + yl as isize)) { !0 } else { 0 });
-    for o in 0..g.out_channels {
-        let plane = t.dy.wrapping_add(o * (oh * ow) as usize);
-        let wo = w.add(o * patch);
-        for kj in 0..kw {
-            let wk: [__m512; KH] = std::array::from_fn(|ki| _mm512_set1_ps(*wo.add(ki * kw + kj)));
-            let mut cols = [0isize; VT];
-            let mut valid = [0 as __mmask16; VT];
-            for v in 0..VT {
-                // Lanes whose dy column x0 + lane - kj lies in 0..ow.
-                let x = t.x0[v] - kj as isize;
-                let lo = (-x).clamp(0, 16) as u32;
-                let hi = (ow - x).clamp(0, 16) as u32;
-                valid[v] = (lanes(hi as usize) & !lanes(lo as usize)) as __mmask16;
-                cols[v] = x;
-            }
-            for yl in 0..R + KH - 1 {
-                let row = plane.wrapping_offset((t.y0 + yl as isize) * ow);
-                let mut d = [_mm512_setzero_ps(); VT];
-                for v in 0..VT {
-                    d[v] = _mm512_maskz_loadu_ps(valid[v] & row_ok[yl], row.wrapping_offset(cols[v]));
-                }
-                for (ki, wk) in wk.iter().enumerate() {
-                    // Tile row r = yl + ki - (KH-1) receives this dy row through kernel row ki.
-                    let r = yl + ki;
-                    if r >= KH - 1 && r - (KH - 1) < R {
-                        for v in 0..VT {
-                            acc[r - (KH - 1)][v] = _mm512_fmadd_ps(*wk, d[v], acc[r - (KH - 1)][v]);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let add = _mm512_set1_ps(init);
-    for (r, acc) in acc.iter().enumerate().take(rows) {
-        for v in 0..VT {
-            _mm512_mask_storeu_ps(out.add(r * g.width + 16 * v), stores[v], _mm512_add_ps(acc[v], add));
-        }
-    }
-}

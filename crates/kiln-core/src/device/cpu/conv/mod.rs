@@ -1,6 +1,6 @@
 //! The three convolution passes on the CPU (engine.rs, over im2col.rs's patch copies; depthwise.rs
 //! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512,
-//! few_channels.rs for those with 1 to 7 input channels;
+//! few_channels.rs for those with 1 to 7 input channels (forward and weight gradient);
 //! winograd.rs for the forward pass of 3x3 stride-1 convolutions on wasm32): a conv-transpose's
 //! forward is a convolution's input gradient, so ops/conv.rs runs both ops on these three.
 
@@ -63,8 +63,6 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&
     let (dys, ws) = (dy.cpu_slice(op)?, w.cpu_slice(op)?);
     let dx = if depthwise::applies(geo) {
         depthwise::input_grad(geo, dys, ws, init.as_deref(), op)?
-    } else if few_channels_applies_to_input_grad(geo) {
-        few_channels_input_grad(geo, dys, ws, init.as_deref(), op)?
     } else if direct_applies_to_input_grad(geo) {
         direct_input_grad(geo, dys, ws, init.as_deref(), op)?
     } else {
@@ -97,10 +95,7 @@ use direct::{
     input_grad as direct_input_grad, weight_grad as direct_weight_grad,
 };
 #[cfg(target_arch = "x86_64")]
-use few_channels::{
-    applies as few_channels_applies, applies_to_input_grad as few_channels_applies_to_input_grad, forward as few_channels_forward,
-    input_grad as few_channels_input_grad, weight_grad as few_channels_weight_grad,
-};
+use few_channels::{applies as few_channels_applies, forward as few_channels_forward, weight_grad as few_channels_weight_grad};
 #[cfg(not(target_arch = "x86_64"))]
 use unsupported::*;
 #[cfg(not(target_arch = "x86_64"))]
@@ -112,12 +107,6 @@ mod unsupported {
     }
     pub(super) fn few_channels_applies(_: &Geometry) -> bool {
         false
-    }
-    pub(super) fn few_channels_applies_to_input_grad(_: &Geometry) -> bool {
-        false
-    }
-    pub(super) fn few_channels_input_grad(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Vec<f32>> {
-        unreachable!("conv: the direct kernels exist only on x86-64")
     }
     pub(super) fn few_channels_forward(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Vec<f32>> {
         unreachable!("conv: the direct kernels exist only on x86-64")
