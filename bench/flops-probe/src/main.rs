@@ -1,8 +1,11 @@
 //! The machine's f32 fused multiply-add ceiling: every thread runs independent FMA chains in
 //! registers (no memory traffic), with the widest vector ISA the CPU has (AVX-512F, else AVX2+FMA,
 //! detected at run time). Prints one JSON line:
-//!   {"threads":2,"best":{"isa":"avx512f","gflops":231.9},"isas":[{"isa":"avx512f","gflops":...},...]}
+//!   {"threads":2,"best":{"isa":"avx512f","gflops":231.9,"gflops_per_cpu_second":116.0},"isas":[...]}
 //! A GEMM can at best reach `best.gflops`; bench/run.mjs prints matmul-1024's fraction of it.
+//! `gflops_per_cpu_second` is one core's figure while it runs (flops over the threads' summed
+//! on-CPU time): on a loaded machine compare GEMM figures per CPU-second with it
+//! (crates/kiln-core/examples/gemm_choice.rs prints those).
 //!
 //! Usage: kiln-flops-probe [seconds per measurement, default 0.3]
 
@@ -98,14 +101,25 @@ mod x86 {
     }
 }
 
-/// GFLOP/s of `kernel` on `threads` threads started together, each running `rounds` rounds.
-fn measure(kernel: Kernel, lanes: usize, threads: usize, rounds: u64) -> f64 {
+/// On-CPU nanoseconds of the calling thread (Linux; 0 elsewhere, and the CPU figure is then left out).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+/// (GFLOP/s of wall time, GFLOP per on-CPU second summed over the threads) of `kernel` on
+/// `threads` threads started together, each running `rounds` rounds. The second figure is what a
+/// core gives while it runs: on a machine other processes share it stays near the quiet figure
+/// (they stretch the wall time, not the CPU time), so GEMM figures per CPU-second compare with it.
+fn measure(kernel: Kernel, lanes: usize, threads: usize, rounds: u64) -> (f64, f64) {
     let barrier = Barrier::new(threads + 1);
+    let cpu_ns = std::sync::atomic::AtomicU64::new(0);
     let seconds = std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 barrier.wait();
+                let c0 = thread_cpu_ns();
                 black_box(kernel(black_box(rounds)));
+                cpu_ns.fetch_add(thread_cpu_ns() - c0, std::sync::atomic::Ordering::Relaxed);
                 barrier.wait();
             });
         }
@@ -114,12 +128,14 @@ fn measure(kernel: Kernel, lanes: usize, threads: usize, rounds: u64) -> f64 {
         barrier.wait();
         t0.elapsed().as_secs_f64()
     });
-    let flops = 2.0 * (lanes * CHAINS * INNER) as f64 * rounds as f64 * threads as f64;
-    flops / seconds / 1e9
+    let gflop = 2.0 * (lanes * CHAINS * INNER) as f64 * rounds as f64 * threads as f64 / 1e9;
+    let cpu = cpu_ns.into_inner() as f64 / 1e9;
+    (gflop / seconds, if cpu > 0.0 { gflop / cpu } else { 0.0 })
 }
 
-/// Best of 5 measurements of about `target` seconds each, after calibrating the round count.
-fn peak(kernel: Kernel, lanes: usize, threads: usize, target: f64) -> f64 {
+/// Best of 5 measurements of about `target` seconds each, after calibrating the round count:
+/// (GFLOP/s, GFLOP per CPU-second), each the best of its own.
+fn peak(kernel: Kernel, lanes: usize, threads: usize, target: f64) -> (f64, f64) {
     let mut rounds = 1u64;
     loop {
         let t0 = Instant::now();
@@ -131,7 +147,7 @@ fn peak(kernel: Kernel, lanes: usize, threads: usize, target: f64) -> f64 {
         }
         rounds *= 2;
     }
-    (0..5).map(|_| measure(kernel, lanes, threads, rounds)).fold(0.0, f64::max)
+    (0..5).map(|_| measure(kernel, lanes, threads, rounds)).fold((0.0, 0.0), |b, x| (b.0.max(x.0), b.1.max(x.1)))
 }
 
 fn main() {
@@ -142,13 +158,14 @@ fn main() {
         println!("{{\"error\":\"no AVX2+FMA or AVX-512F on this CPU (the probe is x86-64 only)\"}}");
         return;
     }
-    let isas: Vec<(&str, f64)> = kernels.iter().map(|&(name, lanes, k)| (name, peak(k, lanes, threads, target))).collect();
-    let best = isas.iter().cloned().fold(("", 0.0), |b, x| if x.1 > b.1 { x } else { b });
-    let list: Vec<String> = isas.iter().map(|(n, g)| format!("{{\"isa\":\"{n}\",\"gflops\":{g:.1}}}")).collect();
+    let isas: Vec<(&str, (f64, f64))> = kernels.iter().map(|&(name, lanes, k)| (name, peak(k, lanes, threads, target))).collect();
+    let best = isas.iter().cloned().fold(("", (0.0, 0.0)), |b, x| if x.1 .0 > b.1 .0 { x } else { b });
+    let list: Vec<String> = isas.iter().map(|(n, (g, c))| format!("{{\"isa\":\"{n}\",\"gflops\":{g:.1},\"gflops_per_cpu_second\":{c:.1}}}")).collect();
     println!(
-        "{{\"threads\":{threads},\"best\":{{\"isa\":\"{}\",\"gflops\":{:.1}}},\"isas\":[{}]}}",
+        "{{\"threads\":{threads},\"best\":{{\"isa\":\"{}\",\"gflops\":{:.1},\"gflops_per_cpu_second\":{:.1}}},\"isas\":[{}]}}",
         best.0,
-        best.1,
+        best.1 .0,
+        best.1 .1,
         list.join(",")
     );
 }

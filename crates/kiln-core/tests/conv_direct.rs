@@ -1,7 +1,8 @@
 //! The three convolution passes on random data against a float64 reference, with a documented
 //! error bound, on both CPU paths: the direct kernels (device/cpu/conv/direct.rs, unit stride,
-//! one group, >= 8 input channels, AVX-512) and im2col + GEMM (`KILN_CONV_PATH=im2col`). Shapes:
-//! bench's conv2d-a (GEMM on both: one channel) and conv2d-b, and shapes that hit every remainder
+//! one group, >= 8 input channels, AVX-512; few_channels.rs for 1 to 7 input channels) and
+//! im2col + GEMM (`KILN_CONV_PATH=im2col`). Shapes: bench's conv2d-a (few_channels.rs forward and
+//! weight gradient) and conv2d-b, shapes with 1 to 7 channels, and shapes that hit every remainder
 //! of the direct kernels' blocking (output channels not a multiple of 8 or 16, fewer than 8,
 //! 40 = 2.5 vectors; taps not a multiple of 6; rows not a multiple of 16 positions; asymmetric
 //! padding, dilation, a kernel wider than the padded input).
@@ -117,6 +118,21 @@ fn both_cpu_paths_stay_within_the_float32_summation_bound() {
             dilation: [1, 1],
             groups: 1,
         }),
+        // few_channels.rs: 1 to 7 input channels.
+        ("3 channels, 5 filters, 5x3 kernel, asymmetric padding, rows of 2.4 vectors", [2, 3, 17, 37], [5, 3, 5, 3], ConvParams {
+            stride: [1, 1],
+            padding: [2, 1, 0, 2],
+            dilation: [1, 1],
+            groups: 1,
+        }),
+        ("2 channels, 11 filters, dilation 2, valid padding, batch 1", [1, 2, 19, 21], [11, 2, 3, 3], ConvParams {
+            stride: [1, 1],
+            padding: [0; 4],
+            dilation: [2, 2],
+            groups: 1,
+        }),
+        ("one channel, one filter, 7x7 'same', 40 wide", [3, 1, 9, 40], [1, 1, 7, 7], same(7)),
+        ("7 channels, 17 filters, 3x3 'same', 16 wide", [2, 7, 5, 16], [17, 7, 3, 3], same(3)),
     ];
     for (i, (name, xs, ws, p)) in cases.into_iter().enumerate() {
         let seed = 1000 + 10 * i as u64;

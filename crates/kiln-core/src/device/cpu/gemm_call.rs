@@ -1,6 +1,7 @@
 //! The one strided GEMM entry for kernels that call a GEMM directly (conv, recurrent layers,
-//! attention): the `gemm` crate on native targets, Kiln's own SIMD128 GEMM (gemm_simd128.rs) on
-//! wasm32, where the crate is not built. matmul.rs has its own call because it needs no strided
+//! attention): the `gemm` crate on native targets (Kiln's AVX-512 GEMM, gemm_avx512.rs, for
+//! row-major destinations when KILN_GEMM=kiln asks for it), Kiln's own SIMD128 GEMM
+//! (gemm_simd128.rs) on wasm32, where the crate is not built. matmul.rs has its own call because it needs no strided
 //! or accumulating destination.
 
 /// Whether one GEMM call may use the thread pool.
@@ -41,6 +42,14 @@ pub unsafe fn gemm_scaled(
     parallelism: Parallelism,
 ) {
     if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if dst_cs == 1 && dst_rs >= n as isize && super::gemm_avx512::suits(m, n, k) {
+        use super::gemm_avx512::{gemm, MatRef};
+        let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
+        let (ar, br) = (MatRef { ptr: a, rs: a_rs, cs: a_cs }, MatRef { ptr: b, rs: b_rs, cs: b_cs });
+        gemm(m, n, k, dst, dst_rs as usize, accumulate, ar, br, scale, threads);
         return;
     }
     #[cfg(not(target_arch = "wasm32"))]

@@ -1,7 +1,8 @@
 //! The CPU's matmul: batched GEMMs with broadcast batch dimensions, each operand read through
 //! its strides (a transposed operand is a stride swap, never a copy). Native builds run the
-//! `gemm` crate (AVX-512 / AVX2 kernels, rayon threads; it measured faster than matrixmultiply
-//! here, see bench/), WASM runs Kiln's SIMD128 GEMM (gemm_simd128.rs).
+//! `gemm` crate (it measured faster than matrixmultiply here, see examples/gemm_choice.rs), or
+//! Kiln's own AVX-512 GEMM (gemm_avx512.rs) when KILN_GEMM=kiln asks for it; WASM runs Kiln's
+//! SIMD128 GEMM (gemm_simd128.rs).
 
 use crate::error::Result;
 use crate::layout::{self, numel};
@@ -37,8 +38,13 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: boo
     let b_bstrides = layout::broadcast_strides(b_batch, &b2.strides()[..b2.rank() - 2], &batch);
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
-    let mut out = crate::storage::try_zeroed::<f32>(OP, layout::checked_numel(OP, &out_shape)?)?;
+    let len = layout::checked_numel(OP, &out_shape)?;
     let batches = numel(&batch);
+    // Kiln's AVX-512 GEMM writes every element of a product with k > 0 without reading it, so
+    // its output needs no zero fill (4 MiB at 1024); the other paths start from zeros.
+    let writes_all = k > 0 && native_gemm_suits(m, n, k);
+    let mut out = if writes_all { crate::alloc::try_with_capacity::<f32>(OP, len)? } else { crate::storage::try_zeroed::<f32>(OP, len)? };
+    let out_ptr = SendPtr(out.as_mut_ptr());
 
     if k > 0 && m > 0 && n > 0 && batches > 0 {
         let a_raw = a2.cpu_raw::<f32>(OP)?;
@@ -64,33 +70,29 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: boo
         if batches > 1 && b_shared && a_stackable {
             let av = MatView { offset: a2.offset(), row_stride: ar, col_stride: ac };
             let bv = MatView { offset: b2.offset(), row_stride: br, col_stride: bc };
-            gemm_into(a_raw, av, b_raw, bv, &mut out, batches * m, n, k);
+            // SAFETY: out has room for batches·m·n floats.
+            unsafe { gemm_into(a_raw, av, b_raw, bv, out_ptr.get(), batches * m, n, k) };
         } else {
             let offsets = batch_offsets(&batch, &a_bstrides, &b_bstrides, a2.offset(), b2.offset());
-            let run = |bi: usize, dst: &mut [f32]| {
+            let run = |bi: usize| {
                 let (ao, bo) = offsets[bi];
                 let av = MatView { offset: ao, row_stride: ar, col_stride: ac };
                 let bv = MatView { offset: bo, row_stride: br, col_stride: bc };
-                gemm_into(a_raw, av, b_raw, bv, dst, m, n, k);
+                // SAFETY: batch bi owns out[bi*m*n .. (bi+1)*m*n], inside out's room.
+                unsafe { gemm_into(a_raw, av, b_raw, bv, out_ptr.ptr().add(bi * m * n), m, n, k) };
             };
             if batches > 1 && m * n * k < MIN_PARALLEL_FLOPS {
                 // Many small products: one per task, each single-threaded.
-                let dst = SendPtr(out.as_mut_ptr());
-                parallel::for_each_chunk(batches, batches.min(parallel::num_threads() * 4), |s, e| {
-                    for bi in s..e {
-                        // SAFETY: batch bi owns out[bi*m*n .. (bi+1)*m*n].
-                        let d = unsafe { std::slice::from_raw_parts_mut(dst.get().add(bi * m * n), m * n) };
-                        run(bi, d);
-                    }
-                });
+                parallel::for_each_chunk(batches, batches.min(parallel::num_threads() * 4), |s, e| (s..e).for_each(run));
             } else {
-                for (bi, d) in out.chunks_mut(m * n).enumerate() {
-                    run(bi, d);
-                }
+                (0..batches).for_each(run);
             }
         }
     }
-
+    if writes_all {
+        // SAFETY: every product above wrote its whole m x n block (native_gemm_suits, k > 0).
+        unsafe { out.set_len(len) };
+    }
     Tensor::from_vec(out, &out_shape)
 }
 
@@ -114,45 +116,55 @@ fn batch_offsets(batch: &[usize], a_strides: &[usize], b_strides: &[usize], a0: 
     out
 }
 
+/// Whether `gemm_into` runs Kiln's AVX-512 GEMM for an m x n x k product (x86-64 only).
+fn native_gemm_suits(m: usize, n: usize, k: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return crate::device::cpu::gemm_avx512::suits(m, n, k);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, n, k);
+        false
+    }
+}
+
 /// dst[m, n] (contiguous) = a[m, k] @ b[k, n], with a and b given by strides.
+///
+/// SAFETY: dst must be valid for m·n writes that no one else makes during the call.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: &mut [f32], m: usize, n: usize, k: usize) {
+unsafe fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f32, m: usize, n: usize, k: usize) {
     // Bounds of the strided reads, checked once here so the unsafe calls below cannot overrun.
     let last = |v: MatView, rows: usize, cols: usize| v.offset as isize + (rows as isize - 1) * v.row_stride + (cols as isize - 1) * v.col_stride;
-    assert!(last(av, m, k) < a.len() as isize && last(bv, k, n) < b.len() as isize && dst.len() >= m * n);
+    assert!(last(av, m, k) < a.len() as isize && last(bv, k, n) < b.len() as isize);
+    let threads = if m * n * k >= MIN_PARALLEL_FLOPS { parallel::num_threads() } else { 1 };
     #[cfg(target_arch = "wasm32")]
     {
         // Kiln's own SIMD128 GEMM on WASM (gemm_simd128.rs says why).
         use crate::device::cpu::gemm_simd128::{gemm, MatRef};
-        let threads = if m * n * k >= MIN_PARALLEL_FLOPS { parallel::num_threads() } else { 1 };
-        // SAFETY: the assert above keeps every strided access inside the buffers.
-        unsafe {
-            let view = |x: &[f32], v: MatView| MatRef { ptr: x.as_ptr().add(v.offset), rs: v.row_stride, cs: v.col_stride };
-            gemm(m, n, k, view(a, av), view(b, bv), dst.as_mut_ptr(), threads);
-        }
+        let view = |x: &[f32], v: MatView| MatRef { ptr: x.as_ptr().add(v.offset), rs: v.row_stride, cs: v.col_stride };
+        gemm(m, n, k, view(a, av), view(b, bv), dst, threads);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if native_gemm_suits(m, n, k) {
+        use crate::device::cpu::gemm_avx512::{gemm, MatRef};
+        let view = |x: &[f32], v: MatView| MatRef { ptr: x.as_ptr().add(v.offset), rs: v.row_stride, cs: v.col_stride };
+        gemm(m, n, k, dst, n, false, view(a, av), view(b, bv), 1.0, threads);
+        return;
     }
     #[cfg(not(target_arch = "wasm32"))]
-    gemm_crate_into(a, av, b, bv, dst, m, n, k);
+    gemm_crate_into(a, av, b, bv, dst, m, n, k, threads);
 }
 
-/// The native path: the `gemm` crate (AVX-512 / AVX2 kernels, rayon threads).
+/// The native default: the `gemm` crate (AVX-512 / AVX2 kernels, rayon threads).
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
-fn gemm_crate_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: &mut [f32], m: usize, n: usize, k: usize) {
-    let parallelism = if m * n * k >= MIN_PARALLEL_FLOPS && parallel::num_threads() > 1 {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
-    };
-    // SAFETY: gemm_into's assert keeps every strided access inside the buffers.
-    unsafe {
-        gemm::gemm(
-            m, n, k,
-            dst.as_mut_ptr(), 1, n as isize, false,
-            a.as_ptr().add(av.offset), av.col_stride, av.row_stride,
-            b.as_ptr().add(bv.offset), bv.col_stride, bv.row_stride,
-            0.0, 1.0, false, false, false,
-            parallelism,
-        );
-    }
+unsafe fn gemm_crate_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f32, m: usize, n: usize, k: usize, threads: usize) {
+    let parallelism = if threads > 1 { Parallelism::Rayon(0) } else { Parallelism::None };
+    gemm::gemm(
+        m, n, k,
+        dst, 1, n as isize, false,
+        a.as_ptr().add(av.offset), av.col_stride, av.row_stride,
+        b.as_ptr().add(bv.offset), bv.col_stride, bv.row_stride,
+        0.0, 1.0, false, false, false,
+        parallelism,
+    );
 }

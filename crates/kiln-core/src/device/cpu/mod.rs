@@ -8,6 +8,8 @@
 //! forward kept, `device::RecurrentWorkspace`) and the quantized layers (the CPU is their only
 //! device) included.
 
+#[cfg(target_arch = "x86_64")]
+pub mod gemm_avx512;
 pub mod gemm_call;
 #[cfg(target_arch = "wasm32")]
 pub mod gemm_simd128;

@@ -26,6 +26,7 @@ use super::engine::run_units;
 use crate::error::Result;
 use crate::params::conv::Geometry;
 use crate::parallel::SendPtr;
+use crate::alloc::try_written;
 use crate::storage::try_zeroed;
 use std::arch::x86_64::*;
 
@@ -41,7 +42,7 @@ const UNIT_POSITIONS: usize = 384;
 /// channel, 9 taps) the passes are bound by memory and per-tile costs, not FMAs, and measured
 /// slower here (bench/conv-passes.mjs, loaded machine, GFLOP per CPU-second direct vs im2col:
 /// forward 28.8 vs 39.0, dX 21.3 vs 57.3, dW 6.7 vs 18.0), while conv2d-b (64 channels) gains.
-const MIN_CHANNELS: usize = 8;
+pub(super) const MIN_CHANNELS: usize = 8;
 /// Positions of one weight-gradient block: its dy rows stay in L1 while every tap block reads them.
 const DW_POSITIONS: usize = 128;
 
@@ -70,21 +71,21 @@ pub(crate) fn applies_to_input_grad(g: &Geometry) -> bool {
 /// of out_height x out_width out; output (oh, ow) reads input (oh + ki·dh - pad_top, ow + kj·dw -
 /// pad_left) through tap (ki, kj).
 #[derive(Clone, Copy)]
-struct Shape {
-    batch: usize,
-    channels: usize,
-    height: usize,
-    width: usize,
-    out_channels: usize,
-    out_height: usize,
-    out_width: usize,
-    kernel: [usize; 2],
-    dilation: [usize; 2],
-    pad: [usize; 2],
+pub(super) struct Shape {
+    pub(super) batch: usize,
+    pub(super) channels: usize,
+    pub(super) height: usize,
+    pub(super) width: usize,
+    pub(super) out_channels: usize,
+    pub(super) out_height: usize,
+    pub(super) out_width: usize,
+    pub(super) kernel: [usize; 2],
+    pub(super) dilation: [usize; 2],
+    pub(super) pad: [usize; 2],
 }
 
 impl Shape {
-    fn of_forward(g: &Geometry) -> Shape {
+    pub(super) fn of_forward(g: &Geometry) -> Shape {
         Shape {
             batch: g.batch,
             channels: g.channels,
@@ -116,10 +117,10 @@ impl Shape {
         }
     }
 
-    fn padded_width(&self) -> usize {
+    pub(super) fn padded_width(&self) -> usize {
         self.out_width + (self.kernel[1] - 1) * self.dilation[1]
     }
-    fn padded_height(&self) -> usize {
+    pub(super) fn padded_height(&self) -> usize {
         self.out_height + (self.kernel[0] - 1) * self.dilation[0]
     }
     /// Positions of the padded output grid (out_height rows of padded_width).
@@ -136,12 +137,12 @@ impl Shape {
     fn band_rows(&self, unit: usize) -> usize {
         unit.div_ceil(self.padded_width()) + 2 + (self.kernel[0] - 1) * self.dilation[0]
     }
-    fn taps(&self) -> usize {
+    pub(super) fn taps(&self) -> usize {
         self.channels * self.kernel[0] * self.kernel[1]
     }
     /// Offset of each tap (channel, ki, kj), in weight order, from a position in padded planes
     /// `stride` floats apart.
-    fn tap_offsets(&self, stride: usize) -> Vec<usize> {
+    pub(super) fn tap_offsets(&self, stride: usize) -> Vec<usize> {
         let (wp, [kh, kw], [dh, dw]) = (self.padded_width(), self.kernel, self.dilation);
         let mut offsets = Vec::with_capacity(self.taps());
         for c in 0..self.channels {
@@ -158,7 +159,7 @@ impl Shape {
 /// Padded rows `rows` (of 0..padded_height) of every channel of `image` ([channels, height,
 /// width]) into `dst`, planes `stride` floats apart from local row 0, every float of those rows
 /// written (the buffer is a worker's, reused: padding must be written, not assumed).
-fn pad_rows(s: &Shape, image: &[f32], rows: std::ops::Range<usize>, dst: &mut [f32], stride: usize) {
+pub(super) fn pad_rows(s: &Shape, image: &[f32], rows: std::ops::Range<usize>, dst: &mut [f32], stride: usize) {
     let (wp, plane) = (s.padded_width(), s.height * s.width);
     // Padded column `col` holds input column `col - pad_left`; likewise for rows.
     let cols = s.pad[1].min(wp)..(s.pad[1] + s.width).min(wp);
@@ -181,7 +182,7 @@ fn pad_rows(s: &Shape, image: &[f32], rows: std::ops::Range<usize>, dst: &mut [f
 /// Filters in forward-tile order: block of `mr` output channels, then tap, then the `mr`
 /// channels (zeros past out_channels). `weight(o, tap)` reads filter o's tap in
 /// `Shape::tap_offsets` order.
-fn pack_filters(s: &Shape, mr: usize, weight: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+pub(super) fn pack_filters(s: &Shape, mr: usize, weight: impl Fn(usize, usize) -> f32) -> Vec<f32> {
     let (taps, blocks) = (s.taps(), s.out_channels.div_ceil(mr));
     let mut packed = vec![0.0; blocks * taps * mr];
     for o in 0..s.out_channels {
@@ -196,7 +197,7 @@ fn pack_filters(s: &Shape, mr: usize, weight: impl Fn(usize, usize) -> f32) -> V
 /// Output channels of one forward tile: 8 (by 48 positions), or fewer for convolutions with
 /// fewer outputs (an input gradient with one input channel: then 1 by 384 positions), so no
 /// tile computes rows it throws away.
-fn tile_rows(out_channels: usize) -> usize {
+pub(super) fn tile_rows(out_channels: usize) -> usize {
     match out_channels {
         8.. => 8,
         4..=7 => 4,
@@ -206,8 +207,11 @@ fn tile_rows(out_channels: usize) -> usize {
 }
 
 /// out = correlate(input, weight) (+ bias per output channel), out [batch, out_channels,
-/// out_height, out_width], all written. `weight(o, tap)` as in `pack_filters`.
-fn correlate(s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: &mut [f32], op: &str) -> Result<()> {
+/// out_height, out_width], every element written (never read: out may be uninitialized).
+/// `weight(o, tap)` as in `pack_filters`.
+///
+/// SAFETY: out must be valid for writes of batch·out_channels·out_height·out_width floats.
+unsafe fn correlate(s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
     match tile_rows(s.out_channels) {
         8 => correlate_tiles::<8, 3>(s, input, weight, bias, out, op),
         4 => correlate_tiles::<4, 6>(s, input, weight, bias, out, op),
@@ -216,8 +220,9 @@ fn correlate(s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bia
     }
 }
 
-fn correlate_tiles<const MR: usize, const NV: usize>(
-    s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: &mut [f32], op: &str,
+/// SAFETY: as `correlate`.
+unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
+    s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: *mut f32, op: &str,
 ) -> Result<()> {
     let filters = pack_filters(s, MR, weight);
     let (taps, blocks, tile_len) = (s.taps(), s.out_channels.div_ceil(MR), NV * 16);
@@ -230,7 +235,7 @@ fn correlate_tiles<const MR: usize, const NV: usize>(
     let stride = band_rows * wp;
     let offsets = s.tap_offsets(stride);
     let out_plane = s.out_height * s.out_width;
-    let dst = SendPtr(out.as_mut_ptr());
+    let dst = SendPtr(out);
     let image_len = s.channels * s.height * s.width;
     run_units(op, s.batch * chunks, s.channels * stride, |unit, band, _| {
         let (n, chunk) = (unit / chunks, unit % chunks);
@@ -328,9 +333,8 @@ unsafe fn forward_tile<const MR: usize, const NV: usize>(x: *const f32, offsets:
 pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
     let s = Shape::of_forward(geo);
     let taps = s.taps();
-    let mut out = try_zeroed::<f32>(op, geo.batch * geo.out_image_len())?;
-    correlate(&s, input, |o, t| weight[o * taps + t], bias, &mut out, op)?;
-    Ok(out)
+    // SAFETY: correlate writes every output element.
+    unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| correlate(&s, input, |o, t| weight[o * taps + t], bias, out, op)) }
 }
 
 /// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input
@@ -345,9 +349,8 @@ pub(crate) fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init:
         let (o, k) = (t / kk, t % kk);
         weight[o * patch + c * kk + (kk - 1 - k)]
     };
-    let mut dx = try_zeroed::<f32>(op, geo.batch * geo.image_len())?;
-    correlate(&s, grad_out, flipped, init, &mut dx, op)?;
-    Ok(dx)
+    // SAFETY: correlate writes every element of dx.
+    unsafe { try_written(op, geo.batch * geo.image_len(), |dx| correlate(&s, grad_out, flipped, init, dx, op)) }
 }
 
 /// Gradient [out_channels, channels, kh, kw] of the weight, summed over the batch. Needs

@@ -1,11 +1,14 @@
 //! The three convolution passes on the CPU (engine.rs, over im2col.rs's patch copies; depthwise.rs
-//! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512;
+//! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512,
+//! few_channels.rs for those with 1 to 7 input channels (forward and weight gradient);
 //! winograd.rs for the forward pass of 3x3 stride-1 convolutions on wasm32): a conv-transpose's
 //! forward is a convolution's input gradient, so ops/conv.rs runs both ops on these three.
 
 mod depthwise;
 #[cfg(target_arch = "x86_64")]
 mod direct;
+#[cfg(target_arch = "x86_64")]
+mod few_channels;
 pub(crate) mod engine;
 mod epilogue;
 mod im2col;
@@ -23,6 +26,10 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tens
     let (xs, ws) = (x.cpu_slice(op)?, w.cpu_slice(op)?);
     let out = if depthwise::applies(geo) {
         let mut out = depthwise::forward(geo, xs, ws, b.as_deref(), op)?;
+        activate_whole_output(geo, activation, &mut out);
+        out
+    } else if few_channels_applies(geo) {
+        let mut out = few_channels_forward(geo, xs, ws, b.as_deref(), op)?;
         activate_whole_output(geo, activation, &mut out);
         out
     } else if direct_applies(geo) {
@@ -70,6 +77,8 @@ pub(crate) fn weight_grad(geo: &Geometry, x: &Tensor, dy: &Tensor, op: &str) -> 
     let (xs, dys) = (x.cpu_slice(op)?, dy.cpu_slice(op)?);
     let dw = if depthwise::applies(geo) {
         depthwise::weight_grad(geo, xs, dys, op)?
+    } else if few_channels_applies(geo) {
+        few_channels_weight_grad(geo, xs, dys, op)?
     } else if direct_applies(geo) {
         direct_weight_grad(geo, xs, dys, op)?
     } else {
@@ -78,12 +87,15 @@ pub(crate) fn weight_grad(geo: &Geometry, x: &Tensor, dy: &Tensor, op: &str) -> 
     Tensor::from_vec(dw, &[geo.out_channels, geo.group_channels(), geo.kernel[0], geo.kernel[1]])
 }
 
-// direct.rs is x86-64 only (AVX-512 intrinsics); elsewhere these say "never" and are never run.
+// direct.rs and few_channels.rs are x86-64 only (AVX-512 intrinsics); elsewhere these say
+// "never" and are never run.
 #[cfg(target_arch = "x86_64")]
 use direct::{
     applies as direct_applies, applies_to_input_grad as direct_applies_to_input_grad, forward as direct_forward,
     input_grad as direct_input_grad, weight_grad as direct_weight_grad,
 };
+#[cfg(target_arch = "x86_64")]
+use few_channels::{applies as few_channels_applies, forward as few_channels_forward, weight_grad as few_channels_weight_grad};
 #[cfg(not(target_arch = "x86_64"))]
 use unsupported::*;
 #[cfg(not(target_arch = "x86_64"))]
@@ -92,6 +104,15 @@ mod unsupported {
     use crate::params::conv::Geometry;
     pub(super) fn direct_applies(_: &Geometry) -> bool {
         false
+    }
+    pub(super) fn few_channels_applies(_: &Geometry) -> bool {
+        false
+    }
+    pub(super) fn few_channels_forward(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Vec<f32>> {
+        unreachable!("conv: the direct kernels exist only on x86-64")
+    }
+    pub(super) fn few_channels_weight_grad(_: &Geometry, _: &[f32], _: &[f32], _: &str) -> Result<Vec<f32>> {
+        unreachable!("conv: the direct kernels exist only on x86-64")
     }
     pub(super) fn direct_applies_to_input_grad(_: &Geometry) -> bool {
         false

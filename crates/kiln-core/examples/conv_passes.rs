@@ -1,0 +1,65 @@
+//! GFLOP per CPU-second of each convolution pass (forward, input gradient, weight gradient) on
+//! bench/conv-passes.mjs's conv2d-a and conv2d-b, without the addon: the same figures as
+//! `npm run bench:conv`'s native rows, quicker to rebuild while working on a kernel. CPU time is
+//! the sum over the process's threads (/proc/self/task/*/schedstat), so other processes sharing
+//! the machine barely move it. Environment switches (KILN_CONV_PATH=im2col, KILN_GEMM=crate) are
+//! read by the kernels as usual.
+//! `cargo run --release -p kiln-core --example conv_passes [-- ids]`
+use kiln_core::ops::{self, ConvParams};
+use kiln_core::{autograd, Tensor};
+use std::time::Instant;
+
+/// On-CPU nanoseconds of every thread of this process so far.
+fn process_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Best CPU seconds per call over 3 rounds of about 0.4 s of wall time.
+fn cpu_per_call(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let (wall, cpu) = (Instant::now(), process_cpu_ns());
+        let mut calls = 0;
+        while wall.elapsed().as_secs_f64() < 0.4 {
+            f();
+            calls += 1;
+        }
+        best = best.min((process_cpu_ns() - cpu) as f64 / 1e9 / calls as f64);
+    }
+    best
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    println!("GFLOP per CPU-second ({} threads): forward / input grad / forward+weight grad / weight grad", rayon::current_num_threads());
+    for (id, n, c, h, o) in [("conv2d-a", 32, 1, 28, 32), ("conv2d-b", 8, 64, 32, 64)] {
+        if !only.is_empty() && !only.iter().any(|w| id.contains(w.as_str())) {
+            continue;
+        }
+        let gflop = 2.0 * (n * o * h * h * c * 9) as f64 / 1e9;
+        let x = ops::randn(&[n, c, h, h], 0.0, 1.0, Some(7)).unwrap();
+        let w = ops::randn(&[o, c, 3, 3], 0.0, 0.1, Some(8)).unwrap();
+        let dy = ops::randn(&[n, o, h, h], 0.0, 1.0, Some(9)).unwrap();
+        let p = ConvParams { padding: [1; 4], ..ConvParams::default() };
+        let forward = cpu_per_call(|| drop(ops::conv2d(&x, &w, None, &p).unwrap()));
+        let input_grad = cpu_per_call(|| drop(ops::conv_transpose2d(&dy, &w, None, &p, [0, 0]).unwrap()));
+        let with_weight_grad = cpu_per_call(|| {
+            let leaf: Tensor = w.set_requires_grad(true).unwrap();
+            let out = ops::conv2d(&x, &leaf, None, &p).unwrap();
+            autograd::backward(&out, Some(&dy)).unwrap();
+        });
+        let weight_grad = (with_weight_grad - forward).max(1e-9);
+        println!(
+            "{id}: {:.1} / {:.1} / {:.1} / {:.1}",
+            gflop / forward,
+            gflop / input_grad,
+            2.0 * gflop / with_weight_grad,
+            gflop / weight_grad
+        );
+    }
+}
