@@ -66,8 +66,8 @@ function samples(noise = fixedNoise) {
 
 // 3. Train with fit: two players, two optimizers, so the step optimizes by hand
 // (manualOptimization): per batch one D step on real vs detached fakes, then one G step. fit
-// zeroes both optimizers' gradients before each step; ctx.optimizerStep checks the gradients are
-// finite before it updates. The step's loss (logged as `loss`) is D's; G's loss and D's accuracy
+// zeroes both optimizers' gradients before each step; ctx.optimizerStep keeps an update only if
+// its gradients were finite (checked on the device, read with the step's loss). The step's loss (logged as `loss`) is D's; G's loss and D's accuracy
 // are logged beside it.
 rmSync(OUT, { recursive: true, force: true });
 /** Both players in one module, so fit (and checkpoints) see every parameter; forward(z) generates. */

@@ -69,18 +69,19 @@ forEachBackend(() => {
 
   it('gradients of relu and leakyRelu equal those of the composed ops', async () => {
     for (const [activation, alpha] of CASES.filter(([a]) => a === 'relu' || a === 'leakyRelu')) {
-      const grads = (fused: boolean): Float32Array[] => {
+      const grads = async (fused: boolean): Promise<number[][]> => {
         const [x, w, b] = [T(randND([2, 3, 6, 6], 7)), T(randND([4, 3, 3, 3], 8)), T(randND([4], 9))].map((t) => t.setRequiresGrad());
         const weights = T(randND([2, 4, 6, 6], 10));
         kiln.tidy(() => {
           const y = fused ? kiln.conv2d(x, w, { padding: 1, bias: b, activation, alpha }) : separate(kiln.conv2d(x, w, { padding: 1, bias: b }), activation, alpha);
           y.mul(weights).sum().backward();
         });
-        const out = kiln.tidy(() => [x, w, b].map((t) => t.grad!.dataSync() as Float32Array));
+        // Read asynchronously: the same file runs on WebGPU in a page (tests/browser).
+        const out = await Promise.all([x, w, b].map((t) => read(t.grad!)));
         kiln.dispose([x, w, b, weights]);
         return out;
       };
-      const [fused, composed] = [grads(true), grads(false)];
+      const [fused, composed] = [await grads(true), await grads(false)];
       fused.forEach((g, i) => assertClose(g, composed[i], TOL, `${activation} gradient of input ${i}`));
     }
   });

@@ -26,6 +26,10 @@ export interface GradCheckOptions {
   wrt?: number[];
 }
 
+/** Finite-difference evaluations read back together: at most this many, of at most this many output elements (16 MB of float32). */
+const EVALUATIONS_PER_READ = 256;
+const EVALUATION_FLOATS = 1 << 22;
+
 function shapeOf(x: ND): number[] {
   return [...x.shape];
 }
@@ -65,14 +69,35 @@ export async function gradCheck(name: string, inputs: ND[], f: (xs: Tensor[]) =>
   const weights = outputWeights(sizeOf(analytic.outShape), options.seed ?? 99);
 
   // ---- numeric: L in float64 from the float32 outputs ----
-  const lossAt = async (values: Float32Array[]): Promise<number> => {
-    const out = kiln.noGrad(() => kiln.tidy(() => f(values.map((v, i) => kiln.tensor(v, shapeOf(inputs[i]))))));
-    const data = await read(out);
-    out.dispose();
-    if (data.length !== weights.length) throw new Error(`${name}: output size changed between evaluations`);
-    let s = 0;
-    for (let j = 0; j < data.length; j++) s += data[j] * weights[j];
-    return s;
+  // The evaluations are queued without waiting and their outputs read together, a batch at a
+  // time: on a GPU each read is a round trip (in a page, WebGPU's mapAsync), and one per
+  // evaluation made these checks the slowest part of the suite there.
+  const outputAt = (values: Float32Array[]): Tensor =>
+    kiln.noGrad(() => kiln.tidy(() => {
+      const out = f(values.map((v, i) => kiln.tensor(v, shapeOf(inputs[i]))));
+      return out.reshape([out.size]);
+    }));
+  /** L at `count` variants of the inputs, `variant(k)` making the k-th when its batch is queued. */
+  const lossesAt = async (count: number, variant: (k: number) => Float32Array[]): Promise<number[]> => {
+    const losses: number[] = [];
+    const perBatch = Math.max(1, Math.min(EVALUATIONS_PER_READ, Math.floor(EVALUATION_FLOATS / weights.length)));
+    for (let start = 0; start < count; start += perBatch) {
+      const outs = Array.from({ length: Math.min(perBatch, count - start) }, (_, k) => outputAt(variant(start + k)));
+      if (outs.some((o) => o.size !== weights.length)) {
+        kiln.dispose(outs);
+        throw new Error(`${name}: output size changed between evaluations`);
+      }
+      const stacked = kiln.tidy(() => kiln.stack(outs));
+      kiln.dispose(outs);
+      const data = await read(stacked);
+      stacked.dispose();
+      for (let k = 0; k * weights.length < data.length; k++) {
+        let s = 0;
+        for (let j = 0; j < weights.length; j++) s += data[k * weights.length + j] * weights[j];
+        losses.push(s);
+      }
+    }
+    return losses;
   };
 
   const failures: string[] = [];
@@ -85,16 +110,18 @@ export async function gradCheck(name: string, inputs: ND[], f: (xs: Tensor[]) =>
         throw new Error(`${name}: gradient of input ${i} has shape [${g.shape}], the input [${inputs[i].shape}]`);
       }
       const got = await read(g);
+      // Variant 2j: the inputs with x_j + eps; variant 2j + 1: with x_j - eps.
       const base = inputs.map((x) => Float32Array.from(x.data));
+      const losses = await lossesAt(2 * got.length, (k) => {
+        const values = base.map((v, n) => (n === i ? v.slice() : v));
+        const j = k >> 1;
+        values[i][j] = Math.fround(values[i][j] + (k % 2 === 0 ? eps : -eps));
+        return values;
+      });
       for (let j = 0; j < got.length; j++) {
         const original = base[i][j];
-        base[i][j] = Math.fround(original + eps);
-        const up = await lossAt(base);
-        base[i][j] = Math.fround(original - eps);
-        const down = await lossAt(base);
-        base[i][j] = original;
         const step = Math.fround(original + eps) - Math.fround(original - eps);
-        const numeric = (up - down) / step;
+        const numeric = (losses[2 * j] - losses[2 * j + 1]) / step;
         if (!(Math.abs(got[j] - numeric) <= atol + rtol * Math.abs(numeric))) {
           count++;
           if (failures.length < 6) failures.push(`  input ${i} [${inputs[i].shape}] element ${j} (x=${original}): analytic ${got[j]}, numeric ${numeric}`);

@@ -285,6 +285,8 @@ export interface GpuInfo {
    * buffers ever created (flat over a training loop once it has warmed up: freed buffers are reused).
    */
   pool: { liveBuffers: number; liveBytes: number; freeBuffers: number; freeBytes: number; created: number };
+  /** Kernels compiled on this device so far (each is compiled once, on first use, then cached). */
+  pipelines: number;
   /** Device-to-host copies so far (each `data()`/`dataSync()` of a GPU tensor is one). */
   readbacks: number;
 }

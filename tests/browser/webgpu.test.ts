@@ -290,14 +290,124 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
       }
       // The device is still usable after the reported error.
       const after = Array.from(await x.add(1).data());
-      return { sync, deferred, after };
+      // Two bad indices whose reads are in flight at once: each read names its own op.
+      kiln.gather(x, kiln.tensor(Int32Array.from([0, 9])));
+      const first = kiln.synchronize();
+      kiln.oneHot(kiln.tensor(Int32Array.from([1, 5])), 3);
+      const second = kiln.synchronize();
+      const overlapping = (await Promise.allSettled([first, second])).map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'no error'));
+      return { sync, deferred, after, overlapping };
     });
     expect(r.sync).toMatch(/await t\.data\(\)/);
     expect(r.deferred).toMatch(/gather/);
     expect(r.deferred).toMatch(/7/);
     expect(r.after).toEqual([2, 2, 2, 2, 2, 2]);
+    expect(r.overlapping[0]).toMatch(/gather.*\b9\b/);
+    expect(r.overlapping[0]).not.toMatch(/oneHot/);
+    expect(r.overlapping[1]).toMatch(/oneHot.*\b5\b/);
     await page.close();
   }, 120_000);
+
+  it('clipNorm optimizers step on WebGPU without a read: the step has norm clipNorm (SGD), and Adam/RMSProp follow WASM', async () => {
+    const page = await pageOf(withGpu);
+    const r = await page.evaluate(async () => {
+      const kiln = (globalThis as any).kiln;
+      const run = async (name: string) => {
+        await kiln.setBackend(name);
+        const x = kiln.randn([32, 6], { seed: 21 });
+        const y = kiln.tensor(Int32Array.from({ length: 32 }, (_, i) => i % 3));
+        const out: Record<string, { losses: number[]; reads: number; moved?: number }> = {};
+        const makers: Array<[string, (p: unknown[]) => any]> = [
+          ['sgd', (p) => new kiln.optim.SGD(p, { lr: 1, clipNorm: 0.05 })],
+          ['adam', (p) => new kiln.optim.Adam(p, { lr: 0.01, clipNorm: 0.3, weightDecay: 0.01 })],
+          ['rmsprop', (p) => new kiln.optim.RMSProp(p, { lr: 0.01, clipNorm: 0.2 })],
+        ];
+        for (const [kind, make] of makers) {
+          const model = new kiln.nn.Sequential(new kiln.nn.Linear(6, 16, { seed: 1 }), new kiln.nn.Tanh(), new kiln.nn.Linear(16, 3, { seed: 2 }));
+          const opt = make(model.parameters());
+          const losses: number[] = [];
+          let reads = 0;
+          let moved: number | undefined;
+          for (let step = 0; step < 4; step++) {
+            const before = name === 'gpu' ? kiln.gpuInfo().readbacks : 0;
+            const old = model.parameters().map((p: any) => p.mul(1));
+            const loss = kiln.tidy(() => {
+              const l = kiln.crossEntropy(model.forward(x), y);
+              opt.zeroGrad();
+              l.backward();
+              opt.step();
+              return l;
+            });
+            if (name === 'gpu') reads += kiln.gpuInfo().readbacks - before;
+            // The length of the whole update: lr · clipNorm for plain SGD when the clip binds.
+            const squares = kiln.tidy(() => kiln.stack(model.parameters().map((p: any, i: number) => p.sub(old[i]).square().sum())).sum());
+            if (kind === 'sgd' && step === 0) moved = Math.sqrt((await squares.data())[0]);
+            kiln.dispose([...old, squares]);
+            losses.push((await loss.data())[0]);
+            loss.dispose();
+          }
+          out[kind] = { losses, reads, moved };
+          model.dispose();
+          opt.dispose();
+        }
+        kiln.dispose([x, y]);
+        return out;
+      };
+      return { wasm: await run('wasm'), gpu: await run('gpu') };
+    });
+    for (const kind of ['sgd', 'adam', 'rmsprop']) {
+      expect(r.gpu[kind].reads, `${kind}: reads during its steps`).toBe(0);
+      r.gpu[kind].losses.forEach((l: number, i: number) => expect(l, `${kind} step ${i}`).toBeCloseTo(r.wasm[kind].losses[i], 4));
+    }
+    expect(r.gpu.sgd.moved).toBeCloseTo(0.05, 5);
+    expect(r.wasm.sgd.moved).toBeCloseTo(0.05, 5);
+    await page.close();
+  }, 180_000);
+
+  it("fit's manualOptimization on WebGPU: an update with an infinite gradient is undone on the device (Adam's moments and clock too) and skipped", async () => {
+    const page = await pageOf(withGpu);
+    const r = await page.evaluate(async () => {
+      const kiln = (globalThis as any).kiln;
+      const run = async (name: string) => {
+        await kiln.setBackend(name);
+        const batches = [1, 2, 3].map((s) => ({ x: kiln.randn([16, 4], { seed: 30 + s }), y: kiln.tensor(Int32Array.from({ length: 16 }, (_, i) => (i + s) % 2)) }));
+        const net = () => new kiln.nn.Sequential(new kiln.nn.Linear(4, 8, { seed: 5 }), new kiln.nn.Tanh(), new kiln.nn.Linear(8, 2, { seed: 6 }));
+        // Manual steps over batches 1-3, batch 2's gradient made infinite with a finite loss:
+        // sqrt(w - w) is 0, its derivative 1/(2·0) is infinite.
+        const manual = net();
+        const opt = new kiln.optim.Adam(manual.parameters(), { lr: 0.05 });
+        const history = await kiln.train.fit(manual, batches, {
+          epochs: 1, optimizer: opt, manualOptimization: true, onNonFiniteGradients: 'skip', verbose: 0,
+          trainStep: ({ x, y }: any, ctx: any) => {
+            const w = ctx.model.parameters()[0];
+            let l = kiln.crossEntropy(ctx.model.forward(x), y);
+            if (ctx.batch === 2) l = l.add(kiln.sqrt(w.sub(w.detach()).sum()));
+            l.backward();
+            ctx.optimizerStep();
+            return l;
+          },
+        });
+        // The same model trained on batches 1 and 3 only, automatically.
+        const plain = net();
+        const optPlain = new kiln.optim.Adam(plain.parameters(), { lr: 0.05 });
+        await kiln.train.fit(plain, [batches[0], batches[2]], { epochs: 1, optimizer: optPlain, loss: kiln.crossEntropy, verbose: 0 });
+        const read = async (m: any) => Promise.all(m.parameters().map(async (p: any) => Array.from(await p.data()) as number[]));
+        const result = { skipped: history.epochs[0].skippedSteps, steps: opt.stepCount, manual: await read(manual), plain: await read(plain) };
+        [manual, plain, opt, optPlain].forEach((o) => o.dispose());
+        for (const b of batches) kiln.dispose([b.x, b.y]);
+        return result;
+      };
+      return { wasm: await run('wasm'), gpu: await run('gpu') };
+    });
+    for (const name of ['wasm', 'gpu']) {
+      const got = r[name];
+      expect(got.skipped, name).toBe(1);
+      expect(got.steps, name).toBe(2);
+      const worst = Math.max(...got.manual.flatMap((p: number[], i: number) => p.map((v, j) => Math.abs(v - got.plain[i][j]))));
+      expect(worst, `${name}: manual with batch 2 undone vs trained on batches 1 and 3`).toBeLessThan(1e-6);
+    }
+    await page.close();
+  }, 180_000);
 
   it('the draw-a-digit demo picks WebGPU, says so, and predicts as the native backend does', async () => {
     const page = await withGpu.newPage();

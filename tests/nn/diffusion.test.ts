@@ -11,7 +11,7 @@ import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectThrows, prng } from '../helpers.js';
+import { assertClose, expectThrows, prng, read, readOf } from '../helpers.js';
 
 const T = 50;
 /** ᾱ_t for the default linear schedule of T steps, in float64, from the definitions. */
@@ -70,22 +70,20 @@ forEachBackend((backend) => {
       expect(schedule.alphaBars[T - 1]).toBeLessThan(1e-3);
     });
 
-    it('qSample is √ᾱ_t x_0 + √(1 - ᾱ_t) ε per example (float64 reference)', () => {
-      kiln.tidy(() => {
-        const xt = schedule.qSample(kiln.tensor(x0v, shape), steps, kiln.tensor(noisev, shape));
-        const expected = Array.from(x0v, (x, i) => {
-          const ab = alphaBarRef(steps[Math.floor(i / 3)]);
-          return Math.sqrt(ab) * x + Math.sqrt(1 - ab) * noisev[i];
-        });
-        assertClose(xt.dataSync(), expected, { atol: 1e-6, rtol: 1e-5 });
-        // predictX0 inverts it given the same noise.
-        assertClose(schedule.predictX0(xt, steps, kiln.tensor(noisev, shape)).dataSync(), x0v, { atol: 1e-3, rtol: 1e-3 });
+    it('qSample is √ᾱ_t x_0 + √(1 - ᾱ_t) ε per example (float64 reference)', async () => {
+      const qSample = () => schedule.qSample(kiln.tensor(x0v, shape), steps, kiln.tensor(noisev, shape));
+      const expected = Array.from(x0v, (x, i) => {
+        const ab = alphaBarRef(steps[Math.floor(i / 3)]);
+        return Math.sqrt(ab) * x + Math.sqrt(1 - ab) * noisev[i];
       });
+      assertClose(await readOf(qSample), expected, { atol: 1e-6, rtol: 1e-5 });
+      // predictX0 inverts it given the same noise.
+      assertClose(await readOf(() => schedule.predictX0(qSample(), steps, kiln.tensor(noisev, shape))), x0v, { atol: 1e-3, rtol: 1e-3 });
     });
 
-    it('posteriorMean is the Gaussian posterior mean, and with x̂_0(ε) equals 1/√α (x_t - β/√(1-ᾱ) ε)', () => {
-      kiln.tidy(() => {
-        const mean = schedule.posteriorMean(kiln.tensor(x0v, shape), kiln.tensor(xtv, shape), steps);
+    it('posteriorMean is the Gaussian posterior mean, and with x̂_0(ε) equals 1/√α (x_t - β/√(1-ᾱ) ε)', async () => {
+      {
+        const mean = await readOf(() => schedule.posteriorMean(kiln.tensor(x0v, shape), kiln.tensor(xtv, shape), steps));
         const expected = Array.from(x0v, (x, i) => {
           const t = steps[Math.floor(i / 3)];
           const ab = alphaBarRef(t);
@@ -93,30 +91,41 @@ forEachBackend((backend) => {
           const beta = betaRef(t);
           return (Math.sqrt(abPrev) * beta / (1 - ab)) * x + (Math.sqrt(1 - beta) * (1 - abPrev) / (1 - ab)) * xtv[i];
         });
-        assertClose(mean.dataSync(), expected, { atol: 1e-6, rtol: 1e-5 });
+        assertClose(mean, expected, { atol: 1e-6, rtol: 1e-5 });
         // Ho et al.'s ε-form of the same mean (their eq. 11).
-        const xt = kiln.tensor(xtv, shape);
-        const eps = kiln.tensor(noisev, shape);
-        const viaX0 = schedule.posteriorMean(schedule.predictX0(xt, steps, eps), xt, steps);
+        const viaX0 = await readOf(() => {
+          const xt = kiln.tensor(xtv, shape);
+          return schedule.posteriorMean(schedule.predictX0(xt, steps, kiln.tensor(noisev, shape)), xt, steps);
+        });
         const epsForm = Array.from(xtv, (x, i) => {
           const t = steps[Math.floor(i / 3)];
           return (x - betaRef(t) / Math.sqrt(1 - alphaBarRef(t)) * noisev[i]) / Math.sqrt(1 - betaRef(t));
         });
-        assertClose(viaX0.dataSync(), epsForm, { atol: 1e-4, rtol: 1e-4 });
+        assertClose(viaX0, epsForm, { atol: 1e-4, rtol: 1e-4 });
         for (const t of steps) expect(schedule.posteriorVariance(t)).toBeCloseTo((1 - alphaBarRef(t - 1)) / (1 - alphaBarRef(t)) * betaRef(t), 12);
-      });
+      }
     });
 
-    it('timestepEmbedding is [sin(t f_k), cos(t f_k)] with f_k = 10000^(-k/half)', () => {
-      kiln.tidy(() => {
-        const e = nn.timestepEmbedding([0, 7, 123], 8).dataSync();
-        const expected: number[] = [];
-        for (const t of [0, 7, 123]) {
-          const f = [0, 1, 2, 3].map((k) => t * Math.pow(10000, -k / 4));
-          expected.push(...f.map(Math.sin), ...f.map(Math.cos));
-        }
-        assertClose(e, expected, { atol: 1e-5, rtol: 1e-5 });
-      });
+    it('noisyBatch draws its steps on the host (no device read) in 0..T-1, and xt is qSample of them', async () => {
+      const x0 = kiln.tensor(x0v, shape);
+      const reads = () => (kiln.getBackend() === 'gpu' ? kiln.gpuInfo().readbacks : 0);
+      const before = reads();
+      const { steps: drawn, noise, xt } = schedule.noisyBatch(x0);
+      expect(reads() - before, 'device reads').toBe(0);
+      expect(drawn.length).toBe(shape[0]);
+      for (const t of drawn) expect(t >= 0 && t < T && Number.isInteger(t), `step ${t}`).toBe(true);
+      assertClose(await read(xt), await readOf(() => schedule.qSample(x0, drawn, noise)), { atol: 0, rtol: 0 });
+      kiln.dispose([x0, noise, xt]);
+    });
+
+    it('timestepEmbedding is [sin(t f_k), cos(t f_k)] with f_k = 10000^(-k/half)', async () => {
+      const e = await readOf(() => nn.timestepEmbedding([0, 7, 123], 8));
+      const expected: number[] = [];
+      for (const t of [0, 7, 123]) {
+        const f = [0, 1, 2, 3].map((k) => t * Math.pow(10000, -k / 4));
+        expected.push(...f.map(Math.sin), ...f.map(Math.cos));
+      }
+      assertClose(e, expected, { atol: 1e-5, rtol: 1e-5 });
     });
 
     it('rejects bad schedules, steps and sizes with messages naming them', () => {

@@ -189,11 +189,18 @@ forEachBackend(() => {
     p.dispose();
   });
 
-  it('a gradient norm of NaN or Inf with clipNorm errors clearly', () => {
+  it('a gradient norm of NaN or Inf with clipNorm: an Error in host memory; on a GPU, which does not wait for the norm, NaN as in torch', async () => {
     const p = kiln.tensor([1, 2]).setRequiresGrad();
     const opt = new optim.SGD([p], { lr: 0.1, clipNorm: 1 });
     kiln.tidy(() => p.mul(kiln.tensor([NaN, 1])).sum().backward());
-    expectThrows(() => opt.step(), 'NaN');
+    if (p.device === 'cpu') {
+      expectThrows(() => opt.step(), 'gradient norm is NaN');
+    } else {
+      // torch.nn.utils.clip_grad_norm_ (error_if_nonfinite=False) scales by a NaN coefficient too;
+      // fit's gradient guard stops or skips such a step before the optimizer sees it.
+      opt.step();
+      expect((await read(p)).every(Number.isNaN)).toBe(true);
+    }
     opt.dispose();
     p.dispose();
   });

@@ -175,7 +175,7 @@ forEachBackend(() => {
         expect(ctx.optimizers).toEqual([first, second]);
         const l = kiln.crossEntropy(ctx.model.forward(x), y!);
         l.backward();
-        expect(ctx.optimizerStep(first)).toBe(true);
+        ctx.optimizerStep(first);
         return l;
       },
     });

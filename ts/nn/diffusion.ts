@@ -15,7 +15,7 @@
 
 import type { Tensor } from '../tensor.js';
 import { tidy, keep } from '../engine.js';
-import { tensor, randn, randu } from '../ops/creation.js';
+import { tensor, randn, randuOnHost } from '../ops/creation.js';
 import { concat } from '../ops/shape.js';
 import { noGrad } from '../autograd.js';
 import { layerArgs } from './layer-args.js';
@@ -115,9 +115,8 @@ export class DDPMSchedule {
    */
   noisyBatch(x0: Tensor): { steps: Int32Array; noise: Tensor; xt: Tensor } {
     const batch = x0.shape[0];
-    const uniform = randu([batch]);
-    const steps = Int32Array.from(uniform.dataSync(), (u) => Math.min(this.steps - 1, Math.floor(u * this.steps)));
-    uniform.dispose();
+    // Drawn on the host: the steps index host-side tables (perExample), so a GPU would only send them back.
+    const steps = Int32Array.from(randuOnHost(batch), (u) => Math.min(this.steps - 1, Math.floor(u * this.steps)));
     const noise = randn([...x0.shape]);
     return { steps, noise, xt: this.qSample(x0, steps, noise) };
   }

@@ -7,8 +7,8 @@
 import { backend, keep, tidy } from '../engine.js';
 import type { Device, Tensor } from '../tensor.js';
 import { zeros } from '../ops/creation.js';
-import { assign } from '../autograd.js';
-import { square, sqrt } from '../ops/elementwise.js';
+import { assign, noGrad } from '../autograd.js';
+import { add, div, equal, minimum, mul, square, sqrt, where } from '../ops/elementwise.js';
 import { sum } from '../ops/reduce.js';
 import { stack } from '../ops/shape.js';
 
@@ -98,9 +98,12 @@ export abstract class Optimizer {
   abstract get kind(): string;
   /** State tensors per parameter (momentum buffer, moments, ...). */
   protected abstract slotCount(): number;
-  /** One fused in-place update of parameter p. */
-  /** One fused in-place update of parameter p; `step` is p's own update count, from 1. */
-  protected abstract update(p: Tensor, grad: Tensor, slots: Tensor[], lr: number, weightDecay: number, scale: number, clipValue: number, step: number): void;
+  /**
+   * One fused in-place update of parameter p; `step` is p's own update count, from 1. `grad` is
+   * already scaled by clipNorm's coefficient (the kernels' `scale` stays 1: the coefficient is a
+   * tensor on the device, not a number).
+   */
+  protected abstract update(p: Tensor, grad: Tensor, slots: Tensor[], lr: number, weightDecay: number, clipValue: number, step: number): void;
 
   /** Every parameter, in group order. */
   get parameters(): Tensor[] {
@@ -114,10 +117,16 @@ export abstract class Optimizer {
 
   /** Applies one update from the accumulated gradients (parameters without one are skipped). */
   step(): void {
+    this.applyStep();
+  }
+
+  /** `step()`; returns the parameters it updated. */
+  private applyStep(): Tensor[] {
     this.stepCount++;
+    const stepped: Tensor[] = [];
     tidy(() => {
       const grads = this.parameters.map((p) => p.grad);
-      const scale = this.clipScale(grads);
+      const coefficient = this.clipCoefficient(grads);
       const clipValue = this.options.clipValue ?? Infinity;
       let i = 0;
       for (const group of this.groups) {
@@ -126,21 +135,64 @@ export abstract class Optimizer {
           if (g === null) continue;
           const step = (this.paramSteps.get(p) ?? 0) + 1;
           this.paramSteps.set(p, step);
-          this.update(p, g, this.slotsFor(p), this.lr * group.lrScale, group.weightDecay, scale, clipValue, step);
+          stepped.push(p);
+          const clipped = coefficient === null ? g : mul(g, coefficient);
+          this.update(p, clipped, this.slotsFor(p), this.lr * group.lrScale, group.weightDecay, clipValue, step);
         }
       }
     });
+    return stepped;
   }
 
-  /** Global-norm clipping factor: one readback for all parameters together. */
-  private clipScale(grads: Array<Tensor | null>): number {
+  /**
+   * `step()`, kept only where `check` (a scalar []) is finite, decided on the device: for a caller
+   * that must not wait for a read to know whether the gradients are finite (fit's
+   * `manualOptimization`; a WebGPU page cannot read synchronously). Each parameter and state
+   * tensor is copied before the update and put back where `check` is NaN. Once the caller has
+   * read `check` and found NaN, `undoStepCount(returned)` turns the step counters back too.
+   * Returns the parameters the step updated.
+   */
+  stepIfFinite(check: Tensor): Tensor[] {
+    const touched = this.parameters.filter((p) => p.grad !== null).flatMap((p) => [p, ...this.slotsFor(p)]);
+    // Copies (x·1 keeps every bit, NaN and -0 included), recorded by no graph.
+    const before = noGrad(() => touched.map((t) => keep(mul(t, 1))));
+    try {
+      const stepped = this.applyStep();
+      noGrad(() => tidy(() => {
+        const finite = equal(check, check);
+        touched.forEach((t, i) => assign(t, where(finite, t, before[i])));
+      }));
+      return stepped;
+    } finally {
+      for (const t of before) t.dispose();
+    }
+  }
+
+  /** Turns back the counters of a step whose update was undone (`stepped`: what `stepIfFinite` returned). */
+  undoStepCount(stepped: readonly Tensor[]): void {
+    this.stepCount--;
+    for (const p of stepped) this.paramSteps.set(p, this.paramSteps.get(p)! - 1);
+  }
+
+  /**
+   * Global-norm clipping, as torch.nn.utils.clip_grad_norm_: the scalar [] min(1, clipNorm /
+   * (norm + 1e-6)) over all gradients together, computed where they are, so that a step on a GPU
+   * reads nothing back (a WebGPU page cannot read synchronously at all). Null without clipNorm.
+   */
+  private clipCoefficient(grads: Array<Tensor | null>): Tensor | null {
     const maxNorm = this.options.clipNorm;
-    if (maxNorm === undefined) return 1;
+    if (maxNorm === undefined) return null;
     const present = grads.filter((g): g is Tensor => g !== null);
-    if (present.length === 0) return 1;
-    const norm = sqrt(sum(stack(present.map((g) => sum(square(g)))))).dataSync()[0];
-    if (!Number.isFinite(norm)) throw new Error(`${this.kind}: the gradient norm is ${norm} (NaN or Inf in the gradients) at step ${this.stepCount}`);
-    return norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+    if (present.length === 0) return null;
+    const norm = sqrt(sum(stack(present.map((g) => sum(square(g))))));
+    // In host memory the norm costs nothing to read, so a non-finite one is an Error naming the
+    // step. A GPU does not wait for it (nor does torch's clip_grad_norm_): there the update holds
+    // NaN, and fit's gradient guard (onNonFiniteGradients) stops or skips such a step before it.
+    if (present[0].device === 'cpu') {
+      const value = norm.dataSync()[0];
+      if (!Number.isFinite(value)) throw new Error(`${this.kind}: the gradient norm is ${value} (NaN or Inf in the gradients) at step ${this.stepCount}`);
+    }
+    return minimum(div(maxNorm, add(norm, 1e-6)), 1);
   }
 
   private slotsFor(p: Tensor): Tensor[] {

@@ -18,9 +18,9 @@ export class SGD extends Optimizer {
   }
   get kind(): string { return 'sgd'; }
   protected slotCount(): number { return (this.sgd.momentum ?? 0) > 0 ? 1 : 0; }
-  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, scale: number, clip: number, step: number): void {
+  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, clip: number, step: number): void {
     const options = { lr, momentum: this.sgd.momentum ?? 0, dampening: this.sgd.dampening ?? 0, nesterov: this.sgd.nesterov ?? false, firstStep: step === 1 };
-    this.impl.sgdStep(p.handle, g.handle, slots.length ? slots[0].handle : -1, options, { scale, clipValue: clip, weightDecay: wd });
+    this.impl.sgdStep(p.handle, g.handle, slots.length ? slots[0].handle : -1, options, { scale: 1, clipValue: clip, weightDecay: wd });
   }
 }
 
@@ -39,10 +39,10 @@ export class Adam extends Optimizer {
   get kind(): string { return 'adam'; }
   protected slotCount(): number { return 2; }
   protected decoupled(): boolean { return false; }
-  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, scale: number, clip: number, step: number): void {
+  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, clip: number, step: number): void {
     const [l2, decay] = this.decoupled() ? [0, wd] : [wd, 0];
     const options = { lr, beta1: this.adam.beta1 ?? 0.9, beta2: this.adam.beta2 ?? 0.999, eps: this.adam.eps ?? 1e-8, decoupledDecay: decay, step };
-    this.impl.adamStep(p.handle, g.handle, slots[0].handle, slots[1].handle, options, { scale, clipValue: clip, weightDecay: l2 });
+    this.impl.adamStep(p.handle, g.handle, slots[0].handle, slots[1].handle, options, { scale: 1, clipValue: clip, weightDecay: l2 });
   }
 }
 
@@ -68,9 +68,9 @@ export class RMSProp extends Optimizer {
   }
   get kind(): string { return 'rmsprop'; }
   protected slotCount(): number { return 1; }
-  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, scale: number, clip: number, step: number): void {
+  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, clip: number, step: number): void {
     const options = { lr, alpha: this.rms.alpha ?? 0.99, eps: this.rms.eps ?? 1e-8 };
-    this.impl.rmspropStep(p.handle, g.handle, slots[0].handle, options, { scale, clipValue: clip, weightDecay: wd });
+    this.impl.rmspropStep(p.handle, g.handle, slots[0].handle, options, { scale: 1, clipValue: clip, weightDecay: wd });
   }
 }
 
@@ -81,7 +81,7 @@ export class AdaGrad extends Optimizer {
   }
   get kind(): string { return 'adagrad'; }
   protected slotCount(): number { return 1; }
-  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, scale: number, clip: number, step: number): void {
-    this.impl.adagradStep(p.handle, g.handle, slots[0].handle, { lr, eps: this.ada.eps ?? 1e-10 }, { scale, clipValue: clip, weightDecay: wd });
+  protected update(p: Tensor, g: Tensor, slots: Tensor[], lr: number, wd: number, clip: number, step: number): void {
+    this.impl.adagradStep(p.handle, g.handle, slots[0].handle, { lr, eps: this.ada.eps ?? 1e-10 }, { scale: 1, clipValue: clip, weightDecay: wd });
   }
 }

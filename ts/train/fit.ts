@@ -5,7 +5,7 @@
  * same pieces, and a Lightning-style `trainStep` for objectives of any form.
  */
 
-import { tidy } from '../engine.js';
+import { keep, tidy } from '../engine.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Device, Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
@@ -16,7 +16,7 @@ import { createDashboard } from './dashboard/hook.js';
 import { resolveMetric, type Metric, type MetricSpec } from './metrics/index.js';
 import { formatLogs, ProgressBar } from './progress.js';
 import { describeValue, epochBatches, inMemoryBatches, isInMemoryData, isTensor, rowCount, sampleCount, type InMemoryData } from './batches.js';
-import { describeParameters, gradientFinitenessFlag, nonFiniteGradients, nonFiniteGradientsAsync } from './gradient-guard.js';
+import { describeParameters, gradientFinitenessFlag, gradientFlags, nonFiniteGradientsAsync } from './gradient-guard.js';
 import { EpochLogs } from './epoch-logs.js';
 import { callModel, defaultStep, splitBatch, stepResult, type LossFn, type StepContext, type TrainStep } from './step.js';
 import type { BatchSource, Logs, TrainableModel } from './types.js';
@@ -254,20 +254,22 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
         /** Why this step must not update, and the policy that decides what happens then. */
         let failure: { message: string; policy: NonFinitePolicy } | undefined;
         let skippedByStep = false;
+        /**
+         * The updates `ctx.optimizerStep` made, each kept on the device only if its gradients were
+         * finite; their flags are read with the step's loss (no read inside the step).
+         */
+        const guarded: Array<{ opt: Optimizer; params: Tensor[]; flags: Tensor; stepped: Tensor[] }> = [];
         const stepCtx: StepContext = {
           model, optimizer, optimizers, epoch, batch: step, globalStep, training: true,
           log: (name, value) => void extras.push([name, value]),
           optimizerStep: (opt = optimizer) => {
             if (!manual) throw new Error('fit: ctx.optimizerStep is for manualOptimization; with automatic optimization fit updates after the step');
-            const flag = gradientFinitenessFlag(opt.parameters);
-            if (flag !== null && Number.isNaN(flag.dataSync()[0])) {
-              const message = badGradients(nonFiniteGradients(opt.parameters), epoch, step);
-              if (onGradients === 'stop') throw new Error(message);
-              skippedByStep = true;
-              return false;
-            }
-            opt.step();
-            return true;
+            const checked = gradientFlags(opt.parameters);
+            if (checked === null) return opt.step();
+            // Kept past the step's tidy until read (freed with the step's values).
+            const entry = { opt, ...checked, flags: keep(checked.flags), stepped: [] as Tensor[] };
+            guarded.push(entry);
+            entry.stepped = opt.stepIfFinite(checked.flags.sum());
           },
         };
         /** What the step keeps until its values are read: the values to read, and the metrics' inputs. */
@@ -286,7 +288,8 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
             hasFlag = flag !== null;
             // One readback per step: the loss, the logged tensors and the gradient flag together.
             const tensorExtras = extras.filter((e) => isTensor(e[1]));
-            const values = stack([result.loss.detach(), ...tensorExtras.map(([, t]) => (t as Tensor).detach().reshape([])), ...(flag ? [flag] : [])]);
+            const scalars = stack([result.loss.detach(), ...tensorExtras.map(([, t]) => (t as Tensor).detach().reshape([])), ...(flag ? [flag] : [])]);
+            const values = guarded.length === 0 ? scalars : concat([scalars, ...guarded.map((g) => g.flags)]);
             if (metrics.length === 0) return { values };
             if (!isTensor(result.outputs) || !isTensor(result.targets)) throw new Error('fit: metrics need the step to return { loss, outputs, targets }');
             return { values, outputs: result.outputs.detach(), targets: result.targets.detach() };
@@ -297,7 +300,18 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
           // Distributed: every rank must skip (or stop) together, so the guard reads the global loss.
           loss = parallel ? parallel.meanAcrossRanks(values[0]) : values[0];
           extras.filter((e) => isTensor(e[1])).forEach((e, i) => (e[1] = values[i + 1]));
-          if (!Number.isFinite(loss)) {
+          // The manual updates undone on the device (non-finite gradients): their counters too.
+          let at = values.length - guarded.reduce((n, g) => n + g.params.length, 0);
+          const spoiled = guarded.flatMap((g) => {
+            const flags = values.subarray(at, (at += g.params.length));
+            if (!flags.some(Number.isNaN)) return [];
+            g.opt.undoStepCount(g.stepped);
+            return g.params.filter((_, i) => Number.isNaN(flags[i]));
+          });
+          if (spoiled.length > 0) skippedByStep = true;
+          if (spoiled.length > 0 && onGradients === 'stop') {
+            failure = { message: badGradients(spoiled, epoch, step), policy: 'stop' };
+          } else if (!Number.isFinite(loss)) {
             failure = { message: nonFiniteMessage(`the loss is ${loss}`, epoch, step, optimizer.lr, 'onNonFiniteLoss', manual), policy: onLoss };
           } else if (hasFlag && Number.isNaN(values[values.length - 1])) {
             failure = { message: badGradients(await nonFiniteGradientsAsync(allParams), epoch, step, loss), policy: onGradients };
@@ -311,6 +325,7 @@ export async function fit(model: TrainableModel, trainData: BatchSource<unknown>
           }
         } finally {
           if (kept !== undefined) for (const t of Object.values(kept)) t?.dispose();
+          for (const g of guarded) g.flags.dispose();
           release();
         }
         const batchLogs: BatchLogs = { epoch, globalStep, lr: optimizer.lr, loss };

@@ -23,22 +23,23 @@ export function gradientFinitenessFlag(params: readonly Tensor[]): Tensor | null
   return tidy(() => sum(stack(grads.map((g) => sum(mul(g, 0))))));
 }
 
+/**
+ * The parameters of `params` that have a gradient, and a flag per parameter stacked into one
+ * tensor [n] (NaN where that gradient is not finite): read with the step's other values, the
+ * flags both tell whether to keep an update and name the parameters that spoiled it.
+ */
+export function gradientFlags(params: readonly Tensor[]): { params: Tensor[]; flags: Tensor } | null {
+  const withGrad = params.filter((p) => p.grad !== null);
+  if (withGrad.length === 0) return null;
+  return { params: withGrad, flags: tidy(() => stack(withGrad.map((p) => sum(mul(p.grad!, 0))))) };
+}
+
 /** A scalar [] per parameter with a gradient: NaN where that gradient is not finite (see the top of the file). */
 function perParameterFlags(params: readonly Tensor[]): Array<[Tensor, Tensor]> {
   return params.filter((p) => p.grad !== null).map((p) => [p, tidy(() => sum(mul(p.grad!, 0)))]);
 }
 
-/** The parameters among `params` whose gradient holds NaN or ±Infinity (one readback each: the slow path, for the message). */
-export function nonFiniteGradients(params: readonly Tensor[]): Tensor[] {
-  const flags = perParameterFlags(params);
-  try {
-    return flags.filter(([, f]) => Number.isNaN(f.dataSync()[0])).map(([p]) => p);
-  } finally {
-    for (const [, f] of flags) f.dispose();
-  }
-}
-
-/** nonFiniteGradients read with `await t.data()` (fit's automatic step: it also runs on WebGPU in a page). */
+/** The parameters among `params` whose gradient holds NaN or ±Infinity, read with `await t.data()` (one read per parameter: the slow path, for the message; it also runs on WebGPU in a page). */
 export async function nonFiniteGradientsAsync(params: readonly Tensor[]): Promise<Tensor[]> {
   const flags = perParameterFlags(params);
   try {

@@ -36,11 +36,13 @@ export interface StepContext {
    */
   log(name: string, value: number | Tensor): void;
   /**
-   * For `manualOptimization`: checks that every gradient of `optimizer`'s parameters is finite
-   * (one readback), then updates them. Returns false when the update was skipped
-   * (`onNonFiniteGradients: 'skip'`); throws under 'stop'.
+   * For `manualOptimization`: updates `optimizer`'s parameters, keeping the update only if every
+   * gradient was finite. The check runs on the device and is read with the step's loss (no read
+   * inside the step, so it works on WebGPU in a page): a spoiled update is undone there, and fit
+   * then skips the batch (`onNonFiniteGradients: 'skip'`, counted in `skippedSteps`) or stops
+   * after the step, naming the parameters ('stop').
    */
-  optimizerStep(optimizer?: Optimizer): boolean;
+  optimizerStep(optimizer?: Optimizer): void;
 }
 
 /** What a step returns: the loss, and optionally outputs and targets for the metrics. */

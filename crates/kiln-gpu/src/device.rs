@@ -22,7 +22,7 @@ pub struct GpuDevice {
     queue: wgpu::Queue,
     /// Compiled kernels by name + specialization (op, dtypes, tile sizes...): WGSL compilation
     /// costs milliseconds to a second per kernel, so each one is compiled once per device.
-    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<String, Arc<Compiled>>>,
     pool: BufferPool,
     /// Set by the device-lost callback (or destroy()); every op checks it first.
     lost: LateError,
@@ -36,6 +36,14 @@ pub struct GpuDevice {
     /// MAX_BATCH are recorded, and before anything that must see their results (a read, a
     /// synchronize).
     batch: Mutex<Option<(wgpu::CommandEncoder, usize)>>,
+}
+
+/// A compiled kernel and its bind group layout. The layout is asked for once: each
+/// `get_bind_group_layout` makes a new layout object (on WebGPU a new JS object and a command to
+/// the GPU process), which a dispatch would otherwise pay every time.
+struct Compiled {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
 }
 
 /// Kernels per submitted batch: bounds the buffers held back by the pool meanwhile.
@@ -150,7 +158,7 @@ impl GpuDevice {
     }
 
     /// The compiled kernel for `key`, compiling `source()` on first use.
-    fn pipeline(&self, op: &str, key: &str, source: impl FnOnce() -> String) -> Result<Arc<wgpu::ComputePipeline>> {
+    fn pipeline(&self, op: &str, key: &str, source: impl FnOnce() -> String) -> Result<Arc<Compiled>> {
         if let Some(p) = lock(&self.pipelines).get(key) {
             return Ok(p.clone());
         }
@@ -160,14 +168,16 @@ impl GpuDevice {
                 label: Some(key),
                 source: wgpu::ShaderSource::Wgsl(wgsl.as_str().into()),
             });
-            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(key),
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
                 compilation_options: Default::default(),
                 cache: None,
-            })
+            });
+            let layout = pipeline.get_bind_group_layout(0);
+            Compiled { pipeline, layout }
         })
         .map_err(|e| KilnError::new(op, format!("internal error: kernel '{key}' did not compile: {}", e.message)))?;
         let pipeline = Arc::new(pipeline);
@@ -206,7 +216,7 @@ impl GpuDevice {
                 .collect();
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(key),
-                layout: &pipeline.get_bind_group_layout(0),
+                layout: &pipeline.layout,
                 entries: &entries,
             });
             let mut batch = lock(&self.batch);
@@ -216,7 +226,7 @@ impl GpuDevice {
             let (encoder, count) = batch.get_or_insert_with(|| (self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln batch") }), 0));
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(key), timestamp_writes: None });
-                pass.set_pipeline(&pipeline);
+                pass.set_pipeline(&pipeline.pipeline);
                 pass.set_bind_group(0, &bind_group, &[]);
                 pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
             }
@@ -328,20 +338,17 @@ impl GpuDevice {
         }
         let (data, words) = {
             let view = staging.buffer().get_mapped_range(0..total).map_err(|e| KilnError::new(op, format!("reading the result back failed: {e}")))?;
-            let mut words = [0u32; 4];
-            if covered_checks.is_some() {
-                for (k, w) in words.iter_mut().enumerate() {
-                    let at = flag_at as usize + 4 * k;
-                    *w = u32::from_le_bytes([view[at], view[at + 1], view[at + 2], view[at + 3]]);
-                }
-            }
+            let words: Vec<u32> = match covered_checks {
+                Some(_) => view[flag_at as usize..total as usize].chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                None => Vec::new(),
+            };
             (view[..bytes as usize].to_vec(), words)
         };
         staging.buffer().unmap();
         if let Some(covered) = covered_checks {
-            if let Some(err) = self.checks.resolve(&covered, words) {
-                // Clear the flag so the next bad index is reported in its turn.
-                self.queue.write_buffer(self.checks.buffer(), 0, &[0u8; ERROR_BYTES as usize]);
+            if let Some((err, slot_at)) = self.checks.resolve(&covered, &words) {
+                // Clear the slot so the next bad index there is reported in its turn.
+                self.queue.write_buffer(self.checks.buffer(), slot_at, &[0u8; 16]);
                 return Err(err);
             }
         }

@@ -61,7 +61,9 @@ export async function runSuites(files: string[], progress: (line: string) => voi
     rows(result, file, [], out);
     if (result.result?.state === 'fail' && out.length === before) out.push({ file, name: '(file)', state: 'fail', error: result.result.errors?.map((e) => e.message).join('\n') });
     const mine = out.slice(before);
-    progress(`${file}: ${mine.filter((r) => r.state === 'pass').length} passed, ${mine.filter((r) => r.state === 'fail').length} failed, ${mine.filter((r) => r.state === 'skip').length} skipped (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    // Where the time goes: the kernels compiled so far (each compiled once per page) and reads.
+    const { pipelines, readbacks } = kiln.gpuInfo();
+    progress(`${file}: ${mine.filter((r) => r.state === 'pass').length} passed, ${mine.filter((r) => r.state === 'fail').length} failed, ${mine.filter((r) => r.state === 'skip').length} skipped (${((performance.now() - t0) / 1000).toFixed(1)} s; ${pipelines} kernels compiled, ${readbacks} reads so far)`);
     for (const r of mine.filter((r) => r.state === 'fail')) progress(`  failed: ${r.name}: ${(r.error ?? '').split('\n')[0]}`);
   }
   return out;

@@ -126,12 +126,12 @@ impl Device for GpuBackend {
                 "{{\"adapter\":\"{}\",\"backend\":\"{:?}\",\"deviceType\":\"{:?}\",\"driver\":\"{}\",\"driverInfo\":\"{}\",",
                 "\"software\":{},\"limits\":{{\"maxBufferSize\":{},\"maxStorageBufferBindingSize\":{},",
                 "\"maxComputeWorkgroupStorageSize\":{},\"maxComputeInvocationsPerWorkgroup\":{},\"maxComputeWorkgroupsPerDimension\":{}}},",
-                "\"pool\":{{\"liveBuffers\":{},\"liveBytes\":{},\"freeBuffers\":{},\"freeBytes\":{},\"created\":{}}}}}"
+                "\"pool\":{{\"liveBuffers\":{},\"liveBytes\":{},\"freeBuffers\":{},\"freeBytes\":{},\"created\":{}}},\"pipelines\":{}}}"
             ),
             s(&info.name), info.backend, info.device_type, s(&info.driver), s(&info.driver_info), self.dev.is_software(),
             l.max_buffer_size, l.max_storage_buffer_binding_size, l.max_compute_workgroup_storage_size,
             l.max_compute_invocations_per_workgroup, l.max_compute_workgroups_per_dimension,
-            pool.live_buffers, pool.live_bytes, pool.free_buffers, pool.free_bytes, pool.created
+            pool.live_buffers, pool.live_bytes, pool.free_buffers, pool.free_bytes, pool.created, self.dev.pipeline_count()
         )
     }
 

@@ -43,7 +43,9 @@ fn main({ENTRY_ARGS_1D}) {{
   let i = {LINEAR_INDEX};
   if (i >= params[0]) {{ return; }}
   let pv = p[i];
-  let d = clamp(grad[params[1] + i] * f(9u), -f(10u), f(10u)) + f(11u) * pv;
+  // A NaN gradient stays NaN, as on the CPU (WGSL's clamp may turn it into a bound): tested on the bits.
+  let gs = grad[params[1] + i] * f(9u);
+  let d = select(clamp(gs, -f(10u), f(10u)), gs, (bitcast<u32>(gs) & 0x7fffffffu) > 0x7f800000u) + f(11u) * pv;
   let mv = f(3u) * m[i] + (1.0 - f(3u)) * d;
   let vv = f(4u) * v[i] + (1.0 - f(4u)) * d * d;
   m[i] = mv;

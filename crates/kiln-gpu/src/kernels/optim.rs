@@ -71,7 +71,8 @@ pub(crate) fn optim_in_place(dev: &GpuDevice, rule: Rule, transform: GradTransfo
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 {state_binding}"
     );
-    let body = format!("  let pv = param[i];\n  let d = clamp(grad[p(1u) + i] * pf(2u), -pf(3u), pf(3u)) + pf(4u) * pv;\n{update}");
+    // A NaN gradient stays NaN, as on the CPU (WGSL's clamp may turn it into a bound): tested on the bits.
+    let body = format!("  let pv = param[i];\n  let gs = grad[p(1u) + i] * pf(2u);\n  let d = select(clamp(gs, -pf(3u), pf(3u)), gs, (bitcast<u32>(gs) & 0x7fffffffu) > 0x7f800000u) + pf(4u) * pv;\n{update}");
     let key = format!("optim:{key}");
     let mut buffers = vec![g.buffer(), param.buffer()];
     buffers.extend(state.iter().map(|s| s.buffer()));
