@@ -73,6 +73,48 @@ forEachBackend(() => {
     }
   });
 
+  it('pointwise and few-channel convolutions cut in several bands per image equal a float64 reference (forward with relu, weight gradient)', async () => {
+    // Native im2col + GEMM cuts each image's output rows in bands of about 1 MiB of im2col and
+    // output rows (engine.rs's Plan): these shapes take 2 uneven bands per image (1x1: 37 rows of
+    // (72 + 80)·61 floats; 3x3 on 3 channels, as SqueezeNet's first layer: 67 rows of (27 + 64)·45).
+    const cases: Array<[number[], number, number, number]> = [
+      [[2, 72, 37, 61], 80, 1, 0],
+      [[1, 3, 67, 45], 64, 3, 1],
+    ];
+    let seed = 450;
+    for (const [xs, o, k, pad] of cases) {
+      const label = `conv2d x [${xs}] -> ${o} filters ${k}x${k}, padding ${pad}`;
+      const [x, w, b, r] = [randND(xs, seed++), randND([o, xs[1], k, k], seed++), randND([o], seed++), randND([xs[0], o, xs[2] + 2 * pad - k + 1, xs[3] + 2 * pad - k + 1], seed++)];
+      const y = kiln.tidy(() => kiln.conv2d(T(x), T(w), { padding: pad, bias: T(b), activation: 'relu' }));
+      const linear = referenceConv2d(Float32Array.from(x.data), xs, Float32Array.from(w.data), o, k, pad, Float32Array.from(b.data));
+      const tol = 1e-6 * k * k * xs[1];
+      assertClose(await read(y), linear.map((v) => Math.max(v, 0)), { atol: tol, rtol: tol }, `forward of ${label}`);
+      y.dispose();
+      // dW[oc, ic, i, j] = Σ dy[n, oc, y, x] · x[n, ic, y + i - pad, x + j - pad], with dy = r (the
+      // gradient of Σ r · conv2d(x, w)).
+      const [dw] = kiln.grads((wv: Tensor) => kiln.conv2d(T(x), wv, { padding: pad }))([T(w)], T(r));
+      const [n, c, h, wd] = xs;
+      const [oh, ow] = [h + 2 * pad - k + 1, wd + 2 * pad - k + 1];
+      const want = new Float64Array(o * c * k * k);
+      for (let bi = 0; bi < n; bi++)
+        for (let oc = 0; oc < o; oc++)
+          for (let ic = 0; ic < c; ic++)
+            for (let i = 0; i < k; i++)
+              for (let j = 0; j < k; j++) {
+                let s = 0;
+                for (let yy = 0; yy < oh; yy++)
+                  for (let xx = 0; xx < ow; xx++) {
+                    const [iy, ix] = [yy + i - pad, xx + j - pad];
+                    if (iy >= 0 && iy < h && ix >= 0 && ix < wd) s += r.data[((bi * o + oc) * oh + yy) * ow + xx] * x.data[((bi * c + ic) * h + iy) * wd + ix];
+                  }
+                want[((oc * c + ic) * k + i) * k + j] += s;
+              }
+      // Sums of n·oh·ow products of values in [-1, 1].
+      const dwTol = 1e-6 * n * oh * ow;
+      assertClose(await read(dw), want, { atol: dwTol, rtol: dwTol }, `weight gradient of ${label}`);
+    }
+  });
+
   it('depthwise: forward, input, weight and bias gradients equal im2col + GEMM on odd shapes', async () => {
     // [input NCHW, channel multiplier, kernel, options]
     const cases: Array<[number[], number, [number, number], kiln.Conv2dOptions]> = [

@@ -10,14 +10,19 @@
 //!
 //! Memory stays bounded: the im2col matrix is built per band of output rows, at most
 //! `BAND_FLOATS` per worker (one output row more if a single row is larger), never per batch.
+//! A pointwise (1x1) convolution needs no im2col, but is banded too: its GEMM reads a band of
+//! input rows and writes the band of output rows that the bias fill and the fused activation
+//! touch, so the three stay in cache (see `Plan::new`).
 //! Work is split over (image, band) units across threads; with fewer units than threads, the
-//! units run one after another and each GEMM uses every thread instead.
+//! units run one after another and each GEMM uses every thread instead. A pass too small to pay
+//! for waking the thread pool runs on the calling thread (`Plan::parallel`).
 
 use crate::params::conv::{Activation, Geometry};
 use super::epilogue;
 use super::im2col::{col2im_add, im2col};
 use crate::error::{KilnError, Result};
 use crate::parallel::{self, SendPtr};
+use crate::alloc::try_with_capacity;
 use crate::storage::{try_zeroed, Scratch};
 use crate::device::cpu::gemm_call::Parallelism;
 use std::ops::Range;
@@ -28,7 +33,10 @@ use std::sync::Mutex;
 /// changed): 1 << 16 ran the same, 1 << 20 (a whole image per band) halved the weight gradient.
 const BAND_FLOATS: usize = 1 << 18;
 
-/// Below this many multiply-adds a GEMM stays on one thread (as in matmul.rs).
+/// Below this many multiply-adds a GEMM stays on one thread (as in matmul.rs), and so does a
+/// whole convolution pass (`Plan::parallel`): such a pass takes some 10-20 µs on one core, about
+/// what waking a sleeping pool thread costs on an idle machine (and far less than it can cost on
+/// a loaded one).
 const MIN_PARALLEL_MACS: usize = 96 * 96 * 96;
 
 /// A read-only strided matrix inside a slice.
@@ -82,25 +90,34 @@ pub(crate) unsafe fn gemm(dst: *mut f32, dst_stride: usize, accumulate: bool, a:
     );
 }
 
-/// How a pass is cut: each image's output rows in `bands` bands of about equal height.
+/// How a pass is cut: each image's output rows in `bands` bands of about equal height, run on
+/// the thread pool or, for a small pass, on the calling thread.
 struct Plan {
     geo: Geometry,
     band: usize,
     bands: usize,
+    parallel: bool,
 }
 
 impl Plan {
     fn new(geo: &Geometry) -> Plan {
         let g = *geo;
-        let per_row = g.channels * g.kernel[0] * g.kernel[1] * g.out_width;
-        let bands = if g.is_pointwise() || g.out_height == 0 {
-            1
-        } else {
-            (g.out_height * per_row).div_ceil(BAND_FLOATS).clamp(1, g.out_height)
-        };
+        // Floats a band holds per output row: its im2col rows (for a pointwise convolution, the
+        // input rows its GEMM reads in place) and the output rows the GEMM writes, so the bias
+        // fill, the GEMM and the fused activation all find the band in cache. Counting im2col
+        // alone left pointwise convolutions unbanded (a whole image's output written three
+        // times, out of cache on ResNet-50's 56x56x256 layers) and made the bands of few-channel
+        // convolutions (SqueezeNet's first: 27 im2col rows, 64 output rows) overflow L2.
+        let per_row = (g.channels * g.kernel[0] * g.kernel[1] + g.out_channels) * g.out_width;
+        let bands = if g.out_height == 0 { 1 } else { (g.out_height * per_row).div_ceil(BAND_FLOATS).clamp(1, g.out_height) };
         // Recount after rounding the height up, so no band is empty (5 rows in 4 bands of 2 is 3).
         let band = g.out_height.div_ceil(bands).max(1);
-        Plan { geo: g, band, bands: g.out_height.div_ceil(band).max(1) }
+        Plan { geo: g, band, bands: g.out_height.div_ceil(band).max(1), parallel: g.macs() >= MIN_PARALLEL_MACS }
+    }
+
+    /// run_units over this plan's `units`, on the calling thread alone when the pass is small.
+    fn run(&self, op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
+        run_units_on(op, units, self.parallel, scratch_len, work)
     }
 
     fn rows(&self, band: usize) -> Range<usize> {
@@ -118,10 +135,11 @@ impl Plan {
     }
 
     /// The im2col matrix of `rows` of image `image` ([channels·kh·kw, rows·out_width]), built in
-    /// `col`; for a pointwise convolution, the image itself.
+    /// `col`; for a pointwise convolution, the image itself from the band's first row (its
+    /// channels stay height·width apart).
     fn columns<'a>(&self, image: &'a [f32], rows: Range<usize>, col: &'a mut [f32]) -> &'a [f32] {
         if self.geo.is_pointwise() {
-            image
+            &image[rows.start * self.geo.width..]
         } else {
             im2col(&self.geo, image, rows, col);
             col
@@ -136,7 +154,12 @@ impl Plan {
 /// half the batch. A unit takes a buffer from a pool of one per thread and puts it back.
 /// The buffers are `Scratch`, so `kiln.peakMemory()` sees a convolution's working memory.
 pub(super) fn run_units(op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
-    let (workers, inner) = workers(units);
+    run_units_on(op, units, true, scratch_len, work)
+}
+
+/// run_units, all on the calling thread unless `parallel`.
+fn run_units_on(op: &str, units: usize, parallel: bool, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
+    let (workers, inner) = if parallel { workers(units) } else { (1, Parallelism::None) };
     let pool = (0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?;
     let pool = Mutex::new(pool);
     let failed = Mutex::new(None::<KilnError>);
@@ -212,12 +235,15 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], filters: &impl Filters, bia
 /// `forward`, with `activation` applied to each band of output rows as soon as it is written.
 pub(crate) fn forward_activated(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, activation: Option<Activation>, op: &str) -> Result<Vec<f32>> {
     let g = *geo;
-    let mut out = try_zeroed::<f32>(op, g.batch * g.out_image_len())?;
+    // Not zeroed: every unit writes all of its band (the bias fill, or a GEMM that overwrites),
+    // and zeroing cost a pass over each output (up to 25 MB, ResNet-50 batch 8) before any work.
+    let len = g.batch * g.out_image_len();
+    let mut out = try_with_capacity::<f32>(op, len)?;
     let plan = Plan::new(&g);
     let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
     let dst = SendPtr(out.as_mut_ptr());
     let col_len = plan.col_len();
-    run_units(op, g.batch * plan.bands, col_len + filters.scratch_len(&g), |unit, scratch, par| {
+    plan.run(op, g.batch * plan.bands, col_len + filters.scratch_len(&g), |unit, scratch, par| {
         let (col, own) = scratch.split_at_mut(col_len);
         let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
         let cols = rows.len() * ow;
@@ -238,6 +264,8 @@ pub(crate) fn forward_activated(geo: &Geometry, input: &[f32], filters: &impl Fi
         // SAFETY: as above, this unit's band of every channel plane.
         unsafe { epilogue::apply_to_band(activation, band, g.out_channels, plane, cols) };
     })?;
+    // SAFETY: the units wrote every element (see above) and all of them have returned.
+    unsafe { out.set_len(len) };
     Ok(out)
 }
 
@@ -252,7 +280,7 @@ pub fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init: Option
     let in_plane = g.height * g.width;
     let dst = SendPtr(dx.as_mut_ptr());
     // Bands of one image overlap in the input rows they add to, so a unit is a whole image.
-    run_units(op, g.batch, plan.col_len(), |n, col, par| {
+    plan.run(op, g.batch, plan.col_len(), |n, col, par| {
         // SAFETY: this unit alone writes dx[n].
         let image = unsafe { std::slice::from_raw_parts_mut(dst.get().add(n * g.image_len()), g.image_len()) };
         if let Some(init) = init {
@@ -292,7 +320,7 @@ pub fn weight_grad(geo: &Geometry, input: &[f32], grad_out: &[f32], op: &str) ->
     let (col_len, len) = (plan.col_len(), g.weight_len());
     // Each worker's scratch is its im2col band followed by its own accumulator, summed at the
     // end: workers never write the same memory.
-    let scratches = run_units(op, g.batch * plan.bands, col_len + len, |unit, scratch, par| {
+    let scratches = plan.run(op, g.batch * plan.bands, col_len + len, |unit, scratch, par| {
         let (col, dw) = scratch.split_at_mut(col_len);
         let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
         let cols = rows.len() * ow;
