@@ -67,9 +67,10 @@ describe.skipIf(skipBrowser)("[wasm] setBackend('wasm', { threads }) in Chromium
       const twoChunks = chunks() - c0;
       // More threads on the live instance: a worker joins; a tensor made before keeps its values.
       const t = kiln.randn([256, 256], { seed: 9 });
-      const before = [...t.matmul(t).dataSync()];
+      const product = () => [...kiln.tidy(() => t.matmul(t).dataSync())];
+      const before = product();
       await kiln.setBackend('wasm', { threads: 3 });
-      const three = { threads: kiln.numThreads(), workers: kiln.wasmThreadStats().workers, same: same([...t.matmul(t).dataSync()], before) };
+      const three = { threads: kiln.numThreads(), workers: kiln.wasmThreadStats().workers, same: same(product(), before) };
       await kiln.setBackend('wasm', { threads: 1 });
       const c1 = chunks();
       const one = { ...workload(), threads: kiln.numThreads() };
