@@ -123,8 +123,7 @@ for (const c of cases) {
 
 // 3. onnxruntime-web with threads in Node (a child process: its thread count is fixed at start).
 if (withThreads) {
-  const env = { ...process.env, KILN_WASM_VARIANT: 'threads', KILN_WASM_THREADS: String(threads) };
-  const child = spawnSync(process.execPath, [join(ROOT, 'bench/onnx-ort-web-threads.mjs'), String(threads), JSON.stringify(cases)], { encoding: 'utf8', cwd: join(ROOT, 'bench'), env, maxBuffer: 1 << 26 });
+  const child = spawnSync(process.execPath, [join(ROOT, 'bench/onnx-ort-web-threads.mjs'), String(threads), JSON.stringify(cases)], { encoding: 'utf8', cwd: join(ROOT, 'bench'), maxBuffer: 1 << 26 });
   if (child.status !== 0) throw new Error(`bench/onnx-ort-web-threads.mjs failed:\n${child.stderr}`);
   const threaded = JSON.parse(child.stdout.trim().split('\n').pop());
   for (const [i, r] of threaded.entries()) {

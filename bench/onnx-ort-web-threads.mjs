@@ -1,9 +1,8 @@
 // A child of bench/onnx-models.mjs: the threaded WASM rows in Node, N threads each, in
-// alternation: Kiln's threaded WASM build on worker_threads (the parent sets
-// KILN_WASM_VARIANT=threads and KILN_WASM_THREADS=N; ts/backends/wasm-node-threads.ts) and
-// onnxruntime-web's WASM backend (it starts worker_threads too). onnxruntime-web reads
-// env.wasm.numThreads once, when its WASM starts, and Kiln picks its build when its WASM loads,
-// so these rows need a process of their own. Prints one JSON line:
+// alternation: Kiln's threaded WASM build on worker_threads (`kiln.setBackend('wasm', { threads:
+// N })`, as a user asks for it) and onnxruntime-web's WASM backend (it starts worker_threads too).
+// onnxruntime-web reads env.wasm.numThreads once, when its WASM starts (the parent's runs on one
+// thread), so these rows need a process of their own. Prints one JSON line:
 // [{ name, batch, ms, kilnMs, summary, agree }] (summary: bench/onnx-timing.mjs's outputSummary
 // of onnxruntime-web's output; agree: the largest relative difference from Kiln's).
 //
@@ -19,8 +18,8 @@ const ort = await import('onnxruntime-web');
 const threads = Number(process.argv[2]);
 const cases = JSON.parse(process.argv[3]);
 ort.env.wasm.numThreads = threads;
-kiln.setBackend('wasm');
-if (kiln.numThreads() !== threads) throw new Error(`Kiln's WASM runs on ${kiln.numThreads()} thread(s), not ${threads} (is KILN_WASM_VARIANT=threads set?)`);
+kiln.setBackend('wasm', { threads });
+if (kiln.numThreads() !== threads) throw new Error(`Kiln's WASM runs on ${kiln.numThreads()} thread(s), not ${threads}`);
 
 const rows = [];
 for (const c of cases) {

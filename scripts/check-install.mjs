@@ -10,6 +10,8 @@
 //   node scripts/check-install.mjs               # all of it (`npm run check:install`)
 //   node scripts/check-install.mjs --no-browser  # no Vite, no Chromium, no prepack (npm test's form:
 //                                                # it packs what npm test's set-up built)
+//   node scripts/check-install.mjs --no-prepack  # the browser half too, on what is built (no 45-minute
+//                                                # portable addon; the checks of prepack's output are left out)
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,6 +22,7 @@ import { platformDependencies } from './platform-manifest.mjs';
 import { GLIBC_FLOOR, compareVersions, glibcRequirements } from './glibc-floor.mjs';
 
 const browser = !process.argv.includes('--no-browser');
+const prepack = browser && !process.argv.includes('--no-prepack');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const platformPkg = `${pkg.name}-${HOST_TAG}`;
 let failures = 0;
@@ -66,25 +69,27 @@ const work = mkdtempSync(join(tmpdir(), 'kiln-install-'));
 try {
   // 1. Pack. The full check runs prepack (it builds everything the package ships); npm test's form
   // packs what its set-up already built (and the browser bundle, which is quick).
-  step(`npm pack ${pkg.name}${browser ? ' (runs prepack)' : ' --ignore-scripts'} and ${platformPkg}`);
-  if (!browser) must(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], ROOT);
-  const packArgs = ['pack', '--pack-destination', work, ...(browser ? [] : ['--ignore-scripts'])];
+  step(`npm pack ${pkg.name}${prepack ? ' (runs prepack)' : ' --ignore-scripts'} and ${platformPkg}`);
+  if (!prepack) must(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], ROOT);
+  const packArgs = ['pack', '--pack-destination', work, ...(prepack ? [] : ['--ignore-scripts'])];
   const mainTgz = join(work, must('npm', packArgs, ROOT).stdout.trim().split('\n').pop());
   const platformTgz = join(work, must('npm', ['pack', '--pack-destination', work, join(ROOT, 'npm', HOST_TAG)], ROOT).stdout.trim().split('\n').pop());
 
   // 2. What the tarballs hold.
   const files = tarList(mainTgz);
-  for (const f of ['package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/browser.d.ts', 'dist-web/kiln.js', 'dist-web/kiln_wasm_bg.wasm']) {
+  const threadsFiles = ['bindings/wasm/pkg-web/kiln_wasm_threads.js', 'bindings/wasm/pkg-web/package.json', 'dist/backends/wasm-node-worker.js', 'dist-web/kiln-worker.js', 'dist-web/kiln_wasm_threads_bg.wasm'];
+  for (const f of ['package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/browser.d.ts', 'dist-web/kiln.js', 'dist-web/kiln_wasm_bg.wasm', ...threadsFiles]) {
     check(files.includes(f), `${pkg.name} tarball has ${f}`);
   }
   check(!files.some((f) => f.endsWith('.node')), `${pkg.name} tarball carries no native binary (the platform packages do)`);
   // The single-threaded modules ship twice on purpose: once for Node's CommonJS glue, which can make
-  // a fresh instance after a WASM fault, and once in the browser bundle (docs/packaging.md).
+  // a fresh instance after a WASM fault, and once in the browser bundle (docs/packaging.md). The
+  // threaded one ships once: Node's threaded loader reads dist-web's.
   const wasmFiles = files.filter((f) => f.endsWith('.wasm'));
   const expectedWasm = ['bindings/wasm/pkg-node/kiln_wasm_bg.wasm', 'bindings/wasm/pkg-node/kiln_wasm_relaxed_bg.wasm', 'dist-web/kiln_wasm_bg.wasm', 'dist-web/kiln_wasm_gpu_bg.wasm', 'dist-web/kiln_wasm_relaxed_bg.wasm', 'dist-web/kiln_wasm_threads_bg.wasm'];
   check(JSON.stringify([...wasmFiles].sort()) === JSON.stringify(expectedWasm), `the .wasm files are the Node and browser builds, nothing more (${wasmFiles.join(', ')})`);
   check(!files.some((f) => /^dist\/.*\.map$/.test(f) || f.startsWith('ts/')), 'no source maps under dist/ and no sources');
-  if (browser) {
+  if (prepack) {
     // prepack compiled dist/ without maps; a leftover sourceMappingURL would point at nothing.
     const unpacked = join(work, 'unpacked');
     mkdirSync(unpacked);
@@ -115,16 +120,16 @@ try {
   must('npm', ['install', '--no-audit', '--no-fund', '--save-dev', 'typescript@5', '@types/node@20'], app);
 
   const snippets = installSnippets(readFileSync(join(ROOT, 'README.md'), 'utf8'));
-  for (const need of ['app.mjs', 'app.cjs', 'app.ts', 'src/main.js', 'index.html']) check(need in snippets, `README's Install section shows ${need}`);
+  for (const need of ['app.mjs', 'app.cjs', 'threads.mjs', 'app.ts', 'src/main.js', 'index.html']) check(need in snippets, `README's Install section shows ${need}`);
   for (const [name, body] of Object.entries(snippets)) {
     const to = name === 'index.html' ? join(app, 'page', name) : join(app, name);
     mkdirSync(dirname(to), { recursive: true });
     writeFileSync(to, body);
   }
 
-  // 4. Node: ES module and CommonJS print what the README says they print.
+  // 4. Node: ES module, CommonJS and the threaded WASM build print what the README says they print.
   const runNode = (file) => sh(process.execPath, [file], app);
-  for (const file of ['app.mjs', 'app.cjs']) {
+  for (const file of ['app.mjs', 'app.cjs', 'threads.mjs']) {
     const r = runNode(file);
     const want = expectedOutput(snippets[file], 'console.log');
     check(r.status === 0 && r.stdout.trim() === want && r.stderr.trim() === '', `node ${file} prints "${want}"`, `got: ${r.stdout}${r.stderr}`);
@@ -147,7 +152,7 @@ try {
 
   // 6b. Alpine: the same project on a musl-only system picks kiln-ml-linux-x64-musl (when
   // `npm run build:platforms` built it; needs root for the chroot).
-  if (browser && HOST_TAG === 'linux-x64-gnu' && existsSync(addonPath('linux-x64-musl'))) await checkMusl(app, snippets, work);
+  if (prepack && HOST_TAG === 'linux-x64-gnu' && existsSync(addonPath('linux-x64-musl'))) await checkMusl(app, snippets, work);
 
   // 7. The WASM fallback, with the installed binary broken three ways.
   const installed = join(app, 'node_modules', platformPkg, `kiln.${HOST_TAG}.node`);
@@ -191,7 +196,7 @@ process.exitCode = failures === 0 ? 0 : 1;
 function checkGlibcFloor() {
   const [highest] = glibcRequirements(addonPath());
   const needs = highest ? `glibc ${highest.version} (e.g. ${highest.symbol})` : 'no versioned glibc symbol';
-  if (!browser) {
+  if (!prepack) {
     console.log(`     ${platformPkg}'s binary needs ${needs}: a development build; \`npm run check:install\` checks prepack's against glibc ${GLIBC_FLOOR}`);
     return;
   }
@@ -235,11 +240,15 @@ async function checkBrowsers(app, snippets) {
   const { chromium } = await import('playwright-core');
   const b = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   try {
-    for (const [what, root, source] of [
-      ['Vite build', join(app, 'dist'), snippets['src/main.js']],
-      ['plain page', join(app, 'page'), snippets['index.html']],
+    // The Vite build once more from a cross-origin isolated server: init() picks the threaded
+    // build, whose worker and .wasm Vite must have emitted from the installed package.
+    const threaded = (source) => source.replace(/\/\/ relaxed: /, '// threads: ');
+    for (const [what, root, source, isolated] of [
+      ['Vite build', join(app, 'dist'), snippets['src/main.js'], false],
+      ['plain page', join(app, 'page'), snippets['index.html'], false],
+      ['Vite build, cross-origin isolated', join(app, 'dist'), threaded(snippets['src/main.js']), true],
     ]) {
-      const { server, url } = await serve({ port: 0, root, isolated: false });
+      const { server, url } = await serve({ port: 0, root, isolated });
       try {
         const page = await b.newPage();
         const errors = [];

@@ -19,7 +19,7 @@
 import type { Backend } from './backends/backend.js';
 import { loadGpuWeb } from './backends/gpu-web.js';
 import { loadWasmWeb, type WasmWeb, type WasmWebOptions as InitOptions } from './backends/wasm-web.js';
-import { registerBackend, setBackend as selectBackend, type BackendName } from './engine.js';
+import { checkBackendOptions, describeSetBackend, registerBackend, retireBackend, setBackend as selectBackend, type BackendName, type BackendOptions } from './engine.js';
 import { registerDashboard } from './train/dashboard/hook.js';
 import { PageDashboard } from './train/dashboard/in-page.js';
 
@@ -49,6 +49,9 @@ export type { WasmWebOptions as InitOptions } from './backends/wasm-web.js';
 /** Where init() was told the .wasm files are (the GPU module is looked for there too). */
 let wasmDir: string | URL | undefined;
 
+/** What init() was last given (a threaded instance made by setBackend loads from the same place). */
+let initOptions: InitOptions = {};
+
 /**
  * Selects the backend for tensors created from now on: 'wasm' (the default) or 'gpu' (WebGPU).
  * 'gpu' loads the GPU module on first use and opens WebGPU's adapter; where the browser has none
@@ -56,9 +59,19 @@ let wasmDir: string | URL | undefined;
  *
  *   const used = await kiln.setBackend('gpu');   // 'gpu', or 'wasm' without WebGPU
  *   console.log(used, used === 'gpu' ? kiln.gpuInfo().adapter : kiln.wasmVariant());
+ *
+ * `{ threads }` (WASM only: an integer >= 1 or 'auto') runs the kernels on that many threads, the
+ * page's included, on Web Workers; it loads the WASM module if `init` has not. Threads need a
+ * cross-origin isolated page: elsewhere a count above 1 warns why and runs on 1 thread. The count
+ * may change later (workers start as needed); moving from the single-threaded build to the
+ * threaded one makes a fresh instance, so it throws while WASM tensors are alive.
+ *
+ *   await kiln.setBackend('wasm', { threads: 4 });
  */
-export async function setBackend(name: BackendName): Promise<BackendName> {
+export async function setBackend(name: BackendName, options?: BackendOptions): Promise<BackendName> {
+  const threads = checkBackendOptions(name, options);
   if (name !== 'gpu') {
+    if (threads !== undefined) await setWasmThreads(threads, describeSetBackend(name, options));
     selectBackend(name);
     return name;
   }
@@ -75,12 +88,35 @@ export async function setBackend(name: BackendName): Promise<BackendName> {
   return 'gpu';
 }
 
+/** `setBackend('wasm', { threads })`: loads the module with that many threads, or gives the loaded one that many. */
+async function setWasmThreads(threads: number | 'auto', call: string): Promise<void> {
+  if (loading !== null) await loading.catch(() => undefined);
+  if (wasm === null) {
+    loading = loadWasmWeb({ ...initOptions, threads }, call).then(
+      (w) => {
+        wasm = w;
+      },
+      (e: unknown) => {
+        loading = null;
+        throw e;
+      },
+    );
+    return loading;
+  }
+  if (wasm.backend.faulted?.() == null && (await wasm.setThreads(threads, call))) return;
+  // The single-threaded build is loaded on a page that can run threads (init({ threads: 1 }) or
+  // a forced variant): a threaded instance takes its place, if no tensor lives in it.
+  retireBackend('wasm', call, `${String(threads)} threads need the threaded WASM build, not the single-threaded one in use`);
+  wasm = await loadWasmWeb({ ...initOptions, threads, variant: undefined }, call);
+}
+
 /**
  * Fetches and instantiates the WASM kernels (and, on a cross-origin isolated page, starts the
  * worker threads). Call (and await) once before using tensors; later calls return at once.
  */
 export function init(options: InitOptions = {}): Promise<void> {
   wasmDir = options.wasmDir;
+  initOptions = options;
   return (loading ??= loadWasmWeb(options).then(
     (w) => {
       wasm = w;

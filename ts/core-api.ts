@@ -8,7 +8,7 @@ export { Tensor, type TensorLike, type TypedArray } from './tensor.js';
 // that import it (docs/architecture.md, "TypeScript").
 import './tensor-methods/index.js';
 export type { DType } from './backends/backend.js';
-export { tidy, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type TensorContainer } from './engine.js';
+export { tidy, memory, setBackend, getBackend, simdLevel, numThreads, type BackendName, type BackendOptions, type TensorContainer } from './engine.js';
 export { noGrad, gradients, grad, grads, valueAndGrad, valueAndGrads } from './autograd.js';
 // The op modules' types; their functions are exported below, named (see "Errors name the function").
 export * from './ops/creation.js';

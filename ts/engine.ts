@@ -19,17 +19,35 @@ const collectors = new Map<LoadedBackend, FinalizationRegistry<number>>();
  * Backend factories, registered by the entry point: the Node entry (index.ts, through
  * backends/node.ts) registers 'native' and 'wasm' with 'native' as the default; the browser entry
  * (browser.ts) registers only 'wasm'. The engine itself imports no platform module, so it bundles
- * for browsers. A factory runs once, on first use of its backend.
+ * for browsers. A factory runs once, on first use of its backend (again after a fault), with the
+ * options `setBackend` was last given for it.
  */
-const factories = new Map<string, { make: () => Backend; handles: string }>();
+interface Factory {
+  make: (options: BackendOptions) => Backend;
+  handles: string;
+  /**
+   * Applies a thread count to a loaded instance; false when that instance cannot run it (a
+   * single-threaded WASM build asked for more than one thread), and a fresh one must be made.
+   */
+  setThreads?: (impl: Backend, threads: number | 'auto') => boolean;
+}
+const factories = new Map<string, Factory>();
+const requested = new Map<string, BackendOptions>();
 let defaultName: BackendName | null = null;
 
 /**
  * Internal: makes a backend available to `setBackend`; `isDefault` makes it the one used first.
  * `handles`: the backend whose tensor handles this one shares (the GPU backend is the native addon).
+ * `setThreads`: how the backend takes `setBackend(name, { threads })` once loaded (only 'wasm' has threads to set).
  */
-export function registerBackend(name: BackendName, factory: () => Backend, isDefault = false, handles: string = name): void {
-  factories.set(name, { make: factory, handles });
+export function registerBackend(
+  name: BackendName,
+  factory: (options: BackendOptions) => Backend,
+  isDefault = false,
+  handles: string = name,
+  setThreads?: Factory['setThreads'],
+): void {
+  factories.set(name, { make: factory, handles, setThreads });
   if (isDefault || defaultName === null) defaultName = name;
 }
 
@@ -53,7 +71,7 @@ function load(name: BackendName): LoadedBackend {
     const available = [...factories.keys()].join(', ') || 'none: import Kiln through its entry point (index.js or the browser bundle)';
     throw new Error(`setBackend: the '${name}' backend is not available in this build (available: ${available})`);
   }
-  const made = factory.make();
+  const made = factory.make(requested.get(name) ?? {});
   // A platform that cannot make a second instance (the browser build: the page must reload) keeps
   // the faulted one, whose every call explains what happened.
   if (existing && made.faulted?.() != null) return existing;
@@ -92,13 +110,91 @@ export function backend(): LoadedBackend {
   return (active = load(defaultName));
 }
 
+/** What `setBackend` takes besides the name. */
+export interface BackendOptions {
+  /**
+   * WASM only: threads for the kernels, the calling thread included: an integer >= 1, or 'auto'
+   * (every core: `os.availableParallelism()` in Node; in a page `navigator.hardwareConcurrency`
+   * when it is cross-origin isolated, else 1). More than one runs Kiln's threaded WASM build
+   * (worker_threads in Node, Web Workers in a page).
+   */
+  threads?: number | 'auto';
+}
+
+/** How a call to setBackend reads in its errors: `setBackend('wasm', { threads: 0 })`. */
+export function describeSetBackend(name: unknown, options: unknown): string {
+  const threads = (options as BackendOptions | undefined)?.threads;
+  const shown = threads === undefined ? '' : `, { threads: ${typeof threads === 'string' ? `'${threads}'` : String(threads)} }`;
+  return `setBackend(${typeof name === 'string' ? `'${name}'` : String(name)}${shown})`;
+}
+
+/**
+ * Checks setBackend's options (shared by the Node and browser entries); returns the thread count
+ * asked for, if any.
+ */
+export function checkBackendOptions(name: BackendName, options: unknown): number | 'auto' | undefined {
+  if (options === undefined) return undefined;
+  const call = describeSetBackend(name, options);
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new Error(`setBackend: options must be an object such as { threads: 2 }, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`);
+  }
+  const unknown = Object.keys(options).filter((k) => k !== 'threads');
+  if (unknown.length > 0) throw new Error(`${call}: unknown option(s) ${unknown.map((k) => `'${k}'`).join(', ')} (setBackend takes { threads })`);
+  const { threads } = options as BackendOptions;
+  if (threads === undefined) return undefined;
+  if (name !== 'wasm') {
+    throw new Error(`${call}: the threads option is for the 'wasm' backend; the ${name === 'gpu' ? 'GPU runs its own parallelism' : "native backend's CPU threads are rayon's (RAYON_NUM_THREADS)"}`);
+  }
+  if (threads !== 'auto' && !(typeof threads === 'number' && Number.isInteger(threads) && threads >= 1)) {
+    throw new Error(`${call}: threads must be an integer >= 1 or 'auto', got ${typeof threads === 'string' ? `'${threads}'` : String(threads)} (${typeof threads})`);
+  }
+  return threads;
+}
+
+/**
+ * Internal: forgets the loaded instance of `name`, so that its next use makes a fresh one (the
+ * single-threaded WASM build giving way to the threaded one). Refuses while the instance holds
+ * tensors: their handles mean nothing in another instance. `call` names the user's call.
+ */
+export function retireBackend(name: BackendName, call: string, why: string): void {
+  const current = loaded.get(name);
+  if (current === undefined) return;
+  const live = current.impl.faulted?.() == null ? current.impl.memory().tensors : 0;
+  if (live > 0) {
+    throw new Error(
+      `${call}: ${why}, and the loaded one holds ${live} live tensor(s), which cannot move to another instance; ` +
+        `call ${call} before creating '${name}' tensors, or dispose them first`,
+    );
+  }
+  loaded.delete(name);
+  collectors.delete(current);
+  if (active === current) active = null;
+}
+
 /**
  * Selects the backend for tensors created from now on: 'native' (default in Node), 'wasm'
  * (default in browsers) or 'gpu' (Node: the addon with kiln-gpu; throws, saying what to install,
- * when the machine has no GPU driver).
+ * when the machine has no GPU driver). Returns the name.
+ *
+ *   kiln.setBackend('wasm', { threads: 4 });   // WASM on 4 threads (Node: worker_threads)
+ *
+ * `threads` (WASM only, see BackendOptions) may change while the backend is in use: fewer
+ * threads, or more (new workers start); a switch from the single-threaded build to the threaded
+ * one needs a fresh instance, so it throws while WASM tensors are alive.
  */
-export function setBackend(name: BackendName): void {
+export function setBackend(name: BackendName, options?: BackendOptions): BackendName {
+  const threads = checkBackendOptions(name, options);
+  const factory = factories.get(name);
+  if (threads !== undefined && factory !== undefined) {
+    const current = loaded.get(name);
+    if (current !== undefined && current.impl.faulted?.() == null && !(factory.setThreads?.(current.impl, threads) ?? false)) {
+      retireBackend(name, describeSetBackend(name, options), `${threads} threads need the threaded WASM build, not the single-threaded one in use`);
+    }
+    // Also what a fresh instance after a fault gets.
+    requested.set(name, { ...requested.get(name), threads });
+  }
   active = load(name);
+  return name;
 }
 
 /** The active backend's name. */

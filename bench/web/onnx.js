@@ -32,7 +32,7 @@ async function ortPeer(bytes, shape, input) {
  * Returns { kilnVariant, threads, isolated, rows: [{ name, batch, kiln, ort, agree }] }.
  */
 async function run({ cases, threads }) {
-  await kiln.init({ threads });
+  await kiln.setBackend('wasm', { threads });
   ort.env.wasm.numThreads = threads;
   ort.env.wasm.wasmPaths = new URL('../node_modules/onnxruntime-web/dist/', import.meta.url).href;
   const result = { kilnVariant: kiln.wasmVariant(), threads: kiln.numThreads(), isolated: globalThis.crossOriginIsolated === true, rows: [] };

@@ -3,7 +3,8 @@
  * playwright-core (`npm test` installs chromium when it is missing; KILN_SKIP_BROWSER=1 skips).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,4 +40,42 @@ export async function launchChromium(extraArgs: string[] = []): Promise<any> {
     headless: true,
     args: [...CHROMIUM_ARGS, ...extraArgs],
   });
+}
+
+/** A test page served two ways, and a Chromium to open it in (pageOnTwoServers). */
+export interface TwoServers {
+  browser: any;
+  /** Base URL of the server without COOP/COEP: Kiln runs single-threaded there. */
+  plainUrl: string;
+  /** Base URL of the cross-origin isolated server: threads allowed. */
+  isolatedUrl: string;
+  /** Closes Chromium and both servers, and removes the page. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds dist-web/, writes `html` to a temporary directory served at `/work/page/` by two servers
+ * of the repository (scripts/serve-web.mjs), one cross-origin isolated and one not, and launches
+ * Chromium. The page imports the bundle as '/dist-web/kiln.js'.
+ */
+export async function pageOnTwoServers(html: string): Promise<TwoServers> {
+  buildWeb();
+  const work = mkdtempSync(join(tmpdir(), 'kiln-web-page-'));
+  mkdirSync(join(work, 'page'));
+  writeFileSync(join(work, 'page', 'index.html'), html);
+  // @ts-expect-error: a plain .mjs script without type declarations
+  const { serve } = await import('../../scripts/serve-web.mjs');
+  const plain = await serve({ port: 0, isolated: false, mounts: { '/work/': work } });
+  const isolated = await serve({ port: 0, isolated: true, mounts: { '/work/': work } });
+  const browser = await launchChromium();
+  return {
+    browser,
+    plainUrl: plain.url,
+    isolatedUrl: isolated.url,
+    async close() {
+      await browser.close();
+      for (const s of [plain.server, isolated.server]) await new Promise((r) => s.close(r));
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
 }

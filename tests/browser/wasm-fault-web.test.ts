@@ -7,11 +7,8 @@
  * Each build is checked: plain SIMD128 and relaxed SIMD on a page without isolation, and the
  * threaded build (with its workers restarted) on a cross-origin isolated page.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildWeb, launchChromium, skipBrowser } from './chromium.js';
+import { pageOnTwoServers, skipBrowser, type TwoServers } from './chromium.js';
 
 interface FaultReport {
   variant: string;
@@ -96,40 +93,21 @@ async function faultInPage(): Promise<FaultReport> {
 }
 
 describe.skipIf(skipBrowser)('[wasm] a fault in the page', () => {
-  let browser: any;
-  let servers: any[] = [];
-  let work = '';
-  let plainUrl = '';
-  let isolatedUrl = '';
+  let servers: TwoServers | undefined;
 
   beforeAll(async () => {
-    buildWeb();
-    work = mkdtempSync(join(tmpdir(), 'kiln-web-fault-'));
-    mkdirSync(join(work, 'page'));
-    writeFileSync(
-      join(work, 'page', 'index.html'),
-      `<!doctype html><meta charset="utf-8"><title>kiln</title>
+    servers = await pageOnTwoServers(`<!doctype html><meta charset="utf-8"><title>kiln</title>
 <script type="module">
   import * as kiln from '/dist-web/kiln.js';
   const variant = new URLSearchParams(location.search).get('variant') ?? undefined;
   await kiln.init({ variant, threads: variant === 'threads' ? 2 : 'auto' });
   window.kiln = kiln;
 </script>
-`,
-    );
-    // @ts-expect-error: a plain .mjs script without type declarations
-    const { serve } = await import('../../scripts/serve-web.mjs');
-    const plain = await serve({ port: 0, isolated: false, mounts: { '/work/': work } });
-    const isolated = await serve({ port: 0, isolated: true, mounts: { '/work/': work } });
-    servers = [plain.server, isolated.server];
-    [plainUrl, isolatedUrl] = [plain.url, isolated.url];
-    browser = await launchChromium();
+`);
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
-    for (const s of servers) await new Promise((r) => s.close(r));
-    if (work) rmSync(work, { recursive: true, force: true });
+    await servers?.close();
   });
 
   for (const [variant, isolated] of [
@@ -138,10 +116,10 @@ describe.skipIf(skipBrowser)('[wasm] a fault in the page', () => {
     ['threads', true],
   ] as const) {
     it(`${variant}: the fault is an Error, lost tensors say so, new tensors run on a fresh instance`, async () => {
-      const page = await browser.newPage();
+      const page = await servers!.browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e: Error) => errors.push(e.message));
-      await page.goto(`${isolated ? isolatedUrl : plainUrl}work/page/?variant=${variant}`);
+      await page.goto(`${isolated ? servers!.isolatedUrl : servers!.plainUrl}work/page/?variant=${variant}`);
       await page.waitForFunction(() => (window as any).kiln !== undefined, null, { timeout: 60_000 });
       const r: FaultReport = await page.evaluate(faultInPage);
       await page.close();

@@ -1,6 +1,7 @@
 // The README's Install section, followed literally in an empty project (scripts/check-install.mjs
 // without its browser half, which `npm run check:install` adds): pack, install the tarballs, run
-// the ES module and CommonJS snippets, a strict TypeScript check, then the WASM fallback with the
+// the ES module and CommonJS snippets and the threaded WASM one (`setBackend('wasm', { threads:
+// 2 })` from the installed package), a strict TypeScript check, then the WASM fallback with the
 // installed binary corrupt and missing.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,7 @@ describe('npm pack, install and use', () => {
     child.stderr.on('data', (d) => (out += d));
     const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(out).not.toMatch(/^FAIL/m);
-    for (const line of ['node app.mjs prints', 'node app.cjs prints', 'tsc --strict', 'corrupt binary: node app.mjs runs on WASM', 'platform package not installed: node app.cjs runs on WASM']) {
+    for (const line of ['node app.mjs prints', 'node app.cjs prints', 'node threads.mjs prints "wasm 2 ', 'kiln-ml tarball has bindings/wasm/pkg-web/kiln_wasm_threads.js', 'tsc --strict', 'corrupt binary: node app.mjs runs on WASM', 'platform package not installed: node app.cjs runs on WASM']) {
       expect(out).toMatch(new RegExp(`^ok +${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'm'));
     }
     expect(out).toContain('install check: all passed');

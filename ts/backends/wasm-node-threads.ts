@@ -2,60 +2,87 @@
  * Kiln's threaded WASM build in Node: the module browsers run with Web Workers (wasm-web.ts,
  * wasm_pool.rs) with worker_threads in their place. Each worker instantiates the same compiled
  * module on the same shared memory (wasm-node-worker.ts) and enters kiln-core's pool loop; the
- * calling thread never blocks in the pool, so nothing differs from the page. Chosen with
- * `KILN_WASM_VARIANT=threads`; `KILN_WASM_THREADS=N` sets the thread count (the caller's
- * included; default: os.availableParallelism()).
+ * calling thread never blocks in the pool, so nothing differs from the page. Chosen by
+ * `setBackend('wasm', { threads })` (wasm.ts).
  *
- * The build's glue is wasm-bindgen's `web` output (bindings/wasm/pkg-web/), an ES module,
- * loaded with require() (Node 20.19+ and 22.12+, the versions package.json admits) so that
- * setBackend stays synchronous; its `initSync` instantiates on a memory shared by all threads.
+ * The build's glue is wasm-bindgen's `web` output, an ES module, loaded with require() (Node
+ * 20.19+ and 22.12+, the versions package.json admits) so that setBackend stays synchronous; its
+ * `initSync` instantiates on a memory shared by all threads.
  */
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { WasmExports } from './wasm-guard.js';
 
-/** How long the workers may take to start before loading gives up waiting (it keeps those started). */
+/** How long new workers may take to start before setBackend gives up waiting (it keeps those started). */
 const START_TIMEOUT_MS = 20_000;
 
 interface ThreadsGlue extends WasmExports {
   initSync(options: { module: unknown; memory?: unknown }): { memory: unknown };
   poolWorkers(): number;
+  setNumThreads(n: number): number;
 }
 
-/** The thread count asked for by KILN_WASM_THREADS, or every core. */
-function threadCount(): number {
-  const asked = process.env.KILN_WASM_THREADS;
-  if (asked === undefined || asked === '') return availableParallelism();
-  const n = Number(asked);
-  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`kiln: KILN_WASM_THREADS must be an integer >= 1, got '${asked}'`);
-  return n;
+/** One instance of the threaded build and its workers. */
+export interface NodeThreadPool {
+  exports: WasmExports;
+  /**
+   * Runs the kernels on `threads` threads (the caller's included): starts the workers still
+   * missing, waiting for them to join, then caps the pool there. Returns the count in use.
+   */
+  setThreads(threads: number): number;
+  /** Ends the workers (after the instance faulted: a fresh one gets its own). */
+  terminate(): void;
 }
 
-/** The threaded build's exports with its workers running (they end with the process). */
-export function loadThreadedWasm(glueUrl: URL, wasmUrl: URL): WasmExports {
-  const glue = createRequire(import.meta.url)(fileURLToPath(glueUrl)) as ThreadsGlue;
+/** The threaded build's exports with `threads` threads running (workers end with the process). */
+export function loadThreadedWasm(glueUrl: URL, wasmUrl: URL, threads: number): NodeThreadPool {
+  const gluePath = fileURLToPath(glueUrl);
+  const require = createRequire(import.meta.url);
+  // The glue keeps its instance in a module variable: a fresh copy for a fresh instance (after a fault).
+  delete require.cache[require.resolve(gluePath)];
+  const glue = require(gluePath) as ThreadsGlue;
   const WebAssembly = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => unknown } }).WebAssembly;
   const module = new WebAssembly.Module(readFileSync(wasmUrl));
   const { memory } = glue.initSync({ module });
-  const count = threadCount() - 1;
+  const workers: Worker[] = [];
   const failures: string[] = [];
   // A worker inherits the process's flags, but refuses --input-type (of `node -e` scripts).
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-  for (let i = 0; i < count; i++) {
-    const worker = new Worker(new URL('./wasm-node-worker.js', import.meta.url), { workerData: { glue: fileURLToPath(glueUrl), module, memory }, name: `kiln-${i + 1}`, execArgv });
-    worker.on('error', (e) => failures.push(String(e)));
-    // Workers sleep in the pool between kernels; they must not keep the process alive.
-    worker.unref();
+
+  function startWorkers(count: number): void {
+    for (let i = 0; i < count; i++) {
+      const worker = new Worker(new URL('./wasm-node-worker.js', import.meta.url), {
+        workerData: { glue: gluePath, module, memory },
+        name: `kiln-${workers.length + 1}`,
+        execArgv,
+      });
+      worker.on('error', (e) => failures.push(String(e)));
+      // Workers sleep in the pool between kernels; they must not keep the process alive.
+      worker.unref();
+      workers.push(worker);
+    }
+    // Wait without returning to the event loop (setBackend is synchronous): workers start on their
+    // own threads, and a kernel run before they join simply uses fewer threads.
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    const start = Date.now();
+    while (glue.poolWorkers() < workers.length && Date.now() - start < START_TIMEOUT_MS) Atomics.wait(nap, 0, 0, 2);
+    const missing = workers.length - glue.poolWorkers();
+    if (missing > 0) console.warn(`kiln: ${missing} of ${workers.length} WASM worker thread(s) did not start${failures.length > 0 ? ` (${failures[0]})` : ''}; running on ${1 + glue.poolWorkers()} thread(s)`);
   }
-  // Wait without returning to the event loop (setBackend is synchronous): workers start on their
-  // own threads, and a kernel run before they join simply uses fewer threads.
-  const nap = new Int32Array(new SharedArrayBuffer(4));
-  const start = Date.now();
-  while (glue.poolWorkers() < count && Date.now() - start < START_TIMEOUT_MS) Atomics.wait(nap, 0, 0, 2);
-  if (glue.poolWorkers() < count) console.warn(`kiln: ${count - glue.poolWorkers()} of ${count} WASM worker thread(s) did not start${failures.length > 0 ? ` (${failures[0]})` : ''}; running on ${1 + glue.poolWorkers()} thread(s)`);
-  return glue;
+
+  const pool: NodeThreadPool = {
+    exports: glue,
+    setThreads(n) {
+      if (n - 1 > workers.length) startWorkers(n - 1 - workers.length);
+      return glue.setNumThreads(n);
+    },
+    terminate() {
+      for (const worker of workers) void worker.terminate();
+    },
+  };
+  pool.setThreads(threads);
+  return pool;
 }

@@ -15,17 +15,18 @@ type WorkerConstructor = new (url: URL, options: { type: 'module'; name?: string
 const START_TIMEOUT_MS = 20_000;
 
 /**
- * Starts `count` workers, pushing each to `workers` (so that its instance's owner can terminate
- * them), and resolves once they are all in the pool loop (poolWorkers() says so), or with fewer
- * after START_TIMEOUT_MS: kernels use the workers that started. A worker joining while a kernel
- * runs waits for the next one (wasm_pool.rs), so kernels may run before this resolves.
+ * Starts `count` more workers, pushing each to `workers` (so that its instance's owner can
+ * terminate them), and resolves once every worker in `workers` is in the pool loop (poolWorkers()
+ * says so), or with fewer after START_TIMEOUT_MS: kernels use the workers that started. A worker
+ * joining while a kernel runs waits for the next one (wasm_pool.rs), so kernels may run before
+ * this resolves.
  */
 export async function startWorkers(count: number, module: unknown, memory: unknown, poolWorkers: () => number, workers: WorkerLike[]): Promise<number> {
   const Worker = (globalThis as unknown as { Worker: WorkerConstructor }).Worker;
   const failures: string[] = [];
   for (let i = 0; i < count; i++) {
     // Written out in full so bundlers (Vite, webpack, esbuild with a plugin) find and emit the worker.
-    const worker = new Worker(new URL('./kiln-worker.js', import.meta.url), { type: 'module', name: `kiln-${i + 1}` });
+    const worker = new Worker(new URL('./kiln-worker.js', import.meta.url), { type: 'module', name: `kiln-${workers.length + 1}` });
     worker.addEventListener('message', (e) => {
       const data = e.data as { error?: string } | undefined;
       if (data?.error) failures.push(data.error);
@@ -35,7 +36,7 @@ export async function startWorkers(count: number, module: unknown, memory: unkno
     workers.push(worker);
   }
   const start = Date.now();
-  while (poolWorkers() < count && failures.length === 0 && Date.now() - start < START_TIMEOUT_MS) {
+  while (poolWorkers() < workers.length && failures.length === 0 && Date.now() - start < START_TIMEOUT_MS) {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   if (failures.length > 0) console.warn(`kiln: ${failures.length} WASM worker(s) failed to start (${failures[0]}); running on ${1 + poolWorkers()} thread(s)`);

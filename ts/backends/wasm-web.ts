@@ -45,6 +45,13 @@ export interface WasmWeb {
   memory: { buffer: ArrayBufferLike };
   /** Caps the kernels' threads (1..threads started); returns the number in use. */
   setNumThreads(n: number): number;
+  /**
+   * `setBackend('wasm', { threads })` on this instance: the threaded build starts the workers
+   * still missing (resolving once they run) and caps the pool; false when this is a
+   * single-threaded build and the page could run more than one thread (a threaded instance is
+   * needed). `call` names the user's call in the warning given when the page cannot run threads.
+   */
+  setThreads(threads: number | 'auto', call: string): Promise<boolean>;
   /** Workers started, and chunks of parallel kernels they have run (diagnostics). */
   threadStats(): { workers: number; workerChunks: number };
   /**
@@ -80,11 +87,29 @@ interface BrowserGlobals {
   navigator?: { hardwareConcurrency?: number };
 }
 
-/** Threads the page can have: 1 unless cross-origin isolated with workers and relaxed SIMD. */
-function availableThreads(requested: number | 'auto'): number {
+/** Why this page cannot run threads ('' when it can). */
+function threadsUnavailable(): string {
   const g = globalThis as BrowserGlobals;
-  if (!g.crossOriginIsolated || g.SharedArrayBuffer === undefined || g.Worker === undefined || !relaxedSimdSupported()) return 1;
-  const cores = Math.max(1, g.navigator?.hardwareConcurrency ?? 1);
+  if (!g.crossOriginIsolated || g.SharedArrayBuffer === undefined) {
+    return 'the page is not cross-origin isolated (threads share memory, which browsers allow only when the page is served with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)';
+  }
+  if (g.Worker === undefined) return 'this context has no Web Workers';
+  if (!relaxedSimdSupported()) return 'this browser has no relaxed SIMD, which the threaded build uses';
+  return '';
+}
+
+/**
+ * Threads the page can have: 1 unless cross-origin isolated with workers and relaxed SIMD, with a
+ * warning naming `call` when a count above 1 was asked for (as onnxruntime-web warns for
+ * `env.wasm.numThreads`); 'auto' is navigator.hardwareConcurrency.
+ */
+function availableThreads(requested: number | 'auto', call: string): number {
+  const why = threadsUnavailable();
+  if (why !== '') {
+    if (requested !== 'auto' && requested > 1) console.warn(`kiln: ${call} runs on 1 thread: ${why}`);
+    return 1;
+  }
+  const cores = Math.max(1, (globalThis as BrowserGlobals).navigator?.hardwareConcurrency ?? 1);
   return requested === 'auto' ? cores : Math.max(1, Math.floor(requested));
 }
 
@@ -107,9 +132,13 @@ async function compile(url: URL): Promise<unknown> {
   }
 }
 
-/** Instantiates the best build for this page (see the module comment) and starts its workers. */
-export async function loadWasmWeb(options: WasmWebOptions = {}): Promise<WasmWeb> {
-  const threads = availableThreads(options.threads ?? 'auto');
+/**
+ * Instantiates the best build for this page (see the module comment) and starts its workers.
+ * `call`: the user's call, for the warning when threads were asked for and the page has none.
+ */
+export async function loadWasmWeb(options: WasmWebOptions = {}, call?: string): Promise<WasmWeb> {
+  const requested = options.threads ?? 'auto';
+  const threads = availableThreads(requested, call ?? `init({ threads: ${String(requested)} })`);
   const variant =
     options.variant !== undefined ? parseVariant(options.variant, 'init({ variant })') : threads > 1 ? 'threads' : relaxedSimdSupported() ? 'relaxed' : 'simd';
   const url = options.wasmDir === undefined ? defaultUrls[variant]() : new URL(`${VARIANT_FILES[variant]}_bg.wasm`, options.wasmDir);
@@ -136,13 +165,22 @@ interface Instance {
 function wrap(instance: Instance): { web: WasmWeb; workersStarted: Promise<number> } {
   const { variant, module, threads, glue, memory } = instance;
   const workers: WorkerLike[] = [];
-  const workersStarted =
-    variant === 'threads' && threads > 1 ? startWorkers(threads - 1, module, memory, () => glue.poolWorkers(), workers) : Promise.resolve(0);
+  const poolWorkers = (): number => glue.poolWorkers();
+  const workersStarted = variant === 'threads' && threads > 1 ? startWorkers(threads - 1, module, memory, poolWorkers, workers) : Promise.resolve(0);
   const web: WasmWeb = {
     backend: guardTraps(glue as unknown as WasmExports),
     variant,
     memory,
     setNumThreads: (n) => glue.setNumThreads(Math.max(1, Math.floor(n))),
+    async setThreads(requested, call) {
+      const n = availableThreads(requested, call);
+      if (variant !== 'threads') return n === 1;
+      await workersStarted;
+      if (n - 1 > workers.length) await startWorkers(n - 1 - workers.length, module, memory, poolWorkers, workers);
+      glue.setNumThreads(n);
+      instance.threads = n; // a fresh instance after a fault starts as many
+      return true;
+    },
     threadStats: () => ({ workers: glue.poolWorkers(), workerChunks: glue.poolWorkerChunks() }),
     restart() {
       for (const worker of workers) worker.terminate();

@@ -144,3 +144,60 @@ pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], _align: usize, f: 
     debug_assert_eq!(src.len(), dst.len());
     f(src, dst);
 }
+
+/// A lock for the few-instruction critical sections inside parallel regions (a pool of scratch
+/// buffers, the first error). Natively std's Mutex. On threaded WASM std's Mutex puts a
+/// contended thread to sleep in `memory.atomic.wait32`, which traps on a page's main thread (it
+/// may not block: wasm_pool.rs), so there the waiter spins instead; the holder is a thread of the
+/// same parallel region, a few instructions from letting go.
+pub struct RegionLock<T> {
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
+    inner: std::sync::Mutex<T>,
+    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+    busy: std::sync::atomic::AtomicBool,
+    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+    value: std::cell::UnsafeCell<T>,
+}
+
+// SAFETY (threaded WASM): `value` is only reached inside `with`, while `busy` is held.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+unsafe impl<T: Send> Sync for RegionLock<T> {}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
+impl<T> RegionLock<T> {
+    pub fn new(value: T) -> Self {
+        Self { inner: std::sync::Mutex::new(value) }
+    }
+
+    /// Runs `f` on the value, holding the lock.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+impl<T> RegionLock<T> {
+    pub fn new(value: T) -> Self {
+        Self { busy: std::sync::atomic::AtomicBool::new(false), value: std::cell::UnsafeCell::new(value) }
+    }
+
+    /// Runs `f` on the value, holding the lock (spinning while another thread holds it).
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+        while self.busy.compare_exchange_weak(false, true, Acquire, Relaxed).is_err() {
+            std::hint::spin_loop();
+        }
+        // SAFETY: `busy` is ours until the store below; a panic aborts the instance (wasm32).
+        let result = f(unsafe { &mut *self.value.get() });
+        self.busy.store(false, Release);
+        result
+    }
+
+    pub fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+}

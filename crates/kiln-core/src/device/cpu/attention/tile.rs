@@ -5,9 +5,8 @@
 use crate::error::{KilnError, Result};
 use crate::math;
 use crate::multiversion;
-use crate::parallel::{self, SendPtr};
+use crate::parallel::{self, RegionLock, SendPtr};
 use crate::tensor::Tensor;
-use std::sync::Mutex;
 
 /// A float32 [B, H, T, D] operand read in place through its strides: heads split by a permuted
 /// view ([B, T, H, D] memory), expanded batch or heads, all without a copy.
@@ -280,15 +279,17 @@ impl Problem<'_> {
 
 /// Runs `task(i)` for i in 0..n, in parallel, and returns the first error any task reported.
 pub(crate) fn run_tasks(n: usize, task: impl Fn(usize) -> Result<()> + Sync + Send) -> Result<()> {
-    let failure: Mutex<Option<KilnError>> = Mutex::new(None);
+    let failure: RegionLock<Option<KilnError>> = RegionLock::new(None);
     parallel::for_each_chunk(n, n, |start, end| {
         for i in start..end {
             if let Err(e) = task(i) {
-                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                failure.with(|f| {
+                    f.get_or_insert(e);
+                });
             }
         }
     });
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    match failure.into_inner() {
         Some(e) => Err(e),
         None => Ok(()),
     }

@@ -21,12 +21,11 @@ use crate::params::conv::{Activation, Geometry};
 use super::epilogue;
 use super::im2col::{col2im_add, im2col};
 use crate::error::{KilnError, Result};
-use crate::parallel::{self, SendPtr};
+use crate::parallel::{self, RegionLock, SendPtr};
 use crate::alloc::try_with_capacity;
 use crate::storage::{try_zeroed, Scratch};
 use crate::device::cpu::gemm_call::Parallelism;
 use std::ops::Range;
-use std::sync::Mutex;
 
 /// Floats of one worker's im2col band: 1 MiB, so the band plus the GEMM's packed panels stay in
 /// a 2 MiB L2. Measured on 64-channel 32x32 images (examples/conv_choice.rs with this constant
@@ -161,30 +160,29 @@ pub(super) fn run_units(op: &str, units: usize, scratch_len: usize, work: impl F
 fn run_units_on(op: &str, units: usize, parallel: bool, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
     let (workers, inner) = if parallel { workers(units) } else { (1, Parallelism::None) };
     let pool = (0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?;
-    let pool = Mutex::new(pool);
-    let failed = Mutex::new(None::<KilnError>);
+    let pool = RegionLock::new(pool);
+    let failed = RegionLock::new(None::<KilnError>);
     let chunks = if workers > 1 { units } else { 1 };
     parallel::for_each_chunk(units, chunks, |start, end| {
-        let lock = || pool.lock().unwrap_or_else(|e| e.into_inner());
         // A pool of one per thread cannot run dry unless a caller is itself a pool thread;
         // then a fresh buffer (the size of one band) keeps the call going.
-        let popped = lock().pop();
+        let popped = pool.with(|p| p.pop());
         let mut scratch = match popped.map_or_else(|| Scratch::zeroed(op, scratch_len), Ok) {
             Ok(s) => s,
             Err(e) => {
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                failed.with(|f| *f = Some(e));
                 return;
             }
         };
         for unit in start..end {
             work(unit, &mut scratch, inner);
         }
-        lock().push(scratch);
+        pool.with(|p| p.push(scratch));
     });
-    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(e) = failed.into_inner() {
         return Err(e);
     }
-    Ok(pool.into_inner().unwrap_or_else(|e| e.into_inner()))
+    Ok(pool.into_inner())
 }
 
 /// Parallel over units when there are at least as many as threads; otherwise the units run

@@ -29,9 +29,8 @@ use super::lanes::F4;
 use crate::device::cpu::gemm_call::{gemm, Parallelism};
 use crate::error::{KilnError, Result};
 use crate::params::conv::Geometry;
-use crate::parallel::{self, SendPtr};
+use crate::parallel::{self, RegionLock, SendPtr};
 use crate::storage::{try_zeroed, Scratch};
-use std::sync::Mutex;
 
 /// Points of a transformed tile: 4 x 4.
 const XI: usize = 16;
@@ -238,15 +237,15 @@ pub(crate) fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<
     // Units in parallel when there are enough; else one after another, each GEMM on every thread.
     let (workers, par) = if threads > 1 && units >= threads { (threads, Parallelism::None) } else if threads > 1 { (1, Parallelism::Threads) } else { (1, Parallelism::None) };
     let scratch_len = t.scratch_len(g);
-    let pool = Mutex::new((0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?);
-    let failed = Mutex::new(None::<KilnError>);
+    let pool = RegionLock::new((0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?);
+    let failed = RegionLock::new(None::<KilnError>);
     parallel::for_each_chunk(units, if workers > 1 { units } else { 1 }, |start, end| {
-        let popped = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let popped = pool.with(|p| p.pop());
         // A pool thread calling in (nested parallelism) can find the pool empty: a fresh buffer.
         let mut scratch = match popped.map_or_else(|| Scratch::zeroed(op, scratch_len), Ok) {
             Ok(s) => s,
             Err(e) => {
-                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                failed.with(|f| *f = Some(e));
                 return;
             }
         };
@@ -275,9 +274,9 @@ pub(crate) fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<
             // SAFETY: this unit alone writes the output rows of its tile rows in image n.
             transform_output(g, &t, m, rows, bias, unsafe { dst.get().add(n * g.out_image_len()) });
         }
-        pool.lock().unwrap_or_else(|e| e.into_inner()).push(scratch);
+        pool.with(|p| p.push(scratch));
     });
-    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(e) = failed.into_inner() {
         return Err(e);
     }
     Ok(out)
