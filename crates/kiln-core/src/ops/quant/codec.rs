@@ -43,5 +43,6 @@ pub fn dequantize_int4(packed: &Tensor, scales: &Tensor, in_features: usize, blo
 
 fn dequantize(q: &Tensor, scales: &Tensor, format: Format, in_features: usize, op: &str) -> Result<Tensor> {
     let weights = checked_weights(op, q, scales, format, in_features)?;
-    device::dispatch(op, &[q, scales])?.dequantize(&weights, op)
+    // The scales pick the device, not the int8 weights (see `operands` in mod.rs).
+    device::dispatch(op, &[scales])?.dequantize(&weights, op)
 }
