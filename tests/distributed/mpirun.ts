@@ -3,8 +3,13 @@
  * oversubscribed on the 2 cores, as root in containers. Collects each rank's stdout JSON line.
  * mpi_yield_when_idle: a rank waiting in a collective yields its core instead of spinning, which
  * oversubscribed ranks need (spinning ranks starve the one they wait for).
+ * Each job gets its own session directory (orte_tmpdir_base): two mpiruns starting at once race
+ * to create the shared /tmp/ompi.<host>.<uid>, and the loser fails in orte_init ("File exists").
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface MpiRun {
@@ -23,8 +28,10 @@ export function worker(name: string): string {
 /** `mpirun -np ranks node script ...args`; resolves when mpirun exits (killed after `timeoutMs`). */
 export function mpirun(ranks: number, script: string, args: string[] = [], timeoutMs = 120_000, env: Record<string, string> = {}): Promise<MpiRun> {
   const start = Date.now();
+  const sessionDir = mkdtempSync(join(tmpdir(), 'kiln-mpirun-'));
   return new Promise((resolve) => {
-    const child = spawn('mpirun', ['--allow-run-as-root', '--oversubscribe', '--mca', 'mpi_yield_when_idle', '1', '-np', String(ranks), 'node', script, ...args], {
+    const mca = ['--mca', 'mpi_yield_when_idle', '1', '--mca', 'orte_tmpdir_base', sessionDir];
+    const child = spawn('mpirun', ['--allow-run-as-root', '--oversubscribe', ...mca, '-np', String(ranks), 'node', script, ...args], {
       env: { ...process.env, RAYON_NUM_THREADS: '1', ...env },
       detached: true,
     });
@@ -35,6 +42,7 @@ export function mpirun(ranks: number, script: string, args: string[] = [], timeo
     const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      rmSync(sessionDir, { recursive: true, force: true });
       resolve({ code, signal, stdout, stderr, seconds: (Date.now() - start) / 1000 });
     });
   });

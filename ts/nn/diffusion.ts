@@ -15,7 +15,8 @@
 
 import type { Tensor } from '../tensor.js';
 import { tidy, keep } from '../engine.js';
-import { tensor, randn, randuOnHost } from '../ops/creation.js';
+import { tensor, randn } from '../ops/creation.js';
+import { randuOnHost } from '../ops/host-random.js';
 import { concat } from '../ops/shape.js';
 import { noGrad } from '../autograd.js';
 import { layerArgs } from './layer-args.js';

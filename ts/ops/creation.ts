@@ -2,7 +2,6 @@
 
 import type { DType } from '../backends/backend.js';
 import { backend } from '../engine.js';
-import { hostCreation } from '../backends/gpu-creation.js';
 import { Tensor, wrap, type NestedArray } from '../tensor.js';
 import { checkShape } from './util.js';
 
@@ -174,20 +173,6 @@ export function randn(shape: number[], options: RandomOptions & { mean?: number;
 export function randu(shape: number[], options: RandomOptions & { low?: number; high?: number } = {}): Tensor {
   const b = backend();
   return wrap(b.impl.randu(checkShape('randu', shape), options.low ?? 0, options.high ?? 1, checkSeed('randu', options.seed)), b);
-}
-
-/**
- * `n` uniform numbers in [0, 1) from the global generator (as `randu([n])`), drawn and read in
- * host memory on every backend: no GPU round trip, so it works where reads must be asynchronous.
- */
-export function randuOnHost(n: number): Float32Array {
-  const impl = hostCreation(backend().impl);
-  const h = impl.randu(checkShape('randu', [n]), 0, 1, undefined);
-  try {
-    return impl.readF32(h);
-  } finally {
-    impl.dispose(h);
-  }
 }
 
 /** Reseeds the global generator used by randn/randu calls without a seed (a non-negative integer). */
