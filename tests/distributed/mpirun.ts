@@ -5,9 +5,11 @@
  * oversubscribed ranks need (spinning ranks starve the one they wait for).
  * Each job gets its own session directory (orte_tmpdir_base): two mpiruns starting at once race
  * to create the shared /tmp/ompi.<host>.<uid>, and the loser fails in orte_init ("File exists").
+ * `stdout` is each rank's own output, rank after rank (--output-filename): mpirun's merged stream
+ * can cut one rank's long line with another's.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +32,7 @@ export function mpirun(ranks: number, script: string, args: string[] = [], timeo
   const start = Date.now();
   const sessionDir = mkdtempSync(join(tmpdir(), 'kiln-mpirun-'));
   return new Promise((resolve) => {
-    const mca = ['--mca', 'mpi_yield_when_idle', '1', '--mca', 'orte_tmpdir_base', sessionDir];
+    const mca = ['--mca', 'mpi_yield_when_idle', '1', '--mca', 'orte_tmpdir_base', sessionDir, '--output-filename', join(sessionDir, 'out')];
     const child = spawn('mpirun', ['--allow-run-as-root', '--oversubscribe', ...mca, '-np', String(ranks), 'node', script, ...args], {
       env: { ...process.env, RAYON_NUM_THREADS: '1', ...env },
       detached: true,
@@ -42,10 +44,26 @@ export function mpirun(ranks: number, script: string, args: string[] = [], timeo
     const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      const perRank = rankOutputs(join(sessionDir, 'out'));
       rmSync(sessionDir, { recursive: true, force: true });
-      resolve({ code, signal, stdout, stderr, seconds: (Date.now() - start) / 1000 });
+      resolve({ code, signal, stdout: perRank ?? stdout, stderr, seconds: (Date.now() - start) / 1000 });
     });
   });
+}
+
+/** The ranks' stdout files under --output-filename's `dir` (<dir>/<job>/rank.<n>/stdout), joined in rank order. */
+function rankOutputs(dir: string): string | null {
+  if (!existsSync(dir)) return null;
+  const files: { rank: number; path: string }[] = [];
+  for (const job of readdirSync(dir)) {
+    for (const entry of readdirSync(join(dir, job))) {
+      const m = /^rank\.(\d+)$/.exec(entry);
+      const path = join(dir, job, entry, 'stdout');
+      if (m && existsSync(path)) files.push({ rank: Number(m[1]), path });
+    }
+  }
+  if (files.length === 0) return null;
+  return files.sort((a, b) => a.rank - b.rank).map((f) => readFileSync(f.path, 'utf8')).join('');
 }
 
 /**
