@@ -85,7 +85,7 @@ const cases = [
 ]
   .filter((c) => (BATCH === null || c.batch === Number(BATCH)) && (ONLY === null || c.layer.toLowerCase().includes(ONLY.toLowerCase())))
   .map((c) => ({ ...c, x: kiln.randn(c.x, { seed: c.seed }) }));
-if (cases.length === 0) throw new Error(`bench:quant: no case has batch ${BATCH} and a layer name containing '${ONLY}'`);
+if (cases.length === 0) throw new Error(`bench:quant: no case matches --batch ${BATCH ?? 'any'} --only ${ONLY ?? 'any'} (batches 1, 64, 256; layers Linear, Conv2d)`);
 
 await kiln.setBackend('native');
 console.log(`native backend, ${kiln.simdLevel()}, ${kiln.numThreads()} threads; ${ROUNDS} alternating rounds of ${SECONDS} s per variant`);
