@@ -11,7 +11,10 @@
 // table shows the best of the fastest calls, the median of the round means, and the speed-up of
 // each variant over float32 from the fastest calls.
 //
-//   npm run bench:quant [-- --rounds N] [-- --json out.json]
+//   npm run bench:quant [-- --rounds N] [-- --batch 1] [-- --only conv] [-- --json out.json]
+//
+// `--batch N` keeps the cases of that batch size (1: the batch-1 rows alone), `--only WORD` the
+// layers whose name contains WORD (Linear, Conv2d; any case).
 import { writeFileSync } from 'node:fs';
 import * as kiln from '../dist/index.js';
 
@@ -19,6 +22,8 @@ const { nn } = kiln;
 const argv = process.argv.slice(2);
 const arg = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
 const ROUNDS = Number(arg('--rounds', 5));
+const BATCH = arg('--batch', null);
+const ONLY = arg('--only', null);
 const SECONDS = 0.25; // per variant per round
 
 /** { fastest, mean } ms per call of `fn` over about SECONDS of calls (after one warm-up call). */
@@ -73,11 +78,14 @@ function variants(layer, x) {
 const linear = new nn.Linear(784, 512, { seed: 1 });
 const conv = new nn.Conv2d(32, 64, 3, { padding: 'same', seed: 2 });
 const cases = [
-  { layer: 'Linear 784->512', batch: 1, module: linear, x: kiln.randn([1, 784], { seed: 3 }) },
-  { layer: 'Linear 784->512', batch: 256, module: linear, x: kiln.randn([256, 784], { seed: 4 }) },
-  { layer: 'Conv2d 32->64 3x3 on 14x14', batch: 1, module: conv, x: kiln.randn([1, 32, 14, 14], { seed: 5 }) },
-  { layer: 'Conv2d 32->64 3x3 on 14x14', batch: 64, module: conv, x: kiln.randn([64, 32, 14, 14], { seed: 6 }) },
-];
+  { layer: 'Linear 784->512', batch: 1, module: linear, x: [1, 784], seed: 3 },
+  { layer: 'Linear 784->512', batch: 256, module: linear, x: [256, 784], seed: 4 },
+  { layer: 'Conv2d 32->64 3x3 on 14x14', batch: 1, module: conv, x: [1, 32, 14, 14], seed: 5 },
+  { layer: 'Conv2d 32->64 3x3 on 14x14', batch: 64, module: conv, x: [64, 32, 14, 14], seed: 6 },
+]
+  .filter((c) => (BATCH === null || c.batch === Number(BATCH)) && (ONLY === null || c.layer.toLowerCase().includes(ONLY.toLowerCase())))
+  .map((c) => ({ ...c, x: kiln.randn(c.x, { seed: c.seed }) }));
+if (cases.length === 0) throw new Error(`bench:quant: no case matches --batch ${BATCH ?? 'any'} --only ${ONLY ?? 'any'} (batches 1, 64, 256; layers Linear, Conv2d)`);
 
 await kiln.setBackend('native');
 console.log(`native backend, ${kiln.simdLevel()}, ${kiln.numThreads()} threads; ${ROUNDS} alternating rounds of ${SECONDS} s per variant`);

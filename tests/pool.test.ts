@@ -131,6 +131,32 @@ forEachBackend(() => {
     }
   });
 
+  it('maxPool2d: a NaN at any tap of a 2x2, 2x3, 3x2 or 3x3 stride-2 window wins that window', async () => {
+    // One plane per tap position of window (1, 5), each with a single NaN there: on WASM each
+    // position reaches the SIMD128 kernel's maxima as a different operand (kept or probed).
+    for (const [kh, kw] of [[2, 2], [2, 3], [3, 2], [3, 3]]) {
+      const [h, w] = [2 * 3 + kh, 2 * 13 + kw];
+      const taps = kh * kw;
+      const x = new Float32Array(taps * h * w).map((_, i) => ((i * 7) % 11) - 5);
+      for (let t = 0; t < taps; t++) x[t * h * w + (2 + Math.floor(t / kw)) * w + 10 + (t % kw)] = NaN;
+      const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, taps, h, w]), [kh, kw], { stride: 2 }));
+      const [oh, ow] = [y.shape[2], y.shape[3]];
+      const got = await read(y);
+      y.dispose();
+      for (let t = 0; t < taps; t++) {
+        for (let oy = 0; oy < oh; oy++) {
+          for (let ox = 0; ox < ow; ox++) {
+            const win = [];
+            for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) win.push(x[t * h * w + (2 * oy + i) * w + 2 * ox + j]);
+            const want = win.some(Number.isNaN) ? NaN : Math.max(...win) + 0;
+            const at = (t * oh + oy) * ow + ox;
+            expect(Object.is(got[at], want), `${kh}x${kw} tap ${t} window (${oy}, ${ox}): ${got[at]} vs ${want}`).toBe(true);
+          }
+        }
+      }
+    }
+  });
+
   it('maxPool2d: a tie sends the whole gradient to the first maximum (PyTorch)', async () => {
     const x = kiln.tensor([[[[1, 3], [3, 2]]]]).setRequiresGrad();
     kiln.tidy(() => kiln.maxPool2d(x, 2).sum().backward());

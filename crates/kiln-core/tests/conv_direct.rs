@@ -1,11 +1,11 @@
 //! The three convolution passes on random data against a float64 reference, with a documented
 //! error bound, on both CPU paths: the direct kernels (device/cpu/conv/direct.rs, unit stride,
-//! one group, >= 8 input channels, AVX-512; few_channels.rs for 1 to 7 input channels) and
-//! im2col + GEMM (`KILN_CONV_PATH=im2col`). Shapes: bench's conv2d-a (few_channels.rs forward and
-//! weight gradient) and conv2d-b, shapes with 1 to 7 channels, and shapes that hit every remainder
-//! of the direct kernels' blocking (output channels not a multiple of 8 or 16, fewer than 8,
-//! 40 = 2.5 vectors; taps not a multiple of 6; rows not a multiple of 16 positions; asymmetric
-//! padding, dilation, a kernel wider than the padded input).
+//! one group, >= 8 input channels, AVX-512; few_channels.rs and few_channels_dx.rs for 1 to 7
+//! input channels) and im2col + GEMM (`KILN_CONV_PATH=im2col`). Shapes: bench's conv2d-a and
+//! conv2d-b, shapes with 1 to 7 channels, and shapes that hit every remainder of the direct
+//! kernels' blocking (output channels not a multiple of 8 or 16, fewer than 8, 40 = 2.5 vectors;
+//! taps not a multiple of 6; rows not a multiple of 16 positions; asymmetric padding, dilation, a
+//! kernel wider than the padded input; dx tiles of 8, 4, 2 and 1 rows, 1 to 3 column strips).
 //!
 //! Bound: each output is a sum of n products in float32 (fused or not); in any order its error
 //! is at most about n·u·Σ|products| with u = 2⁻²⁴ (Higham, "Accuracy and Stability of Numerical
@@ -133,6 +133,15 @@ fn both_cpu_paths_stay_within_the_float32_summation_bound() {
         }),
         ("one channel, one filter, 7x7 'same', 40 wide", [3, 1, 9, 40], [1, 1, 7, 7], same(7)),
         ("7 channels, 17 filters, 3x3 'same', 16 wide", [2, 7, 5, 16], [17, 7, 3, 3], same(3)),
+        // few_channels_dx.rs's tiles of 2 and 1 rows (batch 1 is cut into bands of rows), a kernel
+        // one row high with width dilation, three 32-column strips.
+        ("one channel, 32 filters, batch 1, 15 rows", [1, 1, 15, 28], [32, 1, 3, 3], same(3)),
+        ("2 channels, 1x5 kernel, width dilation 2, 70 wide", [2, 2, 6, 70], [3, 2, 1, 5], ConvParams {
+            stride: [1, 1],
+            padding: [0, 0, 4, 3],
+            dilation: [1, 2],
+            groups: 1,
+        }),
     ];
     for (i, (name, xs, ws, p)) in cases.into_iter().enumerate() {
         let seed = 1000 + 10 * i as u64;

@@ -74,6 +74,12 @@ fn equals_conv2d_on_dequantized_filters() {
         Case { batch: 9, channels: 16, size: [14, 14], out: 70, kernel: [3, 3], p: params(1, [1, 1, 1, 1], 1, 1), block: 32 },
         // an image big enough for several im2col bands
         Case { batch: 1, channels: 32, size: [48, 48], out: 80, kernel: [3, 3], p: params(1, [1, 1, 1, 1], 1, 1), block: 16 },
+        // direct.rs's tiles (tile_filters.rs): an odd row of 81 taps (the last pair of taps half
+        // used), 13 filters (a last block of 5), blocks of 7 that straddle the pairs of taps
+        Case { batch: 2, channels: 9, size: [8, 10], out: 13, kernel: [3, 3], p: params(1, [1, 1, 0, 2], 1, 1), block: 7 },
+        // fewer than 8 filters: blocks of 4 and 2 (the scalar expansion), a 1x3 kernel
+        Case { batch: 1, channels: 9, size: [5, 19], out: 6, kernel: [1, 3], p: params(1, [0, 0, 1, 1], 1, 1), block: 4 },
+        Case { batch: 3, channels: 12, size: [6, 6], out: 3, kernel: [2, 2], p: params(1, [0, 0, 0, 0], 1, 1), block: 32 },
     ];
     for (i, c) in cases.iter().enumerate() {
         check(c, 10 * i as u64 + 1);

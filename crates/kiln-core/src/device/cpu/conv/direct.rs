@@ -197,12 +197,38 @@ pub(super) fn pack_filters(s: &Shape, mr: usize, weight: impl Fn(usize, usize) -
 /// Output channels of one forward tile: 8 (by 48 positions), or fewer for convolutions with
 /// fewer outputs (an input gradient with one input channel: then 1 by 384 positions), so no
 /// tile computes rows it throws away.
-pub(super) fn tile_rows(out_channels: usize) -> usize {
+pub(crate) fn tile_rows(out_channels: usize) -> usize {
     match out_channels {
         8.. => 8,
         4..=7 => 4,
         2..=3 => 2,
         _ => 1,
+    }
+}
+
+/// Where the forward tiles read their filters: each block of `tile_rows(out_channels)` output
+/// channels as taps x rows floats in `pack_filters` order. A float32 weight is packed once per
+/// call (`Packed`); quantized weights expand one block at a time into a worker's scratch
+/// (device/cpu/quant/tile_filters.rs), so their float32 weight is never whole.
+pub(crate) trait TileFilters: Sync {
+    /// Floats of a worker's scratch that `block` needs (0 when the blocks are stored packed).
+    fn scratch_len(&self) -> usize;
+    /// Block `block`'s filters, stored or expanded into `scratch`.
+    fn block<'a>(&'a self, block: usize, scratch: &'a mut [f32]) -> &'a [f32];
+}
+
+/// Filters already in `pack_filters` order, `block_len` floats per block.
+struct Packed {
+    filters: Vec<f32>,
+    block_len: usize,
+}
+
+impl TileFilters for Packed {
+    fn scratch_len(&self) -> usize {
+        0
+    }
+    fn block<'a>(&'a self, block: usize, _: &'a mut [f32]) -> &'a [f32] {
+        &self.filters[block * self.block_len..(block + 1) * self.block_len]
     }
 }
 
@@ -212,19 +238,26 @@ pub(super) fn tile_rows(out_channels: usize) -> usize {
 ///
 /// SAFETY: out must be valid for writes of batch·out_channels·out_height·out_width floats.
 unsafe fn correlate(s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
+    let mr = tile_rows(s.out_channels);
+    correlate_with(s, input, &Packed { filters: pack_filters(s, mr, weight), block_len: s.taps() * mr }, bias, out, op)
+}
+
+/// `correlate` with its filters from `filters`.
+///
+/// SAFETY: as `correlate`.
+unsafe fn correlate_with(s: &Shape, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
     match tile_rows(s.out_channels) {
-        8 => correlate_tiles::<8, 3>(s, input, weight, bias, out, op),
-        4 => correlate_tiles::<4, 6>(s, input, weight, bias, out, op),
-        2 => correlate_tiles::<2, 12>(s, input, weight, bias, out, op),
-        _ => correlate_tiles::<1, 24>(s, input, weight, bias, out, op),
+        8 => correlate_tiles::<8, 3>(s, input, filters, bias, out, op),
+        4 => correlate_tiles::<4, 6>(s, input, filters, bias, out, op),
+        2 => correlate_tiles::<2, 12>(s, input, filters, bias, out, op),
+        _ => correlate_tiles::<1, 24>(s, input, filters, bias, out, op),
     }
 }
 
 /// SAFETY: as `correlate`.
 unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
-    s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: *mut f32, op: &str,
+    s: &Shape, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, out: *mut f32, op: &str,
 ) -> Result<()> {
-    let filters = pack_filters(s, MR, weight);
     let (taps, blocks, tile_len) = (s.taps(), s.out_channels.div_ceil(MR), NV * 16);
     let tiles = s.positions().div_ceil(tile_len);
     let per_unit = (UNIT_POSITIONS / tile_len).max(1);
@@ -237,14 +270,15 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
     let out_plane = s.out_height * s.out_width;
     let dst = SendPtr(out);
     let image_len = s.channels * s.height * s.width;
-    run_units(op, s.batch * chunks, s.channels * stride, |unit, band, _| {
+    run_units(op, s.batch * chunks, s.channels * stride + filters.scratch_len(), |unit, scratch, _| {
+        let (band, own) = scratch.split_at_mut(s.channels * stride);
         let (n, chunk) = (unit / chunks, unit % chunks);
         let first = chunk * per_unit * tile_len;
         let row0 = first / wp;
         pad_rows(s, &input[n * image_len..(n + 1) * image_len], row0..(row0 + band_rows).min(hp), band, stride);
         let mut tile = [0.0f32; TILE_FLOATS];
         for block in 0..blocks {
-            let w = &filters[block * taps * MR..(block + 1) * taps * MR];
+            let w = &filters.block(block, own)[..taps * MR];
             let rows = MR.min(s.out_channels - block * MR);
             for t in chunk * per_unit..((chunk + 1) * per_unit).min(tiles) {
                 // SAFETY: AVX-512 is present (`applies`); every load stays inside `band`: the
@@ -335,6 +369,14 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Optio
     let taps = s.taps();
     // SAFETY: correlate writes every output element.
     unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| correlate(&s, input, |o, t| weight[o * taps + t], bias, out, op)) }
+}
+
+/// `forward` with the filters from `filters` (blocks of `tile_rows(out_channels)` output channels
+/// of `pack_filters` order): the quantized convolutions' entry. Needs `applies(geo)`.
+pub(crate) fn forward_with(geo: &Geometry, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    let s = Shape::of_forward(geo);
+    // SAFETY: correlate writes every output element.
+    unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| correlate_with(&s, input, filters, bias, out, op)) }
 }
 
 /// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input

@@ -16,12 +16,7 @@
 //!   summed across lanes once at the end. Loads past a row's end are masked to zero on both
 //!   factors (an Inf beyond the row must not turn a zero product into NaN).
 //!
-//!
-//! The input gradient stays on im2col + GEMM (engine.rs): a direct kernel for it (dx tiles of R
-//! rows x 2 vectors in registers, dy read through masked loads, no padded copy) measured no
-//! faster (bench conv2d-a, GFLOP per CPU-second, loaded machine: 46.6-48.7 vs 47.8-52.9): the
-//! per-load mask arithmetic for the plane's edges cost as much as the FMAs. Hoisting the masks
-//! out of the output-channel loop is the next thing to try.
+//! The input gradient is few_channels_dx.rs's.
 
 use super::direct::{pack_filters, pad_rows, tile_rows, Shape, MIN_CHANNELS};
 use super::engine::run_units;
@@ -62,7 +57,7 @@ fn lanes(n: usize) -> __mmask16 {
 
 /// Rows of an image that one work unit covers, and how many units an image has: enough units for
 /// every thread to get several (a batch of 1 is cut into row bands), bands of at most `max_rows`.
-fn bands(batch: usize, out_height: usize, max_rows: usize) -> (usize, usize) {
+pub(super) fn bands(batch: usize, out_height: usize, max_rows: usize) -> (usize, usize) {
     let wanted = (4 * parallel::num_threads()).div_ceil(batch.max(1));
     let height = out_height.div_ceil(wanted).clamp(1, max_rows.max(1));
     (height, out_height.div_ceil(height))

@@ -1,14 +1,17 @@
 //! The three convolution passes on the CPU (engine.rs, over im2col.rs's patch copies; depthwise.rs
 //! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512,
-//! few_channels.rs for those with 1 to 7 input channels (forward and weight gradient);
+//! few_channels.rs for those with 1 to 7 input channels (forward and weight gradient; the input
+//! gradient in few_channels_dx.rs);
 //! winograd.rs for the forward pass of 3x3 stride-1 convolutions on wasm32): a conv-transpose's
 //! forward is a convolution's input gradient, so ops/conv.rs runs both ops on these three.
 
 mod depthwise;
 #[cfg(target_arch = "x86_64")]
-mod direct;
+pub(crate) mod direct;
 #[cfg(target_arch = "x86_64")]
 mod few_channels;
+#[cfg(target_arch = "x86_64")]
+mod few_channels_dx;
 pub(crate) mod engine;
 mod epilogue;
 mod im2col;
@@ -65,6 +68,8 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&
         depthwise::input_grad(geo, dys, ws, init.as_deref(), op)?
     } else if direct_applies_to_input_grad(geo) {
         direct_input_grad(geo, dys, ws, init.as_deref(), op)?
+    } else if few_channels_dx_applies(geo) {
+        few_channels_input_grad(geo, dys, ws, init.as_deref(), op)?
     } else {
         engine::input_grad(geo, dys, ws, init.as_deref(), op)?
     };
@@ -96,6 +101,8 @@ use direct::{
 };
 #[cfg(target_arch = "x86_64")]
 use few_channels::{applies as few_channels_applies, forward as few_channels_forward, weight_grad as few_channels_weight_grad};
+#[cfg(target_arch = "x86_64")]
+use few_channels_dx::{applies as few_channels_dx_applies, input_grad as few_channels_input_grad};
 #[cfg(not(target_arch = "x86_64"))]
 use unsupported::*;
 #[cfg(not(target_arch = "x86_64"))]
@@ -112,6 +119,12 @@ mod unsupported {
         unreachable!("conv: the direct kernels exist only on x86-64")
     }
     pub(super) fn few_channels_weight_grad(_: &Geometry, _: &[f32], _: &[f32], _: &str) -> Result<Vec<f32>> {
+        unreachable!("conv: the direct kernels exist only on x86-64")
+    }
+    pub(super) fn few_channels_dx_applies(_: &Geometry) -> bool {
+        false
+    }
+    pub(super) fn few_channels_input_grad(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Vec<f32>> {
         unreachable!("conv: the direct kernels exist only on x86-64")
     }
     pub(super) fn direct_applies_to_input_grad(_: &Geometry) -> bool {

@@ -185,17 +185,129 @@ fn pool_plane<R: Reduce, const S: usize>(plan: &Plan, plane: &[f32], scale: &[f3
             ox = c.out;
         }
         for (o, dst) in out_row.iter_mut().enumerate().skip(ox) {
-            let mut acc = R::INIT;
-            for ky in 0..taps_y {
-                let row = &plane[row_at(ky)..];
-                for kx in 0..kw {
-                    let v = row[o * s + kx * d];
-                    nan_scalar |= v.is_nan();
-                    acc = R::scalar(acc, v);
-                }
-            }
             let sc = if scale_row.is_empty() { 1.0 } else { scale_row[o] };
-            *dst = f32x4_extract_lane::<0>(R::finish(f32x4_splat(acc), f32x4_splat(sc)));
+            let (v, has_nan) = scalar_window::<R>(plane, (0..taps_y).map(row_at), o * s, kw, d, sc);
+            *dst = v;
+            nan_scalar |= has_nan;
+        }
+    }
+    R::PROBES_NAN && (v128_any_true(nan) || nan_scalar)
+}
+
+/// One window with scalar loads (where no vector group fits): its output and whether it read a
+/// NaN. `rows` are the offsets of its input rows in the plane, `first` its first column.
+fn scalar_window<R: Reduce>(plane: &[f32], rows: impl Iterator<Item = usize>, first: usize, kw: usize, d: usize, scale: f32) -> (f32, bool) {
+    let (mut acc, mut nan) = (R::INIT, false);
+    for row in rows {
+        for kx in 0..kw {
+            let v = plane[row + first + kx * d];
+            nan |= v.is_nan();
+            acc = R::scalar(acc, v);
+        }
+    }
+    (f32x4_extract_lane::<0>(R::finish(f32x4_splat(acc), f32x4_splat(scale))), nan)
+}
+
+/// Whether `pool_stride2` serves this plan: KH x KW windows of 2 or 3 taps each way, column
+/// stride 2, no dilation across columns, and every window inside the plane (no padding).
+fn stride2_windows(plan: &Plan) -> Option<(usize, usize)> {
+    let (r, c) = (&plan.rows, &plan.cols);
+    let inside = |a: &crate::params::pool::AxisPlan| a.pad_before == 0 && a.out > 0 && (a.out - 1) * a.stride + (a.kernel - 1) * a.dilation < a.len;
+    let fits = (2..=3).contains(&r.kernel) && (2..=3).contains(&c.kernel) && c.stride == 2 && c.dilation == 1;
+    (fits && inside(r) && inside(c)).then_some((r.kernel, c.kernel))
+}
+
+/// KH x KW windows at column stride 2 inside the plane (VGG's 2x2 pool, ResNet's 3x3 stride-2
+/// stem pool): `pool_plane`'s pair path with every loop bound fixed at compile time, each row's
+/// vector groups counted once, and two groups per step sharing one NaN test. Measured
+/// (bench/wasm-ab.mjs, one sitting) against the generic path, whose closures and run-time loops
+/// over taps cost more than the loads and maxima of a 2x2 window.
+///
+/// Every loaded vector goes into the NaN probe: which operand a max keeps when the other is NaN
+/// is not fixed (the relaxed-SIMD build compiles `f32x4.pmax` to `f32x4.relaxed_max`, which on
+/// x86 keeps the second operand where `pmax` keeps the first), so none may be left out.
+#[inline(always)]
+fn pool_stride2<R: Reduce, const KH: usize, const KW: usize>(plan: &Plan, plane: &[f32], scale: &[f32], out: &mut [f32]) -> bool {
+    let (r, c) = (&plan.rows, &plan.cols);
+    let (w, ow) = (c.len, c.out);
+    // Floats a group of 4 windows reads from its first column: two vectors, three for 3 taps.
+    let reach = if KW == 3 { 12 } else { 8 };
+    let mut nan = f32x4_splat(0.0);
+    let mut nan_scalar = false;
+    for oy in 0..r.out {
+        let rows: [usize; KH] = core::array::from_fn(|ky| (oy * r.stride + ky * r.dilation) * w);
+        // Groups at ox < end read only inside the plane and write only inside the row.
+        let room = plane.len().saturating_sub(rows[KH - 1] + reach);
+        let end = if plane.len() >= rows[KH - 1] + reach { (room / 2 + 1).min(ow.saturating_sub(3)) } else { 0 };
+        let out_row = &mut out[oy * ow..(oy + 1) * ow];
+        let scale_row = if scale.is_empty() { scale } else { &scale[oy * ow..(oy + 1) * ow] };
+        // The 4 outputs from ox, and the sum of the vectors read.
+        let group = |ox: usize| -> (v128, v128) {
+            // SAFETY (every load): ox < end, so the farthest read, rows[KH - 1] + 2·ox + reach - 1,
+            // is inside the plane.
+            let load = |at: usize| unsafe { v128_load(plane.as_ptr().add(at + 2 * ox) as *const v128) };
+            let (mut a, mut b) = (load(rows[0]), load(rows[0] + 4));
+            let mut third = if KW == 3 { load(rows[0] + 8) } else { a };
+            let mut probe = if KW == 3 { f32x4_add(f32x4_add(a, b), third) } else { f32x4_add(a, b) };
+            for &row in &rows[1..] {
+                let (x, y) = (load(row), load(row + 4));
+                a = R::lanes(a, x);
+                b = R::lanes(b, y);
+                let mut sum = f32x4_add(x, y);
+                if KW == 3 {
+                    let z = load(row + 8);
+                    third = R::lanes(third, z);
+                    sum = f32x4_add(sum, z);
+                }
+                probe = f32x4_add(probe, sum);
+            }
+            // Lanes 0, 2, 4, 6 of a, b are the 4 windows' first taps, lanes 1, 3, 5, 7 their second.
+            let even = i32x4_shuffle::<0, 2, 4, 6>(a, b);
+            let mut acc = R::lanes(even, i32x4_shuffle::<1, 3, 5, 7>(a, b));
+            if KW == 3 {
+                acc = R::lanes(acc, i32x4_shuffle::<1, 2, 3, 4>(even, third));
+            }
+            // SAFETY: ox + 4 <= ow.
+            let sc = if scale_row.is_empty() { f32x4_splat(1.0) } else { unsafe { v128_load(scale_row.as_ptr().add(ox) as *const v128) } };
+            (R::finish(acc, sc), probe)
+        };
+        let mut ox = 0;
+        while ox + 4 < end {
+            let ((v0, p0), (v1, p1)) = (group(ox), group(ox + 4));
+            // SAFETY: ox + 8 <= ow (ox + 4 < end <= ow - 3).
+            unsafe {
+                v128_store(out_row.as_mut_ptr().add(ox) as *mut v128, v0);
+                v128_store(out_row.as_mut_ptr().add(ox + 4) as *mut v128, v1);
+            }
+            if R::PROBES_NAN {
+                let probe = f32x4_add(p0, p1);
+                nan = v128_or(nan, f32x4_ne(probe, probe));
+            }
+            ox += 8;
+        }
+        if ox < end {
+            let (v, probe) = group(ox);
+            // SAFETY: ox + 4 <= ow (ox < end <= ow - 3).
+            unsafe { v128_store(out_row.as_mut_ptr().add(ox) as *mut v128, v) };
+            if R::PROBES_NAN {
+                nan = v128_or(nan, f32x4_ne(probe, probe));
+            }
+            ox += 4;
+        }
+        // A partial last group: the 4 windows ending at the row's end (recomputing a few).
+        if ox < ow && ow >= 4 && ow - 4 < end {
+            let (v, probe) = group(ow - 4);
+            unsafe { v128_store(out_row.as_mut_ptr().add(ow - 4) as *mut v128, v) };
+            if R::PROBES_NAN {
+                nan = v128_or(nan, f32x4_ne(probe, probe));
+            }
+            ox = ow;
+        }
+        for (o, dst) in out_row.iter_mut().enumerate().skip(ox) {
+            let sc = if scale_row.is_empty() { 1.0 } else { scale_row[o] };
+            let (v, has_nan) = scalar_window::<R>(plane, rows.iter().copied(), 2 * o, KW, 1, sc);
+            *dst = v;
+            nan_scalar |= has_nan;
         }
     }
     R::PROBES_NAN && (v128_any_true(nan) || nan_scalar)
@@ -203,6 +315,13 @@ fn pool_plane<R: Reduce, const S: usize>(plan: &Plan, plane: &[f32], scale: &[f3
 
 /// Runs `pool_plane::<R, S>` with S the column stride as a constant when it is 1 or 2, else 0.
 fn by_stride<R: Reduce>(plan: &Plan, plane: &[f32], scale: &[f32], out: &mut [f32]) -> bool {
+    match stride2_windows(plan) {
+        Some((2, 2)) => return pool_stride2::<R, 2, 2>(plan, plane, scale, out),
+        Some((2, 3)) => return pool_stride2::<R, 2, 3>(plan, plane, scale, out),
+        Some((3, 2)) => return pool_stride2::<R, 3, 2>(plan, plane, scale, out),
+        Some(_) => return pool_stride2::<R, 3, 3>(plan, plane, scale, out),
+        None => {}
+    }
     match plan.cols.stride {
         1 => pool_plane::<R, 1>(plan, plane, scale, out),
         2 => pool_plane::<R, 2>(plan, plane, scale, out),

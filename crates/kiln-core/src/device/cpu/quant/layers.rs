@@ -1,9 +1,10 @@
 //! The quantized layers on the CPU (`Cpu`'s `quantized_linear` and `quantized_conv2d`): tensors
 //! in, host slices to the kernels, a tensor out. Weight-only products expand rows into float
-//! tiles (rows.rs) for the Linear kernel (linear.rs) or conv2d's im2col + GEMM engine; W8A8
-//! products go to w8a8.rs.
+//! tiles (rows.rs) for the Linear kernel (linear.rs) or conv2d's im2col + GEMM engine, or, for
+//! the convolutions direct.rs serves, into its forward tiles a block of channels at a time
+//! (tile_filters.rs); W8A8 products go to w8a8.rs.
 //!
-//! The conv's filters are expanded a tile of at most TILE_ROWS output channels at a time into
+//! On im2col + GEMM, the conv's filters are expanded a tile of at most TILE_ROWS output channels at a time into
 //! the worker's scratch, next to its im2col band: the f32 weight is never whole. The tile is
 //! expanded again for every (image, band) unit: that is O(out_channels · patch) per unit against
 //! the GEMM's O(out_channels · patch · band columns), under 2% for bands of 64+ output
@@ -58,11 +59,22 @@ pub(crate) fn conv2d(geo: &Geometry, x: &Tensor, w: &QuantWeights, bias: Option<
     let out = if int8_activations {
         let filters = super::w8a8::conv_filters(geo, &q)?;
         super::w8a8::conv(geo, xs, &filters, ss, bias.as_deref(), op)?
+    } else if let Some(out) = direct_forward(geo, xs, w, &q, ss, bias.as_deref(), op)? {
+        out
     } else {
         let filters = Tiles { rows: RowSource { format: w.format, q: qs, scales: ss, in_features: w.in_features, int4_runs: None } };
         engine::forward(geo, xs, &filters, bias.as_deref(), op)?
     };
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
+}
+
+#[cfg(target_arch = "x86_64")]
+use super::tile_filters::forward as direct_forward;
+
+/// direct.rs (and so tile_filters.rs) exists only on x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+fn direct_forward(_: &Geometry, _: &[f32], _: &QuantWeights, _: &Tensor, _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Option<Vec<f32>>> {
+    Ok(None)
 }
 
 /// Quantized filters for the conv engine, expanded a tile of output channels at a time.
