@@ -3,8 +3,9 @@
  * the biased variance, then applies a learned elementwise scale and shift, as PyTorch.
  */
 
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 import { full } from '../ops/creation.js';
+import { describe } from '../ops/util.js';
 import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
@@ -44,6 +45,8 @@ export class LayerNorm extends Module {
 
   /** [..., ...normalizedShape] -> same shape */
   forward(x: Tensor): Tensor {
+    // Checked first: the shape test below reads x.shape (a bare TypeError for a non-tensor).
+    if (!(x instanceof Tensor)) throw new Error(`LayerNorm([${this.normalizedShape.join(', ')}]): argument 'x' must be a Tensor, got ${describe(x)}`);
     const k = this.normalizedShape.length;
     const trailing = x.shape.slice(x.rank - k);
     if (x.rank < k || trailing.join() !== this.normalizedShape.join()) {

@@ -64,7 +64,7 @@ export function axisList(axis: number | number[] | undefined, op = 'axis'): numb
 }
 
 export function describe(x: unknown): string {
-  if (x === null) return 'null';
+  if (x === null || x === undefined) return String(x);
   if (Array.isArray(x)) return `an array (wrap it with kiln.tensor)`;
   return typeof x === 'object' ? (x.constructor?.name ?? 'object') : `${typeof x} ${String(x)}`;
 }
