@@ -52,6 +52,10 @@ pub(super) const MIN_CHANNELS: usize = 8;
 /// positions (ResNet-50's 14x14 and 7x7 layers at batch 1: one unit) is also cut by blocks of
 /// output channels, so every thread works and a descheduled one delays the pass by a small unit.
 const UNITS_PER_THREAD: usize = 4;
+/// Output positions (batch x padded positions) from which a forward packs its filters: packing
+/// costs some 60 multiply-adds' time per filter float (a scalar scatter against 32 FMA lanes per
+/// cycle), so from here it is a few percent of the convolution (BlockFilters).
+const PACK_MIN_POSITIONS: usize = 1024;
 /// Positions of one weight-gradient block: its dy rows stay in L1 while every tap block reads them.
 const DW_POSITIONS: usize = 128;
 
@@ -223,10 +227,14 @@ enum Filters<'a, F: Fn(usize, usize) -> f32> {
 }
 
 /// Filters as forward_tile reads them: per block of MR output channels, a pointer and the
-/// strides between its rows and between its taps. A forward reads the weight in place: packing
-/// it on every call was a single-threaded pass over all of it (ResNet-50's 512-channel 3x3
-/// layers at batch 1: 2.4 M floats, longer than their convolution); only a last, partial block
-/// is packed (padded with zero rows).
+/// strides between its rows and between its taps. Packing them (MR channels of a tap side by
+/// side: the tile's broadcasts at fixed offsets) is a single-threaded pass over the whole weight
+/// on every call, which cost more than the convolution itself where each filter float serves
+/// few outputs (ResNet-50's 512-channel 3x3 layers at batch 1: 2.4 M floats for 64 padded
+/// positions). Below PACK_MIN_POSITIONS positions per filter float, a forward reads the weight
+/// in place (a row stride per channel) and packs only a last, partial block (zero rows); above
+/// it, the packed tile ran faster (SqueezeNet batch 8's 3x3 expands: 10-30% more GFLOP per
+/// CPU-second packed, loaded machine).
 struct BlockFilters<'a> {
     data: std::borrow::Cow<'a, [f32]>,
     packed: bool,
@@ -241,6 +249,10 @@ impl<'a> BlockFilters<'a> {
         let (taps, full_blocks) = (s.taps(), s.out_channels / mr);
         match filters {
             Filters::Function(weight) => BlockFilters { data: pack_filters(s, mr, weight).into(), packed: true, tail: Vec::new(), taps, mr, full_blocks },
+            Filters::Rows(rows) if s.batch * s.positions() >= PACK_MIN_POSITIONS => {
+                let weight = |o: usize, t: usize| rows[o * taps + t];
+                BlockFilters { data: pack_filters(s, mr, weight).into(), packed: true, tail: Vec::new(), taps, mr, full_blocks }
+            }
             Filters::Rows(rows) => {
                 let mut tail = vec![0.0; if s.out_channels % mr == 0 { 0 } else { taps * mr }];
                 for o in full_blocks * mr..s.out_channels {
@@ -332,7 +344,16 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize, F: Fn(usize, usize) 
                 // SAFETY: AVX-512 is present (`applies`); every load stays inside `band`: the
                 // farthest is the last channel's last tap + the unit's end, within band_rows;
                 // the block's MR rows of taps are readable (BlockFilters::block).
-                unsafe { forward_tile::<MR, NV>(band.as_ptr().add(t * tile_len - row0 * wp), &offsets, w, &mut tile) };
+                unsafe {
+                    let x = band.as_ptr().add(t * tile_len - row0 * wp);
+                    // The packed layout's strides as constants: the broadcasts' addresses are
+                    // then immediate offsets (runtime strides measured slower).
+                    if (w.1, w.2) == (1, MR) {
+                        forward_tile::<MR, NV, true>(x, &offsets, w, &mut tile)
+                    } else {
+                        forward_tile::<MR, NV, false>(x, &offsets, w, &mut tile)
+                    }
+                };
                 let at = Stored { out: dst.ptr(), offset: (n * s.out_channels + block * MR) * out_plane, rows, p0: t * tile_len };
                 // SAFETY: this unit alone writes image n's positions of tiles in its chunk, for
                 // the output channels of its blocks.
@@ -414,13 +435,14 @@ unsafe fn copy_run(src: &[f32], dst: *mut f32, add: Addends, relu: bool) {
 }
 
 /// tile[r·16·NV + 0..16·NV] = Σ_taps filter(r, tap) · x[offset(tap) + 0..16·NV], for MR rows r,
-/// filter(r, tap) at `filters.0 + r·filters.1 + tap·filters.2` (BlockFilters::block).
+/// filter(r, tap) at `filters.0 + r·filters.1 + tap·filters.2` (BlockFilters::block); PACKED
+/// says the strides are (1, MR).
 ///
 /// SAFETY: needs AVX-512F; x + offset + 16·NV must stay inside x's buffer for every offset,
 /// filters must hold MR rows of offsets.len() taps at those strides, and MR·NV <= ACC.
 #[target_feature(enable = "avx512f")]
-unsafe fn forward_tile<const MR: usize, const NV: usize>(x: *const f32, offsets: &[usize], filters: (*const f32, usize, usize), tile: &mut [f32; TILE_FLOATS]) {
-    let (w, row_stride, tap_stride) = filters;
+unsafe fn forward_tile<const MR: usize, const NV: usize, const PACKED: bool>(x: *const f32, offsets: &[usize], filters: (*const f32, usize, usize), tile: &mut [f32; TILE_FLOATS]) {
+    let (w, row_stride, tap_stride) = if PACKED { (filters.0, 1, MR) } else { filters };
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     for (t, &off) in offsets.iter().enumerate() {
         let src = x.add(off);
