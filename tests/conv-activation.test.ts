@@ -1,8 +1,9 @@
 /**
- * conv2d's fused activation (`activation: 'relu' | 'leakyRelu' | 'elu' | 'sigmoid' | 'tanh'`):
- * the same values as conv2d followed by the activation op, gradients against finite differences
+ * conv2d's fused epilogue: the activation (`activation: 'relu' | 'leakyRelu' | 'elu' | 'sigmoid' |
+ * 'tanh'`) and the residual (`residual`: added before the activation): the same values as
+ * conv2d followed by the add and the activation ops, gradients against finite differences
  * (smooth activations) and against the composed ops (relu, leakyRelu: finite differences would
- * straddle their kink), depthwise and strided geometries, and bad input.
+ * straddle their kink), depthwise, strided and direct-kernel geometries, and bad input.
  */
 import { expect, it } from 'vitest';
 import * as kiln from '../ts/index.js';
@@ -84,6 +85,69 @@ forEachBackend(() => {
       const [fused, composed] = [await grads(true), await grads(false)];
       fused.forEach((g, i) => assertClose(g, composed[i], TOL, `${activation} gradient of input ${i}`));
     }
+  });
+
+  it('a residual is added before the activation: dense, direct-kernel (8+ channels, batch 1), pointwise and depthwise', async () => {
+    const geometries: Array<[number[], number[], kiln.Conv2dOptions]> = [
+      [[2, 3, 9, 8], [5, 3, 3, 3], { padding: 1 }],
+      [[1, 16, 7, 7], [37, 16, 3, 3], { padding: 1 }],
+      [[2, 12, 6, 5], [20, 12, 3, 3], { padding: [1, 0, 2, 1] }],
+      [[2, 6, 5, 5], [7, 6, 1, 1], {}],
+      [[1, 4, 11, 11], [6, 4, 3, 3], { stride: 2, padding: 'same' }],
+      [[2, 4, 7, 7], [4, 1, 3, 3], { groups: 4, padding: 1 }],
+    ];
+    let seed = 30;
+    for (const [xs, ws, options] of geometries) {
+      const x = T(randND(xs, seed++));
+      const w = T(randND(ws, seed++));
+      const bias = T(randND([ws[0]], seed++));
+      const shape = kiln.tidy(() => kiln.conv2d(x, w, options).shape);
+      const residual = T(randND(shape, seed++));
+      for (const [activation, alpha] of [...CASES, [null, 0] as const]) {
+        const label = `x [${xs}] w [${ws}] ${JSON.stringify(options)} ${activation} + residual`;
+        const want = kiln.tidy(() => {
+          const sum = kiln.conv2d(x, w, { ...options, bias }).add(residual);
+          return activation === null ? sum : separate(sum, activation, alpha);
+        });
+        const got = kiln.conv2d(x, w, { ...options, bias, residual, activation, alpha });
+        expect(got.shape, label).toEqual(want.shape);
+        assertClose(await read(got), await read(want), TOL, label);
+        kiln.dispose([got, want]);
+      }
+      kiln.dispose([x, w, bias, residual]);
+    }
+  });
+
+  it('with a residual, gradients (the residual\'s included) match finite differences, and those of the composed ops for relu', async () => {
+    for (const [activation, alpha] of [['tanh', 0], [null, 0]] as const) {
+      await gradCheck(`conv2d + residual, ${activation}`, [uniform([2, 4, 6, 5], 41), uniform([4, 2, 3, 2], 42), uniform([4], 43), uniform([2, 4, 4, 4], 44)], ([x, w, b, r]) =>
+        kiln.conv2d(x, w, { stride: 2, padding: [1, 2, 2, 1], groups: 2, bias: b, residual: r, activation, alpha }),
+      );
+    }
+    const grads = async (fused: boolean): Promise<number[][]> => {
+      const [x, w, b, r] = [T(randND([1, 9, 6, 6], 45)), T(randND([10, 9, 3, 3], 46)), T(randND([10], 47)), T(randND([1, 10, 6, 6], 48))].map((t) => t.setRequiresGrad());
+      const weights = T(randND([1, 10, 6, 6], 49));
+      kiln.tidy(() => {
+        const y = fused ? kiln.conv2d(x, w, { padding: 1, bias: b, residual: r, activation: 'relu' }) : kiln.relu(kiln.conv2d(x, w, { padding: 1, bias: b }).add(r));
+        y.mul(weights).sum().backward();
+      });
+      const out = await Promise.all([x, w, b, r].map((t) => read(t.grad!)));
+      kiln.dispose([x, w, b, r, weights]);
+      return out;
+    };
+    const [fused, composed] = [await grads(true), await grads(false)];
+    fused.forEach((g, i) => assertClose(g, composed[i], TOL, `relu + residual gradient of input ${i}`));
+  });
+
+  it('bad input: a residual of another shape or dtype is an error naming conv2d and both shapes', () => {
+    const x = T(randND([2, 3, 5, 5], 50));
+    const w = T(randND([4, 3, 3, 3], 51));
+    const wide = T(randND([2, 4, 5, 5], 52));
+    const ints = kiln.zeros([2, 4, 3, 3], 'int32');
+    expectThrows(() => kiln.conv2d(x, w, { residual: wide }), 'conv2d', "residual must be float32 [2, 4, 3, 3] (the output's shape)", 'got float32 [2, 4, 5, 5]');
+    expectThrows(() => kiln.conv2d(x, w, { residual: ints, activation: 'relu' }), 'conv2d', "residual must be float32 [2, 4, 3, 3]", 'got int32 [2, 4, 3, 3]');
+    expectThrows(() => kiln.conv2d(x, w, { residual: 3 as unknown as Tensor }), 'conv2d', "argument 'residual' must be a Tensor");
+    kiln.dispose([x, w, wide, ints]);
   });
 
   it('bad input: an activation it cannot fuse or a negative slope is an error naming conv2d', () => {

@@ -135,7 +135,7 @@ forEachBackend(
       const notLive = `tensor handle ${disposed} is not live (was the tensor disposed?)`;
       expect(thrown(() => raw.unary(0, disposed, 0))).toBe(`unary: ${notLive}`);
       expect(thrown(() => raw.matmul(live, disposed, false, false))).toBe(`matmul: ${notLive}`);
-      expect(thrown(() => raw.conv2d(disposed, live, -1, { stride: [1, 1], padding: [0, 0, 0, 0], dilation: [1, 1], groups: 1 }, 0, undefined))).toBe(`conv2d: ${notLive}`);
+      expect(thrown(() => raw.conv2d(disposed, live, -1, -1, { stride: [1, 1], padding: [0, 0, 0, 0], dilation: [1, 1], groups: 1 }, 0, undefined))).toBe(`conv2d: ${notLive}`);
       expect(thrown(() => raw.reshape(disposed, [4]))).toBe(`reshape: ${notLive}`);
       expect(thrown(() => raw.concat([live, disposed], 0))).toBe(`concat: ${notLive}`);
       expect(thrown(() => raw.reshape(2 ** 32 + live, [4]))).toMatch(/^reshape: argument 'x' must be a tensor handle/);

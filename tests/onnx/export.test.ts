@@ -44,6 +44,17 @@ class LstmHead extends nn.Module<[Tensor], Tensor> {
   }
 }
 
+/** conv2d's fused epilogues: a residual with relu, leakyRelu alone (exported as Conv, Add, activation). */
+class FusedConvs extends nn.Module<[Tensor], Tensor> {
+  readonly w1 = this.registerParameter(kiln.randn([4, 4, 3, 3], { seed: 30 }).mul(0.3));
+  readonly w2 = this.registerParameter(kiln.randn([6, 4, 1, 1], { seed: 31 }));
+  readonly b2 = this.registerParameter(kiln.randn([6], { seed: 32 }));
+  forward(x: Tensor): Tensor {
+    const h = kiln.conv2d(x, this.w1, { padding: 1, residual: x, activation: 'relu' });
+    return kiln.conv2d(h, this.w2, { bias: this.b2, activation: 'leakyRelu', alpha: 0.2 });
+  }
+}
+
 class BiGru extends nn.Module<[Tensor], Tensor> {
   readonly gru = new nn.GRU(5, 7, { bidirectional: true });
   forward(x: Tensor): Tensor {
@@ -74,6 +85,12 @@ forEachBackend(() => {
       model.train();
       for (let i = 0; i < 3; i++) kiln.tidy(() => kiln.noGrad(() => model.forward(kiln.randn([4, 3, 12, 12], { seed: 10 + i, mean: 1, std: 2 }))));
       roundTrip('cnn', model, [kiln.randn([2, 3, 12, 12], { seed: 2 })]);
+      model.dispose();
+    });
+
+    it('exports conv2d with a fused residual and activation as Conv, Add and the activation', () => {
+      const model = new FusedConvs();
+      roundTrip('fused-convs', model, [kiln.randn([2, 4, 7, 7], { seed: 33 })]);
       model.dispose();
     });
 

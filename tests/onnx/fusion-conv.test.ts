@@ -1,9 +1,9 @@
 /**
- * Load-time Conv + BatchNormalization + activation fusion (ts/onnx/fusion/conv.ts): an imported
- * CNN block runs as one conv2d per pattern with the normalization folded into its filters (once)
- * and the activation fused into the kernel, with onnxruntime's outputs; when gradients could
- * reach the folded parameters the original nodes run, and after fine-tuning the next inference
- * folds the new weights.
+ * Load-time Conv + BatchNormalization + residual Add + activation fusion
+ * (ts/onnx/fusion/conv.ts): an imported CNN block runs as one conv2d per pattern with the
+ * normalization folded into its filters (once), the residual added and the activation fused into
+ * the kernel, with onnxruntime's outputs; when gradients could reach the folded parameters the
+ * original nodes run, and after fine-tuning the next inference folds the new weights.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,8 +57,94 @@ function cnnBlock(): string {
   return path;
 }
 
+/**
+ * x [n, 8, 6, 6] -> a ResNet bottleneck-style block with a downsampling branch: Conv 3x3 ->
+ * BatchNormalization -> Relu -> Conv 1x1 -> BatchNormalization -> Sum(., Conv 1x1 (bias) ->
+ * BatchNormalization of x) -> Relu; then Conv 3x3 (bias) -> Add(the block's output) -> y1, and
+ * Conv 1x1 -> Add(a [1, 12, 1, 1] constant: broadcast, not a residual) -> Relu -> y2.
+ */
+function residualBlock(): string {
+  const path = join(dir, 'residual.onnx');
+  const positive = (shape: number[], seed: number) => kiln.randu(shape, { seed, low: 0.5, high: 1.5 });
+  const bn = (name: string, input: string, output: string) => ({ opType: 'BatchNormalization', input: [input, `g${name}`, `beta${name}`, `mean${name}`, `var${name}`], output: [output], name: `bn${name}` });
+  const bnParams = (name: string, channels: number, seed: number) => ({
+    [`g${name}`]: positive([channels], seed),
+    [`beta${name}`]: kiln.randn([channels], { seed: seed + 1 }),
+    [`mean${name}`]: kiln.randn([channels], { seed: seed + 2 }).mul(0.1),
+    [`var${name}`]: positive([channels], seed + 3),
+  });
+  writeFileSync(path, modelBytes({
+    nodes: [
+      { opType: 'Conv', input: ['x', 'wA'], output: ['cA'], name: 'convA', attribute: [ints('pads', [1, 1, 1, 1])] },
+      bn('A', 'cA', 'nA'),
+      { opType: 'Relu', input: ['nA'], output: ['rA'], name: 'reluA' },
+      { opType: 'Conv', input: ['rA', 'wB'], output: ['cB'], name: 'convB' },
+      bn('B', 'cB', 'nB'),
+      { opType: 'Conv', input: ['x', 'wD', 'bD'], output: ['cD'], name: 'convD' },
+      bn('D', 'cD', 'nD'),
+      { opType: 'Sum', input: ['nB', 'nD'], output: ['s'], name: 'sum' },
+      { opType: 'Relu', input: ['s'], output: ['block'], name: 'reluS' },
+      { opType: 'Conv', input: ['block', 'wC', 'bC'], output: ['cC'], name: 'convC', attribute: [ints('pads', [1, 1, 1, 1])] },
+      { opType: 'Add', input: ['block', 'cC'], output: ['y1'], name: 'addC' },
+      { opType: 'Conv', input: ['y1', 'wE'], output: ['cE'], name: 'convE' },
+      { opType: 'Add', input: ['cE', 'shift'], output: ['aE'], name: 'addE' },
+      { opType: 'Relu', input: ['aE'], output: ['y2'], name: 'reluE' },
+    ],
+    inputs: [['x', ['n', 8, 6, 6]]],
+    outputs: ['y1', 'y2'],
+    initializers: {
+      wA: kiln.randn([8, 8, 3, 3], { seed: 20 }).mul(0.2),
+      wB: kiln.randn([12, 8, 1, 1], { seed: 21 }).mul(0.3),
+      wD: kiln.randn([12, 8, 1, 1], { seed: 22 }).mul(0.3),
+      bD: kiln.randn([12], { seed: 23 }),
+      wC: kiln.randn([12, 12, 3, 3], { seed: 24 }).mul(0.1),
+      bC: kiln.randn([12], { seed: 25 }),
+      wE: kiln.randn([12, 12, 1, 1], { seed: 26 }).mul(0.3),
+      shift: kiln.randn([1, 12, 1, 1], { seed: 27 }),
+      ...bnParams('A', 8, 30),
+      ...bnParams('B', 12, 40),
+      ...bnParams('D', 12, 50),
+    },
+  }));
+  return path;
+}
+
 forEachBackend(() => {
   describe('onnx.load Conv fusion', () => {
+    it('runs a residual block\'s Conv+BatchNormalization+Sum+Relu and a Conv+Add as one conv2d each, as onnxruntime does', () => {
+      const path = residualBlock();
+      const imported = kiln.onnx.load(path);
+      const byFirstNode = (a: { nodes: string[] }, b: { nodes: string[] }) => a.nodes[0].localeCompare(b.nodes[0]);
+      expect([...imported.fusions].sort(byFirstNode)).toEqual([
+        { pattern: 'Conv+BatchNormalization+Relu', nodes: ['convA', 'bnA', 'reluA'] },
+        // The Sum's first reader in graph order takes it; the downsampling branch keeps its fold.
+        { pattern: 'Conv+BatchNormalization+Sum+Relu', nodes: ['convB', 'bnB', 'sum', 'reluS'] },
+        { pattern: 'Conv+Add', nodes: ['convC', 'addC'] },
+        { pattern: 'Conv+BatchNormalization', nodes: ['convD', 'bnD'] },
+        // Matched at load; its addend broadcasts, so at run time the original nodes run.
+        { pattern: 'Conv+Add+Relu', nodes: ['convE', 'addE', 'reluE'] },
+      ]);
+      for (const n of [1, 3]) {
+        const x = kiln.randn([n, 8, 6, 6], { seed: 60 + n });
+        const want = onnxruntime(path, { x });
+        const impl = backend().impl;
+        const [conv, binary] = [vi.spyOn(impl, 'conv2d'), vi.spyOn(impl, 'binary')];
+        const { y1, y2 } = kiln.noGrad(() => imported.run({ x }));
+        // Five convolutions; the fused ones got a residual handle (argument 3), and only the
+        // broadcast Add ran as its own op (the first run also folds: mul and add there).
+        const residuals = conv.mock.calls.map((c) => (c[3] as number) >= 0);
+        expect(residuals.filter(Boolean).length, `batch ${n}`).toBe(2);
+        expect(residuals.length, `batch ${n}`).toBe(5);
+        if (n === 3) expect(binary, `batch ${n}`).toHaveBeenCalledTimes(1);
+        vi.restoreAllMocks();
+        expectClose(y1, want.y1, 1e-4);
+        expectClose(y2, want.y2, 1e-4);
+        kiln.dispose([x, y1, y2]);
+      }
+      imported.dispose();
+    });
+
+
     it('runs Conv+BatchNormalization+Relu, Conv+LeakyRelu and Conv+BatchNormalization as one conv2d each, as onnxruntime does', () => {
       const path = cnnBlock();
       const imported = kiln.onnx.load(path);
@@ -74,7 +160,7 @@ forEachBackend(() => {
         const [conv, norm, unary, binary] = [vi.spyOn(impl, 'conv2d'), vi.spyOn(impl, 'batchNorm'), vi.spyOn(impl, 'unary'), vi.spyOn(impl, 'binary')];
         const got = kiln.noGrad(() => kiln.tidy(() => imported.forward(x)));
         // Three convolutions, the activations passed to them, no normalization or activation op.
-        expect(conv.mock.calls.map((c) => c.slice(4)), run).toEqual([[0, 'relu'], [0.2, 'leakyRelu'], [0, undefined]].map(([a, name]) => [expect.closeTo(a as number, 6), name]));
+        expect(conv.mock.calls.map((c) => c.slice(5)), run).toEqual([[0, 'relu'], [0.2, 'leakyRelu'], [0, undefined]].map(([a, name]) => [expect.closeTo(a as number, 6), name]));
         expect(norm, run).not.toHaveBeenCalled();
         expect(unary.mock.calls.filter(([code]) => code === backend().codes.unary.relu || code === backend().codes.unary.leakyRelu), run).toEqual([]);
         // The fold (mul, add, ...) runs on the first inference only.

@@ -205,8 +205,8 @@ export interface Backend {
   /** x·Wᵀ + b on packed int4 weights; bias: a handle or -1. Inference-only. */
   linearQ4(x: Handle, packed: Handle, scales: Handle, bias: number, block: number): Handle;
   // ---- convolution (CNN family); bias: a handle or -1; padding per side ----
-  /** activation ('relu', 'leakyRelu', 'elu', 'sigmoid', 'tanh'; alpha: leakyRelu's slope, elu's scale) is applied as the output is written. */
-  conv2d(x: Handle, w: Handle, bias: number, geometry: ConvGeometry, alpha: number, activation: string | undefined): Handle;
+  /** residual (a handle of the output's shape, or -1) is added, then activation ('relu', 'leakyRelu', 'elu', 'sigmoid', 'tanh'; alpha: leakyRelu's slope, elu's scale) applied, as the output is written. */
+  conv2d(x: Handle, w: Handle, bias: number, residual: number, geometry: ConvGeometry, alpha: number, activation: string | undefined): Handle;
   convTranspose2d(x: Handle, w: Handle, bias: number, geometry: ConvGeometry, outputPadding: [number, number]): Handle;
   // ---- CNN pooling and batch normalization (crates/kiln-core/src/ops/pool.rs, batch_norm.rs) ----
   /** x [N, C, H, W] -> [N, C, outH, outW]; padding is (top, bottom, left, right). */

@@ -32,8 +32,14 @@ export interface Conv2dOptions {
 /** Activations conv2d can apply as it writes its output (those whose derivative follows from the output). */
 export type ConvActivation = 'relu' | 'leakyRelu' | 'elu' | 'sigmoid' | 'tanh';
 
-/** Options of `conv2d`: those every convolution takes, and a fused activation. */
+/** Options of `conv2d`: those every convolution takes, a fused residual and a fused activation. */
 export interface Conv2dActivationOptions extends Conv2dOptions {
+  /**
+   * [batch, outChannels, outHeight, outWidth], float32: added to the output as the kernel writes
+   * it, before the activation (a ResNet block's `relu(conv(x) + identity)` in one pass; its
+   * gradient is the gradient before the activation, as for the separate add).
+   */
+  residual?: Tensor | null;
   /**
    * Applied to the output as the kernel writes it, in the same pass (one read and write of the
    * output fewer than a separate activation op; the gradient is the same).
@@ -140,15 +146,17 @@ function convArgs(op: string, x: Tensor, w: Tensor, options: Conv2dOptions) {
  * x: [batch, inChannels, height, width], w: [outChannels, inChannels / groups, kh, kw],
  * bias: [outChannels] -> [batch, outChannels, outHeight, outWidth] with
  * outHeight = (height + padTop + padBottom - dilation·(kh - 1) - 1) / stride + 1 (rounded down).
- * `activation` ('relu', ...) is applied in the same pass as the kernel writes the output.
+ * `residual` (the output's shape) is added and `activation` ('relu', ...) applied in the same pass
+ * as the kernel writes the output: `activation(conv2d(x, w) + residual)`.
  */
 export function conv2d(x: Tensor, w: Tensor, options: Conv2dActivationOptions = {}): Tensor {
   const op = 'conv2d';
   const { be, xh, wh, bias, stride, dilation, groups } = convArgs(op, x, w, options);
   const padding = conv2dPadding(op, options.padding, x.shape, w.shape, stride, dilation);
+  const residual = options.residual == null ? -1 : handleOf(options.residual, op, be, 'residual');
   const activation = options.activation ?? undefined;
   const alpha = options.alpha ?? (activation === 'elu' ? 1 : 0.01);
-  return wrap(be.impl.conv2d(xh, wh, bias, { stride, padding, dilation, groups }, alpha, activation), be);
+  return wrap(be.impl.conv2d(xh, wh, bias, residual, { stride, padding, dilation, groups }, alpha, activation), be);
 }
 
 /**

@@ -264,9 +264,13 @@ fn conv_params(g: kinds::ConvGeometry) -> ops::ConvParams {
 
 /// `activation` ('relu', ...; alpha: leakyRelu's slope, elu's scale) is applied as the
 /// convolution writes its output (kiln-core params::conv::Activation).
-pub fn conv2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeometry, alpha: f64, activation: Option<String>) -> Result<H> {
+/// conv2d with its fused epilogue: `residual` (a handle or none) added, then `activation`.
+pub fn conv2d(x: H, w: H, bias: Option<H>, residual: Option<H>, geometry: kinds::ConvGeometry, alpha: f64, activation: Option<String>) -> Result<H> {
     let activation = activation.map(|name| ops::Activation::new("conv2d", &name, alpha as f32)).transpose()?;
-    let out = registry::with(|r| ops::conv2d_activated(r.get(x)?, r.get(w)?, optional(r, bias)?, &conv_params(geometry), activation))?;
+    let out = registry::with(|r| {
+        let epilogue = ops::Epilogue { residual: optional(r, residual)?, activation };
+        ops::conv2d_fused(r.get(x)?, r.get(w)?, optional(r, bias)?, &conv_params(geometry), epilogue)
+    })?;
     Ok(register(out))
 }
 

@@ -171,6 +171,10 @@ fn cases() -> Vec<(&'static str, [usize; 4], [usize; 4], ConvParams)> {
         // into 3 bands of 2 (4 bands of 2 would leave the last one empty, past the image).
         ("one output channel, 5 rows in uneven bands", [1, 64, 5, 300], [1, 64, 3, 3], params(1, [1; 4], 1, 1)),
         ("empty batch", [0, 3, 5, 5], [2, 3, 3, 3], params(1, [1; 4], 1, 1)),
+        // One unit of positions per image: the direct kernels split the output channels (70: not
+        // a whole number of tiles of 8 or 6 channels) into blocks for the threads.
+        ("batch 1, 7x7, output channels split", [1, 32, 7, 7], [70, 32, 3, 3], params(1, [1; 4], 1, 1)),
+        ("batch 2, 14x14, output channels split", [2, 16, 14, 14], [40, 16, 3, 3], params(1, [1; 4], 1, 1)),
     ]
 }
 
@@ -183,23 +187,32 @@ fn conv2d_matches_the_definition() {
     }
 }
 
-/// The fused activation (device/cpu/conv/epilogue.rs, applied band by band in every case's
-/// scheduling path, many-band images and the depthwise kernel included) is the activation of the
-/// definition's output.
+/// The fused epilogue (device/cpu/conv/epilogue.rs, applied band by band or tile by tile in every
+/// case's scheduling path, many-band images, the direct and the depthwise kernels included) is
+/// the activation of the definition's output, plus the residual when there is one.
 #[test]
-fn conv2d_activated_is_the_activation_of_the_definition() {
+fn conv2d_fused_is_the_activation_of_the_definition_plus_the_residual() {
     let relu = ops::Activation::new("conv2d", "relu", 0.0).unwrap();
     let leaky = ops::Activation::new("conv2d", "leakyRelu", 0.3).unwrap();
     for (i, (name, xs, ws, p)) in cases().into_iter().enumerate() {
         let (x, w, b) = (rand(&xs, 10 + i as u64), rand(&ws, 40 + i as u64), rand(&[ws[0]], 70 + i as u64));
         let (want, shape) = naive_conv2d(&x, &w, Some(&b), &p);
-        for (a, f) in [(relu, (|v: f32| v.max(0.0)) as fn(f32) -> f32), (leaky, |v: f32| if v > 0.0 { v } else { 0.3 * v })] {
-            let got = ops::conv2d_activated(&x, &w, Some(&b), &p, Some(a)).unwrap();
-            assert_close(&format!("{name} {}", a.op.name()), &got, &(want.iter().map(|&v| f(v)).collect(), shape.clone()));
+        let residual = rand(&shape, 100 + i as u64);
+        let with_residual: Vec<f32> = want.iter().zip(values(&residual)).map(|(a, r)| a + r).collect();
+        let acts = [(Some(relu), (|v: f32| v.max(0.0)) as fn(f32) -> f32), (Some(leaky), |v: f32| if v > 0.0 { v } else { 0.3 * v }), (None, |v: f32| v)];
+        for (activation, f) in acts {
+            let label = format!("{name} {}", activation.map_or("none", |a| a.op.name()));
+            let got = ops::conv2d_fused(&x, &w, Some(&b), &p, ops::Epilogue { residual: None, activation }).unwrap();
+            assert_close(&label, &got, &(want.iter().map(|&v| f(v)).collect(), shape.clone()));
+            let got = ops::conv2d_fused(&x, &w, Some(&b), &p, ops::Epilogue { residual: Some(&residual), activation }).unwrap();
+            assert_close(&format!("{label} + residual"), &got, &(with_residual.iter().map(|&v| f(v)).collect(), shape.clone()));
         }
     }
     let e = ops::Activation::new("conv2d", "gelu", 0.0).unwrap_err().to_string();
     assert!(e.starts_with("conv2d: activation must be one of relu, leakyRelu, elu, sigmoid, tanh"), "{e}");
+    let (x, w) = (rand(&[2, 3, 5, 5], 1), rand(&[4, 3, 3, 3], 2));
+    let e = ops::conv2d_fused(&x, &w, None, &params(1, [0; 4], 1, 1), ops::Epilogue { residual: Some(&rand(&[2, 4, 5, 5], 3)), activation: None }).unwrap_err().to_string();
+    assert!(e.starts_with("conv2d: residual must be float32 [2, 4, 3, 3] (the output's shape), got float32 [2, 4, 5, 5]"), "{e}");
 }
 
 #[test]

@@ -203,9 +203,13 @@ export const EMITTERS: Record<string, Emitter> = {
     const after = paddings.filter((_: number, i: number) => i % 2 === 1);
     c.set(r, c.g.op('Pad', [c.name(x), c.g.ints([...before, ...after]), c.g.floats([value], [])]));
   },
-  conv2d: (c, [x, w, bias, geometry], r) => {
+  // The fused epilogue as the nodes it stands for: Conv, then Add(residual), then the activation.
+  conv2d: (c, [x, w, bias, residual, geometry, alpha, activation], r) => {
     const inputs = [c.name(x), c.name(w), ...(bias >= 0 ? [c.name(bias)] : [])];
-    c.set(r, c.g.op('Conv', inputs, { kernel_shape: c.shape(w).slice(2), ...convAttributes(geometry) }));
+    let y = c.g.op('Conv', inputs, { kernel_shape: c.shape(w).slice(2), ...convAttributes(geometry) });
+    if (residual >= 0) y = c.g.op('Add', [y, c.name(residual)]);
+    if (activation != null) y = unaryNode(c, activation, y, alpha);
+    c.set(r, y);
   },
   convTranspose2d: (c, [x, w, bias, geometry, outputPadding], r) => {
     const inputs = [c.name(x), c.name(w), ...(bias >= 0 ? [c.name(bias)] : [])];

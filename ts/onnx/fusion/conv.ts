@@ -1,10 +1,13 @@
 /**
- * A 2-D Conv followed by BatchNormalization and/or an activation, as exported CNNs spell them
- * (ResNet: Conv, BatchNormalization, Relu; SqueezeNet: Conv, Relu), run as one Kiln conv2d: the
- * normalization folded into the filters and bias, the activation applied by the kernel to each
- * band of output rows as it is written (kiln-core's params::conv::Activation). Without fusion
- * each BatchNormalization and Relu is a pass of its own over the activations (ResNet-50 batch 8:
- * a third of its time), which onnxruntime folds into its convolution at load.
+ * A 2-D Conv followed by BatchNormalization, a residual Add (or two-input Sum) and/or an
+ * activation, as exported CNNs spell them (ResNet: Conv, BatchNormalization, Relu, and at the end
+ * of each block Conv, BatchNormalization, Add(identity), Relu; SqueezeNet: Conv, Relu), run as
+ * one Kiln conv2d: the normalization folded into the filters and bias, the residual added and
+ * the activation applied by the kernel to each block of output as it is written (kiln-core's
+ * params::conv::Epilogue). Without fusion each BatchNormalization, Add and Relu is a pass of its
+ * own over the activations (ResNet-50 batch 8: a third of its time), which onnxruntime folds into
+ * its convolution at load. The residual must have the convolution's output shape (no
+ * broadcasting), or the original nodes run.
  *
  * Folding, per output channel o, with s = scale / √(var + ε):
  *   W'[o] = W[o] · s[o],   b'[o] = (b[o] − mean[o]) · s[o] + B[o]
@@ -20,7 +23,7 @@
 
 import { isGradEnabled, noGrad } from '../../autograd.js';
 import { keep, tidy } from '../../engine.js';
-import { conv2d, type ConvActivation } from '../../ops/conv.js';
+import { conv2d, type Conv2dOptions, type ConvActivation } from '../../ops/conv.js';
 import { add, mul, rsqrt, sub } from '../../ops/elementwise.js';
 import { reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
@@ -47,17 +50,36 @@ function activationAfter(value: string, graph: GraphIndex): OnnxNode | undefined
   return undefined;
 }
 
-/** Matches Conv -> BatchNormalization? -> activation? (at least one of the two) from `conv`. */
-export function fuseConv(conv: OnnxNode, graph: GraphIndex): FusedNode | undefined {
+/**
+ * The Add (or Sum of two) reading `value` alone, with the other addend; not one that another
+ * fused node took already (ResNet's downsampling branch ends in the same Add: the first Conv in
+ * graph order takes it, the other keeps its Conv+BatchNormalization).
+ */
+function residualAfter(value: string, graph: GraphIndex, taken: (node: OnnxNode) => boolean): { add: OnnxNode; other: string } | undefined {
+  for (const opType of ['Add', 'Sum']) {
+    const add = graph.soleReader(value, opType);
+    if (add === undefined || taken(add) || add.inputs.length !== 2 || add.outputs.length !== 1) continue;
+    const other = add.inputs[0] === value ? add.inputs[1] : add.inputs[0];
+    if (other !== '' && other !== value) return { add, other };
+  }
+  return undefined;
+}
+
+/**
+ * Matches Conv -> BatchNormalization? -> Add(residual)? -> activation? (at least one of the
+ * three) from `conv`; `taken` says which nodes another fused node swallowed already.
+ */
+export function fuseConv(conv: OnnxNode, graph: GraphIndex, taken: (node: OnnxNode) => boolean = () => false): FusedNode | undefined {
   if (conv.opType !== 'Conv' || conv.outputs.length !== 1) return undefined;
   const bn = graph.soleReader(conv.outputs[0], 'BatchNormalization');
   // Only a BatchNormalization normalizing the conv's output, with no training outputs.
   const norm = bn !== undefined && bn.inputs[0] === conv.outputs[0] && bn.outputs.filter((o) => o !== '').length === 1 ? bn : undefined;
-  const last = norm ?? conv;
+  const residual = residualAfter((norm ?? conv).outputs[0], graph, taken);
+  const last = residual?.add ?? norm ?? conv;
   const act = activationAfter(last.outputs[0], graph);
-  if (norm === undefined && act === undefined) return undefined;
-  const replaced = [conv, norm, act].filter((n): n is OnnxNode => n !== undefined);
-  const inputs = [conv.inputs[0], conv.inputs[1], conv.inputs[2] ?? '', ...(norm?.inputs.slice(1, 5) ?? [])];
+  if (last === conv && act === undefined) return undefined;
+  const replaced = [conv, norm, residual?.add, act].filter((n): n is OnnxNode => n !== undefined);
+  const inputs = [conv.inputs[0], conv.inputs[1], conv.inputs[2] ?? '', residual?.other ?? '', ...(norm?.inputs.slice(1, 5) ?? [])];
   const pattern = replaced.map((n) => n.opType).join('+');
   const { activation, alpha } = act === undefined ? { activation: null, alpha: 0 } : ACTIVATIONS[act.opType](act);
   const fold = norm === undefined ? undefined : new BatchNormFold(norm.float('epsilon', 1e-5));
@@ -67,15 +89,28 @@ export function fuseConv(conv: OnnxNode, graph: GraphIndex): FusedNode | undefin
     inputs,
     (act ?? last).outputs[0],
     (args: Inputs) => {
-      const [x, w, bias, ...statistics] = args;
+      const [x, w, bias, addend, ...statistics] = args;
       if (x === undefined || w === undefined || x.rank !== 4 || w.rank !== 4 || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
       if (bias !== undefined && bias.dtype !== 'float32') return undefined;
+      const geometry = conv2dGeometry(x, w, conv);
+      if (residual !== undefined && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, conv2dOutputShape(x, w, geometry)))) return undefined;
       const filters = fold === undefined ? { w, bias } : fold.get(w, bias, statistics);
       if (filters === undefined) return undefined;
-      return [conv2d(x, filters.w, { ...conv2dGeometry(x, w, conv), bias: filters.bias ?? null, activation, alpha })];
+      return [conv2d(x, filters.w, { ...geometry, bias: filters.bias ?? null, residual: addend ?? null, activation, alpha })];
     },
     () => fold?.forget(),
   );
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** [N, O, OH, OW] of conv2d(x, w) with a Conv node's resolved geometry. */
+function conv2dOutputShape(x: Tensor, w: Tensor, geometry: Conv2dOptions): number[] {
+  const [top, bottom, left, right] = geometry.padding as [number, number, number, number];
+  const [sh, sw] = geometry.stride as [number, number];
+  const [dh, dw] = geometry.dilation as [number, number];
+  const size = (n: number, before: number, after: number, k: number, d: number, s: number) => Math.floor((n + before + after - d * (k - 1) - 1) / s) + 1;
+  return [x.shape[0], w.shape[0], size(x.shape[2], top, bottom, w.shape[2], dh, sh), size(x.shape[3], left, right, w.shape[3], dw, sw)];
 }
 
 /** BatchNormalization folded into a convolution's filters and bias, computed once and kept. */

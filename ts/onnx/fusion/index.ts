@@ -15,7 +15,8 @@ import { GraphIndex } from './graph.js';
 
 export { FusedNode } from './fused-node.js';
 
-type Fuser = (node: OnnxNode, graph: GraphIndex) => FusedNode | undefined;
+/** A pattern matcher; `taken` says which nodes an earlier match of this pass swallowed. */
+type Fuser = (node: OnnxNode, graph: GraphIndex, taken: (node: OnnxNode) => boolean) => FusedNode | undefined;
 const FUSERS: Fuser[] = [fuseAttention, fuseGelu, fuseConv];
 
 /** `nodes` (in graph order) with each recognised pattern replaced by one fused node, placed where its output was produced. */
@@ -27,7 +28,7 @@ export function fuseGraph(nodes: OnnxNode[], graphOutputs: string[]): OnnxNode[]
     const fusedAt = new Map<OnnxNode, FusedNode>();
     for (const node of current) {
       if (swallowed.has(node)) continue;
-      const fused = fuser(node, graph);
+      const fused = fuser(node, graph, (n) => swallowed.has(n));
       if (fused === undefined || fused.replaced.some((n) => swallowed.has(n))) continue;
       for (const n of fused.replaced) swallowed.add(n);
       fusedAt.set(current.find((n) => n.outputs.includes(fused.outputs[0]))!, fused);

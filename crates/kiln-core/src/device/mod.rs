@@ -12,7 +12,7 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::params::attention::AttentionOptions;
 use crate::params::batch_norm::BatchNorm;
 use crate::params::binary::BinaryOp;
-use crate::params::conv::{Activation, Geometry};
+use crate::params::conv::{Epilogue, Geometry};
 use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
@@ -122,9 +122,10 @@ pub trait Device: Send + Sync {
 
     // CNN family (conv, pooling, batch norm): the passes of kiln-core's CPU kernels, same parameters.
     /// Convolution forward on `geo` (conv/engine.rs `forward`): [N, O, OH, OW], plus `bias` [O],
-    /// then `activation` applied to the output (fused where the device can).
-    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {
-        let _ = (geo, x, w, bias, activation);
+    /// then the epilogue: the residual [N, O, OH, OW] added and the activation applied (fused
+    /// where the device can).
+    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
+        let _ = (geo, x, w, bias, epilogue);
         Err(no_kernel(self.name(), op))
     }
     /// The convolution's input gradient from `dy` (engine `input_grad`), plus `init` [C]

@@ -3,7 +3,7 @@
 //! convolution's input gradient and its input gradient is a convolution's forward, so each op's
 //! backward is the other's forward and no kernel is written twice.
 
-pub use crate::params::conv::{Activation, Geometry};
+pub use crate::params::conv::{Activation, Epilogue, Geometry};
 
 use crate::autograd;
 use crate::device;
@@ -34,17 +34,22 @@ impl Default for ConvParams {
 /// Cross-correlation as PyTorch's conv2d. input [N, C, H, W], weight [O, C/groups, KH, KW],
 /// bias [O] -> [N, O, OH, OW] with OH = (H + top + bottom - dilation·(KH-1) - 1) / stride + 1.
 pub fn conv2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams) -> Result<Tensor> {
-    conv2d_activated(input, weight, bias, p, None)
+    conv2d_fused(input, weight, bias, p, Epilogue::default())
 }
 
-/// conv2d followed by `activation` (relu, ...), applied by the device as the convolution writes
-/// its output (see params::conv::Activation). The gradient is exact: the activation's derivative
-/// is read from the saved output, then the convolution's backward runs as conv2d's.
-pub fn conv2d_activated(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, activation: Option<Activation>) -> Result<Tensor> {
+/// conv2d, then `epilogue.residual` [N, O, OH, OW] added and `epilogue.activation` (relu, ...)
+/// applied, by the device as the convolution writes its output (see params::conv::Epilogue). The
+/// gradient is exact: the activation's derivative is read from the saved output; the residual's
+/// gradient is the gradient before the activation, and the convolution's backward runs on it
+/// as conv2d's.
+pub fn conv2d_fused(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: &ConvParams, epilogue: Epilogue) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let geo = conv2d_geometry(OP, input, weight, bias, p)?;
-    let out = forward(OP, &geo, input, weight, bias, activation)?;
-    Ok(record(OP, input, weight, bias, out, activation, move |g, x, w, needs| {
+    if let Some(r) = epilogue.residual {
+        check_residual(OP, &geo, input, weight, r)?;
+    }
+    let out = forward(OP, &geo, input, weight, bias, epilogue)?;
+    Ok(record(OP, input, weight, bias, epilogue.residual, out, epilogue.activation, move |g, x, w, needs| {
         Ok([
             needs[0].then(|| input_grad(OP, &geo, g, w, None)).transpose()?,
             needs[1].then(|| weight_grad(OP, &geo, x, g)).transpose()?,
@@ -59,9 +64,9 @@ pub fn conv_transpose2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
     const OP: &str = "convTranspose2d";
     let geo = conv_transpose2d_geometry(OP, input, weight, bias, p, output_padding)?;
     let out = input_grad(OP, &geo, input, weight, bias)?;
-    Ok(record(OP, input, weight, bias, out, None, move |g, x, w, needs| {
+    Ok(record(OP, input, weight, bias, None, out, None, move |g, x, w, needs| {
         Ok([
-            needs[0].then(|| forward(OP, &geo, g, w, None, None)).transpose()?,
+            needs[0].then(|| forward(OP, &geo, g, w, None, Epilogue::default())).transpose()?,
             needs[1].then(|| weight_grad(OP, &geo, g, x)).transpose()?,
         ])
     }))
@@ -69,9 +74,10 @@ pub fn conv_transpose2d(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
 
 // ---- the three passes, each run by the inputs' device (the CPU's: device/cpu/conv) ----------
 
-/// [N, O, OH, OW], plus `bias` [O], then `activation`.
-fn forward(op: &str, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>) -> Result<Tensor> {
-    device::dispatch(op, &with_bias(&[x, w], bias))?.conv2d_forward(geo, x, w, bias, activation, op)
+/// [N, O, OH, OW], plus `bias` [O], then the epilogue (residual, activation).
+fn forward(op: &str, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue) -> Result<Tensor> {
+    let tensors: Vec<&Tensor> = with_bias(&[x, w], bias).into_iter().chain(epilogue.residual).collect();
+    device::dispatch(op, &tensors)?.conv2d_forward(geo, x, w, bias, epilogue, op)
 }
 
 /// [N, C, H, W], plus `init` per channel.
@@ -90,18 +96,23 @@ fn with_bias<'a>(ts: &[&'a Tensor], bias: Option<&'a Tensor>) -> Vec<&'a Tensor>
 
 /// Records the op's node: `grads(dy, x, w, needs)` gives the input and weight gradients; the
 /// bias gradient (dy summed over batch and space) is the same for both ops. With a fused
-/// `activation`, dy is first taken back through it (its derivative read from the output).
+/// `activation`, dy is first taken back through it (its derivative read from the output); a
+/// fused `residual`'s gradient is that dy itself.
+#[allow(clippy::too_many_arguments)]
 fn record(
     op: &'static str,
     input: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
     out: Tensor,
     activation: Option<Activation>,
     grads: impl FnOnce(&Tensor, &Tensor, &Tensor, &[bool]) -> Result<[Option<Tensor>; 2]> + Send + 'static,
 ) -> Tensor {
     let mut inputs = vec![input, weight];
     inputs.extend(bias);
+    inputs.extend(residual);
+    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
     // Saved detached: the passes materialize what they read (a no-op for contiguous tensors).
     let (x, w) = (input.detach(), weight.detach());
     let activated = activation.map(|a| (a, out.detach()));
@@ -113,8 +124,11 @@ fn record(
         let g = pre.as_ref().unwrap_or(g);
         let [dx, dw] = grads(g, &saved[0], &saved[1], needs)?;
         let mut result = vec![dx, dw];
-        if needs.len() == 3 {
+        if has_bias {
             result.push(needs[2].then(|| reduce(ReduceOp::Sum, g, &[0, 2, 3], false, 0)).transpose()?);
+        }
+        if has_residual {
+            result.push(needs[result.len()].then(|| g.clone()));
         }
         Ok(result)
     })
@@ -129,6 +143,19 @@ pub(crate) fn describe_weight(weight: &Tensor) -> String {
 
 fn describe(input: &Tensor, weight: &str) -> String {
     format!("input {} {}, {weight}", input.dtype(), fmt_shape(input.shape()))
+}
+
+/// A fused residual must be float32 of the output's shape: it is added element by element as
+/// the output is written, with no broadcasting.
+fn check_residual(op: &str, geo: &Geometry, input: &Tensor, weight: &Tensor, residual: &Tensor) -> Result<()> {
+    let out = [geo.batch, geo.out_channels, geo.out_height, geo.out_width];
+    if residual.dtype() != DType::F32 || residual.shape() != out {
+        return Err(KilnError::new(op, format!(
+            "residual must be float32 {} (the output's shape), got {} {} ({})",
+            fmt_shape(&out), residual.dtype(), fmt_shape(residual.shape()), describe(input, &describe_weight(weight))
+        )));
+    }
+    Ok(())
 }
 
 /// The input must be float32 [batch, channels, height, width].

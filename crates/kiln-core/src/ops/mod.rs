@@ -28,7 +28,7 @@ pub use graph::{segment_reduce, spmm, SegmentReduce};
 // Recurrent layers.
 pub use recurrent::{recurrent, Cell, Weights};
 // convolution (CNN family)
-pub use conv::{conv2d, conv2d_activated, conv_transpose2d, Activation, ConvParams};
+pub use conv::{conv2d, conv2d_fused, conv_transpose2d, Activation, ConvParams, Epilogue};
 
 // CNN pooling and batch normalization (pool.rs, batch_norm.rs).
 pub mod batch_norm;

@@ -3,6 +3,7 @@
 
 use crate::error::{KilnError, Result};
 use crate::params::unary::UnaryOp;
+use crate::tensor::Tensor;
 
 /// Sizes of a convolution of `batch` images [channels, height, width] into
 /// [out_channels, out_height, out_width]. Output row `oh` reads input rows
@@ -93,4 +94,13 @@ impl Activation {
         }
         Ok(Activation { op: unary, alpha })
     }
+}
+
+/// What a convolution does to its output as it writes it: `residual` (a tensor of the output's
+/// shape [N, O, OH, OW]) added, then `activation`, each block still in cache
+/// (ResNet's `relu(bn(conv(x)) + identity)` as one pass). The default does nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    pub residual: Option<&'a Tensor>,
+    pub activation: Option<Activation>,
 }

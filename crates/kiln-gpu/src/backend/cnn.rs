@@ -4,20 +4,25 @@
 use super::GpuBackend;
 use crate::kernels::cnn::{batch_norm as bn, conv, pool};
 use crate::kernels::elementwise;
-use kiln_core::ops::conv::{Activation, Geometry};
+use kiln_core::ops::conv::{Epilogue, Geometry};
+use kiln_core::ops::BinaryOp;
 use kiln_core::ops::pool::Plan;
 use kiln_core::ops::BatchNorm;
 use kiln_core::{Result, Tensor};
 
-/// The convolution, then a fused `activation` as the unary kernel queued right behind it: the
-/// output stays on the device between the two and no tensor is handed back in between.
-pub fn conv2d_forward(b: &GpuBackend, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {
+/// The convolution, then the epilogue as the add and unary kernels queued right behind it (a
+/// residual added, an activation applied): the output stays on the device between them and no
+/// tensor is handed back in between. Unfused on the GPU: three passes where the CPU makes one.
+pub fn conv2d_forward(b: &GpuBackend, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
     let bias = bias.map(|t| b.gpu(t)).transpose()?;
-    let y = conv::forward(b.device(), geo, &b.gpu(x)?, &b.gpu(w)?, bias.as_ref(), op)?;
-    Ok(b.wrap(match activation {
-        Some(a) => elementwise::unary(b.device(), a.op, &y, a.alpha)?,
-        None => y,
-    }))
+    let mut y = conv::forward(b.device(), geo, &b.gpu(x)?, &b.gpu(w)?, bias.as_ref(), op)?;
+    if let Some(r) = epilogue.residual {
+        y = elementwise::binary(b.device(), BinaryOp::Add, &y, &b.gpu(r)?)?;
+    }
+    if let Some(a) = epilogue.activation {
+        y = elementwise::unary(b.device(), a.op, &y, a.alpha)?;
+    }
+    Ok(b.wrap(y))
 }
 
 pub fn conv2d_input_grad(b: &GpuBackend, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>, op: &str) -> Result<Tensor> {

@@ -17,7 +17,7 @@ use crate::tensor::GpuTensor;
 use kiln_core::device::{Device, DeviceBuffer, RecurrentWorkspace};
 use kiln_core::params::recurrent::{Grads, Needs};
 use kiln_core::error::fmt_shape;
-use kiln_core::ops::{conv::{Activation, Geometry}, pool::Plan, AttentionOptions, BatchNorm, Cell, Weights};
+use kiln_core::ops::{conv::{Epilogue, Geometry}, pool::Plan, AttentionOptions, BatchNorm, Cell, Weights};
 use kiln_core::ops::{BinaryOp, ReduceOp, Reduction, SegmentReduce, UnaryOp};
 use kiln_core::optim::{GradTransform, Rule};
 use kiln_core::{DType, KilnError, Result, Tensor};
@@ -192,8 +192,8 @@ impl Device for GpuBackend {
     }
 
     // CNN family (cnn.rs): conv2d / convTranspose2d passes, pooling, batch normalization.
-    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {
-        cnn::conv2d_forward(self, geo, x, w, bias, activation, op)
+    fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
+        cnn::conv2d_forward(self, geo, x, w, bias, epilogue, op)
     }
     fn conv2d_input_grad(&self, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>, op: &str) -> Result<Tensor> {
         cnn::conv2d_input_grad(self, geo, dy, w, init, op)

@@ -11,9 +11,12 @@
 //! away: 2 of 34 columns on a 32-wide 3x3.
 //!
 //! - forward:        a tile of MR output channels x 16·NV positions accumulates every tap in 24
-//!   registers (`forward_tile`; 8 channels by 48 positions, fewer channels by more positions
-//!   for convolutions with few outputs), then `store_tile` copies its valid outputs out while the
-//!   tile is in L1: that copy is where a fused epilogue (bias, activation) runs.
+//!   registers (`forward_tile`; 8 channels by 48 positions, 6 by 64 where that wastes less on
+//!   small images, fewer channels by more positions for convolutions with few outputs), then
+//!   `store_tile` copies its valid outputs out while the tile is in L1: that copy is where the
+//!   bias and the fused epilogue (residual, activation) run. Work units are an image's positions
+//!   (up to UNIT_POSITIONS) times a range of output-channel blocks: small images at batch 1 are
+//!   one unit of positions, and the channel ranges keep both threads busy.
 //! - input gradient: for unit stride it is the forward of dy with the filters flipped and
 //!   transposed and padding `(k-1)·d - pad`, so it runs the same kernel.
 //! - weight gradient: dW[o, tap] = Σ_p dy[o, p] · x[p + offset(tap)] over the padded positions,
@@ -23,8 +26,10 @@
 //!   summed 4x6 dot products: LLVM spilled its accumulators and it ran at half im2col's speed.
 
 use super::engine::run_units;
+use super::epilogue::SliceEpilogue;
 use crate::error::Result;
 use crate::params::conv::Geometry;
+use crate::params::unary::UnaryOp;
 use crate::parallel::SendPtr;
 use crate::alloc::try_written;
 use crate::storage::try_zeroed;
@@ -43,6 +48,14 @@ const UNIT_POSITIONS: usize = 384;
 /// slower here (bench/conv-passes.mjs, loaded machine, GFLOP per CPU-second direct vs im2col:
 /// forward 28.8 vs 39.0, dX 21.3 vs 57.3, dW 6.7 vs 18.0), while conv2d-b (64 channels) gains.
 pub(super) const MIN_CHANNELS: usize = 8;
+/// Work units a forward pass is cut into per thread at least: an image with fewer units of
+/// positions (ResNet-50's 14x14 and 7x7 layers at batch 1: one unit) is also cut by blocks of
+/// output channels, so every thread works and a descheduled one delays the pass by a small unit.
+const UNITS_PER_THREAD: usize = 4;
+/// Output positions (batch x padded positions) from which a forward packs its filters: packing
+/// costs some 60 multiply-adds' time per filter float (a scalar scatter against 32 FMA lanes per
+/// cycle), so from here it is a few percent of the convolution (BlockFilters).
+const PACK_MIN_POSITIONS: usize = 1024;
 /// Positions of one weight-gradient block: its dy rows stay in L1 while every tap block reads them.
 const DW_POSITIONS: usize = 128;
 
@@ -206,62 +219,130 @@ pub(crate) fn tile_rows(out_channels: usize) -> usize {
     }
 }
 
-/// Where the forward tiles read their filters: each block of `tile_rows(out_channels)` output
-/// channels as taps x rows floats in `pack_filters` order. A float32 weight is packed once per
-/// call (`Packed`); quantized weights expand one block at a time into a worker's scratch
-/// (device/cpu/quant/tile_filters.rs), so their float32 weight is never whole.
+/// The filters of a correlation: a forward's weight as it is ([out_channels, taps], read in
+/// place), or `weight(o, tap)` as in `pack_filters` (the input gradient's flipped filters).
+enum Filters<'a, F: Fn(usize, usize) -> f32> {
+    Rows(&'a [f32]),
+    Function(F),
+}
+
+/// Where the forward tiles read their filters, block by block of MR output channels: a pointer to
+/// the block's first float and the strides between its rows and between its taps. A float32
+/// weight is read in place or packed once per call (`BlockFilters`); quantized weights expand
+/// one block at a time into a worker's scratch (device/cpu/quant/tile_filters.rs), so their
+/// float32 weight is never whole.
 pub(crate) trait TileFilters: Sync {
-    /// Floats of a worker's scratch that `block` needs (0 when the blocks are stored packed).
+    /// Floats of a worker's scratch that `block` needs (0 when the blocks are stored).
     fn scratch_len(&self) -> usize;
-    /// Block `block`'s filters, stored or expanded into `scratch`.
-    fn block<'a>(&'a self, block: usize, scratch: &'a mut [f32]) -> &'a [f32];
+    /// (first float, row stride, tap stride) of block `block`, stored or expanded into
+    /// `scratch`; its MR rows x taps floats stay readable while `scratch` is not written.
+    fn block(&self, block: usize, scratch: &mut [f32]) -> (*const f32, usize, usize);
 }
 
-/// Filters already in `pack_filters` order, `block_len` floats per block.
-struct Packed {
-    filters: Vec<f32>,
-    block_len: usize,
+/// Filters as forward_tile reads them: per block of MR output channels, a pointer and the
+/// strides between its rows and between its taps. Packing them (MR channels of a tap side by
+/// side: the tile's broadcasts at fixed offsets) is a single-threaded pass over the whole weight
+/// on every call, which cost more than the convolution itself where each filter float serves
+/// few outputs (ResNet-50's 512-channel 3x3 layers at batch 1: 2.4 M floats for 64 padded
+/// positions). Below PACK_MIN_POSITIONS positions per filter float, a forward reads the weight
+/// in place (a row stride per channel) and packs only a last, partial block (zero rows); above
+/// it, the packed tile ran faster (SqueezeNet batch 8's 3x3 expands: 10-30% more GFLOP per
+/// CPU-second packed, loaded machine).
+struct BlockFilters<'a> {
+    data: std::borrow::Cow<'a, [f32]>,
+    packed: bool,
+    tail: Vec<f32>,
+    taps: usize,
+    mr: usize,
+    full_blocks: usize,
 }
 
-impl TileFilters for Packed {
+impl<'a> BlockFilters<'a> {
+    fn new<F: Fn(usize, usize) -> f32>(s: &Shape, mr: usize, filters: Filters<'a, F>) -> BlockFilters<'a> {
+        let (taps, full_blocks) = (s.taps(), s.out_channels / mr);
+        match filters {
+            Filters::Function(weight) => BlockFilters { data: pack_filters(s, mr, weight).into(), packed: true, tail: Vec::new(), taps, mr, full_blocks },
+            Filters::Rows(rows) if s.batch * s.positions() >= PACK_MIN_POSITIONS => {
+                let weight = |o: usize, t: usize| rows[o * taps + t];
+                BlockFilters { data: pack_filters(s, mr, weight).into(), packed: true, tail: Vec::new(), taps, mr, full_blocks }
+            }
+            Filters::Rows(rows) => {
+                let mut tail = vec![0.0; if s.out_channels % mr == 0 { 0 } else { taps * mr }];
+                for o in full_blocks * mr..s.out_channels {
+                    for t in 0..taps {
+                        tail[t * mr + o % mr] = rows[o * taps + t];
+                    }
+                }
+                BlockFilters { data: rows.into(), packed: false, tail, taps, mr, full_blocks }
+            }
+        }
+    }
+
+}
+
+impl TileFilters for BlockFilters<'_> {
     fn scratch_len(&self) -> usize {
         0
     }
-    fn block<'a>(&'a self, block: usize, _: &'a mut [f32]) -> &'a [f32] {
-        &self.filters[block * self.block_len..(block + 1) * self.block_len]
+
+    fn block(&self, b: usize, _: &mut [f32]) -> (*const f32, usize, usize) {
+        if self.packed {
+            (self.data[b * self.taps * self.mr..].as_ptr(), 1, self.mr)
+        } else if b < self.full_blocks {
+            (self.data[b * self.mr * self.taps..].as_ptr(), self.taps, 1)
+        } else {
+            (self.tail.as_ptr(), 1, self.mr)
+        }
     }
 }
 
-/// out = correlate(input, weight) (+ bias per output channel), out [batch, out_channels,
-/// out_height, out_width], every element written (never read: out may be uninitialized).
-/// `weight(o, tap)` as in `pack_filters`.
+/// out = correlate(input, filters) (+ bias per output channel), then the epilogue, out [batch,
+/// out_channels, out_height, out_width], every element written (never read: out may be
+/// uninitialized).
 ///
 /// SAFETY: out must be valid for writes of batch·out_channels·out_height·out_width floats.
-unsafe fn correlate(s: &Shape, input: &[f32], weight: impl Fn(usize, usize) -> f32, bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
-    let mr = tile_rows(s.out_channels);
-    correlate_with(s, input, &Packed { filters: pack_filters(s, mr, weight), block_len: s.taps() * mr }, bias, out, op)
+unsafe fn correlate<F: Fn(usize, usize) -> f32>(s: &Shape, input: &[f32], weight: Filters<F>, bias: Option<&[f32]>, epilogue: SliceEpilogue, out: *mut f32, op: &str) -> Result<()> {
+    let (mr, _) = forward_tile_shape(s);
+    let filters = BlockFilters::new(s, mr, weight);
+    match mr {
+        8 => correlate_tiles::<8, 3>(s, input, &filters, bias, epilogue, out, op),
+        6 => correlate_tiles::<6, 4>(s, input, &filters, bias, epilogue, out, op),
+        4 => correlate_tiles::<4, 6>(s, input, &filters, bias, epilogue, out, op),
+        2 => correlate_tiles::<2, 12>(s, input, &filters, bias, epilogue, out, op),
+        _ => correlate_tiles::<1, 24>(s, input, &filters, bias, epilogue, out, op),
+    }
 }
 
-/// `correlate` with its filters from `filters`.
-///
-/// SAFETY: as `correlate`.
-unsafe fn correlate_with(s: &Shape, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
-    match tile_rows(s.out_channels) {
-        8 => correlate_tiles::<8, 3>(s, input, filters, bias, out, op),
-        4 => correlate_tiles::<4, 6>(s, input, filters, bias, out, op),
-        2 => correlate_tiles::<2, 12>(s, input, filters, bias, out, op),
-        _ => correlate_tiles::<1, 24>(s, input, filters, bias, out, op),
+/// The forward tile (output channels MR, vectors of positions NV): `tile_rows`' choice, or 6 by
+/// 64 positions where that computes fewer thrown-away outputs. A 7x7 output is 63 padded
+/// positions: two 48-wide tiles compute 96 (ResNet-50's 512-channel 3x3 layers ran at 52 GFLOP
+/// per CPU-second against 85-90 for the larger images), one 64-wide tile 64.
+fn forward_tile_shape(s: &Shape) -> (usize, usize) {
+    let rows = tile_rows(s.out_channels);
+    let computed = |(mr, nv): (usize, usize)| s.positions().next_multiple_of(16 * nv) * s.out_channels.next_multiple_of(mr);
+    if rows == 8 && computed((6, 4)) < computed((8, 3)) {
+        (6, 4)
+    } else {
+        (rows, ACC / rows)
     }
 }
 
 /// SAFETY: as `correlate`.
 unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
-    s: &Shape, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, out: *mut f32, op: &str,
+    s: &Shape, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, epilogue: SliceEpilogue, out: *mut f32, op: &str,
 ) -> Result<()> {
-    let (taps, blocks, tile_len) = (s.taps(), s.out_channels.div_ceil(MR), NV * 16);
+    let (blocks, tile_len) = (s.out_channels.div_ceil(MR), NV * 16);
     let tiles = s.positions().div_ceil(tile_len);
-    let per_unit = (UNIT_POSITIONS / tile_len).max(1);
+    // A unit's tiles: up to UNIT_POSITIONS, and no more than the image has (the band it pads is
+    // sized by them: a 7x7 image's planes then sit 108 floats apart, not 423).
+    let per_unit = (UNIT_POSITIONS / tile_len).clamp(1, tiles.max(1));
     let chunks = tiles.div_ceil(per_unit);
+    // Units of positions too few for the threads: cut the filter blocks into `splits` ranges too.
+    let threads = crate::parallel::num_threads();
+    let wanted = if threads > 1 { threads * UNITS_PER_THREAD } else { 1 };
+    let splits = wanted.div_ceil((s.batch * chunks).max(1)).clamp(1, blocks.max(1));
+    let per_split = blocks.div_ceil(splits);
+    let splits = blocks.div_ceil(per_split).max(1);
     // Each unit pads the rows its tiles read into its worker's band (cache-hot, reused), not a
     // padded copy of the whole batch.
     let (band_rows, wp, hp) = (s.band_rows(per_unit * tile_len), s.padded_width(), s.padded_height());
@@ -270,76 +351,119 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
     let out_plane = s.out_height * s.out_width;
     let dst = SendPtr(out);
     let image_len = s.channels * s.height * s.width;
-    run_units(op, s.batch * chunks, s.channels * stride + filters.scratch_len(), |unit, scratch, _| {
+    run_units(op, s.batch * chunks * splits, s.channels * stride + filters.scratch_len(), |unit, scratch, _| {
         let (band, own) = scratch.split_at_mut(s.channels * stride);
-        let (n, chunk) = (unit / chunks, unit % chunks);
+        let (n, chunk, split) = (unit / (chunks * splits), unit / splits % chunks, unit % splits);
         let first = chunk * per_unit * tile_len;
         let row0 = first / wp;
         pad_rows(s, &input[n * image_len..(n + 1) * image_len], row0..(row0 + band_rows).min(hp), band, stride);
         let mut tile = [0.0f32; TILE_FLOATS];
-        for block in 0..blocks {
-            let w = &filters.block(block, own)[..taps * MR];
+        for block in split * per_split..((split + 1) * per_split).min(blocks) {
+            let w = filters.block(block, own);
             let rows = MR.min(s.out_channels - block * MR);
             for t in chunk * per_unit..((chunk + 1) * per_unit).min(tiles) {
                 // SAFETY: AVX-512 is present (`applies`); every load stays inside `band`: the
-                // farthest is the last channel's last tap + the unit's end, within band_rows.
-                unsafe { forward_tile::<MR, NV>(band.as_ptr().add(t * tile_len - row0 * wp), &offsets, w.as_ptr(), &mut tile) };
-                // SAFETY: this unit alone writes image n's positions of tiles in its chunk.
-                let image_out = unsafe { dst.ptr().add((n * s.out_channels + block * MR) * out_plane) };
-                store_tile(s, &tile[..MR * tile_len], tile_len, rows, t * tile_len, bias.map(|b| &b[block * MR..block * MR + rows]), image_out);
+                // farthest is the last channel's last tap + the unit's end, within band_rows;
+                // the block's MR rows of taps are readable (BlockFilters::block).
+                unsafe {
+                    let x = band.as_ptr().add(t * tile_len - row0 * wp);
+                    // The packed layout's strides as constants: the broadcasts' addresses are
+                    // then immediate offsets (runtime strides measured slower).
+                    if (w.1, w.2) == (1, MR) {
+                        forward_tile::<MR, NV, true>(x, &offsets, w, &mut tile)
+                    } else {
+                        forward_tile::<MR, NV, false>(x, &offsets, w, &mut tile)
+                    }
+                };
+                let at = Stored { out: dst.ptr(), offset: (n * s.out_channels + block * MR) * out_plane, rows, p0: t * tile_len };
+                // SAFETY: this unit alone writes image n's positions of tiles in its chunk, for
+                // the output channels of its blocks.
+                unsafe { store_tile(s, &tile[..MR * tile_len], tile_len, at, bias.map(|b| &b[block * MR..block * MR + rows]), epilogue) };
             }
         }
     })?;
     Ok(())
 }
 
-/// Copies the valid outputs of a tile (padded positions p0..p0+tile_len of `rows` output
-/// channels, rows tile_len apart) into their planes at `out` (out_plane floats apart), adding the
-/// bias. The tile is in L1 here: a fused epilogue (activation) belongs in this copy.
-fn store_tile(s: &Shape, tile: &[f32], tile_len: usize, rows: usize, p0: usize, bias: Option<&[f32]>, out: *mut f32) {
+/// Where a tile goes: `rows` output channels from element `offset` of the output at `out` (the
+/// first channel's plane of one image), padded positions from `p0`.
+struct Stored {
+    out: *mut f32,
+    offset: usize,
+    rows: usize,
+    p0: usize,
+}
+
+/// Copies the valid outputs of a tile (rows tile_len apart) into their planes (out_plane floats
+/// apart), adding the bias and the residual and applying the activation while the tile is in L1:
+/// relu in the copy itself, the others on each copied run.
+///
+/// SAFETY: the caller owns those output positions; AVX-512 is present (`applies`).
+unsafe fn store_tile(s: &Shape, tile: &[f32], tile_len: usize, at: Stored, bias: Option<&[f32]>, epilogue: SliceEpilogue) {
     let (wp, ow, plane) = (s.padded_width(), s.out_width, s.out_height * s.out_width);
-    let end = (p0 + tile_len).min(s.positions());
-    let mut p = p0;
+    let end = (at.p0 + tile_len).min(s.positions());
+    let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
+    let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
+    let mut p = at.p0;
     while p < end {
         let (oh, col) = (p / wp, p % wp);
         let run_end = (p - col + ow).min(end);
         if col < ow {
-            for r in 0..rows {
-                let src = &tile[r * tile_len + p - p0..r * tile_len + run_end - p0];
-                // SAFETY: AVX-512 is present (`applies`); (oh, col..) is inside plane r, and the
-                // caller owns these positions.
-                unsafe { copy_run(src, out.add(r * plane + oh * ow + col), bias.map(|b| b[r])) };
+            for r in 0..at.rows {
+                let src = &tile[r * tile_len + p - at.p0..r * tile_len + run_end - at.p0];
+                let offset = at.offset + r * plane + oh * ow + col;
+                let residual = epilogue.residual.map(|res| &res[offset..offset + src.len()]);
+                // SAFETY: (oh, col..) is inside plane r, and the caller owns these positions.
+                unsafe {
+                    copy_run(src, at.out.add(offset), Addends { bias: bias.map(|b| b[r]), residual }, relu);
+                    after.apply(at.out, offset, 1, 0, src.len());
+                }
             }
         }
         p = p - col + wp;
     }
 }
 
-/// dst[..src.len()] = src (+ bias), 16 floats at a time with a masked last step: runs are an
-/// output row or less, so a memcpy call per run cost more than the copy (conv2d-a's 3x3 taps
-/// of one channel spend 216 FMAs per 384 outputs).
+/// What copy_run adds to a run: its channel's bias, the residual's run.
+struct Addends<'a> {
+    bias: Option<f32>,
+    residual: Option<&'a [f32]>,
+}
+
+/// dst[..src.len()] = src (+ bias) (+ residual), then max(., 0) if `relu`, 16 floats at a time
+/// with a masked last step: runs are an output row or less, so a memcpy call per run cost more
+/// than the copy (conv2d-a's 3x3 taps of one channel spend 216 FMAs per 384 outputs).
 ///
-/// SAFETY: needs AVX-512F; dst valid for src.len() writes.
+/// SAFETY: needs AVX-512F; dst valid for src.len() writes; the residual run as long as src.
 #[target_feature(enable = "avx512f")]
-unsafe fn copy_run(src: &[f32], dst: *mut f32, bias: Option<f32>) {
-    let add = _mm512_set1_ps(bias.unwrap_or(0.0));
+unsafe fn copy_run(src: &[f32], dst: *mut f32, add: Addends, relu: bool) {
+    let bias = _mm512_set1_ps(add.bias.unwrap_or(0.0));
     for start in (0..src.len()).step_by(16) {
         let n = (src.len() - start).min(16);
         let mask: __mmask16 = if n == 16 { !0 } else { (1u16 << n) - 1 };
         let mut v = _mm512_maskz_loadu_ps(mask, src.as_ptr().add(start));
-        if bias.is_some() {
-            v = _mm512_add_ps(v, add);
+        if add.bias.is_some() {
+            v = _mm512_add_ps(v, bias);
+        }
+        if let Some(r) = add.residual {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, r.as_ptr().add(start)));
+        }
+        if relu {
+            v = _mm512_max_ps(v, _mm512_setzero_ps());
         }
         _mm512_mask_storeu_ps(dst.add(start), mask, v);
     }
 }
 
-/// tile[r·16·NV + 0..16·NV] = Σ_taps filters[tap, r] · x[offset(tap) + 0..16·NV], for MR rows r.
+/// tile[r·16·NV + 0..16·NV] = Σ_taps filter(r, tap) · x[offset(tap) + 0..16·NV], for MR rows r,
+/// filter(r, tap) at `filters.0 + r·filters.1 + tap·filters.2` (BlockFilters::block); PACKED
+/// says the strides are (1, MR).
 ///
 /// SAFETY: needs AVX-512F; x + offset + 16·NV must stay inside x's buffer for every offset,
-/// filters must hold offsets.len() x MR floats and MR·NV <= ACC.
+/// filters must hold MR rows of offsets.len() taps at those strides, and MR·NV <= ACC.
 #[target_feature(enable = "avx512f")]
-unsafe fn forward_tile<const MR: usize, const NV: usize>(x: *const f32, offsets: &[usize], filters: *const f32, tile: &mut [f32; TILE_FLOATS]) {
+unsafe fn forward_tile<const MR: usize, const NV: usize, const PACKED: bool>(x: *const f32, offsets: &[usize], filters: (*const f32, usize, usize), tile: &mut [f32; TILE_FLOATS]) {
+    let (w, row_stride, tap_stride) = if PACKED { (filters.0, 1, MR) } else { filters };
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     for (t, &off) in offsets.iter().enumerate() {
         let src = x.add(off);
@@ -347,9 +471,9 @@ unsafe fn forward_tile<const MR: usize, const NV: usize>(x: *const f32, offsets:
         for (j, v) in v.iter_mut().enumerate() {
             *v = _mm512_loadu_ps(src.add(16 * j));
         }
-        let w = filters.add(t * MR);
+        let w = w.add(t * tap_stride);
         for (r, acc) in acc.iter_mut().enumerate() {
-            let b = _mm512_set1_ps(*w.add(r));
+            let b = _mm512_set1_ps(*w.add(r * row_stride));
             for j in 0..NV {
                 acc[j] = _mm512_fmadd_ps(b, v[j], acc[j]);
             }
@@ -363,20 +487,28 @@ unsafe fn forward_tile<const MR: usize, const NV: usize>(x: *const f32, offsets:
 }
 
 /// Output [batch, out_channels, out_height, out_width] of the convolution of `input` with
-/// `weight` [out_channels, channels, kh, kw] (+ bias). Needs `applies(geo)`.
-pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+/// `weight` [out_channels, channels, kh, kw] (+ bias), then the epilogue. Needs `applies(geo)`.
+pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, op: &str) -> Result<Vec<f32>> {
     let s = Shape::of_forward(geo);
-    let taps = s.taps();
+    let rows = Filters::<fn(usize, usize) -> f32>::Rows(weight);
     // SAFETY: correlate writes every output element.
-    unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| correlate(&s, input, |o, t| weight[o * taps + t], bias, out, op)) }
+    unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| correlate(&s, input, rows, bias, epilogue, out, op)) }
 }
 
 /// `forward` with the filters from `filters` (blocks of `tile_rows(out_channels)` output channels
-/// of `pack_filters` order): the quantized convolutions' entry. Needs `applies(geo)`.
+/// in `pack_filters` order), no epilogue: the quantized convolutions' entry. Needs `applies(geo)`.
 pub(crate) fn forward_with(geo: &Geometry, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
     let s = Shape::of_forward(geo);
-    // SAFETY: correlate writes every output element.
-    unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| correlate_with(&s, input, filters, bias, out, op)) }
+    let none = SliceEpilogue::default();
+    // SAFETY: correlate_tiles writes every output element.
+    unsafe {
+        try_written(op, geo.batch * geo.out_image_len(), |out| match tile_rows(s.out_channels) {
+            8 => correlate_tiles::<8, 3>(&s, input, filters, bias, none, out, op),
+            4 => correlate_tiles::<4, 6>(&s, input, filters, bias, none, out, op),
+            2 => correlate_tiles::<2, 12>(&s, input, filters, bias, none, out, op),
+            _ => correlate_tiles::<1, 24>(&s, input, filters, bias, none, out, op),
+        })
+    }
 }
 
 /// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input
@@ -392,7 +524,7 @@ pub(crate) fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init:
         weight[o * patch + c * kk + (kk - 1 - k)]
     };
     // SAFETY: correlate writes every element of dx.
-    unsafe { try_written(op, geo.batch * geo.image_len(), |dx| correlate(&s, grad_out, flipped, init, dx, op)) }
+    unsafe { try_written(op, geo.batch * geo.image_len(), |dx| correlate(&s, grad_out, Filters::Function(flipped), init, SliceEpilogue::default(), dx, op)) }
 }
 
 /// Gradient [out_channels, channels, kh, kw] of the weight, summed over the batch. Needs

@@ -17,8 +17,8 @@
 //! units run one after another and each GEMM uses every thread instead. A pass too small to pay
 //! for waking the thread pool runs on the calling thread (`Plan::parallel`).
 
-use crate::params::conv::{Activation, Geometry};
-use super::epilogue;
+use crate::params::conv::Geometry;
+use super::epilogue::SliceEpilogue;
 use super::im2col::{col2im_add, im2col};
 use crate::error::{KilnError, Result};
 use crate::parallel::{self, RegionLock, SendPtr};
@@ -227,11 +227,12 @@ impl Filters for Dense<'_> {
 /// Output [batch, out_channels, out_height, out_width] of the convolution of `input`
 /// [batch, channels, height, width] with the filters [out_channels, channels/groups, kh, kw].
 pub(crate) fn forward(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
-    forward_activated(geo, input, filters, bias, None, op)
+    forward_fused(geo, input, filters, bias, SliceEpilogue::default(), op)
 }
 
-/// `forward`, with `activation` applied to each band of output rows as soon as it is written.
-pub(crate) fn forward_activated(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, activation: Option<Activation>, op: &str) -> Result<Vec<f32>> {
+/// `forward`, with the epilogue (residual, activation) run on each band of output rows as soon
+/// as it is written.
+pub(crate) fn forward_fused(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, epilogue: SliceEpilogue, op: &str) -> Result<Vec<f32>> {
     let g = *geo;
     // Not zeroed: every unit writes all of its band (the bias fill, or a GEMM that overwrites),
     // and zeroing cost a pass over each output (up to 25 MB, ResNet-50 batch 8) before any work.
@@ -260,7 +261,7 @@ pub(crate) fn forward_activated(geo: &Geometry, input: &[f32], filters: &impl Fi
             unsafe { filters.apply(&g, grp, x, band.add(grp * cout * plane), plane, bias.is_some(), own, par) };
         }
         // SAFETY: as above, this unit's band of every channel plane.
-        unsafe { epilogue::apply_to_band(activation, band, g.out_channels, plane, cols) };
+        unsafe { epilogue.apply(dst.get(), n * g.out_image_len() + rows.start * ow, g.out_channels, plane, cols) };
     })?;
     // SAFETY: the units wrote every element (see above) and all of them have returned.
     unsafe { out.set_len(len) };

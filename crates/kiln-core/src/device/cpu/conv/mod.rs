@@ -19,44 +19,45 @@ mod lanes;
 mod winograd;
 
 use crate::error::Result;
-use crate::params::conv::{Activation, Geometry};
+use crate::params::conv::{Epilogue, Geometry};
 use crate::tensor::Tensor;
+use epilogue::SliceEpilogue;
 
-/// engine::forward: [N, O, OH, OW], then `activation` (epilogue.rs).
-pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, activation: Option<Activation>, op: &str) -> Result<Tensor> {
+/// engine::forward: [N, O, OH, OW], then the epilogue (epilogue.rs): the residual added, the
+/// activation applied.
+pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
     let (x, w) = (x.materialize()?, w.materialize()?);
+    let residual = epilogue.residual.map(|r| r.materialize()).transpose()?;
     let b = bias.map(|b| b.elements::<f32>(op)).transpose()?;
     let (xs, ws) = (x.cpu_slice(op)?, w.cpu_slice(op)?);
+    let epilogue = SliceEpilogue { residual: residual.as_ref().map(|r| r.cpu_slice(op)).transpose()?, activation: epilogue.activation };
     let out = if depthwise::applies(geo) {
         let mut out = depthwise::forward(geo, xs, ws, b.as_deref(), op)?;
-        activate_whole_output(geo, activation, &mut out);
+        finish_whole_output(geo, epilogue, &mut out);
         out
     } else if few_channels_applies(geo) {
         let mut out = few_channels_forward(geo, xs, ws, b.as_deref(), op)?;
-        activate_whole_output(geo, activation, &mut out);
+        finish_whole_output(geo, epilogue, &mut out);
         out
     } else if direct_applies(geo) {
-        // The direct kernels write tiles, not bands: the activation runs over the finished
-        // output (a fused per-tile epilogue in direct.rs's store_tile is the next step).
-        let mut out = direct_forward(geo, xs, ws, b.as_deref(), op)?;
-        activate_whole_output(geo, activation, &mut out);
-        out
+        // The direct kernels run the epilogue on each tile as they copy it out (direct.rs).
+        direct_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else if winograd::applies(geo) {
         let mut out = winograd::forward(geo, xs, ws, b.as_deref(), op)?;
-        activate_whole_output(geo, activation, &mut out);
+        finish_whole_output(geo, epilogue, &mut out);
         out
     } else {
-        engine::forward_activated(geo, xs, &engine::Dense(ws), b.as_deref(), activation, op)?
+        engine::forward_fused(geo, xs, &engine::Dense(ws), b.as_deref(), epilogue, op)?
     };
     Tensor::from_vec(out, &[geo.batch, geo.out_channels, geo.out_height, geo.out_width])
 }
 
 /// The epilogue over a whole [N·O, OH·OW] output, for the kernels that do not run it per band.
-fn activate_whole_output(geo: &Geometry, activation: Option<Activation>, out: &mut [f32]) {
+fn finish_whole_output(geo: &Geometry, epilogue: SliceEpilogue, out: &mut [f32]) {
     let plane = geo.out_plane();
     debug_assert_eq!(out.len(), geo.batch * geo.out_channels * plane);
     // SAFETY: `out` is this call's own [N·O, OH·OW] vector, borrowed mutably.
-    unsafe { epilogue::apply_to_band(activation, out.as_mut_ptr(), geo.batch * geo.out_channels, plane, plane) };
+    unsafe { epilogue.apply(out.as_mut_ptr(), 0, geo.batch * geo.out_channels, plane, plane) };
 }
 
 /// engine::input_grad: [N, C, H, W], plus `init` per channel.
@@ -130,7 +131,7 @@ mod unsupported {
     pub(super) fn direct_applies_to_input_grad(_: &Geometry) -> bool {
         false
     }
-    pub(super) fn direct_forward(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Vec<f32>> {
+    pub(super) fn direct_forward(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: super::SliceEpilogue, _: &str) -> Result<Vec<f32>> {
         unreachable!("conv: the direct kernels exist only on x86-64")
     }
     pub(super) fn direct_input_grad(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Vec<f32>> {

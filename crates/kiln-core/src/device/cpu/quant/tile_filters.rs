@@ -140,7 +140,8 @@ impl TileFilters for QuantTiles {
         self.taps * self.mr
     }
 
-    fn block<'a>(&'a self, block: usize, scratch: &'a mut [f32]) -> &'a [f32] {
+    /// Expanded into `scratch` in `pack_filters` order: row stride 1, tap stride MR.
+    fn block(&self, block: usize, scratch: &mut [f32]) -> (*const f32, usize, usize) {
         let out = &mut scratch[..self.taps * self.mr];
         if self.mr == 8 && crate::simd::level() == crate::simd::SimdLevel::Avx512 {
             // SAFETY: AVX-512 is present; expand8's bounds are those of `out`, the block's bytes
@@ -149,7 +150,7 @@ impl TileFilters for QuantTiles {
         } else {
             self.expand_scalar(block, out);
         }
-        out
+        (out.as_ptr(), 1, self.mr)
     }
 }
 
@@ -242,7 +243,9 @@ mod tests {
                 }
                 let mut scratch = vec![f32::NAN; tiles.scratch_len()];
                 for b in 0..rows.div_ceil(mr) {
-                    let got = tiles.block(b, &mut scratch).to_vec();
+                    let (first, row_stride, tap_stride) = tiles.block(b, &mut scratch);
+                    assert_eq!((first, row_stride, tap_stride), (scratch.as_ptr(), 1, mr));
+                    let got = &scratch[..taps * mr];
                     for t in 0..taps {
                         for r in 0..mr {
                             let o = b * mr + r;

@@ -1,0 +1,123 @@
+// Where an imported ONNX model's CPU time goes, op by op, on Kiln native: process.cpuUsage()
+// (user + system, every thread of the process) and wall time around each node of the graph,
+// fused nodes included, summed per kind of node (a convolution's kind names its channels,
+// kernel, stride and input size) and divided by the runs. On a loaded machine wall times mostly
+// measure the scheduler; CPU time does not (docs/onnx.md, "Speed"), so CPU time is the figure to
+// compare, and GFLOP per CPU-second for the convolutions (2 FLOP per multiply-add).
+//
+//   node bench/onnx-op-profile.mjs [--model=resnet50|squeezenet|PATH.onnx] [--batch=1] [--runs=10]
+//        [--root=DIR (a checkout whose dist/ and npm/ to load: another build, for before/after)] [--json]
+//
+// The models are bench/onnx-models.mjs's (~/.cache/kiln/onnx-bench, made by bench/onnx_models.py).
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const arg = (name, fallback) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback;
+const root = resolve(arg('root', fileURLToPath(new URL('..', import.meta.url))));
+const model = arg('model', 'resnet50');
+const batch = Number(arg('batch', '1'));
+const runs = Number(arg('runs', '10'));
+const path = model.endsWith('.onnx') ? model : join(homedir(), '.cache', 'kiln', 'onnx-bench', `${model}.onnx`);
+if (!existsSync(path)) throw new Error(`${path} is missing: run bench/onnx-models.mjs once (it prepares the models)`);
+
+const kiln = await import(join(root, 'dist/index.js'));
+const { OPS } = await import(join(root, 'dist/onnx/ops/index.js'));
+const { FusedNode } = await import(join(root, 'dist/onnx/fusion/fused-node.js'));
+
+/** Per kind: { calls, cpu (µs), wall (ms), macs }, over every measured run. */
+const kinds = new Map();
+let measuring = false;
+let depth = 0;
+
+/** A convolution's kind and multiply-adds, from its (first) Conv node, input, weight and output. */
+function convKind(label, conv, args, out) {
+  const [x, w] = args;
+  const stride = conv.ints?.('strides') ?? [1, 1];
+  const groups = conv.int?.('group', 1) ?? 1;
+  const [n, c, h, wd] = x.shape;
+  const [o, , kh, kw] = w.shape;
+  const macs = n * o * out.shape[2] * out.shape[3] * (c / groups) * kh * kw;
+  return { key: `${label} ${c}->${o} ${kh}x${kw}/s${stride[0]}${groups > 1 ? ` g${groups}` : ''} ${h}x${wd}`, macs };
+}
+
+function kindOf(node, args, results) {
+  const label = node instanceof FusedNode ? node.pattern : node.opType;
+  const conv = node instanceof FusedNode ? node.replaced[0] : node;
+  if (conv.opType === 'Conv' && args[0]?.rank === 4 && args[1]?.rank === 4 && results[0]?.rank === 4) return convKind(label, conv, args, results[0]);
+  const shape = args[0] === undefined ? '' : ` [${args[0].shape.join(', ')}]`;
+  return { key: `${label}${shape}`, macs: 0 };
+}
+
+/** Wraps a node's run: times the outermost call only (a fused node's fallback runs OPS inside). */
+function timed(run) {
+  return function (args, node, context) {
+    if (!measuring || depth > 0) return run.call(this, args, node, context);
+    depth++;
+    const cpu = process.cpuUsage();
+    const t = performance.now();
+    try {
+      const results = run.call(this, args, node, context);
+      // The native backend runs synchronously: its results are final here.
+      const wall = performance.now() - t;
+      const used = process.cpuUsage(cpu);
+      const { key, macs } = kindOf(this instanceof FusedNode ? this : node, args, results);
+      const k = kinds.get(key) ?? { calls: 0, cpu: 0, wall: 0, macs: 0 };
+      k.calls++;
+      k.cpu += used.user + used.system;
+      k.wall += wall;
+      k.macs += macs;
+      kinds.set(key, k);
+      return results;
+    } finally {
+      depth--;
+    }
+  };
+}
+
+for (const op of Object.keys(OPS)) {
+  const run = OPS[op];
+  OPS[op] = function (args, node, context) {
+    return timed(run).call(undefined, args, node, context);
+  };
+}
+const fusedRun = FusedNode.prototype.run;
+FusedNode.prototype.run = function (args, context) {
+  return timed(function (a, _node, c) {
+    return fusedRun.call(this, a, c);
+  }).call(this, args, this, context);
+};
+
+kiln.setBackend('native');
+const onnx = kiln.onnx.load(path);
+const x = kiln.tensor(Float32Array.from({ length: batch * 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37)), [batch, 3, 224, 224]);
+const infer = () => kiln.noGrad(() => kiln.tidy(() => onnx.forward(x).dataSync()));
+for (let i = 0; i < 2; i++) infer();
+measuring = true;
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+for (let i = 0; i < runs; i++) infer();
+const wallTotal = (performance.now() - t0) / runs;
+const used = process.cpuUsage(cpu0);
+const cpuTotal = (used.user + used.system) / 1000 / runs;
+measuring = false;
+
+const rows = [...kinds.entries()]
+  .map(([key, k]) => ({ kind: key, calls: k.calls / runs, cpuMs: k.cpu / 1000 / runs, wallMs: k.wall / runs, gflopPerCpuS: k.macs > 0 ? (2 * k.macs) / (k.cpu / 1e6) / 1e9 : undefined, macsM: k.macs / runs / 1e6 }))
+  .sort((a, b) => b.cpuMs - a.cpuMs);
+const opsCpu = rows.reduce((s, r) => s + r.cpuMs, 0);
+const result = { model, batch, runs, threads: kiln.numThreads(), simd: kiln.simdLevel(), root, cpuMsPerInference: cpuTotal, wallMsPerInference: wallTotal, opsCpuMs: opsCpu, rows };
+if (process.argv.includes('--json')) {
+  console.log(JSON.stringify(result));
+} else {
+  console.log(`${model} batch ${batch}, ${runs} runs, ${result.threads} threads (${result.simd}), ${root}`);
+  console.log(`per inference: CPU ${cpuTotal.toFixed(1)} ms (in nodes ${opsCpu.toFixed(1)}), wall ${wallTotal.toFixed(1)} ms`);
+  console.log(`${'kind'.padEnd(58)} ${'calls'.padStart(5)} ${'CPU ms'.padStart(8)} ${'share'.padStart(6)} ${'wall ms'.padStart(8)} ${'GFLOP/CPU-s'.padStart(11)}`);
+  for (const r of rows) {
+    const share = `${((100 * r.cpuMs) / opsCpu).toFixed(1)}%`;
+    console.log(`${r.kind.slice(0, 58).padEnd(58)} ${String(r.calls).padStart(5)} ${r.cpuMs.toFixed(2).padStart(8)} ${share.padStart(6)} ${r.wallMs.toFixed(2).padStart(8)} ${(r.gflopPerCpuS?.toFixed(1) ?? '').padStart(11)}`);
+  }
+}
+x.dispose();
+onnx.dispose();
