@@ -16,8 +16,8 @@
  * disk, MNIST files, Python) cannot run in a page and is listed, with the reason, as skipped.
  * The files are split between `PAGES` pages running at the same time, each in its own Chromium.
  * Opt-in: KILN_WEBGPU_SUITES=all (or =<substrings> for only the matching files). Not yet in
- * `npm test`: on lavapipe the 46 files take 5.4 min on 2 pages here and 3 files still read
- * synchronously (docs/browser.md has the figures and what is left).
+ * `npm test`: on lavapipe the 46 files take 5.4 min on 2 pages here, more than it has left
+ * (docs/browser.md has the figures and what is left).
  */
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
