@@ -14,6 +14,16 @@ function hasDriver() {
   return icd && LOADER.some((p) => existsSync(p));
 }
 
+/** The lavapipe ICD file (lvp_icd.<arch>.json), or null when Mesa's lavapipe is not installed. */
+export function lavapipeIcd() {
+  for (const d of ICD_DIRS) {
+    if (!existsSync(d)) continue;
+    const f = readdirSync(d).find((f) => /^lvp_icd\..*\.json$/.test(f));
+    if (f !== undefined) return join(d, f);
+  }
+  return null;
+}
+
 /** Installs lavapipe with apt-get when no Vulkan driver is present (Linux with apt only). */
 export function ensureVulkanDriver() {
   if (process.platform !== 'linux' || hasDriver()) return;

@@ -40,13 +40,17 @@ const packed = (r: RecurrentResult): Tensor => kiln.concat([r.output, r.h.unsque
 
 /** Forward values and the gradients of every input under L = Σ packed · w. */
 async function valuesAndGrads(layer: Layer, cell: RecurrentCell, inputs: ND[], reverse: boolean): Promise<number[][]> {
-  return kiln.tidy(() => {
+  // The tidy keeps the output and the gradients; they are read asynchronously, then freed.
+  const kept = kiln.tidy(() => {
     const leaves = inputs.map((x) => T(x).setRequiresGrad());
     const out = packed(callWith(layer, cell, leaves, reverse));
     const w = T(randND([...out.shape], 123));
     out.mul(w).sum().backward();
-    return [Array.from(out.dataSync()), ...leaves.map((l) => Array.from(l.grad!.dataSync()))];
+    return [out, ...leaves.map((l) => l.grad!)];
   });
+  const values = await Promise.all(kept.map((t) => read(t)));
+  kiln.dispose(kept);
+  return values;
 }
 
 forEachBackend(() => {

@@ -178,10 +178,20 @@ export class Tensor {
     return nest(Array.from(await this.data()), this.shape);
   }
 
-  /** The dtype, shape and values, e.g. 'Tensor(float32 [2]) [1,2]' ('Tensor(disposed)' once freed). */
+  /**
+   * The dtype, shape and values, e.g. 'Tensor(float32 [2]) [1,2]' ('Tensor(disposed)' once freed).
+   * Printing never throws for want of a synchronous read: a GPU tensor in a page (WebGPU cannot be
+   * waited for there) prints where it lives and how to read it instead of its values.
+   */
   toString(): string {
     if (this.isDisposed) return 'Tensor(disposed)';
-    return `Tensor(${this.dtype} [${this.shape.join(', ')}]) ${JSON.stringify(this.arraySync())}`;
+    const head = `Tensor(${this.dtype} [${this.shape.join(', ')}])`;
+    try {
+      return `${head} ${JSON.stringify(this.arraySync())}`;
+    } catch (e) {
+      if (!/synchronous GPU read is not possible/.test((e as Error).message)) throw e;
+      return `${head} on ${this.device}: read its values with \`await t.array()\``;
+    }
   }
 
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // @ts-expect-error: a plain .mjs script without type declarations
-import { CHROMIUM, CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, defaultWebgpuAdapter, webgpuLaunch } from '../../scripts/chromium.mjs';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -23,22 +23,28 @@ export function buildWeb(): void {
   if (built.status !== 0) throw new Error(`build-web failed:\n${built.stdout}${built.stderr}`);
 }
 
-/** Chromium's WebGPU on a localhost page here: SwiftShader, a CPU implementation (docs/browser.md). */
-export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan'];
+/**
+ * The CPU implementation of WebGPU the tests' Chromium uses (scripts/chromium.mjs `webgpuLaunch`):
+ * 'lavapipe' (Mesa's llvmpipe, as the native GPU suite) when it is installed, else 'swiftshader';
+ * KILN_WEBGPU_ADAPTER=swiftshader|lavapipe chooses.
+ */
+export const WEBGPU_ADAPTER: 'lavapipe' | 'swiftshader' = defaultWebgpuAdapter();
 
 /**
  * A headless chromium with the flags that work here as root (playwright gives it a fresh profile),
- * plus `extraArgs` (WEBGPU_ARGS for the WebGPU tests).
+ * plus `extraArgs`; with `webgpu`, WebGPU on that CPU adapter (flags and environment).
  */
-export async function launchChromium(extraArgs: string[] = []): Promise<any> {
+export async function launchChromium(extraArgs: string[] = [], options: { webgpu?: 'lavapipe' | 'swiftshader' } = {}): Promise<any> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: \`npm test\` installs Debian's chromium (or: apt-get install chromium; KILN_CHROMIUM=<path> for another)`);
   }
   const { chromium } = await import('playwright-core');
+  const gpu = options.webgpu === undefined ? { args: [], env: {}, dropArgs: [] } : webgpuLaunch(options.webgpu);
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [...CHROMIUM_ARGS, ...extraArgs],
+    args: [...CHROMIUM_ARGS.filter((a: string) => !gpu.dropArgs.includes(a)), ...gpu.args, ...extraArgs],
+    env: { ...process.env, ...gpu.env },
   });
 }
 

@@ -1,10 +1,11 @@
 /**
  * Kiln's GPU backend in a page: kiln-gpu on WebGPU (the GPU WASM module, bindings/wasm's `gpu`
- * feature), in Debian's chromium with WebGPU on (SwiftShader here: a CPU implementation, so this
- * checks correctness, not speed).
+ * feature), in Debian's chromium with WebGPU on a CPU implementation (Mesa's llvmpipe through
+ * ANGLE where lavapipe is installed, else SwiftShader: tests/browser/chromium.ts WEBGPU_ADAPTER),
+ * so this checks correctness, not speed.
  *
  * - `await setBackend('gpu')` loads the GPU module on demand and opens WebGPU; gpuInfo() names
- *   the adapter (vendor 'google', architecture 'swiftshader');
+ *   the adapter (llvmpipe; or vendor 'google', architecture 'swiftshader') and says it is software;
  * - ops and gradients on WebGPU agree with the WASM backend in the same page;
  * - training steps read nothing back (readbacks stay flat until `await loss.data()`), the
  *   losses equal WASM's from the same seeds, and the buffer pool stops creating buffers;
@@ -20,7 +21,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kiln from '../../ts/index.js';
-import { buildWeb, launchChromium, skipBrowser, WEBGPU_ARGS } from './chromium.js';
+import { buildWeb, launchChromium, skipBrowser, WEBGPU_ADAPTER } from './chromium.js';
+
+/** How the page names the adapter: llvmpipe in ANGLE's description, or SwiftShader's vendor and architecture. */
+const ADAPTER_NAME = WEBGPU_ADAPTER === 'lavapipe' ? /llvmpipe/ : /google swiftshader/;
 
 /** The first 2,000 MNIST training digits and 1,000 test digits, as plain arrays for page.evaluate. */
 function mnistDigits() {
@@ -54,7 +58,7 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
     // @ts-expect-error: a plain .mjs script without type declarations
     const { serve } = await import('../../scripts/serve-web.mjs');
     ({ server, url } = await serve({ port: 0, isolated: false, mounts: { '/model/': modelDir } }));
-    withGpu = await launchChromium(WEBGPU_ARGS);
+    withGpu = await launchChromium([], { webgpu: WEBGPU_ADAPTER });
     withoutGpu = await launchChromium();
   }, 600_000);
 
@@ -90,8 +94,8 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
     expect(r.used).toBe('gpu');
     expect(r.backend).toBe('gpu');
     expect(r.info.backend).toBe('BrowserWebGpu');
-    expect(r.info.vendor).toBe('google');
-    expect(r.info.architecture).toBe('swiftshader');
+    if (WEBGPU_ADAPTER === 'swiftshader') expect([r.info.vendor, r.info.architecture]).toEqual(['google', 'swiftshader']);
+    expect(r.info.adapter || `${r.info.vendor} ${r.info.architecture}`).toMatch(ADAPTER_NAME);
     expect(r.info.software).toBe(true);
     expect(r.info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
     await page.close();
@@ -417,7 +421,9 @@ describe.skipIf(skipBrowser)('the GPU backend on WebGPU in chromium', () => {
     await page.waitForFunction(() => (window as any).kilnDemo?.ready === true || (window as any).kilnDemo?.error, null, { timeout: 60_000 });
     expect(await page.evaluate(() => (window as any).kilnDemo.error ?? null)).toBeNull();
     expect(await page.evaluate(() => (window as any).kilnDemo.backend)).toBe('gpu');
-    expect(await page.locator('#status').textContent()).toMatch(/on the gpu backend \(WebGPU, adapter google swiftshader\)/);
+    const status = (await page.locator('#status').textContent()) ?? '';
+    expect(status).toMatch(/on the gpu backend \(WebGPU, adapter /);
+    expect(status).toMatch(ADAPTER_NAME);
     const drawn = await page.evaluate(async () => {
       const ctx = (document.getElementById('pad') as HTMLCanvasElement).getContext('2d')!;
       ctx.fillStyle = '#fff';

@@ -10,7 +10,7 @@ import * as kiln from '../../ts/index.js';
 import * as nn from '../../ts/nn/index.js';
 import type { Tensor } from '../../ts/index.js';
 import { forEachBackend } from '../backends.js';
-import { assertClose, expectThrows, prng, randND, T } from '../helpers.js';
+import { assertClose, expectThrows, prng, randND, read, readOf, T } from '../helpers.js';
 import { gradCheck } from './gradcheck.js';
 
 /** Dense [n, n] matrix with M[d][s] = Σ weight over edges s -> d. */
@@ -24,10 +24,10 @@ function matmulRows(a: number[][], b: number[][]): number[][] {
   return a.map((row) => b[0].map((_, j) => row.reduce((s, v, k) => s + v * b[k][j], 0)));
 }
 
-function rows(t: Tensor): number[][] {
+async function rows(t: Tensor): Promise<number[][]> {
   const [n, f] = t.shape;
-  const d = t.dataSync();
-  return Array.from({ length: n }, (_, i) => Array.from(d.subarray(i * f, (i + 1) * f)));
+  const d = await read(t);
+  return Array.from({ length: n }, (_, i) => d.slice(i * f, (i + 1) * f));
 }
 
 /** A layer bound to one graph, so the module gradient checker (single input) can drive it. */
@@ -70,16 +70,17 @@ function communities(seed: number) {
   return { graph: nn.Graph.undirected(a, b, n), x: kiln.tensor(x, [n, f]), label, train, test, f, classes };
 }
 
-function accuracyOn(logits: Tensor, label: Int32Array, nodes: number[]): number {
-  const pred = logits.argmax(1).dataSync();
+async function accuracyOn(logits: () => Tensor, label: Int32Array, nodes: number[]): Promise<number> {
+  const pred = await readOf(() => kiln.noGrad(() => logits().argmax(1)));
   return nodes.filter((i) => pred[i] === label[i]).length / nodes.length;
 }
 
 forEachBackend(() => {
   describe('nn.Graph', () => {
-    it('undirected() adds both directions once; bad node indices are errors naming the graph', () => {
+    it('undirected() adds both directions once; bad node indices are errors naming the graph', async () => {
       const g = nn.Graph.undirected([0, 1, 1, 2], [1, 0, 2, 2], 3);
-      const pairs = Array.from(g.src.dataSync(), (s, e) => `${s}->${g.dst.dataSync()[e]}`).sort();
+      const dst = await read(g.dst);
+      const pairs = (await read(g.src)).map((s, e) => `${s}->${dst[e]}`).sort();
       expect(pairs).toEqual(['0->1', '1->0', '1->2', '2->1', '2->2']);
       expect(Array.from(g.inDegree())).toEqual([1, 2, 2]);
       g.dispose();
@@ -89,11 +90,11 @@ forEachBackend(() => {
       expectThrows(() => new nn.Graph([0.5], [1], 3), 'Graph', 'src[0] = 0.5');
     });
 
-    it('gcnNorm is D^-1/2 (A + I) D^-1/2, adding self loops only where missing, and is cached', () => {
+    it('gcnNorm is D^-1/2 (A + I) D^-1/2, adding self loops only where missing, and is cached', async () => {
       const g = new nn.Graph(SRC, DST, N);
       const norm = g.gcnNorm();
       expect(g.gcnNorm(), 'cached: the same tensors on the second call').toBe(norm);
-      const got = dense(norm.src.dataSync(), norm.dst.dataSync(), norm.weight.dataSync(), N);
+      const got = dense(await read(norm.src), await read(norm.dst), await read(norm.weight), N);
       const a = dense(SRC, DST, null, N);
       for (let i = 0; i < N; i++) if (a[i][i] === 0) a[i][i] = 1; // node 3 already has its loop
       const deg = a.map((row) => row.reduce((s, v) => s + v, 0));
@@ -103,68 +104,65 @@ forEachBackend(() => {
       expectThrows(() => g.gcnNorm(), 'Graph.gcnNorm', 'disposed');
     });
 
-    it('aggregate: sum, mean and max over in-neighbours equal dense / loop references', () => {
+    it('aggregate: sum, mean and max over in-neighbours equal dense / loop references', async () => {
       const g = new nn.Graph(SRC, DST, N);
-      const xs = randND([N, 3], 1);
-      kiln.tidy(() => {
-        const x = T(xs);
-        const xr = rows(x);
-        const a = dense(SRC, DST, null, N);
-        assertClose(g.aggregate(x, 'sum').dataSync(), matmulRows(a, xr).flat(), { atol: 1e-6 }, 'sum');
-        const mean = a.map((row) => row.map((v) => v / Math.max(1, row.reduce((s, w) => s + w, 0))));
-        assertClose(g.aggregate(x, 'mean').dataSync(), matmulRows(mean, xr).flat(), { atol: 1e-6 }, 'mean');
-        const max = a.map((row) => xr[0].map((_, j) => (row.some((v) => v > 0) ? Math.max(...row.flatMap((v, s) => (v > 0 ? [xr[s][j]] : []))) : 0)));
-        assertClose(g.aggregate(x, 'max').dataSync(), max.flat(), { atol: 0 }, 'max');
-      });
+      const x = T(randND([N, 3], 1));
+      const xr = await rows(x);
+      const a = dense(SRC, DST, null, N);
+      assertClose(await readOf(() => g.aggregate(x, 'sum')), matmulRows(a, xr).flat(), { atol: 1e-6 }, 'sum');
+      const mean = a.map((row) => row.map((v) => v / Math.max(1, row.reduce((s, w) => s + w, 0))));
+      assertClose(await readOf(() => g.aggregate(x, 'mean')), matmulRows(mean, xr).flat(), { atol: 1e-6 }, 'mean');
+      const max = a.map((row) => xr[0].map((_, j) => (row.some((v) => v > 0) ? Math.max(...row.flatMap((v, s) => (v > 0 ? [xr[s][j]] : []))) : 0)));
+      assertClose(await readOf(() => g.aggregate(x, 'max')), max.flat(), { atol: 0 }, 'max');
+      x.dispose();
       g.dispose();
     });
   });
 
   describe('GCNConv and SAGEConv', () => {
-    it('GCNConv equals Â·X·Wᵀ + b computed densely, in both propagation orders', () => {
+    it('GCNConv equals Â·X·Wᵀ + b computed densely, in both propagation orders', async () => {
       const g = new nn.Graph(SRC, DST, N);
       for (const [inF, outF] of [[4, 2], [2, 4]]) {
         const layer = new nn.GCNConv(inF, outF, { seed: 3 });
-        kiln.tidy(() => {
-          kiln.assign(layer.bias!, kiln.randn([outF], { seed: 4 }));
-          const x = T(randND([N, inF], 5));
-          const { src, dst, weight } = g.gcnNorm();
-          const ahat = dense(src.dataSync(), dst.dataSync(), weight.dataSync(), N);
-          const xw = rows(x.matmul(layer.weight.transpose()));
-          const b = layer.bias!.dataSync();
-          const want = matmulRows(ahat, xw).map((r) => r.map((v, j) => v + b[j]));
-          assertClose(layer.forward(x, g).dataSync(), want.flat(), { atol: 1e-5, rtol: 1e-5 }, `GCNConv(${inF}, ${outF})`);
-        });
+        kiln.tidy(() => kiln.assign(layer.bias!, kiln.randn([outF], { seed: 4 })));
+        const x = T(randND([N, inF], 5));
+        const { src, dst, weight } = g.gcnNorm();
+        const ahat = dense(await read(src), await read(dst), await read(weight), N);
+        const xwT = kiln.tidy(() => x.matmul(layer.weight.transpose()));
+        const xw = await rows(xwT);
+        xwT.dispose();
+        const b = await read(layer.bias!);
+        const want = matmulRows(ahat, xw).map((r) => r.map((v, j) => v + b[j]));
+        assertClose(await readOf(() => layer.forward(x, g)), want.flat(), { atol: 1e-5, rtol: 1e-5 }, `GCNConv(${inF}, ${outF})`);
+        x.dispose();
         layer.dispose();
       }
       g.dispose();
     });
 
-    it('SAGEConv equals W_neigh·mean(neighbours) + b + W_root·x, and normalize gives unit rows', () => {
+    it('SAGEConv equals W_neigh·mean(neighbours) + b + W_root·x, and normalize gives unit rows', async () => {
       const g = new nn.Graph(SRC, DST, N);
       const layer = new nn.SAGEConv(3, 2, { seed: 6 });
       const unit = new nn.SAGEConv(3, 2, { seed: 6, normalize: true, aggregator: 'max' });
-      kiln.tidy(() => {
-        const x = T(randND([N, 3], 7));
-        const want = layer.neighbor.forward(g.aggregate(x, 'mean')).add(layer.root!.forward(x));
-        assertClose(layer.forward(x, g).dataSync(), want.dataSync(), { atol: 1e-6 }, 'SAGEConv');
-        const norms = unit.forward(x, g).square().sum(1).dataSync();
-        assertClose(norms, new Array(N).fill(1), { atol: 1e-5 }, 'unit rows');
-      });
+      const x = T(randND([N, 3], 7));
+      const want = await readOf(() => layer.neighbor.forward(g.aggregate(x, 'mean')).add(layer.root!.forward(x)));
+      assertClose(await readOf(() => layer.forward(x, g)), want, { atol: 1e-6 }, 'SAGEConv');
+      const norms = await readOf(() => unit.forward(x, g).square().sum(1));
+      assertClose(norms, new Array(N).fill(1), { atol: 1e-5 }, 'unit rows');
+      x.dispose();
       layer.dispose();
       unit.dispose();
       g.dispose();
     });
 
-    it('take sparse features: the same outputs as from the dense matrix', () => {
+    it('take sparse features: the same outputs as from the dense matrix', async () => {
       const g = new nn.Graph(SRC, DST, N);
       const xs = randND([N, 4], 13).data.map((v, i) => (i % 2 ? v : 0));
       const sparse = kiln.SparseMatrix.fromDense(xs, [N, 4]);
       for (const layer of [new nn.GCNConv(4, 3, { seed: 14 }), new nn.SAGEConv(4, 3, { seed: 15 }), new nn.SAGEConv(4, 3, { seed: 16, aggregator: 'sum' })]) {
-        kiln.tidy(() => {
-          const x = kiln.tensor(Float32Array.from(xs), [N, 4]);
-          assertClose(layer.forward(sparse, g).dataSync(), layer.forward(x, g).dataSync(), { atol: 1e-5 }, layer.constructor.name);
-        });
+        const x = kiln.tensor(Float32Array.from(xs), [N, 4]);
+        assertClose(await readOf(() => layer.forward(sparse, g)), await readOf(() => layer.forward(x, g)), { atol: 1e-5 }, layer.constructor.name);
+        x.dispose();
         layer.dispose();
       }
       const max = new nn.SAGEConv(4, 3, { aggregator: 'max' });
@@ -208,13 +206,13 @@ forEachBackend(() => {
     });
   });
 
-  it('a 2-layer GCN beats an MLP on the features alone on a planted-community graph', () => {
+  it('a 2-layer GCN beats an MLP on the features alone on a planted-community graph', async () => {
     const before = kiln.memory().numTensors;
     const data = communities(21);
     const labels = kiln.tensor(data.label);
     const trainIdx = kiln.tensor(Int32Array.from(data.train));
     const trainLabels = kiln.gather(labels, trainIdx);
-    const run = (forward: () => Tensor, params: Tensor[]): number => {
+    const run = async (forward: () => Tensor, params: Tensor[]): Promise<number> => {
       const opt = new kiln.optim.Adam(params, { lr: 0.02, weightDecay: 5e-4 });
       for (let epoch = 0; epoch < 100; epoch++) {
         kiln.tidy(() => {
@@ -224,13 +222,13 @@ forEachBackend(() => {
         });
       }
       opt.dispose();
-      return kiln.noGrad(() => kiln.tidy(() => accuracyOn(forward(), data.label, data.test)));
+      return accuracyOn(forward, data.label, data.test);
     };
     const conv1 = new nn.GCNConv(data.f, 16, { seed: 1 });
     const conv2 = new nn.GCNConv(16, data.classes, { seed: 2 });
-    const gcn = run(() => conv2.forward(conv1.forward(data.x, data.graph).relu(), data.graph), [...conv1.parameters(), ...conv2.parameters()]);
+    const gcn = await run(() => conv2.forward(conv1.forward(data.x, data.graph).relu(), data.graph), [...conv1.parameters(), ...conv2.parameters()]);
     const mlp = new nn.Sequential(new nn.Linear(data.f, 16, { seed: 1 }), new nn.ReLU(), new nn.Linear(16, data.classes, { seed: 2 }));
-    const baseline = run(() => mlp.forward(data.x), mlp.parameters());
+    const baseline = await run(() => mlp.forward(data.x), mlp.parameters());
     expect(gcn, `GCN test accuracy (MLP on features: ${baseline})`).toBeGreaterThan(0.85);
     expect(gcn - baseline, `GCN ${gcn} vs MLP ${baseline}`).toBeGreaterThan(0.25);
     for (const m of [conv1, conv2, mlp]) m.dispose();

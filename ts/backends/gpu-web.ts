@@ -57,7 +57,9 @@ export async function loadGpuWeb(wasmDir?: string | URL): Promise<Backend> {
   }
   const backend = creatingOnGpu(guardTraps(exports) as Backend & Required<Pick<Backend, 'toDevice'>>) as Backend & Required<Pick<Backend, 'gpuInfo'>>;
   const describe = backend.gpuInfo.bind(backend);
-  const software = adapter.architecture === 'swiftshader' || adapter.isFallbackAdapter === true;
+  // SwiftShader says so in its architecture; Mesa's llvmpipe (lavapipe) only in the description,
+  // which Chromium fills with --enable-webgpu-developer-features (docs/browser.md).
+  const software = adapter.architecture === 'swiftshader' || adapter.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/i.test(adapter.description ?? '');
   backend.gpuInfo = () => {
     const info = JSON.parse(describe()) as Record<string, unknown>;
     const named = { ...info, adapter: info.adapter || adapter.description || `${adapter.vendor ?? ''} ${adapter.architecture ?? ''}`.trim() };

@@ -33,6 +33,8 @@ function rows(task: Task, file: string, prefix: string[], out: TestRow[]): void 
 export async function runSuites(files: string[], progress: (line: string) => void = () => {}): Promise<TestRow[]> {
   await kiln.init();
   if ((await kiln.setBackend('gpu')) !== 'gpu') throw new Error('page runner: no WebGPU adapter (setBackend fell back to WASM)');
+  const adapter = kiln.gpuInfo();
+  progress(`WebGPU adapter: ${adapter.adapter} (software: ${adapter.software})`);
   const runner: VitestRunner = {
     config: {
       root: '/',
@@ -65,6 +67,11 @@ export async function runSuites(files: string[], progress: (line: string) => voi
     const { pipelines, readbacks } = kiln.gpuInfo();
     progress(`${file}: ${mine.filter((r) => r.state === 'pass').length} passed, ${mine.filter((r) => r.state === 'fail').length} failed, ${mine.filter((r) => r.state === 'skip').length} skipped (${((performance.now() - t0) / 1000).toFixed(1)} s; ${pipelines} kernels compiled, ${readbacks} reads so far)`);
     for (const r of mine.filter((r) => r.state === 'fail')) progress(`  failed: ${r.name}: ${(r.error ?? '').split('\n')[0]}`);
+    for (const r of mine.filter((r) => (r.ms ?? 0) > 10_000)) progress(`  slow: ${r.name}: ${((r.ms ?? 0) / 1000).toFixed(1)} s`);
+    const g0 = performance.now();
+    (globalThis as { gc?: () => void }).gc?.();
+    await kiln.synchronize();
+    progress(`  gc + synchronize after it: ${((performance.now() - g0) / 1000).toFixed(1)} s`);
   }
   return out;
 }
