@@ -83,7 +83,7 @@ export const QUANTIZED_ON_CPU_ONLY = 'quantized layers are a CPU (native and WAS
 const GPU_FULL = process.env.KILN_GPU_FULL === '1';
 
 /**
- * `it` for a long learning run (thousands of training steps). On a software GPU adapter
+ * `it` for a long run (thousands of training steps or iterations). On a software GPU adapter
  * (lavapipe, which emulates the GPU on the CPU: each kernel runs ~100x slower than the CPU
  * backend) it is skipped unless KILN_GPU_FULL=1, and then gets 10x the time. What it trains is
  * still checked on the GPU in npm test by the same layers' forward and gradient parity tests and
