@@ -114,6 +114,11 @@ pub trait Device: Send + Sync {
         let _ = (a, b, transpose_a, transpose_b);
         Err(no_kernel(self.name(), "matmul"))
     }
+    /// x [..., K] · Wᵀ + bias -> [..., N] (see ops::linear). The default composes matmul and add;
+    /// the CPU starts its GEMM from the bias.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        crate::ops::linear::composed(x, w, bias)
+    }
     /// An optimizer update in place (copy-on-write): `param` and `state` get new contents.
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
         let _ = (transform, param, grad, state);
@@ -166,6 +171,13 @@ pub trait Device: Send + Sync {
     fn batch_norm_backward(&self, g: &Tensor, x: &Tensor, stats: &Tensor, weight: Option<&Tensor>, batch_stats: bool, need_input: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         let _ = (g, x, stats, weight, batch_stats, need_input);
         Err(no_kernel(self.name(), "batchNorm"))
+    }
+
+    /// Layer normalization over the dims from `axis` on (see ops::layer_norm): (y, mean,
+    /// 1/√(var + eps)), the statistics keeping x's rank. The default composes it from this
+    /// device's reductions and elementwise kernels; a device overrides it with a fused kernel.
+    fn layer_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<(Tensor, Tensor, Tensor)> {
+        crate::ops::layer_norm::composed(x, weight, bias, axis, eps)
     }
 
     // Transformer and RNN family: fused attention and recurrent layers.
