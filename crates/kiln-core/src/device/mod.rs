@@ -114,10 +114,11 @@ pub trait Device: Send + Sync {
         let _ = (a, b, transpose_a, transpose_b);
         Err(no_kernel(self.name(), "matmul"))
     }
-    /// x [..., K] · Wᵀ + bias -> [..., N] (see ops::linear). The default composes matmul and add;
-    /// the CPU starts its GEMM from the bias.
+    /// x [..., K] · Wᵀ + bias -> [..., N] (see ops::linear): the CPU starts its GEMM from the
+    /// bias; a device may run `ops::linear::composed` (matmul, add) on its own kernels.
     fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        crate::ops::linear::composed(x, w, bias)
+        let _ = (x, w, bias);
+        Err(no_kernel(self.name(), "linear"))
     }
     /// An optimizer update in place (copy-on-write): `param` and `state` get new contents.
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
@@ -174,10 +175,11 @@ pub trait Device: Send + Sync {
     }
 
     /// Layer normalization over the dims from `axis` on (see ops::layer_norm): (y, mean,
-    /// 1/√(var + eps)), the statistics keeping x's rank. The default composes it from this
-    /// device's reductions and elementwise kernels; a device overrides it with a fused kernel.
+    /// 1/√(var + eps)), the statistics keeping x's rank. The CPU has a fused kernel; a device
+    /// may run `ops::layer_norm::composed` (reductions, elementwise ops) on its own kernels.
     fn layer_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<(Tensor, Tensor, Tensor)> {
-        crate::ops::layer_norm::composed(x, weight, bias, axis, eps)
+        let _ = (x, weight, bias, axis, eps);
+        Err(no_kernel(self.name(), "layerNorm"))
     }
 
     // Transformer and RNN family: fused attention and recurrent layers.

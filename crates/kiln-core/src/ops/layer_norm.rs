@@ -3,7 +3,7 @@
 //! nn.LayerNorm and ONNX's LayerNormalization. Composed from ops it is ten passes over the whole
 //! tensor (ONNX exporters write it so: ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Reciprocal,
 //! Mul, Mul, Add); the CPU's kernel (device/cpu/layer_norm.rs) reads each row twice while it is
-//! in cache and writes it once. A device without a kernel runs `composed` (the trait's default).
+//! in cache and writes it once. The GPU runs `composed` on its own reductions and elementwise kernels.
 //! The backward is composed from ops on the saved statistics: it runs on whatever device the
 //! tensors live on, and only in training.
 
@@ -83,15 +83,20 @@ fn input_grad(g: &Tensor, x: &Tensor, mean: &Tensor, inv_std: &Tensor, weight: O
 }
 
 /// The forward composed from reductions and elementwise ops, for devices without a fused kernel
-/// (`Device::layer_norm`'s default): (y, mean, 1/√(var + eps)), the statistics keeping x's rank.
-/// Its inputs are detached: the op records the one gradient node.
+/// (kiln-gpu's `Device::layer_norm`): (y, mean, 1/√(var + eps)), the statistics keeping x's rank.
+/// Its inputs are detached: the op records the one gradient node. The mean is taken twice, the
+/// second time of x minus the first: a float32 mean of a row at 1000 ± 0.01 is off by a percent
+/// of the row's spread, the mean of its offsets from it is not (as the CPU kernel's shift).
 pub fn composed(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<(Tensor, Tensor, Tensor)> {
     let x = x.detach();
     let axes: Vec<isize> = (axis as isize..x.rank() as isize).collect();
-    let mean = ops::reduce(ReduceOp::Mean, &x, &axes, true, 0)?;
-    let var = ops::reduce(ReduceOp::Variance, &x, &axes, true, 0)?;
+    let rough = ops::reduce(ReduceOp::Mean, &x, &axes, true, 0)?;
+    let offsets = ops::binary(BinaryOp::Sub, &x, &rough)?;
+    let correction = ops::reduce(ReduceOp::Mean, &offsets, &axes, true, 0)?;
+    let var = ops::reduce(ReduceOp::Variance, &offsets, &axes, true, 0)?;
     let inv_std = ops::unary(UnaryOp::Rsqrt, &ops::binary(BinaryOp::Add, &var, &Tensor::scalar_f32(eps))?, 0.0)?;
-    let mut y = normalize(&x, &mean, &inv_std)?;
+    let mean = ops::binary(BinaryOp::Add, &rough, &correction)?;
+    let mut y = normalize(&offsets, &correction, &inv_std)?;
     if let Some(w) = weight {
         y = ops::binary(BinaryOp::Mul, &y, &w.detach())?;
     }

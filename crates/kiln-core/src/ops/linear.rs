@@ -1,8 +1,7 @@
 //! The fully connected layer's product, y = x·Wᵀ + bias (PyTorch's F.linear): x [..., K],
 //! W [N, K] (any strides: an imported MatMul's [K, N] weight is passed as its transposed view),
 //! bias [N]. On the CPU the bias is the GEMM's starting value (device/cpu/linear.rs), so it costs
-//! no pass of its own over the output; a device without a kernel composes matmul and add (the
-//! trait's default). This file validates, dispatches once and records autograd: the gradients
+//! no pass of its own over the output; the GPU composes matmul and add (`composed`). This file validates, dispatches once and records autograd: the gradients
 //! are matmul's and a sum over the rows.
 
 use crate::autograd;
@@ -45,8 +44,8 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     }))
 }
 
-/// The forward composed from matmul and add, for devices without a fused kernel
-/// (`Device::linear`'s default). Its inputs are detached: the op records the one gradient node.
+/// The forward composed from matmul and add, for devices without a fused kernel (kiln-gpu's
+/// `Device::linear`). Its inputs are detached: the op records the one gradient node.
 pub fn composed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let y = ops::matmul(&x.detach(), &w.detach(), false, true)?;
     match bias {
