@@ -1,36 +1,19 @@
 //! The CPU's linear layer, y = x·Wᵀ + bias: every row of the output starts as the bias and the
 //! GEMM accumulates the product onto it, so the bias costs no pass of its own (matmul then add
 //! was a second read and write of the whole output, and an allocation). x's leading dims are
-//! stacked into the GEMM's rows. Wᵀ is laid out row-major once per weight and kept with it
-//! (`Tensor::derived`, dropped when the weight is written in place, as by an optimizer step): the
-//! `gemm` crate reads a transposed view column by column, K floats apart, and at K = 1024 (4 KiB
-//! apart: every column in the same L1 sets) that ran at 60 GFLOP/s on one thread against 131 on
-//! the row-major copy (examples/transformer_gemms.rs, loaded machine). Arguments are checked by
+//! stacked into the GEMM's rows; W is read through its strides (its transpose is a view). A
+//! row-major copy of Wᵀ kept with the weight (`Tensor::derived`) ran the K = 1024 product faster
+//! (the `gemm` crate reads the view column by column, 4 KiB apart: 60 against 131 GFLOP/s on one
+//! thread, examples/transformer_gemms.rs) but doubled every Linear weight's memory; packing the
+//! weight once in the GEMM's own layout, in its place, is the next step. Arguments are checked by
 //! ops/linear.rs.
 
 use super::gemm_call::{gemm, Parallelism};
 use super::matmul::MIN_PARALLEL_FLOPS;
 use crate::error::Result;
 use crate::tensor::Tensor;
-use std::sync::Arc;
 
 const OP: &str = "linear";
-
-/// Wᵀ [K, N], row-major: the form of a weight the GEMM reads.
-struct TransposedWeight(Vec<f32>);
-
-/// W's transpose, made on the first call for this view of W's buffer and kept with it.
-fn transposed(w: &Tensor) -> Result<Arc<TransposedWeight>> {
-    let (n, k) = (w.shape()[0], w.shape()[1]);
-    let (src, offset, rs, cs) = (w.cpu_raw::<f32>(OP)?, w.offset(), w.strides()[0], w.strides()[1]);
-    w.derived(&[], || {
-        let mut t = crate::alloc::try_with_capacity::<f32>(OP, k * n)?;
-        for p in 0..k {
-            t.extend((0..n).map(|j| src[offset + j * rs + p * cs]));
-        }
-        Ok((TransposedWeight(t), k * n * std::mem::size_of::<f32>()))
-    })
-}
 
 /// x [..., K] · Wᵀ + bias -> [..., N].
 pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -50,20 +33,17 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
     if rows > 0 && n > 0 && k > 0 {
         let xs = x.materialize()?;
         let x_data = xs.cpu_slice::<f32>(OP)?;
-        // A transposed view of a row-major [K, N] matrix (an imported MatMul's weight) is Wᵀ
-        // row-major already; any other layout is copied once.
-        let (copy, raw) = if w.strides() == [1, n] { (None, &w.cpu_raw::<f32>(OP)?[w.offset()..]) } else { (Some(transposed(w)?), &[][..]) };
-        let wt = copy.as_ref().map_or(raw, |c| &c.0[..]);
+        let w_data = w.cpu_raw::<f32>(OP)?;
+        let (w_rs, w_cs) = (w.strides()[0] as isize, w.strides()[1] as isize);
         let parallelism = if rows * n * k >= MIN_PARALLEL_FLOPS { Parallelism::Threads } else { Parallelism::None };
-        assert!(wt.len() >= k * n, "linear: weight view out of bounds");
-        // SAFETY: x is contiguous [rows, k], wt holds [k, n] row-major; out holds rows·n floats
-        // and overlaps neither.
+        // SAFETY: x is contiguous [rows, k]; Wᵀ's element (p, j) is W's (j, p), inside its
+        // buffer for p < k, j < n; out holds rows·n floats and overlaps neither.
         unsafe {
             gemm(
                 rows, n, k,
                 out.as_mut_ptr(), n as isize, 1, bias.is_some(),
                 x_data.as_ptr(), k as isize, 1,
-                wt.as_ptr(), n as isize, 1,
+                w_data.as_ptr().add(w.offset()), w_cs, w_rs,
                 parallelism,
             );
         }
