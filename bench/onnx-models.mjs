@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromiumRows } from './onnx-chromium.mjs';
 import { alternate, benchInput, maxDifference, outputSummary } from './onnx-timing.mjs';
+import { transformerFile } from './onnx-transformer.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const kiln = await import(join(ROOT, 'dist/index.js'));
@@ -38,24 +39,10 @@ const python = join(homedir(), '.cache', 'kiln', 'venv', 'bin', 'python');
 const prepared = spawnSync(python, [join(ROOT, 'bench/onnx_models.py'), CACHE], { stdio: 'inherit' });
 if (prepared.status !== 0) throw new Error('bench/onnx_models.py failed (it needs the onnx wheel: npm test or scripts/python.mjs installs it)');
 
-function transformerFile(batch) {
-  const path = join(CACHE, `transformer-b${batch}.onnx`);
-  class Encoder extends kiln.nn.Module {
-    layers = Array.from({ length: 4 }, (_, i) => new kiln.nn.TransformerEncoderLayer(256, 4, { dimFeedforward: 1024, seed: i }));
-    forward(x) {
-      return this.layers.reduce((h, layer) => layer.forward(h), x);
-    }
-  }
-  const model = new Encoder();
-  kiln.onnx.save(model, [kiln.randn([batch, 128, 256], { seed: 1 })], path, { inputNames: ['x'], outputNames: ['y'] });
-  model.dispose();
-  return path;
-}
-
 const cases = [];
 for (const name of only) {
   for (const batch of batches) {
-    if (name === 'transformer') cases.push({ name, batch, path: transformerFile(batch), shape: [batch, 128, 256] });
+    if (name === 'transformer') cases.push({ name, batch, path: transformerFile(kiln, CACHE, batch), shape: [batch, 128, 256] });
     else cases.push({ name, batch, path: join(CACHE, `${name}.onnx`), shape: [batch, 3, 224, 224] });
   }
 }

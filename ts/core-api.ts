@@ -33,6 +33,8 @@ export { type Conv2dActivationOptions, type Conv2dOptions, type ConvActivation, 
 // CNN: pooling and the fused batch normalization.
 export * from './ops/pool.js';
 export * from './ops/batch-norm.js';
+export * from './ops/layer-norm.js';
+export * from './ops/linear.js';
 // attention (Transformer family)
 export { type AttentionOptions } from './ops/attention.js';
 export { peakMemory, resetPeakMemory } from './engine.js';
@@ -57,6 +59,8 @@ import * as graphOps from './ops/graph.js';
 import * as quantOps from './ops/quant.js';
 import * as poolOps from './ops/pool.js';
 import * as batchNormOps from './ops/batch-norm.js';
+import * as layerNormOps from './ops/layer-norm.js';
+import * as linearOps from './ops/linear.js';
 import * as convOps from './ops/conv.js';
 import * as attentionOps from './ops/attention.js';
 import * as recurrentOps from './ops/recurrent.js';
@@ -157,6 +161,8 @@ const poolOpsNamed = namedFunctions(poolOps);
 /** @function */ export const avgPool2d = poolOpsNamed.avgPool2d;
 /** @function */ export const maxPool2d = poolOpsNamed.maxPool2d;
 /** @function */ export const batchNorm = namedFunction('batchNorm', batchNormOps.batchNorm);
+/** @function */ export const layerNorm = namedFunction('layerNorm', layerNormOps.layerNorm);
+/** @function */ export const linear = namedFunction('linear', linearOps.linear);
 const convOpsNamed = namedFunctions(convOps);
 /** @function */ export const conv2d = convOpsNamed.conv2d;
 /** @function */ export const convTranspose2d = convOpsNamed.convTranspose2d;

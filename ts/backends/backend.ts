@@ -117,6 +117,8 @@ export interface Backend {
   reduce(op: number, x: Handle, axes: number[], keepDims: boolean, correction: number): Handle;
   softmax(x: Handle, axis: number, log: boolean): Handle;
   matmul(a: Handle, b: Handle, transposeA: boolean, transposeB: boolean): Handle;
+  /** x [..., K] · Wᵀ + bias (crates/kiln-core/src/ops/linear.rs); bias: a handle or -1. */
+  linear(x: Handle, w: Handle, bias: number): Handle;
 
   reshape(x: Handle, shape: number[]): Handle;
   permute(x: Handle, perm: number[]): Handle;
@@ -217,6 +219,8 @@ export interface Backend {
   // attention (Transformer family)
   /** Fused scaled dot-product attention (crates/kiln-core/src/ops/attention.rs); mask: a handle or -1. */
   attention(q: Handle, k: Handle, v: Handle, mask: number, options: FusedAttentionOptions): Handle;
+  /** Layer normalization over the dims from `axis` on (crates/kiln-core/src/ops/layer_norm.rs); weight and bias: handles or -1. */
+  layerNorm(x: Handle, weight: number, bias: number, axis: number, eps: number): Handle;
   /** The most bytes live at once (tensors and kernel scratch) since the last reset; `reset` starts a new measurement. */
   peakBytes(reset: boolean): number;
   // ---- devices (the native addon, bindings/node/src/gpu.rs; in browsers the GPU module, bindings/wasm/src/gpu.rs) ----

@@ -1,11 +1,13 @@
 /**
  * LayerNorm (Ba et al.): normalizes each sample over its last dims, (x − mean)/√(var + eps) with
- * the biased variance, then applies a learned elementwise scale and shift, as PyTorch.
+ * the biased variance, then applies a learned elementwise scale and shift, as PyTorch; one fused
+ * kernel (kiln.layerNorm).
  */
 
 import { Tensor } from '../tensor.js';
 import { full } from '../ops/creation.js';
 import { describe } from '../ops/util.js';
+import { layerNorm } from '../ops/layer-norm.js';
 import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
 
@@ -52,10 +54,6 @@ export class LayerNorm extends Module {
     if (x.rank < k || trailing.join() !== this.normalizedShape.join()) {
       throw new Error(`LayerNorm([${this.normalizedShape.join(', ')}]): expected input [..., ${this.normalizedShape.join(', ')}], got ${x.dtype} [${x.shape.join(', ')}]`);
     }
-    const axes = Array.from({ length: k }, (_, i) => x.rank - k + i);
-    const mean = x.mean(axes, true);
-    const normalized = x.sub(mean).mul(x.variance(axes, true).add(this.eps).rsqrt());
-    if (this.weight === null || this.bias === null) return normalized;
-    return normalized.mul(this.weight).add(this.bias);
+    return layerNorm(x, { weight: this.weight, bias: this.bias, axis: -k, eps: this.eps });
   }
 }

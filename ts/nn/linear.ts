@@ -2,11 +2,12 @@
  * Linear (fully connected) layer: y = x·Wᵀ + b.
  *
  * The weight is stored [outFeatures, inFeatures], PyTorch's layout, so PyTorch state dicts load
- * unchanged; the forward pass reads it transposed through matmul's transposeB flag (no copy).
+ * unchanged; the forward pass is one kiln.linear call, which reads it transposed in place (no copy)
+ * and starts its GEMM from the bias.
  */
 
 import type { Tensor } from '../tensor.js';
-import { matmul } from '../ops/matmul.js';
+import { linear } from '../ops/linear.js';
 import { deriveSeed, fanInUniform, type Initializer, type InitializerName } from './init.js';
 import { layerArgs } from './layer-args.js';
 import { Module } from './module.js';
@@ -52,10 +53,7 @@ export class Linear extends Module {
     if (shape.length === 0 || shape[shape.length - 1] !== this.inFeatures) {
       throw new Error(`Linear(${this.inFeatures} -> ${this.outFeatures}): expected input [..., ${this.inFeatures}], got ${x.dtype} [${shape.join(', ')}]`);
     }
-    // Rank > 2 folds the leading dims into one (a view) so the 2-D kernel runs once, not per batch.
-    const flat = shape.length > 2 ? x.reshape([-1, this.inFeatures]) : x;
-    let y = matmul(flat, this.weight, false, true);
-    if (this.bias !== null) y = y.add(this.bias);
-    return shape.length > 2 ? y.reshape([...shape.slice(0, -1), this.outFeatures]) : y;
+    // One call: the GEMM starts from the bias, over every leading dim at once.
+    return linear(x, this.weight, this.bias);
   }
 }

@@ -70,6 +70,11 @@ pub fn matmul(a: H, b: H, transpose_a: bool, transpose_b: bool) -> Result<H> {
     with_tensors([a, b], |[x, y]| ops::matmul(x, y, transpose_a, transpose_b))
 }
 
+pub fn linear(x: H, w: H, bias: Option<H>) -> Result<H> {
+    let out = registry::with(|r| ops::linear(r.get(x)?, r.get(w)?, optional(r, bias)?))?;
+    Ok(register(out))
+}
+
 // ---- views and indexing ---------------------------------------------------------------------
 
 pub fn contiguous(x: H) -> Result<H> {
@@ -301,6 +306,11 @@ pub fn batch_norm(x: H, weight: Option<H>, bias: Option<H>, running_mean: Option
 pub fn attention(q: H, k: H, v: H, mask: Option<H>, o: kinds::FusedAttentionOptions) -> Result<H> {
     let options = ops::AttentionOptions::from_flat(o.causal, o.scale, o.dropout, o.seed);
     let out = registry::with(|r| ops::attention(r.get(q)?, r.get(k)?, r.get(v)?, optional(r, mask)?, &options))?;
+    Ok(register(out))
+}
+
+pub fn layer_norm(x: H, weight: Option<H>, bias: Option<H>, axis: isize, eps: f64) -> Result<H> {
+    let out = registry::with(|r| ops::layer_norm(r.get(x)?, optional(r, weight)?, optional(r, bias)?, axis, eps as f32))?;
     Ok(register(out))
 }
 

@@ -43,6 +43,7 @@ macro_rules! for_each_entry {
             "reduce" => reduce(op: Count, x: Handle, axes: Numbers, keep_dims: Flag, correction: Number) -> u32;
             "softmax" => softmax(x: Handle, axis: Int, log: Flag) -> u32;
             "matmul" => matmul(a: Handle, b: Handle, transpose_a: Flag, transpose_b: Flag) -> u32;
+            "linear" => linear(x: Handle, w: Handle, bias: MaybeHandle) -> u32;
 
             "reshape" => reshape(x: Handle, shape: Ints) -> u32;
             "permute" => permute(x: Handle, perm: Ints) -> u32;
@@ -101,6 +102,7 @@ macro_rules! for_each_entry {
             "avgPool2d" => avg_pool2d(x: Handle, window: AvgPoolWindow) -> u32;
             "batchNorm" => batch_norm(x: Handle, weight: MaybeHandle, bias: MaybeHandle, running_mean: MaybeHandle, running_var: MaybeHandle, training: Flag, momentum: Number, eps: Number) -> u32;
             "attention" => attention(q: Handle, k: Handle, v: Handle, mask: MaybeHandle, options: FusedAttentionOptions) -> u32;
+            "layerNorm" => layer_norm(x: Handle, weight: MaybeHandle, bias: MaybeHandle, axis: Int, eps: Number) -> u32;
             "conv2dQ8" => conv2d_q8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle, kernel: Pair, geometry: ConvGeometry) -> u32;
             "conv2dW8A8" => conv2d_w8a8(x: Handle, q: Handle, scales: Handle, bias: MaybeHandle, kernel: Pair, geometry: ConvGeometry) -> u32;
             "conv2dQ4" => conv2d_q4(x: Handle, packed: Handle, scales: Handle, bias: MaybeHandle, kernel: Pair, geometry: ConvGeometry, block: Count) -> u32;

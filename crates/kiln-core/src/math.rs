@@ -6,11 +6,19 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
+/// 1.5 · 2²³: adding it to |v| < 2²² rounds v to an integer in the low mantissa bits.
+const ROUNDER: f32 = 12_582_912.0;
+
 /// e^xc as (er, n) with e^xc = er · 2ⁿ: Cody-Waite reduction to r in [-ln2/2, ln2/2] and the
-/// Cephes expf minimax polynomial. xc must already be clamped to the caller's range.
+/// Cephes expf minimax polynomial. xc must already be clamped to the caller's range. n is
+/// rounded by adding ROUNDER and read from the sum's bits: `floor` and a float-to-int `as`
+/// (saturating, with NaN checks) kept the loop from vectorizing fully (exp 1.84 ns per element on
+/// one AVX-512 thread, against 0.45 for relu's pass over the same memory).
 #[inline(always)]
 fn exp_parts(xc: f32) -> (f32, i32) {
-    let n = (xc * LOG2E + 0.5).floor();
+    let t = xc * LOG2E + ROUNDER;
+    let n = t - ROUNDER;
+    let n_int = t.to_bits() as i32 - ROUNDER.to_bits() as i32;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
@@ -18,7 +26,7 @@ fn exp_parts(xc: f32) -> (f32, i32) {
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
-    (p * r * r + r + 1.0, n as i32)
+    (p * r * r + r + 1.0, n_int)
 }
 
 /// e^x with ~1 ulp error; overflow gives inf, underflow 0, NaN stays NaN.

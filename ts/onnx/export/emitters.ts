@@ -171,6 +171,11 @@ export const EMITTERS: Record<string, Emitter> = {
     const side = (h: number, t: boolean): string => (t ? c.g.op('Transpose', [c.name(h)], { perm: swapLast(c.shape(h).length) }) : c.name(h));
     c.set(r, c.g.op('MatMul', [side(a, ta), side(b, tb)]));
   },
+  // MatMul on the weight's transpose, as nn.Linear's matmul with transposeB was written before.
+  linear: (c, [x, w, bias], r) => {
+    const product = c.g.op('MatMul', [c.name(x), c.g.op('Transpose', [c.name(w)], { perm: [1, 0] })]);
+    c.set(r, bias >= 0 ? c.g.op('Add', [product, c.name(bias)]) : product);
+  },
   reshape: asReshape,
   squeeze: asReshape,
   unsqueeze: asReshape,
@@ -226,6 +231,14 @@ export const EMITTERS: Record<string, Emitter> = {
     const weightName = weight >= 0 ? c.name(weight) : c.g.floats(new Float32Array(channels).fill(1));
     const biasName = bias >= 0 ? c.name(bias) : c.g.floats(new Float32Array(channels));
     c.set(r, c.g.op('BatchNormalization', [c.name(x), weightName, biasName, c.name(mean), c.name(variance)], { epsilon: { float: eps } }));
+  },
+  layerNorm: (c, [x, weight, bias, axis, eps], r) => {
+    // LayerNormalization (opset 17) needs a scale; Kiln's weight and bias are optional.
+    const normalized = c.shape(x).slice(axis < 0 ? axis + c.shape(x).length : axis);
+    const size = normalized.reduce((p, d) => p * d, 1);
+    const weightName = weight >= 0 ? c.name(weight) : c.g.floats(new Float32Array(size).fill(1), normalized);
+    const inputs = [c.name(x), weightName, ...(bias >= 0 ? [c.name(bias)] : [])];
+    c.set(r, c.g.op('LayerNormalization', inputs, { axis, epsilon: { float: eps } }));
   },
   recurrent: (c, args, r) => recurrentNodes(c, args, r),
   attention: (c, [q, k, v, mask, options], r) => {

@@ -10,8 +10,10 @@ export class GraphIndex {
   readonly #producer = new Map<string, OnnxNode>();
   readonly #readers = new Map<string, OnnxNode[]>();
   readonly #outputs: Set<string>;
+  readonly #position = new Map<OnnxNode, number>();
 
   constructor(nodes: OnnxNode[], graphOutputs: string[]) {
+    nodes.forEach((node, i) => this.#position.set(node, i));
     for (const node of nodes) {
       for (const name of node.outputs) if (name !== '') this.#producer.set(name, node);
       for (const name of new Set(node.inputs)) if (name !== '') this.#readers.set(name, [...(this.#readers.get(name) ?? []), node]);
@@ -33,6 +35,32 @@ export class GraphIndex {
     const node = this.#producer.get(value);
     if (node === undefined || node.opType !== opType || !this.#private(value)) return undefined;
     return node.outputs.filter((o) => o !== '').length === 1 ? node : undefined;
+  }
+
+  /**
+   * The node producing `value` if its op is `opType` and it has one output, whoever else reads
+   * it: for patterns that read an intermediate twice (LayerNorm's centred input), which check
+   * `confined` once matched.
+   */
+  producer(value: string, opType: string): OnnxNode | undefined {
+    const node = this.#producer.get(value);
+    return node !== undefined && node.opType === opType && node.outputs.filter((o) => o !== '').length === 1 ? node : undefined;
+  }
+
+  /** `nodes` in graph order (the order a fused node's replaced nodes run in when it declines). */
+  inOrder(nodes: Iterable<OnnxNode>): OnnxNode[] {
+    return [...nodes].sort((a, b) => this.#position.get(a)! - this.#position.get(b)!);
+  }
+
+  /** Whether every value `nodes` produce, except `output`, is read by `nodes` alone and is not a graph output. */
+  confined(nodes: Set<OnnxNode>, output: string): boolean {
+    for (const node of nodes) {
+      for (const value of node.outputs) {
+        if (value === '' || value === output) continue;
+        if (this.#outputs.has(value) || (this.#readers.get(value) ?? []).some((reader) => !nodes.has(reader))) return false;
+      }
+    }
+    return true;
   }
 
   /** The one node reading `value` if its op is `opType` and `value` is private. */

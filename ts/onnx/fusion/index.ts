@@ -1,9 +1,10 @@
 /**
  * Load-time fusion of an imported graph: patterns that exporters spell as several ONNX nodes and
- * Kiln runs as one op (attention.ts, gelu.ts, conv.ts). Each fused node keeps the nodes it replaces and
- * runs them instead whenever its fast path does not apply (fused-node.ts), so results never
- * depend on fusion beyond float rounding. Fusion is for inference: in training mode the original
- * nodes run, so gradients reach every parameter as the graph defines them.
+ * Kiln runs as one op (attention.ts, gelu.ts, conv.ts, layer-norm.ts, linear.ts). Each fused node
+ * keeps the nodes it replaces and runs them instead whenever its fast path does not apply
+ * (fused-node.ts), so results never depend on fusion beyond float rounding. Fusion is for
+ * inference: in training mode the original nodes run, so gradients reach every parameter as the
+ * graph defines them.
  */
 
 import type { OnnxNode } from '../node.js';
@@ -12,12 +13,14 @@ import { fuseConv } from './conv.js';
 import type { FusedNode } from './fused-node.js';
 import { fuseGelu } from './gelu.js';
 import { GraphIndex } from './graph.js';
+import { fuseLayerNorm } from './layer-norm.js';
+import { fuseLinear } from './linear.js';
 
 export { FusedNode } from './fused-node.js';
 
 /** A pattern matcher; `taken` says which nodes an earlier match of this pass swallowed. */
 type Fuser = (node: OnnxNode, graph: GraphIndex, taken: (node: OnnxNode) => boolean) => FusedNode | undefined;
-const FUSERS: Fuser[] = [fuseAttention, fuseGelu, fuseConv];
+const FUSERS: Fuser[] = [fuseAttention, fuseGelu, fuseConv, fuseLayerNorm, fuseLinear];
 
 /** `nodes` (in graph order) with each recognised pattern replaced by one fused node, placed where its output was produced. */
 export function fuseGraph(nodes: OnnxNode[], graphOutputs: string[]): OnnxNode[] {

@@ -1,11 +1,12 @@
 /**
  * ONNX normalizations: BatchNormalization on Kiln's fused kernel (batch statistics and in-place
- * running updates in training mode, as PyTorch), LayerNormalization and InstanceNormalization
- * composed from mean and variance.
+ * running updates in training mode, as PyTorch), LayerNormalization on Kiln's layerNorm kernel,
+ * InstanceNormalization composed from mean and variance.
  */
 
 import { add, mul, rsqrt, sub } from '../../ops/elementwise.js';
 import { batchNorm } from '../../ops/batch-norm.js';
+import { layerNorm } from '../../ops/layer-norm.js';
 import { mean, variance } from '../../ops/reduce.js';
 import { reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
@@ -29,16 +30,26 @@ const batchNormalizationOp: OpImpl = (inputs, node, context) => {
   return [y];
 };
 
-/** Normalizes over the axes from `axis` to the end; outputs Y and, if asked, Mean and InvStdDev. */
+/**
+ * Normalizes over the axes from `axis` to the end; outputs Y and, if asked, Mean and InvStdDev.
+ * Y alone, with a scale and shift of the normalized shape (what exporters write), runs on Kiln's
+ * fused layerNorm kernel; the statistics outputs and broadcast scales are composed.
+ */
 const layerNormalizationOp: OpImpl = (inputs, node) => {
   const x = input(inputs, 0, node);
   const axis = axisOf(node.int('axis', -1), x.rank, node);
+  const [scale, shift] = [input(inputs, 1, node), inputs[2]];
+  const normalized = x.shape.slice(axis).join();
+  const fits = (t: Tensor | undefined) => t === undefined || (t.dtype === 'float32' && t.shape.join() === normalized);
+  if (node.outputs.slice(1).every((o) => o === '') && x.dtype === 'float32' && fits(scale) && fits(shift)) {
+    return [layerNorm(x, { weight: scale, bias: shift, axis, eps: node.float('epsilon', 1e-5) })];
+  }
   const axes = Array.from({ length: x.rank - axis }, (_, i) => axis + i);
   const mu = mean(x, axes, true);
   const invStd = rsqrt(add(variance(x, axes, true), node.float('epsilon', 1e-5)));
   let y = mul(sub(x, mu), invStd);
-  y = mul(y, input(inputs, 1, node));
-  if (inputs[2] !== undefined) y = add(y, inputs[2]);
+  y = mul(y, scale);
+  if (shift !== undefined) y = add(y, shift);
   return [y, mu, invStd];
 };
 

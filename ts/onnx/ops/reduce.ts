@@ -30,16 +30,26 @@ function prod(x: Tensor, axes: number[], keepDims: boolean): Tensor {
 
 type Reducer = (x: Tensor, axes: number[], keepDims: boolean) => Tensor;
 
+/**
+ * The axes a reduction node reduces (normalized against `rank`), or 'none' when it reduces
+ * nothing (no axes and noop_with_empty_axes). `axesInput`: the node's second input, read from
+ * opset `axesInputSince` on (the attribute before).
+ */
+export function reductionAxes(node: OnnxNode, axesInput: Tensor | undefined, rank: number, axesInputSince: number): number[] | 'none' {
+  const given = node.opset >= axesInputSince ? (axesInput === undefined ? undefined : intValues(axesInput)) : node.ints('axes');
+  if (given === undefined || given.length === 0) return node.int('noop_with_empty_axes', 0) === 1 ? 'none' : [...Array(rank).keys()];
+  return given.map((a) => axisOf(a, rank, node));
+}
+
+/** The opset from which ReduceMean takes its axes as an input. */
+export const MEAN_AXES_INPUT_SINCE = 18;
+
 function reduction(fn: Reducer, axesInputSince: number): OpImpl {
   return (inputs: Inputs, node: OnnxNode) => {
     const x = input(inputs, 0, node);
-    const given = node.opset >= axesInputSince ? (inputs[1] === undefined ? undefined : intValues(inputs[1])) : node.ints('axes');
     const keepDims = node.int('keepdims', 1) === 1;
-    if (given === undefined || given.length === 0) {
-      if (node.int('noop_with_empty_axes', 0) === 1) return [x];
-    }
-    const axes = given === undefined || given.length === 0 ? [...x.shape.keys()] : given.map((a) => axisOf(a, x.rank, node));
-    if (x.rank === 0) return [x];
+    const axes = reductionAxes(node, inputs[1], x.rank, axesInputSince);
+    if (axes === 'none' || x.rank === 0) return [x];
     return [inFloat([x], (f) => fn(f, axes, keepDims))];
   };
 }
@@ -67,7 +77,7 @@ function softmaxLike(fn: (x: Tensor, axis: number) => Tensor): OpImpl {
 
 export const reduceOps: Record<string, OpImpl> = {
   ReduceSum: reduction(sum, 13),
-  ReduceMean: reduction(mean, 18),
+  ReduceMean: reduction(mean, MEAN_AXES_INPUT_SINCE),
   ReduceMax: reduction(max, 18),
   ReduceMin: reduction(min, 18),
   ReduceProd: reduction(prod, 18),

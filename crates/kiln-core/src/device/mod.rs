@@ -114,6 +114,12 @@ pub trait Device: Send + Sync {
         let _ = (a, b, transpose_a, transpose_b);
         Err(no_kernel(self.name(), "matmul"))
     }
+    /// x [..., K] · Wᵀ + bias -> [..., N] (see ops::linear): the CPU starts its GEMM from the
+    /// bias; a device may run `ops::linear::composed` (matmul, add) on its own kernels.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let _ = (x, w, bias);
+        Err(no_kernel(self.name(), "linear"))
+    }
     /// An optimizer update in place (copy-on-write): `param` and `state` get new contents.
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
         let _ = (transform, param, grad, state);
@@ -167,6 +173,14 @@ pub trait Device: Send + Sync {
     fn batch_norm_backward(&self, g: &Tensor, x: &Tensor, stats: &Tensor, weight: Option<&Tensor>, batch_stats: bool, need_input: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         let _ = (g, x, stats, weight, batch_stats, need_input);
         Err(no_kernel(self.name(), "batchNorm"))
+    }
+
+    /// Layer normalization over the dims from `axis` on (see ops::layer_norm): (y, mean,
+    /// 1/√(var + eps)), the statistics keeping x's rank. The CPU has a fused kernel; a device
+    /// may run `ops::layer_norm::composed` (reductions, elementwise ops) on its own kernels.
+    fn layer_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<(Tensor, Tensor, Tensor)> {
+        let _ = (x, weight, bias, axis, eps);
+        Err(no_kernel(self.name(), "layerNorm"))
     }
 
     // Transformer and RNN family: fused attention and recurrent layers.

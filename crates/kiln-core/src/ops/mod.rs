@@ -18,6 +18,9 @@ pub use binary::{binary, where_, BinaryOp};
 pub use creation::{arange, eye, full, ones, randn, randu, zeros};
 pub use loss::{cross_entropy, Reduction};
 pub use matmul::matmul;
+// The fully connected layer's product with its bias (x·Wᵀ + b): a GEMM that starts from the bias.
+pub mod linear;
+pub use linear::linear;
 pub use reduce::{reduce, ReduceOp};
 pub use shape::{cast, concat, gather, one_hot, pad, scatter_add, split, stack, Sections};
 pub use softmax::softmax;
@@ -34,6 +37,9 @@ pub use conv::{conv2d, conv2d_fused, conv_transpose2d, Activation, ConvParams, E
 pub mod batch_norm;
 pub mod pool;
 pub use batch_norm::{batch_norm, BatchNorm};
+// Layer normalization (Transformer family): one fused kernel forward, a composed backward.
+pub mod layer_norm;
+pub use layer_norm::layer_norm;
 pub use pool::{avg_pool2d, max_pool2d, Pool2d};
 // attention (Transformer family)
 pub mod attention;

@@ -187,6 +187,13 @@ impl Device for GpuBackend {
     fn matmul(&self, a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
         core_ops::matmul(self, a, b, transpose_a, transpose_b)
     }
+    // No fused kernels yet: matmul + add and the reductions + elementwise kernels, on the GPU.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        kiln_core::ops::linear::composed(x, w, bias)
+    }
+    fn layer_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<(Tensor, Tensor, Tensor)> {
+        kiln_core::ops::layer_norm::composed(x, weight, bias, axis, eps)
+    }
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
         core_ops::optim_step(self, rule, transform, param, grad, state)
     }

@@ -13,7 +13,7 @@ use gemm::Parallelism;
 
 /// Below this many multiply-adds a single GEMM runs on one thread: thread start-up would cost
 /// more than it saves (measured around 64x64x64 on the 2-core reference machine).
-const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
+pub(crate) const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 
 /// One matrix operand: base offset plus row/column strides inside the shared buffer.
 #[derive(Clone, Copy)]

@@ -20,6 +20,8 @@ pub(crate) mod binary;
 pub(crate) mod conv;
 pub(crate) mod creation;
 pub(crate) mod graph;
+pub(crate) mod layer_norm;
+pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod optim;
@@ -100,6 +102,9 @@ impl Device for Cpu {
     fn matmul(&self, a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
         matmul::matmul(a, b, transpose_a, transpose_b)
     }
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        linear::forward(x, w, bias)
+    }
 
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
         optim::step(rule, transform, param, grad, state)
@@ -139,6 +144,10 @@ impl Device for Cpu {
     }
     fn batch_norm_backward(&self, g: &Tensor, x: &Tensor, stats: &Tensor, weight: Option<&Tensor>, batch_stats: bool, need_input: bool) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         batch_norm::backward(g, x, stats, weight, batch_stats, need_input)
+    }
+
+    fn layer_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<(Tensor, Tensor, Tensor)> {
+        layer_norm::forward(x, weight, bias, axis, eps)
     }
 
     fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, options: &AttentionOptions) -> Result<(Tensor, Tensor)> {

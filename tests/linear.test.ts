@@ -1,0 +1,71 @@
+/**
+ * kiln.linear (crates/kiln-core/src/ops/linear.rs): x·Wᵀ + bias against the definition in
+ * float64 for a vector, a matrix and a batch of sequences, with and without a bias, with the
+ * weight given as a transposed view (an imported [K, N] matrix); its gradients against finite
+ * differences; and the errors.
+ */
+import { describe, expect, it } from 'vitest';
+import * as kiln from '../ts/index.js';
+import { forEachBackend } from './backends.js';
+import { gradCheck } from './gradcheck.js';
+import { assertClose, expectEveryTestToFreeItsTensors, expectThrows, randND, read, T } from './helpers.js';
+import type { ND } from './reference.js';
+
+/** x [..., K] · W[N, K]ᵀ + b in float64. */
+function reference(x: ND, w: ND, b?: ND): number[] {
+  const [n, k] = w.shape;
+  const out: number[] = [];
+  for (let r = 0; r < x.data.length / k; r++) {
+    for (let j = 0; j < n; j++) {
+      let s = b?.data[j] ?? 0;
+      for (let p = 0; p < k; p++) s += x.data[r * k + p] * w.data[j * k + p];
+      out.push(s);
+    }
+  }
+  return out;
+}
+
+forEachBackend(() => {
+  expectEveryTestToFreeItsTensors();
+
+  describe('linear', () => {
+    it('x·Wᵀ + bias for a vector, a matrix and a batch of sequences, with and without a bias', async () => {
+      const w = randND([7, 33], 1);
+      const b = randND([7], 2);
+      for (const shape of [[33], [5, 33], [2, 3, 33], [130, 33]]) {
+        const x = randND(shape, 3);
+        const want = [...shape.slice(0, -1), 7];
+        for (const bias of [b, undefined]) {
+          const y = kiln.tidy(() => kiln.linear(T(x), T(w), bias && T(bias)));
+          expect([...y.shape]).toEqual(want);
+          assertClose(await read(y), reference(x, w, bias), { atol: 1e-5, rtol: 1e-5 }, `[${shape}] bias ${bias !== undefined}`);
+          y.dispose();
+        }
+      }
+    });
+
+    it('reads a weight given as a transposed view in place', async () => {
+      const x = randND([4, 6], 4);
+      const wt = randND([6, 3], 5); // B = Wᵀ, as an imported MatMul stores it
+      const got = kiln.tidy(() => kiln.linear(T(x), T(wt).transpose(), kiln.ones([3])));
+      const want = kiln.tidy(() => kiln.matmul(T(x), T(wt)).add(1));
+      assertClose(await read(got), await read(want), { atol: 1e-5, rtol: 1e-5 });
+      kiln.dispose([got, want]);
+    });
+
+    it('gradients of x, weight and bias match finite differences', async () => {
+      await gradCheck('linear', [randND([2, 3, 4], 6), randND([5, 4], 7), randND([5], 8)], ([x, w, b]) => kiln.linear(x, w, b));
+      await gradCheck('linear, vector, no bias', [randND([4], 9), randND([3, 4], 10)], ([x, w]) => kiln.linear(x, w));
+    });
+
+    it('bad input is an error naming linear, the shapes and the dtypes', () => {
+      kiln.tidy(() => {
+        const x = kiln.zeros([2, 4]);
+        expectThrows(() => kiln.linear(x, kiln.zeros([3, 5])), "linear: x's last dim must equal the weight's inFeatures 5", 'x float32 [2, 4], weight float32 [3, 5]');
+        expectThrows(() => kiln.linear(x, kiln.zeros([3, 4]), kiln.zeros([4])), 'linear: bias must be float32 [3]', 'got float32 [4]');
+        expectThrows(() => kiln.linear(x, kiln.zeros([4])), 'linear: expected float32 x [..., inFeatures] and weight [outFeatures, inFeatures]');
+        expectThrows(() => kiln.linear(kiln.zeros([2, 4], 'int32'), kiln.zeros([3, 4])), 'linear', 'int32 [2, 4]');
+      });
+    });
+  });
+});
