@@ -152,6 +152,8 @@ impl Plan {
 /// shares: on a shared machine a descheduled worker then delays the call by one unit, not by
 /// half the batch. A unit takes a buffer from a pool of one per thread and puts it back.
 /// The buffers are `Scratch`, so `kiln.peakMemory()` sees a convolution's working memory.
+/// Its callers are the AVX-512 kernels (direct.rs, few_channels.rs), built for x86-64 only.
+#[cfg(target_arch = "x86_64")]
 pub(super) fn run_units(op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
     run_units_on(op, units, true, scratch_len, work)
 }
