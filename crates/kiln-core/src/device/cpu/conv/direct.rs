@@ -303,13 +303,20 @@ impl TileFilters for BlockFilters<'_> {
 /// SAFETY: out must be valid for writes of batch·out_channels·out_height·out_width floats.
 unsafe fn correlate<F: Fn(usize, usize) -> f32>(s: &Shape, input: &[f32], weight: Filters<F>, bias: Option<&[f32]>, epilogue: SliceEpilogue, out: *mut f32, op: &str) -> Result<()> {
     let (mr, _) = forward_tile_shape(s);
-    let filters = BlockFilters::new(s, mr, weight);
+    correlate_rows(mr, s, input, &BlockFilters::new(s, mr, weight), bias, epilogue, out, op)
+}
+
+/// `correlate_tiles` for blocks of `mr` output channels (a `forward_tile_shape` row count).
+///
+/// SAFETY: as `correlate`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn correlate_rows(mr: usize, s: &Shape, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, epilogue: SliceEpilogue, out: *mut f32, op: &str) -> Result<()> {
     match mr {
-        8 => correlate_tiles::<8, 3>(s, input, &filters, bias, epilogue, out, op),
-        6 => correlate_tiles::<6, 4>(s, input, &filters, bias, epilogue, out, op),
-        4 => correlate_tiles::<4, 6>(s, input, &filters, bias, epilogue, out, op),
-        2 => correlate_tiles::<2, 12>(s, input, &filters, bias, epilogue, out, op),
-        _ => correlate_tiles::<1, 24>(s, input, &filters, bias, epilogue, out, op),
+        8 => correlate_tiles::<8, 3>(s, input, filters, bias, epilogue, out, op),
+        6 => correlate_tiles::<6, 4>(s, input, filters, bias, epilogue, out, op),
+        4 => correlate_tiles::<4, 6>(s, input, filters, bias, epilogue, out, op),
+        2 => correlate_tiles::<2, 12>(s, input, filters, bias, epilogue, out, op),
+        _ => correlate_tiles::<1, 24>(s, input, filters, bias, epilogue, out, op),
     }
 }
 
@@ -499,16 +506,8 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Optio
 /// in `pack_filters` order), no epilogue: the quantized convolutions' entry. Needs `applies(geo)`.
 pub(crate) fn forward_with(geo: &Geometry, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
     let s = Shape::of_forward(geo);
-    let none = SliceEpilogue::default();
-    // SAFETY: correlate_tiles writes every output element.
-    unsafe {
-        try_written(op, geo.batch * geo.out_image_len(), |out| match tile_rows(s.out_channels) {
-            8 => correlate_tiles::<8, 3>(&s, input, filters, bias, none, out, op),
-            4 => correlate_tiles::<4, 6>(&s, input, filters, bias, none, out, op),
-            2 => correlate_tiles::<2, 12>(&s, input, filters, bias, none, out, op),
-            _ => correlate_tiles::<1, 24>(&s, input, filters, bias, none, out, op),
-        })
-    }
+    // SAFETY: correlate_rows writes every output element.
+    unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| correlate_rows(tile_rows(s.out_channels), &s, input, filters, bias, SliceEpilogue::default(), out, op)) }
 }
 
 /// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input
