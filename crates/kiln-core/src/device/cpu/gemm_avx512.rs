@@ -77,13 +77,13 @@ pub enum BForm {
 /// - a row-major b: the crate's kernel measured 3-8% faster per core (1024: 200-205 against
 ///   188-200; M = 128: up to 20%, where packing b on every call is a larger share), so it keeps
 ///   those;
-/// - thin products (fewer than 14 rows or 32 columns, k < 64: conv2d-a's 9 x 32 x 784 input
-///   gradient ran at half the crate's speed here) are the crate's too: its kernels for them
-///   waste no tile padding.
+/// - thin products (fewer than 14 rows (7 for a packed b) or 32 columns, k < 64: conv2d-a's
+///   9 x 32 x 784 input gradient ran at half the crate's speed here) are the crate's too: its
+///   kernels for them waste no tile padding, and a weight that small is not worth a packed copy.
 pub fn chooses(m: usize, n: usize, k: usize, b: BForm) -> bool {
     cpu_supports()
         && match b {
-            BForm::Packed => m >= MR / 2 && n >= NR / 2,
+            BForm::Packed => m >= MR / 2 && n >= NR && k >= 64,
             BForm::Strided => m >= MR && n >= NR && k >= 64,
             BForm::RowMajor => false,
         }
