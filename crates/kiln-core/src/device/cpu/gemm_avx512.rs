@@ -69,7 +69,7 @@ pub enum BForm {
 
 /// Whether this file's GEMM runs an m x n x k product, or the `gemm` crate does: the one place
 /// that chooses per shape (gemm_call.rs, matmul.rs and linear.rs ask it). Measured per core
-/// (`examples/gemm_tune.rs`-style runs, GFLOP per CPU-second, docs/families.md "Native GEMM"):
+/// (`examples/gemm_shapes.rs`, GFLOP per CPU-second, docs/families.md "Native GEMM"):
 /// - packed b (a Linear weight under inference): 194-208 against the crate's 122-168 on the same
 ///   weight's transposed view (M = 128, K and N in 256 / 1024);
 /// - a transposed b: the crate reads it column by column, K floats apart; this file's packing
