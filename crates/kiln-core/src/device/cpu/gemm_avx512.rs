@@ -72,8 +72,12 @@ pub enum BForm {
 /// (`examples/gemm_shapes.rs`, GFLOP per CPU-second, docs/families.md "Native GEMM"):
 /// - packed b (a Linear weight under inference): 194-208 against the crate's 122-168 on the same
 ///   weight's transposed view (M = 128, K and N in 256 / 1024);
-/// - a transposed b: the crate reads it column by column, K floats apart; this file's packing
-///   transposes 16 x 16 blocks in registers (M = 128: 156-175 against 99-168);
+/// - a transposed b of at least 128 rows and k 256: the crate reads it column by column, K
+///   floats apart; this file's packing transposes 16 x 16 blocks in registers (M = 128: 156-175
+///   against 99-168). Fewer rows leave too few to share the packing: conv2d-b's im2col weight
+///   gradient (64 x 576 x band, b the transposed im2col matrix) ran 89-102 against the crate's
+///   107-124 (noisy: the crate's own path read 80-107 in the next pairs), and attention's
+///   64 x 64 x 64 blocks were level;
 /// - a row-major b: the crate's kernel measured 3-8% faster per core (1024: 200-205 against
 ///   188-200; M = 128: up to 20%, where packing b on every call is a larger share), so it keeps
 ///   those;
@@ -84,7 +88,7 @@ pub fn chooses(m: usize, n: usize, k: usize, b: BForm) -> bool {
     cpu_supports()
         && match b {
             BForm::Packed => m >= MR / 2 && n >= NR && k >= 64,
-            BForm::Strided => m >= MR && n >= NR && k >= 64,
+            BForm::Strided => m >= 128 && n >= NR && k >= 256,
             BForm::RowMajor => false,
         }
 }
