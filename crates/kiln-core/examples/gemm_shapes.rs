@@ -4,7 +4,8 @@
 //! rounds of about ROUND_GFLOP (default 20) GFLOP. What `gemm_avx512::chooses` was decided from.
 //! `cargo run --release -p kiln-core --example gemm_shapes -- 1024,1024,1024 128,256,1024,nt`
 //! Each shape is m,n,k[,layout]: nn (default), nt (b a transposed view), tn (a transposed).
-//! PACKED=1: Kiln's reads b packed once (`PackedB`); ONLY_KILN=1: Kiln's only, every thread.
+//! PACKED=N: Kiln's reads b packed once (`PackedB`), N copies in turn; ONLY_KILN=1: Kiln's only,
+//! every thread.
 use kiln_core::device::cpu::gemm_avx512;
 use std::time::Instant;
 
@@ -57,13 +58,19 @@ fn main() {
         let sb = if layout == "nt" { (1, ki) } else { (ni, 1) };
         let flop = 2.0 * (m * n * k) as f64;
         let show = |(w, c): (f64, f64)| format!("{w:>6.1} |{c:>6.1}");
-        let packed = (std::env::var_os("PACKED").is_some()).then(|| unsafe { gemm_avx512::PackedB::new(k, n, gemm_avx512::MatRef { ptr: b.as_ptr(), rs: sb.0, cs: sb.1 }) });
+        // PACKED=N: N copies of b packed once, used in turn (N > 1: each call finds its b in L3,
+        // as the layers of a model do).
+        let copies: usize = std::env::var("PACKED").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let packed: Vec<_> = (0..copies).map(|_| unsafe { gemm_avx512::PackedB::new(k, n, gemm_avx512::MatRef { ptr: b.as_ptr(), rs: sb.0, cs: sb.1 }) }).collect();
+        let mut turn = 0usize;
         let mut ours = |t: usize| gflops(flop, || unsafe {
             let ar = gemm_avx512::MatRef { ptr: a.as_ptr(), rs: sa.0, cs: sa.1 };
             let br = gemm_avx512::MatRef { ptr: b.as_ptr(), rs: sb.0, cs: sb.1 };
-            match &packed {
-                Some(p) => gemm_avx512::gemm_packed(m, c.as_mut_ptr(), n, false, ar, p, 1.0, t),
-                None => gemm_avx512::gemm(m, n, k, c.as_mut_ptr(), n, false, ar, br, 1.0, t),
+            if packed.is_empty() {
+                gemm_avx512::gemm(m, n, k, c.as_mut_ptr(), n, false, ar, br, 1.0, t);
+            } else {
+                turn = (turn + 1) % packed.len();
+                gemm_avx512::gemm_packed(m, c.as_mut_ptr(), n, false, ar, &packed[turn], 1.0, t);
             }
         });
         if std::env::var_os("ONLY_KILN").is_some() {

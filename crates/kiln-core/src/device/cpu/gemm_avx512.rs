@@ -8,7 +8,8 @@
 //!   the 32 zmm registers; each step of k loads 2 vectors of b and broadcasts 14 values of a
 //!   straight from memory (the FMA's embedded broadcast), 28 FMAs for 16 loads;
 //! - b is packed into KC x NC blocks (kept in L2) of 32-column panels, each panel k-major so the
-//!   kernel reads it as one stream, prefetched a fixed distance ahead into L1;
+//!   kernel reads it as one stream, prefetched a fixed distance ahead (from L3 for a weight packed
+//!   once: a model's layers do not share one L2);
 //! - a is packed 14 rows at a time, row-major with a fixed row stride LDA (a compile-time
 //!   constant, so every broadcast is one instruction with a constant displacement; LDA is not a
 //!   multiple of 4 KiB's worth of floats, so the 14 rows fall in different L1 sets). Packing a
@@ -42,6 +43,11 @@ const LDA: usize = KC + 16;
 /// (the first version) made a 1024 product on one thread pack a twice (1024 columns in two
 /// blocks): 190 against 197-204 GFLOP per CPU-second.
 const B_BLOCK_FLOATS: usize = 1 << 19;
+/// How far ahead of the kernel's reads of b its prefetches run, in floats (16 steps of k). No
+/// gain while b sits in L2 (one weight used again and again), but a model's layers find their
+/// weights in L3: with 24 packed weights used in turn (M = 128) 125-186 GFLOP per CPU-second
+/// against 90-175 without (`PACKED=24 examples/gemm_shapes.rs`, loaded machine).
+const PREFETCH_B: usize = 16 * NR;
 
 /// A strided read-only operand: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -500,6 +506,10 @@ unsafe fn tile<const R: usize>(t: &Tile) {
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     let (mut a, mut b) = (t.a, t.b);
     for _ in 0..t.kc {
+        // The panel's lines PREFETCH_B floats ahead (past its end: the next panel, read next).
+        for v in 0..NV {
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_B + 16 * v) as *const i8);
+        }
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = _mm512_load_ps(b.add(16 * v));
