@@ -2,7 +2,7 @@
 //! bench/conv-passes.mjs's conv2d-a and conv2d-b, without the addon: the same figures as
 //! `npm run bench:conv`'s native rows, quicker to rebuild while working on a kernel. CPU time is
 //! the sum over the process's threads (/proc/self/task/*/schedstat), so other processes sharing
-//! the machine barely move it. Environment switches (KILN_CONV_PATH=im2col, KILN_GEMM=crate) are
+//! the machine barely move it. The environment switch KILN_CONV_PATH=im2col is
 //! read by the kernels as usual.
 //! `cargo run --release -p kiln-core --example conv_passes [-- ids]`
 use kiln_core::ops::{self, ConvParams};

@@ -1,5 +1,5 @@
-//! Which GEMM Kiln's native matmul runs: times Kiln's AVX-512 GEMM (gemm_avx512.rs, opt-in with
-//! KILN_GEMM=kiln), the `gemm` crate (the default) and `matrixmultiply`
+//! Which GEMM Kiln's native matmul runs: times Kiln's AVX-512 GEMM (gemm_avx512.rs, which
+//! `gemm_avx512::chooses` gives transposed and prepacked b), the `gemm` crate and `matrixmultiply`
 //! (ndarray's GEMM) on square f32 products, all with every thread, into a preallocated
 //! destination (no allocation in the figure), plus Kiln's AVX-512 GEMM on the transposed layouts
 //! matmul's backward pass uses. `cargo run --release -p kiln-core --example gemm_choice`

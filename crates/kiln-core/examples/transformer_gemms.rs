@@ -2,7 +2,8 @@
 //! tokens; M = 128 at batch 1, 1024 at batch 8), each `x [M, K] · Wᵀ` with W [N, K] read through
 //! a transposed view as the imported graph hands it over: the `gemm` crate (Kiln's default) and
 //! Kiln's AVX-512 GEMM, one thread and every thread, in GFLOP/s of wall time (best of 5 rounds);
-//! "NN" columns read a copy of Wᵀ made once (a weight transposed at load), the others the view.
+//! "NN" reads a copy of Wᵀ made once (a weight transposed at load), "packed" W packed once in
+//! Kiln's panel layout (what `kiln.linear` does under `noGrad`), the others the view.
 //! `cargo run --release -p kiln-core --example transformer_gemms`
 use kiln_core::device::cpu::gemm_avx512;
 use std::time::Instant;
@@ -25,7 +26,7 @@ fn main() {
     let threads = rayon::current_num_threads();
     let kiln = gemm_avx512::cpu_supports();
     println!("{threads} threads; GFLOP/s of wall time (best of 5); x [M, K] times a transposed view of W [N, K]");
-    println!("{:>5} {:>5} {:>5} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", "M", "K", "N", "crate 1t", "crate all", "crate NN all", "kiln 1t", "kiln all", "kiln NN all");
+    println!("{:>5} {:>5} {:>5} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", "M", "K", "N", "crate 1t", "crate all", "crate NN all", "kiln 1t", "kiln all", "packed 1t", "packed all");
     for m in [128, 1024] {
         for (k, n) in [(256, 256), (256, 1024), (1024, 256)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
@@ -53,8 +54,20 @@ fn main() {
                     gemm_avx512::gemm(m, n, k, c.as_mut_ptr(), n, false, a, b, 1.0, t);
                 })
             };
-            let (k1, ka, kn) = (ours(1, view), ours(threads, view), ours(threads, copy));
-            println!("{m:>5} {k:>5} {n:>5} {c1:>12.1} {ca:>12.1} {cn:>12.1} {k1:>12.1} {ka:>12.1} {kn:>12.1}");
+            let (k1, ka) = (ours(1, view), ours(threads, view));
+            let mut packed = |t: usize| {
+                if !kiln {
+                    return 0.0;
+                }
+                let w_t = gemm_avx512::MatRef { ptr: w.as_ptr(), rs: 1, cs: ki };
+                let p = unsafe { gemm_avx512::PackedB::new(k, n, w_t) };
+                gflops(m, n, k, || unsafe {
+                    let a = gemm_avx512::MatRef { ptr: x.as_ptr(), rs: ki, cs: 1 };
+                    gemm_avx512::gemm_packed(m, c.as_mut_ptr(), n, false, a, &p, 1.0, t);
+                })
+            };
+            let (p1, pa) = (packed(1), packed(threads));
+            println!("{m:>5} {k:>5} {n:>5} {c1:>12.1} {ca:>12.1} {cn:>12.1} {k1:>12.1} {ka:>12.1} {p1:>12.1} {pa:>12.1}");
         }
     }
 }

@@ -1,41 +1,53 @@
-//! Kiln's own f32 GEMM for AVX-512 CPUs (x86-64 only), opt-in with KILN_GEMM=kiln while it is
-//! measured against the `gemm` crate (the default): `dst (+)= scale · a · b` with a row-major
-//! destination, any operand strides. Issue 18 asks for matmul-1024 within 10% of the FMA peak; the
-//! crate stopped at 84% on 2 threads (quiet machine). The inner loop compiles to the intended
-//! 2 loads + 14 broadcasts + 28 FMAs with no spills; whether the whole beats the crate could not
-//! be told on the loaded machine of its first session (docs/families.md, "Native GEMM").
+//! Kiln's own f32 GEMM for AVX-512 CPUs (x86-64 only): `dst (+)= scale · a · b` with a row-major
+//! destination, any operand strides, and b either read through its strides or packed once ahead
+//! of time (`PackedB`: a constant weight). Issue 18 asks for matmul-1024 within 10% of the FMA
+//! peak; docs/families.md ("Native GEMM") has the figures.
 //!
 //! Shape of the computation (BLIS's loops, turned for a row-major destination):
 //! - the register tile is MR = 14 rows x NR = 32 columns: 28 accumulators + 2 vectors of b, 30 of
 //!   the 32 zmm registers; each step of k loads 2 vectors of b and broadcasts 14 values of a
 //!   straight from memory (the FMA's embedded broadcast), 28 FMAs for 16 loads;
-//! - b is packed per thread into KC x NC blocks (1 MiB, kept in L2) of 32-column panels, each
-//!   panel k-major so the kernel reads it as one stream;
+//! - b is packed into KC x NC blocks (kept in L2) of 32-column panels, each panel k-major so the
+//!   kernel reads it as one stream, prefetched a fixed distance ahead (from L3 for a weight packed
+//!   once: a model's layers do not share one L2);
 //! - a is packed 14 rows at a time, row-major with a fixed row stride LDA (a compile-time
 //!   constant, so every broadcast is one instruction with a constant displacement; LDA is not a
 //!   multiple of 4 KiB's worth of floats, so the 14 rows fall in different L1 sets). Packing a
 //!   row-major a is then 14 row copies, not a transpose;
+//! - a range of rows is cut into tiles of equal height (1024 rows: 74 tiles of 13-14, not 73 of
+//!   14 and one of 2, which would run a whole tile's time for 2 rows);
 //! - threads split the destination once per call into column ranges (or row ranges for tall,
-//!   narrow products), each packing its own operands: one fork/join per call, no barrier. The
-//!   `gemm` crate forks and joins four times per 1024 product (packing and compute per k block).
+//!   narrow products), each packing its own operands: one fork/join per call, no barrier.
 //! - the first k block of a non-accumulating call stores without reading dst, so the caller can
-//!   hand over uninitialized memory (matmul.rs then skips its output's 4 MiB zero fill).
+//!   hand over uninitialized memory (matmul.rs then skips its output's zero fill).
 
 use crate::parallel::{self, SendPtr};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+use std::ops::Range;
 
 /// Rows of the register tile.
 const MR: usize = 14;
-/// Columns of the register tile: two vectors.
-const NR: usize = 32;
-/// Largest k block: 14 rows of packed a (29 KiB at LDA) stay in the 48 KiB L1 while a panel of b
-/// (64 KiB) streams past them from L2.
+/// Vectors of 16 columns in the register tile.
+const NV: usize = 2;
+/// Columns of the register tile.
+const NR: usize = 16 * NV;
+/// Largest k block: 14 rows of packed a (29 KiB) stay in the 48 KiB L1 while a panel of b
+/// streams past them from L2. Measured on one core at 1024 (GFLOP per CPU-second, best of 6,
+/// loaded machine): 342 (k in 3 blocks) 190-193, 512 195-199, 1024 191-197; fewer blocks also
+/// mean fewer passes of the destination through L3.
 const KC: usize = 512;
 /// Row stride of packed a: KC plus a cache line, so 14 rows map to 14 different L1 sets.
 const LDA: usize = KC + 16;
-/// Floats of one thread's packed b block: 1 MiB, half the L2 of the reference machine.
-const B_BLOCK_FLOATS: usize = 1 << 18;
+/// Floats of one thread's packed b block: 2 MiB, the L2 of the reference machine. Half that
+/// (the first version) made a 1024 product on one thread pack a twice (1024 columns in two
+/// blocks): 190 against 197-204 GFLOP per CPU-second.
+const B_BLOCK_FLOATS: usize = 1 << 19;
+/// How far ahead of the kernel's reads of b its prefetches run, in floats (16 steps of k). No
+/// gain while b sits in L2 (one weight used again and again), but a model's layers find their
+/// weights in L3: with 24 packed weights used in turn (M = 128) 125-186 GFLOP per CPU-second
+/// against 90-175 without (`PACKED=24 examples/gemm_shapes.rs`, loaded machine).
+const PREFETCH_B: usize = 16 * NR;
 
 /// A strided read-only operand: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -45,26 +57,60 @@ pub struct MatRef {
     pub cs: isize,
 }
 
-/// Whether this file's GEMM runs: on an AVX-512 CPU when `KILN_GEMM=kiln` (read once) asks for
-/// it. Off by default: on the loaded 2-core machine it has not yet measured faster than the
-/// `gemm` crate (docs/families.md, "Native GEMM"), and thin products (conv2d-a's input gradient,
-/// 9 x 32 x 784) ran at half the crate's speed through it. `gemm_choice` compares the two.
-pub fn available() -> bool {
-    static ASKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    cpu_supports() && *ASKED.get_or_init(|| std::env::var_os("KILN_GEMM").is_some_and(|v| v == "kiln"))
-}
-
-/// Whether the CPU can run this file's GEMM (what `gemm` itself needs; tests and gemm_choice
-/// call it directly).
+/// Whether the CPU can run this file's GEMM (AVX-512F; tests and the examples call it directly).
 pub fn cpu_supports() -> bool {
     crate::simd::level() == crate::simd::SimdLevel::Avx512
 }
 
-/// Whether a product is big enough in every direction for 14 x 32 register tiles: thinner ones
-/// (matrix-vector products, a few rows) would compute mostly padding; the `gemm` crate has
-/// kernels for those.
-pub fn suits(m: usize, n: usize, k: usize) -> bool {
-    available() && m >= MR / 2 && n >= NR / 2 && k >= 4
+/// How b reaches a product, for `chooses`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BForm {
+    /// Rows of b contiguous (column stride 1).
+    RowMajor,
+    /// Any other strides: a transposed view (a Linear weight, matmul's NT case).
+    Strided,
+    /// Packed ahead of time (`PackedB`).
+    Packed,
+}
+
+/// Whether this file's GEMM runs an m x n x k product, or the `gemm` crate does: the one place
+/// that chooses per shape (gemm_call.rs, matmul.rs and linear.rs ask it). Measured per core
+/// (`examples/gemm_shapes.rs`, GFLOP per CPU-second, docs/families.md "Native GEMM"):
+/// - packed b (a Linear weight under inference): 194-208 against the crate's 122-168 on the same
+///   weight's transposed view (M = 128, K and N in 256 / 1024);
+/// - a transposed b of at least 128 rows and k 256: the crate reads it column by column, K
+///   floats apart; this file's packing transposes 16 x 16 blocks in registers (M = 128: 156-175
+///   against 99-168). Fewer rows leave too few to share the packing: conv2d-b's im2col weight
+///   gradient (64 x 576 x band, b the transposed im2col matrix) ran 89-102 against the crate's
+///   107-124 (noisy: the crate's own path read 80-107 in the next pairs), and attention's
+///   64 x 64 x 64 blocks were level;
+/// - a row-major b: the crate's kernel measured 3-8% faster per core (1024: 200-205 against
+///   188-200; M = 128: up to 20%, where packing b on every call is a larger share), so it keeps
+///   those;
+/// - thin products (fewer than 14 rows (7 for a packed b) or 32 columns, k < 64: conv2d-a's
+///   9 x 32 x 784 input gradient ran at half the crate's speed here) are the crate's too: its
+///   kernels for them waste no tile padding, and a weight that small is not worth a packed copy.
+pub fn chooses(m: usize, n: usize, k: usize, b: BForm) -> bool {
+    cpu_supports()
+        && match b {
+            BForm::Packed => m >= MR / 2 && n >= NR && k >= 64,
+            BForm::Strided => m >= 128 && n >= NR && k >= 256,
+            BForm::RowMajor => false,
+        }
+}
+
+/// The form of a b with these strides (column stride `cs`).
+pub fn b_form(cs: isize) -> BForm {
+    if cs == 1 {
+        BForm::RowMajor
+    } else {
+        BForm::Strided
+    }
+}
+
+/// k cut into blocks of equal length, at most KC each (600 = 2 x 300, not 512 + 88).
+fn k_block(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(KC).max(1))
 }
 
 /// `dst = scale · a · b`, or `dst += scale · a · b` with `accumulate`; a is m x k, b is k x n,
@@ -77,6 +123,33 @@ pub fn suits(m: usize, n: usize, k: usize) -> bool {
 /// must not overlap a or b.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: MatRef, scale: f32, threads: usize) {
+    gemm_from(m, n, k, dst, dst_rs, accumulate, a, BSource::Strided(b), scale, threads);
+}
+
+/// As `gemm`, with b packed ahead of time (`PackedB::new`; k and n are its own).
+///
+/// # Safety
+/// As `gemm`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_packed(m: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
+    gemm_from(m, b.n, b.k, dst, dst_rs, accumulate, a, BSource::Packed(b), scale, threads);
+}
+
+/// Where the kernel's b panels come from.
+#[derive(Clone, Copy)]
+enum BSource<'a> {
+    /// Read through strides and packed block by block by each thread.
+    Strided(MatRef),
+    /// Packed once, whole.
+    Packed(&'a PackedB),
+}
+
+// SAFETY: the strided pointer is only read, and the caller of `gemm` keeps it valid for the call.
+unsafe impl Send for BSource<'_> {}
+unsafe impl Sync for BSource<'_> {}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize) {
     if m == 0 || n == 0 {
         return;
     }
@@ -91,12 +164,11 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a
     let split = Split::new(m, n, threads);
     let jobs = split.jobs();
     // Raw pointers are not Sync: the closure shared by the threads carries them as SendPtr.
-    let (dst, a_ptr, b_ptr) = (SendPtr(dst), SendPtr(a.ptr as *mut f32), SendPtr(b.ptr as *mut f32));
-    let ((a_rs, a_cs), (b_rs, b_cs)) = ((a.rs, a.cs), (b.rs, b.cs));
+    let (dst, a_ptr) = (SendPtr(dst), SendPtr(a.ptr as *mut f32));
+    let (a_rs, a_cs) = (a.rs, a.cs);
     let job = |j: usize| {
         let (rows, cols) = split.job(j);
         let a = MatRef { ptr: a_ptr.ptr(), rs: a_rs, cs: a_cs };
-        let b = MatRef { ptr: b_ptr.ptr(), rs: b_rs, cs: b_cs };
         // SAFETY: jobs write disjoint blocks of dst; the caller vouches for the rest.
         unsafe { gemm_block(rows, cols, k, dst.ptr(), dst_rs, accumulate, a, b, scale) };
     };
@@ -132,7 +204,7 @@ impl Split {
     }
 
     /// (row range, column range) of job `j`: whole tiles, shares differing by at most one tile.
-    fn job(&self, j: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    fn job(&self, j: usize) -> (Range<usize>, Range<usize>) {
         let (len, unit) = if self.by_columns { (self.n, NR) } else { (self.m, MR) };
         let units = len.div_ceil(unit);
         let start = (units * j / self.parts * unit).min(len);
@@ -161,36 +233,95 @@ fn aligned(v: &mut Vec<f32>, len: usize) -> *mut f32 {
     unsafe { v.as_mut_ptr().add(skip) }
 }
 
+/// A whole k x n operand b in the kernel's layout, packed once: k blocks of `k_block(k)` rows,
+/// each a row of 32-column panels ([kc][32], zeros past n). A constant weight packed this way
+/// skips the per-call packing (for a transposed weight view, a transpose) that a batch-1 product
+/// otherwise pays on every call, as onnxruntime prepacks its initializers.
+pub struct PackedB {
+    data: Vec<f32>,
+    /// Where the 64-byte aligned panels start in `data`.
+    start: usize,
+    k: usize,
+    n: usize,
+}
+
+impl PackedB {
+    /// Packs b (k x n, any strides).
+    ///
+    /// # Safety
+    /// `cpu_supports()` must be true and every element of b readable.
+    pub unsafe fn new(k: usize, n: usize, b: MatRef) -> PackedB {
+        let n_pad = n.next_multiple_of(NR);
+        let mut data = Vec::new();
+        let p = aligned(&mut data, k * n_pad);
+        let start = p.offset_from(data.as_ptr()) as usize;
+        let kc_max = k_block(k);
+        for pc in (0..k).step_by(kc_max.max(1)) {
+            let kc = kc_max.min(k - pc);
+            pack_b(b, pc, kc, 0, n, p.add(pc * n_pad));
+        }
+        PackedB { data, start, k, n }
+    }
+
+    /// Bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+
+    /// The panels of the k block starting at row pc with kc rows, from column jc (a multiple of 32).
+    fn block(&self, pc: usize, kc: usize, jc: usize) -> *const f32 {
+        // SAFETY (of the offset): pc·n_pad + jc·kc < k·n_pad for pc < k, jc < n.
+        unsafe { self.data.as_ptr().add(self.start + pc * self.n.next_multiple_of(NR) + jc * kc) }
+    }
+}
+
+/// Row tile `t` of `tiles` equal-height tiles over `rows`: (first row, height <= MR).
+fn row_tile(rows: &Range<usize>, tiles: usize, t: usize) -> (usize, usize) {
+    let len = rows.len();
+    let (s, e) = (len * t / tiles, len * (t + 1) / tiles);
+    (rows.start + s, e - s)
+}
+
 /// One thread's block: dst[rows, cols] (+)= scale · a[rows, :] · b[:, cols].
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_block(rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: MatRef, scale: f32) {
+unsafe fn gemm_block(rows: Range<usize>, cols: Range<usize>, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32) {
     if rows.is_empty() || cols.is_empty() {
         return;
     }
-    // k in equal blocks of at most KC (1024 = 2 x 512, 600 = 2 x 300, not 512 + 88).
-    let kc_max = k.div_ceil(k.div_ceil(KC));
+    let kc_max = k_block(k);
     let nc_max = (B_BLOCK_FLOATS / kc_max / NR * NR).max(NR);
+    let tiles = rows.len().div_ceil(MR);
     PACKS.with(|packs| {
         let mut packs = packs.borrow_mut();
         let (b_buf, a_buf) = &mut *packs;
-        let bp = aligned(b_buf, kc_max * nc_max.min(cols.len().next_multiple_of(NR)));
+        let bp = match b {
+            BSource::Strided(_) => aligned(b_buf, kc_max * nc_max.min(cols.len().next_multiple_of(NR))),
+            BSource::Packed(_) => std::ptr::null_mut(),
+        };
         let ap = aligned(a_buf, MR * LDA);
         for jc in cols.clone().step_by(nc_max) {
             let nc = nc_max.min(cols.end - jc);
             for pc in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - pc);
-                pack_b(b, pc, kc, jc, nc, bp);
+                let panels: *const f32 = match b {
+                    BSource::Strided(b) => {
+                        pack_b(b, pc, kc, jc, nc, bp);
+                        bp
+                    }
+                    BSource::Packed(p) => p.block(pc, kc, jc),
+                };
                 let overwrite = pc == 0 && !accumulate;
-                for ic in rows.clone().step_by(MR) {
-                    let mr = MR.min(rows.end - ic);
+                for t in 0..tiles {
+                    let (ic, mr) = row_tile(&rows, tiles, t);
                     pack_a(a, ic, mr, pc, kc, ap);
-                    let (next, panels) = (ic + MR, nc.div_ceil(NR));
-                    for q in 0..panels {
-                        if next < rows.end {
-                            prefetch_a(a, next, MR.min(rows.end - next), pc, kc, q, panels);
+                    let count = nc.div_ceil(NR);
+                    for q in 0..count {
+                        if t + 1 < tiles {
+                            let (next, next_mr) = row_tile(&rows, tiles, t + 1);
+                            prefetch_a(a, next, next_mr, pc, kc, q, count);
                         }
                         let c = dst.add(ic * dst_rs + jc + q * NR);
-                        let tile = Tile { kc, a: ap, b: bp.add(q * kc * NR), c, ldc: dst_rs, cols: NR.min(nc - q * NR), scale, overwrite };
+                        let tile = Tile { kc, a: ap, b: panels.add(q * kc * NR), c, ldc: dst_rs, cols: NR.min(nc - q * NR), scale, overwrite };
                         run_tile(mr, &tile);
                     }
                 }
@@ -201,26 +332,90 @@ unsafe fn gemm_block(rows: std::ops::Range<usize>, cols: std::ops::Range<usize>,
 
 /// b[pc..pc+kc, jc..jc+nc] into 32-column panels, each k-major ([kc][32]), zeros past nc.
 unsafe fn pack_b(b: MatRef, pc: usize, kc: usize, jc: usize, nc: usize, bp: *mut f32) {
+    if b.cs == 1 {
+        return pack_b_rows(b.ptr.offset(pc as isize * b.rs + jc as isize), b.rs, kc, nc, bp);
+    }
+    // A transposed b (matmul's NT case, a Linear weight): each column of a panel is a run of k
+    // along b's rows.
     for (q, j0) in (0..nc).step_by(NR).enumerate() {
-        let w = NR.min(nc - j0);
-        let panel = bp.add(q * kc * NR);
         let src = b.ptr.offset(pc as isize * b.rs + (jc + j0) as isize * b.cs);
-        if b.cs == 1 {
-            for p in 0..kc {
-                let (s, d) = (src.offset(p as isize * b.rs), panel.add(p * NR));
-                std::ptr::copy_nonoverlapping(s, d, w);
-                std::ptr::write_bytes(d.add(w), 0, NR - w);
+        pack_b_columns(MatRef { ptr: src, rs: b.rs, cs: b.cs }, kc, NR.min(nc - j0), bp.add(q * kc * NR));
+    }
+}
+
+/// kc rows of a row-major b (rows `rs` apart, nc floats each) into panels: each row is read once,
+/// front to back (what the hardware prefetcher follows), and its 32-float pieces go to their
+/// panels, zeros past nc.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_rows(src: *const f32, rs: isize, kc: usize, nc: usize, bp: *mut f32) {
+    for p in 0..kc {
+        let row = src.offset(p as isize * rs);
+        for (q, j0) in (0..nc).step_by(NR).enumerate() {
+            let dst = bp.add(q * kc * NR + p * NR);
+            for v in 0..NV {
+                let m = mask((nc - j0).saturating_sub(16 * v));
+                _mm512_store_ps(dst.add(16 * v), _mm512_maskz_loadu_ps(m, row.add(j0 + 16 * v)));
             }
-        } else {
-            // A transposed b (matmul's NT case): walk each column down its unit stride.
-            for p in 0..kc {
-                std::ptr::write_bytes(panel.add(p * NR + w), 0, NR - w);
-            }
-            for j in 0..w {
-                let col = src.offset(j as isize * b.cs);
-                for p in 0..kc {
-                    *panel.add(p * NR + j) = *col.offset(p as isize * b.rs);
-                }
+        }
+    }
+}
+
+/// One panel from `w` (<= 32) columns of b, each read down its rows (unit stride when b is a
+/// transposed row-major matrix): whole 16 x 16 blocks by in-register transposes, the rest (and
+/// every element when b.rs != 1) one at a time; zeros past w.
+unsafe fn pack_b_columns(b: MatRef, kc: usize, w: usize, panel: *mut f32) {
+    let whole_k = if b.rs == 1 { kc / 16 * 16 } else { 0 };
+    let whole_j = if b.rs == 1 { w / 16 * 16 } else { 0 };
+    for j0 in (0..whole_j).step_by(16) {
+        for p0 in (0..whole_k).step_by(16) {
+            transpose_block(b.ptr.offset(j0 as isize * b.cs + p0 as isize), b.cs, 16, 16, panel.add(p0 * NR + j0), NR);
+        }
+    }
+    for p in 0..kc {
+        let row = panel.add(p * NR);
+        let first = if p < whole_k { whole_j } else { 0 };
+        for j in first..w {
+            *row.add(j) = *b.ptr.offset(j as isize * b.cs + p as isize * b.rs);
+        }
+        std::ptr::write_bytes(row.add(w), 0, NR - w);
+    }
+}
+
+/// dst[q·ld_dst + j] = src[j·ld_src + q] for j < rows, q < cols (both <= 16): `rows` rows of
+/// `cols` contiguous floats become `cols` rows of `rows` floats, through 16 x 16 in-register
+/// transposes (4 shuffles per vector against one scalar store per element).
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_block(src: *const f32, ld_src: isize, rows: usize, cols: usize, dst: *mut f32, ld_dst: usize) {
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (j, row) in r.iter_mut().enumerate().take(rows) {
+        *row = _mm512_maskz_loadu_ps(mask(cols), src.offset(j as isize * ld_src));
+    }
+    let keep = mask(rows);
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in (0..16).step_by(2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    let mut u = [_mm512_setzero_ps(); 16];
+    for g in (0..16).step_by(4) {
+        let pd: [__m512d; 4] = [_mm512_castps_pd(t[g]), _mm512_castps_pd(t[g + 1]), _mm512_castps_pd(t[g + 2]), _mm512_castps_pd(t[g + 3])];
+        u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd[0], pd[2]));
+        u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd[0], pd[2]));
+        u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd[1], pd[3]));
+        u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd[1], pd[3]));
+    }
+    // Gather the four 128-bit lanes of each column from u[c], u[4 + c], u[8 + c], u[12 + c].
+    for c in 0..4 {
+        let (x0, x1, x2, x3) = (u[c], u[4 + c], u[8 + c], u[12 + c]);
+        let w0 = _mm512_shuffle_f32x4::<0x44>(x0, x1);
+        let w1 = _mm512_shuffle_f32x4::<0xEE>(x0, x1);
+        let w2 = _mm512_shuffle_f32x4::<0x44>(x2, x3);
+        let w3 = _mm512_shuffle_f32x4::<0xEE>(x2, x3);
+        let out = [_mm512_shuffle_f32x4::<0x88>(w0, w2), _mm512_shuffle_f32x4::<0xDD>(w0, w2), _mm512_shuffle_f32x4::<0x88>(w1, w3), _mm512_shuffle_f32x4::<0xDD>(w1, w3)];
+        for (g, v) in out.into_iter().enumerate() {
+            let q = 4 * g + c;
+            if q < cols {
+                _mm512_mask_storeu_ps(dst.add(q * ld_dst), keep, v);
             }
         }
     }
@@ -233,8 +428,12 @@ unsafe fn pack_a(a: MatRef, ic: usize, mr: usize, pc: usize, kc: usize, ap: *mut
         for r in 0..mr {
             std::ptr::copy_nonoverlapping(src.offset(r as isize * a.rs), ap.add(r * LDA), kc);
         }
+    } else if a.rs == 1 {
+        // A transposed a (matmul's TN case, a weight gradient): its rows of k are columns here.
+        for p0 in (0..kc).step_by(16) {
+            transpose_block(src.offset(p0 as isize * a.cs), a.cs, 16.min(kc - p0), mr, ap.add(p0), LDA);
+        }
     } else {
-        // A transposed a (matmul's TN case): read along k's rows, write each tile row.
         for p in 0..kc {
             let row = src.offset(p as isize * a.cs);
             for r in 0..mr {
@@ -245,8 +444,7 @@ unsafe fn pack_a(a: MatRef, ic: usize, mr: usize, pc: usize, kc: usize, ap: *mut
 }
 
 /// Part `part` of `parts` of the rows of a that pack_a will copy next, prefetched into L2 while
-/// the current tiles run, so the copy reads L2 rather than L3 (a is read once per k block per
-/// thread: 4 MiB at 1024).
+/// the current tiles run, so the copy reads L2 rather than L3.
 unsafe fn prefetch_a(a: MatRef, ic: usize, mr: usize, pc: usize, kc: usize, part: usize, parts: usize) {
     if a.cs != 1 {
         return;
@@ -299,25 +497,42 @@ unsafe fn run_tile(rows: usize, t: &Tile) {
 /// R rows of `cols` floats at ldc.
 #[target_feature(enable = "avx512f")]
 unsafe fn tile<const R: usize>(t: &Tile) {
-    // The tile's destination lines are fetched while the FMAs run, not after them.
+    // The tile's destination lines are fetched (for writing) while the FMAs run, not after them.
     for r in 0..R {
-        _mm_prefetch::<_MM_HINT_T0>(t.c.add(r * t.ldc) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(t.c.add(r * t.ldc + 16) as *const i8);
+        for v in 0..NV {
+            _mm_prefetch::<_MM_HINT_ET0>(t.c.add(r * t.ldc + 16 * v) as *const i8);
+        }
     }
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let mut acc = [[_mm512_setzero_ps(); NV]; R];
     let (mut a, mut b) = (t.a, t.b);
     for _ in 0..t.kc {
-        let b0 = _mm512_load_ps(b);
-        let b1 = _mm512_load_ps(b.add(16));
+        // The panel's lines PREFETCH_B floats ahead (past its end: the next panel, read next).
+        for v in 0..NV {
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_B + 16 * v) as *const i8);
+        }
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm512_load_ps(b.add(16 * v));
+        }
         for (r, acc) in acc.iter_mut().enumerate() {
             let x = _mm512_set1_ps(*a.add(r * LDA));
-            acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
-            acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
+            for v in 0..NV {
+                acc[v] = _mm512_fmadd_ps(x, bv[v], acc[v]);
+            }
         }
         a = a.add(1);
         b = b.add(NR);
     }
-    let masks: [__mmask16; 2] = [mask(t.cols), mask(t.cols.saturating_sub(16))];
+    store_tile(t, &acc);
+}
+
+/// c (+)= scale · acc for the tile's rows and columns.
+#[target_feature(enable = "avx512f")]
+unsafe fn store_tile<const R: usize>(t: &Tile, acc: &[[__m512; NV]; R]) {
+    let mut masks: [__mmask16; NV] = [0; NV];
+    for (v, m) in masks.iter_mut().enumerate() {
+        *m = mask(t.cols.saturating_sub(16 * v));
+    }
     let scale = _mm512_set1_ps(t.scale);
     for (r, acc) in acc.iter().enumerate() {
         let row = t.c.add(r * t.ldc);
@@ -360,34 +575,79 @@ mod tests {
         (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 9) % 2001) as f32 / 1000.0 - 1.0).collect()
     }
 
-    /// Every layout (NN, NT, TN), edge tiles in both directions, k over one block, one and two
-    /// threads, overwrite / accumulate / scale, a destination with a wider row stride.
+    /// Every layout (NN, NT, TN), b strided or packed ahead, edge tiles in both directions, k
+    /// over one block, one to three threads, overwrite / accumulate / scale, a destination with
+    /// a wider row stride.
     #[test]
     fn matches_the_definition() {
         if !cpu_supports() {
             return;
         }
-        for &(m, n, k) in &[(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64)] {
+        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100)];
+        for &(m, n, k) in &shapes {
             for threads in [1, 2, 3] {
                 for (ta, tb) in [(false, false), (false, true), (true, false)] {
-                    let (a, b) = (values(m * k, 1), values(k * n, 2));
-                    let sa = if ta { (1, m) } else { (k, 1) };
-                    let sb = if tb { (1, k) } else { (n, 1) };
-                    let want = reference(m, n, k, &a, sa, &b, sb);
-                    let ldc = n + 3;
-                    let mut dst = vec![7.0f32; m * ldc];
-                    let (ar, br) = (MatRef { ptr: a.as_ptr(), rs: sa.0 as isize, cs: sa.1 as isize }, MatRef { ptr: b.as_ptr(), rs: sb.0 as isize, cs: sb.1 as isize });
-                    unsafe { gemm(m, n, k, dst.as_mut_ptr(), ldc, false, ar, br, 1.0, threads) };
-                    unsafe { gemm(m, n, k, dst.as_mut_ptr(), ldc, true, ar, br, 0.5, threads) };
-                    for i in 0..m {
-                        for j in 0..n {
-                            let (got, w) = (dst[i * ldc + j] as f64, 1.5 * want[i * n + j]);
-                            assert!((got - w).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + w.abs()), "{m}x{n}x{k} t{threads} {ta}/{tb} ({i},{j}): {got} vs {w}");
+                    for prepacked in [false, true] {
+                        let (a, b) = (values(m * k, 1), values(k * n, 2));
+                        let sa = if ta { (1, m) } else { (k, 1) };
+                        let sb = if tb { (1, k) } else { (n, 1) };
+                        let want = reference(m, n, k, &a, sa, &b, sb);
+                        let ldc = n + 3;
+                        let mut dst = vec![7.0f32; m * ldc];
+                        let (ar, br) = (MatRef { ptr: a.as_ptr(), rs: sa.0 as isize, cs: sa.1 as isize }, MatRef { ptr: b.as_ptr(), rs: sb.0 as isize, cs: sb.1 as isize });
+                        if prepacked {
+                            let packed = unsafe { PackedB::new(k, n, br) };
+                            unsafe { gemm_packed(m, dst.as_mut_ptr(), ldc, false, ar, &packed, 1.0, threads) };
+                            unsafe { gemm_packed(m, dst.as_mut_ptr(), ldc, true, ar, &packed, 0.5, threads) };
+                        } else {
+                            unsafe { gemm(m, n, k, dst.as_mut_ptr(), ldc, false, ar, br, 1.0, threads) };
+                            unsafe { gemm(m, n, k, dst.as_mut_ptr(), ldc, true, ar, br, 0.5, threads) };
                         }
-                        assert_eq!(dst[i * ldc + n], 7.0, "the padding past n is untouched");
+                        for i in 0..m {
+                            for j in 0..n {
+                                let (got, w) = (dst[i * ldc + j] as f64, 1.5 * want[i * n + j]);
+                                assert!((got - w).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + w.abs()), "{m}x{n}x{k} t{threads} {ta}/{tb} packed {prepacked} ({i},{j}): {got} vs {w}");
+                            }
+                            assert_eq!(dst[i * ldc + n], 7.0, "the padding past n is untouched");
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// The in-register transpose against its definition, at row strides wider than 16.
+    #[test]
+    fn transposes_blocks() {
+        if !cpu_supports() {
+            return;
+        }
+        let src = values(16 * 20, 3);
+        for (rows, cols) in [(16, 16), (16, 14), (5, 16), (3, 7)] {
+            let mut dst = vec![0.5f32; 16 * 24];
+            unsafe { transpose_block(src.as_ptr(), 20, rows, cols, dst.as_mut_ptr(), 24) };
+            for q in 0..16 {
+                for j in 0..24 {
+                    let want = if q < cols && j < rows { src[j * 20 + q] } else { 0.5 };
+                    assert_eq!(dst[q * 24 + j], want, "{rows}x{cols} ({q},{j})");
+                }
+            }
+        }
+    }
+
+    /// Equal-height row tiles cover the range once, none taller than MR.
+    #[test]
+    fn row_tiles_cover_the_range() {
+        for len in [1usize, 13, 14, 15, 28, 29, 1024] {
+            let rows = 5..5 + len;
+            let tiles = len.div_ceil(MR);
+            let mut next = rows.start;
+            for t in 0..tiles {
+                let (start, height) = row_tile(&rows, tiles, t);
+                assert!(start == next && (1..=MR).contains(&height), "{len}: tile {t} at {start} height {height}");
+                next += height;
+            }
+            assert_eq!(next, rows.end);
         }
     }
 

@@ -1,8 +1,8 @@
 //! The one strided GEMM entry for kernels that call a GEMM directly (conv, recurrent layers,
-//! attention): the `gemm` crate on native targets (Kiln's AVX-512 GEMM, gemm_avx512.rs, for
-//! row-major destinations when KILN_GEMM=kiln asks for it), Kiln's own SIMD128 GEMM
-//! (gemm_simd128.rs) on wasm32, where the crate is not built. matmul.rs has its own call because it needs no strided
-//! or accumulating destination.
+//! attention, linear): on native targets Kiln's AVX-512 GEMM (gemm_avx512.rs) for the row-major
+//! destinations and shapes `gemm_avx512::chooses` gives it, the `gemm` crate for the rest;
+//! Kiln's own SIMD128 GEMM (gemm_simd128.rs) on wasm32, where the crate is not built. matmul.rs
+//! has its own call because it needs no strided or accumulating destination.
 
 /// Whether one GEMM call may use the thread pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub unsafe fn gemm_scaled(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if dst_cs == 1 && dst_rs >= n as isize && super::gemm_avx512::suits(m, n, k) {
+    if dst_cs == 1 && dst_rs >= n as isize && super::gemm_avx512::chooses(m, n, k, super::gemm_avx512::b_form(b_cs)) {
         use super::gemm_avx512::{gemm, MatRef};
         let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
         let (ar, br) = (MatRef { ptr: a, rs: a_rs, cs: a_cs }, MatRef { ptr: b, rs: b_rs, cs: b_cs });

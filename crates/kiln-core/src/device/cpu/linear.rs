@@ -1,12 +1,14 @@
 //! The CPU's linear layer, y = x·Wᵀ + bias: every row of the output starts as the bias and the
 //! GEMM accumulates the product onto it, so the bias costs no pass of its own (matmul then add
 //! was a second read and write of the whole output, and an allocation). x's leading dims are
-//! stacked into the GEMM's rows; W is read through its strides (its transpose is a view). A
-//! row-major copy of Wᵀ kept with the weight (`Tensor::derived`) ran the K = 1024 product faster
-//! (the `gemm` crate reads the view column by column, 4 KiB apart: 60 against 131 GFLOP/s on one
-//! thread, examples/transformer_gemms.rs) but doubled every Linear weight's memory; packing the
-//! weight once in the GEMM's own layout, in its place, is the next step. Arguments are checked by
-//! ops/linear.rs.
+//! stacked into the GEMM's rows; W is read through its strides (its transpose is a view).
+//! Under inference (no autograd record: `noGrad`, as the ONNX runner and `predict` run), Kiln's
+//! AVX-512 GEMM reads W packed once into its panel layout and kept with the tensor
+//! (`Tensor::derived`, dropped by any in-place write such as an optimizer step), as onnxruntime
+//! prepacks its initializers: a batch-1 product otherwise transposes the whole weight on every
+//! call. Training never packs, so a trained model's parameters take no extra memory; an
+//! evaluation pass holds one packed copy per weight until the next optimizer step. Arguments are
+//! checked by ops/linear.rs.
 
 use super::gemm_call::{gemm, Parallelism};
 use super::matmul::MIN_PARALLEL_FLOPS;
@@ -14,6 +16,9 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 const OP: &str = "linear";
+/// The `Tensor::derived` tag of a weight packed for Kiln's AVX-512 GEMM.
+#[cfg(target_arch = "x86_64")]
+const PACKED_TAG: usize = 0x6c696e; // "lin"
 
 /// x [..., K] · Wᵀ + bias -> [..., N].
 pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
@@ -36,6 +41,25 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
         let w_data = w.cpu_raw::<f32>(OP)?;
         let (w_rs, w_cs) = (w.strides()[0] as isize, w.strides()[1] as isize);
         let parallelism = if rows * n * k >= MIN_PARALLEL_FLOPS { Parallelism::Threads } else { Parallelism::None };
+        #[cfg(target_arch = "x86_64")]
+        if !crate::autograd::is_enabled() && super::gemm_avx512::chooses(rows, n, k, super::gemm_avx512::BForm::Packed) {
+            use super::gemm_avx512::{gemm_packed, MatRef, PackedB};
+            // Wᵀ [k, n] is W's view with its strides swapped.
+            let wt = MatRef { ptr: w_data.as_ptr().wrapping_add(w.offset()), rs: w_cs, cs: w_rs };
+            // SAFETY: the view's elements are inside W's buffer (checked by the op); the CPU runs
+            // AVX-512 (chooses).
+            let packed = w.derived(&[PACKED_TAG], || {
+                let p = unsafe { PackedB::new(k, n, wt) };
+                let bytes = p.bytes();
+                Ok((p, bytes))
+            })?;
+            let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
+            let xr = MatRef { ptr: x_data.as_ptr(), rs: k as isize, cs: 1 };
+            // SAFETY: x is contiguous [rows, k]; out holds rows·n floats, initialized (the bias
+            // or zeros) when accumulating, and overlaps neither.
+            unsafe { gemm_packed(rows, out.as_mut_ptr(), n, bias.is_some(), xr, &packed, 1.0, threads) };
+            return finish(out, lead, n);
+        }
         // SAFETY: x is contiguous [rows, k]; Wᵀ's element (p, j) is W's (j, p), inside its
         // buffer for p < k, j < n; out holds rows·n floats and overlaps neither.
         unsafe {
@@ -48,6 +72,11 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
             );
         }
     }
+    finish(out, lead, n)
+}
+
+/// The output [..lead, n] from its rows.
+fn finish(out: Vec<f32>, lead: &[usize], n: usize) -> Result<Tensor> {
     let mut shape = lead.to_vec();
     shape.push(n);
     Tensor::from_vec(out, &shape)

@@ -1,8 +1,8 @@
 //! The CPU's matmul: batched GEMMs with broadcast batch dimensions, each operand read through
-//! its strides (a transposed operand is a stride swap, never a copy). Native builds run the
-//! `gemm` crate (it measured faster than matrixmultiply here, see examples/gemm_choice.rs), or
-//! Kiln's own AVX-512 GEMM (gemm_avx512.rs) when KILN_GEMM=kiln asks for it; WASM runs Kiln's
-//! SIMD128 GEMM (gemm_simd128.rs).
+//! its strides (a transposed operand is a stride swap, never a copy). Native builds run Kiln's
+//! own AVX-512 GEMM (gemm_avx512.rs) where `gemm_avx512::chooses` gives it the shape, else the
+//! `gemm` crate (it measured faster than matrixmultiply here, see examples/gemm_choice.rs); WASM
+//! runs Kiln's SIMD128 GEMM (gemm_simd128.rs).
 
 use crate::error::Result;
 use crate::layout::{self, numel};
@@ -42,7 +42,8 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: boo
     let batches = numel(&batch);
     // Kiln's AVX-512 GEMM writes every element of a product with k > 0 without reading it, so
     // its output needs no zero fill (4 MiB at 1024); the other paths start from zeros.
-    let writes_all = k > 0 && native_gemm_suits(m, n, k);
+    let b_cs = b2.strides()[b2.rank() - 1] as isize;
+    let writes_all = k > 0 && native_gemm_suits(m, n, k, b_cs);
     let mut out = if writes_all { crate::alloc::try_with_capacity::<f32>(OP, len)? } else { crate::storage::try_zeroed::<f32>(OP, len)? };
     let out_ptr = SendPtr(out.as_mut_ptr());
 
@@ -116,13 +117,14 @@ fn batch_offsets(batch: &[usize], a_strides: &[usize], b_strides: &[usize], a0: 
     out
 }
 
-/// Whether `gemm_into` runs Kiln's AVX-512 GEMM for an m x n x k product (x86-64 only).
-fn native_gemm_suits(m: usize, n: usize, k: usize) -> bool {
+/// Whether `gemm_into` runs Kiln's AVX-512 GEMM for an m x n x k product whose b has column
+/// stride `b_cs` (x86-64 only).
+fn native_gemm_suits(m: usize, n: usize, k: usize, b_cs: isize) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return crate::device::cpu::gemm_avx512::suits(m, n, k);
+    return crate::device::cpu::gemm_avx512::chooses(m, n, k, crate::device::cpu::gemm_avx512::b_form(b_cs));
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (m, n, k);
+        let _ = (m, n, k, b_cs);
         false
     }
 }
@@ -144,7 +146,7 @@ unsafe fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f3
         gemm(m, n, k, view(a, av), view(b, bv), dst, threads);
     }
     #[cfg(target_arch = "x86_64")]
-    if native_gemm_suits(m, n, k) {
+    if native_gemm_suits(m, n, k, bv.col_stride) {
         use crate::device::cpu::gemm_avx512::{gemm, MatRef};
         let view = |x: &[f32], v: MatView| MatRef { ptr: x.as_ptr().add(v.offset), rs: v.row_stride, cs: v.col_stride };
         gemm(m, n, k, dst, n, false, view(a, av), view(b, bv), 1.0, threads);

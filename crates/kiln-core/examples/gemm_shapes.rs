@@ -1,0 +1,89 @@
+//! Kiln's AVX-512 GEMM against the `gemm` crate on the shapes given, one thread and every thread:
+//! GFLOP/s of wall time | GFLOP per CPU-second of the process (clock_gettime's process CPU clock:
+//! exact for running threads, where /proc's schedstat lags by up to a tick), each the best of 5
+//! rounds of about ROUND_GFLOP (default 20) GFLOP. What `gemm_avx512::chooses` was decided from.
+//! `cargo run --release -p kiln-core --example gemm_shapes -- 1024,1024,1024 128,256,1024,nt`
+//! Each shape is m,n,k[,layout]: nn (default), nt (b a transposed view), tn (a transposed).
+//! PACKED=N: Kiln's reads b packed once (`PackedB`), N copies in turn; ONLY_KILN=1: Kiln's only,
+//! every thread.
+use kiln_core::device::cpu::gemm_avx512;
+use std::time::Instant;
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+/// CLOCK_PROCESS_CPUTIME_ID (Linux).
+const PROCESS_CPU_CLOCK: i32 = 2;
+
+/// On-CPU nanoseconds of every thread of this process so far.
+fn process_cpu_ns() -> u64 {
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: ts is a valid timespec for the call to fill.
+    unsafe { clock_gettime(PROCESS_CPU_CLOCK, &mut ts) };
+    ts.sec as u64 * 1_000_000_000 + ts.nsec as u64
+}
+
+/// (GFLOP/s of wall time, GFLOP per CPU-second), each the best of 5 rounds.
+fn gflops(flop: f64, mut f: impl FnMut()) -> (f64, f64) {
+    f();
+    let reps = (std::env::var("ROUND_GFLOP").ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(20.0) * 1e9 / flop).clamp(3.0, 200000.0) as usize;
+    let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..5 {
+        let (t, c) = (Instant::now(), process_cpu_ns());
+        for _ in 0..reps { f(); }
+        wall = wall.min(t.elapsed().as_secs_f64() / reps as f64);
+        cpu = cpu.min((process_cpu_ns() - c) as f64 / 1e9 / reps as f64);
+    }
+    (flop / 1e9 / wall, flop / 1e9 / cpu)
+}
+
+fn main() {
+    let threads = rayon::current_num_threads();
+    let shapes: Vec<String> = std::env::args().skip(1).collect();
+    println!("{:>22} {:>15} {:>15} {:>15} {:>15}", "m,n,k,layout", "kiln 1t", "kiln all", "crate 1t", "crate all");
+    for s in shapes {
+        let v: Vec<&str> = s.split(',').collect();
+        let (m, n, k): (usize, usize, usize) = (v[0].parse().unwrap(), v[1].parse().unwrap(), v[2].parse().unwrap());
+        let layout = v.get(3).copied().unwrap_or("nn");
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 1000) as f32 / 1000.0).collect();
+        let mut c = vec![0.0f32; m * n];
+        let (mi, ni, ki) = (m as isize, n as isize, k as isize);
+        let sa = if layout == "tn" { (1, mi) } else { (ki, 1) };
+        let sb = if layout == "nt" { (1, ki) } else { (ni, 1) };
+        let flop = 2.0 * (m * n * k) as f64;
+        let show = |(w, c): (f64, f64)| format!("{w:>6.1} |{c:>6.1}");
+        // PACKED=N: N copies of b packed once, used in turn (N > 1: each call finds its b in L3,
+        // as the layers of a model do).
+        let copies: usize = std::env::var("PACKED").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let packed: Vec<_> = (0..copies).map(|_| unsafe { gemm_avx512::PackedB::new(k, n, gemm_avx512::MatRef { ptr: b.as_ptr(), rs: sb.0, cs: sb.1 }) }).collect();
+        let mut turn = 0usize;
+        let mut ours = |t: usize| gflops(flop, || unsafe {
+            let ar = gemm_avx512::MatRef { ptr: a.as_ptr(), rs: sa.0, cs: sa.1 };
+            let br = gemm_avx512::MatRef { ptr: b.as_ptr(), rs: sb.0, cs: sb.1 };
+            if packed.is_empty() {
+                gemm_avx512::gemm(m, n, k, c.as_mut_ptr(), n, false, ar, br, 1.0, t);
+            } else {
+                turn = (turn + 1) % packed.len();
+                gemm_avx512::gemm_packed(m, c.as_mut_ptr(), n, false, ar, &packed[turn], 1.0, t);
+            }
+        });
+        if std::env::var_os("ONLY_KILN").is_some() {
+            let k1 = ours(threads);
+            println!("{s:>22} {:>15}", show(k1));
+            continue;
+        }
+        let (k1, ka) = (ours(1), ours(threads));
+        let mut theirs = |t: usize| gflops(flop, || unsafe {
+            let par = if t > 1 { gemm::Parallelism::Rayon(t) } else { gemm::Parallelism::None };
+            gemm::gemm(m, n, k, c.as_mut_ptr(), 1, ni, false, a.as_ptr(), sa.1, sa.0, b.as_ptr(), sb.1, sb.0, 0.0, 1.0, false, false, false, par);
+        });
+        let (c1, ca) = (theirs(1), theirs(threads));
+        println!("{s:>22} {:>15} {:>15} {:>15} {:>15}", show(k1), show(ka), show(c1), show(ca));
+    }
+}

@@ -1,0 +1,114 @@
+//! `linear` under inference packs its weight once for Kiln's AVX-512 GEMM (device/cpu/linear.rs):
+//! the packed path matches the definition in float64 (weight given as [N, K] or as the
+//! transposed view of a [K, N] matrix, as the ONNX importer hands a MatMul weight over), an
+//! in-place write of the weight (an optimizer step, `assign`) is seen by the next call, and
+//! recording autograd never packs (no extra memory for training).
+use kiln_core::{autograd, ops, storage, Tensor};
+use std::sync::Mutex;
+
+/// The tests of this file run one at a time: one of them reads the process's live bytes.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 9) % 2001) as f32 / 1000.0 - 1.0).collect()
+}
+
+/// x [rows, k] · wᵀ + bias with w [n, k], in float64.
+fn reference(x: &[f32], w: &[f32], bias: Option<&[f32]>, rows: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; rows * n];
+    for r in 0..rows {
+        for j in 0..n {
+            let dot: f64 = (0..k).map(|p| x[r * k + p] as f64 * w[j * k + p] as f64).sum();
+            out[r * n + j] = dot + bias.map_or(0.0, |b| b[j] as f64);
+        }
+    }
+    out
+}
+
+fn assert_close(got: &Tensor, want: &[f64], k: usize, what: &str) {
+    let got = got.to_vec::<f32>().unwrap();
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!((g as f64 - w).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + w.abs()), "{what}: element {i}: {g} vs {w}");
+    }
+}
+
+/// Runs `f` with autograd recording off (what `noGrad` does), restoring it after.
+fn no_grad<T>(f: impl FnOnce() -> T) -> T {
+    let previous = autograd::set_enabled(false);
+    let out = f();
+    autograd::set_enabled(previous);
+    out
+}
+
+#[test]
+fn packed_weights_match_the_definition() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Transformer shapes, edges of the 14 x 32 tiles, a product too thin for the packed path,
+    // and 3-D input (rows stacked from the leading dims).
+    for &(lead, k, n) in &[(&[128usize][..], 256usize, 256usize), (&[128][..], 1024, 256), (&[2, 15][..], 70, 33), (&[3][..], 40, 50), (&[29][..], 600, 100)] {
+        let rows: usize = lead.iter().product();
+        let (xv, wv, bv) = (values(rows * k, 1), values(n * k, 2), values(n, 3));
+        let mut x_shape = lead.to_vec();
+        x_shape.push(k);
+        let x = Tensor::from_vec(xv.clone(), &x_shape).unwrap();
+        let w = Tensor::from_vec(wv.clone(), &[n, k]).unwrap().set_requires_grad(true).unwrap();
+        let b = Tensor::from_vec(bv.clone(), &[n]).unwrap();
+        // The same weight as a [k, n] matrix, handed over as its transposed view.
+        let w_kn: Vec<f32> = (0..k * n).map(|i| wv[(i % n) * k + i / n]).collect();
+        let w_view = Tensor::from_vec(w_kn, &[k, n]).unwrap().transpose(0, 1).unwrap();
+        let what = format!("{lead:?} x {k} -> {n}");
+        for bias in [None, Some(&b)] {
+            let want = reference(&xv, &wv, bias.map(|_| &bv[..]), rows, k, n);
+            let tracked = ops::linear(&x, &w, bias).unwrap();
+            assert_close(&tracked, &want, k, &format!("{what}, recording"));
+            for round in 0..2 {
+                let packed = no_grad(|| ops::linear(&x, &w, bias).unwrap());
+                assert_close(&packed, &want, k, &format!("{what}, inference {round}"));
+                let viewed = no_grad(|| ops::linear(&x, &w_view, bias).unwrap());
+                assert_close(&viewed, &want, k, &format!("{what}, transposed view {round}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn an_in_place_write_reaches_the_next_inference_call() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (rows, k, n) = (64, 96, 80);
+    let xv = values(rows * k, 4);
+    let x = Tensor::from_vec(xv.clone(), &[rows, k]).unwrap();
+    let (w1, w2) = (values(n * k, 5), values(n * k, 6));
+    let mut w = Tensor::from_vec(w1.clone(), &[n, k]).unwrap();
+    assert_close(&no_grad(|| ops::linear(&x, &w, None).unwrap()), &reference(&xv, &w1, None, rows, k, n), k, "before");
+    w.assign(&Tensor::from_vec(w2.clone(), &[n, k]).unwrap()).unwrap();
+    assert_close(&no_grad(|| ops::linear(&x, &w, None).unwrap()), &reference(&xv, &w2, None, rows, k, n), k, "after assign");
+    w.data_mut_f32("test").unwrap().iter_mut().for_each(|v| *v = -*v);
+    let negated: Vec<f32> = w2.iter().map(|v| -v).collect();
+    assert_close(&no_grad(|| ops::linear(&x, &w, None).unwrap()), &reference(&xv, &negated, None, rows, k, n), k, "after an optimizer-style write");
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn only_inference_keeps_a_packed_copy() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !kiln_core::device::cpu::gemm_avx512::cpu_supports() {
+        return;
+    }
+    let (rows, k, n) = (128, 256, 512);
+    let x = Tensor::from_vec(values(rows * k, 7), &[rows, k]).unwrap();
+    let w = Tensor::from_vec(values(n * k, 8), &[n, k]).unwrap().set_requires_grad(true).unwrap();
+    // Compare the live bytes each call leaves behind with the packed weight's size (n·k floats).
+    let weight_bytes = (n * k * 4) as isize;
+    let live = || storage::live_memory().1 as isize;
+    let before = live();
+    drop(ops::linear(&x, &w, None).unwrap());
+    let after_training_call = live();
+    assert!(after_training_call - before < weight_bytes / 2, "a recorded call keeps no packed copy: {} bytes", after_training_call - before);
+    let y = no_grad(|| ops::linear(&x, &w, None).unwrap());
+    drop(y);
+    let after_inference = live();
+    assert!(after_inference - after_training_call >= weight_bytes, "an inference call keeps the packed weight: {} bytes", after_inference - after_training_call);
+    drop(w);
+    assert!(live() - after_inference <= -weight_bytes, "freed with the weight");
+}
