@@ -13,7 +13,7 @@ fn main() {
     let batch = args.iter().find_map(|a| a.strip_prefix("--batch=")).map_or(1, |b| b.parse().expect("--batch=N"));
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     // (name, channels, size, out_channels, kernel, stride, padding)
-    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 24] = [
+    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 26] = [
         ("squeezenet stem 3->64 3x3/s2 224", 3, 224, 64, 3, 2, 0),
         ("squeezenet expand1x1 16->64 55", 16, 55, 64, 1, 1, 0),
         ("squeezenet expand1x1 32->128 27", 32, 27, 128, 1, 1, 0),
@@ -38,6 +38,8 @@ fn main() {
         ("resnet50 3x3 256->256 14", 256, 14, 256, 3, 1, 1),
         ("resnet50 3x3 512->512 7", 512, 7, 512, 3, 1, 1),
         ("resnet50 3x3/s2 128->128 56", 128, 56, 128, 3, 2, 1),
+        ("resnet50 3x3/s2 256->256 28", 256, 28, 256, 3, 2, 1),
+        ("resnet50 3x3/s2 512->512 14", 512, 14, 512, 3, 2, 1),
     ];
     println!("forward, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / on im2col + GEMM", rayon::current_num_threads());
     for (name, c, size, o, k, stride, pad) in shapes {

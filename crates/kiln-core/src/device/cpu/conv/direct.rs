@@ -1,6 +1,6 @@
-//! A direct convolution for unit stride and one group (any kernel size, padding and dilation),
-//! with AVX-512 register-blocked micro-kernels; issue 18 measured it against im2col + GEMM
-//! (bench/conv-passes.mjs, `KILN_CONV_PATH=im2col` runs the old path for the comparison).
+//! A direct convolution for one group (any kernel size, padding and dilation; any stride for the
+//! forward), with AVX-512 register-blocked micro-kernels; issue 18 measured it against im2col +
+//! GEMM (bench/conv-passes.mjs, `KILN_CONV_PATH=im2col` runs the old path for the comparison).
 //!
 //! The trick that makes it one kernel for every kernel size: each input channel is copied once,
 //! zero-padded, into a plane of `out_height + (kh-1)·dh` rows of `padded_width = out_width +
@@ -9,6 +9,13 @@
 //! vector of 16 outputs is one unaligned load per tap, with no bound test and no im2col copy.
 //! Positions `ow >= out_width` (the last `(kw-1)·dw` of each padded row) are computed and thrown
 //! away: 2 of 34 columns on a 32-wide 3x3.
+//!
+//! Stride (sh, sw): the padded plane is copied as sh·sw phase planes, phase (a, b) holding padded
+//! rows a, a + sh, ... and columns b, b + sw, ... (a space-to-depth). Output (oh, ow) reads tap
+//! (ki, kj) in phase ((ki·dh) % sh, (kj·dw) % sw) at row oh + (ki·dh) / sh, column ow + (kj·dw) /
+//! sw: flat positions over planes `out_width + (kw-1)·dw / sw` wide, the same trick, the same
+//! tiles. ResNet-50's three 3x3 stride-2 convolutions ran on im2col + GEMM (65-87 GFLOP per
+//! CPU-second in the batch-8 profile). At unit stride there is one phase: the plane above.
 //!
 //! - forward:        a tile of MR output channels x 16·NV positions accumulates every tap in 24
 //!   registers (`forward_tile`; 8 channels by 48 positions, 6 by 64 where that wastes less on
@@ -59,19 +66,33 @@ const PACK_MIN_POSITIONS: usize = 1024;
 /// Positions of one weight-gradient block: its dy rows stay in L1 while every tap block reads them.
 const DW_POSITIONS: usize = 128;
 
-/// Whether the direct kernels serve this convolution: AVX-512 (the kernels are written for it;
-/// other CPUs keep im2col + GEMM), unit stride, one group, not pointwise (a 1x1 convolution's
-/// im2col is the image itself, so its GEMM has nothing to save), at least MIN_CHANNELS input
-/// channels, unless `KILN_CONV_PATH=im2col` asks for the GEMM path (read per call, so a bench or
-/// test can compare both in one process). Empty convolutions stay on the GEMM path too.
+/// Whether the direct kernels serve this convolution's three passes: `applies_to_forward`'s
+/// convolutions of unit stride.
 pub(crate) fn applies(g: &Geometry) -> bool {
+    applies_to_forward(g) && g.stride == [1, 1]
+}
+
+/// Whether `forward` serves this convolution: AVX-512 (the kernels are written for it; other CPUs
+/// keep im2col + GEMM), one group, not pointwise (a 1x1 convolution's im2col is the image itself,
+/// so its GEMM has nothing to save), at least MIN_CHANNELS input channels, a stride no larger than
+/// the kernel (`stride_within_kernel`: a 1x1 stride-2 projection would copy 4 phases to read one),
+/// unless `KILN_CONV_PATH=im2col` asks for the GEMM path (read per call, so a bench or test can
+/// compare both in one process). Empty convolutions stay on the GEMM path too.
+pub(crate) fn applies_to_forward(g: &Geometry) -> bool {
     crate::simd::level() == crate::simd::SimdLevel::Avx512
         && g.macs() > 0
         && g.channels >= MIN_CHANNELS
-        && g.stride == [1, 1]
         && g.groups == 1
         && !g.is_pointwise()
+        && stride_within_kernel(g)
         && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col")
+}
+
+/// A stride no larger than the kernel on each axis: the sh·sw phase planes a strided forward
+/// copies (see the top of this file) are then all read, and there are at most kh·kw of them (a
+/// 1x1 kernel of stride 2³¹ would ask for 2³¹ planes to read one).
+pub(super) fn stride_within_kernel(g: &Geometry) -> bool {
+    (0..2).all(|i| g.stride[i] <= g.kernel[i])
 }
 
 /// The input gradient also needs the flipped convolution's padding `(k-1)·d - pad` to be >= 0
@@ -80,9 +101,9 @@ pub(crate) fn applies_to_input_grad(g: &Geometry) -> bool {
     applies(g) && (0..2).all(|i| g.pad[i] <= (g.kernel[i] - 1) * g.dilation[i])
 }
 
-/// One unit-stride correlation: `channels` planes of height x width in, `out_channels` planes
-/// of out_height x out_width out; output (oh, ow) reads input (oh + ki·dh - pad_top, ow + kj·dw -
-/// pad_left) through tap (ki, kj).
+/// One correlation: `channels` planes of height x width in, `out_channels` planes of out_height x
+/// out_width out; output (oh, ow) reads input (oh·sh + ki·dh - pad_top, ow·sw + kj·dw - pad_left)
+/// through tap (ki, kj).
 #[derive(Clone, Copy)]
 pub(super) struct Shape {
     pub(super) batch: usize,
@@ -95,6 +116,7 @@ pub(super) struct Shape {
     pub(super) kernel: [usize; 2],
     pub(super) dilation: [usize; 2],
     pub(super) pad: [usize; 2],
+    pub(super) stride: [usize; 2],
 }
 
 impl Shape {
@@ -110,6 +132,7 @@ impl Shape {
             kernel: g.kernel,
             dilation: g.dilation,
             pad: g.pad,
+            stride: g.stride,
         }
     }
 
@@ -127,14 +150,25 @@ impl Shape {
             kernel: g.kernel,
             dilation: g.dilation,
             pad: [flipped(0), flipped(1)],
+            stride: [1, 1],
         }
     }
 
-    pub(super) fn padded_width(&self) -> usize {
-        self.out_width + (self.kernel[1] - 1) * self.dilation[1]
+    /// Rows or columns (axis 0 or 1) a phase plane holds beyond the output's.
+    pub(super) fn reach(&self, axis: usize) -> usize {
+        (self.kernel[axis] - 1) * self.dilation[axis] / self.stride[axis]
     }
+    /// Width of a (phase) plane: out_width + (kw-1)·dw / sw.
+    pub(super) fn padded_width(&self) -> usize {
+        self.out_width + self.reach(1)
+    }
+    /// Height of a (phase) plane.
     pub(super) fn padded_height(&self) -> usize {
-        self.out_height + (self.kernel[0] - 1) * self.dilation[0]
+        self.out_height + self.reach(0)
+    }
+    /// Phase planes per channel: sh·sw.
+    pub(super) fn phases(&self) -> usize {
+        self.stride[0] * self.stride[1]
     }
     /// Positions of the padded output grid (out_height rows of padded_width).
     fn positions(&self) -> usize {
@@ -145,23 +179,24 @@ impl Shape {
     fn plane_stride(&self) -> usize {
         self.padded_height() * self.padded_width() + (self.kernel[1] - 1) * self.dilation[1]
     }
-    /// Padded rows a forward unit of `unit` positions copies: it starts inside its first row, and
-    /// its last tile reads (kh-1)·dh rows and (kw-1)·dw < padded_width columns further.
+    /// Rows of each phase plane a forward unit of `unit` positions copies: it starts inside its
+    /// first row, and its last tile reads reach(0) rows and reach(1) < padded_width columns further.
     fn band_rows(&self, unit: usize) -> usize {
-        unit.div_ceil(self.padded_width()) + 2 + (self.kernel[0] - 1) * self.dilation[0]
+        unit.div_ceil(self.padded_width()) + 2 + self.reach(0)
     }
     pub(super) fn taps(&self) -> usize {
         self.channels * self.kernel[0] * self.kernel[1]
     }
-    /// Offset of each tap (channel, ki, kj), in weight order, from a position in padded planes
-    /// `stride` floats apart.
+    /// Offset of each tap (channel, ki, kj), in weight order, from a position in (phase) planes
+    /// `stride` floats apart, a channel's sh·sw phases in a row.
     pub(super) fn tap_offsets(&self, stride: usize) -> Vec<usize> {
-        let (wp, [kh, kw], [dh, dw]) = (self.padded_width(), self.kernel, self.dilation);
+        let (wp, [kh, kw], [dh, dw], [sh, sw]) = (self.padded_width(), self.kernel, self.dilation, self.stride);
         let mut offsets = Vec::with_capacity(self.taps());
         for c in 0..self.channels {
             for ki in 0..kh {
                 for kj in 0..kw {
-                    offsets.push(c * stride + ki * dh * wp + kj * dw);
+                    let phase = c * self.phases() + (ki * dh) % sh * sw + (kj * dw) % sw;
+                    offsets.push(phase * stride + (ki * dh / sh) * wp + kj * dw / sw);
                 }
             }
         }
@@ -169,24 +204,37 @@ impl Shape {
     }
 }
 
-/// Padded rows `rows` (of 0..padded_height) of every channel of `image` ([channels, height,
-/// width]) into `dst`, planes `stride` floats apart from local row 0, every float of those rows
-/// written (the buffer is a worker's, reused: padding must be written, not assumed).
+/// Rows `rows` (of 0..padded_height) of every phase plane of every channel of `image` ([channels,
+/// height, width]) into `dst`, planes `stride` floats apart from local row 0, every float of those
+/// rows written (the buffer is a worker's, reused: padding must be written, not assumed).
 pub(super) fn pad_rows(s: &Shape, image: &[f32], rows: std::ops::Range<usize>, dst: &mut [f32], stride: usize) {
-    let (wp, plane) = (s.padded_width(), s.height * s.width);
-    // Padded column `col` holds input column `col - pad_left`; likewise for rows.
-    let cols = s.pad[1].min(wp)..(s.pad[1] + s.width).min(wp);
+    let (wp, plane, [sh, sw]) = (s.padded_width(), s.height * s.width, s.stride);
+    // Padded column `col` holds input column `col - pad_left`; likewise for rows. Row r of phase
+    // (a, b) is padded row a + r·sh, its column j padded column b + j·sw.
     for c in 0..s.channels {
         let src = &image[c * plane..(c + 1) * plane];
-        for (local, r) in rows.clone().enumerate() {
-            let out = &mut dst[c * stride + local * wp..c * stride + (local + 1) * wp];
-            match r.checked_sub(s.pad[0]).filter(|&ih| ih < s.height) {
-                Some(ih) => {
-                    out[..cols.start].fill(0.0);
-                    out[cols.end..].fill(0.0);
-                    out[cols.clone()].copy_from_slice(&src[ih * s.width + cols.start - s.pad[1]..ih * s.width + cols.end - s.pad[1]]);
+        for phase in 0..s.phases() {
+            let (a, b) = (phase / sw, phase % sw);
+            let first = (c * s.phases() + phase) * stride;
+            for (local, r) in rows.clone().enumerate() {
+                let out = &mut dst[first + local * wp..first + (local + 1) * wp];
+                let Some(input) = (a + r * sh).checked_sub(s.pad[0]).filter(|&ih| ih < s.height).map(|ih| &src[ih * s.width..(ih + 1) * s.width]) else {
+                    out.fill(0.0);
+                    continue;
+                };
+                // Columns j of this phase inside the image: b + j·sw - pad_left in 0..width.
+                let lo = s.pad[1].saturating_sub(b).div_ceil(sw).min(wp);
+                let hi = (s.pad[1] + s.width).saturating_sub(b).div_ceil(sw).clamp(lo, wp);
+                out[..lo].fill(0.0);
+                out[hi..].fill(0.0);
+                let first_col = b + lo * sw - s.pad[1];
+                if sw == 1 {
+                    out[lo..hi].copy_from_slice(&input[first_col..first_col + hi - lo]);
+                } else {
+                    for (v, x) in out[lo..hi].iter_mut().zip(input[first_col..].iter().step_by(sw)) {
+                        *v = *x;
+                    }
                 }
-                None => out.fill(0.0),
             }
         }
     }
@@ -351,26 +399,43 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
     let per_split = blocks.div_ceil(splits);
     let splits = blocks.div_ceil(per_split).max(1);
     // Each unit pads the rows its tiles read into its worker's band (cache-hot, reused), not a
-    // padded copy of the whole batch.
-    let (band_rows, wp, hp) = (s.band_rows(per_unit * tile_len), s.padded_width(), s.padded_height());
-    let stride = band_rows * wp;
+    // padded copy of the whole batch. But a strided convolution reads sh·sw times the input area
+    // per output, and where filter blocks are split (a small batch) every range copied the same
+    // band again: then the phase planes are made once per image, in parallel, before the units
+    // run (ResNet-50's 3x3 stride-2 at batch 1: 84 GFLOP per CPU-second with per-unit copies,
+    // 99-135 so, against im2col's 82-118; at batch 8, with no split, the whole batch's planes
+    // read from L3 ran at 60-66 against the bands' 97-113, examples/cnn_convs.rs, loaded machine).
+    let (wp, hp, phases) = (s.padded_width(), s.padded_height(), s.phases());
+    let image_len = s.channels * s.height * s.width;
+    let (prepared, stride) = if phases > 1 && splits > 1 {
+        let stride = s.band_rows(tiles * tile_len) * wp;
+        (Some(phase_planes(s, input, stride, op)?), stride)
+    } else {
+        (None, s.band_rows(per_unit * tile_len) * wp)
+    };
+    let band_len = if prepared.is_some() { 0 } else { s.channels * phases * stride };
     let offsets = s.tap_offsets(stride);
     let out_plane = s.out_height * s.out_width;
     let dst = SendPtr(out);
-    let image_len = s.channels * s.height * s.width;
-    run_units(op, s.batch * chunks * splits, s.channels * stride + filters.scratch_len(), |unit, scratch, _| {
-        let (band, own) = scratch.split_at_mut(s.channels * stride);
+    run_units(op, s.batch * chunks * splits, band_len + filters.scratch_len(), |unit, scratch, _| {
+        let (own_band, own) = scratch.split_at_mut(band_len);
         let (n, chunk, split) = (unit / (chunks * splits), unit / splits % chunks, unit % splits);
-        let first = chunk * per_unit * tile_len;
-        let row0 = first / wp;
-        pad_rows(s, &input[n * image_len..(n + 1) * image_len], row0..(row0 + band_rows).min(hp), band, stride);
+        let (band, row0): (&[f32], usize) = match &prepared {
+            Some(planes) => (&planes[n * s.channels * phases * stride..(n + 1) * s.channels * phases * stride], 0),
+            None => {
+                let row0 = chunk * per_unit * tile_len / wp;
+                pad_rows(s, &input[n * image_len..(n + 1) * image_len], row0..(row0 + s.band_rows(per_unit * tile_len)).min(hp), own_band, stride);
+                (own_band, row0)
+            }
+        };
         let mut tile = [0.0f32; TILE_FLOATS];
         for block in split * per_split..((split + 1) * per_split).min(blocks) {
             let w = filters.block(block, own);
             let rows = MR.min(s.out_channels - block * MR);
             for t in chunk * per_unit..((chunk + 1) * per_unit).min(tiles) {
-                // SAFETY: AVX-512 is present (`applies`); every load stays inside `band`: the
-                // farthest is the last channel's last tap + the unit's end, within band_rows;
+                // SAFETY: AVX-512 is present (`applies_to_forward`); every load stays inside
+                // `band`: the farthest is the last channel's last tap + the unit's end, within
+                // band_rows (the whole image's for phase planes);
                 // the block's MR rows of taps are readable (BlockFilters::block).
                 unsafe {
                     let x = band.as_ptr().add(t * tile_len - row0 * wp);
@@ -390,6 +455,23 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
         }
     })?;
     Ok(())
+}
+
+/// The phase planes of every image of `input` (pad_rows of all their rows), planes `stride` floats
+/// apart, zeros beyond; made in parallel over (image, channel).
+fn phase_planes(s: &Shape, input: &[f32], stride: usize, op: &str) -> Result<Vec<f32>> {
+    let (phases, plane, items) = (s.phases(), s.height * s.width, s.batch * s.channels);
+    let mut planes = try_zeroed::<f32>(op, items * phases * stride)?;
+    let one = Shape { channels: 1, ..*s };
+    let dst = SendPtr(planes.as_mut_ptr());
+    crate::parallel::for_each_chunk(items, items.min(4 * crate::parallel::num_threads()), |start, end| {
+        for item in start..end {
+            // SAFETY: item (image, channel) alone writes its phases' planes.
+            let planes = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(item * phases * stride), phases * stride) };
+            pad_rows(&one, &input[item * plane..(item + 1) * plane], 0..s.padded_height(), planes, stride);
+        }
+    });
+    Ok(planes)
 }
 
 /// Where a tile goes: `rows` output channels from element `offset` of the output at `out` (the
@@ -494,7 +576,8 @@ unsafe fn forward_tile<const MR: usize, const NV: usize, const PACKED: bool>(x: 
 }
 
 /// Output [batch, out_channels, out_height, out_width] of the convolution of `input` with
-/// `weight` [out_channels, channels, kh, kw] (+ bias), then the epilogue. Needs `applies(geo)`.
+/// `weight` [out_channels, channels, kh, kw] (+ bias), then the epilogue. Needs
+/// `applies_to_forward(geo)`.
 pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, op: &str) -> Result<Vec<f32>> {
     let s = Shape::of_forward(geo);
     let rows = Filters::<fn(usize, usize) -> f32>::Rows(weight);

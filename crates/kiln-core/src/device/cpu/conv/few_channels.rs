@@ -7,13 +7,13 @@
 //!
 //! - forward: a tile is OB output channels x S vectors of 16 outputs (OB·S = 24 accumulators), the
 //!   vectors taken in raster order over output rows, each read from the unit's zero-padded copy
-//!   of its input rows (cheap: few channels; `Layout`) at `row·row_step + 16·v + tap offset`, and
+//!   of its input rows (cheap: few channels) at `row·padded_width + 16·v + tap offset`, and
 //!   stored with a lane mask at the row's end. Lanes past the row read the padded row's tail or
-//!   the next row and are never stored. Any stride: each padded row is stored split by column
-//!   phase (`Layout`), so 16 outputs of a row still read 16 consecutive floats per tap. The
-//!   stride-2 stems (SqueezeNet's 3x3 and ResNet-50's 7x7, 3 channels) ran on im2col + GEMM, at
-//!   73 and 83 GFLOP per CPU-second on one thread against 97 and 122 here (examples/cnn_convs.rs,
-//!   loaded machine). The epilogue (residual, activation) runs on each unit's band of every
+//!   the next row and are never stored. Strides up to the kernel's size: the copy is direct.rs's
+//!   phase planes, so 16 outputs of a row still read 16 consecutive floats per tap. The stride-2
+//!   stems (SqueezeNet's 3x3 and ResNet-50's 7x7, 3 channels) ran on im2col + GEMM at 62-77 and
+//!   83-88 GFLOP per CPU-second, here at 87-112 and 152-183 (examples/cnn_convs.rs, batch 1 and
+//!   8, loaded machine). The epilogue (residual, activation) runs on each unit's band of every
 //!   channel as soon as the unit has written it, while it is in cache.
 //! - weight gradient (unit stride): dW[o, tap] = Σ dy[o, p] · x[p + offset(tap)] over output
 //!   positions p, 8 output channels x 3 taps accumulating 24 vectors over a band of rows (11 loads
@@ -23,7 +23,7 @@
 //!
 //! The input gradient is few_channels_dx.rs's.
 
-use super::direct::{pack_filters, pad_rows, tile_rows, Shape, MIN_CHANNELS};
+use super::direct::{pack_filters, pad_rows, stride_within_kernel, tile_rows, Shape, MIN_CHANNELS};
 use super::engine::run_units;
 use super::epilogue::SliceEpilogue;
 use crate::alloc::try_written;
@@ -32,7 +32,6 @@ use crate::params::conv::Geometry;
 use crate::parallel::{self, SendPtr};
 use crate::storage::try_zeroed;
 use std::arch::x86_64::*;
-use std::ops::Range;
 
 /// Output channels x taps of one weight-gradient tile (8 x 3 = 24 accumulators).
 const DW_OUTS: usize = 8;
@@ -48,15 +47,16 @@ pub(crate) fn applies(g: &Geometry) -> bool {
 }
 
 /// Whether `forward` serves this convolution: AVX-512, 1 to 7 input channels, one group, not
-/// pointwise, any stride, padding and dilation, unless `KILN_CONV_PATH=im2col`. (Pointwise
-/// convolutions of 16 to 64 channels, SqueezeNet's expands, ran here at 40-90% of the GEMM's
-/// speed, examples/cnn_convs.rs: they stay on it.)
+/// pointwise, any padding and dilation, strides up to the kernel's size, unless
+/// `KILN_CONV_PATH=im2col`. (Pointwise convolutions of 16 to 64 channels, SqueezeNet's expands,
+/// ran here at 40-90% of the GEMM's speed, examples/cnn_convs.rs: they stay on it.)
 pub(crate) fn applies_to_forward(g: &Geometry) -> bool {
     crate::simd::level() == crate::simd::SimdLevel::Avx512
         && g.macs() > 0
         && g.channels < MIN_CHANNELS
         && g.groups == 1
         && !g.is_pointwise()
+        && stride_within_kernel(g)
         && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col")
 }
 
@@ -77,84 +77,6 @@ pub(super) fn bands(batch: usize, out_height: usize, max_rows: usize) -> (usize,
     (height, out_height.div_ceil(height))
 }
 
-/// A unit's zero-padded copy of the input rows its band of output rows reads, every channel a
-/// plane of `band_rows` padded rows. A padded row (input row `pr - pad_top`) is `stride[1]`
-/// phases of `phase_width` floats, phase q holding padded columns q, q + sw, q + 2·sw, ...: output
-/// (oh, ow) reads tap (ki, kj) at local row (oh - first)·sh + ki·dh, phase (kj·dw) % sw, element
-/// ow + (kj·dw) / sw, so the outputs of a row read consecutive floats at any stride. At unit
-/// stride it is direct.rs's padded row (one phase of out_width + (kw-1)·dw).
-#[derive(Clone, Copy)]
-struct Layout {
-    stride: [usize; 2],
-    phase_width: usize,
-    band_rows: usize,
-}
-
-impl Layout {
-    /// The layout of bands of up to `band_height` output rows.
-    fn new(s: &Shape, stride: [usize; 2], band_height: usize) -> Layout {
-        let reach = |i: usize| (s.kernel[i] - 1) * s.dilation[i];
-        Layout { stride, phase_width: s.out_width + reach(1) / stride[1], band_rows: (band_height.max(1) - 1) * stride[0] + reach(0) + 1 }
-    }
-    fn row_len(&self) -> usize {
-        self.stride[1] * self.phase_width
-    }
-    /// Floats between two channels' planes.
-    fn plane(&self) -> usize {
-        self.band_rows * self.row_len()
-    }
-    /// Floats between the reads of two consecutive output rows.
-    fn row_step(&self) -> usize {
-        self.stride[0] * self.row_len()
-    }
-    /// Floats of a unit's copy: every plane, and 16 of slack (a row's last vector reads up to 15
-    /// past it).
-    fn len(&self, s: &Shape) -> usize {
-        s.channels * self.plane() + 16
-    }
-    /// Offset of each tap (channel, ki, kj), in weight order, from an output's read position.
-    fn tap_offsets(&self, s: &Shape) -> Vec<usize> {
-        let (rl, pw, sw, [kh, kw], [dh, dw]) = (self.row_len(), self.phase_width, self.stride[1], s.kernel, s.dilation);
-        let mut offsets = Vec::with_capacity(s.taps());
-        for c in 0..s.channels {
-            for ki in 0..kh {
-                for kj in 0..kw {
-                    offsets.push(c * self.plane() + ki * dh * rl + (kj * dw) % sw * pw + kj * dw / sw);
-                }
-            }
-        }
-        offsets
-    }
-    /// Copies the padded rows that output rows `rows` of `image` ([channels, height, width]) read
-    /// into `dst`, every float of them written (the buffer is a worker's, reused).
-    fn fill(&self, s: &Shape, image: &[f32], rows: &Range<usize>, dst: &mut [f32]) {
-        let first = rows.start * self.stride[0];
-        let padded = first..first + (rows.len().max(1) - 1) * self.stride[0] + (s.kernel[0] - 1) * s.dilation[0] + 1;
-        let (sw, pw, rl, plane) = (self.stride[1], self.phase_width, self.row_len(), self.plane());
-        if sw == 1 {
-            // One phase: direct.rs's padded rows, contiguous runs copied.
-            pad_rows(s, image, padded, dst, plane);
-            return;
-        }
-        let in_plane = s.height * s.width;
-        for c in 0..s.channels {
-            for (local, pr) in padded.clone().enumerate() {
-                let row = &mut dst[c * plane + local * rl..c * plane + (local + 1) * rl];
-                let Some(ih) = pr.checked_sub(s.pad[0]).filter(|&ih| ih < s.height) else {
-                    row.fill(0.0);
-                    continue;
-                };
-                let input = &image[c * in_plane + ih * s.width..c * in_plane + (ih + 1) * s.width];
-                for (q, phase) in row.chunks_exact_mut(pw).enumerate() {
-                    for (i, v) in phase.iter_mut().enumerate() {
-                        *v = (q + i * sw).checked_sub(s.pad[1]).and_then(|col| input.get(col)).copied().unwrap_or(0.0);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Output [batch, out_channels, out_height, out_width] (+ bias per channel), then the epilogue.
 /// Needs `applies_to_forward`.
 pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, op: &str) -> Result<Vec<f32>> {
@@ -163,10 +85,10 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Optio
     // SAFETY: forward_tiles writes every output element.
     unsafe {
         try_written(op, geo.batch * geo.out_image_len(), |out| match tile_rows(s.out_channels) {
-            8 => forward_tiles::<8, 3>(&s, geo.stride, input, weight, at, out, op),
-            4 => forward_tiles::<4, 6>(&s, geo.stride, input, weight, at, out, op),
-            2 => forward_tiles::<2, 12>(&s, geo.stride, input, weight, at, out, op),
-            _ => forward_tiles::<1, 24>(&s, geo.stride, input, weight, at, out, op),
+            8 => forward_tiles::<8, 3>(&s, input, weight, at, out, op),
+            4 => forward_tiles::<4, 6>(&s, input, weight, at, out, op),
+            2 => forward_tiles::<2, 12>(&s, input, weight, at, out, op),
+            _ => forward_tiles::<1, 24>(&s, input, weight, at, out, op),
         })
     }
 }
@@ -187,19 +109,21 @@ struct Slot {
 }
 
 /// SAFETY: out must be valid for writes of the whole output; every element is written.
-unsafe fn forward_tiles<const OB: usize, const S: usize>(s: &Shape, stride: [usize; 2], input: &[f32], weight: &[f32], add: Epilogued, out: *mut f32, op: &str) -> Result<()> {
+unsafe fn forward_tiles<const OB: usize, const S: usize>(s: &Shape, input: &[f32], weight: &[f32], add: Epilogued, out: *mut f32, op: &str) -> Result<()> {
     let taps = s.taps();
     let filters = pack_filters(s, OB, |o, t| weight[o * taps + t]);
-    let (ow, oh, outs) = (s.out_width, s.out_height, s.out_channels);
+    let (wp, ow, oh, outs) = (s.padded_width(), s.out_width, s.out_height, s.out_channels);
     let vr = ow.div_ceil(16);
     let (band_h, bands) = bands(s.batch, oh, oh);
-    let layout = Layout::new(s, stride, band_h);
-    let offsets = layout.tap_offsets(s);
+    // A unit copies the phase-plane rows its band reads: band_h + reach(0) of each.
+    let stride = (band_h + s.reach(0)) * wp;
+    let offsets = s.tap_offsets(stride);
     let (image_len, plane) = (s.channels * s.height * s.width, oh * ow);
     let dst = SendPtr(out);
-    run_units(op, s.batch * bands, layout.len(s), |unit, buf, _| {
+    // 16 floats of slack after the last plane: the last vector of a row reads up to 15 past it.
+    run_units(op, s.batch * bands, s.channels * s.phases() * stride + 16, |unit, buf, _| {
         let (n, rows) = (unit / bands, (unit % bands) * band_h..((unit % bands + 1) * band_h).min(oh));
-        layout.fill(s, &input[n * image_len..(n + 1) * image_len], &rows, buf);
+        pad_rows(s, &input[n * image_len..(n + 1) * image_len], rows.start..rows.end + s.reach(0), buf, stride);
         let vectors = rows.len() * vr;
         for (block, w) in filters.chunks_exact(taps * OB).enumerate() {
             let valid = OB.min(outs - block * OB);
@@ -211,7 +135,7 @@ unsafe fn forward_tiles<const OB: usize, const S: usize>(s: &Shape, stride: [usi
                 for (slot, idx) in slots.iter_mut().zip(first..vectors) {
                     let (r, v) = (idx / vr, idx % vr);
                     // SAFETY: inside the band (local row r) and inside the output plane.
-                    *slot = unsafe { Slot { src: buf.as_ptr().add(r * layout.row_step() + 16 * v), dst: out_block.add((rows.start + r) * ow + 16 * v), mask: lanes(ow - 16 * v) } };
+                    *slot = unsafe { Slot { src: buf.as_ptr().add(r * wp + 16 * v), dst: out_block.add((rows.start + r) * ow + 16 * v), mask: lanes(ow - 16 * v) } };
                 }
                 // SAFETY: AVX-512 (`applies_to_forward`); every read is below the band's last
                 // plane + 16 floats (the slack), every store is a valid lane of this unit's outputs.
