@@ -1,6 +1,6 @@
-//! A direct convolution for one group (any kernel size, padding and dilation; any stride for the
-//! forward), with AVX-512 register-blocked micro-kernels; issue 18 measured it against im2col +
-//! GEMM (bench/conv-passes.mjs, `KILN_CONV_PATH=im2col` runs the old path for the comparison).
+//! A direct convolution for unit stride and one group (any kernel size, padding and dilation),
+//! with AVX-512 register-blocked micro-kernels; issue 18 measured it against im2col + GEMM
+//! (bench/conv-passes.mjs, `KILN_CONV_PATH=im2col` runs the old path for the comparison).
 //!
 //! The trick that makes it one kernel for every kernel size: each input channel is copied once,
 //! zero-padded, into a plane of `out_height + (kh-1)·dh` rows of `padded_width = out_width +
@@ -10,12 +10,15 @@
 //! Positions `ow >= out_width` (the last `(kw-1)·dw` of each padded row) are computed and thrown
 //! away: 2 of 34 columns on a 32-wide 3x3.
 //!
-//! Stride (sh, sw): the padded plane is copied as sh·sw phase planes, phase (a, b) holding padded
-//! rows a, a + sh, ... and columns b, b + sw, ... (a space-to-depth). Output (oh, ow) reads tap
-//! (ki, kj) in phase ((ki·dh) % sh, (kj·dw) % sw) at row oh + (ki·dh) / sh, column ow + (kj·dw) /
-//! sw: flat positions over planes `out_width + (kw-1)·dw / sw` wide, the same trick, the same
-//! tiles. ResNet-50's three 3x3 stride-2 convolutions ran on im2col + GEMM (65-87 GFLOP per
-//! CPU-second in the batch-8 profile). At unit stride there is one phase: the plane above.
+//! Stride (sh, sw), for few_channels.rs's forward (`Shape::stride`): the padded plane is copied
+//! as sh·sw phase planes, phase (a, b) holding padded rows a, a + sh, ... and columns b, b + sw,
+//! ... (a space-to-depth). Output (oh, ow) reads tap (ki, kj) in phase ((ki·dh) % sh, (kj·dw) %
+//! sw) at row oh + (ki·dh) / sh, column ow + (kj·dw) / sw: planes `out_width + (kw-1)·dw / sw`
+//! wide, the same trick. At unit stride there is one phase: the plane above. This file's own
+//! tiles ran ResNet-50's 3x3 stride-2 convolutions on phase planes too, faster than im2col + GEMM
+//! alone (examples/cnn_convs.rs: 116-123 against 80-104 GFLOP per CPU-second for 128 channels at
+//! 56x56) but not inside the model at batch 8 (bench/onnx-op-profile.mjs, two alternating pairs:
+//! 6-12% more CPU than im2col, against the unchanged 1x1 stride-2 rows), so they stay on im2col.
 //!
 //! - forward:        a tile of MR output channels x 16·NV positions accumulates every tap in 24
 //!   registers (`forward_tile`; 8 channels by 48 positions, 6 by 64 where that wastes less on
@@ -66,31 +69,25 @@ const PACK_MIN_POSITIONS: usize = 1024;
 /// Positions of one weight-gradient block: its dy rows stay in L1 while every tap block reads them.
 const DW_POSITIONS: usize = 128;
 
-/// Whether the direct kernels serve this convolution's three passes: `applies_to_forward`'s
-/// convolutions of unit stride.
+/// Whether the direct kernels serve this convolution: AVX-512 (the kernels are written for it;
+/// other CPUs keep im2col + GEMM), unit stride, one group, not pointwise (a 1x1 convolution's
+/// im2col is the image itself, so its GEMM has nothing to save), at least MIN_CHANNELS input
+/// channels, unless `KILN_CONV_PATH=im2col` asks for the GEMM path (read per call, so a bench or
+/// test can compare both in one process). Empty convolutions stay on the GEMM path too.
 pub(crate) fn applies(g: &Geometry) -> bool {
-    applies_to_forward(g) && g.stride == [1, 1]
-}
-
-/// Whether `forward` serves this convolution: AVX-512 (the kernels are written for it; other CPUs
-/// keep im2col + GEMM), one group, not pointwise (a 1x1 convolution's im2col is the image itself,
-/// so its GEMM has nothing to save), at least MIN_CHANNELS input channels, a stride no larger than
-/// the kernel (`stride_within_kernel`: a 1x1 stride-2 projection would copy 4 phases to read one),
-/// unless `KILN_CONV_PATH=im2col` asks for the GEMM path (read per call, so a bench or test can
-/// compare both in one process). Empty convolutions stay on the GEMM path too.
-pub(crate) fn applies_to_forward(g: &Geometry) -> bool {
     crate::simd::level() == crate::simd::SimdLevel::Avx512
         && g.macs() > 0
         && g.channels >= MIN_CHANNELS
+        && g.stride == [1, 1]
         && g.groups == 1
         && !g.is_pointwise()
-        && stride_within_kernel(g)
         && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col")
 }
 
 /// A stride no larger than the kernel on each axis: the sh·sw phase planes a strided forward
 /// copies (see the top of this file) are then all read, and there are at most kh·kw of them (a
-/// 1x1 kernel of stride 2³¹ would ask for 2³¹ planes to read one).
+/// 1x1 kernel of stride 2³¹ would ask for 2³¹ planes to read one; a 1x1 stride-2 projection for
+/// 4, of which it reads one).
 pub(super) fn stride_within_kernel(g: &Geometry) -> bool {
     (0..2).all(|i| g.stride[i] <= g.kernel[i])
 }
@@ -399,43 +396,26 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
     let per_split = blocks.div_ceil(splits);
     let splits = blocks.div_ceil(per_split).max(1);
     // Each unit pads the rows its tiles read into its worker's band (cache-hot, reused), not a
-    // padded copy of the whole batch. But a strided convolution reads sh·sw times the input area
-    // per output, and where filter blocks are split (a small batch) every range copied the same
-    // band again: then the phase planes are made once per image, in parallel, before the units
-    // run (ResNet-50's 3x3 stride-2 at batch 1: 84 GFLOP per CPU-second with per-unit copies,
-    // 99-135 so, against im2col's 82-118; at batch 8, with no split, the whole batch's planes
-    // read from L3 ran at 60-66 against the bands' 97-113, examples/cnn_convs.rs, loaded machine).
-    let (wp, hp, phases) = (s.padded_width(), s.padded_height(), s.phases());
-    let image_len = s.channels * s.height * s.width;
-    let (prepared, stride) = if phases > 1 && splits > 1 {
-        let stride = s.band_rows(tiles * tile_len) * wp;
-        (Some(phase_planes(s, input, stride, op)?), stride)
-    } else {
-        (None, s.band_rows(per_unit * tile_len) * wp)
-    };
-    let band_len = if prepared.is_some() { 0 } else { s.channels * phases * stride };
+    // padded copy of the whole batch.
+    let (band_rows, wp, hp) = (s.band_rows(per_unit * tile_len), s.padded_width(), s.padded_height());
+    let stride = band_rows * wp;
     let offsets = s.tap_offsets(stride);
     let out_plane = s.out_height * s.out_width;
     let dst = SendPtr(out);
-    run_units(op, s.batch * chunks * splits, band_len + filters.scratch_len(), |unit, scratch, _| {
-        let (own_band, own) = scratch.split_at_mut(band_len);
+    let image_len = s.channels * s.height * s.width;
+    run_units(op, s.batch * chunks * splits, s.channels * stride + filters.scratch_len(), |unit, scratch, _| {
+        let (band, own) = scratch.split_at_mut(s.channels * stride);
         let (n, chunk, split) = (unit / (chunks * splits), unit / splits % chunks, unit % splits);
-        let (band, row0): (&[f32], usize) = match &prepared {
-            Some(planes) => (&planes[n * s.channels * phases * stride..(n + 1) * s.channels * phases * stride], 0),
-            None => {
-                let row0 = chunk * per_unit * tile_len / wp;
-                pad_rows(s, &input[n * image_len..(n + 1) * image_len], row0..(row0 + s.band_rows(per_unit * tile_len)).min(hp), own_band, stride);
-                (own_band, row0)
-            }
-        };
+        let first = chunk * per_unit * tile_len;
+        let row0 = first / wp;
+        pad_rows(s, &input[n * image_len..(n + 1) * image_len], row0..(row0 + band_rows).min(hp), band, stride);
         let mut tile = [0.0f32; TILE_FLOATS];
         for block in split * per_split..((split + 1) * per_split).min(blocks) {
             let w = filters.block(block, own);
             let rows = MR.min(s.out_channels - block * MR);
             for t in chunk * per_unit..((chunk + 1) * per_unit).min(tiles) {
-                // SAFETY: AVX-512 is present (`applies_to_forward`); every load stays inside
-                // `band`: the farthest is the last channel's last tap + the unit's end, within
-                // band_rows (the whole image's for phase planes);
+                // SAFETY: AVX-512 is present (`applies`); every load stays inside `band`: the
+                // farthest is the last channel's last tap + the unit's end, within band_rows;
                 // the block's MR rows of taps are readable (BlockFilters::block).
                 unsafe {
                     let x = band.as_ptr().add(t * tile_len - row0 * wp);
@@ -455,23 +435,6 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
         }
     })?;
     Ok(())
-}
-
-/// The phase planes of every image of `input` (pad_rows of all their rows), planes `stride` floats
-/// apart, zeros beyond; made in parallel over (image, channel).
-fn phase_planes(s: &Shape, input: &[f32], stride: usize, op: &str) -> Result<Vec<f32>> {
-    let (phases, plane, items) = (s.phases(), s.height * s.width, s.batch * s.channels);
-    let mut planes = try_zeroed::<f32>(op, items * phases * stride)?;
-    let one = Shape { channels: 1, ..*s };
-    let dst = SendPtr(planes.as_mut_ptr());
-    crate::parallel::for_each_chunk(items, items.min(4 * crate::parallel::num_threads()), |start, end| {
-        for item in start..end {
-            // SAFETY: item (image, channel) alone writes its phases' planes.
-            let planes = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(item * phases * stride), phases * stride) };
-            pad_rows(&one, &input[item * plane..(item + 1) * plane], 0..s.padded_height(), planes, stride);
-        }
-    });
-    Ok(planes)
 }
 
 /// Where a tile goes: `rows` output channels from element `offset` of the output at `out` (the
@@ -576,8 +539,7 @@ unsafe fn forward_tile<const MR: usize, const NV: usize, const PACKED: bool>(x: 
 }
 
 /// Output [batch, out_channels, out_height, out_width] of the convolution of `input` with
-/// `weight` [out_channels, channels, kh, kw] (+ bias), then the epilogue. Needs
-/// `applies_to_forward(geo)`.
+/// `weight` [out_channels, channels, kh, kw] (+ bias), then the epilogue. Needs `applies(geo)`.
 pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, op: &str) -> Result<Vec<f32>> {
     let s = Shape::of_forward(geo);
     let rows = Filters::<fn(usize, usize) -> f32>::Rows(weight);

@@ -1,8 +1,7 @@
 //! The three convolution passes on the CPU (engine.rs, over im2col.rs's patch copies; depthwise.rs
-//! for one input channel per group; direct.rs for dense convolutions on AVX-512 (the forward at
-//! strides up to the kernel's size, the gradients at unit stride),
-//! few_channels.rs for those with 1 to 7 input channels (forward at any stride, weight gradient;
-//! the input gradient in few_channels_dx.rs);
+//! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512,
+//! few_channels.rs for those with 1 to 7 input channels (forward at strides up to the kernel's
+//! size, weight gradient; the input gradient in few_channels_dx.rs);
 //! winograd.rs for the forward pass of 3x3 stride-1 convolutions on wasm32): a conv-transpose's
 //! forward is a convolution's input gradient, so ops/conv.rs runs both ops on these three.
 
@@ -40,7 +39,7 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tens
         // few_channels.rs runs the epilogue on each unit's band, direct.rs on each tile as it
         // copies it out.
         few_channels_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
-    } else if direct_applies_to_forward(geo) {
+    } else if direct_applies(geo) {
         direct_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else if winograd::applies(geo) {
         let mut out = winograd::forward(geo, xs, ws, b.as_deref(), op)?;
@@ -97,7 +96,7 @@ pub(crate) fn weight_grad(geo: &Geometry, x: &Tensor, dy: &Tensor, op: &str) -> 
 // "never" and are never run.
 #[cfg(target_arch = "x86_64")]
 use direct::{
-    applies as direct_applies, applies_to_forward as direct_applies_to_forward, applies_to_input_grad as direct_applies_to_input_grad, forward as direct_forward,
+    applies as direct_applies, applies_to_input_grad as direct_applies_to_input_grad, forward as direct_forward,
     input_grad as direct_input_grad, weight_grad as direct_weight_grad,
 };
 #[cfg(target_arch = "x86_64")]
@@ -114,9 +113,6 @@ mod unsupported {
     use crate::error::Result;
     use crate::params::conv::Geometry;
     pub(super) fn direct_applies(_: &Geometry) -> bool {
-        false
-    }
-    pub(super) fn direct_applies_to_forward(_: &Geometry) -> bool {
         false
     }
     pub(super) fn few_channels_applies(_: &Geometry) -> bool {
