@@ -11,8 +11,8 @@
 //!   stored with a lane mask at the row's end. Lanes past the row read the padded row's tail or
 //!   the next row and are never stored. Strides up to the kernel's size: the copy is direct.rs's
 //!   phase planes, so 16 outputs of a row still read 16 consecutive floats per tap. The stride-2
-//!   stems (SqueezeNet's 3x3 and ResNet-50's 7x7, 3 channels) ran on im2col + GEMM at 62-77 and
-//!   83-88 GFLOP per CPU-second, here at 87-112 and 152-183 (examples/cnn_convs.rs, batch 1 and
+//!   stems (SqueezeNet's 3x3 and ResNet-50's 7x7, 3 channels) ran on im2col + GEMM at 52-77 and
+//!   83-88 GFLOP per CPU-second, here at 81-113 and 152-183 (examples/cnn_convs.rs, batch 1 and
 //!   8, loaded machine). The epilogue (residual, activation) runs on each unit's band of every
 //!   channel as soon as the unit has written it, while it is in cache.
 //! - weight gradient (unit stride): dW[o, tap] = Σ dy[o, p] · x[p + offset(tap)] over output
@@ -49,7 +49,7 @@ pub(crate) fn applies(g: &Geometry) -> bool {
 /// Whether `forward` serves this convolution: AVX-512, 1 to 7 input channels, one group, not
 /// pointwise, any padding and dilation, strides up to the kernel's size, unless
 /// `KILN_CONV_PATH=im2col`. (Pointwise convolutions of 16 to 64 channels, SqueezeNet's expands,
-/// ran here at 40-90% of the GEMM's speed, examples/cnn_convs.rs: they stay on it.)
+/// ran here at 28-86% of the GEMM's speed, examples/cnn_convs.rs: they stay on it.)
 pub(crate) fn applies_to_forward(g: &Geometry) -> bool {
     crate::simd::level() == crate::simd::SimdLevel::Avx512
         && g.macs() > 0
