@@ -36,6 +36,10 @@ use std::arch::x86_64::*;
 /// Output channels x taps of one weight-gradient tile (8 x 3 = 24 accumulators).
 const DW_OUTS: usize = 8;
 const DW_TAPS: usize = 3;
+/// Outputs (every output channel) of one forward band at most: 1 MiB, so the epilogue (residual,
+/// activation) reads the band back from L2. A batch-8 stem was one band per image (64 x 111 x 111
+/// outputs, 3 MB) and its relu went back to memory.
+const OUT_BAND_FLOATS: usize = 1 << 18;
 /// Floats of dy (every output channel) per weight-gradient band: 64 KiB, so a band's dy stays in
 /// L2 while every (channel block, tap block) pass reads it again.
 const DW_BAND_FLOATS: usize = 1 << 14;
@@ -114,7 +118,8 @@ unsafe fn forward_tiles<const OB: usize, const S: usize>(s: &Shape, input: &[f32
     let filters = pack_filters(s, OB, |o, t| weight[o * taps + t]);
     let (wp, ow, oh, outs) = (s.padded_width(), s.out_width, s.out_height, s.out_channels);
     let vr = ow.div_ceil(16);
-    let (band_h, bands) = bands(s.batch, oh, oh);
+    // Bands of at most OUT_BAND_FLOATS outputs, so the epilogue finds them in L2.
+    let (band_h, bands) = bands(s.batch, oh, OUT_BAND_FLOATS / (outs * ow).max(1));
     // A unit copies the phase-plane rows its band reads: band_h + reach(0) of each.
     let stride = (band_h + s.reach(0)) * wp;
     let offsets = s.tap_offsets(stride);
