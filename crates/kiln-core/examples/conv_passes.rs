@@ -1,37 +1,19 @@
 //! GFLOP per CPU-second of each convolution pass (forward, input gradient, weight gradient) on
 //! bench/conv-passes.mjs's conv2d-a and conv2d-b, without the addon: the same figures as
 //! `npm run bench:conv`'s native rows, quicker to rebuild while working on a kernel. CPU time is
-//! the sum over the process's threads (/proc/self/task/*/schedstat), so other processes sharing
+//! the sum over the process's threads (support/cpu_time.rs), so other processes sharing
 //! the machine barely move it. The environment switch KILN_CONV_PATH=im2col is
 //! read by the kernels as usual.
 //! `cargo run --release -p kiln-core --example conv_passes [-- ids]`
 use kiln_core::ops::{self, ConvParams};
 use kiln_core::{autograd, Tensor};
-use std::time::Instant;
 
-/// On-CPU nanoseconds of every thread of this process so far.
-fn process_cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 
 /// Best CPU seconds per call over 3 rounds of about 0.4 s of wall time.
-fn cpu_per_call(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let (wall, cpu) = (Instant::now(), process_cpu_ns());
-        let mut calls = 0;
-        while wall.elapsed().as_secs_f64() < 0.4 {
-            f();
-            calls += 1;
-        }
-        best = best.min((process_cpu_ns() - cpu) as f64 / 1e9 / calls as f64);
-    }
-    best
+fn cpu_per_call(f: impl FnMut()) -> f64 {
+    cpu_time::per_call(0.4, f).0
 }
 
 fn main() {

@@ -1,11 +1,12 @@
 //! The three convolution passes on random data against a float64 reference, with a documented
 //! error bound, on both CPU paths: the direct kernels (device/cpu/conv/direct.rs, unit stride,
 //! one group, >= 8 input channels, AVX-512; few_channels.rs and few_channels_dx.rs for 1 to 7
-//! input channels) and im2col + GEMM (`KILN_CONV_PATH=im2col`). Shapes: bench's conv2d-a and
-//! conv2d-b, shapes with 1 to 7 channels, and shapes that hit every remainder of the direct
-//! kernels' blocking (output channels not a multiple of 8 or 16, fewer than 8, 40 = 2.5 vectors;
-//! taps not a multiple of 6; rows not a multiple of 16 positions; asymmetric padding, dilation, a
-//! kernel wider than the padded input; dx tiles of 8, 4, 2 and 1 rows, 1 to 3 column strips).
+//! input channels, the forward at strides > 1 too) and im2col + GEMM (`KILN_CONV_PATH=im2col`).
+//! Shapes: bench's conv2d-a and conv2d-b, shapes with 1 to 7 channels, and shapes that hit every
+//! remainder of the direct kernels' blocking (output channels not a multiple of 8 or 16, fewer
+//! than 8, 40 = 2.5 vectors; taps not a multiple of 6; rows not a multiple of 16 positions;
+//! asymmetric padding, dilation, a kernel wider than the padded input; dx tiles of 8, 4, 2 and 1
+//! rows, 1 to 3 column strips).
 //!
 //! Bound: each output is a sum of n products in float32 (fused or not); in any order its error
 //! is at most about n·u·Σ|products| with u = 2⁻²⁴ (Higham, "Accuracy and Stability of Numerical
@@ -29,14 +30,14 @@ struct Reference {
     dw: Vec<(f64, f64, usize)>,
 }
 
-/// The definition of the convolution (stride 1, one group) and of its two gradients for upstream
+/// The definition of the convolution (one group) and of its two gradients for upstream
 /// gradient dy: every product x·w of the forward sum sends dy·w to x and dy·x to w.
 fn reference(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], dy: &[f32], p: &ConvParams) -> Reference {
     let ([n, c, h, wd], [o, _, kh, kw]) = (xs, ws);
     let [pt, pb, pl, pr] = p.padding;
-    let (dh, dw_) = (p.dilation[0], p.dilation[1]);
-    let oh = h + pt + pb - dh * (kh - 1);
-    let ow = wd + pl + pr - dw_ * (kw - 1);
+    let ([dh, dw_], [sh, sw]) = (p.dilation, p.stride);
+    let oh = (h + pt + pb - dh * (kh - 1) - 1) / sh + 1;
+    let ow = (wd + pl + pr - dw_ * (kw - 1) - 1) / sw + 1;
     let zero = (0.0, 0.0, 0);
     let mut r = Reference { y: vec![zero; n * o * oh * ow], dx: vec![zero; x.len()], dw: vec![zero; w.len()] };
     let add = |e: &mut (f64, f64, usize), v: f64| {
@@ -52,8 +53,8 @@ fn reference(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], dy: &[f32], p
                     for ci in 0..c {
                         for ki in 0..kh {
                             for kj in 0..kw {
-                                let iy = (y + ki * dh) as isize - pt as isize;
-                                let ix = (q + kj * dw_) as isize - pl as isize;
+                                let iy = (y * sh + ki * dh) as isize - pt as isize;
+                                let ix = (q * sw + kj * dw_) as isize - pl as isize;
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
                                     continue;
                                 }
@@ -97,6 +98,7 @@ fn passes(x: &Tensor, w: &Tensor, dy: &Tensor, p: &ConvParams) -> (Vec<f32>, Vec
 #[test]
 fn both_cpu_paths_stay_within_the_float32_summation_bound() {
     let same = |k: usize| ConvParams { stride: [1, 1], padding: [k / 2; 4], dilation: [1, 1], groups: 1 };
+    let strided = |stride: [usize; 2], padding: [usize; 4], dilation: usize| ConvParams { stride, padding, dilation: [dilation; 2], groups: 1 };
     let cases: Vec<(&str, [usize; 4], [usize; 4], ConvParams)> = vec![
         ("conv2d-a", [32, 1, 28, 28], [32, 1, 3, 3], same(3)),
         ("conv2d-b", [8, 64, 32, 32], [64, 64, 3, 3], same(3)),
@@ -142,6 +144,12 @@ fn both_cpu_paths_stay_within_the_float32_summation_bound() {
             dilation: [1, 2],
             groups: 1,
         }),
+        // few_channels.rs's forward at stride 2 and 3 (direct.rs's phase planes): the
+        // stems of SqueezeNet (3x3, valid) and ResNet-50 (7x7, padding 3), smaller; a stride
+        // that differs per axis with dilation and asymmetric padding.
+        ("SqueezeNet's stem: 3 channels, 3x3 stride 2, valid, 64 filters", [2, 3, 23, 23], [64, 3, 3, 3], strided([2, 2], [0; 4], 1)),
+        ("ResNet-50's stem: 3 channels, 7x7 stride 2, padding 3, batch 1", [1, 3, 38, 35], [12, 3, 7, 7], strided([2, 2], [3; 4], 1)),
+        ("2 channels, stride 3 x 2, dilation 2, asymmetric padding, 5 filters", [2, 2, 25, 41], [5, 2, 3, 4], strided([3, 2], [1, 2, 0, 3], 2)),
     ];
     for (i, (name, xs, ws, p)) in cases.into_iter().enumerate() {
         let seed = 1000 + 10 * i as u64;

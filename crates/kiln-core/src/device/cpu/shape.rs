@@ -30,6 +30,13 @@ fn copy_into<T: Element>(op: &str, src: &Tensor, dst: &mut [T], dst_strides: &[u
     let len = dst.len();
     layout::for_each_row(src.shape(), [src.strides(), dst_strides], [src.offset(), dst_offset], |([s, d], n, [ss, ds])| {
         assert!(n == 0 || d + (n - 1) * ds < len);
+        if ss == 1 && ds == 1 {
+            // Contiguous runs (a channel concat's planes): one memcpy; the strided loop below ran
+            // SqueezeNet's 8 Concats at 1.4 ms of CPU per batch-1 inference.
+            // SAFETY: bounds asserted above; distinct rows write distinct elements.
+            unsafe { std::ptr::copy_nonoverlapping(raw[s..s + n].as_ptr(), ptr.get().add(d), n) };
+            return;
+        }
         for i in 0..n {
             // SAFETY: bounds asserted above; distinct rows write distinct elements.
             unsafe { *ptr.get().add(d + i * ds) = raw[s + i * ss] };

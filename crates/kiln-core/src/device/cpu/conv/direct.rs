@@ -10,6 +10,16 @@
 //! Positions `ow >= out_width` (the last `(kw-1)·dw` of each padded row) are computed and thrown
 //! away: 2 of 34 columns on a 32-wide 3x3.
 //!
+//! Stride (sh, sw), for few_channels.rs's forward (`Shape::stride`): the padded plane is copied
+//! as sh·sw phase planes, phase (a, b) holding padded rows a, a + sh, ... and columns b, b + sw,
+//! ... (a space-to-depth). Output (oh, ow) reads tap (ki, kj) in phase ((ki·dh) % sh, (kj·dw) %
+//! sw) at row oh + (ki·dh) / sh, column ow + (kj·dw) / sw: planes `out_width + (kw-1)·dw / sw`
+//! wide, the same trick. At unit stride there is one phase: the plane above. This file's own
+//! tiles ran ResNet-50's 3x3 stride-2 convolutions on phase planes too, faster than im2col + GEMM
+//! alone (examples/cnn_convs.rs: 116-123 against 80-104 GFLOP per CPU-second for 128 channels at
+//! 56x56) but not inside the model at batch 8 (bench/onnx-op-profile.mjs, two alternating pairs:
+//! 6-12% more CPU than im2col, against the unchanged 1x1 stride-2 rows), so they stay on im2col.
+//!
 //! - forward:        a tile of MR output channels x 16·NV positions accumulates every tap in 24
 //!   registers (`forward_tile`; 8 channels by 48 positions, 6 by 64 where that wastes less on
 //!   small images, fewer channels by more positions for convolutions with few outputs), then
@@ -74,15 +84,23 @@ pub(crate) fn applies(g: &Geometry) -> bool {
         && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col")
 }
 
+/// A stride no larger than the kernel on each axis: the sh·sw phase planes a strided forward
+/// copies (see the top of this file) are then all read, and there are at most kh·kw of them (a
+/// 1x1 kernel of stride 2³¹ would ask for 2³¹ planes to read one; a 1x1 stride-2 projection for
+/// 4, of which it reads one).
+pub(super) fn stride_within_kernel(g: &Geometry) -> bool {
+    (0..2).all(|i| g.stride[i] <= g.kernel[i])
+}
+
 /// The input gradient also needs the flipped convolution's padding `(k-1)·d - pad` to be >= 0
 /// (a padding larger than the dilated kernel leaves output borders no tap reaches).
 pub(crate) fn applies_to_input_grad(g: &Geometry) -> bool {
     applies(g) && (0..2).all(|i| g.pad[i] <= (g.kernel[i] - 1) * g.dilation[i])
 }
 
-/// One unit-stride correlation: `channels` planes of height x width in, `out_channels` planes
-/// of out_height x out_width out; output (oh, ow) reads input (oh + ki·dh - pad_top, ow + kj·dw -
-/// pad_left) through tap (ki, kj).
+/// One correlation: `channels` planes of height x width in, `out_channels` planes of out_height x
+/// out_width out; output (oh, ow) reads input (oh·sh + ki·dh - pad_top, ow·sw + kj·dw - pad_left)
+/// through tap (ki, kj).
 #[derive(Clone, Copy)]
 pub(super) struct Shape {
     pub(super) batch: usize,
@@ -95,6 +113,7 @@ pub(super) struct Shape {
     pub(super) kernel: [usize; 2],
     pub(super) dilation: [usize; 2],
     pub(super) pad: [usize; 2],
+    pub(super) stride: [usize; 2],
 }
 
 impl Shape {
@@ -110,6 +129,7 @@ impl Shape {
             kernel: g.kernel,
             dilation: g.dilation,
             pad: g.pad,
+            stride: g.stride,
         }
     }
 
@@ -127,14 +147,25 @@ impl Shape {
             kernel: g.kernel,
             dilation: g.dilation,
             pad: [flipped(0), flipped(1)],
+            stride: [1, 1],
         }
     }
 
-    pub(super) fn padded_width(&self) -> usize {
-        self.out_width + (self.kernel[1] - 1) * self.dilation[1]
+    /// Rows or columns (axis 0 or 1) a phase plane holds beyond the output's.
+    pub(super) fn reach(&self, axis: usize) -> usize {
+        (self.kernel[axis] - 1) * self.dilation[axis] / self.stride[axis]
     }
+    /// Width of a (phase) plane: out_width + (kw-1)·dw / sw.
+    pub(super) fn padded_width(&self) -> usize {
+        self.out_width + self.reach(1)
+    }
+    /// Height of a (phase) plane.
     pub(super) fn padded_height(&self) -> usize {
-        self.out_height + (self.kernel[0] - 1) * self.dilation[0]
+        self.out_height + self.reach(0)
+    }
+    /// Phase planes per channel: sh·sw.
+    pub(super) fn phases(&self) -> usize {
+        self.stride[0] * self.stride[1]
     }
     /// Positions of the padded output grid (out_height rows of padded_width).
     fn positions(&self) -> usize {
@@ -145,23 +176,24 @@ impl Shape {
     fn plane_stride(&self) -> usize {
         self.padded_height() * self.padded_width() + (self.kernel[1] - 1) * self.dilation[1]
     }
-    /// Padded rows a forward unit of `unit` positions copies: it starts inside its first row, and
-    /// its last tile reads (kh-1)·dh rows and (kw-1)·dw < padded_width columns further.
+    /// Rows of each phase plane a forward unit of `unit` positions copies: it starts inside its
+    /// first row, and its last tile reads reach(0) rows and reach(1) < padded_width columns further.
     fn band_rows(&self, unit: usize) -> usize {
-        unit.div_ceil(self.padded_width()) + 2 + (self.kernel[0] - 1) * self.dilation[0]
+        unit.div_ceil(self.padded_width()) + 2 + self.reach(0)
     }
     pub(super) fn taps(&self) -> usize {
         self.channels * self.kernel[0] * self.kernel[1]
     }
-    /// Offset of each tap (channel, ki, kj), in weight order, from a position in padded planes
-    /// `stride` floats apart.
+    /// Offset of each tap (channel, ki, kj), in weight order, from a position in (phase) planes
+    /// `stride` floats apart, a channel's sh·sw phases in a row.
     pub(super) fn tap_offsets(&self, stride: usize) -> Vec<usize> {
-        let (wp, [kh, kw], [dh, dw]) = (self.padded_width(), self.kernel, self.dilation);
+        let (wp, [kh, kw], [dh, dw], [sh, sw]) = (self.padded_width(), self.kernel, self.dilation, self.stride);
         let mut offsets = Vec::with_capacity(self.taps());
         for c in 0..self.channels {
             for ki in 0..kh {
                 for kj in 0..kw {
-                    offsets.push(c * stride + ki * dh * wp + kj * dw);
+                    let phase = c * self.phases() + (ki * dh) % sh * sw + (kj * dw) % sw;
+                    offsets.push(phase * stride + (ki * dh / sh) * wp + kj * dw / sw);
                 }
             }
         }
@@ -169,24 +201,37 @@ impl Shape {
     }
 }
 
-/// Padded rows `rows` (of 0..padded_height) of every channel of `image` ([channels, height,
-/// width]) into `dst`, planes `stride` floats apart from local row 0, every float of those rows
-/// written (the buffer is a worker's, reused: padding must be written, not assumed).
+/// Rows `rows` (of 0..padded_height) of every phase plane of every channel of `image` ([channels,
+/// height, width]) into `dst`, planes `stride` floats apart from local row 0, every float of those
+/// rows written (the buffer is a worker's, reused: padding must be written, not assumed).
 pub(super) fn pad_rows(s: &Shape, image: &[f32], rows: std::ops::Range<usize>, dst: &mut [f32], stride: usize) {
-    let (wp, plane) = (s.padded_width(), s.height * s.width);
-    // Padded column `col` holds input column `col - pad_left`; likewise for rows.
-    let cols = s.pad[1].min(wp)..(s.pad[1] + s.width).min(wp);
+    let (wp, plane, [sh, sw]) = (s.padded_width(), s.height * s.width, s.stride);
+    // Padded column `col` holds input column `col - pad_left`; likewise for rows. Row r of phase
+    // (a, b) is padded row a + r·sh, its column j padded column b + j·sw.
     for c in 0..s.channels {
         let src = &image[c * plane..(c + 1) * plane];
-        for (local, r) in rows.clone().enumerate() {
-            let out = &mut dst[c * stride + local * wp..c * stride + (local + 1) * wp];
-            match r.checked_sub(s.pad[0]).filter(|&ih| ih < s.height) {
-                Some(ih) => {
-                    out[..cols.start].fill(0.0);
-                    out[cols.end..].fill(0.0);
-                    out[cols.clone()].copy_from_slice(&src[ih * s.width + cols.start - s.pad[1]..ih * s.width + cols.end - s.pad[1]]);
+        for phase in 0..s.phases() {
+            let (a, b) = (phase / sw, phase % sw);
+            let first = (c * s.phases() + phase) * stride;
+            for (local, r) in rows.clone().enumerate() {
+                let out = &mut dst[first + local * wp..first + (local + 1) * wp];
+                let Some(input) = (a + r * sh).checked_sub(s.pad[0]).filter(|&ih| ih < s.height).map(|ih| &src[ih * s.width..(ih + 1) * s.width]) else {
+                    out.fill(0.0);
+                    continue;
+                };
+                // Columns j of this phase inside the image: b + j·sw - pad_left in 0..width.
+                let lo = s.pad[1].saturating_sub(b).div_ceil(sw).min(wp);
+                let hi = (s.pad[1] + s.width).saturating_sub(b).div_ceil(sw).clamp(lo, wp);
+                out[..lo].fill(0.0);
+                out[hi..].fill(0.0);
+                let first_col = b + lo * sw - s.pad[1];
+                if sw == 1 {
+                    out[lo..hi].copy_from_slice(&input[first_col..first_col + hi - lo]);
+                } else {
+                    for (v, x) in out[lo..hi].iter_mut().zip(input[first_col..].iter().step_by(sw)) {
+                        *v = *x;
+                    }
                 }
-                None => out.fill(0.0),
             }
         }
     }

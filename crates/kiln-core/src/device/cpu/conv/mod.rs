@@ -1,7 +1,7 @@
 //! The three convolution passes on the CPU (engine.rs, over im2col.rs's patch copies; depthwise.rs
 //! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512,
-//! few_channels.rs for those with 1 to 7 input channels (forward and weight gradient; the input
-//! gradient in few_channels_dx.rs);
+//! few_channels.rs for those with 1 to 7 input channels (forward at strides up to the kernel's
+//! size, weight gradient; the input gradient in few_channels_dx.rs);
 //! winograd.rs for the forward pass of 3x3 stride-1 convolutions on wasm32): a conv-transpose's
 //! forward is a convolution's input gradient, so ops/conv.rs runs both ops on these three.
 
@@ -35,12 +35,11 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tens
         let mut out = depthwise::forward(geo, xs, ws, b.as_deref(), op)?;
         finish_whole_output(geo, epilogue, &mut out);
         out
-    } else if few_channels_applies(geo) {
-        let mut out = few_channels_forward(geo, xs, ws, b.as_deref(), op)?;
-        finish_whole_output(geo, epilogue, &mut out);
-        out
+    } else if few_channels_applies_to_forward(geo) {
+        // few_channels.rs runs the epilogue on each unit's band, direct.rs on each tile as it
+        // copies it out.
+        few_channels_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else if direct_applies(geo) {
-        // The direct kernels run the epilogue on each tile as they copy it out (direct.rs).
         direct_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else if winograd::applies(geo) {
         let mut out = winograd::forward(geo, xs, ws, b.as_deref(), op)?;
@@ -101,7 +100,10 @@ use direct::{
     input_grad as direct_input_grad, weight_grad as direct_weight_grad,
 };
 #[cfg(target_arch = "x86_64")]
-use few_channels::{applies as few_channels_applies, forward as few_channels_forward, weight_grad as few_channels_weight_grad};
+use few_channels::{
+    applies as few_channels_applies, applies_to_forward as few_channels_applies_to_forward, forward as few_channels_forward,
+    weight_grad as few_channels_weight_grad,
+};
 #[cfg(target_arch = "x86_64")]
 use few_channels_dx::{applies as few_channels_dx_applies, input_grad as few_channels_input_grad};
 #[cfg(not(target_arch = "x86_64"))]
@@ -116,7 +118,10 @@ mod unsupported {
     pub(super) fn few_channels_applies(_: &Geometry) -> bool {
         false
     }
-    pub(super) fn few_channels_forward(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Vec<f32>> {
+    pub(super) fn few_channels_applies_to_forward(_: &Geometry) -> bool {
+        false
+    }
+    pub(super) fn few_channels_forward(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: super::SliceEpilogue, _: &str) -> Result<Vec<f32>> {
         unreachable!("conv: the direct kernels exist only on x86-64")
     }
     pub(super) fn few_channels_weight_grad(_: &Geometry, _: &[f32], _: &[f32], _: &str) -> Result<Vec<f32>> {
