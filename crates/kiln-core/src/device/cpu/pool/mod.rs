@@ -1,9 +1,13 @@
 //! 2-D max and average pooling on the CPU. Every (batch, channel) plane is independent, so planes
 //! are the unit of parallel work (planes.rs); inside a plane, the windows of an output row are
-//! computed in vector lanes over a padded copy of the plane (kernels.rs; on wasm32, SIMD128 loads
-//! straight from the plane when no window crosses a row's ends, simd128.rs). The op (ops/pool) has
-//! checked the geometry into a `Plan` and records autograd.
+//! computed in vector lanes over a padded copy of the plane (kernels.rs), or straight from the
+//! plane: with AVX-512 for column stride 2 (2x2 and 3x3 stride-2 pools, forward, and max
+//! pooling's backward when windows do not overlap: avx512.rs), with SIMD128 on wasm32 when no
+//! window crosses a row's ends (simd128.rs). The op (ops/pool) has checked the geometry into a
+//! `Plan` and records autograd.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub(crate) mod kernels;
 mod planes;
 #[cfg(target_arch = "wasm32")]
@@ -49,6 +53,10 @@ pub(crate) fn max_pool2d_backward(plan: &Plan, g: &Tensor, indices: &Tensor, in_
     // Each plane's gradient is written only by that plane's outputs, so planes run in parallel.
     for_each_plane(planes, out_plane, in_plane, &mut gx, &mut [], |p, dst, _| {
         let range = p * out_plane..(p + 1) * out_plane;
+        #[cfg(target_arch = "x86_64")]
+        if avx512::tiles_backward(plan) {
+            return avx512::max_input_grad(plan, &gs[range.clone()], &idx[range], dst);
+        }
         for (&i, &v) in idx[range.clone()].iter().zip(&gs[range]) {
             dst[i as usize] += v;
         }

@@ -219,7 +219,8 @@ fn stride2_windows(plan: &Plan) -> Option<(usize, usize)> {
 
 /// KH x KW windows at column stride 2 inside the plane (VGG's 2x2 pool, ResNet's 3x3 stride-2
 /// stem pool): `pool_plane`'s pair path with every loop bound fixed at compile time, each row's
-/// vector groups counted once, and two groups per step sharing one NaN test. Measured
+/// vector groups counted once, and two groups per step sharing one NaN test (for 3 taps, each
+/// group's third vector carried over as the next group's first, one NaN test a row). Measured
 /// (bench/wasm-ab.mjs, one sitting) against the generic path, whose closures and run-time loops
 /// over taps cost more than the loads and maxima of a 2x2 window.
 ///
@@ -230,8 +231,9 @@ fn stride2_windows(plan: &Plan) -> Option<(usize, usize)> {
 fn pool_stride2<R: Reduce, const KH: usize, const KW: usize>(plan: &Plan, plane: &[f32], scale: &[f32], out: &mut [f32]) -> bool {
     let (r, c) = (&plan.rows, &plan.cols);
     let (w, ow) = (c.len, c.out);
-    // Floats a group of 4 windows reads from its first column: two vectors, three for 3 taps.
-    let reach = if KW == 3 { 12 } else { 8 };
+    // Floats a group of 4 windows reads from its first column: two vectors, and for 3 taps one
+    // float more (column 8, the last window's third tap: a 32-bit load into lane 0).
+    let reach = if KW == 3 { 9 } else { 8 };
     let mut nan = f32x4_splat(0.0);
     let mut nan_scalar = false;
     for oy in 0..r.out {
@@ -239,6 +241,8 @@ fn pool_stride2<R: Reduce, const KH: usize, const KW: usize>(plan: &Plan, plane:
         // Groups at ox < end read only inside the plane and write only inside the row.
         let room = plane.len().saturating_sub(rows[KH - 1] + reach);
         let end = if plane.len() >= rows[KH - 1] + reach { (room / 2 + 1).min(ow.saturating_sub(3)) } else { 0 };
+        // The same for a group that loads a whole third vector (12 floats): the carrying loop.
+        let carry_end = if plane.len() >= rows[KH - 1] + 12 { ((plane.len() - rows[KH - 1] - 12) / 2 + 1).min(end) } else { 0 };
         let out_row = &mut out[oy * ow..(oy + 1) * ow];
         let scale_row = if scale.is_empty() { scale } else { &scale[oy * ow..(oy + 1) * ow] };
         // The 4 outputs from ox, and the sum of the vectors read.
@@ -246,8 +250,9 @@ fn pool_stride2<R: Reduce, const KH: usize, const KW: usize>(plan: &Plan, plane:
             // SAFETY (every load): ox < end, so the farthest read, rows[KH - 1] + 2·ox + reach - 1,
             // is inside the plane.
             let load = |at: usize| unsafe { v128_load(plane.as_ptr().add(at + 2 * ox) as *const v128) };
+            let load_one = |at: usize| unsafe { v128_load32_zero(plane.as_ptr().add(at + 2 * ox) as *const u32) };
             let (mut a, mut b) = (load(rows[0]), load(rows[0] + 4));
-            let mut third = if KW == 3 { load(rows[0] + 8) } else { a };
+            let mut third = if KW == 3 { load_one(rows[0] + 8) } else { a };
             let mut probe = if KW == 3 { f32x4_add(f32x4_add(a, b), third) } else { f32x4_add(a, b) };
             for &row in &rows[1..] {
                 let (x, y) = (load(row), load(row + 4));
@@ -255,7 +260,7 @@ fn pool_stride2<R: Reduce, const KH: usize, const KW: usize>(plan: &Plan, plane:
                 b = R::lanes(b, y);
                 let mut sum = f32x4_add(x, y);
                 if KW == 3 {
-                    let z = load(row + 8);
+                    let z = load_one(row + 8);
                     third = R::lanes(third, z);
                     sum = f32x4_add(sum, z);
                 }
@@ -272,6 +277,39 @@ fn pool_stride2<R: Reduce, const KH: usize, const KW: usize>(plan: &Plan, plane:
             (R::finish(acc, sc), probe)
         };
         let mut ox = 0;
+        if KW == 3 && carry_end > 0 {
+            // 3 taps: a group's third vector (columns 2·ox + 8..) is the next group's first, so
+            // its rows are combined once and carried: 2 vectors a row per group instead of 3.
+            // One probe for the whole row (a sum overflowing to inf - inf costs a needless rerun).
+            // SAFETY (every load): the group starting at 2·ox reads below rows[KH - 1] + 2·ox +
+            // 12, inside the plane for ox < carry_end.
+            let column = |at: usize, probe: &mut v128| {
+                let mut v = unsafe { v128_load(plane.as_ptr().add(rows[0] + at) as *const v128) };
+                *probe = f32x4_add(*probe, v);
+                for &row in &rows[1..] {
+                    let x = unsafe { v128_load(plane.as_ptr().add(row + at) as *const v128) };
+                    *probe = f32x4_add(*probe, x);
+                    v = R::lanes(v, x);
+                }
+                v
+            };
+            let mut probe = f32x4_splat(0.0);
+            let mut a = column(0, &mut probe);
+            while ox < carry_end {
+                let b = column(2 * ox + 4, &mut probe);
+                let c = column(2 * ox + 8, &mut probe);
+                let even = i32x4_shuffle::<0, 2, 4, 6>(a, b);
+                let acc = R::lanes(R::lanes(even, i32x4_shuffle::<1, 3, 5, 7>(a, b)), i32x4_shuffle::<1, 2, 3, 4>(even, c));
+                // SAFETY: ox + 4 <= ow (ox < end <= ow - 3).
+                let sc = if scale_row.is_empty() { f32x4_splat(1.0) } else { unsafe { v128_load(scale_row.as_ptr().add(ox) as *const v128) } };
+                unsafe { v128_store(out_row.as_mut_ptr().add(ox) as *mut v128, R::finish(acc, sc)) };
+                a = c;
+                ox += 4;
+            }
+            if R::PROBES_NAN {
+                nan = v128_or(nan, f32x4_ne(probe, probe));
+            }
+        }
         while ox + 4 < end {
             let ((v0, p0), (v1, p1)) = (group(ox), group(ox + 4));
             // SAFETY: ox + 8 <= ow (ox + 4 < end <= ow - 3).
