@@ -63,11 +63,30 @@ function measureSync(fn, repeats, slowRepeats) {
   const iters = Math.max(1, Math.ceil((TARGET * n) / t));
   for (let r = 0; r < repeats; r++) {
     gc();
+    const before = counters?.();
     t0 = now();
     for (let i = 0; i < iters; i++) fn();
     runs.push((now() - t0) / iters);
+    if (before) measurementLog.push({ seconds: runs.at(-1), iters, ...perCall(before, counters(), iters) });
   }
   return runs;
+}
+
+/**
+ * With KILN_BENCH_COUNTERS=1, each calibrated measurement of measureSync also records, per call,
+ * the process's CPU seconds (all threads), its voluntary and involuntary context switches and its
+ * minor page faults (getrusage), in `measurementLog` (bench/step-spread.mjs prints them): what
+ * tells a slower measurement that did more work from one that waited.
+ */
+const counters = process.env.KILN_BENCH_COUNTERS
+  ? () => {
+      const u = process.resourceUsage();
+      return { cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, voluntary: u.voluntaryContextSwitches, involuntary: u.involuntaryContextSwitches, faults: u.minorPageFault };
+    }
+  : null;
+export const measurementLog = [];
+function perCall(a, b, iters) {
+  return Object.fromEntries(Object.keys(a).map((k) => [k, (b[k] - a[k]) / iters]));
 }
 
 /** Best seconds per call of a synchronous `fn`. */

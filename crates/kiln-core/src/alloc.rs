@@ -114,6 +114,21 @@ pub unsafe fn try_written<T: Element>(op: &str, n: usize, write: impl FnOnce(*mu
     Ok(v)
 }
 
+/// `try_written` for kernels that fill a slice: `fill` gets the `n` elements as a slice and must
+/// store to every one of them without reading any (an elementwise map, a pooling kernel whose
+/// stores cover its output). The slice views memory that is not yet initialized; f32, i32, u8
+/// and i8 (the Element types) have no invalid bit patterns, and nothing reads it before `fill`
+/// has written it.
+///
+/// # Safety
+/// `fill` writes every element of the slice and reads none before writing it.
+pub unsafe fn try_filled_by<T: Element>(op: &str, n: usize, fill: impl FnOnce(&mut [T])) -> Result<Vec<T>> {
+    try_written(op, n, |ptr| {
+        fill(std::slice::from_raw_parts_mut(ptr, n));
+        Ok(())
+    })
+}
+
 /// `n` copies of `value`.
 pub fn try_filled<T: Element + PartialEq + Default>(op: &str, n: usize, value: T) -> Result<Vec<T>> {
     let mut v = try_zeroed(op, n)?;

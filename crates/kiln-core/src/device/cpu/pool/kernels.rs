@@ -236,6 +236,10 @@ fn scatter_add_run<const S: usize>(g: &[f32], stride: usize, dst: &mut [f32]) {
 
 /// Max pooling of one plane: `out` gets the maxima, `idx` (empty when untracked) the first argmaxes.
 pub(crate) fn max_pool_plane(plan: &Plan, plane: &[f32], out: &mut [f32], idx: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::applies(plan) {
+        return super::avx512::max_plane(plan, plane, out, idx);
+    }
     #[cfg(target_arch = "wasm32")]
     if idx.is_empty() && super::simd128::applies(plan) {
         return super::simd128::max_plane(plan, plane, out);
@@ -249,6 +253,10 @@ pub(crate) fn max_pool_plane(plan: &Plan, plane: &[f32], out: &mut [f32], idx: &
 
 /// Average pooling of one plane; `scale` holds 1 / divisor per output.
 pub(crate) fn avg_pool_plane(plan: &Plan, scale: &[f32], plane: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::applies(plan) {
+        return super::avx512::avg_plane(plan, scale, plane, out);
+    }
     #[cfg(target_arch = "wasm32")]
     if super::simd128::applies(plan) {
         return super::simd128::avg_plane(plan, scale, plane, out);

@@ -218,99 +218,153 @@ fn stride2_windows(plan: &Plan) -> Option<(usize, usize)> {
 }
 
 /// KH x KW windows at column stride 2 inside the plane (VGG's 2x2 pool, ResNet's 3x3 stride-2
-/// stem pool): `pool_plane`'s pair path with every loop bound fixed at compile time, each row's
-/// vector groups counted once, and two groups per step sharing one NaN test. Measured
-/// (bench/wasm-ab.mjs, one sitting) against the generic path, whose closures and run-time loops
-/// over taps cost more than the loads and maxima of a 2x2 window.
+/// stem pool, SqueezeNet's): groups of 4 windows, every loop bound fixed at compile time, every
+/// read inside its own row, so a row is `ow / 4` groups and, when ow is not a multiple of 4, one
+/// more group ending at the row's end (recomputing a few windows). Measured (bench/wasm-ab.mjs,
+/// one sitting) against the generic path, whose closures and run-time loops over taps cost more
+/// than the loads and maxima of a 2x2 window; the per-row work is kept to a few pointer additions
+/// (V8 spilled the previous version's per-row bounds to the stack: 15-20% of the 2x2 pool's time).
 ///
-/// Every loaded vector goes into the NaN probe: which operand a max keeps when the other is NaN
-/// is not fixed (the relaxed-SIMD build compiles `f32x4.pmax` to `f32x4.relaxed_max`, which on
-/// x86 keeps the second operand where `pmax` keeps the first), so none may be left out.
+/// Every loaded vector goes into the NaN probe, summed per group and tested once per group (a sum
+/// overflowing to inf - inf only costs a needless exact rerun; one running sum for the whole
+/// plane measured 1.2x slower for 3x3: a chain of dependent adds): which operand a max keeps
+/// when the other is NaN is not fixed (the relaxed-SIMD build compiles `f32x4.pmax` to
+/// `f32x4.relaxed_max`, which on x86 keeps the second operand where `pmax` keeps the first), so
+/// none may be left out.
 #[inline(always)]
 fn pool_stride2<R: Reduce, const KH: usize, const KW: usize>(plan: &Plan, plane: &[f32], scale: &[f32], out: &mut [f32]) -> bool {
     let (r, c) = (&plan.rows, &plan.cols);
     let (w, ow) = (c.len, c.out);
-    // Floats a group of 4 windows reads from its first column: two vectors, three for 3 taps.
-    let reach = if KW == 3 { 12 } else { 8 };
+    assert!(plane.len() == plan.in_plane() && out.len() == plan.out_plane() && (scale.is_empty() || scale.len() == out.len()), "pooling plane sizes");
+    // A group from column 2·ox reads columns 2·ox ..= 2·ox + 7 (+ 8 for 3 taps), inside the row
+    // for every ox <= ow - 4 since the last window is (2·(ow - 1) + KW <= w). Carrying the third
+    // vector to the next group reads columns up to 2·ox + 11: `carried` groups allow it.
+    let carried = if KW == 3 && w >= 12 { ((w - 12) / 8 + 1).min(ow / 4) } else { 0 };
+    let row_step = r.dilation * w;
     let mut nan = f32x4_splat(0.0);
     let mut nan_scalar = false;
     for oy in 0..r.out {
-        let rows: [usize; KH] = core::array::from_fn(|ky| (oy * r.stride + ky * r.dilation) * w);
-        // Groups at ox < end read only inside the plane and write only inside the row.
-        let room = plane.len().saturating_sub(rows[KH - 1] + reach);
-        let end = if plane.len() >= rows[KH - 1] + reach { (room / 2 + 1).min(ow.saturating_sub(3)) } else { 0 };
-        let out_row = &mut out[oy * ow..(oy + 1) * ow];
-        let scale_row = if scale.is_empty() { scale } else { &scale[oy * ow..(oy + 1) * ow] };
-        // The 4 outputs from ox, and the sum of the vectors read.
-        let group = |ox: usize| -> (v128, v128) {
-            // SAFETY (every load): ox < end, so the farthest read, rows[KH - 1] + 2·ox + reach - 1,
-            // is inside the plane.
-            let load = |at: usize| unsafe { v128_load(plane.as_ptr().add(at + 2 * ox) as *const v128) };
-            let (mut a, mut b) = (load(rows[0]), load(rows[0] + 4));
-            let mut third = if KW == 3 { load(rows[0] + 8) } else { a };
-            let mut probe = if KW == 3 { f32x4_add(f32x4_add(a, b), third) } else { f32x4_add(a, b) };
-            for &row in &rows[1..] {
-                let (x, y) = (load(row), load(row + 4));
-                a = R::lanes(a, x);
-                b = R::lanes(b, y);
-                let mut sum = f32x4_add(x, y);
-                if KW == 3 {
-                    let z = load(row + 8);
-                    third = R::lanes(third, z);
-                    sum = f32x4_add(sum, z);
-                }
-                probe = f32x4_add(probe, sum);
-            }
-            // Lanes 0, 2, 4, 6 of a, b are the 4 windows' first taps, lanes 1, 3, 5, 7 their second.
-            let even = i32x4_shuffle::<0, 2, 4, 6>(a, b);
-            let mut acc = R::lanes(even, i32x4_shuffle::<1, 3, 5, 7>(a, b));
-            if KW == 3 {
-                acc = R::lanes(acc, i32x4_shuffle::<1, 2, 3, 4>(even, third));
-            }
-            // SAFETY: ox + 4 <= ow.
-            let sc = if scale_row.is_empty() { f32x4_splat(1.0) } else { unsafe { v128_load(scale_row.as_ptr().add(ox) as *const v128) } };
-            (R::finish(acc, sc), probe)
-        };
-        let mut ox = 0;
-        while ox + 4 < end {
-            let ((v0, p0), (v1, p1)) = (group(ox), group(ox + 4));
-            // SAFETY: ox + 8 <= ow (ox + 4 < end <= ow - 3).
+        let top = oy * r.stride * w;
+        if ow >= 4 {
+            // SAFETY: rows top + k·row_step (k < KH) are rows of the plane (the plan has no
+            // padding and its last window lies inside), and every group reads inside them (above);
+            // outputs oy·ow + ox.. + 4 with ox <= ow - 4 lie inside `out` (and `scale`).
             unsafe {
-                v128_store(out_row.as_mut_ptr().add(ox) as *mut v128, v0);
-                v128_store(out_row.as_mut_ptr().add(ox + 4) as *mut v128, v1);
+                let src = plane.as_ptr().add(top);
+                let dst = out.as_mut_ptr().add(oy * ow);
+                let sc = if scale.is_empty() { core::ptr::null() } else { scale.as_ptr().add(oy * ow) };
+                row_groups::<R, KH, KW>(src, row_step, dst, sc, ow / 4, carried, &mut nan);
+                if ow % 4 != 0 {
+                    let ox = ow - 4;
+                    let acc = group::<R, KH, KW>(src.add(2 * ox), row_step, &mut nan);
+                    store::<R>(acc, dst.add(ox), sc.wrapping_add(ox));
+                }
             }
-            if R::PROBES_NAN {
-                let probe = f32x4_add(p0, p1);
-                nan = v128_or(nan, f32x4_ne(probe, probe));
+        } else {
+            for (o, dst) in out[oy * ow..(oy + 1) * ow].iter_mut().enumerate() {
+                let sc = if scale.is_empty() { 1.0 } else { scale[oy * ow + o] };
+                let (v, has_nan) = scalar_window::<R>(plane, (0..KH).map(|k| top + k * row_step), 2 * o, KW, 1, sc);
+                *dst = v;
+                nan_scalar |= has_nan;
             }
-            ox += 8;
-        }
-        if ox < end {
-            let (v, probe) = group(ox);
-            // SAFETY: ox + 4 <= ow (ox < end <= ow - 3).
-            unsafe { v128_store(out_row.as_mut_ptr().add(ox) as *mut v128, v) };
-            if R::PROBES_NAN {
-                nan = v128_or(nan, f32x4_ne(probe, probe));
-            }
-            ox += 4;
-        }
-        // A partial last group: the 4 windows ending at the row's end (recomputing a few).
-        if ox < ow && ow >= 4 && ow - 4 < end {
-            let (v, probe) = group(ow - 4);
-            unsafe { v128_store(out_row.as_mut_ptr().add(ow - 4) as *mut v128, v) };
-            if R::PROBES_NAN {
-                nan = v128_or(nan, f32x4_ne(probe, probe));
-            }
-            ox = ow;
-        }
-        for (o, dst) in out_row.iter_mut().enumerate().skip(ox) {
-            let sc = if scale_row.is_empty() { 1.0 } else { scale_row[o] };
-            let (v, has_nan) = scalar_window::<R>(plane, rows.iter().copied(), 2 * o, KW, 1, sc);
-            *dst = v;
-            nan_scalar |= has_nan;
         }
     }
     R::PROBES_NAN && (v128_any_true(nan) || nan_scalar)
+}
+
+/// Marks in `nan` the lanes where `sum` (of loaded vectors) is NaN.
+#[inline(always)]
+fn flag_nan(nan: &mut v128, sum: v128) {
+    *nan = v128_or(*nan, f32x4_ne(sum, sum));
+}
+
+/// The KH rows of 4 columns from `p` (rows `row_step` apart) combined, and the sum of the loaded
+/// vectors (the NaN probe).
+///
+/// SAFETY: p[k·row_step..][..4] readable for k < KH.
+#[inline(always)]
+unsafe fn column<R: Reduce, const KH: usize>(p: *const f32, row_step: usize) -> (v128, v128) {
+    let mut v = v128_load(p as *const v128);
+    let mut sum = v;
+    for k in 1..KH {
+        let x = v128_load(p.add(k * row_step) as *const v128);
+        sum = f32x4_add(sum, x);
+        v = R::lanes(v, x);
+    }
+    (v, sum)
+}
+
+/// The 4 windows from columns `a` (0..4), `b` (4..8) and, for 3 taps, lane 0 of `c` (column 8):
+/// lanes 0, 2, 4, 6 of a, b are the windows' first taps, 1, 3, 5, 7 their second, 2, 4, 6, 8
+/// their third.
+#[inline(always)]
+fn windows<R: Reduce, const KW: usize>(a: v128, b: v128, c: v128) -> v128 {
+    let even = i32x4_shuffle::<0, 2, 4, 6>(a, b);
+    let acc = R::lanes(even, i32x4_shuffle::<1, 3, 5, 7>(a, b));
+    if KW == 3 { R::lanes(acc, i32x4_shuffle::<1, 2, 3, 4>(even, c)) } else { acc }
+}
+
+/// The 4 windows of one group from column `p`, reading columns 0..8 (and 8 for 3 taps, as a
+/// 32-bit load) of each row.
+///
+/// SAFETY: p[k·row_step..][..8 + (KW == 3)] readable for k < KH.
+#[inline(always)]
+unsafe fn group<R: Reduce, const KH: usize, const KW: usize>(p: *const f32, row_step: usize, nan: &mut v128) -> v128 {
+    let ((a, sa), (b, sb)) = (column::<R, KH>(p, row_step), column::<R, KH>(p.add(4), row_step));
+    let mut sum = f32x4_add(sa, sb);
+    let mut c = a;
+    if KW == 3 {
+        c = v128_load32_zero(p.add(8) as *const u32);
+        let mut sc = c;
+        for k in 1..KH {
+            let x = v128_load32_zero(p.add(8 + k * row_step) as *const u32);
+            sc = f32x4_add(sc, x);
+            c = R::lanes(c, x);
+        }
+        sum = f32x4_add(sum, sc);
+    }
+    if R::PROBES_NAN {
+        flag_nan(nan, sum);
+    }
+    windows::<R, KW>(a, b, c)
+}
+
+/// Stores 4 outputs, through `R::finish` with 4 scales from `sc` (all 1 when null).
+///
+/// SAFETY: dst[..4] writable; sc null or sc[..4] readable.
+#[inline(always)]
+unsafe fn store<R: Reduce>(acc: v128, dst: *mut f32, sc: *const f32) {
+    let scale = if sc.is_null() { f32x4_splat(1.0) } else { v128_load(sc as *const v128) };
+    v128_store(dst as *mut v128, R::finish(acc, scale));
+}
+
+/// `groups` groups of 4 windows of one output row from `src` (its first input row) into `dst`;
+/// the first `carried` of them (3 taps) pass their third vector on as the next group's first.
+///
+/// SAFETY: as `group` for every group, and p[k·row_step..][..12] readable for the carried ones.
+#[inline(always)]
+unsafe fn row_groups<R: Reduce, const KH: usize, const KW: usize>(src: *const f32, row_step: usize, dst: *mut f32, sc: *const f32, groups: usize, carried: usize, nan: &mut v128) {
+    let mut g = 0;
+    if KW == 3 && carried > 0 {
+        let (mut a, sa) = column::<R, KH>(src, row_step);
+        if R::PROBES_NAN {
+            flag_nan(nan, sa);
+        }
+        while g < carried {
+            let p = src.add(8 * g);
+            let ((b, sb), (c, sc_)) = (column::<R, KH>(p.add(4), row_step), column::<R, KH>(p.add(8), row_step));
+            if R::PROBES_NAN {
+                flag_nan(nan, f32x4_add(sb, sc_));
+            }
+            store::<R>(windows::<R, KW>(a, b, c), dst.add(4 * g), sc.wrapping_add(4 * g));
+            a = c;
+            g += 1;
+        }
+    }
+    while g < groups {
+        store::<R>(group::<R, KH, KW>(src.add(8 * g), row_step, nan), dst.add(4 * g), sc.wrapping_add(4 * g));
+        g += 1;
+    }
 }
 
 /// Runs `pool_plane::<R, S>` with S the column stride as a constant when it is 1 or 2, else 0.
