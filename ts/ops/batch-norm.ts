@@ -6,7 +6,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { handleOf } from './util.js';
+import { handleOf, optionalHandleOf } from './util.js';
 
 /** The per-channel tensors of `batchNorm`: scale, shift and the running statistics. */
 export interface BatchNormInputs {
@@ -35,7 +35,7 @@ export interface BatchNormInputs {
 export function batchNorm(x: Tensor, inputs: BatchNormInputs = {}): Tensor {
   const op = 'batchNorm';
   const b = backend();
-  const optional = (t: Tensor | null | undefined, arg: string): number => (t === undefined || t === null ? -1 : handleOf(t, op, b, arg));
+  const optional = (t: Tensor | null | undefined, arg: string): number => optionalHandleOf(t, op, b, arg);
   const { training = true, momentum = 0.1, eps = 1e-5 } = inputs;
   if (typeof training !== 'boolean') throw new Error(`${op}: training must be a boolean, got ${JSON.stringify(training)}`);
   return wrap(

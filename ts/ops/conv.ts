@@ -6,7 +6,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { handleOf } from './util.js';
+import { handleOf, optionalHandleOf } from './util.js';
 
 /**
  * Padding of a convolution: one number for all sides, [height, width] (each on both sides),
@@ -134,7 +134,7 @@ function convArgs(op: string, x: Tensor, w: Tensor, options: Conv2dOptions) {
     be,
     xh: handleOf(x, op, be, 'x'),
     wh: handleOf(w, op, be, 'w'),
-    bias: options.bias == null ? -1 : handleOf(options.bias, op, be, 'bias'),
+    bias: optionalHandleOf(options.bias, op, be, 'bias'),
     stride: pair(op, 'stride', options.stride, 1, 1),
     dilation: pair(op, 'dilation', options.dilation, 1, 1),
     groups: checkGroups(op, options.groups ?? 1),
@@ -153,7 +153,7 @@ export function conv2d(x: Tensor, w: Tensor, options: Conv2dActivationOptions = 
   const op = 'conv2d';
   const { be, xh, wh, bias, stride, dilation, groups } = convArgs(op, x, w, options);
   const padding = conv2dPadding(op, options.padding, x.shape, w.shape, stride, dilation);
-  const residual = options.residual == null ? -1 : handleOf(options.residual, op, be, 'residual');
+  const residual = optionalHandleOf(options.residual, op, be, 'residual');
   const activation = options.activation ?? undefined;
   const alpha = options.alpha ?? (activation === 'elu' ? 1 : 0.01);
   return wrap(be.impl.conv2d(xh, wh, bias, residual, { stride, padding, dilation, groups }, alpha, activation), be);

@@ -8,7 +8,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { handleOf } from './util.js';
+import { handleOf, optionalHandleOf } from './util.js';
 
 /** Options of `layerNorm`. */
 export interface LayerNormOptions {
@@ -30,7 +30,6 @@ export interface LayerNormOptions {
 export function layerNorm(x: Tensor, options: LayerNormOptions = {}): Tensor {
   const op = 'layerNorm';
   const b = backend();
-  const optional = (t: Tensor | null | undefined, arg: string): number => (t === undefined || t === null ? -1 : handleOf(t, op, b, arg));
   const { axis = -1, eps = 1e-5 } = options;
-  return wrap(b.impl.layerNorm(handleOf(x, op, b), optional(options.weight, 'weight'), optional(options.bias, 'bias'), axis, eps), b);
+  return wrap(b.impl.layerNorm(handleOf(x, op, b), optionalHandleOf(options.weight, op, b, 'weight'), optionalHandleOf(options.bias, op, b, 'bias'), axis, eps), b);
 }

@@ -6,7 +6,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { handleOf } from './util.js';
+import { handleOf, optionalHandleOf } from './util.js';
 
 /**
  * x · weightᵀ + bias, as PyTorch's `F.linear`. x: [..., inFeatures], weight: [outFeatures,
@@ -16,6 +16,6 @@ import { handleOf } from './util.js';
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const op = 'linear';
   const b = backend();
-  const biasHandle = bias === undefined || bias === null ? -1 : handleOf(bias, op, b, 'bias');
+  const biasHandle = optionalHandleOf(bias, op, b, 'bias');
   return wrap(b.impl.linear(handleOf(x, op, b, 'x'), handleOf(weight, op, b, 'weight'), biasHandle), b);
 }

@@ -19,7 +19,7 @@ import { backend } from '../engine.js';
 import type { ConvGeometry } from '../backends/backend.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { conv2dPadding, pair as sizePair, type Conv2dOptions } from './conv.js';
-import { handleOf } from './util.js';
+import { handleOf, optionalHandleOf } from './util.js';
 
 /** The int4 block length unless chosen otherwise. */
 export const INT4_BLOCK = 32;
@@ -72,7 +72,7 @@ export function dequantizeInt4(packed: Tensor, scales: Tensor, inFeatures: numbe
 export function linearQ8(x: Tensor, q: Tensor, scales: Tensor, bias?: Tensor | null): Tensor {
   const b = backend();
   const op = 'linearQ8';
-  const bh = bias == null ? -1 : handleOf(bias, op, b, 'bias');
+  const bh = optionalHandleOf(bias, op, b, 'bias');
   return wrap(b.impl.linearQ8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bh), b);
 }
 
@@ -87,7 +87,7 @@ export function linearQ8(x: Tensor, q: Tensor, scales: Tensor, bias?: Tensor | n
 export function linearW8A8(x: Tensor, q: Tensor, scales: Tensor, bias?: Tensor | null): Tensor {
   const b = backend();
   const op = 'linearW8A8';
-  const bh = bias == null ? -1 : handleOf(bias, op, b, 'bias');
+  const bh = optionalHandleOf(bias, op, b, 'bias');
   return wrap(b.impl.linearW8A8(handleOf(x, op, b, 'x'), handleOf(q, op, b, 'q'), handleOf(scales, op, b, 'scales'), bh), b);
 }
 
@@ -98,7 +98,7 @@ export function linearW8A8(x: Tensor, q: Tensor, scales: Tensor, bias?: Tensor |
 export function linearQ4(x: Tensor, packed: Tensor, scales: Tensor, bias?: Tensor | null, block = INT4_BLOCK): Tensor {
   const b = backend();
   const op = 'linearQ4';
-  const bh = bias == null ? -1 : handleOf(bias, op, b, 'bias');
+  const bh = optionalHandleOf(bias, op, b, 'bias');
   return wrap(b.impl.linearQ4(handleOf(x, op, b, 'x'), handleOf(packed, op, b, 'packed'), handleOf(scales, op, b, 'scales'), bh, positiveInt(op, 'block', block)), b);
 }
 
@@ -110,7 +110,7 @@ function convArgs(op: string, x: Tensor, kernel: number | [number, number], opti
   const dilation = sizePair(op, 'dilation', options.dilation, 1, 1);
   const groups = positiveInt(op, 'groups', options.groups ?? 1);
   const padding = conv2dPadding(op, options.padding, x.shape, [0, 0, kh, kw], stride, dilation);
-  const bias = options.bias == null ? -1 : handleOf(options.bias, op, b, 'bias');
+  const bias = optionalHandleOf(options.bias, op, b, 'bias');
   return { bias, kernel: [kh, kw], geometry: { stride, padding, dilation, groups } };
 }
 

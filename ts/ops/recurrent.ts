@@ -7,7 +7,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { handleOf } from './util.js';
+import { handleOf, optionalHandleOf } from './util.js';
 
 /** 'rnnTanh' and 'rnnRelu' (Elman RNN), 'lstm' (gates i, f, g, o), 'gru' (gates r, z, n). */
 export type RecurrentCell = 'rnnTanh' | 'rnnRelu' | 'lstm' | 'gru';
@@ -50,7 +50,7 @@ export function recurrent(cell: RecurrentCell, x: Tensor, h0: Tensor, c0: Tensor
     const known = Object.keys(b.codes.recurrent ?? {});
     throw new Error(`recurrent: unknown cell '${String(cell)}' (known: ${known.join(', ') || `none on the '${b.name}' backend`})`);
   }
-  const optional = (t: Tensor | null | undefined, arg: string): number => (t === null || t === undefined ? -1 : handleOf(t, cell, b, arg));
+  const optional = (t: Tensor | null | undefined, arg: string): number => optionalHandleOf(t, cell, b, arg);
   const w = weights ?? ({} as RecurrentWeights);
   const packed = wrap(
     b.impl.recurrent(

@@ -31,6 +31,11 @@ export function handleOf(x: unknown, op: string, b: LoadedBackend, arg = 'x'): n
   return x.handle;
 }
 
+/** `handleOf` for an optional tensor argument: -1 (the boundary's "none") for null or undefined. */
+export function optionalHandleOf(x: unknown, op: string, b: LoadedBackend, arg: string): number {
+  return x == null ? -1 : handleOf(x, op, b, arg);
+}
+
 /**
  * Runs `fn` with handles for tensor-or-number inputs; numbers become float32 scalars that are
  * freed right after the call. Returns the wrapped result.
