@@ -43,8 +43,10 @@ forEachBackend((backend) => {
     x.dispose();
   });
 
+  // Each probe is its own child process and touches nothing in this one, so they run side by side
+  // (it.concurrent: up to vitest's maxConcurrency at once), with the test context's own expect.
   for (const which of Object.keys(SIZE_CASES)) {
-    it(`${which}: an Error "cannot allocate ...", not an abort; the backend works afterwards`, async () => {
+    it.concurrent(`${which}: an Error "cannot allocate ...", not an abort; the backend works afterwards`, async ({ expect }) => {
       const r = await probe(backend, which);
       const line = r.out.split('\n').find((l) => l.startsWith('SIZE '));
       expect(line, `the child printed no result (exit ${r.code}, signal ${r.signal}):\n${r.err.slice(-1500)}`).toBeDefined();
