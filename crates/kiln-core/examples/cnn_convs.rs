@@ -41,19 +41,22 @@ fn main() {
         ("resnet50 3x3/s2 256->256 28", 256, 28, 256, 3, 2, 1),
         ("resnet50 3x3/s2 512->512 14", 512, 14, 512, 3, 2, 1),
     ];
-    println!("forward, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / on im2col + GEMM", rayon::current_num_threads());
+    // As the imported models run them: bias and relu fused (ts/onnx/fusion/conv.ts).
+    let relu = ops::Activation::new("conv2d", "relu", 0.0).unwrap();
+    println!("forward with bias and relu, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / on im2col + GEMM", rayon::current_num_threads());
     for (name, c, size, o, k, stride, pad) in shapes {
         if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
             continue;
         }
         let x = ops::randn(&[batch, c, size, size], 0.0, 1.0, Some(7)).unwrap();
         let w = ops::randn(&[o, c, k, k], 0.0, 0.1, Some(8)).unwrap();
+        let b = ops::randn(&[o], 0.0, 0.1, Some(9)).unwrap();
         let p = ConvParams { stride: [stride, stride], padding: [pad; 4], ..ConvParams::default() };
         let out = (size + 2 * pad - k) / stride + 1;
         let gflop = 2.0 * (batch * o * out * out * c * k * k) as f64 / 1e9;
         let run = |path: &str| {
             std::env::set_var("KILN_CONV_PATH", path);
-            let (cpu, wall) = cpu_time::per_call(0.2, || drop(ops::conv2d(&x, &w, None, &p).unwrap()));
+            let (cpu, wall) = cpu_time::per_call(0.2, || drop(ops::conv2d_fused(&x, &w, Some(&b), &p, ops::Epilogue { residual: None, activation: Some(relu) }).unwrap()));
             format!("{:6.1} ({:.3})", gflop / cpu, wall * 1e3)
         };
         let (chosen, gemm) = (run("chosen"), run("im2col"));
