@@ -5,9 +5,9 @@
 //! A tile of MR output channels x NV·16 positions accumulates in MR·NV registers, loading its
 //! NV vectors of each input channel straight from the image and broadcasting the filters from the
 //! weight as it is ([O, C]): no im2col (there is none for 1x1), no packing of either operand, no
-//! tile buffer. The bias is the accumulators' start, relu (with no residual) is applied in
-//! registers, and the residual and other activations run on each stored run while it is in L1
-//! (epilogue.rs).
+//! tile buffer. The bias is the accumulators' start, the residual is added and relu applied in
+//! registers before the store, and the other activations run on each stored run while it is in
+//! L1 (epilogue.rs).
 //! Why not the GEMM: with K = channels of 16 to 64 (SqueezeNet's expands and squeezes) the
 //! GEMM's packing of its panels is a large share of a short product; examples/cnn_convs.rs
 //! compares both (`KILN_CONV_PATH=im2col` runs the GEMM). direct.rs's tiles, which serve 3x3
@@ -23,7 +23,11 @@ use crate::params::unary::UnaryOp;
 use crate::parallel::SendPtr;
 use std::arch::x86_64::*;
 
-/// Input channels from which the GEMM is faster again (measured, examples/cnn_convs.rs).
+/// Most input channels served (examples/cnn_convs.rs, with the bias and relu fused, loaded
+/// machine, against the GEMM in one process): up to 64 this kernel was ahead in most pairs; at
+/// 128 (SqueezeNet's 128->16 and 128->32, ResNet-50's 128->512) it was level, at 256 to 2048
+/// behind (ResNet-50's 2048->512 at 7x7: 59-93 against 103-140 GFLOP per CPU-second), as a
+/// unit's slice of every input channel outgrows L1 and is read again for each block of filters.
 const MAX_CHANNELS: usize = 64;
 /// Input channels below which few_channels.rs's and im2col's paths are as they were.
 const MIN_CHANNELS: usize = 8;
@@ -72,10 +76,15 @@ unsafe fn run(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>,
     let wanted = if threads > 1 { threads * UNITS_PER_THREAD } else { 1 };
     let per_split = blocks.div_ceil(wanted.div_ceil(g.batch * chunks).clamp(1, blocks));
     let splits = blocks.div_ceil(per_split);
-    // Relu in registers only when nothing is added after the tile: the residual comes before
-    // the activation.
-    let relu = epilogue.residual.is_none() && matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
-    let after = if relu { SliceEpilogue::default() } else { epilogue };
+    // The residual is added and relu applied in registers before the store; the other
+    // activations run on each stored run (a call per run of 48 floats for relu too, with a
+    // residual, cost ResNet-50's 64->256 blocks 20-40% more CPU than the GEMM path).
+    let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
+    let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
+    let residual = epilogue.residual.map(|r| {
+        assert!(r.len() >= g.batch * o * plane, "conv: residual out of bounds");
+        SendPtr(r.as_ptr() as *mut f32)
+    });
     let dst = SendPtr(out);
     run_units_on(op, g.batch * chunks * splits, parallel, 0, |unit, _, _| {
         let (n, chunk, split) = (unit / (chunks * splits), unit / splits % chunks, unit % splits);
@@ -93,11 +102,14 @@ unsafe fn run(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>,
                 unsafe {
                     let w = weight.as_ptr().add(first * k);
                     let b = bias.map(|b| b[first..first + rows].as_ptr());
+                    let res = residual.as_ref().map(|r| r.ptr().add(at) as *const f32);
                     if rows == MR {
-                        tile::<MR, NV>(x.as_ptr().add(p), plane, k, w, b, dst.ptr().add(at), plane, len, relu);
+                        let out = Out { at: dst.ptr().add(at), stride: plane, len, residual: res, relu };
+                        tile::<MR, NV>(x.as_ptr().add(p), plane, k, w, b, out);
                     } else {
                         for r in 0..rows {
-                            tile::<1, TAIL_NV>(x.as_ptr().add(p), plane, k, w.add(r * k), b.map(|b| b.add(r)), dst.ptr().add(at + r * plane), plane, len, relu);
+                            let out = Out { at: dst.ptr().add(at + r * plane), stride: plane, len, residual: res.map(|q| q.add(r * plane)), relu };
+                            tile::<1, TAIL_NV>(x.as_ptr().add(p), plane, k, w.add(r * k), b.map(|b| b.add(r)), out);
                         }
                     }
                     after.apply(dst.ptr(), at, rows, plane, len);
@@ -109,17 +121,26 @@ unsafe fn run(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>,
     Ok(())
 }
 
-/// out[r·out_stride + 0..len] = (bias[r] +) Σ_c w[r·k + c] · x[c·x_stride + 0..len] for r in
-/// 0..R, then max(., 0) if `relu`; len <= 16·V, the vectors past it masked off.
+/// Where a tile's R rows go: `len` floats at `at + r·stride`, with the residual's run at the same
+/// offsets from `residual` added and then relu applied if asked.
+struct Out {
+    at: *mut f32,
+    stride: usize,
+    len: usize,
+    residual: Option<*const f32>,
+    relu: bool,
+}
+
+/// out row r = (bias[r] +) Σ_c w[r·k + c] · x[c·x_stride + 0..len] (+ residual row r), then
+/// max(., 0) if `out.relu`, for r in 0..R; len <= 16·V, the vectors past it masked off.
 ///
 /// SAFETY: needs AVX-512F; x readable at c·x_stride + 0..len for c < k, w at r·k + c, bias at
-/// 0..R, out writable at r·out_stride + 0..len.
-#[allow(clippy::too_many_arguments)]
+/// 0..R; out's rows writable and its residual rows readable (Out).
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const R: usize, const V: usize>(x: *const f32, x_stride: usize, k: usize, w: *const f32, bias: Option<*const f32>, out: *mut f32, out_stride: usize, len: usize, relu: bool) {
+unsafe fn tile<const R: usize, const V: usize>(x: *const f32, x_stride: usize, k: usize, w: *const f32, bias: Option<*const f32>, out: Out) {
     let mut masks = [0 as __mmask16; V];
     for (j, m) in masks.iter_mut().enumerate() {
-        let n = len.saturating_sub(16 * j).min(16);
+        let n = out.len.saturating_sub(16 * j).min(16);
         *m = if n == 16 { !0 } else { ((1u32 << n) - 1) as __mmask16 };
     }
     let mut acc = [[_mm512_setzero_ps(); V]; R];
@@ -143,8 +164,13 @@ unsafe fn tile<const R: usize, const V: usize>(x: *const f32, x_stride: usize, k
     }
     for (r, acc) in acc.iter().enumerate() {
         for (j, &a) in acc.iter().enumerate() {
-            let a = if relu { _mm512_max_ps(a, _mm512_setzero_ps()) } else { a };
-            _mm512_mask_storeu_ps(out.add(r * out_stride + 16 * j), masks[j], a);
+            let at = r * out.stride + 16 * j;
+            let a = match out.residual {
+                Some(res) => _mm512_add_ps(a, _mm512_maskz_loadu_ps(masks[j], res.add(at))),
+                None => a,
+            };
+            let a = if out.relu { _mm512_max_ps(a, _mm512_setzero_ps()) } else { a };
+            _mm512_mask_storeu_ps(out.at.add(at), masks[j], a);
         }
     }
 }
