@@ -26,7 +26,7 @@ const kiln = await import(join(root, 'dist/index.js'));
 const { OPS } = await import(join(root, 'dist/onnx/ops/index.js'));
 const { FusedNode } = await import(join(root, 'dist/onnx/fusion/fused-node.js'));
 
-/** Per kind: { calls, cpu (µs), wall (ms), macs }, over every measured run. */
+/** Per kind: { calls, cpu (µs), wall (ms), macs, faults, switches }, over every measured run. */
 const kinds = new Map();
 let measuring = false;
 let depth = 0;
@@ -55,6 +55,7 @@ function timed(run) {
   return function (args, node, context) {
     if (!measuring || depth > 0) return run.call(this, args, node, context);
     depth++;
+    const usage = process.resourceUsage();
     const cpu = process.cpuUsage();
     const t = performance.now();
     try {
@@ -62,9 +63,12 @@ function timed(run) {
       // The native backend runs synchronously: its results are final here.
       const wall = performance.now() - t;
       const used = process.cpuUsage(cpu);
+      const after = process.resourceUsage();
       const { key, macs } = kindOf(this instanceof FusedNode ? this : node, args, results);
-      const k = kinds.get(key) ?? { calls: 0, cpu: 0, wall: 0, macs: 0 };
+      const k = kinds.get(key) ?? { calls: 0, cpu: 0, wall: 0, macs: 0, faults: 0, switches: 0 };
       k.calls++;
+      k.faults += after.minorPageFault - usage.minorPageFault;
+      k.switches += after.voluntaryContextSwitches - usage.voluntaryContextSwitches;
       k.cpu += used.user + used.system;
       k.wall += wall;
       k.macs += macs;
@@ -95,28 +99,35 @@ const x = kiln.tensor(Float32Array.from({ length: batch * 3 * 224 * 224 }, (_, i
 const infer = () => kiln.noGrad(() => kiln.tidy(() => onnx.forward(x).dataSync()));
 for (let i = 0; i < 2; i++) infer();
 measuring = true;
+const usage0 = process.resourceUsage();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 for (let i = 0; i < runs; i++) infer();
 const wallTotal = (performance.now() - t0) / runs;
 const used = process.cpuUsage(cpu0);
 const cpuTotal = (used.user + used.system) / 1000 / runs;
+const usage1 = process.resourceUsage();
+// Minor page faults (fresh memory touched: an output buffer the allocator got from the kernel)
+// and voluntary context switches (a thread went to sleep: each wake-up of an idle pool worker
+// follows one), every thread of the process, per inference.
+const faultsTotal = (usage1.minorPageFault - usage0.minorPageFault) / runs;
+const switchesTotal = (usage1.voluntaryContextSwitches - usage0.voluntaryContextSwitches) / runs;
 measuring = false;
 
 const rows = [...kinds.entries()]
-  .map(([key, k]) => ({ kind: key, calls: k.calls / runs, cpuMs: k.cpu / 1000 / runs, wallMs: k.wall / runs, gflopPerCpuS: k.macs > 0 ? (2 * k.macs) / (k.cpu / 1e6) / 1e9 : undefined, macsM: k.macs / runs / 1e6 }))
+  .map(([key, k]) => ({ kind: key, calls: k.calls / runs, cpuMs: k.cpu / 1000 / runs, wallMs: k.wall / runs, gflopPerCpuS: k.macs > 0 ? (2 * k.macs) / (k.cpu / 1e6) / 1e9 : undefined, macsM: k.macs / runs / 1e6, faults: k.faults / runs, switches: k.switches / runs }))
   .sort((a, b) => b.cpuMs - a.cpuMs);
 const opsCpu = rows.reduce((s, r) => s + r.cpuMs, 0);
-const result = { model, batch, runs, threads: kiln.numThreads(), simd: kiln.simdLevel(), root, cpuMsPerInference: cpuTotal, wallMsPerInference: wallTotal, opsCpuMs: opsCpu, rows };
+const result = { model, batch, runs, threads: kiln.numThreads(), simd: kiln.simdLevel(), root, cpuMsPerInference: cpuTotal, wallMsPerInference: wallTotal, pageFaultsPerInference: faultsTotal, contextSwitchesPerInference: switchesTotal, opsCpuMs: opsCpu, rows };
 if (process.argv.includes('--json')) {
   console.log(JSON.stringify(result));
 } else {
   console.log(`${model} batch ${batch}, ${runs} runs, ${result.threads} threads (${result.simd}), ${root}`);
-  console.log(`per inference: CPU ${cpuTotal.toFixed(1)} ms (in nodes ${opsCpu.toFixed(1)}), wall ${wallTotal.toFixed(1)} ms`);
-  console.log(`${'kind'.padEnd(58)} ${'calls'.padStart(5)} ${'CPU ms'.padStart(8)} ${'share'.padStart(6)} ${'wall ms'.padStart(8)} ${'GFLOP/CPU-s'.padStart(11)}`);
+  console.log(`per inference: CPU ${cpuTotal.toFixed(1)} ms (in nodes ${opsCpu.toFixed(1)}), wall ${wallTotal.toFixed(1)} ms, ${faultsTotal.toFixed(0)} page faults, ${switchesTotal.toFixed(0)} voluntary context switches`);
+  console.log(`${'kind'.padEnd(58)} ${'calls'.padStart(5)} ${'CPU ms'.padStart(8)} ${'share'.padStart(6)} ${'wall ms'.padStart(8)} ${'GFLOP/CPU-s'.padStart(11)} ${'faults'.padStart(6)} ${'switches'.padStart(8)}`);
   for (const r of rows) {
     const share = `${((100 * r.cpuMs) / opsCpu).toFixed(1)}%`;
-    console.log(`${r.kind.slice(0, 58).padEnd(58)} ${String(r.calls).padStart(5)} ${r.cpuMs.toFixed(2).padStart(8)} ${share.padStart(6)} ${r.wallMs.toFixed(2).padStart(8)} ${(r.gflopPerCpuS?.toFixed(1) ?? '').padStart(11)}`);
+    console.log(`${r.kind.slice(0, 58).padEnd(58)} ${String(r.calls).padStart(5)} ${r.cpuMs.toFixed(2).padStart(8)} ${share.padStart(6)} ${r.wallMs.toFixed(2).padStart(8)} ${(r.gflopPerCpuS?.toFixed(1) ?? '').padStart(11)} ${r.faults.toFixed(0).padStart(6)} ${r.switches.toFixed(1).padStart(8)}`);
   }
 }
 x.dispose();

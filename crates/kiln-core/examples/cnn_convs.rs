@@ -13,7 +13,7 @@ fn main() {
     let batch = args.iter().find_map(|a| a.strip_prefix("--batch=")).map_or(1, |b| b.parse().expect("--batch=N"));
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     // (name, channels, size, out_channels, kernel, stride, padding)
-    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 26] = [
+    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 28] = [
         ("squeezenet stem 3->64 3x3/s2 224", 3, 224, 64, 3, 2, 0),
         ("squeezenet expand1x1 16->64 55", 16, 55, 64, 1, 1, 0),
         ("squeezenet expand1x1 32->128 27", 32, 27, 128, 1, 1, 0),
@@ -22,6 +22,7 @@ fn main() {
         ("squeezenet squeeze 128->16 55", 128, 55, 16, 1, 1, 0),
         ("squeezenet squeeze 256->32 27", 256, 27, 32, 1, 1, 0),
         ("squeezenet squeeze 64->16 55", 64, 55, 16, 1, 1, 0),
+        ("squeezenet squeeze 128->32 27", 128, 27, 32, 1, 1, 0),
         ("squeezenet expand3x3 16->64 55", 16, 55, 64, 3, 1, 1),
         ("squeezenet expand3x3 64->256 13", 64, 13, 256, 3, 1, 1),
         ("squeezenet conv10 512->1000 13", 512, 13, 1000, 1, 1, 0),
@@ -30,6 +31,7 @@ fn main() {
         ("resnet50 1x1 64->64 56", 64, 56, 64, 1, 1, 0),
         ("resnet50 1x1 256->64 56", 256, 56, 64, 1, 1, 0),
         ("resnet50 1x1 512->128 28", 512, 28, 128, 1, 1, 0),
+        ("resnet50 1x1 128->512 28", 128, 28, 512, 1, 1, 0),
         ("resnet50 1x1 1024->256 14", 1024, 14, 256, 1, 1, 0),
         ("resnet50 1x1 256->1024 14", 256, 14, 1024, 1, 1, 0),
         ("resnet50 1x1 2048->512 7", 2048, 7, 512, 1, 1, 0),
@@ -41,19 +43,22 @@ fn main() {
         ("resnet50 3x3/s2 256->256 28", 256, 28, 256, 3, 2, 1),
         ("resnet50 3x3/s2 512->512 14", 512, 14, 512, 3, 2, 1),
     ];
-    println!("forward, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / on im2col + GEMM", rayon::current_num_threads());
+    // As the imported models run them: bias and relu fused (ts/onnx/fusion/conv.ts).
+    let relu = ops::Activation::new("conv2d", "relu", 0.0).unwrap();
+    println!("forward with bias and relu, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / on im2col + GEMM", rayon::current_num_threads());
     for (name, c, size, o, k, stride, pad) in shapes {
         if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
             continue;
         }
         let x = ops::randn(&[batch, c, size, size], 0.0, 1.0, Some(7)).unwrap();
         let w = ops::randn(&[o, c, k, k], 0.0, 0.1, Some(8)).unwrap();
+        let b = ops::randn(&[o], 0.0, 0.1, Some(9)).unwrap();
         let p = ConvParams { stride: [stride, stride], padding: [pad; 4], ..ConvParams::default() };
         let out = (size + 2 * pad - k) / stride + 1;
         let gflop = 2.0 * (batch * o * out * out * c * k * k) as f64 / 1e9;
         let run = |path: &str| {
             std::env::set_var("KILN_CONV_PATH", path);
-            let (cpu, wall) = cpu_time::per_call(0.2, || drop(ops::conv2d(&x, &w, None, &p).unwrap()));
+            let (cpu, wall) = cpu_time::per_call(0.2, || drop(ops::conv2d_fused(&x, &w, Some(&b), &p, ops::Epilogue { residual: None, activation: Some(relu) }).unwrap()));
             format!("{:6.1} ({:.3})", gflop / cpu, wall * 1e3)
         };
         let (chosen, gemm) = (run("chosen"), run("im2col"));

@@ -175,6 +175,11 @@ fn cases() -> Vec<(&'static str, [usize; 4], [usize; 4], ConvParams)> {
         // a whole number of tiles of 8 or 6 channels) into blocks for the threads.
         ("batch 1, 7x7, output channels split", [1, 32, 7, 7], [70, 32, 3, 3], params(1, [1; 4], 1, 1)),
         ("batch 2, 14x14, output channels split", [2, 16, 14, 14], [40, 16, 3, 3], params(1, [1; 4], 1, 1)),
+        // pointwise.rs (1x1, 8 to 64 channels): two units of 384 positions and a last tile of
+        // 3 vectors with a masked end (483 positions), 2 blocks of 8 filters and 4 tail rows;
+        // a 13x13 image at batch 1 (one unit: the filter blocks split for the threads).
+        ("pointwise, 16 channels, 20 filters, uneven positions", [2, 16, 21, 23], [20, 16, 1, 1], params(1, [0; 4], 1, 1)),
+        ("pointwise, 64 channels, batch 1, 13x13, blocks split", [1, 64, 13, 13], [48, 64, 1, 1], params(1, [0; 4], 1, 1)),
     ]
 }
 

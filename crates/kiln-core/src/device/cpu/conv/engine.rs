@@ -111,7 +111,7 @@ impl Plan {
         let bands = if g.out_height == 0 { 1 } else { (g.out_height * per_row).div_ceil(BAND_FLOATS).clamp(1, g.out_height) };
         // Recount after rounding the height up, so no band is empty (5 rows in 4 bands of 2 is 3).
         let band = g.out_height.div_ceil(bands).max(1);
-        Plan { geo: g, band, bands: g.out_height.div_ceil(band).max(1), parallel: g.macs() >= MIN_PARALLEL_MACS }
+        Plan { geo: g, band, bands: g.out_height.div_ceil(band).max(1), parallel: parallel_pays(&g) }
     }
 
     /// run_units over this plan's `units`, on the calling thread alone when the pass is small.
@@ -158,8 +158,14 @@ pub(super) fn run_units(op: &str, units: usize, scratch_len: usize, work: impl F
     run_units_on(op, units, true, scratch_len, work)
 }
 
+/// Whether a convolution pass is large enough to pay for waking the thread pool (the one rule:
+/// this file's passes and pointwise.rs ask it).
+pub(super) fn parallel_pays(g: &Geometry) -> bool {
+    g.macs() >= MIN_PARALLEL_MACS
+}
+
 /// run_units, all on the calling thread unless `parallel`.
-fn run_units_on(op: &str, units: usize, parallel: bool, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
+pub(super) fn run_units_on(op: &str, units: usize, parallel: bool, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
     let (workers, inner) = if parallel { workers(units) } else { (1, Parallelism::None) };
     let pool = (0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?;
     let pool = RegionLock::new(pool);

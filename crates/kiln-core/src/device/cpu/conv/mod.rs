@@ -1,5 +1,6 @@
 //! The three convolution passes on the CPU (engine.rs, over im2col.rs's patch copies; depthwise.rs
 //! for one input channel per group; direct.rs for unit-stride dense convolutions on AVX-512,
+//! pointwise.rs for the forward of 1x1 convolutions of 8 to 64 input channels on AVX-512,
 //! few_channels.rs for those with 1 to 7 input channels (forward at strides up to the kernel's
 //! size, weight gradient; the input gradient in few_channels_dx.rs);
 //! winograd.rs for the forward pass of 3x3 stride-1 convolutions on wasm32): a conv-transpose's
@@ -16,6 +17,8 @@ pub(crate) mod engine;
 mod epilogue;
 mod im2col;
 mod lanes;
+#[cfg(target_arch = "x86_64")]
+mod pointwise;
 mod winograd;
 
 use crate::error::Result;
@@ -39,6 +42,8 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tens
         // few_channels.rs runs the epilogue on each unit's band, direct.rs on each tile as it
         // copies it out.
         few_channels_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
+    } else if pointwise_applies(geo) {
+        pointwise_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else if direct_applies(geo) {
         direct_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else if winograd::applies(geo) {
@@ -105,6 +110,8 @@ use few_channels::{
     weight_grad as few_channels_weight_grad,
 };
 #[cfg(target_arch = "x86_64")]
+use pointwise::{applies as pointwise_applies, forward as pointwise_forward};
+#[cfg(target_arch = "x86_64")]
 use few_channels_dx::{applies as few_channels_dx_applies, input_grad as few_channels_input_grad};
 #[cfg(not(target_arch = "x86_64"))]
 use unsupported::*;
@@ -129,6 +136,12 @@ mod unsupported {
     }
     pub(super) fn few_channels_dx_applies(_: &Geometry) -> bool {
         false
+    }
+    pub(super) fn pointwise_applies(_: &Geometry) -> bool {
+        false
+    }
+    pub(super) fn pointwise_forward(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: super::SliceEpilogue, _: &str) -> Result<Vec<f32>> {
+        unreachable!("conv: the pointwise kernel exists only on x86-64")
     }
     pub(super) fn few_channels_input_grad(_: &Geometry, _: &[f32], _: &[f32], _: Option<&[f32]>, _: &str) -> Result<Vec<f32>> {
         unreachable!("conv: the direct kernels exist only on x86-64")
