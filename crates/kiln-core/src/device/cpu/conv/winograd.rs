@@ -230,17 +230,8 @@ pub(crate) fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<
     assert!(fits(g), "{op}: Winograd F(2x2, 3x3) called on {g:?}");
     let t = Tiles::new(g);
     let u = transform_filters(g, weight, op)?;
-    // Every output element is written by transform_output (each unit covers all channels and
-    // columns of its rows; units cover every band of every image): no zero fill (calloc's pass
-    // is a memset of reused memory on wasm32: 2-4% of conv2d-b's time in a CPU profile).
-    // SAFETY: on Ok every element was written (above); on Err the memory is dropped unread.
-    let out = unsafe { crate::alloc::try_written::<f32>(op, g.batch * g.out_image_len(), |ptr| run_units(g, &t, &u, input, bias, ptr, op))? };
-    Ok(out)
-}
-
-/// The units of `forward` (bands of tile rows of one image) over the threads, writing `out`.
-fn run_units(g: &Geometry, t: &Tiles, u: &[f32], input: &[f32], bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
-    let dst = SendPtr(out);
+    let mut out = try_zeroed::<f32>(op, g.batch * g.out_image_len())?;
+    let dst = SendPtr(out.as_mut_ptr());
     let units = g.batch * t.bands;
     let threads = parallel::num_threads();
     // Units in parallel when there are enough; else one after another, each GEMM on every thread.
@@ -266,7 +257,7 @@ fn run_units(g: &Geometry, t: &Tiles, u: &[f32], input: &[f32], bias: Option<&[f
             let (v, rest) = scratch.split_at_mut(XI * v_stride);
             let (m, rest) = rest.split_at_mut(XI * m_stride);
             let (padded, rows_b) = rest.split_at_mut((2 * t.band + 2) * t.padded_width);
-            transform_input(g, t, &input[n * g.image_len()..(n + 1) * g.image_len()], rows.clone(), padded, rows_b, v);
+            transform_input(g, &t, &input[n * g.image_len()..(n + 1) * g.image_len()], rows.clone(), padded, rows_b, v);
             for xi in 0..XI {
                 let (a, b) = (&u[xi * g.out_channels * g.channels..], &v[xi * v_stride..]);
                 // SAFETY: M[xi] is out_channels x tiles inside m; U[xi] and V[xi] are in bounds.
@@ -281,14 +272,14 @@ fn run_units(g: &Geometry, t: &Tiles, u: &[f32], input: &[f32], bias: Option<&[f
                 }
             }
             // SAFETY: this unit alone writes the output rows of its tile rows in image n.
-            transform_output(g, t, m, rows, bias, unsafe { dst.get().add(n * g.out_image_len()) });
+            transform_output(g, &t, m, rows, bias, unsafe { dst.get().add(n * g.out_image_len()) });
         }
         pool.with(|p| p.push(scratch));
     });
-    match failed.into_inner() {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = failed.into_inner() {
+        return Err(e);
     }
+    Ok(out)
 }
 
 #[cfg(test)]
