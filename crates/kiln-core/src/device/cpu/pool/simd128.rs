@@ -253,12 +253,7 @@ fn pool_stride2<R: Reduce, const KH: usize, const KW: usize>(plan: &Plan, plane:
                 let src = plane.as_ptr().add(top);
                 let dst = out.as_mut_ptr().add(oy * ow);
                 let sc = if scale.is_empty() { core::ptr::null() } else { scale.as_ptr().add(oy * ow) };
-                // 3 rows at row stride 2 (3x3/2): rows overlap by one, probed once (row_groups).
-                if KH == 3 && r.stride == 2 && r.dilation == 1 && oy + 1 < r.out {
-                    row_groups::<R, KH, KW, 2>(src, row_step, dst, sc, ow / 4, carried, &mut nan);
-                } else {
-                    row_groups::<R, KH, KW, KH>(src, row_step, dst, sc, ow / 4, carried, &mut nan);
-                }
+                row_groups::<R, KH, KW>(src, row_step, dst, sc, ow / 4, carried, &mut nan);
                 if ow % 4 != 0 {
                     let ox = ow - 4;
                     let acc = group::<R, KH, KW>(src.add(2 * ox), row_step, &mut nan);
@@ -283,19 +278,17 @@ fn flag_nan(nan: &mut v128, sum: v128) {
     *nan = v128_or(*nan, f32x4_ne(sum, sum));
 }
 
-/// The KH rows of 4 columns from `p` (rows `row_step` apart) combined, and the sum of the first
-/// PR loaded vectors (the NaN probe; rows past PR are probed by another call, see `row_groups`).
+/// The KH rows of 4 columns from `p` (rows `row_step` apart) combined, and the sum of the loaded
+/// vectors (the NaN probe).
 ///
 /// SAFETY: p[k·row_step..][..4] readable for k < KH.
 #[inline(always)]
-unsafe fn column<R: Reduce, const KH: usize, const PR: usize>(p: *const f32, row_step: usize) -> (v128, v128) {
+unsafe fn column<R: Reduce, const KH: usize>(p: *const f32, row_step: usize) -> (v128, v128) {
     let mut v = v128_load(p as *const v128);
     let mut sum = v;
     for k in 1..KH {
         let x = v128_load(p.add(k * row_step) as *const v128);
-        if k < PR {
-            sum = f32x4_add(sum, x);
-        }
+        sum = f32x4_add(sum, x);
         v = R::lanes(v, x);
     }
     (v, sum)
@@ -317,7 +310,7 @@ fn windows<R: Reduce, const KW: usize>(a: v128, b: v128, c: v128) -> v128 {
 /// SAFETY: p[k·row_step..][..8 + (KW == 3)] readable for k < KH.
 #[inline(always)]
 unsafe fn group<R: Reduce, const KH: usize, const KW: usize>(p: *const f32, row_step: usize, nan: &mut v128) -> v128 {
-    let ((a, sa), (b, sb)) = (column::<R, KH, KH>(p, row_step), column::<R, KH, KH>(p.add(4), row_step));
+    let ((a, sa), (b, sb)) = (column::<R, KH>(p, row_step), column::<R, KH>(p.add(4), row_step));
     let mut sum = f32x4_add(sa, sb);
     let mut c = a;
     if KW == 3 {
@@ -347,22 +340,19 @@ unsafe fn store<R: Reduce>(acc: v128, dst: *mut f32, sc: *const f32) {
 
 /// `groups` groups of 4 windows of one output row from `src` (its first input row) into `dst`;
 /// the first `carried` of them (3 taps) pass their third vector on as the next group's first.
-/// Their NaN probe covers the first PR rows of each window: with PR the row stride (< KH), the
-/// rows left out are the next output row's first ones, read there at the same columns and probed
-/// there (the last output row probes all KH). For 3x3/2 that is 2 probe adds per group fewer.
 ///
 /// SAFETY: as `group` for every group, and p[k·row_step..][..12] readable for the carried ones.
 #[inline(always)]
-unsafe fn row_groups<R: Reduce, const KH: usize, const KW: usize, const PR: usize>(src: *const f32, row_step: usize, dst: *mut f32, sc: *const f32, groups: usize, carried: usize, nan: &mut v128) {
+unsafe fn row_groups<R: Reduce, const KH: usize, const KW: usize>(src: *const f32, row_step: usize, dst: *mut f32, sc: *const f32, groups: usize, carried: usize, nan: &mut v128) {
     let mut g = 0;
     if KW == 3 && carried > 0 {
-        let (mut a, sa) = column::<R, KH, PR>(src, row_step);
+        let (mut a, sa) = column::<R, KH>(src, row_step);
         if R::PROBES_NAN {
             flag_nan(nan, sa);
         }
         while g < carried {
             let p = src.add(8 * g);
-            let ((b, sb), (c, sc_)) = (column::<R, KH, PR>(p.add(4), row_step), column::<R, KH, PR>(p.add(8), row_step));
+            let ((b, sb), (c, sc_)) = (column::<R, KH>(p.add(4), row_step), column::<R, KH>(p.add(8), row_step));
             if R::PROBES_NAN {
                 flag_nan(nan, f32x4_add(sb, sc_));
             }
