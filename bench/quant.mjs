@@ -11,10 +11,12 @@
 // table shows the best of the fastest calls, the median of the round means, and the speed-up of
 // each variant over float32 from the fastest calls.
 //
-//   npm run bench:quant [-- --rounds N] [-- --batch 1] [-- --only conv] [-- --json out.json]
+//   npm run bench:quant [-- --rounds N] [-- --batch 1] [-- --only conv] [-- --backend wasm] [-- --json out.json]
 //
 // `--batch N` keeps the cases of that batch size (1: the batch-1 rows alone), `--only WORD` the
-// layers whose name contains WORD (Linear, Conv2d; any case).
+// layers whose name contains WORD (Linear, Conv2d; any case). `--backend wasm` runs the same table on
+// the WASM module Node loads (relaxed SIMD where the engine has it; `KILN_WASM_VARIANT=simd` for the
+// plain SIMD128 one), one thread: there the W8A8 path is SIMD128 and has no forced variants.
 import { writeFileSync } from 'node:fs';
 import * as kiln from '../dist/index.js';
 
@@ -24,6 +26,8 @@ const arg = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) +
 const ROUNDS = Number(arg('--rounds', 5));
 const BATCH = arg('--batch', null);
 const ONLY = arg('--only', null);
+const BACKEND = arg('--backend', 'native');
+if (BACKEND !== 'native' && BACKEND !== 'wasm') throw new Error(`bench:quant: --backend must be native or wasm, got ${BACKEND}`);
 const SECONDS = 0.25; // per variant per round
 
 /** { fastest, mean } ms per call of `fn` over about SECONDS of calls (after one warm-up call). */
@@ -69,12 +73,13 @@ function variants(layer, x) {
     float32: run(layer),
     'int8 weights, f32 activations': run(quantized({ bits: 8, activations: 'float32' })),
     'W8A8 (best path)': run(w8a8),
-    'W8A8 avx2': onPath('avx2', run(w8a8)),
-    'W8A8 scalar': onPath('scalar', run(w8a8)),
+    // KILN_INT8_PATH is read by the native addon only (a WASM module sees no environment).
+    ...(BACKEND === 'native' ? { 'W8A8 avx2': onPath('avx2', run(w8a8)), 'W8A8 scalar': onPath('scalar', run(w8a8)) } : {}),
     'int4 (block 32)': run(quantized({ bits: 4 })),
   };
 }
 
+await kiln.setBackend(BACKEND);
 const linear = new nn.Linear(784, 512, { seed: 1 });
 const conv = new nn.Conv2d(32, 64, 3, { padding: 'same', seed: 2 });
 const cases = [
@@ -87,8 +92,7 @@ const cases = [
   .map((c) => ({ ...c, x: kiln.randn(c.x, { seed: c.seed }) }));
 if (cases.length === 0) throw new Error(`bench:quant: no case matches --batch ${BATCH ?? 'any'} --only ${ONLY ?? 'any'} (batches 1, 64, 256; layers Linear, Conv2d)`);
 
-await kiln.setBackend('native');
-console.log(`native backend, ${kiln.simdLevel()}, ${kiln.numThreads()} threads; ${ROUNDS} alternating rounds of ${SECONDS} s per variant`);
+console.log(`${BACKEND} backend, ${kiln.simdLevel()}, ${kiln.numThreads()} threads; ${ROUNDS} alternating rounds of ${SECONDS} s per variant`);
 const rows = [];
 for (const c of cases) {
   const calls = variants(c.module, c.x);

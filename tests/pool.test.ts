@@ -133,17 +133,20 @@ forEachBackend(() => {
 
   it('maxPool2d: a NaN at any tap of a 2x2, 2x3, 3x2 or 3x3 stride-2 window wins that window', async () => {
     // One plane per tap position of window (1, 5), each with a single NaN there: on WASM each
-    // position reaches the SIMD128 kernel's maxima as a different operand (kept or probed).
+    // position reaches the SIMD128 kernel's maxima as a different operand (kept or probed). Then
+    // the same for window (3, 5) of the last output row: the 3x3/2 kernel probes a window's third
+    // row only there (elsewhere it is the next output row's first, probed with it).
     for (const [kh, kw] of [[2, 2], [2, 3], [3, 2], [3, 3]]) {
       const [h, w] = [2 * 3 + kh, 2 * 13 + kw];
       const taps = kh * kw;
-      const x = new Float32Array(taps * h * w).map((_, i) => ((i * 7) % 11) - 5);
-      for (let t = 0; t < taps; t++) x[t * h * w + (2 + Math.floor(t / kw)) * w + 10 + (t % kw)] = NaN;
-      const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, taps, h, w]), [kh, kw], { stride: 2 }));
+      const planes = 2 * taps;
+      const x = new Float32Array(planes * h * w).map((_, i) => ((i * 7) % 11) - 5);
+      for (let t = 0; t < planes; t++) x[t * h * w + ((t < taps ? 2 : 6) + Math.floor((t % taps) / kw)) * w + 10 + (t % kw)] = NaN;
+      const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, planes, h, w]), [kh, kw], { stride: 2 }));
       const [oh, ow] = [y.shape[2], y.shape[3]];
       const got = await read(y);
       y.dispose();
-      for (let t = 0; t < taps; t++) {
+      for (let t = 0; t < planes; t++) {
         for (let oy = 0; oy < oh; oy++) {
           for (let ox = 0; ox < ow; ox++) {
             const win = [];

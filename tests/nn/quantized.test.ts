@@ -196,8 +196,8 @@ forEachBackend((backend) => {
     const model = kiln.quantize(make(), { bits: 8 }) as nn.Sequential;
     expect(model.layers[0]).toBeInstanceOf(nn.QuantizedConv2d);
     expect(model.layers[4]).toBeInstanceOf(nn.QuantizedLinear);
-    // W8A8 by default natively; weight-only on WASM, where the int8 product is slower than float.
-    expect(kiln.quantizationConfig(model)).toEqual({ bits: 8, block: 0, activations: backend === 'native' ? 'int8' : 'float32' });
+    // W8A8 by default on both CPU backends (on WASM since its SIMD128 int8 kernels).
+    expect(kiln.quantizationConfig(model)).toEqual({ bits: 8, block: 0, activations: 'int8' });
     const x = kiln.randn([2, 1, 8, 8], { seed: 5 });
     const before = await read(model.forward(x));
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-qcnn-'));

@@ -4,13 +4,13 @@
  * (or packed int4) weights, float32 scales and the float32 bias, so a model is about 4x (int8) or
  * 7x (int4) smaller and never holds its f32 weights.
  *
- * With int8 weights on the native backend the layers also quantize their input per call (W8A8,
- * `activations: 'int8'`: one dynamic scale per Linear input row and per conv input image) and
- * multiply int8 by int8 (linearW8A8 / conv2dW8A8), which is faster than float for Linear and
- * Conv2d layers there. On WASM the default stays `activations: 'float32'` (weight-only: the input
- * stays float and the weights are dequantized on the fly, linearQ8 / conv2dQ8), because the int8
- * product is not yet faster than Kiln's WASM float GEMM (docs/deployment.md has the figures).
- * int4 layers always take float32 activations.
+ * With int8 weights on the CPU backends (native and WASM) the layers also quantize their input per
+ * call (W8A8, `activations: 'int8'`: one dynamic scale per Linear input row and per conv input
+ * image) and multiply int8 by int8 (linearW8A8 / conv2dW8A8), which is faster there than the
+ * weight-only alternative (`activations: 'float32'`: the input stays float and the weights are
+ * dequantized on the fly, linearQ8 / conv2dQ8) for Linear and Conv2d layers at batch 1 and large
+ * batches (docs/deployment.md has the figures). The GPU backend keeps 'float32' (it has no int8
+ * product). int4 layers always take float32 activations.
  *
  * Quantized layers have no parameters, only buffers: they are inference-only. Their state dict
  * ('0.weight' int8, '0.scales', '0.bias') saves to safetensors like any other; to load, rebuild the
@@ -51,11 +51,12 @@ export interface QuantizeOptions {
 export type QuantizedActivations = 'int8' | 'float32';
 
 /**
- * The activations option checked; unset, 'int8' for bits 8 on the native backend (where W8A8 is
- * the faster choice) and 'float32' otherwise.
+ * The activations option checked; unset, 'int8' for bits 8 on the CPU backends, native and WASM
+ * (where W8A8 is the faster choice) and 'float32' otherwise.
  */
 function activationsOf(op: string, options: QuantizeOptions, bits: QuantizeBits): QuantizedActivations {
-  const a = options?.activations ?? (bits === 8 && getBackend() === 'native' ? 'int8' : 'float32');
+  const cpu = getBackend() === 'native' || getBackend() === 'wasm';
+  const a = options?.activations ?? (bits === 8 && cpu ? 'int8' : 'float32');
   if (a !== 'int8' && a !== 'float32') throw new Error(`${op}: activations must be 'int8' or 'float32', got ${String(a)}`);
   if (a === 'int8' && bits !== 8) throw new Error(`${op}: int8 activations need bits 8 (int4 layers take float32 activations), got bits ${bits}`);
   return a;

@@ -13,7 +13,8 @@
 //!   Σ (a + 128)·w and the caller's `weight_sums` take 128·Σ w back off.
 //! - AVX2: widens both to i16 and multiplies with `vpmaddwd` (exact; `vpmaddubsw` would saturate
 //!   255·127·2 past i16).
-//! - scalar: plain i32 loops (also what wasm32 runs; LLVM vectorizes it with simd128).
+//! - SIMD128 (wasm32): widens both to i16 and multiplies with `i32x4.dot_i16x8_s` (simd128.rs).
+//! - scalar: plain i32 loops, the fallback of other CPUs.
 //!
 //! A 4x4 tile (four activation rows by four weight rows) is the unit of work: each loaded vector
 //! feeds four multiply-adds. The last tile of activation rows has only the rows left (1 to 4:
@@ -26,6 +27,8 @@ pub enum Int8Path {
     Scalar,
     Avx2,
     Vnni,
+    /// wasm32 with SIMD128 (the only path there besides scalar).
+    Simd128,
 }
 
 impl Int8Path {
@@ -35,15 +38,10 @@ impl Int8Path {
     /// switch paths inside one process.
     pub fn current() -> Int8Path {
         let best = Int8Path::detected();
-        let requested = match std::env::var_os("KILN_INT8_PATH") {
+        match std::env::var_os("KILN_INT8_PATH") {
             Some(v) if v == "scalar" => Int8Path::Scalar,
-            Some(v) if v == "avx2" => Int8Path::Avx2,
+            Some(v) if v == "avx2" && best == Int8Path::Vnni => Int8Path::Avx2,
             _ => best,
-        };
-        if (requested as u8) < (best as u8) {
-            requested
-        } else {
-            best
         }
     }
 
@@ -58,6 +56,10 @@ impl Int8Path {
                 return Int8Path::Avx2;
             }
         }
+        // Compiled in, not detected: a wasm32 module with simd128 does not load without it.
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            return Int8Path::Simd128;
+        }
         Int8Path::Scalar
     }
 
@@ -66,6 +68,7 @@ impl Int8Path {
             Int8Path::Scalar => "scalar",
             Int8Path::Avx2 => "avx2",
             Int8Path::Vnni => "avx512-vnni",
+            Int8Path::Simd128 => "simd128",
         }
     }
 }
@@ -148,6 +151,8 @@ fn row_tiles<const R: usize>(path: Int8Path, a: Int8Rows, w: Int8Rows, i0: usize
                 Int8Path::Vnni => x86::tile_vnni(a_ptrs, w_ptrs, k),
                 #[cfg(target_arch = "x86_64")]
                 Int8Path::Avx2 => x86::tile_avx2(a_ptrs, w_ptrs, k),
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                Int8Path::Simd128 => super::simd128::row_tile(a_ptrs, w_ptrs, k),
                 _ => tile_scalar(a_ptrs, w_ptrs, k),
             }
         };
@@ -338,7 +343,11 @@ pub(super) mod tests {
     /// Every path this CPU has, the scalar fallback included.
     pub(crate) fn paths() -> Vec<Int8Path> {
         let best = Int8Path::detected();
-        [Int8Path::Scalar, Int8Path::Avx2, Int8Path::Vnni].into_iter().filter(|p| (*p as u8) <= (best as u8)).collect()
+        let lesser: &[Int8Path] = match best {
+            Int8Path::Vnni => &[Int8Path::Avx2],
+            _ => &[],
+        };
+        [Int8Path::Scalar].iter().chain(lesser).copied().chain((best != Int8Path::Scalar).then_some(best)).collect()
     }
 
     /// Runs every path the CPU has on (a [m, k], w [n, k]) and compares each i32 with a plain

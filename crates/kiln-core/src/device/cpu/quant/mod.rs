@@ -14,6 +14,8 @@ pub(crate) mod nibbles;
 pub(crate) mod packed;
 pub(crate) mod panels;
 pub(crate) mod rows;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod tile_filters;
 pub(crate) mod w8a8;

@@ -14,8 +14,9 @@
 //! (`weight_sums`). k is padded to a multiple of 4 with zero weights, so the activation bytes of
 //! the padding never count; lanes past the last vector are padding whose results are dropped.
 //!
-//! Paths (`Int8Path`): VNNI intrinsics; AVX2 intrinsics (i16 widening, `vpmaddwd`); the portable
-//! tile (the scalar fallback, and what wasm32 runs). All give the same
+//! Paths (`Int8Path`): VNNI intrinsics; AVX2 intrinsics (i16 widening, `vpmaddwd`); wasm32's
+//! SIMD128 (i16 widening, `i32x4.dot_i16x8_s`, simd128.rs); the portable tile (the scalar
+//! fallback). All give the same
 //! integers, which the tests check against an i64 reference on every path.
 
 use super::int8_gemm::Int8Path;
@@ -24,7 +25,7 @@ use std::ops::Range;
 /// Vectors per panel block (i32 lanes of a 512-bit register).
 pub const LANES: usize = 16;
 /// Bytes of a block per 4 k.
-const STEP: usize = LANES * 4;
+pub(super) const STEP: usize = LANES * 4;
 /// Weight rows per tile.
 const MR: usize = 4;
 /// Panel blocks per tile.
@@ -106,6 +107,8 @@ pub fn gemm(path: Int8Path, panels: &[u8], lanes: usize, w: WeightRows, rows: Ra
                     (Int8Path::Vnni, false) => x86::tile_vnni::<1>(p.as_ptr(), block_stride, w_ptrs, k4, &mut tile),
                     #[cfg(target_arch = "x86_64")]
                     (Int8Path::Avx2, _) => x86::tile_avx2(p.as_ptr(), block_stride, nb, w_ptrs, k4, &mut tile),
+                    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                    (Int8Path::Simd128, _) => super::simd128::panel_tile(p.as_ptr(), block_stride, nb, w_ptrs, k4, &mut tile),
                     _ => tile_portable(p.as_ptr(), block_stride, nb, w_ptrs, k4, &mut tile),
                 }
             }
