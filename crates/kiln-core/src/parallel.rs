@@ -7,6 +7,11 @@
 /// costs a few microseconds, which is more than a small elementwise op takes.
 pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 15;
 
+/// Below this many multiply-adds a GEMM (or a recurrent layer's whole time loop) runs on the
+/// calling thread: the fork/join and the other thread's wake-up would cost more than they save.
+/// The one threshold for matmul.rs, linear.rs and recurrent/sequence.rs.
+pub const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
+
 #[cfg(not(target_arch = "wasm32"))]
 pub fn num_threads() -> usize {
     rayon::current_num_threads()
@@ -41,6 +46,14 @@ pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync +
     let chunks = chunks.max(1).min(n.max(1));
     if chunks == 1 {
         f(0, n);
+        return;
+    }
+    if num_threads() == 1 {
+        // One thread (RAYON_NUM_THREADS=1): the pieces in turn on the calling thread, not handed
+        // to the pool's one worker while the caller sleeps (a wake-up per op for nothing).
+        for c in 0..chunks {
+            f(n * c / chunks, n * (c + 1) / chunks);
+        }
         return;
     }
     (0..chunks).into_par_iter().for_each(|c| {
@@ -106,7 +119,7 @@ impl<T> SendPtr<T> {
 pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
     use rayon::prelude::*;
     debug_assert_eq!(src.len(), dst.len());
-    if src.len() < MIN_PARALLEL_ELEMENTS {
+    if src.len() < MIN_PARALLEL_ELEMENTS || num_threads() == 1 {
         f(src, dst);
         return;
     }
