@@ -3,9 +3,15 @@
 //! (spawning one would fail at run time) and runs every helper inline on the caller; the threaded
 //! WASM build (target feature `atomics`) runs chunks on Kiln's Web Worker pool (wasm_pool.rs).
 
-/// Below this many elements a kernel runs on the calling thread: measured, rayon's fork/join
-/// costs a few microseconds, which is more than a small elementwise op takes.
-pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 15;
+/// Below this many elements a kernel runs on the calling thread. A parallel region costs more
+/// than rayon's fork/join: the caller (Node's thread, not a pool worker) sleeps until the workers
+/// finish, and a worker that parked since the last region must be woken, each a context switch
+/// of tens of microseconds on a shared machine, where a 64k-element op takes about 10-20 µs.
+pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
+
+/// Elements per chunk once a kernel runs in parallel: a few chunks per thread for load balance.
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+const CHUNK_ELEMENTS: usize = 1 << 15;
 
 /// Below this many multiply-adds a GEMM (or a recurrent layer's whole time loop) runs on the
 /// calling thread: the fork/join and the other thread's wake-up would cost more than they save.
@@ -30,7 +36,11 @@ pub fn num_threads() -> usize {
 /// How many chunks to cut `total` elements into: a few per thread for load balance.
 #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 pub fn chunk_count(total: usize) -> usize {
-    (total / MIN_PARALLEL_ELEMENTS).clamp(1, num_threads() * 4)
+    if total < MIN_PARALLEL_ELEMENTS {
+        1
+    } else {
+        (total / CHUNK_ELEMENTS).clamp(1, num_threads() * 4)
+    }
 }
 
 /// One thread: one chunk, so kernels take their single-piece path.
