@@ -16,8 +16,10 @@
 //!   row-major a is then 14 row copies, not a transpose;
 //! - a range of rows is cut into tiles of equal height (1024 rows: 74 tiles of 13-14, not 73 of
 //!   14 and one of 2, which would run a whole tile's time for 2 rows);
-//! - threads split the destination once per call into column ranges (or row ranges for tall,
-//!   narrow products), each packing its own operands: one fork/join per call, no barrier.
+//! - threads share each packed block of b and split the rows (shared_b.rs: BLIS's scheme, work
+//!   claimed through counters, no barrier); products with too few rows for that, and a b packed
+//!   ahead, split the destination into column (or row) ranges instead, each thread packing its own
+//!   operands. One fork/join per call either way.
 //! - the first k block of a non-accumulating call stores without reading dst, so the caller can
 //!   hand over uninitialized memory (matmul.rs then skips its output's zero fill).
 
