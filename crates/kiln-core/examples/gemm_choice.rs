@@ -1,5 +1,6 @@
 //! Which GEMM Kiln's native matmul runs: times Kiln's AVX-512 GEMM (gemm_avx512.rs, which
-//! `gemm_avx512::chooses` gives transposed and prepacked b), the `gemm` crate and `matrixmultiply`
+//! `gemm_avx512::chooses` gives transposed and prepacked b, and row-major b of 512+ rows on 2+
+//! threads), the `gemm` crate and `matrixmultiply`
 //! (ndarray's GEMM) on square f32 products, all with every thread, into a preallocated
 //! destination (no allocation in the figure), plus Kiln's AVX-512 GEMM on the transposed layouts
 //! matmul's backward pass uses. `cargo run --release -p kiln-core --example gemm_choice`

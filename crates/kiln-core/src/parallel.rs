@@ -3,9 +3,20 @@
 //! (spawning one would fail at run time) and runs every helper inline on the caller; the threaded
 //! WASM build (target feature `atomics`) runs chunks on Kiln's Web Worker pool (wasm_pool.rs).
 
-/// Below this many elements a kernel runs on the calling thread: measured, rayon's fork/join
-/// costs a few microseconds, which is more than a small elementwise op takes.
-pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 15;
+/// Below this many elements a kernel runs on the calling thread. A parallel region costs more
+/// than rayon's fork/join: the caller (Node's thread, not a pool worker) sleeps until the workers
+/// finish, and a worker that parked since the last region must be woken, each a context switch
+/// of tens of microseconds on a shared machine, where a 64k-element op takes about 10-20 µs.
+pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
+
+/// Elements per chunk once a kernel runs in parallel: a few chunks per thread for load balance.
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+const CHUNK_ELEMENTS: usize = 1 << 15;
+
+/// Below this many multiply-adds a GEMM (or a recurrent layer's whole time loop) runs on the
+/// calling thread: the fork/join and the other thread's wake-up would cost more than they save.
+/// The one threshold for matmul.rs, linear.rs and recurrent/sequence.rs.
+pub const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn num_threads() -> usize {
@@ -25,7 +36,11 @@ pub fn num_threads() -> usize {
 /// How many chunks to cut `total` elements into: a few per thread for load balance.
 #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 pub fn chunk_count(total: usize) -> usize {
-    (total / MIN_PARALLEL_ELEMENTS).clamp(1, num_threads() * 4)
+    if total < MIN_PARALLEL_ELEMENTS {
+        1
+    } else {
+        (total / CHUNK_ELEMENTS).clamp(1, num_threads() * 4)
+    }
 }
 
 /// One thread: one chunk, so kernels take their single-piece path.
@@ -41,6 +56,14 @@ pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync +
     let chunks = chunks.max(1).min(n.max(1));
     if chunks == 1 {
         f(0, n);
+        return;
+    }
+    if num_threads() == 1 {
+        // One thread (RAYON_NUM_THREADS=1): the pieces in turn on the calling thread, not handed
+        // to the pool's one worker while the caller sleeps (a wake-up per op for nothing).
+        for c in 0..chunks {
+            f(n * c / chunks, n * (c + 1) / chunks);
+        }
         return;
     }
     (0..chunks).into_par_iter().for_each(|c| {
@@ -106,7 +129,7 @@ impl<T> SendPtr<T> {
 pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
     use rayon::prelude::*;
     debug_assert_eq!(src.len(), dst.len());
-    if src.len() < MIN_PARALLEL_ELEMENTS {
+    if src.len() < MIN_PARALLEL_ELEMENTS || num_threads() == 1 {
         f(src, dst);
         return;
     }

@@ -16,10 +16,14 @@
 //!   row-major a is then 14 row copies, not a transpose;
 //! - a range of rows is cut into tiles of equal height (1024 rows: 74 tiles of 13-14, not 73 of
 //!   14 and one of 2, which would run a whole tile's time for 2 rows);
-//! - threads split the destination once per call into column ranges (or row ranges for tall,
-//!   narrow products), each packing its own operands: one fork/join per call, no barrier.
+//! - threads share each packed block of b and split the rows (shared_b.rs: BLIS's scheme, work
+//!   claimed through counters, no barrier); products with too few rows for that, and a b packed
+//!   ahead, split the destination into column (or row) ranges instead, each thread packing its own
+//!   operands. One fork/join per call either way.
 //! - the first k block of a non-accumulating call stores without reading dst, so the caller can
 //!   hand over uninitialized memory (matmul.rs then skips its output's zero fill).
+
+mod shared_b;
 
 use crate::parallel::{self, SendPtr};
 use std::arch::x86_64::*;
@@ -84,18 +88,22 @@ pub enum BForm {
 ///   gradient (64 x 576 x band, b the transposed im2col matrix) ran 89-102 against the crate's
 ///   107-124 (noisy: the crate's own path read 80-107 in the next pairs), and attention's
 ///   64 x 64 x 64 blocks were level;
-/// - a row-major b: the crate's kernel measured 3-8% faster per core (1024: 200-205 against
-///   188-200; M = 128: up to 20%, where packing b on every call is a larger share), so it keeps
-///   those;
+/// - a row-major b on one thread: the crate's kernel measured 3-8% faster per core (1024:
+///   200-205 against 188-200; M = 128: up to 20%, where packing b on every call is a larger
+///   share), so it keeps those. On two threads with at least 512 rows, this file's threads share
+///   each packed b block (gemm_avx512/shared_b.rs) where the crate's each pack their own: 1024 on
+///   2 threads 347 GFLOP/s of wall time against the column split's 282 in the quiet moments of a
+///   loaded machine, and the crate's 275-295 in the lead's quiet runs;
 /// - thin products (fewer than 14 rows (7 for a packed b) or 32 columns, k < 64: conv2d-a's
 ///   9 x 32 x 784 input gradient ran at half the crate's speed here) are the crate's too: its
 ///   kernels for them waste no tile padding, and a weight that small is not worth a packed copy.
-pub fn chooses(m: usize, n: usize, k: usize, b: BForm) -> bool {
+/// `threads`: how many threads the product may use.
+pub fn chooses(m: usize, n: usize, k: usize, b: BForm, threads: usize) -> bool {
     cpu_supports()
         && match b {
             BForm::Packed => m >= MR / 2 && n >= NR && k >= 64,
             BForm::Strided => m >= 128 && n >= NR && k >= 256,
-            BForm::RowMajor => false,
+            BForm::RowMajor => threads > 1 && m >= 512 && n >= 256 && k >= 256,
         }
 }
 
@@ -160,6 +168,11 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
             }
         }
         return;
+    }
+    if let BSource::Strided(b) = b {
+        if shared_b::suits(m, threads) {
+            return shared_b::gemm(m, n, k, dst, dst_rs, accumulate, a, b, scale, threads);
+        }
     }
     let split = Split::new(m, n, threads);
     let jobs = split.jobs();
@@ -310,24 +323,44 @@ unsafe fn gemm_block(rows: Range<usize>, cols: Range<usize>, k: usize, dst: *mut
                     }
                     BSource::Packed(p) => p.block(pc, kc, jc),
                 };
-                let overwrite = pc == 0 && !accumulate;
+                let block = Block { pc, kc, jc, nc, panels, overwrite: pc == 0 && !accumulate };
                 for t in 0..tiles {
-                    let (ic, mr) = row_tile(&rows, tiles, t);
-                    pack_a(a, ic, mr, pc, kc, ap);
-                    let count = nc.div_ceil(NR);
-                    for q in 0..count {
-                        if t + 1 < tiles {
-                            let (next, next_mr) = row_tile(&rows, tiles, t + 1);
-                            prefetch_a(a, next, next_mr, pc, kc, q, count);
-                        }
-                        let c = dst.add(ic * dst_rs + jc + q * NR);
-                        let tile = Tile { kc, a: ap, b: panels.add(q * kc * NR), c, ldc: dst_rs, cols: NR.min(nc - q * NR), scale, overwrite };
-                        run_tile(mr, &tile);
-                    }
+                    let next = (t + 1 < tiles).then(|| row_tile(&rows, tiles, t + 1));
+                    row_of_tiles(a, row_tile(&rows, tiles, t), next, &block, dst, dst_rs, scale, ap);
                 }
             }
         }
     });
+}
+
+/// One packed block of b: rows pc..pc+kc, columns jc..jc+nc, as 32-column panels.
+#[derive(Clone, Copy)]
+struct Block {
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    panels: *const f32,
+    /// The first k block of a non-accumulating product: store without reading dst.
+    overwrite: bool,
+}
+
+/// dst[ic..ic+mr, block's columns] (+)= scale · a[ic..ic+mr, block's k] · block: packs the a
+/// rows into `ap`, then runs them against every panel; `next` (the tile this thread runs next, if
+/// known) is prefetched into L2 meanwhile, a slice per panel.
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_of_tiles(a: MatRef, (ic, mr): (usize, usize), next: Option<(usize, usize)>, block: &Block, dst: *mut f32, dst_rs: usize, scale: f32, ap: *mut f32) {
+    let Block { pc, kc, jc, nc, panels, overwrite } = *block;
+    pack_a(a, ic, mr, pc, kc, ap);
+    let count = nc.div_ceil(NR);
+    for q in 0..count {
+        if let Some((next, next_mr)) = next {
+            prefetch_a(a, next, next_mr, pc, kc, q, count);
+        }
+        let c = dst.add(ic * dst_rs + jc + q * NR);
+        let tile = Tile { kc, a: ap, b: panels.add(q * kc * NR), c, ldc: dst_rs, cols: NR.min(nc - q * NR), scale, overwrite };
+        run_tile(mr, &tile);
+    }
 }
 
 /// b[pc..pc+kc, jc..jc+nc] into 32-column panels, each k-major ([kc][32]), zeros past nc.
@@ -583,7 +616,8 @@ mod tests {
         if !cpu_supports() {
             return;
         }
-        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100)];
+        // (60, 1050, 1030): 5 row tiles (the shared-b split on 2 threads) and 2 x 2 blocks of b.
+        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100), (60, 1050, 1030)];
         for &(m, n, k) in &shapes {
             for threads in [1, 2, 3] {
                 for (ta, tb) in [(false, false), (false, true), (true, false)] {
@@ -612,6 +646,33 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Products that share their packed b among threads, started from inside a parallel region
+    /// that keeps every pool thread busy (two at once, so one finds the shared buffer taken):
+    /// each finishes, whether or not its partner thread ever joins, and matches the definition.
+    #[test]
+    fn shared_b_needs_no_partner() {
+        if !cpu_supports() {
+            return;
+        }
+        let (m, n, k) = (200, 300, 700);
+        let (a, b) = (values(m * k, 4), values(k * n, 5));
+        let want = reference(m, n, k, &a, (k, 1), &b, (n, 1));
+        let outs: Vec<std::sync::Mutex<Vec<f32>>> = (0..4).map(|_| std::sync::Mutex::new(vec![0.0f32; m * n])).collect();
+        parallel::for_each_chunk(4, 4, |s, e| {
+            for out in &outs[s..e] {
+                let mut out = out.lock().unwrap();
+                let (ar, br) = (MatRef { ptr: a.as_ptr(), rs: k as isize, cs: 1 }, MatRef { ptr: b.as_ptr(), rs: n as isize, cs: 1 });
+                unsafe { gemm(m, n, k, out.as_mut_ptr(), n, false, ar, br, 1.0, 2) };
+            }
+        });
+        for out in outs {
+            let out = out.into_inner().unwrap();
+            for (i, (&got, &w)) in out.iter().zip(&want).enumerate() {
+                assert!((got as f64 - w).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + w.abs()), "element {i}: {got} vs {w}");
             }
         }
     }

@@ -44,26 +44,22 @@ pub unsafe fn gemm_scaled(
     if m == 0 || n == 0 {
         return;
     }
+    let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
     #[cfg(target_arch = "x86_64")]
-    if dst_cs == 1 && dst_rs >= n as isize && super::gemm_avx512::chooses(m, n, k, super::gemm_avx512::b_form(b_cs)) {
+    if dst_cs == 1 && dst_rs >= n as isize && super::gemm_avx512::chooses(m, n, k, super::gemm_avx512::b_form(b_cs), threads) {
         use super::gemm_avx512::{gemm, MatRef};
-        let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
         let (ar, br) = (MatRef { ptr: a, rs: a_rs, cs: a_cs }, MatRef { ptr: b, rs: b_rs, cs: b_cs });
         gemm(m, n, k, dst, dst_rs as usize, accumulate, ar, br, scale, threads);
         return;
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let par = match parallelism {
-            Parallelism::Threads if crate::parallel::num_threads() > 1 => gemm::Parallelism::Rayon(0),
-            _ => gemm::Parallelism::None,
-        };
+        let par = if threads > 1 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
         gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, if accumulate { 1.0 } else { 0.0 }, scale, false, false, false, par);
     }
     #[cfg(target_arch = "wasm32")]
     {
         use crate::device::cpu::gemm_simd128::{gemm, MatRef};
-        let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
         let (ar, br) = (MatRef { ptr: a, rs: a_rs, cs: a_cs }, MatRef { ptr: b, rs: b_rs, cs: b_cs });
         if !accumulate && scale == 1.0 && dst_cs == 1 && dst_rs == n as isize {
             gemm(m, n, k, ar, br, dst, threads);

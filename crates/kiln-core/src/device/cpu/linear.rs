@@ -11,7 +11,7 @@
 //! checked by ops/linear.rs.
 
 use super::gemm_call::{gemm, Parallelism};
-use super::matmul::MIN_PARALLEL_FLOPS;
+use crate::parallel::MIN_PARALLEL_FLOPS;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -41,8 +41,9 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
         let w_data = w.cpu_raw::<f32>(OP)?;
         let (w_rs, w_cs) = (w.strides()[0] as isize, w.strides()[1] as isize);
         let parallelism = if rows * n * k >= MIN_PARALLEL_FLOPS { Parallelism::Threads } else { Parallelism::None };
+        let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
         #[cfg(target_arch = "x86_64")]
-        if !crate::autograd::is_enabled() && super::gemm_avx512::chooses(rows, n, k, super::gemm_avx512::BForm::Packed) {
+        if !crate::autograd::is_enabled() && super::gemm_avx512::chooses(rows, n, k, super::gemm_avx512::BForm::Packed, threads) {
             use super::gemm_avx512::{gemm_packed, MatRef, PackedB};
             // Wᵀ [k, n] is W's view with its strides swapped.
             let wt = MatRef { ptr: w_data.as_ptr().wrapping_add(w.offset()), rs: w_cs, cs: w_rs };
@@ -53,7 +54,6 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
                 let bytes = p.bytes();
                 Ok((p, bytes))
             })?;
-            let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
             let xr = MatRef { ptr: x_data.as_ptr(), rs: k as isize, cs: 1 };
             // SAFETY: x is contiguous [rows, k]; out holds rows·n floats, initialized (the bias
             // or zeros) when accumulating, and overlaps neither.

@@ -6,14 +6,10 @@
 
 use crate::error::Result;
 use crate::layout::{self, numel};
-use crate::parallel::{self, SendPtr};
+use crate::parallel::{self, SendPtr, MIN_PARALLEL_FLOPS};
 use crate::tensor::Tensor;
 #[cfg(not(target_arch = "wasm32"))]
 use gemm::Parallelism;
-
-/// Below this many multiply-adds a single GEMM runs on one thread: thread start-up would cost
-/// more than it saves (measured around 64x64x64 on the 2-core reference machine).
-pub(crate) const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 
 /// One matrix operand: base offset plus row/column strides inside the shared buffer.
 #[derive(Clone, Copy)]
@@ -43,7 +39,7 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: boo
     // Kiln's AVX-512 GEMM writes every element of a product with k > 0 without reading it, so
     // its output needs no zero fill (4 MiB at 1024); the other paths start from zeros.
     let b_cs = b2.strides()[b2.rank() - 1] as isize;
-    let writes_all = k > 0 && native_gemm_suits(m, n, k, b_cs);
+    let writes_all = k > 0 && native_gemm_suits(m, n, k, b_cs, gemm_threads(m, n, k));
     let mut out = if writes_all { crate::alloc::try_with_capacity::<f32>(OP, len)? } else { crate::storage::try_zeroed::<f32>(OP, len)? };
     let out_ptr = SendPtr(out.as_mut_ptr());
 
@@ -117,14 +113,19 @@ fn batch_offsets(batch: &[usize], a_strides: &[usize], b_strides: &[usize], a0: 
     out
 }
 
-/// Whether `gemm_into` runs Kiln's AVX-512 GEMM for an m x n x k product whose b has column
-/// stride `b_cs` (x86-64 only).
-fn native_gemm_suits(m: usize, n: usize, k: usize, b_cs: isize) -> bool {
+/// Threads one m x n x k product runs on.
+fn gemm_threads(m: usize, n: usize, k: usize) -> usize {
+    if m * n * k >= MIN_PARALLEL_FLOPS { parallel::num_threads() } else { 1 }
+}
+
+/// Whether `gemm_into` runs Kiln's AVX-512 GEMM for an m x n x k product on `threads` threads
+/// whose b has column stride `b_cs` (x86-64 only).
+fn native_gemm_suits(m: usize, n: usize, k: usize, b_cs: isize, threads: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return crate::device::cpu::gemm_avx512::chooses(m, n, k, crate::device::cpu::gemm_avx512::b_form(b_cs));
+    return crate::device::cpu::gemm_avx512::chooses(m, n, k, crate::device::cpu::gemm_avx512::b_form(b_cs), threads);
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (m, n, k, b_cs);
+        let _ = (m, n, k, b_cs, threads);
         false
     }
 }
@@ -137,7 +138,7 @@ unsafe fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f3
     // Bounds of the strided reads, checked once here so the unsafe calls below cannot overrun.
     let last = |v: MatView, rows: usize, cols: usize| v.offset as isize + (rows as isize - 1) * v.row_stride + (cols as isize - 1) * v.col_stride;
     assert!(last(av, m, k) < a.len() as isize && last(bv, k, n) < b.len() as isize);
-    let threads = if m * n * k >= MIN_PARALLEL_FLOPS { parallel::num_threads() } else { 1 };
+    let threads = gemm_threads(m, n, k);
     #[cfg(target_arch = "wasm32")]
     {
         // Kiln's own SIMD128 GEMM on WASM (gemm_simd128.rs says why).
@@ -146,7 +147,7 @@ unsafe fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f3
         gemm(m, n, k, view(a, av), view(b, bv), dst, threads);
     }
     #[cfg(target_arch = "x86_64")]
-    if native_gemm_suits(m, n, k, bv.col_stride) {
+    if native_gemm_suits(m, n, k, bv.col_stride, threads) {
         use crate::device::cpu::gemm_avx512::{gemm, MatRef};
         let view = |x: &[f32], v: MatView| MatRef { ptr: x.as_ptr().add(v.offset), rs: v.row_stride, cs: v.col_stride };
         gemm(m, n, k, dst, n, false, view(a, av), view(b, bv), 1.0, threads);

@@ -11,8 +11,6 @@ use crate::parallel::{self, SendPtr};
 /// dotted with every input row; above it a tile of rows goes through the GEMM, whose register
 /// blocking wins once the tile is reused by enough inputs (measured: examples/quantize-mnist.mjs).
 pub(crate) const DOT_MAX_ROWS: usize = 4;
-/// Below this many multiply-adds the op runs on one thread (as matmul.rs).
-const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 /// The row-dot path (a few input rows) splits over threads from this many weights. A batch-1
 /// 784 -> 512 (401k weights) stays on one thread: with the vectorized kernels it takes about
 /// 25 us, and on the loaded 2-core machine two threads measured no faster (int4 25.5 vs 27 us).
@@ -22,7 +20,7 @@ const DOT_PARALLEL_WEIGHTS: usize = 1 << 20;
 pub(crate) fn forward(x: &[f32], n: usize, w: &RowSource, bias: Option<&[f32]>, out: &mut [f32], o_dim: usize) {
     let k = w.in_features;
     let flops = n.saturating_mul(o_dim).saturating_mul(k);
-    let small = if n <= DOT_MAX_ROWS { o_dim.saturating_mul(k) < DOT_PARALLEL_WEIGHTS } else { flops < MIN_PARALLEL_FLOPS };
+    let small = if n <= DOT_MAX_ROWS { o_dim.saturating_mul(k) < DOT_PARALLEL_WEIGHTS } else { flops < crate::parallel::MIN_PARALLEL_FLOPS };
     let chunks = if small { 1 } else { (parallel::num_threads() * 2).min(o_dim.div_ceil(8)) };
     let dst = SendPtr(out.as_mut_ptr());
     let out_len = out.len();

@@ -22,14 +22,11 @@ use super::cells;
 use super::step_gemm::PackedWeight;
 use crate::error::Result;
 use crate::params::recurrent::{Cell, Grads, Needs, Weights};
-use crate::parallel::{self, SendPtr};
+use crate::parallel::{self, SendPtr, MIN_PARALLEL_FLOPS};
 use crate::storage::try_zeroed;
 use crate::tensor::Tensor;
 use crate::device::cpu::gemm_call::Parallelism;
 
-/// Below this many multiply-adds a GEMM runs on one thread (the per-step GEMMs of small layers):
-/// rayon's fork/join would cost more than the product.
-const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Dims {
