@@ -48,12 +48,13 @@ function cpuSecondsPerCall(fn) {
 
 /**
  * CPU seconds per call of each pass of workload `w` on `backend`. `native-im2col` is the native
- * backend with its direct convolution kernels switched off (KILN_CONV_PATH=im2col, read per call):
- * the im2col + GEMM path they replaced, measured in the same run for the ratio.
+ * backend with its direct and Winograd kernels switched off (KILN_CONV_PATH=im2col, read per
+ * call): the im2col + GEMM path they replaced, measured in the same run for the ratio;
+ * `native-direct` keeps direct.rs but not Winograd (KILN_CONV_PATH=direct).
  */
 function passes(w, backend) {
-  if (backend === 'native-im2col') {
-    process.env.KILN_CONV_PATH = 'im2col';
+  if (backend === 'native-im2col' || backend === 'native-direct') {
+    process.env.KILN_CONV_PATH = backend.slice('native-'.length);
     try {
       return passes(w, 'native');
     } finally {

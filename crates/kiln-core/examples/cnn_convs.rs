@@ -13,7 +13,7 @@ fn main() {
     let batch = args.iter().find_map(|a| a.strip_prefix("--batch=")).map_or(1, |b| b.parse().expect("--batch=N"));
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     // (name, channels, size, out_channels, kernel, stride, padding)
-    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 28] = [
+    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 29] = [
         ("squeezenet stem 3->64 3x3/s2 224", 3, 224, 64, 3, 2, 0),
         ("squeezenet expand1x1 16->64 55", 16, 55, 64, 1, 1, 0),
         ("squeezenet expand1x1 32->128 27", 32, 27, 128, 1, 1, 0),
@@ -37,6 +37,7 @@ fn main() {
         ("resnet50 1x1 2048->512 7", 2048, 7, 512, 1, 1, 0),
         ("resnet50 1x1 512->2048 7", 512, 7, 2048, 1, 1, 0),
         ("resnet50 3x3 64->64 56", 64, 56, 64, 3, 1, 1),
+        ("resnet50 3x3 128->128 28", 128, 28, 128, 3, 1, 1),
         ("resnet50 3x3 256->256 14", 256, 14, 256, 3, 1, 1),
         ("resnet50 3x3 512->512 7", 512, 7, 512, 3, 1, 1),
         ("resnet50 3x3/s2 128->128 56", 128, 56, 128, 3, 2, 1),

@@ -1,7 +1,9 @@
 //! The three convolution passes on random data against a float64 reference, with a documented
-//! error bound, on both CPU paths: the direct kernels (device/cpu/conv/direct.rs, unit stride,
-//! one group, >= 8 input channels, AVX-512; few_channels.rs and few_channels_dx.rs for 1 to 7
-//! input channels, the forward at strides > 1 too) and im2col + GEMM (`KILN_CONV_PATH=im2col`).
+//! error bound, on the three CPU paths: Winograd F(2x2, 3x3) where it applies (winograd.rs: 3x3
+//! stride 1, >= 8 channels each way, rows of tiles that fill AVX-512's lanes), the direct kernels
+//! (device/cpu/conv/direct.rs, unit stride, one group, >= 8 input channels, AVX-512;
+//! few_channels.rs and few_channels_dx.rs for 1 to 7 input channels, the forward at strides > 1
+//! too; `KILN_CONV_PATH=direct` skips Winograd) and im2col + GEMM (`KILN_CONV_PATH=im2col`).
 //! Shapes: bench's conv2d-a and conv2d-b, shapes with 1 to 7 channels, and shapes that hit every
 //! remainder of the direct kernels' blocking (output channels not a multiple of 8 or 16, fewer
 //! than 8, 40 = 2.5 vectors; taps not a multiple of 6; rows not a multiple of 16 positions;
@@ -102,6 +104,11 @@ fn both_cpu_paths_stay_within_the_float32_summation_bound() {
     let cases: Vec<(&str, [usize; 4], [usize; 4], ConvParams)> = vec![
         ("conv2d-a", [32, 1, 28, 28], [32, 1, 3, 3], same(3)),
         ("conv2d-b", [8, 64, 32, 32], [64, 64, 3, 3], same(3)),
+        // winograd.rs (forward and dx): odd sizes (partial 2x2 tiles, a partial last lane group),
+        // padding 0, 1 and 2 (dx's flipped padding 2, 1, 0).
+        ("Winograd: 12 channels, 20 filters, 27x29 'same'", [2, 12, 27, 29], [20, 12, 3, 3], same(3)),
+        ("Winograd: valid padding, batch 1, 30 wide", [1, 9, 11, 30], [8, 9, 3, 3], strided([1, 1], [0; 4], 1)),
+        ("Winograd: padding 2, 28 wide", [2, 8, 9, 28], [16, 8, 3, 3], strided([1, 1], [2; 4], 1)),
         ("13 filters, 9 channels, 5x3 kernel, asymmetric padding", [3, 9, 17, 37], [13, 9, 5, 3], ConvParams {
             stride: [1, 1],
             padding: [2, 1, 0, 2],
@@ -157,10 +164,11 @@ fn both_cpu_paths_stay_within_the_float32_summation_bound() {
         let y_shape = ops::conv2d(&x, &w, None, &p).unwrap().shape().to_vec();
         let dy = rand(&y_shape, seed + 2);
         let want = reference(&values(&x), xs, &values(&w), ws, &values(&dy), &p);
-        for path in ["direct", "im2col"] {
-            // Read per call by the CPU backend: "im2col" forces the GEMM path; anything else lets
-            // the direct kernels run where they apply. Both paths are correct, so other tests
-            // running meanwhile are unaffected by the switch.
+        for path in ["default", "direct", "im2col"] {
+            // Read per call by the CPU backend: "im2col" forces the GEMM path, "direct" lets the
+            // direct kernels run where they apply but not Winograd (winograd.rs: conv2d-b's
+            // forward and dx), anything else lets all of them run. Every path is correct, so
+            // other tests running meanwhile are unaffected by the switch.
             std::env::set_var("KILN_CONV_PATH", path);
             let (y, dx, dw) = passes(&x, &w, &dy, &p);
             assert_within_bound(&format!("{name} ({path}) forward"), &y, &want.y);

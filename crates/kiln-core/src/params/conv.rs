@@ -63,6 +63,24 @@ impl Geometry {
     pub fn macs(&self) -> usize {
         self.batch * self.out_image_len() * self.patch()
     }
+    /// The unit-stride convolution whose forward is this one's input gradient: dy in, dx out,
+    /// each filter turned 180° with its channel axes swapped, padding `(k-1)·d - pad`. None at
+    /// other strides, or with a padding larger than the dilated kernel (output borders no tap
+    /// reaches).
+    pub fn input_grad_as_forward(&self) -> Option<Geometry> {
+        let flipped = |i: usize| ((self.kernel[i] - 1) * self.dilation[i]).checked_sub(self.pad[i]);
+        (self.stride == [1, 1]).then_some(())?;
+        Some(Geometry {
+            channels: self.out_channels,
+            height: self.out_height,
+            width: self.out_width,
+            out_channels: self.channels,
+            out_height: self.height,
+            out_width: self.width,
+            pad: [flipped(0)?, flipped(1)?],
+            ..*self
+        })
+    }
 }
 
 

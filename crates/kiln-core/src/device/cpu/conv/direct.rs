@@ -95,7 +95,7 @@ pub(super) fn stride_within_kernel(g: &Geometry) -> bool {
 /// The input gradient also needs the flipped convolution's padding `(k-1)·d - pad` to be >= 0
 /// (a padding larger than the dilated kernel leaves output borders no tap reaches).
 pub(crate) fn applies_to_input_grad(g: &Geometry) -> bool {
-    applies(g) && (0..2).all(|i| g.pad[i] <= (g.kernel[i] - 1) * g.dilation[i])
+    applies(g) && g.input_grad_as_forward().is_some()
 }
 
 /// One correlation: `channels` planes of height x width in, `out_channels` planes of out_height x
@@ -130,24 +130,6 @@ impl Shape {
             dilation: g.dilation,
             pad: g.pad,
             stride: g.stride,
-        }
-    }
-
-    /// The input gradient as a forward: dy in, dx out, padding `(k-1)·d - pad`.
-    fn of_input_grad(g: &Geometry) -> Shape {
-        let flipped = |i: usize| (g.kernel[i] - 1) * g.dilation[i] - g.pad[i];
-        Shape {
-            batch: g.batch,
-            channels: g.out_channels,
-            height: g.out_height,
-            width: g.out_width,
-            out_channels: g.channels,
-            out_height: g.height,
-            out_width: g.width,
-            kernel: g.kernel,
-            dilation: g.dilation,
-            pad: [flipped(0), flipped(1)],
-            stride: [1, 1],
         }
     }
 
@@ -559,7 +541,7 @@ pub(crate) fn forward_with(geo: &Geometry, input: &[f32], filters: &impl TileFil
 /// channel: the forward of grad_out with each filter flipped and in/out channels swapped.
 /// Needs `applies_to_input_grad(geo)`.
 pub(crate) fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
-    let s = Shape::of_input_grad(geo);
+    let s = Shape::of_forward(&geo.input_grad_as_forward().expect("conv: direct input gradient needs applies_to_input_grad"));
     let [kh, kw] = geo.kernel;
     let (patch, kk) = (geo.patch(), kh * kw);
     // Flipped filter c, tap (o, ki, kj) is weight[o, c, kh-1-ki, kw-1-kj].

@@ -3,7 +3,8 @@
 //! pointwise.rs for the forward of 1x1 convolutions of 8 to 64 input channels on AVX-512,
 //! few_channels.rs for those with 1 to 7 input channels (forward at strides up to the kernel's
 //! size, weight gradient; the input gradient in few_channels_dx.rs);
-//! winograd.rs for the forward pass of 3x3 stride-1 convolutions on wasm32): a conv-transpose's
+//! winograd.rs for the forward pass and input gradient of 3x3 stride-1 convolutions with enough
+//! channels, on wasm32 and on AVX-512, ahead of direct.rs): a conv-transpose's
 //! forward is a convolution's input gradient, so ops/conv.rs runs both ops on these three.
 
 mod depthwise;
@@ -44,12 +45,12 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tens
         few_channels_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else if pointwise_applies(geo) {
         pointwise_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
-    } else if direct_applies(geo) {
-        direct_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else if winograd::applies(geo) {
         let mut out = winograd::forward(geo, xs, ws, b.as_deref(), op)?;
         finish_whole_output(geo, epilogue, &mut out);
         out
+    } else if direct_applies(geo) {
+        direct_forward(geo, xs, ws, b.as_deref(), epilogue, op)?
     } else {
         engine::forward_fused(geo, xs, &engine::Dense(ws), b.as_deref(), epilogue, op)?
     };
@@ -71,6 +72,8 @@ pub(crate) fn input_grad(geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&
     let (dys, ws) = (dy.cpu_slice(op)?, w.cpu_slice(op)?);
     let dx = if depthwise::applies(geo) {
         depthwise::input_grad(geo, dys, ws, init.as_deref(), op)?
+    } else if winograd::applies_to_input_grad(geo) {
+        winograd::input_grad(geo, dys, ws, init.as_deref(), op)?
     } else if direct_applies_to_input_grad(geo) {
         direct_input_grad(geo, dys, ws, init.as_deref(), op)?
     } else if few_channels_dx_applies(geo) {

@@ -1,7 +1,8 @@
-//! Winograd F(2x2, 3x3): the forward pass of 3x3 stride-1 convolutions on wasm32.
+//! Winograd F(2x2, 3x3): the forward pass and the input gradient of 3x3 stride-1 convolutions
+//! on wasm32 (SIMD128, 4 lanes) and on x86-64 with AVX-512 (16 lanes).
 //!
-//! Why: on one WASM thread im2col + GEMM runs at the SIMD128 GEMM's speed (gemm_simd128.rs, near
-//! the 4-lane multiply-add peak), so the only way left to a faster 3x3 convolution is fewer
+//! Why: im2col + GEMM runs at the GEMM's speed and direct.rs near the FMA peak (conv2d-b: ~165
+//! of ~208 GFLOP per CPU-second), so the way left to a faster 3x3 convolution is fewer
 //! multiplies. F(2x2, 3x3) computes each 2x2 output tile from a 4x4 input tile with 16
 //! multiply-adds per (input, output) channel pair instead of 36 (Lavin & Gray, "Fast Algorithms
 //! for Convolutional Neural Networks", 2015):
@@ -15,28 +16,41 @@
 //! F(4x4, 3x3) would cut the multiplies to 4/9 of F(2x2)'s but its transforms amplify rounding
 //! by about 10x; not taken.
 //!
-//! Layout: a unit of work is a band of tile rows of one image. Its V (16 x channels x tiles) and
-//! M (16 x out_channels x tiles) are built in a worker's scratch, each ~1 MiB at most
-//! (BAND_TILES), so they stay in L2 between the transforms and the GEMMs. The transforms work on
-//! 4 horizontally adjacent tiles at once, one per SIMD lane: the columns of 4 tiles that start 2
-//! apart are the even and odd lanes of two vector loads. Each tile row is padded to a multiple
-//! of 4 tiles; the extra tiles read zeros and their outputs are not written.
+//! The input gradient of a 3x3 stride-1 convolution is the forward of dy with each filter
+//! flipped and input/output channels swapped, padding 2 - pad (`input_grad`), so it runs here
+//! too.
 //!
-//! Only the forward pass: the weight gradient is a different shape of problem (a 3x3 result) and
-//! the input gradient already matches the forward's speed (bench:conv).
+//! Layout: a unit of work is a band of tile rows of one image. Its V (16 x channels x tiles) and
+//! M (16 x out_channels x tiles) are built in a worker's scratch, each 0.5-1 MiB at most
+//! (BAND_TILES), so they stay in L2 between the transforms and the GEMMs. The transforms work on
+//! WIDTH (4 or 16) horizontally adjacent tiles at once, one per SIMD lane: the columns of tiles
+//! that start 2 apart are the even and odd lanes of two vector loads. Each tile row is padded to
+//! a multiple of WIDTH tiles; the extra tiles read zeros and their outputs are not written (on
+//! x86-64 `applies` refuses rows that would waste more than an eighth of the lanes: those stay
+//! on direct.rs).
+//!
+//! Not the weight gradient: that is a different shape of problem (a 3x3 result).
 
-use super::lanes::F4;
+use super::lanes::Lanes;
+#[cfg(target_arch = "x86_64")]
+use super::lanes::F16 as Lane;
+#[cfg(not(target_arch = "x86_64"))]
+use super::lanes::F4 as Lane;
 use crate::device::cpu::gemm_call::{gemm, Parallelism};
 use crate::error::{KilnError, Result};
 use crate::params::conv::Geometry;
 use crate::parallel::{self, RegionLock, SendPtr};
 use crate::storage::{try_zeroed, Scratch};
+use crate::alloc::try_written;
 
 /// Points of a transformed tile: 4 x 4.
 const XI: usize = 16;
-/// Tiles per unit of work at most (the GEMMs' n): V for 64 channels is then 16 x 64 x 256 floats
-/// = 1 MiB.
-const BAND_TILES: usize = 256;
+/// Tiles per unit of work at most (the GEMMs' n): on AVX-512, V for 64 channels is then 16 x 64
+/// x 128 floats = 512 KiB, and M as much, so both stay in a 2 MiB L2 beside the GEMM's packing;
+/// 256 (WASM's value, 1 MiB each) measured the same or a little slower there (conv2d-b, three
+/// alternating pairs of conv_passes, loaded machine: forward 151-216 GFLOP per CPU-second
+/// against 160-205), and conv2d-b's batch of 8 then makes 16 units for the threads, not 8.
+const BAND_TILES: usize = if cfg!(target_arch = "wasm32") { 256 } else { 128 };
 /// Floats between the 16 matrices of V (and of M) beyond their size: with 64 channels and 256
 /// tiles each matrix is 64 KiB, so without a skew the 16 streams a transform reads or writes
 /// (one per point ξ) all map to the same L1 cache set and evict each other (L1 is 12-way).
@@ -45,11 +59,35 @@ const SKEW: usize = 16;
 /// Below this many input channels the GEMMs' inner dimension is too short to pay for the
 /// transforms (a 1-channel image, conv2d-a, stays on im2col + GEMM).
 const MIN_CHANNELS: usize = 8;
+/// Lanes of the transforms in this build.
+const WIDTH: usize = Lane::WIDTH;
 
-/// Whether the forward pass of `g` runs here: wasm32 builds, 3x3 kernels, stride and dilation
-/// 1, one group, enough channels, padding of at most 2 (a wider border reads only zeros).
+/// Whether the forward pass of `g` runs here: 3x3 kernels, stride and dilation 1, one group,
+/// enough channels, padding of at most 2 (a wider border reads only zeros); on wasm32 always, on
+/// x86-64 with AVX-512 when its tile rows fill at least 7/8 of the 16 lanes (a 14x14 image has 7
+/// tiles per row: 16 lanes would compute 2.3x the outputs; direct.rs runs those), unless
+/// `KILN_CONV_PATH` names another path (`direct`, `im2col`: read per call, so a bench or a test
+/// compares them in one process).
 pub(crate) fn applies(g: &Geometry) -> bool {
-    cfg!(target_arch = "wasm32") && fits(g)
+    #[cfg(target_arch = "x86_64")]
+    {
+        let row_tiles = g.out_width.div_ceil(2);
+        runs_here(g) && row_tiles * 8 >= row_tiles.next_multiple_of(WIDTH) * 7 && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col" && v != "direct")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        cfg!(target_arch = "wasm32") && runs_here(g)
+    }
+}
+
+/// Whether this build and CPU can run `g` here at all (the tests run every shape that does).
+fn runs_here(g: &Geometry) -> bool {
+    fits(g) && (cfg!(not(target_arch = "x86_64")) || crate::simd::level() == crate::simd::SimdLevel::Avx512)
+}
+
+/// Whether `input_grad` serves `g`: `applies` to the flipped forward.
+pub(crate) fn applies_to_input_grad(g: &Geometry) -> bool {
+    fits(g) && g.input_grad_as_forward().is_some_and(|f| applies(&f))
 }
 
 fn fits(g: &Geometry) -> bool {
@@ -61,7 +99,7 @@ fn fits(g: &Geometry) -> bool {
 struct Tiles {
     /// Tile rows of an image.
     rows: usize,
-    /// Tiles per tile row, rounded up to a multiple of 4 (the lanes).
+    /// Tiles per tile row, rounded up to a multiple of WIDTH (the lanes).
     per_row: usize,
     /// Tile rows per band.
     band: usize,
@@ -74,7 +112,7 @@ struct Tiles {
 impl Tiles {
     fn new(g: &Geometry) -> Tiles {
         let rows = g.out_height.div_ceil(2);
-        let per_row = g.out_width.div_ceil(2).div_ceil(4) * 4;
+        let per_row = g.out_width.div_ceil(2).next_multiple_of(WIDTH);
         let band = (BAND_TILES / per_row).clamp(1, rows);
         Tiles { rows, per_row, band, bands: rows.div_ceil(band), padded_width: 2 * per_row + 2 }
     }
@@ -110,13 +148,13 @@ fn transform_filters(g: &Geometry, w: &[f32], op: &str) -> Result<Vec<f32>> {
 
 /// Bᵀ applied to 4 values of a tile column or row.
 #[inline(always)]
-fn bt(d0: F4, d1: F4, d2: F4, d3: F4) -> [F4; 4] {
+fn bt(d0: Lane, d1: Lane, d2: Lane, d3: Lane) -> [Lane; 4] {
     [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
 }
 
 /// Aᵀ applied to 4 values of a transformed column or row: the 2 outputs.
 #[inline(always)]
-fn at(m0: F4, m1: F4, m2: F4, m3: F4) -> [F4; 2] {
+fn at(m0: Lane, m1: Lane, m2: Lane, m3: Lane) -> [Lane; 2] {
     [m0 + m1 + m2, m1 - m2 - m3]
 }
 
@@ -127,11 +165,14 @@ fn at(m0: F4, m1: F4, m2: F4, m3: F4) -> [F4; 2] {
 /// padded input row once (`rows_b`: each row serves two tile rows), then Bᵀ down each tile's 4
 /// rows of that. Measured: one pass holding a whole 4x4 tile of 4 lanes took 31% of the
 /// convolution's time, in a CPU profile of conv2d-b.
-fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range<usize>, padded: &mut [f32], rows_b: &mut [f32], v: &mut [f32]) {
+///
+/// SAFETY: on x86-64 the CPU must have AVX-512F (`runs_here`).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range<usize>, padded: &mut [f32], rows_b: &mut [f32], v: &mut [f32]) {
     let (pw, plane) = (t.padded_width, g.height * g.width);
     let tiles = rows.len() * t.per_row;
     let in_rows = 2 * rows.len() + 2;
-    let groups = t.per_row / 4;
+    let groups = t.per_row / WIDTH;
     assert!(padded.len() >= in_rows * pw && rows_b.len() >= in_rows * t.per_row * 4 && v.len() >= XI * (g.channels * tiles + SKEW));
     let xi_stride = g.channels * tiles + SKEW;
     for c in 0..g.channels {
@@ -146,17 +187,17 @@ fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range
             dst[g.pad[1]..g.pad[1] + n].copy_from_slice(&src[..n]);
         }
         // SAFETY (both passes): the asserts above bound every index; the loads of padded row y at
-        // 8·group + 0..10 stay inside its pw = 8·groups + 2 floats.
+        // 2·WIDTH·group + 0..2·WIDTH+2 stay inside its pw = 2·WIDTH·groups + 2 floats.
         unsafe {
-            // rows_b[y][group][j]: column j of the 4 tiles of `group`, B applied along row y.
+            // rows_b[y][group][j]: column j of the WIDTH tiles of `group`, B applied along row y.
             for y in 0..in_rows {
                 let src = padded.as_ptr().add(y * pw);
                 let dst = rows_b.as_mut_ptr().add(y * t.per_row * 4);
                 for grp in 0..groups {
-                    let p = src.add(8 * grp);
-                    let (a, b, c2, d2) = (F4::load(p), F4::load(p.add(4)), F4::load(p.add(2)), F4::load(p.add(6)));
-                    for (j, e) in bt(F4::even(a, b), F4::odd(a, b), F4::even(c2, d2), F4::odd(c2, d2)).into_iter().enumerate() {
-                        e.store(dst.add((grp * 4 + j) * 4));
+                    let p = src.add(2 * WIDTH * grp);
+                    let (a, b, c2, d2) = (Lane::load(p), Lane::load(p.add(WIDTH)), Lane::load(p.add(2)), Lane::load(p.add(WIDTH + 2)));
+                    for (j, e) in bt(Lane::even(a, b), Lane::odd(a, b), Lane::even(c2, d2), Lane::odd(c2, d2)).into_iter().enumerate() {
+                        e.store(dst.add((grp * 4 + j) * WIDTH));
                     }
                 }
             }
@@ -164,10 +205,10 @@ fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range
                 let src = rows_b.as_ptr().add(2 * r * t.per_row * 4);
                 let row_len = t.per_row * 4;
                 for grp in 0..groups {
-                    let at_tile = r * t.per_row + 4 * grp;
+                    let at_tile = r * t.per_row + WIDTH * grp;
                     for j in 0..4 {
-                        let p = src.add((grp * 4 + j) * 4);
-                        let vals = bt(F4::load(p), F4::load(p.add(row_len)), F4::load(p.add(2 * row_len)), F4::load(p.add(3 * row_len)));
+                        let p = src.add((grp * 4 + j) * WIDTH);
+                        let vals = bt(Lane::load(p), Lane::load(p.add(row_len)), Lane::load(p.add(2 * row_len)), Lane::load(p.add(3 * row_len)));
                         for (i, val) in vals.into_iter().enumerate() {
                             val.store(v.as_mut_ptr().add((i * 4 + j) * xi_stride + c * tiles + at_tile));
                         }
@@ -178,21 +219,25 @@ fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range
     }
 }
 
-/// out[o, 2·ty.., 2·tx..] = Aᵀ M[·][o][tile] A (+ bias) for the tiles of `rows`.
-fn transform_output(g: &Geometry, t: &Tiles, m: &[f32], rows: std::ops::Range<usize>, bias: Option<&[f32]>, out: *mut f32) {
+/// out[o, 2·ty.., 2·tx..] = Aᵀ M[·][o][tile] A (+ bias) for the tiles of `rows`: every output
+/// element of those rows written.
+///
+/// SAFETY: as transform_input; out must hold [out_channels, out_height, out_width] floats.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn transform_output(g: &Geometry, t: &Tiles, m: &[f32], rows: std::ops::Range<usize>, bias: Option<&[f32]>, out: *mut f32) {
     let (oh, ow, plane) = (g.out_height, g.out_width, g.out_plane());
     let tiles = rows.len() * t.per_row;
     let xi_stride = g.out_channels * tiles + SKEW;
     assert!(m.len() >= XI * xi_stride);
     for o in 0..g.out_channels {
-        let b = F4::splat(bias.map_or(0.0, |b| b[o]));
+        let b = Lane::splat(bias.map_or(0.0, |b| b[o]));
         for (r, ty) in rows.clone().enumerate() {
-            for tx in (0..t.per_row).step_by(4) {
+            for tx in (0..t.per_row).step_by(WIDTH) {
                 // SAFETY: M[ξ][o][tile..tile + 4] is inside m (asserted above).
                 let base = unsafe { m.as_ptr().add(o * tiles + r * t.per_row + tx) };
                 // Aᵀ down each column j of the 4x4 tile: s[j] = (row 0, row 1) of Aᵀ M.
-                let s: [[F4; 2]; 4] = std::array::from_fn(|j| unsafe {
-                    let p = |i: usize| F4::load(base.add((i * 4 + j) * xi_stride));
+                let s: [[Lane; 2]; 4] = std::array::from_fn(|j| unsafe {
+                    let p = |i: usize| Lane::load(base.add((i * 4 + j) * xi_stride));
                     at(p(0), p(1), p(2), p(3))
                 });
                 for i in 0..2 {
@@ -202,19 +247,20 @@ fn transform_output(g: &Geometry, t: &Tiles, m: &[f32], rows: std::ops::Range<us
                     }
                     let [y0, y1] = at(s[0][i], s[1][i], s[2][i], s[3][i]);
                     let (y0, y1) = (y0 + b, y1 + b);
-                    // Columns 2tx .. 2tx+8 of output row oy, in order.
-                    let (lo, hi) = (F4::zip_lo(y0, y1), F4::zip_hi(y0, y1));
+                    // Columns 2tx .. 2tx + 2·WIDTH of output row oy, in order.
+                    let (lo, hi) = (Lane::zip_lo(y0, y1), Lane::zip_hi(y0, y1));
                     let x0 = 2 * tx;
                     // SAFETY: out holds [out_channels, oh, ow]; only columns < ow are written.
                     unsafe {
                         let dst = out.add(o * plane + oy * ow + x0);
-                        if x0 + 8 <= ow {
+                        if x0 + 2 * WIDTH <= ow {
                             lo.store(dst);
-                            hi.store(dst.add(4));
-                        } else {
-                            let vals = [lo.to_array(), hi.to_array()].concat();
-                            for (j, &v) in vals.iter().enumerate().take(ow.saturating_sub(x0)) {
-                                *dst.add(j) = v;
+                            hi.store(dst.add(WIDTH));
+                        } else if x0 < ow {
+                            let n = ow - x0;
+                            lo.store_first(dst, n.min(WIDTH));
+                            if n > WIDTH {
+                                hi.store_first(dst.add(WIDTH), n - WIDTH);
                             }
                         }
                     }
@@ -226,12 +272,36 @@ fn transform_output(g: &Geometry, t: &Tiles, m: &[f32], rows: std::ops::Range<us
 
 /// Output [batch, out_channels, out_height, out_width] of the 3x3 stride-1 convolution of
 /// `input` [batch, channels, height, width] with `weight` [out_channels, channels, 3, 3].
+/// Needs `applies(g)`.
 pub(crate) fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
-    assert!(fits(g), "{op}: Winograd F(2x2, 3x3) called on {g:?}");
-    let t = Tiles::new(g);
+    assert!(runs_here(g), "{op}: Winograd F(2x2, 3x3) called on {g:?}");
     let u = transform_filters(g, weight, op)?;
-    let mut out = try_zeroed::<f32>(op, g.batch * g.out_image_len())?;
-    let dst = SendPtr(out.as_mut_ptr());
+    // SAFETY: run writes every output element (transform_output writes all of its rows).
+    unsafe { try_written(op, g.batch * g.out_image_len(), |out| run(g, input, &u, bias, out, op)) }
+}
+
+/// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input
+/// channel: the forward of grad_out with filter [c, o] = weight[o, c] turned by 180°.
+/// Needs `applies_to_input_grad(g)`.
+pub(crate) fn input_grad(g: &Geometry, grad_out: &[f32], weight: &[f32], init: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
+    let f = g.input_grad_as_forward().filter(runs_here).unwrap_or_else(|| panic!("{op}: Winograd input gradient called on {g:?}"));
+    let mut turned = try_zeroed::<f32>(op, g.weight_len())?;
+    for o in 0..g.out_channels {
+        for c in 0..g.channels {
+            for k in 0..9 {
+                turned[(c * g.out_channels + o) * 9 + 8 - k] = weight[(o * g.channels + c) * 9 + k];
+            }
+        }
+    }
+    forward(&f, grad_out, &turned, init, op)
+}
+
+/// The units of `forward`: transforms and GEMMs per band of tile rows, into `out`.
+///
+/// SAFETY: `runs_here(g)`; out valid for writes of batch · out_channels · out_height · out_width.
+unsafe fn run(g: &Geometry, input: &[f32], u: &[f32], bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
+    let t = Tiles::new(g);
+    let dst = SendPtr(out);
     let units = g.batch * t.bands;
     let threads = parallel::num_threads();
     // Units in parallel when there are enough; else one after another, each GEMM on every thread.
@@ -257,7 +327,8 @@ pub(crate) fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<
             let (v, rest) = scratch.split_at_mut(XI * v_stride);
             let (m, rest) = rest.split_at_mut(XI * m_stride);
             let (padded, rows_b) = rest.split_at_mut((2 * t.band + 2) * t.padded_width);
-            transform_input(g, &t, &input[n * g.image_len()..(n + 1) * g.image_len()], rows.clone(), padded, rows_b, v);
+            // SAFETY: the CPU has what the transforms need (`runs_here`).
+            unsafe { transform_input(g, &t, &input[n * g.image_len()..(n + 1) * g.image_len()], rows.clone(), padded, rows_b, v) };
             for xi in 0..XI {
                 let (a, b) = (&u[xi * g.out_channels * g.channels..], &v[xi * v_stride..]);
                 // SAFETY: M[xi] is out_channels x tiles inside m; U[xi] and V[xi] are in bounds.
@@ -272,14 +343,14 @@ pub(crate) fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<
                 }
             }
             // SAFETY: this unit alone writes the output rows of its tile rows in image n.
-            transform_output(g, &t, m, rows, bias, unsafe { dst.get().add(n * g.out_image_len()) });
+            unsafe { transform_output(g, &t, m, rows, bias, dst.get().add(n * g.out_image_len())) };
         }
         pool.with(|p| p.push(scratch));
     });
     if let Some(e) = failed.into_inner() {
         return Err(e);
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -342,27 +413,67 @@ mod tests {
         out
     }
 
-    #[test]
-    fn forward_matches_float64_reference() {
-        let cases = [
-            geometry(2, 8, 5, [9, 21], 1),
-            geometry(1, 16, 3, [7, 7], 0),
-            geometry(3, 9, 4, [5, 6], 2),
-            geometry(1, 8, 2, [40, 37], 1),   // several bands per image
-            geometry(2, 64, 16, [32, 32], 1), // conv2d-b's shape, fewer filters
-        ];
-        for (i, g) in cases.iter().enumerate() {
-            assert!(fits(g));
-            let x = values(g.batch * g.image_len(), 3 * i as u64 + 1);
-            let w = values(g.weight_len(), 3 * i as u64 + 2);
-            let bias = values(g.out_channels, 3 * i as u64 + 3);
-            let got = forward(g, &x, &w, Some(&bias), "test").unwrap();
-            let want = reference(g, &x, &w, &bias);
-            // Error bound of a sum of 9·channels products of values in [-1, 1].
-            let tol = 1e-6 * (9 * g.channels) as f64;
-            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
-                assert!((*a as f64 - b).abs() <= tol * (1.0 + b.abs()), "{g:?}: element {k}: {a} vs {b}");
+    fn input_grad_reference(g: &Geometry, dy: &[f32], w: &[f32], init: &[f32]) -> Vec<f64> {
+        let mut dx: Vec<f64> = (0..g.batch * g.image_len()).map(|i| init[i / (g.height * g.width) % g.channels] as f64).collect();
+        for n in 0..g.batch {
+            for o in 0..g.out_channels {
+                for oy in 0..g.out_height {
+                    for ox in 0..g.out_width {
+                        let d = dy[((n * g.out_channels + o) * g.out_height + oy) * g.out_width + ox] as f64;
+                        for c in 0..g.channels {
+                            for ki in 0..3 {
+                                for kj in 0..3 {
+                                    let (iy, ix) = ((oy + ki) as isize - g.pad[0] as isize, (ox + kj) as isize - g.pad[1] as isize);
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < g.height && (ix as usize) < g.width {
+                                        dx[((n * g.channels + c) * g.height + iy as usize) * g.width + ix as usize] += d * w[((o * g.channels + c) * 3 + ki) * 3 + kj] as f64;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
+        }
+        dx
+    }
+
+    /// Shapes with odd sizes (partial tiles, partial lane groups), padding 0, 1 and 2, bands
+    /// split mid-image, and conv2d-b's; at least 8 channels each way, so the input gradient (a
+    /// forward from out_channels to channels) runs here too.
+    fn cases() -> [Geometry; 6] {
+        [
+            geometry(2, 8, 9, [9, 21], 1),
+            geometry(1, 16, 8, [7, 7], 0),
+            geometry(3, 9, 10, [5, 6], 2),
+            geometry(1, 8, 8, [40, 37], 1),   // several bands per image
+            geometry(2, 64, 16, [32, 32], 1), // conv2d-b's shape, fewer filters
+            geometry(1, 12, 20, [67, 66], 1), // several lane groups per tile row, a partial last one
+        ]
+    }
+
+    fn assert_close(g: &Geometry, got: &[f32], want: &[f64], terms: usize) {
+        // Error bound of a sum of `terms` products of values in [-1, 1].
+        let tol = 1e-6 * terms as f64;
+        assert_eq!(got.len(), want.len());
+        for (k, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!((*a as f64 - b).abs() <= tol * (1.0 + b.abs()), "{g:?}: element {k}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn both_passes_match_float64_reference() {
+        for (i, g) in cases().iter().enumerate() {
+            if !runs_here(g) {
+                eprintln!("skipped: no AVX-512 on this CPU");
+                return;
+            }
+            let seed = 5 * i as u64;
+            let (x, w, dy) = (values(g.batch * g.image_len(), seed + 1), values(g.weight_len(), seed + 2), values(g.batch * g.out_image_len(), seed + 3));
+            let (bias, init) = (values(g.out_channels, seed + 4), values(g.channels, seed + 5));
+            let y = forward(g, &x, &w, Some(&bias), "test").unwrap();
+            assert_close(g, &y, &reference(g, &x, &w, &bias), 9 * g.channels);
+            let dx = input_grad(g, &dy, &w, Some(&init), "test").unwrap();
+            assert_close(g, &dx, &input_grad_reference(g, &dy, &w, &init), 9 * g.out_channels);
         }
     }
 
@@ -372,5 +483,18 @@ mod tests {
         g.stride = [2, 2];
         assert!(!fits(&g));
         assert!(!fits(&geometry(1, 1, 32, [28, 28], 1)));
+        // Too few output channels for the input gradient's GEMMs.
+        assert!(!applies_to_input_grad(&geometry(1, 8, 4, [8, 8], 1)));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn rows_that_would_waste_lanes_are_left_to_direct() {
+        if crate::simd::level() != crate::simd::SimdLevel::Avx512 {
+            return;
+        }
+        assert!(applies(&geometry(8, 64, 64, [32, 32], 1)));
+        assert!(applies(&geometry(8, 64, 64, [28, 28], 1)));
+        assert!(!applies(&geometry(8, 256, 256, [14, 14], 1)));
     }
 }
