@@ -42,7 +42,18 @@ function convKind(label, conv, args, out) {
   return { key: `${label} ${c}->${o} ${kh}x${kw}/s${stride[0]}${groups > 1 ? ` g${groups}` : ''} ${h}x${wd}`, macs };
 }
 
+/** A ConvConcat's kind (its sets' channels and kernels) and multiply-adds: args are x, then a weight and a bias per set. */
+function convConcatKind(node, args, out) {
+  const [x, ...filters] = args;
+  const weights = filters.filter((_, i) => i % 2 === 0);
+  const [n, c, h, wd] = x.shape;
+  const plane = out.shape[2] * out.shape[3];
+  const macs = weights.reduce((sum, w) => sum + n * plane * w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3], 0);
+  return { key: `${node.pattern} ${c}->${weights.map((w) => `${w.shape[0]} ${w.shape[2]}x${w.shape[3]}`).join(' + ')} ${h}x${wd}`, macs };
+}
+
 function kindOf(node, args, results) {
+  if (node instanceof FusedNode && node.pattern === 'ConvConcat') return convConcatKind(node, args, results[0]);
   const label = node instanceof FusedNode ? node.pattern : node.opType;
   const conv = node instanceof FusedNode ? node.replaced[0] : node;
   if (conv.opType === 'Conv' && args[0]?.rank === 4 && args[1]?.rank === 4 && results[0]?.rank === 4) return convKind(label, conv, args, results[0]);

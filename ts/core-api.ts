@@ -29,7 +29,7 @@ export { type RecurrentCell, type RecurrentWeights, type RecurrentResult } from 
 export * from './ops/quant.js';
 export { type QuantizeOptions, type QuantizedActivations } from './nn/quantized.js';
 // convolution (CNN family)
-export { type Conv2dActivationOptions, type Conv2dOptions, type ConvActivation, type ConvTranspose2dOptions, type Padding2d } from './ops/conv.js';
+export { type Conv2dActivationOptions, type Conv2dFilterSet, type Conv2dOptions, type ConvActivation, type ConvTranspose2dOptions, type Padding2d } from './ops/conv.js';
 // CNN: pooling and the fused batch normalization.
 export * from './ops/pool.js';
 export * from './ops/batch-norm.js';
@@ -165,6 +165,7 @@ const poolOpsNamed = namedFunctions(poolOps);
 /** @function */ export const linear = namedFunction('linear', linearOps.linear);
 const convOpsNamed = namedFunctions(convOps);
 /** @function */ export const conv2d = convOpsNamed.conv2d;
+/** @function */ export const conv2dConcat = convOpsNamed.conv2dConcat;
 /** @function */ export const convTranspose2d = convOpsNamed.convTranspose2d;
 /** @function */ export const attention = namedFunction('attention', attentionOps.attention);
 /** @function */ export const recurrent = namedFunction('recurrent', recurrentOps.recurrent);

@@ -159,6 +159,8 @@ function validArguments(entry: ManifestEntry, live: number): unknown[] {
     Ints: () => [],
     Numbers: () => [],
     Handles: () => [live],
+    Texts: () => [],
+    ConvGeometries: () => [],
     DTypeName: () => 'float32',
     Text: () => 'float32',
     MaybeText: () => undefined,

@@ -109,8 +109,60 @@ function residualBlock(): string {
   return path;
 }
 
+/**
+ * x [n, 8, 9, 9] -> a SqueezeNet fire module: Conv 1x1 -> Relu (squeeze), then Conv 1x1 -> Relu
+ * and Conv 3x3 (padding 1) -> Relu of the squeeze, Concat on channels -> y.
+ */
+function fireModule(): string {
+  const path = join(dir, 'fire.onnx');
+  writeFileSync(path, modelBytes({
+    nodes: [
+      { opType: 'Conv', input: ['x', 'wS', 'bS'], output: ['cS'], name: 'squeeze' },
+      { opType: 'Relu', input: ['cS'], output: ['s'], name: 'reluS' },
+      { opType: 'Conv', input: ['s', 'w1', 'b1'], output: ['c1'], name: 'expand1x1' },
+      { opType: 'Relu', input: ['c1'], output: ['e1'], name: 'relu1' },
+      { opType: 'Conv', input: ['s', 'w3', 'b3'], output: ['c3'], name: 'expand3x3', attribute: [ints('pads', [1, 1, 1, 1])] },
+      { opType: 'Relu', input: ['c3'], output: ['e3'], name: 'relu3' },
+      { opType: 'Concat', input: ['e1', 'e3'], output: ['y'], name: 'concat', attribute: [{ name: 'axis', type: 2, i: 1 }] },
+    ],
+    inputs: [['x', ['n', 8, 9, 9]]],
+    outputs: ['y'],
+    initializers: {
+      wS: kiln.randn([16, 8, 1, 1], { seed: 70 }).mul(0.3),
+      bS: kiln.randn([16], { seed: 71 }),
+      w1: kiln.randn([12, 16, 1, 1], { seed: 72 }).mul(0.3),
+      b1: kiln.randn([12], { seed: 73 }),
+      w3: kiln.randn([20, 16, 3, 3], { seed: 74 }).mul(0.1),
+      b3: kiln.randn([20], { seed: 75 }),
+    },
+  }));
+  return path;
+}
+
 forEachBackend(() => {
   describe('onnx.load Conv fusion', () => {
+    it('runs a fire module\'s two expands and their Concat as one conv2dConcat, as onnxruntime does', () => {
+      const path = fireModule();
+      const imported = kiln.onnx.load(path);
+      expect(imported.fusions).toEqual([
+        { pattern: 'Conv+Relu', nodes: ['squeeze', 'reluS'] },
+        { pattern: 'ConvConcat', nodes: ['expand1x1', 'relu1', 'expand3x3', 'relu3', 'concat'] },
+      ]);
+      for (const n of [1, 3]) {
+        const x = kiln.randn([n, 8, 9, 9], { seed: 80 + n });
+        const want = onnxruntime(path, { x }).y;
+        const impl = backend().impl;
+        const [fused, concat] = [vi.spyOn(impl, 'conv2dConcat'), vi.spyOn(impl, 'concat')];
+        const got = kiln.noGrad(() => kiln.tidy(() => imported.forward(x)));
+        expect(fused, `batch ${n}`).toHaveBeenCalledTimes(1);
+        expect(concat, `batch ${n}`).not.toHaveBeenCalled();
+        vi.restoreAllMocks();
+        expectClose(got, want, 1e-4);
+        kiln.dispose([x, got]);
+      }
+      imported.dispose();
+    });
+
     it('runs a residual block\'s Conv+BatchNormalization+Sum+Relu and a Conv+Add as one conv2d each, as onnxruntime does', () => {
       const path = residualBlock();
       const imported = kiln.onnx.load(path);

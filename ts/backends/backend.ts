@@ -209,6 +209,7 @@ export interface Backend {
   // ---- convolution (CNN family); bias: a handle or -1; padding per side ----
   /** residual (a handle of the output's shape, or -1) is added, then activation ('relu', 'leakyRelu', 'elu', 'sigmoid', 'tanh'; alpha: leakyRelu's slope, elu's scale) applied, as the output is written. */
   conv2d(x: Handle, w: Handle, bias: number, residual: number, geometry: ConvGeometry, alpha: number, activation: string | undefined): Handle;
+  conv2dConcat(x: Handle, weights: Handle[], biases: Handle[], geometries: ConvGeometry[], activations: string[], alphas: number[]): Handle;
   convTranspose2d(x: Handle, w: Handle, bias: number, geometry: ConvGeometry, outputPadding: [number, number]): Handle;
   // ---- CNN pooling and batch normalization (crates/kiln-core/src/ops/pool.rs, batch_norm.rs) ----
   /** x [N, C, H, W] -> [N, C, outH, outW]; padding is (top, bottom, left, right). */

@@ -6,6 +6,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
+import { full } from './creation.js';
 import { handleOf, optionalHandleOf } from './util.js';
 
 /**
@@ -157,6 +158,59 @@ export function conv2d(x: Tensor, w: Tensor, options: Conv2dActivationOptions = 
   const activation = options.activation ?? undefined;
   const alpha = options.alpha ?? (activation === 'elu' ? 1 : 0.01);
   return wrap(be.impl.conv2d(xh, wh, bias, residual, { stride, padding, dilation, groups }, alpha, activation), be);
+}
+
+/** One filter set of `conv2dConcat`: conv2d's options with its own weight. */
+export interface Conv2dFilterSet extends Omit<Conv2dActivationOptions, 'residual'> {
+  /** [outChannels, inChannels / groups, kh, kw], float32. */
+  weight: Tensor;
+}
+
+/**
+ * Several convolutions of one input, their outputs concatenated on channels:
+ * `concat([conv2d(x, set.weight, set) for each set], 1)`, as SqueezeNet's fire modules (a 1x1
+ * and a 3x3 expand of one squeeze) and Inception's branches are built.
+ * x: [batch, inChannels, height, width]; set i's weight [outChannels_i, inChannels / groups_i,
+ * kh_i, kw_i] -> [batch, Σ outChannels_i, outHeight, outWidth]; every set must give the same
+ * outHeight x outWidth (an error names the sets otherwise). Each set has its own stride, padding,
+ * dilation, groups, bias and fused activation; none takes a residual.
+ *
+ * Native kernels write each set's output straight into its channel slice of the result, so the
+ * concatenation costs no pass of its own; the other backends run conv2d per set and concat.
+ * With gradients recorded it runs as conv2d per set and concat, so it trains as they do.
+ */
+export function conv2dConcat(x: Tensor, sets: readonly Conv2dFilterSet[]): Tensor {
+  const op = 'conv2dConcat';
+  const be = backend();
+  const xh = handleOf(x, op, be, 'x');
+  const resolved = sets.map((set, i) => {
+    const stride = pair(op, `sets[${i}].stride`, set.stride, 1, 1);
+    const dilation = pair(op, `sets[${i}].dilation`, set.dilation, 1, 1);
+    const activation = set.activation ?? undefined;
+    return {
+      weight: handleOf(set.weight, op, be, `sets[${i}].weight`),
+      bias: set.bias == null ? undefined : handleOf(set.bias, op, be, `sets[${i}].bias`),
+      geometry: { stride, padding: conv2dPadding(op, set.padding, x.shape, set.weight.shape, stride, dilation), dilation, groups: checkGroups(op, set.groups ?? 1) },
+      activation: activation ?? '',
+      alpha: set.alpha ?? (activation === 'elu' ? 1 : 0.01),
+    };
+  });
+  // The boundary takes no biases or one per set: a set without one adds zeros.
+  const anyBias = resolved.some((s) => s.bias !== undefined);
+  const zeros: Tensor[] = [];
+  const biases = anyBias
+    ? resolved.map((s, i) => {
+        if (s.bias !== undefined) return s.bias;
+        const z = full([sets[i].weight.shape[0] ?? 0], 0);
+        zeros.push(z);
+        return handleOf(z, op, be, `sets[${i}].bias`);
+      })
+    : [];
+  try {
+    return wrap(be.impl.conv2dConcat(xh, resolved.map((s) => s.weight), biases, resolved.map((s) => s.geometry), resolved.map((s) => s.activation), resolved.map((s) => s.alpha)), be);
+  } finally {
+    for (const z of zeros) z.dispose();
+  }
 }
 
 /**

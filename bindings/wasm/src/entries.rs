@@ -35,7 +35,7 @@ macro_rules! crossing {
 }
 crossing! {
     numbers: Handle, MaybeHandle, Count, Int, Number, Flag, Seed;
-    values: MaybeSeed, Dims, Ints, Numbers, Handles, DTypeName, Text, MaybeText, F32Data, I32Data, BoolData, I8Data, Pair,
+    values: MaybeSeed, Dims, Ints, Numbers, Handles, Texts, ConvGeometries, DTypeName, Text, MaybeText, F32Data, I32Data, BoolData, I8Data, Pair,
         ConvGeometry, MaxPoolWindow, AvgPoolWindow, GradTransform, SgdStepOptions, AdamStepOptions, RmspropStepOptions, AdagradStepOptions, FusedAttentionOptions
 }
 

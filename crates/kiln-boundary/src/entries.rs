@@ -279,6 +279,32 @@ pub fn conv2d(x: H, w: H, bias: Option<H>, residual: Option<H>, geometry: kinds:
     Ok(register(out))
 }
 
+/// Several convolutions of `x`, concatenated on channels: filter set i is `weights[i]`,
+/// `biases[i]` (biases: empty for none, else one per set), `geometries[i]`, and `activations[i]`
+/// ('' for none) with `alphas[i]`.
+pub fn conv2d_concat(x: H, weights: Vec<H>, biases: Vec<H>, geometries: Vec<kinds::ConvGeometry>, activations: Vec<String>, alphas: Vec<f64>) -> Result<H> {
+    const OP: &str = "conv2dConcat";
+    let sets = weights.len();
+    if geometries.len() != sets || activations.len() != sets || alphas.len() != sets || !(biases.is_empty() || biases.len() == sets) {
+        return Err(KilnError::new(OP, format!(
+            "needs one geometry, activation and alpha per filter set and no biases or one per set: {sets} weights, {} biases, {} geometries, {} activations, {} alphas",
+            biases.len(), geometries.len(), activations.len(), alphas.len()
+        )));
+    }
+    let activations = activations
+        .iter()
+        .zip(&alphas)
+        .map(|(name, &alpha)| (!name.is_empty()).then(|| ops::Activation::new(OP, name, alpha as f32)).transpose())
+        .collect::<Result<Vec<_>>>()?;
+    let out = registry::with(|r| {
+        let branches = (0..sets)
+            .map(|i| Ok(ops::ConvBranch { weight: r.get(weights[i])?, bias: biases.get(i).map(|&b| r.get(b)).transpose()?, params: conv_params(geometries[i]), activation: activations[i] }))
+            .collect::<Result<Vec<_>>>()?;
+        ops::conv2d_concat(r.get(x)?, &branches)
+    })?;
+    Ok(register(out))
+}
+
 pub fn conv_transpose2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeometry, output_padding: [usize; 2]) -> Result<H> {
     let out = registry::with(|r| ops::conv_transpose2d(r.get(x)?, r.get(w)?, optional(r, bias)?, &conv_params(geometry), output_padding))?;
     Ok(register(out))

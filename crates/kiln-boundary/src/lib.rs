@@ -97,6 +97,7 @@ macro_rules! for_each_entry {
             "linearQ4" => linear_q4(x: Handle, packed: Handle, scales: Handle, bias: MaybeHandle, block: Count) -> u32;
 
             "conv2d" => conv2d(x: Handle, w: Handle, bias: MaybeHandle, residual: MaybeHandle, geometry: ConvGeometry, alpha: Number, activation: MaybeText) -> u32;
+            "conv2dConcat" => conv2d_concat(x: Handle, weights: Handles, biases: Handles, geometries: ConvGeometries, activations: Texts, alphas: Numbers) -> u32;
             "convTranspose2d" => conv_transpose2d(x: Handle, w: Handle, bias: MaybeHandle, geometry: ConvGeometry, output_padding: Pair) -> u32;
             "maxPool2d" => max_pool2d(x: Handle, window: MaxPoolWindow) -> u32;
             "avgPool2d" => avg_pool2d(x: Handle, window: AvgPoolWindow) -> u32;

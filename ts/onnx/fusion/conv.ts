@@ -33,7 +33,7 @@ import { FusedNode } from './fused-node.js';
 import type { GraphIndex } from './graph.js';
 
 /** ONNX activations the convolution applies itself, with Kiln's name and alpha (ONNX's defaults). */
-const ACTIVATIONS: Record<string, (node: OnnxNode) => { activation: ConvActivation; alpha: number }> = {
+export const CONV_ACTIVATIONS: Record<string, (node: OnnxNode) => { activation: ConvActivation; alpha: number }> = {
   Relu: () => ({ activation: 'relu', alpha: 0 }),
   LeakyRelu: (node) => ({ activation: 'leakyRelu', alpha: node.float('alpha', 0.01) }),
   Elu: (node) => ({ activation: 'elu', alpha: node.float('alpha', 1) }),
@@ -43,7 +43,7 @@ const ACTIVATIONS: Record<string, (node: OnnxNode) => { activation: ConvActivati
 
 /** The node reading `value` alone if it is one of the fusable activations. */
 function activationAfter(value: string, graph: GraphIndex): OnnxNode | undefined {
-  for (const opType of Object.keys(ACTIVATIONS)) {
+  for (const opType of Object.keys(CONV_ACTIVATIONS)) {
     const node = graph.soleReader(value, opType);
     if (node !== undefined) return node;
   }
@@ -81,7 +81,7 @@ export function fuseConv(conv: OnnxNode, graph: GraphIndex, taken: (node: OnnxNo
   const replaced = [conv, norm, residual?.add, act].filter((n): n is OnnxNode => n !== undefined);
   const inputs = [conv.inputs[0], conv.inputs[1], conv.inputs[2] ?? '', residual?.other ?? '', ...(norm?.inputs.slice(1, 5) ?? [])];
   const pattern = replaced.map((n) => n.opType).join('+');
-  const { activation, alpha } = act === undefined ? { activation: null, alpha: 0 } : ACTIVATIONS[act.opType](act);
+  const { activation, alpha } = act === undefined ? { activation: null, alpha: 0 } : CONV_ACTIVATIONS[act.opType](act);
   const fold = norm === undefined ? undefined : new BatchNormFold(norm.float('epsilon', 1e-5));
   return new FusedNode(
     pattern,
@@ -105,7 +105,7 @@ export function fuseConv(conv: OnnxNode, graph: GraphIndex, taken: (node: OnnxNo
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** [N, O, OH, OW] of conv2d(x, w) with a Conv node's resolved geometry. */
-function conv2dOutputShape(x: Tensor, w: Tensor, geometry: Conv2dOptions): number[] {
+export function conv2dOutputShape(x: Tensor, w: Tensor, geometry: Conv2dOptions): number[] {
   const [top, bottom, left, right] = geometry.padding as [number, number, number, number];
   const [sh, sw] = geometry.stride as [number, number];
   const [dh, dw] = geometry.dilation as [number, number];

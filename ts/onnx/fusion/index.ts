@@ -1,6 +1,6 @@
 /**
  * Load-time fusion of an imported graph: patterns that exporters spell as several ONNX nodes and
- * Kiln runs as one op (attention.ts, gelu.ts, conv.ts, layer-norm.ts, linear.ts). Each fused node
+ * Kiln runs as one op (attention.ts, gelu.ts, conv-concat.ts, conv.ts, layer-norm.ts, linear.ts). Each fused node
  * keeps the nodes it replaces and runs them instead whenever its fast path does not apply
  * (fused-node.ts), so results never depend on fusion beyond float rounding. Fusion is for
  * inference: in training mode the original nodes run, so gradients reach every parameter as the
@@ -10,6 +10,7 @@
 import type { OnnxNode } from '../node.js';
 import { fuseAttention } from './attention.js';
 import { fuseConv } from './conv.js';
+import { fuseConvConcat } from './conv-concat.js';
 import type { FusedNode } from './fused-node.js';
 import { fuseGelu } from './gelu.js';
 import { GraphIndex } from './graph.js';
@@ -20,7 +21,8 @@ export { FusedNode } from './fused-node.js';
 
 /** A pattern matcher; `taken` says which nodes an earlier match of this pass swallowed. */
 type Fuser = (node: OnnxNode, graph: GraphIndex, taken: (node: OnnxNode) => boolean) => FusedNode | undefined;
-const FUSERS: Fuser[] = [fuseAttention, fuseGelu, fuseConv, fuseLayerNorm, fuseLinear];
+// fuseConvConcat before fuseConv: it takes a Concat's convolutions together, fuseConv one by one.
+const FUSERS: Fuser[] = [fuseAttention, fuseGelu, fuseConvConcat, fuseConv, fuseLayerNorm, fuseLinear];
 
 /** `nodes` (in graph order) with each recognised pattern replaced by one fused node, placed where its output was produced. */
 export function fuseGraph(nodes: OnnxNode[], graphOutputs: string[]): OnnxNode[] {

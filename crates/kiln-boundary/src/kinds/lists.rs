@@ -61,6 +61,34 @@ impl Kind for Handles {
     }
 }
 
+/// The items of a JS Array, each read as `K` (its errors name the argument as the array's).
+fn items<L: Kind, K: Kind, V: JsArg>(entry: &str, arg: &str, v: &V) -> Result<Vec<K::Value>> {
+    let items = v.elements().ok_or_else(|| wrong_kind::<L>(entry, arg, &v.describe()))?;
+    items.iter().map(|item| K::read(entry, arg, item)).collect()
+}
+
+/// Strings, each checked as `Text` is (conv2dConcat's activation names, '' for none).
+pub struct Texts;
+impl Kind for Texts {
+    type Value = Vec<String>;
+    const TS: &'static str = "string[]";
+    const EXPECTED: &'static str = "an array of strings";
+    fn read<V: JsArg>(entry: &str, arg: &str, v: &V) -> Result<Vec<String>> {
+        items::<Self, super::Text, V>(entry, arg, v)
+    }
+}
+
+/// Convolution geometries, each checked as `ConvGeometry` is (conv2dConcat's filter sets).
+pub struct ConvGeometries;
+impl Kind for ConvGeometries {
+    type Value = Vec<super::ConvGeometry>;
+    const TS: &'static str = "ConvGeometry[]";
+    const EXPECTED: &'static str = "an array of convolution geometries";
+    fn read<V: JsArg>(entry: &str, arg: &str, v: &V) -> Result<Vec<super::ConvGeometry>> {
+        items::<Self, super::ConvGeometry, V>(entry, arg, v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

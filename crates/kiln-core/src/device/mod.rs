@@ -12,7 +12,7 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::params::attention::AttentionOptions;
 use crate::params::batch_norm::BatchNorm;
 use crate::params::binary::BinaryOp;
-use crate::params::conv::{Epilogue, Geometry};
+use crate::params::conv::{Epilogue, FilterSet, Geometry};
 use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
@@ -133,6 +133,16 @@ pub trait Device: Send + Sync {
     fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
         let _ = (geo, x, w, bias, epilogue);
         Err(no_kernel(self.name(), op))
+    }
+    /// Several convolutions of `x` (`sets`, checked to share the output's height and width), their
+    /// outputs concatenated on channels: [N, ΣO, OH, OW]. This default runs each convolution and
+    /// concatenates; the CPU writes each straight into its channel slice (no concat pass).
+    fn conv2d_concat_forward(&self, x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
+        let outs = sets
+            .iter()
+            .map(|s| self.conv2d_forward(&s.geo, x, s.weight, s.bias, Epilogue { residual: None, activation: s.activation }, op))
+            .collect::<Result<Vec<_>>>()?;
+        self.concat(&outs, 1)
     }
     /// The convolution's input gradient from `dy` (engine `input_grad`), plus `init` [C]
     /// per channel: also a conv-transpose's forward.

@@ -32,6 +32,9 @@ pub use graph::{segment_reduce, spmm, SegmentReduce};
 pub use recurrent::{recurrent, Cell, Weights};
 // convolution (CNN family)
 pub use conv::{conv2d, conv2d_fused, conv_transpose2d, Activation, ConvParams, Epilogue};
+// Several convolutions of one input concatenated on channels, written in place (fire modules).
+pub mod conv_concat;
+pub use conv_concat::{conv2d_concat, ConvBranch};
 
 // CNN pooling and batch normalization (pool.rs, batch_norm.rs).
 pub mod batch_norm;

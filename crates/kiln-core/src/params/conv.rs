@@ -122,3 +122,13 @@ pub struct Epilogue<'a> {
     pub residual: Option<&'a Tensor>,
     pub activation: Option<Activation>,
 }
+
+/// One filter set of a `conv2dConcat` (ops/conv_concat.rs): a convolution of the shared input,
+/// checked, whose output takes the next `geo.out_channels` channels of the concatenated result.
+#[derive(Clone, Copy, Debug)]
+pub struct FilterSet<'a> {
+    pub geo: Geometry,
+    pub weight: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+    pub activation: Option<Activation>,
+}

@@ -39,7 +39,7 @@ use crate::error::Result;
 use crate::params::attention::AttentionOptions;
 use crate::params::batch_norm::BatchNorm;
 use crate::params::binary::BinaryOp;
-use crate::params::conv::{Epilogue, Geometry};
+use crate::params::conv::{Epilogue, FilterSet, Geometry};
 use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
@@ -200,6 +200,9 @@ impl Device for Cpu {
 
     fn conv2d_forward(&self, geo: &Geometry, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
         conv::forward(geo, x, w, bias, epilogue, op)
+    }
+    fn conv2d_concat_forward(&self, x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
+        conv::forward_concat(x, sets, op)
     }
     fn conv2d_input_grad(&self, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>, op: &str) -> Result<Tensor> {
         conv::input_grad(geo, dy, w, init, op)

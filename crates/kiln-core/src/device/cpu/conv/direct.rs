@@ -35,13 +35,14 @@
 //!   (`weight_tile`), so no horizontal sums. A first version kept dy as [channel, position] and
 //!   summed 4x6 dot products: LLVM spilled its accumulators and it ran at half im2col's speed.
 
-use super::engine::run_units;
+use super::engine::{parallel_pays_for, run_units};
 use super::epilogue::SliceEpilogue;
 use crate::error::Result;
 use crate::params::conv::Geometry;
 use crate::params::unary::UnaryOp;
 use crate::parallel::SendPtr;
 use crate::alloc::try_written;
+use super::Slot;
 use crate::storage::try_zeroed;
 use std::arch::x86_64::*;
 
@@ -114,6 +115,9 @@ pub(super) struct Shape {
     pub(super) dilation: [usize; 2],
     pub(super) pad: [usize; 2],
     pub(super) stride: [usize; 2],
+    /// Floats from one image's output to the next: out_channels·out_height·out_width, or more
+    /// when the output is a channel slice of a wider one (conv2dConcat, mod.rs `Slot`).
+    pub(super) out_image_stride: usize,
 }
 
 impl Shape {
@@ -130,9 +134,14 @@ impl Shape {
             dilation: g.dilation,
             pad: g.pad,
             stride: g.stride,
+            out_image_stride: g.out_image_len(),
         }
     }
 
+    /// Multiply-adds of the correlation (engine::parallel_pays_for decides its threads by them).
+    pub(super) fn macs(&self) -> usize {
+        self.batch * self.out_channels * self.out_height * self.out_width * self.taps()
+    }
     /// Rows or columns (axis 0 or 1) a phase plane holds beyond the output's.
     pub(super) fn reach(&self, axis: usize) -> usize {
         (self.kernel[axis] - 1) * self.dilation[axis] / self.stride[axis]
@@ -372,7 +381,7 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
     let per_unit = (UNIT_POSITIONS / tile_len).clamp(1, tiles.max(1));
     let chunks = tiles.div_ceil(per_unit);
     // Units of positions too few for the threads: cut the filter blocks into `splits` ranges too.
-    let threads = crate::parallel::num_threads();
+    let threads = if parallel_pays_for(s.macs()) { crate::parallel::num_threads() } else { 1 };
     let wanted = if threads > 1 { threads * UNITS_PER_THREAD } else { 1 };
     let splits = wanted.div_ceil((s.batch * chunks).max(1)).clamp(1, blocks.max(1));
     let per_split = blocks.div_ceil(splits);
@@ -385,7 +394,7 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
     let out_plane = s.out_height * s.out_width;
     let dst = SendPtr(out);
     let image_len = s.channels * s.height * s.width;
-    run_units(op, s.batch * chunks * splits, s.channels * stride + filters.scratch_len(), |unit, scratch, _| {
+    run_units(op, s.macs(), s.batch * chunks * splits, s.channels * stride + filters.scratch_len(), |unit, scratch, _| {
         let (band, own) = scratch.split_at_mut(s.channels * stride);
         let (n, chunk, split) = (unit / (chunks * splits), unit / splits % chunks, unit % splits);
         let first = chunk * per_unit * tile_len;
@@ -409,7 +418,7 @@ unsafe fn correlate_tiles<const MR: usize, const NV: usize>(
                         forward_tile::<MR, NV, false>(x, &offsets, w, &mut tile)
                     }
                 };
-                let at = Stored { out: dst.ptr(), offset: (n * s.out_channels + block * MR) * out_plane, rows, p0: t * tile_len };
+                let at = Stored { out: dst.ptr(), offset: n * s.out_image_stride + block * MR * out_plane, rows, p0: t * tile_len };
                 // SAFETY: this unit alone writes image n's positions of tiles in its chunk, for
                 // the output channels of its blocks.
                 unsafe { store_tile(s, &tile[..MR * tile_len], tile_len, at, bias.map(|b| &b[block * MR..block * MR + rows]), epilogue) };
@@ -529,6 +538,16 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Optio
     unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| correlate(&s, input, rows, bias, epilogue, out, op)) }
 }
 
+/// `forward` into `slot` (image n's planes at out + n·image_stride), no residual: conv2dConcat's.
+/// Needs `applies(geo)`.
+///
+/// SAFETY: as mod.rs `forward_into`.
+pub(crate) unsafe fn forward_into(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, slot: Slot, op: &str) -> Result<()> {
+    assert!(epilogue.residual.is_none(), "conv: a strided direct forward takes no residual");
+    let s = Shape { out_image_stride: slot.image_stride, ..Shape::of_forward(geo) };
+    correlate(&s, input, Filters::<fn(usize, usize) -> f32>::Rows(weight), bias, epilogue, slot.out, op)
+}
+
 /// `forward` with the filters from `filters` (blocks of `tile_rows(out_channels)` output channels
 /// in `pack_filters` order), no epilogue: the quantized convolutions' entry. Needs `applies(geo)`.
 pub(crate) fn forward_with(geo: &Geometry, input: &[f32], filters: &impl TileFilters, bias: Option<&[f32]>, op: &str) -> Result<Vec<f32>> {
@@ -577,7 +596,7 @@ fn weight_grad_blocks<const OV: usize, const NT: usize>(s: &Shape, input: &[f32]
     // A worker's scratch: its dWᵀ accumulator, then image n padded and dy[n] transposed, both
     // rebuilt per image in the same (cache-hot) memory.
     let (dw_len, image_len, dy_len) = (tap_blocks * NT * outs, s.channels * s.height * s.width, positions * outs);
-    let scratches = run_units(op, s.batch, dw_len + s.channels * stride + dy_len, |n, scratch, _| {
+    let scratches = run_units(op, s.macs(), s.batch, dw_len + s.channels * stride + dy_len, |n, scratch, _| {
         let (dwt, rest) = scratch.split_at_mut(dw_len);
         let (image, dy) = rest.split_at_mut(s.channels * stride);
         pad_rows(s, &input[n * image_len..(n + 1) * image_len], 0..s.padded_height(), image, stride);

@@ -22,7 +22,8 @@ use super::epilogue::SliceEpilogue;
 use super::im2col::{col2im_add, im2col};
 use crate::error::{KilnError, Result};
 use crate::parallel::{self, RegionLock, SendPtr};
-use crate::alloc::try_with_capacity;
+use crate::alloc::try_written;
+use super::Slot;
 use crate::storage::{try_zeroed, Scratch};
 use crate::device::cpu::gemm_call::Parallelism;
 use std::ops::Range;
@@ -153,15 +154,25 @@ impl Plan {
 /// half the batch. A unit takes a buffer from a pool of one per thread and puts it back.
 /// The buffers are `Scratch`, so `kiln.peakMemory()` sees a convolution's working memory.
 /// Its callers are the AVX-512 kernels (direct.rs, few_channels.rs), built for x86-64 only.
+/// On the calling thread alone unless a pass of `macs` multiply-adds `parallel_pays_for`.
 #[cfg(target_arch = "x86_64")]
-pub(super) fn run_units(op: &str, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
-    run_units_on(op, units, true, scratch_len, work)
+pub(super) fn run_units(op: &str, macs: usize, units: usize, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
+    run_units_on(op, units, parallel_pays_for(macs), scratch_len, work)
 }
 
-/// Whether a convolution pass is large enough to pay for waking the thread pool (the one rule:
-/// this file's passes and pointwise.rs ask it).
+/// Whether a convolution pass is large enough to pay for waking the thread pool: the one rule
+/// every CPU convolution kernel asks (this file's passes, pointwise.rs, direct.rs,
+/// few_channels*.rs, winograd.rs).
 pub(super) fn parallel_pays(g: &Geometry) -> bool {
-    g.macs() >= MIN_PARALLEL_MACS
+    parallel_pays_for(g.macs())
+}
+
+/// `parallel_pays` for a pass of `macs` multiply-adds. `KILN_CONV_PARALLEL_MACS=N` moves the
+/// threshold for a measurement (bench/onnx-op-profile.mjs per convolution, CPU and wall, one
+/// build); MIN_PARALLEL_MACS otherwise.
+pub(super) fn parallel_pays_for(macs: usize) -> bool {
+    static THRESHOLD: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    macs >= *THRESHOLD.get_or_init(|| std::env::var("KILN_CONV_PARALLEL_MACS").ok().and_then(|v| v.parse().ok()).unwrap_or(MIN_PARALLEL_MACS))
 }
 
 /// run_units, all on the calling thread unless `parallel`.
@@ -241,14 +252,21 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], filters: &impl Filters, bia
 /// `forward`, with the epilogue (residual, activation) run on each band of output rows as soon
 /// as it is written.
 pub(crate) fn forward_fused(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, epilogue: SliceEpilogue, op: &str) -> Result<Vec<f32>> {
-    let g = *geo;
     // Not zeroed: every unit writes all of its band (the bias fill, or a GEMM that overwrites),
     // and zeroing cost a pass over each output (up to 25 MB, ResNet-50 batch 8) before any work.
-    let len = g.batch * g.out_image_len();
-    let mut out = try_with_capacity::<f32>(op, len)?;
+    // SAFETY: forward_fused_into writes every element (see there).
+    unsafe { try_written(op, geo.batch * geo.out_image_len(), |out| forward_fused_into(geo, input, filters, bias, epilogue, Slot { out, image_stride: geo.out_image_len() }, op)) }
+}
+
+/// `forward_fused` into `slot`: image n's planes at out + n·image_stride (a channel slice of a
+/// wider output for conv2dConcat, with no residual; the residual is read at the same offsets).
+///
+/// SAFETY: as mod.rs `forward_into`.
+pub(crate) unsafe fn forward_fused_into(geo: &Geometry, input: &[f32], filters: &impl Filters, bias: Option<&[f32]>, epilogue: SliceEpilogue, slot: Slot, op: &str) -> Result<()> {
+    let g = *geo;
     let plan = Plan::new(&g);
     let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
-    let dst = SendPtr(out.as_mut_ptr());
+    let (dst, image_stride) = (SendPtr(slot.out), slot.image_stride);
     let col_len = plan.col_len();
     plan.run(op, g.batch * plan.bands, col_len + filters.scratch_len(&g), |unit, scratch, par| {
         let (col, own) = scratch.split_at_mut(col_len);
@@ -258,7 +276,7 @@ pub(crate) fn forward_fused(geo: &Geometry, input: &[f32], filters: &impl Filter
         let matrix = plan.columns(image, rows.clone(), col);
         let col_stride = if g.is_pointwise() { g.height * g.width } else { cols };
         // SAFETY: this unit alone writes out[n, :, rows, :]: a band of every channel plane.
-        let band = unsafe { dst.get().add(n * g.out_image_len() + rows.start * ow) };
+        let band = unsafe { dst.get().add(n * image_stride + rows.start * ow) };
         if let Some(bias) = bias {
             for (o, &b) in bias.iter().enumerate() {
                 unsafe { std::slice::from_raw_parts_mut(band.add(o * plane), cols) }.fill(b);
@@ -269,11 +287,9 @@ pub(crate) fn forward_fused(geo: &Geometry, input: &[f32], filters: &impl Filter
             unsafe { filters.apply(&g, grp, x, band.add(grp * cout * plane), plane, bias.is_some(), own, par) };
         }
         // SAFETY: as above, this unit's band of every channel plane.
-        unsafe { epilogue.apply(dst.get(), n * g.out_image_len() + rows.start * ow, g.out_channels, plane, cols) };
+        unsafe { epilogue.apply(dst.get(), n * image_stride + rows.start * ow, g.out_channels, plane, cols) };
     })?;
-    // SAFETY: the units wrote every element (see above) and all of them have returned.
-    unsafe { out.set_len(len) };
-    Ok(out)
+    Ok(())
 }
 
 /// Gradient [batch, channels, height, width] of the input from `grad_out` [batch, out_channels,

@@ -126,7 +126,7 @@ unsafe fn forward_tiles<const OB: usize, const S: usize>(s: &Shape, input: &[f32
     let (image_len, plane) = (s.channels * s.height * s.width, oh * ow);
     let dst = SendPtr(out);
     // 16 floats of slack after the last plane: the last vector of a row reads up to 15 past it.
-    run_units(op, s.batch * bands, s.channels * s.phases() * stride + 16, |unit, buf, _| {
+    run_units(op, s.macs(), s.batch * bands, s.channels * s.phases() * stride + 16, |unit, buf, _| {
         let (n, rows) = (unit / bands, (unit % bands) * band_h..((unit % bands + 1) * band_h).min(oh));
         pad_rows(s, &input[n * image_len..(n + 1) * image_len], rows.start..rows.end + s.reach(0), buf, stride);
         let vectors = rows.len() * vr;
@@ -197,7 +197,7 @@ pub(crate) fn weight_grad(geo: &Geometry, input: &[f32], grad_out: &[f32], op: &
     let row = tap_blocks * DW_TAPS * 16;
     let acc_len = o_blocks * DW_OUTS * row;
     let (image_len, plane) = (s.channels * s.height * s.width, oh * ow);
-    let scratches = run_units(op, s.batch * bands, acc_len + s.channels * stride + 16, |unit, scratch, _| {
+    let scratches = run_units(op, s.macs(), s.batch * bands, acc_len + s.channels * stride + 16, |unit, scratch, _| {
         let (acc, buf) = scratch.split_at_mut(acc_len);
         let (n, rows) = (unit / bands, (unit % bands) * band_h..((unit % bands + 1) * band_h).min(oh));
         pad_rows(&s, &input[n * image_len..(n + 1) * image_len], rows.start..rows.end + (s.kernel[0] - 1) * s.dilation[0], buf, stride);

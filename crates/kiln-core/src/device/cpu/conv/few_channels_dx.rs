@@ -76,7 +76,7 @@ pub(crate) fn input_grad(geo: &Geometry, grad_out: &[f32], weight: &[f32], init:
     unsafe {
         try_written(op, g.batch * g.image_len(), |dx: *mut f32| {
             let dst = SendPtr(dx);
-            run_units(op, g.batch * bands, 0, |unit, _, _| {
+            run_units(op, g.macs(), g.batch * bands, 0, |unit, _, _| {
                 let (n, band) = (unit / bands, unit % bands);
                 let rows = band * band_h..((band + 1) * band_h).min(h);
                 let tiles = Tiles {

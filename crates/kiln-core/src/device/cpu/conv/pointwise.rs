@@ -16,6 +16,7 @@
 
 use super::engine::{parallel_pays, run_units_on};
 use super::epilogue::SliceEpilogue;
+use super::Slot;
 use crate::alloc::try_written;
 use crate::error::Result;
 use crate::params::conv::Geometry;
@@ -58,7 +59,17 @@ pub(crate) fn forward(geo: &Geometry, input: &[f32], weight: &[f32], bias: Optio
     let plane = g.height * g.width;
     assert!(input.len() >= g.batch * g.channels * plane && weight.len() >= g.out_channels * g.channels, "conv: pointwise operands out of bounds");
     // SAFETY: the units write every element of the output (each position of each channel once).
-    unsafe { try_written(op, g.batch * g.out_channels * plane, |out| run(&g, input, weight, bias, epilogue, out, op)) }
+    unsafe { try_written(op, g.batch * g.out_channels * plane, |out| run(&g, input, weight, bias, epilogue, Slot { out, image_stride: g.out_image_len() }, op)) }
+}
+
+/// `forward` into `slot` (image n's planes at out + n·image_stride), no residual: conv2dConcat's.
+///
+/// SAFETY: as mod.rs `forward_into`.
+pub(crate) unsafe fn forward_into(geo: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, slot: Slot, op: &str) -> Result<()> {
+    assert!(applies(geo) && epilogue.residual.is_none(), "conv: pointwise kernel called for a convolution it does not serve");
+    let plane = geo.height * geo.width;
+    assert!(input.len() >= geo.batch * geo.channels * plane && weight.len() >= geo.out_channels * geo.channels, "conv: pointwise operands out of bounds");
+    run(geo, input, weight, bias, epilogue, slot, op)
 }
 
 /// Tiles of 8 output channels x 48 positions, and 1 x 64 for the last out_channels % 8.
@@ -66,8 +77,9 @@ const MR: usize = 8;
 const NV: usize = 3;
 const TAIL_NV: usize = 4;
 
-/// SAFETY: out valid for writes of batch·out_channels·height·width floats.
-unsafe fn run(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, out: *mut f32, op: &str) -> Result<()> {
+/// SAFETY: slot valid for writes of out_channels·height·width floats at out + n·image_stride for
+/// each image n; with a residual, image_stride is out_channels·height·width.
+unsafe fn run(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, slot: Slot, op: &str) -> Result<()> {
     let (plane, k, o) = (g.height * g.width, g.channels, g.out_channels);
     let chunks = plane.div_ceil(UNIT_POSITIONS);
     let blocks = o.div_ceil(MR);
@@ -85,7 +97,7 @@ unsafe fn run(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>,
         assert!(r.len() >= g.batch * o * plane, "conv: residual out of bounds");
         SendPtr(r.as_ptr() as *mut f32)
     });
-    let dst = SendPtr(out);
+    let (dst, image_stride) = (SendPtr(slot.out), slot.image_stride);
     run_units_on(op, g.batch * chunks * splits, parallel, 0, |unit, _, _| {
         let (n, chunk, split) = (unit / (chunks * splits), unit / splits % chunks, unit % splits);
         let positions = chunk * UNIT_POSITIONS..((chunk + 1) * UNIT_POSITIONS).min(plane);
@@ -96,13 +108,15 @@ unsafe fn run(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>,
             let mut p = positions.start;
             while p < positions.end {
                 let len = (positions.end - p).min(if rows == MR { NV * 16 } else { TAIL_NV * 16 });
-                let at = (n * o + first) * plane + p;
+                // Output and residual offsets: the output's images may sit further apart (Slot).
+                let at = n * image_stride + first * plane + p;
+                let res_at = (n * o + first) * plane + p;
                 // SAFETY: AVX-512 is present (`applies`); the loads read x[c, p..p + len] and
                 // weight rows first..first + rows; this unit alone writes out[n, those rows, p..p + len].
                 unsafe {
                     let w = weight.as_ptr().add(first * k);
                     let b = bias.map(|b| b[first..first + rows].as_ptr());
-                    let res = residual.as_ref().map(|r| r.ptr().add(at) as *const f32);
+                    let res = residual.as_ref().map(|r| r.ptr().add(res_at) as *const f32);
                     if rows == MR {
                         let out = Out { at: dst.ptr().add(at), stride: plane, len, residual: res, relu };
                         tile::<MR, NV>(x.as_ptr().add(p), plane, k, w, b, out);

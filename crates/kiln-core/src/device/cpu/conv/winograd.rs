@@ -32,6 +32,7 @@
 //! Not the weight gradient: that is a different shape of problem (a 3x3 result).
 
 use super::lanes::Lanes;
+use super::Slot;
 #[cfg(target_arch = "x86_64")]
 use super::lanes::F16 as Lane;
 #[cfg(not(target_arch = "x86_64"))]
@@ -277,7 +278,16 @@ pub(crate) fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<
     assert!(runs_here(g), "{op}: Winograd F(2x2, 3x3) called on {g:?}");
     let u = transform_filters(g, weight, op)?;
     // SAFETY: run writes every output element (transform_output writes all of its rows).
-    unsafe { try_written(op, g.batch * g.out_image_len(), |out| run(g, input, &u, bias, out, op)) }
+    unsafe { try_written(op, g.batch * g.out_image_len(), |out| run(g, input, &u, bias, Slot { out, image_stride: g.out_image_len() }, op)) }
+}
+
+/// `forward` into `slot` (image n's planes at out + n·image_stride): conv2dConcat's.
+///
+/// SAFETY: as mod.rs `forward_into`.
+pub(crate) unsafe fn forward_into(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>, slot: Slot, op: &str) -> Result<()> {
+    assert!(runs_here(g), "{op}: Winograd F(2x2, 3x3) called on {g:?}");
+    let u = transform_filters(g, weight, op)?;
+    run(g, input, &u, bias, slot, op)
 }
 
 /// Gradient [batch, channels, height, width] of the input from `grad_out`, plus `init` per input
@@ -298,12 +308,13 @@ pub(crate) fn input_grad(g: &Geometry, grad_out: &[f32], weight: &[f32], init: O
 
 /// The units of `forward`: transforms and GEMMs per band of tile rows, into `out`.
 ///
-/// SAFETY: `runs_here(g)`; out valid for writes of batch · out_channels · out_height · out_width.
-unsafe fn run(g: &Geometry, input: &[f32], u: &[f32], bias: Option<&[f32]>, out: *mut f32, op: &str) -> Result<()> {
+/// SAFETY: `runs_here(g)`; slot valid for writes of out_channels · out_height · out_width floats
+/// at out + n·image_stride for each image n.
+unsafe fn run(g: &Geometry, input: &[f32], u: &[f32], bias: Option<&[f32]>, slot: Slot, op: &str) -> Result<()> {
     let t = Tiles::new(g);
-    let dst = SendPtr(out);
+    let (dst, image_stride) = (SendPtr(slot.out), slot.image_stride);
     let units = g.batch * t.bands;
-    let threads = parallel::num_threads();
+    let threads = if super::engine::parallel_pays(g) { parallel::num_threads() } else { 1 };
     // Units in parallel when there are enough; else one after another, each GEMM on every thread.
     let (workers, par) = if threads > 1 && units >= threads { (threads, Parallelism::None) } else if threads > 1 { (1, Parallelism::Threads) } else { (1, Parallelism::None) };
     let scratch_len = t.scratch_len(g);
@@ -343,7 +354,7 @@ unsafe fn run(g: &Geometry, input: &[f32], u: &[f32], bias: Option<&[f32]>, out:
                 }
             }
             // SAFETY: this unit alone writes the output rows of its tile rows in image n.
-            unsafe { transform_output(g, &t, m, rows, bias, dst.get().add(n * g.out_image_len())) };
+            unsafe { transform_output(g, &t, m, rows, bias, dst.get().add(n * image_stride)) };
         }
         pool.with(|p| p.push(scratch));
     });
