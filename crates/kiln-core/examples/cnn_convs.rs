@@ -13,7 +13,7 @@ fn main() {
     let batch = args.iter().find_map(|a| a.strip_prefix("--batch=")).map_or(1, |b| b.parse().expect("--batch=N"));
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     // (name, channels, size, out_channels, kernel, stride, padding)
-    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 29] = [
+    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 31] = [
         ("squeezenet stem 3->64 3x3/s2 224", 3, 224, 64, 3, 2, 0),
         ("squeezenet expand1x1 16->64 55", 16, 55, 64, 1, 1, 0),
         ("squeezenet expand1x1 32->128 27", 32, 27, 128, 1, 1, 0),
@@ -24,6 +24,8 @@ fn main() {
         ("squeezenet squeeze 64->16 55", 64, 55, 16, 1, 1, 0),
         ("squeezenet squeeze 128->32 27", 128, 27, 32, 1, 1, 0),
         ("squeezenet expand3x3 16->64 55", 16, 55, 64, 3, 1, 1),
+        ("squeezenet expand3x3 32->128 27", 32, 27, 128, 3, 1, 1),
+        ("squeezenet expand3x3 48->192 13", 48, 13, 192, 3, 1, 1),
         ("squeezenet expand3x3 64->256 13", 64, 13, 256, 3, 1, 1),
         ("squeezenet conv10 512->1000 13", 512, 13, 1000, 1, 1, 0),
         ("resnet50 stem 3->64 7x7/s2 224", 3, 224, 64, 7, 2, 3),

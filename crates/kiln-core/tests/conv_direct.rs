@@ -3,7 +3,8 @@
 //! stride 1, >= 8 channels each way, rows of tiles that fill AVX-512's lanes), the direct kernels
 //! (device/cpu/conv/direct.rs, unit stride, one group, >= 8 input channels, AVX-512;
 //! few_channels.rs and few_channels_dx.rs for 1 to 7 input channels, the forward at strides > 1
-//! too; `KILN_CONV_PATH=direct` skips Winograd) and im2col + GEMM (`KILN_CONV_PATH=im2col`).
+//! too; `KILN_CONV_PATH=direct` skips Winograd and takes direct.rs on small images too, mod.rs
+//! `direct_pays`) and im2col + GEMM (`KILN_CONV_PATH=im2col`).
 //! Shapes: bench's conv2d-a and conv2d-b, shapes with 1 to 7 channels, and shapes that hit every
 //! remainder of the direct kernels' blocking (output channels not a multiple of 8 or 16, fewer
 //! than 8, 40 = 2.5 vectors; taps not a multiple of 6; rows not a multiple of 16 positions;

@@ -48,11 +48,26 @@ fn kernel_for(geo: &Geometry) -> Kernel {
         Kernel::Pointwise
     } else if winograd::applies(geo) {
         Kernel::Winograd
-    } else if direct_applies(geo) {
+    } else if direct_applies(geo) && direct_pays(geo) {
         Kernel::Direct
     } else {
         Kernel::Gemm
     }
+}
+
+/// Images of at most SMALL_IMAGE output positions with at most SMALL_IMAGE_MAX_CHANNELS input
+/// channels stay on im2col + GEMM: forward with bias and relu (examples/cnn_convs.rs, batch 1
+/// and 8, loaded machine, GFLOP per CPU-second, direct / GEMM), SqueezeNet's 3x3 64->256 at 13x13
+/// ran faster on the GEMM in 11 of 12 pairs (e.g. 85 / 137, 120 / 150) and its 48->192 at 13x13
+/// in 5 of 6 (73 / 117, 95 / 126), while ResNet-50's 3x3 256->256 at 14x14 and 512->512 at 7x7
+/// stayed ahead on direct.rs (138 / 121, 126 / 120). (Winograd declines 13x13: row tiles.)
+const SMALL_IMAGE: usize = 14 * 14;
+const SMALL_IMAGE_MAX_CHANNELS: usize = 64;
+
+/// Whether direct.rs's forward beats im2col + GEMM on `geo` (direct.rs applies), as measured;
+/// `KILN_CONV_PATH=direct` takes direct.rs wherever it applies (its tests, a comparison).
+fn direct_pays(geo: &Geometry) -> bool {
+    geo.out_plane() > SMALL_IMAGE || geo.channels > SMALL_IMAGE_MAX_CHANNELS || std::env::var_os("KILN_CONV_PATH").is_some_and(|v| v == "direct")
 }
 
 /// engine::forward: [N, O, OH, OW], then the epilogue (epilogue.rs): the residual added, the
