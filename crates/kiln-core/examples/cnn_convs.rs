@@ -13,7 +13,7 @@ fn main() {
     let batch = args.iter().find_map(|a| a.strip_prefix("--batch=")).map_or(1, |b| b.parse().expect("--batch=N"));
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     // (name, channels, size, out_channels, kernel, stride, padding)
-    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 31] = [
+    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 35] = [
         ("squeezenet stem 3->64 3x3/s2 224", 3, 224, 64, 3, 2, 0),
         ("squeezenet expand1x1 16->64 55", 16, 55, 64, 1, 1, 0),
         ("squeezenet expand1x1 32->128 27", 32, 27, 128, 1, 1, 0),
@@ -23,6 +23,10 @@ fn main() {
         ("squeezenet squeeze 256->32 27", 256, 27, 32, 1, 1, 0),
         ("squeezenet squeeze 64->16 55", 64, 55, 16, 1, 1, 0),
         ("squeezenet squeeze 128->32 27", 128, 27, 32, 1, 1, 0),
+        ("squeezenet squeeze 256->48 13", 256, 13, 48, 1, 1, 0),
+        ("squeezenet squeeze 384->48 13", 384, 13, 48, 1, 1, 0),
+        ("squeezenet squeeze 384->64 13", 384, 13, 64, 1, 1, 0),
+        ("squeezenet squeeze 512->64 13", 512, 13, 64, 1, 1, 0),
         ("squeezenet expand3x3 16->64 55", 16, 55, 64, 3, 1, 1),
         ("squeezenet expand3x3 32->128 27", 32, 27, 128, 3, 1, 1),
         ("squeezenet expand3x3 48->192 13", 48, 13, 192, 3, 1, 1),
