@@ -25,7 +25,7 @@
 
 mod shared_b;
 
-use crate::parallel::{self, SendPtr};
+use crate::parallel::{self, SendPtr, SendView};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
@@ -152,10 +152,6 @@ enum BSource<'a> {
     Packed(&'a PackedB),
 }
 
-// SAFETY: the strided pointer is only read, and the caller of `gemm` keeps it valid for the call.
-unsafe impl Send for BSource<'_> {}
-unsafe impl Sync for BSource<'_> {}
-
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize) {
     if m == 0 || n == 0 {
@@ -176,14 +172,13 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
     }
     let split = Split::new(m, n, threads);
     let jobs = split.jobs();
-    // Raw pointers are not Sync: the closure shared by the threads carries them as SendPtr.
-    let (dst, a_ptr) = (SendPtr(dst), SendPtr(a.ptr as *mut f32));
-    let (a_rs, a_cs) = (a.rs, a.cs);
+    // Raw pointers are not Sync: the closure shared by the threads carries them as SendPtr and
+    // SendView (a and b are only read).
+    let (dst, a, b) = (SendPtr(dst), SendView(a), SendView(b));
     let job = |j: usize| {
         let (rows, cols) = split.job(j);
-        let a = MatRef { ptr: a_ptr.ptr(), rs: a_rs, cs: a_cs };
         // SAFETY: jobs write disjoint blocks of dst; the caller vouches for the rest.
-        unsafe { gemm_block(rows, cols, k, dst.ptr(), dst_rs, accumulate, a, b, scale) };
+        unsafe { gemm_block(rows, cols, k, dst.ptr(), dst_rs, accumulate, a.get(), b.get(), scale) };
     };
     if jobs == 1 {
         job(0);

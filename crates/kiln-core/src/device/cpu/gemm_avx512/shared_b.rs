@@ -69,11 +69,9 @@ pub(super) unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: u
     let mut shared = BUFFER.try_lock().ok();
     let buffer = shared.as_deref_mut().unwrap_or(&mut own);
     let base = parallel::SendPtr(aligned(buffer, 2 * block_floats));
-    let (dst, a_ptr) = (parallel::SendPtr(dst), parallel::SendPtr(a.ptr as *mut f32));
-    let (a_rs, a_cs) = (a.rs, a.cs);
-    let b = SendMat(b);
+    let (dst, a, b) = (parallel::SendPtr(dst), parallel::SendView(a), parallel::SendView(b));
     parallel::for_each_chunk(threads, threads, |home, _| {
-        let a = MatRef { ptr: a_ptr.ptr(), rs: a_rs, cs: a_cs };
+        let a = a.get();
         PACKS.with(|packs| {
             let ap = aligned(&mut packs.borrow_mut().1, MR * LDA);
             for (s, &(jc, nc, pc, kc)) in blocks.iter().enumerate() {
@@ -134,18 +132,5 @@ fn wait_until(counter: &AtomicUsize, value: usize) {
         } else {
             std::thread::yield_now();
         }
-    }
-}
-
-/// b's strided view, shared read-only by the threads of one call.
-#[derive(Clone, Copy)]
-struct SendMat(MatRef);
-// SAFETY: only read, and the caller keeps it valid for the call.
-unsafe impl Send for SendMat {}
-unsafe impl Sync for SendMat {}
-impl SendMat {
-    /// The view, through a reference (a closure capturing `.0` would capture the bare MatRef).
-    fn get(&self) -> MatRef {
-        self.0
     }
 }
