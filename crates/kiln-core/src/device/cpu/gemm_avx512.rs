@@ -611,8 +611,9 @@ mod tests {
         if !cpu_supports() {
             return;
         }
-        // (60, 1050, 1030): 5 row tiles (the shared-b split on 2 threads) and 2 x 2 blocks of b.
-        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100), (60, 1050, 1030)];
+        // (60, 1050, 1030): 5 row tiles (the shared-b split on 2 threads) and 2 x 2 blocks of b;
+        // (100, 70, 2100): 8 row tiles through 5 k blocks, each waiting on its rows' previous one.
+        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100), (60, 1050, 1030), (100, 70, 2100)];
         for &(m, n, k) in &shapes {
             for threads in [1, 2, 3] {
                 for (ta, tb) in [(false, false), (false, true), (true, false)] {
