@@ -20,10 +20,11 @@ export function buildFlopsProbe() {
 
 /**
  * Runs the probe: { threads, best: { isa, gflops }, isas: [{ isa, gflops }] }, GFLOP/s of
- * independent f32 FMAs on all threads with each vector ISA the CPU has (best of 5 runs of ~0.3 s).
+ * independent f32 FMAs on all threads with each vector ISA the CPU has (best of 5 runs of
+ * `seconds`, default ~0.3 s); `widest` measures only the widest ISA (about a second in all).
  */
-export function runFlopsProbe() {
-  const r = spawnSync(BINARY, [], { encoding: 'utf8', timeout: 120_000 });
+export function runFlopsProbe({ seconds = 0.3, widest = false } = {}) {
+  const r = spawnSync(BINARY, [String(seconds), ...(widest ? ['--widest'] : [])], { encoding: 'utf8', timeout: 120_000 });
   if (r.error) throw new Error(`could not run ${BINARY} (npm run bench builds it): ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${BINARY} exited with ${r.status}: ${(r.stderr || '').trim()}`);
   const out = JSON.parse(r.stdout.trim().split('\n').pop());

@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runFlopsProbe } from './flops-probe.mjs';
 import { REPEATS, STEP_RUNS, TARGET } from './timing.mjs';
 import { selectWorkloads } from './workloads.mjs';
 
@@ -106,6 +107,19 @@ function measured(w, result) {
   return { value: median, runs: { min, median, max, spread: (max - min) / median, count: values.length } };
 }
 
+/**
+ * The FMA probe's GFLOP/s now (widest ISA, best of 5 runs of 0.2 s: about a second), for the
+ * workloads marked `probeAround`; undefined when the probe cannot run (not built: run.mjs started
+ * without scripts/bench.mjs).
+ */
+function probeNow() {
+  try {
+    return runFlopsProbe({ seconds: 0.2, widest: true }).best.gflops;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs `kind` of one peer in a child process (child.mjs); returns its JSON report. */
 function runChild(peer, kind, params) {
   const r = spawnSync(process.execPath, ['--expose-gc', join(HERE, 'child.mjs'), peer.module, kind, JSON.stringify(params)], {
@@ -144,10 +158,20 @@ for (const w of workloads) {
         }
         console.log(`  ${''.padEnd(30)} ${peer.id.padEnd(10)} ${''.padStart(16)}   ${took()}`);
       } else {
+        // The machine's speed drifts (the probe read 349-423 GFLOP/s in one evening), so a row
+        // compared with the FMA ceiling gets the probe of its own seconds: right before and after.
+        const probeBefore = w.probeAround ? probeNow() : undefined;
         const { value, runs } = measured(w, await fn.call(peer, w.params));
+        const probeAfter = w.probeAround ? probeNow() : undefined;
         results.push({ workload: w.id, library: peer.id, value, unit: w.unit, ...(runs ? { runs } : {}) });
         const range = runs ? `   min ${fmtNumber(runs.min)} max ${fmtNumber(runs.max)} (spread ${fmtPercent(runs.spread)} over ${runs.count})` : '';
-        console.log(`  ${w.label.padEnd(30)} ${peer.id.padEnd(10)} ${`${fmtNumber(value)} ${w.unit}`.padStart(16)}   ${took()}${range}`);
+        let probed = '';
+        if (probeBefore !== undefined && probeAfter !== undefined) {
+          const probe = (probeBefore + probeAfter) / 2;
+          results.push({ workload: `${w.id}-probe`, library: peer.id, value: probe, unit: 'GFLOP/s', probe: { before: probeBefore, after: probeAfter } });
+          probed = `   FMA probe before / after ${probeBefore.toFixed(0)} / ${probeAfter.toFixed(0)} GFLOP/s: ${fmtPercent(value / probe)} of their mean`;
+        }
+        console.log(`  ${w.label.padEnd(30)} ${peer.id.padEnd(10)} ${`${fmtNumber(value)} ${w.unit}`.padStart(16)}   ${took()}${range}${probed}`);
       }
     } catch (e) {
       const reason = e?.message?.split('\n')[0] ?? String(e);
@@ -209,7 +233,8 @@ if (ranged.length) {
   }
   console.log('');
 }
-const summaries = workloads.map((w) => w.note?.(getById)).filter(Boolean);
+// A note is a line or an array of lines.
+const summaries = workloads.flatMap((w) => [w.note?.(getById)].flat()).filter(Boolean);
 for (const s of summaries) console.log(`  ${s}`);
 for (const w of workloads.filter((x) => x.child)) {
   const info = childInfo.filter((c) => c.workload === w.id);
@@ -244,7 +269,8 @@ const out = {
     skipped,
     errors,
   },
-  results: results.map((r) => ({ ...r, value: Number(r.value.toPrecision(4)) })), // runs: min/median/max/spread of a training step
+  // runs: min/median/max/spread of a training step; probe: the FMA probe before and after (`<id>-probe`)
+  results: results.map((r) => ({ ...r, value: Number(r.value.toPrecision(4)) })),
 };
 const file = join(HERE, 'results', 'latest.json');
 mkdirSync(dirname(file), { recursive: true });

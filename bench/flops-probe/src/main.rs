@@ -7,7 +7,9 @@
 //! on-CPU time): on a loaded machine compare GEMM figures per CPU-second with it
 //! (crates/kiln-core/examples/gemm_choice.rs prints those).
 //!
-//! Usage: kiln-flops-probe [seconds per measurement, default 0.3]
+//! Usage: kiln-flops-probe [seconds per measurement, default 0.3] [--widest]
+//! `--widest` measures the widest ISA only (bench/run.mjs runs it right before and after each
+//! library's matmul-1024 measurement, where a second is worth saving).
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -151,9 +153,13 @@ fn peak(kernel: Kernel, lanes: usize, threads: usize, target: f64) -> (f64, f64)
 }
 
 fn main() {
-    let target: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0.3);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let target: f64 = args.iter().find_map(|s| s.parse().ok()).unwrap_or(0.3);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let kernels = x86::kernels();
+    let mut kernels = x86::kernels();
+    if args.iter().any(|a| a == "--widest") {
+        kernels.truncate(1);
+    }
     if kernels.is_empty() {
         println!("{{\"error\":\"no AVX2+FMA or AVX-512F on this CPU (the probe is x86-64 only)\"}}");
         return;

@@ -123,6 +123,22 @@ impl<T> SendPtr<T> {
     }
 }
 
+/// A read-only value holding raw pointers (a strided matrix view) that the threads of one
+/// parallel region share: they only read through it, and the caller keeps what it points to valid
+/// and unchanged for the region. The GEMMs' operand views (gemm_avx512, gemm_simd128) cross
+/// threads this way.
+#[derive(Clone, Copy)]
+pub struct SendView<T: Copy>(pub T);
+unsafe impl<T: Copy> Send for SendView<T> {}
+unsafe impl<T: Copy> Sync for SendView<T> {}
+impl<T: Copy> SendView<T> {
+    /// The value, through a reference: a closure calling this captures the whole (Sync) wrapper,
+    /// where `.0` would capture only the bare field.
+    pub fn get(&self) -> T {
+        self.0
+    }
+}
+
 /// Runs `f` over matching chunks of `src` and `dst` (equal lengths), in parallel when large.
 /// Chunk lengths are multiples of `align` (a row length), so no row is split.
 #[cfg(not(target_arch = "wasm32"))]

@@ -25,7 +25,7 @@
 
 mod shared_b;
 
-use crate::parallel::{self, SendPtr};
+use crate::parallel::{self, SendPtr, SendView};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::ops::Range;
@@ -152,10 +152,6 @@ enum BSource<'a> {
     Packed(&'a PackedB),
 }
 
-// SAFETY: the strided pointer is only read, and the caller of `gemm` keeps it valid for the call.
-unsafe impl Send for BSource<'_> {}
-unsafe impl Sync for BSource<'_> {}
-
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize) {
     if m == 0 || n == 0 {
@@ -176,14 +172,13 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
     }
     let split = Split::new(m, n, threads);
     let jobs = split.jobs();
-    // Raw pointers are not Sync: the closure shared by the threads carries them as SendPtr.
-    let (dst, a_ptr) = (SendPtr(dst), SendPtr(a.ptr as *mut f32));
-    let (a_rs, a_cs) = (a.rs, a.cs);
+    // Raw pointers are not Sync: the closure shared by the threads carries them as SendPtr and
+    // SendView (a and b are only read).
+    let (dst, a, b) = (SendPtr(dst), SendView(a), SendView(b));
     let job = |j: usize| {
         let (rows, cols) = split.job(j);
-        let a = MatRef { ptr: a_ptr.ptr(), rs: a_rs, cs: a_cs };
         // SAFETY: jobs write disjoint blocks of dst; the caller vouches for the rest.
-        unsafe { gemm_block(rows, cols, k, dst.ptr(), dst_rs, accumulate, a, b, scale) };
+        unsafe { gemm_block(rows, cols, k, dst.ptr(), dst_rs, accumulate, a.get(), b.get(), scale) };
     };
     if jobs == 1 {
         job(0);
@@ -616,8 +611,9 @@ mod tests {
         if !cpu_supports() {
             return;
         }
-        // (60, 1050, 1030): 5 row tiles (the shared-b split on 2 threads) and 2 x 2 blocks of b.
-        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100), (60, 1050, 1030)];
+        // (60, 1050, 1030): 5 row tiles (the shared-b split on 2 threads) and 2 x 2 blocks of b;
+        // (100, 70, 2100): 8 row tiles through 5 k blocks, each waiting on its rows' previous one.
+        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100), (60, 1050, 1030), (100, 70, 2100)];
         for &(m, n, k) in &shapes {
             for threads in [1, 2, 3] {
                 for (ta, tb) in [(false, false), (false, true), (true, false)] {

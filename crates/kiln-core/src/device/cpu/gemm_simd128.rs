@@ -227,7 +227,7 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: *mut f
                 pack_b(b, p0, KC.min(k - p0), j0, nc, &mut bp[p0 * nc_pad..]);
             }
             // Raw pointers in wrappers that may cross threads (the closure below runs on workers).
-            let (panels, out, a_ref) = (crate::parallel::SendPtr(bp.as_mut_ptr()), crate::parallel::SendPtr(c.add(j0)), SendRef(a));
+            let (panels, out, a_ref) = (crate::parallel::SendPtr(bp.as_mut_ptr()), crate::parallel::SendPtr(c.add(j0)), crate::parallel::SendView(a));
             crate::parallel::for_each_chunk(blocks, blocks, |s, e| {
                 // Each thread's own A buffer (the caller's PACKS is borrowed above).
                 CHUNK_PACK.with(|buf| {
@@ -248,16 +248,4 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: *mut f
 thread_local! {
     /// The A block buffer of a parallel GEMM's chunks (PACKS is borrowed by the caller then).
     static CHUNK_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A MatRef that may cross threads: the threads only read through it.
-#[derive(Clone, Copy)]
-struct SendRef(MatRef);
-unsafe impl Send for SendRef {}
-unsafe impl Sync for SendRef {}
-impl SendRef {
-    /// Through a reference, so a closure captures the whole (Sync) wrapper.
-    fn get(&self) -> MatRef {
-        self.0
-    }
 }

@@ -41,6 +41,7 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
         let w_data = w.cpu_raw::<f32>(OP)?;
         let (w_rs, w_cs) = (w.strides()[0] as isize, w.strides()[1] as isize);
         let parallelism = if rows * n * k >= MIN_PARALLEL_FLOPS { Parallelism::Threads } else { Parallelism::None };
+        #[cfg(target_arch = "x86_64")]
         let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
         #[cfg(target_arch = "x86_64")]
         if !crate::autograd::is_enabled() && super::gemm_avx512::chooses(rows, n, k, super::gemm_avx512::BForm::Packed, threads) {

@@ -11,9 +11,13 @@
 //! elsewhere, or this call nested in another parallel region) finds less left to claim, and one
 //! that never starts costs nothing, so the call cannot deadlock on a missing partner.
 //!
-//! Order: block s's tiles start after every tile of block s - 1 is done (both may write the same
-//! dst rows: the second k block accumulates onto the first), and block s is packed into the
-//! buffer block s - 2 used, so a thread that finishes block s - 1's tiles early packs block s
+//! Order: row tile t of block s starts once row tile t of block s - 1 is done (both write the
+//! same dst rows: the second k block accumulates onto the first). The rows of a tile, not the
+//! whole block, are what wait: a thread's home tiles of block s follow its own tiles of block
+//! s - 1, so it goes on without waiting for its partner's last tile of the previous block (the
+//! first version waited for every tile of block s - 1: on a loaded machine, whenever the partner
+//! was preempted). Block s is packed into the buffer block s - 2 used, after every tile of
+//! block s - 2 is done, so a thread that finishes block s - 1's tiles early packs block s
 //! meanwhile.
 
 use super::{aligned, k_block, pack_b, row_of_tiles, row_tile, Block, MatRef, B_BLOCK_FLOATS, LDA, MR, NR, PACKS};
@@ -64,22 +68,25 @@ pub(super) unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: u
         .iter()
         .map(|_| Progress { pack_claimed: AtomicUsize::new(0), pack_done: AtomicUsize::new(0), tiles_claimed: (0..threads).map(|_| AtomicUsize::new(0)).collect(), tiles_done: AtomicUsize::new(0) })
         .collect();
+    // Per row tile: how many blocks have run over its rows.
+    let rows_done: Vec<AtomicUsize> = (0..tiles).map(|_| AtomicUsize::new(0)).collect();
     let block_floats = kc_max * nc_max;
     let mut own = Vec::new();
     let mut shared = BUFFER.try_lock().ok();
     let buffer = shared.as_deref_mut().unwrap_or(&mut own);
     let base = parallel::SendPtr(aligned(buffer, 2 * block_floats));
-    let (dst, a_ptr) = (parallel::SendPtr(dst), parallel::SendPtr(a.ptr as *mut f32));
-    let (a_rs, a_cs) = (a.rs, a.cs);
-    let b = SendMat(b);
+    let (dst, a, b) = (parallel::SendPtr(dst), parallel::SendView(a), parallel::SendView(b));
     parallel::for_each_chunk(threads, threads, |home, _| {
-        let a = MatRef { ptr: a_ptr.ptr(), rs: a_rs, cs: a_cs };
+        let a = a.get();
         PACKS.with(|packs| {
             let ap = aligned(&mut packs.borrow_mut().1, MR * LDA);
             for (s, &(jc, nc, pc, kc)) in blocks.iter().enumerate() {
                 let done = &progress[s];
+                if s >= 2 {
+                    wait_until(&progress[s - 2].tiles_done, tiles);
+                }
                 // SAFETY: block s packs into half s % 2 of the buffer, which block s - 2 read
-                // and every thread has finished (waited for before block s - 1's tiles).
+                // and every thread has finished (waited for just above).
                 let panels = base.ptr().add(s % 2 * block_floats);
                 let pieces = nc.div_ceil(NR).div_ceil(PIECE_PANELS);
                 loop {
@@ -93,15 +100,17 @@ pub(super) unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: u
                     done.pack_done.fetch_add(1, Ordering::Release);
                 }
                 wait_until(&done.pack_done, pieces);
-                if s > 0 {
-                    wait_until(&progress[s - 1].tiles_done, tiles);
-                }
                 let block = Block { pc, kc, jc, nc, panels, overwrite: pc == 0 && !accumulate };
                 while let Some((t, next)) = claim_tile(done, home, tiles, threads) {
+                    // These rows in block s - 1: run by this thread (its home range) or by one
+                    // that claimed them before this thread reached block s, so never unclaimed.
+                    wait_until(&rows_done[t], s);
                     let (tile, next) = (row_tile(&(0..m), tiles, t), next.map(|t| row_tile(&(0..m), tiles, t)));
                     // SAFETY: tile t's rows of dst are written by this thread alone during
-                    // block s; the caller vouches for the operands.
+                    // block s, after block s - 1 finished them; the caller vouches for the
+                    // operands.
                     row_of_tiles(a, tile, next, &block, dst.ptr(), dst_rs, scale, ap);
+                    rows_done[t].store(s + 1, Ordering::Release);
                     done.tiles_done.fetch_add(1, Ordering::Release);
                 }
             }
@@ -134,18 +143,5 @@ fn wait_until(counter: &AtomicUsize, value: usize) {
         } else {
             std::thread::yield_now();
         }
-    }
-}
-
-/// b's strided view, shared read-only by the threads of one call.
-#[derive(Clone, Copy)]
-struct SendMat(MatRef);
-// SAFETY: only read, and the caller keeps it valid for the call.
-unsafe impl Send for SendMat {}
-unsafe impl Sync for SendMat {}
-impl SendMat {
-    /// The view, through a reference (a closure capturing `.0` would capture the bare MatRef).
-    fn get(&self) -> MatRef {
-        self.0
     }
 }
