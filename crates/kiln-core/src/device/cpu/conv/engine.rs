@@ -14,9 +14,9 @@
 //! input rows and writes the band of output rows that the bias fill and the fused activation
 //! touch, so the three stay in cache (see `Plan::new`).
 //! Work is split over (image, band) units across threads; with fewer units than threads, the
-//! forward pass cuts each unit's filters into ranges of output channels, one GEMM per range on
-//! one thread (batch 1 at 14x14 and 7x7 is one band), and the gradients run the units one after
-//! another, each GEMM on every thread. A pass too small to pay for waking the thread pool runs
+//! forward pass of a pointwise convolution cuts each unit's filters into ranges of output
+//! channels, one GEMM per range on one thread (batch 1 at 14x14 and 7x7 is one band); other
+//! passes run the units one after another, each GEMM on every thread. A pass too small to pay for waking the thread pool runs
 //! on the calling thread (`Plan::parallel`).
 
 use crate::params::conv::Geometry;
@@ -123,10 +123,12 @@ impl Plan {
         let parallel = parallel_pays(&g);
         // Fewer (image, band) units than threads (batch 1 at 14x14 and 7x7: one band): each
         // thread takes a range of the filters, its GEMM on one thread, rather than one GEMM
-        // split by the GEMM over every thread.
+        // split by the GEMM over every thread. Pointwise only: every range would build the
+        // unit's im2col again (ResNet-50's 3x3 stride-2 512->512 at batch 1: 89-93 against
+        // 103-110 GFLOP per CPU-second, `cnn_convs`).
         let threads = if parallel { crate::parallel::num_threads() } else { 1 };
         let (units, cout) = ((g.batch * bands).max(1), g.group_out_channels());
-        let wanted = if units < threads { threads.div_ceil(units) } else { 1 };
+        let wanted = if units < threads && g.is_pointwise() { threads.div_ceil(units) } else { 1 };
         let split_rows = cout.div_ceil(wanted).next_multiple_of(SPLIT_ROWS).min(cout).max(1);
         Plan { geo: g, band, bands, parallel, splits: cout.div_ceil(split_rows).max(1), split_rows }
     }
