@@ -3,7 +3,9 @@
 //! on im2col + GEMM (`KILN_CONV_PATH=im2col`), alternating in one process: quicker than the whole
 //! addon and bench while choosing a kernel or a threshold. CPU time is summed over the process's
 //! threads (support/cpu_time.rs), which other processes on the machine barely move.
-//! `cargo run --release -p kiln-core --example cnn_convs [-- --batch=8] [name filters...]`
+//! `--against=direct` compares with direct.rs instead (`KILN_CONV_PATH=direct`: not Winograd);
+//! `--residual` adds a residual before the relu, as ResNet's block-closing 1x1 convolutions run.
+//! `cargo run --release -p kiln-core --example cnn_convs [-- --batch=8] [--against=direct] [--residual] [name filters...]`
 use kiln_core::ops::{self, ConvParams};
 #[path = "support/cpu_time.rs"]
 mod cpu_time;
@@ -11,6 +13,8 @@ mod cpu_time;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let batch = args.iter().find_map(|a| a.strip_prefix("--batch=")).map_or(1, |b| b.parse().expect("--batch=N"));
+    let against = args.iter().find_map(|a| a.strip_prefix("--against=")).unwrap_or("im2col");
+    let with_residual = args.iter().any(|a| a == "--residual");
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     // (name, channels, size, out_channels, kernel, stride, padding)
     let shapes: [(&str, usize, usize, usize, usize, usize, usize); 35] = [
@@ -52,7 +56,7 @@ fn main() {
     ];
     // As the imported models run them: bias and relu fused (ts/onnx/fusion/conv.ts).
     let relu = ops::Activation::new("conv2d", "relu", 0.0).unwrap();
-    println!("forward with bias and relu, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / on im2col + GEMM", rayon::current_num_threads());
+    println!("forward with bias{} and relu, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / KILN_CONV_PATH={against}", if with_residual { ", residual" } else { "" }, rayon::current_num_threads());
     for (name, c, size, o, k, stride, pad) in shapes {
         if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
             continue;
@@ -63,12 +67,14 @@ fn main() {
         let p = ConvParams { stride: [stride, stride], padding: [pad; 4], ..ConvParams::default() };
         let out = (size + 2 * pad - k) / stride + 1;
         let gflop = 2.0 * (batch * o * out * out * c * k * k) as f64 / 1e9;
+        let residual = with_residual.then(|| ops::randn(&[batch, o, out, out], 0.0, 1.0, Some(10)).unwrap());
         let run = |path: &str| {
             std::env::set_var("KILN_CONV_PATH", path);
-            let (cpu, wall) = cpu_time::per_call(0.2, || drop(ops::conv2d_fused(&x, &w, Some(&b), &p, ops::Epilogue { residual: None, activation: Some(relu) }).unwrap()));
+            let epilogue = ops::Epilogue { residual: residual.as_ref(), activation: Some(relu) };
+            let (cpu, wall) = cpu_time::per_call(0.2, || drop(ops::conv2d_fused(&x, &w, Some(&b), &p, epilogue).unwrap()));
             format!("{:6.1} ({:.3})", gflop / cpu, wall * 1e3)
         };
-        let (chosen, gemm) = (run("chosen"), run("im2col"));
+        let (chosen, gemm) = (run("chosen"), run(against));
         println!("{name:36} {chosen} / {gemm}");
     }
     std::env::remove_var("KILN_CONV_PATH");

@@ -180,6 +180,10 @@ fn cases() -> Vec<(&'static str, [usize; 4], [usize; 4], ConvParams)> {
         // a 13x13 image at batch 1 (one unit: the filter blocks split for the threads).
         ("pointwise, 16 channels, 20 filters, uneven positions", [2, 16, 21, 23], [20, 16, 1, 1], params(1, [0; 4], 1, 1)),
         ("pointwise, 64 channels, batch 1, 13x13, blocks split", [1, 64, 13, 13], [48, 64, 1, 1], params(1, [0; 4], 1, 1)),
+        // Pointwise on the GEMM at batch 1 with one band (engine.rs): the filters cut in ranges
+        // for the threads, 64 + 36 (96 channels); per group 32 + 18 (groups 2).
+        ("batch 1, one band, 1x1 of 96 channels, filters split", [1, 96, 12, 10], [100, 96, 1, 1], params(1, [0; 4], 1, 1)),
+        ("batch 1, one band, 1x1, groups 2, filters split", [1, 192, 12, 10], [100, 96, 1, 1], params(1, [0; 4], 1, 2)),
     ]
 }
 

@@ -14,8 +14,10 @@
 //! input rows and writes the band of output rows that the bias fill and the fused activation
 //! touch, so the three stay in cache (see `Plan::new`).
 //! Work is split over (image, band) units across threads; with fewer units than threads, the
-//! units run one after another and each GEMM uses every thread instead. A pass too small to pay
-//! for waking the thread pool runs on the calling thread (`Plan::parallel`).
+//! forward pass of a pointwise convolution cuts each unit's filters into ranges of output
+//! channels, one GEMM per range on one thread (batch 1 at 14x14 and 7x7 is one band); other
+//! passes run the units one after another, each GEMM on every thread. A pass too small to pay for waking the thread pool runs
+//! on the calling thread (`Plan::parallel`).
 
 use crate::params::conv::Geometry;
 use super::epilogue::SliceEpilogue;
@@ -38,6 +40,9 @@ const BAND_FLOATS: usize = 1 << 18;
 /// what waking a sleeping pool thread costs on an idle machine (and far less than it can cost on
 /// a loaded one).
 const MIN_PARALLEL_MACS: usize = 96 * 96 * 96;
+
+/// Output channels of a forward split are a multiple of this: whole register tiles of the GEMM.
+const SPLIT_ROWS: usize = 16;
 
 /// A read-only strided matrix inside a slice.
 #[derive(Clone, Copy)]
@@ -91,12 +96,15 @@ pub(crate) unsafe fn gemm(dst: *mut f32, dst_stride: usize, accumulate: bool, a:
 }
 
 /// How a pass is cut: each image's output rows in `bands` bands of about equal height, run on
-/// the thread pool or, for a small pass, on the calling thread.
+/// the thread pool or, for a small pass, on the calling thread; the forward pass also cuts each
+/// group's filters in `splits` ranges of `split_rows` output channels.
 struct Plan {
     geo: Geometry,
     band: usize,
     bands: usize,
     parallel: bool,
+    splits: usize,
+    split_rows: usize,
 }
 
 impl Plan {
@@ -112,7 +120,24 @@ impl Plan {
         let bands = if g.out_height == 0 { 1 } else { (g.out_height * per_row).div_ceil(BAND_FLOATS).clamp(1, g.out_height) };
         // Recount after rounding the height up, so no band is empty (5 rows in 4 bands of 2 is 3).
         let band = g.out_height.div_ceil(bands).max(1);
-        Plan { geo: g, band, bands: g.out_height.div_ceil(band).max(1), parallel: parallel_pays(&g) }
+        let bands = g.out_height.div_ceil(band).max(1);
+        let parallel = parallel_pays(&g);
+        // Fewer (image, band) units than threads (batch 1 at 14x14 and 7x7: one band): each
+        // thread takes a range of the filters, its GEMM on one thread, rather than one GEMM
+        // split by the GEMM over every thread. Pointwise only: every range would build the
+        // unit's im2col again (ResNet-50's 3x3 stride-2 512->512 at batch 1: 89-93 against
+        // 103-110 GFLOP per CPU-second, `cnn_convs`).
+        let threads = if parallel { crate::parallel::num_threads() } else { 1 };
+        let (units, cout) = ((g.batch * bands).max(1), g.group_out_channels());
+        let wanted = if units < threads && g.is_pointwise() { threads.div_ceil(units) } else { 1 };
+        let split_rows = cout.div_ceil(wanted).next_multiple_of(SPLIT_ROWS).min(cout).max(1);
+        Plan { geo: g, band, bands, parallel, splits: cout.div_ceil(split_rows).max(1), split_rows }
+    }
+
+    /// The output channels of a group that forward split `split` computes.
+    fn split_channels(&self, split: usize) -> Range<usize> {
+        let cout = self.geo.group_out_channels();
+        (split * self.split_rows).min(cout)..((split + 1) * self.split_rows).min(cout)
     }
 
     /// run_units over this plan's `units`, on the calling thread alone when the pass is small.
@@ -222,12 +247,12 @@ fn workers(units: usize) -> (usize, Parallelism) {
 pub(crate) trait Filters: Sync {
     /// Floats of scratch one worker needs next to its im2col band.
     fn scratch_len(&self, geo: &Geometry) -> usize;
-    /// dst[r, :] = filter r of group `grp` · x (+= with `accumulate`) for the group's
-    /// out_channels/groups filters r; dst rows `dst_stride` apart.
+    /// dst[r - rows.start, :] = filter r of group `grp` · x (+= with `accumulate`) for the
+    /// group's filters r in `rows` (of 0..out_channels/groups); dst rows `dst_stride` apart.
     ///
     /// SAFETY: as `gemm`: dst must be valid for those writes and no one else may touch them.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn apply(&self, geo: &Geometry, grp: usize, x: Mat, dst: *mut f32, dst_stride: usize, accumulate: bool, scratch: &mut [f32], par: Parallelism);
+    unsafe fn apply(&self, geo: &Geometry, grp: usize, rows: Range<usize>, x: Mat, dst: *mut f32, dst_stride: usize, accumulate: bool, scratch: &mut [f32], par: Parallelism);
 }
 
 /// A float32 weight [out_channels, channels/groups, kh, kw].
@@ -237,9 +262,9 @@ impl Filters for Dense<'_> {
     fn scratch_len(&self, _: &Geometry) -> usize {
         0
     }
-    unsafe fn apply(&self, geo: &Geometry, grp: usize, x: Mat, dst: *mut f32, dst_stride: usize, accumulate: bool, _: &mut [f32], par: Parallelism) {
-        let (patch, cout) = (geo.patch(), geo.group_out_channels());
-        gemm(dst, dst_stride, accumulate, Mat::new(&self.0[grp * cout * patch..], cout, patch, patch), x, par);
+    unsafe fn apply(&self, geo: &Geometry, grp: usize, rows: Range<usize>, x: Mat, dst: *mut f32, dst_stride: usize, accumulate: bool, _: &mut [f32], par: Parallelism) {
+        let (patch, first) = (geo.patch(), grp * geo.group_out_channels() + rows.start);
+        gemm(dst, dst_stride, accumulate, Mat::new(&self.0[first * patch..], rows.len(), patch, patch), x, par);
     }
 }
 
@@ -268,26 +293,30 @@ pub(crate) unsafe fn forward_fused_into(geo: &Geometry, input: &[f32], filters: 
     let (plane, ow, patch, cout) = (g.out_plane(), g.out_width, g.patch(), g.group_out_channels());
     let (dst, image_stride) = (SendPtr(slot.out), slot.image_stride);
     let col_len = plan.col_len();
-    plan.run(op, g.batch * plan.bands, col_len + filters.scratch_len(&g), |unit, scratch, par| {
+    plan.run(op, g.batch * plan.bands * plan.splits, col_len + filters.scratch_len(&g), |unit, scratch, par| {
         let (col, own) = scratch.split_at_mut(col_len);
+        let (split, unit) = (unit % plan.splits, unit / plan.splits);
         let (n, rows) = (unit / plan.bands, plan.rows(unit % plan.bands));
+        let outs = plan.split_channels(split);
         let cols = rows.len() * ow;
         let image = &input[n * g.image_len()..(n + 1) * g.image_len()];
         let matrix = plan.columns(image, rows.clone(), col);
         let col_stride = if g.is_pointwise() { g.height * g.width } else { cols };
-        // SAFETY: this unit alone writes out[n, :, rows, :]: a band of every channel plane.
-        let band = unsafe { dst.get().add(n * image_stride + rows.start * ow) };
-        if let Some(bias) = bias {
-            for (o, &b) in bias.iter().enumerate() {
-                unsafe { std::slice::from_raw_parts_mut(band.add(o * plane), cols) }.fill(b);
-            }
-        }
         for grp in 0..g.groups {
+            // Element offset of this unit's first output: channel grp·cout + outs.start, row
+            // rows.start of image n. SAFETY: this unit alone writes out[n, those channels, rows, :].
+            let first = n * image_stride + (grp * cout + outs.start) * plane + rows.start * ow;
+            let band = unsafe { dst.get().add(first) };
+            if let Some(bias) = bias {
+                for (o, &b) in bias[grp * cout..][outs.clone()].iter().enumerate() {
+                    unsafe { std::slice::from_raw_parts_mut(band.add(o * plane), cols) }.fill(b);
+                }
+            }
             let x = Mat::new(&matrix[grp * patch * col_stride..], patch, cols, col_stride);
-            unsafe { filters.apply(&g, grp, x, band.add(grp * cout * plane), plane, bias.is_some(), own, par) };
+            unsafe { filters.apply(&g, grp, outs.clone(), x, band, plane, bias.is_some(), own, par) };
+            // SAFETY: as above, this unit's band of its channel planes.
+            unsafe { epilogue.apply(dst.get(), first, outs.len(), plane, cols) };
         }
-        // SAFETY: as above, this unit's band of every channel plane.
-        unsafe { epilogue.apply(dst.get(), n * image_stride + rows.start * ow, g.out_channels, plane, cols) };
     })?;
     Ok(())
 }

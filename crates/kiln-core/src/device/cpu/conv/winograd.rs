@@ -20,14 +20,17 @@
 //! flipped and input/output channels swapped, padding 2 - pad (`input_grad`), so it runs here
 //! too.
 //!
-//! Layout: a unit of work is a band of tile rows of one image. Its V (16 x channels x tiles) and
-//! M (16 x out_channels x tiles) are built in a worker's scratch, each 0.5-1 MiB at most
-//! (BAND_TILES), so they stay in L2 between the transforms and the GEMMs. The transforms work on
-//! WIDTH (4 or 16) horizontally adjacent tiles at once, one per SIMD lane: the columns of tiles
-//! that start 2 apart are the even and odd lanes of two vector loads. Each tile row is padded to
-//! a multiple of WIDTH tiles; the extra tiles read zeros and their outputs are not written (on
-//! x86-64 `applies` refuses rows that would waste more than an eighth of the lanes: those stay
-//! on direct.rs).
+//! Layout: a unit of work is a band of tile rows of one image, or, when a whole image is fewer
+//! tiles than a band holds (14x14 and 7x7: 49 and 16 tiles), several whole images. Its V (16 x
+//! channels x tiles) and M (16 x out_channels x tiles) are built in a worker's scratch, each
+//! 0.5-1 MiB at most (BAND_TILES), so they stay in L2 between the transforms and the GEMMs; the
+//! GEMMs' n is the unit's tiles, images after one another. The transforms work on WIDTH (4 or
+//! 16) horizontally adjacent tiles at once, one per SIMD lane: the columns of tiles that start 2
+//! apart are the even and odd lanes of two vector loads. A tile row's last vector may hold tiles
+//! past its end (7 tiles of 16 lanes on a 14x14 image): those lanes read zeros, are not stored
+//! into V, and their outputs are not written, so the GEMMs multiply real tiles only (a first
+//! version kept the padding tiles in V: on x86-64 it left rows that wasted more than an eighth
+//! of the lanes to direct.rs).
 //!
 //! Not the weight gradient: that is a different shape of problem (a 3x3 result).
 
@@ -38,6 +41,7 @@ use super::lanes::F16 as Lane;
 #[cfg(not(target_arch = "x86_64"))]
 use super::lanes::F4 as Lane;
 use crate::device::cpu::gemm_call::{gemm, Parallelism};
+use super::engine::parallel_pays;
 use crate::error::{KilnError, Result};
 use crate::params::conv::Geometry;
 use crate::parallel::{self, RegionLock, SendPtr};
@@ -60,20 +64,29 @@ const SKEW: usize = 16;
 /// Below this many input channels the GEMMs' inner dimension is too short to pay for the
 /// transforms (a 1-channel image, conv2d-a, stays on im2col + GEMM).
 const MIN_CHANNELS: usize = 8;
+/// Fewest output tiles of a call (batch x tiles per image) for which AVX-512 runs it here, not on
+/// direct.rs: the filters' transform (16 values per filter pair, every call) is a GEMM's worth
+/// of work per tile, so it takes some tiles to pay for. `cnn_convs --against=direct`, GFLOP per
+/// CPU-second, loaded machine, two runs: batch 8 256->256 at 14x14 (392 tiles) 221-234 against
+/// 147-149, 64->256 at 13x13 165-174 against 86-123, 512->512 at 7x7 (128) 157 against 144-149
+/// (and no faster inside ResNet-50: 38.8, 28.6 -> 39.1, 35.1 ms of CPU, bench/onnx-op-profile.mjs,
+/// two pairs); batch 1 256->256 at 14x14 (49) 102-104 against 122-135, 512->512 at 7x7 (16)
+/// 39-40 against 123-132, 128->128 at 28x28 (196) 148-169 against 132-161.
+#[cfg(target_arch = "x86_64")]
+const MIN_TILES: usize = 192;
 /// Lanes of the transforms in this build.
 const WIDTH: usize = Lane::WIDTH;
 
 /// Whether the forward pass of `g` runs here: 3x3 kernels, stride and dilation 1, one group,
 /// enough channels, padding of at most 2 (a wider border reads only zeros); on wasm32 always, on
-/// x86-64 with AVX-512 when its tile rows fill at least 7/8 of the 16 lanes (a 14x14 image has 7
-/// tiles per row: 16 lanes would compute 2.3x the outputs; direct.rs runs those), unless
-/// `KILN_CONV_PATH` names another path (`direct`, `im2col`: read per call, so a bench or a test
-/// compares them in one process).
+/// x86-64 with AVX-512 when the batch has at least MIN_TILES tiles, unless `KILN_CONV_PATH`
+/// names another path (`direct`, `im2col`: read per call, so a bench or a test compares them in
+/// one process).
 pub(crate) fn applies(g: &Geometry) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        let row_tiles = g.out_width.div_ceil(2);
-        runs_here(g) && row_tiles * 8 >= row_tiles.next_multiple_of(WIDTH) * 7 && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col" && v != "direct")
+        let tiles = g.batch * g.out_height.div_ceil(2) * g.out_width.div_ceil(2);
+        runs_here(g) && tiles >= MIN_TILES && std::env::var_os("KILN_CONV_PATH").is_none_or(|v| v != "im2col" && v != "direct")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -102,10 +115,14 @@ struct Tiles {
     rows: usize,
     /// Tiles per tile row, rounded up to a multiple of WIDTH (the lanes).
     per_row: usize,
+    /// Tiles per tile row: the columns of V and M a tile row takes.
+    real: usize,
     /// Tile rows per band.
     band: usize,
     /// Bands per image.
     bands: usize,
+    /// Whole images per unit when an image is one band, else 1.
+    images: usize,
     /// Width of the zero-padded input rows a band is copied into: 2 columns per tile + 2.
     padded_width: usize,
 }
@@ -113,15 +130,20 @@ struct Tiles {
 impl Tiles {
     fn new(g: &Geometry) -> Tiles {
         let rows = g.out_height.div_ceil(2);
-        let per_row = g.out_width.div_ceil(2).next_multiple_of(WIDTH);
-        let band = (BAND_TILES / per_row).clamp(1, rows);
-        Tiles { rows, per_row, band, bands: rows.div_ceil(band), padded_width: 2 * per_row + 2 }
+        let real = g.out_width.div_ceil(2);
+        let per_row = real.next_multiple_of(WIDTH);
+        let band = (BAND_TILES / real.max(1)).clamp(1, rows.max(1));
+        let bands = rows.div_ceil(band);
+        // Images of one band each share a unit up to BAND_TILES tiles, leaving a unit per thread.
+        let per_thread = g.batch.div_ceil(parallel::num_threads()).max(1);
+        let images = if bands == 1 { (BAND_TILES / (rows * real).max(1)).clamp(1, per_thread) } else { 1 };
+        Tiles { rows, per_row, real, band, bands, images, padded_width: 2 * per_row + 2 }
     }
 
     /// Floats of one worker's scratch: V, M, and for one channel the padded input rows and those
     /// rows with B applied (4 floats per tile each).
     fn scratch_len(&self, g: &Geometry) -> usize {
-        let tiles = self.band * self.per_row;
+        let tiles = self.images * self.band * self.real;
         XI * (g.channels * tiles + SKEW + g.out_channels * tiles + SKEW) + (2 * self.band + 2) * (self.padded_width + 4 * self.per_row)
     }
 }
@@ -159,8 +181,8 @@ fn at(m0: Lane, m1: Lane, m2: Lane, m3: Lane) -> [Lane; 2] {
     [m0 + m1 + m2, m1 - m2 - m3]
 }
 
-/// V (16 x channels x tiles, tiles = band rows · per_row; matrix ξ at ξ · (channels · tiles +
-/// SKEW)) of tile rows `rows` of `image`.
+/// Columns `col0..col0 + rows.len() · real` of V (16 x channels x `cols`; matrix ξ at
+/// ξ · (channels · cols + SKEW)): the tiles of tile rows `rows` of `image`, row after row.
 ///
 /// In two passes per channel, each with few vectors live (V8 spills beyond 15): B along every
 /// padded input row once (`rows_b`: each row serves two tile rows), then Bᵀ down each tile's 4
@@ -169,13 +191,13 @@ fn at(m0: Lane, m1: Lane, m2: Lane, m3: Lane) -> [Lane; 2] {
 ///
 /// SAFETY: on x86-64 the CPU must have AVX-512F (`runs_here`).
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range<usize>, padded: &mut [f32], rows_b: &mut [f32], v: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops::Range<usize>, padded: &mut [f32], rows_b: &mut [f32], v: &mut [f32], cols: usize, col0: usize) {
     let (pw, plane) = (t.padded_width, g.height * g.width);
-    let tiles = rows.len() * t.per_row;
     let in_rows = 2 * rows.len() + 2;
     let groups = t.per_row / WIDTH;
-    assert!(padded.len() >= in_rows * pw && rows_b.len() >= in_rows * t.per_row * 4 && v.len() >= XI * (g.channels * tiles + SKEW));
-    let xi_stride = g.channels * tiles + SKEW;
+    assert!(padded.len() >= in_rows * pw && rows_b.len() >= in_rows * t.per_row * 4 && v.len() >= XI * (g.channels * cols + SKEW) && col0 + rows.len() * t.real <= cols);
+    let xi_stride = g.channels * cols + SKEW;
     for c in 0..g.channels {
         // The input rows these tiles read, zero-padded: padded column q is input column q - pad_left.
         let channel = &image[c * plane..(c + 1) * plane];
@@ -206,12 +228,18 @@ unsafe fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops
                 let src = rows_b.as_ptr().add(2 * r * t.per_row * 4);
                 let row_len = t.per_row * 4;
                 for grp in 0..groups {
-                    let at_tile = r * t.per_row + WIDTH * grp;
+                    // The group's tiles inside the row: the lanes past its end are not stored.
+                    let (at_tile, n) = (col0 + r * t.real + WIDTH * grp, WIDTH.min(t.real - WIDTH * grp));
                     for j in 0..4 {
                         let p = src.add((grp * 4 + j) * WIDTH);
                         let vals = bt(Lane::load(p), Lane::load(p.add(row_len)), Lane::load(p.add(2 * row_len)), Lane::load(p.add(3 * row_len)));
                         for (i, val) in vals.into_iter().enumerate() {
-                            val.store(v.as_mut_ptr().add((i * 4 + j) * xi_stride + c * tiles + at_tile));
+                            let dst = v.as_mut_ptr().add((i * 4 + j) * xi_stride + c * cols + at_tile);
+                            if n == WIDTH {
+                                val.store(dst);
+                            } else {
+                                val.store_first(dst, n);
+                            }
                         }
                     }
                 }
@@ -220,22 +248,25 @@ unsafe fn transform_input(g: &Geometry, t: &Tiles, image: &[f32], rows: std::ops
     }
 }
 
-/// out[o, 2·ty.., 2·tx..] = Aᵀ M[·][o][tile] A (+ bias) for the tiles of `rows`: every output
-/// element of those rows written.
+/// out[o, 2·ty.., 2·tx..] = Aᵀ M[·][o][tile] A (+ bias) for the tiles of `rows`, columns
+/// `col0..` of M (16 x out_channels x `cols`, as transform_input lays out V): every output
+/// element of those rows written. A row's last vector of lanes reads on into the next row's
+/// tiles (or, at the end of a matrix, its SKEW): those lanes' outputs are not written.
 ///
 /// SAFETY: as transform_input; out must hold [out_channels, out_height, out_width] floats.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn transform_output(g: &Geometry, t: &Tiles, m: &[f32], rows: std::ops::Range<usize>, bias: Option<&[f32]>, out: *mut f32) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn transform_output(g: &Geometry, t: &Tiles, m: &[f32], cols: usize, col0: usize, rows: std::ops::Range<usize>, bias: Option<&[f32]>, out: *mut f32) {
     let (oh, ow, plane) = (g.out_height, g.out_width, g.out_plane());
-    let tiles = rows.len() * t.per_row;
-    let xi_stride = g.out_channels * tiles + SKEW;
-    assert!(m.len() >= XI * xi_stride);
+    let xi_stride = g.out_channels * cols + SKEW;
+    assert!(m.len() >= XI * xi_stride && col0 + rows.len() * t.real <= cols && t.per_row - t.real < SKEW);
     for o in 0..g.out_channels {
         let b = Lane::splat(bias.map_or(0.0, |b| b[o]));
         for (r, ty) in rows.clone().enumerate() {
             for tx in (0..t.per_row).step_by(WIDTH) {
-                // SAFETY: M[ξ][o][tile..tile + 4] is inside m (asserted above).
-                let base = unsafe { m.as_ptr().add(o * tiles + r * t.per_row + tx) };
+                // SAFETY: M[ξ][o][tile..tile + WIDTH] is inside m: past a row's last tile by less
+                // than SKEW (asserted above).
+                let base = unsafe { m.as_ptr().add(o * cols + col0 + r * t.real + tx) };
                 // Aᵀ down each column j of the 4x4 tile: s[j] = (row 0, row 1) of Aᵀ M.
                 let s: [[Lane; 2]; 4] = std::array::from_fn(|j| unsafe {
                     let p = |i: usize| Lane::load(base.add((i * 4 + j) * xi_stride));
@@ -306,17 +337,20 @@ pub(crate) fn input_grad(g: &Geometry, grad_out: &[f32], weight: &[f32], init: O
     forward(&f, grad_out, &turned, init, op)
 }
 
-/// The units of `forward`: transforms and GEMMs per band of tile rows, into `out`.
+/// The units of `forward`: transforms and GEMMs per band of tile rows (or per few whole images),
+/// into `out`.
 ///
 /// SAFETY: `runs_here(g)`; slot valid for writes of out_channels · out_height · out_width floats
 /// at out + n·image_stride for each image n.
 unsafe fn run(g: &Geometry, input: &[f32], u: &[f32], bias: Option<&[f32]>, slot: Slot, op: &str) -> Result<()> {
     let t = Tiles::new(g);
     let (dst, image_stride) = (SendPtr(slot.out), slot.image_stride);
-    let units = g.batch * t.bands;
-    let threads = if super::engine::parallel_pays(g) { parallel::num_threads() } else { 1 };
-    // Units in parallel when there are enough; else one after another, each GEMM on every thread.
-    let (workers, par) = if threads > 1 && units >= threads { (threads, Parallelism::None) } else if threads > 1 { (1, Parallelism::Threads) } else { (1, Parallelism::None) };
+    let units = g.batch.div_ceil(t.images) * t.bands;
+    let threads = if parallel_pays(g) { parallel::num_threads() } else { 1 };
+    // Units in parallel when there are enough; else one after another, the 16 GEMMs of each
+    // spread over the threads (each on one thread: at batch 1 a 14x14 or 7x7 image's n of 49 or
+    // 16 tiles is too short to split one GEMM).
+    let workers = if threads > 1 && units >= threads { threads } else { 1 };
     let scratch_len = t.scratch_len(g);
     let pool = RegionLock::new((0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?);
     let failed = RegionLock::new(None::<KilnError>);
@@ -331,30 +365,46 @@ unsafe fn run(g: &Geometry, input: &[f32], u: &[f32], bias: Option<&[f32]>, slot
             }
         };
         for unit in start..end {
-            let (n, band) = (unit / t.bands, unit % t.bands);
+            let (first, band) = (unit / t.bands * t.images, unit % t.bands);
+            let images = first..(first + t.images).min(g.batch);
             let rows = band * t.band..((band + 1) * t.band).min(t.rows);
-            let tiles = rows.len() * t.per_row;
+            let image_tiles = rows.len() * t.real;
+            let tiles = images.len() * image_tiles;
             let (v_stride, m_stride) = (g.channels * tiles + SKEW, g.out_channels * tiles + SKEW);
             let (v, rest) = scratch.split_at_mut(XI * v_stride);
             let (m, rest) = rest.split_at_mut(XI * m_stride);
             let (padded, rows_b) = rest.split_at_mut((2 * t.band + 2) * t.padded_width);
-            // SAFETY: the CPU has what the transforms need (`runs_here`).
-            unsafe { transform_input(g, &t, &input[n * g.image_len()..(n + 1) * g.image_len()], rows.clone(), padded, rows_b, v) };
-            for xi in 0..XI {
-                let (a, b) = (&u[xi * g.out_channels * g.channels..], &v[xi * v_stride..]);
-                // SAFETY: M[xi] is out_channels x tiles inside m; U[xi] and V[xi] are in bounds.
-                unsafe {
-                    gemm(
-                        g.out_channels, tiles, g.channels,
-                        m.as_mut_ptr().add(xi * m_stride), tiles as isize, 1, false,
-                        a.as_ptr(), g.channels as isize, 1,
-                        b.as_ptr(), tiles as isize, 1,
-                        par,
-                    );
-                }
+            for (i, n) in images.clone().enumerate() {
+                // SAFETY: the CPU has what the transforms need (`runs_here`).
+                unsafe { transform_input(g, &t, &input[n * g.image_len()..(n + 1) * g.image_len()], rows.clone(), padded, rows_b, v, tiles, i * image_tiles) };
             }
-            // SAFETY: this unit alone writes the output rows of its tile rows in image n.
-            unsafe { transform_output(g, &t, m, rows, bias, dst.get().add(n * image_stride)) };
+            let m_out = SendPtr(m.as_mut_ptr());
+            let v: &[f32] = v;
+            let gemms = |start: usize, end: usize| {
+                for xi in start..end {
+                    let (a, b) = (&u[xi * g.out_channels * g.channels..], &v[xi * v_stride..]);
+                    // SAFETY: M[xi] is out_channels x tiles inside m, written by this call alone;
+                    // U[xi] and V[xi] are in bounds.
+                    unsafe {
+                        gemm(
+                            g.out_channels, tiles, g.channels,
+                            m_out.get().add(xi * m_stride), tiles as isize, 1, false,
+                            a.as_ptr(), g.channels as isize, 1,
+                            b.as_ptr(), tiles as isize, 1,
+                            Parallelism::None,
+                        );
+                    }
+                }
+            };
+            if workers == 1 && threads > 1 {
+                parallel::for_each_chunk(XI, threads, gemms);
+            } else {
+                gemms(0, XI);
+            }
+            for (i, n) in images.clone().enumerate() {
+                // SAFETY: this unit alone writes the output rows of its tile rows in image n.
+                unsafe { transform_output(g, &t, m, tiles, i * image_tiles, rows.clone(), bias, dst.get().add(n * image_stride)) };
+            }
         }
         pool.with(|p| p.push(scratch));
     });
@@ -451,8 +501,13 @@ mod tests {
     /// Shapes with odd sizes (partial tiles, partial lane groups), padding 0, 1 and 2, bands
     /// split mid-image, and conv2d-b's; at least 8 channels each way, so the input gradient (a
     /// forward from out_channels to channels) runs here too.
-    fn cases() -> [Geometry; 6] {
+    fn cases() -> [Geometry; 9] {
         [
+            // Several whole images per unit (an image is one band): 8 and 5 images of 7x7 tiles,
+            // the last unit short; one image at batch 1 with its 16 GEMMs over the threads.
+            geometry(8, 16, 24, [14, 14], 1),
+            geometry(5, 8, 12, [7, 7], 1),
+            geometry(1, 64, 64, [7, 7], 1),
             geometry(2, 8, 9, [9, 21], 1),
             geometry(1, 16, 8, [7, 7], 0),
             geometry(3, 9, 10, [5, 6], 2),
@@ -500,12 +555,13 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn rows_that_would_waste_lanes_are_left_to_direct() {
+    fn calls_of_few_tiles_are_left_to_direct() {
         if crate::simd::level() != crate::simd::SimdLevel::Avx512 {
             return;
         }
-        assert!(applies(&geometry(8, 64, 64, [32, 32], 1)));
-        assert!(applies(&geometry(8, 64, 64, [28, 28], 1)));
-        assert!(!applies(&geometry(8, 256, 256, [14, 14], 1)));
+        assert!(applies(&geometry(1, 64, 64, [28, 28], 1)));
+        assert!(applies(&geometry(8, 256, 256, [14, 14], 1)));
+        assert!(!applies(&geometry(8, 512, 512, [7, 7], 1)));
+        assert!(!applies(&geometry(1, 256, 256, [14, 14], 1)));
     }
 }

@@ -20,6 +20,7 @@ use crate::params::conv::Geometry;
 use crate::params::quant::{Format, QuantWeights};
 use crate::storage::{try_zeroed, Buffer};
 use crate::tensor::Tensor;
+use std::ops::Range;
 
 /// x [..., I] · Wᵀ + bias -> [..., O] (shapes checked by ops/quant/linear.rs).
 pub(crate) fn linear(x: &Tensor, w: &QuantWeights, bias: Option<&Tensor>, int8_activations: bool, op: &str) -> Result<Tensor> {
@@ -87,10 +88,10 @@ impl Filters for Tiles<'_> {
         self.rows.tile_len(geo.group_out_channels())
     }
 
-    unsafe fn apply(&self, geo: &Geometry, grp: usize, x: Mat, dst: *mut f32, dst_stride: usize, accumulate: bool, tile: &mut [f32], par: Parallelism) {
-        let (cout, patch) = (geo.group_out_channels(), geo.patch());
-        let first = grp * cout;
-        self.rows.for_each_tile(first..first + cout, tile, |t0, width, tile| {
+    unsafe fn apply(&self, geo: &Geometry, grp: usize, rows: Range<usize>, x: Mat, dst: *mut f32, dst_stride: usize, accumulate: bool, tile: &mut [f32], par: Parallelism) {
+        let patch = geo.patch();
+        let first = grp * geo.group_out_channels() + rows.start;
+        self.rows.for_each_tile(first..first + rows.len(), tile, |t0, width, tile| {
             // SAFETY: the tile's output channels are rows of the caller's dst range.
             unsafe { gemm(dst.add((t0 - first) * dst_stride), dst_stride, accumulate, Mat::new(tile, width, patch, patch), x, par) };
         });
