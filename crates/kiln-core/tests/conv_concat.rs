@@ -105,4 +105,10 @@ fn bad_filter_sets_are_errors_naming_the_op_and_the_shapes() {
     let wrong = rand(&[4, 5, 1, 1], 4);
     let e = ops::conv2d_concat(&x, &[set(&w1, pad(0)), set(&wrong, pad(0))]).unwrap_err().to_string();
     assert!(e.starts_with("conv2dConcat: filter set 1:") && e.contains("[4, 5, 1, 1]"), "{e}");
+    // Each set's output fits the address space (2 x (2^31 + 1)^2 elements), their concatenation
+    // (4 channels) does not: an error before any allocation, not a wrapped size.
+    let (one, w2) = (rand(&[1, 1, 1, 1], 5), rand(&[2, 1, 1, 1], 6));
+    let huge = pad(1 << 30);
+    let e = ops::conv2d_concat(&one, &[set(&w2, huge), set(&w2, huge)]).unwrap_err().to_string();
+    assert!(e.starts_with("conv2dConcat: the concatenated output") && e.contains("2 + 2 channels") && e.contains("too many elements"), "{e}");
 }

@@ -14,6 +14,7 @@ use crate::device;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops::conv::{conv2d_fused, conv2d_geometry, Activation, ConvParams, Epilogue};
 use crate::ops::shape::concat;
+use crate::layout;
 use crate::params::conv::FilterSet;
 use crate::tensor::Tensor;
 
@@ -67,6 +68,17 @@ fn filter_sets<'a>(op: &str, input: &Tensor, branches: &[ConvBranch<'a>]) -> Res
         return Err(KilnError::new(op, format!(
             "every filter set must give the same output height and width to be concatenated on channels: set 0 gives {h0}x{w0} (weight {}), set {i} gives {h}x{w} (weight {}) from input {}",
             fmt_shape(sets[0].weight.shape()), fmt_shape(s.weight.shape()), fmt_shape(input.shape())
+        )));
+    }
+    // Each set's own output fits (conv2d's checks); their concatenation must too, so that the
+    // device's offsets into it cannot overflow (wasm32's usize is 32 bits).
+    let [h, w] = size(&sets[0]);
+    let channels = sets.iter().try_fold(0usize, |sum, s| sum.checked_add(s.geo.out_channels));
+    if channels.and_then(|c| layout::checked_numel(op, &[sets[0].geo.batch, c, h, w]).ok()).is_none() {
+        let each: Vec<String> = sets.iter().map(|s| s.geo.out_channels.to_string()).collect();
+        return Err(KilnError::new(op, format!(
+            "the concatenated output [{}, {} channels, {h}, {w}] has too many elements to address (input {})",
+            sets[0].geo.batch, each.join(" + "), fmt_shape(input.shape())
         )));
     }
     Ok(sets)

@@ -16,8 +16,8 @@
 //! Work is split over (image, band) units across threads; with fewer units than threads, the
 //! forward pass of a pointwise convolution cuts each unit's filters into ranges of output
 //! channels, one GEMM per range on one thread (batch 1 at 14x14 and 7x7 is one band); other
-//! passes run the units one after another, each GEMM on every thread. A pass too small to pay for waking the thread pool runs
-//! on the calling thread (`Plan::parallel`).
+//! passes run the units one after another, each GEMM on every thread. A pass too small to pay
+//! for waking the thread pool runs on the calling thread (`Plan::parallel`).
 
 use crate::params::conv::Geometry;
 use super::epilogue::SliceEpilogue;
