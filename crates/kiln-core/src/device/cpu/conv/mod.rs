@@ -18,6 +18,9 @@ pub(crate) mod engine;
 mod epilogue;
 mod im2col;
 mod lanes;
+// The channel-blocked layout and its kernels (issue 15): wired into an op next.
+#[allow(dead_code)]
+pub(crate) mod nchwc;
 #[cfg(target_arch = "x86_64")]
 mod pointwise;
 mod winograd;
