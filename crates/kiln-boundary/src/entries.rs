@@ -305,6 +305,30 @@ pub fn conv2d_concat(x: H, weights: Vec<H>, biases: Vec<H>, geometries: Vec<kind
     Ok(register(out))
 }
 
+/// conv2d in the channel-blocked layout NCHWc (kiln-core ops/conv_nchwc.rs): x [N, Cb, H, W, 16],
+/// `packed` from packNchwcFilters, `residual` in the output's layout; inference only.
+pub fn conv2d_nchwc(x: H, packed: H, bias: Option<H>, residual: Option<H>, geometry: kinds::ConvGeometry, alpha: f64, activation: Option<String>) -> Result<H> {
+    let activation = activation.map(|name| ops::Activation::new("conv2dNchwc", &name, alpha as f32)).transpose()?;
+    let out = registry::with(|r| {
+        let epilogue = ops::Epilogue { residual: optional(r, residual)?, activation };
+        ops::conv2d_nchwc(r.get(x)?, r.get(packed)?, optional(r, bias)?, &conv_params(geometry), epilogue)
+    })?;
+    Ok(register(out))
+}
+
+pub fn to_nchwc(x: H) -> Result<H> {
+    with_tensors([x], |[t]| ops::to_nchwc(t))
+}
+
+/// NCHWc -> NCHW with `channels` channels (the last block's padding dropped).
+pub fn from_nchwc(x: H, channels: u32) -> Result<H> {
+    with_tensors([x], |[t]| ops::from_nchwc(t, channels as usize))
+}
+
+pub fn pack_nchwc_filters(w: H) -> Result<H> {
+    with_tensors([w], |[t]| ops::pack_nchwc_filters(t))
+}
+
 pub fn conv_transpose2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeometry, output_padding: [usize; 2]) -> Result<H> {
     let out = registry::with(|r| ops::conv_transpose2d(r.get(x)?, r.get(w)?, optional(r, bias)?, &conv_params(geometry), output_padding))?;
     Ok(register(out))

@@ -1,0 +1,57 @@
+//! The NCHWc ops on the CPU (ops/conv_nchwc.rs): tensors in and out of nchwc.rs's slice
+//! kernels, which hold the layout and the arithmetic.
+
+use super::epilogue::SliceEpilogue;
+use super::nchwc::{self, blocked_len, blocks, BLOCK};
+use crate::alloc;
+use crate::error::Result;
+use crate::params::conv::{Epilogue, Geometry, Reorder};
+use crate::tensor::Tensor;
+
+/// [N, Ob, OH, OW, 16] from x [N, Cb, H, W, 16] and packed filters; `geo` counts Cb·16 and Ob·16
+/// channels. The bias [O] is padded with zeros to Ob·16 (at most 15 floats more).
+pub(crate) fn forward(geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
+    let (x, packed) = (x.materialize()?, packed.materialize()?);
+    let residual = epilogue.residual.map(|r| r.materialize()).transpose()?;
+    let bias = bias
+        .map(|b| -> Result<Vec<f32>> {
+            let mut padded = b.elements::<f32>(op)?;
+            padded.resize(blocks(geo.out_channels) * BLOCK, 0.0);
+            Ok(padded)
+        })
+        .transpose()?;
+    let epilogue = SliceEpilogue { residual: residual.as_ref().map(|r| r.cpu_slice(op)).transpose()?, activation: epilogue.activation };
+    let (xs, ws) = (x.cpu_slice(op)?, packed.cpu_slice(op)?);
+    let len = blocked_len(geo.batch, geo.out_channels, geo.out_plane());
+    // SAFETY: nchwc::forward writes every float of y, padded channels included.
+    let out = unsafe { alloc::try_filled_by(op, len, |y| nchwc::forward(geo, xs, ws, bias.as_deref(), epilogue, y))? };
+    Tensor::from_vec(out, &[geo.batch, blocks(geo.out_channels), geo.out_height, geo.out_width, BLOCK])
+}
+
+/// NCHW <-> NCHWc; `dims` [N, C, H, W] are the plain side's.
+pub(crate) fn reorder(x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
+    let [n, c, h, w] = dims;
+    let plane = h * w;
+    let x = x.materialize()?;
+    let xs = x.cpu_slice(op)?;
+    // SAFETY: to_blocked and from_blocked write every float of their output.
+    Ok(match direction {
+        Reorder::ToBlocked => {
+            let out = unsafe { alloc::try_filled_by(op, blocked_len(n, c, plane), |y| nchwc::to_blocked(xs, n, c, plane, y))? };
+            Tensor::from_vec(out, &[n, blocks(c), h, w, BLOCK])?
+        }
+        Reorder::FromBlocked => {
+            let out = unsafe { alloc::try_filled_by(op, n * c * plane, |y| nchwc::from_blocked(xs, n, c, plane, y))? };
+            Tensor::from_vec(out, &dims)?
+        }
+    })
+}
+
+/// [Ob, Cb, KH, KW, 16, 16] from a weight [O, C, KH, KW] (`geo` gives O, C and the kernel).
+pub(crate) fn pack_filters(geo: &Geometry, w: &Tensor, op: &str) -> Result<Tensor> {
+    let w = w.materialize()?;
+    let ws = w.cpu_slice(op)?;
+    let mut packed = alloc::try_zeroed::<f32>(op, nchwc::packed_filters_len(geo))?;
+    nchwc::pack_filters(geo, ws, &mut packed);
+    Tensor::from_vec(packed, &[blocks(geo.out_channels), blocks(geo.channels), geo.kernel[0], geo.kernel[1], BLOCK, BLOCK])
+}

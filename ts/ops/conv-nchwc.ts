@@ -1,0 +1,71 @@
+/**
+ * Convolution in the channel-blocked layout NCHWc, the layout onnxruntime's CPU convolutions run
+ * in: an activation [N, C, H, W] held as [N, ceil(C/16), H, W, 16], so each pixel's 16 channels of
+ * a block are one AVX-512 vector (crates/kiln-core/src/ops/conv_nchwc.rs). Internal: the ONNX
+ * layout pass (ts/onnx/layout/) keeps activations blocked between convolutions with these. The
+ * true channel count does not travel with a blocked tensor (the last block's extra channels are
+ * padding no result reads): `fromNchwc` is told it.
+ *
+ * Inference only: with gradients recorded and an input that requires one, each refuses with an
+ * error (conv2d trains). The CPU backends (native, WASM) run them; the GPU reports no kernel.
+ */
+
+import { backend } from '../engine.js';
+import { wrap, type Tensor } from '../tensor.js';
+import { conv2dPadding, pair, type ConvActivation, type Padding2d } from './conv.js';
+import { handleOf, optionalHandleOf } from './util.js';
+
+/** Channels per block of the NCHWc layout. */
+export const NCHWC_BLOCK = 16;
+
+/** Options of `conv2dNchwc`: conv2d's, groups 1, with tensors in the blocked layout. */
+export interface Conv2dNchwcOptions {
+  stride?: number | [number, number];
+  padding?: Padding2d;
+  dilation?: number | [number, number];
+  /** [outChannels] (plain; padded to whole blocks inside). */
+  bias?: Tensor | null;
+  /** The output's shape [N, ceil(O/16), OH, OW, 16]: added before the activation. */
+  residual?: Tensor | null;
+  activation?: ConvActivation | null;
+  /** leakyRelu's slope (default 0.01), elu's scale (default 1). */
+  alpha?: number;
+}
+
+/** NCHW [N, C, H, W] -> NCHWc [N, ceil(C/16), H, W, 16], padded channels zero. */
+export function toNchwc(x: Tensor): Tensor {
+  const be = backend();
+  return wrap(be.impl.toNchwc(handleOf(x, 'toNchwc', be, 'x')), be);
+}
+
+/** NCHWc [N, ceil(C/16), H, W, 16] -> NCHW [N, C, H, W] with C = `channels`. */
+export function fromNchwc(x: Tensor, channels: number): Tensor {
+  const be = backend();
+  return wrap(be.impl.fromNchwc(handleOf(x, 'fromNchwc', be, 'x'), channels), be);
+}
+
+/** Weight [O, C, KH, KW] (groups 1) -> packed [ceil(O/16), ceil(C/16), KH, KW, 16 (c), 16 (o)], zero past O and C. */
+export function packNchwcFilters(w: Tensor): Tensor {
+  const be = backend();
+  return wrap(be.impl.packNchwcFilters(handleOf(w, 'packNchwcFilters', be, 'w')), be);
+}
+
+/**
+ * conv2d (groups 1) of blocked x [N, Cb, H, W, 16] with `packed` filters (packNchwcFilters) ->
+ * blocked [N, ceil(O/16), OH, OW, 16]: `activation(conv2d(x, w) + residual)` in the blocked layout.
+ */
+export function conv2dNchwc(x: Tensor, packed: Tensor, options: Conv2dNchwcOptions = {}): Tensor {
+  const op = 'conv2dNchwc';
+  const be = backend();
+  const xh = handleOf(x, op, be, 'x');
+  const wh = handleOf(packed, op, be, 'packed');
+  const stride = pair(op, 'stride', options.stride, 1, 1);
+  const dilation = pair(op, 'dilation', options.dilation, 1, 1);
+  // 'same' reads the plane (dims 2, 3 of x) and the kernel (dims 2, 3 of the packed filters).
+  const padding = conv2dPadding(op, options.padding, [x.shape[0], 0, x.shape[2], x.shape[3]], [0, 0, packed.shape[2], packed.shape[3]], stride, dilation);
+  const bias = optionalHandleOf(options.bias, op, be, 'bias');
+  const residual = optionalHandleOf(options.residual, op, be, 'residual');
+  const activation = options.activation ?? undefined;
+  const alpha = options.alpha ?? (activation === 'elu' ? 1 : 0.01);
+  return wrap(be.impl.conv2dNchwc(xh, wh, bias, residual, { stride, padding, dilation, groups: 1 }, alpha, activation), be);
+}
