@@ -46,54 +46,54 @@ forEachBackend((name) => {
   }
 
   it('equals conv2d on random geometries (partial blocks, stride 2, pads, dilation, residual, activations)', async () => {
-      let seed = 1;
-      for (const g of geometries(24, 7)) {
-        const label = JSON.stringify(g);
-        const x = T(randND(g.x, seed++));
-        const w = T(randND([g.o, g.x[1], g.k, g.k], seed++));
-        const bias = g.bias ? T(randND([g.o], seed++)) : null;
-        const plain = kiln.conv2d(x, w, g.options);
-        const residual = g.residual ? T(randND(plain.shape, seed++)) : null;
-        const want = kiln.conv2d(x, w, { ...g.options, bias, residual });
-        const got = kiln.tidy(() => {
-          const y = conv2dNchwc(toNchwc(x), packNchwcFilters(w), { ...g.options, bias, residual: residual && toNchwc(residual) });
-          expect(y.shape, label).toEqual([want.shape[0], Math.ceil(g.o / 16), want.shape[2], want.shape[3], 16]);
-          return fromNchwc(y, g.o);
-        });
-        expect(got.shape, label).toEqual(want.shape);
-        assertClose(await read(got), await read(want), TOL, label);
-        kiln.dispose([x, w, plain, want, got, ...(bias ? [bias] : []), ...(residual ? [residual] : [])]);
-      }
+    let seed = 1;
+    for (const g of geometries(24, 7)) {
+      const label = JSON.stringify(g);
+      const x = T(randND(g.x, seed++));
+      const w = T(randND([g.o, g.x[1], g.k, g.k], seed++));
+      const bias = g.bias ? T(randND([g.o], seed++)) : null;
+      const plain = kiln.conv2d(x, w, g.options);
+      const residual = g.residual ? T(randND(plain.shape, seed++)) : null;
+      const want = kiln.conv2d(x, w, { ...g.options, bias, residual });
+      const got = kiln.tidy(() => {
+        const y = conv2dNchwc(toNchwc(x), packNchwcFilters(w), { ...g.options, bias, residual: residual && toNchwc(residual) });
+        expect(y.shape, label).toEqual([want.shape[0], Math.ceil(g.o / 16), want.shape[2], want.shape[3], 16]);
+        return fromNchwc(y, g.o);
+      });
+      expect(got.shape, label).toEqual(want.shape);
+      assertClose(await read(got), await read(want), TOL, label);
+      kiln.dispose([x, w, plain, want, got, ...(bias ? [bias] : []), ...(residual ? [residual] : [])]);
+    }
   });
 
   it('toNchwc and fromNchwc are exact inverses, the padding zero', async () => {
-      const x = T(randND([2, 19, 3, 5], 3));
-      const xb = toNchwc(x);
-      expect(xb.shape).toEqual([2, 2, 3, 5, 16]);
-      const padding = kiln.tidy(() => kiln.slice(xb, [0, 1, 0, 0, 3], [2, 1, 3, 5, 13]));
-      assertEqual(await read(padding), new Array(2 * 3 * 5 * 13).fill(0));
-      const back = fromNchwc(xb, 19);
-      assertEqual(await read(back), await read(x));
-      kiln.dispose([x, xb, padding, back]);
-    });
+    const x = T(randND([2, 19, 3, 5], 3));
+    const xb = toNchwc(x);
+    expect(xb.shape).toEqual([2, 2, 3, 5, 16]);
+    const padding = kiln.tidy(() => kiln.slice(xb, [0, 1, 0, 0, 3], [2, 1, 3, 5, 13]));
+    assertEqual(await read(padding), new Array(2 * 3 * 5 * 13).fill(0));
+    const back = fromNchwc(xb, 19);
+    assertEqual(await read(back), await read(x));
+    kiln.dispose([x, xb, padding, back]);
+  });
 
   it('refuses bad shapes and dtypes and a recorded gradient, naming the op', () => {
-      const x = kiln.randn([1, 32, 6, 6], { seed: 1 });
-      const w = kiln.randn([20, 32, 3, 3], { seed: 2 });
-      const xb = toNchwc(x);
-      const packed = packNchwcFilters(w);
-      expectThrows(() => conv2dNchwc(x, packed), 'conv2dNchwc', '[1, 32, 6, 6]');
-      expectThrows(() => conv2dNchwc(xb, w), 'conv2dNchwc', '[20, 32, 3, 3]');
-      expectThrows(() => conv2dNchwc(xb, packed, { bias: kiln.zeros([40]) }), 'conv2dNchwc', 'bias', '[40]');
-      expectThrows(() => conv2dNchwc(xb, packed, { residual: kiln.zeros([1, 2, 6, 6, 16]) }), 'conv2dNchwc', 'residual', '[1, 2, 4, 4, 16]');
-      expectThrows(() => fromNchwc(xb, 40), 'fromNchwc', '40 channels');
-      expectThrows(() => toNchwc(xb), 'toNchwc', '[1, 2, 6, 6, 16]');
-      expectThrows(() => toNchwc(kiln.zeros([1, 16, 2, 2], 'int32')), 'toNchwc', 'float32');
-      expectThrows(() => packNchwcFilters(kiln.zeros([3, 3])), 'packNchwcFilters');
-      const trained = kiln.randn([1, 16, 4, 4], { seed: 3 }).setRequiresGrad(true);
-      expectThrows(() => toNchwc(trained), 'toNchwc', 'noGrad');
-      const inNoGrad = kiln.noGrad(() => toNchwc(trained));
-      expect(inNoGrad.shape).toEqual([1, 1, 4, 4, 16]);
-      kiln.dispose([x, w, xb, packed, trained, inNoGrad]);
+    const x = kiln.randn([1, 32, 6, 6], { seed: 1 });
+    const w = kiln.randn([20, 32, 3, 3], { seed: 2 });
+    const xb = toNchwc(x);
+    const packed = packNchwcFilters(w);
+    expectThrows(() => conv2dNchwc(x, packed), 'conv2dNchwc', '[1, 32, 6, 6]');
+    expectThrows(() => conv2dNchwc(xb, w), 'conv2dNchwc', '[20, 32, 3, 3]');
+    expectThrows(() => conv2dNchwc(xb, packed, { bias: kiln.zeros([40]) }), 'conv2dNchwc', 'bias', '[40]');
+    expectThrows(() => conv2dNchwc(xb, packed, { residual: kiln.zeros([1, 2, 6, 6, 16]) }), 'conv2dNchwc', 'residual', '[1, 2, 4, 4, 16]');
+    expectThrows(() => fromNchwc(xb, 40), 'fromNchwc', '40 channels');
+    expectThrows(() => toNchwc(xb), 'toNchwc', '[1, 2, 6, 6, 16]');
+    expectThrows(() => toNchwc(kiln.zeros([1, 16, 2, 2], 'int32')), 'toNchwc', 'float32');
+    expectThrows(() => packNchwcFilters(kiln.zeros([3, 3])), 'packNchwcFilters');
+    const trained = kiln.randn([1, 16, 4, 4], { seed: 3 }).setRequiresGrad(true);
+    expectThrows(() => toNchwc(trained), 'toNchwc', 'noGrad');
+    const inNoGrad = kiln.noGrad(() => toNchwc(trained));
+    expect(inNoGrad.shape).toEqual([1, 1, 4, 4, 16]);
+    kiln.dispose([x, w, xb, packed, trained, inNoGrad]);
   });
 });
