@@ -18,6 +18,9 @@ pub(crate) mod attention;
 pub(crate) mod batch_norm;
 pub(crate) mod binary;
 pub(crate) mod conv;
+/// The NCHWc kernels on plain slices, for examples/cnn_convs.rs: not part of Kiln's API.
+#[doc(hidden)]
+pub use conv::nchwc::bench as nchwc_bench;
 pub(crate) mod creation;
 pub(crate) mod graph;
 pub(crate) mod layer_norm;
