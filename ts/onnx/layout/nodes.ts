@@ -1,6 +1,6 @@
 /**
  * The nodes the NCHWc layout pass (plan.ts) puts in a graph: reorders into and out of the blocked
- * layout, and blocked forms of the convolutions, Relu/Add and GlobalAveragePool. A blocked value
+ * layout, and blocked forms of the convolutions, Relu, Add and Dropout. A blocked value
  * is named `<value>#nchwc` and holds [N, ceil(C/16), H, W, 16]; its channel count C is known at
  * load (from the convolutions' weights), so a node that cannot run blocked at run time (shapes
  * its fast path does not take, a fused node that declines) converts its blocked inputs back,
@@ -8,8 +8,7 @@
  * float rounding.
  */
 
-import { concat, reshape, slice } from '../../ops/shape.js';
-import { mean } from '../../ops/reduce.js';
+import { concat } from '../../ops/shape.js';
 import { conv2dNchwc, fromNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
 import { keep, tidy } from '../../engine.js';
 import { noGrad } from '../../autograd.js';
@@ -179,23 +178,11 @@ export class BlockedConcatNode extends BlockedNode {
   }
 }
 
-/** Relu, or Add of two blocked values of one shape: elementwise, so the layout does not matter. */
+/** Relu, Add of two blocked values of one shape, or inference's Dropout (the identity): the layout does not matter. */
 export class BlockedElementwiseNode extends BlockedNode {
   protected fast(args: Inputs, context: RunContext): Tensor | undefined {
     const [a, b] = args;
     if (a === undefined || (b !== undefined && !sameShape(a.shape, b.shape))) return undefined;
     return OPS[this.original.opType](args, this.original, context)[0];
-  }
-}
-
-/** GlobalAveragePool of a blocked value: the mean over H and W, then the padding dropped -> plain [N, C, 1, 1]. */
-export class BlockedGlobalPoolNode extends BlockedNode {
-  protected fast(args: Inputs): Tensor | undefined {
-    const x = args[0];
-    if (x === undefined || x.rank !== 5) return undefined;
-    const channels = this.blockedInputs.get(0)!;
-    const [n, blocks] = x.shape;
-    const means = reshape(mean(x, [2, 3]), [n, blocks * NCHWC_BLOCK]);
-    return reshape(slice(means, [0, 0], [n, channels]), [n, channels, 1, 1]);
   }
 }
