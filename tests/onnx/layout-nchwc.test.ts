@@ -6,8 +6,9 @@
  * Relu of two blocked values, a blocked value read by Reshape and returned), a SqueezeNet-style one
  * (fire modules as blocked ConvConcat, a 1000-channel conv: a partial last block, then
  * GlobalAveragePool and Flatten), and the onnx wheel's light ResNet-50 and SqueezeNet. Training
- * runs the plain graph and inference after fit uses the new weights; memory stays flat over runs;
- * other backends never take the pass.
+ * runs the plain graph and inference after fit uses the new weights; a fused node that declines
+ * runs its original nodes on plain tensors; memory stays flat over runs; other backends never take
+ * the pass.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -106,6 +107,25 @@ function fireNet(): string {
   return path;
 }
 
+/**
+ * x [n, 16, 6, 6] -> Conv + Add of a broadcast [1, 16, 1, 1] addend + Relu (fused, but its fast
+ * path declines: the blocked node runs the original nodes on plain tensors) -> Conv -> y, a graph
+ * output produced blocked.
+ */
+function broadcastNet(): string {
+  const path = join(dir, 'broadcast.onnx');
+  kiln.tidy(() => writeFileSync(path, modelBytes({
+    nodes: [
+      conv('ca', ['x', 'wa'], 'c1', 3), { opType: 'Add', input: ['c1', 'shift'], output: ['s1'], name: 'add' }, relu('ra', 's1', 'a1'),
+      conv('cb', ['a1', 'wb', 'bb'], 'y', 1),
+    ],
+    inputs: [['x', ['n', 16, 6, 6]]],
+    outputs: ['y'],
+    initializers: weights({ wa: [16, 16, 3, 3], shift: [1, 16, 1, 1], wb: [20, 16, 1, 1], bb: [20] }, 200),
+  })));
+  return path;
+}
+
 /** The outputs of `model` on `x` with the pass on or off, in inference (noGrad). */
 function infer(model: ReturnType<typeof kiln.onnx.load>, x: kiln.Tensor, pass: 'on' | 'off'): Record<string, kiln.Tensor> {
   if (pass === 'off') process.env.KILN_ONNX_NCHWC = 'off';
@@ -165,6 +185,26 @@ forEachBackend((backend) => {
       vi.restoreAllMocks();
       const off = infer(model, x, 'off').y;
       expect(model.nchwc.runs).toBe(applies ? 1 : 0);
+      expectClose(on, want, 1e-4);
+      expectClose(on, { shape: [...off.shape], data: Array.from(off.dataSync()) }, 1e-5);
+      kiln.dispose([x, on, off]);
+      model.dispose();
+    });
+
+    it('runs a fused node whose fast path declines on plain tensors inside the blocked plan, and returns a blocked graph output plain', () => {
+      const path = broadcastNet();
+      const model = kiln.onnx.load(path);
+      expect(model.nchwc.nodes).toEqual(['ca+add+ra', 'cb']);
+      const x = kiln.randn([2, 16, 6, 6], { seed: 21 });
+      const want = onnxruntime(path, { x }).y;
+      const impl = activeBackend().impl;
+      const [plainConv, blockedConv] = [vi.spyOn(impl, 'conv2d'), vi.spyOn(impl, 'conv2dNchwc')];
+      const on = infer(model, x, 'on').y;
+      // The broadcast Add: the first convolution runs its original nodes (plain conv2d), the second blocked.
+      expect([plainConv.mock.calls.length, blockedConv.mock.calls.length]).toEqual(applies ? [1, 1] : [2, 0]);
+      vi.restoreAllMocks();
+      const off = infer(model, x, 'off').y;
+      expect(on.shape).toEqual([2, 20, 6, 6]);
       expectClose(on, want, 1e-4);
       expectClose(on, { shape: [...off.shape], data: Array.from(off.dataSync()) }, 1e-5);
       kiln.dispose([x, on, off]);
