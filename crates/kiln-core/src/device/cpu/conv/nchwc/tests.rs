@@ -163,6 +163,9 @@ fn kernel_sizes_strides_pads_and_dilations_match_the_definition() {
         (1, 35, 19, [9, 11], 7, 1, 3, 1),
         (1, 8, 8, [3, 3], 5, 1, 2, 1),
         (1, 8, 8, [2, 2], 3, 1, 3, 2),
+        // Input blocks in several chunks (the kernel accumulates into its output between them).
+        (1, 300, 40, [5, 6], 1, 1, 0, 1),
+        (2, 150, 20, [7, 5], 1, 2, 1, 1),
         // Large enough to run on the thread pool (engine::parallel_pays_for).
         (2, 64, 72, [16, 16], 3, 1, 1, 1),
         (1, 128, 260, [7, 7], 1, 1, 0, 1),
