@@ -26,7 +26,7 @@ fn main() {
     let with_nchwc = !args.iter().any(|a| a == "--no-nchwc");
     let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     // (name, channels, size, out_channels, kernel, stride, padding)
-    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 35] = [
+    let shapes: [(&str, usize, usize, usize, usize, usize, usize); 39] = [
         ("squeezenet stem 3->64 3x3/s2 224", 3, 224, 64, 3, 2, 0),
         ("squeezenet expand1x1 16->64 55", 16, 55, 64, 1, 1, 0),
         ("squeezenet expand1x1 32->128 27", 32, 27, 128, 1, 1, 0),
@@ -35,6 +35,7 @@ fn main() {
         ("squeezenet squeeze 128->16 55", 128, 55, 16, 1, 1, 0),
         ("squeezenet squeeze 256->32 27", 256, 27, 32, 1, 1, 0),
         ("squeezenet squeeze 64->16 55", 64, 55, 16, 1, 1, 0),
+        ("squeezenet 1.0 squeeze 96->16 55", 96, 55, 16, 1, 1, 0),
         ("squeezenet squeeze 128->32 27", 128, 27, 32, 1, 1, 0),
         ("squeezenet squeeze 256->48 13", 256, 13, 48, 1, 1, 0),
         ("squeezenet squeeze 384->48 13", 384, 13, 48, 1, 1, 0),
@@ -62,6 +63,9 @@ fn main() {
         ("resnet50 3x3/s2 128->128 56", 128, 56, 128, 3, 2, 1),
         ("resnet50 3x3/s2 256->256 28", 256, 28, 256, 3, 2, 1),
         ("resnet50 3x3/s2 512->512 14", 512, 14, 512, 3, 2, 1),
+        ("resnet50 1x1/s2 256->512 56", 256, 56, 512, 1, 2, 0),
+        ("resnet50 1x1/s2 512->1024 28", 512, 28, 1024, 1, 2, 0),
+        ("resnet50 1x1/s2 1024->2048 14", 1024, 14, 2048, 1, 2, 0),
     ];
     // As the imported models run them: bias and relu fused (ts/onnx/fusion/conv.ts).
     let relu = ops::Activation::new("conv2d", "relu", 0.0).unwrap();

@@ -42,6 +42,8 @@ const CHUNK_FILTER_FLOATS: usize = 8 * 1024;
 /// Output floats of one unit (4 blocks x bands of rows x columns): 24 KiB, which stays in L1
 /// while the chunks of input blocks accumulate into it.
 const UNIT_OUTPUT_FLOATS: usize = 6 * 1024;
+/// Floats of filters that stay in a 2 MiB L2 beside a band of input (`forward`'s loop order).
+const L2_FLOATS: usize = 256 * 1024;
 /// Output columns of one unit at most (a flattened 1x1 plane is one long row).
 const MAX_UNIT_COLUMNS: usize = 96;
 /// Work units wanted per thread, so a descheduled worker delays a pass by a small share.
@@ -61,6 +63,12 @@ const fn max_pixels(nb: usize) -> usize {
 
 /// The AVX-512 forward, super::forward's contract. Needs AVX-512F (`simd::level()`).
 pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
+    forward_in_order(geo, x, w, bias, epilogue, y, None)
+}
+
+/// `forward` with the units' order forced (bands outer or not) where `order` is given: the tests
+/// run both.
+pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], order: Option<bool>) {
     let g = as_rows(geo);
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
@@ -81,7 +89,15 @@ pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     let columns = g.out_width.div_ceil(col_chunks).next_multiple_of(most).max(1);
     let col_chunks = g.out_width.div_ceil(columns).max(1);
     let units = g.batch * groups * bands * col_chunks;
-    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks };
+    // Which loop is outer over an image's units: groups (the image is read once per group, each
+    // group's filters reused by every band) or bands (each band of input read once, by every
+    // group in turn, the filters read once per band unless they fit in L2): the smaller traffic.
+    let image_floats = cb * g.height * g.width * BLOCK;
+    let filter_floats = ob * cb * taps * TAP_FLOATS;
+    let groups_outer = groups * image_floats + filter_floats;
+    let bands_outer = image_floats + if filter_floats <= L2_FLOATS { filter_floats } else { bands * col_chunks * filter_floats };
+    let bands_outer = order.unwrap_or(bands_outer < groups_outer);
+    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer };
     let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
     let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
     let residual = epilogue.residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
@@ -120,6 +136,8 @@ struct Plan {
     /// Output rows per unit, and units per image and group.
     band: usize,
     bands: usize,
+    /// Units in (image, band, group, columns) order rather than (image, group, band, columns).
+    bands_outer: bool,
     /// Output columns per unit, and units per output row.
     columns: usize,
     col_chunks: usize,
@@ -182,9 +200,12 @@ impl Plan {
     unsafe fn run_unit(&self, unit: usize, x: *const f32, w: *const f32, bias: Option<*const f32>, finish: Finish, out: *mut f32) {
         let g = &self.g;
         let col_chunk = unit % self.col_chunks;
-        let band = unit / self.col_chunks % self.bands;
-        let group = unit / self.col_chunks / self.bands % self.groups;
-        let n = unit / self.col_chunks / self.bands / self.groups;
+        let rest = unit / self.col_chunks;
+        let (band, group) = match self.bands_outer {
+            true => (rest / self.groups % self.bands, rest % self.groups),
+            false => (rest % self.bands, rest / self.bands % self.groups),
+        };
+        let n = rest / self.bands / self.groups;
         let first_block = group * MAX_BLOCKS;
         let nb = MAX_BLOCKS.min(self.ob - first_block);
         let taps = g.kernel[0] * g.kernel[1];

@@ -179,6 +179,25 @@ fn kernel_sizes_strides_pads_and_dilations_match_the_definition() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn both_unit_orders_match_the_definition() {
+    if crate::simd::level() != crate::simd::SimdLevel::Avx512 {
+        return;
+    }
+    fn bands_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+        kernel::forward_in_order(g, x, w, b, e, y, Some(true))
+    }
+    fn groups_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+        kernel::forward_in_order(g, x, w, b, e, y, Some(false))
+    }
+    for g in [geometry(2, 40, 150, [12, 12], 3, 1, 1, 1), geometry(1, 64, 72, [16, 16], 3, 2, 1, 1), geometry(2, 130, 260, [9, 9], 1, 1, 0, 1)] {
+        let c = case(g, true, true, activations().first().copied());
+        check(&c, bands_outer, "bands outer");
+        check(&c, groups_outer, "groups outer");
+    }
+}
+
 #[test]
 fn ragged_widths_match_the_definition() {
     for width in 1..=17 {
