@@ -11,16 +11,20 @@
 //! - Padding: the interior pixels of a row (every tap inside the image) run in tiles of P; the
 //!   border pixels one by one with their taps clipped; kernel rows outside the image are clipped
 //!   per output row. No padded copy of the input is made.
-//! - Cache: the input blocks are taken in chunks whose filters for one tile's NB output blocks fit
-//!   in L1 (`CHUNK_FILTER_FLOATS`), the tile accumulating into its output between chunks (the
-//!   output row of one unit stays in L1 meanwhile), so the filters are read from L1 by every tile
-//!   of the row, not streamed again from L2 per tile.
+//! - Border pixels (tiles of fewer than 8 accumulators) split their lanes over two sets of
+//!   accumulators, so 4 chains of dependent FMAs do not leave the FMA ports half idle.
+//! - Cache: a unit is a band of output rows whose output (4 blocks) stays in L1
+//!   (`UNIT_OUTPUT_FLOATS`); the input blocks are taken in chunks whose filters fit in L1
+//!   (`CHUNK_FILTER_FLOATS`), every row of the band reading them there, the tiles accumulating
+//!   into the output between chunks. Measured (examples/cnn_convs.rs, one thread, loaded
+//!   machine): ResNet-50's 3x3 512->512 at 7x7 went from 80-100 to 143-146 GFLOP per
+//!   CPU-second when its 7 rows became one band (the filters read from L2 once, not 7 times).
 //! - 1x1 stride-1 unpadded convolutions run their whole plane as one row: the 7x7 planes of
 //!   ResNet-50's last stage make tiles of 6, not rows of 7 cut into 6 + 1.
-//! - Threads: units of (image, group of NB output blocks, output row, range of columns), the
-//!   column ranges cut finer when a batch-1 small image has fewer rows x groups than the threads
-//!   want (`UNITS_PER_THREAD`), handed out by rayon over contiguous ranges so that neighbouring
-//!   units (same filters, next row) share a thread's caches.
+//! - Threads: units of (image, group of NB output blocks, band of rows, range of columns); with
+//!   fewer than `UNITS_PER_THREAD` units per thread (batch 1) the bands get thinner, then the
+//!   rows are cut into column ranges. Rayon hands out contiguous ranges of units, so neighbours
+//!   (same filters, next band) share a thread's caches.
 
 use super::{blocks, BLOCK};
 use crate::device::cpu::conv::engine::parallel_pays_for;
@@ -35,8 +39,12 @@ const MAX_BLOCKS: usize = 4;
 /// Floats of filters (one tile's output blocks, one chunk of input blocks, every tap) that a
 /// chunk may hold: 32 KiB, in a 48 KiB L1 beside the input and output rows being read.
 const CHUNK_FILTER_FLOATS: usize = 8 * 1024;
-/// Output columns of one unit at most (a flattened 1x1 plane is one long row): the unit's output
-/// (4 blocks x 96 pixels, 24 KiB) stays in L1 while the chunks accumulate into it.
+/// Output floats of one unit (4 blocks x bands of rows x columns): 24 KiB, which stays in L1
+/// while the chunks of input blocks accumulate into it.
+const UNIT_OUTPUT_FLOATS: usize = 6 * 1024;
+/// Floats of filters that stay in a 2 MiB L2 beside a band of input (`forward`'s loop order).
+const L2_FLOATS: usize = 256 * 1024;
+/// Output columns of one unit at most (a flattened 1x1 plane is one long row).
 const MAX_UNIT_COLUMNS: usize = 96;
 /// Work units wanted per thread, so a descheduled worker delays a pass by a small share.
 const UNITS_PER_THREAD: usize = 4;
@@ -55,6 +63,12 @@ const fn max_pixels(nb: usize) -> usize {
 
 /// The AVX-512 forward, super::forward's contract. Needs AVX-512F (`simd::level()`).
 pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
+    forward_in_order(geo, x, w, bias, epilogue, y, None)
+}
+
+/// `forward` with the units' order forced (bands outer or not) where `order` is given: the tests
+/// run both.
+pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], order: Option<bool>) {
     let g = as_rows(geo);
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
@@ -62,14 +76,28 @@ pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     let chunk = (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).clamp(1, cb.max(1));
     let parallel = parallel_pays_for(geo.macs());
     let threads = if parallel { crate::parallel::num_threads() } else { 1 };
-    let rows = g.batch * groups * g.out_height;
     let wanted = if threads > 1 { threads * UNITS_PER_THREAD } else { 1 };
-    let min_chunks = g.out_width.div_ceil(MAX_UNIT_COLUMNS);
-    let col_chunks = wanted.div_ceil(rows.max(1)).min(g.out_width.div_ceil(max_pixels(MAX_BLOCKS))).max(min_chunks).max(1);
-    let columns = g.out_width.div_ceil(col_chunks).next_multiple_of(max_pixels(MAX_BLOCKS)).max(1);
+    let images_groups = (g.batch * groups).max(1);
+    // Bands of rows whose output stays in L1 (so each chunk's filters serve every row of the
+    // band: a 7x7 image is one band, not 7 reads of the filters from L2), thinner when the
+    // threads want more units; then column ranges (batch 1, few groups, or a flattened plane).
+    let row_floats = MAX_BLOCKS * g.out_width.min(MAX_UNIT_COLUMNS) * BLOCK;
+    let band = (UNIT_OUTPUT_FLOATS / row_floats).clamp(1, g.out_height.max(1)).min(g.out_height.div_ceil(wanted.div_ceil(images_groups)).max(1));
+    let bands = g.out_height.div_ceil(band);
+    let most = max_pixels(MAX_BLOCKS);
+    let col_chunks = wanted.div_ceil(images_groups * bands.max(1)).min(g.out_width.div_ceil(most)).max(g.out_width.div_ceil(MAX_UNIT_COLUMNS)).max(1);
+    let columns = g.out_width.div_ceil(col_chunks).next_multiple_of(most).max(1);
     let col_chunks = g.out_width.div_ceil(columns).max(1);
-    let units = rows * col_chunks;
-    let plan = Plan { g, cb, ob, groups, chunk, columns, col_chunks };
+    let units = g.batch * groups * bands * col_chunks;
+    // Which loop is outer over an image's units: groups (the image is read once per group, each
+    // group's filters reused by every band) or bands (each band of input read once, by every
+    // group in turn, the filters read once per band unless they fit in L2): the smaller traffic.
+    let image_floats = cb * g.height * g.width * BLOCK;
+    let filter_floats = ob * cb * taps * TAP_FLOATS;
+    let groups_outer = groups * image_floats + filter_floats;
+    let bands_outer = image_floats + if filter_floats <= L2_FLOATS { filter_floats } else { bands * col_chunks * filter_floats };
+    let bands_outer = order.unwrap_or(bands_outer < groups_outer);
+    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer };
     let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
     let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
     let residual = epilogue.residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
@@ -105,6 +133,11 @@ struct Plan {
     groups: usize,
     /// Input blocks per chunk.
     chunk: usize,
+    /// Output rows per unit, and units per image and group.
+    band: usize,
+    bands: usize,
+    /// Units in (image, band, group, columns) order rather than (image, group, band, columns).
+    bands_outer: bool,
     /// Output columns per unit, and units per output row.
     columns: usize,
     col_chunks: usize,
@@ -167,20 +200,22 @@ impl Plan {
     unsafe fn run_unit(&self, unit: usize, x: *const f32, w: *const f32, bias: Option<*const f32>, finish: Finish, out: *mut f32) {
         let g = &self.g;
         let col_chunk = unit % self.col_chunks;
-        let row = unit / self.col_chunks;
-        let oh = row % g.out_height;
-        let group = row / g.out_height % self.groups;
-        let n = row / g.out_height / self.groups;
+        let rest = unit / self.col_chunks;
+        let (band, group) = match self.bands_outer {
+            true => (rest / self.groups % self.bands, rest % self.groups),
+            false => (rest % self.bands, rest / self.bands % self.groups),
+        };
+        let n = rest / self.bands / self.groups;
         let first_block = group * MAX_BLOCKS;
         let nb = MAX_BLOCKS.min(self.ob - first_block);
         let taps = g.kernel[0] * g.kernel[1];
         let in_plane = g.height * g.width;
         let out_plane = g.out_height * g.out_width;
-        let ki = clip(oh, g.stride[0], g.dilation[0], g.pad[0], g.height, g.kernel[0]);
         let columns = col_chunk * self.columns..((col_chunk + 1) * self.columns).min(g.out_width);
         let inside = interior(g);
         let start = inside.start.clamp(columns.start, columns.end);
         let interior = start..inside.end.clamp(start, columns.end);
+        let (most, len) = (max_pixels(nb), interior.len());
         let mut c0 = 0;
         while c0 < self.cb.max(1) {
             let cblocks = self.chunk.min(self.cb - c0.min(self.cb));
@@ -190,41 +225,43 @@ impl Plan {
                 (0, None) => Init::Zero,
                 _ => Init::Output,
             };
-            let tile_at = |ow: usize, kj: (usize, usize)| Tile {
-                x: x.add((n * self.cb + c0) * in_plane * BLOCK),
-                x_block: in_plane * BLOCK,
-                width: g.width,
-                cblocks,
-                w: w.add((first_block * self.cb + c0) * taps * TAP_FLOATS),
-                w_block: self.cb * taps * TAP_FLOATS,
-                w_cblock: taps * TAP_FLOATS,
-                kw: g.kernel[1],
-                ki,
-                kj,
-                ih0: (oh * g.stride[0]) as isize - g.pad[0] as isize,
-                iw0: (ow * g.stride[1]) as isize - g.pad[1] as isize,
-                dilation: g.dilation,
-                x_step: g.stride[1] * BLOCK,
-                at: ((n * self.ob + first_block) * out_plane + oh * g.out_width + ow) * BLOCK,
-                y_block: out_plane * BLOCK,
-                init,
-                finish: last.then_some(finish),
-            };
-            // Border pixels one at a time, their taps clipped; the interior in balanced tiles.
-            for ow in columns.start..interior.start {
-                tile(nb, 1, &tile_at(ow, clip(ow, g.stride[1], g.dilation[1], g.pad[1], g.width, g.kernel[1])), out);
-            }
-            let len = interior.len();
-            let most = max_pixels(nb);
-            let count = len.div_ceil(most);
-            let mut ow = interior.start;
-            for t in 0..count {
-                let p = len / count + usize::from(t < len % count);
-                tile(nb, p, &tile_at(ow, (0, g.kernel[1])), out);
-                ow += p;
-            }
-            for ow in interior.end..columns.end {
-                tile(nb, 1, &tile_at(ow, clip(ow, g.stride[1], g.dilation[1], g.pad[1], g.width, g.kernel[1])), out);
+            for oh in band * self.band..((band + 1) * self.band).min(g.out_height) {
+                let ki = clip(oh, g.stride[0], g.dilation[0], g.pad[0], g.height, g.kernel[0]);
+                let tile_at = |ow: usize, kj: (usize, usize)| Tile {
+                    x: x.add((n * self.cb + c0) * in_plane * BLOCK),
+                    x_block: in_plane * BLOCK,
+                    width: g.width,
+                    cblocks,
+                    w: w.add((first_block * self.cb + c0) * taps * TAP_FLOATS),
+                    w_block: self.cb * taps * TAP_FLOATS,
+                    w_cblock: taps * TAP_FLOATS,
+                    kw: g.kernel[1],
+                    ki,
+                    kj,
+                    ih0: (oh * g.stride[0]) as isize - g.pad[0] as isize,
+                    iw0: (ow * g.stride[1]) as isize - g.pad[1] as isize,
+                    dilation: g.dilation,
+                    x_step: g.stride[1] * BLOCK,
+                    at: ((n * self.ob + first_block) * out_plane + oh * g.out_width + ow) * BLOCK,
+                    y_block: out_plane * BLOCK,
+                    init,
+                    finish: last.then_some(finish),
+                };
+                let border = |ow: usize| clip(ow, g.stride[1], g.dilation[1], g.pad[1], g.width, g.kernel[1]);
+                // Border pixels one at a time, their taps clipped; the interior in balanced tiles.
+                for ow in columns.start..interior.start {
+                    tile(nb, 1, &tile_at(ow, border(ow)), out);
+                }
+                let count = len.div_ceil(most);
+                let mut ow = interior.start;
+                for t in 0..count {
+                    let p = len / count + usize::from(t < len % count);
+                    tile(nb, p, &tile_at(ow, (0, g.kernel[1])), out);
+                    ow += p;
+                }
+                for ow in interior.end..columns.end {
+                    tile(nb, 1, &tile_at(ow, border(ow)), out);
+                }
             }
             c0 += cblocks.max(1);
         }
@@ -279,7 +316,9 @@ unsafe fn tile(nb: usize, p: usize, t: &Tile, out: *mut f32) {
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_kernel<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
     let y = out.add(t.at);
+    let split = NB * P < 8;
     let mut acc = [[_mm512_setzero_ps(); P]; NB];
+    let mut extra = [[_mm512_setzero_ps(); P]; NB];
     match t.init {
         Init::Bias(b) => {
             for (blk, acc) in acc.iter_mut().enumerate() {
@@ -304,18 +343,21 @@ unsafe fn tile_kernel<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) 
             for kj in t.kj.0..t.kj.1 {
                 let x_tap = x_row.offset((t.iw0 + (kj * t.dilation[1]) as isize) * BLOCK as isize);
                 let w_tap = wc.add((ki * t.kw + kj) * TAP_FLOATS);
-                for lane in 0..BLOCK {
-                    let mut f = [_mm512_setzero_ps(); NB];
-                    for (blk, f) in f.iter_mut().enumerate() {
-                        *f = _mm512_loadu_ps(w_tap.add(blk * t.w_block + lane * BLOCK));
-                    }
-                    for j in 0..P {
-                        let v = _mm512_set1_ps(*x_tap.add(j * t.x_step + lane));
-                        for blk in 0..NB {
-                            acc[blk][j] = _mm512_fmadd_ps(v, f[blk], acc[blk][j]);
-                        }
-                    }
+                // Odd lanes into a second set of accumulators when the tile has fewer than
+                // 8 (a border pixel: 4 chains of dependent FMAs would run at half the FMA
+                // ports' rate, their 4-cycle latency unhidden); summed before the store.
+                for lane in (0..BLOCK).step_by(2) {
+                    step::<NB, P>(&mut acc, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane), t.x_step);
+                    let odd = if split { &mut extra } else { &mut acc };
+                    step::<NB, P>(odd, w_tap.add((lane + 1) * BLOCK), t.w_block, x_tap.add(lane + 1), t.x_step);
                 }
+            }
+        }
+    }
+    if split {
+        for (acc, extra) in acc.iter_mut().zip(&extra) {
+            for (a, e) in acc.iter_mut().zip(extra) {
+                *a = _mm512_add_ps(*a, *e);
             }
         }
     }
@@ -341,4 +383,20 @@ unsafe fn tile_kernel<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) 
         }
     }
     finish.after.apply(y, 0, NB, t.y_block, P * BLOCK);
+}
+
+/// One input lane of one tap: acc[b][j] += x[j·x_step] · w[b·w_block..][..16].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn step<const NB: usize, const P: usize>(acc: &mut [[__m512; P]; NB], w: *const f32, w_block: usize, x: *const f32, x_step: usize) {
+    let mut f = [_mm512_setzero_ps(); NB];
+    for (blk, f) in f.iter_mut().enumerate() {
+        *f = _mm512_loadu_ps(w.add(blk * w_block));
+    }
+    for j in 0..P {
+        let v = _mm512_set1_ps(*x.add(j * x_step));
+        for blk in 0..NB {
+            acc[blk][j] = _mm512_fmadd_ps(v, f[blk], acc[blk][j]);
+        }
+    }
 }

@@ -163,6 +163,9 @@ fn kernel_sizes_strides_pads_and_dilations_match_the_definition() {
         (1, 35, 19, [9, 11], 7, 1, 3, 1),
         (1, 8, 8, [3, 3], 5, 1, 2, 1),
         (1, 8, 8, [2, 2], 3, 1, 3, 2),
+        // Input blocks in several chunks (the kernel accumulates into its output between them).
+        (1, 300, 40, [5, 6], 1, 1, 0, 1),
+        (2, 150, 20, [7, 5], 1, 2, 1, 1),
         // Large enough to run on the thread pool (engine::parallel_pays_for).
         (2, 64, 72, [16, 16], 3, 1, 1, 1),
         (1, 128, 260, [7, 7], 1, 1, 0, 1),
@@ -173,6 +176,25 @@ fn kernel_sizes_strides_pads_and_dilations_match_the_definition() {
             check(&case(g, with_bias, false, None), forward, "forward");
         }
         check(&case(g, true, false, None), reference::forward, "reference");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn both_unit_orders_match_the_definition() {
+    if crate::simd::level() != crate::simd::SimdLevel::Avx512 {
+        return;
+    }
+    fn bands_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+        kernel::forward_in_order(g, x, w, b, e, y, Some(true))
+    }
+    fn groups_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+        kernel::forward_in_order(g, x, w, b, e, y, Some(false))
+    }
+    for g in [geometry(2, 40, 150, [12, 12], 3, 1, 1, 1), geometry(1, 64, 72, [16, 16], 3, 2, 1, 1), geometry(2, 130, 260, [9, 9], 1, 1, 0, 1)] {
+        let c = case(g, true, true, activations().first().copied());
+        check(&c, bands_outer, "bands outer");
+        check(&c, groups_outer, "groups outer");
     }
 }
 
