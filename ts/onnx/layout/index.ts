@@ -52,8 +52,9 @@ interface Decision {
 export function planNchwc(nodes: OnnxNode[], graphOutputs: string[], weightShape: (name: string) => readonly number[] | undefined): NchwcPlan | undefined {
   const channels = new Map<string, number>(); // blocked values -> their channel count
   const decisions = new Map<OnnxNode, Decision>();
+  const read = new Set([...nodes.flatMap((n) => n.inputs), ...graphOutputs]);
   for (const node of nodes) {
-    const decision = decide(node, channels, weightShape);
+    const decision = decide(node, channels, weightShape, read);
     if (decision === undefined) continue;
     decisions.set(node, decision);
     if (decision.outChannels !== undefined) channels.set(node.outputs[0], decision.outChannels);
@@ -95,7 +96,7 @@ export function planNchwc(nodes: OnnxNode[], graphOutputs: string[], weightShape
 }
 
 /** How `node` runs blocked, given the channel counts of the blocked values before it; undefined: plain. */
-function decide(node: OnnxNode, channels: Map<string, number>, weightShape: (name: string) => readonly number[] | undefined): Decision | undefined {
+function decide(node: OnnxNode, channels: Map<string, number>, weightShape: (name: string) => readonly number[] | undefined, read: Set<string>): Decision | undefined {
   const convShape = (conv: OnnxNode): readonly number[] | undefined => {
     const shape = weightShape(conv.inputs[1] ?? '');
     return shape?.length === 4 && conv.int('group', 1) === 1 && shape[1] >= MIN_CHANNELS ? shape : undefined;
@@ -118,8 +119,8 @@ function decide(node: OnnxNode, channels: Map<string, number>, weightShape: (nam
     return { make: () => new BlockedConcatNode(node, shapes[0]![1], out), blockedInputs: [0], outChannels: out };
   }
   const inputChannels = node.inputs.map((v) => channels.get(v));
-  // Dropout only runs in this plan in inference, where it is the identity (no mask asked for).
-  const identity = node.opType === 'Dropout' && node.outputs.filter((o) => o !== '').length === 1;
+  // Dropout only runs in this plan in inference, where it is the identity (its mask read by no one).
+  const identity = node.opType === 'Dropout' && node.outputs.slice(1).every((o) => o === '' || !read.has(o));
   if ((node.opType === 'Relu' || identity) && node.outputs.length >= 1 && inputChannels[0] !== undefined) {
     return { make: () => new BlockedElementwiseNode(node, new Map([[0, inputChannels[0]!]]), inputChannels[0]), blockedInputs: [0], outChannels: inputChannels[0] };
   }
