@@ -194,8 +194,8 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
 
   /**
    * The nodes this run takes: the blocked plan where it applies (layout/: native AVX-512,
-   * inference), else the fused graph. A run that records gradients for the parameters drops the
-   * packed filters, as an optimizer may change the weights in place before the next inference.
+   * inference), else the fused graph. A run on the fused graph drops the blocked plan's packed
+   * filters: it may be a training step, after which an optimizer changes the weights in place.
    */
   #plan(feeds: Tensor[]): { nodes: OnnxNode[]; consumers: Map<string, number> } {
     const plain = { nodes: this.#live, consumers: this.#consumers };
