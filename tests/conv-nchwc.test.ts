@@ -2,12 +2,12 @@
  * The NCHWc convolution ops (internal: ts/ops/conv-nchwc.ts): fromNchwc(conv2dNchwc(toNchwc(x),
  * packNchwcFilters(w), ...), O) equals conv2d on random geometries (partial blocks, stride 2,
  * asymmetric pads, dilation, residual, activations) on the CPU backends; the reorders are exact
- * inverses; bad input and a recorded gradient are errors naming the op. The GPU has no kernel
+ * inverses; conv2dNchwcConcat equals conv2dConcat; bad input and a recorded gradient are errors naming the op. The GPU has no kernel
  * for them (the layout pass never asks it): it says so.
  */
 import { expect, it } from 'vitest';
 import * as kiln from '../ts/index.js';
-import { conv2dNchwc, fromNchwc, packNchwcFilters, toNchwc } from '../ts/ops/conv-nchwc.js';
+import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, packNchwcFilters, toNchwc } from '../ts/ops/conv-nchwc.js';
 import { forEachBackend } from './backends.js';
 import { T, assertClose, assertEqual, expectThrows, prng, randND, read } from './helpers.js';
 
@@ -63,6 +63,26 @@ forEachBackend((name) => {
       expect(got.shape, label).toEqual(want.shape);
       assertClose(await read(got), await read(want), TOL, label);
       kiln.dispose([x, w, plain, want, got, ...(bias ? [bias] : []), ...(residual ? [residual] : [])]);
+    }
+  });
+
+  it('conv2dNchwcConcat equals conv2dConcat (whole-block sets and a partial last one), batches 1 and 3', async () => {
+    for (const batch of [1, 3]) {
+      const x = T(randND([batch, 24, 9, 9], batch));
+      const specs = [
+        { o: 32, k: 1, padding: 0, activation: 'relu' as const, bias: true },
+        { o: 16, k: 3, padding: 1, activation: 'relu' as const, bias: false },
+        { o: 20, k: 3, padding: [1, 1, 1, 1] as [number, number, number, number], activation: undefined, bias: true },
+      ];
+      const sets = specs.map((s, i) => ({ ...s, weight: T(randND([s.o, 24, s.k, s.k], 10 + i)), bias: s.bias ? T(randND([s.o], 20 + i)) : null }));
+      const want = kiln.conv2dConcat(x, sets);
+      const got = kiln.tidy(() => {
+        const y = conv2dNchwcConcat(toNchwc(x), sets.map((s) => ({ ...s, packed: packNchwcFilters(s.weight) })));
+        expect(y.shape).toEqual([batch, 5, 9, 9, 16]);
+        return fromNchwc(y, 68);
+      });
+      assertClose(await read(got), await read(want), TOL, `batch ${batch}`);
+      kiln.dispose([x, want, got, ...sets.flatMap((s) => [s.weight, ...(s.bias ? [s.bias] : [])])]);
     }
   });
 

@@ -178,10 +178,10 @@ forEachBackend((backend) => {
       const x = kiln.randn([2, 3, 24, 24], { seed: 5 });
       const want = onnxruntime(path, { x }).y;
       const impl = activeBackend().impl;
-      const [plainConv, concatConv, blockedConv] = [vi.spyOn(impl, 'conv2d'), vi.spyOn(impl, 'conv2dConcat'), vi.spyOn(impl, 'conv2dNchwc')];
+      const spies = (['conv2d', 'conv2dConcat', 'conv2dNchwc', 'conv2dNchwcConcat'] as const).map((name) => vi.spyOn(impl, name));
       const on = infer(model, x, 'on').y;
-      // Blocked: the stem plain; the squeezes, each expand set and the head on the blocked kernel.
-      expect([plainConv.mock.calls.length, concatConv.mock.calls.length, blockedConv.mock.calls.length]).toEqual(applies ? [1, 0, 7] : [4, 2, 0]);
+      // Blocked: the stem plain; the squeezes and the head on conv2dNchwc, the expands on conv2dNchwcConcat.
+      expect(spies.map((s) => s.mock.calls.length)).toEqual(applies ? [1, 0, 3, 2] : [4, 2, 0, 0]);
       vi.restoreAllMocks();
       const off = infer(model, x, 'off').y;
       expect(model.nchwc.runs).toBe(applies ? 1 : 0);

@@ -213,6 +213,8 @@ export interface Backend {
   convTranspose2d(x: Handle, w: Handle, bias: number, geometry: ConvGeometry, outputPadding: [number, number]): Handle;
   /** conv2d in the channel-blocked layout NCHWc (x [N, Cb, H, W, 16], packed from packNchwcFilters, residual in the output's layout or -1); inference only. */
   conv2dNchwc(x: Handle, packed: Handle, bias: number, residual: number, geometry: ConvGeometry, alpha: number, activation: string | undefined): Handle;
+  /** conv2dConcat in NCHWc: `weights` packed filters, outputs side by side on the block axis; inference only. */
+  conv2dNchwcConcat(x: Handle, weights: Handle[], biases: Handle[], geometries: ConvGeometry[], activations: string[], alphas: number[]): Handle;
   /** NCHW [N, C, H, W] -> NCHWc [N, ceil(C/16), H, W, 16], padded channels zero. */
   toNchwc(x: Handle): Handle;
   /** NCHWc -> NCHW [N, channels, H, W]. */

@@ -13,6 +13,7 @@
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { conv2dPadding, pair, type ConvActivation, type Padding2d } from './conv.js';
+import { full } from './creation.js';
 import { handleOf, optionalHandleOf } from './util.js';
 
 /** Channels per block of the NCHWc layout. */
@@ -57,15 +58,48 @@ export function packNchwcFilters(w: Tensor): Tensor {
 export function conv2dNchwc(x: Tensor, packed: Tensor, options: Conv2dNchwcOptions = {}): Tensor {
   const op = 'conv2dNchwc';
   const be = backend();
-  const xh = handleOf(x, op, be, 'x');
-  const wh = handleOf(packed, op, be, 'packed');
-  const stride = pair(op, 'stride', options.stride, 1, 1);
-  const dilation = pair(op, 'dilation', options.dilation, 1, 1);
-  // 'same' reads the plane (dims 2, 3 of x) and the kernel (dims 2, 3 of the packed filters).
-  const padding = conv2dPadding(op, options.padding, [x.shape[0], 0, x.shape[2], x.shape[3]], [0, 0, packed.shape[2], packed.shape[3]], stride, dilation);
+  const { geometry, activation, alpha } = resolve(op, '', x, packed, options);
   const bias = optionalHandleOf(options.bias, op, be, 'bias');
   const residual = optionalHandleOf(options.residual, op, be, 'residual');
+  return wrap(be.impl.conv2dNchwc(handleOf(x, op, be, 'x'), handleOf(packed, op, be, 'packed'), bias, residual, geometry, alpha, activation), be);
+}
+
+/** One filter set of `conv2dNchwcConcat`: conv2dNchwc's options (no residual) with its packed filters. */
+export interface Conv2dNchwcFilterSet extends Omit<Conv2dNchwcOptions, 'residual'> {
+  packed: Tensor;
+}
+
+/**
+ * Several blocked convolutions of x, side by side on the block axis -> [N, Σ ceil(O_i/16), OH, OW, 16]:
+ * conv2dConcat in NCHWc (each set's blocks written in place; the channel concatenation when every
+ * set but the last has whole blocks). Every set must give the same OH x OW. Inference only.
+ */
+export function conv2dNchwcConcat(x: Tensor, sets: readonly Conv2dNchwcFilterSet[]): Tensor {
+  const op = 'conv2dNchwcConcat';
+  const be = backend();
+  const resolved = sets.map((set, i) => resolve(op, `sets[${i}].`, x, set.packed, set));
+  // The boundary takes no biases or one per set: a set without one adds zeros.
+  const zeros = sets.some((s) => s.bias != null) ? sets.map((s) => (s.bias == null ? zerosOf(s.packed) : undefined)) : [];
+  try {
+    const biases = zeros.map((z, i) => handleOf(z ?? sets[i].bias, op, be, `sets[${i}].bias`));
+    return wrap(
+      be.impl.conv2dNchwcConcat(handleOf(x, op, be, 'x'), sets.map((s, i) => handleOf(s.packed, op, be, `sets[${i}].packed`)), biases, resolved.map((r) => r.geometry), resolved.map((r) => r.activation ?? ''), resolved.map((r) => r.alpha)),
+      be,
+    );
+  } finally {
+    for (const z of zeros) z?.dispose();
+  }
+}
+
+/** A zero bias for packed filters [Ob, ...]: Ob·16 channels. */
+const zerosOf = (packed: Tensor): Tensor => full([(packed.shape[0] ?? 0) * NCHWC_BLOCK], 0);
+
+/** A blocked convolution's geometry, activation and alpha; `what` prefixes option names in errors. */
+function resolve(op: string, what: string, x: Tensor, packed: Tensor, options: Omit<Conv2dNchwcOptions, 'residual' | 'bias'>) {
+  const stride = pair(op, `${what}stride`, options.stride, 1, 1);
+  const dilation = pair(op, `${what}dilation`, options.dilation, 1, 1);
+  // 'same' reads the plane (dims 2, 3 of x) and the kernel (dims 2, 3 of the packed filters).
+  const padding = conv2dPadding(op, options.padding, [x.shape[0], 0, x.shape[2], x.shape[3]], [0, 0, packed.shape[2], packed.shape[3]], stride, dilation);
   const activation = options.activation ?? undefined;
-  const alpha = options.alpha ?? (activation === 'elu' ? 1 : 0.01);
-  return wrap(be.impl.conv2dNchwc(xh, wh, bias, residual, { stride, padding, dilation, groups: 1 }, alpha, activation), be);
+  return { geometry: { stride, padding, dilation, groups: 1 }, activation, alpha: options.alpha ?? (activation === 'elu' ? 1 : 0.01) };
 }

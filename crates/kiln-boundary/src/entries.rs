@@ -279,30 +279,38 @@ pub fn conv2d(x: H, w: H, bias: Option<H>, residual: Option<H>, geometry: kinds:
     Ok(register(out))
 }
 
-/// Several convolutions of `x`, concatenated on channels: filter set i is `weights[i]`,
-/// `biases[i]` (biases: empty for none, else one per set), `geometries[i]`, and `activations[i]`
-/// ('' for none) with `alphas[i]`.
+/// Several convolutions of `x`, concatenated on channels (filter_sets gives the sets).
 pub fn conv2d_concat(x: H, weights: Vec<H>, biases: Vec<H>, geometries: Vec<kinds::ConvGeometry>, activations: Vec<String>, alphas: Vec<f64>) -> Result<H> {
     const OP: &str = "conv2dConcat";
+    let out = registry::with(|r| ops::conv2d_concat(r.get(x)?, &filter_sets(OP, r, &weights, &biases, &geometries, &activations, &alphas)?))?;
+    Ok(register(out))
+}
+
+/// conv2dConcat in NCHWc: `weights` are packed filters (packNchwcFilters), outputs side by side
+/// on the block axis; inference only.
+pub fn conv2d_nchwc_concat(x: H, weights: Vec<H>, biases: Vec<H>, geometries: Vec<kinds::ConvGeometry>, activations: Vec<String>, alphas: Vec<f64>) -> Result<H> {
+    const OP: &str = "conv2dNchwcConcat";
+    let out = registry::with(|r| ops::conv2d_nchwc_concat(r.get(x)?, &filter_sets(OP, r, &weights, &biases, &geometries, &activations, &alphas)?))?;
+    Ok(register(out))
+}
+
+/// The filter sets of the concatenating convolutions from parallel lists: set i is
+/// `weights[i]`, `biases[i]` (biases: empty for none, else one per set), `geometries[i]`, and
+/// `activations[i]` ('' for none) with `alphas[i]`.
+fn filter_sets<'r>(op: &str, r: &'r registry::Registry, weights: &[H], biases: &[H], geometries: &[kinds::ConvGeometry], activations: &[String], alphas: &[f64]) -> Result<Vec<ops::ConvBranch<'r>>> {
     let sets = weights.len();
     if geometries.len() != sets || activations.len() != sets || alphas.len() != sets || !(biases.is_empty() || biases.len() == sets) {
-        return Err(KilnError::new(OP, format!(
+        return Err(KilnError::new(op, format!(
             "needs one geometry, activation and alpha per filter set and no biases or one per set: {sets} weights, {} biases, {} geometries, {} activations, {} alphas",
             biases.len(), geometries.len(), activations.len(), alphas.len()
         )));
     }
-    let activations = activations
-        .iter()
-        .zip(&alphas)
-        .map(|(name, &alpha)| (!name.is_empty()).then(|| ops::Activation::new(OP, name, alpha as f32)).transpose())
-        .collect::<Result<Vec<_>>>()?;
-    let out = registry::with(|r| {
-        let branches = (0..sets)
-            .map(|i| Ok(ops::ConvBranch { weight: r.get(weights[i])?, bias: biases.get(i).map(|&b| r.get(b)).transpose()?, params: conv_params(geometries[i]), activation: activations[i] }))
-            .collect::<Result<Vec<_>>>()?;
-        ops::conv2d_concat(r.get(x)?, &branches)
-    })?;
-    Ok(register(out))
+    (0..sets)
+        .map(|i| {
+            let activation = (!activations[i].is_empty()).then(|| ops::Activation::new(op, &activations[i], alphas[i] as f32)).transpose()?;
+            Ok(ops::ConvBranch { weight: r.get(weights[i])?, bias: biases.get(i).map(|&b| r.get(b)).transpose()?, params: conv_params(geometries[i]), activation })
+        })
+        .collect()
 }
 
 /// conv2d in the channel-blocked layout NCHWc (kiln-core ops/conv_nchwc.rs): x [N, Cb, H, W, 16],

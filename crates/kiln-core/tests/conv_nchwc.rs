@@ -1,7 +1,7 @@
 //! The NCHWc ops against conv2d: from_nchwc(conv2d_nchwc(to_nchwc(x), pack(w), ...), O) equals
 //! conv2d_fused(x, w, ...) within float rounding (a different summation order) over geometries
 //! with partial channel blocks on both sides, strides, asymmetric pads, dilation, residuals and
-//! activations; the reorders are exact inverses with zero padding; bad input is an error naming
+//! activations, and conv2d_nchwc_concat equals conv2d_concat; the reorders are exact inverses with zero padding; bad input is an error naming
 //! the op; a recorded gradient is refused.
 use kiln_core::ops::{self, Activation, ConvParams, Epilogue};
 use kiln_core::params::unary::UnaryOp;
@@ -57,6 +57,38 @@ fn blocked_convolution_equals_conv2d() {
             assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "case {i}, element {j}: {a} vs {b}");
         }
     }
+}
+
+#[test]
+fn blocked_concatenation_equals_conv2d_concat() {
+    // A fire module's expands (whole blocks) and a last set with a partial block, batches 1 and 3.
+    for batch in [1, 3] {
+        let (c, size) = (24, 9);
+        let x = rand(&[batch, c, size, size], 1);
+        let specs: [(usize, usize, usize, bool, Option<Activation>); 3] = [(32, 1, 0, true, act(UnaryOp::Relu, 0.0)), (16, 3, 1, false, act(UnaryOp::Relu, 0.0)), (20, 3, 1, true, None)];
+        let sets: Vec<_> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, &(o, k, pad, bias, activation))| (rand(&[o, c, k, k], 10 + i as u64), bias.then(|| rand(&[o], 20 + i as u64)), ConvParams { padding: [pad; 4], ..ConvParams::default() }, activation))
+            .collect();
+        let plain: Vec<_> = sets.iter().map(|(w, b, p, a)| ops::ConvBranch { weight: w, bias: b.as_ref(), params: *p, activation: *a }).collect();
+        let want = ops::conv2d_concat(&x, &plain).unwrap();
+        let packed: Vec<Tensor> = sets.iter().map(|(w, ..)| ops::pack_nchwc_filters(w).unwrap()).collect();
+        let blocked: Vec<_> = sets.iter().zip(&packed).map(|((_, b, p, a), w)| ops::ConvBranch { weight: w, bias: b.as_ref(), params: *p, activation: *a }).collect();
+        let got = ops::conv2d_nchwc_concat(&ops::to_nchwc(&x).unwrap(), &blocked).unwrap();
+        assert_eq!(got.shape(), &[batch, 2 + 1 + 2, size, size, 16]);
+        let got = ops::from_nchwc(&got, 68).unwrap();
+        for (j, (a, b)) in values(&got).iter().zip(values(&want)).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "batch {batch}, element {j}: {a} vs {b}");
+        }
+    }
+    let x = ops::to_nchwc(&rand(&[1, 16, 8, 8], 2)).unwrap();
+    let (w1, w3) = (ops::pack_nchwc_filters(&rand(&[16, 16, 1, 1], 3)).unwrap(), ops::pack_nchwc_filters(&rand(&[16, 16, 3, 3], 4)).unwrap());
+    let branch = |w| ops::ConvBranch { weight: w, bias: None, params: ConvParams::default(), activation: None };
+    let e = ops::conv2d_nchwc_concat(&x, &[branch(&w1), branch(&w3)]).unwrap_err().to_string();
+    assert!(e.contains("conv2dNchwcConcat") && e.contains("8x8") && e.contains("6x6"), "{e}");
+    let e = ops::conv2d_nchwc_concat(&x, &[]).unwrap_err().to_string();
+    assert!(e.contains("at least one filter set"), "{e}");
 }
 
 #[test]

@@ -8,8 +8,7 @@
  * float rounding.
  */
 
-import { concat } from '../../ops/shape.js';
-import { conv2dNchwc, fromNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
+import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
 import { keep, tidy } from '../../engine.js';
 import { noGrad } from '../../autograd.js';
 import type { Conv2dOptions } from '../../ops/conv.js';
@@ -151,7 +150,7 @@ export class BlockedConvNode extends BlockedNode {
   }
 }
 
-/** A ConvConcat blocked in and out: each set's blocked output concatenated on the block axis (every set has whole blocks). */
+/** A ConvConcat blocked in and out: each set's blocks written side by side (every set has whole blocks), conv2dNchwcConcat. */
 export class BlockedConcatNode extends BlockedNode {
   readonly #packed: PackedFilters[];
 
@@ -169,8 +168,7 @@ export class BlockedConcatNode extends BlockedNode {
     if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
     const sets = filterSets(plainOf(x, this.blockedInputs.get(0)!), args, this.original.sets);
     if (sets === undefined) return undefined;
-    const outs = sets.map(({ weight, ...options }, i) => conv2dNchwc(x, this.#packed[i].get(weight), options));
-    return outs.length === 1 ? outs[0] : concat(outs, 1);
+    return conv2dNchwcConcat(x, sets.map(({ weight, ...options }, i) => ({ ...options, packed: this.#packed[i].get(weight) })));
   }
 
   override forget(): void {

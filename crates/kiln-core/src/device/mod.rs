@@ -151,6 +151,16 @@ pub trait Device: Send + Sync {
         let _ = (geo, x, packed, bias, epilogue);
         Err(no_kernel(self.name(), op))
     }
+    /// conv2dNchwcConcat: each set (`weight`: packed filters) convolved as conv2d_nchwc_forward,
+    /// the outputs side by side on the block axis. This default runs each and concatenates; the
+    /// CPU writes each straight into its blocks of the result.
+    fn conv2d_nchwc_concat_forward(&self, x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
+        let outs = sets
+            .iter()
+            .map(|s| self.conv2d_nchwc_forward(&s.geo, x, s.weight, s.bias, Epilogue { residual: None, activation: s.activation }, op))
+            .collect::<Result<Vec<_>>>()?;
+        self.concat(&outs, 1)
+    }
     /// NCHW <-> NCHWc; `dims` [N, C, H, W] are the plain side's.
     fn nchwc_reorder(&self, x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
         let _ = (x, direction, dims);

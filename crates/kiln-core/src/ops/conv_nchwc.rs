@@ -2,8 +2,9 @@
 //! [N, C, H, W] held as [N, ceil(C/16), H, W, 16]), the layout onnxruntime's CPU convolutions run
 //! in. Four ops: `to_nchwc` and `from_nchwc` reorder an activation into and out of the layout,
 //! `pack_nchwc_filters` lays a weight out once, and `conv2d_nchwc` convolves blocked input into
-//! blocked output, so a graph of convolutions (the ONNX layout pass, ts/onnx/layout/) reorders
-//! once at its start and once where a plain op reads.
+//! blocked output (`conv2d_nchwc_concat`: several of one input, written side by side on the block
+//! axis), so a graph of convolutions (the ONNX layout pass, ts/onnx/layout/) reorders once at its
+//! start and once where a plain op reads.
 //!
 //! The true channel count does not travel with a blocked tensor: channels past it in the last
 //! block are padding whose values no result reads (packed filters are zero there), and
@@ -18,6 +19,8 @@ use crate::device::cpu::conv::nchwc::{blocks, BLOCK};
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops::conv::{check_common, conv2d_geometry_of_dims, ConvParams, Epilogue, Geometry};
+use crate::ops::conv_concat::ConvBranch;
+use crate::params::conv::FilterSet;
 pub use crate::params::conv::Reorder;
 use crate::tensor::Tensor;
 
@@ -75,6 +78,34 @@ pub fn conv2d_nchwc(x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, p: &Conv
     let tensors: Vec<&Tensor> = [x, packed].into_iter().chain(bias).chain(epilogue.residual).collect();
     inference_only(OP, &tensors)?;
     device::dispatch(OP, &tensors)?.conv2d_nchwc_forward(&geo, x, packed, bias, epilogue, OP)
+}
+
+/// Several blocked convolutions of one x, their outputs concatenated on the block axis:
+/// [N, ΣOb_i, OH, OW, 16], each set's blocks written straight into the result (no concat pass),
+/// as conv2dConcat does in NCHW. That is the channel concatenation when every set but the last
+/// has whole blocks (the layout pass asks nothing else). Set i: `packed` from
+/// pack_nchwc_filters, bias [O_i], its own geometry and activation; every set gives one OH x OW.
+pub fn conv2d_nchwc_concat(x: &Tensor, branches: &[ConvBranch]) -> Result<Tensor> {
+    const OP: &str = "conv2dNchwcConcat";
+    if branches.is_empty() {
+        return Err(KilnError::new(OP, format!("needs at least one filter set (input {} {})", x.dtype(), fmt_shape(x.shape()))));
+    }
+    let sets = branches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let geo = conv2d_nchwc_geometry(OP, x, b.weight, b.bias, &b.params, None).map_err(|e| KilnError::new(OP, format!("filter set {i}: {}", e.message)))?;
+            Ok(FilterSet { geo, weight: b.weight, bias: b.bias, activation: b.activation })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let size = |s: &FilterSet| [s.geo.out_height, s.geo.out_width];
+    if let Some(i) = sets.iter().position(|s| size(s) != size(&sets[0])) {
+        let ([h0, w0], [h, w]) = (size(&sets[0]), size(&sets[i]));
+        return Err(KilnError::new(OP, format!("every filter set must give the same output height and width: set 0 gives {h0}x{w0}, set {i} gives {h}x{w} (input {})", fmt_shape(x.shape()))));
+    }
+    let tensors: Vec<&Tensor> = std::iter::once(x).chain(branches.iter().flat_map(|b| std::iter::once(b.weight).chain(b.bias))).collect();
+    inference_only(OP, &tensors)?;
+    device::dispatch(OP, &tensors)?.conv2d_nchwc_concat_forward(x, &sets, OP)
 }
 
 /// The blocked convolution's geometry as a plain convolution of Cb·16 channels into Ob·16: the

@@ -210,6 +210,9 @@ impl Device for Cpu {
     fn conv2d_nchwc_forward(&self, geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
         conv::blocked::forward(geo, x, packed, bias, epilogue, op)
     }
+    fn conv2d_nchwc_concat_forward(&self, x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
+        conv::blocked::forward_concat(x, sets, op)
+    }
     fn nchwc_reorder(&self, x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
         conv::blocked::reorder(x, direction, dims, op)
     }

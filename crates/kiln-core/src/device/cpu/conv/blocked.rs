@@ -5,27 +5,65 @@ use super::epilogue::SliceEpilogue;
 use super::nchwc::{self, blocked_len, blocks, BLOCK};
 use crate::alloc;
 use crate::error::Result;
-use crate::params::conv::{Epilogue, Geometry, Reorder};
+use crate::params::conv::{Epilogue, FilterSet, Geometry, Reorder};
 use crate::tensor::Tensor;
 
 /// [N, Ob, OH, OW, 16] from x [N, Cb, H, W, 16] and packed filters; `geo` counts Cb·16 and Ob·16
-/// channels. The bias [O] is padded with zeros to Ob·16 (at most 15 floats more).
+/// channels.
 pub(crate) fn forward(geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
     let (x, packed) = (x.materialize()?, packed.materialize()?);
     let residual = epilogue.residual.map(|r| r.materialize()).transpose()?;
-    let bias = bias
-        .map(|b| -> Result<Vec<f32>> {
-            let mut padded = b.elements::<f32>(op)?;
-            padded.resize(blocks(geo.out_channels) * BLOCK, 0.0);
-            Ok(padded)
-        })
-        .transpose()?;
+    let bias = padded_bias(geo, bias, op)?;
     let epilogue = SliceEpilogue { residual: residual.as_ref().map(|r| r.cpu_slice(op)).transpose()?, activation: epilogue.activation };
     let (xs, ws) = (x.cpu_slice(op)?, packed.cpu_slice(op)?);
     let len = blocked_len(geo.batch, geo.out_channels, geo.out_plane());
     // SAFETY: nchwc::forward writes every float of y, padded channels included.
     let out = unsafe { alloc::try_filled_by(op, len, |y| nchwc::forward(geo, xs, ws, bias.as_deref(), epilogue, y))? };
     Tensor::from_vec(out, &[geo.batch, blocks(geo.out_channels), geo.out_height, geo.out_width, BLOCK])
+}
+
+/// Each set's [N, Ob_i, OH, OW, 16] side by side on the block axis: image n of set i is written
+/// straight into blocks offset_i.. of image n of the result (one forward of batch 1 per image
+/// and set; the kernels spread one image over the threads), so no concat pass reads and writes
+/// the output again (SqueezeNet's fire modules).
+pub(crate) fn forward_concat(x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
+    let first = sets.first().expect("conv2dNchwcConcat: checked to have filter sets").geo;
+    let plane = first.out_plane() * BLOCK;
+    let total_blocks: usize = sets.iter().map(|s| blocks(s.geo.out_channels)).sum();
+    let (in_image, out_image) = (blocked_len(1, first.channels, first.height * first.width), total_blocks * plane);
+    let x = x.materialize()?;
+    let xs = x.cpu_slice(op)?;
+    let filters = sets
+        .iter()
+        .map(|s| Ok((s.weight.materialize()?, padded_bias(&s.geo, s.bias, op)?)))
+        .collect::<Result<Vec<_>>>()?;
+    // SAFETY: the sets' blocks cover every image of the result, each forward writing all of its slice.
+    let out = unsafe {
+        alloc::try_written(op, first.batch * out_image, |out: *mut f32| {
+            for n in 0..first.batch {
+                let mut offset = n * out_image;
+                for (set, (packed, bias)) in sets.iter().zip(&filters) {
+                    let geo = Geometry { batch: 1, ..set.geo };
+                    let y = std::slice::from_raw_parts_mut(out.add(offset), blocks(geo.out_channels) * plane);
+                    let epilogue = SliceEpilogue { residual: None, activation: set.activation };
+                    nchwc::forward(&geo, &xs[n * in_image..][..in_image], packed.cpu_slice(op)?, bias.as_deref(), epilogue, y);
+                    offset += y.len();
+                }
+            }
+            Ok(())
+        })?
+    };
+    Tensor::from_vec(out, &[first.batch, total_blocks, first.out_height, first.out_width, BLOCK])
+}
+
+/// The bias [O] padded with zeros to whole blocks (at most 15 floats more), as nchwc::forward takes it.
+fn padded_bias(geo: &Geometry, bias: Option<&Tensor>, op: &str) -> Result<Option<Vec<f32>>> {
+    bias.map(|b| {
+        let mut padded = b.elements::<f32>(op)?;
+        padded.resize(blocks(geo.out_channels) * BLOCK, 0.0);
+        Ok(padded)
+    })
+    .transpose()
 }
 
 /// NCHW <-> NCHWc; `dims` [N, C, H, W] are the plain side's.
