@@ -2,12 +2,12 @@
  * The NCHWc convolution ops (internal: ts/ops/conv-nchwc.ts): fromNchwc(conv2dNchwc(toNchwc(x),
  * packNchwcFilters(w), ...), O) equals conv2d on random geometries (partial blocks, stride 2,
  * asymmetric pads, dilation, residual, activations) on the CPU backends; the reorders are exact
- * inverses; conv2dNchwcConcat equals conv2dConcat; bad input and a recorded gradient are errors naming the op. The GPU has no kernel
+ * inverses; conv2dNchwcConcat equals conv2dConcat and maxPool2dNchwc maxPool2d; bad input and a recorded gradient are errors naming the op. The GPU has no kernel
  * for them (the layout pass never asks it): it says so.
  */
 import { expect, it } from 'vitest';
 import * as kiln from '../ts/index.js';
-import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, packNchwcFilters, toNchwc } from '../ts/ops/conv-nchwc.js';
+import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, maxPool2dNchwc, packNchwcFilters, toNchwc } from '../ts/ops/conv-nchwc.js';
 import { forEachBackend } from './backends.js';
 import { T, assertClose, assertEqual, expectThrows, prng, randND, read } from './helpers.js';
 
@@ -84,6 +84,20 @@ forEachBackend((name) => {
       assertClose(await read(got), await read(want), TOL, `batch ${batch}`);
       kiln.dispose([x, want, got, ...sets.flatMap((s) => [s.weight, ...(s.bias ? [s.bias] : [])])]);
     }
+  });
+
+  it('maxPool2dNchwc equals maxPool2d (stride 2, padding, dilation)', async () => {
+    const x = T(randND([2, 35, 11, 9], 4));
+    for (const window of [
+      { kernel: [3, 3], stride: [2, 2], padding: [0, 0, 0, 0], dilation: [1, 1] },
+      { kernel: [3, 2], stride: [2, 1], padding: [2, 2, 0, 1], dilation: [2, 1] },
+    ] as const) {
+      const want = kiln.maxPool2d(x, [...window.kernel], { stride: [...window.stride], padding: [...window.padding], dilation: [...window.dilation] });
+      const got = kiln.tidy(() => fromNchwc(maxPool2dNchwc(toNchwc(x), { kernel: [...window.kernel], stride: [...window.stride], padding: [...window.padding], dilation: [...window.dilation] }), 35));
+      assertEqual(await read(got), await read(want), JSON.stringify(window));
+      kiln.dispose([want, got]);
+    }
+    x.dispose();
   });
 
   it('toNchwc and fromNchwc are exact inverses, the padding zero', async () => {

@@ -4,7 +4,7 @@
  * onnxruntime's and the pass-off run's (KILN_ONNX_NCHWC=off) within float rounding: a ResNet-style
  * graph (a plain 3-channel stem, MaxPool, a bottleneck with a downsampling branch, an Add and a
  * Relu of two blocked values, a blocked value read by Reshape and returned), a SqueezeNet-style one
- * (fire modules as blocked ConvConcat, a 1000-channel conv: a partial last block, then
+ * (fire modules as blocked ConvConcat, a blocked MaxPool, a 1000-channel conv: a partial last block, then
  * GlobalAveragePool and Flatten), and the onnx wheel's light ResNet-50 and SqueezeNet. Training
  * runs the plain graph and inference after fit uses the new weights; a fused node that declines
  * runs its original nodes on plain tensors; memory stays flat over runs; other backends never take
@@ -174,7 +174,7 @@ forEachBackend((backend) => {
     it('runs fire modules as blocked ConvConcats and a 1000-channel conv (a partial block) into GlobalAveragePool, as onnxruntime does', () => {
       const path = fireNet();
       const model = kiln.onnx.load(path);
-      expect(model.nchwc.nodes).toEqual(['sq1+rs1', 'e1_1+re1_1+e3_1+re3_1+cat1', 'sq2+rs2', 'e1_2+re1_2+e3_2+re3_2+cat2', 'drop', 'head+rh']);
+      expect(model.nchwc.nodes).toEqual(['sq1+rs1', 'e1_1+re1_1+e3_1+re3_1+cat1', 'pool1', 'sq2+rs2', 'e1_2+re1_2+e3_2+re3_2+cat2', 'drop', 'head+rh']);
       const x = kiln.randn([2, 3, 24, 24], { seed: 5 });
       const want = onnxruntime(path, { x }).y;
       const impl = activeBackend().impl;

@@ -215,6 +215,8 @@ export interface Backend {
   conv2dNchwc(x: Handle, packed: Handle, bias: number, residual: number, geometry: ConvGeometry, alpha: number, activation: string | undefined): Handle;
   /** conv2dConcat in NCHWc: `weights` packed filters, outputs side by side on the block axis; inference only. */
   conv2dNchwcConcat(x: Handle, weights: Handle[], biases: Handle[], geometries: ConvGeometry[], activations: string[], alphas: number[]): Handle;
+  /** maxPool2d of a blocked x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16]; inference only. */
+  maxPool2dNchwc(x: Handle, window: MaxPoolWindow): Handle;
   /** NCHW [N, C, H, W] -> NCHWc [N, ceil(C/16), H, W, 16], padded channels zero. */
   toNchwc(x: Handle): Handle;
   /** NCHWc -> NCHW [N, channels, H, W]. */

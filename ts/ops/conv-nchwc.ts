@@ -103,3 +103,13 @@ function resolve(op: string, what: string, x: Tensor, packed: Tensor, options: O
   const activation = options.activation ?? undefined;
   return { geometry: { stride, padding, dilation, groups: 1 }, activation, alpha: options.alpha ?? (activation === 'elu' ? 1 : 0.01) };
 }
+
+/**
+ * maxPool2d of a blocked x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16]: each channel pooled as
+ * maxPool2d pools it (window sizes as maxPool2d's options, resolved: [h, w] pairs and
+ * [top, bottom, left, right] padding). Inference only.
+ */
+export function maxPool2dNchwc(x: Tensor, window: { kernel: [number, number]; stride: [number, number]; padding: [number, number, number, number]; dilation: [number, number] }): Tensor {
+  const be = backend();
+  return wrap(be.impl.maxPool2dNchwc(handleOf(x, 'maxPool2dNchwc', be, 'x'), window), be);
+}

@@ -343,8 +343,16 @@ pub fn conv_transpose2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeomet
 }
 
 pub fn max_pool2d(x: H, w: kinds::MaxPoolWindow) -> Result<H> {
-    let pool = ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation };
-    with_tensors([x], |[t]| ops::max_pool2d(t, pool))
+    with_tensors([x], |[t]| ops::max_pool2d(t, max_pool_window(w)))
+}
+
+/// max_pool2d of a blocked (NCHWc) x; inference only.
+pub fn max_pool2d_nchwc(x: H, w: kinds::MaxPoolWindow) -> Result<H> {
+    with_tensors([x], |[t]| ops::max_pool2d_nchwc(t, max_pool_window(w)))
+}
+
+fn max_pool_window(w: kinds::MaxPoolWindow) -> ops::Pool2d {
+    ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation }
 }
 
 pub fn avg_pool2d(x: H, w: kinds::AvgPoolWindow) -> Result<H> {

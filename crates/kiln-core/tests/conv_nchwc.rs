@@ -1,7 +1,7 @@
 //! The NCHWc ops against conv2d: from_nchwc(conv2d_nchwc(to_nchwc(x), pack(w), ...), O) equals
 //! conv2d_fused(x, w, ...) within float rounding (a different summation order) over geometries
 //! with partial channel blocks on both sides, strides, asymmetric pads, dilation, residuals and
-//! activations, and conv2d_nchwc_concat equals conv2d_concat; the reorders are exact inverses with zero padding; bad input is an error naming
+//! activations, conv2d_nchwc_concat equals conv2d_concat and max_pool2d_nchwc max_pool2d; the reorders are exact inverses with zero padding; bad input is an error naming
 //! the op; a recorded gradient is refused.
 use kiln_core::ops::{self, Activation, ConvParams, Epilogue};
 use kiln_core::params::unary::UnaryOp;
@@ -89,6 +89,30 @@ fn blocked_concatenation_equals_conv2d_concat() {
     assert!(e.contains("conv2dNchwcConcat") && e.contains("8x8") && e.contains("6x6"), "{e}");
     let e = ops::conv2d_nchwc_concat(&x, &[]).unwrap_err().to_string();
     assert!(e.contains("at least one filter set"), "{e}");
+}
+
+#[test]
+fn blocked_max_pooling_equals_max_pool2d() {
+    use kiln_core::ops::Pool2d;
+    let pools = [
+        Pool2d { kernel: [3, 3], stride: [2, 2], padding: [0; 4], dilation: [1, 1] },
+        Pool2d { kernel: [2, 3], stride: [1, 2], padding: [1, 0, 1, 2], dilation: [1, 1] },
+        Pool2d { kernel: [3, 2], stride: [2, 1], padding: [2, 2, 0, 1], dilation: [2, 1] },
+    ];
+    for (i, pool) in pools.into_iter().enumerate() {
+        let x = rand(&[2, 35, 11, 9], 30 + i as u64);
+        let mut data = values(&x);
+        data[7] = f32::NAN; // NaN wins, as in max_pool2d
+        let x = Tensor::from_vec(data, &[2, 35, 11, 9]).unwrap();
+        let want = ops::max_pool2d(&x, pool).unwrap();
+        let got = ops::from_nchwc(&ops::max_pool2d_nchwc(&ops::to_nchwc(&x).unwrap(), pool).unwrap(), 35).unwrap();
+        assert_eq!(got.shape(), want.shape(), "pool {i}");
+        for (j, (a, b)) in values(&got).iter().zip(values(&want)).enumerate() {
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "pool {i}, element {j}: {a} vs {b}");
+        }
+    }
+    let e = ops::max_pool2d_nchwc(&rand(&[1, 16, 4, 4], 1), Pool2d { kernel: [2, 2], stride: [2, 2], padding: [0; 4], dilation: [1, 1] }).unwrap_err().to_string();
+    assert!(e.contains("maxPool2dNchwc") && e.contains("[1, 16, 4, 4]"), "{e}");
 }
 
 #[test]

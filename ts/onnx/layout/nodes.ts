@@ -1,6 +1,6 @@
 /**
  * The nodes the NCHWc layout pass (plan.ts) puts in a graph: reorders into and out of the blocked
- * layout, and blocked forms of the convolutions, Relu, Add and Dropout. A blocked value
+ * layout, and blocked forms of the convolutions, MaxPool, Relu, Add and Dropout. A blocked value
  * is named `<value>#nchwc` and holds [N, ceil(C/16), H, W, 16]; its channel count C is known at
  * load (from the convolutions' weights), so a node that cannot run blocked at run time (shapes
  * its fast path does not take, a fused node that declines) converts its blocked inputs back,
@@ -8,7 +8,7 @@
  * float rounding.
  */
 
-import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
+import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, maxPool2dNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
 import { keep, tidy } from '../../engine.js';
 import { noGrad } from '../../autograd.js';
 import type { Conv2dOptions } from '../../ops/conv.js';
@@ -16,6 +16,7 @@ import type { Tensor } from '../../tensor.js';
 import { OnnxNode, type Inputs, type RunContext } from '../node.js';
 import { OPS } from '../ops/index.js';
 import { conv2dGeometry } from '../ops/conv.js';
+import { poolWindow } from '../ops/pool.js';
 import { FusedNode } from '../fusion/index.js';
 import { ConvFusedNode, conv2dOutputShape } from '../fusion/conv.js';
 import { ConvConcatNode, filterSets } from '../fusion/conv-concat.js';
@@ -182,5 +183,16 @@ export class BlockedElementwiseNode extends BlockedNode {
     const [a, b] = args;
     if (a === undefined || (b !== undefined && !sameShape(a.shape, b.shape))) return undefined;
     return OPS[this.original.opType](args, this.original, context)[0];
+  }
+}
+
+/** MaxPool (2-D, no Indices output) of a blocked value, blocked out: no reorder around the pooling. */
+export class BlockedMaxPoolNode extends BlockedNode {
+  protected fast(args: Inputs): Tensor | undefined {
+    const x = args[0];
+    if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    const window = poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
+    if (window.rank !== 2) return undefined;
+    return maxPool2dNchwc(x, { kernel: window.kernel, stride: window.stride, padding: window.padding, dilation: window.dilation });
   }
 }

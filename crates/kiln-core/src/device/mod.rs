@@ -161,6 +161,11 @@ pub trait Device: Send + Sync {
             .collect::<Result<Vec<_>>>()?;
         self.concat(&outs, 1)
     }
+    /// maxPool2dNchwc: `plan` over Cb planes of 16-value pixels, x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16].
+    fn max_pool2d_nchwc(&self, plan: &Plan, x: &Tensor) -> Result<Tensor> {
+        let _ = (plan, x);
+        Err(no_kernel(self.name(), "maxPool2dNchwc"))
+    }
     /// NCHW <-> NCHWc; `dims` [N, C, H, W] are the plain side's.
     fn nchwc_reorder(&self, x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
         let _ = (x, direction, dims);

@@ -3,7 +3,7 @@
 //! in. Four ops: `to_nchwc` and `from_nchwc` reorder an activation into and out of the layout,
 //! `pack_nchwc_filters` lays a weight out once, and `conv2d_nchwc` convolves blocked input into
 //! blocked output (`conv2d_nchwc_concat`: several of one input, written side by side on the block
-//! axis), so a graph of convolutions (the ONNX layout pass, ts/onnx/layout/) reorders once at its
+//! axis; `max_pool2d_nchwc` pools blocked), so a graph of convolutions (the ONNX layout pass, ts/onnx/layout/) reorders once at its
 //! start and once where a plain op reads.
 //!
 //! The true channel count does not travel with a blocked tensor: channels past it in the last
@@ -21,6 +21,7 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops::conv::{check_common, conv2d_geometry_of_dims, ConvParams, Epilogue, Geometry};
 use crate::ops::conv_concat::ConvBranch;
 use crate::params::conv::FilterSet;
+use crate::params::pool::{Plan, Pool2d};
 pub use crate::params::conv::Reorder;
 use crate::tensor::Tensor;
 
@@ -78,6 +79,23 @@ pub fn conv2d_nchwc(x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, p: &Conv
     let tensors: Vec<&Tensor> = [x, packed].into_iter().chain(bias).chain(epilogue.residual).collect();
     inference_only(OP, &tensors)?;
     device::dispatch(OP, &tensors)?.conv2d_nchwc_forward(&geo, x, packed, bias, epilogue, OP)
+}
+
+/// max_pool2d of a blocked x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16], each of a pixel's 16
+/// channels pooled as max_pool2d pools a plane (NaN wins, -0 gives +0): pooling between blocked
+/// convolutions without a reorder to NCHW and back (SqueezeNet's three MaxPools).
+pub fn max_pool2d_nchwc(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
+    const OP: &str = "maxPool2dNchwc";
+    let describe = || format!("{} {}", x.dtype(), fmt_shape(x.shape()));
+    let (&[n, cb, h, w, lanes], DType::F32) = (x.shape(), x.dtype()) else {
+        return Err(KilnError::new(OP, format!("input must be float32 NCHWc [batch, channel blocks, height, width, {BLOCK}], got {}", describe())));
+    };
+    if lanes != BLOCK {
+        return Err(KilnError::new(OP, format!("input must be float32 NCHWc [batch, channel blocks, height, width, {BLOCK}], got {}", describe())));
+    }
+    let plan = Plan::for_dims(OP, [n, cb, h, w], &describe, &pool)?;
+    inference_only(OP, &[x])?;
+    device::dispatch(OP, &[x])?.max_pool2d_nchwc(&plan, x)
 }
 
 /// Several blocked convolutions of one x, their outputs concatenated on the block axis:

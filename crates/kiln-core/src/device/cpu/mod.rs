@@ -213,6 +213,9 @@ impl Device for Cpu {
     fn conv2d_nchwc_concat_forward(&self, x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
         conv::blocked::forward_concat(x, sets, op)
     }
+    fn max_pool2d_nchwc(&self, plan: &Plan, x: &Tensor) -> Result<Tensor> {
+        conv::blocked::max_pool(plan, x, "maxPool2dNchwc")
+    }
     fn nchwc_reorder(&self, x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
         conv::blocked::reorder(x, direction, dims, op)
     }

@@ -4,8 +4,11 @@
 use super::epilogue::SliceEpilogue;
 use super::nchwc::{self, blocked_len, blocks, BLOCK};
 use crate::alloc;
+use crate::multiversion;
 use crate::error::Result;
+use crate::parallel::{for_each_chunk, SendView};
 use crate::params::conv::{Epilogue, FilterSet, Geometry, Reorder};
+use crate::params::pool::Plan;
 use crate::tensor::Tensor;
 
 /// [N, Ob, OH, OW, 16] from x [N, Cb, H, W, 16] and packed filters; `geo` counts Cb·16 and Ob·16
@@ -54,6 +57,58 @@ pub(crate) fn forward_concat(x: &Tensor, sets: &[FilterSet], op: &str) -> Result
         })?
     };
     Tensor::from_vec(out, &[first.batch, total_blocks, first.out_height, first.out_width, BLOCK])
+}
+
+/// Max pooling of x [N, Cb, H, W, 16] by `plan` (N·Cb planes): each output pixel's 16 lanes are
+/// the maxima of its window's pixels, NaN winning and -0 giving +0 as in pool/ (the plain
+/// kernel's rules); planes spread over the threads.
+pub(crate) fn max_pool(plan: &Plan, x: &Tensor, op: &str) -> Result<Tensor> {
+    let x = x.materialize()?;
+    let xs: &[f32] = x.cpu_slice(op)?;
+    let (in_plane, out_plane) = (plan.in_plane() * BLOCK, plan.out_plane() * BLOCK);
+    // SAFETY: each plane's chunk writes every float of its output plane.
+    let out = unsafe {
+        alloc::try_filled_by(op, plan.planes * out_plane, |y: &mut [f32]| {
+            let base = SendView(y.as_mut_ptr());
+            for_each_chunk(plan.planes, plan.planes, |start, end| {
+                for p in start..end {
+                    // SAFETY: plane p's output floats, written by this chunk alone.
+                    let dst = std::slice::from_raw_parts_mut(base.get().add(p * out_plane), out_plane);
+                    max_pool_plane(plan, &xs[p * in_plane..][..in_plane], dst);
+                }
+            });
+        })?
+    };
+    let dims = x.shape();
+    Tensor::from_vec(out, &[dims[0], dims[1], plan.rows.out, plan.cols.out, BLOCK])
+}
+
+multiversion! {
+    /// One plane: the 16 lanes of a pixel are one vector (a compare and a blend per tap).
+    fn max_pool_plane(plan: &Plan, src: &[f32], dst: &mut [f32]) {
+        let (rows, cols) = (&plan.rows, &plan.cols);
+        for oy in 0..rows.out {
+            let (ylo, yhi) = rows.taps(oy);
+            for ox in 0..cols.out {
+                let (xlo, xhi) = cols.taps(ox);
+                let mut acc = [f32::NEG_INFINITY; BLOCK];
+                for ky in ylo..yhi {
+                    let iy = oy * rows.stride + ky * rows.dilation - rows.pad_before;
+                    for kx in xlo..xhi {
+                        let ix = ox * cols.stride + kx * cols.dilation - cols.pad_before;
+                        let pixel: &[f32; BLOCK] = src[(iy * cols.len + ix) * BLOCK..][..BLOCK].try_into().unwrap();
+                        for l in 0..BLOCK {
+                            acc[l] = if pixel[l] > acc[l] || pixel[l].is_nan() { pixel[l] } else { acc[l] };
+                        }
+                    }
+                }
+                let out: &mut [f32; BLOCK] = (&mut dst[(oy * cols.out + ox) * BLOCK..][..BLOCK]).try_into().unwrap();
+                for l in 0..BLOCK {
+                    out[l] = acc[l] + 0.0;
+                }
+            }
+        }
+    }
 }
 
 /// The bias [O] padded with zeros to whole blocks (at most 15 floats more), as nchwc::forward takes it.
