@@ -19,11 +19,6 @@
 //!   into the output between chunks. Measured (examples/cnn_convs.rs, one thread, loaded
 //!   machine): ResNet-50's 3x3 512->512 at 7x7 went from 80-100 to 143-146 GFLOP per
 //!   CPU-second when its 7 rows became one band (the filters read from L2 once, not 7 times).
-//!   The units' order (`Order`, `unit_order`) is the one that reads least from beyond L2: with
-//!   bands outer (each band of input read once, by every group in turn) ResNet-50's 1x1 64->256
-//!   at 56x56 and 128->512 at 28x28 went from ~115-135 to 155-185; with blocks of groups outer at
-//!   batch 8 (filters of 4-9 MiB read once, not per image) its 1x1 512->2048 at 7x7 from 177-181
-//!   to 193-197 and 3x3 512->512 from 142-153 to 161-172 (one thread, loaded machine).
 //! - 1x1 stride-1 unpadded convolutions run their whole plane as one row: the 7x7 planes of
 //!   ResNet-50's last stage make tiles of 6, not rows of 7 cut into 6 + 1.
 //! - Threads: units of (image, group of NB output blocks, band of rows, range of columns); with
@@ -71,43 +66,9 @@ pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     forward_in_order(geo, x, w, bias, epilogue, y, None)
 }
 
-/// How a pass's units are ordered (rayon hands contiguous ranges of them to a thread).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Order {
-    /// Image, group of output blocks, band: each group's filters serve every band of an image;
-    /// the image is read once per group.
-    GroupsOuter,
-    /// Image, band, group: each band of input is read once, by every group in turn; the filters
-    /// once per band unless they fit in L2.
-    BandsOuter,
-    /// Block of groups whose filters fit in L2, image, band, group: filters larger than L2 (the
-    /// 1x1 and 3x3 convolutions of ResNet-50's last stage: 4-9 MiB) read once per pass rather
-    /// than once per image; each image read once per block of groups.
-    FiltersOuter,
-}
-
-/// The order that reads the fewest floats from beyond L2, by a count of each order's traffic,
-/// and the groups per block of `Order::FiltersOuter` (1 in the others).
-fn unit_order(g: &Geometry, cb: usize, ob: usize, units_per_image_group: usize, forced: Option<Order>) -> (Order, usize) {
-    let (groups, taps) = (ob.div_ceil(MAX_BLOCKS), g.kernel[0] * g.kernel[1]);
-    let image = cb * g.height * g.width * BLOCK;
-    let filters = ob * cb * taps * TAP_FLOATS;
-    let group_filters = (MAX_BLOCKS * cb * taps * TAP_FLOATS).max(1);
-    let group_block = (L2_FLOATS / group_filters).clamp(1, groups.max(1));
-    let fits = filters <= L2_FLOATS;
-    // Floats read: filters that fit in L2 once per pass, others once per image (groups outer)
-    // or once per band and column range of each image (bands outer).
-    let traffic = |order: Order| match order {
-        Order::GroupsOuter => g.batch * groups * image + if fits { filters } else { g.batch * filters },
-        Order::BandsOuter => g.batch * image + if fits { filters } else { g.batch * units_per_image_group * filters },
-        Order::FiltersOuter => g.batch * image * groups.div_ceil(group_block) + filters,
-    };
-    let order = forced.unwrap_or_else(|| [Order::BandsOuter, Order::GroupsOuter, Order::FiltersOuter].into_iter().min_by_key(|&o| traffic(o)).unwrap_or(Order::BandsOuter));
-    (order, if order == Order::FiltersOuter { group_block } else { 1 })
-}
-
-/// `forward` with the units' order forced where `order` is given: the tests run each.
-pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], order: Option<Order>) {
+/// `forward` with the units' order forced (bands outer or not) where `order` is given: the tests
+/// run both.
+pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], order: Option<bool>) {
     let g = as_rows(geo);
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
@@ -127,9 +88,16 @@ pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Optio
     let col_chunks = wanted.div_ceil(images_groups * bands.max(1)).min(g.out_width.div_ceil(most)).max(g.out_width.div_ceil(MAX_UNIT_COLUMNS)).max(1);
     let columns = g.out_width.div_ceil(col_chunks).next_multiple_of(most).max(1);
     let col_chunks = g.out_width.div_ceil(columns).max(1);
-    let (order, group_block) = unit_order(&g, cb, ob, bands * col_chunks, order);
-    let units = group_block * groups.div_ceil(group_block) * g.batch * bands * col_chunks;
-    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, order, group_block };
+    let units = g.batch * groups * bands * col_chunks;
+    // Which loop is outer over an image's units: groups (the image is read once per group, each
+    // group's filters reused by every band) or bands (each band of input read once, by every
+    // group in turn, the filters read once per band unless they fit in L2): the smaller traffic.
+    let image_floats = cb * g.height * g.width * BLOCK;
+    let filter_floats = ob * cb * taps * TAP_FLOATS;
+    let groups_outer = groups * image_floats + filter_floats;
+    let bands_outer = image_floats + if filter_floats <= L2_FLOATS { filter_floats } else { bands * col_chunks * filter_floats };
+    let bands_outer = order.unwrap_or(bands_outer < groups_outer);
+    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer };
     let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
     let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
     let residual = epilogue.residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
@@ -168,9 +136,8 @@ struct Plan {
     /// Output rows per unit, and units per image and group.
     band: usize,
     bands: usize,
-    order: Order,
-    /// Groups per block of `Order::FiltersOuter`.
-    group_block: usize,
+    /// Units in (image, band, group, columns) order rather than (image, group, band, columns).
+    bands_outer: bool,
     /// Output columns per unit, and units per output row.
     columns: usize,
     col_chunks: usize,
@@ -234,18 +201,11 @@ impl Plan {
         let g = &self.g;
         let col_chunk = unit % self.col_chunks;
         let rest = unit / self.col_chunks;
-        let (n, band, group) = match self.order {
-            Order::GroupsOuter => (rest / self.bands / self.groups, rest % self.bands, rest / self.bands % self.groups),
-            Order::BandsOuter => (rest / self.groups / self.bands, rest / self.groups % self.bands, rest % self.groups),
-            Order::FiltersOuter => {
-                let (in_block, rest) = (rest % self.group_block, rest / self.group_block);
-                let (band, rest) = (rest % self.bands, rest / self.bands);
-                (rest % self.g.batch, band, rest / self.g.batch * self.group_block + in_block)
-            }
+        let (band, group) = match self.bands_outer {
+            true => (rest / self.groups % self.bands, rest % self.groups),
+            false => (rest % self.bands, rest / self.bands % self.groups),
         };
-        if group >= self.groups {
-            return; // past the last group, in the last block of groups
-        }
+        let n = rest / self.bands / self.groups;
         let first_block = group * MAX_BLOCKS;
         let nb = MAX_BLOCKS.min(self.ob - first_block);
         let taps = g.kernel[0] * g.kernel[1];
