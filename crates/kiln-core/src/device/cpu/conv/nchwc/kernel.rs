@@ -26,7 +26,7 @@
 //!   rows are cut into column ranges. Rayon hands out contiguous ranges of units, so neighbours
 //!   (same filters, next band) share a thread's caches.
 
-use super::{blocks, BLOCK};
+use super::{blocks, OutBlocks, BLOCK};
 use crate::device::cpu::conv::engine::parallel_pays_for;
 use crate::device::cpu::conv::epilogue::SliceEpilogue;
 use crate::params::conv::Geometry;
@@ -62,13 +62,14 @@ const fn max_pixels(nb: usize) -> usize {
 }
 
 /// The AVX-512 forward, super::forward's contract. Needs AVX-512F (`simd::level()`).
-pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
-    forward_in_order(geo, x, w, bias, epilogue, y, None)
+pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) {
+    forward_in_order(geo, x, w, bias, epilogue, y, into, None)
 }
 
 /// `forward` with the units' order forced (bands outer or not) where `order` is given: the tests
 /// run both.
-pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], order: Option<bool>) {
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, order: Option<bool>) {
     let g = as_rows(geo);
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
@@ -97,7 +98,7 @@ pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Optio
     let groups_outer = groups * image_floats + filter_floats;
     let bands_outer = image_floats + if filter_floats <= L2_FLOATS { filter_floats } else { bands * col_chunks * filter_floats };
     let bands_outer = order.unwrap_or(bands_outer < groups_outer);
-    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer };
+    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer, into };
     let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
     let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
     let residual = epilogue.residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
@@ -141,6 +142,8 @@ struct Plan {
     /// Output columns per unit, and units per output row.
     columns: usize,
     col_chunks: usize,
+    /// Where the output blocks go in y.
+    into: OutBlocks,
 }
 
 /// What a tile does after its last chunk: add the residual (at the output's offsets), apply relu
@@ -242,7 +245,7 @@ impl Plan {
                     iw0: (ow * g.stride[1]) as isize - g.pad[1] as isize,
                     dilation: g.dilation,
                     x_step: g.stride[1] * BLOCK,
-                    at: ((n * self.ob + first_block) * out_plane + oh * g.out_width + ow) * BLOCK,
+                    at: ((n * self.into.per_image + self.into.first + first_block) * out_plane + oh * g.out_width + ow) * BLOCK,
                     y_block: out_plane * BLOCK,
                     init,
                     finish: last.then_some(finish),

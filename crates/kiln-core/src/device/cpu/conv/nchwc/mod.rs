@@ -17,7 +17,7 @@
 //! - bias: [blocks(O)·BLOCK], zero past O.
 
 use super::epilogue::SliceEpilogue;
-use crate::params::conv::Geometry;
+use crate::params::conv::{Activation, Geometry};
 
 pub mod bench;
 #[cfg(target_arch = "x86_64")]
@@ -48,24 +48,47 @@ pub(crate) fn packed_filters_len(geo: &Geometry) -> usize {
 /// written (padded channels included), then the epilogue: `epilogue.residual` (y's layout and
 /// length) added, `epilogue.activation` applied.
 ///
-/// On AVX-512, kernel.rs's register tiles; elsewhere (other x86-64 CPUs, wasm32) reference.rs's
-/// plain loops.
+/// `run` picks the kernel.
 pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
+    assert!(epilogue.residual.is_none_or(|r| r.len() == y.len()), "nchwc::forward: the residual's length is not the output's");
+    run(geo, x, w, bias, epilogue, y, OutBlocks { per_image: blocks(geo.out_channels), first: 0 })
+}
+
+/// Where a forward's output blocks go: blocks `first..first + blocks(O)` of images of
+/// `per_image` blocks, [N, per_image, OH, OW, 16].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OutBlocks {
+    pub per_image: usize,
+    pub first: usize,
+}
+
+/// `forward` (no residual) into blocks `out.first..out.first + blocks(O)` of y [N, out.per_image,
+/// OH, OW, 16]: several convolutions of one input concatenated on channels (SqueezeNet's fire
+/// modules) written in place, with no concat pass. Each set but the last must have a multiple of
+/// 16 output channels for the channels to follow on (its padded channels would sit in between
+/// otherwise). Only the set's blocks of y are written.
+pub(crate) fn forward_into(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32], out: OutBlocks) {
+    assert!(out.first + blocks(geo.out_channels) <= out.per_image, "nchwc::forward_into: blocks {}..{} of {} per image", out.first, out.first + blocks(geo.out_channels), out.per_image);
+    run(geo, x, w, bias, SliceEpilogue { residual: None, activation }, y, out)
+}
+
+/// `forward` and `forward_into`: on AVX-512, kernel.rs's register tiles; elsewhere (other x86-64
+/// CPUs, wasm32) reference.rs's plain loops.
+fn run(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], out: OutBlocks) {
     assert_eq!(geo.groups, 1, "nchwc::forward: one group only");
     let (in_plane, out_plane) = (geo.height * geo.width, geo.out_plane());
     assert!(
         x.len() == blocked_len(geo.batch, geo.channels, in_plane)
             && w.len() == packed_filters_len(geo)
-            && y.len() == blocked_len(geo.batch, geo.out_channels, out_plane)
-            && bias.is_none_or(|b| b.len() == blocks(geo.out_channels) * BLOCK)
-            && epilogue.residual.is_none_or(|r| r.len() == y.len()),
+            && y.len() == geo.batch * out.per_image * out_plane * BLOCK
+            && bias.is_none_or(|b| b.len() == blocks(geo.out_channels) * BLOCK),
         "nchwc::forward: operand lengths do not match the geometry"
     );
     #[cfg(target_arch = "x86_64")]
     if crate::simd::level() == crate::simd::SimdLevel::Avx512 {
-        return kernel::forward(geo, x, w, bias, epilogue, y);
+        return kernel::forward(geo, x, w, bias, epilogue, y, out);
     }
-    reference::forward(geo, x, w, bias, epilogue, y)
+    reference::forward(geo, x, w, bias, epilogue, y, out)
 }
 
 /// NCHW [N, C, plane] -> NCHWc [N, blocks(C), plane, 16], padded channels zero.

@@ -2,20 +2,17 @@
 //! wasm32), and the second opinion the kernel's tests compare with. One (image, output block)
 //! per unit of work, every tap bounds-checked.
 
-use super::{blocked_len, blocks, packed_filters_len, BLOCK};
+use super::{blocks, OutBlocks, BLOCK};
 use crate::device::cpu::conv::epilogue::SliceEpilogue;
 use crate::params::conv::Geometry;
 
-/// `super::forward`'s contract, in plain loops.
-pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
+/// `super::forward`'s contract, in plain loops, into `into`'s blocks of y.
+pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) {
     debug_assert_eq!(geo.groups, 1);
     let (cb, ob) = (blocks(geo.channels), blocks(geo.out_channels));
     let (kh, kw) = (geo.kernel[0], geo.kernel[1]);
     let in_plane = geo.height * geo.width;
     let out_plane = geo.out_plane();
-    debug_assert_eq!(x.len(), blocked_len(geo.batch, geo.channels, in_plane));
-    debug_assert_eq!(w.len(), packed_filters_len(geo));
-    debug_assert_eq!(y.len(), blocked_len(geo.batch, geo.out_channels, out_plane));
     let out_block = out_plane * BLOCK;
     let y_base = crate::parallel::SendView(y.as_mut_ptr());
     let units = geo.batch * ob;
@@ -23,8 +20,9 @@ pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     crate::parallel::for_each_chunk(units, chunks, |start, end| {
         for unit in start..end {
             let (n, o) = (unit / ob, unit % ob);
+            let at = (n * into.per_image + into.first + o) * out_block;
             // SAFETY: each unit writes its own (image, output block) range of y.
-            let out = unsafe { std::slice::from_raw_parts_mut(y_base.get().add(unit * out_block), out_block) };
+            let out = unsafe { std::slice::from_raw_parts_mut(y_base.get().add(at), out_block) };
             for oh in 0..geo.out_height {
                 for ow in 0..geo.out_width {
                     let acc = &mut out[(oh * geo.out_width + ow) * BLOCK..][..BLOCK];
@@ -50,7 +48,7 @@ pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
                 }
             }
             // SAFETY: the unit's own floats, written above and by no one else.
-            unsafe { epilogue.apply(y_base.get(), unit * out_block, 1, out_block, out_block) };
+            unsafe { epilogue.apply(y_base.get(), at, 1, out_block, out_block) };
         }
     });
 }

@@ -140,7 +140,11 @@ fn blocked_forward_matches_the_definition() {
     // 20 -> 35 channels (partial blocks both sides), 3x3 stride 2 pad 1 on 9x7, with bias.
     let c = case(geometry(2, 20, 35, [9, 7], 3, 2, 1, 1), true, false, None);
     check(&c, forward, "forward");
-    check(&c, reference::forward, "reference");
+    check(&c, reference, "reference");
+}
+
+fn reference(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+    reference::forward(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 })
 }
 
 #[test]
@@ -175,7 +179,7 @@ fn kernel_sizes_strides_pads_and_dilations_match_the_definition() {
         for with_bias in [true, false] {
             check(&case(g, with_bias, false, None), forward, "forward");
         }
-        check(&case(g, true, false, None), reference::forward, "reference");
+        check(&case(g, true, false, None), reference, "reference");
     }
 }
 
@@ -186,10 +190,10 @@ fn both_unit_orders_match_the_definition() {
         return;
     }
     fn bands_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
-        kernel::forward_in_order(g, x, w, b, e, y, Some(true))
+        kernel::forward_in_order(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, Some(true))
     }
     fn groups_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
-        kernel::forward_in_order(g, x, w, b, e, y, Some(false))
+        kernel::forward_in_order(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, Some(false))
     }
     for g in [geometry(2, 40, 150, [12, 12], 3, 1, 1, 1), geometry(1, 64, 72, [16, 16], 3, 2, 1, 1), geometry(2, 130, 260, [9, 9], 1, 1, 0, 1)] {
         let c = case(g, true, true, activations().first().copied());
@@ -215,7 +219,7 @@ fn residual_and_each_activation_match_the_definition() {
             for a in activations().into_iter().map(Some).chain([None]) {
                 check(&case(g, true, with_residual, a), forward, "forward");
             }
-            check(&case(g, true, with_residual, activations().first().copied()), reference::forward, "reference");
+            check(&case(g, true, with_residual, activations().first().copied()), reference, "reference");
         }
     }
 }
@@ -253,5 +257,41 @@ fn reorders_round_trip_and_zero_the_padded_channels() {
         let mut back = vec![f32::NAN; x.len()];
         from_blocked(&xb, batch, channels, plane, &mut back);
         assert!(back.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()), "from_blocked(to_blocked(x)) != x for [{batch}, {channels}, {plane}]");
+    }
+}
+
+/// Two convolutions of one input written into their blocks of one output (a fire module's
+/// expands): each equals its own forward, and the blocks around them keep what they held.
+#[test]
+fn forward_into_writes_its_blocks_of_a_concatenation_only() {
+    let relu = activations().first().copied();
+    let (expand1, expand3) = (geometry(2, 20, 32, [7, 9], 1, 1, 0, 1), geometry(2, 20, 40, [7, 9], 3, 1, 1, 1));
+    let (a, b) = (case(expand1, true, false, relu), case(expand3, true, false, relu));
+    let plane = expand1.out_plane();
+    // Blocks per image: 1 untouched, 2 of expand1, 3 of expand3, 1 untouched.
+    let out = |first| OutBlocks { per_image: 7, first };
+    let mut y = vec![-7.0; 2 * 7 * plane * BLOCK];
+    type Into = fn(&Geometry, &[f32], &[f32], Option<&[f32]>, Option<Activation>, &mut [f32], OutBlocks);
+    let reference_into: Into = |g, x, w, b, act, y, o| reference::forward(g, x, w, b, SliceEpilogue { residual: None, activation: act }, y, o);
+    for (into, what) in [(forward_into as Into, "forward_into"), (reference_into, "reference")] {
+        y.fill(-7.0);
+        into(&expand1, &a.xb, &a.wb, a.bias.as_deref(), relu, &mut y, out(1));
+        into(&expand3, &b.xb, &b.wb, b.bias.as_deref(), relu, &mut y, out(3));
+        for (c, first) in [(&a, 1), (&b, 3)] {
+            let ob = blocks(c.g.out_channels);
+            let mut own = vec![0.0; blocked_len(2, c.g.out_channels, plane)];
+            forward(&c.g, &c.xb, &c.wb, c.bias.as_deref(), SliceEpilogue { residual: None, activation: relu }, &mut own);
+            for n in 0..2 {
+                let slice = &y[(n * 7 + first) * plane * BLOCK..][..ob * plane * BLOCK];
+                for (i, (a, b)) in slice.iter().zip(&own[n * ob * plane * BLOCK..]).enumerate() {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{what}: image {n}, blocks from {first}, float {i}: {a} vs {b}");
+                }
+            }
+        }
+        for n in 0..2 {
+            for block in [0, 6] {
+                assert!(y[(n * 7 + block) * plane * BLOCK..][..plane * BLOCK].iter().all(|&v| v == -7.0), "{what}: image {n} block {block} was written");
+            }
+        }
     }
 }
