@@ -2,7 +2,7 @@
 //! kernels, which hold the layout and the arithmetic.
 
 use super::epilogue::SliceEpilogue;
-use super::nchwc::{self, blocked_len, blocks, BLOCK};
+use super::nchwc::{self, blocked_len, blocks, OutBlocks, BLOCK};
 use crate::alloc;
 use crate::multiversion;
 use crate::error::Result;
@@ -25,35 +25,26 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<
     Tensor::from_vec(out, &[geo.batch, blocks(geo.out_channels), geo.out_height, geo.out_width, BLOCK])
 }
 
-/// Each set's [N, Ob_i, OH, OW, 16] side by side on the block axis: image n of set i is written
-/// straight into blocks offset_i.. of image n of the result (one forward of batch 1 per image
-/// and set; the kernels spread one image over the threads), so no concat pass reads and writes
-/// the output again (SqueezeNet's fire modules).
+/// Each set's [N, Ob_i, OH, OW, 16] side by side on the block axis: nchwc::forward_into writes
+/// set i's blocks straight into blocks offset_i.. of every image of the result, so no concat pass
+/// reads and writes the output again (SqueezeNet's fire modules).
 pub(crate) fn forward_concat(x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
     let first = sets.first().expect("conv2dNchwcConcat: checked to have filter sets").geo;
-    let plane = first.out_plane() * BLOCK;
     let total_blocks: usize = sets.iter().map(|s| blocks(s.geo.out_channels)).sum();
-    let (in_image, out_image) = (blocked_len(1, first.channels, first.height * first.width), total_blocks * plane);
     let x = x.materialize()?;
     let xs = x.cpu_slice(op)?;
-    let filters = sets
-        .iter()
-        .map(|s| Ok((s.weight.materialize()?, padded_bias(&s.geo, s.bias, op)?)))
-        .collect::<Result<Vec<_>>>()?;
-    // SAFETY: the sets' blocks cover every image of the result, each forward writing all of its slice.
+    let filters = sets.iter().map(|s| s.weight.materialize()).collect::<Result<Vec<_>>>()?;
+    let packed = filters.iter().map(|w| w.cpu_slice(op)).collect::<Result<Vec<_>>>()?;
+    let biases = sets.iter().map(|s| padded_bias(&s.geo, s.bias, op)).collect::<Result<Vec<_>>>()?;
+    let len = blocked_len(first.batch, total_blocks * BLOCK, first.out_plane());
+    // SAFETY: the sets' blocks cover every block of every image, each forward_into writing all of its own.
     let out = unsafe {
-        alloc::try_written(op, first.batch * out_image, |out: *mut f32| {
-            for n in 0..first.batch {
-                let mut offset = n * out_image;
-                for (set, (packed, bias)) in sets.iter().zip(&filters) {
-                    let geo = Geometry { batch: 1, ..set.geo };
-                    let y = std::slice::from_raw_parts_mut(out.add(offset), blocks(geo.out_channels) * plane);
-                    let epilogue = SliceEpilogue { residual: None, activation: set.activation };
-                    nchwc::forward(&geo, &xs[n * in_image..][..in_image], packed.cpu_slice(op)?, bias.as_deref(), epilogue, y);
-                    offset += y.len();
-                }
+        alloc::try_filled_by(op, len, |y: &mut [f32]| {
+            let mut offset = 0;
+            for ((set, w), bias) in sets.iter().zip(&packed).zip(&biases) {
+                nchwc::forward_into(&set.geo, xs, w, bias.as_deref(), set.activation, y, OutBlocks { per_image: total_blocks, first: offset });
+                offset += blocks(set.geo.out_channels);
             }
-            Ok(())
         })?
     };
     Tensor::from_vec(out, &[first.batch, total_blocks, first.out_height, first.out_width, BLOCK])
