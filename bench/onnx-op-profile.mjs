@@ -6,6 +6,7 @@
 // compare, and GFLOP per CPU-second for the convolutions (2 FLOP per multiply-add).
 //
 //   node bench/onnx-op-profile.mjs [--model=resnet50|squeezenet|PATH.onnx] [--batch=1] [--runs=10]
+//        (KILN_ONNX_NCHWC=off: without the NCHWc layout pass, docs/onnx.md)
 //        [--root=DIR (a checkout whose dist/ and npm/ to load: another build, for before/after)] [--json]
 //
 // The models are bench/onnx-models.mjs's (~/.cache/kiln/onnx-bench, made by bench/onnx_models.py).
@@ -25,6 +26,8 @@ if (!existsSync(path)) throw new Error(`${path} is missing: run bench/onnx-model
 const kiln = await import(join(root, 'dist/index.js'));
 const { OPS } = await import(join(root, 'dist/onnx/ops/index.js'));
 const { FusedNode } = await import(join(root, 'dist/onnx/fusion/fused-node.js'));
+// The NCHWc layout pass's nodes (absent from builds before it): timed as fused nodes are.
+const layout = await import(join(root, 'dist/onnx/layout/nodes.js')).catch(() => undefined);
 
 /** Per kind: { calls, cpu (µs), wall (ms), macs, faults, switches }, over every measured run. */
 const kinds = new Map();
@@ -52,7 +55,23 @@ function convConcatKind(node, args, out) {
   return { key: `${node.pattern} ${c}->${weights.map((w) => `${w.shape[0]} ${w.shape[2]}x${w.shape[3]}`).join(' + ')} ${h}x${wd}`, macs };
 }
 
+/** A blocked node's kind: a convolution's (channels from its weights, plane from its 5-D input) marked NCHWc, else its op and input shape. */
+function blockedKind(node, args, results) {
+  const original = node.original;
+  const out = results[0];
+  const weights = original?.pattern === 'ConvConcat' ? args.slice(1).filter((_, i) => i % 2 === 0) : original !== undefined && 'conv' in original ? [args[1]] : original?.opType === 'Conv' ? [args[1]] : [];
+  if (weights.length === 0 || args[0]?.rank !== 5) return { key: `${node.opType} [${args[0]?.shape.join(', ')}]`, macs: 0 };
+  const conv = original.conv ?? original.sets?.[0].conv ?? original;
+  const stride = conv.ints?.('strides') ?? [1, 1];
+  const [n, , h, wd] = args[0].shape;
+  const plane = out.shape[2] * out.shape[3];
+  const macs = weights.reduce((sum, w) => sum + n * plane * w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3], 0);
+  const label = `${original.pattern ?? 'Conv'} NCHWc`;
+  return { key: `${label} ${weights[0].shape[1]}->${weights.map((w) => `${w.shape[0]} ${w.shape[2]}x${w.shape[3]}`).join(' + ')}/s${stride[0]} ${h}x${wd}`, macs };
+}
+
 function kindOf(node, args, results) {
+  if (layout !== undefined && node instanceof layout.LayoutNode) return blockedKind(node, args, results);
   if (node instanceof FusedNode && node.pattern === 'ConvConcat') return convConcatKind(node, args, results[0]);
   const label = node instanceof FusedNode ? node.pattern : node.opType;
   const conv = node instanceof FusedNode ? node.replaced[0] : node;
@@ -103,6 +122,15 @@ FusedNode.prototype.run = function (args, context) {
     return fusedRun.call(this, a, c);
   }).call(this, args, this, context);
 };
+
+for (const cls of layout === undefined ? [] : [layout.ReorderNode, Object.getPrototypeOf(layout.BlockedConvNode)]) {
+  const run = cls.prototype.run;
+  cls.prototype.run = function (args, context) {
+    return timed(function (a, _node, c) {
+      return run.call(this, a, c);
+    }).call(this, args, this, context);
+  };
+}
 
 kiln.setBackend('native');
 const onnx = kiln.onnx.load(path);

@@ -211,6 +211,18 @@ export interface Backend {
   conv2d(x: Handle, w: Handle, bias: number, residual: number, geometry: ConvGeometry, alpha: number, activation: string | undefined): Handle;
   conv2dConcat(x: Handle, weights: Handle[], biases: Handle[], geometries: ConvGeometry[], activations: string[], alphas: number[]): Handle;
   convTranspose2d(x: Handle, w: Handle, bias: number, geometry: ConvGeometry, outputPadding: [number, number]): Handle;
+  /** conv2d in the channel-blocked layout NCHWc (x [N, Cb, H, W, 16], packed from packNchwcFilters, residual in the output's layout or -1); inference only. */
+  conv2dNchwc(x: Handle, packed: Handle, bias: number, residual: number, geometry: ConvGeometry, alpha: number, activation: string | undefined): Handle;
+  /** conv2dConcat in NCHWc: `weights` packed filters, outputs side by side on the block axis; inference only. */
+  conv2dNchwcConcat(x: Handle, weights: Handle[], biases: Handle[], geometries: ConvGeometry[], activations: string[], alphas: number[]): Handle;
+  /** maxPool2d of a blocked x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16]; inference only. */
+  maxPool2dNchwc(x: Handle, window: MaxPoolWindow): Handle;
+  /** NCHW [N, C, H, W] -> NCHWc [N, ceil(C/16), H, W, 16], padded channels zero. */
+  toNchwc(x: Handle): Handle;
+  /** NCHWc -> NCHW [N, channels, H, W]. */
+  fromNchwc(x: Handle, channels: number): Handle;
+  /** [O, C, KH, KW] -> [ceil(O/16), ceil(C/16), KH, KW, 16, 16]. */
+  packNchwcFilters(w: Handle): Handle;
   // ---- CNN pooling and batch normalization (crates/kiln-core/src/ops/pool.rs, batch_norm.rs) ----
   /** x [N, C, H, W] -> [N, C, outH, outW]; padding is (top, bottom, left, right). */
   maxPool2d(x: Handle, window: MaxPoolWindow): Handle;

@@ -12,6 +12,7 @@ import type { DType } from '../backends/backend.js';
 import { OnnxNode, type Inputs } from './node.js';
 import { OPS } from './ops/index.js';
 import { FusedNode, fuseGraph } from './fusion/index.js';
+import { LayoutNode, nchwcApplies, planNchwc, type NchwcPlan } from './layout/index.js';
 import type { GraphProto, ModelProto, ValueInfoProto } from './proto.js';
 import { kilnDType, onnxTypeName, tensorFromProto, type ExternalReader } from './tensors.js';
 
@@ -39,7 +40,7 @@ export function valueInfo(v: ValueInfoProto): OnnxValueInfo {
 }
 
 /** Property names a Module already uses: an initializer with such a name is stored under 'onnx:' + name. */
-const RESERVED = new Set(['training', 'inputNames', 'outputNames', 'inputs', 'outputs', 'opset', 'producer', 'fusions']);
+const RESERVED = new Set(['training', 'inputNames', 'outputNames', 'inputs', 'outputs', 'opset', 'producer', 'fusions', 'nchwc']);
 
 export class OnnxModel extends Module<Tensor[], Tensor> {
   /** Names of the graph's inputs (initializers excluded), in order: forward's positional arguments. */
@@ -57,12 +58,15 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   readonly #nodes: OnnxNode[];
   /** ONNX initializer name -> the property holding it (its stateDict key). */
   readonly #initializers = new Map<string, string>();
-  /** How many nodes consume each value, for freeing intermediates as soon as they are spent. */
-  readonly #consumers = new Map<string, number>();
+  /** How many nodes of #live consume each value, for freeing intermediates as soon as they are spent. */
+  #consumers = new Map<string, number>();
   /** Values computed once at load from constants alone (see #foldConstants), by name. */
   readonly #folded = new Map<string, Tensor>();
   /** The nodes left to run on every call: those not folded, with recognised patterns fused (fusion/). */
   #live: OnnxNode[] = [];
+  /** #live with activations kept channel-blocked between convolutions (layout/), taken per run where it pays. */
+  #nchwc: (NchwcPlan & { consumers: Map<string, number> }) | undefined;
+  #nchwcRuns = 0;
 
   /** Internal: use `kiln.onnx.load`. Checks every node's op before anything runs. */
   constructor(model: ModelProto, readExternal?: ExternalReader) {
@@ -93,7 +97,12 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     }
     this.#foldConstants(statistics);
     this.#live = fuseGraph(this.#live, this.outputNames);
-    for (const node of this.#live) for (const name of node.inputs) if (name !== '') this.#consumers.set(name, (this.#consumers.get(name) ?? 0) + 1);
+    this.#consumers = consumerCounts(this.#live);
+    const blocked = planNchwc(this.#live, this.outputNames, (name) => {
+      const key = this.#initializers.get(name);
+      return (key === undefined ? this.#folded.get(name) : (this as unknown as Record<string, Tensor>)[key])?.shape;
+    });
+    this.#nchwc = blocked === undefined ? undefined : { ...blocked, consumers: consumerCounts(blocked.nodes) };
     // An imported model starts in evaluation mode (BatchNormalization uses its running statistics,
     // Dropout is off), as the exporter traced it; fit switches to training mode itself.
     this.eval();
@@ -146,6 +155,14 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     return this.#live.filter((n): n is FusedNode => n instanceof FusedNode).map((n) => ({ pattern: n.pattern, nodes: n.replaced.map((r) => r.name) }));
   }
 
+  /**
+   * The NCHWc layout pass (layout/): the nodes it runs channel-blocked, and how many runs took
+   * that plan (those on the native backend with AVX-512, in inference; KILN_ONNX_NCHWC=off turns it off).
+   */
+  get nchwc(): { nodes: string[]; runs: number } {
+    return { nodes: (this.#nchwc?.blocked ?? []).map((n) => n.name), runs: this.#nchwcRuns };
+  }
+
   /** Frees the parameters, buffers and folded constants. */
   override dispose(): void {
     for (const t of this.#folded.values()) t.dispose();
@@ -172,6 +189,23 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
 
   #forgetFusions(): void {
     for (const node of this.#live) if (node instanceof FusedNode) node.forget();
+    for (const node of this.#nchwc?.blocked ?? []) node.forget();
+  }
+
+  /**
+   * The nodes this run takes: the blocked plan where it applies (layout/: native AVX-512,
+   * inference), else the fused graph. A run on the fused graph drops the blocked plan's packed
+   * filters: it may be a training step, after which an optimizer changes the weights in place.
+   */
+  #plan(feeds: Tensor[]): { nodes: OnnxNode[]; consumers: Map<string, number> } {
+    const plain = { nodes: this.#live, consumers: this.#consumers };
+    if (this.#nchwc === undefined) return plain;
+    if (nchwcApplies(this.training, () => [...this.parameters(), ...feeds])) {
+      this.#nchwcRuns++;
+      return this.#nchwc;
+    }
+    for (const node of this.#nchwc.blocked) node.forget();
+    return plain;
   }
 
   /** Every node whose op Kiln lacks, listed together, before anything runs. */
@@ -228,8 +262,9 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     const outputs = new Set(this.outputNames);
     const context = { training: this.training };
     const created: Tensor[] = [];
+    const plan = this.#plan(Object.values(feeds));
     try {
-      for (const node of this.#live) {
+      for (const node of plan.nodes) {
         const args: Inputs = node.inputs.map((name) => {
           if (name === '') return undefined;
           const t = values.get(name);
@@ -240,7 +275,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
         try {
           // tidy frees what an op composes on the way (Gemm's product before the bias); the
           // autograd record keeps what backward needs.
-          results = tidy(() => (node instanceof FusedNode ? node.run(args, context) : OPS[node.opType](args, node, context)));
+          results = tidy(() => (node instanceof FusedNode || node instanceof LayoutNode ? node.run(args, context) : OPS[node.opType](args, node, context)));
         } catch (e) {
           const message = (e as Error).message;
           if (message.startsWith('onnx: ')) throw e;
@@ -253,7 +288,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
           values.set(name, t);
           if (!keepAlive.has(t)) {
             if (!remaining.has(t)) created.push(t);
-            remaining.set(t, (remaining.get(t) ?? 0) + (outputs.has(name) ? Infinity : this.#consumers.get(name) ?? 0));
+            remaining.set(t, (remaining.get(t) ?? 0) + (outputs.has(name) ? Infinity : plan.consumers.get(name) ?? 0));
           }
         });
         // Extra results (optional outputs not asked for) and spent inputs are freed now.
@@ -296,4 +331,11 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     }
     return t;
   }
+}
+
+/** How many of `nodes` read each value (a node reading it twice counts twice, as run() spends it). */
+function consumerCounts(nodes: OnnxNode[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const node of nodes) for (const name of node.inputs) if (name !== '') counts.set(name, (counts.get(name) ?? 0) + 1);
+  return counts;
 }

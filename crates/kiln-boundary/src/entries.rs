@@ -279,30 +279,62 @@ pub fn conv2d(x: H, w: H, bias: Option<H>, residual: Option<H>, geometry: kinds:
     Ok(register(out))
 }
 
-/// Several convolutions of `x`, concatenated on channels: filter set i is `weights[i]`,
-/// `biases[i]` (biases: empty for none, else one per set), `geometries[i]`, and `activations[i]`
-/// ('' for none) with `alphas[i]`.
+/// Several convolutions of `x`, concatenated on channels (filter_sets gives the sets).
 pub fn conv2d_concat(x: H, weights: Vec<H>, biases: Vec<H>, geometries: Vec<kinds::ConvGeometry>, activations: Vec<String>, alphas: Vec<f64>) -> Result<H> {
     const OP: &str = "conv2dConcat";
+    let out = registry::with(|r| ops::conv2d_concat(r.get(x)?, &filter_sets(OP, r, &weights, &biases, &geometries, &activations, &alphas)?))?;
+    Ok(register(out))
+}
+
+/// conv2dConcat in NCHWc: `weights` are packed filters (packNchwcFilters), outputs side by side
+/// on the block axis; inference only.
+pub fn conv2d_nchwc_concat(x: H, weights: Vec<H>, biases: Vec<H>, geometries: Vec<kinds::ConvGeometry>, activations: Vec<String>, alphas: Vec<f64>) -> Result<H> {
+    const OP: &str = "conv2dNchwcConcat";
+    let out = registry::with(|r| ops::conv2d_nchwc_concat(r.get(x)?, &filter_sets(OP, r, &weights, &biases, &geometries, &activations, &alphas)?))?;
+    Ok(register(out))
+}
+
+/// The filter sets of the concatenating convolutions from parallel lists: set i is
+/// `weights[i]`, `biases[i]` (biases: empty for none, else one per set), `geometries[i]`, and
+/// `activations[i]` ('' for none) with `alphas[i]`.
+fn filter_sets<'r>(op: &str, r: &'r registry::Registry, weights: &[H], biases: &[H], geometries: &[kinds::ConvGeometry], activations: &[String], alphas: &[f64]) -> Result<Vec<ops::ConvBranch<'r>>> {
     let sets = weights.len();
     if geometries.len() != sets || activations.len() != sets || alphas.len() != sets || !(biases.is_empty() || biases.len() == sets) {
-        return Err(KilnError::new(OP, format!(
+        return Err(KilnError::new(op, format!(
             "needs one geometry, activation and alpha per filter set and no biases or one per set: {sets} weights, {} biases, {} geometries, {} activations, {} alphas",
             biases.len(), geometries.len(), activations.len(), alphas.len()
         )));
     }
-    let activations = activations
-        .iter()
-        .zip(&alphas)
-        .map(|(name, &alpha)| (!name.is_empty()).then(|| ops::Activation::new(OP, name, alpha as f32)).transpose())
-        .collect::<Result<Vec<_>>>()?;
+    (0..sets)
+        .map(|i| {
+            let activation = (!activations[i].is_empty()).then(|| ops::Activation::new(op, &activations[i], alphas[i] as f32)).transpose()?;
+            Ok(ops::ConvBranch { weight: r.get(weights[i])?, bias: biases.get(i).map(|&b| r.get(b)).transpose()?, params: conv_params(geometries[i]), activation })
+        })
+        .collect()
+}
+
+/// conv2d in the channel-blocked layout NCHWc (kiln-core ops/conv_nchwc.rs): x [N, Cb, H, W, 16],
+/// `packed` from packNchwcFilters, `residual` in the output's layout; inference only.
+pub fn conv2d_nchwc(x: H, packed: H, bias: Option<H>, residual: Option<H>, geometry: kinds::ConvGeometry, alpha: f64, activation: Option<String>) -> Result<H> {
+    let activation = activation.map(|name| ops::Activation::new("conv2dNchwc", &name, alpha as f32)).transpose()?;
     let out = registry::with(|r| {
-        let branches = (0..sets)
-            .map(|i| Ok(ops::ConvBranch { weight: r.get(weights[i])?, bias: biases.get(i).map(|&b| r.get(b)).transpose()?, params: conv_params(geometries[i]), activation: activations[i] }))
-            .collect::<Result<Vec<_>>>()?;
-        ops::conv2d_concat(r.get(x)?, &branches)
+        let epilogue = ops::Epilogue { residual: optional(r, residual)?, activation };
+        ops::conv2d_nchwc(r.get(x)?, r.get(packed)?, optional(r, bias)?, &conv_params(geometry), epilogue)
     })?;
     Ok(register(out))
+}
+
+pub fn to_nchwc(x: H) -> Result<H> {
+    with_tensors([x], |[t]| ops::to_nchwc(t))
+}
+
+/// NCHWc -> NCHW with `channels` channels (the last block's padding dropped).
+pub fn from_nchwc(x: H, channels: u32) -> Result<H> {
+    with_tensors([x], |[t]| ops::from_nchwc(t, channels as usize))
+}
+
+pub fn pack_nchwc_filters(w: H) -> Result<H> {
+    with_tensors([w], |[t]| ops::pack_nchwc_filters(t))
 }
 
 pub fn conv_transpose2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeometry, output_padding: [usize; 2]) -> Result<H> {
@@ -311,8 +343,16 @@ pub fn conv_transpose2d(x: H, w: H, bias: Option<H>, geometry: kinds::ConvGeomet
 }
 
 pub fn max_pool2d(x: H, w: kinds::MaxPoolWindow) -> Result<H> {
-    let pool = ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation };
-    with_tensors([x], |[t]| ops::max_pool2d(t, pool))
+    with_tensors([x], |[t]| ops::max_pool2d(t, max_pool_window(w)))
+}
+
+/// max_pool2d of a blocked (NCHWc) x; inference only.
+pub fn max_pool2d_nchwc(x: H, w: kinds::MaxPoolWindow) -> Result<H> {
+    with_tensors([x], |[t]| ops::max_pool2d_nchwc(t, max_pool_window(w)))
+}
+
+fn max_pool_window(w: kinds::MaxPoolWindow) -> ops::Pool2d {
+    ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation }
 }
 
 pub fn avg_pool2d(x: H, w: kinds::AvgPoolWindow) -> Result<H> {

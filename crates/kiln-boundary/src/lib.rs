@@ -98,6 +98,12 @@ macro_rules! for_each_entry {
 
             "conv2d" => conv2d(x: Handle, w: Handle, bias: MaybeHandle, residual: MaybeHandle, geometry: ConvGeometry, alpha: Number, activation: MaybeText) -> u32;
             "conv2dConcat" => conv2d_concat(x: Handle, weights: Handles, biases: Handles, geometries: ConvGeometries, activations: Texts, alphas: Numbers) -> u32;
+            "conv2dNchwc" => conv2d_nchwc(x: Handle, packed: Handle, bias: MaybeHandle, residual: MaybeHandle, geometry: ConvGeometry, alpha: Number, activation: MaybeText) -> u32;
+            "conv2dNchwcConcat" => conv2d_nchwc_concat(x: Handle, weights: Handles, biases: Handles, geometries: ConvGeometries, activations: Texts, alphas: Numbers) -> u32;
+            "maxPool2dNchwc" => max_pool2d_nchwc(x: Handle, window: MaxPoolWindow) -> u32;
+            "toNchwc" => to_nchwc(x: Handle) -> u32;
+            "fromNchwc" => from_nchwc(x: Handle, channels: Count) -> u32;
+            "packNchwcFilters" => pack_nchwc_filters(w: Handle) -> u32;
             "convTranspose2d" => conv_transpose2d(x: Handle, w: Handle, bias: MaybeHandle, geometry: ConvGeometry, output_padding: Pair) -> u32;
             "maxPool2d" => max_pool2d(x: Handle, window: MaxPoolWindow) -> u32;
             "avgPool2d" => avg_pool2d(x: Handle, window: AvgPoolWindow) -> u32;

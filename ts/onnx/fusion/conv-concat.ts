@@ -8,7 +8,7 @@
  * followed by BatchNormalization or a residual Add is left to conv.ts.
  */
 
-import { conv2dConcat, type Conv2dFilterSet } from '../../ops/conv.js';
+import { conv2dConcat, type Conv2dFilterSet, type ConvActivation } from '../../ops/conv.js';
 import type { Tensor } from '../../tensor.js';
 import type { Inputs, OnnxNode } from '../node.js';
 import { conv2dGeometry } from '../ops/conv.js';
@@ -47,23 +47,54 @@ export function fuseConvConcat(concat: OnnxNode, graph: GraphIndex): FusedNode |
   if (shared === '' || branches.some((b) => b.conv.inputs[0] !== shared)) return undefined;
   const replaced = graph.inOrder([...branches.flatMap((b) => (b.act === undefined ? [b.conv] : [b.conv, b.act])), concat]);
   const inputs = [shared, ...branches.flatMap((b) => [b.conv.inputs[1], b.conv.inputs[2] ?? ''])];
-  return new FusedNode('ConvConcat', replaced, inputs, concat.outputs[0], (args: Inputs) => {
-    const [x, ...filters] = args;
-    if (x === undefined || x.rank !== 4 || x.dtype !== 'float32') return undefined;
-    const sets: Conv2dFilterSet[] = [];
-    for (const [i, { conv, act }] of branches.entries()) {
-      const [w, bias] = [filters[2 * i], filters[2 * i + 1]];
-      if (w === undefined || w.rank !== 4 || w.dtype !== 'float32' || (bias !== undefined && bias.dtype !== 'float32')) return undefined;
-      const { activation, alpha } = act === undefined ? { activation: null, alpha: 0 } : CONV_ACTIVATIONS[act.opType](act);
-      sets.push({ ...conv2dGeometry(x, w, conv), weight: w, bias: bias ?? null, activation, alpha });
-    }
-    if (!sameOutputSize(x, sets)) return undefined;
-    return [conv2dConcat(x, sets)];
-  });
+  const sets = branches.map(({ conv, act }) => ({ conv, ...(act === undefined ? { activation: null, alpha: 0 } : CONV_ACTIVATIONS[act.opType](act)) }));
+  return new ConvConcatNode(replaced, inputs, concat.outputs[0], sets);
+}
+
+/** One convolution of a ConvConcat: its Conv node (geometry) and fused activation. */
+export interface ConcatBranch {
+  conv: OnnxNode;
+  activation: ConvActivation | null;
+  alpha: number;
+}
+
+/**
+ * The fused node; inputs: the shared x, then each set's weight and bias ('' if none). The NCHWc
+ * layout pass (onnx/layout/) runs the same sets blocked from `sets`.
+ */
+export class ConvConcatNode extends FusedNode {
+  constructor(
+    replaced: OnnxNode[],
+    inputs: string[],
+    output: string,
+    readonly sets: ConcatBranch[],
+  ) {
+    super('ConvConcat', replaced, inputs, output, (args: Inputs) => {
+      const x = args[0];
+      if (x === undefined || x.rank !== 4 || x.dtype !== 'float32') return undefined;
+      const resolved = filterSets(x, args, sets);
+      return resolved === undefined ? undefined : [conv2dConcat(x, resolved)];
+    });
+  }
+}
+
+/**
+ * Each set's conv2d options for input `x` (only its dims 2, 3 are read) from the fused node's
+ * args, or undefined when a weight or bias is not float32 or the sets' output sizes differ
+ * (the original nodes then run, and Concat reports a mismatch).
+ */
+export function filterSets(x: Pick<Tensor, 'rank' | 'shape'>, args: Inputs, sets: ConcatBranch[]): Conv2dFilterSet[] | undefined {
+  const resolved: Conv2dFilterSet[] = [];
+  for (const [i, { conv, activation, alpha }] of sets.entries()) {
+    const [w, bias] = [args[1 + 2 * i], args[2 + 2 * i]];
+    if (w === undefined || w.rank !== 4 || w.dtype !== 'float32' || (bias !== undefined && bias.dtype !== 'float32')) return undefined;
+    resolved.push({ ...conv2dGeometry(x, w, conv), weight: w, bias: bias ?? null, activation, alpha });
+  }
+  return sameOutputSize(x, resolved) ? resolved : undefined;
 }
 
 /** Whether every set gives the same output height and width (else the original nodes run, and Concat reports the mismatch). */
-function sameOutputSize(x: Tensor, sets: Conv2dFilterSet[]): boolean {
+function sameOutputSize(x: Pick<Tensor, 'rank' | 'shape'>, sets: Conv2dFilterSet[]): boolean {
   const sizes = sets.map((s) => conv2dOutputShape(x, s.weight, s).slice(2).join('x'));
   return sizes.every((s) => s === sizes[0]);
 }

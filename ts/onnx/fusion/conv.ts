@@ -83,29 +83,67 @@ export function fuseConv(conv: OnnxNode, graph: GraphIndex, taken: (node: OnnxNo
   const pattern = replaced.map((n) => n.opType).join('+');
   const { activation, alpha } = act === undefined ? { activation: null, alpha: 0 } : CONV_ACTIVATIONS[act.opType](act);
   const fold = norm === undefined ? undefined : new BatchNormFold(norm.float('epsilon', 1e-5));
-  return new FusedNode(
-    pattern,
-    replaced,
-    inputs,
-    (act ?? last).outputs[0],
-    (args: Inputs) => {
-      const [x, w, bias, addend, ...statistics] = args;
-      if (x === undefined || w === undefined || x.rank !== 4 || w.rank !== 4 || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
-      if (bias !== undefined && bias.dtype !== 'float32') return undefined;
-      const geometry = conv2dGeometry(x, w, conv);
-      if (residual !== undefined && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, conv2dOutputShape(x, w, geometry)))) return undefined;
-      const filters = fold === undefined ? { w, bias } : fold.get(w, bias, statistics);
-      if (filters === undefined) return undefined;
-      return [conv2d(x, filters.w, { ...geometry, bias: filters.bias ?? null, residual: addend ?? null, activation, alpha })];
-    },
-    () => fold?.forget(),
-  );
+  return new ConvFusedNode(pattern, replaced, inputs, (act ?? last).outputs[0], conv, residual !== undefined, activation, alpha, fold);
+}
+
+/**
+ * The fused Conv(+BatchNormalization)(+Add)(+activation) node; the NCHWc layout pass
+ * (onnx/layout/) runs the same convolution blocked with `filters`, `conv`, `activation`, `alpha`.
+ * Inputs: x, w, bias, the residual addend ('' if none), then the four BatchNormalization
+ * statistics if any.
+ */
+export class ConvFusedNode extends FusedNode {
+  constructor(
+    pattern: string,
+    replaced: OnnxNode[],
+    inputs: string[],
+    output: string,
+    /** The Conv node (its attributes give the geometry). */
+    readonly conv: OnnxNode,
+    /** Whether an Add's other addend (input 3) is added before the activation. */
+    readonly hasResidual: boolean,
+    readonly activation: ConvActivation | null,
+    readonly alpha: number,
+    readonly fold: BatchNormFold | undefined,
+  ) {
+    super(
+      pattern,
+      replaced,
+      inputs,
+      output,
+      (args: Inputs) => {
+        const [x, w, bias, addend, ...statistics] = args;
+        if (x === undefined || w === undefined || x.rank !== 4 || w.rank !== 4 || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
+        const geometry = conv2dGeometry(x, w, conv);
+        if (hasResidual && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, conv2dOutputShape(x, w, geometry)))) return undefined;
+        const filters = filtersFor(fold, w, bias, statistics);
+        if (filters === undefined) return undefined;
+        return [conv2d(x, filters.w, { ...geometry, bias: filters.bias ?? null, residual: addend ?? null, activation, alpha })];
+      },
+      () => fold?.forget(),
+    );
+  }
+
+  /**
+   * The filters and bias the convolution runs with (BatchNormalization folded in, kept between
+   * runs), or undefined when the original nodes must run (see BatchNormFold.get).
+   */
+  filters(w: Tensor, bias: Tensor | undefined, statistics: Array<Tensor | undefined>): ConvFilters | undefined {
+    return filtersFor(this.fold, w, bias, statistics);
+  }
+}
+
+type ConvFilters = { w: Tensor; bias: Tensor | undefined };
+
+function filtersFor(fold: BatchNormFold | undefined, w: Tensor, bias: Tensor | undefined, statistics: Array<Tensor | undefined>): ConvFilters | undefined {
+  if (w.rank !== 4 || w.dtype !== 'float32' || (bias !== undefined && bias.dtype !== 'float32')) return undefined;
+  return fold === undefined ? { w, bias } : fold.get(w, bias, statistics);
 }
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** [N, O, OH, OW] of conv2d(x, w) with a Conv node's resolved geometry. */
-export function conv2dOutputShape(x: Tensor, w: Tensor, geometry: Conv2dOptions): number[] {
+export function conv2dOutputShape(x: Pick<Tensor, 'shape'>, w: Pick<Tensor, 'shape'>, geometry: Conv2dOptions): number[] {
   const [top, bottom, left, right] = geometry.padding as [number, number, number, number];
   const [sh, sw] = geometry.stride as [number, number];
   const [dh, dw] = geometry.dilation as [number, number];
@@ -114,7 +152,7 @@ export function conv2dOutputShape(x: Tensor, w: Tensor, geometry: Conv2dOptions)
 }
 
 /** BatchNormalization folded into a convolution's filters and bias, computed once and kept. */
-class BatchNormFold {
+export class BatchNormFold {
   #sources: Tensor[] = [];
   #folded: { w: Tensor; bias: Tensor } | undefined;
 

@@ -10,11 +10,14 @@ import type { Tensor } from '../../tensor.js';
 import { input, type OnnxNode, type OpImpl } from '../node.js';
 import { conv3d } from './volume.js';
 
+/** What the window helpers read of a tensor (the NCHWc layout pass gives a blocked tensor's plain dims). */
+export type Shaped = Pick<Tensor, 'rank' | 'shape'>;
+
 /** Per spatial axis: [begin, end] padding. */
 export type Pads = Array<[number, number]>;
 
 /** The spatial rank (1, 2, or 3 where `volumes`) of a window op's input, or a clear error. */
-export function spatialRank(x: Tensor, node: OnnxNode, volumes = true): number {
+export function spatialRank(x: Shaped, node: OnnxNode, volumes = true): number {
   const rank = x.rank - 2;
   const max = volumes ? 3 : 2;
   if (!(rank >= 1 && rank <= max)) node.fail(`Kiln runs ${volumes ? '1-D, 2-D and 3-D' : '1-D and 2-D'} ${node.opType} (inputs [N, C, L], [N, C, H, W]${volumes ? ' or [N, C, D, H, W]' : ''}), got [${x.shape.join(', ')}]`);
@@ -60,7 +63,7 @@ export const to2d = (x: Tensor, rank: number): Tensor => (rank === 1 ? unsqueeze
 export const from2d = (y: Tensor, rank: number): Tensor => (rank === 1 ? squeeze(y, 2) : y);
 
 /** A Conv node's window on x and w: spatial rank, kernel, strides, dilations and pads. */
-function convWindow(x: Tensor, w: Tensor, node: OnnxNode) {
+function convWindow(x: Shaped, w: Shaped, node: OnnxNode) {
   const rank = spatialRank(x, node);
   if (w.rank !== rank + 2) node.fail(`weight [${w.shape.join(', ')}] does not match the ${rank}-D input [${x.shape.join(', ')}]`);
   const kernel = w.shape.slice(2);
@@ -78,7 +81,7 @@ const geometry2d = ({ stride, dilation, pads }: ReturnType<typeof convWindow>, n
 });
 
 /** Kiln conv2d's geometry (stride, dilation, padding, groups) for a 2-D Conv node on x and w. */
-export const conv2dGeometry = (x: Tensor, w: Tensor, node: OnnxNode): Conv2dOptions => geometry2d(convWindow(x, w, node), node);
+export const conv2dGeometry = (x: Shaped, w: Shaped, node: OnnxNode): Conv2dOptions => geometry2d(convWindow(x, w, node), node);
 
 function convOp(inputs: Array<Tensor | undefined>, node: OnnxNode): Tensor[] {
   const x = input(inputs, 0, node);

@@ -12,10 +12,10 @@ import type { Tensor } from '../../tensor.js';
 import { input, type OnnxNode, type OpImpl } from '../node.js';
 import { pool3d } from './volume.js';
 import { inFloat } from './numeric.js';
-import { from2d, hw, perAxis, sides, spatialRank, to2d, windowPads } from './conv.js';
+import { from2d, hw, perAxis, sides, spatialRank, to2d, windowPads, type Shaped } from './conv.js';
 
 /** The window of a pooling node, with ceil_mode turned into extra padding at the end. */
-function poolWindow(x: Tensor, node: OnnxNode) {
+export function poolWindow(x: Shaped, node: OnnxNode) {
   const rank = spatialRank(x, node);
   const kernel = node.ints('kernel_shape');
   if (kernel === undefined || kernel.length !== rank) node.fail(`kernel_shape must have ${rank} entries, got ${JSON.stringify(kernel)}`);

@@ -12,7 +12,7 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::params::attention::AttentionOptions;
 use crate::params::batch_norm::BatchNorm;
 use crate::params::binary::BinaryOp;
-use crate::params::conv::{Epilogue, FilterSet, Geometry};
+use crate::params::conv::{Epilogue, FilterSet, Geometry, Reorder};
 use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
@@ -143,6 +143,38 @@ pub trait Device: Send + Sync {
             .map(|s| self.conv2d_forward(&s.geo, x, s.weight, s.bias, Epilogue { residual: None, activation: s.activation }, op))
             .collect::<Result<Vec<_>>>()?;
         self.concat(&outs, 1)
+    }
+    /// conv2dNchwc (ops/conv_nchwc.rs): `geo` with Cb·16 input and Ob·16 output channels; x
+    /// [N, Cb, H, W, 16], `packed` [Ob, Cb, KH, KW, 16, 16], `bias` [O] (O within Ob blocks) ->
+    /// [N, Ob, OH, OW, 16], then the epilogue (the residual in that layout).
+    fn conv2d_nchwc_forward(&self, geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
+        let _ = (geo, x, packed, bias, epilogue);
+        Err(no_kernel(self.name(), op))
+    }
+    /// conv2dNchwcConcat: each set (`weight`: packed filters) convolved as conv2d_nchwc_forward,
+    /// the outputs side by side on the block axis. This default runs each and concatenates; the
+    /// CPU writes each straight into its blocks of the result.
+    fn conv2d_nchwc_concat_forward(&self, x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
+        let outs = sets
+            .iter()
+            .map(|s| self.conv2d_nchwc_forward(&s.geo, x, s.weight, s.bias, Epilogue { residual: None, activation: s.activation }, op))
+            .collect::<Result<Vec<_>>>()?;
+        self.concat(&outs, 1)
+    }
+    /// maxPool2dNchwc: `plan` over Cb planes of 16-value pixels, x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16].
+    fn max_pool2d_nchwc(&self, plan: &Plan, x: &Tensor) -> Result<Tensor> {
+        let _ = (plan, x);
+        Err(no_kernel(self.name(), "maxPool2dNchwc"))
+    }
+    /// NCHW <-> NCHWc; `dims` [N, C, H, W] are the plain side's.
+    fn nchwc_reorder(&self, x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
+        let _ = (x, direction, dims);
+        Err(no_kernel(self.name(), op))
+    }
+    /// A weight `geo.out_channels` x `geo.channels` x kernel, packed for conv2d_nchwc_forward.
+    fn nchwc_pack_filters(&self, geo: &Geometry, w: &Tensor, op: &str) -> Result<Tensor> {
+        let _ = (geo, w);
+        Err(no_kernel(self.name(), op))
     }
     /// The convolution's input gradient from `dy` (engine `input_grad`), plus `init` [C]
     /// per channel: also a conv-transpose's forward.

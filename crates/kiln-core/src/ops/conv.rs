@@ -183,7 +183,7 @@ fn weight_shape(op: &str, input: &Tensor, weight: &Tensor) -> Result<[usize; 4]>
 
 /// Checks what both ops share: positive stride/dilation/groups, a kernel of at least 1x1, and a
 /// float32 bias of `out_channels` (the input and weight dtypes and ranks are checked already).
-fn check_common(op: &str, input: &Tensor, weight: [usize; 4], what: &str, bias: Option<&Tensor>, p: &ConvParams, out_channels: usize) -> Result<()> {
+pub(crate) fn check_common(op: &str, input: &Tensor, weight: [usize; 4], what: &str, bias: Option<&Tensor>, p: &ConvParams, out_channels: usize) -> Result<()> {
     if p.stride.contains(&0) || p.dilation.contains(&0) || p.groups == 0 {
         return Err(KilnError::new(op, format!("stride, dilation and groups must be >= 1, got stride {:?}, dilation {:?}, groups {}", p.stride, p.dilation, p.groups)));
     }
@@ -222,33 +222,41 @@ pub fn conv2d_geometry(op: &str, input: &Tensor, weight: &Tensor, bias: Option<&
 /// conv2d's geometry for a checked float32 input and a weight of `shape` [out, in/groups, kh,
 /// kw] that `what` names in messages (the quantized convolutions hold no 4-D weight tensor).
 pub(crate) fn conv2d_geometry_of(op: &str, input: &Tensor, shape: [usize; 4], what: &str, bias: Option<&Tensor>, p: &ConvParams) -> Result<Geometry> {
-    let weight = what;
     check_common(op, input, shape, what, bias, p, shape[0])?;
     let &[n, c, h, w] = input.shape() else { unreachable!() };
+    conv2d_geometry_of_dims(op, [n, c, h, w], shape, &|| describe(input, what), p)
+}
+
+/// conv2d's geometry for an input of `dims` [N, C, H, W] and a weight of `shape` [out,
+/// in/groups, kh, kw] (stride, dilation, groups and kernel checked already); `context` names
+/// the input and weight in messages. Also the geometry of conv2dNchwc (ops/conv_nchwc.rs),
+/// whose input is not a 4-D tensor.
+pub(crate) fn conv2d_geometry_of_dims(op: &str, dims: [usize; 4], shape: [usize; 4], context: &dyn Fn() -> String, p: &ConvParams) -> Result<Geometry> {
+    let [n, c, h, w] = dims;
     let [o, cg, kh, kw] = shape;
     let groups = p.groups;
     if c % groups != 0 || o % groups != 0 {
         return Err(KilnError::new(op, format!(
             "input channels ({c}) and output channels ({o}) must both be divisible by groups ({groups}) ({})",
-            describe(input, weight)
+            context()
         )));
     }
     if cg * groups != c {
         return Err(KilnError::new(op, format!(
             "weight [out, in/groups, kh, kw] expects {} input channels ({cg} x groups {groups}), the input has {c} ({})",
-            cg * groups, describe(input, weight)
+            cg * groups, context()
         )));
     }
     let [top, bottom, left, right] = p.padding;
     let (eh, ew) = (extent(kh, p.dilation[0]), extent(kw, p.dilation[1]));
     // Checked: on wasm32 (32-bit sizes) a padding near u32::MAX would otherwise wrap around.
     let (Some(ph), Some(pw)) = (h.checked_add(top).and_then(|v| v.checked_add(bottom)), w.checked_add(left).and_then(|v| v.checked_add(right))) else {
-        return Err(KilnError::new(op, format!("padding {:?} (top, bottom, left, right) is too large for input {}", p.padding, fmt_shape(input.shape()))));
+        return Err(KilnError::new(op, format!("padding {:?} (top, bottom, left, right) is too large for input {}", p.padding, fmt_shape(&dims))));
     };
     if eh > ph || ew > pw {
         return Err(KilnError::new(op, format!(
             "the kernel ({kh}x{kw}, dilation {:?}: {eh}x{ew}) is larger than the padded input ({ph}x{pw}: {h}x{w} with padding top {top}, bottom {bottom}, left {left}, right {right}) ({})",
-            p.dilation, describe(input, weight)
+            p.dilation, context()
         )));
     }
     check_sizes(op, Geometry {

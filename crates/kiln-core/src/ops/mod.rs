@@ -35,6 +35,9 @@ pub use conv::{conv2d, conv2d_fused, conv_transpose2d, Activation, ConvParams, E
 // Several convolutions of one input concatenated on channels, written in place (fire modules).
 pub mod conv_concat;
 pub use conv_concat::{conv2d_concat, ConvBranch};
+// Convolution in the channel-blocked layout NCHWc, and its reorders (inference graphs).
+pub mod conv_nchwc;
+pub use conv_nchwc::{conv2d_nchwc, conv2d_nchwc_concat, from_nchwc, max_pool2d_nchwc, pack_nchwc_filters, to_nchwc};
 
 // CNN pooling and batch normalization (pool.rs, batch_norm.rs).
 pub mod batch_norm;

@@ -132,3 +132,12 @@ pub struct FilterSet<'a> {
     pub bias: Option<&'a Tensor>,
     pub activation: Option<Activation>,
 }
+
+/// Which way a reorder between NCHW and the channel-blocked NCHWc converts (ops/conv_nchwc.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reorder {
+    /// NCHW -> NCHWc.
+    ToBlocked,
+    /// NCHWc -> NCHW.
+    FromBlocked,
+}

@@ -60,9 +60,19 @@ pub struct Plan {
 impl Plan {
     pub fn new(op: &str, x: &Tensor, p: &Pool2d) -> Result<Plan> {
         let describe = || format!("{} {}", x.dtype(), fmt_shape(x.shape()));
-        if x.dtype() != DType::F32 || x.rank() != 4 {
+        let &[n, c, h, w] = x.shape() else {
+            return Err(KilnError::new(op, format!("expected a float32 [batch, channels, height, width] tensor, got {}", describe())));
+        };
+        if x.dtype() != DType::F32 {
             return Err(KilnError::new(op, format!("expected a float32 [batch, channels, height, width] tensor, got {}", describe())));
         }
+        Plan::for_dims(op, [n, c, h, w], &describe, p)
+    }
+
+    /// The plan of a pooling over `dims` [N, C, H, W] (N·C planes), the input named by
+    /// `describe` in messages: also that of a blocked input [N, Cb, H, W, 16] (Cb planes of
+    /// 16-value pixels; ops/conv_nchwc.rs).
+    pub fn for_dims(op: &str, dims: [usize; 4], describe: &dyn Fn() -> String, p: &Pool2d) -> Result<Plan> {
         let window = format!(
             "kernel {}x{}, stride {}x{}, padding (top {}, bottom {}, left {}, right {}), dilation {}x{}",
             p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.padding[2], p.padding[3], p.dilation[0], p.dilation[1]
@@ -70,7 +80,7 @@ impl Plan {
         if p.kernel.contains(&0) || p.stride.contains(&0) || p.dilation.contains(&0) {
             return Err(KilnError::new(op, format!("kernel, stride and dilation must be >= 1, got {window}")));
         }
-        let s = x.shape();
+        let s = dims;
         let axis = |a: usize| -> Result<AxisPlan> {
             let len = s[2 + a];
             let (before, after) = (p.padding[2 * a], p.padding[2 * a + 1]);

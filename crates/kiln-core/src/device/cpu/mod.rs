@@ -18,6 +18,9 @@ pub(crate) mod attention;
 pub(crate) mod batch_norm;
 pub(crate) mod binary;
 pub(crate) mod conv;
+/// The NCHWc kernels on plain slices, for examples/cnn_convs.rs: not part of Kiln's API.
+#[doc(hidden)]
+pub use conv::nchwc::bench as nchwc_bench;
 pub(crate) mod creation;
 pub(crate) mod graph;
 pub(crate) mod layer_norm;
@@ -39,7 +42,7 @@ use crate::error::Result;
 use crate::params::attention::AttentionOptions;
 use crate::params::batch_norm::BatchNorm;
 use crate::params::binary::BinaryOp;
-use crate::params::conv::{Epilogue, FilterSet, Geometry};
+use crate::params::conv::{Epilogue, FilterSet, Geometry, Reorder};
 use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
@@ -203,6 +206,21 @@ impl Device for Cpu {
     }
     fn conv2d_concat_forward(&self, x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
         conv::forward_concat(x, sets, op)
+    }
+    fn conv2d_nchwc_forward(&self, geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
+        conv::blocked::forward(geo, x, packed, bias, epilogue, op)
+    }
+    fn conv2d_nchwc_concat_forward(&self, x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
+        conv::blocked::forward_concat(x, sets, op)
+    }
+    fn max_pool2d_nchwc(&self, plan: &Plan, x: &Tensor) -> Result<Tensor> {
+        conv::blocked::max_pool(plan, x, "maxPool2dNchwc")
+    }
+    fn nchwc_reorder(&self, x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
+        conv::blocked::reorder(x, direction, dims, op)
+    }
+    fn nchwc_pack_filters(&self, geo: &Geometry, w: &Tensor, op: &str) -> Result<Tensor> {
+        conv::blocked::pack_filters(geo, w, op)
     }
     fn conv2d_input_grad(&self, geo: &Geometry, dy: &Tensor, w: &Tensor, init: Option<&Tensor>, op: &str) -> Result<Tensor> {
         conv::input_grad(geo, dy, w, init, op)

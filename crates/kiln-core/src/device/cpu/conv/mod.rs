@@ -7,6 +7,7 @@
 //! channels, on wasm32 and on AVX-512, ahead of direct.rs): a conv-transpose's
 //! forward is a convolution's input gradient, so ops/conv.rs runs both ops on these three.
 
+pub(crate) mod blocked;
 mod depthwise;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod direct;

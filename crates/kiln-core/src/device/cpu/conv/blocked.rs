@@ -1,0 +1,141 @@
+//! The NCHWc ops on the CPU (ops/conv_nchwc.rs): tensors in and out of nchwc.rs's slice
+//! kernels, which hold the layout and the arithmetic.
+
+use super::epilogue::SliceEpilogue;
+use super::nchwc::{self, blocked_len, blocks, OutBlocks, BLOCK};
+use crate::alloc;
+use crate::multiversion;
+use crate::error::Result;
+use crate::parallel::{for_each_chunk, SendView};
+use crate::params::conv::{Epilogue, FilterSet, Geometry, Reorder};
+use crate::params::pool::Plan;
+use crate::tensor::Tensor;
+
+/// [N, Ob, OH, OW, 16] from x [N, Cb, H, W, 16] and packed filters; `geo` counts Cb·16 and Ob·16
+/// channels.
+pub(crate) fn forward(geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
+    let (x, packed) = (x.materialize()?, packed.materialize()?);
+    let residual = epilogue.residual.map(|r| r.materialize()).transpose()?;
+    let bias = padded_bias(geo, bias, op)?;
+    let epilogue = SliceEpilogue { residual: residual.as_ref().map(|r| r.cpu_slice(op)).transpose()?, activation: epilogue.activation };
+    let (xs, ws) = (x.cpu_slice(op)?, packed.cpu_slice(op)?);
+    let len = blocked_len(geo.batch, geo.out_channels, geo.out_plane());
+    // SAFETY: nchwc::forward writes every float of y, padded channels included.
+    let out = unsafe { alloc::try_filled_by(op, len, |y| nchwc::forward(geo, xs, ws, bias.as_deref(), epilogue, y))? };
+    Tensor::from_vec(out, &[geo.batch, blocks(geo.out_channels), geo.out_height, geo.out_width, BLOCK])
+}
+
+/// Each set's [N, Ob_i, OH, OW, 16] side by side on the block axis: nchwc::forward_into writes
+/// set i's blocks straight into blocks offset_i.. of every image of the result, so no concat pass
+/// reads and writes the output again (SqueezeNet's fire modules).
+pub(crate) fn forward_concat(x: &Tensor, sets: &[FilterSet], op: &str) -> Result<Tensor> {
+    let first = sets.first().expect("conv2dNchwcConcat: checked to have filter sets").geo;
+    let total_blocks: usize = sets.iter().map(|s| blocks(s.geo.out_channels)).sum();
+    let x = x.materialize()?;
+    let xs = x.cpu_slice(op)?;
+    let filters = sets.iter().map(|s| s.weight.materialize()).collect::<Result<Vec<_>>>()?;
+    let packed = filters.iter().map(|w| w.cpu_slice(op)).collect::<Result<Vec<_>>>()?;
+    let biases = sets.iter().map(|s| padded_bias(&s.geo, s.bias, op)).collect::<Result<Vec<_>>>()?;
+    let len = blocked_len(first.batch, total_blocks * BLOCK, first.out_plane());
+    // SAFETY: the sets' blocks cover every block of every image, each forward_into writing all of its own.
+    let out = unsafe {
+        alloc::try_filled_by(op, len, |y: &mut [f32]| {
+            let mut offset = 0;
+            for ((set, w), bias) in sets.iter().zip(&packed).zip(&biases) {
+                nchwc::forward_into(&set.geo, xs, w, bias.as_deref(), set.activation, y, OutBlocks { per_image: total_blocks, first: offset });
+                offset += blocks(set.geo.out_channels);
+            }
+        })?
+    };
+    Tensor::from_vec(out, &[first.batch, total_blocks, first.out_height, first.out_width, BLOCK])
+}
+
+/// Max pooling of x [N, Cb, H, W, 16] by `plan` (N·Cb planes): each output pixel's 16 lanes are
+/// the maxima of its window's pixels, NaN winning and -0 giving +0 as in pool/ (the plain
+/// kernel's rules); planes spread over the threads.
+pub(crate) fn max_pool(plan: &Plan, x: &Tensor, op: &str) -> Result<Tensor> {
+    let x = x.materialize()?;
+    let xs: &[f32] = x.cpu_slice(op)?;
+    let (in_plane, out_plane) = (plan.in_plane() * BLOCK, plan.out_plane() * BLOCK);
+    // SAFETY: each plane's chunk writes every float of its output plane.
+    let out = unsafe {
+        alloc::try_filled_by(op, plan.planes * out_plane, |y: &mut [f32]| {
+            let base = SendView(y.as_mut_ptr());
+            for_each_chunk(plan.planes, plan.planes, |start, end| {
+                for p in start..end {
+                    // SAFETY: plane p's output floats, written by this chunk alone.
+                    let dst = std::slice::from_raw_parts_mut(base.get().add(p * out_plane), out_plane);
+                    max_pool_plane(plan, &xs[p * in_plane..][..in_plane], dst);
+                }
+            });
+        })?
+    };
+    let dims = x.shape();
+    Tensor::from_vec(out, &[dims[0], dims[1], plan.rows.out, plan.cols.out, BLOCK])
+}
+
+multiversion! {
+    /// One plane: the 16 lanes of a pixel are one vector (a compare and a blend per tap).
+    fn max_pool_plane(plan: &Plan, src: &[f32], dst: &mut [f32]) {
+        let (rows, cols) = (&plan.rows, &plan.cols);
+        for oy in 0..rows.out {
+            let (ylo, yhi) = rows.taps(oy);
+            for ox in 0..cols.out {
+                let (xlo, xhi) = cols.taps(ox);
+                let mut acc = [f32::NEG_INFINITY; BLOCK];
+                for ky in ylo..yhi {
+                    let iy = oy * rows.stride + ky * rows.dilation - rows.pad_before;
+                    for kx in xlo..xhi {
+                        let ix = ox * cols.stride + kx * cols.dilation - cols.pad_before;
+                        let pixel: &[f32; BLOCK] = src[(iy * cols.len + ix) * BLOCK..][..BLOCK].try_into().unwrap();
+                        for l in 0..BLOCK {
+                            acc[l] = if pixel[l] > acc[l] || pixel[l].is_nan() { pixel[l] } else { acc[l] };
+                        }
+                    }
+                }
+                let out: &mut [f32; BLOCK] = (&mut dst[(oy * cols.out + ox) * BLOCK..][..BLOCK]).try_into().unwrap();
+                for l in 0..BLOCK {
+                    out[l] = acc[l] + 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// The bias [O] padded with zeros to whole blocks (at most 15 floats more), as nchwc::forward takes it.
+fn padded_bias(geo: &Geometry, bias: Option<&Tensor>, op: &str) -> Result<Option<Vec<f32>>> {
+    bias.map(|b| {
+        let mut padded = b.elements::<f32>(op)?;
+        padded.resize(blocks(geo.out_channels) * BLOCK, 0.0);
+        Ok(padded)
+    })
+    .transpose()
+}
+
+/// NCHW <-> NCHWc; `dims` [N, C, H, W] are the plain side's.
+pub(crate) fn reorder(x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
+    let [n, c, h, w] = dims;
+    let plane = h * w;
+    let x = x.materialize()?;
+    let xs = x.cpu_slice(op)?;
+    // SAFETY: to_blocked and from_blocked write every float of their output.
+    Ok(match direction {
+        Reorder::ToBlocked => {
+            let out = unsafe { alloc::try_filled_by(op, blocked_len(n, c, plane), |y| nchwc::to_blocked(xs, n, c, plane, y))? };
+            Tensor::from_vec(out, &[n, blocks(c), h, w, BLOCK])?
+        }
+        Reorder::FromBlocked => {
+            let out = unsafe { alloc::try_filled_by(op, n * c * plane, |y| nchwc::from_blocked(xs, n, c, plane, y))? };
+            Tensor::from_vec(out, &dims)?
+        }
+    })
+}
+
+/// [Ob, Cb, KH, KW, 16, 16] from a weight [O, C, KH, KW] (`geo` gives O, C and the kernel).
+pub(crate) fn pack_filters(geo: &Geometry, w: &Tensor, op: &str) -> Result<Tensor> {
+    let w = w.materialize()?;
+    let ws = w.cpu_slice(op)?;
+    let mut packed = alloc::try_zeroed::<f32>(op, nchwc::packed_filters_len(geo))?;
+    nchwc::pack_filters(geo, ws, &mut packed);
+    Tensor::from_vec(packed, &[blocks(geo.out_channels), blocks(geo.channels), geo.kernel[0], geo.kernel[1], BLOCK, BLOCK])
+}

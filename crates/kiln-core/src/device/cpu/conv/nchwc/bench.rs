@@ -1,0 +1,38 @@
+//! A door for examples/cnn_convs.rs, which sees only the public API: the blocked forward and the
+//! reorders on plain slices, to time the kernels apart from any op. Not part of Kiln's API
+//! (hidden from its docs); the op that runs NCHWc convolutions is ops' business.
+
+use crate::params::conv::{Activation, Geometry};
+
+/// Channels of one block.
+pub const BLOCK: usize = super::BLOCK;
+
+/// Floats of `batch` images of `channels` x `plane` in NCHWc.
+pub fn blocked_len(batch: usize, channels: usize, plane: usize) -> usize {
+    super::blocked_len(batch, channels, plane)
+}
+
+/// Floats of `geo`'s packed filters.
+pub fn packed_filters_len(geo: &Geometry) -> usize {
+    super::packed_filters_len(geo)
+}
+
+/// super::forward, the epilogue as its two parts.
+pub fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, residual: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32]) {
+    super::forward(geo, x, w, bias, super::SliceEpilogue { residual, activation }, y)
+}
+
+/// super::to_blocked.
+pub fn to_blocked(x: &[f32], batch: usize, channels: usize, plane: usize, y: &mut [f32]) {
+    super::to_blocked(x, batch, channels, plane, y)
+}
+
+/// super::from_blocked.
+pub fn from_blocked(x: &[f32], batch: usize, channels: usize, plane: usize, y: &mut [f32]) {
+    super::from_blocked(x, batch, channels, plane, y)
+}
+
+/// super::pack_filters.
+pub fn pack_filters(geo: &Geometry, w: &[f32], packed: &mut [f32]) {
+    super::pack_filters(geo, w, packed)
+}

@@ -1,0 +1,426 @@
+//! The AVX-512 forward in NCHWc, after MLAS's design (onnxruntime's snchwc.cpp and
+//! SconvKernelAvx512F.S): a register tile of NB output blocks (up to 4: 64 channels) x P output
+//! pixels of one row (up to 6 with 4 blocks: 24 zmm accumulators); for each input block, tap and
+//! input channel (lane) of the block, one input value is broadcast and multiply-added with the
+//! tap's NB filter vectors. Every lane of every vector does useful work whatever the image size
+//! (NCHW kernels vectorize along a row, so 7- and 14-wide rows waste lanes), and the filters of
+//! one tap are read once per P pixels.
+//!
+//! - Bias: the accumulators' start. Residual and relu: added and applied in registers before the
+//!   store; other activations run on each stored run while it is in L1 (epilogue.rs).
+//! - Padding: the interior pixels of a row (every tap inside the image) run in tiles of P; the
+//!   border pixels one by one with their taps clipped; kernel rows outside the image are clipped
+//!   per output row. No padded copy of the input is made.
+//! - Border pixels (tiles of fewer than 8 accumulators) split their lanes over two sets of
+//!   accumulators, so 4 chains of dependent FMAs do not leave the FMA ports half idle.
+//! - Cache: a unit is a band of output rows whose output (4 blocks) stays in L1
+//!   (`UNIT_OUTPUT_FLOATS`); the input blocks are taken in chunks whose filters fit in L1
+//!   (`CHUNK_FILTER_FLOATS`), every row of the band reading them there, the tiles accumulating
+//!   into the output between chunks. Measured (examples/cnn_convs.rs, one thread, loaded
+//!   machine): ResNet-50's 3x3 512->512 at 7x7 went from 80-100 to 143-146 GFLOP per
+//!   CPU-second when its 7 rows became one band (the filters read from L2 once, not 7 times).
+//! - 1x1 stride-1 unpadded convolutions run their whole plane as one row: the 7x7 planes of
+//!   ResNet-50's last stage make tiles of 6, not rows of 7 cut into 6 + 1.
+//! - Threads: units of (image, group of NB output blocks, band of rows, range of columns); with
+//!   fewer than `UNITS_PER_THREAD` units per thread (batch 1) the bands get thinner, then the
+//!   rows are cut into column ranges. Rayon hands out contiguous ranges of units, so neighbours
+//!   (same filters, next band) share a thread's caches.
+
+use super::{blocks, OutBlocks, BLOCK};
+use crate::device::cpu::conv::engine::parallel_pays_for;
+use crate::device::cpu::conv::epilogue::SliceEpilogue;
+use crate::params::conv::Geometry;
+use crate::params::unary::UnaryOp;
+use crate::parallel::SendPtr;
+use std::arch::x86_64::*;
+
+/// Output blocks of one tile, at most.
+const MAX_BLOCKS: usize = 4;
+/// Floats of filters (one tile's output blocks, one chunk of input blocks, every tap) that a
+/// chunk may hold: 32 KiB, in a 48 KiB L1 beside the input and output rows being read.
+const CHUNK_FILTER_FLOATS: usize = 8 * 1024;
+/// Output floats of one unit (4 blocks x bands of rows x columns): 24 KiB, which stays in L1
+/// while the chunks of input blocks accumulate into it.
+const UNIT_OUTPUT_FLOATS: usize = 6 * 1024;
+/// Floats of filters that stay in a 2 MiB L2 beside a band of input (`forward`'s loop order).
+const L2_FLOATS: usize = 256 * 1024;
+/// Output columns of one unit at most (a flattened 1x1 plane is one long row).
+const MAX_UNIT_COLUMNS: usize = 96;
+/// Work units wanted per thread, so a descheduled worker delays a pass by a small share.
+const UNITS_PER_THREAD: usize = 4;
+const TAP_FLOATS: usize = BLOCK * BLOCK;
+
+/// Pixels of one tile at most with `nb` output blocks: NB·P accumulators + NB filter vectors + one
+/// broadcast fit the 32 zmm registers; with one or two blocks, longer tiles keep enough
+/// independent FMAs in flight (FMA latency 4 x 2 ports).
+const fn max_pixels(nb: usize) -> usize {
+    match nb {
+        4 => 6,
+        3 => 8,
+        _ => 12,
+    }
+}
+
+/// The AVX-512 forward, super::forward's contract. Needs AVX-512F (`simd::level()`).
+pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) {
+    forward_in_order(geo, x, w, bias, epilogue, y, into, None)
+}
+
+/// `forward` with the units' order forced (bands outer or not) where `order` is given: the tests
+/// run both.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, order: Option<bool>) {
+    let g = as_rows(geo);
+    let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
+    let groups = ob.div_ceil(MAX_BLOCKS);
+    let taps = g.kernel[0] * g.kernel[1];
+    let chunk = (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).clamp(1, cb.max(1));
+    let parallel = parallel_pays_for(geo.macs());
+    let threads = if parallel { crate::parallel::num_threads() } else { 1 };
+    let wanted = if threads > 1 { threads * UNITS_PER_THREAD } else { 1 };
+    let images_groups = (g.batch * groups).max(1);
+    // Bands of rows whose output stays in L1 (so each chunk's filters serve every row of the
+    // band: a 7x7 image is one band, not 7 reads of the filters from L2), thinner when the
+    // threads want more units; then column ranges (batch 1, few groups, or a flattened plane).
+    let row_floats = MAX_BLOCKS * g.out_width.min(MAX_UNIT_COLUMNS) * BLOCK;
+    let band = (UNIT_OUTPUT_FLOATS / row_floats).clamp(1, g.out_height.max(1)).min(g.out_height.div_ceil(wanted.div_ceil(images_groups)).max(1));
+    let bands = g.out_height.div_ceil(band);
+    let most = max_pixels(MAX_BLOCKS);
+    let col_chunks = wanted.div_ceil(images_groups * bands.max(1)).min(g.out_width.div_ceil(most)).max(g.out_width.div_ceil(MAX_UNIT_COLUMNS)).max(1);
+    let columns = g.out_width.div_ceil(col_chunks).next_multiple_of(most).max(1);
+    let col_chunks = g.out_width.div_ceil(columns).max(1);
+    let units = g.batch * groups * bands * col_chunks;
+    // Which loop is outer over an image's units: groups (the image is read once per group, each
+    // group's filters reused by every band) or bands (each band of input read once, by every
+    // group in turn, the filters read once per band unless they fit in L2): the smaller traffic.
+    let image_floats = cb * g.height * g.width * BLOCK;
+    let filter_floats = ob * cb * taps * TAP_FLOATS;
+    let groups_outer = groups * image_floats + filter_floats;
+    let bands_outer = image_floats + if filter_floats <= L2_FLOATS { filter_floats } else { bands * col_chunks * filter_floats };
+    let bands_outer = order.unwrap_or(bands_outer < groups_outer);
+    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer, into };
+    let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
+    let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
+    let residual = epilogue.residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
+    let (x, w, out) = (SendPtr(x.as_ptr() as *mut f32), SendPtr(w.as_ptr() as *mut f32), SendPtr(y.as_mut_ptr()));
+    let bias = bias.map(|b| SendPtr(b.as_ptr() as *mut f32));
+    crate::parallel::for_each_chunk(units, if parallel { units } else { 1 }, |start, end| {
+        for unit in start..end {
+            let finish = Finish { residual: residual.as_ref().map(|r| r.ptr() as *const f32), relu, after };
+            // SAFETY: AVX-512F is present (super::forward asks simd::level()); the lengths were
+            // checked by super::forward; each unit writes its own output pixels of its own blocks.
+            unsafe { plan.run_unit(unit, x.ptr(), w.ptr(), bias.as_ref().map(|b| b.ptr() as *const f32), finish, out.ptr()) };
+        }
+    });
+}
+
+/// A 1x1 stride-1 unpadded convolution as one row of height·width pixels (same floats, as the
+/// pixels of a plane are consecutive in NCHWc); others as they are.
+fn as_rows(geo: &Geometry) -> Geometry {
+    let pointwise = geo.kernel == [1, 1] && geo.stride == [1, 1] && geo.pad == [0, 0] && geo.out_height == geo.height && geo.out_width == geo.width;
+    if pointwise {
+        let plane = geo.height * geo.width;
+        Geometry { height: 1, width: plane, out_height: 1, out_width: plane, ..*geo }
+    } else {
+        *geo
+    }
+}
+
+/// The cut of one pass into units and chunks (`forward`).
+struct Plan {
+    g: Geometry,
+    cb: usize,
+    ob: usize,
+    groups: usize,
+    /// Input blocks per chunk.
+    chunk: usize,
+    /// Output rows per unit, and units per image and group.
+    band: usize,
+    bands: usize,
+    /// Units in (image, band, group, columns) order rather than (image, group, band, columns).
+    bands_outer: bool,
+    /// Output columns per unit, and units per output row.
+    columns: usize,
+    col_chunks: usize,
+    /// Where the output blocks go in y.
+    into: OutBlocks,
+}
+
+/// What a tile does after its last chunk: add the residual (at the output's offsets), apply relu
+/// in registers, then `after` (other activations) on the stored runs.
+#[derive(Clone, Copy)]
+struct Finish<'a> {
+    residual: Option<*const f32>,
+    relu: bool,
+    after: SliceEpilogue<'a>,
+}
+
+/// Where a tile's accumulators start.
+#[derive(Clone, Copy)]
+enum Init {
+    Bias(*const f32),
+    Zero,
+    /// The partial sums the previous chunk stored.
+    Output,
+}
+
+/// One tile's operands: NB output blocks x P pixels of one output row, over `cblocks` input blocks.
+#[derive(Clone, Copy)]
+struct Tile<'a> {
+    /// Image n, the chunk's first input block, pixel (0, 0).
+    x: *const f32,
+    /// Floats between input blocks: H·W·16.
+    x_block: usize,
+    width: usize,
+    cblocks: usize,
+    /// Filters of the tile's first output block, the chunk's first input block, tap (0, 0).
+    w: *const f32,
+    /// Floats between output blocks' filters (blocks(C)·KH·KW·256), between input blocks' (KH·KW·256).
+    w_block: usize,
+    w_cblock: usize,
+    kw: usize,
+    /// Kernel rows and columns inside the image (clipped at the borders).
+    ki: (usize, usize),
+    kj: (usize, usize),
+    /// Input row of kernel row 0, and input column of pixel 0 at kernel column 0 (may be < 0:
+    /// those taps are clipped off).
+    ih0: isize,
+    iw0: isize,
+    dilation: [usize; 2],
+    /// Floats between the input pixels of consecutive output pixels: stride·16.
+    x_step: usize,
+    /// Output (and residual) offset of the tile's first block and pixel, from `out`.
+    at: usize,
+    /// Floats between output blocks: OH·OW·16.
+    y_block: usize,
+    init: Init,
+    finish: Option<Finish<'a>>,
+    /// Tiles of P pixels side by side that one call runs (a row's interior): ResNet-50's 1x1
+    /// 64->64 at 56x56 (4 input blocks: 1536 FMAs a tile) went from 118-177 (median 154) to
+    /// 132-198 (median 187) GFLOP per CPU-second, five alternating pairs, one thread, loaded;
+    /// SqueezeNet's 16->64 (one block) level at 151 / 150.
+    repeat: usize,
+}
+
+impl Plan {
+    /// SAFETY: AVX-512F; x, w, bias and residual hold super::forward's lengths for `self.g`; out
+    /// is valid for writes of y, this unit's pixels written by no one else.
+    unsafe fn run_unit(&self, unit: usize, x: *const f32, w: *const f32, bias: Option<*const f32>, finish: Finish, out: *mut f32) {
+        let g = &self.g;
+        let col_chunk = unit % self.col_chunks;
+        let rest = unit / self.col_chunks;
+        let (band, group) = match self.bands_outer {
+            true => (rest / self.groups % self.bands, rest % self.groups),
+            false => (rest % self.bands, rest / self.bands % self.groups),
+        };
+        let n = rest / self.bands / self.groups;
+        let first_block = group * MAX_BLOCKS;
+        let nb = MAX_BLOCKS.min(self.ob - first_block);
+        let taps = g.kernel[0] * g.kernel[1];
+        let in_plane = g.height * g.width;
+        let out_plane = g.out_height * g.out_width;
+        let columns = col_chunk * self.columns..((col_chunk + 1) * self.columns).min(g.out_width);
+        let inside = interior(g);
+        let start = inside.start.clamp(columns.start, columns.end);
+        let interior = start..inside.end.clamp(start, columns.end);
+        let (most, len) = (max_pixels(nb), interior.len());
+        let mut c0 = 0;
+        while c0 < self.cb.max(1) {
+            let cblocks = self.chunk.min(self.cb - c0.min(self.cb));
+            let last = c0 + cblocks >= self.cb;
+            let init = match (c0, bias) {
+                (0, Some(b)) => Init::Bias(b.add(first_block * BLOCK)),
+                (0, None) => Init::Zero,
+                _ => Init::Output,
+            };
+            for oh in band * self.band..((band + 1) * self.band).min(g.out_height) {
+                let ki = clip(oh, g.stride[0], g.dilation[0], g.pad[0], g.height, g.kernel[0]);
+                let tile_at = |ow: usize, kj: (usize, usize)| Tile {
+                    x: x.add((n * self.cb + c0) * in_plane * BLOCK),
+                    x_block: in_plane * BLOCK,
+                    width: g.width,
+                    cblocks,
+                    w: w.add((first_block * self.cb + c0) * taps * TAP_FLOATS),
+                    w_block: self.cb * taps * TAP_FLOATS,
+                    w_cblock: taps * TAP_FLOATS,
+                    kw: g.kernel[1],
+                    ki,
+                    kj,
+                    ih0: (oh * g.stride[0]) as isize - g.pad[0] as isize,
+                    iw0: (ow * g.stride[1]) as isize - g.pad[1] as isize,
+                    dilation: g.dilation,
+                    x_step: g.stride[1] * BLOCK,
+                    at: ((n * self.into.per_image + self.into.first + first_block) * out_plane + oh * g.out_width + ow) * BLOCK,
+                    y_block: out_plane * BLOCK,
+                    init,
+                    finish: last.then_some(finish),
+                    repeat: 1,
+                };
+                let border = |ow: usize| clip(ow, g.stride[1], g.dilation[1], g.pad[1], g.width, g.kernel[1]);
+                // Border pixels one at a time, their taps clipped; the interior in balanced tiles.
+                for ow in columns.start..interior.start {
+                    tile(nb, 1, &tile_at(ow, border(ow)), out);
+                }
+                // Balanced: `longer` tiles of p + 1 pixels, then the others of p.
+                let count = len.div_ceil(most);
+                if count > 0 {
+                    let (p, longer) = (len / count, len % count);
+                    let full = (0, g.kernel[1]);
+                    if longer > 0 {
+                        tile(nb, p + 1, &Tile { repeat: longer, ..tile_at(interior.start, full) }, out);
+                    }
+                    tile(nb, p, &Tile { repeat: count - longer, ..tile_at(interior.start + longer * (p + 1), full) }, out);
+                }
+                for ow in interior.end..columns.end {
+                    tile(nb, 1, &tile_at(ow, border(ow)), out);
+                }
+            }
+            c0 += cblocks.max(1);
+        }
+    }
+}
+
+/// The kernel taps k in lo..hi of output position `o` that fall inside an input of `size`.
+fn clip(o: usize, stride: usize, dilation: usize, pad: usize, size: usize, kernel: usize) -> (usize, usize) {
+    let start = o * stride;
+    let lo = pad.saturating_sub(start).div_ceil(dilation).min(kernel);
+    let hi = if size + pad > start { ((size + pad - start - 1) / dilation + 1).min(kernel) } else { 0 };
+    (lo, hi.max(lo))
+}
+
+/// The output columns whose every kernel column falls inside the input.
+fn interior(g: &Geometry) -> std::ops::Range<usize> {
+    let (s, d, pad, k) = (g.stride[1], g.dilation[1], g.pad[1], g.kernel[1]);
+    let lo = pad.div_ceil(s).min(g.out_width);
+    let reach = (k - 1) * d;
+    let hi = if g.width + pad > reach { ((g.width + pad - reach - 1) / s + 1).min(g.out_width) } else { 0 };
+    lo..hi.max(lo)
+}
+
+/// Runs the tile of `nb` blocks x `p` pixels (nb <= 4, p <= max_pixels(nb)): one compiled
+/// kernel per size, its loops over blocks and pixels unrolled onto registers.
+///
+/// SAFETY: as `tile_kernel`.
+unsafe fn tile(nb: usize, p: usize, t: &Tile, out: *mut f32) {
+    macro_rules! sizes {
+        ($nb:literal: $($p:literal)*) => {
+            match p {
+                $($p => tile_kernel::<$nb, $p>(t, out),)*
+                _ => unreachable!("nchwc: a tile of {} blocks x {p} pixels", $nb),
+            }
+        };
+    }
+    match nb {
+        4 => sizes!(4: 1 2 3 4 5 6),
+        3 => sizes!(3: 1 2 3 4 5 6 7 8),
+        2 => sizes!(2: 1 2 3 4 5 6 7 8 9 10 11 12),
+        1 => sizes!(1: 1 2 3 4 5 6 7 8 9 10 11 12),
+        _ => unreachable!("nchwc: {nb} output blocks in a tile"),
+    }
+}
+
+/// For each of the `t.repeat` tiles side by side: out[block b, pixel j] = init + Σ over the
+/// chunk's input blocks, the tile's taps and the 16 lanes of x(lane, tap's pixel of j) ·
+/// filter(b, tap, lane), then the finish if any.
+///
+/// SAFETY: AVX-512F; every tap (ki, kj) in the tile's ranges reads inside x for each of the
+/// repeat·P pixels; the filters, bias and residual hold the blocks read; out + t.at holds the
+/// tiles' NB blocks x repeat·P pixels, written by no one else during the call.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_kernel<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
+    let stride = (t.x_step / BLOCK) as isize;
+    for r in 0..t.repeat {
+        let shifted = Tile { iw0: t.iw0 + (r * P) as isize * stride, at: t.at + r * P * BLOCK, ..*t };
+        one_tile::<NB, P>(&shifted, out);
+    }
+}
+
+/// One tile of `tile_kernel`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn one_tile<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
+    let y = out.add(t.at);
+    let split = NB * P < 8;
+    let mut acc = [[_mm512_setzero_ps(); P]; NB];
+    let mut extra = [[_mm512_setzero_ps(); P]; NB];
+    match t.init {
+        Init::Bias(b) => {
+            for (blk, acc) in acc.iter_mut().enumerate() {
+                *acc = [_mm512_loadu_ps(b.add(blk * BLOCK)); P];
+            }
+        }
+        Init::Zero => {}
+        Init::Output => {
+            for (blk, acc) in acc.iter_mut().enumerate() {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_loadu_ps(y.add(blk * t.y_block + j * BLOCK));
+                }
+            }
+        }
+    }
+    for c in 0..t.cblocks {
+        let xc = t.x.add(c * t.x_block);
+        let wc = t.w.add(c * t.w_cblock);
+        for ki in t.ki.0..t.ki.1 {
+            let ih = (t.ih0 + (ki * t.dilation[0]) as isize) as usize;
+            let x_row = xc.add(ih * t.width * BLOCK);
+            for kj in t.kj.0..t.kj.1 {
+                let x_tap = x_row.offset((t.iw0 + (kj * t.dilation[1]) as isize) * BLOCK as isize);
+                let w_tap = wc.add((ki * t.kw + kj) * TAP_FLOATS);
+                // Odd lanes into a second set of accumulators when the tile has fewer than
+                // 8 (a border pixel: 4 chains of dependent FMAs would run at half the FMA
+                // ports' rate, their 4-cycle latency unhidden); summed before the store.
+                for lane in (0..BLOCK).step_by(2) {
+                    step::<NB, P>(&mut acc, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane), t.x_step);
+                    let odd = if split { &mut extra } else { &mut acc };
+                    step::<NB, P>(odd, w_tap.add((lane + 1) * BLOCK), t.w_block, x_tap.add(lane + 1), t.x_step);
+                }
+            }
+        }
+    }
+    if split {
+        for (acc, extra) in acc.iter_mut().zip(&extra) {
+            for (a, e) in acc.iter_mut().zip(extra) {
+                *a = _mm512_add_ps(*a, *e);
+            }
+        }
+    }
+    let Some(finish) = t.finish else {
+        for (blk, acc) in acc.iter().enumerate() {
+            for (j, &a) in acc.iter().enumerate() {
+                _mm512_storeu_ps(y.add(blk * t.y_block + j * BLOCK), a);
+            }
+        }
+        return;
+    };
+    for (blk, acc) in acc.iter().enumerate() {
+        for (j, &a) in acc.iter().enumerate() {
+            let at = blk * t.y_block + j * BLOCK;
+            let a = match finish.residual {
+                Some(r) => _mm512_add_ps(a, _mm512_loadu_ps(r.add(t.at + at))),
+                None => a,
+            };
+            // max(0, a), not max(a, 0): MAXPS returns its second operand when one is NaN, and a NaN
+            // must come through as the scalar relu lets it.
+            let a = if finish.relu { _mm512_max_ps(_mm512_setzero_ps(), a) } else { a };
+            _mm512_storeu_ps(y.add(at), a);
+        }
+    }
+    finish.after.apply(y, 0, NB, t.y_block, P * BLOCK);
+}
+
+/// One input lane of one tap: acc[b][j] += x[j·x_step] · w[b·w_block..][..16].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn step<const NB: usize, const P: usize>(acc: &mut [[__m512; P]; NB], w: *const f32, w_block: usize, x: *const f32, x_step: usize) {
+    let mut f = [_mm512_setzero_ps(); NB];
+    for (blk, f) in f.iter_mut().enumerate() {
+        *f = _mm512_loadu_ps(w.add(blk * w_block));
+    }
+    for j in 0..P {
+        let v = _mm512_set1_ps(*x.add(j * x_step));
+        for blk in 0..NB {
+            acc[blk][j] = _mm512_fmadd_ps(v, f[blk], acc[blk][j]);
+        }
+    }
+}

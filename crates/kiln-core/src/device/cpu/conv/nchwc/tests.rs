@@ -1,0 +1,297 @@
+//! The blocked functions against the definition of a convolution in NCHW (plain loops over the
+//! unblocked tensors, written apart from both kernels), on many geometries.
+
+use super::*;
+use crate::params::conv::Activation;
+use crate::params::unary::UnaryOp;
+
+/// conv2d in NCHW by its definition, for the blocked functions to agree with.
+fn conv_nchw(g: &Geometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0; g.batch * g.out_image_len()];
+    for n in 0..g.batch {
+        for o in 0..g.out_channels {
+            for oh in 0..g.out_height {
+                for ow in 0..g.out_width {
+                    let mut s = bias[o];
+                    for c in 0..g.channels {
+                        for ki in 0..g.kernel[0] {
+                            for kj in 0..g.kernel[1] {
+                                let ih = (oh * g.stride[0] + ki * g.dilation[0]) as isize - g.pad[0] as isize;
+                                let iw = (ow * g.stride[1] + kj * g.dilation[1]) as isize - g.pad[1] as isize;
+                                if ih < 0 || iw < 0 || ih >= g.height as isize || iw >= g.width as isize {
+                                    continue;
+                                }
+                                s += x[((n * g.channels + c) * g.height + ih as usize) * g.width + iw as usize] * w[((o * g.channels + c) * g.kernel[0] + ki) * g.kernel[1] + kj];
+                            }
+                        }
+                    }
+                    y[((n * g.out_channels + o) * g.out_height + oh) * g.out_width + ow] = s;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// The activations by their formulas (not the crate's unary kernels).
+fn activate(a: Activation, v: f32) -> f32 {
+    match a.op {
+        UnaryOp::Relu => v.max(0.0),
+        UnaryOp::LeakyRelu => if v > 0.0 { v } else { a.alpha * v },
+        UnaryOp::Elu => if v > 0.0 { v } else { a.alpha * (v.exp() - 1.0) },
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+        UnaryOp::Tanh => v.tanh(),
+        op => unreachable!("not a fused activation: {op:?}"),
+    }
+}
+
+fn values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed.wrapping_mul(40503)) >> 16) % 1000) as f32 / 500.0 - 1.0).collect()
+}
+
+fn geometry(batch: usize, channels: usize, out_channels: usize, hw: [usize; 2], kernel: usize, stride: usize, pad: usize, dilation: usize) -> Geometry {
+    let out = |size: usize| (size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+    Geometry {
+        batch,
+        channels,
+        height: hw[0],
+        width: hw[1],
+        out_channels,
+        out_height: out(hw[0]),
+        out_width: out(hw[1]),
+        kernel: [kernel, kernel],
+        stride: [stride, stride],
+        pad: [pad, pad],
+        dilation: [dilation, dilation],
+        groups: 1,
+    }
+}
+
+/// Operands of `g` in both layouts, and what the blocked forward must give (in NCHW).
+struct Case {
+    g: Geometry,
+    xb: Vec<f32>,
+    wb: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    residual: Option<(Vec<f32>, Vec<f32>)>,
+    activation: Option<Activation>,
+    expected: Vec<f32>,
+}
+
+fn case(g: Geometry, with_bias: bool, with_residual: bool, activation: Option<Activation>) -> Case {
+    let (x, w) = (values(g.batch * g.image_len(), 1), values(g.weight_len(), 2));
+    let bias = if with_bias { values(g.out_channels, 3) } else { vec![0.0; g.out_channels] };
+    let mut expected = conv_nchw(&g, &x, &w, &bias);
+    let residual = with_residual.then(|| {
+        let r = values(expected.len(), 4);
+        expected.iter_mut().zip(&r).for_each(|(e, r)| *e += r);
+        let mut rb = vec![0.0; blocked_len(g.batch, g.out_channels, g.out_plane())];
+        to_blocked(&r, g.batch, g.out_channels, g.out_plane(), &mut rb);
+        (r, rb)
+    });
+    if let Some(a) = activation {
+        expected.iter_mut().for_each(|e| *e = activate(a, *e));
+    }
+    let mut xb = vec![f32::NAN; blocked_len(g.batch, g.channels, g.height * g.width)];
+    to_blocked(&x, g.batch, g.channels, g.height * g.width, &mut xb);
+    let mut wb = vec![f32::NAN; packed_filters_len(&g)];
+    pack_filters(&g, &w, &mut wb);
+    let bias = with_bias.then(|| {
+        let mut bb = vec![0.0; blocks(g.out_channels) * BLOCK];
+        bb[..g.out_channels].copy_from_slice(&bias);
+        bb
+    });
+    Case { g, xb, wb, bias, residual, activation, expected }
+}
+
+type Forward = fn(&Geometry, &[f32], &[f32], Option<&[f32]>, SliceEpilogue, &mut [f32]);
+
+/// Runs `forward` on the case and checks every output against the definition, and the padded
+/// channels of the last block against what they must hold (zero filters: the epilogue of 0).
+fn check(c: &Case, forward: Forward, what: &str) {
+    let g = &c.g;
+    let epilogue = SliceEpilogue { residual: c.residual.as_ref().map(|(_, rb)| rb.as_slice()), activation: c.activation };
+    let mut yb = vec![f32::NAN; blocked_len(g.batch, g.out_channels, g.out_plane())];
+    forward(g, &c.xb, &c.wb, c.bias.as_deref(), epilogue, &mut yb);
+    let mut y = vec![f32::NAN; c.expected.len()];
+    from_blocked(&yb, g.batch, g.out_channels, g.out_plane(), &mut y);
+    for (i, (a, b)) in y.iter().zip(&c.expected).enumerate() {
+        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{what} {g:?} act {:?} residual {}: element {i}: {a} vs {b}", c.activation.map(|a| a.op), c.residual.is_some());
+    }
+    let ob = blocks(g.out_channels);
+    for n in 0..g.batch {
+        for p in 0..g.out_plane() {
+            for lane in g.out_channels % BLOCK..if g.out_channels % BLOCK == 0 { 0 } else { BLOCK } {
+                let at = ((n * ob + ob - 1) * g.out_plane() + p) * BLOCK + lane;
+                let r = c.residual.as_ref().map_or(0.0, |(_, rb)| rb[at]);
+                let want = c.activation.map_or(r, |a| activate(a, r));
+                assert!((yb[at] - want).abs() <= 1e-6, "{what} {g:?}: padded lane {lane} holds {} not {want}", yb[at]);
+            }
+        }
+    }
+}
+
+fn activations() -> Vec<Activation> {
+    [("relu", 0.0), ("leakyRelu", 0.1), ("elu", 1.0), ("sigmoid", 0.0), ("tanh", 0.0)].iter().map(|&(name, alpha)| Activation::new("test", name, alpha).unwrap()).collect()
+}
+
+#[test]
+fn blocked_forward_matches_the_definition() {
+    // 20 -> 35 channels (partial blocks both sides), 3x3 stride 2 pad 1 on 9x7, with bias.
+    let c = case(geometry(2, 20, 35, [9, 7], 3, 2, 1, 1), true, false, None);
+    check(&c, forward, "forward");
+    check(&c, reference, "reference");
+}
+
+fn reference(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+    reference::forward(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 })
+}
+
+#[test]
+fn kernel_sizes_strides_pads_and_dilations_match_the_definition() {
+    // (batch, channels, out_channels, [h, w], kernel, stride, pad, dilation)
+    let shapes = [
+        (1, 16, 16, [5, 5], 1, 1, 0, 1),
+        (2, 7, 50, [6, 9], 1, 1, 0, 1),
+        (1, 40, 70, [7, 7], 1, 2, 0, 1),
+        (3, 33, 17, [8, 11], 1, 2, 1, 1),
+        (1, 16, 64, [7, 7], 3, 1, 1, 1),
+        (2, 24, 80, [9, 13], 3, 1, 0, 1),
+        (1, 32, 48, [10, 10], 3, 2, 1, 1),
+        (2, 5, 33, [11, 8], 3, 2, 2, 1),
+        (1, 20, 20, [9, 9], 3, 1, 3, 1),
+        (1, 18, 40, [12, 12], 3, 1, 2, 2),
+        (2, 17, 21, [10, 9], 5, 1, 2, 1),
+        (1, 16, 16, [13, 13], 5, 2, 0, 1),
+        (1, 9, 70, [15, 14], 7, 2, 3, 1),
+        (1, 35, 19, [9, 11], 7, 1, 3, 1),
+        (1, 8, 8, [3, 3], 5, 1, 2, 1),
+        (1, 8, 8, [2, 2], 3, 1, 3, 2),
+        // Input blocks in several chunks (the kernel accumulates into its output between them).
+        (1, 300, 40, [5, 6], 1, 1, 0, 1),
+        (2, 150, 20, [7, 5], 1, 2, 1, 1),
+        // Large enough to run on the thread pool (engine::parallel_pays_for).
+        (2, 64, 72, [16, 16], 3, 1, 1, 1),
+        (1, 128, 260, [7, 7], 1, 1, 0, 1),
+    ];
+    for (batch, c, o, hw, k, s, p, d) in shapes {
+        let g = geometry(batch, c, o, hw, k, s, p, d);
+        for with_bias in [true, false] {
+            check(&case(g, with_bias, false, None), forward, "forward");
+        }
+        check(&case(g, true, false, None), reference, "reference");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn both_unit_orders_match_the_definition() {
+    if crate::simd::level() != crate::simd::SimdLevel::Avx512 {
+        return;
+    }
+    fn bands_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+        kernel::forward_in_order(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, Some(true))
+    }
+    fn groups_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+        kernel::forward_in_order(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, Some(false))
+    }
+    for g in [geometry(2, 40, 150, [12, 12], 3, 1, 1, 1), geometry(1, 64, 72, [16, 16], 3, 2, 1, 1), geometry(2, 130, 260, [9, 9], 1, 1, 0, 1)] {
+        let c = case(g, true, true, activations().first().copied());
+        check(&c, bands_outer, "bands outer");
+        check(&c, groups_outer, "groups outer");
+    }
+}
+
+#[test]
+fn ragged_widths_match_the_definition() {
+    for width in 1..=17 {
+        for (k, s, p) in [(1, 1, 0), (3, 1, 1), (3, 2, 1), (1, 2, 0)] {
+            check(&case(geometry(1, 19, 36, [3, width], k, s, p, 1), true, false, None), forward, "forward");
+        }
+    }
+}
+
+#[test]
+fn residual_and_each_activation_match_the_definition() {
+    let shapes = [geometry(2, 20, 70, [9, 8], 3, 1, 1, 1), geometry(1, 48, 33, [7, 7], 1, 1, 0, 1), geometry(1, 24, 40, [11, 10], 3, 2, 1, 1)];
+    for g in shapes {
+        for with_residual in [false, true] {
+            for a in activations().into_iter().map(Some).chain([None]) {
+                check(&case(g, true, with_residual, a), forward, "forward");
+            }
+            check(&case(g, true, with_residual, activations().first().copied()), reference, "reference");
+        }
+    }
+}
+
+#[test]
+fn a_nan_input_reaches_the_output_through_relu() {
+    let g = geometry(1, 16, 16, [4, 4], 3, 1, 1, 1);
+    let mut c = case(g, true, false, activations().first().copied());
+    c.xb[5 * BLOCK + 3] = f32::NAN;
+    let mut yb = vec![0.0; blocked_len(1, 16, g.out_plane())];
+    forward(&g, &c.xb, &c.wb, c.bias.as_deref(), SliceEpilogue { residual: None, activation: c.activation }, &mut yb);
+    // Pixel (1, 1) reaches outputs (0..3, 0..3): all NaN, as the scalar relu keeps NaN.
+    for (oh, ow) in [(0, 0), (1, 1), (2, 2), (0, 2)] {
+        assert!(yb[(oh * 4 + ow) * BLOCK..][..BLOCK].iter().all(|v| v.is_nan()), "output ({oh}, {ow}) lost the NaN");
+    }
+    assert!(yb[(3 * 4 + 3) * BLOCK..][..BLOCK].iter().all(|v| !v.is_nan()), "output (3, 3) is outside the NaN's reach");
+}
+
+#[test]
+fn reorders_round_trip_and_zero_the_padded_channels() {
+    for (batch, channels, plane) in [(1, 1, 1), (2, 3, 50_176), (1, 16, 17), (3, 20, 33), (1, 64, 3136), (2, 35, 1), (1, 200, 49), (1, 2048, 49)] {
+        let x = values(batch * channels * plane, 9);
+        let mut xb = vec![f32::NAN; blocked_len(batch, channels, plane)];
+        to_blocked(&x, batch, channels, plane, &mut xb);
+        let cb = blocks(channels);
+        for n in 0..batch {
+            for c in 0..cb * BLOCK {
+                for p in [0, plane / 2, plane - 1] {
+                    let got = xb[((n * cb + c / BLOCK) * plane + p) * BLOCK + c % BLOCK];
+                    let want = if c < channels { x[(n * channels + c) * plane + p] } else { 0.0 };
+                    assert_eq!(got.to_bits(), want.to_bits(), "to_blocked [{batch}, {channels}, {plane}]: image {n} channel {c} pixel {p}");
+                }
+            }
+        }
+        let mut back = vec![f32::NAN; x.len()];
+        from_blocked(&xb, batch, channels, plane, &mut back);
+        assert!(back.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()), "from_blocked(to_blocked(x)) != x for [{batch}, {channels}, {plane}]");
+    }
+}
+
+/// Two convolutions of one input written into their blocks of one output (a fire module's
+/// expands): each equals its own forward, and the blocks around them keep what they held.
+#[test]
+fn forward_into_writes_its_blocks_of_a_concatenation_only() {
+    let relu = activations().first().copied();
+    let (expand1, expand3) = (geometry(2, 20, 32, [7, 9], 1, 1, 0, 1), geometry(2, 20, 40, [7, 9], 3, 1, 1, 1));
+    let (a, b) = (case(expand1, true, false, relu), case(expand3, true, false, relu));
+    let plane = expand1.out_plane();
+    // Blocks per image: 1 untouched, 2 of expand1, 3 of expand3, 1 untouched.
+    let out = |first| OutBlocks { per_image: 7, first };
+    let mut y = vec![-7.0; 2 * 7 * plane * BLOCK];
+    type Into = fn(&Geometry, &[f32], &[f32], Option<&[f32]>, Option<Activation>, &mut [f32], OutBlocks);
+    let reference_into: Into = |g, x, w, b, act, y, o| reference::forward(g, x, w, b, SliceEpilogue { residual: None, activation: act }, y, o);
+    for (into, what) in [(forward_into as Into, "forward_into"), (reference_into, "reference")] {
+        y.fill(-7.0);
+        into(&expand1, &a.xb, &a.wb, a.bias.as_deref(), relu, &mut y, out(1));
+        into(&expand3, &b.xb, &b.wb, b.bias.as_deref(), relu, &mut y, out(3));
+        for (c, first) in [(&a, 1), (&b, 3)] {
+            let ob = blocks(c.g.out_channels);
+            let mut own = vec![0.0; blocked_len(2, c.g.out_channels, plane)];
+            forward(&c.g, &c.xb, &c.wb, c.bias.as_deref(), SliceEpilogue { residual: None, activation: relu }, &mut own);
+            for n in 0..2 {
+                let slice = &y[(n * 7 + first) * plane * BLOCK..][..ob * plane * BLOCK];
+                for (i, (a, b)) in slice.iter().zip(&own[n * ob * plane * BLOCK..]).enumerate() {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{what}: image {n}, blocks from {first}, float {i}: {a} vs {b}");
+                }
+            }
+        }
+        for n in 0..2 {
+            for block in [0, 6] {
+                assert!(y[(n * 7 + block) * plane * BLOCK..][..plane * BLOCK].iter().all(|&v| v == -7.0), "{what}: image {n} block {block} was written");
+            }
+        }
+    }
+}

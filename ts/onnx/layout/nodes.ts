@@ -1,0 +1,198 @@
+/**
+ * The nodes the NCHWc layout pass (plan.ts) puts in a graph: reorders into and out of the blocked
+ * layout, and blocked forms of the convolutions, MaxPool, Relu, Add and Dropout. A blocked value
+ * is named `<value>#nchwc` and holds [N, ceil(C/16), H, W, 16]; its channel count C is known at
+ * load (from the convolutions' weights), so a node that cannot run blocked at run time (shapes
+ * its fast path does not take, a fused node that declines) converts its blocked inputs back,
+ * runs the original node, and blocks its output again: results never depend on the pass beyond
+ * float rounding.
+ */
+
+import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, maxPool2dNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
+import { keep, tidy } from '../../engine.js';
+import { noGrad } from '../../autograd.js';
+import type { Conv2dOptions } from '../../ops/conv.js';
+import type { Tensor } from '../../tensor.js';
+import { OnnxNode, type Inputs, type RunContext } from '../node.js';
+import { OPS } from '../ops/index.js';
+import { conv2dGeometry } from '../ops/conv.js';
+import { poolWindow } from '../ops/pool.js';
+import { FusedNode } from '../fusion/index.js';
+import { ConvFusedNode, conv2dOutputShape } from '../fusion/conv.js';
+import { ConvConcatNode, filterSets } from '../fusion/conv-concat.js';
+
+/** The name of `value`'s blocked form. */
+export const blockedName = (value: string): string => `${value}#nchwc`;
+
+/** A node of the blocked plan: run by OnnxModel.run as fused nodes are. */
+export abstract class LayoutNode extends OnnxNode {
+  constructor(opType: string, name: string, inputs: string[], outputs: string[], opset: number) {
+    super({ opType, name, input: inputs, output: outputs }, 0, opset);
+  }
+
+  abstract run(args: Inputs, context: RunContext): Tensor[];
+
+  /** Drops what the node keeps between runs (packed filters): the parameters may have changed. */
+  forget(): void {}
+}
+
+/** NCHW -> NCHWc of one value, or back (`channels`: the true count, where the padding is dropped). */
+export class ReorderNode extends LayoutNode {
+  constructor(
+    readonly direction: 'ToNchwc' | 'FromNchwc',
+    value: string,
+    readonly channels: number,
+    opset: number,
+  ) {
+    const [from, to] = direction === 'ToNchwc' ? [value, blockedName(value)] : [blockedName(value), value];
+    super(direction, `${direction}(${value})`, [from], [to], opset);
+  }
+
+  run(args: Inputs): Tensor[] {
+    const x = args[0]!;
+    return [this.direction === 'ToNchwc' ? toNchwc(x) : fromNchwc(x, this.channels)];
+  }
+}
+
+/**
+ * An original node run with some inputs (and maybe its output) blocked. `blockedInputs` maps an
+ * input's index to its channel count; the output is blocked when `outChannels` is given.
+ */
+abstract class BlockedNode extends LayoutNode {
+  constructor(
+    readonly original: OnnxNode,
+    readonly blockedInputs: Map<number, number>,
+    readonly outChannels: number | undefined,
+  ) {
+    const inputs = original.inputs.map((name, i) => (blockedInputs.has(i) ? blockedName(name) : name));
+    const outputs = outChannels === undefined ? [original.outputs[0]] : [blockedName(original.outputs[0])];
+    super(`${original.opType} (NCHWc)`, original.name, inputs, outputs, original.opset);
+  }
+
+  /** The blocked computation; undefined to run the original node on plain tensors instead. */
+  protected abstract fast(args: Inputs, context: RunContext): Tensor | undefined;
+
+  run(args: Inputs, context: RunContext): Tensor[] {
+    const fast = this.fast(args, context);
+    if (fast !== undefined) return [fast];
+    // Intermediates are the enclosing tidy's (OnnxModel.run runs every node inside one).
+    const plain = args.map((t, i) => (t !== undefined && this.blockedInputs.has(i) ? fromNchwc(t, this.blockedInputs.get(i)!) : t));
+    const original = this.original;
+    const results = original instanceof FusedNode ? original.run(plain, context) : OPS[original.opType](plain, original, context);
+    return [this.outChannels === undefined ? results[0] : toNchwc(results[0])];
+  }
+}
+
+/** Packed filters of one weight, computed at the first run and kept until `forget`. */
+class PackedFilters {
+  #source: Tensor | undefined;
+  #packed: Tensor | undefined;
+
+  get(w: Tensor): Tensor {
+    if (this.#packed === undefined || this.#source !== w || w.isDisposed) {
+      this.forget();
+      this.#packed = keep(noGrad(() => tidy(() => packNchwcFilters(w))));
+      this.#source = w;
+    }
+    return this.#packed;
+  }
+
+  forget(): void {
+    this.#packed?.dispose();
+    this.#packed = undefined;
+    this.#source = undefined;
+  }
+}
+
+/** The plain dims [N, C, H, W] of a blocked x with C channels, for the geometry helpers. */
+const plainOf = (x: Tensor, channels: number) => ({ rank: 4, shape: [x.shape[0], channels, x.shape[2], x.shape[3]] });
+
+/** The blocked shape of conv2d's output: [N, ceil(O/16), OH, OW, 16]. */
+function blockedOutputShape(x: { shape: number[] }, w: Tensor, geometry: Conv2dOptions): number[] {
+  const [n, o, oh, ow] = conv2dOutputShape(x, w, geometry);
+  return [n, Math.ceil(o / NCHWC_BLOCK), oh, ow, NCHWC_BLOCK];
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/**
+ * A Conv, or a fused Conv(+BatchNormalization)(+Add)(+activation), blocked in and out: x (and the
+ * residual addend, input 3 of a fused node) blocked; the filters (BatchNormalization folded in by
+ * the fused node) packed once.
+ */
+export class BlockedConvNode extends BlockedNode {
+  readonly #packed = new PackedFilters();
+
+  constructor(original: OnnxNode, inChannels: number, outChannels: number) {
+    const residual = original instanceof ConvFusedNode && original.hasResidual;
+    super(original, new Map(residual ? [[0, inChannels], [3, outChannels]] : [[0, inChannels]]), outChannels);
+  }
+
+  protected fast(args: Inputs): Tensor | undefined {
+    const [x, w, bias, addend, ...statistics] = args;
+    if (x === undefined || w === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    const fused = this.original instanceof ConvFusedNode ? this.original : undefined;
+    const filters = fused !== undefined ? fused.filters(w, bias, statistics) : w.rank === 4 && w.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32') ? { w, bias } : undefined;
+    if (filters === undefined) return undefined;
+    const plainX = plainOf(x, this.blockedInputs.get(0)!);
+    const geometry = conv2dGeometry(plainX, filters.w, fused?.conv ?? this.original);
+    if (fused?.hasResidual && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, blockedOutputShape(plainX, filters.w, geometry)))) return undefined;
+    return conv2dNchwc(x, this.#packed.get(filters.w), {
+      ...geometry,
+      bias: filters.bias ?? null,
+      residual: fused?.hasResidual ? addend : null,
+      activation: fused?.activation ?? null,
+      alpha: fused?.alpha ?? 0,
+    });
+  }
+
+  override forget(): void {
+    this.#packed.forget();
+  }
+}
+
+/** A ConvConcat blocked in and out: each set's blocks written side by side (every set has whole blocks), conv2dNchwcConcat. */
+export class BlockedConcatNode extends BlockedNode {
+  readonly #packed: PackedFilters[];
+
+  constructor(
+    override readonly original: ConvConcatNode,
+    inChannels: number,
+    outChannels: number,
+  ) {
+    super(original, new Map([[0, inChannels]]), outChannels);
+    this.#packed = original.sets.map(() => new PackedFilters());
+  }
+
+  protected fast(args: Inputs): Tensor | undefined {
+    const x = args[0];
+    if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    const sets = filterSets(plainOf(x, this.blockedInputs.get(0)!), args, this.original.sets);
+    if (sets === undefined) return undefined;
+    return conv2dNchwcConcat(x, sets.map(({ weight, ...options }, i) => ({ ...options, packed: this.#packed[i].get(weight) })));
+  }
+
+  override forget(): void {
+    for (const p of this.#packed) p.forget();
+  }
+}
+
+/** Relu, Add of two blocked values of one shape, or inference's Dropout (the identity): the layout does not matter. */
+export class BlockedElementwiseNode extends BlockedNode {
+  protected fast(args: Inputs, context: RunContext): Tensor | undefined {
+    const [a, b] = args;
+    if (a === undefined || (b !== undefined && !sameShape(a.shape, b.shape))) return undefined;
+    return OPS[this.original.opType](args, this.original, context)[0];
+  }
+}
+
+/** MaxPool (2-D, no Indices output) of a blocked value, blocked out: no reorder around the pooling. */
+export class BlockedMaxPoolNode extends BlockedNode {
+  protected fast(args: Inputs): Tensor | undefined {
+    const x = args[0];
+    if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    const window = poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
+    if (window.rank !== 2) return undefined;
+    return maxPool2dNchwc(x, { kernel: window.kernel, stride: window.stride, padding: window.padding, dilation: window.dilation });
+  }
+}
