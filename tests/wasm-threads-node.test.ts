@@ -1,8 +1,8 @@
 /**
  * `setBackend('wasm', { threads })` in Node (ts/backends/wasm.ts, wasm-node-threads.ts): Kiln's
  * threaded WASM build on worker_threads. The workers take chunks of the kernels (the pool's
- * counter says so), and matmul, a convolution and the losses of CNN training steps are exactly the
- * single-threaded build's (the trained parameters within float32 rounding: see below); the thread count changes on a live backend without losing tensors;
+ * counter says so), and matmul, a convolution and the first loss of CNN training are exactly the
+ * single-threaded build's (the trained parameters and the losses after an update within float32 rounding: see below); the thread count changes on a live backend without losing tensors;
  * bad options are refused naming setBackend. Child processes: the WASM build is chosen when the
  * WASM module loads, once per process.
  */
@@ -50,7 +50,7 @@ const native = workload();
 console.log(JSON.stringify({
   threads: [single.threads, two.threads, one.threads], workers: two.workers, chunks: [two.chunks, one.chunks],
   leaked: [single.leaked, two.leaked, one.leaked],
-  sameForward: same(two.forward, single.forward), sameLosses: same(two.losses, single.losses), paramsGap: worst(two.params, single.params),
+  sameForward: same(two.forward, single.forward), sameFirstLoss: same(two.losses.slice(0, 1), single.losses.slice(0, 1)), lossesGap: worst(two.losses, single.losses), paramsGap: worst(two.params, single.params),
   oneSame: same(one.forward, single.forward) && same(one.params, single.params),
   lengths: [two.forward.length, two.params.length],
   losses: two.losses, nativeForward: worst(two.forward, native.forward), nativeParams: worst(two.params, native.params),
@@ -63,11 +63,14 @@ console.log(JSON.stringify({
     expect(got.chunks[1]).toBe(0);
     expect(got.lengths).toEqual(WORKLOAD_SIZES);
     // The forward kernels split work into chunks, never a sum: identical to the single-threaded
-    // build, and so are the losses. The parameters after the steps are not, quite: conv2d's weight
-    // gradient sums one partial accumulator per worker (device/cpu/conv/engine.rs weight_grad), so
-    // its rounding follows the thread count (natively too); the gap stays at float32 rounding.
+    // build, and so is the first loss. The parameters after the steps are not, quite: conv2d's
+    // weight gradient sums one partial accumulator per worker (device/cpu/conv/engine.rs
+    // weight_grad), and which worker's accumulator a chunk lands in depends on timing, so its
+    // rounding follows the thread count and the schedule (natively too); the gap stays at float32
+    // rounding, and so does the losses' after an update (a CI run under load saw them differ).
     expect(got.sameForward).toBe(true);
-    expect(got.sameLosses).toBe(true);
+    expect(got.sameFirstLoss).toBe(true);
+    expect(got.lossesGap).toBeLessThan(1e-5);
     expect(got.paramsGap).toBeLessThan(1e-6);
     // One thread of the threaded build is the single-threaded build, bit for bit.
     expect(got.oneSame).toBe(true);
