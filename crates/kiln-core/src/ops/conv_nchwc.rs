@@ -1,4 +1,4 @@
-//! Convolution in the channel-blocked layout NCHWc (device/cpu/conv/nchwc.rs: an activation
+//! Convolution in the channel-blocked layout NCHWc (device/cpu/conv/nchwc/: an activation
 //! [N, C, H, W] held as [N, ceil(C/16), H, W, 16]), the layout onnxruntime's CPU convolutions run
 //! in. Four ops: `to_nchwc` and `from_nchwc` reorder an activation into and out of the layout,
 //! `pack_nchwc_filters` lays a weight out once, and `conv2d_nchwc` convolves blocked input into
