@@ -12,7 +12,7 @@
 use crate::autograd;
 use crate::device;
 use crate::error::{fmt_shape, KilnError, Result};
-use crate::ops::conv::{conv2d_fused, conv2d_geometry, Activation, ConvParams, Epilogue};
+use crate::ops::conv::{conv2d_fused, conv2d_geometry, Activation, ConvParams, Epilogue, Geometry};
 use crate::ops::shape::concat;
 use crate::layout;
 use crate::params::conv::FilterSet;
@@ -30,7 +30,7 @@ pub struct ConvBranch<'a> {
 /// concat([activation_i(conv2d(input, weight_i, bias_i, params_i)) for each branch], axis 1).
 pub fn conv2d_concat(input: &Tensor, branches: &[ConvBranch]) -> Result<Tensor> {
     const OP: &str = "conv2dConcat";
-    let sets = filter_sets(OP, input, branches)?;
+    let sets = filter_sets(OP, input, branches, |b| conv2d_geometry(OP, input, b.weight, b.bias, &b.params))?;
     let recorded = autograd::is_enabled() && tensors(input, branches).any(|t| t.requires_grad());
     if recorded {
         let outs = branches
@@ -43,13 +43,15 @@ pub fn conv2d_concat(input: &Tensor, branches: &[ConvBranch]) -> Result<Tensor> 
     device::dispatch(OP, &all)?.conv2d_concat_forward(input, &sets, OP)
 }
 
-fn tensors<'a>(input: &'a Tensor, branches: &'a [ConvBranch<'a>]) -> impl Iterator<Item = &'a Tensor> {
+/// The input, then each branch's weight and bias.
+pub(crate) fn tensors<'a>(input: &'a Tensor, branches: &'a [ConvBranch<'a>]) -> impl Iterator<Item = &'a Tensor> {
     std::iter::once(input).chain(branches.iter().flat_map(|b| std::iter::once(b.weight).chain(b.bias)))
 }
 
-/// Each branch's checked geometry (conv2d's rules, errors naming conv2dConcat and the branch);
-/// at least one branch, and one output height and width for all.
-fn filter_sets<'a>(op: &str, input: &Tensor, branches: &[ConvBranch<'a>]) -> Result<Vec<FilterSet<'a>>> {
+/// Each branch's checked geometry (`geometry`: conv2d's rules, or conv2dNchwc's for the blocked
+/// op; errors naming the op and the branch); at least one branch, one output height and width for
+/// all, and a concatenated output whose element count fits in usize.
+pub(crate) fn filter_sets<'a>(op: &str, input: &Tensor, branches: &[ConvBranch<'a>], geometry: impl Fn(&ConvBranch<'a>) -> Result<Geometry>) -> Result<Vec<FilterSet<'a>>> {
     if branches.is_empty() {
         return Err(KilnError::new(op, format!("needs at least one filter set (input {} {})", input.dtype(), fmt_shape(input.shape()))));
     }
@@ -57,7 +59,7 @@ fn filter_sets<'a>(op: &str, input: &Tensor, branches: &[ConvBranch<'a>]) -> Res
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let geo = conv2d_geometry(op, input, b.weight, b.bias, &b.params).map_err(|e| KilnError::new(op, format!("filter set {i}: {}", e.message)))?;
+            let geo = geometry(b).map_err(|e| KilnError::new(op, format!("filter set {i}: {}", e.message)))?;
             Ok(FilterSet { geo, weight: b.weight, bias: b.bias, activation: b.activation })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -19,8 +19,7 @@ use crate::device::cpu::conv::nchwc::{blocks, BLOCK};
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
 use crate::ops::conv::{check_common, conv2d_geometry_of_dims, ConvParams, Epilogue, Geometry};
-use crate::ops::conv_concat::ConvBranch;
-use crate::params::conv::FilterSet;
+use crate::ops::conv_concat::{self, filter_sets, ConvBranch};
 use crate::params::pool::{Plan, Pool2d};
 pub use crate::params::conv::Reorder;
 use crate::tensor::Tensor;
@@ -105,23 +104,8 @@ pub fn max_pool2d_nchwc(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
 /// pack_nchwc_filters, bias [O_i], its own geometry and activation; every set gives one OH x OW.
 pub fn conv2d_nchwc_concat(x: &Tensor, branches: &[ConvBranch]) -> Result<Tensor> {
     const OP: &str = "conv2dNchwcConcat";
-    if branches.is_empty() {
-        return Err(KilnError::new(OP, format!("needs at least one filter set (input {} {})", x.dtype(), fmt_shape(x.shape()))));
-    }
-    let sets = branches
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let geo = conv2d_nchwc_geometry(OP, x, b.weight, b.bias, &b.params, None).map_err(|e| KilnError::new(OP, format!("filter set {i}: {}", e.message)))?;
-            Ok(FilterSet { geo, weight: b.weight, bias: b.bias, activation: b.activation })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let size = |s: &FilterSet| [s.geo.out_height, s.geo.out_width];
-    if let Some(i) = sets.iter().position(|s| size(s) != size(&sets[0])) {
-        let ([h0, w0], [h, w]) = (size(&sets[0]), size(&sets[i]));
-        return Err(KilnError::new(OP, format!("every filter set must give the same output height and width: set 0 gives {h0}x{w0}, set {i} gives {h}x{w} (input {})", fmt_shape(x.shape()))));
-    }
-    let tensors: Vec<&Tensor> = std::iter::once(x).chain(branches.iter().flat_map(|b| std::iter::once(b.weight).chain(b.bias))).collect();
+    let sets = filter_sets(OP, x, branches, |b| conv2d_nchwc_geometry(OP, x, b.weight, b.bias, &b.params, None))?;
+    let tensors: Vec<&Tensor> = conv_concat::tensors(x, branches).collect();
     inference_only(OP, &tensors)?;
     device::dispatch(OP, &tensors)?.conv2d_nchwc_concat_forward(x, &sets, OP)
 }
