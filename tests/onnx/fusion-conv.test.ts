@@ -226,6 +226,32 @@ forEachBackend(() => {
       imported.dispose();
     });
 
+    it('folds again after a weight or a statistic is written in place in eval mode (kiln.assign, a device update), with no train() or loadStateDict between', () => {
+      const imported = kiln.onnx.load(cnnBlock());
+      const x = kiln.randn([2, 3, 9, 9], { seed: 15 });
+      const inferred = () => kiln.noGrad(() => kiln.tidy(() => imported.forward(x).dataSync().slice()));
+      // Gradients recorded for the parameters: the original nodes run, nothing folded.
+      const unfused = () => kiln.tidy(() => imported.forward(x).dataSync().slice());
+      const before = inferred();
+      const { w1, var3 } = imported.stateDict();
+      kiln.noGrad(() => kiln.tidy(() => {
+        kiln.assign(w1, w1.mul(-1));
+        kiln.assign(var3, var3.mul(4));
+      }));
+      const after = inferred();
+      const reference = unfused();
+      expect(Math.max(...after.map((v, i) => Math.abs(v - before[i])))).toBeGreaterThan(1e-3);
+      after.forEach((v, i) => expect(Math.abs(v - reference[i])).toBeLessThan(1e-4 * (1 + Math.abs(reference[i]))));
+      // A run with no write since keeps the fold: the fused convolutions alone, no folding
+      // arithmetic (the fold's mul and add are the graph's only binary ops in inference).
+      const binary = vi.spyOn(backend().impl, 'binary');
+      expect(inferred()).toEqual(after);
+      expect(binary).not.toHaveBeenCalled();
+      vi.restoreAllMocks();
+      x.dispose();
+      imported.dispose();
+    });
+
     it('runs the original nodes while gradients could reach the folded parameters, and infers with fine-tuned weights after fit', async () => {
       const imported = kiln.onnx.load(cnnBlock());
       const x = kiln.randn([4, 3, 9, 9], { seed: 14 });

@@ -236,6 +236,8 @@ export interface Backend {
   layerNorm(x: Handle, weight: number, bias: number, axis: number, eps: number): Handle;
   /** The most bytes live at once (tensors and kernel scratch) since the last reset; `reset` starts a new measurement. */
   peakBytes(reset: boolean): number;
+  /** Counts in-place writes of xs from now on; returns the count of writes to all watched tensors so far (folds kept by the ONNX importer compare it). */
+  watchWrites(xs: Handle[]): number;
   // ---- devices (the native addon, bindings/node/src/gpu.rs; in browsers the GPU module, bindings/wasm/src/gpu.rs) ----
   /** Opens the GPU if needed (in a browser: describes the GPU opened by setBackend); JSON: adapter, driver, limits, readbacks. Throws with an install hint without one. */
   gpuInfo?(): string;

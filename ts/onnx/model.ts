@@ -67,6 +67,10 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   /** #live with activations kept channel-blocked between convolutions (layout/), taken per run where it pays. */
   #nchwc: (NchwcPlan & { consumers: Map<string, number> }) | undefined;
   #nchwcRuns = 0;
+  /** Initializers whose in-place writes the backend counts (#forgetIfWritten), with the handle watched. */
+  readonly #watched = new WeakMap<Tensor, number>();
+  /** The backend's count of writes to watched tensors at the last run. */
+  #writesSeen = -1;
 
   /** Internal: use `kiln.onnx.load`. Checks every node's op before anything runs. */
   constructor(model: ModelProto, readExternal?: ExternalReader) {
@@ -194,18 +198,48 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
 
   /**
    * The nodes this run takes: the blocked plan where it applies (layout/: native AVX-512,
-   * inference), else the fused graph. A run on the fused graph drops the blocked plan's packed
-   * filters: it may be a training step, after which an optimizer changes the weights in place.
+   * inference), else the fused graph; first, what fused nodes keep is dropped if a weight was
+   * written since the last run (#forgetIfWritten).
    */
   #plan(feeds: Tensor[]): { nodes: OnnxNode[]; consumers: Map<string, number> } {
+    this.#forgetIfWritten();
     const plain = { nodes: this.#live, consumers: this.#consumers };
     if (this.#nchwc === undefined) return plain;
     if (nchwcApplies(this.training, () => [...this.parameters(), ...feeds])) {
       this.#nchwcRuns++;
       return this.#nchwc;
     }
-    for (const node of this.#nchwc.blocked) node.forget();
     return plain;
+  }
+
+  /**
+   * What fused nodes keep (the folded BatchNormalization, packed filters) is computed from the
+   * initializers' values; a value written in place since (an optimizer step outside fit, assign,
+   * a device update) must be folded again, as PyTorch would run the new weights. The backend
+   * counts in-place writes of the tensors watched here (watchWrites): one call per run learns
+   * whether any was written. A new tensor under an initializer's name (loadStateDict, a move to
+   * another device) is watched when first seen; fused nodes key their folds by tensor identity.
+   */
+  #forgetIfWritten(): void {
+    const props = this as unknown as Record<string, Tensor>;
+    let counter: Tensor | undefined;
+    let moved = false;
+    for (const key of this.#initializers.values()) {
+      const t = props[key];
+      if (t === undefined || t.isDisposed) continue;
+      counter ??= t;
+      const watched = this.#watched.get(t);
+      if (watched !== t.handle) {
+        // A tensor moved in place to another device has a new handle: watch it, fold again.
+        moved ||= watched !== undefined;
+        t.backend.impl.watchWrites([t.handle]);
+        this.#watched.set(t, t.handle);
+      }
+    }
+    if (counter === undefined) return;
+    const writes = counter.backend.impl.watchWrites([]);
+    if (moved || (writes !== this.#writesSeen && this.#writesSeen !== -1)) this.#forgetFusions();
+    this.#writesSeen = writes;
   }
 
   /** Every node whose op Kiln lacks, listed together, before anything runs. */

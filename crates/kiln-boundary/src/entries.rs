@@ -197,6 +197,16 @@ pub fn peak_bytes(reset: bool) -> Result<f64> {
     Ok(peak)
 }
 
+/// Counts the in-place writes of `xs` from now on (Tensor::watch_writes) and returns the count of
+/// writes to every watched tensor so far: the ONNX importer calls it once per run to learn
+/// whether a weight it folded or packed was written since.
+pub fn watch_writes(xs: Vec<H>) -> Result<f64> {
+    for t in registry::resolve_all(&xs)? {
+        t.watch_writes();
+    }
+    Ok(kiln_core::storage::watched_writes() as f64)
+}
+
 // ---- graph neural networks: message passing over an edge list ------------------------------
 
 /// `weight` None: weight 1 on every edge.

@@ -83,6 +83,7 @@ macro_rules! for_each_entry {
             "rmspropStep" => rmsprop_step(param: Handle, grad: Handle, square_avg: Handle, options: RmspropStepOptions, transform: GradTransform) -> bool;
             "adagradStep" => adagrad_step(param: Handle, grad: Handle, sum: Handle, options: AdagradStepOptions, transform: GradTransform) -> bool;
             "peakBytes" => peak_bytes(reset: Flag) -> f64;
+            "watchWrites" => watch_writes(xs: Handles) -> f64;
 
             "spmm" => spmm(x: Handle, src: Handle, dst: Handle, weight: MaybeHandle, num_out: Count) -> u32;
             "segmentReduce" => segment_reduce(op: Count, values: Handle, ids: Handle, num_segments: Count) -> u32;

@@ -3,13 +3,15 @@
 
 use crate::dtype::DType;
 use std::any::{Any, TypeId};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// High-water mark of LIVE_BYTES since the last `reset_peak_bytes`.
 static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// In-place writes so far to watched buffers (`Storage::watch`, Tensor::watch_writes).
+static WATCHED_WRITES: AtomicU64 = AtomicU64::new(0);
 
 pub enum Buffer {
     F32(Vec<f32>),
@@ -27,6 +29,8 @@ pub struct Storage {
     /// Forms computed from the buffer once and kept beside it (a quantized weight's kernel
     /// layout): freed with the buffer, and dropped by `buffer_mut` before any in-place write.
     derived: Mutex<Vec<Derived>>,
+    /// Whether in-place writes of this buffer's tensors are counted (`watch`).
+    watched: AtomicBool,
 }
 
 /// One derived form: which kind, of which view, and the bytes it holds (counted as live).
@@ -79,7 +83,18 @@ impl Storage {
     pub fn new(buffer: Buffer) -> Storage {
         LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
         add_live_bytes(buffer.size_bytes());
-        Storage { buffer, derived: Mutex::new(Vec::new()) }
+        Storage { buffer, derived: Mutex::new(Vec::new()), watched: AtomicBool::new(false) }
+    }
+
+    /// Counts the in-place writes of this buffer's tensors from now on (`watched_writes`), for
+    /// callers that keep forms of their own computed from its values (the ONNX importer's
+    /// folded BatchNormalization, packed filters) and must know when to compute them again.
+    pub fn watch(&self) {
+        self.watched.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_watched(&self) -> bool {
+        self.watched.load(Ordering::Relaxed)
     }
 
     /// The buffer for an in-place write: derived forms of the old values are dropped first.
@@ -141,6 +156,17 @@ fn add_live_bytes(n: usize) {
 /// test shows an op's working memory, which `live_memory` after the op cannot see.
 pub fn peak_bytes() -> usize {
     PEAK_BYTES.load(Ordering::Relaxed).max(LIVE_BYTES.load(Ordering::Relaxed))
+}
+
+/// In-place writes so far to the tensors of watched buffers (`Storage::watch`): a caller that
+/// kept something computed from watched tensors compares it with the count it saw then.
+pub fn watched_writes() -> u64 {
+    WATCHED_WRITES.load(Ordering::Relaxed)
+}
+
+/// Records one in-place write of a watched tensor.
+pub(crate) fn count_watched_write() {
+    WATCHED_WRITES.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Starts a new peak measurement from the bytes live now.

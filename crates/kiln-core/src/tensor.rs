@@ -245,12 +245,14 @@ impl Tensor {
             return Err(KilnError::new(op, format!("the tensor lives on the {} device: its values cannot be changed from the CPU", device.name())));
         }
         let whole = self.offset == 0 && self.is_contiguous() && self.numel() == self.storage.buffer.len();
+        let watched = self.storage.is_watched();
         if !whole || Arc::get_mut(&mut self.storage).is_none() {
             let copy = self.to_vec::<f32>().ok_or_else(|| KilnError::new(op, "cannot copy the tensor for an in-place update"))?;
             self.storage = Arc::new(Storage::new(Buffer::F32(copy)));
             self.strides = contiguous_dims(&self.shape);
             self.offset = 0;
         }
+        self.keep_watched(watched);
         match Arc::get_mut(&mut self.storage).expect("unique after copy").buffer_mut() {
             Buffer::F32(v) => Ok(v.as_mut_slice()),
             _ => unreachable!("dtype checked above"),
@@ -293,9 +295,32 @@ impl Tensor {
     /// and autograd state: how in-place updates on a device (optimizer steps) land in a parameter.
     pub fn replace_data(&mut self, data: Tensor) {
         debug_assert_eq!(data.shape(), self.shape());
+        let watched = self.storage.is_watched();
         self.storage = data.storage;
         self.strides = data.strides;
         self.offset = data.offset;
+        self.keep_watched(watched);
+    }
+
+    /// Counts this tensor's in-place writes from now on (crate::storage::watched_writes), through
+    /// copy-on-write and device updates: for forms a caller computes from its values and keeps.
+    pub fn watch_writes(&self) {
+        self.storage.watch();
+    }
+
+    /// For a device kernel about to write this tensor's own buffer in place (kiln-gpu's
+    /// make_unique): counts the write if the tensor is watched.
+    pub fn note_in_place_write(&self) {
+        self.keep_watched(self.storage.is_watched());
+    }
+
+    /// After an in-place write: a watched tensor stays watched (its buffer may be new: copy-on-
+    /// write, a device update) and the write is counted.
+    fn keep_watched(&self, watched: bool) {
+        if watched {
+            self.storage.watch();
+            crate::storage::count_watched_write();
+        }
     }
 
     // ---- autograd ----

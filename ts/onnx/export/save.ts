@@ -48,7 +48,7 @@ export interface SaveOptions {
 const UNTRACED = new Set([
   'opTable', 'simdLevel', 'setSimdLevel', 'numThreads', 'memory', 'fromF32', 'fromI32', 'fromBool', 'fromI8', 'shape', 'dtypeOf',
   'readF32', 'readI32', 'readBool', 'readI8', 'dispose', 'full', 'arange', 'eye', 'setSeed', 'setRequiresGrad', 'requiresGrad',
-  'setGradEnabled', 'isContiguous', 'peakBytes', 'deviceOf', 'gpuInfo', 'gpuSynchronize', 'faulted',
+  'setGradEnabled', 'isContiguous', 'peakBytes', 'watchWrites', 'deviceOf', 'gpuInfo', 'gpuSynchronize', 'faulted',
 ]);
 
 /** A TensorProto of a live handle's values (constants the model made during the trace). */

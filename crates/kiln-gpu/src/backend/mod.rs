@@ -108,6 +108,8 @@ impl GpuBackend {
         if !t.owns_whole_buffer() {
             let copy = crate::kernels::elementwise::copy(&self.dev, &self.gpu(t)?)?;
             t.replace_data(self.wrap(copy));
+        } else {
+            t.note_in_place_write();
         }
         Ok(())
     }
