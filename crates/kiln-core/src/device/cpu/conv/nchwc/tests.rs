@@ -372,6 +372,9 @@ fn winograd_takes_the_shapes_it_pays_on() {
     assert!(!winograd::applies(&g(8, 64, 56, 3, 2)));
     assert!(!winograd::applies(&g(8, 64, 56, 1, 1)));
     assert!(!winograd::applies(&geometry(8, 64, 64, [56, 56], 3, 1, 1, 2)));
+    // Rows of more than a unit's tiles (outputs wider than 256) stay on the direct tiles.
+    assert!(winograd::applies(&geometry(1, 16, 16, [8, 256], 3, 1, 1, 1)));
+    assert!(!winograd::applies(&geometry(1, 16, 16, [8, 258], 3, 1, 1, 1)));
 }
 
 /// A fire module's 3x3 expand by Winograd into its blocks of a concatenation: equal to its own

@@ -42,7 +42,8 @@ const SKEW: usize = BLOCK;
 const TAP_FLOATS: usize = BLOCK * BLOCK;
 
 /// Whether the forward of `g` (channels counted as Cb·16 and Ob·16) runs here: 3x3, stride and
-/// dilation 1, one group, padding of at most 2, on AVX-512, and the rule below; `KILN_CONV_PATH`
+/// dilation 1, one group, padding of at most 2, outputs up to 256 wide, on AVX-512, and the rule
+/// below; `KILN_CONV_PATH`
 /// (read per call, for measurements and tests) `direct` keeps it on kernel.rs's direct tiles,
 /// `winograd` takes Winograd wherever it fits.
 pub(super) fn applies(g: &Geometry) -> bool {
@@ -56,8 +57,10 @@ pub(super) fn applies(g: &Geometry) -> bool {
     }
 }
 
+/// The shapes this file computes; a tile row must fit a unit (outputs up to 256 wide), so a
+/// unit's scratch stays bounded by the channels (wider images stay on the direct tiles).
 fn fits(g: &Geometry) -> bool {
-    g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.groups == 1 && g.pad[0] <= 2 && g.pad[1] <= 2 && g.out_height > 0 && g.out_width > 0
+    g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.groups == 1 && g.pad[0] <= 2 && g.pad[1] <= 2 && g.out_height > 0 && g.out_width > 0 && g.out_width.div_ceil(2) <= BAND_TILES
 }
 
 /// Fewest tiles of a call (batch x tiles per image) for which Winograd pays over the direct
