@@ -162,11 +162,16 @@ forEachBackend((backend) => {
         vi.restoreAllMocks();
         const off = infer(model, x, 'off');
         expect(model.nchwc.runs - before).toBe(applies ? 1 : 0);
+        // c4 (3x3, 32 -> 40 channels: a partial block) by Winograd in NCHWc, forced (4x4 images have too few tiles for the rule).
+        process.env.KILN_CONV_PATH = 'winograd';
+        const winograd = kiln.noGrad(() => model.run({ x }));
+        delete process.env.KILN_CONV_PATH;
         for (const name of ['y', 'feat']) {
           expectClose(on[name], want[name], 1e-4);
           expectClose(on[name], { shape: [...off[name].shape], data: Array.from(off[name].dataSync()) }, 1e-5);
+          expectClose(winograd[name], want[name], 1e-4);
         }
-        kiln.dispose([x, ...Object.values(on), ...Object.values(off)]);
+        kiln.dispose([x, ...Object.values(on), ...Object.values(off), ...Object.values(winograd)]);
       }
       model.dispose();
     });
