@@ -2,12 +2,12 @@
  * The NCHWc convolution ops (internal: ts/ops/conv-nchwc.ts): fromNchwc(conv2dNchwc(toNchwc(x),
  * packNchwcFilters(w), ...), O) equals conv2d on random geometries (partial blocks, stride 2,
  * asymmetric pads, dilation, residual, activations) on the CPU backends; the reorders are exact
- * inverses; conv2dNchwcConcat equals conv2dConcat and maxPool2dNchwc maxPool2d; bad input and a recorded gradient are errors naming the op. The GPU has no kernel
+ * inverses; conv2dNchwcConcat equals conv2dConcat, maxPool2dNchwc maxPool2d and avgPool2dNchwc avgPool2d; bad input and a recorded gradient are errors naming the op. The GPU has no kernel
  * for them (the layout pass never asks it): it says so.
  */
 import { expect, it } from 'vitest';
 import * as kiln from '../ts/index.js';
-import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, maxPool2dNchwc, packNchwcFilters, toNchwc } from '../ts/ops/conv-nchwc.js';
+import { avgPool2dNchwc, conv2dNchwc, conv2dNchwcConcat, fromNchwc, maxPool2dNchwc, packNchwcFilters, toNchwc } from '../ts/ops/conv-nchwc.js';
 import { forEachBackend } from './backends.js';
 import { T, assertClose, assertEqual, expectThrows, prng, randND, read } from './helpers.js';
 
@@ -95,6 +95,23 @@ forEachBackend((name) => {
       const want = kiln.maxPool2d(x, [...window.kernel], { stride: [...window.stride], padding: [...window.padding], dilation: [...window.dilation] });
       const got = kiln.tidy(() => fromNchwc(maxPool2dNchwc(toNchwc(x), { kernel: [...window.kernel], stride: [...window.stride], padding: [...window.padding], dilation: [...window.dilation] }), 35));
       assertEqual(await read(got), await read(want), JSON.stringify(window));
+      kiln.dispose([want, got]);
+    }
+    x.dispose();
+  });
+
+  it('avgPool2dNchwc equals avgPool2d (stride 2, padding counted or not, the whole plane)', async () => {
+    const x = T(randND([2, 35, 11, 9], 5));
+    for (const window of [
+      { kernel: [3, 3], stride: [2, 2], padding: [0, 0, 0, 0], countIncludePad: false },
+      { kernel: [3, 2], stride: [2, 1], padding: [1, 1, 0, 1], countIncludePad: true },
+      { kernel: [2, 3], stride: [1, 2], padding: [1, 0, 1, 1], countIncludePad: false },
+      { kernel: [11, 9], stride: [1, 1], padding: [0, 0, 0, 0], countIncludePad: false },
+    ] as const) {
+      const options = { kernel: [...window.kernel] as [number, number], stride: [...window.stride] as [number, number], padding: [...window.padding] as [number, number, number, number], countIncludePad: window.countIncludePad };
+      const want = kiln.avgPool2d(x, options.kernel, { stride: options.stride, padding: options.padding, countIncludePad: options.countIncludePad });
+      const got = kiln.tidy(() => fromNchwc(avgPool2dNchwc(toNchwc(x), options), 35));
+      assertClose(await read(got), await read(want), { atol: 1e-6, rtol: 1e-6 }, JSON.stringify(window));
       kiln.dispose([want, got]);
     }
     x.dispose();

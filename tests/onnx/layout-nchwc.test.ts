@@ -148,25 +148,30 @@ forEachBackend((backend) => {
       const model = kiln.onnx.load(path);
       // The 3-channel stem stays plain; every other convolution, and the Add of two blocked values and the Relu after it, run blocked.
       // (The downsampling branch, first in graph order, takes the Add: its addend is b3's output.)
-      expect(model.nchwc.nodes).toEqual(['b1+bn1+r1', 'b2+bn2+r2', 'b3+bn3', 'down+bnd+add3+r3', 'c4+r4', 'c5+r5', 'add6', 'r6']);
+      expect(model.nchwc.nodes).toEqual(['b1+bn1+r1', 'b2+bn2+r2', 'b3+bn3', 'down+bnd+add3+r3', 'c4+r4', 'c5+r5', 'add6', 'r6', 'gap']);
       for (const n of [1, 2]) {
         const x = kiln.randn([n, 3, 16, 16], { seed: n });
         const want = onnxruntime(path, { x });
         const before = model.nchwc.runs;
         const impl = activeBackend().impl;
-        const [plainConv, blockedConv] = [vi.spyOn(impl, 'conv2d'), vi.spyOn(impl, 'conv2dNchwc')];
+        const spies = (['conv2d', 'conv2dNchwc', 'avgPool2dNchwc'] as const).map((name) => vi.spyOn(impl, name));
         const on = infer(model, x, 'on');
         expect(model.nchwc.runs - before).toBe(applies ? 1 : 0);
-        // Blocked: the stem plain, the six others on the blocked kernel (none declined to the plain nodes).
-        expect([plainConv.mock.calls.length, blockedConv.mock.calls.length]).toEqual(applies ? [1, 6] : [7, 0]);
+        // Blocked: the stem plain, the six others on the blocked kernel (none declined to the plain nodes), the GlobalAveragePool blocked.
+        expect(spies.map((s) => s.mock.calls.length)).toEqual(applies ? [1, 6, 1] : [7, 0, 0]);
         vi.restoreAllMocks();
         const off = infer(model, x, 'off');
         expect(model.nchwc.runs - before).toBe(applies ? 1 : 0);
+        // c4 (3x3, 32 -> 40 channels: a partial block) by Winograd in NCHWc, forced (4x4 images have too few tiles for the rule).
+        process.env.KILN_CONV_PATH = 'winograd';
+        const winograd = kiln.noGrad(() => model.run({ x }));
+        delete process.env.KILN_CONV_PATH;
         for (const name of ['y', 'feat']) {
           expectClose(on[name], want[name], 1e-4);
           expectClose(on[name], { shape: [...off[name].shape], data: Array.from(off[name].dataSync()) }, 1e-5);
+          expectClose(winograd[name], want[name], 1e-4);
         }
-        kiln.dispose([x, ...Object.values(on), ...Object.values(off)]);
+        kiln.dispose([x, ...Object.values(on), ...Object.values(off), ...Object.values(winograd)]);
       }
       model.dispose();
     });
@@ -174,20 +179,25 @@ forEachBackend((backend) => {
     it('runs fire modules as blocked ConvConcats and a 1000-channel conv (a partial block) into GlobalAveragePool, as onnxruntime does', () => {
       const path = fireNet();
       const model = kiln.onnx.load(path);
-      expect(model.nchwc.nodes).toEqual(['sq1+rs1', 'e1_1+re1_1+e3_1+re3_1+cat1', 'pool1', 'sq2+rs2', 'e1_2+re1_2+e3_2+re3_2+cat2', 'drop', 'head+rh']);
+      expect(model.nchwc.nodes).toEqual(['sq1+rs1', 'e1_1+re1_1+e3_1+re3_1+cat1', 'pool1', 'sq2+rs2', 'e1_2+re1_2+e3_2+re3_2+cat2', 'drop', 'head+rh', 'gap']);
       const x = kiln.randn([2, 3, 24, 24], { seed: 5 });
       const want = onnxruntime(path, { x }).y;
       const impl = activeBackend().impl;
-      const spies = (['conv2d', 'conv2dConcat', 'conv2dNchwc', 'conv2dNchwcConcat'] as const).map((name) => vi.spyOn(impl, name));
+      const spies = (['conv2d', 'conv2dConcat', 'conv2dNchwc', 'conv2dNchwcConcat', 'avgPool2dNchwc'] as const).map((name) => vi.spyOn(impl, name));
       const on = infer(model, x, 'on').y;
-      // Blocked: the stem plain; the squeezes and the head on conv2dNchwc, the expands on conv2dNchwcConcat.
-      expect(spies.map((s) => s.mock.calls.length)).toEqual(applies ? [1, 0, 3, 2] : [4, 2, 0, 0]);
+      // Blocked: the stem plain; the squeezes and the head on conv2dNchwc, the expands on conv2dNchwcConcat, the GlobalAveragePool of the 1000 channels blocked.
+      expect(spies.map((s) => s.mock.calls.length)).toEqual(applies ? [1, 0, 3, 2, 1] : [4, 2, 0, 0, 0]);
       vi.restoreAllMocks();
       const off = infer(model, x, 'off').y;
       expect(model.nchwc.runs).toBe(applies ? 1 : 0);
       expectClose(on, want, 1e-4);
       expectClose(on, { shape: [...off.shape], data: Array.from(off.dataSync()) }, 1e-5);
-      kiln.dispose([x, on, off]);
+      // The 3x3 expands by Winograd in NCHWc (forced: these 5x5 and 4x4 images have too few tiles for the rule).
+      process.env.KILN_CONV_PATH = 'winograd';
+      const winograd = kiln.noGrad(() => model.run({ x })).y;
+      delete process.env.KILN_CONV_PATH;
+      expectClose(winograd, want, 1e-4);
+      kiln.dispose([x, on, off, winograd]);
       model.dispose();
     });
 

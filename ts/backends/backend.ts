@@ -217,6 +217,7 @@ export interface Backend {
   conv2dNchwcConcat(x: Handle, weights: Handle[], biases: Handle[], geometries: ConvGeometry[], activations: string[], alphas: number[]): Handle;
   /** maxPool2d of a blocked x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16]; inference only. */
   maxPool2dNchwc(x: Handle, window: MaxPoolWindow): Handle;
+  avgPool2dNchwc(x: Handle, window: AvgPoolWindow): Handle;
   /** NCHW [N, C, H, W] -> NCHWc [N, ceil(C/16), H, W, 16], padded channels zero. */
   toNchwc(x: Handle): Handle;
   /** NCHWc -> NCHW [N, channels, H, W]. */

@@ -113,3 +113,13 @@ export function maxPool2dNchwc(x: Tensor, window: { kernel: [number, number]; st
   const be = backend();
   return wrap(be.impl.maxPool2dNchwc(handleOf(x, 'maxPool2dNchwc', be, 'x'), window), be);
 }
+
+/**
+ * avgPool2d of a blocked x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16]: each channel averaged as
+ * avgPool2d averages it (the window resolved as maxPool2dNchwc's, no dilation; countIncludePad
+ * as avgPool2d's). A window of the whole plane is GlobalAveragePool. Inference only.
+ */
+export function avgPool2dNchwc(x: Tensor, window: { kernel: [number, number]; stride: [number, number]; padding: [number, number, number, number]; countIncludePad: boolean }): Tensor {
+  const be = backend();
+  return wrap(be.impl.avgPool2dNchwc(handleOf(x, 'avgPool2dNchwc', be, 'x'), window), be);
+}

@@ -361,13 +361,21 @@ pub fn max_pool2d_nchwc(x: H, w: kinds::MaxPoolWindow) -> Result<H> {
     with_tensors([x], |[t]| ops::max_pool2d_nchwc(t, max_pool_window(w)))
 }
 
+/// avg_pool2d of a blocked (NCHWc) x; inference only.
+pub fn avg_pool2d_nchwc(x: H, w: kinds::AvgPoolWindow) -> Result<H> {
+    with_tensors([x], |[t]| ops::avg_pool2d_nchwc(t, avg_pool_window(w), w.count_include_pad))
+}
+
 fn max_pool_window(w: kinds::MaxPoolWindow) -> ops::Pool2d {
     ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation }
 }
 
 pub fn avg_pool2d(x: H, w: kinds::AvgPoolWindow) -> Result<H> {
-    let pool = ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: [1, 1] };
-    with_tensors([x], |[t]| ops::avg_pool2d(t, pool, w.count_include_pad))
+    with_tensors([x], |[t]| ops::avg_pool2d(t, avg_pool_window(w), w.count_include_pad))
+}
+
+fn avg_pool_window(w: kinds::AvgPoolWindow) -> ops::Pool2d {
+    ops::Pool2d { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: [1, 1] }
 }
 
 /// The running statistics update in place when training (kiln-registry's in_place.rs).

@@ -102,6 +102,7 @@ macro_rules! for_each_entry {
             "conv2dNchwc" => conv2d_nchwc(x: Handle, packed: Handle, bias: MaybeHandle, residual: MaybeHandle, geometry: ConvGeometry, alpha: Number, activation: MaybeText) -> u32;
             "conv2dNchwcConcat" => conv2d_nchwc_concat(x: Handle, weights: Handles, biases: Handles, geometries: ConvGeometries, activations: Texts, alphas: Numbers) -> u32;
             "maxPool2dNchwc" => max_pool2d_nchwc(x: Handle, window: MaxPoolWindow) -> u32;
+            "avgPool2dNchwc" => avg_pool2d_nchwc(x: Handle, window: AvgPoolWindow) -> u32;
             "toNchwc" => to_nchwc(x: Handle) -> u32;
             "fromNchwc" => from_nchwc(x: Handle, channels: Count) -> u32;
             "packNchwcFilters" => pack_nchwc_filters(w: Handle) -> u32;

@@ -8,7 +8,9 @@
 //! The last columns are the channel-blocked kernels (device/cpu/conv/nchwc): the NCHWc forward
 //! alone, its operands already blocked and packed (the reorders excluded), then the wall time of
 //! to_blocked on the input and from_blocked on the output, which the ONNX layout pass runs only at
-//! the edges of a chain of blocked convolutions. Shapes with fewer than 8 input channels stay on
+//! the edges of a chain of blocked convolutions; on 3x3 stride-1 shapes, then, the blocked forward
+//! on its direct tiles and on Winograd (nchwc/winograd.rs), each forced (`KILN_CONV_PATH=direct`,
+//! `winograd`), for the rule between them. Shapes with fewer than 8 input channels stay on
 //! the NCHW kernels (`-`). `--no-nchwc` leaves those columns out.
 //! `cargo run --release -p kiln-core --example cnn_convs [-- --batch=8] [--against=direct] [--residual] [--no-nchwc] [name filters...]`
 use kiln_core::device::cpu::nchwc_bench as nchwc;
@@ -69,7 +71,7 @@ fn main() {
     ];
     // As the imported models run them: bias and relu fused (ts/onnx/fusion/conv.ts).
     let relu = ops::Activation::new("conv2d", "relu", 0.0).unwrap();
-    let columns = if with_nchwc { " | NCHWc forward, reorders excluded | to_blocked, from_blocked wall µs" } else { "" };
+    let columns = if with_nchwc { " | NCHWc forward, reorders excluded | to_blocked, from_blocked wall µs | 3x3 stride 1: NCHWc direct / NCHWc Winograd" } else { "" };
     println!("forward with bias{} and relu, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / KILN_CONV_PATH={against}{columns}", if with_residual { ", residual" } else { "" }, rayon::current_num_threads());
     for (name, c, size, o, k, stride, pad) in shapes {
         if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
@@ -128,10 +130,21 @@ fn blocked_columns(g: &Geometry, x: &Tensor, w: &Tensor, b: &Tensor, residual: O
     if worst > 1e-3 {
         return format!(" | NCHWc output differs from the NCHW path's (relative {worst:e})");
     }
-    let (cpu, wall) = cpu_time::per_call(0.2, || nchwc::forward(g, &xb, &wb, Some(&bb), rb.as_deref(), Some(relu), &mut yb));
+    // The blocked path the rule picks, then (3x3 stride 1) the direct tiles and Winograd forced.
+    let mut time = |path: &str| {
+        std::env::set_var("KILN_CONV_PATH", path);
+        let (cpu, wall) = cpu_time::per_call(0.2, || nchwc::forward(g, &xb, &wb, Some(&bb), rb.as_deref(), Some(relu), &mut yb));
+        format!("{:6.1} ({:.3})", gflop / cpu, wall * 1e3)
+    };
+    let chosen = time("chosen");
+    let winograd = match g.kernel == [3, 3] && g.stride == [1, 1] {
+        true => format!(" | {} / {}", time("direct"), time("winograd")),
+        false => String::new(),
+    };
+    std::env::set_var("KILN_CONV_PATH", "chosen");
     let x_flat = x.to_vec::<f32>().unwrap();
     let mut x_blocked = vec![0.0; xb.len()];
     let (_, to_wall) = cpu_time::per_call(0.1, || nchwc::to_blocked(&x_flat, g.batch, g.channels, in_plane, &mut x_blocked));
     let (_, from_wall) = cpu_time::per_call(0.1, || nchwc::from_blocked(&yb, g.batch, g.out_channels, out_plane, &mut y));
-    format!(" | {:6.1} ({:.3}) | {:7.1} {:7.1}", gflop / cpu, wall * 1e3, to_wall * 1e6, from_wall * 1e6)
+    format!(" | {chosen} | {:7.1} {:7.1}{winograd}", to_wall * 1e6, from_wall * 1e6)
 }

@@ -1,7 +1,7 @@
 //! The NCHWc ops against conv2d: from_nchwc(conv2d_nchwc(to_nchwc(x), pack(w), ...), O) equals
 //! conv2d_fused(x, w, ...) within float rounding (a different summation order) over geometries
 //! with partial channel blocks on both sides, strides, asymmetric pads, dilation, residuals and
-//! activations, conv2d_nchwc_concat equals conv2d_concat and max_pool2d_nchwc max_pool2d; the reorders are exact inverses with zero padding; bad input is an error naming
+//! activations, conv2d_nchwc_concat equals conv2d_concat, max_pool2d_nchwc max_pool2d and avg_pool2d_nchwc avg_pool2d; the reorders are exact inverses with zero padding; bad input is an error naming
 //! the op; a recorded gradient is refused.
 use kiln_core::ops::{self, Activation, ConvParams, Epilogue};
 use kiln_core::params::unary::UnaryOp;
@@ -113,6 +113,31 @@ fn blocked_max_pooling_equals_max_pool2d() {
     }
     let e = ops::max_pool2d_nchwc(&rand(&[1, 16, 4, 4], 1), Pool2d { kernel: [2, 2], stride: [2, 2], padding: [0; 4], dilation: [1, 1] }).unwrap_err().to_string();
     assert!(e.contains("maxPool2dNchwc") && e.contains("[1, 16, 4, 4]"), "{e}");
+}
+
+/// Average pooling blocked equals avg_pool2d channel by channel (the same divisors; the sums in
+/// the same order, so within a rounding of the final product): padding counted or not, a
+/// window of the whole plane (GlobalAveragePool), partial blocks.
+#[test]
+fn blocked_average_pooling_equals_avg_pool2d() {
+    use kiln_core::ops::Pool2d;
+    let pools = [
+        (Pool2d { kernel: [3, 3], stride: [2, 2], padding: [0; 4], dilation: [1, 1] }, false),
+        (Pool2d { kernel: [2, 3], stride: [1, 2], padding: [1, 0, 1, 2], dilation: [1, 1] }, false),
+        (Pool2d { kernel: [3, 2], stride: [2, 1], padding: [1, 1, 0, 1], dilation: [1, 1] }, true),
+        (Pool2d { kernel: [11, 9], stride: [1, 1], padding: [0; 4], dilation: [1, 1] }, false),
+    ];
+    for (i, (pool, count_include_pad)) in pools.into_iter().enumerate() {
+        let x = rand(&[2, 35, 11, 9], 40 + i as u64);
+        let want = ops::avg_pool2d(&x, pool, count_include_pad).unwrap();
+        let got = ops::from_nchwc(&ops::avg_pool2d_nchwc(&ops::to_nchwc(&x).unwrap(), pool, count_include_pad).unwrap(), 35).unwrap();
+        assert_eq!(got.shape(), want.shape(), "pool {i}");
+        for (j, (a, b)) in values(&got).iter().zip(values(&want)).enumerate() {
+            assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "pool {i}, element {j}: {a} vs {b}");
+        }
+    }
+    let e = ops::avg_pool2d_nchwc(&rand(&[1, 16, 4, 4], 1), Pool2d { kernel: [2, 2], stride: [2, 2], padding: [0; 4], dilation: [1, 1] }, false).unwrap_err().to_string();
+    assert!(e.contains("avgPool2dNchwc") && e.contains("[1, 16, 4, 4]"), "{e}");
 }
 
 #[test]

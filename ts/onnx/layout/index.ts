@@ -4,12 +4,12 @@
  * convolutions, as onnxruntime's NchwcTransformer does: a reorder before the first blocked
  * convolution, blocked convolutions (Conv and the fused Conv+BatchNormalization+Add+activation
  * nodes with groups 1 and >= 16 input channels; ConvConcat when every set's output channels are
- * whole blocks), MaxPool (2-D), Relu, Add of two blocked values and inference's Dropout kept
- * blocked, and a reorder back wherever any other op reads a blocked value (once per value) and
- * for graph outputs, which are always plain. The first convolution of an image model
- * (3 channels) stays plain; AveragePool and GlobalAveragePool read the plain layout through a
- * reorder (GlobalAveragePool as a mean over the blocked tensor's H and W cost 4x the reorder and
- * the plain pool on SqueezeNet's last 1000 channels).
+ * whole blocks), MaxPool (2-D), AveragePool (2-D, no dilation), GlobalAveragePool, Relu, Add of
+ * two blocked values and inference's Dropout kept blocked, and a reorder back wherever any other
+ * op reads a blocked value (once per value) and for graph outputs, which are always plain. The
+ * first convolution of an image model (3 channels) stays plain. The pools run as a vector loop
+ * over each pixel's 16 channels (avgPool2dNchwc), so the reorder moves to their small output (a
+ * first GlobalAveragePool as a mean over the blocked tensor's H and W axes cost 4x the reorder).
  *
  * OnnxModel.run picks the plan per run (`nchwcApplies`): the blocked one only where it pays
  * (the native backend on an AVX-512 CPU), in inference (not training mode, and no gradient
@@ -24,7 +24,7 @@ import type { OnnxNode } from '../node.js';
 import { ConvFusedNode } from '../fusion/conv.js';
 import { ConvConcatNode } from '../fusion/conv-concat.js';
 import { NCHWC_BLOCK } from '../../ops/conv-nchwc.js';
-import { BlockedConcatNode, BlockedConvNode, BlockedElementwiseNode, BlockedMaxPoolNode, LayoutNode, ReorderNode } from './nodes.js';
+import { BlockedAvgPoolNode, BlockedConcatNode, BlockedConvNode, BlockedElementwiseNode, BlockedMaxPoolNode, LayoutNode, ReorderNode } from './nodes.js';
 
 export { LayoutNode } from './nodes.js';
 
@@ -131,6 +131,11 @@ function decide(node: OnnxNode, channels: Map<string, number>, weightShape: (nam
   if (node.opType === 'MaxPool' && (node.outputs[1] ?? '') === '' && node.ints('kernel_shape')?.length === 2 && inputChannels[0] !== undefined) {
     const c = inputChannels[0];
     return { make: () => new BlockedMaxPoolNode(node, new Map([[0, c]]), c), blockedInputs: [0], outChannels: c };
+  }
+  const average = (node.opType === 'AveragePool' && node.ints('kernel_shape')?.length === 2) || node.opType === 'GlobalAveragePool';
+  if (average && node.outputs.length === 1 && inputChannels[0] !== undefined) {
+    const c = inputChannels[0];
+    return { make: () => new BlockedAvgPoolNode(node, new Map([[0, c]]), c), blockedInputs: [0], outChannels: c };
   }
   return undefined;
 }

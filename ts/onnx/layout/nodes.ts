@@ -1,6 +1,7 @@
 /**
  * The nodes the NCHWc layout pass (plan.ts) puts in a graph: reorders into and out of the blocked
- * layout, and blocked forms of the convolutions, MaxPool, Relu, Add and Dropout. A blocked value
+ * layout, and blocked forms of the convolutions, MaxPool, AveragePool, GlobalAveragePool, Relu,
+ * Add and Dropout. A blocked value
  * is named `<value>#nchwc` and holds [N, ceil(C/16), H, W, 16]; its channel count C is known at
  * load (from the convolutions' weights), so a node that cannot run blocked at run time (shapes
  * its fast path does not take, a fused node that declines) converts its blocked inputs back,
@@ -8,7 +9,7 @@
  * float rounding.
  */
 
-import { conv2dNchwc, conv2dNchwcConcat, fromNchwc, maxPool2dNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
+import { avgPool2dNchwc, conv2dNchwc, conv2dNchwcConcat, fromNchwc, maxPool2dNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
 import { keep, tidy } from '../../engine.js';
 import { noGrad } from '../../autograd.js';
 import type { Conv2dOptions } from '../../ops/conv.js';
@@ -194,5 +195,22 @@ export class BlockedMaxPoolNode extends BlockedNode {
     const window = poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
     if (window.rank !== 2) return undefined;
     return maxPool2dNchwc(x, { kernel: window.kernel, stride: window.stride, padding: window.padding, dilation: window.dilation });
+  }
+}
+
+/**
+ * AveragePool (2-D, no dilation) or GlobalAveragePool (the window of the whole plane) of a
+ * blocked value, blocked out: the network's last activation is not reordered to NCHW to be
+ * pooled; the pooled result (1x1 for the global form) is what a reorder reads, if any.
+ */
+export class BlockedAvgPoolNode extends BlockedNode {
+  protected fast(args: Inputs): Tensor | undefined {
+    const x = args[0];
+    if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    const [h, w] = [x.shape[2], x.shape[3]];
+    if (this.original.opType === 'GlobalAveragePool') return avgPool2dNchwc(x, { kernel: [h, w], stride: [1, 1], padding: [0, 0, 0, 0], countIncludePad: false });
+    const window = poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
+    if (window.rank !== 2 || window.dilation[0] !== 1 || window.dilation[1] !== 1) return undefined;
+    return avgPool2dNchwc(x, { kernel: window.kernel, stride: window.stride, padding: window.padding, countIncludePad: this.original.int('count_include_pad', 0) === 1 });
   }
 }

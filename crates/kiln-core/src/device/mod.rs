@@ -166,6 +166,11 @@ pub trait Device: Send + Sync {
         let _ = (plan, x);
         Err(no_kernel(self.name(), "maxPool2dNchwc"))
     }
+    /// avgPool2dNchwc: as max_pool2d_nchwc, averages with avgPool2d's divisors.
+    fn avg_pool2d_nchwc(&self, plan: &Plan, x: &Tensor, count_include_pad: bool) -> Result<Tensor> {
+        let _ = (plan, x, count_include_pad);
+        Err(no_kernel(self.name(), "avgPool2dNchwc"))
+    }
     /// NCHW <-> NCHWc; `dims` [N, C, H, W] are the plain side's.
     fn nchwc_reorder(&self, x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
         let _ = (x, direction, dims);

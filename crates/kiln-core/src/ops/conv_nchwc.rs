@@ -3,7 +3,7 @@
 //! in. Four ops: `to_nchwc` and `from_nchwc` reorder an activation into and out of the layout,
 //! `pack_nchwc_filters` lays a weight out once, and `conv2d_nchwc` convolves blocked input into
 //! blocked output (`conv2d_nchwc_concat`: several of one input, written side by side on the block
-//! axis; `max_pool2d_nchwc` pools blocked), so a graph of convolutions (the ONNX layout pass, ts/onnx/layout/) reorders once at its
+//! axis; `max_pool2d_nchwc` and `avg_pool2d_nchwc` pool blocked), so a graph of convolutions (the ONNX layout pass, ts/onnx/layout/) reorders once at its
 //! start and once where a plain op reads.
 //!
 //! The true channel count does not travel with a blocked tensor: channels past it in the last
@@ -85,16 +85,29 @@ pub fn conv2d_nchwc(x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, p: &Conv
 /// convolutions without a reorder to NCHW and back (SqueezeNet's three MaxPools).
 pub fn max_pool2d_nchwc(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
     const OP: &str = "maxPool2dNchwc";
-    let describe = || format!("{} {}", x.dtype(), fmt_shape(x.shape()));
-    let (&[n, cb, h, w, lanes], DType::F32) = (x.shape(), x.dtype()) else {
-        return Err(KilnError::new(OP, format!("input must be float32 NCHWc [batch, channel blocks, height, width, {BLOCK}], got {}", describe())));
-    };
-    if lanes != BLOCK {
-        return Err(KilnError::new(OP, format!("input must be float32 NCHWc [batch, channel blocks, height, width, {BLOCK}], got {}", describe())));
-    }
-    let plan = Plan::for_dims(OP, [n, cb, h, w], &describe, &pool)?;
-    inference_only(OP, &[x])?;
+    let plan = blocked_pool_plan(OP, x, &pool)?;
     device::dispatch(OP, &[x])?.max_pool2d_nchwc(&plan, x)
+}
+
+/// avg_pool2d of a blocked x [N, Cb, H, W, 16] -> [N, Cb, OH, OW, 16], each of a pixel's 16
+/// channels averaged as avg_pool2d averages a plane (`count_include_pad` likewise): AveragePool
+/// and GlobalAveragePool (the window of the whole plane) after blocked convolutions without a
+/// reorder of their input to NCHW (ResNet-50's and SqueezeNet's heads).
+pub fn avg_pool2d_nchwc(x: &Tensor, pool: Pool2d, count_include_pad: bool) -> Result<Tensor> {
+    const OP: &str = "avgPool2dNchwc";
+    let plan = blocked_pool_plan(OP, x, &pool)?;
+    device::dispatch(OP, &[x])?.avg_pool2d_nchwc(&plan, x, count_include_pad)
+}
+
+/// The plan of a pooling of blocked x (Cb planes of 16-value pixels per image), for inference.
+fn blocked_pool_plan(op: &str, x: &Tensor, pool: &Pool2d) -> Result<Plan> {
+    let describe = || format!("{} {}", x.dtype(), fmt_shape(x.shape()));
+    let (&[n, cb, h, w, BLOCK], DType::F32) = (x.shape(), x.dtype()) else {
+        return Err(KilnError::new(op, format!("input must be float32 NCHWc [batch, channel blocks, height, width, {BLOCK}], got {}", describe())));
+    };
+    let plan = Plan::for_dims(op, [n, cb, h, w], &describe, pool)?;
+    inference_only(op, &[x])?;
+    Ok(plan)
 }
 
 /// Several blocked convolutions of one x, their outputs concatenated on the block axis:

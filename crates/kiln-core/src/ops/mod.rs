@@ -37,7 +37,7 @@ pub mod conv_concat;
 pub use conv_concat::{conv2d_concat, ConvBranch};
 // Convolution in the channel-blocked layout NCHWc, and its reorders (inference graphs).
 pub mod conv_nchwc;
-pub use conv_nchwc::{conv2d_nchwc, conv2d_nchwc_concat, from_nchwc, max_pool2d_nchwc, pack_nchwc_filters, to_nchwc};
+pub use conv_nchwc::{avg_pool2d_nchwc, conv2d_nchwc, conv2d_nchwc_concat, from_nchwc, max_pool2d_nchwc, pack_nchwc_filters, to_nchwc};
 
 // CNN pooling and batch normalization (pool.rs, batch_norm.rs).
 pub mod batch_norm;

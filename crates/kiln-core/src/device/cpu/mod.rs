@@ -216,6 +216,9 @@ impl Device for Cpu {
     fn max_pool2d_nchwc(&self, plan: &Plan, x: &Tensor) -> Result<Tensor> {
         conv::blocked::max_pool(plan, x, "maxPool2dNchwc")
     }
+    fn avg_pool2d_nchwc(&self, plan: &Plan, x: &Tensor, count_include_pad: bool) -> Result<Tensor> {
+        conv::blocked::avg_pool(plan, x, count_include_pad, "avgPool2dNchwc")
+    }
     fn nchwc_reorder(&self, x: &Tensor, direction: Reorder, dims: [usize; 4], op: &str) -> Result<Tensor> {
         conv::blocked::reorder(x, direction, dims, op)
     }

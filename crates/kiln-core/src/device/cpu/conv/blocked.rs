@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::parallel::{for_each_chunk, SendView};
 use crate::params::conv::{Epilogue, FilterSet, Geometry, Reorder};
 use crate::params::pool::Plan;
+use crate::device::cpu::pool::divisors;
 use crate::tensor::Tensor;
 
 /// [N, Ob, OH, OW, 16] from x [N, Cb, H, W, 16] and packed filters; `geo` counts Cb·16 and Ob·16
@@ -52,8 +53,23 @@ pub(crate) fn forward_concat(x: &Tensor, sets: &[FilterSet], op: &str) -> Result
 
 /// Max pooling of x [N, Cb, H, W, 16] by `plan` (N·Cb planes): each output pixel's 16 lanes are
 /// the maxima of its window's pixels, NaN winning and -0 giving +0 as in pool/ (the plain
-/// kernel's rules); planes spread over the threads.
+/// kernel's rules).
 pub(crate) fn max_pool(plan: &Plan, x: &Tensor, op: &str) -> Result<Tensor> {
+    pool_planes(plan, x, op, |src, dst| max_pool_plane(plan, src, dst))
+}
+
+/// Average pooling of x [N, Cb, H, W, 16] by `plan`: each output pixel's 16 lanes are the sums
+/// of its window's pixels times pool/'s divisor for the position (`count_include_pad` as
+/// avgPool2d's), so the result is the plain kernel's channel by channel. GlobalAveragePool is
+/// the window of the whole plane.
+pub(crate) fn avg_pool(plan: &Plan, x: &Tensor, count_include_pad: bool, op: &str) -> Result<Tensor> {
+    let scale = divisors(plan, count_include_pad);
+    pool_planes(plan, x, op, |src, dst| avg_pool_plane(plan, &scale, src, dst))
+}
+
+/// [N, Cb, OH, OW, 16] from x [N, Cb, H, W, 16], `pool_plane(input plane, output plane)` run on
+/// each of the N·Cb planes; planes spread over the threads.
+fn pool_planes(plan: &Plan, x: &Tensor, op: &str, pool_plane: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Result<Tensor> {
     let x = x.materialize()?;
     let xs: &[f32] = x.cpu_slice(op)?;
     let (in_plane, out_plane) = (plan.in_plane() * BLOCK, plan.out_plane() * BLOCK);
@@ -65,7 +81,7 @@ pub(crate) fn max_pool(plan: &Plan, x: &Tensor, op: &str) -> Result<Tensor> {
                 for p in start..end {
                     // SAFETY: plane p's output floats, written by this chunk alone.
                     let dst = std::slice::from_raw_parts_mut(base.get().add(p * out_plane), out_plane);
-                    max_pool_plane(plan, &xs[p * in_plane..][..in_plane], dst);
+                    pool_plane(&xs[p * in_plane..][..in_plane], dst);
                 }
             });
         })?
@@ -77,27 +93,49 @@ pub(crate) fn max_pool(plan: &Plan, x: &Tensor, op: &str) -> Result<Tensor> {
 multiversion! {
     /// One plane: the 16 lanes of a pixel are one vector (a compare and a blend per tap).
     fn max_pool_plane(plan: &Plan, src: &[f32], dst: &mut [f32]) {
-        let (rows, cols) = (&plan.rows, &plan.cols);
-        for oy in 0..rows.out {
-            let (ylo, yhi) = rows.taps(oy);
-            for ox in 0..cols.out {
-                let (xlo, xhi) = cols.taps(ox);
-                let mut acc = [f32::NEG_INFINITY; BLOCK];
-                for ky in ylo..yhi {
-                    let iy = oy * rows.stride + ky * rows.dilation - rows.pad_before;
-                    for kx in xlo..xhi {
-                        let ix = ox * cols.stride + kx * cols.dilation - cols.pad_before;
-                        let pixel: &[f32; BLOCK] = src[(iy * cols.len + ix) * BLOCK..][..BLOCK].try_into().unwrap();
-                        for l in 0..BLOCK {
-                            acc[l] = if pixel[l] > acc[l] || pixel[l].is_nan() { pixel[l] } else { acc[l] };
-                        }
-                    }
-                }
-                let out: &mut [f32; BLOCK] = (&mut dst[(oy * cols.out + ox) * BLOCK..][..BLOCK]).try_into().unwrap();
+        for (at, out) in dst.chunks_exact_mut(BLOCK).enumerate() {
+            let mut acc = [f32::NEG_INFINITY; BLOCK];
+            for_each_tap(plan, src, at, |pixel| {
                 for l in 0..BLOCK {
-                    out[l] = acc[l] + 0.0;
+                    acc[l] = if pixel[l] > acc[l] || pixel[l].is_nan() { pixel[l] } else { acc[l] };
                 }
+            });
+            for l in 0..BLOCK {
+                out[l] = acc[l] + 0.0;
             }
+        }
+    }
+}
+
+multiversion! {
+    /// One plane: the 16 lanes of a pixel are one vector (an add per tap, a multiply per output).
+    fn avg_pool_plane(plan: &Plan, scale: &[f32], src: &[f32], dst: &mut [f32]) {
+        for (at, out) in dst.chunks_exact_mut(BLOCK).enumerate() {
+            let mut acc = [0.0f32; BLOCK];
+            for_each_tap(plan, src, at, |pixel| {
+                for l in 0..BLOCK {
+                    acc[l] += pixel[l];
+                }
+            });
+            for l in 0..BLOCK {
+                out[l] = acc[l] * scale[at];
+            }
+        }
+    }
+}
+
+/// Calls `visit` with each pixel of the plane `src` inside the window of output position `at`
+/// (row-major in the output plane), row by row.
+#[inline(always)]
+fn for_each_tap(plan: &Plan, src: &[f32], at: usize, mut visit: impl FnMut(&[f32; BLOCK])) {
+    let (rows, cols) = (&plan.rows, &plan.cols);
+    let (oy, ox) = (at / cols.out, at % cols.out);
+    let ((ylo, yhi), (xlo, xhi)) = (rows.taps(oy), cols.taps(ox));
+    for ky in ylo..yhi {
+        let iy = oy * rows.stride + ky * rows.dilation - rows.pad_before;
+        for kx in xlo..xhi {
+            let ix = ox * cols.stride + kx * cols.dilation - cols.pad_before;
+            visit(src[(iy * cols.len + ix) * BLOCK..][..BLOCK].try_into().unwrap());
         }
     }
 }

@@ -13,7 +13,7 @@ mod planes;
 #[cfg(target_arch = "wasm32")]
 mod simd128;
 
-pub(crate) use planes::for_each_plane;
+pub(crate) use planes::{divisors, for_each_plane};
 
 use crate::error::Result;
 use crate::params::pool::Plan;
@@ -23,7 +23,6 @@ use crate::alloc::try_filled_by;
 use crate::alloc::try_written;
 use crate::tensor::Tensor;
 use kernels::{avg_plane_backward, avg_pool_plane, max_pool_plane};
-use planes::divisors;
 
 /// (maxima, first argmax per window as int32 indices into its plane); the indices are empty
 /// (shape [0]) unless `need_indices` (inference skips them).

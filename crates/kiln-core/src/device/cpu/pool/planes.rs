@@ -32,7 +32,7 @@ pub(crate) fn for_each_plane<T: Send + Copy>(planes: usize, work_per_plane: usiz
 }
 
 /// 1 / divisor for every output position of a plane.
-pub(super) fn divisors(plan: &Plan, count_include_pad: bool) -> Vec<f32> {
+pub(crate) fn divisors(plan: &Plan, count_include_pad: bool) -> Vec<f32> {
     let count = |ax: &AxisPlan, o: usize| if count_include_pad { ax.kernel } else { let (lo, hi) = ax.taps(o); hi - lo };
     let mut out = Vec::with_capacity(plan.out_plane());
     for oy in 0..plan.rows.out {

@@ -63,19 +63,20 @@ const fn max_pixels(nb: usize) -> usize {
 
 /// The AVX-512 forward, super::forward's contract. Needs AVX-512F (`simd::level()`).
 pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) {
-    forward_in_order(geo, x, w, bias, epilogue, y, into, None)
+    forward_with(geo, x, w, bias, epilogue, y, into, None, false)
 }
 
-/// `forward` with the units' order forced (bands outer or not) where `order` is given: the tests
-/// run both.
+/// `forward` with the units' order forced (bands outer or not) where `order` is given (the tests
+/// run both), and on the calling thread alone when `serial` (winograd.rs's 1x1 products, run by
+/// a worker that is itself one of the threads).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn forward_in_order(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, order: Option<bool>) {
+pub(super) fn forward_with(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, order: Option<bool>, serial: bool) {
     let g = as_rows(geo);
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
     let taps = g.kernel[0] * g.kernel[1];
     let chunk = (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).clamp(1, cb.max(1));
-    let parallel = parallel_pays_for(geo.macs());
+    let parallel = !serial && parallel_pays_for(geo.macs());
     let threads = if parallel { crate::parallel::num_threads() } else { 1 };
     let wanted = if threads > 1 { threads * UNITS_PER_THREAD } else { 1 };
     let images_groups = (g.batch * groups).max(1);

@@ -7,8 +7,10 @@
 //! last block are padding: filters are zero there, so their values never reach a result.
 //!
 //! This file fixes the layout and the functions' contracts; behind them: kernel.rs (the AVX-512
-//! forward: register tiles of 4 output blocks x 6 pixels), reference.rs (plain loops: other CPUs,
-//! wasm32, and the tests' second opinion), reorder.rs (NCHW <-> NCHWc, 16x16 transposes).
+//! forward: register tiles of 4 output blocks x 6 pixels), winograd.rs (AVX-512: 3x3 stride-1
+//! convolutions of enough tiles by Winograd F(2x2, 3x3), its 16 products run by kernel.rs as 1x1
+//! convolutions), reference.rs (plain loops: other CPUs, wasm32, and the tests' second opinion),
+//! reorder.rs (NCHW <-> NCHWc, 16x16 transposes).
 //!
 //! Layouts (all float32, row-major, BLOCK = 16):
 //! - activations: [N, blocks(C), H, W, BLOCK];
@@ -24,6 +26,8 @@ pub mod bench;
 mod kernel;
 mod reference;
 mod reorder;
+#[cfg(target_arch = "x86_64")]
+mod winograd;
 
 /// Channels of one block: one AVX-512 vector of f32.
 pub(crate) const BLOCK: usize = 16;
@@ -72,8 +76,8 @@ pub(crate) fn forward_into(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[
     run(geo, x, w, bias, SliceEpilogue { residual: None, activation }, y, out)
 }
 
-/// `forward` and `forward_into`: on AVX-512, kernel.rs's register tiles; elsewhere (other x86-64
-/// CPUs, wasm32) reference.rs's plain loops.
+/// `forward` and `forward_into`: on AVX-512, winograd.rs where it `applies`, else kernel.rs's
+/// register tiles; elsewhere (other x86-64 CPUs, wasm32) reference.rs's plain loops.
 fn run(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], out: OutBlocks) {
     assert_eq!(geo.groups, 1, "nchwc::forward: one group only");
     let (in_plane, out_plane) = (geo.height * geo.width, geo.out_plane());
@@ -86,6 +90,11 @@ fn run(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: Sli
     );
     #[cfg(target_arch = "x86_64")]
     if crate::simd::level() == crate::simd::SimdLevel::Avx512 {
+        // Winograd where it pays; if its scratch cannot be had, the direct tiles (which need
+        // none) give the same result.
+        if winograd::applies(geo) && winograd::forward(geo, x, w, bias, epilogue, y, out).is_ok() {
+            return;
+        }
         return kernel::forward(geo, x, w, bias, epilogue, y, out);
     }
     reference::forward(geo, x, w, bias, epilogue, y, out)

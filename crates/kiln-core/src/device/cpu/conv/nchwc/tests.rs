@@ -109,6 +109,11 @@ type Forward = fn(&Geometry, &[f32], &[f32], Option<&[f32]>, SliceEpilogue, &mut
 /// Runs `forward` on the case and checks every output against the definition, and the padded
 /// channels of the last block against what they must hold (zero filters: the epilogue of 0).
 fn check(c: &Case, forward: Forward, what: &str) {
+    check_within(c, forward, what, 1e-4)
+}
+
+/// `check` with outputs within `tol` (relative to 1 + |expected|) of the definition's.
+fn check_within(c: &Case, forward: Forward, what: &str, tol: f32) {
     let g = &c.g;
     let epilogue = SliceEpilogue { residual: c.residual.as_ref().map(|(_, rb)| rb.as_slice()), activation: c.activation };
     let mut yb = vec![f32::NAN; blocked_len(g.batch, g.out_channels, g.out_plane())];
@@ -116,7 +121,7 @@ fn check(c: &Case, forward: Forward, what: &str) {
     let mut y = vec![f32::NAN; c.expected.len()];
     from_blocked(&yb, g.batch, g.out_channels, g.out_plane(), &mut y);
     for (i, (a, b)) in y.iter().zip(&c.expected).enumerate() {
-        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{what} {g:?} act {:?} residual {}: element {i}: {a} vs {b}", c.activation.map(|a| a.op), c.residual.is_some());
+        assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what} {g:?} act {:?} residual {}: element {i}: {a} vs {b}", c.activation.map(|a| a.op), c.residual.is_some());
     }
     let ob = blocks(g.out_channels);
     for n in 0..g.batch {
@@ -190,10 +195,10 @@ fn both_unit_orders_match_the_definition() {
         return;
     }
     fn bands_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
-        kernel::forward_in_order(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, Some(true))
+        kernel::forward_with(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, Some(true), false)
     }
     fn groups_outer(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
-        kernel::forward_in_order(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, Some(false))
+        kernel::forward_with(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, Some(false), false)
     }
     for g in [geometry(2, 40, 150, [12, 12], 3, 1, 1, 1), geometry(1, 64, 72, [16, 16], 3, 2, 1, 1), geometry(2, 130, 260, [9, 9], 1, 1, 0, 1)] {
         let c = case(g, true, true, activations().first().copied());
@@ -292,6 +297,108 @@ fn forward_into_writes_its_blocks_of_a_concatenation_only() {
             for block in [0, 6] {
                 assert!(y[(n * 7 + block) * plane * BLOCK..][..plane * BLOCK].iter().all(|&v| v == -7.0), "{what}: image {n} block {block} was written");
             }
+        }
+    }
+}
+
+/// winograd.rs's forward on its own (not through `applies`), on a case.
+#[cfg(target_arch = "x86_64")]
+fn winograd_forward(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+    winograd::forward(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }).unwrap()
+}
+
+/// Whether this CPU runs winograd.rs (AVX-512); the tests below skip otherwise.
+#[cfg(target_arch = "x86_64")]
+fn winograd_runs_here() -> bool {
+    let here = crate::simd::level() == crate::simd::SimdLevel::Avx512;
+    if !here {
+        eprintln!("skipped: no AVX-512 on this CPU");
+    }
+    here
+}
+
+/// Winograd F(2x2, 3x3) in NCHWc against the definition, at the tolerance ../winograd.rs's tests
+/// allow (1e-6 per term of the sum, relative): odd sizes (partial tiles), padding 0, 1 and 2,
+/// partial blocks both sides, several images per unit and several bands per image, bias or none,
+/// the residual and every activation.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn winograd_matches_the_definition() {
+    if !winograd_runs_here() {
+        return;
+    }
+    // (batch, channels, out_channels, [h, w], pad)
+    let shapes = [
+        (1, 16, 16, [7, 7], 1),
+        (8, 20, 35, [14, 14], 1),  // several whole images per unit, partial blocks
+        (5, 16, 24, [7, 7], 1),    // the last unit short of images
+        (2, 33, 17, [9, 21], 1),
+        (1, 16, 16, [7, 7], 0),
+        (3, 17, 19, [5, 6], 2),
+        (1, 24, 40, [40, 37], 1),  // several bands per image
+        (2, 64, 72, [28, 28], 1),  // large enough for the threads
+        (1, 16, 16, [1, 1], 1),
+        (1, 16, 16, [2, 9], 2),
+        (1, 300, 40, [6, 6], 1),   // input blocks in several chunks of the 1x1 products
+    ];
+    for (batch, c, o, hw, pad) in shapes {
+        let g = geometry(batch, c, o, hw, 3, 1, pad, 1);
+        let tol = 1e-6 * (9 * blocks(c) * BLOCK) as f32;
+        for with_bias in [true, false] {
+            check_within(&case(g, with_bias, false, None), winograd_forward, "winograd", tol);
+        }
+    }
+    let g = geometry(2, 20, 70, [9, 8], 3, 1, 1, 1);
+    for with_residual in [false, true] {
+        for a in activations().into_iter().map(Some).chain([None]) {
+            check_within(&case(g, true, with_residual, a), winograd_forward, "winograd", 1e-6 * (9 * 32) as f32);
+        }
+    }
+}
+
+/// The rule and the switches: 3x3 stride-1 calls of many tiles take Winograd, others the direct
+/// tiles; KILN_CONV_PATH forces either (read per call).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn winograd_takes_the_shapes_it_pays_on() {
+    if !winograd_runs_here() {
+        return;
+    }
+    let g = |batch, c, size, k, stride| geometry(batch, c, c, [size, size], k, stride, k / 2, 1);
+    assert!(winograd::applies(&g(1, 64, 56, 3, 1)));
+    assert!(winograd::applies(&g(8, 256, 14, 3, 1)));
+    assert!(winograd::applies(&g(1, 256, 14, 3, 1)));
+    assert!(!winograd::applies(&g(1, 512, 7, 3, 1)));
+    assert!(!winograd::applies(&g(8, 64, 56, 3, 2)));
+    assert!(!winograd::applies(&g(8, 64, 56, 1, 1)));
+    assert!(!winograd::applies(&geometry(8, 64, 64, [56, 56], 3, 1, 1, 2)));
+    // Rows of more than a unit's tiles (outputs wider than 256) stay on the direct tiles.
+    assert!(winograd::applies(&geometry(1, 16, 16, [8, 256], 3, 1, 1, 1)));
+    assert!(!winograd::applies(&geometry(1, 16, 16, [8, 258], 3, 1, 1, 1)));
+}
+
+/// A fire module's 3x3 expand by Winograd into its blocks of a concatenation: equal to its own
+/// forward, the blocks around it untouched.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn winograd_writes_its_blocks_of_a_concatenation_only() {
+    if !winograd_runs_here() {
+        return;
+    }
+    let relu = activations().first().copied();
+    let c = case(geometry(2, 20, 40, [13, 13], 3, 1, 1, 1), true, false, relu);
+    let (g, plane, ob) = (c.g, c.g.out_plane(), 3);
+    let mut y = vec![-7.0; 2 * 6 * plane * BLOCK];
+    winograd::forward(&g, &c.xb, &c.wb, c.bias.as_deref(), SliceEpilogue { residual: None, activation: relu }, &mut y, OutBlocks { per_image: 6, first: 2 }).unwrap();
+    let mut own = vec![0.0; blocked_len(2, g.out_channels, plane)];
+    kernel::forward(&g, &c.xb, &c.wb, c.bias.as_deref(), SliceEpilogue { residual: None, activation: relu }, &mut own, OutBlocks { per_image: ob, first: 0 });
+    for n in 0..2 {
+        let slice = &y[(n * 6 + 2) * plane * BLOCK..][..ob * plane * BLOCK];
+        for (i, (a, b)) in slice.iter().zip(&own[n * ob * plane * BLOCK..]).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "image {n}, float {i}: {a} vs {b}");
+        }
+        for block in [0, 1, 5] {
+            assert!(y[(n * 6 + block) * plane * BLOCK..][..plane * BLOCK].iter().all(|&v| v == -7.0), "image {n} block {block} was written");
         }
     }
 }

@@ -1,0 +1,329 @@
+//! Winograd F(2x2, 3x3) in NCHWc: 3x3 stride-1 convolutions read and written in the blocked
+//! layout, with 16 multiply-adds per 2x2 output tile and (input, output) channel pair instead
+//! of 36, the arithmetic of ../winograd.rs (its comment has the formulas and why F(2x2), not
+//! F(4x4)) laid out on channel blocks:
+//!
+//! - V[ξ] = (Bᵀ d B)[ξ] for each point ξ of the 4x4 transformed tile is [Cb, tiles, 16]: an
+//!   NCHWc "image" of one row of `tiles` pixels. The input transform reads a tile's 4x4 pixels
+//!   of one block (16 vectors of 16 channels) and writes one vector to each of the 16 V[ξ].
+//! - U[ξ] = (G g Gᵀ)[ξ] is [Ob, Cb, 16, 16]: packed filters of a 1x1 convolution. It is computed
+//!   per call from the packed 3x3 filters, lane by lane (the transform acts on the taps only).
+//! - So the 16 batched GEMMs M[ξ] = V[ξ] · U[ξ] are 16 1x1 NCHWc convolutions, run by
+//!   kernel.rs's register tiles (tiles as the pixels of one long row, no packing per call).
+//! - The output transform reads a tile's 16 M[ξ] vectors of one output block and writes 2x2
+//!   pixels, with the bias, the residual and relu applied in registers (other activations on
+//!   the unit's output rows while they are in cache).
+//!
+//! Units: a band of tile rows of one image, or several whole images when an image has fewer
+//! tiles than a band (14x14, 7x7), as ../winograd.rs cuts them; V and M of a unit live in a
+//! worker's scratch (engine::run_units_on), in L2 for the small channel counts.
+//!
+//! AVX-512 only: elsewhere the blocked convolutions run reference.rs's loops, and the ONNX
+//! layout pass blocks nothing (it runs on AVX-512 CPUs).
+
+use super::{blocks, kernel, OutBlocks, BLOCK};
+use crate::device::cpu::conv::engine::run_units_on;
+use crate::device::cpu::conv::epilogue::SliceEpilogue;
+use crate::device::cpu::gemm_call::Parallelism;
+use crate::error::Result;
+use crate::params::conv::Geometry;
+use crate::params::unary::UnaryOp;
+use crate::parallel::{self, SendPtr};
+use std::arch::x86_64::*;
+
+/// Points of a transformed tile: 4 x 4.
+const XI: usize = 16;
+/// Tiles of a unit at most (the 1x1 convolutions' row length).
+const BAND_TILES: usize = 128;
+/// Floats between the 16 matrices of V (and of M) beyond their size, so that the 16 streams a
+/// transform reads or writes do not all map to one L1 set (../winograd.rs's SKEW).
+const SKEW: usize = BLOCK;
+/// Floats of one 16x16 block of (input lane, output lane) filters.
+const TAP_FLOATS: usize = BLOCK * BLOCK;
+
+/// Whether the forward of `g` (channels counted as Cb·16 and Ob·16) runs here: 3x3, stride and
+/// dilation 1, one group, padding of at most 2, outputs up to 256 wide, on AVX-512, and the rule
+/// below; `KILN_CONV_PATH`
+/// (read per call, for measurements and tests) `direct` keeps it on kernel.rs's direct tiles,
+/// `winograd` takes Winograd wherever it fits.
+pub(super) fn applies(g: &Geometry) -> bool {
+    if !fits(g) || crate::simd::level() != crate::simd::SimdLevel::Avx512 {
+        return false;
+    }
+    match std::env::var_os("KILN_CONV_PATH") {
+        Some(v) if v == "direct" => false,
+        Some(v) if v == "winograd" => true,
+        _ => pays(g),
+    }
+}
+
+/// The shapes this file computes; a tile row must fit a unit (outputs up to 256 wide), so a
+/// unit's scratch stays bounded by the channels (wider images stay on the direct tiles).
+fn fits(g: &Geometry) -> bool {
+    g.kernel == [3, 3] && g.stride == [1, 1] && g.dilation == [1, 1] && g.groups == 1 && g.pad[0] <= 2 && g.pad[1] <= 2 && g.out_height > 0 && g.out_width > 0 && g.out_width.div_ceil(2) <= BAND_TILES
+}
+
+/// Fewest tiles of a call (batch x tiles per image) for which Winograd pays over the direct
+/// tiles: below, the filters' transform (every call, 16 floats per (input, output) channel
+/// pair) outweighs the multiplies saved. `cnn_convs` NCHWc direct / Winograd columns, GFLOP per
+/// CPU-second, one thread, loaded machine (load 4-6): batch 1 512->512 at 7x7 (16 tiles) 70 /
+/// 51; 256->256 at 14x14 (49) 98 / 152; SqueezeNet's 48->192 at 13x13 (49) 111 / 148; 64->64 at
+/// 56x56 (784) 109 / 200; batch 8 every ResNet-50 and SqueezeNet 3x3 shape Winograd (512->512
+/// at 7x7, 128 tiles: 73 / 118; 256->256 at 14x14: 109 / 210).
+const MIN_TILES: usize = 40;
+
+/// The measured rule (see MIN_TILES).
+fn pays(g: &Geometry) -> bool {
+    g.batch * g.out_height.div_ceil(2) * g.out_width.div_ceil(2) >= MIN_TILES
+}
+
+/// How the output is cut into tiles and units.
+#[derive(Clone, Copy)]
+struct Tiles {
+    /// Tile rows of an image, tiles per tile row.
+    rows: usize,
+    cols: usize,
+    /// Tile rows per band, bands per image.
+    band: usize,
+    bands: usize,
+    /// Whole images per unit when an image is one band, else 1.
+    images: usize,
+}
+
+impl Tiles {
+    fn new(g: &Geometry) -> Tiles {
+        let (rows, cols) = (g.out_height.div_ceil(2), g.out_width.div_ceil(2));
+        let band = (BAND_TILES / cols).clamp(1, rows);
+        let bands = rows.div_ceil(band);
+        // Images of one band each share a unit up to BAND_TILES tiles, leaving a unit per thread.
+        let per_thread = g.batch.div_ceil(parallel::num_threads()).max(1);
+        let images = if bands == 1 { (BAND_TILES / (rows * cols)).clamp(1, per_thread) } else { 1 };
+        Tiles { rows, cols, band, bands, images }
+    }
+
+    fn units(&self, batch: usize) -> usize {
+        batch.div_ceil(self.images) * self.bands
+    }
+
+    /// Tiles of a unit at most.
+    fn unit_tiles(&self) -> usize {
+        self.images * self.band * self.cols
+    }
+}
+
+/// nchwc::forward's contract for `g` (`applies(g)`), or an error if the scratch (V, M, the
+/// filters' transform) cannot be allocated, before anything is written.
+pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) -> Result<()> {
+    const OP: &str = "conv2dNchwc (Winograd)";
+    let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
+    let u = transform_filters(w, cb, ob, OP)?;
+    let t = Tiles::new(g);
+    let most = t.unit_tiles();
+    let (v_stride, m_stride) = (cb * most * BLOCK + SKEW, ob * most * BLOCK + SKEW);
+    let scratch_len = XI * (v_stride + m_stride);
+    let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
+    let finish = Finish {
+        residual: epilogue.residual.map(|r| r.as_ptr()),
+        relu,
+        after: SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } },
+    };
+    let out = SendPtr(y.as_mut_ptr());
+    let (x, u, bias) = (SendPtr(x.as_ptr() as *mut f32), SendPtr(u.as_ptr() as *mut f32), bias.map(|b| SendPtr(b.as_ptr() as *mut f32)));
+    let parallel = crate::device::cpu::conv::engine::parallel_pays_for(g.macs());
+    run_units_on(OP, t.units(g.batch), parallel, scratch_len, |unit, scratch, inner| {
+        let (first, band) = (unit / t.bands * t.images, unit % t.bands);
+        let images = first..(first + t.images).min(g.batch);
+        let rows = band * t.band..((band + 1) * t.band).min(t.rows);
+        let image_tiles = rows.len() * t.cols;
+        let tiles = images.len() * image_tiles;
+        let (v, m) = scratch.split_at_mut(XI * v_stride);
+        let work = Unit { g, cb, ob, tiles, image_tiles, rows: rows.clone() };
+        for (i, n) in images.clone().enumerate() {
+            // SAFETY: AVX-512F (`applies`); x holds the batch (nchwc::run checked the lengths).
+            unsafe { work.transform_input(x.ptr().add(n * cb * g.height * g.width * BLOCK), v, v_stride, i * image_tiles) };
+        }
+        // M[ξ] = V[ξ] · U[ξ]: a 1x1 convolution of Cb·16 into Ob·16 channels over one row of tiles.
+        let pointwise = Geometry { batch: 1, channels: cb * BLOCK, height: 1, width: tiles, out_channels: ob * BLOCK, out_height: 1, out_width: tiles, kernel: [1, 1], stride: [1, 1], pad: [0, 0], dilation: [1, 1], groups: 1 };
+        let (u_len, serial) = (ob * cb * TAP_FLOATS, matches!(inner, Parallelism::None));
+        for xi in 0..XI {
+            // SAFETY: U lives for the call (u_len floats per point); V[ξ] and M[ξ] are this
+            // worker's scratch.
+            let uxi = unsafe { std::slice::from_raw_parts(u.ptr().add(xi * u_len) as *const f32, u_len) };
+            let mxi = &mut m[xi * m_stride..][..ob * tiles * BLOCK];
+            kernel::forward_with(&pointwise, &v[xi * v_stride..][..cb * tiles * BLOCK], uxi, None, SliceEpilogue::default(), mxi, OutBlocks { per_image: ob, first: 0 }, None, serial);
+        }
+        for (i, n) in images.enumerate() {
+            // SAFETY: AVX-512F; this unit alone writes the output rows of its tile rows in image
+            // n, inside y (nchwc::run checked its length for `into`).
+            unsafe { work.transform_output(m, m_stride, i * image_tiles, bias.as_ref().map(|b| b.ptr() as *const f32), finish, out.ptr(), n, into) };
+        }
+    })?;
+    Ok(())
+}
+
+/// What the output transform does after Aᵀ M A: bias (added there), then the residual (at the
+/// output's offsets) and relu in registers, then `after` (other activations) on the stored rows.
+#[derive(Clone, Copy)]
+struct Finish<'a> {
+    residual: Option<*const f32>,
+    relu: bool,
+    after: SliceEpilogue<'a>,
+}
+
+// SAFETY: the pointer is read only, from a slice that outlives the call.
+unsafe impl Send for Finish<'_> {}
+unsafe impl Sync for Finish<'_> {}
+
+/// One unit's tiles: tile rows `rows` of some images, `image_tiles` of V's and M's columns each.
+struct Unit<'a> {
+    g: &'a Geometry,
+    cb: usize,
+    ob: usize,
+    tiles: usize,
+    image_tiles: usize,
+    rows: std::ops::Range<usize>,
+}
+
+impl Unit<'_> {
+    /// V[ξ][block][col0 + tile] = (Bᵀ d B)[ξ] of every tile of `self.rows` of the image at `x`
+    /// ([Cb, H, W, 16]), pixels outside the image read as zeros.
+    ///
+    /// SAFETY: AVX-512F; x holds Cb·H·W·16 floats; v holds 16 matrices `v_stride` apart of
+    /// Cb·self.tiles·16 floats, col0 + self.image_tiles <= self.tiles.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transform_input(&self, x: *const f32, v: &mut [f32], v_stride: usize, col0: usize) {
+        let g = self.g;
+        let (h, w) = (g.height as isize, g.width as isize);
+        let cols = g.out_width.div_ceil(2);
+        assert!(v.len() >= XI * v_stride - SKEW && col0 + self.image_tiles <= self.tiles);
+        let v = v.as_mut_ptr();
+        for c in 0..self.cb {
+            let xc = x.add(c * g.height * g.width * BLOCK);
+            for (r, ty) in self.rows.clone().enumerate() {
+                let iy0 = (2 * ty) as isize - g.pad[0] as isize;
+                for tx in 0..cols {
+                    let ix0 = (2 * tx) as isize - g.pad[1] as isize;
+                    let inside = iy0 >= 0 && ix0 >= 0 && iy0 + 4 <= h && ix0 + 4 <= w;
+                    let pixel = |i: usize, j: usize| {
+                        let (iy, ix) = (iy0 + i as isize, ix0 + j as isize);
+                        if inside || (iy >= 0 && ix >= 0 && iy < h && ix < w) {
+                            _mm512_loadu_ps(xc.offset((iy * w + ix) * BLOCK as isize))
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    };
+                    // B along each of the tile's 4 rows, then Bᵀ down each column.
+                    let rows_b: [[__m512; 4]; 4] = std::array::from_fn(|i| bt(pixel(i, 0), pixel(i, 1), pixel(i, 2), pixel(i, 3)));
+                    let at = (c * self.tiles + col0 + r * cols + tx) * BLOCK;
+                    for j in 0..4 {
+                        for (i, val) in bt(rows_b[0][j], rows_b[1][j], rows_b[2][j], rows_b[3][j]).into_iter().enumerate() {
+                            _mm512_storeu_ps(v.add((i * 4 + j) * v_stride + at), val);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// y[n, into.first + block, 2·ty + i, 2·tx + j] = (Aᵀ M A)[i][j] + bias, then `finish`, for
+    /// the tiles of `self.rows` at M's columns col0..: every output pixel of those rows written.
+    ///
+    /// SAFETY: AVX-512F; m holds 16 matrices `m_stride` apart of Ob·self.tiles·16 floats; bias
+    /// Ob·16 floats; out (and the residual) hold y for `into`; no one else writes these rows.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn transform_output(&self, m: &[f32], m_stride: usize, col0: usize, bias: Option<*const f32>, finish: Finish, out: *mut f32, n: usize, into: OutBlocks) {
+        let g = self.g;
+        let (oh, ow, plane) = (g.out_height, g.out_width, g.out_height * g.out_width);
+        let cols = ow.div_ceil(2);
+        assert!(m.len() >= XI * m_stride - SKEW && col0 + self.image_tiles <= self.tiles);
+        let m = m.as_ptr();
+        let first_row = 2 * self.rows.start;
+        let last_row = (2 * self.rows.end).min(oh);
+        for o in 0..self.ob {
+            let b = bias.map_or(_mm512_setzero_ps(), |b| _mm512_loadu_ps(b.add(o * BLOCK)));
+            let block = (n * into.per_image + into.first + o) * plane * BLOCK;
+            for (r, ty) in self.rows.clone().enumerate() {
+                for tx in 0..cols {
+                    let at = (o * self.tiles + col0 + r * cols + tx) * BLOCK;
+                    let p = |xi: usize| _mm512_loadu_ps(m.add(xi * m_stride + at));
+                    // Aᵀ down each column j, then A along each of the 2 rows.
+                    let s: [[__m512; 2]; 4] = std::array::from_fn(|j| at2(p(j), p(4 + j), p(8 + j), p(12 + j)));
+                    for i in 0..2 {
+                        let oy = 2 * ty + i;
+                        if oy >= oh {
+                            break;
+                        }
+                        for (j, val) in at2(s[0][i], s[1][i], s[2][i], s[3][i]).into_iter().enumerate() {
+                            let ox = 2 * tx + j;
+                            if ox >= ow {
+                                break;
+                            }
+                            let dst = block + (oy * ow + ox) * BLOCK;
+                            let mut val = _mm512_add_ps(val, b);
+                            if let Some(res) = finish.residual {
+                                val = _mm512_add_ps(val, _mm512_loadu_ps(res.add(dst)));
+                            }
+                            if finish.relu {
+                                // max(0, v): a NaN comes through as the scalar relu lets it (kernel.rs).
+                                val = _mm512_max_ps(_mm512_setzero_ps(), val);
+                            }
+                            _mm512_storeu_ps(out.add(dst), val);
+                        }
+                    }
+                }
+            }
+            finish.after.apply(out, block + first_row * ow * BLOCK, 1, 0, (last_row - first_row) * ow * BLOCK);
+        }
+    }
+}
+
+/// Bᵀ applied to 4 vectors of a tile column or row.
+#[inline(always)]
+unsafe fn bt(d0: __m512, d1: __m512, d2: __m512, d3: __m512) -> [__m512; 4] {
+    [_mm512_sub_ps(d0, d2), _mm512_add_ps(d1, d2), _mm512_sub_ps(d2, d1), _mm512_sub_ps(d1, d3)]
+}
+
+/// Aᵀ applied to 4 vectors of a transformed column or row: the 2 outputs.
+#[inline(always)]
+unsafe fn at2(m0: __m512, m1: __m512, m2: __m512, m3: __m512) -> [__m512; 2] {
+    [_mm512_add_ps(_mm512_add_ps(m0, m1), m2), _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3)]
+}
+
+/// U [16][Ob][Cb][16 (c)][16 (o)] from packed 3x3 filters [Ob][Cb][3][3][16 (c)][16 (o)]:
+/// G g Gᵀ of every (c, o) lane pair, 16 output lanes at a time; blocks of output channels spread
+/// over the threads.
+fn transform_filters(w: &[f32], cb: usize, ob: usize, op: &str) -> Result<Vec<f32>> {
+    let pairs = ob * cb;
+    assert_eq!(w.len(), pairs * 9 * TAP_FLOATS, "{op}: packed 3x3 filters expected");
+    let u_len = pairs * TAP_FLOATS;
+    let mut u = crate::alloc::try_zeroed::<f32>(op, XI * u_len)?;
+    let (src, dst) = (SendPtr(w.as_ptr() as *mut f32), SendPtr(u.as_mut_ptr()));
+    let chunks = if crate::device::cpu::conv::engine::parallel_pays_for(u_len * XI) { ob } else { 1 };
+    parallel::for_each_chunk(ob, chunks, |start, end| {
+        // SAFETY: AVX-512F (`applies`); blocks start..end of U written by this chunk alone.
+        unsafe { transform_filter_blocks(src.ptr(), dst.ptr(), u_len, start * cb..end * cb) };
+    });
+    Ok(u)
+}
+
+/// transform_filters for the (output block, input block) pairs `pairs`.
+///
+/// SAFETY: AVX-512F; w and u as transform_filters lays them out, `u_len` floats per point.
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_filter_blocks(w: *const f32, u: *mut f32, u_len: usize, pairs: std::ops::Range<usize>) {
+    let half = _mm512_set1_ps(0.5);
+    // G applied to the 3 taps (a, b, c) of a kernel column or row.
+    let g4 = |a: __m512, b: __m512, c: __m512| [a, _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), c)), _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), c)), c];
+    for pair in pairs {
+        for lane in 0..BLOCK {
+            let k = |tap: usize| _mm512_loadu_ps(w.add((pair * 9 + tap) * TAP_FLOATS + lane * BLOCK));
+            let cols: [[__m512; 4]; 3] = std::array::from_fn(|j| g4(k(j), k(3 + j), k(6 + j)));
+            for i in 0..4 {
+                for (j, val) in g4(cols[0][i], cols[1][i], cols[2][i]).into_iter().enumerate() {
+                    _mm512_storeu_ps(u.add((i * 4 + j) * u_len + pair * TAP_FLOATS + lane * BLOCK), val);
+                }
+            }
+        }
+    }
+}
