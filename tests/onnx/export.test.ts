@@ -55,6 +55,17 @@ class FusedConvs extends nn.Module<[Tensor], Tensor> {
   }
 }
 
+/** linear with a residual, with and without a bias (exported as MatMul, Add of the bias, Add of the residual). */
+class SkipLinears extends nn.Module<[Tensor], Tensor> {
+  readonly w1 = this.registerParameter(kiln.randn([6, 6], { seed: 40 }));
+  readonly b1 = this.registerParameter(kiln.randn([6], { seed: 41 }));
+  readonly w2 = this.registerParameter(kiln.randn([6, 6], { seed: 42 }));
+  forward(x: Tensor): Tensor {
+    const h = kiln.linear(x, this.w1, this.b1, x);
+    return kiln.linear(h, this.w2, null, h);
+  }
+}
+
 class BiGru extends nn.Module<[Tensor], Tensor> {
   readonly gru = new nn.GRU(5, 7, { bidirectional: true });
   forward(x: Tensor): Tensor {
@@ -91,6 +102,17 @@ forEachBackend(() => {
     it('exports conv2d with a fused residual and activation as Conv, Add and the activation', () => {
       const model = new FusedConvs();
       roundTrip('fused-convs', model, [kiln.randn([2, 4, 7, 7], { seed: 33 })]);
+      model.dispose();
+    });
+
+    it('exports linear with a residual as MatMul and Adds, imported back onto one linear call each', () => {
+      const model = new SkipLinears();
+      roundTrip('skip-linears', model, [kiln.randn([2, 3, 6], { seed: 43 })]);
+      const path = join(dir, 'skip-linears.onnx');
+      // With a bias the residual Add joins the fused call; without one, a lone Add stays a node.
+      const imported = kiln.onnx.load(path);
+      expect(imported.fusions.map((f) => f.nodes.length)).toEqual([4, 3]);
+      imported.dispose();
       model.dispose();
     });
 

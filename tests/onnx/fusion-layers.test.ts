@@ -6,7 +6,9 @@
  * as one layerNorm call; a pattern whose run-time check fails (a mean over a leading axis) runs its
  * original nodes; in training mode the original nodes run and gradients reach the scale and shift.
  * Linear (ts/onnx/fusion/linear.ts and Gemm): MatMul(x, Transpose(W)) + Add and MatMul(x, B) + Add
- * run as one kiln.linear call; an Add of a residual runs the original nodes.
+ * run as one kiln.linear call; an Add of a residual alone runs the original nodes; a residual Add
+ * after the bias Add joins the call (either operand order), unless its residual broadcasts; in
+ * training mode the original nodes run and gradients reach the weight, the bias and the residual.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -171,6 +173,62 @@ forEachBackend(() => {
         expect(kernelCalls, what).toBe(calls);
       }
       kiln.dispose([x, bias, residual]);
+    });
+
+    /** x [batch, 3, 8], r (graph input, `residualShape`) -> MatMul(x, Transpose(W)) + Add(c) + Add of r. */
+    function skipGraph(name: string, residualFirst: boolean, residualShape: Array<number | string>): string {
+      const path = join(dir, `${name}.onnx`);
+      const initializers = { W: kiln.randn([5, 8], { seed: 30 }), c: kiln.randn([5], { seed: 31 }) };
+      const nodes: NodeProto[] = [
+        { opType: 'Transpose', input: ['W'], output: ['Wt'], name: 't', attribute: [ints('perm', [1, 0])] },
+        { opType: 'MatMul', input: ['x', 'Wt'], output: ['mm'], name: 'mm' },
+        { opType: 'Add', input: ['mm', 'c'], output: ['lin'], name: 'bias' },
+        { opType: 'Add', input: residualFirst ? ['r', 'lin'] : ['lin', 'r'], output: ['y'], name: 'skip' },
+      ];
+      writeFileSync(path, modelBytes({ nodes, inputs: [['x', ['batch', 3, 8]], ['r', residualShape]], outputs: ['y'], initializers }));
+      kiln.dispose(Object.values(initializers));
+      return path;
+    }
+
+    it('takes the residual Add after the bias into the linear call, either operand order; a residual that broadcasts runs the nodes', () => {
+      const x = kiln.randn([2, 3, 8], { seed: 32 });
+      const cases: Array<[string, string, Tensor, number]> = [
+        ['residual first', skipGraph('skip-first', true, ['batch', 3, 5]), kiln.randn([2, 3, 5], { seed: 33 }), 1],
+        ['residual second', skipGraph('skip-second', false, ['batch', 3, 5]), kiln.randn([2, 3, 5], { seed: 34 }), 1],
+        ['broadcast residual', skipGraph('skip-broadcast', true, [3, 5]), kiln.randn([3, 5], { seed: 35 }), 0],
+      ];
+      for (const [what, path, r, calls] of cases) {
+        const imported = kiln.onnx.load(path);
+        expect(imported.fusions, what).toEqual([{ pattern: 'Linear', nodes: ['t', 'mm', 'bias', 'skip'] }]);
+        const kernel = vi.spyOn(backend().impl, 'linear');
+        const got = kiln.noGrad(() => imported.forward(x, r));
+        expect(kernel.mock.calls.length, what).toBe(calls);
+        // The residual crosses as the call's fourth argument (a handle, not -1).
+        if (calls > 0) expect(kernel.mock.calls[0][3], what).toBeGreaterThanOrEqual(0);
+        kernel.mockRestore();
+        expectClose(got, onnxruntime(path, { x, r }).y, 1e-5);
+        // The same graph unfused (training mode runs the original nodes), under noGrad.
+        imported.train();
+        const unfused = kiln.noGrad(() => imported.forward(x, r));
+        expectClose(got, { shape: [...unfused.shape], data: [...unfused.dataSync()] }, 1e-5);
+        kiln.dispose([got, unfused, r]);
+        imported.dispose();
+      }
+      x.dispose();
+    });
+
+    it('trains through the original nodes: gradients reach the weight, the bias and the residual', () => {
+      const imported = kiln.onnx.load(skipGraph('skip-train', true, ['batch', 3, 5]));
+      imported.train();
+      const x = kiln.randn([2, 3, 8], { seed: 36 });
+      const r = kiln.randn([2, 3, 5], { seed: 37 }).setRequiresGrad(true);
+      const loss = kiln.tidy(() => imported.forward(x, r).mul(kiln.randn([2, 3, 5], { seed: 38 })).sum());
+      loss.backward();
+      const params = Object.fromEntries(Object.entries(imported.stateDict()));
+      for (const name of ['W', 'c']) expect(params[name].grad, name).not.toBeNull();
+      expect(r.grad).not.toBeNull();
+      kiln.dispose([loss, x, r]);
+      imported.dispose();
     });
 
     it("Gemm with transB (torch's nn.Linear on 2-D input) runs on linear; scaled by alpha, on matmul", () => {

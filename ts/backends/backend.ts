@@ -117,8 +117,8 @@ export interface Backend {
   reduce(op: number, x: Handle, axes: number[], keepDims: boolean, correction: number): Handle;
   softmax(x: Handle, axis: number, log: boolean): Handle;
   matmul(a: Handle, b: Handle, transposeA: boolean, transposeB: boolean): Handle;
-  /** x [..., K] · Wᵀ + bias (crates/kiln-core/src/ops/linear.rs); bias: a handle or -1. */
-  linear(x: Handle, w: Handle, bias: number): Handle;
+  /** x [..., K] · Wᵀ + bias + residual (crates/kiln-core/src/ops/linear.rs); bias, residual: a handle or -1. */
+  linear(x: Handle, w: Handle, bias: number, residual: number): Handle;
 
   reshape(x: Handle, shape: number[]): Handle;
   permute(x: Handle, perm: number[]): Handle;

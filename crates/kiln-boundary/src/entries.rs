@@ -70,8 +70,8 @@ pub fn matmul(a: H, b: H, transpose_a: bool, transpose_b: bool) -> Result<H> {
     with_tensors([a, b], |[x, y]| ops::matmul(x, y, transpose_a, transpose_b))
 }
 
-pub fn linear(x: H, w: H, bias: Option<H>) -> Result<H> {
-    let out = registry::with(|r| ops::linear(r.get(x)?, r.get(w)?, optional(r, bias)?))?;
+pub fn linear(x: H, w: H, bias: Option<H>, residual: Option<H>) -> Result<H> {
+    let out = registry::with(|r| ops::linear(r.get(x)?, r.get(w)?, optional(r, bias)?, optional(r, residual)?))?;
     Ok(register(out))
 }
 

@@ -1,6 +1,7 @@
 //! `linear` under inference packs its weight once for Kiln's AVX-512 GEMM (device/cpu/linear.rs):
 //! the packed path matches the definition in float64 (weight given as [N, K] or as the
-//! transposed view of a [K, N] matrix, as the ONNX importer hands a MatMul weight over), an
+//! transposed view of a [K, N] matrix, as the ONNX importer hands a MatMul weight over; with and
+//! without a bias and a residual, the residual also as a non-contiguous view), an
 //! in-place write of the weight (an optimizer step, `assign`) is seen by the next call, and
 //! recording autograd never packs (no extra memory for training).
 use kiln_core::{autograd, ops, storage, Tensor};
@@ -23,6 +24,11 @@ fn reference(x: &[f32], w: &[f32], bias: Option<&[f32]>, rows: usize, k: usize, 
         }
     }
     out
+}
+
+/// `want` plus a residual of the same length.
+fn plus(want: &[f64], residual: Option<&[f32]>) -> Vec<f64> {
+    want.iter().enumerate().map(|(i, &w)| w + residual.map_or(0.0, |r| r[i] as f64)).collect()
 }
 
 fn assert_close(got: &Tensor, want: &[f64], k: usize, what: &str) {
@@ -58,15 +64,25 @@ fn packed_weights_match_the_definition() {
         let w_kn: Vec<f32> = (0..k * n).map(|i| wv[(i % n) * k + i / n]).collect();
         let w_view = Tensor::from_vec(w_kn, &[k, n]).unwrap().transpose(0, 1).unwrap();
         let what = format!("{lead:?} x {k} -> {n}");
+        // A residual [..lead, n], contiguous and as the transposed view of an [n, rows] matrix.
+        let rv = values(rows * n, 5);
+        let mut out_shape = lead.to_vec();
+        out_shape.push(n);
+        let r = Tensor::from_vec(rv.clone(), &out_shape).unwrap();
+        let r_nt: Vec<f32> = (0..rows * n).map(|i| rv[(i % rows) * n + i / rows]).collect();
+        let r_view = Tensor::from_vec(r_nt, &[n, rows]).unwrap().transpose(0, 1).unwrap().reshape(&out_shape.iter().map(|&d| d as isize).collect::<Vec<_>>()).unwrap();
         for bias in [None, Some(&b)] {
-            let want = reference(&xv, &wv, bias.map(|_| &bv[..]), rows, k, n);
-            let tracked = ops::linear(&x, &w, bias).unwrap();
-            assert_close(&tracked, &want, k, &format!("{what}, recording"));
-            for round in 0..2 {
-                let packed = no_grad(|| ops::linear(&x, &w, bias).unwrap());
-                assert_close(&packed, &want, k, &format!("{what}, inference {round}"));
-                let viewed = no_grad(|| ops::linear(&x, &w_view, bias).unwrap());
-                assert_close(&viewed, &want, k, &format!("{what}, transposed view {round}"));
+            for residual in [None, Some(&r), Some(&r_view)] {
+                let want = plus(&reference(&xv, &wv, bias.map(|_| &bv[..]), rows, k, n), residual.map(|_| &rv[..]));
+                let what = format!("{what}, bias {}, residual {}", bias.is_some(), residual.map_or("none", |t| if t.is_contiguous() { "contiguous" } else { "view" }));
+                let tracked = ops::linear(&x, &w, bias, residual).unwrap();
+                assert_close(&tracked, &want, k, &format!("{what}, recording"));
+                for round in 0..2 {
+                    let packed = no_grad(|| ops::linear(&x, &w, bias, residual).unwrap());
+                    assert_close(&packed, &want, k, &format!("{what}, inference {round}"));
+                    let viewed = no_grad(|| ops::linear(&x, &w_view, bias, residual).unwrap());
+                    assert_close(&viewed, &want, k, &format!("{what}, transposed view {round}"));
+                }
             }
         }
     }
@@ -80,12 +96,12 @@ fn an_in_place_write_reaches_the_next_inference_call() {
     let x = Tensor::from_vec(xv.clone(), &[rows, k]).unwrap();
     let (w1, w2) = (values(n * k, 5), values(n * k, 6));
     let mut w = Tensor::from_vec(w1.clone(), &[n, k]).unwrap();
-    assert_close(&no_grad(|| ops::linear(&x, &w, None).unwrap()), &reference(&xv, &w1, None, rows, k, n), k, "before");
+    assert_close(&no_grad(|| ops::linear(&x, &w, None, None).unwrap()), &reference(&xv, &w1, None, rows, k, n), k, "before");
     w.assign(&Tensor::from_vec(w2.clone(), &[n, k]).unwrap()).unwrap();
-    assert_close(&no_grad(|| ops::linear(&x, &w, None).unwrap()), &reference(&xv, &w2, None, rows, k, n), k, "after assign");
+    assert_close(&no_grad(|| ops::linear(&x, &w, None, None).unwrap()), &reference(&xv, &w2, None, rows, k, n), k, "after assign");
     w.data_mut_f32("test").unwrap().iter_mut().for_each(|v| *v = -*v);
     let negated: Vec<f32> = w2.iter().map(|v| -v).collect();
-    assert_close(&no_grad(|| ops::linear(&x, &w, None).unwrap()), &reference(&xv, &negated, None, rows, k, n), k, "after an optimizer-style write");
+    assert_close(&no_grad(|| ops::linear(&x, &w, None, None).unwrap()), &reference(&xv, &negated, None, rows, k, n), k, "after an optimizer-style write");
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -102,10 +118,10 @@ fn only_inference_keeps_a_packed_copy() {
     let weight_bytes = (n * k * 4) as isize;
     let live = || storage::live_memory().1 as isize;
     let before = live();
-    drop(ops::linear(&x, &w, None).unwrap());
+    drop(ops::linear(&x, &w, None, None).unwrap());
     let after_training_call = live();
     assert!(after_training_call - before < weight_bytes / 2, "a recorded call keeps no packed copy: {} bytes", after_training_call - before);
-    let y = no_grad(|| ops::linear(&x, &w, None).unwrap());
+    let y = no_grad(|| ops::linear(&x, &w, None, None).unwrap());
     drop(y);
     let after_inference = live();
     assert!(after_inference - after_training_call >= weight_bytes, "an inference call keeps the packed weight: {} bytes", after_inference - after_training_call);

@@ -171,10 +171,12 @@ export const EMITTERS: Record<string, Emitter> = {
     const side = (h: number, t: boolean): string => (t ? c.g.op('Transpose', [c.name(h)], { perm: swapLast(c.shape(h).length) }) : c.name(h));
     c.set(r, c.g.op('MatMul', [side(a, ta), side(b, tb)]));
   },
-  // MatMul on the weight's transpose, as nn.Linear's matmul with transposeB was written before.
-  linear: (c, [x, w, bias], r) => {
+  // MatMul on the weight's transpose, as nn.Linear's matmul with transposeB was written before;
+  // the residual as Add(residual, ·) after the bias, the skip connection the importer fuses back.
+  linear: (c, [x, w, bias, residual], r) => {
     const product = c.g.op('MatMul', [c.name(x), c.g.op('Transpose', [c.name(w)], { perm: [1, 0] })]);
-    c.set(r, bias >= 0 ? c.g.op('Add', [product, c.name(bias)]) : product);
+    const biased = bias >= 0 ? c.g.op('Add', [product, c.name(bias)]) : product;
+    c.set(r, residual >= 0 ? c.g.op('Add', [c.name(residual), biased]) : biased);
   },
   reshape: asReshape,
   squeeze: asReshape,

@@ -14,13 +14,8 @@ import { gelu } from '../../ops/elementwise.js';
 import type { Tensor } from '../../tensor.js';
 import type { Inputs, OnnxNode } from '../node.js';
 import { FusedNode } from './fused-node.js';
-import type { GraphIndex } from './graph.js';
+import { otherOperand as other, type GraphIndex } from './graph.js';
 import { isScalar } from './scalars.js';
-
-/** The operand of a binary `node` other than `name` (undefined if `name` is not one of them). */
-function other(node: OnnxNode, name: string): string | undefined {
-  return node.inputs[0] === name ? node.inputs[1] : node.inputs[1] === name ? node.inputs[0] : undefined;
-}
 
 /** Matches the pattern around `erf` (an Erf node). */
 export function fuseGelu(erf: OnnxNode, graph: GraphIndex): FusedNode | undefined {

@@ -70,3 +70,8 @@ export class GraphIndex {
     return reader.opType === opType ? reader : undefined;
   }
 }
+
+/** The operand of a binary `node` other than `name` (undefined if `name` is not one of them). */
+export function otherOperand(node: OnnxNode, name: string): string | undefined {
+  return node.inputs[0] === name ? node.inputs[1] : node.inputs[1] === name ? node.inputs[0] : undefined;
+}

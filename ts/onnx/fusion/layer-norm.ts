@@ -17,13 +17,8 @@ import type { Tensor } from '../../tensor.js';
 import type { Inputs, OnnxNode } from '../node.js';
 import { MEAN_AXES_INPUT_SINCE, reductionAxes } from '../ops/reduce.js';
 import { FusedNode } from './fused-node.js';
-import type { GraphIndex } from './graph.js';
+import { otherOperand as other, type GraphIndex } from './graph.js';
 import { isScalar, scalarValue } from './scalars.js';
-
-/** The operand of a binary `node` other than `name` (undefined if `name` is not one of them). */
-function other(node: OnnxNode, name: string): string | undefined {
-  return node.inputs[0] === name ? node.inputs[1] : node.inputs[1] === name ? node.inputs[0] : undefined;
-}
 
 /** Sub(x, ReduceMean(x)) producing `value`: [sub, mean], or undefined. */
 function centred(value: string, graph: GraphIndex): [OnnxNode, OnnxNode] | undefined {

@@ -1,11 +1,13 @@
 /**
  * A fully connected layer as exporters spell it, MatMul(x, Transpose(W)) or MatMul(x, B) followed
- * by Add(·, bias), run as one kiln.linear call: on the CPU its GEMM starts from the bias (no pass
- * of its own over the output) and reads W's transpose in place. kiln.onnx.save writes
- * MatMul(x, Transpose(W)) + Add; torch.onnx.export writes MatMul(x, B) + Add with B = Wᵀ stored.
- * At run time the fast path checks that the weight is a float32 matrix whose inner dim matches x
- * and the bias a float32 [N] vector; anything else (an Add of a residual, batched weights) runs
- * the original nodes.
+ * by Add(·, bias), and the residual Add after it when there is one (a Transformer's skip
+ * connection, Add(h, Add(MatMul(·, W), bias))), run as one kiln.linear call: on the CPU its GEMM
+ * starts from the bias plus the residual (no pass of their own over the output) and reads W's
+ * transpose in place. kiln.onnx.save writes MatMul(x, Transpose(W)) + Add; torch.onnx.export
+ * writes MatMul(x, B) + Add with B = Wᵀ stored. At run time the fast path checks that the weight
+ * is a float32 matrix whose inner dim matches x, the bias a float32 [N] vector and the residual a
+ * float32 tensor of the output's shape; anything else (a residual that broadcasts, batched
+ * weights) runs the original nodes.
  */
 
 import { linear } from '../../ops/linear.js';
@@ -13,7 +15,7 @@ import { transpose } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import type { Inputs, OnnxNode } from '../node.js';
 import { FusedNode } from './fused-node.js';
-import type { GraphIndex } from './graph.js';
+import { otherOperand, type GraphIndex } from './graph.js';
 
 /** Matches MatMul -> Add (a bias) and/or a Transpose of the weight, from `matmul`. */
 export function fuseLinear(matmul: OnnxNode, graph: GraphIndex): FusedNode | undefined {
@@ -23,17 +25,22 @@ export function fuseLinear(matmul: OnnxNode, graph: GraphIndex): FusedNode | und
   const weightT = t !== undefined && (perm === undefined || perm.join() === '1,0') ? t : undefined;
   const add = graph.soleReader(matmul.outputs[0], 'Add');
   if (weightT === undefined && add === undefined) return undefined;
-  const biasName = add === undefined ? '' : add.inputs[0] === matmul.outputs[0] ? add.inputs[1] : add.inputs[0];
-  const replaced = [weightT, matmul, add].filter((n): n is OnnxNode => n !== undefined);
-  // inputs: x, then W [N, K] (the Transpose's input) or B [K, N], then the bias.
-  const inputs = [matmul.inputs[0], weightT?.inputs[0] ?? matmul.inputs[1], biasName];
-  return new FusedNode('Linear', replaced, inputs, (add ?? matmul).outputs[0], (args: Inputs) => {
-    const [x, weightOrB, bias] = args as Array<Tensor | undefined>;
+  const biasName = add === undefined ? '' : otherOperand(add, matmul.outputs[0])!;
+  // The residual Add, only after a bias Add (a lone Add is taken as the bias).
+  const skip = add && graph.soleReader(add.outputs[0], 'Add');
+  const residualName = skip === undefined ? '' : otherOperand(skip, add!.outputs[0])!;
+  const replaced = [weightT, matmul, add, skip].filter((n): n is OnnxNode => n !== undefined);
+  // inputs: x, then W [N, K] (the Transpose's input) or B [K, N], then the bias and the residual.
+  const inputs = [matmul.inputs[0], weightT?.inputs[0] ?? matmul.inputs[1], biasName, residualName];
+  return new FusedNode('Linear', replaced, inputs, (skip ?? add ?? matmul).outputs[0], (args: Inputs) => {
+    const [x, weightOrB, bias, residual] = args as Array<Tensor | undefined>;
     if (x === undefined || weightOrB === undefined || x.dtype !== 'float32' || weightOrB.dtype !== 'float32' || weightOrB.rank !== 2 || x.rank < 1) return undefined;
     const w = weightT !== undefined ? weightOrB : transpose(weightOrB);
     const [n, k] = w.shape;
     if (x.shape[x.rank - 1] !== k) return undefined;
     if (add !== undefined && (bias === undefined || bias.dtype !== 'float32' || bias.rank !== 1 || bias.shape[0] !== n)) return undefined;
-    return [linear(x, w, bias)];
+    const outShape = [...x.shape.slice(0, -1), n].join();
+    if (skip !== undefined && (residual === undefined || residual.dtype !== 'float32' || residual.shape.join() !== outShape)) return undefined;
+    return [linear(x, w, bias, residual)];
   });
 }

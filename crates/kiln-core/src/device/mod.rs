@@ -114,10 +114,11 @@ pub trait Device: Send + Sync {
         let _ = (a, b, transpose_a, transpose_b);
         Err(no_kernel(self.name(), "matmul"))
     }
-    /// x [..., K] · Wᵀ + bias -> [..., N] (see ops::linear): the CPU starts its GEMM from the
-    /// bias; a device may run `ops::linear::composed` (matmul, add) on its own kernels.
-    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let _ = (x, w, bias);
+    /// x [..., K] · Wᵀ + bias + residual -> [..., N] (see ops::linear): the CPU starts its GEMM
+    /// from the bias and residual; a device may run `ops::linear::composed` (matmul, adds) on its
+    /// own kernels.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+        let _ = (x, w, bias, residual);
         Err(no_kernel(self.name(), "linear"))
     }
     /// An optimizer update in place (copy-on-write): `param` and `state` get new contents.

@@ -1,8 +1,10 @@
-//! The fully connected layer's product, y = x·Wᵀ + bias (PyTorch's F.linear): x [..., K],
-//! W [N, K] (any strides: an imported MatMul's [K, N] weight is passed as its transposed view),
-//! bias [N]. On the CPU the bias is the GEMM's starting value (device/cpu/linear.rs), so it costs
-//! no pass of its own over the output; the GPU composes matmul and add (`composed`). This file validates, dispatches once and records autograd: the gradients
-//! are matmul's and a sum over the rows.
+//! The fully connected layer's product, y = x·Wᵀ + bias (PyTorch's F.linear), plus an optional
+//! residual: x [..., K], W [N, K] (any strides: an imported MatMul's [K, N] weight is passed as
+//! its transposed view), bias [N], residual [..., N] (the output's shape: a Transformer's skip
+//! connection, `h + attn(h)·Woᵀ + b`). On the CPU the bias (and the residual) are the GEMM's
+//! starting value (device/cpu/linear.rs), so they cost no pass of their own over the output; the
+//! GPU composes matmul and adds (`composed`). This file validates, dispatches once and records
+//! autograd: the gradients are matmul's, a sum over the rows, and the residual's is the output's.
 
 use crate::autograd;
 use crate::dtype::DType;
@@ -12,8 +14,9 @@ use crate::tensor::Tensor;
 
 const OP: &str = "linear";
 
-/// x [..., K] · Wᵀ + bias -> [..., N], W [N, K], bias [N] or None. Gradients flow to all three.
-pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+/// x [..., K] · Wᵀ + bias + residual -> [..., N], W [N, K], bias [N] or None, residual [..., N]
+/// or None. Gradients flow to all four.
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
     let shapes = || format!("x {} {}, weight {} {}", x.dtype(), fmt_shape(x.shape()), w.dtype(), fmt_shape(w.shape()));
     if x.dtype() != DType::F32 || w.dtype() != DType::F32 || x.rank() == 0 || w.rank() != 2 {
         return Err(KilnError::new(OP, format!("expected float32 x [..., inFeatures] and weight [outFeatures, inFeatures], got {}", shapes())));
@@ -27,9 +30,16 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
             return Err(KilnError::new(OP, format!("bias must be float32 [{n}] (the weight's outFeatures), got {} {}", b.dtype(), fmt_shape(b.shape()))));
         }
     }
-    let inputs: Vec<&Tensor> = [Some(x), Some(w), bias].into_iter().flatten().collect();
-    let y = crate::device::dispatch(OP, &inputs)?.linear(x, w, bias)?;
-    let has_bias = bias.is_some();
+    if let Some(r) = residual {
+        let mut out_shape = x.shape()[..x.rank() - 1].to_vec();
+        out_shape.push(n);
+        if r.dtype() != DType::F32 || r.shape() != out_shape.as_slice() {
+            return Err(KilnError::new(OP, format!("residual must be float32 {} (the output's shape), got {} {}", fmt_shape(&out_shape), r.dtype(), fmt_shape(r.shape()))));
+        }
+    }
+    let inputs: Vec<&Tensor> = [Some(x), Some(w), bias, residual].into_iter().flatten().collect();
+    let y = crate::device::dispatch(OP, &inputs)?.linear(x, w, bias, residual)?;
+    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
     Ok(autograd::record(OP, &inputs, &[x, w], y, move |g, saved, needs| {
         let (x, w) = (&saved[0], &saved[1]);
         let n = w.shape()[0] as isize;
@@ -40,16 +50,19 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         if has_bias {
             grads.push(if needs[2] { Some(ops::reduce(ReduceOp::Sum, &rows(g, n)?, &[0], false, 0)?) } else { None });
         }
+        if has_residual {
+            grads.push(if needs[grads.len()] { Some(g.clone()) } else { None });
+        }
         Ok(grads)
     }))
 }
 
-/// The forward composed from matmul and add, for devices without a fused kernel (kiln-gpu's
+/// The forward composed from matmul and adds, for devices without a fused kernel (kiln-gpu's
 /// `Device::linear`). Its inputs are detached: the op records the one gradient node.
-pub fn composed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let y = ops::matmul(&x.detach(), &w.detach(), false, true)?;
-    match bias {
-        Some(b) => ops::binary(BinaryOp::Add, &y, &b.detach()),
-        None => Ok(y),
+pub fn composed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+    let mut y = ops::matmul(&x.detach(), &w.detach(), false, true)?;
+    for t in [bias, residual].into_iter().flatten() {
+        y = ops::binary(BinaryOp::Add, &y, &t.detach())?;
     }
+    Ok(y)
 }

@@ -190,8 +190,8 @@ impl Device for GpuBackend {
         core_ops::matmul(self, a, b, transpose_a, transpose_b)
     }
     // No fused kernels yet: matmul + add and the reductions + elementwise kernels, on the GPU.
-    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        kiln_core::ops::linear::composed(x, w, bias)
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+        kiln_core::ops::linear::composed(x, w, bias, residual)
     }
     fn layer_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<(Tensor, Tensor, Tensor)> {
         kiln_core::ops::layer_norm::composed(x, weight, bias, axis, eps)

@@ -1,6 +1,7 @@
-//! The CPU's linear layer, y = x·Wᵀ + bias: every row of the output starts as the bias and the
-//! GEMM accumulates the product onto it, so the bias costs no pass of its own (matmul then add
-//! was a second read and write of the whole output, and an allocation). x's leading dims are
+//! The CPU's linear layer, y = x·Wᵀ + bias (+ residual): every row of the output starts as the
+//! bias (plus that row of the residual) and the GEMM accumulates the product onto it, so neither
+//! costs a pass of its own (matmul then add was a second read and write of the whole output, and
+//! an allocation; an imported Transformer's residual Add a third). x's leading dims are
 //! stacked into the GEMM's rows; W is read through its strides (its transpose is a view).
 //! Under inference (no autograd record: `noGrad`, as the ONNX runner and `predict` run), Kiln's
 //! AVX-512 GEMM reads W packed once into its panel layout and kept with the tensor
@@ -20,21 +21,15 @@ const OP: &str = "linear";
 #[cfg(target_arch = "x86_64")]
 const PACKED_TAG: usize = 0x6c696e; // "lin"
 
-/// x [..., K] · Wᵀ + bias -> [..., N].
-pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+/// x [..., K] · Wᵀ + bias + residual -> [..., N] (residual [..., N]).
+pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
     let (n, k) = (w.shape()[0], w.shape()[1]);
     let lead = &x.shape()[..x.rank() - 1];
     let rows: usize = lead.iter().product();
     let len = crate::layout::checked_numel(OP, &[rows, n])?;
-    let mut out = match bias {
-        Some(b) => {
-            let b = b.elements::<f32>(OP)?;
-            let mut out = crate::alloc::try_with_capacity::<f32>(OP, len)?;
-            (0..rows).for_each(|_| out.extend_from_slice(&b));
-            out
-        }
-        None => crate::storage::try_zeroed::<f32>(OP, len)?,
-    };
+    let mut out = starting_value(len, n, bias, residual)?;
+    // Accumulate onto the starting value unless it is all zeros.
+    let accumulate = bias.is_some() || residual.is_some();
     if rows > 0 && n > 0 && k > 0 {
         let xs = x.materialize()?;
         let x_data = xs.cpu_slice::<f32>(OP)?;
@@ -58,7 +53,7 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
             let xr = MatRef { ptr: x_data.as_ptr(), rs: k as isize, cs: 1 };
             // SAFETY: x is contiguous [rows, k]; out holds rows·n floats, initialized (the bias
             // or zeros) when accumulating, and overlaps neither.
-            unsafe { gemm_packed(rows, out.as_mut_ptr(), n, bias.is_some(), xr, &packed, 1.0, threads) };
+            unsafe { gemm_packed(rows, out.as_mut_ptr(), n, accumulate, xr, &packed, 1.0, threads) };
             return finish(out, lead, n);
         }
         // SAFETY: x is contiguous [rows, k]; Wᵀ's element (p, j) is W's (j, p), inside its
@@ -66,7 +61,7 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
         unsafe {
             gemm(
                 rows, n, k,
-                out.as_mut_ptr(), n as isize, 1, bias.is_some(),
+                out.as_mut_ptr(), n as isize, 1, accumulate,
                 x_data.as_ptr(), k as isize, 1,
                 w_data.as_ptr().add(w.offset()), w_cs, w_rs,
                 parallelism,
@@ -74,6 +69,38 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<T
         }
     }
     finish(out, lead, n)
+}
+
+/// The output's starting value, `len` floats in rows of n: the bias in every row, plus the
+/// residual's row when there is one (zeros when neither is given).
+fn starting_value(len: usize, n: usize, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Vec<f32>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let Some(r) = residual else {
+        return match bias {
+            Some(b) => {
+                let b = b.elements::<f32>(OP)?;
+                let mut out = crate::alloc::try_with_capacity::<f32>(OP, len)?;
+                (0..len / n.max(1)).for_each(|_| out.extend_from_slice(&b));
+                Ok(out)
+            }
+            None => crate::storage::try_zeroed::<f32>(OP, len),
+        };
+    };
+    let r = r.materialize()?;
+    let r = r.cpu_slice::<f32>(OP)?;
+    let mut out = crate::alloc::try_with_capacity::<f32>(OP, len)?;
+    match bias {
+        Some(b) => {
+            let b = b.elements::<f32>(OP)?;
+            for row in r.chunks_exact(n) {
+                out.extend(row.iter().zip(b.iter()).map(|(r, b)| r + b));
+            }
+        }
+        None => out.extend_from_slice(r),
+    }
+    Ok(out)
 }
 
 /// The output [..lead, n] from its rows.
