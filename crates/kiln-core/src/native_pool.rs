@@ -23,9 +23,12 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-/// How long a worker looks for the next job before it parks (measured: docs/architecture.md,
-/// "Threads"). Parking costs the next job a futex wake and the worker's wake-up latency.
-const SPIN: Duration = Duration::from_micros(200);
+/// How long a worker looks for the next job (and the caller for the workers' last chunks) before
+/// it parks. Parking costs the next job a futex wake and the sleeper's wake-up latency; spinning
+/// costs CPU that, on a shared machine, this process's own threads need. Measured (docs/
+/// architecture.md, "Threads"): 0, 50, 200 and 1000 µs; 50 µs cost no more CPU per inference
+/// than not spinning, 200 µs 5-40% more, 1000 µs 25-80% more (a loaded machine).
+const SPIN: Duration = Duration::from_micros(50);
 
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
 
@@ -157,12 +160,16 @@ pub fn run(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
 
 /// The chunks in turn on this thread, as a region (nested loops inside run inline too).
 fn run_inline(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+    on_this_thread(|| (0..chunks).for_each(f));
+}
+
+/// Runs `f` with every parallel loop inside it on the calling thread (`num_threads()` is 1
+/// there): what a measurement of one core's speed needs.
+pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
     let outer = IN_REGION.with(|r| r.replace(true));
-    let result = catch_unwind(AssertUnwindSafe(|| (0..chunks).for_each(f)));
+    let result = catch_unwind(AssertUnwindSafe(f));
     IN_REGION.with(|r| r.set(outer));
-    if let Err(payload) = result {
-        resume_unwind(payload);
-    }
+    result.unwrap_or_else(|payload| resume_unwind(payload))
 }
 
 /// Takes and runs chunks of the current job until none is left.
@@ -212,7 +219,7 @@ fn wait_for(ready: impl Fn() -> bool, parked: &AtomicBool) {
     while !ready() {
         spins = spins.wrapping_add(1);
         // The clock is read every 64 spins (a few microseconds), not every spin.
-        if spins % 64 != 0 || started.elapsed() < spin_budget() {
+        if spins % 64 != 0 || started.elapsed() < SPIN {
             std::hint::spin_loop();
             continue;
         }
@@ -222,12 +229,6 @@ fn wait_for(ready: impl Fn() -> bool, parked: &AtomicBool) {
         }
         parked.store(false, SeqCst);
     }
-}
-
-/// MEASUREMENT ONLY (removed before the last commit): `KILN_POOL_SPIN_US` overrides `SPIN`.
-fn spin_budget() -> Duration {
-    static BUDGET: OnceLock<Duration> = OnceLock::new();
-    *BUDGET.get_or_init(|| std::env::var("KILN_POOL_SPIN_US").ok().and_then(|v| v.parse().ok()).map_or(SPIN, Duration::from_micros))
 }
 
 /// A mutex's value, even if a panicking thread poisoned it (the values here stay consistent).

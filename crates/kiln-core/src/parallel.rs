@@ -10,9 +10,10 @@ use crate::native_pool as pool;
 use crate::wasm_pool as pool;
 
 /// Below this many elements a kernel runs on the calling thread. A parallel region costs more
-/// than rayon's fork/join: the caller (Node's thread, not a pool worker) sleeps until the workers
-/// finish, and a worker that parked since the last region must be woken, each a context switch
-/// of tens of microseconds on a shared machine, where a 64k-element op takes about 10-20 µs.
+/// than the split: a worker that parked since the last region (after native_pool.rs's 50 µs
+/// spin) must be woken, a context switch of tens of microseconds on a shared machine, where a
+/// 64k-element op takes about 10-20 µs. (Measured when the pool was rayon's, whose caller also
+/// slept until the workers finished; not re-measured with the caller taking chunks.)
 pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
 
 /// Elements per chunk once a kernel runs in parallel: a few chunks per thread for load balance.
@@ -20,7 +21,7 @@ pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
 const CHUNK_ELEMENTS: usize = 1 << 15;
 
 /// Below this many multiply-adds a GEMM (or a recurrent layer's whole time loop) runs on the
-/// calling thread: the fork/join and the other thread's wake-up would cost more than they save.
+/// calling thread: the other thread's wake-up would cost more than it saves.
 /// The one threshold for matmul.rs, linear.rs and recurrent/sequence.rs.
 pub const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 
@@ -28,17 +29,7 @@ pub const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 /// inline there).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn num_threads() -> usize {
-    if rayon_switch() {
-        return rayon::current_num_threads();
-    }
     pool::num_threads()
-}
-
-/// MEASUREMENT ONLY (removed before the last commit): `KILN_POOL=rayon` runs the old rayon path.
-#[cfg(not(target_arch = "wasm32"))]
-fn rayon_switch() -> bool {
-    static R: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *R.get_or_init(|| std::env::var("KILN_POOL").is_ok_and(|v| v == "rayon"))
 }
 
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
@@ -75,10 +66,6 @@ pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync +
     if chunks == 1 {
         f(0, n);
         return;
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    if rayon_switch() {
-        return rayon_for_each_chunk(n, chunks, f);
     }
     pool::run(chunks, &|c| {
         let start = n * c / chunks;
@@ -144,10 +131,6 @@ pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: i
     if src.len() < MIN_PARALLEL_ELEMENTS || num_threads() == 1 {
         f(src, dst);
         return;
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    if rayon_switch() {
-        return rayon_zip_chunks(src, dst, align, f);
     }
     let align = align.max(1);
     let len = src.len();
@@ -226,47 +209,5 @@ impl<T> RegionLock<T> {
     pub fn into_inner(self) -> T {
         self.value.into_inner()
     }
-}
-
-// MEASUREMENT ONLY (removed before the last commit): the rayon path as it was.
-/// Runs `f(start, end)` over `chunks` contiguous pieces of `0..n`, in parallel.
-#[cfg(not(target_arch = "wasm32"))]
-fn rayon_for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync + Send) {
-    use rayon::prelude::*;
-    let chunks = chunks.max(1).min(n.max(1));
-    if chunks == 1 {
-        f(0, n);
-        return;
-    }
-    if num_threads() == 1 {
-        // One thread (RAYON_NUM_THREADS=1): the pieces in turn on the calling thread, not handed
-        // to the pool's one worker while the caller sleeps (a wake-up per op for nothing).
-        for c in 0..chunks {
-            f(n * c / chunks, n * (c + 1) / chunks);
-        }
-        return;
-    }
-    (0..chunks).into_par_iter().for_each(|c| {
-        let start = n * c / chunks;
-        let end = n * (c + 1) / chunks;
-        if start < end {
-            f(start, end);
-        }
-    });
-}
-
-/// Runs `f` over matching chunks of `src` and `dst` (equal lengths), in parallel when large.
-/// Chunk lengths are multiples of `align` (a row length), so no row is split.
-#[cfg(not(target_arch = "wasm32"))]
-fn rayon_zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
-    use rayon::prelude::*;
-    debug_assert_eq!(src.len(), dst.len());
-    if src.len() < MIN_PARALLEL_ELEMENTS || num_threads() == 1 {
-        f(src, dst);
-        return;
-    }
-    let align = align.max(1);
-    let chunk = src.len().div_ceil(chunk_count(src.len())).div_ceil(align) * align;
-    src.par_chunks(chunk).zip(dst.par_chunks_mut(chunk)).for_each(|(s, d)| f(s, d));
 }
 

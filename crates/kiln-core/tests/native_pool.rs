@@ -128,7 +128,11 @@ fn a_panic_in_a_chunk_reaches_the_caller_and_the_pool_keeps_working() {
     }));
     let payload = caught.expect_err("the panic reached the caller");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"deliberate panic in chunk 5"));
-    assert_eq!(ran.load(Relaxed), 15, "every other chunk finished first");
+    if configured_threads() >= 2 {
+        // On the pool every other chunk finishes first (inline, on one thread, chunks stop at
+        // the panic, as they did under rayon).
+        assert_eq!(ran.load(Relaxed), 15, "every other chunk finished first");
+    }
     assert_eq!(counts(33), vec![1; 33]);
 
     // A panic on a worker thread specifically.
