@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 /// How long a worker looks for the next job (and the caller for the workers' last chunks) before
 /// it parks. Parking costs the next job a futex wake and the sleeper's wake-up latency; spinning
 /// costs CPU that, on a shared machine, this process's own threads need. Measured (docs/
-/// architecture.md, "Threads"): 0, 50, 200 and 1000 µs; 50 µs cost no more CPU per inference
-/// than not spinning, 200 µs 5-40% more, 1000 µs 25-80% more (a loaded machine).
+/// architecture.md, "Threads"): 0, 50, 200 and 1000 µs; on a loaded machine 50 µs cost no more
+/// CPU per inference than not spinning, 200 µs 5-40% more, 1000 µs 25-80% more; on a quieter
+/// one 1000 and 5000 µs were no faster than 50.
 const SPIN: Duration = Duration::from_micros(50);
 
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
