@@ -132,7 +132,7 @@ console.log(JSON.stringify({ error, stillWorks, threads, after: kiln.numThreads(
       ['wasm', { threads: Number.NaN }, /got NaN \(number\)/],
       ['wasm', { thread: 2 }, /^setBackend\('wasm'\): unknown option\(s\) 'thread' \(setBackend takes \{ threads \}\)/],
       ['wasm', 2, /^setBackend: options must be an object such as \{ threads: 2 \}, got number/],
-      ['native', { threads: 2 }, /^setBackend\('native', \{ threads: 2 \}\): the threads option is for the 'wasm' backend; the native backend's CPU threads are rayon's \(RAYON_NUM_THREADS\)/],
+      ['native', { threads: 2 }, /^setBackend\('native', \{ threads: 2 \}\): the threads option is for the 'wasm' backend; the native backend's CPU threads are set by RAYON_NUM_THREADS/],
       ['gpu', { threads: 2 }, /^setBackend\('gpu', \{ threads: 2 \}\): the threads option is for the 'wasm' backend/],
     ];
     const active = kiln.getBackend();

@@ -143,7 +143,7 @@ export function checkBackendOptions(name: BackendName, options: unknown): number
   const { threads } = options as BackendOptions;
   if (threads === undefined) return undefined;
   if (name !== 'wasm') {
-    throw new Error(`${call}: the threads option is for the 'wasm' backend; the ${name === 'gpu' ? 'GPU runs its own parallelism' : "native backend's CPU threads are rayon's (RAYON_NUM_THREADS)"}`);
+    throw new Error(`${call}: the threads option is for the 'wasm' backend; the ${name === 'gpu' ? 'GPU runs its own parallelism' : "native backend's CPU threads are set by RAYON_NUM_THREADS"}`);
   }
   if (threads !== 'auto' && !(typeof threads === 'number' && Number.isInteger(threads) && threads >= 1)) {
     throw new Error(`${call}: threads must be an integer >= 1 or 'auto', got ${typeof threads === 'string' ? `'${threads}'` : String(threads)} (${typeof threads})`);

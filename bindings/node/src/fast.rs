@@ -144,7 +144,7 @@ node_entries! {
     // The shared table's kinds and arities, for the check of ts/backends/backend.ts.
     "boundaryManifest" => fn boundary_manifest() -> String { Ok(kiln_boundary::manifest_json()) }
 
-    // Panics on purpose, on the calling thread or inside the rayon pool, so a test can prove a
+    // Panics on purpose, on the calling thread or in a parallel region's chunks, so a test can prove a
     // Rust panic reaches JS as an Error and leaves the process running.
     "debugPanic" => fn debug_panic(in_thread_pool: Flag) -> bool {
         if in_thread_pool {

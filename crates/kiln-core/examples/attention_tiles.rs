@@ -30,7 +30,7 @@ fn cpu_per_call(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let (b, h, d) = (1, 4, 64);
-    println!("threads {}; GFLOP per CPU-second", rayon::current_num_threads());
+    println!("threads {}; GFLOP per CPU-second", kiln_core::parallel::num_threads());
     println!("{:>5} {:>10} {:>10} {:>10}", "T", "tiles", "forward", "fwd+bwd");
     for t in [128, 512, 2048] {
         let q = ops::randn(&[b, h, t, d], 0.0, 1.0, Some(1)).unwrap();

@@ -72,7 +72,7 @@ fn main() {
     // As the imported models run them: bias and relu fused (ts/onnx/fusion/conv.ts).
     let relu = ops::Activation::new("conv2d", "relu", 0.0).unwrap();
     let columns = if with_nchwc { " | NCHWc forward, reorders excluded | to_blocked, from_blocked wall µs | 3x3 stride 1: NCHWc direct / NCHWc Winograd" } else { "" };
-    println!("forward with bias{} and relu, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / KILN_CONV_PATH={against}{columns}", if with_residual { ", residual" } else { "" }, rayon::current_num_threads());
+    println!("forward with bias{} and relu, batch {batch}, {} threads: GFLOP per CPU-second (wall ms) on the chosen path / KILN_CONV_PATH={against}{columns}", if with_residual { ", residual" } else { "" }, kiln_core::parallel::num_threads());
     for (name, c, size, o, k, stride, pad) in shapes {
         if !only.is_empty() && !only.iter().any(|w| name.contains(w.as_str())) {
             continue;

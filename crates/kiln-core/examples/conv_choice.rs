@@ -36,8 +36,9 @@ fn thread_cpu_ns() -> Option<u64> {
 /// Best seconds of on-CPU time per call, on one thread: what one core delivers, unaffected by
 /// other processes taking turns on the cores (the 2-thread figures are wall-clock and are not).
 fn cpu_seconds_one_thread(f: impl Fn() + Send + Sync) -> Option<f64> {
+    // Kiln's kernels on the calling thread only, and this file's own rayon loops on a pool of one.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().ok()?;
-    pool.install(|| {
+    pool.install(|| kiln_core::native_pool::on_this_thread(|| {
         f();
         let mut best = f64::INFINITY;
         for _ in 0..5 {
@@ -49,7 +50,7 @@ fn cpu_seconds_one_thread(f: impl Fn() + Send + Sync) -> Option<f64> {
             best = best.min((thread_cpu_ns()? - t) as f64 / 1e9 / reps as f64);
         }
         Some(best)
-    })
+    }))
 }
 
 const BLOCK_O: usize = 8;
@@ -113,7 +114,7 @@ fn direct(x: &[f32], w: &[f32], n: usize, c: usize, h: usize, wd: usize, o: usiz
 }
 
 fn main() {
-    println!("threads: {}, SIMD: {}", rayon::current_num_threads(), kiln_core::simd::level_name());
+    println!("threads: {}, SIMD: {}", kiln_core::parallel::num_threads(), kiln_core::simd::level_name());
     println!("GFLOP/s of wall-clock time with all threads, except the last two columns: GFLOP per on-CPU second of one thread.");
     println!("{:<32} {:>12} {:>8} {:>10} {:>11} {:>12} {:>19} {:>14}", "conv2d 3x3 'same'", "im2col+GEMM", "direct", "bare GEMM", "fwd+dInput", "fwd+dWeight", "im2col+GEMM 1 core", "direct 1 core");
     for (name, n, c, h, o) in [("(a) 32 x 28x28x1 -> 32", 32, 1, 28, 32), ("(b) 8 x 32x32x64 -> 64", 8, 64, 32, 64), ("8 x 16x16x128 -> 128", 8, 128, 16, 128)] {

@@ -18,7 +18,7 @@ fn cpu_per_call(f: impl FnMut()) -> f64 {
 
 fn main() {
     let only: Vec<String> = std::env::args().skip(1).collect();
-    println!("GFLOP per CPU-second ({} threads): forward / input grad / forward+weight grad / weight grad", rayon::current_num_threads());
+    println!("GFLOP per CPU-second ({} threads): forward / input grad / forward+weight grad / weight grad", kiln_core::parallel::num_threads());
     for (id, n, c, h, o) in [("conv2d-a", 32, 1, 28, 32), ("conv2d-b", 8, 64, 32, 64)] {
         if !only.is_empty() && !only.iter().any(|w| id.contains(w.as_str())) {
             continue;

@@ -33,7 +33,7 @@ fn gflops(n: usize, mut f: impl FnMut()) -> (f64, f64) {
 }
 
 fn main() {
-    let threads = rayon::current_num_threads();
+    let threads = kiln_core::parallel::num_threads();
     let kiln = gemm_avx512::cpu_supports();
     println!("{threads} threads; GFLOP/s of wall time | GFLOP per CPU-second (best of 5 each){}", if kiln { "" } else { "; no AVX-512 here: no kiln columns" });
     println!("{:>6} {:>16} {:>16} {:>16} {:>16} {:>16} {:>16}", "N", "kiln NN", "kiln NT", "kiln TN", "gemm crate NN", "crate NT", "matrixmult. NN");

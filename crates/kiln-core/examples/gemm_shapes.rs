@@ -62,7 +62,7 @@ fn median_ratio(x: &[f64], y: &[f64]) -> f64 {
 }
 
 fn main() {
-    let threads = rayon::current_num_threads();
+    let threads = kiln_core::parallel::num_threads();
     let shapes: Vec<String> = std::env::args().skip(1).collect();
     println!("{:>22} {:>15} {:>15} {:>15} {:>15} {:>13}", "m,n,k,layout", "kiln 1t", "kiln all", "crate 1t", "crate all", "kiln/crate");
     for s in shapes {

@@ -23,7 +23,7 @@ fn gflops(m: usize, n: usize, k: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let threads = rayon::current_num_threads();
+    let threads = kiln_core::parallel::num_threads();
     let kiln = gemm_avx512::cpu_supports();
     println!("{threads} threads; GFLOP/s of wall time (best of 5); x [M, K] times a transposed view of W [N, K]");
     println!("{:>5} {:>5} {:>5} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", "M", "K", "N", "crate 1t", "crate all", "crate NN all", "kiln 1t", "kiln all", "packed 1t", "packed all");

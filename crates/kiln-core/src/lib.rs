@@ -17,6 +17,8 @@ pub mod optim;
 pub mod params;
 pub mod ops;
 pub mod parallel;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native_pool;
 pub mod random;
 pub mod simd;
 pub mod storage;

@@ -1,12 +1,19 @@
 //! Thread-level parallelism. All of kiln-core's threading goes through here, so each build only
-//! changes this file: native builds use rayon; the single-threaded WASM build has no pool
-//! (spawning one would fail at run time) and runs every helper inline on the caller; the threaded
-//! WASM build (target feature `atomics`) runs chunks on Kiln's Web Worker pool (wasm_pool.rs).
+//! changes this file: native builds run chunks on Kiln's native pool (native_pool.rs), the
+//! threaded WASM build (target feature `atomics`) on its Web Worker pool (wasm_pool.rs), both
+//! with the calling thread taking chunks too; the single-threaded WASM build has no pool
+//! (spawning one would fail at run time) and runs every helper inline on the caller.
+
+#[cfg(not(target_arch = "wasm32"))]
+use crate::native_pool as pool;
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+use crate::wasm_pool as pool;
 
 /// Below this many elements a kernel runs on the calling thread. A parallel region costs more
-/// than rayon's fork/join: the caller (Node's thread, not a pool worker) sleeps until the workers
-/// finish, and a worker that parked since the last region must be woken, each a context switch
-/// of tens of microseconds on a shared machine, where a 64k-element op takes about 10-20 µs.
+/// than the split: a worker that parked since the last region (after native_pool.rs's 50 µs
+/// spin) must be woken, a context switch of tens of microseconds on a shared machine, where a
+/// 64k-element op takes about 10-20 µs. (Measured when the pool was rayon's, whose caller also
+/// slept until the workers finished; not re-measured with the caller taking chunks.)
 pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
 
 /// Elements per chunk once a kernel runs in parallel: a few chunks per thread for load balance.
@@ -14,13 +21,15 @@ pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
 const CHUNK_ELEMENTS: usize = 1 << 15;
 
 /// Below this many multiply-adds a GEMM (or a recurrent layer's whole time loop) runs on the
-/// calling thread: the fork/join and the other thread's wake-up would cost more than they save.
+/// calling thread: the other thread's wake-up would cost more than it saves.
 /// The one threshold for matmul.rs, linear.rs and recurrent/sequence.rs.
 pub const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 
+/// Threads a parallel loop started here may use (1 inside a chunk natively: nested loops run
+/// inline there).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn num_threads() -> usize {
-    rayon::current_num_threads()
+    pool::num_threads()
 }
 
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
@@ -30,7 +39,7 @@ pub fn num_threads() -> usize {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 pub fn num_threads() -> usize {
-    crate::wasm_pool::num_threads()
+    pool::num_threads()
 }
 
 /// How many chunks to cut `total` elements into: a few per thread for load balance.
@@ -49,41 +58,16 @@ pub fn chunk_count(_total: usize) -> usize {
     1
 }
 
-/// Runs `f(start, end)` over `chunks` contiguous pieces of `0..n`, in parallel.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync + Send) {
-    use rayon::prelude::*;
-    let chunks = chunks.max(1).min(n.max(1));
-    if chunks == 1 {
-        f(0, n);
-        return;
-    }
-    if num_threads() == 1 {
-        // One thread (RAYON_NUM_THREADS=1): the pieces in turn on the calling thread, not handed
-        // to the pool's one worker while the caller sleeps (a wake-up per op for nothing).
-        for c in 0..chunks {
-            f(n * c / chunks, n * (c + 1) / chunks);
-        }
-        return;
-    }
-    (0..chunks).into_par_iter().for_each(|c| {
-        let start = n * c / chunks;
-        let end = n * (c + 1) / chunks;
-        if start < end {
-            f(start, end);
-        }
-    });
-}
-
-/// Threaded WASM: the same pieces, run on the worker pool and the calling thread.
-#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+/// Runs `f(start, end)` over `chunks` contiguous pieces of `0..n`, in parallel: on the pool's
+/// threads and the calling thread.
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync + Send) {
     let chunks = chunks.max(1).min(n.max(1));
     if chunks == 1 {
         f(0, n);
         return;
     }
-    crate::wasm_pool::run(chunks, &|c| {
+    pool::run(chunks, &|c| {
         let start = n * c / chunks;
         let end = n * (c + 1) / chunks;
         if start < end {
@@ -141,21 +125,7 @@ impl<T: Copy> SendView<T> {
 
 /// Runs `f` over matching chunks of `src` and `dst` (equal lengths), in parallel when large.
 /// Chunk lengths are multiples of `align` (a row length), so no row is split.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
-    use rayon::prelude::*;
-    debug_assert_eq!(src.len(), dst.len());
-    if src.len() < MIN_PARALLEL_ELEMENTS || num_threads() == 1 {
-        f(src, dst);
-        return;
-    }
-    let align = align.max(1);
-    let chunk = src.len().div_ceil(chunk_count(src.len())).div_ceil(align) * align;
-    src.par_chunks(chunk).zip(dst.par_chunks_mut(chunk)).for_each(|(s, d)| f(s, d));
-}
-
-/// Threaded WASM: row-aligned pieces of both slices on the worker pool.
-#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: impl Fn(&[A], &mut [B]) + Sync + Send) {
     debug_assert_eq!(src.len(), dst.len());
     if src.len() < MIN_PARALLEL_ELEMENTS || num_threads() == 1 {
@@ -166,7 +136,7 @@ pub fn zip_chunks<A: Sync, B: Send>(src: &[A], dst: &mut [B], align: usize, f: i
     let len = src.len();
     let chunk = len.div_ceil(chunk_count(len)).div_ceil(align) * align;
     let (src_ptr, dst_ptr) = (SendPtr(src.as_ptr() as *mut A), SendPtr(dst.as_mut_ptr()));
-    crate::wasm_pool::run(len.div_ceil(chunk), &|c| {
+    pool::run(len.div_ceil(chunk), &|c| {
         let start = c * chunk;
         let end = (start + chunk).min(len);
         // SAFETY: chunk c owns [start, end) of both slices; the ranges are disjoint.
@@ -240,3 +210,4 @@ impl<T> RegionLock<T> {
         self.value.into_inner()
     }
 }
+

@@ -1,0 +1,186 @@
+//! The native pool (src/native_pool.rs): every chunk once, nested and concurrent loops, panics,
+//! the caller taking part, one thread. Its own test binary, so its own pool: the other tests of
+//! kiln-core do not keep it busy while these look at which thread ran what.
+#![cfg(not(target_arch = "wasm32"))]
+
+use kiln_core::native_pool::{configured_threads, num_threads, run};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::Mutex;
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+/// Runs `chunks` chunks and returns how many times each ran.
+fn counts(chunks: usize) -> Vec<usize> {
+    let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+    run(chunks, &|c| {
+        hits[c].fetch_add(1, Relaxed);
+    });
+    hits.iter().map(|h| h.load(Relaxed)).collect()
+}
+
+#[test]
+fn every_chunk_runs_exactly_once() {
+    for chunks in (0..70).chain([127, 128, 129, 1000, 4099]) {
+        for _ in 0..20 {
+            assert_eq!(counts(chunks), vec![1; chunks], "{chunks} chunks");
+        }
+    }
+}
+
+#[test]
+fn nested_loops_run_inline() {
+    let total = AtomicUsize::new(0);
+    let inner_threads = Mutex::new(Vec::new());
+    run(8, &|_| {
+        let me = std::thread::current().id();
+        inner_threads.lock().unwrap().push(num_threads());
+        run(8, &|_| {
+            // The nested loop's chunks all run on the thread that runs the outer chunk.
+            assert_eq!(std::thread::current().id(), me);
+            total.fetch_add(1, Relaxed);
+        });
+    });
+    assert_eq!(total.load(Relaxed), 64);
+    assert!(inner_threads.into_inner().unwrap().iter().all(|&n| n == 1), "inside a chunk num_threads() is 1");
+    assert_eq!(num_threads(), configured_threads(), "back to the configured count after the region");
+}
+
+#[test]
+fn concurrent_callers_each_get_every_chunk_once() {
+    // Chunks of a few microseconds, so that the callers' jobs overlap in time.
+    let busy_counts = |chunks: usize| {
+        let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+        run(chunks, &|c| {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(5) {
+                std::hint::spin_loop();
+            }
+            hits[c].fetch_add(1, Relaxed);
+        });
+        hits.iter().map(|h| h.load(Relaxed)).collect::<Vec<_>>()
+    };
+    let start = std::sync::Barrier::new(6);
+    std::thread::scope(|s| {
+        for t in 0..6 {
+            let (start, busy_counts) = (&start, &busy_counts);
+            s.spawn(move || {
+                start.wait();
+                for i in 0..300 {
+                    let chunks = 1 + (i * 7 + t) % 40;
+                    assert_eq!(busy_counts(chunks), vec![1; chunks], "thread {t}, job {i}");
+                }
+            });
+        }
+    });
+}
+
+/// Runs jobs until one has a chunk run on a thread other than the caller (a worker took part)
+/// and returns true, or gives up after `tries`.
+fn some_chunk_runs_off_the_caller(tries: usize, chunk: impl Fn(usize, bool) + Sync) -> bool {
+    let caller = std::thread::current().id();
+    for _ in 0..tries {
+        let off = AtomicUsize::new(0);
+        run(4, &|c| {
+            let elsewhere = std::thread::current().id() != caller;
+            if elsewhere {
+                off.fetch_add(1, Relaxed);
+            }
+            chunk(c, elsewhere);
+        });
+        if off.load(Relaxed) > 0 {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn the_caller_and_a_worker_share_a_job() {
+    if configured_threads() < 2 {
+        return;
+    }
+    let caller = std::thread::current().id();
+    let seen: Mutex<Vec<ThreadId>> = Mutex::new(Vec::new());
+    // Chunks of about a millisecond: the caller cannot take them all before a worker wakes.
+    let took_part = some_chunk_runs_off_the_caller(200, |_, _| {
+        seen.lock().unwrap().push(std::thread::current().id());
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+    });
+    assert!(took_part, "no chunk ran on a worker in 200 jobs");
+    assert!(seen.into_inner().unwrap().contains(&caller), "the caller took no chunk");
+}
+
+#[test]
+fn a_panic_in_a_chunk_reaches_the_caller_and_the_pool_keeps_working() {
+    // On the calling thread or a worker: the panic comes back, after the other chunks ran.
+    let ran = AtomicUsize::new(0);
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        run(16, &|c| {
+            if c == 5 {
+                panic!("deliberate panic in chunk 5");
+            }
+            ran.fetch_add(1, Relaxed);
+        })
+    }));
+    let payload = caught.expect_err("the panic reached the caller");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"deliberate panic in chunk 5"));
+    if configured_threads() >= 2 {
+        // On the pool every other chunk finishes first (inline, on one thread, chunks stop at
+        // the panic, as they did under rayon).
+        assert_eq!(ran.load(Relaxed), 15, "every other chunk finished first");
+    }
+    assert_eq!(counts(33), vec![1; 33]);
+
+    // A panic on a worker thread specifically.
+    if configured_threads() >= 2 {
+        let worker_panicked = catch_unwind(AssertUnwindSafe(|| {
+            some_chunk_runs_off_the_caller(200, |_, elsewhere| {
+                if elsewhere {
+                    panic!("deliberate panic on a worker");
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            })
+        }));
+        let payload = worker_panicked.expect_err("a worker's panic reached the caller");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"deliberate panic on a worker"));
+        for chunks in [2, 3, 17, 64] {
+            assert_eq!(counts(chunks), vec![1; chunks]);
+        }
+    }
+}
+
+/// The child half of `one_thread_runs_everything_on_the_caller` (ignored unless asked for).
+#[test]
+#[ignore]
+fn one_thread_child() {
+    assert_eq!(std::env::var("RAYON_NUM_THREADS").as_deref(), Ok("1"), "run through one_thread_runs_everything_on_the_caller");
+    assert_eq!((configured_threads(), num_threads()), (1, 1));
+    let caller = std::thread::current().id();
+    let hits: Vec<AtomicUsize> = (0..50).map(|_| AtomicUsize::new(0)).collect();
+    run(50, &|c| {
+        assert_eq!(std::thread::current().id(), caller);
+        hits[c].fetch_add(1, Relaxed);
+    });
+    assert!(hits.iter().all(|h| h.load(Relaxed) == 1));
+    let panicked = catch_unwind(AssertUnwindSafe(|| run(4, &|c| assert_ne!(c, 2, "deliberate"))));
+    assert!(panicked.is_err());
+    assert_eq!(counts(7), vec![1; 7]);
+}
+
+/// `RAYON_NUM_THREADS=1`: no worker, every chunk on the caller (in a child process: the thread
+/// count is read once per process).
+#[test]
+fn one_thread_runs_everything_on_the_caller() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "one_thread_child", "--ignored", "--test-threads=1"])
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"), "{}", String::from_utf8_lossy(&out.stdout));
+}
