@@ -93,10 +93,19 @@ struct Tiles {
 impl Tiles {
     fn new(g: &Geometry) -> Tiles {
         let (rows, cols) = (g.out_height.div_ceil(2), g.out_width.div_ceil(2));
-        let band = (BAND_TILES / cols).clamp(1, rows);
+        let threads = parallel::num_threads();
+        let mut band = (BAND_TILES / cols).clamp(1, rows);
+        if (1..threads).contains(&g.batch) {
+            // Fewer images than threads (batch 1): bands in a multiple of the threads per image,
+            // as even as whole tile rows allow, so that every thread gets a share of the
+            // transforms and products (one band of 9 and one of 5 tile rows left 27x27 at one
+            // thread's wall time, and a 13x13 image's single unit ran its transforms serially).
+            let wanted = rows.div_ceil(band).next_multiple_of(threads.div_ceil(g.batch)).min(rows);
+            band = rows.div_ceil(wanted);
+        }
         let bands = rows.div_ceil(band);
         // Images of one band each share a unit up to BAND_TILES tiles, leaving a unit per thread.
-        let per_thread = g.batch.div_ceil(parallel::num_threads()).max(1);
+        let per_thread = g.batch.div_ceil(threads).max(1);
         let images = if bands == 1 { (BAND_TILES / (rows * cols)).clamp(1, per_thread) } else { 1 };
         Tiles { rows, cols, band, bands, images }
     }
