@@ -51,7 +51,7 @@ export function detach(x: Tensor): Tensor {
 
 /**
  * Overwrites `target`'s values with `source`'s, in place: target keeps its identity (the same
- * parameter for optimizers and autograd). Shapes must match; float32. Returns target.
+ * parameter for optimizers and autograd). Shapes and dtypes must match. Returns target.
  */
 export function assign<T extends Tensor>(target: T, source: Tensor): T {
   const b = backend();

@@ -238,8 +238,19 @@ forEachBackend(() => {
     expect(await read(w.grad!), 'and new graphs use the new values').toEqual([8, 10, 12]);
     kiln.tidy(() => {
       expectThrows(() => kiln.assign(w, kiln.tensor([1, 2])), 'assign', '[3]', '[2]');
-      expectThrows(() => kiln.assign(w, kiln.tensor(new Int32Array([1, 2, 3]))), 'assign', 'int32');
+      expectThrows(() => kiln.assign(w, kiln.tensor(new Int32Array([1, 2, 3]))), 'assign', 'int32', 'float32');
     });
     kiln.dispose([w, snapshot, view, loss]);
+  });
+
+  it('assign takes any dtype the target has: int32 values replaced, earlier snapshots unchanged', async () => {
+    const ids = kiln.tensor(new Int32Array([1, 2, 3]));
+    const snapshot = ids.detach();
+    kiln.tidy(() => kiln.assign(ids, kiln.tensor(new Int32Array([7, -8, 9]))));
+    expect(ids.dtype).toBe('int32');
+    expect(await read(ids)).toEqual([7, -8, 9]);
+    expect(await read(snapshot)).toEqual([1, 2, 3]);
+    kiln.tidy(() => expectThrows(() => kiln.assign(ids, kiln.tensor([1, 2, 3])), 'assign', 'float32 [3] to int32 [3]'));
+    kiln.dispose([ids, snapshot]);
   });
 });

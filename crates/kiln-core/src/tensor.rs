@@ -213,14 +213,20 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.detach());
         }
+        self.copied("contiguous")
+    }
+
+    /// A contiguous copy of the elements in a buffer of its own (on the tensor's device), shared
+    /// with no other tensor. Fails only if the copy cannot be allocated.
+    fn copied(&self, op: &str) -> Result<Tensor> {
         if let Some(device) = self.device() {
             return device.copy(&self.detach());
         }
         let buffer = match &self.storage.buffer {
-            Buffer::F32(v) => Buffer::F32(layout::gather_strided("contiguous", v, &self.shape, &self.strides, self.offset)?),
-            Buffer::I32(v) => Buffer::I32(layout::gather_strided("contiguous", v, &self.shape, &self.strides, self.offset)?),
-            Buffer::Bool(v) => Buffer::Bool(layout::gather_strided("contiguous", v, &self.shape, &self.strides, self.offset)?),
-            Buffer::I8(v) => Buffer::I8(layout::gather_strided("contiguous", v, &self.shape, &self.strides, self.offset)?),
+            Buffer::F32(v) => Buffer::F32(layout::gather_strided(op, v, &self.shape, &self.strides, self.offset)?),
+            Buffer::I32(v) => Buffer::I32(layout::gather_strided(op, v, &self.shape, &self.strides, self.offset)?),
+            Buffer::Bool(v) => Buffer::Bool(layout::gather_strided(op, v, &self.shape, &self.strides, self.offset)?),
+            Buffer::I8(v) => Buffer::I8(layout::gather_strided(op, v, &self.shape, &self.strides, self.offset)?),
             Buffer::Device(_) => unreachable!("device tensors are copied by their device above"),
         };
         Ok(Tensor::from_buffer(buffer, &self.shape))
@@ -259,24 +265,24 @@ impl Tensor {
         }
     }
 
-    /// Overwrites this tensor's values with `source`'s (same shape, float32), in place and
+    /// Overwrites this tensor's values with `source`'s (same shape and dtype), in place and
     /// copy-on-write: the tensor keeps its identity and autograd state (a parameter stays the same
     /// leaf), and no other tensor sharing the old buffer sees the change.
     pub fn assign(&mut self, source: &Tensor) -> Result<()> {
         const OP: &str = "assign";
-        if source.shape() != self.shape() || source.dtype() != DType::F32 {
+        if source.shape() != self.shape() || source.dtype() != self.dtype() {
             return Err(KilnError::new(OP, format!(
-                "cannot assign {} {} to a {} {} tensor (shapes and dtypes must match)",
+                "cannot assign {} {} to {} {} (the shapes and dtypes must match)",
                 source.dtype(), fmt_shape(source.shape()), self.dtype(), fmt_shape(&self.shape)
             )));
         }
-        if self.device().is_some() || source.device().is_some() {
-            // New contents on this tensor's device; the old buffer is left to whoever shares it.
+        if self.device().is_some() || source.device().is_some() || self.dtype() != DType::F32 {
+            // New contents in a buffer of their own on this tensor's device; the old buffer is
+            // left to whoever shares it. (Float32 on the CPU writes in place below instead: an
+            // optimizer's parameter keeps its buffer.)
             let moved = crate::device::to_device(&source.detach(), self.device().as_ref())?;
-            let copy = match moved.device() {
-                Some(d) => d.copy(&moved)?,
-                None => moved.materialize()?,
-            };
+            // A transfer made new storage already; otherwise copy, so no buffer is shared.
+            let copy = if Arc::ptr_eq(&moved.storage, &source.storage) { moved.copied(OP)? } else { moved.materialize()? };
             self.replace_data(copy);
             return Ok(());
         }

@@ -1,5 +1,5 @@
 //! Tensor::watch_writes: in-place writes of a watched tensor are counted (storage::watched_writes),
-//! through copy-on-write and assign; others are not. The ONNX importer compares the count between
+//! through copy-on-write and assign (float32 and int32); others are not. The ONNX importer compares the count between
 //! runs to know when its folded and packed weights are stale. One test in its own binary: the
 //! count is process-wide.
 
@@ -29,4 +29,14 @@ fn in_place_writes_of_watched_tensors_are_counted_through_copy_on_write_and_assi
     w.assign(&other).unwrap();
     assert_eq!(watched_writes(), start + 4);
     assert_eq!(w.to_vec::<f32>().unwrap(), vec![2.0, 5.0, 5.0, 5.0]);
+
+    // An int32 constant (an ONNX Reshape target the importer keeps) written by assign: counted,
+    // and the new values are the tensor's own, not shared with the source.
+    let mut shape = Tensor::from_vec(vec![2i32, 3], &[2]).unwrap();
+    let source = Tensor::from_vec(vec![3i32, 2], &[2]).unwrap();
+    shape.watch_writes();
+    shape.assign(&source).unwrap();
+    assert_eq!(watched_writes(), start + 5);
+    assert_eq!(shape.to_vec::<i32>().unwrap(), vec![3, 2]);
+    assert!(!shape.shares_storage(&source));
 }
