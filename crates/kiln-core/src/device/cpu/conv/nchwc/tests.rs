@@ -390,7 +390,8 @@ fn winograd_takes_the_shapes_it_pays_on() {
     assert!(winograd::applies(&g(1, 64, 56, 3, 1)));
     assert!(winograd::applies(&g(8, 256, 14, 3, 1)));
     assert!(winograd::applies(&g(1, 256, 14, 3, 1)));
-    assert!(!winograd::applies(&g(1, 512, 7, 3, 1)));
+    assert!(winograd::applies(&g(1, 512, 7, 3, 1)));
+    assert!(!winograd::applies(&g(1, 512, 6, 3, 1)));
     assert!(!winograd::applies(&g(8, 64, 56, 3, 2)));
     assert!(!winograd::applies(&g(8, 64, 56, 1, 1)));
     assert!(!winograd::applies(&geometry(8, 64, 64, [56, 56], 3, 1, 1, 2)));

@@ -70,13 +70,13 @@ fn fits(g: &Geometry) -> bool {
 }
 
 /// Fewest tiles of a call (batch x tiles per image) for which Winograd pays over the direct
-/// tiles: below, the filters' transform (every call, 16 floats per (input, output) channel
-/// pair) outweighs the multiplies saved. `cnn_convs` NCHWc direct / Winograd columns, GFLOP per
-/// CPU-second, one thread, loaded machine (load 4-6): batch 1 512->512 at 7x7 (16 tiles) 70 /
-/// 51; 256->256 at 14x14 (49) 98 / 152; SqueezeNet's 48->192 at 13x13 (49) 111 / 148; 64->64 at
-/// 56x56 (784) 109 / 200; batch 8 every ResNet-50 and SqueezeNet 3x3 shape Winograd (512->512
-/// at 7x7, 128 tiles: 73 / 118; 256->256 at 14x14: 109 / 210).
-const MIN_TILES: usize = 40;
+/// tiles, its filters' transform kept with the packed filters (as the ops keep it): 7x7 at batch
+/// 1 (16 tiles) is the smallest shape of the models measured. `cnn_convs` NCHWc direct /
+/// Winograd columns, GFLOP per CPU-second (wall ms), 2 threads, load 6: ResNet-50's 512->512 at
+/// 7x7 batch 1 84-86 (4.0) / 141 (2.1), batch 8 84 / 152; 256->256 at 14x14 batch 1 (49 tiles)
+/// 106 / 202. (Made on every call, the transform had kept the rule at 40 tiles: 512->512 at 7x7
+/// batch 1 then ran 70 direct / 51 Winograd.)
+const MIN_TILES: usize = 16;
 
 /// The measured rule (see MIN_TILES).
 fn pays(g: &Geometry) -> bool {
