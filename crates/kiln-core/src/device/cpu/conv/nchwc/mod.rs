@@ -94,11 +94,9 @@ pub(crate) fn forward_into(geo: &Geometry, x: &[f32], w: Packed, bias: Option<&[
 
 /// Whether a forward of `geo` runs Winograd (winograd.rs `applies`: AVX-512, 3x3 stride 1, enough
 /// tiles), so that a caller may keep `winograd_filters` with the packed filters.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn winograd_runs(geo: &Geometry) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return winograd::applies(geo);
-    #[cfg(not(target_arch = "x86_64"))]
-    return { let _ = geo; false };
+    winograd::applies(geo)
 }
 
 /// The Winograd transform of `geo`'s packed 3x3 filters `w` (`winograd_runs(geo)`), for a caller
