@@ -2,7 +2,7 @@
 //! kernels, which hold the layout and the arithmetic.
 
 use super::epilogue::SliceEpilogue;
-use super::nchwc::{self, blocked_len, blocks, OutBlocks, BLOCK};
+use super::nchwc::{self, blocked_len, blocks, OutBlocks, Packed, BLOCK};
 use crate::alloc;
 use crate::multiversion;
 use crate::error::Result;
@@ -19,10 +19,12 @@ pub(crate) fn forward(geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<
     let residual = epilogue.residual.map(|r| r.materialize()).transpose()?;
     let bias = padded_bias(geo, bias, op)?;
     let epilogue = SliceEpilogue { residual: residual.as_ref().map(|r| r.cpu_slice(op)).transpose()?, activation: epilogue.activation };
-    let (xs, ws) = (x.cpu_slice(op)?, packed.cpu_slice(op)?);
+    let xs = x.cpu_slice(op)?;
+    let winograd = winograd_filters(geo, &packed, op)?;
+    let filters = Packed { taps: packed.cpu_slice(op)?, winograd: winograd.as_deref().map(|u| u.0.as_slice()) };
     let len = blocked_len(geo.batch, geo.out_channels, geo.out_plane());
     // SAFETY: nchwc::forward writes every float of y, padded channels included.
-    let out = unsafe { alloc::try_filled_by(op, len, |y| nchwc::forward(geo, xs, ws, bias.as_deref(), epilogue, y))? };
+    let out = unsafe { alloc::try_filled_by(op, len, |y| nchwc::forward(geo, xs, filters, bias.as_deref(), epilogue, y))? };
     Tensor::from_vec(out, &[geo.batch, blocks(geo.out_channels), geo.out_height, geo.out_width, BLOCK])
 }
 
@@ -35,7 +37,8 @@ pub(crate) fn forward_concat(x: &Tensor, sets: &[FilterSet], op: &str) -> Result
     let x = x.materialize()?;
     let xs = x.cpu_slice(op)?;
     let filters = sets.iter().map(|s| s.weight.materialize()).collect::<Result<Vec<_>>>()?;
-    let packed = filters.iter().map(|w| w.cpu_slice(op)).collect::<Result<Vec<_>>>()?;
+    let winograd = sets.iter().zip(&filters).map(|(s, w)| winograd_filters(&s.geo, w, op)).collect::<Result<Vec<_>>>()?;
+    let packed = filters.iter().zip(&winograd).map(|(w, u)| Ok(Packed { taps: w.cpu_slice(op)?, winograd: u.as_deref().map(|u| u.0.as_slice()) })).collect::<Result<Vec<_>>>()?;
     let biases = sets.iter().map(|s| padded_bias(&s.geo, s.bias, op)).collect::<Result<Vec<_>>>()?;
     let len = blocked_len(first.batch, total_blocks * BLOCK, first.out_plane());
     // SAFETY: the sets' blocks cover every block of every image, each forward_into writing all of its own.
@@ -43,7 +46,7 @@ pub(crate) fn forward_concat(x: &Tensor, sets: &[FilterSet], op: &str) -> Result
         alloc::try_filled_by(op, len, |y: &mut [f32]| {
             let mut offset = 0;
             for ((set, w), bias) in sets.iter().zip(&packed).zip(&biases) {
-                nchwc::forward_into(&set.geo, xs, w, bias.as_deref(), set.activation, y, OutBlocks { per_image: total_blocks, first: offset });
+                nchwc::forward_into(&set.geo, xs, *w, bias.as_deref(), set.activation, y, OutBlocks { per_image: total_blocks, first: offset });
                 offset += blocks(set.geo.out_channels);
             }
         })?
@@ -138,6 +141,29 @@ fn for_each_tap(plan: &Plan, src: &[f32], at: usize, mut visit: impl FnMut(&[f32
             visit(src[(iy * cols.len + ix) * BLOCK..][..BLOCK].try_into().unwrap());
         }
     }
+}
+
+/// The Winograd transform of packed filters (nchwc::winograd_filters), kept with them.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct WinogradFilters(Vec<f32>);
+
+/// `packed`'s Winograd transform if a forward of `geo` runs Winograd: made at the first such call
+/// and kept as a derived form of the packed tensor (freed with it, dropped by an in-place write),
+/// so the transform (16 floats per pair of input and output channels: 4 MB for ResNet-50's
+/// 256->256) is not made again on every call.
+fn winograd_filters(geo: &Geometry, packed: &Tensor, op: &str) -> Result<Option<std::sync::Arc<WinogradFilters>>> {
+    #[cfg(target_arch = "x86_64")]
+    if nchwc::winograd_runs(geo) {
+        let taps = packed.cpu_slice(op)?;
+        let kept = packed.derived(&[], || {
+            let u = nchwc::winograd_filters(geo, taps, op)?;
+            let bytes = u.len() * std::mem::size_of::<f32>();
+            Ok((WinogradFilters(u), bytes))
+        })?;
+        return Ok(Some(kept));
+    }
+    let _ = (geo, packed, op);
+    Ok(None)
 }
 
 /// The bias [O] padded with zeros to whole blocks (at most 15 floats more), as nchwc::forward takes it.

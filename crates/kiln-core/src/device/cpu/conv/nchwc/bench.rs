@@ -17,9 +17,22 @@ pub fn packed_filters_len(geo: &Geometry) -> usize {
     super::packed_filters_len(geo)
 }
 
-/// super::forward, the epilogue as its two parts.
-pub fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, residual: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32]) {
-    super::forward(geo, x, w, bias, super::SliceEpilogue { residual, activation }, y)
+/// super::forward, the epilogue as its two parts, with the filters' Winograd transform
+/// `winograd` (from `winograd_filters`) where the caller keeps it.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(geo: &Geometry, x: &[f32], w: &[f32], winograd: Option<&[f32]>, bias: Option<&[f32]>, residual: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32]) {
+    super::forward(geo, x, super::Packed { taps: w, winograd }, bias, super::SliceEpilogue { residual, activation }, y)
+}
+
+/// The Winograd transform of packed filters `w` of a 3x3 stride-1 `geo` (super::winograd_filters),
+/// whether or not the rule runs Winograd on it; None for other shapes and CPUs.
+pub fn winograd_filters(geo: &Geometry, w: &[f32]) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    if geo.kernel == [3, 3] && geo.stride == [1, 1] && crate::simd::level() == crate::simd::SimdLevel::Avx512 {
+        return super::winograd_filters(geo, w, "nchwc_bench").ok();
+    }
+    let _ = (geo, w);
+    None
 }
 
 /// super::to_blocked.

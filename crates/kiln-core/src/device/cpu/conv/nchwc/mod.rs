@@ -47,13 +47,29 @@ pub(crate) fn packed_filters_len(geo: &Geometry) -> usize {
     blocks(geo.out_channels) * blocks(geo.channels) * geo.kernel[0] * geo.kernel[1] * BLOCK * BLOCK
 }
 
+/// A convolution's filters: the packed taps and, where the caller keeps it, their Winograd
+/// transform (`winograd_filters`), which winograd.rs otherwise computes on every call.
+#[derive(Clone, Copy)]
+pub(crate) struct Packed<'a> {
+    pub taps: &'a [f32],
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub winograd: Option<&'a [f32]>,
+}
+
+impl<'a> Packed<'a> {
+    /// Packed filters alone.
+    pub(crate) fn taps(taps: &'a [f32]) -> Packed<'a> {
+        Packed { taps, winograd: None }
+    }
+}
+
 /// The forward convolution `geo` (groups == 1) in NCHWc: x [N, blocks(C), H, W, 16], packed
 /// filters `w`, `bias` [blocks(O)·16] or none -> y [N, blocks(O), OH, OW, 16], every float of y
 /// written (padded channels included), then the epilogue: `epilogue.residual` (y's layout and
 /// length) added, `epilogue.activation` applied.
 ///
 /// `run` picks the kernel.
-pub(crate) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
+pub(crate) fn forward(geo: &Geometry, x: &[f32], w: Packed, bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
     assert!(epilogue.residual.is_none_or(|r| r.len() == y.len()), "nchwc::forward: the residual's length is not the output's");
     run(geo, x, w, bias, epilogue, y, OutBlocks { per_image: blocks(geo.out_channels), first: 0 })
 }
@@ -71,14 +87,30 @@ pub(crate) struct OutBlocks {
 /// modules) written in place, with no concat pass. Each set but the last must have a multiple of
 /// 16 output channels for the channels to follow on (its padded channels would sit in between
 /// otherwise). Only the set's blocks of y are written.
-pub(crate) fn forward_into(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32], out: OutBlocks) {
+pub(crate) fn forward_into(geo: &Geometry, x: &[f32], w: Packed, bias: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32], out: OutBlocks) {
     assert!(out.first + blocks(geo.out_channels) <= out.per_image, "nchwc::forward_into: blocks {}..{} of {} per image", out.first, out.first + blocks(geo.out_channels), out.per_image);
     run(geo, x, w, bias, SliceEpilogue { residual: None, activation }, y, out)
 }
 
+/// Whether a forward of `geo` runs Winograd (winograd.rs `applies`: AVX-512, 3x3 stride 1, enough
+/// tiles), so that a caller may keep `winograd_filters` with the packed filters.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn winograd_runs(geo: &Geometry) -> bool {
+    winograd::applies(geo)
+}
+
+/// The Winograd transform of `geo`'s packed 3x3 filters `w` (`winograd_runs(geo)`), for a caller
+/// that keeps it with them (`Packed::winograd`): 16/9 of their floats, made once instead of on
+/// every call; an error naming `op` if the memory cannot be had.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn winograd_filters(geo: &Geometry, w: &[f32], op: &str) -> crate::error::Result<Vec<f32>> {
+    winograd::transform_filters(geo, w, op)
+}
+
 /// `forward` and `forward_into`: on AVX-512, winograd.rs where it `applies`, else kernel.rs's
 /// register tiles; elsewhere (other x86-64 CPUs, wasm32) reference.rs's plain loops.
-fn run(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], out: OutBlocks) {
+fn run(geo: &Geometry, x: &[f32], filters: Packed, bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], out: OutBlocks) {
+    let w = filters.taps;
     assert_eq!(geo.groups, 1, "nchwc::forward: one group only");
     let (in_plane, out_plane) = (geo.height * geo.width, geo.out_plane());
     assert!(
@@ -92,7 +124,7 @@ fn run(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: Sli
     if crate::simd::level() == crate::simd::SimdLevel::Avx512 {
         // Winograd where it pays; if its scratch cannot be had, the direct tiles (which need
         // none) give the same result.
-        if winograd::applies(geo) && winograd::forward(geo, x, w, bias, epilogue, y, out).is_ok() {
+        if winograd::applies(geo) && winograd::forward(geo, x, w, filters.winograd, bias, epilogue, y, out).is_ok() {
             return;
         }
         return kernel::forward(geo, x, w, bias, epilogue, y, out);

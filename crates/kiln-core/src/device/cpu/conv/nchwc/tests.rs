@@ -5,6 +5,16 @@ use super::*;
 use crate::params::conv::Activation;
 use crate::params::unary::UnaryOp;
 
+/// super::forward with the packed filters alone (Winograd transforms them per call).
+fn forward(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+    super::forward(g, x, Packed::taps(w), b, e, y)
+}
+
+/// super::forward_into with the packed filters alone.
+fn forward_into(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, act: Option<Activation>, y: &mut [f32], out: OutBlocks) {
+    super::forward_into(g, x, Packed::taps(w), b, act, y, out)
+}
+
 /// conv2d in NCHW by its definition, for the blocked functions to agree with.
 fn conv_nchw(g: &Geometry, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; g.batch * g.out_image_len()];
@@ -301,10 +311,19 @@ fn forward_into_writes_its_blocks_of_a_concatenation_only() {
     }
 }
 
-/// winograd.rs's forward on its own (not through `applies`), on a case.
+/// winograd.rs's forward on its own (not through `applies`), on a case, its filters
+/// transformed per call.
 #[cfg(target_arch = "x86_64")]
 fn winograd_forward(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
-    winograd::forward(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }).unwrap()
+    winograd::forward(g, x, w, None, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }).unwrap()
+}
+
+/// `winograd_forward` with the filters' transform made beforehand, as a caller keeps it
+/// (winograd_filters, `Packed::winograd`).
+#[cfg(target_arch = "x86_64")]
+fn winograd_forward_kept(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+    let u = winograd_filters(g, w, "test").unwrap();
+    winograd::forward(g, x, w, Some(&u), b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }).unwrap()
 }
 
 /// Whether this CPU runs winograd.rs (AVX-512); the tests below skip otherwise.
@@ -340,6 +359,8 @@ fn winograd_matches_the_definition() {
         (1, 16, 16, [1, 1], 1),
         (1, 16, 16, [2, 9], 2),
         (1, 300, 40, [6, 6], 1),   // input blocks in several chunks of the 1x1 products
+        (1, 48, 200, [13, 13], 1), // batch 1, one band: units of output blocks (a partial last)
+        (1, 16, 64, [55, 55], 1),  // batch 1, bands of uneven tile rows (28 in 8)
     ];
     for (batch, c, o, hw, pad) in shapes {
         let g = geometry(batch, c, o, hw, 3, 1, pad, 1);
@@ -347,6 +368,7 @@ fn winograd_matches_the_definition() {
         for with_bias in [true, false] {
             check_within(&case(g, with_bias, false, None), winograd_forward, "winograd", tol);
         }
+        check_within(&case(g, true, false, None), winograd_forward_kept, "winograd (filters kept)", tol);
     }
     let g = geometry(2, 20, 70, [9, 8], 3, 1, 1, 1);
     for with_residual in [false, true] {
@@ -368,7 +390,8 @@ fn winograd_takes_the_shapes_it_pays_on() {
     assert!(winograd::applies(&g(1, 64, 56, 3, 1)));
     assert!(winograd::applies(&g(8, 256, 14, 3, 1)));
     assert!(winograd::applies(&g(1, 256, 14, 3, 1)));
-    assert!(!winograd::applies(&g(1, 512, 7, 3, 1)));
+    assert!(winograd::applies(&g(1, 512, 7, 3, 1)));
+    assert!(!winograd::applies(&g(1, 512, 6, 3, 1)));
     assert!(!winograd::applies(&g(8, 64, 56, 3, 2)));
     assert!(!winograd::applies(&g(8, 64, 56, 1, 1)));
     assert!(!winograd::applies(&geometry(8, 64, 64, [56, 56], 3, 1, 1, 2)));
@@ -378,7 +401,8 @@ fn winograd_takes_the_shapes_it_pays_on() {
 }
 
 /// A fire module's 3x3 expand by Winograd into its blocks of a concatenation: equal to its own
-/// forward, the blocks around it untouched.
+/// forward, the blocks around it untouched; at batch 2 (units of whole images) and batch 1 (units
+/// of output blocks).
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn winograd_writes_its_blocks_of_a_concatenation_only() {
@@ -386,19 +410,21 @@ fn winograd_writes_its_blocks_of_a_concatenation_only() {
         return;
     }
     let relu = activations().first().copied();
-    let c = case(geometry(2, 20, 40, [13, 13], 3, 1, 1, 1), true, false, relu);
-    let (g, plane, ob) = (c.g, c.g.out_plane(), 3);
-    let mut y = vec![-7.0; 2 * 6 * plane * BLOCK];
-    winograd::forward(&g, &c.xb, &c.wb, c.bias.as_deref(), SliceEpilogue { residual: None, activation: relu }, &mut y, OutBlocks { per_image: 6, first: 2 }).unwrap();
-    let mut own = vec![0.0; blocked_len(2, g.out_channels, plane)];
-    kernel::forward(&g, &c.xb, &c.wb, c.bias.as_deref(), SliceEpilogue { residual: None, activation: relu }, &mut own, OutBlocks { per_image: ob, first: 0 });
-    for n in 0..2 {
-        let slice = &y[(n * 6 + 2) * plane * BLOCK..][..ob * plane * BLOCK];
-        for (i, (a, b)) in slice.iter().zip(&own[n * ob * plane * BLOCK..]).enumerate() {
-            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "image {n}, float {i}: {a} vs {b}");
-        }
-        for block in [0, 1, 5] {
-            assert!(y[(n * 6 + block) * plane * BLOCK..][..plane * BLOCK].iter().all(|&v| v == -7.0), "image {n} block {block} was written");
+    for batch in [2, 1] {
+        let c = case(geometry(batch, 20, 40, [13, 13], 3, 1, 1, 1), true, false, relu);
+        let (g, plane, ob) = (c.g, c.g.out_plane(), 3);
+        let mut y = vec![-7.0; batch * 6 * plane * BLOCK];
+        winograd::forward(&g, &c.xb, &c.wb, None, c.bias.as_deref(), SliceEpilogue { residual: None, activation: relu }, &mut y, OutBlocks { per_image: 6, first: 2 }).unwrap();
+        let mut own = vec![0.0; blocked_len(batch, g.out_channels, plane)];
+        kernel::forward(&g, &c.xb, &c.wb, c.bias.as_deref(), SliceEpilogue { residual: None, activation: relu }, &mut own, OutBlocks { per_image: ob, first: 0 });
+        for n in 0..batch {
+            let slice = &y[(n * 6 + 2) * plane * BLOCK..][..ob * plane * BLOCK];
+            for (i, (a, b)) in slice.iter().zip(&own[n * ob * plane * BLOCK..]).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "batch {batch} image {n}, float {i}: {a} vs {b}");
+            }
+            for block in [0, 1, 5] {
+                assert!(y[(n * 6 + block) * plane * BLOCK..][..plane * BLOCK].iter().all(|&v| v == -7.0), "batch {batch} image {n} block {block} was written");
+            }
         }
     }
 }

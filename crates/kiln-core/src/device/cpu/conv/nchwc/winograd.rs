@@ -6,8 +6,10 @@
 //! - V[ξ] = (Bᵀ d B)[ξ] for each point ξ of the 4x4 transformed tile is [Cb, tiles, 16]: an
 //!   NCHWc "image" of one row of `tiles` pixels. The input transform reads a tile's 4x4 pixels
 //!   of one block (16 vectors of 16 channels) and writes one vector to each of the 16 V[ξ].
-//! - U[ξ] = (G g Gᵀ)[ξ] is [Ob, Cb, 16, 16]: packed filters of a 1x1 convolution. It is computed
-//!   per call from the packed 3x3 filters, lane by lane (the transform acts on the taps only).
+//! - U[ξ] = (G g Gᵀ)[ξ] is [Ob, Cb, 16, 16]: packed filters of a 1x1 convolution, computed from
+//!   the packed 3x3 filters lane by lane (the transform acts on the taps only) by
+//!   `transform_filters`: once per packed tensor when the caller keeps it (ops' blocked.rs keeps
+//!   it as a derived form of the packed filters), else on every call.
 //! - So the 16 batched GEMMs M[ξ] = V[ξ] · U[ξ] are 16 1x1 NCHWc convolutions, run by
 //!   kernel.rs's register tiles (tiles as the pixels of one long row, no packing per call).
 //! - The output transform reads a tile's 16 M[ξ] vectors of one output block and writes 2x2
@@ -15,8 +17,10 @@
 //!   the unit's output rows while they are in cache).
 //!
 //! Units: a band of tile rows of one image, or several whole images when an image has fewer
-//! tiles than a band (14x14, 7x7), as ../winograd.rs cuts them; V and M of a unit live in a
-//! worker's scratch (engine::run_units_on), in L2 for the small channel counts.
+//! tiles than a band (14x14, 7x7), as ../winograd.rs cuts them, and at batch 1 a group of output
+//! blocks of an image of one band (13x13, 14x14: each thread transforms the image's input again,
+//! a small share, and takes half the products and output transforms); V and M of a unit live in
+//! a worker's scratch (engine::run_units_on), in L2 for the small channel counts.
 //!
 //! AVX-512 only: elsewhere the blocked convolutions run reference.rs's loops, and the ONNX
 //! layout pass blocks nothing (it runs on AVX-512 CPUs).
@@ -40,6 +44,8 @@ const BAND_TILES: usize = 128;
 const SKEW: usize = BLOCK;
 /// Floats of one 16x16 block of (input lane, output lane) filters.
 const TAP_FLOATS: usize = BLOCK * BLOCK;
+/// The name errors give.
+const OP: &str = "conv2dNchwc (Winograd)";
 
 /// Whether the forward of `g` (channels counted as Cb·16 and Ob·16) runs here: 3x3, stride and
 /// dilation 1, one group, padding of at most 2, outputs up to 256 wide, on AVX-512, and the rule
@@ -64,13 +70,13 @@ fn fits(g: &Geometry) -> bool {
 }
 
 /// Fewest tiles of a call (batch x tiles per image) for which Winograd pays over the direct
-/// tiles: below, the filters' transform (every call, 16 floats per (input, output) channel
-/// pair) outweighs the multiplies saved. `cnn_convs` NCHWc direct / Winograd columns, GFLOP per
-/// CPU-second, one thread, loaded machine (load 4-6): batch 1 512->512 at 7x7 (16 tiles) 70 /
-/// 51; 256->256 at 14x14 (49) 98 / 152; SqueezeNet's 48->192 at 13x13 (49) 111 / 148; 64->64 at
-/// 56x56 (784) 109 / 200; batch 8 every ResNet-50 and SqueezeNet 3x3 shape Winograd (512->512
-/// at 7x7, 128 tiles: 73 / 118; 256->256 at 14x14: 109 / 210).
-const MIN_TILES: usize = 40;
+/// tiles, its filters' transform kept with the packed filters (as the ops keep it): 7x7 at batch
+/// 1 (16 tiles) is the smallest shape of the models measured. `cnn_convs` NCHWc direct /
+/// Winograd columns, GFLOP per CPU-second (wall ms), 2 threads, load 6: ResNet-50's 512->512 at
+/// 7x7 batch 1 84-86 (4.0) / 141 (2.1), batch 8 84 / 152; 256->256 at 14x14 batch 1 (49 tiles)
+/// 106 / 202. (Made on every call, the transform had kept the rule at 40 tiles: 512->512 at 7x7
+/// batch 1 then ran 70 direct / 51 Winograd.)
+const MIN_TILES: usize = 16;
 
 /// The measured rule (see MIN_TILES).
 fn pays(g: &Geometry) -> bool {
@@ -83,52 +89,81 @@ struct Tiles {
     /// Tile rows of an image, tiles per tile row.
     rows: usize,
     cols: usize,
-    /// Tile rows per band, bands per image.
+    /// Tile rows per band at most, bands per image (their rows as even as whole rows allow).
     band: usize,
     bands: usize,
     /// Whole images per unit when an image is one band, else 1.
     images: usize,
+    /// Output blocks per unit at most, groups of them (units of one image band each).
+    group_blocks: usize,
+    groups: usize,
 }
 
 impl Tiles {
     fn new(g: &Geometry) -> Tiles {
-        let (rows, cols) = (g.out_height.div_ceil(2), g.out_width.div_ceil(2));
+        let (rows, cols, ob) = (g.out_height.div_ceil(2), g.out_width.div_ceil(2), blocks(g.out_channels));
         let threads = parallel::num_threads();
-        let mut band = (BAND_TILES / cols).clamp(1, rows);
+        let mut bands = rows.div_ceil((BAND_TILES / cols).clamp(1, rows));
+        let mut groups = 1;
         if (1..threads).contains(&g.batch) {
-            // Fewer images than threads (batch 1): bands in a multiple of the threads per image,
-            // as even as whole tile rows allow, so that every thread gets a share of the
-            // transforms and products (one band of 9 and one of 5 tile rows left 27x27 at one
-            // thread's wall time, and a 13x13 image's single unit ran its transforms serially).
-            let wanted = rows.div_ceil(band).next_multiple_of(threads.div_ceil(g.batch)).min(rows);
-            band = rows.div_ceil(wanted);
+            // Fewer images than threads (batch 1): every thread gets an even share of the
+            // transforms and products. An image of several bands: bands in a multiple of the
+            // threads, of rows as even as whole rows allow (55x55's 28 tile rows in 7 bands of 4
+            // left one thread 4 bands and the other 3). An image of one band (13x13, 14x14: 49
+            // tiles) is cut by output blocks instead: tile rows would cut it 4 + 3.
+            let per_image = threads.div_ceil(g.batch);
+            if bands == 1 {
+                groups = per_image.min(ob);
+            } else {
+                bands = bands.next_multiple_of(per_image).min(rows);
+            }
         }
-        let bands = rows.div_ceil(band);
+        let group_blocks = ob.div_ceil(groups);
+        let groups = ob.div_ceil(group_blocks);
         // Images of one band each share a unit up to BAND_TILES tiles, leaving a unit per thread.
         let per_thread = g.batch.div_ceil(threads).max(1);
-        let images = if bands == 1 { (BAND_TILES / (rows * cols)).clamp(1, per_thread) } else { 1 };
-        Tiles { rows, cols, band, bands, images }
+        let images = if bands == 1 && groups == 1 { (BAND_TILES / (rows * cols)).clamp(1, per_thread) } else { 1 };
+        Tiles { rows, cols, band: rows.div_ceil(bands), bands, images, group_blocks, groups }
     }
 
     fn units(&self, batch: usize) -> usize {
-        batch.div_ceil(self.images) * self.bands
+        batch.div_ceil(self.images) * self.bands * self.groups
     }
 
     /// Tiles of a unit at most.
     fn unit_tiles(&self) -> usize {
         self.images * self.band * self.cols
     }
+
+    /// Tile rows of band `band` (of 0..self.bands).
+    fn band_rows(&self, band: usize) -> std::ops::Range<usize> {
+        self.rows * band / self.bands..self.rows * (band + 1) / self.bands
+    }
+
+    /// Output blocks of group `group` (of 0..self.groups), out of `ob`.
+    fn group(&self, group: usize, ob: usize) -> std::ops::Range<usize> {
+        group * self.group_blocks..((group + 1) * self.group_blocks).min(ob)
+    }
 }
 
-/// nchwc::forward's contract for `g` (`applies(g)`), or an error if the scratch (V, M, the
+/// nchwc::forward's contract for `g` (`applies(g)`), with the packed filters `w`'s transform
+/// `u` (`transform_filters`) if the caller keeps it; or an error if the scratch (V, M, the
 /// filters' transform) cannot be allocated, before anything is written.
-pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) -> Result<()> {
-    const OP: &str = "conv2dNchwc (Winograd)";
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], u: Option<&[f32]>, bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) -> Result<()> {
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
-    let u = transform_filters(w, cb, ob, OP)?;
+    let made;
+    let u = match u {
+        Some(u) => u,
+        None => {
+            made = transform_filters(g, w, OP)?;
+            &made
+        }
+    };
+    assert_eq!(u.len(), XI * ob * cb * TAP_FLOATS, "{OP}: transformed filters of another shape");
     let t = Tiles::new(g);
     let most = t.unit_tiles();
-    let (v_stride, m_stride) = (cb * most * BLOCK + SKEW, ob * most * BLOCK + SKEW);
+    let (v_stride, m_stride) = (cb * most * BLOCK + SKEW, t.group_blocks * most * BLOCK + SKEW);
     let scratch_len = XI * (v_stride + m_stride);
     let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
     let finish = Finish {
@@ -140,26 +175,30 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, 
     let (x, u, bias) = (SendPtr(x.as_ptr() as *mut f32), SendPtr(u.as_ptr() as *mut f32), bias.map(|b| SendPtr(b.as_ptr() as *mut f32)));
     let parallel = crate::device::cpu::conv::engine::parallel_pays_for(g.macs());
     run_units_on(OP, t.units(g.batch), parallel, scratch_len, |unit, scratch, inner| {
+        let (group, unit) = (unit % t.groups, unit / t.groups);
         let (first, band) = (unit / t.bands * t.images, unit % t.bands);
         let images = first..(first + t.images).min(g.batch);
-        let rows = band * t.band..((band + 1) * t.band).min(t.rows);
+        let rows = t.band_rows(band);
         let image_tiles = rows.len() * t.cols;
         let tiles = images.len() * image_tiles;
         let (v, m) = scratch.split_at_mut(XI * v_stride);
-        let work = Unit { g, cb, ob, tiles, image_tiles, rows: rows.clone() };
+        let out_blocks = t.group(group, ob);
+        let work = Unit { g, cb, out_blocks: out_blocks.clone(), tiles, image_tiles, rows: rows.clone() };
         for (i, n) in images.clone().enumerate() {
             // SAFETY: AVX-512F (`applies`); x holds the batch (nchwc::run checked the lengths).
             unsafe { work.transform_input(x.ptr().add(n * cb * g.height * g.width * BLOCK), v, v_stride, i * image_tiles) };
         }
         // M[ξ] = V[ξ] · U[ξ]: a 1x1 convolution of Cb·16 into Ob·16 channels over one row of tiles.
-        let pointwise = Geometry { batch: 1, channels: cb * BLOCK, height: 1, width: tiles, out_channels: ob * BLOCK, out_height: 1, out_width: tiles, kernel: [1, 1], stride: [1, 1], pad: [0, 0], dilation: [1, 1], groups: 1 };
+        // The unit's output blocks only: U[ξ]'s filters of those blocks are consecutive.
+        let gb = out_blocks.len();
+        let pointwise = Geometry { batch: 1, channels: cb * BLOCK, height: 1, width: tiles, out_channels: gb * BLOCK, out_height: 1, out_width: tiles, kernel: [1, 1], stride: [1, 1], pad: [0, 0], dilation: [1, 1], groups: 1 };
         let (u_len, serial) = (ob * cb * TAP_FLOATS, matches!(inner, Parallelism::None));
         for xi in 0..XI {
-            // SAFETY: U lives for the call (u_len floats per point); V[ξ] and M[ξ] are this
-            // worker's scratch.
-            let uxi = unsafe { std::slice::from_raw_parts(u.ptr().add(xi * u_len) as *const f32, u_len) };
-            let mxi = &mut m[xi * m_stride..][..ob * tiles * BLOCK];
-            kernel::forward_with(&pointwise, &v[xi * v_stride..][..cb * tiles * BLOCK], uxi, None, SliceEpilogue::default(), mxi, OutBlocks { per_image: ob, first: 0 }, None, serial);
+            // SAFETY: U lives for the call (u_len floats per point, out_blocks inside 0..ob); V[ξ]
+            // and M[ξ] are this worker's scratch.
+            let uxi = unsafe { std::slice::from_raw_parts(u.ptr().add(xi * u_len + out_blocks.start * cb * TAP_FLOATS) as *const f32, gb * cb * TAP_FLOATS) };
+            let mxi = &mut m[xi * m_stride..][..gb * tiles * BLOCK];
+            kernel::forward_with(&pointwise, &v[xi * v_stride..][..cb * tiles * BLOCK], uxi, None, SliceEpilogue::default(), mxi, OutBlocks { per_image: gb, first: 0 }, None, serial);
         }
         for (i, n) in images.enumerate() {
             // SAFETY: AVX-512F; this unit alone writes the output rows of its tile rows in image
@@ -183,11 +222,12 @@ struct Finish<'a> {
 unsafe impl Send for Finish<'_> {}
 unsafe impl Sync for Finish<'_> {}
 
-/// One unit's tiles: tile rows `rows` of some images, `image_tiles` of V's and M's columns each.
+/// One unit's tiles: tile rows `rows` of some images, `image_tiles` of V's and M's columns each,
+/// for the output blocks `out_blocks` (M holds those blocks only).
 struct Unit<'a> {
     g: &'a Geometry,
     cb: usize,
-    ob: usize,
+    out_blocks: std::ops::Range<usize>,
     tiles: usize,
     image_tiles: usize,
     rows: std::ops::Range<usize>,
@@ -235,10 +275,12 @@ impl Unit<'_> {
     }
 
     /// y[n, into.first + block, 2·ty + i, 2·tx + j] = (Aᵀ M A)[i][j] + bias, then `finish`, for
-    /// the tiles of `self.rows` at M's columns col0..: every output pixel of those rows written.
+    /// the tiles of `self.rows` at M's columns col0.. and the blocks `self.out_blocks`: every
+    /// output pixel of those rows and blocks written.
     ///
-    /// SAFETY: AVX-512F; m holds 16 matrices `m_stride` apart of Ob·self.tiles·16 floats; bias
-    /// Ob·16 floats; out (and the residual) hold y for `into`; no one else writes these rows.
+    /// SAFETY: AVX-512F; m holds 16 matrices `m_stride` apart of out_blocks.len()·self.tiles·16
+    /// floats; bias Ob·16 floats; out (and the residual) hold y for `into`; no one else writes
+    /// these rows of these blocks.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn transform_output(&self, m: &[f32], m_stride: usize, col0: usize, bias: Option<*const f32>, finish: Finish, out: *mut f32, n: usize, into: OutBlocks) {
@@ -249,12 +291,12 @@ impl Unit<'_> {
         let m = m.as_ptr();
         let first_row = 2 * self.rows.start;
         let last_row = (2 * self.rows.end).min(oh);
-        for o in 0..self.ob {
+        for (local, o) in self.out_blocks.clone().enumerate() {
             let b = bias.map_or(_mm512_setzero_ps(), |b| _mm512_loadu_ps(b.add(o * BLOCK)));
             let block = (n * into.per_image + into.first + o) * plane * BLOCK;
             for (r, ty) in self.rows.clone().enumerate() {
                 for tx in 0..cols {
-                    let at = (o * self.tiles + col0 + r * cols + tx) * BLOCK;
+                    let at = (local * self.tiles + col0 + r * cols + tx) * BLOCK;
                     let p = |xi: usize| _mm512_loadu_ps(m.add(xi * m_stride + at));
                     // Aᵀ down each column j, then A along each of the 2 rows.
                     let s: [[__m512; 2]; 4] = std::array::from_fn(|j| at2(p(j), p(4 + j), p(8 + j), p(12 + j)));
@@ -299,10 +341,11 @@ unsafe fn at2(m0: __m512, m1: __m512, m2: __m512, m3: __m512) -> [__m512; 2] {
     [_mm512_add_ps(_mm512_add_ps(m0, m1), m2), _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3)]
 }
 
-/// U [16][Ob][Cb][16 (c)][16 (o)] from packed 3x3 filters [Ob][Cb][3][3][16 (c)][16 (o)]:
+/// U [16][Ob][Cb][16 (c)][16 (o)] from `g`'s packed 3x3 filters [Ob][Cb][3][3][16 (c)][16 (o)]:
 /// G g Gᵀ of every (c, o) lane pair, 16 output lanes at a time; blocks of output channels spread
-/// over the threads.
-fn transform_filters(w: &[f32], cb: usize, ob: usize, op: &str) -> Result<Vec<f32>> {
+/// over the threads. 16/9 of the packed filters' floats; an error if they cannot be allocated.
+pub(super) fn transform_filters(g: &Geometry, w: &[f32], op: &str) -> Result<Vec<f32>> {
+    let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let pairs = ob * cb;
     assert_eq!(w.len(), pairs * 9 * TAP_FLOATS, "{op}: packed 3x3 filters expected");
     let u_len = pairs * TAP_FLOATS;
