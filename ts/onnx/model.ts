@@ -9,6 +9,7 @@ import { Module } from '../nn/module.js';
 import { keep, tidy } from '../engine.js';
 import type { Tensor } from '../tensor.js';
 import type { DType } from '../backends/backend.js';
+import { forgetConstantValues, markConstants } from './constants.js';
 import { OnnxNode, type Inputs } from './node.js';
 import { OPS } from './ops/index.js';
 import { FusedNode, fuseGraph } from './fusion/index.js';
@@ -194,6 +195,13 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   #forgetFusions(): void {
     for (const node of this.#live) if (node instanceof FusedNode) node.forget();
     for (const node of this.#nchwc?.blocked ?? []) node.forget();
+    forgetConstantValues(this.#constants());
+  }
+
+  /** The initializers and folded constants: what every run reads and none writes. */
+  #constants(): Tensor[] {
+    const props = this as unknown as Record<string, Tensor>;
+    return [...[...this.#initializers.values()].map((key) => props[key]).filter((t) => t !== undefined), ...this.#folded.values()];
   }
 
   /**
@@ -292,6 +300,8 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     if (unknown.length > 0) throw new Error(`OnnxModel.run: unknown input(s) ${unknown.join(', ')} (the model's inputs: ${this.inputNames.join(', ')})`);
 
     const keepAlive = new Set<Tensor>([...values.values()]);
+    // Not the inputs: only what #plan watches (it forgets kept values of a constant written since).
+    markConstants(this.#constants());
     const remaining = new Map<Tensor, number>();
     const outputs = new Set(this.outputNames);
     const context = { training: this.training };

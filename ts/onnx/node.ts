@@ -5,6 +5,7 @@
  */
 
 import type { Tensor } from '../tensor.js';
+import { hostValues } from './constants.js';
 import type { AttributeProto, NodeProto } from './proto.js';
 import { tensorFromProto } from './tensors.js';
 
@@ -102,9 +103,9 @@ export function input(inputs: Inputs, i: number, node: OnnxNode): Tensor {
   return t;
 }
 
-/** A small integer tensor's values (shapes, axes, starts), read back to the host. */
+/** A small integer tensor's values (shapes, axes, starts), read back to the host (once for a model's constant: constants.ts). */
 export function intValues(t: Tensor): number[] {
-  return Array.from(t.dataSync(), Number);
+  return [...hostValues(t)];
 }
 
 /** Normalizes a possibly negative axis against `rank`, or fails naming the node. */

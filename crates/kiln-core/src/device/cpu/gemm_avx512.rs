@@ -17,9 +17,10 @@
 //! - a range of rows is cut into tiles of equal height (1024 rows: 74 tiles of 13-14, not 73 of
 //!   14 and one of 2, which would run a whole tile's time for 2 rows);
 //! - threads share each packed block of b and split the rows (shared_b.rs: BLIS's scheme, work
-//!   claimed through counters, no barrier); products with too few rows for that, and a b packed
-//!   ahead, split the destination into column (or row) ranges instead, each thread packing its own
-//!   operands. One fork/join per call either way.
+//!   claimed through counters, no barrier); products with too few rows for that split the
+//!   destination into column (or row) ranges instead, each thread packing its own operands, and
+//!   a b packed ahead into a few row ranges per thread, claimed one at a time. One fork/join per
+//!   call either way.
 //! - the first k block of a non-accumulating call stores without reading dst, so the caller can
 //!   hand over uninitialized memory (matmul.rs then skips its output's zero fill).
 
@@ -170,7 +171,7 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
             return shared_b::gemm(m, n, k, dst, dst_rs, accumulate, a, b, scale, threads);
         }
     }
-    let split = Split::new(m, n, threads);
+    let split = Split::new(m, n, threads, matches!(b, BSource::Packed(_)));
     let jobs = split.jobs();
     // Raw pointers are not Sync: the closure shared by the threads carries them as SendPtr and
     // SendView (a and b are only read).
@@ -190,6 +191,10 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
 /// How the destination is cut among threads: column ranges of whole 32-column panels, or row
 /// ranges of whole 14-row tiles when the product has too few columns to keep every thread busy.
 /// A column split packs all of a in every thread (cheap row copies), a row split all of b.
+/// A b packed ahead needs no packing, so a row split costs nothing there: such products are cut
+/// into a few row ranges per thread, claimed one at a time, so a thread that joins late (a worker
+/// woken from its park, or preempted on a loaded machine) leaves the rest to the others instead
+/// of holding half the product.
 struct Split {
     m: usize,
     n: usize,
@@ -197,9 +202,19 @@ struct Split {
     parts: usize,
 }
 
+/// Row ranges per thread for a b packed ahead (`Split`). Measured on two threads at M = 128 and
+/// 1024 (K, N in 256 / 1024, 24 packed weights used in turn, the variants interleaved, loaded
+/// machine): the GFLOP per CPU-second of 1 to 5 ranges per thread were level with each other and
+/// 0-4% above the two-part column split (which packs all of a in both threads).
+const PACKED_PARTS_PER_THREAD: usize = 4;
+
 impl Split {
-    fn new(m: usize, n: usize, threads: usize) -> Split {
+    fn new(m: usize, n: usize, threads: usize, b_packed: bool) -> Split {
         let (col_panels, row_tiles) = (n.div_ceil(NR), m.div_ceil(MR));
+        if b_packed && threads > 1 && row_tiles >= 2 * threads {
+            let parts = (threads * PACKED_PARTS_PER_THREAD).min(row_tiles);
+            return Split { m, n, by_columns: false, parts };
+        }
         // Columns when each thread gets at least two panels and the column split does not
         // repack a larger matrix than the row split would (m·k vs k·n).
         let by_columns = col_panels >= 2 * threads && (n >= m || row_tiles < 2 * threads);
