@@ -4,7 +4,9 @@
 // measurement the wall time per step next to what the process did per step: CPU seconds (all
 // threads), voluntary context switches (a thread that went to sleep: rayon workers parking
 // between ops, or the main thread waiting for them), involuntary ones (preempted) and minor page
-// faults. A slow measurement with as much CPU as a fast one waited; one with more CPU worked more.
+// faults, and the CPU split among the main thread, Kiln's pool workers and Node's other threads
+// (V8's GC and compiler helpers). A slow measurement with as much CPU as a fast one waited; one
+// with more CPU worked more, and the split says which thread did.
 //   KILN_BENCH_COUNTERS=1 node --expose-gc bench/step-spread.mjs [mlp-train,lstm-train] [rounds]
 if (!process.env.KILN_BENCH_COUNTERS) throw new Error('step-spread.mjs: set KILN_BENCH_COUNTERS=1 (timing.mjs records the counters only then)');
 const { workloads } = await import('./workloads.mjs');
@@ -23,10 +25,10 @@ for (const id of ids) {
     const { runs } = kilnPeer.workloads[w.kind](w.params);
     const values = runs.map((s) => w.value(s)).sort((a, b) => a - b);
     console.log(`${id} round ${round + 1}: ${values.map((v) => v.toFixed(0)).join(' / ')} ${w.unit}, spread ${pct((values.at(-1) - values[0]) / values[Math.floor(values.length / 2)])}`);
-    console.log('  wall ms/step  cpu ms/step  cpu/wall  voluntary/step  involuntary/step  faults/step');
+    console.log('  wall ms/step  cpu ms/step  cpu/wall  voluntary/step  involuntary/step  faults/step  main ms  pool ms  other ms');
     for (const m of measurementLog) {
-      const cells = [m.seconds * 1e3, m.cpu * 1e3, m.cpu / m.seconds, m.voluntary, m.involuntary, m.faults];
-      console.log('  ' + cells.map((v, i) => v.toFixed(i === 2 ? 2 : i >= 3 ? 1 : 3).padStart([12, 12, 9, 15, 17, 12][i])).join(' '));
+      const cells = [m.seconds * 1e3, m.cpu * 1e3, m.cpu / m.seconds, m.voluntary, m.involuntary, m.faults, m.cpuMain * 1e3, m.cpuPool * 1e3, m.cpuOther * 1e3];
+      console.log('  ' + cells.map((v, i) => v.toFixed(i === 2 ? 2 : i === 3 || i === 4 || i === 5 ? 1 : 3).padStart([12, 12, 9, 15, 17, 12, 8, 8, 9][i])).join(' '));
     }
   }
 }

@@ -7,6 +7,8 @@
 // calibration: after the warm-up call, the best of SLOW_REPEATS single calls. This keeps the whole
 // run within a few minutes; such a number is the best of 2, not of 3.
 
+import { readdirSync, readFileSync } from 'node:fs';
+
 export const TARGET = 0.7; // seconds per measurement (lands in ~0.5-1.5 s)
 export const REPEATS = 3;
 const WARMUP = 0.15; // seconds of warm-up calls (at least one call)
@@ -81,9 +83,35 @@ function measureSync(fn, repeats, slowRepeats) {
 const counters = process.env.KILN_BENCH_COUNTERS
   ? () => {
       const u = process.resourceUsage();
-      return { cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, voluntary: u.voluntaryContextSwitches, involuntary: u.involuntaryContextSwitches, faults: u.minorPageFault };
+      return { cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, voluntary: u.voluntaryContextSwitches, involuntary: u.involuntaryContextSwitches, faults: u.minorPageFault, ...threadSeconds() };
     }
   : null;
+
+/**
+ * CPU seconds so far of the main thread, of Kiln's pool workers (threads named kiln-pool-*) and
+ * of every other thread (V8's GC and compiler helpers, libuv), from /proc/self/task/<tid>/schedstat
+ * (nanoseconds on the CPU): which thread a slow measurement's extra CPU went to. Zeros where
+ * /proc is missing (not Linux).
+ */
+function threadSeconds() {
+  const seconds = { cpuMain: 0, cpuPool: 0, cpuOther: 0 };
+  let tids;
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return seconds;
+  }
+  for (const tid of tids) {
+    try {
+      const onCpu = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      seconds[Number(tid) === process.pid ? 'cpuMain' : name.startsWith('kiln-pool') ? 'cpuPool' : 'cpuOther'] += onCpu;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return seconds;
+}
 export const measurementLog = [];
 function perCall(a, b, iters) {
   return Object.fromEntries(Object.keys(a).map((k) => [k, (b[k] - a[k]) / iters]));

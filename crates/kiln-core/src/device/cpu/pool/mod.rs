@@ -38,7 +38,7 @@ pub(crate) fn max_pool2d(plan: &Plan, x: &Tensor, need_indices: bool) -> Result<
             max_pool_plane(plan, &data[p * in_plane..(p + 1) * in_plane], out, idx);
         })
     };
-    let (out, idx) = if writes_every_output(plan) {
+    let (out, idx) = if writes_every_output(plan, need_indices) {
         // SAFETY: the kernel stores every output (and index) of every plane and reads none (no
         // zeroing first: the pool's outputs were a fifth of cnn-train's memset time).
         unsafe {
@@ -58,13 +58,19 @@ pub(crate) fn max_pool2d(plan: &Plan, x: &Tensor, need_indices: bool) -> Result<
 }
 
 /// Whether the forward kernels store every output (and index) of a plane, so their buffers need
-/// no zeroing: the AVX-512 kernels' stores cover each output row.
-fn writes_every_output(plan: &Plan) -> bool {
+/// no zeroing: the AVX-512 kernels' stores cover each output row, and so do the SIMD128 ones,
+/// which compute no indices (a max pooling that needs them runs kernels.rs's key path).
+fn writes_every_output(plan: &Plan, need_indices: bool) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return avx512::applies(plan);
-    #[cfg(not(target_arch = "x86_64"))]
+    return {
+        let _ = need_indices;
+        avx512::applies(plan)
+    };
+    #[cfg(target_arch = "wasm32")]
+    return !need_indices && simd128::applies(plan);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "wasm32")))]
     {
-        let _ = plan;
+        let _ = (plan, need_indices);
         false
     }
 }
@@ -119,7 +125,7 @@ pub(crate) fn avg_pool2d(plan: &Plan, x: &Tensor, count_include_pad: bool) -> Re
             avg_pool_plane(plan, &scale, &data[p * in_plane..(p + 1) * in_plane], out);
         })
     };
-    let out = if writes_every_output(plan) {
+    let out = if writes_every_output(plan, false) {
         // SAFETY: as in max_pool2d.
         unsafe { try_filled_by::<f32>(OP, plan.planes * out_plane, pool)? }
     } else {
