@@ -27,8 +27,10 @@ fn naive_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> 
 #[test]
 fn matmul_matches_loops_for_all_transposes_and_sizes() {
     // 530 x 300 x 260: large enough that a row-major b runs Kiln's AVX-512 GEMM on 2 threads
-    // (threads sharing each packed block of b) where the CPU has it.
-    for &(m, k, n) in &[(1, 1, 1), (3, 5, 2), (17, 33, 9), (130, 70, 150), (530, 300, 260)] {
+    // (threads sharing each packed block of b) where the CPU has it. 130 x 70 x 150 and
+    // 300 x 200 x 100 run the gemm crate's products on several threads, cut into column and
+    // row ranges (gemm_call::crate_gemm) whose bounds fall off multiples of 16.
+    for &(m, k, n) in &[(1, 1, 1), (3, 5, 2), (17, 33, 9), (130, 70, 150), (300, 200, 100), (530, 300, 260)] {
         let a = rand(&[m, k], 1);
         let b = rand(&[k, n], 2);
         let want = naive_matmul(&a.to_vec().unwrap(), &b.to_vec().unwrap(), m, k, n);

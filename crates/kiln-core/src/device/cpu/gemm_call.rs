@@ -53,10 +53,7 @@ pub unsafe fn gemm_scaled(
         return;
     }
     #[cfg(not(target_arch = "wasm32"))]
-    {
-        let par = if threads > 1 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-        gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, if accumulate { 1.0 } else { 0.0 }, scale, false, false, false, par);
-    }
+    crate_gemm(m, n, k, dst, dst_rs, dst_cs, accumulate, a, a_rs, a_cs, b, b_rs, b_cs, scale, threads);
     #[cfg(target_arch = "wasm32")]
     {
         use crate::device::cpu::gemm_simd128::{gemm, MatRef};
@@ -76,4 +73,65 @@ pub unsafe fn gemm_scaled(
             }
         }
     }
+}
+
+/// The `gemm` crate's `dst (+)= scale · a · b` on `threads` threads of Kiln's pool: dst cut into
+/// row ranges (when n <= m: every range packs all of b) or column ranges (else: every range packs
+/// all of a), two per thread, each one single-threaded call of the crate.
+///
+/// Why not the crate's `Parallelism::Rayon`: it runs on rayon's global pool, a second pool of as
+/// many threads as cores beside Kiln's own (native_pool.rs), whose idle workers spin and yield
+/// before they sleep. On 2 cores the training steps ran 4 busy threads: bench/step-spread.mjs's
+/// per-thread split (10:13, loaded) gave mlp-train's step 2.0-2.6 ms of CPU on rayon's threads
+/// against 0.6-1.0 ms on the main thread and 0.1-0.3 ms on Kiln's worker, lstm-train's 2.5-3.1
+/// against 3.1-3.9 and 0.7-1.7 (issue 18: the training rows' run-to-run spread). Here instead,
+/// quiet A/B of one build with a switch (10:40-10:46, `bench/run.mjs --only mlp-train,lstm-train`),
+/// medians of 5: mlp-train 68.7k / 67.8k samples/s on rayon against 77.1k / 78.8k, lstm-train
+/// 7,411 / 5,945 against 8,762 / 6,231 / 8,322; the spreads moved either way in both.
+///
+/// # Safety
+/// As `gemm`.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn crate_gemm(
+    m: usize, n: usize, k: usize,
+    dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool,
+    a: *const f32, a_rs: isize, a_cs: isize,
+    b: *const f32, b_rs: isize, b_cs: isize,
+    scale: f32, threads: usize,
+) {
+    use crate::parallel::{for_each_chunk, SendPtr};
+    // Ranges narrower than this many rows or columns are not worth a thread's packing of the
+    // other operand: the product runs on the calling thread.
+    const MIN_RANGE: usize = 16;
+    // Two ranges per thread, claimed one at a time: a worker that joins late holds a quarter of
+    // the product on two threads, not half (each range packs the other operand again, m x k or
+    // k x n floats against its share of the m x n x k multiply-adds).
+    const PARTS_PER_THREAD: usize = 2;
+    let call = |m: usize, n: usize, dst: *mut f32, a: *const f32, b: *const f32| {
+        gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, if accumulate { 1.0 } else { 0.0 }, scale, false, false, false, gemm::Parallelism::None);
+    };
+    let by_rows = n <= m;
+    let len = if by_rows { m } else { n };
+    let parts = (threads * PARTS_PER_THREAD).min(len / MIN_RANGE);
+    if parts <= 1 {
+        return call(m, n, dst, a, b);
+    }
+    // Range boundaries on multiples of 16 (whole vectors of columns), the last at len.
+    let bound = |p: usize| if p == parts { len } else { len * p / parts / 16 * 16 };
+    let (dst, a, b) = (SendPtr(dst), SendPtr(a as *mut f32), SendPtr(b as *mut f32));
+    for_each_chunk(parts, parts, |start, end| {
+        for p in start..end {
+            let (lo, hi) = (bound(p), bound(p + 1));
+            // SAFETY: the ranges are disjoint rows (or columns) of dst, and of a (or b) inside
+            // the caller's operands.
+            unsafe {
+                if by_rows {
+                    call(hi - lo, n, dst.get().offset(lo as isize * dst_rs), a.get().offset(lo as isize * a_rs), b.get());
+                } else {
+                    call(m, hi - lo, dst.get().offset(lo as isize * dst_cs), a.get(), b.get().offset(lo as isize * b_cs));
+                }
+            }
+        }
+    });
 }

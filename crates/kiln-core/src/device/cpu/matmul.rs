@@ -8,8 +8,6 @@ use crate::error::Result;
 use crate::layout::{self, numel};
 use crate::parallel::{self, SendPtr, MIN_PARALLEL_FLOPS};
 use crate::tensor::Tensor;
-#[cfg(not(target_arch = "wasm32"))]
-use gemm::Parallelism;
 
 /// One matrix operand: base offset plus row/column strides inside the shared buffer.
 #[derive(Clone, Copy)]
@@ -157,17 +155,15 @@ unsafe fn gemm_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f3
     gemm_crate_into(a, av, b, bv, dst, m, n, k, threads);
 }
 
-/// The native default: the `gemm` crate (AVX-512 / AVX2 kernels, rayon threads).
+/// The native default: the `gemm` crate (AVX-512 / AVX2 kernels) on Kiln's threads (gemm_call::crate_gemm).
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_crate_into(a: &[f32], av: MatView, b: &[f32], bv: MatView, dst: *mut f32, m: usize, n: usize, k: usize, threads: usize) {
-    let parallelism = if threads > 1 { Parallelism::Rayon(0) } else { Parallelism::None };
-    gemm::gemm(
+    crate::device::cpu::gemm_call::crate_gemm(
         m, n, k,
-        dst, 1, n as isize, false,
-        a.as_ptr().add(av.offset), av.col_stride, av.row_stride,
-        b.as_ptr().add(bv.offset), bv.col_stride, bv.row_stride,
-        0.0, 1.0, false, false, false,
-        parallelism,
+        dst, n as isize, 1, false,
+        a.as_ptr().add(av.offset), av.row_stride, av.col_stride,
+        b.as_ptr().add(bv.offset), bv.row_stride, bv.col_stride,
+        1.0, threads,
     );
 }
