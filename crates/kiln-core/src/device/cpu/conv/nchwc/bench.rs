@@ -22,6 +22,11 @@ pub fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, resid
     super::forward(geo, x, w, bias, super::SliceEpilogue { residual, activation }, y)
 }
 
+/// super::forward_plain_input: x plain NCHW (C <= 16), y blocked.
+pub fn forward_plain_input(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32]) {
+    super::forward_plain_input(geo, x, w, bias, super::SliceEpilogue { residual: None, activation }, y)
+}
+
 /// super::to_blocked.
 pub fn to_blocked(x: &[f32], batch: usize, channels: usize, plane: usize, y: &mut [f32]) {
     super::to_blocked(x, batch, channels, plane, y)
