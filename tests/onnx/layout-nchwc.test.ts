@@ -126,6 +126,22 @@ function broadcastNet(): string {
   return path;
 }
 
+/** x [n, 3, 8, 8] -> a 3-channel conv whose output only plain nodes read (a Flatten), beside a 16-channel conv: the stem must stay plain. */
+function plainReadStemNet(): string {
+  const path = join(dir, 'plain-stem.onnx');
+  kiln.tidy(() => writeFileSync(path, modelBytes({
+    nodes: [
+      conv('stem', ['x', 'w0'], 'c0', 3), relu('r0', 'c0', 'a0'),
+      { opType: 'Flatten', input: ['a0'], output: ['y'], name: 'flatten' },
+      conv('other', ['a0', 'w1'], 'z', 1),
+    ],
+    inputs: [['x', ['n', 3, 8, 8]]],
+    outputs: ['y', 'z'],
+    initializers: weights({ w0: [16, 3, 3, 3], w1: [20, 16, 1, 1] }, 300),
+  })));
+  return path;
+}
+
 /** The outputs of `model` on `x` with the pass on or off, in inference (noGrad). */
 function infer(model: ReturnType<typeof kiln.onnx.load>, x: kiln.Tensor, pass: 'on' | 'off'): Record<string, kiln.Tensor> {
   if (pass === 'off') process.env.KILN_ONNX_NCHWC = 'off';
@@ -200,6 +216,32 @@ forEachBackend((backend) => {
       expectClose(winograd, want, 1e-4);
       kiln.dispose([x, on, off, winograd]);
       model.dispose();
+    });
+
+    it('runs a stem blocked only when a blocked node reads its output, and equals onnxruntime either way', () => {
+      const path = plainReadStemNet();
+      const model = kiln.onnx.load(path);
+      // 'other' reads the stem's output blocked, so the stem writes NCHWc (its Flatten reads it back plain).
+      expect(model.nchwc.nodes).toEqual(['stem+r0', 'other']);
+      const alone = join(dir, 'stem-alone.onnx');
+      kiln.tidy(() => writeFileSync(alone, modelBytes({
+        nodes: [conv('stem', ['x', 'w0'], 'c0', 3), relu('r0', 'c0', 'a0'), { opType: 'Flatten', input: ['a0'], output: ['y'], name: 'flatten' }],
+        inputs: [['x', ['n', 3, 8, 8]]],
+        outputs: ['y'],
+        initializers: weights({ w0: [16, 3, 3, 3] }, 300),
+      })));
+      const single = kiln.onnx.load(alone);
+      // Nothing blocked reads it: no plan (a blocked stem would only add a reorder back).
+      expect(single.nchwc.nodes).toEqual([]);
+      const x = kiln.randn([2, 3, 8, 8], { seed: 31 });
+      const want = onnxruntime(path, { x });
+      const on = infer(model, x, 'on');
+      for (const name of ['y', 'z']) expectClose(on[name], want[name], 1e-4);
+      const y = infer(single, x, 'on').y;
+      expectClose(y, onnxruntime(alone, { x }).y, 1e-4);
+      kiln.dispose([x, y, ...Object.values(on)]);
+      model.dispose();
+      single.dispose();
     });
 
     it('runs a fused node whose fast path declines on plain tensors inside the blocked plan, and returns a blocked graph output plain', () => {
