@@ -68,6 +68,7 @@ pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
 
 /// `forward` of an input in `input`'s layout (super::forward_plain_input's contract for
 /// `Input::Plain`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn forward_from(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) {
     run_plan(geo, input, x, w, bias, epilogue, y, into, None, false)
 }
