@@ -404,34 +404,10 @@ unsafe fn one_tile<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
             }
         }
     }
-    for c in 0..t.cblocks {
-        let xc = t.x.add(c * t.x_block);
-        let wc = t.w.add(c * t.w_cblock);
-        for ki in t.ki.0..t.ki.1 {
-            let ih = (t.ih0 + (ki * t.dilation[0]) as isize) as usize;
-            let x_row = xc.add(ih * t.x_row);
-            for kj in t.kj.0..t.kj.1 {
-                let x_tap = x_row.offset((t.iw0 + (kj * t.dilation[1]) as isize) * t.x_pixel as isize);
-                let w_tap = wc.add((ki * t.kw + kj) * TAP_FLOATS);
-                // Odd lanes into a second set of accumulators when the tile has fewer than
-                // 8 (a border pixel: 4 chains of dependent FMAs would run at half the FMA
-                // ports' rate, their 4-cycle latency unhidden); summed before the store.
-                if t.lanes == BLOCK && t.x_lane == 1 {
-                    // Blocked input: the 16 lanes in a loop of constant length.
-                    for lane in (0..BLOCK).step_by(2) {
-                        step::<NB, P>(&mut acc, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane), t.x_step);
-                        let odd = if split { &mut extra } else { &mut acc };
-                        step::<NB, P>(odd, w_tap.add((lane + 1) * BLOCK), t.w_block, x_tap.add(lane + 1), t.x_step);
-                    }
-                } else {
-                    // Plain input: only its C channels (a stem's 3 colours), each a plane away.
-                    for lane in 0..t.lanes {
-                        let set = if split && lane % 2 == 1 { &mut extra } else { &mut acc };
-                        step::<NB, P>(set, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane * t.x_lane), t.x_step);
-                    }
-                }
-            }
-        }
+    // The layout chosen once per tile, not per tap: the blocked loop keeps its constants.
+    match t.x_lane {
+        1 => accumulate::<NB, P, false>(t, &mut acc, &mut extra, split),
+        _ => accumulate::<NB, P, true>(t, &mut acc, &mut extra, split),
     }
     if split {
         for (acc, extra) in acc.iter_mut().zip(&extra) {
@@ -462,6 +438,43 @@ unsafe fn one_tile<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
         }
     }
     finish.after.apply(y, 0, NB, t.y_block, P * BLOCK);
+}
+
+/// The tile's sums over its chunk of input blocks and its taps into `acc` (odd lanes into `extra`
+/// when `split`): x blocked (a pixel's 16 lanes side by side), or `PLAIN` (t.lanes channels, each
+/// t.x_lane floats apart, pixels t.x_pixel apart).
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn accumulate<const NB: usize, const P: usize, const PLAIN: bool>(t: &Tile, acc: &mut [[__m512; P]; NB], extra: &mut [[__m512; P]; NB], split: bool) {
+    let pixel = if PLAIN { t.x_pixel } else { BLOCK };
+    for c in 0..t.cblocks {
+        let xc = t.x.add(c * t.x_block);
+        let wc = t.w.add(c * t.w_cblock);
+        for ki in t.ki.0..t.ki.1 {
+            let ih = (t.ih0 + (ki * t.dilation[0]) as isize) as usize;
+            let x_row = xc.add(ih * t.x_row);
+            for kj in t.kj.0..t.kj.1 {
+                let x_tap = x_row.offset((t.iw0 + (kj * t.dilation[1]) as isize) * pixel as isize);
+                let w_tap = wc.add((ki * t.kw + kj) * TAP_FLOATS);
+                // Odd lanes into a second set of accumulators when the tile has fewer than
+                // 8 (a border pixel: 4 chains of dependent FMAs would run at half the FMA
+                // ports' rate, their 4-cycle latency unhidden); summed before the store.
+                if PLAIN {
+                    // Only the input's C channels (a stem's 3 colours), each a plane away.
+                    for lane in 0..t.lanes {
+                        let set = if split && lane % 2 == 1 { &mut *extra } else { &mut *acc };
+                        step::<NB, P>(set, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane * t.x_lane), t.x_step);
+                    }
+                } else {
+                    for lane in (0..BLOCK).step_by(2) {
+                        step::<NB, P>(acc, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane), t.x_step);
+                        let odd = if split { &mut *extra } else { &mut *acc };
+                        step::<NB, P>(odd, w_tap.add((lane + 1) * BLOCK), t.w_block, x_tap.add(lane + 1), t.x_step);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One input lane of one tap: acc[b][j] += x[j·x_step] · w[b·w_block..][..16].
