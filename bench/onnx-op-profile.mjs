@@ -55,18 +55,18 @@ function convConcatKind(node, args, out) {
   return { key: `${node.pattern} ${c}->${weights.map((w) => `${w.shape[0]} ${w.shape[2]}x${w.shape[3]}`).join(' + ')} ${h}x${wd}`, macs };
 }
 
-/** A blocked node's kind: a convolution's (channels from its weights, plane from its 5-D input) marked NCHWc, else its op and input shape. */
+/** A blocked node's kind: a convolution's (channels from its weights, plane from its 5-D input, or 4-D for a stem reading plain) marked NCHWc, else its op and input shape. */
 function blockedKind(node, args, results) {
   const original = node.original;
   const out = results[0];
   const weights = original?.pattern === 'ConvConcat' ? args.slice(1).filter((_, i) => i % 2 === 0) : original !== undefined && 'conv' in original ? [args[1]] : original?.opType === 'Conv' ? [args[1]] : [];
-  if (weights.length === 0 || args[0]?.rank !== 5) return { key: `${node.opType} [${args[0]?.shape.join(', ')}]`, macs: 0 };
+  if (weights.length === 0 || args[0]?.rank !== (node.plainInput ? 4 : 5)) return { key: `${node.opType} [${args[0]?.shape.join(', ')}]`, macs: 0 };
   const conv = original.conv ?? original.sets?.[0].conv ?? original;
   const stride = conv.ints?.('strides') ?? [1, 1];
   const [n, , h, wd] = args[0].shape;
   const plane = out.shape[2] * out.shape[3];
   const macs = weights.reduce((sum, w) => sum + n * plane * w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3], 0);
-  const label = `${original.pattern ?? 'Conv'} NCHWc`;
+  const label = `${original.pattern ?? 'Conv'} NCHWc${node.plainInput ? ' (plain in)' : ''}`;
   return { key: `${label} ${weights[0].shape[1]}->${weights.map((w) => `${w.shape[0]} ${w.shape[2]}x${w.shape[3]}`).join(' + ')}/s${stride[0]} ${h}x${wd}`, macs };
 }
 

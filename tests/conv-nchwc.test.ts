@@ -66,6 +66,23 @@ forEachBackend((name) => {
     }
   });
 
+  it('reads a plain NCHW input of at most 16 channels (a stem writing NCHWc) as conv2d does', async () => {
+    let seed = 100;
+    // [x shape, out channels, kernel, stride, pad]: SqueezeNet's and ResNet-50's stems (smaller), 1 and 16 channels.
+    const cases = [[[1, 3, 23, 25], 64, 3, 2, 0], [[2, 3, 19, 19], 40, 7, 2, 3], [[1, 1, 9, 9], 20, 3, 1, 1], [[1, 16, 8, 8], 33, 1, 1, 0]] as const;
+    for (const [shape, o, k, stride, pad] of cases) {
+      const label = JSON.stringify({ shape, o, k, stride, pad });
+      const x = T(randND([...shape], seed++));
+      const w = T(randND([o, shape[1], k, k], seed++));
+      const bias = T(randND([o], seed++));
+      const options = { stride, padding: pad, bias, activation: 'relu' as const };
+      const want = kiln.conv2d(x, w, options);
+      const got = kiln.tidy(() => fromNchwc(conv2dNchwc(x, packNchwcFilters(w), options), o));
+      assertClose(await read(got), await read(want), TOL, label);
+      kiln.dispose([x, w, bias, want, got]);
+    }
+  });
+
   it('conv2dNchwcConcat equals conv2dConcat (whole-block sets and a partial last one), batches 1 and 3', async () => {
     for (const batch of [1, 3]) {
       const x = T(randND([batch, 24, 9, 9], batch));
@@ -134,6 +151,11 @@ forEachBackend((name) => {
     const xb = toNchwc(x);
     const packed = packNchwcFilters(w);
     expectThrows(() => conv2dNchwc(x, packed), 'conv2dNchwc', '[1, 32, 6, 6]');
+    const colours = kiln.randn([1, 20, 6, 6], { seed: 4 });
+    const onePacked = kiln.tidy(() => packNchwcFilters(kiln.randn([20, 16, 3, 3], { seed: 5 })));
+    expectThrows(() => conv2dNchwc(colours, packed), 'conv2dNchwc', 'one input block');
+    expectThrows(() => conv2dNchwc(colours, onePacked), 'conv2dNchwc', '1 to 16 channels', '[1, 20, 6, 6]');
+    kiln.dispose([colours, onePacked]);
     expectThrows(() => conv2dNchwc(xb, w), 'conv2dNchwc', '[20, 32, 3, 3]');
     expectThrows(() => conv2dNchwc(xb, packed, { bias: kiln.zeros([40]) }), 'conv2dNchwc', 'bias', '[40]');
     expectThrows(() => conv2dNchwc(xb, packed, { residual: kiln.zeros([1, 2, 6, 6, 16]) }), 'conv2dNchwc', 'residual', '[1, 2, 4, 4, 16]');

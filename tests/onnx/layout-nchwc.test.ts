@@ -2,7 +2,7 @@
  * The NCHWc layout pass (ts/onnx/layout/): on the native backend with AVX-512, in inference, an
  * imported CNN keeps its activations channel-blocked between convolutions; its outputs equal
  * onnxruntime's and the pass-off run's (KILN_ONNX_NCHWC=off) within float rounding: a ResNet-style
- * graph (a plain 3-channel stem, MaxPool, a bottleneck with a downsampling branch, an Add and a
+ * graph (a 3-channel stem read plain and written blocked, MaxPool, a bottleneck with a downsampling branch, an Add and a
  * Relu of two blocked values, a blocked value read by Reshape and returned), a SqueezeNet-style one
  * (fire modules as blocked ConvConcat, a blocked MaxPool, a 1000-channel conv: a partial last block, then
  * GlobalAveragePool and Flatten), and the onnx wheel's light ResNet-50 and SqueezeNet. Training
@@ -126,6 +126,22 @@ function broadcastNet(): string {
   return path;
 }
 
+/** x [n, 3, 8, 8] -> a 3-channel conv whose output only plain nodes read (a Flatten), beside a 16-channel conv: the stem must stay plain. */
+function plainReadStemNet(): string {
+  const path = join(dir, 'plain-stem.onnx');
+  kiln.tidy(() => writeFileSync(path, modelBytes({
+    nodes: [
+      conv('stem', ['x', 'w0'], 'c0', 3), relu('r0', 'c0', 'a0'),
+      { opType: 'Flatten', input: ['a0'], output: ['y'], name: 'flatten' },
+      conv('other', ['a0', 'w1'], 'z', 1),
+    ],
+    inputs: [['x', ['n', 3, 8, 8]]],
+    outputs: ['y', 'z'],
+    initializers: weights({ w0: [16, 3, 3, 3], w1: [20, 16, 1, 1] }, 300),
+  })));
+  return path;
+}
+
 /** The outputs of `model` on `x` with the pass on or off, in inference (noGrad). */
 function infer(model: ReturnType<typeof kiln.onnx.load>, x: kiln.Tensor, pass: 'on' | 'off'): Record<string, kiln.Tensor> {
   if (pass === 'off') process.env.KILN_ONNX_NCHWC = 'off';
@@ -143,12 +159,13 @@ forEachBackend((backend) => {
   const applies = backend === 'native' && kiln.simdLevel() === 'avx512';
 
   describe('onnx NCHWc layout pass', () => {
-    it('runs a ResNet-style graph blocked from the first 16-channel conv on, equal to onnxruntime and to the pass-off run', () => {
+    it('runs a ResNet-style graph blocked from the stem on (its 3 channels read plain), equal to onnxruntime and to the pass-off run', () => {
       const path = residualNet();
       const model = kiln.onnx.load(path);
-      // The 3-channel stem stays plain; every other convolution, and the Add of two blocked values and the Relu after it, run blocked.
+      // The 3-channel stem reads its input plain and writes NCHWc, so the MaxPool after it runs blocked; every other convolution,
+      // and the Add of two blocked values and the Relu after it, run blocked.
       // (The downsampling branch, first in graph order, takes the Add: its addend is b3's output.)
-      expect(model.nchwc.nodes).toEqual(['b1+bn1+r1', 'b2+bn2+r2', 'b3+bn3', 'down+bnd+add3+r3', 'c4+r4', 'c5+r5', 'add6', 'r6', 'gap']);
+      expect(model.nchwc.nodes).toEqual(['stem+bn0+r0', 'pool', 'b1+bn1+r1', 'b2+bn2+r2', 'b3+bn3', 'down+bnd+add3+r3', 'c4+r4', 'c5+r5', 'add6', 'r6', 'gap']);
       for (const n of [1, 2]) {
         const x = kiln.randn([n, 3, 16, 16], { seed: n });
         const want = onnxruntime(path, { x });
@@ -157,8 +174,8 @@ forEachBackend((backend) => {
         const spies = (['conv2d', 'conv2dNchwc', 'avgPool2dNchwc'] as const).map((name) => vi.spyOn(impl, name));
         const on = infer(model, x, 'on');
         expect(model.nchwc.runs - before).toBe(applies ? 1 : 0);
-        // Blocked: the stem plain, the six others on the blocked kernel (none declined to the plain nodes), the GlobalAveragePool blocked.
-        expect(spies.map((s) => s.mock.calls.length)).toEqual(applies ? [1, 6, 1] : [7, 0, 0]);
+        // Blocked: the stem and the six others on the blocked kernel (none declined to the plain nodes), the GlobalAveragePool blocked.
+        expect(spies.map((s) => s.mock.calls.length)).toEqual(applies ? [0, 7, 1] : [7, 0, 0]);
         vi.restoreAllMocks();
         const off = infer(model, x, 'off');
         expect(model.nchwc.runs - before).toBe(applies ? 1 : 0);
@@ -179,14 +196,14 @@ forEachBackend((backend) => {
     it('runs fire modules as blocked ConvConcats and a 1000-channel conv (a partial block) into GlobalAveragePool, as onnxruntime does', () => {
       const path = fireNet();
       const model = kiln.onnx.load(path);
-      expect(model.nchwc.nodes).toEqual(['sq1+rs1', 'e1_1+re1_1+e3_1+re3_1+cat1', 'pool1', 'sq2+rs2', 'e1_2+re1_2+e3_2+re3_2+cat2', 'drop', 'head+rh', 'gap']);
+      expect(model.nchwc.nodes).toEqual(['stem+r0', 'pool0', 'sq1+rs1', 'e1_1+re1_1+e3_1+re3_1+cat1', 'pool1', 'sq2+rs2', 'e1_2+re1_2+e3_2+re3_2+cat2', 'drop', 'head+rh', 'gap']);
       const x = kiln.randn([2, 3, 24, 24], { seed: 5 });
       const want = onnxruntime(path, { x }).y;
       const impl = activeBackend().impl;
       const spies = (['conv2d', 'conv2dConcat', 'conv2dNchwc', 'conv2dNchwcConcat', 'avgPool2dNchwc'] as const).map((name) => vi.spyOn(impl, name));
       const on = infer(model, x, 'on').y;
-      // Blocked: the stem plain; the squeezes and the head on conv2dNchwc, the expands on conv2dNchwcConcat, the GlobalAveragePool of the 1000 channels blocked.
-      expect(spies.map((s) => s.mock.calls.length)).toEqual(applies ? [1, 0, 3, 2, 1] : [4, 2, 0, 0, 0]);
+      // Blocked: the stem (reading its 3 channels plain), the squeezes and the head on conv2dNchwc, the expands on conv2dNchwcConcat, the GlobalAveragePool of the 1000 channels blocked.
+      expect(spies.map((s) => s.mock.calls.length)).toEqual(applies ? [0, 0, 4, 2, 1] : [4, 2, 0, 0, 0]);
       vi.restoreAllMocks();
       const off = infer(model, x, 'off').y;
       expect(model.nchwc.runs).toBe(applies ? 1 : 0);
@@ -199,6 +216,32 @@ forEachBackend((backend) => {
       expectClose(winograd, want, 1e-4);
       kiln.dispose([x, on, off, winograd]);
       model.dispose();
+    });
+
+    it('runs a stem blocked only when a blocked node reads its output, and equals onnxruntime either way', () => {
+      const path = plainReadStemNet();
+      const model = kiln.onnx.load(path);
+      // 'other' reads the stem's output blocked, so the stem writes NCHWc (its Flatten reads it back plain).
+      expect(model.nchwc.nodes).toEqual(['stem+r0', 'other']);
+      const alone = join(dir, 'stem-alone.onnx');
+      kiln.tidy(() => writeFileSync(alone, modelBytes({
+        nodes: [conv('stem', ['x', 'w0'], 'c0', 3), relu('r0', 'c0', 'a0'), { opType: 'Flatten', input: ['a0'], output: ['y'], name: 'flatten' }],
+        inputs: [['x', ['n', 3, 8, 8]]],
+        outputs: ['y'],
+        initializers: weights({ w0: [16, 3, 3, 3] }, 300),
+      })));
+      const single = kiln.onnx.load(alone);
+      // Nothing blocked reads it: no plan (a blocked stem would only add a reorder back).
+      expect(single.nchwc.nodes).toEqual([]);
+      const x = kiln.randn([2, 3, 8, 8], { seed: 31 });
+      const want = onnxruntime(path, { x });
+      const on = infer(model, x, 'on');
+      for (const name of ['y', 'z']) expectClose(on[name], want[name], 1e-4);
+      const y = infer(single, x, 'on').y;
+      expectClose(y, onnxruntime(alone, { x }).y, 1e-4);
+      kiln.dispose([x, y, ...Object.values(on)]);
+      model.dispose();
+      single.dispose();
     });
 
     it('runs a fused node whose fast path declines on plain tensors inside the blocked plan, and returns a blocked graph output plain', () => {

@@ -11,7 +11,9 @@
 //! the edges of a chain of blocked convolutions; on 3x3 stride-1 shapes, then, the blocked forward
 //! on its direct tiles and on Winograd (nchwc/winograd.rs), each forced (`KILN_CONV_PATH=direct`,
 //! `winograd`), for the rule between them. Shapes with fewer than 8 input channels stay on
-//! the NCHW kernels (`-`). `--no-nchwc` leaves those columns out.
+//! the NCHW kernels, or (up to 16, no residual) read plain NCHW and write NCHWc
+//! (`forward_plain_input`, the blocked stem): that column is then its forward and the
+//! from_blocked of its output. `--no-nchwc` leaves those columns out.
 //! `cargo run --release -p kiln-core --example cnn_convs [-- --batch=8] [--against=direct] [--residual] [--no-nchwc] [name filters...]`
 use kiln_core::device::cpu::nchwc_bench as nchwc;
 use kiln_core::ops::{self, ConvParams};
@@ -98,6 +100,12 @@ fn main() {
                 let g = Geometry { batch, channels: c, height: size, width: size, out_channels: o, out_height: out, out_width: out, kernel: [k, k], stride: [stride, stride], pad: [pad, pad], dilation: [1, 1], groups: 1 };
                 blocked_columns(&g, &x, &w, &b, residual.as_ref(), relu, &expected, gflop)
             }
+            false if with_nchwc && c <= nchwc::BLOCK && !with_residual => {
+                std::env::set_var("KILN_CONV_PATH", "chosen");
+                let expected = ops::conv2d_fused(&x, &w, Some(&b), &p, ops::Epilogue { residual: None, activation: Some(relu) }).unwrap();
+                let g = Geometry { batch, channels: c, height: size, width: size, out_channels: o, out_height: out, out_width: out, kernel: [k, k], stride: [stride, stride], pad: [pad, pad], dilation: [1, 1], groups: 1 };
+                plain_input_column(&g, &x, &w, &b, relu, &expected, gflop)
+            }
             false => " | -".to_string(),
         };
         println!("{name:36} {chosen} / {gemm}{blocked}");
@@ -149,4 +157,26 @@ fn blocked_columns(g: &Geometry, x: &Tensor, w: &Tensor, b: &Tensor, residual: O
     let (_, to_wall) = cpu_time::per_call(0.1, || nchwc::to_blocked(&x_flat, g.batch, g.channels, in_plane, &mut x_blocked));
     let (_, from_wall) = cpu_time::per_call(0.1, || nchwc::from_blocked(&yb, g.batch, g.out_channels, out_plane, &mut y));
     format!(" | {chosen} | {:7.1} {:7.1}{winograd}", to_wall * 1e6, from_wall * 1e6)
+}
+
+/// The column of a shape of few input channels: the blocked forward reading x plain (a stem
+/// writing NCHWc), GFLOP per CPU-second (wall ms), then its output's from_blocked wall µs.
+fn plain_input_column(g: &Geometry, x: &Tensor, w: &Tensor, b: &Tensor, relu: ops::Activation, expected: &Tensor, gflop: f64) -> String {
+    let out_plane = g.out_height * g.out_width;
+    let xs = x.to_vec::<f32>().unwrap();
+    let mut wb = vec![0.0; nchwc::packed_filters_len(g)];
+    nchwc::pack_filters(g, &w.to_vec::<f32>().unwrap(), &mut wb);
+    let mut bb = vec![0.0; g.out_channels.div_ceil(nchwc::BLOCK) * nchwc::BLOCK];
+    bb[..g.out_channels].copy_from_slice(&b.to_vec::<f32>().unwrap());
+    let mut yb = vec![0.0; nchwc::blocked_len(g.batch, g.out_channels, out_plane)];
+    nchwc::forward_plain_input(g, &xs, &wb, Some(&bb), Some(relu), &mut yb);
+    let mut y = vec![0.0; g.batch * g.out_channels * out_plane];
+    nchwc::from_blocked(&yb, g.batch, g.out_channels, out_plane, &mut y);
+    let worst = y.iter().zip(expected.to_vec::<f32>().unwrap()).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0f32, f32::max);
+    if worst > 1e-3 {
+        return format!(" | NCHWc (plain input) output differs from the NCHW path's (relative {worst:e})");
+    }
+    let (cpu, wall) = cpu_time::per_call(0.2, || nchwc::forward_plain_input(g, &xs, &wb, Some(&bb), Some(relu), &mut yb));
+    let (_, from_wall) = cpu_time::per_call(0.1, || nchwc::from_blocked(&yb, g.batch, g.out_channels, out_plane, &mut y));
+    format!(" | plain input {:6.1} ({:.3}) | from_blocked {:7.1}", gflop / cpu, wall * 1e3, from_wall * 1e6)
 }

@@ -6,8 +6,11 @@
  * nodes with groups 1 and >= 16 input channels; ConvConcat when every set's output channels are
  * whole blocks), MaxPool (2-D), AveragePool (2-D, no dilation), GlobalAveragePool, Relu, Add of
  * two blocked values and inference's Dropout kept blocked, and a reorder back wherever any other
- * op reads a blocked value (once per value) and for graph outputs, which are always plain. The
- * first convolution of an image model (3 channels) stays plain. The pools run as a vector loop
+ * op reads a blocked value (once per value) and for graph outputs, which are always plain. A
+ * convolution of fewer than 16 input channels on a plain value (an image model's first, on 3
+ * colours) reads it plain and writes NCHWc (conv2dNchwc's plain input: only the real channels
+ * are multiplied), when a blocked node reads its output: the stem's MaxPool then runs blocked
+ * and no reorder sits between them, as onnxruntime's NchwcTransformer does. The pools run as a vector loop
  * over each pixel's 16 channels (avgPool2dNchwc), so the reorder moves to their small output (a
  * first GlobalAveragePool as a mean over the blocked tensor's H and W axes cost 4x the reorder).
  *
@@ -34,7 +37,7 @@ export interface NchwcPlan {
   blocked: LayoutNode[];
 }
 
-/** Convolutions with fewer input channels stay plain (an image's 3 colours: 13 of 16 lanes wasted). */
+/** Convolutions with fewer input channels read their input plain (an image's 3 colours: blocked, 13 of 16 lanes would be padding). */
 const MIN_CHANNELS = NCHWC_BLOCK;
 
 /** How a node runs in the blocked plan: which inputs it reads blocked, and its output's channels when blocked. */
@@ -42,6 +45,8 @@ interface Decision {
   make: () => LayoutNode;
   blockedInputs: number[];
   outChannels: number | undefined;
+  /** A convolution reading its input plain and writing NCHWc (a stem): kept only if a blocked node reads its output. */
+  plainInput?: boolean;
 }
 
 /**
@@ -58,6 +63,14 @@ export function planNchwc(nodes: OnnxNode[], graphOutputs: string[], weightShape
     if (decision === undefined) continue;
     decisions.set(node, decision);
     if (decision.outChannels !== undefined) channels.set(node.outputs[0], decision.outChannels);
+  }
+  // A plain-input convolution whose output no blocked node reads would only add a reorder back.
+  const readBlocked = new Set([...decisions].flatMap(([node, d]) => d.blockedInputs.map((i) => node.inputs[i])));
+  for (const [node, decision] of decisions) {
+    if (decision.plainInput && !readBlocked.has(node.outputs[0])) {
+      decisions.delete(node);
+      channels.delete(node.outputs[0]);
+    }
   }
   if (![...decisions.values()].some((d) => d.outChannels !== undefined)) return undefined;
 
@@ -97,17 +110,22 @@ export function planNchwc(nodes: OnnxNode[], graphOutputs: string[], weightShape
 
 /** How `node` runs blocked, given the channel counts of the blocked values before it; undefined: plain. */
 function decide(node: OnnxNode, channels: Map<string, number>, weightShape: (name: string) => readonly number[] | undefined, read: Set<string>): Decision | undefined {
-  const convShape = (conv: OnnxNode): readonly number[] | undefined => {
+  const convShape = (conv: OnnxNode, fewest = MIN_CHANNELS): readonly number[] | undefined => {
     const shape = weightShape(conv.inputs[1] ?? '');
-    return shape?.length === 4 && conv.int('group', 1) === 1 && shape[1] >= MIN_CHANNELS ? shape : undefined;
+    return shape?.length === 4 && conv.int('group', 1) === 1 && shape[1] >= fewest ? shape : undefined;
   };
   if (node instanceof ConvFusedNode || node.opType === 'Conv') {
     const conv = node instanceof ConvFusedNode ? node.conv : node;
+    const stem = convShape(conv, 1);
+    const residual = node instanceof ConvFusedNode && node.hasResidual;
+    if (stem !== undefined && stem[1] < MIN_CHANNELS && !channels.has(node.inputs[0]) && !residual && node.outputs.length === 1) {
+      const [out, c] = stem;
+      return { make: () => new BlockedConvNode(node, c, out, true), blockedInputs: [], outChannels: out, plainInput: true };
+    }
     const shape = convShape(conv);
     if (shape === undefined || node.outputs.length !== 1) return undefined;
     const [out, c] = shape;
     // A residual addend read blocked must be the output's channels (a broadcast Add runs plain).
-    const residual = node instanceof ConvFusedNode && node.hasResidual;
     const addend = residual ? node.inputs[3] : undefined;
     if (addend !== undefined && channels.has(addend) && channels.get(addend) !== out) return undefined;
     return { make: () => new BlockedConvNode(node, c, out), blockedInputs: residual ? [0, 3] : [0], outChannels: out };

@@ -119,23 +119,25 @@ const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.len
 /**
  * A Conv, or a fused Conv(+BatchNormalization)(+Add)(+activation), blocked in and out: x (and the
  * residual addend, input 3 of a fused node) blocked; the filters (BatchNormalization folded in by
- * the fused node) packed once.
+ * the fused node) packed once. With `plainInput` (fewer than 16 input channels: a stem), x is
+ * read plain and only the output is blocked.
  */
 export class BlockedConvNode extends BlockedNode {
   readonly #packed = new PackedFilters();
 
-  constructor(original: OnnxNode, inChannels: number, outChannels: number) {
+  constructor(original: OnnxNode, inChannels: number, outChannels: number, readonly plainInput = false) {
     const residual = original instanceof ConvFusedNode && original.hasResidual;
-    super(original, new Map(residual ? [[0, inChannels], [3, outChannels]] : [[0, inChannels]]), outChannels);
+    super(original, new Map(plainInput ? [] : residual ? [[0, inChannels], [3, outChannels]] : [[0, inChannels]]), outChannels);
   }
 
   protected fast(args: Inputs): Tensor | undefined {
     const [x, w, bias, addend, ...statistics] = args;
-    if (x === undefined || w === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    const rank = this.plainInput ? 4 : 5;
+    if (x === undefined || w === undefined || x.rank !== rank || x.dtype !== 'float32' || (this.plainInput && x.shape[1] > NCHWC_BLOCK)) return undefined;
     const fused = this.original instanceof ConvFusedNode ? this.original : undefined;
     const filters = fused !== undefined ? fused.filters(w, bias, statistics) : w.rank === 4 && w.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32') ? { w, bias } : undefined;
     if (filters === undefined) return undefined;
-    const plainX = plainOf(x, this.blockedInputs.get(0)!);
+    const plainX = this.plainInput ? { rank: 4, shape: [...x.shape] } : plainOf(x, this.blockedInputs.get(0)!);
     const geometry = conv2dGeometry(plainX, filters.w, fused?.conv ?? this.original);
     if (fused?.hasResidual && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, blockedOutputShape(plainX, filters.w, geometry)))) return undefined;
     return conv2dNchwc(x, this.#packed.get(filters.w), {

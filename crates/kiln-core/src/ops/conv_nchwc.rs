@@ -72,9 +72,14 @@ pub fn pack_nchwc_filters(weight: &Tensor) -> Result<Tensor> {
 /// pack_nchwc_filters, `bias` [O] with ceil(O/16) = Ob (or none) -> y [N, Ob, OH, OW, 16], then
 /// `epilogue.residual` (y's shape) added and `epilogue.activation` applied as y is written.
 /// Every channel of y's last block is written; those past O are padding.
+/// x may also be plain NCHW [N, C, H, W] with C <= 16 (packed filters of one input block): a
+/// network's first convolution (an image's colours) writing the blocked layout.
 pub fn conv2d_nchwc(x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, p: &ConvParams, epilogue: Epilogue) -> Result<Tensor> {
     const OP: &str = "conv2dNchwc";
-    let geo = conv2d_nchwc_geometry(OP, x, packed, bias, p, epilogue.residual)?;
+    let geo = match x.rank() {
+        4 => conv2d_nchwc_plain_input_geometry(OP, x, packed, bias, p, epilogue.residual)?,
+        _ => conv2d_nchwc_geometry(OP, x, packed, bias, p, epilogue.residual)?,
+    };
     let tensors: Vec<&Tensor> = [x, packed].into_iter().chain(bias).chain(epilogue.residual).collect();
     inference_only(OP, &tensors)?;
     device::dispatch(OP, &tensors)?.conv2d_nchwc_forward(&geo, x, packed, bias, epilogue, OP)
@@ -138,12 +143,39 @@ fn conv2d_nchwc_geometry(op: &str, x: &Tensor, packed: &Tensor, bias: Option<&Te
     if lanes != BLOCK || ci != BLOCK || co != BLOCK || wcb != cb {
         return Err(KilnError::new(op, format!("the input's channel blocks ({cb} of {lanes}) must be the packed filters' ({wcb} of {ci}x{co}; blocks of {BLOCK}) ({})", context())));
     }
+    checked_geometry(op, x, [n, cb * BLOCK, h, w], [ob, kh, kw], packed, bias, p, residual, &context)
+}
+
+/// The geometry of a plain x [N, C, H, W] (C <= 16) with packed filters of one input block: C
+/// channels into Ob·16.
+fn conv2d_nchwc_plain_input_geometry(op: &str, x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, p: &ConvParams, residual: Option<&Tensor>) -> Result<Geometry> {
+    let context = || format!("input {} {}, packed filters {} {}", x.dtype(), fmt_shape(x.shape()), packed.dtype(), fmt_shape(packed.shape()));
+    check_f32(op, "input", x)?;
+    check_f32(op, "packed filters", packed)?;
+    let (&[n, c, h, w], &[ob, 1, kh, kw, BLOCK, BLOCK]) = (x.shape(), packed.shape()) else {
+        return Err(KilnError::new(op, format!(
+            "a plain input [batch, channels, height, width] takes packed filters of one input block [out blocks, 1, kh, kw, {BLOCK}, {BLOCK}] (packNchwcFilters of at most {BLOCK} input channels), got {}",
+            context()
+        )));
+    };
+    if c == 0 || c > BLOCK {
+        return Err(KilnError::new(op, format!("a plain input must have 1 to {BLOCK} channels (more run blocked: toNchwc), got {c} ({})", context())));
+    }
+    checked_geometry(op, x, [n, c, h, w], [ob, kh, kw], packed, bias, p, residual, &context)
+}
+
+/// conv2d's geometry of input `dims` with packed filters of `ob` output blocks and a kh x kw
+/// kernel (their padded input channels counted as the input's: `dims`' C for a plain input),
+/// groups 1, and the bias and residual checked.
+#[allow(clippy::too_many_arguments)]
+fn checked_geometry(op: &str, x: &Tensor, dims: [usize; 4], [ob, kh, kw]: [usize; 3], packed: &Tensor, bias: Option<&Tensor>, p: &ConvParams, residual: Option<&Tensor>, context: &dyn Fn() -> String) -> Result<Geometry> {
+    let n = dims[0];
     if p.groups != 1 {
         return Err(KilnError::new(op, format!("runs groups 1 only, got groups {} ({})", p.groups, context())));
     }
-    let shape = [ob * BLOCK, cb * BLOCK, kh, kw];
+    let shape = [ob * BLOCK, dims[1], kh, kw];
     check_common(op, x, shape, &format!("packed filters {}", fmt_shape(packed.shape())), None, p, shape[0])?;
-    let geo = conv2d_geometry_of_dims(op, [n, cb * BLOCK, h, w], shape, &context, p)?;
+    let geo = conv2d_geometry_of_dims(op, dims, shape, context, p)?;
     if let Some(b) = bias {
         if b.dtype() != DType::F32 || b.rank() != 1 || b.shape()[0] == 0 || blocks(b.shape()[0]) != ob {
             return Err(KilnError::new(op, format!("bias must be float32 [outChannels] with {ob} blocks of {BLOCK} channels, got {} {} ({})", b.dtype(), fmt_shape(b.shape()), context())));

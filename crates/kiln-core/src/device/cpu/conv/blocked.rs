@@ -13,18 +13,23 @@ use crate::device::cpu::pool::divisors;
 use crate::tensor::Tensor;
 
 /// [N, Ob, OH, OW, 16] from x [N, Cb, H, W, 16] and packed filters; `geo` counts Cb·16 and Ob·16
-/// channels.
+/// channels. Or from a plain x [N, C, H, W] (C <= 16: `geo` counts C), a stem writing NCHWc.
 pub(crate) fn forward(geo: &Geometry, x: &Tensor, packed: &Tensor, bias: Option<&Tensor>, epilogue: Epilogue, op: &str) -> Result<Tensor> {
     let (x, packed) = (x.materialize()?, packed.materialize()?);
     let residual = epilogue.residual.map(|r| r.materialize()).transpose()?;
     let bias = padded_bias(geo, bias, op)?;
     let epilogue = SliceEpilogue { residual: residual.as_ref().map(|r| r.cpu_slice(op)).transpose()?, activation: epilogue.activation };
     let xs = x.cpu_slice(op)?;
-    let winograd = winograd_filters(geo, &packed, op)?;
-    let filters = Packed { taps: packed.cpu_slice(op)?, winograd: winograd.as_deref().map(|u| u.0.as_slice()) };
     let len = blocked_len(geo.batch, geo.out_channels, geo.out_plane());
-    // SAFETY: nchwc::forward writes every float of y, padded channels included.
-    let out = unsafe { alloc::try_filled_by(op, len, |y| nchwc::forward(geo, xs, filters, bias.as_deref(), epilogue, y))? };
+    // SAFETY: nchwc::forward and forward_plain_input write every float of y, padded channels included.
+    let out = if x.rank() == 4 {
+        let taps = packed.cpu_slice(op)?;
+        unsafe { alloc::try_filled_by(op, len, |y| nchwc::forward_plain_input(geo, xs, taps, bias.as_deref(), epilogue, y))? }
+    } else {
+        let winograd = winograd_filters(geo, &packed, op)?;
+        let filters = Packed { taps: packed.cpu_slice(op)?, winograd: winograd.as_deref().map(|u| u.0.as_slice()) };
+        unsafe { alloc::try_filled_by(op, len, |y| nchwc::forward(geo, xs, filters, bias.as_deref(), epilogue, y))? }
+    };
     Tensor::from_vec(out, &[geo.batch, blocks(geo.out_channels), geo.out_height, geo.out_width, BLOCK])
 }
 
@@ -94,17 +99,35 @@ fn pool_planes(plan: &Plan, x: &Tensor, op: &str, pool_plane: impl Fn(&[f32], &m
 }
 
 multiversion! {
-    /// One plane: the 16 lanes of a pixel are one vector (a compare and a blend per tap).
+    /// One plane: the 16 lanes of a pixel are one vector, a max per tap (NaN noted apart, so it
+    /// wins). The window's rows are found once per output row, its columns (two integer
+    /// divisions in AxisPlan::taps) only at the borders: the per-pixel divisions cost more than
+    /// the 9 vector maxes of SqueezeNet's stem pool ([1, 4, 111, 111, 16] 3x3/s2).
     fn max_pool_plane(plan: &Plan, src: &[f32], dst: &mut [f32]) {
-        for (at, out) in dst.chunks_exact_mut(BLOCK).enumerate() {
-            let mut acc = [f32::NEG_INFINITY; BLOCK];
-            for_each_tap(plan, src, at, |pixel| {
-                for l in 0..BLOCK {
-                    acc[l] = if pixel[l] > acc[l] || pixel[l].is_nan() { pixel[l] } else { acc[l] };
+        let (rows, cols) = (&plan.rows, &plan.cols);
+        let row_len = cols.len * BLOCK;
+        let inside = full_windows(cols);
+        for (oy, out_row) in dst.chunks_exact_mut(cols.out * BLOCK).enumerate() {
+            let (ylo, yhi) = rows.taps(oy);
+            for (ox, out) in out_row.chunks_exact_mut(BLOCK).enumerate() {
+                let (xlo, xhi) = if inside.contains(&ox) { (0, cols.kernel) } else { cols.taps(ox) };
+                let mut acc = [f32::NEG_INFINITY; BLOCK];
+                let mut nan = [false; BLOCK];
+                for ky in ylo..yhi {
+                    let iy = oy * rows.stride + ky * rows.dilation - rows.pad_before;
+                    let row = &src[iy * row_len..][..row_len];
+                    for kx in xlo..xhi {
+                        let ix = ox * cols.stride + kx * cols.dilation - cols.pad_before;
+                        let pixel: &[f32; BLOCK] = row[ix * BLOCK..][..BLOCK].try_into().unwrap();
+                        for l in 0..BLOCK {
+                            nan[l] |= pixel[l].is_nan();
+                            acc[l] = if pixel[l] > acc[l] { pixel[l] } else { acc[l] };
+                        }
+                    }
                 }
-            });
-            for l in 0..BLOCK {
-                out[l] = acc[l] + 0.0;
+                for l in 0..BLOCK {
+                    out[l] = if nan[l] { f32::NAN } else { acc[l] + 0.0 };
+                }
             }
         }
     }
@@ -125,6 +148,14 @@ multiversion! {
             }
         }
     }
+}
+
+/// The output positions of `axis` whose every tap lands inside the input.
+fn full_windows(axis: &crate::params::pool::AxisPlan) -> std::ops::Range<usize> {
+    let lo = axis.pad_before.div_ceil(axis.stride).min(axis.out);
+    let reach = (axis.kernel - 1) * axis.dilation;
+    let hi = if axis.len + axis.pad_before > reach { ((axis.len + axis.pad_before - reach - 1) / axis.stride + 1).min(axis.out) } else { 0 };
+    lo..hi.max(lo)
 }
 
 /// Calls `visit` with each pixel of the plane `src` inside the window of output position `at`

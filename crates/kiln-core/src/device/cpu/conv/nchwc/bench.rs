@@ -35,6 +35,11 @@ pub fn winograd_filters(geo: &Geometry, w: &[f32]) -> Option<Vec<f32>> {
     None
 }
 
+/// super::forward_plain_input: x plain NCHW (C <= 16), y blocked.
+pub fn forward_plain_input(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32]) {
+    super::forward_plain_input(geo, x, w, bias, super::SliceEpilogue { residual: None, activation }, y)
+}
+
 /// super::to_blocked.
 pub fn to_blocked(x: &[f32], batch: usize, channels: usize, plane: usize, y: &mut [f32]) {
     super::to_blocked(x, batch, channels, plane, y)

@@ -26,7 +26,7 @@
 //!   rows are cut into column ranges. Rayon hands out contiguous ranges of units, so neighbours
 //!   (same filters, next band) share a thread's caches.
 
-use super::{blocks, OutBlocks, BLOCK};
+use super::{blocks, Input, OutBlocks, BLOCK};
 use crate::device::cpu::conv::engine::parallel_pays_for;
 use crate::device::cpu::conv::epilogue::SliceEpilogue;
 use crate::params::conv::Geometry;
@@ -66,11 +66,23 @@ pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     forward_with(geo, x, w, bias, epilogue, y, into, None, false)
 }
 
+/// `forward` of an input in `input`'s layout (super::forward_plain_input's contract for
+/// `Input::Plain`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_from(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) {
+    run_plan(geo, input, x, w, bias, epilogue, y, into, None, false)
+}
+
 /// `forward` with the units' order forced (bands outer or not) where `order` is given (the tests
 /// run both), and on the calling thread alone when `serial` (winograd.rs's 1x1 products, run by
 /// a worker that is itself one of the threads).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_with(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, order: Option<bool>, serial: bool) {
+    run_plan(geo, Input::Blocked, x, w, bias, epilogue, y, into, order, serial)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_plan(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, order: Option<bool>, serial: bool) {
     let g = as_rows(geo);
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
@@ -99,7 +111,8 @@ pub(super) fn forward_with(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[
     let groups_outer = groups * image_floats + filter_floats;
     let bands_outer = image_floats + if filter_floats <= L2_FLOATS { filter_floats } else { bands * col_chunks * filter_floats };
     let bands_outer = order.unwrap_or(bands_outer < groups_outer);
-    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer, into };
+    let layout = InputLayout::of(input, &g);
+    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer, into, layout };
     let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
     let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
     let residual = epilogue.residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
@@ -127,6 +140,28 @@ fn as_rows(geo: &Geometry) -> Geometry {
     }
 }
 
+/// Where an input value sits: channel `lane` of block c of pixel (ih, iw) of image n is
+/// x[n·image + c·H·W·16 + lane·lane_stride + (ih·W + iw)·pixel] (a block of 16 NCHW channels is
+/// 16 planes: H·W·16 floats in either layout).
+#[derive(Clone, Copy)]
+struct InputLayout {
+    image: usize,
+    lane_stride: usize,
+    pixel: usize,
+    /// Input channels of a block that hold values: 16, or C of a plain input (its one block).
+    lanes: usize,
+}
+
+impl InputLayout {
+    fn of(input: Input, g: &Geometry) -> Self {
+        let plane = g.height * g.width;
+        match input {
+            Input::Blocked => InputLayout { image: blocks(g.channels) * plane * BLOCK, lane_stride: 1, pixel: BLOCK, lanes: BLOCK },
+            Input::Plain => InputLayout { image: g.channels * plane, lane_stride: plane, pixel: 1, lanes: g.channels },
+        }
+    }
+}
+
 /// The cut of one pass into units and chunks (`forward`).
 struct Plan {
     g: Geometry,
@@ -145,6 +180,7 @@ struct Plan {
     col_chunks: usize,
     /// Where the output blocks go in y.
     into: OutBlocks,
+    layout: InputLayout,
 }
 
 /// What a tile does after its last chunk: add the residual (at the output's offsets), apply relu
@@ -172,7 +208,11 @@ struct Tile<'a> {
     x: *const f32,
     /// Floats between input blocks: H·W·16.
     x_block: usize,
-    width: usize,
+    /// Floats between input rows (W·pixel), between an input pixel's channels, and the
+    /// channels of a block that hold values (InputLayout).
+    x_row: usize,
+    x_lane: usize,
+    lanes: usize,
     cblocks: usize,
     /// Filters of the tile's first output block, the chunk's first input block, tap (0, 0).
     w: *const f32,
@@ -188,7 +228,9 @@ struct Tile<'a> {
     ih0: isize,
     iw0: isize,
     dilation: [usize; 2],
-    /// Floats between the input pixels of consecutive output pixels: stride·16.
+    /// Floats between input pixels, and between the input pixels of consecutive output pixels
+    /// (stride·pixel).
+    x_pixel: usize,
     x_step: usize,
     /// Output (and residual) offset of the tile's first block and pixel, from `out`.
     at: usize,
@@ -237,9 +279,11 @@ impl Plan {
             for oh in band * self.band..((band + 1) * self.band).min(g.out_height) {
                 let ki = clip(oh, g.stride[0], g.dilation[0], g.pad[0], g.height, g.kernel[0]);
                 let tile_at = |ow: usize, kj: (usize, usize)| Tile {
-                    x: x.add((n * self.cb + c0) * in_plane * BLOCK),
+                    x: x.add(n * self.layout.image + c0 * in_plane * BLOCK),
                     x_block: in_plane * BLOCK,
-                    width: g.width,
+                    x_row: g.width * self.layout.pixel,
+                    x_lane: self.layout.lane_stride,
+                    lanes: self.layout.lanes,
                     cblocks,
                     w: w.add((first_block * self.cb + c0) * taps * TAP_FLOATS),
                     w_block: self.cb * taps * TAP_FLOATS,
@@ -250,7 +294,8 @@ impl Plan {
                     ih0: (oh * g.stride[0]) as isize - g.pad[0] as isize,
                     iw0: (ow * g.stride[1]) as isize - g.pad[1] as isize,
                     dilation: g.dilation,
-                    x_step: g.stride[1] * BLOCK,
+                    x_pixel: self.layout.pixel,
+                    x_step: g.stride[1] * self.layout.pixel,
                     at: ((n * self.into.per_image + self.into.first + first_block) * out_plane + oh * g.out_width + ow) * BLOCK,
                     y_block: out_plane * BLOCK,
                     init,
@@ -329,7 +374,7 @@ unsafe fn tile(nb: usize, p: usize, t: &Tile, out: *mut f32) {
 /// tiles' NB blocks x repeat·P pixels, written by no one else during the call.
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_kernel<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
-    let stride = (t.x_step / BLOCK) as isize;
+    let stride = (t.x_step / t.x_pixel) as isize;
     for r in 0..t.repeat {
         let shifted = Tile { iw0: t.iw0 + (r * P) as isize * stride, at: t.at + r * P * BLOCK, ..*t };
         one_tile::<NB, P>(&shifted, out);
@@ -359,25 +404,10 @@ unsafe fn one_tile<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
             }
         }
     }
-    for c in 0..t.cblocks {
-        let xc = t.x.add(c * t.x_block);
-        let wc = t.w.add(c * t.w_cblock);
-        for ki in t.ki.0..t.ki.1 {
-            let ih = (t.ih0 + (ki * t.dilation[0]) as isize) as usize;
-            let x_row = xc.add(ih * t.width * BLOCK);
-            for kj in t.kj.0..t.kj.1 {
-                let x_tap = x_row.offset((t.iw0 + (kj * t.dilation[1]) as isize) * BLOCK as isize);
-                let w_tap = wc.add((ki * t.kw + kj) * TAP_FLOATS);
-                // Odd lanes into a second set of accumulators when the tile has fewer than
-                // 8 (a border pixel: 4 chains of dependent FMAs would run at half the FMA
-                // ports' rate, their 4-cycle latency unhidden); summed before the store.
-                for lane in (0..BLOCK).step_by(2) {
-                    step::<NB, P>(&mut acc, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane), t.x_step);
-                    let odd = if split { &mut extra } else { &mut acc };
-                    step::<NB, P>(odd, w_tap.add((lane + 1) * BLOCK), t.w_block, x_tap.add(lane + 1), t.x_step);
-                }
-            }
-        }
+    // The layout chosen once per tile, not per tap: the blocked loop keeps its constants.
+    match t.x_lane {
+        1 => accumulate::<NB, P, false>(t, &mut acc, &mut extra, split),
+        _ => accumulate::<NB, P, true>(t, &mut acc, &mut extra, split),
     }
     if split {
         for (acc, extra) in acc.iter_mut().zip(&extra) {
@@ -408,6 +438,43 @@ unsafe fn one_tile<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
         }
     }
     finish.after.apply(y, 0, NB, t.y_block, P * BLOCK);
+}
+
+/// The tile's sums over its chunk of input blocks and its taps into `acc` (odd lanes into `extra`
+/// when `split`): x blocked (a pixel's 16 lanes side by side), or `PLAIN` (t.lanes channels, each
+/// t.x_lane floats apart, pixels t.x_pixel apart).
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn accumulate<const NB: usize, const P: usize, const PLAIN: bool>(t: &Tile, acc: &mut [[__m512; P]; NB], extra: &mut [[__m512; P]; NB], split: bool) {
+    let pixel = if PLAIN { t.x_pixel } else { BLOCK };
+    for c in 0..t.cblocks {
+        let xc = t.x.add(c * t.x_block);
+        let wc = t.w.add(c * t.w_cblock);
+        for ki in t.ki.0..t.ki.1 {
+            let ih = (t.ih0 + (ki * t.dilation[0]) as isize) as usize;
+            let x_row = xc.add(ih * t.x_row);
+            for kj in t.kj.0..t.kj.1 {
+                let x_tap = x_row.offset((t.iw0 + (kj * t.dilation[1]) as isize) * pixel as isize);
+                let w_tap = wc.add((ki * t.kw + kj) * TAP_FLOATS);
+                // Odd lanes into a second set of accumulators when the tile has fewer than
+                // 8 (a border pixel: 4 chains of dependent FMAs would run at half the FMA
+                // ports' rate, their 4-cycle latency unhidden); summed before the store.
+                if PLAIN {
+                    // Only the input's C channels (a stem's 3 colours), each a plane away.
+                    for lane in 0..t.lanes {
+                        let set = if split && lane % 2 == 1 { &mut *extra } else { &mut *acc };
+                        step::<NB, P>(set, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane * t.x_lane), t.x_step);
+                    }
+                } else {
+                    for lane in (0..BLOCK).step_by(2) {
+                        step::<NB, P>(acc, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane), t.x_step);
+                        let odd = if split { &mut *extra } else { &mut *acc };
+                        step::<NB, P>(odd, w_tap.add((lane + 1) * BLOCK), t.w_block, x_tap.add(lane + 1), t.x_step);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One input lane of one tap: acc[b][j] += x[j·x_step] · w[b·w_block..][..16].

@@ -13,7 +13,8 @@
 //! reorder.rs (NCHW <-> NCHWc, 16x16 transposes).
 //!
 //! Layouts (all float32, row-major, BLOCK = 16):
-//! - activations: [N, blocks(C), H, W, BLOCK];
+//! - activations: [N, blocks(C), H, W, BLOCK]; a first convolution's input (an image's 3
+//!   colours) may also be plain NCHW [N, C, H, W] with C <= 16 (`forward_plain_input`);
 //! - packed filters: [blocks(O), blocks(C), KH, KW, BLOCK (input channel), BLOCK (output channel)],
 //!   zero where o >= O or c >= C (one group only);
 //! - bias: [blocks(O)·BLOCK], zero past O.
@@ -71,7 +72,27 @@ impl<'a> Packed<'a> {
 /// `run` picks the kernel.
 pub(crate) fn forward(geo: &Geometry, x: &[f32], w: Packed, bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
     assert!(epilogue.residual.is_none_or(|r| r.len() == y.len()), "nchwc::forward: the residual's length is not the output's");
-    run(geo, x, w, bias, epilogue, y, OutBlocks { per_image: blocks(geo.out_channels), first: 0 })
+    run(geo, Input::Blocked, x, w, bias, epilogue, y, OutBlocks { per_image: blocks(geo.out_channels), first: 0 })
+}
+
+/// `forward` of a plain NCHW x [N, C, H, W] with C <= 16 (packed filters of one input block):
+/// a network's first convolution writes the blocked layout straight away, so what follows it
+/// (SqueezeNet's and ResNet-50's stem MaxPool) runs blocked with no reorder in between. Only
+/// the C channels are multiplied (not 16 lanes of which 13 are padding), each read a plane
+/// apart, as MLAS's NCHW-input kernel does.
+pub(crate) fn forward_plain_input(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32]) {
+    assert!(geo.channels <= BLOCK, "nchwc::forward_plain_input: {} input channels, at most {BLOCK}", geo.channels);
+    assert!(epilogue.residual.is_none_or(|r| r.len() == y.len()), "nchwc::forward_plain_input: the residual's length is not the output's");
+    run(geo, Input::Plain, x, Packed::taps(w), bias, epilogue, y, OutBlocks { per_image: blocks(geo.out_channels), first: 0 })
+}
+
+/// The layout of a forward's input x.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// [N, blocks(C), H, W, 16].
+    Blocked,
+    /// [N, C, H, W], C <= 16.
+    Plain,
 }
 
 /// Where a forward's output blocks go: blocks `first..first + blocks(O)` of images of
@@ -89,7 +110,7 @@ pub(crate) struct OutBlocks {
 /// otherwise). Only the set's blocks of y are written.
 pub(crate) fn forward_into(geo: &Geometry, x: &[f32], w: Packed, bias: Option<&[f32]>, activation: Option<Activation>, y: &mut [f32], out: OutBlocks) {
     assert!(out.first + blocks(geo.out_channels) <= out.per_image, "nchwc::forward_into: blocks {}..{} of {} per image", out.first, out.first + blocks(geo.out_channels), out.per_image);
-    run(geo, x, w, bias, SliceEpilogue { residual: None, activation }, y, out)
+    run(geo, Input::Blocked, x, w, bias, SliceEpilogue { residual: None, activation }, y, out)
 }
 
 /// Whether a forward of `geo` runs Winograd (winograd.rs `applies`: AVX-512, 3x3 stride 1, enough
@@ -109,12 +130,17 @@ pub(crate) fn winograd_filters(geo: &Geometry, w: &[f32], op: &str) -> crate::er
 
 /// `forward` and `forward_into`: on AVX-512, winograd.rs where it `applies`, else kernel.rs's
 /// register tiles; elsewhere (other x86-64 CPUs, wasm32) reference.rs's plain loops.
-fn run(geo: &Geometry, x: &[f32], filters: Packed, bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], out: OutBlocks) {
+#[allow(clippy::too_many_arguments)]
+fn run(geo: &Geometry, input: Input, x: &[f32], filters: Packed, bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], out: OutBlocks) {
     let w = filters.taps;
     assert_eq!(geo.groups, 1, "nchwc::forward: one group only");
     let (in_plane, out_plane) = (geo.height * geo.width, geo.out_plane());
+    let x_len = match input {
+        Input::Blocked => blocked_len(geo.batch, geo.channels, in_plane),
+        Input::Plain => geo.batch * geo.channels * in_plane,
+    };
     assert!(
-        x.len() == blocked_len(geo.batch, geo.channels, in_plane)
+        x.len() == x_len
             && w.len() == packed_filters_len(geo)
             && y.len() == geo.batch * out.per_image * out_plane * BLOCK
             && bias.is_none_or(|b| b.len() == blocks(geo.out_channels) * BLOCK),
@@ -124,12 +150,12 @@ fn run(geo: &Geometry, x: &[f32], filters: Packed, bias: Option<&[f32]>, epilogu
     if crate::simd::level() == crate::simd::SimdLevel::Avx512 {
         // Winograd where it pays; if its scratch cannot be had, the direct tiles (which need
         // none) give the same result.
-        if winograd::applies(geo) && winograd::forward(geo, x, w, filters.winograd, bias, epilogue, y, out).is_ok() {
+        if input == Input::Blocked && winograd::applies(geo) && winograd::forward(geo, x, w, filters.winograd, bias, epilogue, y, out).is_ok() {
             return;
         }
-        return kernel::forward(geo, x, w, bias, epilogue, y, out);
+        return kernel::forward_from(geo, input, x, w, bias, epilogue, y, out);
     }
-    reference::forward(geo, x, w, bias, epilogue, y, out)
+    reference::forward(geo, input, x, w, bias, epilogue, y, out)
 }
 
 /// NCHW [N, C, plane] -> NCHWc [N, blocks(C), plane, 16], padded channels zero.

@@ -80,6 +80,7 @@ fn geometry(batch: usize, channels: usize, out_channels: usize, hw: [usize; 2], 
 /// Operands of `g` in both layouts, and what the blocked forward must give (in NCHW).
 struct Case {
     g: Geometry,
+    /// x as `forward` reads it: blocked (`case`), or plain NCHW (`plain_case`).
     xb: Vec<f32>,
     wb: Vec<f32>,
     bias: Option<Vec<f32>>,
@@ -159,7 +160,7 @@ fn blocked_forward_matches_the_definition() {
 }
 
 fn reference(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
-    reference::forward(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 })
+    reference::forward(g, Input::Blocked, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 })
 }
 
 #[test]
@@ -214,6 +215,41 @@ fn both_unit_orders_match_the_definition() {
         let c = case(g, true, true, activations().first().copied());
         check(&c, bands_outer, "bands outer");
         check(&c, groups_outer, "groups outer");
+    }
+}
+
+/// `case` with x left in plain NCHW, for forward_plain_input.
+fn plain_case(g: Geometry, with_bias: bool, with_residual: bool, activation: Option<Activation>) -> Case {
+    Case { xb: values(g.batch * g.image_len(), 1), ..case(g, with_bias, with_residual, activation) }
+}
+
+fn reference_plain(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+    reference::forward(g, Input::Plain, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 })
+}
+
+#[test]
+fn a_plain_input_matches_the_definition() {
+    // (batch, channels, out_channels, [h, w], kernel, stride, pad): stems (3 colours: SqueezeNet's
+    // 3x3/s2, ResNet's 7x7/s2 pad 3), one channel, a whole block, a 1x1 (run as one row), and
+    // one large enough for the thread pool.
+    let shapes = [
+        (1, 3, 64, [23, 23], 3, 2, 0),
+        (2, 3, 64, [19, 21], 7, 2, 3),
+        (1, 1, 20, [9, 9], 3, 1, 1),
+        (1, 16, 33, [10, 10], 3, 1, 1),
+        (2, 5, 70, [12, 12], 1, 1, 0),
+        (1, 3, 64, [64, 64], 3, 2, 0),
+    ];
+    for (batch, c, o, hw, k, s, p) in shapes {
+        let g = geometry(batch, c, o, hw, k, s, p, 1);
+        for with_bias in [true, false] {
+            check(&plain_case(g, with_bias, false, None), forward_plain_input, "plain input");
+        }
+        check(&plain_case(g, true, false, None), reference_plain, "plain input reference");
+    }
+    let g = geometry(1, 3, 40, [15, 14], 3, 2, 1, 1);
+    for a in activations().into_iter().map(Some).chain([None]) {
+        check(&plain_case(g, true, true, a), forward_plain_input, "plain input");
     }
 }
 
@@ -287,7 +323,7 @@ fn forward_into_writes_its_blocks_of_a_concatenation_only() {
     let out = |first| OutBlocks { per_image: 7, first };
     let mut y = vec![-7.0; 2 * 7 * plane * BLOCK];
     type Into = fn(&Geometry, &[f32], &[f32], Option<&[f32]>, Option<Activation>, &mut [f32], OutBlocks);
-    let reference_into: Into = |g, x, w, b, act, y, o| reference::forward(g, x, w, b, SliceEpilogue { residual: None, activation: act }, y, o);
+    let reference_into: Into = |g, x, w, b, act, y, o| reference::forward(g, Input::Blocked, x, w, b, SliceEpilogue { residual: None, activation: act }, y, o);
     for (into, what) in [(forward_into as Into, "forward_into"), (reference_into, "reference")] {
         y.fill(-7.0);
         into(&expand1, &a.xb, &a.wb, a.bias.as_deref(), relu, &mut y, out(1));
