@@ -1,9 +1,10 @@
 /**
  * The values of a model's small constants (Reshape's shape, axes, pads, a fused pattern's scalars)
  * read back to the host once, not on every run: the bench's Transformer encoder read 32 of them
- * per inference, a boundary call and a typed array each. OnnxModel marks its initializers and
- * folded constants before each run and forgets the values it may have kept whenever one of them is
- * written in place or replaced (#forgetIfWritten, loadStateDict, train, dispose), so a read here
+ * per inference, a boundary call and a typed array each. OnnxModel marks its folded constants
+ * when it folds them and each initializer when it starts watching it, and forgets the values it
+ * may have kept whenever one of them is written in place or replaced (#forgetIfWritten,
+ * loadStateDict, train, dispose), so a read here
  * always sees what dataSync would. Any other tensor is read back every time.
  */
 

@@ -145,6 +145,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     for (const [name, t] of values) {
       if (needed.has(name)) {
         this.#folded.set(name, keep(t));
+        markConstants([t]);
         keptTensors.add(t);
       }
     }
@@ -242,6 +243,8 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
         moved ||= watched !== undefined;
         t.backend.impl.watchWrites([t.handle]);
         this.#watched.set(t, t.handle);
+        // Watched, so its small values may be kept between runs (constants.ts; not the inputs).
+        markConstants([t]);
       }
     }
     if (counter === undefined) return;
@@ -300,8 +303,6 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
     if (unknown.length > 0) throw new Error(`OnnxModel.run: unknown input(s) ${unknown.join(', ')} (the model's inputs: ${this.inputNames.join(', ')})`);
 
     const keepAlive = new Set<Tensor>([...values.values()]);
-    // Not the inputs: only what #plan watches (it forgets kept values of a constant written since).
-    markConstants(this.#constants());
     const remaining = new Map<Tensor, number>();
     const outputs = new Set(this.outputNames);
     const context = { training: this.training };

@@ -27,7 +27,7 @@ pub const MIN_PARALLEL_FLOPS: usize = 96 * 96 * 96;
 
 /// Threads a parallel loop started here may use (1 inside a chunk natively: nested loops run
 /// inline there).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 pub fn num_threads() -> usize {
     pool::num_threads()
 }
@@ -35,11 +35,6 @@ pub fn num_threads() -> usize {
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 pub fn num_threads() -> usize {
     1
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
-pub fn num_threads() -> usize {
-    pool::num_threads()
 }
 
 /// How many chunks to cut `total` elements into: a few per thread for load balance.
@@ -210,4 +205,3 @@ impl<T> RegionLock<T> {
         self.value.into_inner()
     }
 }
-

@@ -81,13 +81,9 @@ pub unsafe fn gemm_scaled(
 ///
 /// Why not the crate's `Parallelism::Rayon`: it runs on rayon's global pool, a second pool of as
 /// many threads as cores beside Kiln's own (native_pool.rs), whose idle workers spin and yield
-/// before they sleep. On 2 cores the training steps ran 4 busy threads: bench/step-spread.mjs's
-/// per-thread split (10:13, loaded) gave mlp-train's step 2.0-2.6 ms of CPU on rayon's threads
-/// against 0.6-1.0 ms on the main thread and 0.1-0.3 ms on Kiln's worker, lstm-train's 2.5-3.1
-/// against 3.1-3.9 and 0.7-1.7 (issue 18: the training rows' run-to-run spread). Here instead,
-/// quiet A/B of one build with a switch (10:40-10:46, `bench/run.mjs --only mlp-train,lstm-train`),
-/// medians of 5: mlp-train 68.7k / 67.8k samples/s on rayon against 77.1k / 78.8k, lstm-train
-/// 7,411 / 5,945 against 8,762 / 6,231 / 8,322; the spreads moved either way in both.
+/// before they sleep: on 2 cores the MLP and LSTM training steps ran 4 busy threads, most of
+/// their CPU on rayon's. The measurements before and after are in bench/README.md, "The training
+/// rows' run-to-run spread".
 ///
 /// # Safety
 /// As `gemm`.
