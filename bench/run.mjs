@@ -221,10 +221,11 @@ console.log(line(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const r of rows) console.log(line(r));
 console.log('');
-// Rows timed as several runs (training steps): the median is in the table, the range here.
+// Rows timed as several runs (training steps, and the machine's read probes beside them): the
+// median is in the table, the range here.
 const ranged = tableRows.filter((row) => results.some((r) => r.workload === row.id && r.runs));
 if (ranged.length) {
-  console.log(`Training steps: min / median / max over ${STEP_RUNS} runs (fewer for a library slower than ${TARGET} s a step), spread = (max - min) / median (issue 18's target: <= 15%):`);
+  console.log(`Training steps, and the machine's own memory-read spread (memory-* rows): min / median / max over ${STEP_RUNS} runs (fewer for a library slower than ${TARGET} s a step), spread = (max - min) / median (issue 18's target for training steps: <= 15%):`);
   for (const row of ranged) {
     const cells = results
       .filter((r) => r.workload === row.id && r.runs)

@@ -60,6 +60,19 @@ function pool2d(id, params) {
   };
 }
 
+/** A read-probe row: both threads each sum `kib` KiB of their own (sized for `level`), in GB/s. */
+function memoryRead(id, kib, level) {
+  return {
+    id,
+    kind: 'memoryRead',
+    params: { kib },
+    label: `memory read ${kib >= 1024 ? `${kib / 1024} MiB` : `${kib} KiB`}/thread (${level}, probe)`,
+    unit: 'GB/s',
+    // The peer returns runs of seconds per GB, the form of a training step's runs.
+    value: (secondsPerGB) => 1 / secondsPerGB,
+  };
+}
+
 /** The MLP training step of issue 3 (peers/mlp.mjs builds the model and the batch). */
 export const MLP = { batch: 128, inputs: 784, hidden: 512, classes: 10, lr: 1e-3 };
 /**
@@ -86,6 +99,12 @@ export const workloads = [
     // AVX-512 or AVX2 by run-time detection), shown in the kiln column; the GEMM ceiling.
     value: (gflops) => gflops,
   },
+  // The machine's own run-to-run spread at each level of memory (bench/flops-probe --read), timed
+  // like a training step (STEP_RUNS measurements of ~TARGET s, all reported): a training row's
+  // spread next to these says how much of it the machine alone would give data that lives there.
+  memoryRead('memory-l2', 256, 'L2'),
+  memoryRead('memory-l3', 4096, 'L3'),
+  memoryRead('memory-dram', 131072, 'DRAM'),
   matmul(64),
   matmul(256),
   {

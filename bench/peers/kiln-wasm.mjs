@@ -8,10 +8,10 @@ import kilnNative from './kiln.mjs';
 let kiln;
 
 /**
- * The native peer's workloads left out here: fmaPeak is the machine's figure (bench/flops-probe),
+ * The native peer's workloads left out here: fmaPeak and memoryRead are the machine's figures (bench/flops-probe),
  * listed once; the large-model steps would take minutes per step on one WASM thread.
  */
-const NATIVE_ONLY = ['fmaPeak', 'resnet18Train', 'transformerTrain'];
+const NATIVE_ONLY = ['fmaPeak', 'memoryRead', 'resnet18Train', 'transformerTrain'];
 
 /** Runs `fn` with the WASM backend selected, then restores the native one (after it settles). */
 function onWasm(fn) {

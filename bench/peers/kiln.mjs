@@ -1,11 +1,11 @@
 // Kiln, native backend (Rust kernels through the N-API addon), from the repository's dist/.
-import { now, timePhasesSync, timeStepRuns, timeSync } from '../timing.mjs';
+import { now, STEP_RUNS, TARGET, timePhasesSync, timeStepRuns, timeSync } from '../timing.mjs';
 import { assertClose, conv2dCheckCase, pool2dCheckCase, randomNormal, referenceMatmul } from './common.mjs';
 import { checkFirstLoss, mlpSetup } from './mlp.mjs';
 import { kilnLstmTrain } from './lstm.mjs';
 import { attentionSetup, CHECK_ROWS, referenceAttention } from './attention.mjs';
 import { kilnCnnTrain } from './cnn.mjs';
-import { runFlopsProbe } from '../flops-probe.mjs';
+import { runFlopsProbe, runReadProbe } from '../flops-probe.mjs';
 import { kilnResnet18Train, kilnTransformerTrain } from './large.mjs';
 
 let kiln;
@@ -75,11 +75,18 @@ export default {
     return `Kiln native (N-API), SIMD ${this.info.simdLevel}, ${this.info.numThreads} threads`;
   },
   /** Shown under the table: the fma-peak row is the machine's, listed in Kiln's column. */
-  notes: { fmaPeak: 'fma-peak: bench/flops-probe, a separate Rust binary (not Kiln): independent f32 FMAs in registers on all threads; in the kiln column only' },
+  notes: {
+    fmaPeak: 'fma-peak: bench/flops-probe, a separate Rust binary (not Kiln): independent f32 FMAs in registers on all threads; in the kiln column only',
+    memoryRead: 'memory-*: bench/flops-probe --read (not Kiln): every thread sums a buffer of its own again and again; the machine\'s own spread, in the kiln column only',
+  },
   workloads: {
     /** The machine's FMA ceiling in GFLOP/s (a value, not seconds: the workload's value() passes it through). */
     fmaPeak() {
       return runFlopsProbe().best.gflops;
+    },
+    /** The machine's read speed at one level of memory, as runs of seconds per GB (a training step's form). */
+    memoryRead({ kib }) {
+      return { runs: runReadProbe({ kib, seconds: TARGET, runs: STEP_RUNS }).map((gbps) => 1 / gbps) };
     },
     matmul({ n }) {
       const a = kiln.randn([n, n]);

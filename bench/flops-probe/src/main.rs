@@ -10,6 +10,13 @@
 //! Usage: kiln-flops-probe [seconds per measurement, default 0.3] [--widest]
 //! `--widest` measures the widest ISA only (bench/run.mjs runs it right before and after each
 //! library's matmul-1024 measurement, where a second is worth saving).
+//!
+//! `kiln-flops-probe --read <KiB per thread> [seconds] [runs]` measures instead how fast every
+//! thread reads a buffer of its own again and again (summing it, so no load is skipped): `runs`
+//! measurements of about `seconds` each, all reported, not the best. Sized for L2, L3 or DRAM,
+//! these are the machine's own run-to-run spread at each level of memory, which a training step
+//! whose data lives there inherits (bench/README.md, "The machine's own spread"). One JSON line:
+//!   {"threads":2,"kib_per_thread":4096,"gbps":[193.1,...]}
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -69,6 +76,24 @@ mod x86 {
             sum = _mm256_add_ps(sum, v);
         }
         let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+        lanes.iter().sum()
+    }
+
+    /// `super::read_passes` with 8 x 8 lanes of accumulators (add latency 3 x 2 loads per cycle
+    /// in flight); a tail of fewer than 64 values is left out (the buffers are whole KiB).
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn read_passes_avx2(buffer: &[f32], passes: u64) -> f32 {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for _ in 0..passes {
+            for chunk in buffer.chunks_exact(64) {
+                for (i, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_add_ps(*a, _mm256_loadu_ps(chunk.as_ptr().add(8 * i)));
+                }
+            }
+        }
+        let mut lanes = [0f32; 8];
+        let sum = acc.iter().fold(_mm256_setzero_ps(), |s, &a| _mm256_add_ps(s, a));
         _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
         lanes.iter().sum()
     }
@@ -154,6 +179,9 @@ fn peak(kernel: Kernel, lanes: usize, threads: usize, target: f64) -> (f64, f64)
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--read") {
+        return read_probe(&args[at + 1..]);
+    }
     let target: f64 = args.iter().find_map(|s| s.parse().ok()).unwrap_or(0.3);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut kernels = x86::kernels();
@@ -174,4 +202,76 @@ fn main() {
         best.1 .1,
         list.join(",")
     );
+}
+
+/// Sums `buffer` `passes` times with independent accumulators (loads, not adds, bound the loop);
+/// the result depends on every load, so none is optimized away. 256-bit loads where the CPU has
+/// AVX2 (two per cycle on the reference Zen 4: as fast as 512-bit ones).
+fn read_passes(buffer: &[f32], passes: u64) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU reports avx2.
+        return unsafe { x86::read_passes_avx2(buffer, passes) };
+    }
+    let mut acc = [0f32; 32];
+    for _ in 0..passes {
+        for chunk in buffer.chunks_exact(32) {
+            for (a, x) in acc.iter_mut().zip(chunk) {
+                *a += x;
+            }
+        }
+    }
+    acc.iter().sum()
+}
+
+/// GB/s (all threads together) of `threads` threads each reading its own buffer `passes` times,
+/// started together.
+fn read_measure(buffers: &[Vec<f32>], passes: u64) -> f64 {
+    let barrier = Barrier::new(buffers.len() + 1);
+    let seconds = std::thread::scope(|s| {
+        for buffer in buffers {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                black_box(read_passes(black_box(buffer), passes));
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let t0 = Instant::now();
+        barrier.wait();
+        t0.elapsed().as_secs_f64()
+    });
+    let bytes: usize = buffers.iter().map(|b| b.len() * 4).sum();
+    bytes as f64 * passes as f64 / seconds / 1e9
+}
+
+/// `--read <KiB per thread> [seconds, default 0.7] [runs, default 5]`: prints every measurement.
+fn read_probe(args: &[String]) {
+    let kib: usize = match args.first().and_then(|s| s.parse().ok()) {
+        Some(k) if (1..=1 << 20).contains(&k) => k,
+        _ => {
+            println!("{{\"error\":\"--read needs KiB per thread (1 to 4194304)\"}}");
+            return;
+        }
+    };
+    let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0.7);
+    let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    // Small nonzero values: no denormals, no overflow over billions of adds that matter.
+    let buffers: Vec<Vec<f32>> = (0..threads).map(|_| vec![1e-7f32; kib * 256]).collect();
+    // Calibrate: double the passes until a measurement takes 50 ms, then scale to `seconds`.
+    let mut passes = 1u64;
+    let gbps = loop {
+        let gbps = read_measure(&buffers, passes);
+        let took = (kib * 1024 * threads) as f64 * passes as f64 / gbps / 1e9;
+        if took > 0.05 {
+            passes = ((passes as f64) * seconds / took).ceil() as u64;
+            break gbps;
+        }
+        passes *= 2;
+    };
+    black_box(gbps);
+    let list: Vec<String> = (0..runs).map(|_| format!("{:.1}", read_measure(&buffers, passes))).collect();
+    println!("{{\"threads\":{threads},\"kib_per_thread\":{kib},\"gbps\":[{}]}}", list.join(","));
 }
