@@ -4,7 +4,8 @@
 //   - Kiln's threaded WASM build in Node (worker_threads) vs onnxruntime-web's threaded WASM, the
 //     same thread count (a child process, bench/onnx-ort-web-threads.mjs);
 //   - in Chromium (bench/onnx-chromium.mjs, a cross-origin isolated page): Kiln's threaded WASM
-//     build vs onnxruntime-web's threaded WASM backend, the same thread count.
+//     build vs onnxruntime-web's threaded WASM backend, the same thread count, and Kiln's build
+//     capped at one thread in the same alternation (printed beside the row: what its threads gain).
 // Models: the onnx wheel's `light` ResNet-50 and SqueezeNet (bench/onnx_models.py makes their
 // batch dynamic) and a 4-layer Transformer encoder (d 256, 4 heads, feed-forward 1024, 128 tokens)
 // that Kiln exports with kiln.onnx.save. Batch 1 and 8; Kiln and its peer run in alternation (a
@@ -127,8 +128,8 @@ if (withChromium) {
   if (!page.isolated || page.kilnVariant !== 'threads') throw new Error(`the Chromium page did not run Kiln's threaded build (variant ${page.kilnVariant}, isolated ${page.isolated})`);
   for (const [i, r] of page.rows.entries()) {
     if (!(r.agree < 1e-3)) throw new Error(`${r.name} batch ${r.batch}: Kiln and onnxruntime-web disagree in Chromium (max relative difference ${r.agree})`);
-    Object.assign(rows[i], { kilnChromium: r.kiln, ortChromium: r.ort });
-    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | Chromium, ${page.threads} threads: kiln-wasm ${r.kiln.toFixed(1).padStart(8)}  ort-web ${r.ort.toFixed(1).padStart(8)}  ratio ${(r.ort / r.kiln).toFixed(2)}`);
+    Object.assign(rows[i], { kilnChromium: r.kiln, ortChromium: r.ort, kilnChromiumOneThread: r.kilnOneThread });
+    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | Chromium, ${page.threads} threads: kiln-wasm ${r.kiln.toFixed(1).padStart(8)}  ort-web ${r.ort.toFixed(1).padStart(8)}  ratio ${(r.ort / r.kiln).toFixed(2)} | kiln-wasm on 1 thread ${r.kilnOneThread.toFixed(1).padStart(8)}`);
   }
 }
 
