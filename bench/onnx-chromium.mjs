@@ -1,7 +1,8 @@
 // The Chromium rows of `npm run bench:onnx`: serves the repository cross-origin isolated
 // (scripts/serve-web.mjs, the bench's model files mounted at /onnx-models/) and drives
 // bench/web/onnx.html in Debian's Chromium (playwright-core), where Kiln's threaded WASM build
-// and onnxruntime-web's threaded WASM backend run the same files with the same thread count.
+// and onnxruntime-web's threaded WASM backend run the same files with the same thread count (and
+// Kiln's build capped at one thread, for its threads' gain in the browser).
 import { spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { ROOT, step } from '../scripts/lib.mjs';
@@ -10,7 +11,7 @@ import { serve } from '../scripts/serve-web.mjs';
 
 /**
  * cases: [{ name, batch, path, shape }] with every path in `modelDir`; resolves to
- * { kilnVariant, threads, isolated, rows: [{ name, batch, kiln, ort, agree }] } (milliseconds).
+ * { kilnVariant, threads, isolated, rows: [{ name, batch, kiln, ort, kilnOneThread, agree }] } (milliseconds).
  */
 export async function chromiumRows(cases, { threads, modelDir }) {
   ensureChromium();

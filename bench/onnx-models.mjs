@@ -2,9 +2,11 @@
 //   - Kiln native (kiln.onnx.load on the native addon) vs onnxruntime-node, the same thread count;
 //   - Kiln WASM (one thread) vs onnxruntime-web's WASM backend in Node (one thread);
 //   - Kiln's threaded WASM build in Node (worker_threads) vs onnxruntime-web's threaded WASM, the
-//     same thread count (a child process, bench/onnx-ort-web-threads.mjs);
+//     same thread count (a child process, bench/onnx-ort-web-threads.mjs), and Kiln's build capped
+//     at one thread in the same alternation (printed beside the row);
 //   - in Chromium (bench/onnx-chromium.mjs, a cross-origin isolated page): Kiln's threaded WASM
-//     build vs onnxruntime-web's threaded WASM backend, the same thread count.
+//     build vs onnxruntime-web's threaded WASM backend, the same thread count, and Kiln's build
+//     capped at one thread in the same alternation (printed beside the row: what its threads gain).
 // Models: the onnx wheel's `light` ResNet-50 and SqueezeNet (bench/onnx_models.py makes their
 // batch dynamic) and a 4-layer Transformer encoder (d 256, 4 heads, feed-forward 1024, 128 tokens)
 // that Kiln exports with kiln.onnx.save. Batch 1 and 8; Kiln and its peer run in alternation (a
@@ -116,8 +118,8 @@ if (withThreads) {
   for (const [i, r] of threaded.entries()) {
     const agree = maxDifference(Float32Array.from(r.summary.head), Float32Array.from(rows[i].wasmSummary.head));
     if (!(agree < 1e-3) || !(r.agree < 1e-3)) throw new Error(`${r.name} batch ${r.batch}: onnxruntime-web with ${threads} threads disagrees with Kiln WASM (${agree}, threaded: ${r.agree})`);
-    Object.assign(rows[i], { ortWebThreadsNode: r.ms, kilnWasmThreadsNode: r.kilnMs });
-    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | Node, ${threads} threads: kiln-wasm ${r.kilnMs.toFixed(1).padStart(8)}  ort-web ${r.ms.toFixed(1).padStart(8)}  ratio ${(r.ms / r.kilnMs).toFixed(2)}`);
+    Object.assign(rows[i], { ortWebThreadsNode: r.ms, kilnWasmThreadsNode: r.kilnMs, kilnWasmThreadsNodeOneThread: r.kilnOneMs });
+    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | Node, ${threads} threads: kiln-wasm ${r.kilnMs.toFixed(1).padStart(8)}  ort-web ${r.ms.toFixed(1).padStart(8)}  ratio ${(r.ms / r.kilnMs).toFixed(2)} | kiln-wasm on 1 thread ${r.kilnOneMs.toFixed(1).padStart(8)}`);
   }
 }
 
@@ -127,8 +129,8 @@ if (withChromium) {
   if (!page.isolated || page.kilnVariant !== 'threads') throw new Error(`the Chromium page did not run Kiln's threaded build (variant ${page.kilnVariant}, isolated ${page.isolated})`);
   for (const [i, r] of page.rows.entries()) {
     if (!(r.agree < 1e-3)) throw new Error(`${r.name} batch ${r.batch}: Kiln and onnxruntime-web disagree in Chromium (max relative difference ${r.agree})`);
-    Object.assign(rows[i], { kilnChromium: r.kiln, ortChromium: r.ort });
-    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | Chromium, ${page.threads} threads: kiln-wasm ${r.kiln.toFixed(1).padStart(8)}  ort-web ${r.ort.toFixed(1).padStart(8)}  ratio ${(r.ort / r.kiln).toFixed(2)}`);
+    Object.assign(rows[i], { kilnChromium: r.kiln, ortChromium: r.ort, kilnChromiumOneThread: r.kilnOneThread });
+    console.log(`${r.name.padEnd(12)} batch ${String(r.batch).padEnd(2)} | Chromium, ${page.threads} threads: kiln-wasm ${r.kiln.toFixed(1).padStart(8)}  ort-web ${r.ort.toFixed(1).padStart(8)}  ratio ${(r.ort / r.kiln).toFixed(2)} | kiln-wasm on 1 thread ${r.kilnOneThread.toFixed(1).padStart(8)}`);
   }
 }
 

@@ -1,11 +1,14 @@
-// Where an imported ONNX model's CPU time goes, op by op, on Kiln native: process.cpuUsage()
-// (user + system, every thread of the process) and wall time around each node of the graph,
+// Where an imported ONNX model's CPU time goes, op by op, on Kiln native or WASM: process.cpuUsage()
+// (user + system, every thread of the process: the threaded WASM build's worker_threads too) and
+// wall time around each node of the graph,
 // fused nodes included, summed per kind of node (a convolution's kind names its channels,
 // kernel, stride and input size) and divided by the runs. On a loaded machine wall times mostly
 // measure the scheduler; CPU time does not (docs/onnx.md, "Speed"), so CPU time is the figure to
 // compare, and GFLOP per CPU-second for the convolutions (2 FLOP per multiply-add).
 //
-//   node bench/onnx-op-profile.mjs [--model=resnet50|squeezenet|PATH.onnx] [--batch=1] [--runs=10]
+//   node bench/onnx-op-profile.mjs [--model=resnet50|squeezenet|transformer|PATH.onnx] [--batch=1] [--runs=10]
+//        [--backend=native|wasm] [--threads=N (WASM: N > 1 runs the threaded build on worker_threads;
+//        KILN_WASM_VARIANT=threads with --threads=1 runs that build on the calling thread alone)]
 //        (KILN_ONNX_NCHWC=off: without the NCHWc layout pass, docs/onnx.md)
 //        [--root=DIR (a checkout whose dist/ and npm/ to load: another build, for before/after)] [--json]
 //
@@ -20,10 +23,15 @@ const root = resolve(arg('root', fileURLToPath(new URL('..', import.meta.url))))
 const model = arg('model', 'resnet50');
 const batch = Number(arg('batch', '1'));
 const runs = Number(arg('runs', '10'));
-const path = model.endsWith('.onnx') ? model : join(homedir(), '.cache', 'kiln', 'onnx-bench', `${model}.onnx`);
+const backend = arg('backend', 'native');
+const threads = arg('threads', undefined);
+const kiln = await import(join(root, 'dist/index.js'));
+const CACHE = join(homedir(), '.cache', 'kiln', 'onnx-bench');
+// The Transformer encoder is written by bench/onnx-transformer.mjs (one file per batch), the CNNs by bench/onnx_models.py.
+const path = model === 'transformer' ? (await import('./onnx-transformer.mjs')).transformerFile(kiln, CACHE, batch) : model.endsWith('.onnx') ? model : join(CACHE, `${model}.onnx`);
+const shape = model === 'transformer' ? [batch, 128, 256] : [batch, 3, 224, 224];
 if (!existsSync(path)) throw new Error(`${path} is missing: run bench/onnx-models.mjs once (it prepares the models)`);
 
-const kiln = await import(join(root, 'dist/index.js'));
 const { OPS } = await import(join(root, 'dist/onnx/ops/index.js'));
 const { FusedNode } = await import(join(root, 'dist/onnx/fusion/fused-node.js'));
 // The NCHWc layout pass's nodes (absent from builds before it): timed as fused nodes are.
@@ -90,7 +98,7 @@ function timed(run) {
     const t = performance.now();
     try {
       const results = run.call(this, args, node, context);
-      // The native backend runs synchronously: its results are final here.
+      // Both backends run synchronously in Node: the results are final here.
       const wall = performance.now() - t;
       const used = process.cpuUsage(cpu);
       const after = process.resourceUsage();
@@ -132,9 +140,9 @@ for (const cls of layout === undefined ? [] : [layout.ReorderNode, Object.getPro
   };
 }
 
-kiln.setBackend('native');
+kiln.setBackend(backend, threads === undefined ? undefined : { threads: Number(threads) });
 const onnx = kiln.onnx.load(path);
-const x = kiln.tensor(Float32Array.from({ length: batch * 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37)), [batch, 3, 224, 224]);
+const x = kiln.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.37)), shape);
 const infer = () => kiln.noGrad(() => kiln.tidy(() => onnx.forward(x).dataSync()));
 for (let i = 0; i < 2; i++) infer();
 measuring = true;
@@ -157,11 +165,11 @@ const rows = [...kinds.entries()]
   .map(([key, k]) => ({ kind: key, calls: k.calls / runs, cpuMs: k.cpu / 1000 / runs, wallMs: k.wall / runs, gflopPerCpuS: k.macs > 0 ? (2 * k.macs) / (k.cpu / 1e6) / 1e9 : undefined, macsM: k.macs / runs / 1e6, faults: k.faults / runs, switches: k.switches / runs }))
   .sort((a, b) => b.cpuMs - a.cpuMs);
 const opsCpu = rows.reduce((s, r) => s + r.cpuMs, 0);
-const result = { model, batch, runs, threads: kiln.numThreads(), simd: kiln.simdLevel(), root, cpuMsPerInference: cpuTotal, wallMsPerInference: wallTotal, pageFaultsPerInference: faultsTotal, contextSwitchesPerInference: switchesTotal, opsCpuMs: opsCpu, rows };
+const result = { model, batch, runs, backend, variant: backend === 'wasm' ? (Number(threads ?? 1) > 1 ? 'threads' : process.env.KILN_WASM_VARIANT ?? 'single-threaded') : undefined, threads: kiln.numThreads(), simd: kiln.simdLevel(), root, cpuMsPerInference: cpuTotal, wallMsPerInference: wallTotal, pageFaultsPerInference: faultsTotal, contextSwitchesPerInference: switchesTotal, opsCpuMs: opsCpu, rows };
 if (process.argv.includes('--json')) {
   console.log(JSON.stringify(result));
 } else {
-  console.log(`${model} batch ${batch}, ${runs} runs, ${result.threads} threads (${result.simd}), ${root}`);
+  console.log(`${model} batch ${batch}, ${runs} runs, ${backend}${result.variant ? ` (${result.variant} build)` : ''}, ${result.threads} threads (${result.simd}), ${root}`);
   console.log(`per inference: CPU ${cpuTotal.toFixed(1)} ms (in nodes ${opsCpu.toFixed(1)}), wall ${wallTotal.toFixed(1)} ms, ${faultsTotal.toFixed(0)} page faults, ${switchesTotal.toFixed(0)} voluntary context switches`);
   console.log(`${'kind'.padEnd(58)} ${'calls'.padStart(5)} ${'CPU ms'.padStart(8)} ${'share'.padStart(6)} ${'wall ms'.padStart(8)} ${'GFLOP/CPU-s'.padStart(11)} ${'faults'.padStart(6)} ${'switches'.padStart(8)}`);
   for (const r of rows) {
