@@ -187,6 +187,19 @@ impl Scratch {
         add_live_bytes(n * 4);
         Ok(Scratch { data })
     }
+
+    /// `n` floats that are not zeroed, for a kernel that writes each before it reads it (no pass
+    /// over the memory before the kernel's own stores), or an error naming `op`.
+    ///
+    /// # Safety
+    /// Every float is written before it is read: the memory is uninitialized (f32 has no invalid
+    /// bit patterns, as for alloc::try_filled_by's slices).
+    pub unsafe fn unwritten(op: &str, n: usize) -> crate::error::Result<Scratch> {
+        let mut data = crate::alloc::try_with_capacity::<f32>(op, n)?;
+        data.set_len(n);
+        add_live_bytes(n * 4);
+        Ok(Scratch { data })
+    }
 }
 
 impl std::ops::Deref for Scratch {

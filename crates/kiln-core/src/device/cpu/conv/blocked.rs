@@ -76,16 +76,22 @@ pub(crate) fn avg_pool(plan: &Plan, x: &Tensor, count_include_pad: bool, op: &st
 }
 
 /// [N, Cb, OH, OW, 16] from x [N, Cb, H, W, 16], `pool_plane(input plane, output plane)` run on
-/// each of the N·Cb planes; planes spread over the threads.
+/// each of the N·Cb planes; planes spread over the threads when the pooling is large enough to
+/// pay for it (the convolutions' rule, a lane of a tap counted as a multiply-add): SqueezeNet's
+/// batch-1 MaxPools after its first fire modules and its GlobalAveragePool (16-63 planes of
+/// 13x13 to 27x27, some 10-30 µs on one core) ran a chunk per plane on both threads, burning
+/// more CPU than they took wall time.
 fn pool_planes(plan: &Plan, x: &Tensor, op: &str, pool_plane: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Result<Tensor> {
     let x = x.materialize()?;
     let xs: &[f32] = x.cpu_slice(op)?;
     let (in_plane, out_plane) = (plan.in_plane() * BLOCK, plan.out_plane() * BLOCK);
+    let lane_taps = plan.planes * out_plane * plan.rows.kernel * plan.cols.kernel;
+    let chunks = if super::engine::parallel_pays_for(lane_taps) { plan.planes } else { 1 };
     // SAFETY: each plane's chunk writes every float of its output plane.
     let out = unsafe {
         alloc::try_filled_by(op, plan.planes * out_plane, |y: &mut [f32]| {
             let base = SendView(y.as_mut_ptr());
-            for_each_chunk(plan.planes, plan.planes, |start, end| {
+            for_each_chunk(plan.planes, chunks, |start, end| {
                 for p in start..end {
                     // SAFETY: plane p's output floats, written by this chunk alone.
                     let dst = std::slice::from_raw_parts_mut(base.get().add(p * out_plane), out_plane);
@@ -98,12 +104,57 @@ fn pool_planes(plan: &Plan, x: &Tensor, op: &str, pool_plane: impl Fn(&[f32], &m
     Tensor::from_vec(out, &[dims[0], dims[1], plan.rows.out, plan.cols.out, BLOCK])
 }
 
+/// One plane of max pooling: AVX-512 intrinsics where the CPU has them, else the portable loop.
+fn max_pool_plane(plan: &Plan, src: &[f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::SimdLevel::Avx512 {
+        // SAFETY: AVX-512F is present.
+        return unsafe { max_pool_plane_avx512(plan, src, dst) };
+    }
+    max_pool_plane_portable(plan, src, dst)
+}
+
+/// max_pool_plane_portable's arithmetic on one zmm per pixel: VMAXPS(p, acc) is `p > acc ? p :
+/// acc`, the portable comparison, and a NaN tap is noted in a mask (VMAXPS would drop it). The
+/// portable loop's [bool; 16] NaN record kept the compiler from one vector per tap: SqueezeNet's
+/// batch-1 MaxPools ran at 2-4x onnxruntime's time.
+///
+/// SAFETY: AVX-512F; src holds the plan's input plane, dst its output plane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn max_pool_plane_avx512(plan: &Plan, src: &[f32], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (rows, cols) = (&plan.rows, &plan.cols);
+    assert!(src.len() >= rows.len * cols.len * BLOCK && dst.len() == rows.out * cols.out * BLOCK, "maxPool2dNchwc: plane lengths do not match the plan");
+    let inside = full_windows(cols);
+    let (src, dst, row_len) = (src.as_ptr(), dst.as_mut_ptr(), cols.len * BLOCK);
+    for oy in 0..rows.out {
+        let (ylo, yhi) = rows.taps(oy);
+        for ox in 0..cols.out {
+            let (xlo, xhi) = if inside.contains(&ox) { (0, cols.kernel) } else { cols.taps(ox) };
+            let mut acc = _mm512_set1_ps(f32::NEG_INFINITY);
+            let mut nan: __mmask16 = 0;
+            for ky in ylo..yhi {
+                let row = src.add((oy * rows.stride + ky * rows.dilation - rows.pad_before) * row_len);
+                for kx in xlo..xhi {
+                    let pixel = _mm512_loadu_ps(row.add((ox * cols.stride + kx * cols.dilation - cols.pad_before) * BLOCK));
+                    nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(pixel, pixel);
+                    acc = _mm512_max_ps(pixel, acc);
+                }
+            }
+            // + 0: -0 gives +0, as in the portable loop.
+            let out = _mm512_mask_blend_ps(nan, _mm512_add_ps(acc, _mm512_setzero_ps()), _mm512_set1_ps(f32::NAN));
+            _mm512_storeu_ps(dst.add((oy * cols.out + ox) * BLOCK), out);
+        }
+    }
+}
+
 multiversion! {
     /// One plane: the 16 lanes of a pixel are one vector, a max per tap (NaN noted apart, so it
     /// wins). The window's rows are found once per output row, its columns (two integer
     /// divisions in AxisPlan::taps) only at the borders: the per-pixel divisions cost more than
     /// the 9 vector maxes of SqueezeNet's stem pool ([1, 4, 111, 111, 16] 3x3/s2).
-    fn max_pool_plane(plan: &Plan, src: &[f32], dst: &mut [f32]) {
+    fn max_pool_plane_portable(plan: &Plan, src: &[f32], dst: &mut [f32]) {
         let (rows, cols) = (&plan.rows, &plan.cols);
         let row_len = cols.len * BLOCK;
         let inside = full_windows(cols);

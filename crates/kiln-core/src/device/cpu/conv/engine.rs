@@ -202,16 +202,42 @@ pub(super) fn parallel_pays_for(macs: usize) -> bool {
 
 /// run_units, all on the calling thread unless `parallel`.
 pub(super) fn run_units_on(op: &str, units: usize, parallel: bool, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
+    run_units_from(op, units, parallel, scratch_len, Scratch::zeroed, work)
+}
+
+/// run_units_on for work that writes every float of its scratch before it reads it (winograd.rs's
+/// V and M): the buffers are not zeroed, so the first touch of each is the worker's own store.
+/// Zeroed by the caller before the region, SqueezeNet's batch-1 Winograd scratch (0.6-1 MB per
+/// thread and call, 8 calls) was some 11 MB of memset per inference, on the calling thread alone
+/// while the other waited, leaving the worker's buffer in the caller's cache.
+///
+/// # Safety
+/// `work` writes each float of its scratch before it reads it.
+pub(super) unsafe fn run_units_on_unwritten(op: &str, units: usize, parallel: bool, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
+    // SAFETY: the caller's promise (`work` writes before it reads).
+    run_units_from(op, units, parallel, scratch_len, |op, n| unsafe { Scratch::unwritten(op, n) }, work)
+}
+
+/// run_units_on with scratch buffers made by `make(op, scratch_len)`.
+fn run_units_from(op: &str, units: usize, parallel: bool, scratch_len: usize, make: impl Fn(&str, usize) -> Result<Scratch> + Sync + Send, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
     let (workers, inner) = if parallel { workers(units) } else { (1, Parallelism::None) };
-    let pool = (0..workers).map(|_| Scratch::zeroed(op, scratch_len)).collect::<Result<Vec<_>>>()?;
+    // Each buffer remembers the thread that used it last, and a thread takes its own back: with
+    // the pool's last buffer taken instead, about half of a call's units ran on a buffer the other
+    // thread had just written, its lines moved between the cores' caches (winograd.rs's are
+    // 0.6-2 MB at batch 1).
+    let pool = (0..workers).map(|_| make(op, scratch_len).map(|s| (None, s))).collect::<Result<Vec<_>>>()?;
     let pool = RegionLock::new(pool);
     let failed = RegionLock::new(None::<KilnError>);
     let chunks = if workers > 1 { units } else { 1 };
     parallel::for_each_chunk(units, chunks, |start, end| {
+        let me = std::thread::current().id();
         // A pool of one per thread cannot run dry unless a caller is itself a pool thread;
         // then a fresh buffer (the size of one band) keeps the call going.
-        let popped = pool.with(|p| p.pop());
-        let mut scratch = match popped.map_or_else(|| Scratch::zeroed(op, scratch_len), Ok) {
+        let popped = pool.with(|p| {
+            let at = p.iter().position(|(owner, _)| *owner == Some(me)).or_else(|| p.iter().position(|(owner, _)| owner.is_none()));
+            at.map(|i| p.swap_remove(i).1).or_else(|| p.pop().map(|(_, s)| s))
+        });
+        let mut scratch = match popped.map_or_else(|| make(op, scratch_len), Ok) {
             Ok(s) => s,
             Err(e) => {
                 failed.with(|f| *f = Some(e));
@@ -221,12 +247,12 @@ pub(super) fn run_units_on(op: &str, units: usize, parallel: bool, scratch_len: 
         for unit in start..end {
             work(unit, &mut scratch, inner);
         }
-        pool.with(|p| p.push(scratch));
+        pool.with(|p| p.push((Some(me), scratch)));
     });
     if let Some(e) = failed.into_inner() {
         return Err(e);
     }
-    Ok(pool.into_inner())
+    Ok(pool.into_inner().into_iter().map(|(_, s)| s).collect())
 }
 
 /// Parallel over units when there are at least as many as threads; otherwise the units run

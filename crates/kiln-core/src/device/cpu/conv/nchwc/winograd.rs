@@ -20,13 +20,13 @@
 //! tiles than a band (14x14, 7x7), as ../winograd.rs cuts them, and at batch 1 a group of output
 //! blocks of an image of one band (13x13, 14x14: each thread transforms the image's input again,
 //! a small share, and takes half the products and output transforms); V and M of a unit live in
-//! a worker's scratch (engine::run_units_on), in L2 for the small channel counts.
+//! a worker's scratch (engine::run_units_on_unwritten: not zeroed), in L2 for the small channel counts.
 //!
 //! AVX-512 only: elsewhere the blocked convolutions run reference.rs's loops, and the ONNX
 //! layout pass blocks nothing (it runs on AVX-512 CPUs).
 
 use super::{blocks, kernel, OutBlocks, BLOCK};
-use crate::device::cpu::conv::engine::run_units_on;
+use crate::device::cpu::conv::engine::run_units_on_unwritten;
 use crate::device::cpu::conv::epilogue::SliceEpilogue;
 use crate::device::cpu::gemm_call::Parallelism;
 use crate::error::Result;
@@ -174,7 +174,7 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], u: Option<&[f32]>, bia
     let out = SendPtr(y.as_mut_ptr());
     let (x, u, bias) = (SendPtr(x.as_ptr() as *mut f32), SendPtr(u.as_ptr() as *mut f32), bias.map(|b| SendPtr(b.as_ptr() as *mut f32)));
     let parallel = crate::device::cpu::conv::engine::parallel_pays_for(g.macs());
-    run_units_on(OP, t.units(g.batch), parallel, scratch_len, |unit, scratch, inner| {
+    let run_unit = |unit: usize, scratch: &mut [f32], inner: Parallelism| {
         let (group, unit) = (unit % t.groups, unit / t.groups);
         let (first, band) = (unit / t.bands * t.images, unit % t.bands);
         let images = first..(first + t.images).min(g.batch);
@@ -205,7 +205,10 @@ pub(super) fn forward(g: &Geometry, x: &[f32], w: &[f32], u: Option<&[f32]>, bia
             // n, inside y (nchwc::run checked its length for `into`).
             unsafe { work.transform_output(m, m_stride, i * image_tiles, bias.as_ref().map(|b| b.ptr() as *const f32), finish, out.ptr(), n, into) };
         }
-    })?;
+    };
+    // SAFETY: a unit writes V (the input transform: every tile of every input block) and M (the
+    // products: every tile of its output blocks) before it reads them; the skews are never read.
+    unsafe { run_units_on_unwritten(OP, t.units(g.batch), parallel, scratch_len, run_unit)? };
     Ok(())
 }
 
