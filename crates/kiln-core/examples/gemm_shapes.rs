@@ -12,24 +12,7 @@
 use kiln_core::device::cpu::gemm_avx512;
 use std::time::Instant;
 
-#[repr(C)]
-struct Timespec {
-    sec: i64,
-    nsec: i64,
-}
-extern "C" {
-    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-}
-/// CLOCK_PROCESS_CPUTIME_ID (Linux).
-const PROCESS_CPU_CLOCK: i32 = 2;
-
-/// On-CPU nanoseconds of every thread of this process so far.
-fn process_cpu_ns() -> u64 {
-    let mut ts = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: ts is a valid timespec for the call to fill.
-    unsafe { clock_gettime(PROCESS_CPU_CLOCK, &mut ts) };
-    ts.sec as u64 * 1_000_000_000 + ts.nsec as u64
-}
+use kiln_core::cpu_clock::process_ns as process_cpu_ns;
 
 /// Each of `runs` timed in 5 rounds that take them in turn, so a machine whose speed drifts
 /// (other tenants, frequency) slows them alike: per run (GFLOP/s of wall time, GFLOP per

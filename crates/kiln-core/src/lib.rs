@@ -8,6 +8,8 @@
 pub mod alloc;
 pub mod args;
 pub mod autograd;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cpu_clock;
 pub mod device;
 pub mod dtype;
 pub mod error;

@@ -24,6 +24,8 @@
 //! - the first k block of a non-accumulating call stores without reading dst, so the caller can
 //!   hand over uninitialized memory (matmul.rs then skips its output's zero fill).
 
+#[cfg(test)]
+mod anatomy;
 mod shared_b;
 
 use crate::parallel::{self, SendPtr, SendView};
@@ -53,6 +55,14 @@ const B_BLOCK_FLOATS: usize = 1 << 19;
 /// weights in L3: with 24 packed weights used in turn (M = 128) 125-186 GFLOP per CPU-second
 /// against 90-175 without (`PACKED=24 examples/gemm_shapes.rs`, loaded machine).
 const PREFETCH_B: usize = 16 * NR;
+/// Steps of k before a tile's end at which its destination lines are fetched for writing: late
+/// enough that the panel of b streaming through L1 (64 KiB at k block 512, twice L1) does not
+/// evict them before the stores, early enough (~900 cycles) to cover a fetch from L3. Fetched at
+/// the tile's start (the first version), they were evicted and the stores (or the second k
+/// block's reads) waited on L2/L3. One core, 1024 (the `anatomy` test's A/B, GFLOP per
+/// CPU-second, medians of 5, interleaved, load average 5.3-5.5): at the start 104.8-106.0; 8 steps
+/// before the end 105.4; 16 to 128 steps 106.1-107.4.
+const DST_LEAD: usize = 32;
 
 /// A strided read-only operand: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -540,15 +550,18 @@ unsafe fn run_tile(rows: usize, t: &Tile) {
 /// R rows of `cols` floats at ldc.
 #[target_feature(enable = "avx512f")]
 unsafe fn tile<const R: usize>(t: &Tile) {
-    // The tile's destination lines are fetched (for writing) while the FMAs run, not after them.
-    for r in 0..R {
-        for v in 0..NV {
-            _mm_prefetch::<_MM_HINT_ET0>(t.c.add(r * t.ldc + 16 * v) as *const i8);
-        }
-    }
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     let (mut a, mut b) = (t.a, t.b);
-    for _ in 0..t.kc {
+    // The tile's destination lines are fetched (for writing) DST_LEAD steps before the stores.
+    let fetch_dst_at = t.kc.saturating_sub(DST_LEAD);
+    for p in 0..t.kc {
+        if p == fetch_dst_at {
+            for r in 0..R {
+                for v in 0..NV {
+                    _mm_prefetch::<_MM_HINT_ET0>(t.c.add(r * t.ldc + 16 * v) as *const i8);
+                }
+            }
+        }
         // The panel's lines PREFETCH_B floats ahead (past its end: the next panel, read next).
         for v in 0..NV {
             _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_B + 16 * v) as *const i8);
@@ -736,3 +749,4 @@ mod tests {
         assert_eq!(dst, vec![0.0; 6]);
     }
 }
+
