@@ -142,7 +142,7 @@ fn k_block(k: usize) -> usize {
 /// must not overlap a or b.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: MatRef, scale: f32, threads: usize) {
-    gemm_from(m, n, k, dst, dst_rs, accumulate, a, BSource::Strided(b), scale, threads);
+    gemm_from(m, n, k, dst, dst_rs, accumulate, a, BSource::Strided(b), scale, threads, None);
 }
 
 /// As `gemm`, with b packed ahead of time (`PackedB::new`; k and n are its own).
@@ -151,7 +151,23 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a
 /// As `gemm`.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_packed(m: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
-    gemm_from(m, b.n, b.k, dst, dst_rs, accumulate, a, BSource::Packed(b), scale, threads);
+    gemm_from(m, b.n, b.k, dst, dst_rs, accumulate, a, BSource::Packed(b), scale, threads, None);
+}
+
+/// Writes the starting value of dst's block (rows, columns) before a product accumulates onto it.
+pub type StartBlock<'a> = &'a (dyn Fn(Range<usize>, Range<usize>) + Sync);
+
+/// As `gemm_packed` accumulating onto a starting value that `start` writes, block by block: each
+/// thread writes its own block of dst just before it accumulates onto it (a Linear's bias and
+/// residual), so that pass is split among the threads like the product, not a serial pass before
+/// it, and the block is in the writing thread's cache when the product reads it.
+///
+/// # Safety
+/// As `gemm`; dst may be uninitialized if `start` writes every element of each block it is given
+/// (the blocks cover dst's m x n).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_packed_onto(m: usize, dst: *mut f32, dst_rs: usize, start: StartBlock, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
+    gemm_from(m, b.n, b.k, dst, dst_rs, true, a, BSource::Packed(b), scale, threads, Some(start));
 }
 
 /// Where the kernel's b panels come from.
@@ -164,11 +180,14 @@ enum BSource<'a> {
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize) {
+unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize, start: Option<StartBlock>) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
+        if let Some(start) = start {
+            start(0..m, 0..n);
+        }
         if !accumulate {
             for i in 0..m {
                 std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n).fill(0.0);
@@ -188,6 +207,9 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
     let (dst, a, b) = (SendPtr(dst), SendView(a), SendView(b));
     let job = |j: usize| {
         let (rows, cols) = split.job(j);
+        if let Some(start) = start {
+            start(rows.clone(), cols.clone());
+        }
         // SAFETY: jobs write disjoint blocks of dst; the caller vouches for the rest.
         unsafe { gemm_block(rows, cols, k, dst.ptr(), dst_rs, accumulate, a.get(), b.get(), scale) };
     };

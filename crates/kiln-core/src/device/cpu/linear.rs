@@ -1,7 +1,10 @@
 //! The CPU's linear layer, y = x·Wᵀ + bias (+ residual): every row of the output starts as the
 //! bias (plus that row of the residual) and the GEMM accumulates the product onto it, so neither
 //! costs a pass of its own (matmul then add was a second read and write of the whole output, and
-//! an allocation; an imported Transformer's residual Add a third). x's leading dims are
+//! an allocation; an imported Transformer's residual Add a third). On the packed path below each
+//! thread writes the starting value of its own block just before accumulating onto it
+//! (`gemm_packed_onto`): no serial pass before a two-thread product at batch 1, and the block is
+//! in that thread's cache when the product reads it. x's leading dims are
 //! stacked into the GEMM's rows; W is read through its strides (its transpose is a view).
 //! Under inference (no autograd record: `noGrad`, as the ONNX runner and `predict` run), Kiln's
 //! AVX-512 GEMM reads W packed once into its panel layout and kept with the tensor
@@ -12,9 +15,10 @@
 //! checked by ops/linear.rs.
 
 use super::gemm_call::{gemm, Parallelism};
-use crate::parallel::MIN_PARALLEL_FLOPS;
 use crate::error::Result;
+use crate::parallel::MIN_PARALLEL_FLOPS;
 use crate::tensor::Tensor;
+use std::ops::Range;
 
 const OP: &str = "linear";
 /// The `Tensor::derived` tag of a weight packed for Kiln's AVX-512 GEMM.
@@ -27,80 +31,108 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: O
     let lead = &x.shape()[..x.rank() - 1];
     let rows: usize = lead.iter().product();
     let len = crate::layout::checked_numel(OP, &[rows, n])?;
-    let mut out = starting_value(len, n, bias, residual)?;
-    // Accumulate onto the starting value unless it is all zeros.
-    let accumulate = bias.is_some() || residual.is_some();
-    if rows > 0 && n > 0 && k > 0 {
-        let xs = x.materialize()?;
-        let x_data = xs.cpu_slice::<f32>(OP)?;
-        let w_data = w.cpu_raw::<f32>(OP)?;
-        let (w_rs, w_cs) = (w.strides()[0] as isize, w.strides()[1] as isize);
-        let parallelism = if rows * n * k >= MIN_PARALLEL_FLOPS { Parallelism::Threads } else { Parallelism::None };
-        #[cfg(target_arch = "x86_64")]
-        let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
-        #[cfg(target_arch = "x86_64")]
-        if !crate::autograd::is_enabled() && super::gemm_avx512::chooses(rows, n, k, super::gemm_avx512::BForm::Packed, threads) {
-            use super::gemm_avx512::{gemm_packed, MatRef, PackedB};
-            // Wᵀ [k, n] is W's view with its strides swapped.
-            let wt = MatRef { ptr: w_data.as_ptr().wrapping_add(w.offset()), rs: w_cs, cs: w_rs };
-            // SAFETY: the view's elements are inside W's buffer (checked by the op); the CPU runs
-            // AVX-512 (chooses).
-            let packed = w.derived(&[PACKED_TAG], || {
-                let p = unsafe { PackedB::new(k, n, wt) };
-                let bytes = p.bytes();
-                Ok((p, bytes))
-            })?;
-            let xr = MatRef { ptr: x_data.as_ptr(), rs: k as isize, cs: 1 };
-            // SAFETY: x is contiguous [rows, k]; out holds rows·n floats, initialized (the bias
-            // or zeros) when accumulating, and overlaps neither.
-            unsafe { gemm_packed(rows, out.as_mut_ptr(), n, accumulate, xr, &packed, 1.0, threads) };
-            return finish(out, lead, n);
-        }
-        // SAFETY: x is contiguous [rows, k]; Wᵀ's element (p, j) is W's (j, p), inside its
-        // buffer for p < k, j < n; out holds rows·n floats and overlaps neither.
-        unsafe {
-            gemm(
-                rows, n, k,
-                out.as_mut_ptr(), n as isize, 1, accumulate,
-                x_data.as_ptr(), k as isize, 1,
-                w_data.as_ptr().add(w.offset()), w_cs, w_rs,
-                parallelism,
-            );
-        }
+    let bias = bias.map(|b| b.elements::<f32>(OP)).transpose()?;
+    let residual = residual.map(|r| r.materialize()).transpose()?;
+    let start = Start { n, bias: bias.as_deref(), residual: residual.as_ref().map(|r| r.cpu_slice::<f32>(OP)).transpose()? };
+    if rows == 0 || n == 0 || k == 0 {
+        return finish(start.whole(len)?, lead, n);
+    }
+    let xs = x.materialize()?;
+    let x_data = xs.cpu_slice::<f32>(OP)?;
+    let w_data = w.cpu_raw::<f32>(OP)?;
+    let (w_rs, w_cs) = (w.strides()[0] as isize, w.strides()[1] as isize);
+    let parallelism = if rows * n * k >= MIN_PARALLEL_FLOPS { Parallelism::Threads } else { Parallelism::None };
+    #[cfg(target_arch = "x86_64")]
+    let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
+    #[cfg(target_arch = "x86_64")]
+    if !crate::autograd::is_enabled() && super::gemm_avx512::chooses(rows, n, k, super::gemm_avx512::BForm::Packed, threads) {
+        use super::gemm_avx512::{gemm_packed, gemm_packed_onto, MatRef, PackedB};
+        use crate::parallel::SendPtr;
+        // Wᵀ [k, n] is W's view with its strides swapped.
+        let wt = MatRef { ptr: w_data.as_ptr().wrapping_add(w.offset()), rs: w_cs, cs: w_rs };
+        // SAFETY: the view's elements are inside W's buffer (checked by the op); the CPU runs
+        // AVX-512 (chooses).
+        let packed = w.derived(&[PACKED_TAG], || {
+            let p = unsafe { PackedB::new(k, n, wt) };
+            let bytes = p.bytes();
+            Ok((p, bytes))
+        })?;
+        let xr = MatRef { ptr: x_data.as_ptr(), rs: k as isize, cs: 1 };
+        // SAFETY: x is contiguous [rows, k]; out holds rows·n floats, which the product writes
+        // (no starting value) or each block's starting value does before the product
+        // accumulates onto it; out overlaps neither x nor W's packed copy.
+        let out = unsafe {
+            crate::alloc::try_written::<f32>(OP, len, |out| {
+                if start.is_zero() {
+                    gemm_packed(rows, out, n, false, xr, &packed, 1.0, threads);
+                } else {
+                    let out = SendPtr(out);
+                    let write = |r: Range<usize>, c: Range<usize>| start.write(out.ptr(), r, c);
+                    gemm_packed_onto(rows, out.ptr(), n, &write, xr, &packed, 1.0, threads);
+                }
+                Ok(())
+            })?
+        };
+        return finish(out, lead, n);
+    }
+    let mut out = start.whole(len)?;
+    // SAFETY: x is contiguous [rows, k]; Wᵀ's element (p, j) is W's (j, p), inside its
+    // buffer for p < k, j < n; out holds rows·n floats and overlaps neither.
+    unsafe {
+        gemm(
+            rows, n, k,
+            out.as_mut_ptr(), n as isize, 1, !start.is_zero(),
+            x_data.as_ptr(), k as isize, 1,
+            w_data.as_ptr().add(w.offset()), w_cs, w_rs,
+            parallelism,
+        );
     }
     finish(out, lead, n)
 }
 
-/// The output's starting value, `len` floats in rows of n: the bias in every row, plus the
-/// residual's row when there is one (zeros when neither is given).
-fn starting_value(len: usize, n: usize, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Vec<f32>> {
-    if len == 0 {
-        return Ok(Vec::new());
+/// The output's starting value, in rows of n: the bias in every row, plus the residual's row
+/// when there is one (zeros when neither is given).
+struct Start<'a> {
+    n: usize,
+    bias: Option<&'a [f32]>,
+    residual: Option<&'a [f32]>,
+}
+
+impl Start<'_> {
+    fn is_zero(&self) -> bool {
+        self.bias.is_none() && self.residual.is_none()
     }
-    let Some(r) = residual else {
-        return match bias {
-            Some(b) => {
-                let b = b.elements::<f32>(OP)?;
-                let mut out = crate::alloc::try_with_capacity::<f32>(OP, len)?;
-                (0..len / n.max(1)).for_each(|_| out.extend_from_slice(&b));
-                Ok(out)
-            }
-            None => crate::storage::try_zeroed::<f32>(OP, len),
-        };
-    };
-    let r = r.materialize()?;
-    let r = r.cpu_slice::<f32>(OP)?;
-    let mut out = crate::alloc::try_with_capacity::<f32>(OP, len)?;
-    match bias {
-        Some(b) => {
-            let b = b.elements::<f32>(OP)?;
-            for row in r.chunks_exact(n) {
-                out.extend(row.iter().zip(b.iter()).map(|(r, b)| r + b));
+
+    /// All `len` floats of it.
+    fn whole(&self, len: usize) -> Result<Vec<f32>> {
+        if self.is_zero() {
+            return crate::storage::try_zeroed::<f32>(OP, len);
+        }
+        // SAFETY: `write` stores every element of rows 0..len/n, columns 0..n.
+        unsafe {
+            crate::alloc::try_written::<f32>(OP, len, |out| {
+                self.write(out, 0..len / self.n.max(1), 0..self.n);
+                Ok(())
+            })
+        }
+    }
+
+    /// Its block (rows, cols) into `out` (rows n floats apart).
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of the block; the residual, if any, holds the same rows.
+    unsafe fn write(&self, out: *mut f32, rows: Range<usize>, cols: Range<usize>) {
+        for r in rows {
+            let dst = std::slice::from_raw_parts_mut(out.add(r * self.n + cols.start), cols.len());
+            let at = r * self.n + cols.start..r * self.n + cols.end;
+            match (self.bias, self.residual) {
+                (Some(b), Some(res)) => dst.iter_mut().zip(&res[at]).zip(&b[cols.clone()]).for_each(|((d, r), b)| *d = r + b),
+                (Some(b), None) => dst.copy_from_slice(&b[cols.clone()]),
+                (None, Some(res)) => dst.copy_from_slice(&res[at]),
+                (None, None) => dst.fill(0.0),
             }
         }
-        None => out.extend_from_slice(r),
     }
-    Ok(out)
 }
 
 /// The output [..lead, n] from its rows.
