@@ -9,6 +9,18 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Held by each test for its whole run. The test harness runs tests on parallel threads, and a
+/// loop started while another thread's job runs goes inline (one job at a time): a test looking
+/// at which thread ran what, or at how far a job got before a panic, must not share the pool with
+/// another test's job. (Under load, `a_panic_in_a_chunk...` once found its job inline, where
+/// chunks stop at the panic: 5 chunks ran, not 15.)
+static ONE_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next test still runs.
+    ONE_TEST_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Runs `chunks` chunks and returns how many times each ran.
 fn counts(chunks: usize) -> Vec<usize> {
     let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
@@ -20,6 +32,7 @@ fn counts(chunks: usize) -> Vec<usize> {
 
 #[test]
 fn every_chunk_runs_exactly_once() {
+    let _serial = one_test_at_a_time();
     for chunks in (0..70).chain([127, 128, 129, 1000, 4099]) {
         for _ in 0..20 {
             assert_eq!(counts(chunks), vec![1; chunks], "{chunks} chunks");
@@ -29,6 +42,7 @@ fn every_chunk_runs_exactly_once() {
 
 #[test]
 fn nested_loops_run_inline() {
+    let _serial = one_test_at_a_time();
     let total = AtomicUsize::new(0);
     let inner_threads = Mutex::new(Vec::new());
     run(8, &|_| {
@@ -47,6 +61,7 @@ fn nested_loops_run_inline() {
 
 #[test]
 fn concurrent_callers_each_get_every_chunk_once() {
+    let _serial = one_test_at_a_time();
     // Chunks of a few microseconds, so that the callers' jobs overlap in time.
     let busy_counts = |chunks: usize| {
         let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
@@ -96,6 +111,7 @@ fn some_chunk_runs_off_the_caller(tries: usize, chunk: impl Fn(usize, bool) + Sy
 
 #[test]
 fn the_caller_and_a_worker_share_a_job() {
+    let _serial = one_test_at_a_time();
     if configured_threads() < 2 {
         return;
     }
@@ -121,6 +137,7 @@ fn the_caller_and_a_worker_share_a_job() {
 
 #[test]
 fn a_panic_in_a_chunk_reaches_the_caller_and_the_pool_keeps_working() {
+    let _serial = one_test_at_a_time();
     // On the calling thread or a worker: the panic comes back, after the other chunks ran.
     let ran = AtomicUsize::new(0);
     let caught = catch_unwind(AssertUnwindSafe(|| {
