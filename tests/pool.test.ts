@@ -44,13 +44,26 @@ const CASES: Case[] = [
 ];
 
 /**
- * The max of window (oy, ox) of a kh x kw stride-2 pooling of the h x w plane at `at` in x, as
- * PyTorch defines it: NaN if the window holds one, and +0 for a window of zeros of either sign.
+ * Pools `planes` h x w planes of x with kh x kw windows at stride 2 and checks every output
+ * against the definition PyTorch follows: NaN if the window holds one, else its max, +0 for a
+ * window of zeros of either sign. `where(t)` names plane t in a failure.
  */
-function strideTwoMax(x: Float32Array, at: number, w: number, [kh, kw]: number[], oy: number, ox: number): number {
-  const win = [];
-  for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) win.push(x[at + (2 * oy + i) * w + 2 * ox + j]);
-  return win.some(Number.isNaN) ? NaN : Math.max(...win) + 0;
+async function expectStrideTwoMaxima(x: Float32Array, [planes, h, w]: number[], [kh, kw]: number[], where: (t: number) => string) {
+  const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, planes, h, w]), [kh, kw], { stride: 2 }));
+  const [oh, ow] = [y.shape[2], y.shape[3]];
+  const got = await read(y);
+  y.dispose();
+  for (let t = 0; t < planes; t++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const win = [];
+        for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) win.push(x[t * h * w + (2 * oy + i) * w + 2 * ox + j]);
+        const want = win.some(Number.isNaN) ? NaN : Math.max(...win) + 0;
+        const at = (t * oh + oy) * ow + ox;
+        if (!Object.is(got[at], want)) expect.fail(`${kh}x${kw} ${h}x${w}, ${where(t)}: window (${oy}, ${ox}) ${got[at]} vs ${want}`);
+      }
+    }
+  }
 }
 
 forEachBackend(() => {
@@ -152,19 +165,7 @@ forEachBackend(() => {
       const planes = 2 * taps;
       const x = new Float32Array(planes * h * w).map((_, i) => ((i * 7) % 11) - 5);
       for (let t = 0; t < planes; t++) x[t * h * w + ((t < taps ? 2 : 6) + Math.floor((t % taps) / kw)) * w + 10 + (t % kw)] = NaN;
-      const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, planes, h, w]), [kh, kw], { stride: 2 }));
-      const [oh, ow] = [y.shape[2], y.shape[3]];
-      const got = await read(y);
-      y.dispose();
-      for (let t = 0; t < planes; t++) {
-        for (let oy = 0; oy < oh; oy++) {
-          for (let ox = 0; ox < ow; ox++) {
-            const want = strideTwoMax(x, t * h * w, w, [kh, kw], oy, ox);
-            const at = (t * oh + oy) * ow + ox;
-            expect(Object.is(got[at], want), `${kh}x${kw} tap ${t} window (${oy}, ${ox}): ${got[at]} vs ${want}`).toBe(true);
-          }
-        }
-      }
+      await expectStrideTwoMaxima(x, [planes, h, w], [kh, kw], (t) => `tap ${t}`);
     }
   });
 
@@ -179,19 +180,7 @@ forEachBackend(() => {
         const planes = h * w;
         const x = new Float32Array(planes * h * w).map((_, i) => ((i * 7) % 13) - 6);
         for (let t = 0; t < planes; t++) x[t * h * w + t] = NaN;
-        const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, planes, h, w]), [kh, kw], { stride: 2 }));
-        const [oh, ow] = [y.shape[2], y.shape[3]];
-        const got = await read(y);
-        y.dispose();
-        for (let t = 0; t < planes; t++) {
-          for (let oy = 0; oy < oh; oy++) {
-            for (let ox = 0; ox < ow; ox++) {
-              const want = strideTwoMax(x, t * h * w, w, [kh, kw], oy, ox);
-              const at = (t * oh + oy) * ow + ox;
-              if (!Object.is(got[at], want)) expect.fail(`${kh}x${kw} ${h}x${w}, NaN at ${Math.floor(t / w)}, ${t % w}: window (${oy}, ${ox}) ${got[at]} vs ${want}`);
-            }
-          }
-        }
+        await expectStrideTwoMaxima(x, [planes, h, w], [kh, kw], (t) => `NaN at ${Math.floor(t / w)}, ${t % w}`);
       }
     }
   });

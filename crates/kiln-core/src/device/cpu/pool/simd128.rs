@@ -244,17 +244,26 @@ fn pool_stride2<R: Reduce, const KH: usize, const KW: usize, const PROBE: bool>(
                 (true, true, true) => row_pair_groups::<R, KW, 1>(src, row_step, dst, ow, sc, ow / 4, carried, &mut probe),
             }
             if ow % 4 != 0 {
-                let ox = ow - 4;
-                for (i, row) in [0, 2 * row_step].into_iter().take(if pair { 2 } else { 1 }).enumerate() {
-                    let p = src.add(row + 2 * ox);
-                    let acc = if PROBE { group::<R, KH, KW, 0>(p, row_step, &mut probe) } else { group::<R, KH, KW, KH>(p, row_step, &mut probe) };
-                    store::<R>(acc, dst.add(i * ow + ox), sc.wrapping_add(i * ow + ox));
+                tail_group::<R, KH, KW, PROBE>(src, row_step, dst, sc, ow - 4, &mut probe);
+                if pair {
+                    tail_group::<R, KH, KW, PROBE>(src.add(2 * row_step), row_step, dst.add(ow), sc.wrapping_add(ow), ow - 4, &mut probe);
                 }
             }
         }
         oy += if pair { 2 } else { 1 };
     }
     PROBE && probe.saw_nan()
+}
+
+/// The last 4 windows of an output row, from column 2·ox of its first input row `src`: every
+/// input row probed with PROBE.
+///
+/// SAFETY: as `group` for src + 2·ox; dst[ox..ox + 4] writable (sc likewise, or null).
+#[inline(always)]
+unsafe fn tail_group<R: Reduce, const KH: usize, const KW: usize, const PROBE: bool>(src: *const f32, row_step: usize, dst: *mut f32, sc: *const f32, ox: usize, probe: &mut Probe) {
+    let p = src.add(2 * ox);
+    let acc = if PROBE { group::<R, KH, KW, 0>(p, row_step, probe) } else { group::<R, KH, KW, KH>(p, row_step, probe) };
+    store::<R>(acc, dst.add(ox), sc.wrapping_add(ox));
 }
 
 /// A running sum of the values the windows read: NaN if one of them is (or if +inf meets -inf,
