@@ -498,7 +498,7 @@ pub(crate) fn max_plane(plan: &Plan, plane: &[f32], out: &mut [f32]) {
 /// vector the windows loaded and tested the sum per group of windows measured 3x3 stride-2 max
 /// 0.81-0.85x tfjs-wasm, this pass 0.91-0.95x, no NaN test at all 1.37-1.39x. The stride-2
 /// kernels now add each value they read once, in registers, test the sum once per plane, and
-/// pool two 3x3 output rows per pass over their 5 input rows: 1.10x (bench/README.md).
+/// pool two 3x3 output rows per pass over their 5 input rows: 1.09-1.13x (bench/README.md).
 fn holds_nan(plane: &[f32]) -> bool {
     let mut sums = [f32x4_splat(0.0); 4];
     let mut blocks = plane.chunks_exact(16);
