@@ -43,6 +43,29 @@ const CASES: Case[] = [
   { name: '3x3 stride 2, rows padded only [1, 1, 0, 0]', shape: [1, 2, 9, 21], kernel: [3, 3], stride: [2, 2], padding: [1, 1, 0, 0], tfPad: [[0, 0], [1, 1], [0, 0], [0, 0]] },
 ];
 
+/**
+ * Pools `planes` h x w planes of x with kh x kw windows at stride 2 and checks every output
+ * against the definition PyTorch follows: NaN if the window holds one, else its max, +0 for a
+ * window of zeros of either sign. `where(t)` names plane t in a failure.
+ */
+async function expectStrideTwoMaxima(x: Float32Array, [planes, h, w]: number[], [kh, kw]: number[], where: (t: number) => string) {
+  const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, planes, h, w]), [kh, kw], { stride: 2 }));
+  const [oh, ow] = [y.shape[2], y.shape[3]];
+  const got = await read(y);
+  y.dispose();
+  for (let t = 0; t < planes; t++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const win = [];
+        for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) win.push(x[t * h * w + (2 * oy + i) * w + 2 * ox + j]);
+        const want = win.some(Number.isNaN) ? NaN : Math.max(...win) + 0;
+        const at = (t * oh + oy) * ow + ox;
+        if (!Object.is(got[at], want)) expect.fail(`${kh}x${kw} ${h}x${w}, ${where(t)}: window (${oy}, ${ox}) ${got[at]} vs ${want}`);
+      }
+    }
+  }
+}
+
 forEachBackend(() => {
   expectEveryTestToFreeItsTensors();
 
@@ -134,28 +157,30 @@ forEachBackend(() => {
   it('maxPool2d: a NaN at any tap of a 2x2, 2x3, 3x2 or 3x3 stride-2 window wins that window', async () => {
     // One plane per tap position of window (1, 5), each with a single NaN there: on WASM each
     // position reaches the SIMD128 kernel's maxima as a different operand (kept or probed). Then
-    // the same for window (3, 5) of the last output row: the 3x3/2 kernel probes a window's third
-    // row only there (elsewhere it is the next output row's first, probed with it).
+    // the same for window (3, 5) of the last output row (the 3x3/2 kernel pools two output rows
+    // per pass, and probes each input row with the first pass that reads it).
     for (const [kh, kw] of [[2, 2], [2, 3], [3, 2], [3, 3]]) {
       const [h, w] = [2 * 3 + kh, 2 * 13 + kw];
       const taps = kh * kw;
       const planes = 2 * taps;
       const x = new Float32Array(planes * h * w).map((_, i) => ((i * 7) % 11) - 5);
       for (let t = 0; t < planes; t++) x[t * h * w + ((t < taps ? 2 : 6) + Math.floor((t % taps) / kw)) * w + 10 + (t % kw)] = NaN;
-      const y = kiln.tidy(() => kiln.maxPool2d(kiln.tensor(x, [1, planes, h, w]), [kh, kw], { stride: 2 }));
-      const [oh, ow] = [y.shape[2], y.shape[3]];
-      const got = await read(y);
-      y.dispose();
-      for (let t = 0; t < planes; t++) {
-        for (let oy = 0; oy < oh; oy++) {
-          for (let ox = 0; ox < ow; ox++) {
-            const win = [];
-            for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) win.push(x[t * h * w + (2 * oy + i) * w + 2 * ox + j]);
-            const want = win.some(Number.isNaN) ? NaN : Math.max(...win) + 0;
-            const at = (t * oh + oy) * ow + ox;
-            expect(Object.is(got[at], want), `${kh}x${kw} tap ${t} window (${oy}, ${ox}): ${got[at]} vs ${want}`).toBe(true);
-          }
-        }
+      await expectStrideTwoMaxima(x, [planes, h, w], [kh, kw], (t) => `tap ${t}`);
+    }
+  });
+
+  it('maxPool2d: a NaN anywhere in a stride-2 plane wins exactly the windows that read it', async () => {
+    // One plane per input position, each with a single NaN there. On WASM the stride-2 kernels
+    // find a NaN by adding up every value their windows read, once, as they pool: every position
+    // must reach that sum (first and last rows and columns, the last window's third column, a
+    // row of whole vector groups and one with a tail group), and a NaN no window reads (the last
+    // row or column when the windows end before it) changes nothing.
+    for (const [kh, kw] of [[2, 2], [2, 3], [3, 2], [3, 3]]) {
+      for (const [h, w] of [[2 * 3 + kh, 2 * 7 + kw], [2 * 3 + kh + 1, 2 * 9 + kw], [2 * 4 + kh, 2 * 8 + kw + 1]]) {
+        const planes = h * w;
+        const x = new Float32Array(planes * h * w).map((_, i) => ((i * 7) % 13) - 6);
+        for (let t = 0; t < planes; t++) x[t * h * w + t] = NaN;
+        await expectStrideTwoMaxima(x, [planes, h, w], [kh, kw], (t) => `NaN at ${Math.floor(t / w)}, ${t % w}`);
       }
     }
   });
