@@ -9,17 +9,29 @@ export function benchInput(shape) {
 }
 
 /**
+ * How long each turn of `alternate` runs its peer untimed before the timed run (runs under a
+ * second): longer than another runtime's idle threads spin after its own run (below).
+ */
+export const SETTLE_MS = 250;
+
+/**
  * Peers timed in alternation (A B A B ...): on a shared machine a burst of load then falls on
  * both instead of on whichever ran during it. runs: async functions returning the output. One
  * warm-up each (its output is returned for the agreement check), then rounds until at least 3
  * and at most 5 (more only while under ~12 s). Returns { ms: [median per peer], outputs }.
  */
 export async function alternate(runs) {
-  // Each turn starts with an untimed run (for runs under a second; longer ones dwarf the effect):
-  // a runtime's idle worker threads spin for a while after its run (onnxruntime's intra-op pool
-  // does by default) and take the cores from the peer that runs next. Measured here (loaded
-  // machine, SqueezeNet batch 1): Kiln native 100-170 ms when timed right after
-  // onnxruntime-node, 20-27 ms back to back or after one untimed run of its own.
+  // Each turn starts with untimed runs for SETTLE_MS (for runs under a second; longer ones dwarf
+  // the effect): a runtime's idle worker threads spin for a while after its run and take the
+  // cores from the peer that runs next. onnxruntime-node's intra-op pool burns CPU for 50-100 ms
+  // after a SqueezeNet batch-1 run (2 threads, loaded machine: 16, 12, 2.5 ms of CPU in the
+  // first three 25 ms windows), onnxruntime-web's workers 46-160 ms; Kiln's pools spin 50 µs
+  // (native) or not at all (WASM). One untimed run of a 7 ms model left the next peer's timed
+  // run inside that window. bench/onnx-settle.mjs measures it (quiet, 13:31-13:36, medians of 30,
+  // four rounds): Kiln's Transformer batch 1 took 7.3-8.7 ms alone and 6.5-9.0 after its own
+  // 250 ms, but 9.9-13.0 timed after onnxruntime and one untimed run of its own; SqueezeNet
+  // 5.9-7.5 alone, 6.2-8.4 settled, 7.4-8.6 after one untimed run. Noisy, but one way:
+  // onnxruntime's own times moved with the machine, not with Kiln's run before them.
   const outputs = [];
   const last = [];
   for (const run of runs) {
@@ -31,7 +43,11 @@ export async function alternate(runs) {
   const start = performance.now();
   while (times[0].length < 3 || (times[0].length < 5 && performance.now() - start < 12000)) {
     for (const [i, run] of runs.entries()) {
-      if (last[i] < 1000) await run();
+      if (last[i] < 1000) {
+        const turn = performance.now();
+        do await run();
+        while (performance.now() - turn < SETTLE_MS);
+      }
       const t = performance.now();
       await run();
       last[i] = performance.now() - t;
