@@ -122,6 +122,17 @@ export function timeSync(fn) {
   return Math.min(...measureSync(fn, REPEATS, SLOW_REPEATS));
 }
 
+/** bench/step-trace.mjs's hook: when set, timeStepRuns hands each training step to it instead. */
+let stepTimer = null;
+
+/**
+ * Makes timeStepRuns call `timer(step)` (which returns `{ runs }`) instead of timing the step
+ * itself, so a tool can time a training row's own step function its own way; null restores it.
+ */
+export function replaceStepTimer(timer) {
+  stepTimer = timer;
+}
+
 /**
  * A training step's seconds in each of STEP_RUNS measurements (SLOW_STEP_RUNS single steps when a
  * step is slower than TARGET): `{ runs }`, which run.mjs reports as min / median / max and whose
@@ -129,6 +140,7 @@ export function timeSync(fn) {
  * allocator, thread scheduling), so the best of a few would flatter it and hide instability.
  */
 export function timeStepRuns(step) {
+  if (stepTimer) return stepTimer(step);
   return { runs: measureSync(step, STEP_RUNS, SLOW_STEP_RUNS) };
 }
 
