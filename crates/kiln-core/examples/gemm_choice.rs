@@ -4,14 +4,10 @@
 //! (ndarray's GEMM) on square f32 products, all with every thread, into a preallocated
 //! destination (no allocation in the figure), plus Kiln's AVX-512 GEMM on the transposed layouts
 //! matmul's backward pass uses. `cargo run --release -p kiln-core --example gemm_choice`
+// On-CPU nanoseconds of every thread of this process so far (spinning threads included).
+use kiln_core::cpu_clock::process_ns as process_cpu_ns;
 use kiln_core::device::cpu::gemm_avx512;
 use std::time::Instant;
-
-/// On-CPU nanoseconds of every thread of this process so far (rayon's spinning included).
-fn process_cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()).filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok()).sum()
-}
 
 /// (GFLOP/s of wall time, GFLOP per CPU-second of the process), each the best of 5 rounds. The
 /// second is what a loaded machine leaves nearly unchanged: compare it with the FMA probe's

@@ -1,16 +1,8 @@
 //! CPU time for the convolution examples (conv_passes.rs, cnn_convs.rs): summed over the
-//! process's threads (/proc/self/task/*/schedstat), so other processes sharing the machine barely
-//! move it, unlike wall time.
+//! process's threads (kiln_core::cpu_clock), so other processes sharing the machine barely move
+//! it, unlike wall time.
+use kiln_core::cpu_clock::process_ns as process_cpu_ns;
 use std::time::Instant;
-
-/// On-CPU nanoseconds of every thread of this process so far.
-pub fn process_cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
 
 /// Best CPU seconds and best wall seconds per call of `f`, over 3 rounds of about `round`
 /// seconds of wall time each, after one call to warm up.

@@ -771,4 +771,3 @@ mod tests {
         assert_eq!(dst, vec![0.0; 6]);
     }
 }
-
