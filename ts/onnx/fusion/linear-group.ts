@@ -1,0 +1,99 @@
+/**
+ * Fused Linears that read the same input (a Transformer's Q, K and V projections, three
+ * MatMul(x, Wᵀ) + Add in kiln.onnx.save's export) run as one product with their weights stacked,
+ * [N1 + N2 + ..., K], and the result split into views, one per original output: one GEMM of N = 3d
+ * instead of three of d (fewer, fuller tiles, one pass over x, one boundary call). The stacked
+ * weight and bias are built on the first run from the initializers and kept, as conv.ts keeps its
+ * folded filters, until the model forgets its fusions (a weight written, train(), loadStateDict).
+ * Members with a residual are left alone; the group is placed where its first member was, so
+ * every member's weight and bias must exist by then (initializers and constants do).
+ */
+
+import { isGradEnabled, noGrad } from '../../autograd.js';
+import { keep, tidy } from '../../engine.js';
+import { linear } from '../../ops/linear.js';
+import { concat, split, transpose } from '../../ops/shape.js';
+import type { Tensor } from '../../tensor.js';
+import type { Inputs, OnnxNode } from '../node.js';
+import { FusedNode } from './fused-node.js';
+import type { GraphIndex } from './graph.js';
+import { isBiasOf, LinearNode } from './linear.js';
+
+/** Matches the fused Linears reading `first`'s input, from the earliest of them. */
+export function fuseLinearGroup(first: OnnxNode, graph: GraphIndex, taken: (node: OnnxNode) => boolean): FusedNode | undefined {
+  const joins = (n: OnnxNode): n is LinearNode => n instanceof LinearNode && !n.hasResidual && !taken(n);
+  if (!joins(first)) return undefined;
+  const x = first.inputs[0];
+  const members = graph
+    .readers(x)
+    .filter(joins)
+    .filter((n) => n.inputs[0] === x && n.hasBias === first.hasBias && n.inputs.slice(1).every((v) => v === '' || graph.availableBefore(v, first)));
+  if (members.length < 2 || members[0] !== first) return undefined;
+  // inputs: x, then each member's weight and bias.
+  const inputs = [x, ...members.flatMap((m) => [m.inputs[1], m.inputs[2]])];
+  const stack = new StackedWeights();
+  return new FusedNode(
+    'LinearGroup',
+    members,
+    inputs,
+    members.map((m) => m.outputs[0]),
+    (args: Inputs) => {
+      const [input, ...parameters] = args;
+      if (input === undefined || input.dtype !== 'float32' || input.rank < 1) return undefined;
+      const stacked = stack.get(members, parameters, input.shape[input.rank - 1]);
+      if (stacked === undefined) return undefined;
+      const y = linear(input, stacked.w, stacked.bias);
+      return split(y, stacked.sizes, y.rank - 1);
+    },
+    () => stack.forget(),
+  );
+}
+
+/** The members' weights stacked into one [ΣN, K] matrix (and their biases into one vector), built once and kept. */
+class StackedWeights {
+  #sources: Array<Tensor | undefined> = [];
+  #stacked: { w: Tensor; bias: Tensor | undefined; sizes: number[] } | undefined;
+
+  /**
+   * The stacked weight for these parameters (each member's weight then bias): the kept one if it
+   * was stacked from the same tensors, else stacked now. Undefined (the members run one by one)
+   * when a weight is not a float32 matrix of inner dim `k`, a bias not a float32 [N], or
+   * gradients could reach a parameter (the stacked copy would not pass them on).
+   */
+  get(members: LinearNode[], parameters: Array<Tensor | undefined>, k: number): { w: Tensor; bias: Tensor | undefined; sizes: number[] } | undefined {
+    const same = this.#stacked !== undefined && this.#stacked.w.shape[1] === k && parameters.length === this.#sources.length && parameters.every((t, i) => t === this.#sources[i]);
+    if (same) return this.#stacked;
+    if (isGradEnabled() && parameters.some((t) => t?.requiresGrad)) return undefined;
+    const weights: Tensor[] = [];
+    const biases: Tensor[] = [];
+    for (const [i, member] of members.entries()) {
+      const [w, bias] = [parameters[2 * i], parameters[2 * i + 1]];
+      if (w === undefined || w.dtype !== 'float32' || w.rank !== 2) return undefined;
+      const n = member.transposed ? w.shape[0] : w.shape[1];
+      if ((member.transposed ? w.shape[1] : w.shape[0]) !== k) return undefined;
+      if (member.hasBias) {
+        if (!isBiasOf(bias, n)) return undefined;
+        biases.push(bias);
+      }
+      weights.push(w);
+    }
+    this.forget();
+    this.#stacked = noGrad(() =>
+      tidy(() => {
+        const w = keep(concat(weights.map((w, i) => (members[i].transposed ? w : transpose(w))), 0));
+        const bias = biases.length === 0 ? undefined : keep(concat(biases, 0));
+        return { w, bias, sizes: weights.map((w, i) => (members[i].transposed ? w.shape[0] : w.shape[1])) };
+      }),
+    );
+    this.#sources = [...parameters];
+    return this.#stacked;
+  }
+
+  /** Drops the kept stack (the parameters may have changed); the next run stacks again. */
+  forget(): void {
+    this.#stacked?.w.dispose();
+    this.#stacked?.bias?.dispose();
+    this.#stacked = undefined;
+    this.#sources = [];
+  }
+}
