@@ -298,6 +298,38 @@ forEachBackend(() => {
       kiln.dispose(Object.values(initializers));
     });
 
+    it('takes the Reshapes that split each member into heads (one head size), as views of one reshaped product', () => {
+      // q [batch, 3, 4], k [batch, 3, 6], v [batch, 3, 4], each reshaped to heads of 2 (0 copies a dim, -1 is inferred).
+      const path = join(dir, 'linear-group-heads.onnx');
+      const initializers: Record<string, Tensor> = {
+        Wq: kiln.randn([4, 8], { seed: 60 }), bq: kiln.randn([4], { seed: 61 }),
+        Wk: kiln.randn([6, 8], { seed: 62 }), bk: kiln.randn([6], { seed: 63 }),
+        Wv: kiln.randn([4, 8], { seed: 64 }), bv: kiln.randn([4], { seed: 65 }),
+        sq: kiln.tensor([0, 0, 2, 2], [4]).cast('int32'), sk: kiln.tensor([0, 0, -1, 2], [4]).cast('int32'), sv: kiln.tensor([0, 3, 2, -1], [4]).cast('int32'),
+      };
+      const nodes: NodeProto[] = ['q', 'k', 'v'].flatMap((name): NodeProto[] => [
+        { opType: 'Transpose', input: [`W${name}`], output: [`${name}.t`], name: `${name}.t`, attribute: [ints('perm', [1, 0])] },
+        { opType: 'MatMul', input: ['x', `${name}.t`], output: [`${name}.mm`], name: `${name}.mm` },
+        { opType: 'Add', input: [`${name}.mm`, `b${name}`], output: [`${name}.lin`], name: `${name}.lin` },
+        { opType: 'Reshape', input: [`${name}.lin`, `s${name}`], output: [name], name },
+      ]);
+      writeFileSync(path, modelBytes({ nodes, inputs: [['x', ['batch', 3, 8]]], outputs: ['q', 'k', 'v'], initializers }));
+      kiln.dispose(Object.values(initializers));
+      const imported = kiln.onnx.load(path);
+      expect(imported.fusions).toEqual([{ pattern: 'LinearGroup', nodes: ['q.t+q.mm+q.lin', 'k.t+k.mm+k.lin', 'v.t+v.mm+v.lin', 'q', 'k', 'v'] }]);
+      const x = kiln.randn([2, 3, 8], { seed: 66 });
+      const kernel = vi.spyOn(backend().impl, 'linear');
+      const got = kiln.noGrad(() => imported.run({ x }));
+      expect(kernel.mock.calls.length).toBe(1);
+      kernel.mockRestore();
+      const want = onnxruntime(path, { x });
+      for (const name of ['q', 'k', 'v']) expectClose(got[name], want[name], 1e-5);
+      // Views of the product: no Reshape copied its input.
+      for (const name of ['q', 'k', 'v']) expect(backend().impl.isContiguous(got[name].handle), name).toBe(false);
+      kiln.dispose([...Object.values(got), x]);
+      imported.dispose();
+    });
+
     it('in training mode each Linear runs its own nodes: gradients reach every weight of the group', () => {
       const { path, initializers } = groupGraph();
       kiln.dispose(Object.values(initializers));

@@ -5,16 +5,20 @@
  * instead of three of d (fewer, fuller tiles, one pass over x, one boundary call). The stacked
  * weight and bias are built on the first run from the initializers and kept, as conv.ts keeps its
  * folded filters, until the model forgets its fusions (a weight written, train(), loadStateDict).
- * Members with a residual are left alone; the group is placed where its first member was, so
- * every member's weight and bias must exist by then (initializers and constants do).
+ * When every member's sole reader is a Reshape that splits its last axis into heads ([..., N] ->
+ * [..., H, D], one D for all), the group takes the Reshapes too and returns views of the product
+ * reshaped to [..., ΣH, D]: a Reshape of a split view would copy it (a strided view reshapes by
+ * copying), which at batch 8 cost as much as the single product saved. Members with a residual are
+ * left alone; the group is placed where its first output was made, so every member's weight and
+ * bias (and Reshape's target) must exist before its first member (initializers and constants do).
  */
 
 import { isGradEnabled, noGrad } from '../../autograd.js';
 import { keep, tidy } from '../../engine.js';
 import { linear } from '../../ops/linear.js';
-import { concat, split, transpose } from '../../ops/shape.js';
+import { concat, reshape, split, transpose } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
-import type { Inputs, OnnxNode } from '../node.js';
+import { intValues, type Inputs, type OnnxNode } from '../node.js';
 import { FusedNode } from './fused-node.js';
 import type { GraphIndex } from './graph.js';
 import { isBiasOf, LinearNode } from './linear.js';
@@ -29,24 +33,55 @@ export function fuseLinearGroup(first: OnnxNode, graph: GraphIndex, taken: (node
     .filter(joins)
     .filter((n) => n.inputs[0] === x && n.hasBias === first.hasBias && n.inputs.slice(1).every((v) => v === '' || graph.availableBefore(v, first)));
   if (members.length < 2 || members[0] !== first) return undefined;
-  // inputs: x, then each member's weight and bias.
-  const inputs = [x, ...members.flatMap((m) => [m.inputs[1], m.inputs[2]])];
+  const reshapes = members.map((m) => graph.soleReader(m.outputs[0], 'Reshape'));
+  const heads = reshapes.every((r) => r !== undefined && r.opset >= 5 && (r.inputs[1] ?? '') !== '' && graph.availableBefore(r.inputs[1], first)) ? (reshapes as OnnxNode[]) : undefined;
+  // inputs: x, then each member's weight and bias, then each Reshape's target.
+  const inputs = [x, ...members.flatMap((m) => [m.inputs[1], m.inputs[2]]), ...(heads ?? []).map((r) => r.inputs[1])];
   const stack = new StackedWeights();
   return new FusedNode(
     'LinearGroup',
-    members,
+    [...members, ...(heads ?? [])],
     inputs,
-    members.map((m) => m.outputs[0]),
+    (heads ?? members).map((n) => n.outputs[0]),
     (args: Inputs) => {
-      const [input, ...parameters] = args;
+      const [input, ...rest] = args;
       if (input === undefined || input.dtype !== 'float32' || input.rank < 1) return undefined;
-      const stacked = stack.get(members, parameters, input.shape[input.rank - 1]);
+      const stacked = stack.get(members, rest.slice(0, 2 * members.length), input.shape[input.rank - 1]);
       if (stacked === undefined) return undefined;
+      const lead = input.shape.slice(0, -1);
+      const byHeads = heads === undefined ? undefined : headSplit(heads, rest.slice(2 * members.length), lead, stacked.sizes);
+      if (heads !== undefined && byHeads === undefined) return undefined;
       const y = linear(input, stacked.w, stacked.bias);
-      return split(y, stacked.sizes, y.rank - 1);
+      if (byHeads === undefined) return split(y, stacked.sizes, lead.length);
+      return split(reshape(y, [...lead, byHeads.heads.reduce((a, h) => a + h, 0), byHeads.size]), byHeads.heads, lead.length);
     },
     () => stack.forget(),
   );
+}
+
+/**
+ * The heads each Reshape splits its member's output [...lead, N] into, and their one size D, when
+ * every target reads [...lead, H, D] (ONNX's 0 copying a dim, one -1 inferred) with H·D = N;
+ * undefined for any other target (the nodes then run one by one).
+ */
+function headSplit(reshapes: OnnxNode[], targets: Inputs, lead: readonly number[], sizes: number[]): { heads: number[]; size: number } | undefined {
+  const heads: number[] = [];
+  let size: number | undefined;
+  for (const [i, node] of reshapes.entries()) {
+    const target = targets[i];
+    if (target === undefined || target.rank !== 1) return undefined;
+    const allowZero = node.int('allowzero', 0) === 1;
+    const n = sizes[i];
+    const shape = intValues(target).map((d, j) => (d === 0 && !allowZero ? [...lead, n][j] : d));
+    if (shape.length !== lead.length + 2 || lead.some((d, j) => shape[j] !== d)) return undefined;
+    let [h, d] = shape.slice(-2);
+    if (h === -1 && d > 0 && n % d === 0) h = n / d;
+    else if (d === -1 && h > 0 && n % h === 0) d = n / h;
+    if (!(h > 0 && d > 0 && h * d === n) || (size !== undefined && d !== size)) return undefined;
+    size = d;
+    heads.push(h);
+  }
+  return size === undefined ? undefined : { heads, size };
 }
 
 /** The members' weights stacked into one [ΣN, K] matrix (and their biases into one vector), built once and kept. */
