@@ -9,6 +9,9 @@
  * run as one kiln.linear call; an Add of a residual alone runs the original nodes; a residual Add
  * after the bias Add joins the call (either operand order), unless its residual broadcasts; in
  * training mode the original nodes run and gradients reach the weight, the bias and the residual.
+ * Linears that read the same input (ts/onnx/fusion/linear-group.ts: a Transformer's Q, K and V)
+ * run as one linear call on their stacked weights, both weight spellings mixed; one with a residual
+ * stays on its own; a weight written in place is stacked again; training runs each on its own.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -227,6 +230,120 @@ forEachBackend(() => {
       const params = Object.fromEntries(Object.entries(imported.stateDict()));
       for (const name of ['W', 'c']) expect(params[name].grad, name).not.toBeNull();
       expect(r.grad).not.toBeNull();
+      kiln.dispose([loss, x, r]);
+      imported.dispose();
+    });
+
+    /**
+     * x [batch, 3, 8] -> q, k, v ([batch, 3, 5], [batch, 3, 4], [batch, 3, 5]): three Linears of x (q and
+     * v as W [N, 8] transposed, k as B [8, 4]), and o = Linear(x) + r read by none of them.
+     */
+    function groupGraph(): { path: string; initializers: Record<string, Tensor> } {
+      const path = join(dir, 'linear-group.onnx');
+      const initializers = {
+        Wq: kiln.randn([5, 8], { seed: 40 }), bq: kiln.randn([5], { seed: 41 }),
+        Bk: kiln.randn([8, 4], { seed: 42 }), bk: kiln.randn([4], { seed: 43 }),
+        Wv: kiln.randn([5, 8], { seed: 44 }), bv: kiln.randn([5], { seed: 45 }),
+        Wo: kiln.randn([5, 8], { seed: 46 }), bo: kiln.randn([5], { seed: 47 }),
+      };
+      const linearNodes = (name: string, w: string, bias: string, transposed: boolean): NodeProto[] => [
+        ...(transposed ? [{ opType: 'Transpose', input: [w], output: [`${name}.t`], name: `${name}.t`, attribute: [ints('perm', [1, 0])] }] : []),
+        { opType: 'MatMul', input: ['x', transposed ? `${name}.t` : w], output: [`${name}.mm`], name: `${name}.mm` },
+        { opType: 'Add', input: [`${name}.mm`, bias], output: [name === 'o' ? 'o.lin' : name], name },
+      ];
+      const nodes: NodeProto[] = [
+        ...linearNodes('q', 'Wq', 'bq', true),
+        // A reader of q between the group's members: the group must run where q was made.
+        { opType: 'Relu', input: ['q'], output: ['qr'], name: 'qr' },
+        ...linearNodes('k', 'Bk', 'bk', false),
+        ...linearNodes('v', 'Wv', 'bv', true),
+        ...linearNodes('o', 'Wo', 'bo', true),
+        { opType: 'Add', input: ['o.lin', 'r'], output: ['o'], name: 'o.skip' },
+      ];
+      const outputs = ['qr', 'k', 'v', 'o'];
+      writeFileSync(path, modelBytes({ nodes, inputs: [['x', ['batch', 3, 8]], ['r', ['batch', 3, 5]]], outputs, initializers }));
+      return { path, initializers };
+    }
+
+    it('runs Linears of one input as one linear call on their stacked weights; a weight written in place is stacked again', () => {
+      const { path, initializers } = groupGraph();
+      const x = kiln.randn([2, 3, 8], { seed: 48 });
+      const r = kiln.randn([2, 3, 5], { seed: 49 });
+      const imported = kiln.onnx.load(path);
+      expect(imported.fusions.map((f) => f.pattern)).toEqual(['LinearGroup', 'Linear']);
+      expect(imported.fusions[0].nodes).toEqual(['q.t+q.mm+q', 'k.mm+k', 'v.t+v.mm+v']);
+      const check = (what: string) => {
+        const kernel = vi.spyOn(backend().impl, 'linear');
+        const got = kiln.noGrad(() => imported.run({ x, r }));
+        // One call for q, k and v, one for o.
+        expect(kernel.mock.calls.length, what).toBe(2);
+        kernel.mockRestore();
+        const want = onnxruntime(path, { x, r });
+        for (const name of ['qr', 'k', 'v', 'o']) expectClose(got[name], want[name], 1e-5);
+        kiln.dispose(Object.values(got));
+      };
+      check('first run');
+      // The model's own k weight written in place (as an optimizer step outside fit would): the
+      // next run stacks again, and agrees with the original nodes (training mode) on the new weight.
+      const before = kiln.noGrad(() => imported.run({ x, r }).k);
+      const params = imported.stateDict();
+      kiln.assign(params.Bk, params.Bk.mul(-2));
+      const after = kiln.noGrad(() => imported.run({ x, r }).k);
+      imported.train();
+      const unfused = kiln.noGrad(() => imported.run({ x, r }).k);
+      expectClose(after, { shape: [...unfused.shape], data: [...unfused.dataSync()] }, 1e-6);
+      expectClose(after, { shape: [...before.shape], data: [...before.mul(-2).add(params.bk.mul(3)).dataSync()] }, 1e-5);
+      kiln.dispose([before, after, unfused, x, r]);
+      imported.dispose();
+      kiln.dispose(Object.values(initializers));
+    });
+
+    it('takes the Reshapes that split each member into heads (one head size), as views of one reshaped product', () => {
+      // q [batch, 3, 4], k [batch, 3, 6], v [batch, 3, 4], each reshaped to heads of 2 (0 copies a dim, -1 is inferred).
+      const path = join(dir, 'linear-group-heads.onnx');
+      const initializers: Record<string, Tensor> = {
+        Wq: kiln.randn([4, 8], { seed: 60 }), bq: kiln.randn([4], { seed: 61 }),
+        Wk: kiln.randn([6, 8], { seed: 62 }), bk: kiln.randn([6], { seed: 63 }),
+        Wv: kiln.randn([4, 8], { seed: 64 }), bv: kiln.randn([4], { seed: 65 }),
+        sq: kiln.tensor([0, 0, 2, 2], [4]).cast('int32'), sk: kiln.tensor([0, 0, -1, 2], [4]).cast('int32'), sv: kiln.tensor([0, 3, 2, -1], [4]).cast('int32'),
+      };
+      const nodes: NodeProto[] = ['q', 'k', 'v'].flatMap((name): NodeProto[] => [
+        { opType: 'Transpose', input: [`W${name}`], output: [`${name}.t`], name: `${name}.t`, attribute: [ints('perm', [1, 0])] },
+        { opType: 'MatMul', input: ['x', `${name}.t`], output: [`${name}.mm`], name: `${name}.mm` },
+        { opType: 'Add', input: [`${name}.mm`, `b${name}`], output: [`${name}.lin`], name: `${name}.lin` },
+        { opType: 'Reshape', input: [`${name}.lin`, `s${name}`], output: [name], name },
+      ]);
+      writeFileSync(path, modelBytes({ nodes, inputs: [['x', ['batch', 3, 8]]], outputs: ['q', 'k', 'v'], initializers }));
+      kiln.dispose(Object.values(initializers));
+      const imported = kiln.onnx.load(path);
+      expect(imported.fusions).toEqual([{ pattern: 'LinearGroup', nodes: ['q.t+q.mm+q.lin', 'k.t+k.mm+k.lin', 'v.t+v.mm+v.lin', 'q', 'k', 'v'] }]);
+      const x = kiln.randn([2, 3, 8], { seed: 66 });
+      const kernel = vi.spyOn(backend().impl, 'linear');
+      const got = kiln.noGrad(() => imported.run({ x }));
+      expect(kernel.mock.calls.length).toBe(1);
+      kernel.mockRestore();
+      const want = onnxruntime(path, { x });
+      for (const name of ['q', 'k', 'v']) expectClose(got[name], want[name], 1e-5);
+      // Views of the product: no Reshape copied its input.
+      for (const name of ['q', 'k', 'v']) expect(backend().impl.isContiguous(got[name].handle), name).toBe(false);
+      kiln.dispose([...Object.values(got), x]);
+      imported.dispose();
+    });
+
+    it('in training mode each Linear runs its own nodes: gradients reach every weight of the group', () => {
+      const { path, initializers } = groupGraph();
+      kiln.dispose(Object.values(initializers));
+      const imported = kiln.onnx.load(path);
+      imported.train();
+      const x = kiln.randn([2, 3, 8], { seed: 50 });
+      const r = kiln.randn([2, 3, 5], { seed: 51 });
+      const loss = kiln.tidy(() => {
+        const out = imported.run({ x, r });
+        return out.qr.sum().add(out.k.square().sum()).add(out.v.sum());
+      });
+      loss.backward();
+      const params = imported.stateDict();
+      for (const name of ['Wq', 'bq', 'Bk', 'bk', 'Wv', 'bv']) expect(params[name].grad, name).not.toBeNull();
       kiln.dispose([loss, x, r]);
       imported.dispose();
     });

@@ -19,13 +19,14 @@ export class FusedNode extends OnnxNode {
     /** The nodes it replaces, in graph order. */
     readonly replaced: OnnxNode[],
     inputs: string[],
-    output: string,
+    /** The value it produces, or values (a group of products of one input: linear-group.ts). */
+    output: string | string[],
     readonly fastPath: FastPath,
     /** Drops what the fast path keeps between runs (conv.ts's folded filters): the parameters may have changed. */
     readonly forget: () => void = () => {},
   ) {
     const last = replaced[replaced.length - 1];
-    super({ opType: `${pattern} (fused ${replaced.map((n) => n.opType).join(', ')})`, name: replaced.map((n) => n.name).join('+'), input: inputs, output: [output] }, 0, last.opset);
+    super({ opType: `${pattern} (fused ${replaced.map((n) => n.opType).join(', ')})`, name: replaced.map((n) => n.name).join('+'), input: inputs, output: typeof output === 'string' ? [output] : output }, 0, last.opset);
   }
 
   /** Runs the fused op, or the replaced nodes when the fast path declines. */
@@ -35,8 +36,9 @@ export class FusedNode extends OnnxNode {
   }
 
   /**
-   * The original nodes in order. Intermediates are the enclosing tidy's to free (model.ts runs
-   * every node inside one); fusing never reaches a value outside the pattern.
+   * The original nodes in order (fused ones among them run their own way). Intermediates are the
+   * enclosing tidy's to free (model.ts runs every node inside one); fusing never reaches a value
+   * outside the pattern.
    */
   #runReplaced(inputs: Inputs, context: RunContext): Tensor[] {
     const values = new Map<string, Tensor | undefined>(this.inputs.map((name, i) => [name, inputs[i]]));
@@ -44,7 +46,7 @@ export class FusedNode extends OnnxNode {
       const args = node.inputs.map((n) => (n === '' ? undefined : values.get(n)));
       let results: Tensor[];
       try {
-        results = OPS[node.opType](args, node, context);
+        results = node instanceof FusedNode ? node.run(args, context) : OPS[node.opType](args, node, context);
       } catch (e) {
         const message = (e as Error).message;
         if (message.startsWith('onnx: ')) throw e;
@@ -53,6 +55,6 @@ export class FusedNode extends OnnxNode {
       }
       node.outputs.forEach((name, i) => values.set(name, results[i]));
     }
-    return [values.get(this.outputs[0])!];
+    return this.outputs.map((name) => values.get(name)!);
   }
 }

@@ -63,6 +63,17 @@ export class GraphIndex {
     return true;
   }
 
+  /** Every node reading `value`, in graph order. */
+  readers(value: string): OnnxNode[] {
+    return this.#readers.get(value) ?? [];
+  }
+
+  /** Whether `value` exists before `node` runs: no node of the graph makes it (an input, an initializer, a folded constant), or one earlier does. */
+  availableBefore(value: string, node: OnnxNode): boolean {
+    const producer = this.#producer.get(value);
+    return producer === undefined || this.#position.get(producer)! < this.#position.get(node)!;
+  }
+
   /** The one node reading `value` if its op is `opType` and `value` is private. */
   soleReader(value: string, opType: string): OnnxNode | undefined {
     if (!this.#private(value)) return undefined;

@@ -17,6 +17,39 @@ import type { Inputs, OnnxNode } from '../node.js';
 import { FusedNode } from './fused-node.js';
 import { otherOperand, type GraphIndex } from './graph.js';
 
+/**
+ * A fused Linear: inputs x, the weight (W [N, K] when `transposed`, else B [K, N]), the bias and
+ * the residual ('' when absent). linear-group.ts joins several that read the same x.
+ */
+export class LinearNode extends FusedNode {
+  constructor(
+    replaced: OnnxNode[],
+    inputs: string[],
+    output: string,
+    /** Whether the weight input is W [N, K] (the graph transposes it), rather than B = Wᵀ [K, N]. */
+    readonly transposed: boolean,
+    readonly hasBias: boolean,
+    readonly hasResidual: boolean,
+  ) {
+    super('Linear', replaced, inputs, output, (args: Inputs) => {
+      const [x, weightOrB, bias, residual] = args as Array<Tensor | undefined>;
+      if (x === undefined || weightOrB === undefined || x.dtype !== 'float32' || weightOrB.dtype !== 'float32' || weightOrB.rank !== 2 || x.rank < 1) return undefined;
+      const w = transposed ? weightOrB : transpose(weightOrB);
+      const [n, k] = w.shape;
+      if (x.shape[x.rank - 1] !== k) return undefined;
+      if (hasBias && !isBiasOf(bias, n)) return undefined;
+      const outShape = [...x.shape.slice(0, -1), n].join();
+      if (hasResidual && (residual === undefined || residual.dtype !== 'float32' || residual.shape.join() !== outShape)) return undefined;
+      return [linear(x, w, bias, residual)];
+    });
+  }
+}
+
+/** Whether `bias` is a float32 [n] vector. */
+export function isBiasOf(bias: Tensor | undefined, n: number): bias is Tensor {
+  return bias !== undefined && bias.dtype === 'float32' && bias.rank === 1 && bias.shape[0] === n;
+}
+
 /** Matches MatMul -> Add (a bias) and/or a Transpose of the weight, from `matmul`. */
 export function fuseLinear(matmul: OnnxNode, graph: GraphIndex): FusedNode | undefined {
   if (matmul.opType !== 'MatMul') return undefined;
@@ -32,15 +65,5 @@ export function fuseLinear(matmul: OnnxNode, graph: GraphIndex): FusedNode | und
   const replaced = [weightT, matmul, add, skip].filter((n): n is OnnxNode => n !== undefined);
   // inputs: x, then W [N, K] (the Transpose's input) or B [K, N], then the bias and the residual.
   const inputs = [matmul.inputs[0], weightT?.inputs[0] ?? matmul.inputs[1], biasName, residualName];
-  return new FusedNode('Linear', replaced, inputs, (skip ?? add ?? matmul).outputs[0], (args: Inputs) => {
-    const [x, weightOrB, bias, residual] = args as Array<Tensor | undefined>;
-    if (x === undefined || weightOrB === undefined || x.dtype !== 'float32' || weightOrB.dtype !== 'float32' || weightOrB.rank !== 2 || x.rank < 1) return undefined;
-    const w = weightT !== undefined ? weightOrB : transpose(weightOrB);
-    const [n, k] = w.shape;
-    if (x.shape[x.rank - 1] !== k) return undefined;
-    if (add !== undefined && (bias === undefined || bias.dtype !== 'float32' || bias.rank !== 1 || bias.shape[0] !== n)) return undefined;
-    const outShape = [...x.shape.slice(0, -1), n].join();
-    if (skip !== undefined && (residual === undefined || residual.dtype !== 'float32' || residual.shape.join() !== outShape)) return undefined;
-    return [linear(x, w, bias, residual)];
-  });
+  return new LinearNode(replaced, inputs, (skip ?? add ?? matmul).outputs[0], weightT !== undefined, add !== undefined, skip !== undefined);
 }
