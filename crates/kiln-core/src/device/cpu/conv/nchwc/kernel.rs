@@ -465,6 +465,14 @@ unsafe fn accumulate<const NB: usize, const P: usize, const PLAIN: bool>(t: &Til
                         let set = if split && lane % 2 == 1 { &mut *extra } else { &mut *acc };
                         step::<NB, P>(set, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane * t.x_lane), t.x_step);
                     }
+                } else if NB == 2 && !split {
+                    // One lane at a time: two lanes side by side (the loop below) kept a 2 x 12
+                    // tile's 24 broadcasts beside its 24 accumulators, which the compiler spilled
+                    // to the stack (SqueezeNet's squeezes into 32 channels ran at 71-77 GFLOP per
+                    // CPU-second, the other tiles at 105-110; `cnn_convs`, one thread).
+                    for lane in 0..BLOCK {
+                        step::<NB, P>(acc, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane), t.x_step);
+                    }
                 } else {
                     for lane in (0..BLOCK).step_by(2) {
                         step::<NB, P>(acc, w_tap.add(lane * BLOCK), t.w_block, x_tap.add(lane), t.x_step);
