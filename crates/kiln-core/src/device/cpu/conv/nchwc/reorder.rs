@@ -155,3 +155,31 @@ mod avx512 {
         }
     }
 }
+
+/// The pixels of a blocked x [N, Cb, H, W, 16] that a 1x1 unpadded convolution of `stride` reads,
+/// (oh·s0, ow·s1) for the `out` [OH, OW] plane, gathered into y [N, Cb, OH, OW, 16]: one vector
+/// per pixel, planes of images and blocks spread over the threads as the reorders are.
+pub(super) fn subsample(x: &[f32], batch: usize, cb: usize, size: [usize; 2], stride: [usize; 2], out: [usize; 2], y: &mut [f32]) {
+    let (in_plane, out_plane) = (size[0] * size[1], out[0] * out[1]);
+    assert!(
+        x.len() == batch * cb * in_plane * BLOCK && y.len() == batch * cb * out_plane * BLOCK && (out[0] - 1) * stride[0] < size[0] && (out[1] - 1) * stride[1] < size[1],
+        "nchwc::subsample: lengths do not match the geometry"
+    );
+    let planes = batch * cb;
+    let chunks = crate::parallel::chunk_count(y.len()).min(planes);
+    let dst = crate::parallel::SendPtr(y.as_mut_ptr());
+    crate::parallel::for_each_chunk(planes, chunks, |start, end| {
+        for plane in start..end {
+            let src = &x[plane * in_plane * BLOCK..][..in_plane * BLOCK];
+            // SAFETY: plane `plane` of y (out_plane·16 floats inside y, checked above) is this
+            // chunk's alone.
+            let dst = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(plane * out_plane * BLOCK), out_plane * BLOCK) };
+            for (oh, row) in dst.chunks_exact_mut(out[1] * BLOCK).enumerate() {
+                let src_row = &src[oh * stride[0] * size[1] * BLOCK..];
+                for (ow, pixel) in row.chunks_exact_mut(BLOCK).enumerate() {
+                    pixel.copy_from_slice(&src_row[ow * stride[1] * BLOCK..][..BLOCK]);
+                }
+            }
+        }
+    });
+}
