@@ -70,7 +70,67 @@ pub(super) fn forward(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
 /// `Input::Plain`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward_from(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks) {
+    if input == Input::Blocked {
+        if let Some((pointwise, compact)) = subsampled(geo, x) {
+            return run_plan(&pointwise, input, &compact, w, bias, epilogue, y, into, None, false);
+        }
+        if let Some((unpadded, copy)) = padded(geo, x) {
+            return run_plan(&unpadded, input, &copy, w, bias, epilogue, y, into, None, false);
+        }
+    }
     run_plan(geo, input, x, w, bias, epilogue, y, into, None, false)
+}
+
+/// A 1x1 unpadded convolution of stride > 1 (ResNet-50's downsampling shortcuts) as a stride-1
+/// pointwise one: the pixels it reads gathered first (reorder::subsample: a quarter of x at
+/// stride 2, a few µs at batch 1) into a compact image, which `as_rows` then runs as one long row
+/// of tiles, as the stride-1 1x1 convolutions run. The strided tiles read every other pixel of
+/// every other row (a cache line in two or four fetched for nothing) and cut rows of 7, 14 or 28
+/// into short tiles (4 + 3 at 7). Measured, ResNet-50's three, CPU ms summed, strided / gathered
+/// (load 4.5-5, medians of 3-5 alternating rounds): batch 8 two threads 55.5 / 51.7, one thread
+/// 58.6 / 52.5 (1024->2048 at 14: 80 -> 94 GFLOP per CPU-second); batch 1 6.1 / 6.0, 6.3 / 6.1.
+/// None for other shapes, or when the compact image's memory cannot be had (the strided tiles
+/// then give the same sums, in the same order).
+fn subsampled(geo: &Geometry, x: &[f32]) -> Option<(Geometry, Vec<f32>)> {
+    let strided_pointwise = geo.kernel == [1, 1] && geo.pad == [0, 0] && geo.stride != [1, 1] && geo.out_height > 0 && geo.out_width > 0;
+    if !strided_pointwise {
+        return None;
+    }
+    let cb = blocks(geo.channels);
+    let len = geo.batch.checked_mul(cb)?.checked_mul(geo.out_height * geo.out_width * BLOCK)?;
+    // SAFETY: subsample writes every float of y (each plane's every output pixel) and reads none.
+    let compact = unsafe {
+        crate::alloc::try_filled_by::<f32>("conv2dNchwc", len, |y| super::reorder::subsample(x, geo.batch, cb, [geo.height, geo.width], geo.stride, [geo.out_height, geo.out_width], y))
+    };
+    let pointwise = Geometry { height: geo.out_height, width: geo.out_width, stride: [1, 1], ..*geo };
+    Some((pointwise, compact.ok()?))
+}
+
+/// A strided padded convolution of few output columns, an eighth or more of them on the border
+/// (ResNet-50's 3x3/s2 512->512 at 14x14: 1 of 7), on a zero-padded copy of its input (pad 0):
+/// every pixel then runs in the row's tiles, where a border pixel ran alone, its taps clipped,
+/// reading all of its filters (36 KiB per input block, from L2) for one pixel. The copy is small
+/// next to the convolution (512 KiB at batch 1). Measured (load 6-7, one thread, medians of 3-5
+/// alternating rounds), GFLOP per CPU-second, on the border tiles / on the copy: 512->512 at
+/// 14x14 batch 1 82.5 / 91.7 (two threads 78.8 / 87.7), batch 8 75.1 / 84.6; the 14- and
+/// 28-wide outputs of 256->256 and 128->128 (a fourteenth or less on the border) moved -3..+4,
+/// within the noise, and stay as they were. Strided only: a stride-1 convolution's border is
+/// Winograd's or a wide row's. None where the copy's memory cannot be had (the border tiles
+/// give the same sums then).
+fn padded(geo: &Geometry, x: &[f32]) -> Option<(Geometry, Vec<f32>)> {
+    let border = geo.out_width - interior(geo).len();
+    let applies = geo.stride != [1, 1] && geo.pad != [0, 0] && geo.kernel != [1, 1] && border * 8 >= geo.out_width;
+    if !applies {
+        return None;
+    }
+    let cb = blocks(geo.channels);
+    let (h, w) = (geo.height + 2 * geo.pad[0], geo.width + 2 * geo.pad[1]);
+    let len = geo.batch.checked_mul(cb)?.checked_mul(h.checked_mul(w)?.checked_mul(BLOCK)?)?;
+    // SAFETY: pad writes every float of y (each plane's every pixel, the zeros included) and
+    // reads none.
+    let copy = unsafe { crate::alloc::try_filled_by::<f32>("conv2dNchwc", len, |y| super::reorder::pad(x, geo.batch, cb, [geo.height, geo.width], geo.pad, y)) };
+    let unpadded = Geometry { height: h, width: w, pad: [0, 0], ..*geo };
+    Some((unpadded, copy.ok()?))
 }
 
 /// `forward` with the units' order forced (bands outer or not) where `order` is given (the tests
@@ -401,6 +461,28 @@ unsafe fn one_tile<const NB: usize, const P: usize>(t: &Tile, out: *mut f32) {
                 for (j, a) in acc.iter_mut().enumerate() {
                     *a = _mm512_loadu_ps(y.add(blk * t.y_block + j * BLOCK));
                 }
+            }
+        }
+    }
+    // The lines the tile will store (unless it loaded them just now) and the residual it will
+    // add, fetched while its multiply-adds run: at batch 8 a 56x56 block's output and residual
+    // (25 MB each for 64->256) are far from L1 by then, and the stores and loads waited on memory
+    // one tile at a time. Measured (nchwc::forward alone, an env switch read once, two threads,
+    // load 6, medians of 3 alternating runs), GFLOP per CPU-second without / with: batch 8,
+    // ResNet-50's block-closing 1x1 + residual + relu 64->256 at 56 67 / 81, 128->512 at 28
+    // 77 / 86, 256->1024 at 14 85 / 98, 512->2048 at 7 93 / 95; batch 1 within the noise
+    // (90 / 90, 87 / 96, 99 / 101).
+    if !matches!(t.init, Init::Output) {
+        for blk in 0..NB {
+            for j in 0..P {
+                _mm_prefetch::<_MM_HINT_ET0>(y.add(blk * t.y_block + j * BLOCK) as *const i8);
+            }
+        }
+    }
+    if let Some(Finish { residual: Some(r), .. }) = t.finish {
+        for blk in 0..NB {
+            for j in 0..P {
+                _mm_prefetch::<_MM_HINT_T0>(r.add(t.at + blk * t.y_block + j * BLOCK) as *const i8);
             }
         }
     }

@@ -155,3 +155,54 @@ mod avx512 {
         }
     }
 }
+
+/// The pixels of a blocked x [N, Cb, H, W, 16] that a 1x1 unpadded convolution of `stride` reads,
+/// (oh·s0, ow·s1) for the `out` [OH, OW] plane, gathered into y [N, Cb, OH, OW, 16]: one vector
+/// per pixel.
+pub(super) fn subsample(x: &[f32], batch: usize, cb: usize, size: [usize; 2], stride: [usize; 2], out: [usize; 2], y: &mut [f32]) {
+    assert!((out[0] - 1) * stride[0] < size[0] && (out[1] - 1) * stride[1] < size[1], "nchwc::subsample: the output reads outside the input");
+    for_each_plane(x, batch * cb, size[0] * size[1], y, out[0] * out[1], |src, dst| {
+        for (oh, row) in dst.chunks_exact_mut(out[1] * BLOCK).enumerate() {
+            let src_row = &src[oh * stride[0] * size[1] * BLOCK..];
+            for (ow, pixel) in row.chunks_exact_mut(BLOCK).enumerate() {
+                pixel.copy_from_slice(&src_row[ow * stride[1] * BLOCK..][..BLOCK]);
+            }
+        }
+    });
+}
+
+/// A blocked x [N, Cb, H, W, 16] with `pad` zero pixels added on each side of each axis:
+/// y [N, Cb, H + 2·pad[0], W + 2·pad[1], 16].
+pub(super) fn pad(x: &[f32], batch: usize, cb: usize, size: [usize; 2], pad: [usize; 2], y: &mut [f32]) {
+    let padded = [size[0] + 2 * pad[0], size[1] + 2 * pad[1]];
+    for_each_plane(x, batch * cb, size[0] * size[1], y, padded[0] * padded[1], |src, dst| {
+        for (r, row) in dst.chunks_exact_mut(padded[1] * BLOCK).enumerate() {
+            match r.checked_sub(pad[0]).filter(|&ih| ih < size[0]) {
+                Some(ih) => {
+                    let (left, rest) = row.split_at_mut(pad[1] * BLOCK);
+                    let (middle, right) = rest.split_at_mut(size[1] * BLOCK);
+                    left.fill(0.0);
+                    middle.copy_from_slice(&src[ih * size[1] * BLOCK..][..size[1] * BLOCK]);
+                    right.fill(0.0);
+                }
+                None => row.fill(0.0),
+            }
+        }
+    });
+}
+
+/// `each(x's plane, y's plane)` for the `planes` (image, block) planes of x (`in_plane` pixels
+/// each) and y (`out_plane` pixels each), spread over the threads as the reorders are.
+fn for_each_plane(x: &[f32], planes: usize, in_plane: usize, y: &mut [f32], out_plane: usize, each: impl Fn(&[f32], &mut [f32]) + Sync + Send) {
+    assert!(x.len() == planes * in_plane * BLOCK && y.len() == planes * out_plane * BLOCK, "nchwc: lengths do not match the planes");
+    let chunks = crate::parallel::chunk_count(y.len()).min(planes);
+    let dst = crate::parallel::SendPtr(y.as_mut_ptr());
+    crate::parallel::for_each_chunk(planes, chunks, |start, end| {
+        for plane in start..end {
+            // SAFETY: plane `plane` of y (out_plane·16 floats inside y, checked above) is this
+            // chunk's alone.
+            let dst = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(plane * out_plane * BLOCK), out_plane * BLOCK) };
+            each(&x[plane * in_plane * BLOCK..][..in_plane * BLOCK], dst);
+        }
+    });
+}

@@ -199,6 +199,40 @@ fn kernel_sizes_strides_pads_and_dilations_match_the_definition() {
     }
 }
 
+#[test]
+fn strided_pointwise_convolutions_match_the_definition() {
+    // 1x1 unpadded of stride > 1 (kernel.rs gathers the pixels they read, then runs them as
+    // stride-1 pointwise): odd sizes, partial blocks, stride 3, one image large enough for the
+    // thread pool, and strides that differ per axis; with a residual and relu as ResNet's
+    // downsampling shortcuts are fused, and without.
+    let mut shapes = vec![geometry(2, 40, 70, [9, 11], 1, 2, 0, 1), geometry(1, 33, 20, [10, 7], 1, 3, 0, 1), geometry(1, 130, 260, [14, 14], 1, 2, 0, 1)];
+    shapes.push(Geometry { stride: [2, 1], out_height: 4, out_width: 5, ..geometry(2, 24, 40, [7, 5], 1, 1, 0, 1) });
+    shapes.push(Geometry { stride: [1, 2], out_height: 5, out_width: 3, ..geometry(1, 24, 40, [5, 6], 1, 1, 0, 1) });
+    for g in shapes {
+        check(&case(g, true, true, activations().first().copied()), forward, "forward, residual and relu");
+        check(&case(g, false, false, None), forward, "forward");
+    }
+}
+
+#[test]
+fn strided_convolutions_of_few_columns_match_the_definition() {
+    // Padded, strided, an eighth or more of the output columns on the border (kernel.rs runs
+    // them on a zero-padded copy of x): ResNet-50's 3x3/s2 at 14x14 (7 columns, one on the
+    // border) with partial blocks, batch 2, one large enough for the thread pool, pads of 2 and
+    // per axis, a 5x5; and a 28x28 input (14 columns) that stays on the border tiles.
+    let shapes = [
+        geometry(2, 40, 36, [14, 14], 3, 2, 1, 1),
+        geometry(1, 130, 140, [14, 14], 3, 2, 1, 1),
+        geometry(1, 20, 24, [9, 12], 5, 2, 2, 1),
+        Geometry { pad: [2, 1], out_height: 7, out_width: 6, ..geometry(1, 17, 33, [11, 11], 3, 2, 1, 1) },
+        geometry(1, 32, 32, [28, 28], 3, 2, 1, 1),
+    ];
+    for g in shapes {
+        check(&case(g, true, true, activations().first().copied()), forward, "forward, residual and relu");
+        check(&case(g, false, false, None), forward, "forward");
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn both_unit_orders_match_the_definition() {
