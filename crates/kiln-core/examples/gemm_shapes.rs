@@ -10,6 +10,9 @@
 //! PACKED=N: Kiln's reads b packed once (`PackedB`), N copies in turn; ONLY_KILN=1: Kiln's only,
 //! every thread.
 use kiln_core::device::cpu::gemm_avx512;
+#[path = "support/shape_operands.rs"]
+mod shape_operands;
+use shape_operands::{shape_operands, ShapeOperands};
 use std::time::Instant;
 
 use kiln_core::cpu_clock::process_ns as process_cpu_ns;
@@ -49,15 +52,8 @@ fn main() {
     let shapes: Vec<String> = std::env::args().skip(1).collect();
     println!("{:>22} {:>15} {:>15} {:>15} {:>15} {:>13}", "m,n,k,layout", "kiln 1t", "kiln all", "crate 1t", "crate all", "kiln/crate");
     for s in shapes {
-        let v: Vec<&str> = s.split(',').collect();
-        let (m, n, k): (usize, usize, usize) = (v[0].parse().unwrap(), v[1].parse().unwrap(), v[2].parse().unwrap());
-        let layout = v.get(3).copied().unwrap_or("nn");
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 1000) as f32 / 1000.0).collect();
-        let mut c = vec![0.0f32; m * n];
-        let (mi, ni, ki) = (m as isize, n as isize, k as isize);
-        let sa = if layout == "tn" { (1, mi) } else { (ki, 1) };
-        let sb = if layout == "nt" { (1, ki) } else { (ni, 1) };
+        let ShapeOperands { m, n, k, a, b, mut c, sa, sb } = shape_operands(&s);
+        let ni = n as isize;
         let flop = 2.0 * (m * n * k) as f64;
         let show = |(w, c): (f64, f64)| format!("{w:>6.1} |{c:>6.1}");
         // PACKED=N: N copies of b packed once, used in turn (N > 1: each call finds its b in L3,

@@ -16,9 +16,19 @@ use crate::wasm_pool as pool;
 /// slept until the workers finished; not re-measured with the caller taking chunks.)
 pub const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
 
-/// Elements per chunk once a kernel runs in parallel: a few chunks per thread for load balance.
+/// Elements per chunk once a kernel runs in parallel: enough chunks per thread for load balance.
 #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
-const CHUNK_ELEMENTS: usize = 1 << 15;
+const CHUNK_ELEMENTS: usize = 1 << 14;
+
+/// Most chunks per thread of an elementwise, reduction or optimizer loop. The pool hands chunks
+/// out from one counter, so a thread on a slower core takes fewer, but only if there are enough:
+/// with 4 equal chunks per thread, a core 20% slower than the other still ended last on its own
+/// last chunk (two threads finish at 0.625 of the one-core time against the ideal 0.556, as with
+/// two halves); with 8 per thread it is 1-6% of the loop for cores 15-30% apart. This VM's
+/// two vCPUs change speed independently by 10-20% (bench/README.md, "The training rows'
+/// run-to-run spread"). A chunk costs one atomic claim, well under 1% of 16k elements' work.
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+const CHUNKS_PER_THREAD: usize = 8;
 
 /// Below this many multiply-adds a GEMM (or a recurrent layer's whole time loop) runs on the
 /// calling thread: the other thread's wake-up would cost more than it saves.
@@ -37,13 +47,13 @@ pub fn num_threads() -> usize {
     1
 }
 
-/// How many chunks to cut `total` elements into: a few per thread for load balance.
+/// How many chunks to cut `total` elements into: up to CHUNKS_PER_THREAD per thread.
 #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 pub fn chunk_count(total: usize) -> usize {
     if total < MIN_PARALLEL_ELEMENTS {
         1
     } else {
-        (total / CHUNK_ELEMENTS).clamp(1, num_threads() * 4)
+        (total / CHUNK_ELEMENTS).clamp(1, num_threads() * CHUNKS_PER_THREAD)
     }
 }
 
@@ -83,6 +93,45 @@ pub fn for_each_chunk(n: usize, chunks: usize, f: impl Fn(usize, usize) + Sync +
             f(start, end);
         }
     }
+}
+
+/// Boundaries of the pieces `0..n` is cut into for `threads` threads that claim them in order,
+/// largest first (guided self-scheduling): each piece takes 1 / (2·threads) of what is left, in
+/// whole multiples of `unit` (the last piece ends at n), none smaller than `unit`. The first
+/// pieces are large, so a split whose every piece repacks an operand (a GEMM's row or column
+/// ranges) pays few repacks; the last are one unit, so a faster thread takes more of the work
+/// and both finish within about a unit of each other, as with equal pieces of one unit each.
+/// With `n` of 49 units and 2 threads: 12 pieces (13, 9, 7, 5, 4, 3, 2, 2, 1, 1, 1, 1 units).
+pub fn guided_bounds(n: usize, unit: usize, threads: usize) -> Vec<usize> {
+    let (unit, threads) = (unit.max(1), threads.max(1));
+    let mut bounds = vec![0];
+    let mut start = 0;
+    while start < n {
+        let units_left = (n - start).div_ceil(unit);
+        let take = units_left.div_ceil(2 * threads).max(1) * unit;
+        start = (start + take).min(n);
+        bounds.push(start);
+    }
+    bounds
+}
+
+/// Runs `f(start, end)` over the pieces of `0..n` that `guided_bounds(n, unit, threads)` gives,
+/// in parallel on up to `threads` threads (one piece, or one thread: `f(0, n)` inline).
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+pub fn for_each_guided(n: usize, unit: usize, threads: usize, f: impl Fn(usize, usize) + Sync + Send) {
+    let threads = threads.min(num_threads());
+    if threads <= 1 || n <= unit {
+        f(0, n);
+        return;
+    }
+    let bounds = guided_bounds(n, unit, threads);
+    pool::run(bounds.len() - 1, &|p| f(bounds[p], bounds[p + 1]));
+}
+
+/// Single-threaded: the whole range in one call.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+pub fn for_each_guided(n: usize, _unit: usize, _threads: usize, f: impl Fn(usize, usize) + Sync + Send) {
+    f(0, n);
 }
 
 /// A raw pointer that may cross threads: kernels use it to write disjoint parts of one output.

@@ -206,3 +206,63 @@ fn one_thread_runs_everything_on_the_caller() {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// parallel::guided_bounds: pieces cover 0..n once, in whole units (the last ends at n), each no
+/// larger than the one before, the last ones a single unit; a few large pieces first.
+#[test]
+fn guided_pieces_shrink_to_one_unit() {
+    use kiln_core::parallel::guided_bounds;
+    for threads in 1..=4 {
+        for unit in [1usize, 16] {
+            for n in (0..200).chain([784, 1000, 4099]) {
+                let b = guided_bounds(n, unit, threads);
+                assert_eq!((b[0], *b.last().unwrap()), (0, n), "n {n} unit {unit} threads {threads}: {b:?}");
+                let sizes: Vec<usize> = b.windows(2).map(|w| w[1] - w[0]).collect();
+                assert!(sizes.iter().all(|&s| s > 0), "{b:?}");
+                assert!(b[..b.len() - 1].iter().all(|&x| x % unit == 0), "starts on whole units: {b:?}");
+                assert!(sizes.windows(2).all(|w| w[1] <= w[0]), "sizes never grow: {sizes:?}");
+                assert!(sizes.last().is_none_or(|&s| s <= unit), "the last piece is one unit: {sizes:?}");
+                let first = n.div_ceil(unit).div_ceil(2 * threads) * unit;
+                assert!(sizes.first().is_none_or(|&s| s == first.min(n)), "the first piece is 1/(2·threads) of the whole: {sizes:?}");
+            }
+        }
+    }
+    // The worked example in guided_bounds' documentation.
+    let b = guided_bounds(784, 16, 2);
+    assert_eq!(b.windows(2).map(|w| (w[1] - w[0]) / 16).collect::<Vec<_>>(), [13, 9, 7, 5, 4, 3, 2, 2, 1, 1, 1, 1]);
+}
+
+/// A guided loop on two threads, the worker twice as slow per unit of work (sleeps, so the
+/// machine's load does not change the ratio): the caller takes about two thirds of the units
+/// (the ideal split), where equal halves would hold it to one half and equal quarters to one half
+/// or three quarters, depending on who claims the last.
+#[test]
+fn a_faster_thread_takes_more_of_a_guided_loop() {
+    use kiln_core::parallel::for_each_guided;
+    let _serial = one_test_at_a_time();
+    if configured_threads() < 2 {
+        return;
+    }
+    let caller = std::thread::current().id();
+    let mut shares = Vec::new();
+    for _ in 0..40 {
+        let (on_caller, on_worker) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        for_each_guided(49, 1, 2, |start, end| {
+            let here = std::thread::current().id() == caller;
+            (if here { &on_caller } else { &on_worker }).fetch_add(end - start, Relaxed);
+            std::thread::sleep(Duration::from_micros((end - start) as u64 * if here { 1000 } else { 2000 }));
+        });
+        let (c, w) = (on_caller.load(Relaxed), on_worker.load(Relaxed));
+        assert_eq!(c + w, 49);
+        if w > 0 {
+            shares.push(c as f64 / 49.0);
+        }
+        if shares.len() == 5 {
+            break;
+        }
+    }
+    assert!(shares.len() >= 3, "in 40 loops the worker took part in only {}", shares.len());
+    shares.sort_by(f64::total_cmp);
+    let median = shares[shares.len() / 2];
+    assert!(median >= 0.58, "the caller (twice as fast) ran a median {:.0}% of the units: {shares:?}", 100.0 * median);
+}

@@ -77,7 +77,8 @@ pub unsafe fn gemm_scaled(
 
 /// The `gemm` crate's `dst (+)= scale · a · b` on `threads` threads of Kiln's pool: dst cut into
 /// row ranges (when n <= m: every range packs all of b) or column ranges (else: every range packs
-/// all of a), two per thread, each one single-threaded call of the crate.
+/// all of a) that shrink towards the end, each one single-threaded call of the crate. Public for
+/// examples/split_balance.rs.
 ///
 /// Why not the crate's `Parallelism::Rayon`: it runs on rayon's global pool, a second pool of as
 /// many threads as cores beside Kiln's own (native_pool.rs), whose idle workers spin and yield
@@ -89,21 +90,18 @@ pub unsafe fn gemm_scaled(
 /// As `gemm`.
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn crate_gemm(
+pub unsafe fn crate_gemm(
     m: usize, n: usize, k: usize,
     dst: *mut f32, dst_rs: isize, dst_cs: isize, accumulate: bool,
     a: *const f32, a_rs: isize, a_cs: isize,
     b: *const f32, b_rs: isize, b_cs: isize,
     scale: f32, threads: usize,
 ) {
-    use crate::parallel::{for_each_chunk, SendPtr};
+    use crate::parallel::{for_each_guided, SendPtr};
     // Ranges narrower than this many rows or columns are not worth a thread's packing of the
-    // other operand: the product runs on the calling thread.
+    // other operand: the product runs on the calling thread. Ranges are whole multiples of it
+    // (whole vectors of columns), the last ending at the product's edge.
     const MIN_RANGE: usize = 16;
-    // Two ranges per thread, claimed one at a time: a worker that joins late holds a quarter of
-    // the product on two threads, not half (each range packs the other operand again, m x k or
-    // k x n floats against its share of the m x n x k multiply-adds).
-    const PARTS_PER_THREAD: usize = 2;
     let call = |m: usize, n: usize, dst: *mut f32, a: *const f32, b: *const f32| {
         gemm::gemm(m, n, k, dst, dst_cs, dst_rs, accumulate, a, a_cs, a_rs, b, b_cs, b_rs, if accumulate { 1.0 } else { 0.0 }, scale, false, false, false, gemm::Parallelism::None);
     };
@@ -113,25 +111,60 @@ pub(crate) unsafe fn crate_gemm(
     // into column ranges, its [1, 1000] outputs differed from the whole call's in the last bits
     // (up to 1e-6 relative, measured in the onnx conformance run), and the onnx wheel's light
     // VGG-19 and ZFNet-512, whose reference output is an exactly uniform softmax, failed it.
-    let parts = if threads > 1 && m >= MIN_RANGE { (threads * PARTS_PER_THREAD).min(len / MIN_RANGE) } else { 1 };
-    if parts <= 1 {
+    if threads <= 1 || m < MIN_RANGE || len < 2 * MIN_RANGE {
         return call(m, n, dst, a, b);
     }
-    // Range boundaries on multiples of 16 (whole vectors of columns), the last at len.
-    let bound = |p: usize| if p == parts { len } else { len * p / parts / 16 * 16 };
+    // Ranges that shrink as the product runs out (parallel::guided_bounds), claimed one at a
+    // time: each packs the other operand again (m x k or k x n floats), so the first are large,
+    // and the last are one MIN_RANGE each, so the thread on the faster core (or the one that
+    // started first) takes more of them. Two equal ranges per thread (the split before) made the
+    // product as slow as its slower core: at a core 20% slower, the faster thread's second range
+    // ended a quarter of the product before the slower one's (mlp-train's forward and weight
+    // gradient, bench/README.md "The training rows' run-to-run spread").
     let (dst, a, b) = (SendPtr(dst), SendPtr(a as *mut f32), SendPtr(b as *mut f32));
-    for_each_chunk(parts, parts, |start, end| {
-        for p in start..end {
-            let (lo, hi) = (bound(p), bound(p + 1));
-            // SAFETY: the ranges are disjoint rows (or columns) of dst, and of a (or b) inside
-            // the caller's operands.
-            unsafe {
-                if by_rows {
-                    call(hi - lo, n, dst.get().offset(lo as isize * dst_rs), a.get().offset(lo as isize * a_rs), b.get());
-                } else {
-                    call(m, hi - lo, dst.get().offset(lo as isize * dst_cs), a.get(), b.get().offset(lo as isize * b_cs));
-                }
+    for_each_guided(len, MIN_RANGE, threads, |lo, hi| {
+        // SAFETY: the ranges are disjoint rows (or columns) of dst, and of a (or b) inside the
+        // caller's operands.
+        unsafe {
+            if by_rows {
+                call(hi - lo, n, dst.get().offset(lo as isize * dst_rs), a.get().offset(lo as isize * a_rs), b.get());
+            } else {
+                call(m, hi - lo, dst.get().offset(lo as isize * dst_cs), a.get(), b.get().offset(lo as isize * b_cs));
             }
         }
     });
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::crate_gemm;
+
+    /// crate_gemm's guided ranges (rows when n <= m, else columns; pieces of 16 down to a
+    /// remainder) against the definition in f64, through strides (NN, NT, TN), accumulating with
+    /// a scale, on 1 to 3 threads: every element written once, by the range that owns it.
+    #[test]
+    fn guided_ranges_match_the_definition() {
+        let value = |i: usize, seed: usize| ((i * 2654435761 + seed) % 2001) as f32 / 1000.0 - 1.0;
+        for &(m, n, k) in &[(784, 512, 24), (128, 500, 70), (40, 33, 20), (17, 300, 5), (300, 31, 9), (15, 64, 8)] {
+            for threads in [1, 2, 3] {
+                for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                    let (a, b): (Vec<f32>, Vec<f32>) = ((0..m * k).map(|i| value(i, 1)).collect(), (0..k * n).map(|i| value(i, 2)).collect());
+                    let (a_rs, a_cs) = if ta { (1, m) } else { (k, 1) };
+                    let (b_rs, b_cs) = if tb { (1, k) } else { (n, 1) };
+                    let mut dst: Vec<f32> = (0..m * n).map(|i| value(i, 3)).collect();
+                    let before = dst.clone();
+                    // SAFETY: the strides address a, b and dst inside their buffers.
+                    unsafe { crate_gemm(m, n, k, dst.as_mut_ptr(), n as isize, 1, true, a.as_ptr(), a_rs as isize, a_cs as isize, b.as_ptr(), b_rs as isize, b_cs as isize, 0.5, threads) };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let dot: f64 = (0..k).map(|p| a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j * b_cs] as f64).sum();
+                            let want = before[i * n + j] as f64 + 0.5 * dot;
+                            let got = dst[i * n + j] as f64;
+                            assert!((got - want).abs() <= 1e-5 * (1.0 + k as f64), "{m}x{n}x{k} t{threads} {ta}/{tb} ({i},{j}): {got} vs {want}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
