@@ -21,10 +21,12 @@
 //!   CPU-second when its 7 rows became one band (the filters read from L2 once, not 7 times).
 //! - 1x1 stride-1 unpadded convolutions run their whole plane as one row: the 7x7 planes of
 //!   ResNet-50's last stage make tiles of 6, not rows of 7 cut into 6 + 1.
-//! - Threads: units of (image, group of NB output blocks, band of rows, range of columns); with
-//!   fewer than `UNITS_PER_THREAD` units per thread (batch 1) the bands get thinner, then the
-//!   rows are cut into column ranges. Rayon hands out contiguous ranges of units, so neighbours
-//!   (same filters, next band) share a thread's caches.
+//! - Threads: the units are the one-thread cut's (image, group of NB output blocks, band of rows,
+//!   range of columns), each cut into parts (its rows, or its column tiles) where a pass has
+//!   fewer than `PARTS_PER_THREAD` per thread (batch 1 at 14 and 7 px); the threads claim the
+//!   parts in pieces of decreasing size (parallel::for_each_guided): the first pieces whole
+//!   neighbouring units (same filters, next band), the last single parts, so a thread on a
+//!   slower core takes fewer and neither waits long on the other.
 
 use super::{blocks, Input, OutBlocks, BLOCK};
 use crate::device::cpu::conv::engine::parallel_pays_for;
@@ -46,8 +48,11 @@ const UNIT_OUTPUT_FLOATS: usize = 6 * 1024;
 const L2_FLOATS: usize = 256 * 1024;
 /// Output columns of one unit at most (a flattened 1x1 plane is one long row).
 const MAX_UNIT_COLUMNS: usize = 96;
-/// Work units wanted per thread, so a descheduled worker delays a pass by a small share.
-const UNITS_PER_THREAD: usize = 4;
+/// Parts wanted per thread (`parts_per_unit`): the last pieces the threads claim are single
+/// parts, so a thread on a slower core (this VM's two change speed independently by 10-20%) or a
+/// descheduled one holds the other up by at most one part, 1/16 of a pass on two threads, where
+/// 4 units per thread claimed one by one left up to 1/8.
+const PARTS_PER_THREAD: usize = 8;
 const TAP_FLOATS: usize = BLOCK * BLOCK;
 
 /// Pixels of one tile at most with `nb` output blocks: NB·P accumulators + NB filter vectors + one
@@ -141,28 +146,43 @@ pub(super) fn forward_with(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[
     run_plan(geo, Input::Blocked, x, w, bias, epilogue, y, into, order, serial)
 }
 
+/// `forward` cut for `threads` threads (`parts_per_unit`) whatever the pool has and however
+/// small the convolution: the tests' check of the cut for 1, 2, 3 and more threads.
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_cut_for(geo: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, threads: usize) {
+    run_cut(geo, Input::Blocked, x, w, bias, epilogue, y, into, None, threads)
+}
+
+/// `run_cut` on the pool's threads where the convolution pays for them (one thread when `serial`).
 #[allow(clippy::too_many_arguments)]
 fn run_plan(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, order: Option<bool>, serial: bool) {
+    let threads = if !serial && parallel_pays_for(geo.macs()) { crate::parallel::num_threads() } else { 1 };
+    run_cut(geo, input, x, w, bias, epilogue, y, into, order, threads)
+}
+
+/// The forward cut into units (the one-thread cut: bands of rows and column ranges whose output
+/// stays in L1), each unit into parts for `threads` threads, the parts claimed by the threads in
+/// pieces of decreasing size (parallel::for_each_guided).
+#[allow(clippy::too_many_arguments)]
+fn run_cut(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f32]>, epilogue: SliceEpilogue, y: &mut [f32], into: OutBlocks, order: Option<bool>, threads: usize) {
     let g = as_rows(geo);
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
     let taps = g.kernel[0] * g.kernel[1];
     let chunk = (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).clamp(1, cb.max(1));
-    let parallel = !serial && parallel_pays_for(geo.macs());
-    let threads = if parallel { crate::parallel::num_threads() } else { 1 };
-    let wanted = if threads > 1 { threads * UNITS_PER_THREAD } else { 1 };
-    let images_groups = (g.batch * groups).max(1);
     // Bands of rows whose output stays in L1 (so each chunk's filters serve every row of the
-    // band: a 7x7 image is one band, not 7 reads of the filters from L2), thinner when the
-    // threads want more units; then column ranges (batch 1, few groups, or a flattened plane).
+    // band: a 7x7 image is one band, not 7 reads of the filters from L2), then column ranges
+    // for a row too long for L1 (a flattened 1x1 plane): the units, each run as one piece.
     let row_floats = MAX_BLOCKS * g.out_width.min(MAX_UNIT_COLUMNS) * BLOCK;
-    let band = (UNIT_OUTPUT_FLOATS / row_floats).clamp(1, g.out_height.max(1)).min(g.out_height.div_ceil(wanted.div_ceil(images_groups)).max(1));
+    let band = (UNIT_OUTPUT_FLOATS / row_floats).clamp(1, g.out_height.max(1));
     let bands = g.out_height.div_ceil(band);
     let most = max_pixels(MAX_BLOCKS);
-    let col_chunks = wanted.div_ceil(images_groups * bands.max(1)).min(g.out_width.div_ceil(most)).max(g.out_width.div_ceil(MAX_UNIT_COLUMNS)).max(1);
+    let col_chunks = g.out_width.div_ceil(MAX_UNIT_COLUMNS).max(1);
     let columns = g.out_width.div_ceil(col_chunks).next_multiple_of(most).max(1);
     let col_chunks = g.out_width.div_ceil(columns).max(1);
     let units = g.batch * groups * bands * col_chunks;
+    let parts = parts_per_unit(units, threads, band, columns.div_ceil(most));
     // Which loop is outer over an image's units: groups (the image is read once per group, each
     // group's filters reused by every band) or bands (each band of input read once, by every
     // group in turn, the filters read once per band unless they fit in L2): the smaller traffic.
@@ -172,20 +192,41 @@ fn run_plan(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f
     let bands_outer = image_floats + if filter_floats <= L2_FLOATS { filter_floats } else { bands * col_chunks * filter_floats };
     let bands_outer = order.unwrap_or(bands_outer < groups_outer);
     let layout = InputLayout::of(input, &g);
-    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, bands_outer, into, layout };
+    let plan = Plan { g, cb, ob, groups, chunk, band, bands, columns, col_chunks, parts, bands_outer, into, layout };
     let relu = matches!(epilogue.activation, Some(a) if a.op == UnaryOp::Relu);
     let after = SliceEpilogue { residual: None, activation: if relu { None } else { epilogue.activation } };
     let residual = epilogue.residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
     let (x, w, out) = (SendPtr(x.as_ptr() as *mut f32), SendPtr(w.as_ptr() as *mut f32), SendPtr(y.as_mut_ptr()));
     let bias = bias.map(|b| SendPtr(b.as_ptr() as *mut f32));
-    crate::parallel::for_each_chunk(units, if parallel { units } else { 1 }, |start, end| {
-        for unit in start..end {
+    let run = |start: usize, end: usize| {
+        // The piece's parts, each unit's run of them as one rectangle: the pieces claimed first
+        // are whole units, run as the one-thread cut runs them.
+        let mut part = start;
+        while part < end {
+            let (unit, first) = (part / parts, part % parts);
+            let last = (end - unit * parts).min(parts);
             let finish = Finish { residual: residual.as_ref().map(|r| r.ptr() as *const f32), relu, after };
             // SAFETY: AVX-512F is present (super::forward asks simd::level()); the lengths were
-            // checked by super::forward; each unit writes its own output pixels of its own blocks.
-            unsafe { plan.run_unit(unit, x.ptr(), w.ptr(), bias.as_ref().map(|b| b.ptr() as *const f32), finish, out.ptr()) };
+            // checked by super::forward; each part writes its own output pixels of its own blocks.
+            unsafe { plan.run_unit(unit, first..last, x.ptr(), w.ptr(), bias.as_ref().map(|b| b.ptr() as *const f32), finish, out.ptr()) };
+            part = unit * parts + last;
         }
-    });
+    };
+    crate::parallel::for_each_guided(units * parts, 1, threads, run);
+}
+
+/// Parts to cut each of `units` units into so that `threads` threads have about
+/// `PARTS_PER_THREAD` parts each to claim (at batch 1 a convolution at 14 or 7 px has 4-32 units
+/// of 4 output blocks): a unit's rows where its band has more than one (`band`), else its
+/// column tiles (`tiles`). One thread: 1 (the units as they are). Parts of one unit claimed in
+/// one piece run as one rectangle, so only the last, small pieces read a unit's filters for a
+/// part of its pixels.
+fn parts_per_unit(units: usize, threads: usize, band: usize, tiles: usize) -> usize {
+    if threads <= 1 {
+        return 1;
+    }
+    let extent = if band > 1 { band } else { tiles };
+    (threads * PARTS_PER_THREAD).div_ceil(units.max(1)).clamp(1, extent.max(1))
 }
 
 /// A 1x1 stride-1 unpadded convolution as one row of height·width pixels (same floats, as the
@@ -238,6 +279,9 @@ struct Plan {
     /// Output columns per unit, and units per output row.
     columns: usize,
     col_chunks: usize,
+    /// Parts each unit is cut into for the threads (`parts_per_unit`): its rows, or its column
+    /// tiles when it has one row.
+    parts: usize,
     /// Where the output blocks go in y.
     into: OutBlocks,
     layout: InputLayout,
@@ -307,8 +351,9 @@ struct Tile<'a> {
 
 impl Plan {
     /// SAFETY: AVX-512F; x, w, bias and residual hold super::forward's lengths for `self.g`; out
-    /// is valid for writes of y, this unit's pixels written by no one else.
-    unsafe fn run_unit(&self, unit: usize, x: *const f32, w: *const f32, bias: Option<*const f32>, finish: Finish, out: *mut f32) {
+    /// is valid for writes of y, these parts' pixels written by no one else.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_unit(&self, unit: usize, parts: std::ops::Range<usize>, x: *const f32, w: *const f32, bias: Option<*const f32>, finish: Finish, out: *mut f32) {
         let g = &self.g;
         let col_chunk = unit % self.col_chunks;
         let rest = unit / self.col_chunks;
@@ -322,7 +367,12 @@ impl Plan {
         let taps = g.kernel[0] * g.kernel[1];
         let in_plane = g.height * g.width;
         let out_plane = g.out_height * g.out_width;
+        let rows = band * self.band..((band + 1) * self.band).min(g.out_height);
         let columns = col_chunk * self.columns..((col_chunk + 1) * self.columns).min(g.out_width);
+        let (rows, columns) = match self.band > 1 {
+            true => (part_of(rows, 1, self.parts, parts), columns),
+            false => (rows, part_of(columns, max_pixels(MAX_BLOCKS), self.parts, parts)),
+        };
         let inside = interior(g);
         let start = inside.start.clamp(columns.start, columns.end);
         let interior = start..inside.end.clamp(start, columns.end);
@@ -336,7 +386,7 @@ impl Plan {
                 (0, None) => Init::Zero,
                 _ => Init::Output,
             };
-            for oh in band * self.band..((band + 1) * self.band).min(g.out_height) {
+            for oh in rows.clone() {
                 let ki = clip(oh, g.stride[0], g.dilation[0], g.pad[0], g.height, g.kernel[0]);
                 let tile_at = |ow: usize, kj: (usize, usize)| Tile {
                     x: x.add(n * self.layout.image + c0 * in_plane * BLOCK),
@@ -384,6 +434,14 @@ impl Plan {
             c0 += cblocks.max(1);
         }
     }
+}
+
+/// Parts `parts` of `count` of `range` cut in steps of `step` (the last step may be short): part
+/// i starts at step ⌊i·steps/count⌋.
+fn part_of(range: std::ops::Range<usize>, step: usize, count: usize, parts: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let steps = range.len().div_ceil(step);
+    let at = |part: usize| (range.start + part * steps / count * step).min(range.end);
+    at(parts.start)..at(parts.end)
 }
 
 /// The kernel taps k in lo..hi of output position `o` that fall inside an input of `size`.

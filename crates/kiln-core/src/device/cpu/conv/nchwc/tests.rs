@@ -252,6 +252,37 @@ fn both_unit_orders_match_the_definition() {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_cut_for_each_thread_count_matches_the_definition() {
+    if crate::simd::level() != crate::simd::SimdLevel::Avx512 {
+        return;
+    }
+    /// kernel.rs's forward cut for T threads (its units cut into parts, claimed in pieces).
+    fn cut_for<const T: usize>(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+        kernel::forward_cut_for(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, T)
+    }
+    // ResNet-50's batch-1 kinds, small, with partial blocks (odd channel counts) and a last group
+    // of fewer than 4 output blocks: 1x1 on 7x7 and 14x14 planes (one row each: parts are column
+    // tiles), a 3x3 of 7 rows (parts are rows), a strided 3x3 of 7x7 output, batch 2, and a
+    // plane of 9 rows whose units are bands.
+    let shapes = [
+        geometry(1, 40, 72, [7, 7], 1, 1, 0, 1),
+        geometry(1, 33, 100, [14, 14], 1, 1, 0, 1),
+        geometry(1, 24, 70, [7, 7], 3, 1, 1, 1),
+        geometry(1, 36, 40, [14, 14], 3, 2, 1, 1),
+        geometry(2, 20, 90, [5, 5], 1, 1, 0, 1),
+        geometry(1, 17, 65, [9, 30], 3, 1, 1, 1),
+    ];
+    let cuts: [(Forward, &str); 5] = [(cut_for::<1>, "1 thread"), (cut_for::<2>, "2 threads"), (cut_for::<3>, "3 threads"), (cut_for::<4>, "4 threads"), (cut_for::<7>, "7 threads")];
+    for g in shapes {
+        let c = case(g, true, true, activations().first().copied());
+        for (cut, what) in cuts {
+            check(&c, cut, what);
+        }
+    }
+}
+
 /// `case` with x left in plain NCHW, for forward_plain_input.
 fn plain_case(g: Geometry, with_bias: bool, with_residual: bool, activation: Option<Activation>) -> Case {
     Case { xb: values(g.batch * g.image_len(), 1), ..case(g, with_bias, with_residual, activation) }
