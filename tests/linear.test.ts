@@ -2,7 +2,9 @@
  * kiln.linear (crates/kiln-core/src/ops/linear.rs): x·Wᵀ + bias (+ residual) against the
  * definition in float64 for a vector, a matrix and a batch of sequences, with and without a bias
  * and a residual (also a non-contiguous one), with the weight given as a transposed view (an
- * imported [K, N] matrix); its gradients against finite differences; and the errors.
+ * imported [K, N] matrix); its gradients against finite differences; a fused activation against
+ * the definition (relu) and the separate op (gelu), with and without a gradient to record; and the
+ * errors.
  */
 import { describe, expect, it } from 'vitest';
 import * as kiln from '../ts/index.js';
@@ -64,7 +66,22 @@ forEachBackend(() => {
       kiln.dispose([got, want]);
     });
 
+    it('applies an activation as the separate op would, fused under noGrad (the packed product and a thin one)', async () => {
+      // [130, 70] x [40, 70]: the native AVX-512 packed product (the activation per block); [5, 33]: a thin one.
+      for (const [rows, k, n] of [[130, 70, 40], [5, 33, 7]]) {
+        const [x, w, b, r] = [randND([rows, k], 31), randND([n, k], 32), randND([n], 33), randND([rows, n], 34)];
+        const plain = reference(x, w, b).map((v, i) => v + r.data[i]);
+        const relu = kiln.noGrad(() => kiln.tidy(() => kiln.linear(T(x), T(w), T(b), T(r), { activation: 'relu' })));
+        assertClose(await read(relu), plain.map((v) => Math.max(v, 0)), { atol: 1e-5, rtol: 1e-5 }, `relu [${rows}, ${k}] -> ${n}`);
+        const fused = kiln.noGrad(() => kiln.tidy(() => kiln.linear(T(x), T(w), T(b), null, { activation: 'gelu' })));
+        const separate = kiln.tidy(() => kiln.gelu(kiln.linear(T(x), T(w), T(b))));
+        assertClose(await read(fused), await read(separate), { atol: 1e-6, rtol: 1e-6 }, `gelu [${rows}, ${k}] -> ${n}`);
+        kiln.dispose([relu, fused, separate]);
+      }
+    });
+
     it('gradients of x, weight and bias match finite differences', async () => {
+      await gradCheck('linear, gelu', [randND([3, 4], 35), randND([5, 4], 36), randND([5], 37)], ([x, w, b]) => kiln.linear(x, w, b, null, { activation: 'gelu' }));
       await gradCheck('linear', [randND([2, 3, 4], 6), randND([5, 4], 7), randND([5], 8)], ([x, w, b]) => kiln.linear(x, w, b));
       await gradCheck('linear, vector, no bias', [randND([4], 9), randND([3, 4], 10)], ([x, w]) => kiln.linear(x, w));
       await gradCheck('linear, residual', [randND([2, 3, 4], 15), randND([5, 4], 16), randND([5], 17), randND([2, 3, 5], 18)], ([x, w, b, r]) => kiln.linear(x, w, b, r));
@@ -81,6 +98,7 @@ forEachBackend(() => {
         expectThrows(() => kiln.linear(x, kiln.zeros([3, 4]), null, kiln.zeros([3])), "linear: residual must be float32 [2, 3] (the output's shape)", 'got float32 [3]');
         expectThrows(() => kiln.linear(x, kiln.zeros([3, 4]), kiln.zeros([3]), kiln.zeros([2, 3], 'int32')), 'linear: residual must be float32 [2, 3]', 'got int32 [2, 3]');
         expectThrows(() => kiln.linear(kiln.zeros([2, 4], 'int32'), kiln.zeros([3, 4])), 'linear', 'int32 [2, 4]');
+        expectThrows(() => kiln.linear(x, kiln.zeros([3, 4]), null, null, { activation: 'swoosh' }), "linear: unknown activation 'swoosh'");
       });
     });
   });

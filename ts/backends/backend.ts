@@ -117,8 +117,11 @@ export interface Backend {
   reduce(op: number, x: Handle, axes: number[], keepDims: boolean, correction: number): Handle;
   softmax(x: Handle, axis: number, log: boolean): Handle;
   matmul(a: Handle, b: Handle, transposeA: boolean, transposeB: boolean): Handle;
-  /** x [..., K] · Wᵀ + bias + residual (crates/kiln-core/src/ops/linear.rs); bias, residual: a handle or -1. */
-  linear(x: Handle, w: Handle, bias: number, residual: number): Handle;
+  /**
+   * activation(x [..., K] · Wᵀ + bias + residual) (crates/kiln-core/src/ops/linear.rs); bias,
+   * residual: a handle or -1; activation: a unary op's name ('gelu') or undefined, alpha its parameter.
+   */
+  linear(x: Handle, w: Handle, bias: number, residual: number, activation: string | undefined, alpha: number): Handle;
 
   reshape(x: Handle, shape: number[]): Handle;
   permute(x: Handle, perm: number[]): Handle;

@@ -70,8 +70,16 @@ pub fn matmul(a: H, b: H, transpose_a: bool, transpose_b: bool) -> Result<H> {
     with_tensors([a, b], |[x, y]| ops::matmul(x, y, transpose_a, transpose_b))
 }
 
-pub fn linear(x: H, w: H, bias: Option<H>, residual: Option<H>) -> Result<H> {
-    let out = registry::with(|r| ops::linear(r.get(x)?, r.get(w)?, optional(r, bias)?, optional(r, residual)?))?;
+/// `activation` (a unary op's name, 'gelu', ...; alpha: its parameter) applied to the output:
+/// fused into the product under inference (ops::linear_activated).
+pub fn linear(x: H, w: H, bias: Option<H>, residual: Option<H>, activation: Option<String>, alpha: f64) -> Result<H> {
+    let activation = activation
+        .map(|name| {
+            let op = UnaryOp::ALL.iter().copied().find(|op| op.name() == name);
+            op.map(|op| ops::Activation { op, alpha: alpha as f32 }).ok_or_else(|| KilnError::new("linear", format!("unknown activation '{name}' (a unary op's name, e.g. 'gelu', 'relu')")))
+        })
+        .transpose()?;
+    let out = registry::with(|r| ops::linear_activated(r.get(x)?, r.get(w)?, optional(r, bias)?, optional(r, residual)?, activation))?;
     Ok(register(out))
 }
 

@@ -43,7 +43,7 @@ macro_rules! for_each_entry {
             "reduce" => reduce(op: Count, x: Handle, axes: Numbers, keep_dims: Flag, correction: Number) -> u32;
             "softmax" => softmax(x: Handle, axis: Int, log: Flag) -> u32;
             "matmul" => matmul(a: Handle, b: Handle, transpose_a: Flag, transpose_b: Flag) -> u32;
-            "linear" => linear(x: Handle, w: Handle, bias: MaybeHandle, residual: MaybeHandle) -> u32;
+            "linear" => linear(x: Handle, w: Handle, bias: MaybeHandle, residual: MaybeHandle, activation: MaybeText, alpha: Number) -> u32;
 
             "reshape" => reshape(x: Handle, shape: Ints) -> u32;
             "permute" => permute(x: Handle, perm: Ints) -> u32;

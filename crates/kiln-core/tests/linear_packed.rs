@@ -128,3 +128,65 @@ fn only_inference_keeps_a_packed_copy() {
     drop(w);
     assert!(live() - after_inference <= -weight_bytes, "freed with the weight");
 }
+
+/// GELU by its definition, 0.5·x·(1 + erf(x/√2)), erf in float64: its Taylor series below
+/// |z| = 3, 1 − erfc(|z|) from erfc's continued fraction above (the series cancels there).
+fn gelu64(x: f64) -> f64 {
+    let z = x / std::f64::consts::SQRT_2;
+    let a = z.abs();
+    let erf_abs = if a < 3.0 {
+        let (mut sum, mut term, mut n) = (0.0f64, a, 0.0f64);
+        while term.abs() > 1e-18 {
+            sum += term / (2.0 * n + 1.0);
+            n += 1.0;
+            term *= -a * a / n;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        let mut f = a;
+        for k in (1..=80).rev() {
+            f = a + (k as f64 / 2.0) / f;
+        }
+        1.0 - (-a * a).exp() / (std::f64::consts::PI.sqrt() * f)
+    };
+    0.5 * x * (1.0 + erf_abs.copysign(z))
+}
+
+#[test]
+fn activated_linear_matches_the_definition_and_the_composed_gradient() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let gelu = ops::Activation { op: ops::UnaryOp::Gelu, alpha: 0.0 };
+    // The feed-forward's packed product at batch 1 (the activation per block, both threads), a
+    // product too thin for the packed path (the activation after the product), and k = 0.
+    for &(rows, k, n) in &[(128usize, 256usize, 1024usize), (3, 40, 50), (5, 0, 7)] {
+        let (xv, wv, bv, rv) = (values(rows * k, 11), values(n * k, 12), values(n, 13), values(rows * n, 14));
+        let x = Tensor::from_vec(xv.clone(), &[rows, k]).unwrap();
+        let w = Tensor::from_vec(wv.clone(), &[n, k]).unwrap();
+        let b = Tensor::from_vec(bv.clone(), &[n]).unwrap();
+        let r = Tensor::from_vec(rv.clone(), &[rows, n]).unwrap();
+        for (bias, residual) in [(None, None), (Some(&b), None), (Some(&b), Some(&r))] {
+            let before = plus(&reference(&xv, &wv, bias.map(|_| &bv[..]), rows, k, n), residual.map(|_| &rv[..]));
+            let want: Vec<f64> = before.iter().map(|&v| gelu64(v)).collect();
+            let fused = no_grad(|| ops::linear_activated(&x, &w, bias, residual, Some(gelu)).unwrap());
+            assert_close(&fused, &want, k.max(1), &format!("gelu({rows} x {k} -> {n}), bias {}, residual {}", bias.is_some(), residual.is_some()));
+        }
+    }
+    // Recording autograd: linear then the unary op, so the gradient reaches x, W and the bias as
+    // if the GELU were called after.
+    let (rows, k, n) = (16, 64, 48);
+    let x = Tensor::from_vec(values(rows * k, 21), &[rows, k]).unwrap().set_requires_grad(true).unwrap();
+    let w = Tensor::from_vec(values(n * k, 22), &[n, k]).unwrap().set_requires_grad(true).unwrap();
+    let b = Tensor::from_vec(values(n, 23), &[n]).unwrap().set_requires_grad(true).unwrap();
+    let grads = |y: Tensor| {
+        let loss = ops::reduce(ops::ReduceOp::Sum, &y, &[0, 1], false, 0).unwrap();
+        autograd::backward(&loss, None).unwrap();
+        let g = [&x, &w, &b].map(|t| t.grad().unwrap().to_vec::<f32>().unwrap());
+        [&x, &w, &b].iter().for_each(|t| t.zero_grad());
+        g
+    };
+    let fused = grads(ops::linear_activated(&x, &w, Some(&b), None, Some(gelu)).unwrap());
+    let composed = grads(ops::unary(ops::UnaryOp::Gelu, &ops::linear(&x, &w, Some(&b), None).unwrap(), 0.0).unwrap());
+    for (f, c) in fused.iter().zip(&composed) {
+        assert!(f.iter().zip(c).all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs())), "gradients differ");
+    }
+}

@@ -11,7 +11,6 @@
  */
 
 import { gelu } from '../../ops/elementwise.js';
-import type { Tensor } from '../../tensor.js';
 import type { Inputs, OnnxNode } from '../node.js';
 import { FusedNode } from './fused-node.js';
 import { otherOperand as other, type GraphIndex } from './graph.js';
@@ -40,14 +39,30 @@ export function fuseGelu(erf: OnnxNode, graph: GraphIndex): FusedNode | undefine
 }
 
 /** inputs: x, the √2 (or 1/√2), the 1 and the 0.5, in that order. */
-function geluNode(replaced: OnnxNode[], inputs: string[], scaleOp: string, output: string): FusedNode {
-  return new FusedNode('Gelu', replaced, inputs, output, (args: Inputs) => {
-    const [x, scale, one, half] = args as Array<Tensor | undefined>;
-    if (x === undefined || x.dtype !== 'float32') return undefined;
+function geluNode(replaced: OnnxNode[], inputs: string[], scaleOp: string, output: string): GeluNode {
+  return new GeluNode(replaced, inputs, output, scaleOp);
+}
+
+/** A fused GELU; linear-activation.ts takes it into the product before it. */
+export class GeluNode extends FusedNode {
+  constructor(
+    replaced: OnnxNode[],
+    inputs: string[],
+    output: string,
+    /** 'Div' (x / √2) or 'Mul' (x · 1/√2). */
+    readonly scaleOp: string,
+  ) {
+    super('Gelu', replaced, inputs, output, (args: Inputs) => {
+      const x = args[0];
+      return x !== undefined && x.dtype === 'float32' && this.constantsFit(x.rank, args.slice(1)) ? [gelu(x)] : undefined;
+    });
+  }
+
+  /** Whether the constants (the √2 or 1/√2, the 1, the 0.5) are the pattern's, for an x of rank `rank`. */
+  constantsFit(rank: number, [scale, one, half]: Inputs): boolean {
     // A constant of higher rank than x would broadcast the result to its rank.
-    if ([scale, one, half].some((c) => c !== undefined && c.rank > x.rank)) return undefined;
-    const scaleFits = scaleOp === 'Div' ? isScalar(scale, Math.SQRT2) : isScalar(scale, Math.SQRT1_2);
-    if (!scaleFits || !isScalar(one, 1) || !isScalar(half, 0.5)) return undefined;
-    return [gelu(x)];
-  });
+    if ([scale, one, half].some((c) => c !== undefined && c.rank > rank)) return false;
+    const scaleFits = this.scaleOp === 'Div' ? isScalar(scale, Math.SQRT2) : isScalar(scale, Math.SQRT1_2);
+    return scaleFits && isScalar(one, 1) && isScalar(half, 0.5);
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * Load-time fusion of an imported graph: patterns that exporters spell as several ONNX nodes and
- * Kiln runs as one op (attention.ts, gelu.ts, conv-concat.ts, conv.ts, layer-norm.ts, linear.ts), and
+ * Kiln runs as one op (attention.ts, gelu.ts, conv-concat.ts, conv.ts, layer-norm.ts, linear.ts,
+ * linear-activation.ts), and
  * Linears that share an input as one product (linear-group.ts). Each fused node
  * keeps the nodes it replaces and runs them instead whenever its fast path does not apply
  * (fused-node.ts), so results never depend on fusion beyond float rounding. Fusion is for
@@ -17,6 +18,7 @@ import { fuseGelu } from './gelu.js';
 import { GraphIndex } from './graph.js';
 import { fuseLayerNorm } from './layer-norm.js';
 import { fuseLinear } from './linear.js';
+import { fuseLinearActivation } from './linear-activation.js';
 import { fuseLinearGroup } from './linear-group.js';
 
 export { FusedNode } from './fused-node.js';
@@ -24,8 +26,9 @@ export { FusedNode } from './fused-node.js';
 /** A pattern matcher; `taken` says which nodes an earlier match of this pass swallowed. */
 type Fuser = (node: OnnxNode, graph: GraphIndex, taken: (node: OnnxNode) => boolean) => FusedNode | undefined;
 // fuseConvConcat before fuseConv: it takes a Concat's convolutions together, fuseConv one by one;
-// fuseLinearGroup after fuseLinear: it groups the fused Linears.
-const FUSERS: Fuser[] = [fuseAttention, fuseGelu, fuseConvConcat, fuseConv, fuseLayerNorm, fuseLinear, fuseLinearGroup];
+// fuseLinearActivation after fuseGelu and fuseLinear: it joins their results; fuseLinearGroup
+// after fuseLinear: it groups the fused Linears.
+const FUSERS: Fuser[] = [fuseAttention, fuseGelu, fuseConvConcat, fuseConv, fuseLayerNorm, fuseLinear, fuseLinearActivation, fuseLinearGroup];
 
 /** `nodes` (in graph order) with each recognised pattern replaced by one fused node, placed where its output was produced. */
 export function fuseGraph(nodes: OnnxNode[], graphOutputs: string[]): OnnxNode[] {

@@ -32,16 +32,25 @@ export class LinearNode extends FusedNode {
     readonly hasResidual: boolean,
   ) {
     super('Linear', replaced, inputs, output, (args: Inputs) => {
-      const [x, weightOrB, bias, residual] = args as Array<Tensor | undefined>;
-      if (x === undefined || weightOrB === undefined || x.dtype !== 'float32' || weightOrB.dtype !== 'float32' || weightOrB.rank !== 2 || x.rank < 1) return undefined;
-      const w = transposed ? weightOrB : transpose(weightOrB);
-      const [n, k] = w.shape;
-      if (x.shape[x.rank - 1] !== k) return undefined;
-      if (hasBias && !isBiasOf(bias, n)) return undefined;
-      const outShape = [...x.shape.slice(0, -1), n].join();
-      if (hasResidual && (residual === undefined || residual.dtype !== 'float32' || residual.shape.join() !== outShape)) return undefined;
-      return [linear(x, w, bias, residual)];
+      const y = this.product(args);
+      return y === undefined ? undefined : [y];
     });
+  }
+
+  /**
+   * The fast path on this node's inputs (x, the weight, the bias, the residual), with
+   * `activation` applied ('gelu': linear-activation.ts); undefined when it does not apply.
+   */
+  product(args: Inputs, activation?: string): Tensor | undefined {
+    const [x, weightOrB, bias, residual] = args as Array<Tensor | undefined>;
+    if (x === undefined || weightOrB === undefined || x.dtype !== 'float32' || weightOrB.dtype !== 'float32' || weightOrB.rank !== 2 || x.rank < 1) return undefined;
+    const w = this.transposed ? weightOrB : transpose(weightOrB);
+    const [n, k] = w.shape;
+    if (x.shape[x.rank - 1] !== k) return undefined;
+    if (this.hasBias && !isBiasOf(bias, n)) return undefined;
+    const outShape = [...x.shape.slice(0, -1), n].join();
+    if (this.hasResidual && (residual === undefined || residual.dtype !== 'float32' || residual.shape.join() !== outShape)) return undefined;
+    return linear(x, w, bias, residual, { activation });
   }
 }
 

@@ -12,7 +12,7 @@ use crate::error::{fmt_shape, KilnError, Result};
 use crate::params::attention::AttentionOptions;
 use crate::params::batch_norm::BatchNorm;
 use crate::params::binary::BinaryOp;
-use crate::params::conv::{Epilogue, FilterSet, Geometry, Reorder};
+use crate::params::conv::{Activation, Epilogue, FilterSet, Geometry, Reorder};
 use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
@@ -114,11 +114,12 @@ pub trait Device: Send + Sync {
         let _ = (a, b, transpose_a, transpose_b);
         Err(no_kernel(self.name(), "matmul"))
     }
-    /// x [..., K] · Wᵀ + bias + residual -> [..., N] (see ops::linear): the CPU starts its GEMM
-    /// from the bias and residual; a device may run `ops::linear::composed` (matmul, adds) on its
-    /// own kernels.
-    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
-        let _ = (x, w, bias, residual);
+    /// activation(x [..., K] · Wᵀ + bias + residual) -> [..., N] (see ops::linear; the
+    /// activation only under inference, ops::linear_activated): the CPU starts its GEMM from the
+    /// bias and residual and applies the activation to each block it computes; a device may run
+    /// `ops::linear::composed` (matmul, adds, the unary op) on its own kernels.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>, activation: Option<Activation>) -> Result<Tensor> {
+        let _ = (x, w, bias, residual, activation);
         Err(no_kernel(self.name(), "linear"))
     }
     /// An optimizer update in place (copy-on-write): `param` and `state` get new contents.

@@ -9,7 +9,7 @@
 use crate::autograd;
 use crate::dtype::DType;
 use crate::error::{fmt_shape, KilnError, Result};
-use crate::ops::{self, BinaryOp, ReduceOp};
+use crate::ops::{self, Activation, BinaryOp, ReduceOp};
 use crate::tensor::Tensor;
 
 const OP: &str = "linear";
@@ -17,6 +17,44 @@ const OP: &str = "linear";
 /// x [..., K] · Wᵀ + bias + residual -> [..., N], W [N, K], bias [N] or None, residual [..., N]
 /// or None. Gradients flow to all four.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+    check(x, w, bias, residual)?;
+    let inputs: Vec<&Tensor> = [Some(x), Some(w), bias, residual].into_iter().flatten().collect();
+    let y = crate::device::dispatch(OP, &inputs)?.linear(x, w, bias, residual, None)?;
+    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
+    Ok(autograd::record(OP, &inputs, &[x, w], y, move |g, saved, needs| {
+        let (x, w) = (&saved[0], &saved[1]);
+        let n = w.shape()[0] as isize;
+        let rows = |t: &Tensor, cols: isize| t.reshape(&[-1, cols]);
+        let dx = if needs[0] { Some(ops::matmul(g, w, false, false)?) } else { None };
+        let dw = if needs[1] { Some(ops::matmul(&rows(g, n)?, &rows(x, w.shape()[1] as isize)?, true, false)?) } else { None };
+        let mut grads = vec![dx, dw];
+        if has_bias {
+            grads.push(if needs[2] { Some(ops::reduce(ReduceOp::Sum, &rows(g, n)?, &[0], false, 0)?) } else { None });
+        }
+        if has_residual {
+            grads.push(if needs[grads.len()] { Some(g.clone()) } else { None });
+        }
+        Ok(grads)
+    }))
+}
+
+/// activation(linear(x, W, bias, residual)): an imported Transformer's Linear + GELU. With no
+/// gradient to record (under `noGrad`, or no input requiring one) the device applies the
+/// activation as it writes the output (the CPU: each block of the product right after it is
+/// computed, no pass or allocation of its own); otherwise `linear` then `ops::unary`, whose
+/// gradients are theirs (GELU's needs its input, which the fused kernel does not keep).
+pub fn linear_activated(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>, activation: Option<Activation>) -> Result<Tensor> {
+    let inputs: Vec<&Tensor> = [Some(x), Some(w), bias, residual].into_iter().flatten().collect();
+    let Some(act) = activation else { return linear(x, w, bias, residual) };
+    if autograd::is_enabled() && inputs.iter().any(|t| t.requires_grad()) {
+        return ops::unary(act.op, &linear(x, w, bias, residual)?, act.alpha);
+    }
+    check(x, w, bias, residual)?;
+    crate::device::dispatch(OP, &inputs)?.linear(x, w, bias, residual, activation)
+}
+
+/// The arguments' dtypes and shapes, or an error naming them.
+fn check(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<()> {
     let shapes = || format!("x {} {}, weight {} {}", x.dtype(), fmt_shape(x.shape()), w.dtype(), fmt_shape(w.shape()));
     if x.dtype() != DType::F32 || w.dtype() != DType::F32 || x.rank() == 0 || w.rank() != 2 {
         return Err(KilnError::new(OP, format!("expected float32 x [..., inFeatures] and weight [outFeatures, inFeatures], got {}", shapes())));
@@ -37,32 +75,18 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&T
             return Err(KilnError::new(OP, format!("residual must be float32 {} (the output's shape), got {} {}", fmt_shape(&out_shape), r.dtype(), fmt_shape(r.shape()))));
         }
     }
-    let inputs: Vec<&Tensor> = [Some(x), Some(w), bias, residual].into_iter().flatten().collect();
-    let y = crate::device::dispatch(OP, &inputs)?.linear(x, w, bias, residual)?;
-    let (has_bias, has_residual) = (bias.is_some(), residual.is_some());
-    Ok(autograd::record(OP, &inputs, &[x, w], y, move |g, saved, needs| {
-        let (x, w) = (&saved[0], &saved[1]);
-        let n = w.shape()[0] as isize;
-        let rows = |t: &Tensor, cols: isize| t.reshape(&[-1, cols]);
-        let dx = if needs[0] { Some(ops::matmul(g, w, false, false)?) } else { None };
-        let dw = if needs[1] { Some(ops::matmul(&rows(g, n)?, &rows(x, w.shape()[1] as isize)?, true, false)?) } else { None };
-        let mut grads = vec![dx, dw];
-        if has_bias {
-            grads.push(if needs[2] { Some(ops::reduce(ReduceOp::Sum, &rows(g, n)?, &[0], false, 0)?) } else { None });
-        }
-        if has_residual {
-            grads.push(if needs[grads.len()] { Some(g.clone()) } else { None });
-        }
-        Ok(grads)
-    }))
+    Ok(())
 }
 
-/// The forward composed from matmul and adds, for devices without a fused kernel (kiln-gpu's
-/// `Device::linear`). Its inputs are detached: the op records the one gradient node.
-pub fn composed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+/// The forward composed from matmul, adds and the activation, for devices without a fused kernel
+/// (kiln-gpu's `Device::linear`). Its inputs are detached: the op records the one gradient node.
+pub fn composed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>, activation: Option<Activation>) -> Result<Tensor> {
     let mut y = ops::matmul(&x.detach(), &w.detach(), false, true)?;
     for t in [bias, residual].into_iter().flatten() {
         y = ops::binary(BinaryOp::Add, &y, &t.detach())?;
     }
-    Ok(y)
+    match activation {
+        Some(act) => ops::unary(act.op, &y, act.alpha),
+        None => Ok(y),
+    }
 }

@@ -20,7 +20,7 @@ pub use loss::{cross_entropy, Reduction};
 pub use matmul::matmul;
 // The fully connected layer's product with its bias (x·Wᵀ + b): a GEMM that starts from the bias.
 pub mod linear;
-pub use linear::linear;
+pub use linear::{linear, linear_activated};
 pub use reduce::{reduce, ReduceOp};
 pub use shape::{cast, concat, gather, one_hot, pad, scatter_add, split, stack, Sections};
 pub use softmax::softmax;

@@ -17,7 +17,7 @@ use crate::tensor::GpuTensor;
 use kiln_core::device::{Device, DeviceBuffer, RecurrentWorkspace};
 use kiln_core::params::recurrent::{Grads, Needs};
 use kiln_core::error::fmt_shape;
-use kiln_core::ops::{conv::{Epilogue, Geometry}, pool::Plan, AttentionOptions, BatchNorm, Cell, Weights};
+use kiln_core::ops::{conv::{Activation, Epilogue, Geometry}, pool::Plan, AttentionOptions, BatchNorm, Cell, Weights};
 use kiln_core::ops::{BinaryOp, ReduceOp, Reduction, SegmentReduce, UnaryOp};
 use kiln_core::optim::{GradTransform, Rule};
 use kiln_core::{DType, KilnError, Result, Tensor};
@@ -190,8 +190,8 @@ impl Device for GpuBackend {
         core_ops::matmul(self, a, b, transpose_a, transpose_b)
     }
     // No fused kernels yet: matmul + add and the reductions + elementwise kernels, on the GPU.
-    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
-        kiln_core::ops::linear::composed(x, w, bias, residual)
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>, activation: Option<Activation>) -> Result<Tensor> {
+        kiln_core::ops::linear::composed(x, w, bias, residual, activation)
     }
     fn layer_norm(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, axis: usize, eps: f32) -> Result<(Tensor, Tensor, Tensor)> {
         kiln_core::ops::layer_norm::composed(x, weight, bias, axis, eps)

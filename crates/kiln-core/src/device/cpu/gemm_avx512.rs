@@ -142,7 +142,7 @@ fn k_block(k: usize) -> usize {
 /// must not overlap a or b.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: MatRef, scale: f32, threads: usize) {
-    gemm_from(m, n, k, dst, dst_rs, accumulate, a, BSource::Strided(b), scale, threads, None);
+    gemm_from(m, n, k, dst, dst_rs, accumulate, a, BSource::Strided(b), scale, threads, None, None);
 }
 
 /// As `gemm`, with b packed ahead of time (`PackedB::new`; k and n are its own).
@@ -151,7 +151,7 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a
 /// As `gemm`.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_packed(m: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
-    gemm_from(m, b.n, b.k, dst, dst_rs, accumulate, a, BSource::Packed(b), scale, threads, None);
+    gemm_from(m, b.n, b.k, dst, dst_rs, accumulate, a, BSource::Packed(b), scale, threads, None, None);
 }
 
 /// Writes the starting value of dst's block (rows, columns) before a product accumulates onto it.
@@ -160,14 +160,16 @@ pub type StartBlock<'a> = &'a (dyn Fn(Range<usize>, Range<usize>) + Sync);
 /// As `gemm_packed` accumulating onto a starting value that `start` writes, block by block: each
 /// thread writes its own block of dst just before it accumulates onto it (a Linear's bias and
 /// residual), so that pass is split among the threads like the product, not a serial pass before
-/// it, and the block is in the writing thread's cache when the product reads it.
+/// it, and the block is in the writing thread's cache when the product reads it. `finish`, if
+/// given, is called on each block right after its product (a Linear's activation), while the
+/// block is still in that thread's cache.
 ///
 /// # Safety
 /// As `gemm`; dst may be uninitialized if `start` writes every element of each block it is given
 /// (the blocks cover dst's m x n).
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_packed_onto(m: usize, dst: *mut f32, dst_rs: usize, start: StartBlock, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
-    gemm_from(m, b.n, b.k, dst, dst_rs, true, a, BSource::Packed(b), scale, threads, Some(start));
+pub unsafe fn gemm_packed_onto(m: usize, dst: *mut f32, dst_rs: usize, start: StartBlock, finish: Option<StartBlock>, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
+    gemm_from(m, b.n, b.k, dst, dst_rs, true, a, BSource::Packed(b), scale, threads, Some(start), finish);
 }
 
 /// Where the kernel's b panels come from.
@@ -180,7 +182,7 @@ enum BSource<'a> {
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize, start: Option<StartBlock>) {
+unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize, start: Option<StartBlock>, finish: Option<StartBlock>) {
     if m == 0 || n == 0 {
         return;
     }
@@ -192,6 +194,9 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
             for i in 0..m {
                 std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n).fill(0.0);
             }
+        }
+        if let Some(finish) = finish {
+            finish(0..m, 0..n);
         }
         return;
     }
@@ -211,7 +216,10 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
             start(rows.clone(), cols.clone());
         }
         // SAFETY: jobs write disjoint blocks of dst; the caller vouches for the rest.
-        unsafe { gemm_block(rows, cols, k, dst.ptr(), dst_rs, accumulate, a.get(), b.get(), scale) };
+        unsafe { gemm_block(rows.clone(), cols.clone(), k, dst.ptr(), dst_rs, accumulate, a.get(), b.get(), scale) };
+        if let Some(finish) = finish {
+            finish(rows, cols);
+        }
     };
     if jobs == 1 {
         job(0);

@@ -11,12 +11,16 @@
 //! (`Tensor::derived`, dropped by any in-place write such as an optimizer step), as onnxruntime
 //! prepacks its initializers: a batch-1 product otherwise transposes the whole weight on every
 //! call. Training never packs, so a trained model's parameters take no extra memory; an
-//! evaluation pass holds one packed copy per weight until the next optimizer step. Arguments are
-//! checked by ops/linear.rs.
+//! evaluation pass holds one packed copy per weight until the next optimizer step. An activation
+//! (ops::linear_activated, under inference: an imported Transformer's Linear + GELU) is applied
+//! to each block of the packed product by the thread that computed it, right after, while the
+//! block is in its cache: no pass, allocation or boundary call of its own. Arguments are checked
+//! by ops/linear.rs.
 
 use super::gemm_call::{gemm, Parallelism};
 use crate::error::Result;
-use crate::parallel::MIN_PARALLEL_FLOPS;
+use crate::parallel::{self, SendPtr, MIN_PARALLEL_FLOPS};
+use crate::params::conv::Activation;
 use crate::tensor::Tensor;
 use std::ops::Range;
 
@@ -25,8 +29,8 @@ const OP: &str = "linear";
 #[cfg(target_arch = "x86_64")]
 const PACKED_TAG: usize = 0x6c696e; // "lin"
 
-/// x [..., K] · Wᵀ + bias + residual -> [..., N] (residual [..., N]).
-pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
+/// activation(x [..., K] · Wᵀ + bias + residual) -> [..., N] (residual [..., N]).
+pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>, activation: Option<Activation>) -> Result<Tensor> {
     let (n, k) = (w.shape()[0], w.shape()[1]);
     let lead = &x.shape()[..x.rank() - 1];
     let rows: usize = lead.iter().product();
@@ -35,7 +39,9 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: O
     let residual = residual.map(|r| r.materialize()).transpose()?;
     let start = Start { n, bias: bias.as_deref(), residual: residual.as_ref().map(|r| r.cpu_slice::<f32>(OP)).transpose()? };
     if rows == 0 || n == 0 || k == 0 {
-        return finish(start.whole(len)?, lead, n);
+        let mut out = start.whole(len)?;
+        activate(&mut out, n, activation);
+        return finish(out, lead, n);
     }
     let xs = x.materialize()?;
     let x_data = xs.cpu_slice::<f32>(OP)?;
@@ -47,7 +53,6 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: O
     #[cfg(target_arch = "x86_64")]
     if !crate::autograd::is_enabled() && super::gemm_avx512::chooses(rows, n, k, super::gemm_avx512::BForm::Packed, threads) {
         use super::gemm_avx512::{gemm_packed, gemm_packed_onto, MatRef, PackedB};
-        use crate::parallel::SendPtr;
         // Wᵀ [k, n] is W's view with its strides swapped.
         let wt = MatRef { ptr: w_data.as_ptr().wrapping_add(w.offset()), rs: w_cs, cs: w_rs };
         // SAFETY: the view's elements are inside W's buffer (checked by the op); the CPU runs
@@ -63,12 +68,14 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: O
         // accumulates onto it; out overlaps neither x nor W's packed copy.
         let out = unsafe {
             crate::alloc::try_written::<f32>(OP, len, |out| {
-                if start.is_zero() {
+                if start.is_zero() && activation.is_none() {
                     gemm_packed(rows, out, n, false, xr, &packed, 1.0, threads);
                 } else {
                     let out = SendPtr(out);
                     let write = |r: Range<usize>, c: Range<usize>| start.write(out.ptr(), r, c);
-                    gemm_packed_onto(rows, out.ptr(), n, &write, xr, &packed, 1.0, threads);
+                    let act = |r: Range<usize>, c: Range<usize>| activate_block(out.ptr(), n, r, c, activation);
+                    let then = activation.map(|_| &act as super::gemm_avx512::StartBlock);
+                    gemm_packed_onto(rows, out.ptr(), n, &write, then, xr, &packed, 1.0, threads);
                 }
                 Ok(())
             })?
@@ -87,7 +94,31 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: O
             parallelism,
         );
     }
+    activate(&mut out, n, activation);
     finish(out, lead, n)
+}
+
+/// `activation` over the whole output (rows of n), in row ranges on the pool's threads when large.
+fn activate(out: &mut [f32], n: usize, activation: Option<Activation>) {
+    if activation.is_none() || out.is_empty() || n == 0 {
+        return;
+    }
+    let rows = out.len() / n;
+    let ptr = SendPtr(out.as_mut_ptr());
+    // SAFETY: the row ranges are disjoint and inside out.
+    parallel::for_each_chunk(rows, parallel::chunk_count(out.len()), |r0, r1| unsafe { activate_block(ptr.ptr(), n, r0..r1, 0..n, activation) });
+}
+
+/// `activation` over block (rows, cols) of `out` (rows n floats apart), in place.
+///
+/// # Safety
+/// `out` must be valid for reads and writes of the block, and no other thread may touch it.
+unsafe fn activate_block(out: *mut f32, n: usize, rows: Range<usize>, cols: Range<usize>, activation: Option<Activation>) {
+    let Some(activation) = activation else { return };
+    for r in rows {
+        let row = std::slice::from_raw_parts_mut(out.add(r * n + cols.start), cols.len());
+        super::unary::apply_in_place(activation.op, row, activation.alpha);
+    }
 }
 
 /// The output's starting value, in rows of n: the bias in every row, plus the residual's row

@@ -42,7 +42,7 @@ use crate::error::Result;
 use crate::params::attention::AttentionOptions;
 use crate::params::batch_norm::BatchNorm;
 use crate::params::binary::BinaryOp;
-use crate::params::conv::{Epilogue, FilterSet, Geometry, Reorder};
+use crate::params::conv::{Activation, Epilogue, FilterSet, Geometry, Reorder};
 use crate::params::graph::SegmentReduce;
 use crate::params::loss::Reduction;
 use crate::params::optim::{GradTransform, Rule};
@@ -105,8 +105,8 @@ impl Device for Cpu {
     fn matmul(&self, a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
         matmul::matmul(a, b, transpose_a, transpose_b)
     }
-    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>) -> Result<Tensor> {
-        linear::forward(x, w, bias, residual)
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: Option<&Tensor>, activation: Option<Activation>) -> Result<Tensor> {
+        linear::forward(x, w, bias, residual, activation)
     }
 
     fn optim_step(&self, rule: Rule, transform: GradTransform, param: &mut Tensor, grad: &Tensor, state: &mut [Tensor]) -> Result<()> {
