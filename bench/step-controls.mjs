@@ -118,6 +118,7 @@ replaceStepTimer((step) => {
     const per = (k) => (b[k] - a[k]) / iters;
     const row = {
       value: w.value(wall / iters),
+      stepMs: (wall / iters) * 1e3,
       cpuWall: (cpu.user + cpu.system) / 1e6 / wall,
       mainMs: per('mainCpu') * 1e3,
       poolMs: per('poolCpu') * 1e3,
@@ -155,8 +156,7 @@ replaceStepTimer((step) => {
     const [slow, fast] = [byValue[0], byValue.at(-1)];
     const names = [...new Set([...slow.ops.keys(), ...fast.ops.keys()])].sort((a, b) => (slow.ops.get(b) ?? 0) - (fast.ops.get(b) ?? 0) - ((slow.ops.get(a) ?? 0) - (fast.ops.get(a) ?? 0)));
     const total = (m) => [...m.values()].reduce((x, y) => x + y, 0);
-    const stepMs = (x) => w.params.batch / x.value * 1e3;
-    console.log(`ms per step in backend calls, slowest measurement (${slow.value.toFixed(0)} ${w.unit}: ${stepMs(slow).toFixed(3)} ms, ${total(slow.ops).toFixed(3)} in calls) / fastest (${fast.value.toFixed(0)}: ${stepMs(fast).toFixed(3)} ms, ${total(fast.ops).toFixed(3)} in calls)`);
+    console.log(`ms per step in backend calls, slowest measurement (${slow.value.toFixed(0)} ${w.unit}: ${slow.stepMs.toFixed(3)} ms, ${total(slow.ops).toFixed(3)} in calls) / fastest (${fast.value.toFixed(0)}: ${fast.stepMs.toFixed(3)} ms, ${total(fast.ops).toFixed(3)} in calls)`);
     for (const n of names.slice(0, 12)) console.log(`  ${n.padEnd(28)} ${(slow.ops.get(n) ?? 0).toFixed(3).padStart(8)} ${(fast.ops.get(n) ?? 0).toFixed(3).padStart(8)}`);
   }
   return { runs: [Number.NaN] };
