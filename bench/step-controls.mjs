@@ -35,11 +35,16 @@ const PRODUCTS = join(RELEASE, 'examples', 'mlp_products');
 const withProducts = id === 'mlp-train' && existsSync(PRODUCTS);
 console.log(await kilnPeer.init());
 
-/** One probe measurement of TARGET seconds: `field`'s figure (GFLOP/s or GB/s) of every core together, or the whole JSON line for a null field. */
-function probe(args, field, binary = PROBE) {
+/** The last JSON line `binary args` prints; throws, naming the binary, when it cannot run. */
+function runJson(binary, args, howToBuild) {
   const r = spawnSync(binary, args, { encoding: 'utf8', timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`${PROBE} ${args.join(' ')} failed (npm run bench builds it): ${r.stderr || r.error?.message}`);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop());
+  if (r.status !== 0) throw new Error(`step-controls.mjs: ${binary} ${args.join(' ')} failed (${howToBuild}): ${r.stderr || r.error?.message}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+/** One probe measurement: `field`'s figure (GFLOP/s or GB/s) of every core together, or the whole JSON line for a null field. */
+function probe(args, field) {
+  const out = runJson(PROBE, args, 'npm run bench builds it');
   return field === null ? out : out[field][0];
 }
 
@@ -114,7 +119,7 @@ replaceStepTimer((step) => {
     const fmaRun = probe(['--fma-runs', String(TARGET), '1'], null);
     const [fma, fmaPerCpu] = [fmaRun.gflops[0], fmaRun.gflops_per_cpu_second[0]];
     const read = probe(['--read', String(readKib), String(TARGET), '1'], 'gbps');
-    const products = withProducts ? JSON.parse(spawnSync(PRODUCTS, [String(TARGET), '1'], { encoding: 'utf8' }).stdout) : null;
+    const products = withProducts ? runJson(PRODUCTS, [String(TARGET), '1'], 'cargo build --release -p kiln-core --example mlp_products') : null;
     const per = (k) => (b[k] - a[k]) / iters;
     const row = {
       value: w.value(wall / iters),
