@@ -17,6 +17,11 @@
 //! these are the machine's own run-to-run spread at each level of memory, which a training step
 //! whose data lives there inherits (bench/README.md, "The machine's own spread"). One JSON line:
 //!   {"threads":2,"kib_per_thread":4096,"gbps":[193.1,...]}
+//!
+//! `kiln-flops-probe --fma-runs [seconds] [runs]`: the widest ISA's FMA rate in `runs` measurements
+//! of about `seconds` each, all reported in order (the core's own run-to-run spread, the control
+//! beside a training row's 0.7 s measurements in bench/step-controls.mjs). One JSON line:
+//!   {"threads":2,"isa":"avx512f","gflops":[231.2,...],"gflops_per_cpu_second":[116.0,...]}
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -163,6 +168,12 @@ fn measure(kernel: Kernel, lanes: usize, threads: usize, rounds: u64) -> (f64, f
 /// Best of 5 measurements of about `target` seconds each, after calibrating the round count:
 /// (GFLOP/s, GFLOP per CPU-second), each the best of its own.
 fn peak(kernel: Kernel, lanes: usize, threads: usize, target: f64) -> (f64, f64) {
+    let rounds = calibrate(kernel, target);
+    (0..5).map(|_| measure(kernel, lanes, threads, rounds)).fold((0.0, 0.0), |b, x| (b.0.max(x.0), b.1.max(x.1)))
+}
+
+/// Rounds of `kernel` that take about `target` seconds on one thread.
+fn calibrate(kernel: Kernel, target: f64) -> u64 {
     let mut rounds = 1u64;
     loop {
         let t0 = Instant::now();
@@ -174,13 +185,31 @@ fn peak(kernel: Kernel, lanes: usize, threads: usize, target: f64) -> (f64, f64)
         }
         rounds *= 2;
     }
-    (0..5).map(|_| measure(kernel, lanes, threads, rounds)).fold((0.0, 0.0), |b, x| (b.0.max(x.0), b.1.max(x.1)))
+    rounds
+}
+
+/// `--fma-runs [seconds, default 0.7] [runs, default 5]`: every measurement of the widest ISA.
+fn fma_runs(args: &[String]) {
+    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(0.7);
+    let runs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let Some(&(isa, lanes, kernel)) = x86::kernels().first() else {
+        println!("{{\"error\":\"no AVX2+FMA or AVX-512F on this CPU (the probe is x86-64 only)\"}}");
+        return;
+    };
+    let rounds = calibrate(kernel, seconds);
+    let all: Vec<(f64, f64)> = (0..runs).map(|_| measure(kernel, lanes, threads, rounds)).collect();
+    let list = |f: fn(&(f64, f64)) -> f64| all.iter().map(|x| format!("{:.1}", f(x))).collect::<Vec<_>>().join(",");
+    println!("{{\"threads\":{threads},\"isa\":\"{isa}\",\"gflops\":[{}],\"gflops_per_cpu_second\":[{}]}}", list(|x| x.0), list(|x| x.1));
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--read") {
         return read_probe(&args[at + 1..]);
+    }
+    if let Some(at) = args.iter().position(|a| a == "--fma-runs") {
+        return fma_runs(&args[at + 1..]);
     }
     let target: f64 = args.iter().find_map(|s| s.parse().ok()).unwrap_or(0.3);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

@@ -31,6 +31,15 @@ use std::time::{Duration, Instant};
 /// one 1000 and 5000 µs were no faster than 50.
 const SPIN: Duration = Duration::from_micros(50);
 
+/// SPIN, or `KILN_POOL_SPIN_US` microseconds when set: a measurement knob, not a tuning one (so
+/// that a quiet window can compare spins on the training rows, whose big loops each start after
+/// 50-2000 µs of serial work, mostly after the worker parked: bench/README.md, "Controls in the
+/// same seconds").
+pub fn spin() -> Duration {
+    static FROM_ENV: OnceLock<Duration> = OnceLock::new();
+    *FROM_ENV.get_or_init(|| std::env::var("KILN_POOL_SPIN_US").ok().and_then(|v| v.trim().parse().ok()).map_or(SPIN, Duration::from_micros))
+}
+
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
 
 struct Pool {
@@ -210,17 +219,18 @@ fn worker_loop(me: usize) {
     }
 }
 
-/// Returns once `ready()` holds: spins for `SPIN`, then parks. The thread that makes `ready()`
+/// Returns once `ready()` holds: spins for `spin()`, then parks. The thread that makes `ready()`
 /// true unparks this one if it finds `parked` set; both sides use SeqCst (this thread stores
 /// `parked` then reads `ready`, the other makes `ready` true then reads `parked`), so at least
 /// one of them sees the other's write and no wake-up is lost.
 fn wait_for(ready: impl Fn() -> bool, parked: &AtomicBool) {
     let started = Instant::now();
+    let budget = spin();
     let mut spins = 0u32;
     while !ready() {
         spins = spins.wrapping_add(1);
         // The clock is read every 64 spins (a few microseconds), not every spin.
-        if spins % 64 != 0 || started.elapsed() < SPIN {
+        if spins % 64 != 0 || started.elapsed() < budget {
             std::hint::spin_loop();
             continue;
         }
