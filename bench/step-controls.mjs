@@ -3,7 +3,7 @@
 // function, ~0.7 s of steps like timing.mjs's), one 0.7 s measurement of the FMA probe on every
 // core (bench/flops-probe --fma-runs: no memory, no Kiln), and one 0.7 s read of a buffer the
 // size of the step's working set (--read: the shared cache's speed), and for mlp-train one of
-// the step's matrix products alone (crates/kiln-core/examples/mlp_products.rs, when built: no
+// the step's matrix products alone (crates/kiln-core/examples/mlp_products.rs, built here: no
 // JavaScript, no allocation, no autograd, the same thread count). A spread the step shows and
 // the probes beside it do not is the step's own; a round where all three slow down is the
 // machine's. Per step measurement it also prints what the process did: CPU (all threads), the
@@ -13,7 +13,8 @@
 // RAYON_NUM_THREADS=1 runs the step on one thread (the probes still use every core).
 // KILN_OP_TIMES=1 also times every call into the backend (wall, per op name) and prints, for the
 // fastest and the slowest measurement, each op's milliseconds per step: where a slow one lost time.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { buildFlopsProbe } from './flops-probe.mjs';
 import { GCProfiler } from 'node:v8';
 import { spawnSync } from 'node:child_process';
 import { homedir } from 'node:os';
@@ -29,10 +30,21 @@ const rounds = Number(process.argv[3] ?? 10);
 const readKib = Number(process.argv[4] ?? 3328);
 const w = workloads.find((x) => x.id === id && x.kind.endsWith('Train'));
 if (!w) throw new Error(`step-controls.mjs: no training row '${id}'`);
-const RELEASE = join(process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'kiln', 'target'), 'release');
+const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'kiln', 'target');
+const RELEASE = join(TARGET_DIR, 'release');
 const PROBE = join(RELEASE, 'kiln-flops-probe');
 const PRODUCTS = join(RELEASE, 'examples', 'mlp_products');
-const withProducts = id === 'mlp-train' && existsSync(PRODUCTS);
+const withProducts = id === 'mlp-train';
+// Both controls are built here (no-ops once built), so none is left out for want of a build.
+buildFlopsProbe();
+if (withProducts) {
+  const r = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'kiln-core', '--example', 'mlp_products'], {
+    cwd: join(import.meta.dirname, '..'),
+    stdio: 'inherit',
+    env: { ...process.env, CARGO_TARGET_DIR: TARGET_DIR },
+  });
+  if (r.status !== 0) throw new Error(`step-controls.mjs: could not build the mlp_products example (cargo exited with ${r.status ?? r.error?.message})`);
+}
 console.log(await kilnPeer.init());
 
 /** The last JSON line `binary args` prints; throws, naming the binary, when it cannot run. */
