@@ -98,11 +98,23 @@ fn blocked_max_pooling_equals_max_pool2d() {
         Pool2d { kernel: [3, 3], stride: [2, 2], padding: [0; 4], dilation: [1, 1] },
         Pool2d { kernel: [2, 3], stride: [1, 2], padding: [1, 0, 1, 2], dilation: [1, 1] },
         Pool2d { kernel: [3, 2], stride: [2, 1], padding: [2, 2, 0, 1], dilation: [2, 1] },
+        // 3x3 undilated: the unrolled full windows beside the generic border ones.
+        Pool2d { kernel: [3, 3], stride: [1, 1], padding: [1; 4], dilation: [1, 1] },
+        Pool2d { kernel: [3, 3], stride: [2, 2], padding: [1, 0, 0, 1], dilation: [1, 1] },
     ];
     for (i, pool) in pools.into_iter().enumerate() {
         let x = rand(&[2, 35, 11, 9], 30 + i as u64);
         let mut data = values(&x);
         data[7] = f32::NAN; // NaN wins, as in max_pool2d
+        // A NaN in some channel at each of the first rows' pixels (so at every tap of some
+        // window), -0 beside +0 and infinities.
+        for (c, at) in (0..27).enumerate() {
+            data[(c + 1) * 99 + at] = f32::NAN;
+        }
+        for (c, v) in [(30, -0.0), (31, 0.0), (32, f32::INFINITY), (33, f32::NEG_INFINITY)] {
+            data[c * 99..][..99].iter_mut().step_by(2).for_each(|d| *d = v);
+        }
+        data[34 * 99..][..99].fill(-0.0);
         let x = Tensor::from_vec(data, &[2, 35, 11, 9]).unwrap();
         let want = ops::max_pool2d(&x, pool).unwrap();
         let got = ops::from_nchwc(&ops::max_pool2d_nchwc(&ops::to_nchwc(&x).unwrap(), pool).unwrap(), 35).unwrap();
