@@ -105,6 +105,29 @@ class PackedFilters {
   }
 }
 
+/**
+ * What a node worked out from its input dims and tensors at the last run (a convolution's
+ * geometry, checks), reused while the next run brings the same dims and the same tensor objects
+ * (the weights and biases; x itself is new each run, its dims are compared): at batch 1 resolving it again for every node of every run
+ * was some 10-20 µs of JavaScript per convolution (docs/onnx-speed-log.md). Tensors are compared
+ * by identity: a tensor's shape and dtype never change, and a new weight is a new object.
+ */
+class LastRun<T> {
+  #dims: readonly number[] = [];
+  #tensors: Inputs = [];
+  #value: { of: T } | undefined;
+
+  get(dims: readonly number[], tensors: Inputs, work: () => T): T {
+    const same = this.#value !== undefined && sameShape(dims, this.#dims) && tensors.length === this.#tensors.length && tensors.every((t, i) => t === this.#tensors[i]);
+    if (!same) {
+      this.#value = { of: work() };
+      this.#dims = [...dims];
+      this.#tensors = [...tensors];
+    }
+    return this.#value!.of;
+  }
+}
+
 /** The plain dims [N, C, H, W] of a blocked x with C channels, for the geometry helpers. */
 const plainOf = (x: Tensor, channels: number) => ({ rank: 4, shape: [x.shape[0], channels, x.shape[2], x.shape[3]] });
 
@@ -124,6 +147,7 @@ const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.len
  */
 export class BlockedConvNode extends BlockedNode {
   readonly #packed = new PackedFilters();
+  readonly #lastRun = new LastRun<{ geometry: Conv2dOptions; outShape: number[] }>();
 
   constructor(original: OnnxNode, inChannels: number, outChannels: number, readonly plainInput = false) {
     const residual = original instanceof ConvFusedNode && original.hasResidual;
@@ -137,9 +161,12 @@ export class BlockedConvNode extends BlockedNode {
     const fused = this.original instanceof ConvFusedNode ? this.original : undefined;
     const filters = fused !== undefined ? fused.filters(w, bias, statistics) : w.rank === 4 && w.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32') ? { w, bias } : undefined;
     if (filters === undefined) return undefined;
-    const plainX = this.plainInput ? { rank: 4, shape: [...x.shape] } : plainOf(x, this.blockedInputs.get(0)!);
-    const geometry = conv2dGeometry(plainX, filters.w, fused?.conv ?? this.original);
-    if (fused?.hasResidual && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, blockedOutputShape(plainX, filters.w, geometry)))) return undefined;
+    const { geometry, outShape } = this.#lastRun.get(x.shape, [filters.w], () => {
+      const plainX = this.plainInput ? { rank: 4, shape: [...x.shape] } : plainOf(x, this.blockedInputs.get(0)!);
+      const geometry = conv2dGeometry(plainX, filters.w, fused?.conv ?? this.original);
+      return { geometry, outShape: blockedOutputShape(plainX, filters.w, geometry) };
+    });
+    if (fused?.hasResidual && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, outShape))) return undefined;
     return conv2dNchwc(x, this.#packed.get(filters.w), {
       ...geometry,
       bias: filters.bias ?? null,
@@ -157,6 +184,7 @@ export class BlockedConvNode extends BlockedNode {
 /** A ConvConcat blocked in and out: each set's blocks written side by side (every set has whole blocks), conv2dNchwcConcat. */
 export class BlockedConcatNode extends BlockedNode {
   readonly #packed: PackedFilters[];
+  readonly #lastRun = new LastRun<ReturnType<typeof filterSets>>();
 
   constructor(
     override readonly original: ConvConcatNode,
@@ -170,7 +198,7 @@ export class BlockedConcatNode extends BlockedNode {
   protected fast(args: Inputs): Tensor | undefined {
     const x = args[0];
     if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
-    const sets = filterSets(plainOf(x, this.blockedInputs.get(0)!), args, this.original.sets);
+    const sets = this.#lastRun.get(x.shape, args.slice(1), () => filterSets(plainOf(x, this.blockedInputs.get(0)!), args, this.original.sets));
     if (sets === undefined) return undefined;
     return conv2dNchwcConcat(x, sets.map(({ weight, ...options }, i) => ({ ...options, packed: this.#packed[i].get(weight) })));
   }
