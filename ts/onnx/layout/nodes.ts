@@ -107,10 +107,11 @@ class PackedFilters {
 
 /**
  * What a node worked out from its input dims and tensors at the last run (a convolution's
- * geometry, checks), reused while the next run brings the same dims and the same tensor objects
- * (the weights and biases; x itself is new each run, its dims are compared): at batch 1 resolving it again for every node of every run
- * was some 10-20 µs of JavaScript per convolution (docs/onnx-speed-log.md). Tensors are compared
- * by identity: a tensor's shape and dtype never change, and a new weight is a new object.
+ * geometry, a pooling's window, checks), reused while the next run brings the same dims and the
+ * same tensor objects (the weights and biases; x itself is new each run, its dims are compared):
+ * at batch 1 resolving it again for every node of every run was some 10-20 µs of JavaScript per
+ * convolution (docs/onnx-speed-log.md). Tensors are compared by identity: a tensor's shape and
+ * dtype never change, and a new weight (loadStateDict, a fold made again) is a new object.
  */
 class LastRun<T> {
   #dims: readonly number[] = [];
@@ -219,10 +220,12 @@ export class BlockedElementwiseNode extends BlockedNode {
 
 /** MaxPool (2-D, no Indices output) of a blocked value, blocked out: no reorder around the pooling. */
 export class BlockedMaxPoolNode extends BlockedNode {
+  readonly #lastRun = new LastRun<ReturnType<typeof poolWindow>>();
+
   protected fast(args: Inputs): Tensor | undefined {
     const x = args[0];
     if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
-    const window = poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
+    const window = this.#lastRun.get(x.shape, [], () => poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original));
     if (window.rank !== 2) return undefined;
     return maxPool2dNchwc(x, { kernel: window.kernel, stride: window.stride, padding: window.padding, dilation: window.dilation });
   }
@@ -234,12 +237,14 @@ export class BlockedMaxPoolNode extends BlockedNode {
  * pooled; the pooled result (1x1 for the global form) is what a reorder reads, if any.
  */
 export class BlockedAvgPoolNode extends BlockedNode {
+  readonly #lastRun = new LastRun<ReturnType<typeof poolWindow>>();
+
   protected fast(args: Inputs): Tensor | undefined {
     const x = args[0];
     if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
     const [h, w] = [x.shape[2], x.shape[3]];
     if (this.original.opType === 'GlobalAveragePool') return avgPool2dNchwc(x, { kernel: [h, w], stride: [1, 1], padding: [0, 0, 0, 0], countIncludePad: false });
-    const window = poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
+    const window = this.#lastRun.get(x.shape, [], () => poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original));
     if (window.rank !== 2 || window.dilation[0] !== 1 || window.dilation[1] !== 1) return undefined;
     return avgPool2dNchwc(x, { kernel: window.kernel, stride: window.stride, padding: window.padding, countIncludePad: this.original.int('count_include_pad', 0) === 1 });
   }
