@@ -7,9 +7,10 @@
 //! `direct_pays`) and im2col + GEMM (`KILN_CONV_PATH=im2col`).
 //! Shapes: bench's conv2d-a and conv2d-b, shapes with 1 to 7 channels, and shapes that hit every
 //! remainder of the direct kernels' blocking (output channels not a multiple of 8 or 16, fewer
-//! than 8, 40 = 2.5 vectors; taps not a multiple of 6; rows not a multiple of 16 positions;
-//! asymmetric padding, dilation, a kernel wider than the padded input; dx tiles of 8, 4, 2 and 1
-//! rows, 1 to 3 column strips).
+//! than 8, 40 = 2.5 vectors, 70 = 4 vectors and one more; taps not a multiple of 6; rows not a
+//! multiple of 16 positions, planes not a multiple of 16, a row wider than a weight-gradient
+//! block; asymmetric padding, dilation, a kernel wider than the padded input; dx tiles of 8, 4,
+//! 2 and 1 rows, 1 to 3 column strips).
 //!
 //! Bound: each output is a sum of n products in float32 (fused or not); in any order its error
 //! is at most about n·u·Σ|products| with u = 2⁻²⁴ (Higham, "Accuracy and Stability of Numerical
@@ -128,6 +129,14 @@ fn both_cpu_paths_stay_within_the_float32_summation_bound() {
             dilation: [1, 1],
             groups: 1,
         }),
+        // direct.rs's weight gradient (blocks of whole output rows, dy transposed 16 x 16):
+        // a plane of 63 positions (a partial transpose block), 70 filters (a last block of one
+        // vector); a row wider than a block of rows; dilation with padding 2 and channel counts
+        // not multiples of 16; stride 2, which leaves it to im2col + GEMM.
+        ("dW: 17 channels, 70 filters, 7x9, batch 1", [1, 17, 7, 9], [70, 17, 3, 3], same(3)),
+        ("dW: 8 channels, 24 filters, 3x131, padding 2", [2, 8, 3, 131], [24, 8, 3, 3], strided([1, 1], [2; 4], 1)),
+        ("dW: 11 channels, 18 filters, dilation 2, padding 2", [3, 11, 10, 21], [18, 11, 3, 3], strided([1, 1], [2; 4], 2)),
+        ("dW: 20 channels, 33 filters, stride 2", [2, 20, 15, 17], [33, 20, 3, 3], strided([2, 2], [1; 4], 1)),
         // few_channels.rs: 1 to 7 input channels.
         ("3 channels, 5 filters, 5x3 kernel, asymmetric padding, rows of 2.4 vectors", [2, 3, 17, 37], [5, 3, 5, 3], ConvParams {
             stride: [1, 1],

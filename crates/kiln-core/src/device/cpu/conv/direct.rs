@@ -29,11 +29,15 @@
 //!   one unit of positions, and the channel ranges keep both threads busy.
 //! - input gradient: for unit stride it is the forward of dy with the filters flipped and
 //!   transposed and padding `(k-1)·d - pad`, so it runs the same kernel.
-//! - weight gradient: dW[o, tap] = Σ_p dy[o, p] · x[p + offset(tap)] over the padded positions,
-//!   with dy transposed to [position, output channel] (zeros in the thrown-away columns): 16·OV
+//! - weight gradient: dW[o, tap] = Σ_p dy[o, p] · x[p + offset(tap)] over the output positions,
+//!   with dy transposed to [position, output channel] (16 x 16 blocks in registers): 16·OV
 //!   output channels (vectors) x NT taps (broadcast inputs) accumulate in 24 registers
-//!   (`weight_tile`), so no horizontal sums. A first version kept dy as [channel, position] and
-//!   summed 4x6 dot products: LLVM spilled its accumulators and it ran at half im2col's speed.
+//!   (`weight_tile`), so no horizontal sums, over blocks of whole output rows: a row's valid
+//!   positions only, where summing over the padded grid spent 2 of 34 columns' FMAs on zeros.
+//!   A first version kept dy as [channel, position] and summed 4x6 dot products: LLVM spilled
+//!   its accumulators and it ran at half im2col's speed. On conv2d-b the tiles run at about the
+//!   machine's FMA rate measured alone (a loop of independent FMAs, ~116 GFLOP per CPU-second
+//!   on the 2026-12 machine; im2col + GEMM reaches 65-84 on dW's own GEMM, M=64 N=576 K=8192).
 
 use super::engine::{parallel_pays_for, run_units};
 use super::epilogue::SliceEpilogue;
@@ -584,41 +588,48 @@ pub(crate) fn weight_grad(geo: &Geometry, input: &[f32], grad_out: &[f32], op: &
     }
 }
 
-/// dW in blocks of OV·16 output channels x NT taps (OV·NT = ACC), over blocks of DW_POSITIONS
-/// positions of each image; units are images, each worker sums into its own dWᵀ [taps, out].
+/// dW in blocks of OV·16 output channels x NT taps (OV·NT = ACC), over blocks of whole output
+/// rows (about DW_POSITIONS positions) of each image; units are images, each worker sums into
+/// its own dWᵀ [taps, out].
 fn weight_grad_blocks<const OV: usize, const NT: usize>(s: &Shape, input: &[f32], grad_out: &[f32], op: &str) -> Result<Vec<f32>> {
-    let (taps, stride, positions) = (s.taps(), s.plane_stride(), s.positions());
+    let (taps, stride, plane) = (s.taps(), s.plane_stride(), s.out_height * s.out_width);
     let (outs, tap_blocks) = (padded_outs(s), taps.div_ceil(NT));
     let mut offsets = s.tap_offsets(stride);
     // The last tap block repeats offset 0; its extra sums land in rows past `taps`, dropped.
     offsets.resize(tap_blocks * NT, 0);
     let o_blocks = outs.div_ceil(16 * OV);
+    let block_rows = (DW_POSITIONS / s.out_width.max(1)).max(1);
     // A worker's scratch: its dWᵀ accumulator, then image n padded and dy[n] transposed, both
     // rebuilt per image in the same (cache-hot) memory.
-    let (dw_len, image_len, dy_len) = (tap_blocks * NT * outs, s.channels * s.height * s.width, positions * outs);
-    let scratches = run_units(op, s.macs(), s.batch, dw_len + s.channels * stride + dy_len, |n, scratch, _| {
+    let (dw_len, image_len, dy_len) = (tap_blocks * NT * outs, s.channels * s.height * s.width, plane * outs);
+    // dy rows start on a cache line (16 floats of slack): the tiles' 16·OV-float loads of them,
+    // unaligned, each touched two lines.
+    let scratches = run_units(op, s.macs(), s.batch, dw_len + s.channels * stride + dy_len + 16, |n, scratch, _| {
         let (dwt, rest) = scratch.split_at_mut(dw_len);
-        let (image, dy) = rest.split_at_mut(s.channels * stride);
+        let (image, rest) = rest.split_at_mut(s.channels * stride);
+        let skip = rest.as_ptr().align_offset(64);
+        let dy = &mut rest[skip..skip + dy_len];
         pad_rows(s, &input[n * image_len..(n + 1) * image_len], 0..s.padded_height(), image, stride);
-        transpose_grad_out(s, &grad_out[n * s.out_channels * s.out_height * s.out_width..], dy);
-        for p0 in (0..positions).step_by(DW_POSITIONS) {
-            let len = DW_POSITIONS.min(positions - p0);
+        transpose_grad_out(s, &grad_out[n * s.out_channels * plane..(n + 1) * s.out_channels * plane], dy);
+        for r0 in (0..s.out_height).step_by(block_rows) {
+            let rows = Rows { count: block_rows.min(s.out_height - r0), width: s.out_width, stride: s.padded_width() };
             for (tb, offs) in offsets.chunks_exact(NT).enumerate() {
                 let offs: &[usize; NT] = offs.try_into().expect("chunks_exact");
                 for ob in 0..o_blocks {
                     // Blocks of OV vectors; a last, narrower block (outs not a multiple of
                     // 16·OV) reads and writes only its own vectors.
                     let o0 = ob * 16 * OV;
-                    // SAFETY: AVX-512 is present (`applies`); dy rows p0..p0+len hold `outs`
-                    // floats from o0; each x read is below offset + positions <= the planes;
-                    // dwt holds tap_blocks·NT rows of `outs`.
+                    // SAFETY: AVX-512 is present (`applies`); dy rows r0·ow.. hold `outs` floats
+                    // from o0 for every position of the block's rows; each x read is below
+                    // offset + out_height·padded_width <= the planes; dwt holds tap_blocks·NT
+                    // rows of `outs`.
                     unsafe {
-                        let (dy, x, out) = (dy.as_ptr().add(p0 * outs + o0), image.as_ptr().add(p0), dwt.as_mut_ptr().add(tb * NT * outs + o0));
+                        let (dy, x, out) = (dy.as_ptr().add(r0 * s.out_width * outs + o0), image.as_ptr().add(r0 * rows.stride), dwt.as_mut_ptr().add(tb * NT * outs + o0));
                         match ((outs - o0) / 16).min(OV) {
-                            1 => weight_tile::<1, NT>(dy, outs, x, offs, len, out),
-                            2 => weight_tile::<2, NT>(dy, outs, x, offs, len, out),
-                            3 => weight_tile::<3, NT>(dy, outs, x, offs, len, out),
-                            _ => weight_tile::<OV, NT>(dy, outs, x, offs, len, out),
+                            1 => weight_tile::<1, NT>(dy, outs, x, offs, rows, out),
+                            2 => weight_tile::<2, NT>(dy, outs, x, offs, rows, out),
+                            3 => weight_tile::<3, NT>(dy, outs, x, offs, rows, out),
+                            _ => weight_tile::<OV, NT>(dy, outs, x, offs, rows, out),
                         }
                     }
                 }
@@ -636,41 +647,124 @@ fn weight_grad_blocks<const OV: usize, const NT: usize>(s: &Shape, input: &[f32]
     Ok(total)
 }
 
+/// The output rows a weight tile sums over: `count` rows of `width` positions, dy's rows one
+/// after another (compact), the padded image's `stride` floats apart.
+#[derive(Clone, Copy)]
+struct Rows {
+    count: usize,
+    width: usize,
+    stride: usize,
+}
+
 /// Output channels rounded up to whole vectors: the width of a dyᵀ row.
 fn padded_outs(s: &Shape) -> usize {
     s.out_channels.next_multiple_of(16)
 }
 
-/// One image of grad_out [out_channels, out_height, out_width] as dyᵀ [padded position,
-/// padded_outs] in `t`: a row of every output channel per position of the padded grid, zeros in
-/// the thrown-away columns and past out_channels (all written: the buffer is reused).
+/// One image of grad_out [out_channels, out_height·out_width] as dyᵀ [position, padded_outs] in
+/// `t`: a row of every output channel per output position, zeros past out_channels (all written:
+/// the buffer is reused). Blocks of 16 channels x 16 positions are transposed in registers
+/// (`transpose_block`): the element-by-element scatter it replaces (a division per element, a
+/// cache line per store) cost conv2d-b about a quarter of its weight gradient.
 fn transpose_grad_out(s: &Shape, grad_out: &[f32], t: &mut [f32]) {
-    let (outs, wp, ow, plane) = (padded_outs(s), s.padded_width(), s.out_width, s.out_height * s.out_width);
-    t.fill(0.0);
-    for o in 0..s.out_channels {
-        for (i, &v) in grad_out[o * plane..(o + 1) * plane].iter().enumerate() {
-            t[((i / ow) * wp + i % ow) * outs + o] = v;
+    let (outs, plane) = (padded_outs(s), s.out_height * s.out_width);
+    assert!(grad_out.len() == s.out_channels * plane && t.len() == plane * outs, "conv: weight gradient's dyᵀ out of bounds");
+    // 16 channels at a time over the whole plane: 16 streams of reads for the prefetcher to
+    // follow (all 64 channels' rows at once ran slower).
+    for o0 in (0..outs).step_by(16) {
+        for i0 in (0..plane).step_by(16) {
+            let block = Block { rows: s.out_channels.saturating_sub(o0).min(16), cols: (plane - i0).min(16) };
+            // SAFETY: AVX-512 is present (`applies`); grad_out rows o0..o0+rows hold positions
+            // i0..i0+cols, and t rows i0..i0+cols hold `outs` >= o0 + 16 floats (asserted).
+            unsafe { transpose_block(grad_out.as_ptr().add(o0 * plane + i0), plane, block, t.as_mut_ptr().add(i0 * outs + o0), outs) };
         }
     }
 }
 
-/// out[j·outs + 16·v + lane] += Σ_{p < len} dy[p·outs + 16·v + lane] · x[offsets[j] + p], for NT
-/// taps j and OV vectors v of output channels.
+/// The used part of a 16 x 16 block: `rows` rows of `cols` floats.
+#[derive(Clone, Copy)]
+struct Block {
+    rows: usize,
+    cols: usize,
+}
+
+/// dst[j·dst_stride + i] = src[i·src_stride + j] for i < 16, j < block.cols, zero where i >=
+/// block.rows: 16 masked loads, the transpose in registers (`transpose16`), block.cols stores of
+/// 16 floats.
 ///
-/// SAFETY: needs AVX-512F; dy holds len rows of `outs` floats (16·OV read from each), x is valid
-/// up to max(offsets) + len, out holds NT rows of `outs` (16·OV written in each); OV·NT <= ACC.
+/// SAFETY: needs AVX-512F; src valid for block.rows rows of block.cols floats, dst for
+/// block.cols rows of 16 floats.
 #[target_feature(enable = "avx512f")]
-unsafe fn weight_tile<const OV: usize, const NT: usize>(dy: *const f32, outs: usize, x: *const f32, offsets: &[usize; NT], len: usize, out: *mut f32) {
-    let mut acc = [[_mm512_setzero_ps(); OV]; NT];
-    for p in 0..len {
-        let mut d = [_mm512_setzero_ps(); OV];
-        for (v, d) in d.iter_mut().enumerate() {
-            *d = _mm512_loadu_ps(dy.add(p * outs + 16 * v));
+unsafe fn transpose_block(src: *const f32, src_stride: usize, block: Block, dst: *mut f32, dst_stride: usize) {
+    let mask: __mmask16 = if block.cols >= 16 { !0 } else { (1u16 << block.cols) - 1 };
+    let mut rows = [_mm512_setzero_ps(); 16];
+    // Fixed trip counts, so the 16 rows stay in registers (a loop of `block.rows` loads kept
+    // them in memory); a row past block.rows loads nothing (mask 0 reads no memory).
+    for (i, row) in rows.iter_mut().enumerate() {
+        let mask = if i < block.rows { mask } else { 0 };
+        *row = _mm512_maskz_loadu_ps(mask, src.wrapping_add(i * src_stride));
+    }
+    transpose16(&mut rows);
+    for (j, row) in rows.iter().enumerate() {
+        if j < block.cols {
+            _mm512_storeu_ps(dst.add(j * dst_stride), *row);
         }
-        for (j, acc) in acc.iter_mut().enumerate() {
-            let b = _mm512_set1_ps(*x.add(offsets[j] + p));
-            for v in 0..OV {
-                acc[v] = _mm512_fmadd_ps(b, d[v], acc[v]);
+    }
+}
+
+/// Transposes the 16 x 16 matrix whose rows are `rows`: for each bit b of an index (8, 4, 2, 1),
+/// rows i and i + b (i without bit b) swap their elements at columns with bit b set in i's
+/// and clear in i + b's; swapping row bit b with column bit b for every b is the transpose.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn transpose16(rows: &mut [__m512; 16]) {
+    swap_bit::<8>(rows);
+    swap_bit::<4>(rows);
+    swap_bit::<2>(rows);
+    swap_bit::<1>(rows);
+}
+
+/// One step of `transpose16`: rows i and i + B exchange the B-wide halves described there.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn swap_bit<const B: usize>(rows: &mut [__m512; 16]) {
+    // permutex2var's indices: 0..16 pick from row i, 16..32 from row i + B.
+    let (mut low, mut high) = ([0i32; 16], [0i32; 16]);
+    for k in 0..16 {
+        (low[k], high[k]) = if k & B == 0 { (k as i32, (k + B) as i32) } else { ((16 + k - B) as i32, (16 + k) as i32) };
+    }
+    let (low, high) = (_mm512_loadu_si512(low.as_ptr().cast()), _mm512_loadu_si512(high.as_ptr().cast()));
+    for i in 0..16 {
+        if i & B == 0 {
+            let (a, c) = (rows[i], rows[i + B]);
+            rows[i] = _mm512_permutex2var_ps(a, low, c);
+            rows[i + B] = _mm512_permutex2var_ps(a, high, c);
+        }
+    }
+}
+
+/// out[j·outs + 16·v + lane] += Σ_{row, col} dy[(row·width + col)·outs + 16·v + lane] ·
+/// x[offsets[j] + row·stride + col] over the `rows`, for NT taps j and OV vectors v of output
+/// channels.
+///
+/// SAFETY: needs AVX-512F; dy holds rows.count·rows.width rows of `outs` floats (16·OV read from
+/// each), x is valid up to max(offsets) + (rows.count - 1)·rows.stride + rows.width, out holds
+/// NT rows of `outs` (16·OV written in each); OV·NT <= ACC.
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_tile<const OV: usize, const NT: usize>(dy: *const f32, outs: usize, x: *const f32, offsets: &[usize; NT], rows: Rows, out: *mut f32) {
+    let mut acc = [[_mm512_setzero_ps(); OV]; NT];
+    for row in 0..rows.count {
+        let (dy, x) = (dy.add(row * rows.width * outs), x.add(row * rows.stride));
+        for p in 0..rows.width {
+            let mut d = [_mm512_setzero_ps(); OV];
+            for (v, d) in d.iter_mut().enumerate() {
+                *d = _mm512_loadu_ps(dy.add(p * outs + 16 * v));
+            }
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(*x.add(offsets[j] + p));
+                for v in 0..OV {
+                    acc[v] = _mm512_fmadd_ps(b, d[v], acc[v]);
+                }
             }
         }
     }
