@@ -1,5 +1,5 @@
 //! GFLOP per CPU-second of each convolution pass (forward, input gradient, weight gradient) on
-//! bench/conv-passes.mjs's conv2d-a and conv2d-b, without the addon: the same figures as
+//! bench/conv-passes.mjs's conv2d-a and conv2d-b (and cnn-train's second convolution), without the addon: the same figures as
 //! `npm run bench:conv`'s native rows, quicker to rebuild while working on a kernel. CPU time is
 //! the sum over the process's threads (support/cpu_time.rs), so other processes sharing
 //! the machine barely move it. The environment switch KILN_CONV_PATH=im2col is
@@ -19,7 +19,9 @@ fn cpu_per_call(f: impl FnMut()) -> f64 {
 fn main() {
     let only: Vec<String> = std::env::args().skip(1).collect();
     println!("GFLOP per CPU-second ({} threads): forward / input grad / forward+weight grad / weight grad", kiln_core::parallel::num_threads());
-    for (id, n, c, h, o) in [("conv2d-a", 32, 1, 28, 32), ("conv2d-b", 8, 64, 32, 64)] {
+    // cnn-c2: bench/workloads.mjs cnn-train's second convolution (3x3 'same', 32 -> 64 channels
+    // at 14x14, batch 64).
+    for (id, n, c, h, o) in [("conv2d-a", 32, 1, 28, 32), ("conv2d-b", 8, 64, 32, 64), ("cnn-c2", 64, 32, 14, 64)] {
         if !only.is_empty() && !only.iter().any(|w| id.contains(w.as_str())) {
             continue;
         }
