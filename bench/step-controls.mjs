@@ -11,6 +11,11 @@
 // woken; the main thread waiting for it), involuntary switches (preempted) and V8's GC time.
 //   node --expose-gc bench/step-controls.mjs [mlp-train|lstm-train|cnn-train] [rounds] [read KiB per thread]
 // RAYON_NUM_THREADS=1 runs the step on one thread (the probes still use every core).
+// Each measurement (the step's, the probes' and the products') is also bracketed by the link
+// probe (`kiln-flops-probe --link`): "near" when CPU 0 reads what CPU 1 just wrote less than twice
+// as slowly as its own data (a cache-line round trip of ~60 ns), "far" when 3-5x slower (~215 ns),
+// "moved" when the two ends disagree. The host moves this VM's two vCPUs between the two for
+// seconds at a time (bench/README.md, "Where the two vCPUs sit").
 // KILN_OP_TIMES=1 also times every call into the backend (wall, per op name) and prints, for the
 // fastest and the slowest measurement, each op's milliseconds per step: where a slow one lost time.
 import { readdirSync, readFileSync } from 'node:fs';
@@ -98,6 +103,20 @@ if (process.env.KILN_OP_TIMES) {
   }
 }
 
+/**
+ * The link probe's state: 'near' when CPU 0 reads what CPU 1 just wrote less than twice as
+ * slowly as its own data, else 'far' (3-5x slower). Measured once, about 60 ms.
+ */
+function link() {
+  const out = runJson(PROBE, ['--link', '1'], 'npm run bench builds it');
+  if (out.error) return { state: '?', tripNs: Number.NaN };
+  const { other_cpu: other, own } = out.read_ns_per_kib;
+  return { state: other[0] < 2 * own[0] ? 'near' : 'far', tripNs: out.trip_ns_median[0] };
+}
+
+/** Both links around a measurement: one state when they agree, 'moved' when they do not. */
+const bracket = (before, after) => (before.state === after.state ? before.state : 'moved');
+
 const pct = (x) => `${(100 * x).toFixed(0)}%`;
 const spreadOf = (xs) => {
   const v = [...xs].sort((a, b) => a - b);
@@ -113,11 +132,12 @@ replaceStepTimer((step) => {
   for (let i = 0; i < 20; i++) step();
   const iters = Math.max(1, Math.round((TARGET * 1000 * 20) / (performance.now() - t0)));
   console.log(`${id}: ${rounds} rounds of ${iters} steps (~${TARGET} s), each beside 0.7 s of the FMA probe and 0.7 s of a ${readKib} KiB/thread read`);
-  console.log(`round  samples/s  cpu/wall  main ms  pool ms  other ms  main vol  pool vol  invol  gc ms  | fma GFLOP/s (per cpu-s)  read GB/s${withProducts ? '  products samples/s (cpu ms)' : ''}`);
+  console.log(`round  link     samples/s  cpu/wall  main ms  pool ms  other ms  main vol  pool vol  invol  gc ms  | fma GFLOP/s (per cpu-s) link  read GB/s${withProducts ? '  products samples/s (cpu ms)  link' : ''}`);
   const table = [];
   for (let r = 0; r < rounds; r++) {
     globalThis.gc?.();
     const gcProfile = new GCProfiler();
+    const linkBefore = link();
     const a = threads();
     const c0 = process.cpuUsage();
     gcProfile.start();
@@ -128,10 +148,15 @@ replaceStepTimer((step) => {
     const gcMs = gcProfile.stop().statistics.reduce((sum, g) => sum + g.cost, 0) / 1e3;
     const cpu = process.cpuUsage(c0);
     const b = threads();
+    const linkAfterStep = link();
+    const stepLink = bracket(linkBefore, linkAfterStep);
     const fmaRun = probe(['--fma-runs', String(TARGET), '1'], null);
     const [fma, fmaPerCpu] = [fmaRun.gflops[0], fmaRun.gflops_per_cpu_second[0]];
     const read = probe(['--read', String(readKib), String(TARGET), '1'], 'gbps');
+    const linkAfterProbes = link();
+    const fmaLink = bracket(linkAfterStep, linkAfterProbes);
     const products = withProducts ? runJson(PRODUCTS, [String(TARGET), '1'], 'cargo build --release -p kiln-core --example mlp_products') : null;
+    const productsLink = withProducts ? bracket(linkAfterProbes, link()) : '';
     const per = (k) => (b[k] - a[k]) / iters;
     const row = {
       value: w.value(wall / iters),
@@ -148,13 +173,16 @@ replaceStepTimer((step) => {
       fmaPerCpu,
       read,
       stepCpuMs: ((cpu.user + cpu.system) / 1e3) / iters,
+      stepLink,
+      fmaLink,
+      productsLink,
       products: products ? w.value(products.wall_ms[0] / 1e3) : Number.NaN,
       productsCpuMs: products?.cpu_ms[0],
       ops: new Map([...opTimes].map(([k, v]) => [k, v / iters])),
     };
     table.push(row);
     const cells = [row.value.toFixed(0).padStart(10), row.cpuWall.toFixed(2).padStart(9), ...[row.mainMs, row.poolMs, row.otherMs].map((x) => x.toFixed(3).padStart(8)), ...[row.mainVol, row.poolVol, row.invol].map((x) => x.toFixed(2).padStart(9)), row.gcMs.toFixed(3).padStart(6)];
-    console.log(`${String(r + 1).padStart(5)} ${cells.join(' ')}  | ${fma.toFixed(1).padStart(11)} (${fmaPerCpu.toFixed(1)}) ${read.toFixed(1).padStart(10)}${products ? `${row.products.toFixed(0).padStart(20)} (${row.productsCpuMs.toFixed(3)})` : ''}`);
+    console.log(`${String(r + 1).padStart(5)}  ${stepLink.padEnd(7)} ${cells.join(' ')}  | ${fma.toFixed(1).padStart(11)} (${fmaPerCpu.toFixed(1)}) ${fmaLink.padEnd(7)} ${read.toFixed(1).padStart(10)}${products ? `${row.products.toFixed(0).padStart(20)} (${row.productsCpuMs.toFixed(3)})  ${productsLink}` : ''}`);
   }
   console.log(`min / median / max (spread): ${id} ${spreadOf(table.map((x) => x.value))} ${w.unit}; FMA probe ${spreadOf(table.map((x) => x.fma))} GFLOP/s; read ${spreadOf(table.map((x) => x.read))} GB/s${withProducts ? `; products alone ${spreadOf(table.map((x) => x.products))} ${w.unit}` : ''}`);
   console.log(`  CPU ms per step (all threads) ${spreadOf(table.map((x) => x.stepCpuMs))}: main ${spreadOf(table.map((x) => x.mainMs))}, pool ${spreadOf(table.map((x) => x.poolMs))}; FMA probe per CPU-second ${spreadOf(table.map((x) => x.fmaPerCpu))}${withProducts ? `; products alone CPU ms per step ${spreadOf(table.map((x) => x.productsCpuMs))}` : ''}`);
@@ -168,6 +196,17 @@ replaceStepTimer((step) => {
     return (cov / (sd(xs, mx) * sd(ys, my))).toFixed(2);
   };
   console.log(`  correlation over rounds of the step's samples/s with: FMA probe ${corr((x) => x.value, (x) => x.fma)}, read ${corr((x) => x.value, (x) => x.read)}, products alone ${corr((x) => x.value, (x) => x.products)}, pool voluntary switches ${corr((x) => x.value, (x) => x.poolVol)}, gc ms ${corr((x) => x.value, (x) => x.gcMs)}${withProducts ? `; of the step's CPU per step with the products' ${corr((x) => x.stepCpuMs, (x) => x.productsCpuMs)}` : ''}`);
+  // The same figures split by where the vCPUs sat (rounds whose links disagreed left out).
+  const medianOf = (xs) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+  const byLink = (key, f, digits) =>
+    ['far', 'near']
+      .map((state) => {
+        const rows = table.filter((x) => x[key] === state);
+        return rows.length ? `${state}: ${rows.length} rounds, median ${medianOf(rows.map(f)).toFixed(digits)}` : `${state}: no round`;
+      })
+      .join('; ');
+  console.log(`  by link: step samples/s ${byLink('stepLink', (x) => x.value, 0)}; step CPU ms ${byLink('stepLink', (x) => x.stepCpuMs, 3)}; FMA probe GFLOP/s ${byLink('fmaLink', (x) => x.fma, 1)}`);
+  if (withProducts) console.log(`  by link: products samples/s ${byLink('productsLink', (x) => x.products, 0)}; products CPU ms ${byLink('productsLink', (x) => x.productsCpuMs, 3)}`);
   if (opTimes.size > 0) {
     const byValue = [...table].sort((a, b) => a.value - b.value);
     const [slow, fast] = [byValue[0], byValue.at(-1)];

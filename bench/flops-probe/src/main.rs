@@ -22,6 +22,16 @@
 //! of about `seconds` each, all reported in order (the core's own run-to-run spread, the control
 //! beside a training row's 0.7 s measurements in bench/step-controls.mjs). One JSON line:
 //!   {"threads":2,"isa":"avx512f","gflops":[231.2,...],"gflops_per_cpu_second":[116.0,...]}
+//!
+//! `kiln-flops-probe --link [runs]`: how near each other the first two CPUs are, `runs`
+//! measurements of about 60 ms: two threads pinned to CPU 0 and CPU 1 bounce one cache line (the
+//! round trip's min and median over batches of 50, 20,000 in all), then CPU 0 reads 256 KiB that
+//! CPU 1 has just written, against the same read of what CPU 0 wrote itself. A VM's two vCPUs sit
+//! wherever the host puts them, and it moves them: on this project's machine either "near" (a
+//! round trip of ~60 ns, the other CPU's data read about 1.6x as slowly as its own: cores that
+//! share an L3) or "far" (~215 ns, 4-5x: cores that do not). bench/step-controls.mjs runs it beside
+//! each measurement (bench/README.md, "Where the two vCPUs sit"). One JSON line:
+//!   {"trip_ns_min":[100,...],"trip_ns_median":[120,...],"read_ns_per_kib":{"other_cpu":[14.3,...],"own":[13.1,...]}}
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -211,6 +221,9 @@ fn main() {
     if let Some(at) = args.iter().position(|a| a == "--fma-runs") {
         return fma_runs(&args[at + 1..]);
     }
+    if let Some(at) = args.iter().position(|a| a == "--link") {
+        return link_probe(&args[at + 1..]);
+    }
     let target: f64 = args.iter().find_map(|s| s.parse().ok()).unwrap_or(0.3);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut kernels = x86::kernels();
@@ -303,4 +316,178 @@ fn read_probe(args: &[String]) {
     black_box(gbps);
     let list: Vec<String> = (0..runs).map(|_| format!("{:.1}", read_measure(&buffers, passes))).collect();
     println!("{{\"threads\":{threads},\"kib_per_thread\":{kib},\"gbps\":[{}]}}", list.join(","));
+}
+
+/// Pins the calling thread to `cpu` (Linux; elsewhere false: the link cannot be measured).
+fn pin_me(cpu: usize) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
+        }
+        let mask: [u64; 16] = std::array::from_fn(|i| if i == cpu / 64 { 1 << (cpu % 64) } else { 0 });
+        // SAFETY: pid 0 is the calling thread; the mask is a valid 1024-bit cpu_set_t.
+        unsafe { sched_setaffinity(0, std::mem::size_of_val(&mask), mask.as_ptr()) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = cpu;
+        false
+    }
+}
+
+/// One link measurement between CPU 0 (this thread) and CPU 1: (round trip ns, min and median of
+/// the batches' means; ns
+/// per KiB reading what CPU 1 wrote, median; the same for what CPU 0 wrote), or None when a
+/// thread could not be pinned.
+fn link_measure() -> Option<(f64, f64, f64, f64, f64)> {
+    use std::sync::atomic::{AtomicU64, Ordering::*};
+    /// The bounced value, alone in its cache lines.
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    const TRIPS: u64 = 20_000;
+    const BATCH: u64 = 50;
+    const FLOATS: usize = 64 << 10;
+    const READS: u64 = 40;
+    /// The partner sets this when it cannot pin itself (u64::MAX: the answer to no ask).
+    const REFUSED: u64 = u64::MAX;
+    let ball = Line(AtomicU64::new(0));
+    let buffer: Vec<AtomicU64> = (0..FLOATS / 2).map(|_| AtomicU64::new(0)).collect();
+    let sum = |b: &[AtomicU64]| b.iter().step_by(8).fold(0u64, |s, v| s.wrapping_add(v.load(Relaxed)));
+    let write = |b: &[AtomicU64], r: u64| b.iter().enumerate().for_each(|(j, v)| v.store(j as u64 ^ r, Relaxed));
+    let wait = |value: u64| loop {
+        match ball.0.load(Acquire) {
+            v if v == value => return true,
+            REFUSED => return false,
+            _ => std::hint::spin_loop(),
+        }
+    };
+    let (mut trips, mut other, mut own) = (Vec::new(), Vec::new(), Vec::new());
+    // Two vCPUs that are hardware threads of one core share its FMA units: the kernel beside its
+    // twin takes about twice as long as alone; on two cores as long. Fastest of FMA_PAIRS each
+    // (a pair the scheduler interrupted is slower, never faster).
+    const FMA_PAIRS: u64 = 10;
+    const FMA_ROUNDS: u64 = 64;
+    const FMA_BASE: u64 = 2 * TRIPS + 2 * READS + 1;
+    let fma = x86::kernels().first().map(|k| k.2);
+    let (mut fma_alone, mut fma_beside) = (f64::MAX, f64::MAX);
+    let pinned = std::thread::scope(|s| {
+        s.spawn(|| {
+            if !pin_me(1) {
+                ball.0.store(REFUSED, Release);
+                return;
+            }
+            // Answer every odd value with the next even one; then write the buffer when asked.
+            for i in 0..TRIPS {
+                if !wait(2 * i + 1) {
+                    return;
+                }
+                ball.0.store(2 * i + 2, Release);
+            }
+            for r in 0..READS {
+                let ask = 2 * TRIPS + 1 + 2 * r;
+                if !wait(ask) {
+                    return;
+                }
+                write(&buffer, r);
+                ball.0.store(ask + 1, Release);
+            }
+            // Then run the FMA kernel beside CPU 0's when asked.
+            for r in 0..FMA_PAIRS {
+                let ask = FMA_BASE + 2 * r;
+                if !wait(ask) {
+                    return;
+                }
+                if let Some(kernel) = fma {
+                    black_box(kernel(FMA_ROUNDS));
+                }
+                ball.0.store(ask + 1, Release);
+            }
+        });
+        if !pin_me(0) {
+            ball.0.store(REFUSED, Release);
+            return false;
+        }
+        // Timed in batches of BATCH trips, so the clock's own cost (tens of ns) stays out.
+        for batch in 0..TRIPS / BATCH {
+            let t = Instant::now();
+            for i in batch * BATCH..(batch + 1) * BATCH {
+                ball.0.store(2 * i + 1, Release);
+                if !wait(2 * i + 2) {
+                    return false;
+                }
+            }
+            trips.push(t.elapsed().as_nanos() as f64 / BATCH as f64);
+        }
+        // Reads of 8-byte words, every 64th byte: one load per cache line, so the time is the
+        // lines' transfer, not the adds.
+        let kib = (FLOATS * 4 / 1024) as f64;
+        for r in 0..READS {
+            let ask = 2 * TRIPS + 1 + 2 * r;
+            ball.0.store(ask, Release);
+            if !wait(ask + 1) {
+                return false;
+            }
+            let t = Instant::now();
+            black_box(sum(&buffer));
+            other.push(t.elapsed().as_nanos() as f64 / kib);
+            write(&buffer, r + 1);
+            let t = Instant::now();
+            black_box(sum(&buffer));
+            own.push(t.elapsed().as_nanos() as f64 / kib);
+        }
+        // The FMA kernel on CPU 0 alone (CPU 1 waiting), then beside the same kernel on CPU 1.
+        for r in 0..FMA_PAIRS {
+            let Some(kernel) = fma else { break };
+            let t = Instant::now();
+            black_box(kernel(FMA_ROUNDS));
+            fma_alone = fma_alone.min(t.elapsed().as_nanos() as f64);
+            let ask = FMA_BASE + 2 * r;
+            ball.0.store(ask, Release);
+            let t = Instant::now();
+            black_box(kernel(FMA_ROUNDS));
+            fma_beside = fma_beside.min(t.elapsed().as_nanos() as f64);
+            if !wait(ask + 1) {
+                return false;
+            }
+        }
+        true
+    });
+    if !pinned {
+        return None;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let fma_ratio = if fma.is_some() { fma_beside / fma_alone } else { f64::NAN };
+    Some((trips.iter().copied().fold(f64::MAX, f64::min), median(&mut trips), median(&mut other), median(&mut own), fma_ratio))
+}
+
+/// `--link [runs, default 5]`: prints every measurement.
+fn link_probe(args: &[String]) {
+    let runs: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(5);
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        println!("{{\"error\":\"--link needs two CPUs\"}}");
+        return;
+    }
+    let mut all = Vec::new();
+    for _ in 0..runs {
+        match link_measure() {
+            Some(m) => all.push(m),
+            None => {
+                println!("{{\"error\":\"--link could not pin a thread to CPU 0 or CPU 1\"}}");
+                return;
+            }
+        }
+    }
+    let list = |f: fn(&(f64, f64, f64, f64, f64)) -> f64, digits: usize| all.iter().map(|x| format!("{:.*}", digits, f(x))).collect::<Vec<_>>().join(",");
+    println!(
+        "{{\"trip_ns_min\":[{}],\"trip_ns_median\":[{}],\"read_ns_per_kib\":{{\"other_cpu\":[{}],\"own\":[{}]}},\"fma_beside_over_alone\":[{}]}}",
+        list(|x| x.0, 0),
+        list(|x| x.1, 0),
+        list(|x| x.2, 1),
+        list(|x| x.3, 1),
+        list(|x| x.4, 2)
+    );
 }

@@ -210,6 +210,8 @@ fn take_chunks(pool: &Pool) {
 /// A worker's whole life: wait for a job (spinning, then parked), help with it, repeat.
 fn worker_loop(me: usize) {
     IN_REGION.with(|r| r.set(true));
+    #[cfg(feature = "wait-stats")]
+    waits::SLOT.with(|s| s.set(me + 1));
     let pool = pool();
     let mut seen = pool.epoch.load(Acquire);
     loop {
@@ -224,6 +226,11 @@ fn worker_loop(me: usize) {
 /// `parked` then reads `ready`, the other makes `ready` true then reads `parked`), so at least
 /// one of them sees the other's write and no wake-up is lost.
 fn wait_for(ready: impl Fn() -> bool, parked: &AtomicBool) {
+    if ready() {
+        return;
+    }
+    #[cfg(feature = "wait-stats")]
+    let _timed = waits::Timed::start();
     let started = Instant::now();
     let budget = spin();
     let mut spins = 0u32;
@@ -239,6 +246,54 @@ fn wait_for(ready: impl Fn() -> bool, parked: &AtomicBool) {
             std::thread::park();
         }
         parked.store(false, SeqCst);
+    }
+}
+
+/// Where the pool's threads wait, for a measurement build (cargo feature `wait-stats`; nothing
+/// is counted without it): per thread, the wall and CPU nanoseconds spent in waits that did not
+/// find their condition already true (this file's `wait_for`, the shared-b GEMM's
+/// `wait_until`). A thread's CPU minus its waits' CPU is the CPU of its work: what tells a thread
+/// that waits for a slower partner from one whose work itself got slower
+/// (examples/mlp_products.rs).
+#[cfg(feature = "wait-stats")]
+pub mod waits {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    /// Slots: 0 every thread that is not a worker (the callers), 1.. worker 0, 1, ...
+    pub const SLOTS: usize = 8;
+    static WALL_NS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+    static CPU_NS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+    static COUNT: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+    thread_local! {
+        pub(super) static SLOT: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// One wait, counted when dropped.
+    pub struct Timed {
+        wall: std::time::Instant,
+        cpu: u64,
+    }
+
+    impl Timed {
+        pub fn start() -> Timed {
+            Timed { wall: std::time::Instant::now(), cpu: crate::cpu_clock::thread_ns() }
+        }
+    }
+
+    impl Drop for Timed {
+        fn drop(&mut self) {
+            let slot = SLOT.with(Cell::get).min(SLOTS - 1);
+            WALL_NS[slot].fetch_add(self.wall.elapsed().as_nanos() as u64, Relaxed);
+            CPU_NS[slot].fetch_add(crate::cpu_clock::thread_ns().saturating_sub(self.cpu), Relaxed);
+            COUNT[slot].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Per slot so far: (wall ns, CPU ns, waits).
+    pub fn totals() -> Vec<(u64, u64, u64)> {
+        (0..SLOTS).map(|i| (WALL_NS[i].load(Relaxed), CPU_NS[i].load(Relaxed), COUNT[i].load(Relaxed))).collect()
     }
 }
 

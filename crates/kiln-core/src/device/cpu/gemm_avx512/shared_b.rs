@@ -135,6 +135,11 @@ fn claim_tile(progress: &Progress, home: usize, tiles: usize, threads: usize) ->
 /// Spins until `counter` reaches `value`, yielding the core after about a tile's time (~40 µs:
 /// a running partner is at most a tile away; one that is not is preempted on a loaded machine).
 fn wait_until(counter: &AtomicUsize, value: usize) {
+    if counter.load(Ordering::Acquire) >= value {
+        return;
+    }
+    #[cfg(feature = "wait-stats")]
+    let _timed = crate::native_pool::waits::Timed::start();
     let mut spins = 0u32;
     while counter.load(Ordering::Acquire) < value {
         if spins < 1 << 10 {
