@@ -14,7 +14,7 @@
 //! - Border pixels (tiles of fewer than 8 accumulators) split their lanes over two sets of
 //!   accumulators, so 4 chains of dependent FMAs do not leave the FMA ports half idle.
 //! - Cache: a unit is a band of output rows whose output (4 blocks) stays in L1
-//!   (`UNIT_OUTPUT_FLOATS`); the input blocks are taken in chunks whose filters fit in L1
+//!   (`UNIT_OUTPUT_FLOATS`); the input blocks are taken in chunks whose filters stay in L2
 //!   (`CHUNK_FILTER_FLOATS`), every row of the band reading them there, the tiles accumulating
 //!   into the output between chunks. Measured (examples/cnn_convs.rs, one thread, loaded
 //!   machine): ResNet-50's 3x3 512->512 at 7x7 went from 80-100 to 143-146 GFLOP per
@@ -39,8 +39,15 @@ use std::arch::x86_64::*;
 /// Output blocks of one tile, at most.
 const MAX_BLOCKS: usize = 4;
 /// Floats of filters (one tile's output blocks, one chunk of input blocks, every tap) that a
-/// chunk may hold: 32 KiB, in a 48 KiB L1 beside the input and output rows being read.
-const CHUNK_FILTER_FLOATS: usize = 8 * 1024;
+/// chunk may hold: 256 KiB, a quarter of a 1 MiB L2. A chunk was 32 KiB, sized for a 48 KiB L1;
+/// on a 32 KiB L1 (this Zen 4) those filters came from L2 anyway, and every chunk cost each
+/// tile a reload and a store of its accumulators and a cold start of its filter streams, which
+/// the small planes (49 pixels: 9 tiles per chunk) paid most. Measured (examples/resnet_b1_convs,
+/// one process switching per round, one thread, CPU ms per batch-1 pass, load 9): 7 px 1x1
+/// 5.63 -> 5.17, the 7 px 3x3's Winograd products 4.30 -> 3.65, strided 3x3 7.89 -> 7.42,
+/// strided 1x1 6.76 -> 6.25, the 56, 28 and 14 px 1x1 level; whole pass 56.2 -> 53.7 (-4.6%);
+/// 4x the chunk read level with 2x, and smaller chunks read slower.
+const CHUNK_FILTER_FLOATS: usize = 64 * 1024;
 /// Output floats of one unit (4 blocks x bands of rows x columns): 24 KiB, which stays in L1
 /// while the chunks of input blocks accumulate into it.
 const UNIT_OUTPUT_FLOATS: usize = 6 * 1024;
@@ -170,7 +177,7 @@ fn run_cut(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f3
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
     let taps = g.kernel[0] * g.kernel[1];
-    let chunk = (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).clamp(1, cb.max(1));
+    let chunk = chunk_blocks(taps).min(cb.max(1));
     // Bands of rows whose output stays in L1 (so each chunk's filters serve every row of the
     // band: a 7x7 image is one band, not 7 reads of the filters from L2), then column ranges
     // for a row too long for L1 (a flattened 1x1 plane): the units, each run as one piece.
@@ -213,6 +220,11 @@ fn run_cut(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f3
         }
     };
     crate::parallel::for_each_guided(units * parts, 1, threads, run);
+}
+
+/// Input blocks of one chunk for a kernel of `taps` taps (CHUNK_FILTER_FLOATS), at least 1.
+pub(super) fn chunk_blocks(taps: usize) -> usize {
+    (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).max(1)
 }
 
 /// Parts to cut each of `units` units into so that `threads` threads have about
