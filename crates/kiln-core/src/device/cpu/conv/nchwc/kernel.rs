@@ -118,20 +118,25 @@ fn subsampled(geo: &Geometry, x: &[f32]) -> Option<(Geometry, Vec<f32>)> {
     Some((pointwise, compact.ok()?))
 }
 
-/// A strided padded convolution of few output columns, an eighth or more of them on the border
-/// (ResNet-50's 3x3/s2 512->512 at 14x14: 1 of 7), on a zero-padded copy of its input (pad 0):
+/// A strided padded convolution of few output columns, a sixteenth or more of them on the border
+/// (ResNet-50's 3x3/s2 512->512 at 14x14: 1 of 7; 256->256 at 28x28: 1 of 14), on a zero-padded
+/// copy of its input (pad 0):
 /// every pixel then runs in the row's tiles, where a border pixel ran alone, its taps clipped,
 /// reading all of its filters (36 KiB per input block, from L2) for one pixel. The copy is small
 /// next to the convolution (512 KiB at batch 1). Measured (load 6-7, one thread, medians of 3-5
 /// alternating rounds), GFLOP per CPU-second, on the border tiles / on the copy: 512->512 at
 /// 14x14 batch 1 82.5 / 91.7 (two threads 78.8 / 87.7), batch 8 75.1 / 84.6; the 14- and
 /// 28-wide outputs of 256->256 and 128->128 (a fourteenth or less on the border) moved -3..+4,
-/// within the noise, and stay as they were. Strided only: a stride-1 convolution's border is
-/// Winograd's or a wide row's. None where the copy's memory cannot be had (the border tiles
+/// within the noise, and stayed as they were. With chunks of 256 KiB of filters
+/// (`CHUNK_FILTER_FLOATS`) the 14-wide one pays (`resnet_b1_convs`, in-process switch, load
+/// 6.6-7.7, CPU ms per call, border tiles / copy): 256->256 at 28x28 batch 1 one thread 2.43 /
+/// 2.19, two threads 2.55 / 2.34, batch 8 19.6 / 19.2; the 28-wide 128->128 at 56x56 still does
+/// not (2.33 / 2.24 on one thread, 2.45 / 2.46 on two, batch 8 19.3 / 19.9). Strided only: a
+/// stride-1 convolution's border is Winograd's or a wide row's. None where the copy's memory cannot be had (the border tiles
 /// give the same sums then).
 fn padded(geo: &Geometry, x: &[f32]) -> Option<(Geometry, Vec<f32>)> {
     let border = geo.out_width - interior(geo).len();
-    let applies = geo.stride != [1, 1] && geo.pad != [0, 0] && geo.kernel != [1, 1] && border * 8 >= geo.out_width;
+    let applies = geo.stride != [1, 1] && geo.pad != [0, 0] && geo.kernel != [1, 1] && border * 16 >= geo.out_width;
     if !applies {
         return None;
     }

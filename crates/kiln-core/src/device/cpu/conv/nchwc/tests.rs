@@ -216,16 +216,18 @@ fn strided_pointwise_convolutions_match_the_definition() {
 
 #[test]
 fn strided_convolutions_of_few_columns_match_the_definition() {
-    // Padded, strided, an eighth or more of the output columns on the border (kernel.rs runs
+    // Padded, strided, a sixteenth or more of the output columns on the border (kernel.rs runs
     // them on a zero-padded copy of x): ResNet-50's 3x3/s2 at 14x14 (7 columns, one on the
     // border) with partial blocks, batch 2, one large enough for the thread pool, pads of 2 and
-    // per axis, a 5x5; and a 28x28 input (14 columns) that stays on the border tiles.
+    // per axis, a 5x5, a 28x28 input (14 columns); and a 56x56 input (28 columns) that stays on
+    // the border tiles.
     let shapes = [
         geometry(2, 40, 36, [14, 14], 3, 2, 1, 1),
         geometry(1, 130, 140, [14, 14], 3, 2, 1, 1),
         geometry(1, 20, 24, [9, 12], 5, 2, 2, 1),
         Geometry { pad: [2, 1], out_height: 7, out_width: 6, ..geometry(1, 17, 33, [11, 11], 3, 2, 1, 1) },
         geometry(1, 32, 32, [28, 28], 3, 2, 1, 1),
+        geometry(1, 20, 24, [56, 56], 3, 2, 1, 1),
     ];
     for g in shapes {
         check(&case(g, true, true, activations().first().copied()), forward, "forward, residual and relu");
