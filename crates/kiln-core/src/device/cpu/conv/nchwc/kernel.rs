@@ -14,7 +14,7 @@
 //! - Border pixels (tiles of fewer than 8 accumulators) split their lanes over two sets of
 //!   accumulators, so 4 chains of dependent FMAs do not leave the FMA ports half idle.
 //! - Cache: a unit is a band of output rows whose output (4 blocks) stays in L1
-//!   (`UNIT_OUTPUT_FLOATS`); the input blocks are taken in chunks whose filters fit in L1
+//!   (`UNIT_OUTPUT_FLOATS`); the input blocks are taken in chunks whose filters stay in L2
 //!   (`CHUNK_FILTER_FLOATS`), every row of the band reading them there, the tiles accumulating
 //!   into the output between chunks. Measured (examples/cnn_convs.rs, one thread, loaded
 //!   machine): ResNet-50's 3x3 512->512 at 7x7 went from 80-100 to 143-146 GFLOP per
@@ -39,8 +39,15 @@ use std::arch::x86_64::*;
 /// Output blocks of one tile, at most.
 const MAX_BLOCKS: usize = 4;
 /// Floats of filters (one tile's output blocks, one chunk of input blocks, every tap) that a
-/// chunk may hold: 32 KiB, in a 48 KiB L1 beside the input and output rows being read.
-const CHUNK_FILTER_FLOATS: usize = 8 * 1024;
+/// chunk may hold: 256 KiB, a quarter of a 1 MiB L2. A chunk was 32 KiB, sized for a 48 KiB L1;
+/// on a 32 KiB L1 (this Zen 4) those filters came from L2 anyway, and every chunk cost each
+/// tile a reload and a store of its accumulators and a cold start of its filter streams, which
+/// the small planes (49 pixels: 9 tiles per chunk) paid most. Measured (examples/resnet_b1_convs,
+/// one process switching per round, one thread, CPU ms per batch-1 pass, load 9): 7 px 1x1
+/// 5.63 -> 5.17, the 7 px 3x3's Winograd products 4.30 -> 3.65, strided 3x3 7.89 -> 7.42,
+/// strided 1x1 6.76 -> 6.25, the 56, 28 and 14 px 1x1 level; whole pass 56.2 -> 53.7 (-4.6%);
+/// 4x the chunk read level with 2x, and smaller chunks read slower.
+const CHUNK_FILTER_FLOATS: usize = 64 * 1024;
 /// Output floats of one unit (4 blocks x bands of rows x columns): 24 KiB, which stays in L1
 /// while the chunks of input blocks accumulate into it.
 const UNIT_OUTPUT_FLOATS: usize = 6 * 1024;
@@ -111,20 +118,25 @@ fn subsampled(geo: &Geometry, x: &[f32]) -> Option<(Geometry, Vec<f32>)> {
     Some((pointwise, compact.ok()?))
 }
 
-/// A strided padded convolution of few output columns, an eighth or more of them on the border
-/// (ResNet-50's 3x3/s2 512->512 at 14x14: 1 of 7), on a zero-padded copy of its input (pad 0):
+/// A strided padded convolution of few output columns, a sixteenth or more of them on the border
+/// (ResNet-50's 3x3/s2 512->512 at 14x14: 1 of 7; 256->256 at 28x28: 1 of 14), on a zero-padded
+/// copy of its input (pad 0):
 /// every pixel then runs in the row's tiles, where a border pixel ran alone, its taps clipped,
 /// reading all of its filters (36 KiB per input block, from L2) for one pixel. The copy is small
 /// next to the convolution (512 KiB at batch 1). Measured (load 6-7, one thread, medians of 3-5
 /// alternating rounds), GFLOP per CPU-second, on the border tiles / on the copy: 512->512 at
 /// 14x14 batch 1 82.5 / 91.7 (two threads 78.8 / 87.7), batch 8 75.1 / 84.6; the 14- and
 /// 28-wide outputs of 256->256 and 128->128 (a fourteenth or less on the border) moved -3..+4,
-/// within the noise, and stay as they were. Strided only: a stride-1 convolution's border is
-/// Winograd's or a wide row's. None where the copy's memory cannot be had (the border tiles
+/// within the noise, and stayed as they were. With chunks of 256 KiB of filters
+/// (`CHUNK_FILTER_FLOATS`) the 14-wide one pays (`resnet_b1_convs`, in-process switch, load
+/// 6.6-7.7, CPU ms per call, border tiles / copy): 256->256 at 28x28 batch 1 one thread 2.43 /
+/// 2.19, two threads 2.55 / 2.34, batch 8 19.6 / 19.2; the 28-wide 128->128 at 56x56 still does
+/// not (2.33 / 2.24 on one thread, 2.45 / 2.46 on two, batch 8 19.3 / 19.9). Strided only: a
+/// stride-1 convolution's border is Winograd's or a wide row's. None where the copy's memory cannot be had (the border tiles
 /// give the same sums then).
 fn padded(geo: &Geometry, x: &[f32]) -> Option<(Geometry, Vec<f32>)> {
     let border = geo.out_width - interior(geo).len();
-    let applies = geo.stride != [1, 1] && geo.pad != [0, 0] && geo.kernel != [1, 1] && border * 8 >= geo.out_width;
+    let applies = geo.stride != [1, 1] && geo.pad != [0, 0] && geo.kernel != [1, 1] && border * 16 >= geo.out_width;
     if !applies {
         return None;
     }
@@ -170,7 +182,7 @@ fn run_cut(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f3
     let (cb, ob) = (blocks(g.channels), blocks(g.out_channels));
     let groups = ob.div_ceil(MAX_BLOCKS);
     let taps = g.kernel[0] * g.kernel[1];
-    let chunk = (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).clamp(1, cb.max(1));
+    let chunk = chunk_blocks(taps).min(cb.max(1));
     // Bands of rows whose output stays in L1 (so each chunk's filters serve every row of the
     // band: a 7x7 image is one band, not 7 reads of the filters from L2), then column ranges
     // for a row too long for L1 (a flattened 1x1 plane): the units, each run as one piece.
@@ -213,6 +225,11 @@ fn run_cut(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f3
         }
     };
     crate::parallel::for_each_guided(units * parts, 1, threads, run);
+}
+
+/// Input blocks of one chunk for a kernel of `taps` taps (CHUNK_FILTER_FLOATS), at least 1.
+pub(super) fn chunk_blocks(taps: usize) -> usize {
+    (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).max(1)
 }
 
 /// Parts to cut each of `units` units into so that `threads` threads have about

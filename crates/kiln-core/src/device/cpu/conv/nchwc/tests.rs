@@ -183,7 +183,7 @@ fn kernel_sizes_strides_pads_and_dilations_match_the_definition() {
         (1, 35, 19, [9, 11], 7, 1, 3, 1),
         (1, 8, 8, [3, 3], 5, 1, 2, 1),
         (1, 8, 8, [2, 2], 3, 1, 3, 2),
-        // Input blocks in several chunks (the kernel accumulates into its output between them).
+        // Many input blocks (several chunks: `inputs_in_several_chunks_match_the_definition`).
         (1, 300, 40, [5, 6], 1, 1, 0, 1),
         (2, 150, 20, [7, 5], 1, 2, 1, 1),
         // Large enough to run on the thread pool (engine::parallel_pays_for).
@@ -216,16 +216,18 @@ fn strided_pointwise_convolutions_match_the_definition() {
 
 #[test]
 fn strided_convolutions_of_few_columns_match_the_definition() {
-    // Padded, strided, an eighth or more of the output columns on the border (kernel.rs runs
+    // Padded, strided, a sixteenth or more of the output columns on the border (kernel.rs runs
     // them on a zero-padded copy of x): ResNet-50's 3x3/s2 at 14x14 (7 columns, one on the
     // border) with partial blocks, batch 2, one large enough for the thread pool, pads of 2 and
-    // per axis, a 5x5; and a 28x28 input (14 columns) that stays on the border tiles.
+    // per axis, a 5x5, a 28x28 input (14 columns); and a 56x56 input (28 columns) that stays on
+    // the border tiles.
     let shapes = [
         geometry(2, 40, 36, [14, 14], 3, 2, 1, 1),
         geometry(1, 130, 140, [14, 14], 3, 2, 1, 1),
         geometry(1, 20, 24, [9, 12], 5, 2, 2, 1),
         Geometry { pad: [2, 1], out_height: 7, out_width: 6, ..geometry(1, 17, 33, [11, 11], 3, 2, 1, 1) },
         geometry(1, 32, 32, [28, 28], 3, 2, 1, 1),
+        geometry(1, 20, 24, [56, 56], 3, 2, 1, 1),
     ];
     for g in shapes {
         check(&case(g, true, true, activations().first().copied()), forward, "forward, residual and relu");
@@ -252,15 +254,17 @@ fn both_unit_orders_match_the_definition() {
     }
 }
 
+/// kernel.rs's forward cut for T threads (its units cut into parts, claimed in pieces).
+#[cfg(target_arch = "x86_64")]
+fn cut_for<const T: usize>(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
+    kernel::forward_cut_for(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, T)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn the_cut_for_each_thread_count_matches_the_definition() {
     if crate::simd::level() != crate::simd::SimdLevel::Avx512 {
         return;
-    }
-    /// kernel.rs's forward cut for T threads (its units cut into parts, claimed in pieces).
-    fn cut_for<const T: usize>(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>, e: SliceEpilogue, y: &mut [f32]) {
-        kernel::forward_cut_for(g, x, w, b, e, y, OutBlocks { per_image: blocks(g.out_channels), first: 0 }, T)
     }
     // ResNet-50's batch-1 kinds, small, with partial blocks (odd channel counts) and a last group
     // of fewer than 4 output blocks: 1x1 on 7x7 and 14x14 planes (one row each: parts are column
@@ -281,6 +285,41 @@ fn the_cut_for_each_thread_count_matches_the_definition() {
             check(&c, cut, what);
         }
     }
+}
+
+/// Input blocks in several chunks (kernel.rs `chunk_blocks`: the tiles store their sums after a
+/// chunk and load them for the next), the last one short and its last block partial, on the
+/// small planes of ResNet-50's last stages (1x1, 2x3, 7x7; the 1x1 convolutions run a plane as
+/// one row of tiles), batch 1 and 3, odd output channels (a partial last group), with bias or
+/// none, the residual and relu: the 1x1s, a 3x3 on the direct tiles (kernel.rs's cut for one
+/// thread, not Winograd), a 3x3 of stride 2 on 14x14, Winograd's 1x1 products, and the
+/// two-thread cut (a unit's parts on either thread).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn inputs_in_several_chunks_match_the_definition() {
+    if !winograd_runs_here() {
+        return;
+    }
+    // Channels of `chunks` full chunks and a last one of a block and 11 channels.
+    let channels = |taps: usize, chunks: usize| (kernel::chunk_blocks(taps) * chunks + 1) * BLOCK - 5;
+    let relu = activations().first().copied();
+    let mut shapes = Vec::new();
+    for batch in [1, 3] {
+        for hw in [[1, 1], [2, 3], [7, 7]] {
+            shapes.push(geometry(batch, channels(1, 1), 37, hw, 1, 1, 0, 1));
+        }
+        shapes.push(geometry(batch, channels(9, 2), 40, [7, 7], 3, 1, 1, 1));
+        shapes.push(geometry(batch, channels(9, 1), 33, [14, 14], 3, 2, 1, 1));
+    }
+    shapes.push(geometry(1, channels(1, 2), 70, [7, 7], 1, 1, 0, 1));
+    for g in shapes {
+        check(&case(g, true, true, relu), cut_for::<1>, "several chunks, residual and relu");
+        check(&case(g, false, false, None), cut_for::<1>, "several chunks");
+        check(&case(g, true, true, relu), cut_for::<2>, "several chunks, two threads");
+    }
+    // Winograd's products: 1x1 convolutions of as many input blocks as the 3x3 has.
+    let g = geometry(1, channels(1, 1), 20, [7, 7], 3, 1, 1, 1);
+    check_within(&case(g, true, true, relu), winograd_forward, "winograd, several chunks", 1e-6 * (9 * blocks(g.channels) * BLOCK) as f32);
 }
 
 /// `case` with x left in plain NCHW, for forward_plain_input.
@@ -459,7 +498,7 @@ fn winograd_matches_the_definition() {
         (2, 64, 72, [28, 28], 1),  // large enough for the threads
         (1, 16, 16, [1, 1], 1),
         (1, 16, 16, [2, 9], 2),
-        (1, 300, 40, [6, 6], 1),   // input blocks in several chunks of the 1x1 products
+        (1, 300, 40, [6, 6], 1),   // many input blocks (several chunks: below)
         (1, 48, 200, [13, 13], 1), // batch 1, one band: units of output blocks (a partial last)
         (1, 16, 64, [55, 55], 1),  // batch 1, bands of uneven tile rows (28 in 8)
     ];
