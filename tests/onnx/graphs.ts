@@ -16,10 +16,11 @@ import { pythonBin } from './python.js';
 const runner = fileURLToPath(new URL('./fixtures/run_onnxruntime.py', import.meta.url));
 
 /** A one-graph model from nodes and float32 initializers (built with Kiln's own encoder). */
-export function modelBytes(graph: { nodes: NodeProto[]; inputs: Array<[string, Array<number | string>]>; outputs: string[]; initializers?: Record<string, kiln.Tensor> }, opset = 17): Uint8Array {
-  const valueInfo = (name: string, dims?: Array<number | string>) => ({
+export function modelBytes(graph: { nodes: NodeProto[]; inputs: Array<[string, Array<number | string>, number?]>; outputs: string[]; initializers?: Record<string, kiln.Tensor> }, opset = 17): Uint8Array {
+  /** An input's or output's info: float (ONNX element type 1) unless `elemType` says otherwise (7: int64). */
+  const valueInfo = (name: string, dims?: Array<number | string>, elemType = 1) => ({
     name,
-    type: { tensorType: { elemType: 1, shape: dims === undefined ? undefined : { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+    type: { tensorType: { elemType, shape: dims === undefined ? undefined : { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   });
   return encodeModel({
     irVersion: 8,
@@ -27,7 +28,7 @@ export function modelBytes(graph: { nodes: NodeProto[]; inputs: Array<[string, A
     graph: {
       name: 'test',
       node: graph.nodes,
-      input: graph.inputs.map(([n, d]) => valueInfo(n, d)),
+      input: graph.inputs.map(([n, d, type]) => valueInfo(n, d, type)),
       output: graph.outputs.map((n) => valueInfo(n)),
       initializer: Object.entries(graph.initializers ?? {}).map(([n, t]) => tensorToProto(t, n)),
     },

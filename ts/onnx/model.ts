@@ -6,14 +6,16 @@
  */
 
 import { Module } from '../nn/module.js';
-import { keep, tidy } from '../engine.js';
+import { backend, keep, tidy } from '../engine.js';
 import type { Tensor } from '../tensor.js';
 import type { DType } from '../backends/backend.js';
 import { forgetConstantValues, markConstants } from './constants.js';
-import { OnnxNode, type Inputs } from './node.js';
+import { OnnxNode, type Inputs, type RunContext } from './node.js';
+import { CompiledRun, shapesOf, type RecordedNode } from './replay.js';
+import { runNode } from './run-node.js';
 import { OPS } from './ops/index.js';
 import { FusedNode, fuseGraph } from './fusion/index.js';
-import { LayoutNode, nchwcApplies, planNchwc, type NchwcPlan } from './layout/index.js';
+import { LayoutNode, nchwcApplies, planNchwc, type NchwcPlan, type Prepared } from './layout/index.js';
 import type { GraphProto, ModelProto, ValueInfoProto } from './proto.js';
 import { kilnDType, onnxTypeName, tensorFromProto, type ExternalReader } from './tensors.js';
 
@@ -68,6 +70,9 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   /** #live with activations kept channel-blocked between convolutions (layout/), taken per run where it pays. */
   #nchwc: (NchwcPlan & { consumers: Map<string, number> }) | undefined;
   #nchwcRuns = 0;
+  /** The blocked plan compiled from a run (replay.ts); null once a replay found a shape that depends on values. */
+  #compiled: CompiledRun | undefined | null;
+  #replays = 0;
   /** Initializers whose in-place writes the backend counts (#forgetIfWritten), with the handle watched. */
   readonly #watched = new WeakMap<Tensor, number>();
   /** The backend's count of writes to watched tensors at the last run. */
@@ -163,10 +168,11 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
 
   /**
    * The NCHWc layout pass (layout/): the nodes it runs channel-blocked, and how many runs took
-   * that plan (those on the native backend with AVX-512, in inference; KILN_ONNX_NCHWC=off turns it off).
+   * that plan (those on the native backend with AVX-512, in inference; KILN_ONNX_NCHWC=off turns it off),
+   * and how many of those replayed the plan compiled from an earlier run (replay.ts).
    */
-  get nchwc(): { nodes: string[]; runs: number } {
-    return { nodes: (this.#nchwc?.blocked ?? []).map((n) => n.name), runs: this.#nchwcRuns };
+  get nchwc(): { nodes: string[]; runs: number; replays: number } {
+    return { nodes: (this.#nchwc?.blocked ?? []).map((n) => n.name), runs: this.#nchwcRuns, replays: this.#replays };
   }
 
   /** Frees the parameters, buffers and folded constants. */
@@ -194,6 +200,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   }
 
   #forgetFusions(): void {
+    if (this.#compiled !== null) this.#compiled = undefined;
     for (const node of this.#live) if (node instanceof FusedNode) node.forget();
     for (const node of this.#nchwc?.blocked ?? []) node.forget();
     forgetConstantValues(this.#constants());
@@ -285,29 +292,61 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   /**
    * Runs the graph on named inputs and returns every graph output by name. Each input is checked
    * against the declared dtype and static dims (dynamic dims take any size). Intermediate tensors
-   * are freed as soon as no later node needs them.
+   * are freed as soon as no later node needs them. The blocked plan (layout/) is compiled from
+   * its first run for given input dims and replayed while they and the weights stay (replay.ts).
    */
   run(feeds: Record<string, Tensor>): Record<string, Tensor> {
-    const values = new Map<string, Tensor>();
-    for (const [name, key] of this.#initializers) values.set(name, (this as unknown as Record<string, Tensor>)[key]);
-    for (const [name, t] of this.#folded) values.set(name, t);
     // Inputs converted to the declared dtype are this run's to free (unless returned).
     const converted: Tensor[] = [];
-    for (const info of this.inputs) {
+    const inputs = this.inputs.map((info) => {
       const given = feeds[info.name];
       const t = this.#checkInput(info, given);
       if (t !== given) converted.push(t);
-      values.set(info.name, t);
-    }
+      return t;
+    });
     const unknown = Object.keys(feeds).filter((k) => !this.inputNames.includes(k));
     if (unknown.length > 0) throw new Error(`OnnxModel.run: unknown input(s) ${unknown.join(', ')} (the model's inputs: ${this.inputNames.join(', ')})`);
+
+    const context = { training: this.training };
+    const plan = this.#plan(Object.values(feeds));
+    let result: Record<string, Tensor> | undefined;
+    if (plan === this.#nchwc) {
+      const [constants, be] = [this.#constants(), backend()];
+      if (this.#compiled?.matches(inputs, constants, be)) {
+        result = this.#compiled.replay(inputs, context);
+        if (result === undefined) this.#compiled = null; // a shape read from values changed: interpret from now on
+        else this.#replays++;
+      }
+      if (result === undefined) {
+        const recording = this.#compiled === null ? undefined : { backend: be, inputNames: this.inputNames, outputNames: this.outputNames, constants, nodes: [] as RecordedNode[] };
+        const start = new Map<string, Tensor>();
+        result = this.#interpret(plan, inputs, context, start, recording?.nodes);
+        if (recording !== undefined) this.#compiled = new CompiledRun({ ...recording, start });
+      }
+    } else {
+      result = this.#interpret(plan, inputs, context);
+    }
+    const returned = new Set(Object.values(result));
+    for (const t of converted) if (!returned.has(t)) t.dispose();
+    return result;
+  }
+
+  /**
+   * Runs `plan` node by node on `inputs` (in inputNames order), values looked up by name; with
+   * `recording`, what each node read, returned and prepared is pushed there and `start` gets the
+   * inputs and constants by name (CompiledRun's recording).
+   */
+  #interpret(plan: { nodes: OnnxNode[]; consumers: Map<string, number> }, inputs: Tensor[], context: RunContext, start = new Map<string, Tensor>(), recording?: RecordedNode[]): Record<string, Tensor> {
+    const values = new Map<string, Tensor>();
+    for (const [name, key] of this.#initializers) values.set(name, (this as unknown as Record<string, Tensor>)[key]);
+    for (const [name, t] of this.#folded) values.set(name, t);
+    this.inputNames.forEach((name, i) => values.set(name, inputs[i]));
+    for (const [name, t] of values) start.set(name, t);
 
     const keepAlive = new Set<Tensor>([...values.values()]);
     const remaining = new Map<Tensor, number>();
     const outputs = new Set(this.outputNames);
-    const context = { training: this.training };
     const created: Tensor[] = [];
-    const plan = this.#plan(Object.values(feeds));
     try {
       for (const node of plan.nodes) {
         const args: Inputs = node.inputs.map((name) => {
@@ -316,17 +355,9 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
           if (t === undefined) throw new Error(`${node.where}: input '${name}' is not produced by any earlier node, initializer or graph input`);
           return t;
         });
-        let results: Tensor[];
-        try {
-          // tidy frees what an op composes on the way (Gemm's product before the bias); the
-          // autograd record keeps what backward needs.
-          results = tidy(() => (node instanceof FusedNode || node instanceof LayoutNode ? node.run(args, context) : OPS[node.opType](args, node, context)));
-        } catch (e) {
-          const message = (e as Error).message;
-          if (message.startsWith('onnx: ')) throw e;
-          const shapes = args.map((t) => (t === undefined ? '-' : `${t.dtype} [${t.shape.join(', ')}]`)).join(', ');
-          throw new Error(`${node.where}: ${message} (inputs: ${shapes})`);
-        }
+        const prepared = recording !== undefined && node instanceof LayoutNode ? preparedFor(node, args, context) : undefined;
+        const results = runNode(node, args, context);
+        recording?.push({ node, args, results, prepared, made: prepared === undefined ? shapesOf(results) : [] });
         node.outputs.forEach((name, i) => {
           if (name === '' || results[i] === undefined) return;
           const t = results[i];
@@ -357,8 +388,6 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
       if (t === undefined) throw new Error(`OnnxModel.run: the graph output '${name}' was never produced`);
       result[name] = t;
     }
-    const returned = new Set(Object.values(result));
-    for (const t of converted) if (!returned.has(t)) t.dispose();
     return result;
   }
 
@@ -375,6 +404,15 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
       return t.cast(info.dtype);
     }
     return t;
+  }
+}
+
+/** A blocked node's prepared form for a recording, or undefined: if preparing throws, running the node reports it. */
+function preparedFor(node: LayoutNode, args: Inputs, context: RunContext): Prepared | undefined {
+  try {
+    return node.prepare(args, context);
+  } catch {
+    return undefined;
   }
 }
 

@@ -29,7 +29,7 @@ import { ConvConcatNode } from '../fusion/conv-concat.js';
 import { NCHWC_BLOCK } from '../../ops/conv-nchwc.js';
 import { BlockedAvgPoolNode, BlockedConcatNode, BlockedConvNode, BlockedElementwiseNode, BlockedMaxPoolNode, LayoutNode, ReorderNode } from './nodes.js';
 
-export { LayoutNode } from './nodes.js';
+export { LayoutNode, type Prepared } from './nodes.js';
 
 /** The blocked plan: the nodes to run, and those of them that run blocked. */
 export interface NchwcPlan {
