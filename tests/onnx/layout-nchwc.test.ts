@@ -299,13 +299,14 @@ forEachBackend((backend) => {
       }
     });
 
-    it('stops replaying when a plain node makes a shape from values (a Reshape to a shape given as an input)', () => {
+    it('stops replaying when a plain node makes a shape from values (a Reshape to a shape given as an input), and returns an initializer output', () => {
       const path = join(dir, 'reshape-input.onnx');
       kiln.tidy(() => writeFileSync(path, modelBytes({
         nodes: [{ opType: 'Reshape', input: ['x', 'target'], output: ['r'], name: 'reshape' }, conv('c', ['r', 'w', 'b'], 'y', 1)],
         inputs: [['x', ['n', 16, 4, 4]], ['target', [4], 7]],
-        outputs: ['y'],
-        initializers: weights({ w: [20, 16, 1, 1], b: [20] }, 400),
+        // An initializer no node reads as a graph output too.
+        outputs: ['y', 'extra'],
+        initializers: weights({ w: [20, 16, 1, 1], b: [20], extra: [3] }, 400),
       })));
       const model = kiln.onnx.load(path);
       const x = kiln.randn([1, 16, 4, 4], { seed: 31 });
@@ -313,8 +314,9 @@ forEachBackend((backend) => {
       // [target, whether the run replays]: the third run's Reshape gives another shape from the same input dims.
       for (const [i, replays] of [[0, 0], [0, 1], [1, 0], [0, 0]]) {
         const before = model.nchwc.replays;
-        const y = kiln.noGrad(() => model.run({ x, target: targets[i] })).y;
+        const { y, extra } = kiln.noGrad(() => model.run({ x, target: targets[i] }));
         expect(model.nchwc.replays - before).toBe(applies ? replays : 0);
+        expect(extra).toBe(model.stateDict().extra);
         // The reference: the plain graph (onnxruntime's runner takes no int64 input from here).
         process.env.KILN_ONNX_NCHWC = 'off';
         const off = kiln.noGrad(() => model.run({ x, target: targets[i] })).y;

@@ -110,9 +110,10 @@ export class CompiledRun {
       return { node, inputs, outputs: outs, prepared, expected: made, frees: [] as number[] };
     });
     for (const [t, { step, slot }] of lastUse) if (!kept.has(t)) this.#steps[step].frees.push(slot);
+    // A graph output no node makes (an initializer, a folded constant) has a slot of its own too.
+    this.#outputSlots = outputNames.map(slotOf);
     this.#start = Array.from({ length: slots.size }, () => undefined);
     for (const [name, t] of start) if (slots.has(name) && !inputNames.includes(name)) this.#start[slots.get(name)!] = t;
-    this.#outputSlots = outputNames.map((name) => slots.get(name) ?? -1);
   }
 
   /**
