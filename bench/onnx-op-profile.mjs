@@ -140,6 +140,17 @@ for (const cls of layout === undefined ? [] : [layout.ReorderNode, Object.getPro
   };
 }
 
+// A compiled run (ts/onnx/replay.ts) calls each blocked node's prepared function, not its run:
+// those are timed too (a node's run calls its prepared function inside: timed once, as above).
+const preparing = layout === undefined ? [] : ['ReorderNode', 'BlockedConvNode', 'BlockedConcatNode', 'BlockedElementwiseNode', 'BlockedMaxPoolNode', 'BlockedAvgPoolNode'];
+for (const cls of preparing.map((name) => layout[name]).filter((cls) => cls?.prototype.prepare !== undefined)) {
+  const prepare = cls.prototype.prepare;
+  cls.prototype.prepare = function (args, context) {
+    const prepared = prepare.call(this, args, context);
+    return prepared === undefined ? undefined : (a) => timed(() => [prepared(a)]).call(this, a, this, context)[0];
+  };
+}
+
 kiln.setBackend(backend, threads === undefined ? undefined : { threads: Number(threads) });
 const onnx = kiln.onnx.load(path);
 const x = kiln.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.37)), shape);
