@@ -11,7 +11,7 @@ import type { Tensor } from '../tensor.js';
 import type { DType } from '../backends/backend.js';
 import { forgetConstantValues, markConstants } from './constants.js';
 import { OnnxNode, type Inputs, type RunContext } from './node.js';
-import { CompiledRun, shapesOf, type RecordedNode } from './replay.js';
+import { CompiledRun, shapesOf, type Recording } from './replay.js';
 import { runNode } from './run-node.js';
 import { OPS } from './ops/index.js';
 import { FusedNode, fuseGraph } from './fusion/index.js';
@@ -318,10 +318,9 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
         else this.#replays++;
       }
       if (result === undefined) {
-        const recording = this.#compiled === null ? undefined : { backend: be, inputNames: this.inputNames, outputNames: this.outputNames, constants, nodes: [] as RecordedNode[] };
-        const start = new Map<string, Tensor>();
-        result = this.#interpret(plan, inputs, context, start, recording?.nodes);
-        if (recording !== undefined) this.#compiled = new CompiledRun({ ...recording, start });
+        const recording = this.#compiled === null ? undefined : { backend: be, inputNames: this.inputNames, outputNames: this.outputNames, constants, start: new Map(), nodes: [] };
+        result = this.#interpret(plan, inputs, context, recording);
+        if (recording !== undefined) this.#compiled = new CompiledRun(recording);
       }
     } else {
       result = this.#interpret(plan, inputs, context);
@@ -332,16 +331,16 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   }
 
   /**
-   * Runs `plan` node by node on `inputs` (in inputNames order), values looked up by name; with
-   * `recording`, what each node read, returned and prepared is pushed there and `start` gets the
-   * inputs and constants by name (CompiledRun's recording).
+   * Runs `plan` node by node on `inputs` (in inputNames order), values looked up by name; with a
+   * `recording` (for CompiledRun), the inputs and constants by name and what each node read,
+   * returned and prepared are written into it.
    */
-  #interpret(plan: { nodes: OnnxNode[]; consumers: Map<string, number> }, inputs: Tensor[], context: RunContext, start = new Map<string, Tensor>(), recording?: RecordedNode[]): Record<string, Tensor> {
+  #interpret(plan: { nodes: OnnxNode[]; consumers: Map<string, number> }, inputs: Tensor[], context: RunContext, recording?: Pick<Recording, 'start' | 'nodes'>): Record<string, Tensor> {
     const values = new Map<string, Tensor>();
     for (const [name, key] of this.#initializers) values.set(name, (this as unknown as Record<string, Tensor>)[key]);
     for (const [name, t] of this.#folded) values.set(name, t);
     this.inputNames.forEach((name, i) => values.set(name, inputs[i]));
-    for (const [name, t] of values) start.set(name, t);
+    if (recording !== undefined) for (const [name, t] of values) recording.start.set(name, t);
 
     const keepAlive = new Set<Tensor>([...values.values()]);
     const remaining = new Map<Tensor, number>();
@@ -357,7 +356,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
         });
         const prepared = recording !== undefined && node instanceof LayoutNode ? preparedFor(node, args, context) : undefined;
         const results = runNode(node, args, context);
-        recording?.push({ node, args, results, prepared, made: prepared === undefined ? shapesOf(results) : [] });
+        recording?.nodes.push({ node, args, results, prepared, made: prepared === undefined ? shapesOf(results) : [] });
         node.outputs.forEach((name, i) => {
           if (name === '' || results[i] === undefined) return;
           const t = results[i];
