@@ -1,15 +1,18 @@
 /**
- * A compiled run of an imported model's blocked plan (layout/), for one set of input dims.
+ * A compiled run of an imported model's plan (the fused graph, or the blocked plan of layout/),
+ * for one set of input dims.
  *
  * OnnxModel.run interprets its plan node by node: names looked up in a map, each node's fast path
- * resolved again (checks, geometry), every result asked for its shape and dtype across the
- * boundary, a tidy scope per node and a count per tensor to free it when spent. At batch 1 that
- * was 0.7-0.9 ms of serial JavaScript per SqueezeNet inference (docs/onnx-speed-log.md). A
- * CompiledRun is recorded during one ordinary run and then replayed while the graph inputs bring
- * the same dims, dtypes and backend and the model's constants are the same tensor objects:
- * values live in numbered slots, each node calls the function its `prepare` resolved in the
- * recorded run (LayoutNode.prepare: no checks, results wrapped with their known shape), and each
- * intermediate is freed right after its last reader, as the recorded run's tensors showed.
+ * resolved again (checks, geometry, constants read), every result asked for its shape and dtype
+ * across the boundary, a tidy scope per node and a count per tensor to free it when spent. At
+ * batch 1 that was 0.7-0.9 ms of serial JavaScript per SqueezeNet or Transformer inference
+ * (docs/onnx-speed-log.md). A CompiledRun is recorded during one ordinary run and then replayed
+ * while the graph inputs bring the same dims, dtypes and backend, the mode (training, gradients)
+ * is the same and the model's constants are the same tensor objects: values live in numbered
+ * slots, each node calls the function it was prepared to in the recorded run (Prepared in
+ * node.ts: a fused node's fast path, a blocked node's, a view op's; no checks, results wrapped
+ * with their known shape, constants read once), and each intermediate is freed right after its
+ * last reader, as the recorded run's tensors showed.
  *
  * Every shape in the plan follows from the input dims through the prepared nodes; a node that
  * has no prepared form (a plain op such as Softmax) runs as OnnxModel.run runs it, and its
@@ -20,8 +23,7 @@
 
 import type { LoadedBackend } from '../backends/backend.js';
 import type { Tensor } from '../tensor.js';
-import type { Inputs, OnnxNode, RunContext } from './node.js';
-import type { Prepared } from './layout/index.js';
+import type { Inputs, OnnxNode, Prepared, RunContext } from './node.js';
 import { runNode } from './run-node.js';
 
 /** What one node did in the recorded run. */
@@ -29,7 +31,7 @@ export interface RecordedNode {
   node: OnnxNode;
   args: Inputs;
   results: Tensor[];
-  /** Its prepared form (LayoutNode.prepare) for these args, if it has one. */
+  /** Its prepared form for these args (prepareNode), if it has one. */
   prepared: Prepared | undefined;
   /** Without one: each result's shape and dtype, read as it was made (it may be freed by the end). */
   made: Array<{ shape: readonly number[]; dtype: string }>;
@@ -42,6 +44,8 @@ export function shapesOf(results: Tensor[]): RecordedNode['made'] {
 
 /** The recorded run: the graph's inputs and constants by name (as it started) and each node in order. */
 export interface Recording {
+  /** What the run was recorded for besides its plan and inputs: training mode, whether gradients were on. */
+  key: readonly unknown[];
   backend: LoadedBackend;
   inputNames: string[];
   outputNames: string[];
@@ -66,6 +70,7 @@ interface Step {
 }
 
 export class CompiledRun {
+  readonly #key: readonly unknown[];
   readonly #backend: LoadedBackend;
   /** The graph inputs' dims and dtypes in the recorded run. */
   readonly #inputs: Array<{ shape: readonly number[]; dtype: string }>;
@@ -80,6 +85,7 @@ export class CompiledRun {
 
   constructor(recording: Recording) {
     const { nodes, start, inputNames, outputNames } = recording;
+    this.#key = recording.key;
     this.#backend = recording.backend;
     this.#constants = recording.constants;
     this.#constantSet = new Set(recording.constants);
@@ -118,9 +124,11 @@ export class CompiledRun {
 
   /**
    * Whether a run on `feeds` (the graph inputs in order) with these `constants` on `backend` is
-   * the recorded one's: same dims, dtypes and backend, the same constant tensors, none freed.
+   * the recorded one's: same `key` (Recording.key), dims, dtypes and backend, the same constant
+   * tensors, none freed.
    */
-  matches(feeds: Tensor[], constants: Tensor[], backend: LoadedBackend): boolean {
+  matches(key: readonly unknown[], feeds: Tensor[], constants: Tensor[], backend: LoadedBackend): boolean {
+    if (key.length !== this.#key.length || key.some((k, i) => k !== this.#key[i])) return false;
     if (backend !== this.#backend || constants.length !== this.#constants.length || feeds.length !== this.#inputs.length) return false;
     for (let i = 0; i < constants.length; i++) if (constants[i] !== this.#constants[i] || constants[i].isDisposed) return false;
     for (let i = 0; i < feeds.length; i++) {
@@ -142,24 +150,20 @@ export class CompiledRun {
     try {
       for (const step of this.#steps) {
         const args: Inputs = step.inputs.map((s) => (s < 0 ? undefined : slots[s]));
-        if (step.prepared !== undefined) {
-          const t = runNode(step.node, args, context, () => [step.prepared!(args)])[0];
-          if (!args.includes(t)) made.push(t);
-          slots[step.outputs[0]] = t;
-        } else {
-          const results = runNode(step.node, args, context);
-          const ours = results.filter((t) => !args.includes(t) && !this.#constantSet.has(t));
-          made.push(...ours);
-          const same = results.length === step.expected.length && results.every((t, j) => t.dtype === step.expected[j].dtype && sameShape(t.shape, step.expected[j].shape));
-          if (!same) {
-            for (const m of made) m.dispose();
-            return undefined;
-          }
-          results.forEach((t, j) => {
-            if ((step.outputs[j] ?? -1) >= 0) slots[step.outputs[j]] = t;
-            else if (ours.includes(t)) t.dispose();
-          });
+        const prepared = step.prepared;
+        const results = prepared !== undefined ? runNode(step.node, args, context, () => prepared(args)) : runNode(step.node, args, context);
+        const ours = results.filter((t) => !args.includes(t) && !this.#constantSet.has(t));
+        made.push(...ours);
+        // A prepared node's results have the recorded shapes (they follow from its inputs'); another's are checked.
+        const same = prepared !== undefined || (results.length === step.expected.length && results.every((t, j) => t.dtype === step.expected[j].dtype && sameShape(t.shape, step.expected[j].shape)));
+        if (!same) {
+          for (const m of made) m.dispose();
+          return undefined;
         }
+        results.forEach((t, j) => {
+          if ((step.outputs[j] ?? -1) >= 0) slots[step.outputs[j]] = t;
+          else if (ours.includes(t)) t.dispose();
+        });
         for (const s of step.frees) slots[s]!.dispose();
       }
     } catch (e) {

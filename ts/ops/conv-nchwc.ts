@@ -11,11 +11,11 @@
  */
 
 import { backend, keep } from '../engine.js';
-import type { Backend, DType } from '../backends/backend.js';
+import type { Backend } from '../backends/backend.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { conv2dPadding, pair, type ConvActivation, type Padding2d } from './conv.js';
 import { full } from './creation.js';
-import { handleOf, optionalHandleOf } from './util.js';
+import { handleOf, optionalHandleOf, resultsOf } from './util.js';
 
 /** Channels per block of the NCHWc layout. */
 export const NCHWC_BLOCK = 16;
@@ -135,20 +135,6 @@ export function unaryNchwcFor(kernel: (impl: Backend, x: number) => number): (x:
   const be = backend();
   const result = resultsOf(be);
   return (x) => result(kernel(be.impl, x.handle));
-}
-
-/**
- * Wraps the results of one resolved call site: the first result's shape and dtype are asked of
- * the backend, and later results (inputs of the same dims) are given them, which saves two
- * boundary calls per result.
- */
-function resultsOf(be: ReturnType<typeof backend>): (handle: number) => Tensor {
-  let known: { shape: number[]; dtype: DType } | undefined;
-  return (handle) => {
-    const t = wrap(handle, be, known?.shape, known?.dtype);
-    known ??= { shape: [...t.shape], dtype: t.dtype };
-    return t;
-  };
 }
 
 /** A zero bias for packed filters [Ob, ...]: Ob·16 channels. */

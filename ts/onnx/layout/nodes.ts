@@ -14,7 +14,7 @@ import { backend, keep, tidy } from '../../engine.js';
 import { noGrad } from '../../autograd.js';
 import type { Conv2dOptions } from '../../ops/conv.js';
 import type { Tensor } from '../../tensor.js';
-import { OnnxNode, type Inputs, type RunContext } from '../node.js';
+import { OnnxNode, type Inputs, type Prepared, type RunContext } from '../node.js';
 import { OPS } from '../ops/index.js';
 import { conv2dGeometry } from '../ops/conv.js';
 import { poolWindow } from '../ops/pool.js';
@@ -24,9 +24,6 @@ import { ConvConcatNode, filterSets } from '../fusion/conv-concat.js';
 
 /** The name of `value`'s blocked form. */
 export const blockedName = (value: string): string => `${value}#nchwc`;
-
-/** A node's computation resolved for inputs of given dims and constants (LayoutNode.prepare): a function of the inputs. */
-export type Prepared = (args: Inputs) => Tensor;
 
 /** A node of the blocked plan: run by OnnxModel.run as fused nodes are. */
 export abstract class LayoutNode extends OnnxNode {
@@ -67,7 +64,7 @@ export class ReorderNode extends LayoutNode {
 
   run(args: Inputs): Tensor[] {
     const prepared = this.prepare(args);
-    if (prepared !== undefined) return [prepared(args)];
+    if (prepared !== undefined) return prepared(args);
     const x = args[0]!;
     return [this.direction === 'ToNchwc' ? toNchwc(x) : fromNchwc(x, this.channels)];
   }
@@ -78,7 +75,7 @@ export class ReorderNode extends LayoutNode {
     if (x === undefined || x.backend !== backend() || x.dtype !== 'float32' || x.rank !== (toBlocked ? 4 : 5)) return undefined;
     return this.#lastRun.get(x.shape, [], () => {
       const reorder = unaryNchwcFor(toBlocked ? (impl, h) => impl.toNchwc(h) : (impl, h) => impl.fromNchwc(h, this.channels));
-      return (a) => reorder(a[0]!);
+      return (a) => [reorder(a[0]!)];
     });
   }
 }
@@ -103,7 +100,7 @@ abstract class BlockedNode extends LayoutNode {
 
   run(args: Inputs, context: RunContext): Tensor[] {
     const prepared = this.prepare(args, context);
-    if (prepared !== undefined) return [prepared(args)];
+    if (prepared !== undefined) return prepared(args);
     // Intermediates are the enclosing tidy's (OnnxModel.run runs every node inside one).
     const plain = args.map((t, i) => (t !== undefined && this.blockedInputs.has(i) ? fromNchwc(t, this.blockedInputs.get(i)!) : t));
     const original = this.original;
@@ -206,7 +203,7 @@ export class BlockedConvNode extends BlockedNode {
       const plainX = this.plainInput ? { rank: 4, shape: [...x.shape] } : plainOf(x, this.blockedInputs.get(0)!);
       const geometry = conv2dGeometry(plainX, filters.w, fused?.conv ?? this.original);
       const conv = conv2dNchwcFor(x.shape, this.#packed.get(filters.w), { ...geometry, bias: filters.bias ?? null, activation: fused?.activation ?? null, alpha: fused?.alpha ?? 0 });
-      const prepared: Prepared = residual ? (a) => conv(a[0]!, a[3]) : (a) => conv(a[0]!, undefined);
+      const prepared: Prepared = residual ? (a) => [conv(a[0]!, a[3])] : (a) => [conv(a[0]!, undefined)];
       return { prepared, outShape: blockedOutputShape(plainX, filters.w, geometry) };
     });
     if (residual && (addend === undefined || addend.backend !== x.backend || addend.dtype !== 'float32' || !sameShape(addend.shape, outShape))) return undefined;
@@ -240,7 +237,7 @@ export class BlockedConcatNode extends BlockedNode {
       const sets = filterSets(plainOf(x, this.blockedInputs.get(0)!), args, this.original.sets);
       if (sets === undefined) return undefined;
       const conv = conv2dNchwcConcatFor(x.shape, sets.map(({ weight, ...options }, i) => ({ ...options, packed: this.#packed[i].get(weight) })));
-      return Object.assign((a: Inputs) => conv(a[0]!), { dispose: conv.dispose });
+      return Object.assign((a: Inputs) => [conv(a[0]!)], { dispose: conv.dispose });
     });
   }
 
@@ -261,9 +258,9 @@ export class BlockedElementwiseNode extends BlockedNode {
     if (a === undefined || (b !== undefined && !sameShape(a.shape, b.shape))) return undefined;
     const node = this.original;
     // Dropout is the identity unless an opset-12 training_mode input may switch it on.
-    if (node.opType === 'Dropout' && !context.training && !(node.opset >= 12 && args[2] !== undefined)) return (inputs) => inputs[0]!;
+    if (node.opType === 'Dropout' && !context.training && !(node.opset >= 12 && args[2] !== undefined)) return (inputs) => [inputs[0]!];
     const op = OPS[node.opType];
-    return (inputs) => tidy(() => op(inputs, node, context)[0]);
+    return (inputs) => tidy(() => op(inputs, node, context).slice(0, 1));
   }
 }
 
@@ -278,7 +275,7 @@ export class BlockedMaxPoolNode extends BlockedNode {
       const window = poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
       if (window.rank !== 2) return undefined;
       const pool = unaryNchwcFor((impl, h) => impl.maxPool2dNchwc(h, { kernel: window.kernel, stride: window.stride, padding: window.padding, dilation: window.dilation }));
-      return (a) => pool(a[0]!);
+      return (a) => [pool(a[0]!)];
     });
   }
 }
@@ -303,7 +300,7 @@ export class BlockedAvgPoolNode extends BlockedNode {
         ? { kernel: [h, w] as [number, number], stride: [1, 1] as [number, number], padding: [0, 0, 0, 0] as [number, number, number, number], countIncludePad: false }
         : { kernel: window.kernel, stride: window.stride, padding: window.padding, countIncludePad: this.original.int('count_include_pad', 0) === 1 };
       const pool = unaryNchwcFor((impl, handle) => impl.avgPool2dNchwc(handle, options));
-      return (a) => pool(a[0]!);
+      return (a) => [pool(a[0]!)];
     });
   }
 }
