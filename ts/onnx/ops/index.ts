@@ -8,11 +8,11 @@ import { attentionOps } from './attention.js';
 import { convOps } from './conv.js';
 import { elementwiseOps } from './elementwise.js';
 import { extraOps } from './extra.js';
-import { linearOps } from './linear.js';
+import { linearOps, linearPrepared } from './linear.js';
 import { normalizationOps, normalizationPrepared } from './normalization.js';
 import { poolOps } from './pool.js';
 import { recurrentOps } from './recurrent.js';
-import { reduceOps } from './reduce.js';
+import { reduceOps, reducePrepared } from './reduce.js';
 import { resizeOps } from './resize.js';
 import { shapeOps, shapePrepared } from './shape.js';
 
@@ -34,6 +34,8 @@ export const OPS: Readonly<Record<string, OpImpl>> = {
 export const PREPARED_OPS: Readonly<Record<string, PrepareImpl>> = {
   ...shapePrepared,
   ...normalizationPrepared,
+  ...linearPrepared,
+  ...reducePrepared,
   // The identity: its result is its input (a missing one throws, and the node runs to report it).
   Identity: (inputs, node) => (input(inputs, 0, node), (a) => [a[0]!]),
 };
