@@ -2,7 +2,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { handleOf, resultsOf } from './util.js';
+import { handleOf } from './util.js';
 
 /** Options of `attention`: causal masking, padding masks, scale and dropout. */
 export interface AttentionOptions {
@@ -41,19 +41,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0)) throw new Error(`attention: seed must be a non-negative integer, got ${seed}`);
   if (typeof dropout !== 'number') throw new Error(`attention: dropout must be a number in [0, 1), got ${String(dropout)}`);
   const mask = options.keyPaddingMask === undefined ? -1 : handleOf(options.keyPaddingMask, 'attention', b, 'keyPaddingMask');
-  return wrap(b.impl.attention(handleOf(q, 'attention', b, 'q'), handleOf(k, 'attention', b, 'k'), handleOf(v, 'attention', b, 'v'), mask, kernelOptions(causal, scale, dropout, seed)), b);
-}
-
-const kernelOptions = (causal: boolean, scale: number | undefined, dropout: number, seed: number | undefined) => ({ causal: causal === true, scale: scale ?? NaN, dropout, seed: seed ?? -1 });
-
-/**
- * attention without dropout resolved once for repeated calls on inputs of the same dims, dtypes
- * and backend (the ONNX importer's compiled runs, ts/onnx/replay.ts): nothing is checked again
- * (the kernel still checks shapes) and the results carry their shape after the first call.
- */
-export function attentionFor(options: Pick<AttentionOptions, 'causal' | 'scale'> = {}): (q: Tensor, k: Tensor, v: Tensor, keyPaddingMask?: Tensor) => Tensor {
-  const b = backend();
-  const settings = kernelOptions(options.causal === true, options.scale, 0, undefined);
-  const result = resultsOf(b);
-  return (q, k, v, mask) => result(b.impl.attention(q.handle, k.handle, v.handle, mask?.handle ?? -1, settings));
+  return wrap(
+    b.impl.attention(handleOf(q, 'attention', b, 'q'), handleOf(k, 'attention', b, 'k'), handleOf(v, 'attention', b, 'v'), mask, {
+      causal: causal === true,
+      scale: scale ?? NaN,
+      dropout,
+      seed: seed ?? -1,
+    }),
+    b,
+  );
 }

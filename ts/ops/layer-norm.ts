@@ -8,7 +8,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { handleOf, optionalHandleOf, resultsOf } from './util.js';
+import { handleOf, optionalHandleOf } from './util.js';
 
 /** Options of `layerNorm`. */
 export interface LayerNormOptions {
@@ -32,12 +32,4 @@ export function layerNorm(x: Tensor, options: LayerNormOptions = {}): Tensor {
   const b = backend();
   const { axis = -1, eps = 1e-5 } = options;
   return wrap(b.impl.layerNorm(handleOf(x, op, b), optionalHandleOf(options.weight, op, b, 'weight'), optionalHandleOf(options.bias, op, b, 'bias'), axis, eps), b);
-}
-
-/** layerNorm resolved once for repeated calls on inputs of the same dims (as linearFor). */
-export function layerNormFor(options: Omit<LayerNormOptions, 'weight' | 'bias'> = {}): (x: Tensor, weight?: Tensor, bias?: Tensor) => Tensor {
-  const b = backend();
-  const { axis = -1, eps = 1e-5 } = options;
-  const result = resultsOf(b);
-  return (x, weight, bias) => result(b.impl.layerNorm(x.handle, weight?.handle ?? -1, bias?.handle ?? -1, axis, eps));
 }

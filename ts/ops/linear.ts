@@ -8,7 +8,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { handleOf, optionalHandleOf, resultsOf } from './util.js';
+import { handleOf, optionalHandleOf } from './util.js';
 
 /**
  * x · weightᵀ + bias (+ residual), as PyTorch's `F.linear` (plus a skip connection). x: [...,
@@ -25,15 +25,4 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, residual
   const biasHandle = optionalHandleOf(bias, op, b, 'bias');
   const residualHandle = optionalHandleOf(residual, op, b, 'residual');
   return wrap(b.impl.linear(handleOf(x, op, b, 'x'), handleOf(weight, op, b, 'weight'), biasHandle, residualHandle, options.activation, options.alpha ?? 0), b);
-}
-
-/**
- * linear resolved once for repeated calls on inputs of the same dims, dtypes and backend (the
- * ONNX importer's compiled runs, ts/onnx/replay.ts): nothing is checked again (the kernel still
- * checks shapes) and the results carry their shape after the first call.
- */
-export function linearFor(options: { activation?: string; alpha?: number } = {}): (x: Tensor, weight: Tensor, bias?: Tensor, residual?: Tensor) => Tensor {
-  const b = backend();
-  const result = resultsOf(b);
-  return (x, weight, bias, residual) => result(b.impl.linear(x.handle, weight.handle, bias?.handle ?? -1, residual?.handle ?? -1, options.activation, options.alpha ?? 0));
 }

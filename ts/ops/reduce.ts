@@ -2,7 +2,7 @@
 
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { axisList, handleOf, resultsOf } from './util.js';
+import { axisList, handleOf } from './util.js';
 
 function reduceOp(name: string, x: Tensor, axis: number | number[] | undefined, keepDims = false, correction = 0): Tensor {
   const b = backend();
@@ -37,17 +37,6 @@ export const logSumExp = (x: Tensor, axis?: number | number[], keepDims = false)
 export function softmax(x: Tensor, axis = -1): Tensor {
   const b = backend();
   return wrap(b.impl.softmax(handleOf(x, 'softmax', b), axis, false), b);
-}
-
-/**
- * softmax (or logSoftmax when `log`) along `axis` resolved once for repeated calls on x of the same
- * dims and backend (the ONNX importer's compiled runs, ts/onnx/replay.ts): nothing is checked
- * again and the results carry their shape after the first call.
- */
-export function softmaxFor(axis: number, log = false): (x: Tensor) => Tensor {
-  const b = backend();
-  const result = resultsOf(b);
-  return (x) => result(b.impl.softmax(x.handle, axis, log));
 }
 
 /** x - logSumExp(x) along `axis` (default last). any shape -> same shape */

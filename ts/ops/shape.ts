@@ -3,10 +3,10 @@
  * the layout allows; concat, stack, split, gather, scatterAdd, oneHot, pad, cast.
  */
 
-import type { DType, LoadedBackend } from '../backends/backend.js';
+import type { DType } from '../backends/backend.js';
 import { backend } from '../engine.js';
 import { wrap, type Tensor } from '../tensor.js';
-import { axisList, handleOf, resultsOf } from './util.js';
+import { axisList, handleOf } from './util.js';
 
 function viewOp(name: string, x: Tensor, fn: (h: number) => number): Tensor {
   const b = backend();
@@ -115,15 +115,4 @@ export function pad(x: Tensor, paddings: Array<[number, number]>, value = 0): Te
     throw new Error(`pad: paddings must be an array of [before, after] pairs, got ${JSON.stringify(paddings)}`);
   }
   return viewOp('pad', x, (h) => backend().impl.pad(h, paddings.flat(), value));
-}
-
-/**
- * A view op (reshape, permute, split) resolved once for repeated calls on x of the same dims and
- * backend (the ONNX importer's compiled runs, ts/onnx/replay.ts): `view` maps x's handle to the
- * results' handles; the results carry their shape after the first call.
- */
-export function viewsFor(view: (impl: LoadedBackend['impl'], x: number) => number[]): (x: Tensor) => Tensor[] {
-  const b = backend();
-  const result = resultsOf(b);
-  return (x) => view(b.impl, x.handle).map((h, i) => result(h, i));
 }

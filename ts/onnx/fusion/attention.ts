@@ -10,7 +10,7 @@
  * (other per-query masks, broadcast heads) runs the original nodes.
  */
 
-import { attentionFor } from '../../ops/attention.js';
+import { attentionFor } from '../../ops/prepared.js';
 import { tidy } from '../../engine.js';
 import { detach } from '../../autograd.js';
 import { expand, reshape, squeeze, transpose, unsqueeze } from '../../ops/shape.js';

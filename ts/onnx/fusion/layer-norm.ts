@@ -12,7 +12,7 @@
  * that w and b have the normalized shape; anything else runs the original nodes.
  */
 
-import { layerNormFor } from '../../ops/layer-norm.js';
+import { layerNormFor } from '../../ops/prepared.js';
 import type { Tensor } from '../../tensor.js';
 import { constantsIn, type Inputs, type OnnxNode, type RunContext } from '../node.js';
 import { MEAN_AXES_INPUT_SINCE, reductionAxes } from '../ops/reduce.js';

@@ -15,8 +15,8 @@
 
 import { isGradEnabled, noGrad } from '../../autograd.js';
 import { keep, tidy } from '../../engine.js';
-import { linearFor } from '../../ops/linear.js';
-import { concat, transpose, viewsFor } from '../../ops/shape.js';
+import { linearFor, viewsFor } from '../../ops/prepared.js';
+import { concat, transpose } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import { constantsIn, intValues, type Inputs, type OnnxNode, type RunContext } from '../node.js';
 import { FusedNode } from './fused-node.js';

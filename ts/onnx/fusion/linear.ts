@@ -10,7 +10,7 @@
  * weights) runs the original nodes.
  */
 
-import { linearFor } from '../../ops/linear.js';
+import { linearFor } from '../../ops/prepared.js';
 import { transpose } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import type { Inputs, OnnxNode } from '../node.js';

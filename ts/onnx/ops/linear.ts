@@ -4,7 +4,8 @@
  */
 
 import { add, mul } from '../../ops/elementwise.js';
-import { linear, linearFor } from '../../ops/linear.js';
+import { linear } from '../../ops/linear.js';
+import { linearFor } from '../../ops/prepared.js';
 import { matmul } from '../../ops/matmul.js';
 import { transpose } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';

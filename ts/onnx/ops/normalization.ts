@@ -6,7 +6,7 @@
 
 import { add, mul, rsqrt, sub } from '../../ops/elementwise.js';
 import { batchNorm } from '../../ops/batch-norm.js';
-import { layerNormFor } from '../../ops/layer-norm.js';
+import { layerNormFor } from '../../ops/prepared.js';
 import { mean, variance } from '../../ops/reduce.js';
 import { reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';

@@ -4,8 +4,9 @@
  */
 
 import { abs, log, mul, sqrt } from '../../ops/elementwise.js';
-import { argmax, argmin, logSumExp, max, mean, min, softmaxFor, sum } from '../../ops/reduce.js';
-import { reshape, unsqueeze, viewsFor } from '../../ops/shape.js';
+import { argmax, argmin, logSumExp, max, mean, min, sum } from '../../ops/reduce.js';
+import { softmaxFor, viewsFor } from '../../ops/prepared.js';
+import { reshape, unsqueeze } from '../../ops/shape.js';
 import { tensor } from '../../ops/creation.js';
 import type { Tensor } from '../../tensor.js';
 import { axisOf, input, intValues, type Inputs, type OnnxNode, type OpImpl, type PrepareImpl } from '../node.js';

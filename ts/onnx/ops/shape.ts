@@ -8,7 +8,8 @@
 import { full, tensor } from '../../ops/creation.js';
 import { mul } from '../../ops/elementwise.js';
 import { randu } from '../../ops/creation.js';
-import { concat, expand, gather, oneHot, pad, permute, reshape, slice, split, squeeze, unsqueeze, viewsFor } from '../../ops/shape.js';
+import { concat, expand, gather, oneHot, pad, permute, reshape, slice, split, squeeze, unsqueeze } from '../../ops/shape.js';
+import { viewsFor } from '../../ops/prepared.js';
 import type { Tensor } from '../../tensor.js';
 import { axisOf, constantsIn, input, intValues, type Inputs, type OnnxNode, type OpImpl, type PrepareImpl } from '../node.js';
 import { asFloat, inFloat } from './numeric.js';
