@@ -81,5 +81,36 @@ forEachBackend(() => {
       kiln.dispose([x, changed.Wq, changed.Wo, ...Object.values(initializers)]);
       model.dispose();
     });
+
+    it('records again when gradients are switched on: the Q/K/V weights get theirs (a noGrad replay keeps their stacked copy), in eval and training mode', () => {
+      const { nodes, initializers } = transformerLayer(16, 4, 32, 110);
+      const path = write('gradients', nodes, initializers);
+      kiln.dispose(Object.values(initializers));
+      const model = kiln.onnx.load(path);
+      const x = kiln.randn([1, 4, 16], { seed: 111 });
+      const state = model.stateDict();
+      const weights = ['Wq', 'Wk', 'Wo', 'W1'].map((name) => state[name]);
+      const gradientsOf = () => kiln.tidy(() => kiln.gradients(model.forward(x).square().sum(), weights));
+      for (const training of [false, true]) {
+        model.train(training);
+        kiln.dispose([0, 1].map(() => kiln.noGrad(() => model.forward(x))));
+        // Twice with gradients: recorded, then replayed; each time every weight gets a gradient, the same one.
+        const [recorded, replayed] = [gradientsOf(), gradientsOf()];
+        for (const [i, g] of recorded.entries()) {
+          expect(g, `${training ? 'training' : 'eval'}: ${['Wq', 'Wk', 'Wo', 'W1'][i]}`).not.toBeNull();
+          expectClose(replayed[i]!, { shape: [...g!.shape], data: Array.from(g!.dataSync()) }, 1e-6);
+        }
+        kiln.dispose([...recorded, ...replayed] as Tensor[]);
+      }
+      // The gradients' reference: Wq's through the unfused graph (fusions decline in training), in training mode above;
+      // eval mode's equal it (the layer has no Dropout or BatchNormalization).
+      model.train(false);
+      const evalGradient = gradientsOf()[0]!;
+      model.train(true);
+      const trainGradient = gradientsOf()[0]!;
+      expectClose(evalGradient, { shape: [...trainGradient.shape], data: Array.from(trainGradient.dataSync()) }, 1e-5);
+      kiln.dispose([x, evalGradient, trainGradient]);
+      model.dispose();
+    });
   });
 });

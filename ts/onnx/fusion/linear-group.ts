@@ -117,9 +117,10 @@ class StackedWeights {
    * gradients could reach a parameter (the stacked copy would not pass them on).
    */
   get(members: LinearNode[], parameters: Array<Tensor | undefined>, k: number): { w: Tensor; bias: Tensor | undefined; sizes: number[] } | undefined {
+    // Asked first: a stack kept from a run without gradients must not serve one with them.
+    if (isGradEnabled() && parameters.some((t) => t?.requiresGrad)) return undefined;
     const same = this.#stacked !== undefined && this.#stacked.w.shape[1] === k && parameters.length === this.#sources.length && parameters.every((t, i) => t === this.#sources[i]);
     if (same) return this.#stacked;
-    if (isGradEnabled() && parameters.some((t) => t?.requiresGrad)) return undefined;
     const weights: Tensor[] = [];
     const biases: Tensor[] = [];
     for (const [i, member] of members.entries()) {
