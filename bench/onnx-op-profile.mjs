@@ -32,7 +32,7 @@ const path = model === 'transformer' ? (await import('./onnx-transformer.mjs')).
 const shape = model === 'transformer' ? [batch, 128, 256] : [batch, 3, 224, 224];
 if (!existsSync(path)) throw new Error(`${path} is missing: run bench/onnx-models.mjs once (it prepares the models)`);
 
-const { OPS } = await import(join(root, 'dist/onnx/ops/index.js'));
+const { OPS, PREPARED_OPS } = await import(join(root, 'dist/onnx/ops/index.js'));
 const { FusedNode } = await import(join(root, 'dist/onnx/fusion/fused-node.js'));
 // The NCHWc layout pass's nodes (absent from builds before it): timed as fused nodes are.
 const layout = await import(join(root, 'dist/onnx/layout/nodes.js')).catch(() => undefined);
@@ -138,6 +138,33 @@ for (const cls of layout === undefined ? [] : [layout.ReorderNode, Object.getPro
       return run.call(this, a, c);
     }).call(this, args, this, context);
   };
+}
+
+// A compiled run (ts/onnx/replay.ts) calls each node's prepared function (a blocked node's, a
+// fused node's, a plain op's from PREPARED_OPS), not its run: those are timed too (a run that calls
+// its prepared function inside is timed once, as above). Prepared functions return their results
+// as a list (a blocked node's returned one tensor before the fused plan compiled too).
+const timedPrepared = (prepared, self, node, context) => {
+  if (prepared === undefined) return undefined;
+  let list;
+  return (a) => {
+    const results = timed(() => {
+      const r = prepared(a);
+      list = Array.isArray(r);
+      return list ? r : [r];
+    }).call(self, a, node, context);
+    return list ? results : results[0];
+  };
+};
+const preparing = layout === undefined ? [] : ['ReorderNode', 'BlockedConvNode', 'BlockedConcatNode', 'BlockedElementwiseNode', 'BlockedMaxPoolNode', 'BlockedAvgPoolNode'];
+for (const cls of [...preparing.map((name) => layout[name]), FusedNode].filter((cls) => cls?.prototype.prepare !== undefined)) {
+  const prepare = cls.prototype.prepare;
+  cls.prototype.prepare = function (args, context) {
+    return timedPrepared(prepare.call(this, args, context), this, this, context);
+  };
+}
+for (const [op, prepare] of Object.entries(PREPARED_OPS ?? {})) {
+  PREPARED_OPS[op] = (args, node, context) => timedPrepared(prepare(args, node, context), undefined, node, context);
 }
 
 kiln.setBackend(backend, threads === undefined ? undefined : { threads: Number(threads) });

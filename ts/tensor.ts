@@ -26,10 +26,16 @@ export class Tensor {
   /** Set by `keep`: no tidy scope will dispose this tensor. */
   kept = false;
 
-  /** Internal: wraps a backend handle. Users create tensors with `kiln.tensor` and the ops. */
-  constructor(handle: number, backend: LoadedBackend) {
+  /**
+   * Internal: wraps a backend handle. Users create tensors with `kiln.tensor` and the ops. A
+   * caller that knows the result's shape and dtype (a compiled ONNX run, ts/onnx/replay.ts) gives
+   * them, saving the two boundary calls that would fetch them.
+   */
+  constructor(handle: number, backend: LoadedBackend, shape?: number[], dtype?: DType) {
     this.#handle = handle;
     this.#backend = backend;
+    this.#shape = shape;
+    this.#dtype = dtype;
     track(this, backend);
   }
 
@@ -212,9 +218,9 @@ function copyInto(target: LoadedBackend, t: Tensor): number {
   }
 }
 
-/** Internal: wraps a fresh handle from `backend`. */
-export function wrap(handle: number, backend: LoadedBackend): Tensor {
-  return new Tensor(handle, backend);
+/** Internal: wraps a fresh handle from `backend`; `shape` and `dtype` when the caller knows them (never mutated afterwards). */
+export function wrap(handle: number, backend: LoadedBackend, shape?: number[], dtype?: DType): Tensor {
+  return new Tensor(handle, backend, shape, dtype);
 }
 
 function nest(flat: number[], shape: readonly number[]): NestedArray {

@@ -264,6 +264,71 @@ forEachBackend((backend) => {
       model.dispose();
     });
 
+    it('replays the plan compiled from its first run while input dims and weights stay, and compiles it again when they change', () => {
+      for (const [path, size, outputs] of [[fireNet(), 24, ['y']], [residualNet(), 16, ['y', 'feat']]] as const) {
+        const model = kiln.onnx.load(path);
+        const xs = [1, 2].map((n) => kiln.randn([n, 3, size, size], { seed: 20 + n }));
+        const wants = xs.map((x) => onnxruntime(path, { x }));
+        // [batch index, whether the run replays]: a run with new dims records, the next one replays.
+        for (const [i, replays] of [[0, 0], [0, 1], [0, 1], [1, 0], [1, 1], [0, 0], [0, 1]]) {
+          const before = model.nchwc.replays;
+          const got = infer(model, xs[i], 'on');
+          expect(model.nchwc.replays - before, `${path} run of batch ${i + 1}`).toBe(applies ? replays : 0);
+          for (const name of outputs) expectClose(got[name], wants[i][name], 1e-4);
+          kiln.dispose(Object.values(got));
+        }
+        // Replays free every intermediate: memory stays flat.
+        const run = () => kiln.noGrad(() => kiln.tidy(() => model.forward(xs[0]).dataSync()));
+        run();
+        const after = kiln.memory();
+        for (let i = 0; i < 3; i++) run();
+        expect(kiln.memory()).toEqual(after);
+        // A weight written in place between replays: the next run uses it (the compiled run is dropped with the packed filters).
+        const weights = Object.entries(model.stateDict()).filter(([, t]) => t.shape.length === 4 && t.shape[1] >= 16);
+        kiln.noGrad(() => kiln.tidy(() => weights.forEach(([, w]) => kiln.assign(w, w.mul(-0.5)))));
+        const replays = model.nchwc.replays;
+        const on = infer(model, xs[0], 'on');
+        expect(model.nchwc.replays).toBe(replays);
+        const off = infer(model, xs[0], 'off');
+        for (const name of outputs) {
+          expect(Math.max(...Array.from(on[name].dataSync(), (v, j) => Math.abs(v - wants[0][name].data[j])))).toBeGreaterThan(1e-3);
+          expectClose(on[name], { shape: [...off[name].shape], data: Array.from(off[name].dataSync()) }, 1e-5);
+        }
+        kiln.dispose([...xs, ...Object.values(on), ...Object.values(off)]);
+        model.dispose();
+      }
+    });
+
+    it('stops replaying when a plain node makes a shape from values (a Reshape to a shape given as an input), and returns an initializer output', () => {
+      const path = join(dir, 'reshape-input.onnx');
+      kiln.tidy(() => writeFileSync(path, modelBytes({
+        nodes: [{ opType: 'Reshape', input: ['x', 'target'], output: ['r'], name: 'reshape' }, conv('c', ['r', 'w', 'b'], 'y', 1)],
+        inputs: [['x', ['n', 16, 4, 4]], ['target', [4], 7]],
+        // An initializer no node reads as a graph output too.
+        outputs: ['y', 'extra'],
+        initializers: weights({ w: [20, 16, 1, 1], b: [20], extra: [3] }, 400),
+      })));
+      const model = kiln.onnx.load(path);
+      const x = kiln.randn([1, 16, 4, 4], { seed: 31 });
+      const targets = [[1, 16, 4, 4], [1, 16, 2, 8]].map((dims) => kiln.tensor(dims, [4], 'int32'));
+      // [target, whether the run replays]: the third run's Reshape gives another shape from the same input dims.
+      for (const [i, replays] of [[0, 0], [0, 1], [1, 0], [0, 0]]) {
+        const before = model.nchwc.replays;
+        const { y, extra } = kiln.noGrad(() => model.run({ x, target: targets[i] }));
+        expect(model.nchwc.replays - before).toBe(applies ? replays : 0);
+        expect(extra).toBe(model.stateDict().extra);
+        // The reference: the plain graph (onnxruntime's runner takes no int64 input from here).
+        process.env.KILN_ONNX_NCHWC = 'off';
+        const off = kiln.noGrad(() => model.run({ x, target: targets[i] })).y;
+        delete process.env.KILN_ONNX_NCHWC;
+        expect(y.shape).toEqual([1, 20, ...targets[i].dataSync().slice(2)]);
+        expectClose(y, { shape: [...off.shape], data: Array.from(off.dataSync()) }, 1e-5);
+        kiln.dispose([y, off]);
+      }
+      kiln.dispose([x, ...targets]);
+      model.dispose();
+    });
+
     it('keeps memory flat over repeated runs (packed filters are made once and freed with the model)', () => {
       const path = residualNet();
       const start = kiln.memory();

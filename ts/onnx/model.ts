@@ -6,14 +6,17 @@
  */
 
 import { Module } from '../nn/module.js';
-import { keep, tidy } from '../engine.js';
+import { backend, keep, tidy } from '../engine.js';
+import { isGradEnabled } from '../autograd.js';
 import type { Tensor } from '../tensor.js';
 import type { DType } from '../backends/backend.js';
 import { forgetConstantValues, markConstants } from './constants.js';
-import { OnnxNode, type Inputs } from './node.js';
+import { OnnxNode, type Inputs, type RunContext } from './node.js';
+import { CompiledRun, shapesOf, type Recording } from './replay.js';
+import { prepareNode, runNode } from './run-node.js';
 import { OPS } from './ops/index.js';
 import { FusedNode, fuseGraph } from './fusion/index.js';
-import { LayoutNode, nchwcApplies, planNchwc, type NchwcPlan } from './layout/index.js';
+import { nchwcApplies, planNchwc, type NchwcPlan } from './layout/index.js';
 import type { GraphProto, ModelProto, ValueInfoProto } from './proto.js';
 import { kilnDType, onnxTypeName, tensorFromProto, type ExternalReader } from './tensors.js';
 
@@ -68,6 +71,9 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   /** #live with activations kept channel-blocked between convolutions (layout/), taken per run where it pays. */
   #nchwc: (NchwcPlan & { consumers: Map<string, number> }) | undefined;
   #nchwcRuns = 0;
+  /** Per plan (its nodes), the run compiled from it (replay.ts); null once a replay found a shape that depends on values. */
+  readonly #compiled = new Map<readonly OnnxNode[], CompiledRun | null>();
+  #replays = 0;
   /** Initializers whose in-place writes the backend counts (#forgetIfWritten), with the handle watched. */
   readonly #watched = new WeakMap<Tensor, number>();
   /** The backend's count of writes to watched tensors at the last run. */
@@ -163,10 +169,11 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
 
   /**
    * The NCHWc layout pass (layout/): the nodes it runs channel-blocked, and how many runs took
-   * that plan (those on the native backend with AVX-512, in inference; KILN_ONNX_NCHWC=off turns it off).
+   * that plan (those on the native backend with AVX-512, in inference; KILN_ONNX_NCHWC=off turns it off),
+   * and how many runs (of either plan) replayed the run compiled from an earlier one (replay.ts).
    */
-  get nchwc(): { nodes: string[]; runs: number } {
-    return { nodes: (this.#nchwc?.blocked ?? []).map((n) => n.name), runs: this.#nchwcRuns };
+  get nchwc(): { nodes: string[]; runs: number; replays: number } {
+    return { nodes: (this.#nchwc?.blocked ?? []).map((n) => n.name), runs: this.#nchwcRuns, replays: this.#replays };
   }
 
   /** Frees the parameters, buffers and folded constants. */
@@ -194,6 +201,7 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   }
 
   #forgetFusions(): void {
+    for (const [plan, compiled] of this.#compiled) if (compiled !== null) this.#compiled.delete(plan);
     for (const node of this.#live) if (node instanceof FusedNode) node.forget();
     for (const node of this.#nchwc?.blocked ?? []) node.forget();
     forgetConstantValues(this.#constants());
@@ -210,11 +218,11 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
    * inference), else the fused graph; first, what fused nodes keep is dropped if a weight was
    * written since the last run (#forgetIfWritten).
    */
-  #plan(feeds: Tensor[]): { nodes: OnnxNode[]; consumers: Map<string, number> } {
+  #plan(feeds: Tensor[], gradients: boolean): { nodes: OnnxNode[]; consumers: Map<string, number> } {
     this.#forgetIfWritten();
     const plain = { nodes: this.#live, consumers: this.#consumers };
     if (this.#nchwc === undefined) return plain;
-    if (nchwcApplies(this.training, () => [...this.parameters(), ...feeds])) {
+    if (nchwcApplies(this.training, gradients, () => [...this.parameters(), ...feeds])) {
       this.#nchwcRuns++;
       return this.#nchwc;
     }
@@ -285,29 +293,61 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
   /**
    * Runs the graph on named inputs and returns every graph output by name. Each input is checked
    * against the declared dtype and static dims (dynamic dims take any size). Intermediate tensors
-   * are freed as soon as no later node needs them.
+   * are freed as soon as no later node needs them. The plan is compiled from its first run for
+   * given input dims and replayed while they and the weights stay (replay.ts).
    */
   run(feeds: Record<string, Tensor>): Record<string, Tensor> {
-    const values = new Map<string, Tensor>();
-    for (const [name, key] of this.#initializers) values.set(name, (this as unknown as Record<string, Tensor>)[key]);
-    for (const [name, t] of this.#folded) values.set(name, t);
     // Inputs converted to the declared dtype are this run's to free (unless returned).
     const converted: Tensor[] = [];
-    for (const info of this.inputs) {
+    const inputs = this.inputs.map((info) => {
       const given = feeds[info.name];
       const t = this.#checkInput(info, given);
       if (t !== given) converted.push(t);
-      values.set(info.name, t);
-    }
+      return t;
+    });
     const unknown = Object.keys(feeds).filter((k) => !this.inputNames.includes(k));
     if (unknown.length > 0) throw new Error(`OnnxModel.run: unknown input(s) ${unknown.join(', ')} (the model's inputs: ${this.inputNames.join(', ')})`);
+
+    const context = { training: this.training };
+    const gradients = isGradEnabled();
+    const plan = this.#plan(Object.values(feeds), gradients);
+    // A compiled run (one per plan) serves one mode and gradient setting (fused nodes keep weights that pass no gradient).
+    const key = [this.training, gradients];
+    const [constants, be] = [this.#constants(), backend()];
+    let result: Record<string, Tensor> | undefined;
+    const compiled = this.#compiled.get(plan.nodes);
+    if (compiled?.matches(key, inputs, constants, be)) {
+      result = compiled.replay(inputs, context);
+      if (result === undefined) this.#compiled.set(plan.nodes, null); // a shape read from values changed: interpret from now on
+      else this.#replays++;
+    }
+    if (result === undefined) {
+      const recording = this.#compiled.get(plan.nodes) === null ? undefined : { key, backend: be, inputNames: this.inputNames, outputNames: this.outputNames, constants, start: new Map(), nodes: [] };
+      result = this.#interpret(plan, inputs, context, recording);
+      if (recording !== undefined) this.#compiled.set(plan.nodes, new CompiledRun(recording));
+    }
+    const returned = new Set(Object.values(result));
+    for (const t of converted) if (!returned.has(t)) t.dispose();
+    return result;
+  }
+
+  /**
+   * Runs `plan` node by node on `inputs` (in inputNames order), values looked up by name; with a
+   * `recording` (for CompiledRun), the inputs and constants by name and what each node read,
+   * returned and prepared are written into it.
+   */
+  #interpret(plan: { nodes: OnnxNode[]; consumers: Map<string, number> }, inputs: Tensor[], context: RunContext, recording?: Pick<Recording, 'start' | 'nodes' | 'constants'>): Record<string, Tensor> {
+    const values = new Map<string, Tensor>();
+    for (const [name, key] of this.#initializers) values.set(name, (this as unknown as Record<string, Tensor>)[key]);
+    for (const [name, t] of this.#folded) values.set(name, t);
+    this.inputNames.forEach((name, i) => values.set(name, inputs[i]));
+    if (recording !== undefined) for (const [name, t] of values) recording.start.set(name, t);
+    const constantSet = new Set(recording?.constants);
 
     const keepAlive = new Set<Tensor>([...values.values()]);
     const remaining = new Map<Tensor, number>();
     const outputs = new Set(this.outputNames);
-    const context = { training: this.training };
     const created: Tensor[] = [];
-    const plan = this.#plan(Object.values(feeds));
     try {
       for (const node of plan.nodes) {
         const args: Inputs = node.inputs.map((name) => {
@@ -316,17 +356,10 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
           if (t === undefined) throw new Error(`${node.where}: input '${name}' is not produced by any earlier node, initializer or graph input`);
           return t;
         });
-        let results: Tensor[];
-        try {
-          // tidy frees what an op composes on the way (Gemm's product before the bias); the
-          // autograd record keeps what backward needs.
-          results = tidy(() => (node instanceof FusedNode || node instanceof LayoutNode ? node.run(args, context) : OPS[node.opType](args, node, context)));
-        } catch (e) {
-          const message = (e as Error).message;
-          if (message.startsWith('onnx: ')) throw e;
-          const shapes = args.map((t) => (t === undefined ? '-' : `${t.dtype} [${t.shape.join(', ')}]`)).join(', ');
-          throw new Error(`${node.where}: ${message} (inputs: ${shapes})`);
-        }
+        // Recording: the node's prepared form, for constants staying constant, runs now too.
+        const prepared = recording === undefined ? undefined : prepareNode(node, args, { ...context, constant: (t) => constantSet.has(t) });
+        const results = prepared !== undefined ? runNode(node, args, context, () => prepared(args)) : runNode(node, args, context);
+        recording?.nodes.push({ node, args, results, prepared, made: prepared === undefined ? shapesOf(results) : [] });
         node.outputs.forEach((name, i) => {
           if (name === '' || results[i] === undefined) return;
           const t = results[i];
@@ -357,8 +390,6 @@ export class OnnxModel extends Module<Tensor[], Tensor> {
       if (t === undefined) throw new Error(`OnnxModel.run: the graph output '${name}' was never produced`);
       result[name] = t;
     }
-    const returned = new Set(Object.values(result));
-    for (const t of converted) if (!returned.has(t)) t.dispose();
     return result;
   }
 

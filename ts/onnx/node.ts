@@ -91,9 +91,33 @@ export type Inputs = Array<Tensor | undefined>;
 /** Runs one node. Returns its outputs in order (fewer than declared when trailing optional outputs are not produced). */
 export type OpImpl = (inputs: Inputs, node: OnnxNode, context: RunContext) => Tensor[];
 
+/** Resolves one op for inputs like these (see Prepared), or undefined when it has no prepared form for them. */
+export type PrepareImpl = (inputs: Inputs, node: OnnxNode, context: RunContext) => Prepared | undefined;
+
 /** State an op may need beyond its node: training mode (BatchNormalization, Dropout). */
 export interface RunContext {
   training: boolean;
+  /**
+   * While a compiled run is recorded (../replay.ts): whether a tensor is one of the model's
+   * constants, the same on every run it replays. A prepared call may keep what it derives from
+   * constants (a stacked weight, a Reshape's target, a scale) and must read every other tensor
+   * from its arguments. Absent: the prepared call is made once, on the args it was prepared for.
+   */
+  constant?: (t: Tensor) => boolean;
+}
+
+/**
+ * A node's computation resolved for inputs of given dims, dtypes and backend and given constants
+ * (see RunContext.constant): a function of the inputs that resolves and checks nothing again and
+ * whose results carry their shape (no boundary call to ask it). A compiled run (../replay.ts)
+ * calls it on every run while the model's input dims and constants stay those it was recorded with.
+ */
+export type Prepared = (args: Inputs) => Tensor[];
+
+/** Whether every given tensor of `tensors` stays the same between the runs a prepared call serves (RunContext.constant). */
+export function constantsIn(context: RunContext, tensors: Inputs): boolean {
+  const constant = context.constant;
+  return constant === undefined || tensors.every((t) => t === undefined || constant(t));
 }
 
 /** The required input `i`, or a clear error naming it. */

@@ -10,11 +10,12 @@
  * error (conv2d trains). The CPU backends (native, WASM) run them; the GPU reports no kernel.
  */
 
-import { backend } from '../engine.js';
+import { backend, keep } from '../engine.js';
+import type { Backend } from '../backends/backend.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { conv2dPadding, pair, type ConvActivation, type Padding2d } from './conv.js';
 import { full } from './creation.js';
-import { handleOf, optionalHandleOf } from './util.js';
+import { handleOf, optionalHandleOf, resultsOf } from './util.js';
 
 /** Channels per block of the NCHWc layout. */
 export const NCHWC_BLOCK = 16;
@@ -58,10 +59,26 @@ export function packNchwcFilters(w: Tensor): Tensor {
 export function conv2dNchwc(x: Tensor, packed: Tensor, options: Conv2dNchwcOptions = {}): Tensor {
   const op = 'conv2dNchwc';
   const be = backend();
-  const { geometry, activation, alpha } = resolve(op, '', x, packed, options);
-  const bias = optionalHandleOf(options.bias, op, be, 'bias');
-  const residual = optionalHandleOf(options.residual, op, be, 'residual');
-  return wrap(be.impl.conv2dNchwc(handleOf(x, op, be, 'x'), handleOf(packed, op, be, 'packed'), bias, residual, geometry, alpha, activation), be);
+  handleOf(x, op, be, 'x');
+  handleOf(packed, op, be, 'packed');
+  optionalHandleOf(options.bias, op, be, 'bias');
+  optionalHandleOf(options.residual, op, be, 'residual');
+  return conv2dNchwcFor(x.shape, packed, options)(x, options.residual ?? undefined);
+}
+
+/**
+ * conv2dNchwc resolved once for inputs of `xShape`'s dims, the filters `packed` and `options`
+ * (its residual aside): a function of x and the residual that resolves and checks nothing again
+ * (the caller gives tensors of those dims on the active backend; the kernel still checks its
+ * shapes) and knows its result's shape after the first call. For the ONNX layout pass, which
+ * makes the same call on every run (ts/onnx/layout/nodes.ts).
+ */
+export function conv2dNchwcFor(xShape: readonly number[], packed: Tensor, options: Omit<Conv2dNchwcOptions, 'residual'>): (x: Tensor, residual: Tensor | undefined) => Tensor {
+  const be = backend();
+  const { geometry, activation, alpha } = resolve('conv2dNchwc', '', xShape, packed, options);
+  const bias = options.bias ?? undefined;
+  const result = resultsOf(be);
+  return (x, residual) => result(be.impl.conv2dNchwc(x.handle, packed.handle, bias?.handle ?? -1, residual?.handle ?? -1, geometry, alpha, activation));
 }
 
 /** One filter set of `conv2dNchwcConcat`: conv2dNchwc's options (no residual) with its packed filters. */
@@ -77,29 +94,58 @@ export interface Conv2dNchwcFilterSet extends Omit<Conv2dNchwcOptions, 'residual
 export function conv2dNchwcConcat(x: Tensor, sets: readonly Conv2dNchwcFilterSet[]): Tensor {
   const op = 'conv2dNchwcConcat';
   const be = backend();
-  const resolved = sets.map((set, i) => resolve(op, `sets[${i}].`, x, set.packed, set));
-  // The boundary takes no biases or one per set: a set without one adds zeros.
-  const zeros = sets.some((s) => s.bias != null) ? sets.map((s) => (s.bias == null ? zerosOf(s.packed) : undefined)) : [];
+  handleOf(x, op, be, 'x');
+  sets.forEach((s, i) => {
+    handleOf(s.packed, op, be, `sets[${i}].packed`);
+    optionalHandleOf(s.bias, op, be, `sets[${i}].bias`);
+  });
+  const call = conv2dNchwcConcatFor(x.shape, sets);
   try {
-    const biases = zeros.map((z, i) => handleOf(z ?? sets[i].bias, op, be, `sets[${i}].bias`));
-    return wrap(
-      be.impl.conv2dNchwcConcat(handleOf(x, op, be, 'x'), sets.map((s, i) => handleOf(s.packed, op, be, `sets[${i}].packed`)), biases, resolved.map((r) => r.geometry), resolved.map((r) => r.activation ?? ''), resolved.map((r) => r.alpha)),
-      be,
-    );
+    return call(x);
   } finally {
-    for (const z of zeros) z?.dispose();
+    call.dispose();
   }
+}
+
+/**
+ * conv2dNchwcConcat resolved once for inputs of `xShape`'s dims and these sets, as
+ * conv2dNchwcFor: a function of x. It holds the zero biases of sets without one (when another
+ * has one: the boundary takes no biases or one per set) until `dispose`.
+ */
+export function conv2dNchwcConcatFor(xShape: readonly number[], sets: readonly Conv2dNchwcFilterSet[]): ((x: Tensor) => Tensor) & { dispose(): void } {
+  const op = 'conv2dNchwcConcat';
+  const be = backend();
+  const resolved = sets.map((set, i) => resolve(op, `sets[${i}].`, xShape, set.packed, set));
+  const zeros = sets.some((s) => s.bias != null) ? sets.map((s) => (s.bias == null ? keep(zerosOf(s.packed)) : undefined)) : [];
+  const biases = zeros.map((z, i) => (z ?? sets[i].bias)!);
+  const geometries = resolved.map((r) => r.geometry);
+  const activations = resolved.map((r) => r.activation ?? '');
+  const alphas = resolved.map((r) => r.alpha);
+  const result = resultsOf(be);
+  const call = (x: Tensor) =>
+    result(be.impl.conv2dNchwcConcat(x.handle, sets.map((s) => s.packed.handle), biases.map((b) => b.handle), geometries, activations, alphas));
+  return Object.assign(call, { dispose: () => zeros.forEach((z) => z?.dispose()) });
+}
+
+/**
+ * A one-input op on blocked tensors (a pooling, a reorder) fixed for repeated calls on x of the
+ * same dims, as conv2dNchwcFor: `kernel` maps x's handle to the result's on the active backend.
+ */
+export function unaryNchwcFor(kernel: (impl: Backend, x: number) => number): (x: Tensor) => Tensor {
+  const be = backend();
+  const result = resultsOf(be);
+  return (x) => result(kernel(be.impl, x.handle));
 }
 
 /** A zero bias for packed filters [Ob, ...]: Ob·16 channels. */
 const zerosOf = (packed: Tensor): Tensor => full([(packed.shape[0] ?? 0) * NCHWC_BLOCK], 0);
 
 /** A blocked convolution's geometry, activation and alpha; `what` prefixes option names in errors. */
-function resolve(op: string, what: string, x: Tensor, packed: Tensor, options: Omit<Conv2dNchwcOptions, 'residual' | 'bias'>) {
+function resolve(op: string, what: string, xShape: readonly number[], packed: Tensor, options: Omit<Conv2dNchwcOptions, 'residual' | 'bias'>) {
   const stride = pair(op, `${what}stride`, options.stride, 1, 1);
   const dilation = pair(op, `${what}dilation`, options.dilation, 1, 1);
   // 'same' reads the plane (dims 2, 3 of x) and the kernel (dims 2, 3 of the packed filters).
-  const padding = conv2dPadding(op, options.padding, [x.shape[0], 0, x.shape[2], x.shape[3]], [0, 0, packed.shape[2], packed.shape[3]], stride, dilation);
+  const padding = conv2dPadding(op, options.padding, [xShape[0], 0, xShape[2], xShape[3]], [0, 0, packed.shape[2], packed.shape[3]], stride, dilation);
   const activation = options.activation ?? undefined;
   return { geometry: { stride, padding, dilation, groups: 1 }, activation, alpha: options.alpha ?? (activation === 'elu' ? 1 : 0.01) };
 }

@@ -1,6 +1,6 @@
 /** Helpers shared by the op wrappers: resolving inputs to handles on the active backend. */
 
-import type { LoadedBackend } from '../backends/backend.js';
+import type { DType, LoadedBackend } from '../backends/backend.js';
 import { backend } from '../engine.js';
 import { Tensor, wrap, type TensorLike } from '../tensor.js';
 
@@ -80,4 +80,20 @@ export function checkShape(op: string, shape: unknown): number[] {
     throw new Error(`${op}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   }
   return shape as number[];
+}
+
+/**
+ * Wraps the results of one resolved call site (an op's `...For` variant, called again and again
+ * on inputs of the same dims: the ONNX importer's compiled runs, ts/onnx/replay.ts): the first
+ * call's results ask the backend their shape and dtype, later calls' results (result `i` of a call
+ * site is always alike) are given them, which saves two boundary calls per result.
+ */
+export function resultsOf(be: LoadedBackend): (handle: number, i?: number) => Tensor {
+  const known: Array<{ shape: number[]; dtype: DType }> = [];
+  return (handle, i = 0) => {
+    const seen = known[i];
+    const t = wrap(handle, be, seen?.shape, seen?.dtype);
+    if (seen === undefined) known[i] = { shape: [...t.shape], dtype: t.dtype };
+    return t;
+  };
 }

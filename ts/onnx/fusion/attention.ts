@@ -10,11 +10,12 @@
  * (other per-query masks, broadcast heads) runs the original nodes.
  */
 
-import { attention } from '../../ops/attention.js';
+import { attentionFor } from '../../ops/prepared.js';
+import { tidy } from '../../engine.js';
 import { detach } from '../../autograd.js';
 import { expand, reshape, squeeze, transpose, unsqueeze } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
-import type { Inputs, OnnxNode } from '../node.js';
+import { constantsIn, type Inputs, type OnnxNode, type RunContext } from '../node.js';
 import { FusedNode } from './fused-node.js';
 import type { GraphIndex } from './graph.js';
 import { scalarValue } from './scalars.js';
@@ -41,11 +42,12 @@ function isCausal(values: Float32Array, tq: number, tk: number): boolean {
 }
 
 /**
- * The mask as the kernel's options: a key mask ([B, Tk], from a mask that varies over batch and
- * key only) or `causal` (a constant [Tq, Tk] causal mask, as decoders export it, read at every
- * run since it may be a parameter); undefined for any other mask.
+ * The mask as the kernel's options: a key mask ([B, Tk], made at each call from a mask that varies
+ * over batch and key only) or `causal` (a constant [Tq, Tk] causal mask, as decoders export it,
+ * read when prepared: a model constant while a compiled run is recorded); undefined for any other
+ * mask.
  */
-function maskOptions(mask: Tensor, rank: number, batch: number, tq: number, tk: number): { keyPaddingMask?: Tensor; causal?: boolean } | undefined {
+function maskOptions(mask: Tensor, rank: number, batch: number, tq: number, tk: number, context: RunContext): { keyPaddingMask?: (mask: Tensor) => Tensor; causal?: boolean } | undefined {
   if (mask.dtype !== 'float32' || mask.rank > rank) return undefined;
   const dims = [...Array(rank - mask.rank).fill(1), ...mask.shape];
   const [b, rows, last] = [dims[0], dims[rank - 2], dims[rank - 1]];
@@ -53,11 +55,11 @@ function maskOptions(mask: Tensor, rank: number, batch: number, tq: number, tk: 
   if (rows === 1) {
     // Exporters build the mask from float initializers (Where(pad, -1e9, 0)), which Kiln makes
     // parameters; the kernel takes no gradient for it, and in evaluation mode none is wanted.
-    return { keyPaddingMask: expand(reshape(detach(mask), [b, last]), [batch, tk]) };
+    return { keyPaddingMask: (m) => expand(reshape(detach(m), [b, last]), [batch, tk]) };
   }
   // A query that sees no key gets the mean of the values from the graph but 0 from the kernel:
   // only masks where every query sees a key (tk >= tq) are taken.
-  if (b !== 1 || rows !== tq || last !== tk || tk < tq) return undefined;
+  if (b !== 1 || rows !== tq || last !== tk || tk < tq || !constantsIn(context, [mask])) return undefined;
   return isCausal(mask.dataSync() as Float32Array, tq, tk) ? { causal: true } : undefined;
 }
 
@@ -89,29 +91,37 @@ export function fuseAttention(node: OnnxNode, graph: GraphIndex): FusedNode | un
   const softmaxAxis = softmax.int('axis', softmax.opset >= 13 ? -1 : 1);
   const replaced = [keys, scores, scaled, add, softmax, node].filter((n): n is OnnxNode => n !== undefined);
   const inputs = [scores.inputs[0], keys?.inputs[0] ?? scores.inputs[1], node.inputs[1], scaleName, ...(maskName === undefined ? [] : [maskName])];
-  return new FusedNode('Attention', replaced, inputs, node.outputs[0], (args: Inputs) => {
+  return new FusedNode('Attention', replaced, inputs, node.outputs[0], (args: Inputs, context: RunContext) => {
     const [q, kIn, v, scaleTensor, mask] = args as Array<Tensor | undefined>;
-    if (q === undefined || kIn === undefined || v === undefined || scaleTensor === undefined) return undefined;
+    if (q === undefined || kIn === undefined || v === undefined || scaleTensor === undefined || !constantsIn(context, [scaleTensor])) return undefined;
     const rank = q.rank;
     if ((rank !== 3 && rank !== 4) || kIn.rank !== rank || v.rank !== rank) return undefined;
     if (q.dtype !== 'float32' || kIn.dtype !== 'float32' || v.dtype !== 'float32') return undefined;
     if (softmaxAxis !== -1 && softmaxAxis !== rank - 1) return undefined;
-    const k = keys === undefined ? transpose(kIn, [...Array(rank - 2).keys(), rank - 1, rank - 2]) : kIn;
+    // K as the kernel takes it, [..., Tk, D]: the graph's Transpose's input, or a swap of its MatMul operand.
+    const swap = [...Array(rank - 2).keys(), rank - 1, rank - 2];
+    const kShape = keys === undefined ? swap.map((p) => kIn.shape[p]) : kIn.shape;
     // Same batch (and head) dims on all three: the kernel does not broadcast them.
     const lead = q.shape.slice(0, rank - 2).join();
-    if (k.shape.slice(0, rank - 2).join() !== lead || v.shape.slice(0, rank - 2).join() !== lead) return undefined;
+    if (kShape.slice(0, rank - 2).join() !== lead || v.shape.slice(0, rank - 2).join() !== lead) return undefined;
     const d = q.shape[rank - 1];
-    const tk = k.shape[rank - 2];
-    if (k.shape[rank - 1] !== d || v.shape[rank - 2] !== tk) return undefined;
+    const tk = kShape[rank - 2];
+    if (kShape[rank - 1] !== d || v.shape[rank - 2] !== tk) return undefined;
     const factor = scaleTensor.rank <= rank ? scalarValue(scaleTensor) : undefined;
     if (factor === undefined || !Number.isFinite(factor) || factor === 0) return undefined;
     const scale = divide ? 1 / factor : factor;
     const batch = q.shape[0];
-    const masking = mask === undefined ? {} : maskOptions(mask, rank, batch, q.shape[rank - 2], tk);
+    const masking = mask === undefined ? {} : maskOptions(mask, rank, batch, q.shape[rank - 2], tk, context);
     if (masking === undefined) return undefined;
-    // [B·H, T, D] runs as B·H batches of one head.
+    const attend = attentionFor({ scale, causal: masking.causal });
+    if (rank === 4 && keys !== undefined && masking.keyPaddingMask === undefined) return (a) => [attend(a[0]!, a[1]!, a[2]!)];
+    // [B·H, T, D] runs as B·H batches of one head; the views made on the way are freed with the scope.
     const as4d = (t: Tensor): Tensor => (rank === 3 ? unsqueeze(t, 1) : t);
-    const y = attention(as4d(q), as4d(k), as4d(v), { scale, ...masking });
-    return [rank === 3 ? squeeze(y, 1) : y];
+    return (a) =>
+      tidy(() => {
+        const k = keys === undefined ? transpose(a[1]!, swap) : a[1]!;
+        const y = attend(as4d(a[0]!), as4d(k), as4d(a[2]!), masking.keyPaddingMask?.(a[4]!));
+        return [rank === 3 ? squeeze(y, 1) : y];
+      });
   });
 }

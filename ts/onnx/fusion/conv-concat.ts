@@ -10,7 +10,7 @@
 
 import { conv2dConcat, type Conv2dFilterSet, type ConvActivation } from '../../ops/conv.js';
 import type { Tensor } from '../../tensor.js';
-import type { Inputs, OnnxNode } from '../node.js';
+import { constantsIn, type Inputs, type OnnxNode, type RunContext } from '../node.js';
 import { conv2dGeometry } from '../ops/conv.js';
 import { CONV_ACTIVATIONS, conv2dOutputShape } from './conv.js';
 import { FusedNode } from './fused-node.js';
@@ -69,11 +69,12 @@ export class ConvConcatNode extends FusedNode {
     output: string,
     readonly sets: ConcatBranch[],
   ) {
-    super('ConvConcat', replaced, inputs, output, (args: Inputs) => {
+    super('ConvConcat', replaced, inputs, output, (args: Inputs, context: RunContext) => {
       const x = args[0];
-      if (x === undefined || x.rank !== 4 || x.dtype !== 'float32') return undefined;
+      // The filter sets are kept in the prepared call: made from constants only.
+      if (x === undefined || x.rank !== 4 || x.dtype !== 'float32' || !constantsIn(context, args.slice(1))) return undefined;
       const resolved = filterSets(x, args, sets);
-      return resolved === undefined ? undefined : [conv2dConcat(x, resolved)];
+      return resolved === undefined ? undefined : (a) => [conv2dConcat(a[0]!, resolved)];
     });
   }
 }

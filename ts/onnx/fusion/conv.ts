@@ -27,7 +27,7 @@ import { conv2d, type Conv2dOptions, type ConvActivation } from '../../ops/conv.
 import { add, mul, rsqrt, sub } from '../../ops/elementwise.js';
 import { reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
-import type { Inputs, OnnxNode } from '../node.js';
+import { constantsIn, type Inputs, type OnnxNode, type RunContext } from '../node.js';
 import { conv2dGeometry } from '../ops/conv.js';
 import { FusedNode } from './fused-node.js';
 import type { GraphIndex } from './graph.js';
@@ -111,14 +111,15 @@ export class ConvFusedNode extends FusedNode {
       replaced,
       inputs,
       output,
-      (args: Inputs) => {
+      (args: Inputs, context: RunContext) => {
         const [x, w, bias, addend, ...statistics] = args;
-        if (x === undefined || w === undefined || x.rank !== 4 || w.rank !== 4 || x.dtype !== 'float32' || w.dtype !== 'float32') return undefined;
+        // The (folded) filters are kept in the prepared call: made from constants only.
+        if (x === undefined || w === undefined || x.rank !== 4 || w.rank !== 4 || x.dtype !== 'float32' || w.dtype !== 'float32' || !constantsIn(context, [w, bias, ...statistics])) return undefined;
         const geometry = conv2dGeometry(x, w, conv);
         if (hasResidual && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, conv2dOutputShape(x, w, geometry)))) return undefined;
         const filters = filtersFor(fold, w, bias, statistics);
         if (filters === undefined) return undefined;
-        return [conv2d(x, filters.w, { ...geometry, bias: filters.bias ?? null, residual: addend ?? null, activation, alpha })];
+        return (a) => [conv2d(a[0]!, filters.w, { ...geometry, bias: filters.bias ?? null, residual: a[3] ?? null, activation, alpha })];
       },
       () => fold?.forget(),
     );

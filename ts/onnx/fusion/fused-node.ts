@@ -6,11 +6,14 @@
  */
 
 import type { Tensor } from '../../tensor.js';
-import { OnnxNode, type Inputs, type RunContext } from '../node.js';
+import { OnnxNode, type Inputs, type Prepared, type RunContext } from '../node.js';
 import { OPS } from '../ops/index.js';
 
-/** The fused computation; returns undefined to decline (the original nodes then run). */
-export type FastPath = (inputs: Inputs, context: RunContext) => Tensor[] | undefined;
+/**
+ * The fused computation resolved for these inputs (checks made, constants read: see Prepared and
+ * RunContext.constant); undefined to decline (the original nodes then run).
+ */
+export type FastPath = (inputs: Inputs, context: RunContext) => Prepared | undefined;
 
 export class FusedNode extends OnnxNode {
   constructor(
@@ -29,10 +32,15 @@ export class FusedNode extends OnnxNode {
     super({ opType: `${pattern} (fused ${replaced.map((n) => n.opType).join(', ')})`, name: replaced.map((n) => n.name).join('+'), input: inputs, output: typeof output === 'string' ? [output] : output }, 0, last.opset);
   }
 
+  /** The fused op resolved for these inputs (Prepared), or undefined when it declines or in training (the replaced nodes run). */
+  prepare(inputs: Inputs, context: RunContext): Prepared | undefined {
+    return context.training ? undefined : this.fastPath(inputs, context);
+  }
+
   /** Runs the fused op, or the replaced nodes when the fast path declines. */
   run(inputs: Inputs, context: RunContext): Tensor[] {
-    const fast = context.training ? undefined : this.fastPath(inputs, context);
-    return fast ?? this.#runReplaced(inputs, context);
+    const prepared = this.prepare(inputs, { training: context.training });
+    return prepared !== undefined ? prepared(inputs) : this.#runReplaced(inputs, context);
   }
 
   /**

@@ -11,7 +11,7 @@
  */
 
 import { gelu } from '../../ops/elementwise.js';
-import type { Inputs, OnnxNode } from '../node.js';
+import { constantsIn, type Inputs, type OnnxNode, type RunContext } from '../node.js';
 import { FusedNode } from './fused-node.js';
 import { otherOperand as other, type GraphIndex } from './graph.js';
 import { isScalar } from './scalars.js';
@@ -52,16 +52,19 @@ export class GeluNode extends FusedNode {
     /** 'Div' (x / √2) or 'Mul' (x · 1/√2). */
     readonly scaleOp: string,
   ) {
-    super('Gelu', replaced, inputs, output, (args: Inputs) => {
+    super('Gelu', replaced, inputs, output, (args: Inputs, context: RunContext) => {
       const x = args[0];
-      return x !== undefined && x.dtype === 'float32' && this.constantsFit(x.rank, args.slice(1)) ? [gelu(x)] : undefined;
+      return x !== undefined && x.dtype === 'float32' && this.constantsFit(x.rank, args.slice(1), context) ? (a) => [gelu(a[0]!)] : undefined;
     });
   }
 
-  /** Whether the constants (the √2 or 1/√2, the 1, the 0.5) are the pattern's, for an x of rank `rank`. */
-  constantsFit(rank: number, [scale, one, half]: Inputs): boolean {
+  /**
+   * Whether the constants (the √2 or 1/√2, the 1, the 0.5) are the pattern's, for an x of rank
+   * `rank`, and model constants while a compiled run is recorded (their values are read once).
+   */
+  constantsFit(rank: number, [scale, one, half]: Inputs, context: RunContext): boolean {
     // A constant of higher rank than x would broadcast the result to its rank.
-    if ([scale, one, half].some((c) => c !== undefined && c.rank > rank)) return false;
+    if ([scale, one, half].some((c) => c !== undefined && c.rank > rank) || !constantsIn(context, [scale, one, half])) return false;
     const scaleFits = this.scaleOp === 'Div' ? isScalar(scale, Math.SQRT2) : isScalar(scale, Math.SQRT1_2);
     return scaleFits && isScalar(one, 1) && isScalar(half, 0.5);
   }

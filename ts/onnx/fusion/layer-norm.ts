@@ -12,9 +12,9 @@
  * that w and b have the normalized shape; anything else runs the original nodes.
  */
 
-import { layerNorm } from '../../ops/layer-norm.js';
+import { layerNormFor } from '../../ops/prepared.js';
 import type { Tensor } from '../../tensor.js';
-import type { Inputs, OnnxNode } from '../node.js';
+import { constantsIn, type Inputs, type OnnxNode, type RunContext } from '../node.js';
 import { MEAN_AXES_INPUT_SINCE, reductionAxes } from '../ops/reduce.js';
 import { FusedNode } from './fused-node.js';
 import { otherOperand as other, type GraphIndex } from './graph.js';
@@ -54,16 +54,18 @@ export function fuseLayerNorm(sqrt: OnnxNode, graph: GraphIndex): FusedNode | un
   if (!graph.confined(nodes, last.outputs[0])) return undefined;
   const exponent = square.opType === 'Pow' ? square.inputs[1] : '';
   const inputs = [x, plusEps.inputs[1 - varianceSide], exponent, weightName ?? '', biasName ?? '', ...means.map((m) => m.inputs[1] ?? '')];
-  return new FusedNode('LayerNorm', graph.inOrder(nodes), inputs, last.outputs[0], (args: Inputs) => {
+  return new FusedNode('LayerNorm', graph.inOrder(nodes), inputs, last.outputs[0], (args: Inputs, context: RunContext) => {
     const [input, epsTensor, power, weight, bias, ...meanAxes] = args as Array<Tensor | undefined>;
-    if (input === undefined || input.dtype !== 'float32' || input.rank === 0 || epsTensor === undefined) return undefined;
+    // eps, the exponent and the axes are read once, when prepared.
+    if (input === undefined || input.dtype !== 'float32' || input.rank === 0 || epsTensor === undefined || !constantsIn(context, [epsTensor, power, ...meanAxes])) return undefined;
     if (power !== undefined && !isScalar(power, 2)) return undefined;
     const axis = trailingAxis(means, meanAxes, input.rank);
     const eps = epsTensor.rank <= input.rank ? scalarValue(epsTensor) : undefined;
     if (axis === undefined || eps === undefined || !(eps >= 0)) return undefined;
     const normalized = input.shape.slice(axis).join();
     if ([weight, bias].some((t) => t !== undefined && (t.dtype !== 'float32' || t.shape.join() !== normalized))) return undefined;
-    return [layerNorm(input, { weight, bias, axis, eps })];
+    const normalize = layerNormFor({ axis, eps });
+    return (a) => [normalize(a[0]!, a[3], a[4])];
   });
 }
 

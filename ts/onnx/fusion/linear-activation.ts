@@ -7,7 +7,7 @@
  * other than GELU's) the Linear and the GELU run as they would unfused.
  */
 
-import type { Inputs, OnnxNode } from '../node.js';
+import type { Inputs, OnnxNode, RunContext } from '../node.js';
 import { FusedNode } from './fused-node.js';
 import { GeluNode } from './gelu.js';
 import type { GraphIndex } from './graph.js';
@@ -22,10 +22,11 @@ export function fuseLinearActivation(node: OnnxNode, graph: GraphIndex): FusedNo
   // inputs: the Linear's (x, weight, bias, residual), then the GELU's constants.
   const inputs = [...node.inputs, ...gelu.inputs.slice(1)];
   const linearInputs = node.inputs.length;
-  return new FusedNode('LinearGelu', [node, gelu], inputs, gelu.outputs[0], (args: Inputs) => {
+  return new FusedNode('LinearGelu', [node, gelu], inputs, gelu.outputs[0], (args: Inputs, context: RunContext) => {
     const x = args[0];
-    if (x === undefined || !gelu.constantsFit(x.rank, args.slice(linearInputs))) return undefined;
-    const y = node.product(args.slice(0, linearInputs), 'gelu');
-    return y === undefined ? undefined : [y];
+    if (x === undefined || !gelu.constantsFit(x.rank, args.slice(linearInputs), context)) return undefined;
+    // The product reads the Linear's inputs, the first of these.
+    const product = node.productFor(args.slice(0, linearInputs), 'gelu');
+    return product === undefined ? undefined : (a) => [product(a)];
   });
 }

@@ -15,10 +15,10 @@
 
 import { isGradEnabled, noGrad } from '../../autograd.js';
 import { keep, tidy } from '../../engine.js';
-import { linear } from '../../ops/linear.js';
-import { concat, reshape, split, transpose } from '../../ops/shape.js';
+import { linearFor, viewsFor } from '../../ops/prepared.js';
+import { concat, transpose } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
-import { intValues, type Inputs, type OnnxNode } from '../node.js';
+import { constantsIn, intValues, type Inputs, type OnnxNode, type RunContext } from '../node.js';
 import { FusedNode } from './fused-node.js';
 import type { GraphIndex } from './graph.js';
 import { isBiasOf, LinearNode } from './linear.js';
@@ -43,17 +43,38 @@ export function fuseLinearGroup(first: OnnxNode, graph: GraphIndex, taken: (node
     [...members, ...(heads ?? [])],
     inputs,
     (heads ?? members).map((n) => n.outputs[0]),
-    (args: Inputs) => {
+    (args: Inputs, context: RunContext) => {
       const [input, ...rest] = args;
-      if (input === undefined || input.dtype !== 'float32' || input.rank < 1) return undefined;
+      // The stacked weight and the heads are kept in the prepared call: read from constants only.
+      if (input === undefined || input.dtype !== 'float32' || input.rank < 1 || !constantsIn(context, rest)) return undefined;
       const stacked = stack.get(members, rest.slice(0, 2 * members.length), input.shape[input.rank - 1]);
       if (stacked === undefined) return undefined;
       const lead = input.shape.slice(0, -1);
       const byHeads = heads === undefined ? undefined : headSplit(heads, rest.slice(2 * members.length), lead, stacked.sizes);
       if (heads !== undefined && byHeads === undefined) return undefined;
-      const y = linear(input, stacked.w, stacked.bias);
-      if (byHeads === undefined) return split(y, stacked.sizes, lead.length);
-      return split(reshape(y, [...lead, byHeads.heads.reduce((a, h) => a + h, 0), byHeads.size]), byHeads.heads, lead.length);
+      const { w, bias, sizes } = stacked;
+      const product = linearFor();
+      // The product split into its members' views (reshaped to heads first: see above); the
+      // views keep its buffer.
+      const views =
+        byHeads === undefined
+          ? viewsFor((impl, y) => impl.split(y, sizes, 0, lead.length))
+          : viewsFor((impl, y) => {
+              const byHead = impl.reshape(y, [...lead, byHeads.heads.reduce((a, h) => a + h, 0), byHeads.size]);
+              try {
+                return impl.split(byHead, byHeads.heads, 0, lead.length);
+              } finally {
+                impl.dispose(byHead);
+              }
+            });
+      return (a) => {
+        const y = product(a[0]!, w, bias);
+        try {
+          return views(y);
+        } finally {
+          y.dispose();
+        }
+      };
     },
     () => stack.forget(),
   );
@@ -96,9 +117,10 @@ class StackedWeights {
    * gradients could reach a parameter (the stacked copy would not pass them on).
    */
   get(members: LinearNode[], parameters: Array<Tensor | undefined>, k: number): { w: Tensor; bias: Tensor | undefined; sizes: number[] } | undefined {
+    // Asked first: a stack kept from a run without gradients must not serve one with them.
+    if (isGradEnabled() && parameters.some((t) => t?.requiresGrad)) return undefined;
     const same = this.#stacked !== undefined && this.#stacked.w.shape[1] === k && parameters.length === this.#sources.length && parameters.every((t, i) => t === this.#sources[i]);
     if (same) return this.#stacked;
-    if (isGradEnabled() && parameters.some((t) => t?.requiresGrad)) return undefined;
     const weights: Tensor[] = [];
     const biases: Tensor[] = [];
     for (const [i, member] of members.entries()) {

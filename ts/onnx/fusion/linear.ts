@@ -10,7 +10,7 @@
  * weights) runs the original nodes.
  */
 
-import { linear } from '../../ops/linear.js';
+import { linearFor } from '../../ops/prepared.js';
 import { transpose } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
 import type { Inputs, OnnxNode } from '../node.js';
@@ -32,25 +32,35 @@ export class LinearNode extends FusedNode {
     readonly hasResidual: boolean,
   ) {
     super('Linear', replaced, inputs, output, (args: Inputs) => {
-      const y = this.product(args);
-      return y === undefined ? undefined : [y];
+      const product = this.productFor(args);
+      return product === undefined ? undefined : (a) => [product(a)];
     });
   }
 
   /**
-   * The fast path on this node's inputs (x, the weight, the bias, the residual), with
-   * `activation` applied ('gelu': linear-activation.ts); undefined when it does not apply.
+   * The fast path resolved for inputs like `args` (x, the weight, the bias, the residual), with
+   * `activation` applied ('gelu': linear-activation.ts): a function of such inputs (read at each
+   * call, weights included); undefined when it does not apply.
    */
-  product(args: Inputs, activation?: string): Tensor | undefined {
+  productFor(args: Inputs, activation?: string): ((inputs: Inputs) => Tensor) | undefined {
     const [x, weightOrB, bias, residual] = args as Array<Tensor | undefined>;
     if (x === undefined || weightOrB === undefined || x.dtype !== 'float32' || weightOrB.dtype !== 'float32' || weightOrB.rank !== 2 || x.rank < 1) return undefined;
-    const w = this.transposed ? weightOrB : transpose(weightOrB);
-    const [n, k] = w.shape;
+    const [n, k] = this.transposed ? weightOrB.shape : [weightOrB.shape[1], weightOrB.shape[0]];
     if (x.shape[x.rank - 1] !== k) return undefined;
     if (this.hasBias && !isBiasOf(bias, n)) return undefined;
     const outShape = [...x.shape.slice(0, -1), n].join();
     if (this.hasResidual && (residual === undefined || residual.dtype !== 'float32' || residual.shape.join() !== outShape)) return undefined;
-    return linear(x, w, bias, residual, { activation });
+    const call = linearFor({ activation });
+    if (this.transposed) return (a) => call(a[0]!, a[1]!, a[2], a[3]);
+    return (a) => {
+      // B = Wᵀ: linear reads W as B's transposed view, in place.
+      const w = transpose(a[1]!);
+      try {
+        return call(a[0]!, w, a[2], a[3]);
+      } finally {
+        w.dispose();
+      }
+    };
   }
 }
 

@@ -20,7 +20,6 @@
  * exactly as without the pass.
  */
 
-import { isGradEnabled } from '../../autograd.js';
 import { backend } from '../../engine.js';
 import type { Tensor } from '../../tensor.js';
 import type { OnnxNode } from '../node.js';
@@ -165,14 +164,14 @@ function knob(): string | undefined {
 
 /**
  * Whether this run takes the blocked plan: the native backend on an AVX-512 CPU (where the
- * blocked kernels pay), in inference (not `training`, and no gradient recorded for any of
- * `tensors`: the parameters and inputs), and KILN_ONNX_NCHWC is not 'off'.
+ * blocked kernels pay), in inference (not `training`, and, when `gradients` are recorded, none
+ * recorded for any of `tensors`: the parameters and inputs), and KILN_ONNX_NCHWC is not 'off'.
  */
-export function nchwcApplies(training: boolean, tensors: () => Iterable<Tensor>): boolean {
+export function nchwcApplies(training: boolean, gradients: boolean, tensors: () => Iterable<Tensor>): boolean {
   if (training || knob() === 'off') return false;
   const be = backend();
   if (be.name !== 'native' || be.impl.simdLevel() !== 'avx512') return false;
-  if (!isGradEnabled()) return true;
+  if (!gradients) return true;
   for (const t of tensors()) if (t.requiresGrad) return false;
   return true;
 }

@@ -9,12 +9,12 @@
  * float rounding.
  */
 
-import { avgPool2dNchwc, conv2dNchwc, conv2dNchwcConcat, fromNchwc, maxPool2dNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc } from '../../ops/conv-nchwc.js';
-import { keep, tidy } from '../../engine.js';
+import { conv2dNchwcConcatFor, conv2dNchwcFor, fromNchwc, NCHWC_BLOCK, packNchwcFilters, toNchwc, unaryNchwcFor } from '../../ops/conv-nchwc.js';
+import { backend, keep, tidy } from '../../engine.js';
 import { noGrad } from '../../autograd.js';
 import type { Conv2dOptions } from '../../ops/conv.js';
 import type { Tensor } from '../../tensor.js';
-import { OnnxNode, type Inputs, type RunContext } from '../node.js';
+import { OnnxNode, type Inputs, type Prepared, type RunContext } from '../node.js';
 import { OPS } from '../ops/index.js';
 import { conv2dGeometry } from '../ops/conv.js';
 import { poolWindow } from '../ops/pool.js';
@@ -33,6 +33,17 @@ export abstract class LayoutNode extends OnnxNode {
 
   abstract run(args: Inputs, context: RunContext): Tensor[];
 
+  /**
+   * The node's fast path resolved for inputs of `args`' dims, dtypes and backend and these
+   * constants (weights, biases): a function of the inputs that resolves and checks nothing again
+   * and whose results carry their shape (no boundary call to ask it), or undefined when the fast
+   * path does not take these inputs. `run` takes it; a compiled run (../replay.ts) calls it on
+   * every run while the model's input dims and constants stay those it was recorded with.
+   */
+  prepare(_args: Inputs, _context: RunContext): Prepared | undefined {
+    return undefined;
+  }
+
   /** Drops what the node keeps between runs (packed filters): the parameters may have changed. */
   forget(): void {}
 }
@@ -49,9 +60,23 @@ export class ReorderNode extends LayoutNode {
     super(direction, `${direction}(${value})`, [from], [to], opset);
   }
 
+  readonly #lastRun = new LastRun<Prepared>();
+
   run(args: Inputs): Tensor[] {
+    const prepared = this.prepare(args);
+    if (prepared !== undefined) return prepared(args);
     const x = args[0]!;
     return [this.direction === 'ToNchwc' ? toNchwc(x) : fromNchwc(x, this.channels)];
+  }
+
+  override prepare(args: Inputs): Prepared | undefined {
+    const x = args[0];
+    const toBlocked = this.direction === 'ToNchwc';
+    if (x === undefined || x.backend !== backend() || x.dtype !== 'float32' || x.rank !== (toBlocked ? 4 : 5)) return undefined;
+    return this.#lastRun.get(x.shape, [], () => {
+      const reorder = unaryNchwcFor(toBlocked ? (impl, h) => impl.toNchwc(h) : (impl, h) => impl.fromNchwc(h, this.channels));
+      return (a) => [reorder(a[0]!)];
+    });
   }
 }
 
@@ -70,12 +95,12 @@ abstract class BlockedNode extends LayoutNode {
     super(`${original.opType} (NCHWc)`, original.name, inputs, outputs, original.opset);
   }
 
-  /** The blocked computation; undefined to run the original node on plain tensors instead. */
-  protected abstract fast(args: Inputs, context: RunContext): Tensor | undefined;
+  /** The blocked computation (see LayoutNode.prepare); undefined to run the original node on plain tensors instead. */
+  abstract override prepare(args: Inputs, context: RunContext): Prepared | undefined;
 
   run(args: Inputs, context: RunContext): Tensor[] {
-    const fast = this.fast(args, context);
-    if (fast !== undefined) return [fast];
+    const prepared = this.prepare(args, context);
+    if (prepared !== undefined) return prepared(args);
     // Intermediates are the enclosing tidy's (OnnxModel.run runs every node inside one).
     const plain = args.map((t, i) => (t !== undefined && this.blockedInputs.has(i) ? fromNchwc(t, this.blockedInputs.get(i)!) : t));
     const original = this.original;
@@ -118,14 +143,25 @@ class LastRun<T> {
   #tensors: Inputs = [];
   #value: { of: T } | undefined;
 
+  /** `release` frees what a value holds (zero biases) when a new one replaces it or on `clear`. */
+  constructor(readonly release?: (value: T) => void) {}
+
   get(dims: readonly number[], tensors: Inputs, work: () => T): T {
     const same = this.#value !== undefined && sameShape(dims, this.#dims) && tensors.length === this.#tensors.length && tensors.every((t, i) => t === this.#tensors[i]);
     if (!same) {
+      this.clear();
       this.#value = { of: work() };
       this.#dims = [...dims];
       this.#tensors = [...tensors];
     }
     return this.#value!.of;
+  }
+
+  /** Forgets the value (its packed filters were freed). */
+  clear(): void {
+    if (this.#value !== undefined) this.release?.(this.#value.of);
+    this.#value = undefined;
+    this.#tensors = [];
   }
 }
 
@@ -148,36 +184,34 @@ const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.len
  */
 export class BlockedConvNode extends BlockedNode {
   readonly #packed = new PackedFilters();
-  readonly #lastRun = new LastRun<{ geometry: Conv2dOptions; outShape: number[] }>();
+  readonly #lastRun = new LastRun<{ prepared: Prepared; outShape: number[] }>();
 
   constructor(original: OnnxNode, inChannels: number, outChannels: number, readonly plainInput = false) {
     const residual = original instanceof ConvFusedNode && original.hasResidual;
     super(original, new Map(plainInput ? [] : residual ? [[0, inChannels], [3, outChannels]] : [[0, inChannels]]), outChannels);
   }
 
-  protected fast(args: Inputs): Tensor | undefined {
+  override prepare(args: Inputs): Prepared | undefined {
     const [x, w, bias, addend, ...statistics] = args;
     const rank = this.plainInput ? 4 : 5;
-    if (x === undefined || w === undefined || x.rank !== rank || x.dtype !== 'float32' || (this.plainInput && x.shape[1] > NCHWC_BLOCK)) return undefined;
+    if (x === undefined || w === undefined || x.backend !== backend() || x.rank !== rank || x.dtype !== 'float32' || (this.plainInput && x.shape[1] > NCHWC_BLOCK)) return undefined;
     const fused = this.original instanceof ConvFusedNode ? this.original : undefined;
     const filters = fused !== undefined ? fused.filters(w, bias, statistics) : w.rank === 4 && w.dtype === 'float32' && (bias === undefined || bias.dtype === 'float32') ? { w, bias } : undefined;
     if (filters === undefined) return undefined;
-    const { geometry, outShape } = this.#lastRun.get(x.shape, [filters.w], () => {
+    const residual = fused?.hasResidual === true;
+    const { prepared, outShape } = this.#lastRun.get(x.shape, [filters.w, filters.bias], () => {
       const plainX = this.plainInput ? { rank: 4, shape: [...x.shape] } : plainOf(x, this.blockedInputs.get(0)!);
       const geometry = conv2dGeometry(plainX, filters.w, fused?.conv ?? this.original);
-      return { geometry, outShape: blockedOutputShape(plainX, filters.w, geometry) };
+      const conv = conv2dNchwcFor(x.shape, this.#packed.get(filters.w), { ...geometry, bias: filters.bias ?? null, activation: fused?.activation ?? null, alpha: fused?.alpha ?? 0 });
+      const prepared: Prepared = residual ? (a) => [conv(a[0]!, a[3])] : (a) => [conv(a[0]!, undefined)];
+      return { prepared, outShape: blockedOutputShape(plainX, filters.w, geometry) };
     });
-    if (fused?.hasResidual && (addend === undefined || addend.dtype !== 'float32' || !sameShape(addend.shape, outShape))) return undefined;
-    return conv2dNchwc(x, this.#packed.get(filters.w), {
-      ...geometry,
-      bias: filters.bias ?? null,
-      residual: fused?.hasResidual ? addend : null,
-      activation: fused?.activation ?? null,
-      alpha: fused?.alpha ?? 0,
-    });
+    if (residual && (addend === undefined || addend.backend !== x.backend || addend.dtype !== 'float32' || !sameShape(addend.shape, outShape))) return undefined;
+    return prepared;
   }
 
   override forget(): void {
+    this.#lastRun.clear();
     this.#packed.forget();
   }
 }
@@ -185,7 +219,7 @@ export class BlockedConvNode extends BlockedNode {
 /** A ConvConcat blocked in and out: each set's blocks written side by side (every set has whole blocks), conv2dNchwcConcat. */
 export class BlockedConcatNode extends BlockedNode {
   readonly #packed: PackedFilters[];
-  readonly #lastRun = new LastRun<ReturnType<typeof filterSets>>();
+  readonly #lastRun = new LastRun<(Prepared & { dispose(): void }) | undefined>((p) => p?.dispose());
 
   constructor(
     override readonly original: ConvConcatNode,
@@ -196,38 +230,53 @@ export class BlockedConcatNode extends BlockedNode {
     this.#packed = original.sets.map(() => new PackedFilters());
   }
 
-  protected fast(args: Inputs): Tensor | undefined {
+  override prepare(args: Inputs): Prepared | undefined {
     const x = args[0];
-    if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
-    const sets = this.#lastRun.get(x.shape, args.slice(1), () => filterSets(plainOf(x, this.blockedInputs.get(0)!), args, this.original.sets));
-    if (sets === undefined) return undefined;
-    return conv2dNchwcConcat(x, sets.map(({ weight, ...options }, i) => ({ ...options, packed: this.#packed[i].get(weight) })));
+    if (x === undefined || x.backend !== backend() || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    return this.#lastRun.get(x.shape, args.slice(1), () => {
+      const sets = filterSets(plainOf(x, this.blockedInputs.get(0)!), args, this.original.sets);
+      if (sets === undefined) return undefined;
+      const conv = conv2dNchwcConcatFor(x.shape, sets.map(({ weight, ...options }, i) => ({ ...options, packed: this.#packed[i].get(weight) })));
+      return Object.assign((a: Inputs) => [conv(a[0]!)], { dispose: conv.dispose });
+    });
   }
 
   override forget(): void {
+    this.#lastRun.clear();
     for (const p of this.#packed) p.forget();
   }
 }
 
-/** Relu, Add of two blocked values of one shape, or inference's Dropout (the identity): the layout does not matter. */
+/**
+ * Relu, Add of two blocked values of one shape, or inference's Dropout (the identity, its mask
+ * not made: the plan takes the Dropout only where nothing reads the mask): the layout does not
+ * matter.
+ */
 export class BlockedElementwiseNode extends BlockedNode {
-  protected fast(args: Inputs, context: RunContext): Tensor | undefined {
+  override prepare(args: Inputs, context: RunContext): Prepared | undefined {
     const [a, b] = args;
     if (a === undefined || (b !== undefined && !sameShape(a.shape, b.shape))) return undefined;
-    return OPS[this.original.opType](args, this.original, context)[0];
+    const node = this.original;
+    // Dropout is the identity unless an opset-12 training_mode input may switch it on.
+    if (node.opType === 'Dropout' && !context.training && !(node.opset >= 12 && args[2] !== undefined)) return (inputs) => [inputs[0]!];
+    const op = OPS[node.opType];
+    return (inputs) => tidy(() => op(inputs, node, context).slice(0, 1));
   }
 }
 
 /** MaxPool (2-D, no Indices output) of a blocked value, blocked out: no reorder around the pooling. */
 export class BlockedMaxPoolNode extends BlockedNode {
-  readonly #lastRun = new LastRun<ReturnType<typeof poolWindow>>();
+  readonly #lastRun = new LastRun<Prepared | undefined>();
 
-  protected fast(args: Inputs): Tensor | undefined {
+  override prepare(args: Inputs): Prepared | undefined {
     const x = args[0];
-    if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
-    const window = this.#lastRun.get(x.shape, [], () => poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original));
-    if (window.rank !== 2) return undefined;
-    return maxPool2dNchwc(x, { kernel: window.kernel, stride: window.stride, padding: window.padding, dilation: window.dilation });
+    if (x === undefined || x.backend !== backend() || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    return this.#lastRun.get(x.shape, [], () => {
+      const window = poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
+      if (window.rank !== 2) return undefined;
+      const pool = unaryNchwcFor((impl, h) => impl.maxPool2dNchwc(h, { kernel: window.kernel, stride: window.stride, padding: window.padding, dilation: window.dilation }));
+      return (a) => [pool(a[0]!)];
+    });
   }
 }
 
@@ -237,15 +286,21 @@ export class BlockedMaxPoolNode extends BlockedNode {
  * pooled; the pooled result (1x1 for the global form) is what a reorder reads, if any.
  */
 export class BlockedAvgPoolNode extends BlockedNode {
-  readonly #lastRun = new LastRun<ReturnType<typeof poolWindow>>();
+  readonly #lastRun = new LastRun<Prepared | undefined>();
 
-  protected fast(args: Inputs): Tensor | undefined {
+  override prepare(args: Inputs): Prepared | undefined {
     const x = args[0];
-    if (x === undefined || x.rank !== 5 || x.dtype !== 'float32') return undefined;
-    const [h, w] = [x.shape[2], x.shape[3]];
-    if (this.original.opType === 'GlobalAveragePool') return avgPool2dNchwc(x, { kernel: [h, w], stride: [1, 1], padding: [0, 0, 0, 0], countIncludePad: false });
-    const window = this.#lastRun.get(x.shape, [], () => poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original));
-    if (window.rank !== 2 || window.dilation[0] !== 1 || window.dilation[1] !== 1) return undefined;
-    return avgPool2dNchwc(x, { kernel: window.kernel, stride: window.stride, padding: window.padding, countIncludePad: this.original.int('count_include_pad', 0) === 1 });
+    if (x === undefined || x.backend !== backend() || x.rank !== 5 || x.dtype !== 'float32') return undefined;
+    return this.#lastRun.get(x.shape, [], () => {
+      const [h, w] = [x.shape[2], x.shape[3]];
+      const global = this.original.opType === 'GlobalAveragePool';
+      const window = global ? undefined : poolWindow(plainOf(x, this.blockedInputs.get(0)!), this.original);
+      if (window !== undefined && (window.rank !== 2 || window.dilation[0] !== 1 || window.dilation[1] !== 1)) return undefined;
+      const options = window === undefined
+        ? { kernel: [h, w] as [number, number], stride: [1, 1] as [number, number], padding: [0, 0, 0, 0] as [number, number, number, number], countIncludePad: false }
+        : { kernel: window.kernel, stride: window.stride, padding: window.padding, countIncludePad: this.original.int('count_include_pad', 0) === 1 };
+      const pool = unaryNchwcFor((impl, handle) => impl.avgPool2dNchwc(handle, options));
+      return (a) => [pool(a[0]!)];
+    });
   }
 }

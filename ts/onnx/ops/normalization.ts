@@ -6,11 +6,11 @@
 
 import { add, mul, rsqrt, sub } from '../../ops/elementwise.js';
 import { batchNorm } from '../../ops/batch-norm.js';
-import { layerNorm } from '../../ops/layer-norm.js';
+import { layerNormFor } from '../../ops/prepared.js';
 import { mean, variance } from '../../ops/reduce.js';
 import { reshape } from '../../ops/shape.js';
 import type { Tensor } from '../../tensor.js';
-import { axisOf, input, type OpImpl } from '../node.js';
+import { axisOf, input, type OpImpl, type PrepareImpl } from '../node.js';
 
 const batchNormalizationOp: OpImpl = (inputs, node, context) => {
   const x = input(inputs, 0, node);
@@ -35,15 +35,12 @@ const batchNormalizationOp: OpImpl = (inputs, node, context) => {
  * Y alone, with a scale and shift of the normalized shape (what exporters write), runs on Kiln's
  * fused layerNorm kernel; the statistics outputs and broadcast scales are composed.
  */
-const layerNormalizationOp: OpImpl = (inputs, node) => {
+const layerNormalizationOp: OpImpl = (inputs, node, context) => {
   const x = input(inputs, 0, node);
   const axis = axisOf(node.int('axis', -1), x.rank, node);
   const [scale, shift] = [input(inputs, 1, node), inputs[2]];
-  const normalized = x.shape.slice(axis).join();
-  const fits = (t: Tensor | undefined) => t === undefined || (t.dtype === 'float32' && t.shape.join() === normalized);
-  if (node.outputs.slice(1).every((o) => o === '') && x.dtype === 'float32' && fits(scale) && fits(shift)) {
-    return [layerNorm(x, { weight: scale, bias: shift, axis, eps: node.float('epsilon', 1e-5) })];
-  }
+  const fused = layerNormalizationPrepared(inputs, node, context);
+  if (fused !== undefined) return fused(inputs);
   const axes = Array.from({ length: x.rank - axis }, (_, i) => axis + i);
   const mu = mean(x, axes, true);
   const invStd = rsqrt(add(variance(x, axes, true), node.float('epsilon', 1e-5)));
@@ -51,6 +48,25 @@ const layerNormalizationOp: OpImpl = (inputs, node) => {
   y = mul(y, scale);
   if (shift !== undefined) y = add(y, shift);
   return [y, mu, invStd];
+};
+
+/**
+ * LayerNormalization's fused kernel resolved for inputs like these (../node.ts, Prepared): Y alone,
+ * float32, with a scale and shift of the normalized shape; undefined otherwise.
+ */
+const layerNormalizationPrepared: PrepareImpl = (inputs, node) => {
+  const x = input(inputs, 0, node);
+  const axis = axisOf(node.int('axis', -1), x.rank, node);
+  const [scale, shift] = [input(inputs, 1, node), inputs[2]];
+  const normalized = x.shape.slice(axis).join();
+  const fits = (t: Tensor | undefined) => t === undefined || (t.dtype === 'float32' && t.shape.join() === normalized);
+  if (!(node.outputs.slice(1).every((o) => o === '') && x.dtype === 'float32' && fits(scale) && fits(shift))) return undefined;
+  const normalize = layerNormFor({ axis, eps: node.float('epsilon', 1e-5) });
+  return (a) => [normalize(a[0]!, a[1], a[2])];
+};
+
+export const normalizationPrepared: Record<string, PrepareImpl> = {
+  LayerNormalization: layerNormalizationPrepared,
 };
 
 /** Per sample and channel over the spatial axes. x: [N, C, ...], scale and B: [C]. */

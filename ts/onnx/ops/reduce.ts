@@ -4,11 +4,12 @@
  */
 
 import { abs, log, mul, sqrt } from '../../ops/elementwise.js';
-import { argmax, argmin, logSoftmax, logSumExp, max, mean, min, softmax, sum } from '../../ops/reduce.js';
+import { argmax, argmin, logSumExp, max, mean, min, sum } from '../../ops/reduce.js';
+import { softmaxFor, viewsFor } from '../../ops/prepared.js';
 import { reshape, unsqueeze } from '../../ops/shape.js';
 import { tensor } from '../../ops/creation.js';
 import type { Tensor } from '../../tensor.js';
-import { axisOf, input, intValues, type Inputs, type OnnxNode, type OpImpl } from '../node.js';
+import { axisOf, input, intValues, type Inputs, type OnnxNode, type OpImpl, type PrepareImpl } from '../node.js';
 import { inFloat } from './numeric.js';
 
 /** Product over axes: Kiln has no product kernel; computed on the host (not differentiable). */
@@ -64,16 +65,46 @@ function argReduction(fn: (x: Tensor, axis: number) => Tensor): OpImpl {
   };
 }
 
-/** Softmax-like ops: opsets < 13 flatten to [prod(dims < axis), prod(dims >= axis)] (default axis 1). */
-function softmaxLike(fn: (x: Tensor, axis: number) => Tensor): OpImpl {
+/**
+ * Softmax or LogSoftmax (`logarithm`) resolved for inputs like these (../node.ts, Prepared): opsets < 13
+ * flatten to [prod(dims < axis), prod(dims >= axis)] (default axis 1). The op runs it too.
+ */
+function softmaxPrepared(logarithm: boolean): PrepareImpl {
   return (inputs, node) => {
     const x = input(inputs, 0, node);
-    if (node.opset >= 13) return [fn(x, axisOf(node.int('axis', -1), x.rank, node))];
+    if (node.opset >= 13) {
+      const normalize = softmaxFor(axisOf(node.int('axis', -1), x.rank, node), logarithm);
+      return (a) => [normalize(a[0]!)];
+    }
     const axis = axisOf(node.int('axis', 1), x.rank, node);
-    const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
-    return [reshape(fn(reshape(x, [outer, -1]), 1), [...x.shape])];
+    const outer = x.shape.slice(0, axis).reduce((p, q) => p * q, 1);
+    const shape = [...x.shape];
+    const flatten = viewsFor((impl, h) => [impl.reshape(h, [outer, -1])]);
+    const unflatten = viewsFor((impl, h) => [impl.reshape(h, shape)]);
+    const normalize = softmaxFor(1, logarithm);
+    return (a) => {
+      const [flat] = flatten(a[0]!);
+      const y = normalize(flat);
+      flat.dispose();
+      try {
+        return unflatten(y);
+      } finally {
+        y.dispose();
+      }
+    };
   };
 }
+
+/** A Softmax-like op run through its prepared form. */
+const softmaxLike = (logarithm: boolean): OpImpl => {
+  const prepare = softmaxPrepared(logarithm);
+  return (inputs, node, context) => prepare(inputs, node, context)!(inputs);
+};
+
+export const reducePrepared: Record<string, PrepareImpl> = {
+  Softmax: softmaxPrepared(false),
+  LogSoftmax: softmaxPrepared(true),
+};
 
 export const reduceOps: Record<string, OpImpl> = {
   ReduceSum: reduction(sum, 13),
@@ -88,6 +119,6 @@ export const reduceOps: Record<string, OpImpl> = {
   ReduceLogSumExp: reduction(logSumExp, 18),
   ArgMax: argReduction(argmax),
   ArgMin: argReduction(argmin),
-  Softmax: softmaxLike(softmax),
-  LogSoftmax: softmaxLike(logSoftmax),
+  Softmax: softmaxLike(false),
+  LogSoftmax: softmaxLike(true),
 };

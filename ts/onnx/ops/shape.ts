@@ -9,8 +9,9 @@ import { full, tensor } from '../../ops/creation.js';
 import { mul } from '../../ops/elementwise.js';
 import { randu } from '../../ops/creation.js';
 import { concat, expand, gather, oneHot, pad, permute, reshape, slice, split, squeeze, unsqueeze } from '../../ops/shape.js';
+import { viewsFor } from '../../ops/prepared.js';
 import type { Tensor } from '../../tensor.js';
-import { axisOf, input, intValues, type Inputs, type OnnxNode, type OpImpl } from '../node.js';
+import { axisOf, constantsIn, input, intValues, type Inputs, type OnnxNode, type OpImpl, type PrepareImpl } from '../node.js';
 import { asFloat, inFloat } from './numeric.js';
 
 const ints = (values: number[]): Tensor => tensor(Int32Array.from(values), [values.length], 'int32');
@@ -23,13 +24,38 @@ function argument(inputs: Inputs, index: number, node: OnnxNode, attribute: stri
 }
 
 function reshapeOp(inputs: Inputs, node: OnnxNode): Tensor[] {
+  return [reshape(input(inputs, 0, node), reshapeTarget(inputs, node))];
+}
+
+/** A Reshape's target for its x: 0 copies x's dim (unless allowzero), -1 is inferred (by reshape). */
+function reshapeTarget(inputs: Inputs, node: OnnxNode): number[] {
   const x = input(inputs, 0, node);
   const target = node.opset < 5 ? node.ints('shape') ?? [] : intValues(input(inputs, 1, node));
   const allowZero = node.int('allowzero', 0) === 1;
-  // 0 copies the input's dim (unless allowzero), -1 is inferred.
-  const shape = target.map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d));
-  return [reshape(x, shape)];
+  return target.map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d));
 }
+
+/** A Transpose's permutation for its x (reversed dims by default). */
+const transposePerm = (inputs: Inputs, node: OnnxNode): number[] => node.ints('perm') ?? [...input(inputs, 0, node).shape.keys()].reverse();
+
+/**
+ * Prepared forms (../node.ts, Prepared) of the view ops a compiled run meets between fused nodes
+ * (a Transformer's head split and merge): resolved once, their results carry their shape.
+ */
+export const shapePrepared: Record<string, PrepareImpl> = {
+  Reshape: (inputs, node, context) => {
+    // The target's values are read once: a model constant's only.
+    if (!constantsIn(context, [inputs[1]])) return undefined;
+    const target = reshapeTarget(inputs, node);
+    const view = viewsFor((impl, x) => [impl.reshape(x, target)]);
+    return (a) => view(a[0]!);
+  },
+  Transpose: (inputs, node) => {
+    const perm = transposePerm(inputs, node);
+    const view = viewsFor((impl, x) => [impl.permute(x, perm)]);
+    return (a) => view(a[0]!);
+  },
+};
 
 /** Indices 0..n-1 of an axis picked by start/end/step with ONNX's clamping rules. */
 function sliceIndices(size: number, start: number, end: number, step: number): number[] {
@@ -272,10 +298,7 @@ export const shapeOps: Record<string, OpImpl> = {
     const outer = x.shape.slice(0, a).reduce((p, q) => p * q, 1);
     return [reshape(x, [outer, x.size / Math.max(outer, 1)])];
   },
-  Transpose: (inputs, node) => {
-    const x = input(inputs, 0, node);
-    return [permute(x, node.ints('perm') ?? [...x.shape.keys()].reverse())];
-  },
+  Transpose: (inputs, node) => [permute(input(inputs, 0, node), transposePerm(inputs, node))],
   Concat: (inputs, node) => {
     const xs = inputs.filter((t): t is Tensor => t !== undefined);
     const axis = axisOf(node.int('axis') ?? node.fail('needs axis'), xs[0].rank, node);
