@@ -107,9 +107,12 @@ pub enum BForm {
 ///   gradient (64 x 576 x band, b the transposed im2col matrix) ran 89-102 against the crate's
 ///   107-124 (noisy: the crate's own path read 80-107 in the next pairs), and attention's
 ///   64 x 64 x 64 blocks were level;
-/// - a row-major b on one thread: the crate's kernel measured 3-8% faster per core (1024:
-///   200-205 against 188-200; M = 128: up to 20%, where packing b on every call is a larger
-///   share), so it keeps those. On two threads with at least 512 rows, this file's threads share
+/// - a row-major b on one thread: the crate's kernel measured 3-8% faster per core on the first
+///   machine (1024: 200-205 against 188-200; M = 128: up to 20%, where packing b on every call
+///   is a larger share), so it keeps the smaller ones; on the Zen 4 with this file's 1024 x 1024
+///   blocks this one is ahead from 768 in every dimension but k (512): one thread, GFLOP per
+///   CPU-second, load 8.3-8.5, 1.03-1.06x at 1024, 1.03x at 2048, 1.02x at 768, 1.01-1.03x at
+///   1024 x 1024 x 512, where 512 read 0.97x and 1024 x 256 x 256 0.96x. On two threads with at least 512 rows, this file's threads share
 ///   each packed b block (gemm_avx512/shared_b.rs) where the crate's each pack their own: 1024 on
 ///   2 threads 347 GFLOP/s of wall time against the column split's 282 in the quiet moments of a
 ///   loaded machine, and the crate's 275-295 in the lead's quiet runs;
@@ -122,7 +125,7 @@ pub fn chooses(m: usize, n: usize, k: usize, b: BForm, threads: usize) -> bool {
         && match b {
             BForm::Packed => m >= MR / 2 && n >= NR && k >= 64,
             BForm::Strided => m >= 128 && n >= NR && k >= 256,
-            BForm::RowMajor => threads > 1 && m >= 512 && n >= 256 && k >= 256,
+            BForm::RowMajor => m >= 512 && n >= 256 && k >= 256 && (threads > 1 || (m >= 768 && n >= 768 && k >= 512)),
         }
 }
 
