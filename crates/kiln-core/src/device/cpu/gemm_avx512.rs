@@ -7,9 +7,9 @@
 //! - the register tile is MR = 14 rows x NR = 32 columns: 28 accumulators + 2 vectors of b, 30 of
 //!   the 32 zmm registers; each step of k loads 2 vectors of b and broadcasts 14 values of a
 //!   straight from memory (the FMA's embedded broadcast), 28 FMAs for 16 loads;
-//! - b is packed into KC x NC blocks (kept in L2) of 32-column panels, each panel k-major so the
-//!   kernel reads it as one stream, prefetched a fixed distance ahead (from L3 for a weight packed
-//!   once: a model's layers do not share one L2);
+//! - b is packed into KC x NC blocks (up to 1024 x 1024: per-tile costs, not cache sizes, set
+//!   them; see KC) of 32-column panels, each panel k-major so the kernel reads it as one stream,
+//!   prefetched a fixed distance ahead (from L3);
 //! - a is packed 14 rows at a time, row-major with a fixed row stride LDA (a compile-time
 //!   constant, so every broadcast is one instruction with a constant displacement; LDA is not a
 //!   multiple of 4 KiB's worth of floats, so the 14 rows fall in different L1 sets). Packing a
@@ -39,29 +39,37 @@ const MR: usize = 14;
 const NV: usize = 2;
 /// Columns of the register tile.
 const NR: usize = 16 * NV;
-/// Largest k block: 14 rows of packed a (29 KiB) stay in the 48 KiB L1 while a panel of b
-/// streams past them from L2. Measured on one core at 1024 (GFLOP per CPU-second, best of 6,
-/// loaded machine): 342 (k in 3 blocks) 190-193, 512 195-199, 1024 191-197; fewer blocks also
-/// mean fewer passes of the destination through L3.
-const KC: usize = 512;
+/// Largest k block. Neither operand's block stays in a cache of this machine (Zen 4: L1d 32 KiB
+/// and L2 1 MiB per core): a panel of b (32 x k) streams through L1 past the 14 rows of packed a,
+/// which come back from L2 once per panel, and a whole b block streams from L3 ahead of the
+/// kernel (PREFETCH_B). What a block costs is per tile: packing 14 rows of a, the tile's
+/// destination lines, and a pass of the destination per k block. So the fewer and larger the
+/// blocks, the faster: k in one block up to 1024, and a b block of 1024 columns (B_BLOCK_FLOATS).
+/// Measured at 1024 (`examples/gemm_shapes.rs` style loops, the variants interleaved, GFLOP per
+/// CPU-second, medians of 9 rounds, load average 4-8): k block 1024 with 1024 columns 1.02-1.03x
+/// the 512 x 1024 blocks of the previous version on one thread, 1.02-1.04x on two; blocks that fit
+/// L2 were slower: 512 x 256 (512 KiB) 0.91-0.92x, 256 x 512 0.90-0.94x, 512 x 384 0.92-0.95x,
+/// 512 x 512 (1 MiB) 0.93x; and 1024 x 512 (a packed twice) 0.98-1.01x.
+const KC: usize = 1024;
 /// Row stride of packed a: KC plus a cache line, so 14 rows map to 14 different L1 sets.
 const LDA: usize = KC + 16;
-/// Floats of one thread's packed b block: 2 MiB, the L2 of the reference machine. Half that
-/// (the first version) made a 1024 product on one thread pack a twice (1024 columns in two
-/// blocks): 190 against 197-204 GFLOP per CPU-second.
-const B_BLOCK_FLOATS: usize = 1 << 19;
+/// Floats of one thread's packed b block: 4 MiB, a k block of 1024 by 1024 columns (KC: a larger
+/// block costs fewer per-tile overheads; it streams from L3 whatever its size).
+const B_BLOCK_FLOATS: usize = 1 << 20;
 /// How far ahead of the kernel's reads of b its prefetches run, in floats (16 steps of k). No
 /// gain while b sits in L2 (one weight used again and again), but a model's layers find their
 /// weights in L3: with 24 packed weights used in turn (M = 128) 125-186 GFLOP per CPU-second
 /// against 90-175 without (`PACKED=24 examples/gemm_shapes.rs`, loaded machine).
 const PREFETCH_B: usize = 16 * NR;
-/// Steps of k before a tile's end at which its destination lines are fetched for writing: late
-/// enough that the panel of b streaming through L1 (64 KiB at k block 512, twice L1) does not
-/// evict them before the stores, early enough (~900 cycles) to cover a fetch from L3. Fetched at
-/// the tile's start (the first version), they were evicted and the stores (or the second k
-/// block's reads) waited on L2/L3. One core, 1024 (the `anatomy` test's A/B, GFLOP per
-/// CPU-second, medians of 5, interleaved, load average 5.3-5.5): at the start 104.8-106.0; 8 steps
-/// before the end 105.4; 16 to 128 steps 106.1-107.4.
+/// Steps of k before a tile's end at which the fetches (for writing) of its destination lines
+/// start, one line per step: late enough that the panel of b streaming through L1 does not evict
+/// them before the stores, early enough (~900 cycles) to cover a fetch from L3. Fetched at the
+/// tile's start (the first version), they were evicted and the stores (or the next k block's
+/// reads) waited on L2/L3; all 28 at once DST_LEAD steps before the end (the second version: 106.1-107.4
+/// GFLOP per CPU-second at 1024 against 104.8-106.0 at the start, one core, `anatomy` test) took
+/// more line fill buffers at once than the b stream could spare: one per step measured 1.00-1.03x
+/// that on one thread at 1024 and M = 128 (packed weights in turn; level on two threads, load
+/// average 5-8).
 const DST_LEAD: usize = 32;
 
 /// A strided read-only operand: element (i, j) at `ptr + i·rs + j·cs`.
@@ -99,9 +107,12 @@ pub enum BForm {
 ///   gradient (64 x 576 x band, b the transposed im2col matrix) ran 89-102 against the crate's
 ///   107-124 (noisy: the crate's own path read 80-107 in the next pairs), and attention's
 ///   64 x 64 x 64 blocks were level;
-/// - a row-major b on one thread: the crate's kernel measured 3-8% faster per core (1024:
-///   200-205 against 188-200; M = 128: up to 20%, where packing b on every call is a larger
-///   share), so it keeps those. On two threads with at least 512 rows, this file's threads share
+/// - a row-major b on one thread: the crate's kernel measured 3-8% faster per core on the first
+///   machine (1024: 200-205 against 188-200; M = 128: up to 20%, where packing b on every call
+///   is a larger share), so it keeps the smaller ones; on the Zen 4 with this file's 1024 x 1024
+///   blocks this one is ahead from 768 in every dimension but k (512): one thread, GFLOP per
+///   CPU-second, load 8.3-8.5, 1.03-1.06x at 1024, 1.03x at 2048, 1.02x at 768, 1.01-1.03x at
+///   1024 x 1024 x 512, where 512 read 0.97x and 1024 x 256 x 256 0.96x. On two threads with at least 512 rows, this file's threads share
 ///   each packed b block (gemm_avx512/shared_b.rs) where the crate's each pack their own: 1024 on
 ///   2 threads 347 GFLOP/s of wall time against the column split's 282 in the quiet moments of a
 ///   loaded machine, and the crate's 275-295 in the lead's quiet runs;
@@ -114,7 +125,7 @@ pub fn chooses(m: usize, n: usize, k: usize, b: BForm, threads: usize) -> bool {
         && match b {
             BForm::Packed => m >= MR / 2 && n >= NR && k >= 64,
             BForm::Strided => m >= 128 && n >= NR && k >= 256,
-            BForm::RowMajor => threads > 1 && m >= 512 && n >= 256 && k >= 256,
+            BForm::RowMajor => m >= 512 && n >= 256 && k >= 256 && (threads > 1 || (m >= 768 && n >= 768 && k >= 512)),
         }
 }
 
@@ -127,7 +138,7 @@ pub fn b_form(cs: isize) -> BForm {
     }
 }
 
-/// k cut into blocks of equal length, at most KC each (600 = 2 x 300, not 512 + 88).
+/// k cut into blocks of equal length, at most KC each (1200 = 2 x 600, not 1024 + 176).
 fn k_block(k: usize) -> usize {
     k.div_ceil(k.div_ceil(KC).max(1))
 }
@@ -582,15 +593,13 @@ unsafe fn run_tile(rows: usize, t: &Tile) {
 unsafe fn tile<const R: usize>(t: &Tile) {
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     let (mut a, mut b) = (t.a, t.b);
-    // The tile's destination lines are fetched (for writing) DST_LEAD steps before the stores.
+    // The tile's R·NV destination lines are fetched (for writing) one per step from DST_LEAD
+    // steps before the stores.
     let fetch_dst_at = t.kc.saturating_sub(DST_LEAD);
     for p in 0..t.kc {
-        if p == fetch_dst_at {
-            for r in 0..R {
-                for v in 0..NV {
-                    _mm_prefetch::<_MM_HINT_ET0>(t.c.add(r * t.ldc + 16 * v) as *const i8);
-                }
-            }
+        let line = p.wrapping_sub(fetch_dst_at);
+        if line < R * NV {
+            _mm_prefetch::<_MM_HINT_ET0>(t.c.add(line / NV * t.ldc + 16 * (line % NV)) as *const i8);
         }
         // The panel's lines PREFETCH_B floats ahead (past its end: the next panel, read next).
         for v in 0..NV {
@@ -669,17 +678,18 @@ mod tests {
         if !cpu_supports() {
             return;
         }
-        // (60, 1050, 1030): 5 row tiles (the shared-b split on 2 threads) and 2 x 2 blocks of b;
-        // (100, 70, 2100): 8 row tiles through 5 k blocks, each waiting on its rows' previous one.
-        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100), (60, 1050, 1030), (100, 70, 2100)];
+        // (60, 1600, 2100): 5 row tiles (the shared-b split on 2 threads) and 3 k blocks x 2
+        // column blocks of b; (100, 70, 2100): 8 row tiles through 3 k blocks, each waiting on
+        // its rows' previous one.
+        let shapes = [(1, 1, 1), (13, 31, 5), (14, 32, 512), (29, 70, 1030), (100, 3, 17), (3, 100, 600), (64, 64, 64), (45, 48, 33), (130, 96, 100), (60, 1600, 2100), (100, 70, 2100)];
         for &(m, n, k) in &shapes {
-            for threads in [1, 2, 3] {
-                for (ta, tb) in [(false, false), (false, true), (true, false)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                let (a, b) = (values(m * k, 1), values(k * n, 2));
+                let sa = if ta { (1, m) } else { (k, 1) };
+                let sb = if tb { (1, k) } else { (n, 1) };
+                let want = reference(m, n, k, &a, sa, &b, sb);
+                for threads in [1, 2, 3] {
                     for prepacked in [false, true] {
-                        let (a, b) = (values(m * k, 1), values(k * n, 2));
-                        let sa = if ta { (1, m) } else { (k, 1) };
-                        let sb = if tb { (1, k) } else { (n, 1) };
-                        let want = reference(m, n, k, &a, sa, &b, sb);
                         let ldc = n + 3;
                         let mut dst = vec![7.0f32; m * ldc];
                         let (ar, br) = (MatRef { ptr: a.as_ptr(), rs: sa.0 as isize, cs: sa.1 as isize }, MatRef { ptr: b.as_ptr(), rs: sb.0 as isize, cs: sb.1 as isize });

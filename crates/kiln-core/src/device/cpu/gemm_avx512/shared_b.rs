@@ -25,11 +25,11 @@ use crate::parallel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Panels packed per claim: 4 panels of 32 columns (256 KiB at k block 512), small enough that
+/// Panels packed per claim: 4 panels of 32 columns (512 KiB at k block 1024), small enough that
 /// the last pieces even out the threads, large enough that claims are rare.
 const PIECE_PANELS: usize = 4;
 
-/// The double buffer of packed b blocks, kept between calls (a fresh 4 MiB per call would cost
+/// The double buffer of packed b blocks, kept between calls (a fresh 8 MiB per call would cost
 /// its page faults every time); a call that finds it taken (another product running at the same
 /// time) allocates its own.
 static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
