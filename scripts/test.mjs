@@ -26,9 +26,12 @@ buildMpiAddon();
 // the metrics, tensorboard and pillow to read back TensorBoard event files, onnx and onnxruntime
 // for the ONNX conformance data and reference outputs.
 const python = ensurePython(['numpy', 'safetensors', 'ml_dtypes', 'scikit-learn', 'tensorboard', 'pillow', 'onnx', 'onnxruntime']);
-step('Rust tests (cargo test -p kiln-core -p kiln-registry -p kiln-boundary, cargo test -p kiln-gpu)');
+step('Rust tests (cargo test -p kiln-core -p kiln-registry -p kiln-boundary, cargo test -p kiln-gpu, the pool\'s wait counters)');
 run('cargo', ['test', '--release', '-p', 'kiln-core', '-p', 'kiln-registry', '-p', 'kiln-boundary', '--quiet', ...HOST_CARGO.args], { env: HOST_CARGO.env });
 run('cargo', ['test', '--release', '-p', 'kiln-gpu', '--quiet', ...HOST_CARGO.args], { env: { ...quietVulkanEnv(), ...HOST_CARGO.env } });
+// The pool's wait counters exist only in the measurement build (feature `wait-stats`): their test
+// compiles to nothing without it, so it runs here with the feature on.
+run('cargo', ['test', '--release', '-p', 'kiln-core', '--features', 'wait-stats', '--test', 'native_pool_waits', '--quiet', ...HOST_CARGO.args], { env: HOST_CARGO.env });
 
 // The shared suites run once per backend: the native addon, the WASM module and the GPU (wgpu
 // through the addon; on lavapipe here, where the heavy learning runs are skipped: tests/backends.ts).
