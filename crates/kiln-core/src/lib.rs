@@ -10,6 +10,8 @@ pub mod args;
 pub mod autograd;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cpu_clock;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod cpu_cache;
 pub mod device;
 pub mod dtype;
 pub mod error;

@@ -14,8 +14,8 @@
 //! - Border pixels (tiles of fewer than 8 accumulators) split their lanes over two sets of
 //!   accumulators, so 4 chains of dependent FMAs do not leave the FMA ports half idle.
 //! - Cache: a unit is a band of output rows whose output (4 blocks) stays in L1
-//!   (`UNIT_OUTPUT_FLOATS`); the input blocks are taken in chunks whose filters stay in L2
-//!   (`CHUNK_FILTER_FLOATS`), every row of the band reading them there, the tiles accumulating
+//!   (`UNIT_OUTPUT_FLOATS`); the input blocks are taken in chunks whose filters stay in L1 or L2
+//!   (`chunk_filter_floats`), every row of the band reading them there, the tiles accumulating
 //!   into the output between chunks. Measured (examples/cnn_convs.rs, one thread, loaded
 //!   machine): ResNet-50's 3x3 512->512 at 7x7 went from 80-100 to 143-146 GFLOP per
 //!   CPU-second when its 7 rows became one band (the filters read from L2 once, not 7 times).
@@ -39,15 +39,25 @@ use std::arch::x86_64::*;
 /// Output blocks of one tile, at most.
 const MAX_BLOCKS: usize = 4;
 /// Floats of filters (one tile's output blocks, one chunk of input blocks, every tap) that a
-/// chunk may hold: 256 KiB, a quarter of a 1 MiB L2. A chunk was 32 KiB, sized for a 48 KiB L1;
-/// on a 32 KiB L1 (this Zen 4) those filters came from L2 anyway, and every chunk cost each
-/// tile a reload and a store of its accumulators and a cold start of its filter streams, which
-/// the small planes (49 pixels: 9 tiles per chunk) paid most. Measured (examples/resnet_b1_convs,
-/// one process switching per round, one thread, CPU ms per batch-1 pass, load 9): 7 px 1x1
-/// 5.63 -> 5.17, the 7 px 3x3's Winograd products 4.30 -> 3.65, strided 3x3 7.89 -> 7.42,
-/// strided 1x1 6.76 -> 6.25, the 56, 28 and 14 px 1x1 level; whole pass 56.2 -> 53.7 (-4.6%);
-/// 4x the chunk read level with 2x, and smaller chunks read slower.
-const CHUNK_FILTER_FLOATS: usize = 64 * 1024;
+/// chunk may hold where the L1 data cache is under 48 KiB: 256 KiB, a quarter of a 1 MiB L2. A
+/// chunk was 32 KiB, sized for a 48 KiB L1; on a 32 KiB L1 (a Zen 4) those filters came from L2
+/// anyway, and every chunk cost each tile a reload and a store of its accumulators and a cold
+/// start of its filter streams, which the small planes (49 pixels: 9 tiles per chunk) paid most.
+/// Measured there (examples/resnet_b1_convs, one process switching per round, one thread, CPU ms
+/// per batch-1 pass, load 9): 7 px 1x1 5.63 -> 5.17, the 7 px 3x3's Winograd products 4.30 ->
+/// 3.65, strided 3x3 7.89 -> 7.42, strided 1x1 6.76 -> 6.25, the 56, 28 and 14 px 1x1 level;
+/// whole pass 56.2 -> 53.7 (-4.6%); 4x the chunk read level with 2x, and smaller chunks read
+/// slower.
+const CHUNK_FILTER_FLOATS_L2: usize = 64 * 1024;
+/// The L1 data caches from which a chunk's filters stay in L1 (`chunk_filter_floats`: two thirds
+/// of it, the rest for the tiles' input): on a 48 KiB L1 (a Xeon of the same VM, 2026-12-07) a
+/// chunk of 32 KiB beat 256 KiB in every round (resnet_b1_convs, per-round switch, 9 rounds, one
+/// thread, CPU ms per pass: ResNet-50's batch-1 shapes 42.4-43.7 -> 40.1-41.1, SqueezeNet's 1x1s
+/// and its 13x13 3x3 2.54-2.72 -> 2.46-2.53; batch 8 on two threads, 5 rounds, 336.7-352.4 ->
+/// 319.1-328.4; the whole ResNet-50 at batch 1, two threads, switched in one process, 12 rounds:
+/// 63.9 -> 60.7 ms of CPU per inference, lower in 10); chunks of 16 and 48 KiB (a process each,
+/// one thread) read between the two.
+const L1_FOR_CHUNKS: usize = 48 * 1024;
 /// Output floats of one unit (4 blocks x bands of rows x columns): 24 KiB, which stays in L1
 /// while the chunks of input blocks accumulate into it.
 const UNIT_OUTPUT_FLOATS: usize = 6 * 1024;
@@ -128,7 +138,7 @@ fn subsampled(geo: &Geometry, x: &[f32]) -> Option<(Geometry, Vec<f32>)> {
 /// 14x14 batch 1 82.5 / 91.7 (two threads 78.8 / 87.7), batch 8 75.1 / 84.6; the 14- and
 /// 28-wide outputs of 256->256 and 128->128 (a fourteenth or less on the border) moved -3..+4,
 /// within the noise, and stayed as they were. With chunks of 256 KiB of filters
-/// (`CHUNK_FILTER_FLOATS`) the 14-wide one pays (`resnet_b1_convs`, in-process switch, load
+/// (`CHUNK_FILTER_FLOATS_L2`) the 14-wide one pays (`resnet_b1_convs`, in-process switch, load
 /// 6.6-7.7, CPU ms per call, border tiles / copy): 256->256 at 28x28 batch 1 one thread 2.43 /
 /// 2.19, two threads 2.55 / 2.34, batch 8 19.6 / 19.2; the 28-wide 128->128 at 56x56 still does
 /// not (2.33 / 2.24 on one thread, 2.45 / 2.46 on two, batch 8 19.3 / 19.9). Strided only: a
@@ -227,9 +237,18 @@ fn run_cut(geo: &Geometry, input: Input, x: &[f32], w: &[f32], bias: Option<&[f3
     crate::parallel::for_each_guided(units * parts, 1, threads, run);
 }
 
-/// Input blocks of one chunk for a kernel of `taps` taps (CHUNK_FILTER_FLOATS), at least 1.
+/// Input blocks of one chunk for a kernel of `taps` taps (`chunk_filter_floats`), at least 1.
 pub(super) fn chunk_blocks(taps: usize) -> usize {
-    (CHUNK_FILTER_FLOATS / (MAX_BLOCKS * taps * TAP_FLOATS)).max(1)
+    (chunk_filter_floats() / (MAX_BLOCKS * taps * TAP_FLOATS)).max(1)
+}
+
+/// Floats of filters one chunk holds: two thirds of an L1 data cache of `L1_FOR_CHUNKS` or more
+/// (the filters then stay in L1 while the chunk's tiles read them), else CHUNK_FILTER_FLOATS_L2.
+fn chunk_filter_floats() -> usize {
+    match crate::cpu_cache::l1_data_bytes() {
+        Some(bytes) if bytes >= L1_FOR_CHUNKS => bytes * 2 / 3 / std::mem::size_of::<f32>(),
+        _ => CHUNK_FILTER_FLOATS_L2,
+    }
 }
 
 /// Parts to cut each of `units` units into so that `threads` threads have about
