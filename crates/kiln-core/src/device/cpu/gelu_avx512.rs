@@ -1,6 +1,6 @@
 //! GELU (the erf form) written with AVX-512 intrinsics: math::gelu's formula, evaluated with
 //! fused multiply-adds, a reciprocal estimate refined once in place of the division, and
-//! `scalef` for the 2ⁿ of e^(−z²). The portable loop (unary.rs's map over math::gelu) compiles to
+//! exp_avx512's e^(−z²). The portable loop (unary.rs's map over math::gelu) compiles to
 //! separate multiplies and adds (Rust does not contract them) and a `vdivps`; this one does about
 //! half the work per vector. Measured on the ONNX Transformer's feed-forward output ([128, 1024],
 //! one thread, Intel Xeon (Emerald Rapids), load average 4-6): docs/onnx-speed-log.md, "Attention
@@ -9,11 +9,12 @@
 //! 1 + erf(z) is formed without cancellation: with q = t·P(t)·e^(−z²) (Abramowitz & Stegun
 //! 7.1.26, erf(|z|) = 1 − q), it is 2 − q for z ≥ 0 and q itself for z < 0.
 
+use super::exp_avx512::exp16;
 use std::arch::x86_64::*;
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// From |z| = 8.9 on, 1 + erf(z) is 2 or 0 to within 1e-36 (GELU is x or 0): |z| is capped
-/// there, so that e^(−z²) stays a normal float (`scalef` never makes a subnormal, which Intel
+/// there, so that e^(−z²) stays a normal float (exp16 never makes a subnormal, which Intel
 /// cores fix up in microcode) and an infinite z gives a finite t, and q is taken as 0 beyond.
 /// (min returns its second operand for a NaN z; the NaN comes through x.)
 const Z_MAX: f32 = 8.9;
@@ -33,18 +34,10 @@ unsafe fn gelu16(x: __m512) -> __m512 {
         poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(c));
     }
     poly = _mm512_mul_ps(poly, t);
-    // e^(−z²): math::exp_parts's reduction and polynomial, with FMAs.
-    let u = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(az, az));
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(u, _mm512_set1_ps(std::f32::consts::LOG2_E)));
-    let red = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), u);
-    let red = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), red);
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
-        p = _mm512_fmadd_ps(p, red, _mm512_set1_ps(c));
-    }
-    let p = _mm512_fmadd_ps(_mm512_mul_ps(p, red), red, _mm512_add_ps(red, _mm512_set1_ps(1.0)));
+    // e^(−z²) (z² <= Z_MAX² keeps it normal).
+    let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(az, az)));
     let near = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(az, _mm512_set1_ps(Z_MAX));
-    let q = _mm512_maskz_mul_ps(near, poly, _mm512_scalef_ps(p, n));
+    let q = _mm512_maskz_mul_ps(near, poly, e);
     // 1 + erf(z): 2 − q for z >= 0, q below.
     let non_negative = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(z, _mm512_setzero_ps());
     let one_plus_erf = _mm512_mask_blend_ps(non_negative, q, _mm512_sub_ps(_mm512_set1_ps(2.0), q));

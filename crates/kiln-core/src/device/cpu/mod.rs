@@ -24,6 +24,8 @@ pub use conv::nchwc::bench as nchwc_bench;
 pub(crate) mod creation;
 pub(crate) mod graph;
 #[cfg(target_arch = "x86_64")]
+mod exp_avx512;
+#[cfg(target_arch = "x86_64")]
 mod gelu_avx512;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
