@@ -23,6 +23,10 @@ pub(crate) mod conv;
 pub use conv::nchwc::bench as nchwc_bench;
 pub(crate) mod creation;
 pub(crate) mod graph;
+#[cfg(target_arch = "x86_64")]
+mod exp_avx512;
+#[cfg(target_arch = "x86_64")]
+mod gelu_avx512;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub(crate) mod loss;

@@ -31,8 +31,20 @@ multiversion! {
     }
 }
 
+/// Whether `op` is GELU on an AVX-512 CPU, whose forward runs gelu_avx512.rs's loop (FMAs and no
+/// division, about twice the portable loop's speed); every other op runs the generic loops.
+#[cfg(target_arch = "x86_64")]
+fn gelu_on_avx512(op: UnaryOp) -> bool {
+    op == UnaryOp::Gelu && crate::simd::level() == crate::simd::SimdLevel::Avx512
+}
+
 /// Forward (`grad` None) or backward (`grad` = (y, g)) of `op` over contiguous slices.
 fn run(op: UnaryOp, x: &[f32], grad: Option<(&[f32], &[f32])>, out: &mut [f32], alpha: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if grad.is_none() && gelu_on_avx512(op) {
+        // SAFETY: the CPU runs AVX-512 (gelu_on_avx512).
+        return unsafe { super::gelu_avx512::gelu(x, out) };
+    }
     struct Pass<'a> {
         x: &'a [f32],
         grad: Option<(&'a [f32], &'a [f32])>,
@@ -54,6 +66,11 @@ fn run(op: UnaryOp, x: &[f32], grad: Option<(&[f32], &[f32])>, out: &mut [f32], 
 /// data = op(data), on the calling thread: for a kernel's epilogue on a block it just wrote
 /// (conv/epilogue.rs), where the block is still in cache.
 pub(crate) fn apply_in_place(op: UnaryOp, data: &mut [f32], alpha: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if gelu_on_avx512(op) {
+        // SAFETY: as in `run`.
+        return unsafe { super::gelu_avx512::gelu_in_place(data) };
+    }
     struct InPlace<'a>(&'a mut [f32], f32);
     impl UnaryVisitor for InPlace<'_> {
         type Out = ();

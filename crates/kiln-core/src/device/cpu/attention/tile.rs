@@ -179,12 +179,22 @@ multiversion! {
     }
 }
 
+/// x ← exp(x − shift) in place (−inf → 0); returns the sum of the new values. x − shift is <= 0
+/// (shift is the row maximum, or the row's log-normalizer in the backward pass, which a
+/// recomputed score may exceed by a rounding error; fine below 88). Measured: exp was a fifth of
+/// the forward kernel's time, hence math::exp_nonpositive, and on AVX-512 exp_avx512's loop with
+/// FMAs (a quarter of the kernel at T = 128 before it, docs/onnx-speed-log.md).
+pub(crate) fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::SimdLevel::Avx512 {
+        // SAFETY: the CPU runs AVX-512 (the level is only ever set to what it reports).
+        return unsafe { crate::device::cpu::exp_avx512::exp_shifted(x, shift) };
+    }
+    exp_shifted_portable(x, shift)
+}
+
 multiversion! {
-    /// x ← exp(x − shift) in place (−inf → 0); returns the sum of the new values. Measured: exp
-    /// was a fifth of the forward kernel's time, hence math::exp_nonpositive. x − shift is
-    /// <= 0 (shift is the row maximum, or the row's log-normalizer in the backward pass, which a
-    /// recomputed score may exceed by a rounding error; fine below 88).
-    pub(crate) fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
+    fn exp_shifted_portable(x: &mut [f32], shift: f32) -> f32 {
         let mut lanes = [0.0f32; 16];
         let mut chunks = x.chunks_exact_mut(16);
         for c in &mut chunks {
