@@ -213,6 +213,7 @@ pub(super) fn run_units_on(op: &str, units: usize, parallel: bool, scratch_len: 
 ///
 /// # Safety
 /// `work` writes each float of its scratch before it reads it.
+#[cfg(target_arch = "x86_64")] // its one caller, the NCHWc Winograd, is AVX-512 only
 pub(super) unsafe fn run_units_on_unwritten(op: &str, units: usize, parallel: bool, scratch_len: usize, work: impl Fn(usize, &mut [f32], Parallelism) + Sync + Send) -> Result<Vec<Scratch>> {
     // SAFETY: the caller's promise (`work` writes before it reads).
     run_units_from(op, units, parallel, scratch_len, |op, n| unsafe { Scratch::unwritten(op, n) }, work)
