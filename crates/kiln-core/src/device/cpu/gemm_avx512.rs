@@ -112,7 +112,10 @@ pub enum BForm {
 ///   is a larger share), so it keeps the smaller ones; on the Zen 4 with this file's 1024 x 1024
 ///   blocks this one is ahead from 768 in every dimension but k (512): one thread, GFLOP per
 ///   CPU-second, load 8.3-8.5, 1.03-1.06x at 1024, 1.03x at 2048, 1.02x at 768, 1.01-1.03x at
-///   1024 x 1024 x 512, where 512 read 0.97x and 1024 x 256 x 256 0.96x. On two threads with at least 512 rows, this file's threads share
+///   1024 x 1024 x 512, where 512 read 0.97x and 1024 x 256 x 256 0.96x. On a Xeon with 2 MiB of
+///   L2 per core (48 KiB L1d) the crate was level or ahead on one thread (1024: 0.92-0.97x, 2048
+///   0.94-0.99x, 768 0.97-1.00x; its blocks follow the caches, this file's 4 MiB b blocks do
+///   not), so there one thread keeps the crate (`ONE_THREAD_L2_LIMIT`). On two threads with at least 512 rows, this file's threads share
 ///   each packed b block (gemm_avx512/shared_b.rs) where the crate's each pack their own: 1024 on
 ///   2 threads 347 GFLOP/s of wall time against the column split's 282 in the quiet moments of a
 ///   loaded machine, and the crate's 275-295 in the lead's quiet runs;
@@ -125,9 +128,13 @@ pub fn chooses(m: usize, n: usize, k: usize, b: BForm, threads: usize) -> bool {
         && match b {
             BForm::Packed => m >= MR / 2 && n >= NR && k >= 64,
             BForm::Strided => m >= 128 && n >= NR && k >= 256,
-            BForm::RowMajor => m >= 512 && n >= 256 && k >= 256 && (threads > 1 || (m >= 768 && n >= 768 && k >= 512)),
+            BForm::RowMajor => m >= 512 && n >= 256 && k >= 256 && (threads > 1 || (m >= 768 && n >= 768 && k >= 512 && !crate::cpu_cache::l2_bytes().is_some_and(|b| b >= ONE_THREAD_L2_LIMIT))),
         }
 }
+
+/// L2 bytes per core from which a one-thread row-major product stays with the `gemm` crate
+/// (`chooses`): the Xeon's 2 MiB, not the Zen 4's 1 MiB.
+const ONE_THREAD_L2_LIMIT: usize = 2 << 20;
 
 /// The form of a b with these strides (column stride `cs`).
 pub fn b_form(cs: isize) -> BForm {
