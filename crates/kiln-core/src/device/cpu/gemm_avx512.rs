@@ -22,7 +22,8 @@
 //!   a b packed ahead into a few row ranges per thread, claimed one at a time. One fork/join per
 //!   call either way.
 //! - the first k block of a non-accumulating call stores without reading dst, so the caller can
-//!   hand over uninitialized memory (matmul.rs then skips its output's zero fill).
+//!   hand over uninitialized memory (matmul.rs then skips its output's zero fill); it adds an
+//!   `Addend` there instead if given (a Linear's bias and residual), read in the store.
 
 #[cfg(test)]
 mod anatomy;
@@ -160,7 +161,7 @@ fn k_block(k: usize) -> usize {
 /// must not overlap a or b.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: MatRef, scale: f32, threads: usize) {
-    gemm_from(m, n, k, dst, dst_rs, accumulate, a, BSource::Strided(b), scale, threads, None, None);
+    gemm_from(m, n, k, dst, dst_rs, accumulate, a, BSource::Strided(b), scale, threads, Addend::NONE, None);
 }
 
 /// As `gemm`, with b packed ahead of time (`PackedB::new`; k and n are its own).
@@ -169,25 +170,37 @@ pub unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, a
 /// As `gemm`.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_packed(m: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
-    gemm_from(m, b.n, b.k, dst, dst_rs, accumulate, a, BSource::Packed(b), scale, threads, None, None);
+    gemm_from(m, b.n, b.k, dst, dst_rs, accumulate, a, BSource::Packed(b), scale, threads, Addend::NONE, None);
 }
 
-/// Writes the starting value of dst's block (rows, columns) before a product accumulates onto it.
-pub type StartBlock<'a> = &'a (dyn Fn(Range<usize>, Range<usize>) + Sync);
+/// What a product is added to in place of dst's old value: a row of n floats added to every row
+/// (a Linear's bias) and an m x n matrix (a residual), each optional. The first k block's stores
+/// read them, so no pass writes dst before the product (the starting value written block by
+/// block and read back by the stores was 3-4% of a Transformer inference, as memcpy).
+#[derive(Clone, Copy)]
+pub struct Addend {
+    pub row: Option<*const f32>,
+    /// (element (0, 0), row stride in floats).
+    pub matrix: Option<(*const f32, usize)>,
+}
 
-/// As `gemm_packed` accumulating onto a starting value that `start` writes, block by block: each
-/// thread writes its own block of dst just before it accumulates onto it (a Linear's bias and
-/// residual), so that pass is split among the threads like the product, not a serial pass before
-/// it, and the block is in the writing thread's cache when the product reads it. `finish`, if
-/// given, is called on each block right after its product (a Linear's activation), while the
-/// block is still in that thread's cache.
+impl Addend {
+    pub const NONE: Addend = Addend { row: None, matrix: None };
+}
+
+/// Called on a block (rows, columns) of dst right after its product.
+pub type FinishBlock<'a> = &'a (dyn Fn(Range<usize>, Range<usize>) + Sync);
+
+/// `dst = scale · a · b + addend` with b packed ahead of time; `finish`, if given, is called on
+/// each block right after its product (a Linear's activation), while the block is still in the
+/// computing thread's cache.
 ///
 /// # Safety
-/// As `gemm`; dst may be uninitialized if `start` writes every element of each block it is given
-/// (the blocks cover dst's m x n).
+/// As `gemm` (dst may be uninitialized); the addend's row must hold n readable floats, its
+/// matrix m rows of n at its stride, neither overlapping dst.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_packed_onto(m: usize, dst: *mut f32, dst_rs: usize, start: StartBlock, finish: Option<StartBlock>, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
-    gemm_from(m, b.n, b.k, dst, dst_rs, true, a, BSource::Packed(b), scale, threads, Some(start), finish);
+pub unsafe fn gemm_packed_plus(m: usize, dst: *mut f32, dst_rs: usize, addend: Addend, finish: Option<FinishBlock>, a: MatRef, b: &PackedB, scale: f32, threads: usize) {
+    gemm_from(m, b.n, b.k, dst, dst_rs, false, a, BSource::Packed(b), scale, threads, addend, finish);
 }
 
 /// Where the kernel's b panels come from.
@@ -200,17 +213,22 @@ enum BSource<'a> {
 }
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize, start: Option<StartBlock>, finish: Option<StartBlock>) {
+unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32, threads: usize, addend: Addend, finish: Option<FinishBlock>) {
+    debug_assert!(!accumulate || (addend.row.is_none() && addend.matrix.is_none()), "an addend replaces dst's old value");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        if let Some(start) = start {
-            start(0..m, 0..n);
-        }
         if !accumulate {
             for i in 0..m {
-                std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n).fill(0.0);
+                let row = std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n);
+                row.fill(0.0);
+                if let Some(bias) = addend.row {
+                    row.iter_mut().zip(std::slice::from_raw_parts(bias, n)).for_each(|(d, b)| *d += b);
+                }
+                if let Some((mat, rs)) = addend.matrix {
+                    row.iter_mut().zip(std::slice::from_raw_parts(mat.add(i * rs), n)).for_each(|(d, x)| *d += x);
+                }
             }
         }
         if let Some(finish) = finish {
@@ -227,14 +245,11 @@ unsafe fn gemm_from(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, 
     let jobs = split.jobs();
     // Raw pointers are not Sync: the closure shared by the threads carries them as SendPtr and
     // SendView (a and b are only read).
-    let (dst, a, b) = (SendPtr(dst), SendView(a), SendView(b));
+    let (dst, a, b, addend) = (SendPtr(dst), SendView(a), SendView(b), SendView(addend));
     let job = |j: usize| {
         let (rows, cols) = split.job(j);
-        if let Some(start) = start {
-            start(rows.clone(), cols.clone());
-        }
         // SAFETY: jobs write disjoint blocks of dst; the caller vouches for the rest.
-        unsafe { gemm_block(rows.clone(), cols.clone(), k, dst.ptr(), dst_rs, accumulate, a.get(), b.get(), scale) };
+        unsafe { gemm_block(rows.clone(), cols.clone(), k, dst.ptr(), dst_rs, accumulate, addend.get(), a.get(), b.get(), scale) };
         if let Some(finish) = finish {
             finish(rows, cols);
         }
@@ -363,9 +378,9 @@ fn row_tile(rows: &Range<usize>, tiles: usize, t: usize) -> (usize, usize) {
     (rows.start + s, e - s)
 }
 
-/// One thread's block: dst[rows, cols] (+)= scale · a[rows, :] · b[:, cols].
+/// One thread's block: dst[rows, cols] (+)= scale · a[rows, :] · b[:, cols] (+ addend).
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_block(rows: Range<usize>, cols: Range<usize>, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: MatRef, b: BSource, scale: f32) {
+unsafe fn gemm_block(rows: Range<usize>, cols: Range<usize>, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, addend: Addend, a: MatRef, b: BSource, scale: f32) {
     if rows.is_empty() || cols.is_empty() {
         return;
     }
@@ -391,7 +406,7 @@ unsafe fn gemm_block(rows: Range<usize>, cols: Range<usize>, k: usize, dst: *mut
                     }
                     BSource::Packed(p) => p.block(pc, kc, jc),
                 };
-                let block = Block { pc, kc, jc, nc, panels, overwrite: pc == 0 && !accumulate };
+                let block = Block { pc, kc, jc, nc, panels, onto: Onto::of_block(pc, accumulate, addend) };
                 for t in 0..tiles {
                     let next = (t + 1 < tiles).then(|| row_tile(&rows, tiles, t + 1));
                     row_of_tiles(a, row_tile(&rows, tiles, t), next, &block, dst, dst_rs, scale, ap);
@@ -409,8 +424,39 @@ struct Block {
     jc: usize,
     nc: usize,
     panels: *const f32,
-    /// The first k block of a non-accumulating product: store without reading dst.
-    overwrite: bool,
+    onto: Onto,
+}
+
+/// What a block's stores add its product to.
+#[derive(Clone, Copy)]
+enum Onto {
+    /// dst's old value (an accumulating product, or a k block after the first).
+    Dst,
+    /// The addend's parts only, dst not read (the first k block of a non-accumulating product);
+    /// its pointers are dst's (0, 0) (the block's and the tile's shift them).
+    Addend(Addend),
+}
+
+impl Onto {
+    /// For k block `pc` of a product.
+    fn of_block(pc: usize, accumulate: bool, addend: Addend) -> Onto {
+        if pc == 0 && !accumulate {
+            Onto::Addend(addend)
+        } else {
+            Onto::Dst
+        }
+    }
+
+    /// The same for dst's block from row i, column j on.
+    fn at(self, i: usize, j: usize) -> Onto {
+        match self {
+            Onto::Dst => Onto::Dst,
+            Onto::Addend(Addend { row, matrix }) => Onto::Addend(Addend {
+                row: row.map(|p| p.wrapping_add(j)),
+                matrix: matrix.map(|(p, rs)| (p.wrapping_add(i * rs + j), rs)),
+            }),
+        }
+    }
 }
 
 /// dst[ic..ic+mr, block's columns] (+)= scale · a[ic..ic+mr, block's k] · block: packs the a
@@ -418,7 +464,7 @@ struct Block {
 /// known) is prefetched into L2 meanwhile, a slice per panel.
 #[allow(clippy::too_many_arguments)]
 unsafe fn row_of_tiles(a: MatRef, (ic, mr): (usize, usize), next: Option<(usize, usize)>, block: &Block, dst: *mut f32, dst_rs: usize, scale: f32, ap: *mut f32) {
-    let Block { pc, kc, jc, nc, panels, overwrite } = *block;
+    let Block { pc, kc, jc, nc, panels, onto } = *block;
     pack_a(a, ic, mr, pc, kc, ap);
     let count = nc.div_ceil(NR);
     for q in 0..count {
@@ -426,7 +472,7 @@ unsafe fn row_of_tiles(a: MatRef, (ic, mr): (usize, usize), next: Option<(usize,
             prefetch_a(a, next, next_mr, pc, kc, q, count);
         }
         let c = dst.add(ic * dst_rs + jc + q * NR);
-        let tile = Tile { kc, a: ap, b: panels.add(q * kc * NR), c, ldc: dst_rs, cols: NR.min(nc - q * NR), scale, overwrite };
+        let tile = Tile { kc, a: ap, b: panels.add(q * kc * NR), c, ldc: dst_rs, cols: NR.min(nc - q * NR), scale, onto: onto.at(ic, jc + q * NR) };
         run_tile(mr, &tile);
     }
 }
@@ -478,7 +524,11 @@ unsafe fn pack_b_columns(b: MatRef, kc: usize, w: usize, panel: *mut f32) {
         for j in first..w {
             *row.add(j) = *b.ptr.offset(j as isize * b.cs + p as isize * b.rs);
         }
-        std::ptr::write_bytes(row.add(w), 0, NR - w);
+        // Not a call per row of a whole panel: a zero-length memset still costs one (0.8% of
+        // attention's samples at T = 128, its score products packing Kᵀ).
+        if w < NR {
+            std::ptr::write_bytes(row.add(w), 0, NR - w);
+        }
     }
 }
 
@@ -559,8 +609,8 @@ unsafe fn prefetch_a(a: MatRef, ic: usize, mr: usize, pc: usize, kc: usize, part
     }
 }
 
-/// One register tile's operands: packed a (MR rows at LDA), one packed b panel, and where its
-/// `cols` (<= 32) columns of rows go.
+/// One register tile's operands: packed a (MR rows at LDA), one packed b panel, where its
+/// `cols` (<= 32) columns of rows go and what they are added to (`onto`, at the tile's (0, 0)).
 struct Tile {
     kc: usize,
     a: *const f32,
@@ -569,7 +619,7 @@ struct Tile {
     ldc: usize,
     cols: usize,
     scale: f32,
-    overwrite: bool,
+    onto: Onto,
 }
 
 /// The tile kernel for `rows` rows (a whole tile is 14; the last tile of a range has fewer).
@@ -601,12 +651,20 @@ unsafe fn tile<const R: usize>(t: &Tile) {
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     let (mut a, mut b) = (t.a, t.b);
     // The tile's R·NV destination lines are fetched (for writing) one per step from DST_LEAD
-    // steps before the stores.
+    // steps before the stores, and with them those of an addend's matrix.
     let fetch_dst_at = t.kc.saturating_sub(DST_LEAD);
+    let matrix = match t.onto {
+        Onto::Addend(Addend { matrix, .. }) => matrix,
+        Onto::Dst => None,
+    };
     for p in 0..t.kc {
         let line = p.wrapping_sub(fetch_dst_at);
         if line < R * NV {
-            _mm_prefetch::<_MM_HINT_ET0>(t.c.add(line / NV * t.ldc + 16 * (line % NV)) as *const i8);
+            let (r, v) = (line / NV, line % NV);
+            _mm_prefetch::<_MM_HINT_ET0>(t.c.add(r * t.ldc + 16 * v) as *const i8);
+            if let Some((m, rs)) = matrix {
+                _mm_prefetch::<_MM_HINT_T0>(m.wrapping_add(r * rs + 16 * v) as *const i8);
+            }
         }
         // The panel's lines PREFETCH_B floats ahead (past its end: the next panel, read next).
         for v in 0..NV {
@@ -628,7 +686,7 @@ unsafe fn tile<const R: usize>(t: &Tile) {
     store_tile(t, &acc);
 }
 
-/// c (+)= scale · acc for the tile's rows and columns.
+/// c = scale · acc + (c, or the addend) for the tile's rows and columns.
 #[target_feature(enable = "avx512f")]
 unsafe fn store_tile<const R: usize>(t: &Tile, acc: &[[__m512; NV]; R]) {
     let mut masks: [__mmask16; NV] = [0; NV];
@@ -636,15 +694,23 @@ unsafe fn store_tile<const R: usize>(t: &Tile, acc: &[[__m512; NV]; R]) {
         *m = mask(t.cols.saturating_sub(16 * v));
     }
     let scale = _mm512_set1_ps(t.scale);
+    // The addend's row, the same for every row of the tile.
+    let mut bias = [_mm512_setzero_ps(); NV];
+    if let Onto::Addend(Addend { row: Some(b), .. }) = t.onto {
+        for (h, &m) in masks.iter().enumerate() {
+            bias[h] = _mm512_maskz_loadu_ps(m, b.add(16 * h));
+        }
+    }
     for (r, acc) in acc.iter().enumerate() {
         let row = t.c.add(r * t.ldc);
         for (h, &m) in masks.iter().enumerate() {
             let dst = row.add(16 * h);
-            let mut v = _mm512_mul_ps(acc[h], scale);
-            if !t.overwrite {
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
-            }
-            _mm512_mask_storeu_ps(dst, m, v);
+            let onto = match t.onto {
+                Onto::Dst => _mm512_maskz_loadu_ps(m, dst),
+                Onto::Addend(Addend { matrix: Some((x, rs)), .. }) => _mm512_add_ps(bias[h], _mm512_maskz_loadu_ps(m, x.add(r * rs + 16 * h))),
+                Onto::Addend(Addend { matrix: None, .. }) => bias[h],
+            };
+            _mm512_mask_storeu_ps(dst, m, _mm512_fmadd_ps(acc[h], scale, onto));
         }
     }
 }
@@ -714,6 +780,38 @@ mod tests {
                                 assert!((got - w).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + w.abs()), "{m}x{n}x{k} t{threads} {ta}/{tb} packed {prepacked} ({i},{j}): {got} vs {w}");
                             }
                             assert_eq!(dst[i * ldc + n], 7.0, "the padding past n is untouched");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gemm_packed_plus`: the product plus a bias row, a residual matrix (wider row stride),
+    /// both or neither, over k blocks and one to three threads, dst left uninitialized (NaN).
+    #[test]
+    fn adds_the_addend_in_the_store() {
+        if !cpu_supports() {
+            return;
+        }
+        for &(m, n, k) in &[(1, 1, 1), (13, 31, 5), (29, 70, 1030), (130, 96, 100), (60, 1600, 2100)] {
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let want = reference(m, n, k, &a, (k, 1), &b, (1, k));
+            let packed = unsafe { PackedB::new(k, n, MatRef { ptr: b.as_ptr(), rs: 1, cs: k as isize }) };
+            let (bias, res_rs) = (values(n, 3), n + 5);
+            let residual = values(m * res_rs, 4);
+            for (with_bias, with_res) in [(false, false), (true, false), (false, true), (true, true)] {
+                let addend = Addend { row: with_bias.then_some(bias.as_ptr()), matrix: with_res.then_some((residual.as_ptr(), res_rs)) };
+                for threads in [1, 2, 3] {
+                    let mut dst = vec![f32::NAN; m * n];
+                    let ar = MatRef { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
+                    unsafe { gemm_packed_plus(m, dst.as_mut_ptr(), n, addend, None, ar, &packed, 0.5, threads) };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut w = 0.5 * want[i * n + j];
+                            w += if with_bias { bias[j] as f64 } else { 0.0 } + if with_res { residual[i * res_rs + j] as f64 } else { 0.0 };
+                            let got = dst[i * n + j] as f64;
+                            assert!((got - w).abs() <= 1e-4 * (k as f64).sqrt() * (1.0 + w.abs()), "{m}x{n}x{k} t{threads} bias {with_bias} residual {with_res} ({i},{j}): {got} vs {w}");
                         }
                     }
                 }

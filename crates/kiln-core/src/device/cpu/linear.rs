@@ -1,10 +1,9 @@
 //! The CPU's linear layer, y = x·Wᵀ + bias (+ residual): every row of the output starts as the
 //! bias (plus that row of the residual) and the GEMM accumulates the product onto it, so neither
 //! costs a pass of its own (matmul then add was a second read and write of the whole output, and
-//! an allocation; an imported Transformer's residual Add a third). On the packed path below each
-//! thread writes the starting value of its own block just before accumulating onto it
-//! (`gemm_packed_onto`): no serial pass before a two-thread product at batch 1, and the block is
-//! in that thread's cache when the product reads it. x's leading dims are
+//! an allocation; an imported Transformer's residual Add a third). On the packed path below the
+//! GEMM's stores add them (`gemm_packed_plus`), so no pass writes the output before the product.
+//! x's leading dims are
 //! stacked into the GEMM's rows; W is read through its strides (its transpose is a view).
 //! Under inference (no autograd record: `noGrad`, as the ONNX runner and `predict` run), Kiln's
 //! AVX-512 GEMM reads W packed once into its panel layout and kept with the tensor
@@ -52,7 +51,7 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: O
     let threads = if parallelism == Parallelism::Threads { crate::parallel::num_threads() } else { 1 };
     #[cfg(target_arch = "x86_64")]
     if !crate::autograd::is_enabled() && super::gemm_avx512::chooses(rows, n, k, super::gemm_avx512::BForm::Packed, threads) {
-        use super::gemm_avx512::{gemm_packed, gemm_packed_onto, MatRef, PackedB};
+        use super::gemm_avx512::{gemm_packed_plus, Addend, FinishBlock, MatRef, PackedB};
         // Wᵀ [k, n] is W's view with its strides swapped.
         let wt = MatRef { ptr: w_data.as_ptr().wrapping_add(w.offset()), rs: w_cs, cs: w_rs };
         // SAFETY: the view's elements are inside W's buffer (checked by the op); the CPU runs
@@ -63,20 +62,16 @@ pub(crate) fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, residual: O
             Ok((p, bytes))
         })?;
         let xr = MatRef { ptr: x_data.as_ptr(), rs: k as isize, cs: 1 };
-        // SAFETY: x is contiguous [rows, k]; out holds rows·n floats, which the product writes
-        // (no starting value) or each block's starting value does before the product
-        // accumulates onto it; out overlaps neither x nor W's packed copy.
+        // The bias is n floats, the residual [rows, n] (checked by the op).
+        let addend = Addend { row: start.bias.map(|b| b.as_ptr()), matrix: start.residual.map(|r| (r.as_ptr(), n)) };
+        // SAFETY: x is contiguous [rows, k]; out holds rows·n floats, all written by the product,
+        // and overlaps neither x, W's packed copy, the bias nor the residual.
         let out = unsafe {
             crate::alloc::try_written::<f32>(OP, len, |out| {
-                if start.is_zero() && activation.is_none() {
-                    gemm_packed(rows, out, n, false, xr, &packed, 1.0, threads);
-                } else {
-                    let out = SendPtr(out);
-                    let write = |r: Range<usize>, c: Range<usize>| start.write(out.ptr(), r, c);
-                    let act = |r: Range<usize>, c: Range<usize>| activate_block(out.ptr(), n, r, c, activation);
-                    let then = activation.map(|_| &act as super::gemm_avx512::StartBlock);
-                    gemm_packed_onto(rows, out.ptr(), n, &write, then, xr, &packed, 1.0, threads);
-                }
+                let out = SendPtr(out);
+                let act = |r: Range<usize>, c: Range<usize>| activate_block(out.ptr(), n, r, c, activation);
+                let then = activation.map(|_| &act as FinishBlock);
+                gemm_packed_plus(rows, out.ptr(), n, addend, then, xr, &packed, 1.0, threads);
                 Ok(())
             })?
         };
@@ -139,29 +134,20 @@ impl Start<'_> {
         if self.is_zero() {
             return crate::storage::try_zeroed::<f32>(OP, len);
         }
-        // SAFETY: `write` stores every element of rows 0..len/n, columns 0..n.
+        // SAFETY: every row of n floats is written (the residual, if any, holds len floats; n > 0
+        // when len > 0).
         unsafe {
-            crate::alloc::try_written::<f32>(OP, len, |out| {
-                self.write(out, 0..len / self.n.max(1), 0..self.n);
-                Ok(())
+            crate::alloc::try_filled_by::<f32>(OP, len, |out| {
+                for (r, dst) in out.chunks_mut(self.n).enumerate() {
+                    let row = r * self.n..(r + 1) * self.n;
+                    match (self.bias, self.residual) {
+                        (Some(b), Some(res)) => dst.iter_mut().zip(&res[row]).zip(b).for_each(|((d, r), b)| *d = r + b),
+                        (Some(b), None) => dst.copy_from_slice(b),
+                        (None, Some(res)) => dst.copy_from_slice(&res[row]),
+                        (None, None) => dst.fill(0.0),
+                    }
+                }
             })
-        }
-    }
-
-    /// Its block (rows, cols) into `out` (rows n floats apart).
-    ///
-    /// # Safety
-    /// `out` must be valid for writes of the block; the residual, if any, holds the same rows.
-    unsafe fn write(&self, out: *mut f32, rows: Range<usize>, cols: Range<usize>) {
-        for r in rows {
-            let dst = std::slice::from_raw_parts_mut(out.add(r * self.n + cols.start), cols.len());
-            let at = r * self.n + cols.start..r * self.n + cols.end;
-            match (self.bias, self.residual) {
-                (Some(b), Some(res)) => dst.iter_mut().zip(&res[at]).zip(&b[cols.clone()]).for_each(|((d, r), b)| *d = r + b),
-                (Some(b), None) => dst.copy_from_slice(&b[cols.clone()]),
-                (None, Some(res)) => dst.copy_from_slice(&res[at]),
-                (None, None) => dst.fill(0.0),
-            }
         }
     }
 }

@@ -43,7 +43,7 @@ fn anatomy() {
     for panels in [1usize, 8, 32] {
         let cpu = cpu_seconds(thread_ns, 2000 / panels, || unsafe {
             for q in 0..panels {
-                tile::<14>(&Tile { kc, a: ap, b: bp.add(q * kc * NR), c: c.as_mut_ptr().add(q * NR), ldc: n, cols: NR, scale: 1.0, overwrite: true });
+                tile::<14>(&Tile { kc, a: ap, b: bp.add(q * kc * NR), c: c.as_mut_ptr().add(q * NR), ldc: n, cols: NR, scale: 1.0, onto: Onto::Addend(Addend::NONE) });
             }
         });
         println!("kernel 14 x 32 x {kc}, {panels} panel(s) of b ({} KiB): {:.1}", panels * kc * NR * 4 / 1024, (2 * MR * NR * kc * panels) as f64 / cpu / 1e9);
@@ -58,7 +58,7 @@ fn anatomy() {
                 let (i, h) = row_tile(&(0..n), tiles, t);
                 for q in 0..n / NR {
                     let c = if real_dst { dst.add(i * ldc + q * NR) } else { dst };
-                    run_tile(h, &Tile { kc, a: ap, b: bp.add(q * kc * NR), c, ldc, cols: NR, scale: 1.0, overwrite });
+                    run_tile(h, &Tile { kc, a: ap, b: bp.add(q * kc * NR), c, ldc, cols: NR, scale: 1.0, onto: if overwrite { Onto::Addend(Addend::NONE) } else { Onto::Dst } });
                 }
             }
         });

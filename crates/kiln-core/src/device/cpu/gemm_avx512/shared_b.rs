@@ -20,7 +20,7 @@
 //! block s - 2 is done, so a thread that finishes block s - 1's tiles early packs block s
 //! meanwhile.
 
-use super::{aligned, k_block, pack_b, row_of_tiles, row_tile, Block, MatRef, B_BLOCK_FLOATS, LDA, MR, NR, PACKS};
+use super::{aligned, k_block, pack_b, row_of_tiles, row_tile, Addend, Block, MatRef, Onto, B_BLOCK_FLOATS, LDA, MR, NR, PACKS};
 use crate::parallel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -100,7 +100,7 @@ pub(super) unsafe fn gemm(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: u
                     done.pack_done.fetch_add(1, Ordering::Release);
                 }
                 wait_until(&done.pack_done, pieces);
-                let block = Block { pc, kc, jc, nc, panels, overwrite: pc == 0 && !accumulate };
+                let block = Block { pc, kc, jc, nc, panels, onto: Onto::of_block(pc, accumulate, Addend::NONE) };
                 while let Some((t, next)) = claim_tile(done, home, tiles, threads) {
                     // These rows in block s - 1: run by this thread (its home range) or by one
                     // that claimed them before this thread reached block s, so never unclaimed.
